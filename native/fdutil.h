@@ -1,0 +1,21 @@
+/* fdutil.h: file descriptor helpers. */
+#if !defined(PSB_FDUTIL_H)
+#define PSB_FDUTIL_H
+
+#include <stdbool.h> /* bool */
+#include <stddef.h>  /* size_t */
+
+bool fd_is_open(int fd);
+
+/* Sets or clears FD_CLOEXEC.  Returns 0 or -1 with errno set. */
+int fd_set_cloexec(int fd, bool on);
+
+/* write() until done, retrying on EINTR.  Returns 0 or -1 with errno set. */
+int write_all(int fd, const void *buf, size_t len);
+
+/* One best-effort write that never blocks, for fds a client handed us: a
+ * pipe nobody reads must not stall pid 1.  The fd's file status flags are
+ * restored afterwards because the client may share the open file. */
+void write_nonblock(int fd, const void *buf, size_t len);
+
+#endif

@@ -1,0 +1,478 @@
+/* init.c: sandbox-init, pid 1 of a sandbox.
+ *
+ *   sandbox-init [--idle-timeout-ms N] -- [ENTRYPOINT ARGV...]
+ *
+ * Inherited fds: 0 /dev/null, 1 and 2 a host log, 3 the listening
+ * SOCK_SEQPACKET socket, 4 and 5 the entrypoint's stdout and stderr files,
+ * 6 (optional) the write end of the supervisor's event pipe.
+ *
+ * Serves protocol.h requests on the listener: starts processes, reports their
+ * exit, enforces per-process deadlines, reaps every orphan, and exits when the
+ * entrypoint does (taking the pid namespace with it) or when idle. */
+#define _GNU_SOURCE 1
+#include <errno.h>        /* errno */
+#include <fcntl.h>        /* open, fcntl, O_*, AT_* */
+#include <limits.h>       /* INT_MAX */
+#include <poll.h>         /* poll */
+#include <signal.h>       /* kill, signal, sigprocmask */
+#include <stdio.h>        /* dprintf, snprintf */
+#include <stdlib.h>       /* exit, malloc, realloc, free */
+#include <string.h>       /* strcmp, strerror, memcpy */
+#include <sys/prctl.h>    /* prctl, PR_SET_DUMPABLE */
+#include <sys/signalfd.h> /* signalfd */
+#include <sys/socket.h>   /* accept4 */
+#include <sys/wait.h>     /* waitpid, W* */
+#include <unistd.h>       /* close, close_range, pipe2, faccessat, write */
+
+#include "env.h"
+#include "fdutil.h"
+#include "proto.h"
+#include "spawn.h"
+#include "util.h"
+
+const char *const progname = "sandbox-init";
+
+enum { FD_LISTEN = 3, FD_ENTRY_OUT = 4, FD_ENTRY_ERR = 5, FD_EVENT = 6 };
+
+/* How long accept() rests after running out of fds or memory. */
+#define ACCEPT_BACKOFF_MS 100
+
+struct conn {
+  int fd;    /* -1 once dropped; freed at the end of the poll round */
+  pid_t pid; /* the process this connection started, until it is reaped */
+};
+
+struct child {
+  pid_t pid;
+  int64_t deadline; /* CLOCK_MONOTONIC ms; 0: none, or already enforced */
+  bool timed_out;
+  struct conn *conn; /* NULL once the client went away */
+};
+
+static struct conn **conns;
+static struct pollfd *pfds; /* sigfd, listener, then one per conn */
+static size_t nconns, conns_cap;
+
+static struct child *children;
+static size_t nchildren, children_cap;
+
+static int sigfd;
+static int event_fd = -1;
+static int entry_stdin = -1;
+static pid_t entry_pid;
+static int64_t idle_ms;       /* 0: no idle timeout */
+static int64_t last_activity; /* last request or exec exit */
+static int64_t accept_resume; /* 0: accepting */
+
+static void conn_drop(struct conn *c)
+{
+  close(c->fd);
+  c->fd = -1;
+  for (size_t i = 0; i < nchildren; i++)
+    if (children[i].conn == c)
+      children[i].conn = NULL;
+  accept_resume = 0; /* an fd came free */
+}
+
+static void reply(struct conn *c, uint16_t type, int passfd)
+{
+  if (proto_send(c->fd, type, NULL, 0, passfd) < 0)
+    conn_drop(c);
+}
+
+static void reply_error(struct conn *c, int err, const char *why)
+{
+  if (proto_send_error(c->fd, err, why) < 0)
+    conn_drop(c);
+}
+
+static bool idle_armed(void)
+{
+  return idle_ms > 0 && nchildren == 0 && entry_pid == 0;
+}
+
+static void start_entrypoint(char **argv)
+{
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) < 0)
+    pdie("pipe");
+  struct spawn_args a = {
+    .argv = argv,
+    .envp = environ,
+    .path = getenv("PATH"),
+    .cwd_fd = -1,
+    .fds = {p[0], FD_ENTRY_OUT, FD_ENTRY_ERR},
+  };
+  int err = spawn(&a, &entry_pid);
+  if (err != 0) {
+    dprintf(FD_ENTRY_ERR, "sandbox-init: %s: %s\n", argv[0], strerror(err));
+    exit(spawn_failure_code(err));
+  }
+  close(p[0]);
+  entry_stdin = p[1];
+}
+
+static void reap(void)
+{
+  int st;
+  pid_t pid;
+  while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+    if (pid == entry_pid)
+      exit(WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st));
+    for (size_t i = 0; i < nchildren; i++) {
+      if (children[i].pid != pid)
+        continue;
+      struct child ch = children[i];
+      children[i] = children[--nchildren];
+      last_activity = now_ms();
+      if (ch.conn == NULL)
+        break;
+      ch.conn->pid = 0;
+      uint32_t kind = PSB_EXIT_CODE;
+      int32_t value = WIFEXITED(st) ? WEXITSTATUS(st) : 0;
+      if (ch.timed_out) {
+        kind = PSB_EXIT_TIMEOUT;
+        value = 0;
+      } else if (WIFSIGNALED(st)) {
+        kind = PSB_EXIT_SIGNAL;
+        value = WTERMSIG(st);
+      }
+      if (proto_send_exited(ch.conn->fd, kind, value) < 0)
+        conn_drop(ch.conn);
+      break;
+    }
+    /* Anything else was an orphan reparented to us: reaping is all it needs. */
+  }
+}
+
+static void handle_signals(void)
+{
+  struct signalfd_siginfo si;
+  while (read(sigfd, &si, sizeof si) == (ssize_t)sizeof si)
+    if (si.ssi_signo != SIGCHLD)
+      exit(128 + (int)si.ssi_signo); /* SIGTERM/SIGINT: the namespace goes with us */
+  reap();
+}
+
+static int poll_timeout(int64_t now)
+{
+  int64_t next = INT64_MAX;
+  for (size_t i = 0; i < nchildren; i++)
+    if (children[i].deadline != 0 && children[i].deadline < next)
+      next = children[i].deadline;
+  if (idle_armed() && last_activity + idle_ms < next)
+    next = last_activity + idle_ms;
+  if (accept_resume != 0 && accept_resume < next)
+    next = accept_resume;
+  if (next == INT64_MAX)
+    return -1;
+  return next <= now ? 0 : next - now > INT_MAX ? INT_MAX : (int)(next - now);
+}
+
+static void run_timers(int64_t now)
+{
+  for (size_t i = 0; i < nchildren; i++) {
+    struct child *ch = &children[i];
+    if (ch->deadline != 0 && now >= ch->deadline) {
+      /* The child leads its own process group (setsid): take the group. */
+      kill(-ch->pid, SIGKILL);
+      ch->timed_out = true;
+      ch->deadline = 0;
+    }
+  }
+  if (idle_armed() && now >= last_activity + idle_ms) {
+    if (event_fd >= 0) {
+      ssize_t unused = write(event_fd, "I", 1);
+      (void)unused;
+    }
+    exit(0);
+  }
+  if (accept_resume != 0 && now >= accept_resume)
+    accept_resume = 0;
+}
+
+static bool conns_reserve(void)
+{
+  if (nconns < conns_cap)
+    return true;
+  size_t cap = conns_cap ? conns_cap * 2 : 16;
+  struct conn **c = realloc(conns, cap * sizeof *c);
+  if (c == NULL)
+    return false;
+  conns = c;
+  struct pollfd *p = realloc(pfds, (cap + 2) * sizeof *p);
+  if (p == NULL)
+    return false;
+  pfds = p;
+  conns_cap = cap;
+  return true;
+}
+
+static void accept_conns(void)
+{
+  for (;;) {
+    int fd = accept4(FD_LISTEN, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED)
+        continue;
+      if (errno != EAGAIN) {
+        /* EMFILE and friends: the listener stays readable, so rest instead
+         * of spinning. */
+        pwarnf("accept");
+        accept_resume = now_ms() + ACCEPT_BACKOFF_MS;
+      }
+      return;
+    }
+    struct conn *c = malloc(sizeof *c);
+    if (c == NULL || !conns_reserve()) {
+      warnf("out of memory: dropping a connection");
+      free(c);
+      close(fd);
+      accept_resume = now_ms() + ACCEPT_BACKOFF_MS;
+      return;
+    }
+    *c = (struct conn){.fd = fd};
+    conns[nconns++] = c;
+  }
+}
+
+/* Tells the client its process could not start, the way a shell would:
+ * "pysandbox: exec: <what><name>: <strerror>" on its stderr, then STARTED
+ * with pid 0 and EXITED 127 (126 when found but not executable). */
+static void exec_failed(struct conn *c, int errfd, int err, const char *what, const char *name)
+{
+  char buf[512];
+  int n = snprintf(buf, sizeof buf, "pysandbox: exec: %s%s: %s\n", what, name, strerror(err));
+  if (n >= (int)sizeof buf) {
+    n = sizeof buf - 1;
+    buf[n - 1] = '\n';
+  }
+  if (n > 0)
+    write_nonblock(errfd, buf, (size_t)n);
+  if (proto_send_started(c->fd, 0) < 0 ||
+      proto_send_exited(c->fd, PSB_EXIT_CODE, spawn_failure_code(err)) < 0)
+    conn_drop(c);
+}
+
+static void handle_exec(struct conn *c, struct request *req)
+{
+  if (c->pid != 0) {
+    proto_close_fds(req);
+    reply_error(c, EBUSY, "a process is already running on this connection");
+    return;
+  }
+  struct exec_request x;
+  const char *why;
+  int err = proto_parse_exec(req, &x, &why);
+  if (err != 0) {
+    proto_close_fds(req);
+    proto_send_error(c->fd, err, why);
+    conn_drop(c);
+    return;
+  }
+  if (nchildren == children_cap) {
+    size_t cap = children_cap ? children_cap * 2 : 16;
+    struct child *ch = realloc(children, cap * sizeof *ch);
+    if (ch == NULL) {
+      proto_close_fds(req);
+      proto_free_exec(&x);
+      reply_error(c, ENOMEM, "out of memory");
+      return;
+    }
+    children = ch;
+    children_cap = cap;
+  }
+
+  /* The cwd is checked here because a failing chdir inside posix_spawn
+   * returns the same ENOENT/EACCES as a failing exec.  Running in the fd that
+   * was checked keeps the two from disagreeing. */
+  int cwd_fd = -1;
+  char **envp = NULL;
+  if (x.cwd[0] != '\0') {
+    cwd_fd = open(x.cwd, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (cwd_fd < 0 || faccessat(cwd_fd, "", X_OK, AT_EACCESS | AT_EMPTY_PATH) < 0) {
+      exec_failed(c, req->fds[2], errno, "cannot chdir to ", x.cwd);
+      goto out;
+    }
+  }
+  envp = env_overlay(environ, x.envp);
+  if (envp == NULL) {
+    exec_failed(c, req->fds[2], ENOMEM, "", x.argv[0]);
+    goto out;
+  }
+  struct spawn_args a = {
+    .argv = x.argv,
+    .envp = envp,
+    .path = env_get(envp, "PATH"),
+    .cwd_fd = cwd_fd,
+    .fds = {req->fds[0], req->fds[1], req->fds[2]},
+  };
+  pid_t pid;
+  err = spawn(&a, &pid);
+  if (err != 0) {
+    exec_failed(c, req->fds[2], err, "", x.argv[0]);
+    goto out;
+  }
+  int64_t deadline = x.timeout_ms != 0 ? now_ms() + x.timeout_ms : 0;
+  children[nchildren++] = (struct child){.pid = pid, .deadline = deadline, .conn = c};
+  c->pid = pid;
+  if (proto_send_started(c->fd, (uint32_t)pid) < 0)
+    conn_drop(c); /* the process keeps running; only its report is lost */
+out:
+  free(envp);
+  if (cwd_fd >= 0)
+    close(cwd_fd);
+  proto_close_fds(req);
+  proto_free_exec(&x);
+}
+
+static void handle_signal(struct conn *c, const struct request *req)
+{
+  uint32_t signo;
+  memcpy(&signo, req->body, sizeof signo);
+  if (signo < 1 || signo > 64)
+    reply_error(c, EINVAL, "signal number out of range");
+  else if (c->pid == 0)
+    reply_error(c, ESRCH, "no running process");
+  else if (kill(c->pid, (int)signo) < 0)
+    reply_error(c, errno, "kill");
+}
+
+static void handle_conn(struct conn *c)
+{
+  struct request req;
+  int err;
+  const char *why;
+  enum proto_result r = proto_recv(c->fd, &req, &err, &why);
+  if (r == PROTO_AGAIN)
+    return;
+  if (r == PROTO_EOF) {
+    conn_drop(c);
+    return;
+  }
+  last_activity = now_ms();
+  if (r == PROTO_BAD) {
+    proto_send_error(c->fd, err, why);
+    conn_drop(c);
+    return;
+  }
+  switch (req.type) {
+  case PSB_REQ_EXEC:
+    handle_exec(c, &req);
+    break;
+  case PSB_REQ_SIGNAL:
+    handle_signal(c, &req);
+    break;
+  case PSB_REQ_ENTRY_STDIN:
+    if (entry_stdin < 0)
+      reply_error(c, ENOENT, "the entrypoint has no open stdin");
+    else
+      reply(c, PSB_REP_FD, entry_stdin); /* the receiver gets its own copy */
+    break;
+  case PSB_REQ_ENTRY_STDIN_CLOSE:
+    if (entry_stdin >= 0) {
+      close(entry_stdin);
+      entry_stdin = -1;
+    }
+    reply(c, PSB_REP_OK, -1);
+    break;
+  case PSB_REQ_PING:
+    reply(c, PSB_REP_OK, -1);
+    break;
+  }
+}
+
+static void setup(void)
+{
+  /* Keep 0..2 occupied so that fds received from clients are always >= 3
+   * and the dup2s in spawn never clobber one another. */
+  for (int fd = 0; fd < 3; fd++)
+    if (!fd_is_open(fd) && open("/dev/null", O_RDWR) != fd)
+      pdie("open /dev/null");
+  close_range(FD_EVENT + 1, ~0U, 0);
+  if (!fd_is_open(FD_LISTEN))
+    die("fd %d (the listener) is not open", FD_LISTEN);
+  for (int fd = FD_LISTEN; fd <= FD_EVENT; fd++)
+    fd_set_cloexec(fd, true);
+  if (fd_is_open(FD_EVENT))
+    event_fd = FD_EVENT;
+  int fl = fcntl(FD_LISTEN, F_GETFL);
+  if (fl < 0 || fcntl(FD_LISTEN, F_SETFL, fl | O_NONBLOCK) < 0)
+    pdie("listener");
+
+  /* Not dumpable: sandbox processes run as the same uid but must not reach
+   * the clients' fds or memory through /proc/1. */
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+    pdie("PR_SET_DUMPABLE");
+
+  /* Children get SIG_DFL for everything through POSIX_SPAWN_SETSIGDEF. */
+  signal(SIGPIPE, SIG_IGN);
+  signal(SIGCHLD, SIG_DFL); /* SIG_IGN would auto-reap and hide exit codes */
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGCHLD);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+    pdie("sigprocmask");
+  sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (sigfd < 0)
+    pdie("signalfd");
+  spawn_init();
+  if (!conns_reserve())
+    die("out of memory");
+}
+
+int main(int argc, char **argv)
+{
+  int i = 1;
+  for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
+    uint64_t v;
+    if (strcmp(argv[i], "--idle-timeout-ms") != 0 || i + 1 == argc)
+      usage_die("usage: sandbox-init [--idle-timeout-ms N] -- [ENTRYPOINT ARGV...]");
+    if (!parse_uint(argv[++i], UINT32_MAX, &v))
+      usage_die("bad --idle-timeout-ms: %s", argv[i]);
+    idle_ms = (int64_t)v;
+  }
+  if (i == argc)
+    usage_die("usage: sandbox-init [--idle-timeout-ms N] -- [ENTRYPOINT ARGV...]");
+  char **entry = argv + i + 1;
+
+  setup();
+  if (entry[0] != NULL)
+    start_entrypoint(entry);
+  close(FD_ENTRY_OUT);
+  close(FD_ENTRY_ERR);
+  last_activity = now_ms();
+
+  for (;;) {
+    size_t n = nconns;
+    pfds[0] = (struct pollfd){.fd = sigfd, .events = POLLIN};
+    pfds[1] = (struct pollfd){.fd = accept_resume ? -1 : FD_LISTEN, .events = POLLIN};
+    for (size_t k = 0; k < n; k++)
+      pfds[2 + k] = (struct pollfd){.fd = conns[k]->fd, .events = POLLIN};
+    int r = poll(pfds, n + 2, poll_timeout(now_ms()));
+    if (r < 0) {
+      if (errno != EINTR)
+        pdie("poll");
+      continue;
+    }
+    if (pfds[0].revents)
+      handle_signals();
+    run_timers(now_ms());
+    if (pfds[1].revents)
+      accept_conns();
+    for (size_t k = 0; k < n; k++)
+      if (conns[k]->fd >= 0 && pfds[2 + k].revents)
+        handle_conn(conns[k]);
+
+    size_t kept = 0;
+    for (size_t k = 0; k < nconns; k++) {
+      if (conns[k]->fd >= 0)
+        conns[kept++] = conns[k];
+      else
+        free(conns[k]);
+    }
+    nconns = kept;
+  }
+}

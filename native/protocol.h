@@ -1,0 +1,68 @@
+/* protocol.h: the messages spoken between a pysandbox client and sandbox-init.
+ *
+ * Transport: an AF_UNIX SOCK_SEQPACKET connection to the listener that init
+ * inherits as fd 3.  One datagram is one message; a request never spans two
+ * datagrams, so one recvmsg() returns a whole request with its fds.
+ *
+ * Every message starts with struct psb_header.  Integers are host-endian (the
+ * peer is always on the same machine).  Strings in a body are NUL-terminated
+ * and packed one after another; the receiver bounds-checks every one.
+ *
+ * The Python side (pysandbox/agent.py) mirrors these numbers; change both.
+ */
+#if !defined(PSB_PROTOCOL_H)
+#define PSB_PROTOCOL_H
+
+#include <stdint.h> /* uint32_t, uint16_t, int32_t */
+
+#define PSB_MAGIC 0x31425350u /* "PSB1" little-endian */
+#define PSB_VERSION 1
+#define PSB_MAX_MESSAGE (256 * 1024)
+
+struct psb_header {
+  uint32_t magic;
+  uint16_t version;
+  uint16_t type;
+  uint32_t length; /* whole message, header included */
+};
+
+/* Requests (client -> init). */
+enum {
+  PSB_REQ_EXEC = 1,              /* body: psb_exec + strings; 3 fds: stdin, stdout, stderr */
+  PSB_REQ_SIGNAL = 2,            /* body: uint32 signo; only on a connection that ran EXEC */
+  PSB_REQ_ENTRY_STDIN = 3,       /* no body; reply PSB_REP_FD with a dup of the entrypoint's stdin */
+  PSB_REQ_ENTRY_STDIN_CLOSE = 4, /* no body; init drops its write end: the entrypoint sees EOF */
+  PSB_REQ_PING = 5,              /* no body; reply PSB_REP_OK */
+};
+
+/* Replies (init -> client). */
+enum {
+  PSB_REP_OK = 100,      /* no body */
+  PSB_REP_STARTED = 101, /* body: uint32 pid (in the sandbox's pid namespace) */
+  PSB_REP_EXITED = 102,  /* body: psb_exited */
+  PSB_REP_FD = 103,      /* no body; one fd attached */
+  PSB_REP_ERROR = 199,   /* body: int32 errno, then a NUL-terminated message */
+};
+
+#define PSB_EXEC_FLAG_PTY 1u /* reserved: a terminal instead of pipes */
+
+struct psb_exec {
+  uint32_t flags;
+  uint32_t timeout_ms; /* 0: none.  At the deadline init kills the process group. */
+  uint32_t argc;       /* >= 1 */
+  uint32_t envc;
+  /* then: cwd ("" = init's cwd), argv[argc], env[envc] ("KEY=VALUE") */
+};
+
+enum {
+  PSB_EXIT_CODE = 0,      /* value: exit code */
+  PSB_EXIT_SIGNAL = 1,    /* value: signal number */
+  PSB_EXIT_TIMEOUT = 2,   /* value: 0; the exec deadline passed and init killed it */
+};
+
+struct psb_exited {
+  uint32_t kind;
+  int32_t value;
+};
+
+#endif

@@ -1,0 +1,25 @@
+/* spawn.h: starting processes from pid 1 with posix_spawn. */
+#if !defined(PSB_SPAWN_H)
+#define PSB_SPAWN_H
+
+#include <sys/types.h> /* pid_t */
+
+struct spawn_args {
+  char *const *argv;
+  char *const *envp;
+  const char *path; /* searched when argv[0] has no '/'; NULL: a default */
+  int cwd_fd;       /* directory to run in, or -1 for init's cwd */
+  int fds[3];       /* become the child's 0, 1, 2; all >= 3 */
+};
+
+/* Prepares the spawn attributes shared by every child.  Dies on failure. */
+void spawn_init(void);
+
+/* Starts a child in a new session with default signal dispositions, an empty
+ * signal mask and only fds 0..2.  Returns 0 with *pid set, or an errno. */
+int spawn(const struct spawn_args *a, pid_t *pid);
+
+/* Exit status a shell would report for a command that failed to start. */
+int spawn_failure_code(int err);
+
+#endif

@@ -1,0 +1,68 @@
+/* stage.c: a private mount namespace that makes host paths reachable for an
+ * unprivileged sandbox identity.
+ *
+ * A root caller may keep images and init under e.g. /root, which uid 100000
+ * cannot traverse.  Bind-mounting them onto a tmpfs in a directory it can
+ * traverse, in a mount namespace only the runner (bwrap) sees, gives bwrap
+ * paths it can open without changing anything on the host. */
+#define _GNU_SOURCE 1
+#include "stage.h"
+
+#include <errno.h>     /* errno */
+#include <fcntl.h>     /* open, openat, O_* */
+#include <limits.h>    /* PATH_MAX */
+#include <sched.h>     /* unshare, CLONE_NEWNS */
+#include <stdio.h>     /* snprintf */
+#include <sys/mount.h> /* mount, MS_* */
+#include <sys/stat.h>  /* stat, mkdirat, S_ISDIR */
+#include <unistd.h>    /* close */
+
+#include "util.h"
+
+static int fail(const char *what, const char *path)
+{
+  int err = errno;
+  msg(err, "%s %s", what, path);
+  errno = err;
+  return -1;
+}
+
+int stage_mounts(const char *dir, const struct stage_bind *binds, size_t nbinds)
+{
+  if (unshare(CLONE_NEWNS) < 0)
+    return fail("unshare", "mount namespace");
+  /* Slave: nothing mounted here propagates back to the host, while host
+   * unmounts still propagate in, so this namespace does not pin them. */
+  if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
+    return fail("make slave", "/");
+  /* Only mount points live here; the size just caps what could be written. */
+  if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=64k,nr_inodes=4096") < 0)
+    return fail("mount tmpfs on", dir);
+  int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0)
+    return fail("open", dir);
+  for (size_t i = 0; i < nbinds; i++) {
+    const struct stage_bind *b = &binds[i];
+    char target[PATH_MAX];
+    if (snprintf(target, sizeof target, "%s/%s", dir, b->name) >= (int)sizeof target) {
+      errno = ENAMETOOLONG;
+      return fail("stage", b->name);
+    }
+    struct stat st;
+    if (stat(b->src, &st) < 0)
+      return fail("stat", b->src);
+    if (S_ISDIR(st.st_mode)) {
+      if (mkdirat(dfd, b->name, 0755) < 0)
+        return fail("mkdir", target);
+    } else {
+      int fd = openat(dfd, b->name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+      if (fd < 0)
+        return fail("create", target);
+      close(fd);
+    }
+    if (mount(b->src, target, NULL, MS_BIND | MS_REC, NULL) < 0)
+      return fail("bind mount", b->src);
+  }
+  close(dfd);
+  return 0;
+}

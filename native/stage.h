@@ -1,0 +1,18 @@
+/* stage.h: a private mount namespace that makes host paths reachable for an
+ * unprivileged sandbox identity. */
+#if !defined(PSB_STAGE_H)
+#define PSB_STAGE_H
+
+#include <stddef.h> /* size_t */
+
+struct stage_bind {
+  const char *src;  /* absolute host path */
+  const char *name; /* one path component under the stage directory */
+};
+
+/* In the runner child, while still privileged: unshares the mount namespace,
+ * mounts a small tmpfs on dir and bind-mounts every src to dir/name.
+ * Reports what failed on stderr and returns -1 with errno set, or 0. */
+int stage_mounts(const char *dir, const struct stage_bind *binds, size_t nbinds);
+
+#endif

@@ -1,0 +1,381 @@
+/* supervisor.c: sandbox-supervisor, one per sandbox on the host (like conmon).
+ *
+ *   sandbox-supervisor --dir DIR --timeout-ms N [--as-uid U --as-gid G]
+ *       [--stage STAGEDIR] [--stage-bind SRC=NAME]... [--cleanup PATH]...
+ *       -- RUNNER ARGV...
+ *
+ * Inherited fds: 0 /dev/null, 1 and 2 the sandbox's supervisor.log, 3 the
+ * listener, 4 and 5 the entrypoint's stdout and stderr files; 3..5 are only
+ * passed on to the runner.
+ *
+ * Starts RUNNER (bwrap) with the event pipe's write end as fd 6, enforces the
+ * sandbox timeout, turns signals into a kill, reaps everything the sandbox
+ * leaves (as a subreaper), removes the --cleanup paths and finally writes
+ * DIR/exit.  The exit file is the last thing it does: whoever sees it knows
+ * that no sandbox process is left and that teardown is complete. */
+#define _GNU_SOURCE 1
+#include <errno.h>        /* errno */
+#include <fcntl.h>        /* open, openat, fcntl, O_* */
+#include <grp.h>          /* setgroups */
+#include <limits.h>       /* INT_MAX */
+#include <poll.h>         /* poll */
+#include <signal.h>       /* kill, signal, sigprocmask */
+#include <stdio.h>        /* snprintf, renameat */
+#include <stdlib.h>       /* calloc, exit */
+#include <stdnoreturn.h>  /* noreturn */
+#include <string.h>       /* strcmp, strchr, strrchr, memchr */
+#include <sys/prctl.h>    /* prctl, PR_* */
+#include <sys/signalfd.h> /* signalfd */
+#include <sys/wait.h>     /* waitpid, W* */
+#include <time.h>         /* clock_gettime */
+#include <unistd.h>       /* fork, execv, close, close_range, pipe2, set*id */
+
+#include "fdutil.h"
+#include "rmtree.h"
+#include "stage.h"
+#include "util.h"
+
+const char *const progname = "sandbox-supervisor";
+
+enum { FD_LISTEN = 3, FD_ENTRY_OUT = 4, FD_ENTRY_ERR = 5, FD_EVENT = 6 };
+
+static struct {
+  const char *dir;
+  int64_t timeout_ms; /* 0: none */
+  bool as_user;
+  uid_t uid;
+  gid_t gid;
+  const char *stage;
+  struct stage_bind *binds;
+  size_t nbinds;
+  const char **cleanup;
+  size_t ncleanup;
+  char **runner;
+} opt;
+
+static int sigfd, event_fd;
+
+/* The first reason the sandbox ended wins. */
+static const char *status;
+static int status_code;
+
+static void set_status(const char *s, int code)
+{
+  if (status == NULL) {
+    status = s;
+    status_code = code;
+  }
+}
+
+static const char *value(char **argv, int i)
+{
+  if (argv[i + 1] == NULL)
+    usage_die("%s needs a value", argv[i]);
+  return argv[i + 1];
+}
+
+static const char *abs_path(char **argv, int i)
+{
+  const char *v = value(argv, i);
+  if (v[0] != '/')
+    usage_die("%s needs an absolute path: %s", argv[i], v);
+  return v;
+}
+
+static uint64_t number(char **argv, int i, uint64_t max)
+{
+  uint64_t n;
+  if (!parse_uint(value(argv, i), max, &n))
+    usage_die("bad %s: %s", argv[i], argv[i + 1]);
+  return n;
+}
+
+static void parse_args(int argc, char **argv)
+{
+  opt.binds = calloc((size_t)argc, sizeof *opt.binds);
+  opt.cleanup = calloc((size_t)argc, sizeof *opt.cleanup);
+  if (opt.binds == NULL || opt.cleanup == NULL)
+    die("out of memory");
+  bool have_timeout = false, have_uid = false, have_gid = false;
+  int i = 1;
+  for (; i < argc && strcmp(argv[i], "--") != 0; i += 2) {
+    const char *a = argv[i];
+    if (strcmp(a, "--dir") == 0) {
+      opt.dir = value(argv, i);
+    } else if (strcmp(a, "--timeout-ms") == 0) {
+      opt.timeout_ms = (int64_t)number(argv, i, INT64_MAX / 4);
+      have_timeout = true;
+    } else if (strcmp(a, "--as-uid") == 0) {
+      opt.uid = (uid_t)number(argv, i, UINT32_MAX - 1); /* -1 means "unchanged" */
+      have_uid = true;
+    } else if (strcmp(a, "--as-gid") == 0) {
+      opt.gid = (gid_t)number(argv, i, UINT32_MAX - 1);
+      have_gid = true;
+    } else if (strcmp(a, "--stage") == 0) {
+      opt.stage = abs_path(argv, i);
+    } else if (strcmp(a, "--stage-bind") == 0) {
+      char *src = (char *)abs_path(argv, i);
+      char *eq = strrchr(src, '=');
+      const char *name = eq != NULL ? eq + 1 : "";
+      if (*name == '\0' || strchr(name, '/') != NULL || strcmp(name, ".") == 0 ||
+          strcmp(name, "..") == 0)
+        usage_die("--stage-bind needs SRC=NAME with NAME a plain file name: %s", src);
+      *eq = '\0';
+      opt.binds[opt.nbinds++] = (struct stage_bind){.src = src, .name = name};
+    } else if (strcmp(a, "--cleanup") == 0) {
+      opt.cleanup[opt.ncleanup++] = abs_path(argv, i);
+    } else {
+      usage_die("unknown option: %s", a);
+    }
+  }
+  if (i >= argc || argv[i + 1] == NULL)
+    usage_die("missing -- RUNNER ARGV...");
+  opt.runner = argv + i + 1;
+  if (opt.runner[0][0] != '/')
+    usage_die("RUNNER must be an absolute path: %s", opt.runner[0]);
+  if (opt.dir == NULL || !have_timeout)
+    usage_die("--dir and --timeout-ms are required");
+  if (have_uid != have_gid)
+    usage_die("--as-uid and --as-gid go together");
+  opt.as_user = have_uid;
+  if (opt.nbinds > 0 && opt.stage == NULL)
+    usage_die("--stage-bind needs --stage");
+}
+
+/* In the runner child: report errno to the parent through the exec-failed
+ * pipe and give up.  quiet: the failing step already said what went wrong. */
+static noreturn void child_fail(int fail_w, bool quiet, const char *what)
+{
+  int err = errno;
+  if (!quiet)
+    msg(err, "%s", what);
+  ssize_t unused = write(fail_w, &err, sizeof err);
+  (void)unused;
+  _exit(127);
+}
+
+static noreturn void run_runner(const sigset_t *mask, int event_w, int fail_w, pid_t parent)
+{
+  /* fd 6 is about to become the event pipe. */
+  if (fail_w == FD_EVENT && (fail_w = fcntl(fail_w, F_DUPFD_CLOEXEC, FD_EVENT + 1)) < 0)
+    _exit(127);
+  if (sigprocmask(SIG_SETMASK, mask, NULL) < 0)
+    child_fail(fail_w, false, "sigprocmask");
+  if (opt.stage != NULL && stage_mounts(opt.stage, opt.binds, opt.nbinds) < 0)
+    child_fail(fail_w, true, NULL);
+  if (opt.as_user) {
+    if (setgroups(0, NULL) < 0)
+      child_fail(fail_w, false, "setgroups");
+    if (setresgid(opt.gid, opt.gid, opt.gid) < 0)
+      child_fail(fail_w, false, "setresgid");
+    if (setresuid(opt.uid, opt.uid, opt.uid) < 0)
+      child_fail(fail_w, false, "setresuid");
+    uid_t r, e, s;
+    gid_t rg, eg, sg;
+    if (getresuid(&r, &e, &s) < 0 || getresgid(&rg, &eg, &sg) < 0 || r != opt.uid ||
+        e != opt.uid || s != opt.uid || rg != opt.gid || eg != opt.gid || sg != opt.gid ||
+        getgroups(0, NULL) != 0) {
+      errno = EPERM;
+      child_fail(fail_w, false, "dropping privileges did not stick");
+    }
+  }
+  /* After the uid change, which clears it.  The getppid() check closes the
+   * window in which the supervisor may have died before this took effect. */
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+    child_fail(fail_w, false, "PR_SET_PDEATHSIG");
+  if (getppid() != parent)
+    _exit(127);
+  if ((event_w == FD_EVENT ? fd_set_cloexec(FD_EVENT, false) : dup2(event_w, FD_EVENT)) < 0)
+    child_fail(fail_w, false, "event pipe");
+  execv(opt.runner[0], opt.runner);
+  msg(errno, "exec %s", opt.runner[0]);
+  child_fail(fail_w, true, NULL);
+}
+
+/* Reads what init reported on the event pipe. */
+static void read_events(void)
+{
+  char buf[16];
+  ssize_t n;
+  while (event_fd >= 0 && (n = read(event_fd, buf, sizeof buf)) != 0) {
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      return; /* EAGAIN: nothing more for now */
+    }
+    if (memchr(buf, 'I', (size_t)n) != NULL)
+      set_status("idle_timeout", 0);
+  }
+  /* EOF: init is gone; stop polling the pipe. */
+  if (event_fd >= 0) {
+    close(event_fd);
+    event_fd = -1;
+  }
+}
+
+/* SIGKILL every current child of ours (listed by the kernel in
+ * /proc/self/task/<tid>/children; we are single-threaded). */
+static void kill_children(void)
+{
+  char path[64], buf[4096];
+  snprintf(path, sizeof path, "/proc/self/task/%d/children", (int)getpid());
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0)
+    return;
+  buf[n] = '\0';
+  for (char *p = buf, *end; *p != '\0'; p = end) {
+    long pid = strtol(p, &end, 10);
+    if (end == p)
+      break;
+    if (pid > 0)
+      kill((pid_t)pid, SIGKILL);
+  }
+}
+
+/* Runs until the runner is reaped. */
+static void supervise(pid_t runner, int64_t deadline)
+{
+  for (;;) {
+    int timeout = -1;
+    if (deadline != 0) {
+      int64_t left = deadline - now_ms();
+      if (left <= 0) {
+        set_status("timeout", 124);
+        kill(runner, SIGKILL);
+        deadline = 0;
+        continue;
+      }
+      timeout = left > INT_MAX ? INT_MAX : (int)left;
+    }
+    struct pollfd p[2] = {
+      {.fd = sigfd, .events = POLLIN},
+      {.fd = event_fd, .events = POLLIN}, /* ignored once -1 */
+    };
+    if (poll(p, 2, timeout) < 0) {
+      if (errno == EINTR)
+        continue;
+      pwarnf("poll");
+      kill(runner, SIGKILL);
+      set_status("failed", 127);
+    }
+    if (p[1].revents)
+      read_events();
+    struct signalfd_siginfo si;
+    while (read(sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
+      if (si.ssi_signo != SIGCHLD) {
+        set_status("terminated", 137);
+        kill(runner, SIGKILL);
+      }
+    }
+    int st;
+    pid_t pid;
+    while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+      if (pid != runner)
+        continue; /* an orphan reparented to us, e.g. init after bwrap died */
+      /* An 'I' written just before init exited may still be in the pipe. */
+      read_events();
+      set_status("exited", WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st));
+      return;
+    }
+  }
+}
+
+static void write_exit_file(int dirfd)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  char buf[128];
+  int n = snprintf(buf, sizeof buf, "{\"status\": \"%s\", \"code\": %d, \"finished_at\": %lld.%06ld}\n",
+                   status, status_code, (long long)ts.tv_sec, ts.tv_nsec / 1000);
+  int fd = openat(dirfd, "exit.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0)
+    pdie("%s/exit.tmp", opt.dir);
+  if (write_all(fd, buf, (size_t)n) < 0 || fsync(fd) < 0 || close(fd) < 0)
+    pdie("write %s/exit.tmp", opt.dir);
+  if (renameat(dirfd, "exit.tmp", dirfd, "exit") < 0)
+    pdie("rename %s/exit.tmp", opt.dir);
+  if (fsync(dirfd) < 0)
+    pdie("fsync %s", opt.dir);
+}
+
+int main(int argc, char **argv)
+{
+  parse_args(argc, argv);
+  for (int fd = FD_LISTEN; fd <= FD_ENTRY_ERR; fd++)
+    if (!fd_is_open(fd))
+      usage_die("fd %d is not open", fd);
+  close_range(FD_EVENT, ~0U, 0); /* nothing else of the caller's reaches the sandbox */
+  int dirfd = open(opt.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dirfd < 0) {
+    pwarnf("--dir %s", opt.dir);
+    exit(2);
+  }
+
+  /* Orphans of the sandbox (init once bwrap is gone) become our children,
+   * so we can reap them and know when the last one is gone. */
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
+    pdie("PR_SET_CHILD_SUBREAPER");
+  signal(SIGCHLD, SIG_DFL); /* SIG_IGN would auto-reap and hide the exit code */
+  sigset_t set, oldmask;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  sigaddset(&set, SIGCHLD);
+  if (sigprocmask(SIG_BLOCK, &set, &oldmask) < 0)
+    pdie("sigprocmask");
+  sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (sigfd < 0)
+    pdie("signalfd");
+  int ev[2], fp[2];
+  if (pipe2(ev, O_CLOEXEC) < 0 || pipe2(fp, O_CLOEXEC) < 0)
+    pdie("pipe");
+  int fl = fcntl(ev[0], F_GETFL);
+  if (fl < 0 || fcntl(ev[0], F_SETFL, fl | O_NONBLOCK) < 0)
+    pdie("event pipe");
+  event_fd = ev[0];
+
+  int64_t start = now_ms();
+  pid_t self = getpid();
+  pid_t runner = fork();
+  if (runner == 0)
+    run_runner(&oldmask, ev[1], fp[1], self);
+
+  /* The listener must live only in the sandbox: if we kept it, connect()
+   * would still succeed after the sandbox died and clients would hang. */
+  close(FD_LISTEN);
+  close(FD_ENTRY_OUT);
+  close(FD_ENTRY_ERR);
+  close(ev[1]);
+  close(fp[1]);
+  if (runner < 0) {
+    pwarnf("fork");
+    set_status("failed", 127);
+  } else {
+    int err;
+    ssize_t n;
+    while ((n = read(fp[0], &err, sizeof err)) < 0 && errno == EINTR)
+      ;
+    if (n == (ssize_t)sizeof err)
+      set_status("failed", 127); /* the child already said why */
+    supervise(runner, opt.timeout_ms != 0 ? start + opt.timeout_ms : 0);
+  }
+  close(fp[0]);
+
+  /* Nothing of the sandbox may outlive the report.  bwrap's --die-with-parent
+   * cannot be relied on when the runner is killed during its setup (before
+   * the sandbox's pid 1 set its parent-death signal), so whatever was
+   * reparented to us is killed here: SIGKILL to a pid namespace's init from
+   * outside takes the whole namespace down. */
+  do
+    kill_children();
+  while (waitpid(-1, NULL, 0) > 0 || errno == EINTR);
+  for (size_t i = 0; i < opt.ncleanup; i++)
+    rmtree(opt.cleanup[i]);
+  write_exit_file(dirfd);
+  return 0;
+}

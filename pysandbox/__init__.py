@@ -1,0 +1,29 @@
+"""pysandbox: Modal's Sandbox API on your own Linux machine.
+
+    import pysandbox as modal
+
+    app = modal.App.lookup("my-app", create_if_missing=True)
+    sb = modal.Sandbox.create(app=app)
+    print(sb.exec("python", "-c", "print('hello')").stdout.read())
+    sb.terminate()
+"""
+
+from . import exception
+from .app import App
+from .exception import Error
+from .process import ContainerProcess
+from .sandbox import Sandbox
+from .secret import Secret
+from .streams import StreamReader, StreamType, StreamWriter
+
+__all__ = [
+    "App",
+    "ContainerProcess",
+    "Error",
+    "Sandbox",
+    "Secret",
+    "StreamReader",
+    "StreamType",
+    "StreamWriter",
+    "exception",
+]

@@ -1,0 +1,204 @@
+"""One async core, two ways to call it.
+
+Every I/O operation in pysandbox is written once, as a coroutine (or async
+generator) that waits only through the primitives below: `readable(fd)` and
+`sleep(seconds)`. Two small drivers run such a coroutine:
+
+* `run_sync` answers each wait with a blocking poll()/sleep in the calling
+  thread. A coroutine that never waits finishes in one `send` with no event
+  loop at all, which keeps the blocking API as fast as a direct syscall.
+* `run_async` answers each wait through the running asyncio loop
+  (`add_reader`, `asyncio.sleep`), so `.aio` calls cooperate with other tasks.
+
+The descriptors at the bottom turn a core coroutine function into Modal's
+calling convention: `obj.method(...)` blocks, `await obj.method.aio(...)` does
+not. Async generators become `for x in f(...)` and `async for x in f.aio(...)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import select
+import time
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, Optional
+
+
+class _Wait:
+    """An awaitable that hands one request up to whichever driver runs us."""
+
+    __slots__ = ("request",)
+
+    def __init__(self, request: tuple) -> None:
+        self.request = request
+
+    def __await__(self):
+        return (yield self.request)
+
+
+def readable(*fds: int, timeout: Optional[float] = None) -> Awaitable[bool]:
+    """Wait until one of `fds` is readable (or hung up); False if `timeout` passed first."""
+    return _Wait(("readable", fds, timeout))
+
+
+def writable(fd: int) -> Awaitable[bool]:
+    """Wait until `fd` can take more data (or its reader is gone)."""
+    return _Wait(("writable", (fd,), None))
+
+
+def sleep(seconds: float) -> Awaitable[None]:
+    return _Wait(("sleep", seconds))
+
+
+def _answer_sync(request: tuple) -> Any:
+    kind = request[0]
+    if kind in ("readable", "writable"):
+        _, fds, timeout = request
+        poller = select.poll()
+        for fd in fds:
+            poller.register(fd, select.POLLIN if kind == "readable" else select.POLLOUT)
+        ms = None if timeout is None else max(0, int(timeout * 1000))
+        return bool(poller.poll(ms))
+    if kind == "sleep":
+        time.sleep(request[1])
+        return None
+    raise RuntimeError(f"unknown wait request {request!r}")
+
+
+def _coroutine(awaitable: Awaitable):
+    return awaitable if hasattr(awaitable, "send") else awaitable.__await__()
+
+
+def run_sync(awaitable: Awaitable) -> Any:
+    """Drive a core coroutine to completion in this thread."""
+    coro = _coroutine(awaitable)
+    resume, value = coro.send, None
+    while True:
+        try:
+            request = resume(value)
+        except StopIteration as stop:
+            return stop.value
+        try:
+            resume, value = coro.send, _answer_sync(request)
+        except BaseException as exc:  # KeyboardInterrupt: let the core clean up
+            resume, value = coro.throw, exc
+
+
+async def _answer_async(request: tuple) -> Any:
+    kind = request[0]
+    if kind in ("readable", "writable"):
+        _, fds, timeout = request
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        add, remove = (loop.add_reader, loop.remove_reader) if kind == "readable" else (loop.add_writer, loop.remove_writer)
+        for fd in fds:
+            add(fd, lambda: fut.done() or fut.set_result(True))
+        try:
+            return await asyncio.wait_for(fut, timeout) if timeout is not None else await fut
+        except asyncio.TimeoutError:
+            return False
+        finally:
+            for fd in fds:
+                remove(fd)
+    if kind == "sleep":
+        await asyncio.sleep(request[1])
+        return None
+    raise RuntimeError(f"unknown wait request {request!r}")
+
+
+async def run_async(awaitable: Awaitable) -> Any:
+    """Drive a core coroutine on the running asyncio loop."""
+    coro = _coroutine(awaitable)
+    resume, value = coro.send, None
+    while True:
+        try:
+            request = resume(value)
+        except StopIteration as stop:
+            return stop.value
+        try:
+            resume, value = coro.send, await _answer_async(request)
+        except BaseException as exc:  # cancellation: let the core clean up
+            resume, value = coro.throw, exc
+
+
+def iterate_sync(agen: AsyncIterator) -> Iterator:
+    """A blocking iterator over a core async generator."""
+    try:
+        while True:
+            try:
+                yield run_sync(agen.__anext__())
+            except StopAsyncIteration:
+                return
+    finally:
+        run_sync(agen.aclose())
+
+
+async def iterate_async(agen: AsyncIterator) -> AsyncIterator:
+    try:
+        while True:
+            try:
+                item = await run_async(agen.__anext__())
+            except StopAsyncIteration:
+                return
+            yield item
+    finally:
+        await run_async(agen.aclose())
+
+
+class _Bound:
+    """`obj.method` for a synchronized method: callable, with `.aio`."""
+
+    __slots__ = ("_func", "_obj", "_gen")
+
+    def __init__(self, func: Callable, obj: Any, gen: bool) -> None:
+        self._func, self._obj, self._gen = func, obj, gen
+
+    def _core(self, args, kwargs):
+        return self._func(self._obj, *args, **kwargs) if self._obj is not None else self._func(*args, **kwargs)
+
+    def __call__(self, *args, **kwargs):
+        core = self._core(args, kwargs)
+        return iterate_sync(core) if self._gen else run_sync(core)
+
+    def aio(self, *args, **kwargs):
+        core = self._core(args, kwargs)
+        return iterate_async(core) if self._gen else run_async(core)
+
+    def __repr__(self) -> str:
+        return f"<pysandbox method {self._func.__qualname__}>"
+
+
+class synchronized:
+    """Decorate a core `async def` (or async generator) method of a class.
+
+    `sb.exec(...)` runs it to completion; `await sb.exec.aio(...)` runs it on
+    the caller's event loop. Works for instance methods and, stacked under
+    `staticmethod`-like use via `synchronized.static`, for static functions.
+    """
+
+    def __init__(self, func: Callable) -> None:
+        self._func = func
+        self._gen = _is_async_gen(func)
+        functools.update_wrapper(self, func)
+
+    def __get__(self, obj, objtype=None):
+        return _Bound(self._func, obj, self._gen) if obj is not None else self
+
+    def __call__(self, obj, *args, **kwargs):  # Class.method(instance, ...)
+        return _Bound(self._func, obj, self._gen)(*args, **kwargs)
+
+
+class synchronized_static:
+    """Like `synchronized`, for functions that take no instance (Sandbox.create)."""
+
+    def __init__(self, func: Callable) -> None:
+        self._bound = _Bound(func, None, _is_async_gen(func))
+        functools.update_wrapper(self, func)
+
+    def __get__(self, obj, objtype=None):
+        return self._bound
+
+
+def _is_async_gen(func: Callable) -> bool:
+    return inspect.isasyncgenfunction(func)

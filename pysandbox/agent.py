@@ -1,0 +1,156 @@
+"""The client side of the protocol spoken with sandbox-init (native/protocol.h).
+
+Each request is one SOCK_SEQPACKET datagram with its fds attached; replies
+come back the same way. The listener lives in the state directory, reachable
+only from the host.
+"""
+
+from __future__ import annotations
+
+import array
+import os
+import socket
+import struct
+from pathlib import Path
+from typing import Optional, Sequence
+
+from . import _aio
+
+MAGIC = 0x31425350
+VERSION = 1
+MAX_MESSAGE = 256 * 1024
+HEADER = struct.Struct("=IHHI")
+EXEC = struct.Struct("=IIII")
+EXITED = struct.Struct("=Ii")
+
+REQ_EXEC, REQ_SIGNAL, REQ_ENTRY_STDIN, REQ_ENTRY_STDIN_CLOSE, REQ_PING = 1, 2, 3, 4, 5
+REP_OK, REP_STARTED, REP_EXITED, REP_FD, REP_ERROR = 100, 101, 102, 103, 199
+EXIT_CODE, EXIT_SIGNAL, EXIT_TIMEOUT = 0, 1, 2
+
+_SUN_PATH_MAX = 107
+
+
+class AgentGone(Exception):
+    """The sandbox's init is not there (the sandbox finished or never started)."""
+
+
+class AgentError(Exception):
+    def __init__(self, err: int, message: str) -> None:
+        super().__init__(message)
+        self.errno = err
+
+
+def connect(socket_path: Path) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+    try:
+        _connect(sock, socket_path)
+    except (FileNotFoundError, ConnectionRefusedError) as exc:
+        sock.close()
+        raise AgentGone(str(exc)) from None
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _connect(sock: socket.socket, path: Path) -> None:
+    if len(os.fsencode(path)) <= _SUN_PATH_MAX:
+        sock.connect(os.fsencode(path))
+        return
+    # A deep state directory: reach the socket through a short /proc path.
+    dirfd = os.open(path.parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        sock.connect(f"/proc/self/fd/{dirfd}/{path.name}".encode())
+    finally:
+        os.close(dirfd)
+
+
+def listen(socket_path: Path) -> socket.socket:
+    """Create the listener that init will inherit (the caller passes it on as fd 3)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+    if len(os.fsencode(socket_path)) <= _SUN_PATH_MAX:
+        sock.bind(os.fsencode(socket_path))
+    else:
+        dirfd = os.open(socket_path.parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            sock.bind(f"/proc/self/fd/{dirfd}/{socket_path.name}".encode())
+        finally:
+            os.close(dirfd)
+    sock.listen(128)
+    return sock
+
+
+def message(kind: int, body: bytes = b"") -> bytes:
+    return HEADER.pack(MAGIC, VERSION, kind, HEADER.size + len(body)) + body
+
+
+def exec_body(argv: Sequence[str], env: Sequence[str], cwd: str, timeout_ms: int) -> bytes:
+    strings = [cwd, *argv, *env]
+    packed = b"".join(os.fsencode(s) + b"\0" for s in strings)
+    return EXEC.pack(0, timeout_ms, len(argv), len(env)) + packed
+
+
+def send(sock: socket.socket, data: bytes, fds: Sequence[int] = ()) -> None:
+    if len(data) > MAX_MESSAGE:
+        raise ValueError(f"request of {len(data)} bytes exceeds the {MAX_MESSAGE} byte limit")
+    try:
+        if fds:
+            socket.send_fds(sock, [data], list(fds))
+        else:
+            sock.send(data)
+    except (BrokenPipeError, ConnectionResetError) as exc:
+        raise AgentGone(str(exc)) from None
+
+
+class Reply:
+    __slots__ = ("kind", "body", "fds")
+
+    def __init__(self, kind: int, body: bytes, fds: list) -> None:
+        self.kind, self.body, self.fds = kind, body, fds
+
+    def raise_for_error(self) -> "Reply":
+        if self.kind == REP_ERROR:
+            err = struct.unpack_from("=i", self.body)[0] if len(self.body) >= 4 else 0
+            raise AgentError(err, self.body[4:].split(b"\0", 1)[0].decode(errors="replace"))
+        return self
+
+
+def try_receive(sock: socket.socket) -> Optional[Reply]:
+    """One reply if one is waiting, else None. AgentGone when init hung up."""
+    fds = array.array("i")
+    try:
+        data, ancdata, _flags, _addr = sock.recvmsg(
+            MAX_MESSAGE, socket.CMSG_SPACE(4 * fds.itemsize), socket.MSG_DONTWAIT | socket.MSG_CMSG_CLOEXEC
+        )
+    except BlockingIOError:
+        return None
+    except ConnectionResetError:
+        raise AgentGone("connection reset") from None
+    for level, kind, payload in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
+    if not data:
+        raise AgentGone("init closed the connection")
+    magic, version, kind, length = HEADER.unpack_from(data)
+    if magic != MAGIC or version != VERSION or length != len(data):
+        for fd in fds:
+            os.close(fd)
+        raise AgentGone("malformed reply from init")
+    return Reply(kind, data[HEADER.size:], list(fds))
+
+
+async def receive(sock: socket.socket, timeout: Optional[float] = None) -> Optional[Reply]:
+    """The next reply; None only if `timeout` passed first."""
+    while True:
+        reply = try_receive(sock)
+        if reply is not None:
+            return reply
+        if not await _aio.readable(sock.fileno(), timeout=timeout):
+            return None
+
+
+async def call(socket_path: Path, kind: int, body: bytes = b"") -> Reply:
+    """A one-shot request on its own connection."""
+    with connect(socket_path) as sock:
+        send(sock, message(kind, body))
+        return (await receive(sock)).raise_for_error()

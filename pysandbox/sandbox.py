@@ -1,0 +1,489 @@
+"""The Sandbox handle: create, exec, wait, poll, terminate, detach, from_id.
+
+A handle holds only the sandbox id and what the registry says about it; any
+process can rebuild one with Sandbox.from_id. The sandbox itself is run by
+its detached supervisor, which records the exit status when it ends.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import io
+import logging
+import os
+import shutil
+import signal
+import sys
+import threading
+import time
+from typing import Any, Dict, Optional, Sequence
+
+from . import _aio, agent, registry
+from ._aio import synchronized, synchronized_static
+from .app import App
+from .exception import (
+    ClientClosed,
+    ConflictError,
+    InvalidError,
+    SandboxTerminatedError,
+    SandboxTimeoutError,
+    UnimplementedError,
+)
+from .process import ContainerProcess
+from .runtime import launch, layout
+from .secret import Secret
+from .spec import ExecSpec, SandboxSpec, merge_env
+from .streams import FollowSource, PipeSource, StreamReader, StreamType, StreamWriter
+
+logger = logging.getLogger("pysandbox")
+verbose_logger = logging.getLogger("pysandbox.verbose")
+
+RETURNCODE_TIMEOUT = 124
+RETURNCODE_TERMINATED = 137
+_RUNTIMES = ["gvisor", "vm"]
+_PIPE_SIZE = 1 << 20
+
+
+def _require_app(app: Optional[App]) -> App:
+    if app is None:
+        raise InvalidError(
+            "Sandboxes require an App when created outside of a Modal container.\n\n"
+            "Run an ephemeral App (`with app.run(): ...`), or pass an App from "
+            '`App.lookup("my-app", create_if_missing=True)`.'
+        )
+    if app.app_id is None:
+        raise ValueError(
+            "App has not been initialized yet. To create an App lazily, use `App.lookup`: \n"
+            'app = modal.App.lookup("my-app", create_if_missing=True)\n'
+        )
+    return app
+
+
+def _check_unsupported(**options: Any) -> None:
+    """Options whose local implementation has not landed yet: say so instead of ignoring them."""
+    for name, value in options.items():
+        if value:
+            raise UnimplementedError(f"Sandbox.create({name}=...) is not supported by this version of pysandbox yet.")
+
+
+def _check_network(block_network: bool, ports: Sequence[int], allowlists: Sequence[Any]) -> None:
+    if block_network and any(ports):
+        raise InvalidError("Cannot specify open ports when `block_network` is enabled")
+    if block_network and any(a is not None for a in allowlists):
+        raise InvalidError("`outbound_cidr_allowlist`, `outbound_domain_allowlist` and `inbound_cidr_allowlist` "
+                           "cannot be used when `block_network` is enabled")
+
+
+def _returncode(status: registry.ExitStatus) -> int:
+    if status.status == "timeout":
+        return RETURNCODE_TIMEOUT
+    if status.status == "terminated":
+        return RETURNCODE_TERMINATED
+    return status.code
+
+
+class Sandbox:
+    """A handle to a sandbox: run commands in it, read its output, end it."""
+
+    def __init__(self, record: registry.SandboxRecord) -> None:
+        self._record = record
+        self._exit: Optional[registry.ExitStatus] = None
+        self._detached = False
+        self._stdout: Optional[StreamReader] = None
+        self._stderr: Optional[StreamReader] = None
+        self._stdin: Optional[StreamWriter] = None
+
+    # Identity ------------------------------------------------------------
+
+    @property
+    def object_id(self) -> str:
+        return self._record.sandbox_id
+
+    def __repr__(self) -> str:
+        return f"Sandbox({self.object_id})"
+
+    @property
+    def _dir(self):
+        return registry.sandbox_dir(self.object_id)
+
+    def _ensure_attached(self) -> None:
+        if self._detached:
+            raise ClientClosed("Unable to perform operation on a detached sandbox")
+
+    # Creation ------------------------------------------------------------
+
+    @synchronized_static
+    async def create(
+        *args: str,
+        app: Optional[App] = None,
+        name: Optional[str] = None,
+        tags: Optional[Dict[str, str]] = None,
+        image: Any = None,
+        env: Optional[Dict[str, Optional[str]]] = None,
+        secrets: Optional[Sequence[Secret]] = None,
+        network_file_systems: Optional[dict] = None,
+        timeout: Optional[int] = 300,
+        idle_timeout: Optional[int] = None,
+        workdir: Optional[str] = None,
+        gpu: Optional[str] = None,
+        cloud: Optional[str] = None,
+        region: Any = None,
+        cpu: Any = None,
+        memory: Any = None,
+        runtime: Optional[str] = None,
+        block_network: bool = False,
+        outbound_cidr_allowlist: Optional[Sequence[str]] = None,
+        outbound_domain_allowlist: Optional[Sequence[str]] = None,
+        _experimental_outbound_policy: Any = None,
+        inbound_cidr_allowlist: Optional[Sequence[str]] = None,
+        volumes: Optional[dict] = None,
+        pty: bool = False,
+        encrypted_ports: Sequence[int] = (),
+        h2_ports: Sequence[int] = (),
+        unencrypted_ports: Sequence[int] = (),
+        custom_domain: Optional[str] = None,
+        proxy: Any = None,
+        include_oidc_identity_token: bool = False,
+        readiness_probe: Any = None,
+        verbose: bool = False,
+        experimental_options: Optional[dict] = None,
+        _experimental_enable_snapshot: bool = False,
+        _experimental_persistent: bool = False,
+        client: Any = None,
+        environment_name: Optional[str] = None,
+        pty_info: Any = None,
+        cidr_allowlist: Optional[Sequence[str]] = None,
+    ) -> "Sandbox":
+        """Create a sandbox running `args` (or nothing) and return its handle at once."""
+        if cidr_allowlist is not None and outbound_cidr_allowlist is not None:
+            raise InvalidError("Cannot specify both `cidr_allowlist` and `outbound_cidr_allowlist`; use the latter.")
+        outbound_cidr_allowlist = outbound_cidr_allowlist if cidr_allowlist is None else cidr_allowlist
+        if timeout is None and _experimental_persistent:
+            raise UnimplementedError("Persistent sandboxes (timeout=None) are not supported by pysandbox.")
+        if runtime is not None and runtime not in _RUNTIMES:
+            raise InvalidError(f"runtime must be one of {_RUNTIMES}, got {runtime!r}")
+        if isinstance(gpu, (list, tuple)):
+            raise InvalidError("Sandboxes support a single GPU configuration; pass a string, not a list.")
+        if gpu is not None:
+            raise InvalidError("GPUs are not available to pysandbox sandboxes; remove gpu=.")
+        _check_network(block_network, [*encrypted_ports, *h2_ports, *unencrypted_ports],
+                       [outbound_cidr_allowlist, outbound_domain_allowlist, inbound_cidr_allowlist])
+        spec = SandboxSpec(
+            args, env=merge_env(env, secrets), workdir=workdir, timeout=timeout, idle_timeout=idle_timeout,
+            name=name, tags=tags, verbose=verbose,
+        )
+        _check_unsupported(
+            image=image, network_file_systems=network_file_systems, volumes=volumes, cpu=cpu, memory=memory,
+            pty=pty or pty_info, encrypted_ports=encrypted_ports, h2_ports=h2_ports,
+            unencrypted_ports=unencrypted_ports, outbound_cidr_allowlist=outbound_cidr_allowlist,
+            outbound_domain_allowlist=outbound_domain_allowlist, inbound_cidr_allowlist=inbound_cidr_allowlist,
+            readiness_probe=readiness_probe, custom_domain=custom_domain, proxy=proxy,
+            _experimental_outbound_policy=_experimental_outbound_policy,
+            include_oidc_identity_token=include_oidc_identity_token,
+        )
+        app = _require_app(app)
+        return _start(spec, app)
+
+    @synchronized_static
+    async def from_id(sandbox_id: str, client: Any = None) -> "Sandbox":
+        """A handle to an existing sandbox, from any process."""
+        if not isinstance(sandbox_id, str) or not registry.is_well_formed_id(sandbox_id, "sb-"):
+            raise InvalidError(f"Invalid sandbox id {sandbox_id!r}: expected 'sb-' followed by 22 letters or digits.")
+        sandbox = Sandbox(registry.read_record(sandbox_id))
+        sandbox._refresh()
+        return sandbox
+
+    # Lifecycle -----------------------------------------------------------
+
+    def _refresh(self) -> Optional[registry.ExitStatus]:
+        """The exit status if the sandbox has finished; repairs after a killed supervisor."""
+        if self._exit is None:
+            self._exit = registry.read_exit(self.object_id)
+        if self._exit is None and not self._record.supervisor.alive():
+            launch.reap_finished()
+            self._exit = registry.read_exit(self.object_id) or _record_lost_supervisor(self.object_id)
+        return self._exit
+
+    @property
+    def returncode(self) -> Optional[int]:
+        status = self._refresh()
+        return None if status is None else _returncode(status)
+
+    @synchronized
+    async def poll(self) -> Optional[int]:
+        """None while the sandbox runs, else its return code. Never raises for timeout or termination."""
+        self._ensure_attached()
+        return self.returncode
+
+    async def _finished(self) -> registry.ExitStatus:
+        while self._refresh() is None:
+            pidfd = _pidfd(self._record.supervisor)
+            if pidfd is None:
+                continue
+            try:
+                await _aio.readable(pidfd)
+            finally:
+                os.close(pidfd)
+            launch.reap_finished()
+        return self._exit
+
+    @synchronized
+    async def wait(self, raise_on_termination: bool = True) -> None:
+        """Block until the sandbox finishes; then `returncode` is set."""
+        await self._wait(raise_on_termination)
+
+    async def _wait(self, raise_on_termination: bool) -> None:
+        status = await self._finished()
+        if status.status == "timeout":
+            raise SandboxTimeoutError(f"Sandbox {self.object_id} exceeded its timeout.")
+        if status.status == "terminated" and raise_on_termination:
+            raise SandboxTerminatedError(f"Sandbox {self.object_id} was terminated.")
+
+    @synchronized
+    async def terminate(self, *, wait: bool = False) -> Optional[int]:
+        """End the sandbox (a no-op if it already finished). With wait=True, return its code."""
+        self._ensure_attached()
+        if self._refresh() is None:
+            pidfd = _pidfd(self._record.supervisor)
+            if pidfd is not None:
+                try:
+                    signal.pidfd_send_signal(pidfd, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+                finally:
+                    os.close(pidfd)
+        if not wait:
+            return None
+        await self._wait(raise_on_termination=False)
+        return self.returncode
+
+    @synchronized
+    async def detach(self) -> None:
+        """Release this handle; the sandbox keeps running. Use from_id for a new handle."""
+        self._detached = True
+        for reader in (self._stdout, self._stderr):
+            if reader is not None and reader._source is not None:
+                reader._source.close()
+
+    # Entrypoint stdio ----------------------------------------------------
+
+    def _entry_reader(self, name: str, fd: int) -> StreamReader:
+        source = FollowSource(self._dir / name, lambda: self._refresh() is not None)
+        return StreamReader(source, fd, text=True, by_line=True)
+
+    @property
+    def stdout(self) -> StreamReader:
+        if self._stdout is None:
+            self._stdout = self._entry_reader("stdout", 1)
+        return self._stdout
+
+    @property
+    def stderr(self) -> StreamReader:
+        if self._stderr is None:
+            self._stderr = self._entry_reader("stderr", 2)
+        return self._stderr
+
+    @property
+    def stdin(self) -> StreamWriter:
+        if self._stdin is None:
+            self._stdin = StreamWriter(open_fd=self._entry_stdin, close_remote=self._entry_stdin_close)
+        return self._stdin
+
+    async def _entry_stdin(self) -> int:
+        reply = await self._agent_call(agent.REQ_ENTRY_STDIN)
+        return reply.fds[0]
+
+    async def _entry_stdin_close(self) -> None:
+        await self._agent_call(agent.REQ_ENTRY_STDIN_CLOSE)
+
+    async def _agent_call(self, kind: int) -> agent.Reply:
+        self._ensure_attached()
+        try:
+            return await agent.call(self._dir / "agent.sock", kind)
+        except agent.AgentGone:
+            raise ConflictError(f"Sandbox {self.object_id} already finished") from None
+        except agent.AgentError as exc:
+            raise ConflictError(f"Sandbox {self.object_id}: {exc}") from None
+
+    # Exec ----------------------------------------------------------------
+
+    @synchronized
+    async def exec(
+        self,
+        *args: str,
+        stdout: StreamType = StreamType.PIPE,
+        stderr: StreamType = StreamType.PIPE,
+        timeout: Optional[int] = None,
+        workdir: Optional[str] = None,
+        env: Optional[Dict[str, Optional[str]]] = None,
+        secrets: Optional[Sequence[Secret]] = None,
+        text: bool = True,
+        bufsize: int = -1,
+        pty: bool = False,
+        _pty_info: Any = None,
+        pty_info: Any = None,
+    ) -> ContainerProcess:
+        """Run a command in the sandbox; returns as soon as it has started."""
+        self._ensure_attached()
+        spec = ExecSpec(args, merge_env(env, secrets), workdir, timeout, stdout, stderr, text, bufsize)
+        if pty or pty_info or _pty_info:
+            raise UnimplementedError("exec(pty=True) is not supported by this version of pysandbox yet.")
+        if self._refresh() is not None:
+            raise ConflictError(f"Sandbox {self.object_id} already finished")
+        if self._record.verbose:
+            verbose_logger.info("Sandbox exec started: %s", " ".join(spec.args))
+        return await _exec(self, spec)
+
+
+
+def _record_lost_supervisor(sandbox_id: str) -> registry.ExitStatus:
+    """The supervisor died without writing a status (SIGKILL): the sandbox died with it
+    (bwrap runs with --die-with-parent). Do the teardown it could not do, then record it."""
+    directory = registry.sandbox_dir(sandbox_id)
+    _remove_tree(directory / "upper")
+    try:
+        os.unlink(directory / "agent.sock")
+    except FileNotFoundError:
+        pass
+    status = registry.ExitStatus("terminated", RETURNCODE_TERMINATED, time.time())
+    registry.write_exit(sandbox_id, status)
+    return status
+
+
+def _remove_tree(path) -> None:
+    """rmtree that also gets through directories sandbox code made unreadable (chmod 000)."""
+
+    def make_accessible(_func, failed_path, _exc):
+        os.chmod(os.path.dirname(failed_path), 0o700)
+        if os.path.isdir(failed_path) and not os.path.islink(failed_path):
+            os.chmod(failed_path, 0o700)
+            _remove_tree(failed_path)
+        else:
+            os.unlink(failed_path)
+
+    handler = {"onexc": make_accessible} if sys.version_info >= (3, 12) else {"onerror": make_accessible}
+    if os.path.lexists(path):
+        shutil.rmtree(path, **handler)
+
+
+def _pidfd(ref: registry.ProcessRef) -> Optional[int]:
+    """A pidfd for the process, or None if it is gone (checked after opening: no pid reuse race)."""
+    try:
+        fd = os.pidfd_open(ref.pid)
+    except ProcessLookupError:
+        return None
+    if not ref.alive():
+        os.close(fd)
+        return None
+    return fd
+
+
+def _start(spec: SandboxSpec, app: App) -> Sandbox:
+    registry.ensure_dir(registry.sandboxes_dir(), 0o711)
+    sandbox_id = registry.new_id("sb-")
+    directory = registry.sandbox_dir(sandbox_id)
+    directory.mkdir(mode=0o700)
+    env = {**layout.default_env(), **spec.env}
+    try:
+        supervisor = launch.launch(directory, spec, env)
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)  # nothing was started: leave nothing behind
+        raise
+    record = registry.SandboxRecord(
+        sandbox_id=sandbox_id, app_id=app.app_id, app_name=app.name, name=spec.name, tags=spec.tags,
+        created_at=time.time(), timeout=spec.timeout, supervisor=supervisor, entrypoint=spec.entrypoint,
+        workdir=spec.workdir or "/", image_id="host", verbose=spec.verbose,
+    )
+    registry.write_record(record)
+    if spec.verbose:
+        _enable_verbose_output()
+        verbose_logger.info("Sandbox created: %s", sandbox_id)
+    return Sandbox(record)
+
+
+def _enable_verbose_output() -> None:
+    if not verbose_logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        verbose_logger.addHandler(handler)
+        verbose_logger.setLevel(logging.INFO)
+        verbose_logger.propagate = False
+
+
+# Exec plumbing -------------------------------------------------------------
+
+
+def _output_end(kind: StreamType, fd_number: int):
+    """(our read end or None, the end handed to the process) for stdout/stderr."""
+    if kind == StreamType.DEVNULL:
+        return None, os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+    if kind == StreamType.STDOUT:
+        return None, _local_stdout()
+    read_end, write_end = os.pipe2(os.O_CLOEXEC)
+    if fd_number == 1:
+        try:
+            fcntl.fcntl(read_end, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
+        except OSError:
+            pass  # over the per-user pipe quota: the default size still works
+    return read_end, write_end
+
+
+def _local_stdout() -> int:
+    """An fd writing to this process's stdout (sys.stdout may be a Python-level object)."""
+    sys.stdout.flush()
+    try:
+        return os.dup(sys.stdout.fileno())
+    except (AttributeError, io.UnsupportedOperation, ValueError):
+        read_end, write_end = os.pipe2(os.O_CLOEXEC)
+        threading.Thread(target=_copy_to_stdout, args=(read_end,), daemon=True).start()
+        return write_end
+
+
+def _copy_to_stdout(fd: int) -> None:
+    with os.fdopen(fd, "rb", buffering=0) as source:
+        for chunk in iter(lambda: source.read(65536), b""):
+            sys.stdout.write(chunk.decode(errors="replace"))
+
+
+async def _exec(sandbox: Sandbox, spec: ExecSpec) -> ContainerProcess:
+    stdin_read, stdin_write = os.pipe2(os.O_CLOEXEC)
+    out_read, out_write = _output_end(spec.stdout, 1)
+    err_read, err_write = _output_end(spec.stderr, 2)
+    child_ends = (stdin_read, out_write, err_write)
+    ours = [fd for fd in (stdin_write, out_read, err_read) if fd is not None]
+    env = [f"{k}={v}" for k, v in spec.env.items()]
+    timeout_ms = 0 if spec.timeout is None else max(1, int(spec.timeout * 1000))
+    conn = None
+    try:
+        request = agent.message(agent.REQ_EXEC, agent.exec_body(spec.args, env, spec.workdir or "", timeout_ms))
+        conn = agent.connect(sandbox._dir / "agent.sock")
+        agent.send(conn, request, child_ends)
+        for fd in child_ends:
+            os.close(fd)
+        child_ends = ()
+        reply = (await agent.receive(conn)).raise_for_error()
+    except agent.AgentGone:
+        _close_all(ours, child_ends, conn)
+        raise ConflictError(f"Sandbox {sandbox.object_id} already finished") from None
+    except BaseException:
+        _close_all(ours, child_ends, conn)
+        raise
+    pid = int.from_bytes(reply.body[:4], sys.byteorder)
+    out_source = None if out_read is None else PipeSource(out_read)
+    err_source = None if err_read is None else PipeSource(err_read)
+    PipeSource.link(out_source, err_source)
+    by_line = spec.bufsize == 1 and spec.text
+    stdout_reader = StreamReader(out_source, 1, text=spec.text, stream_type=spec.stdout, by_line=by_line)
+    stderr_reader = StreamReader(err_source, 2, text=spec.text, stream_type=spec.stderr, by_line=by_line)
+    process = ContainerProcess(conn, pid, stdin_write, stdout_reader, stderr_reader)
+    if spec.bufsize == 1 and not spec.text:
+        raise ValueError("line-buffering is only supported when text=True")
+    return process
+
+
+def _close_all(ours, child_ends, conn) -> None:
+    for fd in (*ours, *child_ends):
+        os.close(fd)
+    if conn is not None:
+        conn.close()
+

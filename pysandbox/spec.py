@@ -1,0 +1,134 @@
+"""What a sandbox or an exec should be: frozen, validated at construction.
+
+Everything a user can get wrong is rejected here, with Modal's exception and a
+message that says what to change, before any process or file is created.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+
+import attrs
+
+from .exception import InvalidError
+from .secret import Secret
+from .streams import StreamType
+
+ARG_MAX_BYTES = 2**16
+_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def check_args(args: Sequence[Any]) -> Tuple[str, ...]:
+    if not all(isinstance(arg, str) for arg in args):
+        raise InvalidError("All entrypoint arguments must be strings")
+    if sum(len(arg) for arg in args) > ARG_MAX_BYTES:
+        raise InvalidError(
+            f"Total length of arguments exceeds {ARG_MAX_BYTES} bytes; pass large data through a file or stdin."
+        )
+    if any("\0" in arg for arg in args):
+        raise InvalidError("Arguments must not contain NUL bytes.")
+    return tuple(args)
+
+
+def check_workdir(workdir: Optional[str]) -> Optional[str]:
+    if workdir is None:
+        return None
+    if not isinstance(workdir, str) or not workdir.startswith("/"):
+        raise InvalidError(f"workdir must be an absolute path, got: {workdir}")
+    if "\0" in workdir:
+        raise InvalidError("workdir must not contain NUL bytes.")
+    return workdir
+
+
+def check_timeout(value: Any, what: str, allow_none: bool) -> Optional[float]:
+    if value is None:
+        if allow_none:
+            return None
+        raise InvalidError("`timeout=None` is only supported for experimental persistent Sandboxes.")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise InvalidError(f"{what} must be a positive number of seconds, got {value!r}")
+    return value
+
+
+def merge_env(env: Optional[Mapping[str, Optional[str]]], secrets: Optional[Sequence[Secret]]) -> Dict[str, str]:
+    """Secrets first, then `env` on top; None values are dropped. Keys and values validated."""
+    merged: Dict[str, str] = {}
+    for secret in secrets or ():
+        if not isinstance(secret, Secret):
+            raise InvalidError(f"secrets must be a list of pysandbox.Secret objects, got {type(secret).__name__}")
+        merged.update(secret.env())
+    if env is not None:
+        if not isinstance(env, Mapping):
+            raise InvalidError(f"env must be a dict of str to str, got {type(env).__name__}")
+        merged.update({k: v for k, v in env.items() if v is not None})
+    for key, value in merged.items():
+        if not isinstance(key, str) or not _ENV_KEY.match(key):
+            raise InvalidError(f"Invalid environment variable name {key!r}: use letters, digits and '_', not starting with a digit.")
+        if not isinstance(value, str):
+            raise InvalidError(f"Environment variable {key} must be a string, got {type(value).__name__}")
+        if "\0" in value:
+            raise InvalidError(f"Environment variable {key} must not contain NUL bytes.")
+    return merged
+
+
+def check_name(name: Optional[str]) -> Optional[str]:
+    if name is None:
+        return None
+    if not isinstance(name, str) or not _NAME.match(name) or name.startswith("ap-"):
+        raise InvalidError(
+            f"Invalid Sandbox name: {name!r}. Names may contain only letters, digits, '-', '_' and '.', "
+            "be at most 64 characters long, and must not look like an App ID (ap-...)."
+        )
+    return name
+
+
+def check_tags(tags: Optional[Mapping[str, str]]) -> Dict[str, str]:
+    if tags is None:
+        return {}
+    if not isinstance(tags, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items()):
+        raise InvalidError("tags must be a dict of str to str")
+    return dict(tags)
+
+
+@attrs.frozen
+class SandboxSpec:
+    entrypoint: Tuple[str, ...] = attrs.field(converter=check_args)
+    env: Dict[str, str] = attrs.field(factory=dict)
+    workdir: Optional[str] = attrs.field(default=None, converter=check_workdir)
+    timeout: float = attrs.field(default=300, converter=lambda v: check_timeout(v, "timeout", False))
+    idle_timeout: Optional[float] = attrs.field(
+        default=None, converter=lambda v: check_timeout(v, "idle_timeout", True)
+    )
+    name: Optional[str] = attrs.field(default=None, converter=check_name)
+    tags: Dict[str, str] = attrs.field(factory=dict, converter=check_tags)
+    verbose: bool = False
+
+
+@attrs.frozen
+class ExecSpec:
+    args: Tuple[str, ...] = attrs.field(converter=check_args)
+    env: Dict[str, str] = attrs.field(factory=dict)
+    workdir: Optional[str] = attrs.field(default=None, converter=check_workdir)
+    timeout: Optional[float] = attrs.field(default=None, converter=lambda v: check_timeout(v, "timeout", True))
+    stdout: StreamType = attrs.field(default=StreamType.PIPE)
+    stderr: StreamType = attrs.field(default=StreamType.PIPE)
+    text: bool = True
+    bufsize: int = attrs.field(default=-1)
+
+    @args.validator
+    def _not_empty(self, _attribute, value) -> None:
+        if not value:
+            raise InvalidError("exec() needs a command: pass at least one argument.")
+
+    @stdout.validator
+    @stderr.validator
+    def _stream_type(self, attribute, value) -> None:
+        if not isinstance(value, StreamType):
+            raise InvalidError(f"{attribute.name} must be a StreamType, got {value!r}")
+
+    @bufsize.validator
+    def _bufsize(self, _attribute, value) -> None:
+        if value not in (-1, 1):
+            raise InvalidError(f"bufsize must be -1 (unbuffered) or 1 (line-buffered), got {value!r}")

@@ -1,0 +1,77 @@
+"""Shared fixtures: a private state directory per session, an app, sandboxes that never leak."""
+
+import os
+
+import psutil
+import pytest
+
+import pysandbox as modal
+from pysandbox import registry
+
+
+@pytest.fixture(scope="session", autouse=True)
+def state_home(tmp_path_factory):
+    home = tmp_path_factory.mktemp("pysandbox-home")
+    previous = os.environ.get("PYSANDBOX_HOME")
+    os.environ["PYSANDBOX_HOME"] = str(home)
+    yield home
+    if previous is None:
+        del os.environ["PYSANDBOX_HOME"]
+    else:
+        os.environ["PYSANDBOX_HOME"] = previous
+
+
+@pytest.fixture(scope="session")
+def app(state_home):
+    return modal.App.lookup("pysandbox-tests", create_if_missing=True)
+
+
+def assert_torn_down(sandbox_id: str, supervisor: registry.ProcessRef) -> None:
+    """Nothing of the sandbox is left: no process, no upper dir, no socket."""
+    directory = registry.sandbox_dir(sandbox_id)
+    assert not supervisor.alive()
+    assert not (directory / "upper").exists()
+    assert not (directory / "agent.sock").exists()
+    assert (directory / "exit").exists()
+
+
+@pytest.fixture
+def sandboxes(app):
+    """Create sandboxes through this; each is terminated and checked for leaks afterwards."""
+    created = []
+
+    def create(*args, **kwargs):
+        sb = modal.Sandbox.create(*args, app=app, **kwargs)
+        created.append(sb)
+        return sb
+
+    yield create
+    for sb in created:
+        descendants = _descendants(sb._record.supervisor.pid)
+        sb = modal.Sandbox.from_id(sb.object_id)  # the test may have detached its handle
+        sb.terminate()
+        try:
+            sb.wait(raise_on_termination=False)
+        except modal.exception.SandboxTimeoutError:
+            pass
+        assert_torn_down(sb.object_id, sb._record.supervisor)
+        assert not [p for p in descendants if _alive(p)], "sandbox processes survived terminate()"
+
+
+@pytest.fixture
+def sb(sandboxes):
+    return sandboxes()
+
+
+def _descendants(pid):
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def _alive(proc):
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False

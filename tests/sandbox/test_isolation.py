@@ -1,0 +1,94 @@
+"""What code inside a sandbox can see and touch: checked from inside."""
+
+import os
+import sys
+
+import psutil
+import pytest
+
+from pysandbox import config
+
+pytestmark = pytest.mark.rootless
+
+
+def run(sb, script):
+    p = sb.exec("sh", "-c", script)
+    out = p.stdout.read()
+    p.wait()
+    return out
+
+
+def test_sandbox_root_is_not_host_root(sb):
+    assert run(sb, "id -u") == "0\n"
+    p = sb.exec("sleep", "30")
+    try:
+        procs = psutil.Process(sb._record.supervisor.pid).children(recursive=True)
+        sleeper = [proc for proc in procs if proc.cmdline()[:1] == ["sleep"]]
+        assert len(sleeper) == 1
+        host_uid = sleeper[0].uids().real
+        assert host_uid != 0
+        assert host_uid == (os.geteuid() or config.root_sandbox_uid())
+    finally:
+        p.stdin.write_eof()
+        sb.exec("kill", "-9", str(p._pid)).wait()
+
+
+def test_no_capabilities_and_no_new_privs(sb):
+    status = dict(line.split(":\t", 1) for line in run(sb, "cat /proc/self/status").splitlines() if ":\t" in line)
+    for field in ("CapInh", "CapPrm", "CapEff", "CapAmb"):
+        assert int(status[field], 16) == 0, field
+    assert status["NoNewPrivs"].strip() == "1"
+
+
+def test_host_pids_invisible(sb):
+    pids = sorted(int(p) for p in run(sb, "ls /proc").split() if p.isdigit())
+    assert pids[0] == 1
+    assert len(pids) < 10
+    assert run(sb, "cat /proc/1/cmdline | tr '\\0' ' '").startswith("/__pysandbox/init")
+
+
+def test_host_secrets_invisible(sb):
+    prefix = os.path.realpath(sys.base_prefix)
+    python_path = {prefix.split("/")[2]} if prefix.startswith("/root/") else set()
+    assert set(run(sb, "ls -A /root").split()) == python_path  # at most the caller's Python, read-only
+    if python_path:
+        assert run(sb, f"ls -A /root/{python_path.pop()}").split() == [prefix.split("/")[3]]
+    assert run(sb, "ls /home 2>&1; echo rc=$?").strip().endswith("rc=2") or run(sb, "ls -A /home") == ""
+    assert run(sb, "cat /etc/shadow; echo end") == "end\n"
+    assert run(sb, "ls -A /etc/ssh") == ""
+    assert os.path.realpath(sys.prefix) == os.path.realpath(sys.base_prefix) or \
+        run(sb, f"ls {sys.prefix} 2>/dev/null; echo rc=$?").strip().endswith("rc=2")
+
+
+def test_system_dirs_read_only(sb):
+    out = run(sb, "touch /usr/x 2>&1; touch /etc/x 2>&1; echo done")
+    assert out.count("Read-only file system") == 2
+
+
+def test_private_tmp(sb, tmp_path):
+    marker = "/tmp/pysandbox-host-marker"
+    with open(marker, "w") as f:
+        f.write("host")
+    try:
+        assert run(sb, f"cat {marker} 2>/dev/null; echo rc=$?") == "rc=1\n"
+        assert run(sb, "echo x > /tmp/inside && cat /tmp/inside") == "x\n"
+        assert not os.path.exists("/tmp/inside")
+    finally:
+        os.unlink(marker)
+
+
+def test_python_matches_caller(sb):
+    expected = "%d.%d" % sys.version_info[:2]
+    for exe in ("python", "python3"):
+        out = run(sb, f"{exe} -c 'import sys; print(\"%d.%d\" % sys.version_info[:2])'")
+        assert out == expected + "\n", exe
+
+
+def test_no_network_but_loopback(sb):
+    out = run(sb, "cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' '")
+    assert out.split() == ["lo"]
+
+
+def test_nested_user_namespace_refused(sb):
+    p = sb.exec("unshare", "-U", "true")
+    assert p.wait() != 0

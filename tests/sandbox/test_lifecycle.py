@@ -1,0 +1,169 @@
+"""Sandbox lifecycle: entrypoints, wait/poll/returncode, terminate, timeouts, detach, from_id."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import psutil
+import pytest
+
+import pysandbox as modal
+from pysandbox import registry
+from pysandbox.exception import (
+    ClientClosed,
+    InvalidError,
+    NotFoundError,
+    SandboxTerminatedError,
+    SandboxTimeoutError,
+)
+
+from ..conftest import assert_torn_down
+
+pytestmark = pytest.mark.rootless
+
+
+def test_object_id_shape(sb):
+    assert registry.is_well_formed_id(sb.object_id, "sb-")
+
+
+def test_entrypoint_output_and_exit_code(sandboxes):
+    sb = sandboxes("sh", "-c", "echo out; echo err >&2; exit 7")
+    assert sb.stdout.read() == "out\n"
+    assert sb.stderr.read() == "err\n"
+    sb.wait()
+    assert sb.returncode == 7
+    assert sb.poll() == 7
+
+
+def test_entrypoint_stdin(sandboxes):
+    sb = sandboxes("cat")
+    sb.stdin.write("hi\n")
+    sb.stdin.write_eof()
+    sb.stdin.drain()
+    assert sb.stdout.read() == "hi\n"
+    sb.wait()
+    assert sb.returncode == 0
+
+
+def test_entrypoint_lines_stream_live(sandboxes):
+    sb = sandboxes("sh", "-c", "for i in 1 2 3; do echo $i; sleep 0.1; done")
+    assert list(sb.stdout) == ["1\n", "2\n", "3\n"]
+
+
+def test_poll_none_while_running(sb):
+    assert sb.poll() is None
+    assert sb.returncode is None
+
+
+def test_terminate_gives_137_and_wait_raises(sb):
+    sb.terminate()
+    with pytest.raises(SandboxTerminatedError):
+        sb.wait()
+    assert sb.returncode == 137
+    sb.wait(raise_on_termination=False)
+    assert sb.terminate(wait=True) == 137  # a no-op on a finished sandbox
+    assert_torn_down(sb.object_id, sb._record.supervisor)
+
+
+def test_terminate_wait_returns_code(sb):
+    assert sb.terminate(wait=True) == 137
+
+
+def test_timeout_gives_124(sandboxes):
+    sb = sandboxes("sleep", "60", timeout=1)
+    with pytest.raises(SandboxTimeoutError):
+        sb.wait(raise_on_termination=False)
+    assert sb.returncode == 124
+    assert sb.poll() == 124
+
+
+def test_idle_timeout_ends_an_idle_sandbox(sandboxes):
+    sb = sandboxes(idle_timeout=1)
+    assert sb.exec("true").wait() == 0
+    sb.wait()
+    assert sb.returncode == 0
+    assert registry.read_exit(sb.object_id).status == "idle_timeout"
+
+
+def test_detach(sb):
+    sb.detach()
+    sb.detach()
+    with pytest.raises(ClientClosed):
+        sb.exec("true")
+    with pytest.raises(ClientClosed):
+        sb.terminate()
+    assert sb.returncode is None
+    other = modal.Sandbox.from_id(sb.object_id)
+    other.terminate(wait=True)
+    sb.wait(raise_on_termination=False)
+    assert sb.returncode == 137
+
+
+def test_from_id(sb):
+    other = modal.Sandbox.from_id(sb.object_id)
+    assert other.object_id == sb.object_id
+    assert other.exec("echo", "hello").stdout.read() == "hello\n"
+    with pytest.raises(InvalidError):
+        modal.Sandbox.from_id("not-an-id")
+    with pytest.raises(NotFoundError):
+        modal.Sandbox.from_id("sb-" + "a" * 22)
+
+
+def test_writes_vanish_at_terminate(sb):
+    assert sb.exec("sh", "-c", "mkdir -p /repo && echo data > /repo/f && cat /repo/f").stdout.read() == "data\n"
+    upper = registry.sandbox_dir(sb.object_id) / "upper"
+    assert (upper / "repo" / "f").exists()
+    sb.terminate(wait=True)
+    assert not upper.exists()
+
+
+def test_workdir_is_created(sandboxes):
+    sb = sandboxes(workdir="/repo")
+    assert sb.exec("pwd").stdout.read() == "/repo\n"
+
+
+def test_creator_exit_keeps_sandbox_and_timeout_still_fires(app, tmp_path):
+    script = textwrap.dedent(
+        """
+        import pysandbox as modal
+        app = modal.App.lookup("pysandbox-tests", create_if_missing=True)
+        sb = modal.Sandbox.create("sleep", "100", app=app, timeout=3)
+        print(sb.object_id, flush=True)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    sb = modal.Sandbox.from_id(out.strip())
+    assert sb.poll() is None
+    assert sb.exec("echo", "alive").stdout.read() == "alive\n"
+    with pytest.raises(SandboxTimeoutError):
+        sb.wait()
+    assert sb.returncode == 124
+    assert_torn_down(sb.object_id, sb._record.supervisor)
+
+
+def test_killing_supervisor_kills_sandbox(sandboxes):
+    sb = sandboxes("sleep", "100")
+    assert sb.exec("true").wait() == 0
+    supervisor = psutil.Process(sb._record.supervisor.pid)
+    inside = supervisor.children(recursive=True)
+    assert inside
+    os.kill(supervisor.pid, signal.SIGKILL)
+    gone, alive = psutil.wait_procs(inside, timeout=10)
+    assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
+    sb.wait(raise_on_termination=False)
+    assert sb.returncode == 137
+
+
+def test_aio_lifecycle(app):
+    import asyncio
+
+    async def main():
+        sb = await modal.Sandbox.create.aio("sh", "-c", "echo hi", app=app)
+        lines = [line async for line in sb.stdout]
+        await sb.wait.aio()
+        return lines, sb.returncode
+
+    assert asyncio.run(main()) == (["hi\n"], 0)
