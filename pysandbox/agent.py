@@ -42,6 +42,8 @@ class AgentError(Exception):
 
 def connect(socket_path: Path) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+    # The default send buffer (wmem_default) is smaller than the largest request.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, MAX_MESSAGE + 4096)
     try:
         _connect(sock, socket_path)
     except (FileNotFoundError, ConnectionRefusedError) as exc:
@@ -91,8 +93,6 @@ def exec_body(argv: Sequence[str], env: Sequence[str], cwd: str, timeout_ms: int
 
 
 def send(sock: socket.socket, data: bytes, fds: Sequence[int] = ()) -> None:
-    if len(data) > MAX_MESSAGE:
-        raise ValueError(f"request of {len(data)} bytes exceeds the {MAX_MESSAGE} byte limit")
     try:
         if fds:
             socket.send_fds(sock, [data], list(fds))

@@ -87,6 +87,8 @@ class Sandbox:
 
     def __init__(self, record: registry.SandboxRecord) -> None:
         self._record = record
+        self._dir = registry.sandbox_dir(record.sandbox_id)
+        self._socket = self._dir / "agent.sock"
         self._exit: Optional[registry.ExitStatus] = None
         self._detached = False
         self._stdout: Optional[StreamReader] = None
@@ -101,10 +103,6 @@ class Sandbox:
 
     def __repr__(self) -> str:
         return f"Sandbox({self.object_id})"
-
-    @property
-    def _dir(self):
-        return registry.sandbox_dir(self.object_id)
 
     def _ensure_attached(self) -> None:
         if self._detached:
@@ -299,7 +297,7 @@ class Sandbox:
     async def _agent_call(self, kind: int) -> agent.Reply:
         self._ensure_attached()
         try:
-            return await agent.call(self._dir / "agent.sock", kind)
+            return await agent.call(self._socket, kind)
         except agent.AgentGone:
             raise ConflictError(f"Sandbox {self.object_id} already finished") from None
         except agent.AgentError as exc:
@@ -328,8 +326,6 @@ class Sandbox:
         spec = ExecSpec(args, merge_env(env, secrets), workdir, timeout, stdout, stderr, text, bufsize)
         if pty or pty_info or _pty_info:
             raise UnimplementedError("exec(pty=True) is not supported by this version of pysandbox yet.")
-        if self._refresh() is not None:
-            raise ConflictError(f"Sandbox {self.object_id} already finished")
         if self._record.verbose:
             verbose_logger.info("Sandbox exec started: %s", " ".join(spec.args))
         return await _exec(self, spec)
@@ -456,7 +452,10 @@ async def _exec(sandbox: Sandbox, spec: ExecSpec) -> ContainerProcess:
     conn = None
     try:
         request = agent.message(agent.REQ_EXEC, agent.exec_body(spec.args, env, spec.workdir or "", timeout_ms))
-        conn = agent.connect(sandbox._dir / "agent.sock")
+        if len(request) > agent.MAX_MESSAGE:
+            raise InvalidError(f"exec() arguments and environment take {len(request)} bytes, over the "
+                               f"{agent.MAX_MESSAGE} byte limit: pass large data through stdin or a file.")
+        conn = agent.connect(sandbox._socket)
         agent.send(conn, request, child_ends)
         for fd in child_ends:
             os.close(fd)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Callable, List, Optional, Sequence
 
-from .layout import INIT_PATH, Mount
+from .layout import BIN_DIR, INIT_PATH, SYSTEM_DIRS, Mount, python_links
 
 ISOLATION = (
     "--unshare-user", "--uid", "0", "--gid", "0", "--disable-userns",
@@ -34,7 +34,7 @@ def mount_args(mount: Mount, source: Callable[[str], str]) -> List[str]:
     if mount.kind == "mask-file":
         return ["--ro-bind", "/dev/null", mount.dest]
     if mount.kind == "mask-dir":
-        return ["--perms", "0555", "--tmpfs", mount.dest, "--remount-ro", mount.dest]
+        return ["--tmpfs", mount.dest]
     raise ValueError(f"unknown mount kind {mount.kind!r}")
 
 
@@ -49,7 +49,11 @@ def command(
     idle_timeout_ms: Optional[int],
     source: Callable[[str], str] = lambda path: path,
 ) -> List[str]:
-    argv = [bwrap, *ISOLATION, "--bind", source(upper), "/"]
+    argv = [bwrap, *ISOLATION, "--bind", source(upper), "/", "--perms", "0700", "--dir", "/root"]
+    for name, target in python_links():
+        argv += ["--symlink", target, f"{BIN_DIR}/{name}"]
+    if workdir.strip("/").split("/")[0] not in SYSTEM_DIRS:
+        argv += ["--dir", workdir]  # created in the upper directory when missing
     for mount in mounts:
         argv += mount_args(mount, source)
     argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]

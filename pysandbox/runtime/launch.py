@@ -73,22 +73,11 @@ def _ensure_stage_dir() -> None:
             raise RuntimeError(f"{STAGE_DIR} must be a directory owned by root; remove it and retry.") from None
 
 
-def _prepare_upper(upper: Path, workdir: str, owner: Tuple[int, int]) -> None:
-    """The sandbox's writable root: /root, python links, and the workdir."""
+def _prepare_upper(upper: Path, owner: Tuple[int, int]) -> None:
+    """The sandbox's writable root; bwrap fills in the rest as the sandbox user."""
     upper.mkdir(mode=0o755)
-    (upper / "root").mkdir(mode=0o700)
-    bin_dir = upper / layout.BIN_DIR.lstrip("/")
-    bin_dir.mkdir(parents=True)
-    for name, target in layout.python_links():
-        os.symlink(target, bin_dir / name)
-    top = workdir.strip("/").split("/")[0]
-    if top and top not in layout.SYSTEM_DIRS:
-        (upper / workdir.lstrip("/")).mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
-        for root, dirs, files in os.walk(upper):
-            os.chown(root, *owner)
-            for entry in dirs + files:
-                os.lchown(os.path.join(root, entry), *owner)
+        os.chown(upper, *owner)
 
 
 def _high_dup(fd: int) -> int:
@@ -116,19 +105,19 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str]) -> ProcessRe
     as_root = os.geteuid() == 0
     uid = config.root_sandbox_uid() if as_root else os.geteuid()
     owner = (uid, uid) if as_root else (os.geteuid(), os.getegid())
-    workdir = spec.workdir or "/"
     upper = directory / "upper"
-    _prepare_upper(upper, workdir, owner)
+    _prepare_upper(upper, owner)
     stager = Stager(as_root)
     if as_root:
         _ensure_stage_dir()
-    mounts = layout.host_system_mounts() + layout.python_mounts()
+    reader = (uid, frozenset()) if as_root else (uid, frozenset([os.getegid(), *os.getgroups()]))
+    mounts = layout.host_system_mounts(reader) + layout.python_mounts()
     argv = bwrap.command(
         _staged_runner(runner, stager),
         upper=str(upper),
         mounts=mounts,
         init=init,
-        workdir=workdir,
+        workdir=spec.workdir or "/",
         entrypoint=spec.entrypoint,
         idle_timeout_ms=None if spec.idle_timeout is None else int(spec.idle_timeout * 1000),
         source=stager,

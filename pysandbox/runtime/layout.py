@@ -8,10 +8,12 @@ sandbox's private upper directory, which is deleted at terminate.
 
 from __future__ import annotations
 
+import functools
 import os
+import stat
 import sys
 from pathlib import Path
-from typing import List, Tuple
+from typing import FrozenSet, List, Tuple
 
 import attrs
 
@@ -31,7 +33,11 @@ class Mount:
     dest: str
 
 
-def host_system_mounts(host_root: str = "/") -> List[Mount]:
+@functools.lru_cache(maxsize=None)
+def host_system_mounts(reader: Tuple[int, FrozenSet[int]], host_root: str = "/") -> Tuple[Mount, ...]:
+    """System directories, plus masks over the secrets that `reader` (the sandbox's
+    host uid and groups) could read. The others stay unreadable through their own
+    permissions, and each mask costs two mount calls at every start."""
     mounts = []
     for name in SYSTEM_DIRS:
         path = os.path.join(host_root, name)
@@ -39,28 +45,40 @@ def host_system_mounts(host_root: str = "/") -> List[Mount]:
             mounts.append(Mount("symlink", os.readlink(path), "/" + name))
         elif os.path.isdir(path):
             mounts.append(Mount("ro-bind", path, "/" + name))
-    for rel in MASKED_FILES:
-        if os.path.lexists(os.path.join(host_root, rel)):
-            mounts.append(Mount("mask-file", "/dev/null", "/" + rel))
-    for rel in MASKED_DIRS:
-        if os.path.isdir(os.path.join(host_root, rel)):
-            mounts.append(Mount("mask-dir", "", "/" + rel))
-    return mounts
+    for rel in MASKED_FILES + MASKED_DIRS:
+        path = os.path.join(host_root, rel)
+        if _readable_by(path, *reader):
+            mounts.append(Mount("mask-dir" if os.path.isdir(path) else "mask-file", "/dev/null", "/" + rel))
+    return tuple(mounts)
 
 
+def _readable_by(path: str, uid: int, gids: FrozenSet[int]) -> bool:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return False
+    if info.st_uid == uid:
+        return bool(info.st_mode & stat.S_IRUSR)
+    if info.st_gid in gids:
+        return bool(info.st_mode & stat.S_IRGRP)
+    return bool(info.st_mode & stat.S_IROTH)
+
+
+@functools.lru_cache(maxsize=None)
 def caller_python() -> Tuple[str, str]:
     """(base prefix, real interpreter path) of the calling Python, outside any venv."""
     executable = os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
     return os.path.realpath(sys.base_prefix), executable
 
 
-def python_mounts() -> List[Mount]:
+@functools.lru_cache(maxsize=None)
+def python_mounts() -> Tuple[Mount, ...]:
     """The caller's Python, if it lives outside the shared system directories."""
     prefix, _ = caller_python()
     top = Path(prefix).parts[1] if len(Path(prefix).parts) > 1 else ""
     if top in SYSTEM_DIRS:
-        return []
-    return [Mount("ro-bind", prefix, prefix)]
+        return ()
+    return (Mount("ro-bind", prefix, prefix),)
 
 
 def python_links() -> List[Tuple[str, str]]:

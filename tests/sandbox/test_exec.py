@@ -176,6 +176,7 @@ def test_aio_forms(sb):
         (("true",), {"env": {"1BAD": "x"}}, InvalidError),
         (("true",), {"env": {"A": "a\0b"}}, InvalidError),
         (("true",), {"timeout": -1}, InvalidError),
+        (("true",), {"env": {"BIG": "x" * 300_000}}, InvalidError),
         ((), {}, InvalidError),
     ],
 )
