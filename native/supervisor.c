@@ -2,9 +2,10 @@
  *
  *   sandbox-supervisor --dir DIR --timeout-ms N [--as-uid U --as-gid G]
  *       [--stage STAGEDIR] [--stage-bind SRC=NAME]... [--cleanup PATH]...
- *       -- RUNNER ARGV...
+ *       [--confirm-fd 0] -- RUNNER ARGV...
  *
- * Inherited fds: 0 /dev/null, 1 and 2 the sandbox's supervisor.log, 3 the
+ * Inherited fds: 0 /dev/null (or, with --confirm-fd 0, a pipe from the
+ * creator that carries 'g' once the sandbox is registered), 1 and 2 the sandbox's supervisor.log, 3 the
  * listener, 4 and 5 the entrypoint's stdout and stderr files; 3..5 are only
  * passed on to the runner.
  *
@@ -50,6 +51,7 @@ static struct {
   size_t nbinds;
   const char **cleanup;
   size_t ncleanup;
+  int confirm_fd; /* -1: none */
   char **runner;
 } opt;
 
@@ -97,6 +99,7 @@ static void parse_args(int argc, char **argv)
   if (opt.binds == NULL || opt.cleanup == NULL)
     die("out of memory");
   bool have_timeout = false, have_uid = false, have_gid = false;
+  opt.confirm_fd = -1;
   int i = 1;
   for (; i < argc && strcmp(argv[i], "--") != 0; i += 2) {
     const char *a = argv[i];
@@ -124,6 +127,8 @@ static void parse_args(int argc, char **argv)
       opt.binds[opt.nbinds++] = (struct stage_bind){.src = src, .name = name};
     } else if (strcmp(a, "--cleanup") == 0) {
       opt.cleanup[opt.ncleanup++] = abs_path(argv, i);
+    } else if (strcmp(a, "--confirm-fd") == 0) {
+      opt.confirm_fd = (int)number(argv, i, FD_LISTEN - 1);
     } else {
       usage_die("unknown option: %s", a);
     }
@@ -161,6 +166,11 @@ static noreturn void run_runner(const sigset_t *mask, int event_w, int fail_w, p
     _exit(127);
   if (sigprocmask(SIG_SETMASK, mask, NULL) < 0)
     child_fail(fail_w, false, "sigprocmask");
+  if (opt.confirm_fd >= 0) { /* the creator's pipe is ours alone, not the sandbox's */
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null < 0 || dup2(null, opt.confirm_fd) < 0)
+      child_fail(fail_w, false, "/dev/null");
+  }
   if (opt.stage != NULL && stage_mounts(opt.stage, opt.binds, opt.nbinds) < 0)
     child_fail(fail_w, true, NULL);
   if (opt.as_user) {
@@ -236,6 +246,23 @@ static void kill_children(void)
   }
 }
 
+/* --confirm-fd: the creator writes 'g' once the sandbox is in the registry.
+ * End of file without it means the creator died first: nobody can find this
+ * sandbox, so it must not live on. */
+static void read_confirmation(pid_t runner)
+{
+  char c = 0;
+  ssize_t n = read(opt.confirm_fd, &c, 1);
+  if (n < 0 && (errno == EINTR || errno == EAGAIN))
+    return;
+  if (n != 1 || c != 'g') {
+    set_status("terminated", 137);
+    kill(runner, SIGKILL);
+  }
+  close(opt.confirm_fd);
+  opt.confirm_fd = -1;
+}
+
 /* Runs until the runner is reaped. */
 static void supervise(pid_t runner, int64_t deadline)
 {
@@ -251,11 +278,12 @@ static void supervise(pid_t runner, int64_t deadline)
       }
       timeout = left > INT_MAX ? INT_MAX : (int)left;
     }
-    struct pollfd p[2] = {
+    struct pollfd p[3] = {
       {.fd = sigfd, .events = POLLIN},
-      {.fd = event_fd, .events = POLLIN}, /* ignored once -1 */
+      {.fd = event_fd, .events = POLLIN},      /* ignored once -1 */
+      {.fd = opt.confirm_fd, .events = POLLIN}, /* ignored once -1 */
     };
-    if (poll(p, 2, timeout) < 0) {
+    if (poll(p, 3, timeout) < 0) {
       if (errno == EINTR)
         continue;
       pwarnf("poll");
@@ -264,6 +292,8 @@ static void supervise(pid_t runner, int64_t deadline)
     }
     if (p[1].revents)
       read_events();
+    if (p[2].revents)
+      read_confirmation(runner);
     struct signalfd_siginfo si;
     while (read(sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
       if (si.ssi_signo != SIGCHLD) {

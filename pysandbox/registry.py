@@ -16,18 +16,22 @@ error naming its file and never affects other sandboxes.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import secrets
+import shutil
 import string
+import sys
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, List, Optional, Tuple, Union
 
 import attrs
 
 from . import config
-from .exception import ExecutionError, InvalidError, NotFoundError
+from .exception import AlreadyExistsError, ExecutionError, InvalidError, NotFoundError
 
 _ID_ALPHABET = string.ascii_letters + string.digits
 _ID_LENGTH = 22
@@ -181,9 +185,198 @@ def read_exit(sandbox_id: str) -> Optional[ExitStatus]:
         raise ExecutionError(f"sandbox exit record {path} is corrupt; remove it or run `pysandbox gc`.") from None
 
 
-def write_exit(sandbox_id: str, status: ExitStatus) -> None:
-    """Used when the supervisor itself is gone (killed) and a reader notices."""
-    write_json_atomic(sandbox_dir(sandbox_id) / "exit", attrs.asdict(status))
+def finished(record: SandboxRecord) -> Optional[ExitStatus]:
+    """The sandbox's exit status, or None while it runs.
+
+    A supervisor killed with SIGKILL writes nothing; the sandbox died with it
+    (bwrap runs with --die-with-parent). The first reader to notice does the
+    teardown it could not do and records the sandbox as terminated."""
+    status = read_exit(record.sandbox_id)
+    if status is not None or record.supervisor.alive():
+        return status
+    status = read_exit(record.sandbox_id)  # it may have exited cleanly just now
+    if status is not None:
+        return status
+    directory = sandbox_dir(record.sandbox_id)
+    remove_tree(directory / "upper")
+    try:
+        os.unlink(directory / "agent.sock")
+    except FileNotFoundError:
+        pass
+    status = ExitStatus("terminated", 137, time.time())
+    write_json_atomic(directory / "exit", attrs.asdict(status), durable=False)
+    return status
+
+
+def sandbox_state(record: SandboxRecord) -> Tuple[str, Optional[int]]:
+    """("running", None), or the final status and the return code Modal would report."""
+    status = finished(record)
+    if status is None:
+        return "running", None
+    code = {"timeout": 124, "terminated": 137}.get(status.status, status.code)
+    return status.status, code
+
+
+def remove_tree(path: Path) -> None:
+    """rmtree that also gets through directories sandbox code made unreadable (chmod 000)."""
+
+    def make_accessible(_func, failed_path, _exc):
+        os.chmod(os.path.dirname(failed_path), 0o700)
+        if os.path.isdir(failed_path) and not os.path.islink(failed_path):
+            os.chmod(failed_path, 0o700)
+            remove_tree(Path(failed_path))
+        else:
+            os.unlink(failed_path)
+
+    handler = {"onexc": make_accessible} if sys.version_info >= (3, 12) else {"onerror": make_accessible}
+    if os.path.lexists(path):
+        shutil.rmtree(path, **handler)
+
+
+# Locking, names, tags, listing ------------------------------------------------
+
+
+@contextlib.contextmanager
+def locked() -> Iterator[None]:
+    """The state directory's lock, for read-modify-write of names and tags."""
+    ensure_dir(config.state_dir())
+    fd = os.open(config.state_dir() / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _name_path(app_id: str, name: str) -> Path:
+    return config.state_dir() / "names" / app_id / name
+
+
+def _claim_holder_running(claim: dict) -> bool:
+    try:
+        record = read_record(claim["sandbox_id"])
+    except NotFoundError:  # being created right now, unless its creator died
+        creator = claim.get("creator")
+        return bool(creator) and ProcessRef(**creator).alive()
+    except ExecutionError:
+        return False
+    return finished(record) is None
+
+
+def claim_name(app_id: str, name: str, sandbox_id: str) -> None:
+    """Reserve `name` in the app for `sandbox_id`; AlreadyExistsError if a running sandbox has it."""
+    path = _name_path(app_id, name)
+    with locked():
+        try:
+            claim = read_json(path, "name claim")
+        except (FileNotFoundError, ExecutionError):
+            claim = None
+        if claim is not None and _claim_holder_running(claim):
+            raise AlreadyExistsError(
+                f"A sandbox named {name!r} is already running in this app ({claim['sandbox_id']}); "
+                "pick another name or terminate it first."
+            )
+        ensure_dir(path.parent)
+        creator = ProcessRef.of(os.getpid())
+        write_json_atomic(path, {"sandbox_id": sandbox_id, "creator": attrs.asdict(creator)}, durable=False)
+
+
+def release_name(app_id: str, name: str, sandbox_id: str) -> None:
+    """Drop a claim that still points at `sandbox_id` (its create failed)."""
+    path = _name_path(app_id, name)
+    with locked():
+        try:
+            if read_json(path, "name claim").get("sandbox_id") == sandbox_id:
+                os.unlink(path)
+        except (FileNotFoundError, ExecutionError):
+            pass
+
+
+def claimed_sandbox(app_id: str, name: str) -> Optional[str]:
+    try:
+        return read_json(_name_path(app_id, name), "name claim").get("sandbox_id")
+    except (FileNotFoundError, ExecutionError):
+        return None
+
+
+def update_tags(sandbox_id: str, tags: dict) -> SandboxRecord:
+    with locked():
+        record = attrs.evolve(read_record(sandbox_id), tags=dict(tags))
+        write_record(record)
+    return record
+
+
+def iter_records(skip_finished: bool = False) -> Iterator[Tuple[str, Union[SandboxRecord, Exception]]]:
+    """(sandbox id, its record or the error reading it) for every sandbox directory;
+    with skip_finished, those whose exit record exists are passed over unread."""
+    try:
+        entries = list(os.scandir(sandboxes_dir()))
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        if not entry.name.startswith("sb-"):
+            continue
+        if skip_finished and os.path.exists(os.path.join(entry.path, "exit")):
+            continue
+        path = Path(entry.path, "record.json")
+        try:
+            yield entry.name, SandboxRecord.from_json(read_json(path, "sandbox"), path)
+        except FileNotFoundError:
+            yield entry.name, NotFoundError(f"Sandbox with id {entry.name} not found")
+        except ExecutionError as exc:
+            yield entry.name, exc
+
+
+def running_records(app_id: Optional[str] = None) -> List[SandboxRecord]:
+    """Records of running sandboxes (optionally of one app), newest first."""
+    records = []
+    for _, record in iter_records(skip_finished=True):
+        if isinstance(record, Exception) or (app_id is not None and record.app_id != app_id):
+            continue
+        if record.supervisor.alive() or finished(record) is None:
+            records.append(record)
+    return sorted(records, key=lambda r: r.created_at, reverse=True)
+
+
+def write_creator(directory: Path) -> None:
+    """Mark a sandbox directory as being created by this process (see collect_garbage)."""
+    write_json_atomic(directory / "creator", attrs.asdict(ProcessRef.of(os.getpid())), durable=False)
+
+
+def _abandoned(directory: Path) -> bool:
+    """A directory without a record whose creator died before registering it,
+    once its supervisor (if it got that far) has torn the sandbox down."""
+    if _listener_alive(directory / "agent.sock"):
+        return False  # a sandbox still serves: its supervisor tears it down when unconfirmed
+    try:
+        return not ProcessRef(**read_json(directory / "creator", "creator")).alive()
+    except (FileNotFoundError, ExecutionError, TypeError):
+        return True
+
+
+def _listener_alive(path: Path) -> bool:
+    from . import agent
+
+    try:
+        agent.connect(path).close()
+    except agent.AgentGone:
+        return False
+    return True
+
+
+def collect_garbage() -> List[str]:
+    """Remove the directories of finished and abandoned sandboxes; the ids removed."""
+    removed = []
+    for sandbox_id, record in iter_records():
+        directory = sandbox_dir(sandbox_id)
+        if isinstance(record, NotFoundError):
+            if not _abandoned(directory):
+                continue
+        elif isinstance(record, Exception) or finished(record) is None:
+            continue  # corrupt records are reported, never silently deleted
+        remove_tree(directory)
+        removed.append(sandbox_id)
+    return removed
 
 
 # Apps ------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from typing import Any, Dict, Optional, Sequence
 
 from . import _aio, agent, registry
@@ -24,7 +25,9 @@ from .app import App
 from .exception import (
     ClientClosed,
     ConflictError,
+    DeprecationError,
     InvalidError,
+    NotFoundError,
     SandboxTerminatedError,
     SandboxTimeoutError,
     UnimplementedError,
@@ -32,7 +35,7 @@ from .exception import (
 from .process import ContainerProcess
 from .runtime import launch, layout
 from .secret import Secret
-from .spec import ExecSpec, SandboxSpec, merge_env
+from .spec import ExecSpec, SandboxSpec, check_tags, merge_env
 from .streams import FollowSource, PipeSource, StreamReader, StreamType, StreamWriter
 
 logger = logging.getLogger("pysandbox")
@@ -191,15 +194,66 @@ class Sandbox:
         sandbox._refresh()
         return sandbox
 
+    @synchronized_static
+    async def from_name(
+        app_name: str, name: str, *, environment_name: Optional[str] = None, include_terminated: bool = False,
+        client: Any = None,
+    ) -> "Sandbox":
+        """The running sandbox called `name` in the app `app_name` (or, with
+        include_terminated=True and none running, the most recent finished one)."""
+        app_record = registry.read_app(app_name) if isinstance(app_name, str) else None
+        if app_record is None:
+            raise NotFoundError(f"App {app_name!r} not found")
+        claimed = registry.claimed_sandbox(app_record["app_id"], name)
+        if claimed is not None:
+            try:
+                sandbox = Sandbox(registry.read_record(claimed))
+            except NotFoundError:
+                sandbox = None
+            if sandbox is not None and sandbox._refresh() is None:
+                return sandbox
+        if include_terminated:
+            finished = [
+                record for _, record in registry.iter_records()
+                if not isinstance(record, Exception) and record.app_id == app_record["app_id"] and record.name == name
+            ]
+            if finished:
+                sandbox = Sandbox(max(finished, key=lambda r: r.created_at))
+                sandbox._refresh()
+                return sandbox
+        raise NotFoundError(f"No running sandbox named {name!r} in app {app_name!r}")
+
+    @synchronized_static
+    async def list(*, app_id: Optional[str] = None, tags: Optional[Dict[str, str]] = None, client: Any = None):
+        """Running sandboxes (of one app, carrying all the given tags), newest first."""
+        wanted = check_tags(tags)
+        if app_id is None:
+            warnings.warn("Sandbox.list() without app_id lists the sandboxes of every app; pass app_id=.",
+                          DeprecationError, stacklevel=3)
+        for record in registry.running_records(app_id):
+            if wanted.items() <= record.tags.items():
+                yield Sandbox(record)
+
+    @synchronized
+    async def get_tags(self) -> Dict[str, str]:
+        """The sandbox's current tags."""
+        self._ensure_attached()
+        self._record = registry.read_record(self.object_id)
+        return dict(self._record.tags)
+
+    @synchronized
+    async def set_tags(self, tags: Dict[str, str], *, client: Any = None) -> None:
+        """Replace the sandbox's whole tag set ({} clears it)."""
+        self._ensure_attached()
+        self._record = registry.update_tags(self.object_id, check_tags(tags))
+
     # Lifecycle -----------------------------------------------------------
 
     def _refresh(self) -> Optional[registry.ExitStatus]:
-        """The exit status if the sandbox has finished; repairs after a killed supervisor."""
+        """The exit status if the sandbox has finished, else None."""
         if self._exit is None:
-            self._exit = registry.read_exit(self.object_id)
-        if self._exit is None and not self._record.supervisor.alive():
             launch.reap_finished()
-            self._exit = registry.read_exit(self.object_id) or _record_lost_supervisor(self.object_id)
+            self._exit = registry.finished(self._record)
         return self._exit
 
     @property
@@ -292,7 +346,10 @@ class Sandbox:
         return reply.fds[0]
 
     async def _entry_stdin_close(self) -> None:
-        await self._agent_call(agent.REQ_ENTRY_STDIN_CLOSE)
+        try:
+            await agent.call(self._socket, agent.REQ_ENTRY_STDIN_CLOSE)
+        except agent.AgentGone:
+            pass  # the sandbox already ended: its stdin is closed
 
     async def _agent_call(self, kind: int) -> agent.Reply:
         self._ensure_attached()
@@ -332,36 +389,6 @@ class Sandbox:
 
 
 
-def _record_lost_supervisor(sandbox_id: str) -> registry.ExitStatus:
-    """The supervisor died without writing a status (SIGKILL): the sandbox died with it
-    (bwrap runs with --die-with-parent). Do the teardown it could not do, then record it."""
-    directory = registry.sandbox_dir(sandbox_id)
-    _remove_tree(directory / "upper")
-    try:
-        os.unlink(directory / "agent.sock")
-    except FileNotFoundError:
-        pass
-    status = registry.ExitStatus("terminated", RETURNCODE_TERMINATED, time.time())
-    registry.write_exit(sandbox_id, status)
-    return status
-
-
-def _remove_tree(path) -> None:
-    """rmtree that also gets through directories sandbox code made unreadable (chmod 000)."""
-
-    def make_accessible(_func, failed_path, _exc):
-        os.chmod(os.path.dirname(failed_path), 0o700)
-        if os.path.isdir(failed_path) and not os.path.islink(failed_path):
-            os.chmod(failed_path, 0o700)
-            _remove_tree(failed_path)
-        else:
-            os.unlink(failed_path)
-
-    handler = {"onexc": make_accessible} if sys.version_info >= (3, 12) else {"onerror": make_accessible}
-    if os.path.lexists(path):
-        shutil.rmtree(path, **handler)
-
-
 def _pidfd(ref: registry.ProcessRef) -> Optional[int]:
     """A pidfd for the process, or None if it is gone (checked after opening: no pid reuse race)."""
     try:
@@ -379,22 +406,45 @@ def _start(spec: SandboxSpec, app: App) -> Sandbox:
     sandbox_id = registry.new_id("sb-")
     directory = registry.sandbox_dir(sandbox_id)
     directory.mkdir(mode=0o700)
+    registry.write_creator(directory)
     env = {**layout.default_env(), **spec.env}
+    if spec.name is not None:
+        try:
+            registry.claim_name(app.app_id, spec.name, sandbox_id)
+        except BaseException:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
+    launched = None
     try:
-        supervisor = launch.launch(directory, spec, env)
+        launched = launch.launch(directory, spec, env)
+        record = registry.SandboxRecord(
+            sandbox_id=sandbox_id, app_id=app.app_id, app_name=app.name, name=spec.name, tags=spec.tags,
+            created_at=time.time(), timeout=spec.timeout, supervisor=launched.supervisor,
+            entrypoint=spec.entrypoint, workdir=spec.workdir or "/", image_id="host", verbose=spec.verbose,
+        )
+        registry.write_record(record)
+        launched.confirm()
     except BaseException:
-        shutil.rmtree(directory, ignore_errors=True)  # nothing was started: leave nothing behind
+        _abandon(directory, launched)
+        if spec.name is not None:
+            registry.release_name(app.app_id, spec.name, sandbox_id)
         raise
-    record = registry.SandboxRecord(
-        sandbox_id=sandbox_id, app_id=app.app_id, app_name=app.name, name=spec.name, tags=spec.tags,
-        created_at=time.time(), timeout=spec.timeout, supervisor=supervisor, entrypoint=spec.entrypoint,
-        workdir=spec.workdir or "/", image_id="host", verbose=spec.verbose,
-    )
-    registry.write_record(record)
     if spec.verbose:
         _enable_verbose_output()
         verbose_logger.info("Sandbox created: %s", sandbox_id)
     return Sandbox(record)
+
+
+def _abandon(directory, launched) -> None:
+    """A create that failed half-way: stop what started, remove what was made."""
+    if launched is not None:
+        launched.abandon()  # the supervisor tears the sandbox down on its own
+        pidfd = _pidfd(launched.supervisor)
+        if pidfd is not None:
+            _aio.run_sync(_aio.readable(pidfd))
+            os.close(pidfd)
+        launch.reap_finished()
+    registry.remove_tree(directory)
 
 
 def _enable_verbose_output() -> None:

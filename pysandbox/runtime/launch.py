@@ -96,8 +96,8 @@ def reap_finished() -> None:
             _spawned.discard(pid)
 
 
-def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str]) -> ProcessRef:
-    """Start the sandbox described by `spec` in `directory`; return its supervisor."""
+def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str]) -> "Launched":
+    """Start the sandbox described by `spec` in `directory`; confirm() it once registered."""
     reap_finished()
     runner = config.bwrap_binary()
     init = config.native_binary("sandbox-init")
@@ -126,7 +126,7 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str]) -> ProcessRe
     if as_root:
         options += ["--as-uid", str(uid), "--as-gid", str(uid)]
     options += stager.args() + ["--cleanup", str(upper), "--cleanup", str(directory / "agent.sock")]
-    return _spawn(directory, [supervisor, *options, "--", *argv], env)
+    return _spawn(directory, [supervisor, *options, "--confirm-fd", "0", "--", *argv], env)
 
 
 def _staged_runner(runner: str, stager: Stager) -> str:
@@ -138,19 +138,39 @@ def _staged_runner(runner: str, stager: Stager) -> str:
     return str(Path(stager(str(base))) / Path(runner).relative_to(base))
 
 
-def _spawn(directory: Path, argv: List[str], env: Dict[str, str]) -> ProcessRef:
+class Launched:
+    """A started supervisor, not yet confirmed: until confirm() it kills the
+    sandbox as soon as this process dies, so a creator killed before the
+    sandbox is in the registry leaves nothing running that nobody can find."""
+
+    def __init__(self, supervisor: ProcessRef, confirm_fd: int) -> None:
+        self.supervisor, self._confirm_fd = supervisor, confirm_fd
+
+    def confirm(self) -> None:
+        os.write(self._confirm_fd, b"g")
+        self.abandon()
+
+    def abandon(self) -> None:
+        """Without confirm(): the supervisor sees end of file and tears the sandbox down."""
+        if self._confirm_fd >= 0:
+            os.close(self._confirm_fd)
+            self._confirm_fd = -1
+
+
+def _spawn(directory: Path, argv: List[str], env: Dict[str, str]) -> Launched:
     listener = agent.listen(directory / "agent.sock")
     flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+    confirm_read, confirm_write = os.pipe2(os.O_CLOEXEC)
     opened = [
         os.open(directory / "supervisor.log", flags, 0o600),
         os.open(directory / "stdout", flags, 0o600),
         os.open(directory / "stderr", flags, 0o600),
-        os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC),
+        confirm_read,
     ]
     high = [_high_dup(fd) for fd in (listener.fileno(), *opened)]
-    log, out, err, null = high[1:]
+    log, out, err, confirm = high[1:]
     actions = [
-        (os.POSIX_SPAWN_DUP2, null, 0),
+        (os.POSIX_SPAWN_DUP2, confirm, 0),
         (os.POSIX_SPAWN_DUP2, log, 1),
         (os.POSIX_SPAWN_DUP2, log, 2),
         (os.POSIX_SPAWN_DUP2, high[0], 3),
@@ -159,9 +179,12 @@ def _spawn(directory: Path, argv: List[str], env: Dict[str, str]) -> ProcessRef:
     ]
     try:
         pid = os.posix_spawn(argv[0], argv, env, file_actions=actions, setsid=True)
+    except BaseException:
+        os.close(confirm_write)
+        raise
     finally:
         listener.close()
         for fd in opened + high:
             os.close(fd)
     _spawned.add(pid)
-    return ProcessRef.of(pid)
+    return Launched(ProcessRef.of(pid), confirm_write)

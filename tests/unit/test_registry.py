@@ -61,7 +61,7 @@ def test_exit_status(home):
     sid = registry.new_id("sb-")
     registry.sandbox_dir(sid).mkdir(parents=True)
     assert registry.read_exit(sid) is None
-    registry.write_exit(sid, registry.ExitStatus("timeout", 124, 2.0))
+    registry.write_json_atomic(registry.sandbox_dir(sid) / "exit", {"status": "timeout", "code": 124, "finished_at": 2.0})
     assert registry.read_exit(sid) == registry.ExitStatus("timeout", 124, 2.0)
     (registry.sandbox_dir(sid) / "exit").write_text("garbage")
     with pytest.raises(ExecutionError, match="exit"):
