@@ -306,6 +306,7 @@ static void handle_exec(struct conn *c, struct request *req)
     .path = env_get(envp, "PATH"),
     .cwd_fd = cwd_fd,
     .fds = {req->fds[0], req->fds[1], req->fds[2]},
+    .pty = (x.flags & PSB_EXEC_FLAG_PTY) != 0,
   };
   pid_t pid;
   err = spawn(&a, &pid);

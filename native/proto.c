@@ -139,10 +139,6 @@ int proto_parse_exec(const struct request *req, struct exec_request *x, const ch
     *why = "unknown exec flags";
     return EINVAL;
   }
-  if (e.flags & PSB_EXEC_FLAG_PTY) {
-    *why = "pty is not supported";
-    return EOPNOTSUPP;
-  }
   if (e.argc == 0) {
     *why = "argc must be at least 1";
     return EINVAL;

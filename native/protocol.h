@@ -44,7 +44,7 @@ enum {
   PSB_REP_ERROR = 199,   /* body: int32 errno, then a NUL-terminated message */
 };
 
-#define PSB_EXEC_FLAG_PTY 1u /* reserved: a terminal instead of pipes */
+#define PSB_EXEC_FLAG_PTY 1u /* the 3 fds are one terminal: make it the controlling tty */
 
 struct psb_exec {
   uint32_t flags;

@@ -12,7 +12,9 @@
 #include <signal.h> /* sigset_t, sigemptyset */
 #include <spawn.h>  /* posix_spawn* */
 #include <string.h> /* strchr, strchrnul, strlen, memcpy, memset */
-#include <unistd.h> /* faccessat, X_OK */
+#include <sys/ioctl.h> /* ioctl, TIOCSCTTY */
+#include <sys/wait.h>  /* waitpid */
+#include <unistd.h> /* faccessat, X_OK, fork, setsid, dup2, close_range */
 
 #include "util.h"
 
@@ -44,8 +46,59 @@ void spawn_init(void)
   }
 }
 
+/* exec(pty=True): the child must make its terminal the controlling one
+ * (TIOCSCTTY), which posix_spawn cannot do, so these few take the slower
+ * fork.  An exec failure comes back through a close-on-exec pipe. */
+static int fork_with_terminal(const char *file, const struct spawn_args *a, pid_t *pid)
+{
+  int ep[2];
+  if (pipe2(ep, O_CLOEXEC) < 0)
+    return errno;
+  pid_t child = fork();
+  if (child < 0) {
+    int err = errno;
+    close(ep[0]);
+    close(ep[1]);
+    return err;
+  }
+  if (child == 0) {
+    sigset_t none;
+    sigemptyset(&none);
+    for (int sig = 1; sig < NSIG; sig++)
+      signal(sig, SIG_DFL); /* fails harmlessly for SIGKILL, SIGSTOP and glibc's own */
+    if (sigprocmask(SIG_SETMASK, &none, NULL) < 0 || setsid() < 0)
+      goto fail;
+    for (int i = 0; i < 3; i++)
+      if (dup2(a->fds[i], i) < 0)
+        goto fail;
+    if (ioctl(0, TIOCSCTTY, 0) < 0 || (a->cwd_fd >= 0 && fchdir(a->cwd_fd) < 0) ||
+        close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+      goto fail;
+    execve(file, a->argv, a->envp);
+  fail:;
+    int err = errno;
+    ssize_t unused = write(ep[1], &err, sizeof err);
+    (void)unused;
+    _exit(127);
+  }
+  close(ep[1]);
+  int err = 0;
+  ssize_t n;
+  while ((n = read(ep[0], &err, sizeof err)) < 0 && errno == EINTR)
+    ;
+  close(ep[0]);
+  if (n == (ssize_t)sizeof err) {
+    waitpid(child, NULL, 0);
+    return err;
+  }
+  *pid = child;
+  return 0;
+}
+
 static int spawn_file(const char *file, const struct spawn_args *a, pid_t *pid)
 {
+  if (a->pty)
+    return fork_with_terminal(file, a, pid);
   posix_spawn_file_actions_t fa;
   int err = posix_spawn_file_actions_init(&fa);
   if (err != 0)

@@ -10,6 +10,7 @@ struct spawn_args {
   const char *path; /* searched when argv[0] has no '/'; NULL: a default */
   int cwd_fd;       /* directory to run in, or -1 for init's cwd */
   int fds[3];       /* become the child's 0, 1, 2; all >= 3 */
+  int pty;          /* fds[0] is a terminal: make it the controlling one */
 };
 
 /* Prepares the spawn attributes shared by every child.  Dies on failure. */

@@ -26,6 +26,7 @@ EXITED = struct.Struct("=Ii")
 REQ_EXEC, REQ_SIGNAL, REQ_ENTRY_STDIN, REQ_ENTRY_STDIN_CLOSE, REQ_PING = 1, 2, 3, 4, 5
 REP_OK, REP_STARTED, REP_EXITED, REP_FD, REP_ERROR = 100, 101, 102, 103, 199
 EXIT_CODE, EXIT_SIGNAL, EXIT_TIMEOUT = 0, 1, 2
+EXEC_FLAG_PTY = 1
 
 _SUN_PATH_MAX = 107
 
@@ -86,10 +87,10 @@ def message(kind: int, body: bytes = b"") -> bytes:
     return HEADER.pack(MAGIC, VERSION, kind, HEADER.size + len(body)) + body
 
 
-def exec_body(argv: Sequence[str], env: Sequence[str], cwd: str, timeout_ms: int) -> bytes:
+def exec_body(argv: Sequence[str], env: Sequence[str], cwd: str, timeout_ms: int, flags: int = 0) -> bytes:
     strings = [cwd, *argv, *env]
     packed = b"".join(os.fsencode(s) + b"\0" for s in strings)
-    return EXEC.pack(0, timeout_ms, len(argv), len(env)) + packed
+    return EXEC.pack(flags, timeout_ms, len(argv), len(env)) + packed
 
 
 def send(sock: socket.socket, data: bytes, fds: Sequence[int] = ()) -> None:

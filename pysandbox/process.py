@@ -7,7 +7,10 @@ arrives on the connection that started it, as one EXITED message from init.
 
 from __future__ import annotations
 
+import fcntl
 import socket
+import struct
+import termios
 import uuid
 from typing import Optional
 
@@ -35,9 +38,11 @@ class ContainerProcess:
     """A process running in a sandbox, modelled on asyncio.subprocess.Process."""
 
     def __init__(
-        self, conn: socket.socket, pid: int, stdin_fd: int, stdout: StreamReader, stderr: StreamReader
+        self, conn: socket.socket, pid: int, stdin_fd: int, stdout: StreamReader, stderr: StreamReader,
+        terminal: Optional[int] = None,
     ) -> None:
         self._conn: Optional[socket.socket] = conn
+        self._terminal = terminal  # the pty master, with exec(pty=True)
         self._pid = pid
         self._stdout, self._stderr = stdout, stderr
         self._stdin = StreamWriter(stdin_fd)
@@ -55,6 +60,11 @@ class ContainerProcess:
     @property
     def stdin(self) -> StreamWriter:
         return self._stdin
+
+    def _resize(self, rows: int, cols: int) -> None:
+        """Set the terminal's window size (exec(pty=True) only; used by `pysandbox shell`)."""
+        if self._terminal is not None:
+            fcntl.ioctl(self._terminal, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
     @property
     def returncode(self) -> int:

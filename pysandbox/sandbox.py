@@ -13,7 +13,9 @@ import logging
 import os
 import shutil
 import signal
+import struct
 import sys
+import termios
 import threading
 import time
 import warnings
@@ -381,11 +383,9 @@ class Sandbox:
         """Run a command in the sandbox; returns as soon as it has started."""
         self._ensure_attached()
         spec = ExecSpec(args, merge_env(env, secrets), workdir, timeout, stdout, stderr, text, bufsize)
-        if pty or pty_info or _pty_info:
-            raise UnimplementedError("exec(pty=True) is not supported by this version of pysandbox yet.")
         if self._record.verbose:
             verbose_logger.info("Sandbox exec started: %s", " ".join(spec.args))
-        return await _exec(self, spec)
+        return await _exec(self, spec, pty=bool(pty or pty_info or _pty_info))
 
 
 
@@ -491,24 +491,49 @@ def _copy_to_stdout(fd: int) -> None:
             sys.stdout.write(chunk.decode(errors="replace"))
 
 
-async def _exec(sandbox: Sandbox, spec: ExecSpec) -> ContainerProcess:
+def _pipes(spec: ExecSpec):
+    """(fds for the process's 0, 1, 2; our stdin write end, stdout and stderr read ends)."""
     stdin_read, stdin_write = os.pipe2(os.O_CLOEXEC)
     out_read, out_write = _output_end(spec.stdout, 1)
     err_read, err_write = _output_end(spec.stderr, 2)
-    child_ends = (stdin_read, out_write, err_write)
+    return (stdin_read, out_write, err_write), (stdin_write, out_read, err_read)
+
+
+def _terminal(size=None):
+    """A pty: the process gets the terminal end as 0, 1 and 2 (stderr merged into
+    stdout, as on Modal); we keep the master for its stdin and stdout."""
+    master, terminal = os.openpty()
+    os.set_inheritable(master, False)
+    os.set_inheritable(terminal, False)
+    rows, cols = size or _local_terminal_size()
+    fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    return (terminal, terminal, terminal), (os.dup(master), master, None)
+
+
+def _local_terminal_size():
+    try:
+        size = os.get_terminal_size(sys.stdout.fileno())
+        return size.lines, size.columns
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        return 24, 80
+
+
+async def _exec(sandbox: Sandbox, spec: ExecSpec, pty: bool = False) -> ContainerProcess:
+    child_ends, (stdin_write, out_read, err_read) = _terminal() if pty else _pipes(spec)
     ours = [fd for fd in (stdin_write, out_read, err_read) if fd is not None]
     env = [f"{k}={v}" for k, v in spec.env.items()]
     timeout_ms = 0 if spec.timeout is None else max(1, int(spec.timeout * 1000))
+    flags = agent.EXEC_FLAG_PTY if pty else 0
     conn = None
     try:
-        request = agent.message(agent.REQ_EXEC, agent.exec_body(spec.args, env, spec.workdir or "", timeout_ms))
+        body = agent.exec_body(spec.args, env, spec.workdir or "", timeout_ms, flags)
+        request = agent.message(agent.REQ_EXEC, body)
         if len(request) > agent.MAX_MESSAGE:
             raise InvalidError(f"exec() arguments and environment take {len(request)} bytes, over the "
                                f"{agent.MAX_MESSAGE} byte limit: pass large data through stdin or a file.")
         conn = agent.connect(sandbox._socket)
         agent.send(conn, request, child_ends)
-        for fd in child_ends:
-            os.close(fd)
+        _close_all((), child_ends, None)
         child_ends = ()
         reply = (await agent.receive(conn)).raise_for_error()
     except agent.AgentGone:
@@ -524,14 +549,14 @@ async def _exec(sandbox: Sandbox, spec: ExecSpec) -> ContainerProcess:
     by_line = spec.bufsize == 1 and spec.text
     stdout_reader = StreamReader(out_source, 1, text=spec.text, stream_type=spec.stdout, by_line=by_line)
     stderr_reader = StreamReader(err_source, 2, text=spec.text, stream_type=spec.stderr, by_line=by_line)
-    process = ContainerProcess(conn, pid, stdin_write, stdout_reader, stderr_reader)
+    process = ContainerProcess(conn, pid, stdin_write, stdout_reader, stderr_reader, out_read if pty else None)
     if spec.bufsize == 1 and not spec.text:
         raise ValueError("line-buffering is only supported when text=True")
     return process
 
 
 def _close_all(ours, child_ends, conn) -> None:
-    for fd in (*ours, *child_ends):
+    for fd in {*ours, *child_ends}:
         os.close(fd)
     if conn is not None:
         conn.close()

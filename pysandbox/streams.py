@@ -60,6 +60,10 @@ class PipeSource:
             data = os.read(self._fd, CHUNK)
         except BlockingIOError:
             return None
+        except OSError as exc:
+            if exc.errno != errno.EIO:
+                raise
+            data = b""  # a pty master once the terminal's last user is gone
         if not data:
             self._close_fd()
         return data

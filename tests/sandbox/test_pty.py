@@ -1,0 +1,42 @@
+"""exec(pty=True): a real terminal inside the sandbox."""
+
+import pytest
+
+pytestmark = pytest.mark.rootless
+
+
+def test_pty_merges_output_and_is_a_terminal(sb):
+    p = sb.exec("sh", "-c", "test -t 0 && test -t 1 && echo terminal; stty size; echo err >&2", pty=True)
+    assert p.stdout.read() == "terminal\r\n24 80\r\nerr\r\n"
+    assert p.stderr.read() == ""
+    assert p.wait() == 0
+
+
+def test_pty_input_echo_and_controlling_terminal(sb):
+    p = sb.exec("bash", "-c", "read -p 'name? ' n; echo hi $n; [ $(cut -d' ' -f7 /proc/$$/stat) != 0 ] && echo ctty",
+                pty=True)
+    p.stdin.write("bob\n")
+    p.stdin.drain()
+    out = p.stdout.read()
+    assert "name? " in out and "hi bob\r\n" in out and "ctty" in out
+    assert p.wait() == 0
+
+
+def test_pty_ctrl_c_interrupts_the_foreground_process(sb):
+    p = sb.exec("sh", "-c", "sleep 30; echo survived", pty=True)
+    p.stdin.write(b"\x03")
+    p.stdin.drain()
+    assert p.wait() == 130
+    assert "survived" not in p.stdout.read()
+
+
+def test_pty_window_size(sb):
+    p = sb.exec("sh", "-c", "sleep 0.3; stty size", pty=True)
+    p._resize(50, 132)
+    assert p.stdout.read().strip() == "50 132"
+
+
+def test_pty_failed_command(sb):
+    p = sb.exec("no-such-command", pty=True)
+    assert p.wait() == 127
+    assert "no-such-command" in p.stdout.read()
