@@ -22,6 +22,7 @@ import functools
 import inspect
 import select
 import time
+import weakref
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, Optional
 
 
@@ -85,22 +86,59 @@ def run_sync(awaitable: Awaitable) -> Any:
             resume, value = coro.throw, exc
 
 
+class _Watchers:
+    """The tasks waiting on each fd of one loop. asyncio keeps one callback per
+    fd and direction, so two tasks waiting on the same fd (the linked stdout and
+    stderr readers do) share one registration that wakes them all."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._waiting: dict = {}
+
+    def add(self, fd: int, kind: str, fut: asyncio.Future) -> None:
+        key = (fd, kind)
+        if key not in self._waiting:
+            self._waiting[key] = set()
+            register = self._loop.add_reader if kind == "readable" else self._loop.add_writer
+            register(fd, self._wake, key)
+        self._waiting[key].add(fut)
+
+    def discard(self, fd: int, kind: str, fut: asyncio.Future) -> None:
+        key = (fd, kind)
+        futures = self._waiting.get(key)
+        if futures is None:
+            return
+        futures.discard(fut)
+        if not futures:
+            del self._waiting[key]
+            unregister = self._loop.remove_reader if kind == "readable" else self._loop.remove_writer
+            unregister(fd)
+
+    def _wake(self, key) -> None:
+        for fut in self._waiting.get(key, ()):
+            if not fut.done():
+                fut.set_result(True)
+
+
+_watchers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Watchers]" = weakref.WeakKeyDictionary()
+
+
 async def _answer_async(request: tuple) -> Any:
     kind = request[0]
     if kind in ("readable", "writable"):
         _, fds, timeout = request
         loop = asyncio.get_running_loop()
+        watchers = _watchers.get(loop) or _watchers.setdefault(loop, _Watchers(loop))
         fut = loop.create_future()
-        add, remove = (loop.add_reader, loop.remove_reader) if kind == "readable" else (loop.add_writer, loop.remove_writer)
         for fd in fds:
-            add(fd, lambda: fut.done() or fut.set_result(True))
+            watchers.add(fd, kind, fut)
         try:
             return await asyncio.wait_for(fut, timeout) if timeout is not None else await fut
         except asyncio.TimeoutError:
             return False
         finally:
             for fd in fds:
-                remove(fd)
+                watchers.discard(fd, kind, fut)
     if kind == "sleep":
         await asyncio.sleep(request[1])
         return None

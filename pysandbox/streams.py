@@ -48,11 +48,13 @@ class PipeSource:
         self._fd: Optional[int] = fd
         self._backlog: List[bytes] = []
         self._sibling: Optional["PipeSource"] = None
+        self._lock = threading.Lock()  # shared with the sibling: one pipe, one reader at a time
 
     @staticmethod
     def link(first: Optional["PipeSource"], second: Optional["PipeSource"]) -> None:
         if first is not None and second is not None:
             first._sibling, second._sibling = second, first
+            second._lock = first._lock
 
     def _read_fd(self) -> Optional[bytes]:
         """Bytes from the pipe, b"" at EOF (closing it), None if it is empty but open."""
@@ -82,13 +84,14 @@ class PipeSource:
 
     async def read(self) -> bytes:
         while True:
-            data = self._read_now()
-            if data is not None:
-                return data
-            sibling = self._sibling
-            if sibling is not None:
-                sibling._drain_into_backlog()
-            waiting = [self._fd] + ([sibling._fd] if sibling is not None and sibling._fd is not None else [])
+            with self._lock:  # never across the wait below
+                data = self._read_now()
+                if data is not None:
+                    return data
+                sibling = self._sibling
+                if sibling is not None:
+                    sibling._drain_into_backlog()
+                waiting = [self._fd] + ([sibling._fd] if sibling is not None and sibling._fd is not None else [])
             await _aio.readable(*waiting)
 
     def _close_fd(self) -> None:
@@ -97,8 +100,9 @@ class PipeSource:
             self._fd = None
 
     def close(self) -> None:
-        self._close_fd()
-        self._backlog.clear()
+        with self._lock:
+            self._close_fd()
+            self._backlog.clear()
 
 
 class FollowSource:

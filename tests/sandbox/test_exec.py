@@ -190,3 +190,33 @@ def test_exec_after_finish_is_conflict(sandboxes):
     sb.wait()
     with pytest.raises(modal.exception.ConflictError):
         sb.exec("true")
+
+
+SCRIPT_BOTH = "for i in $(seq 300); do echo o$i; echo e$i >&2; done"
+EXPECTED_OUT = [f"o{i}" for i in range(1, 301)]
+EXPECTED_ERR = [f"e{i}" for i in range(1, 301)]
+
+
+def test_stdout_and_stderr_read_concurrently_by_tasks(sb):
+    async def main():
+        p = await sb.exec.aio("sh", "-c", SCRIPT_BOTH)
+        return await asyncio.wait_for(asyncio.gather(p.stdout.read.aio(), p.stderr.read.aio()), 30)
+
+    for _ in range(5):
+        out, err = asyncio.run(main())
+        assert out.split() == EXPECTED_OUT and err.split() == EXPECTED_ERR
+
+
+def test_stdout_and_stderr_read_concurrently_by_threads(sb):
+    import threading
+
+    for _ in range(5):
+        p = sb.exec("sh", "-c", SCRIPT_BOTH)
+        results = {}
+        threads = [threading.Thread(target=lambda r=r: results.__setitem__(r, getattr(p, r).read()))
+                   for r in ("stdout", "stderr")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert results["stdout"].split() == EXPECTED_OUT and results["stderr"].split() == EXPECTED_ERR
