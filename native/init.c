@@ -18,6 +18,7 @@
 #include <stdio.h>        /* dprintf, snprintf */
 #include <stdlib.h>       /* exit, malloc, realloc, free */
 #include <string.h>       /* strcmp, strerror, memcpy */
+#include <sys/ioctl.h>    /* ioctl, TIOCSWINSZ, struct winsize */
 #include <sys/prctl.h>    /* prctl, PR_SET_DUMPABLE */
 #include <sys/signalfd.h> /* signalfd */
 #include <sys/socket.h>   /* accept4 */
@@ -50,7 +51,7 @@ struct child {
 };
 
 static struct conn **conns;
-static struct pollfd *pfds; /* sigfd, listener, then one per conn */
+static struct pollfd *pfds; /* sigfd, listener, entrypoint terminal, then one per conn */
 static size_t nconns, conns_cap;
 
 static struct child *children;
@@ -59,6 +60,7 @@ static size_t nchildren, children_cap;
 static int sigfd;
 static int event_fd = -1;
 static int entry_stdin = -1;
+static int entry_tty = -1; /* --pty: the terminal's master, copied to the stdout file */
 static pid_t entry_pid;
 static int64_t idle_ms;       /* 0: no idle timeout */
 static int64_t last_activity; /* last request or exec exit */
@@ -91,17 +93,55 @@ static bool idle_armed(void)
   return idle_ms > 0 && nchildren == 0 && entry_pid == 0;
 }
 
-static void start_entrypoint(char **argv)
+/* --pty: a terminal from the sandbox's own devpts for the entrypoint.  Its
+ * output (stdout and stderr merged, as on Modal) is copied by the main loop
+ * into the stdout file; the master is what ENTRY_STDIN hands out. */
+static int open_terminal(int *slave)
+{
+  int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  char name[64];
+  if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0 || ptsname_r(master, name, sizeof name) != 0)
+    pdie("allocating a terminal");
+  if ((*slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0)
+    pdie("open %s", name);
+  struct winsize ws = {.ws_row = 24, .ws_col = 80};
+  ioctl(master, TIOCSWINSZ, &ws);
+  return master;
+}
+
+/* Moves what the entrypoint wrote to its terminal into the stdout file;
+ * false once nothing is waiting. */
+static bool copy_terminal_output(void)
+{
+  char buf[65536];
+  ssize_t n = read(entry_tty, buf, sizeof buf);
+  if (n > 0)
+    return write_all(FD_ENTRY_OUT, buf, (size_t)n) == 0;
+  if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+    close(entry_tty); /* EIO: the terminal's last user is gone */
+    entry_tty = -1;
+  }
+  return false;
+}
+
+static void start_entrypoint(char **argv, bool pty)
 {
   int p[2];
-  if (pipe2(p, O_CLOEXEC) < 0)
+  if (pty) {
+    entry_tty = open_terminal(&p[0]);
+    if ((p[1] = fcntl(entry_tty, F_DUPFD_CLOEXEC, 0)) < 0)
+      pdie("dup");
+    fcntl(entry_tty, F_SETFL, O_NONBLOCK);
+  } else if (pipe2(p, O_CLOEXEC) < 0) {
     pdie("pipe");
+  }
   struct spawn_args a = {
     .argv = argv,
     .envp = environ,
     .path = getenv("PATH"),
     .cwd_fd = -1,
-    .fds = {p[0], FD_ENTRY_OUT, FD_ENTRY_ERR},
+    .fds = {p[0], pty ? p[0] : FD_ENTRY_OUT, pty ? p[0] : FD_ENTRY_ERR},
+    .pty = pty,
   };
   int err = spawn(&a, &entry_pid);
   if (err != 0) {
@@ -117,8 +157,11 @@ static void reap(void)
   int st;
   pid_t pid;
   while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
-    if (pid == entry_pid)
+    if (pid == entry_pid) {
+      while (entry_tty >= 0 && copy_terminal_output()) /* the entrypoint's last words */
+        ;
       exit(WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st));
+    }
     for (size_t i = 0; i < nchildren; i++) {
       if (children[i].pid != pid)
         continue;
@@ -200,7 +243,7 @@ static bool conns_reserve(void)
   if (c == NULL)
     return false;
   conns = c;
-  struct pollfd *p = realloc(pfds, (cap + 2) * sizeof *p);
+  struct pollfd *p = realloc(pfds, (cap + 3) * sizeof *p);
   if (p == NULL)
     return false;
   pfds = p;
@@ -371,6 +414,10 @@ static void handle_conn(struct conn *c)
       reply(c, PSB_REP_FD, entry_stdin); /* the receiver gets its own copy */
     break;
   case PSB_REQ_ENTRY_STDIN_CLOSE:
+    if (entry_stdin >= 0 && entry_tty >= 0) {
+      ssize_t unused = write(entry_stdin, "\x04", 1); /* a terminal's end of input is ^D */
+      (void)unused;
+    }
     if (entry_stdin >= 0) {
       close(entry_stdin);
       entry_stdin = -1;
@@ -427,22 +474,28 @@ static void setup(void)
 int main(int argc, char **argv)
 {
   int i = 1;
+  bool pty = false;
   for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
     uint64_t v;
+    if (strcmp(argv[i], "--pty") == 0) {
+      pty = true;
+      continue;
+    }
     if (strcmp(argv[i], "--idle-timeout-ms") != 0 || i + 1 == argc)
-      usage_die("usage: sandbox-init [--idle-timeout-ms N] -- [ENTRYPOINT ARGV...]");
+      usage_die("usage: sandbox-init [--idle-timeout-ms N] [--pty] -- [ENTRYPOINT ARGV...]");
     if (!parse_uint(argv[++i], UINT32_MAX, &v))
       usage_die("bad --idle-timeout-ms: %s", argv[i]);
     idle_ms = (int64_t)v;
   }
   if (i == argc)
-    usage_die("usage: sandbox-init [--idle-timeout-ms N] -- [ENTRYPOINT ARGV...]");
+    usage_die("usage: sandbox-init [--idle-timeout-ms N] [--pty] -- [ENTRYPOINT ARGV...]");
   char **entry = argv + i + 1;
 
   setup();
   if (entry[0] != NULL)
-    start_entrypoint(entry);
-  close(FD_ENTRY_OUT);
+    start_entrypoint(entry, pty);
+  if (entry_tty < 0)
+    close(FD_ENTRY_OUT);
   close(FD_ENTRY_ERR);
   last_activity = now_ms();
 
@@ -450,9 +503,10 @@ int main(int argc, char **argv)
     size_t n = nconns;
     pfds[0] = (struct pollfd){.fd = sigfd, .events = POLLIN};
     pfds[1] = (struct pollfd){.fd = accept_resume ? -1 : FD_LISTEN, .events = POLLIN};
+    pfds[2] = (struct pollfd){.fd = entry_tty, .events = POLLIN};
     for (size_t k = 0; k < n; k++)
-      pfds[2 + k] = (struct pollfd){.fd = conns[k]->fd, .events = POLLIN};
-    int r = poll(pfds, n + 2, poll_timeout(now_ms()));
+      pfds[3 + k] = (struct pollfd){.fd = conns[k]->fd, .events = POLLIN};
+    int r = poll(pfds, n + 3, poll_timeout(now_ms()));
     if (r < 0) {
       if (errno != EINTR)
         pdie("poll");
@@ -463,8 +517,10 @@ int main(int argc, char **argv)
     run_timers(now_ms());
     if (pfds[1].revents)
       accept_conns();
+    if (pfds[2].revents && entry_tty >= 0)
+      copy_terminal_output();
     for (size_t k = 0; k < n; k++)
-      if (conns[k]->fd >= 0 && pfds[2 + k].revents)
+      if (conns[k]->fd >= 0 && pfds[3 + k].revents)
         handle_conn(conns[k]);
 
     size_t kept = 0;

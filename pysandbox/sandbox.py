@@ -173,11 +173,11 @@ class Sandbox:
                        [outbound_cidr_allowlist, outbound_domain_allowlist, inbound_cidr_allowlist])
         spec = SandboxSpec(
             args, env=merge_env(env, secrets), workdir=workdir, timeout=timeout, idle_timeout=idle_timeout,
-            name=name, tags=tags, verbose=verbose,
+            name=name, tags=tags, verbose=verbose, pty=bool(pty or pty_info),
         )
         _check_unsupported(
             image=image, network_file_systems=network_file_systems, volumes=volumes, cpu=cpu, memory=memory,
-            pty=pty or pty_info, encrypted_ports=encrypted_ports, h2_ports=h2_ports,
+            encrypted_ports=encrypted_ports, h2_ports=h2_ports,
             unencrypted_ports=unencrypted_ports, outbound_cidr_allowlist=outbound_cidr_allowlist,
             outbound_domain_allowlist=outbound_domain_allowlist, inbound_cidr_allowlist=inbound_cidr_allowlist,
             readiness_probe=readiness_probe, custom_domain=custom_domain, proxy=proxy,

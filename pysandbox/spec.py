@@ -104,6 +104,7 @@ class SandboxSpec:
     name: Optional[str] = attrs.field(default=None, converter=check_name)
     tags: Dict[str, str] = attrs.field(factory=dict, converter=check_tags)
     verbose: bool = False
+    pty: bool = False
 
 
 @attrs.frozen

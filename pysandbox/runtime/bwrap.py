@@ -47,6 +47,7 @@ def command(
     workdir: str,
     entrypoint: Sequence[str],
     idle_timeout_ms: Optional[int],
+    pty: bool = False,
     source: Callable[[str], str] = lambda path: path,
 ) -> List[str]:
     argv = [bwrap, *ISOLATION, "--bind", source(upper), "/", "--perms", "0700", "--dir", "/root"]
@@ -60,4 +61,6 @@ def command(
     argv += ["--ro-bind", source(init), INIT_PATH, "--chdir", workdir, "--", INIT_PATH]
     if idle_timeout_ms is not None:
         argv += ["--idle-timeout-ms", str(idle_timeout_ms)]
+    if pty:
+        argv += ["--pty"]
     return argv + ["--", *entrypoint]

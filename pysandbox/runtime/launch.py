@@ -120,6 +120,7 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str]) -> "Launched
         workdir=spec.workdir or "/",
         entrypoint=spec.entrypoint,
         idle_timeout_ms=None if spec.idle_timeout is None else int(spec.idle_timeout * 1000),
+        pty=spec.pty,
         source=stager,
     )
     options = ["--dir", str(directory), "--timeout-ms", str(int(spec.timeout * 1000))]

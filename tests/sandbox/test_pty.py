@@ -40,3 +40,24 @@ def test_pty_failed_command(sb):
     p = sb.exec("no-such-command", pty=True)
     assert p.wait() == 127
     assert "no-such-command" in p.stdout.read()
+
+
+def test_entrypoint_under_a_pty(sandboxes):
+    sb = sandboxes("bash", "-c", "tty; stty size; echo err >&2; read -p 'name? ' n; echo hi $n", pty=True)
+    sb.stdin.write("bob\n")
+    sb.stdin.drain()
+    out = sb.stdout.read()
+    assert out.startswith("bob\r\n/dev/pts/") and "24 80\r\nerr\r\nname? hi bob\r\n" in out
+    assert sb.stderr.read() == ""
+    sb.wait()
+    assert sb.returncode == 0
+
+
+def test_entrypoint_pty_end_of_input(sandboxes):
+    sb = sandboxes("cat", pty=True)
+    sb.stdin.write("x\n")
+    sb.stdin.write_eof()
+    sb.stdin.drain()
+    assert sb.stdout.read() == "x\r\nx\r\n"  # the terminal's echo, then cat's copy
+    sb.wait()
+    assert sb.returncode == 0
