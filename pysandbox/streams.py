@@ -252,6 +252,7 @@ class StreamWriter:
         self._buffer = bytearray()
         self._eof_requested = False
         self._closed = False
+        self._release_lock = threading.Lock()
 
     def write(self, data: Union[bytes, bytearray, memoryview, str]) -> None:
         if self._eof_requested:
@@ -272,6 +273,8 @@ class StreamWriter:
         if self._closed or (not self._buffer and not self._eof_requested):
             return
         if self._fd is None:
+            if self._open_fd is None:
+                return  # released meanwhile (the process object is being collected)
             self._fd = await self._open_fd()
             os.set_blocking(self._fd, False)
         await self._send_buffer()
@@ -281,11 +284,13 @@ class StreamWriter:
                 await self._close_remote()
 
     def release(self) -> None:
-        """Close our write end (the reader sees EOF once every writer did)."""
-        self._closed = True
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        """Close our write end (the reader sees EOF once every writer did). Safe to call
+        twice and from two threads (a drain in one, garbage collection in another)."""
+        with self._release_lock:
+            self._closed = True
+            fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
 
     async def _send_buffer(self) -> None:
         view = memoryview(self._buffer)

@@ -2,6 +2,7 @@
 
 import os
 import sys
+import time
 
 import psutil
 import pytest
@@ -22,8 +23,12 @@ def test_sandbox_root_is_not_host_root(sb):
     assert run(sb, "id -u") == "0\n"
     p = sb.exec("sleep", "30")
     try:
-        procs = psutil.Process(sb._record.supervisor.pid).children(recursive=True)
-        sleeper = [proc for proc in procs if proc.cmdline()[:1] == ["sleep"]]
+        for _ in range(50):  # /proc is scanned while other tests' processes come and go
+            procs = psutil.Process(sb._record.supervisor.pid).children(recursive=True)
+            sleeper = [proc for proc in procs if proc.cmdline()[:1] == ["sleep"]]
+            if sleeper:
+                break
+            time.sleep(0.1)
         assert len(sleeper) == 1
         host_uid = sleeper[0].uids().real
         assert host_uid != 0
