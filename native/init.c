@@ -370,6 +370,28 @@ out:
   proto_free_exec(&x);
 }
 
+/* O_NONBLOCK so that a FIFO planted at the path cannot block pid 1; the
+ * client clears it on the descriptor it receives. */
+static void handle_open(struct conn *c, const struct request *req)
+{
+  struct psb_open o;
+  memcpy(&o, req->body, sizeof o);
+  const char *path = (const char *)req->body + sizeof o;
+  if ((o.flags & ~PSB_OPEN_FLAGS_ALLOWED) != 0 || (o.mode & ~07777u) != 0 ||
+      strlen(path) + 1 != req->body_len - sizeof o) {
+    reply_error(c, EINVAL, "bad open flags, mode or path");
+    return;
+  }
+  int fd = open(path, (int)o.flags | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, (mode_t)o.mode);
+  if (fd < 0) {
+    reply_error(c, errno, path);
+    return;
+  }
+  last_activity = now_ms();
+  reply(c, PSB_REP_FD, fd);
+  close(fd);
+}
+
 static void handle_signal(struct conn *c, const struct request *req)
 {
   uint32_t signo;
@@ -426,6 +448,9 @@ static void handle_conn(struct conn *c)
     break;
   case PSB_REQ_PING:
     reply(c, PSB_REP_OK, -1);
+    break;
+  case PSB_REQ_OPEN:
+    handle_open(c, &req);
     break;
   }
 }

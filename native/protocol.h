@@ -33,6 +33,7 @@ enum {
   PSB_REQ_ENTRY_STDIN = 3,       /* no body; reply PSB_REP_FD with a dup of the entrypoint's stdin */
   PSB_REQ_ENTRY_STDIN_CLOSE = 4, /* no body; init drops its write end: the entrypoint sees EOF */
   PSB_REQ_PING = 5,              /* no body; reply PSB_REP_OK */
+  PSB_REQ_OPEN = 6,              /* body: psb_open + path; reply PSB_REP_FD with the open file */
 };
 
 /* Replies (init -> client). */
@@ -52,6 +53,17 @@ struct psb_exec {
   uint32_t argc;       /* >= 1 */
   uint32_t envc;
   /* then: cwd ("" = init's cwd), argv[argc], env[envc] ("KEY=VALUE") */
+};
+
+/* Open a file inside the sandbox, as the sandbox's user: the path resolves in
+ * the sandbox's root, so no symlink or ".." planted in it can reach a host
+ * file.  A relative path is relative to the sandbox's working directory. */
+#define PSB_OPEN_FLAGS_ALLOWED 0x000006c3u /* O_ACCMODE|O_CREAT|O_EXCL|O_TRUNC|O_APPEND (Linux values) */
+
+struct psb_open {
+  uint32_t flags; /* a subset of PSB_OPEN_FLAGS_ALLOWED */
+  uint32_t mode;  /* permission bits for O_CREAT */
+  /* then: path */
 };
 
 enum {

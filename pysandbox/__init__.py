@@ -11,6 +11,7 @@
 from . import exception
 from .app import App
 from .exception import Error
+from .file_io import FileIO
 from .process import ContainerProcess
 from .sandbox import Sandbox
 from .secret import Secret
@@ -20,6 +21,7 @@ __all__ = [
     "App",
     "ContainerProcess",
     "Error",
+    "FileIO",
     "Sandbox",
     "Secret",
     "StreamReader",

@@ -34,6 +34,7 @@ from .exception import (
     SandboxTimeoutError,
     UnimplementedError,
 )
+from .file_io import FileIO
 from .process import ContainerProcess
 from .runtime import launch, layout
 from .secret import Secret
@@ -361,6 +362,15 @@ class Sandbox:
             raise ConflictError(f"Sandbox {self.object_id} already finished") from None
         except agent.AgentError as exc:
             raise ConflictError(f"Sandbox {self.object_id}: {exc}") from None
+
+    # Files ---------------------------------------------------------------
+
+    @synchronized
+    async def open(self, path: str, mode: str = "r") -> FileIO:
+        """Open a file in the sandbox (Modal 1.5's API): modes r w a x, with b and +.
+        A relative path is relative to the sandbox's working directory."""
+        self._ensure_attached()
+        return await FileIO._open(self._socket, path, mode, self._record.verbose, self.object_id)
 
     # Exec ----------------------------------------------------------------
 

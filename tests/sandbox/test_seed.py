@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+import pysandbox as modal
+
 pytestmark = pytest.mark.rootless
 SEED = Path(__file__).resolve().parent.parent / "seed"
 
@@ -33,3 +35,20 @@ def test_entrypoint_example_streams_until_timeout():
 
 def test_secrets_example():
     assert run_example("example_secrets.py") == "hello\n\n"
+
+
+def test_verbose_example_logs_exec_and_file_operations():
+    out = subprocess.run([sys.executable, str(SEED / "example_verbose.py")], capture_output=True, text=True,
+                         timeout=60, check=True)
+    try:
+        assert out.stdout == "hello\n\n"
+        logs = out.stderr.splitlines()
+        assert "Sandbox exec started: python -c print('hello')" in logs
+        opened = [line for line in logs if line.startswith("Opened file 'test.txt': fd-")]
+        assert len(opened) == 1
+        fd_id = opened[0].rsplit(" ", 1)[1]
+        assert f"Wrote to file: {fd_id}" in logs and f"Closed file: {fd_id}" in logs
+    finally:  # the example leaves its sandbox running, as on Modal
+        app = modal.App.lookup("my-app")
+        for sb in modal.Sandbox.list(app_id=app.app_id):
+            sb.terminate(wait=True)

@@ -1,0 +1,176 @@
+"""FileIO: Modal 1.5's handle on a file inside a sandbox (`sb.open(path, mode)`).
+
+The sandbox's init opens the path itself, inside the sandbox and as the
+sandbox's user, and passes the open descriptor back; every read and write
+then goes straight to that descriptor. Paths therefore resolve in the
+sandbox's root: a symlink or ".." planted by code in the sandbox cannot make
+us touch a host file.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import logging
+import os
+import secrets
+import string
+import struct
+from typing import List, Optional, Union
+
+from . import agent
+from ._aio import synchronized
+from .exception import ConflictError
+
+logger = logging.getLogger("pysandbox.verbose")
+
+OPEN = struct.Struct("=II")
+MAX_READ = 100 << 20
+MAX_WRITE = 1 << 30
+_ERRNO_EXCEPTIONS = {
+    errno.ENOENT: FileNotFoundError,
+    errno.EPERM: PermissionError,
+    errno.EACCES: PermissionError,
+    errno.EEXIST: FileExistsError,
+    errno.ENOTDIR: NotADirectoryError,
+    errno.EISDIR: IsADirectoryError,
+    errno.EIO: IOError,
+    errno.ENXIO: IOError,
+    errno.ENOMEM: MemoryError,
+}
+
+
+def parse_mode(mode: str):
+    """(os.open flags, readable, writable, binary) for a Modal FileIO mode."""
+    if not isinstance(mode, str) or not any(c in mode for c in "rwax"):
+        raise ValueError(f"Invalid file mode: {mode}")
+    if any(c not in "rwaxb+" for c in mode) or len(set(mode)) != len(mode):
+        raise ValueError(f"Invalid file mode: {mode}")
+    if sum(c in mode for c in "rwax") != 1:
+        raise ValueError("must have exactly one of create/read/write/append mode")
+    base = {"r": 0, "w": os.O_CREAT | os.O_TRUNC, "a": os.O_CREAT | os.O_APPEND, "x": os.O_CREAT | os.O_EXCL}
+    kind = next(c for c in mode if c in "rwax")
+    plus = "+" in mode
+    access = os.O_RDWR if plus else (os.O_RDONLY if kind == "r" else os.O_WRONLY)
+    return base[kind] | access, kind == "r" or plus, kind != "r" or plus, "b" in mode
+
+
+def _os_error(err: int, path: str) -> Exception:
+    exc_type = _ERRNO_EXCEPTIONS.get(err, OSError)
+    return exc_type(err, os.strerror(err), path)
+
+
+class FileIO:
+    """A file opened in a sandbox; use it as a context manager. Every method also has `.aio`."""
+
+    def __init__(self, fd: int, path: str, readable: bool, writable: bool, binary: bool, verbose: bool) -> None:
+        os.set_blocking(fd, True)
+        self._file = io.open(fd, "r+b" if readable and writable else ("rb" if readable else "wb"), buffering=0)
+        self._path, self._readable, self._writable, self._binary = path, readable, writable, binary
+        self._verbose = verbose
+        self._closed = False
+        self.fd_id = "fd-" + "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(22))
+        if verbose:
+            logger.info("Opened file '%s': %s", path, self.fd_id)
+
+    @classmethod
+    async def _open(cls, socket_path, path: str, mode: str, verbose: bool, sandbox_id: str) -> "FileIO":
+        flags, readable, writable, binary = parse_mode(mode)
+        if not isinstance(path, str) or not path or "\0" in path:
+            raise ValueError(f"Invalid path: {path!r}")
+        body = OPEN.pack(flags, 0o666) + os.fsencode(path) + b"\0"
+        try:
+            reply = await agent.call(socket_path, agent.REQ_OPEN, body)
+        except agent.AgentGone:
+            raise ConflictError(f"Sandbox {sandbox_id} already finished") from None
+        except agent.AgentError as exc:
+            raise _os_error(exc.errno, path) from None
+        return cls(reply.fds[0], path, readable, writable, binary, verbose)
+
+    def _check(self, need: Optional[str] = None) -> None:
+        if self._closed:
+            raise ValueError("I/O operation on closed file")
+        if need == "read" and not self._readable:
+            raise io.UnsupportedOperation("not readable")
+        if need == "write" and not self._writable:
+            raise io.UnsupportedOperation("not writeable")
+
+    def _decode(self, data: bytes) -> Union[str, bytes]:
+        return data if self._binary else data.decode("utf-8")
+
+    def _io(self, func, *args):
+        try:
+            return func(*args)
+        except OSError as exc:
+            raise _os_error(exc.errno, self._path) from None
+
+    @synchronized
+    async def read(self, n: Optional[int] = None) -> Union[str, bytes]:
+        """`n` bytes from the current position, or everything left."""
+        self._check("read")
+        if n is not None and n > MAX_READ:
+            raise ValueError("Read request payload exceeds 100 MiB limit")
+        return self._decode(self._io(self._file.read, -1 if n is None else n))
+
+    @synchronized
+    async def readline(self) -> Union[str, bytes]:
+        self._check("read")
+        return self._decode(self._io(self._file.readline))
+
+    @synchronized
+    async def readlines(self) -> List[Union[str, bytes]]:
+        self._check("read")
+        return [self._decode(line) for line in self._io(self._file.readlines)]
+
+    @synchronized
+    async def write(self, data: Union[str, bytes]) -> None:
+        self._check("write")
+        if self._binary and not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError("Expected bytes when in binary mode")
+        if not self._binary and not isinstance(data, str):
+            raise TypeError("Expected str when in text mode")
+        raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+        if len(raw) > MAX_WRITE:
+            raise ValueError("Write request payload exceeds 1 GiB limit")
+        view = memoryview(raw)
+        while view:
+            view = view[self._io(self._file.write, view):]
+        if self._verbose:
+            logger.info("Wrote to file: %s", self.fd_id)
+
+    @synchronized
+    async def flush(self) -> None:
+        self._check("write")  # writes are unbuffered: nothing is held back here
+
+    @synchronized
+    async def seek(self, offset: int, whence: int = 0) -> None:
+        self._check()
+        if whence not in (0, 1, 2):
+            raise ValueError(f"Invalid whence value: {whence}")
+        self._io(self._file.seek, offset, whence)
+
+    @synchronized
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._file.close()
+        if self._verbose:
+            logger.info("Closed file: %s", self.fd_id)
+
+    def __enter__(self) -> "FileIO":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    async def __aenter__(self) -> "FileIO":
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self.close.aio()
+
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True):
+            self._file.close()
+

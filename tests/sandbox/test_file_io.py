@@ -1,0 +1,127 @@
+"""sb.open() and FileIO (Modal 1.5's file API), including attacks on path resolution."""
+
+import asyncio
+import io
+import os
+
+import pytest
+
+from pysandbox import registry
+
+pytestmark = pytest.mark.rootless
+
+
+def test_write_then_read_text_and_bytes(sb):
+    with sb.open("/tmp/a.txt", "w") as f:
+        f.write("héllo\nworld\n")
+    with sb.open("/tmp/a.txt") as f:
+        assert f.readline() == "héllo\n"
+        assert f.read() == "world\n"
+        assert f.read() == ""
+    with sb.open("/tmp/a.txt", "rb") as f:
+        assert f.readlines() == ["héllo\n".encode(), b"world\n"]
+    assert sb.exec("cat", "/tmp/a.txt").stdout.read() == "héllo\nworld\n"
+
+
+def test_modes_append_exclusive_update_and_seek(sb):
+    with sb.open("/tmp/b", "wb") as f:
+        f.write(b"0123456789")
+    with sb.open("/tmp/b", "ab") as f:
+        f.write(b"AB")
+    with sb.open("/tmp/b", "r+b") as f:
+        f.seek(2)
+        f.write(b"xx")
+        f.seek(-3, 2)
+        assert f.read() == b"9AB"
+        f.seek(0)
+        assert f.read(4) == b"01xx"
+    with pytest.raises(FileExistsError):
+        sb.open("/tmp/b", "x")
+    with sb.open("/tmp/new", "x") as f:
+        f.write("fresh")
+    with sb.open("/tmp/new", "w+") as f:
+        assert f.read() == ""  # truncated
+
+
+def test_relative_paths_use_the_workdir(sandboxes):
+    sb = sandboxes(workdir="/repo")
+    with sb.open("notes.txt", "w") as f:
+        f.write("x")
+    assert sb.exec("cat", "/repo/notes.txt").stdout.read() == "x"
+
+
+@pytest.mark.parametrize("mode", ["", "b", "+", "z", "rt", "wt", "rw", "rr"])
+def test_invalid_modes(sb, mode):
+    with pytest.raises(ValueError):
+        sb.open("/tmp/x", mode)
+
+
+def test_handle_errors(sb):
+    f = sb.open("/tmp/c", "w")
+    with pytest.raises(io.UnsupportedOperation, match="not readable"):
+        f.read()
+    with pytest.raises(TypeError, match="str"):
+        f.write(b"bytes in text mode")
+    f.close()
+    with pytest.raises(ValueError, match="closed"):
+        f.write("x")
+    r = sb.open("/tmp/c", "rb")
+    with pytest.raises(io.UnsupportedOperation, match="not writeable"):
+        r.write(b"x")
+    with pytest.raises(ValueError, match="whence"):
+        r.seek(0, 7)
+    r.close()
+    with pytest.raises(FileNotFoundError):
+        sb.open("/tmp/missing")
+    with pytest.raises(IsADirectoryError):
+        sb.open("/tmp", "w")
+    with pytest.raises(OSError, match="Read-only"):
+        sb.open("/usr/bin/new-file", "w")
+
+
+def test_aio(sb):
+    async def main():
+        f = await sb.open.aio("/tmp/d", "w")
+        async with f:
+            await f.write.aio("async")
+        g = await sb.open.aio("/tmp/d")
+        data = await g.read.aio()
+        await g.close.aio()
+        return data
+
+    assert asyncio.run(main()) == "async"
+
+
+def test_files_land_in_the_upper_dir_owned_by_the_sandbox_user(sb):
+    with sb.open("/data.bin", "wb") as f:
+        f.write(b"z")
+    host = registry.sandbox_dir(sb.object_id) / "upper" / "data.bin"
+    assert host.read_bytes() == b"z"
+    assert host.stat().st_uid != 0
+
+
+@pytest.fixture
+def host_marker(tmp_path):
+    marker = tmp_path / "host-secret"
+    marker.write_text("host data")
+    os.chmod(tmp_path, 0o755)
+    return marker
+
+
+def test_symlinks_and_dotdot_resolve_inside_the_sandbox(sb, host_marker):
+    # Code in the sandbox plants links to the host path; they resolve in the sandbox's root.
+    sb.exec("sh", "-c", f"ln -s {host_marker} /tmp/link; ln -s /proc/1/root{host_marker} /tmp/proclink").wait()
+    for path in ("/tmp/link", "/tmp/proclink", f"/../../..{host_marker}", f"{host_marker}"):
+        with pytest.raises((FileNotFoundError, PermissionError)):
+            sb.open(path)
+    with pytest.raises((FileNotFoundError, PermissionError)):
+        with sb.open("/tmp/link", "w") as f:  # would create through the dangling link: inside only
+            f.write("overwritten")
+    assert host_marker.read_text() == "host data"
+
+
+def test_fifo_cannot_block_the_agent(sb):
+    sb.exec("mkfifo", "/tmp/fifo").wait()
+    f = sb.open("/tmp/fifo", "rb")  # returns at once; init never blocks on it
+    assert sb.exec("echo", "still serving").stdout.read() == "still serving\n"
+    f.close()
