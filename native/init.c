@@ -10,6 +10,7 @@
  * exit, enforces per-process deadlines, reaps every orphan, and exits when the
  * entrypoint does (taking the pid namespace with it) or when idle. */
 #define _GNU_SOURCE 1
+#include <dirent.h>       /* opendir, readdir */
 #include <errno.h>        /* errno */
 #include <fcntl.h>        /* open, fcntl, O_*, AT_* */
 #include <limits.h>       /* INT_MAX */
@@ -21,6 +22,7 @@
 #include <sys/ioctl.h>    /* ioctl, TIOCSWINSZ, struct winsize */
 #include <sys/prctl.h>    /* prctl, PR_SET_DUMPABLE */
 #include <sys/signalfd.h> /* signalfd */
+#include <sys/stat.h>     /* mkdir */
 #include <sys/socket.h>   /* accept4 */
 #include <sys/wait.h>     /* waitpid, W* */
 #include <unistd.h>       /* close, close_range, pipe2, faccessat, write */
@@ -392,6 +394,72 @@ static void handle_open(struct conn *c, const struct request *req)
   close(fd);
 }
 
+/* LIST replies are bounded so that one datagram carries them whatever the
+ * socket's buffer size. */
+#define LIST_MAX (200 * 1024)
+
+static void reply_listing(struct conn *c, const char *path)
+{
+  static char out[LIST_MAX];
+  DIR *d = opendir(path);
+  if (d == NULL) {
+    reply_error(c, errno, path);
+    return;
+  }
+  size_t used = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+      continue;
+    size_t len = strlen(e->d_name) + 1;
+    if (used + 1 + len > sizeof out) {
+      closedir(d);
+      reply_error(c, E2BIG, "directory too large to list in one reply");
+      return;
+    }
+    out[used++] = (char)e->d_type;
+    memcpy(out + used, e->d_name, len);
+    used += len;
+  }
+  closedir(d);
+  if (proto_send(c->fd, PSB_REP_OK, out, used, -1) < 0)
+    conn_drop(c);
+}
+
+static void handle_fsop(struct conn *c, const struct request *req)
+{
+  struct psb_fsop o;
+  memcpy(&o, req->body, sizeof o);
+  const char *path = (const char *)req->body + sizeof o;
+  if (strlen(path) + 1 != req->body_len - sizeof o || (o.mode & ~07777u) != 0) {
+    reply_error(c, EINVAL, "bad fsop path or mode");
+    return;
+  }
+  last_activity = now_ms();
+  int r;
+  switch (o.op) {
+  case PSB_FSOP_MKDIR:
+    r = mkdir(path, (mode_t)o.mode);
+    break;
+  case PSB_FSOP_UNLINK:
+    r = unlink(path);
+    break;
+  case PSB_FSOP_RMDIR:
+    r = rmdir(path);
+    break;
+  case PSB_FSOP_LIST:
+    reply_listing(c, path);
+    return;
+  default:
+    reply_error(c, EINVAL, "unknown fsop");
+    return;
+  }
+  if (r < 0)
+    reply_error(c, errno, path);
+  else
+    reply(c, PSB_REP_OK, -1);
+}
+
 static void handle_signal(struct conn *c, const struct request *req)
 {
   uint32_t signo;
@@ -451,6 +519,9 @@ static void handle_conn(struct conn *c)
     break;
   case PSB_REQ_OPEN:
     handle_open(c, &req);
+    break;
+  case PSB_REQ_FSOP:
+    handle_fsop(c, &req);
     break;
   }
 }

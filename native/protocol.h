@@ -34,6 +34,7 @@ enum {
   PSB_REQ_ENTRY_STDIN_CLOSE = 4, /* no body; init drops its write end: the entrypoint sees EOF */
   PSB_REQ_PING = 5,              /* no body; reply PSB_REP_OK */
   PSB_REQ_OPEN = 6,              /* body: psb_open + path; reply PSB_REP_FD with the open file */
+  PSB_REQ_FSOP = 7,              /* body: psb_fsop + path; reply PSB_REP_OK (LIST: with entries) */
 };
 
 /* Replies (init -> client). */
@@ -63,6 +64,21 @@ struct psb_exec {
 struct psb_open {
   uint32_t flags; /* a subset of PSB_OPEN_FLAGS_ALLOWED */
   uint32_t mode;  /* permission bits for O_CREAT */
+  /* then: path */
+};
+
+/* Directory operations, done by init as the sandbox's user inside the sandbox
+ * (never by the host process on host paths). */
+enum {
+  PSB_FSOP_MKDIR = 1, /* mode: permission bits */
+  PSB_FSOP_UNLINK = 2,
+  PSB_FSOP_RMDIR = 3,
+  PSB_FSOP_LIST = 4, /* reply body: per entry, one byte d_type then the NUL-terminated name */
+};
+
+struct psb_fsop {
+  uint32_t op;
+  uint32_t mode;
   /* then: path */
 };
 

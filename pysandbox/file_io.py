@@ -25,6 +25,8 @@ from .exception import ConflictError
 logger = logging.getLogger("pysandbox.verbose")
 
 OPEN = struct.Struct("=II")
+FSOP = struct.Struct("=II")
+DT_DIR = 4
 MAX_READ = 100 << 20
 MAX_WRITE = 1 << 30
 _ERRNO_EXCEPTIONS = {
@@ -60,6 +62,65 @@ def _os_error(err: int, path: str) -> Exception:
     return exc_type(err, os.strerror(err), path)
 
 
+async def _request(socket_path, kind: int, head: bytes, path: str, sandbox_id: str) -> agent.Reply:
+    """One path request to init; its errno becomes the matching OSError subclass."""
+    if not isinstance(path, str) or not path or "\0" in path:
+        raise ValueError(f"Invalid path: {path!r}")
+    try:
+        return await agent.call(socket_path, kind, head + os.fsencode(path) + b"\0")
+    except agent.AgentGone:
+        raise ConflictError(f"Sandbox {sandbox_id} already finished") from None
+    except agent.AgentError as exc:
+        raise _os_error(exc.errno, path) from None
+
+
+async def fs_op(socket_path, op: int, path: str, sandbox_id: str, mode: int = 0) -> agent.Reply:
+    return await _request(socket_path, agent.REQ_FSOP, FSOP.pack(op, mode), path, sandbox_id)
+
+
+async def list_dir(socket_path, path: str, sandbox_id: str) -> List[tuple]:
+    """(name, is a directory) for each entry; symlinks are never followed."""
+    body = (await fs_op(socket_path, agent.FSOP_LIST, path, sandbox_id)).body
+    entries = []
+    while body:
+        end = body.index(b"\0", 1)
+        entries.append((os.fsdecode(body[1:end]), body[0] == DT_DIR))
+        body = body[end + 1:]
+    return entries
+
+
+async def make_dirs(socket_path, path: str, sandbox_id: str, parents: bool) -> None:
+    if not parents:
+        await fs_op(socket_path, agent.FSOP_MKDIR, path, sandbox_id, 0o755)
+        return
+    prefix = "/" if path.startswith("/") else ""
+    for part in [p for p in path.split("/") if p]:
+        prefix = f"{prefix}{part}/"
+        try:
+            await fs_op(socket_path, agent.FSOP_MKDIR, prefix, sandbox_id, 0o755)
+        except FileExistsError:
+            continue
+
+
+async def remove(socket_path, path: str, sandbox_id: str, recursive: bool) -> None:
+    try:
+        await fs_op(socket_path, agent.FSOP_UNLINK, path, sandbox_id)
+        return
+    except IsADirectoryError:
+        pass
+    except PermissionError as exc:  # unlink of a directory is EISDIR, or EPERM on some filesystems
+        if exc.errno != errno.EPERM:
+            raise
+    if recursive:
+        for name, is_dir in await list_dir(socket_path, path, sandbox_id):
+            child = f"{path.rstrip('/')}/{name}"
+            if is_dir:
+                await remove(socket_path, child, sandbox_id, True)
+            else:
+                await fs_op(socket_path, agent.FSOP_UNLINK, child, sandbox_id)
+    await fs_op(socket_path, agent.FSOP_RMDIR, path, sandbox_id)
+
+
 class FileIO:
     """A file opened in a sandbox; use it as a context manager. Every method also has `.aio`."""
 
@@ -76,15 +137,7 @@ class FileIO:
     @classmethod
     async def _open(cls, socket_path, path: str, mode: str, verbose: bool, sandbox_id: str) -> "FileIO":
         flags, readable, writable, binary = parse_mode(mode)
-        if not isinstance(path, str) or not path or "\0" in path:
-            raise ValueError(f"Invalid path: {path!r}")
-        body = OPEN.pack(flags, 0o666) + os.fsencode(path) + b"\0"
-        try:
-            reply = await agent.call(socket_path, agent.REQ_OPEN, body)
-        except agent.AgentGone:
-            raise ConflictError(f"Sandbox {sandbox_id} already finished") from None
-        except agent.AgentError as exc:
-            raise _os_error(exc.errno, path) from None
+        reply = await _request(socket_path, agent.REQ_OPEN, OPEN.pack(flags, 0o666), path, sandbox_id)
         return cls(reply.fds[0], path, readable, writable, binary, verbose)
 
     def _check(self, need: Optional[str] = None) -> None:

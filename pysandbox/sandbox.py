@@ -19,7 +19,7 @@ import termios
 import threading
 import time
 import warnings
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from . import _aio, agent, registry
 from ._aio import synchronized, synchronized_static
@@ -34,6 +34,7 @@ from .exception import (
     SandboxTimeoutError,
     UnimplementedError,
 )
+from . import file_io
 from .file_io import FileIO
 from .process import ContainerProcess
 from .runtime import launch, layout
@@ -371,6 +372,24 @@ class Sandbox:
         A relative path is relative to the sandbox's working directory."""
         self._ensure_attached()
         return await FileIO._open(self._socket, path, mode, self._record.verbose, self.object_id)
+
+    @synchronized
+    async def ls(self, path: str) -> List[str]:
+        """Names of the entries of a directory in the sandbox."""
+        self._ensure_attached()
+        return [name for name, _ in await file_io.list_dir(self._socket, path, self.object_id)]
+
+    @synchronized
+    async def mkdir(self, path: str, parents: bool = False) -> None:
+        """Create a directory in the sandbox; parents=True behaves like `mkdir -p`."""
+        self._ensure_attached()
+        await file_io.make_dirs(self._socket, path, self.object_id, parents)
+
+    @synchronized
+    async def rm(self, path: str, recursive: bool = False) -> None:
+        """Remove a file or an empty directory (a whole tree with recursive=True)."""
+        self._ensure_attached()
+        await file_io.remove(self._socket, path, self.object_id, recursive)
 
     # Exec ----------------------------------------------------------------
 

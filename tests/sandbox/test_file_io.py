@@ -125,3 +125,36 @@ def test_fifo_cannot_block_the_agent(sb):
     f = sb.open("/tmp/fifo", "rb")  # returns at once; init never blocks on it
     assert sb.exec("echo", "still serving").stdout.read() == "still serving\n"
     f.close()
+
+
+def test_ls_mkdir_rm(sb):
+    sb.mkdir("/w/x/y", parents=True)
+    sb.mkdir("/w/x/y", parents=True)  # idempotent with parents
+    with pytest.raises(FileExistsError):
+        sb.mkdir("/w/x")
+    with pytest.raises(FileNotFoundError):
+        sb.mkdir("/nope/deeper")
+    with sb.open("/w/x/y/f", "w") as f:
+        f.write("x")
+    sb.exec("ln", "-s", "/etc", "/w/etc-link").wait()
+    assert sorted(sb.ls("/w")) == ["etc-link", "x"]
+    assert sb.ls("/w/x/y") == ["f"]
+    with pytest.raises(NotADirectoryError):
+        sb.ls("/w/x/y/f")
+    with pytest.raises(OSError, match="not empty"):
+        sb.rm("/w/x")
+    sb.rm("/w/x/y/f")
+    sb.rm("/w", recursive=True)  # removes the link, never what it points to
+    assert "w" not in sb.ls("/")
+    assert "passwd" in sb.ls("/etc")
+    with pytest.raises(FileNotFoundError):
+        sb.rm("/w")
+
+
+def test_dir_ops_resolve_inside_the_sandbox(sb, host_marker):
+    sb.exec("ln", "-s", str(host_marker.parent), "/tmp/hostdir").wait()
+    with pytest.raises(FileNotFoundError):
+        sb.ls("/tmp/hostdir")
+    with pytest.raises(FileNotFoundError):
+        sb.rm(f"/tmp/hostdir/{host_marker.name}")
+    assert host_marker.read_text() == "host data"
