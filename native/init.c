@@ -426,6 +426,30 @@ static void reply_listing(struct conn *c, const char *path)
     conn_drop(c);
 }
 
+static void reply_stat(struct conn *c, const char *path)
+{
+  struct {
+    struct psb_stat st;
+    char target[PATH_MAX + 1];
+  } out = {0};
+  struct stat st;
+  if (lstat(path, &st) < 0) {
+    reply_error(c, errno, path);
+    return;
+  }
+  out.st = (struct psb_stat){
+    .mode = st.st_mode,
+    .uid = st.st_uid,
+    .gid = st.st_gid,
+    .size = (uint64_t)st.st_size,
+    .mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec,
+  };
+  ssize_t n = S_ISLNK(st.st_mode) ? readlink(path, out.target, PATH_MAX) : 0;
+  size_t len = sizeof out.st + (n > 0 ? (size_t)n + 1 : 0);
+  if (proto_send(c->fd, PSB_REP_OK, &out, len, -1) < 0)
+    conn_drop(c);
+}
+
 static void handle_fsop(struct conn *c, const struct request *req)
 {
   struct psb_fsop o;
@@ -449,6 +473,9 @@ static void handle_fsop(struct conn *c, const struct request *req)
     break;
   case PSB_FSOP_LIST:
     reply_listing(c, path);
+    return;
+  case PSB_FSOP_STAT:
+    reply_stat(c, path);
     return;
   default:
     reply_error(c, EINVAL, "unknown fsop");

@@ -74,6 +74,16 @@ enum {
   PSB_FSOP_UNLINK = 2,
   PSB_FSOP_RMDIR = 3,
   PSB_FSOP_LIST = 4, /* reply body: per entry, one byte d_type then the NUL-terminated name */
+  PSB_FSOP_STAT = 5, /* lstat; reply body: psb_stat, then a symlink's target (NUL-terminated) */
+};
+
+struct psb_stat {
+  uint32_t mode;
+  uint32_t uid;
+  uint32_t gid;
+  uint32_t pad;
+  uint64_t size;
+  int64_t mtime_ns;
 };
 
 struct psb_fsop {

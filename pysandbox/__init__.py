@@ -12,6 +12,7 @@ from . import exception
 from .app import App
 from .exception import Error
 from .file_io import FileIO
+from .filesystem import FileInfo, FileType, SandboxFilesystem
 from .process import ContainerProcess
 from .sandbox import Sandbox
 from .secret import Secret
@@ -22,7 +23,10 @@ __all__ = [
     "ContainerProcess",
     "Error",
     "FileIO",
+    "FileInfo",
+    "FileType",
     "Sandbox",
+    "SandboxFilesystem",
     "Secret",
     "StreamReader",
     "StreamType",

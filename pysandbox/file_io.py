@@ -74,6 +74,13 @@ async def _request(socket_path, kind: int, head: bytes, path: str, sandbox_id: s
         raise _os_error(exc.errno, path) from None
 
 
+async def open_fd(socket_path, path: str, flags: int, sandbox_id: str) -> int:
+    """A blocking descriptor for `path` opened inside the sandbox with os.open `flags`."""
+    fd = (await _request(socket_path, agent.REQ_OPEN, OPEN.pack(flags, 0o666), path, sandbox_id)).fds[0]
+    os.set_blocking(fd, True)
+    return fd
+
+
 async def fs_op(socket_path, op: int, path: str, sandbox_id: str, mode: int = 0) -> agent.Reply:
     return await _request(socket_path, agent.REQ_FSOP, FSOP.pack(op, mode), path, sandbox_id)
 
@@ -125,7 +132,6 @@ class FileIO:
     """A file opened in a sandbox; use it as a context manager. Every method also has `.aio`."""
 
     def __init__(self, fd: int, path: str, readable: bool, writable: bool, binary: bool, verbose: bool) -> None:
-        os.set_blocking(fd, True)
         self._file = io.open(fd, "r+b" if readable and writable else ("rb" if readable else "wb"), buffering=0)
         self._path, self._readable, self._writable, self._binary = path, readable, writable, binary
         self._verbose = verbose
@@ -137,8 +143,7 @@ class FileIO:
     @classmethod
     async def _open(cls, socket_path, path: str, mode: str, verbose: bool, sandbox_id: str) -> "FileIO":
         flags, readable, writable, binary = parse_mode(mode)
-        reply = await _request(socket_path, agent.REQ_OPEN, OPEN.pack(flags, 0o666), path, sandbox_id)
-        return cls(reply.fds[0], path, readable, writable, binary, verbose)
+        return cls(await open_fd(socket_path, path, flags, sandbox_id), path, readable, writable, binary, verbose)
 
     def _check(self, need: Optional[str] = None) -> None:
         if self._closed:

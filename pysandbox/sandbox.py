@@ -36,6 +36,7 @@ from .exception import (
 )
 from . import file_io
 from .file_io import FileIO
+from .filesystem import SandboxFilesystem
 from .process import ContainerProcess
 from .runtime import launch, layout
 from .secret import Secret
@@ -101,6 +102,7 @@ class Sandbox:
         self._stdout: Optional[StreamReader] = None
         self._stderr: Optional[StreamReader] = None
         self._stdin: Optional[StreamWriter] = None
+        self._filesystem: Optional[SandboxFilesystem] = None
 
     # Identity ------------------------------------------------------------
 
@@ -365,6 +367,13 @@ class Sandbox:
             raise ConflictError(f"Sandbox {self.object_id}: {exc}") from None
 
     # Files ---------------------------------------------------------------
+
+    @property
+    def filesystem(self) -> SandboxFilesystem:
+        """Modal 1.6's file API: read_bytes, write_text, copy_to_local, list_files, ..."""
+        if self._filesystem is None:
+            self._filesystem = SandboxFilesystem(self)
+        return self._filesystem
 
     @synchronized
     async def open(self, path: str, mode: str = "r") -> FileIO:

@@ -1,0 +1,255 @@
+"""`sb.filesystem`: Modal 1.6's file API, on the same agent requests as sb.open().
+
+Every path is resolved by the sandbox's init, inside the sandbox and as the
+sandbox's user. Errors are Modal's SandboxFilesystem* classes (which are not
+OSErrors); a sandbox that is gone gives NotFoundError.
+"""
+
+from __future__ import annotations
+
+import enum
+import errno
+import grp
+import os
+import pwd
+import stat as stat_module
+import struct
+import tempfile
+from typing import List, Optional
+
+import attrs
+
+from . import agent, file_io
+from ._aio import synchronized
+from .exception import (
+    ConflictError,
+    InvalidError,
+    NotFoundError,
+    SandboxFilesystemDirectoryNotEmptyError,
+    SandboxFilesystemError,
+    SandboxFilesystemFileTooLargeError,
+    SandboxFilesystemIsADirectoryError,
+    SandboxFilesystemNotADirectoryError,
+    SandboxFilesystemNotFoundError,
+    SandboxFilesystemPathAlreadyExistsError,
+    SandboxFilesystemPermissionError,
+    UnimplementedError,
+)
+
+STAT = struct.Struct("=IIIIQq")
+CHUNK = 1 << 20
+_ERRORS = {
+    errno.ENOENT: SandboxFilesystemNotFoundError,
+    errno.ENOTDIR: SandboxFilesystemNotADirectoryError,
+    errno.EISDIR: SandboxFilesystemIsADirectoryError,
+    errno.EACCES: SandboxFilesystemPermissionError,
+    errno.EPERM: SandboxFilesystemPermissionError,
+    errno.EROFS: SandboxFilesystemPermissionError,
+    errno.EEXIST: SandboxFilesystemPathAlreadyExistsError,
+    errno.ENOTEMPTY: SandboxFilesystemDirectoryNotEmptyError,
+    errno.EFBIG: SandboxFilesystemFileTooLargeError,
+}
+
+
+class FileType(enum.Enum):
+    FILE = "file"
+    DIRECTORY = "directory"
+    SYMLINK = "symlink"
+
+
+@attrs.frozen
+class FileInfo:
+    name: str
+    path: str
+    type: FileType
+    size: int
+    mode: int
+    permissions: str
+    owner: str
+    group: str
+    modified_time: float
+    symlink_target: Optional[str]
+
+    def is_file(self) -> bool:
+        return self.type == FileType.FILE
+
+    def is_dir(self) -> bool:
+        return self.type == FileType.DIRECTORY
+
+    def is_symlink(self) -> bool:
+        return self.type == FileType.SYMLINK
+
+
+def _name_of(lookup, ident: int) -> str:
+    try:
+        return lookup(ident)[0]
+    except KeyError:
+        return str(ident)
+
+
+class SandboxFilesystem:
+    """Files of one sandbox: `sb.filesystem.read_text("/etc/hostname")`."""
+
+    def __init__(self, sandbox) -> None:
+        self._sandbox = sandbox
+
+    def _path(self, op: str, path) -> str:
+        path = os.fspath(path) if isinstance(path, os.PathLike) else path
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise InvalidError(f"Sandbox.filesystem.{op}() currently only supports absolute remote_path values")
+        self._sandbox._ensure_attached()
+        return path
+
+    async def _call(self, coro):
+        """Run a file_io core coroutine with Modal 1.6's error classes."""
+        try:
+            return await coro
+        except ConflictError:
+            raise NotFoundError("The Sandbox is unavailable. This Sandbox may have already shut down.") from None
+        except OSError as exc:
+            raise _ERRORS.get(exc.errno, SandboxFilesystemError)(str(exc)) from None
+
+    async def _open(self, path: str, flags: int) -> int:
+        sb = self._sandbox
+        return await self._call(file_io.open_fd(sb._socket, path, flags, sb.object_id))
+
+    async def _read_all(self, path: str) -> bytes:
+        fd = await self._open(path, os.O_RDONLY)
+        try:
+            chunks = []
+            while True:
+                chunk = _io(os.read, path, fd, CHUNK)
+                if not chunk:
+                    return b"".join(chunks)
+                chunks.append(chunk)
+        finally:
+            os.close(fd)
+
+    @synchronized
+    async def read_bytes(self, remote_path: str) -> bytes:
+        return await self._read_all(self._path("read_bytes", remote_path))
+
+    @synchronized
+    async def read_text(self, remote_path: str) -> str:
+        return (await self._read_all(self._path("read_text", remote_path))).decode("utf-8")
+
+    async def _create(self, path: str) -> int:
+        """A descriptor for writing `path` from scratch, its parents created first."""
+        parent = path.rsplit("/", 1)[0]
+        if parent:
+            await self._make_dirs(parent, True)
+        return await self._open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+
+    async def _write_all(self, path: str, data) -> None:
+        fd = await self._create(path)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[_io(os.write, path, fd, view[:CHUNK]):]
+        finally:
+            os.close(fd)
+
+    @synchronized
+    async def write_bytes(self, data, remote_path: str) -> None:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"write_bytes() expects bytes-like data, got {type(data).__name__}")
+        await self._write_all(self._path("write_bytes", remote_path), data)
+
+    @synchronized
+    async def write_text(self, data: str, remote_path: str) -> None:
+        if not isinstance(data, str):
+            raise TypeError(f"write_text() expects str data, got {type(data).__name__}")
+        await self._write_all(self._path("write_text", remote_path), data.encode("utf-8"))
+
+    @synchronized
+    async def copy_from_local(self, local_path, remote_path: str) -> None:
+        path = self._path("copy_from_local", remote_path)
+        with open(local_path, "rb") as source:  # FileNotFoundError, IsADirectoryError, PermissionError
+            fd = await self._create(path)
+            try:
+                _io(_copy, path, source.fileno(), fd)
+            finally:
+                os.close(fd)
+
+    @synchronized
+    async def copy_to_local(self, remote_path: str, local_path) -> None:
+        path = self._path("copy_to_local", remote_path)
+        local = os.path.abspath(os.fspath(local_path))
+        fd = await self._open(path, os.O_RDONLY)
+        try:
+            if stat_module.S_ISDIR(os.fstat(fd).st_mode):
+                raise SandboxFilesystemIsADirectoryError(f"{path} is a directory")
+            os.makedirs(os.path.dirname(local), exist_ok=True)
+            # Copied beside the target and renamed over it: a failed copy leaves the old file.
+            with tempfile.NamedTemporaryFile(dir=os.path.dirname(local), prefix=".pysandbox-", delete=False) as tmp:
+                try:
+                    _io(_copy, path, fd, tmp.fileno())
+                except BaseException:
+                    os.unlink(tmp.name)
+                    raise
+            os.replace(tmp.name, local)
+        finally:
+            os.close(fd)
+
+    async def _stat(self, path: str) -> FileInfo:
+        sb = self._sandbox
+        reply = await self._call(file_io.fs_op(sb._socket, agent.FSOP_STAT, path, sb.object_id))
+        mode, uid, gid, _pad, size, mtime_ns = STAT.unpack_from(reply.body)
+        target = reply.body[STAT.size:].split(b"\0", 1)[0]
+        kind = (FileType.SYMLINK if stat_module.S_ISLNK(mode)
+                else FileType.DIRECTORY if stat_module.S_ISDIR(mode) else FileType.FILE)
+        return FileInfo(
+            name=path.rstrip("/").rsplit("/", 1)[-1] or "/", path=path, type=kind, size=size, mode=mode,
+            permissions=stat_module.filemode(mode), owner=_name_of(pwd.getpwuid, uid),
+            group=_name_of(grp.getgrgid, gid), modified_time=mtime_ns / 1e9,
+            symlink_target=os.fsdecode(target) if kind == FileType.SYMLINK else None,
+        )
+
+    @synchronized
+    async def stat(self, remote_path: str) -> FileInfo:
+        """Metadata of a path; symlinks are not followed."""
+        return await self._stat(self._path("stat", remote_path))
+
+    @synchronized
+    async def list_files(self, remote_path: str) -> List[FileInfo]:
+        path = self._path("list_files", remote_path)
+        sb = self._sandbox
+        entries = await self._call(file_io.list_dir(sb._socket, path, sb.object_id))
+        base = path.rstrip("/")
+        return [await self._stat(f"{base}/{name}") for name, _ in entries]
+
+    async def _make_dirs(self, path: str, parents: bool) -> None:
+        sb = self._sandbox
+        await self._call(file_io.make_dirs(sb._socket, path, sb.object_id, parents))
+
+    @synchronized
+    async def make_directory(self, remote_path: str, *, create_parents: bool = True) -> None:
+        """With create_parents (the default) like `mkdir -p`, and idempotent."""
+        path = self._path("make_directory", remote_path)
+        await self._make_dirs(path, create_parents)
+        if create_parents and not (await self._stat(path)).is_dir():
+            raise SandboxFilesystemPathAlreadyExistsError(f"{path} exists and is not a directory")
+
+    @synchronized
+    async def remove(self, remote_path: str, *, recursive: bool = False) -> None:
+        """A file or an empty directory; a whole tree with recursive=True."""
+        path = self._path("remove", remote_path)
+        sb = self._sandbox
+        await self._call(file_io.remove(sb._socket, path, sb.object_id, recursive))
+
+    @synchronized
+    async def watch(self, remote_path: str, *, filter=None, recursive: bool = False, timeout=None):
+        raise UnimplementedError("Sandbox.filesystem.watch() is not supported by this version of pysandbox yet.")
+
+
+def _copy(source_fd: int, target_fd: int) -> None:
+    while os.sendfile(target_fd, source_fd, None, CHUNK):
+        pass
+
+
+def _io(func, path: str, *args):
+    """An I/O call on a sandbox file, its OSError turned into Modal's class."""
+    try:
+        return func(*args)
+    except OSError as exc:
+        raise _ERRORS.get(exc.errno, SandboxFilesystemError)(f"{path}: {os.strerror(exc.errno)}") from None
