@@ -27,6 +27,7 @@ from .app import App
 from .exception import Error, NotFoundError
 from .process import EXEC_TIMEOUT_RETURNCODE
 from .sandbox import Sandbox
+from .secret import Secret
 
 PROG = "pysandbox"
 DEFAULT_RUN_APP = "pysandbox-cli"
@@ -307,6 +308,24 @@ def cmd_gc(args) -> int:
     return 0
 
 
+def cmd_secret_create(args) -> int:
+    Secret.objects.create(args.name, _env(args.pairs), allow_existing=args.force)
+    print(args.name)
+    return 0
+
+
+def cmd_secret_ls(args) -> int:
+    for secret in Secret.objects.list():
+        info = secret.info()
+        print(f"{info.name}\t{','.join(info.keys)}")  # key names only, never values
+    return 0
+
+
+def cmd_secret_rm(args) -> int:
+    Secret.objects.delete(args.name)
+    return 0
+
+
 # The parser and main -------------------------------------------------------
 
 
@@ -368,6 +387,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("gc", help="remove the state of finished sandboxes",
                        description="Remove the directories of finished sandboxes.")
     p.set_defaults(func=cmd_gc)
+
+    p = sub.add_parser("secret", help="manage named secrets", description="Named secrets (Secret.from_name).")
+    secrets = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    q = secrets.add_parser("create", help="create a secret from KEY=VALUE pairs")
+    q.add_argument("name")
+    q.add_argument("pairs", nargs="+", metavar="KEY=VALUE")
+    q.add_argument("--force", action="store_true", help="replace an existing secret")
+    q.set_defaults(func=cmd_secret_create)
+    q = secrets.add_parser("ls", help="list secrets and their key names")
+    q.set_defaults(func=cmd_secret_ls)
+    q = secrets.add_parser("rm", help="delete a secret")
+    q.add_argument("name")
+    q.set_defaults(func=cmd_secret_rm)
     return parser
 
 

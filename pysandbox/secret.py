@@ -1,34 +1,159 @@
 """Secrets: named sets of environment variables injected into sandboxes.
 
-Values are kept out of every repr, log line and record: only key names show.
+Values are kept out of every repr, log line, record and exception message:
+only key names show. Named secrets live in the state directory, one file each,
+mode 0600, written atomically.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Dict, Iterable, Optional
+import re
+import time
+from pathlib import Path
+from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
-from .exception import InvalidError
+import attrs
+
+from . import config, registry
+from ._aio import synchronized, synchronized_static
+from .exception import AlreadyExistsError, InvalidError, NotFoundError
 
 _DICT_ERROR = "the env_dict argument to Secret has to be a dict[str, Union[str, None]]"
+_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def _check_dict(env_dict) -> Dict[str, str]:
+    if not isinstance(env_dict, dict) or not all(
+        isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in env_dict.items()
+    ):
+        raise InvalidError(f"{_DICT_ERROR}, got {type(env_dict).__name__}")
+    return {k: v for k, v in env_dict.items() if v is not None}
+
+
+def _secret_path(name: str) -> Path:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InvalidError(f"Invalid Secret name {name!r}: use up to 64 letters, digits, '-', '_' and '.'.")
+    return config.state_dir() / "secrets" / f"{name}.json"
+
+
+def _read_named(name: str) -> dict:
+    try:
+        return registry.read_json(_secret_path(name), "secret")
+    except FileNotFoundError:
+        raise NotFoundError(f"Secret {name!r} not found; create it with Secret.objects.create or "
+                            f"`pysandbox secret create {name} KEY=VALUE`.") from None
+
+
+def _write_named(name: str, record: dict) -> None:
+    registry.ensure_dir(_secret_path(name).parent, 0o700)
+    registry.write_json_atomic(_secret_path(name), record, mode=0o600)
+
+
+@attrs.frozen
+class SecretInfo:
+    name: str
+    created_at: float
+    keys: List[str]
+
+
+class _SecretManager:
+    """`Secret.objects`: create, delete and list named secrets."""
+
+    @synchronized_static
+    async def create(name: str, env_dict: Dict[str, str], *, allow_existing: bool = False, **_options) -> None:
+        env = _check_dict(env_dict)
+        path = _secret_path(name)
+        with registry.locked():
+            if path.exists() and not allow_existing:
+                raise AlreadyExistsError(f"Secret {name!r} already exists; pass allow_existing=True to replace it.")
+            _write_named(name, {"name": name, "created_at": time.time(), "env": env})
+
+    @synchronized_static
+    async def delete(name: str, *, allow_missing: bool = False, **_options) -> None:
+        try:
+            os.unlink(_secret_path(name))
+        except FileNotFoundError:
+            if not allow_missing:
+                raise NotFoundError(f"Secret {name!r} not found") from None
+
+    @synchronized_static
+    async def list(*, max_objects: Optional[int] = None, **_options) -> List["Secret"]:
+        directory = config.state_dir() / "secrets"
+        names = sorted(p.stem for p in directory.glob("*.json")) if directory.is_dir() else []
+        return [Secret.from_name(name) for name in names[:max_objects]]
 
 
 class Secret:
     """A set of environment variables. Build one with a `Secret.from_*` constructor."""
 
-    def __init__(self, env: Dict[str, str], description: str) -> None:
-        self._env = dict(env)
-        self._description = description
+    objects = _SecretManager()
+
+    def __init__(self, load: Callable[[], Dict[str, str]], description: str, name: Optional[str] = None) -> None:
+        # Named and dotenv secrets are read when used (Modal hydrates them lazily).
+        self._load, self._description, self._name = load, description, name
+
+    @property
+    def name(self) -> Optional[str]:
+        return self._name
 
     @staticmethod
     def from_dict(env_dict: Optional[Dict[str, Optional[str]]] = None) -> "Secret":
-        env_dict = {} if env_dict is None else env_dict
-        if not isinstance(env_dict, dict) or not all(
-            isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in env_dict.items()
-        ):
-            raise InvalidError(f"{_DICT_ERROR}, got {type(env_dict).__name__}")
-        env = {k: v for k, v in env_dict.items() if v is not None}
-        return Secret(env, f"Secret.from_dict([{', '.join(env)}])")
+        env = _check_dict({} if env_dict is None else env_dict)
+        return Secret(lambda: dict(env), f"Secret.from_dict([{', '.join(env)}])")
+
+    @staticmethod
+    def from_name(name: str, *, environment_name: Optional[str] = None, required_keys: Sequence[str] = (),
+                  client=None) -> "Secret":
+        """A secret stored with Secret.objects.create; NotFoundError when first used if missing."""
+        _secret_path(name)
+
+        def load() -> Dict[str, str]:
+            env = dict(_read_named(name)["env"])
+            missing = [key for key in required_keys if key not in env]
+            if missing:
+                raise NotFoundError(f"Secret {name!r} is missing the required keys {', '.join(missing)}")
+            return env
+
+        return Secret(load, f"Secret.from_name({name!r})", name)
+
+    @staticmethod
+    def from_dotenv(path=None, *, filename: str = ".env", client=None) -> "Secret":
+        """Variables from a .env file, looked for upward from `path` (or the working directory)."""
+        try:
+            import dotenv
+        except ImportError:
+            raise ImportError("Secret.from_dotenv needs python-dotenv: pip install python-dotenv") from None
+        start = Path(path) if path is not None else Path.cwd()
+        if start.is_file():
+            start = start.parent
+
+        def load() -> Dict[str, str]:
+            for directory in (start, *start.parents):
+                candidate = directory / filename
+                if candidate.is_file():
+                    return {k: v or "" for k, v in dotenv.dotenv_values(candidate).items()}
+            return {}
+
+        return Secret(load, f"Secret.from_dotenv({filename!r})")
+
+    @synchronized
+    async def update(self, env_dict: Dict[str, str]) -> None:
+        """Merge into a named secret, like dict.update."""
+        if self._name is None:
+            raise InvalidError("Only a named secret (Secret.from_name) can be updated.")
+        env = _check_dict(env_dict)
+        with registry.locked():
+            record = _read_named(self._name)
+            record["env"].update(env)
+            _write_named(self._name, record)
+
+    @synchronized
+    async def info(self) -> SecretInfo:
+        if self._name is None:
+            raise InvalidError("Only a named secret (Secret.from_name) has info.")
+        record = _read_named(self._name)
+        return SecretInfo(self._name, record["created_at"], sorted(record["env"]))
 
     @staticmethod
     def from_local_environ(env_keys: Iterable[str]) -> "Secret":
@@ -38,11 +163,12 @@ class Secret:
         missing = [k for k in keys if k not in os.environ]
         if missing:
             raise InvalidError(f"Could not find local environment variable {missing[0]!r} for Secret.from_local_environ")
-        return Secret({k: os.environ[k] for k in keys}, f"Secret.from_local_environ([{', '.join(keys)}])")
+        env = {k: os.environ[k] for k in keys}
+        return Secret(lambda: dict(env), f"Secret.from_local_environ([{', '.join(keys)}])")
 
     def env(self) -> Dict[str, str]:
         """The variables this secret injects (values included: never log this)."""
-        return dict(self._env)
+        return self._load()
 
     def __repr__(self) -> str:
         return self._description
