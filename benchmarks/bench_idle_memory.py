@@ -4,7 +4,6 @@ Bar (issue 2): at most 2 MB per idle sandbox; 200 idle sandboxes at once.
 Baseline: an idle bare `bwrap ... sleep` (its bwrap + sleep processes).
 """
 
-import os
 import statistics
 import subprocess
 import sys

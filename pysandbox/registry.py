@@ -208,13 +208,15 @@ def finished(record: SandboxRecord) -> Optional[ExitStatus]:
     return status
 
 
+def returncode(status: ExitStatus) -> int:
+    """What Modal reports: 124 after the timeout, 137 once terminated, else the exit code."""
+    return {"timeout": 124, "terminated": 137}.get(status.status, status.code)
+
+
 def sandbox_state(record: SandboxRecord) -> Tuple[str, Optional[int]]:
     """("running", None), or the final status and the return code Modal would report."""
     status = finished(record)
-    if status is None:
-        return "running", None
-    code = {"timeout": 124, "terminated": 137}.get(status.status, status.code)
-    return status.status, code
+    return ("running", None) if status is None else (status.status, returncode(status))
 
 
 def remove_tree(path: Path) -> None:

@@ -46,8 +46,6 @@ from .streams import FollowSource, PipeSource, StreamReader, StreamType, StreamW
 logger = logging.getLogger("pysandbox")
 verbose_logger = logging.getLogger("pysandbox.verbose")
 
-RETURNCODE_TIMEOUT = 124
-RETURNCODE_TERMINATED = 137
 _RUNTIMES = ["gvisor", "vm"]
 _PIPE_SIZE = 1 << 20
 
@@ -80,14 +78,6 @@ def _check_network(block_network: bool, ports: Sequence[int], allowlists: Sequen
     if block_network and any(a is not None for a in allowlists):
         raise InvalidError("`outbound_cidr_allowlist`, `outbound_domain_allowlist` and `inbound_cidr_allowlist` "
                            "cannot be used when `block_network` is enabled")
-
-
-def _returncode(status: registry.ExitStatus) -> int:
-    if status.status == "timeout":
-        return RETURNCODE_TIMEOUT
-    if status.status == "terminated":
-        return RETURNCODE_TERMINATED
-    return status.code
 
 
 class Sandbox:
@@ -265,7 +255,7 @@ class Sandbox:
     @property
     def returncode(self) -> Optional[int]:
         status = self._refresh()
-        return None if status is None else _returncode(status)
+        return None if status is None else registry.returncode(status)
 
     @synchronized
     async def poll(self) -> Optional[int]:

@@ -17,8 +17,6 @@ import pytest
 
 import pysandbox as modal
 from pysandbox import registry
-from pysandbox.exception import UnimplementedError
-
 from ..conftest import assert_torn_down
 
 pytestmark = pytest.mark.rootless
@@ -40,14 +38,6 @@ def assert_one_error_line(result, *fragments, code=1):
     assert "Traceback" not in lines[0]
     for fragment in fragments:
         assert fragment in lines[0]
-
-
-def pty_supported(sb) -> bool:
-    try:
-        sb.exec("true", pty=True).wait()
-    except UnimplementedError:
-        return False
-    return True
 
 
 # exec ----------------------------------------------------------------------
@@ -199,17 +189,12 @@ def test_gc_removes_finished_sandboxes(app):
 # shell -----------------------------------------------------------------------
 
 
-def test_shell_reports_missing_pty_support_or_runs(sb):
+def test_shell_runs_a_command_without_a_local_terminal(sb):
     r = cli("shell", sb.object_id, "--cmd", "sh -c 'echo hi'")
-    if not pty_supported(sb):
-        assert_one_error_line(r, "pty")
-    else:
-        assert r.returncode == 0 and b"hi" in r.stdout
+    assert r.returncode == 0 and b"hi" in r.stdout
 
 
 def test_shell_is_interactive_on_a_terminal(sb):
-    if not pty_supported(sb):
-        pytest.skip("exec(pty=True) not implemented yet")
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
     before = termios.tcgetattr(slave)

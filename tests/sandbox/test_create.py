@@ -1,6 +1,5 @@
 """Sandbox.create: validation before any work, apps, secrets, verbose logging."""
 
-import logging
 import os
 
 import pytest

@@ -114,7 +114,6 @@ CREATE_ONE = textwrap.dedent(
 
 def test_creator_killed_at_random_points_leaves_nothing_half_made():
     rng = random.Random(1234)
-    app = modal.App.lookup("fault-app", create_if_missing=True)
     for _ in range(12):
         before = set(os.listdir(registry.sandboxes_dir())) if registry.sandboxes_dir().exists() else set()
         proc = subprocess.Popen([sys.executable, "-c", CREATE_ONE], stdout=subprocess.PIPE, text=True)
