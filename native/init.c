@@ -63,6 +63,7 @@ static int sigfd;
 static int event_fd = -1;
 static int entry_stdin = -1;
 static int entry_tty = -1; /* --pty: the terminal's master, copied to the stdout file */
+static bool entry_tty_hungup;
 static pid_t entry_pid;
 static int64_t idle_ms;       /* 0: no idle timeout */
 static int64_t last_activity; /* last request or exec exit */
@@ -119,10 +120,12 @@ static bool copy_terminal_output(void)
   ssize_t n = read(entry_tty, buf, sizeof buf);
   if (n > 0)
     return write_all(FD_ENTRY_OUT, buf, (size_t)n) == 0;
-  if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-    close(entry_tty); /* EIO: the terminal's last user is gone */
-    entry_tty = -1;
-  }
+  /* EIO: the terminal's last user closed it.  Stop polling, but keep the
+   * master open until the entrypoint is reaped: closing the last master
+   * hangs the terminal up, and an entrypoint between closing its fds and
+   * exiting would die of that SIGHUP instead of reporting its own status. */
+  if (n == 0 || (errno != EAGAIN && errno != EINTR))
+    entry_tty_hungup = true;
   return false;
 }
 
@@ -626,7 +629,7 @@ int main(int argc, char **argv)
     size_t n = nconns;
     pfds[0] = (struct pollfd){.fd = sigfd, .events = POLLIN};
     pfds[1] = (struct pollfd){.fd = accept_resume ? -1 : FD_LISTEN, .events = POLLIN};
-    pfds[2] = (struct pollfd){.fd = entry_tty, .events = POLLIN};
+    pfds[2] = (struct pollfd){.fd = entry_tty_hungup ? -1 : entry_tty, .events = POLLIN};
     for (size_t k = 0; k < n; k++)
       pfds[3 + k] = (struct pollfd){.fd = conns[k]->fd, .events = POLLIN};
     int r = poll(pfds, n + 3, poll_timeout(now_ms()));
@@ -640,7 +643,7 @@ int main(int argc, char **argv)
     run_timers(now_ms());
     if (pfds[1].revents)
       accept_conns();
-    if (pfds[2].revents && entry_tty >= 0)
+    if (pfds[2].revents && entry_tty >= 0 && !entry_tty_hungup)
       copy_terminal_output();
     for (size_t k = 0; k < n; k++)
       if (conns[k]->fd >= 0 && pfds[3 + k].revents)
