@@ -17,6 +17,7 @@ from .process import ContainerProcess
 from .sandbox import Sandbox
 from .secret import Secret
 from .streams import StreamReader, StreamType, StreamWriter
+from .volume import FileEntry, FileEntryType, Volume
 
 __all__ = [
     "App",
@@ -31,5 +32,8 @@ __all__ = [
     "StreamReader",
     "StreamType",
     "StreamWriter",
+    "FileEntry",
+    "FileEntryType",
+    "Volume",
     "exception",
 ]

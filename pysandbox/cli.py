@@ -28,6 +28,7 @@ from .exception import Error, NotFoundError
 from .process import EXEC_TIMEOUT_RETURNCODE
 from .sandbox import Sandbox
 from .secret import Secret
+from .volume import FileEntryType, Volume
 
 PROG = "pysandbox"
 DEFAULT_RUN_APP = "pysandbox-cli"
@@ -326,6 +327,44 @@ def cmd_secret_rm(args) -> int:
     return 0
 
 
+def cmd_volume_ls(args) -> int:
+    if args.name is None:
+        for volume in Volume.objects.list():
+            print(volume.name)
+        return 0
+    for entry in Volume.from_name(args.name).listdir(args.path, recursive=args.recursive):
+        suffix = "/" if entry.type == FileEntryType.DIRECTORY else ""
+        print(f"{entry.size:>12}  {entry.path}{suffix}")
+    return 0
+
+
+def cmd_volume_create(args) -> int:
+    Volume.objects.create(args.name)
+    return 0
+
+
+def cmd_volume_rm(args) -> int:
+    Volume.objects.delete(args.name)
+    return 0
+
+
+def cmd_volume_put(args) -> int:
+    volume = Volume.from_name(args.name)
+    with volume.batch_upload(force=args.force) as batch:
+        if os.path.isdir(args.local):
+            batch.put_directory(args.local, args.remote)
+        else:
+            batch.put_file(args.local, args.remote)
+    return 0
+
+
+def cmd_volume_get(args) -> int:
+    with open(args.local, "wb") as out:
+        for chunk in Volume.from_name(args.name).read_file(args.remote):
+            out.write(chunk)
+    return 0
+
+
 # The parser and main -------------------------------------------------------
 
 
@@ -400,6 +439,31 @@ def build_parser() -> argparse.ArgumentParser:
     q = secrets.add_parser("rm", help="delete a secret")
     q.add_argument("name")
     q.set_defaults(func=cmd_secret_rm)
+
+    p = sub.add_parser("volume", help="manage volumes", description="Volumes (Volume.from_name).")
+    volumes = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    q = volumes.add_parser("ls", help="list volumes, or the files of one")
+    q.add_argument("name", nargs="?")
+    q.add_argument("path", nargs="?", default="/")
+    q.add_argument("-r", "--recursive", action="store_true")
+    q.set_defaults(func=cmd_volume_ls)
+    q = volumes.add_parser("create", help="create a volume")
+    q.add_argument("name")
+    q.set_defaults(func=cmd_volume_create)
+    q = volumes.add_parser("rm", help="delete a volume and its data")
+    q.add_argument("name")
+    q.set_defaults(func=cmd_volume_rm)
+    q = volumes.add_parser("put", help="upload a local file or directory")
+    q.add_argument("name")
+    q.add_argument("local")
+    q.add_argument("remote")
+    q.add_argument("--force", action="store_true", help="overwrite existing files")
+    q.set_defaults(func=cmd_volume_put)
+    q = volumes.add_parser("get", help="download a file")
+    q.add_argument("name")
+    q.add_argument("remote")
+    q.add_argument("local")
+    q.set_defaults(func=cmd_volume_get)
     return parser
 
 

@@ -21,6 +21,8 @@ import time
 import warnings
 from typing import Any, Dict, List, Optional, Sequence
 
+import attrs
+
 from . import _aio, agent, registry
 from ._aio import synchronized, synchronized_static
 from .app import App
@@ -41,6 +43,7 @@ from .process import ContainerProcess
 from .runtime import launch, layout
 from .secret import Secret
 from .spec import ExecSpec, SandboxSpec, check_tags, merge_env
+from .volume import mount_plan
 from .streams import FollowSource, PipeSource, StreamReader, StreamType, StreamWriter
 
 logger = logging.getLogger("pysandbox")
@@ -170,7 +173,7 @@ class Sandbox:
             name=name, tags=tags, verbose=verbose, pty=bool(pty or pty_info),
         )
         _check_unsupported(
-            image=image, network_file_systems=network_file_systems, volumes=volumes, cpu=cpu, memory=memory,
+            image=image, network_file_systems=network_file_systems, cpu=cpu, memory=memory,
             encrypted_ports=encrypted_ports, h2_ports=h2_ports,
             unencrypted_ports=unencrypted_ports, outbound_cidr_allowlist=outbound_cidr_allowlist,
             outbound_domain_allowlist=outbound_domain_allowlist, inbound_cidr_allowlist=inbound_cidr_allowlist,
@@ -179,6 +182,7 @@ class Sandbox:
             include_oidc_identity_token=include_oidc_identity_token,
         )
         app = _require_app(app)
+        spec = attrs.evolve(spec, volumes=mount_plan(volumes))  # volumes resolve (or fail) here
         return _start(spec, app)
 
     @synchronized_static
@@ -371,6 +375,13 @@ class Sandbox:
         A relative path is relative to the sandbox's working directory."""
         self._ensure_attached()
         return await FileIO._open(self._socket, path, mode, self._record.verbose, self.object_id)
+
+    @synchronized
+    async def reload_volumes(self, *, timeout: int = 55) -> None:
+        """Mounted volumes are live bind mounts: every sandbox already sees the latest state."""
+        self._ensure_attached()
+        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
+            raise InvalidError("timeout must be a positive number of seconds")
 
     @synchronized
     async def ls(self, path: str) -> List[str]:

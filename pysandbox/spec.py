@@ -105,6 +105,7 @@ class SandboxSpec:
     tags: Dict[str, str] = attrs.field(factory=dict, converter=check_tags)
     verbose: bool = False
     pty: bool = False
+    volumes: tuple = ()  # (host source, sandbox path, read_only), from volume.mount_plan
 
 
 @attrs.frozen

@@ -27,8 +27,8 @@ ISOLATION = (
 
 
 def mount_args(mount: Mount, source: Callable[[str], str]) -> List[str]:
-    if mount.kind == "ro-bind":
-        return ["--ro-bind", source(mount.source), mount.dest]
+    if mount.kind in ("ro-bind", "bind"):
+        return [f"--{mount.kind}", source(mount.source), mount.dest]
     if mount.kind == "symlink":
         return ["--symlink", mount.source, mount.dest]
     if mount.kind == "mask-file":

@@ -111,7 +111,8 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str]) -> "Launched
     if as_root:
         _ensure_stage_dir()
     reader = (uid, frozenset()) if as_root else (uid, frozenset([os.getegid(), *os.getgroups()]))
-    mounts = layout.host_system_mounts(reader) + layout.python_mounts()
+    volumes = tuple(layout.Mount("ro-bind" if ro else "bind", src, dest) for src, dest, ro in spec.volumes)
+    mounts = layout.host_system_mounts(reader) + layout.python_mounts() + volumes
     argv = bwrap.command(
         _staged_runner(runner, stager),
         upper=str(upper),

@@ -28,7 +28,7 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 @attrs.frozen
 class Mount:
-    kind: str  # ro-bind | symlink | mask-file | mask-dir
+    kind: str  # bind | ro-bind | symlink | mask-file | mask-dir
     source: str
     dest: str
 

@@ -1,0 +1,40 @@
+"""Opening paths inside a directory tree that sandbox code can write to.
+
+A volume's files are written by sandboxes, so any component of a path may be
+a symlink planted to point at a host file. openat2(RESOLVE_IN_ROOT) resolves
+the whole path as if the directory were "/": symlinks and ".." can never
+leave it, whatever the tree holds.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+import struct
+
+_SYS_OPENAT2 = {"x86_64": 437, "aarch64": 437}.get(platform.machine())
+_RESOLVE_NO_MAGICLINKS = 0x02
+_RESOLVE_IN_ROOT = 0x10
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def open_in_root(root_fd: int, path: str, flags: int, mode: int = 0o644) -> int:
+    """An fd for `path` resolved inside `root_fd` (never outside it)."""
+    if _SYS_OPENAT2 is None:
+        raise OSError(f"openat2 is not known on {platform.machine()}; volumes need it")
+    how = struct.pack("=QQQ", flags | os.O_CLOEXEC, mode if flags & os.O_CREAT else 0,
+                      _RESOLVE_IN_ROOT | _RESOLVE_NO_MAGICLINKS)
+    fd = _libc.syscall(_SYS_OPENAT2, root_fd, os.fsencode(path), how, len(how))
+    if fd < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), path)
+    return fd
+
+
+def parent_and_name(root_fd: int, path: str):
+    """(fd of the parent directory, last component) for *at() calls on `path`."""
+    parent, _, name = path.strip("/").rpartition("/")
+    if not name or name in (".", ".."):
+        raise IsADirectoryError(f"{path!r} names no file")
+    return open_in_root(root_fd, parent or ".", os.O_RDONLY | os.O_DIRECTORY), name

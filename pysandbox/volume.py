@@ -1,0 +1,444 @@
+"""Volumes: directories in the state directory, bind-mounted into sandboxes.
+
+A volume is `volumes/<name>/` holding `meta.json` and `data/`. Mounted
+read-write (or read-only) at a path of the sandbox; several sandboxes may
+mount it at once and see each other's writes at once, so `commit()` only makes
+the data durable and `reload()` has nothing to fetch. Host-side operations
+(listdir, read_file, batch_upload, ...) resolve every path inside `data/`
+with openat2(RESOLVE_IN_ROOT): a symlink planted by sandbox code never leads
+to a host file. For a root caller, files uploaded from the host are given to
+the sandbox's unprivileged uid, so sandboxes can change them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import os
+import re
+import shutil
+import stat as stat_module
+import time
+from pathlib import Path
+from typing import AsyncIterator, Iterator, List, Optional, Union
+
+import attrs
+
+from . import _beneath, config, registry
+from ._aio import synchronized, synchronized_static
+from .exception import AlreadyExistsError, InvalidError, NotFoundError
+
+_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+CHUNK = 1 << 20
+
+
+class FileEntryType(enum.IntEnum):
+    UNSPECIFIED = 0
+    FILE = 1
+    DIRECTORY = 2
+    SYMLINK = 3
+    FIFO = 4
+    SOCKET = 5
+
+
+@attrs.frozen
+class FileEntry:
+    path: str
+    type: FileEntryType
+    mtime: int
+    size: int
+
+
+@attrs.frozen
+class VolumeInfo:
+    name: Optional[str]
+    volume_id: str
+    created_at: float
+
+
+def _volumes_dir() -> Path:
+    return config.state_dir() / "volumes"
+
+
+def _check_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME.match(name) or name.startswith("vo-"):
+        raise InvalidError(f"Invalid Volume name {name!r}: use up to 64 letters, digits, '-', '_' and '.'.")
+    return name
+
+
+def _owner() -> tuple:
+    """Who sandbox root is on the host: volume files must belong to it."""
+    uid = config.root_sandbox_uid() if os.geteuid() == 0 else os.geteuid()
+    return (uid, uid) if os.geteuid() == 0 else (os.geteuid(), os.getegid())
+
+
+def _create(directory: Path, name: Optional[str]) -> dict:
+    meta = {"volume_id": registry.new_id("vo-"), "name": name, "created_at": time.time()}
+    tmp = directory.with_name(f".{directory.name}.{os.getpid()}.tmp")
+    (tmp / "data").mkdir(parents=True, mode=0o755)
+    os.chown(tmp / "data", *_owner())
+    registry.write_json_atomic(tmp / "meta.json", meta)
+    try:
+        os.rename(tmp, directory)  # published whole, or not at all
+    except OSError:
+        shutil.rmtree(tmp)
+        raise
+    return meta
+
+
+def _entry_type(mode: int) -> FileEntryType:
+    for test, kind in ((stat_module.S_ISREG, FileEntryType.FILE), (stat_module.S_ISDIR, FileEntryType.DIRECTORY),
+                       (stat_module.S_ISLNK, FileEntryType.SYMLINK), (stat_module.S_ISFIFO, FileEntryType.FIFO),
+                       (stat_module.S_ISSOCK, FileEntryType.SOCKET)):
+        if test(mode):
+            return kind
+    return FileEntryType.UNSPECIFIED
+
+
+class _VolumeManager:
+    """`Volume.objects`: create, delete and list named volumes."""
+
+    @synchronized_static
+    async def create(name: str, *, allow_existing: bool = False, **_options) -> None:
+        directory = _volumes_dir() / _check_name(name)
+        registry.ensure_dir(_volumes_dir())
+        with registry.locked():
+            if directory.exists():
+                if allow_existing:
+                    return
+                raise AlreadyExistsError(f"Volume {name!r} already exists")
+            _create(directory, name)
+
+    @synchronized_static
+    async def delete(name: str, *, allow_missing: bool = False, **_options) -> None:
+        directory = _volumes_dir() / _check_name(name)
+        if not directory.exists():
+            if allow_missing:
+                return
+            raise NotFoundError(f"Volume {name!r} not found")
+        trash = directory.with_name(f".{name}.{os.getpid()}.deleted")
+        os.rename(directory, trash)  # gone at once for everyone, then removed
+        registry.remove_tree(trash)
+
+    @synchronized_static
+    async def list(*, max_objects: Optional[int] = None, **_options) -> List["Volume"]:
+        directory = _volumes_dir()
+        names = sorted(p.name for p in directory.iterdir() if _NAME.match(p.name)) if directory.is_dir() else []
+        return [Volume.from_name(name) for name in names[:max_objects]]
+
+
+class Volume:
+    """A persistent directory for sandboxes: `Volume.from_name("my-volume", create_if_missing=True)`."""
+
+    objects = _VolumeManager()
+
+    def __init__(self, name: Optional[str], volume_id: Optional[str] = None, create_if_missing: bool = False,
+                 read_only: bool = False, sub_path: Optional[str] = None) -> None:
+        self._name, self._volume_id, self._create_if_missing = name, volume_id, create_if_missing
+        self._read_only, self._sub_path = read_only, sub_path
+
+    @staticmethod
+    def from_name(name: str, *, environment_name: Optional[str] = None, create_if_missing: bool = False,
+                  version=None, create_options=None, client=None) -> "Volume":
+        """A reference, checked when first used (NotFoundError then, unless create_if_missing)."""
+        return Volume(_check_name(name), create_if_missing=create_if_missing)
+
+    @staticmethod
+    def from_id(volume_id: str, client=None) -> "Volume":
+        if not isinstance(volume_id, str) or not registry.is_well_formed_id(volume_id, "vo-"):
+            raise InvalidError(f"Invalid volume id {volume_id!r}")
+        return Volume(None, volume_id)
+
+    @staticmethod
+    @contextlib.contextmanager
+    def ephemeral(client=None, environment_name=None, version=None, create_options=None) -> Iterator["Volume"]:
+        """An anonymous volume that exists only inside the `with` block."""
+        registry.ensure_dir(_volumes_dir())
+        directory = _volumes_dir() / f"ephemeral-{registry.new_id('')}"
+        meta = _create(directory, None)
+        try:
+            yield Volume(None, meta["volume_id"])
+        finally:
+            registry.remove_tree(directory)
+
+    def with_mount_options(self, *, read_only: Optional[bool] = None, sub_path: Optional[str] = None) -> "Volume":
+        if sub_path is not None and (not isinstance(sub_path, str) or sub_path.startswith("/")
+                                     or ".." in sub_path.split("/")):
+            raise InvalidError(f"sub_path must be a relative path inside the volume, got {sub_path!r}")
+        return Volume(self._name, self._volume_id, self._create_if_missing,
+                      self._read_only if read_only is None else read_only,
+                      self._sub_path if sub_path is None else sub_path)
+
+    def read_only(self) -> "Volume":
+        return self.with_mount_options(read_only=True)
+
+    @property
+    def name(self) -> Optional[str]:
+        return self._name
+
+    @property
+    def object_id(self) -> str:
+        return self._meta()["volume_id"]
+
+    # Resolution -------------------------------------------------------------
+
+    def _directory(self) -> Path:
+        if self._name is not None:
+            directory = _volumes_dir() / self._name
+            if not directory.exists():
+                if not self._create_if_missing:
+                    raise NotFoundError(f"Volume {self._name!r} not found; pass create_if_missing=True to create it.")
+                Volume.objects.create(self._name, allow_existing=True)
+            return directory
+        for directory in (_volumes_dir().iterdir() if _volumes_dir().is_dir() else ()):
+            try:
+                if registry.read_json(directory / "meta.json", "volume").get("volume_id") == self._volume_id:
+                    return directory
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+        raise NotFoundError(f"Volume {self._volume_id} not found")
+
+    def _meta(self) -> dict:
+        return registry.read_json(self._directory() / "meta.json", "volume")
+
+    def mount_source(self) -> str:
+        """The host directory a sandbox binds (the sub_path, if any, made first)."""
+        data = self._directory() / "data"
+        if self._sub_path is None:
+            return str(data)
+        with self._root() as root:
+            _make_dirs(root, self._sub_path)
+        return str(data / self._sub_path)
+
+    @contextlib.contextmanager
+    def _root(self) -> Iterator[int]:
+        fd = os.open(self._directory() / "data", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            yield fd
+        finally:
+            os.close(fd)
+
+    def _writable(self) -> None:
+        if self._read_only:
+            raise InvalidError("Read-only Volume can not be written to")
+
+    # Operations -------------------------------------------------------------
+
+    @synchronized
+    async def commit(self) -> None:
+        """Make everything written so far durable (sandboxes see writes at once anyway)."""
+        with self._root() as root:
+            os.fsync(root)
+        os.sync()
+
+    @synchronized
+    async def reload(self) -> None:
+        """Nothing to fetch: every mount is the same directory. Checks that the volume exists."""
+        self._directory()
+
+    @synchronized
+    async def info(self) -> VolumeInfo:
+        meta = self._meta()
+        return VolumeInfo(meta["name"], meta["volume_id"], meta["created_at"])
+
+    @synchronized
+    async def listdir(self, path: str, *, recursive: bool = False) -> List[FileEntry]:
+        return list(self._entries(path, recursive))
+
+    @synchronized
+    async def iterdir(self, path: str, *, recursive: bool = True) -> AsyncIterator[FileEntry]:
+        for entry in self._entries(path, recursive):
+            yield entry
+
+    def _entries(self, path: str, recursive: bool) -> Iterator[FileEntry]:
+        if path.rstrip("/").endswith("*"):
+            raise InvalidError("Glob patterns are not supported by listdir; pass a directory or a file path.")
+        with self._root() as root:
+            fd = _beneath.open_in_root(root, path or "/", os.O_RDONLY | os.O_PATH)
+            try:
+                info = os.stat(fd)
+            finally:
+                os.close(fd)
+            if not stat_module.S_ISDIR(info.st_mode):
+                yield FileEntry(path.strip("/"), _entry_type(info.st_mode), int(info.st_mtime), info.st_size)
+                return
+            yield from _walk(root, path.strip("/"), recursive)
+
+    @synchronized
+    async def read_file(self, path: str) -> AsyncIterator[bytes]:
+        with self._root() as root:
+            fd = _beneath.open_in_root(root, path, os.O_RDONLY)
+        with os.fdopen(fd, "rb", buffering=0) as f:
+            while chunk := f.read(CHUNK):
+                yield chunk
+
+    @synchronized
+    async def remove_file(self, path: str, recursive: bool = False) -> None:
+        self._writable()
+        with self._root() as root:
+            parent, name = _beneath.parent_and_name(root, path)
+            try:
+                info = os.stat(name, dir_fd=parent, follow_symlinks=False)
+                if stat_module.S_ISDIR(info.st_mode):
+                    if not recursive:
+                        raise IsADirectoryError(f"{path} is a directory; pass recursive=True")
+                    shutil.rmtree(os.path.join(f"/proc/self/fd/{parent}", name))
+                else:
+                    os.unlink(name, dir_fd=parent)
+            finally:
+                os.close(parent)
+
+    @synchronized
+    async def copy_files(self, src_paths: List[str], dst_path: str, recursive: bool = False) -> None:
+        """Copy files inside the volume, as `cp` would (into dst_path when it is a directory)."""
+        self._writable()
+        into_dir = self._is_dir(dst_path)
+        with self._root() as root:
+            for src in src_paths:
+                target = f"{dst_path.rstrip('/')}/{src.rstrip('/').rsplit('/', 1)[-1]}" if into_dir else dst_path
+                fd = _beneath.open_in_root(root, src, os.O_RDONLY)
+                try:
+                    if stat_module.S_ISDIR(os.fstat(fd).st_mode):
+                        raise IsADirectoryError(f"{src} is a directory; directories are not copied yet")
+                    _write_file(root, target, fd, None, force=True)
+                finally:
+                    os.close(fd)
+
+    def _is_dir(self, path: str) -> bool:
+        with self._root() as root:
+            try:
+                fd = _beneath.open_in_root(root, path, os.O_RDONLY | os.O_DIRECTORY)
+            except OSError:
+                return False
+            os.close(fd)
+            return True
+
+    @contextlib.contextmanager
+    def batch_upload(self, force: bool = False) -> Iterator["_Uploader"]:
+        """Files queued with put_file / put_directory are written when the block exits."""
+        self._writable()
+        uploader = _Uploader()
+        yield uploader
+        with self._root() as root:
+            for local, remote, mode in uploader.files:
+                if hasattr(local, "read"):  # a file object
+                    _write_file(root, remote, local, mode, force)
+                    continue
+                with open(local, "rb") as source:
+                    _write_file(root, remote, source.fileno(), mode, force)
+
+    @staticmethod
+    def rename(old_name: str, new_name: str, *, client=None, environment_name=None) -> None:
+        old, new = _volumes_dir() / _check_name(old_name), _volumes_dir() / _check_name(new_name)
+        with registry.locked():
+            if not old.exists():
+                raise NotFoundError(f"Volume {old_name!r} not found")
+            if new.exists():
+                raise AlreadyExistsError(f"Volume {new_name!r} already exists")
+            meta = registry.read_json(old / "meta.json", "volume")
+            registry.write_json_atomic(old / "meta.json", {**meta, "name": new_name})
+            os.rename(old, new)
+
+    def __repr__(self) -> str:
+        return f"Volume({self._name or self._volume_id!r})"
+
+
+_NOT_MOUNTABLE = ("/", "/proc", "/dev", "/sys", "/tmp", "/__pysandbox")
+
+
+def mount_plan(volumes) -> tuple:
+    """Validated (host source, sandbox path, read_only) triples for create(volumes=...)."""
+    if not volumes:
+        return ()
+    if not isinstance(volumes, dict):
+        raise InvalidError("volumes must be a dict of absolute paths to pysandbox.Volume objects")
+    from .runtime.layout import SYSTEM_DIRS
+
+    plan, seen = [], set()
+    for raw_path, volume in volumes.items():
+        path = os.fspath(raw_path) if isinstance(raw_path, os.PathLike) else raw_path
+        if not isinstance(path, str) or not path.startswith("/") or ".." in path.split("/") or "\0" in path:
+            raise InvalidError(f"Volume mount paths must be absolute, got {raw_path!r}")
+        path = "/" + path.strip("/")
+        top = "/" + path.split("/")[1]
+        if path in _NOT_MOUNTABLE or top in _NOT_MOUNTABLE[1:] or top.lstrip("/") in SYSTEM_DIRS:
+            raise InvalidError(f"A volume cannot be mounted at {path}: pick a path outside the system directories.")
+        if not isinstance(volume, Volume):
+            raise InvalidError(f"volumes[{path!r}] must be a pysandbox.Volume, got {type(volume).__name__}")
+        directory = volume._directory()  # NotFoundError now, before any work
+        if directory in seen:
+            raise InvalidError(f"Volume {volume!r} is mounted at two paths; mount each volume once.")
+        seen.add(directory)
+        plan.append((volume.mount_source(), path, volume._read_only))
+    return tuple(plan)
+
+
+class _Uploader:
+    def __init__(self) -> None:
+        self.files: List[tuple] = []
+
+    def put_file(self, local_file: Union[str, Path, object], remote_path: str, mode: Optional[int] = None) -> None:
+        if remote_path.endswith("/"):
+            raise ValueError(f"remote_path {remote_path!r} ends with '/': give the file's full path")
+        self.files.append((local_file, remote_path, mode))
+
+    def put_directory(self, local_path: Union[str, Path], remote_path: str, recursive: bool = True) -> None:
+        base = Path(local_path)
+        for path in sorted(base.rglob("*") if recursive else base.glob("*")):
+            if path.is_file():
+                self.put_file(path, f"{remote_path.rstrip('/')}/{path.relative_to(base).as_posix()}")
+
+
+def _make_dirs(root: int, path: str) -> None:
+    current = ""
+    for part in [p for p in path.split("/") if p]:
+        parent = _beneath.open_in_root(root, current or ".", os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.mkdir(part, 0o755, dir_fd=parent)
+            if os.geteuid() == 0:
+                os.chown(part, *_owner(), dir_fd=parent, follow_symlinks=False)
+        except FileExistsError:
+            pass
+        finally:
+            os.close(parent)
+        current = f"{current}/{part}"
+
+
+def _write_file(root: int, remote: str, source, mode: Optional[int], force: bool) -> None:
+    """Copy `source` (an fd or a file object) to `remote` inside the volume."""
+    parent_path = remote.strip("/").rpartition("/")[0]
+    if parent_path:
+        _make_dirs(root, parent_path)
+    parent, name = _beneath.parent_and_name(root, remote)
+    try:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_TRUNC if force else os.O_EXCL)
+        try:
+            fd = os.open(name, flags, 0o644 if mode is None else mode, dir_fd=parent)
+        except FileExistsError:
+            raise FileExistsError(f"{remote} exists in the volume; pass force=True to overwrite it") from None
+        with os.fdopen(fd, "wb") as target:
+            if isinstance(source, int):
+                while os.sendfile(target.fileno(), source, None, CHUNK):
+                    pass
+            else:
+                shutil.copyfileobj(source, target, CHUNK)
+            if mode is not None:
+                os.fchmod(target.fileno(), mode)
+            if os.geteuid() == 0:
+                os.fchown(target.fileno(), *_owner())
+    finally:
+        os.close(parent)
+
+
+def _walk(root: int, path: str, recursive: bool) -> Iterator[FileEntry]:
+    fd = _beneath.open_in_root(root, path or ".", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        entries = sorted(os.scandir(fd), key=lambda e: e.name)
+        for entry in entries:
+            info = entry.stat(follow_symlinks=False)
+            rel = f"{path}/{entry.name}" if path else entry.name
+            yield FileEntry(rel, _entry_type(info.st_mode), int(info.st_mtime), info.st_size)
+            if recursive and entry.is_dir(follow_symlinks=False):
+                yield from _walk(root, rel, True)
+    finally:
+        os.close(fd)

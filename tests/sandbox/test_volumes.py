@@ -1,0 +1,157 @@
+"""Volumes: persistent directories mounted into sandboxes, and their host-side API."""
+
+import io
+import os
+
+import pytest
+
+import pysandbox as modal
+from pysandbox.exception import AlreadyExistsError, InvalidError, NotFoundError
+
+pytestmark = pytest.mark.rootless
+
+
+def test_data_survives_sandboxes_and_is_shared(sandboxes):
+    vol = modal.Volume.from_name("shared-vol", create_if_missing=True)
+    first = sandboxes(volumes={"/data": vol})
+    second = sandboxes(volumes={"/mnt/data": vol})
+    assert first.exec("sh", "-c", "echo hello > /data/f && mkdir -p /data/d/e").wait() == 0
+    assert second.exec("cat", "/mnt/data/f").stdout.read() == "hello\n"  # at once, no reload needed
+    first.terminate(wait=True)
+    third = sandboxes(volumes={"/data": modal.Volume.from_name("shared-vol")})
+    assert third.exec("cat", "/data/f").stdout.read() == "hello\n"
+    vol.commit()
+    vol.reload()
+    third.reload_volumes()
+    assert sorted(e.path for e in vol.listdir("/")) == ["d", "f"]
+    assert sorted(e.path for e in vol.listdir("/", recursive=True)) == ["d", "d/e", "f"]
+    assert b"".join(vol.read_file("f")) == b"hello\n"
+    assert vol.listdir("f")[0].type == modal.FileEntryType.FILE
+
+
+def test_read_only_and_sub_path(sandboxes):
+    vol = modal.Volume.from_name("ro-vol", create_if_missing=True)
+    with vol.batch_upload() as batch:
+        batch.put_file(io.BytesIO(b"data"), "/sub/file.txt")
+    ro = sandboxes(volumes={"/ro": vol.with_mount_options(read_only=True)})
+    assert ro.exec("cat", "/ro/sub/file.txt").stdout.read() == "data"
+    assert ro.exec("touch", "/ro/new").wait() != 0
+    sub = sandboxes(volumes={"/only": vol.with_mount_options(sub_path="sub")})
+    assert sub.exec("ls", "/only").stdout.read() == "file.txt\n"
+    with pytest.raises(InvalidError, match="Read-only"):
+        vol.read_only().remove_file("sub/file.txt")
+
+
+def test_host_api(tmp_path):
+    vol = modal.Volume.from_name("api-vol", create_if_missing=True)
+    (tmp_path / "tree" / "inner").mkdir(parents=True)
+    (tmp_path / "tree" / "a.txt").write_text("A")
+    (tmp_path / "tree" / "inner" / "b.txt").write_text("B")
+    with vol.batch_upload() as batch:
+        batch.put_directory(tmp_path / "tree", "/up")
+        batch.put_file(tmp_path / "tree" / "a.txt", "/single.txt")
+    with pytest.raises(FileExistsError):
+        with vol.batch_upload() as batch:
+            batch.put_file(tmp_path / "tree" / "a.txt", "/single.txt")
+    with vol.batch_upload(force=True) as batch:
+        batch.put_file(io.BytesIO(b"new"), "/single.txt")
+    assert b"".join(vol.read_file("single.txt")) == b"new"
+    with pytest.raises(ValueError):
+        with vol.batch_upload() as batch:
+            batch.put_file(io.BytesIO(b"x"), "/dir/")
+    vol.copy_files(["up/a.txt"], "up/inner")
+    assert sorted(e.path for e in vol.listdir("up/inner")) == ["up/inner/a.txt", "up/inner/b.txt"]
+    vol.remove_file("up/a.txt")
+    with pytest.raises(IsADirectoryError):
+        vol.remove_file("up")
+    vol.remove_file("up", recursive=True)
+    with pytest.raises(FileNotFoundError):
+        b"".join(vol.read_file("up/a.txt"))
+    with pytest.raises(InvalidError):
+        vol.listdir("/**")
+    assert vol.info().name == "api-vol" and vol.object_id.startswith("vo-")
+    assert modal.Volume.from_id(vol.object_id).info().name == "api-vol"
+
+
+def test_symlinks_planted_in_a_volume_stay_inside(sandboxes, tmp_path):
+    secret = tmp_path / "host-secret"
+    secret.write_text("host data")
+    vol = modal.Volume.from_name("attack-vol", create_if_missing=True)
+    sb = sandboxes(volumes={"/v": vol})
+    sb.exec("sh", "-c", f"ln -s {secret} /v/link; ln -s / /v/rootlink; ln -s .. /v/up").wait()
+    with pytest.raises(FileNotFoundError):
+        b"".join(vol.read_file("link"))
+    with pytest.raises(FileNotFoundError):
+        b"".join(vol.read_file(f"rootlink{secret}"))
+    with pytest.raises(FileNotFoundError):
+        b"".join(vol.read_file(f"up/up/up{secret}"))
+    with vol.batch_upload(force=True) as batch:  # writes through the link stay inside the volume
+        batch.put_file(io.BytesIO(b"overwrite"), f"rootlink{secret}")
+    assert secret.read_text() == "host data"
+    vol.remove_file("link")
+    assert secret.exists()
+
+
+def test_volume_objects_and_ephemeral(app):
+    modal.Volume.objects.create("made-vol")
+    with pytest.raises(AlreadyExistsError):
+        modal.Volume.objects.create("made-vol")
+    modal.Volume.objects.create("made-vol", allow_existing=True)
+    assert "made-vol" in [v.name for v in modal.Volume.objects.list()]
+    modal.Volume.rename("made-vol", "renamed-vol")
+    assert modal.Volume.from_name("renamed-vol").info().name == "renamed-vol"
+    modal.Volume.objects.delete("renamed-vol")
+    with pytest.raises(NotFoundError):
+        modal.Volume.objects.delete("renamed-vol")
+    with modal.Volume.ephemeral() as vol:
+        assert vol.listdir("/") == []
+        sb = modal.Sandbox.create("sh", "-c", "echo e > /e/x", app=app, volumes={"/e": vol})
+        sb.wait()
+        assert b"".join(vol.read_file("x")) == b"e\n"
+        directory = vol._directory()
+    assert not directory.exists()
+
+
+@pytest.mark.parametrize("path", ["relative", "/", "/proc", "/proc/x", "/dev/v", "/usr/v", "/etc", "/a/../b"])
+def test_bad_mount_paths(app, path):
+    vol = modal.Volume.from_name("paths-vol", create_if_missing=True)
+    with pytest.raises(InvalidError):
+        modal.Sandbox.create(app=app, volumes={path: vol})
+
+
+def test_same_volume_twice_and_missing_volume(app):
+    vol = modal.Volume.from_name("twice-vol", create_if_missing=True)
+    with pytest.raises(InvalidError, match="two paths"):
+        modal.Sandbox.create(app=app, volumes={"/a": vol, "/b": vol})
+    with pytest.raises(NotFoundError):
+        modal.Sandbox.create(app=app, volumes={"/a": modal.Volume.from_name("never-made")})
+
+
+def test_files_written_by_sandbox_root_belong_to_the_sandbox_user(sandboxes):
+    vol = modal.Volume.from_name("owner-vol", create_if_missing=True)
+    sb = sandboxes(volumes={"/o": vol})
+    sb.exec("touch", "/o/by-sandbox").wait()
+    owner = os.stat(vol._directory() / "data" / "by-sandbox").st_uid
+    assert owner != 0 and owner == (os.geteuid() or modal.config.root_sandbox_uid())
+
+
+def test_volume_cli(tmp_path, state_home):
+    import subprocess
+    import sys
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "pysandbox", "volume", *args], capture_output=True,
+                              text=True, env=os.environ)
+
+    local = tmp_path / "f.txt"
+    local.write_text("via cli")
+    assert cli("create", "cli-vol").returncode == 0
+    assert "cli-vol" in cli("ls").stdout.split()
+    assert cli("put", "cli-vol", str(local), "/dir/f.txt").returncode == 0
+    assert cli("put", "cli-vol", str(local), "/dir/f.txt").returncode == 1  # exists, no --force
+    assert "dir/f.txt" in cli("ls", "cli-vol", "/", "-r").stdout
+    assert cli("get", "cli-vol", "/dir/f.txt", str(tmp_path / "back")).returncode == 0
+    assert (tmp_path / "back").read_text() == "via cli"
+    assert cli("rm", "cli-vol").returncode == 0
+    missing = cli("rm", "cli-vol")
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
