@@ -365,10 +365,12 @@ def mount_plan(volumes) -> tuple:
             raise InvalidError(f"A volume cannot be mounted at {path}: pick a path outside the system directories.")
         if not isinstance(volume, Volume):
             raise InvalidError(f"volumes[{path!r}] must be a pysandbox.Volume, got {type(volume).__name__}")
+        if path in seen:
+            raise InvalidError(f"Two volumes are mounted at {path}; give each its own path.")
         directory = volume._directory()  # NotFoundError now, before any work
         if directory in seen:
             raise InvalidError(f"Volume {volume!r} is mounted at two paths; mount each volume once.")
-        seen.add(directory)
+        seen.update((path, directory))
         plan.append((volume.mount_source(), path, volume._read_only))
     return tuple(plan)
 

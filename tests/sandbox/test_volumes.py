@@ -125,6 +125,9 @@ def test_same_volume_twice_and_missing_volume(app):
         modal.Sandbox.create(app=app, volumes={"/a": vol, "/b": vol})
     with pytest.raises(NotFoundError):
         modal.Sandbox.create(app=app, volumes={"/a": modal.Volume.from_name("never-made")})
+    other = modal.Volume.from_name("twice-vol-2", create_if_missing=True)
+    with pytest.raises(InvalidError, match="Two volumes"):
+        modal.Sandbox.create(app=app, volumes={"/a": vol, "/a/": other})
 
 
 def test_files_written_by_sandbox_root_belong_to_the_sandbox_user(sandboxes):
