@@ -49,4 +49,6 @@ class BuildWithNative(build_py):
         compile_native(target / "_native")
 
 
-setup(cmdclass={"build_py": BuildWithNative})
+if __name__ == "__main__":  # importable, so a checkout can build its helpers alone:
+    # python3 -c 'import setup; setup.compile_native(setup.HERE / "pysandbox" / "_native")'
+    setup(cmdclass={"build_py": BuildWithNative})
