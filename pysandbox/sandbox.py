@@ -170,6 +170,7 @@ class Sandbox:
         spec = SandboxSpec(
             args, env=merge_env(env, secrets), workdir=workdir, timeout=timeout, idle_timeout=idle_timeout,
             name=name, tags=tags, verbose=verbose, pty=bool(pty or pty_info),
+            network="none" if block_network else "default",
         )
         _check_unsupported(
             image=image, network_file_systems=network_file_systems, cpu=cpu, memory=memory,

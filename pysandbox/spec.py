@@ -17,6 +17,7 @@ from .streams import StreamType
 
 ARG_MAX_BYTES = 2**16
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+NETWORK_MODES = ("default", "none", "host")
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -106,6 +107,9 @@ class SandboxSpec:
     verbose: bool = False
     pty: bool = False
     volumes: tuple = ()  # (host source, sandbox path, read_only), from volume.mount_plan
+    # "default": outbound access (loopback only until a user-mode network helper is wired in);
+    # "none": loopback only (block_network=True); "host": the host's network, only when asked by name.
+    network: str = attrs.field(default="default", validator=attrs.validators.in_(NETWORK_MODES))
 
 
 @attrs.frozen

@@ -20,7 +20,7 @@ from .layout import BIN_DIR, INIT_PATH, SYSTEM_DIRS, Mount, python_links
 
 ISOLATION = (
     "--unshare-user", "--uid", "0", "--gid", "0", "--disable-userns",
-    "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net", "--unshare-cgroup-try",
+    "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
     "--hostname", "sandbox",
     "--die-with-parent", "--as-pid-1", "--new-session",
 )
@@ -48,9 +48,10 @@ def command(
     entrypoint: Sequence[str],
     idle_timeout_ms: Optional[int],
     pty: bool = False,
+    network: str = "none",
     source: Callable[[str], str] = lambda path: path,
 ) -> List[str]:
-    argv = [bwrap, *ISOLATION, "--bind", source(upper), "/", "--perms", "0700", "--dir", "/root"]
+    argv = [bwrap, *ISOLATION, *([] if network == "host" else ["--unshare-net"]), "--bind", source(upper), "/", "--perms", "0700", "--dir", "/root"]
     for name, target in python_links():
         argv += ["--symlink", target, f"{BIN_DIR}/{name}"]
     if workdir.strip("/").split("/")[0] not in SYSTEM_DIRS:

@@ -122,6 +122,7 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str]) -> "Launched
         entrypoint=spec.entrypoint,
         idle_timeout_ms=None if spec.idle_timeout is None else int(spec.idle_timeout * 1000),
         pty=spec.pty,
+        network=spec.network,
         source=stager,
     )
     options = ["--dir", str(directory), "--timeout-ms", str(int(spec.timeout * 1000))]
