@@ -32,6 +32,7 @@
 #include "proto.h"
 #include "spawn.h"
 #include "util.h"
+#include "watch.h"
 
 const char *const progname = "sandbox-init";
 
@@ -453,6 +454,20 @@ static void reply_stat(struct conn *c, const char *path)
     conn_drop(c);
 }
 
+static void reply_watch(struct conn *c, const char *path, bool recursive)
+{
+  static char out[LIST_MAX];
+  size_t used = 0;
+  int fd = watch_open(path, recursive, out, sizeof out, &used);
+  if (fd < 0) {
+    reply_error(c, errno, errno == E2BIG ? "too many directories to watch" : path);
+    return;
+  }
+  if (proto_send(c->fd, PSB_REP_FD, out, used, fd) < 0)
+    conn_drop(c);
+  close(fd);
+}
+
 static void handle_fsop(struct conn *c, const struct request *req)
 {
   struct psb_fsop o;
@@ -479,6 +494,9 @@ static void handle_fsop(struct conn *c, const struct request *req)
     return;
   case PSB_FSOP_STAT:
     reply_stat(c, path);
+    return;
+  case PSB_FSOP_WATCH:
+    reply_watch(c, path, (o.mode & PSB_WATCH_RECURSIVE) != 0);
     return;
   default:
     reply_error(c, EINVAL, "unknown fsop");

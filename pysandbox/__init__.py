@@ -18,6 +18,7 @@ from .sandbox import Sandbox
 from .secret import Secret
 from .streams import StreamReader, StreamType, StreamWriter
 from .volume import FileEntry, FileEntryType, Volume
+from .watch import FileWatchEvent, FileWatchEventType
 
 __all__ = [
     "App",
@@ -26,6 +27,8 @@ __all__ = [
     "FileIO",
     "FileInfo",
     "FileType",
+    "FileWatchEvent",
+    "FileWatchEventType",
     "Sandbox",
     "SandboxFilesystem",
     "Secret",

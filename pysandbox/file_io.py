@@ -232,3 +232,12 @@ class FileIO:
         if not getattr(self, "_closed", True):
             self._file.close()
 
+
+
+def __getattr__(name: str):
+    """Modal 1.5 kept the watch types in this module; they live in pysandbox.watch."""
+    if name in ("FileWatchEvent", "FileWatchEventType"):
+        from . import watch
+
+        return getattr(watch, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -21,6 +21,7 @@ import attrs
 
 from . import agent, file_io
 from ._aio import synchronized
+from .watch import check_watch_args, watch_events
 from .exception import (
     ConflictError,
     InvalidError,
@@ -33,7 +34,6 @@ from .exception import (
     SandboxFilesystemNotFoundError,
     SandboxFilesystemPathAlreadyExistsError,
     SandboxFilesystemPermissionError,
-    UnimplementedError,
 )
 
 STAT = struct.Struct("=IIIIQq")
@@ -104,10 +104,8 @@ class SandboxFilesystem:
         """Run a file_io core coroutine with Modal 1.6's error classes."""
         try:
             return await coro
-        except ConflictError:
-            raise NotFoundError("The Sandbox is unavailable. This Sandbox may have already shut down.") from None
-        except OSError as exc:
-            raise _ERRORS.get(exc.errno, SandboxFilesystemError)(str(exc)) from None
+        except (ConflictError, OSError) as exc:
+            raise _modal_error(exc) from None
 
     async def _open(self, path: str, flags: int) -> int:
         sb = self._sandbox
@@ -239,7 +237,22 @@ class SandboxFilesystem:
 
     @synchronized
     async def watch(self, remote_path: str, *, filter=None, recursive: bool = False, timeout=None):
-        raise UnimplementedError("Sandbox.filesystem.watch() is not supported by this version of pysandbox yet.")
+        """Events on a file, a directory's children, or (recursive) its whole tree;
+        stops without raising once `timeout` seconds have passed."""
+        path = self._path("watch", remote_path)
+        check_watch_args(filter, timeout)
+        try:
+            async for event in watch_events(self._sandbox, path, filter, bool(recursive), timeout):
+                yield event
+        except (ConflictError, OSError) as exc:
+            raise _modal_error(exc) from None
+
+
+def _modal_error(exc: Exception) -> Exception:
+    """Modal 1.6's exception for a file_io error (a finished sandbox, or an errno)."""
+    if isinstance(exc, ConflictError):
+        return NotFoundError("The Sandbox is unavailable. This Sandbox may have already shut down.")
+    return _ERRORS.get(exc.errno, SandboxFilesystemError)(str(exc))
 
 
 def _copy(source_fd: int, target_fd: int) -> None:

@@ -45,6 +45,7 @@ from .secret import Secret
 from .spec import ExecSpec, SandboxSpec, check_tags, merge_env
 from .volume import mount_plan
 from .streams import FollowSource, PipeSource, StreamReader, StreamType, StreamWriter
+from .watch import check_watch_args, watch_events
 
 verbose_logger = logging.getLogger("pysandbox.verbose")
 
@@ -400,6 +401,14 @@ class Sandbox:
         """Remove a file or an empty directory (a whole tree with recursive=True)."""
         self._ensure_attached()
         await file_io.remove(self._socket, path, self.object_id, recursive)
+
+    @synchronized
+    async def watch(self, path: str, filter=None, recursive: Optional[bool] = None, timeout=None):
+        """Events on `path` in the sandbox (Modal 1.5's API); `filter` keeps only those types."""
+        self._ensure_attached()
+        check_watch_args(filter, timeout)
+        async for event in watch_events(self, path, filter, bool(recursive), timeout):
+            yield event
 
     # Exec ----------------------------------------------------------------
 
