@@ -18,6 +18,7 @@ not. Async generators become `for x in f(...)` and `async for x in f.aio(...)`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
 import select
@@ -240,3 +241,50 @@ class synchronized_static:
 
 def _is_async_gen(func: Callable) -> bool:
     return inspect.isasyncgenfunction(func)
+
+
+class context:
+    """Decorate a generator method written as for contextlib.contextmanager:
+    the result works with `with`, `async with`, and `async with x.m.aio()`,
+    like Modal's async context managers (Volume.ephemeral, batch_upload, App.run)."""
+
+    def __init__(self, func: Callable) -> None:
+        self._func = func
+        functools.update_wrapper(self, func)
+
+    def __get__(self, obj, objtype=None):
+        return _ContextFactory(functools.partial(self._func, obj) if obj is not None else self._func)
+
+
+class static_context(context):
+    """`context` for a function that takes no instance."""
+
+    def __get__(self, obj, objtype=None):
+        return _ContextFactory(self._func)
+
+
+class _ContextFactory:
+    def __init__(self, func: Callable) -> None:
+        self._manager = contextlib.contextmanager(func)
+
+    def __call__(self, *args, **kwargs) -> "_DualContext":
+        return _DualContext(self._manager(*args, **kwargs))
+
+    aio = __call__
+
+
+class _DualContext:
+    def __init__(self, manager) -> None:
+        self._manager = manager
+
+    def __enter__(self):
+        return self._manager.__enter__()
+
+    def __exit__(self, *exc_info):
+        return self._manager.__exit__(*exc_info)
+
+    async def __aenter__(self):
+        return self._manager.__enter__()
+
+    async def __aexit__(self, *exc_info):
+        return self._manager.__exit__(*exc_info)

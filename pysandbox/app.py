@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Iterator, Optional
 
 from . import registry
-from ._aio import synchronized_static
+from ._aio import context, synchronized_static
 from .exception import InvalidError, NotFoundError
 
 
@@ -50,7 +49,7 @@ class App:
             raise NotFoundError(f"Could not find App with name {name!r}; use create_if_missing=True to create it.")
         return App._from_record(record)
 
-    @contextlib.contextmanager
+    @context
     def run(self, **_options) -> Iterator["App"]:
         """An ephemeral App: it has an id for the duration of the block."""
         self._app_id = registry.new_id("ap-")

@@ -25,7 +25,7 @@ from typing import AsyncIterator, Iterator, List, Optional, Union
 import attrs
 
 from . import _beneath, config, registry
-from ._aio import synchronized, synchronized_static
+from ._aio import context, static_context, synchronized, synchronized_static
 from .exception import AlreadyExistsError, InvalidError, NotFoundError
 
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -143,8 +143,7 @@ class Volume:
             raise InvalidError(f"Invalid volume id {volume_id!r}")
         return Volume(None, volume_id)
 
-    @staticmethod
-    @contextlib.contextmanager
+    @static_context
     def ephemeral(client=None, environment_name=None, version=None, create_options=None) -> Iterator["Volume"]:
         """An anonymous volume that exists only inside the `with` block."""
         registry.ensure_dir(_volumes_dir())
@@ -284,7 +283,8 @@ class Volume:
 
     @synchronized
     async def copy_files(self, src_paths: List[str], dst_path: str, recursive: bool = False) -> None:
-        """Copy files inside the volume, as `cp` would (into dst_path when it is a directory)."""
+        """Copy inside the volume as `cp` (`cp -r` with recursive=True) would: into
+        dst_path when it is a directory; symlinks are copied as links, never followed."""
         self._writable()
         into_dir = self._is_dir(dst_path)
         with self._root() as root:
@@ -292,9 +292,14 @@ class Volume:
                 target = f"{dst_path.rstrip('/')}/{src.rstrip('/').rsplit('/', 1)[-1]}" if into_dir else dst_path
                 fd = _beneath.open_in_root(root, src, os.O_RDONLY)
                 try:
-                    if stat_module.S_ISDIR(os.fstat(fd).st_mode):
-                        raise IsADirectoryError(f"{src} is a directory; directories are not copied yet")
-                    _write_file(root, target, fd, None, force=True)
+                    if not stat_module.S_ISDIR(os.fstat(fd).st_mode):
+                        _write_file(root, target, fd, None, force=True)
+                        continue
+                    if not recursive:
+                        raise IsADirectoryError(f"{src} is a directory; pass recursive=True to copy it")
+                    if f"/{target.strip('/')}/".startswith(f"/{src.strip('/')}/"):
+                        raise InvalidError(f"Cannot copy directory {src} into itself ({target})")
+                    _copy_tree(root, src.strip("/"), target.strip("/"))
                 finally:
                     os.close(fd)
 
@@ -307,7 +312,7 @@ class Volume:
             os.close(fd)
             return True
 
-    @contextlib.contextmanager
+    @context
     def batch_upload(self, force: bool = False) -> Iterator["_Uploader"]:
         """Files queued with put_file / put_directory are written when the block exits."""
         self._writable()
@@ -422,6 +427,39 @@ def _write_file(root: int, remote: str, source, mode: Optional[int], force: bool
                 os.fchmod(target.fileno(), mode)
             if os.geteuid() == 0:
                 os.fchown(target.fileno(), *config.sandbox_owner())
+    finally:
+        os.close(parent)
+
+
+def _copy_tree(root: int, src: str, dst: str) -> None:
+    _make_dirs(root, dst)
+    for entry in list(_walk(root, src, True)):
+        target = dst + entry.path[len(src):]
+        if entry.type == FileEntryType.DIRECTORY:
+            _make_dirs(root, target)
+        elif entry.type == FileEntryType.FILE:
+            fd = _beneath.open_in_root(root, entry.path, os.O_RDONLY | os.O_NOFOLLOW)
+            try:
+                _write_file(root, target, fd, None, force=True)
+            finally:
+                os.close(fd)
+        elif entry.type == FileEntryType.SYMLINK:
+            _copy_link(root, entry.path, target)
+
+
+def _copy_link(root: int, src: str, dst: str) -> None:
+    source_parent, source_name = _beneath.parent_and_name(root, src)
+    try:
+        link = os.readlink(source_name, dir_fd=source_parent)
+    finally:
+        os.close(source_parent)
+    parent, name = _beneath.parent_and_name(root, dst)
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name, dir_fd=parent)
+        os.symlink(link, name, dir_fd=parent)
+        if os.geteuid() == 0:
+            os.chown(name, *config.sandbox_owner(), dir_fd=parent, follow_symlinks=False)
     finally:
         os.close(parent)
 

@@ -1,5 +1,6 @@
 """Sandbox.create: validation before any work, apps, secrets, verbose logging."""
 
+import asyncio
 import os
 
 import pytest
@@ -71,6 +72,15 @@ def test_ephemeral_app_run(sandboxes):
         sb = modal.Sandbox.create("true", app=app)
         sb.wait()
         assert sb.returncode == 0
+    assert app.app_id is None
+
+    async def run_async():
+        async with app.run():
+            sb = await modal.Sandbox.create.aio("true", app=app)
+            await sb.wait.aio()
+            return sb.returncode
+
+    assert asyncio.run(run_async()) == 0
 
 
 def test_secrets_and_env(sandboxes, monkeypatch):

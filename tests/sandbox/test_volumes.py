@@ -1,5 +1,6 @@
 """Volumes: persistent directories mounted into sandboxes, and their host-side API."""
 
+import asyncio
 import io
 import os
 
@@ -158,3 +159,34 @@ def test_volume_cli(tmp_path, state_home):
     assert cli("rm", "cli-vol").returncode == 0
     missing = cli("rm", "cli-vol")
     assert missing.returncode == 1 and "Traceback" not in missing.stderr
+
+
+def test_copy_directories_like_cp_r(tmp_path):
+    vol = modal.Volume.from_name("copy-vol", create_if_missing=True)
+    with vol.batch_upload() as batch:
+        batch.put_file(io.BytesIO(b"1"), "/src/one.txt")
+        batch.put_file(io.BytesIO(b"2"), "/src/deep/two.txt")
+    os.symlink("/etc/passwd", vol._directory() / "data" / "src" / "link")  # as sandbox code could plant it
+    with pytest.raises(IsADirectoryError, match="recursive=True"):
+        vol.copy_files(["src"], "dst")
+    vol.copy_files(["src"], "dst", recursive=True)  # dst missing: becomes the copy
+    vol.copy_files(["src"], "dst", recursive=True)  # dst a directory: the copy goes inside it
+    paths = sorted(e.path for e in vol.listdir("dst", recursive=True))
+    assert paths == ["dst/deep", "dst/deep/two.txt", "dst/link", "dst/one.txt",
+                     "dst/src", "dst/src/deep", "dst/src/deep/two.txt", "dst/src/link", "dst/src/one.txt"]
+    assert os.readlink(vol._directory() / "data" / "dst" / "link") == "/etc/passwd"  # copied as a link
+    assert b"".join(vol.read_file("dst/src/deep/two.txt")) == b"2"
+    with pytest.raises(InvalidError, match="into itself"):
+        vol.copy_files(["src"], "src/deep", recursive=True)
+
+
+def test_batch_upload_and_ephemeral_async():
+    async def main():
+        async with modal.Volume.ephemeral() as vol:
+            async with vol.batch_upload() as batch:
+                batch.put_file(io.BytesIO(b"a"), "/a")
+            async with vol.batch_upload.aio(force=True) as batch:
+                batch.put_file(io.BytesIO(b"b"), "/a")
+            return [chunk async for chunk in vol.read_file.aio("a")]
+
+    assert asyncio.run(main()) == [b"b"]
