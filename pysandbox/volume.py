@@ -290,6 +290,9 @@ class Volume:
         with self._root() as root:
             for src in src_paths:
                 target = f"{dst_path.rstrip('/')}/{src.rstrip('/').rsplit('/', 1)[-1]}" if into_dir else dst_path
+                if recursive and _is_link(root, src):  # `cp -r` copies a link it is given as a link
+                    _copy_link(root, src, target)
+                    continue
                 fd = _beneath.open_in_root(root, src, os.O_RDONLY)
                 try:
                     if not stat_module.S_ISDIR(os.fstat(fd).st_mode):
@@ -445,6 +448,14 @@ def _copy_tree(root: int, src: str, dst: str) -> None:
                 os.close(fd)
         elif entry.type == FileEntryType.SYMLINK:
             _copy_link(root, entry.path, target)
+
+
+def _is_link(root: int, path: str) -> bool:
+    parent, name = _beneath.parent_and_name(root, path)
+    try:
+        return stat_module.S_ISLNK(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode)
+    finally:
+        os.close(parent)
 
 
 def _copy_link(root: int, src: str, dst: str) -> None:
