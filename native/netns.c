@@ -182,16 +182,15 @@ static int add_forward(const char *dir, const struct net_forward *f)
 }
 
 /* nft, in the sandbox's user and network namespaces.  Sandbox root is the
- * identity's uid there, so nft keeps the namespace's capabilities over exec. */
-static int load_filter(const struct net_options *opt, int userns, int netns, const sigset_t *mask,
-                       enter_identity_fn enter_identity)
+ * identity's uid there, so nft keeps the namespace's capabilities over exec.
+ * It runs while the helper comes up; filter_loaded() waits for it. */
+static pid_t start_filter(const struct net_options *opt, int userns, int netns, const sigset_t *mask,
+                          enter_identity_fn enter_identity)
 {
   pid_t parent = getpid();
   pid_t pid = fork();
-  if (pid < 0) {
+  if (pid < 0)
     pwarnf("fork");
-    return -1;
-  }
   if (pid == 0) {
     child_prepare(mask, enter_identity, parent);
     if (setns(userns, CLONE_NEWUSER) < 0 || setns(netns, CLONE_NEWNET) < 0) {
@@ -203,7 +202,14 @@ static int load_filter(const struct net_options *opt, int userns, int netns, con
     pwarnf("exec %s", opt->nft);
     _exit(127);
   }
+  return pid;
+}
+
+static int filter_loaded(pid_t pid)
+{
   int st;
+  if (pid < 0)
+    return -1;
   while (waitpid(pid, &st, 0) < 0)
     if (errno != EINTR)
       return -1;
@@ -266,12 +272,13 @@ int net_connect(const struct net_options *opt, pid_t sandbox, const sigset_t *ma
   close(ex[0]);
   close(ready[1]);
   *exit_w = ex[1]; /* slirp4netns exits once this closes: with us, at the latest */
+  pid_t filter = rc == 0 ? start_filter(opt, userns, netns, mask, enter_identity) : -1;
   if (rc == 0)
     rc = wait_ready(ready[0]);
   for (size_t i = 0; rc == 0 && i < opt->nforwards; i++)
     rc = add_forward(opt->dir, &opt->forwards[i]);
-  if (rc == 0)
-    rc = load_filter(opt, userns, netns, mask, enter_identity);
+  if (filter_loaded(filter) < 0) /* reaps it in any case */
+    rc = -1;
   close(ready[0]);
   close(userns);
   close(netns);

@@ -176,8 +176,8 @@ class Sandbox:
             outbound_cidr_allowlist=outbound_cidr_allowlist, readiness_probe=check_probe(readiness_probe),
         )
         if spec.ports and not netplan.available():
-            raise InvalidError("Port tunnels need slirp4netns and nft on this host "
-                               "(`apt-get install slirp4netns nftables`).")
+            raise InvalidError("Port tunnels need slirp4netns, nft and a /dev/net/tun open to all on this host "
+                               "(`apt-get install slirp4netns nftables; chmod 0666 /dev/net/tun`).")
         _check_unsupported(
             image=image, network_file_systems=network_file_systems, cpu=cpu, memory=memory,
             h2_ports=h2_ports,

@@ -15,7 +15,8 @@ namespace before init starts; sandbox processes hold no capability to change it)
   * link-local addresses, the cloud metadata service 169.254.169.254 among them;
   * with outbound_cidr_allowlist, every destination outside it (DNS through
     slirp4netns's resolver stays allowed).
-Without slirp4netns, "default" falls back to loopback only, with a warning.
+Without slirp4netns, nft or a /dev/net/tun open to all, "default" falls back to loopback
+only, with a one-line warning (once per process): never to the host's network.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from ..spec import SandboxSpec
 
 HELPER = "slirp4netns"
 NFT = "nft"
+TUN = "/dev/net/tun"
 GATEWAY = "10.0.2.2"  # slirp4netns's view of the host
 DNS = "10.0.2.3"  # slirp4netns's resolver, forwarding to the host's
 LINK_LOCAL = ("169.254.0.0/16", "fe80::/10")
@@ -48,7 +50,16 @@ def tool(name: str) -> Optional[str]:
 
 def available() -> bool:
     """Whether "default" can connect sandboxes (else it falls back to loopback only)."""
-    return tool(HELPER) is not None and tool(NFT) is not None
+    return tool(HELPER) is not None and tool(NFT) is not None and _tun_usable()
+
+
+def _tun_usable() -> bool:
+    """slirp4netns opens /dev/net/tun as the sandbox identity: for root's sandboxes, a stranger."""
+    try:
+        mode = os.stat(TUN).st_mode
+    except OSError:
+        return False
+    return mode & 0o006 == 0o006 if os.geteuid() == 0 else os.access(TUN, os.R_OK | os.W_OK)
 
 
 def listening(ports: Sequence[int]) -> bool:
@@ -65,8 +76,8 @@ def listening(ports: Sequence[int]) -> bool:
 def _fallback_warning() -> None:
     if not _warned:
         _warned.append(True)
-        logger.warning("pysandbox: slirp4netns or nft not found, so sandboxes get no network "
-                       "(`apt-get install slirp4netns nftables` to give them outbound access).")
+        logger.warning("pysandbox: sandboxes get no network: it needs slirp4netns, nft and a /dev/net/tun "
+                       "open to all (`apt-get install slirp4netns nftables; chmod 0666 /dev/net/tun`).")
 
 
 def egress_rules(allowlist: Optional[Sequence[str]]) -> str:

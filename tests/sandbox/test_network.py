@@ -208,3 +208,16 @@ def test_wait_until_ready_errors(sandboxes):
     never.terminate(wait=True)
     with pytest.raises(ConflictError):
         never.wait_until_ready(timeout=5)
+
+
+def test_without_a_helper_ports_are_refused_and_default_is_loopback_only(sandboxes, app, monkeypatch, caplog):
+    from pysandbox.runtime import netplan
+
+    monkeypatch.setattr(netplan, "tool", lambda name: None)
+    monkeypatch.setattr(netplan, "_warned", [])
+    with pytest.raises(InvalidError, match="slirp4netns"):
+        modal.Sandbox.create(app=app, unencrypted_ports=[8080])
+    sb = sandboxes()
+    assert connect_from(sb, "203.0.113.80", 80) == "OSError"  # no route: loopback only
+    assert [r.getMessage() for r in caplog.records if r.name == "pysandbox"][0].startswith(
+        "pysandbox: sandboxes get no network")
