@@ -56,8 +56,8 @@ def check_port(port: Any, what: str) -> int:
 
 def check_ports(encrypted: Sequence[int], unencrypted: Sequence[int]) -> Tuple[Tuple[int, bool], ...]:
     """(sandbox port, encrypted) pairs; a port may be opened once."""
-    ports = [(check_port(p, "encrypted_ports entries"), True) for p in encrypted]
-    ports += [(check_port(p, "unencrypted_ports entries"), False) for p in unencrypted]
+    ports = [(check_port(p, "encrypted_ports entries"), True) for p in encrypted or ()]
+    ports += [(check_port(p, "unencrypted_ports entries"), False) for p in unencrypted or ()]
     seen = [port for port, _ in ports]
     duplicates = sorted({port for port in seen if seen.count(port) > 1})
     if duplicates:
