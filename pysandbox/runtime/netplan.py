@@ -25,6 +25,7 @@ import logging
 import os
 import shutil
 import socket
+import sys
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple
 
@@ -64,7 +65,8 @@ def _tun_usable() -> bool:
 
 def listening(ports: Sequence[int]) -> bool:
     """Whether every port is listening on the host's 127.0.0.1 (read from /proc, without connecting)."""
-    wanted = {f"0100007F:{port:04X}" for port in ports}
+    loopback = int.from_bytes(socket.inet_aton("127.0.0.1"), sys.byteorder)  # as the kernel prints it
+    wanted = {f"{loopback:08X}:{port:04X}" for port in ports}
     if not wanted:
         return True
     with open("/proc/net/tcp") as table:
