@@ -171,3 +171,14 @@ def test_cloud_metadata_address_is_unreachable_even_when_allowlisted():
     assert result["outcomes"] == {"default": ["ConnectionRefusedError", "connected"],
                                   "allowlisted": ["ConnectionRefusedError", "connected"]}
     assert result == {**result, "metadata": 0, "control": 2}
+
+
+def test_sandbox_cannot_lift_its_egress_filter(sb, listeners):
+    service = listeners(socket.AF_INET, ("127.0.0.1", 0))
+    for command in (["nft", "flush", "ruleset"], ["ip", "route", "replace", "default", "dev", "lo"],
+                    ["ip", "link", "set", "tap0", "down"]):
+        p = sb.exec(*command)
+        assert p.wait() != 0, command
+        assert "Operation not permitted" in p.stderr.read(), command
+    assert attack(sb, [["10.0.2.2", service.address[1]]]) == ["ConnectionRefusedError"]
+    assert service.accepted == 0
