@@ -2,7 +2,8 @@
  *
  *   sandbox-supervisor --dir DIR --timeout-ms N [--as-uid U --as-gid G]
  *       [--stage STAGEDIR] [--stage-bind SRC=NAME]... [--cleanup PATH]...
- *       [--confirm-fd 0] -- RUNNER ARGV...
+ *       [--confirm-fd 0] [--net-helper SLIRP4NETNS --net-dir DIR --net-filter NFT
+ *       --net-rules RULESET [--net-forward HOSTPORT:PORT]...] -- RUNNER ARGV...
  *
  * Inherited fds: 0 /dev/null (or, with --confirm-fd 0, a pipe from the
  * creator that carries 'g' once the sandbox is registered), 1 and 2 the sandbox's supervisor.log, 3 the
@@ -13,7 +14,11 @@
  * sandbox timeout, turns signals into a kill, reaps everything the sandbox
  * leaves (as a subreaper), removes the --cleanup paths and finally writes
  * DIR/exit.  The exit file is the last thing it does: whoever sees it knows
- * that no sandbox process is left and that teardown is complete. */
+ * that no sandbox process is left and that teardown is complete.
+ *
+ * With --net-helper, RUNNER gets fds 7 and 8 for bwrap's --info-fd and
+ * --block-fd: bwrap holds the sandbox before init while netns.c connects its
+ * network namespace. */
 #define _GNU_SOURCE 1
 #include <errno.h>        /* errno */
 #include <fcntl.h>        /* open, openat, fcntl, O_* */
@@ -27,18 +32,20 @@
 #include <string.h>       /* strcmp, strchr, strrchr, memchr */
 #include <sys/prctl.h>    /* prctl, PR_* */
 #include <sys/signalfd.h> /* signalfd */
+#include <sys/socket.h>   /* socketpair, send */
 #include <sys/wait.h>     /* waitpid, W* */
 #include <time.h>         /* clock_gettime */
 #include <unistd.h>       /* fork, execv, close, close_range, pipe2, set*id */
 
 #include "fdutil.h"
+#include "netns.h"
 #include "rmtree.h"
 #include "stage.h"
 #include "util.h"
 
 const char *const progname = "sandbox-supervisor";
 
-enum { FD_LISTEN = 3, FD_ENTRY_OUT = 4, FD_ENTRY_ERR = 5, FD_EVENT = 6 };
+enum { FD_LISTEN = 3, FD_ENTRY_OUT = 4, FD_ENTRY_ERR = 5, FD_EVENT = 6, FD_NET_INFO = 7, FD_NET_BLOCK = 8 };
 
 static struct {
   const char *dir;
@@ -52,8 +59,13 @@ static struct {
   const char **cleanup;
   size_t ncleanup;
   int confirm_fd; /* -1: none */
+  struct net_options net;
   char **runner;
 } opt;
+
+/* --net-helper: bwrap's info pipe and block socket (ours and the runner's ends),
+ * and the pipe whose closing ends the helper. */
+static int net_info[2] = {-1, -1}, net_block[2] = {-1, -1}, net_exit_w = -1;
 
 static int sigfd, event_fd;
 
@@ -96,7 +108,8 @@ static void parse_args(int argc, char **argv)
 {
   opt.binds = calloc((size_t)argc, sizeof *opt.binds);
   opt.cleanup = calloc((size_t)argc, sizeof *opt.cleanup);
-  if (opt.binds == NULL || opt.cleanup == NULL)
+  opt.net.forwards = calloc((size_t)argc, sizeof *opt.net.forwards);
+  if (opt.binds == NULL || opt.cleanup == NULL || opt.net.forwards == NULL)
     die("out of memory");
   bool have_timeout = false, have_uid = false, have_gid = false;
   opt.confirm_fd = -1;
@@ -129,6 +142,24 @@ static void parse_args(int argc, char **argv)
       opt.cleanup[opt.ncleanup++] = abs_path(argv, i);
     } else if (strcmp(a, "--confirm-fd") == 0) {
       opt.confirm_fd = (int)number(argv, i, FD_LISTEN - 1);
+    } else if (strcmp(a, "--net-helper") == 0) {
+      opt.net.helper = abs_path(argv, i);
+    } else if (strcmp(a, "--net-dir") == 0) {
+      opt.net.dir = abs_path(argv, i);
+    } else if (strcmp(a, "--net-filter") == 0) {
+      opt.net.nft = abs_path(argv, i);
+    } else if (strcmp(a, "--net-rules") == 0) {
+      opt.net.rules = value(argv, i);
+    } else if (strcmp(a, "--net-forward") == 0) {
+      uint64_t host, guest;
+      char *colon = strchr(value(argv, i), ':');
+      if (colon == NULL)
+        usage_die("--net-forward needs HOSTPORT:PORT: %s", argv[i + 1]);
+      *colon = '\0';
+      if (!parse_uint(argv[i + 1], 65535, &host) || !parse_uint(colon + 1, 65535, &guest) || host == 0 ||
+          guest == 0)
+        usage_die("bad --net-forward port: %s", argv[i + 1]);
+      opt.net.forwards[opt.net.nforwards++] = (struct net_forward){(unsigned)host, (unsigned)guest};
     } else {
       usage_die("unknown option: %s", a);
     }
@@ -145,6 +176,9 @@ static void parse_args(int argc, char **argv)
   opt.as_user = have_uid;
   if (opt.nbinds > 0 && opt.stage == NULL)
     usage_die("--stage-bind needs --stage");
+  if ((opt.net.helper != NULL) != (opt.net.dir != NULL && opt.net.nft != NULL && opt.net.rules != NULL) ||
+      (opt.net.nforwards > 0 && opt.net.helper == NULL))
+    usage_die("--net-helper, --net-dir, --net-filter and --net-rules go together (and --net-forward needs them)");
 }
 
 /* In the runner child: report errno to the parent through the exec-failed
@@ -159,10 +193,39 @@ static noreturn void child_fail(int fail_w, bool quiet, const char *what)
   _exit(127);
 }
 
+/* The sandbox identity, for the runner and the network helpers: with
+ * --as-uid, drop root for good and check that it stuck.  -1 with errno. */
+static int enter_identity(void)
+{
+  if (!opt.as_user)
+    return 0;
+  if (setgroups(0, NULL) < 0) {
+    pwarnf("setgroups");
+    return -1;
+  }
+  if (setresgid(opt.gid, opt.gid, opt.gid) < 0) {
+    pwarnf("setresgid");
+    return -1;
+  }
+  if (setresuid(opt.uid, opt.uid, opt.uid) < 0) {
+    pwarnf("setresuid");
+    return -1;
+  }
+  uid_t r, e, s;
+  gid_t rg, eg, sg;
+  if (getresuid(&r, &e, &s) < 0 || getresgid(&rg, &eg, &sg) < 0 || r != opt.uid || e != opt.uid ||
+      s != opt.uid || rg != opt.gid || eg != opt.gid || sg != opt.gid || getgroups(0, NULL) != 0) {
+    errno = EPERM;
+    pwarnf("dropping privileges did not stick");
+    return -1;
+  }
+  return 0;
+}
+
 static noreturn void run_runner(const sigset_t *mask, int event_w, int fail_w, pid_t parent)
 {
-  /* fd 6 is about to become the event pipe. */
-  if (fail_w == FD_EVENT && (fail_w = fcntl(fail_w, F_DUPFD_CLOEXEC, FD_EVENT + 1)) < 0)
+  /* fds 6..8 are about to become the event pipe and bwrap's network fds. */
+  if (fail_w >= FD_EVENT && fail_w <= FD_NET_BLOCK && (fail_w = fcntl(fail_w, F_DUPFD_CLOEXEC, 64)) < 0)
     _exit(127);
   if (sigprocmask(SIG_SETMASK, mask, NULL) < 0)
     child_fail(fail_w, false, "sigprocmask");
@@ -173,22 +236,8 @@ static noreturn void run_runner(const sigset_t *mask, int event_w, int fail_w, p
   }
   if (opt.stage != NULL && stage_mounts(opt.stage, opt.binds, opt.nbinds) < 0)
     child_fail(fail_w, true, NULL);
-  if (opt.as_user) {
-    if (setgroups(0, NULL) < 0)
-      child_fail(fail_w, false, "setgroups");
-    if (setresgid(opt.gid, opt.gid, opt.gid) < 0)
-      child_fail(fail_w, false, "setresgid");
-    if (setresuid(opt.uid, opt.uid, opt.uid) < 0)
-      child_fail(fail_w, false, "setresuid");
-    uid_t r, e, s;
-    gid_t rg, eg, sg;
-    if (getresuid(&r, &e, &s) < 0 || getresgid(&rg, &eg, &sg) < 0 || r != opt.uid ||
-        e != opt.uid || s != opt.uid || rg != opt.gid || eg != opt.gid || sg != opt.gid ||
-        getgroups(0, NULL) != 0) {
-      errno = EPERM;
-      child_fail(fail_w, false, "dropping privileges did not stick");
-    }
-  }
+  if (enter_identity() < 0)
+    child_fail(fail_w, true, NULL);
   /* After the uid change, which clears it.  The getppid() check closes the
    * window in which the supervisor may have died before this took effect. */
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
@@ -197,6 +246,8 @@ static noreturn void run_runner(const sigset_t *mask, int event_w, int fail_w, p
     _exit(127);
   if ((event_w == FD_EVENT ? fd_set_cloexec(FD_EVENT, false) : dup2(event_w, FD_EVENT)) < 0)
     child_fail(fail_w, false, "event pipe");
+  if (opt.net.helper != NULL && (dup2(net_info[1], FD_NET_INFO) < 0 || dup2(net_block[0], FD_NET_BLOCK) < 0))
+    child_fail(fail_w, false, "network fds");
   execv(opt.runner[0], opt.runner);
   msg(errno, "exec %s", opt.runner[0]);
   child_fail(fail_w, true, NULL);
@@ -261,6 +312,41 @@ static void read_confirmation(pid_t runner)
   }
   close(opt.confirm_fd);
   opt.confirm_fd = -1;
+}
+
+/* The fds bwrap gets for --info-fd and --block-fd, out of the 0..8 range so
+ * the runner's dup2 calls cannot clobber them.  A socket, not a pipe, for the
+ * block fd: send() with MSG_NOSIGNAL survives a runner that already died. */
+static void open_network_fds(void)
+{
+  int info[2], block[2];
+  if (pipe2(info, O_CLOEXEC) < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, block) < 0)
+    pdie("network fds");
+  int fds[4] = {info[0], info[1], block[0], block[1]};
+  for (int i = 0; i < 4; i++) {
+    int high = fcntl(fds[i], F_DUPFD_CLOEXEC, 64);
+    if (high < 0)
+      pdie("network fds");
+    close(fds[i]);
+    fds[i] = high;
+  }
+  net_info[0] = fds[0], net_info[1] = fds[1], net_block[0] = fds[2], net_block[1] = fds[3];
+}
+
+/* bwrap holds the sandbox before init (--block-fd) until its network is
+ * connected; on failure the runner is killed before it is released. */
+static void connect_network(pid_t runner, const sigset_t *mask)
+{
+  pid_t child = net_read_child_pid(net_info[0]);
+  if (child < 0 || net_connect(&opt.net, child, mask, enter_identity, &net_exit_w) < 0) {
+    warnf("the sandbox's network could not be set up");
+    set_status("failed", 127);
+    kill(runner, SIGKILL);
+  } else {
+    send(net_block[1], "g", 1, MSG_NOSIGNAL); /* fails only if the runner is gone */
+  }
+  close(net_info[0]);
+  close(net_block[1]);
 }
 
 /* Runs until the runner is reaped. */
@@ -369,6 +455,9 @@ int main(int argc, char **argv)
     pdie("event pipe");
   event_fd = ev[0];
 
+  if (opt.net.helper != NULL)
+    open_network_fds();
+
   int64_t start = now_ms();
   pid_t self = getpid();
   pid_t runner = fork();
@@ -382,6 +471,10 @@ int main(int argc, char **argv)
   close(FD_ENTRY_ERR);
   close(ev[1]);
   close(fp[1]);
+  if (opt.net.helper != NULL) {
+    close(net_info[1]);
+    close(net_block[0]);
+  }
   if (runner < 0) {
     pwarnf("fork");
     set_status("failed", 127);
@@ -392,6 +485,8 @@ int main(int argc, char **argv)
       ;
     if (n == (ssize_t)sizeof err)
       set_status("failed", 127); /* the child already said why */
+    else if (opt.net.helper != NULL)
+      connect_network(runner, &oldmask);
     supervise(runner, opt.timeout_ms != 0 ? start + opt.timeout_ms : 0);
   }
   close(fp[0]);

@@ -13,6 +13,8 @@ from .app import App
 from .exception import Error
 from .file_io import FileIO
 from .filesystem import FileInfo, FileType, SandboxFilesystem
+from .network import Tunnel
+from .probe import Probe
 from .process import ContainerProcess
 from .sandbox import Sandbox
 from .secret import Secret
@@ -29,12 +31,14 @@ __all__ = [
     "FileType",
     "FileWatchEvent",
     "FileWatchEventType",
+    "Probe",
     "Sandbox",
     "SandboxFilesystem",
     "Secret",
     "StreamReader",
     "StreamType",
     "StreamWriter",
+    "Tunnel",
     "FileEntry",
     "FileEntryType",
     "Volume",

@@ -135,6 +135,8 @@ class SandboxRecord:
     workdir: str
     image_id: str
     verbose: bool = False
+    tunnels: list = attrs.field(factory=list)  # [sandbox port, host port, encrypted], see runtime/netplan.py
+    readiness_probe: Optional[dict] = None  # Probe.to_json()
 
     def to_json(self) -> dict:
         data = attrs.asdict(self)

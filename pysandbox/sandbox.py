@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import attrs
 
-from . import _aio, agent, registry
+from . import _aio, agent, exception, network, registry
 from ._aio import synchronized, synchronized_static
 from .app import App
 from .exception import (
@@ -39,8 +39,9 @@ from .exception import (
 from . import file_io
 from .file_io import FileIO
 from .filesystem import SandboxFilesystem
+from .probe import Probe, check_probe
 from .process import ContainerProcess
-from .runtime import launch, layout
+from .runtime import launch, layout, netplan
 from .secret import Secret
 from .spec import ExecSpec, SandboxSpec, check_tags, merge_env
 from .volume import mount_plan
@@ -172,13 +173,17 @@ class Sandbox:
             args, env=merge_env(env, secrets), workdir=workdir, timeout=timeout, idle_timeout=idle_timeout,
             name=name, tags=tags, verbose=verbose, pty=bool(pty or pty_info),
             network="none" if block_network else "default",
+            ports=network.check_ports(encrypted_ports, unencrypted_ports),
+            outbound_cidr_allowlist=outbound_cidr_allowlist, readiness_probe=check_probe(readiness_probe),
         )
+        if spec.ports and not netplan.available():
+            raise InvalidError("Port tunnels need slirp4netns, nft and a /dev/net/tun open to all on this host "
+                               "(`apt-get install slirp4netns nftables; chmod 0666 /dev/net/tun`).")
         _check_unsupported(
             image=image, network_file_systems=network_file_systems, cpu=cpu, memory=memory,
-            encrypted_ports=encrypted_ports, h2_ports=h2_ports,
-            unencrypted_ports=unencrypted_ports, outbound_cidr_allowlist=outbound_cidr_allowlist,
+            h2_ports=h2_ports,
             outbound_domain_allowlist=outbound_domain_allowlist, inbound_cidr_allowlist=inbound_cidr_allowlist,
-            readiness_probe=readiness_probe, custom_domain=custom_domain, proxy=proxy,
+            custom_domain=custom_domain, proxy=proxy,
             _experimental_outbound_policy=_experimental_outbound_policy,
             include_oidc_identity_token=include_oidc_identity_token,
         )
@@ -317,6 +322,47 @@ class Sandbox:
         for reader in (self._stdout, self._stderr):
             if reader is not None and reader._source is not None:
                 reader._source.close()
+
+    # Network -------------------------------------------------------------
+
+    @synchronized
+    async def tunnels(self, timeout: int = 50) -> Dict[int, network.Tunnel]:
+        """{sandbox port: Tunnel} for the create's encrypted_ports and unencrypted_ports,
+        each forwarded from a port on the host's 127.0.0.1 (listening once this returns)."""
+        self._ensure_attached()
+        host_ports = [host for _, host, _ in self._record.tunnels]
+        deadline = time.monotonic() + timeout
+        while not netplan.listening(host_ports) and self._refresh() is None:
+            if time.monotonic() >= deadline:
+                raise SandboxTimeoutError(f"Tunnels of sandbox {self.object_id} were not ready within {timeout}s.")
+            await _aio.sleep(0.005)
+        return {guest: network.tunnel(host, encrypted) for guest, host, encrypted in self._record.tunnels}
+
+    @synchronized
+    async def wait_until_ready(self, *, timeout: int = 300) -> None:
+        """Block until the create's readiness_probe succeeds (checked every interval_ms)."""
+        self._ensure_attached()
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+            raise InvalidError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        if self._record.readiness_probe is None:
+            raise InvalidError("wait_until_ready() needs a sandbox created with readiness_probe="
+                               "modal.Probe.with_tcp(...) or modal.Probe.with_exec(...).")
+        probe = Probe.from_json(self._record.readiness_probe)
+        deadline = time.monotonic() + timeout
+        while not await self._probe_passes(probe):
+            if time.monotonic() >= deadline:
+                raise exception.TimeoutError(f"Sandbox {self.object_id} was not ready within {timeout}s.")
+            await _aio.sleep(probe.interval_ms / 1000)
+
+    async def _probe_passes(self, probe: Probe) -> bool:
+        if self._refresh() is not None:
+            raise ConflictError(f"Sandbox {self.object_id} already finished")
+        spec = ExecSpec(probe.argv(), stdout=StreamType.DEVNULL, stderr=StreamType.DEVNULL)
+        try:
+            process = await _exec(self, spec)
+        except agent.AgentError:
+            return False  # e.g. the probe command is not installed (yet)
+        return await ContainerProcess.wait.__wrapped__(process) == 0  # the core coroutine, run by our caller
 
     # Entrypoint stdio ----------------------------------------------------
 
@@ -469,6 +515,8 @@ def _start(spec: SandboxSpec, app: App) -> Sandbox:
             sandbox_id=sandbox_id, app_id=app.app_id, app_name=app.name, name=spec.name, tags=spec.tags,
             created_at=time.time(), timeout=spec.timeout, supervisor=launched.supervisor,
             entrypoint=spec.entrypoint, workdir=spec.workdir or "/", image_id="host", verbose=spec.verbose,
+            tunnels=[list(t) for t in launched.tunnels],
+            readiness_probe=None if spec.readiness_probe is None else spec.readiness_probe.to_json(),
         )
         registry.write_record(record)
         launched.confirm()

@@ -12,6 +12,8 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 import attrs
 
 from .exception import InvalidError
+from .network import check_cidrs
+from .probe import Probe
 from .secret import Secret
 from .streams import StreamType
 
@@ -110,6 +112,17 @@ class SandboxSpec:
     # "default": outbound access (loopback only until a user-mode network helper is wired in);
     # "none": loopback only (block_network=True); "host": the host's network, only when asked by name.
     network: str = attrs.field(default="default", validator=attrs.validators.in_(NETWORK_MODES))
+    ports: tuple = attrs.field(default=())  # (sandbox port, encrypted), from network.check_ports
+    outbound_cidr_allowlist: Optional[Tuple[str, ...]] = attrs.field(default=None, converter=check_cidrs)
+    readiness_probe: Optional[Probe] = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.instance_of(Probe))
+    )
+
+    @ports.validator
+    @outbound_cidr_allowlist.validator
+    def _needs_default_network(self, attribute, value) -> None:
+        if value and self.network != "default":
+            raise InvalidError(f"{attribute.name} needs the default network, not network={self.network!r}")
 
 
 @attrs.frozen

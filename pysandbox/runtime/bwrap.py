@@ -50,6 +50,7 @@ def command(
     pty: bool = False,
     network: str = "none",
     source: Callable[[str], str] = lambda path: path,
+    network_args: Sequence[str] = (),
 ) -> List[str]:
     argv = [bwrap, *ISOLATION, *([] if network == "host" else ["--unshare-net"]), "--bind", source(upper), "/", "--perms", "0700", "--dir", "/root"]
     for name, target in python_links():
@@ -58,7 +59,7 @@ def command(
         argv += ["--dir", workdir]  # created in the upper directory when missing
     for mount in mounts:
         argv += mount_args(mount, source)
-    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", *network_args]
     argv += ["--ro-bind", source(init), INIT_PATH, "--chdir", workdir, "--", INIT_PATH]
     if idle_timeout_ms is not None:
         argv += ["--idle-timeout-ms", str(idle_timeout_ms)]

@@ -25,7 +25,7 @@ from typing import Dict, List, Tuple
 from .. import agent, config
 from ..registry import ProcessRef
 from ..spec import SandboxSpec
-from . import bwrap, layout
+from . import bwrap, layout, netplan
 
 STAGE_DIR = "/run/pysandbox-stage"
 _spawned: set = set()  # supervisor pids we are the parent of, reaped lazily
@@ -113,6 +113,8 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str]) -> "Launched
     reader = (uid, frozenset()) if as_root else (uid, frozenset([os.getegid(), *os.getgroups()]))
     volumes = tuple(layout.Mount("ro-bind" if ro else "bind", src, dest) for src, dest, ro in spec.volumes)
     mounts = layout.host_system_mounts(reader) + layout.python_mounts() + volumes
+    net = netplan.plan(spec, directory, owner)
+    probe = config.native_binary("sandbox-probe") if spec.readiness_probe and spec.readiness_probe.tcp_port else None
     argv = bwrap.command(
         _staged_runner(runner, stager),
         upper=str(upper),
@@ -122,14 +124,18 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str]) -> "Launched
         entrypoint=spec.entrypoint,
         idle_timeout_ms=None if spec.idle_timeout is None else int(spec.idle_timeout * 1000),
         pty=spec.pty,
-        network=spec.network,
+        network=net.mode,
         source=stager,
+        network_args=net.bwrap_args(stager, probe),
     )
     options = ["--dir", str(directory), "--timeout-ms", str(int(spec.timeout * 1000))]
     if as_root:
         options += ["--as-uid", str(uid), "--as-gid", str(uid)]
     options += stager.args() + ["--cleanup", str(upper), "--cleanup", str(directory / "agent.sock")]
-    return _spawn(directory, [supervisor, *options, "--confirm-fd", "0", "--", *argv], env)
+    options += net.supervisor_args(netplan.egress_rules(spec.outbound_cidr_allowlist))
+    launched = _spawn(directory, [supervisor, *options, "--confirm-fd", "0", "--", *argv], env)
+    launched.tunnels = net.tunnels
+    return launched
 
 
 def _staged_runner(runner: str, stager: Stager) -> str:
@@ -148,6 +154,7 @@ class Launched:
 
     def __init__(self, supervisor: ProcessRef, confirm_fd: int) -> None:
         self.supervisor, self._confirm_fd = supervisor, confirm_fd
+        self.tunnels: tuple = ()  # (sandbox port, host port, encrypted), see netplan
 
     def confirm(self) -> None:
         os.write(self._confirm_fd, b"g")

@@ -89,7 +89,8 @@ def test_python_matches_caller(sb):
         assert out == expected + "\n", exe
 
 
-def test_no_network_but_loopback(sb):
+def test_block_network_leaves_loopback_only(sandboxes):
+    sb = sandboxes(block_network=True)  # the default network is tested in test_network.py
     out = run(sb, "cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' '")
     assert out.split() == ["lo"]
 

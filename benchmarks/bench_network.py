@@ -1,0 +1,60 @@
+"""What the default network adds to a sandbox's life: create + exec("true") + terminate with
+the default network (slirp4netns + egress filter) against block_network=True (loopback only)
+and bare `bwrap ... /bin/true`, interleaved in one run; medians and ratios.
+
+Reported three ways: the start (create and a first exec, which waits for init), the whole
+cycle with Modal's default terminate() (teardown in the background), and with
+terminate(wait=True). The last one carries the kernel's cost of destroying the helper's
+tap device (an RCU grace period when slirp4netns closes /dev/net/tun).
+"""
+
+import statistics
+import sys
+import time
+
+import pysandbox as modal
+from _common import app, bare_bwrap_argv, report, spawn_and_wait
+
+RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 50
+MODES = {"default network": {}, "block_network=True": {"block_network": True}}
+
+
+def cycle(the_app, kwargs):
+    """(start ms, whole cycle ms) with terminate(), then the same with terminate(wait=True)."""
+    results = []
+    for wait in (False, True):
+        begin = time.perf_counter()
+        sb = modal.Sandbox.create(app=the_app, **kwargs)
+        sb.exec("true").wait()
+        started = time.perf_counter()
+        sb.terminate(wait=wait)
+        results += [(started - begin) * 1000, (time.perf_counter() - begin) * 1000]
+    return results
+
+
+def main():
+    the_app = app()
+    argv = bare_bwrap_argv()
+    bare, samples = [], {mode: [] for mode in MODES}
+    for i in range(RUNS + 3):
+        start = time.perf_counter()
+        spawn_and_wait(argv)
+        elapsed = (time.perf_counter() - start) * 1000
+        runs = {mode: cycle(the_app, kwargs) for mode, kwargs in MODES.items()}
+        if i >= 3:  # warm-up
+            bare.append(elapsed)
+            for mode, values in runs.items():
+                samples[mode].append(values)
+    baseline = statistics.median(bare)
+    medians = {mode: [statistics.median(column) for column in zip(*rows)] for mode, rows in samples.items()}
+    for index, what in ((0, "create+exec(true) (start)"), (1, "create+exec(true)+terminate()"),
+                        (3, "create+exec(true)+terminate(wait=True)")):
+        ours, blocked = medians["default network"][index], medians["block_network=True"][index]
+        report(f"{what}, default network", ours, f"{what}, block_network=True", blocked)
+        report(f"{what}, default network", ours, "bare bwrap /bin/true", baseline)
+    added = medians["default network"][0] - medians["block_network=True"][0]
+    print(f"added start cost of the default network: {added:.3f} ms (difference of the start medians)", flush=True)
+
+
+if __name__ == "__main__":
+    main()

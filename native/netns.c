@@ -1,0 +1,286 @@
+/* netns.c: connects a sandbox's network namespace to the outside through
+ * slirp4netns (user-mode TCP/IP: the sandbox's packets become ordinary
+ * sockets of an unprivileged host process), forwards host loopback ports into
+ * it and loads its egress filter.
+ *
+ * Everything runs as the sandbox identity, never as host root: the helper and
+ * nft join the user namespace that owns the sandbox's network namespace (its
+ * owner, found with NS_GET_USERNS, since bwrap may have nested another one
+ * inside it), where that identity holds CAP_NET_ADMIN.  Sandbox processes
+ * have no capabilities, so they cannot change the filter or the interface. */
+#define _GNU_SOURCE 1
+#include "netns.h"
+
+#include <errno.h>      /* errno */
+#include <fcntl.h>      /* open, O_* */
+#include <linux/nsfs.h> /* NS_GET_USERNS */
+#include <poll.h>       /* poll */
+#include <sched.h>      /* setns, CLONE_NEW* */
+#include <stdio.h>      /* snprintf */
+#include <stdlib.h>     /* strtol */
+#include <string.h>     /* strstr, strchr, memchr */
+#include <time.h>       /* nanosleep */
+#include <sys/ioctl.h>  /* ioctl */
+#include <sys/prctl.h>  /* prctl, PR_SET_PDEATHSIG */
+#include <sys/stat.h>   /* stat, fstat */
+#include <sys/socket.h> /* socket, connect, send, shutdown */
+#include <sys/un.h>     /* sockaddr_un */
+#include <sys/wait.h>   /* waitpid */
+#include <unistd.h>     /* fork, execv, chdir, read, close, pipe2 */
+
+#include "fdutil.h"
+#include "util.h"
+
+enum { SETUP_TIMEOUT_MS = 10000 };
+
+/* Reads until `stop` is seen, end of file or the deadline; NUL-terminates. */
+static int read_until(int fd, char *buf, size_t size, char stop, int64_t deadline)
+{
+  size_t len = 0;
+  while (len + 1 < size) {
+    int64_t left = deadline - now_ms();
+    if (left <= 0) {
+      errno = ETIMEDOUT;
+      return -1;
+    }
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int r = poll(&p, 1, (int)left);
+    if (r <= 0) {
+      if (r < 0 && errno != EINTR)
+        return -1;
+      continue;
+    }
+    ssize_t n = read(fd, buf + len, size - 1 - len);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      return -1;
+    }
+    if (n == 0)
+      break;
+    len += (size_t)n;
+    if (memchr(buf, stop, len) != NULL)
+      break;
+  }
+  buf[len] = '\0';
+  return 0;
+}
+
+pid_t net_read_child_pid(int info_fd)
+{
+  char buf[1024];
+  if (read_until(info_fd, buf, sizeof buf, '}', now_ms() + SETUP_TIMEOUT_MS) < 0)
+    return -1;
+  const char *key = strstr(buf, "\"child-pid\"");
+  const char *colon = key != NULL ? strchr(key, ':') : NULL;
+  if (colon == NULL)
+    return -1;
+  char *end;
+  long pid = strtol(colon + 1, &end, 10);
+  return pid > 0 && end != colon + 1 ? (pid_t)pid : -1;
+}
+
+/* In a forked child: the supervisor's original signal mask, /dev/null as
+ * stdin (fd 0 may be the creator's confirm pipe), the sandbox identity, and
+ * death with the supervisor. */
+static void child_prepare(const sigset_t *mask, enter_identity_fn enter_identity, pid_t parent)
+{
+  int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (null < 0 || dup2(null, 0) < 0 || sigprocmask(SIG_SETMASK, mask, NULL) < 0) {
+    pwarnf("network helper setup");
+    _exit(127);
+  }
+  if (enter_identity() < 0)
+    _exit(127);
+  /* After the uid change, which clears it; getppid() closes the race. */
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != parent)
+    _exit(127);
+}
+
+static pid_t spawn_helper(const struct net_options *opt, const int fds[4], const sigset_t *mask,
+                          enter_identity_fn enter_identity)
+{
+  enum { EXIT_R, READY_W, USERNS, NETNS };
+  char exit_arg[32], ready_arg[32], userns_arg[48], netns_arg[48];
+  snprintf(exit_arg, sizeof exit_arg, "--exit-fd=%d", fds[EXIT_R]);
+  snprintf(ready_arg, sizeof ready_arg, "--ready-fd=%d", fds[READY_W]);
+  snprintf(userns_arg, sizeof userns_arg, "--userns-path=/proc/self/fd/%d", fds[USERNS]);
+  snprintf(netns_arg, sizeof netns_arg, "/proc/self/fd/%d", fds[NETNS]);
+  char *argv[16];
+  size_t n = 0;
+  argv[n++] = (char *)opt->helper;
+  argv[n++] = "--configure";
+  argv[n++] = "--mtu=65520";
+  argv[n++] = "--disable-host-loopback";
+  argv[n++] = exit_arg;
+  argv[n++] = ready_arg;
+  argv[n++] = userns_arg;
+  argv[n++] = "--netns-type=path";
+  if (opt->nforwards > 0)
+    argv[n++] = "--api-socket=api.sock"; /* relative: the identity may not traverse the path */
+  argv[n++] = netns_arg;
+  argv[n++] = "tap0";
+  argv[n] = NULL;
+
+  pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid != 0) {
+    if (pid < 0)
+      pwarnf("fork");
+    return pid;
+  }
+  if (chdir(opt->dir) < 0) { /* before dropping root, which may not reach it */
+    pwarnf("chdir %s", opt->dir);
+    _exit(127);
+  }
+  child_prepare(mask, enter_identity, parent);
+  for (int i = 0; i < 4; i++)
+    if (fd_set_cloexec(fds[i], false) < 0)
+      _exit(127);
+  execv(opt->helper, argv);
+  pwarnf("exec %s", opt->helper);
+  _exit(127);
+}
+
+/* slirp4netns writes '1' to its ready fd once tap0 is configured; end of
+ * file means it failed (and said why on our stderr). */
+static int wait_ready(int ready_r)
+{
+  char buf[8];
+  if (read_until(ready_r, buf, sizeof buf, '1', now_ms() + SETUP_TIMEOUT_MS) < 0 || strchr(buf, '1') == NULL) {
+    warnf("%s did not come up", "slirp4netns");
+    return -1;
+  }
+  return 0;
+}
+
+static int add_forward(const char *dir, const struct net_forward *f)
+{
+  struct sockaddr_un addr = {.sun_family = AF_UNIX};
+  if (snprintf(addr.sun_path, sizeof addr.sun_path, "%s/api.sock", dir) >= (int)sizeof addr.sun_path) {
+    warnf("%s/api.sock: path too long for a socket", dir);
+    return -1;
+  }
+  char req[256], reply[512];
+  int len = snprintf(req, sizeof req,
+                     "{\"execute\": \"add_hostfwd\", \"arguments\": {\"proto\": \"tcp\", "
+                     "\"host_addr\": \"127.0.0.1\", \"host_port\": %u, \"guest_port\": %u}}",
+                     f->host_port, f->guest_port);
+  int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int rc = -1;
+  if (s < 0 || connect(s, (struct sockaddr *)&addr, sizeof addr) < 0 ||
+      send(s, req, (size_t)len, MSG_NOSIGNAL) != len || shutdown(s, SHUT_WR) < 0 ||
+      read_until(s, reply, sizeof reply, '\0', now_ms() + SETUP_TIMEOUT_MS) < 0)
+    pwarnf("slirp4netns api %s", addr.sun_path);
+  else if (strstr(reply, "\"return\"") == NULL)
+    warnf("forwarding 127.0.0.1:%u to port %u failed: %s", f->host_port, f->guest_port, reply);
+  else
+    rc = 0;
+  if (s >= 0)
+    close(s);
+  return rc;
+}
+
+/* nft, in the sandbox's user and network namespaces.  Sandbox root is the
+ * identity's uid there, so nft keeps the namespace's capabilities over exec.
+ * It runs while the helper comes up; filter_loaded() waits for it. */
+static pid_t start_filter(const struct net_options *opt, int userns, int netns, const sigset_t *mask,
+                          enter_identity_fn enter_identity)
+{
+  pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid < 0)
+    pwarnf("fork");
+  if (pid == 0) {
+    child_prepare(mask, enter_identity, parent);
+    if (setns(userns, CLONE_NEWUSER) < 0 || setns(netns, CLONE_NEWNET) < 0) {
+      pwarnf("setns into the sandbox's network namespace");
+      _exit(127);
+    }
+    char *argv[] = {(char *)opt->nft, "--", (char *)opt->rules, NULL};
+    execv(opt->nft, argv);
+    pwarnf("exec %s", opt->nft);
+    _exit(127);
+  }
+  return pid;
+}
+
+static int filter_loaded(pid_t pid)
+{
+  int st;
+  if (pid < 0)
+    return -1;
+  while (waitpid(pid, &st, 0) < 0)
+    if (errno != EINTR)
+      return -1;
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+    warnf("loading the sandbox's egress filter failed");
+    return -1;
+  }
+  return 0;
+}
+
+/* bwrap reports the child's pid as soon as it is cloned, while the child
+ * still sets up its namespaces (uid map, loopback, mounts); configuring the
+ * network then races with it.  Its last step before it blocks on --block-fd
+ * is to enter the nested user namespace of --disable-userns, so once the
+ * child's user namespace is no longer the network namespace's owner, it is
+ * done with its own setup. */
+static int wait_setup_done(pid_t sandbox, int userns)
+{
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/ns/user", (int)sandbox);
+  struct stat owner, now;
+  if (fstat(userns, &owner) < 0)
+    return -1;
+  int64_t deadline = now_ms() + SETUP_TIMEOUT_MS;
+  for (;;) {
+    if (stat(path, &now) < 0) {
+      pwarnf("%s", path); /* the sandbox died during its setup */
+      return -1;
+    }
+    if (now.st_ino != owner.st_ino || now.st_dev != owner.st_dev)
+      return 0;
+    if (now_ms() > deadline) {
+      warnf("the sandbox did not finish its setup");
+      return -1;
+    }
+    nanosleep(&(struct timespec){.tv_nsec = 100 * 1000}, NULL);
+  }
+}
+
+int net_connect(const struct net_options *opt, pid_t sandbox, const sigset_t *mask,
+                enter_identity_fn enter_identity, int *exit_w)
+{
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/ns/net", (int)sandbox);
+  int netns = open(path, O_RDONLY | O_CLOEXEC);
+  if (netns < 0) {
+    pwarnf("%s", path);
+    return -1;
+  }
+  int userns = ioctl(netns, NS_GET_USERNS); /* close-on-exec, per the kernel */
+  int ex[2] = {-1, -1}, ready[2] = {-1, -1};
+  if (userns < 0 || pipe2(ex, O_CLOEXEC) < 0 || pipe2(ready, O_CLOEXEC) < 0) {
+    pwarnf("network setup");
+    close(netns);
+    return -1; /* the supervisor fails the sandbox and exits: nothing else to release */
+  }
+  int rc = wait_setup_done(sandbox, userns);
+  if (rc == 0 && spawn_helper(opt, (int[4]){ex[0], ready[1], userns, netns}, mask, enter_identity) < 0)
+    rc = -1;
+  close(ex[0]);
+  close(ready[1]);
+  *exit_w = ex[1]; /* slirp4netns exits once this closes: with us, at the latest */
+  pid_t filter = rc == 0 ? start_filter(opt, userns, netns, mask, enter_identity) : -1;
+  if (rc == 0)
+    rc = wait_ready(ready[0]);
+  for (size_t i = 0; rc == 0 && i < opt->nforwards; i++)
+    rc = add_forward(opt->dir, &opt->forwards[i]);
+  if (filter_loaded(filter) < 0) /* reaps it in any case */
+    rc = -1;
+  close(ready[0]);
+  close(userns);
+  close(netns);
+  return rc;
+}

@@ -1,0 +1,38 @@
+/* netns.h: user-mode networking for a sandbox's network namespace. */
+#if !defined(PSB_NETNS_H)
+#define PSB_NETNS_H
+
+#include <signal.h>    /* sigset_t */
+#include <stddef.h>    /* size_t */
+#include <sys/types.h> /* pid_t */
+
+struct net_forward {
+  unsigned host_port;  /* on the host's 127.0.0.1 */
+  unsigned guest_port; /* in the sandbox */
+};
+
+struct net_options {
+  const char *helper; /* slirp4netns; NULL: the sandbox keeps loopback only */
+  const char *dir;    /* owned by the sandbox identity: the helper's api socket */
+  const char *nft;    /* nft, run in the sandbox's user and network namespaces */
+  const char *rules;  /* the nftables ruleset it loads */
+  struct net_forward *forwards;
+  size_t nforwards;
+};
+
+/* In a forked child, before it execs a helper: take the sandbox identity
+ * (drop root, when the supervisor runs as root).  Returns -1 with errno. */
+typedef int (*enter_identity_fn)(void);
+
+/* Connects the network namespace of `sandbox` (bwrap's child, held before
+ * init by --block-fd) to the outside: starts the helper on it, adds the port
+ * forwards and loads the egress filter, all as the sandbox identity.  The
+ * helper exits when *exit_w is closed (and is killed at teardown with the
+ * other children).  Returns 0, or -1 after saying on stderr what failed. */
+int net_connect(const struct net_options *opt, pid_t sandbox, const sigset_t *mask,
+                enter_identity_fn enter_identity, int *exit_w);
+
+/* The child pid from bwrap's --info-fd JSON; -1 if bwrap failed first. */
+pid_t net_read_child_pid(int info_fd);
+
+#endif

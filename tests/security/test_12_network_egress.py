@@ -1,0 +1,184 @@
+"""Attack 12 of the security matrix: network egress from inside a sandbox.
+
+Code in the sandbox tries to reach, from the default network and from
+block_network=True: a service the test runs on the host's 127.0.0.1 (directly
+and through slirp4netns's gateway 10.0.2.2), an abstract Unix socket the test
+binds on the host, path Unix sockets (docker.sock, D-Bus, one the test makes
+in the host's /tmp), and the cloud metadata address 169.254.169.254 (served, in
+a network namespace the test makes, by a server the sandbox must not reach).
+Each attempt must fail with the exact error, and no host server may see a
+connection.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.rootless
+
+ATTACK = r"""
+import json, socket, sys
+results = []
+for target in json.loads(sys.argv[1]):
+    if isinstance(target, list):
+        sock, address = socket.socket(socket.AF_INET, socket.SOCK_STREAM), tuple(target)
+    else:
+        sock, address = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM), target.replace("@", "\0", 1)
+    sock.settimeout(5)
+    try:
+        sock.connect(address)
+        results.append("connected")
+    except OSError as exc:
+        results.append(type(exc).__name__)
+    finally:
+        sock.close()
+print(json.dumps(results))
+"""
+
+
+def attack(sb, targets):
+    """The outcome of a connection from inside the sandbox to each target ([host, port] or a Unix path, @abstract)."""
+    p = sb.exec("python3", "-c", ATTACK, json.dumps(targets))
+    assert p.wait() == 0, p.stderr.read()
+    return json.loads(p.stdout.read())
+
+
+class Listener:
+    """A host socket that counts the connections it accepted."""
+
+    def __init__(self, family, address):
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock.bind(address)
+        self.sock.listen(16)
+        self.address = self.sock.getsockname()
+        self.accepted = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            conn.close()
+
+    def close(self):
+        self.sock.close()
+        if isinstance(self.address, str) and self.address.startswith("/"):
+            os.unlink(self.address)
+
+
+@pytest.fixture
+def listeners(tmp_path):
+    made = []
+
+    def make(family, address):
+        made.append(Listener(family, address))
+        return made[-1]
+
+    yield make
+    for listener in made:
+        listener.close()
+
+
+def host_address():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect((socket.gethostbyname("deb.debian.org"), 80))
+        return s.getsockname()[0]
+
+
+@pytest.mark.parametrize("block_network", [False, True])
+def test_host_loopback_service_is_unreachable(sandboxes, listeners, block_network):
+    sb = sandboxes(block_network=block_network)
+    service = listeners(socket.AF_INET, ("127.0.0.1", 0))
+    port = service.address[1]
+    outcomes = attack(sb, [["127.0.0.1", port], ["10.0.2.2", port], [host_address(), port]])
+    # Its own loopback has nothing there; the gateway to the host's loopback is closed;
+    # the host's own address has no such service (it listens on loopback only).
+    expected = ["ConnectionRefusedError"] * 3 if not block_network else ["ConnectionRefusedError", "OSError", "OSError"]
+    assert outcomes == expected
+    assert service.accepted == 0
+
+
+@pytest.mark.parametrize("block_network", [False, True])
+def test_host_abstract_unix_socket_is_unreachable(sandboxes, listeners, block_network):
+    sb = sandboxes(block_network=block_network)
+    name = f"pysandbox-attack-{uuid.uuid4().hex}"
+    service = listeners(socket.AF_UNIX, "\0" + name)
+    assert attack(sb, ["@" + name]) == ["ConnectionRefusedError"]  # abstract names live in the network namespace
+    assert service.accepted == 0
+
+
+def test_host_path_unix_sockets_are_not_there(sb, listeners):
+    service = listeners(socket.AF_UNIX, f"/tmp/pysandbox-attack-{uuid.uuid4().hex}.sock")
+    targets = [service.address, "/var/run/docker.sock", "/run/docker.sock", "/run/dbus/system_bus_socket",
+               f"/run/user/{os.getuid()}/bus"]
+    assert attack(sb, targets) == ["FileNotFoundError"] * len(targets)
+    assert service.accepted == 0
+
+
+# The metadata address, served in a network namespace the test makes (so that,
+# unlike on this host, a connection to it would succeed if nothing stopped it).
+METADATA_DRIVER = r"""
+import json, socket, sys, threading
+import pysandbox as modal
+sys.path.insert(0, sys.argv[1])
+from test_12_network_egress import Listener, attack
+
+port = int(sys.argv[2])
+metadata = Listener(socket.AF_INET, ("169.254.169.254", port))
+control = Listener(socket.AF_INET, ("198.51.100.7", port))
+app = modal.App.lookup("pysandbox-tests", create_if_missing=True)
+outcomes = {}
+for label, kwargs in [("default", {}), ("allowlisted", {"outbound_cidr_allowlist": ["169.254.0.0/16", "198.51.100.0/24"]})]:
+    sb = modal.Sandbox.create(app=app, **kwargs)
+    try:
+        outcomes[label] = attack(sb, [["169.254.169.254", port], ["198.51.100.7", port]])
+    finally:
+        sb.terminate(wait=True)
+print(json.dumps({"outcomes": outcomes, "metadata": metadata.accepted, "control": control.accepted}))
+"""
+NETNS_SETUP = "ip link set lo up && ip addr add 169.254.169.254/32 dev lo && ip addr add 198.51.100.7/32 dev lo"
+
+
+def in_own_network_namespace(argv):
+    """argv run in a new network namespace, with the same identity as this test."""
+    if os.geteuid() == 0:
+        return ["unshare", "--net", "--", "sh", "-c", f'{NETNS_SETUP} && exec "$@"', "sh", *argv]
+    # Unprivileged: a user namespace to configure the network in, then one that maps us back to our uid.
+    remap = ["unshare", f"--map-user={os.getuid()}", f"--map-group={os.getgid()}", "--"]
+    return ["unshare", "--user", "--map-root-user", "--net", "--", "sh", "-c", f'{NETNS_SETUP} && exec "$@"', "sh",
+            *remap, *argv]
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None or shutil.which("ip") is None, reason="needs unshare and ip")
+def test_cloud_metadata_address_is_unreachable_even_when_allowlisted():
+    port = "80" if os.geteuid() == 0 else "8080"  # an unprivileged test cannot bind port 80
+    argv = [sys.executable, "-c", METADATA_DRIVER, str(Path(__file__).parent), port]
+    out = subprocess.run(in_own_network_namespace(argv), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.splitlines()[-1])
+    # The control address in the same namespace is reachable, so the refusal is the sandbox's filter.
+    assert result["outcomes"] == {"default": ["ConnectionRefusedError", "connected"],
+                                  "allowlisted": ["ConnectionRefusedError", "connected"]}
+    assert result == {**result, "metadata": 0, "control": 2}
+
+
+def test_sandbox_cannot_lift_its_egress_filter(sb, listeners):
+    service = listeners(socket.AF_INET, ("127.0.0.1", 0))
+    for command in (["nft", "flush", "ruleset"], ["ip", "route", "replace", "default", "dev", "lo"],
+                    ["ip", "link", "set", "tap0", "down"]):
+        p = sb.exec(*command)
+        assert p.wait() != 0, command
+        assert "Operation not permitted" in p.stderr.read(), command
+    assert attack(sb, [["10.0.2.2", service.address[1]]]) == ["ConnectionRefusedError"]
+    assert service.accepted == 0
