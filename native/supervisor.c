@@ -2,7 +2,7 @@
  *
  *   sandbox-supervisor --dir DIR --timeout-ms N [--as-uid U --as-gid G]
  *       [--stage STAGEDIR] [--stage-bind SRC=NAME]... [--cleanup PATH]...
- *       [--confirm-fd 0] -- RUNNER ARGV...
+ *       [--confirm-fd 0] [--cgroup DIR]... [--nproc N] -- RUNNER ARGV...
  *
  * Inherited fds: 0 /dev/null (or, with --confirm-fd 0, a pipe from the
  * creator that carries 'g' once the sandbox is registered), 1 and 2 the sandbox's supervisor.log, 3 the
@@ -13,7 +13,12 @@
  * sandbox timeout, turns signals into a kill, reaps everything the sandbox
  * leaves (as a subreaper), removes the --cleanup paths and finally writes
  * DIR/exit.  The exit file is the last thing it does: whoever sees it knows
- * that no sandbox process is left and that teardown is complete. */
+ * that no sandbox process is left and that teardown is complete.
+ *
+ * --cgroup DIR (one per cgroup v1 hierarchy, one on v2): the runner joins it
+ * before anything else; at teardown it is emptied and removed, and its OOM
+ * kills, cpu time and peak memory go into the exit record.  --nproc N: the
+ * RLIMIT_NPROC fallback when no pids cgroup is available. */
 #define _GNU_SOURCE 1
 #include <errno.h>        /* errno */
 #include <fcntl.h>        /* open, openat, fcntl, O_* */
@@ -26,11 +31,13 @@
 #include <stdnoreturn.h>  /* noreturn */
 #include <string.h>       /* strcmp, strchr, strrchr, memchr */
 #include <sys/prctl.h>    /* prctl, PR_* */
+#include <sys/resource.h> /* setrlimit, RLIMIT_NPROC */
 #include <sys/signalfd.h> /* signalfd */
 #include <sys/wait.h>     /* waitpid, W* */
 #include <time.h>         /* clock_gettime */
 #include <unistd.h>       /* fork, execv, close, close_range, pipe2, set*id */
 
+#include "cgroup.h"
 #include "fdutil.h"
 #include "rmtree.h"
 #include "stage.h"
@@ -52,6 +59,9 @@ static struct {
   const char **cleanup;
   size_t ncleanup;
   int confirm_fd; /* -1: none */
+  const char **cgroups;
+  size_t ncgroups;
+  uint64_t nproc; /* 0: no RLIMIT_NPROC */
   char **runner;
 } opt;
 
@@ -96,7 +106,8 @@ static void parse_args(int argc, char **argv)
 {
   opt.binds = calloc((size_t)argc, sizeof *opt.binds);
   opt.cleanup = calloc((size_t)argc, sizeof *opt.cleanup);
-  if (opt.binds == NULL || opt.cleanup == NULL)
+  opt.cgroups = calloc((size_t)argc, sizeof *opt.cgroups);
+  if (opt.binds == NULL || opt.cleanup == NULL || opt.cgroups == NULL)
     die("out of memory");
   bool have_timeout = false, have_uid = false, have_gid = false;
   opt.confirm_fd = -1;
@@ -129,6 +140,10 @@ static void parse_args(int argc, char **argv)
       opt.cleanup[opt.ncleanup++] = abs_path(argv, i);
     } else if (strcmp(a, "--confirm-fd") == 0) {
       opt.confirm_fd = (int)number(argv, i, FD_LISTEN - 1);
+    } else if (strcmp(a, "--cgroup") == 0) {
+      opt.cgroups[opt.ncgroups++] = abs_path(argv, i);
+    } else if (strcmp(a, "--nproc") == 0) {
+      opt.nproc = number(argv, i, INT32_MAX);
     } else {
       usage_die("unknown option: %s", a);
     }
@@ -171,6 +186,11 @@ static noreturn void run_runner(const sigset_t *mask, int event_w, int fail_w, p
     if (null < 0 || dup2(null, opt.confirm_fd) < 0)
       child_fail(fail_w, false, "/dev/null");
   }
+  for (size_t i = 0; i < opt.ncgroups; i++)
+    if (cgroup_join(opt.cgroups[i]) < 0)
+      child_fail(fail_w, false, opt.cgroups[i]);
+  if (opt.nproc > 0 && setrlimit(RLIMIT_NPROC, &(struct rlimit){opt.nproc, opt.nproc}) < 0)
+    child_fail(fail_w, false, "RLIMIT_NPROC");
   if (opt.stage != NULL && stage_mounts(opt.stage, opt.binds, opt.nbinds) < 0)
     child_fail(fail_w, true, NULL);
   if (opt.as_user) {
@@ -314,13 +334,18 @@ static void supervise(pid_t runner, int64_t deadline)
   }
 }
 
-static void write_exit_file(int dirfd)
+static void write_exit_file(int dirfd, const struct cgroup_totals *t)
 {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
-  char buf[128];
-  int n = snprintf(buf, sizeof buf, "{\"status\": \"%s\", \"code\": %d, \"finished_at\": %lld.%06ld}\n",
-                   status, status_code, (long long)ts.tv_sec, ts.tv_nsec / 1000);
+  char usage[160] = "";
+  if (t->have_oom || t->have_cpu || t->have_peak)
+    snprintf(usage, sizeof usage, ", \"oom_kills\": %llu, \"cpu_seconds\": %llu.%06llu, \"memory_peak\": %llu",
+             (unsigned long long)t->oom_kills, (unsigned long long)(t->cpu_usec / 1000000),
+             (unsigned long long)(t->cpu_usec % 1000000), (unsigned long long)t->memory_peak);
+  char buf[320];
+  int n = snprintf(buf, sizeof buf, "{\"status\": \"%s\", \"code\": %d, \"finished_at\": %lld.%06ld%s}\n",
+                   status, status_code, (long long)ts.tv_sec, ts.tv_nsec / 1000, usage);
   int fd = openat(dirfd, "exit.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd < 0)
     pdie("%s/exit.tmp", opt.dir);
@@ -404,8 +429,11 @@ int main(int argc, char **argv)
   do
     kill_children();
   while (waitpid(-1, NULL, 0) > 0 || errno == EINTR);
+  struct cgroup_totals totals = {0};
+  for (size_t i = 0; i < opt.ncgroups; i++)
+    cgroup_teardown(opt.cgroups[i], &totals);
   for (size_t i = 0; i < opt.ncleanup; i++)
     rmtree(opt.cleanup[i]);
-  write_exit_file(dirfd);
+  write_exit_file(dirfd, &totals);
   return 0;
 }

@@ -40,7 +40,8 @@ from . import file_io
 from .file_io import FileIO
 from .filesystem import SandboxFilesystem
 from .process import ContainerProcess
-from .runtime import launch, layout
+from .resources import Resources, SandboxStats, default_pids_limit
+from .runtime import cgroups, launch, layout, limits
 from .secret import Secret
 from .spec import ExecSpec, SandboxSpec, check_tags, merge_env
 from .volume import mount_plan
@@ -129,6 +130,7 @@ class Sandbox:
         region: Any = None,
         cpu: Any = None,
         memory: Any = None,
+        ephemeral_disk: Optional[int] = None,
         runtime: Optional[str] = None,
         block_network: bool = False,
         outbound_cidr_allowlist: Optional[Sequence[str]] = None,
@@ -171,9 +173,11 @@ class Sandbox:
             args, env=merge_env(env, secrets), workdir=workdir, timeout=timeout, idle_timeout=idle_timeout,
             name=name, tags=tags, verbose=verbose, pty=bool(pty or pty_info),
             network="none" if block_network else "default",
+            resources=Resources.from_options(cpu, memory, ephemeral_disk, default_pids_limit()),
         )
+        cgroups.check(spec.resources)
         _check_unsupported(
-            image=image, network_file_systems=network_file_systems, cpu=cpu, memory=memory,
+            image=image, network_file_systems=network_file_systems,
             encrypted_ports=encrypted_ports, h2_ports=h2_ports,
             unencrypted_ports=unencrypted_ports, outbound_cidr_allowlist=outbound_cidr_allowlist,
             outbound_domain_allowlist=outbound_domain_allowlist, inbound_cidr_allowlist=inbound_cidr_allowlist,
@@ -308,6 +312,12 @@ class Sandbox:
             return None
         await self._wait(raise_on_termination=False)
         return self.returncode
+
+    @synchronized
+    async def stats(self) -> SandboxStats:
+        """cpu seconds, memory (current and peak, bytes), processes and out-of-memory kills,
+        from the sandbox's cgroup; after it ended, the totals its supervisor recorded."""
+        return limits.stats(self._dir, self._refresh)
 
     @synchronized
     async def detach(self) -> None:

@@ -12,6 +12,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 import attrs
 
 from .exception import InvalidError
+from .resources import Resources
 from .secret import Secret
 from .streams import StreamType
 
@@ -110,6 +111,7 @@ class SandboxSpec:
     # "default": outbound access (loopback only until a user-mode network helper is wired in);
     # "none": loopback only (block_network=True); "host": the host's network, only when asked by name.
     network: str = attrs.field(default="default", validator=attrs.validators.in_(NETWORK_MODES))
+    resources: Resources = attrs.field(factory=Resources)  # cpu, memory, pids, disk (resources.py)
 
 
 @attrs.frozen

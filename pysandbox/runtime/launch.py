@@ -25,7 +25,7 @@ from typing import Dict, List, Tuple
 from .. import agent, config
 from ..registry import ProcessRef
 from ..spec import SandboxSpec
-from . import bwrap, layout
+from . import bwrap, cgroups, layout, limits
 
 STAGE_DIR = "/run/pysandbox-stage"
 _spawned: set = set()  # supervisor pids we are the parent of, reaped lazily
@@ -124,12 +124,19 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str]) -> "Launched
         pty=spec.pty,
         network=spec.network,
         source=stager,
+        disk_bytes=None if spec.resources.ephemeral_disk is None else spec.resources.ephemeral_disk << 20,
     )
     options = ["--dir", str(directory), "--timeout-ms", str(int(spec.timeout * 1000))]
     if as_root:
         options += ["--as-uid", str(uid), "--as-gid", str(uid)]
     options += stager.args() + ["--cleanup", str(upper), "--cleanup", str(directory / "agent.sock")]
-    return _spawn(directory, [supervisor, *options, "--confirm-fd", "0", "--", *argv], env)
+    limit_options, cgroup = limits.supervisor_options(directory, spec.resources, uid)
+    try:
+        return _spawn(directory, [supervisor, *options, *limit_options, "--confirm-fd", "0", "--", *argv], env)
+    except BaseException:
+        if cgroup is not None:
+            cgroups.remove(cgroup)
+        raise
 
 
 def _staged_runner(runner: str, stager: Stager) -> str:
