@@ -18,8 +18,9 @@ import attrs
 from .exception import InvalidError
 
 MIN_CPU_LIMIT = 0.01  # the kernel's smallest cfs quota is 1 ms per 100 ms period
-MIN_MEMORY_LIMIT_MIB = 16  # below this, bwrap and the sandbox's init cannot start
+MIN_MEMORY_LIMIT_MIB = 16  # room for the sandbox to start a shell and Python (they need about 8)
 DEFAULT_PIDS_LIMIT = 2048  # as podman's default: a fork bomb stays inside
+MIN_PIDS_LIMIT = 3  # bwrap, the sandbox's init and one process
 
 
 def _number(value: Any, what: str) -> float:
@@ -50,8 +51,9 @@ def _request_limit(value: Any, what: str, unit: str, integer: bool) -> Tuple[Opt
 def check_pids_limit(value: Any) -> Optional[int]:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidError(f"the pids limit must be a positive whole number, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or value < MIN_PIDS_LIMIT:
+        raise InvalidError(f"the pids limit must be a whole number of at least {MIN_PIDS_LIMIT} (bwrap, the "
+                           f"sandbox's init and one process), got {value!r}")
     return value
 
 
@@ -60,9 +62,9 @@ def default_pids_limit() -> int:
     configured = os.environ.get("PYSANDBOX_PIDS_LIMIT")
     if configured is None:
         return DEFAULT_PIDS_LIMIT
-    if not configured.isdigit() or int(configured) < 1:
-        raise InvalidError(f"PYSANDBOX_PIDS_LIMIT={configured!r} must be a positive whole number.")
-    return int(configured)
+    if not configured.isdigit():
+        raise InvalidError(f"PYSANDBOX_PIDS_LIMIT={configured!r} must be a whole number of at least {MIN_PIDS_LIMIT}.")
+    return check_pids_limit(int(configured))
 
 
 @attrs.frozen
@@ -86,7 +88,9 @@ class Resources:
         if memory_limit is not None and memory_limit < MIN_MEMORY_LIMIT_MIB:
             raise InvalidError(f"memory limit must be at least {MIN_MEMORY_LIMIT_MIB} MiB for the sandbox to "
                                f"start, got {memory_limit} MiB")
-        disk, _ = _request_limit(ephemeral_disk, "ephemeral_disk", "MiB", integer=True)
+        disk = None if ephemeral_disk is None else _number(ephemeral_disk, "ephemeral_disk")
+        if disk is not None and disk != int(disk):
+            raise InvalidError(f"ephemeral_disk is a whole number of MiB, got {ephemeral_disk!r}")
         return cls(
             cpu_request=cpu_request, cpu_limit=cpu_limit,
             memory_request=None if memory_request is None else int(memory_request),
