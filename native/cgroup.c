@@ -1,7 +1,8 @@
 /* cgroup.c: joining a sandbox's cgroup, and emptying and removing it.
  *
  * The runner child joins before it drops privileges and execs bwrap, so no
- * process of the sandbox ever runs outside the cgroup.  At teardown the
+ * process of the sandbox ever runs outside the cgroup (it is single-threaded,
+ * which cgroup_join relies on).  At teardown the
  * sandbox's pid namespace is already gone (supervisor.c kills and reaps it);
  * whatever is still listed is killed here all the same, through cgroup.kill
  * where the kernel has it, else one pidfd at a time. */
@@ -79,8 +80,16 @@ static bool read_number(const char *dir, const char *name, const char *key, uint
   return false;
 }
 
+/* v1: "0" into `tasks` moves the calling thread, which for our single-threaded
+ * runner is the whole process, and lets the kernel skip the global threadgroup
+ * lock whose writer waits for an RCU grace period (10 ms on a loaded host;
+ * writing to cgroup.procs takes it).  v2 has no `tasks`: cgroup.procs. */
 int cgroup_join(const char *dir)
 {
+  if (write_file(dir, "tasks", "0") == 0)
+    return 0;
+  if (errno != ENOENT)
+    return -1;
   char pid[24];
   snprintf(pid, sizeof pid, "%d", (int)getpid());
   return write_file(dir, "cgroup.procs", pid);
