@@ -205,7 +205,10 @@ def finished(record: SandboxRecord) -> Optional[ExitStatus]:
     if status is not None:
         return status
     directory = sandbox_dir(record.sandbox_id)
-    cgroups.remove_listed(directory)
+    try:
+        cgroups.remove_listed(directory)
+    except OSError:
+        pass  # still busy: `gc` removes it later, and keeps the directory until it can
     remove_tree(directory / "upper")
     try:
         os.unlink(directory / "agent.sock")
@@ -384,7 +387,10 @@ def collect_garbage() -> List[str]:
                 continue
         elif isinstance(record, Exception) or finished(record) is None:
             continue  # corrupt records are reported, never silently deleted
-        cgroups.remove_listed(directory)  # a supervisor that died or gave up left it
+        try:
+            cgroups.remove_listed(directory)  # a supervisor that died or gave up left it
+        except OSError:
+            continue  # its processes are still dying: the next gc removes both
         remove_tree(directory)
         removed.append(sandbox_id)
     return removed

@@ -98,11 +98,6 @@ class Resources:
             pids_limit=pids_limit, ephemeral_disk=None if disk is None else int(disk),
         )
 
-    @property
-    def needs_cgroup(self) -> bool:
-        """Whether something was asked for that only a cgroup can enforce."""
-        return any(v is not None for v in (self.cpu_request, self.cpu_limit, self.memory_request, self.memory_limit))
-
 
 @attrs.frozen
 class SandboxStats:

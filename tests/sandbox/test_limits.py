@@ -12,7 +12,7 @@ import pytest
 import pysandbox as modal
 from pysandbox import registry
 from pysandbox.exception import InvalidError
-from pysandbox.resources import DEFAULT_PIDS_LIMIT, SandboxStats
+from pysandbox.resources import DEFAULT_PIDS_LIMIT, Resources, SandboxStats
 from pysandbox.runtime import cgroups, launch
 
 HOST = cgroups.host()
@@ -161,3 +161,18 @@ def test_bad_resource_options_are_refused_before_any_work(app, options, message)
     assert message in str(info.value)
     after = set(os.listdir(registry.sandboxes_dir())) if registry.sandboxes_dir().exists() else set()
     assert after == before
+
+
+@needs_cgroups
+def test_gc_removes_the_cgroup_of_an_abandoned_create(state_home):
+    """A creator killed between making the cgroup and starting the supervisor leaves
+    a directory with no record and no live creator: gc removes it and its cgroup."""
+    sandbox_id = registry.new_id("sb-")
+    directory = registry.sandbox_dir(sandbox_id)
+    directory.mkdir(parents=True)
+    cgroup = cgroups.create(sandbox_id, Resources(memory_limit=64, pids_limit=10))
+    cgroups.save(cgroup, directory)
+    assert all(os.path.isdir(path) for path in cgroup.unique_dirs())
+    assert sandbox_id in registry.collect_garbage()
+    assert not directory.exists()
+    assert not any(os.path.exists(path) for path in cgroup.unique_dirs())

@@ -11,8 +11,7 @@ def test_a_number_is_a_request_and_a_pair_adds_a_limit():
     assert Resources.from_options(cpu=0.5, memory=256) == Resources(cpu_request=0.5, memory_request=256)
     assert Resources.from_options(cpu=(0.5, 2), memory=(128, 512), ephemeral_disk=1024) == Resources(
         cpu_request=0.5, cpu_limit=2, memory_request=128, memory_limit=512, ephemeral_disk=1024)
-    assert not Resources.from_options(pids_limit=100).needs_cgroup
-    assert Resources.from_options(memory=64).needs_cgroup
+    assert Resources.from_options(pids_limit=100) == Resources(pids_limit=100)
 
 
 @pytest.mark.parametrize("options, message", [
