@@ -429,11 +429,12 @@ int main(int argc, char **argv)
   do
     kill_children();
   while (waitpid(-1, NULL, 0) > 0 || errno == EINTR);
+  for (size_t i = 0; i < opt.ncleanup; i++)
+    rmtree(opt.cleanup[i]);
+  /* Last before the exit record: while the cgroup exists its stats are live. */
   struct cgroup_totals totals = {0};
   for (size_t i = 0; i < opt.ncgroups; i++)
     cgroup_teardown(opt.cgroups[i], &totals);
-  for (size_t i = 0; i < opt.ncleanup; i++)
-    rmtree(opt.cleanup[i]);
   write_exit_file(dirfd, &totals);
   return 0;
 }

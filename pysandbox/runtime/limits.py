@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Callable, List, Optional, Tuple
 
+from ..exception import InvalidError
 from ..registry import ExitStatus
 from ..resources import Resources, SandboxStats
 from . import cgroups
@@ -22,7 +23,12 @@ from . import cgroups
 def supervisor_options(directory: Path, resources: Resources, uid: int) -> Tuple[List[str], Optional[cgroups.SandboxCgroup]]:
     """(the supervisor's options, the cgroup made for the sandbox or None).
     The caller removes the cgroup with cgroups.remove if the supervisor never starts."""
-    cgroup = cgroups.create(directory.name, resources)
+    try:
+        cgroup = cgroups.create(directory.name, resources)
+    except InvalidError:
+        if cgroups.required_controllers(resources):
+            raise
+        cgroup = None  # e.g. a v2 tree that refuses controllers: the pids limit falls back
     options: List[str] = []
     if cgroup is not None:
         try:

@@ -9,7 +9,7 @@ from pyfakefs.helpers import set_uid
 
 from pysandbox.exception import InvalidError
 from pysandbox.resources import Resources, SandboxStats
-from pysandbox.runtime import cgroups
+from pysandbox.runtime import cgroups, limits
 from pysandbox.runtime.cgroups import v1, v2
 
 HYBRID_MOUNTINFO = """\
@@ -207,3 +207,28 @@ def test_the_cgroup_list_survives_a_round_trip_and_a_missing_one_is_none(fs):
     cgroups.save(cgroup, Path("/state/sb-8"))
     assert cgroups.load(Path("/state/sb-8")) == cgroup
     assert cgroups.load(Path("/state/none")) is None
+
+
+def test_a_tree_refusing_controllers_fails_limits_but_not_the_default_pids_limit(fs, become_user, monkeypatch):
+    delegate_to_user(fs)
+    os.chmod(DELEGATED + "/cgroup.subtree_control", 0o444)
+    fs.create_dir("/state/sb-9")
+    become_user()
+    monkeypatch.setattr(cgroups, "host", cgroups.probe)
+    monkeypatch.setattr(limits, "processes_of", lambda uid: 40)
+    options, cgroup = limits.supervisor_options(Path("/state/sb-9"), Resources(pids_limit=100), 1000)
+    assert (options, cgroup) == (["--nproc", "140"], None)  # the limit on top of the uid's 40 processes
+    with pytest.raises(InvalidError, match="cannot enable"):
+        limits.supervisor_options(Path("/state/sb-9"), Resources(memory_limit=64, pids_limit=100), 1000)
+
+
+def test_supervisor_options_name_every_hierarchy_once(fs, monkeypatch):
+    fake_proc(fs, HYBRID_MOUNTINFO, "0::/\n")
+    for name in ("cpu,cpuacct", "memory", "pids"):
+        fs.create_dir(f"/sys/fs/cgroup/{name}")
+    fs.create_dir("/state/sb-10")
+    monkeypatch.setattr(cgroups, "host", cgroups.probe)
+    options, cgroup = limits.supervisor_options(Path("/state/sb-10"), Resources(pids_limit=100), 0)
+    assert options == ["--cgroup", "/sys/fs/cgroup/cpu,cpuacct/pysandbox/sb-10",
+                       "--cgroup", "/sys/fs/cgroup/memory/pysandbox/sb-10", "--cgroup", "/sys/fs/cgroup/pids/pysandbox/sb-10"]
+    assert cgroups.load(Path("/state/sb-10")) == cgroup

@@ -114,15 +114,20 @@ def host() -> Host:
     return _cached_host(os.geteuid())
 
 
-def check(resources: Resources, found: Optional[Host] = None) -> None:
-    """InvalidError, before any work, if `resources` asks for what no cgroup here can enforce."""
-    found = found or host()
+def required_controllers(resources: Resources) -> List[str]:
+    """The controllers only a cgroup can give (the pids limit has a fallback)."""
     wanted = []
     if resources.cpu_request is not None or resources.cpu_limit is not None:
         wanted.append("cpu")
     if resources.memory_request is not None or resources.memory_limit is not None:
         wanted.append("memory")
-    missing = [c for c in wanted if not found.has(c)]
+    return wanted
+
+
+def check(resources: Resources, found: Optional[Host] = None) -> None:
+    """InvalidError, before any work, if `resources` asks for what no cgroup here can enforce."""
+    found = found or host()
+    missing = [c for c in required_controllers(resources) if not found.has(c)]
     if missing:
         asked = "/".join(f"{c}=" for c in missing)
         raise InvalidError(f"{asked} needs a writable cgroup with the {' and '.join(missing)} controller, and "
