@@ -11,6 +11,7 @@
 
 #include <errno.h>       /* errno, EBUSY, ENOENT */
 #include <fcntl.h>       /* open, O_* */
+#include <linux/sched.h> /* struct clone_args, CLONE_INTO_CGROUP */
 #include <signal.h>      /* SIGKILL */
 #include <stdio.h>       /* snprintf */
 #include <stdlib.h>      /* strtoull */
@@ -93,6 +94,29 @@ int cgroup_join(const char *dir)
   char pid[24];
   snprintf(pid, sizeof pid, "%d", (int)getpid());
   return write_file(dir, "cgroup.procs", pid);
+}
+
+pid_t cgroup_fork(const char *const *dirs, size_t ndirs, bool *placed)
+{
+  *placed = false;
+  char probe[4096];
+  if (ndirs != 1 || (size_t)snprintf(probe, sizeof probe, "%s/tasks", dirs[0]) >= sizeof probe ||
+      access(probe, F_OK) == 0) /* v1 has `tasks` */
+    return fork();
+  int cgfd = open(dirs[0], O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (cgfd < 0)
+    return fork(); /* cgroup_join in the child reports it */
+  struct clone_args args = {
+    .flags = CLONE_INTO_CGROUP, .exit_signal = SIGCHLD, .cgroup = (uint64_t)cgfd};
+  pid_t pid = (pid_t)syscall(SYS_clone3, &args, sizeof args);
+  int err = errno;
+  close(cgfd);
+  if (pid >= 0) {
+    *placed = true;
+    return pid;
+  }
+  errno = err;
+  return fork(); /* kernel before 5.7, or a cgroup it refuses: join the slow way */
 }
 
 /* Adds the number in dir/name (on its key line) / divisor to *sum, if there is one. */

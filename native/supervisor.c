@@ -174,7 +174,8 @@ static noreturn void child_fail(int fail_w, bool quiet, const char *what)
   _exit(127);
 }
 
-static noreturn void run_runner(const sigset_t *mask, int event_w, int fail_w, pid_t parent)
+static noreturn void run_runner(const sigset_t *mask, int event_w, int fail_w, pid_t parent,
+                                bool in_cgroup)
 {
   /* fd 6 is about to become the event pipe. */
   if (fail_w == FD_EVENT && (fail_w = fcntl(fail_w, F_DUPFD_CLOEXEC, FD_EVENT + 1)) < 0)
@@ -186,7 +187,7 @@ static noreturn void run_runner(const sigset_t *mask, int event_w, int fail_w, p
     if (null < 0 || dup2(null, opt.confirm_fd) < 0)
       child_fail(fail_w, false, "/dev/null");
   }
-  for (size_t i = 0; i < opt.ncgroups; i++)
+  for (size_t i = 0; i < opt.ncgroups && !in_cgroup; i++)
     if (cgroup_join(opt.cgroups[i]) < 0)
       child_fail(fail_w, false, opt.cgroups[i]);
   if (opt.nproc > 0 && setrlimit(RLIMIT_NPROC, &(struct rlimit){opt.nproc, opt.nproc}) < 0)
@@ -338,11 +339,17 @@ static void write_exit_file(int dirfd, const struct cgroup_totals *t)
 {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
-  char usage[160] = "";
-  if (t->have_oom || t->have_cpu || t->have_peak)
-    snprintf(usage, sizeof usage, ", \"oom_kills\": %llu, \"cpu_seconds\": %llu.%06llu, \"memory_peak\": %llu",
-             (unsigned long long)t->oom_kills, (unsigned long long)(t->cpu_usec / 1000000),
-             (unsigned long long)(t->cpu_usec % 1000000), (unsigned long long)t->memory_peak);
+  char usage[160] = ""; /* what the cgroup's controllers counted */
+  size_t len = 0;
+  if (t->have_oom)
+    len += (size_t)snprintf(usage + len, sizeof usage - len, ", \"oom_kills\": %llu",
+                            (unsigned long long)t->oom_kills);
+  if (t->have_cpu)
+    len += (size_t)snprintf(usage + len, sizeof usage - len, ", \"cpu_seconds\": %llu.%06llu",
+                            (unsigned long long)(t->cpu_usec / 1000000),
+                            (unsigned long long)(t->cpu_usec % 1000000));
+  if (t->have_peak)
+    snprintf(usage + len, sizeof usage - len, ", \"memory_peak\": %llu", (unsigned long long)t->memory_peak);
   char buf[320];
   int n = snprintf(buf, sizeof buf, "{\"status\": \"%s\", \"code\": %d, \"finished_at\": %lld.%06ld%s}\n",
                    status, status_code, (long long)ts.tv_sec, ts.tv_nsec / 1000, usage);
@@ -396,9 +403,10 @@ int main(int argc, char **argv)
 
   int64_t start = now_ms();
   pid_t self = getpid();
-  pid_t runner = fork();
+  bool placed;
+  pid_t runner = cgroup_fork(opt.cgroups, opt.ncgroups, &placed);
   if (runner == 0)
-    run_runner(&oldmask, ev[1], fp[1], self);
+    run_runner(&oldmask, ev[1], fp[1], self, placed);
 
   /* The listener must live only in the sandbox: if we kept it, connect()
    * would still succeed after the sandbox died and clients would hang. */

@@ -63,6 +63,6 @@ def stats(directory: Path, finished: Callable[[], Optional[ExitStatus]]) -> Sand
         if all(os.path.isdir(path) for path in cgroup.unique_dirs()):  # else it ended meanwhile
             return live
     status = finished()
-    if status is None or status.oom_kills is None:  # no cgroup: nothing was counted
-        return SandboxStats(None, None, None, None, None)
+    if status is None or (status.cpu_seconds, status.memory_peak, status.oom_kills) == (None, None, None):
+        return SandboxStats(None, None, None, None, None)  # no cgroup: nothing was counted
     return SandboxStats(status.cpu_seconds, 0, status.memory_peak, 0, status.oom_kills)

@@ -176,3 +176,34 @@ def test_gc_removes_the_cgroup_of_an_abandoned_create(state_home):
     assert sandbox_id in registry.collect_garbage()
     assert not directory.exists()
     assert not any(os.path.exists(path) for path in cgroup.unique_dirs())
+
+
+def _unified_mount():
+    mounts = cgroups.parse_mountinfo(open("/proc/self/mountinfo").read())
+    return next((m.path for m in mounts if m.version == 2 and os.access(m.path, os.W_OK)), None)
+
+
+@pytest.mark.skipif(_unified_mount() is None, reason="no writable cgroup2 mount here")
+def test_the_supervisor_starts_its_runner_inside_a_v2_cgroup_and_removes_it(tmp_path):
+    """The v2 path of native/cgroup.c for real (clone3 into the cgroup, cgroup.kill, rmdir),
+    on whatever cgroup2 mount this host has (here the hybrid layout's controller-less one)."""
+    import subprocess
+    from pysandbox import config
+
+    cgroup = os.path.join(_unified_mount(), f"pysandbox-test-{os.getpid()}")
+    os.mkdir(cgroup)
+    try:
+        result = subprocess.run(  # fds 3-5 (listener, entrypoint output) as the supervisor expects
+            ["sh", "-c", 'exec "$@" 3</dev/null 4>/dev/null 5>/dev/null', "sh",
+             config.native_binary("sandbox-supervisor"), "--dir", str(tmp_path), "--timeout-ms", "20000",
+             "--cgroup", cgroup, "--", "/bin/sh", "-c", f"cat /proc/self/cgroup > {tmp_path}/seen"],
+            stdin=subprocess.DEVNULL, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        assert f"0::/{os.path.basename(cgroup)}" in (tmp_path / "seen").read_text().splitlines()
+        exit_record = json.loads((tmp_path / "exit").read_text())
+        assert (exit_record["status"], exit_record["code"]) == ("exited", 0)
+        assert exit_record["cpu_seconds"] >= 0  # cpu.stat is always there on v2
+        assert not os.path.exists(cgroup)
+    finally:
+        if os.path.exists(cgroup):
+            os.rmdir(cgroup)
