@@ -24,18 +24,13 @@ def supervisor_options(directory: Path, resources: Resources, uid: int) -> Tuple
     """(the supervisor's options, the cgroup made for the sandbox or None).
     The caller removes the cgroup with cgroups.remove if the supervisor never starts."""
     try:
-        cgroup = cgroups.create(directory.name, resources)
+        cgroup = cgroups.create(directory.name, resources, listed_in=directory)
     except InvalidError:
         if cgroups.required_controllers(resources):
             raise
         cgroup = None  # e.g. a v2 tree that refuses controllers: the pids limit falls back
     options: List[str] = []
     if cgroup is not None:
-        try:
-            cgroups.save(cgroup, directory)
-        except BaseException:
-            cgroups.remove(cgroup)
-            raise
         for path in cgroup.unique_dirs():
             options += ["--cgroup", path]
     if resources.pids_limit is not None and (cgroup is None or "pids" not in cgroup.dirs):

@@ -213,6 +213,7 @@ def test_a_tree_refusing_controllers_fails_limits_but_not_the_default_pids_limit
     delegate_to_user(fs)
     os.chmod(DELEGATED + "/cgroup.subtree_control", 0o444)
     fs.create_dir("/state/sb-9")
+    os.chown("/state/sb-9", 1000, 1000)
     become_user()
     monkeypatch.setattr(cgroups, "host", cgroups.probe)
     monkeypatch.setattr(limits, "processes_of", lambda uid: 40)
@@ -220,6 +221,7 @@ def test_a_tree_refusing_controllers_fails_limits_but_not_the_default_pids_limit
     assert (options, cgroup) == (["--nproc", "140"], None)  # the limit on top of the uid's 40 processes
     with pytest.raises(InvalidError, match="cannot enable"):
         limits.supervisor_options(Path("/state/sb-9"), Resources(memory_limit=64, pids_limit=100), 1000)
+    assert os.listdir("/state/sb-9") == []  # the cgroup list went with the failure
 
 
 def test_supervisor_options_name_every_hierarchy_once(fs, monkeypatch):
@@ -232,3 +234,20 @@ def test_supervisor_options_name_every_hierarchy_once(fs, monkeypatch):
     assert options == ["--cgroup", "/sys/fs/cgroup/cpu,cpuacct/pysandbox/sb-10",
                        "--cgroup", "/sys/fs/cgroup/memory/pysandbox/sb-10", "--cgroup", "/sys/fs/cgroup/pids/pysandbox/sb-10"]
     assert cgroups.load(Path("/state/sb-10")) == cgroup
+
+
+def test_the_cgroup_is_listed_before_it_is_made(fs, monkeypatch):
+    """So a creator SIGKILLed in between leaves a cgroup that gc finds through the list."""
+    fake_proc(fs, HYBRID_MOUNTINFO, "0::/\n")
+    fs.create_dir("/sys/fs/cgroup/pids")
+    fs.create_dir("/state/sb-11")
+    listed_first = []
+    prepare = v1.prepare_parents
+
+    def spy(host):
+        listed_first.append(cgroups.load(Path("/state/sb-11")))
+        prepare(host)
+
+    monkeypatch.setattr(v1, "prepare_parents", spy)
+    cgroup = cgroups.create("sb-11", Resources(pids_limit=10), cgroups.probe(), listed_in=Path("/state/sb-11"))
+    assert listed_first == [cgroup] and os.path.isdir("/sys/fs/cgroup/pids/pysandbox/sb-11")

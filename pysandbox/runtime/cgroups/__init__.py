@@ -150,22 +150,33 @@ def _module(version: int):
     return v1 if version == 1 else v2
 
 
-def create(sandbox_id: str, resources: Resources, found: Optional[Host] = None) -> Optional[SandboxCgroup]:
+def create(sandbox_id: str, resources: Resources, found: Optional[Host] = None,
+           listed_in: Optional[Path] = None) -> Optional[SandboxCgroup]:
     """Make the sandbox's cgroup with its limits; None when no cgroup is usable here
-    (check() already refused the requests that need one)."""
+    (check() already refused the requests that need one). With `listed_in` (the sandbox
+    directory) it is listed there before it exists, so a creator killed half-way
+    leaves nothing that gc cannot find; a failure removes it and the list."""
     found = found or host()
     if not found.parents:
         return None
     module = _module(found.version)
-    dirs = module.make_dirs(found, sandbox_id)
-    cgroup = SandboxCgroup(found.version, dirs)
+    cgroup = SandboxCgroup(found.version, {c: os.path.join(p, sandbox_id) for c, p in found.parents.items()})
+    if listed_in is not None:
+        save(cgroup, listed_in)
     try:
+        module.prepare_parents(found)
+        for path in cgroup.unique_dirs():
+            os.mkdir(path, 0o755)
         for controller, name, value in module.limit_writes(resources):
-            path = Path(dirs.get(controller, "/nonexistent"), name)
-            if controller in dirs and (name not in OPTIONAL_FILES or path.exists()):
+            if controller not in cgroup.dirs:
+                continue
+            path = Path(cgroup.dirs[controller], name)
+            if name not in OPTIONAL_FILES or path.exists():
                 write(path, value)
     except BaseException:
         remove(cgroup)
+        if listed_in is not None:
+            os.unlink(listed_in / RECORD_NAME)
         raise
     return cgroup
 

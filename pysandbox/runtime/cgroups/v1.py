@@ -33,22 +33,9 @@ def probe(mounts, parent_name: str):
     return Host(1 if parents else 0, parents, problem)
 
 
-def make_dirs(host, sandbox_id: str) -> Dict[str, str]:
-    made: List[str] = []
-    dirs: Dict[str, str] = {}
-    try:
-        for controller, parent in host.parents.items():
-            path = os.path.join(parent, sandbox_id)
-            if path not in made:
-                os.makedirs(parent, mode=0o755, exist_ok=True)
-                os.mkdir(path, 0o755)
-                made.append(path)
-            dirs[controller] = path
-    except BaseException:
-        for path in made:
-            os.rmdir(path)
-        raise
-    return dirs
+def prepare_parents(host) -> None:
+    for parent in set(host.parents.values()):
+        os.makedirs(parent, mode=0o755, exist_ok=True)
 
 
 def limit_writes(resources: Resources) -> List[Tuple[str, str, str]]:

@@ -80,7 +80,8 @@ def _enable(directory: str, controllers: List[str]) -> None:
         raise InvalidError(f"cannot enable the {', '.join(wanted)} controller in {directory}: {why}.") from None
 
 
-def make_dirs(host, sandbox_id: str) -> Dict[str, str]:
+def prepare_parents(host) -> None:
+    """`pysandbox/` with the controllers on for its children (and for itself, in its parent)."""
     parent = next(iter(host.parents.values()))
     controllers = sorted(host.parents)
     _enable(os.path.dirname(parent), controllers)
@@ -89,9 +90,6 @@ def make_dirs(host, sandbox_id: str) -> Dict[str, str]:
     except FileExistsError:
         pass
     _enable(parent, controllers)
-    path = os.path.join(parent, sandbox_id)
-    os.mkdir(path, 0o755)
-    return {controller: path for controller in host.parents}
 
 
 def limit_writes(resources: Resources) -> List[Tuple[str, str, str]]:
