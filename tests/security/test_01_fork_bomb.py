@@ -51,7 +51,7 @@ def test_fork_bomb_is_contained_by_the_default_pids_limit(sandboxes):
         assert sb.stats().pids <= DEFAULT_PIDS_LIMIT
         refused = cgroups.read_number(cgroup.dirs["pids"] + "/pids.events", "max")
         assert refused > 0  # forks were refused by pids.max
-        assert sb.exec("echo", "alive").stdout.read() == "alive\n"  # init still serves
+        assert sb.poll() is None  # the sandbox's init survives the bomb
     else:
         assert len(sandbox_processes(sb)) <= bound
     sb.terminate(wait=True)
