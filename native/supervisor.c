@@ -15,8 +15,8 @@
  * DIR/exit.  The exit file is the last thing it does: whoever sees it knows
  * that no sandbox process is left and that teardown is complete.
  *
- * --cgroup DIR (one per cgroup v1 hierarchy, one on v2): the runner joins it
- * before anything else; at teardown it is emptied and removed, and its OOM
+ * --cgroup DIR (one per cgroup v1 hierarchy, one on v2): the runner starts in
+ * it (v2) or joins it before anything else (cgroup.c); at teardown it is emptied and removed, and its OOM
  * kills, cpu time and peak memory go into the exit record.  --nproc N: the
  * RLIMIT_NPROC fallback when no pids cgroup is available. */
 #define _GNU_SOURCE 1
