@@ -2,8 +2,8 @@
  *
  *   sandbox-supervisor --dir DIR --timeout-ms N [--as-uid U --as-gid G]
  *       [--stage STAGEDIR] [--stage-bind SRC=NAME]... [--cleanup PATH]...
- *       [--confirm-fd 0] [--net-helper SLIRP4NETNS --net-dir DIR --net-filter NFT
- *       --net-rules RULESET [--net-forward HOSTPORT:PORT]...] -- RUNNER ARGV...
+ *       [--confirm-fd 0] [--cgroup DIR]... [--nproc N] [--net-helper SLIRP4NETNS --net-dir DIR
+ *       --net-filter NFT --net-rules RULESET [--net-forward HOSTPORT:PORT]...] -- RUNNER ARGV...
  *
  * Inherited fds: 0 /dev/null (or, with --confirm-fd 0, a pipe from the
  * creator that carries 'g' once the sandbox is registered), 1 and 2 the sandbox's supervisor.log, 3 the
@@ -18,7 +18,12 @@
  *
  * With --net-helper, RUNNER gets fds 7 and 8 for bwrap's --info-fd and
  * --block-fd: bwrap holds the sandbox before init while netns.c connects its
- * network namespace. */
+ * network namespace.
+ *
+ * --cgroup DIR (one per cgroup v1 hierarchy, one on v2): the runner starts in
+ * it (v2) or joins it before anything else (cgroup.c); at teardown it is emptied and removed, and its OOM
+ * kills, cpu time and peak memory go into the exit record.  --nproc N: the
+ * RLIMIT_NPROC fallback when no pids cgroup is available. */
 #define _GNU_SOURCE 1
 #include <errno.h>        /* errno */
 #include <fcntl.h>        /* open, openat, fcntl, O_* */
@@ -31,12 +36,14 @@
 #include <stdnoreturn.h>  /* noreturn */
 #include <string.h>       /* strcmp, strchr, strrchr, memchr */
 #include <sys/prctl.h>    /* prctl, PR_* */
+#include <sys/resource.h> /* setrlimit, RLIMIT_NPROC */
 #include <sys/signalfd.h> /* signalfd */
 #include <sys/socket.h>   /* socketpair, send */
 #include <sys/wait.h>     /* waitpid, W* */
 #include <time.h>         /* clock_gettime */
 #include <unistd.h>       /* fork, execv, close, close_range, pipe2, set*id */
 
+#include "cgroup.h"
 #include "fdutil.h"
 #include "netns.h"
 #include "rmtree.h"
@@ -60,6 +67,9 @@ static struct {
   size_t ncleanup;
   int confirm_fd; /* -1: none */
   struct net_options net;
+  const char **cgroups;
+  size_t ncgroups;
+  uint64_t nproc; /* 0: no RLIMIT_NPROC */
   char **runner;
 } opt;
 
@@ -109,7 +119,8 @@ static void parse_args(int argc, char **argv)
   opt.binds = calloc((size_t)argc, sizeof *opt.binds);
   opt.cleanup = calloc((size_t)argc, sizeof *opt.cleanup);
   opt.net.forwards = calloc((size_t)argc, sizeof *opt.net.forwards);
-  if (opt.binds == NULL || opt.cleanup == NULL || opt.net.forwards == NULL)
+  opt.cgroups = calloc((size_t)argc, sizeof *opt.cgroups);
+  if (opt.binds == NULL || opt.cleanup == NULL || opt.net.forwards == NULL || opt.cgroups == NULL)
     die("out of memory");
   bool have_timeout = false, have_uid = false, have_gid = false;
   opt.confirm_fd = -1;
@@ -160,6 +171,10 @@ static void parse_args(int argc, char **argv)
           guest == 0)
         usage_die("bad --net-forward port: %s", argv[i + 1]);
       opt.net.forwards[opt.net.nforwards++] = (struct net_forward){(unsigned)host, (unsigned)guest};
+    } else if (strcmp(a, "--cgroup") == 0) {
+      opt.cgroups[opt.ncgroups++] = abs_path(argv, i);
+    } else if (strcmp(a, "--nproc") == 0) {
+      opt.nproc = number(argv, i, INT32_MAX);
     } else {
       usage_die("unknown option: %s", a);
     }
@@ -222,7 +237,8 @@ static int enter_identity(void)
   return 0;
 }
 
-static noreturn void run_runner(const sigset_t *mask, int event_w, int fail_w, pid_t parent)
+static noreturn void run_runner(const sigset_t *mask, int event_w, int fail_w, pid_t parent,
+                                bool in_cgroup)
 {
   /* fds 6..8 are about to become the event pipe and bwrap's network fds. */
   if (fail_w >= FD_EVENT && fail_w <= FD_NET_BLOCK && (fail_w = fcntl(fail_w, F_DUPFD_CLOEXEC, 64)) < 0)
@@ -234,6 +250,11 @@ static noreturn void run_runner(const sigset_t *mask, int event_w, int fail_w, p
     if (null < 0 || dup2(null, opt.confirm_fd) < 0)
       child_fail(fail_w, false, "/dev/null");
   }
+  for (size_t i = 0; i < opt.ncgroups && !in_cgroup; i++)
+    if (cgroup_join(opt.cgroups[i]) < 0)
+      child_fail(fail_w, false, opt.cgroups[i]);
+  if (opt.nproc > 0 && setrlimit(RLIMIT_NPROC, &(struct rlimit){opt.nproc, opt.nproc}) < 0)
+    child_fail(fail_w, false, "RLIMIT_NPROC");
   if (opt.stage != NULL && stage_mounts(opt.stage, opt.binds, opt.nbinds) < 0)
     child_fail(fail_w, true, NULL);
   if (enter_identity() < 0)
@@ -400,13 +421,24 @@ static void supervise(pid_t runner, int64_t deadline)
   }
 }
 
-static void write_exit_file(int dirfd)
+static void write_exit_file(int dirfd, const struct cgroup_totals *t)
 {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
-  char buf[128];
-  int n = snprintf(buf, sizeof buf, "{\"status\": \"%s\", \"code\": %d, \"finished_at\": %lld.%06ld}\n",
-                   status, status_code, (long long)ts.tv_sec, ts.tv_nsec / 1000);
+  char usage[160] = ""; /* what the cgroup's controllers counted */
+  size_t len = 0;
+  if (t->have_oom)
+    len += (size_t)snprintf(usage + len, sizeof usage - len, ", \"oom_kills\": %llu",
+                            (unsigned long long)t->oom_kills);
+  if (t->have_cpu)
+    len += (size_t)snprintf(usage + len, sizeof usage - len, ", \"cpu_seconds\": %llu.%06llu",
+                            (unsigned long long)(t->cpu_usec / 1000000),
+                            (unsigned long long)(t->cpu_usec % 1000000));
+  if (t->have_peak)
+    snprintf(usage + len, sizeof usage - len, ", \"memory_peak\": %llu", (unsigned long long)t->memory_peak);
+  char buf[320];
+  int n = snprintf(buf, sizeof buf, "{\"status\": \"%s\", \"code\": %d, \"finished_at\": %lld.%06ld%s}\n",
+                   status, status_code, (long long)ts.tv_sec, ts.tv_nsec / 1000, usage);
   int fd = openat(dirfd, "exit.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd < 0)
     pdie("%s/exit.tmp", opt.dir);
@@ -460,9 +492,10 @@ int main(int argc, char **argv)
 
   int64_t start = now_ms();
   pid_t self = getpid();
-  pid_t runner = fork();
+  bool placed;
+  pid_t runner = cgroup_fork(opt.cgroups, opt.ncgroups, &placed);
   if (runner == 0)
-    run_runner(&oldmask, ev[1], fp[1], self);
+    run_runner(&oldmask, ev[1], fp[1], self, placed);
 
   /* The listener must live only in the sandbox: if we kept it, connect()
    * would still succeed after the sandbox died and clients would hang. */
@@ -501,6 +534,10 @@ int main(int argc, char **argv)
   while (waitpid(-1, NULL, 0) > 0 || errno == EINTR);
   for (size_t i = 0; i < opt.ncleanup; i++)
     rmtree(opt.cleanup[i]);
-  write_exit_file(dirfd);
+  /* Last before the exit record: while the cgroup exists its stats are live. */
+  struct cgroup_totals totals = {0};
+  for (size_t i = 0; i < opt.ncgroups; i++)
+    cgroup_teardown(opt.cgroups[i], &totals);
+  write_exit_file(dirfd, &totals);
   return 0;
 }

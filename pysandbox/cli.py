@@ -22,10 +22,13 @@ import time
 import tty
 from typing import Callable, Dict, List, Optional, Sequence
 
+import attrs
+
 from . import registry
 from .app import App
 from .exception import Error, NotFoundError
 from .process import EXEC_TIMEOUT_RETURNCODE
+from .runtime import limits
 from .sandbox import Sandbox
 from .secret import Secret
 from .volume import FileEntryType, Volume
@@ -159,13 +162,26 @@ def _row(sandbox_id: str, record) -> dict:
                 "id": sandbox_id, "app_id": record.app_id, "app_name": record.app_name, "name": record.name,
                 "tags": dict(record.tags), "state": state, "returncode": code,
                 "created_at": record.created_at, "image": record.image_id,
+                **attrs.asdict(limits.stats(registry.sandbox_dir(sandbox_id), lambda: registry.finished(record))),
             }
     return {"id": sandbox_id, "app_id": None, "app_name": None, "name": None, "tags": {},
             "state": f"corrupt: {_one_line(error)}", "returncode": None, "created_at": None, "image": None}
 
 
 def _state_text(row: dict) -> str:
-    return f"exited {row['returncode']}" if row["state"] == "exited" else row["state"]
+    text = f"exited {row['returncode']}" if row["state"] == "exited" else row["state"]
+    if row["state"] == "exited" and row["returncode"] == 137 and row.get("oom_kills"):
+        text += " (out of memory)"
+    return text
+
+
+def _usage_cells(row: dict) -> List[str]:
+    """CPU seconds, memory (current while running, else peak), processes, OOM kills."""
+    memory = row["memory_current"] if row["state"] == "running" else row["memory_peak"]
+    return ["-" if row["cpu_seconds"] is None else f"{row['cpu_seconds']:.1f}s",
+            "-" if memory is None else f"{memory / (1 << 20):.0f}M",
+            "-" if row["pids"] is None else str(row["pids"]),
+            "-" if row["oom_kills"] is None else str(row["oom_kills"])]
 
 
 def cmd_ls(args) -> int:
@@ -184,15 +200,16 @@ def cmd_ls(args) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     now = time.time()
-    table = [["ID", "APP", "NAME", "TAGS", "STATE", "AGE", "IMAGE"]]
+    table = [["ID", "APP", "NAME", "TAGS", "STATE", "AGE", "IMAGE", "CPU", "MEM", "PIDS", "OOM"]]
     for r in rows:
         cells = [r["id"], r["app_name"] or r["app_id"] or "-", r["name"] or "-",
                  ",".join(f"{k}={v}" for k, v in sorted(r["tags"].items())) or "-", _state_text(r)]
         if r["created_at"] is not None:
-            cells += [_age(now - r["created_at"]), r["image"] or "-"]
+            cells += [_age(now - r["created_at"]), r["image"] or "-", *_usage_cells(r)]
         table.append(cells)
     # A corrupt row ends with its (long) message: it does not widen the columns.
-    widths = [max(len(line[i]) for line in table if len(line) == 7) for i in range(7)]
+    columns = len(table[0])
+    widths = [max(len(line[i]) for line in table if len(line) == columns) for i in range(columns)]
     for line in table:
         print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
     return 0

@@ -32,6 +32,7 @@ import attrs
 
 from . import config
 from .exception import AlreadyExistsError, ExecutionError, InvalidError, NotFoundError
+from .runtime import cgroups
 
 _ID_ALPHABET = string.ascii_letters + string.digits
 _ID_LENGTH = 22
@@ -173,6 +174,10 @@ class ExitStatus:
     status: str  # exited | timeout | terminated | idle_timeout | failed
     code: int
     finished_at: float
+    # From the sandbox's cgroup, read by the supervisor just before removing it (None: no cgroup).
+    oom_kills: Optional[int] = None
+    cpu_seconds: Optional[float] = None
+    memory_peak: Optional[int] = None
 
 
 def read_exit(sandbox_id: str) -> Optional[ExitStatus]:
@@ -182,7 +187,9 @@ def read_exit(sandbox_id: str) -> Optional[ExitStatus]:
     except FileNotFoundError:
         return None
     try:
-        return ExitStatus(str(data["status"]), int(data["code"]), float(data["finished_at"]))
+        usage = {key: kind(data[key]) for key, kind in (("oom_kills", int), ("cpu_seconds", float),
+                                                          ("memory_peak", int)) if data.get(key) is not None}
+        return ExitStatus(str(data["status"]), int(data["code"]), float(data["finished_at"]), **usage)
     except (KeyError, TypeError, ValueError):
         raise ExecutionError(f"sandbox exit record {path} is corrupt; remove it or run `pysandbox gc`.") from None
 
@@ -200,6 +207,10 @@ def finished(record: SandboxRecord) -> Optional[ExitStatus]:
     if status is not None:
         return status
     directory = sandbox_dir(record.sandbox_id)
+    try:
+        cgroups.remove_listed(directory)
+    except OSError:
+        pass  # still busy: `gc` removes it later, and keeps the directory until it can
     remove_tree(directory / "upper")
     try:
         os.unlink(directory / "agent.sock")
@@ -378,6 +389,10 @@ def collect_garbage() -> List[str]:
                 continue
         elif isinstance(record, Exception) or finished(record) is None:
             continue  # corrupt records are reported, never silently deleted
+        try:
+            cgroups.remove_listed(directory)  # a supervisor that died or gave up left it
+        except OSError:
+            continue  # its processes are still dying: the next gc removes both
         remove_tree(directory)
         removed.append(sandbox_id)
     return removed

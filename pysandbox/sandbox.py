@@ -41,7 +41,8 @@ from .file_io import FileIO
 from .filesystem import SandboxFilesystem
 from .probe import Probe, check_probe
 from .process import ContainerProcess
-from .runtime import launch, layout, netplan
+from .resources import Resources, SandboxStats, default_pids_limit
+from .runtime import cgroups, launch, layout, limits, netplan
 from .secret import Secret
 from .spec import ExecSpec, SandboxSpec, check_tags, merge_env
 from .volume import mount_plan
@@ -131,6 +132,7 @@ class Sandbox:
         region: Any = None,
         cpu: Any = None,
         memory: Any = None,
+        ephemeral_disk: Optional[int] = None,
         runtime: Optional[str] = None,
         block_network: bool = False,
         outbound_cidr_allowlist: Optional[Sequence[str]] = None,
@@ -175,12 +177,14 @@ class Sandbox:
             network="none" if block_network else "default",
             ports=network.check_ports(encrypted_ports, unencrypted_ports),
             outbound_cidr_allowlist=outbound_cidr_allowlist, readiness_probe=check_probe(readiness_probe),
+            resources=Resources.from_options(cpu, memory, ephemeral_disk, default_pids_limit()),
         )
         if spec.ports and not netplan.available():
             raise InvalidError("Port tunnels need slirp4netns, nft and a /dev/net/tun open to all on this host "
                                "(`apt-get install slirp4netns nftables; chmod 0666 /dev/net/tun`).")
+        cgroups.check(spec.resources)
         _check_unsupported(
-            image=image, network_file_systems=network_file_systems, cpu=cpu, memory=memory,
+            image=image, network_file_systems=network_file_systems,
             h2_ports=h2_ports,
             outbound_domain_allowlist=outbound_domain_allowlist, inbound_cidr_allowlist=inbound_cidr_allowlist,
             custom_domain=custom_domain, proxy=proxy,
@@ -314,6 +318,12 @@ class Sandbox:
             return None
         await self._wait(raise_on_termination=False)
         return self.returncode
+
+    @synchronized
+    async def stats(self) -> SandboxStats:
+        """cpu seconds, memory (current and peak, bytes), processes and out-of-memory kills,
+        from the sandbox's cgroup; after it ended, the totals its supervisor recorded."""
+        return limits.stats(self._dir, self._refresh)
 
     @synchronized
     async def detach(self) -> None:

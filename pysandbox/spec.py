@@ -14,6 +14,7 @@ import attrs
 from .exception import InvalidError
 from .network import check_cidrs
 from .probe import Probe
+from .resources import Resources
 from .secret import Secret
 from .streams import StreamType
 
@@ -117,6 +118,7 @@ class SandboxSpec:
     readiness_probe: Optional[Probe] = attrs.field(
         default=None, validator=attrs.validators.optional(attrs.validators.instance_of(Probe))
     )
+    resources: Resources = attrs.field(factory=Resources)  # cpu, memory, pids, disk (resources.py)
 
     @ports.validator
     @outbound_cidr_allowlist.validator

@@ -7,6 +7,7 @@ import pytest
 
 import pysandbox as modal
 from pysandbox import registry
+from pysandbox.runtime import cgroups
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -33,6 +34,8 @@ def assert_torn_down(sandbox_id: str, supervisor: registry.ProcessRef) -> None:
     assert not (directory / "upper").exists()
     assert not (directory / "agent.sock").exists()
     assert (directory / "exit").exists()
+    cgroup = cgroups.load(directory)
+    assert cgroup is None or not any(os.path.exists(path) for path in cgroup.unique_dirs()), "cgroup leaked"
 
 
 @pytest.fixture

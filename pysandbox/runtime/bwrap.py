@@ -38,6 +38,14 @@ def mount_args(mount: Mount, source: Callable[[str], str]) -> List[str]:
     raise ValueError(f"unknown mount kind {mount.kind!r}")
 
 
+def _root(upper: str, disk_bytes: Optional[int], source: Callable[[str], str]) -> List[str]:
+    """The writable root: the upper directory, or with a disk limit a tmpfs of that
+    size that also holds /tmp, so one limit covers everything the sandbox can write."""
+    if disk_bytes is None:
+        return ["--bind", source(upper), "/"]
+    return ["--size", str(disk_bytes), "--perms", "0755", "--tmpfs", "/"]
+
+
 def command(
     bwrap: str,
     *,
@@ -51,15 +59,16 @@ def command(
     network: str = "none",
     source: Callable[[str], str] = lambda path: path,
     network_args: Sequence[str] = (),
+    disk_bytes: Optional[int] = None,
 ) -> List[str]:
-    argv = [bwrap, *ISOLATION, *([] if network == "host" else ["--unshare-net"]), "--bind", source(upper), "/", "--perms", "0700", "--dir", "/root"]
+    argv = [bwrap, *ISOLATION, *([] if network == "host" else ["--unshare-net"]), *_root(upper, disk_bytes, source), "--perms", "0700", "--dir", "/root"]
     for name, target in python_links():
         argv += ["--symlink", target, f"{BIN_DIR}/{name}"]
     if workdir.strip("/").split("/")[0] not in SYSTEM_DIRS:
         argv += ["--dir", workdir]  # created in the upper directory when missing
     for mount in mounts:
         argv += mount_args(mount, source)
-    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", *network_args]
+    argv += ["--proc", "/proc", "--dev", "/dev", *(["--tmpfs", "/tmp"] if disk_bytes is None else ["--perms", "1777", "--dir", "/tmp"]), *network_args]
     argv += ["--ro-bind", source(init), INIT_PATH, "--chdir", workdir, "--", INIT_PATH]
     if idle_timeout_ms is not None:
         argv += ["--idle-timeout-ms", str(idle_timeout_ms)]

@@ -25,7 +25,7 @@ from typing import Dict, List, Tuple
 from .. import agent, config
 from ..registry import ProcessRef
 from ..spec import SandboxSpec
-from . import bwrap, layout, netplan
+from . import bwrap, cgroups, layout, limits, netplan
 
 STAGE_DIR = "/run/pysandbox-stage"
 _spawned: set = set()  # supervisor pids we are the parent of, reaped lazily
@@ -127,13 +127,20 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str]) -> "Launched
         network=net.mode,
         source=stager,
         network_args=net.bwrap_args(stager, probe),
+        disk_bytes=None if spec.resources.ephemeral_disk is None else spec.resources.ephemeral_disk << 20,
     )
     options = ["--dir", str(directory), "--timeout-ms", str(int(spec.timeout * 1000))]
     if as_root:
         options += ["--as-uid", str(uid), "--as-gid", str(uid)]
     options += stager.args() + ["--cleanup", str(upper), "--cleanup", str(directory / "agent.sock")]
     options += net.supervisor_args(netplan.egress_rules(spec.outbound_cidr_allowlist))
-    launched = _spawn(directory, [supervisor, *options, "--confirm-fd", "0", "--", *argv], env)
+    limit_options, cgroup = limits.supervisor_options(directory, spec.resources, uid)
+    try:
+        launched = _spawn(directory, [supervisor, *options, *limit_options, "--confirm-fd", "0", "--", *argv], env)
+    except BaseException:
+        if cgroup is not None:
+            cgroups.remove(cgroup)
+        raise
     launched.tunnels = net.tunnels
     return launched
 

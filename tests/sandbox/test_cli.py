@@ -17,6 +17,7 @@ import pytest
 
 import pysandbox as modal
 from pysandbox import registry
+from pysandbox.runtime import cgroups
 from ..conftest import assert_torn_down
 
 pytestmark = pytest.mark.rootless
@@ -149,14 +150,16 @@ def test_errors_are_one_line(args, fragment, code):
 def test_ls_lists_running_sandboxes_and_all_with_all(sandboxes, app):
     sb = sandboxes(tags={"team": "cli"})
     table = cli("ls").stdout.decode()
-    assert table.splitlines()[0].split() == ["ID", "APP", "NAME", "TAGS", "STATE", "AGE", "IMAGE"]
+    assert table.splitlines()[0].split() == ["ID", "APP", "NAME", "TAGS", "STATE", "AGE", "IMAGE", "CPU", "MEM", "PIDS", "OOM"]
     row = next(line for line in table.splitlines() if line.startswith(sb.object_id))
     assert row.split()[1:5] == [app.name, "-", "team=cli", "running"]
     listed = json.loads(cli("ls", "--json", "--app", app.name).stdout)
     entry = next(e for e in listed if e["id"] == sb.object_id)
     assert entry == {"id": sb.object_id, "app_id": app.app_id, "app_name": app.name, "name": None,
                      "tags": {"team": "cli"}, "state": "running", "returncode": None,
-                     "created_at": entry["created_at"], "image": "host"}
+                     "created_at": entry["created_at"], "image": "host",
+                     **{key: entry[key] for key in ("cpu_seconds", "memory_current", "memory_peak", "pids", "oom_kills")}}
+    assert entry["oom_kills"] == (0 if cgroups.host().has("memory") else None)  # none without a cgroup
     sb.terminate(wait=True)
     assert sb.object_id not in cli("ls").stdout.decode()
     assert f"{sb.object_id}" in cli("ls", "--all").stdout.decode()
