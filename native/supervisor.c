@@ -356,10 +356,22 @@ static void open_network_fds(void)
 
 /* bwrap holds the sandbox before init (--block-fd) until its network is
  * connected; on failure the runner is killed before it is released. */
+/* The network helpers count against the sandbox's limits: they join its
+ * cgroups (as root, before the uid drop) and take its identity. */
+static int enter_sandbox(void)
+{
+  for (size_t i = 0; i < opt.ncgroups; i++)
+    if (cgroup_join(opt.cgroups[i]) < 0) {
+      pwarnf("%s", opt.cgroups[i]);
+      return -1;
+    }
+  return enter_identity();
+}
+
 static void connect_network(pid_t runner, const sigset_t *mask)
 {
   pid_t child = net_read_child_pid(net_info[0]);
-  if (child < 0 || net_connect(&opt.net, child, mask, enter_identity, &net_exit_w) < 0) {
+  if (child < 0 || net_connect(&opt.net, child, mask, enter_sandbox, &net_exit_w) < 0) {
     warnf("the sandbox's network could not be set up");
     set_status("failed", 127);
     kill(runner, SIGKILL);
