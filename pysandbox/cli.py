@@ -24,7 +24,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import attrs
 
-from . import registry
+from . import doctor, registry
 from .app import App
 from .exception import Error, NotFoundError
 from .process import EXEC_TIMEOUT_RETURNCODE
@@ -326,6 +326,12 @@ def cmd_gc(args) -> int:
     return 0
 
 
+def cmd_doctor(args) -> int:
+    findings = doctor.run()
+    print(doctor.report(findings))
+    return 0 if doctor.healthy(findings) else 1
+
+
 def cmd_secret_create(args) -> int:
     Secret.objects.create(args.name, _env(args.pairs), allow_existing=args.force)
     print(args.name)
@@ -443,6 +449,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("gc", help="remove the state of finished sandboxes",
                        description="Remove the directories of finished sandboxes.")
     p.set_defaults(func=cmd_gc)
+
+    p = sub.add_parser("doctor", help="check what this host supports", description=(
+        "Check the runners, user namespaces, seccomp, cgroups, network helpers and image tools "
+        "this host has, what each missing piece disables, and start one sandbox."))
+    p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("secret", help="manage named secrets", description="Named secrets (Secret.from_name).")
     secrets = p.add_subparsers(dest="action", metavar="ACTION", required=True)
