@@ -1,15 +1,16 @@
-"""The seccomp filter's cost: create + exec("true") + wait + terminate(wait=True)
-with the real sandbox-init against the same with an init built without the
-filter, and bare `bwrap ... /bin/true` in the same run.
+"""What confinement costs at start.
 
-The filter-less init is compiled here from native/ with a seccomp_install()
-that does nothing, so the product has no switch to turn the filter off.
-Runs are interleaved so all three see the same machine load.
+1. The seccomp filter: create + exec("true") + wait + terminate(wait=True) with
+   the real sandbox-init against the same with an init built without the
+   filter (compiled here from native/ with a seccomp_install() that does
+   nothing, so the product has no switch to turn the filter off), and bare
+   `bwrap ... /bin/true` in the same run.
+2. bwrap alone (user namespace, /bin/true): with --disable-userns, which the
+   filter's CLONE_NEWUSER rule replaced, and with this kernel's /proc masks.
 
-    python3 benchmarks/bench_confinement.py [RUNS] [--keep-disable-userns]
+Runs are interleaved so that everything compared sees the same machine load.
 
---keep-disable-userns is for the record: it measures with bwrap's
---disable-userns added back (the filter's CLONE_NEWUSER rule replaced it).
+    python3 benchmarks/bench_confinement.py [RUNS]
 """
 
 import statistics
@@ -22,11 +23,10 @@ import pysandbox as modal
 from _common import app, bare_bwrap_argv, report, spawn_and_wait
 from bench_lifecycle import timed
 from pysandbox import config
-from pysandbox.runtime import bwrap
+from pysandbox.runtime import confinement
 
 ROOT = Path(__file__).resolve().parent.parent
-ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
-RUNS = int(ARGS[0]) if ARGS else 100
+RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 100
 NO_FILTER_STUB = "int seccomp_install(void) { return 0; }\n"
 
 
@@ -63,29 +63,50 @@ def with_init(path, func):
         config.native_binary = real
 
 
-def main():
-    if "--keep-disable-userns" in sys.argv:
-        bwrap.ISOLATION = (*bwrap.ISOLATION, "--disable-userns")
-    the_app = app()
+def interleaved(funcs, runs):
+    """Median ms of each function, run in turn `runs` times after a warm-up."""
+    samples = {name: [] for name in funcs}
+    for i in range(runs + 5):
+        for name, func in funcs.items():
+            elapsed = timed(func)
+            if i >= 5:
+                samples[name].append(elapsed)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def filter_cost(the_app):
     argv = bare_bwrap_argv()
     # World-readable, so a root caller's unprivileged sandbox user can run it.
     with tempfile.TemporaryDirectory(prefix="pysandbox-bench-", dir="/tmp") as tmp:
         Path(tmp).chmod(0o755)
         plain_init = build_init_without_filter(Path(tmp))
-        samples = {"bare": [], "filter": [], "nofilter": []}
-        for i in range(RUNS + 5):
-            bare = timed(lambda: spawn_and_wait(argv))
-            filtered = timed(lambda: lifecycle(the_app))
-            plain = timed(lambda: with_init(plain_init, lambda: lifecycle(the_app)))
-            if i >= 5:  # warm-up
-                samples["bare"].append(bare)
-                samples["filter"].append(filtered)
-                samples["nofilter"].append(plain)
-    median = {name: statistics.median(values) for name, values in samples.items()}
-    report("create+exec(true)+wait+terminate(wait=True), seccomp filter", median["filter"],
-           "the same without the filter", median["nofilter"], bar=1.3)
-    report("create+exec(true)+wait+terminate(wait=True), seccomp filter", median["filter"],
-           "bare bwrap /bin/true", median["bare"])
+        median = interleaved({
+            "bare": lambda: spawn_and_wait(argv),
+            "filter": lambda: lifecycle(the_app),
+            "nofilter": lambda: with_init(plain_init, lambda: lifecycle(the_app)),
+        }, RUNS)
+    name = "create+exec(true)+wait+terminate(wait=True), seccomp filter"
+    report(name, median["filter"], "the same without the filter", median["nofilter"], bar=1.3)
+    report(name, median["filter"], "bare bwrap /bin/true", median["bare"])
+
+
+def bwrap_options_cost():
+    argv = bare_bwrap_argv()
+    userns = argv[:2] + ["--unshare-user", "--uid", "0", "--gid", "0"] + argv[2:]
+    proc = userns.index("/proc") + 1
+    median = interleaved({
+        "userns": lambda: spawn_and_wait(userns),
+        "disable": lambda: spawn_and_wait(userns[:-1] + ["--disable-userns", userns[-1]]),
+        "masks": lambda: spawn_and_wait(userns[:proc] + list(confinement.proc_mask_args()) + userns[proc:]),
+    }, RUNS * 3)
+    report("bare bwrap /bin/true with --disable-userns", median["disable"], "without", median["userns"])
+    report(f"bare bwrap /bin/true with the /proc masks {confinement.proc_mask_args()}", median["masks"],
+           "without", median["userns"])
+
+
+def main():
+    filter_cost(app())
+    bwrap_options_cost()
 
 
 if __name__ == "__main__":

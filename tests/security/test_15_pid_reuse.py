@@ -75,7 +75,10 @@ def set_next_pid(sb, pid):
     """Make `pid` the next one the sandbox's pid namespace hands out (ns_last_pid,
     written from inside the sandbox's user and pid namespaces, where the host
     caller, their owner, holds CAP_SYS_ADMIN)."""
-    subprocess.run(["nsenter", "--target", str(sandbox_init_host_pid(sb)), "--user", "--pid", "--",
+    # Root becomes sandbox root; a rootless caller keeps its ids (it may not
+    # setgroups in the sandbox's namespace) and is sandbox root already.
+    keep_ids = ["--preserve-credentials"] if os.geteuid() != 0 else []
+    subprocess.run(["nsenter", "--target", str(sandbox_init_host_pid(sb)), "--user", "--pid", *keep_ids, "--",
                     "sh", "-c", f"echo {pid - 1} > /proc/sys/kernel/ns_last_pid"], check=True)
 
 
