@@ -5,6 +5,8 @@
    filter (compiled here from native/ with a seccomp_install() that does
    nothing, so the product has no switch to turn the filter off), and bare
    `bwrap ... /bin/true` in the same run.
+   Also the same lifecycle as it was before this confinement: bwrap's
+   --disable-userns, no filter, no /proc masks.
 2. bwrap alone (user namespace, /bin/true): with --disable-userns, which the
    filter's CLONE_NEWUSER rule replaced, and with this kernel's /proc masks.
 
@@ -23,7 +25,7 @@ import pysandbox as modal
 from _common import app, bare_bwrap_argv, report, spawn_and_wait
 from bench_lifecycle import timed
 from pysandbox import config
-from pysandbox.runtime import confinement
+from pysandbox.runtime import bwrap, confinement
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 100
@@ -63,6 +65,16 @@ def with_init(path, func):
         config.native_binary = real
 
 
+def as_before(plain_init, func):
+    """func() with the isolation as it was: --disable-userns, no filter, no /proc masks."""
+    isolation, masks = bwrap.ISOLATION, bwrap.proc_mask_args
+    bwrap.ISOLATION, bwrap.proc_mask_args = (*isolation, "--disable-userns"), lambda: ()
+    try:
+        return with_init(plain_init, func)
+    finally:
+        bwrap.ISOLATION, bwrap.proc_mask_args = isolation, masks
+
+
 def interleaved(funcs, runs):
     """Median ms of each function, run in turn `runs` times after a warm-up."""
     samples = {name: [] for name in funcs}
@@ -84,10 +96,13 @@ def filter_cost(the_app):
             "bare": lambda: spawn_and_wait(argv),
             "filter": lambda: lifecycle(the_app),
             "nofilter": lambda: with_init(plain_init, lambda: lifecycle(the_app)),
+            "before": lambda: as_before(plain_init, lambda: lifecycle(the_app)),
         }, RUNS)
     name = "create+exec(true)+wait+terminate(wait=True), seccomp filter"
     report(name, median["filter"], "the same without the filter", median["nofilter"], bar=1.3)
     report(name, median["filter"], "bare bwrap /bin/true", median["bare"])
+    report("the same before (--disable-userns, no filter, no /proc masks)", median["before"], "bare bwrap /bin/true",
+           median["bare"])
 
 
 def bwrap_options_cost():

@@ -6,8 +6,8 @@ which sandbox-init's seccomp filter (native/seccomp.c) refuses nested user
 namespaces, mounts and the rest; pid, ipc, uts, net and cgroup namespaces;
 every capability dropped and no_new_privs (bwrap does both for an
 unprivileged caller); a new session (no TIOCSTI into the caller's terminal);
-its own /proc with host-wide files masked, a minimal /dev and a private /tmp; and death with its parent,
-so killing the supervisor kills the sandbox.
+its own /proc with host-wide files masked, a minimal /dev and a private /tmp;
+and death with its parent, so killing the supervisor kills the sandbox.
 
 Host paths go through `source()`, which lets the launcher substitute staged
 paths when the sandbox identity cannot reach the originals.
