@@ -40,3 +40,10 @@ def test_every_thread_confined_alike(sb):
     for id_map in (uid_map, gid_map):  # one id, 0, mapped to an unprivileged host id
         inside, outside, count = id_map.split()
         assert (inside, count) == ("0", "1") and outside != "0"
+
+
+def test_entrypoint_confined_like_exec(sandboxes):
+    sb = sandboxes("sh", "-c", "grep -E '^(Seccomp|NoNewPrivs|CapEff)' /proc/self/status")
+    sb.wait()
+    assert sb.stdout.read().split() == ["CapEff:", "0000000000000000", "NoNewPrivs:", "1", "Seccomp:", "2",
+                                        "Seccomp_filters:", "1"]
