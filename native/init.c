@@ -30,6 +30,7 @@
 #include "env.h"
 #include "fdutil.h"
 #include "proto.h"
+#include "seccomp.h"
 #include "spawn.h"
 #include "util.h"
 #include "watch.h"
@@ -635,6 +636,9 @@ int main(int argc, char **argv)
     usage_die("usage: sandbox-init [--idle-timeout-ms N] [--pty] -- [ENTRYPOINT ARGV...]");
   char **entry = argv + i + 1;
 
+  /* First, before anything is served: the entrypoint and every exec inherit it. */
+  if (seccomp_install() < 0)
+    pdie("installing the seccomp filter");
   setup();
   if (entry[0] != NULL)
     start_entrypoint(entry, pty);

@@ -1,12 +1,14 @@
 """The bubblewrap command line for one sandbox.
 
 Isolation that every sandbox gets, whatever the caller asked for: a user
-namespace (sandbox root is an unprivileged host uid, never host root) with
-nested user namespaces disabled; pid, ipc, uts, net and cgroup namespaces;
+namespace (sandbox root is an unprivileged host uid, never host root) in
+which nested user namespaces are refused twice (bwrap's --disable-userns, whose
+inner namespace the network setup waits for, and sandbox-init's seccomp filter,
+native/seccomp.c, which also refuses mounts and the rest); pid, ipc, uts, net and cgroup namespaces;
 every capability dropped and no_new_privs (bwrap does both for an
 unprivileged caller); a new session (no TIOCSTI into the caller's terminal);
-its own /proc, a minimal /dev and a private /tmp; and death with its parent,
-so killing the supervisor kills the sandbox.
+its own /proc with host-wide files masked, a minimal /dev and a private /tmp;
+and death with its parent, so killing the supervisor kills the sandbox.
 
 Host paths go through `source()`, which lets the launcher substitute staged
 paths when the sandbox identity cannot reach the originals.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 from typing import Callable, List, Optional, Sequence
 
+from .confinement import proc_mask_args
 from .layout import BIN_DIR, INIT_PATH, SYSTEM_DIRS, Mount, python_links
 
 ISOLATION = (
@@ -68,7 +71,8 @@ def command(
         argv += ["--dir", workdir]  # created in the upper directory when missing
     for mount in mounts:
         argv += mount_args(mount, source)
-    argv += ["--proc", "/proc", "--dev", "/dev", *(["--tmpfs", "/tmp"] if disk_bytes is None else ["--perms", "1777", "--dir", "/tmp"]), *network_args]
+    argv += ["--proc", "/proc", *proc_mask_args(), "--dev", "/dev",
+             *(["--tmpfs", "/tmp"] if disk_bytes is None else ["--perms", "1777", "--dir", "/tmp"]), *network_args]
     argv += ["--ro-bind", source(init), INIT_PATH, "--chdir", workdir, "--", INIT_PATH]
     if idle_timeout_ms is not None:
         argv += ["--idle-timeout-ms", str(idle_timeout_ms)]
