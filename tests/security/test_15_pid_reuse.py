@@ -6,6 +6,7 @@ the supervisor and sandbox-init only signal children they have not reaped
 yet, whose pids the kernel cannot hand out again."""
 
 import errno
+import fcntl
 import os
 import signal
 import struct
@@ -71,15 +72,26 @@ def sandbox_init_host_pid(sb):
     return next(p.pid for p in inside if p.cmdline()[:1] == ["/__pysandbox/init"])
 
 
+NS_GET_USERNS = 0xB701
+
+
 def set_next_pid(sb, pid):
     """Make `pid` the next one the sandbox's pid namespace hands out (ns_last_pid,
-    written from inside the sandbox's user and pid namespaces, where the host
-    caller, their owner, holds CAP_SYS_ADMIN)."""
+    written from inside the user namespace that owns the sandbox's pid namespace,
+    where the host caller, its owner, holds CAP_SYS_ADMIN; init itself runs in a
+    nested one, bwrap's --disable-userns)."""
     # Root becomes sandbox root; a rootless caller keeps its ids (it may not
     # setgroups in the sandbox's namespace) and is sandbox root already.
     keep_ids = ["--preserve-credentials"] if os.geteuid() != 0 else []
-    subprocess.run(["nsenter", "--target", str(sandbox_init_host_pid(sb)), "--user", "--pid", *keep_ids, "--",
-                    "sh", "-c", f"echo {pid - 1} > /proc/sys/kernel/ns_last_pid"], check=True)
+    pid_ns = f"/proc/{sandbox_init_host_pid(sb)}/ns/pid"
+    ns_fd = os.open(pid_ns, os.O_RDONLY | os.O_CLOEXEC)
+    owner_fd = fcntl.ioctl(ns_fd, NS_GET_USERNS)
+    try:
+        subprocess.run(["nsenter", f"--user=/proc/self/fd/{owner_fd}", f"--pid={pid_ns}", *keep_ids, "--",
+                        "sh", "-c", f"echo {pid - 1} > /proc/sys/kernel/ns_last_pid"], check=True, pass_fds=[owner_fd])
+    finally:
+        os.close(owner_fd)
+        os.close(ns_fd)
 
 
 def test_init_never_signals_a_process_that_reused_a_pid(sb):
