@@ -1,6 +1,8 @@
 """create (host image) + exec("true") + wait + terminate, against bare `bwrap ... /bin/true`.
 
-Bar (issue 2): median at most 2x bare bwrap. Reported twice: with Modal's default
+Bar (issue 2): median at most 2x bare bwrap. The sandboxes have block_network=True,
+like the baseline's --unshare-all (benchmarks/bench_network.py prices the default
+network). Reported twice: with Modal's default
 `terminate()` (teardown finishes in the background, in the supervisor) and with
 `terminate(wait=True)` (returns once teardown is complete). Runs are interleaved
 with the baseline so both see the same machine load.
@@ -17,7 +19,7 @@ RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 200
 
 
 def lifecycle(the_app, wait):
-    sb = modal.Sandbox.create(app=the_app)
+    sb = modal.Sandbox.create(app=the_app, block_network=True)
     sb.exec("true").wait()
     sb.terminate(wait=wait)
 

@@ -4,11 +4,11 @@ import json
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 
 import pytest
+from listeners import Listener
 
 import pysandbox as modal
 from pysandbox.exception import ConflictError, InvalidError, TimeoutError
@@ -39,31 +39,9 @@ def host_address():
         return s.getsockname()[0]
 
 
-class Server:
-    """A TCP server on the host that counts the connections it accepted."""
-
-    def __init__(self, address):
-        self.sock = socket.create_server((address, 0))
-        self.port = self.sock.getsockname()[1]
-        self.accepted = 0
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            conn.close()
-
-    def close(self):
-        self.sock.close()
-
-
 @pytest.fixture
 def host_server():
-    server = Server(host_address())
+    server = Listener(socket.AF_INET, (host_address(), 0))
     yield server
     server.close()
 

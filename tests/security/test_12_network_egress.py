@@ -16,11 +16,11 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
 import uuid
 from pathlib import Path
 
 import pytest
+from listeners import Listener
 
 pytestmark = pytest.mark.rootless
 
@@ -49,32 +49,6 @@ def attack(sb, targets):
     p = sb.exec("python3", "-c", ATTACK, json.dumps(targets))
     assert p.wait() == 0, p.stderr.read()
     return json.loads(p.stdout.read())
-
-
-class Listener:
-    """A host socket that counts the connections it accepted."""
-
-    def __init__(self, family, address):
-        self.sock = socket.socket(family, socket.SOCK_STREAM)
-        self.sock.bind(address)
-        self.sock.listen(16)
-        self.address = self.sock.getsockname()
-        self.accepted = 0
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            conn.close()
-
-    def close(self):
-        self.sock.close()
-        if isinstance(self.address, str) and self.address.startswith("/"):
-            os.unlink(self.address)
 
 
 @pytest.fixture

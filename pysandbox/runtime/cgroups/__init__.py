@@ -207,6 +207,11 @@ def read_stats(cgroup: SandboxCgroup) -> SandboxStats:
     return _module(cgroup.version).read_stats(cgroup.dirs)
 
 
+def read_in(dirs: Dict[str, str], controller: str, name: str, key: Optional[str] = None) -> Optional[int]:
+    """A number from `name` in the controller's directory; None without that controller."""
+    return read_number(os.path.join(dirs[controller], name), key) if controller in dirs else None
+
+
 def read_number(path: str, key: Optional[str] = None) -> Optional[int]:
     """A cgroup file's single number, or the number on its `key` line; None if absent."""
     try:

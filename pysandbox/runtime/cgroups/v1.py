@@ -7,6 +7,7 @@ gets no cgroup here.
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Dict, List, Tuple
 
@@ -57,10 +58,9 @@ def limit_writes(resources: Resources) -> List[Tuple[str, str, str]]:
 
 
 def read_stats(dirs: Dict[str, str]) -> SandboxStats:
-    from . import read_number
+    from . import read_in
 
-    def number(controller, name, key=None):
-        return read_number(os.path.join(dirs[controller], name), key) if controller in dirs else None
+    number = functools.partial(read_in, dirs)
 
     cpu_ns = number("cpuacct", "cpuacct.usage")
     return SandboxStats(

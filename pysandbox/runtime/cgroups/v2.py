@@ -11,6 +11,7 @@ processes rule); each sandbox's cgroup is a leaf.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 from typing import Dict, List, Optional, Tuple
 
@@ -111,10 +112,9 @@ def limit_writes(resources: Resources) -> List[Tuple[str, str, str]]:
 
 
 def read_stats(dirs: Dict[str, str]) -> SandboxStats:
-    from . import read_number
+    from . import read_in, read_number
 
-    def number(controller, name, key=None):
-        return read_number(os.path.join(dirs[controller], name), key) if controller in dirs else None
+    number = functools.partial(read_in, dirs)
 
     directory = next(iter(dirs.values()), None)
     cpu_us = None if directory is None else read_number(os.path.join(directory, "cpu.stat"), "usage_usec")
