@@ -8,7 +8,7 @@ import time
 import urllib.request
 
 import pytest
-from listeners import Listener
+from ..listeners import Listener
 
 import pysandbox as modal
 from pysandbox.exception import ConflictError, InvalidError, TimeoutError

@@ -20,7 +20,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from listeners import Listener
+from ..listeners import Listener
 
 pytestmark = pytest.mark.rootless
 
