@@ -106,7 +106,8 @@ METADATA_DRIVER = r"""
 import json, socket, sys, threading
 import pysandbox as modal
 sys.path.insert(0, sys.argv[1])
-from test_12_network_egress import Listener, attack
+from tests.listeners import Listener
+from tests.security.test_12_network_egress import attack
 
 port = int(sys.argv[2])
 metadata = Listener(socket.AF_INET, ("169.254.169.254", port))
@@ -137,7 +138,7 @@ def in_own_network_namespace(argv):
 @pytest.mark.skipif(shutil.which("unshare") is None or shutil.which("ip") is None, reason="needs unshare and ip")
 def test_cloud_metadata_address_is_unreachable_even_when_allowlisted():
     port = "80" if os.geteuid() == 0 else "8080"  # an unprivileged test cannot bind port 80
-    argv = [sys.executable, "-c", METADATA_DRIVER, str(Path(__file__).parent), port]
+    argv = [sys.executable, "-c", METADATA_DRIVER, str(Path(__file__).parents[2]), port]
     out = subprocess.run(in_own_network_namespace(argv), capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.splitlines()[-1])
