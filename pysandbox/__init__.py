@@ -13,6 +13,8 @@ from .app import App
 from .exception import Error
 from .file_io import FileIO
 from .filesystem import FileInfo, FileType, SandboxFilesystem
+from .image import Image
+from .output import enable_output
 from .process import ContainerProcess
 from .sandbox import Sandbox
 from .secret import Secret
@@ -26,6 +28,7 @@ __all__ = [
     "FileIO",
     "FileInfo",
     "FileType",
+    "Image",
     "Sandbox",
     "SandboxFilesystem",
     "Secret",
@@ -35,5 +38,6 @@ __all__ = [
     "FileEntry",
     "FileEntryType",
     "Volume",
+    "enable_output",
     "exception",
 ]

@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import attrs
 
-from . import _aio, agent, registry
+from . import _aio, agent, image as images, registry
 from ._aio import synchronized, synchronized_static
 from .app import App
 from .exception import (
@@ -173,7 +173,7 @@ class Sandbox:
             network="none" if block_network else "default",
         )
         _check_unsupported(
-            image=image, network_file_systems=network_file_systems, cpu=cpu, memory=memory,
+            network_file_systems=network_file_systems, cpu=cpu, memory=memory,
             encrypted_ports=encrypted_ports, h2_ports=h2_ports,
             unencrypted_ports=unencrypted_ports, outbound_cidr_allowlist=outbound_cidr_allowlist,
             outbound_domain_allowlist=outbound_domain_allowlist, inbound_cidr_allowlist=inbound_cidr_allowlist,
@@ -183,6 +183,7 @@ class Sandbox:
         )
         app = _require_app(app)
         spec = attrs.evolve(spec, volumes=mount_plan(volumes))  # volumes resolve (or fail) here
+        spec = images.apply(spec, image)  # built here if it is not yet
         return _start(spec, app)
 
     @synchronized_static
@@ -446,7 +447,7 @@ def _start(spec: SandboxSpec, app: App) -> Sandbox:
     directory = registry.sandbox_dir(sandbox_id)
     directory.mkdir(mode=0o700)
     registry.write_creator(directory)
-    env = {**layout.default_env(), **spec.env}
+    env = {**(layout.default_env() if spec.rootfs is None else spec.rootfs.env), **spec.env}
     if spec.name is not None:
         try:
             registry.claim_name(app.app_id, spec.name, sandbox_id)
@@ -459,7 +460,7 @@ def _start(spec: SandboxSpec, app: App) -> Sandbox:
         record = registry.SandboxRecord(
             sandbox_id=sandbox_id, app_id=app.app_id, app_name=app.name, name=spec.name, tags=spec.tags,
             created_at=time.time(), timeout=spec.timeout, supervisor=launched.supervisor,
-            entrypoint=spec.entrypoint, workdir=spec.workdir or "/", image_id="host", verbose=spec.verbose,
+            entrypoint=spec.entrypoint, workdir=spec.workdir or "/", image_id="host" if spec.rootfs is None else spec.rootfs.image_id, verbose=spec.verbose,
         )
         registry.write_record(record)
         launched.confirm()

@@ -12,6 +12,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 import attrs
 
 from .exception import InvalidError
+from .image.rootfs import RootFS
 from .secret import Secret
 from .streams import StreamType
 
@@ -110,6 +111,8 @@ class SandboxSpec:
     # "default": outbound access (loopback only until a user-mode network helper is wired in);
     # "none": loopback only (block_network=True); "host": the host's network, only when asked by name.
     network: str = attrs.field(default="default", validator=attrs.validators.in_(NETWORK_MODES))
+    # The image's layers and runtime config (image/rootfs.py); None: the host image.
+    rootfs: Optional[RootFS] = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.instance_of(RootFS)))
 
 
 @attrs.frozen

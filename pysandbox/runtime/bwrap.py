@@ -14,9 +14,10 @@ paths when the sandbox identity cannot reach the originals.
 
 from __future__ import annotations
 
+import os
 from typing import Callable, List, Optional, Sequence
 
-from .layout import BIN_DIR, INIT_PATH, SYSTEM_DIRS, Mount, python_links
+from .layout import BIN_DIR, INIT_PATH, SYSTEM_DIRS, Mount, OverlayRoot, python_links
 
 ISOLATION = (
     "--unshare-user", "--uid", "0", "--gid", "0", "--disable-userns",
@@ -38,6 +39,18 @@ def mount_args(mount: Mount, source: Callable[[str], str]) -> List[str]:
     raise ValueError(f"unknown mount kind {mount.kind!r}")
 
 
+def overlay_args(root: OverlayRoot, source: Callable[[str], str]) -> List[str]:
+    """The layers read-only below, the upper on top. Staged per containing directory
+    (the layer store, the upper directory), which keeps upper and work on one mount."""
+    if not root.lowers:  # an empty image: nothing to lay over
+        return ["--bind", f"{source(root.upper)}/rootfs", "/"]
+    argv = []
+    for lower in root.lowers:
+        store, rel = os.path.split(os.path.dirname(lower))
+        argv += ["--overlay-src", f"{source(store)}/{rel}/{os.path.basename(lower)}"]
+    return argv + ["--overlay", f"{source(root.upper)}/rootfs", f"{source(root.upper)}/work", "/"]
+
+
 def command(
     bwrap: str,
     *,
@@ -50,11 +63,13 @@ def command(
     pty: bool = False,
     network: str = "none",
     source: Callable[[str], str] = lambda path: path,
+    overlay: Optional[OverlayRoot] = None,
 ) -> List[str]:
-    argv = [bwrap, *ISOLATION, *([] if network == "host" else ["--unshare-net"]), "--bind", source(upper), "/", "--perms", "0700", "--dir", "/root"]
-    for name, target in python_links():
+    root = ["--bind", source(upper), "/"] if overlay is None else overlay_args(overlay, source)
+    argv = [bwrap, *ISOLATION, *([] if network == "host" else ["--unshare-net"]), *root, "--perms", "0700", "--dir", "/root"]
+    for name, target in python_links() if overlay is None else ():
         argv += ["--symlink", target, f"{BIN_DIR}/{name}"]
-    if workdir.strip("/").split("/")[0] not in SYSTEM_DIRS:
+    if overlay is not None or workdir.strip("/").split("/")[0] not in SYSTEM_DIRS:
         argv += ["--dir", workdir]  # created in the upper directory when missing
     for mount in mounts:
         argv += mount_args(mount, source)

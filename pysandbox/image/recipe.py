@@ -1,0 +1,197 @@
+"""modal.Image: a lazy, immutable recipe. Builder methods return new Images;
+nothing is built until a sandbox uses the image or `build()` is called."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import PurePosixPath
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from ..exception import InvalidError, UnimplementedError
+from ..secret import Secret
+from . import build, store
+from .rootfs import RootFS
+from .steps import Config, DebianSlim, Existing, Run, Scratch, env_pairs
+
+
+def _flatten(items: Sequence[Any], what: str) -> List[str]:
+    flat: List[str] = []
+    for item in items:
+        if isinstance(item, (list, tuple)):
+            flat += _flatten(item, what)
+        elif isinstance(item, str):
+            flat.append(item)
+        else:
+            raise InvalidError(f"{what} must be strings or lists of strings, got {type(item).__name__}")
+    return flat
+
+
+def _check_step_options(method: str, force_build: bool = False, gpu: Any = None, **unsupported: Any) -> None:
+    if gpu is not None:
+        raise InvalidError(f"Image.{method}(gpu=...): GPUs are not available to pysandbox builds; remove gpu=.")
+    if force_build:
+        raise UnimplementedError(f"Image.{method}(force_build=True) is not supported by pysandbox yet; "
+                                 "`pysandbox image rm` the image to rebuild it.")
+    for name, value in unsupported.items():
+        if value:
+            raise UnimplementedError(f"Image.{method}({name}=...) is not supported by pysandbox yet.")
+
+
+def _check_env(env: Optional[Dict[str, str]], method: str) -> Dict[str, str]:
+    if env is None:
+        return {}
+    if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
+        raise InvalidError(f"Image.{method}: env must be a dict of str to str")
+    return env
+
+
+def _secret_env(secrets: Optional[Sequence[Secret]], method: str) -> Tuple[Tuple[str, str], ...]:
+    merged: Dict[str, str] = {}
+    for secret in secrets or ():
+        if not isinstance(secret, Secret):
+            raise InvalidError(f"Image.{method}: secrets must be pysandbox.Secret objects")
+        merged.update(secret.env())
+    return env_pairs(merged)
+
+
+class Image:
+    """A recipe of layers; see docs/ARCHITECTURE.md (Images)."""
+
+    def __init__(self, steps: Tuple[Any, ...]) -> None:
+        self._steps = steps
+        self._rootfs: Optional[RootFS] = None
+
+    def _extend(self, *steps: Any) -> "Image":
+        return Image(self._steps + steps)
+
+    def __repr__(self) -> str:
+        return f"Image({build.build_description(self._steps)})"
+
+    # Bases ------------------------------------------------------------------
+
+    @staticmethod
+    def debian_slim(python_version: Optional[str] = None, force_build: bool = False) -> "Image":
+        """Debian with Python (python_version: None = this Python's major.minor) and pip."""
+        _check_step_options("debian_slim", force_build)
+        return Image((DebianSlim(python_version),))
+
+    @staticmethod
+    def from_scratch(force_build: bool = False) -> "Image":
+        """An empty image."""
+        _check_step_options("from_scratch", force_build)
+        return Image((Scratch(),))
+
+    @classmethod
+    def from_id(cls, image_id: str, client: Any = None) -> "Image":
+        """An image built before (by id), from any process."""
+        return Image((Existing(store.layer_of(image_id)),))
+
+    # Steps ------------------------------------------------------------------
+
+    def run_commands(self, *commands: Any, env: Optional[Dict[str, str]] = None, secrets: Sequence[Secret] = (),
+                     volumes: Optional[dict] = None, gpu: Any = None, force_build: bool = False) -> "Image":
+        """Each command runs in /bin/sh as its own layer."""
+        _check_step_options("run_commands", force_build, gpu, volumes=volumes)
+        env_ = env_pairs(_check_env(env, "run_commands"))
+        hidden = _secret_env(secrets, "run_commands")
+        return self._extend(*(Run(c, env_, hidden) for c in _flatten(commands, "run_commands() commands")))
+
+    def pip_install(self, *packages: Any, find_links: Optional[str] = None, index_url: Optional[str] = None,
+                    extra_index_url: Optional[str] = None, pre: bool = False, extra_options: str = "",
+                    force_build: bool = False, env: Optional[Dict[str, str]] = None,
+                    secrets: Sequence[Secret] = (), gpu: Any = None) -> "Image":
+        """`pip install` the packages (nested lists are flattened)."""
+        _check_step_options("pip_install", force_build, gpu)
+        names = _flatten(packages, "pip_install() packages")
+        if not names:
+            return self
+        options = _pip_options(find_links, index_url, extra_index_url, pre, extra_options)
+        command = f"python -m pip install {shlex.join(sorted(names))}{options}"
+        return self._extend(Run(command, env_pairs(_check_env(env, "pip_install")), _secret_env(secrets, "pip_install")))
+
+    def uv_pip_install(self, *packages: Any, requirements: Optional[Sequence[str]] = None,
+                       find_links: Optional[str] = None, index_url: Optional[str] = None,
+                       extra_index_url: Optional[str] = None, pre: bool = False, extra_options: str = "",
+                       force_build: bool = False, uv_version: Optional[str] = None,
+                       env: Optional[Dict[str, str]] = None, secrets: Sequence[Secret] = (), gpu: Any = None) -> "Image":
+        """`uv pip install` the packages into the image's Python (uv itself comes from PyPI)."""
+        _check_step_options("uv_pip_install", force_build, gpu, requirements=requirements)
+        names = _flatten(packages, "uv_pip_install() packages")
+        if not names:
+            return self
+        uv = shlex.quote(f"uv=={uv_version}" if uv_version else "uv")
+        options = _pip_options(find_links, index_url, extra_index_url, pre, extra_options)
+        command = (f"python -m pip install {uv} && python -m uv pip install --system --break-system-packages "
+                   f"{shlex.join(sorted(names))}{options}")
+        return self._extend(Run(command, env_pairs(_check_env(env, "uv_pip_install")),
+                                _secret_env(secrets, "uv_pip_install")))
+
+    def apt_install(self, *packages: Any, force_build: bool = False, env: Optional[Dict[str, str]] = None,
+                    secrets: Sequence[Secret] = (), gpu: Any = None) -> "Image":
+        """`apt-get install` Debian packages (no recommends)."""
+        _check_step_options("apt_install", force_build, gpu)
+        names = _flatten(packages, "apt_install() packages")
+        if not names:
+            return self
+        command = ("apt-get update -q && apt-get install -y -q --no-install-recommends "
+                   f"{shlex.join(names)} && rm -rf /var/lib/apt/lists/*")
+        env_ = {"DEBIAN_FRONTEND": "noninteractive", **_check_env(env, "apt_install")}
+        return self._extend(Run(command, env_pairs(env_), _secret_env(secrets, "apt_install")))
+
+    def env(self, vars: Dict[str, str]) -> "Image":
+        """ENV: variables for later build steps and for sandboxes."""
+        return self._extend(Config("env", env_pairs(_check_env(vars, "env()"))))
+
+    def workdir(self, path: Any) -> "Image":
+        """WORKDIR: the directory later build steps and sandboxes start in."""
+        path = str(PurePosixPath(path)) if isinstance(path, PurePosixPath) else path
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise InvalidError(f"Image.workdir() needs an absolute path, got {path!r}")
+        return self._extend(Config("workdir", path))
+
+    def entrypoint(self, entrypoint_commands: List[str]) -> "Image":
+        """ENTRYPOINT: what a sandbox runs, with its arguments (or CMD) appended."""
+        return self._extend(Config("entrypoint", _command_list(entrypoint_commands, "entrypoint")))
+
+    def cmd(self, cmd: List[str]) -> "Image":
+        """CMD: what a sandbox created without arguments runs."""
+        return self._extend(Config("cmd", _command_list(cmd, "cmd")))
+
+    def pipe(self, func: Callable[..., "Image"], *args: Any, **kwargs: Any) -> "Image":
+        return func(self, *args, **kwargs)
+
+    # Building ---------------------------------------------------------------
+
+    def _resolve(self) -> RootFS:
+        if self._rootfs is None:
+            self._rootfs = build.resolve(self._steps, build.build_description(self._steps))
+        return self._rootfs
+
+    def build(self, app: Any = None) -> "Image":
+        """Build now (a cached build is reused); returns this image, now with an object_id."""
+        self._resolve()
+        return self
+
+    @property
+    def object_id(self) -> Optional[str]:
+        """The image id once built (im-...), else None."""
+        return None if self._rootfs is None else self._rootfs.image_id
+
+
+def _command_list(value: Any, what: str) -> List[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidError(f"Image.{what}() takes a list of strings, got {value!r}")
+    return value
+
+
+def _pip_options(find_links, index_url, extra_index_url, pre, extra_options) -> str:
+    options = ""
+    for flag, value in (("--find-links", find_links), ("--index-url", index_url),
+                        ("--extra-index-url", extra_index_url)):
+        if value is not None:
+            options += f" {flag} {shlex.quote(value)}"
+    if pre:
+        options += " --pre"
+    if extra_options:
+        options += f" {extra_options}"
+    return options
