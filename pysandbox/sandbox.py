@@ -441,7 +441,9 @@ def _pidfd(ref: registry.ProcessRef) -> Optional[int]:
     return fd
 
 
-def _start(spec: SandboxSpec, app: App) -> Sandbox:
+def _start(spec: SandboxSpec, app: App, tethered: bool = False) -> Sandbox:
+    """tethered (build sandboxes): never confirmed, so the sandbox ends when its creator
+    dies or calls `sandbox._launched.abandon()`."""
     registry.ensure_dir(registry.sandboxes_dir(), 0o711)
     sandbox_id = registry.new_id("sb-")
     directory = registry.sandbox_dir(sandbox_id)
@@ -463,7 +465,8 @@ def _start(spec: SandboxSpec, app: App) -> Sandbox:
             entrypoint=spec.entrypoint, workdir=spec.workdir or "/", image_id="host" if spec.rootfs is None else spec.rootfs.image_id, verbose=spec.verbose,
         )
         registry.write_record(record)
-        launched.confirm()
+        if not tethered:
+            launched.confirm()
     except BaseException:
         _abandon(directory, launched)
         if spec.name is not None:
@@ -472,7 +475,10 @@ def _start(spec: SandboxSpec, app: App) -> Sandbox:
     if spec.verbose:
         _enable_verbose_output()
         verbose_logger.info("Sandbox created: %s", sandbox_id)
-    return Sandbox(record)
+    sandbox = Sandbox(record)
+    if tethered:
+        sandbox._launched = launched
+    return sandbox
 
 
 def _abandon(directory, launched) -> None:

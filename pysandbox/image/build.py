@@ -162,7 +162,8 @@ class BuildContext:
                 self.log(line.rstrip("\n"))
             code = process.wait()
         finally:
-            sandbox.terminate(wait=True)
+            sandbox._launched.abandon()  # the supervisor sees its tether cut and tears the sandbox down
+            sandbox.wait(raise_on_termination=False)
         if code != 0:
             raise ImageBuildError(
                 f"Image build step failed with exit code {code}: {command}\n" + "\n".join(tail))
@@ -181,7 +182,8 @@ class BuildContext:
         rootfs = attrs.evolve(self.parent, upper=str(self.temp))
         volumes = () if trust is None else ((trust, CA_MOUNT, True),)
         spec = attrs.evolve(spec, rootfs=rootfs, volumes=volumes)
-        return _start(spec, App.lookup(BUILDER_APP, create_if_missing=True))
+        # Tethered: if this process dies mid-build, its build sandbox dies with it.
+        return _start(spec, App.lookup(BUILDER_APP, create_if_missing=True), tethered=True)
 
 
 def build_description(steps: Sequence) -> str:

@@ -3,6 +3,8 @@ nothing is built until a sandbox uses the image or `build()` is called."""
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import shlex
 from pathlib import PurePosixPath
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -10,8 +12,15 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from ..exception import InvalidError, UnimplementedError
 from ..secret import Secret
 from . import build, store
+from .local import AddLocal, Ignore
 from .rootfs import RootFS
 from .steps import Config, DebianSlim, Existing, Run, Scratch, env_pairs
+
+
+def NON_PYTHON_FILES(path) -> bool:
+    """Modal's default for add_local_python_source: keep only .py files, never dot-files or caches."""
+    name = os.path.basename(path)
+    return name.startswith(".") or name == "__pycache__" or (os.path.isfile(path) and not name.endswith(".py"))
 
 
 def _flatten(items: Sequence[Any], what: str) -> List[str]:
@@ -134,7 +143,7 @@ class Image:
         if not names:
             return self
         command = ("apt-get update -q && apt-get install -y -q --no-install-recommends "
-                   f"{shlex.join(names)} && rm -rf /var/lib/apt/lists/*")
+                   f"{shlex.join(names)} && apt-get clean && rm -rf /var/lib/apt/lists/*")
         env_ = {"DEBIAN_FRONTEND": "noninteractive", **_check_env(env, "apt_install")}
         return self._extend(Run(command, env_pairs(env_), _secret_env(secrets, "apt_install")))
 
@@ -156,6 +165,39 @@ class Image:
     def cmd(self, cmd: List[str]) -> "Image":
         """CMD: what a sandbox created without arguments runs."""
         return self._extend(Config("cmd", _command_list(cmd, "cmd")))
+
+    def add_local_file(self, local_path: Any, remote_path: str, *, copy: bool = False) -> "Image":
+        """Put a local file into the image (remote_path ending in '/' keeps the file's name)."""
+        if not isinstance(remote_path, str) or not remote_path.startswith("/"):
+            raise InvalidError("image.add_local_file() currently only supports absolute remote_path values")
+        local = os.path.abspath(os.fspath(local_path))
+        if remote_path.endswith("/"):
+            remote_path += os.path.basename(local)
+        return self._extend(AddLocal(local, remote_path, bool(copy)))
+
+    def add_local_dir(self, local_path: Any, remote_path: str, *, copy: bool = False,
+                      ignore: Ignore = ()) -> "Image":
+        """Put a local directory into the image; `ignore`: glob patterns, or a predicate on Paths."""
+        if not isinstance(remote_path, str) or not remote_path.startswith("/"):
+            raise InvalidError("image.add_local_dir() currently only supports absolute remote_path values")
+        if not callable(ignore) and not all(isinstance(p, str) for p in ignore):
+            raise InvalidError("ignore must be a list of glob patterns or a function of a Path")
+        return self._extend(AddLocal(os.path.abspath(os.fspath(local_path)), remote_path, bool(copy), ignore))
+
+    def add_local_python_source(self, *modules: str, copy: bool = False,
+                                ignore: Ignore = NON_PYTHON_FILES) -> "Image":
+        """Local Python packages or modules, under /root (on PYTHONPATH)."""
+        image = self
+        for module in modules:
+            spec = importlib.util.find_spec(module) if isinstance(module, str) else None
+            if spec is None or spec.origin in (None, "built-in", "frozen"):
+                raise InvalidError(f"add_local_python_source: no local Python module or package named {module!r}")
+            if spec.submodule_search_locations:
+                source = next(iter(spec.submodule_search_locations))
+                image = image.add_local_dir(source, f"/root/{module.replace('.', '/')}", copy=copy, ignore=ignore)
+            else:
+                image = image.add_local_file(spec.origin, f"/root/{module.replace('.', '/')}.py", copy=copy)
+        return image.env({"PYTHONPATH": "/root"})
 
     def pipe(self, func: Callable[..., "Image"], *args: Any, **kwargs: Any) -> "Image":
         return func(self, *args, **kwargs)

@@ -170,10 +170,17 @@ def stale_temps() -> List[Path]:
     return stale
 
 
+def remove_stale_temps() -> int:
+    """Remove what crashed or failed builds left; how many directories."""
+    stale = stale_temps()
+    for temp in stale:
+        registry.remove_tree(temp)
+    return len(stale)
+
+
 def prune(everything: bool = False) -> List[str]:
     """Remove stale build directories and layers no remembered image uses; the layer ids removed."""
-    for temp in stale_temps():
-        registry.remove_tree(temp)
+    remove_stale_temps()
     keep = set()
     if not everything:
         for ref in refs():
