@@ -112,7 +112,7 @@ def _build_layer(step, layer: str, parent: Optional[dict], progress) -> dict:
             "description": step.describe(),
             "chain": ([] if parent is None else parent["chain"]) + [layer],
             "lowers": ([] if parent is None else parent["lowers"]) + ([layer] if step.files else []),
-            "config": step.configure({} if parent is None else parent["config"]),
+            "config": {**step.configure({} if parent is None else parent["config"]), **context.config},
             "build_seconds": round(time.monotonic() - started, 3),
         }
         store.publish(temp, layer, meta)
@@ -140,50 +140,62 @@ def host_ca_bundle() -> Optional[str]:
 
 @attrs.define
 class BuildContext:
-    """What a step builds with: its layer's directory and a build sandbox on the layers below."""
+    """What a step builds with: its layer's directory, build sandboxes, and the
+    runtime config it found (a registry image's Env, Cmd, ...)."""
 
     temp: Path
     parent: Optional[RootFS]
     log: Callable[[str], None]
+    config: dict = attrs.field(factory=dict)
 
     @property
     def rootfs(self) -> Path:
         return self.temp / "rootfs"
 
     def run(self, command: str, env: dict) -> None:
+        """`command` in /bin/sh in a build sandbox on the parent's layers, writing this layer."""
         if self.parent is None:
             raise InvalidError(f"Cannot run {command!r} on an empty image: start from a base image.")
-        sandbox = self.start_sandbox(env)
+        trust = host_ca_bundle()
+        if trust is not None:
+            env = {**{name: CA_MOUNT for name in CA_VARIABLES}, **env}
+        rootfs = attrs.evolve(self.parent, upper=str(self.temp))
+        volumes = () if trust is None else ((trust, CA_MOUNT, True),)
+        self.in_sandbox(("/bin/sh", "-c", "exec 2>&1\n" + command), command, env=env, rootfs=rootfs,
+                        workdir=self.parent.workdir, volumes=volumes,
+                        network="host")  # lead: switch to "default" once the user-mode network is merged
+
+    def unpack(self, blobs: Sequence[Path]) -> None:
+        """Registry layers into this layer's root, by _unpack.py in a sandbox on the host image
+        (no network): whatever a hostile tarball holds, it cannot write outside it."""
+        script = str(Path(__file__).with_name("_unpack.py"))
+        volumes = ((str(self.rootfs), "/target", False), (str(blobs[0].parent), "/blobs", True),
+                   (script, "/__pysandbox/unpack.py", True))
+        argv = ("python3", "/__pysandbox/unpack.py", "/target", *(f"/blobs/{b.name}" for b in blobs))
+        self.in_sandbox(argv, "unpack layers", env={}, rootfs=None, workdir="/", volumes=volumes, network="none")
+
+    def in_sandbox(self, argv, what: str, *, env: dict, rootfs: Optional[RootFS], workdir: Optional[str],
+                   volumes: tuple, network: str) -> None:
+        from ..app import App
+        from ..sandbox import _start  # the sandbox module imports this package
+        from ..spec import SandboxSpec
+        spec = SandboxSpec((), env=env, workdir=workdir, timeout=BUILD_TIMEOUT, network=network)
+        spec = attrs.evolve(spec, rootfs=rootfs, volumes=volumes)
+        # Tethered: if this process dies mid-build, its build sandbox dies with it.
+        sandbox = _start(spec, App.lookup(BUILDER_APP, create_if_missing=True), tethered=True)
         tail: collections.deque = collections.deque(maxlen=LOG_TAIL_LINES)
         try:
-            process = sandbox.exec("/bin/sh", "-c", "exec 2>&1\n" + command, bufsize=1)
+            process = sandbox.exec(*argv, bufsize=1)
             for line in process.stdout:
                 tail.append(line.rstrip("\n"))
                 self.log(line.rstrip("\n"))
+            tail.extend(process.stderr.read().splitlines())
             code = process.wait()
         finally:
             sandbox._launched.abandon()  # the supervisor sees its tether cut and tears the sandbox down
             sandbox.wait(raise_on_termination=False)
         if code != 0:
-            raise ImageBuildError(
-                f"Image build step failed with exit code {code}: {command}\n" + "\n".join(tail))
-
-    def start_sandbox(self, env: dict):
-        from ..app import App
-        from ..sandbox import _start  # the sandbox module imports this package
-        from ..spec import SandboxSpec
-        trust = host_ca_bundle()
-        if trust is not None:
-            env = {**{name: CA_MOUNT for name in CA_VARIABLES}, **env}
-        spec = SandboxSpec(
-            (), env=env, workdir=self.parent.workdir, timeout=BUILD_TIMEOUT,
-            network="host",  # lead: switch to "default" once the user-mode network is merged
-        )
-        rootfs = attrs.evolve(self.parent, upper=str(self.temp))
-        volumes = () if trust is None else ((trust, CA_MOUNT, True),)
-        spec = attrs.evolve(spec, rootfs=rootfs, volumes=volumes)
-        # Tethered: if this process dies mid-build, its build sandbox dies with it.
-        return _start(spec, App.lookup(BUILDER_APP, create_if_missing=True), tethered=True)
+            raise ImageBuildError(f"Image build step failed with exit code {code}: {what}\n" + "\n".join(tail))
 
 
 def build_description(steps: Sequence) -> str:

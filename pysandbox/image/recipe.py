@@ -11,8 +11,9 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..exception import InvalidError, UnimplementedError
 from ..secret import Secret
-from . import build, store
+from . import build, reference, store
 from .local import AddLocal, Ignore
+from .pull import FromRegistry, credentials_of
 from .rootfs import RootFS
 from .steps import Config, DebianSlim, Existing, Run, Scratch, env_pairs
 
@@ -89,6 +90,16 @@ class Image:
         """An empty image."""
         _check_step_options("from_scratch", force_build)
         return Image((Scratch(),))
+
+    @staticmethod
+    def from_registry(tag: str, secret: Optional[Secret] = None, *, setup_dockerfile_commands: Sequence[str] = (),
+                      force_build: bool = False, add_python: Optional[str] = None, **kwargs: Any) -> "Image":
+        """An image from an OCI/Docker registry (Docker Hub names, or host/repo:tag); linux/amd64."""
+        _check_step_options("from_registry", force_build, add_python=add_python,
+                            setup_dockerfile_commands=setup_dockerfile_commands)
+        if kwargs:
+            raise InvalidError(f"Image.from_registry() got unexpected arguments: {', '.join(sorted(kwargs))}")
+        return Image((FromRegistry(reference.parse(tag), credentials_of(secret)),))
 
     @classmethod
     def from_id(cls, image_id: str, client: Any = None) -> "Image":
