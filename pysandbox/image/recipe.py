@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..exception import InvalidError, UnimplementedError
 from ..secret import Secret
-from . import build, reference, store
+from . import build, dockerfile, reference, store
 from .local import AddLocal, Ignore
 from .pull import FromRegistry, credentials_of
 from .rootfs import RootFS
@@ -100,6 +100,16 @@ class Image:
         if kwargs:
             raise InvalidError(f"Image.from_registry() got unexpected arguments: {', '.join(sorted(kwargs))}")
         return Image((FromRegistry(reference.parse(tag), credentials_of(secret)),))
+
+    @staticmethod
+    def from_dockerfile(path: Any, *, force_build: bool = False, context_dir: Any = None, ignore: Any = None,
+                        build_args: Optional[Dict[str, str]] = None, registry_secret: Optional[Secret] = None,
+                        secrets: Optional[Sequence[Secret]] = None, env: Optional[Dict[str, str]] = None,
+                        gpu: Any = None, add_python: Optional[str] = None) -> "Image":
+        """FROM, RUN, ENV, ARG, WORKDIR, COPY/ADD of local files, CMD, ENTRYPOINT (see image/dockerfile.py)."""
+        _check_step_options("from_dockerfile", force_build, gpu, ignore=ignore, registry_secret=registry_secret,
+                            secrets=secrets, env=env, add_python=add_python)
+        return dockerfile.to_image(path, context_dir, build_args)
 
     @classmethod
     def from_id(cls, image_id: str, client: Any = None) -> "Image":

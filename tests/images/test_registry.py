@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import tarfile
+import textwrap
 import time
 import urllib.request
 
@@ -156,3 +157,41 @@ def test_reference_normalisation():
     assert (ref.registry, ref.repository, ref.digest) == ("ghcr.io", "org/app", "sha256:" + "a" * 64)
     assert reference.base_url(reference.parse("localhost:5000/x")) == "http://localhost:5000"
     assert reference.base_url(reference.parse("registry.example.com/x")) == "https://registry.example.com"
+
+
+def test_from_dockerfile(registry, sandboxes, tmp_path):
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "main.txt").write_text("main\n")
+    (tmp_path / "app" / "secret.key").write_text("never copied\n")
+    (tmp_path / "note.txt").write_text("note\n")
+    (tmp_path / ".dockerignore").write_text("*.key\n")
+    (tmp_path / "Dockerfile").write_text(textwrap.dedent(f"""\
+        # a comment
+        ARG BASE={registry}/test/tiny:1
+        FROM $BASE
+        ENV GREETING=hello \\
+            OTHER=world
+        WORKDIR /srv
+        COPY app ./app
+        ADD note.txt /etc/
+        RUN echo "$GREETING $OTHER" > /etc/greeting
+        LABEL purpose=test
+        CMD ["/bin/sh", "-c", "while read line; do :; done"]
+        """))
+    image = modal.Image.from_dockerfile(tmp_path / "Dockerfile", context_dir=tmp_path)
+    sb = sandboxes(image=image)
+    assert run(sb, "pwd; read g < /etc/greeting; echo $g; read m < app/main.txt; echo $m; "
+                   "test -e app/secret.key || echo ignored; read n < /etc/note.txt; echo $n") == \
+        "/srv\nhello world\nmain\nignored\nnote\n"
+
+
+def test_dockerfile_instructions_we_do_not_support(tmp_path):
+    for text, word in (("FROM scratch\nUSER nobody\n", "USER"), ("FROM a AS b\nFROM c\n", "multi-stage"),
+                       ("FROM scratch\nCOPY --from=x /a /b\n", "options"),
+                       ("FROM scratch\nADD https://example.com/x /x\n", "URLs")):
+        (tmp_path / "Dockerfile").write_text(text)
+        with pytest.raises(UnimplementedError, match=word):
+            modal.Image.from_dockerfile(tmp_path / "Dockerfile", context_dir=tmp_path)
+    (tmp_path / "Dockerfile").write_text("RUN true\n")
+    with pytest.raises(InvalidError, match="before FROM"):
+        modal.Image.from_dockerfile(tmp_path / "Dockerfile")
