@@ -74,6 +74,14 @@ def _check_unsupported(**options: Any) -> None:
             raise UnimplementedError(f"Sandbox.create({name}=...) is not supported by this version of pysandbox yet.")
 
 
+def _check_snapshot_options(timeout: Any, ttl: Any) -> None:
+    # Snapshots are copied to completion and kept until `pysandbox image rm`: timeout and ttl are checked, not enforced.
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise InvalidError("timeout must be a positive number of seconds")
+    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or ttl <= 0):
+        raise InvalidError("ttl must be a positive number of seconds, or None")
+
+
 def _check_network(block_network: bool, ports: Sequence[int], allowlists: Sequence[Any]) -> None:
     if block_network and any(ports):
         raise InvalidError("Cannot specify open ports when `block_network` is enabled")
@@ -376,6 +384,23 @@ class Sandbox:
         A relative path is relative to the sandbox's working directory."""
         self._ensure_attached()
         return await FileIO._open(self._socket, path, mode, self._record.verbose, self.object_id)
+
+    @synchronized
+    async def snapshot_filesystem(self, timeout: int = 55, *, ttl: Any = None) -> "images.Image":
+        """The sandbox's filesystem now, as an Image a new sandbox can start from (image sandboxes only)."""
+        self._ensure_attached()
+        _check_snapshot_options(timeout, ttl)
+        from .image.snapshot import snapshot_filesystem
+        return snapshot_filesystem(self)
+
+    @synchronized
+    async def snapshot_directory(self, path: str, *, timeout: int = 55, ttl: Any = None) -> "images.Image":
+        """Not yet: it needs mount_image to be useful."""
+        self._ensure_attached()
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise InvalidError(f"Snapshot path must be absolute, got {path!r}")
+        _check_snapshot_options(timeout, ttl)
+        raise UnimplementedError("snapshot_directory() is not supported by pysandbox yet; use snapshot_filesystem().")
 
     @synchronized
     async def reload_volumes(self, *, timeout: int = 55) -> None:

@@ -121,3 +121,23 @@ def test_enable_output_streams_build_logs(debian, capfd):
     assert "visible-build-line" in err and "Step 2/2" in err
     debian.run_commands("echo quiet-build-line").build()
     assert "quiet-build-line" not in capfd.readouterr().err
+
+
+def test_snapshot_filesystem_starts_a_new_sandbox_from_the_changes(debian, sandboxes):
+    sb = sandboxes(image=debian)
+    run(sb, "echo state > /root/state; rm /etc/issue; mkdir -p /srv/empty")
+    snapshot = sb.snapshot_filesystem()
+    assert snapshot.build().object_id.startswith("im-")
+    sb2 = sandboxes(image=snapshot)
+    assert run(sb2, "cat /root/state; test -e /etc/issue || echo deleted; test -d /srv/empty && echo dir") == \
+        "state\ndeleted\ndir\n"
+
+
+def test_snapshot_limits(sandboxes, debian):
+    with pytest.raises(UnimplementedError, match="host image"):
+        sandboxes().snapshot_filesystem()
+    sb = sandboxes(image=debian)
+    with pytest.raises(InvalidError, match="absolute"):
+        sb.snapshot_directory("relative")
+    with pytest.raises(InvalidError, match="ttl"):
+        sb.snapshot_filesystem(ttl=0)
