@@ -59,7 +59,12 @@ def resolve(steps: Sequence, description: str) -> RootFS:
         check_order(steps)
         meta = _build(steps, ids)
     store.remember(store.image_id(ids[-1]), description)
-    return rootfs_of(meta)
+    rootfs = rootfs_of(meta)
+    for lower in rootfs.lowers:
+        if not os.path.isdir(lower):
+            raise NotFoundError(f"Image {rootfs.image_id} is damaged: layer {os.path.basename(os.path.dirname(lower))} "
+                                "has no files; remove the damaged cache with `pysandbox image prune --all` and build again.")
+    return rootfs
 
 
 def check_order(steps: Sequence) -> None:

@@ -76,3 +76,14 @@ def test_corrupt_layer_metadata_is_reported(debian):
     os.rename(store.layer_dir(store.layer_of(image.object_id)), store.root() / "tmp" / "gone.x")
     assert debian.run_commands("echo corrupt > /c").build().object_id == image.object_id  # rebuilt
     store.remove_stale_temps()
+
+
+def test_layer_without_files_is_reported(debian):
+    image = debian.run_commands("echo damaged > /d").build()
+    rootfs = store.layer_dir(store.layer_of(image.object_id)) / "rootfs"
+    os.rename(rootfs, store.root() / "tmp" / "damaged.x")
+    try:
+        with pytest.raises(modal.exception.NotFoundError, match="damaged"):
+            debian.run_commands("echo damaged > /d").build()
+    finally:
+        os.rename(store.root() / "tmp" / "damaged.x", rootfs)
