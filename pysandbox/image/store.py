@@ -182,11 +182,12 @@ def prune(everything: bool = False) -> List[str]:
     """Remove stale build directories and layers no remembered image uses; the layer ids removed."""
     remove_stale_temps()
     keep = set()
-    if not everything:
-        for ref in refs():
-            meta = read_meta(layer_of(ref["image_id"]))
-            if meta is not None:
-                keep.update(meta["chain"])
+    # Layers under a running sandbox stay, whatever was asked: removing them would pull files from under it.
+    in_use = [r.image_id for r in registry.running_records() if r.image_id.startswith(IMAGE_PREFIX)]
+    for image in in_use + ([] if everything else [ref["image_id"] for ref in refs()]):
+        meta = read_meta(layer_of(image))
+        if meta is not None:
+            keep.update(meta["chain"])
     removed = []
     for layer in all_layers():
         if layer not in keep:
@@ -197,5 +198,6 @@ def prune(everything: bool = False) -> List[str]:
             removed.append(layer)
     if everything:
         for ref in refs():
-            forget(ref["image_id"])
+            if ref["image_id"] not in in_use:
+                forget(ref["image_id"])
     return removed

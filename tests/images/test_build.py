@@ -141,3 +141,20 @@ def test_snapshot_limits(sandboxes, debian):
         sb.snapshot_directory("relative")
     with pytest.raises(InvalidError, match="ttl"):
         sb.snapshot_filesystem(ttl=0)
+
+
+def test_apt_install_in_a_single_uid_sandbox(debian, sandboxes):
+    sb = sandboxes(image=debian.apt_install("jq"))
+    assert run(sb, "echo '{\"a\": 7}' | jq .a") == "7\n"
+    assert run(sb, "ls /var/lib/apt/lists | grep -c Packages || true") == "0\n"  # lists cleaned
+
+
+def test_uv_pip_install_and_pip_options(debian, sandboxes):
+    image = debian.uv_pip_install("six").pip_install(["idna"], pre=True, extra_options="--no-deps")
+    sb = sandboxes(image=image)
+    assert run(sb, "python -c 'import six, idna; print(six.__name__, idna.__name__)'") == "six idna\n"
+
+
+def test_unknown_package_fails_the_build(debian):
+    with pytest.raises(ImageBuildError, match="no-such-package-pysandbox"):
+        debian.apt_install("no-such-package-pysandbox").build()

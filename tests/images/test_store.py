@@ -87,3 +87,13 @@ def test_layer_without_files_is_reported(debian):
             debian.run_commands("echo damaged > /d").build()
     finally:
         os.rename(store.root() / "tmp" / "damaged.x", rootfs)
+
+
+def test_prune_never_pulls_layers_from_under_a_running_sandbox(debian, sandboxes):
+    image = debian.run_commands("echo in-use > /in-use").build()
+    sb = sandboxes(image=image)
+    assert cli.main(["image", "rm", image.object_id]) == 0
+    assert cli.main(["image", "prune", "--all"]) == 0
+    p = sb.exec("cat", "/in-use")
+    assert p.stdout.read() == "in-use\n" and p.wait() == 0
+    assert store.read_meta(store.layer_of(image.object_id)) is not None
