@@ -17,7 +17,7 @@ import pytest
 
 import pysandbox as modal
 from pysandbox.exception import ImageBuildError, InvalidError, NotFoundError, UnimplementedError
-from pysandbox.image import reference
+from pysandbox.image import reference, store
 
 pytestmark = pytest.mark.rootless  # needs docker-registry and skopeo (.ci/run installs them)
 
@@ -195,3 +195,40 @@ def test_dockerfile_instructions_we_do_not_support(tmp_path):
     (tmp_path / "Dockerfile").write_text("RUN true\n")
     with pytest.raises(InvalidError, match="before FROM"):
         modal.Image.from_dockerfile(tmp_path / "Dockerfile")
+
+
+def test_hostile_layer_cannot_write_outside_its_root(registry, tmp_path, sandboxes):
+    """A layer whose symlink points at the host's /tmp, then writes through it, and a '..' path."""
+    marker = f"pysandbox-pwned-{os.getpid()}"
+    layout = tmp_path / "hostile"
+    (layout / "blobs" / "sha256").mkdir(parents=True)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, path in HOST_FILES.items():
+            tar.add(os.path.realpath(path), arcname=name)
+        link = tarfile.TarInfo("escape")
+        link.type, link.linkname = tarfile.SYMTYPE, "/tmp"
+        tar.addfile(link)
+        for name in (f"escape/{marker}", f"../../{marker}"):
+            info = tarfile.TarInfo(name)
+            info.size = 6
+            tar.addfile(info, io.BytesIO(b"pwned\n"))
+    layer = buffer.getvalue()
+    config = {"architecture": "amd64", "os": "linux", "config": {},
+              "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer).hexdigest()]}}
+    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": _blob(layout, json.dumps(config).encode(), "application/vnd.oci.image.config.v1+json"),
+                "layers": [_blob(layout, layer, "application/vnd.oci.image.layer.v1.tar")]}
+    entry = _blob(layout, json.dumps(manifest).encode(), "application/vnd.oci.image.manifest.v1+json")
+    entry["annotations"] = {"org.opencontainers.image.ref.name": "hostile"}
+    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [entry]}))
+    (layout / "oci-layout").write_text(json.dumps({"imageLayoutVersion": "1.0.0"}))
+    subprocess.run(["skopeo", "--insecure-policy", "copy", "--quiet", "--dest-tls-verify=false",
+                    f"oci:{layout}:hostile", f"docker://{registry}/test/hostile:1"], check=True)
+
+    image = modal.Image.from_registry(f"{registry}/test/hostile:1").build()
+    assert not os.path.exists(f"/tmp/{marker}")  # the write went to the unpacker's private /tmp
+    root = store.layer_dir(store.layer_of(image.object_id))
+    assert not list(root.parent.parent.rglob(marker))  # nothing beside or above the layer
+    sb = sandboxes("/bin/sh", "-c", "while read line; do :; done", image=image)
+    assert run(sb, f"test -e /escape/{marker} || echo absent") == "absent\n"
