@@ -19,14 +19,17 @@ from typing import Callable, List, Optional, Sequence
 
 import attrs
 
-from .. import output
-from ..exception import ImageBuildError, InvalidError, NotFoundError
+from .. import output, registry
+from ..exception import ConflictError, ImageBuildError, InvalidError, NotFoundError
 from . import store
 from .rootfs import BASE_ENV, RootFS
 
 BUILD_TIMEOUT = 3600
 BUILDER_APP = "pysandbox-image-builder"
 LOG_TAIL_LINES = 40
+OLDROOT = "/oldroot"
+STAGED_LAYER_PATH = len("/run/pysandbox-stage/00/") + store.ID_LENGTH + len("/rootfs")
+OVERLAY_OPTIONS_MAX = 4096 - 512  # a page, less upperdir, workdir and the flags
 CA_MOUNT = "/__pysandbox/ca-certificates.crt"
 CA_VARIABLES = ("SSL_CERT_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
@@ -60,11 +63,24 @@ def resolve(steps: Sequence, description: str) -> RootFS:
         meta = _build(steps, ids)
     store.remember(store.image_id(ids[-1]), description)
     rootfs = rootfs_of(meta)
+    check_mountable(rootfs)
     for lower in rootfs.lowers:
         if not os.path.isdir(lower):
             raise NotFoundError(f"Image {rootfs.image_id} is damaged: layer {os.path.basename(os.path.dirname(lower))} "
                                 "has no files; remove the damaged cache with `pysandbox image prune --all` and build again.")
     return rootfs
+
+
+def check_mountable(rootfs: RootFS) -> None:
+    """Overlayfs takes its lower directories in one mount option string of at most a page;
+    bwrap passes them as /oldroot/<path> (or a shorter staged path)."""
+    length = sum(len(OLDROOT) + max(len(lower), STAGED_LAYER_PATH) + 1 for lower in rootfs.lowers)
+    if length > OVERLAY_OPTIONS_MAX:
+        raise InvalidError(
+            f"Image {rootfs.image_id} has {len(rootfs.lowers)} layers with files, more than one overlay mount "
+            "takes with this state directory. Merge steps: one run_commands() call with `&&`, "
+            "one pip_install() with every package."
+        )
 
 
 def check_order(steps: Sequence) -> None:
@@ -105,6 +121,8 @@ def _build_layer(step, layer: str, parent: Optional[dict], progress) -> dict:
     published = False
     try:
         context = BuildContext(temp, None if parent is None else rootfs_of(parent), progress.log)
+        if context.parent is not None:
+            check_mountable(context.parent)
         started = time.monotonic()
         try:
             step.build(context)
@@ -129,7 +147,6 @@ def _build_layer(step, layer: str, parent: Optional[dict], progress) -> dict:
 
 
 def _remove_quietly(path: Path) -> None:
-    from .. import registry
     try:
         registry.remove_tree(path)
     except OSError:
@@ -190,7 +207,11 @@ class BuildContext:
         sandbox = _start(spec, App.lookup(BUILDER_APP, create_if_missing=True), tethered=True)
         tail: collections.deque = collections.deque(maxlen=LOG_TAIL_LINES)
         try:
-            process = sandbox.exec(*argv, bufsize=1)
+            try:
+                process = sandbox.exec(*argv, bufsize=1)
+            except ConflictError:  # it died starting: bwrap's reason is in the supervisor's log
+                log = (registry.sandbox_dir(sandbox.object_id) / "supervisor.log").read_text(errors="replace")
+                raise ImageBuildError(f"Build sandbox for {what} failed to start:\n{log[-2000:]}") from None
             for line in process.stdout:
                 tail.append(line.rstrip("\n"))
                 self.log(line.rstrip("\n"))

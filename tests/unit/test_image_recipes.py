@@ -1,9 +1,12 @@
 """Pure logic of images: layer ids, Dockerfile parsing, references."""
 
+import pytest
 from hypothesis import given, strategies as st
 
 import pysandbox as modal
+from pysandbox.exception import InvalidError
 from pysandbox.image import build, dockerfile, reference, store
+from pysandbox.image.rootfs import RootFS
 
 
 @given(st.lists(st.text(min_size=1, max_size=20), min_size=1, max_size=5))
@@ -37,3 +40,10 @@ def test_dockerfile_env_forms():
 def test_references_round_trip(name, tag):
     ref = reference.parse(f"{name}:{tag}")
     assert reference.parse(str(ref)) == ref and ref.tag == tag
+
+
+def test_too_many_layers_for_one_overlay_mount_is_a_clear_error():
+    lowers = tuple(f"/var/lib/pysandbox/images/layers/{i:032d}/rootfs" for i in range(60))
+    build.check_mountable(RootFS("im-x", lowers[:20]))
+    with pytest.raises(InvalidError, match="60 layers with files"):
+        build.check_mountable(RootFS("im-x", lowers))
