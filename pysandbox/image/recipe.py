@@ -9,6 +9,7 @@ import shlex
 from pathlib import PurePosixPath
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from .._aio import synchronized
 from ..exception import InvalidError, UnimplementedError
 from ..secret import Secret
 from . import build, dockerfile, reference, store
@@ -230,8 +231,10 @@ class Image:
             self._rootfs = build.resolve(self._steps, build.build_description(self._steps))
         return self._rootfs
 
-    def build(self, app: Any = None) -> "Image":
-        """Build now (a cached build is reused); returns this image, now with an object_id."""
+    @synchronized
+    async def build(self, app: Any = None) -> "Image":
+        """Build now (a cached build is reused); returns this image, now with an object_id.
+        `.aio` runs the build on the caller's loop thread: it blocks that loop while building."""
         self._resolve()
         return self
 

@@ -1,5 +1,6 @@
 """Recipes built into layers, sandboxes started from them, failures that leave nothing behind."""
 
+import asyncio
 import os
 import time
 
@@ -80,6 +81,11 @@ def test_a_built_image_resolves_without_building(debian):
     assert time.perf_counter() - started < 1  # generous: the benchmark measures the real figure
     assert again.object_id == image.object_id
     assert builder_sandbox_count() == before
+
+
+def test_build_aio(debian):
+    image = asyncio.run(modal.Image.debian_slim().build.aio())
+    assert image.object_id == debian.object_id
 
 
 def test_failing_step_raises_with_log_tail_and_publishes_nothing(debian):
