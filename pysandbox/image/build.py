@@ -54,13 +54,13 @@ def rootfs_of(meta: dict) -> RootFS:
     )
 
 
-def resolve(steps: Sequence, description: str) -> RootFS:
-    """The built image of `steps`, building whatever is missing."""
+def resolve(steps: Sequence, description: str, force_from: Optional[int] = None) -> RootFS:
+    """The built image of `steps`, building whatever is missing (and step `force_from` onwards)."""
     ids = layer_ids(steps)
-    meta = store.read_meta(ids[-1])
+    meta = store.read_meta(ids[-1]) if force_from is None else None
     if meta is None:
         check_order(steps)
-        meta = _build(steps, ids)
+        meta = _build(steps, ids, force_from)
     store.remember(store.image_id(ids[-1]), description)
     rootfs = rootfs_of(meta)
     check_mountable(rootfs)
@@ -97,17 +97,18 @@ def check_order(steps: Sequence) -> None:
             )
 
 
-def _build(steps: Sequence, ids: List[str]) -> dict:
+def _build(steps: Sequence, ids: List[str], force_from: Optional[int]) -> dict:
     progress = output.build_progress(store.image_id(ids[-1]), len(steps))
     parent: Optional[dict] = None
     for number, (step, layer) in enumerate(zip(steps, ids), 1):
-        meta = store.read_meta(layer)
+        forced = force_from is not None and number > force_from and not hasattr(step, "layer")
+        meta = None if forced else store.read_meta(layer)
         if meta is None:
             if hasattr(step, "layer"):
                 raise NotFoundError(f"Image {store.image_id(layer)} not found")
             progress.step(number, step.describe())
             with store.building(layer):  # a concurrent builder of this layer finishes first
-                meta = store.read_meta(layer) or _build_layer(step, layer, parent, progress)
+                meta = (None if forced else store.read_meta(layer)) or _build_layer(step, layer, parent, progress)
         else:
             progress.cached(number, step.describe())
         parent = meta

@@ -37,12 +37,9 @@ def _flatten(items: Sequence[Any], what: str) -> List[str]:
     return flat
 
 
-def _check_step_options(method: str, force_build: bool = False, gpu: Any = None, **unsupported: Any) -> None:
+def _check_step_options(method: str, gpu: Any = None, **unsupported: Any) -> None:
     if gpu is not None:
         raise InvalidError(f"Image.{method}(gpu=...): GPUs are not available to pysandbox builds; remove gpu=.")
-    if force_build:
-        raise UnimplementedError(f"Image.{method}(force_build=True) is not supported by pysandbox yet; "
-                                 "`pysandbox image rm` the image to rebuild it.")
     for name, value in unsupported.items():
         if value:
             raise UnimplementedError(f"Image.{method}({name}=...) is not supported by pysandbox yet.")
@@ -68,12 +65,14 @@ def _secret_env(secrets: Optional[Sequence[Secret]], method: str) -> Tuple[Tuple
 class Image:
     """A recipe of layers; see docs/ARCHITECTURE.md (Images)."""
 
-    def __init__(self, steps: Tuple[Any, ...]) -> None:
+    def __init__(self, steps: Tuple[Any, ...], force_from: Optional[int] = None) -> None:
         self._steps = steps
+        self._force_from = force_from  # force_build=True: this step and all after it are rebuilt
         self._rootfs: Optional[RootFS] = None
 
-    def _extend(self, *steps: Any) -> "Image":
-        return Image(self._steps + steps)
+    def _extend(self, *steps: Any, force: bool = False) -> "Image":
+        forced = len(self._steps) if force and self._force_from is None else self._force_from
+        return Image(self._steps + steps, forced)
 
     def __repr__(self) -> str:
         return f"Image({build.build_description(self._steps)})"
@@ -83,24 +82,22 @@ class Image:
     @staticmethod
     def debian_slim(python_version: Optional[str] = None, force_build: bool = False) -> "Image":
         """Debian with Python (python_version: None = this Python's major.minor) and pip."""
-        _check_step_options("debian_slim", force_build)
-        return Image((DebianSlim(python_version),))
+        return Image((DebianSlim(python_version),), 0 if force_build else None)
 
     @staticmethod
     def from_scratch(force_build: bool = False) -> "Image":
         """An empty image."""
-        _check_step_options("from_scratch", force_build)
-        return Image((Scratch(),))
+        return Image((Scratch(),), 0 if force_build else None)
 
     @staticmethod
     def from_registry(tag: str, secret: Optional[Secret] = None, *, setup_dockerfile_commands: Sequence[str] = (),
                       force_build: bool = False, add_python: Optional[str] = None, **kwargs: Any) -> "Image":
         """An image from an OCI/Docker registry (Docker Hub names, or host/repo:tag); linux/amd64."""
-        _check_step_options("from_registry", force_build, add_python=add_python,
+        _check_step_options("from_registry", add_python=add_python,
                             setup_dockerfile_commands=setup_dockerfile_commands)
         if kwargs:
             raise InvalidError(f"Image.from_registry() got unexpected arguments: {', '.join(sorted(kwargs))}")
-        return Image((FromRegistry(reference.parse(tag), credentials_of(secret)),))
+        return Image((FromRegistry(reference.parse(tag), credentials_of(secret)),), 0 if force_build else None)
 
     @staticmethod
     def from_dockerfile(path: Any, *, force_build: bool = False, context_dir: Any = None, ignore: Any = None,
@@ -108,9 +105,10 @@ class Image:
                         secrets: Optional[Sequence[Secret]] = None, env: Optional[Dict[str, str]] = None,
                         gpu: Any = None, add_python: Optional[str] = None) -> "Image":
         """FROM, RUN, ENV, ARG, WORKDIR, COPY/ADD of local files, CMD, ENTRYPOINT (see image/dockerfile.py)."""
-        _check_step_options("from_dockerfile", force_build, gpu, ignore=ignore, registry_secret=registry_secret,
+        _check_step_options("from_dockerfile", gpu, ignore=ignore, registry_secret=registry_secret,
                             secrets=secrets, env=env, add_python=add_python)
-        return dockerfile.to_image(path, context_dir, build_args)
+        image = dockerfile.to_image(path, context_dir, build_args)
+        return Image(image._steps, 0) if force_build else image
 
     @classmethod
     def from_id(cls, image_id: str, client: Any = None) -> "Image":
@@ -122,23 +120,25 @@ class Image:
     def run_commands(self, *commands: Any, env: Optional[Dict[str, str]] = None, secrets: Sequence[Secret] = (),
                      volumes: Optional[dict] = None, gpu: Any = None, force_build: bool = False) -> "Image":
         """Each command runs in /bin/sh as its own layer."""
-        _check_step_options("run_commands", force_build, gpu, volumes=volumes)
+        _check_step_options("run_commands", gpu, volumes=volumes)
         env_ = env_pairs(_check_env(env, "run_commands"))
         hidden = _secret_env(secrets, "run_commands")
-        return self._extend(*(Run(c, env_, hidden) for c in _flatten(commands, "run_commands() commands")))
+        return self._extend(*(Run(c, env_, hidden) for c in _flatten(commands, "run_commands() commands")),
+                            force=force_build)
 
     def pip_install(self, *packages: Any, find_links: Optional[str] = None, index_url: Optional[str] = None,
                     extra_index_url: Optional[str] = None, pre: bool = False, extra_options: str = "",
                     force_build: bool = False, env: Optional[Dict[str, str]] = None,
                     secrets: Sequence[Secret] = (), gpu: Any = None) -> "Image":
         """`pip install` the packages (nested lists are flattened)."""
-        _check_step_options("pip_install", force_build, gpu)
+        _check_step_options("pip_install", gpu)
         names = _flatten(packages, "pip_install() packages")
         if not names:
             return self
         options = _pip_options(find_links, index_url, extra_index_url, pre, extra_options)
         command = f"python -m pip install {shlex.join(sorted(names))}{options}"
-        return self._extend(Run(command, env_pairs(_check_env(env, "pip_install")), _secret_env(secrets, "pip_install")))
+        return self._extend(Run(command, env_pairs(_check_env(env, "pip_install")), _secret_env(secrets, "pip_install")),
+                            force=force_build)
 
     def uv_pip_install(self, *packages: Any, requirements: Optional[Sequence[str]] = None,
                        find_links: Optional[str] = None, index_url: Optional[str] = None,
@@ -146,7 +146,7 @@ class Image:
                        force_build: bool = False, uv_version: Optional[str] = None,
                        env: Optional[Dict[str, str]] = None, secrets: Sequence[Secret] = (), gpu: Any = None) -> "Image":
         """`uv pip install` the packages into the image's Python (uv itself comes from PyPI)."""
-        _check_step_options("uv_pip_install", force_build, gpu, requirements=requirements)
+        _check_step_options("uv_pip_install", gpu, requirements=requirements)
         names = _flatten(packages, "uv_pip_install() packages")
         if not names:
             return self
@@ -155,19 +155,19 @@ class Image:
         command = (f"python -m pip install {uv} && python -m uv pip install --system --break-system-packages "
                    f"{shlex.join(sorted(names))}{options}")
         return self._extend(Run(command, env_pairs(_check_env(env, "uv_pip_install")),
-                                _secret_env(secrets, "uv_pip_install")))
+                                _secret_env(secrets, "uv_pip_install")), force=force_build)
 
     def apt_install(self, *packages: Any, force_build: bool = False, env: Optional[Dict[str, str]] = None,
                     secrets: Sequence[Secret] = (), gpu: Any = None) -> "Image":
         """`apt-get install` Debian packages (no recommends)."""
-        _check_step_options("apt_install", force_build, gpu)
+        _check_step_options("apt_install", gpu)
         names = _flatten(packages, "apt_install() packages")
         if not names:
             return self
         command = ("apt-get update -q && apt-get install -y -q --no-install-recommends "
                    f"{shlex.join(names)} && apt-get clean && rm -rf /var/lib/apt/lists/*")
         env_ = {"DEBIAN_FRONTEND": "noninteractive", **_check_env(env, "apt_install")}
-        return self._extend(Run(command, env_pairs(env_), _secret_env(secrets, "apt_install")))
+        return self._extend(Run(command, env_pairs(env_), _secret_env(secrets, "apt_install")), force=force_build)
 
     def env(self, vars: Dict[str, str]) -> "Image":
         """ENV: variables for later build steps and for sandboxes."""
@@ -228,7 +228,7 @@ class Image:
 
     def _resolve(self) -> RootFS:
         if self._rootfs is None:
-            self._rootfs = build.resolve(self._steps, build.build_description(self._steps))
+            self._rootfs = build.resolve(self._steps, build.build_description(self._steps), self._force_from)
         return self._rootfs
 
     @synchronized

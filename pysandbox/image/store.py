@@ -31,6 +31,7 @@ from ..exception import NotFoundError
 
 ID_LENGTH = 32
 IMAGE_PREFIX = "im-"
+RETIRED = "retired"
 
 
 def root() -> Path:
@@ -110,6 +111,8 @@ def publish(temp: Path, layer: str, meta: dict) -> None:
     registry.remove_tree(temp / "rootfs" / "__pysandbox")  # bwrap's mount point for init, not content
     meta = {**meta, "id": layer, "size": disk_usage(temp / "rootfs"), "created_at": time.time()}
     registry.write_json_atomic(temp / "meta.json", meta)
+    if layer_dir(layer).exists():  # force_build: the old one retires; sandboxes on it keep their files
+        os.rename(layer_dir(layer), root() / "tmp" / f"{layer}.{RETIRED}-{secrets.token_hex(4)}")
     os.rename(temp, layer_dir(layer))
 
 
@@ -154,11 +157,26 @@ def all_layers() -> List[str]:
     return []
 
 
+def layers_in_use() -> set:
+    """Layers under running sandboxes: never removed, whatever was asked."""
+    used = set()
+    for record in registry.running_records():
+        if record.image_id.startswith(IMAGE_PREFIX):
+            meta = read_meta(layer_of(record.image_id))
+            used.update(meta["chain"] if meta else ())
+    return used
+
+
 def stale_temps() -> List[Path]:
-    """Build directories nobody is building (their layer's lock is free)."""
+    """Build directories nobody is building (their layer's lock is free), and retired
+    layers no running sandbox may still stand on."""
     stale = []
+    entries = os.listdir(root() / "tmp") if (root() / "tmp").is_dir() else []
+    in_use = layers_in_use() if any(f".{RETIRED}-" in e for e in entries) else set()
     with contextlib.suppress(FileNotFoundError):
-        for entry in os.listdir(root() / "tmp"):
+        for entry in entries:
+            if f".{RETIRED}-" in entry and entry.split(".")[0] in in_use:
+                continue
             fd = os.open(root() / "locks" / f"{entry.split('.')[0]}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -181,10 +199,9 @@ def remove_stale_temps() -> int:
 def prune(everything: bool = False) -> List[str]:
     """Remove stale build directories and layers no remembered image uses; the layer ids removed."""
     remove_stale_temps()
-    keep = set()
     # Layers under a running sandbox stay, whatever was asked: removing them would pull files from under it.
-    in_use = [r.image_id for r in registry.running_records() if r.image_id.startswith(IMAGE_PREFIX)]
-    for image in in_use + ([] if everything else [ref["image_id"] for ref in refs()]):
+    keep = layers_in_use()
+    for image in [] if everything else [ref["image_id"] for ref in refs()]:
         meta = read_meta(layer_of(image))
         if meta is not None:
             keep.update(meta["chain"])
@@ -198,6 +215,6 @@ def prune(everything: bool = False) -> List[str]:
             removed.append(layer)
     if everything:
         for ref in refs():
-            if ref["image_id"] not in in_use:
+            if layer_of(ref["image_id"]) not in keep:
                 forget(ref["image_id"])
     return removed

@@ -36,8 +36,8 @@ def test_bad_arguments_are_rejected_at_once():
         modal.Image.debian_slim().workdir("relative")
     with pytest.raises(InvalidError, match="gpu"):
         modal.Image.debian_slim().pip_install("x", gpu="A100")
-    with pytest.raises(UnimplementedError, match="force_build"):
-        modal.Image.debian_slim().run_commands("true", force_build=True)
+    with pytest.raises(UnimplementedError, match="volumes"):
+        modal.Image.debian_slim().run_commands("true", volumes={"/v": object()})
     with pytest.raises(InvalidError, match="dict of str"):
         modal.Image.debian_slim().env({"A": 1})
     with pytest.raises(InvalidError, match="pysandbox.Image"):
@@ -164,3 +164,17 @@ def test_uv_pip_install_and_pip_options(debian, sandboxes):
 def test_unknown_package_fails_the_build(debian):
     with pytest.raises(ImageBuildError, match="no-such-package-pysandbox"):
         debian.apt_install("no-such-package-pysandbox").build()
+
+
+def test_force_build_rebuilds_in_place_without_breaking_running_sandboxes(debian, sandboxes):
+    from pysandbox import cli
+    stamp = "cat /proc/sys/kernel/random/uuid > /stamp"
+    first = debian.run_commands(stamp).env({"AFTER": "1"}).build()
+    sb = sandboxes(image=first)
+    old = run(sb, "cat /stamp")
+    again = debian.run_commands(stamp, force_build=True).env({"AFTER": "1"}).build()
+    assert again.object_id == first.object_id  # same recipe, same id: the cache now holds the rebuild
+    assert run(sandboxes(image=again), "cat /stamp") != old
+    assert run(sandboxes(image=debian.run_commands(stamp).env({"AFTER": "1"})), "cat /stamp") != old
+    assert cli.main(["gc"]) == 0
+    assert run(sb, "cat /stamp") == old  # the retired layer stays while a sandbox stands on it
