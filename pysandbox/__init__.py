@@ -13,7 +13,9 @@ from .app import App
 from .exception import Error
 from .file_io import FileIO
 from .filesystem import FileInfo, FileType, SandboxFilesystem
+from .image import Image
 from .network import Tunnel
+from .output import enable_output
 from .probe import Probe
 from .process import ContainerProcess
 from .sandbox import Sandbox
@@ -31,6 +33,7 @@ __all__ = [
     "FileType",
     "FileWatchEvent",
     "FileWatchEventType",
+    "Image",
     "Probe",
     "Sandbox",
     "SandboxFilesystem",
@@ -42,5 +45,6 @@ __all__ = [
     "FileEntry",
     "FileEntryType",
     "Volume",
+    "enable_output",
     "exception",
 ]

@@ -27,6 +27,7 @@ import attrs
 from . import doctor, registry
 from .app import App
 from .exception import Error, NotFoundError
+from .image import cli as image_cli, store as image_store
 from .process import EXEC_TIMEOUT_RETURNCODE
 from .runtime import limits
 from .sandbox import Sandbox
@@ -323,6 +324,9 @@ def cmd_terminate(args) -> int:
 def cmd_gc(args) -> int:
     removed = registry.collect_garbage()
     print(f"removed {len(removed)} sandbox(es)")
+    temps = image_store.remove_stale_temps()
+    if temps:
+        print(f"removed {temps} unfinished image layer(s)")
     return 0
 
 
@@ -492,6 +496,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("remote")
     q.add_argument("local")
     q.set_defaults(func=cmd_volume_get)
+
+    image_cli.add_parser(sub)
     return parser
 
 

@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import attrs
 
-from . import _aio, agent, exception, network, registry
+from . import _aio, agent, exception, image as images, network, registry
 from ._aio import synchronized, synchronized_static
 from .app import App
 from .exception import (
@@ -75,6 +75,14 @@ def _check_unsupported(**options: Any) -> None:
     for name, value in options.items():
         if value:
             raise UnimplementedError(f"Sandbox.create({name}=...) is not supported by this version of pysandbox yet.")
+
+
+def _check_snapshot_options(timeout: Any, ttl: Any) -> None:
+    # Snapshots are copied to completion and kept until `pysandbox image rm`: timeout and ttl are checked, not enforced.
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise InvalidError("timeout must be a positive number of seconds")
+    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or ttl <= 0):
+        raise InvalidError("ttl must be a positive number of seconds, or None")
 
 
 def _check_network(block_network: bool, ports: Sequence[int], allowlists: Sequence[Any]) -> None:
@@ -184,7 +192,7 @@ class Sandbox:
                                "(`apt-get install slirp4netns nftables; chmod 0666 /dev/net/tun`).")
         cgroups.check(spec.resources)
         _check_unsupported(
-            image=image, network_file_systems=network_file_systems,
+            network_file_systems=network_file_systems,
             h2_ports=h2_ports,
             outbound_domain_allowlist=outbound_domain_allowlist, inbound_cidr_allowlist=inbound_cidr_allowlist,
             custom_domain=custom_domain, proxy=proxy,
@@ -193,6 +201,7 @@ class Sandbox:
         )
         app = _require_app(app)
         spec = attrs.evolve(spec, volumes=mount_plan(volumes))  # volumes resolve (or fail) here
+        spec = images.apply(spec, image)  # built here if it is not yet
         return _start(spec, app)
 
     @synchronized_static
@@ -434,6 +443,23 @@ class Sandbox:
         return await FileIO._open(self._socket, path, mode, self._record.verbose, self.object_id)
 
     @synchronized
+    async def snapshot_filesystem(self, timeout: int = 55, *, ttl: Any = None) -> "images.Image":
+        """The sandbox's filesystem now, as an Image a new sandbox can start from (image sandboxes only)."""
+        self._ensure_attached()
+        _check_snapshot_options(timeout, ttl)
+        from .image.snapshot import snapshot_filesystem
+        return snapshot_filesystem(self)
+
+    @synchronized
+    async def snapshot_directory(self, path: str, *, timeout: int = 55, ttl: Any = None) -> "images.Image":
+        """Not yet: it needs mount_image to be useful."""
+        self._ensure_attached()
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise InvalidError(f"Snapshot path must be absolute, got {path!r}")
+        _check_snapshot_options(timeout, ttl)
+        raise UnimplementedError("snapshot_directory() is not supported by pysandbox yet; use snapshot_filesystem().")
+
+    @synchronized
     async def reload_volumes(self, *, timeout: int = 55) -> None:
         """Mounted volumes are live bind mounts: every sandbox already sees the latest state."""
         self._ensure_attached()
@@ -505,13 +531,15 @@ def _pidfd(ref: registry.ProcessRef) -> Optional[int]:
     return fd
 
 
-def _start(spec: SandboxSpec, app: App) -> Sandbox:
+def _start(spec: SandboxSpec, app: App, tethered: bool = False) -> Sandbox:
+    """tethered (build sandboxes): never confirmed, so the sandbox ends when its creator
+    dies or calls `sandbox._launched.abandon()`."""
     registry.ensure_dir(registry.sandboxes_dir(), 0o711)
     sandbox_id = registry.new_id("sb-")
     directory = registry.sandbox_dir(sandbox_id)
     directory.mkdir(mode=0o700)
     registry.write_creator(directory)
-    env = {**layout.default_env(), **spec.env}
+    env = {**(layout.default_env() if spec.rootfs is None else spec.rootfs.env), **spec.env}
     if spec.name is not None:
         try:
             registry.claim_name(app.app_id, spec.name, sandbox_id)
@@ -524,12 +552,14 @@ def _start(spec: SandboxSpec, app: App) -> Sandbox:
         record = registry.SandboxRecord(
             sandbox_id=sandbox_id, app_id=app.app_id, app_name=app.name, name=spec.name, tags=spec.tags,
             created_at=time.time(), timeout=spec.timeout, supervisor=launched.supervisor,
-            entrypoint=spec.entrypoint, workdir=spec.workdir or "/", image_id="host", verbose=spec.verbose,
+            entrypoint=spec.entrypoint, workdir=spec.workdir or "/",
+            image_id="host" if spec.rootfs is None else spec.rootfs.image_id, verbose=spec.verbose,
             tunnels=[list(t) for t in launched.tunnels],
             readiness_probe=None if spec.readiness_probe is None else spec.readiness_probe.to_json(),
         )
         registry.write_record(record)
-        launched.confirm()
+        if not tethered:
+            launched.confirm()
     except BaseException:
         _abandon(directory, launched)
         if spec.name is not None:
@@ -538,7 +568,10 @@ def _start(spec: SandboxSpec, app: App) -> Sandbox:
     if spec.verbose:
         _enable_verbose_output()
         verbose_logger.info("Sandbox created: %s", sandbox_id)
-    return Sandbox(record)
+    sandbox = Sandbox(record)
+    if tethered:
+        sandbox._launched = launched
+    return sandbox
 
 
 def _abandon(directory, launched) -> None:

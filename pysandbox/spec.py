@@ -12,6 +12,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 import attrs
 
 from .exception import InvalidError
+from .image.rootfs import RootFS
 from .network import check_cidrs
 from .probe import Probe
 from .resources import Resources
@@ -125,6 +126,8 @@ class SandboxSpec:
     def _needs_default_network(self, attribute, value) -> None:
         if value and self.network != "default":
             raise InvalidError(f"{attribute.name} needs the default network, not network={self.network!r}")
+    # The image's layers and runtime config (image/rootfs.py); None: the host image.
+    rootfs: Optional[RootFS] = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.instance_of(RootFS)))
 
 
 @attrs.frozen

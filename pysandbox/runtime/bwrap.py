@@ -16,10 +16,11 @@ paths when the sandbox identity cannot reach the originals.
 
 from __future__ import annotations
 
+import os
 from typing import Callable, List, Optional, Sequence
 
 from .confinement import proc_mask_args
-from .layout import BIN_DIR, INIT_PATH, SYSTEM_DIRS, Mount, python_links
+from .layout import BIN_DIR, INIT_PATH, SYSTEM_DIRS, Mount, OverlayRoot, python_links
 
 ISOLATION = (
     "--unshare-user", "--uid", "0", "--gid", "0", "--disable-userns",
@@ -49,6 +50,18 @@ def _root(upper: str, disk_bytes: Optional[int], source: Callable[[str], str]) -
     return ["--size", str(disk_bytes), "--perms", "0755", "--tmpfs", "/"]
 
 
+def overlay_args(root: OverlayRoot, source: Callable[[str], str]) -> List[str]:
+    """The layers read-only below, the upper on top. Staged per containing directory
+    (the layer store, the upper directory), which keeps upper and work on one mount."""
+    if not root.lowers:  # an empty image: nothing to lay over
+        return ["--bind", f"{source(root.upper)}/rootfs", "/"]
+    argv = []
+    for lower in root.lowers:
+        store, rel = os.path.split(os.path.dirname(lower))
+        argv += ["--overlay-src", f"{source(store)}/{rel}/{os.path.basename(lower)}"]
+    return argv + ["--overlay", f"{source(root.upper)}/rootfs", f"{source(root.upper)}/work", "/"]
+
+
 def command(
     bwrap: str,
     *,
@@ -63,11 +76,13 @@ def command(
     source: Callable[[str], str] = lambda path: path,
     network_args: Sequence[str] = (),
     disk_bytes: Optional[int] = None,
+    overlay: Optional[OverlayRoot] = None,
 ) -> List[str]:
-    argv = [bwrap, *ISOLATION, *([] if network == "host" else ["--unshare-net"]), *_root(upper, disk_bytes, source), "--perms", "0700", "--dir", "/root"]
-    for name, target in python_links():
+    root = _root(upper, disk_bytes, source) if overlay is None else overlay_args(overlay, source)
+    argv = [bwrap, *ISOLATION, *([] if network == "host" else ["--unshare-net"]), *root, "--perms", "0700", "--dir", "/root"]
+    for name, target in python_links() if overlay is None else ():
         argv += ["--symlink", target, f"{BIN_DIR}/{name}"]
-    if workdir.strip("/").split("/")[0] not in SYSTEM_DIRS:
+    if overlay is not None or workdir.strip("/").split("/")[0] not in SYSTEM_DIRS:
         argv += ["--dir", workdir]  # created in the upper directory when missing
     for mount in mounts:
         argv += mount_args(mount, source)

@@ -80,6 +80,18 @@ def _prepare_upper(upper: Path, owner: Tuple[int, int]) -> None:
         os.chown(upper, *owner)
 
 
+def _prepare_overlay(rootfs, upper: Path, owner: Tuple[int, int]) -> layout.OverlayRoot:
+    """An image root over the sandbox's upper directory (created by _prepare_upper, filled
+    here), or over a build's own directory (rootfs.upper, kept after teardown)."""
+    if rootfs.upper is not None:
+        return layout.OverlayRoot(rootfs.lowers, rootfs.upper)
+    for name in ("rootfs", "work"):
+        os.mkdir(upper / name, 0o755)
+        if os.geteuid() == 0:
+            os.chown(upper / name, *owner)
+    return layout.OverlayRoot(rootfs.lowers, str(upper))
+
+
 def _high_dup(fd: int) -> int:
     # Out of the 0..5 range, so the dup2 actions below cannot clobber a source.
     return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 64)
@@ -106,13 +118,16 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str]) -> "Launched
     owner = config.sandbox_owner()
     uid = owner[0]
     upper = directory / "upper"
-    _prepare_upper(upper, owner)
+    if spec.rootfs is None or spec.rootfs.upper is None:
+        _prepare_upper(upper, owner)
+    overlay = None if spec.rootfs is None else _prepare_overlay(spec.rootfs, upper, owner)
     stager = Stager(as_root)
     if as_root:
         _ensure_stage_dir()
     reader = (uid, frozenset()) if as_root else (uid, frozenset([os.getegid(), *os.getgroups()]))
     volumes = tuple(layout.Mount("ro-bind" if ro else "bind", src, dest) for src, dest, ro in spec.volumes)
-    mounts = layout.host_system_mounts(reader) + layout.python_mounts() + volumes
+    system = layout.host_system_mounts(reader) + layout.python_mounts() if overlay is None else ()
+    mounts = system + volumes
     net = netplan.plan(spec, directory, owner)
     probe = config.native_binary("sandbox-probe") if spec.readiness_probe and spec.readiness_probe.tcp_port else None
     argv = bwrap.command(
@@ -126,8 +141,9 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str]) -> "Launched
         pty=spec.pty,
         network=net.mode,
         source=stager,
-        network_args=net.bwrap_args(stager, probe),
+        network_args=net.bwrap_args(stager, probe, image=overlay is not None),
         disk_bytes=None if spec.resources.ephemeral_disk is None else spec.resources.ephemeral_disk << 20,
+        overlay=overlay,
     )
     options = ["--dir", str(directory), "--timeout-ms", str(int(spec.timeout * 1000))]
     if as_root:

@@ -33,6 +33,16 @@ class Mount:
     dest: str
 
 
+@attrs.frozen
+class OverlayRoot:
+    """An image root: `lowers` (layer directories, bottom first) under `upper`/rootfs,
+    with overlayfs's `upper`/work beside it (both on one mount, as overlayfs requires).
+    `upper` is the sandbox's own upper directory, so --cleanup removes both."""
+
+    lowers: Tuple[str, ...]
+    upper: str
+
+
 @functools.lru_cache(maxsize=None)
 def host_system_mounts(reader: Tuple[int, FrozenSet[int]], host_root: str = "/") -> Tuple[Mount, ...]:
     """System directories, plus masks over the secrets that `reader` (the sandbox's

@@ -116,10 +116,12 @@ class NetworkPlan:
     tunnels: Tuple[Tuple[int, int, bool], ...] = ()  # (sandbox port, host port, encrypted)
     net_dir: Optional[Path] = None
 
-    def bwrap_args(self, source: Callable[[str], str], probe_binary: Optional[str]) -> List[str]:
+    def bwrap_args(self, source: Callable[[str], str], probe_binary: Optional[str], image: bool = False) -> List[str]:
+        """`image`: the root is an image's, whose own /etc/resolv.conf the sandbox's covers
+        (the host image shares the host's /etc, where it may be a link into /run)."""
         argv = []
         if self.mode == "default":
-            resolv = os.path.realpath("/etc/resolv.conf")
+            resolv = "/etc/resolv.conf" if image else os.path.realpath("/etc/resolv.conf")
             argv += ["--info-fd", "7", "--block-fd", "8", "--ro-bind", f"{source(str(self.net_dir))}/resolv.conf", resolv]
         if probe_binary is not None:
             argv += ["--ro-bind", source(probe_binary), PROBE_PATH]

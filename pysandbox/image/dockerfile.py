@@ -1,0 +1,152 @@
+"""Image.from_dockerfile: the common Dockerfile instructions as Image steps.
+
+FROM (one stage; `scratch` or a registry reference), RUN, ENV, ARG (with
+build_args), WORKDIR, COPY and ADD of local files from the context directory
+(.dockerignore honoured), CMD, ENTRYPOINT. LABEL, EXPOSE and MAINTAINER are
+metadata without effect on a sandbox and are accepted. Anything else, and
+options such as COPY --from or ADD of URLs, raises UnimplementedError naming it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import re
+import shlex
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+from ..exception import InvalidError, UnimplementedError
+
+METADATA_ONLY = ("LABEL", "EXPOSE", "MAINTAINER")
+_VARIABLE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+
+
+def instructions(text: str) -> List[Tuple[str, str]]:
+    """(INSTRUCTION, arguments) with comments dropped and continuation lines joined."""
+    result, pending = [], ""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not pending and (not stripped or stripped.startswith("#")):
+            continue
+        if stripped.endswith("\\"):
+            pending += stripped[:-1] + " "
+            continue
+        if pending and stripped.startswith("#"):
+            continue
+        full = (pending + stripped).strip()
+        pending = ""
+        if full:
+            word, _, rest = full.partition(" ")
+            result.append((word.upper(), rest.strip()))
+    if pending.strip():
+        word, _, rest = pending.strip().partition(" ")
+        result.append((word.upper(), rest.strip()))
+    return result
+
+
+def _substitute(text: str, variables: Dict[str, str]) -> str:
+    return _VARIABLE.sub(lambda m: variables.get(m.group(1) or m.group(2), ""), text)
+
+
+def _exec_or_shell(arguments: str) -> List[str]:
+    if arguments.startswith("["):
+        try:
+            value = json.loads(arguments)
+        except ValueError:
+            raise InvalidError(f"Dockerfile: malformed JSON form {arguments!r}") from None
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise InvalidError(f"Dockerfile: {arguments!r} must be a JSON list of strings")
+        return value
+    return ["/bin/sh", "-c", arguments]
+
+
+def _env_pairs(arguments: str) -> Dict[str, str]:
+    words = shlex.split(arguments)
+    if words and "=" not in words[0]:  # legacy form: ENV KEY value with spaces
+        return {words[0]: arguments.split(None, 1)[1] if len(words) > 1 else ""}
+    return dict(word.split("=", 1) for word in words)
+
+
+def _dockerignore(context: Path) -> List[str]:
+    path = context / ".dockerignore"
+    if not path.is_file():
+        return []
+    return [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+
+
+def to_image(path, context_dir=None, build_args: Optional[Dict[str, str]] = None):
+    """The Image a Dockerfile describes."""
+    from .recipe import Image
+    dockerfile = Path(path)
+    if not dockerfile.is_file():
+        raise InvalidError(f"Dockerfile {path} not found")
+    context = Path(context_dir) if context_dir is not None else Path.cwd()
+    ignore = _dockerignore(context)
+    variables: Dict[str, str] = {}
+    image: Optional[Image] = None
+    workdir = "/"
+    for instruction, arguments in instructions(dockerfile.read_text()):
+        if instruction == "ARG":
+            name, _, default = arguments.partition("=")
+            variables[name.strip()] = (build_args or {}).get(name.strip(), default)
+            continue
+        arguments = _substitute(arguments, variables)
+        if instruction == "FROM":
+            if image is not None:
+                raise UnimplementedError("Dockerfile: multi-stage builds (a second FROM) are not supported by pysandbox")
+            words = arguments.split()
+            if len(words) not in (1, 3) or words[0].startswith("--"):
+                raise UnimplementedError(f"Dockerfile: FROM {arguments} (options or stage names are not supported)")
+            image = Image.from_scratch() if words[0] == "scratch" else Image.from_registry(words[0])
+            continue
+        if image is None:
+            raise InvalidError(f"Dockerfile: {instruction} before FROM")
+        if instruction in METADATA_ONLY:
+            continue
+        if instruction == "RUN":
+            if arguments.startswith("--"):
+                raise UnimplementedError(f"Dockerfile: RUN options ({arguments.split()[0]}) are not supported")
+            command = _exec_or_shell(arguments)
+            image = image.run_commands(command[2] if command[:2] == ["/bin/sh", "-c"] else shlex.join(command))
+        elif instruction == "ENV":
+            image = image.env(_env_pairs(arguments))
+            variables.update(_env_pairs(arguments))
+        elif instruction == "WORKDIR":
+            workdir = posixpath.join(workdir, arguments)
+            image = image.workdir(workdir)
+        elif instruction in ("CMD", "ENTRYPOINT"):
+            command = _exec_or_shell(arguments)
+            image = image.cmd(command) if instruction == "CMD" else image.entrypoint(command)
+        elif instruction in ("COPY", "ADD"):
+            image = _copy(image, instruction, arguments, context, workdir, ignore)
+        else:
+            raise UnimplementedError(f"Dockerfile: {instruction} is not supported by pysandbox")
+    if image is None:
+        raise InvalidError(f"Dockerfile {path} has no FROM")
+    return image
+
+
+def _copy(image, instruction: str, arguments: str, context: Path, workdir: str, ignore: List[str]):
+    words = _exec_or_shell(arguments) if arguments.startswith("[") else arguments.split()
+    if any(word.startswith("--") for word in words):
+        raise UnimplementedError(f"Dockerfile: {instruction} options ({arguments}) are not supported by pysandbox")
+    if len(words) < 2:
+        raise InvalidError(f"Dockerfile: {instruction} needs a source and a destination")
+    *sources, dest = words
+    dest = posixpath.join(workdir, dest)
+    for source in sources:
+        if instruction == "ADD" and re.match(r"^[a-z]+://", source):
+            raise UnimplementedError("Dockerfile: ADD of URLs is not supported by pysandbox; use RUN curl")
+        local = (context / source).resolve()
+        if context.resolve() not in (local, *local.parents):
+            raise InvalidError(f"Dockerfile: {instruction} {source} is outside the build context {context}")
+        if instruction == "ADD" and re.search(r"\.(tar|tgz|tar\.\w+)$", source):
+            raise UnimplementedError("Dockerfile: ADD of archives (auto-extraction) is not supported by pysandbox")
+        if local.is_dir():
+            image = image.add_local_dir(local, dest, copy=True, ignore=ignore)
+        else:
+            target = posixpath.join(dest, os.path.basename(source)) if dest.endswith("/") or len(sources) > 1 else dest
+            image = image.add_local_file(local, target, copy=True)
+    return image

@@ -1,0 +1,64 @@
+"""Image.from_registry: an OCI/Docker image pulled by the distribution API and
+flattened into one layer (its layers unpacked in order, whiteouts applied).
+
+Cached by reference, as Modal does: a tag is pulled once; `pysandbox image rm`
+the image to pull the tag again. The image config's Env, WorkingDir,
+Entrypoint and Cmd become the layer's runtime config (PATH falls back to
+the usual default when the config has none).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional, Tuple
+
+import attrs
+
+from ..exception import InvalidError
+from . import distribution, reference
+
+
+@attrs.frozen
+class FromRegistry:
+    ref: reference.Reference
+    credentials: Optional[Tuple[str, str]] = attrs.field(default=None, eq=False, repr=False)
+    base = True
+    files = True
+
+    def definition(self) -> dict:
+        return {"kind": "registry", "ref": str(self.ref)}
+
+    def describe(self) -> str:
+        return f"from_registry({self.ref})"
+
+    def configure(self, cfg: dict) -> dict:
+        return cfg
+
+    def build(self, ctx) -> None:
+        client = distribution.Client(self.ref, self.credentials)
+        manifest, config = client.manifest()
+        blobs = ctx.temp / "blobs"
+        blobs.mkdir(mode=0o755)
+        paths = []
+        for number, digest in enumerate(distribution.layer_digests(manifest), 1):
+            ctx.log(f"pulling layer {number}/{len(manifest['layers'])} {digest}")
+            path = blobs / digest.split(":", 1)[1]
+            client.download(digest, path)
+            os.chmod(path, 0o644)
+            paths.append(path)
+        if paths:
+            ctx.unpack(paths)
+        for path in paths:
+            path.unlink()
+        blobs.rmdir()
+        ctx.config.update(distribution.runtime_config(config))
+
+
+def credentials_of(secret) -> Optional[Tuple[str, str]]:
+    if secret is None:
+        return None
+    env = secret.env()
+    if "REGISTRY_USERNAME" not in env or "REGISTRY_PASSWORD" not in env:
+        raise InvalidError("from_registry(secret=...) needs REGISTRY_USERNAME and REGISTRY_PASSWORD "
+                           "(AWS ECR and GCP credentials are not supported by pysandbox).")
+    return env["REGISTRY_USERNAME"], env["REGISTRY_PASSWORD"]

@@ -1,0 +1,48 @@
+"""sb.snapshot_filesystem(): a running image sandbox's changes, published as a new layer.
+
+The sandbox's upper directory (written by sandbox code) is copied by `cp -a`
+in a helper sandbox on the host image, never by a privileged host process, so
+symlinks swapped in during the copy cannot make us read host files. Whiteouts
+and opaque-directory xattrs are copied as they are, so deletions carry over.
+The new image is the sandbox's image plus that layer.
+"""
+
+from __future__ import annotations
+
+import time
+
+from .. import registry
+from ..exception import ConflictError, UnimplementedError
+from . import build, store
+from .recipe import Image
+
+
+def snapshot_filesystem(sandbox) -> Image:
+    image_id = sandbox._record.image_id
+    if not image_id.startswith(store.IMAGE_PREFIX):
+        raise UnimplementedError("snapshot_filesystem() needs a sandbox created from an Image; the host image "
+                                 "cannot be snapshotted. Pass image=modal.Image.debian_slim() (or another).")
+    parent = store.read_meta(store.layer_of(image_id))
+    upper = registry.sandbox_dir(sandbox.object_id) / "upper" / "rootfs"
+    if parent is None or sandbox.poll() is not None or not upper.is_dir():
+        raise ConflictError(f"Sandbox {sandbox.object_id} has finished (or its image was removed): nothing to snapshot.")
+    layer = store.layer_id(parent["id"], {"kind": "snapshot", "sandbox": sandbox.object_id, "at": time.time()})
+    store.ensure_dirs()
+    temp = store.new_temp(layer)
+    published = False
+    try:
+        context = build.BuildContext(temp, None, lambda line: None)
+        volumes = ((str(upper), "/src", True), (str(temp / "rootfs"), "/dst", False))
+        context.in_sandbox(("cp", "-a", "/src/.", "/dst/"), "snapshot", env={}, rootfs=None, workdir="/",
+                           volumes=volumes, network="none")
+        store.publish(temp, layer, {
+            "parent": parent["id"], "step": {"kind": "snapshot", "sandbox": sandbox.object_id},
+            "description": f"snapshot of {sandbox.object_id}", "chain": parent["chain"] + [layer],
+            "lowers": parent["lowers"] + [layer], "config": parent["config"],
+        })
+        published = True
+    finally:
+        if not published:
+            build._remove_quietly(temp)
+    store.remember(store.image_id(layer), f"snapshot of {sandbox.object_id}")
+    return Image.from_id(store.image_id(layer))

@@ -1,0 +1,220 @@
+"""The layer store: content-addressed layer directories under the state dir.
+
+    images/layers/<id>/{meta.json, rootfs/}   published layers (never modified)
+    images/tmp/<id>.<random>/{rootfs/, work/} layers being built
+    images/locks/<id>.lock                    flock'ed while <id> is being built
+    images/refs/<image id>.json               images a user built or used
+
+A layer id is the digest of its parent's id and its step's definition (with
+the content digest of any local files), so an unchanged recipe maps to the
+same ids and a built one resolves with one file read. A layer appears only by
+the rename of a complete temporary directory; a crash leaves a temporary
+directory that `prune` (or the next build of that layer) removes. Every file
+of a layer belongs to the sandbox owner uid (config.sandbox_owner), so
+sandbox root owns its image, as rootless podman's single-uid mode does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import secrets
+import time
+from pathlib import Path
+from typing import Iterator, List, Optional
+
+from .. import config, registry
+from ..exception import NotFoundError
+
+ID_LENGTH = 32
+IMAGE_PREFIX = "im-"
+RETIRED = "retired"
+
+
+def root() -> Path:
+    return config.state_dir() / "images"
+
+
+def layers_dir() -> Path:
+    return root() / "layers"
+
+
+def layer_dir(layer_id: str) -> Path:
+    return layers_dir() / layer_id
+
+
+def ensure_dirs() -> None:
+    # 0711: the sandbox uid must reach layer directories, never list them.
+    registry.ensure_dir(config.state_dir())
+    registry.ensure_dir(root(), 0o711)
+    for name in ("layers", "tmp", "locks", "refs"):
+        registry.ensure_dir(root() / name, 0o711 if name in ("layers", "tmp") else 0o700)
+
+
+def layer_id(parent: Optional[str], definition: dict) -> str:
+    text = json.dumps({"parent": parent, "step": definition}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:ID_LENGTH]
+
+
+def image_id(top_layer: str) -> str:
+    return IMAGE_PREFIX + top_layer
+
+
+def layer_of(image_id_: str) -> str:
+    if not (isinstance(image_id_, str) and image_id_.startswith(IMAGE_PREFIX)
+            and len(image_id_) == len(IMAGE_PREFIX) + ID_LENGTH):
+        raise NotFoundError(f"Invalid image id {image_id_!r}: expected 'im-' followed by {ID_LENGTH} hex digits.")
+    return image_id_[len(IMAGE_PREFIX):]
+
+
+def read_meta(layer: str) -> Optional[dict]:
+    """The layer's metadata, or None if it is not built."""
+    try:
+        with open(layer_dir(layer) / "meta.json", "rb") as f:
+            return json.loads(f.read())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise NotFoundError(f"Layer {layer} is corrupt ({exc}); remove it with `pysandbox image prune --all`.") from None
+
+
+@contextlib.contextmanager
+def building(layer: str) -> Iterator[None]:
+    """Held while `layer` is built: a second builder waits here, then finds it published."""
+    ensure_dirs()
+    fd = os.open(root() / "locks" / f"{layer}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def new_temp(layer: str) -> Path:
+    """A fresh build directory for `layer`, with `rootfs` and `work` owned by the sandbox owner."""
+    owner = config.sandbox_owner()
+    temp = root() / "tmp" / f"{layer}.{secrets.token_hex(4)}"
+    temp.mkdir(mode=0o711)
+    for name in ("rootfs", "work"):
+        (temp / name).mkdir(mode=0o755)
+        if os.geteuid() == 0:
+            os.chown(temp / name, *owner)
+    return temp
+
+
+def publish(temp: Path, layer: str, meta: dict) -> None:
+    """Turn a finished build directory into the layer, by one rename."""
+    registry.remove_tree(temp / "work")
+    registry.remove_tree(temp / "rootfs" / "__pysandbox")  # bwrap's mount point for init, not content
+    meta = {**meta, "id": layer, "size": disk_usage(temp / "rootfs"), "created_at": time.time()}
+    registry.write_json_atomic(temp / "meta.json", meta)
+    if layer_dir(layer).exists():  # force_build: the old one retires; sandboxes on it keep their files
+        os.rename(layer_dir(layer), root() / "tmp" / f"{layer}.{RETIRED}-{secrets.token_hex(4)}")
+    os.rename(temp, layer_dir(layer))
+
+
+def disk_usage(path: Path) -> int:
+    total = 0
+    for directory, dirs, files in os.walk(path):
+        for name in dirs + files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(directory, name)).st_blocks * 512
+    return total
+
+
+def remember(image: str, description: str) -> None:
+    """Record that an image was used, so prune keeps its layers."""
+    ref = root() / "refs" / f"{image}.json"
+    if not ref.exists():
+        registry.write_json_atomic(ref, {"image_id": image, "recipe": description, "created_at": time.time()},
+                                   durable=False)
+
+
+def refs() -> List[dict]:
+    found = []
+    with contextlib.suppress(FileNotFoundError):
+        for entry in sorted(os.listdir(root() / "refs")):
+            if entry.endswith(".json"):
+                with contextlib.suppress(OSError, ValueError):
+                    found.append(registry.read_json(root() / "refs" / entry, "image reference"))
+    return found
+
+
+def forget(image: str) -> None:
+    layer_of(image)
+    try:
+        os.unlink(root() / "refs" / f"{image}.json")
+    except FileNotFoundError:
+        raise NotFoundError(f"Image {image} not found") from None
+
+
+def all_layers() -> List[str]:
+    with contextlib.suppress(FileNotFoundError):
+        return sorted(os.listdir(layers_dir()))
+    return []
+
+
+def layers_in_use() -> set:
+    """Layers under running sandboxes: never removed, whatever was asked."""
+    used = set()
+    for record in registry.running_records():
+        if record.image_id.startswith(IMAGE_PREFIX):
+            meta = read_meta(layer_of(record.image_id))
+            used.update(meta["chain"] if meta else ())
+    return used
+
+
+def stale_temps() -> List[Path]:
+    """Build directories nobody is building (their layer's lock is free), and retired
+    layers no running sandbox may still stand on."""
+    stale = []
+    entries = os.listdir(root() / "tmp") if (root() / "tmp").is_dir() else []
+    in_use = layers_in_use() if any(f".{RETIRED}-" in e for e in entries) else set()
+    with contextlib.suppress(FileNotFoundError):
+        for entry in entries:
+            if f".{RETIRED}-" in entry and entry.split(".")[0] in in_use:
+                continue
+            fd = os.open(root() / "locks" / f"{entry.split('.')[0]}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                stale.append(root() / "tmp" / entry)
+            except BlockingIOError:
+                pass
+            finally:
+                os.close(fd)
+    return stale
+
+
+def remove_stale_temps() -> int:
+    """Remove what crashed or failed builds left; how many directories."""
+    stale = stale_temps()
+    for temp in stale:
+        registry.remove_tree(temp)
+    return len(stale)
+
+
+def prune(everything: bool = False) -> List[str]:
+    """Remove stale build directories and layers no remembered image uses; the layer ids removed."""
+    remove_stale_temps()
+    # Layers under a running sandbox stay, whatever was asked: removing them would pull files from under it.
+    keep = layers_in_use()
+    for image in [] if everything else [ref["image_id"] for ref in refs()]:
+        meta = read_meta(layer_of(image))
+        if meta is not None:
+            keep.update(meta["chain"])
+    removed = []
+    for layer in all_layers():
+        if layer not in keep:
+            # Renamed away first, so a reader never sees a half-deleted layer.
+            doomed = root() / "tmp" / f"{layer}.removed-{secrets.token_hex(4)}"
+            os.rename(layer_dir(layer), doomed)
+            registry.remove_tree(doomed)
+            removed.append(layer)
+    if everything:
+        for ref in refs():
+            if layer_of(ref["image_id"]) not in keep:
+                forget(ref["image_id"])
+    return removed

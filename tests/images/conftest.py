@@ -1,0 +1,22 @@
+"""Image fixtures: debian_slim is built once per session (the cold build takes ~35 s)."""
+
+import pytest
+
+import pysandbox as modal
+from pysandbox.image import build, store
+
+
+@pytest.fixture(scope="session")
+def debian(state_home):
+    return modal.Image.debian_slim().build()
+
+
+def builder_sandbox_count():
+    """How many build sandboxes were ever started (each build step that runs code starts one)."""
+    from pysandbox import registry
+    return sum(1 for _, record in registry.iter_records()
+               if not isinstance(record, Exception) and record.app_name == build.BUILDER_APP)
+
+
+def temp_dirs():
+    return sorted((store.root() / "tmp").iterdir()) if (store.root() / "tmp").exists() else []

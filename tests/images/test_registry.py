@@ -1,0 +1,234 @@
+"""Image.from_registry against a real registry (Debian's docker-registry) on loopback,
+holding a tiny two-layer image pushed with skopeo from an OCI layout the test writes."""
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import socket
+import subprocess
+import tarfile
+import textwrap
+import time
+import urllib.request
+
+import pytest
+
+import pysandbox as modal
+from pysandbox.exception import ImageBuildError, InvalidError, NotFoundError, UnimplementedError
+from pysandbox.image import reference, store
+
+pytestmark = pytest.mark.rootless  # needs docker-registry and skopeo (.ci/run installs them)
+
+HOST_FILES = {"bin/sh": "/usr/bin/dash", "lib/x86_64-linux-gnu/libc.so.6": "/lib/x86_64-linux-gnu/libc.so.6",
+              "lib64/ld-linux-x86-64.so.2": "/lib64/ld-linux-x86-64.so.2"}
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _tar(entries):
+    """entries: (name, bytes or None for a directory, mode)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data, mode in entries:
+            info = tarfile.TarInfo(name)
+            info.mode = mode
+            if data is None:
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+            else:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def _blob(layout, data, media_type):
+    digest = hashlib.sha256(data).hexdigest()
+    (layout / "blobs" / "sha256" / digest).write_bytes(data)
+    return {"mediaType": media_type, "digest": f"sha256:{digest}", "size": len(data)}
+
+
+def write_oci_layout(layout):
+    """Layer 1: a shell, etc/a, etc/b, opt/d/x. Layer 2 (gzipped): deletes etc/a, makes opt/d opaque, adds opt/d/y."""
+    (layout / "blobs" / "sha256").mkdir(parents=True)
+    files = [(name, open(os.path.realpath(path), "rb").read(), 0o755) for name, path in HOST_FILES.items()]
+    dirs = [(d, None, 0o755) for d in ("bin", "lib", "lib/x86_64-linux-gnu", "lib64", "etc", "opt", "opt/d", "tmp")]
+    layer1 = _tar(dirs + files + [("etc/a", b"a\n", 0o644), ("etc/b", b"bee\n", 0o644), ("opt/d/x", b"x\n", 0o644)])
+    layer2 = gzip.compress(_tar([("etc/.wh.a", b"", 0o644), ("opt/d/.wh..wh..opq", b"", 0o644),
+                                 ("opt/d/y", b"y\n", 0o644)]))
+    config = {"architecture": "amd64", "os": "linux",
+              "config": {"Env": ["FOO=from-config", "PATH=/bin"], "WorkingDir": "/opt/d",
+                         "Cmd": ["/bin/sh", "-c", "echo from-cmd $FOO"]},
+              "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer1).hexdigest(),
+                                                         "sha256:" + hashlib.sha256(gzip.decompress(layer2)).hexdigest()]}}
+    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": _blob(layout, json.dumps(config).encode(), "application/vnd.oci.image.config.v1+json"),
+                "layers": [_blob(layout, layer1, "application/vnd.oci.image.layer.v1.tar"),
+                           _blob(layout, layer2, "application/vnd.oci.image.layer.v1.tar+gzip")]}
+    entry = _blob(layout, json.dumps(manifest).encode(), "application/vnd.oci.image.manifest.v1+json")
+    entry["annotations"] = {"org.opencontainers.image.ref.name": "tiny"}
+    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [entry]}))
+    (layout / "oci-layout").write_text(json.dumps({"imageLayoutVersion": "1.0.0"}))
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    """host:port of a registry holding library/tiny:1 and test/tiny:1."""
+    root = tmp_path_factory.mktemp("registry")
+    port = _free_port()
+    (root / "config.yml").write_text(
+        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\nlog:\n  level: error\n")
+    server = subprocess.Popen(["docker-registry", "serve", str(root / "config.yml")],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        write_oci_layout(root / "layout")
+        for name in ("library/tiny:1", "test/tiny:1"):
+            subprocess.run(["skopeo", "--insecure-policy", "copy", "--quiet", "--dest-tls-verify=false",
+                            f"oci:{root / 'layout'}:tiny", f"docker://127.0.0.1:{port}/{name}"], check=True)
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.kill()
+        server.wait()
+
+
+def run(sb, command):
+    p = sb.exec("/bin/sh", "-c", command)
+    out = p.stdout.read()
+    assert p.wait() == 0, p.stderr.read()
+    return out
+
+
+def test_pulled_layers_whiteouts_and_config(registry, sandboxes):
+    image = modal.Image.from_registry(f"{registry}/test/tiny:1")
+    sb = sandboxes("/bin/sh", "-c", "while read line; do :; done", image=image)
+    assert run(sb, "pwd; echo $FOO; read b < /etc/b; echo $b; test -e /etc/a || echo a-deleted") == \
+        "/opt/d\nfrom-config\nbee\na-deleted\n"
+    assert run(sb, "test -e /opt/d/x || echo x-hidden; read y < /opt/d/y; echo $y") == "x-hidden\ny\n"
+
+
+def test_cmd_runs_when_no_arguments_are_given(registry, sandboxes):
+    sb = sandboxes(image=modal.Image.from_registry(f"{registry}/test/tiny:1"))
+    sb.wait(raise_on_termination=False)
+    assert sb.stdout.read() == "from-cmd from-config\n"
+
+
+def test_docker_hub_names_through_the_mirror(registry, sandboxes, monkeypatch):
+    monkeypatch.setenv("PYSANDBOX_REGISTRY_MIRROR", f"http://{registry}")
+    image = modal.Image.from_registry("tiny:1")  # = docker.io/library/tiny:1
+    sb = sandboxes("/bin/sh", "-c", "while read line; do :; done", image=image)
+    assert run(sb, "read b < /etc/b; echo $b") == "bee\n"
+    # Steps on top of a pulled image run in its root.
+    sb = sandboxes("/bin/sh", "-c", "while read line; do :; done",
+                   image=image.run_commands("echo built > /etc/built"))
+    assert run(sb, "read b < /etc/built; echo $b") == "built\n"
+
+
+def test_bad_references_and_unreachable_registries(registry, monkeypatch):
+    for bad in ("UPPER/case", "python:bad tag", "a@sha256:short", ""):
+        with pytest.raises(InvalidError):
+            modal.Image.from_registry(bad)
+    with pytest.raises(NotFoundError):
+        modal.Image.from_registry(f"{registry}/test/missing:1").build()
+    with pytest.raises(ImageBuildError, match="Cannot reach"):
+        modal.Image.from_registry(f"127.0.0.1:{_free_port()}/test/tiny:1").build()
+    with pytest.raises(UnimplementedError, match="add_python"):
+        modal.Image.from_registry("python:3.12", add_python="3.12")
+    monkeypatch.setenv("PYSANDBOX_REGISTRY_MIRROR", "http://mirror.example.com:5000")
+    with pytest.raises(InvalidError, match="plain HTTP"):
+        modal.Image.from_registry("python:3.12-slim").build()
+
+
+def test_reference_normalisation():
+    assert str(reference.parse("python:3.12-slim")) == "registry-1.docker.io/library/python:3.12-slim"
+    assert str(reference.parse("docker.io/org/app")) == "registry-1.docker.io/org/app:latest"
+    ref = reference.parse("ghcr.io/org/app@sha256:" + "a" * 64)
+    assert (ref.registry, ref.repository, ref.digest) == ("ghcr.io", "org/app", "sha256:" + "a" * 64)
+    assert reference.base_url(reference.parse("localhost:5000/x")) == "http://localhost:5000"
+    assert reference.base_url(reference.parse("registry.example.com/x")) == "https://registry.example.com"
+
+
+def test_from_dockerfile(registry, sandboxes, tmp_path):
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "main.txt").write_text("main\n")
+    (tmp_path / "app" / "secret.key").write_text("never copied\n")
+    (tmp_path / "note.txt").write_text("note\n")
+    (tmp_path / ".dockerignore").write_text("*.key\n")
+    (tmp_path / "Dockerfile").write_text(textwrap.dedent(f"""\
+        # a comment
+        ARG BASE={registry}/test/tiny:1
+        FROM $BASE
+        ENV GREETING=hello \\
+            OTHER=world
+        WORKDIR /srv
+        COPY app ./app
+        ADD note.txt /etc/
+        RUN echo "$GREETING $OTHER" > /etc/greeting
+        LABEL purpose=test
+        CMD ["/bin/sh", "-c", "while read line; do :; done"]
+        """))
+    image = modal.Image.from_dockerfile(tmp_path / "Dockerfile", context_dir=tmp_path)
+    sb = sandboxes(image=image)
+    assert run(sb, "pwd; read g < /etc/greeting; echo $g; read m < app/main.txt; echo $m; "
+                   "test -e app/secret.key || echo ignored; read n < /etc/note.txt; echo $n") == \
+        "/srv\nhello world\nmain\nignored\nnote\n"
+
+
+def test_dockerfile_instructions_we_do_not_support(tmp_path):
+    for text, word in (("FROM scratch\nUSER nobody\n", "USER"), ("FROM a AS b\nFROM c\n", "multi-stage"),
+                       ("FROM scratch\nCOPY --from=x /a /b\n", "options"),
+                       ("FROM scratch\nADD https://example.com/x /x\n", "URLs")):
+        (tmp_path / "Dockerfile").write_text(text)
+        with pytest.raises(UnimplementedError, match=word):
+            modal.Image.from_dockerfile(tmp_path / "Dockerfile", context_dir=tmp_path)
+    (tmp_path / "Dockerfile").write_text("RUN true\n")
+    with pytest.raises(InvalidError, match="before FROM"):
+        modal.Image.from_dockerfile(tmp_path / "Dockerfile")
+
+
+def test_hostile_layer_cannot_write_outside_its_root(registry, tmp_path, sandboxes):
+    """A layer whose symlink points at the host's /tmp, then writes through it, and a '..' path."""
+    marker = f"pysandbox-pwned-{os.getpid()}"
+    layout = tmp_path / "hostile"
+    (layout / "blobs" / "sha256").mkdir(parents=True)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, path in HOST_FILES.items():
+            tar.add(os.path.realpath(path), arcname=name)
+        link = tarfile.TarInfo("escape")
+        link.type, link.linkname = tarfile.SYMTYPE, "/tmp"
+        tar.addfile(link)
+        for name in (f"escape/{marker}", f"../../{marker}"):
+            info = tarfile.TarInfo(name)
+            info.size = 6
+            tar.addfile(info, io.BytesIO(b"pwned\n"))
+    layer = buffer.getvalue()
+    config = {"architecture": "amd64", "os": "linux", "config": {},
+              "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer).hexdigest()]}}
+    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": _blob(layout, json.dumps(config).encode(), "application/vnd.oci.image.config.v1+json"),
+                "layers": [_blob(layout, layer, "application/vnd.oci.image.layer.v1.tar")]}
+    entry = _blob(layout, json.dumps(manifest).encode(), "application/vnd.oci.image.manifest.v1+json")
+    entry["annotations"] = {"org.opencontainers.image.ref.name": "hostile"}
+    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [entry]}))
+    (layout / "oci-layout").write_text(json.dumps({"imageLayoutVersion": "1.0.0"}))
+    subprocess.run(["skopeo", "--insecure-policy", "copy", "--quiet", "--dest-tls-verify=false",
+                    f"oci:{layout}:hostile", f"docker://{registry}/test/hostile:1"], check=True)
+
+    image = modal.Image.from_registry(f"{registry}/test/hostile:1").build()
+    assert not os.path.exists(f"/tmp/{marker}")  # the write went to the unpacker's private /tmp
+    root = store.layer_dir(store.layer_of(image.object_id))
+    assert not list(root.parent.parent.rglob(marker))  # nothing beside or above the layer
+    sb = sandboxes("/bin/sh", "-c", "while read line; do :; done", image=image)
+    assert run(sb, f"test -e /escape/{marker} || echo absent") == "absent\n"
