@@ -2,7 +2,7 @@
  *
  *   sandbox-supervisor --dir DIR --timeout-ms N [--as-uid U --as-gid G]
  *       [--stage STAGEDIR] [--stage-bind SRC=NAME]... [--cleanup PATH]...
- *       [--confirm-fd 0] [--cgroup DIR]... [--nproc N] [--net-helper SLIRP4NETNS --net-dir DIR
+ *       [--confirm-fd 0 [--confirmed-by FILE]] [--cgroup DIR]... [--nproc N] [--net-helper SLIRP4NETNS --net-dir DIR
  *       --net-filter NFT --net-rules RULESET [--net-forward HOSTPORT:PORT]...] -- RUNNER ARGV...
  *
  * Inherited fds: 0 /dev/null (or, with --confirm-fd 0, a pipe from the
@@ -66,6 +66,7 @@ static struct {
   const char **cleanup;
   size_t ncleanup;
   int confirm_fd; /* -1: none */
+  const char *confirmed_by; /* a file in dir whose existence confirms, as 'g' does */
   struct net_options net;
   const char **cgroups;
   size_t ncgroups;
@@ -77,7 +78,7 @@ static struct {
  * and the pipe whose closing ends the helper. */
 static int net_info[2] = {-1, -1}, net_block[2] = {-1, -1}, net_exit_w = -1;
 
-static int sigfd, event_fd;
+static int sigfd, event_fd, dir_fd;
 
 /* The first reason the sandbox ended wins. */
 static const char *status;
@@ -153,6 +154,10 @@ static void parse_args(int argc, char **argv)
       opt.cleanup[opt.ncleanup++] = abs_path(argv, i);
     } else if (strcmp(a, "--confirm-fd") == 0) {
       opt.confirm_fd = (int)number(argv, i, FD_LISTEN - 1);
+    } else if (strcmp(a, "--confirmed-by") == 0) {
+      opt.confirmed_by = value(argv, i);
+      if (strchr(opt.confirmed_by, '/') != NULL)
+        usage_die("--confirmed-by takes a file name in --dir: %s", opt.confirmed_by);
     } else if (strcmp(a, "--net-helper") == 0) {
       opt.net.helper = abs_path(argv, i);
     } else if (strcmp(a, "--net-dir") == 0) {
@@ -320,14 +325,17 @@ static void kill_children(void)
 
 /* --confirm-fd: the creator writes 'g' once the sandbox is in the registry.
  * End of file without it means the creator died first: nobody can find this
- * sandbox, so it must not live on. */
+ * sandbox, so it must not live on, unless (--confirmed-by FILE) the creator
+ * died just after writing the record into DIR: then everyone can find it, and
+ * the record alone is the commit. */
 static void read_confirmation(pid_t runner)
 {
   char c = 0;
   ssize_t n = read(opt.confirm_fd, &c, 1);
   if (n < 0 && (errno == EINTR || errno == EAGAIN))
     return;
-  if (n != 1 || c != 'g') {
+  bool recorded = opt.confirmed_by != NULL && faccessat(dir_fd, opt.confirmed_by, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+  if ((n != 1 || c != 'g') && !recorded) {
     set_status("terminated", 137);
     kill(runner, SIGKILL);
   }
@@ -469,7 +477,7 @@ int main(int argc, char **argv)
     if (!fd_is_open(fd))
       usage_die("fd %d is not open", fd);
   close_range(FD_EVENT, ~0U, 0); /* nothing else of the caller's reaches the sandbox */
-  int dirfd = open(opt.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int dirfd = dir_fd = open(opt.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dirfd < 0) {
     pwarnf("--dir %s", opt.dir);
     exit(2);

@@ -36,6 +36,7 @@ from .runtime import cgroups
 
 _ID_ALPHABET = string.ascii_letters + string.digits
 _ID_LENGTH = 22
+RECORD_NAME = "record.json"  # a sandbox directory's record; its existence also confirms the sandbox
 
 
 def new_id(prefix: str) -> str:
@@ -156,11 +157,11 @@ class SandboxRecord:
 
 
 def write_record(record: SandboxRecord) -> None:
-    write_json_atomic(sandbox_dir(record.sandbox_id) / "record.json", record.to_json(), durable=False)
+    write_json_atomic(sandbox_dir(record.sandbox_id) / RECORD_NAME, record.to_json(), durable=False)
 
 
 def read_record(sandbox_id: str) -> SandboxRecord:
-    path = sandbox_dir(sandbox_id) / "record.json"
+    path = sandbox_dir(sandbox_id) / RECORD_NAME
     try:
         return SandboxRecord.from_json(read_json(path, "sandbox"), path)
     except FileNotFoundError:
@@ -333,7 +334,7 @@ def iter_records(skip_finished: bool = False) -> Iterator[Tuple[str, Union[Sandb
             continue
         if skip_finished and os.path.exists(os.path.join(entry.path, "exit")):
             continue
-        path = Path(entry.path, "record.json")
+        path = Path(entry.path, RECORD_NAME)
         try:
             yield entry.name, SandboxRecord.from_json(read_json(path, "sandbox"), path)
         except FileNotFoundError:

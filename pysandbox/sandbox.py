@@ -548,7 +548,7 @@ def _start(spec: SandboxSpec, app: App, tethered: bool = False) -> Sandbox:
             raise
     launched = None
     try:
-        launched = launch.launch(directory, spec, env)
+        launched = launch.launch(directory, spec, env, tethered)
         record = registry.SandboxRecord(
             sandbox_id=sandbox_id, app_id=app.app_id, app_name=app.name, name=spec.name, tags=spec.tags,
             created_at=time.time(), timeout=spec.timeout, supervisor=launched.supervisor,
@@ -577,6 +577,7 @@ def _start(spec: SandboxSpec, app: App, tethered: bool = False) -> Sandbox:
 def _abandon(directory, launched) -> None:
     """A create that failed half-way: stop what started, remove what was made."""
     if launched is not None:
+        (directory / registry.RECORD_NAME).unlink(missing_ok=True)  # else it would confirm the sandbox
         launched.abandon()  # the supervisor tears the sandbox down on its own
         pidfd = _pidfd(launched.supervisor)
         if pidfd is not None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Dict, List, Tuple
 
 from .. import agent, config
+from .. import registry
 from ..registry import ProcessRef
 from ..spec import SandboxSpec
 from . import bwrap, cgroups, layout, limits, netplan
@@ -108,8 +109,10 @@ def reap_finished() -> None:
             _spawned.discard(pid)
 
 
-def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str]) -> "Launched":
-    """Start the sandbox described by `spec` in `directory`; confirm() it once registered."""
+def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str], tethered: bool = False) -> "Launched":
+    """Start the sandbox described by `spec` in `directory`; confirm() it once registered.
+    Its record (registry.RECORD_NAME) confirms it too, should the creator die right after
+    writing it; a `tethered` sandbox lives only as long as its creator, record or not."""
     reap_finished()
     runner = config.bwrap_binary()
     init = config.native_binary("sandbox-init")
@@ -152,7 +155,8 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str]) -> "Launched
     options += net.supervisor_args(netplan.egress_rules(spec.outbound_cidr_allowlist))
     limit_options, cgroup = limits.supervisor_options(directory, spec.resources, uid)
     try:
-        launched = _spawn(directory, [supervisor, *options, *limit_options, "--confirm-fd", "0", "--", *argv], env)
+        launched = _spawn(directory, [supervisor, *options, *limit_options, "--confirm-fd", "0",
+                                      *([] if tethered else ["--confirmed-by", registry.RECORD_NAME]), "--", *argv], env)
     except BaseException:
         if cgroup is not None:
             cgroups.remove(cgroup)

@@ -14,6 +14,7 @@ import pytest
 
 import pysandbox as modal
 from pysandbox import registry
+from pysandbox.runtime import launch
 
 pytestmark = pytest.mark.rootless
 
@@ -142,3 +143,20 @@ def test_creator_killed_at_random_points_leaves_nothing_half_made():
             modal.Sandbox.from_name("fault-app", "fault-named")
     removed = registry.collect_garbage()
     assert all(not registry.sandbox_dir(sid).exists() for sid in removed)
+
+
+def test_a_recorded_sandbox_survives_a_creator_that_died_before_confirming(app, monkeypatch):
+    # The creator dies between writing the record and confirming: the supervisor sees the
+    # pipe close without 'g', finds the record, and keeps the sandbox everyone can find.
+    monkeypatch.setattr(launch.Launched, "confirm", launch.Launched.abandon)
+    sb = modal.Sandbox.create("sleep", "60", app=app)
+    try:
+        fd0 = f"/proc/{sb._record.supervisor.pid}/fd/0"
+        deadline = time.time() + 30
+        while os.path.lexists(fd0):  # the supervisor closes the confirm pipe once it has read it
+            assert time.time() < deadline, "the supervisor never read its confirm pipe"
+            time.sleep(0.01)
+        assert sb.poll() is None
+        assert modal.Sandbox.from_id(sb.object_id).exec("echo", "ok").stdout.read() == "ok\n"
+    finally:
+        sb.terminate(wait=True)
