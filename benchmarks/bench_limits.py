@@ -3,6 +3,8 @@ against the same with no cgroup at all, the default (the pids limit only), and b
 `bwrap ... /bin/true`, all interleaved in one run so they see the same machine load.
 
 Bar (issue 6): with limits, median at most 1.3x the same without limits.
+block_network=True throughout: the default network's teardown (benchmarks/bench_network.py)
+would drown what this measures.
 """
 
 import statistics
@@ -19,7 +21,7 @@ LIMITS = {"cpu": (0.5, 1.0), "memory": (128, 256)}
 
 
 def lifecycle(the_app, options):
-    sb = modal.Sandbox.create(app=the_app, **options)
+    sb = modal.Sandbox.create(app=the_app, block_network=True, **options)
     sb.exec("true").wait()
     sb.terminate(wait=True)
 
