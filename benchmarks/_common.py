@@ -1,11 +1,16 @@
 """Shared bits of the benchmarks: medians over many runs, and the ratio line."""
 
+import atexit
 import os
 import statistics
 import time
 
 import pysandbox as modal
-from pysandbox import config
+from pysandbox import config, registry
+
+# Finished sandboxes' directories stay until gc; left behind, thousands of them
+# would slow down what the next benchmark's Sandbox.list measures.
+atexit.register(registry.collect_garbage)
 
 
 def median_ms(func, runs, warmup=5):

@@ -31,7 +31,7 @@
 #include "fdutil.h"
 #include "util.h"
 
-enum { SETUP_TIMEOUT_MS = 10000 };
+enum { SETUP_TIMEOUT_MS = 60000 }; /* generous: hundreds of sandboxes starting at once queue on two cores */
 
 /* Reads until `stop` is seen, end of file or the deadline; NUL-terminates. */
 static int read_until(int fd, char *buf, size_t size, char stop, int64_t deadline)
