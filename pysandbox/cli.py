@@ -27,6 +27,7 @@ import attrs
 from . import doctor, registry
 from .app import App
 from .exception import Error, NotFoundError
+from .image import Image
 from .image import cli as image_cli, store as image_store
 from .process import EXEC_TIMEOUT_RETURNCODE
 from .runtime import limits
@@ -231,10 +232,9 @@ def cmd_run(args) -> int:
     env = _env(args.env)
     if args.timeout <= 0:
         raise UsageError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
-    if args.image not in (None, "host"):
-        raise UsageError(f"images are not supported yet: only `--image host` works, got {args.image!r}")
+    image = None if args.image in (None, "host") else Image.from_id(args.image)
     app = App.lookup(args.app, create_if_missing=True)
-    sb = Sandbox.create(app=app, timeout=args.timeout + RUN_GRACE)
+    sb = Sandbox.create(app=app, image=image, timeout=args.timeout + RUN_GRACE)
     try:
         process = sb.exec(*command, timeout=args.timeout, workdir=args.workdir, env=env, text=False)
         return _stream_process(process)
@@ -247,7 +247,7 @@ def cmd_shell(args) -> int:
     if not command:
         raise UsageError("--cmd is empty")
     sb = Sandbox.from_id(args.sandbox_id)
-    process = sb.exec(*command, pty=True, text=False)  # UnimplementedError until pty lands
+    process = sb.exec(*command, pty=True, text=False)
     resize = getattr(process, "_resize", None)  # window size changes, if the API offers them
     if not _stdin_is_tty():
         return _stream_process(process)
@@ -426,7 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Create a sandbox, run a command in it streaming its output, terminate it; exit with the command's status. "
         "Example: pysandbox run -- python3 -c 'print(1)'"))
     p.add_argument("--app", default=DEFAULT_RUN_APP, help=f"app to create the sandbox in (default {DEFAULT_RUN_APP})")
-    p.add_argument("--image", help="only `host` (the default) for now")
+    p.add_argument("--image", metavar="IMAGE_ID", help="an image id (im-..., see `pysandbox image ls`); default: the host image")
     _exec_options(p, f"stop the command after SECONDS (default {DEFAULT_RUN_TIMEOUT}; exit status 124)",
                   DEFAULT_RUN_TIMEOUT)
     p.set_defaults(func=cmd_run)

@@ -2,7 +2,8 @@
 
 import asyncio
 import os
-import time
+import subprocess
+import sys
 
 import pytest
 
@@ -76,9 +77,7 @@ def test_a_built_image_resolves_without_building(debian):
     image.build()
     before = builder_sandbox_count()
     again = modal.Image.debian_slim().run_commands("echo once > /once")
-    started = time.perf_counter()
-    again.build()
-    assert time.perf_counter() - started < 1  # generous: the benchmark measures the real figure
+    again.build()  # no work: no builder sandbox (the benchmark times it)
     assert again.object_id == image.object_id
     assert builder_sandbox_count() == before
 
@@ -107,6 +106,13 @@ def test_from_id_and_unknown_ids(debian, sandboxes):
         modal.Image.from_id("im-" + "0" * 32).build()
     with pytest.raises(NotFoundError, match="Invalid image id"):
         modal.Image.from_id("nope")
+
+
+def test_cli_runs_a_command_in_a_built_image(debian):
+    debian.build()
+    run = subprocess.run([sys.executable, "-m", "pysandbox", "run", "--image", debian.object_id, "--",
+                          "head", "-c", "6", "/etc/issue"], capture_output=True, text=True, env=os.environ)
+    assert (run.returncode, run.stdout) == (0, "Debian")
 
 
 def test_entrypoint_and_cmd(debian, sandboxes):
