@@ -1,0 +1,182 @@
+"""The same behaviour under each runner (PYSANDBOX_RUNNER), with block_network=True
+(the nsjail runner's slice: docs/RUNNERS.md), and what the nsjail runner refuses."""
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import psutil
+import pytest
+
+import pysandbox as modal
+from pysandbox import config
+from pysandbox.exception import InvalidError, SandboxTimeoutError
+
+pytestmark = pytest.mark.rootless
+
+RUNNERS = ("bwrap", "nsjail")
+
+
+@pytest.fixture(params=RUNNERS)
+def runner(request, monkeypatch):
+    monkeypatch.setenv("PYSANDBOX_RUNNER", request.param)
+    return request.param
+
+
+@pytest.fixture
+def jailed(runner, sandboxes):
+    """Create block_network sandboxes under `runner`."""
+    return lambda *args, **kwargs: sandboxes(*args, block_network=True, **kwargs)
+
+
+def run(sb, script: str) -> str:
+    p = sb.exec("sh", "-c", script)
+    assert p.wait() == 0, p.stderr.read()
+    return p.stdout.read()
+
+
+def test_exec_exit_codes(jailed):
+    sb = jailed()
+    assert sb.exec("sh", "-c", "exit 3").wait() == 3
+    assert sb.exec("sh", "-c", "kill -TERM $$").wait() == 128 + 15
+    assert sb.exec("sleep", "30", timeout=1).wait() == -1
+
+
+def test_stdout_and_stderr_stream(jailed):
+    sb = jailed()
+    p = sb.exec("sh", "-c", "echo one; echo two >&2; sleep 0.2; echo three")
+    assert [line for line in p.stdout] == ["one\n", "three\n"]
+    assert p.stderr.read() == "two\n"
+    assert p.wait() == 0
+
+
+def test_env_and_workdir(jailed):
+    sb = jailed(workdir="/repo/src", env={"GREETING": "hi"})
+    assert run(sb, 'pwd; echo "$GREETING"; echo "$HOME"') == "/repo/src\nhi\n/root\n"
+    assert run(sb, "stat -c %a /root") == "700\n"
+
+
+def test_files_through_open_and_filesystem(jailed):
+    sb = jailed()
+    with sb.open("/tmp/note.txt", "w") as f:
+        f.write("written from the host\n")
+    assert run(sb, "cat /tmp/note.txt") == "written from the host\n"
+    run(sb, "mkdir -p /data && echo inside > /data/out.txt")
+    assert sb.filesystem.read_text("/data/out.txt") == "inside\n"
+
+
+def test_sandbox_timeout(jailed):
+    sb = jailed("sleep", "100", timeout=2)
+    with pytest.raises(SandboxTimeoutError):
+        sb.wait()
+    assert sb.returncode == 124
+
+
+def test_entrypoint_exit_code_and_output(jailed):
+    sb = jailed("sh", "-c", "echo out; echo err >&2; exit 7")
+    sb.wait()
+    assert sb.returncode == 7
+    assert sb.stdout.read() == "out\n"
+    assert sb.stderr.read() == "err\n"
+
+
+def test_terminate(jailed):
+    sb = jailed("sleep", "100")
+    sb.terminate()
+    sb.wait(raise_on_termination=False)
+    assert sb.returncode == 137  # the fixture checks that nothing is left behind
+
+
+def test_from_id_in_another_process(jailed):
+    sb = jailed()
+    script = textwrap.dedent(
+        f"""
+        import pysandbox as modal
+        sb = modal.Sandbox.from_id({sb.object_id!r})
+        print(sb.exec("echo", "from afar").stdout.read(), end="")
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out == "from afar\n"
+
+
+def test_seccomp_filter_is_active(jailed):
+    sb = jailed()
+    assert run(sb, "grep ^Seccomp: /proc/self/status") == "Seccomp:\t2\n"
+    assert sb.exec("unshare", "--user", "true").wait() != 0
+
+
+def test_root_inside_is_not_root_outside(jailed):
+    sb = jailed()
+    assert run(sb, "id -u; id -g") == "0\n0\n"
+    p = sb.exec("sleep", "30")
+    try:
+        sleeper = []
+        for _ in range(50):  # the exec's process appears a moment after exec() returns
+            procs = psutil.Process(sb._record.supervisor.pid).children(recursive=True)
+            sleeper = [proc for proc in procs if proc.cmdline()[:1] == ["sleep"]]
+            if sleeper:
+                break
+            time.sleep(0.1)
+        assert len(sleeper) == 1
+        assert sleeper[0].uids().real == (os.geteuid() or config.root_sandbox_uid()) != 0
+    finally:
+        sb.exec("kill", "-9", str(p._pid)).wait()
+
+
+def test_dev_contents(jailed):
+    sb = jailed()
+    listing = run(sb, "ls -A /dev").split()
+    assert listing == sorted(["core", "fd", "full", "null", "ptmx", "pts", "random", "shm", "stderr", "stdin",
+                              "stdout", "tty", "urandom", "zero"])
+    assert run(sb, "head -c 4 /dev/zero | od -An -tx1") == " 00 00 00 00\n"
+    assert run(sb, "echo gone > /dev/null; echo $?") == "0\n"
+
+
+def test_system_dirs_read_only_and_secrets_masked(jailed):
+    sb = jailed()
+    assert sb.exec("touch", "/usr/pysandbox-probe").wait() != 0
+    assert run(sb, "cat /etc/shadow 2>/dev/null || true") == ""
+
+
+def test_private_tmp_and_writable_root(jailed):
+    sb = jailed()
+    run(sb, "echo x > /tmp/t && echo y > /scratch")
+    assert not os.path.exists("/scratch")
+    assert run(sb, "cat /scratch") == "y\n"
+
+
+@pytest.mark.parametrize(
+    "options, words",
+    [
+        ({}, "block_network=True"),
+        ({"block_network": True, "ephemeral_disk": 1024}, "ephemeral_disk="),
+        ({"encrypted_ports": [8000]}, "port tunnels"),
+        ({"block_network": True, "image": "debian_slim"}, "image="),
+    ],
+)
+def test_nsjail_refuses_what_it_cannot_do(app, monkeypatch, options, words):
+    monkeypatch.setenv("PYSANDBOX_RUNNER", "nsjail")
+    if options.get("image") == "debian_slim":
+        options = {**options, "image": modal.Image.debian_slim()}  # never built: refused first
+    before = set(os.listdir(config.state_dir() / "sandboxes")) if (config.state_dir() / "sandboxes").exists() else set()
+    with pytest.raises(InvalidError, match="nsjail runner") as raised:
+        modal.Sandbox.create(app=app, **options)
+    assert words in str(raised.value)
+    after = set(os.listdir(config.state_dir() / "sandboxes")) if (config.state_dir() / "sandboxes").exists() else set()
+    assert after == before  # refused before any work
+
+
+def test_unknown_runner_is_refused(app, monkeypatch):
+    monkeypatch.setenv("PYSANDBOX_RUNNER", "docker")
+    with pytest.raises(InvalidError, match="bwrap, nsjail"):
+        modal.Sandbox.create(app=app, block_network=True)
+
+
+def test_missing_nsjail_is_refused(app, monkeypatch, tmp_path):
+    monkeypatch.setenv("PYSANDBOX_RUNNER", "nsjail")
+    monkeypatch.setenv("PYSANDBOX_NSJAIL", str(tmp_path / "no-nsjail"))
+    with pytest.raises(InvalidError, match="PYSANDBOX_NSJAIL"):
+        modal.Sandbox.create(app=app, block_network=True)
