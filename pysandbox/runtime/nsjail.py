@@ -28,7 +28,7 @@ from .. import config
 from ..exception import InvalidError
 from ..spec import SandboxSpec
 from .confinement import proc_masks
-from .layout import BIN_DIR, INIT_PATH, SYSTEM_DIRS, Mount, python_links
+from .layout import BIN_DIR, INIT_PATH, SYSTEM_DIRS, Mount, caller_python, python_links
 
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 # bwrap --dev's links, so /dev looks the same under either runner.
@@ -54,9 +54,19 @@ def check(spec: SandboxSpec, image: object) -> None:
             raise InvalidError(f"The nsjail runner does not support {what} yet: {fix}, or use the bwrap runner "
                                "(unset PYSANDBOX_RUNNER). See docs/RUNNERS.md.")
     config.nsjail_binary()
+    for what, path in (("PYSANDBOX_HOME", str(config.state_dir())), ("the Python prefix", caller_python()[0])):
+        _check_path(what, path)
+
+
+def _check_path(what: str, path: str) -> None:
+    """nsjail's mount options are `source:dest`: a path with a colon cannot be expressed."""
+    if ":" in path:
+        raise InvalidError(f"The nsjail runner cannot mount {what} {path!r}: nsjail separates paths with ':'. "
+                           "Use a path without ':', or the bwrap runner (unset PYSANDBOX_RUNNER).")
 
 
 def mount_args(mount: Mount, source: Callable[[str], str]) -> List[str]:
+    _check_path("the mount point", mount.dest)
     if mount.kind == "ro-bind":
         return ["--bindmount_ro", f"{source(mount.source)}:{mount.dest}"]
     if mount.kind == "bind":

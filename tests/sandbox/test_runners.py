@@ -11,7 +11,7 @@ import psutil
 import pytest
 
 import pysandbox as modal
-from pysandbox import config
+from pysandbox import config, registry
 from pysandbox.exception import InvalidError, SandboxTimeoutError
 
 pytestmark = pytest.mark.rootless
@@ -148,6 +148,27 @@ def test_private_tmp_and_writable_root(jailed):
     assert run(sb, "cat /scratch") == "y\n"
 
 
+def test_volume_shared_between_sandboxes(jailed):
+    with modal.Volume.ephemeral() as vol:
+        first = jailed(volumes={"/data": vol})
+        run(first, "echo kept > /data/f")
+        second = jailed(volumes={"/mnt/data": vol})
+        assert run(second, "cat /mnt/data/f") == "kept\n"
+
+
+def test_nsjail_refuses_a_mount_point_with_a_colon(app, monkeypatch):
+    monkeypatch.setenv("PYSANDBOX_RUNNER", "nsjail")
+    before = _sandbox_dirs()
+    with modal.Volume.ephemeral() as vol:
+        with pytest.raises(InvalidError, match="separates paths with ':'"):
+            modal.Sandbox.create(app=app, block_network=True, volumes={"/data:x": vol})
+    assert _sandbox_dirs() == before  # the half-made sandbox is removed
+
+
+def _sandbox_dirs():
+    return set(os.listdir(registry.sandboxes_dir())) if registry.sandboxes_dir().exists() else set()
+
+
 @pytest.mark.parametrize(
     "options, words",
     [
@@ -161,12 +182,11 @@ def test_nsjail_refuses_what_it_cannot_do(app, monkeypatch, options, words):
     monkeypatch.setenv("PYSANDBOX_RUNNER", "nsjail")
     if options.get("image") == "debian_slim":
         options = {**options, "image": modal.Image.debian_slim()}  # never built: refused first
-    before = set(os.listdir(config.state_dir() / "sandboxes")) if (config.state_dir() / "sandboxes").exists() else set()
+    before = _sandbox_dirs()
     with pytest.raises(InvalidError, match="nsjail runner") as raised:
         modal.Sandbox.create(app=app, **options)
     assert words in str(raised.value)
-    after = set(os.listdir(config.state_dir() / "sandboxes")) if (config.state_dir() / "sandboxes").exists() else set()
-    assert after == before  # refused before any work
+    assert _sandbox_dirs() == before  # refused before any work
 
 
 def test_unknown_runner_is_refused(app, monkeypatch):
