@@ -35,9 +35,9 @@ PROC_MASKED = (
 _OTHER_ACCESS = stat.S_IROTH | stat.S_IWOTH
 
 
-@functools.lru_cache(maxsize=None)
 def proc_masks() -> Tuple[Tuple[str, bool], ...]:
-    """(path, is a directory) for each /proc path to mask that the sandbox could read on this kernel."""
+    """(path, is a directory) for each /proc path to mask that the sandbox could read on this kernel
+    (read at each call: the runners' argument builders cache their own results)."""
     masks = []
     for path in PROC_MASKED:
         try:

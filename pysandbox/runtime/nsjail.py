@@ -20,6 +20,7 @@ nsjail does not do yet; unsupported() refuses those before any work.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple
@@ -90,13 +91,14 @@ def dev_args() -> List[str]:
     return argv
 
 
-def proc_args() -> List[str]:
+@functools.lru_cache(maxsize=None)
+def proc_args() -> Tuple[str, ...]:
     """/proc read-only, masked like bwrap's runner masks it. Mounted here rather than by
     nsjail's own /proc, which comes after every other mount and would cover the masks."""
     argv = ["--disable_proc", "--mount", "none:/proc:proc:ro"]
     for path, is_dir in proc_masks():
         argv += ["--mount", f"none:{path}:tmpfs:ro,mode=755"] if is_dir else ["--bindmount_ro", f"/dev/null:{path}"]
-    return argv
+    return tuple(argv)
 
 
 def prepare_upper(upper: Path, workdir: str, owner: Tuple[int, int]) -> None:
