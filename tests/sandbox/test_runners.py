@@ -13,6 +13,7 @@ import pytest
 import pysandbox as modal
 from pysandbox import config, registry
 from pysandbox.exception import InvalidError, SandboxTimeoutError
+from pysandbox.runtime import cgroups
 
 pytestmark = pytest.mark.rootless
 
@@ -146,6 +147,18 @@ def test_private_tmp_and_writable_root(jailed):
     run(sb, "echo x > /tmp/t && echo y > /scratch")
     assert not os.path.exists("/scratch")
     assert run(sb, "cat /scratch") == "y\n"
+
+
+@pytest.mark.skipif(not cgroups.host().has("memory"), reason="no writable cgroup here (unprivileged on v1)")
+def test_memory_limit_and_every_process_in_the_sandbox_cgroup(jailed):
+    sb = jailed("sleep", "300", memory=(64, 128))
+    hog = sb.exec("python3", "-c", "b = bytearray(400 << 20); b[::4096] = b'x' * len(b[::4096]); print('survived')")
+    assert hog.wait() == 137 and hog.stdout.read() == ""
+    cgroup = cgroups.load(registry.sandbox_dir(sb.object_id))
+    tree = {child.pid for child in psutil.Process(sb._record.supervisor.pid).children(recursive=True)}
+    for path in cgroup.unique_dirs():
+        with open(path + "/cgroup.procs") as procs:
+            assert {int(pid) for pid in procs.read().split()} == tree
 
 
 def test_volume_shared_between_sandboxes(jailed):
