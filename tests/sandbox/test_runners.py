@@ -127,6 +127,16 @@ def test_root_inside_is_not_root_outside(jailed):
         sb.exec("kill", "-9", str(p._pid)).wait()
 
 
+def test_pty_exec_and_entrypoint(jailed):
+    sb = jailed("sh", "-c", "tty; stty size", pty=True)
+    sb.wait()
+    assert sb.stdout.read().startswith("/dev/pts/") and sb.returncode == 0
+    other = jailed()
+    p = other.exec("sh", "-c", "test -t 0 && test -t 1 && echo terminal; echo err >&2", pty=True)
+    assert p.stdout.read() == "terminal\r\nerr\r\n"
+    assert p.wait() == 0
+
+
 def test_dev_contents(jailed):
     sb = jailed()
     listing = run(sb, "ls -A /dev").split()
