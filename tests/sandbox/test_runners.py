@@ -150,6 +150,8 @@ def test_system_dirs_read_only_and_secrets_masked(jailed):
     sb = jailed()
     assert sb.exec("touch", "/usr/pysandbox-probe").wait() != 0
     assert run(sb, "cat /etc/shadow 2>/dev/null || true") == ""
+    assert run(sb, "cat /proc/keys 2>/dev/null || true") == ""  # masked (docs/RUNNERS.md: how, per runner)
+    assert sb.exec("sh", "-c", "echo x > /proc/sys/kernel/hostname").wait() != 0
 
 
 def test_private_tmp_and_writable_root(jailed):
