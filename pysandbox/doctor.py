@@ -67,9 +67,26 @@ def bubblewrap() -> Finding:
     try:
         path = config.bwrap_binary()
     except Error as exc:
-        return Finding("runner: bwrap", False, str(exc), "every sandbox", essential=True)
+        return Finding("runner: bwrap", False, str(exc), "every sandbox", essential=_selected("bwrap"))
     version = subprocess.run([path, "--version"], capture_output=True, text=True).stdout.strip()
     return Finding("runner: bwrap", True, f"{version or 'unknown version'} at {path}")
+
+
+def nsjail_runner() -> Finding:
+    try:
+        path = config.nsjail_binary()
+    except Error as exc:
+        return Finding("runner: nsjail", False, str(exc), "PYSANDBOX_RUNNER=nsjail", essential=_selected("nsjail"))
+    return Finding("runner: nsjail", True, f"{path}: runs host-image sandboxes with block_network=True "
+                   "(not yet the default network, tunnels, image=, ephemeral_disk=: docs/RUNNERS.md)")
+
+
+def _selected(runner: str) -> bool:
+    """Whether PYSANDBOX_RUNNER picks `runner` (a wrong value fails the sandbox check, with its reason)."""
+    try:
+        return config.runner() == runner
+    except Error:
+        return False
 
 
 def user_namespaces() -> Finding:
@@ -143,7 +160,7 @@ def sandbox_starts() -> Finding:
 
 
 CHECKS: List[Check] = [
-    kernel, identity, native_helpers, bubblewrap, user_namespaces, seccomp, cgroup_limits, network, image_tools,
+    kernel, identity, native_helpers, bubblewrap, nsjail_runner, user_namespaces, seccomp, cgroup_limits, network, image_tools,
 ]
 
 

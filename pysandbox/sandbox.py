@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import attrs
 
-from . import _aio, agent, exception, image as images, network, registry
+from . import _aio, agent, config, exception, image as images, network, registry
 from ._aio import synchronized, synchronized_static
 from .app import App
 from .exception import (
@@ -42,7 +42,7 @@ from .filesystem import SandboxFilesystem
 from .probe import Probe, check_probe
 from .process import ContainerProcess
 from .resources import Resources, SandboxStats, default_pids_limit
-from .runtime import cgroups, launch, layout, limits, netplan
+from .runtime import cgroups, launch, layout, limits, netplan, nsjail
 from .secret import Secret
 from .spec import ExecSpec, SandboxSpec, check_tags, merge_env
 from .volume import mount_plan
@@ -191,6 +191,8 @@ class Sandbox:
             raise InvalidError("Port tunnels need slirp4netns, nft and a /dev/net/tun open to all on this host "
                                "(`apt-get install slirp4netns nftables; chmod 0666 /dev/net/tun`).")
         cgroups.check(spec.resources)
+        if config.runner() == "nsjail":
+            nsjail.check(spec, image)
         _check_unsupported(
             network_file_systems=network_file_systems,
             h2_ports=h2_ports,

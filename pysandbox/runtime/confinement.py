@@ -35,10 +35,10 @@ PROC_MASKED = (
 _OTHER_ACCESS = stat.S_IROTH | stat.S_IWOTH
 
 
-@functools.lru_cache(maxsize=None)
-def proc_mask_args() -> Tuple[str, ...]:
-    """bwrap arguments, to follow `--proc /proc`, masking what the sandbox could read on this kernel."""
-    argv = []
+def proc_masks() -> Tuple[Tuple[str, bool], ...]:
+    """(path, is a directory) for each /proc path to mask that the sandbox could read on this kernel
+    (read at each call: the runners' argument builders cache their own results)."""
+    masks = []
     for path in PROC_MASKED:
         try:
             info = os.stat(path)
@@ -46,5 +46,14 @@ def proc_mask_args() -> Tuple[str, ...]:
             continue
         if not info.st_mode & _OTHER_ACCESS or (stat.S_ISDIR(info.st_mode) and not os.listdir(path)):
             continue  # closed to the sandbox already, or an empty directory
-        argv += ["--tmpfs", path, "--remount-ro", path] if stat.S_ISDIR(info.st_mode) else ["--ro-bind", "/dev/null", path]
+        masks.append((path, stat.S_ISDIR(info.st_mode)))
+    return tuple(masks)
+
+
+@functools.lru_cache(maxsize=None)
+def proc_mask_args() -> Tuple[str, ...]:
+    """bwrap arguments, to follow `--proc /proc`, masking proc_masks()."""
+    argv = []
+    for path, is_dir in proc_masks():
+        argv += ["--tmpfs", path, "--remount-ro", path] if is_dir else ["--ro-bind", "/dev/null", path]
     return tuple(argv)

@@ -24,9 +24,10 @@ from typing import Dict, List, Tuple
 
 from .. import agent, config
 from .. import registry
+from ..probe import PROBE_PATH
 from ..registry import ProcessRef
 from ..spec import SandboxSpec
-from . import bwrap, cgroups, layout, limits, netplan
+from . import bwrap, cgroups, layout, limits, netplan, nsjail
 
 STAGE_DIR = "/run/pysandbox-stage"
 _spawned: set = set()  # supervisor pids we are the parent of, reaped lazily
@@ -114,7 +115,8 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str], tethered: bo
     Its record (registry.RECORD_NAME) confirms it too, should the creator die right after
     writing it; a `tethered` sandbox lives only as long as its creator, record or not."""
     reap_finished()
-    runner = config.bwrap_binary()
+    use_nsjail = config.runner() == "nsjail"
+    runner = config.nsjail_binary() if use_nsjail else config.bwrap_binary()
     init = config.native_binary("sandbox-init")
     supervisor = config.native_binary("sandbox-supervisor")
     as_root = os.geteuid() == 0
@@ -133,7 +135,8 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str], tethered: bo
     mounts = system + volumes
     net = netplan.plan(spec, directory, owner)
     probe = config.native_binary("sandbox-probe") if spec.readiness_probe and spec.readiness_probe.tcp_port else None
-    argv = bwrap.command(
+    argv = _nsjail_command(_staged_runner(runner, stager), spec, upper, mounts, init, owner, net.mode, stager, probe) \
+        if use_nsjail else bwrap.command(
         _staged_runner(runner, stager),
         upper=str(upper),
         mounts=mounts,
@@ -163,6 +166,19 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str], tethered: bo
         raise
     launched.tunnels = net.tunnels
     return launched
+
+
+def _nsjail_command(runner: str, spec: SandboxSpec, upper: Path, mounts, init: str, owner: Tuple[int, int],
+                    network: str, stager: Stager, probe) -> List[str]:
+    """What bwrap.command() builds, for nsjail (the host image only: nsjail.check() refused the rest)."""
+    workdir = spec.workdir or "/"
+    nsjail.prepare_upper(upper, workdir, owner)
+    return nsjail.command(
+        runner, upper=str(upper), mounts=mounts, init=init, workdir=workdir, entrypoint=spec.entrypoint,
+        owner=owner, pty=spec.pty, network=network, source=stager,
+        idle_timeout_ms=None if spec.idle_timeout is None else int(spec.idle_timeout * 1000),
+        probe=None if probe is None else (probe, PROBE_PATH),
+    )
 
 
 def _staged_runner(runner: str, stager: Stager) -> str:

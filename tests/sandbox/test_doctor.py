@@ -28,3 +28,17 @@ def test_doctor_names_a_missing_runner():
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "ERR runner: bwrap" in result.stdout
     assert result.stdout.rstrip().endswith("sandboxes cannot start here: fix runner: bwrap")
+
+
+def test_doctor_reports_nsjail_and_runs_a_sandbox_under_it():
+    result = doctor(PYSANDBOX_RUNNER="nsjail")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ok  runner: nsjail" in result.stdout and "block_network=True" in result.stdout
+    assert "ok  a sandbox          created, ran `true` and terminated in" in result.stdout
+
+
+def test_doctor_missing_nsjail_matters_only_when_chosen():
+    assert doctor(PYSANDBOX_NSJAIL="/nonexistent/nsjail").returncode == 0
+    result = doctor(PYSANDBOX_NSJAIL="/nonexistent/nsjail", PYSANDBOX_RUNNER="nsjail")
+    assert result.returncode == 1 and "ERR runner: nsjail" in result.stdout
+    assert result.stdout.rstrip().endswith("sandboxes cannot start here: fix runner: nsjail")

@@ -1,0 +1,227 @@
+"""The same behaviour under each runner (PYSANDBOX_RUNNER), with block_network=True
+(the nsjail runner's slice: docs/RUNNERS.md), and what the nsjail runner refuses."""
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import psutil
+import pytest
+
+import pysandbox as modal
+from pysandbox import config, registry
+from pysandbox.exception import InvalidError, SandboxTimeoutError
+from pysandbox.runtime import cgroups
+
+pytestmark = pytest.mark.rootless
+
+RUNNERS = ("bwrap", "nsjail")
+
+
+@pytest.fixture(params=RUNNERS)
+def runner(request, monkeypatch):
+    monkeypatch.setenv("PYSANDBOX_RUNNER", request.param)
+    return request.param
+
+
+@pytest.fixture
+def jailed(runner, sandboxes):
+    """Create block_network sandboxes under `runner`."""
+    return lambda *args, **kwargs: sandboxes(*args, block_network=True, **kwargs)
+
+
+def run(sb, script: str) -> str:
+    p = sb.exec("sh", "-c", script)
+    assert p.wait() == 0, p.stderr.read()
+    return p.stdout.read()
+
+
+def test_exec_exit_codes(jailed):
+    sb = jailed()
+    assert sb.exec("sh", "-c", "exit 3").wait() == 3
+    assert sb.exec("sh", "-c", "kill -TERM $$").wait() == 128 + 15
+    assert sb.exec("sleep", "30", timeout=1).wait() == -1
+
+
+def test_stdout_and_stderr_stream(jailed):
+    sb = jailed()
+    p = sb.exec("sh", "-c", "echo one; echo two >&2; sleep 0.2; echo three")
+    assert [line for line in p.stdout] == ["one\n", "three\n"]
+    assert p.stderr.read() == "two\n"
+    assert p.wait() == 0
+
+
+def test_env_and_workdir(jailed):
+    sb = jailed(workdir="/repo/src", env={"GREETING": "hi"})
+    assert run(sb, 'pwd; echo "$GREETING"; echo "$HOME"') == "/repo/src\nhi\n/root\n"
+    assert run(sb, "stat -c %a /root") == "700\n"
+
+
+def test_files_through_open_and_filesystem(jailed):
+    sb = jailed()
+    with sb.open("/tmp/note.txt", "w") as f:
+        f.write("written from the host\n")
+    assert run(sb, "cat /tmp/note.txt") == "written from the host\n"
+    run(sb, "mkdir -p /data && echo inside > /data/out.txt")
+    assert sb.filesystem.read_text("/data/out.txt") == "inside\n"
+
+
+def test_sandbox_timeout(jailed):
+    sb = jailed("sleep", "100", timeout=2)
+    with pytest.raises(SandboxTimeoutError):
+        sb.wait()
+    assert sb.returncode == 124
+
+
+def test_entrypoint_exit_code_and_output(jailed):
+    sb = jailed("sh", "-c", "echo out; echo err >&2; exit 7")
+    sb.wait()
+    assert sb.returncode == 7
+    assert sb.stdout.read() == "out\n"
+    assert sb.stderr.read() == "err\n"
+
+
+def test_terminate(jailed):
+    sb = jailed("sleep", "100")
+    sb.terminate()
+    sb.wait(raise_on_termination=False)
+    assert sb.returncode == 137  # the fixture checks that nothing is left behind
+
+
+def test_from_id_in_another_process(jailed):
+    sb = jailed()
+    script = textwrap.dedent(
+        f"""
+        import pysandbox as modal
+        sb = modal.Sandbox.from_id({sb.object_id!r})
+        print(sb.exec("echo", "from afar").stdout.read(), end="")
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out == "from afar\n"
+
+
+def test_seccomp_filter_is_active(jailed):
+    sb = jailed()
+    assert run(sb, "grep ^Seccomp: /proc/self/status") == "Seccomp:\t2\n"
+    assert sb.exec("unshare", "--user", "true").wait() != 0
+
+
+def test_root_inside_is_not_root_outside(jailed):
+    sb = jailed()
+    assert run(sb, "id -u; id -g") == "0\n0\n"
+    p = sb.exec("sleep", "30")
+    try:
+        sleeper = []
+        for _ in range(50):  # the exec's process appears a moment after exec() returns
+            procs = psutil.Process(sb._record.supervisor.pid).children(recursive=True)
+            sleeper = [proc for proc in procs if proc.cmdline()[:1] == ["sleep"]]
+            if sleeper:
+                break
+            time.sleep(0.1)
+        assert len(sleeper) == 1
+        assert sleeper[0].uids().real == (os.geteuid() or config.root_sandbox_uid()) != 0
+    finally:
+        sb.exec("kill", "-9", str(p._pid)).wait()
+
+
+def test_pty_exec_and_entrypoint(jailed):
+    sb = jailed("sh", "-c", "tty; stty size", pty=True)
+    sb.wait()
+    assert sb.stdout.read().startswith("/dev/pts/") and sb.returncode == 0
+    other = jailed()
+    p = other.exec("sh", "-c", "test -t 0 && test -t 1 && echo terminal; echo err >&2", pty=True)
+    assert p.stdout.read() == "terminal\r\nerr\r\n"
+    assert p.wait() == 0
+
+
+def test_dev_contents(jailed):
+    sb = jailed()
+    listing = run(sb, "ls -A /dev").split()
+    assert listing == sorted(["core", "fd", "full", "null", "ptmx", "pts", "random", "shm", "stderr", "stdin",
+                              "stdout", "tty", "urandom", "zero"])
+    assert run(sb, "head -c 4 /dev/zero | od -An -tx1") == " 00 00 00 00\n"
+    assert run(sb, "echo gone > /dev/null; echo $?") == "0\n"
+
+
+def test_system_dirs_read_only_and_secrets_masked(jailed):
+    sb = jailed()
+    assert sb.exec("touch", "/usr/pysandbox-probe").wait() != 0
+    assert run(sb, "cat /etc/shadow 2>/dev/null || true") == ""
+    assert run(sb, "cat /proc/keys 2>/dev/null || true") == ""  # masked (docs/RUNNERS.md: how, per runner)
+    assert sb.exec("sh", "-c", "echo x > /proc/sys/kernel/hostname").wait() != 0
+
+
+def test_private_tmp_and_writable_root(jailed):
+    sb = jailed()
+    run(sb, "echo x > /tmp/t && echo y > /scratch")
+    assert not os.path.exists("/scratch")
+    assert run(sb, "cat /scratch") == "y\n"
+
+
+@pytest.mark.skipif(not cgroups.host().has("memory"), reason="no writable cgroup here (unprivileged on v1)")
+def test_memory_limit_and_every_process_in_the_sandbox_cgroup(jailed):
+    sb = jailed("sleep", "300", memory=(64, 128))
+    hog = sb.exec("python3", "-c", "b = bytearray(400 << 20); b[::4096] = b'x' * len(b[::4096]); print('survived')")
+    assert hog.wait() == 137 and hog.stdout.read() == ""
+    cgroup = cgroups.load(registry.sandbox_dir(sb.object_id))
+    tree = {child.pid for child in psutil.Process(sb._record.supervisor.pid).children(recursive=True)}
+    for path in cgroup.unique_dirs():
+        with open(path + "/cgroup.procs") as procs:
+            assert {int(pid) for pid in procs.read().split()} == tree
+
+
+def test_volume_shared_between_sandboxes(jailed):
+    with modal.Volume.ephemeral() as vol:
+        first = jailed(volumes={"/data": vol})
+        run(first, "echo kept > /data/f")
+        second = jailed(volumes={"/mnt/data": vol})
+        assert run(second, "cat /mnt/data/f") == "kept\n"
+
+
+def test_nsjail_refuses_a_mount_point_with_a_colon(app, monkeypatch):
+    monkeypatch.setenv("PYSANDBOX_RUNNER", "nsjail")
+    before = _sandbox_dirs()
+    with modal.Volume.ephemeral() as vol:
+        with pytest.raises(InvalidError, match="separates paths with ':'"):
+            modal.Sandbox.create(app=app, block_network=True, volumes={"/data:x": vol})
+    assert _sandbox_dirs() == before  # the half-made sandbox is removed
+
+
+def _sandbox_dirs():
+    return set(os.listdir(registry.sandboxes_dir())) if registry.sandboxes_dir().exists() else set()
+
+
+@pytest.mark.parametrize(
+    "options, words",
+    [
+        ({}, "block_network=True"),
+        ({"block_network": True, "ephemeral_disk": 1024}, "ephemeral_disk="),
+        ({"encrypted_ports": [8000]}, "port tunnels"),
+        ({"block_network": True, "image": "debian_slim"}, "image="),
+    ],
+)
+def test_nsjail_refuses_what_it_cannot_do(app, monkeypatch, options, words):
+    monkeypatch.setenv("PYSANDBOX_RUNNER", "nsjail")
+    if options.get("image") == "debian_slim":
+        options = {**options, "image": modal.Image.debian_slim()}  # never built: refused first
+    before = _sandbox_dirs()
+    with pytest.raises(InvalidError, match="nsjail runner") as raised:
+        modal.Sandbox.create(app=app, **options)
+    assert words in str(raised.value)
+    assert _sandbox_dirs() == before  # refused before any work
+
+
+def test_unknown_runner_is_refused(app, monkeypatch):
+    monkeypatch.setenv("PYSANDBOX_RUNNER", "docker")
+    with pytest.raises(InvalidError, match="bwrap, nsjail"):
+        modal.Sandbox.create(app=app, block_network=True)
+
+
+def test_missing_nsjail_is_refused(app, monkeypatch, tmp_path):
+    monkeypatch.setenv("PYSANDBOX_RUNNER", "nsjail")
+    monkeypatch.setenv("PYSANDBOX_NSJAIL", str(tmp_path / "no-nsjail"))
+    with pytest.raises(InvalidError, match="PYSANDBOX_NSJAIL"):
+        modal.Sandbox.create(app=app, block_network=True)
