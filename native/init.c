@@ -4,7 +4,8 @@
  *
  * Inherited fds: 0 /dev/null, 1 and 2 a host log, 3 the listening
  * SOCK_SEQPACKET socket, 4 and 5 the entrypoint's stdout and stderr files,
- * 6 (optional) the write end of the supervisor's event pipe.
+ * 6 (optional) the write end of the supervisor's event pipe, 7 (optional)
+ * the supervisor's network handshake socket (netsync.c).
  *
  * Serves protocol.h requests on the listener: starts processes, reports their
  * exit, enforces per-process deadlines, reaps every orphan, and exits when the
@@ -29,6 +30,7 @@
 
 #include "env.h"
 #include "fdutil.h"
+#include "netsync.h"
 #include "proto.h"
 #include "seccomp.h"
 #include "spawn.h"
@@ -639,6 +641,7 @@ int main(int argc, char **argv)
   /* First, before anything is served: the entrypoint and every exec inherit it. */
   if (seccomp_install() < 0)
     pdie("installing the seccomp filter");
+  netsync_wait(FD_NET_SYNC); /* the network is connected before anything runs */
   setup();
   if (entry[0] != NULL)
     start_entrypoint(entry, pty);

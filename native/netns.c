@@ -5,8 +5,8 @@
  *
  * Everything runs as the sandbox identity, never as host root: the helper and
  * nft join the user namespace that owns the sandbox's network namespace (its
- * owner, found with NS_GET_USERNS, since bwrap may have nested another one
- * inside it), where that identity holds CAP_NET_ADMIN.  Sandbox processes
+ * owner, found with NS_GET_USERNS, since bwrap nests another one inside
+ * it for --disable-userns), where that identity holds CAP_NET_ADMIN.  Sandbox processes
  * have no capabilities, so they cannot change the filter or the interface. */
 #define _GNU_SOURCE 1
 #include "netns.h"
@@ -17,13 +17,10 @@
 #include <poll.h>       /* poll */
 #include <sched.h>      /* setns, CLONE_NEW* */
 #include <stdio.h>      /* snprintf */
-#include <stdlib.h>     /* strtol */
-#include <string.h>     /* strstr, strchr, memchr */
-#include <time.h>       /* nanosleep */
+#include <string.h>     /* strstr, strchr, memchr, memcpy */
 #include <sys/ioctl.h>  /* ioctl */
 #include <sys/prctl.h>  /* prctl, PR_SET_PDEATHSIG */
-#include <sys/stat.h>   /* stat, fstat */
-#include <sys/socket.h> /* socket, connect, send, shutdown */
+#include <sys/socket.h> /* socket, connect, send, shutdown, recvmsg */
 #include <sys/un.h>     /* sockaddr_un */
 #include <sys/wait.h>   /* waitpid */
 #include <unistd.h>     /* fork, execv, chdir, read, close, pipe2 */
@@ -66,18 +63,44 @@ static int read_until(int fd, char *buf, size_t size, char stop, int64_t deadlin
   return 0;
 }
 
-pid_t net_read_child_pid(int info_fd)
+/* Waits for the sandbox's init to report (netsync.c): one byte carrying its
+ * credentials, whose pid the kernel translated into our pid namespace.  End
+ * of file means the runner or init failed first. */
+pid_t net_read_sandbox_pid(int sock)
 {
-  char buf[1024];
-  if (read_until(info_fd, buf, sizeof buf, '}', now_ms() + SETUP_TIMEOUT_MS) < 0)
+  int64_t deadline = now_ms() + SETUP_TIMEOUT_MS;
+  for (;;) {
+    int64_t left = deadline - now_ms();
+    if (left <= 0) {
+      warnf("the sandbox did not finish its setup");
+      return -1;
+    }
+    struct pollfd p = {.fd = sock, .events = POLLIN};
+    if (poll(&p, 1, (int)left) <= 0)
+      continue; /* EINTR, or the deadline, checked above */
+    char byte;
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    union {
+      struct cmsghdr align;
+      char buf[CMSG_SPACE(sizeof(struct ucred))];
+    } control;
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                       .msg_controllen = sizeof control.buf};
+    ssize_t n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return -1; /* the sandbox died during its setup (it said why) */
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c != NULL; c = CMSG_NXTHDR(&m, c)) {
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS) {
+        struct ucred cred;
+        memcpy(&cred, CMSG_DATA(c), sizeof cred);
+        return cred.pid > 0 ? cred.pid : -1;
+      }
+    }
+    warnf("the sandbox's init sent no credentials");
     return -1;
-  const char *key = strstr(buf, "\"child-pid\"");
-  const char *colon = key != NULL ? strchr(key, ':') : NULL;
-  if (colon == NULL)
-    return -1;
-  char *end;
-  long pid = strtol(colon + 1, &end, 10);
-  return pid > 0 && end != colon + 1 ? (pid_t)pid : -1;
+  }
 }
 
 /* In a forked child: the supervisor's original signal mask, /dev/null as
@@ -220,35 +243,6 @@ static int filter_loaded(pid_t pid)
   return 0;
 }
 
-/* bwrap reports the child's pid as soon as it is cloned, while the child
- * still sets up its namespaces (uid map, loopback, mounts); configuring the
- * network then races with it.  Its last step before it blocks on --block-fd
- * is to enter the nested user namespace of --disable-userns, so once the
- * child's user namespace is no longer the network namespace's owner, it is
- * done with its own setup. */
-static int wait_setup_done(pid_t sandbox, int userns)
-{
-  char path[64];
-  snprintf(path, sizeof path, "/proc/%d/ns/user", (int)sandbox);
-  struct stat owner, now;
-  if (fstat(userns, &owner) < 0)
-    return -1;
-  int64_t deadline = now_ms() + SETUP_TIMEOUT_MS;
-  for (;;) {
-    if (stat(path, &now) < 0) {
-      pwarnf("%s", path); /* the sandbox died during its setup */
-      return -1;
-    }
-    if (now.st_ino != owner.st_ino || now.st_dev != owner.st_dev)
-      return 0;
-    if (now_ms() > deadline) {
-      warnf("the sandbox did not finish its setup");
-      return -1;
-    }
-    nanosleep(&(struct timespec){.tv_nsec = 100 * 1000}, NULL);
-  }
-}
-
 int net_connect(const struct net_options *opt, pid_t sandbox, const sigset_t *mask,
                 enter_identity_fn enter_identity, int *exit_w)
 {
@@ -266,9 +260,7 @@ int net_connect(const struct net_options *opt, pid_t sandbox, const sigset_t *ma
     close(netns);
     return -1; /* the supervisor fails the sandbox and exits: nothing else to release */
   }
-  int rc = wait_setup_done(sandbox, userns);
-  if (rc == 0 && spawn_helper(opt, (int[4]){ex[0], ready[1], userns, netns}, mask, enter_identity) < 0)
-    rc = -1;
+  int rc = spawn_helper(opt, (int[4]){ex[0], ready[1], userns, netns}, mask, enter_identity) < 0 ? -1 : 0;
   close(ex[0]);
   close(ready[1]);
   *exit_w = ex[1]; /* slirp4netns exits once this closes: with us, at the latest */

@@ -24,15 +24,17 @@ struct net_options {
  * (drop root, when the supervisor runs as root).  Returns -1 with errno. */
 typedef int (*enter_identity_fn)(void);
 
-/* Connects the network namespace of `sandbox` (bwrap's child, held before
- * init by --block-fd) to the outside: starts the helper on it, adds the port
+/* Connects the network namespace of `sandbox` (the sandbox's init, held in
+ * the handshake of netsync.c until this returns) to the outside: starts the helper on it, adds the port
  * forwards and loads the egress filter, all as the sandbox identity.  The
  * helper exits when *exit_w is closed (and is killed at teardown with the
  * other children).  Returns 0, or -1 after saying on stderr what failed. */
 int net_connect(const struct net_options *opt, pid_t sandbox, const sigset_t *mask,
                 enter_identity_fn enter_identity, int *exit_w);
 
-/* The child pid from bwrap's --info-fd JSON; -1 if bwrap failed first. */
-pid_t net_read_child_pid(int info_fd);
+/* The host pid of the sandbox's init, from its handshake message on `sock`
+ * (which has SO_PASSCRED); -1 if the sandbox failed first or the setup
+ * timeout passed. */
+pid_t net_read_sandbox_pid(int sock);
 
 #endif

@@ -16,8 +16,8 @@
  * DIR/exit.  The exit file is the last thing it does: whoever sees it knows
  * that no sandbox process is left and that teardown is complete.
  *
- * With --net-helper, RUNNER gets fds 7 and 8 for bwrap's --info-fd and
- * --block-fd: bwrap holds the sandbox before init while netns.c connects its
+ * With --net-helper, RUNNER gets fd 7, a socket it passes on to init: init
+ * reports its pid there and waits (netsync.c) while netns.c connects its
  * network namespace.
  *
  * --cgroup DIR (one per cgroup v1 hierarchy, one on v2): the runner starts in
@@ -38,7 +38,7 @@
 #include <sys/prctl.h>    /* prctl, PR_* */
 #include <sys/resource.h> /* setrlimit, RLIMIT_NPROC */
 #include <sys/signalfd.h> /* signalfd */
-#include <sys/socket.h>   /* socketpair, send */
+#include <sys/socket.h>   /* socketpair, setsockopt, send */
 #include <sys/wait.h>     /* waitpid, W* */
 #include <time.h>         /* clock_gettime */
 #include <unistd.h>       /* fork, execv, close, close_range, pipe2, set*id */
@@ -52,7 +52,7 @@
 
 const char *const progname = "sandbox-supervisor";
 
-enum { FD_LISTEN = 3, FD_ENTRY_OUT = 4, FD_ENTRY_ERR = 5, FD_EVENT = 6, FD_NET_INFO = 7, FD_NET_BLOCK = 8 };
+enum { FD_LISTEN = 3, FD_ENTRY_OUT = 4, FD_ENTRY_ERR = 5, FD_EVENT = 6, FD_NET_SYNC = 7 };
 
 static struct {
   const char *dir;
@@ -74,9 +74,9 @@ static struct {
   char **runner;
 } opt;
 
-/* --net-helper: bwrap's info pipe and block socket (ours and the runner's ends),
+/* --net-helper: the handshake socket with init (ours and the runner's ends),
  * and the pipe whose closing ends the helper. */
-static int net_info[2] = {-1, -1}, net_block[2] = {-1, -1}, net_exit_w = -1;
+static int net_sync[2] = {-1, -1}, net_exit_w = -1;
 
 static int sigfd, event_fd, dir_fd;
 
@@ -245,8 +245,8 @@ static int enter_identity(void)
 static noreturn void run_runner(const sigset_t *mask, int event_w, int fail_w, pid_t parent,
                                 bool in_cgroup)
 {
-  /* fds 6..8 are about to become the event pipe and bwrap's network fds. */
-  if (fail_w >= FD_EVENT && fail_w <= FD_NET_BLOCK && (fail_w = fcntl(fail_w, F_DUPFD_CLOEXEC, 64)) < 0)
+  /* fds 6 and 7 are about to become the event pipe and the network handshake. */
+  if (fail_w >= FD_EVENT && fail_w <= FD_NET_SYNC && (fail_w = fcntl(fail_w, F_DUPFD_CLOEXEC, 64)) < 0)
     _exit(127);
   if (sigprocmask(SIG_SETMASK, mask, NULL) < 0)
     child_fail(fail_w, false, "sigprocmask");
@@ -272,8 +272,8 @@ static noreturn void run_runner(const sigset_t *mask, int event_w, int fail_w, p
     _exit(127);
   if ((event_w == FD_EVENT ? fd_set_cloexec(FD_EVENT, false) : dup2(event_w, FD_EVENT)) < 0)
     child_fail(fail_w, false, "event pipe");
-  if (opt.net.helper != NULL && (dup2(net_info[1], FD_NET_INFO) < 0 || dup2(net_block[0], FD_NET_BLOCK) < 0))
-    child_fail(fail_w, false, "network fds");
+  if (opt.net.helper != NULL && dup2(net_sync[1], FD_NET_SYNC) < 0)
+    child_fail(fail_w, false, "network handshake");
   execv(opt.runner[0], opt.runner);
   msg(errno, "exec %s", opt.runner[0]);
   child_fail(fail_w, true, NULL);
@@ -343,27 +343,25 @@ static void read_confirmation(pid_t runner)
   opt.confirm_fd = -1;
 }
 
-/* The fds bwrap gets for --info-fd and --block-fd, out of the 0..8 range so
- * the runner's dup2 calls cannot clobber them.  A socket, not a pipe, for the
- * block fd: send() with MSG_NOSIGNAL survives a runner that already died. */
+/* The handshake socket with init (netsync.c), out of the 0..7 range so the
+ * runner's dup2 calls cannot clobber it.  Whichever runner starts init (both
+ * pass the fd on), its message tells us init's pid in our pid namespace
+ * (SO_PASSCRED), and that the runner is done setting up the namespaces.  A
+ * socket: send() with MSG_NOSIGNAL survives a sandbox that already died. */
 static void open_network_fds(void)
 {
-  int info[2], block[2];
-  if (pipe2(info, O_CLOEXEC) < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, block) < 0)
-    pdie("network fds");
-  int fds[4] = {info[0], info[1], block[0], block[1]};
-  for (int i = 0; i < 4; i++) {
-    int high = fcntl(fds[i], F_DUPFD_CLOEXEC, 64);
-    if (high < 0)
-      pdie("network fds");
-    close(fds[i]);
-    fds[i] = high;
+  int pair[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0 ||
+      setsockopt(pair[0], SOL_SOCKET, SO_PASSCRED, &(int){1}, sizeof(int)) < 0)
+    pdie("network handshake");
+  for (int i = 0; i < 2; i++) {
+    net_sync[i] = fcntl(pair[i], F_DUPFD_CLOEXEC, 64);
+    if (net_sync[i] < 0)
+      pdie("network handshake");
+    close(pair[i]);
   }
-  net_info[0] = fds[0], net_info[1] = fds[1], net_block[0] = fds[2], net_block[1] = fds[3];
 }
 
-/* bwrap holds the sandbox before init (--block-fd) until its network is
- * connected; on failure the runner is killed before it is released. */
 /* The network helpers count against the sandbox's limits: they join its
  * cgroups (as root, before the uid drop) and take its identity. */
 static int enter_sandbox(void)
@@ -376,18 +374,19 @@ static int enter_sandbox(void)
   return enter_identity();
 }
 
+/* Init waits in the handshake until its network is connected; on failure
+ * the runner is killed before init is released. */
 static void connect_network(pid_t runner, const sigset_t *mask)
 {
-  pid_t child = net_read_child_pid(net_info[0]);
-  if (child < 0 || net_connect(&opt.net, child, mask, enter_sandbox, &net_exit_w) < 0) {
+  pid_t init = net_read_sandbox_pid(net_sync[0]);
+  if (init < 0 || net_connect(&opt.net, init, mask, enter_sandbox, &net_exit_w) < 0) {
     warnf("the sandbox's network could not be set up");
     set_status("failed", 127);
     kill(runner, SIGKILL);
   } else {
-    send(net_block[1], "g", 1, MSG_NOSIGNAL); /* fails only if the runner is gone */
+    send(net_sync[0], "g", 1, MSG_NOSIGNAL); /* fails only if the sandbox is gone */
   }
-  close(net_info[0]);
-  close(net_block[1]);
+  close(net_sync[0]);
 }
 
 /* Runs until the runner is reaped. */
@@ -524,10 +523,8 @@ int main(int argc, char **argv)
   close(FD_ENTRY_ERR);
   close(ev[1]);
   close(fp[1]);
-  if (opt.net.helper != NULL) {
-    close(net_info[1]);
-    close(net_block[0]);
-  }
+  if (opt.net.helper != NULL)
+    close(net_sync[1]);
   if (runner < 0) {
     pwarnf("fork");
     set_status("failed", 127);

@@ -77,8 +77,8 @@ def nsjail_runner() -> Finding:
         path = config.nsjail_binary()
     except Error as exc:
         return Finding("runner: nsjail", False, str(exc), "PYSANDBOX_RUNNER=nsjail", essential=_selected("nsjail"))
-    return Finding("runner: nsjail", True, f"{path}: runs host-image sandboxes with block_network=True "
-                   "(not yet the default network, tunnels, image=, ephemeral_disk=: docs/RUNNERS.md)")
+    return Finding("runner: nsjail", True, f"{path}: runs host-image sandboxes, with any network "
+                   "(not yet image=, ephemeral_disk=: docs/RUNNERS.md)")
 
 
 def _selected(runner: str) -> bool:

@@ -2,8 +2,8 @@
 
 Isolation that every sandbox gets, whatever the caller asked for: a user
 namespace (sandbox root is an unprivileged host uid, never host root) in
-which nested user namespaces are refused twice (bwrap's --disable-userns, whose
-inner namespace the network setup waits for, and sandbox-init's seccomp filter,
+which nested user namespaces are refused twice (bwrap's --disable-userns
+and sandbox-init's seccomp filter,
 native/seccomp.c, which also refuses mounts and the rest); pid, ipc, uts, net and cgroup namespaces;
 every capability dropped and no_new_privs (bwrap does both for an
 unprivileged caller); a new session (no TIOCSTI into the caller's terminal);

@@ -135,7 +135,7 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str], tethered: bo
     mounts = system + volumes
     net = netplan.plan(spec, directory, owner)
     probe = config.native_binary("sandbox-probe") if spec.readiness_probe and spec.readiness_probe.tcp_port else None
-    argv = _nsjail_command(_staged_runner(runner, stager), spec, upper, mounts, init, owner, net.mode, stager, probe) \
+    argv = _nsjail_command(_staged_runner(runner, stager), spec, upper, mounts, init, owner, net, stager, probe) \
         if use_nsjail else bwrap.command(
         _staged_runner(runner, stager),
         upper=str(upper),
@@ -169,13 +169,13 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str], tethered: bo
 
 
 def _nsjail_command(runner: str, spec: SandboxSpec, upper: Path, mounts, init: str, owner: Tuple[int, int],
-                    network: str, stager: Stager, probe) -> List[str]:
+                    net: netplan.NetworkPlan, stager: Stager, probe) -> List[str]:
     """What bwrap.command() builds, for nsjail (the host image only: nsjail.check() refused the rest)."""
     workdir = spec.workdir or "/"
     nsjail.prepare_upper(upper, workdir, owner)
     return nsjail.command(
         runner, upper=str(upper), mounts=mounts, init=init, workdir=workdir, entrypoint=spec.entrypoint,
-        owner=owner, pty=spec.pty, network=network, source=stager,
+        owner=owner, pty=spec.pty, network=net.mode, source=stager, network_args=net.nsjail_args(stager),
         idle_timeout_ms=None if spec.idle_timeout is None else int(spec.idle_timeout * 1000),
         probe=None if probe is None else (probe, PROBE_PATH),
     )

@@ -1,4 +1,4 @@
-"""How a sandbox gets its network: what bwrap and the supervisor are told.
+"""How a sandbox gets its network: what the runner (bwrap or nsjail) and the supervisor are told.
 
 "none" (block_network=True): a network namespace with loopback only.
 "host": the host's network namespace, only when asked for by name (image builds).
@@ -6,7 +6,8 @@
 the sandbox identity: the sandbox's connections leave as ordinary sockets of
 that unprivileged host process. Unreachable from the sandbox, by construction
 or by its egress filter (nftables, loaded into the sandbox's own network
-namespace before init starts; sandbox processes hold no capability to change it):
+namespace while init waits in its handshake with the supervisor, before anything in the
+sandbox runs; sandbox processes hold no capability to change it):
   * the host's loopback services: the sandbox's 127.0.0.1 is its own, and the
     gateway's path to the host's loopback is closed (--disable-host-loopback,
     and 10.0.2.2 is rejected outright);
@@ -39,6 +40,7 @@ NFT = "nft"
 TUN = "/dev/net/tun"
 GATEWAY = "10.0.2.2"  # slirp4netns's view of the host
 DNS = "10.0.2.3"  # slirp4netns's resolver, forwarding to the host's
+SYNC_FD = 7  # init's end of the supervisor's network handshake (native/netsync.c)
 LINK_LOCAL = ("169.254.0.0/16", "fe80::/10")
 _SEARCH_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 logger = logging.getLogger("pysandbox")
@@ -116,16 +118,26 @@ class NetworkPlan:
     tunnels: Tuple[Tuple[int, int, bool], ...] = ()  # (sandbox port, host port, encrypted)
     net_dir: Optional[Path] = None
 
+    def resolv_bind(self, source: Callable[[str], str], image: bool) -> Optional[Tuple[str, str]]:
+        """(host file, sandbox path) of the sandbox's resolv.conf, for "default". `image`: the root
+        is an image's, whose own /etc/resolv.conf the sandbox's covers (the host image shares the
+        host's /etc, where it may be a link into /run)."""
+        if self.mode != "default":
+            return None
+        return f"{source(str(self.net_dir))}/resolv.conf", "/etc/resolv.conf" if image else os.path.realpath("/etc/resolv.conf")
+
     def bwrap_args(self, source: Callable[[str], str], probe_binary: Optional[str], image: bool = False) -> List[str]:
-        """`image`: the root is an image's, whose own /etc/resolv.conf the sandbox's covers
-        (the host image shares the host's /etc, where it may be a link into /run)."""
-        argv = []
-        if self.mode == "default":
-            resolv = "/etc/resolv.conf" if image else os.path.realpath("/etc/resolv.conf")
-            argv += ["--info-fd", "7", "--block-fd", "8", "--ro-bind", f"{source(str(self.net_dir))}/resolv.conf", resolv]
+        """bwrap passes the handshake fd (SYNC_FD) on to init as it is."""
+        resolv = self.resolv_bind(source, image)
+        argv = [] if resolv is None else ["--ro-bind", *resolv]
         if probe_binary is not None:
             argv += ["--ro-bind", source(probe_binary), PROBE_PATH]
         return argv
+
+    def nsjail_args(self, source: Callable[[str], str]) -> List[str]:
+        """nsjail closes every fd it is not told to pass; it runs the host image only."""
+        resolv = self.resolv_bind(source, image=False)
+        return [] if resolv is None else ["--pass_fd", str(SYNC_FD), "--bindmount_ro", ":".join(resolv)]
 
     def supervisor_args(self, rules: str) -> List[str]:
         if self.mode != "default":

@@ -7,7 +7,8 @@ null, zero, full, random, urandom and tty nodes bound in, its own devpts and
 bwrap's links), a private /tmp, sandbox root mapped to the sandbox identity,
 pid, ipc, uts, net, mount and cgroup namespaces, every capability dropped,
 no_new_privs and a new session (nsjail's defaults). sandbox-init runs as pid 1
-(-Mo clones it into the new pid namespace) and gets the supervisor's fds 3-6.
+(-Mo clones it into the new pid namespace) and gets the supervisor's fds 3-6, and
+7 with the default network (the handshake of native/netsync.c, as under bwrap).
 
 nsjail's own policies are turned off, because pysandbox already has one for each:
 its time limit (the supervisor enforces timeouts), its rlimits (the host's stay,
@@ -45,8 +46,6 @@ ISOLATION = (
 def check(spec: SandboxSpec, image: object) -> None:
     """Refuse, before any work, what the nsjail runner cannot do yet (docs/RUNNERS.md)."""
     refused = [  # (asked for, what, how to do without)
-        (bool(spec.ports), "port tunnels", "remove encrypted_ports= and unencrypted_ports="),
-        (spec.network == "default", "the default network", "pass block_network=True"),
         (image is not None, "image= (overlay roots)", "leave it out to use the host image"),
         (spec.resources.ephemeral_disk is not None, "ephemeral_disk=", "leave it out"),
     ]
@@ -128,9 +127,11 @@ def command(
     network: str = "none",
     source: Callable[[str], str] = lambda path: path,
     probe: Optional[Tuple[str, str]] = None,
+    network_args: Sequence[str] = (),
 ) -> List[str]:
     """`owner`: the host (uid, gid) nsjail runs as, which sandbox root maps to; `probe`:
-    (host binary, sandbox path) of the readiness probe, if any."""
+    (host binary, sandbox path) of the readiness probe, if any; `network_args`: the
+    network plan's (netplan.NetworkPlan.nsjail_args), mounted after `mounts`."""
     uid, gid = owner
     argv = [nsjail, *ISOLATION, "--user", f"0:{uid}:1", "--group", f"0:{gid}:1",
             "--nice_level", str(os.getpriority(os.PRIO_PROCESS, 0)),
@@ -140,7 +141,7 @@ def command(
         argv += ["--symlink", f"{target}:{BIN_DIR}/{name}"]
     for mount in mounts:
         argv += mount_args(mount, source)
-    argv += [*proc_args(), *dev_args(), "--mount", "none:/tmp:tmpfs:mode=755"]
+    argv += [*network_args, *proc_args(), *dev_args(), "--mount", "none:/tmp:tmpfs:mode=755"]
     if probe is not None:
         argv += ["--bindmount_ro", f"{source(probe[0])}:{probe[1]}"]
     argv += ["--bindmount_ro", f"{source(init)}:{INIT_PATH}", "--", INIT_PATH]

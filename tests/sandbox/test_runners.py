@@ -1,19 +1,22 @@
-"""The same behaviour under each runner (PYSANDBOX_RUNNER), with block_network=True
-(the nsjail runner's slice: docs/RUNNERS.md), and what the nsjail runner refuses."""
+"""The same behaviour under each runner (PYSANDBOX_RUNNER), with block_network=True and
+with the default network (docs/RUNNERS.md), and what the nsjail runner refuses."""
 
 import os
+import socket
 import subprocess
 import sys
 import textwrap
 import time
+import urllib.request
 
 import psutil
 import pytest
+from ..listeners import Listener
 
 import pysandbox as modal
 from pysandbox import config, registry
 from pysandbox.exception import InvalidError, SandboxTimeoutError
-from pysandbox.runtime import cgroups
+from pysandbox.runtime import cgroups, netplan
 
 pytestmark = pytest.mark.rootless
 
@@ -181,6 +184,90 @@ def test_volume_shared_between_sandboxes(jailed):
         assert run(second, "cat /mnt/data/f") == "kept\n"
 
 
+@pytest.fixture
+def networked(runner, sandboxes):
+    """Create sandboxes with the default network under `runner`."""
+    return sandboxes
+
+
+CONNECT = """
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5).close()
+    print("connected")
+except OSError as exc:
+    print(type(exc).__name__)
+"""
+
+
+def connect_from(sb, host, port):
+    """'connected' or the name of the error a TCP connection from inside the sandbox gets."""
+    return run(sb, f"python3 -c '{CONNECT}' {host} {port}").strip()
+
+
+@pytest.fixture
+def host_listener():
+    """A server on the host's own address (the source address of its default route)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect((socket.gethostbyname("deb.debian.org"), 80))
+        address = probe.getsockname()[0]
+    server = Listener(socket.AF_INET, (address, 0))
+    yield server
+    server.close()
+
+
+def test_default_network_resolves_names_and_reaches_debian(networked):
+    sb = networked()
+    assert "deb.debian.org" in run(sb, "getent hosts deb.debian.org")
+    assert run(sb, "cat /etc/resolv.conf") == "nameserver 10.0.2.3\n"
+    assert connect_from(sb, "deb.debian.org", 80) == "connected"
+
+
+def test_default_network_cannot_reach_host_loopback(networked):
+    service = Listener(socket.AF_INET, ("127.0.0.1", 0))
+    try:
+        sb = networked()
+        # Its own 127.0.0.1 has nothing there, and the gateway's path to the host's loopback is closed.
+        assert connect_from(sb, "127.0.0.1", service.port) == "ConnectionRefusedError"
+        assert connect_from(sb, "10.0.2.2", service.port) == "ConnectionRefusedError"
+        assert service.accepted == 0
+    finally:
+        service.close()
+
+
+def test_tunnel_to_a_server_in_the_sandbox(networked):
+    sb = networked("python3", "-m", "http.server", "8080", unencrypted_ports=[8080], workdir="/srv")
+    sb.filesystem.write_text("through the tunnel", "/srv/greeting.txt")
+    url = sb.tunnels()[8080].url + "/greeting.txt"
+    end = time.monotonic() + 30
+    while True:  # until the server listens
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                assert (response.status, response.read()) == (200, b"through the tunnel")
+                return
+        except OSError:
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.05)
+
+
+def test_outbound_cidr_allowlist_is_enforced(networked, host_listener):
+    address = host_listener.address[0]
+    allowed = networked(outbound_cidr_allowlist=[f"{address}/32"])
+    assert connect_from(allowed, address, host_listener.port) == "connected"
+    assert connect_from(allowed, "deb.debian.org", 80) == "ConnectionRefusedError"  # DNS works, TCP does not
+    assert host_listener.accepted == 1
+
+
+def test_network_setup_failure_fails_the_sandbox_before_its_entrypoint(networked, monkeypatch):
+    monkeypatch.setattr(netplan, "egress_rules", lambda allowlist: "not a ruleset\n")  # nft refuses it
+    with modal.Volume.ephemeral() as vol:
+        sb = networked("sh", "-c", "touch /data/ran", volumes={"/data": vol})
+        sb.wait(raise_on_termination=False)
+        assert sb.returncode == 127  # the supervisor killed the runner before init was released
+        assert vol.listdir("/") == []
+
+
 def test_nsjail_refuses_a_mount_point_with_a_colon(app, monkeypatch):
     monkeypatch.setenv("PYSANDBOX_RUNNER", "nsjail")
     before = _sandbox_dirs()
@@ -197,9 +284,7 @@ def _sandbox_dirs():
 @pytest.mark.parametrize(
     "options, words",
     [
-        ({}, "block_network=True"),
         ({"block_network": True, "ephemeral_disk": 1024}, "ephemeral_disk="),
-        ({"encrypted_ports": [8000]}, "port tunnels"),
         ({"block_network": True, "image": "debian_slim"}, "image="),
     ],
 )
