@@ -5,9 +5,10 @@
  *
  * Everything runs as the sandbox identity, never as host root: the helper and
  * nft join the user namespace that owns the sandbox's network namespace (its
- * owner, found with NS_GET_USERNS, since bwrap nests another one inside
- * it for --disable-userns), where that identity holds CAP_NET_ADMIN.  Sandbox processes
- * have no capabilities, so they cannot change the filter or the interface. */
+ * owner, found with NS_GET_USERNS, since bwrap nests another one inside it
+ * for --disable-userns), where that identity holds CAP_NET_ADMIN.  Sandbox
+ * processes have no capabilities, so they cannot change the filter or the
+ * interface. */
 #define _GNU_SOURCE 1
 #include "netns.h"
 
@@ -76,7 +77,12 @@ pid_t net_read_sandbox_pid(int sock)
       return -1;
     }
     struct pollfd p = {.fd = sock, .events = POLLIN};
-    if (poll(&p, 1, (int)left) <= 0)
+    int r = poll(&p, 1, (int)left);
+    if (r < 0 && errno != EINTR) {
+      pwarnf("network handshake");
+      return -1;
+    }
+    if (r <= 0)
       continue; /* EINTR, or the deadline, checked above */
     char byte;
     struct iovec iov = {.iov_base = &byte, .iov_len = 1};
