@@ -114,7 +114,7 @@ def free_host_port() -> int:
 
 @attrs.frozen
 class NetworkPlan:
-    mode: str  # what bwrap applies: "default" (connected), "none" or "host"
+    mode: str  # what the runner applies: "default" (connected), "none" or "host"
     tunnels: Tuple[Tuple[int, int, bool], ...] = ()  # (sandbox port, host port, encrypted)
     net_dir: Optional[Path] = None
 
