@@ -24,6 +24,13 @@ def median_ms(func, runs, warmup=5):
     return statistics.median(samples)
 
 
+def timed(func):
+    """One call of func, in ms."""
+    start = time.perf_counter()
+    func()
+    return (time.perf_counter() - start) * 1000
+
+
 def report(name, ours, baseline_name, baseline, unit="ms", bar=None):
     ratio = ours / baseline
     line = f"{name}: median {ours:.3f} {unit}; {baseline_name}: {baseline:.3f} {unit}; ratio {ratio:.2f}x"

@@ -10,10 +10,9 @@ with the baseline so both see the same machine load.
 
 import statistics
 import sys
-import time
 
 import pysandbox as modal
-from _common import app, bare_bwrap_argv, report, spawn_and_wait
+from _common import timed, app, bare_bwrap_argv, report, spawn_and_wait
 
 RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 200
 
@@ -22,12 +21,6 @@ def lifecycle(the_app, wait):
     sb = modal.Sandbox.create(app=the_app, block_network=True)
     sb.exec("true").wait()
     sb.terminate(wait=wait)
-
-
-def timed(func):
-    start = time.perf_counter()
-    func()
-    return (time.perf_counter() - start) * 1000
 
 
 def main():

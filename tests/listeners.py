@@ -1,4 +1,5 @@
-"""Host sockets for network tests: each counts the connections it accepted."""
+"""Network test helpers: host sockets that count the connections they accepted, and
+what a TCP connection from inside a sandbox gets."""
 
 import os
 import socket
@@ -30,3 +31,20 @@ class Listener:
         self.sock.close()
         if isinstance(self.address, str) and self.address.startswith("/"):
             os.unlink(self.address)
+
+
+CONNECT = """
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5).close()
+    print("connected")
+except OSError as exc:
+    print(type(exc).__name__)
+"""
+
+
+def connect_from(sb, host, port):
+    """What a TCP connection from inside the sandbox to host:port gives: 'connected' or the error's name."""
+    p = sb.exec("python3", "-c", CONNECT, host, str(port))
+    assert p.wait() == 0, p.stderr.read()
+    return p.stdout.read().strip()

@@ -8,29 +8,13 @@ import time
 import urllib.request
 
 import pytest
-from ..listeners import Listener
 
 import pysandbox as modal
 from pysandbox.exception import ConflictError, InvalidError, TimeoutError
 
+from ..listeners import Listener, connect_from
+
 pytestmark = pytest.mark.rootless
-
-CONNECT = """
-import socket, sys
-try:
-    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5).close()
-    print("connected")
-except OSError as exc:
-    print(type(exc).__name__)
-"""
-
-
-def connect_from(sb, host, port):
-    """What a TCP connection from inside the sandbox to host:port gives: 'connected' or the error's name."""
-    p = sb.exec("python3", "-c", CONNECT, host, str(port))
-    assert p.wait() == 0, p.stderr.read()
-    return p.stdout.read().strip()
-
 
 def host_address():
     """The host's own non-loopback address (the source address of its default route)."""

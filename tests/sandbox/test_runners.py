@@ -11,12 +11,13 @@ import urllib.request
 
 import psutil
 import pytest
-from ..listeners import Listener
 
 import pysandbox as modal
 from pysandbox import config, registry
 from pysandbox.exception import InvalidError, SandboxTimeoutError
 from pysandbox.runtime import cgroups, netplan
+
+from ..listeners import Listener, connect_from
 
 pytestmark = pytest.mark.rootless
 
@@ -188,21 +189,6 @@ def test_volume_shared_between_sandboxes(jailed):
 def networked(runner, sandboxes):
     """Create sandboxes with the default network under `runner`."""
     return sandboxes
-
-
-CONNECT = """
-import socket, sys
-try:
-    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5).close()
-    print("connected")
-except OSError as exc:
-    print(type(exc).__name__)
-"""
-
-
-def connect_from(sb, host, port):
-    """'connected' or the name of the error a TCP connection from inside the sandbox gets."""
-    return run(sb, f"python3 -c '{CONNECT}' {host} {port}").strip()
 
 
 @pytest.fixture

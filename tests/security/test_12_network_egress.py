@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+
 from ..listeners import Listener
 
 pytestmark = pytest.mark.rootless
