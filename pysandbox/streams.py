@@ -49,6 +49,7 @@ class PipeSource:
         self._backlog: List[bytes] = []
         self._sibling: Optional["PipeSource"] = None
         self._lock = threading.Lock()  # shared with the sibling: one pipe, one reader at a time
+        self._readers = 0  # reads in progress (threads or coroutines), under the lock
 
     @staticmethod
     def link(first: Optional["PipeSource"], second: Optional["PipeSource"]) -> None:
@@ -83,16 +84,25 @@ class PipeSource:
             self._backlog.append(data)
 
     async def read(self) -> bytes:
-        while True:
-            with self._lock:  # never across the wait below
-                data = self._read_now()
-                if data is not None:
-                    return data
-                sibling = self._sibling
-                if sibling is not None:
-                    sibling._drain_into_backlog()
-                waiting = [self._fd] + ([sibling._fd] if sibling is not None and sibling._fd is not None else [])
-            await _aio.readable(*waiting)
+        with self._lock:
+            self._readers += 1
+        try:
+            while True:
+                with self._lock:  # never across the wait below
+                    data = self._read_now()
+                    if data is not None:
+                        return data
+                    # Drain the sibling only when nobody reads it: its own reader may be
+                    # about to wait on its pipe, and would never learn of the moved data.
+                    sibling = self._sibling
+                    drain = sibling is not None and sibling._readers == 0 and sibling._fd is not None
+                    if drain:
+                        sibling._drain_into_backlog()
+                    waiting = [self._fd] + ([sibling._fd] if drain and sibling._fd is not None else [])
+                await _aio.readable(*waiting)
+        finally:
+            with self._lock:
+                self._readers -= 1
 
     def _close_fd(self) -> None:
         if self._fd is not None:

@@ -1,11 +1,13 @@
 """StreamReader/StreamWriter logic over real pipes and files, with generated inputs."""
 
 import os
+import threading
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pysandbox import _aio
 from pysandbox.exception import InvalidError
 from pysandbox.streams import FollowSource, PipeSource, StreamReader, StreamType, StreamWriter
 
@@ -90,6 +92,30 @@ def test_linked_pipes_never_deadlock():
     assert reader.read() == b"out"
     os.close(err_w)
     assert len(StreamReader(err, 2, text=False).read()) == written
+
+
+def test_concurrent_readers_of_linked_pipes_see_every_chunk_live():
+    # One thread per pipe, as `pysandbox exec` reads a process's stdout and stderr: a
+    # chunk on stdout must reach the stdout reader while stderr stays silent (once it
+    # was moved into a backlog its reader, already waiting on the empty pipe, never saw).
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    out, err = PipeSource(out_r), PipeSource(err_r)
+    PipeSource.link(out, err)
+    stderr_reader = threading.Thread(target=_aio.run_sync, args=(err.read(),), daemon=True)
+    stderr_reader.start()
+    try:
+        for i in range(300):
+            got = []
+            stdout_reader = threading.Thread(target=lambda: got.append(_aio.run_sync(out.read())), daemon=True)
+            stdout_reader.start()
+            os.write(out_w, b"%d" % i)
+            stdout_reader.join(30)
+            assert got == [b"%d" % i], f"chunk {i} never reached its reader"
+    finally:
+        os.close(err_w)
+        stderr_reader.join(30)
+        os.close(out_w)
 
 
 def test_follow_source_reads_until_finished(tmp_path):
