@@ -38,7 +38,8 @@ class PipeSource:
     """The read end of a pipe; owns and closes the fd.
 
     Sources of one process are linked as siblings: while one waits for data,
-    whatever the other pipe holds is moved into that sibling's backlog. So a
+    whatever the other pipe holds is moved into that sibling's backlog, unless
+    the sibling has a reader of its own (which waits on its own pipe). So a
     process that fills its stderr pipe never blocks a reader of its stdout
     (and vice versa), whatever order the caller reads them in.
     """
