@@ -22,6 +22,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import string
 import sys
 import time
@@ -208,6 +209,7 @@ def finished(record: SandboxRecord) -> Optional[ExitStatus]:
     if status is not None:
         return status
     directory = sandbox_dir(record.sandbox_id)
+    _kill_strays(directory)
     try:
         cgroups.remove_listed(directory)
     except OSError:
@@ -220,6 +222,23 @@ def finished(record: SandboxRecord) -> Optional[ExitStatus]:
     status = ExitStatus("terminated", 137, time.time())
     write_json_atomic(directory / "exit", attrs.asdict(status), durable=False)
     return status
+
+
+def _kill_strays(directory: Path) -> None:
+    """A supervisor killed while bwrap (or nsjail) was still setting the sandbox up can
+    strand the runner's child, not yet under --die-with-parent, blocked on a runner that
+    is gone. It still carries the runner's command line, whose root is in this directory."""
+    upper = os.fsencode(f"{directory}/upper")
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+            if os.path.basename(argv[0]) in (b"bwrap", b"nsjail") and any(a.startswith(upper) for a in argv):
+                os.kill(int(entry.name), signal.SIGKILL)
+        except (OSError, ProcessLookupError):
+            pass  # gone meanwhile, or not ours to read
 
 
 def returncode(status: ExitStatus) -> int:

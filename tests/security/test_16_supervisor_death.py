@@ -3,9 +3,12 @@
 
 import os
 import signal
+import subprocess
 
 import psutil
 import pytest
+
+from pysandbox import registry
 
 pytestmark = pytest.mark.rootless
 
@@ -21,3 +24,21 @@ def test_killing_supervisor_kills_sandbox(sandboxes):
     assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
     sb.wait(raise_on_termination=False)
     assert sb.returncode == 137
+
+
+def test_a_runner_child_stranded_mid_setup_is_killed_by_whoever_notices(sandboxes):
+    # Killed while bwrap was still setting up, the supervisor can leave bwrap's child
+    # blocked on a bwrap that is gone, outside any --die-with-parent. It keeps bwrap's
+    # command line; the first reader to notice the lost supervisor kills it.
+    sb = sandboxes("sleep", "100")
+    upper = f"{registry.sandbox_dir(sb.object_id)}/upper"
+    stray = subprocess.Popen(["bwrap", "-c", "sleep 600; :", "sh", "--bind", upper, "/"], executable="/bin/sh")
+    supervisor = psutil.Process(sb._record.supervisor.pid)
+    supervisor.kill()
+    supervisor.wait(10)
+    try:
+        assert sb.poll() == 137
+        assert stray.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        stray.kill()
+        stray.wait()
