@@ -20,7 +20,7 @@ from ._aio import synchronized, synchronized_static
 from .exception import AlreadyExistsError, InvalidError, NotFoundError
 
 _DICT_ERROR = "the env_dict argument to Secret has to be a dict[str, Union[str, None]]"
-_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}\Z")
 
 
 def _check_dict(env_dict) -> Dict[str, str]:

@@ -20,9 +20,9 @@ from .secret import Secret
 from .streams import StreamType
 
 ARG_MAX_BYTES = 2**16
-_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 NETWORK_MODES = ("default", "none", "host")
-_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}\Z")
 
 
 def check_args(args: Sequence[Any]) -> Tuple[str, ...]:

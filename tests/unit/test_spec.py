@@ -59,3 +59,11 @@ def test_exec_spec_errors():
         ExecSpec(("true",), bufsize=0)
     with pytest.raises(InvalidError):
         ExecSpec(("true",), timeout=True)
+
+
+@pytest.mark.parametrize("bad", ["name\n", "ok\n"])
+def test_a_trailing_newline_is_not_a_valid_name_or_key(bad):
+    with pytest.raises(InvalidError):
+        check_name(bad)
+    with pytest.raises(InvalidError):
+        merge_env({bad: "x"}, None)
