@@ -38,6 +38,7 @@ from .runtime import cgroups
 _ID_ALPHABET = string.ascii_letters + string.digits
 _ID_LENGTH = 22
 RECORD_NAME = "record.json"  # a sandbox directory's record; its existence also confirms the sandbox
+TERMINATING = "terminating"  # present once terminate() was called
 
 
 def new_id(prefix: str) -> str:
@@ -241,6 +242,19 @@ def _kill_strays(directory: Path) -> None:
             pass  # gone meanwhile, or not ours to read
 
 
+def mark_terminating(sandbox_id: str) -> None:
+    """Record that terminate() was asked for, so the sandbox leaves list() and frees its name
+    at once rather than when its supervisor has finished tearing it down."""
+    try:
+        os.close(os.open(sandbox_dir(sandbox_id) / TERMINATING, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+    except FileNotFoundError:
+        pass  # already removed by gc: nothing left to list
+
+
+def terminating(sandbox_id: str) -> bool:
+    return os.path.exists(sandbox_dir(sandbox_id) / TERMINATING)
+
+
 def returncode(status: ExitStatus) -> int:
     """What Modal reports: 124 after the timeout, 137 once terminated, else the exit code."""
     return {"timeout": 124, "terminated": 137}.get(status.status, status.code)
@@ -295,7 +309,7 @@ def _claim_holder_running(claim: dict) -> bool:
         return bool(creator) and ProcessRef(**creator).alive()
     except ExecutionError:
         return False
-    return finished(record) is None
+    return finished(record) is None and not terminating(record.sandbox_id)
 
 
 def claim_name(app_id: str, name: str, sandbox_id: str) -> None:
@@ -362,11 +376,14 @@ def iter_records(skip_finished: bool = False) -> Iterator[Tuple[str, Union[Sandb
             yield entry.name, exc
 
 
-def running_records(app_id: Optional[str] = None) -> List[SandboxRecord]:
-    """Records of running sandboxes (optionally of one app), newest first."""
+def running_records(app_id: Optional[str] = None, include_terminating: bool = False) -> List[SandboxRecord]:
+    """Records of running sandboxes (optionally of one app), newest first; those being
+    terminated count only with include_terminating (they still use their image)."""
     records = []
     for _, record in iter_records(skip_finished=True):
         if isinstance(record, Exception) or (app_id is not None and record.app_id != app_id):
+            continue
+        if not include_terminating and terminating(record.sandbox_id):
             continue
         if record.supervisor.alive() or finished(record) is None:
             records.append(record)

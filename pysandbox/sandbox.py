@@ -231,7 +231,7 @@ class Sandbox:
                 sandbox = Sandbox(registry.read_record(claimed))
             except NotFoundError:
                 sandbox = None
-            if sandbox is not None and sandbox._refresh() is None:
+            if sandbox is not None and sandbox._refresh() is None and not registry.terminating(claimed):
                 return sandbox
         if include_terminated:
             finished = [
@@ -317,6 +317,7 @@ class Sandbox:
         """End the sandbox (a no-op if it already finished). With wait=True, return its code."""
         self._ensure_attached()
         if self._refresh() is None:
+            registry.mark_terminating(self.object_id)
             pidfd = _pidfd(self._record.supervisor)
             if pidfd is not None:
                 try:

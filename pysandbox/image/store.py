@@ -160,7 +160,7 @@ def all_layers() -> List[str]:
 def layers_in_use() -> set:
     """Layers under running sandboxes: never removed, whatever was asked."""
     used = set()
-    for record in registry.running_records():
+    for record in registry.running_records(include_terminating=True):
         if record.image_id.startswith(IMAGE_PREFIX):
             meta = read_meta(layer_of(record.image_id))
             used.update(meta["chain"] if meta else ())

@@ -1,6 +1,8 @@
 """Named sandboxes, tags and listing, also across processes (the seed's sections)."""
 
 import asyncio
+import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -24,6 +26,24 @@ def test_names_unique_among_running(app, sandboxes):
     assert modal.Sandbox.from_name("pysandbox-tests", "my-name", include_terminated=True).object_id == sb1.object_id
     sb2 = sandboxes(name="my-name")  # the name is free again
     assert sb2.object_id != sb1.object_id
+
+
+def test_terminate_takes_effect_before_teardown_ends(app, sandboxes):
+    """Modal forgets a sandbox as soon as terminate() returns: not listed, name free,
+    however long its supervisor (stopped here) takes to tear it down."""
+    sb = sandboxes("sleep", "60", name="going")
+    supervisor = sb._record.supervisor.pid
+    os.kill(supervisor, signal.SIGSTOP)
+    try:
+        sb.terminate()
+        assert sb.object_id not in [s.object_id for s in modal.Sandbox.list(app_id=app.app_id)]
+        with pytest.raises(NotFoundError):
+            modal.Sandbox.from_name("pysandbox-tests", "going")
+        successor = sandboxes(name="going")
+        assert modal.Sandbox.from_name("pysandbox-tests", "going").object_id == successor.object_id
+    finally:
+        os.kill(supervisor, signal.SIGCONT)
+    assert sb.terminate(wait=True) == 137
 
 
 def test_from_name_errors(app):
