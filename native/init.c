@@ -1,6 +1,7 @@
 /* init.c: sandbox-init, pid 1 of a sandbox.
  *
- *   sandbox-init [--idle-timeout-ms N] -- [ENTRYPOINT ARGV...]
+ *   sandbox-init [--idle-timeout-ms N] [--pty] [--dir|--chmod MODE PATH]... [--chdir PATH]
+ *                -- [ENTRYPOINT ARGV...]
  *
  * Inherited fds: 0 /dev/null, 1 and 2 a host log, 3 the listening
  * SOCK_SEQPACKET socket, 4 and 5 the entrypoint's stdout and stderr files,
@@ -30,6 +31,7 @@
 
 #include "env.h"
 #include "fdutil.h"
+#include "mkdirs.h"
 #include "netsync.h"
 #include "proto.h"
 #include "seccomp.h"
@@ -40,6 +42,9 @@
 const char *const progname = "sandbox-init";
 
 enum { FD_LISTEN = 3, FD_ENTRY_OUT = 4, FD_ENTRY_ERR = 5, FD_EVENT = 6 };
+
+/* --dir and --chmod options taken: nsjail.init_dirs() passes at most four. */
+#define MAX_DIRS 6
 
 /* How long accept() rests after running out of fds or memory. */
 #define ACCEPT_BACKOFF_MS 100
@@ -618,25 +623,55 @@ static void setup(void)
     die("out of memory");
 }
 
+#define USAGE "usage: sandbox-init [--idle-timeout-ms N] [--pty] [--dir|--chmod MODE PATH]... " \
+              "[--chdir PATH] -- [ENTRYPOINT ARGV...]"
+
+/* --dir, --chmod and --chdir, in order: what nsjail, unlike bwrap, does not do
+ * (mkdirs.h). --chmod is for a directory nsjail made as a mount point's parent. */
+static void make_root_dirs(char **dirs, size_t ndirs, const char *cwd)
+{
+  for (size_t k = 0; k < ndirs; k++) {
+    char **d = dirs + 3 * k, *end;
+    unsigned long mode = strtoul(d[1], &end, 8);
+    if (*end != '\0' || mode > 07777)
+      usage_die("bad %s mode: %s", d[0], d[1]);
+    if ((strcmp(d[0], "--dir") == 0 ? make_dirs(d[2], (mode_t)mode) : chmod(d[2], (mode_t)mode)) < 0)
+      pdie("%s %s", d[0], d[2]);
+  }
+  if (cwd != NULL && chdir(cwd) < 0)
+    pdie("chdir %s", cwd);
+}
+
 int main(int argc, char **argv)
 {
   int i = 1;
   bool pty = false;
+  char *dirs[3 * MAX_DIRS];
+  size_t ndirs = 0;
+  const char *cwd = NULL;
   for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
     uint64_t v;
     if (strcmp(argv[i], "--pty") == 0) {
       pty = true;
-      continue;
+    } else if ((strcmp(argv[i], "--dir") == 0 || strcmp(argv[i], "--chmod") == 0) && i + 2 < argc &&
+               ndirs < MAX_DIRS) {
+      char **d = dirs + 3 * ndirs++;
+      d[0] = argv[i], d[1] = argv[i + 1], d[2] = argv[i + 2];
+      i += 2;
+    } else if (strcmp(argv[i], "--chdir") == 0 && i + 1 < argc) {
+      cwd = argv[++i];
+    } else if (strcmp(argv[i], "--idle-timeout-ms") == 0 && i + 1 < argc) {
+      if (!parse_uint(argv[++i], UINT32_MAX, &v))
+        usage_die("bad --idle-timeout-ms: %s", argv[i]);
+      idle_ms = (int64_t)v;
+    } else {
+      usage_die(USAGE);
     }
-    if (strcmp(argv[i], "--idle-timeout-ms") != 0 || i + 1 == argc)
-      usage_die("usage: sandbox-init [--idle-timeout-ms N] [--pty] -- [ENTRYPOINT ARGV...]");
-    if (!parse_uint(argv[++i], UINT32_MAX, &v))
-      usage_die("bad --idle-timeout-ms: %s", argv[i]);
-    idle_ms = (int64_t)v;
   }
   if (i == argc)
-    usage_die("usage: sandbox-init [--idle-timeout-ms N] [--pty] -- [ENTRYPOINT ARGV...]");
+    usage_die(USAGE);
   char **entry = argv + i + 1;
+  make_root_dirs(dirs, ndirs, cwd);
 
   /* First, before anything is served: the entrypoint and every exec inherit it. */
   if (seccomp_install() < 0)

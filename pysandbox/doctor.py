@@ -76,9 +76,8 @@ def nsjail_runner() -> Finding:
     try:
         path = config.nsjail_binary()
     except Error as exc:
-        return Finding("runner: nsjail", False, str(exc), "PYSANDBOX_RUNNER=nsjail", essential=_selected("nsjail"))
-    return Finding("runner: nsjail", True, f"{path}: runs host-image sandboxes, with any network "
-                   "(not yet image=, ephemeral_disk=: docs/RUNNERS.md)")
+        return Finding("runner: nsjail", False, str(exc), "the nsjail runner", essential=_selected("nsjail"))
+    return Finding("runner: nsjail", True, f"{path} (PYSANDBOX_RUNNER=nsjail, or per sandbox: docs/RUNNERS.md)")
 
 
 def _selected(runner: str) -> bool:

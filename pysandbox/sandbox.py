@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import attrs
 
-from . import _aio, agent, config, exception, image as images, network, registry
+from . import _aio, agent, exception, image as images, network, registry
 from ._aio import synchronized, synchronized_static
 from .app import App
 from .exception import (
@@ -44,7 +44,7 @@ from .process import ContainerProcess
 from .resources import Resources, SandboxStats, default_pids_limit
 from .runtime import cgroups, launch, layout, limits, netplan, nsjail
 from .secret import Secret
-from .spec import ExecSpec, SandboxSpec, check_tags, merge_env
+from .spec import ExecSpec, SandboxSpec, check_experimental_options, check_tags, merge_env
 from .volume import mount_plan
 from .streams import FollowSource, PipeSource, StreamReader, StreamType, StreamWriter
 from .watch import check_watch_args, watch_events
@@ -186,13 +186,14 @@ class Sandbox:
             ports=network.check_ports(encrypted_ports, unencrypted_ports),
             outbound_cidr_allowlist=outbound_cidr_allowlist, readiness_probe=check_probe(readiness_probe),
             resources=Resources.from_options(cpu, memory, ephemeral_disk, default_pids_limit()),
+            runner=check_experimental_options(experimental_options).get("runner"),
         )
         if spec.ports and not netplan.available():
             raise InvalidError("Port tunnels need slirp4netns, nft and a /dev/net/tun open to all on this host "
                                "(`apt-get install slirp4netns nftables; chmod 0666 /dev/net/tun`).")
         cgroups.check(spec.resources)
-        if config.runner() == "nsjail":
-            nsjail.check(spec, image)
+        if spec.runner == "nsjail":
+            nsjail.check(spec)
         _check_unsupported(
             network_file_systems=network_file_systems,
             h2_ports=h2_ports,

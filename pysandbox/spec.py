@@ -11,6 +11,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import attrs
 
+from . import config
 from .exception import InvalidError
 from .image.rootfs import RootFS
 from .network import check_cidrs
@@ -97,6 +98,29 @@ def check_tags(tags: Optional[Mapping[str, str]]) -> Dict[str, str]:
     return dict(tags)
 
 
+def check_experimental_options(options: Any) -> Dict[str, str]:
+    """Modal passes these on as strings; pysandbox understands one: "runner" (docs/RUNNERS.md)."""
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping) or not all(isinstance(key, str) for key in options):
+        raise InvalidError(f"experimental_options must be a dict with str keys, got {options!r}")
+    unknown = sorted(set(options) - {"runner"})
+    if unknown:
+        raise InvalidError(f"experimental_options {unknown} mean nothing to pysandbox: it understands only "
+                           f"'runner' (one of {', '.join(config.RUNNERS)}).")
+    return {key: str(value) for key, value in options.items()}
+
+
+def check_runner(runner: Optional[str]) -> str:
+    """The runner asked for per sandbox, else PYSANDBOX_RUNNER's, else bwrap."""
+    if runner is None:
+        return config.runner()
+    if runner not in config.RUNNERS:
+        raise InvalidError(f"experimental_options runner={runner!r} is not a runner: choose one of "
+                           f"{', '.join(config.RUNNERS)}.")
+    return runner
+
+
 @attrs.frozen
 class SandboxSpec:
     entrypoint: Tuple[str, ...] = attrs.field(converter=check_args)
@@ -120,6 +144,7 @@ class SandboxSpec:
         default=None, validator=attrs.validators.optional(attrs.validators.instance_of(Probe))
     )
     resources: Resources = attrs.field(factory=Resources)  # cpu, memory, pids, disk (resources.py)
+    runner: str = attrs.field(default=None, converter=check_runner)  # "bwrap" or "nsjail"
 
     @ports.validator
     @outbound_cidr_allowlist.validator

@@ -1,6 +1,7 @@
 """Shared fixtures: a private state directory per session, an app, sandboxes that never leak."""
 
 import os
+from pathlib import Path
 
 import psutil
 import pytest
@@ -10,16 +11,50 @@ from pysandbox import registry
 from pysandbox.runtime import cgroups
 
 
+RUNNERS = ("bwrap", "nsjail")
+# Everything under these talks to real sandboxes, and runs once per runner (docs/RUNNERS.md).
+BEHAVIOUR_DIRS = ("sandbox", "security", "seed", "images")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runner", action="append", choices=RUNNERS,
+                     help="run the behaviour suite under this runner only (repeatable; default: each runner)")
+
+
+def pytest_generate_tests(metafunc):
+    relative = metafunc.definition.path.relative_to(Path(__file__).parent)
+    if relative.parts[0] in BEHAVIOUR_DIRS:
+        # Session scope: pytest runs every test under one runner, then under the next.
+        metafunc.parametrize("runner", metafunc.config.getoption("runner") or RUNNERS, indirect=True,
+                             scope="session")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def runner(request):
+    """The runner (PYSANDBOX_RUNNER) of a behaviour test; None, and no change, for the others."""
+    chosen = getattr(request, "param", None)
+    previous = os.environ.get("PYSANDBOX_RUNNER")
+    if chosen is not None:
+        os.environ["PYSANDBOX_RUNNER"] = chosen
+    yield chosen
+    if chosen is not None:
+        _restore("PYSANDBOX_RUNNER", previous)
+
+
+def _restore(variable, previous):
+    if previous is None:
+        os.environ.pop(variable, None)
+    else:
+        os.environ[variable] = previous
+
+
 @pytest.fixture(scope="session", autouse=True)
 def state_home(tmp_path_factory):
     home = tmp_path_factory.mktemp("pysandbox-home")
     previous = os.environ.get("PYSANDBOX_HOME")
     os.environ["PYSANDBOX_HOME"] = str(home)
     yield home
-    if previous is None:
-        del os.environ["PYSANDBOX_HOME"]
-    else:
-        os.environ["PYSANDBOX_HOME"] = previous
+    _restore("PYSANDBOX_HOME", previous)
 
 
 @pytest.fixture(scope="session")

@@ -115,7 +115,7 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str], tethered: bo
     Its record (registry.RECORD_NAME) confirms it too, should the creator die right after
     writing it; a `tethered` sandbox lives only as long as its creator, record or not."""
     reap_finished()
-    use_nsjail = config.runner() == "nsjail"
+    use_nsjail = spec.runner == "nsjail"
     runner = config.nsjail_binary() if use_nsjail else config.bwrap_binary()
     init = config.native_binary("sandbox-init")
     supervisor = config.native_binary("sandbox-supervisor")
@@ -135,22 +135,19 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str], tethered: bo
     mounts = system + volumes
     net = netplan.plan(spec, directory, owner)
     probe = config.native_binary("sandbox-probe") if spec.readiness_probe and spec.readiness_probe.tcp_port else None
-    argv = _nsjail_command(_staged_runner(runner, stager), spec, upper, mounts, init, owner, net, stager, probe) \
-        if use_nsjail else bwrap.command(
-        _staged_runner(runner, stager),
-        upper=str(upper),
-        mounts=mounts,
-        init=init,
-        workdir=spec.workdir or "/",
-        entrypoint=spec.entrypoint,
-        idle_timeout_ms=None if spec.idle_timeout is None else int(spec.idle_timeout * 1000),
-        pty=spec.pty,
-        network=net.mode,
-        source=stager,
-        network_args=net.bwrap_args(stager, probe, image=overlay is not None),
+    common = dict(
+        upper=str(upper), mounts=mounts, init=init, workdir=spec.workdir or "/", entrypoint=spec.entrypoint,
+        idle_timeout_ms=None if spec.idle_timeout is None else int(spec.idle_timeout * 1000), pty=spec.pty,
+        network=net.mode, source=stager, overlay=overlay,
         disk_bytes=None if spec.resources.ephemeral_disk is None else spec.resources.ephemeral_disk << 20,
-        overlay=overlay,
     )
+    if use_nsjail:
+        argv = nsjail.command(_staged_runner(runner, stager), owner=owner, **common,
+                              network_args=net.nsjail_args(stager, image=overlay is not None),
+                              probe=None if probe is None else (probe, PROBE_PATH))
+    else:
+        argv = bwrap.command(_staged_runner(runner, stager), **common,
+                             network_args=net.bwrap_args(stager, probe, image=overlay is not None))
     options = ["--dir", str(directory), "--timeout-ms", str(int(spec.timeout * 1000))]
     if as_root:
         options += ["--as-uid", str(uid), "--as-gid", str(uid)]
@@ -166,19 +163,6 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str], tethered: bo
         raise
     launched.tunnels = net.tunnels
     return launched
-
-
-def _nsjail_command(runner: str, spec: SandboxSpec, upper: Path, mounts, init: str, owner: Tuple[int, int],
-                    net: netplan.NetworkPlan, stager: Stager, probe) -> List[str]:
-    """What bwrap.command() builds, for nsjail (the host image only: nsjail.check() refused the rest)."""
-    workdir = spec.workdir or "/"
-    nsjail.prepare_upper(upper, workdir, owner)
-    return nsjail.command(
-        runner, upper=str(upper), mounts=mounts, init=init, workdir=workdir, entrypoint=spec.entrypoint,
-        owner=owner, pty=spec.pty, network=net.mode, source=stager, network_args=net.nsjail_args(stager),
-        idle_timeout_ms=None if spec.idle_timeout is None else int(spec.idle_timeout * 1000),
-        probe=None if probe is None else (probe, PROBE_PATH),
-    )
 
 
 def _staged_runner(runner: str, stager: Stager) -> str:

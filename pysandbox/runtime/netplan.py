@@ -134,9 +134,9 @@ class NetworkPlan:
             argv += ["--ro-bind", source(probe_binary), PROBE_PATH]
         return argv
 
-    def nsjail_args(self, source: Callable[[str], str]) -> List[str]:
-        """nsjail closes every fd it is not told to pass; it runs the host image only."""
-        resolv = self.resolv_bind(source, image=False)
+    def nsjail_args(self, source: Callable[[str], str], image: bool = False) -> List[str]:
+        """nsjail closes every fd it is not told to pass."""
+        resolv = self.resolv_bind(source, image)
         return [] if resolv is None else ["--pass_fd", str(SYNC_FD), "--bindmount_ro", ":".join(resolv)]
 
     def supervisor_args(self, rules: str) -> List[str]:

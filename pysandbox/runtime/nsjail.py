@@ -1,36 +1,35 @@
-"""The nsjail command line for one sandbox (PYSANDBOX_RUNNER=nsjail), and what it cannot do yet.
+"""The nsjail command line for one sandbox (docs/RUNNERS.md: how it is chosen, what differs).
 
-The same sandbox as runtime/bwrap.py builds, from the same inputs: the upper
-directory as the writable root (nsjail --chroot --rw), the same mounts, its own
-read-only /proc with the same masks, a minimal /dev (a tmpfs with the host's
-null, zero, full, random, urandom and tty nodes bound in, its own devpts and
-bwrap's links), a private /tmp, sandbox root mapped to the sandbox identity,
-pid, ipc, uts, net, mount and cgroup namespaces, every capability dropped,
-no_new_privs and a new session (nsjail's defaults). sandbox-init runs as pid 1
-(-Mo clones it into the new pid namespace) and gets the supervisor's fds 3-6, and
-7 with the default network (the handshake of native/netsync.c, as under bwrap).
+The same sandbox as runtime/bwrap.py builds, from the same inputs: the writable root
+(the upper directory, nsjail --chroot --rw; a sized tmpfs with ephemeral_disk=; or, for
+an image, overlayfs of its layers under the upper directory, which nsjail mounts as /),
+the same mounts, its own read-only /proc with the same masks, a minimal /dev (a tmpfs
+with the host's null, zero, full, random, urandom and tty nodes bound in, its own devpts
+and bwrap's links), a private /tmp, sandbox root mapped to the sandbox identity, pid,
+ipc, uts, net, mount and cgroup namespaces, every capability dropped, no_new_privs and a
+new session (nsjail's defaults). sandbox-init runs as pid 1 (-Mo clones it into the new
+pid namespace), makes the directories nsjail does not (/root, the working directory) and
+gets the supervisor's fds 3-6, and 7 with the default network (native/netsync.c).
 
 nsjail's own policies are turned off, because pysandbox already has one for each:
 its time limit (the supervisor enforces timeouts), its rlimits (the host's stay,
 as under bwrap), its niceness (the caller's stays), its seccomp policy (sandbox-init
 installs ours) and its cgroups (none asked for; the supervisor places the runner in
 the sandbox's cgroup). The supervisor's PR_SET_PDEATHSIG on nsjail and nsjail's on
-its child make the sandbox die with the supervisor. docs/RUNNERS.md lists what
-nsjail does not do yet; unsupported() refuses those before any work.
+its child make the sandbox die with the supervisor.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple
 
 from .. import config
 from ..exception import InvalidError
 from ..spec import SandboxSpec
 from .confinement import proc_masks
-from .layout import BIN_DIR, INIT_PATH, SYSTEM_DIRS, Mount, caller_python, python_links
+from .layout import BIN_DIR, INIT_PATH, SYSTEM_DIRS, Mount, OverlayRoot, caller_python, python_links
 
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 # bwrap --dev's links, so /dev looks the same under either runner.
@@ -43,16 +42,8 @@ ISOLATION = (
 )
 
 
-def check(spec: SandboxSpec, image: object) -> None:
-    """Refuse, before any work, what the nsjail runner cannot do yet (docs/RUNNERS.md)."""
-    refused = [  # (asked for, what, how to do without)
-        (image is not None, "image= (overlay roots)", "leave it out to use the host image"),
-        (spec.resources.ephemeral_disk is not None, "ephemeral_disk=", "leave it out"),
-    ]
-    for asked, what, fix in refused:
-        if asked:
-            raise InvalidError(f"The nsjail runner does not support {what} yet: {fix}, or use the bwrap runner "
-                               "(unset PYSANDBOX_RUNNER). See docs/RUNNERS.md.")
+def check(spec: SandboxSpec) -> None:
+    """Refuse, before any work, what the nsjail runner cannot express (docs/RUNNERS.md)."""
     config.nsjail_binary()
     for what, path in (("PYSANDBOX_HOME", str(config.state_dir())), ("the Python prefix", caller_python()[0])):
         _check_path(what, path)
@@ -100,17 +91,40 @@ def proc_args() -> Tuple[str, ...]:
     return tuple(argv)
 
 
-def prepare_upper(upper: Path, workdir: str, owner: Tuple[int, int]) -> None:
-    """What bwrap's --perms 0700 --dir /root and --dir WORKDIR make: nsjail makes no directories but mount points."""
-    paths = [upper / "root"]
-    if workdir.strip("/").split("/")[0] not in SYSTEM_DIRS:
-        parts = Path(workdir).relative_to("/").parts
-        paths += [upper.joinpath(*parts[:i]) for i in range(1, len(parts) + 1)]
-    for path in paths:
-        if not path.exists():
-            path.mkdir(mode=0o700 if path == upper / "root" else 0o755)
-            if os.geteuid() == 0:
-                os.chown(path, *owner)
+def root_args(upper: str, source: Callable[[str], str], disk_bytes: Optional[int],
+              overlay: Optional[OverlayRoot]) -> List[str]:
+    """The writable root, as bwrap.command() makes it: the upper directory; or a tmpfs of
+    `disk_bytes`; or overlayfs with the image's layers (top first, as overlayfs lists them)
+    under the upper directory, mounted by nsjail in the sandbox's user namespace."""
+    if overlay is not None and overlay.lowers:
+        lowers = ":".join(_option_path(source(lower)) for lower in reversed(overlay.lowers))
+        top = _option_path(source(overlay.upper))
+        return ["--mount", f"none:/:overlay:lowerdir={lowers},upperdir={top}/rootfs,workdir={top}/work,userxattr"]
+    if overlay is not None:  # an empty image: nothing to lay over
+        return ["--chroot", f"{source(overlay.upper)}/rootfs", "--rw"]
+    if disk_bytes is not None:
+        return ["--mount", f"none:/:tmpfs:size={disk_bytes},mode=755"]
+    return ["--chroot", source(upper), "--rw"]
+
+
+def _option_path(path: str) -> str:
+    """overlayfs separates its options with ',' and its layers with ':'."""
+    if "," in path or ":" in path:
+        raise InvalidError(f"The nsjail runner cannot lay out an image from {path!r}: overlayfs options cannot "
+                           "hold ',' or ':'. Move PYSANDBOX_HOME to a path without them, or use the bwrap runner.")
+    return path
+
+
+def init_dirs(workdir: str, disk: bool, image: bool) -> List[str]:
+    """sandbox-init's --dir, --chmod and --chdir: what bwrap's --perms 0700 --dir /root,
+    --dir WORKDIR and --chdir do (nsjail makes mount points only, 0755, /root among them when
+    the caller's Python is below it); with a disk limit /tmp is a directory of the sized root,
+    as under bwrap."""
+    argv = ["--dir", "0700", "/root", *([] if image else ["--chmod", "0700", "/root"])]
+    argv += ["--dir", "1777", "/tmp"] if disk else []
+    if image or disk or workdir.strip("/").split("/")[0] not in SYSTEM_DIRS:
+        argv += ["--dir", "0755", workdir]
+    return argv + ["--chdir", workdir]
 
 
 def command(
@@ -128,6 +142,8 @@ def command(
     source: Callable[[str], str] = lambda path: path,
     probe: Optional[Tuple[str, str]] = None,
     network_args: Sequence[str] = (),
+    disk_bytes: Optional[int] = None,
+    overlay: Optional[OverlayRoot] = None,
 ) -> List[str]:
     """`owner`: the host (uid, gid) nsjail runs as, which sandbox root maps to; `probe`:
     (host binary, sandbox path) of the readiness probe, if any; `network_args`: the
@@ -136,15 +152,18 @@ def command(
     argv = [nsjail, *ISOLATION, "--user", f"0:{uid}:1", "--group", f"0:{gid}:1",
             "--nice_level", str(os.getpriority(os.PRIO_PROCESS, 0)),
             *(["--disable_clone_newnet"] if network == "host" else []),
-            "--chroot", source(upper), "--rw", "--cwd", workdir]
-    for name, target in python_links():
+            *root_args(upper, source, disk_bytes, overlay), "--cwd", "/"]
+    for name, target in python_links() if overlay is None else ():
         argv += ["--symlink", f"{target}:{BIN_DIR}/{name}"]
     for mount in mounts:
         argv += mount_args(mount, source)
-    argv += [*network_args, *proc_args(), *dev_args(), "--mount", "none:/tmp:tmpfs:mode=755"]
+    argv += [*network_args, *proc_args(), *dev_args()]
+    if disk_bytes is None:
+        argv += ["--mount", "none:/tmp:tmpfs:mode=755"]
     if probe is not None:
         argv += ["--bindmount_ro", f"{source(probe[0])}:{probe[1]}"]
-    argv += ["--bindmount_ro", f"{source(init)}:{INIT_PATH}", "--", INIT_PATH]
+    argv += ["--bindmount_ro", f"{source(init)}:{INIT_PATH}", "--", INIT_PATH,
+             *init_dirs(workdir, disk_bytes is not None, overlay is not None)]
     if idle_timeout_ms is not None:
         argv += ["--idle-timeout-ms", str(idle_timeout_ms)]
     if pty:

@@ -14,31 +14,23 @@ def doctor(**env):
                           env={**os.environ, **env})
 
 
-def test_doctor_starts_a_sandbox_here():
-    result = doctor()
+BINARY_VARIABLE = {"bwrap": "PYSANDBOX_BWRAP", "nsjail": "PYSANDBOX_NSJAIL"}
+
+
+def test_doctor_starts_a_sandbox_here(runner):
+    result = doctor()  # under the runner PYSANDBOX_RUNNER names
     assert result.returncode == 0, result.stdout + result.stderr
+    assert f"ok  runner: {runner}" in result.stdout
     assert "ok  a sandbox          created, ran `true` and terminated in" in result.stdout
     assert "sandboxes work here" in result.stdout
     identity = "root: sandbox root is host uid" if os.geteuid() == 0 else "sandbox root is you (rootless)"
     assert identity in result.stdout
 
 
-def test_doctor_names_a_missing_runner():
-    result = doctor(PYSANDBOX_BWRAP="/nonexistent/bwrap")
+def test_doctor_names_the_missing_runner_only_when_chosen(runner):
+    other = next(name for name in BINARY_VARIABLE if name != runner)
+    assert doctor(**{BINARY_VARIABLE[other]: f"/nonexistent/{other}"}).returncode == 0
+    result = doctor(**{BINARY_VARIABLE[runner]: f"/nonexistent/{runner}"})
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "ERR runner: bwrap" in result.stdout
-    assert result.stdout.rstrip().endswith("sandboxes cannot start here: fix runner: bwrap")
-
-
-def test_doctor_reports_nsjail_and_runs_a_sandbox_under_it():
-    result = doctor(PYSANDBOX_RUNNER="nsjail")
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "ok  runner: nsjail" in result.stdout and "with any network" in result.stdout
-    assert "ok  a sandbox          created, ran `true` and terminated in" in result.stdout
-
-
-def test_doctor_missing_nsjail_matters_only_when_chosen():
-    assert doctor(PYSANDBOX_NSJAIL="/nonexistent/nsjail").returncode == 0
-    result = doctor(PYSANDBOX_NSJAIL="/nonexistent/nsjail", PYSANDBOX_RUNNER="nsjail")
-    assert result.returncode == 1 and "ERR runner: nsjail" in result.stdout
-    assert result.stdout.rstrip().endswith("sandboxes cannot start here: fix runner: nsjail")
+    assert f"ERR runner: {runner}" in result.stdout
+    assert result.stdout.rstrip().endswith(f"sandboxes cannot start here: fix runner: {runner}")

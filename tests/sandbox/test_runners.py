@@ -1,5 +1,7 @@
-"""The same behaviour under each runner (PYSANDBOX_RUNNER), with block_network=True and
-with the default network (docs/RUNNERS.md), and what the nsjail runner refuses."""
+"""Behaviour where the runners' own features differ (docs/RUNNERS.md: /dev, /proc, masks, the
+directories nsjail does not make), with block_network=True and with the default network; how
+a runner is chosen; and what the nsjail runner refuses. Like every test in tests/sandbox,
+each runs under each runner (the `runner` fixture of tests/conftest.py)."""
 
 import os
 import socket
@@ -20,15 +22,6 @@ from pysandbox.runtime import cgroups, netplan
 from ..listeners import Listener, connect_from
 
 pytestmark = pytest.mark.rootless
-
-RUNNERS = ("bwrap", "nsjail")
-
-
-@pytest.fixture(params=RUNNERS)
-def runner(request, monkeypatch):
-    monkeypatch.setenv("PYSANDBOX_RUNNER", request.param)
-    return request.param
-
 
 @pytest.fixture
 def jailed(runner, sandboxes):
@@ -267,21 +260,42 @@ def _sandbox_dirs():
     return set(os.listdir(registry.sandboxes_dir())) if registry.sandboxes_dir().exists() else set()
 
 
+def test_disk_limit_holds_root_and_tmp(jailed):
+    sb = jailed(ephemeral_disk=64, workdir="/app")
+    assert run(sb, "pwd; stat -c %a /root /tmp") == "/app\n700\n1777\n"
+    p = sb.exec("sh", "-c", "head -c 40000000 /dev/zero > /big; head -c 40000000 /dev/zero > /tmp/big")
+    assert p.wait() != 0 and "No space left" in p.stderr.read()
+
+
+def _runner_of(sb) -> str:
+    """The runner binary the sandbox's supervisor started (once its child has exec'd it)."""
+    for _ in range(100):
+        name = os.path.basename(psutil.Process(sb._record.supervisor.pid).children()[0].cmdline()[0])
+        if name != "sandbox-supervisor":
+            return name
+        time.sleep(0.01)
+    return name
+
+
+@pytest.mark.parametrize("chosen", ["bwrap", "nsjail"])
+def test_runner_chosen_per_sandbox(jailed, runner, chosen):
+    sb = jailed("sleep", "60", experimental_options={"runner": chosen})
+    assert _runner_of(sb) == chosen
+    assert _runner_of(jailed("sleep", "60")) == runner  # PYSANDBOX_RUNNER's, as before
+
+
 @pytest.mark.parametrize(
     "options, words",
     [
-        ({"block_network": True, "ephemeral_disk": 1024}, "ephemeral_disk="),
-        ({"block_network": True, "image": "debian_slim"}, "image="),
+        ({"runner": "docker"}, "choose one of bwrap, nsjail"),
+        ({"enable_exit_snapshot": True}, "understands only 'runner'"),
+        ({1: "x"}, "str keys"),
     ],
 )
-def test_nsjail_refuses_what_it_cannot_do(app, monkeypatch, options, words):
-    monkeypatch.setenv("PYSANDBOX_RUNNER", "nsjail")
-    if options.get("image") == "debian_slim":
-        options = {**options, "image": modal.Image.debian_slim()}  # never built: refused first
+def test_bad_experimental_options_are_refused(app, options, words):
     before = _sandbox_dirs()
-    with pytest.raises(InvalidError, match="nsjail runner") as raised:
-        modal.Sandbox.create(app=app, **options)
-    assert words in str(raised.value)
+    with pytest.raises(InvalidError, match=words):
+        modal.Sandbox.create(app=app, block_network=True, experimental_options=options)
     assert _sandbox_dirs() == before  # refused before any work
 
 

@@ -1,12 +1,9 @@
 """The nsjail command line (pure logic): bwrap's inputs, translated."""
 
-import os
-import stat
-
 import pytest
 
 from pysandbox.runtime import confinement, nsjail
-from pysandbox.runtime.layout import INIT_PATH, Mount
+from pysandbox.runtime.layout import INIT_PATH, Mount, OverlayRoot
 
 
 def argv(**overrides):
@@ -33,11 +30,13 @@ def test_identity_root_init_and_policies_left_to_pysandbox():
     joined = " ".join(args)
     assert args[:2] == ["/bin/nsjail", "-Mo"]
     assert "--user 0:100000:1 --group 0:100000:1" in joined
-    assert "--chroot /state/sb/upper --rw --cwd /repo" in joined
+    assert "--chroot /state/sb/upper --rw --cwd /" in joined
     assert "--time_limit 0" in joined and "--disable_rlimits" in joined
     assert "--seccomp" not in joined and "--cgroup" not in joined and "--disable_clone_newnet" not in joined
     assert [args[i + 1] for i, a in enumerate(args) if a == "--pass_fd"] == ["3", "4", "5", "6"]
-    assert args[args.index("--") + 1:] == [INIT_PATH, "--idle-timeout-ms", "5000", "--pty", "--", "sleep", "1"]
+    assert args[args.index("--") + 1:] == [INIT_PATH, "--dir", "0700", "/root", "--chmod", "0700", "/root",
+                                           "--dir", "0755", "/repo", "--chdir", "/repo",
+                                           "--idle-timeout-ms", "5000", "--pty", "--", "sleep", "1"]
     assert f"/native/sandbox-init:{INIT_PATH}" in args
 
 
@@ -56,10 +55,28 @@ def test_a_colon_in_a_mount_point_is_refused():
         nsjail.mount_args(Mount("bind", "/vol", "/data:x"), lambda path: path)
 
 
-def test_prepare_upper_makes_what_bwrap_dir_would(tmp_path):
-    owner = (os.geteuid(), os.getegid())
-    nsjail.prepare_upper(tmp_path, "/repo/src", owner)
-    assert stat.S_IMODE((tmp_path / "root").stat().st_mode) == 0o700
-    assert stat.S_IMODE((tmp_path / "repo" / "src").stat().st_mode) == 0o755
-    nsjail.prepare_upper(tmp_path, "/usr/lib", owner)  # under a system directory: mounted, not made
-    assert not (tmp_path / "usr").exists()
+def test_init_makes_what_bwrap_dir_would():
+    assert nsjail.init_dirs("/usr/lib", disk=False, image=False) == [  # under a system directory: mounted
+        "--dir", "0700", "/root", "--chmod", "0700", "/root", "--chdir", "/usr/lib"]
+    assert nsjail.init_dirs("/usr/lib", disk=True, image=False) == [
+        "--dir", "0700", "/root", "--chmod", "0700", "/root", "--dir", "1777", "/tmp",
+        "--dir", "0755", "/usr/lib", "--chdir", "/usr/lib"]
+    assert nsjail.init_dirs("/", disk=False, image=True) == [  # an image's own /root keeps its mode
+        "--dir", "0700", "/root", "--dir", "0755", "/", "--chdir", "/"]
+
+
+def test_roots():
+    assert nsjail.root_args("/up", str, None, None) == ["--chroot", "/up", "--rw"]
+    assert nsjail.root_args("/up", str, 1 << 20, None) == ["--mount", "none:/:tmpfs:size=1048576,mode=755"]
+    image = OverlayRoot(("/layers/base", "/layers/pip"), "/sb/upper")
+    assert nsjail.root_args("/sb/upper", lambda path: "/staged" + path, None, image) == [
+        "--mount", "none:/:overlay:lowerdir=/staged/layers/pip:/staged/layers/base,"
+        "upperdir=/staged/sb/upper/rootfs,workdir=/staged/sb/upper/work,userxattr"]
+    assert nsjail.root_args("/sb/upper", str, None, OverlayRoot((), "/sb/upper")) == [
+        "--chroot", "/sb/upper/rootfs", "--rw"]
+
+
+@pytest.mark.parametrize("path", ["/state,x/layers/a", "/state:x/layers/a"])
+def test_a_layer_path_overlayfs_cannot_hold_is_refused(path):
+    with pytest.raises(nsjail.InvalidError, match="overlayfs options"):
+        nsjail.root_args("/up", str, None, OverlayRoot((path,), "/up"))
