@@ -24,6 +24,18 @@ def median_ms(func, runs, warmup=5):
     return statistics.median(samples)
 
 
+def interleaved(funcs, runs, warmup=5):
+    """Median ms of each function (a dict of them), run in turn `runs` times after a warm-up,
+    so that all of them see the same machine load."""
+    samples = {key: [] for key in funcs}
+    for i in range(runs + warmup):
+        for key, func in funcs.items():
+            elapsed = timed(func)
+            if i >= warmup:
+                samples[key].append(elapsed)
+    return {key: statistics.median(values) for key, values in samples.items()}
+
+
 def timed(func):
     """One call of func, in ms."""
     start = time.perf_counter()
@@ -49,9 +61,23 @@ def bare_bwrap_argv(command=("/bin/true",)):
     return argv + ["--proc", "/proc", "--dev", "/dev", *command]
 
 
+def bare_nsjail_argv(command=("/bin/true",)):
+    """The nsjail counterpart of bare_bwrap_argv: the same host directories and a minimal /dev."""
+    argv = [config.nsjail_binary(), "-Mo", "--really_quiet", "--time_limit", "0", "--disable_rlimits",
+            "--bindmount_ro", "/usr:/usr"]
+    for name in ("bin", "lib", "lib64", "sbin"):
+        path = "/" + name
+        if os.path.islink(path):
+            argv += ["--symlink", f"{os.readlink(path)}:{path}"]
+    return argv + ["--mount", "none:/dev:tmpfs:mode=755", "--bindmount", "/dev/null:/dev/null", "--", *command]
+
+
 def spawn_and_wait(argv):
     pid = os.posix_spawn(argv[0], argv, os.environ)
     os.waitpid(pid, 0)
+
+
+RUNNERS = ("bwrap", "nsjail")
 
 
 def app():

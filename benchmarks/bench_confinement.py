@@ -3,8 +3,8 @@
 1. The seccomp filter: create + exec("true") + wait + terminate(wait=True) with
    the real sandbox-init against the same with an init built without the
    filter (compiled here from native/ with a seccomp_install() that does
-   nothing, so the product has no switch to turn the filter off), and bare
-   `bwrap ... /bin/true` in the same run.
+   nothing, so the product has no switch to turn the filter off), and the bare
+   runner running /bin/true in the same run, under each runner side by side.
    Also the same lifecycle as it was before this confinement: bwrap's
    --disable-userns, no filter, no /proc masks.
 2. bwrap alone (user namespace, /bin/true): with --disable-userns, which the
@@ -15,15 +15,13 @@ Runs are interleaved so that everything compared sees the same machine load.
     python3 benchmarks/bench_confinement.py [RUNS]
 """
 
-import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import pysandbox as modal
-from _common import app, bare_bwrap_argv, report, spawn_and_wait
-from bench_lifecycle import timed
+from _common import RUNNERS, app, bare_bwrap_argv, bare_nsjail_argv, interleaved, report, spawn_and_wait
 from pysandbox import config
 from pysandbox.runtime import bwrap, confinement
 
@@ -46,8 +44,9 @@ def build_init_without_filter(directory: Path) -> str:
     return str(out)
 
 
-def lifecycle(the_app):
-    sb = modal.Sandbox.create(app=the_app, block_network=True)  # the network has its own benchmark
+def lifecycle(the_app, runner):
+    sb = modal.Sandbox.create(app=the_app, block_network=True,  # the network has its own benchmark
+                              experimental_options={"runner": runner})
     sb.exec("true").wait()
     sb.terminate(wait=True)
 
@@ -75,34 +74,24 @@ def as_before(plain_init, func):
         bwrap.ISOLATION, bwrap.proc_mask_args = isolation, masks
 
 
-def interleaved(funcs, runs):
-    """Median ms of each function, run in turn `runs` times after a warm-up."""
-    samples = {name: [] for name in funcs}
-    for i in range(runs + 5):
-        for name, func in funcs.items():
-            elapsed = timed(func)
-            if i >= 5:
-                samples[name].append(elapsed)
-    return {name: statistics.median(values) for name, values in samples.items()}
-
-
 def filter_cost(the_app):
-    argv = bare_bwrap_argv()
+    bare = {"bwrap": bare_bwrap_argv(), "nsjail": bare_nsjail_argv()}
     # World-readable, so a root caller's unprivileged sandbox user can run it.
     with tempfile.TemporaryDirectory(prefix="pysandbox-bench-", dir="/tmp") as tmp:
         Path(tmp).chmod(0o755)
         plain_init = build_init_without_filter(Path(tmp))
-        median = interleaved({
-            "bare": lambda: spawn_and_wait(argv),
-            "filter": lambda: lifecycle(the_app),
-            "nofilter": lambda: with_init(plain_init, lambda: lifecycle(the_app)),
-            "before": lambda: as_before(plain_init, lambda: lifecycle(the_app)),
-        }, RUNS)
-    name = "create+exec(true)+wait+terminate(wait=True), seccomp filter"
-    report(name, median["filter"], "the same without the filter", median["nofilter"], bar=1.3)
-    report(name, median["filter"], "bare bwrap /bin/true", median["bare"])
-    report("the same before (--disable-userns, no filter, no /proc masks)", median["before"], "bare bwrap /bin/true",
-           median["bare"])
+        funcs = {"before": lambda: as_before(plain_init, lambda: lifecycle(the_app, "bwrap"))}
+        for runner in RUNNERS:
+            funcs[runner, "bare"] = lambda runner=runner: spawn_and_wait(bare[runner])
+            funcs[runner, "filter"] = lambda runner=runner: lifecycle(the_app, runner)
+            funcs[runner, "nofilter"] = lambda runner=runner: with_init(plain_init, lambda: lifecycle(the_app, runner))
+        median = interleaved(funcs, RUNS)
+    for runner in RUNNERS:
+        name = f"{runner}: create+exec(true)+wait+terminate(wait=True), seccomp filter"
+        report(name, median[runner, "filter"], "the same without the filter", median[runner, "nofilter"], bar=1.3)
+        report(name, median[runner, "filter"], f"bare {runner} /bin/true", median[runner, "bare"])
+    report("bwrap: the same before (--disable-userns, no filter, no /proc masks)", median["before"],
+           "bare bwrap /bin/true", median["bwrap", "bare"])
 
 
 def bwrap_options_cost():

@@ -10,19 +10,12 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
 import pysandbox as modal
-from _common import app, median_ms, report
+from _common import app, median_ms, report, timed
 
 SIZE = 256 << 20
 RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 500
-
-
-def timed(func):
-    start = time.perf_counter()
-    func()
-    return time.perf_counter() - start
 
 
 def main():
@@ -52,6 +45,7 @@ def main():
                        for _ in range(3))
             ours = min(timed(lambda: (fs.copy_from_local(big, "/tmp/big"), fs.copy_to_local("/tmp/big", back)))
                        for _ in range(3))
+            host, ours = host / 1000, ours / 1000  # s
             ratio = host / ours
             print(f"write+read back 256 MiB (copy_from_local+copy_to_local): best {2 * SIZE / ours / 1e9:.2f} GB/s; "
                   f"cp there and back on the host: {2 * SIZE / host / 1e9:.2f} GB/s; speed ratio {ratio:.2f} "

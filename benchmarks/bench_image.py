@@ -14,7 +14,6 @@ import shutil
 import statistics
 import sys
 import tempfile
-import time
 
 RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 100
 
@@ -30,22 +29,16 @@ def five_steps():
     return modal.Image.debian_slim().run_commands("echo 1 > /one").env({"A": "1"}).workdir("/srv").cmd(["true"])
 
 
-def timed(func):
-    start = time.perf_counter()
-    func()
-    return (time.perf_counter() - start) * 1000
-
-
-def lifecycle(app, image):
+def lifecycle(app, image, runner):
     import pysandbox as modal
-    sb = modal.Sandbox.create(app=app, image=image)
+    sb = modal.Sandbox.create(app=app, image=image, experimental_options={"runner": runner})
     sb.exec("true").wait()
     sb.terminate(wait=True)
 
 
 def main():
     import pysandbox as modal
-    from _common import app, report
+    from _common import RUNNERS, app, interleaved, report, timed
 
     cold = timed(lambda: modal.Image.debian_slim().build()) / 1000
     print(f"cold debian_slim build: {cold:.1f} s", flush=True)
@@ -58,15 +51,11 @@ def main():
 
     image = five_layers().build()
     the_app = app()
-    samples = {"host": [], "image": []}
-    for i in range(RUNS + 5):
-        host = timed(lambda: lifecycle(the_app, None))
-        layered = timed(lambda: lifecycle(the_app, image))
-        if i >= 5:
-            samples["host"].append(host)
-            samples["image"].append(layered)
-    report("create+exec(true)+terminate(wait=True) on a 5-layer debian_slim image",
-           statistics.median(samples["image"]), "on the host image", statistics.median(samples["host"]), bar=1.5)
+    median = interleaved({(runner, root): lambda runner=runner, root=root: lifecycle(the_app, root, runner)
+                          for runner in RUNNERS for root in (None, image)}, RUNS)
+    for runner in RUNNERS:
+        report(f"{runner}: create+exec(true)+terminate(wait=True) on a 5-layer debian_slim image",
+               median[runner, image], "on the host image", median[runner, None], bar=1.5)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """What the default network adds to a sandbox's life: create + exec("true") + terminate with
 the default network (slirp4netns + egress filter) against block_network=True (loopback only)
-and bare `bwrap ... /bin/true`, interleaved in one run; medians and ratios.
+and the bare runner running /bin/true, under each runner side by side, interleaved in one
+run; medians and ratios.
 
 Reported three ways: the start (create and a first exec, which waits for init), the whole
 cycle with Modal's default terminate() (teardown in the background), and with
@@ -13,18 +14,18 @@ import sys
 import time
 
 import pysandbox as modal
-from _common import app, bare_bwrap_argv, report, spawn_and_wait
+from _common import RUNNERS, app, bare_bwrap_argv, bare_nsjail_argv, report, spawn_and_wait, timed
 
 RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 50
 MODES = {"default network": {}, "block_network=True": {"block_network": True}}
 
 
-def cycle(the_app, kwargs):
+def cycle(the_app, runner, kwargs):
     """(start ms, whole cycle ms) with terminate(), then the same with terminate(wait=True)."""
     results = []
     for wait in (False, True):
         begin = time.perf_counter()
-        sb = modal.Sandbox.create(app=the_app, **kwargs)
+        sb = modal.Sandbox.create(app=the_app, experimental_options={"runner": runner}, **kwargs)
         sb.exec("true").wait()
         started = time.perf_counter()
         sb.terminate(wait=wait)
@@ -34,26 +35,27 @@ def cycle(the_app, kwargs):
 
 def main():
     the_app = app()
-    argv = bare_bwrap_argv()
-    bare, samples = [], {mode: [] for mode in MODES}
+    argv = {"bwrap": bare_bwrap_argv(), "nsjail": bare_nsjail_argv()}
+    bare, samples = {runner: [] for runner in RUNNERS}, {(r, mode): [] for r in RUNNERS for mode in MODES}
     for i in range(RUNS + 3):
-        start = time.perf_counter()
-        spawn_and_wait(argv)
-        elapsed = (time.perf_counter() - start) * 1000
-        runs = {mode: cycle(the_app, kwargs) for mode, kwargs in MODES.items()}
-        if i >= 3:  # warm-up
-            bare.append(elapsed)
-            for mode, values in runs.items():
-                samples[mode].append(values)
-    baseline = statistics.median(bare)
-    medians = {mode: [statistics.median(column) for column in zip(*rows)] for mode, rows in samples.items()}
-    for index, what in ((0, "create+exec(true) (start)"), (1, "create+exec(true)+terminate()"),
-                        (3, "create+exec(true)+terminate(wait=True)")):
-        ours, blocked = medians["default network"][index], medians["block_network=True"][index]
-        report(f"{what}, default network", ours, f"{what}, block_network=True", blocked)
-        report(f"{what}, default network", ours, "bare bwrap /bin/true", baseline)
-    added = medians["default network"][0] - medians["block_network=True"][0]
-    print(f"added start cost of the default network: {added:.3f} ms (difference of the start medians)", flush=True)
+        for runner in RUNNERS:
+            elapsed = timed(lambda: spawn_and_wait(argv[runner]))
+            runs = {mode: cycle(the_app, runner, kwargs) for mode, kwargs in MODES.items()}
+            if i >= 3:  # warm-up
+                bare[runner].append(elapsed)
+                for mode, values in runs.items():
+                    samples[runner, mode].append(values)
+    medians = {key: [statistics.median(column) for column in zip(*rows)] for key, rows in samples.items()}
+    for runner in RUNNERS:
+        for index, what in ((0, "create+exec(true) (start)"), (1, "create+exec(true)+terminate()"),
+                            (3, "create+exec(true)+terminate(wait=True)")):
+            ours, blocked = medians[runner, "default network"][index], medians[runner, "block_network=True"][index]
+            report(f"{runner}: {what}, default network", ours, f"{what}, block_network=True", blocked)
+            report(f"{runner}: {what}, default network", ours, f"bare {runner} /bin/true",
+                   statistics.median(bare[runner]))
+        added = medians[runner, "default network"][0] - medians[runner, "block_network=True"][0]
+        print(f"{runner}: added start cost of the default network: {added:.3f} ms (difference of the start medians)",
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -304,9 +304,9 @@ def _name_path(app_id: str, name: str) -> Path:
 def _claim_holder_running(claim: dict) -> bool:
     try:
         record = read_record(claim["sandbox_id"])
-    except NotFoundError:  # being created right now, unless its creator died
+    except NotFoundError:  # being created right now, unless its creator died or gc removed it
         creator = claim.get("creator")
-        return bool(creator) and ProcessRef(**creator).alive()
+        return bool(creator) and ProcessRef(**creator).alive() and sandbox_dir(claim["sandbox_id"]).exists()
     except ExecutionError:
         return False
     return finished(record) is None and not terminating(record.sandbox_id)

@@ -591,9 +591,20 @@ def _abandon(directory, launched) -> None:
     registry.remove_tree(directory)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time, as print() does (the caller may redirect it)."""
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+
 def _enable_verbose_output() -> None:
     if not verbose_logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
         verbose_logger.addHandler(handler)
         verbose_logger.setLevel(logging.INFO)

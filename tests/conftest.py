@@ -41,6 +41,18 @@ def runner(request):
         _restore("PYSANDBOX_RUNNER", previous)
 
 
+@pytest.fixture(autouse=True)
+def forget_named_objects(runner):
+    """Named volumes and secrets outlive a test in the session's state directory, and each
+    behaviour test runs once per runner: each run starts without the other's."""
+    yield
+    if runner is not None:
+        for volume in modal.Volume.objects.list():
+            modal.Volume.objects.delete(volume.name)
+        for secret in modal.Secret.objects.list():
+            modal.Secret.objects.delete(secret.name)
+
+
 def _restore(variable, previous):
     if previous is None:
         os.environ.pop(variable, None)

@@ -1,7 +1,9 @@
 """Sandbox.create: validation before any work, apps, secrets, verbose logging."""
 
 import asyncio
+import io
 import os
+import sys
 
 import pytest
 
@@ -123,3 +125,11 @@ def test_verbose_logs_operations_without_secret_values(sandboxes, capsys):
     err = capsys.readouterr().err
     assert "Sandbox exec started: python -c print('hello')" in err
     assert "hidden-value" not in err
+
+
+def test_verbose_logs_follow_a_redirected_stderr(sandboxes, monkeypatch):
+    sb = sandboxes(verbose=True)
+    redirected = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", redirected)  # after the log handler was installed
+    sb.exec("true").wait()
+    assert "Sandbox exec started: true" in redirected.getvalue()

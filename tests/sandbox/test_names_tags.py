@@ -10,6 +10,7 @@ import textwrap
 import pytest
 
 import pysandbox as modal
+from pysandbox import registry
 from pysandbox.exception import AlreadyExistsError, InvalidError, NotFoundError
 
 pytestmark = [pytest.mark.rootless, pytest.mark.filterwarnings("ignore::pysandbox.exception.DeprecationError")]
@@ -44,6 +45,13 @@ def test_terminate_takes_effect_before_teardown_ends(app, sandboxes):
     finally:
         os.kill(supervisor, signal.SIGCONT)
     assert sb.terminate(wait=True) == 137
+
+
+def test_a_name_is_free_once_gc_removed_its_sandbox(app, sandboxes):
+    first = modal.Sandbox.create(app=app, name="collected")
+    first.terminate(wait=True)
+    assert first.object_id in registry.collect_garbage()
+    assert sandboxes(name="collected").object_id != first.object_id  # this creator being alive changes nothing
 
 
 def test_from_name_errors(app):
