@@ -8,7 +8,7 @@
    Also the same lifecycle as it was before this confinement: bwrap's
    --disable-userns, no filter, no /proc masks.
 2. bwrap alone (user namespace, /bin/true): with --disable-userns, which the
-   filter's CLONE_NEWUSER rule replaced, and with this kernel's /proc masks.
+   filter's CLONE_NEWUSER rule doubles, and with this kernel's /proc masks.
 
 Runs are interleaved so that everything compared sees the same machine load.
 
@@ -65,13 +65,13 @@ def with_init(path, func):
 
 
 def as_before(plain_init, func):
-    """func() with the isolation as it was: --disable-userns, no filter, no /proc masks."""
-    isolation, masks = bwrap.ISOLATION, bwrap.proc_mask_args
-    bwrap.ISOLATION, bwrap.proc_mask_args = (*isolation, "--disable-userns"), lambda: ()
+    """func() with the isolation as it was: --disable-userns (kept since), no filter, no /proc masks."""
+    masks = bwrap.proc_mask_args
+    bwrap.proc_mask_args = lambda: ()
     try:
         return with_init(plain_init, func)
     finally:
-        bwrap.ISOLATION, bwrap.proc_mask_args = isolation, masks
+        bwrap.proc_mask_args = masks
 
 
 def filter_cost(the_app):

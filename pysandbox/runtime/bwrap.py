@@ -9,9 +9,6 @@ every capability dropped and no_new_privs (bwrap does both for an
 unprivileged caller); a new session (no TIOCSTI into the caller's terminal);
 its own /proc with host-wide files masked, a minimal /dev and a private /tmp;
 and death with its parent, so killing the supervisor kills the sandbox.
-
-Host paths go through `source()`, which lets the launcher substitute staged
-paths when the sandbox identity cannot reach the originals.
 """
 
 from __future__ import annotations
@@ -20,7 +17,7 @@ import os
 from typing import Callable, List, Optional, Sequence
 
 from .confinement import proc_mask_args
-from .layout import BIN_DIR, INIT_PATH, SYSTEM_DIRS, Mount, OverlayRoot, python_links
+from .layout import BIN_DIR, INIT_PATH, Mount, OverlayRoot, RunnerInputs, python_links
 
 ISOLATION = (
     "--unshare-user", "--uid", "0", "--gid", "0", "--disable-userns",
@@ -62,35 +59,21 @@ def overlay_args(root: OverlayRoot, source: Callable[[str], str]) -> List[str]:
     return argv + ["--overlay", f"{source(root.upper)}/rootfs", f"{source(root.upper)}/work", "/"]
 
 
-def command(
-    bwrap: str,
-    *,
-    upper: str,
-    mounts: Sequence[Mount],
-    init: str,
-    workdir: str,
-    entrypoint: Sequence[str],
-    idle_timeout_ms: Optional[int],
-    pty: bool = False,
-    network: str = "none",
-    source: Callable[[str], str] = lambda path: path,
-    network_args: Sequence[str] = (),
-    disk_bytes: Optional[int] = None,
-    overlay: Optional[OverlayRoot] = None,
-) -> List[str]:
-    root = _root(upper, disk_bytes, source) if overlay is None else overlay_args(overlay, source)
-    argv = [bwrap, *ISOLATION, *([] if network == "host" else ["--unshare-net"]), *root, "--perms", "0700", "--dir", "/root"]
-    for name, target in python_links() if overlay is None else ():
+def command(bwrap: str, inputs: RunnerInputs, network_args: Sequence[str] = ()) -> List[str]:
+    """`network_args`: the network plan's (netplan.NetworkPlan.bwrap_args)."""
+    source, workdir = inputs.source, inputs.workdir
+    root = _root(inputs.upper, inputs.disk_bytes, source) if inputs.overlay is None else \
+        overlay_args(inputs.overlay, source)
+    argv = [bwrap, *ISOLATION, *([] if inputs.network == "host" else ["--unshare-net"]), *root,
+            "--perms", "0700", "--dir", "/root"]
+    for name, target in python_links() if inputs.overlay is None else ():
         argv += ["--symlink", target, f"{BIN_DIR}/{name}"]
-    if overlay is not None or workdir.strip("/").split("/")[0] not in SYSTEM_DIRS:
+    if inputs.makes_workdir():
         argv += ["--dir", workdir]  # created in the upper directory when missing
-    for mount in mounts:
+    for mount in inputs.mounts:
         argv += mount_args(mount, source)
     argv += ["--proc", "/proc", *proc_mask_args(), "--dev", "/dev",
-             *(["--tmpfs", "/tmp"] if disk_bytes is None else ["--perms", "1777", "--dir", "/tmp"]), *network_args]
-    argv += ["--ro-bind", source(init), INIT_PATH, "--chdir", workdir, "--", INIT_PATH]
-    if idle_timeout_ms is not None:
-        argv += ["--idle-timeout-ms", str(idle_timeout_ms)]
-    if pty:
-        argv += ["--pty"]
-    return argv + ["--", *entrypoint]
+             *(["--tmpfs", "/tmp"] if inputs.disk_bytes is None else ["--perms", "1777", "--dir", "/tmp"]),
+             *network_args]
+    argv += ["--ro-bind", source(inputs.init), INIT_PATH, "--chdir", workdir, "--"]
+    return argv + inputs.init_argv()

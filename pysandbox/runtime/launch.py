@@ -135,19 +135,19 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str], tethered: bo
     mounts = system + volumes
     net = netplan.plan(spec, directory, owner)
     probe = config.native_binary("sandbox-probe") if spec.readiness_probe and spec.readiness_probe.tcp_port else None
-    common = dict(
+    inputs = layout.RunnerInputs(
         upper=str(upper), mounts=mounts, init=init, workdir=spec.workdir or "/", entrypoint=spec.entrypoint,
         idle_timeout_ms=None if spec.idle_timeout is None else int(spec.idle_timeout * 1000), pty=spec.pty,
         network=net.mode, source=stager, overlay=overlay,
         disk_bytes=None if spec.resources.ephemeral_disk is None else spec.resources.ephemeral_disk << 20,
     )
     if use_nsjail:
-        argv = nsjail.command(_staged_runner(runner, stager), owner=owner, **common,
-                              network_args=net.nsjail_args(stager, image=overlay is not None),
+        argv = nsjail.command(_staged_runner(runner, stager), inputs, owner,
+                              net.nsjail_args(stager, image=overlay is not None),
                               probe=None if probe is None else (probe, PROBE_PATH))
     else:
-        argv = bwrap.command(_staged_runner(runner, stager), **common,
-                             network_args=net.bwrap_args(stager, probe, image=overlay is not None))
+        argv = bwrap.command(_staged_runner(runner, stager), inputs,
+                             net.bwrap_args(stager, probe, image=overlay is not None))
     options = ["--dir", str(directory), "--timeout-ms", str(int(spec.timeout * 1000))]
     if as_root:
         options += ["--as-uid", str(uid), "--as-gid", str(uid)]

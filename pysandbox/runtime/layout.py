@@ -13,7 +13,7 @@ import os
 import stat
 import sys
 from pathlib import Path
-from typing import FrozenSet, List, Tuple
+from typing import Callable, FrozenSet, List, Optional, Sequence, Tuple
 
 import attrs
 
@@ -41,6 +41,45 @@ class OverlayRoot:
 
     lowers: Tuple[str, ...]
     upper: str
+
+
+def _absolute(_instance, attribute, value) -> None:
+    if not value.startswith("/"):
+        raise ValueError(f"{attribute.name} must be an absolute path, got {value!r}")
+
+
+@attrs.frozen
+class RunnerInputs:
+    """What either runner's command line is built from (runtime/bwrap.py, runtime/nsjail.py).
+    Host paths go through `source()`, which lets the launcher substitute staged paths when
+    the sandbox identity cannot reach the originals."""
+
+    upper: str = attrs.field(validator=_absolute)  # the sandbox's writable root on the host
+    mounts: Tuple[Mount, ...] = attrs.field(converter=tuple)
+    init: str = attrs.field(validator=_absolute)  # sandbox-init on the host
+    workdir: str = attrs.field(validator=_absolute)
+    entrypoint: Tuple[str, ...] = attrs.field(converter=tuple)
+    idle_timeout_ms: Optional[int] = None
+    pty: bool = False
+    network: str = "none"  # "host" keeps the host's network namespace
+    source: Callable[[str], str] = lambda path: path
+    disk_bytes: Optional[int] = None  # ephemeral_disk=: a tmpfs root of this size
+    overlay: Optional[OverlayRoot] = None  # an image's layers; None: the host image
+
+    def init_argv(self, options: Sequence[str] = ()) -> List[str]:
+        """sandbox-init's command line in the sandbox, `options` first."""
+        argv = [INIT_PATH, *options]
+        if self.idle_timeout_ms is not None:
+            argv += ["--idle-timeout-ms", str(self.idle_timeout_ms)]
+        if self.pty:
+            argv += ["--pty"]
+        return argv + ["--", *self.entrypoint]
+
+    def makes_workdir(self) -> bool:
+        """Whether the working directory is made in the writable root (the host image's
+        system directories are mounted, so a workdir there must exist already)."""
+        return self.overlay is not None or self.disk_bytes is not None or \
+            self.workdir.strip("/").split("/")[0] not in SYSTEM_DIRS
 
 
 @functools.lru_cache(maxsize=None)

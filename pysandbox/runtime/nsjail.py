@@ -29,7 +29,7 @@ from .. import config
 from ..exception import InvalidError
 from ..spec import SandboxSpec
 from .confinement import proc_masks
-from .layout import BIN_DIR, INIT_PATH, SYSTEM_DIRS, Mount, OverlayRoot, caller_python, python_links
+from .layout import BIN_DIR, INIT_PATH, Mount, OverlayRoot, RunnerInputs, caller_python, python_links
 
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 # bwrap --dev's links, so /dev looks the same under either runner.
@@ -115,57 +115,37 @@ def _option_path(path: str) -> str:
     return path
 
 
-def init_dirs(workdir: str, disk: bool, image: bool) -> List[str]:
+def init_dirs(inputs: RunnerInputs) -> List[str]:
     """sandbox-init's --dir, --chmod and --chdir: what bwrap's --perms 0700 --dir /root,
     --dir WORKDIR and --chdir do (nsjail makes mount points only, 0755, /root among them when
     the caller's Python is below it); with a disk limit /tmp is a directory of the sized root,
     as under bwrap."""
-    argv = ["--dir", "0700", "/root", *([] if image else ["--chmod", "0700", "/root"])]
-    argv += ["--dir", "1777", "/tmp"] if disk else []
-    if image or disk or workdir.strip("/").split("/")[0] not in SYSTEM_DIRS:
-        argv += ["--dir", "0755", workdir]
-    return argv + ["--chdir", workdir]
+    argv = ["--dir", "0700", "/root", *([] if inputs.overlay is not None else ["--chmod", "0700", "/root"])]
+    argv += ["--dir", "1777", "/tmp"] if inputs.disk_bytes is not None else []
+    if inputs.makes_workdir():
+        argv += ["--dir", "0755", inputs.workdir]
+    return argv + ["--chdir", inputs.workdir]
 
 
-def command(
-    nsjail: str,
-    *,
-    upper: str,
-    mounts: Sequence[Mount],
-    init: str,
-    workdir: str,
-    entrypoint: Sequence[str],
-    idle_timeout_ms: Optional[int],
-    owner: Tuple[int, int],
-    pty: bool = False,
-    network: str = "none",
-    source: Callable[[str], str] = lambda path: path,
-    probe: Optional[Tuple[str, str]] = None,
-    network_args: Sequence[str] = (),
-    disk_bytes: Optional[int] = None,
-    overlay: Optional[OverlayRoot] = None,
-) -> List[str]:
-    """`owner`: the host (uid, gid) nsjail runs as, which sandbox root maps to; `probe`:
-    (host binary, sandbox path) of the readiness probe, if any; `network_args`: the
-    network plan's (netplan.NetworkPlan.nsjail_args), mounted after `mounts`."""
+def command(nsjail: str, inputs: RunnerInputs, owner: Tuple[int, int], network_args: Sequence[str] = (),
+            probe: Optional[Tuple[str, str]] = None) -> List[str]:
+    """`owner`: the host (uid, gid) nsjail runs as, which sandbox root maps to; `network_args`:
+    the network plan's (netplan.NetworkPlan.nsjail_args), mounted after the mounts; `probe`:
+    (host binary, sandbox path) of the readiness probe, if any."""
     uid, gid = owner
+    source = inputs.source
     argv = [nsjail, *ISOLATION, "--user", f"0:{uid}:1", "--group", f"0:{gid}:1",
             "--nice_level", str(os.getpriority(os.PRIO_PROCESS, 0)),
-            *(["--disable_clone_newnet"] if network == "host" else []),
-            *root_args(upper, source, disk_bytes, overlay), "--cwd", "/"]
-    for name, target in python_links() if overlay is None else ():
+            *(["--disable_clone_newnet"] if inputs.network == "host" else []),
+            *root_args(inputs.upper, source, inputs.disk_bytes, inputs.overlay), "--cwd", "/"]
+    for name, target in python_links() if inputs.overlay is None else ():
         argv += ["--symlink", f"{target}:{BIN_DIR}/{name}"]
-    for mount in mounts:
+    for mount in inputs.mounts:
         argv += mount_args(mount, source)
     argv += [*network_args, *proc_args(), *dev_args()]
-    if disk_bytes is None:
+    if inputs.disk_bytes is None:
         argv += ["--mount", "none:/tmp:tmpfs:mode=755"]
     if probe is not None:
         argv += ["--bindmount_ro", f"{source(probe[0])}:{probe[1]}"]
-    argv += ["--bindmount_ro", f"{source(init)}:{INIT_PATH}", "--", INIT_PATH,
-             *init_dirs(workdir, disk_bytes is not None, overlay is not None)]
-    if idle_timeout_ms is not None:
-        argv += ["--idle-timeout-ms", str(idle_timeout_ms)]
-    if pty:
-        argv += ["--pty"]
-    return argv + ["--", *entrypoint]
+    argv += ["--bindmount_ro", f"{source(inputs.init)}:{INIT_PATH}", "--"]
+    return argv + inputs.init_argv(init_dirs(inputs))

@@ -3,13 +3,17 @@
 import pytest
 
 from pysandbox.runtime import confinement, nsjail
-from pysandbox.runtime.layout import INIT_PATH, Mount, OverlayRoot
+from pysandbox.runtime.layout import INIT_PATH, Mount, OverlayRoot, RunnerInputs
+
+
+def inputs(**overrides):
+    options = dict(upper="/state/sb/upper", mounts=(), init="/native/sandbox-init", workdir="/repo",
+                   entrypoint=("sleep", "1"))
+    return RunnerInputs(**{**options, **overrides})
 
 
 def argv(**overrides):
-    options = dict(upper="/state/sb/upper", mounts=(), init="/native/sandbox-init", workdir="/repo",
-                   entrypoint=("sleep", "1"), idle_timeout_ms=None, owner=(100000, 100000))
-    return nsjail.command("/bin/nsjail", **{**options, **overrides})
+    return nsjail.command("/bin/nsjail", inputs(**overrides), owner=(100000, 100000))
 
 
 def test_mounts_translate():
@@ -56,13 +60,18 @@ def test_a_colon_in_a_mount_point_is_refused():
 
 
 def test_init_makes_what_bwrap_dir_would():
-    assert nsjail.init_dirs("/usr/lib", disk=False, image=False) == [  # under a system directory: mounted
+    assert nsjail.init_dirs(inputs(workdir="/usr/lib")) == [  # under a system directory: mounted
         "--dir", "0700", "/root", "--chmod", "0700", "/root", "--chdir", "/usr/lib"]
-    assert nsjail.init_dirs("/usr/lib", disk=True, image=False) == [
+    assert nsjail.init_dirs(inputs(workdir="/usr/lib", disk_bytes=1 << 20)) == [
         "--dir", "0700", "/root", "--chmod", "0700", "/root", "--dir", "1777", "/tmp",
         "--dir", "0755", "/usr/lib", "--chdir", "/usr/lib"]
-    assert nsjail.init_dirs("/", disk=False, image=True) == [  # an image's own /root keeps its mode
+    assert nsjail.init_dirs(inputs(workdir="/", overlay=OverlayRoot((), "/up"))) == [  # an image's /root keeps its mode
         "--dir", "0700", "/root", "--dir", "0755", "/", "--chdir", "/"]
+
+
+def test_inputs_are_checked():
+    with pytest.raises(ValueError, match="workdir must be an absolute path"):
+        inputs(workdir="repo")
 
 
 def test_roots():
