@@ -184,8 +184,12 @@ class Launched:
         self.tunnels: tuple = ()  # (sandbox port, host port, encrypted), see netplan
 
     def confirm(self) -> None:
-        os.write(self._confirm_fd, b"g")
-        self.abandon()
+        try:
+            os.write(self._confirm_fd, b"g")
+        except BrokenPipeError:
+            pass  # the supervisor is gone: a short entrypoint ended, confirmed by the record meanwhile
+        finally:
+            self.abandon()
 
     def abandon(self) -> None:
         """Without confirm(): the supervisor sees end of file and tears the sandbox down."""

@@ -145,6 +145,25 @@ def test_creator_killed_at_random_points_leaves_nothing_half_made():
     assert all(not registry.sandbox_dir(sid).exists() for sid in removed)
 
 
+def test_a_sandbox_that_ends_before_its_creator_confirms_it_is_created(app, monkeypatch):
+    # A short entrypoint under load: the record confirms the sandbox, it runs and its
+    # supervisor exits, all before confirm() writes to a pipe nobody reads any more.
+    confirm = launch.Launched.confirm
+
+    def confirm_late(self):
+        deadline = time.time() + 30
+        while self.supervisor.alive():
+            assert time.time() < deadline, "the supervisor never finished"
+            time.sleep(0.01)
+        confirm(self)
+
+    monkeypatch.setattr(launch.Launched, "confirm", confirm_late)
+    sb = modal.Sandbox.create("sh", "-c", "echo done; exit 7", app=app)
+    sb.wait()
+    assert sb.returncode == 7 and sb.stdout.read() == "done\n"
+    assert modal.Sandbox.from_id(sb.object_id).returncode == 7
+
+
 def test_a_recorded_sandbox_survives_a_creator_that_died_before_confirming(app, monkeypatch):
     # The creator dies between writing the record and confirming: the supervisor sees the
     # pipe close without 'g', finds the record, and keeps the sandbox everyone can find.
