@@ -144,7 +144,7 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str], tethered: bo
     if use_nsjail:
         argv = nsjail.command(_staged_runner(runner, stager), inputs, owner,
                               net.nsjail_args(stager, image=overlay is not None),
-                              probe=None if probe is None else (probe, PROBE_PATH))
+                              probe=None if probe is None else (probe, PROBE_PATH), mask=nsjail.mask_file())
     else:
         argv = bwrap.command(_staged_runner(runner, stager), inputs,
                              net.bwrap_args(stager, probe, image=overlay is not None))

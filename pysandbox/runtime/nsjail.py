@@ -56,7 +56,20 @@ def _check_path(what: str, path: str) -> None:
                            "Use a path without ':', or the bwrap runner (unset PYSANDBOX_RUNNER).")
 
 
-def mount_args(mount: Mount, source: Callable[[str], str]) -> List[str]:
+def mask_file() -> str:
+    """An empty file nobody may open (mode 000), bound read-only over the files to mask:
+    opening one fails with EACCES, as bwrap's nodev /dev/null does (nsjail's command line
+    binds without nodev, and /dev/null would read as empty)."""
+    path = config.state_dir() / "masked"
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0))
+    except FileExistsError:
+        pass
+    return str(path)
+
+
+def mount_args(mount: Mount, source: Callable[[str], str], mask: str = "/dev/null") -> List[str]:
+    """`mask`: what masks a file (mask_file(), already through `source`)."""
     _check_path("the mount point", mount.dest)
     if mount.kind == "ro-bind":
         return ["--bindmount_ro", f"{source(mount.source)}:{mount.dest}"]
@@ -65,7 +78,7 @@ def mount_args(mount: Mount, source: Callable[[str], str]) -> List[str]:
     if mount.kind == "symlink":
         return ["--symlink", f"{mount.source}:{mount.dest}"]
     if mount.kind == "mask-file":
-        return ["--bindmount_ro", f"/dev/null:{mount.dest}"]
+        return ["--bindmount_ro", f"{mask}:{mount.dest}"]
     if mount.kind == "mask-dir":
         return ["--mount", f"none:{mount.dest}:tmpfs:mode=755"]
     raise ValueError(f"unknown mount kind {mount.kind!r}")
@@ -82,12 +95,12 @@ def dev_args() -> List[str]:
 
 
 @functools.lru_cache(maxsize=None)
-def proc_args() -> Tuple[str, ...]:
+def proc_args(mask: str = "/dev/null") -> Tuple[str, ...]:
     """/proc read-only, masked like bwrap's runner masks it. Mounted here rather than by
     nsjail's own /proc, which comes after every other mount and would cover the masks."""
     argv = ["--disable_proc", "--mount", "none:/proc:proc:ro"]
     for path, is_dir in proc_masks():
-        argv += ["--mount", f"none:{path}:tmpfs:ro,mode=755"] if is_dir else ["--bindmount_ro", f"/dev/null:{path}"]
+        argv += ["--mount", f"none:{path}:tmpfs:ro,mode=755"] if is_dir else ["--bindmount_ro", f"{mask}:{path}"]
     return tuple(argv)
 
 
@@ -128,12 +141,13 @@ def init_dirs(inputs: RunnerInputs) -> List[str]:
 
 
 def command(nsjail: str, inputs: RunnerInputs, owner: Tuple[int, int], network_args: Sequence[str] = (),
-            probe: Optional[Tuple[str, str]] = None) -> List[str]:
+            probe: Optional[Tuple[str, str]] = None, mask: str = "/dev/null") -> List[str]:
     """`owner`: the host (uid, gid) nsjail runs as, which sandbox root maps to; `network_args`:
     the network plan's (netplan.NetworkPlan.nsjail_args), mounted after the mounts; `probe`:
-    (host binary, sandbox path) of the readiness probe, if any."""
+    (host binary, sandbox path) of the readiness probe, if any; `mask`: mask_file()."""
     uid, gid = owner
     source = inputs.source
+    mask = source(mask)
     argv = [nsjail, *ISOLATION, "--user", f"0:{uid}:1", "--group", f"0:{gid}:1",
             "--nice_level", str(os.getpriority(os.PRIO_PROCESS, 0)),
             *(["--disable_clone_newnet"] if inputs.network == "host" else []),
@@ -141,8 +155,8 @@ def command(nsjail: str, inputs: RunnerInputs, owner: Tuple[int, int], network_a
     for name, target in python_links() if inputs.overlay is None else ():
         argv += ["--symlink", f"{target}:{BIN_DIR}/{name}"]
     for mount in inputs.mounts:
-        argv += mount_args(mount, source)
-    argv += [*network_args, *proc_args(), *dev_args()]
+        argv += mount_args(mount, source, mask)
+    argv += [*network_args, *proc_args(mask), *dev_args()]
     if inputs.disk_bytes is None:
         argv += ["--mount", "none:/tmp:tmpfs:mode=755"]
     if probe is not None:

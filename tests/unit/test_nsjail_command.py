@@ -1,5 +1,7 @@
 """The nsjail command line (pure logic): bwrap's inputs, translated."""
 
+import os
+
 import pytest
 
 from pysandbox.runtime import confinement, nsjail
@@ -12,8 +14,8 @@ def inputs(**overrides):
     return RunnerInputs(**{**options, **overrides})
 
 
-def argv(**overrides):
-    return nsjail.command("/bin/nsjail", inputs(**overrides), owner=(100000, 100000))
+def argv(mask="/dev/null", **overrides):
+    return nsjail.command("/bin/nsjail", inputs(**overrides), owner=(100000, 100000), mask=mask)
 
 
 def test_mounts_translate():
@@ -42,6 +44,15 @@ def test_identity_root_init_and_policies_left_to_pysandbox():
                                            "--dir", "0755", "/repo", "--chdir", "/repo",
                                            "--idle-timeout-ms", "5000", "--pty", "--", "sleep", "1"]
     assert f"/native/sandbox-init:{INIT_PATH}" in args
+
+
+def test_masked_files_get_the_unopenable_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYSANDBOX_HOME", str(tmp_path))
+    mask = nsjail.mask_file()
+    assert os.stat(mask).st_mode & 0o7777 == 0 and os.path.getsize(mask) == 0
+    assert nsjail.mask_file() == mask  # made once
+    args = argv(mounts=(Mount("mask-file", "/dev/null", "/etc/shadow"),), mask=mask)
+    assert f"{mask}:/etc/shadow" in args and "/dev/null:/etc/shadow" not in args
 
 
 def test_proc_before_its_masks(monkeypatch):
