@@ -39,6 +39,7 @@ _ID_ALPHABET = string.ascii_letters + string.digits
 _ID_LENGTH = 22
 RECORD_NAME = "record.json"  # a sandbox directory's record; its existence also confirms the sandbox
 TERMINATING = "terminating"  # present once terminate() was called
+LOG_NAME = "supervisor.log"  # the supervisor's, its runner's and sandbox-init's stdout and stderr
 
 
 def new_id(prefix: str) -> str:
@@ -269,7 +270,9 @@ def sandbox_state(record: SandboxRecord) -> Tuple[str, Optional[int]]:
 def remove_tree(path: Path) -> None:
     """rmtree that also gets through directories sandbox code made unreadable (chmod 000)."""
 
-    def make_accessible(_func, failed_path, _exc):
+    def make_accessible(_func, failed_path, exc):
+        if isinstance(exc[1] if isinstance(exc, tuple) else exc, FileNotFoundError):
+            return  # removed meanwhile (a supervisor finishing its own teardown)
         os.chmod(os.path.dirname(failed_path), 0o700)
         if os.path.isdir(failed_path) and not os.path.islink(failed_path):
             os.chmod(failed_path, 0o700)
@@ -398,22 +401,29 @@ def write_creator(directory: Path) -> None:
 def _abandoned(directory: Path) -> bool:
     """A directory without a record whose creator died before registering it,
     once its supervisor (if it got that far) has torn the sandbox down."""
-    if _listener_alive(directory / "agent.sock"):
-        return False  # a sandbox still serves: its supervisor tears it down when unconfirmed
+    if held(directory):
+        return False  # its supervisor is still tearing the unconfirmed sandbox down
     try:
         return not ProcessRef(**read_json(directory / "creator", "creator")).alive()
     except (FileNotFoundError, ExecutionError, TypeError):
         return True
 
 
-def _listener_alive(path: Path) -> bool:
-    from . import agent
-
+def held(directory: Path) -> bool:
+    """Whether a supervisor, runner or sandbox-init of the sandbox is still alive: the creator
+    locks the log (shared) before handing it to them as their stdout and stderr, and the lock
+    lasts until the last of them has exited."""
     try:
-        agent.connect(path).close()
-    except agent.AgentGone:
+        fd = os.open(directory / LOG_NAME, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
         return False
-    return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 def collect_garbage() -> List[str]:

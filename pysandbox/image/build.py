@@ -211,7 +211,7 @@ class BuildContext:
             try:
                 process = sandbox.exec(*argv, bufsize=1)
             except ConflictError:  # it died starting: bwrap's reason is in the supervisor's log
-                log = (registry.sandbox_dir(sandbox.object_id) / "supervisor.log").read_text(errors="replace")
+                log = (registry.sandbox_dir(sandbox.object_id) / registry.LOG_NAME).read_text(errors="replace")
                 raise ImageBuildError(f"Build sandbox for {what} failed to start:\n{log[-2000:]}") from None
             for line in process.stdout:
                 tail.append(line.rstrip("\n"))

@@ -203,11 +203,12 @@ def _spawn(directory: Path, argv: List[str], env: Dict[str, str]) -> Launched:
     flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
     confirm_read, confirm_write = os.pipe2(os.O_CLOEXEC)
     opened = [
-        os.open(directory / "supervisor.log", flags, 0o600),
+        os.open(directory / registry.LOG_NAME, flags, 0o600),
         os.open(directory / "stdout", flags, 0o600),
         os.open(directory / "stderr", flags, 0o600),
         confirm_read,
     ]
+    fcntl.flock(opened[0], fcntl.LOCK_SH)  # held by whatever inherits the log: see registry.held()
     high = [_high_dup(fd) for fd in (listener.fileno(), *opened)]
     log, out, err, confirm = high[1:]
     actions = [

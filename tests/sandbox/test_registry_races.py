@@ -106,7 +106,7 @@ def _holders(sandbox_id):
     named = [(p.pid, p.info["cmdline"]) for p in psutil.process_iter(["cmdline"])
              if sandbox_id in " ".join(p.info["cmdline"] or [])]
     directory = registry.sandbox_dir(sandbox_id)
-    return {"processes": named, "listener alive": registry._listener_alive(directory / "agent.sock"),
+    return {"processes": named, "log held": registry.held(directory),
             "files": sorted(os.listdir(directory)) if directory.exists() else None}
 
 
@@ -153,6 +153,16 @@ def test_creator_killed_at_random_points_leaves_nothing_half_made():
             modal.Sandbox.from_name("fault-app", "fault-named")
     removed = registry.collect_garbage()
     assert all(not registry.sandbox_dir(sid).exists() for sid in removed)
+
+
+def test_the_log_lock_is_held_until_the_sandbox_is_torn_down(sandboxes):
+    # gc takes an unregistered directory only once nothing holds its log (registry.held):
+    # not while its supervisor is still tearing the sandbox down.
+    sb = sandboxes("sleep", "60")
+    directory = registry.sandbox_dir(sb.object_id)
+    assert registry.held(directory)
+    sb.terminate(wait=True)
+    assert not registry.held(directory)
 
 
 def test_a_sandbox_that_ends_before_its_creator_confirms_it_is_created(app, monkeypatch):
