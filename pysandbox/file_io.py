@@ -18,9 +18,8 @@ import string
 import struct
 from typing import List, Optional, Union
 
-from . import agent
+from . import agent, registry
 from ._aio import synchronized
-from .exception import ConflictError
 
 logger = logging.getLogger("pysandbox.verbose")
 
@@ -69,7 +68,7 @@ async def _request(socket_path, kind: int, head: bytes, path: str, sandbox_id: s
     try:
         return await agent.call(socket_path, kind, head + os.fsencode(path) + b"\0")
     except agent.AgentGone:
-        raise ConflictError(f"Sandbox {sandbox_id} already finished") from None
+        raise registry.finished_error(sandbox_id) from None
     except agent.AgentError as exc:
         raise _os_error(exc.errno, path) from None
 

@@ -32,7 +32,7 @@ from typing import Any, Iterator, List, Optional, Tuple, Union
 import attrs
 
 from . import config
-from .exception import AlreadyExistsError, ExecutionError, InvalidError, NotFoundError
+from .exception import AlreadyExistsError, ConflictError, ExecutionError, InvalidError, NotFoundError
 from .runtime import cgroups
 
 _ID_ALPHABET = string.ascii_letters + string.digits
@@ -196,6 +196,21 @@ def read_exit(sandbox_id: str) -> Optional[ExitStatus]:
         return ExitStatus(str(data["status"]), int(data["code"]), float(data["finished_at"]), **usage)
     except (KeyError, TypeError, ValueError):
         raise ExecutionError(f"sandbox exit record {path} is corrupt; remove it or run `pysandbox gc`.") from None
+
+
+def finished_error(sandbox_id: str) -> ConflictError:
+    """The error for using a sandbox that has ended; for one that never started (its
+    runner could not be executed, its network not be set up), with what its supervisor logged."""
+    message = f"Sandbox {sandbox_id} already finished"
+    try:
+        status = read_exit(sandbox_id)
+        with open(sandbox_dir(sandbox_id) / LOG_NAME, errors="replace") as log:
+            lines = [line.strip() for line in log if line.strip()]
+    except (OSError, ExecutionError):
+        return ConflictError(message)
+    if status is not None and status.status == "failed":
+        message += ": it failed to start" + (f" ({lines[-1]})" if lines else "")
+    return ConflictError(message)
 
 
 def finished(record: SandboxRecord) -> Optional[ExitStatus]:

@@ -10,6 +10,7 @@ import pysandbox as modal
 from pysandbox import registry
 from pysandbox.exception import (
     ClientClosed,
+    ConflictError,
     InvalidError,
     NotFoundError,
     SandboxTerminatedError,
@@ -150,3 +151,16 @@ def test_aio_lifecycle(app):
         return lines, sb.returncode
 
     assert asyncio.run(main()) == (["hi\n"], 0)
+
+
+def test_a_sandbox_whose_runner_cannot_start_says_why(app, tmp_path, monkeypatch):
+    broken = tmp_path / "runner"
+    broken.write_text("#!/nonexistent/interpreter\n")
+    broken.chmod(0o755)
+    for variable in ("PYSANDBOX_BWRAP", "PYSANDBOX_NSJAIL"):  # whichever runner this run uses
+        monkeypatch.setenv(variable, str(broken))
+    sb = modal.Sandbox.create("sleep", "10", app=app)
+    sb.wait(raise_on_termination=False)
+    assert sb.returncode == 127
+    with pytest.raises(ConflictError, match=r"already finished: it failed to start \(sandbox-supervisor: exec .*runner"):
+        sb.exec("true")
