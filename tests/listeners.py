@@ -16,6 +16,7 @@ class Listener:
         self.address = self.sock.getsockname()
         self.port = self.address[1] if isinstance(self.address, tuple) else None
         self.accepted = 0
+        self._changed = threading.Condition()
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self):
@@ -24,8 +25,18 @@ class Listener:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
-            self.accepted += 1
+            with self._changed:
+                self.accepted += 1
+                self._changed.notify_all()
             conn.close()
+
+    def wait_for(self, count, timeout=10):
+        """How many connections were accepted, once that reaches `count` (or after `timeout`
+        seconds): a connection its client saw complete may still wait in the backlog for
+        this listener's thread."""
+        with self._changed:
+            self._changed.wait_for(lambda: self.accepted >= count, timeout)
+            return self.accepted
 
     def close(self):
         self.sock.close()

@@ -235,7 +235,7 @@ def test_outbound_cidr_allowlist_is_enforced(networked, host_listener):
     allowed = networked(outbound_cidr_allowlist=[f"{address}/32"])
     assert connect_from(allowed, address, host_listener.port) == "connected"
     assert connect_from(allowed, "deb.debian.org", 80) == "ConnectionRefusedError"  # DNS works, TCP does not
-    assert host_listener.accepted == 1
+    assert host_listener.wait_for(1) == 1
 
 
 def test_network_setup_failure_fails_the_sandbox_before_its_entrypoint(networked, monkeypatch):

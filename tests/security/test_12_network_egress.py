@@ -121,7 +121,7 @@ for label, kwargs in [("default", {}), ("allowlisted", {"outbound_cidr_allowlist
         outcomes[label] = attack(sb, [["169.254.169.254", port], ["198.51.100.7", port]])
     finally:
         sb.terminate(wait=True)
-print(json.dumps({"outcomes": outcomes, "metadata": metadata.accepted, "control": control.accepted}))
+print(json.dumps({"outcomes": outcomes, "control": control.wait_for(2), "metadata": metadata.accepted}))
 """
 NETNS_SETUP = "ip link set lo up && ip addr add 169.254.169.254/32 dev lo && ip addr add 198.51.100.7/32 dev lo"
 
