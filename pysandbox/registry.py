@@ -39,6 +39,7 @@ _ID_ALPHABET = string.ascii_letters + string.digits
 _ID_LENGTH = 22
 RECORD_NAME = "record.json"  # a sandbox directory's record; its existence also confirms the sandbox
 TERMINATING = "terminating"  # present once terminate() was called
+EXIT_PATIENCE_S = 2  # how long finished_error() waits for a vanished sandbox's exit record
 LOG_NAME = "supervisor.log"  # the supervisor's, its runner's and sandbox-init's stdout and stderr
 
 
@@ -203,9 +204,13 @@ def finished_error(sandbox_id: str) -> ConflictError:
     runner could not be executed, its network not be set up), with what its supervisor logged."""
     message = f"Sandbox {sandbox_id} already finished"
     try:
-        status = read_exit(sandbox_id)
         with open(sandbox_dir(sandbox_id) / LOG_NAME, errors="replace") as log:
             lines = [line.strip() for line in log if line.strip()]
+        status = read_exit(sandbox_id)
+        deadline = time.monotonic() + EXIT_PATIENCE_S
+        while lines and status is None and time.monotonic() < deadline:  # something went wrong: the
+            time.sleep(0.01)  # record saying whether it failed to start follows within milliseconds
+            status = read_exit(sandbox_id)
     except (OSError, ExecutionError):
         return ConflictError(message)
     if status is not None and status.status == "failed":
