@@ -193,7 +193,7 @@ class Sandbox:
                                "(`apt-get install slirp4netns nftables; chmod 0666 /dev/net/tun`).")
         cgroups.check(spec.resources)
         if spec.runner == "nsjail":
-            nsjail.check(spec)
+            nsjail.check()
         _check_unsupported(
             network_file_systems=network_file_systems,
             h2_ports=h2_ports,

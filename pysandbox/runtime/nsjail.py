@@ -27,7 +27,6 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 from .. import config
 from ..exception import InvalidError
-from ..spec import SandboxSpec
 from .confinement import proc_masks
 from .layout import BIN_DIR, INIT_PATH, Mount, OverlayRoot, RunnerInputs, caller_python, python_links
 
@@ -42,7 +41,7 @@ ISOLATION = (
 )
 
 
-def check(spec: SandboxSpec) -> None:
+def check() -> None:
     """Refuse, before any work, what the nsjail runner cannot express (docs/RUNNERS.md)."""
     config.nsjail_binary()
     for what, path in (("PYSANDBOX_HOME", str(config.state_dir())), ("the Python prefix", caller_python()[0])):
