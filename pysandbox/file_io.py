@@ -68,7 +68,7 @@ async def _request(socket_path, kind: int, head: bytes, path: str, sandbox_id: s
     try:
         return await agent.call(socket_path, kind, head + os.fsencode(path) + b"\0")
     except agent.AgentGone:
-        raise registry.finished_error(sandbox_id) from None
+        raise await registry.finished_error(sandbox_id) from None
     except agent.AgentError as exc:
         raise _os_error(exc.errno, path) from None
 

@@ -31,7 +31,7 @@ from typing import Any, Iterator, List, Optional, Tuple, Union
 
 import attrs
 
-from . import config
+from . import _aio, config
 from .exception import AlreadyExistsError, ConflictError, ExecutionError, InvalidError, NotFoundError
 from .runtime import cgroups
 
@@ -199,7 +199,7 @@ def read_exit(sandbox_id: str) -> Optional[ExitStatus]:
         raise ExecutionError(f"sandbox exit record {path} is corrupt; remove it or run `pysandbox gc`.") from None
 
 
-def finished_error(sandbox_id: str) -> ConflictError:
+async def finished_error(sandbox_id: str) -> ConflictError:
     """The error for using a sandbox that has ended; for one that never started (its
     runner could not be executed, its network not be set up), with what its supervisor logged."""
     message = f"Sandbox {sandbox_id} already finished"
@@ -209,7 +209,7 @@ def finished_error(sandbox_id: str) -> ConflictError:
         status = read_exit(sandbox_id)
         deadline = time.monotonic() + EXIT_PATIENCE_S
         while lines and status is None and time.monotonic() < deadline:  # something went wrong: the
-            time.sleep(0.01)  # record saying whether it failed to start follows within milliseconds
+            await _aio.sleep(0.01)  # record saying whether it failed to start follows within milliseconds
             status = read_exit(sandbox_id)
     except (OSError, ExecutionError):
         return ConflictError(message)

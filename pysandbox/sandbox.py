@@ -379,7 +379,7 @@ class Sandbox:
 
     async def _probe_passes(self, probe: Probe) -> bool:
         if self._refresh() is not None:
-            raise registry.finished_error(self.object_id)
+            raise await registry.finished_error(self.object_id)
         spec = ExecSpec(probe.argv(), stdout=StreamType.DEVNULL, stderr=StreamType.DEVNULL)
         try:
             process = await _exec(self, spec)
@@ -426,7 +426,7 @@ class Sandbox:
         try:
             return await agent.call(self._socket, kind)
         except agent.AgentGone:
-            raise registry.finished_error(self.object_id) from None
+            raise await registry.finished_error(self.object_id) from None
         except agent.AgentError as exc:
             raise ConflictError(f"Sandbox {self.object_id}: {exc}") from None
 
@@ -693,7 +693,7 @@ async def _exec(sandbox: Sandbox, spec: ExecSpec, pty: bool = False) -> Containe
         reply = (await agent.receive(conn)).raise_for_error()
     except agent.AgentGone:
         _close_all(ours, child_ends, conn)
-        raise registry.finished_error(sandbox.object_id) from None
+        raise await registry.finished_error(sandbox.object_id) from None
     except BaseException:
         _close_all(ours, child_ends, conn)
         raise
