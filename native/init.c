@@ -1,12 +1,13 @@
 /* init.c: sandbox-init, pid 1 of a sandbox.
  *
  *   sandbox-init [--idle-timeout-ms N] [--pty] [--dir|--chmod MODE PATH]... [--chdir PATH]
- *                -- [ENTRYPOINT ARGV...]
  *
- * Inherited fds: 0 /dev/null, 1 and 2 a host log, 3 the listening
- * SOCK_SEQPACKET socket, 4 and 5 the entrypoint's stdout and stderr files,
- * 6 (optional) the write end of the supervisor's event pipe, 7 (optional)
- * the supervisor's network handshake socket (netsync.c).
+ * Inherited fds (fds.h): 0 /dev/null, 1 and 2 a host log, 3 the listening
+ * SOCK_SEQPACKET socket, 4 and 5 the entrypoint's stdout and stderr, 6
+ * (optional) the write end of the supervisor's event pipe, 7 (optional) the
+ * supervisor's network handshake socket (netsync.c), 8 the configuration:
+ * the sandbox's environment, the entrypoint's argv and the volumes to check
+ * (initconfig.h).  Nothing of it comes from init's own environment or argv.
  *
  * Serves protocol.h requests on the listener: starts processes, reports their
  * exit, enforces per-process deadlines, reaps every orphan, and exits when the
@@ -31,6 +32,8 @@
 
 #include "env.h"
 #include "fdutil.h"
+#include "fds.h"
+#include "initconfig.h"
 #include "mkdirs.h"
 #include "netsync.h"
 #include "proto.h"
@@ -40,8 +43,6 @@
 #include "watch.h"
 
 const char *const progname = "sandbox-init";
-
-enum { FD_LISTEN = 3, FD_ENTRY_OUT = 4, FD_ENTRY_ERR = 5, FD_EVENT = 6 };
 
 /* --dir and --chmod options taken: nsjail.init_dirs() passes at most four. */
 #define MAX_DIRS 6
@@ -69,9 +70,10 @@ static struct child *children;
 static size_t nchildren, children_cap;
 
 static int sigfd;
+static char **sandbox_env; /* the sandbox's environment, from the configuration */
 static int event_fd = -1;
 static int entry_stdin = -1;
-static int entry_tty = -1; /* --pty: the terminal's master, copied to the stdout file */
+static int entry_tty = -1; /* --pty: the terminal's master, copied to the stdout pipe */
 static bool entry_tty_hungup;
 static pid_t entry_pid;
 static int64_t idle_ms;       /* 0: no idle timeout */
@@ -121,21 +123,40 @@ static int open_terminal(int *slave)
   return master;
 }
 
-/* Moves what the entrypoint wrote to its terminal into the stdout file;
- * false once nothing is waiting. */
+/* What was read from the terminal and not yet taken by the stdout pipe, which
+ * is non-blocking: the supervisor reads it, but pid 1 must never wait on it. */
+static char tty_buf[65536];
+static size_t tty_len, tty_sent;
+
+/* Moves what the entrypoint wrote to its terminal into the stdout pipe;
+ * false once nothing is waiting (or the pipe is full: see tty_pending). */
 static bool copy_terminal_output(void)
 {
-  char buf[65536];
-  ssize_t n = read(entry_tty, buf, sizeof buf);
-  if (n > 0)
-    return write_all(FD_ENTRY_OUT, buf, (size_t)n) == 0;
-  /* EIO: the terminal's last user closed it.  Stop polling, but keep the
-   * master open until the entrypoint is reaped: closing the last master
-   * hangs the terminal up, and an entrypoint between closing its fds and
-   * exiting would die of that SIGHUP instead of reporting its own status. */
-  if (n == 0 || (errno != EAGAIN && errno != EINTR))
-    entry_tty_hungup = true;
-  return false;
+  if (tty_sent == tty_len) {
+    ssize_t n = read(entry_tty, tty_buf, sizeof tty_buf);
+    if (n <= 0) {
+      /* EIO: the terminal's last user closed it.  Stop polling, but keep the
+       * master open until the entrypoint is reaped: closing the last master
+       * hangs the terminal up, and an entrypoint between closing its fds and
+       * exiting would die of that SIGHUP instead of reporting its own status. */
+      if (n == 0 || (errno != EAGAIN && errno != EINTR))
+        entry_tty_hungup = true;
+      return false;
+    }
+    tty_len = (size_t)n;
+    tty_sent = 0;
+  }
+  ssize_t w = write(FD_ENTRY_OUT, tty_buf + tty_sent, tty_len - tty_sent);
+  if (w < 0 && errno != EAGAIN && errno != EINTR)
+    tty_sent = tty_len; /* the supervisor is gone: the sandbox is ending */
+  else if (w > 0)
+    tty_sent += (size_t)w;
+  return tty_sent == tty_len;
+}
+
+static bool tty_pending(void)
+{
+  return tty_sent < tty_len;
 }
 
 static void start_entrypoint(char **argv, bool pty)
@@ -146,13 +167,14 @@ static void start_entrypoint(char **argv, bool pty)
     if ((p[1] = fcntl(entry_tty, F_DUPFD_CLOEXEC, 0)) < 0)
       pdie("dup");
     fcntl(entry_tty, F_SETFL, O_NONBLOCK);
+    fcntl(FD_ENTRY_OUT, F_SETFL, fcntl(FD_ENTRY_OUT, F_GETFL) | O_NONBLOCK);
   } else if (pipe2(p, O_CLOEXEC) < 0) {
     pdie("pipe");
   }
   struct spawn_args a = {
     .argv = argv,
-    .envp = environ,
-    .path = getenv("PATH"),
+    .envp = sandbox_env,
+    .path = env_get(sandbox_env, "PATH"),
     .cwd_fd = -1,
     .fds = {p[0], pty ? p[0] : FD_ENTRY_OUT, pty ? p[0] : FD_ENTRY_ERR},
     .pty = pty,
@@ -172,8 +194,11 @@ static void reap(void)
   pid_t pid;
   while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
     if (pid == entry_pid) {
-      while (entry_tty >= 0 && copy_terminal_output()) /* the entrypoint's last words */
-        ;
+      if (entry_tty >= 0) { /* the entrypoint's last words: now waiting is fine */
+        fcntl(FD_ENTRY_OUT, F_SETFL, fcntl(FD_ENTRY_OUT, F_GETFL) & ~O_NONBLOCK);
+        while (copy_terminal_output() || tty_pending())
+          ;
+      }
       exit(WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st));
     }
     for (size_t i = 0; i < nchildren; i++) {
@@ -352,7 +377,7 @@ static void handle_exec(struct conn *c, struct request *req)
       goto out;
     }
   }
-  envp = env_overlay(environ, x.envp);
+  envp = env_overlay(sandbox_env, x.envp);
   if (envp == NULL) {
     exec_failed(c, req->fds[2], ENOMEM, "", x.argv[0]);
     goto out;
@@ -623,8 +648,7 @@ static void setup(void)
     die("out of memory");
 }
 
-#define USAGE "usage: sandbox-init [--idle-timeout-ms N] [--pty] [--dir|--chmod MODE PATH]... " \
-              "[--chdir PATH] -- [ENTRYPOINT ARGV...]"
+#define USAGE "usage: sandbox-init [--idle-timeout-ms N] [--pty] [--dir|--chmod MODE PATH]... [--chdir PATH]"
 
 /* --dir, --chmod and --chdir, in order: what nsjail, unlike bwrap, does not do
  * (mkdirs.h). --chmod is for a directory nsjail made as a mount point's parent. */
@@ -649,7 +673,7 @@ int main(int argc, char **argv)
   char *dirs[3 * MAX_DIRS];
   size_t ndirs = 0;
   const char *cwd = NULL;
-  for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
+  for (; i < argc; i++) {
     uint64_t v;
     if (strcmp(argv[i], "--pty") == 0) {
       pty = true;
@@ -668,9 +692,11 @@ int main(int argc, char **argv)
       usage_die(USAGE);
     }
   }
-  if (i == argc)
-    usage_die(USAGE);
-  char **entry = argv + i + 1;
+  struct init_config config;
+  init_config_read(FD_INIT_CONFIG, &config);
+  close_range(FD_INIT_CONFIG + 1, ~0U, 0); /* nothing else of the host's reaches the sandbox */
+  sandbox_env = config.env;
+  init_config_check_volumes(&config); /* before anything is made in them */
   make_root_dirs(dirs, ndirs, cwd);
 
   /* First, before anything is served: the entrypoint and every exec inherit it. */
@@ -678,8 +704,8 @@ int main(int argc, char **argv)
     pdie("installing the seccomp filter");
   netsync_wait(FD_NET_SYNC); /* the network is connected before anything runs */
   setup();
-  if (entry[0] != NULL)
-    start_entrypoint(entry, pty);
+  if (config.argv[0] != NULL)
+    start_entrypoint(config.argv, pty);
   if (entry_tty < 0)
     close(FD_ENTRY_OUT);
   close(FD_ENTRY_ERR);
@@ -689,7 +715,8 @@ int main(int argc, char **argv)
     size_t n = nconns;
     pfds[0] = (struct pollfd){.fd = sigfd, .events = POLLIN};
     pfds[1] = (struct pollfd){.fd = accept_resume ? -1 : FD_LISTEN, .events = POLLIN};
-    pfds[2] = (struct pollfd){.fd = entry_tty_hungup ? -1 : entry_tty, .events = POLLIN};
+    pfds[2] = tty_pending() ? (struct pollfd){.fd = FD_ENTRY_OUT, .events = POLLOUT}
+                            : (struct pollfd){.fd = entry_tty_hungup ? -1 : entry_tty, .events = POLLIN};
     for (size_t k = 0; k < n; k++)
       pfds[3 + k] = (struct pollfd){.fd = conns[k]->fd, .events = POLLIN};
     int r = poll(pfds, n + 3, poll_timeout(now_ms()));
@@ -703,7 +730,7 @@ int main(int argc, char **argv)
     run_timers(now_ms());
     if (pfds[1].revents)
       accept_conns();
-    if (pfds[2].revents && entry_tty >= 0 && !entry_tty_hungup)
+    if (pfds[2].revents && entry_tty >= 0 && (tty_pending() || !entry_tty_hungup))
       copy_terminal_output();
     for (size_t k = 0; k < n; k++)
       if (conns[k]->fd >= 0 && pfds[3 + k].revents)

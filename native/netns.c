@@ -24,7 +24,7 @@
 #include <sys/socket.h> /* socket, connect, send, shutdown, recvmsg */
 #include <sys/un.h>     /* sockaddr_un */
 #include <sys/wait.h>   /* waitpid */
-#include <unistd.h>     /* fork, execv, chdir, read, close, pipe2 */
+#include <unistd.h>     /* fork, execve, chdir, read, close, pipe2 */
 
 #include "fdutil.h"
 #include "util.h"
@@ -166,7 +166,7 @@ static pid_t spawn_helper(const struct net_options *opt, const int fds[4], const
   for (int i = 0; i < 4; i++)
     if (fd_set_cloexec(fds[i], false) < 0)
       _exit(127);
-  execv(opt->helper, argv);
+  execve(opt->helper, argv, host_env);
   pwarnf("exec %s", opt->helper);
   _exit(127);
 }
@@ -227,7 +227,7 @@ static pid_t start_filter(const struct net_options *opt, int userns, int netns, 
       _exit(127);
     }
     char *argv[] = {(char *)opt->nft, "--", (char *)opt->rules, NULL};
-    execv(opt->nft, argv);
+    execve(opt->nft, argv, host_env);
     pwarnf("exec %s", opt->nft);
     _exit(127);
   }

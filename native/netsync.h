@@ -3,9 +3,6 @@
 #if !defined(PSB_NETSYNC_H)
 #define PSB_NETSYNC_H
 
-/* The socket the supervisor passes when it connects the sandbox's network. */
-enum { FD_NET_SYNC = 7 };
-
 /* If fd is open: sends the supervisor our pid as SCM_CREDENTIALS (the kernel
  * translates it into the supervisor's pid namespace), then waits until the
  * supervisor writes 'g' once the network is connected, and closes fd.  Dies

@@ -1,17 +1,20 @@
 /* supervisor.c: sandbox-supervisor, one per sandbox on the host (like conmon).
  *
- *   sandbox-supervisor --dir DIR --timeout-ms N [--as-uid U --as-gid G]
+ *   sandbox-supervisor --dir DIR --timeout-ms N --output-max BYTES [--as-uid U --as-gid G]
  *       [--stage STAGEDIR] [--stage-bind SRC=NAME]... [--cleanup PATH]...
  *       [--confirm-fd 0 [--confirmed-by FILE]] [--cgroup DIR]... [--nproc N] [--net-helper SLIRP4NETNS --net-dir DIR
  *       --net-filter NFT --net-rules RULESET [--net-forward HOSTPORT:PORT]...] -- RUNNER ARGV...
  *
- * Inherited fds: 0 /dev/null (or, with --confirm-fd 0, a pipe from the
- * creator that carries 'g' once the sandbox is registered), 1 and 2 the sandbox's supervisor.log, 3 the
- * listener, 4 and 5 the entrypoint's stdout and stderr files; 3..5 are only
+ * Inherited fds (fds.h): 0 /dev/null (or, with --confirm-fd 0, a pipe from
+ * the creator that carries 'g' once the sandbox is registered), 1 and 2 the
+ * sandbox's supervisor.log, 3 the listener, 4 and 5 the files for the
+ * entrypoint's stdout and stderr, 8 init's configuration; 3 and 8 are only
  * passed on to the runner.
  *
- * Starts RUNNER (bwrap) with the event pipe's write end as fd 6, enforces the
- * sandbox timeout, turns signals into a kill, reaps everything the sandbox
+ * Starts RUNNER (bwrap or nsjail) with a fixed environment (util.h: host_env),
+ * the event pipe's write end as fd 6 and pipes as fds 4 and 5, whose output it
+ * copies into the files, keeping each within --output-max bytes (output.h);
+ * enforces the sandbox timeout, turns signals into a kill, reaps everything the sandbox
  * leaves (as a subreaper), removes the --cleanup paths and finally writes
  * DIR/exit.  The exit file is the last thing it does: whoever sees it knows
  * that no sandbox process is left and that teardown is complete.
@@ -45,18 +48,19 @@
 
 #include "cgroup.h"
 #include "fdutil.h"
+#include "fds.h"
 #include "netns.h"
+#include "output.h"
 #include "rmtree.h"
 #include "stage.h"
 #include "util.h"
 
 const char *const progname = "sandbox-supervisor";
 
-enum { FD_LISTEN = 3, FD_ENTRY_OUT = 4, FD_ENTRY_ERR = 5, FD_EVENT = 6, FD_NET_SYNC = 7 };
-
 static struct {
   const char *dir;
   int64_t timeout_ms; /* 0: none */
+  uint64_t output_max; /* bytes of each output stream kept */
   bool as_user;
   uid_t uid;
   gid_t gid;
@@ -79,6 +83,11 @@ static struct {
 static int net_sync[2] = {-1, -1}, net_exit_w = -1;
 
 static int sigfd, event_fd, dir_fd;
+
+/* The entrypoint's stdout and stderr: the pipes' write ends, given to the
+ * runner as FD_ENTRY_OUT/ERR, and their copies into the files. */
+static int entry_pipe_w[2] = {-1, -1};
+static struct output entry_out[2];
 
 /* The first reason the sandbox ended wins. */
 static const char *status;
@@ -123,7 +132,7 @@ static void parse_args(int argc, char **argv)
   opt.cgroups = calloc((size_t)argc, sizeof *opt.cgroups);
   if (opt.binds == NULL || opt.cleanup == NULL || opt.net.forwards == NULL || opt.cgroups == NULL)
     die("out of memory");
-  bool have_timeout = false, have_uid = false, have_gid = false;
+  bool have_timeout = false, have_uid = false, have_gid = false, have_output_max = false;
   opt.confirm_fd = -1;
   int i = 1;
   for (; i < argc && strcmp(argv[i], "--") != 0; i += 2) {
@@ -133,6 +142,9 @@ static void parse_args(int argc, char **argv)
     } else if (strcmp(a, "--timeout-ms") == 0) {
       opt.timeout_ms = (int64_t)number(argv, i, INT64_MAX / 4);
       have_timeout = true;
+    } else if (strcmp(a, "--output-max") == 0) {
+      opt.output_max = number(argv, i, UINT64_MAX / 2);
+      have_output_max = opt.output_max >= 65536;
     } else if (strcmp(a, "--as-uid") == 0) {
       opt.uid = (uid_t)number(argv, i, UINT32_MAX - 1); /* -1 means "unchanged" */
       have_uid = true;
@@ -189,8 +201,8 @@ static void parse_args(int argc, char **argv)
   opt.runner = argv + i + 1;
   if (opt.runner[0][0] != '/')
     usage_die("RUNNER must be an absolute path: %s", opt.runner[0]);
-  if (opt.dir == NULL || !have_timeout)
-    usage_die("--dir and --timeout-ms are required");
+  if (opt.dir == NULL || !have_timeout || !have_output_max)
+    usage_die("--dir, --timeout-ms and --output-max (at least 65536) are required");
   if (have_uid != have_gid)
     usage_die("--as-uid and --as-gid go together");
   opt.as_user = have_uid;
@@ -248,6 +260,9 @@ static noreturn void run_runner(const sigset_t *mask, int event_w, int fail_w, p
   /* fds 6 and 7 are about to become the event pipe and the network handshake. */
   if (fail_w >= FD_EVENT && fail_w <= FD_NET_SYNC && (fail_w = fcntl(fail_w, F_DUPFD_CLOEXEC, 64)) < 0)
     _exit(127);
+  /* The sandbox writes its output into pipes we copy from, never into host files. */
+  if (dup2(entry_pipe_w[0], FD_ENTRY_OUT) < 0 || dup2(entry_pipe_w[1], FD_ENTRY_ERR) < 0)
+    child_fail(fail_w, false, "output pipes");
   if (sigprocmask(SIG_SETMASK, mask, NULL) < 0)
     child_fail(fail_w, false, "sigprocmask");
   if (opt.confirm_fd >= 0) { /* the creator's pipe is ours alone, not the sandbox's */
@@ -274,7 +289,7 @@ static noreturn void run_runner(const sigset_t *mask, int event_w, int fail_w, p
     child_fail(fail_w, false, "event pipe");
   if (opt.net.helper != NULL && dup2(net_sync[1], FD_NET_SYNC) < 0)
     child_fail(fail_w, false, "network handshake");
-  execv(opt.runner[0], opt.runner);
+  execve(opt.runner[0], opt.runner, host_env);
   msg(errno, "exec %s", opt.runner[0]);
   child_fail(fail_w, true, NULL);
 }
@@ -404,12 +419,14 @@ static void supervise(pid_t runner, int64_t deadline)
       }
       timeout = left > INT_MAX ? INT_MAX : (int)left;
     }
-    struct pollfd p[3] = {
+    struct pollfd p[5] = {
       {.fd = sigfd, .events = POLLIN},
-      {.fd = event_fd, .events = POLLIN},      /* ignored once -1 */
-      {.fd = opt.confirm_fd, .events = POLLIN}, /* ignored once -1 */
+      {.fd = event_fd, .events = POLLIN},          /* ignored once -1 */
+      {.fd = opt.confirm_fd, .events = POLLIN},    /* ignored once -1 */
+      {.fd = entry_out[0].pipe, .events = POLLIN}, /* ignored once -1 */
+      {.fd = entry_out[1].pipe, .events = POLLIN}, /* ignored once -1 */
     };
-    if (poll(p, 3, timeout) < 0) {
+    if (poll(p, 5, timeout) < 0) {
       if (errno == EINTR)
         continue;
       pwarnf("poll");
@@ -420,6 +437,9 @@ static void supervise(pid_t runner, int64_t deadline)
       read_events();
     if (p[2].revents)
       read_confirmation(runner);
+    for (int k = 0; k < 2; k++)
+      if (p[3 + k].revents)
+        output_copy(&entry_out[k]);
     struct signalfd_siginfo si;
     while (read(sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
       if (si.ssi_signo != SIGCHLD) {
@@ -472,10 +492,12 @@ static void write_exit_file(int dirfd, const struct cgroup_totals *t)
 int main(int argc, char **argv)
 {
   parse_args(argc, argv);
-  for (int fd = FD_LISTEN; fd <= FD_ENTRY_ERR; fd++)
+  for (int fd = FD_LISTEN; fd <= FD_INIT_CONFIG; fd = fd == FD_ENTRY_ERR ? FD_INIT_CONFIG : fd + 1)
     if (!fd_is_open(fd))
       usage_die("fd %d is not open", fd);
-  close_range(FD_EVENT, ~0U, 0); /* nothing else of the caller's reaches the sandbox */
+  /* Nothing else of the caller's reaches the sandbox. */
+  close_range(FD_EVENT, FD_NET_SYNC, 0);
+  close_range(FD_INIT_CONFIG + 1, ~0U, 0);
   int dirfd = dir_fd = open(opt.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dirfd < 0) {
     pwarnf("--dir %s", opt.dir);
@@ -508,6 +530,15 @@ int main(int argc, char **argv)
 
   if (opt.net.helper != NULL)
     open_network_fds();
+  int entry_pipe_r[2];
+  for (int k = 0; k < 2; k++) {
+    int pp[2];
+    if (pipe2(pp, O_CLOEXEC) < 0 || (entry_pipe_r[k] = fcntl(pp[0], F_DUPFD_CLOEXEC, 64)) < 0 ||
+        (entry_pipe_w[k] = fcntl(pp[1], F_DUPFD_CLOEXEC, 64)) < 0)
+      pdie("output pipe");
+    close(pp[0]);
+    close(pp[1]);
+  }
 
   int64_t start = now_ms();
   pid_t self = getpid();
@@ -519,8 +550,13 @@ int main(int argc, char **argv)
   /* The listener must live only in the sandbox: if we kept it, connect()
    * would still succeed after the sandbox died and clients would hang. */
   close(FD_LISTEN);
-  close(FD_ENTRY_OUT);
-  close(FD_ENTRY_ERR);
+  close(FD_INIT_CONFIG);
+  static const char *const entry_names[2] = {"stdout", "stderr"};
+  for (int k = 0; k < 2; k++) {
+    close(entry_pipe_w[k]);
+    fd_set_cloexec(FD_ENTRY_OUT + k, true); /* the files stay ours: no helper inherits them */
+    output_init(&entry_out[k], entry_pipe_r[k], FD_ENTRY_OUT + k, entry_names[k], opt.output_max);
+  }
   close(ev[1]);
   close(fp[1]);
   if (opt.net.helper != NULL)
@@ -549,6 +585,10 @@ int main(int argc, char **argv)
   do
     kill_children();
   while (waitpid(-1, NULL, 0) > 0 || errno == EINTR);
+  /* No writer is left: the files get the last of the output before the exit
+   * record says there is no more. */
+  for (int k = 0; k < 2; k++)
+    output_drain(&entry_out[k]);
   for (size_t i = 0; i < opt.ncleanup; i++)
     rmtree(opt.cleanup[i]);
   /* Last before the exit record: while the cgroup exists its stats are live. */

@@ -8,6 +8,8 @@
 #include <time.h>   /* clock_gettime */
 #include <unistd.h> /* write */
 
+char *const host_env[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", NULL};
+
 void msg(int err, const char *fmt, ...)
 {
   char buf[1024];

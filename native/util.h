@@ -35,6 +35,11 @@ void msg(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
     exit(2); \
   } while (0)
 
+/* The whole environment of every host process the supervisor starts (the
+ * runner, slirp4netns, nft): fixed, so nothing a caller, an image or a
+ * secret sets (LD_PRELOAD and the like) ever reaches a host process. */
+extern char *const host_env[];
+
 /* CLOCK_MONOTONIC in milliseconds. */
 int64_t now_ms(void);
 

@@ -25,6 +25,10 @@ _MiB = 1 << 20
 _GiB = 1 << 30
 
 BOUNDS: Dict[str, Bound] = {
+    "entrypoint_output": Bound(
+        "PYSANDBOX_ENTRYPOINT_OUTPUT_MAX", 64 * _MiB,
+        "bytes of a sandbox entrypoint's stdout, and again of its stderr, kept on the host (at least 65536); "
+        "older output is dropped"),
 }
 
 

@@ -29,6 +29,7 @@ from .app import App
 from .exception import Error, NotFoundError
 from .image import Image
 from .image import cli as image_cli, store as image_store
+from .streams import read_kept
 from .process import EXEC_TIMEOUT_RETURNCODE
 from .runtime import limits
 from .sandbox import Sandbox
@@ -297,10 +298,7 @@ def cmd_logs(args) -> int:
         out.flush()
         try:
             with open(directory / name, "rb") as f:
-                while True:
-                    chunk = f.read(1 << 20)
-                    if not chunk:
-                        break
+                for chunk in iter(lambda: read_kept(f.fileno(), 1 << 20), b""):
                     out.buffer.write(chunk)
         except FileNotFoundError:
             pass  # it never wrote anything, or gc removed it

@@ -144,13 +144,27 @@ class FollowSource:
                 self._fd = os.open(self._path, os.O_RDONLY | os.O_CLOEXEC)
             except FileNotFoundError:
                 return b""
-        return os.read(self._fd, CHUNK)
+        return read_kept(self._fd, CHUNK)
 
     def close(self) -> None:
         self._done = True
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def read_kept(fd: int, size: int) -> bytes:
+    """Up to `size` bytes of an entrypoint's output file from the fd's position on, skipping
+    what the supervisor released to keep the file within its bound (native/output.c punches
+    the oldest output out as a hole): a reader that fell behind resumes at the oldest kept byte."""
+    try:
+        os.lseek(fd, os.lseek(fd, 0, os.SEEK_CUR), os.SEEK_DATA)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:
+            return b""  # nothing past the position (yet)
+        if exc.errno != errno.EINVAL:
+            raise  # EINVAL: a file system without SEEK_DATA, which has no holes either
+    return os.read(fd, size)
 
 
 Source = Union[PipeSource, FollowSource]

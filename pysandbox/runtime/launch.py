@@ -1,10 +1,15 @@
 """Start a sandbox: prepare its directory, then spawn its supervisor, detached.
 
 The supervisor (native/supervisor.c) outlives this process, enforces the
-timeout, records the exit status and tears everything down. We hand it, as
-fds 3-5, the listener init will serve on and the entrypoint's output files,
-so that exec works the moment create() returns: connections queue on the
-listener until init accepts them.
+timeout, records the exit status and tears everything down. We hand it
+(native/fds.h) the listener init will serve on, the files for the entrypoint's
+output and init's configuration, so that exec works the moment create()
+returns: connections queue on the listener until init accepts them.
+
+The supervisor runs with a fixed environment, HOST_ENV, and so does everything
+it starts on the host: the sandbox's own environment (env=, secrets, the
+image's ENV) and the entrypoint's argv reach init only in its configuration
+(runtime/initconfig.py), never through a host process's environment or argv.
 
 Identity: an unprivileged caller's sandbox root is the caller's own uid. For a
 root caller the supervisor drops to an unprivileged uid (config.root_sandbox_uid)
@@ -22,14 +27,15 @@ import stat
 from pathlib import Path
 from typing import Dict, List, Tuple
 
-from .. import agent, config
+from .. import agent, bounds, config
 from .. import registry
 from ..probe import PROBE_PATH
 from ..registry import ProcessRef
 from ..spec import SandboxSpec
-from . import bwrap, cgroups, layout, limits, netplan, nsjail
+from . import bwrap, cgroups, fds, initconfig, layout, limits, netplan, nsjail
 
 STAGE_DIR = "/run/pysandbox-stage"
+HOST_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}  # native/util.c's host_env
 _spawned: set = set()  # supervisor pids we are the parent of, reaped lazily
 
 
@@ -95,7 +101,7 @@ def _prepare_overlay(rootfs, upper: Path, owner: Tuple[int, int]) -> layout.Over
 
 
 def _high_dup(fd: int) -> int:
-    # Out of the 0..5 range, so the dup2 actions below cannot clobber a source.
+    # Above every fd of native/fds.h, so the dup2 actions below cannot clobber a source.
     return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 64)
 
 
@@ -136,7 +142,7 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str], tethered: bo
     net = netplan.plan(spec, directory, owner)
     probe = config.native_binary("sandbox-probe") if spec.readiness_probe and spec.readiness_probe.tcp_port else None
     inputs = layout.RunnerInputs(
-        upper=str(upper), mounts=mounts, init=init, workdir=spec.workdir or "/", entrypoint=spec.entrypoint,
+        upper=str(upper), mounts=mounts, init=init, workdir=spec.workdir or "/",
         idle_timeout_ms=None if spec.idle_timeout is None else int(spec.idle_timeout * 1000), pty=spec.pty,
         network=net.mode, source=stager, overlay=overlay,
         disk_bytes=None if spec.resources.ephemeral_disk is None else spec.resources.ephemeral_disk << 20,
@@ -148,7 +154,8 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str], tethered: bo
     else:
         argv = bwrap.command(_staged_runner(runner, stager), inputs,
                              net.bwrap_args(stager, probe, image=overlay is not None))
-    options = ["--dir", str(directory), "--timeout-ms", str(int(spec.timeout * 1000))]
+    options = ["--dir", str(directory), "--timeout-ms", str(int(spec.timeout * 1000)),
+               "--output-max", str(bounds.get("entrypoint_output"))]
     if as_root:
         options += ["--as-uid", str(uid), "--as-gid", str(uid)]
     options += stager.args() + ["--cleanup", str(upper), "--cleanup", str(directory / "agent.sock")]
@@ -156,7 +163,8 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str], tethered: bo
     limit_options, cgroup = limits.supervisor_options(directory, spec.resources, uid)
     try:
         launched = _spawn(directory, [supervisor, *options, *limit_options, "--confirm-fd", "0",
-                                      *([] if tethered else ["--confirmed-by", registry.RECORD_NAME]), "--", *argv], env)
+                                      *([] if tethered else ["--confirmed-by", registry.RECORD_NAME]), "--", *argv],
+                          initconfig.encode(env, spec.entrypoint))
     except BaseException:
         if cgroup is not None:
             cgroups.remove(cgroup)
@@ -198,29 +206,31 @@ class Launched:
             self._confirm_fd = -1
 
 
-def _spawn(directory: Path, argv: List[str], env: Dict[str, str]) -> Launched:
+def _spawn(directory: Path, argv: List[str], init_config: bytes) -> Launched:
     listener = agent.listen(directory / "agent.sock")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+    created = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
     confirm_read, confirm_write = os.pipe2(os.O_CLOEXEC)
     opened = [
-        os.open(directory / registry.LOG_NAME, flags, 0o600),
-        os.open(directory / "stdout", flags, 0o600),
-        os.open(directory / "stderr", flags, 0o600),
+        os.open(directory / registry.LOG_NAME, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600),
+        os.open(directory / "stdout", created, 0o600),  # written only by the supervisor (native/output.c)
+        os.open(directory / "stderr", created, 0o600),
         confirm_read,
+        initconfig.memfd(init_config),
     ]
     fcntl.flock(opened[0], fcntl.LOCK_SH)  # held by whatever inherits the log: see registry.held()
     high = [_high_dup(fd) for fd in (listener.fileno(), *opened)]
-    log, out, err, confirm = high[1:]
+    listen, log, out, err, confirm, config = high
     actions = [
-        (os.POSIX_SPAWN_DUP2, confirm, 0),
+        (os.POSIX_SPAWN_DUP2, confirm, fds.CONFIRM),
         (os.POSIX_SPAWN_DUP2, log, 1),
         (os.POSIX_SPAWN_DUP2, log, 2),
-        (os.POSIX_SPAWN_DUP2, high[0], 3),
-        (os.POSIX_SPAWN_DUP2, out, 4),
-        (os.POSIX_SPAWN_DUP2, err, 5),
+        (os.POSIX_SPAWN_DUP2, listen, fds.LISTEN),
+        (os.POSIX_SPAWN_DUP2, out, fds.ENTRY_OUT),
+        (os.POSIX_SPAWN_DUP2, err, fds.ENTRY_ERR),
+        (os.POSIX_SPAWN_DUP2, config, fds.INIT_CONFIG),
     ]
     try:
-        pid = os.posix_spawn(argv[0], argv, env, file_actions=actions, setsid=True)
+        pid = os.posix_spawn(argv[0], argv, HOST_ENV, file_actions=actions, setsid=True)
     except BaseException:
         os.close(confirm_write)
         raise

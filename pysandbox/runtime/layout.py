@@ -58,7 +58,6 @@ class RunnerInputs:
     mounts: Tuple[Mount, ...] = attrs.field(converter=tuple)
     init: str = attrs.field(validator=_absolute)  # sandbox-init on the host
     workdir: str = attrs.field(validator=_absolute)
-    entrypoint: Tuple[str, ...] = attrs.field(converter=tuple)
     idle_timeout_ms: Optional[int] = None
     pty: bool = False
     network: str = "none"  # "host" keeps the host's network namespace
@@ -67,13 +66,14 @@ class RunnerInputs:
     overlay: Optional[OverlayRoot] = None  # an image's layers; None: the host image
 
     def init_argv(self, options: Sequence[str] = ()) -> List[str]:
-        """sandbox-init's command line in the sandbox, `options` first."""
+        """sandbox-init's command line in the sandbox, `options` first. The entrypoint and the
+        environment are not on it: they travel in init's configuration (runtime/initconfig.py)."""
         argv = [INIT_PATH, *options]
         if self.idle_timeout_ms is not None:
             argv += ["--idle-timeout-ms", str(self.idle_timeout_ms)]
         if self.pty:
             argv += ["--pty"]
-        return argv + ["--", *self.entrypoint]
+        return argv
 
     def makes_workdir(self) -> bool:
         """Whether the working directory is made in the writable root (the host image's

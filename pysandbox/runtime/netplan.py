@@ -34,13 +34,13 @@ import attrs
 
 from ..probe import PROBE_PATH
 from ..spec import SandboxSpec
+from . import fds
 
 HELPER = "slirp4netns"
 NFT = "nft"
 TUN = "/dev/net/tun"
 GATEWAY = "10.0.2.2"  # slirp4netns's view of the host
 DNS = "10.0.2.3"  # slirp4netns's resolver, forwarding to the host's
-SYNC_FD = 7  # init's end of the supervisor's network handshake (native/netsync.c)
 LINK_LOCAL = ("169.254.0.0/16", "fe80::/10")
 _SEARCH_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 logger = logging.getLogger("pysandbox")
@@ -127,7 +127,7 @@ class NetworkPlan:
         return f"{source(str(self.net_dir))}/resolv.conf", "/etc/resolv.conf" if image else os.path.realpath("/etc/resolv.conf")
 
     def bwrap_args(self, source: Callable[[str], str], probe_binary: Optional[str], image: bool = False) -> List[str]:
-        """bwrap passes the handshake fd (SYNC_FD) on to init as it is."""
+        """bwrap passes the handshake fd (fds.NET_SYNC) on to init as it is."""
         resolv = self.resolv_bind(source, image)
         argv = [] if resolv is None else ["--ro-bind", *resolv]
         if probe_binary is not None:
@@ -137,7 +137,7 @@ class NetworkPlan:
     def nsjail_args(self, source: Callable[[str], str], image: bool = False) -> List[str]:
         """nsjail closes every fd it is not told to pass."""
         resolv = self.resolv_bind(source, image)
-        return [] if resolv is None else ["--pass_fd", str(SYNC_FD), "--bindmount_ro", ":".join(resolv)]
+        return [] if resolv is None else ["--pass_fd", str(fds.NET_SYNC), "--bindmount_ro", ":".join(resolv)]
 
     def supervisor_args(self, rules: str) -> List[str]:
         if self.mode != "default":

@@ -9,7 +9,7 @@ and bwrap's links), a private /tmp, sandbox root mapped to the sandbox identity,
 ipc, uts, net, mount and cgroup namespaces, every capability dropped, no_new_privs and a
 new session (nsjail's defaults). sandbox-init runs as pid 1 (-Mo clones it into the new
 pid namespace), makes the directories nsjail does not (/root, the working directory) and
-gets the supervisor's fds 3-6, and 7 with the default network (native/netsync.c).
+gets the supervisor's fds 3-6 and 8, and 7 with the default network (native/fds.h).
 
 nsjail's own policies are turned off, because pysandbox already has one for each:
 its time limit (the supervisor enforces timeouts), its rlimits (the host's stay,
@@ -27,6 +27,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 from .. import config
 from ..exception import InvalidError
+from . import fds
 from .confinement import proc_masks
 from .layout import BIN_DIR, INIT_PATH, Mount, OverlayRoot, RunnerInputs, caller_python, python_links
 
@@ -34,10 +35,11 @@ DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 # bwrap --dev's links, so /dev looks the same under either runner.
 DEV_LINKS = (("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"), ("/proc/self/fd/1", "/dev/stdout"),
              ("/proc/self/fd/2", "/dev/stderr"), ("/proc/kcore", "/dev/core"), ("pts/ptmx", "/dev/ptmx"))
-PASSED_FDS = ("3", "4", "5", "6")  # the supervisor's listener, entrypoint output files and event pipe
+# The supervisor's listener, entrypoint output pipes, event pipe and init's configuration.
+PASSED_FDS = (fds.LISTEN, fds.ENTRY_OUT, fds.ENTRY_ERR, fds.EVENT, fds.INIT_CONFIG)
 ISOLATION = (
     "-Mo", "--quiet", "--hostname", "sandbox", "--time_limit", "0", "--disable_rlimits",
-    "--keep_env", *(arg for fd in PASSED_FDS for arg in ("--pass_fd", fd)),
+    *(arg for fd in PASSED_FDS for arg in ("--pass_fd", str(fd))),
 )
 
 

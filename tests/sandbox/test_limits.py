@@ -195,9 +195,10 @@ def test_the_supervisor_starts_its_runner_inside_a_v2_cgroup_and_removes_it(tmp_
     cgroup = os.path.join(_unified_mount(), f"pysandbox-test-{os.getpid()}")
     os.mkdir(cgroup)
     try:
-        result = subprocess.run(  # fds 3-5 (listener, entrypoint output) as the supervisor expects
-            ["sh", "-c", 'exec "$@" 3</dev/null 4>/dev/null 5>/dev/null', "sh",
+        result = subprocess.run(  # fds 3-5 and 8 (native/fds.h) as the supervisor expects
+            ["sh", "-c", 'exec "$@" 3</dev/null 4>/dev/null 5>/dev/null 8</dev/null', "sh",
              config.native_binary("sandbox-supervisor"), "--dir", str(tmp_path), "--timeout-ms", "20000",
+             "--output-max", "65536",
              "--cgroup", cgroup, "--", "/bin/sh", "-c", f"cat /proc/self/cgroup > {tmp_path}/seen"],
             stdin=subprocess.DEVNULL, capture_output=True, text=True)
         assert result.returncode == 0, result.stderr

@@ -9,8 +9,7 @@ from pysandbox.runtime.layout import INIT_PATH, Mount, OverlayRoot, RunnerInputs
 
 
 def inputs(**overrides):
-    options = dict(upper="/state/sb/upper", mounts=(), init="/native/sandbox-init", workdir="/repo",
-                   entrypoint=("sleep", "1"))
+    options = dict(upper="/state/sb/upper", mounts=(), init="/native/sandbox-init", workdir="/repo")
     return RunnerInputs(**{**options, **overrides})
 
 
@@ -39,10 +38,11 @@ def test_identity_root_init_and_policies_left_to_pysandbox():
     assert "--chroot /state/sb/upper --rw --cwd /" in joined
     assert "--time_limit 0" in joined and "--disable_rlimits" in joined
     assert "--seccomp" not in joined and "--cgroup" not in joined and "--disable_clone_newnet" not in joined
-    assert [args[i + 1] for i, a in enumerate(args) if a == "--pass_fd"] == ["3", "4", "5", "6"]
+    assert [args[i + 1] for i, a in enumerate(args) if a == "--pass_fd"] == ["3", "4", "5", "6", "8"]
+    assert "--keep_env" not in args  # init takes the sandbox's environment from its configuration
     assert args[args.index("--") + 1:] == [INIT_PATH, "--dir", "0700", "/root", "--chmod", "0700", "/root",
                                            "--dir", "0755", "/repo", "--chdir", "/repo",
-                                           "--idle-timeout-ms", "5000", "--pty", "--", "sleep", "1"]
+                                           "--idle-timeout-ms", "5000", "--pty"]
     assert f"/native/sandbox-init:{INIT_PATH}" in args
 
 

@@ -1,0 +1,42 @@
+"""Issue 11, item 5 (the sandbox's side): a sandbox cannot make the host keep
+more than its bounds, whatever it writes (pysandbox/bounds.py).
+
+* The entrypoint's stdout and stderr reach the host through pipes the supervisor
+  copies into files holding only the newest output (native/output.c).
+"""
+
+import os
+
+import pytest
+
+pytestmark = pytest.mark.rootless
+
+MiB = 1 << 20
+
+
+def _kept_on_disk(path):
+    return os.stat(path).st_blocks * 512
+
+
+def test_a_flood_of_entrypoint_output_keeps_only_the_newest(sandboxes, monkeypatch):
+    monkeypatch.setenv("PYSANDBOX_ENTRYPOINT_OUTPUT_MAX", str(1 * MiB))
+    # 200 MiB to each stream, then a last line that must survive.
+    flood = "head -c 209715200 /dev/zero | tr '\\0' x; echo; echo the-last-line"
+    sb = sandboxes("sh", "-c", f"({flood}) & ({flood}) >&2; wait")
+    sb.wait()
+    from pysandbox import registry
+    directory = registry.sandbox_dir(sb.object_id)
+    for name in ("stdout", "stderr"):
+        assert os.path.getsize(directory / name) > 200 * MiB  # offsets are kept: readers never jump
+        assert _kept_on_disk(directory / name) <= 2 * MiB, f"{name} kept more than its bound"
+    out = sb.stdout.read()
+    assert out.endswith("the-last-line\n")
+    assert len(out) <= 2 * MiB
+    assert sb.stderr.read().endswith("the-last-line\n")
+
+
+def test_output_under_the_bound_is_kept_whole(sandboxes):
+    sb = sandboxes("sh", "-c", "seq 1 100000; seq 1 1000 >&2")
+    sb.wait()
+    assert sb.stdout.read() == "".join(f"{i}\n" for i in range(1, 100001))
+    assert sb.stderr.read() == "".join(f"{i}\n" for i in range(1, 1001))

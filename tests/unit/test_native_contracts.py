@@ -1,0 +1,31 @@
+"""The contracts between the Python side and the native helpers, compared text to value:
+the fd layout (native/fds.h, runtime/fds.py), init's configuration format
+(native/initconfig.h, runtime/initconfig.py) and the fixed host environment
+(native/util.c, runtime/launch.py)."""
+
+import re
+from pathlib import Path
+
+from pysandbox.runtime import fds, initconfig, launch
+
+NATIVE = Path(__file__).resolve().parents[2] / "native"
+
+
+def test_fd_numbers_agree():
+    header = (NATIVE / "fds.h").read_text()
+    native = {name: int(number) for name, number in re.findall(r"\bFD_([A-Z_]+) = (\d+)", header)}
+    python = {name: value for name, value in vars(fds).items() if name.isupper()}
+    assert native == python
+
+
+def test_init_config_format_agrees():
+    header = (NATIVE / "initconfig.h").read_text()
+    assert re.search(r'#define INIT_CONFIG_MAGIC "([^"]+)"', header).group(1).encode() == initconfig.MAGIC
+    assert int(re.search(r"#define INIT_CONFIG_MAX \((\d+)u << (\d+)\)", header).group(1)) << 20 == \
+        initconfig.MAX_BYTES
+
+
+def test_host_environment_agrees():
+    source = (NATIVE / "util.c").read_text()
+    entries = re.search(r"host_env\[\] = \{(.*?)NULL\}", source).group(1)
+    assert sorted(re.findall(r'"([^"]*)"', entries)) == sorted(f"{k}={v}" for k, v in launch.HOST_ENV.items())
