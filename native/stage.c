@@ -27,6 +27,22 @@ static int fail(const char *what, const char *path)
   return -1;
 }
 
+/* The staged mount is the directory the host opened, and runs nothing setuid
+ * and opens no device. */
+static int check_volume(const struct stage_bind *b, const char *target)
+{
+  struct stat st;
+  if (lstat(target, &st) < 0)
+    return fail("stat", target);
+  if (!S_ISDIR(st.st_mode) || st.st_dev != b->dev || st.st_ino != b->ino) {
+    errno = ESTALE;
+    return fail("volume changed since it was opened (a swapped symlink?):", b->src);
+  }
+  if (mount(NULL, target, NULL, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV, NULL) < 0)
+    return fail("remount nosuid,nodev", b->src);
+  return 0;
+}
+
 int stage_mounts(const char *dir, const struct stage_bind *binds, size_t nbinds)
 {
   if (unshare(CLONE_NEWNS) < 0)
@@ -62,6 +78,8 @@ int stage_mounts(const char *dir, const struct stage_bind *binds, size_t nbinds)
     }
     if (mount(b->src, target, NULL, MS_BIND | MS_REC, NULL) < 0)
       return fail("bind mount", b->src);
+    if (b->checked && check_volume(b, target) < 0)
+      return -1;
   }
   close(dfd);
   return 0;

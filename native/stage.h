@@ -3,15 +3,22 @@
 #if !defined(PSB_STAGE_H)
 #define PSB_STAGE_H
 
-#include <stddef.h> /* size_t */
+#include <stdbool.h>   /* bool */
+#include <stddef.h>    /* size_t */
+#include <sys/types.h> /* dev_t, ino_t */
 
 struct stage_bind {
   const char *src;  /* absolute host path */
   const char *name; /* one path component under the stage directory */
+  bool checked;     /* a directory sandboxes write to (a volume): */
+  dev_t dev;        /*   the mount must be this very directory, */
+  ino_t ino;        /*   and it is made nosuid and nodev */
 };
 
 /* In the runner child, while still privileged: unshares the mount namespace,
- * mounts a small tmpfs on dir and bind-mounts every src to dir/name.
+ * mounts a small tmpfs on dir and bind-mounts every src to dir/name.  A
+ * checked src whose path led elsewhere (a symlink swapped in after the host
+ * opened it) fails the whole staging before anything else sees it.
  * Reports what failed on stderr and returns -1 with errno set, or 0. */
 int stage_mounts(const char *dir, const struct stage_bind *binds, size_t nbinds);
 

@@ -1,7 +1,7 @@
 /* supervisor.c: sandbox-supervisor, one per sandbox on the host (like conmon).
  *
  *   sandbox-supervisor --dir DIR --timeout-ms N --output-max BYTES [--as-uid U --as-gid G]
- *       [--stage STAGEDIR] [--stage-bind SRC=NAME]... [--cleanup PATH]...
+ *       [--stage STAGEDIR] [--stage-bind SRC=NAME [--stage-check NAME=DEV:INO]]... [--cleanup PATH]...
  *       [--confirm-fd 0 [--confirmed-by FILE]] [--cgroup DIR]... [--nproc N] [--net-helper SLIRP4NETNS --net-dir DIR
  *       --net-filter NFT --net-rules RULESET [--net-forward HOSTPORT:PORT]...] -- RUNNER ARGV...
  *
@@ -124,6 +124,26 @@ static uint64_t number(char **argv, int i, uint64_t max)
   return n;
 }
 
+/* --stage-check NAME=DEV:INO: the earlier --stage-bind NAME is a volume. */
+static void stage_check(char *arg)
+{
+  char *eq = strrchr(arg, '='), *colon = eq != NULL ? strchr(eq, ':') : NULL;
+  uint64_t dev, ino;
+  if (colon == NULL)
+    usage_die("--stage-check needs NAME=DEV:INO: %s", arg);
+  *eq = *colon = '\0';
+  if (!parse_uint(eq + 1, UINT64_MAX, &dev) || !parse_uint(colon + 1, UINT64_MAX, &ino))
+    usage_die("bad --stage-check: %s", arg);
+  for (size_t k = 0; k < opt.nbinds; k++)
+    if (strcmp(opt.binds[k].name, arg) == 0) {
+      opt.binds[k].checked = true;
+      opt.binds[k].dev = (dev_t)dev;
+      opt.binds[k].ino = (ino_t)ino;
+      return;
+    }
+  usage_die("--stage-check names no earlier --stage-bind: %s", arg);
+}
+
 static void parse_args(int argc, char **argv)
 {
   opt.binds = calloc((size_t)argc, sizeof *opt.binds);
@@ -162,6 +182,8 @@ static void parse_args(int argc, char **argv)
         usage_die("--stage-bind needs SRC=NAME with NAME a plain file name: %s", src);
       *eq = '\0';
       opt.binds[opt.nbinds++] = (struct stage_bind){.src = src, .name = name};
+    } else if (strcmp(a, "--stage-check") == 0) {
+      stage_check((char *)value(argv, i));
     } else if (strcmp(a, "--cleanup") == 0) {
       opt.cleanup[opt.ncleanup++] = abs_path(argv, i);
     } else if (strcmp(a, "--confirm-fd") == 0) {

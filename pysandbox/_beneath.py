@@ -15,16 +15,18 @@ import struct
 
 _SYS_OPENAT2 = {"x86_64": 437, "aarch64": 437}.get(platform.machine())
 _RESOLVE_NO_MAGICLINKS = 0x02
+_RESOLVE_NO_SYMLINKS = 0x04
 _RESOLVE_IN_ROOT = 0x10
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-def open_in_root(root_fd: int, path: str, flags: int, mode: int = 0o644) -> int:
-    """An fd for `path` resolved inside `root_fd` (never outside it)."""
+def open_in_root(root_fd: int, path: str, flags: int, mode: int = 0o644, *, symlinks: bool = True) -> int:
+    """An fd for `path` resolved inside `root_fd` (never outside it). symlinks=False: any
+    symlink on the way is an error (ELOOP), for a path the host hands on to be resolved again."""
     if _SYS_OPENAT2 is None:
         raise OSError(f"openat2 is not known on {platform.machine()}; volumes need it")
-    how = struct.pack("=QQQ", flags | os.O_CLOEXEC, mode if flags & os.O_CREAT else 0,
-                      _RESOLVE_IN_ROOT | _RESOLVE_NO_MAGICLINKS)
+    resolve = _RESOLVE_IN_ROOT | _RESOLVE_NO_MAGICLINKS | (0 if symlinks else _RESOLVE_NO_SYMLINKS)
+    how = struct.pack("=QQQ", flags | os.O_CLOEXEC, mode if flags & os.O_CREAT else 0, resolve)
     fd = _libc.syscall(_SYS_OPENAT2, root_fd, os.fsencode(path), how, len(how))
     if fd < 0:
         err = ctypes.get_errno()

@@ -122,6 +122,19 @@ def check_runner(runner: Optional[str]) -> str:
 
 
 @attrs.frozen
+class Bind:
+    """A host directory or file bound into the sandbox at `path`. `identity` (st_dev, st_ino)
+    is set for a directory in storage sandboxes write to (a volume): the host opened it without
+    following symlinks, and the runner's mount must be that very directory (checked by the
+    supervisor's staging and by sandbox-init before anything runs)."""
+
+    source: str
+    path: str
+    read_only: bool = False
+    identity: Optional[Tuple[int, int]] = None
+
+
+@attrs.frozen
 class SandboxSpec:
     entrypoint: Tuple[str, ...] = attrs.field(converter=check_args)
     env: Dict[str, str] = attrs.field(factory=dict)
@@ -134,7 +147,7 @@ class SandboxSpec:
     tags: Dict[str, str] = attrs.field(factory=dict, converter=check_tags)
     verbose: bool = False
     pty: bool = False
-    volumes: tuple = ()  # (host source, sandbox path, read_only), from volume.mount_plan
+    volumes: Tuple[Bind, ...] = ()  # from volume.mount_plan
     # "default": outbound access (loopback only until a user-mode network helper is wired in);
     # "none": loopback only (block_network=True); "host": the host's network, only when asked by name.
     network: str = attrs.field(default="default", validator=attrs.validators.in_(NETWORK_MODES))

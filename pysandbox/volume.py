@@ -20,13 +20,14 @@ import shutil
 import stat as stat_module
 import time
 from pathlib import Path
-from typing import AsyncIterator, Iterator, List, Optional, Union
+from typing import AsyncIterator, Iterator, List, Optional, Tuple, Union
 
 import attrs
 
 from . import _beneath, config, registry
 from ._aio import context, static_context, synchronized, synchronized_static
 from .exception import AlreadyExistsError, InvalidError, NotFoundError
+from .spec import Bind
 
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}\Z")
 CHUNK = 1 << 20
@@ -194,14 +195,26 @@ class Volume:
     def _meta(self) -> dict:
         return registry.read_json(self._directory() / "meta.json", "volume")
 
-    def mount_source(self) -> str:
-        """The host directory a sandbox binds (the sub_path, if any, made first)."""
+    def bind(self, path: str) -> Bind:
+        """How a sandbox mounts this volume at `path`: its data directory, or the sub_path in it
+        (made first). Sandboxes write the volume, so the sub_path is opened without following any
+        symlink, and the mount is tied to that directory's identity (spec.Bind)."""
         data = self._directory() / "data"
-        if self._sub_path is None:
-            return str(data)
+        relative = "/".join(part for part in (self._sub_path or "").split("/") if part not in ("", "."))
         with self._root() as root:
-            _make_dirs(root, self._sub_path)
-        return str(data / self._sub_path)
+            if relative:
+                _make_dirs(root, relative)
+            try:
+                fd = _beneath.open_in_root(root, relative or ".", os.O_PATH | os.O_DIRECTORY, symlinks=False)
+            except OSError as exc:
+                raise InvalidError(f"Volume {self!r} cannot be mounted with sub_path={self._sub_path!r}: "
+                                   f"{exc.strerror} (it must be a directory, and no part of it a symlink)") from None
+            try:
+                info = os.fstat(fd)
+            finally:
+                os.close(fd)
+        source = str(data / relative) if relative else str(data)
+        return Bind(source, path, self._read_only, (info.st_dev, info.st_ino))
 
     @contextlib.contextmanager
     def _root(self) -> Iterator[int]:
@@ -348,8 +361,8 @@ class Volume:
 _NOT_MOUNTABLE = ("/", "/proc", "/dev", "/sys", "/tmp", "/__pysandbox")
 
 
-def mount_plan(volumes) -> tuple:
-    """Validated (host source, sandbox path, read_only) triples for create(volumes=...)."""
+def mount_plan(volumes) -> Tuple[Bind, ...]:
+    """The validated binds of create(volumes=...)."""
     if not volumes:
         return ()
     if not isinstance(volumes, dict):
@@ -373,7 +386,7 @@ def mount_plan(volumes) -> tuple:
         if directory in seen:
             raise InvalidError(f"Volume {volume!r} is mounted at two paths; mount each volume once.")
         seen.update((path, directory))
-        plan.append((volume.mount_source(), path, volume._read_only))
+        plan.append(volume.bind(path))
     return tuple(plan)
 
 

@@ -22,6 +22,7 @@ import attrs
 from .. import output, registry
 from ..exception import ConflictError, ImageBuildError, InvalidError, NotFoundError
 from . import store
+from ..spec import Bind
 from .rootfs import BASE_ENV, RootFS
 
 BUILD_TIMEOUT = 3600
@@ -183,7 +184,7 @@ class BuildContext:
         if trust is not None:
             env = {**{name: CA_MOUNT for name in CA_VARIABLES}, **env}
         rootfs = attrs.evolve(self.parent, upper=str(self.temp))
-        volumes = () if trust is None else ((trust, CA_MOUNT, True),)
+        volumes = () if trust is None else (Bind(trust, CA_MOUNT, True),)
         self.in_sandbox(("/bin/sh", "-c", "exec 2>&1\n" + command), command, env=env, rootfs=rootfs,
                         workdir=self.parent.workdir, volumes=volumes,
                         network="default")  # PyPI and the archive through slirp4netns, host loopback unreachable
@@ -192,8 +193,8 @@ class BuildContext:
         """Registry layers into this layer's root, by _unpack.py in a sandbox on the host image
         (no network): whatever a hostile tarball holds, it cannot write outside it."""
         script = str(Path(__file__).with_name("_unpack.py"))
-        volumes = ((str(self.rootfs), "/target", False), (str(blobs[0].parent), "/blobs", True),
-                   (script, "/__pysandbox/unpack.py", True))
+        volumes = (Bind(str(self.rootfs), "/target"), Bind(str(blobs[0].parent), "/blobs", True),
+                   Bind(script, "/__pysandbox/unpack.py", True))
         argv = ("python3", "/__pysandbox/unpack.py", "/target", *(f"/blobs/{b.name}" for b in blobs))
         self.in_sandbox(argv, "unpack layers", env={}, rootfs=None, workdir="/", volumes=volumes, network="none")
 

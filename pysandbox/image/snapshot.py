@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 
 from .. import registry
+from ..spec import Bind
 from ..exception import ConflictError, UnimplementedError
 from . import build, store
 from .recipe import Image
@@ -32,7 +33,7 @@ def snapshot_filesystem(sandbox) -> Image:
     published = False
     try:
         context = build.BuildContext(temp, None, lambda line: None)
-        volumes = ((str(upper), "/src", True), (str(temp / "rootfs"), "/dst", False))
+        volumes = (Bind(str(upper), "/src", True), Bind(str(temp / "rootfs"), "/dst"))
         context.in_sandbox(("cp", "-a", "/src/.", "/dst/"), "snapshot", env={}, rootfs=None, workdir="/",
                            volumes=volumes, network="none")
         store.publish(temp, layer, {

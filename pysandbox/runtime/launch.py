@@ -45,6 +45,12 @@ class Stager:
     def __init__(self, active: bool) -> None:
         self.active = active
         self.binds: Dict[str, str] = {}
+        self.identities: Dict[str, Tuple[int, int]] = {}  # path -> (st_dev, st_ino) it must be
+
+    def expect(self, path: str, identity: Tuple[int, int]) -> None:
+        """`path` is a directory sandboxes write to (a volume): once staged it must be that very
+        directory (the supervisor checks, and mounts it nosuid and nodev)."""
+        self.identities[path] = identity
 
     def __call__(self, path: str) -> str:
         if not self.active or world_traversable(path):
@@ -58,6 +64,8 @@ class Stager:
         argv = ["--stage", STAGE_DIR]
         for path, name in self.binds.items():
             argv += ["--stage-bind", f"{path}={name}"]
+            if path in self.identities:
+                argv += ["--stage-check", "{}={}:{}".format(name, *self.identities[path])]
         return argv
 
 
@@ -136,7 +144,12 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str], tethered: bo
     if as_root:
         _ensure_stage_dir()
     reader = (uid, frozenset()) if as_root else (uid, frozenset([os.getegid(), *os.getgroups()]))
-    volumes = tuple(layout.Mount("ro-bind" if ro else "bind", src, dest) for src, dest, ro in spec.volumes)
+    volumes = tuple(layout.Mount("ro-bind" if bind.read_only else "bind", bind.source, bind.path)
+                    for bind in spec.volumes)
+    checks = [(*bind.identity, bind.path) for bind in spec.volumes if bind.identity is not None]
+    for bind in spec.volumes:
+        if bind.identity is not None:
+            stager.expect(bind.source, bind.identity)
     system = layout.host_system_mounts(reader) + layout.python_mounts() if overlay is None else ()
     mounts = system + volumes
     net = netplan.plan(spec, directory, owner)
@@ -164,7 +177,7 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str], tethered: bo
     try:
         launched = _spawn(directory, [supervisor, *options, *limit_options, "--confirm-fd", "0",
                                       *([] if tethered else ["--confirmed-by", registry.RECORD_NAME]), "--", *argv],
-                          initconfig.encode(env, spec.entrypoint))
+                          initconfig.encode(env, spec.entrypoint, checks))
     except BaseException:
         if cgroup is not None:
             cgroups.remove(cgroup)

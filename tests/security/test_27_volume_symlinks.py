@@ -1,0 +1,101 @@
+"""Issue 11, item 2: storage that sandboxes write (a volume) never leads the host to
+mount anything but that storage.
+
+The attack: a sandbox plants a symlink in a volume (`ln -s / /data/work`), and a
+later sandbox mounts the volume with sub_path="work": resolved on the host, the
+bind would be the host's root, read-write. The host now opens the sub_path without
+following any symlink, and the runner's mount must be that directory (checked by
+the supervisor's staging for root callers and by sandbox-init before anything runs);
+volume mounts are nosuid and nodev.
+"""
+
+import os
+
+import pytest
+
+import pysandbox as modal
+from pysandbox.exception import ConflictError, InvalidError
+
+from ._inside import py, sh
+
+
+
+@pytest.fixture
+def volume():
+    with modal.Volume.ephemeral() as vol:
+        yield vol
+
+
+@pytest.mark.rootless
+@pytest.mark.parametrize("planted", ["ln -s / /data/work", "ln -s /etc /data/work",
+                                     "mkdir -p /data/a && ln -s / /data/a/b"])
+def test_a_planted_symlink_is_refused_as_a_sub_path(sandboxes, volume, planted):
+    writer = sandboxes(volumes={"/data": volume})
+    assert sh(writer, planted)[0] == 0
+    sub_path = "a/b/etc" if "a/b" in planted else "work"
+    with pytest.raises(InvalidError, match="symlink"):
+        sandboxes(volumes={"/mnt/v": volume.with_mount_options(sub_path=sub_path)})
+
+
+@pytest.mark.rootless
+def test_a_symlink_swapped_in_after_validation_never_reaches_a_sandbox(sandboxes, volume):
+    # A sandbox swaps /data/work between a directory (holding a marker) and a symlink to
+    # the host's root, as fast as it can, while sandboxes are created on sub_path="work".
+    writer = sandboxes(volumes={"/data": volume})
+    assert sh(writer, "mkdir /data/work && touch /data/work/the-real-volume && ln -s / /data/decoy")[0] == 0
+    swapper = writer.exec("python3", "-c", (
+        "import ctypes, os\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "while True:\n"
+        "    libc.renameat2(-100, b'/data/work', -100, b'/data/decoy', 2)\n"  # RENAME_EXCHANGE
+    ))
+    seen, refused = [], 0
+    try:
+        for _ in range(40):
+            try:
+                sb = sandboxes("sleep", "30", volumes={"/mnt/v": volume.with_mount_options(sub_path="work")})
+                code, out = sh(sb, "ls /mnt/v")
+            except (InvalidError, ConflictError):
+                refused += 1  # refused at create, or the sandbox refused to start: both fine
+                continue
+            if code == 0:
+                seen.append(out.split())
+    finally:
+        writer.terminate()
+    print(f"{len(seen)} sandboxes saw the volume, {refused} were refused")
+    assert seen and refused, "the race never happened: the test proves nothing"
+    for listing in seen:
+        assert listing == ["the-real-volume"], f"a sandbox saw the host through the volume: {listing}"
+
+
+@pytest.mark.rootless
+def test_volume_mounts_are_nosuid_and_nodev(sandboxes, volume):
+    with modal.Volume.ephemeral() as other:
+        sb = sandboxes(volumes={"/data": volume, "/sub": other.with_mount_options(sub_path="x")})
+        out = py(sb, """
+            for line in open('/proc/self/mountinfo'):
+                fields = line.split()
+                if fields[4] in ('/data', '/sub'):
+                    print(fields[4], fields[5])
+        """)[1]
+    options = dict(line.split() for line in out.splitlines())
+    assert set(options) == {"/data", "/sub"}
+    for path, flags in options.items():
+        assert {"nosuid", "nodev"} <= set(flags.split(",")), (path, flags)
+
+
+def test_a_device_node_in_a_volume_cannot_be_opened(sandboxes, volume):
+    # Not marked rootless: an unprivileged caller cannot make a device node at all.
+    with volume._root() as root:  # as a host-side attacker with root would: /dev/mem's numbers
+        os.mknod("mem", 0o666 | 0o020000, os.makedev(1, 1), dir_fd=root)
+    sb = sandboxes(volumes={"/data": volume})
+    code, out = sh(sb, "head -c 1 /data/mem")
+    assert code != 0 and "Permission denied" in out
+
+
+@pytest.mark.rootless
+def test_volume_data_is_still_shared_both_ways(sandboxes, volume):
+    first = sandboxes(volumes={"/data": volume.with_mount_options(sub_path="deep/er")})
+    assert sh(first, "echo hello > /data/f")[0] == 0
+    second = sandboxes(volumes={"/v": volume})
+    assert sh(second, "cat /v/deep/er/f")[1] == "hello\n"
