@@ -4,11 +4,13 @@
  *
  *   creator -> supervisor:  0 FD_CONFIRM, 1-2 the sandbox's supervisor.log,
  *                           3 FD_LISTEN, 4-5 FD_ENTRY_OUT/ERR (the files the
- *                           entrypoint's output goes to), 8 FD_INIT_CONFIG.
- *   supervisor -> runner -> init:  3 FD_LISTEN, 4-5 FD_ENTRY_OUT/ERR (pipes
- *                           the supervisor copies into those files, capped),
+ *                           entrypoint's output goes to), 8 FD_INIT_CONFIG,
+ *                           9 FD_RUNNER_CONFIG (nsjail only).
+ *   supervisor -> runner:   3 FD_LISTEN, 4-5 FD_ENTRY_OUT/ERR (pipes the
+ *                           supervisor copies into those files, capped),
  *                           6 FD_EVENT, 7 FD_NET_SYNC (default network only),
- *                           8 FD_INIT_CONFIG. */
+ *                           8 FD_INIT_CONFIG, 9 FD_RUNNER_CONFIG.
+ *   runner -> init:         the same but 9, which the runner reads itself. */
 #if !defined(PSB_FDS_H)
 #define PSB_FDS_H
 
@@ -20,6 +22,7 @@ enum {
   FD_EVENT = 6,       /* init -> supervisor: 'I' when the idle timeout fired */
   FD_NET_SYNC = 7,    /* the network handshake (netsync.c, netns.c) */
   FD_INIT_CONFIG = 8, /* a sealed memfd: init's configuration (initconfig.h) */
+  FD_RUNNER_CONFIG = 9, /* a sealed memfd: the runner's configuration (nsjail's --config) */
 };
 
 #endif

@@ -1,6 +1,6 @@
 /* init.c: sandbox-init, pid 1 of a sandbox.
  *
- *   sandbox-init [--idle-timeout-ms N] [--pty] [--dir|--chmod MODE PATH]... [--chdir PATH]
+ *   sandbox-init [--sandbox ID] [--idle-timeout-ms N] [--pty] [--dir|--chmod MODE PATH]... [--chdir PATH]
  *
  * Inherited fds (fds.h): 0 /dev/null, 1 and 2 a host log, 3 the listening
  * SOCK_SEQPACKET socket, 4 and 5 the entrypoint's stdout and stderr, 6
@@ -648,7 +648,7 @@ static void setup(void)
     die("out of memory");
 }
 
-#define USAGE "usage: sandbox-init [--idle-timeout-ms N] [--pty] [--dir|--chmod MODE PATH]... [--chdir PATH]"
+#define USAGE "usage: sandbox-init [--sandbox ID] [--idle-timeout-ms N] [--pty] [--dir|--chmod MODE PATH]... [--chdir PATH]"
 
 /* --dir, --chmod and --chdir, in order: what nsjail, unlike bwrap, does not do
  * (mkdirs.h). --chmod is for a directory nsjail made as a mount point's parent. */
@@ -682,6 +682,8 @@ int main(int argc, char **argv)
       char **d = dirs + 3 * ndirs++;
       d[0] = argv[i], d[1] = argv[i + 1], d[2] = argv[i + 2];
       i += 2;
+    } else if (strcmp(argv[i], "--sandbox") == 0 && i + 1 < argc) {
+      i++; /* the sandbox's id: only there so the runner's command line names it */
     } else if (strcmp(argv[i], "--chdir") == 0 && i + 1 < argc) {
       cwd = argv[++i];
     } else if (strcmp(argv[i], "--idle-timeout-ms") == 0 && i + 1 < argc) {

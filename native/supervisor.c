@@ -8,8 +8,8 @@
  * Inherited fds (fds.h): 0 /dev/null (or, with --confirm-fd 0, a pipe from
  * the creator that carries 'g' once the sandbox is registered), 1 and 2 the
  * sandbox's supervisor.log, 3 the listener, 4 and 5 the files for the
- * entrypoint's stdout and stderr, 8 init's configuration; 3 and 8 are only
- * passed on to the runner.
+ * entrypoint's stdout and stderr, 8 init's configuration and optionally 9 the
+ * runner's; 3, 8 and 9 are only passed on to the runner.
  *
  * Starts RUNNER (bwrap or nsjail) with a fixed environment (util.h: host_env),
  * the event pipe's write end as fd 6 and pipes as fds 4 and 5, whose output it
@@ -519,7 +519,8 @@ int main(int argc, char **argv)
       usage_die("fd %d is not open", fd);
   /* Nothing else of the caller's reaches the sandbox. */
   close_range(FD_EVENT, FD_NET_SYNC, 0);
-  close_range(FD_INIT_CONFIG + 1, ~0U, 0);
+  close_range(FD_RUNNER_CONFIG + 1, ~0U, 0);
+  bool runner_config = fd_is_open(FD_RUNNER_CONFIG);
   int dirfd = dir_fd = open(opt.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dirfd < 0) {
     pwarnf("--dir %s", opt.dir);
@@ -573,6 +574,8 @@ int main(int argc, char **argv)
    * would still succeed after the sandbox died and clients would hang. */
   close(FD_LISTEN);
   close(FD_INIT_CONFIG);
+  if (runner_config)
+    close(FD_RUNNER_CONFIG);
   static const char *const entry_names[2] = {"stdout", "stderr"};
   for (int k = 0; k < 2; k++) {
     close(entry_pipe_w[k]);

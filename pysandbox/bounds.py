@@ -29,6 +29,17 @@ BOUNDS: Dict[str, Bound] = {
         "PYSANDBOX_ENTRYPOINT_OUTPUT_MAX", 64 * _MiB,
         "bytes of a sandbox entrypoint's stdout, and again of its stderr, kept on the host (at least 65536); "
         "older output is dropped"),
+    "writable_root": Bound(
+        "PYSANDBOX_WRITABLE_ROOT_MAX", 4 * _GiB,
+        "bytes a host-image sandbox created without ephemeral_disk= can write to its root filesystem, /tmp "
+        "included (a memory-backed tmpfs, no larger than the memory limit); 0: no bound, the root is a "
+        "directory on the state directory's disk"),
+    "tmp": Bound(
+        "PYSANDBOX_TMP_MAX", 1 * _GiB,
+        "bytes of /tmp, a tmpfs, in an image sandbox (no larger than the memory limit)"),
+    "dev_shm": Bound(
+        "PYSANDBOX_DEV_SHM_MAX", 256 * _MiB,
+        "bytes of /dev/shm, a tmpfs (no larger than the memory limit)"),
 }
 
 

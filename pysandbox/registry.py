@@ -249,15 +249,17 @@ def finished(record: SandboxRecord) -> Optional[ExitStatus]:
 def _kill_strays(directory: Path) -> None:
     """A supervisor killed while bwrap (or nsjail) was still setting the sandbox up can
     strand the runner's child, not yet under --die-with-parent, blocked on a runner that
-    is gone. It still carries the runner's command line, whose root is in this directory."""
-    upper = os.fsencode(f"{directory}/upper")
+    is gone. It still carries the runner's command line, which names the sandbox
+    (sandbox-init's `--sandbox ID`)."""
+    name = os.fsencode(directory.name)
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
         try:
             with open(f"/proc/{entry.name}/cmdline", "rb") as f:
                 argv = f.read().split(b"\0")
-            if os.path.basename(argv[0]) in (b"bwrap", b"nsjail") and any(a.startswith(upper) for a in argv):
+            if os.path.basename(argv[0]) in (b"bwrap", b"nsjail") and any(
+                    a == b"--sandbox" and b == name for a, b in zip(argv, argv[1:])):
                 os.kill(int(entry.name), signal.SIGKILL)
         except (OSError, ProcessLookupError):
             pass  # gone meanwhile, or not ours to read

@@ -3,18 +3,19 @@
 Isolation that every sandbox gets, whatever the caller asked for: a user
 namespace (sandbox root is an unprivileged host uid, never host root) in
 which nested user namespaces are refused twice (bwrap's --disable-userns
-and sandbox-init's seccomp filter,
-native/seccomp.c, which also refuses mounts and the rest); pid, ipc, uts, net and cgroup namespaces;
-every capability dropped and no_new_privs (bwrap does both for an
-unprivileged caller); a new session (no TIOCSTI into the caller's terminal);
-its own /proc with host-wide files masked, a minimal /dev and a private /tmp;
-and death with its parent, so killing the supervisor kills the sandbox.
+and sandbox-init's seccomp filter, native/seccomp.c, which also refuses
+mounts and the rest); pid, ipc, uts, net and cgroup namespaces; every
+capability dropped and no_new_privs (bwrap does both for an unprivileged
+caller); a new session (no TIOCSTI into the caller's terminal); its own /proc
+with host-wide files masked, a minimal read-only /dev, a sized /dev/shm and a
+private /tmp; every bind nosuid and nodev (bwrap's own rule); and death with
+its parent, so killing the supervisor kills the sandbox.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, List, Sequence
 
 from .confinement import proc_mask_args
 from .layout import BIN_DIR, INIT_PATH, Mount, OverlayRoot, RunnerInputs, python_links
@@ -39,12 +40,12 @@ def mount_args(mount: Mount, source: Callable[[str], str]) -> List[str]:
     raise ValueError(f"unknown mount kind {mount.kind!r}")
 
 
-def _root(upper: str, disk_bytes: Optional[int], source: Callable[[str], str]) -> List[str]:
-    """The writable root: the upper directory, or with a disk limit a tmpfs of that
-    size that also holds /tmp, so one limit covers everything the sandbox can write."""
-    if disk_bytes is None:
-        return ["--bind", source(upper), "/"]
-    return ["--size", str(disk_bytes), "--perms", "0755", "--tmpfs", "/"]
+def _root(inputs: RunnerInputs) -> List[str]:
+    """The writable root: a tmpfs of disk_bytes that also holds /tmp (one budget for
+    everything the sandbox writes), or the upper directory on the host's disk."""
+    if inputs.disk_bytes is None:
+        return ["--bind", inputs.source(inputs.upper), "/"]
+    return ["--size", str(inputs.disk_bytes), "--perms", "0755", "--tmpfs", "/"]
 
 
 def overlay_args(root: OverlayRoot, source: Callable[[str], str]) -> List[str]:
@@ -59,21 +60,26 @@ def overlay_args(root: OverlayRoot, source: Callable[[str], str]) -> List[str]:
     return argv + ["--overlay", f"{source(root.upper)}/rootfs", f"{source(root.upper)}/work", "/"]
 
 
-def command(bwrap: str, inputs: RunnerInputs, network_args: Sequence[str] = ()) -> List[str]:
-    """`network_args`: the network plan's (netplan.NetworkPlan.bwrap_args)."""
+def _kernel_filesystems(inputs: RunnerInputs) -> List[str]:
+    """/proc (masked), /dev (read-only once made, so nothing can be stored in it) with a
+    sized /dev/shm, and /tmp: in the sized root, else a sized tmpfs of its own."""
+    tmp = ["--perms", "1777", "--dir", "/tmp"] if inputs.disk_bytes is not None else \
+        ["--size", str(inputs.tmp_bytes), "--perms", "1777", "--tmpfs", "/tmp"]
+    return ["--proc", "/proc", *proc_mask_args(), "--dev", "/dev",
+            "--size", str(inputs.shm_bytes), "--perms", "1777", "--tmpfs", "/dev/shm", "--remount-ro", "/dev", *tmp]
+
+
+def command(bwrap: str, inputs: RunnerInputs) -> List[str]:
     source, workdir = inputs.source, inputs.workdir
-    root = _root(inputs.upper, inputs.disk_bytes, source) if inputs.overlay is None else \
-        overlay_args(inputs.overlay, source)
+    root = _root(inputs) if inputs.overlay is None else overlay_args(inputs.overlay, source)
     argv = [bwrap, *ISOLATION, *([] if inputs.network == "host" else ["--unshare-net"]), *root,
             "--perms", "0700", "--dir", "/root"]
     for name, target in python_links() if inputs.overlay is None else ():
         argv += ["--symlink", target, f"{BIN_DIR}/{name}"]
     if inputs.makes_workdir():
-        argv += ["--dir", workdir]  # created in the upper directory when missing
+        argv += ["--dir", workdir]  # created in the writable root when missing
+    argv += _kernel_filesystems(inputs)
     for mount in inputs.mounts:
         argv += mount_args(mount, source)
-    argv += ["--proc", "/proc", *proc_mask_args(), "--dev", "/dev",
-             *(["--tmpfs", "/tmp"] if inputs.disk_bytes is None else ["--perms", "1777", "--dir", "/tmp"]),
-             *network_args]
     argv += ["--ro-bind", source(inputs.init), INIT_PATH, "--chdir", workdir, "--"]
     return argv + inputs.init_argv()

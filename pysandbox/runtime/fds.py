@@ -9,3 +9,4 @@ ENTRY_ERR = 5  # the entrypoint's stderr
 EVENT = 6  # init -> supervisor: idle timeout
 NET_SYNC = 7  # the network handshake (native/netsync.c)
 INIT_CONFIG = 8  # a sealed memfd with init's configuration (runtime/initconfig.py)
+RUNNER_CONFIG = 9  # a sealed memfd with the runner's configuration, if it takes one (nsjail)

@@ -25,14 +25,14 @@ import fcntl
 import os
 import stat
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from .. import agent, bounds, config
 from .. import registry
 from ..probe import PROBE_PATH
 from ..registry import ProcessRef
 from ..spec import SandboxSpec
-from . import bwrap, cgroups, fds, initconfig, layout, limits, netplan, nsjail
+from . import bwrap, cgroups, fds, initconfig, layout, limits, netplan, nsjail, sizes
 
 STAGE_DIR = "/run/pysandbox-stage"
 HOST_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}  # native/util.c's host_env
@@ -151,22 +151,21 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str], tethered: bo
         if bind.identity is not None:
             stager.expect(bind.source, bind.identity)
     system = layout.host_system_mounts(reader) + layout.python_mounts() if overlay is None else ()
-    mounts = system + volumes
     net = netplan.plan(spec, directory, owner)
-    probe = config.native_binary("sandbox-probe") if spec.readiness_probe and spec.readiness_probe.tcp_port else None
+    probe = () if not (spec.readiness_probe and spec.readiness_probe.tcp_port) else \
+        (layout.Mount("ro-bind", config.native_binary("sandbox-probe"), PROBE_PATH),)
     inputs = layout.RunnerInputs(
-        upper=str(upper), mounts=mounts, init=init, workdir=spec.workdir or "/",
+        upper=str(upper), mounts=system + volumes + net.mounts(image=overlay is not None) + probe, init=init,
+        workdir=spec.workdir or "/", sandbox_id=directory.name,
         idle_timeout_ms=None if spec.idle_timeout is None else int(spec.idle_timeout * 1000), pty=spec.pty,
-        network=net.mode, source=stager, overlay=overlay,
-        disk_bytes=None if spec.resources.ephemeral_disk is None else spec.resources.ephemeral_disk << 20,
+        network=net.mode, source=stager, overlay=overlay, **sizes.tmpfs_sizes(spec.resources, overlay is not None),
     )
+    runner_config = None
     if use_nsjail:
-        argv = nsjail.command(_staged_runner(runner, stager), inputs, owner,
-                              net.nsjail_args(stager, image=overlay is not None),
-                              probe=None if probe is None else (probe, PROBE_PATH), mask=nsjail.mask_file())
+        argv = nsjail.command(_staged_runner(runner, stager), inputs, owner, net.nsjail_args())
+        runner_config = nsjail.configuration(inputs)
     else:
-        argv = bwrap.command(_staged_runner(runner, stager), inputs,
-                             net.bwrap_args(stager, probe, image=overlay is not None))
+        argv = bwrap.command(_staged_runner(runner, stager), inputs)
     options = ["--dir", str(directory), "--timeout-ms", str(int(spec.timeout * 1000)),
                "--output-max", str(bounds.get("entrypoint_output"))]
     if as_root:
@@ -177,7 +176,7 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str], tethered: bo
     try:
         launched = _spawn(directory, [supervisor, *options, *limit_options, "--confirm-fd", "0",
                                       *([] if tethered else ["--confirmed-by", registry.RECORD_NAME]), "--", *argv],
-                          initconfig.encode(env, spec.entrypoint, checks))
+                          initconfig.encode(env, spec.entrypoint, checks), runner_config)
     except BaseException:
         if cgroup is not None:
             cgroups.remove(cgroup)
@@ -219,7 +218,7 @@ class Launched:
             self._confirm_fd = -1
 
 
-def _spawn(directory: Path, argv: List[str], init_config: bytes) -> Launched:
+def _spawn(directory: Path, argv: List[str], init_config: bytes, runner_config: Optional[bytes]) -> Launched:
     listener = agent.listen(directory / "agent.sock")
     created = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
     confirm_read, confirm_write = os.pipe2(os.O_CLOEXEC)
@@ -229,10 +228,11 @@ def _spawn(directory: Path, argv: List[str], init_config: bytes) -> Launched:
         os.open(directory / "stderr", created, 0o600),
         confirm_read,
         initconfig.memfd(init_config),
+        *([] if runner_config is None else [initconfig.memfd(runner_config)]),
     ]
     fcntl.flock(opened[0], fcntl.LOCK_SH)  # held by whatever inherits the log: see registry.held()
     high = [_high_dup(fd) for fd in (listener.fileno(), *opened)]
-    listen, log, out, err, confirm, config = high
+    listen, log, out, err, confirm, config, *runner = high
     actions = [
         (os.POSIX_SPAWN_DUP2, confirm, fds.CONFIRM),
         (os.POSIX_SPAWN_DUP2, log, 1),
@@ -241,6 +241,7 @@ def _spawn(directory: Path, argv: List[str], init_config: bytes) -> Launched:
         (os.POSIX_SPAWN_DUP2, out, fds.ENTRY_OUT),
         (os.POSIX_SPAWN_DUP2, err, fds.ENTRY_ERR),
         (os.POSIX_SPAWN_DUP2, config, fds.INIT_CONFIG),
+        *((os.POSIX_SPAWN_DUP2, fd, fds.RUNNER_CONFIG) for fd in runner),
     ]
     try:
         pid = os.posix_spawn(argv[0], argv, HOST_ENV, file_actions=actions, setsid=True)

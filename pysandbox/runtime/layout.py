@@ -24,6 +24,7 @@ MASKED_DIRS = ("etc/ssh", "etc/sudoers.d", "etc/ssl/private", "etc/polkit-1/loca
 BIN_DIR = "/__pysandbox/bin"
 INIT_PATH = "/__pysandbox/init"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+DEV_BYTES = 64 << 10  # /dev holds only device nodes, links and mount points
 
 
 @attrs.frozen
@@ -62,13 +63,16 @@ class RunnerInputs:
     pty: bool = False
     network: str = "none"  # "host" keeps the host's network namespace
     source: Callable[[str], str] = lambda path: path
-    disk_bytes: Optional[int] = None  # ephemeral_disk=: a tmpfs root of this size
+    disk_bytes: Optional[int] = None  # a tmpfs root of this size, /tmp included; None: `upper` on disk
     overlay: Optional[OverlayRoot] = None  # an image's layers; None: the host image
+    tmp_bytes: int = 1 << 30  # /tmp, a tmpfs of its own when the root is not one (sizes.py)
+    shm_bytes: int = 64 << 20  # /dev/shm
+    sandbox_id: str = "sb-unknown"  # on init's command line, so the runner's names the sandbox (registry._kill_strays)
 
     def init_argv(self, options: Sequence[str] = ()) -> List[str]:
         """sandbox-init's command line in the sandbox, `options` first. The entrypoint and the
         environment are not on it: they travel in init's configuration (runtime/initconfig.py)."""
-        argv = [INIT_PATH, *options]
+        argv = [INIT_PATH, "--sandbox", self.sandbox_id, *options]
         if self.idle_timeout_ms is not None:
             argv += ["--idle-timeout-ms", str(self.idle_timeout_ms)]
         if self.pty:

@@ -28,13 +28,12 @@ import shutil
 import socket
 import sys
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import attrs
 
-from ..probe import PROBE_PATH
 from ..spec import SandboxSpec
-from . import fds
+from . import fds, layout
 
 HELPER = "slirp4netns"
 NFT = "nft"
@@ -118,26 +117,18 @@ class NetworkPlan:
     tunnels: Tuple[Tuple[int, int, bool], ...] = ()  # (sandbox port, host port, encrypted)
     net_dir: Optional[Path] = None
 
-    def resolv_bind(self, source: Callable[[str], str], image: bool) -> Optional[Tuple[str, str]]:
-        """(host file, sandbox path) of the sandbox's resolv.conf, for "default". `image`: the root
-        is an image's, whose own /etc/resolv.conf the sandbox's covers (the host image shares the
-        host's /etc, where it may be a link into /run)."""
+    def mounts(self, image: bool) -> Tuple[layout.Mount, ...]:
+        """The sandbox's resolv.conf, for "default". `image`: the root is an image's, whose own
+        /etc/resolv.conf the sandbox's covers (the host image shares the host's /etc, where it
+        may be a link into /run)."""
         if self.mode != "default":
-            return None
-        return f"{source(str(self.net_dir))}/resolv.conf", "/etc/resolv.conf" if image else os.path.realpath("/etc/resolv.conf")
+            return ()
+        dest = "/etc/resolv.conf" if image else os.path.realpath("/etc/resolv.conf")
+        return (layout.Mount("ro-bind", str(self.net_dir / "resolv.conf"), dest),)
 
-    def bwrap_args(self, source: Callable[[str], str], probe_binary: Optional[str], image: bool = False) -> List[str]:
-        """bwrap passes the handshake fd (fds.NET_SYNC) on to init as it is."""
-        resolv = self.resolv_bind(source, image)
-        argv = [] if resolv is None else ["--ro-bind", *resolv]
-        if probe_binary is not None:
-            argv += ["--ro-bind", source(probe_binary), PROBE_PATH]
-        return argv
-
-    def nsjail_args(self, source: Callable[[str], str], image: bool = False) -> List[str]:
-        """nsjail closes every fd it is not told to pass."""
-        resolv = self.resolv_bind(source, image)
-        return [] if resolv is None else ["--pass_fd", str(fds.NET_SYNC), "--bindmount_ro", ":".join(resolv)]
+    def nsjail_args(self) -> List[str]:
+        """nsjail closes every fd it is not told to pass; bwrap passes fds on as they are."""
+        return ["--pass_fd", str(fds.NET_SYNC)] if self.mode == "default" else []
 
     def supervisor_args(self, rules: str) -> List[str]:
         if self.mode != "default":

@@ -1,15 +1,21 @@
 """The nsjail command line for one sandbox (docs/RUNNERS.md: how it is chosen, what differs).
 
-The same sandbox as runtime/bwrap.py builds, from the same inputs: the writable root
-(the upper directory, nsjail --chroot --rw; a sized tmpfs with ephemeral_disk=; or, for
-an image, overlayfs of its layers under the upper directory, which nsjail mounts as /),
-the same mounts, its own read-only /proc with the same masks, a minimal /dev (a tmpfs
-with the host's null, zero, full, random, urandom and tty nodes bound in, its own devpts
-and bwrap's links), a private /tmp, sandbox root mapped to the sandbox identity, pid,
-ipc, uts, net, mount and cgroup namespaces, every capability dropped, no_new_privs and a
-new session (nsjail's defaults). sandbox-init runs as pid 1 (-Mo clones it into the new
-pid namespace), makes the directories nsjail does not (/root, the working directory) and
-gets the supervisor's fds 3-6 and 8, and 7 with the default network (native/fds.h).
+The same sandbox as runtime/bwrap.py builds, from the same inputs: the writable root (a
+sized tmpfs, the upper directory, or for an image overlayfs of its layers under the upper
+directory, which nsjail mounts as /), the same mounts, its own read-only /proc with the
+same masks, a minimal read-only /dev (a tmpfs with the host's null, zero, full, random,
+urandom and tty nodes bound in, its own devpts, a sized /dev/shm and bwrap's links), a
+private /tmp, sandbox root mapped to the sandbox identity, pid, ipc, uts, net, mount and
+cgroup namespaces, every capability dropped, no_new_privs and a new session (nsjail's
+defaults). sandbox-init runs as pid 1 (-Mo clones it into the new pid namespace), makes
+the directories nsjail does not (/root, the working directory) and gets the supervisor's
+fds 3-6 and 8, and 7 with the default network (native/fds.h).
+
+The mounts go to nsjail as a configuration file (its config.proto text format, handed
+over as fds.RUNNER_CONFIG), not as command-line flags: only there can a bind be nosuid
+and nodev, as bwrap makes every bind, and paths need no ':' escaping. The other options
+stay on the command line, after the file (nsjail reads them in order, and the file must
+come first: it replaces whatever came before it).
 
 nsjail's own policies are turned off, because pysandbox already has one for each:
 its time limit (the supervisor enforces timeouts), its rlimits (the host's stay,
@@ -25,11 +31,13 @@ import functools
 import os
 from typing import Callable, List, Optional, Sequence, Tuple
 
+import attrs
+
 from .. import config
 from ..exception import InvalidError
 from . import fds
 from .confinement import proc_masks
-from .layout import BIN_DIR, INIT_PATH, Mount, OverlayRoot, RunnerInputs, caller_python, python_links
+from .layout import BIN_DIR, DEV_BYTES, INIT_PATH, Mount, OverlayRoot, RunnerInputs, python_links
 
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 # bwrap --dev's links, so /dev looks the same under either runner.
@@ -38,87 +46,105 @@ DEV_LINKS = (("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"), ("
 # The supervisor's listener, entrypoint output pipes, event pipe and init's configuration.
 PASSED_FDS = (fds.LISTEN, fds.ENTRY_OUT, fds.ENTRY_ERR, fds.EVENT, fds.INIT_CONFIG)
 ISOLATION = (
-    "-Mo", "--quiet", "--hostname", "sandbox", "--time_limit", "0", "--disable_rlimits",
+    "-Mo", "--quiet", "--hostname", "sandbox", "--time_limit", "0", "--disable_rlimits", "--disable_proc",
     *(arg for fd in PASSED_FDS for arg in ("--pass_fd", str(fd))),
 )
 
 
 def check() -> None:
-    """Refuse, before any work, what the nsjail runner cannot express (docs/RUNNERS.md)."""
+    """Refuse, before any work, what the nsjail runner cannot do here (docs/RUNNERS.md)."""
     config.nsjail_binary()
-    for what, path in (("PYSANDBOX_HOME", str(config.state_dir())), ("the Python prefix", caller_python()[0])):
-        _check_path(what, path)
 
 
-def _check_path(what: str, path: str) -> None:
-    """nsjail's mount options are `source:dest`: a path with a colon cannot be expressed."""
-    if ":" in path:
-        raise InvalidError(f"The nsjail runner cannot mount {what} {path!r}: nsjail separates paths with ':'. "
-                           "Use a path without ':', or the bwrap runner (unset PYSANDBOX_RUNNER).")
+@attrs.frozen
+class MountPoint:
+    """One `mount` of nsjail's configuration (config.proto's MountPt). Safe by default:
+    read-only, nosuid and nodev, as bwrap mounts them."""
+
+    dst: str
+    src: str = ""
+    fstype: str = ""
+    options: str = ""
+    is_bind: bool = False
+    rw: bool = False
+    is_symlink: bool = False
+    nodev: bool = True
+
+    def text(self) -> str:
+        fields = [("src", _quote(self.src)), ("dst", _quote(self.dst))] if self.src else [("dst", _quote(self.dst))]
+        if self.is_symlink:
+            return "mount { " + " ".join(f"{k}: {v}" for k, v in fields) + " is_symlink: true }"
+        fields += [("fstype", _quote(self.fstype))] if self.fstype else []
+        fields += [("options", _quote(self.options))] if self.options else []
+        fields += [("is_bind", "true")] if self.is_bind else []
+        fields += [("rw", "true" if self.rw else "false"), ("nosuid", "true"),
+                   ("nodev", "true" if self.nodev else "false")]
+        return "mount { " + " ".join(f"{k}: {v}" for k, v in fields) + " }"
 
 
-def mask_file() -> str:
-    """An empty file nobody may open (mode 000), bound read-only over the files to mask:
-    opening one fails with EACCES, as bwrap's nodev /dev/null does (nsjail's command line
-    binds without nodev, and /dev/null would read as empty)."""
-    path = config.state_dir() / "masked"
-    try:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0))
-    except FileExistsError:
-        pass
-    return str(path)
+def _quote(text: str) -> str:
+    """A text-format string: printable ASCII as is, everything else as octal escapes."""
+    out = []
+    for byte in os.fsencode(text):
+        out.append("\\" + chr(byte) if byte in b'"\\' else chr(byte) if 0x20 <= byte < 0x7F else f"\\{byte:03o}")
+    return '"' + "".join(out) + '"'
 
 
-def mount_args(mount: Mount, source: Callable[[str], str], mask: str = "/dev/null") -> List[str]:
-    """`mask`: what masks a file (mask_file(), already through `source`)."""
-    _check_path("the mount point", mount.dest)
-    if mount.kind == "ro-bind":
-        return ["--bindmount_ro", f"{source(mount.source)}:{mount.dest}"]
-    if mount.kind == "bind":
-        return ["--bindmount", f"{source(mount.source)}:{mount.dest}"]
+def _bind(source: str, dest: str, rw: bool = False, nodev: bool = True) -> MountPoint:
+    return MountPoint(dest, source, is_bind=True, rw=rw, nodev=nodev)
+
+
+def _tmpfs(dest: str, options: str, rw: bool = True) -> MountPoint:
+    return MountPoint(dest, fstype="tmpfs", options=options, rw=rw)
+
+
+def mount_point(mount: Mount, source: Callable[[str], str]) -> MountPoint:
+    if mount.kind in ("ro-bind", "bind"):
+        return _bind(source(mount.source), mount.dest, rw=mount.kind == "bind")
     if mount.kind == "symlink":
-        return ["--symlink", f"{mount.source}:{mount.dest}"]
-    if mount.kind == "mask-file":
-        return ["--bindmount_ro", f"{mask}:{mount.dest}"]
+        return MountPoint(mount.dest, mount.source, is_symlink=True)
+    if mount.kind == "mask-file":  # nodev: opening it fails with EACCES, as under bwrap
+        return _bind("/dev/null", mount.dest)
     if mount.kind == "mask-dir":
-        return ["--mount", f"none:{mount.dest}:tmpfs:mode=755"]
+        return _tmpfs(mount.dest, "mode=755")
     raise ValueError(f"unknown mount kind {mount.kind!r}")
 
 
-def dev_args() -> List[str]:
-    argv = ["--mount", "none:/dev:tmpfs:mode=755"]
-    for name in DEVICES:
-        argv += ["--bindmount", f"/dev/{name}:/dev/{name}"]
-    argv += ["--mount", "none:/dev/pts:devpts:newinstance,ptmxmode=0666,mode=620", "--mount", "none:/dev/shm:tmpfs:mode=755"]
-    for target, link in DEV_LINKS:
-        argv += ["--symlink", f"{target}:{link}"]
-    return argv
+def dev_mounts(shm_bytes: int) -> List[MountPoint]:
+    """bwrap's --dev, read-only (nsjail remounts read-only mounts after the last one), with
+    a sized /dev/shm. The device nodes are binds of the host's, the only mounts with devices."""
+    mounts = [_tmpfs("/dev", f"mode=755,size={DEV_BYTES}", rw=False)]
+    mounts += [_bind(f"/dev/{name}", f"/dev/{name}", rw=True, nodev=False) for name in DEVICES]
+    mounts += [MountPoint("/dev/pts", fstype="devpts", options="newinstance,ptmxmode=0666,mode=620", rw=True,
+                          nodev=False),
+               _tmpfs("/dev/shm", f"mode=1777,size={shm_bytes}")]
+    return mounts + [MountPoint(link, target, is_symlink=True) for target, link in DEV_LINKS]
 
 
 @functools.lru_cache(maxsize=None)
-def proc_args(mask: str = "/dev/null") -> Tuple[str, ...]:
-    """/proc read-only, masked like bwrap's runner masks it. Mounted here rather than by
-    nsjail's own /proc, which comes after every other mount and would cover the masks."""
-    argv = ["--disable_proc", "--mount", "none:/proc:proc:ro"]
+def proc_mounts() -> Tuple[MountPoint, ...]:
+    """/proc read-only, masked like bwrap's runner masks it."""
+    mounts = [MountPoint("/proc", fstype="proc")]
     for path, is_dir in proc_masks():
-        argv += ["--mount", f"none:{path}:tmpfs:ro,mode=755"] if is_dir else ["--bindmount_ro", f"{mask}:{path}"]
-    return tuple(argv)
+        mounts.append(_tmpfs(path, "mode=755", rw=False) if is_dir else _bind("/dev/null", path))
+    return tuple(mounts)
 
 
-def root_args(upper: str, source: Callable[[str], str], disk_bytes: Optional[int],
-              overlay: Optional[OverlayRoot]) -> List[str]:
-    """The writable root, as bwrap.command() makes it: the upper directory; or a tmpfs of
-    `disk_bytes`; or overlayfs with the image's layers (top first, as overlayfs lists them)
+def root_mount(inputs: RunnerInputs) -> MountPoint:
+    """The writable root, as bwrap.command() makes it: a tmpfs of `disk_bytes`; the upper
+    directory; or overlayfs with the image's layers (top first, as overlayfs lists them)
     under the upper directory, mounted by nsjail in the sandbox's user namespace."""
+    source, overlay = inputs.source, inputs.overlay
     if overlay is not None and overlay.lowers:
         lowers = ":".join(_option_path(source(lower)) for lower in reversed(overlay.lowers))
         top = _option_path(source(overlay.upper))
-        return ["--mount", f"none:/:overlay:lowerdir={lowers},upperdir={top}/rootfs,workdir={top}/work,userxattr"]
+        return MountPoint("/", fstype="overlay", rw=True,
+                          options=f"lowerdir={lowers},upperdir={top}/rootfs,workdir={top}/work,userxattr")
     if overlay is not None:  # an empty image: nothing to lay over
-        return ["--chroot", f"{source(overlay.upper)}/rootfs", "--rw"]
-    if disk_bytes is not None:
-        return ["--mount", f"none:/:tmpfs:size={disk_bytes},mode=755"]
-    return ["--chroot", source(upper), "--rw"]
+        return _bind(f"{source(overlay.upper)}/rootfs", "/", rw=True)
+    if inputs.disk_bytes is not None:
+        return _tmpfs("/", f"size={inputs.disk_bytes},mode=755")
+    return _bind(source(inputs.upper), "/", rw=True)
 
 
 def _option_path(path: str) -> str:
@@ -132,8 +158,7 @@ def _option_path(path: str) -> str:
 def init_dirs(inputs: RunnerInputs) -> List[str]:
     """sandbox-init's --dir, --chmod and --chdir: what bwrap's --perms 0700 --dir /root,
     --dir WORKDIR and --chdir do (nsjail makes mount points only, 0755, /root among them when
-    the caller's Python is below it); with a disk limit /tmp is a directory of the sized root,
-    as under bwrap."""
+    the caller's Python is below it); with a sized root /tmp is a directory of it, as under bwrap."""
     argv = ["--dir", "0700", "/root", *([] if inputs.overlay is not None else ["--chmod", "0700", "/root"])]
     argv += ["--dir", "1777", "/tmp"] if inputs.disk_bytes is not None else []
     if inputs.makes_workdir():
@@ -141,26 +166,27 @@ def init_dirs(inputs: RunnerInputs) -> List[str]:
     return argv + ["--chdir", inputs.workdir]
 
 
-def command(nsjail: str, inputs: RunnerInputs, owner: Tuple[int, int], network_args: Sequence[str] = (),
-            probe: Optional[Tuple[str, str]] = None, mask: str = "/dev/null") -> List[str]:
-    """`owner`: the host (uid, gid) nsjail runs as, which sandbox root maps to; `network_args`:
-    the network plan's (netplan.NetworkPlan.nsjail_args), mounted after the mounts; `probe`:
-    (host binary, sandbox path) of the readiness probe, if any; `mask`: mask_file()."""
-    uid, gid = owner
+def configuration(inputs: RunnerInputs) -> bytes:
+    """nsjail's configuration file: every mount, in order."""
     source = inputs.source
-    mask = source(mask)
-    argv = [nsjail, *ISOLATION, "--user", f"0:{uid}:1", "--group", f"0:{gid}:1",
-            "--nice_level", str(os.getpriority(os.PRIO_PROCESS, 0)),
-            *(["--disable_clone_newnet"] if inputs.network == "host" else []),
-            *root_args(inputs.upper, source, inputs.disk_bytes, inputs.overlay), "--cwd", "/"]
-    for name, target in python_links() if inputs.overlay is None else ():
-        argv += ["--symlink", f"{target}:{BIN_DIR}/{name}"]
-    for mount in inputs.mounts:
-        argv += mount_args(mount, source, mask)
-    argv += [*network_args, *proc_args(mask), *dev_args()]
+    mounts = [root_mount(inputs)]
+    mounts += [MountPoint(f"{BIN_DIR}/{name}", target, is_symlink=True)
+               for name, target in (python_links() if inputs.overlay is None else ())]
+    mounts += [*proc_mounts(), *dev_mounts(inputs.shm_bytes)]
     if inputs.disk_bytes is None:
-        argv += ["--mount", "none:/tmp:tmpfs:mode=755"]
-    if probe is not None:
-        argv += ["--bindmount_ro", f"{source(probe[0])}:{probe[1]}"]
-    argv += ["--bindmount_ro", f"{source(inputs.init)}:{INIT_PATH}", "--"]
-    return argv + inputs.init_argv(init_dirs(inputs))
+        mounts.append(_tmpfs("/tmp", f"mode=1777,size={inputs.tmp_bytes}"))
+    mounts += [mount_point(mount, source) for mount in inputs.mounts]
+    mounts.append(_bind(source(inputs.init), INIT_PATH))
+    return "".join(mount.text() + "\n" for mount in mounts).encode()
+
+
+def command(nsjail: str, inputs: RunnerInputs, owner: Tuple[int, int], extra: Sequence[str] = ()) -> List[str]:
+    """`owner`: the host (uid, gid) nsjail runs as, which sandbox root maps to; `extra`: more
+    options (the network plan's). The mounts are in configuration(inputs), which the caller
+    hands nsjail as fds.RUNNER_CONFIG."""
+    uid, gid = owner
+    return [nsjail, "--config", f"/proc/self/fd/{fds.RUNNER_CONFIG}", *ISOLATION,
+            "--user", f"0:{uid}:1", "--group", f"0:{gid}:1",
+            "--nice_level", str(os.getpriority(os.PRIO_PROCESS, 0)),
+            *(["--disable_clone_newnet"] if inputs.network == "host" else []), "--cwd", "/", *extra,
+            "--", *inputs.init_argv(init_dirs(inputs))]

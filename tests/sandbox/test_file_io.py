@@ -91,7 +91,9 @@ def test_aio(sb):
     assert asyncio.run(main()) == "async"
 
 
-def test_files_land_in_the_upper_dir_owned_by_the_sandbox_user(sb):
+def test_files_land_in_the_upper_dir_owned_by_the_sandbox_user(sandboxes, monkeypatch):
+    monkeypatch.setenv("PYSANDBOX_WRITABLE_ROOT_MAX", "0")  # the root on the state disk, not a tmpfs
+    sb = sandboxes()
     with sb.open("/data.bin", "wb") as f:
         f.write(b"z")
     host = registry.sandbox_dir(sb.object_id) / "upper" / "data.bin"

@@ -109,7 +109,9 @@ def test_from_id(sb):
         modal.Sandbox.from_id("sb-" + "a" * 22)
 
 
-def test_writes_vanish_at_terminate(sb):
+def test_writes_vanish_at_terminate(sandboxes, monkeypatch):
+    monkeypatch.setenv("PYSANDBOX_WRITABLE_ROOT_MAX", "0")  # the root on the state disk, not a tmpfs
+    sb = sandboxes()
     assert sb.exec("sh", "-c", "mkdir -p /repo && echo data > /repo/f && cat /repo/f").stdout.read() == "data\n"
     upper = registry.sandbox_dir(sb.object_id) / "upper"
     assert (upper / "repo" / "f").exists()

@@ -29,10 +29,9 @@ def test_killing_supervisor_kills_sandbox(sandboxes):
 def test_a_runner_child_stranded_mid_setup_is_killed_by_whoever_notices(sandboxes):
     # Killed while bwrap was still setting up, the supervisor can leave bwrap's child
     # blocked on a bwrap that is gone, outside any --die-with-parent. It keeps bwrap's
-    # command line; the first reader to notice the lost supervisor kills it.
+    # command line, which names the sandbox; the first reader to notice the lost supervisor kills it.
     sb = sandboxes("sleep", "100")
-    upper = f"{registry.sandbox_dir(sb.object_id)}/upper"
-    stray = subprocess.Popen(["bwrap", "-c", "sleep 600; :", "sh", "--bind", upper, "/"], executable="/bin/sh")
+    stray = subprocess.Popen(["bwrap", "-c", "sleep 600; :", "sh", "--sandbox", sb.object_id], executable="/bin/sh")
     supervisor = psutil.Process(sb._record.supervisor.pid)
     supervisor.kill()
     supervisor.wait(10)

@@ -1,4 +1,4 @@
-"""The nsjail command line (pure logic): bwrap's inputs, translated."""
+"""The nsjail command line and configuration file (pure logic): bwrap's inputs, translated."""
 
 import os
 
@@ -13,61 +13,79 @@ def inputs(**overrides):
     return RunnerInputs(**{**options, **overrides})
 
 
-def argv(mask="/dev/null", **overrides):
-    return nsjail.command("/bin/nsjail", inputs(**overrides), owner=(100000, 100000), mask=mask)
+def argv(**overrides):
+    return nsjail.command("/bin/nsjail", inputs(**overrides), owner=(100000, 100000))
+
+
+def config_lines(**overrides):
+    return nsjail.configuration(inputs(**overrides)).decode().splitlines()
 
 
 def test_mounts_translate():
     def source(path):
         return "/staged" + path
 
-    assert nsjail.mount_args(Mount("ro-bind", "/usr", "/usr"), source) == ["--bindmount_ro", "/staged/usr:/usr"]
-    assert nsjail.mount_args(Mount("bind", "/vol", "/data"), source) == ["--bindmount", "/staged/vol:/data"]
-    assert nsjail.mount_args(Mount("symlink", "usr/bin", "/bin"), source) == ["--symlink", "usr/bin:/bin"]
-    assert nsjail.mount_args(Mount("mask-file", "/dev/null", "/etc/shadow"), source) == \
-        ["--bindmount_ro", "/dev/null:/etc/shadow"]
-    assert nsjail.mount_args(Mount("mask-dir", "/dev/null", "/etc/ssh"), source) == \
-        ["--mount", "none:/etc/ssh:tmpfs:mode=755"]
+    assert nsjail.mount_point(Mount("ro-bind", "/usr", "/usr"), source).text() == \
+        'mount { src: "/staged/usr" dst: "/usr" is_bind: true rw: false nosuid: true nodev: true }'
+    assert nsjail.mount_point(Mount("bind", "/vol", "/data"), source).text() == \
+        'mount { src: "/staged/vol" dst: "/data" is_bind: true rw: true nosuid: true nodev: true }'
+    assert nsjail.mount_point(Mount("symlink", "usr/bin", "/bin"), source).text() == \
+        'mount { src: "usr/bin" dst: "/bin" is_symlink: true }'
+    assert nsjail.mount_point(Mount("mask-dir", "/dev/null", "/etc/ssh"), source).text() == \
+        'mount { dst: "/etc/ssh" fstype: "tmpfs" options: "mode=755" rw: true nosuid: true nodev: true }'
+
+
+def test_masked_files_are_a_nodev_dev_null():
+    # nodev: opening it fails with EACCES, as under bwrap.
+    assert nsjail.mount_point(Mount("mask-file", "/dev/null", "/etc/shadow"), str) == \
+        nsjail.MountPoint("/etc/shadow", "/dev/null", is_bind=True, rw=False, nodev=True)
+
+
+@pytest.mark.parametrize("path, quoted", [
+    ("/data:x", '"/data:x"'), ('/a"b\\c', '"/a\\"b\\\\c"'), ("/new\nline", '"/new\\012line"'),
+    ("/caf\u00e9", '"/caf\\303\\251"'),
+])
+def test_paths_are_quoted_for_the_text_format(path, quoted):
+    assert nsjail._quote(path) == quoted
 
 
 def test_identity_root_init_and_policies_left_to_pysandbox():
-    args = argv(idle_timeout_ms=5000, pty=True)
+    args = argv(idle_timeout_ms=5000, pty=True, sandbox_id="sb-x")
     joined = " ".join(args)
-    assert args[:2] == ["/bin/nsjail", "-Mo"]
-    assert "--user 0:100000:1 --group 0:100000:1" in joined
-    assert "--chroot /state/sb/upper --rw --cwd /" in joined
+    assert args[:3] == ["/bin/nsjail", "--config", "/proc/self/fd/9"]  # first: it replaces what came before
+    assert "-Mo" in args and "--disable_proc" in args
+    assert "--user 0:100000:1 --group 0:100000:1" in joined and "--cwd /" in joined
     assert "--time_limit 0" in joined and "--disable_rlimits" in joined
     assert "--seccomp" not in joined and "--cgroup" not in joined and "--disable_clone_newnet" not in joined
+    assert "--mount" not in args and "--bindmount" not in args and "--chroot" not in args  # all in the file
     assert [args[i + 1] for i, a in enumerate(args) if a == "--pass_fd"] == ["3", "4", "5", "6", "8"]
     assert "--keep_env" not in args  # init takes the sandbox's environment from its configuration
-    assert args[args.index("--") + 1:] == [INIT_PATH, "--dir", "0700", "/root", "--chmod", "0700", "/root",
-                                           "--dir", "0755", "/repo", "--chdir", "/repo",
-                                           "--idle-timeout-ms", "5000", "--pty"]
-    assert f"/native/sandbox-init:{INIT_PATH}" in args
+    assert args[args.index("--") + 1:] == [INIT_PATH, "--sandbox", "sb-x", "--dir", "0700", "/root",
+                                           "--chmod", "0700", "/root", "--dir", "0755", "/repo",
+                                           "--chdir", "/repo", "--idle-timeout-ms", "5000", "--pty"]
 
 
-def test_masked_files_get_the_unopenable_file(tmp_path, monkeypatch):
-    monkeypatch.setenv("PYSANDBOX_HOME", str(tmp_path))
-    mask = nsjail.mask_file()
-    assert os.stat(mask).st_mode & 0o7777 == 0 and os.path.getsize(mask) == 0
-    assert nsjail.mask_file() == mask  # made once
-    args = argv(mounts=(Mount("mask-file", "/dev/null", "/etc/shadow"),), mask=mask)
-    assert f"{mask}:/etc/shadow" in args and "/dev/null:/etc/shadow" not in args
+def test_the_configuration_mounts_in_order():
+    lines = config_lines(mounts=(Mount("bind", "/vol", "/data"),), shm_bytes=1 << 20, tmp_bytes=2 << 20)
+    dsts = [line.split('dst: "')[1].split('"')[0] for line in lines]
+    assert dsts[0] == "/" and 'src: "/state/sb/upper"' in lines[0] and "rw: true" in lines[0]
+    assert dsts.index("/proc") < dsts.index("/dev") < dsts.index("/dev/shm") < dsts.index("/tmp") < \
+        dsts.index("/data") < dsts.index(INIT_PATH) == len(dsts) - 1
+    assert 'options: "mode=755,size=65536" rw: false' in lines[dsts.index("/dev")]  # read-only once made
+    assert 'options: "mode=1777,size=1048576"' in lines[dsts.index("/dev/shm")]
+    assert 'options: "mode=1777,size=2097152"' in lines[dsts.index("/tmp")]
+    assert "nosuid: true nodev: true" in lines[dsts.index("/data")]
+    assert "nodev: false" in lines[dsts.index("/dev/null")]  # the only mounts with devices
 
 
 def test_proc_before_its_masks(monkeypatch):
     monkeypatch.setattr(confinement, "proc_masks", lambda: (("/proc/keys", False), ("/proc/scsi", True)))
     monkeypatch.setattr(nsjail, "proc_masks", confinement.proc_masks)
-    assert nsjail.proc_args.__wrapped__() == (
-        "--disable_proc", "--mount", "none:/proc:proc:ro",
-        "--bindmount_ro", "/dev/null:/proc/keys",
-        "--mount", "none:/proc/scsi:tmpfs:ro,mode=755",
+    assert nsjail.proc_mounts.__wrapped__() == (
+        nsjail.MountPoint("/proc", fstype="proc"),
+        nsjail.MountPoint("/proc/keys", "/dev/null", is_bind=True),
+        nsjail.MountPoint("/proc/scsi", fstype="tmpfs", options="mode=755"),
     )
-
-
-def test_a_colon_in_a_mount_point_is_refused():
-    with pytest.raises(nsjail.InvalidError, match="separates paths"):
-        nsjail.mount_args(Mount("bind", "/vol", "/data:x"), lambda path: path)
 
 
 def test_init_makes_what_bwrap_dir_would():
@@ -86,17 +104,17 @@ def test_inputs_are_checked():
 
 
 def test_roots():
-    assert nsjail.root_args("/up", str, None, None) == ["--chroot", "/up", "--rw"]
-    assert nsjail.root_args("/up", str, 1 << 20, None) == ["--mount", "none:/:tmpfs:size=1048576,mode=755"]
+    assert nsjail.root_mount(inputs()) == nsjail.MountPoint("/", "/state/sb/upper", is_bind=True, rw=True)
+    assert nsjail.root_mount(inputs(disk_bytes=1 << 20)) == \
+        nsjail.MountPoint("/", fstype="tmpfs", options="size=1048576,mode=755", rw=True)
     image = OverlayRoot(("/layers/base", "/layers/pip"), "/sb/upper")
-    assert nsjail.root_args("/sb/upper", lambda path: "/staged" + path, None, image) == [
-        "--mount", "none:/:overlay:lowerdir=/staged/layers/pip:/staged/layers/base,"
-        "upperdir=/staged/sb/upper/rootfs,workdir=/staged/sb/upper/work,userxattr"]
-    assert nsjail.root_args("/sb/upper", str, None, OverlayRoot((), "/sb/upper")) == [
-        "--chroot", "/sb/upper/rootfs", "--rw"]
+    assert nsjail.root_mount(inputs(overlay=image, source=lambda path: "/staged" + path)).options == (
+        "lowerdir=/staged/layers/pip:/staged/layers/base,"
+        "upperdir=/staged/sb/upper/rootfs,workdir=/staged/sb/upper/work,userxattr")
+    assert nsjail.root_mount(inputs(overlay=OverlayRoot((), "/sb/upper"))).src == "/sb/upper/rootfs"
 
 
 @pytest.mark.parametrize("path", ["/state,x/layers/a", "/state:x/layers/a"])
 def test_a_layer_path_overlayfs_cannot_hold_is_refused(path):
     with pytest.raises(nsjail.InvalidError, match="overlayfs options"):
-        nsjail.root_args("/up", str, None, OverlayRoot((path,), "/up"))
+        nsjail.root_mount(inputs(overlay=OverlayRoot((path,), "/up")))
