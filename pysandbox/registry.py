@@ -84,9 +84,31 @@ def read_json(path: Path, what: str) -> dict:
     return data
 
 
-def ensure_dir(path: Path, mode: int = 0o755) -> Path:
+_private_roots: set = set()  # state directories this process has made private
+
+
+def ensure_dir(path: Path, mode: int = 0o700) -> Path:
+    """`path` (in the state directory) and its parents."""
+    private_state_dir()
     path.mkdir(mode=mode, parents=True, exist_ok=True)
     return path
+
+
+def private_state_dir() -> Path:
+    """The state directory, private to its owner (0700): nothing in it is any other local user's
+    business (volumes, layers, records, names, sockets). A sandbox's identity reaches what it
+    needs through the supervisor's staged binds (runtime/launch.Stager), never through it."""
+    root = config.state_dir()
+    if str(root) not in _private_roots:
+        root.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            root.mkdir(mode=0o700)
+        except FileExistsError:
+            info = os.stat(root)
+            if info.st_uid == os.geteuid() and info.st_mode & 0o077:
+                os.chmod(root, 0o700)  # made public by an earlier version
+        _private_roots.add(str(root))
+    return root
 
 
 def sandboxes_dir() -> Path:

@@ -538,7 +538,7 @@ def _pidfd(ref: registry.ProcessRef) -> Optional[int]:
 def _start(spec: SandboxSpec, app: App, tethered: bool = False) -> Sandbox:
     """tethered (build sandboxes): never confirmed, so the sandbox ends when its creator
     dies or calls `sandbox._launched.abandon()`."""
-    registry.ensure_dir(registry.sandboxes_dir(), 0o711)
+    registry.ensure_dir(registry.sandboxes_dir())
     sandbox_id = registry.new_id("sb-")
     directory = registry.sandbox_dir(sandbox_id)
     directory.mkdir(mode=0o700)

@@ -47,11 +47,10 @@ def layer_dir(layer_id: str) -> Path:
 
 
 def ensure_dirs() -> None:
-    # 0711: the sandbox uid must reach layer directories, never list them.
-    registry.ensure_dir(config.state_dir())
-    registry.ensure_dir(root(), 0o711)
+    # Private, as all of the state directory: the sandbox identity reaches layers through
+    # the supervisor's staged binds.
     for name in ("layers", "tmp", "locks", "refs"):
-        registry.ensure_dir(root() / name, 0o711 if name in ("layers", "tmp") else 0o700)
+        registry.ensure_dir(root() / name)
 
 
 def layer_id(parent: Optional[str], definition: dict) -> str:
@@ -97,7 +96,7 @@ def new_temp(layer: str) -> Path:
     """A fresh build directory for `layer`, with `rootfs` and `work` owned by the sandbox owner."""
     owner = config.sandbox_owner()
     temp = root() / "tmp" / f"{layer}.{secrets.token_hex(4)}"
-    temp.mkdir(mode=0o711)
+    temp.mkdir(mode=0o700)
     for name in ("rootfs", "work"):
         (temp / name).mkdir(mode=0o755)
         if os.geteuid() == 0:

@@ -1,0 +1,85 @@
+"""Issue 11, item 3: the state directory is private to its owner. Another local user
+can read nothing of it: not volumes, image layers, apps, name claims, records,
+output, nor reach a sandbox's socket. The sandbox's own identity gets what it needs
+through the supervisor's staged binds, so sandboxes keep working.
+"""
+
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+import pysandbox as modal
+from pysandbox import config, registry
+
+STRANGER = 65534  # nobody: any uid that is neither the caller nor the sandbox identity
+HOST_PYTHON = "/usr/bin/python3"  # one a stranger can run (the caller's may live under /root)
+
+# Run as the stranger: list the state directory, stat everything in it; print what succeeded.
+PROBE = """
+import os, sys
+root, *inside = sys.argv[1:]
+for attempt, path in [(os.listdir, root)] + [(os.stat, path) for path in inside]:
+    try:
+        attempt(path)
+    except OSError:
+        continue
+    print(path)
+"""
+
+
+def _everything_under(root):
+    paths = [str(root)]
+    for directory, dirs, files in os.walk(root):
+        paths += [os.path.join(directory, name) for name in dirs + files]
+    return paths
+
+
+@pytest.mark.rootless
+def test_the_state_directory_is_made_private(sandboxes):
+    sandboxes().exec("true").wait()
+    info = os.stat(config.state_dir())
+    assert info.st_mode & 0o777 == 0o700 and info.st_uid == os.geteuid()
+
+
+@pytest.mark.rootless
+def test_a_state_directory_an_earlier_version_left_open_is_closed(tmp_path, monkeypatch):
+    home = tmp_path / "old-home"
+    home.mkdir(mode=0o755)
+    monkeypatch.setenv("PYSANDBOX_HOME", str(home))
+    modal.App.lookup("privacy", create_if_missing=True)
+    assert os.stat(home).st_mode & 0o777 == 0o700
+
+
+@pytest.fixture
+def reachable_home(monkeypatch):
+    """A state directory whose parents anyone may traverse (the session's is under pytest's
+    private temp directory, which would hide it whatever its own mode)."""
+    top = tempfile.mkdtemp(prefix="pysandbox-privacy-")
+    os.chmod(top, 0o755)
+    monkeypatch.setenv("PYSANDBOX_HOME", os.path.join(top, "home"))
+    yield
+    registry.remove_tree(Path(top))
+
+
+def test_another_user_reads_nothing_of_it(reachable_home, sandboxes):
+    # As root: everything a user can store, then a stranger tries every path under the state directory.
+    with modal.Volume.ephemeral() as volume:
+        writer = sandboxes("sh", "-c", "echo entry-output; sleep 30", name="private-one",
+                           volumes={"/data": volume}, env={"TOKEN": "t0k3n"})
+        assert writer.exec("sh", "-c", "echo volume-data > /data/f").wait() == 0
+        modal.Image.from_scratch().add_local_file(__file__, "/layer-file", copy=True).build()
+        paths = _everything_under(config.state_dir())
+        assert any(p.endswith("/data/f") for p in paths) and any("/layers/" in p for p in paths)
+        readable = subprocess.run([HOST_PYTHON, "-c", PROBE, *paths], user=STRANGER, group=STRANGER,
+                                  capture_output=True, text=True, check=True).stdout.split()
+        assert readable == [], f"another user can reach {readable[:5]}"
+        # The sandbox still works: its identity reaches its own storage through staged binds.
+        assert writer.exec("cat", "/data/f").stdout.read() == "volume-data\n"
+        socket = registry.sandbox_dir(writer.object_id) / "agent.sock"
+        connect = subprocess.run(
+            [HOST_PYTHON, "-c", "import socket, sys; s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET); "
+             "s.connect(sys.argv[1])", str(socket)], user=STRANGER, group=STRANGER, capture_output=True, text=True)
+        assert connect.returncode != 0 and "Permission denied" in connect.stderr
