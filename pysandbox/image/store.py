@@ -96,7 +96,7 @@ def new_temp(layer: str) -> Path:
     """A fresh build directory for `layer`, with `rootfs` and `work` owned by the sandbox owner."""
     owner = config.sandbox_owner()
     temp = root() / "tmp" / f"{layer}.{secrets.token_hex(4)}"
-    temp.mkdir(mode=0o700)
+    temp.mkdir(mode=0o711)  # staged for a root caller's build sandbox, which must traverse it
     for name in ("rootfs", "work"):
         (temp / name).mkdir(mode=0o755)
         if os.geteuid() == 0:
