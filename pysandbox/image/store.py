@@ -47,10 +47,11 @@ def layer_dir(layer_id: str) -> Path:
 
 
 def ensure_dirs() -> None:
-    # Private, as all of the state directory: the sandbox identity reaches layers through
-    # the supervisor's staged binds.
+    # Private, as all of the state directory (registry.private_state_dir); the sandbox
+    # identity reaches layers through the supervisor's staged binds of `layers` and `tmp`,
+    # which it must traverse (0711), never list.
     for name in ("layers", "tmp", "locks", "refs"):
-        registry.ensure_dir(root() / name)
+        registry.ensure_dir(root() / name, 0o711 if name in ("layers", "tmp") else 0o700)
 
 
 def layer_id(parent: Optional[str], definition: dict) -> str:
