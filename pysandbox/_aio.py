@@ -53,6 +53,12 @@ def sleep(seconds: float) -> Awaitable[None]:
     return _Wait(("sleep", seconds))
 
 
+def checkpoint() -> Awaitable[None]:
+    """Let other tasks run (a long loop of quick steps, e.g. a copy, awaits this between
+    steps); free in the blocking driver."""
+    return _Wait(("checkpoint",))
+
+
 def _answer_sync(request: tuple) -> Any:
     kind = request[0]
     if kind in ("readable", "writable"):
@@ -64,6 +70,8 @@ def _answer_sync(request: tuple) -> Any:
         return bool(poller.poll(ms))
     if kind == "sleep":
         time.sleep(request[1])
+        return None
+    if kind == "checkpoint":
         return None
     raise RuntimeError(f"unknown wait request {request!r}")
 
@@ -140,8 +148,8 @@ async def _answer_async(request: tuple) -> Any:
         finally:
             for fd in fds:
                 watchers.discard(fd, kind, fut)
-    if kind == "sleep":
-        await asyncio.sleep(request[1])
+    if kind in ("sleep", "checkpoint"):
+        await asyncio.sleep(request[1] if kind == "sleep" else 0)
         return None
     raise RuntimeError(f"unknown wait request {request!r}")
 

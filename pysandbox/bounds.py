@@ -40,6 +40,14 @@ BOUNDS: Dict[str, Bound] = {
     "dev_shm": Bound(
         "PYSANDBOX_DEV_SHM_MAX", 256 * _MiB,
         "bytes of /dev/shm, a tmpfs (no larger than the memory limit)"),
+    "file_read": Bound(
+        "PYSANDBOX_FILE_READ_MAX", 1 * _GiB,
+        "bytes one sb.filesystem.read_bytes() or read_text() returns; a larger file is "
+        "SandboxFilesystemFileTooLargeError"),
+    "file_copy": Bound(
+        "PYSANDBOX_FILE_COPY_MAX", 16 * _GiB,
+        "bytes one copy out of a sandbox or a volume writes on the host (sb.filesystem.copy_to_local, "
+        "Volume.read_file, copy_files, `pysandbox volume get`); a larger file is refused"),
 }
 
 

@@ -14,6 +14,7 @@ import io
 import logging
 import os
 import secrets
+import stat as stat_module
 import string
 import struct
 from typing import List, Optional, Union
@@ -74,10 +75,32 @@ async def _request(socket_path, kind: int, head: bytes, path: str, sandbox_id: s
 
 
 async def open_fd(socket_path, path: str, flags: int, sandbox_id: str) -> int:
-    """A blocking descriptor for `path` opened inside the sandbox with os.open `flags`."""
-    fd = (await _request(socket_path, agent.REQ_OPEN, OPEN.pack(flags, 0o666), path, sandbox_id)).fds[0]
+    """A blocking descriptor for the regular file `path`, opened inside the sandbox with
+    os.open `flags`. The sandbox decides what the path is: anything but a regular file (a
+    FIFO that would block for ever, a device that never ends) is refused."""
+    reply = await _request(socket_path, agent.REQ_OPEN, OPEN.pack(flags, 0o666), path, sandbox_id)
+    if len(reply.fds) != 1:
+        for fd in reply.fds:
+            os.close(fd)
+        raise OSError(errno.EPROTO, "init sent no file for an open request", path)
+    fd = reply.fds[0]
+    try:
+        regular_size(fd, path)
+    except BaseException:
+        os.close(fd)
+        raise
     os.set_blocking(fd, True)
     return fd
+
+
+def regular_size(fd: int, path: str) -> int:
+    """The size of the regular file open on `fd`; the OSError for anything else."""
+    info = os.fstat(fd)
+    if stat_module.S_ISDIR(info.st_mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+    if not stat_module.S_ISREG(info.st_mode):
+        raise OSError(errno.EINVAL, "not a regular file (a FIFO, socket or device)", path)
+    return info.st_size
 
 
 async def fs_op(socket_path, op: int, path: str, sandbox_id: str, mode: int = 0) -> agent.Reply:
@@ -163,21 +186,31 @@ class FileIO:
 
     @synchronized
     async def read(self, n: Optional[int] = None) -> Union[str, bytes]:
-        """`n` bytes from the current position, or everything left."""
+        """`n` bytes from the current position, or everything left (Modal's limit holds for both)."""
         self._check("read")
         if n is not None and n > MAX_READ:
             raise ValueError("Read request payload exceeds 100 MiB limit")
-        return self._decode(self._io(self._file.read, -1 if n is None else n))
+        if n is not None and n >= 0:
+            return self._decode(self._io(self._file.read, n))
+        return self._decode(self._bounded(self._file.read, MAX_READ))
 
     @synchronized
     async def readline(self) -> Union[str, bytes]:
         self._check("read")
-        return self._decode(self._io(self._file.readline))
+        return self._decode(self._bounded(self._file.readline, MAX_READ))
 
     @synchronized
     async def readlines(self) -> List[Union[str, bytes]]:
         self._check("read")
-        return [self._decode(line) for line in self._io(self._file.readlines)]
+        return [self._decode(line) for line in self._bounded(self._file.readlines, MAX_READ)]
+
+    def _bounded(self, read, limit: int):
+        """`read(limit + 1)`, refused past `limit` bytes: the sandbox may grow the file as we read."""
+        data = self._io(read, limit + 1)
+        size = sum(map(len, data)) if isinstance(data, list) else len(data)
+        if size > limit:
+            raise ValueError("Read request payload exceeds 100 MiB limit")
+        return data
 
     @synchronized
     async def write(self, data: Union[str, bytes]) -> None:

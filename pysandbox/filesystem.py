@@ -7,19 +7,22 @@ OSErrors); a sandbox that is gone gives NotFoundError.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import errno
+import functools
 import grp
 import os
 import pwd
+import secrets
 import stat as stat_module
 import struct
 import tempfile
-from typing import List, Optional
+from typing import Callable, Iterator, List, Optional, Tuple
 
 import attrs
 
-from . import agent, file_io
+from . import _aio, agent, bounds, file_io
 from ._aio import synchronized
 from .watch import check_watch_args, watch_events
 from .exception import (
@@ -111,15 +114,29 @@ class SandboxFilesystem:
         sb = self._sandbox
         return await self._call(file_io.open_fd(sb._socket, path, flags, sb.object_id))
 
-    async def _read_all(self, path: str) -> bytes:
+    async def _open_file(self, path: str, bound: str) -> Tuple[int, int]:
+        """(descriptor, size) of `path` for reading. The sandbox decides what the path is:
+        only a regular file (file_io.open_fd) no larger than `bound` is read (a FIFO would
+        block for ever, /dev/zero never end), and only what it held when opened."""
         fd = await self._open(path, os.O_RDONLY)
+        size = os.fstat(fd).st_size
+        if size > bounds.get(bound):
+            os.close(fd)
+            raise SandboxFilesystemFileTooLargeError(
+                f"{path} holds {size} bytes, over the {bounds.get(bound)} byte limit ({bounds.variable(bound)})")
+        return fd, size
+
+    async def _read_all(self, path: str) -> bytes:
+        fd, size = await self._open_file(path, "file_read")
         try:
-            chunks = []
-            while True:
-                chunk = _io(os.read, path, fd, CHUNK)
+            data = bytearray()
+            while len(data) < size:
+                chunk = _io(os.read, path, fd, min(CHUNK, size - len(data)))
                 if not chunk:
-                    return b"".join(chunks)
-                chunks.append(chunk)
+                    break  # it shrank meanwhile
+                data += chunk
+                await _aio.checkpoint()
+            return bytes(data)
         finally:
             os.close(fd)
 
@@ -165,7 +182,8 @@ class SandboxFilesystem:
         with open(local_path, "rb") as source:  # FileNotFoundError, IsADirectoryError, PermissionError
             fd = await self._create(path)
             try:
-                _io(_copy, path, source.fileno(), fd)
+                await copy_range(source.fileno(), fd, os.fstat(source.fileno()).st_size,
+                                 functools.partial(_io_error, path))
             finally:
                 os.close(fd)
 
@@ -173,19 +191,11 @@ class SandboxFilesystem:
     async def copy_to_local(self, remote_path: str, local_path) -> None:
         path = self._path("copy_to_local", remote_path)
         local = os.path.abspath(os.fspath(local_path))
-        fd = await self._open(path, os.O_RDONLY)
+        fd, size = await self._open_file(path, "file_copy")
         try:
-            if stat_module.S_ISDIR(os.fstat(fd).st_mode):
-                raise SandboxFilesystemIsADirectoryError(f"{path} is a directory")
             os.makedirs(os.path.dirname(local), exist_ok=True)
-            # Copied beside the target and renamed over it: a failed copy leaves the old file.
-            with tempfile.NamedTemporaryFile(dir=os.path.dirname(local), prefix=".pysandbox-", delete=False) as tmp:
-                try:
-                    _io(_copy, path, fd, tmp.fileno())
-                except BaseException:
-                    os.unlink(tmp.name)
-                    raise
-            os.replace(tmp.name, local)
+            with replacing(local) as target:
+                await copy_range(fd, target, size, functools.partial(_io_error, path))
         finally:
             os.close(fd)
 
@@ -255,9 +265,54 @@ def _modal_error(exc: Exception) -> Exception:
     return _ERRORS.get(exc.errno, SandboxFilesystemError)(str(exc))
 
 
-def _copy(source_fd: int, target_fd: int) -> None:
-    while os.sendfile(target_fd, source_fd, None, CHUNK):
-        pass
+async def copy_range(source_fd: int, target_fd: int, size: int, error: Optional[Callable] = None) -> None:
+    """Copy the first `size` bytes of `source_fd` (or fewer, if it shrank), yielding to the
+    event loop between chunks. `error(exc)` turns an OSError into the caller's exception."""
+    offset = 0
+    while offset < size:
+        try:
+            sent = os.sendfile(target_fd, source_fd, offset, min(CHUNK, size - offset))
+        except OSError as exc:
+            if error is None:
+                raise
+            raise error(exc) from None
+        if not sent:
+            return
+        offset += sent
+        await _aio.checkpoint()
+
+
+@contextlib.contextmanager
+def replacing(path: str) -> Iterator[int]:
+    """A descriptor whose content replaces `path` when the block succeeds, and vanishes
+    otherwise, even if this process is killed: an unnamed O_TMPFILE in the same directory,
+    linked in and renamed over `path` at the end (a named temporary file where the file
+    system has no O_TMPFILE)."""
+    directory, name = os.path.split(path)
+    dir_fd = os.open(directory, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    temp: Optional[str] = None
+    try:
+        try:
+            fd = os.open(".", os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o644, dir_fd=dir_fd)
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+                raise
+            fd, temp_path = tempfile.mkstemp(dir=directory, prefix=".pysandbox-")
+            temp = os.path.basename(temp_path)
+        try:
+            yield fd
+            if temp is None:  # the dir fd makes os.link use linkat, which follows the /proc link
+                temp = f".pysandbox-{secrets.token_hex(8)}"
+                os.link(f"/proc/self/fd/{fd}", temp, dst_dir_fd=dir_fd, follow_symlinks=True)
+            os.replace(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            temp = None
+        finally:
+            os.close(fd)
+            if temp is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(temp, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def _io(func, path: str, *args):
@@ -265,4 +320,8 @@ def _io(func, path: str, *args):
     try:
         return func(*args)
     except OSError as exc:
-        raise _ERRORS.get(exc.errno, SandboxFilesystemError)(f"{path}: {os.strerror(exc.errno)}") from None
+        raise _io_error(path, exc) from None
+
+
+def _io_error(path: str, exc: OSError) -> Exception:
+    return _ERRORS.get(exc.errno, SandboxFilesystemError)(f"{path}: {os.strerror(exc.errno)}")
