@@ -15,6 +15,7 @@ from typing import Optional, Tuple
 import attrs
 
 from ..exception import InvalidError
+from ..secret import Secret
 from . import distribution, reference
 
 
@@ -59,6 +60,8 @@ class FromRegistry:
 def credentials_of(secret) -> Optional[Tuple[str, str]]:
     if secret is None:
         return None
+    if not isinstance(secret, Secret):
+        raise InvalidError(f"from_registry(secret=...) takes a pysandbox.Secret, got {type(secret).__name__}")
     env = secret.env()
     if "REGISTRY_USERNAME" not in env or "REGISTRY_PASSWORD" not in env:
         raise InvalidError("from_registry(secret=...) needs REGISTRY_USERNAME and REGISTRY_PASSWORD "
