@@ -147,7 +147,7 @@ class ScriptedServer:
 
         self.server = http.server.ThreadingHTTPServer((host, 0), Handler)
         self.host = f"{host}:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
 
     def __enter__(self):
         self.thread.start()

@@ -149,14 +149,17 @@ def test_semantic_errors_keep_the_connection(sb):
 
 def test_refused_requests_leave_no_fd_in_init(sb):
     """400 refused requests carrying 3 or 4 fds each: init holds no more fds after them (seen
-    from the host as root; rootless, init's limit of 1024 fds would have stopped it serving)."""
+    from the host where /proc shows them; else init's limit of 1024 fds would have stopped it
+    serving). A count can be off by the connection or two init has not yet seen closed; the
+    fds of 400 refused requests would be 1400."""
     _assert_serving(sb)
     before = _init_fds(sb)
     for number in range(400):
         reply, closed = _exchange(sb, _exec(0, 0) if number % 2 else _exec(1, 0), 3 if number % 2 else 4)
         assert reply is not None and reply.kind == agent.REP_ERROR and closed
     _assert_serving(sb)
-    assert _init_fds(sb) == before
+    after = _init_fds(sb)
+    assert before is None or after <= before + 2
 
 
 def test_many_idle_connections_then_serving(sb):
