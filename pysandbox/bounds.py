@@ -41,13 +41,13 @@ BOUNDS: Dict[str, Bound] = {
         "bytes one registry layer may unpack to (each file at the size its tar header declares, so a "
         "sparse file counts at its full size)"),
     "layer_entries": Bound(
-        "PYSANDBOX_LAYER_ENTRIES_MAX", 1_000_000,
+        "PYSANDBOX_LAYER_ENTRIES_MAX", 500_000,
         "entries (files, directories, links, whiteouts) one registry layer may unpack"),
     "image_unpacked_bytes": Bound(
         "PYSANDBOX_IMAGE_UNPACKED_MAX", 32 * _GiB,
         "bytes all layers of a registry image may unpack to together (and may take as downloaded)"),
     "image_entries": Bound(
-        "PYSANDBOX_IMAGE_ENTRIES_MAX", 2_000_000, "entries all layers of a registry image may unpack together"),
+        "PYSANDBOX_IMAGE_ENTRIES_MAX", 1_000_000, "entries all layers of a registry image may unpack together"),
     "unpack_memory_bytes": Bound(
         "PYSANDBOX_UNPACK_MEMORY_MAX", 1 * _GiB,
         "address space of the process unpacking registry layers (tar headers such as pax records are "
