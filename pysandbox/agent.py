@@ -105,6 +105,11 @@ def send(sock: socket.socket, data: bytes, fds: Sequence[int] = ()) -> None:
         raise AgentGone(str(exc)) from None
 
 
+# The fixed body of each reply kind that has one (REP_ERROR: at least its errno).
+_REPLY_BODIES = {REP_STARTED: 4, REP_EXITED: EXITED.size, REP_ERROR: 4}
+_REPLY_FDS = {REP_FD: 1}
+
+
 class Reply:
     __slots__ = ("kind", "body", "fds")
 
@@ -113,16 +118,23 @@ class Reply:
 
     def raise_for_error(self) -> "Reply":
         if self.kind == REP_ERROR:
-            err = struct.unpack_from("=i", self.body)[0] if len(self.body) >= 4 else 0
+            err = struct.unpack_from("=i", self.body)[0]
             raise AgentError(err, self.body[4:].split(b"\0", 1)[0].decode(errors="replace"))
         return self
 
+    def unpack(self, layout: struct.Struct) -> tuple:
+        """The body's leading fields; AgentGone if init sent fewer bytes than they take."""
+        if len(self.body) < layout.size:
+            raise AgentGone(f"malformed reply from init: {len(self.body)} bytes where {layout.size} are needed")
+        return layout.unpack_from(self.body)
+
 
 def try_receive(sock: socket.socket) -> Optional[Reply]:
-    """One reply if one is waiting, else None. AgentGone when init hung up."""
+    """One reply if one is waiting, else None. AgentGone when init hung up or sent
+    something that is not a whole, well-formed reply (its fds are closed then)."""
     fds = array.array("i")
     try:
-        data, ancdata, _flags, _addr = sock.recvmsg(
+        data, ancdata, flags, _addr = sock.recvmsg(
             MAX_MESSAGE, socket.CMSG_SPACE(4 * fds.itemsize), socket.MSG_DONTWAIT | socket.MSG_CMSG_CLOEXEC
         )
     except BlockingIOError:
@@ -132,14 +144,31 @@ def try_receive(sock: socket.socket) -> Optional[Reply]:
     for level, kind, payload in ancdata:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
-    if not data:
+    if not data and not fds:
         raise AgentGone("init closed the connection")
-    magic, version, kind, length = HEADER.unpack_from(data)
-    if magic != MAGIC or version != VERSION or length != len(data):
+    problem = _malformed(data, flags, len(fds))
+    if problem is not None:
         for fd in fds:
             os.close(fd)
-        raise AgentGone("malformed reply from init")
-    return Reply(kind, data[HEADER.size:], list(fds))
+        raise AgentGone(f"malformed reply from init: {problem}")
+    return Reply(HEADER.unpack_from(data)[2], data[HEADER.size:], list(fds))
+
+
+def _malformed(data: bytes, flags: int, nfds: int) -> Optional[str]:
+    """What is wrong with a reply datagram, or None."""
+    if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
+        return "longer than any reply, or with more fds than any"
+    if len(data) < HEADER.size:
+        return f"{len(data)} bytes, shorter than a header"
+    magic, version, kind, length = HEADER.unpack_from(data)
+    if magic != MAGIC or version != VERSION or length != len(data):
+        return "bad magic, version or length"
+    body = len(data) - HEADER.size
+    if body < _REPLY_BODIES.get(kind, 0) or (kind in (REP_STARTED, REP_EXITED) and body != _REPLY_BODIES[kind]):
+        return f"a body of {body} bytes for reply {kind}"
+    if nfds != _REPLY_FDS.get(kind, 0):
+        return f"{nfds} fds with reply {kind}"
+    return None
 
 
 async def receive(sock: socket.socket, timeout: Optional[float] = None) -> Optional[Reply]:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Iterator, Optional
 
 from . import registry
 from ._aio import context, synchronized_static
 from .exception import InvalidError, NotFoundError
+
+_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}\Z")  # Modal's object names; a file name under apps/
 
 
 class App:
@@ -37,6 +40,9 @@ class App:
         """Find a deployed App by name (or `ap-` id), creating it if asked to."""
         if not isinstance(name, str):
             raise InvalidError(f"App name must be a string, got {type(name).__name__}")
+        if not _NAME.match(name) and not name.startswith("ap-"):
+            raise InvalidError(f"Invalid App name {name!r}: use up to 64 letters, digits, '-', '_' and '.', "
+                               "not starting with '.'.")
         if name.startswith("ap-"):
             if create_if_missing:
                 raise InvalidError("App.lookup() cannot create an App from an App ID; pass a name instead.")

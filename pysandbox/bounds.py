@@ -48,6 +48,33 @@ BOUNDS: Dict[str, Bound] = {
         "PYSANDBOX_FILE_COPY_MAX", 16 * _GiB,
         "bytes one copy out of a sandbox or a volume writes on the host (sb.filesystem.copy_to_local, "
         "Volume.read_file, copy_files, `pysandbox volume get`); a larger file is refused"),
+    # Image.from_registry: what a registry (any registry a caller names) can make the host download
+    # and unpack. Layer sizes are checked against the manifest before anything is downloaded, and
+    # every blob is read to exactly its declared size.
+    "registry_manifest_bytes": Bound(
+        "PYSANDBOX_REGISTRY_MANIFEST_MAX", 4 * _MiB,
+        "bytes of a manifest, an index or a token answer read from a registry (the distribution spec's 4 MiB)"),
+    "registry_config_bytes": Bound(
+        "PYSANDBOX_REGISTRY_CONFIG_MAX", 8 * _MiB, "bytes of an image config read from a registry"),
+    "registry_layer_bytes": Bound(
+        "PYSANDBOX_REGISTRY_LAYER_MAX", 8 * _GiB, "bytes of one layer as a registry serves it (compressed)"),
+    "registry_layers": Bound("PYSANDBOX_REGISTRY_LAYERS_MAX", 256, "layers in an image pulled from a registry"),
+    "layer_unpacked_bytes": Bound(
+        "PYSANDBOX_LAYER_UNPACKED_MAX", 16 * _GiB,
+        "bytes one registry layer may unpack to (each file at the size its tar header declares, so a "
+        "sparse file counts at its full size)"),
+    "layer_entries": Bound(
+        "PYSANDBOX_LAYER_ENTRIES_MAX", 500_000,
+        "entries (files, directories, links, whiteouts) one registry layer may unpack"),
+    "image_unpacked_bytes": Bound(
+        "PYSANDBOX_IMAGE_UNPACKED_MAX", 32 * _GiB,
+        "bytes all layers of a registry image may unpack to together (and may take as downloaded)"),
+    "image_entries": Bound(
+        "PYSANDBOX_IMAGE_ENTRIES_MAX", 1_000_000, "entries all layers of a registry image may unpack together"),
+    "unpack_memory_bytes": Bound(
+        "PYSANDBOX_UNPACK_MEMORY_MAX", 1 * _GiB,
+        "address space of the process unpacking registry layers (tar headers such as pax records are "
+        "read into memory)"),
 }
 
 

@@ -31,8 +31,9 @@ class Probe:
         if self.tcp_port is not None:
             check_port(self.tcp_port, "Probe.with_tcp port")
         if self.exec_argv is not None:
-            if not self.exec_argv or not all(isinstance(arg, str) for arg in self.exec_argv):
-                raise InvalidError("Probe.with_exec needs at least one argument, all of them strings.")
+            if not self.exec_argv or not all(isinstance(arg, str) and "\0" not in arg for arg in self.exec_argv):
+                raise InvalidError("Probe.with_exec needs at least one argument, all of them strings "
+                                   "without NUL bytes.")
         if isinstance(self.interval_ms, bool) or not isinstance(self.interval_ms, int) or self.interval_ms <= 0:
             raise InvalidError(f"interval_ms must be a positive int, got {self.interval_ms!r}")
 

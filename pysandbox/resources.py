@@ -10,6 +10,7 @@ out-of-memory killer). The limits are enforced by runtime/cgroups.
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any, Optional, Tuple
 
@@ -24,7 +25,7 @@ MIN_PIDS_LIMIT = 3  # bwrap, the sandbox's init and one process
 
 
 def _number(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise InvalidError(f"{what} must be a number, got {value!r}")
     if value <= 0:
         raise InvalidError(f"{what} must be positive, got {value!r}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections import abc
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
@@ -157,8 +158,8 @@ class Secret:
 
     @staticmethod
     def from_local_environ(env_keys: Iterable[str]) -> "Secret":
-        keys = list(env_keys)
-        if not all(isinstance(k, str) for k in keys):
+        keys = list(env_keys) if isinstance(env_keys, abc.Iterable) and not isinstance(env_keys, str) else None
+        if keys is None or not all(isinstance(k, str) for k in keys):
             raise InvalidError("Secret.from_local_environ takes a list of environment variable names.")
         missing = [k for k in keys if k not in os.environ]
         if missing:

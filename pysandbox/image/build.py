@@ -9,6 +9,7 @@ directory that is published by rename only when the step succeeded.
 from __future__ import annotations
 
 import collections
+import json
 import os
 import shutil
 import ssl
@@ -19,10 +20,10 @@ from typing import Callable, List, Optional, Sequence
 
 import attrs
 
-from .. import output, registry
+from .. import bounds, output, registry
 from ..exception import ConflictError, ImageBuildError, InvalidError, NotFoundError
-from . import store
 from ..spec import Bind
+from . import _unpack, store
 from .rootfs import BASE_ENV, RootFS
 
 BUILD_TIMEOUT = 3600
@@ -33,6 +34,14 @@ STAGED_LAYER_PATH = len("/run/pysandbox-stage/00/") + store.ID_LENGTH + len("/ro
 OVERLAY_OPTIONS_MAX = 4096 - 512  # a page, less upperdir, workdir and the flags
 CA_MOUNT = "/__pysandbox/ca-certificates.crt"
 CA_VARIABLES = ("SSL_CERT_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
+
+class StepFailed(ImageBuildError):
+    """A build sandbox's command exited with `code`; `tail` holds the last lines of its output."""
+
+    def __init__(self, message: str, code: int, tail: List[str]) -> None:
+        super().__init__(message)
+        self.code, self.tail = code, tail
 
 
 def layer_ids(steps: Sequence) -> List[str]:
@@ -191,12 +200,24 @@ class BuildContext:
 
     def unpack(self, blobs: Sequence[Path]) -> None:
         """Registry layers into this layer's root, by _unpack.py in a sandbox on the host image
-        (no network): whatever a hostile tarball holds, it cannot write outside it."""
+        (no network): whatever a hostile tarball holds, it cannot write outside it, and what it
+        unpacks to is bounded (bytes, entries, memory; bounds.py)."""
         script = str(Path(__file__).with_name("_unpack.py"))
         volumes = (Bind(str(self.rootfs), "/target"), Bind(str(blobs[0].parent), "/blobs", True),
                    Bind(script, "/__pysandbox/unpack.py", True))
-        argv = ("python3", "/__pysandbox/unpack.py", "/target", *(f"/blobs/{b.name}" for b in blobs))
-        self.in_sandbox(argv, "unpack layers", env={}, rootfs=None, workdir="/", volumes=volumes, network="none")
+        limits = {name: bounds.get(name) for name in _unpack.BOUNDS}
+        argv = ("python3", "/__pysandbox/unpack.py", json.dumps(limits), "/target",
+                *(f"/blobs/{b.name}" for b in blobs))
+        try:
+            self.in_sandbox(argv, "unpack layers", env={}, rootfs=None, workdir="/", volumes=volumes,
+                            network="none")
+        except StepFailed as exc:
+            hit = [line.split(" ", 2) for line in exc.tail if line.startswith(_unpack.MARKER + " ")]
+            if exc.code != _unpack.LIMIT_EXIT or not hit or len(hit[-1]) < 3 or hit[-1][1] not in limits:
+                raise
+            _, name, detail = hit[-1]
+            raise ImageBuildError(f"Unpacking the image stopped: {detail}, over the bound {bounds.variable(name)}"
+                                  f"={limits[name]}; raise it to pull this image.") from None
 
     def in_sandbox(self, argv, what: str, *, env: dict, rootfs: Optional[RootFS], workdir: Optional[str],
                    volumes: tuple, network: str) -> None:
@@ -223,7 +244,8 @@ class BuildContext:
             sandbox._launched.abandon()  # the supervisor sees its tether cut and tears the sandbox down
             sandbox.wait(raise_on_termination=False)
         if code != 0:
-            raise ImageBuildError(f"Image build step failed with exit code {code}: {what}\n" + "\n".join(tail))
+            raise StepFailed(f"Image build step failed with exit code {code}: {what}\n" + "\n".join(tail), code,
+                             list(tail))
 
 
 def build_description(steps: Sequence) -> str:

@@ -15,6 +15,7 @@ from typing import Optional, Tuple
 import attrs
 
 from ..exception import InvalidError
+from ..secret import Secret
 from . import distribution, reference
 
 
@@ -36,27 +37,31 @@ class FromRegistry:
 
     def build(self, ctx) -> None:
         client = distribution.Client(self.ref, self.credentials)
-        manifest, config = client.manifest()
+        layers, config = client.manifest()  # every descriptor and size bound checked before any download
+        runtime = distribution.runtime_config(config)
         blobs = ctx.temp / "blobs"
         blobs.mkdir(mode=0o755)
         paths = []
-        for number, digest in enumerate(distribution.layer_digests(manifest), 1):
-            ctx.log(f"pulling layer {number}/{len(manifest['layers'])} {digest}")
-            path = blobs / digest.split(":", 1)[1]
-            client.download(digest, path)
-            os.chmod(path, 0o644)
+        for number, layer in enumerate(layers, 1):
+            path = blobs / layer.digest.split(":", 1)[1]
+            if not path.exists():  # a layer may appear twice (it is then applied twice)
+                ctx.log(f"pulling layer {number}/{len(layers)} {layer.digest}")
+                client.download(layer, path)
+                os.chmod(path, 0o644)
             paths.append(path)
         if paths:
             ctx.unpack(paths)
-        for path in paths:
+        for path in set(paths):
             path.unlink()
         blobs.rmdir()
-        ctx.config.update(distribution.runtime_config(config))
+        ctx.config.update(runtime)
 
 
 def credentials_of(secret) -> Optional[Tuple[str, str]]:
     if secret is None:
         return None
+    if not isinstance(secret, Secret):
+        raise InvalidError(f"from_registry(secret=...) takes a pysandbox.Secret, got {type(secret).__name__}")
     env = secret.env()
     if "REGISTRY_USERNAME" not in env or "REGISTRY_PASSWORD" not in env:
         raise InvalidError("from_registry(secret=...) needs REGISTRY_USERNAME and REGISTRY_PASSWORD "

@@ -30,10 +30,11 @@ def _flatten(items: Sequence[Any], what: str) -> List[str]:
     for item in items:
         if isinstance(item, (list, tuple)):
             flat += _flatten(item, what)
-        elif isinstance(item, str):
+        elif isinstance(item, str) and "\0" not in item:
             flat.append(item)
         else:
-            raise InvalidError(f"{what} must be strings or lists of strings, got {type(item).__name__}")
+            got = "a string with a NUL byte" if isinstance(item, str) else type(item).__name__
+            raise InvalidError(f"{what} must be strings or lists of strings, got {got}")
     return flat
 
 
@@ -50,7 +51,8 @@ def _check_env(env: Optional[Dict[str, str]], method: str) -> Dict[str, str]:
         return {}
     if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
         raise InvalidError(f"Image.{method}: env must be a dict of str to str")
-    return env
+    from ..spec import merge_env  # the sandbox's rules for names and values; spec imports this package
+    return merge_env(env, None)
 
 
 def _secret_env(secrets: Optional[Sequence[Secret]], method: str) -> Tuple[Tuple[str, str], ...]:
@@ -176,7 +178,7 @@ class Image:
     def workdir(self, path: Any) -> "Image":
         """WORKDIR: the directory later build steps and sandboxes start in."""
         path = str(PurePosixPath(path)) if isinstance(path, PurePosixPath) else path
-        if not isinstance(path, str) or not path.startswith("/"):
+        if not isinstance(path, str) or not path.startswith("/") or "\0" in path:
             raise InvalidError(f"Image.workdir() needs an absolute path, got {path!r}")
         return self._extend(Config("workdir", path))
 
@@ -190,7 +192,7 @@ class Image:
 
     def add_local_file(self, local_path: Any, remote_path: str, *, copy: bool = False) -> "Image":
         """Put a local file into the image (remote_path ending in '/' keeps the file's name)."""
-        if not isinstance(remote_path, str) or not remote_path.startswith("/"):
+        if not isinstance(remote_path, str) or not remote_path.startswith("/") or "\0" in remote_path:
             raise InvalidError("image.add_local_file() currently only supports absolute remote_path values")
         local = os.path.abspath(os.fspath(local_path))
         if remote_path.endswith("/"):
@@ -200,9 +202,10 @@ class Image:
     def add_local_dir(self, local_path: Any, remote_path: str, *, copy: bool = False,
                       ignore: Ignore = ()) -> "Image":
         """Put a local directory into the image; `ignore`: glob patterns, or a predicate on Paths."""
-        if not isinstance(remote_path, str) or not remote_path.startswith("/"):
+        if not isinstance(remote_path, str) or not remote_path.startswith("/") or "\0" in remote_path:
             raise InvalidError("image.add_local_dir() currently only supports absolute remote_path values")
-        if not callable(ignore) and not all(isinstance(p, str) for p in ignore):
+        patterns = isinstance(ignore, (list, tuple)) and all(isinstance(p, str) for p in ignore)
+        if not callable(ignore) and not patterns:
             raise InvalidError("ignore must be a list of glob patterns or a function of a Path")
         return self._extend(AddLocal(os.path.abspath(os.fspath(local_path)), remote_path, bool(copy), ignore))
 
@@ -245,7 +248,7 @@ class Image:
 
 
 def _command_list(value: Any, what: str) -> List[str]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+    if not isinstance(value, list) or not all(isinstance(v, str) and "\0" not in v for v in value):
         raise InvalidError(f"Image.{what}() takes a list of strings, got {value!r}")
     return value
 

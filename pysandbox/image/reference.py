@@ -23,7 +23,7 @@ DOCKER_HUB = "registry-1.docker.io"
 _HUB_NAMES = ("docker.io", "index.docker.io", DOCKER_HUB)
 _COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*\Z")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}\Z")
+DIGEST = re.compile(r"^sha256:[0-9a-f]{64}\Z")
 
 
 @attrs.frozen
@@ -45,7 +45,7 @@ def parse(text: str) -> Reference:
     if not isinstance(text, str) or not text or text != text.strip():
         raise InvalidError(f"Invalid image reference {text!r}")
     rest, digest = (text.split("@", 1) + [None])[:2] if "@" in text else (text, None)
-    if digest is not None and not _DIGEST.match(digest):
+    if digest is not None and not DIGEST.match(digest):
         raise InvalidError(f"Invalid image reference {text!r}: the digest must be sha256:<64 hex digits>")
     tag = None
     last = rest.rsplit("/", 1)[-1]

@@ -2,16 +2,10 @@
 holding a tiny two-layer image pushed with skopeo from an OCI layout the test writes."""
 
 import gzip
-import hashlib
 import io
-import json
 import os
-import socket
-import subprocess
 import tarfile
 import textwrap
-import time
-import urllib.request
 
 import pytest
 
@@ -19,88 +13,34 @@ import pysandbox as modal
 from pysandbox.exception import ImageBuildError, InvalidError, NotFoundError, UnimplementedError
 from pysandbox.image import reference, store
 
+from .. import oci
+from ..oci import HOST_FILES, free_port as _free_port
+
 pytestmark = pytest.mark.rootless  # needs docker-registry and skopeo (.ci/run installs them)
-
-HOST_FILES = {"bin/sh": "/usr/bin/dash", "lib/x86_64-linux-gnu/libc.so.6": "/lib/x86_64-linux-gnu/libc.so.6",
-              "lib64/ld-linux-x86-64.so.2": "/lib64/ld-linux-x86-64.so.2"}
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _tar(entries):
-    """entries: (name, bytes or None for a directory, mode)."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for name, data, mode in entries:
-            info = tarfile.TarInfo(name)
-            info.mode = mode
-            if data is None:
-                info.type = tarfile.DIRTYPE
-                tar.addfile(info)
-            else:
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
-def _blob(layout, data, media_type):
-    digest = hashlib.sha256(data).hexdigest()
-    (layout / "blobs" / "sha256" / digest).write_bytes(data)
-    return {"mediaType": media_type, "digest": f"sha256:{digest}", "size": len(data)}
 
 
 def write_oci_layout(layout):
     """Layer 1: a shell, etc/a, etc/b, opt/d/x. Layer 2 (gzipped): deletes etc/a, makes opt/d opaque, adds opt/d/y."""
-    (layout / "blobs" / "sha256").mkdir(parents=True)
-    files = [(name, open(os.path.realpath(path), "rb").read(), 0o755) for name, path in HOST_FILES.items()]
-    dirs = [(d, None, 0o755) for d in ("bin", "lib", "lib/x86_64-linux-gnu", "lib64", "etc", "opt", "opt/d", "tmp")]
-    layer1 = _tar(dirs + files + [("etc/a", b"a\n", 0o644), ("etc/b", b"bee\n", 0o644), ("opt/d/x", b"x\n", 0o644)])
-    layer2 = gzip.compress(_tar([("etc/.wh.a", b"", 0o644), ("opt/d/.wh..wh..opq", b"", 0o644),
-                                 ("opt/d/y", b"y\n", 0o644)]))
+    dirs = [(d, None, 0o755) for d in ("etc", "opt", "opt/d", "tmp")]
+    layer1 = oci.tar(oci.shell_entries() + dirs + [("etc/a", b"a\n", 0o644), ("etc/b", b"bee\n", 0o644),
+                                                   ("opt/d/x", b"x\n", 0o644)])
+    layer2 = gzip.compress(oci.tar([("etc/.wh.a", b"", 0o644), ("opt/d/.wh..wh..opq", b"", 0o644),
+                                    ("opt/d/y", b"y\n", 0o644)]))
     config = {"architecture": "amd64", "os": "linux",
               "config": {"Env": ["FOO=from-config", "PATH=/bin"], "WorkingDir": "/opt/d",
-                         "Cmd": ["/bin/sh", "-c", "echo from-cmd $FOO"]},
-              "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer1).hexdigest(),
-                                                         "sha256:" + hashlib.sha256(gzip.decompress(layer2)).hexdigest()]}}
-    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": _blob(layout, json.dumps(config).encode(), "application/vnd.oci.image.config.v1+json"),
-                "layers": [_blob(layout, layer1, "application/vnd.oci.image.layer.v1.tar"),
-                           _blob(layout, layer2, "application/vnd.oci.image.layer.v1.tar+gzip")]}
-    entry = _blob(layout, json.dumps(manifest).encode(), "application/vnd.oci.image.manifest.v1+json")
-    entry["annotations"] = {"org.opencontainers.image.ref.name": "tiny"}
-    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [entry]}))
-    (layout / "oci-layout").write_text(json.dumps({"imageLayoutVersion": "1.0.0"}))
+                         "Cmd": ["/bin/sh", "-c", "echo from-cmd $FOO"]}}
+    oci.write_layout(layout, "tiny", [(layer1, oci.LAYER), (layer2, oci.LAYER_GZIP)], config)
 
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
     """host:port of a registry holding library/tiny:1 and test/tiny:1."""
     root = tmp_path_factory.mktemp("registry")
-    port = _free_port()
-    (root / "config.yml").write_text(
-        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n"
-        f"http:\n  addr: 127.0.0.1:{port}\nlog:\n  level: error\n")
-    server = subprocess.Popen(["docker-registry", "serve", str(root / "config.yml")],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+    with oci.docker_registry(root) as host:
         write_oci_layout(root / "layout")
         for name in ("library/tiny:1", "test/tiny:1"):
-            subprocess.run(["skopeo", "--insecure-policy", "copy", "--quiet", "--dest-tls-verify=false",
-                            f"oci:{root / 'layout'}:tiny", f"docker://127.0.0.1:{port}/{name}"], check=True)
-        yield f"127.0.0.1:{port}"
-    finally:
-        server.kill()
-        server.wait()
+            oci.push(root / "layout", "tiny", host, name)
+        yield host
 
 
 def run(sb, command):
@@ -201,7 +141,6 @@ def test_hostile_layer_cannot_write_outside_its_root(registry, tmp_path, sandbox
     """A layer whose symlink points at the host's /tmp, then writes through it, and a '..' path."""
     marker = f"pysandbox-pwned-{os.getpid()}"
     layout = tmp_path / "hostile"
-    (layout / "blobs" / "sha256").mkdir(parents=True)
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for name, path in HOST_FILES.items():
@@ -213,18 +152,8 @@ def test_hostile_layer_cannot_write_outside_its_root(registry, tmp_path, sandbox
             info = tarfile.TarInfo(name)
             info.size = 6
             tar.addfile(info, io.BytesIO(b"pwned\n"))
-    layer = buffer.getvalue()
-    config = {"architecture": "amd64", "os": "linux", "config": {},
-              "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer).hexdigest()]}}
-    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": _blob(layout, json.dumps(config).encode(), "application/vnd.oci.image.config.v1+json"),
-                "layers": [_blob(layout, layer, "application/vnd.oci.image.layer.v1.tar")]}
-    entry = _blob(layout, json.dumps(manifest).encode(), "application/vnd.oci.image.manifest.v1+json")
-    entry["annotations"] = {"org.opencontainers.image.ref.name": "hostile"}
-    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [entry]}))
-    (layout / "oci-layout").write_text(json.dumps({"imageLayoutVersion": "1.0.0"}))
-    subprocess.run(["skopeo", "--insecure-policy", "copy", "--quiet", "--dest-tls-verify=false",
-                    f"oci:{layout}:hostile", f"docker://{registry}/test/hostile:1"], check=True)
+    oci.write_layout(layout, "hostile", [(buffer.getvalue(), oci.LAYER)])
+    oci.push(layout, "hostile", registry, "test/hostile:1")
 
     image = modal.Image.from_registry(f"{registry}/test/hostile:1").build()
     assert not os.path.exists(f"/tmp/{marker}")  # the write went to the unpacker's private /tmp
