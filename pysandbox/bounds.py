@@ -25,6 +25,10 @@ _MiB = 1 << 20
 _GiB = 1 << 30
 
 BOUNDS: Dict[str, Bound] = {
+    "exec_unread_output": Bound(
+        "PYSANDBOX_EXEC_UNREAD_OUTPUT_MAX", 64 * _MiB,
+        "bytes of one exec's stdout (or stderr) kept in memory while nobody reads it: wait() or poll() "
+        "before reading, or reading the other stream; past it the rest of that stream is dropped"),
 }
 
 

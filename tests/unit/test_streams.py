@@ -9,10 +9,12 @@ from hypothesis import strategies as st
 
 from pysandbox import _aio
 from pysandbox.exception import InvalidError
-from pysandbox.streams import FollowSource, PipeSource, StreamReader, StreamType, StreamWriter
+from pysandbox.streams import FollowSource, OutputPipes, Source, StreamReader, StreamType, StreamWriter
+
+KEEP = 64 << 20
 
 
-class ChunkSource:
+class ChunkSource(Source):
     """Hands out prepared chunks, as a pipe would."""
 
     def __init__(self, chunks):
@@ -85,8 +87,8 @@ def test_linked_pipes_never_deadlock():
     except BlockingIOError:
         pass
     os.write(out_w, b"out")
-    out, err = PipeSource(out_r), PipeSource(err_r)
-    PipeSource.link(out, err)
+    pipes = OutputPipes((out_r, err_r), KEEP)
+    out, err = pipes.source(0), pipes.source(1)
     os.close(out_w)
     reader = StreamReader(out, 1, text=False)
     assert reader.read() == b"out"
@@ -100,8 +102,8 @@ def test_concurrent_readers_of_linked_pipes_see_every_chunk_live():
     # was moved into a backlog its reader, already waiting on the empty pipe, never saw).
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
-    out, err = PipeSource(out_r), PipeSource(err_r)
-    PipeSource.link(out, err)
+    pipes = OutputPipes((out_r, err_r), KEEP)
+    out, err = pipes.source(0), pipes.source(1)
     stderr_reader = threading.Thread(target=_aio.run_sync, args=(err.read(),), daemon=True)
     stderr_reader.start()
     try:
