@@ -156,6 +156,8 @@ class OutputPipes:
             self.claim(index, -1)
 
     def claim(self, index: int, delta: int) -> None:
+        if self._inherited and delta < 0:
+            return  # an iterator the child inherited, being finalized
         self._check_owner()
         with self._lock:
             self._pipes[index].readers += delta
@@ -195,10 +197,10 @@ class OutputPipes:
             if not data:
                 return
             room = 0 if pipe.cut else self._keep - pipe.kept
-            if len(data) > room:
+            if len(data) > room:  # the bound: keep what fits, drop the rest of the stream
                 pipe.cut = True
-                pipe.dropped += len(data) - max(room, 0)
-                data = data[:room] if room > 0 else b""
+                pipe.dropped += len(data) - room
+                data = data[:room]
             if data:
                 pipe.backlog.append(data)
                 pipe.kept += len(data)
