@@ -717,10 +717,9 @@ async def _exec(sandbox: Sandbox, spec: ExecSpec, pty: bool = False) -> Containe
         pipes.close_all()
         if isinstance(exc, agent.AgentGone):
             raise await registry.finished_error(sandbox.object_id) from None
-        if isinstance(exc, agent.AgentError) and exc.errno in (errno.EMFILE, errno.EAGAIN):
+        if isinstance(exc, agent.AgentError) and exc.errno in _HELD_BY:
             raise exception.ResourceExhaustedError(
-                f"Sandbox {sandbox.object_id} cannot start {spec.args[0]!r}: {exc}. An exec holds its slot until "
-                f"it has ended and its ContainerProcess was waited for, polled or dropped.") from None
+                f"Sandbox {sandbox.object_id} cannot start {spec.args[0]!r}: {exc}. {_HELD_BY[exc.errno]}") from None
         if isinstance(exc, OSError):
             raise _out_of_fds(exc) or exc
         raise
@@ -729,6 +728,13 @@ async def _exec(sandbox: Sandbox, spec: ExecSpec, pty: bool = False) -> Containe
     stdout_reader = StreamReader(pipes.source(0), 1, text=spec.text, stream_type=spec.stdout, by_line=by_line)
     stderr_reader = StreamReader(pipes.source(1), 2, text=spec.text, stream_type=spec.stderr, by_line=by_line)
     return ContainerProcess(conn, pid, stdin, stdout_reader, stderr_reader, pipes, terminal=pty)
+
+
+# init's refusals for lack of room, and what holds that room.
+_HELD_BY = {
+    errno.EMFILE: "An exec holds its slot until its ContainerProcess saw it end (wait() or poll()) or was dropped.",
+    errno.EAGAIN: "Every process left running in the sandbox counts, whether its ContainerProcess is alive or not.",
+}
 
 
 def _out_of_fds(exc: OSError) -> Optional[Exception]:

@@ -6,6 +6,7 @@ under a low hard limit), its pids limit, or this process's own fd limit, exec ra
 ResourceExhaustedError naming the limit, and nothing leaks.
 """
 
+import gc
 import os
 import resource
 import subprocess
@@ -44,6 +45,7 @@ def sandbox_of_a_creator_with_hard_fd_limit(app):
 
 def test_exec_slots_follow_the_hard_fd_limit(sandbox_of_a_creator_with_hard_fd_limit):
     sb = sandbox_of_a_creator_with_hard_fd_limit
+    gc.collect()  # what earlier tests left to the collector is not ours to count
     fds = len(os.listdir("/proc/self/fd"))
     running = [sb.exec("sleep", "600", **QUIET) for _ in range(200 - 64)]
     with pytest.raises(ResourceExhaustedError, match=r"136 execs.*RLIMIT_NOFILE 200") as refused:
@@ -52,16 +54,17 @@ def test_exec_slots_follow_the_hard_fd_limit(sandbox_of_a_creator_with_hard_fd_l
     del running[:5]  # dropping handles frees their slots
     assert sb.exec("echo", "ok").stdout.read() == "ok\n"
     del running[:]
-    assert len(os.listdir("/proc/self/fd")) == fds
+    assert len(os.listdir("/proc/self/fd")) <= fds
 
 
 def test_pids_limit_is_a_clear_error(app, monkeypatch):
-    monkeypatch.setenv("PYSANDBOX_PIDS_LIMIT", "16")
-    sb = modal.Sandbox.create(app=app)
+    monkeypatch.setenv("PYSANDBOX_PIDS_LIMIT", "32")
+    sb = modal.Sandbox.create(app=app, block_network=True)  # no network helper to count against RLIMIT_NPROC
     try:
         running = []
         with pytest.raises(ResourceExhaustedError, match="PYSANDBOX_PIDS_LIMIT"):
-            for _ in range(64):  # the limit counts every process of the sandbox's owner when it is RLIMIT_NPROC
+            # RLIMIT_NPROC (the rootless fallback) counts the owner's other processes too, which come and go
+            for _ in range(256):
                 running.append(sb.exec("sleep", "600", **QUIET))
         assert running, "not even one exec started"
     finally:
