@@ -13,7 +13,6 @@ import codecs
 import fcntl
 import os
 import sys
-import time
 
 import pysandbox as modal
 from _common import RUNNERS, app, interleaved

@@ -18,7 +18,7 @@ import os
 import termios
 import threading
 from pathlib import Path
-from typing import AsyncIterator, Callable, Deque, List, Optional, Sequence, Union
+from typing import AsyncIterator, Callable, Deque, Optional, Sequence, Union
 
 from . import _aio, _fork, bounds
 from ._aio import synchronized

@@ -16,7 +16,6 @@ import time
 import psutil
 import pytest
 
-import pysandbox as modal
 from pysandbox import _fork
 from pysandbox.exception import InvalidError, ResourceExhaustedError
 
