@@ -24,6 +24,7 @@
 #include <string.h>       /* strcmp, strerror, memcpy */
 #include <sys/ioctl.h>    /* ioctl, TIOCSWINSZ, struct winsize */
 #include <sys/prctl.h>    /* prctl, PR_SET_DUMPABLE */
+#include <sys/resource.h> /* getrlimit, setrlimit, RLIMIT_NOFILE */
 #include <sys/signalfd.h> /* signalfd */
 #include <sys/stat.h>     /* mkdir */
 #include <sys/socket.h>   /* accept4 */
@@ -49,6 +50,16 @@ const char *const progname = "sandbox-init";
 
 /* How long accept() rests after running out of fds or memory. */
 #define ACCEPT_BACKOFF_MS 100
+
+/* Concurrent execs: each holds one connection, so one fd, until its client
+ * hangs up.  Fewer when the fd limit allows fewer (docs/ARCHITECTURE.md). */
+#define MAX_EXECS 16384
+/* fds kept for everything but connections: stdio, listener, signalfd, the
+ * entrypoint's, a request's three, and the few a handler opens for a moment. */
+#define FD_RESERVE 64
+/* Connections accepted past the limit, so that those clients hear why (an
+ * error reply) instead of waiting in the listener's backlog. */
+#define ACCEPT_SLACK 16
 
 struct conn {
   int fd;    /* -1 once dropped; freed at the end of the poll round */
@@ -79,11 +90,15 @@ static pid_t entry_pid;
 static int64_t idle_ms;       /* 0: no idle timeout */
 static int64_t last_activity; /* last request or exec exit */
 static int64_t accept_resume; /* 0: accepting */
+static size_t exec_slots;     /* MAX_EXECS, or what the fd limit allows */
+static char exec_limit_why[160];
+static size_t nlive;          /* connections open */
 
 static void conn_drop(struct conn *c)
 {
   close(c->fd);
   c->fd = -1;
+  nlive--;
   for (size_t i = 0; i < nchildren; i++)
     if (children[i].conn == c)
       children[i].conn = NULL;
@@ -290,9 +305,14 @@ static bool conns_reserve(void)
   return true;
 }
 
+static bool accepting(void)
+{
+  return accept_resume == 0 && nlive < exec_slots + ACCEPT_SLACK;
+}
+
 static void accept_conns(void)
 {
-  for (;;) {
+  while (accepting()) {
     int fd = accept4(FD_LISTEN, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED)
@@ -315,6 +335,7 @@ static void accept_conns(void)
     }
     *c = (struct conn){.fd = fd};
     conns[nconns++] = c;
+    nlive++;
   }
 }
 
@@ -341,6 +362,13 @@ static void handle_exec(struct conn *c, struct request *req)
   if (c->pid != 0) {
     proto_close_fds(req);
     reply_error(c, EBUSY, "a process is already running on this connection");
+    return;
+  }
+  if (nlive > exec_slots) { /* the others hold every slot */
+    proto_close_fds(req);
+    reply_error(c, EMFILE, exec_limit_why);
+    if (c->fd >= 0)
+      conn_drop(c);
     return;
   }
   struct exec_request x;
@@ -392,6 +420,10 @@ static void handle_exec(struct conn *c, struct request *req)
   };
   pid_t pid;
   err = spawn(&a, &pid);
+  if (err == EAGAIN) { /* no fork: the pids limit, not the command */
+    reply_error(c, EAGAIN, "it runs as many processes as its pids limit allows (PYSANDBOX_PIDS_LIMIT)");
+    goto out;
+  }
   if (err != 0) {
     exec_failed(c, req->fds[2], err, "", x.argv[0]);
     goto out;
@@ -607,6 +639,31 @@ static void handle_conn(struct conn *c)
   }
 }
 
+/* The creator's soft RLIMIT_NOFILE (often 1024) would cap concurrent execs:
+ * take the hard limit (the sandbox's processes inherit it too, as in Docker). */
+static void raise_fd_limit(void)
+{
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+    pdie("getrlimit");
+  rl.rlim_cur = rl.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+    pwarnf("setrlimit RLIMIT_NOFILE");
+  else if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+    pdie("getrlimit");
+  exec_slots = MAX_EXECS;
+  if (rl.rlim_cur < (rlim_t)MAX_EXECS + FD_RESERVE)
+    exec_slots = rl.rlim_cur > 2 * FD_RESERVE ? (size_t)rl.rlim_cur - FD_RESERVE : FD_RESERVE;
+  if (exec_slots == MAX_EXECS)
+    snprintf(exec_limit_why, sizeof exec_limit_why,
+             "it already runs %zu execs, the most a sandbox runs at once", exec_slots);
+  else
+    snprintf(exec_limit_why, sizeof exec_limit_why,
+             "it already runs %zu execs, the most its fd limit allows (RLIMIT_NOFILE %llu, the hard "
+             "limit of the process that created the sandbox, less %d)",
+             exec_slots, (unsigned long long)rl.rlim_cur, FD_RESERVE);
+}
+
 static void setup(void)
 {
   /* Keep 0..2 occupied so that fds received from clients are always >= 3
@@ -644,6 +701,7 @@ static void setup(void)
   if (sigfd < 0)
     pdie("signalfd");
   spawn_init();
+  raise_fd_limit();
   if (!conns_reserve())
     die("out of memory");
 }
@@ -716,7 +774,7 @@ int main(int argc, char **argv)
   for (;;) {
     size_t n = nconns;
     pfds[0] = (struct pollfd){.fd = sigfd, .events = POLLIN};
-    pfds[1] = (struct pollfd){.fd = accept_resume ? -1 : FD_LISTEN, .events = POLLIN};
+    pfds[1] = (struct pollfd){.fd = accepting() ? FD_LISTEN : -1, .events = POLLIN};
     pfds[2] = tty_pending() ? (struct pollfd){.fd = FD_ENTRY_OUT, .events = POLLOUT}
                             : (struct pollfd){.fd = entry_tty_hungup ? -1 : entry_tty, .events = POLLIN};
     for (size_t k = 0; k < n; k++)

@@ -75,6 +75,10 @@ BOUNDS: Dict[str, Bound] = {
         "PYSANDBOX_UNPACK_MEMORY_MAX", 1 * _GiB,
         "address space of the process unpacking registry layers (tar headers such as pax records are "
         "read into memory)"),
+    "exec_unread_output": Bound(
+        "PYSANDBOX_EXEC_UNREAD_OUTPUT_MAX", 64 * _MiB,
+        "bytes of one exec's stdout (or stderr) kept in memory while nobody reads it: wait() or poll() "
+        "before reading, or reading the other stream; past it the rest of that stream is dropped"),
 }
 
 

@@ -298,8 +298,13 @@ def cmd_logs(args) -> int:
         out.flush()
         try:
             with open(directory / name, "rb") as f:
-                for chunk in iter(lambda: read_kept(f.fileno(), 1 << 20), b""):
+                offset = 0
+                while True:
+                    offset, chunk = read_kept(f.fileno(), offset, 1 << 20)
+                    if not chunk:
+                        break
                     out.buffer.write(chunk)
+                    offset += len(chunk)
         except FileNotFoundError:
             pass  # it never wrote anything, or gc removed it
         out.buffer.flush()

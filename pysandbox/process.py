@@ -3,21 +3,26 @@
 Its stdio are plain pipes whose other ends live in the sandboxed process, so
 output flows straight from the sandbox into this process. Its exit status
 arrives on the connection that started it, as one EXITED message from init.
+
+A handle owns its descriptors: the connection, the stdin write end (in its
+StreamWriter) and the stdout/stderr read ends (in their OutputPipes, shared by
+the two readers). None refers back to the process, so dropping the handle
+closes at once whatever no reader still holds: the process inside then gets
+EOF on stdin and EPIPE/SIGPIPE on output nobody will read, as with subprocess.
 """
 
 from __future__ import annotations
 
-import fcntl
+import os
 import socket
 import struct
-import termios
 import uuid
 from typing import Optional
 
-from . import agent
+from . import _aio, _fork, agent
 from ._aio import synchronized
 from .exception import InvalidError
-from .streams import StreamReader, StreamWriter
+from .streams import _RECHECK_S, OutputPipes, StreamReader, StreamWriter
 
 EXEC_TIMEOUT_RETURNCODE = -1
 KILLED_RETURNCODE = 137  # init is gone: the sandbox ended and took the process with it
@@ -38,16 +43,19 @@ class ContainerProcess:
     """A process running in a sandbox, modelled on asyncio.subprocess.Process."""
 
     def __init__(
-        self, conn: socket.socket, pid: int, stdin_fd: int, stdout: StreamReader, stderr: StreamReader,
-        terminal: Optional[int] = None,
+        self, conn: socket.socket, pid: int, stdin: StreamWriter, stdout: StreamReader, stderr: StreamReader,
+        pipes: OutputPipes, terminal: bool = False,
     ) -> None:
         self._conn: Optional[socket.socket] = conn
-        self._terminal = terminal  # the pty master, with exec(pty=True)
         self._pid = pid
-        self._stdout, self._stderr = stdout, stderr
-        self._stdin = StreamWriter(stdin_fd)
+        self._stdout, self._stderr, self._stdin = stdout, stderr, stdin
+        self._pipes = pipes
+        self._terminal = terminal  # exec(pty=True): stdout's read end is the pty master
         self._returncode: Optional[int] = None
+        self._owner = os.getpid()
+        self._inherited = False
         self.process_id = str(uuid.uuid4())
+        _fork.track(self)
 
     @property
     def stdout(self) -> StreamReader:
@@ -63,8 +71,8 @@ class ContainerProcess:
 
     def _resize(self, rows: int, cols: int) -> None:
         """Set the terminal's window size (exec(pty=True) only; used by `pysandbox shell`)."""
-        if self._terminal is not None:
-            fcntl.ioctl(self._terminal, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        if self._terminal:
+            self._pipes.set_window_size(struct.pack("HHHH", rows, cols, 0, 0))
 
     @property
     def returncode(self) -> int:
@@ -75,11 +83,16 @@ class ContainerProcess:
             )
         return self._returncode
 
+    def _check_owner(self) -> None:
+        if self._inherited:
+            raise _fork.inherited_error("ContainerProcess", self._owner)
+
     def _settle(self, code: int) -> int:
+        """The process has ended: keep its code, let go of what only served it while it ran."""
         self._returncode = code
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self._close_conn()
+        self._stdin.release()
+        self._pipes.drain_unclaimed()  # takes what is left; a pipe at EOF closes here
         return code
 
     def _check_reply(self, reply: Optional[agent.Reply]) -> Optional[int]:
@@ -89,31 +102,53 @@ class ContainerProcess:
             raise InvalidError(f"unexpected reply {reply.kind} from sandbox init")
         return self._settle(returncode_of(reply))
 
-    @synchronized
-    async def poll(self) -> Optional[int]:
-        """The exit code if the process has finished, else None."""
-        if self._returncode is not None:
-            return self._returncode
+    def _receive(self) -> Optional[int]:
         try:
             return self._check_reply(agent.try_receive(self._conn))
         except agent.AgentGone:
             return self._settle(KILLED_RETURNCODE)
 
     @synchronized
-    async def wait(self) -> int:
-        """Block until the process exits; its exit code (-1 after an exec timeout)."""
+    async def poll(self) -> Optional[int]:
+        """The exit code if the process has finished, else None."""
+        self._check_owner()
         if self._returncode is not None:
             return self._returncode
-        try:
-            return self._check_reply(await agent.receive(self._conn))
-        except agent.AgentGone:
-            return self._settle(KILLED_RETURNCODE)
+        # A process blocked on a full pipe never exits: make room first.
+        self._pipes.drain_unclaimed()
+        return self._receive()
+
+    @synchronized
+    async def wait(self) -> int:
+        """Block until the process exits; its exit code (-1 after an exec timeout).
+        Output nobody reads meanwhile is kept for later reads, up to the
+        `exec_unread_output` bound per stream (docs/ARCHITECTURE.md)."""
+        self._check_owner()
+        while self._returncode is None:
+            pipes, recheck = self._pipes.drain_unclaimed()
+            code = self._receive()
+            if code is not None:
+                return code
+            await _aio.readable(self._conn.fileno(), *pipes, timeout=_RECHECK_S if recheck else None)
+        return self._returncode
+
+    def _close_conn(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def _after_fork_in_child(self) -> None:
+        self._inherited = True
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except OSError:
+                pass
 
     def __del__(self) -> None:
         if getattr(self, "_conn", None) is not None:
-            self._conn.close()
-        if hasattr(self, "_stdin"):
-            self._stdin.release()
+            self._close_conn()
 
     def __repr__(self) -> str:
         return f"ContainerProcess(process_id={self.process_id!r})"

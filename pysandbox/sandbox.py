@@ -7,10 +7,12 @@ its detached supervisor, which records the exit status when it ends.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import io
 import logging
 import os
+import resource
 import shutil
 import signal
 import struct
@@ -23,7 +25,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import attrs
 
-from . import _aio, agent, exception, image as images, network, registry
+from . import _aio, agent, bounds, exception, image as images, network, registry
 from ._aio import synchronized, synchronized_static
 from .app import App
 from .exception import (
@@ -46,7 +48,7 @@ from .runtime import cgroups, launch, layout, limits, netplan, nsjail
 from .secret import Secret
 from .spec import ExecSpec, SandboxSpec, check_experimental_options, check_tags, merge_env
 from .volume import mount_plan
-from .streams import FollowSource, PipeSource, StreamReader, StreamType, StreamWriter
+from .streams import FollowSource, OutputPipes, StreamReader, StreamType, StreamWriter
 from .watch import check_watch_args, watch_events
 
 verbose_logger = logging.getLogger("pysandbox.verbose")
@@ -648,9 +650,15 @@ def _copy_to_stdout(fd: int) -> None:
 
 def _pipes(spec: ExecSpec):
     """(fds for the process's 0, 1, 2; our stdin write end, stdout and stderr read ends)."""
-    stdin_read, stdin_write = os.pipe2(os.O_CLOEXEC)
-    out_read, out_write = _output_end(spec.stdout, 1)
-    err_read, err_write = _output_end(spec.stderr, 2)
+    made: List[Optional[int]] = []
+    try:
+        made += os.pipe2(os.O_CLOEXEC)
+        made += _output_end(spec.stdout, 1)
+        made += _output_end(spec.stderr, 2)
+    except BaseException:
+        _close_fds(made)
+        raise
+    stdin_read, stdin_write, out_read, out_write, err_read, err_write = made
     return (stdin_read, out_write, err_write), (stdin_write, out_read, err_read)
 
 
@@ -658,11 +666,15 @@ def _terminal(size=None):
     """A pty: the process gets the terminal end as 0, 1 and 2 (stderr merged into
     stdout, as on Modal); we keep the master for its stdin and stdout."""
     master, terminal = os.openpty()
-    os.set_inheritable(master, False)
-    os.set_inheritable(terminal, False)
-    rows, cols = size or _local_terminal_size()
-    fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-    return (terminal, terminal, terminal), (os.dup(master), master, None)
+    try:
+        os.set_inheritable(master, False)
+        os.set_inheritable(terminal, False)
+        rows, cols = size or _local_terminal_size()
+        fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        return (terminal, terminal, terminal), (os.dup(master), master, None)
+    except BaseException:
+        _close_fds([master, terminal])
+        raise
 
 
 def _local_terminal_size():
@@ -674,45 +686,72 @@ def _local_terminal_size():
 
 
 async def _exec(sandbox: Sandbox, spec: ExecSpec, pty: bool = False) -> ContainerProcess:
-    child_ends, (stdin_write, out_read, err_read) = _terminal() if pty else _pipes(spec)
-    ours = [fd for fd in (stdin_write, out_read, err_read) if fd is not None]
+    if spec.bufsize == 1 and not spec.text:  # Modal raises it later, once the process runs; before is kinder
+        raise ValueError("line-buffering is only supported when text=True")
     env = [f"{k}={v}" for k, v in spec.env.items()]
     timeout_ms = 0 if spec.timeout is None else max(1, int(spec.timeout * 1000))
-    flags = agent.EXEC_FLAG_PTY if pty else 0
+    body = agent.exec_body(spec.args, env, spec.workdir or "", timeout_ms, agent.EXEC_FLAG_PTY if pty else 0)
+    request = agent.message(agent.REQ_EXEC, body)
+    if len(request) > agent.MAX_MESSAGE:
+        raise InvalidError(f"exec() arguments and environment take {len(request)} bytes, over the "
+                           f"{agent.MAX_MESSAGE} byte limit: pass large data through stdin or a file.")
+    keep = bounds.get("exec_unread_output")
+    try:
+        child_ends, (stdin_write, out_read, err_read) = _terminal() if pty else _pipes(spec)
+    except OSError as exc:
+        raise _out_of_fds(exc) or exc
+    # Owned from here on: dropping these closes our ends.
+    stdin, pipes = StreamWriter(stdin_write), OutputPipes((out_read, err_read), keep)
     conn = None
     try:
-        body = agent.exec_body(spec.args, env, spec.workdir or "", timeout_ms, flags)
-        request = agent.message(agent.REQ_EXEC, body)
-        if len(request) > agent.MAX_MESSAGE:
-            raise InvalidError(f"exec() arguments and environment take {len(request)} bytes, over the "
-                               f"{agent.MAX_MESSAGE} byte limit: pass large data through stdin or a file.")
         conn = agent.connect(sandbox._socket)
         agent.send(conn, request, child_ends)
-        _close_all((), child_ends, None)
+        _close_fds(child_ends)
         child_ends = ()
         reply = (await agent.receive(conn)).raise_for_error()
-    except agent.AgentGone:
-        _close_all(ours, child_ends, conn)
-        raise await registry.finished_error(sandbox.object_id) from None
-    except BaseException:
-        _close_all(ours, child_ends, conn)
+    except BaseException as exc:
+        _close_fds(child_ends)
+        if conn is not None:
+            conn.close()
+        stdin.release()
+        pipes.close_all()
+        if isinstance(exc, agent.AgentGone):
+            raise await registry.finished_error(sandbox.object_id) from None
+        if isinstance(exc, agent.AgentError) and exc.errno in _HELD_BY:
+            raise exception.ResourceExhaustedError(
+                f"Sandbox {sandbox.object_id} cannot start {spec.args[0]!r}: {exc}. {_HELD_BY[exc.errno]}") from None
+        if isinstance(exc, OSError):
+            raise _out_of_fds(exc) or exc
         raise
     pid = int.from_bytes(reply.body[:4], sys.byteorder)
-    out_source = None if out_read is None else PipeSource(out_read)
-    err_source = None if err_read is None else PipeSource(err_read)
-    PipeSource.link(out_source, err_source)
     by_line = spec.bufsize == 1 and spec.text
-    stdout_reader = StreamReader(out_source, 1, text=spec.text, stream_type=spec.stdout, by_line=by_line)
-    stderr_reader = StreamReader(err_source, 2, text=spec.text, stream_type=spec.stderr, by_line=by_line)
-    process = ContainerProcess(conn, pid, stdin_write, stdout_reader, stderr_reader, out_read if pty else None)
-    if spec.bufsize == 1 and not spec.text:
-        raise ValueError("line-buffering is only supported when text=True")
-    return process
+    stdout_reader = StreamReader(pipes.source(0), 1, text=spec.text, stream_type=spec.stdout, by_line=by_line)
+    stderr_reader = StreamReader(pipes.source(1), 2, text=spec.text, stream_type=spec.stderr, by_line=by_line)
+    return ContainerProcess(conn, pid, stdin, stdout_reader, stderr_reader, pipes, terminal=pty)
 
 
-def _close_all(ours, child_ends, conn) -> None:
-    for fd in {*ours, *child_ends}:
+# init's refusals for lack of room, and what holds that room.
+_HELD_BY = {
+    errno.EMFILE: "An exec holds its slot until its ContainerProcess saw it end (wait() or poll()) or was dropped.",
+    errno.EAGAIN: "Every process left running in the sandbox counts, whether its ContainerProcess is alive or not.",
+}
+
+
+def _out_of_fds(exc: OSError) -> Optional[Exception]:
+    """A clear error for running out of descriptors in this process while starting an exec."""
+    if exc.errno == errno.EMFILE:
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        return exception.ResourceExhaustedError(
+            f"exec: this process has used up its file descriptors (RLIMIT_NOFILE soft limit: {soft}). Each exec "
+            f"holds up to four (connection, stdin, stdout, stderr) until it has ended and was waited for, read to "
+            f"the end or dropped. Keep fewer execs open, or raise the limit (`ulimit -n`, or "
+            f"resource.setrlimit(resource.RLIMIT_NOFILE, ...) up to the hard limit).")
+    if exc.errno == errno.ENFILE:
+        return exception.ResourceExhaustedError(
+            "exec: the host has run out of file descriptors (its system-wide limit, sysctl fs.file-max).")
+    return None
+
+
+def _close_fds(fds) -> None:
+    for fd in set(fds) - {None}:
         os.close(fd)
-    if conn is not None:
-        conn.close()
-

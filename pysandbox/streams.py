@@ -9,20 +9,30 @@ lines. All reads and iterations of one reader share one position.
 from __future__ import annotations
 
 import codecs
+import collections
 import enum
 import errno
+import fcntl
+import io
 import os
+import termios
 import threading
 from pathlib import Path
-from typing import AsyncIterator, Callable, List, Optional, Union
+from typing import AsyncIterator, Callable, Deque, Optional, Sequence, Tuple, Union
 
-from . import _aio
+from . import _aio, _fork, bounds
 from ._aio import synchronized
-from .exception import InvalidError
+from .exception import InvalidError, ResourceExhaustedError
 
 CHUNK = 1 << 20
 STDIN_BUFFER_LIMIT = 16 << 20
 _FOLLOW_POLL_MIN, _FOLLOW_POLL_MAX = 0.005, 0.05
+# A wait that leaves a pipe to its reader looks again this often: the reader may stop.
+_RECHECK_S = 0.05
+# Chunks taken from one pipe per drain pass, so that a process writing as fast as we
+# read cannot keep one pass (a poll(), say) going for ever.
+_DRAIN_CHUNKS = 8
+_STREAM_NAMES = ("stdout", "stderr")
 
 
 class StreamType(enum.Enum):
@@ -34,34 +44,53 @@ class StreamType(enum.Enum):
         return f"pysandbox.stream_type.StreamType.{self.name}"
 
 
-class PipeSource:
-    """The read end of a pipe; owns and closes the fd.
+class _Cut(Exception):
+    """Raised by a source where it dropped output: its reader has reached the cut."""
 
-    Sources of one process are linked as siblings: while one waits for data,
-    whatever the other pipe holds is moved into that sibling's backlog, unless
-    the sibling has a reader of its own (which waits on its own pipe). So a
-    process that fills its stderr pipe never blocks a reader of its stdout
-    (and vice versa), whatever order the caller reads them in.
-    """
+    def __init__(self, stream: str, kept: int, dropped: int) -> None:
+        super().__init__(
+            f"{stream} of this exec went past the {kept} bytes kept while nobody read it "
+            f"({bounds.variable('exec_unread_output')}); the rest of it was dropped ({dropped} bytes so far). "
+            f"Read the stream while the process runs (before wait(), or in a thread or task), or raise the bound. "
+            f"This error's .partial holds the output read up to the cut."
+        )
 
-    def __init__(self, fd: int) -> None:
+
+class Source:
+    """What a StreamReader reads from. `claim(+1)` while a reader is on it (an iterator
+    alive, a read() running), `claim(-1)` after: a pipe nobody claims may be drained."""
+
+    __slots__ = ()
+
+    async def read(self) -> bytes:
+        raise NotImplementedError
+
+    def claim(self, delta: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class _Pipe:
+    """One read end, and what was moved out of it while nobody read it."""
+
+    __slots__ = ("fd", "name", "backlog", "kept", "dropped", "cut", "readers")
+
+    def __init__(self, fd: int, name: str) -> None:
         os.set_blocking(fd, False)
-        self._fd: Optional[int] = fd
-        self._backlog: List[bytes] = []
-        self._sibling: Optional["PipeSource"] = None
-        self._lock = threading.Lock()  # shared with the sibling: one pipe, one reader at a time
-        self._readers = 0  # reads in progress (threads or coroutines), under the lock
+        self.fd: Optional[int] = fd
+        self.name = name
+        self.backlog: Deque[bytes] = collections.deque()
+        self.kept = 0  # bytes in the backlog
+        self.dropped = 0  # bytes thrown away past the bound
+        self.cut = False  # the bound was reached: the rest of the stream is dropped
+        self.readers = 0
 
-    @staticmethod
-    def link(first: Optional["PipeSource"], second: Optional["PipeSource"]) -> None:
-        if first is not None and second is not None:
-            first._sibling, second._sibling = second, first
-            second._lock = first._lock
-
-    def _read_fd(self) -> Optional[bytes]:
+    def read_fd(self) -> Optional[bytes]:
         """Bytes from the pipe, b"" at EOF (closing it), None if it is empty but open."""
         try:
-            data = os.read(self._fd, CHUNK)
+            data = os.read(self.fd, CHUNK)
         except BlockingIOError:
             return None
         except OSError as exc:
@@ -69,59 +98,178 @@ class PipeSource:
                 raise
             data = b""  # a pty master once the terminal's last user is gone
         if not data:
-            self._close_fd()
+            self.close()
         return data
 
-    def _read_now(self) -> Optional[bytes]:
-        if self._backlog:
-            return self._backlog.pop(0)
-        return b"" if self._fd is None else self._read_fd()
+    def close(self) -> None:
+        fd, self.fd = self.fd, None
+        if fd is not None:
+            os.close(fd)
 
-    def _drain_into_backlog(self) -> None:
-        while self._fd is not None:
-            data = self._read_fd()
-            if not data:
-                return
-            self._backlog.append(data)
 
-    async def read(self) -> bytes:
-        with self._lock:
-            self._readers += 1
+class OutputPipes:
+    """The read ends of one process's stdout and stderr (either may be absent).
+
+    Whoever waits on the process (wait, poll) or on one of the pipes (a read)
+    first moves whatever the *unclaimed* pipes hold into their backlogs, and
+    wakes on them too: so a process never blocks for ever on a pipe that nobody
+    reads, whatever order the caller reads and waits in. A pipe a reader claims
+    is left to it (back-pressure for a slow consumer). Each backlog keeps at most
+    the `exec_unread_output` bound; past it the rest of that stream is read and
+    dropped, and its reader gets a ResourceExhaustedError at the cut.
+
+    Nothing here refers back to a reader or the process, so when the last of them
+    goes the descriptors close at once (refcounting, no cycle to wait for).
+    """
+
+    def __init__(self, fds: Sequence[Optional[int]], keep: int) -> None:
+        """Owns `fds` (stdout's and stderr's read ends, or None); `keep` is the
+        `exec_unread_output` bound."""
+        self._pipes = [None if fd is None else _Pipe(fd, name) for fd, name in zip(fds, _STREAM_NAMES)]
+        self._keep = keep
+        self._lock = threading.Lock()
+        self._owner = os.getpid()
+        self._inherited = False
+        _fork.track(self)
+
+    def source(self, index: int) -> Optional["PipeSource"]:
+        return None if self._pipes[index] is None else PipeSource(self, index)
+
+    def _check_owner(self) -> None:
+        if self._inherited:  # before any lock: the parent's threads may have held it at the fork
+            raise _fork.inherited_error("exec's output", self._owner)
+
+    async def read(self, index: int) -> bytes:
+        """The next chunk of stream `index`, b"" at its end."""
+        pipe = self._pipes[index]
+        self.claim(index, +1)
         try:
             while True:
                 with self._lock:  # never across the wait below
-                    data = self._read_now()
+                    data = self._take(pipe)
                     if data is not None:
                         return data
-                    # Drain the sibling only when nobody reads it: its own reader may be
-                    # about to wait on its pipe, and would never learn of the moved data.
-                    sibling = self._sibling
-                    drain = sibling is not None and sibling._readers == 0 and sibling._fd is not None
-                    if drain:
-                        sibling._drain_into_backlog()
-                    waiting = [self._fd] + ([sibling._fd] if drain and sibling._fd is not None else [])
-                await _aio.readable(*waiting)
+                    others, recheck = self._drain_unclaimed(skip=pipe)
+                    fd = pipe.fd
+                await _aio.readable(fd, *others, timeout=_RECHECK_S if recheck else None)
         finally:
-            with self._lock:
-                self._readers -= 1
+            self.claim(index, -1)
 
-    def _close_fd(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+    def claim(self, index: int, delta: int) -> None:
+        if self._inherited and delta < 0:
+            return  # an iterator the child inherited, being finalized
+        self._check_owner()
+        with self._lock:
+            self._pipes[index].readers += delta
+
+    def drain_unclaimed(self) -> tuple:
+        """Move what the unclaimed pipes hold into their backlogs; (the fds still open
+        among them, to wait on; whether a claimed pipe was left to its reader)."""
+        self._check_owner()
+        with self._lock:
+            return self._drain_unclaimed()
+
+    def _take(self, pipe: _Pipe) -> Optional[bytes]:
+        if pipe.backlog:
+            data = pipe.backlog.popleft()
+            pipe.kept -= len(data)
+            return data
+        if pipe.cut:
+            raise _Cut(pipe.name, self._keep, pipe.dropped)
+        return b"" if pipe.fd is None else pipe.read_fd()
+
+    def _drain_unclaimed(self, skip: Optional[_Pipe] = None) -> tuple:
+        fds, recheck = [], False
+        for pipe in self._pipes:
+            if pipe is None or pipe is skip or pipe.fd is None:
+                continue
+            if pipe.readers:
+                recheck = True
+                continue
+            self._drain(pipe)
+            if pipe.fd is not None:
+                fds.append(pipe.fd)
+        return fds, recheck
+
+    def _drain(self, pipe: _Pipe) -> None:
+        for _ in range(_DRAIN_CHUNKS):
+            data = pipe.read_fd() if pipe.fd is not None else None
+            if not data:
+                return
+            room = 0 if pipe.cut else self._keep - pipe.kept
+            if len(data) > room:  # the bound: keep what fits, drop the rest of the stream
+                pipe.cut = True
+                pipe.dropped += len(data) - room
+                data = data[:room]
+            if data:
+                pipe.backlog.append(data)
+                pipe.kept += len(data)
+
+    def set_window_size(self, packed: bytes) -> None:
+        """TIOCSWINSZ on stream 0 while it is open (it is the pty master with exec(pty=True))."""
+        self._check_owner()
+        with self._lock:
+            pipe = self._pipes[0]
+            if pipe is not None and pipe.fd is not None:
+                fcntl.ioctl(pipe.fd, termios.TIOCSWINSZ, packed)
+
+    def close(self, index: int) -> None:
+        self._check_owner()
+        with self._lock:
+            pipe = self._pipes[index]
+            pipe.close()
+            pipe.backlog.clear()
+            pipe.kept, pipe.cut = 0, False
+
+    def close_all(self) -> None:
+        for pipe in self._pipes:
+            if pipe is not None:
+                pipe.close()
+
+    def _after_fork_in_child(self) -> None:
+        self._inherited = True
+        for pipe in self._pipes:
+            if pipe is not None and pipe.fd is not None:
+                try:
+                    os.close(pipe.fd)
+                except OSError:
+                    pass
+                pipe.fd = None
+                pipe.backlog.clear()
+
+    def __del__(self) -> None:
+        if hasattr(self, "_pipes"):
+            self.close_all()
+
+
+class PipeSource(Source):
+    """Stream `index` of an OutputPipes: what a process's StreamReader reads."""
+
+    __slots__ = ("_pipes", "_index")
+
+    def __init__(self, pipes: OutputPipes, index: int) -> None:
+        self._pipes, self._index = pipes, index
+
+    def read(self):
+        return self._pipes.read(self._index)
+
+    def claim(self, delta: int) -> None:
+        self._pipes.claim(self._index, delta)
 
     def close(self) -> None:
-        with self._lock:
-            self._close_fd()
-            self._backlog.clear()
+        self._pipes.close(self._index)
 
 
-class FollowSource:
-    """A file that another process appends to, followed until `finished()`."""
+class FollowSource(Source):
+    """A file that another process appends to, followed until `finished()`.
+
+    Read at an offset of its own (pread), so a forked child's copy of the reader
+    cannot move the parent's position."""
 
     def __init__(self, path: Path, finished: Callable[[], bool]) -> None:
         self._path, self._finished = path, finished
         self._fd: Optional[int] = None
+        self._offset = 0
         self._done = False
 
     async def read(self) -> bytes:
@@ -144,7 +292,9 @@ class FollowSource:
                 self._fd = os.open(self._path, os.O_RDONLY | os.O_CLOEXEC)
             except FileNotFoundError:
                 return b""
-        return read_kept(self._fd, CHUNK)
+        self._offset, data = read_kept(self._fd, self._offset, CHUNK)
+        self._offset += len(data)
+        return data
 
     def close(self) -> None:
         self._done = True
@@ -153,21 +303,19 @@ class FollowSource:
             self._fd = None
 
 
-def read_kept(fd: int, size: int) -> bytes:
-    """Up to `size` bytes of an entrypoint's output file from the fd's position on, skipping
-    what the supervisor released to keep the file within its bound (native/output.c punches
-    the oldest output out as a hole): a reader that fell behind resumes at the oldest kept byte."""
+def read_kept(fd: int, offset: int, size: int) -> Tuple[int, bytes]:
+    """(where the data starts, up to `size` bytes of it) of an entrypoint's output file at or
+    after `offset`, skipping what the supervisor released to keep the file within its bound
+    (native/output.c punches the oldest output out as a hole): a reader that fell behind
+    resumes at the oldest byte kept. Reads at an offset, never the fd's shared position."""
     try:
-        os.lseek(fd, os.lseek(fd, 0, os.SEEK_CUR), os.SEEK_DATA)
+        offset = os.lseek(fd, offset, os.SEEK_DATA)
     except OSError as exc:
         if exc.errno == errno.ENXIO:
-            return b""  # nothing past the position (yet)
+            return offset, b""  # nothing past the offset (yet)
         if exc.errno != errno.EINVAL:
             raise  # EINVAL: a file system without SEEK_DATA, which has no holes either
-    return os.read(fd, size)
-
-
-Source = Union[PipeSource, FollowSource]
+    return offset, os.pread(fd, size, offset)
 
 
 class StreamReader:
@@ -188,8 +336,14 @@ class StreamReader:
         self._file_descriptor = file_descriptor
         self._text, self._by_line, self._stream_type = text, by_line, stream_type
         self._decoder = codecs.getincrementaldecoder("utf-8")("strict") if text else None
-        self._pending: Union[str, bytes] = "" if text else b""
+        self._empty: Union[str, bytes] = "" if text else b""
+        # Decoded but not yet delivered: the current chunk from _pos on, after the
+        # pieces of a line that began in earlier chunks (by_line only).
+        self._chunk: Union[str, bytes] = self._empty
+        self._pos = 0
+        self._carried: list = []
         self._eof = False
+        self._cut: Optional[_Cut] = None  # raised once the reader reaches it
         self._lock = threading.Lock()
 
     @property
@@ -202,53 +356,110 @@ class StreamReader:
         if self._stream_type == StreamType.STDOUT:
             raise InvalidError("Output can only be retrieved using the PIPE stream type.")
 
-    async def _fill(self) -> bool:
-        """Append the next raw chunk to the pending buffer; False at EOF."""
-        if self._eof or self._source is None:
-            return False
-        data = await self._source.read()
-        with self._lock:
+    async def _next_chunk(self):
+        """The next decoded, non-empty chunk from the source; None at its end (or cut)."""
+        while not self._eof and self._source is not None:
+            try:
+                data = await self._source.read()
+            except _Cut as cut:
+                self._eof, self._cut = True, cut
+                if self._decoder is not None:
+                    self._decoder.reset()  # a character split by the cut is not an encoding error
+                return None
             if not data:
                 self._eof = True
-                if self._decoder is not None:
-                    self._pending += self._decoder.decode(b"", final=True)
-                return False
-            self._pending += self._decoder.decode(data) if self._decoder is not None else data
-        return True
+                tail = self._decoder.decode(b"", final=True) if self._decoder is not None else b""
+                return tail or None
+            chunk = self._decoder.decode(data) if self._decoder is not None else data
+            if chunk:
+                return chunk
+        return None
 
-    def _take(self, upto: Optional[int] = None):
+    def _take_pending(self):
         with self._lock:
-            cut = len(self._pending) if upto is None else upto
-            item, self._pending = self._pending[:cut], self._pending[cut:]
-            return item
+            rest = self._chunk[self._pos:]
+            if self._carried:
+                rest = self._empty.join([*self._carried, rest])
+                self._carried.clear()
+            self._chunk, self._pos = self._empty, 0
+            return rest
+
+    def _take_line(self):
+        """The next whole line of what is pending, or None (the rest is carried)."""
+        with self._lock:
+            newline = self._chunk.find("\n", self._pos)
+            if newline < 0:
+                if self._pos < len(self._chunk):
+                    self._carried.append(self._chunk[self._pos:])
+                self._chunk, self._pos = self._empty, 0
+                return None
+            line = self._chunk[self._pos:newline + 1]
+            self._pos = newline + 1
+            if self._carried:
+                line = "".join([*self._carried, line])
+                self._carried.clear()
+            return line
 
     async def _next_item(self):
         """The next chunk (or line), or None at EOF."""
+        if not self._by_line:
+            pending = self._take_pending()
+            return pending if pending else await self._next_chunk()
         while True:
-            if self._by_line:
-                newline = self._pending.find("\n")
-                if newline >= 0:
-                    return self._take(newline + 1)
-            elif self._pending:
-                return self._take()
-            if not await self._fill():
-                return self._take() if self._pending else None
+            line = self._take_line()
+            if line is not None:
+                return line
+            chunk = await self._next_chunk()
+            if chunk is None:
+                return self._take_pending() or None
+            with self._lock:
+                self._chunk, self._pos = chunk, 0
+
+    def _raise_cut(self, partial) -> None:
+        cut, self._cut = self._cut, None
+        if cut is not None:
+            error = ResourceExhaustedError(str(cut))
+            error.partial = partial
+            raise error
+
+    def _claim(self, delta: int) -> None:
+        if self._source is not None:
+            self._source.claim(delta)
 
     @synchronized
     async def read(self):
         """Everything up to EOF; empty once EOF was reached."""
         self._check_readable()
-        while await self._fill():
-            pass
-        return self._take()
+        self._claim(+1)
+        try:
+            # Linear in the output's size. Bytes grow one buffer in place (BytesIO: the
+            # result's pages are touched once); text is decoded chunk by chunk, joined once.
+            collected = io.BytesIO() if self._decoder is None else []
+            add = collected.write if self._decoder is None else collected.append
+            add(self._take_pending())
+            while True:
+                chunk = await self._next_chunk()
+                if chunk is None:
+                    break
+                add(chunk)
+        finally:
+            self._claim(-1)
+        result = collected.getvalue() if self._decoder is None else "".join(collected)
+        self._raise_cut(result)
+        return result
 
     async def _items(self) -> AsyncIterator:
         self._check_readable()
-        while True:
-            item = await self._next_item()
-            if item is None:
-                return
-            yield item
+        self._claim(+1)  # for the iterator's whole life: a pipe being iterated is never drained
+        try:
+            while True:
+                item = await self._next_item()
+                if item is None:
+                    self._raise_cut(self._empty)
+                    return
+                yield item
+        finally:
+            self._claim(-1)
 
     def __iter__(self):
         return _aio.iterate_sync(self._items())
@@ -278,8 +489,16 @@ class StreamWriter:
         self._eof_requested = False
         self._closed = False
         self._release_lock = threading.Lock()
+        self._owner = os.getpid()
+        self._inherited = False
+        _fork.track(self)
+
+    def _check_owner(self) -> None:
+        if self._inherited:
+            raise _fork.inherited_error("exec's stdin", self._owner)
 
     def write(self, data: Union[bytes, bytearray, memoryview, str]) -> None:
+        self._check_owner()
         if self._eof_requested:
             raise ValueError("Stdin is closed. Cannot write to it.")
         if isinstance(data, str):
@@ -291,15 +510,17 @@ class StreamWriter:
         self._buffer += data
 
     def write_eof(self) -> None:
+        self._check_owner()
         self._eof_requested = True
 
     @synchronized
     async def drain(self) -> None:
+        self._check_owner()
         if self._closed or (not self._buffer and not self._eof_requested):
             return
         if self._fd is None:
             if self._open_fd is None:
-                return  # released meanwhile (the process object is being collected)
+                return  # released meanwhile (the process ended, or is being collected)
             self._fd = await self._open_fd()
             os.set_blocking(self._fd, False)
         await self._send_buffer()
@@ -316,6 +537,22 @@ class StreamWriter:
             fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)
+
+    def _after_fork_in_child(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        # A sandbox's stdin is fetched from init on demand: the child fetches its own.
+        # An exec's stdin exists once, and stays the parent's.
+        self._inherited = self._open_fd is None
+        self._release_lock = threading.Lock()
+
+    def __del__(self) -> None:
+        if getattr(self, "_fd", None) is not None:
+            self.release()
 
     async def _send_buffer(self) -> None:
         view = memoryview(self._buffer)

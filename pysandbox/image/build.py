@@ -21,7 +21,7 @@ from typing import Callable, List, Optional, Sequence
 import attrs
 
 from .. import bounds, output, registry
-from ..exception import ConflictError, ImageBuildError, InvalidError, NotFoundError
+from ..exception import ConflictError, ImageBuildError, InvalidError, NotFoundError, ResourceExhaustedError
 from ..spec import Bind
 from . import _unpack, store
 from .rootfs import BASE_ENV, RootFS
@@ -238,7 +238,11 @@ class BuildContext:
             for line in process.stdout:
                 tail.append(line.rstrip("\n"))
                 self.log(line.rstrip("\n"))
-            tail.extend(process.stderr.read().splitlines())
+            try:
+                stderr = process.stderr.read()
+            except ResourceExhaustedError as cut:  # over the unread-output bound: its head is enough
+                stderr = cut.partial
+            tail.extend(stderr.splitlines())
             code = process.wait()
         finally:
             sandbox._launched.abandon()  # the supervisor sees its tether cut and tears the sandbox down

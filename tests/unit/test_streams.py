@@ -1,5 +1,6 @@
 """StreamReader/StreamWriter logic over real pipes and files, with generated inputs."""
 
+import gc
 import os
 import threading
 
@@ -8,11 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pysandbox import _aio
-from pysandbox.exception import InvalidError
-from pysandbox.streams import FollowSource, PipeSource, StreamReader, StreamType, StreamWriter
+from pysandbox.exception import InvalidError, ResourceExhaustedError
+from pysandbox.streams import FollowSource, OutputPipes, Source, StreamReader, StreamType, StreamWriter
+
+KEEP = 64 << 20
 
 
-class ChunkSource:
+class ChunkSource(Source):
     """Hands out prepared chunks, as a pipe would."""
 
     def __init__(self, chunks):
@@ -85,8 +88,8 @@ def test_linked_pipes_never_deadlock():
     except BlockingIOError:
         pass
     os.write(out_w, b"out")
-    out, err = PipeSource(out_r), PipeSource(err_r)
-    PipeSource.link(out, err)
+    pipes = OutputPipes((out_r, err_r), KEEP)
+    out, err = pipes.source(0), pipes.source(1)
     os.close(out_w)
     reader = StreamReader(out, 1, text=False)
     assert reader.read() == b"out"
@@ -100,8 +103,8 @@ def test_concurrent_readers_of_linked_pipes_see_every_chunk_live():
     # was moved into a backlog its reader, already waiting on the empty pipe, never saw).
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
-    out, err = PipeSource(out_r), PipeSource(err_r)
-    PipeSource.link(out, err)
+    pipes = OutputPipes((out_r, err_r), KEEP)
+    out, err = pipes.source(0), pipes.source(1)
     stderr_reader = threading.Thread(target=_aio.run_sync, args=(err.read(),), daemon=True)
     stderr_reader.start()
     try:
@@ -158,3 +161,162 @@ def test_writer_buffer_limit():
         writer.write(b"y")
     writer.release()
     os.close(r)
+
+
+@settings(max_examples=100)
+@given(st.binary(max_size=5000), st.lists(st.integers(min_value=0, max_value=5000), max_size=8), st.booleans())
+def test_read_and_iteration_agree(data, cuts, by_line):
+    text = data.decode("latin-1")  # any code points, multi-byte in UTF-8
+    encoded = text.encode()
+    whole = StreamReader(ChunkSource(split(encoded, cuts)), 1, by_line=by_line).read()
+    items = list(StreamReader(ChunkSource(split(encoded, cuts)), 1, by_line=by_line))
+    assert whole == "".join(items) == text
+    assert StreamReader(ChunkSource(split(data, cuts)), 1, text=False).read() == data
+
+
+def test_a_long_line_over_many_chunks():
+    chunks = [b"x" * 1000] * 500 + [b"\nend"]
+    assert list(StreamReader(ChunkSource(chunks), 1, by_line=True)) == ["x" * 500_000 + "\n", "end"]
+
+
+def filled_pipe(data):
+    """A pipe holding `data` (at most its capacity), closed for writing."""
+    r, w = os.pipe()
+    os.write(w, data)
+    os.close(w)
+    return r
+
+
+def test_unclaimed_output_is_kept_up_to_the_bound_then_cut():
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    pipes = OutputPipes((r, None), 100_000)
+    sent = bytearray()
+    for i in range(10):  # the pipe fills up; each drain makes room, keeping at most the bound
+        try:
+            while True:
+                chunk = bytes([i]) * 10000
+                sent += chunk[:os.write(w, chunk)]
+        except BlockingIOError:
+            pass
+        pipes.drain_unclaimed()
+    os.close(w)
+    pipes.drain_unclaimed()
+    reader = StreamReader(pipes.source(0), 1, text=False)
+    with pytest.raises(ResourceExhaustedError, match="PYSANDBOX_EXEC_UNREAD_OUTPUT_MAX") as cut:
+        reader.read()
+    assert cut.value.partial == sent[:100_000]
+    assert f"({len(sent) - 100_000} bytes so far)" in str(cut.value)
+    assert reader.read() == b""
+
+
+def test_a_cut_inside_a_character_is_not_an_encoding_error():
+    pipes = OutputPipes((filled_pipe("é".encode() * 10),), 5)  # the cut splits the third é
+    pipes.drain_unclaimed()
+    with pytest.raises(ResourceExhaustedError) as cut:
+        StreamReader(pipes.source(0), 1).read()
+    assert cut.value.partial == "éé"
+
+
+def test_a_claimed_pipe_is_left_to_its_reader():
+    pipes = OutputPipes((filled_pipe(b"live"), filled_pipe(b"idle")), KEEP)
+    iterator = iter(StreamReader(pipes.source(0), 1, text=False))
+    assert next(iterator) == b"live"
+    fds, recheck = pipes.drain_unclaimed()
+    assert fds == [] and recheck  # stdout is the iterator's (still alive); stderr was drained to EOF
+    del iterator
+    assert pipes.drain_unclaimed() == ([], False)
+
+
+def test_dropping_the_last_holder_closes_the_pipes(no_cyclic_gc):
+    before = set(os.listdir("/proc/self/fd"))
+    r1, w1 = os.pipe()
+    r2, w2 = os.pipe()
+    pipes = OutputPipes((r1, r2), KEEP)
+    out = StreamReader(pipes.source(0), 1)
+    err = StreamReader(pipes.source(1), 2)
+    del pipes, err
+    os.fstat(r2)  # stdout's reader keeps both open: a process writing to stderr is drained, not killed
+    del out
+    for fd in (r1, r2):
+        with pytest.raises(OSError):
+            os.fstat(fd)
+    os.close(w1)
+    os.close(w2)
+    assert set(os.listdir("/proc/self/fd")) == before
+
+
+@pytest.fixture
+def no_cyclic_gc():
+    gc.collect()
+    gc.disable()
+    yield
+    gc.enable()
+
+
+def in_forked_child(check):
+    """Run `check` in a forked child; its exit status (0: passed)."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            check()
+        except BaseException:
+            os._exit(1)
+        os._exit(0)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
+def test_a_forked_child_closes_its_copies_and_refuses_to_use_them():
+    out_r = filled_pipe(b"parent's")
+    reader = StreamReader(OutputPipes((out_r,), KEEP).source(0), 1, text=False)
+    stdin_r, stdin_w = os.pipe()
+    writer = StreamWriter(stdin_w)
+
+    def child():
+        for fd in (stdin_w, out_r):
+            with pytest.raises(OSError):
+                os.fstat(fd)
+        with pytest.raises(InvalidError, match="fork"):
+            reader.read()
+        with pytest.raises(InvalidError, match="fork"):
+            writer.write(b"x")
+
+    assert in_forked_child(child) == 0
+    assert reader.read() == b"parent's"
+    writer.write(b"still mine")
+    writer.write_eof()
+    writer.drain()
+    assert os.read(stdin_r, 100) == b"still mine"
+    os.close(stdin_r)
+
+
+def test_a_forked_child_fetches_its_own_sandbox_stdin():
+    r, w = os.pipe()
+
+    async def fetch():
+        return os.dup(w)
+
+    writer = StreamWriter(open_fd=fetch)
+    writer.write(b"a")
+    writer.drain()
+
+    def child():
+        writer.write(b"b")
+        writer.drain()
+
+    assert in_forked_child(child) == 0
+    writer.write(b"c")
+    writer.drain()
+    assert sorted(os.read(r, 10)) == sorted(b"abc")
+    writer.release()
+    os.close(w)
+    os.close(r)
+
+
+def test_follow_source_has_its_own_position_across_fork(tmp_path):
+    path = tmp_path / "log"
+    path.write_bytes(b"one\ntwo\n")
+    reader = StreamReader(FollowSource(path, lambda: True), 1, by_line=True)
+    assert next(iter(reader)) == "one\n"
+    assert in_forked_child(lambda: reader.read()) == 0
+    assert reader.read() == "two\n"
