@@ -61,7 +61,7 @@ def test_a_symlink_swapped_in_after_validation_never_reaches_a_sandbox(sandboxes
             if code == 0:
                 seen.append(out.split())
     finally:
-        writer.terminate()
+        writer.terminate(wait=True)  # the swapper must be gone before the volume is removed
     print(f"{len(seen)} sandboxes saw the volume, {refused} were refused")
     assert seen and refused, "the race never happened: the test proves nothing"
     for listing in seen:
