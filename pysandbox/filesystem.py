@@ -202,7 +202,10 @@ class SandboxFilesystem:
     async def _stat(self, path: str) -> FileInfo:
         sb = self._sandbox
         reply = await self._call(file_io.fs_op(sb._socket, agent.FSOP_STAT, path, sb.object_id))
-        mode, uid, gid, _pad, size, mtime_ns = STAT.unpack_from(reply.body)
+        try:
+            mode, uid, gid, _pad, size, mtime_ns = reply.unpack(STAT)
+        except agent.AgentGone as exc:
+            raise SandboxFilesystemError(f"{path}: {exc}") from None
         target = reply.body[STAT.size:].split(b"\0", 1)[0]
         kind = (FileType.SYMLINK if stat_module.S_ISLNK(mode)
                 else FileType.DIRECTORY if stat_module.S_ISDIR(mode) else FileType.FILE)

@@ -27,6 +27,7 @@ import attrs
 
 from . import _aio, agent, bounds, exception, image as images, network, registry
 from ._aio import synchronized, synchronized_static
+from ._validate import positive_seconds
 from .app import App
 from .exception import (
     ClientClosed,
@@ -58,6 +59,9 @@ _PIPE_SIZE = 1 << 20
 
 
 def _require_app(app: Optional[App]) -> App:
+    if app is not None and not isinstance(app, App):
+        raise InvalidError(f"app must be a pysandbox.App, got {type(app).__name__}: pass "
+                           '`App.lookup("my-app", create_if_missing=True)`.')
     if app is None:
         raise InvalidError(
             "Sandboxes require an App when created outside of a Modal container.\n\n"
@@ -81,10 +85,15 @@ def _check_unsupported(**options: Any) -> None:
 
 def _check_snapshot_options(timeout: Any, ttl: Any) -> None:
     # Snapshots are copied to completion and kept until `pysandbox image rm`: timeout and ttl are checked, not enforced.
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-        raise InvalidError("timeout must be a positive number of seconds")
+    positive_seconds(timeout)
     if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or ttl <= 0):
         raise InvalidError("ttl must be a positive number of seconds, or None")
+
+
+def _check_port_lists(**lists: Any) -> None:
+    for name, value in lists.items():
+        if not isinstance(value, (list, tuple)):
+            raise InvalidError(f"{name} must be a list of port numbers, got {type(value).__name__}")
 
 
 def _check_network(block_network: bool, ports: Sequence[int], allowlists: Sequence[Any]) -> None:
@@ -179,6 +188,7 @@ class Sandbox:
             raise InvalidError("Sandboxes support a single GPU configuration; pass a string, not a list.")
         if gpu is not None:
             raise InvalidError("GPUs are not available to pysandbox sandboxes; remove gpu=.")
+        _check_port_lists(encrypted_ports=encrypted_ports, h2_ports=h2_ports, unencrypted_ports=unencrypted_ports)
         _check_network(block_network, [*encrypted_ports, *h2_ports, *unencrypted_ports],
                        [outbound_cidr_allowlist, outbound_domain_allowlist, inbound_cidr_allowlist])
         spec = SandboxSpec(
@@ -228,6 +238,8 @@ class Sandbox:
         app_record = registry.read_app(app_name) if isinstance(app_name, str) else None
         if app_record is None:
             raise NotFoundError(f"App {app_name!r} not found")
+        if not isinstance(name, str):
+            raise InvalidError(f"name must be the str a sandbox was created with, got {type(name).__name__}")
         claimed = registry.claimed_sandbox(app_record["app_id"], name)
         if claimed is not None:
             try:
@@ -251,6 +263,8 @@ class Sandbox:
     async def list(*, app_id: Optional[str] = None, tags: Optional[Dict[str, str]] = None, client: Any = None):
         """Running sandboxes (of one app, carrying all the given tags), newest first."""
         wanted = check_tags(tags)
+        if app_id is not None and (not isinstance(app_id, str) or not registry.is_well_formed_id(app_id, "ap-")):
+            raise InvalidError(f"Invalid app_id {app_id!r}: pass an App's app_id ('ap-' and 22 letters or digits).")
         if app_id is None:
             warnings.warn("Sandbox.list() without app_id lists the sandboxes of every app; pass app_id=.",
                           DeprecationError, stacklevel=3)
@@ -269,6 +283,8 @@ class Sandbox:
     async def set_tags(self, tags: Dict[str, str], *, client: Any = None) -> None:
         """Replace the sandbox's whole tag set ({} clears it)."""
         self._ensure_attached()
+        if tags is None:
+            raise InvalidError("tags must be a dict of str to str ({} clears them), got None")
         self._record = registry.update_tags(self.object_id, check_tags(tags))
 
     # Lifecycle -----------------------------------------------------------
@@ -355,6 +371,7 @@ class Sandbox:
         """{sandbox port: Tunnel} for the create's encrypted_ports and unencrypted_ports,
         each forwarded from a port on the host's 127.0.0.1 (listening once this returns)."""
         self._ensure_attached()
+        positive_seconds(timeout)
         host_ports = [host for _, host, _ in self._record.tunnels]
         deadline = time.monotonic() + timeout
         while not netplan.listening(host_ports) and self._refresh() is None:
@@ -367,8 +384,7 @@ class Sandbox:
     async def wait_until_ready(self, *, timeout: int = 300) -> None:
         """Block until the create's readiness_probe succeeds (checked every interval_ms)."""
         self._ensure_attached()
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-            raise InvalidError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        positive_seconds(timeout)
         if self._record.readiness_probe is None:
             raise InvalidError("wait_until_ready() needs a sandbox created with readiness_probe="
                                "modal.Probe.with_tcp(...) or modal.Probe.with_exec(...).")
@@ -469,8 +485,7 @@ class Sandbox:
     async def reload_volumes(self, *, timeout: int = 55) -> None:
         """Mounted volumes are live bind mounts: every sandbox already sees the latest state."""
         self._ensure_attached()
-        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
-            raise InvalidError("timeout must be a positive number of seconds")
+        positive_seconds(timeout)
 
     @synchronized
     async def ls(self, path: str) -> List[str]:

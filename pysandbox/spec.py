@@ -12,6 +12,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 import attrs
 
 from . import config
+from ._validate import positive_seconds
 from .exception import InvalidError
 from .image.rootfs import RootFS
 from .network import check_cidrs
@@ -49,18 +50,16 @@ def check_workdir(workdir: Optional[str]) -> Optional[str]:
 
 
 def check_timeout(value: Any, what: str, allow_none: bool) -> Optional[float]:
-    if value is None:
-        if allow_none:
-            return None
+    if value is None and not allow_none:
         raise InvalidError("`timeout=None` is only supported for experimental persistent Sandboxes.")
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise InvalidError(f"{what} must be a positive number of seconds, got {value!r}")
-    return value
+    return positive_seconds(value, what, allow_none=allow_none)
 
 
 def merge_env(env: Optional[Mapping[str, Optional[str]]], secrets: Optional[Sequence[Secret]]) -> Dict[str, str]:
     """Secrets first, then `env` on top; None values are dropped. Keys and values validated."""
     merged: Dict[str, str] = {}
+    if secrets is not None and not isinstance(secrets, (list, tuple)):
+        raise InvalidError(f"secrets must be a list of pysandbox.Secret objects, got {type(secrets).__name__}")
     for secret in secrets or ():
         if not isinstance(secret, Secret):
             raise InvalidError(f"secrets must be a list of pysandbox.Secret objects, got {type(secret).__name__}")

@@ -20,7 +20,7 @@ import shutil
 import stat as stat_module
 import time
 from pathlib import Path
-from typing import AsyncIterator, Iterator, List, Optional, Tuple, Union
+from typing import Any, AsyncIterator, Iterator, List, Optional, Tuple, Union
 
 import attrs
 
@@ -29,7 +29,7 @@ from ._aio import context, static_context, synchronized, synchronized_static
 from .exception import AlreadyExistsError, InvalidError, NotFoundError
 from .spec import Bind
 
-_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}\Z")
+_NAME = re.compile(r"^(?!\.{1,2}\Z)[A-Za-z0-9._-]{1,64}\Z")  # "." and ".." are directories, not names
 CHUNK = 1 << 20
 
 
@@ -257,6 +257,7 @@ class Volume:
             yield entry
 
     def _entries(self, path: str, recursive: bool) -> Iterator[FileEntry]:
+        _check_path(path)
         if path.rstrip("/").endswith("*"):
             raise InvalidError("Glob patterns are not supported by listdir; pass a directory or a file path.")
         with self._root() as root:
@@ -299,6 +300,10 @@ class Volume:
         """Copy inside the volume as `cp` (`cp -r` with recursive=True) would: into
         dst_path when it is a directory; symlinks are copied as links, never followed."""
         self._writable()
+        if not isinstance(src_paths, (list, tuple)):
+            raise InvalidError(f"src_paths must be a list of paths in the volume, got {type(src_paths).__name__}")
+        for path in (*src_paths, dst_path):
+            _check_path(path)
         into_dir = self._is_dir(dst_path)
         with self._root() as root:
             for src in src_paths:
@@ -356,6 +361,11 @@ class Volume:
 
     def __repr__(self) -> str:
         return f"Volume({self._name or self._volume_id!r})"
+
+
+def _check_path(path: Any) -> None:
+    if not isinstance(path, str) or "\0" in path:
+        raise InvalidError(f"A path in a volume must be a str without NUL bytes, got {path!r}")
 
 
 _NOT_MOUNTABLE = ("/", "/proc", "/dev", "/sys", "/tmp", "/__pysandbox")

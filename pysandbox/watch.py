@@ -17,6 +17,7 @@ import time
 from typing import AsyncIterator, Dict, List, Optional, Sequence, Tuple
 
 from . import _aio, agent, file_io
+from ._validate import positive_seconds
 from .exception import InvalidError
 
 EVENT = struct.Struct("=iIII")
@@ -43,11 +44,10 @@ class FileWatchEvent:
 
 def check_watch_args(filter: Optional[Sequence[FileWatchEventType]], timeout: Optional[float]) -> None:
     if filter is not None and (
-        isinstance(filter, (str, bytes)) or not all(isinstance(f, FileWatchEventType) for f in filter)
+        not isinstance(filter, (list, tuple, set, frozenset)) or not all(isinstance(f, FileWatchEventType) for f in filter)
     ):
         raise InvalidError("filter must be a list of FileWatchEventType values, e.g. [FileWatchEventType.Modify]")
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
-        raise InvalidError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
+    positive_seconds(timeout, allow_none=True)
 
 
 def event_type(mask: int) -> FileWatchEventType:
@@ -79,7 +79,9 @@ def parse_watches(body: bytes, base: str) -> Dict[int, str]:
     watches, offset = {}, 0
     while offset + WD.size <= len(body):
         (wd,) = WD.unpack_from(body, offset)
-        end = body.index(b"\0", offset + WD.size)
+        end = body.find(b"\0", offset + WD.size)
+        if end < 0:
+            raise agent.AgentGone("malformed watch reply from init: a path without its end")
         relative = os.fsdecode(body[offset + WD.size: end])
         watches[wd] = posixpath.join(base, relative) if relative else base
         offset = end + 1
