@@ -9,9 +9,12 @@ leave it, whatever the tree holds.
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import platform
+import stat
 import struct
+from typing import Tuple
 
 _SYS_OPENAT2 = {"x86_64": 437, "aarch64": 437}.get(platform.machine())
 _RESOLVE_NO_MAGICLINKS = 0x02
@@ -32,6 +35,27 @@ def open_in_root(root_fd: int, path: str, flags: int, mode: int = 0o644, *, syml
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err), path)
     return fd
+
+
+def open_file(root_fd: int, path: str, bound: int, variable: str, flags: int = 0) -> Tuple[int, int]:
+    """(fd, size) of the regular file `path` inside `root_fd`, for reading. Sandboxes write this
+    tree: a FIFO would block the open (so it is non-blocking), a device never end, a sparse file
+    of a terabyte fill the host's disk; anything but a regular file of at most `bound` bytes is
+    refused. Readers take only the `size` bytes it held when opened."""
+    fd = open_in_root(root_fd, path, os.O_RDONLY | os.O_NONBLOCK | flags)
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file (a FIFO, socket or device)", path)
+        if info.st_size > bound:
+            raise OSError(errno.EFBIG, f"{info.st_size} bytes, over the {bound} byte limit ({variable})", path)
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, info.st_size
 
 
 def parent_and_name(root_fd: int, path: str):

@@ -29,6 +29,7 @@ from .app import App
 from .exception import Error, NotFoundError
 from .image import Image
 from .image import cli as image_cli, store as image_store
+from .filesystem import replacing
 from .streams import read_kept
 from .process import EXEC_TIMEOUT_RETURNCODE
 from .runtime import limits
@@ -389,8 +390,8 @@ def cmd_volume_put(args) -> int:
 
 
 def cmd_volume_get(args) -> int:
-    with open(args.local, "wb") as out:
-        for chunk in Volume.from_name(args.name).read_file(args.remote):
+    with replacing(os.path.abspath(args.local)) as fd, open(fd, "wb", closefd=False) as out:
+        for chunk in Volume.from_name(args.name).read_file(args.remote):  # a failed or killed copy leaves no file
             out.write(chunk)
     return 0
 

@@ -24,7 +24,7 @@ from typing import Any, AsyncIterator, Iterator, List, Optional, Tuple, Union
 
 import attrs
 
-from . import _beneath, config, registry
+from . import _beneath, bounds, config, registry
 from ._aio import context, static_context, synchronized, synchronized_static
 from .exception import AlreadyExistsError, InvalidError, NotFoundError
 from .spec import Bind
@@ -273,11 +273,20 @@ class Volume:
 
     @synchronized
     async def read_file(self, path: str) -> AsyncIterator[bytes]:
+        """The file's bytes, in chunks: only a regular file, and only what it held when opened."""
+        _check_path(path)
         with self._root() as root:
-            fd = _beneath.open_in_root(root, path, os.O_RDONLY)
-        with os.fdopen(fd, "rb", buffering=0) as f:
-            while chunk := f.read(CHUNK):
+            fd, size = _open_file(root, path)
+        try:
+            offset = 0
+            while offset < size:
+                chunk = os.pread(fd, min(CHUNK, size - offset), offset)
+                if not chunk:
+                    return  # it shrank meanwhile
+                offset += len(chunk)
                 yield chunk
+        finally:
+            os.close(fd)
 
     @synchronized
     async def remove_file(self, path: str, recursive: bool = False) -> None:
@@ -311,27 +320,22 @@ class Volume:
                 if recursive and _is_link(root, src):  # `cp -r` copies a link it is given as a link
                     _copy_link(root, src, target)
                     continue
-                fd = _beneath.open_in_root(root, src, os.O_RDONLY)
-                try:
-                    if not stat_module.S_ISDIR(os.fstat(fd).st_mode):
-                        _write_file(root, target, fd, None, force=True)
-                        continue
-                    if not recursive:
-                        raise IsADirectoryError(f"{src} is a directory; pass recursive=True to copy it")
-                    if f"/{target.strip('/')}/".startswith(f"/{src.strip('/')}/"):
-                        raise InvalidError(f"Cannot copy directory {src} into itself ({target})")
-                    _copy_tree(root, src.strip("/"), target.strip("/"))
-                finally:
-                    os.close(fd)
+                if not _is_dir(root, src):
+                    fd, size = _open_file(root, src)
+                    try:
+                        _write_file(root, target, fd, None, force=True, size=size)
+                    finally:
+                        os.close(fd)
+                    continue
+                if not recursive:
+                    raise IsADirectoryError(f"{src} is a directory; pass recursive=True to copy it")
+                if f"/{target.strip('/')}/".startswith(f"/{src.strip('/')}/"):
+                    raise InvalidError(f"Cannot copy directory {src} into itself ({target})")
+                _copy_tree(root, src.strip("/"), target.strip("/"))
 
     def _is_dir(self, path: str) -> bool:
         with self._root() as root:
-            try:
-                fd = _beneath.open_in_root(root, path, os.O_RDONLY | os.O_DIRECTORY)
-            except OSError:
-                return False
-            os.close(fd)
-            return True
+            return _is_dir(root, path)
 
     @context
     def batch_upload(self, force: bool = False) -> Iterator["_Uploader"]:
@@ -345,7 +349,7 @@ class Volume:
                     _write_file(root, remote, local, mode, force)
                     continue
                 with open(local, "rb") as source:
-                    _write_file(root, remote, source.fileno(), mode, force)
+                    _write_file(root, remote, source.fileno(), mode, force, size=os.fstat(source.fileno()).st_size)
 
     @staticmethod
     def rename(old_name: str, new_name: str, *, client=None, environment_name=None) -> None:
@@ -431,8 +435,22 @@ def _make_dirs(root: int, path: str) -> None:
         current = f"{current}/{part}"
 
 
-def _write_file(root: int, remote: str, source, mode: Optional[int], force: bool) -> None:
-    """Copy `source` (an fd or a file object) to `remote` inside the volume."""
+def _open_file(root: int, path: str, flags: int = 0) -> Tuple[int, int]:
+    return _beneath.open_file(root, path, bounds.get("file_copy"), bounds.variable("file_copy"), flags)
+
+
+def _is_dir(root: int, path: str) -> bool:
+    try:
+        fd = _beneath.open_in_root(root, path, os.O_PATH | os.O_DIRECTORY)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
+
+
+def _write_file(root: int, remote: str, source, mode: Optional[int], force: bool, size: Optional[int] = None) -> None:
+    """Copy `source` (an fd, of which the first `size` bytes, or a file object) to `remote`
+    inside the volume."""
     parent_path = remote.strip("/").rpartition("/")[0]
     if parent_path:
         _make_dirs(root, parent_path)
@@ -445,8 +463,9 @@ def _write_file(root: int, remote: str, source, mode: Optional[int], force: bool
             raise FileExistsError(f"{remote} exists in the volume; pass force=True to overwrite it") from None
         with os.fdopen(fd, "wb") as target:
             if isinstance(source, int):
-                while os.sendfile(target.fileno(), source, None, CHUNK):
-                    pass
+                offset = 0
+                while offset < size and (sent := os.sendfile(target.fileno(), source, offset, size - offset)):
+                    offset += sent
             else:
                 shutil.copyfileobj(source, target, CHUNK)
             if mode is not None:
@@ -464,9 +483,9 @@ def _copy_tree(root: int, src: str, dst: str) -> None:
         if entry.type == FileEntryType.DIRECTORY:
             _make_dirs(root, target)
         elif entry.type == FileEntryType.FILE:
-            fd = _beneath.open_in_root(root, entry.path, os.O_RDONLY | os.O_NOFOLLOW)
+            fd, size = _open_file(root, entry.path, os.O_NOFOLLOW)
             try:
-                _write_file(root, target, fd, None, force=True)
+                _write_file(root, target, fd, None, force=True, size=size)
             finally:
                 os.close(fd)
         elif entry.type == FileEntryType.SYMLINK:

@@ -3,11 +3,15 @@ more than its bounds, whatever it writes (pysandbox/bounds.py).
 
 * The entrypoint's stdout and stderr reach the host through pipes the supervisor
   copies into files holding only the newest output (native/output.c).
+* Every memory-backed filesystem is sized (runtime/sizes.py): the host image's writable
+  root (and /tmp in it), /dev/shm, and /dev, which is read-only once made.
 """
 
 import os
 
 import pytest
+
+from ._inside import sh
 
 pytestmark = pytest.mark.rootless
 
@@ -40,3 +44,32 @@ def test_output_under_the_bound_is_kept_whole(sandboxes):
     sb.wait()
     assert sb.stdout.read() == "".join(f"{i}\n" for i in range(1, 100001))
     assert sb.stderr.read() == "".join(f"{i}\n" for i in range(1, 1001))
+
+
+STATFS = "stat -f -c '%T %b %S' {}"
+
+
+def _size(sb, path):
+    kind, blocks, block_size = sh(sb, STATFS.format(path))[1].split()
+    return kind, int(blocks) * int(block_size)
+
+
+def test_every_memory_filesystem_is_sized(sandboxes, monkeypatch):
+    monkeypatch.setenv("PYSANDBOX_WRITABLE_ROOT_MAX", str(96 * MiB))
+    monkeypatch.setenv("PYSANDBOX_DEV_SHM_MAX", str(16 * MiB))
+    sb = sandboxes()
+    assert _size(sb, "/") == ("tmpfs", 96 * MiB)  # the writable root, /tmp included
+    assert _size(sb, "/tmp") == ("tmpfs", 96 * MiB)
+    assert _size(sb, "/dev/shm") == ("tmpfs", 16 * MiB)
+    assert sh(sb, "touch /dev/stored")[0] != 0  # /dev holds nodes, nothing else
+    code, out = sh(sb, "head -c 33554432 /dev/zero > /dev/shm/fill")
+    assert code != 0 and "No space left" in out
+    code, out = sh(sb, "head -c 134217728 /dev/zero > /tmp/fill")
+    assert code != 0 and "No space left" in out
+
+
+def test_the_old_on_disk_root_is_still_there_when_asked_for(sandboxes, monkeypatch):
+    monkeypatch.setenv("PYSANDBOX_WRITABLE_ROOT_MAX", "0")
+    sb = sandboxes()
+    assert _size(sb, "/")[0] != "tmpfs"
+    assert _size(sb, "/tmp")[0] == "tmpfs"  # /tmp stays bounded
