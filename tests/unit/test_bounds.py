@@ -31,3 +31,17 @@ def test_every_bound_is_documented():
     for name, bound in bounds.BOUNDS.items():
         assert bound.variable.startswith("PYSANDBOX_") and bound.meaning, name
         assert bound.default >= 0, name
+
+
+def test_the_security_page_lists_every_bound_with_its_default():
+    import re
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "SECURITY.md").read_text()
+    rows = dict(re.findall(r"^\| `(PYSANDBOX_[A-Z_]+_MAX)` \| ([^|]+) \|", page, re.M))
+    units = {"GiB": 1 << 30, "MiB": 1 << 20, "KiB": 1 << 10}
+    for bound in bounds.BOUNDS.values():
+        assert bound.variable in rows, f"{bound.variable} is missing from docs/SECURITY.md"
+        number, _, unit = rows[bound.variable].strip().partition(" ")
+        assert int(number.replace(",", "")) * units.get(unit, 1) == bound.default, bound.variable
+    assert set(rows) == {bound.variable for bound in bounds.BOUNDS.values()}
