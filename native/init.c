@@ -31,6 +31,7 @@
 #include <sys/wait.h>     /* waitpid, W* */
 #include <unistd.h>       /* close, close_range, pipe2, faccessat, write */
 
+#include "caps.h"
 #include "env.h"
 #include "fdutil.h"
 #include "fds.h"
@@ -759,7 +760,8 @@ int main(int argc, char **argv)
   init_config_check_volumes(&config); /* before anything is made in them */
   make_root_dirs(dirs, ndirs, cwd);
 
-  /* First, before anything is served: the entrypoint and every exec inherit it. */
+  /* First, before anything is served: the entrypoint and every exec inherit them. */
+  caps_limit();
   if (seccomp_install() < 0)
     pdie("installing the seccomp filter");
   netsync_wait(FD_NET_SYNC); /* the network is connected before anything runs */

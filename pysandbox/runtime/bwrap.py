@@ -1,10 +1,11 @@
 """The bubblewrap command line for one sandbox.
 
 Isolation that every sandbox gets, whatever the caller asked for: a user
-namespace (sandbox root is an unprivileged host uid, never host root) in
-which nested user namespaces are refused twice (bwrap's --disable-userns
-and sandbox-init's seccomp filter, native/seccomp.c, which also refuses
-mounts and the rest); pid, ipc, uts, net and cgroup namespaces; every
+namespace (sandbox root is an unprivileged host uid, never host root) made by
+the supervisor before bwrap starts inside it (native/userns.h), in which nested
+user namespaces are refused twice (its parent allows no more of them, and
+sandbox-init's seccomp filter, native/seccomp.c, which also refuses mounts and
+the rest); pid, ipc, uts, net and cgroup namespaces; every
 capability dropped and no_new_privs (bwrap does both for an unprivileged
 caller); a new session (no TIOCSTI into the caller's terminal); its own /proc
 with host-wide files masked, a minimal read-only /dev, a sized /dev/shm and a
@@ -18,13 +19,13 @@ import os
 from typing import Callable, List, Sequence
 
 from .confinement import proc_mask_args
-from .layout import BIN_DIR, INIT_PATH, Mount, OverlayRoot, RunnerInputs, python_links
+from .layout import BIN_DIR, INIT_PATH, SANDBOX_ROOT_CAPS, Mount, OverlayRoot, RunnerInputs, python_links
 
-ISOLATION = (
-    "--unshare-user", "--uid", "0", "--gid", "0", "--disable-userns",
+ISOLATION = (  # no --unshare-user: bwrap runs in the sandbox's user namespace (native/userns.h)
     "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
     "--hostname", "sandbox",
     "--die-with-parent", "--as-pid-1", "--new-session",
+    "--cap-drop", "ALL", *(arg for cap in SANDBOX_ROOT_CAPS for arg in ("--cap-add", f"CAP_{cap}")),
 )
 
 

@@ -27,7 +27,7 @@ import stat
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from .. import agent, bounds, config
+from .. import agent, bounds, config, identity
 from .. import registry
 from ..probe import PROBE_PATH
 from ..registry import ProcessRef
@@ -162,14 +162,15 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str], tethered: bo
     )
     runner_config = None
     if use_nsjail:
-        argv = nsjail.command(_staged_runner(runner, stager), inputs, owner, net.nsjail_args())
+        argv = nsjail.command(_staged_runner(runner, stager), inputs, net.nsjail_args())
         runner_config = nsjail.configuration(inputs)
     else:
         argv = bwrap.command(_staged_runner(runner, stager), inputs)
     options = ["--dir", str(directory), "--timeout-ms", str(int(spec.timeout * 1000)),
                "--output-max", str(bounds.get("entrypoint_output"))]
     if as_root:
-        options += ["--as-uid", str(uid), "--as-gid", str(uid)]
+        options += ["--as-uid", str(uid), "--as-gid", str(owner[1])]
+    options += identity.current().supervisor_args()
     options += stager.args() + ["--cleanup", str(upper), "--cleanup", str(directory / "agent.sock")]
     options += net.supervisor_args(netplan.egress_rules(spec.outbound_cidr_allowlist))
     limit_options, cgroup = limits.supervisor_options(directory, spec.resources, uid)

@@ -25,6 +25,12 @@ BIN_DIR = "/__pysandbox/bin"
 INIT_PATH = "/__pysandbox/init"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEV_BYTES = 64 << 10  # /dev holds only device nodes, links and mount points
+# What sandbox root may do in its own user namespace: Docker's default capabilities, so su,
+# setpriv, apt's drop to _apt, chown and services that drop privileges work. The rest (mounts,
+# namespaces, ptrace of init, the network's filter) stays out of reach, and nothing here reaches
+# a file or process the namespace does not map.
+SANDBOX_ROOT_CAPS = ("CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW", "SETGID", "SETUID",
+                     "SETFCAP", "SETPCAP", "NET_BIND_SERVICE", "SYS_CHROOT", "KILL", "AUDIT_WRITE")
 
 
 @attrs.frozen

@@ -37,7 +37,7 @@ from .. import config
 from ..exception import InvalidError
 from . import fds
 from .confinement import proc_masks
-from .layout import BIN_DIR, DEV_BYTES, INIT_PATH, Mount, OverlayRoot, RunnerInputs, python_links
+from .layout import BIN_DIR, DEV_BYTES, INIT_PATH, SANDBOX_ROOT_CAPS, Mount, OverlayRoot, RunnerInputs, python_links
 
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 # bwrap --dev's links, so /dev looks the same under either runner.
@@ -45,8 +45,9 @@ DEV_LINKS = (("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"), ("
              ("/proc/self/fd/2", "/dev/stderr"), ("/proc/kcore", "/dev/core"), ("pts/ptmx", "/dev/ptmx"))
 # The supervisor's listener, entrypoint output pipes, event pipe and init's configuration.
 PASSED_FDS = (fds.LISTEN, fds.ENTRY_OUT, fds.ENTRY_ERR, fds.EVENT, fds.INIT_CONFIG)
-ISOLATION = (
+ISOLATION = (  # --disable_clone_newuser: nsjail runs in the sandbox's user namespace (native/userns.h)
     "-Mo", "--quiet", "--hostname", "sandbox", "--time_limit", "0", "--disable_rlimits", "--disable_proc",
+    "--disable_clone_newuser", *(arg for cap in SANDBOX_ROOT_CAPS for arg in ("--cap", f"CAP_{cap}")),
     *(arg for fd in PASSED_FDS for arg in ("--pass_fd", str(fd))),
 )
 
@@ -180,13 +181,10 @@ def configuration(inputs: RunnerInputs) -> bytes:
     return "".join(mount.text() + "\n" for mount in mounts).encode()
 
 
-def command(nsjail: str, inputs: RunnerInputs, owner: Tuple[int, int], extra: Sequence[str] = ()) -> List[str]:
-    """`owner`: the host (uid, gid) nsjail runs as, which sandbox root maps to; `extra`: more
-    options (the network plan's). The mounts are in configuration(inputs), which the caller
-    hands nsjail as fds.RUNNER_CONFIG."""
-    uid, gid = owner
+def command(nsjail: str, inputs: RunnerInputs, extra: Sequence[str] = ()) -> List[str]:
+    """`extra`: more options (the network plan's). The mounts are in configuration(inputs),
+    which the caller hands nsjail as fds.RUNNER_CONFIG."""
     return [nsjail, "--config", f"/proc/self/fd/{fds.RUNNER_CONFIG}", *ISOLATION,
-            "--user", f"0:{uid}:1", "--group", f"0:{gid}:1",
             "--nice_level", str(os.getpriority(os.PRIO_PROCESS, 0)),
             *(["--disable_clone_newnet"] if inputs.network == "host" else []), "--cwd", "/", *extra,
             "--", *inputs.init_argv(init_dirs(inputs))]

@@ -5,7 +5,15 @@ import sys
 
 import pytest
 
+from pysandbox.runtime.layout import SANDBOX_ROOT_CAPS
+
 pytestmark = pytest.mark.rootless
+
+# linux/capability.h's numbers of the capabilities sandbox root keeps.
+CAP_NUMBERS = {"CHOWN": 0, "DAC_OVERRIDE": 1, "FOWNER": 3, "FSETID": 4, "KILL": 5, "SETGID": 6, "SETUID": 7,
+               "SETPCAP": 8, "NET_BIND_SERVICE": 10, "NET_RAW": 13, "SYS_CHROOT": 18, "MKNOD": 27,
+               "AUDIT_WRITE": 29, "SETFCAP": 31}
+SANDBOX_ROOT_CAP_MASK = sum(1 << CAP_NUMBERS[name] for name in SANDBOX_ROOT_CAPS)
 
 
 def run(sb, script):
@@ -15,11 +23,21 @@ def run(sb, script):
     return out
 
 
-def test_no_capabilities_and_no_new_privs(sb):
-    status = dict(line.split(":\t", 1) for line in run(sb, "cat /proc/self/status").splitlines() if ":\t" in line)
-    for field in ("CapInh", "CapPrm", "CapEff", "CapAmb"):
-        assert int(status[field], 16) == 0, field
+def _status(sb, prefix=""):
+    out = run(sb, f"{prefix}cat /proc/self/status")
+    return dict(line.split(":\t", 1) for line in out.splitlines() if ":\t" in line)
+
+
+def test_sandbox_root_holds_only_dockers_capabilities_and_no_new_privs(sb):
+    status = _status(sb)
+    for field in ("CapPrm", "CapEff", "CapBnd"):
+        assert int(status[field], 16) == SANDBOX_ROOT_CAP_MASK, field
+    assert int(status["CapAmb"], 16) == 0
     assert status["NoNewPrivs"].strip() == "1"
+    # Any other user of the sandbox holds none, and cannot regain them.
+    other = _status(sb, "setpriv --reuid=1000 --regid=1000 --clear-groups ")
+    for field in ("CapInh", "CapPrm", "CapEff", "CapAmb"):
+        assert int(other.get(field, "0"), 16) == 0, field
 
 
 def test_host_pids_invisible(sb):

@@ -1,11 +1,14 @@
 """Item 17: every thread of an exec'd process runs under the same confinement:
-the seccomp filter, no_new_privs, no capabilities, the same uid/gid maps."""
+the seccomp filter, no_new_privs, sandbox root's capabilities and no others, the same uid/gid maps."""
 
 import json
 
 import psutil
 import pytest
 
+from pysandbox import identity
+
+from ..sandbox.test_isolation import SANDBOX_ROOT_CAP_MASK
 from ._inside import py_ok
 
 pytestmark = pytest.mark.rootless
@@ -35,12 +38,13 @@ def test_every_thread_confined_alike(sb):
     *values, uid_map, gid_map = json.loads(posture)
     fields = dict(zip(FIELDS, values))
     assert fields["Seccomp"] == ["2"] and fields["Seccomp_filters"] == ["1"] and fields["NoNewPrivs"] == ["1"]
-    for cap in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
-        assert int(fields[cap][0], 16) == 0, cap
+    for cap in ("CapPrm", "CapEff", "CapBnd"):
+        assert int(fields[cap][0], 16) == SANDBOX_ROOT_CAP_MASK, cap
+    assert int(fields["CapAmb"][0], 16) == 0
     assert fields["Uid"] == ["0"] * 4 and fields["Gid"] == ["0"] * 4
-    for id_map in (uid_map, gid_map):  # one id, 0 (mapped onto bwrap's namespace's own single id)
-        inside, _outside, count = id_map.split()
-        assert (inside, count) == ("0", "1")
+    for id_map in (uid_map, gid_map):  # the sandbox's ids, one to one onto the outer namespace's (native/userns.h)
+        inside, outside, count = id_map.split()
+        assert (inside, outside, int(count)) == ("0", "0", identity.current().size)
     # ... which is an unprivileged host id: seen from the host, nothing of the sandbox runs as root
     for process in psutil.Process(sb._record.supervisor.pid).children(recursive=True):
         assert 0 not in process.uids() and 0 not in process.gids(), process.cmdline()
@@ -49,5 +53,5 @@ def test_every_thread_confined_alike(sb):
 def test_entrypoint_confined_like_exec(sandboxes):
     sb = sandboxes("sh", "-c", "grep -E '^(Seccomp|NoNewPrivs|CapEff)' /proc/self/status")
     sb.wait()
-    assert sb.stdout.read().split() == ["CapEff:", "0000000000000000", "NoNewPrivs:", "1", "Seccomp:", "2",
+    assert sb.stdout.read().split() == ["CapEff:", f"{SANDBOX_ROOT_CAP_MASK:016x}", "NoNewPrivs:", "1", "Seccomp:", "2",
                                         "Seccomp_filters:", "1"]

@@ -29,3 +29,11 @@ def test_host_environment_agrees():
     source = (NATIVE / "util.c").read_text()
     entries = re.search(r"host_env\[\] = \{(.*?)NULL\}", source).group(1)
     assert sorted(re.findall(r'"([^"]*)"', entries)) == sorted(f"{k}={v}" for k, v in launch.HOST_ENV.items())
+
+
+def test_capabilities_agree():
+    from pysandbox.runtime.layout import SANDBOX_ROOT_CAPS
+
+    source = (NATIVE / "caps.c").read_text()
+    kept = re.search(r"CAPS_KEPT\[\] = \{(.*?)\};", source, re.S).group(1)
+    assert sorted(re.findall(r"CAP_([A-Z_]+)", kept)) == sorted(SANDBOX_ROOT_CAPS)

@@ -14,7 +14,7 @@ def inputs(**overrides):
 
 
 def argv(**overrides):
-    return nsjail.command("/bin/nsjail", inputs(**overrides), owner=(100000, 100000))
+    return nsjail.command("/bin/nsjail", inputs(**overrides))
 
 
 def config_lines(**overrides):
@@ -49,12 +49,13 @@ def test_paths_are_quoted_for_the_text_format(path, quoted):
     assert nsjail._quote(path) == quoted
 
 
-def test_identity_root_init_and_policies_left_to_pysandbox():
+def test_namespace_root_init_and_policies_left_to_pysandbox():
     args = argv(idle_timeout_ms=5000, pty=True, sandbox_id="sb-x")
     joined = " ".join(args)
     assert args[:3] == ["/bin/nsjail", "--config", "/proc/self/fd/9"]  # first: it replaces what came before
     assert "-Mo" in args and "--disable_proc" in args
-    assert "--user 0:100000:1 --group 0:100000:1" in joined and "--cwd /" in joined
+    assert "--disable_clone_newuser" in args and "--user" not in args  # it runs in the sandbox's user namespace
+    assert "--cwd /" in joined and "--cap CAP_SETUID" in joined and "--cap CAP_SYS_ADMIN" not in joined
     assert "--time_limit 0" in joined and "--disable_rlimits" in joined
     assert "--seccomp" not in joined and "--cgroup" not in joined and "--disable_clone_newnet" not in joined
     assert "--mount" not in args and "--bindmount" not in args and "--chroot" not in args  # all in the file

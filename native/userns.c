@@ -1,0 +1,320 @@
+/* userns.c: the sandbox's two user namespaces (userns.h). */
+#define _GNU_SOURCE 1
+#include "userns.h"
+
+#include <errno.h>      /* errno */
+#include <fcntl.h>      /* open, O_* */
+#include <sched.h>      /* unshare, CLONE_NEWUSER */
+#include <stdio.h>      /* snprintf */
+#include <stdlib.h>     /* strtoul */
+#include <stdnoreturn.h> /* noreturn */
+#include <string.h>     /* strcmp, memcpy */
+#include <sys/prctl.h>  /* prctl, PR_SET_PDEATHSIG */
+#include <sys/socket.h> /* socketpair, sendmsg, recvmsg */
+#include <sys/wait.h>   /* waitpid */
+#include <unistd.h>     /* fork, pipe2, read, write, close, execve */
+
+#include "fdutil.h"
+#include "util.h"
+
+/* What one sandbox may take of what the kernel grants its host uid, which all
+ * sandboxes of a caller share (a share of the limit the outer namespace's
+ * creator sees, set in that namespace, which counts before its parents). */
+static const char *const shared_limits[] = {"max_inotify_instances", "max_inotify_watches",
+                                            "max_fanotify_groups", "max_fanotify_marks"};
+enum { SHARE = 4 };
+
+bool userns_add_range(struct id_range *ranges, size_t *n, const char *arg)
+{
+  unsigned long v[3];
+  const char *p = arg;
+  for (int i = 0; i < 3; i++) {
+    char *end;
+    errno = 0;
+    v[i] = strtoul(p, &end, 10);
+    if (errno != 0 || end == p || *end != (i < 2 ? ':' : '\0'))
+      return false;
+    p = end + 1;
+  }
+  if (*n >= USERNS_MAX_RANGES || v[2] == 0 || v[0] > UINT32_MAX || v[1] > UINT32_MAX || v[2] > UINT32_MAX)
+    return false;
+  ranges[(*n)++] = (struct id_range){v[0], v[1], v[2]};
+  return true;
+}
+
+static int write_file(const char *path, const char *text)
+{
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -1;
+  int r = write_all(fd, text, strlen(text));
+  int err = errno;
+  close(fd);
+  errno = err;
+  return r;
+}
+
+/* "INSIDE OUTSIDE COUNT\n" per range. */
+static int write_map(pid_t pid, const char *which, const struct id_range *r, size_t n)
+{
+  char path[64], text[256];
+  size_t len = 0;
+  for (size_t i = 0; i < n; i++)
+    len += (size_t)snprintf(text + len, sizeof text - len, "%lu %lu %lu\n", r[i].inside, r[i].outside, r[i].count);
+  snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, which);
+  if (write_file(path, text) < 0) {
+    pwarnf("writing %s", path);
+    return -1;
+  }
+  return 0;
+}
+
+/* newuidmap PID INSIDE OUTSIDE COUNT... (setuid root: checks /etc/subuid). */
+static int run_newidmap(const char *helper, pid_t pid, const struct id_range *r, size_t n)
+{
+  char args[1 + 1 + 3 * USERNS_MAX_RANGES][24];
+  char *argv[2 + 3 * USERNS_MAX_RANGES + 1];
+  size_t k = 0;
+  argv[k++] = (char *)helper;
+  snprintf(args[0], sizeof args[0], "%d", (int)pid);
+  argv[k++] = args[0];
+  for (size_t i = 0; i < n; i++) {
+    unsigned long f[3] = {r[i].inside, r[i].outside, r[i].count};
+    for (int j = 0; j < 3; j++) {
+      snprintf(args[1 + 3 * i + (size_t)j], sizeof args[0], "%lu", f[j]);
+      argv[k++] = args[1 + 3 * i + (size_t)j];
+    }
+  }
+  argv[k] = NULL;
+  pid_t child = fork();
+  if (child < 0)
+    return -1;
+  if (child == 0) {
+    execve(helper, argv, host_env);
+    pwarnf("exec %s", helper);
+    _exit(127);
+  }
+  int st;
+  while (waitpid(child, &st, 0) < 0)
+    if (errno != EINTR)
+      return -1;
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+    warnf("%s failed (is there a range for this user in /etc/subuid and /etc/subgid?)", helper);
+    return -1;
+  }
+  return 0;
+}
+
+static int wait_byte(int fd, char want)
+{
+  char c;
+  ssize_t n;
+  while ((n = read(fd, &c, 1)) < 0 && errno == EINTR)
+    ;
+  return n == 1 && c == want ? 0 : -1;
+}
+
+static int send_byte(int fd, char c)
+{
+  return write(fd, &c, 1) == 1 ? 0 : -1;
+}
+
+/* In the outer namespace, as its root: a share of each per-uid limit, and room
+ * for exactly one more user namespace (the inner one). */
+static int set_limits(void)
+{
+  char path[96], value[32];
+  for (size_t i = 0; i < sizeof shared_limits / sizeof *shared_limits; i++) {
+    snprintf(path, sizeof path, "/proc/sys/user/%s", shared_limits[i]);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+      continue; /* an older kernel without this limit */
+    ssize_t n = read(fd, value, sizeof value - 1);
+    close(fd);
+    if (n <= 0)
+      continue;
+    value[n] = '\0';
+    unsigned long limit = strtoul(value, NULL, 10) / SHARE;
+    snprintf(value, sizeof value, "%lu", limit > 0 ? limit : 1);
+    if (write_file(path, value) < 0) {
+      pwarnf("%s", path);
+      return -1;
+    }
+  }
+  if (write_file("/proc/sys/user/max_user_namespaces", "1") < 0) {
+    pwarnf("/proc/sys/user/max_user_namespaces");
+    return -1;
+  }
+  return 0;
+}
+
+static int send_fd(int sock, int fd)
+{
+  char byte = 'f';
+  struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+  union {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE(sizeof(int))];
+  } control = {0};
+  struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                     .msg_controllen = sizeof control.buf};
+  struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(c), &fd, sizeof fd);
+  return sendmsg(sock, &m, MSG_NOSIGNAL) == 1 ? 0 : -1;
+}
+
+static int receive_fd(int sock)
+{
+  char byte;
+  struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+  union {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE(sizeof(int))];
+  } control;
+  struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                     .msg_controllen = sizeof control.buf};
+  ssize_t n;
+  while ((n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
+    ;
+  struct cmsghdr *c = n == 1 ? CMSG_FIRSTHDR(&m) : NULL;
+  if (c == NULL || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int)))
+    return -1;
+  int fd;
+  memcpy(&fd, CMSG_DATA(c), sizeof fd);
+  return fd;
+}
+
+/* The inner namespace's maker (a grandchild): unshares, waits to be mapped,
+ * sends the namespace back, and ends. */
+static noreturn void inner_main(int ready_w, int go_r, int sock)
+{
+  if (unshare(CLONE_NEWUSER) < 0) {
+    pwarnf("unshare the sandbox's user namespace");
+    _exit(127);
+  }
+  if (send_byte(ready_w, 'u') < 0 || wait_byte(go_r, 'm') < 0)
+    _exit(127);
+  int ns = open("/proc/self/ns/user", O_RDONLY | O_CLOEXEC);
+  _exit(ns < 0 || send_fd(sock, ns) < 0 ? 127 : 0);
+}
+
+/* Maps the inner namespace one to one onto the outer one (we are its root). */
+static int map_inner(pid_t inner, const struct userns_plan *p)
+{
+  struct id_range uids[1] = {{0, 0, 0}}, gids[1] = {{0, 0, 0}};
+  for (size_t i = 0; i < p->nuids; i++)
+    uids[0].count += p->uids[i].count;
+  for (size_t i = 0; i < p->ngids; i++)
+    gids[0].count += p->gids[i].count;
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/setgroups", (int)inner);
+  int own = open("/proc/self/setgroups", O_RDONLY | O_CLOEXEC);
+  char state[8] = "";
+  if (own >= 0) {
+    ssize_t n = read(own, state, sizeof state - 1);
+    state[n > 0 ? n : 0] = '\0';
+    close(own);
+  }
+  if (strncmp(state, "deny", 4) == 0 && write_file(path, "deny") < 0) {
+    pwarnf("%s", path);
+    return -1;
+  }
+  return write_map(inner, "uid_map", uids, 1) == 0 && write_map(inner, "gid_map", gids, 1) == 0 ? 0 : -1;
+}
+
+/* The outer namespace's maker (a child), as the sandbox identity. */
+static noreturn void outer_main(const struct userns_plan *p, userns_identity_fn enter_identity, int ready_w,
+                                int go_r, int sock)
+{
+  /* Dumpable again after the uid change: the inner child inherits it, and a
+   * non-dumpable process's /proc files belong to host root, so we could not
+   * write its maps.  Nothing of the sandbox can see us (other pid namespaces). */
+  if (enter_identity() < 0 || prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
+    _exit(127);
+  if (unshare(CLONE_NEWUSER) < 0) {
+    pwarnf("unshare a user namespace");
+    _exit(127);
+  }
+  if (send_byte(ready_w, 'u') < 0 || wait_byte(go_r, 'm') < 0)
+    _exit(127); /* the parent could not map us, and said why */
+  if (set_limits() < 0)
+    _exit(127);
+  int ready[2], go[2];
+  if (pipe2(ready, O_CLOEXEC) < 0 || pipe2(go, O_CLOEXEC) < 0)
+    _exit(127);
+  pid_t inner = fork();
+  if (inner < 0)
+    _exit(127);
+  if (inner == 0)
+    inner_main(ready[1], go[0], sock);
+  close(ready[1]);
+  close(go[0]);
+  int rc = wait_byte(ready[0], 'u') == 0 && map_inner(inner, p) == 0 && send_byte(go[1], 'm') == 0 ? 0 : 127;
+  close(go[1]);
+  int st;
+  while (waitpid(inner, &st, 0) < 0 && errno == EINTR)
+    ;
+  _exit(rc == 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : 127);
+}
+
+static int map_outer(const struct userns_plan *p, pid_t outer)
+{
+  if (p->newuidmap != NULL)
+    return run_newidmap(p->newuidmap, outer, p->uids, p->nuids) == 0 &&
+                   run_newidmap(p->newgidmap, outer, p->gids, p->ngids) == 0
+               ? 0
+               : -1;
+  if (geteuid() != 0) { /* mapping only ourselves: setgroups must be denied first */
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/setgroups", (int)outer);
+    if (write_file(path, "deny") < 0) {
+      pwarnf("%s", path);
+      return -1;
+    }
+  }
+  return write_map(outer, "uid_map", p->uids, p->nuids) == 0 && write_map(outer, "gid_map", p->gids, p->ngids) == 0
+             ? 0
+             : -1;
+}
+
+int userns_prepare(const struct userns_plan *p, userns_identity_fn enter_identity, const sigset_t *mask)
+{
+  int ready[2], go[2], sock[2];
+  if (pipe2(ready, O_CLOEXEC) < 0 || pipe2(go, O_CLOEXEC) < 0 ||
+      socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sock) < 0) {
+    pwarnf("user namespace setup");
+    return -1;
+  }
+  pid_t outer = fork();
+  if (outer < 0) {
+    pwarnf("fork");
+    return -1;
+  }
+  if (outer == 0) {
+    sigprocmask(SIG_SETMASK, mask, NULL);
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    outer_main(p, enter_identity, ready[1], go[0], sock[1]);
+  }
+  close(ready[1]);
+  close(go[0]);
+  close(sock[1]);
+  int ns = -1;
+  if (wait_byte(ready[0], 'u') == 0 && map_outer(p, outer) == 0 && send_byte(go[1], 'm') == 0)
+    ns = receive_fd(sock[0]);
+  close(ready[0]);
+  close(go[1]);
+  close(sock[0]);
+  int st;
+  while (waitpid(outer, &st, 0) < 0 && errno == EINTR)
+    ;
+  if (ns >= 0 && (!WIFEXITED(st) || WEXITSTATUS(st) != 0)) {
+    close(ns);
+    ns = -1;
+  }
+  if (ns < 0)
+    warnf("the sandbox's user namespace could not be made");
+  return ns;
+}

@@ -1,0 +1,52 @@
+/* userns.h: the sandbox's user namespace, made by the supervisor's runner child
+ * before it starts the runner, which then runs inside it (setns) rather than
+ * making its own.
+ *
+ * bwrap and nsjail, run unprivileged, can map only their own uid; a sandbox
+ * needs the whole range (0..65535 inside) for su, apt's _apt, chown and images
+ * whose files belong to several users.  So the namespace is made here, in two
+ * levels, the way bwrap's --disable-userns makes its own:
+ *
+ *   outer  made by a child running as the sandbox identity (so that identity
+ *          owns it and the runner, running as it, holds every capability in
+ *          it), mapped by the runner child: directly when it is root, else by
+ *          newuidmap/newgidmap (the `uidmap` package) from /etc/subuid; in it
+ *          the per-namespace limits are set (user.max_user_namespaces = 1 and
+ *          the shares in userns.c), which count against every namespace
+ *          below: the sandbox can make no user namespace of its own, and one
+ *          sandbox cannot use up what the host grants the identity.
+ *   inner  made by a grandchild, mapped one to one by the outer one's root:
+ *          the sandbox's namespace, already at the outer one's limit. */
+#if !defined(PSB_USERNS_H)
+#define PSB_USERNS_H
+
+#include <signal.h>    /* sigset_t */
+#include <stdbool.h>   /* bool */
+#include <stddef.h>    /* size_t */
+#include <sys/types.h> /* uid_t, gid_t */
+
+enum { USERNS_MAX_RANGES = 4 };
+
+struct id_range {
+  unsigned long inside, outside, count;
+};
+
+struct userns_plan {
+  struct id_range uids[USERNS_MAX_RANGES], gids[USERNS_MAX_RANGES];
+  size_t nuids, ngids;
+  const char *newuidmap, *newgidmap; /* set: map through them (an unprivileged caller) */
+};
+
+/* The identity the outer namespace's creator takes (supervisor.c's
+ * enter_identity): its uid owns the namespaces.  0 or -1 with errno. */
+typedef int (*userns_identity_fn)(void);
+
+/* Makes the two namespaces and returns an fd of the inner one (close-on-exec),
+ * or -1 after saying why on stderr.  `mask`: the signal mask for children. */
+int userns_prepare(const struct userns_plan *p, userns_identity_fn enter_identity, const sigset_t *mask);
+
+/* Parses "INSIDE:OUTSIDE:COUNT" into the next range of `ranges`.  false if bad
+ * or full. */
+bool userns_add_range(struct id_range *ranges, size_t *n, const char *arg);
+
+#endif
