@@ -15,7 +15,7 @@ from typing import Callable, List, Optional
 
 import attrs
 
-from . import config
+from . import config, identity as ids
 from .exception import Error
 from .runtime import cgroups, netplan
 
@@ -49,9 +49,22 @@ def kernel() -> Finding:
 
 
 def identity() -> Finding:
+    try:
+        found = ids.current()
+    except Error as exc:  # e.g. root's range overlaps another user's: refused, never used
+        return Finding("identity", False, str(exc), "every sandbox", essential=True)
+    (_, uid, _), *rest = found.uids
     if os.geteuid() == 0:
-        return Finding("identity", True, f"root: sandbox root is host uid {config.root_sandbox_uid()}")
-    return Finding("identity", True, f"uid {os.geteuid()}: sandbox root is you (rootless)")
+        return Finding("identity", True, f"root: sandbox ids 0..{ids.RANGE - 1} are host ids {uid}..{uid + ids.RANGE - 1} "
+                                         f"(reserved for {ids.OWNER} in {ids.SUBUID} and {ids.SUBGID}, overlapping no one)")
+    if rest:
+        first, count = rest[0][1], rest[0][2]
+        return Finding("identity", True, f"uid {uid}: sandbox root is you, sandbox ids 1..{count} your range "
+                                         f"{first}..{first + count - 1} (newuidmap)")
+    return Finding("identity", False, f"uid {uid}: sandbox root is you and no other id is mapped: no subordinate range "
+                                      f"in {ids.SUBUID}/{ids.SUBGID}, or no newuidmap (the uidmap package)",
+                   "su, setpriv, apt's drop to _apt and chown to other ids inside sandboxes; images whose files "
+                   "belong to other users keep them as root's")
 
 
 def native_helpers() -> Finding:

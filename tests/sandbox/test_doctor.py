@@ -23,7 +23,7 @@ def test_doctor_starts_a_sandbox_here(runner):
     assert f"ok  runner: {runner}" in result.stdout
     assert "ok  a sandbox          created, ran `true` and terminated in" in result.stdout
     assert "sandboxes work here" in result.stdout
-    identity = "root: sandbox root is host uid" if os.geteuid() == 0 else "sandbox root is you (rootless)"
+    identity = "root: sandbox ids 0..65535 are host ids" if os.geteuid() == 0 else "sandbox root is you"
     assert identity in result.stdout
 
 

@@ -119,7 +119,7 @@ def test_root_inside_is_not_root_outside(jailed):
                 break
             time.sleep(0.1)
         assert len(sleeper) == 1
-        assert sleeper[0].uids().real == (os.geteuid() or config.root_sandbox_uid()) != 0
+        assert sleeper[0].uids().real == config.sandbox_owner()[0] != 0
     finally:
         sb.exec("kill", "-9", str(p._pid)).wait()
 

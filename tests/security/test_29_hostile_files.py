@@ -68,7 +68,9 @@ def test_reads_and_copies_stop_at_their_bounds(hostile, tmp_path, monkeypatch):
 
 
 def test_a_file_growing_while_copied_gives_what_it_held(hostile, tmp_path):
-    writer = hostile.exec("sh", "-c", "while :; do head -c 65536 /dev/zero; done >> /tmp/growing")
+    # Growing all the time, slowly enough to stay under the read bound while the test reads it.
+    writer = hostile.exec("sh", "-c", "head -c 4194304 /dev/zero > /tmp/growing; "
+                                      "while :; do head -c 65536 /dev/zero; sleep 0.01; done >> /tmp/growing")
     while hostile.filesystem.stat("/tmp/growing").size < 4 * MiB:
         time.sleep(0.01)
     started = time.monotonic()
