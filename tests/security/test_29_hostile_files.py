@@ -71,7 +71,7 @@ def test_a_file_growing_while_copied_gives_what_it_held(hostile, tmp_path):
     # Growing all the time, slowly enough to stay under the read bound while the test reads it.
     writer = hostile.exec("sh", "-c", "head -c 4194304 /dev/zero > /tmp/growing; "
                                       "while :; do head -c 65536 /dev/zero; sleep 0.01; done >> /tmp/growing")
-    while hostile.filesystem.stat("/tmp/growing").size < 4 * MiB:
+    while not sh(hostile, "test $(stat -c %s /tmp/growing 2>/dev/null || echo 0) -gt 4194304")[0] == 0:
         time.sleep(0.01)
     started = time.monotonic()
     hostile.filesystem.copy_to_local("/tmp/growing", tmp_path / "copy")
