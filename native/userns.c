@@ -119,23 +119,38 @@ static int send_byte(int fd, char c)
   return write(fd, &c, 1) == 1 ? 0 : -1;
 }
 
-/* In the outer namespace, as its root: a share of each per-uid limit, and room
- * for exactly one more user namespace (the inner one). */
-static int set_limits(void)
+enum { NLIMITS = sizeof shared_limits / sizeof *shared_limits };
+
+/* What the kernel grants the identity now, read before unsharing: inside the
+ * new namespace these files show its own limits, unlimited. */
+static void read_limits(unsigned long limits[NLIMITS])
 {
   char path[96], value[32];
-  for (size_t i = 0; i < sizeof shared_limits / sizeof *shared_limits; i++) {
+  for (size_t i = 0; i < NLIMITS; i++) {
+    limits[i] = 0;
     snprintf(path, sizeof path, "/proc/sys/user/%s", shared_limits[i]);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
       continue; /* an older kernel without this limit */
     ssize_t n = read(fd, value, sizeof value - 1);
     close(fd);
-    if (n <= 0)
+    if (n > 0) {
+      value[n] = '\0';
+      limits[i] = strtoul(value, NULL, 10);
+    }
+  }
+}
+
+/* In the outer namespace, as its root: a share of each per-uid limit, and room
+ * for exactly one more user namespace (the inner one). */
+static int set_limits(const unsigned long limits[NLIMITS])
+{
+  char path[96], value[32];
+  for (size_t i = 0; i < NLIMITS; i++) {
+    if (limits[i] == 0)
       continue;
-    value[n] = '\0';
-    unsigned long limit = strtoul(value, NULL, 10) / SHARE;
-    snprintf(value, sizeof value, "%lu", limit > 0 ? limit : 1);
+    snprintf(path, sizeof path, "/proc/sys/user/%s", shared_limits[i]);
+    snprintf(value, sizeof value, "%lu", limits[i] / SHARE > 0 ? limits[i] / SHARE : 1);
     if (write_file(path, value) < 0) {
       pwarnf("%s", path);
       return -1;
@@ -234,13 +249,15 @@ static noreturn void outer_main(const struct userns_plan *p, userns_identity_fn 
    * write its maps.  Nothing of the sandbox can see us (other pid namespaces). */
   if (enter_identity() < 0 || prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
     _exit(127);
+  unsigned long limits[NLIMITS];
+  read_limits(limits);
   if (unshare(CLONE_NEWUSER) < 0) {
     pwarnf("unshare a user namespace");
     _exit(127);
   }
   if (send_byte(ready_w, 'u') < 0 || wait_byte(go_r, 'm') < 0)
     _exit(127); /* the parent could not map us, and said why */
-  if (set_limits() < 0)
+  if (set_limits(limits) < 0)
     _exit(127);
   int ready[2], go[2];
   if (pipe2(ready, O_CLOEXEC) < 0 || pipe2(go, O_CLOEXEC) < 0)

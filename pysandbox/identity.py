@@ -252,3 +252,61 @@ def _ensure_system_user() -> None:
         subprocess.run([useradd, "--system", "--no-create-home", "--home-dir", "/nonexistent", "--shell",
                         "/usr/sbin/nologin", "--user-group", OWNER], env={"PATH": TOOLS_PATH}, check=False,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+LEGACY_ROOT_UID = 100000  # the single uid root's sandboxes had before ranges, unless /etc/subuid said otherwise
+MARKER = "identity.json"
+
+
+def adopt_state(root: str) -> None:
+    """Keep a state directory made with other sandbox ids usable: the first time a root
+    caller uses it with its range, files of the old ids move to the same ids of the range
+    (before ranges, sandbox root was one host uid, and every layer and volume file its)."""
+    if os.geteuid() != 0:
+        return  # an unprivileged caller's sandbox root was, and is, the caller
+    now = current().uids[0][1]
+    marker = os.path.join(root, MARKER)
+    try:
+        with open(marker) as f:
+            was = int(f.read().split()[0])
+    except (FileNotFoundError, ValueError, IndexError):
+        was = _legacy_root_uid()
+    if was != now:
+        moved = _move_ids(root, was, now)
+        if moved:
+            logger.warning("pysandbox: moved %d files of %s from sandbox ids %d.. to %d.. (once, for the reserved "
+                           "range)", moved, root, was, now)
+    tmp = f"{marker}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        f.write(f"{now}\n")
+    os.replace(tmp, marker)
+
+
+def _legacy_root_uid() -> int:
+    for name, start, _ in _read_entries(SUBUID):
+        if name in ("root", "0"):
+            return start
+    return LEGACY_ROOT_UID
+
+
+def _move_ids(root: str, old: int, new: int) -> int:
+    """lchown every file of ids old..old+RANGE-1 to the same offset from `new`; how many."""
+    moved = 0
+
+    def shifted(value: int) -> int:
+        return new + value - old if old <= value < old + RANGE else value
+
+    for directory, dirs, files in os.walk(root):
+        for name in [None, *dirs, *files]:
+            path = directory if name is None else os.path.join(directory, name)
+            try:
+                info = os.lstat(path)
+                uid, gid = shifted(info.st_uid), shifted(info.st_gid)
+                if (uid, gid) != (info.st_uid, info.st_gid):
+                    os.lchown(path, uid, gid)
+                    if not os.path.islink(path):
+                        os.chmod(path, info.st_mode & 0o7777)  # chown clears setuid bits: keep them
+                    moved += 1
+            except FileNotFoundError:
+                continue
+    return moved

@@ -31,7 +31,7 @@ from typing import Any, Iterator, List, Optional, Tuple, Union
 
 import attrs
 
-from . import _aio, config
+from . import _aio, config, identity
 from .exception import AlreadyExistsError, ConflictError, ExecutionError, InvalidError, NotFoundError
 from .runtime import cgroups
 
@@ -107,6 +107,7 @@ def private_state_dir() -> Path:
             info = os.stat(root)
             if info.st_uid == os.geteuid() and info.st_mode & 0o077:
                 os.chmod(root, 0o700)  # made public by an earlier version
+        identity.adopt_state(str(root))
         _private_roots.add(str(root))
     return root
 

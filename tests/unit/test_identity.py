@@ -1,0 +1,55 @@
+"""identity.py: choosing and reserving root's range, the maps, and adopting an old state directory."""
+
+import os
+
+import pytest
+from hypothesis import given, strategies as st
+
+from pysandbox import identity
+from pysandbox.exception import InvalidError
+
+RANGE = identity.RANGE
+
+
+def test_parse_entries_keeps_well_formed_lines():
+    text = "alice:100000:65536\n# comment\nbob:x:1\ncarol:165536:0\n dave:231072:65536 \n"
+    assert identity.parse_entries(text) == [("alice", 100000, 65536), ("dave", 231072, 65536)]
+
+
+@given(st.lists(st.tuples(st.integers(0, 10 ** 7), st.integers(1, 3 * RANGE)), max_size=12))
+def test_the_chosen_range_overlaps_no_entry(taken):
+    entries = [(f"u{i}", start, count) for i, (start, count) in enumerate(taken)]
+    start = identity.choose_range(entries[::2], entries[1::2])
+    assert start % RANGE == 0 and start >= 100000
+    for _, first, count in entries:
+        assert start + RANGE <= first or first + count <= start
+
+
+def test_a_full_space_is_refused():
+    with pytest.raises(InvalidError, match="No free range"):
+        identity.choose_range([("a", 100000, 600000000)], [], high=600100000)
+
+
+def test_the_maps_and_the_supervisor_options():
+    root = identity.Identity(((0, 196608, RANGE),), ((0, 196608, RANGE),))
+    assert root.owner == (196608, 196608) and root.size == RANGE
+    assert root.supervisor_args() == ["--userns-uid", f"0:196608:{RANGE}", "--userns-gid", f"0:196608:{RANGE}"]
+    single = identity.Identity(((0, 1001, 1),), ((0, 1001, 1),))
+    assert single.size == 1 and single.owner == (1001, 1001)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="moving file ownership needs root")
+def test_an_old_state_directory_moves_to_the_range(tmp_path):
+    (tmp_path / "volumes" / "v" / "data").mkdir(parents=True)
+    files = [tmp_path / "volumes" / "v" / "data" / name for name in ("a", "b")]
+    for path in files:
+        path.write_text("x")
+    os.chown(files[0], 100000, 100000)
+    os.chown(files[1], 100000 + 1000, 100000 + 1000)
+    os.chmod(files[1], 0o4755)
+    (tmp_path / "record.json").write_text("{}")  # root's own files stay root's
+    assert identity._move_ids(str(tmp_path), 100000, 196608) == 2
+    assert (os.stat(files[0]).st_uid, os.stat(files[0]).st_gid) == (196608, 196608)
+    assert os.stat(files[1]).st_uid == 197608 and os.stat(files[1]).st_mode & 0o7777 == 0o4755
+    assert os.stat(tmp_path / "record.json").st_uid == 0
+    assert identity._move_ids(str(tmp_path), 100000, 196608) == 0  # once
