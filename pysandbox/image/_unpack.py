@@ -12,6 +12,7 @@ and for all layers together; the process's address space is capped, since
 tarfile reads pax and long-name headers into memory. A bound hit ends the run
 with LIMIT_EXIT after a last line `MARKER name detail` on stdout."""
 
+import errno
 import json
 import os
 import resource
@@ -109,8 +110,19 @@ def apply_member(tar, member, target):
             os.link(os.path.join(target, link), path)
         return
     tar.extract(member, target, set_attrs=False, **TRUSTED)
+    own(path, member)
     if not member.issym():
-        os.chmod(path, member.mode & 0o7777)
+        os.chmod(path, member.mode & 0o7777)  # after chown, which clears setuid bits
+
+
+def own(path, member):
+    """The member's owner, as a sandbox id: kept where the sandbox maps it (a caller with a
+    range), else the file stays sandbox root's (only root is mapped)."""
+    try:
+        os.lchown(path, member.uid, member.gid)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.EPERM):
+            raise
 
 
 def main(argv):

@@ -3,10 +3,10 @@
 A root caller runs `mmdebstrap --mode=root` (packages unpacked and configured
 in a chroot by real root: it is Debian's archive, signed, not user code); an
 unprivileged caller runs `--mode=unshare`, which needs a subordinate uid range
-for the user in /etc/subuid. Either way the result comes out as a tar stream
-that we unpack with the caller's identity and hand to the sandbox owner uid, so
-every file of the layer belongs to sandbox root. Device nodes are skipped
-(bwrap gives each sandbox its own /dev).
+for the user in /etc/subuid. Either way the result comes out as a tar file that
+is unpacked like a registry layer, in a sandbox (image/_unpack.py), so its files
+keep their owners (root, _apt, ...) as sandbox ids. Device nodes are skipped
+(each sandbox gets its own /dev).
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 from .. import config
 from ..exception import ImageBuildError, InvalidError
@@ -30,8 +29,7 @@ PACKAGES = ("python3", "python3-pip", "python3-venv", "python-is-python3", "ca-c
 DPKG_EXCLUDES = ("/usr/share/doc/*", "/usr/share/man/*", "/usr/share/info/*", "/usr/share/locale/*")
 # Modal images let `pip install` just work as root: no PEP 668 refusal, no root warning.
 PIP_CONF = "[global]\nbreak-system-packages = true\nroot-user-action = ignore\ndisable-pip-version-check = true\n"
-# Sandbox root is one uid: apt cannot drop to _apt, so it stays root (its sandbox is ours).
-APT_CONF = 'APT::Sandbox::User "root";\nAPT::Install-Recommends "false";\n'
+APT_CONF = 'APT::Install-Recommends "false";\n'
 
 
 def local_python_version() -> str:
@@ -77,35 +75,28 @@ def _has_subuids() -> bool:
         return False
 
 
-def bootstrap(python_version: Optional[str], rootfs: Path, log: Callable[[str], None]) -> None:
-    """Fill the empty directory `rootfs` with a Debian root for `python_version`."""
+def bootstrap(python_version: Optional[str], ctx) -> None:
+    """Fill the build's empty root (`ctx.rootfs`) with a Debian root for `python_version`."""
     suite = suite_for(python_version)
     argv = mmdebstrap_command(suite)
-    log(f"mmdebstrap {suite} ({', '.join(PACKAGES)})")
-    bootstrap_proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    untar = subprocess.Popen(
-        ["tar", "-x", "--no-same-owner", "--exclude=./dev/*", "-C", str(rootfs), "-f", "-"],
-        stdin=bootstrap_proc.stdout, stderr=subprocess.PIPE,
-    )
-    bootstrap_proc.stdout.close()
+    ctx.log(f"mmdebstrap {suite} ({', '.join(PACKAGES)})")
+    blobs = ctx.temp / "blobs"
+    blobs.mkdir(mode=0o755)
+    tar = blobs / "debian.tar"
+    with open(tar, "wb") as out:
+        bootstrap_proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.PIPE)
     tail = []
     for raw in bootstrap_proc.stderr:
         line = raw.decode(errors="replace").rstrip("\n")
         tail = (tail + [line])[-40:]
-        log(line)
-    untar_err = untar.communicate()[1].decode(errors="replace")
-    if bootstrap_proc.wait() != 0 or untar.returncode != 0:
-        raise ImageBuildError("debian_slim: mmdebstrap failed:\n" + "\n".join(tail) + untar_err)
-    (rootfs / "etc" / "pip.conf").write_text(PIP_CONF)
-    (rootfs / "etc" / "apt" / "apt.conf.d" / "00pysandbox").write_text(APT_CONF)
-    give_to_sandbox_owner(rootfs)
-
-
-def give_to_sandbox_owner(path: Path) -> None:
-    if os.geteuid() != 0:
-        return  # unpacked by the caller, who is sandbox root already
-    uid, gid = config.sandbox_owner()
-    for directory, dirs, files in os.walk(path):
-        os.lchown(directory, uid, gid)
-        for name in dirs + files:
-            os.lchown(os.path.join(directory, name), uid, gid)
+        ctx.log(line)
+    if bootstrap_proc.wait() != 0:
+        raise ImageBuildError("debian_slim: mmdebstrap failed:\n" + "\n".join(tail))
+    os.chmod(tar, 0o644)
+    ctx.unpack([tar])
+    tar.unlink()
+    blobs.rmdir()
+    for path, text in ((ctx.rootfs / "etc" / "pip.conf", PIP_CONF),
+                       (ctx.rootfs / "etc" / "apt" / "apt.conf.d" / "00pysandbox", APT_CONF)):
+        path.write_text(text)
+        os.chown(path, *config.sandbox_owner())  # sandbox root's, as the rest of /etc

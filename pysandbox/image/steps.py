@@ -30,7 +30,7 @@ class DebianSlim:
         return cfg
 
     def build(self, ctx) -> None:
-        debian.bootstrap(self.python_version, ctx.rootfs, ctx.log)
+        debian.bootstrap(self.python_version, ctx)
 
 
 @attrs.frozen

@@ -16,7 +16,7 @@ its parent, so killing the supervisor kills the sandbox.
 from __future__ import annotations
 
 import os
-from typing import Callable, List, Sequence
+from typing import Callable, List
 
 from .confinement import proc_mask_args
 from .layout import BIN_DIR, INIT_PATH, SANDBOX_ROOT_CAPS, Mount, OverlayRoot, RunnerInputs, python_links

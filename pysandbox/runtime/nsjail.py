@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, List, Sequence, Tuple
 
 import attrs
 
@@ -37,7 +37,7 @@ from .. import config
 from ..exception import InvalidError
 from . import fds
 from .confinement import proc_masks
-from .layout import BIN_DIR, DEV_BYTES, INIT_PATH, SANDBOX_ROOT_CAPS, Mount, OverlayRoot, RunnerInputs, python_links
+from .layout import BIN_DIR, DEV_BYTES, INIT_PATH, SANDBOX_ROOT_CAPS, Mount, RunnerInputs, python_links
 
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 # bwrap --dev's links, so /dev looks the same under either runner.

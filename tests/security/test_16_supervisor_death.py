@@ -8,7 +8,6 @@ import subprocess
 import psutil
 import pytest
 
-from pysandbox import registry
 
 pytestmark = pytest.mark.rootless
 

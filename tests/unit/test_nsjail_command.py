@@ -1,6 +1,5 @@
 """The nsjail command line and configuration file (pure logic): bwrap's inputs, translated."""
 
-import os
 
 import pytest
 
