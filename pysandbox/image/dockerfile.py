@@ -69,6 +69,25 @@ def _env_pairs(arguments: str) -> Dict[str, str]:
     return dict(word.split("=", 1) for word in words)
 
 
+def _user(arguments: str) -> str:
+    words = arguments.split()
+    if len(words) != 1 or not re.fullmatch(r"[A-Za-z0-9_.][A-Za-z0-9_.-]*(:[A-Za-z0-9_.][A-Za-z0-9_.-]*)?", words[0]):
+        raise InvalidError(f"Dockerfile: USER {arguments!r}: give one user, a name or uid, optionally :group")
+    return words[0]
+
+
+def as_user(script: str, user: str) -> str:
+    """A RUN step after `USER user[:group]`, as Docker runs it: as that user, with its primary
+    group (or the one given) and its supplementary groups. setpriv where the image has it, else
+    su. Only build steps: a sandbox's processes run as root, as on Modal (docs/ARCHITECTURE.md)."""
+    name, _, group = user.partition(":")
+    u, command = shlex.quote(name), shlex.quote(script)
+    gid = shlex.quote(group) if group else f'"$(id -g {u})"'
+    groups = "--clear-groups" if group else "--init-groups"
+    return (f"if command -v setpriv >/dev/null 2>&1; then exec setpriv --reuid={u} --regid={gid} {groups} "
+            f"-- /bin/sh -c {command}; else exec su -s /bin/sh -c {command} {u}; fi")
+
+
 def _dockerignore(context: Path) -> List[str]:
     path = context / ".dockerignore"
     if not path.is_file():
@@ -87,6 +106,7 @@ def to_image(path, context_dir=None, build_args: Optional[Dict[str, str]] = None
     variables: Dict[str, str] = {}
     image: Optional[Image] = None
     workdir = "/"
+    user = "root"
     for instruction, arguments in instructions(dockerfile.read_text()):
         if instruction == "ARG":
             name, _, default = arguments.partition("=")
@@ -109,7 +129,10 @@ def to_image(path, context_dir=None, build_args: Optional[Dict[str, str]] = None
             if arguments.startswith("--"):
                 raise UnimplementedError(f"Dockerfile: RUN options ({arguments.split()[0]}) are not supported")
             command = _exec_or_shell(arguments)
-            image = image.run_commands(command[2] if command[:2] == ["/bin/sh", "-c"] else shlex.join(command))
+            script = command[2] if command[:2] == ["/bin/sh", "-c"] else shlex.join(command)
+            image = image.run_commands(script if user in ("root", "0", "root:root", "0:0") else as_user(script, user))
+        elif instruction == "USER":
+            user = _user(arguments)
         elif instruction == "ENV":
             image = image.env(_env_pairs(arguments))
             variables.update(_env_pairs(arguments))
