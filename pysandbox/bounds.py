@@ -25,6 +25,14 @@ _MiB = 1 << 20
 _GiB = 1 << 30
 
 BOUNDS: Dict[str, Bound] = {
+    "gc_interval_s": Bound(
+        "PYSANDBOX_GC_INTERVAL", 60,
+        "seconds between the automatic collections that creates start in the background, per state directory "
+        "(0: never; `pysandbox gc` collects on demand)"),
+    "finished_retention_s": Bound(
+        "PYSANDBOX_FINISHED_RETENTION", 600,
+        "seconds the automatic collection keeps a finished sandbox's directory (its result and output, for "
+        "from_id and `pysandbox ls --all`) and any other litter; `pysandbox gc` removes finished sandboxes at once"),
 }
 
 

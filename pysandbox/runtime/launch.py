@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import signal
 import stat
 from pathlib import Path
 from typing import Dict, List, Tuple
@@ -30,6 +31,9 @@ from ..spec import SandboxSpec
 from . import bwrap, cgroups, layout, limits, netplan, nsjail
 
 STAGE_DIR = "/run/pysandbox-stage"
+# The supervisor starts with these blocked (and at their default action): one sent before it
+# has set up its signalfd stays pending for it, instead of killing it before any teardown.
+SUPERVISOR_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 _spawned: set = set()  # supervisor pids we are the parent of, reaped lazily
 
 
@@ -220,7 +224,8 @@ def _spawn(directory: Path, argv: List[str], env: Dict[str, str]) -> Launched:
         (os.POSIX_SPAWN_DUP2, err, 5),
     ]
     try:
-        pid = os.posix_spawn(argv[0], argv, env, file_actions=actions, setsid=True)
+        pid = os.posix_spawn(argv[0], argv, env, file_actions=actions, setsid=True,
+                             setsigmask=SUPERVISOR_SIGNALS, setsigdef=SUPERVISOR_SIGNALS)
     except BaseException:
         os.close(confirm_write)
         raise
