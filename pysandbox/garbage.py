@@ -76,6 +76,7 @@ def _collect(min_age: float, found: Collection) -> None:
             _collect_sandbox(entry.name, min_age, now, found)
         elif entry.name.startswith(".") and entry.name.endswith((".new", ".trash")):
             _collect_staging(Path(entry.path), temp_age, now, found)
+    _collect_exits(max(min_age, bounds.get("finished_retention_s")), now, found)
     _collect_claims(found)
     state = config.state_dir()
     for directory in (state, registry.apps_dir(), state / "secrets", image_store.root() / "refs"):
@@ -119,8 +120,11 @@ def _collect_sandbox(sandbox_id: str, min_age: float, now: float, found: Collect
         found.notes.append(str(exc))  # refused: nothing it names is touched
     except OSError:
         return  # its processes are still dying: the next collection removes both
-    # Renamed away first: a reader sees the whole directory or none, and an interrupted
-    # removal leaves only a `.trash` directory for the next collection.
+    # Its exit record is kept aside first (a link: no space needed) for handles still waiting on
+    # it; then the directory is renamed away: a reader sees it whole or not at all, and an
+    # interrupted removal leaves only a `.trash` directory for the next collection.
+    if record is not None:
+        _keep_exit(sandbox_id)
     trash = directory.with_name(f".{sandbox_id}.trash")
     try:
         os.rename(directory, trash)
@@ -131,6 +135,29 @@ def _collect_sandbox(sandbox_id: str, min_age: float, now: float, found: Collect
         return
     if _remove(trash, found):
         found.sandboxes.append(sandbox_id)
+
+
+def _keep_exit(sandbox_id: str) -> None:
+    kept = registry.collected_exit_path(sandbox_id)
+    try:
+        registry.ensure_dir(kept.parent, 0o711)
+        os.link(registry.sandbox_dir(sandbox_id) / registry.EXIT_NAME, kept)
+    except FileExistsError:
+        pass
+    except OSError:
+        pass  # no exit record (it could not be written) or no room to link it: handles read it as lost
+
+
+def _collect_exits(min_age: float, now: float, found: Collection) -> None:
+    """Exit records kept aside by earlier collections, once older than the retention."""
+    directory = registry.sandboxes_dir() / registry.COLLECTED_EXITS
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return
+    for entry in entries:
+        if not _changed_within(min_age, now, entry.path):
+            _remove(Path(entry.path), found)
 
 
 def _collect_staging(path: Path, min_age: float, now: float, found: Collection) -> None:

@@ -52,6 +52,7 @@ _ID_LENGTH = 22
 RECORD_NAME = "record.json"  # a sandbox directory's record; its existence also confirms the sandbox
 CREATOR_NAME = "creator"  # the creating process, so gc leaves a create in progress alone
 EXIT_NAME = "exit"
+COLLECTED_EXITS = ".exits"  # sandboxes/.exits/<id>: exit records of directories gc removed
 EXIT_RESERVATION = "exit.tmp"  # the supervisor rewrites it in place and renames it to `exit` (supervisor.c)
 EXIT_RESERVED_BYTES = 512  # more than the supervisor's whole record (a 320-byte buffer)
 TERMINATING = "terminating"  # present once terminate() has signalled the supervisor
@@ -392,8 +393,15 @@ class ExitStatus:
     lost: bool = attrs.field(default=False, eq=False)
 
 
-def read_exit(sandbox_id: str) -> Optional[ExitStatus]:
-    path = sandbox_dir(sandbox_id) / EXIT_NAME
+def collected_exit_path(sandbox_id: str) -> Path:
+    """Where gc keeps the exit record of a sandbox whose directory it removed (a hard link made
+    before the removal), for handles that have not read it yet; kept for the retention time."""
+    return sandboxes_dir() / COLLECTED_EXITS / sandbox_id
+
+
+def read_exit(sandbox_id: str, path: Optional[Path] = None) -> Optional[ExitStatus]:
+    """The exit record in the sandbox's directory (or at `path`), or None if there is none yet."""
+    path = sandbox_dir(sandbox_id) / EXIT_NAME if path is None else path
     try:
         data = read_json(path, "sandbox exit")
     except FileNotFoundError:
@@ -431,11 +439,13 @@ def finished(record: SandboxRecord) -> Optional[ExitStatus]:
     A supervisor that died without writing its record (SIGKILL, a host crash, a full or
     read-only disk) took the sandbox with it (bwrap runs with --die-with-parent): the
     sandbox reads as terminated, with `lost` set; repair() does what teardown it could not.
-    So does one whose directory gc removed meanwhile (it only removes finished sandboxes)."""
+    A sandbox whose directory gc removed meanwhile reads the exit record gc kept aside."""
     status = read_exit(record.sandbox_id)
     if status is not None or record.supervisor.alive(SUPERVISOR_PROGRAM):
         return status
     status = read_exit(record.sandbox_id)  # it may have exited cleanly just now
+    if status is None:
+        status = read_exit(record.sandbox_id, collected_exit_path(record.sandbox_id))
     return status if status is not None else ExitStatus("terminated", 137, time.time(), lost=True)
 
 

@@ -1,20 +1,21 @@
-"""Races and faults on the registry: many processes at once, and creators killed mid-create."""
+"""Matrix 19: registry races. Many processes create the same name at once (exactly one wins);
+many create, list, tag and terminate at once (no record lost or torn); garbage collection runs
+against busy clients (none of them fails: issue 12, item 9); terminate() right after create,
+or cut short by the caller's death (nothing left behind, nothing hidden: item 11)."""
 
 import json
 import os
-import random
 import signal
-import subprocess
-import sys
 import textwrap
 import time
 
-import psutil
 import pytest
 
 import pysandbox as modal
-from pysandbox import registry
+from pysandbox import garbage, registry
 from pysandbox.runtime import launch
+
+from ._statedir import assert_left_nothing, python, run_all, stray_sandbox_processes
 
 pytestmark = pytest.mark.rootless
 
@@ -54,14 +55,6 @@ CHURN = textwrap.dedent(
 )
 
 
-def run_all(script, argsets):
-    procs = [subprocess.Popen([sys.executable, "-c", script, *args], stdout=subprocess.PIPE, text=True)
-             for args in argsets]
-    outs = [p.communicate(timeout=240)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0] * len(procs)
-    return outs
-
-
 def test_fifty_processes_race_for_one_name():
     start = time.time() + 3
     outs = run_all(RACE_NAME, [[str(start)]] * 50)
@@ -89,113 +82,187 @@ def test_twenty_processes_churn_two_hundred_sandboxes():
     for sid in made:
         modal.Sandbox.from_id(sid).wait(raise_on_termination=False)
         assert not (registry.sandbox_dir(sid) / "upper").exists()
-    assert not _stray_sandbox_processes(made)
+    assert not stray_sandbox_processes(made)
 
 
-def _stray_sandbox_processes(sandbox_ids):
-    stray = []
-    for proc in psutil.process_iter(["cmdline"]):
-        cmdline = " ".join(proc.info["cmdline"] or [])
-        if "sandbox-supervisor" in cmdline and any(sid in cmdline for sid in sandbox_ids):
-            stray.append(proc)
-    return stray
+# Garbage collection against busy clients (item 9) ----------------------------------------
 
+SOAK_SECONDS = 40
 
-def _holders(sandbox_id):
-    """What still holds an abandoned sandbox: processes naming it, and whether its socket serves."""
-    named = [(p.pid, p.info["cmdline"]) for p in psutil.process_iter(["cmdline"])
-             if sandbox_id in " ".join(p.info["cmdline"] or [])]
-    directory = registry.sandbox_dir(sandbox_id)
-    return {"processes": named, "log held": registry.held(directory),
-            "files": sorted(os.listdir(directory)) if directory.exists() else None}
+CLIENT = """
+import json, sys, time, traceback
+import pysandbox as modal
+app = modal.App.lookup("soak-app", create_if_missing=True)
+worker, until = sys.argv[1], float(sys.argv[2])
+done, failures, made = 0, [], []
 
+def check(ok, what):
+    if not ok:
+        raise AssertionError(what)
 
-CREATE_ONE = textwrap.dedent(
-    """
-    import pysandbox as modal
-    app = modal.App.lookup("fault-app", create_if_missing=True)
-    print("ready", flush=True)
-    sb = modal.Sandbox.create("sleep", "300", app=app, name="fault-named", timeout=300)
-    print(sb.object_id, flush=True)
-    import time; time.sleep(60)
-    """
-)
-
-
-def test_creator_killed_at_random_points_leaves_nothing_half_made():
-    rng = random.Random(1234)
-    for _ in range(12):
-        before = set(os.listdir(registry.sandboxes_dir())) if registry.sandboxes_dir().exists() else set()
-        proc = subprocess.Popen([sys.executable, "-c", CREATE_ONE], stdout=subprocess.PIPE, text=True)
-        assert proc.stdout.readline().strip() == "ready"
-        time.sleep(rng.uniform(0, 0.03))
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        new = set(os.listdir(registry.sandboxes_dir())) - before
-        deadline = time.time() + 60
-        for sid in new:
-            try:
-                sb = modal.Sandbox.from_id(sid)
-            except modal.exception.NotFoundError:
-                # never appeared: its supervisor (if started) tears it down by itself, then gc removes
-                # the rest (however slowly a loaded machine lets the teardown finish)
-                while sid not in registry.collect_garbage():
-                    assert time.time() < deadline, f"{sid} never became collectable: {_holders(sid)}"
-                    time.sleep(0.05)
-                assert not registry.sandbox_dir(sid).exists()
-                continue
-            # appeared: fully usable from another process
-            assert sb.exec("echo", "ok").stdout.read() == "ok\n"
-            sb.terminate(wait=True)
-        assert not _stray_sandbox_processes(new)
-        # the name is free again for the next round
-        with pytest.raises(modal.exception.NotFoundError):
-            modal.Sandbox.from_name("fault-app", "fault-named")
-    removed = registry.collect_garbage()
-    assert all(not registry.sandbox_dir(sid).exists() for sid in removed)
-
-
-def test_the_log_lock_is_held_until_the_sandbox_is_torn_down(sandboxes):
-    # gc takes an unregistered directory only once nothing holds its log (registry.held):
-    # not while its supervisor is still tearing the sandbox down.
-    sb = sandboxes("sleep", "60")
-    directory = registry.sandbox_dir(sb.object_id)
-    assert registry.held(directory)
-    sb.terminate(wait=True)
-    assert not registry.held(directory)
-
-
-def test_a_sandbox_that_ends_before_its_creator_confirms_it_is_created(app, monkeypatch):
-    # A short entrypoint under load: the record confirms the sandbox, it runs and its
-    # supervisor exits, all before confirm() writes to a pipe nobody reads any more.
-    confirm = launch.Launched.confirm
-
-    def confirm_late(self):
-        deadline = time.time() + 30
-        while self.supervisor.alive():
-            assert time.time() < deadline, "the supervisor never finished"
-            time.sleep(0.01)
-        confirm(self)
-
-    monkeypatch.setattr(launch.Launched, "confirm", confirm_late)
-    sb = modal.Sandbox.create("sh", "-c", "echo done; exit 7", app=app)
-    sb.wait()
-    assert sb.returncode == 7 and sb.stdout.read() == "done\n"
-    assert modal.Sandbox.from_id(sb.object_id).returncode == 7
-
-
-def test_a_recorded_sandbox_survives_a_creator_that_died_before_confirming(app, monkeypatch):
-    # The creator dies between writing the record and confirming: the supervisor sees the
-    # pipe close without 'g', finds the record, and keeps the sandbox everyone can find.
-    monkeypatch.setattr(launch.Launched, "confirm", launch.Launched.abandon)
-    sb = modal.Sandbox.create("sleep", "60", app=app)
+i = 0
+while time.time() < until:
+    i += 1
     try:
-        fd0 = f"/proc/{sb._record.supervisor.pid}/fd/0"
-        deadline = time.time() + 30
-        while os.path.lexists(fd0):  # the supervisor closes the confirm pipe once it has read it
-            assert time.time() < deadline, "the supervisor never read its confirm pipe"
-            time.sleep(0.01)
-        assert sb.poll() is None
-        assert modal.Sandbox.from_id(sb.object_id).exec("echo", "ok").stdout.read() == "ok\n"
-    finally:
-        sb.terminate(wait=True)
+        name = f"w{worker}-{i}" if i % 3 == 0 else None
+        ending = i % 4
+        argv = ("sh", "-c", "exit 3") if ending == 3 else ("sleep", "60")
+        sb = modal.Sandbox.create(*argv, app=app, name=name, tags={"worker": worker}, timeout=60)
+        made.append(sb.object_id)
+        if ending == 3:  # it ends by itself; gc may take its directory before we look
+            sb.wait()
+            check(sb.returncode == 3, f"{sb.object_id} returned {sb.returncode}, not 3")
+        else:
+            sb.set_tags({"worker": worker, "i": str(i)})
+            listed = {s.object_id for s in modal.Sandbox.list(app_id=app.app_id, tags={"worker": worker})}
+            check(sb.object_id in listed, f"{sb.object_id} missing from list()")
+            if name is not None:
+                check(modal.Sandbox.from_name("soak-app", name).object_id == sb.object_id, "from_name")
+            check(modal.Sandbox.from_id(sb.object_id).poll() is None, "from_id().poll()")
+            if ending == 0:
+                check(sb.terminate(wait=True) == 137, "terminate(wait=True)")
+            elif ending == 1:
+                sb.terminate()
+                sb.wait(raise_on_termination=False)
+                check(sb.returncode == 137, "terminate(), then wait()")
+            else:
+                modal.Sandbox.from_id(sb.object_id).terminate()
+                while sb.poll() is None:
+                    time.sleep(0.01)
+                check(sb.returncode == 137, "terminate() from another handle, then poll()")
+        done += 1
+    except Exception:
+        failures.append(traceback.format_exc())
+print(json.dumps({"done": done, "failures": failures, "made": made}))
+"""
+
+LISTER = """
+import contextlib, io, json, sys, time, traceback
+import pysandbox as modal
+from pysandbox import cli
+app = modal.App.lookup("soak-app", create_if_missing=True)
+until = float(sys.argv[1])
+done, failures = 0, []
+while time.time() < until:
+    try:
+        list(modal.Sandbox.list(app_id=app.app_id))
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            assert cli.main(["ls", "--all", "--json"]) == 0
+        json.loads(out.getvalue())
+        done += 1
+    except Exception:
+        failures.append(traceback.format_exc())
+print(json.dumps({"done": done, "failures": failures}))
+"""
+
+COLLECTOR = """
+import json, sys, time, traceback
+from pysandbox import garbage
+until = float(sys.argv[1])
+rounds, removed, problems, failures = 0, 0, [], []
+while time.time() < until:
+    try:
+        found = garbage.collect()  # on demand: finished sandboxes go at once
+        rounds += 1
+        removed += len(found.sandboxes)
+        problems += found.problems + found.notes
+    except Exception:
+        failures.append(traceback.format_exc())
+print(json.dumps({"rounds": rounds, "removed": removed, "problems": problems, "failures": failures}))
+"""
+
+
+@pytest.mark.timeout(600)
+def test_gc_against_busy_clients_fails_none_of_them():
+    until = time.time() + SOAK_SECONDS
+    clients = [python(CLIENT, worker, until, stdout=-1, text=True) for worker in range(5)]
+    others = [python(LISTER, until, stdout=-1, text=True)] + [python(COLLECTOR, until, stdout=-1, text=True)
+                                                             for _ in range(2)]
+    results = [json.loads(p.communicate(timeout=SOAK_SECONDS + 240)[0]) for p in clients + others]
+    client_results, lister, collectors = results[:5], results[5], results[6:]
+    failures = [f for r in results for f in r["failures"]]
+    assert failures == [], "\n".join(failures[:5])
+    assert all(r["done"] >= 4 for r in client_results), [r["done"] for r in client_results]  # it did work
+    assert lister["done"] > 0 and sum(c["rounds"] for c in collectors) > 10
+    assert sum(c["removed"] for c in collectors) > 0 and [p for c in collectors for p in c["problems"]] == []
+    made = [sid for r in client_results for sid in r["made"]]
+    assert not stray_sandbox_processes(made)
+    garbage.collect()
+    assert not [sid for sid in made if registry.sandbox_dir(sid).exists()]
+
+
+# terminate() right after create, and a terminate() cut short (item 11) --------------------------
+
+
+def test_create_then_terminate_at_once_leaves_nothing_behind(app):
+    # The supervisor starts with SIGTERM blocked, so a terminate() that comes before it has set up
+    # its signal handling waits for it instead of killing it before any teardown.
+    made = []
+    for _ in range(120):
+        sb = modal.Sandbox.create("sleep", "60", app=app, block_network=True)
+        sb.terminate()
+        made.append(sb)
+    for sb in made:
+        assert_ended_by_its_supervisor(sb)
+
+
+def assert_ended_by_its_supervisor(sb):
+    """The sandbox ended and its own supervisor recorded the end after tearing it down: it was
+    not killed first (a supervisor gone without a record reads as `lost`, and terminate() or
+    wait() would then have to do the teardown it could not)."""
+    deadline = time.time() + 60
+    while sb.poll() is None:  # polling never repairs anything
+        assert time.time() < deadline, f"{sb.object_id} never ended"
+        time.sleep(0.01)
+    status = registry.finished(sb._record)
+    assert not status.lost, f"{sb.object_id}: its supervisor died without recording the end"
+    assert registry.returncode(status) == 137
+    assert_left_nothing(sb.object_id, sb._record)
+
+
+def test_a_terminate_sent_the_moment_the_supervisor_starts_is_handled(app, monkeypatch):
+    spawn = launch._spawn
+
+    def spawn_and_signal(*args, **kwargs):
+        launched = spawn(*args, **kwargs)
+        pidfd = os.pidfd_open(launched.supervisor.pid)
+        signal.pidfd_send_signal(pidfd, signal.SIGTERM)
+        os.close(pidfd)
+        return launched
+
+    monkeypatch.setattr(launch, "_spawn", spawn_and_signal)
+    for _ in range(20):
+        assert_ended_by_its_supervisor(modal.Sandbox.create("sleep", "60", app=app, block_network=True))
+
+
+CUT_SHORT = """
+import os, signal, sys
+import pysandbox as modal
+from pysandbox import registry
+sb = modal.Sandbox.from_id(sys.argv[1])
+die = lambda *args: os.kill(os.getpid(), signal.SIGKILL)
+if sys.argv[2] == "before signalling":
+    signal.pidfd_send_signal = die
+else:
+    registry.mark_terminating = die
+sb.terminate()
+"""
+
+
+def test_a_terminate_cut_short_never_hides_a_running_sandbox(app):
+    sb = modal.Sandbox.create("sleep", "300", app=app, name="cut-short", block_network=True)
+    killed = python(CUT_SHORT, sb.object_id, "before signalling")
+    assert killed.wait(60) == -signal.SIGKILL
+    # It was never asked to end: it runs on, listed and found by its name.
+    assert sb.poll() is None
+    assert sb.object_id in [s.object_id for s in modal.Sandbox.list(app_id=app.app_id)]
+    assert modal.Sandbox.from_name(app.name, "cut-short").object_id == sb.object_id
+    killed = python(CUT_SHORT, sb.object_id, "after signalling")
+    assert killed.wait(60) == -signal.SIGKILL
+    # Signalled, then the caller died before marking it: it ends anyway and its name is free.
+    assert_ended_by_its_supervisor(sb)
+    assert not registry.terminating(sb.object_id)
+    assert sb.object_id not in [s.object_id for s in modal.Sandbox.list(app_id=app.app_id)]
+    with pytest.raises(modal.exception.NotFoundError):
+        modal.Sandbox.from_name(app.name, "cut-short")

@@ -67,8 +67,22 @@ def test_finished_and_abandoned_go_running_and_creating_stay(home, supervisor):
     creating = registry.make_sandbox_dir(registry.new_id("sb-"))  # our own create, in progress
     found = garbage.collect()
     assert sorted(found.sandboxes) == sorted([finished, lost, abandoned.name])
-    assert sorted(os.listdir(registry.sandboxes_dir())) == sorted([running, creating.name])
+    assert sorted(os.listdir(registry.sandboxes_dir())) == sorted([running, creating.name, registry.COLLECTED_EXITS])
     assert found.problems == [] and found.notes == []
+
+
+def test_a_handle_whose_sandbox_was_collected_still_reads_its_result(home, monkeypatch):
+    monkeypatch.setenv("PYSANDBOX_FINISHED_RETENTION", "600")
+    sid = sandbox(dead_process(), {"status": "exited", "code": 3, "finished_at": 1.0})
+    handle_record = registry.read_record(sid)
+    assert garbage.collect().sandboxes == [sid]
+    status = registry.finished(handle_record)
+    assert (status.status, status.code, status.lost) == ("exited", 3, False)
+    assert garbage.collect().leftovers == 0 and registry.finished(handle_record).code == 3  # kept for the retention
+    age(registry.collected_exit_path(sid), 700)
+    garbage.collect()
+    assert not registry.collected_exit_path(sid).exists()
+    assert registry.finished(handle_record).lost  # long gone: it reads as terminated
 
 
 def test_retention_keeps_what_finished_recently(home, supervisor):
