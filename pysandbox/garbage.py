@@ -165,11 +165,11 @@ def _collect_staging(path: Path, min_age: float, now: float, found: Collection) 
     (registry.make_sandbox_dir), or a `.trash` one a collection did not finish removing."""
     if path.name.endswith(".new"):
         try:
-            if ProcessRef.from_json(registry.read_json(path / registry.CREATOR_NAME, "creator")).alive():
-                return
+            creator = ProcessRef.from_json(registry.read_json(path / registry.CREATOR_NAME, "creator"))
         except (FileNotFoundError, ExecutionError, ValueError):
-            if _changed_within(min_age, now, path):
-                return  # its creator may be writing it right now
+            creator = registry.staging_creator(path.name)  # killed before it wrote the file
+        if creator is not None and creator.alive() or creator is None and _changed_within(min_age, now, path):
+            return
     if _remove(path, found):
         found.leftovers += 1
 

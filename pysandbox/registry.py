@@ -358,10 +358,11 @@ def make_sandbox_dir(sandbox_id: str) -> Path:
     exit record will be written into (so teardown can record the end on a full disk)."""
     ensure_dir(sandboxes_dir(), 0o711)
     directory = sandbox_dir(sandbox_id)
-    staging = directory.with_name(f".{sandbox_id}.new")
+    creator = ProcessRef.of(os.getpid())
+    staging = directory.with_name(staging_name(sandbox_id, creator))
     try:
         os.mkdir(staging, 0o700)
-        write_json_atomic(staging / CREATOR_NAME, ProcessRef.of(os.getpid()).to_json(), durable=False)
+        write_json_atomic(staging / CREATOR_NAME, creator.to_json(), durable=False)
         fd = os.open(staging / EXIT_RESERVATION, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         try:
             write_all(fd, b" " * EXIT_RESERVED_BYTES)
@@ -375,6 +376,20 @@ def make_sandbox_dir(sandbox_id: str) -> Path:
             raise write_error(staging, exc) from None
         raise
     return directory
+
+
+def staging_name(sandbox_id: str, creator: ProcessRef) -> str:
+    """Where make_sandbox_dir() builds the directory: the name says who builds it, so gc can tell
+    a create in progress from a dead one's leftover even before the creator file is written."""
+    return f".{sandbox_id}.{creator.pid}.{creator.start_time}.new"
+
+
+def staging_creator(name: str) -> Optional[ProcessRef]:
+    """The creator a staging_name() names (without a boot id: the name does not hold it), or None."""
+    parts = name.split(".")
+    if len(parts) == 5 and parts[0] == "" and parts[4] == "new" and parts[2].isdigit() and parts[3].isdigit():
+        return ProcessRef(int(parts[2]), int(parts[3]))
+    return None
 
 
 @attrs.frozen

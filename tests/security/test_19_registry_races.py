@@ -187,6 +187,9 @@ def test_gc_against_busy_clients_fails_none_of_them():
     assert lister["done"] > 0 and sum(c["rounds"] for c in collectors) > 10
     assert sum(c["removed"] for c in collectors) > 0 and [p for c in collectors for p in c["problems"]] == []
     made = [sid for r in client_results for sid in r["made"]]
+    print(f"soak: {sum(r['done'] for r in client_results)} client cycles ({len(made)} sandboxes), "
+          f"{lister['done']} listings, {sum(c['rounds'] for c in collectors)} gc rounds removing "
+          f"{sum(c['removed'] for c in collectors)} sandboxes in {SOAK_SECONDS}s: 0 failures")
     assert not stray_sandbox_processes(made)
     garbage.collect()
     assert not [sid for sid in made if registry.sandbox_dir(sid).exists()]

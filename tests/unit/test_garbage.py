@@ -135,9 +135,11 @@ def test_leftovers_of_interrupted_writes_are_collected_once_old(home, supervisor
     for path in (young, old):
         path.write_text("{")
     age(old, 120)
-    staging = registry.sandboxes_dir() / f".{registry.new_id('sb-')}.new"  # a creator died making it
+    # A creator died making its directory, before it could write who it is: the name says it.
+    staging = registry.sandboxes_dir() / registry.staging_name(registry.new_id("sb-"), dead_process())
     staging.mkdir(parents=True)
-    (staging / "creator").write_text(json.dumps(dead_process().to_json()))
+    ours = registry.sandboxes_dir() / registry.staging_name(registry.new_id("sb-"), registry.ProcessRef.of(os.getpid()))
+    ours.mkdir()
     trash = registry.sandboxes_dir() / f".{registry.new_id('sb-')}.trash"  # a collection died removing it
     (trash / "upper").mkdir(parents=True)
     half_volume = home / "volumes" / ".v.1.abcd.tmp"
@@ -147,6 +149,7 @@ def test_leftovers_of_interrupted_writes_are_collected_once_old(home, supervisor
     found = garbage.collect()
     assert found.leftovers == 4 and found.problems == []
     assert young.exists() and not old.exists() and not staging.exists() and not trash.exists()
+    assert ours.exists()  # a create in progress
     assert not half_volume.exists()
 
 
