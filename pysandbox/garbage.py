@@ -72,8 +72,8 @@ def _collect(min_age: float, found: Collection) -> None:
     except FileNotFoundError:
         entries = []
     for entry in entries:  # first: finished sandboxes hold most of the space a full disk needs back
-        if entry.name.startswith("sb-"):
-            _collect_sandbox(entry.name, min_age, now, found)
+        if entry.name.startswith("sb-") and not _collect_sandbox(entry.name, min_age, now, found):
+            _sweep_temp_files(Path(entry.path), temp_age, now, found)  # of records rewritten by writers that died
         elif entry.name.startswith(".") and entry.name.endswith((".new", ".trash")):
             _collect_staging(Path(entry.path), temp_age, now, found)
     _collect_exits(max(min_age, bounds.get("finished_retention_s")), now, found)
@@ -92,7 +92,8 @@ def _collect(min_age: float, found: Collection) -> None:
         found.problems.append(f"kept unfinished image layers: {exc}")
 
 
-def _collect_sandbox(sandbox_id: str, min_age: float, now: float, found: Collection) -> None:
+def _collect_sandbox(sandbox_id: str, min_age: float, now: float, found: Collection) -> bool:
+    """Remove the sandbox's directory if it has ended (or was abandoned); whether it did."""
     directory = registry.sandbox_dir(sandbox_id)
     record: Optional[registry.SandboxRecord] = None
     try:
@@ -100,18 +101,18 @@ def _collect_sandbox(sandbox_id: str, min_age: float, now: float, found: Collect
         status = registry.finished(record)
     except NotFoundError:  # no record: a create in progress, or one whose creator died
         if not registry.abandoned(directory) or _changed_within(min_age, now, directory):
-            return
+            return False
     except ExecutionError as exc:  # a corrupt record or exit record
         if registry.held(directory):
             found.notes.append(f"{exc} Its sandbox still runs, so it is kept until it ends.")
-            return
+            return False
         if _changed_within(min_age, now, directory, directory / registry.RECORD_NAME):
-            return
+            return False
         found.notes.append(f"{exc} Its sandbox has ended: removed.")
         record = None
     else:
         if status is None or _changed_within(min_age, now, directory, directory / registry.EXIT_NAME):
-            return
+            return False
         if status.lost:
             found.notes.extend(registry.repair(record))
     try:
@@ -119,7 +120,7 @@ def _collect_sandbox(sandbox_id: str, min_age: float, now: float, found: Collect
     except ExecutionError as exc:
         found.notes.append(str(exc))  # refused: nothing it names is touched
     except OSError:
-        return  # its processes are still dying: the next collection removes both
+        return False  # its processes are still dying: the next collection removes both
     # Its exit record is kept aside first (a link: no space needed) for handles still waiting on
     # it; then the directory is renamed away: a reader sees it whole or not at all, and an
     # interrupted removal leaves only a `.trash` directory for the next collection.
@@ -129,12 +130,14 @@ def _collect_sandbox(sandbox_id: str, min_age: float, now: float, found: Collect
     try:
         os.rename(directory, trash)
     except FileNotFoundError:
-        return  # another collection took it
+        return False  # another collection took it
     except OSError as exc:
         found.problems.append(f"could not remove {directory}: {exc.strerror or exc}")
-        return
-    if _remove(trash, found):
-        found.sandboxes.append(sandbox_id)
+        return False
+    if not _remove(trash, found):
+        return False
+    found.sandboxes.append(sandbox_id)
+    return True
 
 
 def _keep_exit(sandbox_id: str) -> None:

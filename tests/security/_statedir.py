@@ -102,9 +102,9 @@ def pending_signals(pid):
 def write_record_of(sandbox_id, supervisor, app_id="ap-" + "x" * 22, **fields):
     """A sandbox directory with a record of our making (and, by default, no exit record)."""
     directory = registry.ensure_dir(registry.sandbox_dir(sandbox_id))
-    record = registry.SandboxRecord(
-        sandbox_id=sandbox_id, app_id=app_id, app_name="made-up", name=None, tags={}, created_at=1.0, timeout=300,
-        supervisor=supervisor, entrypoint=(), workdir="/", image_id="host", **fields)
+    fields = {"app_name": "made-up", "name": None, "tags": {}, "created_at": 1.0, "timeout": 300, "entrypoint": (),
+              "workdir": "/", "image_id": "host", **fields}
+    record = registry.SandboxRecord(sandbox_id=sandbox_id, app_id=app_id, supervisor=supervisor, **fields)
     registry.write_record(record)
     return directory, record
 
