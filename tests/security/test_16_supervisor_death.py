@@ -43,7 +43,13 @@ def test_a_runner_child_stranded_mid_setup_is_killed_by_whoever_waits(sandboxes)
     try:
         assert sb.poll() == 137 and stray.poll() is None
         sb.wait(raise_on_termination=False)
-        assert stray.wait(timeout=30) == -signal.SIGKILL
+        try:
+            assert stray.wait(timeout=30) == -signal.SIGKILL
+        except subprocess.TimeoutExpired:
+            with open(f"/proc/{stray.pid}/cmdline", "rb") as f:
+                cmdline = f.read()
+            pytest.fail(f"the stand-in survived the repair: status {sb._exit!r} (lost: {sb._exit.lost}), "
+                        f"its command line {cmdline!r}, the sandbox's files {os.listdir(registry.sandbox_dir(sb.object_id))}")
     finally:
         os.killpg(stray.pid, signal.SIGKILL)  # the stand-in and its sleep
         stray.wait()
