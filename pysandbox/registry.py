@@ -4,10 +4,10 @@ Layout under config.state_dir():
 
     apps/<app-name>.json            {"app_id", "name", "created_at"}
     names/<app-id>/<name>           a name claim: {"sandbox_id", "creator"}
-    sandboxes/<sb-id>/creator       the process creating the sandbox (until its record exists)
+    sandboxes/<sb-id>/creator       the process creating the sandbox (until its record exists),
+                                    padded: on a full disk the exit record is written over it
     sandboxes/<sb-id>/record.json   the sandbox's spec, owner process and metadata
-    sandboxes/<sb-id>/exit          written once by the supervisor, after teardown, into the
-                                    space reserved for it at create (exit.tmp)
+    sandboxes/<sb-id>/exit          written once by the supervisor, after teardown
     sandboxes/<sb-id>/agent.sock    init's listener (host side only)
     sandboxes/<sb-id>/stdout|stderr the entrypoint's output
     sandboxes/<sb-id>/upper/        the sandbox's writable layer
@@ -51,10 +51,9 @@ _ID_ALPHABET = string.ascii_letters + string.digits
 _ID_LENGTH = 22
 RECORD_NAME = "record.json"  # a sandbox directory's record; its existence also confirms the sandbox
 CREATOR_NAME = "creator"  # the creating process, so gc leaves a create in progress alone
+EXIT_RESERVED_BYTES = 512  # the creator file's size: more than the supervisor's whole exit record (320 bytes)
 EXIT_NAME = "exit"
 COLLECTED_EXITS = ".exits"  # sandboxes/.exits/<id>: exit records of directories gc removed
-EXIT_RESERVATION = "exit.tmp"  # the supervisor rewrites it in place and renames it to `exit` (supervisor.c)
-EXIT_RESERVED_BYTES = 512  # more than the supervisor's whole record (a 320-byte buffer)
 TERMINATING = "terminating"  # present once terminate() has signalled the supervisor
 EXIT_PATIENCE_S = 2  # how long finished_error() waits for a vanished sandbox's exit record
 LOG_NAME = "supervisor.log"  # the supervisor's, its runner's and sandbox-init's stdout and stderr
@@ -353,19 +352,20 @@ def read_record(sandbox_id: str) -> SandboxRecord:
 
 
 def make_sandbox_dir(sandbox_id: str) -> Path:
-    """The new sandbox's directory, which appears under its id whole: already holding its
-    creator (so gc never takes a create in progress for an abandoned one) and the space its
-    exit record will be written into (so teardown can record the end on a full disk)."""
+    """The new sandbox's directory, which appears under its id whole, already holding its
+    creator (so gc never takes a create in progress for an abandoned one). The creator file is
+    padded with spaces (valid JSON still) to the size of an exit record: on a full disk the
+    supervisor writes its exit record over those bytes, so teardown still records the end."""
     ensure_dir(sandboxes_dir(), 0o711)
     directory = sandbox_dir(sandbox_id)
     creator = ProcessRef.of(os.getpid())
     staging = directory.with_name(staging_name(sandbox_id, creator))
     try:
         os.mkdir(staging, 0o700)
-        write_json_atomic(staging / CREATOR_NAME, creator.to_json(), durable=False)
-        fd = os.open(staging / EXIT_RESERVATION, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        # Written in place: nobody sees the staging directory before it is complete.
+        fd = os.open(staging / CREATOR_NAME, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         try:
-            write_all(fd, b" " * EXIT_RESERVED_BYTES)
+            write_all(fd, json.dumps(creator.to_json()).encode().ljust(EXIT_RESERVED_BYTES))
         finally:
             os.close(fd)
         os.rename(staging, directory)

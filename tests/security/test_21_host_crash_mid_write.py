@@ -30,7 +30,7 @@ def age(path, seconds=3600):
 
 
 def temporaries(directory):
-    return [n for n in os.listdir(directory) if n.endswith(".tmp") and n != registry.EXIT_RESERVATION]
+    return [n for n in os.listdir(directory) if n.startswith(".") and n.endswith(".tmp")]
 
 
 REWRITE_TAGS = """

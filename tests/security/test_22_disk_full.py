@@ -31,7 +31,7 @@ def entries():
     return sorted(os.listdir(registry.sandboxes_dir()))
 
 def temporaries(sandbox_id):
-    return [n for n in os.listdir(registry.sandbox_dir(sandbox_id)) if n.endswith(".tmp") and n != "exit.tmp"]
+    return [n for n in os.listdir(registry.sandbox_dir(sandbox_id)) if n.endswith(".tmp")]
 
 def cli(*args):
     r = subprocess.run([sys.executable, "-m", "pysandbox", *args], capture_output=True, text=True)
@@ -68,9 +68,9 @@ report(wrote=wrote, full=full, tags_error=tags_error, tags=tags, temps=temps, co
 
 def test_a_disk_filled_from_outside_still_lets_sandboxes_end_be_collected_and_refuses_creates_cleanly():
     result = on_small_disk(SETUP + """
-reserved = create()  # its exit record has its space set aside at create
+reserved = create()  # its creator file holds room for its exit record
 unreserved = create()
-os.unlink(registry.sandbox_dir(unreserved.object_id) / "exit.tmp")  # as if made by a version without it
+os.unlink(registry.sandbox_dir(unreserved.object_id) / "creator")  # as if made by a version without that
 before = entries()
 filler = fill()  # what a volume or an image layer on the same disk would do
 try:
@@ -97,7 +97,7 @@ report(create_error=create_error, new_entries=sorted(set(after) - set(before)), 
     assert "No space left on device" in result["create_error"]
     assert result["new_entries"] == []  # a failed create leaves no directory, not even a staging one
     assert result["codes"] == [137, 137]
-    # With its reserved space the supervisor records the end on a full disk; without it, it cannot,
+    # With the room its creator file holds the supervisor records the end on a full disk; without it, it cannot,
     # leaves no temporary file, and the sandbox reads as terminated all the same.
     assert result["lost"] == [False, True]
     assert "exit.tmp" not in result["leftover"] and "upper" not in result["leftover"]

@@ -215,8 +215,9 @@ def test_a_failed_create_leaves_no_directory(real_home, monkeypatch):
         registry.make_sandbox_dir(sid)
     assert os.listdir(registry.sandboxes_dir()) == []
     directory = registry.make_sandbox_dir(sid)
-    assert sorted(os.listdir(directory)) == ["creator", "exit.tmp"]
-    assert os.path.getsize(directory / "exit.tmp") == registry.EXIT_RESERVED_BYTES
+    assert os.listdir(directory) == ["creator"]
+    assert os.path.getsize(directory / "creator") == registry.EXIT_RESERVED_BYTES  # room for the exit record
+    assert registry.ProcessRef.from_json(json.loads((directory / "creator").read_text())).pid == os.getpid()
 
 
 # Process identities -----------------------------------------------------------
