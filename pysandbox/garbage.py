@@ -58,13 +58,14 @@ class Collection:
 def collect(min_age: float = 0.0) -> Collection:
     """Collect everything listed above; `min_age` keeps what finished or changed less than
     that many seconds ago. Waits for a collection another process is running."""
+    retention = bounds.get("finished_retention_s")  # a bad setting: an error before any work
     found = Collection()
     with _lock(wait=True):
-        _collect(min_age, found)
+        _collect(min_age, retention, found)
     return found
 
 
-def _collect(min_age: float, found: Collection) -> None:
+def _collect(min_age: float, retention: float, found: Collection) -> None:
     now = time.time()
     temp_age = max(min_age, TEMP_GRACE_S)
     try:
@@ -76,7 +77,7 @@ def _collect(min_age: float, found: Collection) -> None:
             _sweep_temp_files(Path(entry.path), temp_age, now, found)  # of records rewritten by writers that died
         elif entry.name.startswith(".") and entry.name.endswith((".new", ".trash")):
             _collect_staging(Path(entry.path), temp_age, now, found)
-    _collect_exits(max(min_age, bounds.get("finished_retention_s")), now, found)
+    _collect_exits(max(min_age, retention), now, found)
     _collect_claims(found)
     state = config.state_dir()
     for directory in (state, registry.apps_dir(), state / "secrets", image_store.root() / "refs"):
@@ -273,8 +274,9 @@ os.register_at_fork(after_in_child=_reset_after_fork)
 
 def collect_soon() -> None:
     """Start a background collection if none ran in this state directory for the interval.
-    Costs a create one stat() of the stamp file; the collection itself never delays it."""
-    interval = bounds.get("gc_interval_s")
+    Costs a create one stat() of the stamp file; the collection itself never delays it.
+    InvalidError for a bad PYSANDBOX_GC_INTERVAL or PYSANDBOX_FINISHED_RETENTION."""
+    interval, retention = bounds.get("gc_interval_s"), bounds.get("finished_retention_s")
     if interval == 0:
         return
     state = config.state_dir()
@@ -288,20 +290,20 @@ def collect_soon() -> None:
     if not _running.acquire(blocking=False):
         return
     try:
-        threading.Thread(target=_collect_in_background, args=(state, interval), name="pysandbox-gc",
+        threading.Thread(target=_collect_in_background, args=(state, interval, retention), name="pysandbox-gc",
                          daemon=True).start()
     except BaseException:
         _running.release()
         raise
 
 
-def _collect_in_background(state: Path, interval: int) -> None:
+def _collect_in_background(state: Path, interval: int, retention: int) -> None:
     try:
         with config.pinned_state_dir(state), _lock(wait=False) as mine:
             if not mine or not _claim_turn(state / STAMP_NAME, interval):
                 return
             found = Collection()
-            _collect(bounds.get("finished_retention_s"), found)
+            _collect(retention, retention, found)
             for line in found.problems:
                 logger.warning("pysandbox gc: %s", line)
     except Exception:  # never let a background collection's failure surface in a create

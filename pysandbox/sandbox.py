@@ -555,6 +555,7 @@ def _repair(record: registry.SandboxRecord) -> None:
 def _start(spec: SandboxSpec, app: App, tethered: bool = False) -> Sandbox:
     """tethered (build sandboxes): never confirmed, so the sandbox ends when its creator
     dies or calls `sandbox._launched.abandon()`."""
+    garbage.collect_soon()  # first: a bad setting of it is an error before any work
     sandbox_id = registry.new_id("sb-")
     directory = registry.make_sandbox_dir(sandbox_id)
     env = {**(layout.default_env() if spec.rootfs is None else spec.rootfs.env), **spec.env}
@@ -581,7 +582,6 @@ def _start(spec: SandboxSpec, app: App, tethered: bool = False) -> Sandbox:
         if claimed:
             registry.release_name(app.app_id, spec.name, sandbox_id)
         raise
-    garbage.collect_soon()
     if spec.verbose:
         _enable_verbose_output()
         verbose_logger.info("Sandbox created: %s", sandbox_id)
@@ -595,8 +595,10 @@ def _abandon(directory, launched) -> None:
     """A create that failed half-way: stop what started, remove what was made. Never raises:
     the create's own error is the one to report (what is left here, gc collects)."""
     if launched is not None:
-        with contextlib.suppress(OSError):
+        try:
             (directory / registry.RECORD_NAME).unlink(missing_ok=True)  # else it would confirm the sandbox
+        except OSError:
+            _signal(launched.supervisor, signal.SIGTERM)  # (a read-only disk): end it all the same
         launched.abandon()  # the supervisor tears the sandbox down on its own
         pidfd = _pidfd(launched.supervisor)
         if pidfd is not None:

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from pysandbox import garbage, registry, volume
+from pysandbox.exception import InvalidError
 from pysandbox.runtime import cgroups
 
 from .test_registry import record
@@ -166,6 +167,18 @@ def test_gc_continues_past_what_it_cannot_remove_and_reports_it(home, monkeypatc
     found = garbage.collect()
     assert found.sandboxes == [free]
     assert found.problems == [f"could not remove {registry.sandbox_dir(stuck)}: Permission denied"]
+
+
+def test_bad_settings_are_an_error_before_any_work(home, monkeypatch):
+    for variable in ("PYSANDBOX_GC_INTERVAL", "PYSANDBOX_FINISHED_RETENTION"):
+        with monkeypatch.context() as patched:
+            patched.setenv(variable, "soon")
+            with pytest.raises(InvalidError, match=variable):
+                garbage.collect_soon()
+            if variable == "PYSANDBOX_FINISHED_RETENTION":
+                with pytest.raises(InvalidError, match=variable):
+                    garbage.collect()
+    assert not home.exists()
 
 
 def test_the_automatic_collection_runs_in_the_background_at_most_once_per_interval(home, monkeypatch, supervisor):
