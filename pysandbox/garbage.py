@@ -172,8 +172,8 @@ def _collect_staging(path: Path, min_age: float, now: float, found: Collection) 
             creator = ProcessRef.from_json(registry.read_json(path / registry.CREATOR_NAME, "creator"))
         except (FileNotFoundError, ExecutionError, ValueError):
             creator = registry.staging_creator(path.name)  # killed before it wrote the file
-        if creator is not None and creator.alive() or creator is None and _changed_within(min_age, now, path):
-            return
+        if creator.alive() if creator is not None else _changed_within(min_age, now, path):
+            return  # a create in progress (or, if its name says nothing, maybe one)
     if _remove(path, found):
         found.leftovers += 1
 

@@ -142,6 +142,33 @@ report(listed=listed, running=running.object_id, polls=polls, ls=ls, code=code, 
     assert result["removed_rw"] == result["expected"] and result["problems_rw"] == []
 
 
+def test_writes_that_find_the_disk_full_leave_no_temporary_file_and_no_half_made_volume():
+    result = on_small_disk(SETUP + """
+import pathlib
+modal.Secret.objects.create("kept", {"A": "1"})
+modal.App.lookup("before", create_if_missing=True)
+filler = fill()
+errors = {}
+for what, write in [("volume", lambda: modal.Volume.objects.create("new-volume")),
+                    ("secret", lambda: modal.Secret.objects.create("kept", {"A": "2" * 100000}, allow_existing=True)),
+                    ("app", lambda: modal.App.lookup("after", create_if_missing=True))]:
+    try:
+        write()
+        errors[what] = None
+    except ResourceExhaustedError as exc:
+        errors[what] = str(exc)
+state = pathlib.Path(HOME)
+litter = [str(p.relative_to(state)) for p in state.rglob("*") if p.name.endswith((".tmp", ".deleted"))]
+secret = registry.read_json(state / "secrets" / "kept.json", "secret")["env"]
+os.unlink(filler)
+modal.Volume.objects.create("new-volume")
+report(errors=errors, litter=litter, secret=secret, volumes=[v.name for v in modal.Volume.objects.list()])
+""", size="16m")
+    assert all("No space left on device" in (error or "") for error in result["errors"].values()), result["errors"]
+    assert result["litter"] == [] and result["secret"] == {"A": "1"}  # the old secret, whole
+    assert result["volumes"] == ["new-volume"]
+
+
 # Matrix 22 proper: a layer build and a snapshot that run out of space.
 
 IMAGES = SETUP + """
