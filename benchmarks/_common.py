@@ -6,11 +6,11 @@ import statistics
 import time
 
 import pysandbox as modal
-from pysandbox import config, registry
+from pysandbox import config, garbage
 
 # Finished sandboxes' directories stay until gc; left behind, thousands of them
 # would slow down what the next benchmark's Sandbox.list measures.
-atexit.register(registry.collect_garbage)
+atexit.register(garbage.collect)
 
 
 def median_ms(func, runs, warmup=5):

@@ -66,6 +66,6 @@ if __name__ == "__main__":
         main()
     finally:
         if own_home:
-            from pysandbox import registry
-            registry.collect_garbage()
+            from pysandbox import garbage
+            garbage.collect()
             shutil.rmtree(os.environ["PYSANDBOX_HOME"], ignore_errors=True)

@@ -523,15 +523,31 @@ static void write_exit_file(int dirfd, const struct cgroup_totals *t)
   char buf[320];
   int n = snprintf(buf, sizeof buf, "{\"status\": \"%s\", \"code\": %d, \"finished_at\": %lld.%06ld%s}\n",
                    status, status_code, (long long)ts.tv_sec, ts.tv_nsec / 1000, usage);
+  /* Atomic by rename; no fsync: the record describes processes that cannot outlive a
+   * host crash, and two fsyncs would double the cost of teardown. */
   int fd = openat(dirfd, "exit.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
-  if (fd < 0)
-    pdie("%s/exit.tmp", opt.dir);
-  /* Atomic by rename; no fsync: the record describes processes that cannot
-   * outlive a host crash, and two fsyncs would double the cost of teardown. */
-  if (write_all(fd, buf, (size_t)n) < 0 || close(fd) < 0)
-    pdie("write %s/exit.tmp", opt.dir);
-  if (renameat(dirfd, "exit.tmp", dirfd, "exit") < 0)
-    pdie("rename %s/exit.tmp", opt.dir);
+  bool written = fd >= 0 && write_all(fd, buf, (size_t)n) == 0;
+  if (fd >= 0 && close(fd) < 0)
+    written = false;
+  if (!written) {
+    /* A full disk: write over the bytes of the creator file instead, which sandbox.py
+     * pads to 512 for this (registry.make_sandbox_dir), and cut it to size; neither needs
+     * free space.  If even that fails, nothing is left behind: readers take a supervisor
+     * gone without a record for a terminated sandbox (registry.finished). */
+    unlinkat(dirfd, "exit.tmp", 0);
+    fd = -1;
+    written = renameat(dirfd, "creator", dirfd, "exit.tmp") == 0 &&
+              (fd = openat(dirfd, "exit.tmp", O_WRONLY | O_NOFOLLOW | O_CLOEXEC)) >= 0 &&
+              write_all(fd, buf, (size_t)n) == 0 && ftruncate(fd, n) == 0;
+    if (fd >= 0 && close(fd) < 0)
+      written = false;
+  }
+  if (!written || renameat(dirfd, "exit.tmp", dirfd, "exit") < 0) {
+    int err = errno;
+    unlinkat(dirfd, "exit.tmp", 0);
+    errno = err;
+    pdie("write %s/exit", opt.dir);
+  }
 }
 
 int main(int argc, char **argv)
@@ -563,6 +579,11 @@ int main(int argc, char **argv)
   sigaddset(&set, SIGCHLD);
   if (sigprocmask(SIG_BLOCK, &set, &oldmask) < 0)
     pdie("sigprocmask");
+  /* The creator starts us with these blocked (launch.SUPERVISOR_SIGNALS); our
+   * children get them unblocked. */
+  sigdelset(&oldmask, SIGTERM);
+  sigdelset(&oldmask, SIGINT);
+  sigdelset(&oldmask, SIGHUP);
   sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
   if (sigfd < 0)
     pdie("signalfd");

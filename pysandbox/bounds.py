@@ -79,6 +79,14 @@ BOUNDS: Dict[str, Bound] = {
         "PYSANDBOX_EXEC_UNREAD_OUTPUT_MAX", 64 * _MiB,
         "bytes of one exec's stdout (or stderr) kept in memory while nobody reads it: wait() or poll() "
         "before reading, or reading the other stream; past it the rest of that stream is dropped"),
+    "gc_interval_s": Bound(
+        "PYSANDBOX_GC_INTERVAL", 60,
+        "seconds between the automatic collections that creates start in the background, per state directory "
+        "(0: never; `pysandbox gc` collects on demand)"),
+    "finished_retention_s": Bound(
+        "PYSANDBOX_FINISHED_RETENTION", 600,
+        "seconds the automatic collection keeps a finished sandbox's directory (its result and output, for "
+        "from_id and `pysandbox ls --all`) and any other litter; `pysandbox gc` removes finished sandboxes at once"),
 }
 
 

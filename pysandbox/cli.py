@@ -24,12 +24,12 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import attrs
 
-from . import doctor, registry
+from . import doctor, garbage, registry
 from .app import App
 from .exception import Error, NotFoundError
 from .image import Image
-from .image import cli as image_cli, store as image_store
 from .filesystem import replacing
+from .image import cli as image_cli
 from .streams import read_kept
 from .process import EXEC_TIMEOUT_RETURNCODE
 from .runtime import limits
@@ -189,7 +189,7 @@ def _usage_cells(row: dict) -> List[str]:
 
 
 def cmd_ls(args) -> int:
-    rows = []
+    rows, skipped = [], 0
     for sandbox_id, record in registry.iter_records():
         if isinstance(record, NotFoundError):
             continue  # no record yet: a create in progress (or a directory gc is removing)
@@ -199,6 +199,11 @@ def cmd_ls(args) -> int:
         row = _row(sandbox_id, record)
         if args.all or row["state"] == "running":
             rows.append(row)
+        else:
+            skipped += row["state"].startswith("corrupt")
+    if skipped:
+        print(f"pysandbox ls: skipped {skipped} sandbox(es) whose record cannot be read "
+              "(`pysandbox ls --all` shows why; `pysandbox gc` removes them once they have ended)", file=sys.stderr)
     rows.sort(key=lambda r: -(r["created_at"] or 0))  # newest first; corrupt rows last
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -326,12 +331,19 @@ def cmd_terminate(args) -> int:
 
 
 def cmd_gc(args) -> int:
-    removed = registry.collect_garbage()
-    print(f"removed {len(removed)} sandbox(es)")
-    temps = image_store.remove_stale_temps()
-    if temps:
-        print(f"removed {temps} unfinished image layer(s)")
-    return 0
+    found = garbage.collect()
+    print(f"removed {len(found.sandboxes)} sandbox(es)")
+    for count, what in ((found.claims, "name claim(s) of sandboxes that no longer run"),
+                        (found.leftovers, "leftover(s) of interrupted writes"),
+                        (found.layers, "unfinished image layer(s)")):
+        if count:
+            print(f"removed {count} {what}")
+    if args.verbose:
+        for sandbox_id in found.sandboxes:
+            print(f"  {sandbox_id}")
+    for line in found.notes + found.problems:
+        print(f"pysandbox gc: {line}", file=sys.stderr)
+    return 1 if found.problems else 0
 
 
 def cmd_doctor(args) -> int:
@@ -454,8 +466,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", action="store_true", help="wait until it is gone and print its return code")
     p.set_defaults(func=cmd_terminate)
 
-    p = sub.add_parser("gc", help="remove the state of finished sandboxes",
-                       description="Remove the directories of finished sandboxes.")
+    p = sub.add_parser("gc", help="remove the state of finished sandboxes and other litter", description=(
+        "Remove the directories of finished sandboxes (at once; the automatic collection keeps them "
+        "$PYSANDBOX_FINISHED_RETENTION seconds), of abandoned creates and of sandboxes with a corrupt record "
+        "once they have ended, name claims of sandboxes that no longer run, and what interrupted writes and "
+        "image builds left. Reports corrupt state on stderr; exits 1 if something could not be removed."))
+    p.add_argument("-v", "--verbose", action="store_true", help="list the ids of the sandboxes removed")
     p.set_defaults(func=cmd_gc)
 
     p = sub.add_parser("doctor", help="check what this host supports", description=(

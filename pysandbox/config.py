@@ -18,11 +18,13 @@ Environment variables (read on each call, so tests can point them elsewhere):
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
+import threading
 from pathlib import Path
-from typing import Callable, Optional, Tuple
+from typing import Callable, Iterator, Optional, Tuple
 
 from . import identity
 from .exception import InvalidError
@@ -30,7 +32,13 @@ from .exception import InvalidError
 NATIVE_DIR = Path(__file__).resolve().parent / "_native"
 
 
+_pinned = threading.local()  # .state_dir: a thread's own state directory, see pinned_state_dir()
+
+
 def state_dir() -> Path:
+    pinned = getattr(_pinned, "state_dir", None)
+    if pinned is not None:
+        return pinned
     home = os.environ.get("PYSANDBOX_HOME")
     if home:
         return Path(home).absolute()
@@ -38,6 +46,17 @@ def state_dir() -> Path:
         return Path("/var/lib/pysandbox")
     xdg = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
     return Path(xdg) / "pysandbox"
+
+
+@contextlib.contextmanager
+def pinned_state_dir(path: Path) -> Iterator[None]:
+    """state_dir() is `path` in this thread, whatever PYSANDBOX_HOME becomes meanwhile: a background
+    collection keeps working on the directory it was started for."""
+    _pinned.state_dir = path
+    try:
+        yield
+    finally:
+        _pinned.state_dir = None
 
 
 def native_binary(name: str) -> str:

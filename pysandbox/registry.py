@@ -3,22 +3,31 @@
 Layout under config.state_dir():
 
     apps/<app-name>.json            {"app_id", "name", "created_at"}
+    names/<app-id>/<name>           a name claim: {"sandbox_id", "creator"}
+    sandboxes/<sb-id>/creator       the process creating the sandbox (until its record exists),
+                                    padded: on a full disk the exit record is written over it
     sandboxes/<sb-id>/record.json   the sandbox's spec, owner process and metadata
     sandboxes/<sb-id>/exit          written once by the supervisor, after teardown
     sandboxes/<sb-id>/agent.sock    init's listener (host side only)
     sandboxes/<sb-id>/stdout|stderr the entrypoint's output
     sandboxes/<sb-id>/upper/        the sandbox's writable layer
 
-Every write is atomic (temp file, fsync, rename), so a reader sees the old or
-the new record, never a torn one. A record that cannot be parsed raises an
-error naming its file and never affects other sandboxes.
+Every write is atomic (temp file, checked write, fsync where the data must survive a
+crash, rename), so a reader sees the old or the new record, never a torn one; a write
+that fails leaves the old record and raises. Every record is validated when read: one
+that cannot be parsed raises an error naming its file and never affects other
+sandboxes. Reading (list, from_id, from_name, poll) never writes: repairs are done by
+terminate(), wait() and the garbage collection.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
+import functools
 import json
+import math
 import os
 import secrets
 import shutil
@@ -26,49 +35,104 @@ import signal
 import string
 import sys
 import time
+import warnings
 from pathlib import Path
-from typing import Any, Iterator, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import attrs
 
 from . import _aio, config, identity
-from .exception import AlreadyExistsError, ConflictError, ExecutionError, InvalidError, NotFoundError
+from .exception import (
+    AlreadyExistsError, ConflictError, Error, ExecutionError, InvalidError, NotFoundError, ResourceExhaustedError,
+)
 from .runtime import cgroups
 
 _ID_ALPHABET = string.ascii_letters + string.digits
 _ID_LENGTH = 22
 RECORD_NAME = "record.json"  # a sandbox directory's record; its existence also confirms the sandbox
-TERMINATING = "terminating"  # present once terminate() was called
+CREATOR_NAME = "creator"  # the creating process, so gc leaves a create in progress alone
+EXIT_RESERVED_BYTES = 512  # the creator file's size: more than the supervisor's whole exit record (320 bytes)
+EXIT_NAME = "exit"
+COLLECTED_EXITS = ".exits"  # sandboxes/.exits/<id>: exit records of directories gc removed
+TERMINATING = "terminating"  # present once terminate() has signalled the supervisor
 EXIT_PATIENCE_S = 2  # how long finished_error() waits for a vanished sandbox's exit record
 LOG_NAME = "supervisor.log"  # the supervisor's, its runner's and sandbox-init's stdout and stderr
+SUPERVISOR_PROGRAM = b"sandbox-supervisor"  # what a record's supervisor process must be running
+_STATUSES = ("exited", "timeout", "terminated", "idle_timeout", "failed")
 
 
 def new_id(prefix: str) -> str:
     return prefix + "".join(secrets.choice(_ID_ALPHABET) for _ in range(_ID_LENGTH))
 
 
-def is_well_formed_id(object_id: str, prefix: str) -> bool:
+def is_well_formed_id(object_id: Any, prefix: str) -> bool:
+    if not isinstance(object_id, str):
+        return False
     body = object_id[len(prefix):]
     return object_id.startswith(prefix) and len(body) == _ID_LENGTH and all(c in _ID_ALPHABET for c in body)
 
 
+# Atomic files -----------------------------------------------------------------
+
+
 def write_json_atomic(path: Path, data: Any, mode: int = 0o644, durable: bool = True) -> None:
-    """Readers see the old or the new content, never a mix. `durable=False` skips
-    the fsync for state that cannot outlive a host crash anyway (a running
-    sandbox's record), which would otherwise cost a millisecond per create."""
+    """Replace `path` with `data`: readers see the old or the new content, never a mix.
+
+    `durable` fsyncs the file before the rename and the directory after it; `durable=False`
+    skips both for state that cannot outlive a host crash anyway (a running sandbox's
+    record), which would otherwise cost a millisecond per create. Any failure (a full or
+    read-only disk) leaves the old file in place, removes the temporary file and raises
+    ResourceExhaustedError (no space) or ExecutionError naming the file."""
+    payload = json.dumps(data, sort_keys=True).encode()
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
     try:
-        os.write(fd, json.dumps(data, sort_keys=True).encode())
-        if durable:
-            os.fsync(fd)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+        try:
+            write_all(fd, payload)
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise write_error(path, exc) from None
+        raise
+    if durable:
+        _fsync_directory(path.parent)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """os.write until all of `data` is written: a write may be short (a nearly full disk, a signal)."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if written == 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        view = view[written:]
+
+
+def write_error(path: Path, exc: OSError) -> Error:
+    """The error for a state file that could not be written."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return ResourceExhaustedError(f"Cannot write {path}: {exc.strerror}. Free space on its disk "
+                                      "(`pysandbox gc` removes the state of finished sandboxes).")
+    return ExecutionError(f"Cannot write {path}: {exc.strerror or exc}.")
+
+
+def _fsync_directory(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return  # the file is in place; only its surviving a host crash is uncertain
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
     finally:
         os.close(fd)
-    try:
-        os.rename(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def read_json(path: Path, what: str) -> dict:
@@ -78,9 +142,9 @@ def read_json(path: Path, what: str) -> dict:
     except FileNotFoundError:
         raise
     except (OSError, ValueError) as exc:
-        raise ExecutionError(f"{what} record {path} is unreadable or corrupt ({exc}); remove it or run `pysandbox gc`.") from None
+        raise ExecutionError(f"{what} record {path} is unreadable or corrupt ({exc}); run `pysandbox gc` to remove it.") from None
     if not isinstance(data, dict):
-        raise ExecutionError(f"{what} record {path} is corrupt (not a JSON object); remove it or run `pysandbox gc`.")
+        raise ExecutionError(f"{what} record {path} is corrupt (not a JSON object); run `pysandbox gc` to remove it.")
     return data
 
 
@@ -120,34 +184,135 @@ def sandbox_dir(sandbox_id: str) -> Path:
     return sandboxes_dir() / sandbox_id
 
 
-def _stat_fields(pid: int) -> Optional[list]:
-    """Fields 3.. of /proc/<pid>/stat (after the command name), or None if gone."""
+# Processes --------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=None)
+def boot_id() -> Optional[str]:
+    """This boot's id: a pid and start time recorded under another boot name some other process."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
+
+def _stat(pid: int) -> Optional[Tuple[bytes, list]]:
+    """(command name, fields 3.. of /proc/<pid>/stat), or None if the process is gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read()
     except (FileNotFoundError, ProcessLookupError):
         return None
-    return data[data.rindex(b")") + 2:].split()
+    end = data.rindex(b")")
+    return data[data.index(b"(") + 1:end], data[end + 2:].split()
+
+
+def _is_int(value: Any, low: int = 0) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @attrs.frozen
 class ProcessRef:
-    """A process named by pid *and* start time (clock ticks after boot, as the
-    kernel reports it), so a reused pid is never mistaken for the process."""
+    """A process named by pid, start time (clock ticks after boot, as the kernel reports
+    it) and boot id, so neither a reused pid nor a record from before a reboot is ever
+    mistaken for the process. Records written before boot ids were kept have none."""
 
     pid: int
     start_time: int
+    boot_id: Optional[str] = None
 
     @classmethod
     def of(cls, pid: int) -> "ProcessRef":
-        fields = _stat_fields(pid)
-        if fields is None:
+        found = _stat(pid)
+        if found is None:
             raise ProcessLookupError(pid)
-        return cls(pid, int(fields[19]))
+        return cls(pid, int(found[1][19]), boot_id())
 
-    def alive(self) -> bool:
-        fields = _stat_fields(self.pid)
-        return fields is not None and int(fields[19]) == self.start_time and fields[0] not in (b"Z", b"X")
+    @classmethod
+    def from_json(cls, data: Any) -> "ProcessRef":
+        """ValueError unless `data` is what to_json() wrote (or an older record without a boot id)."""
+        if not (isinstance(data, dict) and _is_int(data.get("pid"), 1) and _is_int(data.get("start_time"))
+                and isinstance(data.get("boot_id", ""), (str, type(None)))):
+            raise ValueError(f"not a process (pid, start_time, boot_id): {data!r:.200}")
+        return cls(data["pid"], data["start_time"], data.get("boot_id"))
+
+    def to_json(self) -> dict:
+        return attrs.asdict(self)
+
+    def alive(self, program: Optional[bytes] = None) -> bool:
+        """Whether the recorded process still runs (and, given `program`, runs that program: for
+        a record without a boot id, which might come from before a reboot, that is what proves it)."""
+        now = boot_id()
+        if self.boot_id is not None and now is not None and self.boot_id != now:
+            return False  # recorded before a reboot
+        found = _stat(self.pid)
+        if found is None:
+            return False
+        name, fields = found
+        if int(fields[19]) != self.start_time or fields[0] in (b"Z", b"X"):
+            return False
+        return program is None or name == os.path.basename(program)[:15]  # the kernel keeps 15 bytes
+
+
+# Sandbox records --------------------------------------------------------------
+
+
+def _is_str_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+def _is_tags(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+
+
+def _is_tunnels(value: Any) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(t, list) and len(t) == 3 and _is_int(t[0], 1) and _is_int(t[1], 1) and isinstance(t[2], bool)
+        for t in value)
+
+
+def _is_probe(value: Any) -> bool:
+    from .probe import Probe  # probe -> network -> ... imports nothing of ours that needs the registry
+
+    if value is None:
+        return True
+    try:
+        Probe.from_json(value)
+        return isinstance(value, dict)
+    except (Error, KeyError, TypeError, ValueError, AttributeError):
+        return False
+
+
+def _is_process(value: Any) -> bool:
+    try:
+        ProcessRef.from_json(value)
+        return True
+    except ValueError:
+        return False
+
+
+# Each field of record.json: (what it must be, the check, whether it must be there).
+_RECORD_FIELDS: Dict[str, Tuple[str, Callable[[Any], bool], bool]] = {
+    "sandbox_id": ("this sandbox's id", lambda v: is_well_formed_id(v, "sb-"), True),
+    "app_id": ("an app id", lambda v: isinstance(v, str), True),
+    "app_name": ("a string or null", lambda v: v is None or isinstance(v, str), True),
+    "name": ("a string or null", lambda v: v is None or isinstance(v, str), True),
+    "tags": ("an object of strings", _is_tags, True),
+    "created_at": ("a number", _is_number, True),
+    "timeout": ("a number", _is_number, True),
+    "supervisor": ("a process", _is_process, True),
+    "entrypoint": ("a list of strings", _is_str_list, True),
+    "workdir": ("a string", lambda v: isinstance(v, str), True),
+    "image_id": ("a string", lambda v: isinstance(v, str), True),
+    "verbose": ("true or false", lambda v: isinstance(v, bool), False),
+    "tunnels": ("a list of [port, port, encrypted]", _is_tunnels, False),
+    "readiness_probe": ("a probe or null", _is_probe, False),
+}
 
 
 @attrs.frozen
@@ -158,7 +323,7 @@ class SandboxRecord:
     name: Optional[str]
     tags: dict
     created_at: float
-    timeout: int
+    timeout: float
     supervisor: ProcessRef
     entrypoint: tuple
     workdir: str
@@ -173,14 +338,28 @@ class SandboxRecord:
         return data
 
     @classmethod
-    def from_json(cls, data: dict, path: Path) -> "SandboxRecord":
-        try:
-            data = dict(data)
-            data["supervisor"] = ProcessRef(**data["supervisor"])
-            data["entrypoint"] = tuple(data["entrypoint"])
-            return cls(**data)
-        except (KeyError, TypeError) as exc:
-            raise ExecutionError(f"sandbox record {path} is corrupt ({exc}); remove it or run `pysandbox gc`.") from None
+    def from_json(cls, data: Any, path: Path) -> "SandboxRecord":
+        """The record in `data`, read from `path`; ExecutionError naming the file and the field
+        if anything is missing or of the wrong type (fields this version does not know are ignored)."""
+        def corrupt(why: str) -> ExecutionError:
+            return ExecutionError(f"sandbox record {path} is corrupt ({why}); run `pysandbox gc` to remove it.")
+
+        if not isinstance(data, dict):
+            raise corrupt("not a JSON object")
+        values = {}
+        for field, (meaning, check, required) in _RECORD_FIELDS.items():
+            if field not in data:
+                if required:
+                    raise corrupt(f"no {field}")
+                continue
+            if not check(data[field]):
+                raise corrupt(f"{field} is not {meaning}")
+            values[field] = data[field]
+        if values["sandbox_id"] != path.parent.name:
+            raise corrupt(f"sandbox_id is {values['sandbox_id']}, not the id of its directory")
+        values.update(supervisor=ProcessRef.from_json(values["supervisor"]), entrypoint=tuple(values["entrypoint"]),
+                      created_at=float(values["created_at"]), timeout=float(values["timeout"]))
+        return cls(**values)
 
 
 def write_record(record: SandboxRecord) -> None:
@@ -195,6 +374,47 @@ def read_record(sandbox_id: str) -> SandboxRecord:
         raise NotFoundError(f"Sandbox with id {sandbox_id} not found") from None
 
 
+def make_sandbox_dir(sandbox_id: str) -> Path:
+    """The new sandbox's directory, which appears under its id whole, already holding its
+    creator (so gc never takes a create in progress for an abandoned one). The creator file is
+    padded with spaces (valid JSON still) to the size of an exit record: on a full disk the
+    supervisor writes its exit record over those bytes, so teardown still records the end."""
+    ensure_dir(sandboxes_dir(), 0o711)
+    directory = sandbox_dir(sandbox_id)
+    creator = ProcessRef.of(os.getpid())
+    staging = directory.with_name(staging_name(sandbox_id, creator))
+    try:
+        os.mkdir(staging, 0o700)
+        # Written in place: nobody sees the staging directory before it is complete.
+        fd = os.open(staging / CREATOR_NAME, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        try:
+            write_all(fd, json.dumps(creator.to_json()).encode().ljust(EXIT_RESERVED_BYTES))
+        finally:
+            os.close(fd)
+        os.rename(staging, directory)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            remove_tree(staging)
+        if isinstance(exc, OSError):
+            raise write_error(staging, exc) from None
+        raise
+    return directory
+
+
+def staging_name(sandbox_id: str, creator: ProcessRef) -> str:
+    """Where make_sandbox_dir() builds the directory: the name says who builds it, so gc can tell
+    a create in progress from a dead one's leftover even before the creator file is written."""
+    return f".{sandbox_id}.{creator.pid}.{creator.start_time}.new"
+
+
+def staging_creator(name: str) -> Optional[ProcessRef]:
+    """The creator a staging_name() names (without a boot id: the name does not hold it), or None."""
+    parts = name.split(".")
+    if len(parts) == 5 and parts[0] == "" and parts[4] == "new" and parts[2].isdigit() and parts[3].isdigit():
+        return ProcessRef(int(parts[2]), int(parts[3]))
+    return None
+
+
 @attrs.frozen
 class ExitStatus:
     """What the supervisor wrote when the sandbox ended."""
@@ -206,20 +426,30 @@ class ExitStatus:
     oom_kills: Optional[int] = None
     cpu_seconds: Optional[float] = None
     memory_peak: Optional[int] = None
+    # True when no supervisor wrote it: it died without a word (SIGKILL, a host crash, a disk it
+    # could not write), so the sandbox died with it and reads as terminated (see repair()).
+    lost: bool = attrs.field(default=False, eq=False)
 
 
-def read_exit(sandbox_id: str) -> Optional[ExitStatus]:
-    path = sandbox_dir(sandbox_id) / "exit"
+def collected_exit_path(sandbox_id: str) -> Path:
+    """Where gc keeps the exit record of a sandbox whose directory it removed (a hard link made
+    before the removal), for handles that have not read it yet; kept for the retention time."""
+    return sandboxes_dir() / COLLECTED_EXITS / sandbox_id
+
+
+def read_exit(sandbox_id: str, path: Optional[Path] = None) -> Optional[ExitStatus]:
+    """The exit record in the sandbox's directory (or at `path`), or None if there is none yet."""
+    path = sandbox_dir(sandbox_id) / EXIT_NAME if path is None else path
     try:
         data = read_json(path, "sandbox exit")
     except FileNotFoundError:
         return None
-    try:
-        usage = {key: kind(data[key]) for key, kind in (("oom_kills", int), ("cpu_seconds", float),
-                                                          ("memory_peak", int)) if data.get(key) is not None}
-        return ExitStatus(str(data["status"]), int(data["code"]), float(data["finished_at"]), **usage)
-    except (KeyError, TypeError, ValueError):
-        raise ExecutionError(f"sandbox exit record {path} is corrupt; remove it or run `pysandbox gc`.") from None
+    usage = {"oom_kills": _is_int, "cpu_seconds": _is_number, "memory_peak": _is_int}
+    if not (data.get("status") in _STATUSES and _is_int(data.get("code"), -(1 << 31)) and _is_number(data.get("finished_at"))
+            and all(data.get(key) is None or check(data[key]) for key, check in usage.items())):
+        raise ExecutionError(f"sandbox exit record {path} is corrupt; run `pysandbox gc` to remove it.")
+    return ExitStatus(data["status"], data["code"], float(data["finished_at"]),
+                      **{key: data.get(key) for key in usage})
 
 
 async def finished_error(sandbox_id: str) -> ConflictError:
@@ -242,31 +472,45 @@ async def finished_error(sandbox_id: str) -> ConflictError:
 
 
 def finished(record: SandboxRecord) -> Optional[ExitStatus]:
-    """The sandbox's exit status, or None while it runs.
+    """The sandbox's exit status, or None while it runs; never writes anything.
 
-    A supervisor killed with SIGKILL writes nothing; the sandbox died with it
-    (bwrap runs with --die-with-parent). The first reader to notice does the
-    teardown it could not do and records the sandbox as terminated."""
+    A supervisor that died without writing its record (SIGKILL, a host crash, a full or
+    read-only disk) took the sandbox with it (bwrap runs with --die-with-parent): the
+    sandbox reads as terminated, with `lost` set; repair() does what teardown it could not.
+    A sandbox whose directory gc removed meanwhile reads the exit record gc kept aside."""
     status = read_exit(record.sandbox_id)
-    if status is not None or record.supervisor.alive():
+    if status is not None or record.supervisor.alive(SUPERVISOR_PROGRAM):
         return status
     status = read_exit(record.sandbox_id)  # it may have exited cleanly just now
-    if status is not None:
-        return status
+    if status is None:
+        status = read_exit(record.sandbox_id, collected_exit_path(record.sandbox_id))
+    return status if status is not None else ExitStatus("terminated", 137, time.time(), lost=True)
+
+
+def repair(record: SandboxRecord) -> List[str]:
+    """Do the teardown of a sandbox whose supervisor died without its exit record: kill what
+    it stranded, remove its cgroup, upper directory and socket, then record it as terminated.
+    Best effort (a full or read-only disk must not make terminate() or gc fail: the sandbox
+    reads as terminated anyway); returns what could not be done, one line each."""
     directory = sandbox_dir(record.sandbox_id)
+    if os.path.exists(directory / EXIT_NAME) or record.supervisor.alive(SUPERVISOR_PROGRAM):
+        return []
+    problems = []
     _kill_strays(directory)
     try:
         cgroups.remove_listed(directory)
+    except ExecutionError as exc:  # an invalid cgroup.json: refused, never acted on
+        problems.append(str(exc))
     except OSError:
         pass  # still busy: `gc` removes it later, and keeps the directory until it can
-    remove_tree(directory / "upper")
-    try:
+    with contextlib.suppress(OSError):
+        remove_tree(directory / "upper")
+    with contextlib.suppress(OSError):
         os.unlink(directory / "agent.sock")
-    except FileNotFoundError:
-        pass
-    status = ExitStatus("terminated", 137, time.time())
-    write_json_atomic(directory / "exit", attrs.asdict(status), durable=False)
-    return status
+    with contextlib.suppress(Error):
+        write_json_atomic(directory / EXIT_NAME, {"status": "terminated", "code": 137, "finished_at": time.time()},
+                          durable=False)
+    return problems
 
 
 def _kill_strays(directory: Path) -> None:
@@ -289,12 +533,12 @@ def _kill_strays(directory: Path) -> None:
 
 
 def mark_terminating(sandbox_id: str) -> None:
-    """Record that terminate() was asked for, so the sandbox leaves list() and frees its name
-    at once rather than when its supervisor has finished tearing it down."""
+    """Record that terminate() has signalled the supervisor, so the sandbox leaves list() and
+    frees its name at once rather than when its supervisor has finished tearing it down."""
     try:
         os.close(os.open(sandbox_dir(sandbox_id) / TERMINATING, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
-    except FileNotFoundError:
-        pass  # already removed by gc: nothing left to list
+    except OSError:
+        pass  # removed by gc, or a read-only disk: the sandbox ends all the same
 
 
 def terminating(sandbox_id: str) -> bool:
@@ -337,7 +581,8 @@ def remove_tree(path: Path) -> None:
 def locked() -> Iterator[None]:
     """The state directory's lock, for read-modify-write of names and tags."""
     ensure_dir(config.state_dir())
-    fd = os.open(config.state_dir() / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    # Read-only is enough for flock, and opens on a read-only disk too (gc still reports there).
+    fd = os.open(config.state_dir() / "lock", os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -349,51 +594,58 @@ def _name_path(app_id: str, name: str) -> Path:
     return config.state_dir() / "names" / app_id / name
 
 
-def _claim_holder_running(claim: dict) -> bool:
+def read_claim(path: Path) -> Optional[Tuple[str, Optional[ProcessRef]]]:
+    """(sandbox id, creator) of a name claim; None if there is none, or it is corrupt (free to take)."""
     try:
-        record = read_record(claim["sandbox_id"])
+        data = read_json(path, "name claim")
+        creator = data.get("creator")
+        claim = data["sandbox_id"], None if creator is None else ProcessRef.from_json(creator)
+    except (FileNotFoundError, ExecutionError, KeyError, ValueError):
+        return None
+    return claim if is_well_formed_id(claim[0], "sb-") else None
+
+
+def claim_holder_running(sandbox_id: str, creator: Optional[ProcessRef]) -> bool:
+    try:
+        record = read_record(sandbox_id)
     except NotFoundError:  # being created right now, unless its creator died or gc removed it
-        creator = claim.get("creator")
-        return bool(creator) and ProcessRef(**creator).alive() and sandbox_dir(claim["sandbox_id"]).exists()
+        return creator is not None and creator.alive() and sandbox_dir(sandbox_id).exists()
     except ExecutionError:
         return False
-    return finished(record) is None and not terminating(record.sandbox_id)
+    try:
+        return finished(record) is None and not terminating(sandbox_id)
+    except ExecutionError:  # a corrupt exit record: it has ended
+        return False
 
 
 def claim_name(app_id: str, name: str, sandbox_id: str) -> None:
     """Reserve `name` in the app for `sandbox_id`; AlreadyExistsError if a running sandbox has it."""
     path = _name_path(app_id, name)
     with locked():
-        try:
-            claim = read_json(path, "name claim")
-        except (FileNotFoundError, ExecutionError):
-            claim = None
-        if claim is not None and _claim_holder_running(claim):
+        claim = read_claim(path)
+        if claim is not None and claim_holder_running(*claim):
             raise AlreadyExistsError(
-                f"A sandbox named {name!r} is already running in this app ({claim['sandbox_id']}); "
+                f"A sandbox named {name!r} is already running in this app ({claim[0]}); "
                 "pick another name or terminate it first."
             )
         ensure_dir(path.parent)
         creator = ProcessRef.of(os.getpid())
-        write_json_atomic(path, {"sandbox_id": sandbox_id, "creator": attrs.asdict(creator)}, durable=False)
+        write_json_atomic(path, {"sandbox_id": sandbox_id, "creator": creator.to_json()}, durable=False)
 
 
 def release_name(app_id: str, name: str, sandbox_id: str) -> None:
     """Drop a claim that still points at `sandbox_id` (its create failed)."""
     path = _name_path(app_id, name)
     with locked():
-        try:
-            if read_json(path, "name claim").get("sandbox_id") == sandbox_id:
+        claim = read_claim(path)
+        if claim is not None and claim[0] == sandbox_id:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
-        except (FileNotFoundError, ExecutionError):
-            pass
 
 
 def claimed_sandbox(app_id: str, name: str) -> Optional[str]:
-    try:
-        return read_json(_name_path(app_id, name), "name claim").get("sandbox_id")
-    except (FileNotFoundError, ExecutionError):
-        return None
+    claim = read_claim(_name_path(app_id, name))
+    return None if claim is None else claim[0]
 
 
 def update_tags(sandbox_id: str, tags: dict) -> SandboxRecord:
@@ -413,7 +665,7 @@ def iter_records(skip_finished: bool = False) -> Iterator[Tuple[str, Union[Sandb
     for entry in entries:
         if not entry.name.startswith("sb-"):
             continue
-        if skip_finished and os.path.exists(os.path.join(entry.path, "exit")):
+        if skip_finished and os.path.exists(os.path.join(entry.path, EXIT_NAME)):
             continue
         path = Path(entry.path, RECORD_NAME)
         try:
@@ -426,31 +678,31 @@ def iter_records(skip_finished: bool = False) -> Iterator[Tuple[str, Union[Sandb
 
 def running_records(app_id: Optional[str] = None, include_terminating: bool = False) -> List[SandboxRecord]:
     """Records of running sandboxes (optionally of one app), newest first; those being
-    terminated count only with include_terminating (they still use their image)."""
+    terminated count only with include_terminating (they still use their image). A record
+    that cannot be read is skipped with a warning (`pysandbox gc` reports and removes it)."""
     records = []
-    for _, record in iter_records(skip_finished=True):
-        if isinstance(record, Exception) or (app_id is not None and record.app_id != app_id):
-            continue
-        if not include_terminating and terminating(record.sandbox_id):
-            continue
-        if record.supervisor.alive() or finished(record) is None:
-            records.append(record)
+    for sandbox_id, record in iter_records(skip_finished=True):
+        try:
+            if isinstance(record, Exception):
+                raise record
+            if (app_id is None or record.app_id == app_id) and finished(record) is None \
+                    and (include_terminating or not terminating(sandbox_id)):
+                records.append(record)
+        except NotFoundError:
+            continue  # no record yet: a create in progress (or a directory gc is removing)
+        except ExecutionError as exc:
+            warnings.warn(f"Skipped sandbox {sandbox_id}: {exc}", RuntimeWarning, stacklevel=2)
     return sorted(records, key=lambda r: r.created_at, reverse=True)
 
 
-def write_creator(directory: Path) -> None:
-    """Mark a sandbox directory as being created by this process (see collect_garbage)."""
-    write_json_atomic(directory / "creator", attrs.asdict(ProcessRef.of(os.getpid())), durable=False)
-
-
-def _abandoned(directory: Path) -> bool:
+def abandoned(directory: Path) -> bool:
     """A directory without a record whose creator died before registering it,
     once its supervisor (if it got that far) has torn the sandbox down."""
     if held(directory):
         return False  # its supervisor is still tearing the unconfirmed sandbox down
     try:
-        return not ProcessRef(**read_json(directory / "creator", "creator")).alive()
-    except (FileNotFoundError, ExecutionError, TypeError):
+        return not ProcessRef.from_json(read_json(directory / CREATOR_NAME, "creator")).alive()
+    except (FileNotFoundError, ExecutionError, ValueError):
         return True
 
 
@@ -471,25 +723,6 @@ def held(directory: Path) -> bool:
     return False
 
 
-def collect_garbage() -> List[str]:
-    """Remove the directories of finished and abandoned sandboxes; the ids removed."""
-    removed = []
-    for sandbox_id, record in iter_records():
-        directory = sandbox_dir(sandbox_id)
-        if isinstance(record, NotFoundError):
-            if not _abandoned(directory):
-                continue
-        elif isinstance(record, Exception) or finished(record) is None:
-            continue  # corrupt records are reported, never silently deleted
-        try:
-            cgroups.remove_listed(directory)  # a supervisor that died or gave up left it
-        except OSError:
-            continue  # its processes are still dying: the next gc removes both
-        remove_tree(directory)
-        removed.append(sandbox_id)
-    return removed
-
-
 # Apps ------------------------------------------------------------------------
 
 
@@ -504,10 +737,14 @@ def app_path(name: str) -> Path:
 
 
 def read_app(name: str) -> Optional[dict]:
+    path = app_path(name)
     try:
-        return read_json(app_path(name), "app")
+        data = read_json(path, "app")
     except FileNotFoundError:
         return None
+    if not (is_well_formed_id(data.get("app_id"), "ap-") and data.get("name") == name):
+        raise ExecutionError(f"app record {path} is corrupt (no app id, or another app's name); remove it.")
+    return data
 
 
 def create_app(name: str) -> dict:
@@ -523,7 +760,7 @@ def create_app(name: str) -> dict:
         pass
     finally:
         os.unlink(tmp)
-    return read_json(path, "app")
+    return read_app(name)
 
 
 def find_app_by_id(app_id: str) -> Optional[dict]:

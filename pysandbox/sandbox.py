@@ -7,13 +7,13 @@ its detached supervisor, which records the exit status when it ends.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import io
 import logging
 import os
 import resource
-import shutil
 import signal
 import struct
 import sys
@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import attrs
 
-from . import _aio, agent, bounds, exception, image as images, network, registry
+from . import _aio, agent, bounds, exception, garbage, image as images, network, registry
 from ._aio import synchronized, synchronized_static
 from ._validate import positive_seconds
 from .app import App
@@ -317,6 +317,8 @@ class Sandbox:
             finally:
                 os.close(pidfd)
             launch.reap_finished()
+        if self._exit.lost:
+            _repair(self._record)
         return self._exit
 
     @synchronized
@@ -335,16 +337,12 @@ class Sandbox:
     async def terminate(self, *, wait: bool = False) -> Optional[int]:
         """End the sandbox (a no-op if it already finished). With wait=True, return its code."""
         self._ensure_attached()
-        if self._refresh() is None:
+        # Signal first, then mark: a caller killed in between leaves a sandbox that ends
+        # anyway, never a running one that list() and from_name pass over.
+        if self._refresh() is None and _signal(self._record.supervisor, signal.SIGTERM):
             registry.mark_terminating(self.object_id)
-            pidfd = _pidfd(self._record.supervisor)
-            if pidfd is not None:
-                try:
-                    signal.pidfd_send_signal(pidfd, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-                finally:
-                    os.close(pidfd)
+        if self._refresh() is not None and self._exit.lost:
+            _repair(self._record)  # its supervisor died without a word: do its teardown
         if not wait:
             return None
         await self._wait(raise_on_termination=False)
@@ -541,34 +539,49 @@ class Sandbox:
 
 
 def _pidfd(ref: registry.ProcessRef) -> Optional[int]:
-    """A pidfd for the process, or None if it is gone (checked after opening: no pid reuse race)."""
+    """A pidfd for the supervisor, or None if it is gone (checked after opening: no pid reuse race)."""
     try:
         fd = os.pidfd_open(ref.pid)
     except ProcessLookupError:
         return None
-    if not ref.alive():
+    if not ref.alive(registry.SUPERVISOR_PROGRAM):
         os.close(fd)
         return None
     return fd
 
 
+def _signal(ref: registry.ProcessRef, signum: int) -> bool:
+    """Send the supervisor `signum`; False if it is gone."""
+    pidfd = _pidfd(ref)
+    if pidfd is None:
+        return False
+    try:
+        signal.pidfd_send_signal(pidfd, signum)
+    except ProcessLookupError:
+        return False
+    finally:
+        os.close(pidfd)
+    return True
+
+
+def _repair(record: registry.SandboxRecord) -> None:
+    for problem in registry.repair(record):
+        warnings.warn(problem, RuntimeWarning, stacklevel=3)
+
+
 def _start(spec: SandboxSpec, app: App, tethered: bool = False) -> Sandbox:
     """tethered (build sandboxes): never confirmed, so the sandbox ends when its creator
     dies or calls `sandbox._launched.abandon()`."""
-    registry.ensure_dir(registry.sandboxes_dir())
+    garbage.collect_soon()  # first: a bad setting of it is an error before any work
     sandbox_id = registry.new_id("sb-")
-    directory = registry.sandbox_dir(sandbox_id)
-    directory.mkdir(mode=0o700)
-    registry.write_creator(directory)
+    directory = registry.make_sandbox_dir(sandbox_id)
     env = {**(layout.default_env() if spec.rootfs is None else spec.rootfs.env), **spec.env}
-    if spec.name is not None:
-        try:
-            registry.claim_name(app.app_id, spec.name, sandbox_id)
-        except BaseException:
-            shutil.rmtree(directory, ignore_errors=True)
-            raise
     launched = None
+    claimed = False
     try:
+        if spec.name is not None:
+            registry.claim_name(app.app_id, spec.name, sandbox_id)
+            claimed = True
         launched = launch.launch(directory, spec, env, tethered)
         record = registry.SandboxRecord(
             sandbox_id=sandbox_id, app_id=app.app_id, app_name=app.name, name=spec.name, tags=spec.tags,
@@ -583,7 +596,7 @@ def _start(spec: SandboxSpec, app: App, tethered: bool = False) -> Sandbox:
             launched.confirm()
     except BaseException:
         _abandon(directory, launched)
-        if spec.name is not None:
+        if claimed:
             registry.release_name(app.app_id, spec.name, sandbox_id)
         raise
     if spec.verbose:
@@ -596,16 +609,21 @@ def _start(spec: SandboxSpec, app: App, tethered: bool = False) -> Sandbox:
 
 
 def _abandon(directory, launched) -> None:
-    """A create that failed half-way: stop what started, remove what was made."""
+    """A create that failed half-way: stop what started, remove what was made. Never raises:
+    the create's own error is the one to report (what is left here, gc collects)."""
     if launched is not None:
-        (directory / registry.RECORD_NAME).unlink(missing_ok=True)  # else it would confirm the sandbox
+        try:
+            (directory / registry.RECORD_NAME).unlink(missing_ok=True)  # else it would confirm the sandbox
+        except OSError:
+            _signal(launched.supervisor, signal.SIGTERM)  # (a read-only disk): end it all the same
         launched.abandon()  # the supervisor tears the sandbox down on its own
         pidfd = _pidfd(launched.supervisor)
         if pidfd is not None:
             _aio.run_sync(_aio.readable(pidfd))
             os.close(pidfd)
         launch.reap_finished()
-    registry.remove_tree(directory)
+    with contextlib.suppress(OSError):
+        registry.remove_tree(directory)
 
 
 class _StderrHandler(logging.StreamHandler):

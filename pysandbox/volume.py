@@ -16,6 +16,7 @@ import contextlib
 import enum
 import os
 import re
+import secrets
 import shutil
 import stat as stat_module
 import time
@@ -30,6 +31,7 @@ from .exception import AlreadyExistsError, InvalidError, NotFoundError
 from .spec import Bind
 
 _NAME = re.compile(r"^(?!\.{1,2}\Z)[A-Za-z0-9._-]{1,64}\Z")  # "." and ".." are directories, not names
+_CREATING, _DELETING = ".tmp", ".deleted"  # suffixes of a volume directory on its way in or out
 CHUNK = 1 << 20
 
 
@@ -69,16 +71,26 @@ def _check_name(name: str) -> str:
 
 def _create(directory: Path, name: Optional[str]) -> dict:
     meta = {"volume_id": registry.new_id("vo-"), "name": name, "created_at": time.time()}
-    tmp = directory.with_name(f".{directory.name}.{os.getpid()}.tmp")
-    (tmp / "data").mkdir(parents=True, mode=0o755)
-    os.chown(tmp / "data", *config.sandbox_owner())
-    registry.write_json_atomic(tmp / "meta.json", meta)
+    tmp = directory.with_name(f".{directory.name}.{os.getpid()}.{secrets.token_hex(4)}{_CREATING}")
     try:
+        (tmp / "data").mkdir(parents=True, mode=0o755)
+        os.chown(tmp / "data", *config.sandbox_owner())
+        registry.write_json_atomic(tmp / "meta.json", meta)
         os.rename(tmp, directory)  # published whole, or not at all
-    except OSError:
-        shutil.rmtree(tmp)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            registry.remove_tree(tmp)  # a full disk leaves no half-made volume
+        if isinstance(exc, OSError):
+            raise registry.write_error(tmp, exc) from None
         raise
     return meta
+
+
+def leftovers() -> List[Path]:
+    """Directories of volume creates and deletes that did not finish (a crash, a full disk)."""
+    directory = _volumes_dir()
+    names = os.listdir(directory) if directory.is_dir() else []
+    return [directory / n for n in names if n.startswith(".") and n.endswith((_CREATING, _DELETING))]
 
 
 def _entry_type(mode: int) -> FileEntryType:
@@ -111,7 +123,7 @@ class _VolumeManager:
             if allow_missing:
                 return
             raise NotFoundError(f"Volume {name!r} not found")
-        trash = directory.with_name(f".{name}.{os.getpid()}.deleted")
+        trash = directory.with_name(f".{name}.{os.getpid()}.{secrets.token_hex(4)}{_DELETING}")
         os.rename(directory, trash)  # gone at once for everyone, then removed
         registry.remove_tree(trash)
 

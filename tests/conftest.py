@@ -1,6 +1,8 @@
-"""Shared fixtures: a private state directory per session, an app, sandboxes that never leak."""
+"""Shared fixtures: a private state directory per session, an app, sandboxes that never leak;
+and a check, at the end of the session, that no process the suite started outlives it."""
 
 import os
+import time
 from pathlib import Path
 
 import psutil
@@ -14,6 +16,51 @@ from pysandbox.runtime import cgroups
 RUNNERS = ("bwrap", "nsjail")
 # Everything under these talks to real sandboxes, and runs once per runner (docs/RUNNERS.md).
 BEHAVIOUR_DIRS = ("sandbox", "security", "seed", "images")
+
+
+# Every process the suite starts inherits this (children get a copy of os.environ), so the
+# end-of-session check can tell ours from everyone else's; supervisors, which run with the
+# sandbox's own environment, are told by their --dir under the session's temporary directory.
+SESSION_MARK = "PYSANDBOX_TEST_SESSION"
+LEFTOVER_PATIENCE_S = 30  # supervisors of sandboxes terminated without wait=True may still be tearing down
+_session_temp = []  # the session's base temporary directory, once known
+
+
+def pytest_configure(config):
+    os.environ[SESSION_MARK] = f"{os.getpid()}.{time.time_ns()}"
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the run if a process it started is still running (after a grace for teardowns), and end them."""
+    deadline = time.monotonic() + LEFTOVER_PATIENCE_S
+    leftovers = _suite_processes()
+    while leftovers and time.monotonic() < deadline:
+        time.sleep(0.2)
+        leftovers = _suite_processes()
+    if not leftovers:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    lines = [f"  {p.pid}: {' '.join(p.info['cmdline'] or [])[:300]}" for p in leftovers]
+    reporter.write_sep("=", "processes the test suite started outlived it (now killed)", red=True)
+    reporter.write_line("\n".join(lines))
+    for proc in leftovers:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _suite_processes():
+    ours = []
+    for proc in psutil.process_iter(["cmdline", "environ", "status"], ad_value=None):
+        if proc.pid == os.getpid() or proc.info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        marked = (proc.info["environ"] or {}).get(SESSION_MARK) == os.environ[SESSION_MARK]
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if marked or any(temp in cmdline for temp in _session_temp):
+            ours.append(proc)
+    return ours
 
 
 def pytest_addoption(parser):
@@ -63,6 +110,7 @@ def _restore(variable, previous):
 @pytest.fixture(scope="session", autouse=True)
 def state_home(tmp_path_factory):
     home = tmp_path_factory.mktemp("pysandbox-home")
+    _session_temp.append(str(tmp_path_factory.getbasetemp()) + "/")
     previous = os.environ.get("PYSANDBOX_HOME")
     os.environ["PYSANDBOX_HOME"] = str(home)
     yield home

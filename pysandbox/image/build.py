@@ -9,6 +9,7 @@ directory that is published by rename only when the step succeeded.
 from __future__ import annotations
 
 import collections
+import errno
 import json
 import os
 import shutil
@@ -140,6 +141,10 @@ def _build_layer(step, layer: str, parent: Optional[dict], progress) -> dict:
         except ImageBuildError as exc:
             exc.image_id = store.image_id(layer)
             raise
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                raise
+            raise registry.write_error(Path(exc.filename or temp), exc) from None  # a full disk, said plainly
         meta = {
             "parent": None if parent is None else parent["id"],
             "step": step.definition(),

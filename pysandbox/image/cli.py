@@ -18,10 +18,14 @@ def _size(nbytes: int) -> str:
 
 
 def _image_row(ref: dict) -> dict:
-    meta = store.read_meta(store.layer_of(ref["image_id"]))
-    if meta is None:
-        return {**ref, "layers": 0, "size": 0, "missing": True}
-    sizes = [(store.read_meta(layer) or {}).get("size", 0) for layer in meta["chain"]]
+    """One image as ls shows it; a damaged one (a layer's metadata edited or truncated) says which file."""
+    try:
+        meta = store.read_meta(store.layer_of(ref["image_id"]))
+        if meta is None:
+            return {**ref, "layers": 0, "size": 0, "missing": True}
+        sizes = [(store.read_meta(layer) or {}).get("size", 0) for layer in meta["chain"]]
+    except NotFoundError as exc:
+        return {**ref, "layers": 0, "size": 0, "missing": True, "corrupt": str(exc)}
     return {**ref, "layers": len(meta["chain"]), "size": sum(sizes)}
 
 
@@ -33,7 +37,7 @@ def cmd_ls(args) -> int:
     print(f"{'IMAGE':<35} {'LAYERS':>6} {'SIZE':>9} {'AGE':>6}  RECIPE")
     for row in rows:
         age = f"{(time.time() - row['created_at']) / 60:.0f}m"
-        size = "missing" if row.get("missing") else _size(row["size"])
+        size = ("corrupt" if row.get("corrupt") else "missing") if row.get("missing") else _size(row["size"])
         print(f"{row['image_id']:<35} {row['layers']:>6} {size:>9} {age:>6}  {row['recipe']}")
     return 0
 

@@ -72,13 +72,20 @@ def layer_of(image_id_: str) -> str:
 
 def read_meta(layer: str) -> Optional[dict]:
     """The layer's metadata, or None if it is not built."""
+    path = layer_dir(layer) / "meta.json"
     try:
-        with open(layer_dir(layer) / "meta.json", "rb") as f:
-            return json.loads(f.read())
+        with open(path, "rb") as f:
+            meta = json.loads(f.read())
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
-        raise NotFoundError(f"Layer {layer} is corrupt ({exc}); remove it with `pysandbox image prune --all`.") from None
+        raise NotFoundError(f"Layer {layer} is corrupt: {path} ({exc}); remove it with "
+                            "`pysandbox image prune --all`.") from None
+    if not isinstance(meta, dict) or not all(isinstance(meta.get(key), list) for key in ("chain", "lowers")) \
+            or not isinstance(meta.get("config"), dict) or meta.get("id") != layer:
+        raise NotFoundError(f"Layer {layer} is corrupt: {path} lacks its id, chain, lowers or config; remove it "
+                            "with `pysandbox image prune --all`.")
+    return meta
 
 
 @contextlib.contextmanager
@@ -97,11 +104,16 @@ def new_temp(layer: str) -> Path:
     """A fresh build directory for `layer`, with `rootfs` and `work` owned by the sandbox owner."""
     owner = config.sandbox_owner()
     temp = root() / "tmp" / f"{layer}.{secrets.token_hex(4)}"
-    temp.mkdir(mode=0o711)  # staged for a root caller's build sandbox, which must traverse it
-    for name in ("rootfs", "work"):
-        (temp / name).mkdir(mode=0o755)
-        if os.geteuid() == 0:
-            os.chown(temp / name, *owner)
+    try:
+        temp.mkdir(mode=0o711)  # staged for a root caller's build sandbox, which must traverse it
+        for name in ("rootfs", "work"):
+            (temp / name).mkdir(mode=0o755)
+            if os.geteuid() == 0:
+                os.chown(temp / name, *owner)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            registry.remove_tree(temp)  # a full disk leaves no half-made build directory
+        raise registry.write_error(temp, exc) from None
     return temp
 
 

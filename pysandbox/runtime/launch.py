@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import signal
 import stat
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -36,6 +37,9 @@ from . import bwrap, cgroups, fds, initconfig, layout, limits, netplan, nsjail, 
 
 STAGE_DIR = "/run/pysandbox-stage"
 HOST_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}  # native/util.c's host_env
+# The supervisor starts with these blocked (and at their default action): one sent before it
+# has set up its signalfd stays pending for it, instead of killing it before any teardown.
+SUPERVISOR_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 _spawned: set = set()  # supervisor pids we are the parent of, reaped lazily
 
 
@@ -245,7 +249,8 @@ def _spawn(directory: Path, argv: List[str], init_config: bytes, runner_config: 
         *((os.POSIX_SPAWN_DUP2, fd, fds.RUNNER_CONFIG) for fd in runner),
     ]
     try:
-        pid = os.posix_spawn(argv[0], argv, HOST_ENV, file_actions=actions, setsid=True)
+        pid = os.posix_spawn(argv[0], argv, HOST_ENV, file_actions=actions, setsid=True,
+                             setsigmask=SUPERVISOR_SIGNALS, setsigdef=SUPERVISOR_SIGNALS)
     except BaseException:
         os.close(confirm_write)
         raise

@@ -11,10 +11,11 @@ already has. The disk limit is the size of the sandbox's root tmpfs (bwrap.py).
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Callable, List, Optional, Tuple
 
-from ..exception import InvalidError
+from ..exception import ExecutionError, InvalidError
 from ..registry import ExitStatus
 from ..resources import Resources, SandboxStats
 from . import cgroups
@@ -51,8 +52,13 @@ def processes_of(uid: int) -> int:
 
 
 def stats(directory: Path, finished: Callable[[], Optional[ExitStatus]]) -> SandboxStats:
-    """Live from the cgroup while the sandbox runs, else from its exit record."""
-    cgroup = cgroups.load(directory)
+    """Live from the cgroup while the sandbox runs, else from its exit record (also when the
+    cgroup list is not to be trusted: a foreign cgroup's numbers are not the sandbox's)."""
+    try:
+        cgroup = cgroups.load(directory)
+    except ExecutionError as exc:
+        warnings.warn(str(exc), RuntimeWarning, stacklevel=2)
+        cgroup = None
     if finished() is None and cgroup is not None:
         live = cgroups.read_stats(cgroup)
         if all(os.path.isdir(path) for path in cgroup.unique_dirs()):  # else it ended meanwhile

@@ -185,9 +185,11 @@ def test_ls_shows_a_corrupt_record_only_with_all():
 def test_gc_removes_finished_sandboxes(app):
     sb = modal.Sandbox.create("true", app=app)  # not the fixture: gc removes its directory
     sb.wait()
-    r = cli("gc")
-    words = r.stdout.decode().splitlines()[0].split()  # the next lines report other litter
+    r = cli("gc", "--verbose")
+    lines = r.stdout.decode().splitlines()
+    words = lines[0].split()
     assert r.returncode == 0 and words[0] == "removed" and int(words[1]) >= 1 and words[2:] == ["sandbox(es)"]
+    assert f"  {sb.object_id}" in lines  # --verbose names what it removed
     assert not registry.sandbox_dir(sb.object_id).exists()
 
 

@@ -9,7 +9,7 @@ import textwrap
 import pytest
 
 import pysandbox as modal
-from pysandbox import registry
+from pysandbox import garbage
 from pysandbox.exception import AlreadyExistsError, InvalidError, NotFoundError
 
 pytestmark = [pytest.mark.rootless, pytest.mark.filterwarnings("ignore::pysandbox.exception.DeprecationError")]
@@ -47,7 +47,7 @@ def test_terminate_takes_effect_before_teardown_ends(app, sandboxes, monkeypatch
 def test_a_name_is_free_once_gc_removed_its_sandbox(app, sandboxes):
     first = modal.Sandbox.create(app=app, name="collected")
     first.terminate(wait=True)
-    assert first.object_id in registry.collect_garbage()
+    assert first.object_id in garbage.collect().sandboxes
     assert sandboxes(name="collected").object_id != first.object_id  # this creator being alive changes nothing
 
 

@@ -1,5 +1,6 @@
 """Item 16: killing the supervisor with SIGKILL kills every sandbox process
-(bwrap --die-with-parent, init's parent-death signal) and the record says so."""
+(bwrap --die-with-parent, init's parent-death signal); the sandbox reads as terminated,
+and whoever waits for it does the rest of the teardown and records it."""
 
 import os
 import signal
@@ -7,6 +8,8 @@ import subprocess
 
 import psutil
 import pytest
+
+from pysandbox import registry
 
 
 pytestmark = pytest.mark.rootless
@@ -25,18 +28,28 @@ def test_killing_supervisor_kills_sandbox(sandboxes):
     assert sb.returncode == 137
 
 
-def test_a_runner_child_stranded_mid_setup_is_killed_by_whoever_notices(sandboxes):
+def test_a_runner_child_stranded_mid_setup_is_killed_by_whoever_waits(sandboxes):
     # Killed while bwrap was still setting up, the supervisor can leave bwrap's child
     # blocked on a bwrap that is gone, outside any --die-with-parent. It keeps bwrap's
-    # command line, which names the sandbox; the first reader to notice the lost supervisor kills it.
+    # command line, which names the sandbox; whoever waits for or ends the lost sandbox (or gc)
+    # kills it. Reading (poll, list) does not: reads never act. The stand-in forks a `sleep` of its
+    # own, killed with its process group at the end, so the test leaves no process behind.
     sb = sandboxes("sleep", "100")
-    stray = subprocess.Popen(["bwrap", "-c", "sleep 600; :", "sh", "--sandbox", sb.object_id], executable="/bin/sh")
+    stray = subprocess.Popen(["bwrap", "-c", "sleep 600; :", "sh", "--sandbox", sb.object_id], executable="/bin/sh",
+                             start_new_session=True)
     supervisor = psutil.Process(sb._record.supervisor.pid)
     supervisor.kill()
     supervisor.wait(10)
     try:
-        assert sb.poll() == 137
-        assert stray.wait(timeout=30) == -signal.SIGKILL
+        assert sb.poll() == 137 and stray.poll() is None
+        sb.wait(raise_on_termination=False)
+        try:
+            assert stray.wait(timeout=30) == -signal.SIGKILL
+        except subprocess.TimeoutExpired:
+            with open(f"/proc/{stray.pid}/cmdline", "rb") as f:
+                cmdline = f.read()
+            pytest.fail(f"the stand-in survived the repair: status {sb._exit!r} (lost: {sb._exit.lost}), "
+                        f"its command line {cmdline!r}, the sandbox's files {os.listdir(registry.sandbox_dir(sb.object_id))}")
     finally:
-        stray.kill()
+        os.killpg(stray.pid, signal.SIGKILL)  # the stand-in and its sleep
         stray.wait()

@@ -203,9 +203,10 @@ def test_stats_are_read_from_each_version_and_absent_controllers_are_none(fs):
 
 def test_the_cgroup_list_survives_a_round_trip_and_a_missing_one_is_none(fs):
     fs.create_dir("/state/sb-8")
-    cgroup = cgroups.SandboxCgroup(1, {"memory": "/m/sb-8", "pids": "/p/sb-8"})
+    cgroup = cgroups.SandboxCgroup(1, {"memory": "/sys/fs/cgroup/memory/pysandbox/sb-8",
+                                       "pids": "/sys/fs/cgroup/pids/pysandbox/sb-8"})
     cgroups.save(cgroup, Path("/state/sb-8"))
-    assert cgroups.load(Path("/state/sb-8")) == cgroup
+    assert cgroups.load(Path("/state/sb-8"), cgroups.parse_mountinfo(HYBRID_MOUNTINFO)) == cgroup
     assert cgroups.load(Path("/state/none")) is None
 
 
@@ -233,7 +234,7 @@ def test_supervisor_options_name_every_hierarchy_once(fs, monkeypatch):
     options, cgroup = limits.supervisor_options(Path("/state/sb-10"), Resources(pids_limit=100), 0)
     assert options == ["--cgroup", "/sys/fs/cgroup/cpu,cpuacct/pysandbox/sb-10",
                        "--cgroup", "/sys/fs/cgroup/memory/pysandbox/sb-10", "--cgroup", "/sys/fs/cgroup/pids/pysandbox/sb-10"]
-    assert cgroups.load(Path("/state/sb-10")) == cgroup
+    assert cgroups.load(Path("/state/sb-10"), cgroups.parse_mountinfo(HYBRID_MOUNTINFO)) == cgroup
 
 
 def test_the_cgroup_is_listed_before_it_is_made(fs, monkeypatch):
@@ -245,7 +246,7 @@ def test_the_cgroup_is_listed_before_it_is_made(fs, monkeypatch):
     prepare = v1.prepare_parents
 
     def spy(host):
-        listed_first.append(cgroups.load(Path("/state/sb-11")))
+        listed_first.append(cgroups.load(Path("/state/sb-11"), cgroups.parse_mountinfo(HYBRID_MOUNTINFO)))
         prepare(host)
 
     monkeypatch.setattr(v1, "prepare_parents", spy)

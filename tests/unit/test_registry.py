@@ -1,11 +1,21 @@
-"""Registry logic against a fake filesystem: ids, atomic records, corrupt files, apps."""
+"""Registry logic: ids, atomic records under faults, validated parsers (hypothesis), process
+identities with boot ids, name claims, and reads that never write."""
 
+import errno
+import json
 import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from pysandbox import registry
-from pysandbox.exception import ExecutionError, NotFoundError
+from pysandbox.exception import Error, ExecutionError, NotFoundError, ResourceExhaustedError
+
+from ..security._statedir import fake_supervisor
 
 
 @pytest.fixture
@@ -15,12 +25,17 @@ def home(fs, monkeypatch):
     return "/state"
 
 
-def record(sandbox_id):
+@pytest.fixture
+def real_home(tmp_path, monkeypatch):
+    """A state directory on the real filesystem (for tests that fault real syscalls or spawn processes)."""
+    monkeypatch.setenv("PYSANDBOX_HOME", str(tmp_path / "state"))
+    return tmp_path / "state"
+
+
+def record(sandbox_id, supervisor=registry.ProcessRef(123, 45, "boot"), **fields):
     return registry.SandboxRecord(
         sandbox_id=sandbox_id, app_id="ap-x", app_name="a", name=None, tags={"k": "v"}, created_at=1.0,
-        timeout=300, supervisor=registry.ProcessRef(123, 4.5), entrypoint=("sleep", "1"), workdir="/",
-        image_id="host",
-    )
+        timeout=300, supervisor=supervisor, entrypoint=("sleep", "1"), workdir="/", image_id="host", **fields)
 
 
 def test_ids():
@@ -28,6 +43,7 @@ def test_ids():
     assert registry.is_well_formed_id(sid, "sb-")
     assert not registry.is_well_formed_id("sb-short", "sb-")
     assert not registry.is_well_formed_id(sid.replace("sb-", "ap-"), "sb-")
+    assert not registry.is_well_formed_id(None, "sb-") and not registry.is_well_formed_id("sb-../../" + "x" * 16, "sb-")
     assert len({registry.new_id("sb-") for _ in range(1000)}) == 1000
 
 
@@ -39,18 +55,33 @@ def test_record_round_trip(home):
     assert [p for p in os.listdir(registry.sandbox_dir(sid)) if p.endswith(".tmp")] == []
 
 
+def test_a_record_without_a_boot_id_still_reads(home):
+    sid = registry.new_id("sb-")
+    path = registry.ensure_dir(registry.sandbox_dir(sid)) / "record.json"
+    data = record(sid).to_json()
+    data["supervisor"] = {"pid": 123, "start_time": 45}  # written before boot ids were kept
+    data["a_field_of_a_newer_version"] = [1, 2]  # ignored, not corrupt
+    path.write_text(json.dumps(data))
+    assert registry.read_record(sid).supervisor == registry.ProcessRef(123, 45, None)
+
+
 def test_missing_and_corrupt_records(home):
     with pytest.raises(NotFoundError):
         registry.read_record("sb-" + "x" * 22)
     sid = registry.new_id("sb-")
     directory = registry.sandbox_dir(sid)
     directory.mkdir(parents=True)
-    (directory / "record.json").write_text('{"sandbox_id": "trunc')
-    with pytest.raises(ExecutionError, match=str(directory / "record.json")):
-        registry.read_record(sid)
-    (directory / "record.json").write_text('{"sandbox_id": "x"}')
-    with pytest.raises(ExecutionError, match="corrupt"):
-        registry.read_record(sid)
+    for text, why in [('{"sandbox_id": "trunc', "unreadable or corrupt"), ('{"sandbox_id": "x"}', "sandbox_id is not"),
+                      ("[1, 2]", "not a JSON object")]:
+        (directory / "record.json").write_text(text)
+        with pytest.raises(ExecutionError, match=why) as info:
+            registry.read_record(sid)
+        assert str(directory / "record.json") in str(info.value)
+    for field, value in [("tags", "k=v"), ("created_at", "yesterday"), ("supervisor", {"pid": "1"}),
+                         ("entrypoint", "sleep 1"), ("sandbox_id", registry.new_id("sb-")), ("timeout", True)]:
+        (directory / "record.json").write_text(json.dumps({**record(sid).to_json(), field: value}))
+        with pytest.raises(ExecutionError, match=field):
+            registry.read_record(sid)
     other = registry.new_id("sb-")
     registry.sandbox_dir(other).mkdir(parents=True)
     registry.write_record(record(other))
@@ -63,9 +94,11 @@ def test_exit_status(home):
     assert registry.read_exit(sid) is None
     registry.write_json_atomic(registry.sandbox_dir(sid) / "exit", {"status": "timeout", "code": 124, "finished_at": 2.0})
     assert registry.read_exit(sid) == registry.ExitStatus("timeout", 124, 2.0)
-    (registry.sandbox_dir(sid) / "exit").write_text("garbage")
-    with pytest.raises(ExecutionError, match="exit"):
-        registry.read_exit(sid)
+    for text in ("garbage", '{"status": "exited", "code": "0", "finished_at": 1}', '{"status": "won", "code": 0, "finished_at": 1}',
+                 '{"status": "exited", "code": 0, "finished_at": 1, "oom_kills": "many"}'):
+        (registry.sandbox_dir(sid) / "exit").write_text(text)
+        with pytest.raises(ExecutionError, match="exit"):
+            registry.read_exit(sid)
 
 
 def test_apps(home):
@@ -75,3 +108,198 @@ def test_apps(home):
     assert registry.find_app_by_id(first["app_id"]) == first
     with pytest.raises(Exception):
         registry.app_path("../evil")
+    registry.app_path("b").write_text('{"app_id": 7, "name": "b"}')
+    with pytest.raises(ExecutionError, match="b.json"):
+        registry.read_app("b")
+
+
+# Parsers: whatever a record holds, reading it gives a valid record or an ExecutionError -----------
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+                    max_leaves=10)
+SID = "sb-" + "a" * 22
+
+
+def check_parsed(parsed):
+    """What the rest of pysandbox does with a record must work on whatever the parser accepted."""
+    assert isinstance(parsed.created_at, float) and isinstance(parsed.timeout, float)
+    assert all(isinstance(k, str) and isinstance(v, str) for k, v in parsed.tags.items())
+    assert isinstance({"k": "v"}.items() <= parsed.tags.items(), bool)  # what list(tags=...) does
+    sorted([parsed, parsed], key=lambda r: r.created_at)
+    assert all(isinstance(arg, str) for arg in parsed.entrypoint)
+    assert isinstance(parsed.supervisor.pid, int) and isinstance(parsed.supervisor.start_time, int)
+    for guest, host, encrypted in parsed.tunnels:
+        assert isinstance(guest, int) and isinstance(host, int) and isinstance(encrypted, bool)
+
+
+@settings(max_examples=300, deadline=None)
+@given(field=st.sampled_from(sorted(record(SID).to_json())), value=JSON)
+def test_a_record_with_any_field_replaced_parses_or_is_reported(field, value):
+    data = {**record(SID).to_json(), field: value}
+    try:
+        parsed = registry.SandboxRecord.from_json(data, Path("/state/sandboxes") / SID / "record.json")
+    except ExecutionError as exc:
+        assert str(Path("/state/sandboxes") / SID / "record.json") in str(exc)
+        return
+    check_parsed(parsed)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=JSON)
+def test_any_json_parses_or_is_reported(data):
+    try:
+        check_parsed(registry.SandboxRecord.from_json(data, Path("/s") / SID / "record.json"))
+    except ExecutionError:
+        pass
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=JSON)
+def test_any_json_is_a_process_or_a_value_error(data):
+    try:
+        ref = registry.ProcessRef.from_json(data)
+    except ValueError:
+        return
+    assert ref.pid > 0 and ref.start_time >= 0 and (ref.boot_id is None or isinstance(ref.boot_id, str))
+
+
+# Atomic writes under faults --------------------------------------------------
+
+
+def failing(errnum):
+    def fail(*args, **kwargs):
+        raise OSError(errnum, os.strerror(errnum))
+    return fail
+
+
+def test_short_writes_are_completed(real_home, monkeypatch):
+    path = real_home / "r.json"
+    real_home.mkdir()
+    real_write = os.write
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "write", lambda fd, data: real_write(fd, bytes(data[:7])))
+        registry.write_json_atomic(path, {"tags": {"k": "v" * 100}})
+    assert json.loads(path.read_text()) == {"tags": {"k": "v" * 100}}
+
+
+@pytest.mark.parametrize("fault", ["full after a partial write", "fsync fails", "rename fails", "no bytes written"])
+def test_a_failed_write_leaves_the_old_record_no_temp_file_and_a_clear_error(real_home, monkeypatch, fault):
+    real_home.mkdir()
+    path = real_home / "record.json"
+    registry.write_json_atomic(path, {"v": 1})
+    real_write = os.write
+    calls = []
+
+    def write(fd, data):
+        calls.append(len(data))
+        if len(calls) > 1:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, bytes(data[:5]))
+
+    patches = {"full after a partial write": ("write", write), "fsync fails": ("fsync", failing(errno.EIO)),
+               "rename fails": ("rename", failing(errno.EROFS)), "no bytes written": ("write", lambda fd, data: 0)}
+    with monkeypatch.context() as patched, pytest.raises(Error) as info:
+        patched.setattr(os, *patches[fault])
+        registry.write_json_atomic(path, {"v": 2, "pad": "x" * 100})
+    assert str(path) in str(info.value)
+    assert isinstance(info.value, ResourceExhaustedError) == (fault in ("full after a partial write", "no bytes written"))
+    assert json.loads(path.read_text()) == {"v": 1}
+    assert os.listdir(real_home) == ["record.json"]
+
+
+def test_a_failed_create_leaves_no_directory(real_home, monkeypatch):
+    sid = registry.new_id("sb-")
+    with monkeypatch.context() as patched, pytest.raises(ResourceExhaustedError):
+        patched.setattr(os, "rename", failing(errno.ENOSPC))
+        registry.make_sandbox_dir(sid)
+    assert os.listdir(registry.sandboxes_dir()) == []
+    directory = registry.make_sandbox_dir(sid)
+    assert os.listdir(directory) == ["creator"]
+    assert os.path.getsize(directory / "creator") == registry.EXIT_RESERVED_BYTES  # room for the exit record
+    assert registry.ProcessRef.from_json(json.loads((directory / "creator").read_text())).pid == os.getpid()
+
+
+# Process identities -----------------------------------------------------------
+
+
+def test_a_process_from_another_boot_is_never_alive(real_home):
+    me = registry.ProcessRef.of(os.getpid())
+    assert me.boot_id == registry.boot_id() and me.alive()
+    other_boot = registry.ProcessRef(me.pid, me.start_time, "another-boot")
+    assert not other_boot.alive()
+    legacy = registry.ProcessRef(me.pid, me.start_time, None)
+    assert legacy.alive()  # no boot id: the pid and start time still say it is us...
+    assert not legacy.alive(registry.SUPERVISOR_PROGRAM)  # ...but not that we are a supervisor
+
+
+def test_a_supervisor_is_known_by_its_program(tmp_path):
+    proc, ref = fake_supervisor(tmp_path)
+    try:
+        assert ref.alive(registry.SUPERVISOR_PROGRAM)
+        assert registry.ProcessRef(ref.pid, ref.start_time, None).alive(registry.SUPERVISOR_PROGRAM)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not ref.alive(registry.SUPERVISOR_PROGRAM)
+
+
+# Reads never write -------------------------------------------------------------
+
+
+def tree(root):
+    return sorted((str(p.relative_to(root)), p.stat().st_mtime_ns, p.stat().st_size)
+                  for p in Path(root).rglob("*"))
+
+
+def test_reading_a_sandbox_whose_supervisor_died_changes_nothing(real_home):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    ref = registry.ProcessRef.of(dead.pid)
+    dead.wait()
+    sid = registry.new_id("sb-")
+    registry.ensure_dir(registry.sandbox_dir(sid) / "upper")
+    registry.write_record(record(sid, supervisor=ref))
+    before = tree(real_home)
+    status = registry.finished(registry.read_record(sid))
+    assert (status.status, status.code, status.lost) == ("terminated", 137, True)
+    assert registry.running_records() == [] and registry.sandbox_state(registry.read_record(sid)) == ("terminated", 137)
+    assert tree(real_home) == before
+    assert registry.repair(registry.read_record(sid)) == []  # the repair is a separate, explicit step
+    assert registry.read_exit(sid).status == "terminated" and not (registry.sandbox_dir(sid) / "upper").exists()
+
+
+def test_a_bad_record_is_skipped_with_a_warning_and_the_others_are_listed(real_home, tmp_path):
+    proc, ref = fake_supervisor(tmp_path)
+    try:
+        good, bad = registry.new_id("sb-"), registry.new_id("sb-")
+        registry.ensure_dir(registry.sandbox_dir(good))
+        registry.write_record(record(good, supervisor=ref))
+        registry.ensure_dir(registry.sandbox_dir(bad))
+        (registry.sandbox_dir(bad) / "record.json").write_text(json.dumps({**record(bad).to_json(), "tags": ["x"]}))
+        with pytest.warns(RuntimeWarning, match=f"{bad}.*tags"):
+            assert [r.sandbox_id for r in registry.running_records()] == [good]
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_corrupt_or_hostile_name_claims_are_free(home):
+    path = registry.config.state_dir() / "names" / "ap-x" / "n"
+    path.parent.mkdir(parents=True)
+    for text in ("{", "[]", '{"sandbox_id": 5}', '{"sandbox_id": "../../etc"}',
+                 json.dumps({"sandbox_id": SID, "creator": {"pid": "me"}})):
+        path.write_text(text)
+        assert registry.claimed_sandbox("ap-x", "n") is None
+    path.write_text(json.dumps({"sandbox_id": SID, "creator": registry.ProcessRef(5, 6, "b").to_json()}))
+    assert registry.claimed_sandbox("ap-x", "n") == SID
+
+
+def test_warnings_name_each_bad_record_once(real_home):
+    bad = registry.new_id("sb-")
+    registry.ensure_dir(registry.sandbox_dir(bad))
+    (registry.sandbox_dir(bad) / "record.json").write_text("{")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        for _ in range(3):
+            registry.running_records()
+    assert len([w for w in caught if bad in str(w.message)]) == 1

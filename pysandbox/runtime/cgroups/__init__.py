@@ -26,7 +26,7 @@ from typing import Dict, FrozenSet, List, Optional, Tuple
 
 import attrs
 
-from ...exception import InvalidError
+from ...exception import ExecutionError, InvalidError
 from ...resources import Resources, SandboxStats
 from . import v1, v2
 
@@ -195,12 +195,45 @@ def save(cgroup: SandboxCgroup, directory: Path) -> None:
     write_json_atomic(directory / RECORD_NAME, cgroup.to_json(), durable=False)
 
 
-def load(directory: Path) -> Optional[SandboxCgroup]:
+def load(directory: Path, mounts: Optional[List[Mount]] = None) -> Optional[SandboxCgroup]:
+    """The cgroup a sandbox directory lists, or None if it lists none.
+
+    Whatever is listed here gets killed and removed after a crash, so the list is not
+    trusted: each directory must be this sandbox's own, `<cgroup mount>/.../pysandbox/<id>`
+    (the leaf named by the sandbox directory's id, under a parent named PARENT_NAME, on a
+    cgroup filesystem of the listed version, with no `..`). Anything else raises
+    ExecutionError naming the file, and nothing it names is touched."""
+    path = directory / RECORD_NAME
     try:
-        data = json.loads((directory / RECORD_NAME).read_text())
-        return SandboxCgroup(int(data["version"]), {str(k): str(v) for k, v in data["dirs"].items()})
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        data = json.loads(path.read_bytes())
+    except FileNotFoundError:
         return None
+    except (OSError, ValueError) as exc:
+        raise ExecutionError(f"{path} is unreadable or corrupt ({exc}); the cgroup it lists is left alone.") from None
+    mounts = _mounts() if mounts is None else mounts
+    try:
+        cgroup = SandboxCgroup(data["version"], dict(data["dirs"]))
+        bad = [p for p in cgroup.dirs.values() if not _is_sandbox_cgroup(p, directory.name, cgroup.version, mounts)]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ExecutionError(f"{path} is corrupt ({exc!r}); the cgroup it lists is left alone.") from None
+    if bad or cgroup.version not in (1, 2) or not all(isinstance(c, str) for c in cgroup.dirs):
+        raise ExecutionError(f"{path} names {bad[0] if bad else cgroup.to_json()!r}, which is not a pysandbox cgroup "
+                             f"of sandbox {directory.name}: refused, nothing was killed or removed.")
+    return cgroup
+
+
+def _is_sandbox_cgroup(path: object, sandbox_id: str, version: object, mounts: List[Mount]) -> bool:
+    return (isinstance(path, str) and os.path.isabs(path) and os.path.normpath(path) == path
+            and os.path.basename(path) == sandbox_id and os.path.basename(os.path.dirname(path)) == PARENT_NAME
+            and any(m.version == version and path.startswith(m.path.rstrip("/") + "/") for m in mounts))
+
+
+@functools.lru_cache(maxsize=1)
+def _mounts() -> List[Mount]:
+    try:
+        return parse_mountinfo(Path("/proc/self/mountinfo").read_text())
+    except OSError:
+        return []
 
 
 def read_stats(cgroup: SandboxCgroup) -> SandboxStats:
@@ -278,7 +311,8 @@ def _members(directory: str) -> Tuple[int, ...]:
 
 
 def remove_listed(directory: Path) -> None:
-    """Remove the cgroup a sandbox directory lists (its supervisor could not)."""
+    """Remove the cgroup a sandbox directory lists (its supervisor could not); ExecutionError,
+    and nothing done, if the list names anything but this sandbox's own cgroup (see load)."""
     cgroup = load(directory)
     if cgroup is not None:
         remove(cgroup)
