@@ -41,6 +41,7 @@ def cli(*args):
 
 def test_a_sandbox_that_fills_the_disk_is_torn_down_and_collected_and_tags_keep_their_old_value():
     result = on_small_disk(SETUP + """
+os.environ["PYSANDBOX_WRITABLE_ROOT_MAX"] = "0"  # the root on the state disk, not a bounded tmpfs
 sb = create(tags={"v": "1"})
 # The sandbox's root is its upper directory, on the state disk: it writes until nothing is left.
 wrote = sb.exec("sh", "-c", "cat /dev/zero > /fill; echo $?").stdout.read().strip()
@@ -197,8 +198,8 @@ filler = fill(leave=2 << 20)
 try:
     modal.Image.from_scratch().add_local_file(big, "/big", copy=True).build()
     error = None
-except Exception as exc:
-    error = [type(exc).__name__, str(exc)]
+except Exception as exc:  # reported as its first public class (a build step's failure is an ImageBuildError)
+    error = [next(c.__name__ for c in type(exc).__mro__ if c.__module__ == "pysandbox.exception"), str(exc)]
 after = store_state()
 again = modal.Image.from_scratch().add_local_file(small, "/small", copy=True).build()
 sb = modal.Sandbox.create(image=again, app=app, block_network=True)
@@ -230,8 +231,8 @@ filler = fill(leave=1 << 20)
 try:
     sb.snapshot_filesystem()
     error = None
-except Exception as exc:
-    error = [type(exc).__name__, str(exc)]
+except Exception as exc:  # reported as its first public class (a build step's failure is an ImageBuildError)
+    error = [next(c.__name__ for c in type(exc).__mro__ if c.__module__ == "pysandbox.exception"), str(exc)]
 after = store_state()
 os.unlink(filler)
 snapshot = sb.snapshot_filesystem()
