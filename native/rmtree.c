@@ -75,16 +75,21 @@ static int remove_entry(int dfd, const char *name, unsigned char type)
 
 int rmtree(const char *path)
 {
+  return rmtree_at(AT_FDCWD, path);
+}
+
+int rmtree_at(int dfd, const char *path)
+{
   struct stat st;
-  if (lstat(path, &st) < 0)
+  if (fstatat(dfd, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
     return errno == ENOENT ? 0 : (pwarnf("cleanup %s", path), -1);
   if (!S_ISDIR(st.st_mode)) {
-    if (unlink(path) < 0 && errno != ENOENT)
+    if (unlinkat(dfd, path, 0) < 0 && errno != ENOENT)
       return pwarnf("cleanup %s", path), -1;
     return 0;
   }
 
-  int fd = open_dir(AT_FDCWD, path);
+  int fd = open_dir(dfd, path);
   struct dir_id root;
   if (fd < 0 || dir_id(fd, &root) < 0) {
     pwarnf("cleanup %s", path);
@@ -199,7 +204,7 @@ int rmtree(const char *path)
   }
   closedir(d);
   free(up);
-  if (rmdir(path) < 0 && errno != ENOENT)
+  if (unlinkat(dfd, path, AT_REMOVEDIR) < 0 && errno != ENOENT)
     return pwarnf("cleanup %s", path), -1;
   return 0;
 

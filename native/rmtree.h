@@ -7,4 +7,8 @@
  * is fine.  Reports the first failure on stderr and returns -1, or 0. */
 int rmtree(const char *path);
 
+/* The same for `path` relative to the directory dfd (the last component is
+ * never followed either). */
+int rmtree_at(int dfd, const char *path);
+
 #endif

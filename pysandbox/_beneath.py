@@ -14,7 +14,7 @@ import os
 import platform
 import stat
 import struct
-from typing import Tuple
+from typing import Iterator, Tuple
 
 _SYS_OPENAT2 = {"x86_64": 437, "aarch64": 437}.get(platform.machine())
 _RESOLVE_NO_MAGICLINKS = 0x02
@@ -56,6 +56,37 @@ def open_file(root_fd: int, path: str, bound: int, variable: str, flags: int = 0
         os.close(fd)
         raise
     return fd, info.st_size
+
+
+def walk(root_fd: int, path: str = "", recursive: bool = True) -> Iterator[Tuple[str, os.stat_result, int, str]]:
+    """(path from the root, lstat, its directory's fd, its name) for everything below `path`
+    in `root_fd` (only its own entries unless `recursive`), a directory's entries sorted and
+    before what lies below them. Sandboxes may be
+    changing the tree: every directory is opened beneath the root with no symlink on the way,
+    one at a time (any depth, no recursion); the fd is valid until the next item."""
+    pending = [path.strip("/")]
+    while pending:
+        current = pending.pop()
+        try:
+            fd = open_in_root(root_fd, current or ".", os.O_RDONLY | os.O_DIRECTORY, symlinks=False)
+        except OSError as exc:
+            if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP) and current != path.strip("/"):
+                continue  # changed since it was listed
+            raise
+        try:
+            below = []
+            for name in sorted(os.listdir(fd)):
+                try:
+                    info = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                relative = f"{current}/{name}" if current else name
+                yield relative, info, fd, name
+                if recursive and stat.S_ISDIR(info.st_mode):
+                    below.append(relative)
+        finally:
+            os.close(fd)
+        pending.extend(reversed(below))
 
 
 def parent_and_name(root_fd: int, path: str):

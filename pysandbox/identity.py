@@ -25,12 +25,14 @@ import logging
 import os
 import pwd
 import shutil
+import stat
 import subprocess
 import time
 from typing import Iterator, List, Optional, Tuple
 
 import attrs
 
+from . import _beneath
 from .exception import InvalidError
 
 RANGE = 65536
@@ -282,6 +284,17 @@ def adopt_state(root: str) -> None:
     os.replace(tmp, marker)
 
 
+def _keep_setid_bits(dir_fd: int, name: str, mode: int) -> None:
+    """chown cleared the file's setuid/setgid bits: put them back, on the very file (by fd: the
+    tree may be changing)."""
+    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            os.fchmod(fd, mode & 0o7777)
+    finally:
+        os.close(fd)
+
+
 def _legacy_root_uid() -> int:
     for name, start, _ in _read_entries(SUBUID):
         if name in ("root", "0"):
@@ -296,17 +309,17 @@ def _move_ids(root: str, old: int, new: int) -> int:
     def shifted(value: int) -> int:
         return new + value - old if old <= value < old + RANGE else value
 
-    for directory, dirs, files in os.walk(root):
-        for name in [None, *dirs, *files]:
-            path = directory if name is None else os.path.join(directory, name)
-            try:
-                info = os.lstat(path)
-                uid, gid = shifted(info.st_uid), shifted(info.st_gid)
-                if (uid, gid) != (info.st_uid, info.st_gid):
-                    os.lchown(path, uid, gid)
-                    if not os.path.islink(path):
-                        os.chmod(path, info.st_mode & 0o7777)  # chown clears setuid bits: keep them
-                    moved += 1
-            except FileNotFoundError:
+    root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        for _, info, dir_fd, name in _beneath.walk(root_fd):  # volumes: sandboxes may be writing them
+            uid, gid = shifted(info.st_uid), shifted(info.st_gid)
+            if (uid, gid) == (info.st_uid, info.st_gid):
                 continue
+            with contextlib.suppress(FileNotFoundError):
+                os.chown(name, uid, gid, dir_fd=dir_fd, follow_symlinks=False)
+                if stat.S_ISREG(info.st_mode) and info.st_mode & 0o6000:
+                    _keep_setid_bits(dir_fd, name, info.st_mode)
+                moved += 1
+    finally:
+        os.close(root_fd)
     return moved

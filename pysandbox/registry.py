@@ -30,10 +30,9 @@ import json
 import math
 import os
 import secrets
-import shutil
 import signal
 import string
-import sys
+import subprocess
 import time
 import warnings
 from pathlib import Path
@@ -556,22 +555,18 @@ def sandbox_state(record: SandboxRecord) -> Tuple[str, Optional[int]]:
     return ("running", None) if status is None else (status.status, returncode(status))
 
 
-def remove_tree(path: Path) -> None:
-    """rmtree that also gets through directories sandbox code made unreadable (chmod 000)."""
-
-    def make_accessible(_func, failed_path, exc):
-        if isinstance(exc[1] if isinstance(exc, tuple) else exc, FileNotFoundError):
-            return  # removed meanwhile (a supervisor finishing its own teardown)
-        os.chmod(os.path.dirname(failed_path), 0o700)
-        if os.path.isdir(failed_path) and not os.path.islink(failed_path):
-            os.chmod(failed_path, 0o700)
-            remove_tree(Path(failed_path))
-        else:
-            os.unlink(failed_path)
-
-    handler = {"onexc": make_accessible} if sys.version_info >= (3, 12) else {"onerror": make_accessible}
-    if os.path.lexists(path):
-        shutil.rmtree(path, **handler)
+def remove_tree(path: Path, dir_fd: Optional[int] = None) -> None:
+    """Remove `path` (relative to `dir_fd`, if given) and everything below it. Sandboxes write
+    these trees, and may still be changing them: sandbox-rmtree (native/rmtree.c) never follows a
+    symlink, never leaves the tree's mount, gets through chmod 000 and any depth, where Python's
+    rmtree works on path strings a sandbox can redirect. OSError saying what it could not remove."""
+    if not os.path.lexists(path if dir_fd is None else f"/proc/self/fd/{dir_fd}/{path}"):
+        return
+    argv = [config.native_binary("sandbox-rmtree"), *(["--at", str(dir_fd)] if dir_fd is not None else []), str(path)]
+    result = subprocess.run(argv, env=config.HOST_ENV, pass_fds=() if dir_fd is None else (dir_fd,),
+                            stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise OSError(errno.ENOTEMPTY, result.stderr.strip() or "sandbox-rmtree failed", str(path))
 
 
 # Locking, names, tags, listing ------------------------------------------------

@@ -310,7 +310,7 @@ class Volume:
                 if stat_module.S_ISDIR(info.st_mode):
                     if not recursive:
                         raise IsADirectoryError(f"{path} is a directory; pass recursive=True")
-                    shutil.rmtree(os.path.join(f"/proc/self/fd/{parent}", name))
+                    registry.remove_tree(name, dir_fd=parent)  # a sandbox may be changing it meanwhile
                 else:
                     os.unlink(name, dir_fd=parent)
             finally:
@@ -530,14 +530,5 @@ def _copy_link(root: int, src: str, dst: str) -> None:
 
 
 def _walk(root: int, path: str, recursive: bool) -> Iterator[FileEntry]:
-    fd = _beneath.open_in_root(root, path or ".", os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        entries = sorted(os.scandir(fd), key=lambda e: e.name)
-        for entry in entries:
-            info = entry.stat(follow_symlinks=False)
-            rel = f"{path}/{entry.name}" if path else entry.name
-            yield FileEntry(rel, _entry_type(info.st_mode), int(info.st_mtime), info.st_size)
-            if recursive and entry.is_dir(follow_symlinks=False):
-                yield from _walk(root, rel, True)
-    finally:
-        os.close(fd)
+    for rel, info, _, _ in _beneath.walk(root, path, recursive):
+        yield FileEntry(rel, _entry_type(info.st_mode), int(info.st_mtime), info.st_size)

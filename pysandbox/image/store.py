@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Iterator, List, Optional
 
-from .. import config, registry
+from .. import _beneath, config, registry
 from ..exception import NotFoundError
 
 ID_LENGTH = 32
@@ -129,12 +129,12 @@ def publish(temp: Path, layer: str, meta: dict) -> None:
 
 
 def disk_usage(path: Path) -> int:
-    total = 0
-    for directory, dirs, files in os.walk(path):
-        for name in dirs + files:
-            with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(directory, name)).st_blocks * 512
-    return total
+    """Bytes the tree holds (a layer a sandbox wrote: any depth, no symlink followed)."""
+    root = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        return sum(info.st_blocks * 512 for _, info, _, _ in _beneath.walk(root))
+    finally:
+        os.close(root)
 
 
 def remember(image: str, description: str) -> None:

@@ -6,7 +6,7 @@ timeout, records the exit status and tears everything down. We hand it
 output and init's configuration, so that exec works the moment create()
 returns: connections queue on the listener until init accepts them.
 
-The supervisor runs with a fixed environment, HOST_ENV, and so does everything
+The supervisor runs with a fixed environment, config.HOST_ENV, and so does everything
 it starts on the host: the sandbox's own environment (env=, secrets, the
 image's ENV) and the entrypoint's argv reach init only in its configuration
 (runtime/initconfig.py), never through a host process's environment or argv.
@@ -36,7 +36,6 @@ from ..spec import SandboxSpec
 from . import bwrap, cgroups, fds, initconfig, layout, limits, netplan, nsjail, sizes
 
 STAGE_DIR = "/run/pysandbox-stage"
-HOST_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}  # native/util.c's host_env
 # The supervisor starts with these blocked (and at their default action): one sent before it
 # has set up its signalfd stays pending for it, instead of killing it before any teardown.
 SUPERVISOR_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -237,7 +236,7 @@ def _spawn(directory: Path, argv: List[str], init_config: bytes, runner_config: 
     ]
     fcntl.flock(opened[0], fcntl.LOCK_SH)  # held by whatever inherits the log: see registry.held()
     high = [_high_dup(fd) for fd in (listener.fileno(), *opened)]
-    listen, log, out, err, confirm, config, *runner = high
+    listen, log, out, err, confirm, init, *runner = high
     actions = [
         (os.POSIX_SPAWN_DUP2, confirm, fds.CONFIRM),
         (os.POSIX_SPAWN_DUP2, log, 1),
@@ -245,11 +244,11 @@ def _spawn(directory: Path, argv: List[str], init_config: bytes, runner_config: 
         (os.POSIX_SPAWN_DUP2, listen, fds.LISTEN),
         (os.POSIX_SPAWN_DUP2, out, fds.ENTRY_OUT),
         (os.POSIX_SPAWN_DUP2, err, fds.ENTRY_ERR),
-        (os.POSIX_SPAWN_DUP2, config, fds.INIT_CONFIG),
+        (os.POSIX_SPAWN_DUP2, init, fds.INIT_CONFIG),
         *((os.POSIX_SPAWN_DUP2, fd, fds.RUNNER_CONFIG) for fd in runner),
     ]
     try:
-        pid = os.posix_spawn(argv[0], argv, HOST_ENV, file_actions=actions, setsid=True,
+        pid = os.posix_spawn(argv[0], argv, config.HOST_ENV, file_actions=actions, setsid=True,
                              setsigmask=SUPERVISOR_SIGNALS, setsigdef=SUPERVISOR_SIGNALS)
     except BaseException:
         os.close(confirm_write)

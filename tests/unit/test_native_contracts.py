@@ -6,7 +6,8 @@ the fd layout (native/fds.h, runtime/fds.py), init's configuration format
 import re
 from pathlib import Path
 
-from pysandbox.runtime import fds, initconfig, launch
+from pysandbox import config
+from pysandbox.runtime import fds, initconfig
 
 NATIVE = Path(__file__).resolve().parents[2] / "native"
 
@@ -28,7 +29,7 @@ def test_init_config_format_agrees():
 def test_host_environment_agrees():
     source = (NATIVE / "util.c").read_text()
     entries = re.search(r"host_env\[\] = \{(.*?)NULL\}", source).group(1)
-    assert sorted(re.findall(r'"([^"]*)"', entries)) == sorted(f"{k}={v}" for k, v in launch.HOST_ENV.items())
+    assert sorted(re.findall(r'"([^"]*)"', entries)) == sorted(f"{k}={v}" for k, v in config.HOST_ENV.items())
 
 
 def test_capabilities_agree():
