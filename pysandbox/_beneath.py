@@ -8,13 +8,15 @@ leave it, whatever the tree holds.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
 import platform
+import secrets
 import stat
 import struct
-from typing import Iterator, Tuple
+from typing import Iterator, Optional, Tuple
 
 _SYS_OPENAT2 = {"x86_64": 437, "aarch64": 437}.get(platform.machine())
 _RESOLVE_NO_MAGICLINKS = 0x02
@@ -87,6 +89,51 @@ def walk(root_fd: int, path: str = "", recursive: bool = True) -> Iterator[Tuple
         finally:
             os.close(fd)
         pending.extend(reversed(below))
+
+
+@contextlib.contextmanager
+def replacing(dir_fd: int, name: str, mode: int = 0o644, clobber: bool = True) -> Iterator[int]:
+    """A new file for writing whose content becomes `name` in `dir_fd` when the block succeeds
+    (replacing whatever is there, or FileExistsError without `clobber`), and vanishes otherwise,
+    even if this process is killed: an unnamed O_TMPFILE, linked in at the end (a named temporary
+    file where the file system has none). Never opens what is at `name`: a FIFO a sandbox put there
+    cannot block the writer, nor a symlink redirect it."""
+    temp: Optional[str] = None
+    try:
+        fd = os.open(".", os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, mode, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+            raise
+        temp = f".pysandbox-{secrets.token_hex(8)}"
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dir_fd)
+    try:
+        yield fd
+        if temp is None:  # the dir fd makes os.link use linkat, which follows the /proc link
+            temp = f".pysandbox-{secrets.token_hex(8)}"
+            os.link(f"/proc/self/fd/{fd}", temp, dst_dir_fd=dir_fd, follow_symlinks=True)
+        if clobber:
+            os.replace(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        else:
+            os.link(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)  # fails if it exists
+            os.unlink(temp, dir_fd=dir_fd)
+        temp = None
+    finally:
+        os.close(fd)
+        if temp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp, dir_fd=dir_fd)
+
+
+@contextlib.contextmanager
+def replacing_path(path: str) -> Iterator[int]:
+    """replacing() for a path of the caller's own (its directory is trusted)."""
+    directory, name = os.path.split(path)
+    dir_fd = os.open(directory or ".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        with replacing(dir_fd, name) as fd:
+            yield fd
+    finally:
+        os.close(dir_fd)
 
 
 def parent_and_name(root_fd: int, path: str):

@@ -28,7 +28,7 @@ from . import doctor, garbage, registry
 from .app import App
 from .exception import Error, NotFoundError
 from .image import Image
-from .filesystem import replacing
+from ._beneath import replacing_path
 from .image import cli as image_cli
 from .streams import read_kept
 from .process import EXEC_TIMEOUT_RETURNCODE
@@ -402,7 +402,7 @@ def cmd_volume_put(args) -> int:
 
 
 def cmd_volume_get(args) -> int:
-    with replacing(os.path.abspath(args.local)) as fd, open(fd, "wb", closefd=False) as out:
+    with replacing_path(os.path.abspath(args.local)) as fd, open(fd, "wb", closefd=False) as out:
         for chunk in Volume.from_name(args.name).read_file(args.remote):  # a failed or killed copy leaves no file
             out.write(chunk)
     return 0

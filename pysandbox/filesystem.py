@@ -7,22 +7,19 @@ OSErrors); a sandbox that is gone gives NotFoundError.
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import errno
 import functools
 import grp
 import os
 import pwd
-import secrets
 import stat as stat_module
 import struct
-import tempfile
-from typing import Callable, Iterator, List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import attrs
 
-from . import _aio, agent, bounds, file_io
+from . import _aio, _beneath, agent, bounds, file_io
 from ._aio import synchronized
 from .watch import check_watch_args, watch_events
 from .exception import (
@@ -194,7 +191,7 @@ class SandboxFilesystem:
         fd, size = await self._open_file(path, "file_copy")
         try:
             os.makedirs(os.path.dirname(local), exist_ok=True)
-            with replacing(local) as target:
+            with _beneath.replacing_path(local) as target:
                 await copy_range(fd, target, size, functools.partial(_io_error, path))
         finally:
             os.close(fd)
@@ -283,39 +280,6 @@ async def copy_range(source_fd: int, target_fd: int, size: int, error: Optional[
             return
         offset += sent
         await _aio.checkpoint()
-
-
-@contextlib.contextmanager
-def replacing(path: str) -> Iterator[int]:
-    """A descriptor whose content replaces `path` when the block succeeds, and vanishes
-    otherwise, even if this process is killed: an unnamed O_TMPFILE in the same directory,
-    linked in and renamed over `path` at the end (a named temporary file where the file
-    system has no O_TMPFILE)."""
-    directory, name = os.path.split(path)
-    dir_fd = os.open(directory, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    temp: Optional[str] = None
-    try:
-        try:
-            fd = os.open(".", os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o644, dir_fd=dir_fd)
-        except OSError as exc:
-            if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
-                raise
-            fd, temp_path = tempfile.mkstemp(dir=directory, prefix=".pysandbox-")
-            temp = os.path.basename(temp_path)
-        try:
-            yield fd
-            if temp is None:  # the dir fd makes os.link use linkat, which follows the /proc link
-                temp = f".pysandbox-{secrets.token_hex(8)}"
-                os.link(f"/proc/self/fd/{fd}", temp, dst_dir_fd=dir_fd, follow_symlinks=True)
-            os.replace(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-            temp = None
-        finally:
-            os.close(fd)
-            if temp is not None:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(temp, dir_fd=dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def _io(func, path: str, *args):

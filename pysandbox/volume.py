@@ -468,22 +468,20 @@ def _write_file(root: int, remote: str, source, mode: Optional[int], force: bool
         _make_dirs(root, parent_path)
     parent, name = _beneath.parent_and_name(root, remote)
     try:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_TRUNC if force else os.O_EXCL)
-        try:
-            fd = os.open(name, flags, 0o644 if mode is None else mode, dir_fd=parent)
-        except FileExistsError:
-            raise FileExistsError(f"{remote} exists in the volume; pass force=True to overwrite it") from None
-        with os.fdopen(fd, "wb") as target:
+        with _beneath.replacing(parent, name, 0o644 if mode is None else mode, clobber=force) as fd:
             if isinstance(source, int):
                 offset = 0
-                while offset < size and (sent := os.sendfile(target.fileno(), source, offset, size - offset)):
+                while offset < size and (sent := os.sendfile(fd, source, offset, size - offset)):
                     offset += sent
             else:
-                shutil.copyfileobj(source, target, CHUNK)
+                with open(fd, "wb", closefd=False) as target:
+                    shutil.copyfileobj(source, target, CHUNK)
             if mode is not None:
-                os.fchmod(target.fileno(), mode)
+                os.fchmod(fd, mode)
             if os.geteuid() == 0:
-                os.fchown(target.fileno(), *config.sandbox_owner())
+                os.fchown(fd, *config.sandbox_owner())
+    except FileExistsError:
+        raise FileExistsError(f"{remote} exists in the volume; pass force=True to overwrite it") from None
     finally:
         os.close(parent)
 

@@ -100,3 +100,48 @@ def test_volume_data_is_still_shared_both_ways(sandboxes, volume):
     assert sh(first, "echo hello > /data/f")[0] == 0
     second = sandboxes(volumes={"/v": volume})
     assert sh(second, "cat /v/deep/er/f")[1] == "hello\n"
+
+
+SWAPPER = """
+import ctypes, os, sys, threading
+libc = ctypes.CDLL(None, use_errno=True)
+os.chdir("/data")
+target = sys.argv[1]
+os.makedirs("x/victim", exist_ok=True)
+dfd = os.open("x/victim", os.O_RDONLY | os.O_DIRECTORY)
+def filler():  # keeps x/victim non-empty, so the host's removal of it keeps failing and retrying
+    i = 0
+    while True:
+        try:
+            os.close(os.open(f"f{i % 64}", os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=dfd))
+        except OSError:
+            pass
+        i += 1
+threading.Thread(target=filler, daemon=True).start()
+print("ready", flush=True)
+while True:
+    for name in (b"x", b"L"):
+        libc.symlink(target.encode(), name)
+    libc.renameat2(-100, b"x", -100, b"L", 2)  # RENAME_EXCHANGE: x is a directory, then a symlink
+"""
+
+
+@pytest.mark.rootless
+def test_deleting_a_volume_a_sandbox_is_changing_never_touches_the_host(sandboxes, tmp_path):
+    # A sandbox swaps a directory of its volume with a symlink to a host directory while the host
+    # removes the volume: nothing outside the volume may be deleted or chmodded.
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "victim").mkdir()
+    (victim / "victim" / "keep.txt").write_text("keep")
+    tmp_path.chmod(0o755)
+    volume = modal.Volume.from_name("swapped-while-deleted", create_if_missing=True)
+    sb = sandboxes("python3", "-c", SWAPPER, str(victim), volumes={"/data": volume})
+    assert next(iter(sb.stdout)) == "ready\n"
+    try:
+        modal.Volume.objects.delete(volume.name)
+    except OSError:
+        pass  # the sandbox keeps refilling it: the removal may give up, but only on the volume
+    assert sb.poll() is None  # it was swapping all along
+    assert (victim / "victim" / "keep.txt").read_text() == "keep"
+    assert victim.stat().st_mode & 0o777 == 0o755 and (victim / "victim").stat().st_mode & 0o777 == 0o755

@@ -129,3 +129,22 @@ def test_regular_and_hard_linked_volume_files_still_read(hostile_volume):
     assert b"".join(hostile_volume.read_file("hard")) == b"fine\n"
     hostile_volume.copy_files(["hard"], "copied")
     assert b"".join(hostile_volume.read_file("copied")) == b"fine\n"
+
+
+def test_writing_over_a_volume_fifo_never_blocks(hostile_volume, tmp_path):
+    # A sandbox leaves a FIFO where the host will write: the write replaces it, never opens it.
+    local = tmp_path / "upload"
+    local.write_text("uploaded")
+    hostile_volume.copy_files(["ok"], "fifo")
+    assert b"".join(hostile_volume.read_file("fifo")) == b"fine\n"
+
+    async def replace_again():
+        await asyncio.wait_for(hostile_volume.copy_files.aio(["hard"], "fifo"), 30)
+
+    asyncio.run(replace_again())
+    with hostile_volume.batch_upload(force=True) as batch:
+        batch.put_file(local, "fifo")
+    assert b"".join(hostile_volume.read_file("fifo")) == b"uploaded"
+    with pytest.raises(FileExistsError):
+        with hostile_volume.batch_upload() as batch:
+            batch.put_file(local, "ok")

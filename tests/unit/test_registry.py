@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from pysandbox import registry
+from pysandbox import identity, registry
 from pysandbox.exception import Error, ExecutionError, NotFoundError, ResourceExhaustedError
 
 from ..security._statedir import fake_supervisor
@@ -21,6 +21,7 @@ from ..security._statedir import fake_supervisor
 @pytest.fixture
 def home(fs, monkeypatch):
     monkeypatch.setenv("PYSANDBOX_HOME", "/state")
+    monkeypatch.setattr(identity, "adopt_state", lambda root: None)  # walks real fds: not for a fake tree
     fs.create_dir("/state")
     return "/state"
 
