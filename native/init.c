@@ -46,7 +46,7 @@
 
 const char *const progname = "sandbox-init";
 
-/* --dir and --chmod options taken: nsjail.init_dirs() passes at most four. */
+/* --dir and --chmod options taken: RunnerInputs.init_dirs() passes at most four. */
 #define MAX_DIRS 6
 
 /* How long accept() rests after running out of fds or memory. */
@@ -709,7 +709,7 @@ static void setup(void)
 
 #define USAGE "usage: sandbox-init [--sandbox ID] [--idle-timeout-ms N] [--pty] [--dir|--chmod MODE PATH]... [--chdir PATH]"
 
-/* --dir, --chmod and --chdir, in order: what nsjail, unlike bwrap, does not do
+/* --dir, --chmod and --chdir, in order: what no runner does (RunnerInputs.init_dirs)
  * (mkdirs.h). --chmod is for a directory nsjail made as a mount point's parent. */
 static void make_root_dirs(char **dirs, size_t ndirs, const char *cwd)
 {

@@ -6,7 +6,9 @@
  * Depth is why only one directory is open at a time: going down opens the
  * child, going up opens ".." and checks it is the directory we came from.
  * A rescan after each return picks up where the parent left off (entries
- * already removed are gone), so no positions or names are kept per level. */
+ * already removed are gone), so no positions or names are kept per level.
+ * Another cleanup may be removing the same tree (a killed process's orphaned
+ * sandbox-rmtree, a collection): what vanishes meanwhile counts as removed. */
 #define _GNU_SOURCE 1
 #include "rmtree.h"
 
@@ -90,6 +92,8 @@ int rmtree_at(int dfd, const char *path)
   }
 
   int fd = open_dir(dfd, path);
+  if (fd < 0 && errno == ENOENT)
+    return 0; /* removed meanwhile, by another cleanup */
   struct dir_id root;
   if (fd < 0 || dir_id(fd, &root) < 0) {
     pwarnf("cleanup %s", path);
@@ -136,9 +140,10 @@ int rmtree_at(int dfd, const char *path)
         cap = ncap;
       }
       struct dir_id here, child;
-      int cfd = -1;
-      if (dir_id(dirfd(d), &here) < 0 || (cfd = open_dir(dirfd(d), name)) < 0 ||
-          dir_id(cfd, &child) < 0) {
+      int cfd = dir_id(dirfd(d), &here) < 0 ? -1 : open_dir(dirfd(d), name);
+      if (cfd < 0 && errno == ENOENT)
+        continue; /* removed meanwhile, by another cleanup */
+      if (cfd < 0 || dir_id(cfd, &child) < 0) {
         what = "open";
         if (cfd >= 0)
           close(cfd);
@@ -163,7 +168,9 @@ int rmtree_at(int dfd, const char *path)
     }
     if (de != NULL)
       continue; /* went down */
-    if (errno != 0) {
+    if (errno == ENOENT) {
+      seen = false; /* this directory was removed meanwhile, by another cleanup: it is empty */
+    } else if (errno != 0) {
       what = "read";
       name = ".";
       goto fail;

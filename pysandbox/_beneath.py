@@ -25,9 +25,35 @@ _RESOLVE_IN_ROOT = 0x10
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
+_PATH_CHUNK = 2048  # bytes of path resolved per openat2 call on a deeper path (PATH_MAX is 4096)
+
+
 def open_in_root(root_fd: int, path: str, flags: int, mode: int = 0o644, *, symlinks: bool = True) -> int:
     """An fd for `path` resolved inside `root_fd` (never outside it). symlinks=False: any
-    symlink on the way is an error (ELOOP), for a path the host hands on to be resolved again."""
+    symlink on the way is an error (ELOOP), for a path the host hands on to be resolved again.
+    A path longer than the kernel takes (a sandbox can nest directories without end) is
+    resolved a chunk at a time, each inside the directory the last one reached."""
+    parts = path.split("/")
+    anchor = root_fd
+    try:
+        while len(path) > _PATH_CHUNK and len(parts) > 1:
+            taken, size = 0, 0
+            while taken < len(parts) - 1 and size + len(parts[taken]) + 1 <= _PATH_CHUNK:
+                size += len(parts[taken]) + 1
+                taken += 1
+            taken = max(taken, 1)
+            following = _openat2(anchor, "/".join(parts[:taken]) or ".", os.O_PATH | os.O_DIRECTORY, 0, symlinks)
+            if anchor != root_fd:
+                os.close(anchor)
+            anchor, parts = following, parts[taken:]
+            path = "/".join(parts)
+        return _openat2(anchor, path, flags, mode, symlinks)
+    finally:
+        if anchor != root_fd:
+            os.close(anchor)
+
+
+def _openat2(root_fd: int, path: str, flags: int, mode: int, symlinks: bool) -> int:
     if _SYS_OPENAT2 is None:
         raise OSError(f"openat2 is not known on {platform.machine()}; volumes need it")
     resolve = _RESOLVE_IN_ROOT | _RESOLVE_NO_MAGICLINKS | (0 if symlinks else _RESOLVE_NO_SYMLINKS)

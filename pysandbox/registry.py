@@ -168,7 +168,11 @@ def private_state_dir() -> Path:
             root.mkdir(mode=0o700)
         except FileExistsError:
             info = os.stat(root)
-            if info.st_uid == os.geteuid() and info.st_mode & 0o077:
+            if info.st_uid != os.geteuid():
+                raise InvalidError(f"The state directory {root} (PYSANDBOX_HOME) belongs to uid {info.st_uid}, not to "
+                                   "this process: its owner could change the layers, volumes and records pysandbox "
+                                   "trusts. Point PYSANDBOX_HOME at a directory of your own.") from None
+            if info.st_mode & 0o077:
                 os.chmod(root, 0o700)  # made public by an earlier version
         identity.adopt_state(str(root))
         _private_roots.add(str(root))

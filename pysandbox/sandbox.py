@@ -47,7 +47,7 @@ from .process import ContainerProcess
 from .resources import Resources, SandboxStats, default_pids_limit
 from .runtime import cgroups, launch, layout, limits, netplan, nsjail
 from .secret import Secret
-from .spec import ExecSpec, SandboxSpec, check_experimental_options, check_tags, merge_env
+from .spec import ExecSpec, SandboxSpec, check_experimental_options, check_tags, merge_env, valid_name
 from .volume import mount_plan
 from .streams import FollowSource, OutputPipes, StreamReader, StreamType, StreamWriter
 from .watch import check_watch_args, watch_events
@@ -240,7 +240,7 @@ class Sandbox:
             raise NotFoundError(f"App {app_name!r} not found")
         if not isinstance(name, str):
             raise InvalidError(f"name must be the str a sandbox was created with, got {type(name).__name__}")
-        claimed = registry.claimed_sandbox(app_record["app_id"], name)
+        claimed = registry.claimed_sandbox(app_record["app_id"], name) if valid_name(name) else None
         if claimed is not None:
             try:
                 sandbox = Sandbox(registry.read_record(claimed))

@@ -24,7 +24,7 @@ from .streams import StreamType
 ARG_MAX_BYTES = 2**16
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 NETWORK_MODES = ("default", "none", "host")
-_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}\Z")
+_NAME = re.compile(r"^(?!\.{1,2}\Z)[A-Za-z0-9._-]{1,64}\Z")  # "." and ".." are directories, not names
 
 
 def check_args(args: Sequence[Any]) -> Tuple[str, ...]:
@@ -78,13 +78,18 @@ def merge_env(env: Optional[Mapping[str, Optional[str]]], secrets: Optional[Sequ
     return merged
 
 
+def valid_name(name: object) -> bool:
+    """Whether a sandbox can be called `name` (then also a file name in the name registry)."""
+    return isinstance(name, str) and bool(_NAME.match(name)) and not name.startswith("ap-")
+
+
 def check_name(name: Optional[str]) -> Optional[str]:
     if name is None:
         return None
-    if not isinstance(name, str) or not _NAME.match(name) or name.startswith("ap-"):
+    if not valid_name(name):
         raise InvalidError(
             f"Invalid Sandbox name: {name!r}. Names may contain only letters, digits, '-', '_' and '.', "
-            "be at most 64 characters long, and must not look like an App ID (ap-...)."
+            "be at most 64 characters long, be neither '.' nor '..', and must not look like an App ID (ap-...)."
         )
     return name
 

@@ -44,6 +44,9 @@ class StreamType(enum.Enum):
         return f"pysandbox.stream_type.StreamType.{self.name}"
 
 
+UTF8_MAX_CONTINUATION = 3  # bytes after a character's first
+
+
 class _Cut(Exception):
     """Raised by a source where it dropped output: its reader has reached the cut."""
 
@@ -67,6 +70,11 @@ class Source:
 
     def claim(self, delta: int) -> None:
         pass
+
+    def resumed(self) -> bool:
+        """Whether output was released before the data read last (its reader fell behind a
+        bounded file): that data starts where the kept output does, perhaps mid-character."""
+        return False
 
     def close(self) -> None:
         pass
@@ -271,6 +279,7 @@ class FollowSource(Source):
         self._fd: Optional[int] = None
         self._offset = 0
         self._done = False
+        self._resumed = False
 
     async def read(self) -> bytes:
         delay = _FOLLOW_POLL_MIN
@@ -292,9 +301,13 @@ class FollowSource(Source):
                 self._fd = os.open(self._path, os.O_RDONLY | os.O_CLOEXEC)
             except FileNotFoundError:
                 return b""
-        self._offset, data = read_kept(self._fd, self._offset, CHUNK)
-        self._offset += len(data)
+        offset, data = read_kept(self._fd, self._offset, CHUNK)
+        self._resumed = offset > self._offset
+        self._offset = offset + len(data)
         return data
+
+    def resumed(self) -> bool:
+        return self._resumed
 
     def close(self) -> None:
         self._done = True
@@ -344,6 +357,7 @@ class StreamReader:
         self._carried: list = []
         self._eof = False
         self._cut: Optional[_Cut] = None  # raised once the reader reaches it
+        self._resync = 0  # continuation bytes still to drop after a gap (text only)
         self._lock = threading.Lock()
 
     @property
@@ -370,10 +384,23 @@ class StreamReader:
                 self._eof = True
                 tail = self._decoder.decode(b"", final=True) if self._decoder is not None else b""
                 return tail or None
+            if self._decoder is not None and self._source.resumed():
+                self._decoder.reset()  # what it held of a character before the gap is gone
+                self._resync = UTF8_MAX_CONTINUATION
+            if self._resync:
+                data = self._resynchronized(data)
             chunk = self._decoder.decode(data) if self._decoder is not None else data
             if chunk:
                 return chunk
         return None
+
+    def _resynchronized(self, data: bytes) -> bytes:
+        """`data` without the continuation bytes of a character whose start was released."""
+        start = 0
+        while start < min(len(data), self._resync) and 0x80 <= data[start] < 0xC0:
+            start += 1
+        self._resync = 0 if start < len(data) else self._resync - start
+        return data[start:]
 
     def _take_pending(self):
         with self._lock:

@@ -435,16 +435,21 @@ class _Uploader:
 def _make_dirs(root: int, path: str) -> None:
     current = ""
     for part in [p for p in path.split("/") if p]:
-        parent = _beneath.open_in_root(root, current or ".", os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.mkdir(part, 0o755, dir_fd=parent)
-            if os.geteuid() == 0:
-                os.chown(part, *config.sandbox_owner(), dir_fd=parent, follow_symlinks=False)
-        except FileExistsError:
-            pass
-        finally:
-            os.close(parent)
         current = f"{current}/{part}"
+        _make_dir(root, current)
+
+
+def _make_dir(root: int, path: str) -> None:
+    """`path`, made if missing, in a parent that exists."""
+    parent, name = _beneath.parent_and_name(root, path)
+    try:
+        os.mkdir(name, 0o755, dir_fd=parent)
+        if os.geteuid() == 0:
+            os.chown(name, *config.sandbox_owner(), dir_fd=parent, follow_symlinks=False)
+    except FileExistsError:
+        pass
+    finally:
+        os.close(parent)
 
 
 def _open_file(root: int, path: str, flags: int = 0) -> Tuple[int, int]:
@@ -491,7 +496,7 @@ def _copy_tree(root: int, src: str, dst: str) -> None:
     for entry in list(_walk(root, src, True)):
         target = dst + entry.path[len(src):]
         if entry.type == FileEntryType.DIRECTORY:
-            _make_dirs(root, target)
+            _make_dir(root, target)  # its parent came first (walk lists a directory before what it holds)
         elif entry.type == FileEntryType.FILE:
             fd, size = _open_file(root, entry.path, os.O_NOFOLLOW)
             try:

@@ -16,15 +16,15 @@ import os
 import shutil
 import stat
 from pathlib import Path, PurePosixPath
-from typing import Callable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, List, Sequence, Tuple, Union
 
 import attrs
 
 from .. import config
+from .._overlay import LayerView
 from ..exception import InvalidError
 
 Ignore = Union[Sequence[str], Callable[[Path], bool]]
-MAX_SYMLINKS = 40
 
 
 def _digest(path: str) -> str:
@@ -128,49 +128,16 @@ def _copy_file(source: Path, dest: Path) -> None:
 
 
 def resolve(lowers: List[Path], upper: Path, remote: str, parent_only: bool = False) -> Path:
-    """Where `remote` lands in the layer `upper`, following the image's symlinks; directories
-    on the way are created in `upper` (with the mode the image gives them)."""
-    parts = [p for p in PurePosixPath(remote).parts[1:]]
-    last = parts.pop() if parent_only else None
-    current = PurePosixPath("/")
-    hops = 0
-    while parts:
-        name = parts.pop(0)
-        if name == "..":
-            current = current.parent
-            continue
-        candidate = current / name
-        found = _lookup(lowers, upper, candidate)
-        if found is not None and stat.S_ISLNK(found.st_mode):
-            hops += 1
-            if hops > MAX_SYMLINKS:
-                raise InvalidError(f"Too many symlinks resolving {remote} in the image.")
-            target = PurePosixPath(_readlink(lowers, upper, candidate))
-            parts = list(target.parts[1:] if target.is_absolute() else target.parts) + parts
-            current = PurePosixPath("/") if target.is_absolute() else current
-            continue
-        if found is not None and not stat.S_ISDIR(found.st_mode):
-            raise InvalidError(f"Cannot add files under {candidate}: it is a file in the image.")
-        _make_dir(upper / candidate.relative_to("/"), stat.S_IMODE(found.st_mode) if found else 0o755)
-        current = candidate
-    dest = upper / current.relative_to("/")
-    return dest / last if last is not None else dest
-
-
-def _lookup(lowers: List[Path], upper: Path, path: PurePosixPath) -> Optional[os.stat_result]:
-    for layer in [upper, *reversed(lowers)]:
-        try:
-            info = os.lstat(layer / path.relative_to("/"))
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        if stat.S_ISCHR(info.st_mode) and info.st_rdev == 0:
-            return None  # an overlay whiteout: deleted in this layer
-        return info
-    return None
-
-
-def _readlink(lowers: List[Path], upper: Path, path: PurePosixPath) -> str:
-    for layer in [upper, *reversed(lowers)]:
-        if os.path.islink(layer / path.relative_to("/")):
-            return os.readlink(layer / path.relative_to("/"))
-    raise InvalidError(f"{path} vanished while resolving it")
+    """Where `remote` lands in the layer `upper`, following the image's symlinks inside the image
+    (_overlay.LayerView: never a host path); directories on the way are created in `upper`, with
+    the mode the image gives them."""
+    directory, _, last = remote.rstrip("/").rpartition("/") if parent_only else (remote, "", "")
+    with LayerView([*map(str, lowers), str(upper)]) as view:
+        parts = [part for part in view.resolve(directory).split("/") if part]
+        for depth in range(1, len(parts) + 1):
+            found = view.lookup(parts[:depth])
+            if found is not None and not stat.S_ISDIR(found.mode):
+                raise InvalidError(f"Cannot add files under /{'/'.join(parts[:depth])}: it is a file in the image.")
+            _make_dir(upper.joinpath(*parts[:depth]), stat.S_IMODE(found.mode) if found else 0o755)
+    dest = upper.joinpath(*parts)
+    return dest / last if last else dest

@@ -29,15 +29,15 @@ ISOLATION = (  # no --unshare-user: bwrap runs in the sandbox's user namespace (
 )
 
 
-def mount_args(mount: Mount, source: Callable[[str], str]) -> List[str]:
+def mount_args(mount: Mount, source: Callable[[str], str], dest: str) -> List[str]:
     if mount.kind in ("ro-bind", "bind"):
-        return [f"--{mount.kind}", source(mount.source), mount.dest]
+        return [f"--{mount.kind}", source(mount.source), dest]
     if mount.kind == "symlink":
-        return ["--symlink", mount.source, mount.dest]
+        return ["--symlink", mount.source, dest]
     if mount.kind == "mask-file":
-        return ["--ro-bind", "/dev/null", mount.dest]
+        return ["--ro-bind", "/dev/null", dest]
     if mount.kind == "mask-dir":
-        return ["--tmpfs", mount.dest]
+        return ["--tmpfs", dest]
     raise ValueError(f"unknown mount kind {mount.kind!r}")
 
 
@@ -63,24 +63,24 @@ def overlay_args(root: OverlayRoot, source: Callable[[str], str]) -> List[str]:
 
 def _kernel_filesystems(inputs: RunnerInputs) -> List[str]:
     """/proc (masked), /dev (read-only once made, so nothing can be stored in it) with a
-    sized /dev/shm, and /tmp: in the sized root, else a sized tmpfs of its own."""
-    tmp = ["--perms", "1777", "--dir", "/tmp"] if inputs.disk_bytes is not None else \
-        ["--size", str(inputs.tmp_bytes), "--perms", "1777", "--tmpfs", "/tmp"]
-    return ["--proc", "/proc", *proc_mask_args(), "--dev", "/dev",
-            "--size", str(inputs.shm_bytes), "--perms", "1777", "--tmpfs", "/dev/shm", "--remount-ro", "/dev", *tmp]
+    sized /dev/shm, and /tmp: in the sized root (made by init), else a sized tmpfs of its own."""
+    proc, dev = inputs.dest("/proc"), inputs.dest("/dev")
+    tmp = [] if inputs.disk_bytes is not None else \
+        ["--size", str(inputs.tmp_bytes), "--perms", "1777", "--tmpfs", inputs.dest("/tmp")]
+    return ["--proc", proc, *proc_mask_args(proc), "--dev", dev,
+            "--size", str(inputs.shm_bytes), "--perms", "1777", "--tmpfs", f"{dev}/shm", "--remount-ro", dev, *tmp]
 
 
 def command(bwrap: str, inputs: RunnerInputs) -> List[str]:
-    source, workdir = inputs.source, inputs.workdir
+    """Every path bwrap makes goes through inputs.dest; the directories only init makes
+    (RunnerInputs.init_dirs), inside the sandbox."""
+    source = inputs.source
     root = _root(inputs) if inputs.overlay is None else overlay_args(inputs.overlay, source)
-    argv = [bwrap, *ISOLATION, *([] if inputs.network == "host" else ["--unshare-net"]), *root,
-            "--perms", "0700", "--dir", "/root"]
+    argv = [bwrap, *ISOLATION, *([] if inputs.network == "host" else ["--unshare-net"]), *root]
     for name, target in python_links() if inputs.overlay is None else ():
         argv += ["--symlink", target, f"{BIN_DIR}/{name}"]
-    if inputs.makes_workdir():
-        argv += ["--dir", workdir]  # created in the writable root when missing
     argv += _kernel_filesystems(inputs)
     for mount in inputs.mounts:
-        argv += mount_args(mount, source)
-    argv += ["--ro-bind", source(inputs.init), INIT_PATH, "--chdir", workdir, "--"]
-    return argv + inputs.init_argv()
+        argv += mount_args(mount, source, inputs.dest(mount.dest))
+    argv += ["--ro-bind", source(inputs.init), inputs.dest(INIT_PATH), "--"]
+    return argv + inputs.init_argv(inputs.init_dirs())

@@ -51,9 +51,10 @@ def proc_masks() -> Tuple[Tuple[str, bool], ...]:
 
 
 @functools.lru_cache(maxsize=None)
-def proc_mask_args() -> Tuple[str, ...]:
-    """bwrap arguments, to follow `--proc /proc`, masking proc_masks()."""
+def proc_mask_args(at: str = "/proc") -> Tuple[str, ...]:
+    """bwrap arguments, to follow `--proc AT`, masking proc_masks()."""
     argv = []
     for path, is_dir in proc_masks():
+        path = at + path[len("/proc"):]
         argv += ["--tmpfs", path, "--remount-ro", path] if is_dir else ["--ro-bind", "/dev/null", path]
     return tuple(argv)

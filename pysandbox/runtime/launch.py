@@ -21,15 +21,19 @@ mount namespace first.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import functools
 import os
 import signal
 import stat
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 from .. import agent, bounds, config, identity
 from .. import registry
+from .._overlay import LayerView
+from ..exception import InvalidError
 from ..probe import PROBE_PATH
 from ..registry import ProcessRef
 from ..spec import SandboxSpec
@@ -157,18 +161,21 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str], tethered: bo
     net = netplan.plan(spec, directory, owner)
     probe = () if not (spec.readiness_probe and spec.readiness_probe.tcp_port) else \
         (layout.Mount("ro-bind", config.native_binary("sandbox-probe"), PROBE_PATH),)
-    inputs = layout.RunnerInputs(
-        upper=str(upper), mounts=system + volumes + net.mounts(image=overlay is not None) + probe, init=init,
-        workdir=spec.workdir or "/", sandbox_id=directory.name,
-        idle_timeout_ms=None if spec.idle_timeout is None else int(spec.idle_timeout * 1000), pty=spec.pty,
-        network=net.mode, source=stager, overlay=overlay, **sizes.tmpfs_sizes(spec.resources, overlay is not None),
-    )
     runner_config = None
-    if use_nsjail:
-        argv = nsjail.command(_staged_runner(runner, stager), inputs, net.nsjail_args())
-        runner_config = nsjail.configuration(inputs)
-    else:
-        argv = bwrap.command(_staged_runner(runner, stager), inputs)
+    with _mount_points(overlay) as dest:
+        inputs = layout.RunnerInputs(
+            upper=str(upper), mounts=system + volumes + net.mounts(image=overlay is not None) + probe, init=init,
+            workdir=spec.workdir or "/", sandbox_id=directory.name,
+            idle_timeout_ms=None if spec.idle_timeout is None else int(spec.idle_timeout * 1000), pty=spec.pty,
+            network=net.mode, source=stager, overlay=overlay, dest=dest,
+            **sizes.tmpfs_sizes(spec.resources, overlay is not None),
+        )
+        _check_outside_volumes(inputs, volumes)
+        if use_nsjail:
+            argv = nsjail.command(_staged_runner(runner, stager), inputs, net.nsjail_args())
+            runner_config = nsjail.configuration(inputs)
+        else:
+            argv = bwrap.command(_staged_runner(runner, stager), inputs)
     options = ["--dir", str(directory), "--timeout-ms", str(int(spec.timeout * 1000)),
                "--output-max", str(bounds.get("entrypoint_output"))]
     if as_root:
@@ -187,6 +194,33 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str], tethered: bo
         raise
     launched.tunnels = net.tunnels
     return launched
+
+
+@contextlib.contextmanager
+def _mount_points(overlay: Optional[layout.OverlayRoot]) -> Iterator[Callable[[str], str]]:
+    """RunnerInputs.dest: for an image, its layers (a build's own upper among them) read by
+    fd, so that a runner never meets a symlink of the image on the host; the host image's root
+    holds nothing yet."""
+    if overlay is None:
+        yield lambda path: path
+        return
+    with LayerView([*overlay.lowers, f"{overlay.upper}/rootfs"]) as view:
+        yield functools.lru_cache(maxsize=None)(view.resolve)
+
+
+def _check_outside_volumes(inputs: layout.RunnerInputs, volumes: Tuple[layout.Mount, ...]) -> None:
+    """A runner makes a mount point inside a volume by following the volume's files, which sandboxes
+    write, on the host: refuse any mount point at or below a volume's (the image's symlinks resolved)."""
+    taken: List[Tuple[str, str]] = []  # (mount point, as asked)
+    for path in [*(mount.dest for mount in inputs.mounts), layout.INIT_PATH] if volumes else ():
+        where = inputs.dest(path)
+        for point, asked in taken:
+            if where == point or where.startswith(point.rstrip("/") + "/"):  # "/" holds everything
+                raise InvalidError(f"{path} would be mounted inside the volume mounted at {asked}"
+                                   f"{'' if point == asked else f' (the image makes it {point})'}: give each "
+                                   "volume a path outside the others'.")
+        if any(m.dest == path for m in volumes):
+            taken.append((where, path))
 
 
 def _staged_runner(runner: str, stager: Stager) -> str:

@@ -74,6 +74,9 @@ class RunnerInputs:
     tmp_bytes: int = 1 << 30  # /tmp, a tmpfs of its own when the root is not one (sizes.py)
     shm_bytes: int = 64 << 20  # /dev/shm
     sandbox_id: str = "sb-unknown"  # on init's command line, so the runner's names the sandbox (registry._kill_strays)
+    # Where a path of the sandbox lies in its root, for the mount points a runner makes: an
+    # image's symlinks resolved inside the image (launch: _overlay.LayerView), never on the host.
+    dest: Callable[[str], str] = lambda path: path
 
     def init_argv(self, options: Sequence[str] = ()) -> List[str]:
         """sandbox-init's command line in the sandbox, `options` first. The entrypoint and the
@@ -90,6 +93,17 @@ class RunnerInputs:
         system directories are mounted, so a workdir there must exist already)."""
         return self.overlay is not None or self.disk_bytes is not None or \
             self.workdir.strip("/").split("/")[0] not in SYSTEM_DIRS
+
+    def init_dirs(self) -> List[str]:
+        """sandbox-init's --dir, --chmod and --chdir: /root (0700), /tmp in a sized root and the
+        working directory, made inside the sandbox once its root is in place, where a symlink an
+        image or a volume holds leads only into the sandbox's own tree (a runner would follow it
+        on the host). The host image's /root is a mount point's parent, made 0755 by the runner."""
+        argv = ["--dir", "0700", "/root", *([] if self.overlay is not None else ["--chmod", "0700", "/root"])]
+        argv += ["--dir", "1777", "/tmp"] if self.disk_bytes is not None else []
+        if self.makes_workdir():
+            argv += ["--dir", "0755", self.workdir]
+        return argv + ["--chdir", self.workdir]
 
 
 @functools.lru_cache(maxsize=None)

@@ -99,34 +99,35 @@ def _tmpfs(dest: str, options: str, rw: bool = True) -> MountPoint:
     return MountPoint(dest, fstype="tmpfs", options=options, rw=rw)
 
 
-def mount_point(mount: Mount, source: Callable[[str], str]) -> MountPoint:
+def mount_point(mount: Mount, source: Callable[[str], str], dest: str) -> MountPoint:
     if mount.kind in ("ro-bind", "bind"):
-        return _bind(source(mount.source), mount.dest, rw=mount.kind == "bind")
+        return _bind(source(mount.source), dest, rw=mount.kind == "bind")
     if mount.kind == "symlink":
-        return MountPoint(mount.dest, mount.source, is_symlink=True)
+        return MountPoint(dest, mount.source, is_symlink=True)
     if mount.kind == "mask-file":  # nodev: opening it fails with EACCES, as under bwrap
-        return _bind("/dev/null", mount.dest)
+        return _bind("/dev/null", dest)
     if mount.kind == "mask-dir":
-        return _tmpfs(mount.dest, "mode=755")
+        return _tmpfs(dest, "mode=755")
     raise ValueError(f"unknown mount kind {mount.kind!r}")
 
 
-def dev_mounts(shm_bytes: int) -> List[MountPoint]:
+def dev_mounts(shm_bytes: int, at: str = "/dev") -> List[MountPoint]:
     """bwrap's --dev, read-only (nsjail remounts read-only mounts after the last one), with
     a sized /dev/shm. The device nodes are binds of the host's, the only mounts with devices."""
-    mounts = [_tmpfs("/dev", f"mode=755,size={DEV_BYTES}", rw=False)]
-    mounts += [_bind(f"/dev/{name}", f"/dev/{name}", rw=True, nodev=False) for name in DEVICES]
-    mounts += [MountPoint("/dev/pts", fstype="devpts", options="newinstance,ptmxmode=0666,mode=620", rw=True,
+    mounts = [_tmpfs(at, f"mode=755,size={DEV_BYTES}", rw=False)]
+    mounts += [_bind(f"/dev/{name}", f"{at}/{name}", rw=True, nodev=False) for name in DEVICES]
+    mounts += [MountPoint(f"{at}/pts", fstype="devpts", options="newinstance,ptmxmode=0666,mode=620", rw=True,
                           nodev=False),
-               _tmpfs("/dev/shm", f"mode=1777,size={shm_bytes}")]
-    return mounts + [MountPoint(link, target, is_symlink=True) for target, link in DEV_LINKS]
+               _tmpfs(f"{at}/shm", f"mode=1777,size={shm_bytes}")]
+    return mounts + [MountPoint(at + link[len("/dev"):], target, is_symlink=True) for target, link in DEV_LINKS]
 
 
 @functools.lru_cache(maxsize=None)
-def proc_mounts() -> Tuple[MountPoint, ...]:
+def proc_mounts(at: str = "/proc") -> Tuple[MountPoint, ...]:
     """/proc read-only, masked like bwrap's runner masks it."""
-    mounts = [MountPoint("/proc", fstype="proc")]
+    mounts = [MountPoint(at, fstype="proc")]
     for path, is_dir in proc_masks():
+        path = at + path[len("/proc"):]
         mounts.append(_tmpfs(path, "mode=755", rw=False) if is_dir else _bind("/dev/null", path))
     return tuple(mounts)
 
@@ -156,28 +157,17 @@ def _option_path(path: str) -> str:
     return path
 
 
-def init_dirs(inputs: RunnerInputs) -> List[str]:
-    """sandbox-init's --dir, --chmod and --chdir: what bwrap's --perms 0700 --dir /root,
-    --dir WORKDIR and --chdir do (nsjail makes mount points only, 0755, /root among them when
-    the caller's Python is below it); with a sized root /tmp is a directory of it, as under bwrap."""
-    argv = ["--dir", "0700", "/root", *([] if inputs.overlay is not None else ["--chmod", "0700", "/root"])]
-    argv += ["--dir", "1777", "/tmp"] if inputs.disk_bytes is not None else []
-    if inputs.makes_workdir():
-        argv += ["--dir", "0755", inputs.workdir]
-    return argv + ["--chdir", inputs.workdir]
-
-
 def configuration(inputs: RunnerInputs) -> bytes:
-    """nsjail's configuration file: every mount, in order."""
+    """nsjail's configuration file: every mount, in order, each mount point through inputs.dest."""
     source = inputs.source
     mounts = [root_mount(inputs)]
     mounts += [MountPoint(f"{BIN_DIR}/{name}", target, is_symlink=True)
                for name, target in (python_links() if inputs.overlay is None else ())]
-    mounts += [*proc_mounts(), *dev_mounts(inputs.shm_bytes)]
+    mounts += [*proc_mounts(inputs.dest("/proc")), *dev_mounts(inputs.shm_bytes, inputs.dest("/dev"))]
     if inputs.disk_bytes is None:
-        mounts.append(_tmpfs("/tmp", f"mode=1777,size={inputs.tmp_bytes}"))
-    mounts += [mount_point(mount, source) for mount in inputs.mounts]
-    mounts.append(_bind(source(inputs.init), INIT_PATH))
+        mounts.append(_tmpfs(inputs.dest("/tmp"), f"mode=1777,size={inputs.tmp_bytes}"))
+    mounts += [mount_point(mount, source, inputs.dest(mount.dest)) for mount in inputs.mounts]
+    mounts.append(_bind(source(inputs.init), inputs.dest(INIT_PATH)))
     return "".join(mount.text() + "\n" for mount in mounts).encode()
 
 
@@ -187,4 +177,4 @@ def command(nsjail: str, inputs: RunnerInputs, extra: Sequence[str] = ()) -> Lis
     return [nsjail, "--config", f"/proc/self/fd/{fds.RUNNER_CONFIG}", *ISOLATION,
             "--nice_level", str(os.getpriority(os.PRIO_PROCESS, 0)),
             *(["--disable_clone_newnet"] if inputs.network == "host" else []), "--cwd", "/", *extra,
-            "--", *inputs.init_argv(init_dirs(inputs))]
+            "--", *inputs.init_argv(inputs.init_dirs())]

@@ -83,3 +83,18 @@ def test_another_user_reads_nothing_of_it(reachable_home, sandboxes):
             [HOST_PYTHON, "-c", "import socket, sys; s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET); "
              "s.connect(sys.argv[1])", str(socket)], user=STRANGER, group=STRANGER, capture_output=True, text=True)
         assert connect.returncode != 0 and "Permission denied" in connect.stderr
+
+
+@pytest.mark.rootless
+def test_a_state_directory_of_another_user_is_refused(monkeypatch, tmp_path):
+    # Its owner could swap the layers, volumes and records pysandbox trusts.
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    if os.geteuid() == 0:
+        os.chown(theirs, STRANGER, STRANGER)
+    else:
+        theirs = Path("/var/tmp")  # root's
+    monkeypatch.setenv("PYSANDBOX_HOME", str(theirs))
+    with pytest.raises(modal.exception.InvalidError, match="belongs to uid .*PYSANDBOX_HOME at a directory of your own"):
+        modal.App.lookup("not-in-their-state", create_if_missing=True)
+    assert not os.path.exists(theirs / "apps")

@@ -148,3 +148,25 @@ def test_writing_over_a_volume_fifo_never_blocks(hostile_volume, tmp_path):
     with pytest.raises(FileExistsError):
         with hostile_volume.batch_upload() as batch:
             batch.put_file(local, "ok")
+
+
+DEEP = 3000  # past Python's recursion limit, and past PATH_MAX as one path
+
+
+def test_a_volume_tree_deeper_than_any_path_is_walked_copied_and_removed(sandboxes):
+    # Red-team: a recursive walk of it used to end in RecursionError (or ENAMETOOLONG); every
+    # host walk of sandbox-written trees goes one directory fd at a time (_beneath.walk).
+    volume = modal.Volume.from_name("deep-tree", create_if_missing=True)
+    sb = sandboxes(volumes={"/data": volume})
+    make = f"import os\nos.chdir('/data')\nfor _ in range({DEEP}):\n    os.mkdir('d'); os.chdir('d')\nopen('leaf', 'w').write('x')"
+    p = sb.exec("python3", "-c", make)
+    assert p.wait() == 0, p.stderr.read()
+    sb.terminate()
+    entries = volume.listdir("/", recursive=True)
+    assert len(entries) == DEEP + 1 and any(e.path.endswith("/leaf") for e in entries)
+    volume.copy_files(["d"], "e", recursive=True)
+    assert len(volume.listdir("/e", recursive=True)) == DEEP  # e is d: one level less below it
+    volume.remove_file("e", recursive=True)
+    volume.remove_file("d", recursive=True)
+    assert volume.listdir("/") == []
+    modal.Volume.objects.delete("deep-tree")

@@ -39,6 +39,20 @@ def test_a_flood_of_entrypoint_output_keeps_only_the_newest(sandboxes, monkeypat
     assert sb.stderr.read().endswith("the-last-line\n")
 
 
+def test_a_reader_behind_the_bound_resumes_on_a_whole_character(sandboxes, monkeypatch):
+    # Red-team F7: the kept output may start inside a multi-byte character; text readers skip
+    # its remaining bytes instead of failing with UnicodeDecodeError.
+    monkeypatch.setenv("PYSANDBOX_ENTRYPOINT_OUTPUT_MAX", str(1 * MiB))
+    script = "import sys, time\nsys.stdout.write('\u20ac' * 1000 + '\\n'); sys.stdout.flush(); time.sleep(1)\n" \
+             "sys.stdout.write('\u20ac' * 3000001); sys.stdout.flush()"
+    sb = sandboxes("python3", "-c", script)
+    lines = iter(sb.stdout)
+    assert next(lines) == "\u20ac" * 1000 + "\n"
+    sb.wait()  # the 9 MB behind it pass the bound while nobody reads
+    rest = "".join(lines)
+    assert 0 < len(rest) < 3000001 and set(rest) == {"\u20ac"}
+
+
 def test_output_under_the_bound_is_kept_whole(sandboxes):
     sb = sandboxes("sh", "-c", "seq 1 100000; seq 1 1000 >&2")
     sb.wait()

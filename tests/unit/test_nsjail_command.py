@@ -24,19 +24,19 @@ def test_mounts_translate():
     def source(path):
         return "/staged" + path
 
-    assert nsjail.mount_point(Mount("ro-bind", "/usr", "/usr"), source).text() == \
+    assert nsjail.mount_point(Mount("ro-bind", "/usr", "/usr"), source, "/usr").text() == \
         'mount { src: "/staged/usr" dst: "/usr" is_bind: true rw: false nosuid: true nodev: true }'
-    assert nsjail.mount_point(Mount("bind", "/vol", "/data"), source).text() == \
+    assert nsjail.mount_point(Mount("bind", "/vol", "/data"), source, "/data").text() == \
         'mount { src: "/staged/vol" dst: "/data" is_bind: true rw: true nosuid: true nodev: true }'
-    assert nsjail.mount_point(Mount("symlink", "usr/bin", "/bin"), source).text() == \
+    assert nsjail.mount_point(Mount("symlink", "usr/bin", "/bin"), source, "/bin").text() == \
         'mount { src: "usr/bin" dst: "/bin" is_symlink: true }'
-    assert nsjail.mount_point(Mount("mask-dir", "/dev/null", "/etc/ssh"), source).text() == \
+    assert nsjail.mount_point(Mount("mask-dir", "/dev/null", "/etc/ssh"), source, "/etc/ssh").text() == \
         'mount { dst: "/etc/ssh" fstype: "tmpfs" options: "mode=755" rw: true nosuid: true nodev: true }'
 
 
 def test_masked_files_are_a_nodev_dev_null():
     # nodev: opening it fails with EACCES, as under bwrap.
-    assert nsjail.mount_point(Mount("mask-file", "/dev/null", "/etc/shadow"), str) == \
+    assert nsjail.mount_point(Mount("mask-file", "/dev/null", "/etc/shadow"), str, "/etc/shadow") == \
         nsjail.MountPoint("/etc/shadow", "/dev/null", is_bind=True, rw=False, nodev=True)
 
 
@@ -88,13 +88,13 @@ def test_proc_before_its_masks(monkeypatch):
     )
 
 
-def test_init_makes_what_bwrap_dir_would():
-    assert nsjail.init_dirs(inputs(workdir="/usr/lib")) == [  # under a system directory: mounted
+def test_init_makes_the_directories_inside_the_sandbox():
+    assert inputs(workdir="/usr/lib").init_dirs() == [  # under a system directory: mounted
         "--dir", "0700", "/root", "--chmod", "0700", "/root", "--chdir", "/usr/lib"]
-    assert nsjail.init_dirs(inputs(workdir="/usr/lib", disk_bytes=1 << 20)) == [
+    assert inputs(workdir="/usr/lib", disk_bytes=1 << 20).init_dirs() == [
         "--dir", "0700", "/root", "--chmod", "0700", "/root", "--dir", "1777", "/tmp",
         "--dir", "0755", "/usr/lib", "--chdir", "/usr/lib"]
-    assert nsjail.init_dirs(inputs(workdir="/", overlay=OverlayRoot((), "/up"))) == [  # an image's /root keeps its mode
+    assert inputs(workdir="/", overlay=OverlayRoot((), "/up")).init_dirs() == [  # an image's /root keeps its mode
         "--dir", "0700", "/root", "--dir", "0755", "/", "--chdir", "/"]
 
 

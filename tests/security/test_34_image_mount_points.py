@@ -1,0 +1,105 @@
+"""Red-team finding F5: an image's symlinks never lead a runner to a host path.
+
+A runner makes its mount points (/tmp, /proc, /dev, the volumes', resolv.conf, init's) and
+used to make the working directory and /root, at paths of the image, before the image is the
+sandbox's root: an image whose /tmp, /w or /mnt is a symlink to a host directory
+("/oldroot/..." is where bwrap keeps the host's root meanwhile; nsjail resolves on the host
+itself) had it create directories and files there, as the sandbox's identity. Now every such
+path is resolved inside the image first (_overlay.LayerView) and the directories are made by
+init, inside. The sandbox still works: it sees its symlinks and everything behind them.
+"""
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+import pysandbox as modal
+from pysandbox.exception import InvalidError
+
+pytestmark = pytest.mark.rootless
+
+WRITER = r"""
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+int main(int argc, char **argv)
+{
+  char cwd[4096];
+  if (!getcwd(cwd, sizeof cwd))
+    return 2;
+  printf("cwd %s\n", cwd);
+  for (int i = 1; i < argc; i++) {
+    int fd = open(argv[i], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    printf("%s %s\n", argv[i], fd >= 0 ? "written" : "refused");
+    if (fd >= 0)
+      close(fd);
+  }
+  return 0;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def victim():
+    """A host directory the sandbox identity could write to, were it ever led there."""
+    top = Path(tempfile.mkdtemp(prefix="pysandbox-victim-"))
+    top.chmod(0o777)
+    yield top
+    shutil.rmtree(top, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def hostile_image(victim, tmp_path_factory):
+    tree = tmp_path_factory.mktemp("image")
+    (tree / "bin").mkdir()
+    source = tree.parent / "writer.c"
+    source.write_text(WRITER)
+    subprocess.run(["cc", "-static", "-O1", "-o", str(tree / "bin" / "writer"), str(source)], check=True)
+    links = {"tmp": f"/oldroot{victim}/tmp", "w": f"/oldroot{victim}", "mnt": str(victim), "root": str(victim),
+             "proc": f"/oldroot{victim}/proc", "dev": f"/oldroot{victim}/dev", "__pysandbox": f"/oldroot{victim}/ps",
+             "etc": f"/oldroot{victim}/etc", "data": "/shared", "everything": "/"}
+    for name, target in links.items():
+        os.symlink(target, tree / name)
+    return modal.Image.from_scratch().add_local_dir(tree, "/", copy=True)
+
+
+def _assert_untouched(victim: Path) -> None:
+    assert sorted(os.listdir(victim)) == [], "a runner made something on the host"
+
+
+def test_image_symlinks_lead_nowhere_on_the_host(sandboxes, hostile_image, victim):
+    volume = modal.Volume.from_name("image-mount-points", create_if_missing=True)
+    sb = sandboxes("/bin/writer", "/tmp/t", "/root/r", "here", "/mnt/vol/v", image=hostile_image,
+                   workdir="/w/work", volumes={"/mnt/vol": volume})
+    sb.wait(raise_on_termination=False)
+    assert sb.returncode == 0, sb.stderr.read()
+    out = sb.stdout.read().splitlines()
+    assert out[0] == f"cwd /oldroot{victim}/work"  # the image's own path, made inside the sandbox
+    assert out[1:] == ["/tmp/t written", "/root/r written", "here written", "/mnt/vol/v written"]
+    _assert_untouched(victim)
+    assert b"".join(volume.read_file("v")) == b""  # the volume was mounted where the image said
+
+
+def test_an_image_root_linked_to_a_missing_directory_still_works(sandboxes, hostile_image, victim):
+    # /root -> a host path, which in the image is missing: init makes the link's target, inside.
+    sb = sandboxes("/bin/writer", "/root/r", image=hostile_image)
+    sb.wait(raise_on_termination=False)
+    assert sb.returncode == 0, sb.stderr.read()
+    assert sb.stdout.read().splitlines() == ["cwd /", "/root/r written"]
+    _assert_untouched(victim)
+
+
+def test_a_mount_point_inside_a_volume_is_refused(sandboxes, hostile_image):
+    # A runner would make it by following the volume's files, which sandboxes write.
+    outer = modal.Volume.from_name("outer-volume", create_if_missing=True)
+    inner = modal.Volume.from_name("inner-volume", create_if_missing=True)
+    with pytest.raises(InvalidError, match="inside the volume mounted at /shared"):
+        sandboxes("/bin/writer", image=hostile_image, volumes={"/shared": outer, "/data/x": inner})
+    with pytest.raises(InvalidError, match="inside the volume mounted at /v"):
+        sandboxes("/bin/writer", volumes={"/v": outer, "/v/in": inner})
+    with pytest.raises(InvalidError, match=r"inside the volume mounted at /everything \(the image makes it /\)"):
+        sandboxes("/bin/writer", image=hostile_image, volumes={"/everything": outer})
