@@ -1,6 +1,7 @@
 """Shared fixtures: a private state directory per session, an app, sandboxes that never leak;
 and a check, at the end of the session, that no process the suite started outlives it."""
 
+import gc
 import os
 import time
 from pathlib import Path
@@ -173,3 +174,12 @@ def _alive(proc):
         return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
+
+
+@pytest.fixture
+def no_cyclic_gc():
+    """Reference counting only: what a test drops is released at once, or leaks for it to see."""
+    gc.collect()
+    gc.disable()
+    yield
+    gc.enable()

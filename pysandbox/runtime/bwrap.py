@@ -1,13 +1,13 @@
 """The bubblewrap command line for one sandbox.
 
 Isolation that every sandbox gets, whatever the caller asked for: a user
-namespace (sandbox root is an unprivileged host uid, never host root) made by
-the supervisor before bwrap starts inside it (native/userns.h), in which nested
+namespace (sandbox ids are unprivileged host ids, never host root: identity.py) made
+by the supervisor before bwrap starts inside it (native/userns.h), in which nested
 user namespaces are refused twice (its parent allows no more of them, and
 sandbox-init's seccomp filter, native/seccomp.c, which also refuses mounts and
-the rest); pid, ipc, uts, net and cgroup namespaces; every
-capability dropped and no_new_privs (bwrap does both for an unprivileged
-caller); a new session (no TIOCSTI into the caller's terminal); its own /proc
+the rest); pid, ipc, uts, net and cgroup namespaces; sandbox
+root's capabilities narrowed to layout.SANDBOX_ROOT_CAPS, and no_new_privs; a new
+session (no TIOCSTI into the caller's terminal); its own /proc
 with host-wide files masked, a minimal read-only /dev, a sized /dev/shm and a
 private /tmp; every bind nosuid and nodev (bwrap's own rule); and death with
 its parent, so killing the supervisor kills the sandbox.

@@ -11,12 +11,13 @@ it starts on the host: the sandbox's own environment (env=, secrets, the
 image's ENV) and the entrypoint's argv reach init only in its configuration
 (runtime/initconfig.py), never through a host process's environment or argv.
 
-Identity: an unprivileged caller's sandbox root is the caller's own uid. For a
-root caller the supervisor drops to an unprivileged uid (config.root_sandbox_uid)
-before starting bwrap, so sandbox root is never host root; host paths that
-uid cannot traverse (a Python under /root/.pyenv, a state dir under a 0700
-directory) are bind-mounted onto a staging tmpfs in the supervisor's private
-mount namespace first.
+Identity (identity.py): the supervisor makes the sandbox's user namespaces from
+identity.current() (native/userns.c); for a root caller it also drops to the range's
+root id before starting the runner, so sandbox root is never host root, and host
+paths that id cannot traverse (a Python under /root/.pyenv, a state dir under a 0700
+directory) are bind-mounted onto a staging tmpfs in the supervisor's private mount
+namespace first. Every mount point the runner makes in an image is resolved inside
+the image first (_overlay.LayerView), never on the host.
 """
 
 from __future__ import annotations

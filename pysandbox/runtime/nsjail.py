@@ -5,10 +5,12 @@ sized tmpfs, the upper directory, or for an image overlayfs of its layers under 
 directory, which nsjail mounts as /), the same mounts, its own read-only /proc with the
 same masks, a minimal read-only /dev (a tmpfs with the host's null, zero, full, random,
 urandom and tty nodes bound in, its own devpts, a sized /dev/shm and bwrap's links), a
-private /tmp, sandbox root mapped to the sandbox identity, pid, ipc, uts, net, mount and
-cgroup namespaces, every capability dropped, no_new_privs and a new session (nsjail's
-defaults). sandbox-init runs as pid 1 (-Mo clones it into the new pid namespace), makes
-the directories nsjail does not (/root, the working directory) and gets the supervisor's
+private /tmp, the sandbox identity's user namespace (made by the supervisor), pid, ipc,
+uts, net, mount and cgroup namespaces, sandbox root's capabilities narrowed to
+layout.SANDBOX_ROOT_CAPS, no_new_privs and a new session (nsjail's defaults). Every mount
+point goes through RunnerInputs.dest (an image's symlinks resolved inside the image).
+sandbox-init runs as pid 1 (-Mo clones it into the new pid namespace), makes /root and the
+working directory inside the sandbox (RunnerInputs.init_dirs) and gets the supervisor's
 fds 3-6 and 8, and 7 with the default network (native/fds.h).
 
 The mounts go to nsjail as a configuration file (its config.proto text format, handed

@@ -8,7 +8,6 @@ the long version.
 """
 
 import asyncio
-import gc
 import multiprocessing
 import os
 import time
@@ -44,14 +43,6 @@ def eventually(predicate, timeout=30):
     while not predicate() and time.monotonic() < deadline:
         time.sleep(0.05)
     return predicate()
-
-
-@pytest.fixture
-def no_cyclic_gc():
-    gc.collect()
-    gc.disable()
-    yield
-    gc.enable()
 
 
 def soak(sb, use):

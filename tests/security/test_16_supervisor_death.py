@@ -2,6 +2,7 @@
 (bwrap --die-with-parent, init's parent-death signal); the sandbox reads as terminated,
 and whoever waits for it does the rest of the teardown and records it."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -51,5 +52,6 @@ def test_a_runner_child_stranded_mid_setup_is_killed_by_whoever_waits(sandboxes)
             pytest.fail(f"the stand-in survived the repair: status {sb._exit!r} (lost: {sb._exit.lost}), "
                         f"its command line {cmdline!r}, the sandbox's files {os.listdir(registry.sandbox_dir(sb.object_id))}")
     finally:
-        os.killpg(stray.pid, signal.SIGKILL)  # the stand-in and its sleep
+        with contextlib.suppress(ProcessLookupError):  # killed before it started its sleep: nothing left
+            os.killpg(stray.pid, signal.SIGKILL)  # the stand-in and its sleep
         stray.wait()

@@ -196,7 +196,9 @@ def test_a_record_without_a_boot_id_is_trusted_only_for_a_live_supervisor(app, s
     assert legacy.terminate(wait=True) == 137
 
 
-def test_a_damaged_layer_is_named_and_leaves_other_images_and_sandboxes_alone(app, tmp_path):
+def test_a_damaged_layer_is_named_and_leaves_other_images_and_sandboxes_alone(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYSANDBOX_HOME", str(tmp_path / "state"))  # its `prune --all` would empty the session's store
+    app = modal.App.lookup("damaged-layer", create_if_missing=True)
     for name in ("a", "b"):
         (tmp_path / name).write_text(name * 100)
     damaged = modal.Image.from_scratch().add_local_file(tmp_path / "a", "/a", copy=True).build()

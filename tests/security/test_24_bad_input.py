@@ -101,7 +101,7 @@ NO_SANDBOX_NEEDED = [
     # Looking sandboxes up ----------------------------------------------------------------
     row("from_id: malformed", lambda c: modal.Sandbox.from_id("sb-../../x"), match="Invalid sandbox id"),
     row("from_id: an int", lambda c: modal.Sandbox.from_id(5), match="Invalid sandbox id"),
-    row("from_id: unknown", lambda c: modal.Sandbox.from_id("sb-" + "a" * 22), NotFoundError, "No running sandbox"),
+    row("from_id: unknown", lambda c: modal.Sandbox.from_id("sb-" + "a" * 22), NotFoundError, "not found"),
     row("from_name: app an int", lambda c: modal.Sandbox.from_name(5, "x"), NotFoundError, "App 5"),
     row("from_name: name an int", lambda c: modal.Sandbox.from_name(c.app.name, 5), match="name"),
     row("from_name: name '..'", lambda c: modal.Sandbox.from_name(c.app.name, ".."), NotFoundError, "No running sandbox"),

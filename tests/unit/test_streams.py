@@ -1,6 +1,5 @@
 """StreamReader/StreamWriter logic over real pipes and files, with generated inputs."""
 
-import gc
 import os
 import threading
 
@@ -244,14 +243,6 @@ def test_dropping_the_last_holder_closes_the_pipes(no_cyclic_gc):
     os.close(w1)
     os.close(w2)
     assert set(os.listdir("/proc/self/fd")) == before
-
-
-@pytest.fixture
-def no_cyclic_gc():
-    gc.collect()
-    gc.disable()
-    yield
-    gc.enable()
 
 
 def in_forked_child(check):
