@@ -20,7 +20,7 @@ BINARIES = {
     "sandbox-init": ["init.c", "caps.c", "initconfig.c", "mkdirs.c", "netsync.c", "seccomp.c", "env.c", "spawn.c", "proto.c", "watch.c", "fdutil.c", "util.c"],
     "sandbox-supervisor": ["supervisor.c", "output.c", "stage.c", "userns.c", "rmtree.c", "netns.c", "cgroup.c", "fdutil.c", "util.c"],
     "sandbox-probe": ["probe.c", "util.c"],
-    "sandbox-rmtree": ["rmtree_main.c", "rmtree.c", "util.c"],
+    "sandbox-rmtree": ["rmtree_main.c", "rmtree.c", "userns.c", "fdutil.c", "util.c"],
 }
 
 

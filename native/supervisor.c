@@ -214,15 +214,8 @@ static void parse_args(int argc, char **argv)
           guest == 0)
         usage_die("bad --net-forward port: %s", argv[i + 1]);
       opt.net.forwards[opt.net.nforwards++] = (struct net_forward){(unsigned)host, (unsigned)guest};
-    } else if (strcmp(a, "--userns-uid") == 0 || strcmp(a, "--userns-gid") == 0) {
-      bool uid = a[9] == 'u';
-      if (!userns_add_range(uid ? opt.userns.uids : opt.userns.gids, uid ? &opt.userns.nuids : &opt.userns.ngids,
-                            value(argv, i)))
-        usage_die("bad %s (INSIDE:OUTSIDE:COUNT, at most %d): %s", a, USERNS_MAX_RANGES, argv[i + 1]);
-    } else if (strcmp(a, "--newuidmap") == 0) {
-      opt.userns.newuidmap = abs_path(argv, i);
-    } else if (strcmp(a, "--newgidmap") == 0) {
-      opt.userns.newgidmap = abs_path(argv, i);
+    } else if (userns_option(&opt.userns, a, value(argv, i))) {
+      /* parsed into opt.userns */
     } else if (strcmp(a, "--cgroup") == 0) {
       opt.cgroups[opt.ncgroups++] = abs_path(argv, i);
     } else if (strcmp(a, "--nproc") == 0) {
@@ -243,9 +236,7 @@ static void parse_args(int argc, char **argv)
   opt.as_user = have_uid;
   if (opt.nbinds > 0 && opt.stage == NULL)
     usage_die("--stage-bind needs --stage");
-  if ((opt.userns.nuids > 0) != (opt.userns.ngids > 0) || (opt.userns.newuidmap != NULL) != (opt.userns.newgidmap != NULL) ||
-      (opt.userns.newuidmap != NULL && opt.userns.nuids == 0))
-    usage_die("--userns-uid and --userns-gid go together (and --newuidmap/--newgidmap with them)");
+  userns_check_plan(&opt.userns);
   if ((opt.net.helper != NULL) != (opt.net.dir != NULL && opt.net.nft != NULL && opt.net.rules != NULL) ||
       (opt.net.nforwards > 0 && opt.net.helper == NULL))
     usage_die("--net-helper, --net-dir, --net-filter and --net-rules go together (and --net-forward needs them)");
@@ -290,6 +281,29 @@ static int enter_identity(void)
     return -1;
   }
   return 0;
+}
+
+/* The --cleanup paths.  An unprivileged caller whose sandboxes have its
+ * subordinate ids does not own what sandbox users other than root wrote there
+ * (an image's upper directory: apt's files, a service's): it removes them from
+ * a user namespace mapping those ids, in a child (userns_enter joins it for
+ * good), falling back to its own rights. */
+static void remove_cleanup_paths(void)
+{
+  pid_t child = opt.userns.newuidmap != NULL ? fork() : -1;
+  if (child == 0) {
+    int rc = userns_enter(&opt.userns);
+    for (size_t i = 0; i < opt.ncleanup && rc == 0; i++)
+      rc = rmtree(opt.cleanup[i]);
+    _exit(rc == 0 ? 0 : 1);
+  }
+  int st = 1;
+  if (child > 0)
+    while (waitpid(child, &st, 0) < 0 && errno == EINTR)
+      ;
+  if (child < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+    for (size_t i = 0; i < opt.ncleanup; i++)
+      rmtree(opt.cleanup[i]);
 }
 
 static noreturn void run_runner(const sigset_t *mask, int event_w, int fail_w, pid_t parent,
@@ -658,8 +672,7 @@ int main(int argc, char **argv)
    * record says there is no more. */
   for (int k = 0; k < 2; k++)
     output_drain(&entry_out[k]);
-  for (size_t i = 0; i < opt.ncleanup; i++)
-    rmtree(opt.cleanup[i]);
+  remove_cleanup_paths();
   /* Last before the exit record: while the cgroup exists its stats are live. */
   struct cgroup_totals totals = {0};
   for (size_t i = 0; i < opt.ncgroups; i++)

@@ -24,7 +24,7 @@ static const char *const shared_limits[] = {"max_inotify_instances", "max_inotif
                                             "max_fanotify_groups", "max_fanotify_marks"};
 enum { SHARE = 4 };
 
-bool userns_add_range(struct id_range *ranges, size_t *n, const char *arg)
+static bool add_range(struct id_range *ranges, size_t *n, const char *arg)
 {
   unsigned long v[3];
   const char *p = arg;
@@ -40,6 +40,29 @@ bool userns_add_range(struct id_range *ranges, size_t *n, const char *arg)
     return false;
   ranges[(*n)++] = (struct id_range){v[0], v[1], v[2]};
   return true;
+}
+
+int userns_option(struct userns_plan *p, const char *flag, const char *value)
+{
+  if (strcmp(flag, "--userns-uid") == 0 || strcmp(flag, "--userns-gid") == 0) {
+    bool uid = flag[9] == 'u';
+    if (!add_range(uid ? p->uids : p->gids, uid ? &p->nuids : &p->ngids, value))
+      usage_die("bad %s (INSIDE:OUTSIDE:COUNT, at most %d): %s", flag, USERNS_MAX_RANGES, value);
+    return 1;
+  }
+  if (strcmp(flag, "--newuidmap") != 0 && strcmp(flag, "--newgidmap") != 0)
+    return 0;
+  if (value[0] != '/')
+    usage_die("%s needs an absolute path: %s", flag, value);
+  *(flag[5] == 'u' ? &p->newuidmap : &p->newgidmap) = value;
+  return 1;
+}
+
+void userns_check_plan(const struct userns_plan *p)
+{
+  if ((p->nuids > 0) != (p->ngids > 0) || (p->newuidmap != NULL) != (p->newgidmap != NULL) ||
+      (p->newuidmap != NULL && p->nuids == 0))
+    usage_die("--userns-uid and --userns-gid go together (and --newuidmap/--newgidmap with them)");
 }
 
 static int write_file(const char *path, const char *text)
@@ -216,14 +239,22 @@ static noreturn void inner_main(int ready_w, int go_r, int sock)
   _exit(ns < 0 || send_fd(sock, ns) < 0 ? 127 : 0);
 }
 
+/* The identity map of the outer namespace's ids, one range per range of the
+ * outer map: the kernel maps each range of a map through a single range of the
+ * parent's, so "0 0 65536" over an outer map of "0 UID 1" and "1 SUB 65535"
+ * would be refused. */
+static void identity_ranges(const struct id_range *outer, size_t n, struct id_range *inner)
+{
+  for (size_t i = 0; i < n; i++)
+    inner[i] = (struct id_range){outer[i].inside, outer[i].inside, outer[i].count};
+}
+
 /* Maps the inner namespace one to one onto the outer one (we are its root). */
 static int map_inner(pid_t inner, const struct userns_plan *p)
 {
-  struct id_range uids[1] = {{0, 0, 0}}, gids[1] = {{0, 0, 0}};
-  for (size_t i = 0; i < p->nuids; i++)
-    uids[0].count += p->uids[i].count;
-  for (size_t i = 0; i < p->ngids; i++)
-    gids[0].count += p->gids[i].count;
+  struct id_range uids[USERNS_MAX_RANGES], gids[USERNS_MAX_RANGES];
+  identity_ranges(p->uids, p->nuids, uids);
+  identity_ranges(p->gids, p->ngids, gids);
   char path[64];
   snprintf(path, sizeof path, "/proc/%d/setgroups", (int)inner);
   int own = open("/proc/self/setgroups", O_RDONLY | O_CLOEXEC);
@@ -237,7 +268,7 @@ static int map_inner(pid_t inner, const struct userns_plan *p)
     pwarnf("%s", path);
     return -1;
   }
-  return write_map(inner, "uid_map", uids, 1) == 0 && write_map(inner, "gid_map", gids, 1) == 0 ? 0 : -1;
+  return write_map(inner, "uid_map", uids, p->nuids) == 0 && write_map(inner, "gid_map", gids, p->ngids) == 0 ? 0 : -1;
 }
 
 /* The outer namespace's maker (a child), as the sandbox identity. */
@@ -265,8 +296,11 @@ static noreturn void outer_main(const struct userns_plan *p, userns_identity_fn 
   pid_t inner = fork();
   if (inner < 0)
     _exit(127);
-  if (inner == 0)
+  if (inner == 0) {
+    close(ready[0]); /* holding go's write end itself, it would never see us give up */
+    close(go[1]);
     inner_main(ready[1], go[0], sock);
+  }
   close(ready[1]);
   close(go[0]);
   int rc = wait_byte(ready[0], 'u') == 0 && map_inner(inner, p) == 0 && send_byte(go[1], 'm') == 0 ? 0 : 127;
@@ -297,6 +331,25 @@ static int map_outer(const struct userns_plan *p, pid_t outer)
              : -1;
 }
 
+static int own_identity(void)
+{
+  return 0;
+}
+
+int userns_enter(const struct userns_plan *p)
+{
+  sigset_t mask;
+  sigprocmask(SIG_SETMASK, NULL, &mask);
+  int ns = userns_prepare(p, own_identity, &mask);
+  if (ns < 0)
+    return -1;
+  int r = setns(ns, CLONE_NEWUSER);
+  if (r < 0)
+    pwarnf("joining the sandbox ids' user namespace");
+  close(ns);
+  return r;
+}
+
 int userns_prepare(const struct userns_plan *p, userns_identity_fn enter_identity, const sigset_t *mask)
 {
   int ready[2], go[2], sock[2];
@@ -313,6 +366,9 @@ int userns_prepare(const struct userns_plan *p, userns_identity_fn enter_identit
   if (outer == 0) {
     sigprocmask(SIG_SETMASK, mask, NULL);
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    close(ready[0]); /* only the ends it uses, so each side sees the other give up */
+    close(go[1]);
+    close(sock[0]);
     outer_main(p, enter_identity, ready[1], go[0], sock[1]);
   }
   close(ready[1]);

@@ -45,8 +45,21 @@ typedef int (*userns_identity_fn)(void);
  * or -1 after saying why on stderr.  `mask`: the signal mask for children. */
 int userns_prepare(const struct userns_plan *p, userns_identity_fn enter_identity, const sigset_t *mask);
 
-/* Parses "INSIDE:OUTSIDE:COUNT" into the next range of `ranges`.  false if bad
- * or full. */
-bool userns_add_range(struct id_range *ranges, size_t *n, const char *arg);
+/* One of the options that describe a plan (the supervisor's and sandbox-rmtree's):
+ * --userns-uid IN:OUT:N, --userns-gid IN:OUT:N (repeated, at most
+ * USERNS_MAX_RANGES each), --newuidmap PATH, --newgidmap PATH.  1 if `flag` is
+ * one of them and `value` is good, 0 if `flag` is none of them; dies on a bad
+ * value (usage_die). */
+int userns_option(struct userns_plan *p, const char *flag, const char *value);
+
+/* Dies unless the options make a whole plan: uid and gid ranges together, and
+ * the helpers only with ranges, both or neither. */
+void userns_check_plan(const struct userns_plan *p);
+
+/* Joins a user namespace made from `p`, as this process's own uid (no identity
+ * change), where it holds every capability over the sandbox's ids: how an
+ * unprivileged caller removes files that sandbox users other than root own.
+ * 0, or -1 after saying why. */
+int userns_enter(const struct userns_plan *p);
 
 #endif

@@ -86,20 +86,25 @@ def open_file(root_fd: int, path: str, bound: int, variable: str, flags: int = 0
     return fd, info.st_size
 
 
-def walk(root_fd: int, path: str = "", recursive: bool = True) -> Iterator[Tuple[str, os.stat_result, int, str]]:
+def walk(root_fd: int, path: str = "", recursive: bool = True,
+         skip_unreadable: bool = False) -> Iterator[Tuple[str, os.stat_result, int, str]]:
     """(path from the root, lstat, its directory's fd, its name) for everything below `path`
     in `root_fd` (only its own entries unless `recursive`), a directory's entries sorted and
     before what lies below them. Sandboxes may be
     changing the tree: every directory is opened beneath the root with no symlink on the way,
-    one at a time (any depth, no recursion); the fd is valid until the next item."""
+    one at a time (any depth, no recursion); the fd is valid until the next item.
+    skip_unreadable: pass over directories below `path` this process may not read (a rootless
+    caller's, owned by another of its sandbox ids) instead of raising PermissionError."""
     pending = [path.strip("/")]
     while pending:
         current = pending.pop()
         try:
             fd = open_in_root(root_fd, current or ".", os.O_RDONLY | os.O_DIRECTORY, symlinks=False)
         except OSError as exc:
-            if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP) and current != path.strip("/"):
-                continue  # changed since it was listed
+            below_top = current != path.strip("/")
+            if below_top and (exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP) or
+                              (skip_unreadable and exc.errno == errno.EACCES)):
+                continue  # changed since it was listed, or not ours to read
             raise
         try:
             below = []

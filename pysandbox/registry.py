@@ -566,7 +566,9 @@ def remove_tree(path: Path, dir_fd: Optional[int] = None) -> None:
     rmtree works on path strings a sandbox can redirect. OSError saying what it could not remove."""
     if not os.path.lexists(path if dir_fd is None else f"/proc/self/fd/{dir_fd}/{path}"):
         return
-    argv = [config.native_binary("sandbox-rmtree"), *(["--at", str(dir_fd)] if dir_fd is not None else []), str(path)]
+    ids = identity.current()  # an unprivileged caller removes its sandbox users' files in their namespace
+    argv = [config.native_binary("sandbox-rmtree"), *(ids.supervisor_args() if ids.newidmap else []),
+            *(["--at", str(dir_fd)] if dir_fd is not None else []), str(path)]
     result = subprocess.run(argv, env=config.HOST_ENV, pass_fds=() if dir_fd is None else (dir_fd,),
                             stdin=subprocess.DEVNULL, capture_output=True, text=True)
     if result.returncode != 0:

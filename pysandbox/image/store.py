@@ -129,10 +129,11 @@ def publish(temp: Path, layer: str, meta: dict) -> None:
 
 
 def disk_usage(path: Path) -> int:
-    """Bytes the tree holds (a layer a sandbox wrote: any depth, no symlink followed)."""
+    """Bytes the tree holds (a layer a sandbox wrote: any depth, no symlink followed). A rootless
+    caller cannot read directories that other sandbox users keep private: it counts the rest."""
     root = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
-        return sum(info.st_blocks * 512 for _, info, _, _ in _beneath.walk(root))
+        return sum(info.st_blocks * 512 for _, info, _, _ in _beneath.walk(root, skip_unreadable=True))
     finally:
         os.close(root)
 

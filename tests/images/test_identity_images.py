@@ -6,7 +6,7 @@ through layers and snapshots; runuser and sudo switch user as on Modal."""
 import pytest
 
 import pysandbox as modal
-from pysandbox import identity
+from pysandbox import identity, registry
 
 from .. import oci
 
@@ -64,6 +64,10 @@ def test_apt_get_install_at_run_time_and_sudo(debian_ref, sandboxes):
     assert run(sb, "sudo -u nobody id -un") == "nobody\n"
     assert run(sb, "runuser -u nobody -- id -u") == "65534\n"
     assert run(sb, "su nobody -s /bin/sh -c 'id -u'") == "65534\n"
+    # apt left files of _apt and others in the sandbox's upper directory: the teardown removes them all.
+    upper = registry.sandbox_dir(sb.object_id) / "upper"
+    sb.terminate(wait=True)
+    assert not upper.exists()
 
 
 def test_dockerfile_user_runs_later_steps_as_that_user(debian_ref, sandboxes, tmp_path):

@@ -2,6 +2,8 @@
 works inside (su, setpriv, chown), files keep their owners across sandboxes, and one
 sandbox cannot use up the kernel's per-user limits that all of a caller's sandboxes share."""
 
+import os
+
 import pytest
 
 import pysandbox as modal
@@ -21,8 +23,12 @@ def run(sb, script):
 
 
 def test_the_whole_range_is_mapped(sb):
-    uid_map = run(sb, "cat /proc/self/uid_map").split()
-    assert uid_map[:2] == ["0", "0"] and int(uid_map[2]) == identity.current().size
+    # One line per range of the namespace around it (sandbox root, then the rest), together 0..size-1.
+    for name in ("uid_map", "gid_map"):
+        lines = [tuple(map(int, line.split())) for line in run(sb, f"cat /proc/self/{name}").splitlines()]
+        assert [(inside, outside) for inside, outside, _ in lines][0] == (0, 0)
+        assert all(inside == outside for inside, outside, _ in lines)
+        assert sum(count for _, _, count in lines) == identity.current().size
 
 
 def test_su_setpriv_and_chown_work(sb):
@@ -44,6 +50,11 @@ def test_a_volume_written_as_another_user_is_theirs_in_the_next_sandbox(sandboxe
     second = sandboxes(volumes={"/v": vol})
     assert run(second, "stat -c '%u %g' /v/app/f") == "1000 1000\n"
     assert run(second, "setpriv --reuid=1000 --regid=1000 --clear-groups cat /v/app/f") == "mine\n"
+    second.terminate(wait=True)
+    # Its files are not the caller's own (rootless: another of its subordinate ids), yet it goes whole.
+    directory = vol._directory()
+    modal.Volume.objects.delete("identity-vol")
+    assert not [name for name in os.listdir(directory.parent) if "identity-vol" in name]  # nor a renamed leftover
 
 
 def test_one_sandbox_cannot_use_up_the_inotify_instances_of_another(sandboxes):
