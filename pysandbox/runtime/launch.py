@@ -171,7 +171,7 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str], tethered: bo
             network=net.mode, source=stager, overlay=overlay, dest=dest,
             **sizes.tmpfs_sizes(spec.resources, overlay is not None),
         )
-        _check_outside_volumes(inputs, volumes)
+        _check_mount_points(inputs, volumes)
         if use_nsjail:
             argv = nsjail.command(_staged_runner(runner, stager), inputs, net.nsjail_args())
             runner_config = nsjail.configuration(inputs)
@@ -205,22 +205,36 @@ def _mount_points(overlay: Optional[layout.OverlayRoot]) -> Iterator[Callable[[s
     if overlay is None:
         yield lambda path: path
         return
+
+    def resolve(path: str) -> str:
+        try:
+            return view.resolve(path)
+        except PermissionError:  # a rootless caller's image, a directory of another of its ids
+            raise InvalidError(f"Cannot resolve {path} in the image: a directory on the way is private to "
+                               "another of its users.") from None
+
     with LayerView([*overlay.lowers, f"{overlay.upper}/rootfs"]) as view:
-        yield functools.lru_cache(maxsize=None)(view.resolve)
+        yield functools.lru_cache(maxsize=None)(resolve)
 
 
-def _check_outside_volumes(inputs: layout.RunnerInputs, volumes: Tuple[layout.Mount, ...]) -> None:
-    """A runner makes a mount point inside a volume by following the volume's files, which sandboxes
-    write, on the host: refuse any mount point at or below a volume's (the image's symlinks resolved)."""
+def _check_mount_points(inputs: layout.RunnerInputs, volumes: Tuple[layout.Mount, ...]) -> None:
+    """Every mount point in the order the runners make them, the image's symlinks resolved: none
+    may lie in what a runner mounted before it whose contents lead out. /proc and /dev hold links
+    into the runner's own root (/proc/self/root, /dev/fd) and a volume holds what sandboxes wrote;
+    a runner would follow either on the host."""
     taken: List[Tuple[str, str]] = []  # (mount point, as asked)
-    for path in [*(mount.dest for mount in inputs.mounts), layout.INIT_PATH] if volumes else ():
+    later = ["/tmp"] if inputs.disk_bytes is None else []
+    for path in ["/proc", "/dev", *later, *(mount.dest for mount in inputs.mounts), layout.INIT_PATH]:
         where = inputs.dest(path)
         for point, asked in taken:
             if where == point or where.startswith(point.rstrip("/") + "/"):  # "/" holds everything
+                if asked in ("/proc", "/dev"):
+                    raise InvalidError(f"The image's symlinks lead {path} to {where}, inside the sandbox's {asked}, "
+                                       "whose links lead out of the sandbox: the image cannot be used. Fix them.")
                 raise InvalidError(f"{path} would be mounted inside the volume mounted at {asked}"
                                    f"{'' if point == asked else f' (the image makes it {point})'}: give each "
                                    "volume a path outside the others'.")
-        if any(m.dest == path for m in volumes):
+        if path in ("/proc", "/dev") or any(m.dest == path for m in volumes):
             taken.append((where, path))
 
 

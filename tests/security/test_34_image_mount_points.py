@@ -53,18 +53,28 @@ def victim():
 
 
 @pytest.fixture(scope="module")
-def hostile_image(victim, tmp_path_factory):
+def writer(tmp_path_factory):
+    """A static program that prints its working directory and creates the files it is given."""
+    top = tmp_path_factory.mktemp("writer")
+    (top / "writer.c").write_text(WRITER)
+    subprocess.run(["cc", "-static", "-O1", "-o", str(top / "writer"), str(top / "writer.c")], check=True)
+    return top / "writer"
+
+
+def _image(tmp_path_factory, writer, links):
     tree = tmp_path_factory.mktemp("image")
     (tree / "bin").mkdir()
-    source = tree.parent / "writer.c"
-    source.write_text(WRITER)
-    subprocess.run(["cc", "-static", "-O1", "-o", str(tree / "bin" / "writer"), str(source)], check=True)
-    links = {"tmp": f"/oldroot{victim}/tmp", "w": f"/oldroot{victim}", "mnt": str(victim), "root": str(victim),
-             "proc": f"/oldroot{victim}/proc", "dev": f"/oldroot{victim}/dev", "__pysandbox": f"/oldroot{victim}/ps",
-             "etc": f"/oldroot{victim}/etc", "data": "/shared", "everything": "/"}
+    shutil.copy(writer, tree / "bin" / "writer")
     for name, target in links.items():
         os.symlink(target, tree / name)
     return modal.Image.from_scratch().add_local_dir(tree, "/", copy=True)
+
+
+@pytest.fixture(scope="module")
+def hostile_image(victim, writer, tmp_path_factory):
+    return _image(tmp_path_factory, writer, {"tmp": f"/oldroot{victim}/tmp", "w": f"/oldroot{victim}", "mnt": str(victim), "root": str(victim),
+             "proc": f"/oldroot{victim}/proc", "dev": f"/oldroot{victim}/dev", "__pysandbox": f"/oldroot{victim}/ps",
+             "etc": f"/oldroot{victim}/etc", "data": "/shared", "everything": "/"})
 
 
 def _assert_untouched(victim: Path) -> None:
@@ -103,3 +113,26 @@ def test_a_mount_point_inside_a_volume_is_refused(sandboxes, hostile_image):
         sandboxes("/bin/writer", volumes={"/v": outer, "/v/in": inner})
     with pytest.raises(InvalidError, match=r"inside the volume mounted at /everything \(the image makes it /\)"):
         sandboxes("/bin/writer", image=hostile_image, volumes={"/everything": outer})
+
+
+# Red-team, second round: the runner mounts its own /proc and /dev before the other mount points,
+# and their links lead into the runner's root (the host: /oldroot under bwrap, / under nsjail).
+THROUGH_PROC = {
+    "resolv.conf through /proc/self/root": ("etc", "/proc/self/root/oldroot{victim}/etc", {}),
+    "resolv.conf, nsjail's root": ("etc", "/proc/self/root{victim}/etc", {}),
+    "/tmp through /proc/self/root": ("tmp", "/proc/self/root/oldroot{victim}/tmp", {}),
+    "/dev through /proc/self/root": ("dev", "/proc/self/root/oldroot{victim}/dev", {}),
+    "a volume through /dev/fd": ("data", "/dev/fd/0/data", {"volume": "/data/v"}),
+    "a volume through /proc/self/cwd": ("data", "/proc/self/cwd/oldroot{victim}", {"volume": "/data/v"}),
+}
+
+
+@pytest.mark.parametrize("case", THROUGH_PROC, ids=list(THROUGH_PROC))
+def test_a_link_through_the_runners_proc_or_dev_is_refused(sandboxes, writer, victim, tmp_path_factory, case):
+    name, target, options = THROUGH_PROC[case]
+    image = _image(tmp_path_factory, writer, {name: target.format(victim=victim)})
+    volumes = {options["volume"]: modal.Volume.from_name("through-proc", create_if_missing=True)} \
+        if "volume" in options else {}
+    with pytest.raises(InvalidError, match="whose links lead out of the sandbox"):
+        sandboxes("/bin/writer", image=image, volumes=volumes)
+    _assert_untouched(victim)
