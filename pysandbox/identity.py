@@ -80,17 +80,37 @@ def _tool(name: str) -> str:
 
 @functools.lru_cache(maxsize=None)
 def _current(euid: int) -> Identity:
-    if euid == 0:
+    uid, gid = os.geteuid(), os.getegid()
+    if euid == 0 and _whole_id_space():
         start = root_range_start()
         return Identity(((0, start, RANGE),), ((0, start, RANGE),))
-    uid, gid = os.geteuid(), os.getegid()
     names = (_user_name(uid), str(uid))
     sub_uids, sub_gids = _entries(SUBUID, names), _entries(SUBGID, names)
-    if sub_uids and sub_gids and _has_tools():
+    if euid != 0 and sub_uids and sub_gids and _has_tools():
         uids = ((0, uid, 1), (1, sub_uids[0][0], min(sub_uids[0][1], RANGE - 1)))
         gids = ((0, gid, 1), (1, sub_gids[0][0], min(sub_gids[0][1], RANGE - 1)))
-        return Identity(uids, gids, newidmap=True)
-    return Identity(((0, uid, 1),), ((0, gid, 1),))
+        if _mapped("uid_map", uids[1][1:]) and _mapped("gid_map", gids[1][1:]):
+            return Identity(uids, gids, newidmap=True)
+    return Identity(((0, uid, 1),), ((0, gid, 1),))  # only sandbox root: the caller
+
+
+def _mapped(name: str, ids: Tuple[int, int]) -> bool:
+    """Whether this process's user namespace has the ids (first, count): not so in a user namespace
+    of its own that maps fewer (a caller run under `unshare --user`, a rootless container), where
+    neither newuidmap nor root could map them for a sandbox."""
+    first, count = ids
+    try:
+        with open(f"/proc/self/{name}") as f:
+            ranges = [tuple(map(int, line.split()[:3])) for line in f if line.strip()]
+    except OSError:
+        return False
+    return any(inside <= first and first + count <= inside + size for inside, _, size in ranges)
+
+
+def _whole_id_space() -> bool:
+    """Whether this is a root that can give sandboxes a range of their own (the host's, or a
+    namespace's that maps every id); otherwise sandbox root is this root alone."""
+    return _mapped("uid_map", (0, 1 << 31)) and _mapped("gid_map", (0, 1 << 31))
 
 
 def current() -> Identity:
@@ -264,8 +284,8 @@ def adopt_state(root: str) -> None:
     """Keep a state directory made with other sandbox ids usable: the first time a root
     caller uses it with its range, files of the old ids move to the same ids of the range
     (before ranges, sandbox root was one host uid, and every layer and volume file its)."""
-    if os.geteuid() != 0:
-        return  # an unprivileged caller's sandbox root was, and is, the caller
+    if os.geteuid() != 0 or current().size == 1:
+        return  # an unprivileged caller's sandbox root was, and is, the caller (so is a root without a range)
     now = current().uids[0][1]
     marker = os.path.join(root, MARKER)
     try:

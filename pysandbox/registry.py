@@ -564,7 +564,7 @@ def remove_tree(path: Path, dir_fd: Optional[int] = None) -> None:
     these trees, and may still be changing them: sandbox-rmtree (native/rmtree.c) never follows a
     symlink, never leaves the tree's mount, gets through chmod 000 and any depth, where Python's
     rmtree works on path strings a sandbox can redirect. OSError saying what it could not remove."""
-    if not os.path.lexists(path if dir_fd is None else f"/proc/self/fd/{dir_fd}/{path}"):
+    if not os.path.lexists(path if dir_fd is None else f"/proc/self/fd/{dir_fd}/{path}") or _remove_flat(path, dir_fd):
         return
     ids = identity.current()  # an unprivileged caller removes its sandbox users' files in their namespace
     argv = [config.native_binary("sandbox-rmtree"), *(ids.supervisor_args() if ids.newidmap else []),
@@ -573,6 +573,26 @@ def remove_tree(path: Path, dir_fd: Optional[int] = None) -> None:
                             stdin=subprocess.DEVNULL, capture_output=True, text=True)
     if result.returncode != 0:
         raise OSError(errno.ENOTEMPTY, result.stderr.strip() or "sandbox-rmtree failed", str(path))
+
+
+def _remove_flat(path: Path, dir_fd: Optional[int]) -> bool:
+    """The common case without a process: a directory of files only (a finished sandbox's, once
+    its supervisor removed the upper directory), each unlinked by the directory's fd, which no
+    symlink can redirect. False, perhaps part done, for anything else: sandbox-rmtree's work."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    except OSError:
+        return False
+    try:
+        names = [entry.name for entry in os.scandir(fd) if not entry.is_dir(follow_symlinks=False)]
+        for name in names:
+            os.unlink(name, dir_fd=fd)
+        os.rmdir(path, dir_fd=dir_fd)  # ENOTEMPTY: a directory in it
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return True
 
 
 # Locking, names, tags, listing ------------------------------------------------

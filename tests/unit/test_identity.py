@@ -53,3 +53,37 @@ def test_an_old_state_directory_moves_to_the_range(tmp_path):
     assert os.stat(files[1]).st_uid == 197608 and os.stat(files[1]).st_mode & 0o7777 == 0o4755
     assert os.stat(tmp_path / "record.json").st_uid == 0
     assert identity._move_ids(str(tmp_path), 100000, 196608) == 0  # once
+
+
+def _namespace(fs, uid_map, subids="me:100000:65536\n"):
+    for name in ("uid_map", "gid_map"):
+        fs.create_file(f"/proc/self/{name}", contents=uid_map)
+    for path in (identity.SUBUID, identity.SUBGID):
+        fs.create_file(path, contents=subids)
+
+
+@pytest.fixture
+def caller(monkeypatch):
+    monkeypatch.setattr(identity, "_user_name", lambda uid: "me")
+    monkeypatch.setattr(identity, "_has_tools", lambda: True)
+    monkeypatch.setattr(os, "getegid", lambda: 1001)
+
+    def as_uid(uid):
+        monkeypatch.setattr(os, "geteuid", lambda: uid)
+        return identity._current.__wrapped__(uid)
+    return as_uid
+
+
+def test_a_caller_gets_its_range_only_where_its_namespace_has_it(fs, caller):
+    _namespace(fs, "         0          0 4294967295\n")
+    assert caller(1001).newidmap and caller(1001).size == RANGE
+    # Under `unshare --user --map-user=1001` (a test's own network namespace): newuidmap could not map it.
+    fs.remove("/proc/self/uid_map")
+    fs.create_file("/proc/self/uid_map", contents="      1001       1001          1\n")
+    assert caller(1001) == identity.Identity(((0, 1001, 1),), ((0, 1001, 1),))
+
+
+def test_a_root_without_the_whole_id_space_maps_only_itself_and_reserves_nothing(fs, caller):
+    _namespace(fs, "         0       1001          1\n", subids="")  # `unshare --user --map-root-user`
+    assert caller(0) == identity.Identity(((0, 0, 1),), ((0, 1001, 1),))
+    assert open(identity.SUBUID).read() == ""
