@@ -25,6 +25,7 @@ BEHAVIOUR_DIRS = ("sandbox", "security", "seed", "images")
 SESSION_MARK = "PYSANDBOX_TEST_SESSION"
 LEFTOVER_PATIENCE_S = 30  # supervisors of sandboxes terminated without wait=True may still be tearing down
 _session_temp = []  # the session's base temporary directory, once known
+_state_homes = []  # the session's state directories, removed at its end
 
 
 def pytest_configure(config):
@@ -32,12 +33,14 @@ def pytest_configure(config):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    """Fail the run if a process it started is still running (after a grace for teardowns), and end them."""
+    """Fail the run if a process it started is still running (after a grace for teardowns), and end them;
+    then remove the session's state directories."""
     deadline = time.monotonic() + LEFTOVER_PATIENCE_S
     leftovers = _suite_processes()
     while leftovers and time.monotonic() < deadline:
         time.sleep(0.2)
         leftovers = _suite_processes()
+    _remove_state_homes()
     if not leftovers:
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
@@ -50,6 +53,16 @@ def pytest_sessionfinish(session, exitstatus):
         except psutil.Error:
             pass
     session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _remove_state_homes():
+    """pytest's own clean-up of old temporary directories cannot remove what a rootless caller's
+    other sandbox ids own (image layers, volumes): registry.remove_tree can (in their namespace)."""
+    for home in _state_homes:
+        try:
+            registry.remove_tree(home)
+        except OSError as exc:
+            print(f"could not remove the session's state directory {home}: {exc}")
 
 
 def _suite_processes():
@@ -112,6 +125,7 @@ def _restore(variable, previous):
 def state_home(tmp_path_factory):
     home = tmp_path_factory.mktemp("pysandbox-home")
     _session_temp.append(str(tmp_path_factory.getbasetemp()) + "/")
+    _state_homes.append(home)
     previous = os.environ.get("PYSANDBOX_HOME")
     os.environ["PYSANDBOX_HOME"] = str(home)
     yield home

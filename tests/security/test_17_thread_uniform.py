@@ -43,8 +43,9 @@ def test_every_thread_confined_alike(sb):
     assert int(fields["CapAmb"][0], 16) == 0
     assert fields["Uid"] == ["0"] * 4 and fields["Gid"] == ["0"] * 4
     for id_map in (uid_map, gid_map):  # the sandbox's ids, one to one onto the outer namespace's (native/userns.h)
-        inside, outside, count = id_map.split()
-        assert (inside, outside, int(count)) == ("0", "0", identity.current().size)
+        ranges = [tuple(map(int, line.split())) for line in id_map.splitlines()]
+        assert ranges[0][:2] == (0, 0) and all(inside == outside for inside, outside, _ in ranges)
+        assert sum(count for _, _, count in ranges) == identity.current().size
     # ... which is an unprivileged host id: seen from the host, nothing of the sandbox runs as root
     for process in psutil.Process(sb._record.supervisor.pid).children(recursive=True):
         assert 0 not in process.uids() and 0 not in process.gids(), process.cmdline()
