@@ -57,8 +57,10 @@ def pytest_sessionfinish(session, exitstatus):
 
 def _remove_state_homes():
     """pytest's own clean-up of old temporary directories cannot remove what a rootless caller's
-    other sandbox ids own (image layers, volumes): registry.remove_tree can (in their namespace)."""
-    for home in _state_homes:
+    other sandbox ids own (image layers, volumes): registry.remove_tree can (in their namespace).
+    What pytest failed to remove of earlier runs it renamed garbage-*: that goes too."""
+    garbage = [path for temp in _session_temp for path in Path(temp).parent.glob("garbage-*")]
+    for home in _state_homes + garbage:
         try:
             registry.remove_tree(home)
         except OSError as exc:

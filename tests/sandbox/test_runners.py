@@ -3,6 +3,7 @@ directories nsjail does not make), with block_network=True and with the default 
 a runner is chosen; and what the nsjail runner refuses. Like every test in tests/sandbox,
 each runs under each runner (the `runner` fixture of tests/conftest.py)."""
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -266,13 +267,18 @@ def test_disk_limit_holds_root_and_tmp(jailed):
 
 
 def _runner_of(sb) -> str:
-    """The runner binary the sandbox's supervisor started (once its child has exec'd it)."""
+    """The runner binary the sandbox's supervisor started (once its child has exec'd it; a
+    child that is still forking or already a zombie has no command line yet)."""
     for _ in range(100):
-        names = [os.path.basename(child.cmdline()[0]) for child in psutil.Process(sb._record.supervisor.pid).children()]
-        if names and names[0] != "sandbox-supervisor":
-            return names[0]
+        names = set()
+        for child in psutil.Process(sb._record.supervisor.pid).children():
+            with contextlib.suppress(psutil.Error):
+                names.update(os.path.basename(arg) for arg in child.cmdline()[:1])
+        runners = names & {"bwrap", "nsjail"}
+        if runners:
+            return runners.pop()
         time.sleep(0.01)
-    return names
+    return sorted(names)
 
 
 @pytest.mark.parametrize("chosen", ["bwrap", "nsjail"])

@@ -61,8 +61,11 @@ def registry(tmp_path_factory):
 
 
 def _temp_entries():
+    """What a build left in the store's tmp; a layer a force_build replaced (retired, swept by
+    the next build that finds no sandbox on it) is not the attack's."""
     tmp = store.root() / "tmp"
-    return sorted(path.name for path in tmp.iterdir()) if tmp.exists() else []
+    entries = tmp.iterdir() if tmp.exists() else ()
+    return sorted(path.name for path in entries if f".{store.RETIRED}-" not in path.name)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pysandbox.secret import Secret
 from pysandbox.spec import ExecSpec, SandboxSpec, check_name, merge_env
 
 
-@given(st.from_regex(r"[A-Za-z0-9._-]{1,64}", fullmatch=True).filter(lambda n: not n.startswith("ap-")))
+@given(st.from_regex(r"[A-Za-z0-9._-]{1,64}", fullmatch=True).filter(lambda n: not n.startswith("ap-") and n not in (".", "..")))
 def test_valid_names_accepted(name):
     assert check_name(name) == name
 
