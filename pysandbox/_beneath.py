@@ -25,6 +25,7 @@ _RESOLVE_IN_ROOT = 0x10
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
+_RESOLVE_RETRIES = 64  # openat2 attempts when the host's renames race a ".." (EAGAIN)
 _PATH_CHUNK = 2048  # bytes of path resolved per openat2 call on a deeper path (PATH_MAX is 4096)
 
 
@@ -58,11 +59,17 @@ def _openat2(root_fd: int, path: str, flags: int, mode: int, symlinks: bool) -> 
         raise OSError(f"openat2 is not known on {platform.machine()}; volumes need it")
     resolve = _RESOLVE_IN_ROOT | _RESOLVE_NO_MAGICLINKS | (0 if symlinks else _RESOLVE_NO_SYMLINKS)
     how = struct.pack("=QQQ", flags | os.O_CLOEXEC, mode if flags & os.O_CREAT else 0, resolve)
-    fd = _libc.syscall(_SYS_OPENAT2, root_fd, os.fsencode(path), how, len(how))
-    if fd < 0:
+    # EAGAIN: a rename or mount anywhere on the host while the walk took a "..", so the kernel
+    # could not prove it stayed inside; it asks for a retry. Bounded: a sandbox renaming in a
+    # loop gets an error for its own tree, never a host thread spinning.
+    for _ in range(_RESOLVE_RETRIES):
+        fd = _libc.syscall(_SYS_OPENAT2, root_fd, os.fsencode(path), how, len(how))
+        if fd >= 0:
+            return fd
         err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err), path)
-    return fd
+        if err != errno.EAGAIN:
+            break
+    raise OSError(err, os.strerror(err), path)
 
 
 def open_file(root_fd: int, path: str, bound: int, variable: str, flags: int = 0) -> Tuple[int, int]:

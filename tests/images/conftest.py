@@ -1,9 +1,19 @@
-"""Image fixtures: debian_slim is built once per session (the cold build takes ~35 s)."""
+"""Image fixtures: debian_slim is built once per session (the cold build takes ~35 s on a
+quiet machine, minutes on a loaded one)."""
 
 import pytest
 
 import pysandbox as modal
 from pysandbox.image import build, store
+
+
+DEBIAN_BUILD_TIMEOUT_S = 900  # the whole test, whichever first needs the image and so builds it
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "debian" in getattr(item, "fixturenames", ()) and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(DEBIAN_BUILD_TIMEOUT_S))
 
 
 @pytest.fixture(scope="session")
