@@ -14,7 +14,7 @@ from .files import is_int
 
 @functools.lru_cache(maxsize=None)
 def boot_id() -> Optional[str]:
-    """This boot's id: a pid and start time recorded under another boot name some other process."""
+    """This boot's id: a pid and start time recorded under another boot names some other process."""
     try:
         with open("/proc/sys/kernel/random/boot_id") as f:
             return f.read().strip() or None
