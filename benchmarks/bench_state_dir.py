@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 from pysandbox import garbage, registry
+from pysandbox._state.files import ensure_dir, new_id, remove_tree, write_json_atomic
+from pysandbox._state.proc import ProcessRef, boot_id
 from _common import interleaved, median_ms, report
 
 RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
@@ -22,14 +24,14 @@ def previous_sandbox_dir(sandbox_id):
     """What create did before: the directory, then the creator record in it."""
     directory = registry.sandbox_dir(sandbox_id)
     directory.mkdir(mode=0o700)
-    registry.write_json_atomic(directory / "creator", registry.ProcessRef.of(os.getpid()).to_json(), durable=False)
+    write_json_atomic(directory / "creator", ProcessRef.of(os.getpid()).to_json(), durable=False)
 
 
 def main():
     os.environ["PYSANDBOX_HOME"] = tempfile.mkdtemp(prefix="pysandbox-bench-state-")
-    registry.ensure_dir(registry.sandboxes_dir(), 0o711)
-    medians = interleaved({"new": lambda: registry.make_sandbox_dir(registry.new_id("sb-")),
-                           "old": lambda: previous_sandbox_dir(registry.new_id("sb-"))}, RUNS)
+    ensure_dir(registry.sandboxes_dir(), 0o711)
+    medians = interleaved({"new": lambda: registry.make_sandbox_dir(new_id("sb-")),
+                           "old": lambda: previous_sandbox_dir(new_id("sb-"))}, RUNS)
     new, old = medians["new"], medians["old"]
     report("sandbox directory made whole (staging, padded creator, rename)", new,
            "mkdir + creator (before)", old)
@@ -40,15 +42,15 @@ def main():
           f"(an empty call: {nothing * 1000:.1f} us)", flush=True)
 
     for sandbox_id in os.listdir(registry.sandboxes_dir()):
-        registry.remove_tree(registry.sandboxes_dir() / sandbox_id)
-    dead = registry.ProcessRef(os.getpid(), 0, registry.boot_id())  # a start time no process has
+        remove_tree(registry.sandboxes_dir() / sandbox_id)
+    dead = ProcessRef(os.getpid(), 0, boot_id())  # a start time no process has
     for _ in range(FINISHED):
-        sandbox_id = registry.new_id("sb-")
+        sandbox_id = new_id("sb-")
         directory = registry.make_sandbox_dir(sandbox_id)
         registry.write_record(registry.SandboxRecord(
             sandbox_id=sandbox_id, app_id="ap-bench", app_name="bench", name=None, tags={}, created_at=time.time(),
             timeout=300, supervisor=dead, entrypoint=(), workdir="/", image_id="host"))
-        registry.write_json_atomic(directory / "exit", {"status": "exited", "code": 0, "finished_at": time.time()},
+        write_json_atomic(directory / "exit", {"status": "exited", "code": 0, "finished_at": time.time()},
                                    durable=False)
     record = registry.read_record(sandbox_id)
     read = median_ms(lambda: registry.finished(record), RUNS)
@@ -61,7 +63,7 @@ def main():
     took = (time.perf_counter() - start) * 1000
     print(f"a collection removing {len(found.sandboxes)} finished sandboxes: {took:.1f} ms "
           f"({took * 1000 / max(1, len(found.sandboxes)):.0f} us per directory)", flush=True)
-    registry.remove_tree(Path(os.environ["PYSANDBOX_HOME"]))
+    remove_tree(Path(os.environ["PYSANDBOX_HOME"]))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import re
 from typing import Iterator, Optional
 
 from . import registry
+from ._state import files
 from ._aio import context, synchronized_static
 from .exception import InvalidError, NotFoundError
 
@@ -58,7 +59,7 @@ class App:
     @context
     def run(self, **_options) -> Iterator["App"]:
         """An ephemeral App: it has an id for the duration of the block."""
-        self._app_id = registry.new_id("ap-")
+        self._app_id = files.new_id("ap-")
         try:
             yield self
         finally:

@@ -33,8 +33,9 @@ import attrs
 from . import bounds, config, registry, volume
 from .exception import Error, ExecutionError, NotFoundError
 from .image import store as image_store
-from .registry import ProcessRef
-from .runtime import cgroups
+from ._state import files
+from ._state.proc import ProcessRef
+from .runtime import cgroups, reconcile
 
 logger = logging.getLogger("pysandbox.gc")
 
@@ -115,7 +116,7 @@ def _collect_sandbox(sandbox_id: str, min_age: float, now: float, found: Collect
         if status is None or _changed_within(min_age, now, directory, directory / registry.EXIT_NAME):
             return False
         if status.lost:
-            found.notes.extend(registry.repair(record))
+            found.notes.extend(reconcile.repair(record))
     try:
         cgroups.remove_listed(directory)  # a supervisor that died or gave up left it
     except ExecutionError as exc:
@@ -144,7 +145,7 @@ def _collect_sandbox(sandbox_id: str, min_age: float, now: float, found: Collect
 def _keep_exit(sandbox_id: str) -> None:
     kept = registry.collected_exit_path(sandbox_id)
     try:
-        registry.ensure_dir(kept.parent, 0o711)
+        files.ensure_dir(kept.parent, 0o711)
         os.link(registry.sandbox_dir(sandbox_id) / registry.EXIT_NAME, kept)
     except FileExistsError:
         pass
@@ -169,7 +170,7 @@ def _collect_staging(path: Path, min_age: float, now: float, found: Collection) 
     (registry.make_sandbox_dir), or a `.trash` one a collection did not finish removing."""
     if path.name.endswith(".new"):
         try:
-            creator = ProcessRef.from_json(registry.read_json(path / registry.CREATOR_NAME, "creator"))
+            creator = ProcessRef.from_json(files.read_json(path / registry.CREATOR_NAME, "creator"))
         except (FileNotFoundError, ExecutionError, ValueError):
             creator = registry.staging_creator(path.name)  # killed before it wrote the file
         if creator.alive() if creator is not None else _changed_within(min_age, now, path):
@@ -228,7 +229,7 @@ def _remove(path: Path, found: Collection) -> bool:
     """Remove a file or a tree; False (and the reason in `found`) if it could not be."""
     try:
         if path.is_dir() and not path.is_symlink():
-            registry.remove_tree(path)
+            files.remove_tree(path)
         else:
             path.unlink()
     except FileNotFoundError:

@@ -1,38 +1,39 @@
-"""The state directory: one atomic record per sandbox, its exit status, and apps.
+"""Sandbox records, their exit status, name claims, tags and apps, in the state directory.
 
 Layout under config.state_dir():
 
-    apps/<app-name>.json            {"app_id", "name", "created_at"}
-    names/<app-id>/<name>           a name claim: {"sandbox_id", "creator"}
-    sandboxes/<sb-id>/creator       the process creating the sandbox (until its record exists),
-                                    padded: on a full disk the exit record is written over it
-    sandboxes/<sb-id>/record.json   the sandbox's spec, owner process and metadata
-    sandboxes/<sb-id>/exit          written once by the supervisor, after teardown
-    sandboxes/<sb-id>/agent.sock    init's listener (host side only)
-    sandboxes/<sb-id>/stdout|stderr the entrypoint's output
-    sandboxes/<sb-id>/upper/        the sandbox's writable layer
+    apps/<app-name>.json              {"app_id", "name", "created_at"}
+    names/<app-id>/<name>             a name claim: {"sandbox_id", "creator"}
+    lock                              held for read-modify-write of names and tags (locked())
+    sandboxes/.exits/<sb-id>          the exit record of a directory gc removed, kept for the retention
+    sandboxes/<sb-id>/creator         the process creating the sandbox (until its record exists),
+                                      padded: on a full disk the exit record is written over it
+    sandboxes/<sb-id>/record.json     the sandbox's spec, owner process and metadata
+    sandboxes/<sb-id>/exit            written once by the supervisor, after teardown (or by
+                                      runtime/reconcile.py for a supervisor that died without a word)
+    sandboxes/<sb-id>/agent.sock      init's listener (host side only)
+    sandboxes/<sb-id>/stdout|stderr   the entrypoint's output, written by the supervisor
+    sandboxes/<sb-id>/upper/          the sandbox's writable layer
+    sandboxes/<sb-id>/terminating     present once terminate() has signalled the supervisor
+    sandboxes/<sb-id>/supervisor.log  the supervisor's, runner's and init's own output; its lock
+                                      says whether any of them still runs (held())
+    sandboxes/<sb-id>/cgroup.json     the sandbox's cgroup (runtime/cgroups)
+    sandboxes/<sb-id>/net/            resolv.conf and the network helper's socket (runtime/netplan.py)
 
-Every write is atomic (temp file, checked write, fsync where the data must survive a
-crash, rename), so a reader sees the old or the new record, never a torn one; a write
-that fails leaves the old record and raises. Every record is validated when read: one
-that cannot be parsed raises an error naming its file and never affects other
-sandboxes. Reading (list, from_id, from_name, poll) never writes: repairs are done by
-terminate(), wait() and the garbage collection.
+Writes go through _state/files.py (atomic), and every record is validated when read: one
+that cannot be parsed raises an error naming its file and never affects other sandboxes.
+Reading (finished, read_exit, iter_records, running_records, list, from_id, poll) never
+kills a process or writes: a sandbox whose supervisor died without an exit record reads as
+lost, and the runtime (runtime/reconcile.py) does its teardown.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
-import functools
 import json
-import math
 import os
 import secrets
-import signal
-import string
-import subprocess
 import time
 import warnings
 from pathlib import Path
@@ -40,14 +41,14 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import attrs
 
-from . import _aio, config, identity
-from .exception import (
-    AlreadyExistsError, ConflictError, Error, ExecutionError, InvalidError, NotFoundError, ResourceExhaustedError,
+from . import _aio, config
+from ._state.files import (
+    ensure_dir, is_int, is_number, is_well_formed_id, new_id, read_json, remove_tree, write_all, write_error,
+    write_json_atomic,
 )
-from .runtime import cgroups
+from ._state.proc import ProcessRef
+from .exception import AlreadyExistsError, ConflictError, Error, ExecutionError, InvalidError, NotFoundError
 
-_ID_ALPHABET = string.ascii_letters + string.digits
-_ID_LENGTH = 22
 RECORD_NAME = "record.json"  # a sandbox directory's record; its existence also confirms the sandbox
 CREATOR_NAME = "creator"  # the creating process, so gc leaves a create in progress alone
 EXIT_RESERVED_BYTES = 512  # the creator file's size: more than the supervisor's whole exit record (320 bytes)
@@ -60,206 +61,12 @@ SUPERVISOR_PROGRAM = b"sandbox-supervisor"  # what a record's supervisor process
 _STATUSES = ("exited", "timeout", "terminated", "idle_timeout", "failed")
 
 
-def new_id(prefix: str) -> str:
-    return prefix + "".join(secrets.choice(_ID_ALPHABET) for _ in range(_ID_LENGTH))
-
-
-def is_well_formed_id(object_id: Any, prefix: str) -> bool:
-    if not isinstance(object_id, str):
-        return False
-    body = object_id[len(prefix):]
-    return object_id.startswith(prefix) and len(body) == _ID_LENGTH and all(c in _ID_ALPHABET for c in body)
-
-
-# Atomic files -----------------------------------------------------------------
-
-
-def write_json_atomic(path: Path, data: Any, mode: int = 0o644, durable: bool = True) -> None:
-    """Replace `path` with `data`: readers see the old or the new content, never a mix.
-
-    `durable` fsyncs the file before the rename and the directory after it; `durable=False`
-    skips both for state that cannot outlive a host crash anyway (a running sandbox's
-    record), which would otherwise cost a millisecond per create. Any failure (a full or
-    read-only disk) leaves the old file in place, removes the temporary file and raises
-    ResourceExhaustedError (no space) or ExecutionError naming the file."""
-    payload = json.dumps(data, sort_keys=True).encode()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
-        try:
-            write_all(fd, payload)
-            if durable:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise write_error(path, exc) from None
-        raise
-    if durable:
-        _fsync_directory(path.parent)
-
-
-def write_all(fd: int, data: bytes) -> None:
-    """os.write until all of `data` is written: a write may be short (a nearly full disk, a signal)."""
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        if written == 0:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        view = view[written:]
-
-
-def write_error(path: Path, exc: OSError) -> Error:
-    """The error for a state file that could not be written."""
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        return ResourceExhaustedError(f"Cannot write {path}: {exc.strerror}. Free space on its disk "
-                                      "(`pysandbox gc` removes the state of finished sandboxes).")
-    return ExecutionError(f"Cannot write {path}: {exc.strerror or exc}.")
-
-
-def _fsync_directory(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError:
-        return  # the file is in place; only its surviving a host crash is uncertain
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def read_json(path: Path, what: str) -> dict:
-    try:
-        with open(path, "rb") as f:
-            data = json.loads(f.read())
-    except FileNotFoundError:
-        raise
-    except (OSError, ValueError) as exc:
-        raise ExecutionError(f"{what} record {path} is unreadable or corrupt ({exc}); run `pysandbox gc` to remove it.") from None
-    if not isinstance(data, dict):
-        raise ExecutionError(f"{what} record {path} is corrupt (not a JSON object); run `pysandbox gc` to remove it.")
-    return data
-
-
-_private_roots: set = set()  # state directories this process has made private
-
-
-def ensure_dir(path: Path, mode: int = 0o700) -> Path:
-    """`path` (in the state directory) and its parents."""
-    private_state_dir()
-    path.mkdir(mode=mode, parents=True, exist_ok=True)
-    return path
-
-
-def private_state_dir() -> Path:
-    """The state directory, private to its owner (0700): nothing in it is any other local user's
-    business (volumes, layers, records, names, sockets). A sandbox's identity reaches what it
-    needs through the supervisor's staged binds (runtime/launch.Stager), never through it."""
-    root = config.state_dir()
-    if str(root) not in _private_roots:
-        root.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            root.mkdir(mode=0o700)
-        except FileExistsError:
-            info = os.stat(root)
-            if info.st_uid != os.geteuid():
-                raise InvalidError(f"The state directory {root} (PYSANDBOX_HOME) belongs to uid {info.st_uid}, not to "
-                                   "this process: its owner could change the layers, volumes and records pysandbox "
-                                   "trusts. Point PYSANDBOX_HOME at a directory of your own.") from None
-            if info.st_mode & 0o077:
-                os.chmod(root, 0o700)  # made public by an earlier version
-        identity.adopt_state(str(root))
-        _private_roots.add(str(root))
-    return root
-
-
 def sandboxes_dir() -> Path:
     return config.state_dir() / "sandboxes"
 
 
 def sandbox_dir(sandbox_id: str) -> Path:
     return sandboxes_dir() / sandbox_id
-
-
-# Processes --------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=None)
-def boot_id() -> Optional[str]:
-    """This boot's id: a pid and start time recorded under another boot name some other process."""
-    try:
-        with open("/proc/sys/kernel/random/boot_id") as f:
-            return f.read().strip() or None
-    except OSError:
-        return None
-
-
-def _stat(pid: int) -> Optional[Tuple[bytes, list]]:
-    """(command name, fields 3.. of /proc/<pid>/stat), or None if the process is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    end = data.rindex(b")")
-    return data[data.index(b"(") + 1:end], data[end + 2:].split()
-
-
-def _is_int(value: Any, low: int = 0) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= low
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-@attrs.frozen
-class ProcessRef:
-    """A process named by pid, start time (clock ticks after boot, as the kernel reports
-    it) and boot id, so neither a reused pid nor a record from before a reboot is ever
-    mistaken for the process. Records written before boot ids were kept have none."""
-
-    pid: int
-    start_time: int
-    boot_id: Optional[str] = None
-
-    @classmethod
-    def of(cls, pid: int) -> "ProcessRef":
-        found = _stat(pid)
-        if found is None:
-            raise ProcessLookupError(pid)
-        return cls(pid, int(found[1][19]), boot_id())
-
-    @classmethod
-    def from_json(cls, data: Any) -> "ProcessRef":
-        """ValueError unless `data` is what to_json() wrote (or an older record without a boot id)."""
-        if not (isinstance(data, dict) and _is_int(data.get("pid"), 1) and _is_int(data.get("start_time"))
-                and isinstance(data.get("boot_id", ""), (str, type(None)))):
-            raise ValueError(f"not a process (pid, start_time, boot_id): {data!r:.200}")
-        return cls(data["pid"], data["start_time"], data.get("boot_id"))
-
-    def to_json(self) -> dict:
-        return attrs.asdict(self)
-
-    def alive(self, program: Optional[bytes] = None) -> bool:
-        """Whether the recorded process still runs (and, given `program`, runs that program: for
-        a record without a boot id, which might come from before a reboot, that is what proves it)."""
-        now = boot_id()
-        if self.boot_id is not None and now is not None and self.boot_id != now:
-            return False  # recorded before a reboot
-        found = _stat(self.pid)
-        if found is None:
-            return False
-        name, fields = found
-        if int(fields[19]) != self.start_time or fields[0] in (b"Z", b"X"):
-            return False
-        return program is None or name == os.path.basename(program)[:15]  # the kernel keeps 15 bytes
 
 
 # Sandbox records --------------------------------------------------------------
@@ -275,7 +82,7 @@ def _is_tags(value: Any) -> bool:
 
 def _is_tunnels(value: Any) -> bool:
     return isinstance(value, list) and all(
-        isinstance(t, list) and len(t) == 3 and _is_int(t[0], 1) and _is_int(t[1], 1) and isinstance(t[2], bool)
+        isinstance(t, list) and len(t) == 3 and is_int(t[0], 1) and is_int(t[1], 1) and isinstance(t[2], bool)
         for t in value)
 
 
@@ -306,8 +113,8 @@ _RECORD_FIELDS: Dict[str, Tuple[str, Callable[[Any], bool], bool]] = {
     "app_name": ("a string or null", lambda v: v is None or isinstance(v, str), True),
     "name": ("a string or null", lambda v: v is None or isinstance(v, str), True),
     "tags": ("an object of strings", _is_tags, True),
-    "created_at": ("a number", _is_number, True),
-    "timeout": ("a number", _is_number, True),
+    "created_at": ("a number", is_number, True),
+    "timeout": ("a number", is_number, True),
     "supervisor": ("a process", _is_process, True),
     "entrypoint": ("a list of strings", _is_str_list, True),
     "workdir": ("a string", lambda v: isinstance(v, str), True),
@@ -430,7 +237,7 @@ class ExitStatus:
     cpu_seconds: Optional[float] = None
     memory_peak: Optional[int] = None
     # True when no supervisor wrote it: it died without a word (SIGKILL, a host crash, a disk it
-    # could not write), so the sandbox died with it and reads as terminated (see repair()).
+    # could not write), so the sandbox died with it and reads as terminated (see runtime/reconcile.py).
     lost: bool = attrs.field(default=False, eq=False)
 
 
@@ -447,8 +254,8 @@ def read_exit(sandbox_id: str, path: Optional[Path] = None) -> Optional[ExitStat
         data = read_json(path, "sandbox exit")
     except FileNotFoundError:
         return None
-    usage = {"oom_kills": _is_int, "cpu_seconds": _is_number, "memory_peak": _is_int}
-    if not (data.get("status") in _STATUSES and _is_int(data.get("code"), -(1 << 31)) and _is_number(data.get("finished_at"))
+    usage = {"oom_kills": is_int, "cpu_seconds": is_number, "memory_peak": is_int}
+    if not (data.get("status") in _STATUSES and is_int(data.get("code"), -(1 << 31)) and is_number(data.get("finished_at"))
             and all(data.get(key) is None or check(data[key]) for key, check in usage.items())):
         raise ExecutionError(f"sandbox exit record {path} is corrupt; run `pysandbox gc` to remove it.")
     return ExitStatus(data["status"], data["code"], float(data["finished_at"]),
@@ -479,7 +286,8 @@ def finished(record: SandboxRecord) -> Optional[ExitStatus]:
 
     A supervisor that died without writing its record (SIGKILL, a host crash, a full or
     read-only disk) took the sandbox with it (bwrap runs with --die-with-parent): the
-    sandbox reads as terminated, with `lost` set; repair() does what teardown it could not.
+    sandbox reads as terminated, with `lost` set, and runtime/reconcile.repair() does the
+    teardown it could not.
     A sandbox whose directory gc removed meanwhile reads the exit record gc kept aside."""
     status = read_exit(record.sandbox_id)
     if status is not None or record.supervisor.alive(SUPERVISOR_PROGRAM):
@@ -488,51 +296,6 @@ def finished(record: SandboxRecord) -> Optional[ExitStatus]:
     if status is None:
         status = read_exit(record.sandbox_id, collected_exit_path(record.sandbox_id))
     return status if status is not None else ExitStatus("terminated", 137, time.time(), lost=True)
-
-
-def repair(record: SandboxRecord) -> List[str]:
-    """Do the teardown of a sandbox whose supervisor died without its exit record: kill what
-    it stranded, remove its cgroup, upper directory and socket, then record it as terminated.
-    Best effort (a full or read-only disk must not make terminate() or gc fail: the sandbox
-    reads as terminated anyway); returns what could not be done, one line each."""
-    directory = sandbox_dir(record.sandbox_id)
-    if os.path.exists(directory / EXIT_NAME) or record.supervisor.alive(SUPERVISOR_PROGRAM):
-        return []
-    problems = []
-    _kill_strays(directory)
-    try:
-        cgroups.remove_listed(directory)
-    except ExecutionError as exc:  # an invalid cgroup.json: refused, never acted on
-        problems.append(str(exc))
-    except OSError:
-        pass  # still busy: `gc` removes it later, and keeps the directory until it can
-    with contextlib.suppress(OSError):
-        remove_tree(directory / "upper")
-    with contextlib.suppress(OSError):
-        os.unlink(directory / "agent.sock")
-    with contextlib.suppress(Error):
-        write_json_atomic(directory / EXIT_NAME, {"status": "terminated", "code": 137, "finished_at": time.time()},
-                          durable=False)
-    return problems
-
-
-def _kill_strays(directory: Path) -> None:
-    """A supervisor killed while bwrap (or nsjail) was still setting the sandbox up can
-    strand the runner's child, not yet under --die-with-parent, blocked on a runner that
-    is gone. It still carries the runner's command line, which names the sandbox
-    (sandbox-init's `--sandbox ID`)."""
-    name = os.fsencode(directory.name)
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-            if os.path.basename(argv[0]) in (b"bwrap", b"nsjail") and any(
-                    a == b"--sandbox" and b == name for a, b in zip(argv, argv[1:])):
-                os.kill(int(entry.name), signal.SIGKILL)
-        except (OSError, ProcessLookupError):
-            pass  # gone meanwhile, or not ours to read
 
 
 def mark_terminating(sandbox_id: str) -> None:
@@ -557,42 +320,6 @@ def sandbox_state(record: SandboxRecord) -> Tuple[str, Optional[int]]:
     """("running", None), or the final status and the return code Modal would report."""
     status = finished(record)
     return ("running", None) if status is None else (status.status, returncode(status))
-
-
-def remove_tree(path: Path, dir_fd: Optional[int] = None) -> None:
-    """Remove `path` (relative to `dir_fd`, if given) and everything below it. Sandboxes write
-    these trees, and may still be changing them: sandbox-rmtree (native/rmtree.c) never follows a
-    symlink, never leaves the tree's mount, gets through chmod 000 and any depth, where Python's
-    rmtree works on path strings a sandbox can redirect. OSError saying what it could not remove."""
-    if not os.path.lexists(path if dir_fd is None else f"/proc/self/fd/{dir_fd}/{path}") or _remove_flat(path, dir_fd):
-        return
-    ids = identity.current()  # an unprivileged caller removes its sandbox users' files in their namespace
-    argv = [config.native_binary("sandbox-rmtree"), *(ids.supervisor_args() if ids.newidmap else []),
-            *(["--at", str(dir_fd)] if dir_fd is not None else []), str(path)]
-    result = subprocess.run(argv, env=config.HOST_ENV, pass_fds=() if dir_fd is None else (dir_fd,),
-                            stdin=subprocess.DEVNULL, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise OSError(errno.ENOTEMPTY, result.stderr.strip() or "sandbox-rmtree failed", str(path))
-
-
-def _remove_flat(path: Path, dir_fd: Optional[int]) -> bool:
-    """The common case without a process: a directory of files only (a finished sandbox's, once
-    its supervisor removed the upper directory), each unlinked by the directory's fd, which no
-    symlink can redirect. False, perhaps part done, for anything else: sandbox-rmtree's work."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
-    except OSError:
-        return False
-    try:
-        names = [entry.name for entry in os.scandir(fd) if not entry.is_dir(follow_symlinks=False)]
-        for name in names:
-            os.unlink(name, dir_fd=fd)
-        os.rmdir(path, dir_fd=dir_fd)  # ENOTEMPTY: a directory in it
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
-    return True
 
 
 # Locking, names, tags, listing ------------------------------------------------

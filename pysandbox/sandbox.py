@@ -27,6 +27,8 @@ import attrs
 
 from . import _aio, agent, bounds, exception, garbage, image as images, network, registry
 from ._aio import synchronized, synchronized_static
+from ._state import files
+from ._state.proc import ProcessRef
 from ._validate import positive_seconds
 from .app import App
 from .exception import (
@@ -45,7 +47,7 @@ from .filesystem import SandboxFilesystem
 from .probe import Probe, check_probe
 from .process import ContainerProcess
 from .resources import Resources, SandboxStats, default_pids_limit
-from .runtime import cgroups, launch, layout, limits, netplan, nsjail
+from .runtime import cgroups, launch, layout, limits, netplan, nsjail, reconcile
 from .secret import Secret
 from .spec import ExecSpec, SandboxSpec, check_experimental_options, check_tags, merge_env, valid_name
 from .volume import mount_plan
@@ -222,7 +224,7 @@ class Sandbox:
     @synchronized_static
     async def from_id(sandbox_id: str, client: Any = None) -> "Sandbox":
         """A handle to an existing sandbox, from any process."""
-        if not isinstance(sandbox_id, str) or not registry.is_well_formed_id(sandbox_id, "sb-"):
+        if not isinstance(sandbox_id, str) or not files.is_well_formed_id(sandbox_id, "sb-"):
             raise InvalidError(f"Invalid sandbox id {sandbox_id!r}: expected 'sb-' followed by 22 letters or digits.")
         sandbox = Sandbox(registry.read_record(sandbox_id))
         sandbox._refresh()
@@ -263,7 +265,7 @@ class Sandbox:
     async def list(*, app_id: Optional[str] = None, tags: Optional[Dict[str, str]] = None, client: Any = None):
         """Running sandboxes (of one app, carrying all the given tags), newest first."""
         wanted = check_tags(tags)
-        if app_id is not None and (not isinstance(app_id, str) or not registry.is_well_formed_id(app_id, "ap-")):
+        if app_id is not None and (not isinstance(app_id, str) or not files.is_well_formed_id(app_id, "ap-")):
             raise InvalidError(f"Invalid app_id {app_id!r}: pass an App's app_id ('ap-' and 22 letters or digits).")
         if app_id is None:
             warnings.warn("Sandbox.list() without app_id lists the sandboxes of every app; pass app_id=.",
@@ -538,7 +540,7 @@ class Sandbox:
 
 
 
-def _pidfd(ref: registry.ProcessRef) -> Optional[int]:
+def _pidfd(ref: ProcessRef) -> Optional[int]:
     """A pidfd for the supervisor, or None if it is gone (checked after opening: no pid reuse race)."""
     try:
         fd = os.pidfd_open(ref.pid)
@@ -550,7 +552,7 @@ def _pidfd(ref: registry.ProcessRef) -> Optional[int]:
     return fd
 
 
-def _signal(ref: registry.ProcessRef, signum: int) -> bool:
+def _signal(ref: ProcessRef, signum: int) -> bool:
     """Send the supervisor `signum`; False if it is gone."""
     pidfd = _pidfd(ref)
     if pidfd is None:
@@ -565,7 +567,7 @@ def _signal(ref: registry.ProcessRef, signum: int) -> bool:
 
 
 def _repair(record: registry.SandboxRecord) -> None:
-    for problem in registry.repair(record):
+    for problem in reconcile.repair(record):
         warnings.warn(problem, RuntimeWarning, stacklevel=3)
 
 
@@ -573,7 +575,7 @@ def _start(spec: SandboxSpec, app: App, tethered: bool = False) -> Sandbox:
     """tethered (build sandboxes): never confirmed, so the sandbox ends when its creator
     dies or calls `sandbox._launched.abandon()`."""
     garbage.collect_soon()  # first: a bad setting of it is an error before any work
-    sandbox_id = registry.new_id("sb-")
+    sandbox_id = files.new_id("sb-")
     directory = registry.make_sandbox_dir(sandbox_id)
     env = {**(layout.default_env() if spec.rootfs is None else spec.rootfs.env), **spec.env}
     launched = None
@@ -623,7 +625,7 @@ def _abandon(directory, launched) -> None:
             os.close(pidfd)
         launch.reap_finished()
     with contextlib.suppress(OSError):
-        registry.remove_tree(directory)
+        files.remove_tree(directory)
 
 
 class _StderrHandler(logging.StreamHandler):

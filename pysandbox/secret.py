@@ -17,6 +17,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence
 import attrs
 
 from . import config, registry
+from ._state import files
 from ._aio import synchronized, synchronized_static
 from .exception import AlreadyExistsError, InvalidError, NotFoundError
 
@@ -40,15 +41,15 @@ def _secret_path(name: str) -> Path:
 
 def _read_named(name: str) -> dict:
     try:
-        return registry.read_json(_secret_path(name), "secret")
+        return files.read_json(_secret_path(name), "secret")
     except FileNotFoundError:
         raise NotFoundError(f"Secret {name!r} not found; create it with Secret.objects.create or "
                             f"`pysandbox secret create {name} KEY=VALUE`.") from None
 
 
 def _write_named(name: str, record: dict) -> None:
-    registry.ensure_dir(_secret_path(name).parent, 0o700)
-    registry.write_json_atomic(_secret_path(name), record, mode=0o600)
+    files.ensure_dir(_secret_path(name).parent, 0o700)
+    files.write_json_atomic(_secret_path(name), record, mode=0o600)
 
 
 @attrs.frozen

@@ -26,6 +26,7 @@ from typing import Any, AsyncIterator, Iterator, List, Optional, Tuple, Union
 import attrs
 
 from . import _beneath, bounds, config, registry
+from ._state import files
 from ._aio import context, static_context, synchronized, synchronized_static
 from .exception import AlreadyExistsError, InvalidError, NotFoundError
 from .spec import Bind
@@ -70,18 +71,18 @@ def _check_name(name: str) -> str:
 
 
 def _create(directory: Path, name: Optional[str]) -> dict:
-    meta = {"volume_id": registry.new_id("vo-"), "name": name, "created_at": time.time()}
+    meta = {"volume_id": files.new_id("vo-"), "name": name, "created_at": time.time()}
     tmp = directory.with_name(f".{directory.name}.{os.getpid()}.{secrets.token_hex(4)}{_CREATING}")
     try:
         (tmp / "data").mkdir(parents=True, mode=0o755)
         os.chown(tmp / "data", *config.sandbox_owner())
-        registry.write_json_atomic(tmp / "meta.json", meta)
+        files.write_json_atomic(tmp / "meta.json", meta)
         os.rename(tmp, directory)  # published whole, or not at all
     except BaseException as exc:
         with contextlib.suppress(OSError):
-            registry.remove_tree(tmp)  # a full disk leaves no half-made volume
+            files.remove_tree(tmp)  # a full disk leaves no half-made volume
         if isinstance(exc, OSError):
-            raise registry.write_error(tmp, exc) from None
+            raise files.write_error(tmp, exc) from None
         raise
     return meta
 
@@ -108,7 +109,7 @@ class _VolumeManager:
     @synchronized_static
     async def create(name: str, *, allow_existing: bool = False, **_options) -> None:
         directory = _volumes_dir() / _check_name(name)
-        registry.ensure_dir(_volumes_dir())
+        files.ensure_dir(_volumes_dir())
         with registry.locked():
             if directory.exists():
                 if allow_existing:
@@ -125,7 +126,7 @@ class _VolumeManager:
             raise NotFoundError(f"Volume {name!r} not found")
         trash = directory.with_name(f".{name}.{os.getpid()}.{secrets.token_hex(4)}{_DELETING}")
         os.rename(directory, trash)  # gone at once for everyone, then removed
-        registry.remove_tree(trash)
+        files.remove_tree(trash)
 
     @synchronized_static
     async def list(*, max_objects: Optional[int] = None, **_options) -> List["Volume"]:
@@ -152,20 +153,20 @@ class Volume:
 
     @staticmethod
     def from_id(volume_id: str, client=None) -> "Volume":
-        if not isinstance(volume_id, str) or not registry.is_well_formed_id(volume_id, "vo-"):
+        if not isinstance(volume_id, str) or not files.is_well_formed_id(volume_id, "vo-"):
             raise InvalidError(f"Invalid volume id {volume_id!r}")
         return Volume(None, volume_id)
 
     @static_context
     def ephemeral(client=None, environment_name=None, version=None, create_options=None) -> Iterator["Volume"]:
         """An anonymous volume that exists only inside the `with` block."""
-        registry.ensure_dir(_volumes_dir())
-        directory = _volumes_dir() / f"ephemeral-{registry.new_id('')}"
+        files.ensure_dir(_volumes_dir())
+        directory = _volumes_dir() / f"ephemeral-{files.new_id('')}"
         meta = _create(directory, None)
         try:
             yield Volume(None, meta["volume_id"])
         finally:
-            registry.remove_tree(directory)
+            files.remove_tree(directory)
 
     def with_mount_options(self, *, read_only: Optional[bool] = None, sub_path: Optional[str] = None) -> "Volume":
         if sub_path is not None and (not isinstance(sub_path, str) or sub_path.startswith("/")
@@ -198,14 +199,14 @@ class Volume:
             return directory
         for directory in (_volumes_dir().iterdir() if _volumes_dir().is_dir() else ()):
             try:
-                if registry.read_json(directory / "meta.json", "volume").get("volume_id") == self._volume_id:
+                if files.read_json(directory / "meta.json", "volume").get("volume_id") == self._volume_id:
                     return directory
             except (FileNotFoundError, NotADirectoryError):
                 continue
         raise NotFoundError(f"Volume {self._volume_id} not found")
 
     def _meta(self) -> dict:
-        return registry.read_json(self._directory() / "meta.json", "volume")
+        return files.read_json(self._directory() / "meta.json", "volume")
 
     def bind(self, path: str) -> Bind:
         """How a sandbox mounts this volume at `path`: its data directory, or the sub_path in it
@@ -310,7 +311,7 @@ class Volume:
                 if stat_module.S_ISDIR(info.st_mode):
                     if not recursive:
                         raise IsADirectoryError(f"{path} is a directory; pass recursive=True")
-                    registry.remove_tree(name, dir_fd=parent)  # a sandbox may be changing it meanwhile
+                    files.remove_tree(name, dir_fd=parent)  # a sandbox may be changing it meanwhile
                 else:
                     os.unlink(name, dir_fd=parent)
             finally:
@@ -371,8 +372,8 @@ class Volume:
                 raise NotFoundError(f"Volume {old_name!r} not found")
             if new.exists():
                 raise AlreadyExistsError(f"Volume {new_name!r} already exists")
-            meta = registry.read_json(old / "meta.json", "volume")
-            registry.write_json_atomic(old / "meta.json", {**meta, "name": new_name})
+            meta = files.read_json(old / "meta.json", "volume")
+            files.write_json_atomic(old / "meta.json", {**meta, "name": new_name})
             os.rename(old, new)
 
     def __repr__(self) -> str:

@@ -11,6 +11,8 @@ import pytest
 
 import pysandbox as modal
 from pysandbox import registry
+from pysandbox._state.files import remove_tree
+from pysandbox._state.proc import ProcessRef
 from pysandbox.runtime import cgroups
 
 
@@ -57,12 +59,12 @@ def pytest_sessionfinish(session, exitstatus):
 
 def _remove_state_homes():
     """pytest's own clean-up of old temporary directories cannot remove what a rootless caller's
-    other sandbox ids own (image layers, volumes): registry.remove_tree can (in their namespace).
+    other sandbox ids own (image layers, volumes): _state.files.remove_tree can (in their namespace).
     What pytest failed to remove of earlier runs it renamed garbage-*: that goes too."""
     garbage = [path for temp in _session_temp for path in Path(temp).parent.glob("garbage-*")]
     for home in _state_homes + garbage:
         try:
-            registry.remove_tree(home)
+            remove_tree(home)
         except OSError as exc:
             print(f"could not remove the session's state directory {home}: {exc}")
 
@@ -139,7 +141,7 @@ def app(state_home):
     return modal.App.lookup("pysandbox-tests", create_if_missing=True)
 
 
-def assert_torn_down(sandbox_id: str, supervisor: registry.ProcessRef) -> None:
+def assert_torn_down(sandbox_id: str, supervisor: ProcessRef) -> None:
     """Nothing of the sandbox is left: no process, no upper dir, no socket."""
     directory = registry.sandbox_dir(sandbox_id)
     assert not supervisor.alive()

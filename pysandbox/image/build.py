@@ -22,6 +22,7 @@ from typing import Callable, List, Optional, Sequence
 import attrs
 
 from .. import bounds, output, registry
+from .._state import files
 from ..exception import ConflictError, ImageBuildError, InvalidError, NotFoundError, ResourceExhaustedError
 from ..spec import Bind
 from . import _unpack, store
@@ -144,7 +145,7 @@ def _build_layer(step, layer: str, parent: Optional[dict], progress) -> dict:
         except OSError as exc:
             if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
                 raise
-            raise registry.write_error(Path(exc.filename or temp), exc) from None  # a full disk, said plainly
+            raise files.write_error(Path(exc.filename or temp), exc) from None  # a full disk, said plainly
         meta = {
             "parent": None if parent is None else parent["id"],
             "step": step.definition(),
@@ -164,7 +165,7 @@ def _build_layer(step, layer: str, parent: Optional[dict], progress) -> dict:
 
 def _remove_quietly(path: Path) -> None:
     try:
-        registry.remove_tree(path)
+        files.remove_tree(path)
     except OSError:
         shutil.rmtree(path, ignore_errors=True)  # what is left is a stale temp dir that prune removes
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Iterator, List, Optional
 
 from .. import _beneath, config, registry
+from .._state import files
 from ..exception import NotFoundError
 
 ID_LENGTH = 32
@@ -47,11 +48,11 @@ def layer_dir(layer_id: str) -> Path:
 
 
 def ensure_dirs() -> None:
-    # Private, as all of the state directory (registry.private_state_dir); the sandbox
+    # Private, as all of the state directory (_state/files.private_state_dir); the sandbox
     # identity reaches layers through the supervisor's staged binds of `layers` and `tmp`,
     # which it must traverse (0711), never list.
     for name in ("layers", "tmp", "locks", "refs"):
-        registry.ensure_dir(root() / name, 0o711 if name in ("layers", "tmp") else 0o700)
+        files.ensure_dir(root() / name, 0o711 if name in ("layers", "tmp") else 0o700)
 
 
 def layer_id(parent: Optional[str], definition: dict) -> str:
@@ -112,17 +113,17 @@ def new_temp(layer: str) -> Path:
                 os.chown(temp / name, *owner)
     except OSError as exc:
         with contextlib.suppress(OSError):
-            registry.remove_tree(temp)  # a full disk leaves no half-made build directory
-        raise registry.write_error(temp, exc) from None
+            files.remove_tree(temp)  # a full disk leaves no half-made build directory
+        raise files.write_error(temp, exc) from None
     return temp
 
 
 def publish(temp: Path, layer: str, meta: dict) -> None:
     """Turn a finished build directory into the layer, by one rename."""
-    registry.remove_tree(temp / "work")
-    registry.remove_tree(temp / "rootfs" / "__pysandbox")  # bwrap's mount point for init, not content
+    files.remove_tree(temp / "work")
+    files.remove_tree(temp / "rootfs" / "__pysandbox")  # bwrap's mount point for init, not content
     meta = {**meta, "id": layer, "size": disk_usage(temp / "rootfs"), "created_at": time.time()}
-    registry.write_json_atomic(temp / "meta.json", meta)
+    files.write_json_atomic(temp / "meta.json", meta)
     if layer_dir(layer).exists():  # force_build: the old one retires; sandboxes on it keep their files
         os.rename(layer_dir(layer), root() / "tmp" / f"{layer}.{RETIRED}-{secrets.token_hex(4)}")
     os.rename(temp, layer_dir(layer))
@@ -142,7 +143,7 @@ def remember(image: str, description: str) -> None:
     """Record that an image was used, so prune keeps its layers."""
     ref = root() / "refs" / f"{image}.json"
     if not ref.exists():
-        registry.write_json_atomic(ref, {"image_id": image, "recipe": description, "created_at": time.time()},
+        files.write_json_atomic(ref, {"image_id": image, "recipe": description, "created_at": time.time()},
                                    durable=False)
 
 
@@ -152,7 +153,7 @@ def refs() -> List[dict]:
         for entry in sorted(os.listdir(root() / "refs")):
             if entry.endswith(".json"):
                 with contextlib.suppress(OSError, ValueError):
-                    found.append(registry.read_json(root() / "refs" / entry, "image reference"))
+                    found.append(files.read_json(root() / "refs" / entry, "image reference"))
     return found
 
 
@@ -205,7 +206,7 @@ def remove_stale_temps() -> int:
     """Remove what crashed or failed builds left; how many directories."""
     stale = stale_temps()
     for temp in stale:
-        registry.remove_tree(temp)
+        files.remove_tree(temp)
     return len(stale)
 
 
@@ -224,7 +225,7 @@ def prune(everything: bool = False) -> List[str]:
             # Renamed away first, so a reader never sees a half-deleted layer.
             doomed = root() / "tmp" / f"{layer}.removed-{secrets.token_hex(4)}"
             os.rename(layer_dir(layer), doomed)
-            registry.remove_tree(doomed)
+            files.remove_tree(doomed)
             removed.append(layer)
     if everything:
         for ref in refs():

@@ -34,9 +34,9 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple
 from .. import agent, bounds, config, identity
 from .. import registry
 from .._overlay import LayerView
+from .._state.proc import ProcessRef
 from ..exception import InvalidError
 from ..probe import PROBE_PATH
-from ..registry import ProcessRef
 from ..spec import SandboxSpec
 from . import bwrap, cgroups, fds, initconfig, layout, limits, netplan, nsjail, sizes
 

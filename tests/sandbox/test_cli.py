@@ -17,6 +17,7 @@ import pytest
 
 import pysandbox as modal
 from pysandbox import registry
+from pysandbox._state.files import ensure_dir, new_id
 from pysandbox.runtime import cgroups
 from ..conftest import assert_torn_down
 
@@ -171,8 +172,8 @@ def test_ls_lists_running_sandboxes_and_all_with_all(sandboxes, app):
 
 
 def test_ls_shows_a_corrupt_record_only_with_all():
-    bad_id = registry.new_id("sb-")
-    directory = registry.ensure_dir(registry.sandbox_dir(bad_id))
+    bad_id = new_id("sb-")
+    directory = ensure_dir(registry.sandbox_dir(bad_id))
     try:
         (directory / "record.json").write_text("{not json")
         assert bad_id not in cli("ls").stdout.decode()

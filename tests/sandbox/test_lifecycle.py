@@ -8,6 +8,7 @@ import pytest
 
 import pysandbox as modal
 from pysandbox import registry
+from pysandbox._state.files import is_well_formed_id
 from pysandbox.exception import (
     ClientClosed,
     ConflictError,
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.rootless
 
 
 def test_object_id_shape(sb):
-    assert registry.is_well_formed_id(sb.object_id, "sb-")
+    assert is_well_formed_id(sb.object_id, "sb-")
 
 
 def test_entrypoint_output_and_exit_code(sandboxes):

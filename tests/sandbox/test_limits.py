@@ -11,9 +11,11 @@ import pytest
 
 import pysandbox as modal
 from pysandbox import garbage, registry
+from pysandbox._state import files
 from pysandbox.exception import InvalidError
 from pysandbox.resources import DEFAULT_PIDS_LIMIT, Resources, SandboxStats
 from pysandbox.runtime import cgroups, launch, netplan
+from pysandbox.runtime.cgroups._common import read_number
 
 HOST = cgroups.host()
 needs_cgroups = pytest.mark.skipif(not HOST.has("memory"), reason="no writable cgroup here (unprivileged on v1)")
@@ -95,7 +97,7 @@ def test_a_cpu_limit_throttles(sandboxes):
     cpu = cgroup_of(sb).dirs["cpu"]
     p = sb.exec("python3", "-c", "import time\nend = time.time() + 1\nwhile time.time() < end: pass")
     assert p.wait() == 0
-    assert cgroups.read_number(cpu + "/cpu.stat", "nr_throttled") > 0
+    assert read_number(cpu + "/cpu.stat", "nr_throttled") > 0
 
 
 @needs_cgroups
@@ -112,7 +114,7 @@ def test_a_killed_supervisor_leaves_no_cgroup(sandboxes):
 
 @needs_cgroups
 def test_a_failed_spawn_removes_the_cgroup(app, monkeypatch):
-    monkeypatch.setattr(registry, "new_id", lambda prefix: prefix + "LimitsSpawnFails0000000")
+    monkeypatch.setattr(files, "new_id", lambda prefix: prefix + "LimitsSpawnFails0000000")
 
     def fail(*args):
         raise OSError("spawn failed")
@@ -170,7 +172,7 @@ def test_bad_resource_options_are_refused_before_any_work(app, options, message)
 def test_gc_removes_the_cgroup_of_an_abandoned_create(state_home):
     """A creator killed between making the cgroup and starting the supervisor leaves
     a directory with no record and no live creator: gc removes it and its cgroup."""
-    sandbox_id = registry.new_id("sb-")
+    sandbox_id = files.new_id("sb-")
     directory = registry.sandbox_dir(sandbox_id)
     directory.mkdir(parents=True)
     cgroup = cgroups.create(sandbox_id, Resources(memory_limit=64, pids_limit=10))

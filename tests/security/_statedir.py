@@ -13,6 +13,8 @@ from pathlib import Path
 import psutil
 
 from pysandbox import registry
+from pysandbox._state.files import ensure_dir
+from pysandbox._state.proc import ProcessRef
 
 ROOT = Path(__file__).resolve().parents[2]  # the tree under test, for children's PYTHONPATH
 
@@ -77,7 +79,7 @@ def fake_supervisor(tmp_path):
     program = tmp_path / "sandbox-supervisor"
     shutil.copy("/bin/sleep", program)
     proc = subprocess.Popen([str(program), "600"])
-    return proc, registry.ProcessRef.of(proc.pid)
+    return proc, ProcessRef.of(proc.pid)
 
 
 SIGTERM_BIT = 1 << 14  # SIGTERM is 15
@@ -101,7 +103,7 @@ def pending_signals(pid):
 
 def write_record_of(sandbox_id, supervisor, app_id="ap-" + "x" * 22, **fields):
     """A sandbox directory with a record of our making (and, by default, no exit record)."""
-    directory = registry.ensure_dir(registry.sandbox_dir(sandbox_id))
+    directory = ensure_dir(registry.sandbox_dir(sandbox_id))
     fields = {"app_name": "made-up", "name": None, "tags": {}, "created_at": 1.0, "timeout": 300, "entrypoint": (),
               "workdir": "/", "image_id": "host", **fields}
     record = registry.SandboxRecord(sandbox_id=sandbox_id, app_id=app_id, supervisor=supervisor, **fields)

@@ -19,6 +19,7 @@ from pysandbox import config, registry
 from pysandbox.exception import InvalidError
 from pysandbox.resources import DEFAULT_PIDS_LIMIT
 from pysandbox.runtime import cgroups, limits
+from pysandbox.runtime.cgroups._common import read_number
 
 pytestmark = pytest.mark.rootless
 
@@ -58,7 +59,7 @@ def test_fork_bomb_is_contained_by_the_default_pids_limit(sandboxes):
     time.sleep(1)  # it keeps trying: the count must stay at the limit
     if pids_cgroup:
         assert sb.stats().pids <= DEFAULT_PIDS_LIMIT
-        refused = cgroups.read_number(cgroup.dirs["pids"] + "/pids.events", "max")
+        refused = read_number(cgroup.dirs["pids"] + "/pids.events", "max")
         assert refused > 0  # forks were refused by pids.max
         assert sb.poll() is None  # the sandbox's init survives the bomb
     sb.terminate(wait=True)

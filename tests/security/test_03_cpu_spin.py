@@ -14,6 +14,7 @@ import pytest
 from pysandbox import registry
 from pysandbox.exception import SandboxTimeoutError
 from pysandbox.runtime import cgroups
+from pysandbox.runtime.cgroups._common import read_number
 
 pytestmark = pytest.mark.rootless
 
@@ -56,4 +57,4 @@ def test_a_cpu_limit_throttles_the_spin(sandboxes):
     p = sb.exec("python3", "-c", SPIN, timeout=1)
     assert p.wait() == -1
     cpu_dir = cgroups.load(registry.sandbox_dir(sb.object_id)).dirs["cpu"]
-    assert cgroups.read_number(cpu_dir + "/cpu.stat", "nr_throttled") > 0
+    assert read_number(cpu_dir + "/cpu.stat", "nr_throttled") > 0

@@ -17,6 +17,8 @@ import pytest
 
 import pysandbox as modal
 from pysandbox import config, garbage, registry, volume
+from pysandbox._state.files import new_id, read_json
+from pysandbox._state.proc import ProcessRef
 from pysandbox.image import store
 
 from ._statedir import pending_signals, python, SIGTERM_BIT, victim, write_record_of
@@ -122,7 +124,7 @@ def test_a_volume_create_killed_at_random_points_appears_whole_or_not_at_all(tmp
         for name in os.listdir(volumes):
             if name.startswith(f"crash{round_}-"):  # published: whole
                 assert (volumes / name / "data").is_dir()
-                assert registry.read_json(volumes / name / "meta.json", "volume")["name"] == name
+                assert read_json(volumes / name / "meta.json", "volume")["name"] == name
     for leftover in volume.leftovers():
         age(leftover)
     found = garbage.collect()
@@ -135,18 +137,18 @@ def test_after_a_crash_the_next_create_collects_what_was_left_and_never_signals_
     app = modal.App.lookup("crashed", create_if_missing=True)
     stranger = victim()  # after the reboot, a process that happens to have the supervisor's pid and start time
     try:
-        ref = registry.ProcessRef.of(stranger.pid)
-        crashed_id = registry.new_id("sb-")
-        directory, record = write_record_of(crashed_id, registry.ProcessRef(ref.pid, ref.start_time, "the-boot-before"),
+        ref = ProcessRef.of(stranger.pid)
+        crashed_id = new_id("sb-")
+        directory, record = write_record_of(crashed_id, ProcessRef(ref.pid, ref.start_time, "the-boot-before"),
                                             app_id=app.app_id, name="crashed-name")
         (directory / "upper" / "root").mkdir(parents=True)
         (directory / "agent.sock").write_text("")
         (directory / ".record.json.77.abcd1234.tmp").write_text('{"sandbox_id": "half')
         registry.claim_name(app.app_id, "crashed-name", crashed_id)
         # A create that died making its directory, a collection that died removing one.
-        dead = registry.ProcessRef(ref.pid, ref.start_time + 1)  # no such process
-        (registry.sandboxes_dir() / registry.staging_name(registry.new_id("sb-"), dead)).mkdir()
-        (registry.sandboxes_dir() / f".{registry.new_id('sb-')}.trash" / "upper").mkdir(parents=True)
+        dead = ProcessRef(ref.pid, ref.start_time + 1)  # no such process
+        (registry.sandboxes_dir() / registry.staging_name(new_id("sb-"), dead)).mkdir()
+        (registry.sandboxes_dir() / f".{new_id('sb-')}.trash" / "upper").mkdir(parents=True)
         # Writes of other state cut short, and a volume half made and one half deleted.
         leftovers = [registry.apps_dir() / ".other.json.9.abcd.tmp", config.state_dir() / "secrets" / ".s.json.9.ab.tmp"]
         for path in leftovers:

@@ -21,6 +21,7 @@ SETUP = """
 import subprocess
 import pysandbox as modal
 from pysandbox import garbage, registry
+from pysandbox._state.files import read_json
 from pysandbox.exception import ResourceExhaustedError
 app = modal.App.lookup("disk", create_if_missing=True)
 
@@ -160,7 +161,7 @@ for what, write in [("volume", lambda: modal.Volume.objects.create("new-volume")
         errors[what] = str(exc)
 state = pathlib.Path(HOME)
 litter = [str(p.relative_to(state)) for p in state.rglob("*") if p.name.endswith((".tmp", ".deleted"))]
-secret = registry.read_json(state / "secrets" / "kept.json", "secret")["env"]
+secret = read_json(state / "secrets" / "kept.json", "secret")["env"]
 os.unlink(filler)
 modal.Volume.objects.create("new-volume")
 report(errors=errors, litter=litter, secret=secret, volumes=[v.name for v in modal.Volume.objects.list()])

@@ -17,6 +17,8 @@ import pytest
 
 import pysandbox as modal
 from pysandbox import config, registry
+from pysandbox._state.files import new_id
+from pysandbox._state.proc import ProcessRef
 from pysandbox.image import store
 from pysandbox.runtime import cgroups
 
@@ -30,7 +32,7 @@ BAD_RECORDS = {
     "tags of the wrong type": lambda good: json.dumps({**good, "tags": ["a", "b"]}),
     "created_at a string": lambda good: json.dumps({**good, "created_at": "yesterday"}),
     "no supervisor": lambda good: json.dumps({k: v for k, v in good.items() if k != "supervisor"}),
-    "another sandbox's id": lambda good: json.dumps({**good, "sandbox_id": registry.new_id("sb-")}),
+    "another sandbox's id": lambda good: json.dumps({**good, "sandbox_id": new_id("sb-")}),
 }
 
 
@@ -183,9 +185,9 @@ def test_a_record_without_a_boot_id_is_trusted_only_for_a_live_supervisor(app, s
     # ...but one whose pid and start time now belong to some other process (a reboot) does not.
     stranger = victim()
     try:
-        ref = registry.ProcessRef.of(stranger.pid)
-        sandbox_id = registry.new_id("sb-")
-        write_record_of(sandbox_id, registry.ProcessRef(ref.pid, ref.start_time, None), app_id=app.app_id)
+        ref = ProcessRef.of(stranger.pid)
+        sandbox_id = new_id("sb-")
+        write_record_of(sandbox_id, ProcessRef(ref.pid, ref.start_time, None), app_id=app.app_id)
         handle = modal.Sandbox.from_id(sandbox_id)
         assert handle.poll() == 137 and sandbox_id not in [s.object_id for s in modal.Sandbox.list(app_id=app.app_id)]
         assert handle.terminate(wait=True) == 137

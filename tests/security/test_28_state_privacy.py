@@ -13,6 +13,7 @@ import pytest
 
 import pysandbox as modal
 from pysandbox import config, registry
+from pysandbox._state.files import remove_tree
 
 STRANGER = 65534  # nobody: any uid that is neither the caller nor the sandbox identity
 HOST_PYTHON = "/usr/bin/python3"  # one a stranger can run (the caller's may live under /root)
@@ -61,7 +62,7 @@ def reachable_home(monkeypatch):
     os.chmod(top, 0o755)
     monkeypatch.setenv("PYSANDBOX_HOME", os.path.join(top, "home"))
     yield
-    registry.remove_tree(Path(top))
+    remove_tree(Path(top))
 
 
 def test_another_user_reads_nothing_of_it(reachable_home, sandboxes):

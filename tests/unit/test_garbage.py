@@ -11,6 +11,8 @@ import time
 import pytest
 
 from pysandbox import garbage, registry, volume
+from pysandbox._state.files import ensure_dir, new_id, write_json_atomic
+from pysandbox._state.proc import ProcessRef
 from pysandbox.exception import InvalidError
 from pysandbox.runtime import cgroups
 
@@ -37,17 +39,17 @@ def supervisor(tmp_path):
 
 def dead_process():
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    ref = registry.ProcessRef.of(proc.pid)
+    ref = ProcessRef.of(proc.pid)
     proc.wait()
     return ref
 
 
 def sandbox(supervisor, exit_record=None, **fields):
-    sid = registry.new_id("sb-")
-    registry.ensure_dir(registry.sandbox_dir(sid) / "upper")
+    sid = new_id("sb-")
+    ensure_dir(registry.sandbox_dir(sid) / "upper")
     registry.write_record(record(sid, supervisor=supervisor, **fields))
     if exit_record is not None:
-        registry.write_json_atomic(registry.sandbox_dir(sid) / "exit", exit_record)
+        write_json_atomic(registry.sandbox_dir(sid) / "exit", exit_record)
     return sid
 
 
@@ -63,9 +65,9 @@ def test_finished_and_abandoned_go_running_and_creating_stay(home, supervisor):
     finished = sandbox(supervisor, EXITED)
     lost = sandbox(dead_process())  # its supervisor died without a record: repaired, then removed
     running = sandbox(supervisor)
-    abandoned = registry.make_sandbox_dir(registry.new_id("sb-"))
+    abandoned = registry.make_sandbox_dir(new_id("sb-"))
     (abandoned / "creator").write_text(json.dumps(dead_process().to_json()))
-    creating = registry.make_sandbox_dir(registry.new_id("sb-"))  # our own create, in progress
+    creating = registry.make_sandbox_dir(new_id("sb-"))  # our own create, in progress
     found = garbage.collect()
     assert sorted(found.sandboxes) == sorted([finished, lost, abandoned.name])
     assert sorted(os.listdir(registry.sandboxes_dir())) == sorted([running, creating.name, registry.COLLECTED_EXITS])
@@ -95,9 +97,9 @@ def test_retention_keeps_what_finished_recently(home, supervisor):
 
 
 def test_corrupt_records_are_reported_and_removed_once_their_sandbox_has_ended(home):
-    dead, alive = registry.new_id("sb-"), registry.new_id("sb-")
+    dead, alive = new_id("sb-"), new_id("sb-")
     for sid in (dead, alive):
-        registry.ensure_dir(registry.sandbox_dir(sid))
+        ensure_dir(registry.sandbox_dir(sid))
         (registry.sandbox_dir(sid) / "record.json").write_text('{"sandbox_id": 3')
     with open(registry.sandbox_dir(alive) / registry.LOG_NAME, "w") as log:
         import fcntl
@@ -122,7 +124,7 @@ def test_name_claims_of_sandboxes_that_no_longer_run_are_collected(home, supervi
     running, finished = sandbox(supervisor), sandbox(supervisor, EXITED)
     registry.claim_name("ap-x", "keep", running)
     registry.claim_name("ap-x", "done", finished)
-    registry.claim_name("ap-x", "gone", registry.new_id("sb-"))  # its directory is gone
+    registry.claim_name("ap-x", "gone", new_id("sb-"))  # its directory is gone
     found = garbage.collect(min_age=600)  # the finished sandbox itself is kept, its claim is not needed
     assert found.claims == 2 and found.sandboxes == []
     assert os.listdir(home / "names" / "ap-x") == ["keep"]
@@ -130,18 +132,18 @@ def test_name_claims_of_sandboxes_that_no_longer_run_are_collected(home, supervi
 
 def test_leftovers_of_interrupted_writes_are_collected_once_old(home, supervisor):
     home.mkdir()
-    registry.ensure_dir(registry.apps_dir())
+    ensure_dir(registry.apps_dir())
     young = registry.apps_dir() / ".a.json.123.abcd.tmp"
     old = registry.apps_dir() / ".b.json.123.abcd.tmp"
     for path in (young, old):
         path.write_text("{")
     age(old, 120)
     # A creator died making its directory, before it could write who it is: the name says it.
-    staging = registry.sandboxes_dir() / registry.staging_name(registry.new_id("sb-"), dead_process())
+    staging = registry.sandboxes_dir() / registry.staging_name(new_id("sb-"), dead_process())
     staging.mkdir(parents=True)
-    ours = registry.sandboxes_dir() / registry.staging_name(registry.new_id("sb-"), registry.ProcessRef.of(os.getpid()))
+    ours = registry.sandboxes_dir() / registry.staging_name(new_id("sb-"), ProcessRef.of(os.getpid()))
     ours.mkdir()
-    trash = registry.sandboxes_dir() / f".{registry.new_id('sb-')}.trash"  # a collection died removing it
+    trash = registry.sandboxes_dir() / f".{new_id('sb-')}.trash"  # a collection died removing it
     (trash / "upper").mkdir(parents=True)
     half_volume = home / "volumes" / ".v.1.abcd.tmp"
     (half_volume / "data").mkdir(parents=True)

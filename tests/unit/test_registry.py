@@ -1,6 +1,7 @@
 """Registry logic: ids, atomic records under faults, validated parsers (hypothesis), process
 identities with boot ids, name claims, and reads that never write."""
 
+import ast
 import errno
 import json
 import os
@@ -13,7 +14,10 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from pysandbox import identity, registry
+from pysandbox._state.files import ensure_dir, is_well_formed_id, new_id, write_json_atomic
+from pysandbox._state.proc import ProcessRef, boot_id
 from pysandbox.exception import Error, ExecutionError, NotFoundError, ResourceExhaustedError
+from pysandbox.runtime import reconcile
 
 from ..security._statedir import fake_supervisor
 
@@ -33,23 +37,23 @@ def real_home(tmp_path, monkeypatch):
     return tmp_path / "state"
 
 
-def record(sandbox_id, supervisor=registry.ProcessRef(123, 45, "boot"), **fields):
+def record(sandbox_id, supervisor=ProcessRef(123, 45, "boot"), **fields):
     return registry.SandboxRecord(
         sandbox_id=sandbox_id, app_id="ap-x", app_name="a", name=None, tags={"k": "v"}, created_at=1.0,
         timeout=300, supervisor=supervisor, entrypoint=("sleep", "1"), workdir="/", image_id="host", **fields)
 
 
 def test_ids():
-    sid = registry.new_id("sb-")
-    assert registry.is_well_formed_id(sid, "sb-")
-    assert not registry.is_well_formed_id("sb-short", "sb-")
-    assert not registry.is_well_formed_id(sid.replace("sb-", "ap-"), "sb-")
-    assert not registry.is_well_formed_id(None, "sb-") and not registry.is_well_formed_id("sb-../../" + "x" * 16, "sb-")
-    assert len({registry.new_id("sb-") for _ in range(1000)}) == 1000
+    sid = new_id("sb-")
+    assert is_well_formed_id(sid, "sb-")
+    assert not is_well_formed_id("sb-short", "sb-")
+    assert not is_well_formed_id(sid.replace("sb-", "ap-"), "sb-")
+    assert not is_well_formed_id(None, "sb-") and not is_well_formed_id("sb-../../" + "x" * 16, "sb-")
+    assert len({new_id("sb-") for _ in range(1000)}) == 1000
 
 
 def test_record_round_trip(home):
-    sid = registry.new_id("sb-")
+    sid = new_id("sb-")
     registry.sandbox_dir(sid).mkdir(parents=True)
     registry.write_record(record(sid))
     assert registry.read_record(sid) == record(sid)
@@ -57,19 +61,19 @@ def test_record_round_trip(home):
 
 
 def test_a_record_without_a_boot_id_still_reads(home):
-    sid = registry.new_id("sb-")
-    path = registry.ensure_dir(registry.sandbox_dir(sid)) / "record.json"
+    sid = new_id("sb-")
+    path = ensure_dir(registry.sandbox_dir(sid)) / "record.json"
     data = record(sid).to_json()
     data["supervisor"] = {"pid": 123, "start_time": 45}  # written before boot ids were kept
     data["a_field_of_a_newer_version"] = [1, 2]  # ignored, not corrupt
     path.write_text(json.dumps(data))
-    assert registry.read_record(sid).supervisor == registry.ProcessRef(123, 45, None)
+    assert registry.read_record(sid).supervisor == ProcessRef(123, 45, None)
 
 
 def test_missing_and_corrupt_records(home):
     with pytest.raises(NotFoundError):
         registry.read_record("sb-" + "x" * 22)
-    sid = registry.new_id("sb-")
+    sid = new_id("sb-")
     directory = registry.sandbox_dir(sid)
     directory.mkdir(parents=True)
     for text, why in [('{"sandbox_id": "trunc', "unreadable or corrupt"), ('{"sandbox_id": "x"}', "sandbox_id is not"),
@@ -79,21 +83,21 @@ def test_missing_and_corrupt_records(home):
             registry.read_record(sid)
         assert str(directory / "record.json") in str(info.value)
     for field, value in [("tags", "k=v"), ("created_at", "yesterday"), ("supervisor", {"pid": "1"}),
-                         ("entrypoint", "sleep 1"), ("sandbox_id", registry.new_id("sb-")), ("timeout", True)]:
+                         ("entrypoint", "sleep 1"), ("sandbox_id", new_id("sb-")), ("timeout", True)]:
         (directory / "record.json").write_text(json.dumps({**record(sid).to_json(), field: value}))
         with pytest.raises(ExecutionError, match=field):
             registry.read_record(sid)
-    other = registry.new_id("sb-")
+    other = new_id("sb-")
     registry.sandbox_dir(other).mkdir(parents=True)
     registry.write_record(record(other))
     assert registry.read_record(other).sandbox_id == other
 
 
 def test_exit_status(home):
-    sid = registry.new_id("sb-")
+    sid = new_id("sb-")
     registry.sandbox_dir(sid).mkdir(parents=True)
     assert registry.read_exit(sid) is None
-    registry.write_json_atomic(registry.sandbox_dir(sid) / "exit", {"status": "timeout", "code": 124, "finished_at": 2.0})
+    write_json_atomic(registry.sandbox_dir(sid) / "exit", {"status": "timeout", "code": 124, "finished_at": 2.0})
     assert registry.read_exit(sid) == registry.ExitStatus("timeout", 124, 2.0)
     for text in ("garbage", '{"status": "exited", "code": "0", "finished_at": 1}', '{"status": "won", "code": 0, "finished_at": 1}',
                  '{"status": "exited", "code": 0, "finished_at": 1, "oom_kills": "many"}'):
@@ -159,7 +163,7 @@ def test_any_json_parses_or_is_reported(data):
 @given(data=JSON)
 def test_any_json_is_a_process_or_a_value_error(data):
     try:
-        ref = registry.ProcessRef.from_json(data)
+        ref = ProcessRef.from_json(data)
     except ValueError:
         return
     assert ref.pid > 0 and ref.start_time >= 0 and (ref.boot_id is None or isinstance(ref.boot_id, str))
@@ -180,7 +184,7 @@ def test_short_writes_are_completed(real_home, monkeypatch):
     real_write = os.write
     with monkeypatch.context() as patched:
         patched.setattr(os, "write", lambda fd, data: real_write(fd, bytes(data[:7])))
-        registry.write_json_atomic(path, {"tags": {"k": "v" * 100}})
+        write_json_atomic(path, {"tags": {"k": "v" * 100}})
     assert json.loads(path.read_text()) == {"tags": {"k": "v" * 100}}
 
 
@@ -188,7 +192,7 @@ def test_short_writes_are_completed(real_home, monkeypatch):
 def test_a_failed_write_leaves_the_old_record_no_temp_file_and_a_clear_error(real_home, monkeypatch, fault):
     real_home.mkdir()
     path = real_home / "record.json"
-    registry.write_json_atomic(path, {"v": 1})
+    write_json_atomic(path, {"v": 1})
     real_write = os.write
     calls = []
 
@@ -202,7 +206,7 @@ def test_a_failed_write_leaves_the_old_record_no_temp_file_and_a_clear_error(rea
                "rename fails": ("rename", failing(errno.EROFS)), "no bytes written": ("write", lambda fd, data: 0)}
     with monkeypatch.context() as patched, pytest.raises(Error) as info:
         patched.setattr(os, *patches[fault])
-        registry.write_json_atomic(path, {"v": 2, "pad": "x" * 100})
+        write_json_atomic(path, {"v": 2, "pad": "x" * 100})
     assert str(path) in str(info.value)
     assert isinstance(info.value, ResourceExhaustedError) == (fault in ("full after a partial write", "no bytes written"))
     assert json.loads(path.read_text()) == {"v": 1}
@@ -210,7 +214,7 @@ def test_a_failed_write_leaves_the_old_record_no_temp_file_and_a_clear_error(rea
 
 
 def test_a_failed_create_leaves_no_directory(real_home, monkeypatch):
-    sid = registry.new_id("sb-")
+    sid = new_id("sb-")
     with monkeypatch.context() as patched, pytest.raises(ResourceExhaustedError):
         patched.setattr(os, "rename", failing(errno.ENOSPC))
         registry.make_sandbox_dir(sid)
@@ -218,18 +222,18 @@ def test_a_failed_create_leaves_no_directory(real_home, monkeypatch):
     directory = registry.make_sandbox_dir(sid)
     assert os.listdir(directory) == ["creator"]
     assert os.path.getsize(directory / "creator") == registry.EXIT_RESERVED_BYTES  # room for the exit record
-    assert registry.ProcessRef.from_json(json.loads((directory / "creator").read_text())).pid == os.getpid()
+    assert ProcessRef.from_json(json.loads((directory / "creator").read_text())).pid == os.getpid()
 
 
 # Process identities -----------------------------------------------------------
 
 
 def test_a_process_from_another_boot_is_never_alive(real_home):
-    me = registry.ProcessRef.of(os.getpid())
-    assert me.boot_id == registry.boot_id() and me.alive()
-    other_boot = registry.ProcessRef(me.pid, me.start_time, "another-boot")
+    me = ProcessRef.of(os.getpid())
+    assert me.boot_id == boot_id() and me.alive()
+    other_boot = ProcessRef(me.pid, me.start_time, "another-boot")
     assert not other_boot.alive()
-    legacy = registry.ProcessRef(me.pid, me.start_time, None)
+    legacy = ProcessRef(me.pid, me.start_time, None)
     assert legacy.alive()  # no boot id: the pid and start time still say it is us...
     assert not legacy.alive(registry.SUPERVISOR_PROGRAM)  # ...but not that we are a supervisor
 
@@ -238,7 +242,7 @@ def test_a_supervisor_is_known_by_its_program(tmp_path):
     proc, ref = fake_supervisor(tmp_path)
     try:
         assert ref.alive(registry.SUPERVISOR_PROGRAM)
-        assert registry.ProcessRef(ref.pid, ref.start_time, None).alive(registry.SUPERVISOR_PROGRAM)
+        assert ProcessRef(ref.pid, ref.start_time, None).alive(registry.SUPERVISOR_PROGRAM)
     finally:
         proc.kill()
         proc.wait()
@@ -255,27 +259,27 @@ def tree(root):
 
 def test_reading_a_sandbox_whose_supervisor_died_changes_nothing(real_home):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    ref = registry.ProcessRef.of(dead.pid)
+    ref = ProcessRef.of(dead.pid)
     dead.wait()
-    sid = registry.new_id("sb-")
-    registry.ensure_dir(registry.sandbox_dir(sid) / "upper")
+    sid = new_id("sb-")
+    ensure_dir(registry.sandbox_dir(sid) / "upper")
     registry.write_record(record(sid, supervisor=ref))
     before = tree(real_home)
     status = registry.finished(registry.read_record(sid))
     assert (status.status, status.code, status.lost) == ("terminated", 137, True)
     assert registry.running_records() == [] and registry.sandbox_state(registry.read_record(sid)) == ("terminated", 137)
     assert tree(real_home) == before
-    assert registry.repair(registry.read_record(sid)) == []  # the repair is a separate, explicit step
+    assert reconcile.repair(registry.read_record(sid)) == []  # the repair is a separate, explicit step
     assert registry.read_exit(sid).status == "terminated" and not (registry.sandbox_dir(sid) / "upper").exists()
 
 
 def test_a_bad_record_is_skipped_with_a_warning_and_the_others_are_listed(real_home, tmp_path):
     proc, ref = fake_supervisor(tmp_path)
     try:
-        good, bad = registry.new_id("sb-"), registry.new_id("sb-")
-        registry.ensure_dir(registry.sandbox_dir(good))
+        good, bad = new_id("sb-"), new_id("sb-")
+        ensure_dir(registry.sandbox_dir(good))
         registry.write_record(record(good, supervisor=ref))
-        registry.ensure_dir(registry.sandbox_dir(bad))
+        ensure_dir(registry.sandbox_dir(bad))
         (registry.sandbox_dir(bad) / "record.json").write_text(json.dumps({**record(bad).to_json(), "tags": ["x"]}))
         with pytest.warns(RuntimeWarning, match=f"{bad}.*tags"):
             assert [r.sandbox_id for r in registry.running_records()] == [good]
@@ -291,16 +295,32 @@ def test_corrupt_or_hostile_name_claims_are_free(home):
                  json.dumps({"sandbox_id": SID, "creator": {"pid": "me"}})):
         path.write_text(text)
         assert registry.claimed_sandbox("ap-x", "n") is None
-    path.write_text(json.dumps({"sandbox_id": SID, "creator": registry.ProcessRef(5, 6, "b").to_json()}))
+    path.write_text(json.dumps({"sandbox_id": SID, "creator": ProcessRef(5, 6, "b").to_json()}))
     assert registry.claimed_sandbox("ap-x", "n") == SID
 
 
 def test_warnings_name_each_bad_record_once(real_home):
-    bad = registry.new_id("sb-")
-    registry.ensure_dir(registry.sandbox_dir(bad))
+    bad = new_id("sb-")
+    ensure_dir(registry.sandbox_dir(bad))
     (registry.sandbox_dir(bad) / "record.json").write_text("{")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")
         for _ in range(3):
             registry.running_records()
     assert len([w for w in caught if bad in str(w.message)]) == 1
+
+
+def test_the_state_layer_never_imports_the_runtime():
+    """Reading a record can never kill a process or remove anything: registry.py and _state/
+    import nothing of pysandbox.runtime, at the top of a module or inside a function."""
+    package = Path(registry.__file__).parent
+    for path in [package / "registry.py", *sorted((package / "_state").glob("*.py"))]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] + [f"{node.module or ''}.{alias.name}" for alias in node.names]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            assert not any(name.lstrip(".").split(".")[0] == "runtime" or ".runtime" in name for name in names), \
+                f"{path.name}:{node.lineno} imports the runtime"

@@ -1,10 +1,11 @@
-"""registry.remove_tree (native sandbox-rmtree) on trees sandboxes wrote: no symlink followed,
+"""_state.files.remove_tree (native sandbox-rmtree) on trees sandboxes wrote: no symlink followed,
 chmod 000 and any depth got through, and another cleanup removing the same tree at once is fine."""
 
 import os
 import subprocess
 
-from pysandbox import config, registry
+from pysandbox import config
+from pysandbox._state.files import remove_tree
 
 
 def test_symlinks_are_removed_never_followed(tmp_path):
@@ -15,7 +16,7 @@ def test_symlinks_are_removed_never_followed(tmp_path):
     (tree / "sub").mkdir(parents=True)
     os.symlink(outside, tree / "link")
     os.symlink(outside, tree / "sub" / "link")
-    registry.remove_tree(tree)
+    remove_tree(tree)
     assert not tree.exists() and (outside / "keep").read_text() == "keep"
 
 
@@ -34,7 +35,7 @@ def test_locked_and_deep_directories_are_removed(tmp_path):
     finally:
         os.close(fd)
     (tree / "locked").mkdir(mode=0)
-    registry.remove_tree(tree)
+    remove_tree(tree)
     assert not tree.exists()
 
 
@@ -53,6 +54,6 @@ def test_two_cleanups_of_one_tree_both_succeed(tmp_path):
         _tree(tree)
         other = subprocess.Popen([config.native_binary("sandbox-rmtree"), str(tree)], env=config.HOST_ENV,
                                  stderr=subprocess.PIPE, text=True)
-        registry.remove_tree(tree)  # OSError if it tripped over the other's removals
+        remove_tree(tree)  # OSError if it tripped over the other's removals
         assert other.wait() == 0, other.stderr.read()
         assert not tree.exists()

@@ -4,13 +4,14 @@ write its limits, read its stats, remove it.
 One module per cgroup version (v1.py, v2.py), like psutil's per-OS modules;
 this one parses what the kernel says about the host (/proc/self/mountinfo,
 /proc/self/cgroup), picks the version (v1 wherever the memory controller is on
-a v1 hierarchy, else v2), and does what both share.
+a v1 hierarchy, else v2), and does what both share; _common.py holds the types
+and file helpers all three use.
 
 A sandbox's cgroup is made here before its supervisor starts, and listed in
 the sandbox directory's `cgroup.json`. The supervisor's runner child joins it
-before dropping privileges and exec'ing bwrap (so nothing of the sandbox ever
+before dropping privileges and exec'ing the runner (so nothing of the sandbox ever
 runs outside it), and the supervisor removes it at teardown. Whoever repairs
-after a crashed supervisor (registry.finished, gc) removes it from that list.
+after a crashed supervisor (runtime/reconcile.py, gc) removes it from that list.
 """
 
 from __future__ import annotations
@@ -22,13 +23,15 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Dict, FrozenSet, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import attrs
 
+from ..._state.files import write_json_atomic
 from ...exception import ExecutionError, InvalidError
 from ...resources import Resources, SandboxStats
 from . import v1, v2
+from ._common import Host, Mount, write
 
 PARENT_NAME = "pysandbox"
 RECORD_NAME = "cgroup.json"
@@ -36,13 +39,6 @@ CONTROLLERS = ("cpu", "memory", "pids")
 OPTIONAL_FILES = ("memory.memsw.limit_in_bytes", "memory.swap.max")  # absent without swap accounting
 _HOW_TO = ("Run as root, or on a cgroup v2 host inside a systemd-delegated subtree, e.g. "
            "`systemd-run --user --scope -p Delegate=yes python your_script.py`.")
-
-
-@attrs.frozen
-class Mount:
-    path: str
-    version: int  # 1 or 2
-    controllers: FrozenSet[str]  # v1: the hierarchy's controllers; v2: empty (read cgroup.controllers)
 
 
 def _unescape(field: str) -> str:
@@ -74,20 +70,6 @@ def parse_proc_cgroup(text: str) -> Dict[str, str]:
             for controller in parts[1].split(",") if parts[1] else [""]:
                 own[controller] = parts[2]
     return own
-
-
-@attrs.frozen
-class Host:
-    """Where this process can put sandbox cgroups: `parents` maps each usable
-    controller to the directory the per-sandbox cgroups go under. `problem`
-    says why a controller is missing (empty when all are there)."""
-
-    version: int  # 0: no cgroup usable
-    parents: Dict[str, str]
-    problem: str = ""
-
-    def has(self, controller: str) -> bool:
-        return controller in self.parents
 
 
 def probe(proc: str = "/proc/self") -> Host:
@@ -181,17 +163,7 @@ def create(sandbox_id: str, resources: Resources, found: Optional[Host] = None,
     return cgroup
 
 
-def write(path: Path, value: str) -> None:
-    try:
-        with open(path, "w") as f:
-            f.write(value)
-    except OSError as exc:
-        raise InvalidError(f"cannot write {value!r} to {path}: {exc.strerror}") from None
-
-
 def save(cgroup: SandboxCgroup, directory: Path) -> None:
-    from ...registry import write_json_atomic
-
     write_json_atomic(directory / RECORD_NAME, cgroup.to_json(), durable=False)
 
 
@@ -238,28 +210,6 @@ def _mounts() -> List[Mount]:
 
 def read_stats(cgroup: SandboxCgroup) -> SandboxStats:
     return _module(cgroup.version).read_stats(cgroup.dirs)
-
-
-def read_in(dirs: Dict[str, str], controller: str, name: str, key: Optional[str] = None) -> Optional[int]:
-    """A number from `name` in the controller's directory; None without that controller."""
-    return read_number(os.path.join(dirs[controller], name), key) if controller in dirs else None
-
-
-def read_number(path: str, key: Optional[str] = None) -> Optional[int]:
-    """A cgroup file's single number, or the number on its `key` line; None if absent."""
-    try:
-        with open(path) as f:
-            text = f.read()
-    except OSError:
-        return None
-    if key is None:
-        value = text.strip()
-        return None if value == "max" else int(value)
-    for line in text.splitlines():
-        name, _, value = line.partition(" ")
-        if name == key:
-            return int(value)
-    return None
 
 
 def remove(cgroup: SandboxCgroup, patience: float = 2.0) -> None:

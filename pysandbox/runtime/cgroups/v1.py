@@ -12,14 +12,13 @@ import os
 from typing import Dict, List, Tuple
 
 from ...resources import Resources, SandboxStats
+from ._common import Host, read_in
 
 CFS_PERIOD_US = 100_000
 WANTED = ("cpu", "cpuacct", "memory", "pids")
 
 
-def probe(mounts, parent_name: str):
-    from . import Host
-
+def probe(mounts, parent_name: str) -> Host:
     parents: Dict[str, str] = {}
     for controller in WANTED:
         mount = next((m for m in mounts if controller in m.controllers), None)
@@ -34,7 +33,7 @@ def probe(mounts, parent_name: str):
     return Host(1 if parents else 0, parents, problem)
 
 
-def prepare_parents(host) -> None:
+def prepare_parents(host: Host) -> None:
     for parent in set(host.parents.values()):
         os.makedirs(parent, mode=0o755, exist_ok=True)
 
@@ -58,8 +57,6 @@ def limit_writes(resources: Resources) -> List[Tuple[str, str, str]]:
 
 
 def read_stats(dirs: Dict[str, str]) -> SandboxStats:
-    from . import read_in
-
     number = functools.partial(read_in, dirs)
 
     cpu_ns = number("cpuacct", "cpuacct.usage")

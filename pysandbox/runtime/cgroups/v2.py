@@ -17,6 +17,7 @@ from typing import Dict, List, Optional, Tuple
 
 from ...exception import InvalidError
 from ...resources import Resources, SandboxStats
+from ._common import Host, read_in, read_number
 
 CPU_PERIOD_US = 100_000
 WANTED = ("cpu", "memory", "pids")
@@ -48,9 +49,7 @@ def _read_words(path: str) -> List[str]:
         return []
 
 
-def probe(mount: str, own: str, parent_name: str):
-    from . import Host
-
+def probe(mount: str, own: str, parent_name: str) -> Host:
     euid = os.geteuid()
     if euid == 0 and os.access(mount, os.W_OK):
         base = mount
@@ -81,7 +80,7 @@ def _enable(directory: str, controllers: List[str]) -> None:
         raise InvalidError(f"cannot enable the {', '.join(wanted)} controller in {directory}: {why}.") from None
 
 
-def prepare_parents(host) -> None:
+def prepare_parents(host: Host) -> None:
     """`pysandbox/` with the controllers on for its children (and for itself, in its parent)."""
     parent = next(iter(host.parents.values()))
     controllers = sorted(host.parents)
@@ -112,8 +111,6 @@ def limit_writes(resources: Resources) -> List[Tuple[str, str, str]]:
 
 
 def read_stats(dirs: Dict[str, str]) -> SandboxStats:
-    from . import read_in, read_number
-
     number = functools.partial(read_in, dirs)
 
     directory = next(iter(dirs.values()), None)

@@ -1,0 +1,68 @@
+"""Repair after a lost supervisor: the teardown a supervisor that died without a word could not do.
+
+A supervisor killed by SIGKILL, a host crash or a disk it could not write leaves no exit
+record; the registry reads such a sandbox as terminated with `lost` set (registry.finished),
+without touching anything. The runtime does the rest here, when a caller that may act asks
+(terminate(), wait(), gc): kill what the supervisor stranded, remove the sandbox's cgroup,
+upper directory and socket, and write the exit record. native/cgroup.c and native/rmtree.c
+do the same teardown for a supervisor that lives to do it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from pathlib import Path
+from typing import List
+
+from .. import registry
+from .._state.files import remove_tree, write_json_atomic
+from ..exception import Error, ExecutionError
+from . import cgroups
+
+
+def repair(record: registry.SandboxRecord) -> List[str]:
+    """Do the teardown of a sandbox whose supervisor died without its exit record: kill what
+    it stranded, remove its cgroup, upper directory and socket, then record it as terminated.
+    Best effort (a full or read-only disk must not make terminate() or gc fail: the sandbox
+    reads as terminated anyway); returns what could not be done, one line each."""
+    directory = registry.sandbox_dir(record.sandbox_id)
+    if os.path.exists(directory / registry.EXIT_NAME) or record.supervisor.alive(registry.SUPERVISOR_PROGRAM):
+        return []
+    problems = []
+    _kill_strays(directory)
+    try:
+        cgroups.remove_listed(directory)
+    except ExecutionError as exc:  # an invalid cgroup.json: refused, never acted on
+        problems.append(str(exc))
+    except OSError:
+        pass  # still busy: `gc` removes it later, and keeps the directory until it can
+    with contextlib.suppress(OSError):
+        remove_tree(directory / "upper")
+    with contextlib.suppress(OSError):
+        os.unlink(directory / "agent.sock")
+    with contextlib.suppress(Error):
+        write_json_atomic(directory / registry.EXIT_NAME,
+                          {"status": "terminated", "code": 137, "finished_at": time.time()}, durable=False)
+    return problems
+
+
+def _kill_strays(directory: Path) -> None:
+    """A supervisor killed while bwrap (or nsjail) was still setting the sandbox up can
+    strand the runner's child, not yet under --die-with-parent, blocked on a runner that
+    is gone. It still carries the runner's command line, which names the sandbox
+    (sandbox-init's `--sandbox ID`)."""
+    name = os.fsencode(directory.name)
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+            if os.path.basename(argv[0]) in (b"bwrap", b"nsjail") and any(
+                    a == b"--sandbox" and b == name for a, b in zip(argv, argv[1:])):
+                os.kill(int(entry.name), signal.SIGKILL)
+        except (OSError, ProcessLookupError):
+            pass  # gone meanwhile, or not ours to read
