@@ -17,6 +17,7 @@ from typing import Any, Optional, Tuple
 import attrs
 
 from .exception import InvalidError
+from .types import SandboxStats as SandboxStats  # where the runtime and tests import it
 
 MIN_CPU_LIMIT = 0.01  # the kernel's smallest cfs quota is 1 ms per 100 ms period
 MIN_MEMORY_LIMIT_MIB = 16  # room for the sandbox to start a shell and Python (they need about 8)
@@ -99,15 +100,3 @@ class Resources:
             pids_limit=pids_limit, ephemeral_disk=None if disk is None else int(disk),
         )
 
-
-@attrs.frozen
-class SandboxStats:
-    """What a sandbox has used, from its cgroup (None where no cgroup could be made:
-    an unprivileged caller on a cgroup v1 host). After the sandbox ends: the final
-    cpu time, peak memory and out-of-memory kills; current memory and pids are 0."""
-
-    cpu_seconds: Optional[float]
-    memory_current: Optional[int]  # bytes
-    memory_peak: Optional[int]  # bytes
-    pids: Optional[int]
-    oom_kills: Optional[int]

@@ -14,11 +14,10 @@ from collections import abc
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
-import attrs
-
 from . import config, registry
 from ._aio import synchronized, synchronized_static
 from .exception import AlreadyExistsError, InvalidError, NotFoundError
+from .types import SecretInfo
 
 _DICT_ERROR = "the env_dict argument to Secret has to be a dict[str, Union[str, None]]"
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}\Z")
@@ -49,13 +48,6 @@ def _read_named(name: str) -> dict:
 def _write_named(name: str, record: dict) -> None:
     registry.ensure_dir(_secret_path(name).parent, 0o700)
     registry.write_json_atomic(_secret_path(name), record, mode=0o600)
-
-
-@attrs.frozen
-class SecretInfo:
-    name: str
-    created_at: float
-    keys: List[str]
 
 
 class _SecretManager:

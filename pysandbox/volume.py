@@ -13,7 +13,6 @@ the sandbox's unprivileged uid, so sandboxes can change them.
 from __future__ import annotations
 
 import contextlib
-import enum
 import os
 import re
 import secrets
@@ -23,40 +22,15 @@ import time
 from pathlib import Path
 from typing import Any, AsyncIterator, Iterator, List, Optional, Tuple, Union
 
-import attrs
-
 from . import _beneath, bounds, config, registry
 from ._aio import context, static_context, synchronized, synchronized_static
 from .exception import AlreadyExistsError, InvalidError, NotFoundError
 from .spec import Bind
+from .types import FileEntry, FileEntryType, VolumeInfo
 
 _NAME = re.compile(r"^(?!\.{1,2}\Z)[A-Za-z0-9._-]{1,64}\Z")  # "." and ".." are directories, not names
 _CREATING, _DELETING = ".tmp", ".deleted"  # suffixes of a volume directory on its way in or out
 CHUNK = 1 << 20
-
-
-class FileEntryType(enum.IntEnum):
-    UNSPECIFIED = 0
-    FILE = 1
-    DIRECTORY = 2
-    SYMLINK = 3
-    FIFO = 4
-    SOCKET = 5
-
-
-@attrs.frozen
-class FileEntry:
-    path: str
-    type: FileEntryType
-    mtime: int
-    size: int
-
-
-@attrs.frozen
-class VolumeInfo:
-    name: Optional[str]
-    volume_id: str
-    created_at: float
 
 
 def _volumes_dir() -> Path:
