@@ -16,6 +16,7 @@ from typing import Any, Optional, Tuple
 
 import attrs
 
+from ._validate import whole_number
 from .exception import InvalidError
 from .types import SandboxStats as SandboxStats  # where the runtime and tests import it
 
@@ -53,10 +54,8 @@ def _request_limit(value: Any, what: str, unit: str, integer: bool) -> Tuple[Opt
 def check_pids_limit(value: Any) -> Optional[int]:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < MIN_PIDS_LIMIT:
-        raise InvalidError(f"the pids limit must be a whole number of at least {MIN_PIDS_LIMIT} (bwrap, the "
-                           f"sandbox's init and one process), got {value!r}")
-    return value
+    return whole_number(value, "the pids limit", minimum=MIN_PIDS_LIMIT,
+                        why=" (bwrap, the sandbox's init and one process)")
 
 
 def default_pids_limit() -> int:

@@ -86,8 +86,7 @@ def _check_unsupported(**options: Any) -> None:
 def _check_snapshot_options(timeout: Any, ttl: Any) -> None:
     # Snapshots are copied to completion and kept until `pysandbox image rm`: timeout and ttl are checked, not enforced.
     positive_seconds(timeout)
-    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or ttl <= 0):
-        raise InvalidError("ttl must be a positive number of seconds, or None")
+    positive_seconds(ttl, "ttl", allow_none=True, at_most=None)
 
 
 def _check_port_lists(**lists: Any) -> None:
