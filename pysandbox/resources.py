@@ -98,4 +98,3 @@ class Resources:
             memory_limit=None if memory_limit is None else int(memory_limit),
             pids_limit=pids_limit, ephemeral_disk=None if disk is None else int(disk),
         )
-
