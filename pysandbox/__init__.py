@@ -12,7 +12,7 @@ from . import exception
 from .app import App
 from .exception import Error
 from .file_io import FileIO
-from .filesystem import FileInfo, FileType, SandboxFilesystem
+from .filesystem import SandboxFilesystem
 from .image import Image
 from .network import Tunnel
 from .output import enable_output
@@ -21,8 +21,8 @@ from .process import ContainerProcess
 from .sandbox import Sandbox
 from .secret import Secret
 from .streams import StreamReader, StreamType, StreamWriter
-from .volume import FileEntry, FileEntryType, Volume
-from .watch import FileWatchEvent, FileWatchEventType
+from .types import FileEntry, FileEntryType, FileInfo, FileType, FileWatchEvent, FileWatchEventType
+from .volume import Volume
 
 __all__ = [
     "App",

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from typing import Iterator, Optional
 
 from . import registry
 from ._state import files
 from ._aio import context, synchronized_static
+from ._validate import object_name
 from .exception import InvalidError, NotFoundError
-
-_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}\Z")  # Modal's object names; a file name under apps/
 
 
 class App:
@@ -41,15 +39,13 @@ class App:
         """Find a deployed App by name (or `ap-` id), creating it if asked to."""
         if not isinstance(name, str):
             raise InvalidError(f"App name must be a string, got {type(name).__name__}")
-        if not _NAME.match(name) and not name.startswith("ap-"):
-            raise InvalidError(f"Invalid App name {name!r}: use up to 64 letters, digits, '-', '_' and '.', "
-                               "not starting with '.'.")
         if name.startswith("ap-"):
             if create_if_missing:
                 raise InvalidError("App.lookup() cannot create an App from an App ID; pass a name instead.")
             record = registry.find_app_by_id(name)
         else:
-            record = registry.read_app(name)
+            # A file name under apps/: not a hidden one.
+            record = registry.read_app(object_name(name, "App", leading_dot=False))
             if record is None and create_if_missing:
                 record = registry.create_app(name)
         if record is None:

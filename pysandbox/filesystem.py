@@ -7,7 +7,6 @@ OSErrors); a sandbox that is gone gives NotFoundError.
 
 from __future__ import annotations
 
-import enum
 import errno
 import functools
 import grp
@@ -17,9 +16,8 @@ import stat as stat_module
 import struct
 from typing import Callable, List, Optional, Tuple
 
-import attrs
-
-from . import _aio, _beneath, agent, bounds, file_io
+from . import _aio, _beneath, agent, bounds
+from ._core import fsops
 from ._aio import synchronized
 from .watch import check_watch_args, watch_events
 from .exception import (
@@ -35,6 +33,7 @@ from .exception import (
     SandboxFilesystemPathAlreadyExistsError,
     SandboxFilesystemPermissionError,
 )
+from .types import FileInfo, FileType
 
 STAT = struct.Struct("=IIIIQq")
 CHUNK = 1 << 20
@@ -49,35 +48,6 @@ _ERRORS = {
     errno.ENOTEMPTY: SandboxFilesystemDirectoryNotEmptyError,
     errno.EFBIG: SandboxFilesystemFileTooLargeError,
 }
-
-
-class FileType(enum.Enum):
-    FILE = "file"
-    DIRECTORY = "directory"
-    SYMLINK = "symlink"
-
-
-@attrs.frozen
-class FileInfo:
-    name: str
-    path: str
-    type: FileType
-    size: int
-    mode: int
-    permissions: str
-    owner: str
-    group: str
-    modified_time: float
-    symlink_target: Optional[str]
-
-    def is_file(self) -> bool:
-        return self.type == FileType.FILE
-
-    def is_dir(self) -> bool:
-        return self.type == FileType.DIRECTORY
-
-    def is_symlink(self) -> bool:
-        return self.type == FileType.SYMLINK
 
 
 def _name_of(lookup, ident: int) -> str:
@@ -101,7 +71,7 @@ class SandboxFilesystem:
         return path
 
     async def _call(self, coro):
-        """Run a file_io core coroutine with Modal 1.6's error classes."""
+        """Run an fsops coroutine with Modal 1.6's error classes."""
         try:
             return await coro
         except (ConflictError, OSError) as exc:
@@ -109,11 +79,11 @@ class SandboxFilesystem:
 
     async def _open(self, path: str, flags: int) -> int:
         sb = self._sandbox
-        return await self._call(file_io.open_fd(sb._socket, path, flags, sb.object_id))
+        return await self._call(fsops.open_fd(sb._socket, path, flags, sb.object_id))
 
     async def _open_file(self, path: str, bound: str) -> Tuple[int, int]:
         """(descriptor, size) of `path` for reading. The sandbox decides what the path is:
-        only a regular file (file_io.open_fd) no larger than `bound` is read (a FIFO would
+        only a regular file (fsops.open_fd) no larger than `bound` is read (a FIFO would
         block for ever, /dev/zero never end), and only what it held when opened."""
         fd = await self._open(path, os.O_RDONLY)
         size = os.fstat(fd).st_size
@@ -198,7 +168,7 @@ class SandboxFilesystem:
 
     async def _stat(self, path: str) -> FileInfo:
         sb = self._sandbox
-        reply = await self._call(file_io.fs_op(sb._socket, agent.FSOP_STAT, path, sb.object_id))
+        reply = await self._call(fsops.fs_op(sb._socket, agent.FSOP_STAT, path, sb.object_id))
         try:
             mode, uid, gid, _pad, size, mtime_ns = reply.unpack(STAT)
         except agent.AgentGone as exc:
@@ -222,13 +192,13 @@ class SandboxFilesystem:
     async def list_files(self, remote_path: str) -> List[FileInfo]:
         path = self._path("list_files", remote_path)
         sb = self._sandbox
-        entries = await self._call(file_io.list_dir(sb._socket, path, sb.object_id))
+        entries = await self._call(fsops.list_dir(sb._socket, path, sb.object_id))
         base = path.rstrip("/")
         return [await self._stat(f"{base}/{name}") for name, _ in entries]
 
     async def _make_dirs(self, path: str, parents: bool) -> None:
         sb = self._sandbox
-        await self._call(file_io.make_dirs(sb._socket, path, sb.object_id, parents))
+        await self._call(fsops.make_dirs(sb._socket, path, sb.object_id, parents))
 
     @synchronized
     async def make_directory(self, remote_path: str, *, create_parents: bool = True) -> None:
@@ -243,7 +213,7 @@ class SandboxFilesystem:
         """A file or an empty directory; a whole tree with recursive=True."""
         path = self._path("remove", remote_path)
         sb = self._sandbox
-        await self._call(file_io.remove(sb._socket, path, sb.object_id, recursive))
+        await self._call(fsops.remove(sb._socket, path, sb.object_id, recursive))
 
     @synchronized
     async def watch(self, remote_path: str, *, filter=None, recursive: bool = False, timeout=None):
@@ -259,7 +229,7 @@ class SandboxFilesystem:
 
 
 def _modal_error(exc: Exception) -> Exception:
-    """Modal 1.6's exception for a file_io error (a finished sandbox, or an errno)."""
+    """Modal 1.6's exception for an fsops error (a finished sandbox, or an errno)."""
     if isinstance(exc, ConflictError):
         return NotFoundError("The Sandbox is unavailable. This Sandbox may have already shut down.")
     return _ERRORS.get(exc.errno, SandboxFilesystemError)(str(exc))

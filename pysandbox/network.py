@@ -13,6 +13,7 @@ import dataclasses
 import ipaddress
 from typing import Any, Optional, Sequence, Tuple
 
+from ._validate import whole_number
 from .exception import InvalidError
 
 
@@ -49,9 +50,7 @@ def tunnel(host_port: int, encrypted: bool) -> Tunnel:
 
 
 def check_port(port: Any, what: str) -> int:
-    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-        raise InvalidError(f"{what} must be an int between 1 and 65535, got {port!r}")
-    return port
+    return whole_number(port, what, minimum=1, maximum=65535)
 
 
 def check_ports(encrypted: Sequence[int], unencrypted: Sequence[int]) -> Tuple[Tuple[int, bool], ...]:

@@ -55,7 +55,3 @@ class BuildProgress:
 
     def done(self) -> None:
         self._print(f"Built image {self.image_id} in {time.monotonic() - self.started:.1f}s")
-
-
-def build_progress(image_id: str, steps: int) -> BuildProgress:
-    return BuildProgress(image_id, steps)

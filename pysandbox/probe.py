@@ -1,4 +1,4 @@
-"""modal.Probe, the readiness check of a sandbox, and the loop behind wait_until_ready().
+"""modal.Probe, the readiness check of a sandbox (Sandbox.wait_until_ready() runs it).
 
 A TCP probe is a connection to 127.0.0.1:port made inside the sandbox (by the
 static sandbox-probe helper, bind-mounted when the sandbox has a TCP probe);
@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional, Tuple
 
+from ._validate import whole_number
 from .exception import InvalidError
 from .network import check_port
 
@@ -34,8 +35,7 @@ class Probe:
             if not self.exec_argv or not all(isinstance(arg, str) and "\0" not in arg for arg in self.exec_argv):
                 raise InvalidError("Probe.with_exec needs at least one argument, all of them strings "
                                    "without NUL bytes.")
-        if isinstance(self.interval_ms, bool) or not isinstance(self.interval_ms, int) or self.interval_ms <= 0:
-            raise InvalidError(f"interval_ms must be a positive int, got {self.interval_ms!r}")
+        whole_number(self.interval_ms, "interval_ms")
 
     @classmethod
     def with_tcp(cls, port: int, *, interval_ms: int = 100) -> "Probe":

@@ -16,7 +16,9 @@ from typing import Any, Optional, Tuple
 
 import attrs
 
+from ._validate import whole_number
 from .exception import InvalidError
+from .types import SandboxStats as SandboxStats  # where the runtime and tests import it
 
 MIN_CPU_LIMIT = 0.01  # the kernel's smallest cfs quota is 1 ms per 100 ms period
 MIN_MEMORY_LIMIT_MIB = 16  # room for the sandbox to start a shell and Python (they need about 8)
@@ -52,10 +54,8 @@ def _request_limit(value: Any, what: str, unit: str, integer: bool) -> Tuple[Opt
 def check_pids_limit(value: Any) -> Optional[int]:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < MIN_PIDS_LIMIT:
-        raise InvalidError(f"the pids limit must be a whole number of at least {MIN_PIDS_LIMIT} (bwrap, the "
-                           f"sandbox's init and one process), got {value!r}")
-    return value
+    return whole_number(value, "the pids limit", minimum=MIN_PIDS_LIMIT,
+                        why=" (bwrap, the sandbox's init and one process)")
 
 
 def default_pids_limit() -> int:
@@ -98,16 +98,3 @@ class Resources:
             memory_limit=None if memory_limit is None else int(memory_limit),
             pids_limit=pids_limit, ephemeral_disk=None if disk is None else int(disk),
         )
-
-
-@attrs.frozen
-class SandboxStats:
-    """What a sandbox has used, from its cgroup (None where no cgroup could be made:
-    an unprivileged caller on a cgroup v1 host). After the sandbox ends: the final
-    cpu time, peak memory and out-of-memory kills; current memory and pids are 0."""
-
-    cpu_seconds: Optional[float]
-    memory_current: Optional[int]  # bytes
-    memory_peak: Optional[int]  # bytes
-    pids: Optional[int]
-    oom_kills: Optional[int]

@@ -41,7 +41,7 @@ from .exception import (
     SandboxTimeoutError,
     UnimplementedError,
 )
-from . import file_io
+from ._core import fsops
 from .file_io import FileIO
 from .filesystem import SandboxFilesystem
 from .probe import Probe, check_probe
@@ -88,8 +88,7 @@ def _check_unsupported(**options: Any) -> None:
 def _check_snapshot_options(timeout: Any, ttl: Any) -> None:
     # Snapshots are copied to completion and kept until `pysandbox image rm`: timeout and ttl are checked, not enforced.
     positive_seconds(timeout)
-    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or ttl <= 0):
-        raise InvalidError("ttl must be a positive number of seconds, or None")
+    positive_seconds(ttl, "ttl", allow_none=True, at_most=None)
 
 
 def _check_port_lists(**lists: Any) -> None:
@@ -491,19 +490,19 @@ class Sandbox:
     async def ls(self, path: str) -> List[str]:
         """Names of the entries of a directory in the sandbox."""
         self._ensure_attached()
-        return [name for name, _ in await file_io.list_dir(self._socket, path, self.object_id)]
+        return [name for name, _ in await fsops.list_dir(self._socket, path, self.object_id)]
 
     @synchronized
     async def mkdir(self, path: str, parents: bool = False) -> None:
         """Create a directory in the sandbox; parents=True behaves like `mkdir -p`."""
         self._ensure_attached()
-        await file_io.make_dirs(self._socket, path, self.object_id, parents)
+        await fsops.make_dirs(self._socket, path, self.object_id, parents)
 
     @synchronized
     async def rm(self, path: str, recursive: bool = False) -> None:
         """Remove a file or an empty directory (a whole tree with recursive=True)."""
         self._ensure_attached()
-        await file_io.remove(self._socket, path, self.object_id, recursive)
+        await fsops.remove(self._socket, path, self.object_id, recursive)
 
     @synchronized
     async def watch(self, path: str, filter=None, recursive: Optional[bool] = None, timeout=None):

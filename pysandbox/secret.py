@@ -8,21 +8,19 @@ mode 0600, written atomically.
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections import abc
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
-import attrs
-
 from . import config, registry
 from ._state import files
 from ._aio import synchronized, synchronized_static
+from ._validate import object_name
 from .exception import AlreadyExistsError, InvalidError, NotFoundError
+from .types import SecretInfo
 
 _DICT_ERROR = "the env_dict argument to Secret has to be a dict[str, Union[str, None]]"
-_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}\Z")
 
 
 def _check_dict(env_dict) -> Dict[str, str]:
@@ -34,9 +32,7 @@ def _check_dict(env_dict) -> Dict[str, str]:
 
 
 def _secret_path(name: str) -> Path:
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise InvalidError(f"Invalid Secret name {name!r}: use up to 64 letters, digits, '-', '_' and '.'.")
-    return config.state_dir() / "secrets" / f"{name}.json"
+    return config.state_dir() / "secrets" / f"{object_name(name, 'Secret')}.json"
 
 
 def _read_named(name: str) -> dict:
@@ -50,13 +46,6 @@ def _read_named(name: str) -> dict:
 def _write_named(name: str, record: dict) -> None:
     files.ensure_dir(_secret_path(name).parent, 0o700)
     files.write_json_atomic(_secret_path(name), record, mode=0o600)
-
-
-@attrs.frozen
-class SecretInfo:
-    name: str
-    created_at: float
-    keys: List[str]
 
 
 class _SecretManager:

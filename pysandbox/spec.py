@@ -6,13 +6,12 @@ message that says what to change, before any process or file is created.
 
 from __future__ import annotations
 
-import re
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import attrs
 
 from . import config
-from ._validate import positive_seconds
+from ._validate import env_mapping, is_object_name, object_name, positive_seconds
 from .exception import InvalidError
 from .image.rootfs import RootFS
 from .network import check_cidrs
@@ -22,9 +21,7 @@ from .secret import Secret
 from .streams import StreamType
 
 ARG_MAX_BYTES = 2**16
-_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 NETWORK_MODES = ("default", "none", "host")
-_NAME = re.compile(r"^(?!\.{1,2}\Z)[A-Za-z0-9._-]{1,64}\Z")  # "." and ".." are directories, not names
 
 
 def check_args(args: Sequence[Any]) -> Tuple[str, ...]:
@@ -65,33 +62,19 @@ def merge_env(env: Optional[Mapping[str, Optional[str]]], secrets: Optional[Sequ
             raise InvalidError(f"secrets must be a list of pysandbox.Secret objects, got {type(secret).__name__}")
         merged.update(secret.env())
     if env is not None:
-        if not isinstance(env, Mapping):
-            raise InvalidError(f"env must be a dict of str to str, got {type(env).__name__}")
-        merged.update({k: v for k, v in env.items() if v is not None})
-    for key, value in merged.items():
-        if not isinstance(key, str) or not _ENV_KEY.match(key):
-            raise InvalidError(f"Invalid environment variable name {key!r}: use letters, digits and '_', not starting with a digit.")
-        if not isinstance(value, str):
-            raise InvalidError(f"Environment variable {key} must be a string, got {type(value).__name__}")
-        if "\0" in value:
-            raise InvalidError(f"Environment variable {key} must not contain NUL bytes.")
-    return merged
+        merged.update(env_mapping(env))
+    return env_mapping(merged)  # the secrets' variables too
 
 
 def valid_name(name: object) -> bool:
     """Whether a sandbox can be called `name` (then also a file name in the name registry)."""
-    return isinstance(name, str) and bool(_NAME.match(name)) and not name.startswith("ap-")
+    return is_object_name(name, id_prefix="ap-")
 
 
 def check_name(name: Optional[str]) -> Optional[str]:
     if name is None:
         return None
-    if not valid_name(name):
-        raise InvalidError(
-            f"Invalid Sandbox name: {name!r}. Names may contain only letters, digits, '-', '_' and '.', "
-            "be at most 64 characters long, be neither '.' nor '..', and must not look like an App ID (ap-...)."
-        )
-    return name
+    return object_name(name, "Sandbox", id_prefix="ap-")
 
 
 def check_tags(tags: Optional[Mapping[str, str]]) -> Dict[str, str]:
@@ -152,7 +135,7 @@ class SandboxSpec:
     verbose: bool = False
     pty: bool = False
     volumes: Tuple[Bind, ...] = ()  # from volume.mount_plan
-    # "default": outbound access (loopback only until a user-mode network helper is wired in);
+    # "default": outbound access through the user-mode network helper (runtime/netplan.py);
     # "none": loopback only (block_network=True); "host": the host's network, only when asked by name.
     network: str = attrs.field(default="default", validator=attrs.validators.in_(NETWORK_MODES))
     ports: tuple = attrs.field(default=())  # (sandbox port, encrypted), from network.check_ports

@@ -13,9 +13,7 @@ the sandbox's unprivileged uid, so sandboxes can change them.
 from __future__ import annotations
 
 import contextlib
-import enum
 import os
-import re
 import secrets
 import shutil
 import stat as stat_module
@@ -23,41 +21,16 @@ import time
 from pathlib import Path
 from typing import Any, AsyncIterator, Iterator, List, Optional, Tuple, Union
 
-import attrs
-
 from . import _beneath, bounds, config, registry
 from ._state import files
 from ._aio import context, static_context, synchronized, synchronized_static
+from ._validate import is_object_name, object_name
 from .exception import AlreadyExistsError, InvalidError, NotFoundError
 from .spec import Bind
+from .types import FileEntry, FileEntryType, VolumeInfo
 
-_NAME = re.compile(r"^(?!\.{1,2}\Z)[A-Za-z0-9._-]{1,64}\Z")  # "." and ".." are directories, not names
 _CREATING, _DELETING = ".tmp", ".deleted"  # suffixes of a volume directory on its way in or out
 CHUNK = 1 << 20
-
-
-class FileEntryType(enum.IntEnum):
-    UNSPECIFIED = 0
-    FILE = 1
-    DIRECTORY = 2
-    SYMLINK = 3
-    FIFO = 4
-    SOCKET = 5
-
-
-@attrs.frozen
-class FileEntry:
-    path: str
-    type: FileEntryType
-    mtime: int
-    size: int
-
-
-@attrs.frozen
-class VolumeInfo:
-    name: Optional[str]
-    volume_id: str
-    created_at: float
 
 
 def _volumes_dir() -> Path:
@@ -65,9 +38,7 @@ def _volumes_dir() -> Path:
 
 
 def _check_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME.match(name) or name.startswith("vo-"):
-        raise InvalidError(f"Invalid Volume name {name!r}: use up to 64 letters, digits, '-', '_' and '.'.")
-    return name
+    return object_name(name, "Volume", id_prefix="vo-")
 
 
 def _create(directory: Path, name: Optional[str]) -> dict:
@@ -131,7 +102,7 @@ class _VolumeManager:
     @synchronized_static
     async def list(*, max_objects: Optional[int] = None, **_options) -> List["Volume"]:
         directory = _volumes_dir()
-        names = sorted(p.name for p in directory.iterdir() if _NAME.match(p.name)) if directory.is_dir() else []
+        names = sorted(p.name for p in directory.iterdir() if is_object_name(p.name)) if directory.is_dir() else []
         return [Volume.from_name(name) for name in names[:max_objects]]
 
 

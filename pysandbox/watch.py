@@ -8,17 +8,17 @@ directory created later gets its own watch (and descriptor) from init.
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import os
 import posixpath
 import struct
 import time
 from typing import AsyncIterator, Dict, List, Optional, Sequence, Tuple
 
-from . import _aio, agent, file_io
+from . import _aio, agent
+from ._core import fsops
 from ._validate import positive_seconds
 from .exception import InvalidError
+from .types import FileWatchEvent, FileWatchEventType
 
 EVENT = struct.Struct("=iIII")
 WD = struct.Struct("=i")
@@ -26,20 +26,6 @@ READ_SIZE = 64 * 1024
 _IN_ACCESS, _IN_MODIFY, _IN_ATTRIB, _IN_CLOSE_WRITE = 0x1, 0x2, 0x4, 0x8
 _IN_MOVED_FROM, _IN_MOVED_TO, _IN_CREATE, _IN_DELETE = 0x40, 0x80, 0x100, 0x200
 _IN_DELETE_SELF, _IN_MOVE_SELF, _IN_Q_OVERFLOW, _IN_IGNORED, _IN_ISDIR = 0x400, 0x800, 0x4000, 0x8000, 0x40000000
-
-
-class FileWatchEventType(enum.Enum):
-    Unknown = "Unknown"
-    Access = "Access"
-    Create = "Create"
-    Modify = "Modify"
-    Remove = "Remove"
-
-
-@dataclasses.dataclass
-class FileWatchEvent:
-    paths: List[str]
-    type: FileWatchEventType
 
 
 def check_watch_args(filter: Optional[Sequence[FileWatchEventType]], timeout: Optional[float]) -> None:
@@ -97,11 +83,8 @@ class _Watch:
 
     async def add(self, path: str) -> None:
         sb = self.sandbox
-        reply = await file_io._request(
-            sb._socket, agent.REQ_FSOP,
-            file_io.FSOP.pack(agent.FSOP_WATCH, agent.WATCH_RECURSIVE if self.recursive else 0),
-            path, sb.object_id,
-        )
+        flags = agent.WATCH_RECURSIVE if self.recursive else 0
+        reply = await fsops.fs_op(sb._socket, agent.FSOP_WATCH, path, sb.object_id, flags)
         fd = reply.fds[0]
         self.paths[fd] = parse_watches(reply.body, path)
 

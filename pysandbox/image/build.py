@@ -110,7 +110,7 @@ def check_order(steps: Sequence) -> None:
 
 
 def _build(steps: Sequence, ids: List[str], force_from: Optional[int]) -> dict:
-    progress = output.build_progress(store.image_id(ids[-1]), len(steps))
+    progress = output.BuildProgress(store.image_id(ids[-1]), len(steps))
     parent: Optional[dict] = None
     for number, (step, layer) in enumerate(zip(steps, ids), 1):
         forced = force_from is not None and number > force_from and not hasattr(step, "layer")

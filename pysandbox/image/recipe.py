@@ -10,6 +10,7 @@ from pathlib import PurePosixPath
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from .._aio import synchronized
+from .._validate import env_mapping
 from ..exception import InvalidError, UnimplementedError
 from ..secret import Secret
 from . import build, dockerfile, reference, store
@@ -51,8 +52,7 @@ def _check_env(env: Optional[Dict[str, str]], method: str) -> Dict[str, str]:
         return {}
     if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
         raise InvalidError(f"Image.{method}: env must be a dict of str to str")
-    from ..spec import merge_env  # the sandbox's rules for names and values; spec imports this package
-    return merge_env(env, None)
+    return env_mapping(env)
 
 
 def _secret_env(secrets: Optional[Sequence[Secret]], method: str) -> Tuple[Tuple[str, str], ...]:

@@ -1,0 +1,1 @@
+"""The sandbox core: below Modal's API, above the host runtime."""
