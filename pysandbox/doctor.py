@@ -16,8 +16,10 @@ from typing import Callable, List, Optional
 import attrs
 
 from . import config, identity as ids
+from .app import App
 from .exception import Error
 from .runtime import cgroups, netplan
+from .sandbox import Sandbox
 
 Check = Callable[[], "Finding"]
 
@@ -153,9 +155,6 @@ def image_tools() -> Finding:
 
 
 def sandbox_starts() -> Finding:
-    from .app import App
-    from .sandbox import Sandbox
-
     start = time.perf_counter()
     try:
         sb = Sandbox.create(app=App.lookup("pysandbox-doctor", create_if_missing=True), block_network=True)

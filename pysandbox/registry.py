@@ -47,7 +47,7 @@ from ._state.files import (
     write_json_atomic,
 )
 from ._state.proc import ProcessRef
-from .exception import AlreadyExistsError, ConflictError, Error, ExecutionError, InvalidError, NotFoundError
+from .exception import AlreadyExistsError, ConflictError, ExecutionError, InvalidError, NotFoundError
 
 RECORD_NAME = "record.json"  # a sandbox directory's record; its existence also confirms the sandbox
 CREATOR_NAME = "creator"  # the creating process, so gc leaves a create in progress alone
@@ -87,15 +87,12 @@ def _is_tunnels(value: Any) -> bool:
 
 
 def _is_probe(value: Any) -> bool:
-    from .probe import Probe  # probe -> network -> ... imports nothing of ours that needs the registry
-
-    if value is None:
-        return True
-    try:
-        Probe.from_json(value)
-        return isinstance(value, dict)
-    except (Error, KeyError, TypeError, ValueError, AttributeError):
-        return False
+    """The shape of Probe.to_json(); the sandbox builds the Probe (and validates its values) when it runs it."""
+    return value is None or (
+        isinstance(value, dict) and set(value) == {"tcp_port", "exec_argv", "interval_ms"}
+        and (value["tcp_port"] is None or is_int(value["tcp_port"], 1))
+        and (value["exec_argv"] is None or _is_str_list(value["exec_argv"]))
+        and is_int(value["interval_ms"], 1))
 
 
 def _is_process(value: Any) -> bool:

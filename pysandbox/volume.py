@@ -26,6 +26,7 @@ from ._state import files
 from ._aio import context, static_context, synchronized, synchronized_static
 from ._validate import is_object_name, object_name
 from .exception import AlreadyExistsError, InvalidError, NotFoundError
+from .runtime.layout import SYSTEM_DIRS
 from .spec import Bind
 from .types import FileEntry, FileEntryType, VolumeInfo
 
@@ -365,7 +366,6 @@ def mount_plan(volumes) -> Tuple[Bind, ...]:
         return ()
     if not isinstance(volumes, dict):
         raise InvalidError("volumes must be a dict of absolute paths to pysandbox.Volume objects")
-    from .runtime.layout import SYSTEM_DIRS
 
     plan, seen = [], set()
     for raw_path, volume in volumes.items():

@@ -23,6 +23,7 @@ MASKED_FILES = ("etc/shadow", "etc/shadow-", "etc/gshadow", "etc/gshadow-", "etc
 MASKED_DIRS = ("etc/ssh", "etc/sudoers.d", "etc/ssl/private", "etc/polkit-1/localauthority")
 BIN_DIR = "/__pysandbox/bin"
 INIT_PATH = "/__pysandbox/init"
+PROBE_PATH = "/__pysandbox/probe"  # sandbox-probe, bound in when a sandbox has a TCP readiness probe
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEV_BYTES = 64 << 10  # /dev holds only device nodes, links and mount points
 # What sandbox root may do in its own user namespace: Docker's default capabilities, so su,

@@ -17,20 +17,28 @@ import pysandbox
 
 PACKAGE = Path(pysandbox.__file__).parent
 
-# Top to bottom. A module is in the first layer one of whose prefixes it starts with.
+# Top to bottom. A module is in the layer of the longest prefix it starts with.
 LAYERS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
+    # Commands over the public API.
     ("tools", ("pysandbox.cli", "pysandbox.__main__", "pysandbox.doctor", "pysandbox.image.cli")),
+    # Modal's API: what `import pysandbox as modal` gives. garbage collects over all of it.
     ("api", (
         "pysandbox.__init__", "pysandbox.sandbox", "pysandbox.process", "pysandbox.streams", "pysandbox.file_io",
         "pysandbox.filesystem", "pysandbox.watch", "pysandbox.volume", "pysandbox.secret", "pysandbox.network",
-        "pysandbox.probe", "pysandbox.app", "pysandbox.output", "pysandbox.image",
+        "pysandbox.probe", "pysandbox.app", "pysandbox.output", "pysandbox.image", "pysandbox.garbage",
     )),
-    ("core", ("pysandbox._core", "pysandbox.agent", "pysandbox.spec")),
-    ("runtime", ("pysandbox.runtime", "pysandbox.garbage")),
-    ("state", ("pysandbox._state", "pysandbox.registry", "pysandbox.identity")),
+    # The sandbox below the API: creating one, talking to its init.
+    ("core", ("pysandbox._core", "pysandbox.spec")),
+    # This host's mechanics: runners, mounts, network, cgroups, repair after a crash.
+    ("runtime", ("pysandbox.runtime",)),
+    # The state directory: records, names, apps.
+    ("state", ("pysandbox._state", "pysandbox.registry")),
+    # Imported by every layer, importing none: settings, errors, bounds, public data types, the
+    # async core, shared checks, the host's identity, the wire format init speaks, safe path walks.
     ("leaf", (
         "pysandbox.config", "pysandbox.exception", "pysandbox.bounds", "pysandbox._aio", "pysandbox._validate",
-        "pysandbox.types", "pysandbox.resources", "pysandbox._beneath", "pysandbox._overlay", "pysandbox._fork",
+        "pysandbox.types", "pysandbox.resources", "pysandbox.identity", "pysandbox.agent", "pysandbox._core.spec",
+        "pysandbox._beneath", "pysandbox._overlay", "pysandbox._fork",
     )),
 )
 RANK = {name: rank for rank, (name, _) in enumerate(LAYERS)}
@@ -55,10 +63,10 @@ MODULES = _modules()
 
 def _layer(module: str) -> str:
     module = "pysandbox.__init__" if module == "pysandbox" else module
-    for name, prefixes in LAYERS:
-        if any(module == prefix or module.startswith(prefix + ".") for prefix in prefixes):
-            return name
-    raise AssertionError(f"{module} is in no layer: add it to LAYERS (and to docs/ARCHITECTURE.md)")
+    matches = [(len(prefix), name) for name, prefixes in LAYERS for prefix in prefixes
+               if module == prefix or module.startswith(prefix + ".")]
+    assert matches, f"{module} is in no layer: add it to LAYERS (and to docs/ARCHITECTURE.md)"
+    return max(matches)[1]
 
 
 def _is_package(module: str) -> bool:
