@@ -1,12 +1,12 @@
 """The contracts between the Python side and the native helpers, compared text to value:
-the fd layout (native/fds.h, runtime/fds.py), init's configuration format
-(native/initconfig.h, runtime/initconfig.py) and the fixed host environment
-(native/util.c, runtime/launch.py)."""
+the fd layout (native/fds.h, runtime/fds.py), init's wire protocol (native/protocol.h,
+agent.py), init's configuration format (native/initconfig.h, runtime/initconfig.py), the
+fixed host environment (native/util.c, config.py) and sandbox root's capabilities."""
 
 import re
 from pathlib import Path
 
-from pysandbox import config
+from pysandbox import agent, config
 from pysandbox.runtime import fds, initconfig
 
 NATIVE = Path(__file__).resolve().parents[2] / "native"
@@ -38,3 +38,16 @@ def test_capabilities_agree():
     source = (NATIVE / "caps.c").read_text()
     kept = re.search(r"CAPS_KEPT\[\] = \{(.*?)\};", source, re.S).group(1)
     assert sorted(re.findall(r"CAP_([A-Z_]+)", kept)) == sorted(SANDBOX_ROOT_CAPS)
+
+
+def test_protocol_numbers_agree():
+    """Every PSB_ name in native/protocol.h has its agent.py twin with the same value, and back."""
+    header = (NATIVE / "protocol.h").read_text()
+    native = {name: int(value, 0) for name, value in re.findall(r"\bPSB_([A-Z_]+) = (\d+)", header)}
+    native.update((name, int(value.rstrip("u"), 0)) for name, value in
+                  re.findall(r"#define PSB_([A-Z_]+) \(?(0x[0-9a-f]+u?|\d+u?)\b", header))
+    native["MAX_MESSAGE"] = int(re.search(r"#define PSB_MAX_MESSAGE \((\d+) \* (\d+)\)", header).group(1)) * 1024
+    del native["OPEN_FLAGS_ALLOWED"]  # checked by init on what the client sends: Python builds flags from os.O_*
+    python = {name: getattr(agent, name) for name in native if hasattr(agent, name)}
+    assert python == native
+    assert {name for name in vars(agent) if re.fullmatch(r"(REQ|REP|FSOP|EXIT)_[A-Z_]+", name)} <= set(native)
