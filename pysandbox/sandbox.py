@@ -46,8 +46,8 @@ from .probe import Probe, check_probe
 from .process import ContainerProcess
 from .resources import Resources, SandboxStats, default_pids_limit
 from .runtime import cgroups, launch, layout, limits, netplan, nsjail
-from .secret import Secret
-from .spec import ExecSpec, SandboxSpec, check_experimental_options, check_tags, merge_env, valid_name
+from .secret import Secret, merge_env
+from ._core.spec import ExecSpec, SandboxSpec, check_experimental_options, check_tags, valid_name
 from .volume import mount_plan
 from .streams import FollowSource, OutputPipes, StreamReader, StreamType, StreamWriter
 from .watch import check_watch_args, watch_events

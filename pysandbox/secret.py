@@ -12,7 +12,7 @@ import re
 import time
 from collections import abc
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence
 
 import attrs
 
@@ -22,6 +22,7 @@ from .exception import AlreadyExistsError, InvalidError, NotFoundError
 
 _DICT_ERROR = "the env_dict argument to Secret has to be a dict[str, Union[str, None]]"
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}\Z")
+_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 def _check_dict(env_dict) -> Dict[str, str]:
@@ -173,3 +174,27 @@ class Secret:
 
     def __repr__(self) -> str:
         return self._description
+
+
+def merge_env(env: Optional[Mapping[str, Optional[str]]], secrets: Optional[Sequence[Secret]]) -> Dict[str, str]:
+    """The environment a sandbox, an exec or an image step gets: secrets first, then `env` on top;
+    None values are dropped. Keys and values validated."""
+    merged: Dict[str, str] = {}
+    if secrets is not None and not isinstance(secrets, (list, tuple)):
+        raise InvalidError(f"secrets must be a list of pysandbox.Secret objects, got {type(secrets).__name__}")
+    for secret in secrets or ():
+        if not isinstance(secret, Secret):
+            raise InvalidError(f"secrets must be a list of pysandbox.Secret objects, got {type(secret).__name__}")
+        merged.update(secret.env())
+    if env is not None:
+        if not isinstance(env, abc.Mapping):
+            raise InvalidError(f"env must be a dict of str to str, got {type(env).__name__}")
+        merged.update({k: v for k, v in env.items() if v is not None})
+    for key, value in merged.items():
+        if not isinstance(key, str) or not _ENV_KEY.match(key):
+            raise InvalidError(f"Invalid environment variable name {key!r}: use letters, digits and '_', not starting with a digit.")
+        if not isinstance(value, str):
+            raise InvalidError(f"Environment variable {key} must be a string, got {type(value).__name__}")
+        if "\0" in value:
+            raise InvalidError(f"Environment variable {key} must not contain NUL bytes.")
+    return merged

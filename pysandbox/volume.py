@@ -28,7 +28,7 @@ import attrs
 from . import _beneath, bounds, config, registry
 from ._aio import context, static_context, synchronized, synchronized_static
 from .exception import AlreadyExistsError, InvalidError, NotFoundError
-from .spec import Bind
+from ._core.spec import Bind
 
 _NAME = re.compile(r"^(?!\.{1,2}\Z)[A-Za-z0-9._-]{1,64}\Z")  # "." and ".." are directories, not names
 _CREATING, _DELETING = ".tmp", ".deleted"  # suffixes of a volume directory on its way in or out

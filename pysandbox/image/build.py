@@ -23,9 +23,8 @@ import attrs
 
 from .. import bounds, output, registry
 from ..exception import ConflictError, ImageBuildError, InvalidError, NotFoundError, ResourceExhaustedError
-from ..spec import Bind
+from .._core.spec import BASE_ENV, Bind, RootFS
 from . import _unpack, store
-from .rootfs import BASE_ENV, RootFS
 
 BUILD_TIMEOUT = 3600
 BUILDER_APP = "pysandbox-image-builder"
@@ -228,7 +227,7 @@ class BuildContext:
                    volumes: tuple, network: str) -> None:
         from ..app import App
         from ..sandbox import _start  # the sandbox module imports this package
-        from ..spec import SandboxSpec
+        from .._core.spec import SandboxSpec
         spec = SandboxSpec((), env=env, workdir=workdir, timeout=BUILD_TIMEOUT, network=network)
         spec = attrs.evolve(spec, rootfs=rootfs, volumes=volumes)
         # Tethered: if this process dies mid-build, its build sandbox dies with it.

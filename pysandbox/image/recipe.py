@@ -11,11 +11,11 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from .._aio import synchronized
 from ..exception import InvalidError, UnimplementedError
-from ..secret import Secret
+from .._core.spec import RootFS
+from ..secret import Secret, merge_env
 from . import build, dockerfile, reference, store
 from .local import AddLocal, Ignore
 from .pull import FromRegistry, credentials_of
-from .rootfs import RootFS
 from .steps import Config, DebianSlim, Existing, Run, Scratch, env_pairs
 
 
@@ -51,17 +51,11 @@ def _check_env(env: Optional[Dict[str, str]], method: str) -> Dict[str, str]:
         return {}
     if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
         raise InvalidError(f"Image.{method}: env must be a dict of str to str")
-    from ..spec import merge_env  # the sandbox's rules for names and values; spec imports this package
     return merge_env(env, None)
 
 
-def _secret_env(secrets: Optional[Sequence[Secret]], method: str) -> Tuple[Tuple[str, str], ...]:
-    merged: Dict[str, str] = {}
-    for secret in secrets or ():
-        if not isinstance(secret, Secret):
-            raise InvalidError(f"Image.{method}: secrets must be pysandbox.Secret objects")
-        merged.update(secret.env())
-    return env_pairs(merged)
+def _secret_env(secrets: Optional[Sequence[Secret]]) -> Tuple[Tuple[str, str], ...]:
+    return env_pairs(merge_env(None, secrets))  # the sandbox's rules for secrets, names and values
 
 
 class Image:
@@ -124,7 +118,7 @@ class Image:
         """Each command runs in /bin/sh as its own layer."""
         _check_step_options("run_commands", gpu, volumes=volumes)
         env_ = env_pairs(_check_env(env, "run_commands"))
-        hidden = _secret_env(secrets, "run_commands")
+        hidden = _secret_env(secrets)
         return self._extend(*(Run(c, env_, hidden) for c in _flatten(commands, "run_commands() commands")),
                             force=force_build)
 
@@ -139,7 +133,7 @@ class Image:
             return self
         options = _pip_options(find_links, index_url, extra_index_url, pre, extra_options)
         command = f"python -m pip install {shlex.join(sorted(names))}{options}"
-        return self._extend(Run(command, env_pairs(_check_env(env, "pip_install")), _secret_env(secrets, "pip_install")),
+        return self._extend(Run(command, env_pairs(_check_env(env, "pip_install")), _secret_env(secrets)),
                             force=force_build)
 
     def uv_pip_install(self, *packages: Any, requirements: Optional[Sequence[str]] = None,
@@ -157,7 +151,7 @@ class Image:
         command = (f"python -m pip install {uv} && python -m uv pip install --system --break-system-packages "
                    f"{shlex.join(sorted(names))}{options}")
         return self._extend(Run(command, env_pairs(_check_env(env, "uv_pip_install")),
-                                _secret_env(secrets, "uv_pip_install")), force=force_build)
+                                _secret_env(secrets)), force=force_build)
 
     def apt_install(self, *packages: Any, force_build: bool = False, env: Optional[Dict[str, str]] = None,
                     secrets: Sequence[Secret] = (), gpu: Any = None) -> "Image":
@@ -169,7 +163,7 @@ class Image:
         command = ("apt-get update -q && apt-get install -y -q --no-install-recommends "
                    f"{shlex.join(names)} && apt-get clean && rm -rf /var/lib/apt/lists/*")
         env_ = {"DEBIAN_FRONTEND": "noninteractive", **_check_env(env, "apt_install")}
-        return self._extend(Run(command, env_pairs(env_), _secret_env(secrets, "apt_install")), force=force_build)
+        return self._extend(Run(command, env_pairs(env_), _secret_env(secrets)), force=force_build)
 
     def env(self, vars: Dict[str, str]) -> "Image":
         """ENV: variables for later build steps and for sandboxes."""

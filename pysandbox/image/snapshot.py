@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 
 from .. import registry
-from ..spec import Bind
+from .._core.spec import Bind
 from ..exception import ConflictError, UnimplementedError
 from . import build, store
 from .recipe import Image

@@ -37,7 +37,7 @@ from .._overlay import LayerView
 from ..exception import InvalidError
 from ..probe import PROBE_PATH
 from ..registry import ProcessRef
-from ..spec import SandboxSpec
+from .._core.spec import SandboxSpec
 from . import bwrap, cgroups, fds, initconfig, layout, limits, netplan, nsjail, sizes
 
 STAGE_DIR = "/run/pysandbox-stage"

@@ -5,8 +5,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pysandbox.exception import InvalidError
-from pysandbox.secret import Secret
-from pysandbox.spec import ExecSpec, SandboxSpec, check_name, merge_env
+from pysandbox._core.spec import ExecSpec, SandboxSpec, check_name
+from pysandbox.secret import Secret, merge_env
 
 
 @given(st.from_regex(r"[A-Za-z0-9._-]{1,64}", fullmatch=True).filter(lambda n: not n.startswith("ap-") and n not in (".", "..")))

@@ -11,20 +11,27 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import attrs
 
-from . import config
-from ._validate import positive_seconds
-from .exception import InvalidError
-from .image.rootfs import RootFS
-from .network import check_cidrs
-from .probe import Probe
-from .resources import Resources
-from .secret import Secret
-from .streams import StreamType
+from .. import config
+from .._validate import positive_seconds
+from ..exception import InvalidError
+from ..network import check_cidrs
+from ..probe import Probe
+from ..resources import Resources
+from ..streams import StreamType
 
 ARG_MAX_BYTES = 2**16
-_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 NETWORK_MODES = ("default", "none", "host")
 _NAME = re.compile(r"^(?!\.{1,2}\Z)[A-Za-z0-9._-]{1,64}\Z")  # "." and ".." are directories, not names
+# The one default environment: every sandbox starts from it, then the image's ENV (RootFS.env)
+# or the host image's PATH (runtime/layout.default_env), then the caller's env.
+BASE_ENV = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "HOME": "/root",
+    "LANG": "C.UTF-8",
+    "TERM": "xterm",
+    # Modal's images run Python unbuffered, so entrypoint output streams live.
+    "PYTHONUNBUFFERED": "1",
+}
 
 
 def check_args(args: Sequence[Any]) -> Tuple[str, ...]:
@@ -53,29 +60,6 @@ def check_timeout(value: Any, what: str, allow_none: bool) -> Optional[float]:
     if value is None and not allow_none:
         raise InvalidError("`timeout=None` is only supported for experimental persistent Sandboxes.")
     return positive_seconds(value, what, allow_none=allow_none)
-
-
-def merge_env(env: Optional[Mapping[str, Optional[str]]], secrets: Optional[Sequence[Secret]]) -> Dict[str, str]:
-    """Secrets first, then `env` on top; None values are dropped. Keys and values validated."""
-    merged: Dict[str, str] = {}
-    if secrets is not None and not isinstance(secrets, (list, tuple)):
-        raise InvalidError(f"secrets must be a list of pysandbox.Secret objects, got {type(secrets).__name__}")
-    for secret in secrets or ():
-        if not isinstance(secret, Secret):
-            raise InvalidError(f"secrets must be a list of pysandbox.Secret objects, got {type(secret).__name__}")
-        merged.update(secret.env())
-    if env is not None:
-        if not isinstance(env, Mapping):
-            raise InvalidError(f"env must be a dict of str to str, got {type(env).__name__}")
-        merged.update({k: v for k, v in env.items() if v is not None})
-    for key, value in merged.items():
-        if not isinstance(key, str) or not _ENV_KEY.match(key):
-            raise InvalidError(f"Invalid environment variable name {key!r}: use letters, digits and '_', not starting with a digit.")
-        if not isinstance(value, str):
-            raise InvalidError(f"Environment variable {key} must be a string, got {type(value).__name__}")
-        if "\0" in value:
-            raise InvalidError(f"Environment variable {key} must not contain NUL bytes.")
-    return merged
 
 
 def valid_name(name: object) -> bool:
@@ -139,6 +123,29 @@ class Bind:
 
 
 @attrs.frozen
+class RootFS:
+    """What a sandbox started from an image gets: its layers, its runtime config.
+
+    An image root is an overlay: the image's layer directories read-only below, a
+    writable directory (`upper/rootfs`, with overlayfs's `upper/work` beside it on the
+    same filesystem) on top. For an ordinary sandbox `upper` is the sandbox's own upper
+    directory, removed by the supervisor at terminate; for a build sandbox it is the
+    temporary directory that becomes the new layer."""
+
+    image_id: str
+    lowers: Tuple[str, ...]  # layer directories, bottom first
+    env: Dict[str, str] = attrs.field(factory=dict)  # BASE_ENV plus the image's ENV
+    workdir: Optional[str] = None
+    entrypoint: Tuple[str, ...] = ()
+    cmd: Tuple[str, ...] = ()
+    upper: Optional[str] = None  # a build's own upper directory (kept after teardown); None: the sandbox's
+
+    def command(self, args: Tuple[str, ...]) -> Tuple[str, ...]:
+        """Docker's rule: arguments replace CMD and follow ENTRYPOINT."""
+        return (*self.entrypoint, *(args or self.cmd))
+
+
+@attrs.frozen
 class SandboxSpec:
     entrypoint: Tuple[str, ...] = attrs.field(converter=check_args)
     env: Dict[str, str] = attrs.field(factory=dict)
@@ -168,7 +175,7 @@ class SandboxSpec:
     def _needs_default_network(self, attribute, value) -> None:
         if value and self.network != "default":
             raise InvalidError(f"{attribute.name} needs the default network, not network={self.network!r}")
-    # The image's layers and runtime config (image/rootfs.py); None: the host image.
+    # The image's layers and runtime config (RootFS); None: the host image.
     rootfs: Optional[RootFS] = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.instance_of(RootFS)))
 
 
