@@ -103,7 +103,9 @@ class Image:
         """FROM, RUN, ENV, ARG, WORKDIR, COPY/ADD of local files, CMD, ENTRYPOINT (see image/dockerfile.py)."""
         _check_step_options("from_dockerfile", gpu, ignore=ignore, registry_secret=registry_secret,
                             secrets=secrets, env=env, add_python=add_python)
-        image = dockerfile.to_image(path, context_dir, build_args)
+        image = None
+        for instruction in dockerfile.parse(path, context_dir, build_args):  # FROM first
+            image = _REPLAY[instruction.op](image, *instruction.args)
         return Image(image._steps, 0) if force_build else image
 
     @classmethod
@@ -240,6 +242,19 @@ class Image:
         """The image id once built (im-...), else None."""
         return None if self._rootfs is None else self._rootfs.image_id
 
+
+
+# How Image.from_dockerfile replays each parsed instruction (image/dockerfile.py).
+_REPLAY: Dict[str, Callable[..., Image]] = {
+    "FROM": lambda _, ref: Image.from_scratch() if ref == "scratch" else Image.from_registry(ref),
+    "RUN": Image.run_commands,
+    "ENV": Image.env,
+    "WORKDIR": Image.workdir,
+    "CMD": Image.cmd,
+    "ENTRYPOINT": Image.entrypoint,
+    "COPY_DIR": lambda image, local, dest, ignore: image.add_local_dir(local, dest, copy=True, ignore=ignore),
+    "COPY_FILE": lambda image, local, dest: image.add_local_file(local, dest, copy=True),
+}
 
 def _command_list(value: Any, what: str) -> List[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) and "\0" not in v for v in value):
