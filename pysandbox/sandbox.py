@@ -456,7 +456,7 @@ class Sandbox:
         """The sandbox's filesystem now, as an Image a new sandbox can start from (image sandboxes only)."""
         self._ensure_attached()
         _check_snapshot_options(timeout, ttl)
-        return snapshot_filesystem(self.object_id, self._record.image_id, running=self.poll() is None)
+        return snapshot_filesystem(self.object_id, self._record.image_id, running=self.returncode is None)
 
     @synchronized
     async def snapshot_directory(self, path: str, *, timeout: int = 55, ttl: Any = None) -> "images.Image":

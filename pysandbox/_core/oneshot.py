@@ -12,7 +12,7 @@ from typing import Callable, List, Sequence
 import attrs
 
 from .. import _aio, registry
-from ..exception import ConflictError, ImageBuildError, ResourceExhaustedError
+from ..exception import ConflictError, ImageBuildError, ResourceExhaustedError, SandboxTimeoutError
 from . import lifecycle
 from .exec import start_process
 from .spec import ExecSpec, SandboxSpec
@@ -52,6 +52,7 @@ def run(spec: SandboxSpec, argv: Sequence[str], what: str, on_line: Callable[[st
         code = process.wait()
     finally:
         started.launched.abandon()  # the supervisor sees its tether cut and tears the sandbox down
-        _aio.run_sync(lifecycle.wait(record))
+        if _aio.run_sync(lifecycle.wait(record)).status == "timeout":
+            raise SandboxTimeoutError(f"Sandbox {record.sandbox_id} exceeded its timeout.")
     return Outcome(code, list(tail))
 
