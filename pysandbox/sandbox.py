@@ -43,7 +43,7 @@ from ._core import lifecycle
 from ._core.exec import start_process
 from ._core.spec import ExecSpec, SandboxSpec, check_experimental_options, check_tags, valid_name
 from .volume import mount_plan
-from .streams import FollowSource, StreamReader, StreamType, StreamWriter
+from .streams import FollowSource, StreamReader, StreamType, StreamWriter, output_of
 from .watch import check_watch_args, watch_events
 
 verbose_logger = logging.getLogger("pysandbox.verbose")
@@ -385,7 +385,7 @@ class Sandbox:
     async def _probe_passes(self, probe: Probe) -> bool:
         if self._refresh() is not None:
             raise await registry.finished_error(self.object_id)
-        spec = ExecSpec(probe.argv(), stdout=StreamType.DEVNULL, stderr=StreamType.DEVNULL)
+        spec = ExecSpec(probe.argv(), stdout="devnull", stderr="devnull")
         try:
             process = await start_process(self._socket, self.object_id, spec)
         except agent.AgentError:
@@ -519,7 +519,8 @@ class Sandbox:
     ) -> ContainerProcess:
         """Run a command in the sandbox; returns as soon as it has started."""
         self._ensure_attached()
-        spec = ExecSpec(args, merge_env(env, secrets), workdir, timeout, stdout, stderr, text, bufsize)
+        spec = ExecSpec(args, merge_env(env, secrets), workdir, timeout, output_of(stdout, "stdout"),
+                        output_of(stderr, "stderr"), text, bufsize)
         if self._record.verbose:
             verbose_logger.info("Sandbox exec started: %s", " ".join(spec.args))
         return await start_process(self._socket, self.object_id, spec, pty=bool(pty or pty_info or _pty_info))

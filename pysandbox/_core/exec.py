@@ -24,11 +24,11 @@ from .spec import ExecSpec
 _PIPE_SIZE = 1 << 20
 
 
-def _output_end(kind: StreamType, fd_number: int):
-    """(our read end or None, the end handed to the process) for stdout/stderr."""
-    if kind == StreamType.DEVNULL:
+def _output_end(kind: str, fd_number: int):
+    """(our read end or None, the end handed to the process) for stdout/stderr (spec.OUTPUTS)."""
+    if kind == "devnull":
         return None, os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
-    if kind == StreamType.STDOUT:
+    if kind == "stdout":
         return None, _local_stdout()
     read_end, write_end = os.pipe2(os.O_CLOEXEC)
     if fd_number == 1:
@@ -134,8 +134,10 @@ async def start_process(socket: Path, sandbox_id: str, spec: ExecSpec, pty: bool
         raise
     pid = int.from_bytes(reply.body[:4], sys.byteorder)
     by_line = spec.bufsize == 1 and spec.text
-    stdout_reader = StreamReader(pipes.source(0), 1, text=spec.text, stream_type=spec.stdout, by_line=by_line)
-    stderr_reader = StreamReader(pipes.source(1), 2, text=spec.text, stream_type=spec.stderr, by_line=by_line)
+    stdout_reader = StreamReader(pipes.source(0), 1, text=spec.text, stream_type=StreamType[spec.stdout.upper()],
+                                 by_line=by_line)
+    stderr_reader = StreamReader(pipes.source(1), 2, text=spec.text, stream_type=StreamType[spec.stderr.upper()],
+                                 by_line=by_line)
     return ContainerProcess(conn, pid, stdin, stdout_reader, stderr_reader, pipes, terminal=pty)
 
 

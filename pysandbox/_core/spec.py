@@ -17,10 +17,10 @@ from ..exception import InvalidError
 from ..network import check_cidrs
 from ..probe import Probe
 from ..resources import Resources
-from ..streams import StreamType
 
 ARG_MAX_BYTES = 2**16
 NETWORK_MODES = ("default", "none", "host")
+OUTPUTS = ("pipe", "stdout", "devnull")  # where an exec's stdout or stderr goes (the API's StreamType)
 _NAME = re.compile(r"^(?!\.{1,2}\Z)[A-Za-z0-9._-]{1,64}\Z")  # "." and ".." are directories, not names
 # The one default environment: every sandbox starts from it, then the image's ENV (RootFS.env)
 # or the host image's PATH (runtime/layout.default_env), then the caller's env.
@@ -185,8 +185,8 @@ class ExecSpec:
     env: Dict[str, str] = attrs.field(factory=dict)
     workdir: Optional[str] = attrs.field(default=None, converter=check_workdir)
     timeout: Optional[float] = attrs.field(default=None, converter=lambda v: check_timeout(v, "timeout", True))
-    stdout: StreamType = attrs.field(default=StreamType.PIPE)
-    stderr: StreamType = attrs.field(default=StreamType.PIPE)
+    stdout: str = attrs.field(default="pipe")  # one of OUTPUTS
+    stderr: str = attrs.field(default="pipe")
     text: bool = True
     bufsize: int = attrs.field(default=-1)
 
@@ -197,9 +197,9 @@ class ExecSpec:
 
     @stdout.validator
     @stderr.validator
-    def _stream_type(self, attribute, value) -> None:
-        if not isinstance(value, StreamType):
-            raise InvalidError(f"{attribute.name} must be a StreamType, got {value!r}")
+    def _output(self, attribute, value) -> None:
+        if value not in OUTPUTS:
+            raise InvalidError(f"{attribute.name} must be one of {', '.join(OUTPUTS)}, got {value!r}")
 
     @bufsize.validator
     def _bufsize(self, _attribute, value) -> None:

@@ -35,6 +35,10 @@ def test_runtime_and_spec_do_not_import_the_image_builder_or_the_api(module):
     assert not loaded & {"pysandbox.sandbox", "pysandbox.secret", "pysandbox.app"}
 
 
+def test_the_spec_takes_plain_values_not_stream_types():
+    assert "pysandbox.streams" not in _loaded_by("pysandbox._core.spec")
+
+
 @pytest.mark.parametrize("module", ["pysandbox.image.build", "pysandbox.image.snapshot", "pysandbox._core.oneshot"])
 def test_image_builder_does_not_import_the_sandbox_facade(module):
     assert "pysandbox.sandbox" not in _loaded_by(module)
