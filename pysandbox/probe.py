@@ -13,8 +13,8 @@ from typing import Optional, Tuple
 from ._validate import whole_number
 from .exception import InvalidError
 from .network import check_port
-from .runtime.layout import PROBE_PATH
 
+PROBE_PATH = "/__pysandbox/probe"  # where the runtime binds sandbox-probe for a TCP probe
 _USAGE = "Probe must be created with Probe.with_tcp(...) or Probe.with_exec(...)"
 
 

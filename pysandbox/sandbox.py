@@ -7,28 +7,18 @@ its detached supervisor, which records the exit status when it ends.
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import fcntl
-import io
 import logging
-import os
-import resource
 import signal
-import struct
 import sys
-import termios
-import threading
 import time
 import warnings
 from typing import Any, Dict, List, Optional, Sequence
 
 import attrs
 
-from . import _aio, agent, bounds, exception, garbage, image as images, network, registry
+from . import _aio, agent, exception, garbage, image as images, network, registry
 from ._aio import synchronized, synchronized_static
 from ._state import files
-from ._state.proc import ProcessRef
 from ._validate import positive_seconds
 from .app import App
 from .exception import (
@@ -44,20 +34,22 @@ from .exception import (
 from ._core import fsops
 from .file_io import FileIO
 from .filesystem import SandboxFilesystem
+from .image.snapshot import snapshot_filesystem
 from .probe import Probe, check_probe
 from .process import ContainerProcess
 from .resources import Resources, SandboxStats, default_pids_limit
-from .runtime import cgroups, launch, layout, limits, netplan, nsjail, reconcile
-from .secret import Secret
-from .spec import ExecSpec, SandboxSpec, check_experimental_options, check_tags, merge_env, valid_name
+from .runtime import cgroups, limits, netplan, nsjail
+from .secret import Secret, merge_env
+from ._core import lifecycle
+from ._core.exec import start_process
+from ._core.spec import ExecSpec, SandboxSpec, check_experimental_options, check_tags, valid_name
 from .volume import mount_plan
-from .streams import FollowSource, OutputPipes, StreamReader, StreamType, StreamWriter
+from .streams import FollowSource, StreamReader, StreamType, StreamWriter, output_of
 from .watch import check_watch_args, watch_events
 
 verbose_logger = logging.getLogger("pysandbox.verbose")
 
 _RUNTIMES = ["gvisor", "vm"]
-_PIPE_SIZE = 1 << 20
 
 
 def _require_app(app: Optional[App]) -> App:
@@ -217,8 +209,13 @@ class Sandbox:
         )
         app = _require_app(app)
         spec = attrs.evolve(spec, volumes=mount_plan(volumes))  # volumes resolve (or fail) here
+        garbage.collect_soon()  # before any work: a bad setting of it is an error first
         spec = images.apply(spec, image)  # built here if it is not yet
-        return _start(spec, app)
+        started = lifecycle.start(spec, app.app_id, app.name)
+        if spec.verbose:
+            _enable_verbose_output()
+            verbose_logger.info("Sandbox created: %s", started.record.sandbox_id)
+        return Sandbox(started.record)
 
     @synchronized_static
     async def from_id(sandbox_id: str, client: Any = None) -> "Sandbox":
@@ -293,8 +290,7 @@ class Sandbox:
     def _refresh(self) -> Optional[registry.ExitStatus]:
         """The exit status if the sandbox has finished, else None."""
         if self._exit is None:
-            launch.reap_finished()
-            self._exit = registry.finished(self._record)
+            self._exit = lifecycle.finished(self._record)
         return self._exit
 
     @property
@@ -309,17 +305,10 @@ class Sandbox:
         return self.returncode
 
     async def _finished(self) -> registry.ExitStatus:
-        while self._refresh() is None:
-            pidfd = _pidfd(self._record.supervisor)
-            if pidfd is None:
-                continue
-            try:
-                await _aio.readable(pidfd)
-            finally:
-                os.close(pidfd)
-            launch.reap_finished()
-        if self._exit.lost:
-            _repair(self._record)
+        if self._refresh() is None:
+            self._exit = await lifecycle.wait(self._record)
+        elif self._exit.lost:
+            lifecycle.repair(self._record)
         return self._exit
 
     @synchronized
@@ -340,10 +329,10 @@ class Sandbox:
         self._ensure_attached()
         # Signal first, then mark: a caller killed in between leaves a sandbox that ends
         # anyway, never a running one that list() and from_name pass over.
-        if self._refresh() is None and _signal(self._record.supervisor, signal.SIGTERM):
+        if self._refresh() is None and lifecycle.signal_supervisor(self._record.supervisor, signal.SIGTERM):
             registry.mark_terminating(self.object_id)
         if self._refresh() is not None and self._exit.lost:
-            _repair(self._record)  # its supervisor died without a word: do its teardown
+            lifecycle.repair(self._record)  # its supervisor died without a word: do its teardown
         if not wait:
             return None
         await self._wait(raise_on_termination=False)
@@ -397,9 +386,9 @@ class Sandbox:
     async def _probe_passes(self, probe: Probe) -> bool:
         if self._refresh() is not None:
             raise await registry.finished_error(self.object_id)
-        spec = ExecSpec(probe.argv(), stdout=StreamType.DEVNULL, stderr=StreamType.DEVNULL)
+        spec = ExecSpec(probe.argv(), stdout="devnull", stderr="devnull")
         try:
-            process = await _exec(self, spec)
+            process = await start_process(self._socket, self.object_id, spec)
         except agent.AgentError:
             return False  # e.g. the probe command is not installed (yet)
         return await ContainerProcess.wait.__wrapped__(process) == 0  # the core coroutine, run by our caller
@@ -468,8 +457,7 @@ class Sandbox:
         """The sandbox's filesystem now, as an Image a new sandbox can start from (image sandboxes only)."""
         self._ensure_attached()
         _check_snapshot_options(timeout, ttl)
-        from .image.snapshot import snapshot_filesystem
-        return snapshot_filesystem(self)
+        return snapshot_filesystem(self.object_id, self._record.image_id, running=self.returncode is None)
 
     @synchronized
     async def snapshot_directory(self, path: str, *, timeout: int = 55, ttl: Any = None) -> "images.Image":
@@ -532,99 +520,11 @@ class Sandbox:
     ) -> ContainerProcess:
         """Run a command in the sandbox; returns as soon as it has started."""
         self._ensure_attached()
-        spec = ExecSpec(args, merge_env(env, secrets), workdir, timeout, stdout, stderr, text, bufsize)
+        spec = ExecSpec(args, merge_env(env, secrets), workdir, timeout, output_of(stdout, "stdout"),
+                        output_of(stderr, "stderr"), text, bufsize)
         if self._record.verbose:
             verbose_logger.info("Sandbox exec started: %s", " ".join(spec.args))
-        return await _exec(self, spec, pty=bool(pty or pty_info or _pty_info))
-
-
-
-def _pidfd(ref: ProcessRef) -> Optional[int]:
-    """A pidfd for the supervisor, or None if it is gone (checked after opening: no pid reuse race)."""
-    try:
-        fd = os.pidfd_open(ref.pid)
-    except ProcessLookupError:
-        return None
-    if not ref.alive(registry.SUPERVISOR_PROGRAM):
-        os.close(fd)
-        return None
-    return fd
-
-
-def _signal(ref: ProcessRef, signum: int) -> bool:
-    """Send the supervisor `signum`; False if it is gone."""
-    pidfd = _pidfd(ref)
-    if pidfd is None:
-        return False
-    try:
-        signal.pidfd_send_signal(pidfd, signum)
-    except ProcessLookupError:
-        return False
-    finally:
-        os.close(pidfd)
-    return True
-
-
-def _repair(record: registry.SandboxRecord) -> None:
-    for problem in reconcile.repair(record):
-        warnings.warn(problem, RuntimeWarning, stacklevel=3)
-
-
-def _start(spec: SandboxSpec, app: App, tethered: bool = False) -> Sandbox:
-    """tethered (build sandboxes): never confirmed, so the sandbox ends when its creator
-    dies or calls `sandbox._launched.abandon()`."""
-    garbage.collect_soon()  # first: a bad setting of it is an error before any work
-    sandbox_id = files.new_id("sb-")
-    directory = registry.make_sandbox_dir(sandbox_id)
-    env = {**(layout.default_env() if spec.rootfs is None else spec.rootfs.env), **spec.env}
-    launched = None
-    claimed = False
-    try:
-        if spec.name is not None:
-            registry.claim_name(app.app_id, spec.name, sandbox_id)
-            claimed = True
-        launched = launch.launch(directory, spec, env, tethered)
-        record = registry.SandboxRecord(
-            sandbox_id=sandbox_id, app_id=app.app_id, app_name=app.name, name=spec.name, tags=spec.tags,
-            created_at=time.time(), timeout=spec.timeout, supervisor=launched.supervisor,
-            entrypoint=spec.entrypoint, workdir=spec.workdir or "/",
-            image_id="host" if spec.rootfs is None else spec.rootfs.image_id, verbose=spec.verbose,
-            tunnels=[list(t) for t in launched.tunnels],
-            readiness_probe=None if spec.readiness_probe is None else spec.readiness_probe.to_json(),
-        )
-        registry.write_record(record)
-        if not tethered:
-            launched.confirm()
-    except BaseException:
-        _abandon(directory, launched)
-        if claimed:
-            registry.release_name(app.app_id, spec.name, sandbox_id)
-        raise
-    if spec.verbose:
-        _enable_verbose_output()
-        verbose_logger.info("Sandbox created: %s", sandbox_id)
-    sandbox = Sandbox(record)
-    if tethered:
-        sandbox._launched = launched
-    return sandbox
-
-
-def _abandon(directory, launched) -> None:
-    """A create that failed half-way: stop what started, remove what was made. Never raises:
-    the create's own error is the one to report (what is left here, gc collects)."""
-    if launched is not None:
-        try:
-            (directory / registry.RECORD_NAME).unlink(missing_ok=True)  # else it would confirm the sandbox
-        except OSError:
-            _signal(launched.supervisor, signal.SIGTERM)  # (a read-only disk): end it all the same
-        launched.abandon()  # the supervisor tears the sandbox down on its own
-        pidfd = _pidfd(launched.supervisor)
-        if pidfd is not None:
-            _aio.run_sync(_aio.readable(pidfd))
-            os.close(pidfd)
-        launch.reap_finished()
-    with contextlib.suppress(OSError):
-        files.remove_tree(directory)
+        return await start_process(self._socket, self.object_id, spec, pty=bool(pty or pty_info or _pty_info))
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -645,147 +545,3 @@ def _enable_verbose_output() -> None:
         verbose_logger.addHandler(handler)
         verbose_logger.setLevel(logging.INFO)
         verbose_logger.propagate = False
-
-
-# Exec plumbing -------------------------------------------------------------
-
-
-def _output_end(kind: StreamType, fd_number: int):
-    """(our read end or None, the end handed to the process) for stdout/stderr."""
-    if kind == StreamType.DEVNULL:
-        return None, os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
-    if kind == StreamType.STDOUT:
-        return None, _local_stdout()
-    read_end, write_end = os.pipe2(os.O_CLOEXEC)
-    if fd_number == 1:
-        try:
-            fcntl.fcntl(read_end, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
-        except OSError:
-            pass  # over the per-user pipe quota: the default size still works
-    return read_end, write_end
-
-
-def _local_stdout() -> int:
-    """An fd writing to this process's stdout (sys.stdout may be a Python-level object)."""
-    sys.stdout.flush()
-    try:
-        return os.dup(sys.stdout.fileno())
-    except (AttributeError, io.UnsupportedOperation, ValueError):
-        read_end, write_end = os.pipe2(os.O_CLOEXEC)
-        threading.Thread(target=_copy_to_stdout, args=(read_end,), daemon=True).start()
-        return write_end
-
-
-def _copy_to_stdout(fd: int) -> None:
-    with os.fdopen(fd, "rb", buffering=0) as source:
-        for chunk in iter(lambda: source.read(65536), b""):
-            sys.stdout.write(chunk.decode(errors="replace"))
-
-
-def _pipes(spec: ExecSpec):
-    """(fds for the process's 0, 1, 2; our stdin write end, stdout and stderr read ends)."""
-    made: List[Optional[int]] = []
-    try:
-        made += os.pipe2(os.O_CLOEXEC)
-        made += _output_end(spec.stdout, 1)
-        made += _output_end(spec.stderr, 2)
-    except BaseException:
-        _close_fds(made)
-        raise
-    stdin_read, stdin_write, out_read, out_write, err_read, err_write = made
-    return (stdin_read, out_write, err_write), (stdin_write, out_read, err_read)
-
-
-def _terminal(size=None):
-    """A pty: the process gets the terminal end as 0, 1 and 2 (stderr merged into
-    stdout, as on Modal); we keep the master for its stdin and stdout."""
-    master, terminal = os.openpty()
-    try:
-        os.set_inheritable(master, False)
-        os.set_inheritable(terminal, False)
-        rows, cols = size or _local_terminal_size()
-        fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-        return (terminal, terminal, terminal), (os.dup(master), master, None)
-    except BaseException:
-        _close_fds([master, terminal])
-        raise
-
-
-def _local_terminal_size():
-    try:
-        size = os.get_terminal_size(sys.stdout.fileno())
-        return size.lines, size.columns
-    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
-        return 24, 80
-
-
-async def _exec(sandbox: Sandbox, spec: ExecSpec, pty: bool = False) -> ContainerProcess:
-    if spec.bufsize == 1 and not spec.text:  # Modal raises it later, once the process runs; before is kinder
-        raise ValueError("line-buffering is only supported when text=True")
-    env = [f"{k}={v}" for k, v in spec.env.items()]
-    timeout_ms = 0 if spec.timeout is None else max(1, int(spec.timeout * 1000))
-    body = agent.exec_body(spec.args, env, spec.workdir or "", timeout_ms, agent.EXEC_FLAG_PTY if pty else 0)
-    request = agent.message(agent.REQ_EXEC, body)
-    if len(request) > agent.MAX_MESSAGE:
-        raise InvalidError(f"exec() arguments and environment take {len(request)} bytes, over the "
-                           f"{agent.MAX_MESSAGE} byte limit: pass large data through stdin or a file.")
-    keep = bounds.get("exec_unread_output")
-    try:
-        child_ends, (stdin_write, out_read, err_read) = _terminal() if pty else _pipes(spec)
-    except OSError as exc:
-        raise _out_of_fds(exc) or exc
-    # Owned from here on: dropping these closes our ends.
-    stdin, pipes = StreamWriter(stdin_write), OutputPipes((out_read, err_read), keep)
-    conn = None
-    try:
-        conn = agent.connect(sandbox._socket)
-        agent.send(conn, request, child_ends)
-        _close_fds(child_ends)
-        child_ends = ()
-        reply = (await agent.receive(conn)).raise_for_error()
-    except BaseException as exc:
-        _close_fds(child_ends)
-        if conn is not None:
-            conn.close()
-        stdin.release()
-        pipes.close_all()
-        if isinstance(exc, agent.AgentGone):
-            raise await registry.finished_error(sandbox.object_id) from None
-        if isinstance(exc, agent.AgentError) and exc.errno in _HELD_BY:
-            raise exception.ResourceExhaustedError(
-                f"Sandbox {sandbox.object_id} cannot start {spec.args[0]!r}: {exc}. {_HELD_BY[exc.errno]}") from None
-        if isinstance(exc, OSError):
-            raise _out_of_fds(exc) or exc
-        raise
-    pid = int.from_bytes(reply.body[:4], sys.byteorder)
-    by_line = spec.bufsize == 1 and spec.text
-    stdout_reader = StreamReader(pipes.source(0), 1, text=spec.text, stream_type=spec.stdout, by_line=by_line)
-    stderr_reader = StreamReader(pipes.source(1), 2, text=spec.text, stream_type=spec.stderr, by_line=by_line)
-    return ContainerProcess(conn, pid, stdin, stdout_reader, stderr_reader, pipes, terminal=pty)
-
-
-# init's refusals for lack of room, and what holds that room.
-_HELD_BY = {
-    errno.EMFILE: "An exec holds its slot until its ContainerProcess saw it end (wait() or poll()) or was dropped.",
-    errno.EAGAIN: "Every process left running in the sandbox counts, whether its ContainerProcess is alive or not.",
-}
-
-
-def _out_of_fds(exc: OSError) -> Optional[Exception]:
-    """A clear error for running out of descriptors in this process while starting an exec."""
-    if exc.errno == errno.EMFILE:
-        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-        return exception.ResourceExhaustedError(
-            f"exec: this process has used up its file descriptors (RLIMIT_NOFILE soft limit: {soft}). Each exec "
-            f"holds up to four (connection, stdin, stdout, stderr) until it has ended and was waited for, read to "
-            f"the end or dropped. Keep fewer execs open, or raise the limit (`ulimit -n`, or "
-            f"resource.setrlimit(resource.RLIMIT_NOFILE, ...) up to the hard limit).")
-    if exc.errno == errno.ENFILE:
-        return exception.ResourceExhaustedError(
-            "exec: the host has run out of file descriptors (its system-wide limit, sysctl fs.file-max).")
-    return None
-
-
-def _close_fds(fds) -> None:
-    for fd in set(fds) - {None}:
-        os.close(fd)

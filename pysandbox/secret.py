@@ -11,12 +11,12 @@ import os
 import time
 from collections import abc
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence
 
 from . import config, registry
 from ._state import files
 from ._aio import synchronized, synchronized_static
-from ._validate import object_name
+from ._validate import env_mapping, object_name
 from .exception import AlreadyExistsError, InvalidError, NotFoundError
 from .types import SecretInfo
 
@@ -163,3 +163,18 @@ class Secret:
 
     def __repr__(self) -> str:
         return self._description
+
+
+def merge_env(env: Optional[Mapping[str, Optional[str]]], secrets: Optional[Sequence[Secret]]) -> Dict[str, str]:
+    """The environment a sandbox, an exec or an image step gets: secrets first, then `env` on top;
+    None values are dropped. Keys and values validated."""
+    merged: Dict[str, str] = {}
+    if secrets is not None and not isinstance(secrets, (list, tuple)):
+        raise InvalidError(f"secrets must be a list of pysandbox.Secret objects, got {type(secrets).__name__}")
+    for secret in secrets or ():
+        if not isinstance(secret, Secret):
+            raise InvalidError(f"secrets must be a list of pysandbox.Secret objects, got {type(secret).__name__}")
+        merged.update(secret.env())
+    if env is not None:
+        merged.update(env_mapping(env))
+    return env_mapping(merged)  # the secrets' variables too

@@ -44,6 +44,13 @@ class StreamType(enum.Enum):
         return f"pysandbox.stream_type.StreamType.{self.name}"
 
 
+def output_of(stream_type: object, name: str) -> str:
+    """The core's plain name (ExecSpec.stdout/stderr) for an exec's `name`=StreamType argument."""
+    if not isinstance(stream_type, StreamType):
+        raise InvalidError(f"{name} must be a StreamType, got {stream_type!r}")
+    return stream_type.name.lower()
+
+
 UTF8_MAX_CONTINUATION = 3  # bytes after a character's first
 
 

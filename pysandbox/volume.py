@@ -26,8 +26,8 @@ from ._state import files
 from ._aio import context, static_context, synchronized, synchronized_static
 from ._validate import is_object_name, object_name
 from .exception import AlreadyExistsError, InvalidError, NotFoundError
+from ._core.spec import Bind
 from .runtime.layout import SYSTEM_DIRS
-from .spec import Bind
 from .types import FileEntry, FileEntryType, VolumeInfo
 
 _CREATING, _DELETING = ".tmp", ".deleted"  # suffixes of a volume directory on its way in or out

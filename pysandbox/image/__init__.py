@@ -1,6 +1,9 @@
-"""Images: recipes (recipe.py), their steps (steps.py), the layer store
-(store.py), building (build.py), the Debian base (debian.py) and what a
-sandbox started from an image gets (rootfs.py)."""
+"""Images: recipes (recipe.py), their steps (steps.py, local.py, pull.py),
+the layer store (store.py), building (build.py), the Debian base (debian.py),
+Dockerfiles (dockerfile.py), registries (reference.py, distribution.py,
+_unpack.py), snapshots of running sandboxes (snapshot.py) and the `pysandbox
+image` command (cli.py). What a sandbox started from an image gets is a
+RootFS (pysandbox/_core/spec.py)."""
 
 from __future__ import annotations
 

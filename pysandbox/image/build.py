@@ -8,7 +8,6 @@ directory that is published by rename only when the step succeeded.
 
 from __future__ import annotations
 
-import collections
 import errno
 import json
 import os
@@ -21,16 +20,14 @@ from typing import Callable, List, Optional, Sequence
 
 import attrs
 
-from .. import bounds, output, registry
+from .. import bounds, output
 from .._state import files
-from ..exception import ConflictError, ImageBuildError, InvalidError, NotFoundError, ResourceExhaustedError
-from ..spec import Bind
+from ..exception import ImageBuildError, InvalidError, NotFoundError
+from .._core import oneshot
+from .._core.spec import BASE_ENV, Bind, RootFS, SandboxSpec
 from . import _unpack, store
-from .rootfs import BASE_ENV, RootFS
 
 BUILD_TIMEOUT = 3600
-BUILDER_APP = "pysandbox-image-builder"
-LOG_TAIL_LINES = 40
 OLDROOT = "/oldroot"
 STAGED_LAYER_PATH = len("/run/pysandbox-stage/00/") + store.ID_LENGTH + len("/rootfs")
 OVERLAY_OPTIONS_MAX = 4096 - 512  # a page, less upperdir, workdir and the flags
@@ -227,35 +224,11 @@ class BuildContext:
 
     def in_sandbox(self, argv, what: str, *, env: dict, rootfs: Optional[RootFS], workdir: Optional[str],
                    volumes: tuple, network: str) -> None:
-        from ..app import App
-        from ..sandbox import _start  # the sandbox module imports this package
-        from ..spec import SandboxSpec
         spec = SandboxSpec((), env=env, workdir=workdir, timeout=BUILD_TIMEOUT, network=network)
-        spec = attrs.evolve(spec, rootfs=rootfs, volumes=volumes)
-        # Tethered: if this process dies mid-build, its build sandbox dies with it.
-        sandbox = _start(spec, App.lookup(BUILDER_APP, create_if_missing=True), tethered=True)
-        tail: collections.deque = collections.deque(maxlen=LOG_TAIL_LINES)
-        try:
-            try:
-                process = sandbox.exec(*argv, bufsize=1)
-            except ConflictError:  # it died starting: bwrap's reason is in the supervisor's log
-                log = (registry.sandbox_dir(sandbox.object_id) / registry.LOG_NAME).read_text(errors="replace")
-                raise ImageBuildError(f"Build sandbox for {what} failed to start:\n{log[-2000:]}") from None
-            for line in process.stdout:
-                tail.append(line.rstrip("\n"))
-                self.log(line.rstrip("\n"))
-            try:
-                stderr = process.stderr.read()
-            except ResourceExhaustedError as cut:  # over the unread-output bound: its head is enough
-                stderr = cut.partial
-            tail.extend(stderr.splitlines())
-            code = process.wait()
-        finally:
-            sandbox._launched.abandon()  # the supervisor sees its tether cut and tears the sandbox down
-            sandbox.wait(raise_on_termination=False)
-        if code != 0:
-            raise StepFailed(f"Image build step failed with exit code {code}: {what}\n" + "\n".join(tail), code,
-                             list(tail))
+        outcome = oneshot.run(attrs.evolve(spec, rootfs=rootfs, volumes=volumes), argv, what, self.log)
+        if outcome.code != 0:
+            raise StepFailed(f"Image build step failed with exit code {outcome.code}: {what}\n"
+                             + "\n".join(outcome.tail), outcome.code, outcome.tail)
 
 
 def build_description(steps: Sequence) -> str:

@@ -1,4 +1,4 @@
-"""Image.from_dockerfile: the common Dockerfile instructions as Image steps.
+"""Image.from_dockerfile's parser: the common Dockerfile instructions as plain data.
 
 FROM (one stage; `scratch` or a registry reference), RUN, ENV, ARG (with
 build_args), WORKDIR, COPY and ADD of local files from the context directory
@@ -15,7 +15,7 @@ import posixpath
 import re
 import shlex
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from ..exception import InvalidError, UnimplementedError
 
@@ -95,18 +95,26 @@ def _dockerignore(context: Path) -> List[str]:
     return [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
 
 
-def to_image(path, context_dir=None, build_args: Optional[Dict[str, str]] = None):
-    """The Image a Dockerfile describes."""
-    from .recipe import Image
+class Instruction(NamedTuple):
+    """One step of a parsed Dockerfile, as plain data; Image.from_dockerfile replays it.
+    op is FROM (reference or "scratch"), RUN (script), ENV (dict), WORKDIR (absolute path),
+    CMD or ENTRYPOINT (argv), COPY_DIR (local dir, dest, ignore) or COPY_FILE (local file, dest)."""
+
+    op: str
+    args: tuple
+
+
+def parse(path, context_dir=None, build_args: Optional[Dict[str, str]] = None) -> List[Instruction]:
+    """The instructions of the Dockerfile at `path`, FROM first, with ARGs, USER and
+    relative paths resolved; anything unsupported raises before any is replayed."""
     dockerfile = Path(path)
     if not dockerfile.is_file():
         raise InvalidError(f"Dockerfile {path} not found")
     context = Path(context_dir) if context_dir is not None else Path.cwd()
     ignore = _dockerignore(context)
     variables: Dict[str, str] = {}
-    image: Optional[Image] = None
-    workdir = "/"
-    user = "root"
+    result: List[Instruction] = []
+    workdir, user = "/", "root"
     for instruction, arguments in instructions(dockerfile.read_text()):
         if instruction == "ARG":
             name, _, default = arguments.partition("=")
@@ -114,44 +122,50 @@ def to_image(path, context_dir=None, build_args: Optional[Dict[str, str]] = None
             continue
         arguments = _substitute(arguments, variables)
         if instruction == "FROM":
-            if image is not None:
-                raise UnimplementedError("Dockerfile: multi-stage builds (a second FROM) are not supported by pysandbox")
-            words = arguments.split()
-            if len(words) not in (1, 3) or words[0].startswith("--"):
-                raise UnimplementedError(f"Dockerfile: FROM {arguments} (options or stage names are not supported)")
-            image = Image.from_scratch() if words[0] == "scratch" else Image.from_registry(words[0])
-            continue
-        if image is None:
+            result.append(_from(arguments, first=not result))
+        elif not result:
             raise InvalidError(f"Dockerfile: {instruction} before FROM")
-        if instruction in METADATA_ONLY:
+        elif instruction in METADATA_ONLY:
             continue
-        if instruction == "RUN":
-            if arguments.startswith("--"):
-                raise UnimplementedError(f"Dockerfile: RUN options ({arguments.split()[0]}) are not supported")
-            command = _exec_or_shell(arguments)
-            script = command[2] if command[:2] == ["/bin/sh", "-c"] else shlex.join(command)
-            image = image.run_commands(script if user in ("root", "0", "root:root", "0:0") else as_user(script, user))
+        elif instruction == "RUN":
+            result.append(Instruction("RUN", (_run_script(arguments, user),)))
         elif instruction == "USER":
             user = _user(arguments)
         elif instruction == "ENV":
-            image = image.env(_env_pairs(arguments))
+            result.append(Instruction("ENV", (_env_pairs(arguments),)))
             variables.update(_env_pairs(arguments))
         elif instruction == "WORKDIR":
             workdir = posixpath.join(workdir, arguments)
-            image = image.workdir(workdir)
+            result.append(Instruction("WORKDIR", (workdir,)))
         elif instruction in ("CMD", "ENTRYPOINT"):
-            command = _exec_or_shell(arguments)
-            image = image.cmd(command) if instruction == "CMD" else image.entrypoint(command)
+            result.append(Instruction(instruction, (_exec_or_shell(arguments),)))
         elif instruction in ("COPY", "ADD"):
-            image = _copy(image, instruction, arguments, context, workdir, ignore)
+            result += _copy(instruction, arguments, context, workdir, ignore)
         else:
             raise UnimplementedError(f"Dockerfile: {instruction} is not supported by pysandbox")
-    if image is None:
+    if not result:
         raise InvalidError(f"Dockerfile {path} has no FROM")
-    return image
+    return result
 
 
-def _copy(image, instruction: str, arguments: str, context: Path, workdir: str, ignore: List[str]):
+def _from(arguments: str, first: bool) -> Instruction:
+    if not first:
+        raise UnimplementedError("Dockerfile: multi-stage builds (a second FROM) are not supported by pysandbox")
+    words = arguments.split()
+    if len(words) not in (1, 3) or words[0].startswith("--"):
+        raise UnimplementedError(f"Dockerfile: FROM {arguments} (options or stage names are not supported)")
+    return Instruction("FROM", (words[0],))
+
+
+def _run_script(arguments: str, user: str) -> str:
+    if arguments.startswith("--"):
+        raise UnimplementedError(f"Dockerfile: RUN options ({arguments.split()[0]}) are not supported")
+    command = _exec_or_shell(arguments)
+    script = command[2] if command[:2] == ["/bin/sh", "-c"] else shlex.join(command)
+    return script if user in ("root", "0", "root:root", "0:0") else as_user(script, user)
+
+
+def _copy(instruction: str, arguments: str, context: Path, workdir: str, ignore: List[str]) -> List[Instruction]:
     words = _exec_or_shell(arguments) if arguments.startswith("[") else arguments.split()
     if any(word.startswith("--") for word in words):
         raise UnimplementedError(f"Dockerfile: {instruction} options ({arguments}) are not supported by pysandbox")
@@ -159,6 +173,7 @@ def _copy(image, instruction: str, arguments: str, context: Path, workdir: str, 
         raise InvalidError(f"Dockerfile: {instruction} needs a source and a destination")
     *sources, dest = words
     dest = posixpath.join(workdir, dest)
+    copies = []
     for source in sources:
         if instruction == "ADD" and re.match(r"^[a-z]+://", source):
             raise UnimplementedError("Dockerfile: ADD of URLs is not supported by pysandbox; use RUN curl")
@@ -168,8 +183,8 @@ def _copy(image, instruction: str, arguments: str, context: Path, workdir: str, 
         if instruction == "ADD" and re.search(r"\.(tar|tgz|tar\.\w+)$", source):
             raise UnimplementedError("Dockerfile: ADD of archives (auto-extraction) is not supported by pysandbox")
         if local.is_dir():
-            image = image.add_local_dir(local, dest, copy=True, ignore=ignore)
+            copies.append(Instruction("COPY_DIR", (local, dest, ignore)))
         else:
             target = posixpath.join(dest, os.path.basename(source)) if dest.endswith("/") or len(sources) > 1 else dest
-            image = image.add_local_file(local, target, copy=True)
-    return image
+            copies.append(Instruction("COPY_FILE", (local, target)))
+    return copies

@@ -12,11 +12,11 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from .._aio import synchronized
 from .._validate import env_mapping
 from ..exception import InvalidError, UnimplementedError
-from ..secret import Secret
+from .._core.spec import RootFS
+from ..secret import Secret, merge_env
 from . import build, dockerfile, reference, store
 from .local import AddLocal, Ignore
 from .pull import FromRegistry, credentials_of
-from .rootfs import RootFS
 from .steps import Config, DebianSlim, Existing, Run, Scratch, env_pairs
 
 
@@ -55,13 +55,8 @@ def _check_env(env: Optional[Dict[str, str]], method: str) -> Dict[str, str]:
     return env_mapping(env)
 
 
-def _secret_env(secrets: Optional[Sequence[Secret]], method: str) -> Tuple[Tuple[str, str], ...]:
-    merged: Dict[str, str] = {}
-    for secret in secrets or ():
-        if not isinstance(secret, Secret):
-            raise InvalidError(f"Image.{method}: secrets must be pysandbox.Secret objects")
-        merged.update(secret.env())
-    return env_pairs(merged)
+def _secret_env(secrets: Optional[Sequence[Secret]]) -> Tuple[Tuple[str, str], ...]:
+    return env_pairs(merge_env(None, secrets))  # the sandbox's rules for secrets, names and values
 
 
 class Image:
@@ -109,7 +104,9 @@ class Image:
         """FROM, RUN, ENV, ARG, WORKDIR, COPY/ADD of local files, CMD, ENTRYPOINT (see image/dockerfile.py)."""
         _check_step_options("from_dockerfile", gpu, ignore=ignore, registry_secret=registry_secret,
                             secrets=secrets, env=env, add_python=add_python)
-        image = dockerfile.to_image(path, context_dir, build_args)
+        image = None
+        for instruction in dockerfile.parse(path, context_dir, build_args):  # FROM first
+            image = _REPLAY[instruction.op](image, *instruction.args)
         return Image(image._steps, 0) if force_build else image
 
     @classmethod
@@ -124,7 +121,7 @@ class Image:
         """Each command runs in /bin/sh as its own layer."""
         _check_step_options("run_commands", gpu, volumes=volumes)
         env_ = env_pairs(_check_env(env, "run_commands"))
-        hidden = _secret_env(secrets, "run_commands")
+        hidden = _secret_env(secrets)
         return self._extend(*(Run(c, env_, hidden) for c in _flatten(commands, "run_commands() commands")),
                             force=force_build)
 
@@ -139,7 +136,7 @@ class Image:
             return self
         options = _pip_options(find_links, index_url, extra_index_url, pre, extra_options)
         command = f"python -m pip install {shlex.join(sorted(names))}{options}"
-        return self._extend(Run(command, env_pairs(_check_env(env, "pip_install")), _secret_env(secrets, "pip_install")),
+        return self._extend(Run(command, env_pairs(_check_env(env, "pip_install")), _secret_env(secrets)),
                             force=force_build)
 
     def uv_pip_install(self, *packages: Any, requirements: Optional[Sequence[str]] = None,
@@ -157,7 +154,7 @@ class Image:
         command = (f"python -m pip install {uv} && python -m uv pip install --system --break-system-packages "
                    f"{shlex.join(sorted(names))}{options}")
         return self._extend(Run(command, env_pairs(_check_env(env, "uv_pip_install")),
-                                _secret_env(secrets, "uv_pip_install")), force=force_build)
+                                _secret_env(secrets)), force=force_build)
 
     def apt_install(self, *packages: Any, force_build: bool = False, env: Optional[Dict[str, str]] = None,
                     secrets: Sequence[Secret] = (), gpu: Any = None) -> "Image":
@@ -169,7 +166,7 @@ class Image:
         command = ("apt-get update -q && apt-get install -y -q --no-install-recommends "
                    f"{shlex.join(names)} && apt-get clean && rm -rf /var/lib/apt/lists/*")
         env_ = {"DEBIAN_FRONTEND": "noninteractive", **_check_env(env, "apt_install")}
-        return self._extend(Run(command, env_pairs(env_), _secret_env(secrets, "apt_install")), force=force_build)
+        return self._extend(Run(command, env_pairs(env_), _secret_env(secrets)), force=force_build)
 
     def env(self, vars: Dict[str, str]) -> "Image":
         """ENV: variables for later build steps and for sandboxes."""
@@ -246,6 +243,19 @@ class Image:
         """The image id once built (im-...), else None."""
         return None if self._rootfs is None else self._rootfs.image_id
 
+
+
+# How Image.from_dockerfile replays each parsed instruction (image/dockerfile.py).
+_REPLAY: Dict[str, Callable[..., Image]] = {
+    "FROM": lambda _, ref: Image.from_scratch() if ref == "scratch" else Image.from_registry(ref),
+    "RUN": Image.run_commands,
+    "ENV": Image.env,
+    "WORKDIR": Image.workdir,
+    "CMD": Image.cmd,
+    "ENTRYPOINT": Image.entrypoint,
+    "COPY_DIR": lambda image, local, dest, ignore: image.add_local_dir(local, dest, copy=True, ignore=ignore),
+    "COPY_FILE": lambda image, local, dest: image.add_local_file(local, dest, copy=True),
+}
 
 def _command_list(value: Any, what: str) -> List[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) and "\0" not in v for v in value):

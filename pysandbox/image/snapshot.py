@@ -12,22 +12,22 @@ from __future__ import annotations
 import time
 
 from .. import registry
-from ..spec import Bind
+from .._core.spec import Bind
 from ..exception import ConflictError, UnimplementedError
 from . import build, store
 from .recipe import Image
 
 
-def snapshot_filesystem(sandbox) -> Image:
-    image_id = sandbox._record.image_id
+def snapshot_filesystem(sandbox_id: str, image_id: str, running: bool) -> Image:
+    """The sandbox's filesystem now (the sandbox `sandbox_id`, started from `image_id`), as a new Image."""
     if not image_id.startswith(store.IMAGE_PREFIX):
         raise UnimplementedError("snapshot_filesystem() needs a sandbox created from an Image; the host image "
                                  "cannot be snapshotted. Pass image=modal.Image.debian_slim() (or another).")
     parent = store.read_meta(store.layer_of(image_id))
-    upper = registry.sandbox_dir(sandbox.object_id) / "upper" / "rootfs"
-    if parent is None or sandbox.poll() is not None or not upper.is_dir():
-        raise ConflictError(f"Sandbox {sandbox.object_id} has finished (or its image was removed): nothing to snapshot.")
-    layer = store.layer_id(parent["id"], {"kind": "snapshot", "sandbox": sandbox.object_id, "at": time.time()})
+    upper = registry.sandbox_dir(sandbox_id) / "upper" / "rootfs"
+    if parent is None or not running or not upper.is_dir():
+        raise ConflictError(f"Sandbox {sandbox_id} has finished (or its image was removed): nothing to snapshot.")
+    layer = store.layer_id(parent["id"], {"kind": "snapshot", "sandbox": sandbox_id, "at": time.time()})
     store.ensure_dirs()
     temp = store.new_temp(layer)
     published = False
@@ -37,13 +37,13 @@ def snapshot_filesystem(sandbox) -> Image:
         context.in_sandbox(("cp", "-a", "/src/.", "/dst/"), "snapshot", env={}, rootfs=None, workdir="/",
                            volumes=volumes, network="none")
         store.publish(temp, layer, {
-            "parent": parent["id"], "step": {"kind": "snapshot", "sandbox": sandbox.object_id},
-            "description": f"snapshot of {sandbox.object_id}", "chain": parent["chain"] + [layer],
+            "parent": parent["id"], "step": {"kind": "snapshot", "sandbox": sandbox_id},
+            "description": f"snapshot of {sandbox_id}", "chain": parent["chain"] + [layer],
             "lowers": parent["lowers"] + [layer], "config": parent["config"],
         })
         published = True
     finally:
         if not published:
             build._remove_quietly(temp)
-    store.remember(store.image_id(layer), f"snapshot of {sandbox.object_id}")
+    store.remember(store.image_id(layer), f"snapshot of {sandbox_id}")
     return Image.from_id(store.image_id(layer))

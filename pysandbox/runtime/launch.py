@@ -36,7 +36,8 @@ from .. import registry
 from .._overlay import LayerView
 from .._state.proc import ProcessRef
 from ..exception import InvalidError
-from ..spec import SandboxSpec
+from .._core.spec import SandboxSpec
+from ..probe import PROBE_PATH
 from . import bwrap, cgroups, fds, initconfig, layout, limits, netplan, nsjail, sizes
 
 STAGE_DIR = "/run/pysandbox-stage"
@@ -160,7 +161,7 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str], tethered: bo
     system = layout.host_system_mounts(reader) + layout.python_mounts() if overlay is None else ()
     net = netplan.plan(spec, directory, owner)
     probe = () if not (spec.readiness_probe and spec.readiness_probe.tcp_port) else \
-        (layout.Mount("ro-bind", config.native_binary("sandbox-probe"), layout.PROBE_PATH),)
+        (layout.Mount("ro-bind", config.native_binary("sandbox-probe"), PROBE_PATH),)
     runner_config = None
     with _mount_points(overlay) as dest:
         inputs = layout.RunnerInputs(

@@ -17,14 +17,14 @@ from typing import Callable, FrozenSet, List, Optional, Sequence, Tuple
 
 import attrs
 
+from .._core.spec import BASE_ENV
+
 SYSTEM_DIRS = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc")
 # Host secrets that stay invisible even though /etc is shared read-only.
 MASKED_FILES = ("etc/shadow", "etc/shadow-", "etc/gshadow", "etc/gshadow-", "etc/sudoers", "etc/security/opasswd")
 MASKED_DIRS = ("etc/ssh", "etc/sudoers.d", "etc/ssl/private", "etc/polkit-1/localauthority")
 BIN_DIR = "/__pysandbox/bin"
 INIT_PATH = "/__pysandbox/init"
-PROBE_PATH = "/__pysandbox/probe"  # sandbox-probe, bound in when a sandbox has a TCP readiness probe
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEV_BYTES = 64 << 10  # /dev holds only device nodes, links and mount points
 # What sandbox root may do in its own user namespace: Docker's default capabilities, so su,
 # setpriv, apt's drop to _apt, chown and services that drop privileges work. The rest (mounts,
@@ -162,13 +162,7 @@ def python_links() -> List[Tuple[str, str]]:
 
 
 def default_env() -> dict:
+    """The host image's environment: BASE_ENV, with pysandbox's bin directory and the caller's Python on PATH."""
     prefix, _ = caller_python()
-    path = f"{BIN_DIR}:{prefix}/bin:{DEFAULT_PATH}" if python_mounts() else f"{BIN_DIR}:{DEFAULT_PATH}"
-    return {
-        "PATH": path,
-        "HOME": "/root",
-        "LANG": "C.UTF-8",
-        "TERM": "xterm",
-        # Modal's images run Python unbuffered, so entrypoint output streams live.
-        "PYTHONUNBUFFERED": "1",
-    }
+    path = f"{BIN_DIR}:{prefix}/bin:{BASE_ENV['PATH']}" if python_mounts() else f"{BIN_DIR}:{BASE_ENV['PATH']}"
+    return {**BASE_ENV, "PATH": path}

@@ -32,7 +32,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import attrs
 
-from ..spec import SandboxSpec
+from .._core.spec import SandboxSpec
 from . import fds, layout
 
 HELPER = "slirp4netns"

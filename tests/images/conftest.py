@@ -4,7 +4,8 @@ quiet machine, minutes on a loaded one)."""
 import pytest
 
 import pysandbox as modal
-from pysandbox.image import build, store
+from pysandbox._core import oneshot
+from pysandbox.image import store
 
 
 DEBIAN_BUILD_TIMEOUT_S = 900  # the whole test, whichever first needs the image and so builds it
@@ -25,7 +26,7 @@ def builder_sandbox_count():
     """How many build sandboxes were ever started (each build step that runs code starts one)."""
     from pysandbox import registry
     return sum(1 for _, record in registry.iter_records()
-               if not isinstance(record, Exception) and record.app_name == build.BUILDER_APP)
+               if not isinstance(record, Exception) and record.app_name == oneshot.BUILDER_APP)
 
 
 def temp_dirs():

@@ -11,6 +11,7 @@ import pytest
 
 import pysandbox as modal
 from pysandbox import cli
+from pysandbox._core import oneshot
 from pysandbox.image import build, store
 
 from .conftest import builder_sandbox_count, temp_dirs
@@ -44,7 +45,7 @@ def test_crashed_build_leaves_only_a_temp_dir_that_prune_removes(debian):
     proc.kill()
     proc.wait()
     assert store.read_meta(layer) is None  # never published
-    for sb in modal.Sandbox.list(app_id=modal.App.lookup(build.BUILDER_APP).app_id):
+    for sb in modal.Sandbox.list(app_id=modal.App.lookup(oneshot.BUILDER_APP).app_id):
         sb.wait(raise_on_termination=False)  # its build sandbox dies with it (the tether is cut)
     assert cli.main(["gc"]) == 0
     assert not any(path.name.startswith(layer) for path in temp_dirs())

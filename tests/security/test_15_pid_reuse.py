@@ -1,7 +1,7 @@
 """Item 15: a pid that was reused cannot redirect a signal.
 
 The host signals a sandbox only through its supervisor's pidfd, opened and
-then checked against the recorded start time (pysandbox.sandbox._pidfd);
+then checked against the recorded start time (pysandbox._core.lifecycle.pidfd);
 the supervisor and sandbox-init only signal children they have not reaped
 yet, whose pids the kernel cannot hand out again."""
 

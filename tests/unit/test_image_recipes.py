@@ -6,7 +6,7 @@ from hypothesis import given, strategies as st
 import pysandbox as modal
 from pysandbox.exception import InvalidError
 from pysandbox.image import build, dockerfile, reference, store
-from pysandbox.image.rootfs import RootFS
+from pysandbox._core.spec import RootFS
 
 
 @given(st.lists(st.text(st.characters(exclude_characters="\0"), min_size=1, max_size=20), min_size=1, max_size=5))

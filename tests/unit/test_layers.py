@@ -8,6 +8,8 @@ dependencies. Python runs a package's __init__ before any submodule, so importin
 """
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 from typing import Dict, List, Set, Tuple
 
@@ -23,21 +25,21 @@ LAYERS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
     ("tools", ("pysandbox.cli", "pysandbox.__main__", "pysandbox.doctor", "pysandbox.image.cli")),
     # Modal's API: what `import pysandbox as modal` gives. garbage collects over all of it.
     ("api", (
-        "pysandbox.__init__", "pysandbox.sandbox", "pysandbox.process", "pysandbox.streams", "pysandbox.file_io",
-        "pysandbox.filesystem", "pysandbox.watch", "pysandbox.volume", "pysandbox.secret", "pysandbox.network",
-        "pysandbox.probe", "pysandbox.app", "pysandbox.output", "pysandbox.image", "pysandbox.garbage",
+        "pysandbox.__init__", "pysandbox.sandbox", "pysandbox.file_io", "pysandbox.filesystem", "pysandbox.watch", "pysandbox.volume", "pysandbox.secret", "pysandbox.app",
+        "pysandbox.output", "pysandbox.image", "pysandbox.garbage",
     )),
     # The sandbox below the API: creating one, talking to its init.
-    ("core", ("pysandbox._core", "pysandbox.spec")),
+    # (ContainerProcess and its streams are the core's exec handles; the API hands them out.)
+    ("core", ("pysandbox._core", "pysandbox.process", "pysandbox.streams")),
     # This host's mechanics: runners, mounts, network, cgroups, repair after a crash.
     ("runtime", ("pysandbox.runtime",)),
     # The state directory: records, names, apps.
     ("state", ("pysandbox._state", "pysandbox.registry")),
-    # Imported by every layer, importing none: settings, errors, bounds, public data types, the
-    # async core, shared checks, the host's identity, the wire format init speaks, safe path walks.
+    # Imported by every layer, importing none: settings, errors, bounds, public data types and their
+    # checks (Probe, Tunnel), the async core, the host's identity, init's wire format, safe path walks.
     ("leaf", (
         "pysandbox.config", "pysandbox.exception", "pysandbox.bounds", "pysandbox._aio", "pysandbox._validate",
-        "pysandbox.types", "pysandbox.resources", "pysandbox.identity", "pysandbox.agent", "pysandbox._core.spec",
+        "pysandbox.types", "pysandbox.resources", "pysandbox.probe", "pysandbox.network", "pysandbox.identity", "pysandbox.agent", "pysandbox._core.spec",
         "pysandbox._beneath", "pysandbox._overlay", "pysandbox._fork",
     )),
 )
@@ -91,9 +93,11 @@ def _resolve(module: str, node: ast.AST) -> List[str]:
 
 
 def _with_parents(target: str) -> List[str]:
-    """Importing a.b.c runs a/__init__ and a/b/__init__ first."""
+    """Importing a.b.c runs a/__init__ and a/b/__init__ first (those that import nothing of the
+    package, a docstring only, run nothing of ours and are no edge)."""
     parts = target.split(".")
-    return [".".join(parts[:i]) for i in range(1, len(parts) + 1) if ".".join(parts[:i]) in MODULES]
+    named = [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
+    return [module for module in named if module in MODULES and (module == target or GRAPH[module])]
 
 
 def _imports(module: str) -> Tuple[Set[str], List[Tuple[int, str]]]:
@@ -202,3 +206,26 @@ def _strongly_connected(edges: Dict[str, Set[str]]) -> List[Set[str]]:
                         break
                 components.append(component)
     return components
+
+
+def _loaded_by(module: str) -> Set[str]:
+    """What importing `module` loads, in a fresh interpreter with the package's own __init__ (which
+    re-exports the whole API) stubbed, so that only the module's own imports count."""
+    script = (
+        "import sys, types\n"
+        "package = types.ModuleType('pysandbox')\n"
+        f"package.__path__ = [{str(PACKAGE)!r}]\n"
+        "sys.modules['pysandbox'] = package\n"
+        f"import {module}\n"
+        "print('\\n'.join(m for m in sys.modules if m.startswith('pysandbox.')))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    return set(result.stdout.split())
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if RANK[_layer(m)] >= RANK["core"] and m != "pysandbox"))
+def test_importing_a_module_loads_nothing_above_it(module):
+    """The same rule, as the interpreter sees it: e.g. importing the runtime loads no image builder."""
+    loaded = {m for m in _loaded_by(module) if not (_is_package(m) and not GRAPH[m])}  # docstring-only packages
+    above = sorted(m for m in loaded if RANK[_layer(m)] < RANK[_layer(module)])
+    assert above == []

@@ -8,7 +8,7 @@ from hypothesis import given, strategies as st
 from pysandbox import network
 from pysandbox.exception import InvalidError
 from pysandbox.runtime import netplan
-from pysandbox.spec import SandboxSpec
+from pysandbox._core.spec import SandboxSpec
 
 
 @given(st.integers())

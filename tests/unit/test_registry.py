@@ -1,7 +1,6 @@
 """Registry logic: ids, atomic records under faults, validated parsers (hypothesis), process
 identities with boot ids, name claims, and reads that never write."""
 
-import ast
 import errno
 import json
 import os
@@ -309,18 +308,3 @@ def test_warnings_name_each_bad_record_once(real_home):
             registry.running_records()
     assert len([w for w in caught if bad in str(w.message)]) == 1
 
-
-def test_the_state_layer_never_imports_the_runtime():
-    """Reading a record can never kill a process or remove anything: registry.py and _state/
-    import nothing of pysandbox.runtime, at the top of a module or inside a function."""
-    package = Path(registry.__file__).parent
-    for path in [package / "registry.py", *sorted((package / "_state").glob("*.py"))]:
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom):
-                names = [node.module or ""] + [f"{node.module or ''}.{alias.name}" for alias in node.names]
-            elif isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            else:
-                continue
-            assert not any(name.lstrip(".").split(".")[0] == "runtime" or ".runtime" in name for name in names), \
-                f"{path.name}:{node.lineno} imports the runtime"

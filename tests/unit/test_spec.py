@@ -5,8 +5,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pysandbox.exception import InvalidError
-from pysandbox.secret import Secret
-from pysandbox.spec import ExecSpec, SandboxSpec, check_name, merge_env
+from pysandbox._core.spec import ExecSpec, SandboxSpec, check_name
+from pysandbox.secret import Secret, merge_env
+from pysandbox.streams import StreamType, output_of
 
 
 @given(st.from_regex(r"[A-Za-z0-9._-]{1,64}", fullmatch=True).filter(lambda n: not n.startswith("ap-") and n not in (".", "..")))
@@ -54,7 +55,7 @@ def test_exec_spec_errors():
     with pytest.raises(InvalidError):
         ExecSpec(())
     with pytest.raises(InvalidError):
-        ExecSpec(("true",), stdout="pipe")
+        ExecSpec(("true",), stdout="file")
     with pytest.raises(InvalidError):
         ExecSpec(("true",), bufsize=0)
     with pytest.raises(InvalidError):
@@ -67,3 +68,12 @@ def test_a_trailing_newline_is_not_a_valid_name_or_key(bad):
         check_name(bad)
     with pytest.raises(InvalidError):
         merge_env({bad: "x"}, None)
+
+
+def test_exec_outputs_are_plain_values_named_from_stream_types():
+    assert [output_of(kind, "stdout") for kind in StreamType] == ["pipe", "stdout", "devnull"]
+    assert all(ExecSpec(("true",), stdout=output_of(kind, "stdout")) for kind in StreamType)
+    with pytest.raises(InvalidError, match="stderr must be a StreamType"):
+        output_of("pipe", "stderr")
+    with pytest.raises(InvalidError, match="stdout must be one of pipe, stdout, devnull"):
+        ExecSpec(("true",), stdout=StreamType.PIPE)  # the core takes the plain name

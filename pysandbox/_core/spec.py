@@ -10,18 +10,26 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import attrs
 
-from . import config
-from ._validate import env_mapping, is_object_name, object_name, positive_seconds
-from .exception import InvalidError
-from .image.rootfs import RootFS
-from .network import check_cidrs
-from .probe import Probe
-from .resources import Resources
-from .secret import Secret
-from .streams import StreamType
+from .. import config
+from .._validate import is_object_name, object_name, positive_seconds
+from ..exception import InvalidError
+from ..network import check_cidrs
+from ..probe import Probe
+from ..resources import Resources
 
 ARG_MAX_BYTES = 2**16
 NETWORK_MODES = ("default", "none", "host")
+OUTPUTS = ("pipe", "stdout", "devnull")  # where an exec's stdout or stderr goes (the API's StreamType)
+# The one default environment: every sandbox starts from it, then the image's ENV (RootFS.env)
+# or the host image's PATH (runtime/layout.default_env), then the caller's env.
+BASE_ENV = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "HOME": "/root",
+    "LANG": "C.UTF-8",
+    "TERM": "xterm",
+    # Modal's images run Python unbuffered, so entrypoint output streams live.
+    "PYTHONUNBUFFERED": "1",
+}
 
 
 def check_args(args: Sequence[Any]) -> Tuple[str, ...]:
@@ -50,20 +58,6 @@ def check_timeout(value: Any, what: str, allow_none: bool) -> Optional[float]:
     if value is None and not allow_none:
         raise InvalidError("`timeout=None` is only supported for experimental persistent Sandboxes.")
     return positive_seconds(value, what, allow_none=allow_none)
-
-
-def merge_env(env: Optional[Mapping[str, Optional[str]]], secrets: Optional[Sequence[Secret]]) -> Dict[str, str]:
-    """Secrets first, then `env` on top; None values are dropped. Keys and values validated."""
-    merged: Dict[str, str] = {}
-    if secrets is not None and not isinstance(secrets, (list, tuple)):
-        raise InvalidError(f"secrets must be a list of pysandbox.Secret objects, got {type(secrets).__name__}")
-    for secret in secrets or ():
-        if not isinstance(secret, Secret):
-            raise InvalidError(f"secrets must be a list of pysandbox.Secret objects, got {type(secret).__name__}")
-        merged.update(secret.env())
-    if env is not None:
-        merged.update(env_mapping(env))
-    return env_mapping(merged)  # the secrets' variables too
 
 
 def valid_name(name: object) -> bool:
@@ -122,6 +116,29 @@ class Bind:
 
 
 @attrs.frozen
+class RootFS:
+    """What a sandbox started from an image gets: its layers, its runtime config.
+
+    An image root is an overlay: the image's layer directories read-only below, a
+    writable directory (`upper/rootfs`, with overlayfs's `upper/work` beside it on the
+    same filesystem) on top. For an ordinary sandbox `upper` is the sandbox's own upper
+    directory, removed by the supervisor at terminate; for a build sandbox it is the
+    temporary directory that becomes the new layer."""
+
+    image_id: str
+    lowers: Tuple[str, ...]  # layer directories, bottom first
+    env: Dict[str, str] = attrs.field(factory=dict)  # BASE_ENV plus the image's ENV
+    workdir: Optional[str] = None
+    entrypoint: Tuple[str, ...] = ()
+    cmd: Tuple[str, ...] = ()
+    upper: Optional[str] = None  # a build's own upper directory (kept after teardown); None: the sandbox's
+
+    def command(self, args: Tuple[str, ...]) -> Tuple[str, ...]:
+        """Docker's rule: arguments replace CMD and follow ENTRYPOINT."""
+        return (*self.entrypoint, *(args or self.cmd))
+
+
+@attrs.frozen
 class SandboxSpec:
     entrypoint: Tuple[str, ...] = attrs.field(converter=check_args)
     env: Dict[str, str] = attrs.field(factory=dict)
@@ -151,7 +168,7 @@ class SandboxSpec:
     def _needs_default_network(self, attribute, value) -> None:
         if value and self.network != "default":
             raise InvalidError(f"{attribute.name} needs the default network, not network={self.network!r}")
-    # The image's layers and runtime config (image/rootfs.py); None: the host image.
+    # The image's layers and runtime config (RootFS); None: the host image.
     rootfs: Optional[RootFS] = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.instance_of(RootFS)))
 
 
@@ -161,8 +178,8 @@ class ExecSpec:
     env: Dict[str, str] = attrs.field(factory=dict)
     workdir: Optional[str] = attrs.field(default=None, converter=check_workdir)
     timeout: Optional[float] = attrs.field(default=None, converter=lambda v: check_timeout(v, "timeout", True))
-    stdout: StreamType = attrs.field(default=StreamType.PIPE)
-    stderr: StreamType = attrs.field(default=StreamType.PIPE)
+    stdout: str = attrs.field(default="pipe")  # one of OUTPUTS
+    stderr: str = attrs.field(default="pipe")
     text: bool = True
     bufsize: int = attrs.field(default=-1)
 
@@ -173,9 +190,9 @@ class ExecSpec:
 
     @stdout.validator
     @stderr.validator
-    def _stream_type(self, attribute, value) -> None:
-        if not isinstance(value, StreamType):
-            raise InvalidError(f"{attribute.name} must be a StreamType, got {value!r}")
+    def _output(self, attribute, value) -> None:
+        if value not in OUTPUTS:
+            raise InvalidError(f"{attribute.name} must be one of {', '.join(OUTPUTS)}, got {value!r}")
 
     @bufsize.validator
     def _bufsize(self, _attribute, value) -> None:

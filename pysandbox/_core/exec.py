@@ -1,0 +1,168 @@
+"""Starting a command in a sandbox: its pipes or terminal, the exec request to init,
+and the ContainerProcess that reads and waits for it."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import io
+import os
+import resource
+import struct
+import sys
+import termios
+import threading
+from pathlib import Path
+from typing import List, Optional
+
+from .. import agent, bounds, exception, registry
+from ..exception import InvalidError
+from ..process import ContainerProcess
+from ..streams import OutputPipes, StreamReader, StreamType, StreamWriter
+from .spec import ExecSpec
+
+_PIPE_SIZE = 1 << 20
+
+
+def _output_end(kind: str, fd_number: int):
+    """(our read end or None, the end handed to the process) for stdout/stderr (spec.OUTPUTS)."""
+    if kind == "devnull":
+        return None, os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+    if kind == "stdout":
+        return None, _local_stdout()
+    read_end, write_end = os.pipe2(os.O_CLOEXEC)
+    if fd_number == 1:
+        try:
+            fcntl.fcntl(read_end, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
+        except OSError:
+            pass  # over the per-user pipe quota: the default size still works
+    return read_end, write_end
+
+
+def _local_stdout() -> int:
+    """An fd writing to this process's stdout (sys.stdout may be a Python-level object)."""
+    sys.stdout.flush()
+    try:
+        return os.dup(sys.stdout.fileno())
+    except (AttributeError, io.UnsupportedOperation, ValueError):
+        read_end, write_end = os.pipe2(os.O_CLOEXEC)
+        threading.Thread(target=_copy_to_stdout, args=(read_end,), daemon=True).start()
+        return write_end
+
+
+def _copy_to_stdout(fd: int) -> None:
+    with os.fdopen(fd, "rb", buffering=0) as source:
+        for chunk in iter(lambda: source.read(65536), b""):
+            sys.stdout.write(chunk.decode(errors="replace"))
+
+
+def _pipes(spec: ExecSpec):
+    """(fds for the process's 0, 1, 2; our stdin write end, stdout and stderr read ends)."""
+    made: List[Optional[int]] = []
+    try:
+        made += os.pipe2(os.O_CLOEXEC)
+        made += _output_end(spec.stdout, 1)
+        made += _output_end(spec.stderr, 2)
+    except BaseException:
+        _close_fds(made)
+        raise
+    stdin_read, stdin_write, out_read, out_write, err_read, err_write = made
+    return (stdin_read, out_write, err_write), (stdin_write, out_read, err_read)
+
+
+def _terminal(size=None):
+    """A pty: the process gets the terminal end as 0, 1 and 2 (stderr merged into
+    stdout, as on Modal); we keep the master for its stdin and stdout."""
+    master, terminal = os.openpty()
+    try:
+        os.set_inheritable(master, False)
+        os.set_inheritable(terminal, False)
+        rows, cols = size or _local_terminal_size()
+        fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        return (terminal, terminal, terminal), (os.dup(master), master, None)
+    except BaseException:
+        _close_fds([master, terminal])
+        raise
+
+
+def _local_terminal_size():
+    try:
+        size = os.get_terminal_size(sys.stdout.fileno())
+        return size.lines, size.columns
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        return 24, 80
+
+
+async def start_process(socket: Path, sandbox_id: str, spec: ExecSpec, pty: bool = False) -> ContainerProcess:
+    """Start `spec` in the sandbox whose init listens on `socket`; returns once it runs."""
+    if spec.bufsize == 1 and not spec.text:  # Modal raises it later, once the process runs; before is kinder
+        raise ValueError("line-buffering is only supported when text=True")
+    env = [f"{k}={v}" for k, v in spec.env.items()]
+    timeout_ms = 0 if spec.timeout is None else max(1, int(spec.timeout * 1000))
+    body = agent.exec_body(spec.args, env, spec.workdir or "", timeout_ms, agent.EXEC_FLAG_PTY if pty else 0)
+    request = agent.message(agent.REQ_EXEC, body)
+    if len(request) > agent.MAX_MESSAGE:
+        raise InvalidError(f"exec() arguments and environment take {len(request)} bytes, over the "
+                           f"{agent.MAX_MESSAGE} byte limit: pass large data through stdin or a file.")
+    keep = bounds.get("exec_unread_output")
+    try:
+        child_ends, (stdin_write, out_read, err_read) = _terminal() if pty else _pipes(spec)
+    except OSError as exc:
+        raise _out_of_fds(exc) or exc
+    # Owned from here on: dropping these closes our ends.
+    stdin, pipes = StreamWriter(stdin_write), OutputPipes((out_read, err_read), keep)
+    conn = None
+    try:
+        conn = agent.connect(socket)
+        agent.send(conn, request, child_ends)
+        _close_fds(child_ends)
+        child_ends = ()
+        reply = (await agent.receive(conn)).raise_for_error()
+    except BaseException as exc:
+        _close_fds(child_ends)
+        if conn is not None:
+            conn.close()
+        stdin.release()
+        pipes.close_all()
+        if isinstance(exc, agent.AgentGone):
+            raise await registry.finished_error(sandbox_id) from None
+        if isinstance(exc, agent.AgentError) and exc.errno in _HELD_BY:
+            raise exception.ResourceExhaustedError(
+                f"Sandbox {sandbox_id} cannot start {spec.args[0]!r}: {exc}. {_HELD_BY[exc.errno]}") from None
+        if isinstance(exc, OSError):
+            raise _out_of_fds(exc) or exc
+        raise
+    pid = int.from_bytes(reply.body[:4], sys.byteorder)
+    by_line = spec.bufsize == 1 and spec.text
+    stdout_reader = StreamReader(pipes.source(0), 1, text=spec.text, stream_type=StreamType[spec.stdout.upper()],
+                                 by_line=by_line)
+    stderr_reader = StreamReader(pipes.source(1), 2, text=spec.text, stream_type=StreamType[spec.stderr.upper()],
+                                 by_line=by_line)
+    return ContainerProcess(conn, pid, stdin, stdout_reader, stderr_reader, pipes, terminal=pty)
+
+
+# init's refusals for lack of room, and what holds that room.
+_HELD_BY = {
+    errno.EMFILE: "An exec holds its slot until its ContainerProcess saw it end (wait() or poll()) or was dropped.",
+    errno.EAGAIN: "Every process left running in the sandbox counts, whether its ContainerProcess is alive or not.",
+}
+
+
+def _out_of_fds(exc: OSError) -> Optional[Exception]:
+    """A clear error for running out of descriptors in this process while starting an exec."""
+    if exc.errno == errno.EMFILE:
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        return exception.ResourceExhaustedError(
+            f"exec: this process has used up its file descriptors (RLIMIT_NOFILE soft limit: {soft}). Each exec "
+            f"holds up to four (connection, stdin, stdout, stderr) until it has ended and was waited for, read to "
+            f"the end or dropped. Keep fewer execs open, or raise the limit (`ulimit -n`, or "
+            f"resource.setrlimit(resource.RLIMIT_NOFILE, ...) up to the hard limit).")
+    if exc.errno == errno.ENFILE:
+        return exception.ResourceExhaustedError(
+            "exec: the host has run out of file descriptors (its system-wide limit, sysctl fs.file-max).")
+    return None
+
+
+def _close_fds(fds) -> None:
+    for fd in set(fds) - {None}:
+        os.close(fd)

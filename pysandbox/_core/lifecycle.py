@@ -1,0 +1,137 @@
+"""Starting a sandbox, abandoning a half-made one, and waiting for one to end.
+
+start() is the whole create: a sandbox directory, a name claim, the runtime's
+launch and the record, undone by abandon() if any step fails. The supervisor
+is reached through a pidfd (opened, then checked to be the supervisor, so a
+reused pid is never signalled).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import attrs
+
+from .. import _aio, registry
+from .._state import files
+from .._state.proc import ProcessRef
+from ..runtime import launch, layout, reconcile
+from .spec import SandboxSpec
+
+
+@attrs.frozen
+class Started:
+    """A started sandbox. `launched` is its supervisor handle: for a tethered
+    sandbox, `launched.abandon()` cuts the tether and the sandbox ends."""
+
+    record: registry.SandboxRecord
+    launched: launch.Launched
+
+
+def start(spec: SandboxSpec, app_id: str, app_name: Optional[str], tethered: bool = False) -> Started:
+    """tethered (build sandboxes): never confirmed, so the sandbox ends when its creator
+    dies or calls `started.launched.abandon()`."""
+    sandbox_id = files.new_id("sb-")
+    directory = registry.make_sandbox_dir(sandbox_id)
+    env = {**(layout.default_env() if spec.rootfs is None else spec.rootfs.env), **spec.env}
+    launched = None
+    claimed = False
+    try:
+        if spec.name is not None:
+            registry.claim_name(app_id, spec.name, sandbox_id)
+            claimed = True
+        launched = launch.launch(directory, spec, env, tethered)
+        record = registry.SandboxRecord(
+            sandbox_id=sandbox_id, app_id=app_id, app_name=app_name, name=spec.name, tags=spec.tags,
+            created_at=time.time(), timeout=spec.timeout, supervisor=launched.supervisor,
+            entrypoint=spec.entrypoint, workdir=spec.workdir or "/",
+            image_id="host" if spec.rootfs is None else spec.rootfs.image_id, verbose=spec.verbose,
+            tunnels=[list(t) for t in launched.tunnels],
+            readiness_probe=None if spec.readiness_probe is None else spec.readiness_probe.to_json(),
+        )
+        registry.write_record(record)
+        if not tethered:
+            launched.confirm()
+    except BaseException:
+        abandon(directory, launched)
+        if claimed:
+            registry.release_name(app_id, spec.name, sandbox_id)
+        raise
+    return Started(record, launched)
+
+
+def abandon(directory: Path, launched: Optional[launch.Launched]) -> None:
+    """A create that failed half-way: stop what started, remove what was made. Never raises:
+    the create's own error is the one to report (what is left here, gc collects)."""
+    if launched is not None:
+        try:
+            (directory / registry.RECORD_NAME).unlink(missing_ok=True)  # else it would confirm the sandbox
+        except OSError:
+            signal_supervisor(launched.supervisor, signal.SIGTERM)  # (a read-only disk): end it all the same
+        launched.abandon()  # the supervisor tears the sandbox down on its own
+        fd = pidfd(launched.supervisor)
+        if fd is not None:
+            _aio.run_sync(_aio.readable(fd))
+            os.close(fd)
+        launch.reap_finished()
+    with contextlib.suppress(OSError):
+        files.remove_tree(directory)
+
+
+def finished(record: registry.SandboxRecord) -> Optional[registry.ExitStatus]:
+    """The exit status if the sandbox has finished, else None."""
+    launch.reap_finished()
+    return registry.finished(record)
+
+
+async def wait(record: registry.SandboxRecord) -> registry.ExitStatus:
+    """The exit status, once the sandbox has finished (the teardown of a lost supervisor repaired)."""
+    status = finished(record)
+    while status is None:
+        fd = pidfd(record.supervisor)
+        if fd is not None:
+            try:
+                await _aio.readable(fd)
+            finally:
+                os.close(fd)
+        status = finished(record)
+    if status.lost:
+        repair(record)
+    return status
+
+
+def repair(record: registry.SandboxRecord) -> None:
+    for problem in reconcile.repair(record):
+        warnings.warn(problem, RuntimeWarning, stacklevel=3)
+
+
+def pidfd(ref: ProcessRef) -> Optional[int]:
+    """A pidfd for the supervisor, or None if it is gone (checked after opening: no pid reuse race)."""
+    try:
+        fd = os.pidfd_open(ref.pid)
+    except ProcessLookupError:
+        return None
+    if not ref.alive(registry.SUPERVISOR_PROGRAM):
+        os.close(fd)
+        return None
+    return fd
+
+
+def signal_supervisor(ref: ProcessRef, signum: int) -> bool:
+    """Send the supervisor `signum`; False if it is gone."""
+    fd = pidfd(ref)
+    if fd is None:
+        return False
+    try:
+        signal.pidfd_send_signal(fd, signum)
+    except ProcessLookupError:
+        return False
+    finally:
+        os.close(fd)
+    return True
