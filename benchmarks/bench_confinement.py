@@ -20,8 +20,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-import pysandbox as modal
 from _common import RUNNERS, app, bare_bwrap_argv, bare_nsjail_argv, interleaved, report, spawn_and_wait
+
+import pysandbox as modal
 from pysandbox import config
 from pysandbox.runtime import bwrap, confinement
 

@@ -8,8 +8,9 @@ Bar (issue 2): median at most 1.5x subprocess.run.
 import subprocess
 import sys
 
-import pysandbox as modal
 from _common import RUNNERS, app, median_ms, report
+
+import pysandbox as modal
 
 RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 500
 

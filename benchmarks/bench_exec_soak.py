@@ -21,9 +21,9 @@ import sys
 import time
 
 import psutil
+from _common import RUNNERS, app
 
 import pysandbox as modal
-from _common import RUNNERS, app
 from pysandbox import _fork
 
 EXECS = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000

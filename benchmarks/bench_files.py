@@ -11,8 +11,9 @@ import subprocess
 import sys
 import tempfile
 
-import pysandbox as modal
 from _common import app, median_ms, report, timed
+
+import pysandbox as modal
 
 SIZE = 256 << 20
 RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 500

@@ -12,9 +12,9 @@ import sys
 import time
 
 import psutil
+from _common import app, bare_bwrap_argv
 
 import pysandbox as modal
-from _common import app, bare_bwrap_argv
 
 COUNT = int(sys.argv[1]) if len(sys.argv) > 1 else 200
 

@@ -37,8 +37,9 @@ def lifecycle(app, image, runner):
 
 
 def main():
-    import pysandbox as modal
     from _common import RUNNERS, app, interleaved, report, timed
+
+    import pysandbox as modal
 
     cold = timed(lambda: modal.Image.debian_slim().build()) / 1000
     print(f"cold debian_slim build: {cold:.1f} s", flush=True)

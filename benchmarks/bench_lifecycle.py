@@ -12,8 +12,9 @@ six are interleaved so they see the same machine load.
 
 import sys
 
-import pysandbox as modal
 from _common import RUNNERS, app, bare_bwrap_argv, bare_nsjail_argv, interleaved, report, spawn_and_wait
+
+import pysandbox as modal
 
 RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 200
 ENDINGS = {"terminate()": False, "terminate(wait=True)": True}

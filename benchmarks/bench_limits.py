@@ -10,8 +10,9 @@ would drown what this measures.
 
 import sys
 
-import pysandbox as modal
 from _common import RUNNERS, app, bare_bwrap_argv, bare_nsjail_argv, interleaved, report, spawn_and_wait
+
+import pysandbox as modal
 from pysandbox import sandbox
 from pysandbox.runtime import cgroups
 

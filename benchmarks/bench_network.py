@@ -13,8 +13,9 @@ import statistics
 import sys
 import time
 
-import pysandbox as modal
 from _common import RUNNERS, app, bare_bwrap_argv, bare_nsjail_argv, report, spawn_and_wait, timed
+
+import pysandbox as modal
 
 RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 50
 MODES = {"default network": {}, "block_network=True": {"block_network": True}}

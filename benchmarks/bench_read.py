@@ -14,8 +14,9 @@ import fcntl
 import os
 import sys
 
-import pysandbox as modal
 from _common import RUNNERS, app, interleaved
+
+import pysandbox as modal
 
 SIZES_MIB = (16, 64, 256, 512)
 RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 3

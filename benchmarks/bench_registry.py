@@ -8,8 +8,9 @@ once would load the machine the listing is timed on.
 
 import sys
 
-import pysandbox as modal
 from _common import app, median_ms, report
+
+import pysandbox as modal
 
 COUNT = int(sys.argv[1]) if len(sys.argv) > 1 else 500
 

@@ -11,10 +11,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import interleaved, median_ms, report
+
 from pysandbox import garbage, registry
 from pysandbox._state.files import ensure_dir, new_id, remove_tree, write_json_atomic
 from pysandbox._state.proc import ProcessRef, boot_id
-from _common import interleaved, median_ms, report
 
 RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
 FINISHED = 500

@@ -10,8 +10,9 @@ import statistics
 import sys
 import time
 
-import pysandbox as modal
 from _common import RUNNERS, app
+
+import pysandbox as modal
 
 SIZE = 512 << 20
 RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 7

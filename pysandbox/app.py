@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Iterator, Optional
 
 from . import registry
-from ._state import files
 from ._aio import context, synchronized_static
+from ._state import files
 from ._validate import object_name
 from .exception import InvalidError, NotFoundError
 

@@ -25,16 +25,16 @@ from typing import Callable, Dict, List, Optional, Sequence
 import attrs
 
 from . import doctor, garbage, registry
+from ._beneath import replacing_path
 from .app import App
 from .exception import Error, NotFoundError
 from .image import Image
-from ._beneath import replacing_path
 from .image import cli as image_cli
-from .streams import read_kept
 from .process import EXEC_TIMEOUT_RETURNCODE
 from .runtime import limits
 from .sandbox import Sandbox
 from .secret import Secret
+from .streams import read_kept
 from .volume import FileEntryType, Volume
 
 PROG = "pysandbox"

@@ -15,7 +15,8 @@ from typing import Callable, List, Optional
 
 import attrs
 
-from . import config, identity as ids
+from . import config
+from . import identity as ids
 from .app import App
 from .exception import Error
 from .runtime import cgroups, netplan

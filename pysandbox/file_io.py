@@ -18,7 +18,8 @@ from typing import List, Optional, Union
 
 from ._aio import synchronized
 from ._core import fsops
-from .types import FileWatchEvent as FileWatchEvent, FileWatchEventType as FileWatchEventType  # Modal 1.5's home
+from .types import FileWatchEvent as FileWatchEvent  # Modal 1.5's home
+from .types import FileWatchEventType as FileWatchEventType
 
 logger = logging.getLogger("pysandbox.verbose")
 

@@ -17,9 +17,8 @@ import struct
 from typing import Callable, List, Optional, Tuple
 
 from . import _aio, _beneath, agent, bounds
-from ._core import fsops
 from ._aio import synchronized
-from .watch import check_watch_args, watch_events
+from ._core import fsops
 from .exception import (
     ConflictError,
     InvalidError,
@@ -34,6 +33,7 @@ from .exception import (
     SandboxFilesystemPermissionError,
 )
 from .types import FileInfo, FileType
+from .watch import check_watch_args, watch_events
 
 STAT = struct.Struct("=IIIIQq")
 CHUNK = 1 << 20

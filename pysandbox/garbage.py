@@ -31,10 +31,10 @@ from typing import Iterator, List, Optional, Union
 import attrs
 
 from . import bounds, config, registry, volume
-from .exception import Error, ExecutionError, NotFoundError
-from .image import store as image_store
 from ._state import files
 from ._state.proc import ProcessRef
+from .exception import Error, ExecutionError, NotFoundError
+from .image import store as image_store
 from .runtime import cgroups, reconcile
 
 logger = logging.getLogger("pysandbox.gc")

@@ -43,7 +43,15 @@ import attrs
 
 from . import _aio, config
 from ._state.files import (
-    ensure_dir, is_int, is_number, is_well_formed_id, new_id, read_json, remove_tree, write_all, write_error,
+    ensure_dir,
+    is_int,
+    is_number,
+    is_well_formed_id,
+    new_id,
+    read_json,
+    remove_tree,
+    write_all,
+    write_error,
     write_json_atomic,
 )
 from ._state.proc import ProcessRef

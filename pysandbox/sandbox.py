@@ -16,8 +16,12 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import attrs
 
-from . import _aio, agent, exception, garbage, image as images, network, registry
+from . import _aio, agent, exception, garbage, network, registry
+from . import image as images
 from ._aio import synchronized, synchronized_static
+from ._core import fsops, lifecycle
+from ._core.exec import start_process
+from ._core.spec import ExecSpec, SandboxSpec, check_experimental_options, check_tags, valid_name
 from ._state import files
 from ._validate import positive_seconds
 from .app import App
@@ -31,7 +35,6 @@ from .exception import (
     SandboxTimeoutError,
     UnimplementedError,
 )
-from ._core import fsops
 from .file_io import FileIO
 from .filesystem import SandboxFilesystem
 from .image.snapshot import snapshot_filesystem
@@ -40,11 +43,8 @@ from .process import ContainerProcess
 from .resources import Resources, SandboxStats, default_pids_limit
 from .runtime import cgroups, limits, netplan, nsjail
 from .secret import Secret, merge_env
-from ._core import lifecycle
-from ._core.exec import start_process
-from ._core.spec import ExecSpec, SandboxSpec, check_experimental_options, check_tags, valid_name
-from .volume import mount_plan
 from .streams import FollowSource, StreamReader, StreamType, StreamWriter, output_of
+from .volume import mount_plan
 from .watch import check_watch_args, watch_events
 
 verbose_logger = logging.getLogger("pysandbox.verbose")

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence
 
 from . import config, registry
-from ._state import files
 from ._aio import synchronized, synchronized_static
+from ._state import files
 from ._validate import env_mapping, object_name
 from .exception import AlreadyExistsError, InvalidError, NotFoundError
 from .types import SecretInfo

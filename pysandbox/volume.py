@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Iterator, List, Optional, Tuple, Union
 
 from . import _beneath, bounds, config, registry
-from ._state import files
 from ._aio import context, static_context, synchronized, synchronized_static
+from ._core.spec import Bind
+from ._state import files
 from ._validate import is_object_name, object_name
 from .exception import AlreadyExistsError, InvalidError, NotFoundError
-from ._core.spec import Bind
 from .runtime.layout import SYSTEM_DIRS
 from .types import FileEntry, FileEntryType, VolumeInfo
 

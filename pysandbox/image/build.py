@@ -21,10 +21,10 @@ from typing import Callable, List, Optional, Sequence
 import attrs
 
 from .. import bounds, output
-from .._state import files
-from ..exception import ImageBuildError, InvalidError, NotFoundError
 from .._core import oneshot
 from .._core.spec import BASE_ENV, Bind, RootFS, SandboxSpec
+from .._state import files
+from ..exception import ImageBuildError, InvalidError, NotFoundError
 from . import _unpack, store
 
 BUILD_TIMEOUT = 3600

@@ -10,9 +10,9 @@ from pathlib import PurePosixPath
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from .._aio import synchronized
+from .._core.spec import RootFS
 from .._validate import env_mapping
 from ..exception import InvalidError, UnimplementedError
-from .._core.spec import RootFS
 from ..secret import Secret, merge_env
 from . import build, dockerfile, reference, store
 from .local import AddLocal, Ignore

@@ -31,12 +31,11 @@ import stat
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
-from .. import agent, bounds, config, identity
-from .. import registry
+from .. import agent, bounds, config, identity, registry
+from .._core.spec import SandboxSpec
 from .._overlay import LayerView
 from .._state.proc import ProcessRef
 from ..exception import InvalidError
-from .._core.spec import SandboxSpec
 from ..probe import PROBE_PATH
 from . import bwrap, cgroups, fds, initconfig, layout, limits, netplan, nsjail, sizes
 

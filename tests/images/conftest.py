@@ -7,7 +7,6 @@ import pysandbox as modal
 from pysandbox._core import oneshot
 from pysandbox.image import store
 
-
 DEBIAN_BUILD_TIMEOUT_S = 900  # the whole test, whichever first needs the image and so builds it
 
 

@@ -14,7 +14,8 @@ from pysandbox.exception import ImageBuildError, InvalidError, NotFoundError, Un
 from pysandbox.image import reference, store
 
 from .. import oci
-from ..oci import HOST_FILES, free_port as _free_port
+from ..oci import HOST_FILES
+from ..oci import free_port as _free_port
 
 pytestmark = pytest.mark.rootless  # needs docker-registry and skopeo (.ci/run installs them)
 

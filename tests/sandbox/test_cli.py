@@ -19,6 +19,7 @@ import pysandbox as modal
 from pysandbox import registry
 from pysandbox._state.files import ensure_dir, new_id
 from pysandbox.runtime import cgroups
+
 from ..conftest import assert_torn_down
 
 pytestmark = pytest.mark.rootless

@@ -193,6 +193,7 @@ def test_the_supervisor_starts_its_runner_inside_a_v2_cgroup_and_removes_it(tmp_
     """The v2 path of native/cgroup.c for real (clone3 into the cgroup, cgroup.kill, rmdir),
     on whatever cgroup2 mount this host has (here the hybrid layout's controller-less one)."""
     import subprocess
+
     from pysandbox import config
 
     cgroup = os.path.join(_unified_mount(), f"pysandbox-test-{os.getpid()}")

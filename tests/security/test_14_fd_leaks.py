@@ -6,7 +6,6 @@ import os
 
 import pytest
 
-
 from ._inside import py_ok
 
 SANDBOX_PATHS = ("/dev/null", "/dev/pts/", "/proc/")

@@ -12,7 +12,6 @@ import pytest
 
 from pysandbox import registry
 
-
 pytestmark = pytest.mark.rootless
 
 

@@ -21,7 +21,7 @@ from pysandbox._state.files import new_id, read_json
 from pysandbox._state.proc import ProcessRef
 from pysandbox.image import store
 
-from ._statedir import pending_signals, python, SIGTERM_BIT, victim, write_record_of
+from ._statedir import SIGTERM_BIT, pending_signals, python, victim, write_record_of
 
 pytestmark = pytest.mark.rootless
 

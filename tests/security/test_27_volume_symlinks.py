@@ -19,7 +19,6 @@ from pysandbox.exception import ConflictError, InvalidError
 from ._inside import py, sh
 
 
-
 @pytest.fixture
 def volume():
     with modal.Volume.ephemeral() as vol:

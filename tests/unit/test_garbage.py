@@ -16,8 +16,8 @@ from pysandbox._state.proc import ProcessRef
 from pysandbox.exception import InvalidError
 from pysandbox.runtime import cgroups
 
-from .test_registry import record
 from ..security._statedir import fake_supervisor
+from .test_registry import record
 
 
 @pytest.fixture

@@ -3,7 +3,8 @@
 import os
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pysandbox import identity
 from pysandbox.exception import InvalidError

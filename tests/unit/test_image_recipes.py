@@ -1,12 +1,13 @@
 """Pure logic of images: layer ids, Dockerfile parsing, references."""
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 import pysandbox as modal
+from pysandbox._core.spec import RootFS
 from pysandbox.exception import InvalidError
 from pysandbox.image import build, dockerfile, reference, store
-from pysandbox._core.spec import RootFS
 
 
 @given(st.lists(st.text(st.characters(exclude_characters="\0"), min_size=1, max_size=20), min_size=1, max_size=5))

@@ -3,7 +3,8 @@
 import os
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pysandbox.exception import InvalidError
 from pysandbox.runtime import initconfig

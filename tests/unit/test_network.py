@@ -3,12 +3,13 @@
 import logging
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pysandbox import network
+from pysandbox._core.spec import SandboxSpec
 from pysandbox.exception import InvalidError
 from pysandbox.runtime import netplan
-from pysandbox._core.spec import SandboxSpec
 
 
 @given(st.integers())

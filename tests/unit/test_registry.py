@@ -10,7 +10,8 @@ import warnings
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pysandbox import identity, registry
 from pysandbox._state.files import ensure_dir, is_well_formed_id, new_id, write_json_atomic

@@ -1,7 +1,8 @@
 """cpu=, memory=, ephemeral_disk= and the pids limit: validated before any work."""
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pysandbox.exception import InvalidError
 from pysandbox.resources import DEFAULT_PIDS_LIMIT, Resources, default_pids_limit

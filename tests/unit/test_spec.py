@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pysandbox.exception import InvalidError
 from pysandbox._core.spec import ExecSpec, SandboxSpec, check_name
+from pysandbox.exception import InvalidError
 from pysandbox.secret import Secret, merge_env
 from pysandbox.streams import StreamType, output_of
 
