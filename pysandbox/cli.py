@@ -442,7 +442,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Create a sandbox, run a command in it streaming its output, terminate it; exit with the command's status. "
         "Example: pysandbox run -- python3 -c 'print(1)'"))
     p.add_argument("--app", default=DEFAULT_RUN_APP, help=f"app to create the sandbox in (default {DEFAULT_RUN_APP})")
-    p.add_argument("--image", metavar="IMAGE_ID", help="an image id (im-..., see `pysandbox image ls`); default: the host image")
+    p.add_argument("--image", metavar="IMAGE_ID",
+                   help="an image id (im-..., see `pysandbox image ls`); default: the host image")
     _exec_options(p, f"stop the command after SECONDS (default {DEFAULT_RUN_TIMEOUT}; exit status 124)",
                   DEFAULT_RUN_TIMEOUT)
     p.set_defaults(func=cmd_run)

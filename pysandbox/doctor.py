@@ -58,8 +58,9 @@ def identity() -> Finding:
         return Finding("identity", False, str(exc), "every sandbox", essential=True)
     (_, uid, _), *rest = found.uids
     if os.geteuid() == 0:
-        return Finding("identity", True, f"root: sandbox ids 0..{ids.RANGE - 1} are host ids {uid}..{uid + ids.RANGE - 1} "
-                                         f"(reserved for {ids.OWNER} in {ids.SUBUID} and {ids.SUBGID}, overlapping no one)")
+        return Finding("identity", True,
+                       f"root: sandbox ids 0..{ids.RANGE - 1} are host ids {uid}..{uid + ids.RANGE - 1} "
+                       f"(reserved for {ids.OWNER} in {ids.SUBUID} and {ids.SUBGID}, overlapping no one)")
     if rest:
         first, count = rest[0][1], rest[0][2]
         return Finding("identity", True, f"uid {uid}: sandbox root is you, sandbox ids 1..{count} your range "
@@ -172,7 +173,8 @@ def sandbox_starts() -> Finding:
 
 
 CHECKS: List[Check] = [
-    kernel, identity, native_helpers, bubblewrap, nsjail_runner, user_namespaces, seccomp, cgroup_limits, network, image_tools,
+    kernel, identity, native_helpers, bubblewrap, nsjail_runner, user_namespaces, seccomp, cgroup_limits, network,
+    image_tools,
 ]
 
 

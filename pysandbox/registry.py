@@ -260,7 +260,8 @@ def read_exit(sandbox_id: str, path: Optional[Path] = None) -> Optional[ExitStat
     except FileNotFoundError:
         return None
     usage = {"oom_kills": is_int, "cpu_seconds": is_number, "memory_peak": is_int}
-    if not (data.get("status") in _STATUSES and is_int(data.get("code"), -(1 << 31)) and is_number(data.get("finished_at"))
+    if not (data.get("status") in _STATUSES and is_int(data.get("code"), -(1 << 31))
+            and is_number(data.get("finished_at"))
             and all(data.get(key) is None or check(data[key]) for key, check in usage.items())):
         raise ExecutionError(f"sandbox exit record {path} is corrupt; run `pysandbox gc` to remove it.")
     return ExitStatus(data["status"], data["code"], float(data["finished_at"]),

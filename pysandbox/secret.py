@@ -153,7 +153,8 @@ class Secret:
             raise InvalidError("Secret.from_local_environ takes a list of environment variable names.")
         missing = [k for k in keys if k not in os.environ]
         if missing:
-            raise InvalidError(f"Could not find local environment variable {missing[0]!r} for Secret.from_local_environ")
+            raise InvalidError(f"Could not find local environment variable {missing[0]!r} "
+                               "for Secret.from_local_environ")
         env = {k: os.environ[k] for k in keys}
         return Secret(lambda: dict(env), f"Secret.from_local_environ([{', '.join(keys)}])")
 

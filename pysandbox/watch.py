@@ -30,7 +30,8 @@ _IN_DELETE_SELF, _IN_MOVE_SELF, _IN_Q_OVERFLOW, _IN_IGNORED, _IN_ISDIR = 0x400, 
 
 def check_watch_args(filter: Optional[Sequence[FileWatchEventType]], timeout: Optional[float]) -> None:
     if filter is not None and (
-        not isinstance(filter, (list, tuple, set, frozenset)) or not all(isinstance(f, FileWatchEventType) for f in filter)
+        not isinstance(filter, (list, tuple, set, frozenset))
+        or not all(isinstance(f, FileWatchEventType) for f in filter)
     ):
         raise InvalidError("filter must be a list of FileWatchEventType values, e.g. [FileWatchEventType.Modify]")
     positive_seconds(timeout, allow_none=True)

@@ -169,7 +169,8 @@ class SandboxSpec:
         if value and self.network != "default":
             raise InvalidError(f"{attribute.name} needs the default network, not network={self.network!r}")
     # The image's layers and runtime config (RootFS); None: the host image.
-    rootfs: Optional[RootFS] = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.instance_of(RootFS)))
+    rootfs: Optional[RootFS] = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.instance_of(RootFS)))
 
 
 @attrs.frozen

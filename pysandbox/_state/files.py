@@ -107,7 +107,8 @@ def read_json(path: Path, what: str) -> dict:
     except FileNotFoundError:
         raise
     except (OSError, ValueError) as exc:
-        raise ExecutionError(f"{what} record {path} is unreadable or corrupt ({exc}); run `pysandbox gc` to remove it.") from None
+        raise ExecutionError(f"{what} record {path} is unreadable or corrupt ({exc}); "
+                             "run `pysandbox gc` to remove it.") from None
     if not isinstance(data, dict):
         raise ExecutionError(f"{what} record {path} is corrupt (not a JSON object); run `pysandbox gc` to remove it.")
     return data

@@ -75,8 +75,9 @@ def resolve(steps: Sequence, description: str, force_from: Optional[int] = None)
     check_mountable(rootfs)
     for lower in rootfs.lowers:
         if not os.path.isdir(lower):
-            raise NotFoundError(f"Image {rootfs.image_id} is damaged: layer {os.path.basename(os.path.dirname(lower))} "
-                                "has no files; remove the damaged cache with `pysandbox image prune --all` and build again.")
+            layer = os.path.basename(os.path.dirname(lower))
+            raise NotFoundError(f"Image {rootfs.image_id} is damaged: layer {layer} has no files; remove the "
+                                "damaged cache with `pysandbox image prune --all` and build again.")
     return rootfs
 
 

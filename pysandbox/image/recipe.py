@@ -143,7 +143,8 @@ class Image:
                        find_links: Optional[str] = None, index_url: Optional[str] = None,
                        extra_index_url: Optional[str] = None, pre: bool = False, extra_options: str = "",
                        force_build: bool = False, uv_version: Optional[str] = None,
-                       env: Optional[Dict[str, str]] = None, secrets: Sequence[Secret] = (), gpu: Any = None) -> "Image":
+                       env: Optional[Dict[str, str]] = None, secrets: Sequence[Secret] = (),
+                       gpu: Any = None) -> "Image":
         """`uv pip install` the packages into the image's Python (uv itself comes from PyPI)."""
         _check_step_options("uv_pip_install", gpu, requirements=requirements)
         names = _flatten(packages, "uv_pip_install() packages")

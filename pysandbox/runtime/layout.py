@@ -74,7 +74,8 @@ class RunnerInputs:
     overlay: Optional[OverlayRoot] = None  # an image's layers; None: the host image
     tmp_bytes: int = 1 << 30  # /tmp, a tmpfs of its own when the root is not one (sizes.py)
     shm_bytes: int = 64 << 20  # /dev/shm
-    sandbox_id: str = "sb-unknown"  # on init's command line, so the runner's names the sandbox (runtime/reconcile._kill_strays)
+    # On init's command line, so the runner's names the sandbox (runtime/reconcile._kill_strays).
+    sandbox_id: str = "sb-unknown"
     # Where a path of the sandbox lies in its root, for the mount points a runner makes: an
     # image's symlinks resolved inside the image (launch: _overlay.LayerView), never on the host.
     dest: Callable[[str], str] = lambda path: path

@@ -21,7 +21,8 @@ from ..resources import Resources, SandboxStats
 from . import cgroups
 
 
-def supervisor_options(directory: Path, resources: Resources, uid: int) -> Tuple[List[str], Optional[cgroups.SandboxCgroup]]:
+def supervisor_options(directory: Path, resources: Resources,
+                       uid: int) -> Tuple[List[str], Optional[cgroups.SandboxCgroup]]:
     """(the supervisor's options, the cgroup made for the sandbox or None).
     The caller removes the cgroup with cgroups.remove if the supervisor never starts."""
     try:

@@ -25,8 +25,9 @@ LAYERS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
     ("tools", ("pysandbox.cli", "pysandbox.__main__", "pysandbox.doctor", "pysandbox.image.cli")),
     # Modal's API: what `import pysandbox as modal` gives. garbage collects over all of it.
     ("api", (
-        "pysandbox.__init__", "pysandbox.sandbox", "pysandbox.file_io", "pysandbox.filesystem", "pysandbox.watch", "pysandbox.volume", "pysandbox.secret", "pysandbox.app",
-        "pysandbox.output", "pysandbox.image", "pysandbox.garbage",
+        "pysandbox.__init__", "pysandbox.sandbox", "pysandbox.file_io", "pysandbox.filesystem", "pysandbox.watch",
+        "pysandbox.volume", "pysandbox.secret", "pysandbox.app", "pysandbox.output", "pysandbox.image",
+        "pysandbox.garbage",
     )),
     # The sandbox below the API: creating one, talking to its init.
     # (ContainerProcess and its streams are the core's exec handles; the API hands them out.)
@@ -39,8 +40,8 @@ LAYERS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
     # checks (Probe, Tunnel), the async core, the host's identity, init's wire format, safe path walks.
     ("leaf", (
         "pysandbox.config", "pysandbox.exception", "pysandbox.bounds", "pysandbox._aio", "pysandbox._validate",
-        "pysandbox.types", "pysandbox.resources", "pysandbox.probe", "pysandbox.network", "pysandbox.identity", "pysandbox.agent", "pysandbox._core.spec",
-        "pysandbox._beneath", "pysandbox._overlay", "pysandbox._fork",
+        "pysandbox.types", "pysandbox.resources", "pysandbox.probe", "pysandbox.network", "pysandbox.identity",
+        "pysandbox.agent", "pysandbox._core.spec", "pysandbox._beneath", "pysandbox._overlay", "pysandbox._fork",
     )),
 )
 RANK = {name: rank for rank, (name, _) in enumerate(LAYERS)}
@@ -111,7 +112,10 @@ def _imports(module: str) -> Tuple[Set[str], List[Tuple[int, str]]]:
             continue
         named = _resolve(module, node)
         targets.update(named)
-        roots = {alias.name.split(".")[0] for alias in node.names} if isinstance(node, ast.Import) else {(node.module or "").split(".")[0]}
+        if isinstance(node, ast.Import):
+            roots = {alias.name.split(".")[0] for alias in node.names}
+        else:
+            roots = {(node.module or "").split(".")[0]}
         if id(node) not in top_level and not _guarded_top_level(tree, node) and not roots <= OPTIONAL:
             late.append((node.lineno, ast.unparse(node)))
     return targets, late

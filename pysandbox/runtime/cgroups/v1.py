@@ -29,7 +29,8 @@ def probe(mounts, parent_name: str) -> Host:
             parents[controller] = parent
     problem = ""
     if not parents:
-        problem = f"this host's cgroup v1 hierarchies ({', '.join(sorted({m.path for m in mounts}))}) are writable only by root"
+        hierarchies = ", ".join(sorted({m.path for m in mounts}))
+        problem = f"this host's cgroup v1 hierarchies ({hierarchies}) are writable only by root"
     return Host(1 if parents else 0, parents, problem)
 
 
