@@ -6,6 +6,7 @@ last one starts a real sandbox, since only that proves the pieces fit together.
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import shutil
@@ -20,6 +21,7 @@ from . import identity as ids
 from .app import App
 from .exception import Error
 from .runtime import cgroups, netplan
+from .runtime.runners import RUNNERS
 from .sandbox import Sandbox
 
 Check = Callable[[], "Finding"]
@@ -80,21 +82,19 @@ def native_helpers() -> Finding:
     return Finding("native helpers", True, f"in {config.NATIVE_DIR}")
 
 
-def bubblewrap() -> Finding:
+def runner(name: str) -> Finding:
+    """The runner `name` (runtime/runners.py): essential if PYSANDBOX_RUNNER picks it."""
+    selected = _selected(name)
     try:
-        path = config.bwrap_binary()
+        RUNNERS[name].check()
+        path = RUNNERS[name].binary()
     except Error as exc:
-        return Finding("runner: bwrap", False, str(exc), "every sandbox", essential=_selected("bwrap"))
-    version = subprocess.run([path, "--version"], capture_output=True, text=True).stdout.strip()
-    return Finding("runner: bwrap", True, f"{version or 'unknown version'} at {path}")
-
-
-def nsjail_runner() -> Finding:
-    try:
-        path = config.nsjail_binary()
-    except Error as exc:
-        return Finding("runner: nsjail", False, str(exc), "the nsjail runner", essential=_selected("nsjail"))
-    return Finding("runner: nsjail", True, f"{path} (PYSANDBOX_RUNNER=nsjail, or per sandbox: docs/RUNNERS.md)")
+        return Finding(f"runner: {name}", False, str(exc), "every sandbox" if selected else f"the {name} runner",
+                       essential=selected)
+    found = subprocess.run([path, "--version"], capture_output=True, text=True)
+    version = found.stdout.strip().splitlines()[0] if found.returncode == 0 and found.stdout.strip() else ""
+    chosen = "" if selected else f" (PYSANDBOX_RUNNER={name}, or per sandbox: docs/RUNNERS.md)"
+    return Finding(f"runner: {name}", True, f"{version + ' at ' if version else ''}{path}{chosen}")
 
 
 def _selected(runner: str) -> bool:
@@ -173,8 +173,8 @@ def sandbox_starts() -> Finding:
 
 
 CHECKS: List[Check] = [
-    kernel, identity, native_helpers, bubblewrap, nsjail_runner, user_namespaces, seccomp, cgroup_limits, network,
-    image_tools,
+    kernel, identity, native_helpers, *(functools.partial(runner, name) for name in RUNNERS), user_namespaces,
+    seccomp, cgroup_limits, network, image_tools,
 ]
 
 

@@ -41,7 +41,7 @@ from .image.snapshot import snapshot_filesystem
 from .probe import Probe, check_probe
 from .process import ContainerProcess
 from .resources import Resources, SandboxStats, default_pids_limit
-from .runtime import cgroups, limits, netplan, nsjail
+from .runtime import cgroups, limits, netplan, runners
 from .secret import Secret, merge_env
 from .streams import FollowSource, StreamReader, StreamType, StreamWriter, output_of
 from .volume import mount_plan
@@ -197,8 +197,7 @@ class Sandbox:
             raise InvalidError("Port tunnels need slirp4netns, nft and a /dev/net/tun open to all on this host "
                                "(`apt-get install slirp4netns nftables; chmod 0666 /dev/net/tun`).")
         cgroups.check(spec.resources)
-        if spec.runner == "nsjail":
-            nsjail.check()
+        runners.check(spec.runner)
         _check_unsupported(
             network_file_systems=network_file_systems,
             h2_ports=h2_ports,

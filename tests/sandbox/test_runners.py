@@ -1,6 +1,6 @@
 """Behaviour where the runners' own features differ (docs/RUNNERS.md: /dev, /proc, masks, the
 directories nsjail does not make), with block_network=True and with the default network; how
-a runner is chosen; and what the nsjail runner refuses. Like every test in tests/sandbox,
+a runner is chosen; and what a runner refuses. Like every test in tests/sandbox,
 each runs under each runner (the `runner` fixture of tests/conftest.py)."""
 
 import contextlib
@@ -309,8 +309,19 @@ def test_unknown_runner_is_refused(app, monkeypatch):
         modal.Sandbox.create(app=app, block_network=True)
 
 
-def test_missing_nsjail_is_refused(app, monkeypatch, tmp_path):
-    monkeypatch.setenv("PYSANDBOX_RUNNER", "nsjail")
-    monkeypatch.setenv("PYSANDBOX_NSJAIL", str(tmp_path / "no-nsjail"))
-    with pytest.raises(InvalidError, match="PYSANDBOX_NSJAIL"):
+BINARY_VARIABLE = {"bwrap": "PYSANDBOX_BWRAP", "nsjail": "PYSANDBOX_NSJAIL"}
+
+
+def test_a_missing_runner_is_refused_before_any_work(app, runner, monkeypatch, tmp_path):
+    monkeypatch.setenv(BINARY_VARIABLE[runner], str(tmp_path / "no-runner"))
+    before = _sandbox_dirs()
+    with pytest.raises(InvalidError, match=BINARY_VARIABLE[runner]):
         modal.Sandbox.create(app=app, block_network=True)
+    assert _sandbox_dirs() == before
+
+
+def test_only_the_chosen_runner_is_needed(jailed, runner, monkeypatch, tmp_path):
+    for name, variable in BINARY_VARIABLE.items():
+        if name != runner:
+            monkeypatch.setenv(variable, str(tmp_path / "no-runner"))
+    assert run(jailed(), "echo ok") == "ok\n"

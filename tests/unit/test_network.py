@@ -7,9 +7,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pysandbox import network
-from pysandbox._core.spec import SandboxSpec
+from pysandbox._core.spec import NETWORK_MODES, SandboxSpec
 from pysandbox.exception import InvalidError
 from pysandbox.runtime import netplan
+from pysandbox.runtime.layout import RunnerInputs
 
 
 @given(st.integers())
@@ -63,7 +64,18 @@ def test_ports_and_allowlists_need_the_default_network():
     with pytest.raises(InvalidError):
         SandboxSpec((), network="none", ports=((80, False),))
     with pytest.raises(InvalidError):
-        SandboxSpec((), network="host", outbound_cidr_allowlist=["10.0.0.0/8"])
+        SandboxSpec((), network="none", outbound_cidr_allowlist=["10.0.0.0/8"])
+
+
+@pytest.mark.parametrize("mode", ["host", "bridge", "", None])
+def test_a_sandbox_never_shares_the_hosts_network(mode):
+    # No mode keeps the host's network namespace: "host" is refused like any unknown mode,
+    # and the runners take only the two there are.
+    assert "host" not in NETWORK_MODES
+    with pytest.raises(ValueError, match="'network' must be in"):
+        SandboxSpec((), network=mode)
+    with pytest.raises(ValueError, match="'network' must be in"):
+        RunnerInputs(upper="/up", mounts=(), init="/init", workdir="/", network=mode)
 
 
 def test_without_a_helper_default_falls_back_to_loopback_with_one_warning(tmp_path, monkeypatch, caplog):

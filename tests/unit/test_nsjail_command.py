@@ -1,4 +1,5 @@
-"""The nsjail command line and configuration file (pure logic): bwrap's inputs, translated."""
+"""The nsjail command line and configuration file (pure logic): bwrap's inputs, translated.
+What every runner gives is in test_runners_contract.py."""
 
 
 import pytest
@@ -13,7 +14,7 @@ def inputs(**overrides):
 
 
 def argv(**overrides):
-    return nsjail.command("/bin/nsjail", inputs(**overrides))
+    return list(nsjail.command(inputs(**overrides), "/bin/nsjail").argv)
 
 
 def config_lines(**overrides):
@@ -65,6 +66,19 @@ def test_namespace_root_init_and_policies_left_to_pysandbox():
                                            "--chdir", "/repo", "--idle-timeout-ms", "5000", "--pty"]
 
 
+@pytest.mark.parametrize("network, passed", [("none", ["3", "4", "5", "6", "8"]),
+                                              ("default", ["3", "4", "5", "6", "8", "7"])])
+def test_the_default_network_passes_its_handshake_fd(network, passed):
+    # nsjail closes every fd it is not told to pass (bwrap passes them on as they are).
+    args = argv(network=network)
+    assert [args[i + 1] for i, a in enumerate(args) if a == "--pass_fd"] == passed
+    assert "--disable_clone_newnet" not in args  # a network namespace of its own, whatever the mode
+
+
+def test_the_configuration_travels_with_the_command():
+    assert nsjail.command(inputs(), "/bin/nsjail").config == nsjail.configuration(inputs())
+
+
 def test_the_configuration_mounts_in_order():
     lines = config_lines(mounts=(Mount("bind", "/vol", "/data"),), shm_bytes=1 << 20, tmp_bytes=2 << 20)
     dsts = [line.split('dst: "')[1].split('"')[0] for line in lines]
@@ -86,21 +100,6 @@ def test_proc_before_its_masks(monkeypatch):
         nsjail.MountPoint("/proc/keys", "/dev/null", is_bind=True),
         nsjail.MountPoint("/proc/scsi", fstype="tmpfs", options="mode=755"),
     )
-
-
-def test_init_makes_the_directories_inside_the_sandbox():
-    assert inputs(workdir="/usr/lib").init_dirs() == [  # under a system directory: mounted
-        "--dir", "0700", "/root", "--chmod", "0700", "/root", "--chdir", "/usr/lib"]
-    assert inputs(workdir="/usr/lib", disk_bytes=1 << 20).init_dirs() == [
-        "--dir", "0700", "/root", "--chmod", "0700", "/root", "--dir", "1777", "/tmp",
-        "--dir", "0755", "/usr/lib", "--chdir", "/usr/lib"]
-    assert inputs(workdir="/", overlay=OverlayRoot((), "/up")).init_dirs() == [  # an image's /root keeps its mode
-        "--dir", "0700", "/root", "--dir", "0755", "/", "--chdir", "/"]
-
-
-def test_inputs_are_checked():
-    with pytest.raises(ValueError, match="workdir must be an absolute path"):
-        inputs(workdir="repo")
 
 
 def test_roots():

@@ -33,7 +33,7 @@ def bwrap_places(argv):
 
 @pytest.mark.parametrize("disk_bytes", [None, 1 << 30])
 def test_bwrap_makes_every_mount_point_through_dest(disk_bytes):
-    argv = bwrap.command("/bin/bwrap", image_inputs(disk_bytes=disk_bytes))
+    argv = bwrap.command(image_inputs(disk_bytes=disk_bytes), "/bin/bwrap").argv
     places = bwrap_places(argv)
     assert ("--overlay", "/") in places  # the root itself
     others = [place for option, place in places if place != "/"]
