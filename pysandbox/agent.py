@@ -1,8 +1,9 @@
-"""The client side of the protocol spoken with sandbox-init (native/protocol.h).
+"""The wire format of the protocol spoken with sandbox-init (native/protocol.h).
 
 Each request is one SOCK_SEQPACKET datagram with its fds attached; replies
 come back the same way. The listener lives in the state directory, reachable
-only from the host.
+only from the host; the runtime makes it (listen), the core's InitClient
+(_core/initclient.py) makes every request the public API needs.
 """
 
 from __future__ import annotations
