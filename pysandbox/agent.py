@@ -1,8 +1,9 @@
-"""The client side of the protocol spoken with sandbox-init (native/protocol.h).
+"""The wire format of the protocol spoken with sandbox-init (native/protocol.h).
 
 Each request is one SOCK_SEQPACKET datagram with its fds attached; replies
 come back the same way. The listener lives in the state directory, reachable
-only from the host.
+only from the host; the runtime makes it (listen), the core's InitClient
+(_core/initclient.py) makes every request the public API needs.
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ MAX_MESSAGE = 256 * 1024
 HEADER = struct.Struct("=IHHI")
 EXEC = struct.Struct("=IIII")
 EXITED = struct.Struct("=Ii")
+OPEN = struct.Struct("=II")  # flags, mode; then the path
+FSOP = struct.Struct("=II")  # op, its argument (a directory's mode, a watch's flags); then the path
+STAT = struct.Struct("=IIIIQq")  # FSOP_STAT's reply: mode, uid, gid, padding, size, mtime_ns; then a link's target
+WATCH_ENTRY = struct.Struct("=i")  # FSOP_WATCH's reply, per watch: its wd, then its path relative to the top
+DT_DIR = 4  # FSOP_LIST's reply, per entry: a d_type byte, then the name
 
 REQ_EXEC, REQ_SIGNAL, REQ_ENTRY_STDIN, REQ_ENTRY_STDIN_CLOSE, REQ_PING, REQ_OPEN, REQ_FSOP = 1, 2, 3, 4, 5, 6, 7
 FSOP_MKDIR, FSOP_UNLINK, FSOP_RMDIR, FSOP_LIST, FSOP_STAT, FSOP_WATCH = 1, 2, 3, 4, 5, 6

@@ -12,12 +12,12 @@ from __future__ import annotations
 import io
 import logging
 import os
-import secrets
-import string
 from typing import List, Optional, Union
 
 from ._aio import synchronized
-from ._core import fsops
+from ._core.fserrors import os_error
+from ._core.initclient import InitClient
+from ._state.files import new_id
 from .types import FileWatchEvent as FileWatchEvent  # Modal 1.5's home
 from .types import FileWatchEventType as FileWatchEventType
 
@@ -50,14 +50,14 @@ class FileIO:
         self._path, self._readable, self._writable, self._binary = path, readable, writable, binary
         self._verbose = verbose
         self._closed = False
-        self.fd_id = "fd-" + "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(22))
+        self.fd_id = new_id("fd-")
         if verbose:
             logger.info("Opened file '%s': %s", path, self.fd_id)
 
     @classmethod
-    async def _open(cls, socket_path, path: str, mode: str, verbose: bool, sandbox_id: str) -> "FileIO":
+    async def _open(cls, client: InitClient, path: str, mode: str, verbose: bool) -> "FileIO":
         flags, readable, writable, binary = parse_mode(mode)
-        return cls(await fsops.open_fd(socket_path, path, flags, sandbox_id), path, readable, writable, binary, verbose)
+        return cls(await client.open(path, flags), path, readable, writable, binary, verbose)
 
     def _check(self, need: Optional[str] = None) -> None:
         if self._closed:
@@ -74,7 +74,7 @@ class FileIO:
         try:
             return func(*args)
         except OSError as exc:
-            raise fsops.os_error(exc.errno, self._path) from None
+            raise os_error(exc.errno, self._path) from None
 
     @synchronized
     async def read(self, n: Optional[int] = None) -> Union[str, bytes]:

@@ -7,47 +7,27 @@ OSErrors); a sandbox that is gone gives NotFoundError.
 
 from __future__ import annotations
 
-import errno
 import functools
 import grp
 import os
 import pwd
 import stat as stat_module
-import struct
 from typing import Callable, List, Optional, Tuple
 
-from . import _aio, _beneath, agent, bounds
+from . import _aio, _beneath, bounds
 from ._aio import synchronized
-from ._core import fsops
+from ._core.fserrors import filesystem_error
+from ._core.initclient import InitClient
 from .exception import (
     ConflictError,
     InvalidError,
-    NotFoundError,
-    SandboxFilesystemDirectoryNotEmptyError,
-    SandboxFilesystemError,
     SandboxFilesystemFileTooLargeError,
-    SandboxFilesystemIsADirectoryError,
-    SandboxFilesystemNotADirectoryError,
-    SandboxFilesystemNotFoundError,
     SandboxFilesystemPathAlreadyExistsError,
-    SandboxFilesystemPermissionError,
 )
 from .types import FileInfo, FileType
 from .watch import check_watch_args, watch_events
 
-STAT = struct.Struct("=IIIIQq")
 CHUNK = 1 << 20
-_ERRORS = {
-    errno.ENOENT: SandboxFilesystemNotFoundError,
-    errno.ENOTDIR: SandboxFilesystemNotADirectoryError,
-    errno.EISDIR: SandboxFilesystemIsADirectoryError,
-    errno.EACCES: SandboxFilesystemPermissionError,
-    errno.EPERM: SandboxFilesystemPermissionError,
-    errno.EROFS: SandboxFilesystemPermissionError,
-    errno.EEXIST: SandboxFilesystemPathAlreadyExistsError,
-    errno.ENOTEMPTY: SandboxFilesystemDirectoryNotEmptyError,
-    errno.EFBIG: SandboxFilesystemFileTooLargeError,
-}
 
 
 def _name_of(lookup, ident: int) -> str:
@@ -60,30 +40,29 @@ def _name_of(lookup, ident: int) -> str:
 class SandboxFilesystem:
     """Files of one sandbox: `sb.filesystem.read_text("/etc/hostname")`."""
 
-    def __init__(self, sandbox) -> None:
-        self._sandbox = sandbox
+    def __init__(self, client: Callable[[], InitClient]) -> None:
+        self._client = client  # the sandbox's InitClient; ClientClosed once it is detached
 
     def _path(self, op: str, path) -> str:
         path = os.fspath(path) if isinstance(path, os.PathLike) else path
         if not isinstance(path, str) or not path.startswith("/"):
             raise InvalidError(f"Sandbox.filesystem.{op}() currently only supports absolute remote_path values")
-        self._sandbox._ensure_attached()
+        self._client()
         return path
 
-    async def _call(self, coro):
-        """Run an fsops coroutine with Modal 1.6's error classes."""
+    async def _call(self, request):
+        """Await an InitClient request with Modal 1.6's error classes."""
         try:
-            return await coro
+            return await request
         except (ConflictError, OSError) as exc:
-            raise _modal_error(exc) from None
+            raise filesystem_error(exc) from None
 
     async def _open(self, path: str, flags: int) -> int:
-        sb = self._sandbox
-        return await self._call(fsops.open_fd(sb._socket, path, flags, sb.object_id))
+        return await self._call(self._client().open(path, flags))
 
     async def _open_file(self, path: str, bound: str) -> Tuple[int, int]:
         """(descriptor, size) of `path` for reading. The sandbox decides what the path is:
-        only a regular file (fsops.open_fd) no larger than `bound` is read (a FIFO would
+        only a regular file (InitClient.open) no larger than `bound` is read (a FIFO would
         block for ever, /dev/zero never end), and only what it held when opened."""
         fd = await self._open(path, os.O_RDONLY)
         size = os.fstat(fd).st_size
@@ -150,7 +129,7 @@ class SandboxFilesystem:
             fd = await self._create(path)
             try:
                 await copy_range(source.fileno(), fd, os.fstat(source.fileno()).st_size,
-                                 functools.partial(_io_error, path))
+                                 functools.partial(filesystem_error, path=path))
             finally:
                 os.close(fd)
 
@@ -162,25 +141,19 @@ class SandboxFilesystem:
         try:
             os.makedirs(os.path.dirname(local), exist_ok=True)
             with _beneath.replacing_path(local) as target:
-                await copy_range(fd, target, size, functools.partial(_io_error, path))
+                await copy_range(fd, target, size, functools.partial(filesystem_error, path=path))
         finally:
             os.close(fd)
 
     async def _stat(self, path: str) -> FileInfo:
-        sb = self._sandbox
-        reply = await self._call(fsops.fs_op(sb._socket, agent.FSOP_STAT, path, sb.object_id))
-        try:
-            mode, uid, gid, _pad, size, mtime_ns = reply.unpack(STAT)
-        except agent.AgentGone as exc:
-            raise SandboxFilesystemError(f"{path}: {exc}") from None
-        target = reply.body[STAT.size:].split(b"\0", 1)[0]
-        kind = (FileType.SYMLINK if stat_module.S_ISLNK(mode)
-                else FileType.DIRECTORY if stat_module.S_ISDIR(mode) else FileType.FILE)
+        info = await self._call(self._client().stat(path))
+        kind = (FileType.SYMLINK if stat_module.S_ISLNK(info.mode)
+                else FileType.DIRECTORY if stat_module.S_ISDIR(info.mode) else FileType.FILE)
         return FileInfo(
-            name=path.rstrip("/").rsplit("/", 1)[-1] or "/", path=path, type=kind, size=size, mode=mode,
-            permissions=stat_module.filemode(mode), owner=_name_of(pwd.getpwuid, uid),
-            group=_name_of(grp.getgrgid, gid), modified_time=mtime_ns / 1e9,
-            symlink_target=os.fsdecode(target) if kind == FileType.SYMLINK else None,
+            name=path.rstrip("/").rsplit("/", 1)[-1] or "/", path=path, type=kind, size=info.size, mode=info.mode,
+            permissions=stat_module.filemode(info.mode), owner=_name_of(pwd.getpwuid, info.uid),
+            group=_name_of(grp.getgrgid, info.gid), modified_time=info.mtime_ns / 1e9,
+            symlink_target=info.symlink_target,
         )
 
     @synchronized
@@ -191,14 +164,12 @@ class SandboxFilesystem:
     @synchronized
     async def list_files(self, remote_path: str) -> List[FileInfo]:
         path = self._path("list_files", remote_path)
-        sb = self._sandbox
-        entries = await self._call(fsops.list_dir(sb._socket, path, sb.object_id))
+        entries = await self._call(self._client().list_dir(path))
         base = path.rstrip("/")
         return [await self._stat(f"{base}/{name}") for name, _ in entries]
 
     async def _make_dirs(self, path: str, parents: bool) -> None:
-        sb = self._sandbox
-        await self._call(fsops.make_dirs(sb._socket, path, sb.object_id, parents))
+        await self._call(self._client().make_dirs(path, parents))
 
     @synchronized
     async def make_directory(self, remote_path: str, *, create_parents: bool = True) -> None:
@@ -212,8 +183,7 @@ class SandboxFilesystem:
     async def remove(self, remote_path: str, *, recursive: bool = False) -> None:
         """A file or an empty directory; a whole tree with recursive=True."""
         path = self._path("remove", remote_path)
-        sb = self._sandbox
-        await self._call(fsops.remove(sb._socket, path, sb.object_id, recursive))
+        await self._call(self._client().remove(path, recursive))
 
     @synchronized
     async def watch(self, remote_path: str, *, filter=None, recursive: bool = False, timeout=None):
@@ -222,17 +192,10 @@ class SandboxFilesystem:
         path = self._path("watch", remote_path)
         check_watch_args(filter, timeout)
         try:
-            async for event in watch_events(self._sandbox, path, filter, bool(recursive), timeout):
+            async for event in watch_events(self._client(), path, filter, bool(recursive), timeout):
                 yield event
         except (ConflictError, OSError) as exc:
-            raise _modal_error(exc) from None
-
-
-def _modal_error(exc: Exception) -> Exception:
-    """Modal 1.6's exception for an fsops error (a finished sandbox, or an errno)."""
-    if isinstance(exc, ConflictError):
-        return NotFoundError("The Sandbox is unavailable. This Sandbox may have already shut down.")
-    return _ERRORS.get(exc.errno, SandboxFilesystemError)(str(exc))
+            raise filesystem_error(exc) from None
 
 
 async def copy_range(source_fd: int, target_fd: int, size: int, error: Optional[Callable] = None) -> None:
@@ -257,8 +220,4 @@ def _io(func, path: str, *args):
     try:
         return func(*args)
     except OSError as exc:
-        raise _io_error(path, exc) from None
-
-
-def _io_error(path: str, exc: OSError) -> Exception:
-    return _ERRORS.get(exc.errno, SandboxFilesystemError)(f"{path}: {os.strerror(exc.errno)}")
+        raise filesystem_error(exc, path) from None

@@ -16,18 +16,17 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import attrs
 
-from . import _aio, agent, exception, garbage, network, registry
+from . import _aio, exception, garbage, network, registry
 from . import image as images
 from ._aio import synchronized, synchronized_static
-from ._core import fsops, lifecycle
-from ._core.exec import start_process
+from ._core import lifecycle
+from ._core.initclient import InitClient
 from ._core.spec import ExecSpec, SandboxSpec, check_experimental_options, check_tags, valid_name
 from ._state import files
 from ._validate import positive_seconds
 from .app import App
 from .exception import (
     ClientClosed,
-    ConflictError,
     DeprecationError,
     InvalidError,
     NotFoundError,
@@ -103,12 +102,13 @@ class Sandbox:
     def __init__(self, record: registry.SandboxRecord) -> None:
         self._record = record
         self._dir = registry.sandbox_dir(record.sandbox_id)
-        self._socket = self._dir / "agent.sock"
+        self._init = InitClient(self._dir / "agent.sock", record.sandbox_id)
         self._exit: Optional[registry.ExitStatus] = None
         self._detached = False
         self._stdout: Optional[StreamReader] = None
         self._stderr: Optional[StreamReader] = None
         self._stdin: Optional[StreamWriter] = None
+        self._entry_sources: List[FollowSource] = []  # of stdout and stderr, closed by detach()
         self._filesystem: Optional[SandboxFilesystem] = None
 
     # Identity ------------------------------------------------------------
@@ -123,6 +123,11 @@ class Sandbox:
     def _ensure_attached(self) -> None:
         if self._detached:
             raise ClientClosed("Unable to perform operation on a detached sandbox")
+
+    def _client(self) -> InitClient:
+        """The client of the sandbox's init, while this handle is attached."""
+        self._ensure_attached()
+        return self._init
 
     # Creation ------------------------------------------------------------
 
@@ -347,9 +352,8 @@ class Sandbox:
     async def detach(self) -> None:
         """Release this handle; the sandbox keeps running. Use from_id for a new handle."""
         self._detached = True
-        for reader in (self._stdout, self._stderr):
-            if reader is not None and reader._source is not None:
-                reader._source.close()
+        for source in self._entry_sources:
+            source.close()
 
     # Network -------------------------------------------------------------
 
@@ -385,17 +389,13 @@ class Sandbox:
     async def _probe_passes(self, probe: Probe) -> bool:
         if self._refresh() is not None:
             raise await registry.finished_error(self.object_id)
-        spec = ExecSpec(probe.argv(), stdout="devnull", stderr="devnull")
-        try:
-            process = await start_process(self._socket, self.object_id, spec)
-        except agent.AgentError:
-            return False  # e.g. the probe command is not installed (yet)
-        return await ContainerProcess.wait.__wrapped__(process) == 0  # the core coroutine, run by our caller
+        return await self._init.passes(probe.argv())
 
     # Entrypoint stdio ----------------------------------------------------
 
     def _entry_reader(self, name: str, fd: int) -> StreamReader:
         source = FollowSource(self._dir / name, lambda: self._refresh() is not None)
+        self._entry_sources.append(source)
         return StreamReader(source, fd, text=True, by_line=True)
 
     @property
@@ -413,27 +413,11 @@ class Sandbox:
     @property
     def stdin(self) -> StreamWriter:
         if self._stdin is None:
-            self._stdin = StreamWriter(open_fd=self._entry_stdin, close_remote=self._entry_stdin_close)
+            self._stdin = StreamWriter(open_fd=self._entry_stdin, close_remote=self._init.close_entry_stdin)
         return self._stdin
 
     async def _entry_stdin(self) -> int:
-        reply = await self._agent_call(agent.REQ_ENTRY_STDIN)
-        return reply.fds[0]
-
-    async def _entry_stdin_close(self) -> None:
-        try:
-            await agent.call(self._socket, agent.REQ_ENTRY_STDIN_CLOSE)
-        except agent.AgentGone:
-            pass  # the sandbox already ended: its stdin is closed
-
-    async def _agent_call(self, kind: int) -> agent.Reply:
-        self._ensure_attached()
-        try:
-            return await agent.call(self._socket, kind)
-        except agent.AgentGone:
-            raise await registry.finished_error(self.object_id) from None
-        except agent.AgentError as exc:
-            raise ConflictError(f"Sandbox {self.object_id}: {exc}") from None
+        return await self._client().entry_stdin()
 
     # Files ---------------------------------------------------------------
 
@@ -441,15 +425,14 @@ class Sandbox:
     def filesystem(self) -> SandboxFilesystem:
         """Modal 1.6's file API: read_bytes, write_text, copy_to_local, list_files, ..."""
         if self._filesystem is None:
-            self._filesystem = SandboxFilesystem(self)
+            self._filesystem = SandboxFilesystem(self._client)
         return self._filesystem
 
     @synchronized
     async def open(self, path: str, mode: str = "r") -> FileIO:
         """Open a file in the sandbox (Modal 1.5's API): modes r w a x, with b and +.
         A relative path is relative to the sandbox's working directory."""
-        self._ensure_attached()
-        return await FileIO._open(self._socket, path, mode, self._record.verbose, self.object_id)
+        return await FileIO._open(self._client(), path, mode, self._record.verbose)
 
     @synchronized
     async def snapshot_filesystem(self, timeout: int = 55, *, ttl: Any = None) -> "images.Image":
@@ -476,27 +459,24 @@ class Sandbox:
     @synchronized
     async def ls(self, path: str) -> List[str]:
         """Names of the entries of a directory in the sandbox."""
-        self._ensure_attached()
-        return [name for name, _ in await fsops.list_dir(self._socket, path, self.object_id)]
+        return [name for name, _ in await self._client().list_dir(path)]
 
     @synchronized
     async def mkdir(self, path: str, parents: bool = False) -> None:
         """Create a directory in the sandbox; parents=True behaves like `mkdir -p`."""
-        self._ensure_attached()
-        await fsops.make_dirs(self._socket, path, self.object_id, parents)
+        await self._client().make_dirs(path, parents)
 
     @synchronized
     async def rm(self, path: str, recursive: bool = False) -> None:
         """Remove a file or an empty directory (a whole tree with recursive=True)."""
-        self._ensure_attached()
-        await fsops.remove(self._socket, path, self.object_id, recursive)
+        await self._client().remove(path, recursive)
 
     @synchronized
     async def watch(self, path: str, filter=None, recursive: Optional[bool] = None, timeout=None):
         """Events on `path` in the sandbox (Modal 1.5's API); `filter` keeps only those types."""
-        self._ensure_attached()
+        client = self._client()
         check_watch_args(filter, timeout)
-        async for event in watch_events(self, path, filter, bool(recursive), timeout):
+        async for event in watch_events(client, path, filter, bool(recursive), timeout):
             yield event
 
     # Exec ----------------------------------------------------------------
@@ -518,12 +498,12 @@ class Sandbox:
         pty_info: Any = None,
     ) -> ContainerProcess:
         """Run a command in the sandbox; returns as soon as it has started."""
-        self._ensure_attached()
+        client = self._client()
         spec = ExecSpec(args, merge_env(env, secrets), workdir, timeout, output_of(stdout, "stdout"),
                         output_of(stderr, "stderr"), text, bufsize)
         if self._record.verbose:
             verbose_logger.info("Sandbox exec started: %s", " ".join(spec.args))
-        return await start_process(self._socket, self.object_id, spec, pty=bool(pty or pty_info or _pty_info))
+        return await client.exec(spec, pty=bool(pty or pty_info or _pty_info))
 
 
 class _StderrHandler(logging.StreamHandler):

@@ -14,14 +14,13 @@ import struct
 import time
 from typing import AsyncIterator, Dict, List, Optional, Sequence, Tuple
 
-from . import _aio, agent
-from ._core import fsops
+from . import _aio
+from ._core.initclient import InitClient
 from ._validate import positive_seconds
 from .exception import InvalidError
 from .types import FileWatchEvent, FileWatchEventType
 
 EVENT = struct.Struct("=iIII")
-WD = struct.Struct("=i")
 READ_SIZE = 64 * 1024
 _IN_ACCESS, _IN_MODIFY, _IN_ATTRIB, _IN_CLOSE_WRITE = 0x1, 0x2, 0x4, 0x8
 _IN_MOVED_FROM, _IN_MOVED_TO, _IN_CREATE, _IN_DELETE = 0x40, 0x80, 0x100, 0x200
@@ -61,33 +60,16 @@ def parse_events(data: bytes) -> List[Tuple[int, int, int, str]]:
     return events
 
 
-def parse_watches(body: bytes, base: str) -> Dict[int, str]:
-    """Init's reply: per watch, an int32 wd and the watched path relative to `base`."""
-    watches, offset = {}, 0
-    while offset + WD.size <= len(body):
-        (wd,) = WD.unpack_from(body, offset)
-        end = body.find(b"\0", offset + WD.size)
-        if end < 0:
-            raise agent.AgentGone("malformed watch reply from init: a path without its end")
-        relative = os.fsdecode(body[offset + WD.size: end])
-        watches[wd] = posixpath.join(base, relative) if relative else base
-        offset = end + 1
-    return watches
-
-
 class _Watch:
     """The inotify descriptors for one watch() call and the paths their wds stand for."""
 
-    def __init__(self, sandbox, recursive: bool) -> None:
-        self.sandbox, self.recursive = sandbox, recursive
+    def __init__(self, client: InitClient, recursive: bool) -> None:
+        self.client, self.recursive = client, recursive
         self.paths: Dict[int, Dict[int, str]] = {}  # fd -> wd -> sandbox path
 
     async def add(self, path: str) -> None:
-        sb = self.sandbox
-        flags = agent.WATCH_RECURSIVE if self.recursive else 0
-        reply = await fsops.fs_op(sb._socket, agent.FSOP_WATCH, path, sb.object_id, flags)
-        fd = reply.fds[0]
-        self.paths[fd] = parse_watches(reply.body, path)
+        fd, paths = await self.client.watch(path, self.recursive)
+        self.paths[fd] = paths
 
     def close(self) -> None:
         for fd in self.paths:
@@ -139,12 +121,13 @@ class _Watch:
 
 
 async def watch_events(
-    sandbox, path: str, filter: Optional[Sequence[FileWatchEventType]], recursive: bool, timeout: Optional[float]
+    client: InitClient, path: str, filter: Optional[Sequence[FileWatchEventType]], recursive: bool,
+    timeout: Optional[float],
 ) -> AsyncIterator[FileWatchEvent]:
     """Events on `path` (and below it, with `recursive`) until `timeout` seconds pass."""
     wanted = None if filter is None else set(filter)
     deadline = None if timeout is None else time.monotonic() + timeout
-    watch = _Watch(sandbox, recursive)
+    watch = _Watch(client, recursive)
     try:
         await watch.add(path)
         while True:

@@ -95,8 +95,6 @@ def _local_terminal_size():
 
 async def start_process(socket: Path, sandbox_id: str, spec: ExecSpec, pty: bool = False) -> ContainerProcess:
     """Start `spec` in the sandbox whose init listens on `socket`; returns once it runs."""
-    if spec.bufsize == 1 and not spec.text:  # Modal raises it later, once the process runs; before is kinder
-        raise ValueError("line-buffering is only supported when text=True")
     env = [f"{k}={v}" for k, v in spec.env.items()]
     timeout_ms = 0 if spec.timeout is None else max(1, int(spec.timeout * 1000))
     body = agent.exec_body(spec.args, env, spec.workdir or "", timeout_ms, agent.EXEC_FLAG_PTY if pty else 0)

@@ -199,3 +199,5 @@ class ExecSpec:
     def _bufsize(self, _attribute, value) -> None:
         if value not in (-1, 1):
             raise InvalidError(f"bufsize must be -1 (unbuffered) or 1 (line-buffered), got {value!r}")
+        if value == 1 and not self.text:  # Modal raises it once the process runs; before any work is kinder
+            raise ValueError("line-buffering is only supported when text=True")

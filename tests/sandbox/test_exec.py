@@ -5,6 +5,7 @@ import asyncio
 import pytest
 
 import pysandbox as modal
+from pysandbox import agent
 from pysandbox.exception import InvalidError
 
 pytestmark = pytest.mark.rootless
@@ -69,9 +70,16 @@ def test_line_mode(sb):
     assert list(p.stdout) == ["a\n", "bb\n", "ccc"]
 
 
-def test_line_mode_needs_text(sb):
+def test_line_mode_needs_text(sb, monkeypatch):
+    """Refused by ExecSpec, before any work: no connection to init, so no process started."""
+    connections = []
+    connect = agent.connect
+    monkeypatch.setattr(agent, "connect", lambda path: connections.append(path) or connect(path))
     with pytest.raises(ValueError, match="line-buffering"):
-        sb.exec("true", text=False, bufsize=1)
+        sb.exec("touch", "/tmp/started", text=False, bufsize=1)
+    assert connections == []
+    assert sb.exec("test", "-e", "/tmp/started").wait() == 1
+    assert len(connections) == 1  # the counter sees execs
 
 
 def test_iteration_and_read_share_position(sb):

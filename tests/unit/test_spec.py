@@ -60,6 +60,9 @@ def test_exec_spec_errors():
         ExecSpec(("true",), bufsize=0)
     with pytest.raises(InvalidError):
         ExecSpec(("true",), timeout=True)
+    with pytest.raises(ValueError, match="line-buffering is only supported when text=True"):
+        ExecSpec(("true",), text=False, bufsize=1)
+    assert ExecSpec(("true",), text=False).bufsize == -1
 
 
 @pytest.mark.parametrize("bad", ["name\n", "ok\n"])

@@ -1,0 +1,202 @@
+"""The host's side of one sandbox's init: every request the public API makes.
+
+The API calls these methods and never sees the wire format (agent.py). Each
+request runs on a connection of its own (an exec keeps its connection for the
+EXITED reply). Init resolves every path inside the sandbox, as the sandbox's
+user, and answers with an errno or with descriptors: an errno becomes Modal
+1.5's OSError subclass (fserrors.py), a vanished init the sandbox's end
+(registry.finished_error, a ConflictError).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import posixpath
+import stat as stat_module
+from pathlib import Path
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+from .. import agent, registry
+from ..exception import ConflictError
+from ..process import ContainerProcess
+from .exec import start_process
+from .fserrors import os_error
+from .spec import ExecSpec
+
+
+class Stat(NamedTuple):
+    """lstat of a path in the sandbox, as init sent it."""
+
+    mode: int
+    uid: int
+    gid: int
+    size: int
+    mtime_ns: int
+    symlink_target: Optional[str]
+
+
+class InitClient:
+    """Requests to the init of the sandbox `sandbox_id`, which listens on `socket_path`."""
+
+    __slots__ = ("socket_path", "sandbox_id")
+
+    def __init__(self, socket_path: Path, sandbox_id: str) -> None:
+        self.socket_path, self.sandbox_id = socket_path, sandbox_id
+
+    # Processes -----------------------------------------------------------
+
+    async def exec(self, spec: ExecSpec, pty: bool = False) -> ContainerProcess:
+        """Start `spec` in the sandbox; returns once it runs."""
+        return await start_process(self.socket_path, self.sandbox_id, spec, pty)
+
+    async def passes(self, argv: Sequence[str]) -> bool:
+        """Whether `argv` (a readiness probe) runs to exit code 0; False if init cannot start it."""
+        try:
+            process = await self.exec(ExecSpec(argv, stdout="devnull", stderr="devnull"))
+        except agent.AgentError:
+            return False  # e.g. the probe command is not installed (yet)
+        return await ContainerProcess.wait.__wrapped__(process) == 0  # the core coroutine, run by our caller
+
+    async def entry_stdin(self) -> int:
+        """A write end of the entrypoint's stdin."""
+        return (await self._call(agent.REQ_ENTRY_STDIN)).fds[0]
+
+    async def close_entry_stdin(self) -> None:
+        """Close the entrypoint's stdin (init keeps its write end until told); a no-op once the sandbox ended."""
+        await self._call(agent.REQ_ENTRY_STDIN_CLOSE, finished_ok=True)
+
+    async def _call(self, kind: int, finished_ok: bool = False) -> Optional[agent.Reply]:
+        try:
+            return await agent.call(self.socket_path, kind)
+        except agent.AgentGone:
+            if finished_ok:
+                return None
+            raise await registry.finished_error(self.sandbox_id) from None
+        except agent.AgentError as exc:
+            raise ConflictError(f"Sandbox {self.sandbox_id}: {exc}") from None
+
+    # Files ---------------------------------------------------------------
+
+    async def _request(self, kind: int, head: bytes, path: str) -> agent.Reply:
+        """One path request to init; its errno becomes the matching OSError subclass."""
+        if not isinstance(path, str) or not path or "\0" in path:
+            raise ValueError(f"Invalid path: {path!r}")
+        try:
+            return await agent.call(self.socket_path, kind, head + os.fsencode(path) + b"\0")
+        except agent.AgentGone:
+            raise await registry.finished_error(self.sandbox_id) from None
+        except agent.AgentError as exc:
+            raise os_error(exc.errno, path) from None
+
+    async def _fs_op(self, op: int, path: str, argument: int = 0) -> agent.Reply:
+        return await self._request(agent.REQ_FSOP, agent.FSOP.pack(op, argument), path)
+
+    async def open(self, path: str, flags: int) -> int:
+        """A blocking descriptor for the regular file `path`, opened inside the sandbox with
+        os.open `flags`. The sandbox decides what the path is: anything but a regular file (a
+        FIFO that would block for ever, a device that never ends) is refused."""
+        fd = _one_fd(await self._request(agent.REQ_OPEN, agent.OPEN.pack(flags, 0o666), path), "an open", path)
+        try:
+            _check_regular(fd, path)
+        except BaseException:
+            os.close(fd)
+            raise
+        os.set_blocking(fd, True)
+        return fd
+
+    async def stat(self, path: str) -> Stat:
+        """lstat of `path`: symlinks are not followed."""
+        body = (await self._fs_op(agent.FSOP_STAT, path)).body
+        if len(body) < agent.STAT.size:
+            raise OSError(errno.EPROTO, f"malformed stat reply from init: {len(body)} bytes where "
+                                        f"{agent.STAT.size} are needed", path)
+        mode, uid, gid, _pad, size, mtime_ns = agent.STAT.unpack_from(body)
+        target = body[agent.STAT.size:].split(b"\0", 1)[0]
+        return Stat(mode, uid, gid, size, mtime_ns, os.fsdecode(target) if stat_module.S_ISLNK(mode) else None)
+
+    async def list_dir(self, path: str) -> List[Tuple[str, bool]]:
+        """(name, is a directory) for each entry; symlinks are never followed."""
+        body = (await self._fs_op(agent.FSOP_LIST, path)).body
+        entries = []
+        while body:
+            end = body.index(b"\0", 1)
+            entries.append((os.fsdecode(body[1:end]), body[0] == agent.DT_DIR))
+            body = body[end + 1:]
+        return entries
+
+    async def make_dirs(self, path: str, parents: bool) -> None:
+        """mkdir, or with `parents` `mkdir -p` (a part that exists is no error)."""
+        if not parents:
+            await self._fs_op(agent.FSOP_MKDIR, path, 0o755)
+            return
+        prefix = "/" if path.startswith("/") else ""
+        for part in [p for p in path.split("/") if p]:
+            prefix = f"{prefix}{part}/"
+            try:
+                await self._fs_op(agent.FSOP_MKDIR, prefix, 0o755)
+            except FileExistsError:
+                continue
+
+    async def remove(self, path: str, recursive: bool) -> None:
+        """A file or an empty directory; with `recursive`, a whole tree."""
+        try:
+            await self._fs_op(agent.FSOP_UNLINK, path)
+            return
+        except IsADirectoryError:
+            pass
+        except PermissionError as exc:  # unlink of a directory is EISDIR, or EPERM on some filesystems
+            if exc.errno != errno.EPERM:
+                raise
+        if recursive:
+            for name, is_dir in await self.list_dir(path):
+                child = f"{path.rstrip('/')}/{name}"
+                if is_dir:
+                    await self.remove(child, True)
+                else:
+                    await self._fs_op(agent.FSOP_UNLINK, child)
+        await self._fs_op(agent.FSOP_RMDIR, path)
+
+    async def watch(self, path: str, recursive: bool) -> Tuple[int, Dict[int, str]]:
+        """(an inotify descriptor watching `path`, or with `recursive` every directory below it;
+        the sandbox path each of its watch descriptors stands for)."""
+        reply = await self._fs_op(agent.FSOP_WATCH, path, agent.WATCH_RECURSIVE if recursive else 0)
+        fd = _one_fd(reply, "a watch", path)
+        try:
+            return fd, parse_watches(reply.body, path)
+        except BaseException:
+            os.close(fd)
+            raise
+
+
+def parse_watches(body: bytes, base: str) -> Dict[int, str]:
+    """A watch reply: per watch, an int32 wd and the watched path relative to `base`."""
+    watches, offset = {}, 0
+    while offset + agent.WATCH_ENTRY.size <= len(body):
+        (wd,) = agent.WATCH_ENTRY.unpack_from(body, offset)
+        end = body.find(b"\0", offset + agent.WATCH_ENTRY.size)
+        if end < 0:
+            raise OSError(errno.EPROTO, "malformed watch reply from init: a path without its end", base)
+        relative = os.fsdecode(body[offset + agent.WATCH_ENTRY.size: end])
+        watches[wd] = posixpath.join(base, relative) if relative else base
+        offset = end + 1
+    return watches
+
+
+def _one_fd(reply: agent.Reply, request: str, path: str) -> int:
+    """The descriptor a reply carries; the OSError (its fds closed) if it carries none or several."""
+    if len(reply.fds) != 1:
+        for fd in reply.fds:
+            os.close(fd)
+        raise OSError(errno.EPROTO, f"init sent no file for {request} request", path)
+    return reply.fds[0]
+
+
+def _check_regular(fd: int, path: str) -> None:
+    """The OSError for anything but a regular file open on `fd`."""
+    mode = os.fstat(fd).st_mode
+    if stat_module.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+    if not stat_module.S_ISREG(mode):
+        raise OSError(errno.EINVAL, "not a regular file (a FIFO, socket or device)", path)
+
