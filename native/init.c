@@ -152,6 +152,35 @@ static void accept_conns(void)
   }
 }
 
+/* The requests: every type init serves, what proto_recv has checked of it
+ * (the body's size and the fds it carries; a request it refuses gets EPROTO
+ * and loses its connection), who serves it, and why it is safe to serve.
+ *
+ *   type               body; fds                 handler (file)
+ *   EXEC               psb_exec + strings; 3     handle_exec (init_exec.c)
+ *   SIGNAL             uint32 signo; 0           handle_signal (init_exec.c)
+ *   ENTRY_STDIN        none; 0                   handle_entry_stdin (init_entry.c)
+ *   ENTRY_STDIN_CLOSE  none; 0                   handle_entry_stdin_close (init_entry.c)
+ *   OPEN               psb_open + path; 0        handle_open (init_fs.c)
+ *   FSOP               psb_fsop + path; 0        handle_fsop (init_fs.c)
+ *   anything else      refused: EPROTO "unknown request type" (proto.c)
+ *
+ * The listener is reachable only from the host (agent.sock in the sandbox
+ * directory); no sandbox process holds it (close-on-exec, init not dumpable).
+ * Whoever connects, nothing a request asks for reaches past the sandbox:
+ *   EXEC    runs a program inside, with the sandbox's environment, caps and
+ *           seccomp filter, in its own session; the strings are bounded by
+ *           the datagram (proto_parse_exec), the timeout kills only its group.
+ *   SIGNAL  signals only the unreaped child this connection started (the pid
+ *           is forgotten at reap), with a number in 1..64.
+ *   ENTRY_STDIN, ENTRY_STDIN_CLOSE  hand out or close the entrypoint's stdin,
+ *           a pipe init made for that.
+ *   OPEN, FSOP  act as the sandbox's user on a path resolved in the sandbox's
+ *           root: nothing a process in it could not do itself.  Flags and mode
+ *           are masked to what protocol.h allows; O_NONBLOCK keeps a planted
+ *           FIFO from blocking pid 1; LIST and WATCH replies are bounded.
+ * And none can stall pid 1: every reply is sent MSG_DONTWAIT (a client that
+ * does not read is dropped), and every received fd is closed on every path. */
 static void handle_conn(struct conn *c)
 {
   struct request req;
@@ -182,9 +211,6 @@ static void handle_conn(struct conn *c)
     break;
   case PSB_REQ_ENTRY_STDIN_CLOSE:
     handle_entry_stdin_close(c);
-    break;
-  case PSB_REQ_PING:
-    reply(c, PSB_REP_OK, -1);
     break;
   case PSB_REQ_OPEN:
     handle_open(c, &req);
