@@ -1,6 +1,8 @@
 /* init.c: sandbox-init, pid 1 of a sandbox.
  *
- *   sandbox-init [--sandbox ID] [--idle-timeout-ms N] [--pty] [--dir|--chmod MODE PATH]... [--chdir PATH]
+ *   sandbox-init [OPTION]...
+ *
+ * The options are the table in main (opts.h), which makes the usage line too.
  *
  * Inherited fds (fds.h): 0 /dev/null, 1 and 2 a host log, 3 the listening
  * SOCK_SEQPACKET socket, 4 and 5 the entrypoint's stdout and stderr, 6
@@ -34,6 +36,7 @@
 #include "initconfig.h"
 #include "mkdirs.h"
 #include "netsync.h"
+#include "opts.h"
 #include "proto.h"
 #include "seccomp.h"
 #include "spawn.h"
@@ -288,8 +291,6 @@ static void setup(void)
     die("out of memory");
 }
 
-#define USAGE "usage: sandbox-init [--sandbox ID] [--idle-timeout-ms N] [--pty] [--dir|--chmod MODE PATH]... [--chdir PATH]"
-
 /* --dir, --chmod and --chdir, in order: what no runner does (RunnerInputs.init_dirs)
  * (mkdirs.h). --chmod is for a directory nsjail made as a mount point's parent. */
 static void make_root_dirs(char **dirs, size_t ndirs, const char *cwd)
@@ -306,34 +307,38 @@ static void make_root_dirs(char **dirs, size_t ndirs, const char *cwd)
     pdie("chdir %s", cwd);
 }
 
+/* --dir and --chmod, MODE PATH each, in order. */
+static char *dirs[3 * MAX_DIRS];
+static size_t ndirs;
+
+static void root_dir(const struct opt *o, char **values)
+{
+  if (ndirs == MAX_DIRS)
+    usage_die("more than %d --dir and --chmod", MAX_DIRS);
+  char **d = dirs + 3 * ndirs++;
+  d[0] = (char *)o->name, d[1] = values[0], d[2] = values[1];
+}
+
 int main(int argc, char **argv)
 {
-  int i = 1;
   bool pty = false;
-  char *dirs[3 * MAX_DIRS];
-  size_t ndirs = 0;
-  const char *cwd = NULL;
-  for (; i < argc; i++) {
-    uint64_t v;
-    if (strcmp(argv[i], "--pty") == 0) {
-      pty = true;
-    } else if ((strcmp(argv[i], "--dir") == 0 || strcmp(argv[i], "--chmod") == 0) && i + 2 < argc &&
-               ndirs < MAX_DIRS) {
-      char **d = dirs + 3 * ndirs++;
-      d[0] = argv[i], d[1] = argv[i + 1], d[2] = argv[i + 2];
-      i += 2;
-    } else if (strcmp(argv[i], "--sandbox") == 0 && i + 1 < argc) {
-      i++; /* the sandbox's id: only there so the runner's command line names it */
-    } else if (strcmp(argv[i], "--chdir") == 0 && i + 1 < argc) {
-      cwd = argv[++i];
-    } else if (strcmp(argv[i], "--idle-timeout-ms") == 0 && i + 1 < argc) {
-      if (!parse_uint(argv[++i], UINT32_MAX, &v))
-        usage_die("bad --idle-timeout-ms: %s", argv[i]);
-      idle_ms = (int64_t)v;
-    } else {
-      usage_die(USAGE);
-    }
-  }
+  const char *cwd = NULL, *sandbox_id = NULL;
+  uint64_t idle = 0;
+  struct opt table[] = {
+    /* The sandbox's id: only there so that the runner's command line names it. */
+    {.name = "--sandbox", .values = "ID", .kind = OPT_STRING, .to = &sandbox_id},
+    {.name = "--idle-timeout-ms", .values = "N", .kind = OPT_NUMBER, .to = &idle, .max = UINT32_MAX},
+    {.name = "--pty", .values = NULL, .kind = OPT_FLAG, .to = &pty},
+    {.name = "--dir", .values = "MODE PATH", .kind = OPT_CALL, .call = root_dir, .nvalues = 2, .many = true},
+    {.name = "--chmod", .values = "MODE PATH", .kind = OPT_CALL, .call = root_dir, .nvalues = 2, .many = true},
+    {.name = "--chdir", .values = "PATH", .kind = OPT_STRING, .to = &cwd},
+    {.name = NULL},
+  };
+  const struct opts opts = {table, NULL};
+  int i = opts_parse(&opts, argv);
+  if (i < argc)
+    opts_usage_die(&opts, "unexpected argument: %s", argv[i]);
+  idle_ms = (int64_t)idle;
   struct init_config config;
   init_config_read(FD_INIT_CONFIG, &config);
   close_range(FD_INIT_CONFIG + 1, ~0U, 0); /* nothing else of the host's reaches the sandbox */
