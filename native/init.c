@@ -177,7 +177,7 @@ static void accept_conns(void)
  *   SIGNAL  signals only the unreaped child this connection started (the pid
  *           is forgotten at reap), with a number in 1..64.
  *   ENTRY_STDIN, ENTRY_STDIN_CLOSE  hand out or close the entrypoint's stdin,
- *           a pipe init made for that.
+ *           which init made for that (a pipe, or with --pty the terminal).
  *   OPEN, FSOP  act as the sandbox's user on a path resolved in the sandbox's
  *           root: nothing a process in it could not do itself.  Flags and mode
  *           are masked to what protocol.h allows; O_NONBLOCK keeps a planted
