@@ -17,11 +17,12 @@ HERE = Path(__file__).resolve().parent
 NATIVE = HERE / "native"
 CFLAGS = ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-D_GNU_SOURCE", "-static"]
 BINARIES = {
-    "sandbox-init": ["init.c", "caps.c", "initconfig.c", "mkdirs.c", "netsync.c", "seccomp.c", "env.c", "spawn.c",
-                     "proto.c", "watch.c", "fdutil.c", "util.c"],
+    "sandbox-init": ["init.c", "init_exec.c", "init_fs.c", "init_entry.c", "caps.c", "initconfig.c", "mkdirs.c",
+                     "netsync.c", "seccomp.c", "env.c", "spawn.c", "proto.c", "watch.c", "opts.c", "fdutil.c",
+                     "util.c"],
     "sandbox-supervisor": ["supervisor.c", "output.c", "stage.c", "userns.c", "rmtree.c", "netns.c", "cgroup.c",
-                           "fdutil.c", "util.c"],
-    "sandbox-probe": ["probe.c", "util.c"],
+                           "opts.c", "fdutil.c", "util.c"],
+    "sandbox-probe": ["probe.c", "opts.c", "util.c"],
     "sandbox-rmtree": ["rmtree_main.c", "rmtree.c", "userns.c", "fdutil.c", "util.c"],
 }
 

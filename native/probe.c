@@ -10,6 +10,7 @@
 #include <sys/socket.h> /* socket, connect */
 #include <unistd.h>     /* close */
 
+#include "opts.h"
 #include "util.h"
 
 const char *const progname = "sandbox-probe";
@@ -26,9 +27,12 @@ static int try_connect(const struct sockaddr *addr, socklen_t len)
 
 int main(int argc, char **argv)
 {
+  struct opt table[] = {{.name = NULL}};
+  const struct opts opts = {table, "PORT"};
+  int i = opts_parse(&opts, argv);
   uint64_t port;
-  if (argc != 2 || !parse_uint(argv[1], 65535, &port) || port == 0)
-    usage_die("usage: sandbox-probe PORT (1..65535)");
+  if (argc != i + 1 || !parse_uint(argv[i], 65535, &port) || port == 0)
+    opts_usage_die(&opts, "PORT must be a number in 1..65535");
   struct sockaddr_in v4 = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   struct sockaddr_in6 v6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port),

@@ -1,10 +1,8 @@
 /* supervisor.c: sandbox-supervisor, one per sandbox on the host (like conmon).
  *
- *   sandbox-supervisor --dir DIR --timeout-ms N --output-max BYTES [--as-uid U --as-gid G]
- *       [--stage STAGEDIR] [--stage-bind SRC=NAME [--stage-check NAME=DEV:INO]]... [--cleanup PATH]...
- *       [--userns-uid IN:OUT:N... --userns-gid IN:OUT:N... [--newuidmap PATH --newgidmap PATH]]
- *       [--confirm-fd 0 [--confirmed-by FILE]] [--cgroup DIR]... [--nproc N] [--net-helper SLIRP4NETNS --net-dir DIR
- *       --net-filter NFT --net-rules RULESET [--net-forward HOSTPORT:PORT]...] -- RUNNER ARGV...
+ *   sandbox-supervisor OPTION... -- RUNNER ARGV...
+ *
+ * The options are the table in parse_args (opts.h), which makes the usage line too.
  *
  * Inherited fds (fds.h): 0 /dev/null (or, with --confirm-fd 0, a pipe from
  * the creator that carries 'g' once the sandbox is registered), 1 and 2 the
@@ -52,6 +50,7 @@
 #include "fdutil.h"
 #include "fds.h"
 #include "netns.h"
+#include "opts.h"
 #include "output.h"
 #include "rmtree.h"
 #include "stage.h"
@@ -105,34 +104,26 @@ static void set_status(const char *s, int code)
   }
 }
 
-static const char *value(char **argv, int i)
+/* --stage-bind SRC=NAME: SRC is bound into the stage as NAME. */
+static void stage_bind(const struct opt *o, char **values)
 {
-  if (argv[i + 1] == NULL)
-    usage_die("%s needs a value", argv[i]);
-  return argv[i + 1];
-}
-
-static const char *abs_path(char **argv, int i)
-{
-  const char *v = value(argv, i);
-  if (v[0] != '/')
-    usage_die("%s needs an absolute path: %s", argv[i], v);
-  return v;
-}
-
-static uint64_t number(char **argv, int i, uint64_t max)
-{
-  uint64_t n;
-  if (!parse_uint(value(argv, i), max, &n))
-    usage_die("bad %s: %s", argv[i], argv[i + 1]);
-  return n;
+  char *src = values[0];
+  char *eq = strrchr(src, '=');
+  const char *name = eq != NULL ? eq + 1 : "";
+  (void)o;
+  if (*name == '\0' || strchr(name, '/') != NULL || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+    usage_die("--stage-bind needs SRC=NAME with NAME a plain file name: %s", src);
+  *eq = '\0';
+  opt.binds[opt.nbinds++] = (struct stage_bind){.src = src, .name = name};
 }
 
 /* --stage-check NAME=DEV:INO: the earlier --stage-bind NAME is a volume. */
-static void stage_check(char *arg)
+static void stage_check(const struct opt *o, char **values)
 {
+  char *arg = values[0];
   char *eq = strrchr(arg, '='), *colon = eq != NULL ? strchr(eq, ':') : NULL;
   uint64_t dev, ino;
+  (void)o;
   if (colon == NULL)
     usage_die("--stage-check needs NAME=DEV:INO: %s", arg);
   *eq = *colon = '\0';
@@ -148,6 +139,45 @@ static void stage_check(char *arg)
   usage_die("--stage-check names no earlier --stage-bind: %s", arg);
 }
 
+static void cleanup_path(const struct opt *o, char **values)
+{
+  (void)o;
+  opt.cleanup[opt.ncleanup++] = values[0];
+}
+
+static void confirmed_by(const struct opt *o, char **values)
+{
+  (void)o;
+  opt.confirmed_by = values[0];
+  if (strchr(opt.confirmed_by, '/') != NULL)
+    usage_die("--confirmed-by takes a file name in --dir: %s", opt.confirmed_by);
+}
+
+/* --net-forward HOSTPORT:PORT */
+static void net_forward(const struct opt *o, char **values)
+{
+  uint64_t host, guest;
+  char *colon = strchr(values[0], ':');
+  (void)o;
+  if (colon == NULL)
+    usage_die("--net-forward needs HOSTPORT:PORT: %s", values[0]);
+  *colon = '\0';
+  if (!parse_uint(values[0], 65535, &host) || !parse_uint(colon + 1, 65535, &guest) || host == 0 || guest == 0)
+    usage_die("bad --net-forward port: %s", values[0]);
+  opt.net.forwards[opt.net.nforwards++] = (struct net_forward){(unsigned)host, (unsigned)guest};
+}
+
+static void userns(const struct opt *o, char **values)
+{
+  userns_option(&opt.userns, o->name, values[0]);
+}
+
+static void cgroup(const struct opt *o, char **values)
+{
+  (void)o;
+  opt.cgroups[opt.ncgroups++] = values[0];
+}
+
 static void parse_args(int argc, char **argv)
 {
   opt.binds = calloc((size_t)argc, sizeof *opt.binds);
@@ -156,84 +186,52 @@ static void parse_args(int argc, char **argv)
   opt.cgroups = calloc((size_t)argc, sizeof *opt.cgroups);
   if (opt.binds == NULL || opt.cleanup == NULL || opt.net.forwards == NULL || opt.cgroups == NULL)
     die("out of memory");
-  bool have_timeout = false, have_uid = false, have_gid = false, have_output_max = false;
-  opt.confirm_fd = -1;
-  int i = 1;
-  for (; i < argc && strcmp(argv[i], "--") != 0; i += 2) {
-    const char *a = argv[i];
-    if (strcmp(a, "--dir") == 0) {
-      opt.dir = value(argv, i);
-    } else if (strcmp(a, "--timeout-ms") == 0) {
-      opt.timeout_ms = (int64_t)number(argv, i, INT64_MAX / 4);
-      have_timeout = true;
-    } else if (strcmp(a, "--output-max") == 0) {
-      opt.output_max = number(argv, i, UINT64_MAX / 2);
-      have_output_max = opt.output_max >= 65536;
-    } else if (strcmp(a, "--as-uid") == 0) {
-      opt.uid = (uid_t)number(argv, i, UINT32_MAX - 1); /* -1 means "unchanged" */
-      have_uid = true;
-    } else if (strcmp(a, "--as-gid") == 0) {
-      opt.gid = (gid_t)number(argv, i, UINT32_MAX - 1);
-      have_gid = true;
-    } else if (strcmp(a, "--stage") == 0) {
-      opt.stage = abs_path(argv, i);
-    } else if (strcmp(a, "--stage-bind") == 0) {
-      char *src = (char *)abs_path(argv, i);
-      char *eq = strrchr(src, '=');
-      const char *name = eq != NULL ? eq + 1 : "";
-      if (*name == '\0' || strchr(name, '/') != NULL || strcmp(name, ".") == 0 ||
-          strcmp(name, "..") == 0)
-        usage_die("--stage-bind needs SRC=NAME with NAME a plain file name: %s", src);
-      *eq = '\0';
-      opt.binds[opt.nbinds++] = (struct stage_bind){.src = src, .name = name};
-    } else if (strcmp(a, "--stage-check") == 0) {
-      stage_check((char *)value(argv, i));
-    } else if (strcmp(a, "--cleanup") == 0) {
-      opt.cleanup[opt.ncleanup++] = abs_path(argv, i);
-    } else if (strcmp(a, "--confirm-fd") == 0) {
-      opt.confirm_fd = (int)number(argv, i, FD_LISTEN - 1);
-    } else if (strcmp(a, "--confirmed-by") == 0) {
-      opt.confirmed_by = value(argv, i);
-      if (strchr(opt.confirmed_by, '/') != NULL)
-        usage_die("--confirmed-by takes a file name in --dir: %s", opt.confirmed_by);
-    } else if (strcmp(a, "--net-helper") == 0) {
-      opt.net.helper = abs_path(argv, i);
-    } else if (strcmp(a, "--net-dir") == 0) {
-      opt.net.dir = abs_path(argv, i);
-    } else if (strcmp(a, "--net-filter") == 0) {
-      opt.net.nft = abs_path(argv, i);
-    } else if (strcmp(a, "--net-rules") == 0) {
-      opt.net.rules = value(argv, i);
-    } else if (strcmp(a, "--net-forward") == 0) {
-      uint64_t host, guest;
-      char *colon = strchr(value(argv, i), ':');
-      if (colon == NULL)
-        usage_die("--net-forward needs HOSTPORT:PORT: %s", argv[i + 1]);
-      *colon = '\0';
-      if (!parse_uint(argv[i + 1], 65535, &host) || !parse_uint(colon + 1, 65535, &guest) || host == 0 ||
-          guest == 0)
-        usage_die("bad --net-forward port: %s", argv[i + 1]);
-      opt.net.forwards[opt.net.nforwards++] = (struct net_forward){(unsigned)host, (unsigned)guest};
-    } else if (userns_option(&opt.userns, a, value(argv, i))) {
-      /* parsed into opt.userns */
-    } else if (strcmp(a, "--cgroup") == 0) {
-      opt.cgroups[opt.ncgroups++] = abs_path(argv, i);
-    } else if (strcmp(a, "--nproc") == 0) {
-      opt.nproc = number(argv, i, INT32_MAX);
-    } else {
-      usage_die("unknown option: %s", a);
-    }
-  }
-  if (i >= argc || argv[i + 1] == NULL)
-    usage_die("missing -- RUNNER ARGV...");
+  uint64_t timeout_ms = 0, uid = 0, gid = 0, confirm_fd = 0;
+  struct opt table[] = {
+    {.name = "--dir", .values = "DIR", .kind = OPT_STRING, .to = &opt.dir, .required = true},
+    {.name = "--timeout-ms", .values = "N", .kind = OPT_NUMBER, .to = &timeout_ms, .max = INT64_MAX / 4,
+     .required = true},
+    {.name = "--output-max", .values = "BYTES", .kind = OPT_NUMBER, .to = &opt.output_max, .min = 65536,
+     .max = UINT64_MAX / 2, .required = true},
+    /* At most UINT32_MAX - 1: -1 means "unchanged" to setresuid. */
+    {.name = "--as-uid", .values = "U", .kind = OPT_NUMBER, .to = &uid, .max = UINT32_MAX - 1},
+    {.name = "--as-gid", .values = "G", .kind = OPT_NUMBER, .to = &gid, .max = UINT32_MAX - 1},
+    {.name = "--stage", .values = "STAGEDIR", .kind = OPT_STRING, .to = &opt.stage, .absolute = true},
+    {.name = "--stage-bind", .values = "SRC=NAME", .kind = OPT_CALL, .call = stage_bind, .absolute = true,
+     .many = true},
+    {.name = "--stage-check", .values = "NAME=DEV:INO", .kind = OPT_CALL, .call = stage_check, .many = true},
+    {.name = "--cleanup", .values = "PATH", .kind = OPT_CALL, .call = cleanup_path, .absolute = true,
+     .many = true},
+    {.name = "--userns-uid", .values = "IN:OUT:N", .kind = OPT_CALL, .call = userns, .many = true},
+    {.name = "--userns-gid", .values = "IN:OUT:N", .kind = OPT_CALL, .call = userns, .many = true},
+    {.name = "--newuidmap", .values = "PATH", .kind = OPT_CALL, .call = userns},
+    {.name = "--newgidmap", .values = "PATH", .kind = OPT_CALL, .call = userns},
+    {.name = "--confirm-fd", .values = "FD", .kind = OPT_NUMBER, .to = &confirm_fd, .max = FD_LISTEN - 1},
+    {.name = "--confirmed-by", .values = "FILE", .kind = OPT_CALL, .call = confirmed_by},
+    {.name = "--cgroup", .values = "DIR", .kind = OPT_CALL, .call = cgroup, .absolute = true, .many = true},
+    {.name = "--nproc", .values = "N", .kind = OPT_NUMBER, .to = &opt.nproc, .max = INT32_MAX},
+    {.name = "--net-helper", .values = "SLIRP4NETNS", .kind = OPT_STRING, .to = &opt.net.helper, .absolute = true},
+    {.name = "--net-dir", .values = "DIR", .kind = OPT_STRING, .to = &opt.net.dir, .absolute = true},
+    {.name = "--net-filter", .values = "NFT", .kind = OPT_STRING, .to = &opt.net.nft, .absolute = true},
+    {.name = "--net-rules", .values = "RULESET", .kind = OPT_STRING, .to = &opt.net.rules},
+    {.name = "--net-forward", .values = "HOSTPORT:PORT", .kind = OPT_CALL, .call = net_forward, .many = true},
+    {.name = NULL},
+  };
+  const struct opts opts = {table, "-- RUNNER ARGV..."};
+  int i = opts_parse(&opts, argv);
+  if (argv[i] == NULL || strcmp(argv[i], "--") != 0 || argv[i + 1] == NULL)
+    opts_usage_die(&opts, "missing -- RUNNER ARGV...");
   opt.runner = argv + i + 1;
   if (opt.runner[0][0] != '/')
     usage_die("RUNNER must be an absolute path: %s", opt.runner[0]);
-  if (opt.dir == NULL || !have_timeout || !have_output_max)
-    usage_die("--dir, --timeout-ms and --output-max (at least 65536) are required");
+  opt.timeout_ms = (int64_t)timeout_ms;
+  bool have_uid = opts_find(&opts, "--as-uid")->given > 0, have_gid = opts_find(&opts, "--as-gid")->given > 0;
   if (have_uid != have_gid)
     usage_die("--as-uid and --as-gid go together");
   opt.as_user = have_uid;
+  opt.uid = (uid_t)uid;
+  opt.gid = (gid_t)gid;
+  opt.confirm_fd = opts_find(&opts, "--confirm-fd")->given > 0 ? (int)confirm_fd : -1;
   if (opt.nbinds > 0 && opt.stage == NULL)
     usage_die("--stage-bind needs --stage");
   userns_check_plan(&opt.userns);

@@ -1,7 +1,7 @@
 """Item 25: malformed requests on a real sandbox's init socket (native/proto.c): wrong
 magic, version and length fields, truncated frames, oversized datagrams, wrong fd counts,
 string counts far past the body. Each gets an error reply (EPROTO or EINVAL, the
-connection then closed), never a crash: pid 1 keeps serving pings and execs, and keeps
+connection then closed), never a crash: pid 1 keeps serving stats and execs, and keeps
 no fd of a refused request (hundreds of requests carrying fds, then it still execs)."""
 
 import errno
@@ -79,31 +79,36 @@ def _exec(argc, envc, strings=b"/\0true\0", flags=0):
     return _header(agent.REQ_EXEC, agent.EXEC.pack(flags, 0, argc, envc) + strings)
 
 
+# A request with no side effect, to see that init still serves.
+STAT_ROOT = agent.message(agent.REQ_FSOP, struct.pack("=II", agent.FSOP_STAT, 0) + b"/\0")
+
+
 def _assert_serving(sb):
-    """pid 1 is alive and serves: a ping, an exec, and the sandbox still runs."""
-    _assert_pings(sb)
+    """pid 1 is alive and serves: a stat, an exec, and the sandbox still runs."""
+    _assert_stats(sb)
     assert sh(sb, "echo alive") == (0, "alive\n")
 
 
-def _assert_pings(sb):
-    reply, closed = _exchange(sb, agent.message(agent.REQ_PING), closing=False)
+def _assert_stats(sb):
+    reply, closed = _exchange(sb, STAT_ROOT, closing=False)
     assert reply is not None and reply.kind == agent.REP_OK and not closed
     assert sb.poll() is None
 
 
 # (what, datagram, fds, errno, message)
 FRAMING = [
-    ("bad magic", _header(agent.REQ_PING, magic=0xDEADBEEF), 0, errno.EPROTO, "bad magic"),
-    ("bad version", _header(agent.REQ_PING, version=99), 0, errno.EPROTO, "unsupported protocol version"),
-    ("length over the datagram", _header(agent.REQ_PING, length=4096), 0, errno.EPROTO, "length does not match"),
-    ("length under the datagram", _header(agent.REQ_PING, b"xx", length=12), 0, errno.EPROTO, "length does not"),
-    ("length zero", _header(agent.REQ_PING, length=0), 0, errno.EPROTO, "length does not match"),
-    ("length 2**32-1", _header(agent.REQ_PING, length=2**32 - 1), 0, errno.EPROTO, "length does not match"),
-    ("truncated header", _header(agent.REQ_PING)[:7], 0, errno.EPROTO, "short message"),
+    ("bad magic", _header(agent.REQ_ENTRY_STDIN, magic=0xDEADBEEF), 0, errno.EPROTO, "bad magic"),
+    ("bad version", _header(agent.REQ_ENTRY_STDIN, version=99), 0, errno.EPROTO, "unsupported protocol version"),
+    ("length over the datagram", _header(agent.REQ_ENTRY_STDIN, length=4096), 0, errno.EPROTO, "length does not match"),
+    ("length under the datagram", _header(agent.REQ_ENTRY_STDIN, b"xx", length=12), 0, errno.EPROTO, "length does not"),
+    ("length zero", _header(agent.REQ_ENTRY_STDIN, length=0), 0, errno.EPROTO, "length does not match"),
+    ("length 2**32-1", _header(agent.REQ_ENTRY_STDIN, length=2**32 - 1), 0, errno.EPROTO, "length does not match"),
+    ("truncated header", _header(agent.REQ_ENTRY_STDIN)[:7], 0, errno.EPROTO, "short message"),
     ("one byte", b"\x50", 0, errno.EPROTO, "short message"),
-    ("longer than any request", _header(agent.REQ_PING, bytes(agent.MAX_MESSAGE)), 0, errno.EPROTO, "too long"),
+    ("longer than any request", _header(agent.REQ_ENTRY_STDIN, bytes(agent.MAX_MESSAGE)), 0, errno.EPROTO, "too long"),
     ("unknown type", _header(999), 0, errno.EPROTO, "unknown request type"),
-    ("ping with a body", _header(agent.REQ_PING, b"x"), 0, errno.EPROTO, "unexpected body"),
+    ("the retired ping type", _header(5), 0, errno.EPROTO, "unknown request type"),
+    ("entry stdin with a body", _header(agent.REQ_ENTRY_STDIN, b"x"), 0, errno.EPROTO, "unexpected body"),
     ("signal body of 3 bytes", _header(agent.REQ_SIGNAL, b"\x09\x00\x00"), 0, errno.EPROTO, "4 bytes"),
     ("exec body too short", _header(agent.REQ_EXEC, b"\x00" * 8), 3, errno.EPROTO, "exec body too short"),
     ("open without a NUL", _header(agent.REQ_OPEN, struct.pack("=II", 0, 0) + b"/etc/passwd"), 0,
@@ -115,7 +120,7 @@ FRAMING = [
     ("exec with 2 fds", _exec(1, 0), 2, errno.EPROTO, "wrong number of file descriptors"),
     ("exec with 4 fds", _exec(1, 0), 4, errno.EPROTO, "too many file descriptors"),
     ("exec with 16 fds", _exec(1, 0), 16, errno.EPROTO, "too many file descriptors"),
-    ("ping with an fd", agent.message(agent.REQ_PING), 1, errno.EPROTO, "wrong number of file descriptors"),
+    ("entry stdin with an fd", agent.message(agent.REQ_ENTRY_STDIN), 1, errno.EPROTO, "wrong number of file descriptors"),
     # counts in the body
     ("argc 0", _exec(0, 0), 3, errno.EINVAL, "argc must be at least 1"),
     ("argc 2**32-1", _exec(2**32 - 1, 0), 3, errno.EINVAL, "more strings than bytes"),
@@ -142,7 +147,7 @@ def test_semantic_errors_keep_the_connection(sb):
         with agent.connect(_socket_path(sb)) as sock:
             agent.send(sock, agent.message(agent.REQ_SIGNAL, body))
             assert _error(_aio.run_sync(agent.receive(sock, timeout=QUIET)))[0] == code
-            agent.send(sock, agent.message(agent.REQ_PING))
+            agent.send(sock, STAT_ROOT)
             assert _aio.run_sync(agent.receive(sock, timeout=QUIET)).kind == agent.REP_OK
     _assert_serving(sb)
 
@@ -173,7 +178,7 @@ def test_many_idle_connections_then_serving(sb):
     _assert_serving(sb)
 
 
-_KINDS = st.sampled_from([0, agent.REQ_EXEC, agent.REQ_SIGNAL, agent.REQ_PING, agent.REQ_OPEN, agent.REQ_FSOP,
+_KINDS = st.sampled_from([0, agent.REQ_EXEC, agent.REQ_SIGNAL, agent.REQ_ENTRY_STDIN, agent.REQ_OPEN, agent.REQ_FSOP,
                           999, 2**16 - 1])
 _MALFORMED = st.one_of(
     st.binary(min_size=1, max_size=64).filter(lambda b: b[:4] != struct.pack("=I", agent.MAGIC)),
@@ -190,8 +195,8 @@ _MALFORMED = st.one_of(
 @given(data=_MALFORMED, nfds=st.sampled_from([0, 1, 3, 5]))
 def test_fuzzed_requests(sb, data, nfds):
     """Datagrams that are malformed by construction: each is refused with an error, its
-    connection closed, and pid 1 answers the next ping."""
+    connection closed, and pid 1 answers the next stat."""
     reply, closed = _exchange(sb, data, nfds)
     assert _error(reply)[0] in (errno.EPROTO, errno.EINVAL)
     assert closed
-    _assert_pings(sb)
+    _assert_stats(sb)

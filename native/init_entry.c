@@ -1,0 +1,124 @@
+/* init_entry.c: sandbox-init's entrypoint: starting it, its terminal (--pty),
+ * whose output the main loop copies into the stdout pipe, and its stdin, which
+ * clients take (ENTRY_STDIN) and close (ENTRY_STDIN_CLOSE). */
+#define _GNU_SOURCE 1
+#include <errno.h>     /* errno, EAGAIN, EINTR, ENOENT */
+#include <fcntl.h>     /* open, fcntl, O_* */
+#include <stdio.h>     /* dprintf */
+#include <stdlib.h>    /* exit, posix_openpt, grantpt, unlockpt, ptsname_r */
+#include <string.h>    /* strerror */
+#include <sys/ioctl.h> /* ioctl, TIOCSWINSZ, struct winsize */
+#include <unistd.h>    /* close, pipe2, read, write */
+
+#include "env.h"
+#include "fds.h"
+#include "init.h"
+#include "spawn.h"
+#include "util.h"
+
+static int entry_stdin = -1;
+int entry_tty = -1;
+bool entry_tty_hungup;
+pid_t entry_pid;
+
+/* --pty: a terminal from the sandbox's own devpts for the entrypoint.  Its
+ * output (stdout and stderr merged, as on Modal) is copied by the main loop
+ * into the stdout file; the master is what ENTRY_STDIN hands out. */
+static int open_terminal(int *slave)
+{
+  int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  char name[64];
+  if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0 || ptsname_r(master, name, sizeof name) != 0)
+    pdie("allocating a terminal");
+  if ((*slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0)
+    pdie("open %s", name);
+  struct winsize ws = {.ws_row = 24, .ws_col = 80};
+  ioctl(master, TIOCSWINSZ, &ws);
+  return master;
+}
+
+/* What was read from the terminal and not yet taken by the stdout pipe, which
+ * is non-blocking: the supervisor reads it, but pid 1 must never wait on it. */
+static char tty_buf[65536];
+static size_t tty_len, tty_sent;
+
+/* Moves what the entrypoint wrote to its terminal into the stdout pipe;
+ * false once nothing is waiting (or the pipe is full: see tty_pending). */
+bool copy_terminal_output(void)
+{
+  if (tty_sent == tty_len) {
+    ssize_t n = read(entry_tty, tty_buf, sizeof tty_buf);
+    if (n <= 0) {
+      /* EIO: the terminal's last user closed it.  Stop polling, but keep the
+       * master open until the entrypoint is reaped: closing the last master
+       * hangs the terminal up, and an entrypoint between closing its fds and
+       * exiting would die of that SIGHUP instead of reporting its own status. */
+      if (n == 0 || (errno != EAGAIN && errno != EINTR))
+        entry_tty_hungup = true;
+      return false;
+    }
+    tty_len = (size_t)n;
+    tty_sent = 0;
+  }
+  ssize_t w = write(FD_ENTRY_OUT, tty_buf + tty_sent, tty_len - tty_sent);
+  if (w < 0 && errno != EAGAIN && errno != EINTR)
+    tty_sent = tty_len; /* the supervisor is gone: the sandbox is ending */
+  else if (w > 0)
+    tty_sent += (size_t)w;
+  return tty_sent == tty_len;
+}
+
+bool tty_pending(void)
+{
+  return tty_sent < tty_len;
+}
+
+void start_entrypoint(char **argv, bool pty)
+{
+  int p[2];
+  if (pty) {
+    entry_tty = open_terminal(&p[0]);
+    if ((p[1] = fcntl(entry_tty, F_DUPFD_CLOEXEC, 0)) < 0)
+      pdie("dup");
+    fcntl(entry_tty, F_SETFL, O_NONBLOCK);
+    fcntl(FD_ENTRY_OUT, F_SETFL, fcntl(FD_ENTRY_OUT, F_GETFL) | O_NONBLOCK);
+  } else if (pipe2(p, O_CLOEXEC) < 0) {
+    pdie("pipe");
+  }
+  struct spawn_args a = {
+    .argv = argv,
+    .envp = sandbox_env,
+    .path = env_get(sandbox_env, "PATH"),
+    .cwd_fd = -1,
+    .fds = {p[0], pty ? p[0] : FD_ENTRY_OUT, pty ? p[0] : FD_ENTRY_ERR},
+    .pty = pty,
+  };
+  int err = spawn(&a, &entry_pid);
+  if (err != 0) {
+    dprintf(FD_ENTRY_ERR, "sandbox-init: %s: %s\n", argv[0], strerror(err));
+    exit(spawn_failure_code(err));
+  }
+  close(p[0]);
+  entry_stdin = p[1];
+}
+
+void handle_entry_stdin(struct conn *c)
+{
+  if (entry_stdin < 0)
+    reply_error(c, ENOENT, "the entrypoint has no open stdin");
+  else
+    reply(c, PSB_REP_FD, entry_stdin); /* the receiver gets its own copy */
+}
+
+void handle_entry_stdin_close(struct conn *c)
+{
+  if (entry_stdin >= 0 && entry_tty >= 0) {
+    ssize_t unused = write(entry_stdin, "\x04", 1); /* a terminal's end of input is ^D */
+    (void)unused;
+  }
+  if (entry_stdin >= 0) {
+    close(entry_stdin);
+    entry_stdin = -1;
+  }
+  reply(c, PSB_REP_OK, -1);
+}

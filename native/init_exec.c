@@ -1,0 +1,233 @@
+/* init_exec.c: sandbox-init's processes: the child table, the timers (exec
+ * deadlines, the idle timeout, the accept backoff), EXEC and SIGNAL, and
+ * reaping, which reports each exec's exit on the connection that started it. */
+#define _GNU_SOURCE 1
+#include <errno.h>    /* errno, EBUSY, EMFILE, ENOMEM, EAGAIN, EINVAL, ESRCH */
+#include <fcntl.h>    /* open, fcntl, O_*, AT_* */
+#include <limits.h>   /* INT_MAX */
+#include <signal.h>   /* kill, SIGKILL */
+#include <stdio.h>    /* snprintf */
+#include <stdlib.h>   /* exit, realloc, free */
+#include <string.h>   /* strerror, memcpy */
+#include <sys/wait.h> /* waitpid, W* */
+#include <unistd.h>   /* close, faccessat, write */
+
+#include "env.h"
+#include "fdutil.h"
+#include "fds.h"
+#include "init.h"
+#include "proto.h"
+#include "spawn.h"
+#include "util.h"
+
+struct child {
+  pid_t pid;
+  int64_t deadline; /* CLOCK_MONOTONIC ms; 0: none, or already enforced */
+  bool timed_out;
+  struct conn *conn; /* NULL once the client went away */
+};
+
+static struct child *children;
+static size_t nchildren, children_cap;
+
+static bool idle_armed(void)
+{
+  return idle_ms > 0 && nchildren == 0 && entry_pid == 0;
+}
+
+void children_forget_conn(const struct conn *c)
+{
+  for (size_t i = 0; i < nchildren; i++)
+    if (children[i].conn == c)
+      children[i].conn = NULL;
+}
+
+void reap(void)
+{
+  int st;
+  pid_t pid;
+  while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+    if (pid == entry_pid) {
+      if (entry_tty >= 0) { /* the entrypoint's last words: now waiting is fine */
+        fcntl(FD_ENTRY_OUT, F_SETFL, fcntl(FD_ENTRY_OUT, F_GETFL) & ~O_NONBLOCK);
+        while (copy_terminal_output() || tty_pending())
+          ;
+      }
+      exit(WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st));
+    }
+    for (size_t i = 0; i < nchildren; i++) {
+      if (children[i].pid != pid)
+        continue;
+      struct child ch = children[i];
+      children[i] = children[--nchildren];
+      last_activity = now_ms();
+      if (ch.conn == NULL)
+        break;
+      ch.conn->pid = 0;
+      uint32_t kind = PSB_EXIT_CODE;
+      int32_t value = WIFEXITED(st) ? WEXITSTATUS(st) : 0;
+      if (ch.timed_out) {
+        kind = PSB_EXIT_TIMEOUT;
+        value = 0;
+      } else if (WIFSIGNALED(st)) {
+        kind = PSB_EXIT_SIGNAL;
+        value = WTERMSIG(st);
+      }
+      if (proto_send_exited(ch.conn->fd, kind, value) < 0)
+        conn_drop(ch.conn);
+      break;
+    }
+    /* Anything else was an orphan reparented to us: reaping is all it needs. */
+  }
+}
+
+int poll_timeout(int64_t now)
+{
+  int64_t next = INT64_MAX;
+  for (size_t i = 0; i < nchildren; i++)
+    if (children[i].deadline != 0 && children[i].deadline < next)
+      next = children[i].deadline;
+  if (idle_armed() && last_activity + idle_ms < next)
+    next = last_activity + idle_ms;
+  if (accept_resume != 0 && accept_resume < next)
+    next = accept_resume;
+  if (next == INT64_MAX)
+    return -1;
+  return next <= now ? 0 : next - now > INT_MAX ? INT_MAX : (int)(next - now);
+}
+
+void run_timers(int64_t now)
+{
+  for (size_t i = 0; i < nchildren; i++) {
+    struct child *ch = &children[i];
+    if (ch->deadline != 0 && now >= ch->deadline) {
+      /* The child leads its own process group (setsid): take the group. */
+      kill(-ch->pid, SIGKILL);
+      ch->timed_out = true;
+      ch->deadline = 0;
+    }
+  }
+  if (idle_armed() && now >= last_activity + idle_ms) {
+    if (event_fd >= 0) {
+      ssize_t unused = write(event_fd, "I", 1);
+      (void)unused;
+    }
+    exit(0);
+  }
+  if (accept_resume != 0 && now >= accept_resume)
+    accept_resume = 0;
+}
+
+/* Tells the client its process could not start, the way a shell would:
+ * "pysandbox: exec: <what><name>: <strerror>" on its stderr, then STARTED
+ * with pid 0 and EXITED 127 (126 when found but not executable). */
+static void exec_failed(struct conn *c, int errfd, int err, const char *what, const char *name)
+{
+  char buf[512];
+  int n = snprintf(buf, sizeof buf, "pysandbox: exec: %s%s: %s\n", what, name, strerror(err));
+  if (n >= (int)sizeof buf) {
+    n = sizeof buf - 1;
+    buf[n - 1] = '\n';
+  }
+  if (n > 0)
+    write_nonblock(errfd, buf, (size_t)n);
+  if (proto_send_started(c->fd, 0) < 0 ||
+      proto_send_exited(c->fd, PSB_EXIT_CODE, spawn_failure_code(err)) < 0)
+    conn_drop(c);
+}
+
+void handle_exec(struct conn *c, struct request *req)
+{
+  if (c->pid != 0) {
+    proto_close_fds(req);
+    reply_error(c, EBUSY, "a process is already running on this connection");
+    return;
+  }
+  if (nlive > exec_slots) { /* the others hold every slot */
+    proto_close_fds(req);
+    reply_error(c, EMFILE, exec_limit_why);
+    if (c->fd >= 0)
+      conn_drop(c);
+    return;
+  }
+  struct exec_request x;
+  const char *why;
+  int err = proto_parse_exec(req, &x, &why);
+  if (err != 0) {
+    proto_close_fds(req);
+    proto_send_error(c->fd, err, why);
+    conn_drop(c);
+    return;
+  }
+  if (nchildren == children_cap) {
+    size_t cap = children_cap ? children_cap * 2 : 16;
+    struct child *ch = realloc(children, cap * sizeof *ch);
+    if (ch == NULL) {
+      proto_close_fds(req);
+      proto_free_exec(&x);
+      reply_error(c, ENOMEM, "out of memory");
+      return;
+    }
+    children = ch;
+    children_cap = cap;
+  }
+
+  /* The cwd is checked here because a failing chdir inside posix_spawn
+   * returns the same ENOENT/EACCES as a failing exec.  Running in the fd that
+   * was checked keeps the two from disagreeing. */
+  int cwd_fd = -1;
+  char **envp = NULL;
+  if (x.cwd[0] != '\0') {
+    cwd_fd = open(x.cwd, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (cwd_fd < 0 || faccessat(cwd_fd, "", X_OK, AT_EACCESS | AT_EMPTY_PATH) < 0) {
+      exec_failed(c, req->fds[2], errno, "cannot chdir to ", x.cwd);
+      goto out;
+    }
+  }
+  envp = env_overlay(sandbox_env, x.envp);
+  if (envp == NULL) {
+    exec_failed(c, req->fds[2], ENOMEM, "", x.argv[0]);
+    goto out;
+  }
+  struct spawn_args a = {
+    .argv = x.argv,
+    .envp = envp,
+    .path = env_get(envp, "PATH"),
+    .cwd_fd = cwd_fd,
+    .fds = {req->fds[0], req->fds[1], req->fds[2]},
+    .pty = (x.flags & PSB_EXEC_FLAG_PTY) != 0,
+  };
+  pid_t pid;
+  err = spawn(&a, &pid);
+  if (err == EAGAIN) { /* no fork: the pids limit, not the command */
+    reply_error(c, EAGAIN, "it runs as many processes as its pids limit allows (PYSANDBOX_PIDS_LIMIT)");
+    goto out;
+  }
+  if (err != 0) {
+    exec_failed(c, req->fds[2], err, "", x.argv[0]);
+    goto out;
+  }
+  int64_t deadline = x.timeout_ms != 0 ? now_ms() + x.timeout_ms : 0;
+  children[nchildren++] = (struct child){.pid = pid, .deadline = deadline, .conn = c};
+  c->pid = pid;
+  if (proto_send_started(c->fd, (uint32_t)pid) < 0)
+    conn_drop(c); /* the process keeps running; only its report is lost */
+out:
+  free(envp);
+  if (cwd_fd >= 0)
+    close(cwd_fd);
+  proto_close_fds(req);
+  proto_free_exec(&x);
+}
+
+void handle_signal(struct conn *c, const struct request *req)
+{
+  uint32_t signo;
+  memcpy(&signo, req->body, sizeof signo);
+  if (signo < 1 || signo > 64)
+    reply_error(c, EINVAL, "signal number out of range");
+  else if (c->pid == 0)
+    reply_error(c, ESRCH, "no running process");
+  else if (kill(c->pid, (int)signo) < 0)
+    reply_error(c, errno, "kill");
+}

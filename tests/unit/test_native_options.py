@@ -1,0 +1,72 @@
+"""The native helpers' command lines (native/opts.c and each helper's option table): a
+refused command line exits 2 before anything is done, naming the option, and the usage
+line is made from the table, so it lists every option."""
+
+import subprocess
+
+import pytest
+
+from pysandbox import config
+
+SUPERVISOR = ["--dir", "/nonexistent", "--timeout-ms", "5", "--output-max", "65536"]
+
+REFUSED = [
+    ("sandbox-supervisor", [], "--dir is required"),
+    ("sandbox-supervisor", ["--foo"], "unknown option: --foo"),
+    ("sandbox-supervisor", ["--dir"], "--dir needs DIR"),
+    ("sandbox-supervisor", ["--dir", "/d", "--timeout-ms", "5", "--output-max", "65535", "--", "/bin/true"],
+     "bad --output-max: 65535"),
+    ("sandbox-supervisor", ["--dir", "/d", "--timeout-ms", str(2**61), "--output-max", "65536", "--", "/bin/true"],
+     "bad --timeout-ms"),
+    ("sandbox-supervisor", SUPERVISOR, "missing -- RUNNER ARGV..."),
+    ("sandbox-supervisor", [*SUPERVISOR, "--", "true"], "RUNNER must be an absolute path"),
+    ("sandbox-supervisor", [*SUPERVISOR, "--as-uid", str(2**32 - 1), "--", "/bin/true"], "bad --as-uid"),
+    ("sandbox-supervisor", [*SUPERVISOR, "--as-uid", "5", "--", "/bin/true"], "--as-uid and --as-gid go together"),
+    ("sandbox-supervisor", [*SUPERVISOR, "--confirm-fd", "3", "--", "/bin/true"], "bad --confirm-fd"),
+    ("sandbox-supervisor", [*SUPERVISOR, "--nproc", str(2**31), "--", "/bin/true"], "bad --nproc"),
+    ("sandbox-supervisor", [*SUPERVISOR, "--cleanup", "rel", "--", "/bin/true"], "--cleanup needs an absolute path"),
+    ("sandbox-supervisor", [*SUPERVISOR, "--stage-bind", "/a=b/c", "--", "/bin/true"], "plain file name"),
+    ("sandbox-supervisor", [*SUPERVISOR, "--stage-check", "a=1:2", "--", "/bin/true"], "no earlier --stage-bind"),
+    ("sandbox-supervisor", [*SUPERVISOR, "--net-forward", "80:0", "--", "/bin/true"], "bad --net-forward port"),
+    ("sandbox-supervisor", [*SUPERVISOR, "--userns-uid", "0:1", "--", "/bin/true"], "bad --userns-uid"),
+    ("sandbox-supervisor", [*SUPERVISOR, "--confirmed-by", "a/b", "--", "/bin/true"], "a file name in --dir"),
+    ("sandbox-init", ["--foo"], "unknown option: --foo"),
+    ("sandbox-init", ["--pty", "extra"], "unexpected argument: extra"),
+    ("sandbox-init", ["--dir", "755"], "--dir needs MODE PATH"),
+    ("sandbox-init", ["--idle-timeout-ms", str(2**32)], "bad --idle-timeout-ms"),
+    ("sandbox-init", ["--chmod", "1", "/a"] * 7, "more than 6 --dir and --chmod"),
+    ("sandbox-probe", [], "PORT must be a number in 1..65535"),
+    ("sandbox-probe", ["0"], "PORT must be a number in 1..65535"),
+    ("sandbox-probe", ["65536"], "PORT must be a number in 1..65535"),
+    ("sandbox-probe", ["1", "2"], "PORT must be a number in 1..65535"),
+]
+
+
+def _run(binary, argv):
+    return subprocess.run([config.native_binary(binary), *argv], stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True, env=config.HOST_ENV, timeout=30)
+
+
+@pytest.mark.parametrize(("binary", "argv", "message"), REFUSED, ids=[f"{b} {' '.join(a)}"[:60] for b, a, _ in REFUSED])
+def test_refused_command_lines_exit_2_naming_the_option(binary, argv, message):
+    result = _run(binary, argv)
+    assert result.returncode == 2, result.stderr
+    assert f"{binary}: " in result.stderr and message in result.stderr
+
+
+USAGE = {
+    "sandbox-supervisor": "--dir DIR --timeout-ms N --output-max BYTES [--as-uid U] [--as-gid G] [--stage STAGEDIR] "
+                          "[--stage-bind SRC=NAME]... [--stage-check NAME=DEV:INO]... [--cleanup PATH]... "
+                          "[--userns-uid IN:OUT:N]... [--userns-gid IN:OUT:N]... [--newuidmap PATH] [--newgidmap PATH] "
+                          "[--confirm-fd FD] [--confirmed-by FILE] [--cgroup DIR]... [--nproc N] "
+                          "[--net-helper SLIRP4NETNS] [--net-dir DIR] [--net-filter NFT] [--net-rules RULESET] "
+                          "[--net-forward HOSTPORT:PORT]... -- RUNNER ARGV...",
+    "sandbox-init": "[--sandbox ID] [--idle-timeout-ms N] [--pty] [--dir MODE PATH]... [--chmod MODE PATH]... "
+                    "[--chdir PATH]",
+    "sandbox-probe": "PORT",
+}
+
+
+@pytest.mark.parametrize("binary", sorted(USAGE))
+def test_usage_line_lists_every_option(binary):
+    assert f"{binary}: usage: {binary} {USAGE[binary]}\n" in _run(binary, ["--no-such-option"]).stderr
