@@ -21,10 +21,10 @@ import time
 from pathlib import Path
 from typing import Any, AsyncIterator, Iterator, List, Optional, Tuple, Union
 
-from . import _beneath, bounds, config, registry
+from . import _beneath, bounds, config
 from ._aio import context, static_context, synchronized, synchronized_static
 from ._core.spec import Bind
-from ._state import files
+from ._state import files, names
 from ._validate import is_object_name, object_name
 from .exception import AlreadyExistsError, InvalidError, NotFoundError
 from .runtime.layout import SYSTEM_DIRS
@@ -82,7 +82,7 @@ class _VolumeManager:
     async def create(name: str, *, allow_existing: bool = False, **_options) -> None:
         directory = _volumes_dir() / _check_name(name)
         files.ensure_dir(_volumes_dir())
-        with registry.locked():
+        with names.locked():
             if directory.exists():
                 if allow_existing:
                     return
@@ -339,7 +339,7 @@ class Volume:
     @staticmethod
     def rename(old_name: str, new_name: str, *, client=None, environment_name=None) -> None:
         old, new = _volumes_dir() / _check_name(old_name), _volumes_dir() / _check_name(new_name)
-        with registry.locked():
+        with names.locked():
             if not old.exists():
                 raise NotFoundError(f"Volume {old_name!r} not found")
             if new.exists():

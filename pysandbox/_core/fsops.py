@@ -15,7 +15,8 @@ import stat as stat_module
 import struct
 from typing import List
 
-from .. import agent, registry
+from .. import agent
+from .._state import records
 
 OPEN = struct.Struct("=II")
 FSOP = struct.Struct("=II")
@@ -45,7 +46,7 @@ async def _request(socket_path, kind: int, head: bytes, path: str, sandbox_id: s
     try:
         return await agent.call(socket_path, kind, head + os.fsencode(path) + b"\0")
     except agent.AgentGone:
-        raise await registry.finished_error(sandbox_id) from None
+        raise await records.finished_error(sandbox_id) from None
     except agent.AgentError as exc:
         raise os_error(exc.errno, path) from None
 

@@ -26,8 +26,8 @@ import time
 from pathlib import Path
 from typing import Iterator, List, Optional
 
-from .. import _beneath, config, registry
-from .._state import files
+from .. import _beneath, config
+from .._state import files, records
 from ..exception import NotFoundError
 
 ID_LENGTH = 32
@@ -174,7 +174,7 @@ def all_layers() -> List[str]:
 def layers_in_use() -> set:
     """Layers under running sandboxes: never removed, whatever was asked."""
     used = set()
-    for record in registry.running_records(include_terminating=True):
+    for record in records.running_records(include_terminating=True):
         if record.image_id.startswith(IMAGE_PREFIX):
             meta = read_meta(layer_of(record.image_id))
             used.update(meta["chain"] if meta else ())

@@ -31,9 +31,10 @@ import stat
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
-from .. import agent, bounds, config, identity, registry
+from .. import agent, bounds, config, identity
 from .._core.spec import SandboxSpec
 from .._overlay import LayerView
+from .._state import paths
 from .._state.proc import ProcessRef
 from ..exception import InvalidError
 from ..probe import PROBE_PATH
@@ -133,7 +134,7 @@ def reap_finished() -> None:
 
 def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str], tethered: bool = False) -> "Launched":
     """Start the sandbox described by `spec` in `directory`; confirm() it once registered.
-    Its record (registry.RECORD_NAME) confirms it too, should the creator die right after
+    Its record (paths.RECORD_NAME) confirms it too, should the creator die right after
     writing it; a `tethered` sandbox lives only as long as its creator, record or not."""
     reap_finished()
     use_nsjail = spec.runner == "nsjail"
@@ -186,7 +187,7 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str], tethered: bo
     limit_options, cgroup = limits.supervisor_options(directory, spec.resources, uid)
     try:
         launched = _spawn(directory, [supervisor, *options, *limit_options, "--confirm-fd", "0",
-                                      *([] if tethered else ["--confirmed-by", registry.RECORD_NAME]), "--", *argv],
+                                      *([] if tethered else ["--confirmed-by", paths.RECORD_NAME]), "--", *argv],
                           initconfig.encode(env, spec.entrypoint, checks), runner_config)
     except BaseException:
         if cgroup is not None:
@@ -275,14 +276,14 @@ def _spawn(directory: Path, argv: List[str], init_config: bytes, runner_config: 
     created = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
     confirm_read, confirm_write = os.pipe2(os.O_CLOEXEC)
     opened = [
-        os.open(directory / registry.LOG_NAME, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600),
+        os.open(directory / paths.LOG_NAME, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600),
         os.open(directory / "stdout", created, 0o600),  # written only by the supervisor (native/output.c)
         os.open(directory / "stderr", created, 0o600),
         confirm_read,
         initconfig.memfd(init_config),
         *([] if runner_config is None else [initconfig.memfd(runner_config)]),
     ]
-    fcntl.flock(opened[0], fcntl.LOCK_SH)  # held by whatever inherits the log: see registry.held()
+    fcntl.flock(opened[0], fcntl.LOCK_SH)  # held by whatever inherits the log: see records.held()
     high = [_high_dup(fd) for fd in (listener.fileno(), *opened)]
     listen, log, out, err, confirm, init, *runner = high
     actions = [
