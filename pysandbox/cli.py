@@ -300,11 +300,11 @@ def cmd_logs(args) -> int:
         if errors:
             raise errors[0]
         return 0
-    directory = paths.sandbox_dir(sb.object_id)
-    for name, out in (("stdout", sys.stdout), ("stderr", sys.stderr)):
+    sandbox = paths.SandboxDir.of(sb.object_id)
+    for path, out in ((sandbox.stdout, sys.stdout), (sandbox.stderr, sys.stderr)):
         out.flush()
         try:
-            with open(directory / name, "rb") as f:
+            with open(path, "rb") as f:
                 offset = 0
                 while True:
                     offset, chunk = read_kept(f.fileno(), offset, 1 << 20)

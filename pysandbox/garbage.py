@@ -108,12 +108,12 @@ def _collect_sandbox(sandbox_id: str, min_age: float, now: float, found: Collect
         if records.held(directory):
             found.notes.append(f"{exc} Its sandbox still runs, so it is kept until it ends.")
             return False
-        if _changed_within(min_age, now, directory, directory / paths.RECORD_NAME):
+        if _changed_within(min_age, now, directory, paths.SandboxDir(directory).record):
             return False
         found.notes.append(f"{exc} Its sandbox has ended: removed.")
         record = None
     else:
-        if status is None or _changed_within(min_age, now, directory, directory / paths.EXIT_NAME):
+        if status is None or _changed_within(min_age, now, directory, paths.SandboxDir(directory).exit):
             return False
         if status.lost:
             found.notes.extend(reconcile.repair(record))
@@ -146,7 +146,7 @@ def _keep_exit(sandbox_id: str) -> None:
     kept = paths.collected_exit_path(sandbox_id)
     try:
         files.ensure_dir(kept.parent, 0o711)
-        os.link(paths.sandbox_dir(sandbox_id) / paths.EXIT_NAME, kept)
+        os.link(paths.SandboxDir.of(sandbox_id).exit, kept)
     except FileExistsError:
         pass
     except OSError:
@@ -170,7 +170,7 @@ def _collect_staging(path: Path, min_age: float, now: float, found: Collection) 
     (records.make_sandbox_dir), or a `.trash` one a collection did not finish removing."""
     if path.name.endswith(".new"):
         try:
-            creator = ProcessRef.from_json(files.read_json(path / paths.CREATOR_NAME, "creator"))
+            creator = ProcessRef.from_json(files.read_json(paths.SandboxDir(path).creator, "creator"))
         except (FileNotFoundError, ExecutionError, ValueError):
             creator = records.staging_creator(path.name)  # killed before it wrote the file
         if creator.alive() if creator is not None else _changed_within(min_age, now, path):

@@ -12,6 +12,7 @@ import signal
 import sys
 import time
 import warnings
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 import attrs
@@ -103,7 +104,7 @@ class Sandbox:
     def __init__(self, record: records.SandboxRecord) -> None:
         self._record = record
         self._dir = paths.sandbox_dir(record.sandbox_id)
-        self._socket = self._dir / "agent.sock"
+        self._socket = paths.SandboxDir(self._dir).socket
         self._exit: Optional[records.ExitStatus] = None
         self._detached = False
         self._stdout: Optional[StreamReader] = None
@@ -395,20 +396,20 @@ class Sandbox:
 
     # Entrypoint stdio ----------------------------------------------------
 
-    def _entry_reader(self, name: str, fd: int) -> StreamReader:
-        source = FollowSource(self._dir / name, lambda: self._refresh() is not None)
+    def _entry_reader(self, path: Path, fd: int) -> StreamReader:
+        source = FollowSource(path, lambda: self._refresh() is not None)
         return StreamReader(source, fd, text=True, by_line=True)
 
     @property
     def stdout(self) -> StreamReader:
         if self._stdout is None:
-            self._stdout = self._entry_reader("stdout", 1)
+            self._stdout = self._entry_reader(paths.SandboxDir(self._dir).stdout, 1)
         return self._stdout
 
     @property
     def stderr(self) -> StreamReader:
         if self._stderr is None:
-            self._stderr = self._entry_reader("stderr", 2)
+            self._stderr = self._entry_reader(paths.SandboxDir(self._dir).stderr, 2)
         return self._stderr
 
     @property

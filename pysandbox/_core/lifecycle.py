@@ -71,7 +71,7 @@ def abandon(directory: Path, launched: Optional[launch.Launched]) -> None:
     the create's own error is the one to report (what is left here, gc collects)."""
     if launched is not None:
         try:
-            (directory / paths.RECORD_NAME).unlink(missing_ok=True)  # else it would confirm the sandbox
+            paths.SandboxDir(directory).record.unlink(missing_ok=True)  # else it would confirm the sandbox
         except OSError:
             signal_supervisor(launched.supervisor, signal.SIGTERM)  # (a read-only disk): end it all the same
         launched.abandon()  # the supervisor tears the sandbox down on its own

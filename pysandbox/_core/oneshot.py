@@ -34,13 +34,13 @@ def run(spec: SandboxSpec, argv: Sequence[str], what: str, on_line: Callable[[st
     app = apps.read_app(BUILDER_APP) or apps.create_app(BUILDER_APP)
     started = lifecycle.start(spec, app["app_id"], app.get("name"), tethered=True)
     record = started.record
-    socket = paths.sandbox_dir(record.sandbox_id) / "agent.sock"
+    sandbox = paths.SandboxDir.of(record.sandbox_id)
     tail: collections.deque = collections.deque(maxlen=TAIL_LINES)
     try:
         try:
-            process = _aio.run_sync(start_process(socket, record.sandbox_id, ExecSpec(argv, bufsize=1)))
+            process = _aio.run_sync(start_process(sandbox.socket, record.sandbox_id, ExecSpec(argv, bufsize=1)))
         except ConflictError:  # it died starting: the runner's reason is in the supervisor's log
-            log = (paths.sandbox_dir(record.sandbox_id) / paths.LOG_NAME).read_text(errors="replace")
+            log = sandbox.log.read_text(errors="replace")
             raise ImageBuildError(f"Build sandbox for {what} failed to start:\n{log[-2000:]}") from None
         for line in process.stdout:
             tail.append(line.rstrip("\n"))

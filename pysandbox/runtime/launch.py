@@ -144,7 +144,7 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str], tethered: bo
     as_root = os.geteuid() == 0
     owner = config.sandbox_owner()
     uid = owner[0]
-    upper = directory / "upper"
+    upper = paths.SandboxDir(directory).upper
     if spec.rootfs is None or spec.rootfs.upper is None:
         _prepare_upper(upper, owner)
     overlay = None if spec.rootfs is None else _prepare_overlay(spec.rootfs, upper, owner)
@@ -182,7 +182,7 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str], tethered: bo
     if as_root:
         options += ["--as-uid", str(uid), "--as-gid", str(owner[1])]
     options += identity.current().supervisor_args()
-    options += stager.args() + ["--cleanup", str(upper), "--cleanup", str(directory / "agent.sock")]
+    options += stager.args() + ["--cleanup", str(upper), "--cleanup", str(paths.SandboxDir(directory).socket)]
     options += net.supervisor_args(netplan.egress_rules(spec.outbound_cidr_allowlist))
     limit_options, cgroup = limits.supervisor_options(directory, spec.resources, uid)
     try:
@@ -272,13 +272,14 @@ class Launched:
 
 
 def _spawn(directory: Path, argv: List[str], init_config: bytes, runner_config: Optional[bytes]) -> Launched:
-    listener = agent.listen(directory / "agent.sock")
+    sandbox = paths.SandboxDir(directory)
+    listener = agent.listen(sandbox.socket)
     created = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
     confirm_read, confirm_write = os.pipe2(os.O_CLOEXEC)
     opened = [
-        os.open(directory / paths.LOG_NAME, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600),
-        os.open(directory / "stdout", created, 0o600),  # written only by the supervisor (native/output.c)
-        os.open(directory / "stderr", created, 0o600),
+        os.open(sandbox.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600),
+        os.open(sandbox.stdout, created, 0o600),  # written only by the supervisor (native/output.c)
+        os.open(sandbox.stderr, created, 0o600),
         confirm_read,
         initconfig.memfd(init_config),
         *([] if runner_config is None else [initconfig.memfd(runner_config)]),

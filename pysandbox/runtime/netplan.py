@@ -33,6 +33,7 @@ from typing import List, Optional, Sequence, Tuple
 import attrs
 
 from .._core.spec import SandboxSpec
+from .._state import paths
 from . import fds, layout
 
 HELPER = "slirp4netns"
@@ -147,7 +148,7 @@ def plan(spec: SandboxSpec, directory: Path, owner: Tuple[int, int]) -> NetworkP
     if not available():
         _fallback_warning()
         return NetworkPlan("none")
-    net_dir = directory / "net"
+    net_dir = paths.SandboxDir(directory).net
     net_dir.mkdir(mode=0o700)
     (net_dir / "resolv.conf").write_text(f"nameserver {DNS}\n")
     if os.geteuid() == 0:

@@ -28,23 +28,23 @@ def repair(record: records.SandboxRecord) -> List[str]:
     it stranded, remove its cgroup, upper directory and socket, then record it as terminated.
     Best effort (a full or read-only disk must not make terminate() or gc fail: the sandbox
     reads as terminated anyway); returns what could not be done, one line each."""
-    directory = paths.sandbox_dir(record.sandbox_id)
-    if os.path.exists(directory / paths.EXIT_NAME) or record.supervisor.alive(records.SUPERVISOR_PROGRAM):
+    sandbox = paths.SandboxDir.of(record.sandbox_id)
+    if os.path.exists(sandbox.exit) or record.supervisor.alive(records.SUPERVISOR_PROGRAM):
         return []
     problems = []
-    _kill_strays(directory)
+    _kill_strays(sandbox.path)
     try:
-        cgroups.remove_listed(directory)
+        cgroups.remove_listed(sandbox.path)
     except ExecutionError as exc:  # an invalid cgroup.json: refused, never acted on
         problems.append(str(exc))
     except OSError:
         pass  # still busy: `gc` removes it later, and keeps the directory until it can
     with contextlib.suppress(OSError):
-        remove_tree(directory / "upper")
+        remove_tree(sandbox.upper)
     with contextlib.suppress(OSError):
-        os.unlink(directory / "agent.sock")
+        os.unlink(sandbox.socket)
     with contextlib.suppress(Error):
-        write_json_atomic(directory / paths.EXIT_NAME,
+        write_json_atomic(sandbox.exit,
                           {"status": "terminated", "code": 137, "finished_at": time.time()}, durable=False)
     return problems
 

@@ -150,7 +150,7 @@ def test_a_cgroup_list_naming_anything_but_the_sandboxes_own_cgroup_is_refused(a
         for target in targets:
             sb = modal.Sandbox.create("sleep", "300", app=app)  # gc removes it: not one of the fixture's
             kill_supervisor(sb)
-            path = paths.sandbox_dir(sb.object_id) / cgroups.RECORD_NAME
+            path = paths.sandbox_dir(sb.object_id) / paths.CGROUP_NAME
             path.write_text(json.dumps({"version": 1, "dirs": {"pids": target}}))
             assert sb.poll() == 137
             with pytest.warns(RuntimeWarning, match="refused"):

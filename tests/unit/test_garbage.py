@@ -15,7 +15,6 @@ from pysandbox._state import apps, names, paths, records
 from pysandbox._state.files import ensure_dir, new_id, write_json_atomic
 from pysandbox._state.proc import ProcessRef
 from pysandbox.exception import InvalidError
-from pysandbox.runtime import cgroups
 
 from ..security._statedir import fake_supervisor
 from .test_registry import record
@@ -115,7 +114,7 @@ def test_corrupt_records_are_reported_and_removed_once_their_sandbox_has_ended(h
 def test_a_foreign_cgroup_is_refused_reported_and_the_directory_still_collected(home):
     sid = sandbox(dead_process(), EXITED)
     victim = "/sys/fs/cgroup/pids/user.slice"
-    (paths.sandbox_dir(sid) / cgroups.RECORD_NAME).write_text(json.dumps({"version": 1, "dirs": {"pids": victim}}))
+    (paths.sandbox_dir(sid) / paths.CGROUP_NAME).write_text(json.dumps({"version": 1, "dirs": {"pids": victim}}))
     found = garbage.collect()
     assert found.sandboxes == [sid]
     assert any(victim in note and "refused" in note for note in found.notes)
