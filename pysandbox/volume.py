@@ -47,7 +47,7 @@ def _create(directory: Path, name: Optional[str]) -> dict:
     tmp = directory.with_name(f".{directory.name}.{os.getpid()}.{secrets.token_hex(4)}{_CREATING}")
     try:
         (tmp / "data").mkdir(parents=True, mode=0o755)
-        os.chown(tmp / "data", *config.sandbox_owner())
+        files.give_to_sandbox_owner(tmp / "data")
         files.write_json_atomic(tmp / "meta.json", meta)
         os.rename(tmp, directory)  # published whole, or not at all
     except BaseException as exc:
@@ -416,8 +416,7 @@ def _make_dir(root: int, path: str) -> None:
     parent, name = _beneath.parent_and_name(root, path)
     try:
         os.mkdir(name, 0o755, dir_fd=parent)
-        if os.geteuid() == 0:
-            os.chown(name, *config.sandbox_owner(), dir_fd=parent, follow_symlinks=False)
+        files.give_to_sandbox_owner(name, dir_fd=parent)
     except FileExistsError:
         pass
     finally:
@@ -455,8 +454,7 @@ def _write_file(root: int, remote: str, source, mode: Optional[int], force: bool
                     shutil.copyfileobj(source, target, CHUNK)
             if mode is not None:
                 os.fchmod(fd, mode)
-            if os.geteuid() == 0:
-                os.fchown(fd, *config.sandbox_owner())
+            files.give_to_sandbox_owner(fd)
     except FileExistsError:
         raise FileExistsError(f"{remote} exists in the volume; pass force=True to overwrite it") from None
     finally:
@@ -498,8 +496,7 @@ def _copy_link(root: int, src: str, dst: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(name, dir_fd=parent)
         os.symlink(link, name, dir_fd=parent)
-        if os.geteuid() == 0:
-            os.chown(name, *config.sandbox_owner(), dir_fd=parent, follow_symlinks=False)
+        files.give_to_sandbox_owner(name, dir_fd=parent)
     finally:
         os.close(parent)
 

@@ -103,14 +103,12 @@ def building(layer: str) -> Iterator[None]:
 
 def new_temp(layer: str) -> Path:
     """A fresh build directory for `layer`, with `rootfs` and `work` owned by the sandbox owner."""
-    owner = config.sandbox_owner()
     temp = root() / "tmp" / f"{layer}.{secrets.token_hex(4)}"
     try:
         temp.mkdir(mode=0o711)  # staged for a root caller's build sandbox, which must traverse it
         for name in ("rootfs", "work"):
             (temp / name).mkdir(mode=0o755)
-            if os.geteuid() == 0:
-                os.chown(temp / name, *owner)
+            files.give_to_sandbox_owner(temp / name)
     except OSError as exc:
         with contextlib.suppress(OSError):
             files.remove_tree(temp)  # a full disk leaves no half-made build directory

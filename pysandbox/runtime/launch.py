@@ -35,6 +35,7 @@ from .. import agent, bounds, config, identity
 from .._core.spec import SandboxSpec
 from .._overlay import LayerView
 from .._state import paths
+from .._state.files import give_to_sandbox_owner
 from .._state.proc import ProcessRef
 from ..exception import InvalidError
 from ..probe import PROBE_PATH
@@ -97,22 +98,20 @@ def _ensure_stage_dir() -> None:
             raise RuntimeError(f"{STAGE_DIR} must be a directory owned by root; remove it and retry.") from None
 
 
-def _prepare_upper(upper: Path, owner: Tuple[int, int]) -> None:
+def _prepare_upper(upper: Path) -> None:
     """The sandbox's writable root; bwrap fills in the rest as the sandbox user."""
     upper.mkdir(mode=0o755)
-    if os.geteuid() == 0:
-        os.chown(upper, *owner)
+    give_to_sandbox_owner(upper)
 
 
-def _prepare_overlay(rootfs, upper: Path, owner: Tuple[int, int]) -> layout.OverlayRoot:
+def _prepare_overlay(rootfs, upper: Path) -> layout.OverlayRoot:
     """An image root over the sandbox's upper directory (created by _prepare_upper, filled
     here), or over a build's own directory (rootfs.upper, kept after teardown)."""
     if rootfs.upper is not None:
         return layout.OverlayRoot(rootfs.lowers, rootfs.upper)
     for name in ("rootfs", "work"):
         os.mkdir(upper / name, 0o755)
-        if os.geteuid() == 0:
-            os.chown(upper / name, *owner)
+        give_to_sandbox_owner(upper / name)
     return layout.OverlayRoot(rootfs.lowers, str(upper))
 
 
@@ -146,8 +145,8 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str], tethered: bo
     uid = owner[0]
     upper = paths.SandboxDir(directory).upper
     if spec.rootfs is None or spec.rootfs.upper is None:
-        _prepare_upper(upper, owner)
-    overlay = None if spec.rootfs is None else _prepare_overlay(spec.rootfs, upper, owner)
+        _prepare_upper(upper)
+    overlay = None if spec.rootfs is None else _prepare_overlay(spec.rootfs, upper)
     stager = Stager(as_root)
     if as_root:
         _ensure_stage_dir()
@@ -159,7 +158,7 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str], tethered: bo
         if bind.identity is not None:
             stager.expect(bind.source, bind.identity)
     system = layout.host_system_mounts(reader) + layout.python_mounts() if overlay is None else ()
-    net = netplan.plan(spec, directory, owner)
+    net = netplan.plan(spec, directory)
     probe = () if not (spec.readiness_probe and spec.readiness_probe.tcp_port) else \
         (layout.Mount("ro-bind", config.native_binary("sandbox-probe"), PROBE_PATH),)
     runner_config = None
