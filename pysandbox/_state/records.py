@@ -285,6 +285,8 @@ def sandbox_state(record: SandboxRecord) -> Tuple[str, Optional[int]]:
     return ("running", None) if status is None else (status.status, returncode(status))
 
 
+# Listing ----------------------------------------------------------------------
+
 
 def iter_records(skip_finished: bool = False) -> Iterator[Tuple[str, Union[SandboxRecord, Exception]]]:
     """(sandbox id, its record or the error reading it) for every sandbox directory;
