@@ -26,6 +26,7 @@ from .._core.spec import BASE_ENV, Bind, RootFS, SandboxSpec
 from .._state import files
 from ..exception import ImageBuildError, InvalidError, NotFoundError
 from . import _unpack, store
+from .steps import Step
 
 BUILD_TIMEOUT = 3600
 OLDROOT = "/oldroot"
@@ -43,10 +44,10 @@ class StepFailed(ImageBuildError):
         self.code, self.tail = code, tail
 
 
-def layer_ids(steps: Sequence) -> List[str]:
+def layer_ids(steps: Sequence[Step]) -> List[str]:
     ids, parent = [], None
     for step in steps:
-        parent = step.layer if hasattr(step, "layer") else store.layer_id(parent, step.definition())
+        parent = step.existing or store.layer_id(parent, step.definition())
         ids.append(parent)
     return ids
 
@@ -93,11 +94,11 @@ def check_mountable(rootfs: RootFS) -> None:
         )
 
 
-def check_order(steps: Sequence) -> None:
+def check_order(steps: Sequence[Step]) -> None:
     """Modal's rule: no build step after local files that are mounted rather than copied."""
     mounted = None
     for step in steps:
-        if getattr(step, "copy", True) is False:
+        if step.mounted:
             mounted = step
         elif mounted is not None and step.files:
             raise InvalidError(
@@ -107,14 +108,14 @@ def check_order(steps: Sequence) -> None:
             )
 
 
-def _build(steps: Sequence, ids: List[str], force_from: Optional[int]) -> dict:
+def _build(steps: Sequence[Step], ids: List[str], force_from: Optional[int]) -> dict:
     progress = output.BuildProgress(store.image_id(ids[-1]), len(steps))
     parent: Optional[dict] = None
     for number, (step, layer) in enumerate(zip(steps, ids), 1):
-        forced = force_from is not None and number > force_from and not hasattr(step, "layer")
+        forced = force_from is not None and number > force_from and step.existing is None
         meta = None if forced else store.read_meta(layer)
         if meta is None:
-            if hasattr(step, "layer"):
+            if step.existing is not None:
                 raise NotFoundError(f"Image {store.image_id(layer)} not found")
             progress.step(number, step.describe())
             with store.building(layer):  # a concurrent builder of this layer finishes first
@@ -126,7 +127,7 @@ def _build(steps: Sequence, ids: List[str], force_from: Optional[int]) -> dict:
     return parent
 
 
-def _build_layer(step, layer: str, parent: Optional[dict], progress) -> dict:
+def _build_layer(step: Step, layer: str, parent: Optional[dict], progress) -> dict:
     store.ensure_dirs()
     temp = store.new_temp(layer)
     published = False

@@ -71,8 +71,12 @@ class AddLocal:
     remote: str
     copy: bool
     ignore: Ignore = attrs.field(default=(), eq=False)
-    base = False
     files = True
+    existing = None
+
+    @property
+    def mounted(self) -> bool:
+        return not self.copy
 
     def definition(self) -> dict:
         local = Path(self.local)

@@ -23,8 +23,9 @@ from . import distribution, reference
 class FromRegistry:
     ref: reference.Reference
     credentials: Optional[Tuple[str, str]] = attrs.field(default=None, eq=False, repr=False)
-    base = True
     files = True
+    mounted = False
+    existing = None
 
     def definition(self) -> dict:
         return {"kind": "registry", "ref": str(self.ref)}

@@ -1,10 +1,10 @@
 """The steps of an image recipe. Each is one layer: its definition (hashed into
-the layer id), what it does to the runtime config, and how it is built."""
+the layer id), what it does to the runtime config, and how it is built (Step)."""
 
 from __future__ import annotations
 
 import shlex
-from typing import Dict, Optional, Tuple
+from typing import ClassVar, Dict, Optional, Protocol, Tuple
 
 import attrs
 
@@ -13,11 +13,28 @@ from . import debian
 BUILDER_VERSION = "2026.11"  # part of every base's definition: bump to rebuild all images
 
 
+class Step(Protocol):
+    """What image/build.py asks of every step (these here, pull.FromRegistry, local.AddLocal)."""
+
+    files: ClassVar[bool]  # it writes files (a lower layer of the image); else only runtime config
+    mounted: bool  # local files bound in at run time, not copied: no step with files may follow
+    existing: Optional[str]  # a layer built before (Image.from_id): never built, its id is its own
+
+    def definition(self) -> dict: ...  # hashed, with the parent's id, into the layer id
+
+    def describe(self) -> str: ...
+
+    def configure(self, cfg: dict) -> dict: ...  # the runtime config (env, workdir, cmd) after it
+
+    def build(self, ctx) -> None: ...
+
+
 @attrs.frozen
 class DebianSlim:
     python_version: Optional[str]
-    base = True
     files = True
+    mounted = False
+    existing = None
 
     def definition(self) -> dict:
         version = self.python_version or debian.local_python_version()
@@ -35,8 +52,9 @@ class DebianSlim:
 
 @attrs.frozen
 class Scratch:
-    base = True
     files = False
+    mounted = False
+    existing = None
 
     def definition(self) -> dict:
         return {"kind": "scratch"}
@@ -58,8 +76,9 @@ class Run:
     command: str
     env: Tuple[Tuple[str, str], ...] = ()
     secret_env: Tuple[Tuple[str, str], ...] = attrs.field(default=(), eq=False, repr=False)
-    base = False
     files = True
+    mounted = False
+    existing = None
 
     def definition(self) -> dict:
         # Secret values never reach the digest (or the metadata), their names do.
@@ -82,8 +101,9 @@ class Config:
 
     key: str  # env | workdir | entrypoint | cmd
     value: object = attrs.field(converter=lambda v: tuple(v) if isinstance(v, list) else v)
-    base = False
     files = False
+    mounted = False
+    existing = None
 
     def definition(self) -> dict:
         value = dict(self.value) if self.key == "env" else self.value
@@ -112,8 +132,12 @@ class Existing:
     """A layer built before (Image.from_id): its id is the layer's, not a digest."""
 
     layer: str
-    base = True
     files = True
+    mounted = False
+
+    @property
+    def existing(self) -> str:
+        return self.layer
 
     def definition(self) -> dict:
         return {"kind": "image", "layer": self.layer}
