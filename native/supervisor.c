@@ -543,9 +543,9 @@ static void write_exit_file(int dirfd, const struct cgroup_totals *t)
     written = false;
   if (!written) {
     /* A full disk: write over the bytes of the creator file instead, which sandbox.py
-     * pads to 512 for this (registry.make_sandbox_dir), and cut it to size; neither needs
+     * pads to 512 for this (_state/records.make_sandbox_dir), and cut it to size; neither needs
      * free space.  If even that fails, nothing is left behind: readers take a supervisor
-     * gone without a record for a terminated sandbox (registry.finished). */
+     * gone without a record for a terminated sandbox (records.finished). */
     unlinkat(dirfd, "exit.tmp", 0);
     fd = -1;
     written = renameat(dirfd, "creator", dirfd, "exit.tmp") == 0 &&

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Iterator, Optional
 
-from . import registry
 from ._aio import context, synchronized_static
-from ._state import files
+from ._state import apps, files
 from ._validate import object_name
 from .exception import InvalidError, NotFoundError
 
@@ -42,12 +41,12 @@ class App:
         if name.startswith("ap-"):
             if create_if_missing:
                 raise InvalidError("App.lookup() cannot create an App from an App ID; pass a name instead.")
-            record = registry.find_app_by_id(name)
+            record = apps.find_app_by_id(name)
         else:
             # A file name under apps/: not a hidden one.
-            record = registry.read_app(object_name(name, "App", leading_dot=False))
+            record = apps.read_app(object_name(name, "App", leading_dot=False))
             if record is None and create_if_missing:
-                record = registry.create_app(name)
+                record = apps.create_app(name)
         if record is None:
             raise NotFoundError(f"Could not find App with name {name!r}; use create_if_missing=True to create it.")
         return App._from_record(record)

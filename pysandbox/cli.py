@@ -24,8 +24,9 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import attrs
 
-from . import doctor, garbage, registry
+from . import doctor, garbage
 from ._beneath import replacing_path
+from ._state import paths, records
 from .app import App
 from .exception import Error, NotFoundError
 from .image import Image
@@ -158,7 +159,7 @@ def _row(sandbox_id: str, record) -> dict:
         error = record
     else:
         try:
-            state, code = registry.sandbox_state(record)
+            state, code = records.sandbox_state(record)
         except Error as exc:  # a corrupt exit record
             error = exc
         else:
@@ -166,7 +167,7 @@ def _row(sandbox_id: str, record) -> dict:
                 "id": sandbox_id, "app_id": record.app_id, "app_name": record.app_name, "name": record.name,
                 "tags": dict(record.tags), "state": state, "returncode": code,
                 "created_at": record.created_at, "image": record.image_id,
-                **attrs.asdict(limits.stats(registry.sandbox_dir(sandbox_id), lambda: registry.finished(record))),
+                **attrs.asdict(limits.stats(paths.sandbox_dir(sandbox_id), lambda: records.finished(record))),
             }
     return {"id": sandbox_id, "app_id": None, "app_name": None, "name": None, "tags": {},
             "state": f"corrupt: {_one_line(error)}", "returncode": None, "created_at": None, "image": None}
@@ -190,7 +191,7 @@ def _usage_cells(row: dict) -> List[str]:
 
 def cmd_ls(args) -> int:
     rows, skipped = [], 0
-    for sandbox_id, record in registry.iter_records():
+    for sandbox_id, record in records.iter_records():
         if isinstance(record, NotFoundError):
             continue  # no record yet: a create in progress (or a directory gc is removing)
         if args.app is not None and not isinstance(record, Exception) \
@@ -299,11 +300,11 @@ def cmd_logs(args) -> int:
         if errors:
             raise errors[0]
         return 0
-    directory = registry.sandbox_dir(sb.object_id)
-    for name, out in (("stdout", sys.stdout), ("stderr", sys.stderr)):
+    sandbox = paths.SandboxDir.of(sb.object_id)
+    for path, out in ((sandbox.stdout, sys.stdout), (sandbox.stderr, sys.stderr)):
         out.flush()
         try:
-            with open(directory / name, "rb") as f:
+            with open(path, "rb") as f:
                 offset = 0
                 while True:
                     offset, chunk = read_kept(f.fileno(), offset, 1 << 20)

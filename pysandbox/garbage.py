@@ -30,8 +30,8 @@ from typing import Iterator, List, Optional, Union
 
 import attrs
 
-from . import bounds, config, registry, volume
-from ._state import files
+from . import bounds, config, volume
+from ._state import apps, files, names, paths, records
 from ._state.proc import ProcessRef
 from .exception import Error, ExecutionError, NotFoundError
 from .image import store as image_store
@@ -70,7 +70,7 @@ def _collect(min_age: float, retention: float, found: Collection) -> None:
     now = time.time()
     temp_age = max(min_age, TEMP_GRACE_S)
     try:
-        entries = list(os.scandir(registry.sandboxes_dir()))
+        entries = list(os.scandir(paths.sandboxes_dir()))
     except FileNotFoundError:
         entries = []
     for entry in entries:  # first: finished sandboxes hold most of the space a full disk needs back
@@ -81,7 +81,7 @@ def _collect(min_age: float, retention: float, found: Collection) -> None:
     _collect_exits(max(min_age, retention), now, found)
     _collect_claims(found)
     state = config.state_dir()
-    for directory in (state, registry.apps_dir(), state / "secrets", image_store.root() / "refs"):
+    for directory in (state, apps.apps_dir(), state / "secrets", image_store.root() / "refs"):
         _sweep_temp_files(directory, temp_age, now, found)
     for path in volume.leftovers():
         if not _changed_within(temp_age, now, path):
@@ -96,24 +96,24 @@ def _collect(min_age: float, retention: float, found: Collection) -> None:
 
 def _collect_sandbox(sandbox_id: str, min_age: float, now: float, found: Collection) -> bool:
     """Remove the sandbox's directory if it has ended (or was abandoned); whether it did."""
-    directory = registry.sandbox_dir(sandbox_id)
-    record: Optional[registry.SandboxRecord] = None
+    directory = paths.sandbox_dir(sandbox_id)
+    record: Optional[records.SandboxRecord] = None
     try:
-        record = registry.read_record(sandbox_id)
-        status = registry.finished(record)
+        record = records.read_record(sandbox_id)
+        status = records.finished(record)
     except NotFoundError:  # no record: a create in progress, or one whose creator died
-        if not registry.abandoned(directory) or _changed_within(min_age, now, directory):
+        if not records.abandoned(directory) or _changed_within(min_age, now, directory):
             return False
     except ExecutionError as exc:  # a corrupt record or exit record
-        if registry.held(directory):
+        if records.held(directory):
             found.notes.append(f"{exc} Its sandbox still runs, so it is kept until it ends.")
             return False
-        if _changed_within(min_age, now, directory, directory / registry.RECORD_NAME):
+        if _changed_within(min_age, now, directory, paths.SandboxDir(directory).record):
             return False
         found.notes.append(f"{exc} Its sandbox has ended: removed.")
         record = None
     else:
-        if status is None or _changed_within(min_age, now, directory, directory / registry.EXIT_NAME):
+        if status is None or _changed_within(min_age, now, directory, paths.SandboxDir(directory).exit):
             return False
         if status.lost:
             found.notes.extend(reconcile.repair(record))
@@ -143,10 +143,10 @@ def _collect_sandbox(sandbox_id: str, min_age: float, now: float, found: Collect
 
 
 def _keep_exit(sandbox_id: str) -> None:
-    kept = registry.collected_exit_path(sandbox_id)
+    kept = paths.collected_exit_path(sandbox_id)
     try:
         files.ensure_dir(kept.parent, 0o711)
-        os.link(registry.sandbox_dir(sandbox_id) / registry.EXIT_NAME, kept)
+        os.link(paths.SandboxDir.of(sandbox_id).exit, kept)
     except FileExistsError:
         pass
     except OSError:
@@ -155,7 +155,7 @@ def _keep_exit(sandbox_id: str) -> None:
 
 def _collect_exits(min_age: float, now: float, found: Collection) -> None:
     """Exit records kept aside by earlier collections, once older than the retention."""
-    directory = registry.sandboxes_dir() / registry.COLLECTED_EXITS
+    directory = paths.sandboxes_dir() / paths.COLLECTED_EXITS
     try:
         entries = list(os.scandir(directory))
     except OSError:
@@ -167,12 +167,12 @@ def _collect_exits(min_age: float, now: float, found: Collection) -> None:
 
 def _collect_staging(path: Path, min_age: float, now: float, found: Collection) -> None:
     """A `.new` directory of a create that died before its sandbox directory appeared
-    (registry.make_sandbox_dir), or a `.trash` one a collection did not finish removing."""
+    (records.make_sandbox_dir), or a `.trash` one a collection did not finish removing."""
     if path.name.endswith(".new"):
         try:
-            creator = ProcessRef.from_json(files.read_json(path / registry.CREATOR_NAME, "creator"))
+            creator = ProcessRef.from_json(files.read_json(paths.SandboxDir(path).creator, "creator"))
         except (FileNotFoundError, ExecutionError, ValueError):
-            creator = registry.staging_creator(path.name)  # killed before it wrote the file
+            creator = records.staging_creator(path.name)  # killed before it wrote the file
         if creator.alive() if creator is not None else _changed_within(min_age, now, path):
             return  # a create in progress (or, if its name says nothing, maybe one)
     if _remove(path, found):
@@ -181,25 +181,25 @@ def _collect_staging(path: Path, min_age: float, now: float, found: Collection) 
 
 def _collect_claims(found: Collection) -> None:
     """Name claims whose sandbox no longer runs (or never will): the name is free anyway."""
-    names = config.state_dir() / "names"
-    if not names.is_dir():
+    claims_dir = config.state_dir() / "names"
+    if not claims_dir.is_dir():
         return
     try:
-        with registry.locked():
-            for app in list(os.scandir(names)):
+        with names.locked():
+            for app in list(os.scandir(claims_dir)):
                 if not app.is_dir(follow_symlinks=False):
                     continue
                 for claim in list(os.scandir(app.path)):
                     if claim.name.startswith("."):
                         continue  # a claim being written, or the leftover of one (swept below)
-                    holder = registry.read_claim(Path(claim.path))
-                    if holder is None or not registry.claim_holder_running(*holder):
+                    holder = names.read_claim(Path(claim.path))
+                    if holder is None or not names.claim_holder_running(*holder):
                         found.claims += _remove(Path(claim.path), found)
                 _sweep_temp_files(Path(app.path), TEMP_GRACE_S, time.time(), found)
                 with contextlib.suppress(OSError):
                     os.rmdir(app.path)  # once the app has no claims left
     except OSError as exc:
-        found.problems.append(f"could not collect the name claims in {names}: {exc.strerror or exc}")
+        found.problems.append(f"could not collect the name claims in {claims_dir}: {exc.strerror or exc}")
 
 
 def _sweep_temp_files(directory: Path, min_age: float, now: float, found: Collection) -> None:

@@ -12,17 +12,18 @@ import signal
 import sys
 import time
 import warnings
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 import attrs
 
-from . import _aio, exception, garbage, network, registry
+from . import _aio, exception, garbage, network
 from . import image as images
 from ._aio import synchronized, synchronized_static
 from ._core import lifecycle
 from ._core.initclient import InitClient
 from ._core.spec import ExecSpec, SandboxSpec, check_experimental_options, check_tags, valid_name
-from ._state import files
+from ._state import apps, files, names, paths, records
 from ._validate import positive_seconds
 from .app import App
 from .exception import (
@@ -99,11 +100,11 @@ def _check_network(block_network: bool, ports: Sequence[int], allowlists: Sequen
 class Sandbox:
     """A handle to a sandbox: run commands in it, read its output, end it."""
 
-    def __init__(self, record: registry.SandboxRecord) -> None:
+    def __init__(self, record: records.SandboxRecord) -> None:
         self._record = record
-        self._dir = registry.sandbox_dir(record.sandbox_id)
-        self._init = InitClient(self._dir / "agent.sock", record.sandbox_id)
-        self._exit: Optional[registry.ExitStatus] = None
+        self._dir = paths.sandbox_dir(record.sandbox_id)
+        self._init = InitClient(paths.SandboxDir(self._dir).socket, record.sandbox_id)
+        self._exit: Optional[records.ExitStatus] = None
         self._detached = False
         self._stdout: Optional[StreamReader] = None
         self._stderr: Optional[StreamReader] = None
@@ -226,7 +227,7 @@ class Sandbox:
         """A handle to an existing sandbox, from any process."""
         if not isinstance(sandbox_id, str) or not files.is_well_formed_id(sandbox_id, "sb-"):
             raise InvalidError(f"Invalid sandbox id {sandbox_id!r}: expected 'sb-' followed by 22 letters or digits.")
-        sandbox = Sandbox(registry.read_record(sandbox_id))
+        sandbox = Sandbox(records.read_record(sandbox_id))
         sandbox._refresh()
         return sandbox
 
@@ -237,22 +238,22 @@ class Sandbox:
     ) -> "Sandbox":
         """The running sandbox called `name` in the app `app_name` (or, with
         include_terminated=True and none running, the most recent finished one)."""
-        app_record = registry.read_app(app_name) if isinstance(app_name, str) else None
+        app_record = apps.read_app(app_name) if isinstance(app_name, str) else None
         if app_record is None:
             raise NotFoundError(f"App {app_name!r} not found")
         if not isinstance(name, str):
             raise InvalidError(f"name must be the str a sandbox was created with, got {type(name).__name__}")
-        claimed = registry.claimed_sandbox(app_record["app_id"], name) if valid_name(name) else None
+        claimed = names.claimed_sandbox(app_record["app_id"], name) if valid_name(name) else None
         if claimed is not None:
             try:
-                sandbox = Sandbox(registry.read_record(claimed))
+                sandbox = Sandbox(records.read_record(claimed))
             except NotFoundError:
                 sandbox = None
-            if sandbox is not None and sandbox._refresh() is None and not registry.terminating(claimed):
+            if sandbox is not None and sandbox._refresh() is None and not records.terminating(claimed):
                 return sandbox
         if include_terminated:
             finished = [
-                record for _, record in registry.iter_records()
+                record for _, record in records.iter_records()
                 if not isinstance(record, Exception) and record.app_id == app_record["app_id"] and record.name == name
             ]
             if finished:
@@ -270,7 +271,7 @@ class Sandbox:
         if app_id is None:
             warnings.warn("Sandbox.list() without app_id lists the sandboxes of every app; pass app_id=.",
                           DeprecationError, stacklevel=3)
-        for record in registry.running_records(app_id):
+        for record in records.running_records(app_id):
             if wanted.items() <= record.tags.items():
                 yield Sandbox(record)
 
@@ -278,7 +279,7 @@ class Sandbox:
     async def get_tags(self) -> Dict[str, str]:
         """The sandbox's current tags."""
         self._ensure_attached()
-        self._record = registry.read_record(self.object_id)
+        self._record = records.read_record(self.object_id)
         return dict(self._record.tags)
 
     @synchronized
@@ -287,11 +288,11 @@ class Sandbox:
         self._ensure_attached()
         if tags is None:
             raise InvalidError("tags must be a dict of str to str ({} clears them), got None")
-        self._record = registry.update_tags(self.object_id, check_tags(tags))
+        self._record = names.update_tags(self.object_id, check_tags(tags))
 
     # Lifecycle -----------------------------------------------------------
 
-    def _refresh(self) -> Optional[registry.ExitStatus]:
+    def _refresh(self) -> Optional[records.ExitStatus]:
         """The exit status if the sandbox has finished, else None."""
         if self._exit is None:
             self._exit = lifecycle.finished(self._record)
@@ -300,7 +301,7 @@ class Sandbox:
     @property
     def returncode(self) -> Optional[int]:
         status = self._refresh()
-        return None if status is None else registry.returncode(status)
+        return None if status is None else records.returncode(status)
 
     @synchronized
     async def poll(self) -> Optional[int]:
@@ -308,7 +309,7 @@ class Sandbox:
         self._ensure_attached()
         return self.returncode
 
-    async def _finished(self) -> registry.ExitStatus:
+    async def _finished(self) -> records.ExitStatus:
         if self._refresh() is None:
             self._exit = await lifecycle.wait(self._record)
         elif self._exit.lost:
@@ -334,7 +335,7 @@ class Sandbox:
         # Signal first, then mark: a caller killed in between leaves a sandbox that ends
         # anyway, never a running one that list() and from_name pass over.
         if self._refresh() is None and lifecycle.signal_supervisor(self._record.supervisor, signal.SIGTERM):
-            registry.mark_terminating(self.object_id)
+            records.mark_terminating(self.object_id)
         if self._refresh() is not None and self._exit.lost:
             lifecycle.repair(self._record)  # its supervisor died without a word: do its teardown
         if not wait:
@@ -388,26 +389,26 @@ class Sandbox:
 
     async def _probe_passes(self, probe: Probe) -> bool:
         if self._refresh() is not None:
-            raise await registry.finished_error(self.object_id)
+            raise await records.finished_error(self.object_id)
         return await self._init.passes(probe.argv())
 
     # Entrypoint stdio ----------------------------------------------------
 
-    def _entry_reader(self, name: str, fd: int) -> StreamReader:
-        source = FollowSource(self._dir / name, lambda: self._refresh() is not None)
+    def _entry_reader(self, path: Path, fd: int) -> StreamReader:
+        source = FollowSource(path, lambda: self._refresh() is not None)
         self._entry_sources.append(source)
         return StreamReader(source, fd, text=True, by_line=True)
 
     @property
     def stdout(self) -> StreamReader:
         if self._stdout is None:
-            self._stdout = self._entry_reader("stdout", 1)
+            self._stdout = self._entry_reader(paths.SandboxDir(self._dir).stdout, 1)
         return self._stdout
 
     @property
     def stderr(self) -> StreamReader:
         if self._stderr is None:
-            self._stderr = self._entry_reader("stderr", 2)
+            self._stderr = self._entry_reader(paths.SandboxDir(self._dir).stderr, 2)
         return self._stderr
 
     @property

@@ -13,9 +13,9 @@ from collections import abc
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence
 
-from . import config, registry
+from . import config
 from ._aio import synchronized, synchronized_static
-from ._state import files
+from ._state import files, names
 from ._validate import env_mapping, object_name
 from .exception import AlreadyExistsError, InvalidError, NotFoundError
 from .types import SecretInfo
@@ -55,7 +55,7 @@ class _SecretManager:
     async def create(name: str, env_dict: Dict[str, str], *, allow_existing: bool = False, **_options) -> None:
         env = _check_dict(env_dict)
         path = _secret_path(name)
-        with registry.locked():
+        with names.locked():
             if path.exists() and not allow_existing:
                 raise AlreadyExistsError(f"Secret {name!r} already exists; pass allow_existing=True to replace it.")
             _write_named(name, {"name": name, "created_at": time.time(), "env": env})
@@ -134,7 +134,7 @@ class Secret:
         if self._name is None:
             raise InvalidError("Only a named secret (Secret.from_name) can be updated.")
         env = _check_dict(env_dict)
-        with registry.locked():
+        with names.locked():
             record = _read_named(self._name)
             record["env"].update(env)
             _write_named(self._name, record)

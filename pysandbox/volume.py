@@ -21,10 +21,10 @@ import time
 from pathlib import Path
 from typing import Any, AsyncIterator, Iterator, List, Optional, Tuple, Union
 
-from . import _beneath, bounds, config, registry
+from . import _beneath, bounds, config
 from ._aio import context, static_context, synchronized, synchronized_static
 from ._core.spec import Bind
-from ._state import files
+from ._state import files, names
 from ._validate import is_object_name, object_name
 from .exception import AlreadyExistsError, InvalidError, NotFoundError
 from .runtime.layout import SYSTEM_DIRS
@@ -47,7 +47,7 @@ def _create(directory: Path, name: Optional[str]) -> dict:
     tmp = directory.with_name(f".{directory.name}.{os.getpid()}.{secrets.token_hex(4)}{_CREATING}")
     try:
         (tmp / "data").mkdir(parents=True, mode=0o755)
-        os.chown(tmp / "data", *config.sandbox_owner())
+        files.give_to_sandbox_owner(tmp / "data")
         files.write_json_atomic(tmp / "meta.json", meta)
         os.rename(tmp, directory)  # published whole, or not at all
     except BaseException as exc:
@@ -82,7 +82,7 @@ class _VolumeManager:
     async def create(name: str, *, allow_existing: bool = False, **_options) -> None:
         directory = _volumes_dir() / _check_name(name)
         files.ensure_dir(_volumes_dir())
-        with registry.locked():
+        with names.locked():
             if directory.exists():
                 if allow_existing:
                     return
@@ -339,7 +339,7 @@ class Volume:
     @staticmethod
     def rename(old_name: str, new_name: str, *, client=None, environment_name=None) -> None:
         old, new = _volumes_dir() / _check_name(old_name), _volumes_dir() / _check_name(new_name)
-        with registry.locked():
+        with names.locked():
             if not old.exists():
                 raise NotFoundError(f"Volume {old_name!r} not found")
             if new.exists():
@@ -416,8 +416,7 @@ def _make_dir(root: int, path: str) -> None:
     parent, name = _beneath.parent_and_name(root, path)
     try:
         os.mkdir(name, 0o755, dir_fd=parent)
-        if os.geteuid() == 0:
-            os.chown(name, *config.sandbox_owner(), dir_fd=parent, follow_symlinks=False)
+        files.give_to_sandbox_owner(name, dir_fd=parent)
     except FileExistsError:
         pass
     finally:
@@ -455,8 +454,7 @@ def _write_file(root: int, remote: str, source, mode: Optional[int], force: bool
                     shutil.copyfileobj(source, target, CHUNK)
             if mode is not None:
                 os.fchmod(fd, mode)
-            if os.geteuid() == 0:
-                os.fchown(fd, *config.sandbox_owner())
+            files.give_to_sandbox_owner(fd)
     except FileExistsError:
         raise FileExistsError(f"{remote} exists in the volume; pass force=True to overwrite it") from None
     finally:
@@ -498,8 +496,7 @@ def _copy_link(root: int, src: str, dst: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(name, dir_fd=parent)
         os.symlink(link, name, dir_fd=parent)
-        if os.geteuid() == 0:
-            os.chown(name, *config.sandbox_owner(), dir_fd=parent, follow_symlinks=False)
+        files.give_to_sandbox_owner(name, dir_fd=parent)
     finally:
         os.close(parent)
 

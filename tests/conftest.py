@@ -10,7 +10,7 @@ import psutil
 import pytest
 
 import pysandbox as modal
-from pysandbox import registry
+from pysandbox._state import paths
 from pysandbox._state.files import remove_tree
 from pysandbox._state.proc import ProcessRef
 from pysandbox.config import RUNNERS
@@ -142,7 +142,7 @@ def app(state_home):
 
 def assert_torn_down(sandbox_id: str, supervisor: ProcessRef) -> None:
     """Nothing of the sandbox is left: no process, no upper dir, no socket."""
-    directory = registry.sandbox_dir(sandbox_id)
+    directory = paths.sandbox_dir(sandbox_id)
     assert not supervisor.alive()
     assert not (directory / "upper").exists()
     assert not (directory / "agent.sock").exists()

@@ -15,7 +15,8 @@ import threading
 from pathlib import Path
 from typing import List, Optional
 
-from .. import agent, bounds, exception, registry
+from .. import agent, bounds, exception
+from .._state import records
 from ..exception import InvalidError
 from ..process import ContainerProcess
 from ..streams import OutputPipes, StreamReader, StreamType, StreamWriter
@@ -123,7 +124,7 @@ async def start_process(socket: Path, sandbox_id: str, spec: ExecSpec, pty: bool
         stdin.release()
         pipes.close_all()
         if isinstance(exc, agent.AgentGone):
-            raise await registry.finished_error(sandbox_id) from None
+            raise await records.finished_error(sandbox_id) from None
         if isinstance(exc, agent.AgentError) and exc.errno in _HELD_BY:
             raise exception.ResourceExhaustedError(
                 f"Sandbox {sandbox_id} cannot start {spec.args[0]!r}: {exc}. {_HELD_BY[exc.errno]}") from None

@@ -5,7 +5,7 @@ request runs on a connection of its own (an exec keeps its connection for the
 EXITED reply). Init resolves every path inside the sandbox, as the sandbox's
 user, and answers with an errno or with descriptors: an errno becomes Modal
 1.5's OSError subclass (fserrors.py), a vanished init the sandbox's end
-(registry.finished_error, a ConflictError).
+(records.finished_error, a ConflictError).
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import stat as stat_module
 from pathlib import Path
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-from .. import agent, registry
+from .. import agent
+from .._state import records
 from ..exception import ConflictError
 from ..process import ContainerProcess
 from .exec import start_process
@@ -72,7 +73,7 @@ class InitClient:
         except agent.AgentGone:
             if finished_ok:
                 return None
-            raise await registry.finished_error(self.sandbox_id) from None
+            raise await records.finished_error(self.sandbox_id) from None
         except agent.AgentError as exc:
             raise ConflictError(f"Sandbox {self.sandbox_id}: {exc}") from None
 
@@ -85,7 +86,7 @@ class InitClient:
         try:
             return await agent.call(self.socket_path, kind, head + os.fsencode(path) + b"\0")
         except agent.AgentGone:
-            raise await registry.finished_error(self.sandbox_id) from None
+            raise await records.finished_error(self.sandbox_id) from None
         except agent.AgentError as exc:
             raise os_error(exc.errno, path) from None
 

@@ -18,8 +18,8 @@ from typing import Optional
 
 import attrs
 
-from .. import _aio, registry
-from .._state import files
+from .. import _aio
+from .._state import files, names, paths, records
 from .._state.proc import ProcessRef
 from ..runtime import launch, layout, reconcile
 from .spec import SandboxSpec
@@ -30,7 +30,7 @@ class Started:
     """A started sandbox. `launched` is its supervisor handle: for a tethered
     sandbox, `launched.abandon()` cuts the tether and the sandbox ends."""
 
-    record: registry.SandboxRecord
+    record: records.SandboxRecord
     launched: launch.Launched
 
 
@@ -38,16 +38,16 @@ def start(spec: SandboxSpec, app_id: str, app_name: Optional[str], tethered: boo
     """tethered (build sandboxes): never confirmed, so the sandbox ends when its creator
     dies or calls `started.launched.abandon()`."""
     sandbox_id = files.new_id("sb-")
-    directory = registry.make_sandbox_dir(sandbox_id)
+    directory = records.make_sandbox_dir(sandbox_id)
     env = {**(layout.default_env() if spec.rootfs is None else spec.rootfs.env), **spec.env}
     launched = None
     claimed = False
     try:
         if spec.name is not None:
-            registry.claim_name(app_id, spec.name, sandbox_id)
+            names.claim_name(app_id, spec.name, sandbox_id)
             claimed = True
         launched = launch.launch(directory, spec, env, tethered)
-        record = registry.SandboxRecord(
+        record = records.SandboxRecord(
             sandbox_id=sandbox_id, app_id=app_id, app_name=app_name, name=spec.name, tags=spec.tags,
             created_at=time.time(), timeout=spec.timeout, supervisor=launched.supervisor,
             entrypoint=spec.entrypoint, workdir=spec.workdir or "/",
@@ -55,13 +55,13 @@ def start(spec: SandboxSpec, app_id: str, app_name: Optional[str], tethered: boo
             tunnels=[list(t) for t in launched.tunnels],
             readiness_probe=None if spec.readiness_probe is None else spec.readiness_probe.to_json(),
         )
-        registry.write_record(record)
+        records.write_record(record)
         if not tethered:
             launched.confirm()
     except BaseException:
         abandon(directory, launched)
         if claimed:
-            registry.release_name(app_id, spec.name, sandbox_id)
+            names.release_name(app_id, spec.name, sandbox_id)
         raise
     return Started(record, launched)
 
@@ -71,7 +71,7 @@ def abandon(directory: Path, launched: Optional[launch.Launched]) -> None:
     the create's own error is the one to report (what is left here, gc collects)."""
     if launched is not None:
         try:
-            (directory / registry.RECORD_NAME).unlink(missing_ok=True)  # else it would confirm the sandbox
+            paths.SandboxDir(directory).record.unlink(missing_ok=True)  # else it would confirm the sandbox
         except OSError:
             signal_supervisor(launched.supervisor, signal.SIGTERM)  # (a read-only disk): end it all the same
         launched.abandon()  # the supervisor tears the sandbox down on its own
@@ -84,13 +84,13 @@ def abandon(directory: Path, launched: Optional[launch.Launched]) -> None:
         files.remove_tree(directory)
 
 
-def finished(record: registry.SandboxRecord) -> Optional[registry.ExitStatus]:
+def finished(record: records.SandboxRecord) -> Optional[records.ExitStatus]:
     """The exit status if the sandbox has finished, else None."""
     launch.reap_finished()
-    return registry.finished(record)
+    return records.finished(record)
 
 
-async def wait(record: registry.SandboxRecord) -> registry.ExitStatus:
+async def wait(record: records.SandboxRecord) -> records.ExitStatus:
     """The exit status, once the sandbox has finished (the teardown of a lost supervisor repaired)."""
     status = finished(record)
     while status is None:
@@ -106,7 +106,7 @@ async def wait(record: registry.SandboxRecord) -> registry.ExitStatus:
     return status
 
 
-def repair(record: registry.SandboxRecord) -> None:
+def repair(record: records.SandboxRecord) -> None:
     for problem in reconcile.repair(record):
         warnings.warn(problem, RuntimeWarning, stacklevel=3)
 
@@ -117,7 +117,7 @@ def pidfd(ref: ProcessRef) -> Optional[int]:
         fd = os.pidfd_open(ref.pid)
     except ProcessLookupError:
         return None
-    if not ref.alive(registry.SUPERVISOR_PROGRAM):
+    if not ref.alive(records.SUPERVISOR_PROGRAM):
         os.close(fd)
         return None
     return fd

@@ -11,7 +11,8 @@ from typing import Callable, List, Sequence
 
 import attrs
 
-from .. import _aio, registry
+from .. import _aio
+from .._state import apps, paths
 from ..exception import ConflictError, ImageBuildError, ResourceExhaustedError, SandboxTimeoutError
 from . import lifecycle
 from .exec import start_process
@@ -30,16 +31,16 @@ class Outcome:
 def run(spec: SandboxSpec, argv: Sequence[str], what: str, on_line: Callable[[str], None]) -> Outcome:
     """Run `argv` in a new tethered sandbox made from `spec`, passing each line of its
     stdout to `on_line` as it comes; the sandbox has ended when this returns."""
-    app = registry.read_app(BUILDER_APP) or registry.create_app(BUILDER_APP)
+    app = apps.read_app(BUILDER_APP) or apps.create_app(BUILDER_APP)
     started = lifecycle.start(spec, app["app_id"], app.get("name"), tethered=True)
     record = started.record
-    socket = registry.sandbox_dir(record.sandbox_id) / "agent.sock"
+    sandbox = paths.SandboxDir.of(record.sandbox_id)
     tail: collections.deque = collections.deque(maxlen=TAIL_LINES)
     try:
         try:
-            process = _aio.run_sync(start_process(socket, record.sandbox_id, ExecSpec(argv, bufsize=1)))
+            process = _aio.run_sync(start_process(sandbox.socket, record.sandbox_id, ExecSpec(argv, bufsize=1)))
         except ConflictError:  # it died starting: the runner's reason is in the supervisor's log
-            log = (registry.sandbox_dir(record.sandbox_id) / registry.LOG_NAME).read_text(errors="replace")
+            log = sandbox.log.read_text(errors="replace")
             raise ImageBuildError(f"Build sandbox for {what} failed to start:\n{log[-2000:]}") from None
         for line in process.stdout:
             tail.append(line.rstrip("\n"))

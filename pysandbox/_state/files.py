@@ -1,4 +1,5 @@
-"""Generic state-directory I/O: ids, atomic JSON files, validated reads, directories, tree removal.
+"""Generic state-directory I/O: ids, atomic JSON files, validated reads, directories, tree removal,
+handing a path to the sandbox owner.
 
 Every write is atomic (temp file, checked write, fsync where the data must survive a
 crash, rename), so a reader sees the old or the new file, never a torn one; a write that
@@ -17,7 +18,7 @@ import secrets
 import string
 import subprocess
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from .. import config, identity
 from ..exception import Error, ExecutionError, InvalidError, ResourceExhaustedError
@@ -144,6 +145,19 @@ def private_state_dir() -> Path:
         identity.adopt_state(str(root))
         _private_roots.add(str(root))
     return root
+
+
+def give_to_sandbox_owner(path: Union[str, Path, int], dir_fd: Optional[int] = None) -> None:
+    """Make `path` (an open fd, or a path relative to `dir_fd`, a symlink itself and never
+    what it points to) sandbox root's (config.sandbox_owner()): what a sandbox must be able to
+    write to, made by a root caller. An unprivileged caller is sandbox root (identity.current()),
+    so what it makes is already the owner's: nothing to do."""
+    if os.geteuid() != 0:
+        return
+    if isinstance(path, int):
+        os.fchown(path, *config.sandbox_owner())
+    else:
+        os.chown(path, *config.sandbox_owner(), dir_fd=dir_fd, follow_symlinks=False)
 
 
 # Checks of the values read from state files.

@@ -18,7 +18,7 @@ import subprocess
 import sys
 from typing import Optional
 
-from .. import config
+from .._state.files import give_to_sandbox_owner
 from ..exception import ImageBuildError, InvalidError
 
 # Debian suites by the Python series they ship.
@@ -99,4 +99,4 @@ def bootstrap(python_version: Optional[str], ctx) -> None:
     for path, text in ((ctx.rootfs / "etc" / "pip.conf", PIP_CONF),
                        (ctx.rootfs / "etc" / "apt" / "apt.conf.d" / "00pysandbox", APT_CONF)):
         path.write_text(text)
-        os.chown(path, *config.sandbox_owner())  # sandbox root's, as the rest of /etc
+        give_to_sandbox_owner(path)  # sandbox root's, as the rest of /etc

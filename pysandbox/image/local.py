@@ -20,8 +20,8 @@ from typing import Callable, List, Sequence, Tuple, Union
 
 import attrs
 
-from .. import config
 from .._overlay import LayerView
+from .._state.files import give_to_sandbox_owner
 from ..exception import InvalidError
 
 Ignore = Union[Sequence[str], Callable[[Path], bool]]
@@ -106,21 +106,16 @@ class AddLocal:
                 _make_dir(dest, stat.S_IMODE(mode))
             elif stat.S_ISLNK(mode):
                 os.symlink(os.readlink(source), dest)
-                _own(dest)
+                give_to_sandbox_owner(dest)
             else:
                 _copy_file(source, dest)
-
-
-def _own(path: Path) -> None:
-    if os.geteuid() == 0:
-        os.lchown(path, *config.sandbox_owner())
 
 
 def _make_dir(path: Path, mode: int) -> None:
     if not path.is_dir():
         path.mkdir(mode=mode)
         os.chmod(path, mode)
-        _own(path)
+        give_to_sandbox_owner(path)
 
 
 def _copy_file(source: Path, dest: Path) -> None:
@@ -128,7 +123,7 @@ def _copy_file(source: Path, dest: Path) -> None:
         raise InvalidError(f"Cannot copy the file {source} over the directory {dest.name} of the image.")
     shutil.copyfile(source, dest, follow_symlinks=True)
     os.chmod(dest, stat.S_IMODE(os.stat(source).st_mode) & 0o777)
-    _own(dest)
+    give_to_sandbox_owner(dest)
 
 
 def resolve(lowers: List[Path], upper: Path, remote: str, parent_only: bool = False) -> Path:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import time
 
-from .. import registry
 from .._core.spec import Bind
+from .._state import paths
 from ..exception import ConflictError, UnimplementedError
 from . import build, store
 from .recipe import Image
@@ -24,7 +24,7 @@ def snapshot_filesystem(sandbox_id: str, image_id: str, running: bool) -> Image:
         raise UnimplementedError("snapshot_filesystem() needs a sandbox created from an Image; the host image "
                                  "cannot be snapshotted. Pass image=modal.Image.debian_slim() (or another).")
     parent = store.read_meta(store.layer_of(image_id))
-    upper = registry.sandbox_dir(sandbox_id) / "upper" / "rootfs"
+    upper = paths.SandboxDir.of(sandbox_id).upper / "rootfs"
     if parent is None or not running or not upper.is_dir():
         raise ConflictError(f"Sandbox {sandbox_id} has finished (or its image was removed): nothing to snapshot.")
     layer = store.layer_id(parent["id"], {"kind": "snapshot", "sandbox": sandbox_id, "at": time.time()})

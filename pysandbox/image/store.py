@@ -26,8 +26,8 @@ import time
 from pathlib import Path
 from typing import Iterator, List, Optional
 
-from .. import _beneath, config, registry
-from .._state import files
+from .. import _beneath, config
+from .._state import files, records
 from ..exception import NotFoundError
 
 ID_LENGTH = 32
@@ -103,14 +103,12 @@ def building(layer: str) -> Iterator[None]:
 
 def new_temp(layer: str) -> Path:
     """A fresh build directory for `layer`, with `rootfs` and `work` owned by the sandbox owner."""
-    owner = config.sandbox_owner()
     temp = root() / "tmp" / f"{layer}.{secrets.token_hex(4)}"
     try:
         temp.mkdir(mode=0o711)  # staged for a root caller's build sandbox, which must traverse it
         for name in ("rootfs", "work"):
             (temp / name).mkdir(mode=0o755)
-            if os.geteuid() == 0:
-                os.chown(temp / name, *owner)
+            files.give_to_sandbox_owner(temp / name)
     except OSError as exc:
         with contextlib.suppress(OSError):
             files.remove_tree(temp)  # a full disk leaves no half-made build directory
@@ -174,7 +172,7 @@ def all_layers() -> List[str]:
 def layers_in_use() -> set:
     """Layers under running sandboxes: never removed, whatever was asked."""
     used = set()
-    for record in registry.running_records(include_terminating=True):
+    for record in records.running_records(include_terminating=True):
         if record.image_id.startswith(IMAGE_PREFIX):
             meta = read_meta(layer_of(record.image_id))
             used.update(meta["chain"] if meta else ())

@@ -35,9 +35,11 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import attrs
 
-from .. import agent, bounds, config, identity, registry
+from .. import agent, bounds, config, identity
 from .._core.spec import SandboxSpec
 from .._overlay import LayerView
+from .._state import paths
+from .._state.files import give_to_sandbox_owner
 from .._state.proc import ProcessRef
 from ..exception import InvalidError
 from ..probe import PROBE_PATH
@@ -102,22 +104,20 @@ def _ensure_stage_dir() -> None:
             raise RuntimeError(f"{STAGE_DIR} must be a directory owned by root; remove it and retry.") from None
 
 
-def _prepare_upper(upper: Path, owner: Tuple[int, int]) -> None:
+def _prepare_upper(upper: Path) -> None:
     """The sandbox's writable root; bwrap fills in the rest as the sandbox user."""
     upper.mkdir(mode=0o755)
-    if os.geteuid() == 0:
-        os.chown(upper, *owner)
+    give_to_sandbox_owner(upper)
 
 
-def _prepare_overlay(rootfs, upper: Path, owner: Tuple[int, int]) -> layout.OverlayRoot:
+def _prepare_overlay(rootfs, upper: Path) -> layout.OverlayRoot:
     """An image root over the sandbox's upper directory (created by _prepare_upper, filled
     here), or over a build's own directory (rootfs.upper, kept after teardown)."""
     if rootfs.upper is not None:
         return layout.OverlayRoot(rootfs.lowers, rootfs.upper)
     for name in ("rootfs", "work"):
         os.mkdir(upper / name, 0o755)
-        if os.geteuid() == 0:
-            os.chown(upper / name, *owner)
+        give_to_sandbox_owner(upper / name)
     return layout.OverlayRoot(rootfs.lowers, str(upper))
 
 
@@ -139,7 +139,7 @@ def reap_finished() -> None:
 
 def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str], tethered: bool = False) -> "Launched":
     """Start the sandbox described by `spec` in `directory`; confirm() it once registered.
-    Its record (registry.RECORD_NAME) confirms it too, should the creator die right after
+    Its record (paths.RECORD_NAME) confirms it too, should the creator die right after
     writing it; a `tethered` sandbox lives only as long as its creator, record or not."""
     reap_finished()
     runner = RUNNERS[spec.runner]
@@ -147,7 +147,7 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str], tethered: bo
     supervisor = config.native_binary("sandbox-supervisor")
     root = _prepare_root(directory, spec)
     volumes = _volume_mounts(spec, root.stager)
-    net = netplan.plan(spec, directory, root.owner)
+    net = netplan.plan(spec, directory)
     mounts = _host_mounts(root) + volumes + net.mounts(image=root.overlay is not None) + _probe_mounts(spec)
     with _mount_points(root.overlay) as dest:
         inputs = _runner_inputs(directory, spec, root, init, mounts, net.mode, dest)
@@ -178,10 +178,10 @@ class _Root:
 def _prepare_root(directory: Path, spec: SandboxSpec) -> _Root:
     """The upper directory (or a build's own), the overlay's directories in it, the stage."""
     owner = config.sandbox_owner()
-    upper = directory / "upper"
+    upper = paths.SandboxDir(directory).upper
     if spec.rootfs is None or spec.rootfs.upper is None:
-        _prepare_upper(upper, owner)
-    overlay = None if spec.rootfs is None else _prepare_overlay(spec.rootfs, upper, owner)
+        _prepare_upper(upper)
+    overlay = None if spec.rootfs is None else _prepare_overlay(spec.rootfs, upper)
     as_root = os.geteuid() == 0
     if as_root:
         _ensure_stage_dir()
@@ -232,9 +232,9 @@ def _supervisor_options(directory: Path, spec: SandboxSpec, root: _Root, net: ne
     if root.as_root:
         options += ["--as-uid", str(root.owner[0]), "--as-gid", str(root.owner[1])]
     options += identity.current().supervisor_args()
-    options += root.stager.args() + ["--cleanup", str(root.upper), "--cleanup", str(directory / "agent.sock")]
+    options += root.stager.args() + ["--cleanup", str(root.upper), "--cleanup", str(paths.SandboxDir(directory).socket)]
     options += net.supervisor_args(netplan.egress_rules(spec.outbound_cidr_allowlist))
-    return options + ["--confirm-fd", "0", *([] if tethered else ["--confirmed-by", registry.RECORD_NAME])]
+    return options + ["--confirm-fd", "0", *([] if tethered else ["--confirmed-by", paths.RECORD_NAME])]
 
 
 def _init_config(spec: SandboxSpec, env: Dict[str, str]) -> bytes:
@@ -330,18 +330,19 @@ class Launched:
 
 
 def _spawn(directory: Path, argv: List[str], init_config: bytes, runner_config: Optional[bytes]) -> Launched:
-    listener = agent.listen(directory / "agent.sock")
+    sandbox = paths.SandboxDir(directory)
+    listener = agent.listen(sandbox.socket)
     created = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
     confirm_read, confirm_write = os.pipe2(os.O_CLOEXEC)
     opened = [
-        os.open(directory / registry.LOG_NAME, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600),
-        os.open(directory / "stdout", created, 0o600),  # written only by the supervisor (native/output.c)
-        os.open(directory / "stderr", created, 0o600),
+        os.open(sandbox.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600),
+        os.open(sandbox.stdout, created, 0o600),  # written only by the supervisor (native/output.c)
+        os.open(sandbox.stderr, created, 0o600),
         confirm_read,
         initconfig.memfd(init_config),
         *([] if runner_config is None else [initconfig.memfd(runner_config)]),
     ]
-    fcntl.flock(opened[0], fcntl.LOCK_SH)  # held by whatever inherits the log: see registry.held()
+    fcntl.flock(opened[0], fcntl.LOCK_SH)  # held by whatever inherits the log: see records.held()
     high = [_high_dup(fd) for fd in (listener.fileno(), *opened)]
     listen, log, out, err, confirm, init, *runner = high
     actions = [

@@ -15,8 +15,8 @@ import warnings
 from pathlib import Path
 from typing import Callable, List, Optional, Tuple
 
+from .._state.records import ExitStatus
 from ..exception import ExecutionError, InvalidError
-from ..registry import ExitStatus
 from ..resources import Resources, SandboxStats
 from . import cgroups
 

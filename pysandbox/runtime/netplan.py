@@ -34,6 +34,8 @@ from typing import List, Optional, Sequence, Tuple
 import attrs
 
 from .._core.spec import SandboxSpec
+from .._state import paths
+from .._state.files import give_to_sandbox_owner
 from . import layout
 
 HELPER = "slirp4netns"
@@ -137,17 +139,16 @@ class NetworkPlan:
         return argv
 
 
-def plan(spec: SandboxSpec, directory: Path, owner: Tuple[int, int]) -> NetworkPlan:
+def plan(spec: SandboxSpec, directory: Path) -> NetworkPlan:
     """Decide the network of the sandbox about to start in `directory`, and prepare its files."""
     if spec.network != "default":
         return NetworkPlan(spec.network)
     if not available():
         _fallback_warning()
         return NetworkPlan("none")
-    net_dir = directory / "net"
+    net_dir = paths.SandboxDir(directory).net
     net_dir.mkdir(mode=0o700)
     (net_dir / "resolv.conf").write_text(f"nameserver {DNS}\n")
-    if os.geteuid() == 0:
-        os.chown(net_dir, *owner)  # the helper, run as the sandbox identity, makes its api socket here
+    give_to_sandbox_owner(net_dir)  # the helper, run as the sandbox identity, makes its api socket here
     tunnels = tuple((guest, free_host_port(), encrypted) for guest, encrypted in spec.ports)
     return NetworkPlan("default", tunnels, net_dir)

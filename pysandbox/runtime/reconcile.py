@@ -1,7 +1,7 @@
 """Repair after a lost supervisor: the teardown a supervisor that died without a word could not do.
 
 A supervisor killed by SIGKILL, a host crash or a disk it could not write leaves no exit
-record; the registry reads such a sandbox as terminated with `lost` set (registry.finished),
+record; the registry reads such a sandbox as terminated with `lost` set (records.finished),
 without touching anything. The runtime does the rest here, when a caller that may act asks
 (terminate(), wait(), gc): kill what the supervisor stranded, remove the sandbox's cgroup,
 upper directory and socket, and write the exit record. native/cgroup.c and native/rmtree.c
@@ -17,34 +17,34 @@ import time
 from pathlib import Path
 from typing import List
 
-from .. import registry
+from .._state import paths, records
 from .._state.files import remove_tree, write_json_atomic
 from ..exception import Error, ExecutionError
 from . import cgroups
 
 
-def repair(record: registry.SandboxRecord) -> List[str]:
+def repair(record: records.SandboxRecord) -> List[str]:
     """Do the teardown of a sandbox whose supervisor died without its exit record: kill what
     it stranded, remove its cgroup, upper directory and socket, then record it as terminated.
     Best effort (a full or read-only disk must not make terminate() or gc fail: the sandbox
     reads as terminated anyway); returns what could not be done, one line each."""
-    directory = registry.sandbox_dir(record.sandbox_id)
-    if os.path.exists(directory / registry.EXIT_NAME) or record.supervisor.alive(registry.SUPERVISOR_PROGRAM):
+    sandbox = paths.SandboxDir.of(record.sandbox_id)
+    if os.path.exists(sandbox.exit) or record.supervisor.alive(records.SUPERVISOR_PROGRAM):
         return []
     problems = []
-    _kill_strays(directory)
+    _kill_strays(sandbox.path)
     try:
-        cgroups.remove_listed(directory)
+        cgroups.remove_listed(sandbox.path)
     except ExecutionError as exc:  # an invalid cgroup.json: refused, never acted on
         problems.append(str(exc))
     except OSError:
         pass  # still busy: `gc` removes it later, and keeps the directory until it can
     with contextlib.suppress(OSError):
-        remove_tree(directory / "upper")
+        remove_tree(sandbox.upper)
     with contextlib.suppress(OSError):
-        os.unlink(directory / "agent.sock")
+        os.unlink(sandbox.socket)
     with contextlib.suppress(Error):
-        write_json_atomic(directory / registry.EXIT_NAME,
+        write_json_atomic(sandbox.exit,
                           {"status": "terminated", "code": 137, "finished_at": time.time()}, durable=False)
     return problems
 

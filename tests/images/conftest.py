@@ -23,8 +23,8 @@ def debian(state_home):
 
 def builder_sandbox_count():
     """How many build sandboxes were ever started (each build step that runs code starts one)."""
-    from pysandbox import registry
-    return sum(1 for _, record in registry.iter_records()
+    from pysandbox._state import records
+    return sum(1 for _, record in records.iter_records()
                if not isinstance(record, Exception) and record.app_name == oneshot.BUILDER_APP)
 
 

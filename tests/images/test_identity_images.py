@@ -6,7 +6,8 @@ through layers and snapshots; runuser and sudo switch user as on Modal."""
 import pytest
 
 import pysandbox as modal
-from pysandbox import identity, registry
+from pysandbox import identity
+from pysandbox._state import paths
 
 from .. import oci
 
@@ -65,7 +66,7 @@ def test_apt_get_install_at_run_time_and_sudo(debian_ref, sandboxes):
     assert run(sb, "runuser -u nobody -- id -u") == "65534\n"
     assert run(sb, "su nobody -s /bin/sh -c 'id -u'") == "65534\n"
     # apt left files of _apt and others in the sandbox's upper directory: the teardown removes them all.
-    upper = registry.sandbox_dir(sb.object_id) / "upper"
+    upper = paths.sandbox_dir(sb.object_id) / "upper"
     sb.terminate(wait=True)
     assert not upper.exists()
 

@@ -16,7 +16,7 @@ import uuid
 import pytest
 
 import pysandbox as modal
-from pysandbox import registry
+from pysandbox._state import paths, records
 from pysandbox._state.files import ensure_dir, new_id
 from pysandbox.runtime import cgroups
 
@@ -90,10 +90,10 @@ def test_run_end_to_end_leaves_no_sandbox_running():
     app_name = f"cli-run-{uuid.uuid4().hex[:8]}"
     r = cli("run", "--app", app_name, "-e", "X=1", "--", "sh", "-c", 'echo "out $X"; echo err >&2; exit 4')
     assert (r.returncode, r.stdout, r.stderr) == (4, b"out 1\n", b"err\n")
-    records = [rec for _, rec in registry.iter_records() if not isinstance(rec, Exception) and rec.app_name == app_name]
-    assert len(records) == 1
-    assert registry.sandbox_state(records[0])[0] == "terminated"
-    assert_torn_down(records[0].sandbox_id, records[0].supervisor)
+    found = [rec for _, rec in records.iter_records() if not isinstance(rec, Exception) and rec.app_name == app_name]
+    assert len(found) == 1
+    assert records.sandbox_state(found[0])[0] == "terminated"
+    assert_torn_down(found[0].sandbox_id, found[0].supervisor)
 
 
 def test_run_rejects_unknown_images_and_bad_env():
@@ -174,7 +174,7 @@ def test_ls_lists_running_sandboxes_and_all_with_all(sandboxes, app):
 
 def test_ls_shows_a_corrupt_record_only_with_all():
     bad_id = new_id("sb-")
-    directory = ensure_dir(registry.sandbox_dir(bad_id))
+    directory = ensure_dir(paths.sandbox_dir(bad_id))
     try:
         (directory / "record.json").write_text("{not json")
         assert bad_id not in cli("ls").stdout.decode()
@@ -192,7 +192,7 @@ def test_gc_removes_finished_sandboxes(app):
     words = lines[0].split()
     assert r.returncode == 0 and words[0] == "removed" and int(words[1]) >= 1 and words[2:] == ["sandbox(es)"]
     assert f"  {sb.object_id}" in lines  # --verbose names what it removed
-    assert not registry.sandbox_dir(sb.object_id).exists()
+    assert not paths.sandbox_dir(sb.object_id).exists()
 
 
 # shell -----------------------------------------------------------------------

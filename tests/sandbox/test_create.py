@@ -8,14 +8,14 @@ import sys
 import pytest
 
 import pysandbox as modal
-from pysandbox import registry
+from pysandbox._state import paths
 from pysandbox.exception import InvalidError, NotFoundError
 
 pytestmark = pytest.mark.rootless
 
 
 def _sandbox_count():
-    directory = registry.sandboxes_dir()
+    directory = paths.sandboxes_dir()
     return len(os.listdir(directory)) if directory.exists() else 0
 
 
@@ -108,7 +108,7 @@ def test_secret_validation(monkeypatch):
 
 def test_secret_values_stay_out_of_records_and_argv(sandboxes):
     sb = sandboxes(secrets=[modal.Secret.from_dict({"TOKEN": "very-secret-value"})])
-    record = (registry.sandbox_dir(sb.object_id) / "record.json").read_text()
+    record = (paths.sandbox_dir(sb.object_id) / "record.json").read_text()
     assert "very-secret-value" not in record
     import psutil
 

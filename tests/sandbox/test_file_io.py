@@ -5,7 +5,7 @@ import io
 
 import pytest
 
-from pysandbox import registry
+from pysandbox._state import paths
 
 pytestmark = pytest.mark.rootless
 
@@ -96,7 +96,7 @@ def test_files_land_in_the_upper_dir_owned_by_the_sandbox_user(sandboxes, monkey
     sb = sandboxes()
     with sb.open("/data.bin", "wb") as f:
         f.write(b"z")
-    host = registry.sandbox_dir(sb.object_id) / "upper" / "data.bin"
+    host = paths.sandbox_dir(sb.object_id) / "upper" / "data.bin"
     assert host.read_bytes() == b"z"
     assert host.stat().st_uid != 0
 

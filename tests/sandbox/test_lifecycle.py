@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 import pysandbox as modal
-from pysandbox import registry
+from pysandbox._state import paths, records
 from pysandbox._state.files import is_well_formed_id
 from pysandbox.exception import (
     ClientClosed,
@@ -83,7 +83,7 @@ def test_idle_timeout_ends_an_idle_sandbox(sandboxes):
     assert sb.exec("true").wait() == 0
     sb.wait()
     assert sb.returncode == 0
-    assert registry.read_exit(sb.object_id).status == "idle_timeout"
+    assert records.read_exit(sb.object_id).status == "idle_timeout"
 
 
 def test_detach(sb):
@@ -114,7 +114,7 @@ def test_writes_vanish_at_terminate(sandboxes, monkeypatch):
     monkeypatch.setenv("PYSANDBOX_WRITABLE_ROOT_MAX", "0")  # the root on the state disk, not a tmpfs
     sb = sandboxes()
     assert sb.exec("sh", "-c", "mkdir -p /repo && echo data > /repo/f && cat /repo/f").stdout.read() == "data\n"
-    upper = registry.sandbox_dir(sb.object_id) / "upper"
+    upper = paths.sandbox_dir(sb.object_id) / "upper"
     assert (upper / "repo" / "f").exists()
     sb.terminate(wait=True)
     assert not upper.exists()

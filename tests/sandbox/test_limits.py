@@ -10,8 +10,8 @@ import psutil
 import pytest
 
 import pysandbox as modal
-from pysandbox import garbage, registry
-from pysandbox._state import files
+from pysandbox import garbage
+from pysandbox._state import files, paths
 from pysandbox.exception import InvalidError
 from pysandbox.resources import DEFAULT_PIDS_LIMIT, Resources, SandboxStats
 from pysandbox.runtime import cgroups, launch, netplan
@@ -29,7 +29,7 @@ def wait_for(predicate, what, timeout=30.0):
 
 
 def cgroup_of(sb):
-    cgroup = cgroups.load(registry.sandbox_dir(sb.object_id))
+    cgroup = cgroups.load(paths.sandbox_dir(sb.object_id))
     assert cgroup is not None
     return cgroup
 
@@ -79,7 +79,7 @@ def test_stats_while_running_and_after_the_end(sandboxes):
     final = sb.stats()
     assert final == SandboxStats(final.cpu_seconds, 0, final.memory_peak, 0, 0)
     assert final.cpu_seconds >= running.cpu_seconds and final.memory_peak >= running.memory_peak
-    exit_record = json.loads((registry.sandbox_dir(sb.object_id) / "exit").read_text())
+    exit_record = json.loads((paths.sandbox_dir(sb.object_id) / "exit").read_text())
     assert exit_record["oom_kills"] == 0 and exit_record["memory_peak"] == final.memory_peak
 
 
@@ -123,7 +123,7 @@ def test_a_failed_spawn_removes_the_cgroup(app, monkeypatch):
     with pytest.raises(OSError, match="spawn failed"):
         modal.Sandbox.create(app=app, memory=(64, 128))
     assert not any(os.path.exists(f"{parent}/sb-LimitsSpawnFails0000000") for parent in HOST.parents.values())
-    assert not registry.sandbox_dir("sb-LimitsSpawnFails0000000").exists()
+    assert not paths.sandbox_dir("sb-LimitsSpawnFails0000000").exists()
 
 
 @pytest.mark.rootless
@@ -133,12 +133,12 @@ def test_limits_need_a_writable_cgroup_or_say_why(sandboxes, options):
     if all(HOST.has(name) for name in asked):
         assert sandboxes(**options).poll() is None
         return
-    before = set(os.listdir(registry.sandboxes_dir())) if registry.sandboxes_dir().exists() else set()
+    before = set(os.listdir(paths.sandboxes_dir())) if paths.sandboxes_dir().exists() else set()
     with pytest.raises(InvalidError) as info:
         sandboxes(**options)
     assert "needs a writable cgroup" in str(info.value) and "Delegate=yes" in str(info.value)
     assert HOST.problem in str(info.value)
-    after = set(os.listdir(registry.sandboxes_dir())) if registry.sandboxes_dir().exists() else set()
+    after = set(os.listdir(paths.sandboxes_dir())) if paths.sandboxes_dir().exists() else set()
     assert after == before  # refused before any work
 
 
@@ -160,11 +160,11 @@ def test_stats_without_a_cgroup_are_none_and_with_one_are_numbers(sb):
     ({"ephemeral_disk": -5}, "ephemeral_disk must be positive"),
 ])
 def test_bad_resource_options_are_refused_before_any_work(app, options, message):
-    before = set(os.listdir(registry.sandboxes_dir())) if registry.sandboxes_dir().exists() else set()
+    before = set(os.listdir(paths.sandboxes_dir())) if paths.sandboxes_dir().exists() else set()
     with pytest.raises(InvalidError) as info:
         modal.Sandbox.create(app=app, **options)
     assert message in str(info.value)
-    after = set(os.listdir(registry.sandboxes_dir())) if registry.sandboxes_dir().exists() else set()
+    after = set(os.listdir(paths.sandboxes_dir())) if paths.sandboxes_dir().exists() else set()
     assert after == before
 
 
@@ -173,7 +173,7 @@ def test_gc_removes_the_cgroup_of_an_abandoned_create(state_home):
     """A creator killed between making the cgroup and starting the supervisor leaves
     a directory with no record and no live creator: gc removes it and its cgroup."""
     sandbox_id = files.new_id("sb-")
-    directory = registry.sandbox_dir(sandbox_id)
+    directory = paths.sandbox_dir(sandbox_id)
     directory.mkdir(parents=True)
     cgroup = cgroups.create(sandbox_id, Resources(memory_limit=64, pids_limit=10))
     cgroups.save(cgroup, directory)

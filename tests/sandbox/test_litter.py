@@ -8,7 +8,8 @@ import time
 import pytest
 
 import pysandbox as modal
-from pysandbox import config, garbage, registry
+from pysandbox import config, garbage
+from pysandbox._state import paths, records
 from pysandbox.exception import AlreadyExistsError, ResourceExhaustedError
 from pysandbox.runtime import launch
 
@@ -38,12 +39,12 @@ def test_creates_collect_what_finished_long_enough_ago(private_state, monkeypatc
     old.terminate(wait=True)
     join_background_collections()
     claim = config.state_dir() / "names" / app.app_id / "old"
-    assert registry.sandbox_dir(old.object_id).exists()  # finished just now: kept for from_id and `ls`
+    assert paths.sandbox_dir(old.object_id).exists()  # finished just now: kept for from_id and `ls`
     assert modal.Sandbox.from_id(old.object_id).returncode == 137
     time.sleep(2.5)  # past both the interval and the retention
     new = modal.Sandbox.create("sleep", "60", app=app, block_network=True)
     join_background_collections()
-    assert not registry.sandbox_dir(old.object_id).exists() and not claim.exists()
+    assert not paths.sandbox_dir(old.object_id).exists() and not claim.exists()
     assert old.returncode == 137  # a handle that read it before keeps it
     assert new.poll() is None
     new.terminate(wait=True)
@@ -54,7 +55,7 @@ def test_a_create_that_fails_leaves_no_directory_no_claim_and_no_process(private
     holder = modal.Sandbox.create("sleep", "60", app=app, name="taken", block_network=True)
 
     def entries():
-        return sorted(os.listdir(registry.sandboxes_dir()))
+        return sorted(os.listdir(paths.sandboxes_dir()))
 
     before = entries()
     with pytest.raises(AlreadyExistsError):
@@ -74,7 +75,7 @@ def test_a_create_that_fails_leaves_no_directory_no_claim_and_no_process(private
 
     with monkeypatch.context() as patched:
         patched.setattr(launch, "_spawn", spawn_and_note)
-        patched.setattr(registry, "write_record", full_disk)  # fails after the supervisor started
+        patched.setattr(records, "write_record", full_disk)  # fails after the supervisor started
         with pytest.raises(ResourceExhaustedError):
             modal.Sandbox.create("sleep", "60", app=app, name="fresh", block_network=True)
     [(directory, supervisor)] = spawned

@@ -16,7 +16,8 @@ import psutil
 import pytest
 
 import pysandbox as modal
-from pysandbox import config, registry
+from pysandbox import config
+from pysandbox._state import paths
 from pysandbox.exception import InvalidError, SandboxTimeoutError
 from pysandbox.runtime import cgroups, netplan
 
@@ -164,7 +165,7 @@ def test_memory_limit_and_every_process_in_the_sandbox_cgroup(jailed):
     sb = jailed("sleep", "300", memory=(64, 128))
     hog = sb.exec("python3", "-c", "b = bytearray(400 << 20); b[::4096] = b'x' * len(b[::4096]); print('survived')")
     assert hog.wait() == 137 and hog.stdout.read() == ""
-    cgroup = cgroups.load(registry.sandbox_dir(sb.object_id))
+    cgroup = cgroups.load(paths.sandbox_dir(sb.object_id))
     tree = {child.pid for child in psutil.Process(sb._record.supervisor.pid).children(recursive=True)}
     for path in cgroup.unique_dirs():
         with open(path + "/cgroup.procs") as procs:
@@ -256,7 +257,7 @@ def test_paths_with_colons_and_quotes_mount_under_either_runner(jailed):
 
 
 def _sandbox_dirs():
-    return set(os.listdir(registry.sandboxes_dir())) if registry.sandboxes_dir().exists() else set()
+    return set(os.listdir(paths.sandboxes_dir())) if paths.sandboxes_dir().exists() else set()
 
 
 def test_disk_limit_holds_root_and_tmp(jailed):

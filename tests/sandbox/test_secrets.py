@@ -8,7 +8,8 @@ import sys
 import pytest
 
 import pysandbox as modal
-from pysandbox import config, registry
+from pysandbox import config
+from pysandbox._state import paths
 from pysandbox.exception import AlreadyExistsError, InvalidError, NotFoundError
 
 pytestmark = pytest.mark.rootless
@@ -24,7 +25,7 @@ def test_named_secret_lifecycle(sandboxes):
     assert "s3cr3t-value" not in repr(secret)
     sb = sandboxes(secrets=[secret])
     assert sb.exec("sh", "-c", "echo $DB_USER $DB_PASS").stdout.read() == "admin s3cr3t-value\n"
-    assert "s3cr3t-value" not in (registry.sandbox_dir(sb.object_id) / "record.json").read_text()
+    assert "s3cr3t-value" not in (paths.sandbox_dir(sb.object_id) / "record.json").read_text()
     secret.update({"DB_PASS": "rotated"})
     assert secret.info().keys == ["DB_PASS", "DB_USER"]
     assert sb.exec("sh", "-c", "echo $DB_PASS", secrets=[secret]).stdout.read() == "rotated\n"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psutil
 
-from pysandbox import registry
+from pysandbox._state import paths, records
 from pysandbox._state.files import ensure_dir
 from pysandbox._state.proc import ProcessRef
 
@@ -52,8 +52,8 @@ def holders(sandbox_id):
     """What still holds a sandbox: processes naming it, its log's lock, its files."""
     named = [(p.pid, p.info["cmdline"]) for p in psutil.process_iter(["cmdline"])
              if sandbox_id in " ".join(p.info["cmdline"] or [])]
-    directory = registry.sandbox_dir(sandbox_id)
-    return {"processes": named, "log held": registry.held(directory),
+    directory = paths.sandbox_dir(sandbox_id)
+    return {"processes": named, "log held": records.held(directory),
             "files": sorted(os.listdir(directory)) if directory.exists() else None}
 
 
@@ -62,8 +62,8 @@ def assert_left_nothing(sandbox_id, record=None):
     wrote its exit record itself (not lost, which would mean it died before tearing down)."""
     from pysandbox.runtime import cgroups
 
-    directory = registry.sandbox_dir(sandbox_id)
-    status = registry.read_exit(sandbox_id)
+    directory = paths.sandbox_dir(sandbox_id)
+    status = records.read_exit(sandbox_id)
     assert status is not None, f"{sandbox_id}: no exit record: {holders(sandbox_id)}"
     assert not (directory / "upper").exists() and not (directory / "agent.sock").exists(), holders(sandbox_id)
     cgroup = cgroups.load(directory)
@@ -103,11 +103,11 @@ def pending_signals(pid):
 
 def write_record_of(sandbox_id, supervisor, app_id="ap-" + "x" * 22, **fields):
     """A sandbox directory with a record of our making (and, by default, no exit record)."""
-    directory = ensure_dir(registry.sandbox_dir(sandbox_id))
+    directory = ensure_dir(paths.sandbox_dir(sandbox_id))
     fields = {"app_name": "made-up", "name": None, "tags": {}, "created_at": 1.0, "timeout": 300, "entrypoint": (),
               "workdir": "/", "image_id": "host", **fields}
-    record = registry.SandboxRecord(sandbox_id=sandbox_id, app_id=app_id, supervisor=supervisor, **fields)
-    registry.write_record(record)
+    record = records.SandboxRecord(sandbox_id=sandbox_id, app_id=app_id, supervisor=supervisor, **fields)
+    records.write_record(record)
     return directory, record
 
 

@@ -15,7 +15,8 @@ import psutil
 import pytest
 
 import pysandbox as modal
-from pysandbox import config, registry
+from pysandbox import config
+from pysandbox._state import paths
 from pysandbox.exception import InvalidError
 from pysandbox.resources import DEFAULT_PIDS_LIMIT
 from pysandbox.runtime import cgroups, limits
@@ -37,7 +38,7 @@ def test_fork_bomb_is_contained_by_the_default_pids_limit(sandboxes):
     uid = config.sandbox_owner()[0]
     uid_processes_before = limits.processes_of(uid)
     sb = sandboxes()
-    cgroup = cgroups.load(registry.sandbox_dir(sb.object_id))
+    cgroup = cgroups.load(paths.sandbox_dir(sb.object_id))
     pids_cgroup = cgroup is not None and "pids" in cgroup.dirs
     if not pids_cgroup:  # the fallback: every process of the sandbox has the uid's bound
         soft, hard = sb.exec("sh", "-c", "grep 'Max processes' /proc/self/limits").stdout.read().split()[2:4]

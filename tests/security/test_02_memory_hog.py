@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from pysandbox import registry
+from pysandbox._state import paths
 from pysandbox.exception import InvalidError
 from pysandbox.runtime import cgroups
 
@@ -39,7 +39,7 @@ def test_an_entrypoint_hog_ends_the_sandbox_with_the_reason(sandboxes):
     sb = sandboxes("python3", "-c", HOG, memory=(32, 64))
     sb.wait()  # an exit, not a termination: no exception, as on Modal
     assert sb.returncode == 137
-    exit_record = json.loads((registry.sandbox_dir(sb.object_id) / "exit").read_text())
+    exit_record = json.loads((paths.sandbox_dir(sb.object_id) / "exit").read_text())
     assert (exit_record["status"], exit_record["code"], exit_record["oom_kills"]) == ("exited", 137, 1)
     assert sb.stats().oom_kills == 1
     ls = subprocess.run([sys.executable, "-m", "pysandbox", "ls", "--all"], capture_output=True, text=True, check=True)

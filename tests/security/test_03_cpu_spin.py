@@ -11,7 +11,7 @@ import json
 import psutil
 import pytest
 
-from pysandbox import registry
+from pysandbox._state import paths
 from pysandbox.exception import SandboxTimeoutError
 from pysandbox.runtime import cgroups
 from pysandbox.runtime.cgroups._common import read_number
@@ -35,7 +35,7 @@ def test_a_spinning_sandbox_ends_at_its_timeout_with_124(sandboxes):
         sb.wait()
     assert sb.returncode == 124 and sb.poll() == 124
     assert spinning(sb) == []
-    exit_record = json.loads((registry.sandbox_dir(sb.object_id) / "exit").read_text())
+    exit_record = json.loads((paths.sandbox_dir(sb.object_id) / "exit").read_text())
     assert exit_record["status"] == "timeout"
     if cpu is not None:
         assert exit_record["cpu_seconds"] > 0  # it did spin, and the time was counted
@@ -56,5 +56,5 @@ def test_a_cpu_limit_throttles_the_spin(sandboxes):
     sb = sandboxes(cpu=(0.1, 0.1))
     p = sb.exec("python3", "-c", SPIN, timeout=1)
     assert p.wait() == -1
-    cpu_dir = cgroups.load(registry.sandbox_dir(sb.object_id)).dirs["cpu"]
+    cpu_dir = cgroups.load(paths.sandbox_dir(sb.object_id)).dirs["cpu"]
     assert read_number(cpu_dir + "/cpu.stat", "nr_throttled") > 0

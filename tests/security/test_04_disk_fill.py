@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from pysandbox import registry
+from pysandbox._state import paths
 
 pytestmark = pytest.mark.rootless
 
@@ -40,7 +40,7 @@ def test_a_disk_fill_stops_with_enospc_at_the_limit(sandboxes, target):
     assert p.wait() == 0
     assert int(code) == errno.ENOSPC
     assert 8 <= int(megabytes) <= 16  # it got its budget, and not a byte more
-    assert host_bytes(registry.sandbox_dir(sb.object_id) / "upper") == 0  # nothing landed on the host's disk
+    assert host_bytes(paths.sandbox_dir(sb.object_id) / "upper") == 0  # nothing landed on the host's disk
 
 
 def test_root_and_tmp_share_one_budget(sandboxes):

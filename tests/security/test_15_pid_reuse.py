@@ -18,7 +18,8 @@ import psutil
 import pytest
 
 import pysandbox as modal
-from pysandbox import _aio, agent, registry
+from pysandbox import _aio, agent
+from pysandbox._state import paths
 
 pytestmark = pytest.mark.rootless
 
@@ -56,7 +57,7 @@ def test_terminate_never_signals_a_process_that_reused_the_supervisor_pid(sb):
 
 def start_raw(sb, argv):
     """Start a process through init's protocol; returns the connection and the pid."""
-    sock = agent.connect(registry.sandbox_dir(sb.object_id) / "agent.sock")
+    sock = agent.connect(paths.sandbox_dir(sb.object_id) / "agent.sock")
     null = os.open("/dev/null", os.O_RDWR)
     try:
         agent.send(sock, agent.message(agent.REQ_EXEC, agent.exec_body(argv, [], "/", 0)), [null] * 3)

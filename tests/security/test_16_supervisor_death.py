@@ -10,7 +10,7 @@ import subprocess
 import psutil
 import pytest
 
-from pysandbox import registry
+from pysandbox._state import paths
 
 pytestmark = pytest.mark.rootless
 
@@ -49,7 +49,7 @@ def test_a_runner_child_stranded_mid_setup_is_killed_by_whoever_waits(sandboxes)
             with open(f"/proc/{stray.pid}/cmdline", "rb") as f:
                 cmdline = f.read()
             pytest.fail(f"the stand-in survived the repair: status {sb._exit!r} (lost: {sb._exit.lost}), "
-                        f"its command line {cmdline!r}, the sandbox's files {os.listdir(registry.sandbox_dir(sb.object_id))}")
+                        f"its command line {cmdline!r}, the sandbox's files {os.listdir(paths.sandbox_dir(sb.object_id))}")
     finally:
         with contextlib.suppress(ProcessLookupError):  # killed before it started its sleep: nothing left
             os.killpg(stray.pid, signal.SIGKILL)  # the stand-in and its sleep

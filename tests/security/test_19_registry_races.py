@@ -12,7 +12,8 @@ import time
 import pytest
 
 import pysandbox as modal
-from pysandbox import garbage, registry
+from pysandbox import garbage
+from pysandbox._state import paths, records
 from pysandbox.runtime import launch
 
 from ._statedir import assert_left_nothing, python, run_all, stray_sandbox_processes
@@ -75,13 +76,13 @@ def test_twenty_processes_churn_two_hundred_sandboxes():
     expected_running = {sid for out in outs for i, sid in enumerate(json.loads(out)) if i % 2 == 0}
     assert running == expected_running
     for sid in made:  # every record intact and readable
-        record = registry.read_record(sid)
+        record = records.read_record(sid)
         assert record.tags["worker"] in {str(w) for w in range(20)}
     for sid in running:
         modal.Sandbox.from_id(sid).terminate()
     for sid in made:
         modal.Sandbox.from_id(sid).wait(raise_on_termination=False)
-        assert not (registry.sandbox_dir(sid) / "upper").exists()
+        assert not (paths.sandbox_dir(sid) / "upper").exists()
     assert not stray_sandbox_processes(made)
 
 
@@ -192,7 +193,7 @@ def test_gc_against_busy_clients_fails_none_of_them():
           f"{sum(c['removed'] for c in collectors)} sandboxes in {SOAK_SECONDS}s: 0 failures")
     assert not stray_sandbox_processes(made)
     garbage.collect()
-    assert not [sid for sid in made if registry.sandbox_dir(sid).exists()]
+    assert not [sid for sid in made if paths.sandbox_dir(sid).exists()]
 
 
 # terminate() right after create, and a terminate() cut short (item 11) --------------------------
@@ -218,9 +219,9 @@ def assert_ended_by_its_supervisor(sb):
     while sb.poll() is None:  # polling never repairs anything
         assert time.time() < deadline, f"{sb.object_id} never ended"
         time.sleep(0.01)
-    status = registry.finished(sb._record)
+    status = records.finished(sb._record)
     assert not status.lost, f"{sb.object_id}: its supervisor died without recording the end"
-    assert registry.returncode(status) == 137
+    assert records.returncode(status) == 137
     assert_left_nothing(sb.object_id, sb._record)
 
 
@@ -242,13 +243,13 @@ def test_a_terminate_sent_the_moment_the_supervisor_starts_is_handled(app, monke
 CUT_SHORT = """
 import os, signal, sys
 import pysandbox as modal
-from pysandbox import registry
+from pysandbox._state import paths, records
 sb = modal.Sandbox.from_id(sys.argv[1])
 die = lambda *args: os.kill(os.getpid(), signal.SIGKILL)
 if sys.argv[2] == "before signalling":
     signal.pidfd_send_signal = die
 else:
-    registry.mark_terminating = die
+    records.mark_terminating = die
 sb.terminate()
 """
 
@@ -265,7 +266,7 @@ def test_a_terminate_cut_short_never_hides_a_running_sandbox(app):
     assert killed.wait(60) == -signal.SIGKILL
     # Signalled, then the caller died before marking it: it ends anyway and its name is free.
     assert_ended_by_its_supervisor(sb)
-    assert not registry.terminating(sb.object_id)
+    assert not records.terminating(sb.object_id)
     assert sb.object_id not in [s.object_id for s in modal.Sandbox.list(app_id=app.app_id)]
     with pytest.raises(modal.exception.NotFoundError):
         modal.Sandbox.from_name(app.name, "cut-short")

@@ -10,7 +10,8 @@ import time
 import pytest
 
 import pysandbox as modal
-from pysandbox import config, garbage, registry
+from pysandbox import config, garbage
+from pysandbox._state import paths, records
 from pysandbox.runtime import launch
 
 from ._statedir import holders, python, stray_sandbox_processes
@@ -28,7 +29,7 @@ import time; time.sleep(60)
 
 
 def entries():
-    return set(os.listdir(registry.sandboxes_dir())) if registry.sandboxes_dir().exists() else set()
+    return set(os.listdir(paths.sandboxes_dir())) if paths.sandboxes_dir().exists() else set()
 
 
 def claim_path():
@@ -46,12 +47,12 @@ def test_creator_killed_at_random_points_leaves_nothing_half_made():
         time.sleep(rng.uniform(0, 0.03))
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-        new = entries() - before - {registry.COLLECTED_EXITS}
+        new = entries() - before - {paths.COLLECTED_EXITS}
         made |= new
         deadline = time.time() + 60
         for entry in new:
             if entry.startswith("."):  # killed before its directory appeared: only a staging one is left
-                while (registry.sandboxes_dir() / entry).exists():
+                while (paths.sandboxes_dir() / entry).exists():
                     assert time.time() < deadline, f"{entry} was never collected"
                     garbage.collect()
                     time.sleep(0.05)
@@ -64,7 +65,7 @@ def test_creator_killed_at_random_points_leaves_nothing_half_made():
                 while entry not in garbage.collect().sandboxes:
                     assert time.time() < deadline, f"{entry} never became collectable: {holders(entry)}"
                     time.sleep(0.05)
-                assert not registry.sandbox_dir(entry).exists()
+                assert not paths.sandbox_dir(entry).exists()
                 continue
             # appeared: fully usable from another process
             assert sb.exec("echo", "ok").stdout.read() == "ok\n"
@@ -91,17 +92,17 @@ def test_a_creator_killed_after_create_leaves_a_sandbox_everyone_can_use():
     assert modal.Sandbox.from_name("fault-app", "fault-named").object_id == sandbox_id
     assert sb.terminate(wait=True) == 137
     garbage.collect()
-    assert not registry.sandbox_dir(sandbox_id).exists() and not claim_path().exists()
+    assert not paths.sandbox_dir(sandbox_id).exists() and not claim_path().exists()
 
 
 def test_the_log_lock_is_held_until_the_sandbox_is_torn_down(sandboxes):
-    # gc takes an unregistered directory only once nothing holds its log (registry.held):
+    # gc takes an unregistered directory only once nothing holds its log (records.held):
     # not while its supervisor is still tearing the sandbox down.
     sb = sandboxes("sleep", "60")
-    directory = registry.sandbox_dir(sb.object_id)
-    assert registry.held(directory)
+    directory = paths.sandbox_dir(sb.object_id)
+    assert records.held(directory)
     sb.terminate(wait=True)
-    assert not registry.held(directory)
+    assert not records.held(directory)
 
 
 def test_a_sandbox_that_ends_before_its_creator_confirms_it_is_created(app, monkeypatch):

@@ -16,7 +16,8 @@ import time
 import pytest
 
 import pysandbox as modal
-from pysandbox import config, garbage, registry, volume
+from pysandbox import config, garbage, volume
+from pysandbox._state import apps, names, paths, records
 from pysandbox._state.files import new_id, read_json
 from pysandbox._state.proc import ProcessRef
 from pysandbox.image import store
@@ -49,14 +50,14 @@ while True:
 
 def test_a_record_rewritten_by_a_writer_killed_at_random_points_is_always_whole(sb):
     rng = random.Random(21)
-    directory = registry.sandbox_dir(sb.object_id)
+    directory = paths.sandbox_dir(sb.object_id)
     for _ in range(20):
         writer = python(REWRITE_TAGS, sb.object_id, stdout=-1, text=True)
         assert writer.stdout.readline() == "ready\n"
         time.sleep(rng.uniform(0, 0.05))
         writer.kill()
         writer.wait()
-        tags = registry.read_record(sb.object_id).tags  # never torn
+        tags = records.read_record(sb.object_id).tags  # never torn
         assert set(tags) <= {"n", "pad"} and (not tags or int(tags["n"]) >= 1)
     assert sb.poll() is None and sb.object_id in [s.object_id for s in modal.Sandbox.list(app_id=sb._record.app_id)]
     for name in temporaries(directory):  # what the kills left, once older than any write takes
@@ -144,13 +145,13 @@ def test_after_a_crash_the_next_create_collects_what_was_left_and_never_signals_
         (directory / "upper" / "root").mkdir(parents=True)
         (directory / "agent.sock").write_text("")
         (directory / ".record.json.77.abcd1234.tmp").write_text('{"sandbox_id": "half')
-        registry.claim_name(app.app_id, "crashed-name", crashed_id)
+        names.claim_name(app.app_id, "crashed-name", crashed_id)
         # A create that died making its directory, a collection that died removing one.
         dead = ProcessRef(ref.pid, ref.start_time + 1)  # no such process
-        (registry.sandboxes_dir() / registry.staging_name(new_id("sb-"), dead)).mkdir()
-        (registry.sandboxes_dir() / f".{new_id('sb-')}.trash" / "upper").mkdir(parents=True)
+        (paths.sandboxes_dir() / records.staging_name(new_id("sb-"), dead)).mkdir()
+        (paths.sandboxes_dir() / f".{new_id('sb-')}.trash" / "upper").mkdir(parents=True)
         # Writes of other state cut short, and a volume half made and one half deleted.
-        leftovers = [registry.apps_dir() / ".other.json.9.abcd.tmp", config.state_dir() / "secrets" / ".s.json.9.ab.tmp"]
+        leftovers = [apps.apps_dir() / ".other.json.9.abcd.tmp", config.state_dir() / "secrets" / ".s.json.9.ab.tmp"]
         for path in leftovers:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text("{")
@@ -174,7 +175,7 @@ def test_after_a_crash_the_next_create_collects_what_was_left_and_never_signals_
         for thread in threading.enumerate():
             if thread.name == "pysandbox-gc":
                 thread.join(60)
-        assert sorted(os.listdir(registry.sandboxes_dir())) == [registry.COLLECTED_EXITS, sb.object_id]
+        assert sorted(os.listdir(paths.sandboxes_dir())) == [paths.COLLECTED_EXITS, sb.object_id]
         assert not [p for p in leftovers if os.path.lexists(p)]
         assert not (config.state_dir() / "names" / app.app_id / "crashed-name").exists()
         assert handle.terminate(wait=True) == 137  # a handle from before reads what the collection recorded

@@ -20,7 +20,8 @@ pytestmark = pytest.mark.rootless
 SETUP = """
 import subprocess
 import pysandbox as modal
-from pysandbox import garbage, registry
+from pysandbox import garbage
+from pysandbox._state import paths, records
 from pysandbox._state.files import read_json
 from pysandbox.exception import ResourceExhaustedError
 app = modal.App.lookup("disk", create_if_missing=True)
@@ -29,10 +30,10 @@ def create(**kwargs):
     return modal.Sandbox.create("sleep", "300", app=app, block_network=True, **kwargs)
 
 def entries():
-    return sorted(os.listdir(registry.sandboxes_dir()))
+    return sorted(os.listdir(paths.sandboxes_dir()))
 
 def temporaries(sandbox_id):
-    return [n for n in os.listdir(registry.sandbox_dir(sandbox_id)) if n.endswith(".tmp")]
+    return [n for n in os.listdir(paths.sandbox_dir(sandbox_id)) if n.endswith(".tmp")]
 
 def cli(*args):
     r = subprocess.run([sys.executable, "-m", "pysandbox", *args], capture_output=True, text=True)
@@ -52,13 +53,13 @@ try:
     tags_error = None
 except ResourceExhaustedError as exc:
     tags_error = str(exc)
-tags = registry.read_record(sb.object_id).tags
+tags = records.read_record(sb.object_id).tags
 temps = temporaries(sb.object_id)
 code = sb.terminate(wait=True)  # teardown frees the upper directory first, then records the end
-status = registry.read_exit(sb.object_id)
+status = records.read_exit(sb.object_id)
 rc, out, err = cli("gc")
 report(wrote=wrote, full=full, tags_error=tags_error, tags=tags, temps=temps, code=code, lost=status.lost,
-       gc=[rc, out, err], gone=not registry.sandbox_dir(sb.object_id).exists(), free=free_bytes())
+       gc=[rc, out, err], gone=not paths.sandbox_dir(sb.object_id).exists(), free=free_bytes())
 """)
     assert result["wrote"] != "0" and result["full"] < 1 << 16  # the disk really was full
     assert "No space left on device" in result["tags_error"] and "record.json" in result["tags_error"]
@@ -72,7 +73,7 @@ def test_a_disk_filled_from_outside_still_lets_sandboxes_end_be_collected_and_re
     result = on_small_disk(SETUP + """
 reserved = create()  # its creator file holds room for its exit record
 unreserved = create()
-os.unlink(registry.sandbox_dir(unreserved.object_id) / "creator")  # as if made by a version without that
+os.unlink(paths.sandbox_dir(unreserved.object_id) / "creator")  # as if made by a version without that
 before = entries()
 filler = fill()  # what a volume or an image layer on the same disk would do
 try:
@@ -83,8 +84,8 @@ except ResourceExhaustedError as exc:
 after = entries()
 code_reserved = reserved.terminate(wait=True)
 code_unreserved = unreserved.terminate(wait=True)
-lost = {sb.object_id: registry.finished(sb._record).lost for sb in (reserved, unreserved)}
-leftover = os.listdir(registry.sandbox_dir(unreserved.object_id))
+lost = {sb.object_id: records.finished(sb._record).lost for sb in (reserved, unreserved)}
+leftover = os.listdir(paths.sandbox_dir(unreserved.object_id))
 listed = [s.object_id for s in modal.Sandbox.list(app_id=app.app_id)]
 found = garbage.collect()
 os.unlink(filler)

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 import pysandbox as modal
-from pysandbox import config, registry
+from pysandbox import config
+from pysandbox._state import paths
 from pysandbox._state.files import new_id
 from pysandbox._state.proc import ProcessRef
 from pysandbox.image import store
@@ -51,37 +52,37 @@ def kill_supervisor(sb):
 def test_bad_records_never_break_listing_and_gc_reports_and_removes_them(app, sandboxes):
     good = sandboxes("sleep", "300", tags={"who": "good"})
     ran = sandboxes("sleep", "300")  # a running sandbox whose record gets mangled
-    saved = (registry.sandbox_dir(ran.object_id) / "record.json").read_text()
+    saved = (paths.sandbox_dir(ran.object_id) / "record.json").read_text()
     template = json.loads(saved)
     bad = {}
     for kind, mangle in BAD_RECORDS.items():  # sandboxes that have ended, with a mangled record
         sb = modal.Sandbox.create(app=app)
         sb.terminate(wait=True)
-        (registry.sandbox_dir(sb.object_id) / "record.json").write_text(mangle({**template, "sandbox_id": sb.object_id}))
+        (paths.sandbox_dir(sb.object_id) / "record.json").write_text(mangle({**template, "sandbox_id": sb.object_id}))
         bad[sb.object_id] = kind
-    (registry.sandbox_dir(ran.object_id) / "record.json").write_text(BAD_RECORDS["tags of the wrong type"](template))
+    (paths.sandbox_dir(ran.object_id) / "record.json").write_text(BAD_RECORDS["tags of the wrong type"](template))
     try:
         check_bad_records(app, good, ran, bad)
     finally:
-        (registry.sandbox_dir(ran.object_id) / "record.json").write_text(saved)  # repaired by hand: usable again
+        (paths.sandbox_dir(ran.object_id) / "record.json").write_text(saved)  # repaired by hand: usable again
     assert modal.Sandbox.from_id(ran.object_id).exec("echo", "ok").stdout.read() == "ok\n"
 
 
 def check_bad_records(app, good, ran, bad):
     finished = modal.Sandbox.create(app=app)
     finished.terminate(wait=True)
-    (registry.sandbox_dir(finished.object_id) / "exit").write_text('{"status": "exited", "code": "zero"')
+    (paths.sandbox_dir(finished.object_id) / "exit").write_text('{"status": "exited", "code": "zero"')
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         listed = [sb.object_id for sb in modal.Sandbox.list(app_id=app.app_id)]
     assert listed == [good.object_id]
     warned = " ".join(str(w.message) for w in caught if issubclass(w.category, RuntimeWarning))
-    assert str(registry.sandbox_dir(ran.object_id) / "record.json") in warned  # the running one (the others have ended)
+    assert str(paths.sandbox_dir(ran.object_id) / "record.json") in warned  # the running one (the others have ended)
     for sandbox_id in [*bad, ran.object_id]:
-        with pytest.raises(modal.exception.ExecutionError, match=str(registry.sandbox_dir(sandbox_id) / "record.json")):
+        with pytest.raises(modal.exception.ExecutionError, match=str(paths.sandbox_dir(sandbox_id) / "record.json")):
             modal.Sandbox.from_id(sandbox_id)
-    with pytest.raises(modal.exception.ExecutionError, match=str(registry.sandbox_dir(finished.object_id) / "exit")):
+    with pytest.raises(modal.exception.ExecutionError, match=str(paths.sandbox_dir(finished.object_id) / "exit")):
         modal.Sandbox.from_id(finished.object_id).poll()
 
     r = cli("ls")
@@ -96,10 +97,10 @@ def check_bad_records(app, good, ran, bad):
     r = cli("gc")
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
     for sandbox_id in [*bad, finished.object_id]:
-        assert not registry.sandbox_dir(sandbox_id).exists(), bad.get(sandbox_id)
+        assert not paths.sandbox_dir(sandbox_id).exists(), bad.get(sandbox_id)
         assert sandbox_id in r.stderr  # reported, with its file
-    assert f"{registry.sandbox_dir(ran.object_id) / 'record.json'}" in r.stderr and "kept" in r.stderr
-    assert registry.sandbox_dir(ran.object_id).exists() and good.poll() is None
+    assert f"{paths.sandbox_dir(ran.object_id) / 'record.json'}" in r.stderr and "kept" in r.stderr
+    assert paths.sandbox_dir(ran.object_id).exists() and good.poll() is None
 
 
 def state_of(root):
@@ -120,7 +121,7 @@ def test_reading_never_writes(app, sandboxes):
     done = sandboxes("true")
     done.wait()
     time.sleep(0.2)
-    before = state_of(registry.sandboxes_dir())
+    before = state_of(paths.sandboxes_dir())
     for _ in range(2):
         list(modal.Sandbox.list(app_id=app.app_id))
         for sb in (running, lost, done):
@@ -128,14 +129,14 @@ def test_reading_never_writes(app, sandboxes):
             handle.poll(), handle.returncode, handle.get_tags(), handle.stats()
         modal.Sandbox.from_name(app.name, "read-only-reader")
         assert cli("ls", "--all").returncode == 0
-    assert state_of(registry.sandboxes_dir()) == before
+    assert state_of(paths.sandboxes_dir()) == before
 
 
 def test_a_cgroup_list_naming_anything_but_the_sandboxes_own_cgroup_is_refused(app, sandboxes):
     """Root: the other is a real running sandbox's cgroup, and a host cgroup with a process in
     it. Unprivileged (no cgroups of ours on this host): the same lists, refused all the same."""
     bystander = sandboxes("sleep", "300")
-    own = cgroups.load(registry.sandbox_dir(bystander.object_id))
+    own = cgroups.load(paths.sandbox_dir(bystander.object_id))
     foreign = None
     if own is not None:
         foreign = Path(own.dirs["pids"]).parent.parent / f"pysandbox-test-victim-{os.getpid()}"
@@ -149,7 +150,7 @@ def test_a_cgroup_list_naming_anything_but_the_sandboxes_own_cgroup_is_refused(a
         for target in targets:
             sb = modal.Sandbox.create("sleep", "300", app=app)  # gc removes it: not one of the fixture's
             kill_supervisor(sb)
-            path = registry.sandbox_dir(sb.object_id) / cgroups.RECORD_NAME
+            path = paths.sandbox_dir(sb.object_id) / paths.CGROUP_NAME
             path.write_text(json.dumps({"version": 1, "dirs": {"pids": target}}))
             assert sb.poll() == 137
             with pytest.warns(RuntimeWarning, match="refused"):
@@ -158,7 +159,7 @@ def test_a_cgroup_list_naming_anything_but_the_sandboxes_own_cgroup_is_refused(a
                 assert sb.terminate(wait=True) == 137  # the repair refuses the list, and says so
             r = cli("gc")
             assert r.returncode == 0 and target in r.stderr and "refused" in r.stderr
-            assert not registry.sandbox_dir(sb.object_id).exists()
+            assert not paths.sandbox_dir(sb.object_id).exists()
             assert bystander.exec("echo", "alive").stdout.read() == "alive\n"
             if own is not None:
                 assert os.path.isdir(target) and host_victim.poll() is None
@@ -176,7 +177,7 @@ def test_a_cgroup_list_naming_anything_but_the_sandboxes_own_cgroup_is_refused(a
 def test_a_record_without_a_boot_id_is_trusted_only_for_a_live_supervisor(app, sandboxes, tmp_path):
     # Written by an older version: no boot id. A real sandbox's still reads as running...
     sb = sandboxes("sleep", "300")
-    path = registry.sandbox_dir(sb.object_id) / "record.json"
+    path = paths.sandbox_dir(sb.object_id) / "record.json"
     data = json.loads(path.read_text())
     del data["supervisor"]["boot_id"]
     path.write_text(json.dumps(data))

@@ -14,17 +14,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pysandbox import _aio, agent, registry
+from pysandbox import _aio, agent
+from pysandbox._state import paths
 
 from ._inside import sh
 
 pytestmark = pytest.mark.rootless
 
-QUIET = 10  # seconds to wait for a reply init must send
+QUIET = 30  # seconds to wait for a reply init must send (a loaded machine can stall it for long)
 
 
 def _socket_path(sb):
-    return registry.sandbox_dir(sb.object_id) / "agent.sock"
+    return paths.sandbox_dir(sb.object_id) / "agent.sock"
 
 
 def _exchange(sb, data, nfds=0, closing=True):

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 import pysandbox as modal
-from pysandbox import config, registry
+from pysandbox import config
+from pysandbox._state import paths
 from pysandbox._state.files import remove_tree
 
 STRANGER = 65534  # nobody: any uid that is neither the caller nor the sandbox identity
@@ -72,14 +73,14 @@ def test_another_user_reads_nothing_of_it(reachable_home, sandboxes):
                            volumes={"/data": volume}, env={"TOKEN": "t0k3n"})
         assert writer.exec("sh", "-c", "echo volume-data > /data/f").wait() == 0
         modal.Image.from_scratch().add_local_file(__file__, "/layer-file", copy=True).build()
-        paths = _everything_under(config.state_dir())
-        assert any(p.endswith("/data/f") for p in paths) and any("/layers/" in p for p in paths)
-        readable = subprocess.run([HOST_PYTHON, "-c", PROBE, *paths], user=STRANGER, group=STRANGER,
+        everything = _everything_under(config.state_dir())
+        assert any(p.endswith("/data/f") for p in everything) and any("/layers/" in p for p in everything)
+        readable = subprocess.run([HOST_PYTHON, "-c", PROBE, *everything], user=STRANGER, group=STRANGER,
                                   capture_output=True, text=True, check=True).stdout.split()
         assert readable == [], f"another user can reach {readable[:5]}"
         # The sandbox still works: its identity reaches its own storage through staged binds.
         assert writer.exec("cat", "/data/f").stdout.read() == "volume-data\n"
-        socket = registry.sandbox_dir(writer.object_id) / "agent.sock"
+        socket = paths.sandbox_dir(writer.object_id) / "agent.sock"
         connect = subprocess.run(
             [HOST_PYTHON, "-c", "import socket, sys; s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET); "
              "s.connect(sys.argv[1])", str(socket)], user=STRANGER, group=STRANGER, capture_output=True, text=True)

@@ -28,8 +28,8 @@ def test_a_flood_of_entrypoint_output_keeps_only_the_newest(sandboxes, monkeypat
     flood = "head -c 209715200 /dev/zero | tr '\\0' x; echo; echo the-last-line"
     sb = sandboxes("sh", "-c", f"({flood}) & ({flood}) >&2; wait")
     sb.wait()
-    from pysandbox import registry
-    directory = registry.sandbox_dir(sb.object_id)
+    from pysandbox._state import paths
+    directory = paths.sandbox_dir(sb.object_id)
     for name in ("stdout", "stderr"):
         assert os.path.getsize(directory / name) > 200 * MiB  # offsets are kept: readers never jump
         assert _kept_on_disk(directory / name) <= 2 * MiB, f"{name} kept more than its bound"

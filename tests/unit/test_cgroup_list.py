@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from pysandbox._state import paths
 from pysandbox.exception import ExecutionError
 from pysandbox.runtime import cgroups
 
@@ -20,7 +21,7 @@ OWN_V2 = f"/sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service/pysandbox
 
 def listed(fs, data):
     directory = Path("/state/sandboxes") / SID
-    fs.create_file(directory / cgroups.RECORD_NAME, contents=data if isinstance(data, str) else json.dumps(data))
+    fs.create_file(directory / paths.CGROUP_NAME, contents=data if isinstance(data, str) else json.dumps(data))
     return directory
 
 
@@ -29,7 +30,7 @@ def test_the_sandboxes_own_cgroups_load(fs):
                                   "cpu": f"/sys/fs/cgroup/cpu,cpuacct/pysandbox/{SID}"}}
     assert cgroups.load(listed(fs, v1), V1) == cgroups.SandboxCgroup(1, v1["dirs"])
     directory = Path("/state/sandboxes") / SID
-    (directory / cgroups.RECORD_NAME).write_text(json.dumps({"version": 2, "dirs": {"pids": OWN_V2}}))
+    (directory / paths.CGROUP_NAME).write_text(json.dumps({"version": 2, "dirs": {"pids": OWN_V2}}))
     assert cgroups.load(directory, V2).dirs == {"pids": OWN_V2}
 
 
@@ -49,13 +50,13 @@ def test_anything_else_is_refused_naming_the_file(fs, version, path):
     directory = listed(fs, {"version": version, "dirs": {"memory": path}})
     with pytest.raises(ExecutionError, match="refused|corrupt") as info:
         cgroups.load(directory, V1)  # the hybrid host: v1 hierarchies, cgroup2 at /sys/fs/cgroup/unified
-    assert str(directory / cgroups.RECORD_NAME) in str(info.value)
+    assert str(directory / paths.CGROUP_NAME) in str(info.value)
 
 
 @pytest.mark.parametrize("data", ["{", "[]", {"version": 1}, {"version": 1, "dirs": ["x"]}, {"version": 3, "dirs": {}},
                                   {"version": 1, "dirs": {"memory": None}}])
 def test_a_corrupt_list_is_refused(fs, data):
-    with pytest.raises(ExecutionError, match=str(Path("/state/sandboxes") / SID / cgroups.RECORD_NAME)):
+    with pytest.raises(ExecutionError, match=str(Path("/state/sandboxes") / SID / paths.CGROUP_NAME)):
         cgroups.load(listed(fs, data), V1)
 
 

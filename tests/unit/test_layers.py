@@ -34,8 +34,8 @@ LAYERS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
     ("core", ("pysandbox._core", "pysandbox.process", "pysandbox.streams")),
     # This host's mechanics: runners, mounts, network, cgroups, repair after a crash.
     ("runtime", ("pysandbox.runtime",)),
-    # The state directory: records, names, apps.
-    ("state", ("pysandbox._state", "pysandbox.registry")),
+    # The state directory: its layout, records, names and tags, apps.
+    ("state", ("pysandbox._state",)),
     # Imported by every layer, importing none: settings, errors, bounds, public data types and their
     # checks (Probe, Tunnel), the async core, the host's identity, init's wire format, safe path walks.
     ("leaf", (

@@ -82,7 +82,7 @@ def test_without_a_helper_default_falls_back_to_loopback_with_one_warning(tmp_pa
     monkeypatch.setattr(netplan, "tool", lambda name: None)
     monkeypatch.setattr(netplan, "_warned", [])
     with caplog.at_level(logging.WARNING, logger="pysandbox"):
-        plans = [netplan.plan(SandboxSpec(()), tmp_path, (0, 0)) for _ in range(3)]
+        plans = [netplan.plan(SandboxSpec(()), tmp_path) for _ in range(3)]
     assert [p.mode for p in plans] == ["none"] * 3
     assert len([r for r in caplog.records if "no network" in r.getMessage()]) == 1
     assert not (tmp_path / "net").exists()

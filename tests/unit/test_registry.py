@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pysandbox import identity, registry
+from pysandbox import config, identity
+from pysandbox._state import apps, names, paths, records
 from pysandbox._state.files import ensure_dir, is_well_formed_id, new_id, write_json_atomic
 from pysandbox._state.proc import ProcessRef, boot_id
 from pysandbox.exception import Error, ExecutionError, NotFoundError, ResourceExhaustedError
@@ -38,7 +39,7 @@ def real_home(tmp_path, monkeypatch):
 
 
 def record(sandbox_id, supervisor=ProcessRef(123, 45, "boot"), **fields):
-    return registry.SandboxRecord(
+    return records.SandboxRecord(
         sandbox_id=sandbox_id, app_id="ap-x", app_name="a", name=None, tags={"k": "v"}, created_at=1.0,
         timeout=300, supervisor=supervisor, entrypoint=("sleep", "1"), workdir="/", image_id="host", **fields)
 
@@ -54,68 +55,68 @@ def test_ids():
 
 def test_record_round_trip(home):
     sid = new_id("sb-")
-    registry.sandbox_dir(sid).mkdir(parents=True)
-    registry.write_record(record(sid))
-    assert registry.read_record(sid) == record(sid)
-    assert [p for p in os.listdir(registry.sandbox_dir(sid)) if p.endswith(".tmp")] == []
+    paths.sandbox_dir(sid).mkdir(parents=True)
+    records.write_record(record(sid))
+    assert records.read_record(sid) == record(sid)
+    assert [p for p in os.listdir(paths.sandbox_dir(sid)) if p.endswith(".tmp")] == []
 
 
 def test_a_record_without_a_boot_id_still_reads(home):
     sid = new_id("sb-")
-    path = ensure_dir(registry.sandbox_dir(sid)) / "record.json"
+    path = ensure_dir(paths.sandbox_dir(sid)) / "record.json"
     data = record(sid).to_json()
     data["supervisor"] = {"pid": 123, "start_time": 45}  # written before boot ids were kept
     data["a_field_of_a_newer_version"] = [1, 2]  # ignored, not corrupt
     path.write_text(json.dumps(data))
-    assert registry.read_record(sid).supervisor == ProcessRef(123, 45, None)
+    assert records.read_record(sid).supervisor == ProcessRef(123, 45, None)
 
 
 def test_missing_and_corrupt_records(home):
     with pytest.raises(NotFoundError):
-        registry.read_record("sb-" + "x" * 22)
+        records.read_record("sb-" + "x" * 22)
     sid = new_id("sb-")
-    directory = registry.sandbox_dir(sid)
+    directory = paths.sandbox_dir(sid)
     directory.mkdir(parents=True)
     for text, why in [('{"sandbox_id": "trunc', "unreadable or corrupt"), ('{"sandbox_id": "x"}', "sandbox_id is not"),
                       ("[1, 2]", "not a JSON object")]:
         (directory / "record.json").write_text(text)
         with pytest.raises(ExecutionError, match=why) as info:
-            registry.read_record(sid)
+            records.read_record(sid)
         assert str(directory / "record.json") in str(info.value)
     for field, value in [("tags", "k=v"), ("created_at", "yesterday"), ("supervisor", {"pid": "1"}),
                          ("entrypoint", "sleep 1"), ("sandbox_id", new_id("sb-")), ("timeout", True)]:
         (directory / "record.json").write_text(json.dumps({**record(sid).to_json(), field: value}))
         with pytest.raises(ExecutionError, match=field):
-            registry.read_record(sid)
+            records.read_record(sid)
     other = new_id("sb-")
-    registry.sandbox_dir(other).mkdir(parents=True)
-    registry.write_record(record(other))
-    assert registry.read_record(other).sandbox_id == other
+    paths.sandbox_dir(other).mkdir(parents=True)
+    records.write_record(record(other))
+    assert records.read_record(other).sandbox_id == other
 
 
 def test_exit_status(home):
     sid = new_id("sb-")
-    registry.sandbox_dir(sid).mkdir(parents=True)
-    assert registry.read_exit(sid) is None
-    write_json_atomic(registry.sandbox_dir(sid) / "exit", {"status": "timeout", "code": 124, "finished_at": 2.0})
-    assert registry.read_exit(sid) == registry.ExitStatus("timeout", 124, 2.0)
+    paths.sandbox_dir(sid).mkdir(parents=True)
+    assert records.read_exit(sid) is None
+    write_json_atomic(paths.sandbox_dir(sid) / "exit", {"status": "timeout", "code": 124, "finished_at": 2.0})
+    assert records.read_exit(sid) == records.ExitStatus("timeout", 124, 2.0)
     for text in ("garbage", '{"status": "exited", "code": "0", "finished_at": 1}', '{"status": "won", "code": 0, "finished_at": 1}',
                  '{"status": "exited", "code": 0, "finished_at": 1, "oom_kills": "many"}'):
-        (registry.sandbox_dir(sid) / "exit").write_text(text)
+        (paths.sandbox_dir(sid) / "exit").write_text(text)
         with pytest.raises(ExecutionError, match="exit"):
-            registry.read_exit(sid)
+            records.read_exit(sid)
 
 
 def test_apps(home):
-    assert registry.read_app("a") is None
-    first = registry.create_app("a")
-    assert registry.create_app("a") == first
-    assert registry.find_app_by_id(first["app_id"]) == first
+    assert apps.read_app("a") is None
+    first = apps.create_app("a")
+    assert apps.create_app("a") == first
+    assert apps.find_app_by_id(first["app_id"]) == first
     with pytest.raises(Exception):
-        registry.app_path("../evil")
-    registry.app_path("b").write_text('{"app_id": 7, "name": "b"}')
+        apps.app_path("../evil")
+    apps.app_path("b").write_text('{"app_id": 7, "name": "b"}')
     with pytest.raises(ExecutionError, match="b.json"):
-        registry.read_app("b")
+        apps.read_app("b")
 
 
 # Parsers: whatever a record holds, reading it gives a valid record or an ExecutionError -----------
@@ -143,7 +144,7 @@ def check_parsed(parsed):
 def test_a_record_with_any_field_replaced_parses_or_is_reported(field, value):
     data = {**record(SID).to_json(), field: value}
     try:
-        parsed = registry.SandboxRecord.from_json(data, Path("/state/sandboxes") / SID / "record.json")
+        parsed = records.SandboxRecord.from_json(data, Path("/state/sandboxes") / SID / "record.json")
     except ExecutionError as exc:
         assert str(Path("/state/sandboxes") / SID / "record.json") in str(exc)
         return
@@ -154,7 +155,7 @@ def test_a_record_with_any_field_replaced_parses_or_is_reported(field, value):
 @given(data=JSON)
 def test_any_json_parses_or_is_reported(data):
     try:
-        check_parsed(registry.SandboxRecord.from_json(data, Path("/s") / SID / "record.json"))
+        check_parsed(records.SandboxRecord.from_json(data, Path("/s") / SID / "record.json"))
     except ExecutionError:
         pass
 
@@ -217,11 +218,11 @@ def test_a_failed_create_leaves_no_directory(real_home, monkeypatch):
     sid = new_id("sb-")
     with monkeypatch.context() as patched, pytest.raises(ResourceExhaustedError):
         patched.setattr(os, "rename", failing(errno.ENOSPC))
-        registry.make_sandbox_dir(sid)
-    assert os.listdir(registry.sandboxes_dir()) == []
-    directory = registry.make_sandbox_dir(sid)
+        records.make_sandbox_dir(sid)
+    assert os.listdir(paths.sandboxes_dir()) == []
+    directory = records.make_sandbox_dir(sid)
     assert os.listdir(directory) == ["creator"]
-    assert os.path.getsize(directory / "creator") == registry.EXIT_RESERVED_BYTES  # room for the exit record
+    assert os.path.getsize(directory / "creator") == records.EXIT_RESERVED_BYTES  # room for the exit record
     assert ProcessRef.from_json(json.loads((directory / "creator").read_text())).pid == os.getpid()
 
 
@@ -235,18 +236,18 @@ def test_a_process_from_another_boot_is_never_alive(real_home):
     assert not other_boot.alive()
     legacy = ProcessRef(me.pid, me.start_time, None)
     assert legacy.alive()  # no boot id: the pid and start time still say it is us...
-    assert not legacy.alive(registry.SUPERVISOR_PROGRAM)  # ...but not that we are a supervisor
+    assert not legacy.alive(records.SUPERVISOR_PROGRAM)  # ...but not that we are a supervisor
 
 
 def test_a_supervisor_is_known_by_its_program(tmp_path):
     proc, ref = fake_supervisor(tmp_path)
     try:
-        assert ref.alive(registry.SUPERVISOR_PROGRAM)
-        assert ProcessRef(ref.pid, ref.start_time, None).alive(registry.SUPERVISOR_PROGRAM)
+        assert ref.alive(records.SUPERVISOR_PROGRAM)
+        assert ProcessRef(ref.pid, ref.start_time, None).alive(records.SUPERVISOR_PROGRAM)
     finally:
         proc.kill()
         proc.wait()
-    assert not ref.alive(registry.SUPERVISOR_PROGRAM)
+    assert not ref.alive(records.SUPERVISOR_PROGRAM)
 
 
 # Reads never write -------------------------------------------------------------
@@ -262,50 +263,50 @@ def test_reading_a_sandbox_whose_supervisor_died_changes_nothing(real_home):
     ref = ProcessRef.of(dead.pid)
     dead.wait()
     sid = new_id("sb-")
-    ensure_dir(registry.sandbox_dir(sid) / "upper")
-    registry.write_record(record(sid, supervisor=ref))
+    ensure_dir(paths.sandbox_dir(sid) / "upper")
+    records.write_record(record(sid, supervisor=ref))
     before = tree(real_home)
-    status = registry.finished(registry.read_record(sid))
+    status = records.finished(records.read_record(sid))
     assert (status.status, status.code, status.lost) == ("terminated", 137, True)
-    assert registry.running_records() == [] and registry.sandbox_state(registry.read_record(sid)) == ("terminated", 137)
+    assert records.running_records() == [] and records.sandbox_state(records.read_record(sid)) == ("terminated", 137)
     assert tree(real_home) == before
-    assert reconcile.repair(registry.read_record(sid)) == []  # the repair is a separate, explicit step
-    assert registry.read_exit(sid).status == "terminated" and not (registry.sandbox_dir(sid) / "upper").exists()
+    assert reconcile.repair(records.read_record(sid)) == []  # the repair is a separate, explicit step
+    assert records.read_exit(sid).status == "terminated" and not (paths.sandbox_dir(sid) / "upper").exists()
 
 
 def test_a_bad_record_is_skipped_with_a_warning_and_the_others_are_listed(real_home, tmp_path):
     proc, ref = fake_supervisor(tmp_path)
     try:
         good, bad = new_id("sb-"), new_id("sb-")
-        ensure_dir(registry.sandbox_dir(good))
-        registry.write_record(record(good, supervisor=ref))
-        ensure_dir(registry.sandbox_dir(bad))
-        (registry.sandbox_dir(bad) / "record.json").write_text(json.dumps({**record(bad).to_json(), "tags": ["x"]}))
+        ensure_dir(paths.sandbox_dir(good))
+        records.write_record(record(good, supervisor=ref))
+        ensure_dir(paths.sandbox_dir(bad))
+        (paths.sandbox_dir(bad) / "record.json").write_text(json.dumps({**record(bad).to_json(), "tags": ["x"]}))
         with pytest.warns(RuntimeWarning, match=f"{bad}.*tags"):
-            assert [r.sandbox_id for r in registry.running_records()] == [good]
+            assert [r.sandbox_id for r in records.running_records()] == [good]
     finally:
         proc.kill()
         proc.wait()
 
 
 def test_corrupt_or_hostile_name_claims_are_free(home):
-    path = registry.config.state_dir() / "names" / "ap-x" / "n"
+    path = config.state_dir() / "names" / "ap-x" / "n"
     path.parent.mkdir(parents=True)
     for text in ("{", "[]", '{"sandbox_id": 5}', '{"sandbox_id": "../../etc"}',
                  json.dumps({"sandbox_id": SID, "creator": {"pid": "me"}})):
         path.write_text(text)
-        assert registry.claimed_sandbox("ap-x", "n") is None
+        assert names.claimed_sandbox("ap-x", "n") is None
     path.write_text(json.dumps({"sandbox_id": SID, "creator": ProcessRef(5, 6, "b").to_json()}))
-    assert registry.claimed_sandbox("ap-x", "n") == SID
+    assert names.claimed_sandbox("ap-x", "n") == SID
 
 
 def test_warnings_name_each_bad_record_once(real_home):
     bad = new_id("sb-")
-    ensure_dir(registry.sandbox_dir(bad))
-    (registry.sandbox_dir(bad) / "record.json").write_text("{")
+    ensure_dir(paths.sandbox_dir(bad))
+    (paths.sandbox_dir(bad) / "record.json").write_text("{")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")
         for _ in range(3):
-            registry.running_records()
+            records.running_records()
     assert len([w for w in caught if bad in str(w.message)]) == 1
 

@@ -28,13 +28,13 @@ from typing import Dict, List, Optional, Tuple
 import attrs
 
 from ..._state.files import write_json_atomic
+from ..._state.paths import SandboxDir
 from ...exception import ExecutionError, InvalidError
 from ...resources import Resources, SandboxStats
 from . import v1, v2
 from ._common import Host, Mount, write
 
 PARENT_NAME = "pysandbox"
-RECORD_NAME = "cgroup.json"
 CONTROLLERS = ("cpu", "memory", "pids")
 OPTIONAL_FILES = ("memory.memsw.limit_in_bytes", "memory.swap.max")  # absent without swap accounting
 _HOW_TO = ("Run as root, or on a cgroup v2 host inside a systemd-delegated subtree, e.g. "
@@ -158,13 +158,13 @@ def create(sandbox_id: str, resources: Resources, found: Optional[Host] = None,
     except BaseException:
         remove(cgroup)
         if listed_in is not None:
-            os.unlink(listed_in / RECORD_NAME)
+            os.unlink(SandboxDir(listed_in).cgroup_json)
         raise
     return cgroup
 
 
 def save(cgroup: SandboxCgroup, directory: Path) -> None:
-    write_json_atomic(directory / RECORD_NAME, cgroup.to_json(), durable=False)
+    write_json_atomic(SandboxDir(directory).cgroup_json, cgroup.to_json(), durable=False)
 
 
 def load(directory: Path, mounts: Optional[List[Mount]] = None) -> Optional[SandboxCgroup]:
@@ -175,7 +175,7 @@ def load(directory: Path, mounts: Optional[List[Mount]] = None) -> Optional[Sand
     (the leaf named by the sandbox directory's id, under a parent named PARENT_NAME, on a
     cgroup filesystem of the listed version, with no `..`). Anything else raises
     ExecutionError naming the file, and nothing it names is touched."""
-    path = directory / RECORD_NAME
+    path = SandboxDir(directory).cgroup_json
     try:
         data = json.loads(path.read_bytes())
     except FileNotFoundError:

@@ -1,29 +1,10 @@
-"""Sandbox records, their exit status, name claims, tags and apps, in the state directory.
+"""Sandbox records and their exit status: the sandbox directory from its making to its exit record.
 
-Layout under config.state_dir():
-
-    apps/<app-name>.json              {"app_id", "name", "created_at"}
-    names/<app-id>/<name>             a name claim: {"sandbox_id", "creator"}
-    lock                              held for read-modify-write of names and tags (locked())
-    sandboxes/.exits/<sb-id>          the exit record of a directory gc removed, kept for the retention
-    sandboxes/<sb-id>/creator         the process creating the sandbox (until its record exists),
-                                      padded: on a full disk the exit record is written over it
-    sandboxes/<sb-id>/record.json     the sandbox's spec, owner process and metadata
-    sandboxes/<sb-id>/exit            written once by the supervisor, after teardown (or by
-                                      runtime/reconcile.py for a supervisor that died without a word)
-    sandboxes/<sb-id>/agent.sock      init's listener (host side only)
-    sandboxes/<sb-id>/stdout|stderr   the entrypoint's output, written by the supervisor
-    sandboxes/<sb-id>/upper/          the sandbox's writable layer
-    sandboxes/<sb-id>/terminating     present once terminate() has signalled the supervisor
-    sandboxes/<sb-id>/supervisor.log  the supervisor's, runner's and init's own output; its lock
-                                      says whether any of them still runs (held())
-    sandboxes/<sb-id>/cgroup.json     the sandbox's cgroup (runtime/cgroups)
-    sandboxes/<sb-id>/net/            resolv.conf and the network helper's socket (runtime/netplan.py)
-
-Writes go through _state/files.py (atomic), and every record is validated when read: one
-that cannot be parsed raises an error naming its file and never affects other sandboxes.
-Reading (finished, read_exit, iter_records, running_records, list, from_id, poll) never
-kills a process or writes: a sandbox whose supervisor died without an exit record reads as
+record.json is the sandbox's spec, owner process and metadata; `exit` is what its supervisor wrote
+when it ended. The layout of the directory is in paths.py. Writes go through files.py (atomic),
+and every record is validated when read: one that cannot be parsed raises an error naming its file
+and never affects other sandboxes. Reading (finished, read_exit, iter_records, running_records)
+never kills a process or writes: a sandbox whose supervisor died without an exit record reads as
 lost, and the runtime (runtime/reconcile.py) does its teardown.
 """
 
@@ -33,7 +14,6 @@ import contextlib
 import fcntl
 import json
 import os
-import secrets
 import time
 import warnings
 from pathlib import Path
@@ -41,43 +21,26 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import attrs
 
-from . import _aio, config
-from ._state.files import (
+from .. import _aio
+from ..exception import ConflictError, ExecutionError, NotFoundError
+from .files import (
     ensure_dir,
     is_int,
     is_number,
     is_well_formed_id,
-    new_id,
     read_json,
     remove_tree,
     write_all,
     write_error,
     write_json_atomic,
 )
-from ._state.proc import ProcessRef
-from .exception import AlreadyExistsError, ConflictError, ExecutionError, InvalidError, NotFoundError
+from .paths import SandboxDir, collected_exit_path, sandbox_dir, sandboxes_dir
+from .proc import ProcessRef
 
-RECORD_NAME = "record.json"  # a sandbox directory's record; its existence also confirms the sandbox
-CREATOR_NAME = "creator"  # the creating process, so gc leaves a create in progress alone
 EXIT_RESERVED_BYTES = 512  # the creator file's size: more than the supervisor's whole exit record (320 bytes)
-EXIT_NAME = "exit"
-COLLECTED_EXITS = ".exits"  # sandboxes/.exits/<id>: exit records of directories gc removed
-TERMINATING = "terminating"  # present once terminate() has signalled the supervisor
 EXIT_PATIENCE_S = 2  # how long finished_error() waits for a vanished sandbox's exit record
-LOG_NAME = "supervisor.log"  # the supervisor's, its runner's and sandbox-init's stdout and stderr
 SUPERVISOR_PROGRAM = b"sandbox-supervisor"  # what a record's supervisor process must be running
 _STATUSES = ("exited", "timeout", "terminated", "idle_timeout", "failed")
-
-
-def sandboxes_dir() -> Path:
-    return config.state_dir() / "sandboxes"
-
-
-def sandbox_dir(sandbox_id: str) -> Path:
-    return sandboxes_dir() / sandbox_id
-
-
-# Sandbox records --------------------------------------------------------------
 
 
 def _is_str_list(value: Any) -> bool:
@@ -178,11 +141,11 @@ class SandboxRecord:
 
 
 def write_record(record: SandboxRecord) -> None:
-    write_json_atomic(sandbox_dir(record.sandbox_id) / RECORD_NAME, record.to_json(), durable=False)
+    write_json_atomic(SandboxDir.of(record.sandbox_id).record, record.to_json(), durable=False)
 
 
 def read_record(sandbox_id: str) -> SandboxRecord:
-    path = sandbox_dir(sandbox_id) / RECORD_NAME
+    path = SandboxDir.of(sandbox_id).record
     try:
         return SandboxRecord.from_json(read_json(path, "sandbox"), path)
     except FileNotFoundError:
@@ -201,7 +164,7 @@ def make_sandbox_dir(sandbox_id: str) -> Path:
     try:
         os.mkdir(staging, 0o700)
         # Written in place: nobody sees the staging directory before it is complete.
-        fd = os.open(staging / CREATOR_NAME, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        fd = os.open(SandboxDir(staging).creator, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         try:
             write_all(fd, json.dumps(creator.to_json()).encode().ljust(EXIT_RESERVED_BYTES))
         finally:
@@ -246,15 +209,9 @@ class ExitStatus:
     lost: bool = attrs.field(default=False, eq=False)
 
 
-def collected_exit_path(sandbox_id: str) -> Path:
-    """Where gc keeps the exit record of a sandbox whose directory it removed (a hard link made
-    before the removal), for handles that have not read it yet; kept for the retention time."""
-    return sandboxes_dir() / COLLECTED_EXITS / sandbox_id
-
-
 def read_exit(sandbox_id: str, path: Optional[Path] = None) -> Optional[ExitStatus]:
     """The exit record in the sandbox's directory (or at `path`), or None if there is none yet."""
-    path = sandbox_dir(sandbox_id) / EXIT_NAME if path is None else path
+    path = SandboxDir.of(sandbox_id).exit if path is None else path
     try:
         data = read_json(path, "sandbox exit")
     except FileNotFoundError:
@@ -273,7 +230,7 @@ async def finished_error(sandbox_id: str) -> ConflictError:
     runner could not be executed, its network not be set up), with what its supervisor logged."""
     message = f"Sandbox {sandbox_id} already finished"
     try:
-        with open(sandbox_dir(sandbox_id) / LOG_NAME, errors="replace") as log:
+        with open(SandboxDir.of(sandbox_id).log, errors="replace") as log:
             lines = [line.strip() for line in log if line.strip()]
         status = read_exit(sandbox_id)
         deadline = time.monotonic() + EXIT_PATIENCE_S
@@ -308,13 +265,13 @@ def mark_terminating(sandbox_id: str) -> None:
     """Record that terminate() has signalled the supervisor, so the sandbox leaves list() and
     frees its name at once rather than when its supervisor has finished tearing it down."""
     try:
-        os.close(os.open(sandbox_dir(sandbox_id) / TERMINATING, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+        os.close(os.open(SandboxDir.of(sandbox_id).terminating, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
     except OSError:
         pass  # removed by gc, or a read-only disk: the sandbox ends all the same
 
 
 def terminating(sandbox_id: str) -> bool:
-    return os.path.exists(sandbox_dir(sandbox_id) / TERMINATING)
+    return os.path.exists(SandboxDir.of(sandbox_id).terminating)
 
 
 def returncode(status: ExitStatus) -> int:
@@ -328,85 +285,7 @@ def sandbox_state(record: SandboxRecord) -> Tuple[str, Optional[int]]:
     return ("running", None) if status is None else (status.status, returncode(status))
 
 
-# Locking, names, tags, listing ------------------------------------------------
-
-
-@contextlib.contextmanager
-def locked() -> Iterator[None]:
-    """The state directory's lock, for read-modify-write of names and tags."""
-    ensure_dir(config.state_dir())
-    # Read-only is enough for flock, and opens on a read-only disk too (gc still reports there).
-    fd = os.open(config.state_dir() / "lock", os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
-def _name_path(app_id: str, name: str) -> Path:
-    return config.state_dir() / "names" / app_id / name
-
-
-def read_claim(path: Path) -> Optional[Tuple[str, Optional[ProcessRef]]]:
-    """(sandbox id, creator) of a name claim; None if there is none, or it is corrupt (free to take)."""
-    try:
-        data = read_json(path, "name claim")
-        creator = data.get("creator")
-        claim = data["sandbox_id"], None if creator is None else ProcessRef.from_json(creator)
-    except (FileNotFoundError, ExecutionError, KeyError, ValueError):
-        return None
-    return claim if is_well_formed_id(claim[0], "sb-") else None
-
-
-def claim_holder_running(sandbox_id: str, creator: Optional[ProcessRef]) -> bool:
-    try:
-        record = read_record(sandbox_id)
-    except NotFoundError:  # being created right now, unless its creator died or gc removed it
-        return creator is not None and creator.alive() and sandbox_dir(sandbox_id).exists()
-    except ExecutionError:
-        return False
-    try:
-        return finished(record) is None and not terminating(sandbox_id)
-    except ExecutionError:  # a corrupt exit record: it has ended
-        return False
-
-
-def claim_name(app_id: str, name: str, sandbox_id: str) -> None:
-    """Reserve `name` in the app for `sandbox_id`; AlreadyExistsError if a running sandbox has it."""
-    path = _name_path(app_id, name)
-    with locked():
-        claim = read_claim(path)
-        if claim is not None and claim_holder_running(*claim):
-            raise AlreadyExistsError(
-                f"A sandbox named {name!r} is already running in this app ({claim[0]}); "
-                "pick another name or terminate it first."
-            )
-        ensure_dir(path.parent)
-        creator = ProcessRef.of(os.getpid())
-        write_json_atomic(path, {"sandbox_id": sandbox_id, "creator": creator.to_json()}, durable=False)
-
-
-def release_name(app_id: str, name: str, sandbox_id: str) -> None:
-    """Drop a claim that still points at `sandbox_id` (its create failed)."""
-    path = _name_path(app_id, name)
-    with locked():
-        claim = read_claim(path)
-        if claim is not None and claim[0] == sandbox_id:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
-
-
-def claimed_sandbox(app_id: str, name: str) -> Optional[str]:
-    claim = read_claim(_name_path(app_id, name))
-    return None if claim is None else claim[0]
-
-
-def update_tags(sandbox_id: str, tags: dict) -> SandboxRecord:
-    with locked():
-        record = attrs.evolve(read_record(sandbox_id), tags=dict(tags))
-        write_record(record)
-    return record
+# Listing ----------------------------------------------------------------------
 
 
 def iter_records(skip_finished: bool = False) -> Iterator[Tuple[str, Union[SandboxRecord, Exception]]]:
@@ -419,9 +298,10 @@ def iter_records(skip_finished: bool = False) -> Iterator[Tuple[str, Union[Sandb
     for entry in entries:
         if not entry.name.startswith("sb-"):
             continue
-        if skip_finished and os.path.exists(os.path.join(entry.path, EXIT_NAME)):
+        directory = SandboxDir(Path(entry.path))
+        if skip_finished and os.path.exists(directory.exit):
             continue
-        path = Path(entry.path, RECORD_NAME)
+        path = directory.record
         try:
             yield entry.name, SandboxRecord.from_json(read_json(path, "sandbox"), path)
         except FileNotFoundError:
@@ -449,13 +329,16 @@ def running_records(app_id: Optional[str] = None, include_terminating: bool = Fa
     return sorted(records, key=lambda r: r.created_at, reverse=True)
 
 
+# The directory without its record -------------------------------------------
+
+
 def abandoned(directory: Path) -> bool:
     """A directory without a record whose creator died before registering it,
     once its supervisor (if it got that far) has torn the sandbox down."""
     if held(directory):
         return False  # its supervisor is still tearing the unconfirmed sandbox down
     try:
-        return not ProcessRef.from_json(read_json(directory / CREATOR_NAME, "creator")).alive()
+        return not ProcessRef.from_json(read_json(SandboxDir(directory).creator, "creator")).alive()
     except (FileNotFoundError, ExecutionError, ValueError):
         return True
 
@@ -465,7 +348,7 @@ def held(directory: Path) -> bool:
     locks the log (shared) before handing it to them as their stdout and stderr, and the lock
     lasts until the last of them has exited."""
     try:
-        fd = os.open(directory / LOG_NAME, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(SandboxDir(directory).log, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         return False
     try:
@@ -477,55 +360,3 @@ def held(directory: Path) -> bool:
     return False
 
 
-# Apps ------------------------------------------------------------------------
-
-
-def apps_dir() -> Path:
-    return config.state_dir() / "apps"
-
-
-def app_path(name: str) -> Path:
-    if not name or "/" in name or name.startswith(".") or "\0" in name:
-        raise InvalidError(f"Invalid App name {name!r}: use letters, digits, '-', '_' and '.'.")
-    return apps_dir() / f"{name}.json"
-
-
-def read_app(name: str) -> Optional[dict]:
-    path = app_path(name)
-    try:
-        data = read_json(path, "app")
-    except FileNotFoundError:
-        return None
-    if not (is_well_formed_id(data.get("app_id"), "ap-") and data.get("name") == name):
-        raise ExecutionError(f"app record {path} is corrupt (no app id, or another app's name); remove it.")
-    return data
-
-
-def create_app(name: str) -> dict:
-    """Create the app record unless one exists; of racing creators, one id wins."""
-    ensure_dir(apps_dir())
-    path = app_path(name)
-    record = {"app_id": new_id("ap-"), "name": name, "created_at": time.time()}
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    write_json_atomic(tmp, record)
-    try:
-        os.link(tmp, path)  # link() fails if it exists: first writer wins
-    except FileExistsError:
-        pass
-    finally:
-        os.unlink(tmp)
-    return read_app(name)
-
-
-def find_app_by_id(app_id: str) -> Optional[dict]:
-    directory = apps_dir()
-    if not directory.is_dir():
-        return None
-    for entry in directory.glob("*.json"):
-        try:
-            data = read_json(entry, "app")
-        except (FileNotFoundError, ExecutionError):
-            continue
-        if data.get("app_id") == app_id:
-            return data
-    return None
