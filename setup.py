@@ -16,14 +16,17 @@ from setuptools.command.build_py import build_py
 HERE = Path(__file__).resolve().parent
 NATIVE = HERE / "native"
 CFLAGS = ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-D_GNU_SOURCE", "-static"]
-BINARIES = {
-    "sandbox-init": ["init.c", "init_exec.c", "init_fs.c", "init_entry.c", "caps.c", "initconfig.c", "mkdirs.c",
-                     "netsync.c", "seccomp.c", "env.c", "spawn.c", "proto.c", "watch.c", "opts.c", "fdutil.c",
-                     "util.c"],
-    "sandbox-supervisor": ["supervisor.c", "output.c", "stage.c", "userns.c", "rmtree.c", "netns.c", "cgroup.c",
-                           "opts.c", "fdutil.c", "util.c"],
-    "sandbox-probe": ["probe.c", "opts.c", "util.c"],
-    "sandbox-rmtree": ["rmtree_main.c", "rmtree.c", "userns.c", "fdutil.c", "util.c"],
+BINARIES = {  # sources in native/; native/common/ is on the include path
+    "sandbox-init": ["init/init.c", "init/init_exec.c", "init/init_fs.c", "init/init_entry.c", "init/caps.c",
+                     "init/initconfig.c", "init/mkdirs.c", "init/netsync.c", "init/seccomp.c", "init/env.c",
+                     "init/spawn.c", "init/proto.c", "init/watch.c", "common/opts.c", "common/fdutil.c",
+                     "common/util.c"],
+    "sandbox-supervisor": ["supervisor/supervisor.c", "supervisor/output.c", "supervisor/stage.c",
+                           "common/userns.c", "common/rmtree.c", "supervisor/netns.c", "supervisor/cgroup.c",
+                           "common/opts.c", "common/fdutil.c", "common/util.c"],
+    "sandbox-probe": ["probe/probe.c", "common/opts.c", "common/util.c"],
+    "sandbox-rmtree": ["rmtree/rmtree_main.c", "common/rmtree.c", "common/userns.c", "common/fdutil.c",
+                       "common/util.c"],
 }
 
 
@@ -36,7 +39,8 @@ def compile_native(out_dir: Path) -> None:
         )
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, sources in BINARIES.items():
-        command = [*compiler, *CFLAGS, "-o", str(out_dir / name), *(str(NATIVE / s) for s in sources)]
+        command = [*compiler, *CFLAGS, f"-I{NATIVE / 'common'}", "-o", str(out_dir / name),
+                   *(str(NATIVE / s) for s in sources)]
         print(" ".join(command))
         result = subprocess.run(command)
         if result.returncode != 0:

@@ -1,4 +1,4 @@
-"""The wire format of the protocol spoken with sandbox-init (native/protocol.h).
+"""The wire format of the protocol spoken with sandbox-init (native/common/protocol.h).
 
 Each request is one SOCK_SEQPACKET datagram with its fds attached; replies
 come back the same way. The listener lives in the state directory, reachable

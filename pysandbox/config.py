@@ -30,7 +30,7 @@ from . import identity
 from .exception import InvalidError
 
 NATIVE_DIR = Path(__file__).resolve().parent / "_native"
-# The whole environment of every host process pysandbox starts (native/util.c's host_env): nothing a
+# The whole environment of every host process pysandbox starts (native/common/util.c's host_env): nothing a
 # caller, an image or a secret sets reaches one.
 HOST_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
 

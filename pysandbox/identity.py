@@ -13,7 +13,7 @@
   whatever switches user (su, apt dropping to _apt, chown to another uid) fails; `pysandbox
   doctor` says so.
 
-native/userns.c makes the namespaces from this (the supervisor's --userns-* options).
+native/common/userns.c makes the namespaces from this (the supervisor's --userns-* options).
 """
 
 from __future__ import annotations

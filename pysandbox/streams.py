@@ -326,7 +326,7 @@ class FollowSource(Source):
 def read_kept(fd: int, offset: int, size: int) -> Tuple[int, bytes]:
     """(where the data starts, up to `size` bytes of it) of an entrypoint's output file at or
     after `offset`, skipping what the supervisor released to keep the file within its bound
-    (native/output.c punches the oldest output out as a hole): a reader that fell behind
+    (native/supervisor/output.c punches the oldest output out as a hole): a reader that fell behind
     resumes at the oldest byte kept. Reads at an offset, never the fd's shared position."""
     try:
         offset = os.lseek(fd, offset, os.SEEK_DATA)

@@ -173,7 +173,7 @@ def is_number(value: Any) -> bool:
 
 def remove_tree(path: Path, dir_fd: Optional[int] = None) -> None:
     """Remove `path` (relative to `dir_fd`, if given) and everything below it. Sandboxes write
-    these trees, and may still be changing them: sandbox-rmtree (native/rmtree.c) never follows a
+    these trees, and may still be changing them: sandbox-rmtree (native/common/rmtree.c) never follows a
     symlink, never leaves the tree's mount, gets through chmod 000 and any depth, where Python's
     rmtree works on path strings a sandbox can redirect. OSError saying what it could not remove."""
     if not os.path.lexists(path if dir_fd is None else f"/proc/self/fd/{dir_fd}/{path}") or _remove_flat(path, dir_fd):

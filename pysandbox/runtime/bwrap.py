@@ -2,9 +2,9 @@
 
 Isolation that every sandbox gets, whatever the caller asked for: a user
 namespace (sandbox ids are unprivileged host ids, never host root: identity.py) made
-by the supervisor before bwrap starts inside it (native/userns.h), in which nested
+by the supervisor before bwrap starts inside it (native/common/userns.h), in which nested
 user namespaces are refused twice (its parent allows no more of them, and
-sandbox-init's seccomp filter, native/seccomp.c, which also refuses mounts and
+sandbox-init's seccomp filter, native/init/seccomp.c, which also refuses mounts and
 the rest); pid, ipc, uts, net and cgroup namespaces; sandbox
 root's capabilities narrowed to layout.SANDBOX_ROOT_CAPS, and no_new_privs; a new
 session (no TIOCSTI into the caller's terminal); its own /proc
@@ -31,7 +31,7 @@ from .layout import (
     python_links,
 )
 
-ISOLATION = (  # no --unshare-user: bwrap runs in the sandbox's user namespace (native/userns.h)
+ISOLATION = (  # no --unshare-user: bwrap runs in the sandbox's user namespace (native/common/userns.h)
     "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net", "--unshare-cgroup-try",
     "--hostname", "sandbox",
     "--die-with-parent", "--as-pid-1", "--new-session",

@@ -1,4 +1,4 @@
-"""sandbox-init's configuration, handed over in a sealed memfd (native/initconfig.h).
+"""sandbox-init's configuration, handed over in a sealed memfd (native/init/initconfig.h).
 
 The sandbox's environment (which carries secrets, and whatever an image's ENV
 says, LD_PRELOAD included) and the entrypoint's argv reach init this way, never
@@ -15,7 +15,7 @@ from typing import Mapping, Sequence, Tuple
 from ..exception import InvalidError
 
 MAGIC = b"PSBC1"
-MAX_BYTES = 8 << 20  # native/initconfig.h's INIT_CONFIG_MAX
+MAX_BYTES = 8 << 20  # native/init/initconfig.h's INIT_CONFIG_MAX
 
 
 def encode(env: Mapping[str, str], argv: Sequence[str], volumes: Sequence[Tuple[int, int, str]] = ()) -> bytes:

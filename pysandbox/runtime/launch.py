@@ -1,8 +1,8 @@
 """Start a sandbox: prepare its directory, then spawn its supervisor, detached.
 
-The supervisor (native/supervisor.c) outlives this process, enforces the
+The supervisor (native/supervisor/supervisor.c) outlives this process, enforces the
 timeout, records the exit status and tears everything down. We hand it
-(native/fds.h) the listener init will serve on, the files for the entrypoint's
+(native/common/fds.h) the listener init will serve on, the files for the entrypoint's
 output and init's configuration, so that exec works the moment create()
 returns: connections queue on the listener until init accepts them. launch() is the
 checklist of the steps, in order; the runner is the spec's, from runners.RUNNERS, and
@@ -14,7 +14,7 @@ image's ENV) and the entrypoint's argv reach init only in its configuration
 (runtime/initconfig.py), never through a host process's environment or argv.
 
 Identity (identity.py): the supervisor makes the sandbox's user namespaces from
-identity.current() (native/userns.c); for a root caller it also drops to the range's
+identity.current() (native/common/userns.c); for a root caller it also drops to the range's
 root id before starting the runner, so sandbox root is never host root, and host
 paths that id cannot traverse (a Python under /root/.pyenv, a state dir under a 0700
 directory) are bind-mounted onto a staging tmpfs in the supervisor's private mount
@@ -122,7 +122,7 @@ def _prepare_overlay(rootfs, upper: Path) -> layout.OverlayRoot:
 
 
 def _high_dup(fd: int) -> int:
-    # Above every fd of native/fds.h, so the dup2 actions below cannot clobber a source.
+    # Above every fd of native/common/fds.h, so the dup2 actions below cannot clobber a source.
     return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 64)
 
 
@@ -336,7 +336,7 @@ def _spawn(directory: Path, argv: List[str], init_config: bytes, runner_config: 
     confirm_read, confirm_write = os.pipe2(os.O_CLOEXEC)
     opened = [
         os.open(sandbox.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600),
-        os.open(sandbox.stdout, created, 0o600),  # written only by the supervisor (native/output.c)
+        os.open(sandbox.stdout, created, 0o600),  # written only by the supervisor (native/supervisor/output.c)
         os.open(sandbox.stderr, created, 0o600),
         confirm_read,
         initconfig.memfd(init_config),

@@ -11,7 +11,7 @@ layout.SANDBOX_ROOT_CAPS, no_new_privs and a new session (nsjail's defaults). Ev
 point goes through RunnerInputs.dest (an image's symlinks resolved inside the image).
 sandbox-init runs as pid 1 (-Mo clones it into the new pid namespace), makes /root and the
 working directory inside the sandbox (RunnerInputs.init_dirs) and gets the supervisor's
-fds 3-6 and 8, and 7 with the default network (native/fds.h).
+fds 3-6 and 8, and 7 with the default network (native/common/fds.h).
 
 The mounts go to nsjail as a configuration file (its config.proto text format, handed
 over as fds.RUNNER_CONFIG), not as command-line flags: only there can a bind be nosuid
@@ -56,7 +56,7 @@ DEV_LINKS = (("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"), ("
              ("/proc/self/fd/2", "/dev/stderr"), ("/proc/kcore", "/dev/core"), ("pts/ptmx", "/dev/ptmx"))
 # The supervisor's listener, entrypoint output pipes, event pipe and init's configuration.
 PASSED_FDS = (fds.LISTEN, fds.ENTRY_OUT, fds.ENTRY_ERR, fds.EVENT, fds.INIT_CONFIG)
-ISOLATION = (  # --disable_clone_newuser: nsjail runs in the sandbox's user namespace (native/userns.h)
+ISOLATION = (  # --disable_clone_newuser: nsjail runs in the sandbox's user namespace (native/common/userns.h)
     "-Mo", "--quiet", "--hostname", "sandbox", "--time_limit", "0", "--disable_rlimits", "--disable_proc",
     "--disable_clone_newuser", *(arg for cap in SANDBOX_ROOT_CAPS for arg in ("--cap", f"CAP_{cap}")),
     *(arg for fd in PASSED_FDS for arg in ("--pass_fd", str(fd))),

@@ -4,7 +4,7 @@ A supervisor killed by SIGKILL, a host crash or a disk it could not write leaves
 record; the registry reads such a sandbox as terminated with `lost` set (records.finished),
 without touching anything. The runtime does the rest here, when a caller that may act asks
 (terminate(), wait(), gc): kill what the supervisor stranded, remove the sandbox's cgroup,
-upper directory and socket, and write the exit record. native/cgroup.c and native/rmtree.c
+upper directory and socket, and write the exit record. native/supervisor/cgroup.c and native/common/rmtree.c
 do the same teardown for a supervisor that lives to do it.
 """
 

@@ -59,7 +59,7 @@ def test_a_volume_written_as_another_user_is_theirs_in_the_next_sandbox(sandboxe
 
 def test_one_sandbox_cannot_use_up_the_inotify_instances_of_another(sandboxes):
     # The kernel limits inotify instances per host uid, and every sandbox of this caller runs as
-    # the same host ids: each sandbox gets a share (native/userns.c), so a greedy one stops first.
+    # the same host ids: each sandbox gets a share (native/common/userns.c), so a greedy one stops first.
     grab = """
 import ctypes
 libc = ctypes.CDLL(None, use_errno=True)

@@ -190,7 +190,7 @@ def _unified_mount():
 
 @pytest.mark.skipif(_unified_mount() is None, reason="no writable cgroup2 mount here")
 def test_the_supervisor_starts_its_runner_inside_a_v2_cgroup_and_removes_it(tmp_path):
-    """The v2 path of native/cgroup.c for real (clone3 into the cgroup, cgroup.kill, rmdir),
+    """The v2 path of native/supervisor/cgroup.c for real (clone3 into the cgroup, cgroup.kill, rmdir),
     on whatever cgroup2 mount this host has (here the hybrid layout's controller-less one)."""
     import subprocess
 
@@ -199,7 +199,7 @@ def test_the_supervisor_starts_its_runner_inside_a_v2_cgroup_and_removes_it(tmp_
     cgroup = os.path.join(_unified_mount(), f"pysandbox-test-{os.getpid()}")
     os.mkdir(cgroup)
     try:
-        result = subprocess.run(  # fds 3-5 and 8 (native/fds.h) as the supervisor expects
+        result = subprocess.run(  # fds 3-5 and 8 (native/common/fds.h) as the supervisor expects
             ["sh", "-c", 'exec "$@" 3</dev/null 4>/dev/null 5>/dev/null 8</dev/null', "sh",
              config.native_binary("sandbox-supervisor"), "--dir", str(tmp_path), "--timeout-ms", "20000",
              "--output-max", "65536",

@@ -41,7 +41,7 @@ def test_no_host_fd_in_any_sandbox_process(sandboxes, tmp_path):
     fds = json.loads(out)
     assert fds, out
     # No host file at all: even the entrypoint's stdout and stderr are pipes the supervisor
-    # copies into the files in the sandbox directory (native/output.c).
+    # copies into the files in the sandbox directory (native/supervisor/output.c).
     host_files = {fd: target for fd, target in fds.items() if target.startswith("/") and not target.startswith(SANDBOX_PATHS)}
     assert host_files == {}
     assert {target.split(":")[0] for target in fds.values() if not target.startswith("/")} <= {"pipe", "socket", "anon_inode"}

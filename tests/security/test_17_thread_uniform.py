@@ -42,7 +42,7 @@ def test_every_thread_confined_alike(sb):
         assert int(fields[cap][0], 16) == SANDBOX_ROOT_CAP_MASK, cap
     assert int(fields["CapAmb"][0], 16) == 0
     assert fields["Uid"] == ["0"] * 4 and fields["Gid"] == ["0"] * 4
-    for id_map in (uid_map, gid_map):  # the sandbox's ids, one to one onto the outer namespace's (native/userns.h)
+    for id_map in (uid_map, gid_map):  # the sandbox's ids, one to one onto the outer namespace's (native/common/userns.h)
         ranges = [tuple(map(int, line.split())) for line in id_map.splitlines()]
         assert ranges[0][:2] == (0, 0) and all(inside == outside for inside, outside, _ in ranges)
         assert sum(count for _, _, count in ranges) == identity.current().size

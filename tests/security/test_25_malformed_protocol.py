@@ -1,4 +1,4 @@
-"""Item 25: malformed requests on a real sandbox's init socket (native/proto.c): wrong
+"""Item 25: malformed requests on a real sandbox's init socket (native/init/proto.c): wrong
 magic, version and length fields, truncated frames, oversized datagrams, wrong fd counts,
 string counts far past the body. Each gets an error reply (EPROTO or EINVAL, the
 connection then closed), never a crash: pid 1 keeps serving stats and execs, and keeps

@@ -2,7 +2,7 @@
 more than its bounds, whatever it writes (pysandbox/bounds.py).
 
 * The entrypoint's stdout and stderr reach the host through pipes the supervisor
-  copies into files holding only the newest output (native/output.c).
+  copies into files holding only the newest output (native/supervisor/output.c).
 * Every memory-backed filesystem is sized (runtime/sizes.py): the host image's writable
   root (and /tmp in it), /dev/shm, and /dev, which is read-only once made.
 """

@@ -45,7 +45,7 @@ def test_nothing_to_mask_on_a_bare_proc(fs):
 
 def compile_filter(compiler, tmp_path):
     result = subprocess.run([compiler, *setup.CFLAGS, "-c", "-o", str(tmp_path / "seccomp.o"),
-                             str(setup.NATIVE / "seccomp.c")], capture_output=True, text=True)
+                             str(setup.NATIVE / "init" / "seccomp.c")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 
 

@@ -1,4 +1,4 @@
-"""runtime/initconfig.py: the records sandbox-init parses (native/initconfig.c)."""
+"""runtime/initconfig.py: the records sandbox-init parses (native/init/initconfig.c)."""
 
 import os
 

@@ -1,7 +1,7 @@
 """The contracts between the Python side and the native helpers, compared text to value:
-the fd layout (native/fds.h, runtime/fds.py), init's wire protocol (native/protocol.h,
-agent.py), init's configuration format (native/initconfig.h, runtime/initconfig.py), the
-fixed host environment (native/util.c, config.py) and sandbox root's capabilities."""
+the fd layout (native/common/fds.h, runtime/fds.py), init's wire protocol (native/common/protocol.h,
+agent.py), init's configuration format (native/init/initconfig.h, runtime/initconfig.py), the
+fixed host environment (native/common/util.c, config.py) and sandbox root's capabilities."""
 
 import re
 from pathlib import Path
@@ -13,21 +13,21 @@ NATIVE = Path(__file__).resolve().parents[2] / "native"
 
 
 def test_fd_numbers_agree():
-    header = (NATIVE / "fds.h").read_text()
+    header = (NATIVE / "common" / "fds.h").read_text()
     native = {name: int(number) for name, number in re.findall(r"\bFD_([A-Z_]+) = (\d+)", header)}
     python = {name: value for name, value in vars(fds).items() if name.isupper()}
     assert native == python
 
 
 def test_init_config_format_agrees():
-    header = (NATIVE / "initconfig.h").read_text()
+    header = (NATIVE / "init" / "initconfig.h").read_text()
     assert re.search(r'#define INIT_CONFIG_MAGIC "([^"]+)"', header).group(1).encode() == initconfig.MAGIC
     assert int(re.search(r"#define INIT_CONFIG_MAX \((\d+)u << (\d+)\)", header).group(1)) << 20 == \
         initconfig.MAX_BYTES
 
 
 def test_host_environment_agrees():
-    source = (NATIVE / "util.c").read_text()
+    source = (NATIVE / "common" / "util.c").read_text()
     entries = re.search(r"host_env\[\] = \{(.*?)NULL\}", source).group(1)
     assert sorted(re.findall(r'"([^"]*)"', entries)) == sorted(f"{k}={v}" for k, v in config.HOST_ENV.items())
 
@@ -35,14 +35,14 @@ def test_host_environment_agrees():
 def test_capabilities_agree():
     from pysandbox.runtime.layout import SANDBOX_ROOT_CAPS
 
-    source = (NATIVE / "caps.c").read_text()
+    source = (NATIVE / "init" / "caps.c").read_text()
     kept = re.search(r"CAPS_KEPT\[\] = \{(.*?)\};", source, re.S).group(1)
     assert sorted(re.findall(r"CAP_([A-Z_]+)", kept)) == sorted(SANDBOX_ROOT_CAPS)
 
 
 def test_protocol_numbers_agree():
-    """Every PSB_ name in native/protocol.h has its agent.py twin with the same value, and back."""
-    header = (NATIVE / "protocol.h").read_text()
+    """Every PSB_ name in native/common/protocol.h has its agent.py twin with the same value, and back."""
+    header = (NATIVE / "common" / "protocol.h").read_text()
     native = {name: int(value, 0) for name, value in re.findall(r"\bPSB_([A-Z_]+) = (\d+)", header)}
     native.update((name, int(value.rstrip("u"), 0)) for name, value in
                   re.findall(r"#define PSB_([A-Z_]+) \(?(0x[0-9a-f]+u?|\d+u?)\b", header))

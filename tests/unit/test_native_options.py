@@ -1,4 +1,4 @@
-"""The native helpers' command lines (native/opts.c and each helper's option table): a
+"""The native helpers' command lines (native/common/opts.c and each helper's option table): a
 refused command line exits 2 before anything is done, naming the option, and the usage
 line is made from the table, so it lists every option."""
 
