@@ -24,6 +24,8 @@ from .._state.proc import ProcessRef
 from ..runtime import launch, layout, reconcile
 from .spec import SandboxSpec
 
+SUPERVISOR_EXIT_PATIENCE_S = 5  # from its exit record to its exit: a few system calls
+
 
 @attrs.frozen
 class Started:
@@ -103,7 +105,20 @@ async def wait(record: records.SandboxRecord) -> records.ExitStatus:
         status = finished(record)
     if status.lost:
         repair(record)
+    else:
+        await _gone(record.supervisor)
     return status
+
+
+async def _gone(supervisor: ProcessRef) -> None:
+    """The supervisor writes the exit record as its last step, then exits: once this returns,
+    nothing of the sandbox runs (bounded: a supervisor stuck past its record is not waited for)."""
+    fd = pidfd(supervisor)
+    if fd is not None:
+        try:
+            await _aio.readable(fd, timeout=SUPERVISOR_EXIT_PATIENCE_S)
+        finally:
+            os.close(fd)
 
 
 def repair(record: records.SandboxRecord) -> None:
