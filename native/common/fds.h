@@ -1,6 +1,6 @@
 /* fds.h: the descriptors the creator, sandbox-supervisor, the runner (bwrap or
  * nsjail) and sandbox-init hand one another.  pysandbox/runtime/fds.py
- * mirrors these numbers; tests/unit/test_native_contracts.py compares them.
+ * mirrors these numbers; tests/unit/native/test_native_contracts.py compares them.
  *
  *   creator -> supervisor:  0 FD_CONFIRM, 1-2 the sandbox's supervisor.log,
  *                           3 FD_LISTEN, 4-5 FD_ENTRY_OUT/ERR (the files the

@@ -1,5 +1,5 @@
 """The descriptors the creator, the supervisor, the runner and sandbox-init hand one
-another: the Python side of native/common/fds.h (tests/unit/test_native_contracts.py
+another: the Python side of native/common/fds.h (tests/unit/native/test_native_contracts.py
 checks that the two agree)."""
 
 CONFIRM = 0  # the creator's pipe to the supervisor: b"g" once the sandbox is registered

@@ -9,7 +9,7 @@ Every runner module has the same interface (docs/RUNNERS.md, "Adding a runner"):
   it reads from fds.RUNNER_CONFIG, if any.
 
 The names are config.RUNNERS, which the leaf layer validates (PYSANDBOX_RUNNER, the spec's
-runner); tests/unit/test_runners_contract.py keeps the two in step.
+runner); tests/unit/runtime/test_runners_contract.py keeps the two in step.
 """
 
 from __future__ import annotations

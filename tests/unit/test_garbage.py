@@ -17,7 +17,7 @@ from pysandbox._state.proc import ProcessRef
 from pysandbox.exception import InvalidError
 
 from ..security._statedir import fake_supervisor
-from .test_registry import record
+from ._state.test_registry import record
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from pysandbox._state.proc import ProcessRef, boot_id
 from pysandbox.exception import Error, ExecutionError, NotFoundError, ResourceExhaustedError
 from pysandbox.runtime import reconcile
 
-from ..security._statedir import fake_supervisor
+from ...security._statedir import fake_supervisor
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 from pysandbox import agent, config
 from pysandbox.runtime import fds, initconfig
 
-NATIVE = Path(__file__).resolve().parents[2] / "native"
+NATIVE = Path(__file__).resolve().parents[3] / "native"
 
 
 def test_fd_numbers_agree():
