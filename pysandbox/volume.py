@@ -4,10 +4,11 @@ A volume is `volumes/<name>/` holding `meta.json` and `data/` (kept by _state/vo
 read-write (or read-only) at a path of the sandbox; several sandboxes may
 mount it at once and see each other's writes at once, so `commit()` only makes
 the data durable and `reload()` has nothing to fetch. Host-side operations
-(listdir, read_file, batch_upload, ...) resolve every path inside `data/`
-with openat2(RESOLVE_IN_ROOT) (the tree operations of _beneath.py): a symlink
-planted by sandbox code never leads to a host file. For a root caller, files uploaded from the host are given to
-the sandbox's unprivileged uid, so sandboxes can change them.
+(listdir, read_file, batch_upload, ...) go through the tree operations of
+_beneath.py, which resolve every path inside `data/` with openat2(RESOLVE_IN_ROOT):
+a symlink planted by sandbox code never leads to a host file. For a root caller,
+files uploaded from the host are given to the sandbox's unprivileged uid
+(`_adopt`), so sandboxes can change them.
 """
 
 from __future__ import annotations
