@@ -302,7 +302,7 @@ def copy_tree(root_fd: int, src: str, dst: str, adopt: Adopt) -> None:
         elif entry.type == FileEntryType.FILE:
             fd, size = open_file(root_fd, entry.path, "file_copy", os.O_NOFOLLOW)
             try:
-                write_file(root_fd, target, fd, None, True, adopt, size=size)
+                write_file(root_fd, target, fd, None, force=True, adopt=adopt, size=size)
             finally:
                 os.close(fd)
         elif entry.type == FileEntryType.SYMLINK:

@@ -235,7 +235,7 @@ class Volume:
                 if not _beneath.is_dir(root, src):
                     fd, size = _beneath.open_file(root, src, "file_copy")
                     try:
-                        _beneath.write_file(root, target, fd, None, True, _adopt, size=size)
+                        _beneath.write_file(root, target, fd, None, force=True, adopt=_adopt, size=size)
                     finally:
                         os.close(fd)
                     continue
