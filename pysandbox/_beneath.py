@@ -1,9 +1,16 @@
-"""Opening paths inside a directory tree that sandbox code can write to.
+"""Opening paths inside a directory tree that sandbox code can write to, and the tree
+operations built on it (listing, making directories, writing and copying files and links).
 
 A volume's files are written by sandboxes, so any component of a path may be
 a symlink planted to point at a host file. openat2(RESOLVE_IN_ROOT) resolves
 the whole path as if the directory were "/": symlinks and ".." can never
-leave it, whatever the tree holds.
+leave it, whatever the tree holds. Every operation below works one directory fd
+at a time, by name in that directory, and never follows a symlink it finds.
+
+What the host makes in such a tree is handed to an `adopt` callable, as adopt(fd) or
+adopt(name, dir_fd=parent) (a symlink itself, never what it points to): the caller's
+choice of owner (volume.py passes _state.files.give_to_sandbox_owner, so sandboxes can
+change what the host wrote). This module is a leaf and imports no state.
 """
 
 from __future__ import annotations
@@ -14,9 +21,13 @@ import errno
 import os
 import platform
 import secrets
+import shutil
 import stat
 import struct
-from typing import Iterator, Optional, Tuple
+from typing import Callable, Iterator, Optional, Tuple
+
+from . import bounds
+from .types import FileEntry, FileEntryType
 
 _SYS_OPENAT2 = {"x86_64": 437, "aarch64": 437}.get(platform.machine())
 _RESOLVE_NO_MAGICLINKS = 0x02
@@ -27,6 +38,9 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 _RESOLVE_RETRIES = 64  # openat2 attempts when the host's renames race a ".." (EAGAIN)
 _PATH_CHUNK = 2048  # bytes of path resolved per openat2 call on a deeper path (PATH_MAX is 4096)
+CHUNK = 1 << 20  # bytes per read or write of a file's content
+
+Adopt = Callable[..., None]  # adopt(fd) or adopt(name, dir_fd=parent): see the module's docstring
 
 
 def open_in_root(root_fd: int, path: str, flags: int, mode: int = 0o644, *, symlinks: bool = True) -> int:
@@ -72,11 +86,12 @@ def _openat2(root_fd: int, path: str, flags: int, mode: int, symlinks: bool) -> 
     raise OSError(err, os.strerror(err), path)
 
 
-def open_file(root_fd: int, path: str, bound: int, variable: str, flags: int = 0) -> Tuple[int, int]:
+def open_file(root_fd: int, path: str, bound: str, flags: int = 0) -> Tuple[int, int]:
     """(fd, size) of the regular file `path` inside `root_fd`, for reading. Sandboxes write this
     tree: a FIFO would block the open (so it is non-blocking), a device never end, a sparse file
-    of a terabyte fill the host's disk; anything but a regular file of at most `bound` bytes is
-    refused. Readers take only the `size` bytes it held when opened."""
+    of a terabyte fill the host's disk; anything but a regular file within the bound named
+    `bound` (bounds.py) is refused. Readers take only the `size` bytes it held when opened."""
+    limit = bounds.get(bound)
     fd = open_in_root(root_fd, path, os.O_RDONLY | os.O_NONBLOCK | flags)
     try:
         info = os.fstat(fd)
@@ -84,8 +99,9 @@ def open_file(root_fd: int, path: str, bound: int, variable: str, flags: int = 0
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
         if not stat.S_ISREG(info.st_mode):
             raise OSError(errno.EINVAL, "not a regular file (a FIFO, socket or device)", path)
-        if info.st_size > bound:
-            raise OSError(errno.EFBIG, f"{info.st_size} bytes, over the {bound} byte limit ({variable})", path)
+        if info.st_size > limit:
+            raise OSError(errno.EFBIG, f"{info.st_size} bytes, over the {limit} byte limit ({bounds.variable(bound)})",
+                          path)
         os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)
@@ -180,3 +196,131 @@ def parent_and_name(root_fd: int, path: str):
     if not name or name in (".", ".."):
         raise IsADirectoryError(f"{path!r} names no file")
     return open_in_root(root_fd, parent or ".", os.O_RDONLY | os.O_DIRECTORY), name
+
+
+# Tree operations: volume.py's host side of a volume ------------------------------------------
+
+
+def entry_type(mode: int) -> FileEntryType:
+    for test, kind in ((stat.S_ISREG, FileEntryType.FILE), (stat.S_ISDIR, FileEntryType.DIRECTORY),
+                       (stat.S_ISLNK, FileEntryType.SYMLINK), (stat.S_ISFIFO, FileEntryType.FIFO),
+                       (stat.S_ISSOCK, FileEntryType.SOCKET)):
+        if test(mode):
+            return kind
+    return FileEntryType.UNSPECIFIED
+
+
+def entries(root_fd: int, path: str, recursive: bool) -> Iterator[FileEntry]:
+    """FileEntry of everything below `path` (walk()), or of `path` alone if it is no directory."""
+    fd = open_in_root(root_fd, path or "/", os.O_RDONLY | os.O_PATH)
+    try:
+        info = os.stat(fd)
+    finally:
+        os.close(fd)
+    if not stat.S_ISDIR(info.st_mode):
+        yield FileEntry(path.strip("/"), entry_type(info.st_mode), int(info.st_mtime), info.st_size)
+        return
+    yield from _entries_below(root_fd, path.strip("/"), recursive)
+
+
+def _entries_below(root_fd: int, path: str, recursive: bool) -> Iterator[FileEntry]:
+    for relative, info, _, _ in walk(root_fd, path, recursive):
+        yield FileEntry(relative, entry_type(info.st_mode), int(info.st_mtime), info.st_size)
+
+
+def make_dirs(root_fd: int, path: str, adopt: Adopt) -> None:
+    """`path` and its parents, made where missing."""
+    current = ""
+    for part in [p for p in path.split("/") if p]:
+        current = f"{current}/{part}"
+        make_dir(root_fd, current, adopt)
+
+
+def make_dir(root_fd: int, path: str, adopt: Adopt) -> None:
+    """`path`, made if missing, in a parent that exists."""
+    parent, name = parent_and_name(root_fd, path)
+    try:
+        os.mkdir(name, 0o755, dir_fd=parent)
+        adopt(name, dir_fd=parent)
+    except FileExistsError:
+        pass
+    finally:
+        os.close(parent)
+
+
+def is_dir(root_fd: int, path: str) -> bool:
+    try:
+        fd = open_in_root(root_fd, path, os.O_PATH | os.O_DIRECTORY)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
+
+
+def is_link(root_fd: int, path: str) -> bool:
+    parent, name = parent_and_name(root_fd, path)
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode)
+    finally:
+        os.close(parent)
+
+
+def write_file(root_fd: int, remote: str, source, mode: Optional[int], force: bool, adopt: Adopt,
+               size: Optional[int] = None) -> None:
+    """Copy `source` (an fd, of which the first `size` bytes, or a file object) to `remote`
+    inside the tree, its parents made first."""
+    parent_path = remote.strip("/").rpartition("/")[0]
+    if parent_path:
+        make_dirs(root_fd, parent_path, adopt)
+    parent, name = parent_and_name(root_fd, remote)
+    try:
+        with replacing(parent, name, 0o644 if mode is None else mode, clobber=force) as fd:
+            if isinstance(source, int):
+                offset = 0
+                while offset < size and (sent := os.sendfile(fd, source, offset, size - offset)):
+                    offset += sent
+            else:
+                with open(fd, "wb", closefd=False) as target:
+                    shutil.copyfileobj(source, target, CHUNK)
+            if mode is not None:
+                os.fchmod(fd, mode)
+            adopt(fd)
+    except FileExistsError:
+        raise FileExistsError(f"{remote} exists in the volume; pass force=True to overwrite it") from None
+    finally:
+        os.close(parent)
+
+
+def copy_tree(root_fd: int, src: str, dst: str, adopt: Adopt) -> None:
+    """`src` as `dst`, as `cp -r` would: links copied as links, only regular files' content
+    (within file_copy), anything else left out."""
+    make_dirs(root_fd, dst, adopt)
+    for entry in list(_entries_below(root_fd, src, True)):
+        target = dst + entry.path[len(src):]
+        if entry.type == FileEntryType.DIRECTORY:
+            make_dir(root_fd, target, adopt)  # its parent came first (walk lists a directory before what it holds)
+        elif entry.type == FileEntryType.FILE:
+            fd, size = open_file(root_fd, entry.path, "file_copy", os.O_NOFOLLOW)
+            try:
+                write_file(root_fd, target, fd, None, force=True, adopt=adopt, size=size)
+            finally:
+                os.close(fd)
+        elif entry.type == FileEntryType.SYMLINK:
+            copy_link(root_fd, entry.path, target, adopt)
+
+
+def copy_link(root_fd: int, src: str, dst: str, adopt: Adopt) -> None:
+    """The symlink `src` (never what it points to) as `dst`, replacing what is there."""
+    source_parent, source_name = parent_and_name(root_fd, src)
+    try:
+        link = os.readlink(source_name, dir_fd=source_parent)
+    finally:
+        os.close(source_parent)
+    parent, name = parent_and_name(root_fd, dst)
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name, dir_fd=parent)
+        os.symlink(link, name, dir_fd=parent)
+        adopt(name, dir_fd=parent)
+    finally:
+        os.close(parent)

@@ -30,8 +30,8 @@ from typing import Iterator, List, Optional, Union
 
 import attrs
 
-from . import bounds, config, volume
-from ._state import apps, files, names, paths, records
+from . import bounds, config
+from ._state import apps, files, names, paths, records, volumes
 from ._state.proc import ProcessRef
 from .exception import Error, ExecutionError, NotFoundError
 from .image import store as image_store
@@ -83,7 +83,7 @@ def _collect(min_age: float, retention: float, found: Collection) -> None:
     state = config.state_dir()
     for directory in (state, apps.apps_dir(), state / "secrets", image_store.root() / "refs"):
         _sweep_temp_files(directory, temp_age, now, found)
-    for path in volume.leftovers():
+    for path in volumes.leftovers():
         if not _changed_within(temp_age, now, path):
             found.leftovers += _remove(path, found)
     try:

@@ -1,78 +1,35 @@
-"""Volumes: directories in the state directory, bind-mounted into sandboxes.
+"""Volumes: directories in the state directory, bind-mounted into sandboxes (Modal's Volume API).
 
-A volume is `volumes/<name>/` holding `meta.json` and `data/`. Mounted
+A volume is `volumes/<name>/` holding `meta.json` and `data/` (kept by _state/volumes.py). Mounted
 read-write (or read-only) at a path of the sandbox; several sandboxes may
 mount it at once and see each other's writes at once, so `commit()` only makes
 the data durable and `reload()` has nothing to fetch. Host-side operations
-(listdir, read_file, batch_upload, ...) resolve every path inside `data/`
-with openat2(RESOLVE_IN_ROOT): a symlink planted by sandbox code never leads
-to a host file. For a root caller, files uploaded from the host are given to
-the sandbox's unprivileged uid, so sandboxes can change them.
+(listdir, read_file, batch_upload, ...) go through the tree operations of
+_beneath.py, which resolve every path inside `data/` with openat2(RESOLVE_IN_ROOT):
+a symlink planted by sandbox code never leads to a host file. For a root caller,
+files uploaded from the host are given to the sandbox's unprivileged uid
+(`_adopt`), so sandboxes can change them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import secrets
-import shutil
 import stat as stat_module
-import time
 from pathlib import Path
 from typing import Any, AsyncIterator, Iterator, List, Optional, Tuple, Union
 
-from . import _beneath, bounds, config
+from . import _beneath
 from ._aio import context, static_context, synchronized, synchronized_static
 from ._core.spec import Bind
-from ._state import files, names
-from ._validate import is_object_name, object_name
+from ._state import files
+from ._state import volumes as store
 from .exception import AlreadyExistsError, InvalidError, NotFoundError
 from .runtime.layout import SYSTEM_DIRS
-from .types import FileEntry, FileEntryType, VolumeInfo
+from .types import FileEntry, VolumeInfo
+from .types import FileEntryType as FileEntryType  # Modal's home of it (modal.volume)
 
-_CREATING, _DELETING = ".tmp", ".deleted"  # suffixes of a volume directory on its way in or out
-CHUNK = 1 << 20
-
-
-def _volumes_dir() -> Path:
-    return config.state_dir() / "volumes"
-
-
-def _check_name(name: str) -> str:
-    return object_name(name, "Volume", id_prefix="vo-")
-
-
-def _create(directory: Path, name: Optional[str]) -> dict:
-    meta = {"volume_id": files.new_id("vo-"), "name": name, "created_at": time.time()}
-    tmp = directory.with_name(f".{directory.name}.{os.getpid()}.{secrets.token_hex(4)}{_CREATING}")
-    try:
-        (tmp / "data").mkdir(parents=True, mode=0o755)
-        files.give_to_sandbox_owner(tmp / "data")
-        files.write_json_atomic(tmp / "meta.json", meta)
-        os.rename(tmp, directory)  # published whole, or not at all
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            files.remove_tree(tmp)  # a full disk leaves no half-made volume
-        if isinstance(exc, OSError):
-            raise files.write_error(tmp, exc) from None
-        raise
-    return meta
-
-
-def leftovers() -> List[Path]:
-    """Directories of volume creates and deletes that did not finish (a crash, a full disk)."""
-    directory = _volumes_dir()
-    names = os.listdir(directory) if directory.is_dir() else []
-    return [directory / n for n in names if n.startswith(".") and n.endswith((_CREATING, _DELETING))]
-
-
-def _entry_type(mode: int) -> FileEntryType:
-    for test, kind in ((stat_module.S_ISREG, FileEntryType.FILE), (stat_module.S_ISDIR, FileEntryType.DIRECTORY),
-                       (stat_module.S_ISLNK, FileEntryType.SYMLINK), (stat_module.S_ISFIFO, FileEntryType.FIFO),
-                       (stat_module.S_ISSOCK, FileEntryType.SOCKET)):
-        if test(mode):
-            return kind
-    return FileEntryType.UNSPECIFIED
+_adopt = files.give_to_sandbox_owner  # who owns what the host writes in a volume: sandboxes must change it
 
 
 class _VolumeManager:
@@ -80,31 +37,17 @@ class _VolumeManager:
 
     @synchronized_static
     async def create(name: str, *, allow_existing: bool = False, **_options) -> None:
-        directory = _volumes_dir() / _check_name(name)
-        files.ensure_dir(_volumes_dir())
-        with names.locked():
-            if directory.exists():
-                if allow_existing:
-                    return
-                raise AlreadyExistsError(f"Volume {name!r} already exists")
-            _create(directory, name)
+        if not store.create(name) and not allow_existing:
+            raise AlreadyExistsError(f"Volume {name!r} already exists")
 
     @synchronized_static
     async def delete(name: str, *, allow_missing: bool = False, **_options) -> None:
-        directory = _volumes_dir() / _check_name(name)
-        if not directory.exists():
-            if allow_missing:
-                return
+        if not store.delete(name) and not allow_missing:
             raise NotFoundError(f"Volume {name!r} not found")
-        trash = directory.with_name(f".{name}.{os.getpid()}.{secrets.token_hex(4)}{_DELETING}")
-        os.rename(directory, trash)  # gone at once for everyone, then removed
-        files.remove_tree(trash)
 
     @synchronized_static
     async def list(*, max_objects: Optional[int] = None, **_options) -> List["Volume"]:
-        directory = _volumes_dir()
-        names = sorted(p.name for p in directory.iterdir() if is_object_name(p.name)) if directory.is_dir() else []
-        return [Volume.from_name(name) for name in names[:max_objects]]
+        return [Volume.from_name(name) for name in store.volume_names()[:max_objects]]
 
 
 class Volume:
@@ -121,7 +64,7 @@ class Volume:
     def from_name(name: str, *, environment_name: Optional[str] = None, create_if_missing: bool = False,
                   version=None, create_options=None, client=None) -> "Volume":
         """A reference, checked when first used (NotFoundError then, unless create_if_missing)."""
-        return Volume(_check_name(name), create_if_missing=create_if_missing)
+        return Volume(store.check_name(name), create_if_missing=create_if_missing)
 
     @staticmethod
     def from_id(volume_id: str, client=None) -> "Volume":
@@ -132,13 +75,8 @@ class Volume:
     @static_context
     def ephemeral(client=None, environment_name=None, version=None, create_options=None) -> Iterator["Volume"]:
         """An anonymous volume that exists only inside the `with` block."""
-        files.ensure_dir(_volumes_dir())
-        directory = _volumes_dir() / f"ephemeral-{files.new_id('')}"
-        meta = _create(directory, None)
-        try:
+        with store.ephemeral() as meta:
             yield Volume(None, meta["volume_id"])
-        finally:
-            files.remove_tree(directory)
 
     def with_mount_options(self, *, read_only: Optional[bool] = None, sub_path: Optional[str] = None) -> "Volume":
         if sub_path is not None and (not isinstance(sub_path, str) or sub_path.startswith("/")
@@ -163,22 +101,19 @@ class Volume:
 
     def _directory(self) -> Path:
         if self._name is not None:
-            directory = _volumes_dir() / self._name
+            directory = store.path(self._name)
             if not directory.exists():
                 if not self._create_if_missing:
                     raise NotFoundError(f"Volume {self._name!r} not found; pass create_if_missing=True to create it.")
-                Volume.objects.create(self._name, allow_existing=True)
+                store.create(self._name)  # unless another caller just did
             return directory
-        for directory in (_volumes_dir().iterdir() if _volumes_dir().is_dir() else ()):
-            try:
-                if files.read_json(directory / "meta.json", "volume").get("volume_id") == self._volume_id:
-                    return directory
-            except (FileNotFoundError, NotADirectoryError):
-                continue
-        raise NotFoundError(f"Volume {self._volume_id} not found")
+        directory = store.find_by_id(self._volume_id)
+        if directory is None:
+            raise NotFoundError(f"Volume {self._volume_id} not found")
+        return directory
 
     def _meta(self) -> dict:
-        return files.read_json(self._directory() / "meta.json", "volume")
+        return store.read_meta(self._directory())
 
     def bind(self, path: str) -> Bind:
         """How a sandbox mounts this volume at `path`: its data directory, or the sub_path in it
@@ -188,7 +123,7 @@ class Volume:
         relative = "/".join(part for part in (self._sub_path or "").split("/") if part not in ("", "."))
         with self._root() as root:
             if relative:
-                _make_dirs(root, relative)
+                _beneath.make_dirs(root, relative, _adopt)
             try:
                 fd = _beneath.open_in_root(root, relative or ".", os.O_PATH | os.O_DIRECTORY, symlinks=False)
             except OSError as exc:
@@ -246,26 +181,18 @@ class Volume:
         if path.rstrip("/").endswith("*"):
             raise InvalidError("Glob patterns are not supported by listdir; pass a directory or a file path.")
         with self._root() as root:
-            fd = _beneath.open_in_root(root, path or "/", os.O_RDONLY | os.O_PATH)
-            try:
-                info = os.stat(fd)
-            finally:
-                os.close(fd)
-            if not stat_module.S_ISDIR(info.st_mode):
-                yield FileEntry(path.strip("/"), _entry_type(info.st_mode), int(info.st_mtime), info.st_size)
-                return
-            yield from _walk(root, path.strip("/"), recursive)
+            yield from _beneath.entries(root, path, recursive)
 
     @synchronized
     async def read_file(self, path: str) -> AsyncIterator[bytes]:
         """The file's bytes, in chunks: only a regular file, and only what it held when opened."""
         _check_path(path)
         with self._root() as root:
-            fd, size = _open_file(root, path)
+            fd, size = _beneath.open_file(root, path, "file_copy")
         try:
             offset = 0
             while offset < size:
-                chunk = os.pread(fd, min(CHUNK, size - offset), offset)
+                chunk = os.pread(fd, min(_beneath.CHUNK, size - offset), offset)
                 if not chunk:
                     return  # it shrank meanwhile
                 offset += len(chunk)
@@ -302,13 +229,13 @@ class Volume:
         with self._root() as root:
             for src in src_paths:
                 target = f"{dst_path.rstrip('/')}/{src.rstrip('/').rsplit('/', 1)[-1]}" if into_dir else dst_path
-                if recursive and _is_link(root, src):  # `cp -r` copies a link it is given as a link
-                    _copy_link(root, src, target)
+                if recursive and _beneath.is_link(root, src):  # `cp -r` copies a link it is given as a link
+                    _beneath.copy_link(root, src, target, _adopt)
                     continue
-                if not _is_dir(root, src):
-                    fd, size = _open_file(root, src)
+                if not _beneath.is_dir(root, src):
+                    fd, size = _beneath.open_file(root, src, "file_copy")
                     try:
-                        _write_file(root, target, fd, None, force=True, size=size)
+                        _beneath.write_file(root, target, fd, None, force=True, adopt=_adopt, size=size)
                     finally:
                         os.close(fd)
                     continue
@@ -316,11 +243,11 @@ class Volume:
                     raise IsADirectoryError(f"{src} is a directory; pass recursive=True to copy it")
                 if f"/{target.strip('/')}/".startswith(f"/{src.strip('/')}/"):
                     raise InvalidError(f"Cannot copy directory {src} into itself ({target})")
-                _copy_tree(root, src.strip("/"), target.strip("/"))
+                _beneath.copy_tree(root, src.strip("/"), target.strip("/"), _adopt)
 
     def _is_dir(self, path: str) -> bool:
         with self._root() as root:
-            return _is_dir(root, path)
+            return _beneath.is_dir(root, path)
 
     @context
     def batch_upload(self, force: bool = False) -> Iterator["_Uploader"]:
@@ -331,22 +258,15 @@ class Volume:
         with self._root() as root:
             for local, remote, mode in uploader.files:
                 if hasattr(local, "read"):  # a file object
-                    _write_file(root, remote, local, mode, force)
+                    _beneath.write_file(root, remote, local, mode, force, _adopt)
                     continue
                 with open(local, "rb") as source:
-                    _write_file(root, remote, source.fileno(), mode, force, size=os.fstat(source.fileno()).st_size)
+                    _beneath.write_file(root, remote, source.fileno(), mode, force, _adopt,
+                                        size=os.fstat(source.fileno()).st_size)
 
     @staticmethod
     def rename(old_name: str, new_name: str, *, client=None, environment_name=None) -> None:
-        old, new = _volumes_dir() / _check_name(old_name), _volumes_dir() / _check_name(new_name)
-        with names.locked():
-            if not old.exists():
-                raise NotFoundError(f"Volume {old_name!r} not found")
-            if new.exists():
-                raise AlreadyExistsError(f"Volume {new_name!r} already exists")
-            meta = files.read_json(old / "meta.json", "volume")
-            files.write_json_atomic(old / "meta.json", {**meta, "name": new_name})
-            os.rename(old, new)
+        store.rename(old_name, new_name)
 
     def __repr__(self) -> str:
         return f"Volume({self._name or self._volume_id!r})"
@@ -403,104 +323,3 @@ class _Uploader:
             if path.is_file():
                 self.put_file(path, f"{remote_path.rstrip('/')}/{path.relative_to(base).as_posix()}")
 
-
-def _make_dirs(root: int, path: str) -> None:
-    current = ""
-    for part in [p for p in path.split("/") if p]:
-        current = f"{current}/{part}"
-        _make_dir(root, current)
-
-
-def _make_dir(root: int, path: str) -> None:
-    """`path`, made if missing, in a parent that exists."""
-    parent, name = _beneath.parent_and_name(root, path)
-    try:
-        os.mkdir(name, 0o755, dir_fd=parent)
-        files.give_to_sandbox_owner(name, dir_fd=parent)
-    except FileExistsError:
-        pass
-    finally:
-        os.close(parent)
-
-
-def _open_file(root: int, path: str, flags: int = 0) -> Tuple[int, int]:
-    return _beneath.open_file(root, path, bounds.get("file_copy"), bounds.variable("file_copy"), flags)
-
-
-def _is_dir(root: int, path: str) -> bool:
-    try:
-        fd = _beneath.open_in_root(root, path, os.O_PATH | os.O_DIRECTORY)
-    except OSError:
-        return False
-    os.close(fd)
-    return True
-
-
-def _write_file(root: int, remote: str, source, mode: Optional[int], force: bool, size: Optional[int] = None) -> None:
-    """Copy `source` (an fd, of which the first `size` bytes, or a file object) to `remote`
-    inside the volume."""
-    parent_path = remote.strip("/").rpartition("/")[0]
-    if parent_path:
-        _make_dirs(root, parent_path)
-    parent, name = _beneath.parent_and_name(root, remote)
-    try:
-        with _beneath.replacing(parent, name, 0o644 if mode is None else mode, clobber=force) as fd:
-            if isinstance(source, int):
-                offset = 0
-                while offset < size and (sent := os.sendfile(fd, source, offset, size - offset)):
-                    offset += sent
-            else:
-                with open(fd, "wb", closefd=False) as target:
-                    shutil.copyfileobj(source, target, CHUNK)
-            if mode is not None:
-                os.fchmod(fd, mode)
-            files.give_to_sandbox_owner(fd)
-    except FileExistsError:
-        raise FileExistsError(f"{remote} exists in the volume; pass force=True to overwrite it") from None
-    finally:
-        os.close(parent)
-
-
-def _copy_tree(root: int, src: str, dst: str) -> None:
-    _make_dirs(root, dst)
-    for entry in list(_walk(root, src, True)):
-        target = dst + entry.path[len(src):]
-        if entry.type == FileEntryType.DIRECTORY:
-            _make_dir(root, target)  # its parent came first (walk lists a directory before what it holds)
-        elif entry.type == FileEntryType.FILE:
-            fd, size = _open_file(root, entry.path, os.O_NOFOLLOW)
-            try:
-                _write_file(root, target, fd, None, force=True, size=size)
-            finally:
-                os.close(fd)
-        elif entry.type == FileEntryType.SYMLINK:
-            _copy_link(root, entry.path, target)
-
-
-def _is_link(root: int, path: str) -> bool:
-    parent, name = _beneath.parent_and_name(root, path)
-    try:
-        return stat_module.S_ISLNK(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode)
-    finally:
-        os.close(parent)
-
-
-def _copy_link(root: int, src: str, dst: str) -> None:
-    source_parent, source_name = _beneath.parent_and_name(root, src)
-    try:
-        link = os.readlink(source_name, dir_fd=source_parent)
-    finally:
-        os.close(source_parent)
-    parent, name = _beneath.parent_and_name(root, dst)
-    try:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(name, dir_fd=parent)
-        os.symlink(link, name, dir_fd=parent)
-        files.give_to_sandbox_owner(name, dir_fd=parent)
-    finally:
-        os.close(parent)
-
-
-def _walk(root: int, path: str, recursive: bool) -> Iterator[FileEntry]:
-    for rel, info, _, _ in _beneath.walk(root, path, recursive):
-        yield FileEntry(rel, _entry_type(info.st_mode), int(info.st_mtime), info.st_size)

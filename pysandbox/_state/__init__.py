@@ -9,6 +9,7 @@ This layer owns the files and what they mean, one module per concept:
     records.py   sandbox records and exit status, the sandbox directory from its making
     names.py     the lock, name claims, tags
     apps.py      app records
+    volumes.py   the volumes/ directory: a volume's directory and metadata, by name or id
 
 It reads and writes state, nothing else: it never imports the runtime (pysandbox/runtime),
 the runners or the public API, so reading a record can never start, kill or repair

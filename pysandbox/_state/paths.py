@@ -22,7 +22,7 @@
         cgroup.json                   the sandbox's cgroup (runtime/cgroups)
         net/                          resolv.conf and the network helper's socket (runtime/netplan.py)
 
-    secrets/, volumes/, images/       kept by secret.py, volume.py and image/store.py, which document them
+    secrets/, volumes/, images/       kept by secret.py, volumes.py and image/store.py, which document them
 """
 
 from __future__ import annotations

@@ -16,8 +16,9 @@ import time
 import pytest
 
 import pysandbox as modal
-from pysandbox import config, garbage, volume
+from pysandbox import config, garbage
 from pysandbox._state import apps, names, paths, records
+from pysandbox._state import volumes as volume_store
 from pysandbox._state.files import new_id, read_json
 from pysandbox._state.proc import ProcessRef
 from pysandbox.image import store
@@ -126,10 +127,10 @@ def test_a_volume_create_killed_at_random_points_appears_whole_or_not_at_all(tmp
             if name.startswith(f"crash{round_}-"):  # published: whole
                 assert (volumes / name / "data").is_dir()
                 assert read_json(volumes / name / "meta.json", "volume")["name"] == name
-    for leftover in volume.leftovers():
+    for leftover in volume_store.leftovers():
         age(leftover)
     found = garbage.collect()
-    assert volume.leftovers() == [] and found.problems == []
+    assert volume_store.leftovers() == [] and found.problems == []
 
 
 def test_after_a_crash_the_next_create_collects_what_was_left_and_never_signals_a_stranger(tmp_path, monkeypatch):

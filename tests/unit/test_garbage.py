@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from pysandbox import garbage, volume
-from pysandbox._state import apps, names, paths, records
+from pysandbox import garbage
+from pysandbox._state import apps, names, paths, records, volumes
 from pysandbox._state.files import ensure_dir, new_id, write_json_atomic
 from pysandbox._state.proc import ProcessRef
 from pysandbox.exception import InvalidError
@@ -148,7 +148,7 @@ def test_leftovers_of_interrupted_writes_are_collected_once_old(home, supervisor
     half_volume = home / "volumes" / ".v.1.abcd.tmp"
     (half_volume / "data").mkdir(parents=True)
     age(half_volume, 120)
-    assert volume.leftovers() == [half_volume]
+    assert volumes.leftovers() == [half_volume]
     found = garbage.collect()
     assert found.leftovers == 4 and found.problems == []
     assert young.exists() and not old.exists() and not staging.exists() and not trash.exists()
