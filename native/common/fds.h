@@ -15,13 +15,13 @@
 #define PSB_FDS_H
 
 enum {
-  FD_CONFIRM = 0,     /* the creator's pipe: 'g' once the sandbox is registered */
-  FD_LISTEN = 3,      /* the SOCK_SEQPACKET listener init serves on */
-  FD_ENTRY_OUT = 4,   /* the entrypoint's stdout */
-  FD_ENTRY_ERR = 5,   /* the entrypoint's stderr */
-  FD_EVENT = 6,       /* init -> supervisor: 'I' when the idle timeout fired */
-  FD_NET_SYNC = 7,    /* the network handshake (netsync.c, netns.c) */
-  FD_INIT_CONFIG = 8, /* a sealed memfd: init's configuration (initconfig.h) */
+  FD_CONFIRM = 0,       /* the creator's pipe: 'g' once the sandbox is registered */
+  FD_LISTEN = 3,        /* the SOCK_SEQPACKET listener init serves on */
+  FD_ENTRY_OUT = 4,     /* the entrypoint's stdout */
+  FD_ENTRY_ERR = 5,     /* the entrypoint's stderr */
+  FD_EVENT = 6,         /* init -> supervisor: 'I' when the idle timeout fired */
+  FD_NET_SYNC = 7,      /* the network handshake (netsync.c, netns.c) */
+  FD_INIT_CONFIG = 8,   /* a sealed memfd: init's configuration (initconfig.h) */
   FD_RUNNER_CONFIG = 9, /* a sealed memfd: the runner's configuration (nsjail's --config) */
 };
 

@@ -19,8 +19,8 @@ noreturn void opts_usage_die(const struct opts *o, const char *fmt, ...)
   size_t len = (size_t)snprintf(usage, sizeof usage, "usage: %s", progname);
   for (const struct opt *p = o->table; p->name != NULL && len < sizeof usage; p++)
     len += (size_t)snprintf(usage + len, sizeof usage - len, " %s%s%s%s%s%s", p->required ? "" : "[", p->name,
-                            p->values != NULL ? " " : "", p->values != NULL ? p->values : "",
-                            p->required ? "" : "]", p->many ? "..." : "");
+                            p->values != NULL ? " " : "", p->values != NULL ? p->values : "", p->required ? "" : "]",
+                            p->many ? "..." : "");
   if (o->operands != NULL && len < sizeof usage)
     snprintf(usage + len, sizeof usage - len, " %s", o->operands);
   msg(0, "%s", why);

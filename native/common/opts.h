@@ -31,8 +31,8 @@ struct opt {
   unsigned nvalues; /* OPT_CALL: words taken (0 means 1) */
   bool absolute;    /* every value must be an absolute path */
   bool required;
-  bool many;        /* may be repeated (the usage line says "...") */
-  unsigned given;   /* set by opts_parse: how many times it came */
+  bool many;      /* may be repeated (the usage line says "...") */
+  unsigned given; /* set by opts_parse: how many times it came */
 };
 
 struct opts {

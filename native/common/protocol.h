@@ -34,8 +34,8 @@ enum {
   PSB_REQ_ENTRY_STDIN = 3,       /* no body; reply PSB_REP_FD with a dup of the entrypoint's stdin */
   PSB_REQ_ENTRY_STDIN_CLOSE = 4, /* no body; init drops its write end: the entrypoint sees EOF */
   /* 5 was a PING no client sent: now an unknown type, as any other number. */
-  PSB_REQ_OPEN = 6,              /* body: psb_open + path; reply PSB_REP_FD with the open file */
-  PSB_REQ_FSOP = 7,              /* body: psb_fsop + path; reply PSB_REP_OK (LIST: with entries) */
+  PSB_REQ_OPEN = 6, /* body: psb_open + path; reply PSB_REP_FD with the open file */
+  PSB_REQ_FSOP = 7, /* body: psb_fsop + path; reply PSB_REP_OK (LIST: with entries) */
 };
 /* SIGNAL has no caller in the package (terminate and timeouts end a process
  * otherwise): tests/security/test_15_pid_reuse.py sends it to prove that init
@@ -79,8 +79,8 @@ enum {
   PSB_FSOP_MKDIR = 1, /* mode: permission bits */
   PSB_FSOP_UNLINK = 2,
   PSB_FSOP_RMDIR = 3,
-  PSB_FSOP_LIST = 4, /* reply body: per entry, one byte d_type then the NUL-terminated name */
-  PSB_FSOP_STAT = 5, /* lstat; reply body: psb_stat, then a symlink's target (NUL-terminated) */
+  PSB_FSOP_LIST = 4,  /* reply body: per entry, one byte d_type then the NUL-terminated name */
+  PSB_FSOP_STAT = 5,  /* lstat; reply body: psb_stat, then a symlink's target (NUL-terminated) */
   PSB_FSOP_WATCH = 6, /* mode: PSB_WATCH_RECURSIVE or 0; reply PSB_REP_FD with an inotify fd,
                          body: per watch, int32 wd then the path relative to the request's */
 };
@@ -103,9 +103,9 @@ struct psb_fsop {
 };
 
 enum {
-  PSB_EXIT_CODE = 0,      /* value: exit code */
-  PSB_EXIT_SIGNAL = 1,    /* value: signal number */
-  PSB_EXIT_TIMEOUT = 2,   /* value: 0; the exec deadline passed and init killed it */
+  PSB_EXIT_CODE = 0,    /* value: exit code */
+  PSB_EXIT_SIGNAL = 1,  /* value: signal number */
+  PSB_EXIT_TIMEOUT = 2, /* value: 0; the exec deadline passed and init killed it */
 };
 
 struct psb_exited {

@@ -2,17 +2,17 @@
 #define _GNU_SOURCE 1
 #include "userns.h"
 
-#include <errno.h>      /* errno */
-#include <fcntl.h>      /* open, O_* */
-#include <sched.h>      /* unshare, CLONE_NEWUSER */
-#include <stdio.h>      /* snprintf */
-#include <stdlib.h>     /* strtoul */
+#include <errno.h>       /* errno */
+#include <fcntl.h>       /* open, O_* */
+#include <sched.h>       /* unshare, CLONE_NEWUSER */
+#include <stdio.h>       /* snprintf */
+#include <stdlib.h>      /* strtoul */
 #include <stdnoreturn.h> /* noreturn */
-#include <string.h>     /* strcmp, memcpy */
-#include <sys/prctl.h>  /* prctl, PR_SET_PDEATHSIG */
-#include <sys/socket.h> /* socketpair, sendmsg, recvmsg */
-#include <sys/wait.h>   /* waitpid */
-#include <unistd.h>     /* fork, pipe2, read, write, close, execve */
+#include <string.h>      /* strcmp, memcpy */
+#include <sys/prctl.h>   /* prctl, PR_SET_PDEATHSIG */
+#include <sys/socket.h>  /* socketpair, sendmsg, recvmsg */
+#include <sys/wait.h>    /* waitpid */
+#include <unistd.h>      /* fork, pipe2, read, write, close, execve */
 
 #include "fdutil.h"
 #include "util.h"
@@ -20,8 +20,8 @@
 /* What one sandbox may take of what the kernel grants its host uid, which all
  * sandboxes of a caller share (a share of the limit the outer namespace's
  * creator sees, set in that namespace, which counts before its parents). */
-static const char *const shared_limits[] = {"max_inotify_instances", "max_inotify_watches",
-                                            "max_fanotify_groups", "max_fanotify_marks"};
+static const char *const shared_limits[] = {"max_inotify_instances", "max_inotify_watches", "max_fanotify_groups",
+                                            "max_fanotify_marks"};
 enum { SHARE = 4 };
 
 static bool add_range(struct id_range *ranges, size_t *n, const char *arg)
@@ -194,8 +194,8 @@ static int send_fd(int sock, int fd)
     struct cmsghdr align;
     char buf[CMSG_SPACE(sizeof(int))];
   } control = {0};
-  struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
-                     .msg_controllen = sizeof control.buf};
+  struct msghdr m = {
+      .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf};
   struct cmsghdr *c = CMSG_FIRSTHDR(&m);
   c->cmsg_level = SOL_SOCKET;
   c->cmsg_type = SCM_RIGHTS;
@@ -212,8 +212,8 @@ static int receive_fd(int sock)
     struct cmsghdr align;
     char buf[CMSG_SPACE(sizeof(int))];
   } control;
-  struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
-                     .msg_controllen = sizeof control.buf};
+  struct msghdr m = {
+      .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf};
   ssize_t n;
   while ((n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
     ;
@@ -272,8 +272,8 @@ static int map_inner(pid_t inner, const struct userns_plan *p)
 }
 
 /* The outer namespace's maker (a child), as the sandbox identity. */
-static noreturn void outer_main(const struct userns_plan *p, userns_identity_fn enter_identity, int ready_w,
-                                int go_r, int sock)
+static noreturn void outer_main(const struct userns_plan *p, userns_identity_fn enter_identity, int ready_w, int go_r,
+                                int sock)
 {
   /* Dumpable again after the uid change: the inner child inherits it, and a
    * non-dumpable process's /proc files belong to host root, so we could not
@@ -315,9 +315,9 @@ static int map_outer(const struct userns_plan *p, pid_t outer)
 {
   if (p->newuidmap != NULL)
     return run_newidmap(p->newuidmap, outer, p->uids, p->nuids) == 0 &&
-                   run_newidmap(p->newgidmap, outer, p->gids, p->ngids) == 0
-               ? 0
-               : -1;
+            run_newidmap(p->newgidmap, outer, p->gids, p->ngids) == 0
+        ? 0
+        : -1;
   if (geteuid() != 0) { /* mapping only ourselves: setgroups must be denied first */
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/setgroups", (int)outer);
@@ -327,8 +327,8 @@ static int map_outer(const struct userns_plan *p, pid_t outer)
     }
   }
   return write_map(outer, "uid_map", p->uids, p->nuids) == 0 && write_map(outer, "gid_map", p->gids, p->ngids) == 0
-             ? 0
-             : -1;
+      ? 0
+      : -1;
 }
 
 static int own_identity(void)

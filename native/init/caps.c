@@ -2,18 +2,18 @@
 #define _GNU_SOURCE 1
 #include "caps.h"
 
-#include <errno.h>          /* errno */
+#include <errno.h>            /* errno */
 #include <linux/capability.h> /* CAP_* */
-#include <stdbool.h>        /* bool */
-#include <sys/prctl.h>      /* prctl, PR_CAPBSET_*, PR_CAP_AMBIENT */
-#include <sys/syscall.h>    /* SYS_capget, SYS_capset */
-#include <unistd.h>         /* syscall */
+#include <stdbool.h>          /* bool */
+#include <sys/prctl.h>        /* prctl, PR_CAPBSET_*, PR_CAP_AMBIENT */
+#include <sys/syscall.h>      /* SYS_capget, SYS_capset */
+#include <unistd.h>           /* syscall */
 
 #include "util.h"
 
 static const int CAPS_KEPT[] = {
-  CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FSETID, CAP_FOWNER, CAP_MKNOD, CAP_NET_RAW, CAP_SETGID, CAP_SETUID,
-  CAP_SETFCAP, CAP_SETPCAP, CAP_NET_BIND_SERVICE, CAP_SYS_CHROOT, CAP_KILL, CAP_AUDIT_WRITE,
+    CAP_CHOWN,  CAP_DAC_OVERRIDE, CAP_FSETID,  CAP_FOWNER,           CAP_MKNOD,      CAP_NET_RAW, CAP_SETGID,
+    CAP_SETUID, CAP_SETFCAP,      CAP_SETPCAP, CAP_NET_BIND_SERVICE, CAP_SYS_CHROOT, CAP_KILL,    CAP_AUDIT_WRITE,
 };
 
 static bool kept(int cap)

@@ -240,8 +240,8 @@ static void raise_fd_limit(void)
   if (rl.rlim_cur < (rlim_t)MAX_EXECS + FD_RESERVE)
     exec_slots = rl.rlim_cur > 2 * FD_RESERVE ? (size_t)rl.rlim_cur - FD_RESERVE : FD_RESERVE;
   if (exec_slots == MAX_EXECS)
-    snprintf(exec_limit_why, sizeof exec_limit_why,
-             "it already runs %zu execs, the most a sandbox runs at once", exec_slots);
+    snprintf(exec_limit_why, sizeof exec_limit_why, "it already runs %zu execs, the most a sandbox runs at once",
+             exec_slots);
   else
     snprintf(exec_limit_why, sizeof exec_limit_why,
              "it already runs %zu execs, the most its fd limit allows (RLIMIT_NOFILE %llu, the hard "
@@ -325,14 +325,14 @@ int main(int argc, char **argv)
   const char *cwd = NULL, *sandbox_id = NULL;
   uint64_t idle = 0;
   struct opt table[] = {
-    /* The sandbox's id: only there so that the runner's command line names it. */
-    {.name = "--sandbox", .values = "ID", .kind = OPT_STRING, .to = &sandbox_id},
-    {.name = "--idle-timeout-ms", .values = "N", .kind = OPT_NUMBER, .to = &idle, .max = UINT32_MAX},
-    {.name = "--pty", .values = NULL, .kind = OPT_FLAG, .to = &pty},
-    {.name = "--dir", .values = "MODE PATH", .kind = OPT_CALL, .call = root_dir, .nvalues = 2, .many = true},
-    {.name = "--chmod", .values = "MODE PATH", .kind = OPT_CALL, .call = root_dir, .nvalues = 2, .many = true},
-    {.name = "--chdir", .values = "PATH", .kind = OPT_STRING, .to = &cwd},
-    {.name = NULL},
+      /* The sandbox's id: only there so that the runner's command line names it. */
+      {.name = "--sandbox", .values = "ID", .kind = OPT_STRING, .to = &sandbox_id},
+      {.name = "--idle-timeout-ms", .values = "N", .kind = OPT_NUMBER, .to = &idle, .max = UINT32_MAX},
+      {.name = "--pty", .values = NULL, .kind = OPT_FLAG, .to = &pty},
+      {.name = "--dir", .values = "MODE PATH", .kind = OPT_CALL, .call = root_dir, .nvalues = 2, .many = true},
+      {.name = "--chmod", .values = "MODE PATH", .kind = OPT_CALL, .call = root_dir, .nvalues = 2, .many = true},
+      {.name = "--chdir", .values = "PATH", .kind = OPT_STRING, .to = &cwd},
+      {.name = NULL},
   };
   const struct opts opts = {table, NULL};
   int i = opts_parse(&opts, argv);

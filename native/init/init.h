@@ -19,8 +19,8 @@ struct conn {
 };
 
 /* init.c */
-extern char **sandbox_env; /* the sandbox's environment, from the configuration */
-extern int event_fd;       /* the supervisor's event pipe, or -1 */
+extern char **sandbox_env;    /* the sandbox's environment, from the configuration */
+extern int event_fd;          /* the supervisor's event pipe, or -1 */
 extern int64_t idle_ms;       /* 0: no idle timeout */
 extern int64_t last_activity; /* last request or exec exit */
 extern int64_t accept_resume; /* 0: accepting */

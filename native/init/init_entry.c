@@ -86,12 +86,12 @@ void start_entrypoint(char **argv, bool pty)
     pdie("pipe");
   }
   struct spawn_args a = {
-    .argv = argv,
-    .envp = sandbox_env,
-    .path = env_get(sandbox_env, "PATH"),
-    .cwd_fd = -1,
-    .fds = {p[0], pty ? p[0] : FD_ENTRY_OUT, pty ? p[0] : FD_ENTRY_ERR},
-    .pty = pty,
+      .argv = argv,
+      .envp = sandbox_env,
+      .path = env_get(sandbox_env, "PATH"),
+      .cwd_fd = -1,
+      .fds = {p[0], pty ? p[0] : FD_ENTRY_OUT, pty ? p[0] : FD_ENTRY_ERR},
+      .pty = pty,
   };
   int err = spawn(&a, &entry_pid);
   if (err != 0) {

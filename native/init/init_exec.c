@@ -131,8 +131,7 @@ static void exec_failed(struct conn *c, int errfd, int err, const char *what, co
   }
   if (n > 0)
     write_nonblock(errfd, buf, (size_t)n);
-  if (proto_send_started(c->fd, 0) < 0 ||
-      proto_send_exited(c->fd, PSB_EXIT_CODE, spawn_failure_code(err)) < 0)
+  if (proto_send_started(c->fd, 0) < 0 || proto_send_exited(c->fd, PSB_EXIT_CODE, spawn_failure_code(err)) < 0)
     conn_drop(c);
 }
 
@@ -190,12 +189,12 @@ void handle_exec(struct conn *c, struct request *req)
     goto out;
   }
   struct spawn_args a = {
-    .argv = x.argv,
-    .envp = envp,
-    .path = env_get(envp, "PATH"),
-    .cwd_fd = cwd_fd,
-    .fds = {req->fds[0], req->fds[1], req->fds[2]},
-    .pty = (x.flags & PSB_EXEC_FLAG_PTY) != 0,
+      .argv = x.argv,
+      .envp = envp,
+      .path = env_get(envp, "PATH"),
+      .cwd_fd = cwd_fd,
+      .fds = {req->fds[0], req->fds[1], req->fds[2]},
+      .pty = (x.flags & PSB_EXEC_FLAG_PTY) != 0,
   };
   pid_t pid;
   err = spawn(&a, &pid);

@@ -81,11 +81,11 @@ static void reply_stat(struct conn *c, const char *path)
     return;
   }
   out.st = (struct psb_stat){
-    .mode = st.st_mode,
-    .uid = st.st_uid,
-    .gid = st.st_gid,
-    .size = (uint64_t)st.st_size,
-    .mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec,
+      .mode = st.st_mode,
+      .uid = st.st_uid,
+      .gid = st.st_gid,
+      .size = (uint64_t)st.st_size,
+      .mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec,
   };
   ssize_t n = S_ISLNK(st.st_mode) ? readlink(path, out.target, PATH_MAX) : 0;
   size_t len = sizeof out.st + (n > 0 ? (size_t)n + 1 : 0);

@@ -101,7 +101,6 @@ void init_config_check_volumes(const struct init_config *c)
     if (lstat(v->path, &st) < 0)
       pdie("volume %s", v->path);
     if (!S_ISDIR(st.st_mode) || st.st_dev != v->dev || st.st_ino != v->ino)
-      die("volume %s: the mount is not the directory the host opened (its path was changed meanwhile)",
-          v->path);
+      die("volume %s: the mount is not the directory the host opened (its path was changed meanwhile)", v->path);
   }
 }

@@ -24,8 +24,8 @@ static void send_credentials(int fd)
     struct cmsghdr align;
     char buf[CMSG_SPACE(sizeof(struct ucred))];
   } control = {0};
-  struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
-                     .msg_controllen = sizeof control.buf};
+  struct msghdr m = {
+      .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf};
   struct cmsghdr *c = CMSG_FIRSTHDR(&m);
   c->cmsg_level = SOL_SOCKET;
   c->cmsg_type = SCM_CREDENTIALS;

@@ -16,8 +16,7 @@ static unsigned char inbuf[PSB_MAX_MESSAGE];
  * many shows up as a wrong count (or MSG_CTRUNC) rather than silently fitting. */
 #define CMSG_FDS (PSB_EXEC_FDS + 1)
 
-static enum proto_result bad(struct request *req, int e, const char *w, int *err,
-                             const char **why)
+static enum proto_result bad(struct request *req, int e, const char *w, int *err, const char **why)
 {
   proto_close_fds(req);
   *err = e;
@@ -33,10 +32,10 @@ enum proto_result proto_recv(int fd, struct request *req, int *err, const char *
   } control;
   struct iovec iov = {.iov_base = inbuf, .iov_len = sizeof inbuf};
   struct msghdr mh = {
-    .msg_iov = &iov,
-    .msg_iovlen = 1,
-    .msg_control = control.buf,
-    .msg_controllen = sizeof control.buf,
+      .msg_iov = &iov,
+      .msg_iovlen = 1,
+      .msg_control = control.buf,
+      .msg_controllen = sizeof control.buf,
   };
   req->nfds = 0;
   ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
@@ -194,14 +193,14 @@ void proto_free_exec(struct exec_request *x)
 int proto_send(int fd, uint16_t type, const void *body, size_t len, int passfd)
 {
   struct psb_header h = {
-    .magic = PSB_MAGIC,
-    .version = PSB_VERSION,
-    .type = type,
-    .length = (uint32_t)(sizeof h + len),
+      .magic = PSB_MAGIC,
+      .version = PSB_VERSION,
+      .type = type,
+      .length = (uint32_t)(sizeof h + len),
   };
   struct iovec iov[2] = {
-    {.iov_base = &h, .iov_len = sizeof h},
-    {.iov_base = (void *)body, .iov_len = len},
+      {.iov_base = &h, .iov_len = sizeof h},
+      {.iov_base = (void *)body, .iov_len = len},
   };
   union {
     struct cmsghdr align;

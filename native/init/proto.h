@@ -32,10 +32,10 @@ enum proto_result proto_recv(int fd, struct request *req, int *err, const char *
 struct exec_request {
   uint32_t flags;
   uint32_t timeout_ms;
-  const char *cwd;  /* "" = init's cwd */
-  char **argv;      /* NULL-terminated, argv[0] exists */
-  char **envp;      /* NULL-terminated */
-  char **vec;       /* allocation behind argv and envp */
+  const char *cwd; /* "" = init's cwd */
+  char **argv;     /* NULL-terminated, argv[0] exists */
+  char **envp;     /* NULL-terminated */
+  char **vec;      /* allocation behind argv and envp */
 };
 
 /* Parses a PSB_REQ_EXEC body.  Returns 0, or an errno with *why set. */

@@ -82,7 +82,7 @@ _Static_assert(__NR_set_mempolicy_home_node == NR_REVIEWED_MAX, "NR_REVIEWED_MAX
 #define ARG_LO(i) offsetof(struct seccomp_data, args[i])
 #define JEQ(k, jt, jf) BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (k), (jt), (jf))
 #define RET(action) BPF_STMT(BPF_RET | BPF_K, (action))
-#define FAIL(err) RET(SECCOMP_RET_ERRNO | ((err) & SECCOMP_RET_DATA))
+#define FAIL(err) RET(SECCOMP_RET_ERRNO | ((err)&SECCOMP_RET_DATA))
 #define ALLOW RET(SECCOMP_RET_ALLOW)
 #define KILL RET(SECCOMP_RET_KILL_PROCESS)
 
@@ -92,115 +92,117 @@ _Static_assert(__NR_set_mempolicy_home_node == NR_REVIEWED_MAX, "NR_REVIEWED_MAX
 /* clone or unshare: EPERM if any of `mask` is set in the flags (argument 0
  * on both architectures), else allowed. */
 #define DENY_FLAGS(name, mask) \
-  JEQ(__NR_##name, 0, 4), LOAD(ARG_LO(0)), BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, (mask), 0, 1), \
-    FAIL(EPERM), ALLOW
+  JEQ(__NR_##name, 0, 4), LOAD(ARG_LO(0)), BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, (mask), 0, 1), FAIL(EPERM), ALLOW
 
+/* clang-format off: one row per rule reads as the policy */
 static const struct sock_filter filter[] = {
-  LOAD(ARCH),
-  JEQ(NATIVE_ARCH, 1, 0),
-  KILL,
-  LOAD(NR),
+    LOAD(ARCH),
+    JEQ(NATIVE_ARCH, 1, 0),
+    KILL,
+    LOAD(NR),
 #if defined(__x86_64__)
-  BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, NR_REVIEWED_MAX, 0, 4),
-  JEQ(0xffffffff, 1, 0), /* syscall(-1): ENOSYS, as without a filter */
-  BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, X32_SYSCALL_BIT, 1, 0),
-  FAIL(ENOSYS),
-  KILL,
+    BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, NR_REVIEWED_MAX, 0, 4),
+    JEQ(0xffffffff, 1, 0), /* syscall(-1): ENOSYS, as without a filter */
+    BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, X32_SYSCALL_BIT, 1, 0),
+    FAIL(ENOSYS),
+    KILL,
 #else
-  BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, NR_REVIEWED_MAX, 0, 1),
-  FAIL(ENOSYS),
+    BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, NR_REVIEWED_MAX, 0, 1),
+    FAIL(ENOSYS),
 #endif
-  JEQ(__NR_clone3, 0, 1), FAIL(ENOSYS),
+    JEQ(__NR_clone3, 0, 1),
+    FAIL(ENOSYS),
 
-  /* Namespaces and mounts: a sandbox's view of the system is fixed at start. */
-  DENY(setns),
-  DENY(mount),
-  DENY(umount2),
-  DENY(pivot_root),
-  DENY(move_mount),    /* the new mount API, Linux 5.2 */
-  DENY(open_tree),
-  DENY(fsopen),
-  DENY(fsconfig),
-  DENY(fsmount),
-  DENY(fspick),
-  DENY(mount_setattr), /* Linux 5.12 */
-  /* Kernel keyrings are not namespaced: keys would be shared with the host. */
-  DENY(keyctl),
-  DENY(add_key),
-  DENY(request_key),
-  /* Large kernel attack surface reachable without privilege. */
-  DENY(bpf),
-  DENY(perf_event_open), /* also leaks host activity */
-  DENY(userfaultfd),     /* stalls kernel threads at will: the race exploits' tool */
-  DENY(io_uring_setup),  /* bypasses seccomp for the operations it performs */
-  DENY(io_uring_enter),
-  DENY(io_uring_register),
-  /* File handles reach files outside the sandbox's mounts (CVE "shocker"). */
-  DENY(open_by_handle_at),
-  DENY(name_to_handle_at),
-  /* The kernel itself: modules, kexec, reboot, swap, clocks, accounting. */
-  DENY(init_module),
-  DENY(finit_module),
-  DENY(delete_module),
-  DENY(kexec_load),
-  DENY(kexec_file_load),
-  DENY(reboot),
-  DENY(swapon),
-  DENY(swapoff),
-  DENY(acct),
-  DENY(settimeofday),
-  DENY(clock_settime),
-  DENY(clock_adjtime),
-  DENY(quotactl),
-  DENY(quotactl_fd),
-  DENY(syslog),       /* the host's kernel log */
-  DENY(lookup_dcookie),
-  DENY(vhangup),
-  DENY(fanotify_init), /* watches the whole mount, host files included */
+    /* Namespaces and mounts: a sandbox's view of the system is fixed at start. */
+    DENY(setns),
+    DENY(mount),
+    DENY(umount2),
+    DENY(pivot_root),
+    DENY(move_mount), /* the new mount API, Linux 5.2 */
+    DENY(open_tree),
+    DENY(fsopen),
+    DENY(fsconfig),
+    DENY(fsmount),
+    DENY(fspick),
+    DENY(mount_setattr), /* Linux 5.12 */
+    /* Kernel keyrings are not namespaced: keys would be shared with the host. */
+    DENY(keyctl),
+    DENY(add_key),
+    DENY(request_key),
+    /* Large kernel attack surface reachable without privilege. */
+    DENY(bpf),
+    DENY(perf_event_open), /* also leaks host activity */
+    DENY(userfaultfd),     /* stalls kernel threads at will: the race exploits' tool */
+    DENY(io_uring_setup),  /* bypasses seccomp for the operations it performs */
+    DENY(io_uring_enter),
+    DENY(io_uring_register),
+    /* File handles reach files outside the sandbox's mounts (CVE "shocker"). */
+    DENY(open_by_handle_at),
+    DENY(name_to_handle_at),
+    /* The kernel itself: modules, kexec, reboot, swap, clocks, accounting. */
+    DENY(init_module),
+    DENY(finit_module),
+    DENY(delete_module),
+    DENY(kexec_load),
+    DENY(kexec_file_load),
+    DENY(reboot),
+    DENY(swapon),
+    DENY(swapoff),
+    DENY(acct),
+    DENY(settimeofday),
+    DENY(clock_settime),
+    DENY(clock_adjtime),
+    DENY(quotactl),
+    DENY(quotactl_fd),
+    DENY(syslog), /* the host's kernel log */
+    DENY(lookup_dcookie),
+    DENY(vhangup),
+    DENY(fanotify_init), /* watches the whole mount, host files included */
 #if defined(__x86_64__)
-  /* x86-64 only: obsolete or hardware-level calls. */
-  DENY(iopl),
-  DENY(ioperm),
-  DENY(modify_ldt), /* a history of kernel bugs; nothing modern needs it */
-  DENY(create_module),
-  DENY(get_kernel_syms),
-  DENY(query_module),
-  DENY(uselib),
-  DENY(ustat),
-  DENY(sysfs),
-  DENY(_sysctl),
-  DENY(nfsservctl),
+    /* x86-64 only: obsolete or hardware-level calls. */
+    DENY(iopl),
+    DENY(ioperm),
+    DENY(modify_ldt), /* a history of kernel bugs; nothing modern needs it */
+    DENY(create_module),
+    DENY(get_kernel_syms),
+    DENY(query_module),
+    DENY(uselib),
+    DENY(ustat),
+    DENY(sysfs),
+    DENY(_sysctl),
+    DENY(nfsservctl),
 #endif
 
-  /* Refused only for some arguments. */
-  DENY_FLAGS(clone, CLONE_NS_FLAGS),
-  DENY_FLAGS(unshare, UNSHARE_NS_FLAGS),
-  /* TIOCSTI pushes input into a terminal (the caller's, were it shared);
+    /* Refused only for some arguments. */
+    DENY_FLAGS(clone, CLONE_NS_FLAGS),
+    DENY_FLAGS(unshare, UNSHARE_NS_FLAGS),
+    /* TIOCSTI pushes input into a terminal (the caller's, were it shared);
    * TIOCLINUX can do the same on a virtual console. */
-  JEQ(__NR_ioctl, 0, 5),
-  LOAD(ARG_LO(1)),
-  JEQ(TIOCSTI, 2, 0),
-  JEQ(TIOCLINUX, 1, 0),
-  ALLOW,
-  FAIL(EPERM),
-  JEQ(__NR_personality, 0, 8),
-  LOAD(ARG_LO(0)),
-  JEQ(PER_LINUX, 5, 0),
-  JEQ(PER_LINUX32, 4, 0),
-  JEQ(PER_UNAME26, 3, 0),
-  JEQ(PER_UNAME26 | PER_LINUX32, 2, 0),
-  JEQ(PER_QUERY, 1, 0),
-  FAIL(EPERM),
-  ALLOW,
+    JEQ(__NR_ioctl, 0, 5),
+    LOAD(ARG_LO(1)),
+    JEQ(TIOCSTI, 2, 0),
+    JEQ(TIOCLINUX, 1, 0),
+    ALLOW,
+    FAIL(EPERM),
+    JEQ(__NR_personality, 0, 8),
+    LOAD(ARG_LO(0)),
+    JEQ(PER_LINUX, 5, 0),
+    JEQ(PER_LINUX32, 4, 0),
+    JEQ(PER_UNAME26, 3, 0),
+    JEQ(PER_UNAME26 | PER_LINUX32, 2, 0),
+    JEQ(PER_QUERY, 1, 0),
+    FAIL(EPERM),
+    ALLOW,
 
-  ALLOW,
+    ALLOW,
 };
+/* clang-format on */
 
 int seccomp_install(void)
 {
   struct sock_fprog prog = {
-    .len = sizeof filter / sizeof filter[0],
-    .filter = (struct sock_filter *)filter,
+      .len = sizeof filter / sizeof filter[0],
+      .filter = (struct sock_filter *)filter,
   };
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
     return -1;

@@ -6,15 +6,15 @@
 #define _GNU_SOURCE 1
 #include "spawn.h"
 
-#include <errno.h>  /* ENOENT, ENOTDIR, EACCES, ... */
-#include <fcntl.h>  /* AT_FDCWD, AT_EACCESS */
-#include <limits.h> /* PATH_MAX */
-#include <signal.h> /* sigset_t, sigemptyset */
-#include <spawn.h>  /* posix_spawn* */
-#include <string.h> /* strchr, strchrnul, strlen, memcpy, memset */
+#include <errno.h>     /* ENOENT, ENOTDIR, EACCES, ... */
+#include <fcntl.h>     /* AT_FDCWD, AT_EACCESS */
+#include <limits.h>    /* PATH_MAX */
+#include <signal.h>    /* sigset_t, sigemptyset */
+#include <spawn.h>     /* posix_spawn* */
+#include <string.h>    /* strchr, strchrnul, strlen, memcpy, memset */
 #include <sys/ioctl.h> /* ioctl, TIOCSCTTY */
 #include <sys/wait.h>  /* waitpid */
-#include <unistd.h> /* faccessat, X_OK, fork, setsid, dup2, close_range */
+#include <unistd.h>    /* faccessat, X_OK, fork, setsid, dup2, close_range */
 
 #include "util.h"
 
@@ -34,8 +34,7 @@ void spawn_init(void)
   memset(&all, 0xff, sizeof all);
   int err = posix_spawnattr_init(&attr);
   if (err == 0)
-    err = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-                                            POSIX_SPAWN_SETSID);
+    err = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSID);
   if (err == 0)
     err = posix_spawnattr_setsigmask(&attr, &none);
   if (err == 0)

@@ -6,18 +6,19 @@
 #define _GNU_SOURCE 1
 #include "watch.h"
 
-#include <dirent.h>        /* opendir, readdir */
-#include <errno.h>         /* errno, E2BIG */
-#include <limits.h>        /* PATH_MAX */
-#include <stdint.h>        /* int32_t */
-#include <stdio.h>         /* snprintf */
-#include <string.h>        /* memcpy, strcmp, strlen */
-#include <sys/inotify.h>   /* inotify_* */
-#include <unistd.h>        /* close */
+#include <dirent.h>      /* opendir, readdir */
+#include <errno.h>       /* errno, E2BIG */
+#include <limits.h>      /* PATH_MAX */
+#include <stdint.h>      /* int32_t */
+#include <stdio.h>       /* snprintf */
+#include <string.h>      /* memcpy, strcmp, strlen */
+#include <sys/inotify.h> /* inotify_* */
+#include <unistd.h>      /* close */
 
 /* Every change Modal reports; IN_OPEN and IN_CLOSE_NOWRITE say nothing new. */
-#define WATCH_MASK (IN_ACCESS | IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | \
-                    IN_CREATE | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF)
+#define WATCH_MASK \
+  (IN_ACCESS | IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DELETE | \
+   IN_DELETE_SELF | IN_MOVE_SELF)
 #define MAX_DEPTH 64
 
 struct walk {

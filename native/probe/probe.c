@@ -33,10 +33,10 @@ int main(int argc, char **argv)
   uint64_t port;
   if (argc != i + 1 || !parse_uint(argv[i], 65535, &port) || port == 0)
     opts_usage_die(&opts, "PORT must be a number in 1..65535");
-  struct sockaddr_in v4 = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  struct sockaddr_in6 v6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port),
-                            .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+  struct sockaddr_in v4 = {
+      .sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  struct sockaddr_in6 v6 = {
+      .sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port), .sin6_addr = IN6ADDR_LOOPBACK_INIT};
   if (try_connect((struct sockaddr *)&v4, sizeof v4) == 0 || try_connect((struct sockaddr *)&v6, sizeof v6) == 0)
     return 0;
   return 1;

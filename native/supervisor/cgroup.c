@@ -106,8 +106,7 @@ pid_t cgroup_fork(const char *const *dirs, size_t ndirs, bool *placed)
   int cgfd = open(dirs[0], O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (cgfd < 0)
     return fork(); /* cgroup_join in the child reports it */
-  struct clone_args args = {
-    .flags = CLONE_INTO_CGROUP, .exit_signal = SIGCHLD, .cgroup = (uint64_t)cgfd};
+  struct clone_args args = {.flags = CLONE_INTO_CGROUP, .exit_signal = SIGCHLD, .cgroup = (uint64_t)cgfd};
   pid_t pid = (pid_t)syscall(SYS_clone3, &args, sizeof args);
   int err = errno;
   close(cgfd);
@@ -120,8 +119,7 @@ pid_t cgroup_fork(const char *const *dirs, size_t ndirs, bool *placed)
 }
 
 /* Adds the number in dir/name (on its key line) / divisor to *sum, if there is one. */
-static void add(bool *have, uint64_t *sum, const char *dir, const char *name, const char *key,
-                uint64_t divisor)
+static void add(bool *have, uint64_t *sum, const char *dir, const char *name, const char *key, uint64_t divisor)
 {
   uint64_t v;
   if (read_number(dir, name, key, &v)) {
@@ -132,11 +130,11 @@ static void add(bool *have, uint64_t *sum, const char *dir, const char *name, co
 
 static void read_totals(const char *dir, struct cgroup_totals *t)
 {
-  add(&t->have_oom, &t->oom_kills, dir, "memory.events", "oom_kill", 1);      /* v2 */
-  add(&t->have_oom, &t->oom_kills, dir, "memory.oom_control", "oom_kill", 1); /* v1 */
-  add(&t->have_cpu, &t->cpu_usec, dir, "cpu.stat", "usage_usec", 1);         /* v2 */
-  add(&t->have_cpu, &t->cpu_usec, dir, "cpuacct.usage", NULL, 1000);         /* v1, ns */
-  add(&t->have_peak, &t->memory_peak, dir, "memory.peak", NULL, 1);          /* v2 */
+  add(&t->have_oom, &t->oom_kills, dir, "memory.events", "oom_kill", 1);          /* v2 */
+  add(&t->have_oom, &t->oom_kills, dir, "memory.oom_control", "oom_kill", 1);     /* v1 */
+  add(&t->have_cpu, &t->cpu_usec, dir, "cpu.stat", "usage_usec", 1);              /* v2 */
+  add(&t->have_cpu, &t->cpu_usec, dir, "cpuacct.usage", NULL, 1000);              /* v1, ns */
+  add(&t->have_peak, &t->memory_peak, dir, "memory.peak", NULL, 1);               /* v2 */
   add(&t->have_peak, &t->memory_peak, dir, "memory.max_usage_in_bytes", NULL, 1); /* v1 */
 }
 

@@ -3,9 +3,9 @@
 #if !defined(PSB_CGROUP_H)
 #define PSB_CGROUP_H
 
-#include <stdbool.h> /* bool */
-#include <stddef.h>  /* size_t */
-#include <stdint.h>  /* uint64_t */
+#include <stdbool.h>   /* bool */
+#include <stddef.h>    /* size_t */
+#include <stdint.h>    /* uint64_t */
 #include <sys/types.h> /* pid_t */
 
 /* Read from the cgroup before it is removed, for the exit record.  Each

@@ -90,8 +90,8 @@ pid_t net_read_sandbox_pid(int sock)
       struct cmsghdr align;
       char buf[CMSG_SPACE(sizeof(struct ucred))];
     } control;
-    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
-                       .msg_controllen = sizeof control.buf};
+    struct msghdr m = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf};
     ssize_t n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
     if (n < 0 && errno == EINTR)
       continue;
@@ -249,8 +249,8 @@ static int filter_loaded(pid_t pid)
   return 0;
 }
 
-int net_connect(const struct net_options *opt, pid_t sandbox, const sigset_t *mask,
-                enter_identity_fn enter_identity, int *exit_w)
+int net_connect(const struct net_options *opt, pid_t sandbox, const sigset_t *mask, enter_identity_fn enter_identity,
+                int *exit_w)
 {
   char path[64];
   snprintf(path, sizeof path, "/proc/%d/ns/net", (int)sandbox);

@@ -29,8 +29,8 @@ typedef int (*enter_identity_fn)(void);
  * forwards and loads the egress filter, all as the sandbox identity.  The
  * helper exits when *exit_w is closed (and is killed at teardown with the
  * other children).  Returns 0, or -1 after saying on stderr what failed. */
-int net_connect(const struct net_options *opt, pid_t sandbox, const sigset_t *mask,
-                enter_identity_fn enter_identity, int *exit_w);
+int net_connect(const struct net_options *opt, pid_t sandbox, const sigset_t *mask, enter_identity_fn enter_identity,
+                int *exit_w);
 
 /* The host pid of the sandbox's init, from its handshake message on `sock`
  * (which has SO_PASSCRED); -1 if the sandbox failed first or the setup

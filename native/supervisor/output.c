@@ -28,13 +28,12 @@ static void keep_bound(struct output *o)
   uint64_t from = (o->size - o->max / 2) & ~(uint64_t)(PAGE - 1);
   if (from <= o->released)
     return;
-  if (fallocate(o->file, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)o->released,
-                (off_t)(from - o->released)) == 0) {
+  if (fallocate(o->file, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)o->released, (off_t)(from - o->released)) ==
+      0) {
     o->released = from;
     return;
   }
-  pwarnf("%s: cannot release old output: keeping the first %llu bytes only", o->name,
-         (unsigned long long)o->max);
+  pwarnf("%s: cannot release old output: keeping the first %llu bytes only", o->name, (unsigned long long)o->max);
   o->dropping = true;
 }
 

@@ -61,7 +61,7 @@ const char *const progname = "sandbox-supervisor";
 
 static struct {
   const char *dir;
-  int64_t timeout_ms; /* 0: none */
+  int64_t timeout_ms;  /* 0: none */
   uint64_t output_max; /* bytes of each output stream kept */
   bool as_user;
   uid_t uid;
@@ -71,7 +71,7 @@ static struct {
   size_t nbinds;
   const char **cleanup;
   size_t ncleanup;
-  int confirm_fd; /* -1: none */
+  int confirm_fd;           /* -1: none */
   const char *confirmed_by; /* a file in dir whose existence confirms, as 'g' does */
   struct net_options net;
   struct userns_plan userns; /* no ranges: the runner makes its own user namespace */
@@ -188,34 +188,46 @@ static void parse_args(int argc, char **argv)
     die("out of memory");
   uint64_t timeout_ms = 0, uid = 0, gid = 0, confirm_fd = 0;
   struct opt table[] = {
-    {.name = "--dir", .values = "DIR", .kind = OPT_STRING, .to = &opt.dir, .required = true},
-    {.name = "--timeout-ms", .values = "N", .kind = OPT_NUMBER, .to = &timeout_ms, .max = INT64_MAX / 4,
-     .required = true},
-    {.name = "--output-max", .values = "BYTES", .kind = OPT_NUMBER, .to = &opt.output_max, .min = 65536,
-     .max = UINT64_MAX / 2, .required = true},
-    /* At most UINT32_MAX - 1: -1 means "unchanged" to setresuid. */
-    {.name = "--as-uid", .values = "U", .kind = OPT_NUMBER, .to = &uid, .max = UINT32_MAX - 1},
-    {.name = "--as-gid", .values = "G", .kind = OPT_NUMBER, .to = &gid, .max = UINT32_MAX - 1},
-    {.name = "--stage", .values = "STAGEDIR", .kind = OPT_STRING, .to = &opt.stage, .absolute = true},
-    {.name = "--stage-bind", .values = "SRC=NAME", .kind = OPT_CALL, .call = stage_bind, .absolute = true,
-     .many = true},
-    {.name = "--stage-check", .values = "NAME=DEV:INO", .kind = OPT_CALL, .call = stage_check, .many = true},
-    {.name = "--cleanup", .values = "PATH", .kind = OPT_CALL, .call = cleanup_path, .absolute = true,
-     .many = true},
-    {.name = "--userns-uid", .values = "IN:OUT:N", .kind = OPT_CALL, .call = userns, .many = true},
-    {.name = "--userns-gid", .values = "IN:OUT:N", .kind = OPT_CALL, .call = userns, .many = true},
-    {.name = "--newuidmap", .values = "PATH", .kind = OPT_CALL, .call = userns},
-    {.name = "--newgidmap", .values = "PATH", .kind = OPT_CALL, .call = userns},
-    {.name = "--confirm-fd", .values = "FD", .kind = OPT_NUMBER, .to = &confirm_fd, .max = FD_LISTEN - 1},
-    {.name = "--confirmed-by", .values = "FILE", .kind = OPT_CALL, .call = confirmed_by},
-    {.name = "--cgroup", .values = "DIR", .kind = OPT_CALL, .call = cgroup, .absolute = true, .many = true},
-    {.name = "--nproc", .values = "N", .kind = OPT_NUMBER, .to = &opt.nproc, .max = INT32_MAX},
-    {.name = "--net-helper", .values = "SLIRP4NETNS", .kind = OPT_STRING, .to = &opt.net.helper, .absolute = true},
-    {.name = "--net-dir", .values = "DIR", .kind = OPT_STRING, .to = &opt.net.dir, .absolute = true},
-    {.name = "--net-filter", .values = "NFT", .kind = OPT_STRING, .to = &opt.net.nft, .absolute = true},
-    {.name = "--net-rules", .values = "RULESET", .kind = OPT_STRING, .to = &opt.net.rules},
-    {.name = "--net-forward", .values = "HOSTPORT:PORT", .kind = OPT_CALL, .call = net_forward, .many = true},
-    {.name = NULL},
+      {.name = "--dir", .values = "DIR", .kind = OPT_STRING, .to = &opt.dir, .required = true},
+      {.name = "--timeout-ms",
+       .values = "N",
+       .kind = OPT_NUMBER,
+       .to = &timeout_ms,
+       .max = INT64_MAX / 4,
+       .required = true},
+      {.name = "--output-max",
+       .values = "BYTES",
+       .kind = OPT_NUMBER,
+       .to = &opt.output_max,
+       .min = 65536,
+       .max = UINT64_MAX / 2,
+       .required = true},
+      /* At most UINT32_MAX - 1: -1 means "unchanged" to setresuid. */
+      {.name = "--as-uid", .values = "U", .kind = OPT_NUMBER, .to = &uid, .max = UINT32_MAX - 1},
+      {.name = "--as-gid", .values = "G", .kind = OPT_NUMBER, .to = &gid, .max = UINT32_MAX - 1},
+      {.name = "--stage", .values = "STAGEDIR", .kind = OPT_STRING, .to = &opt.stage, .absolute = true},
+      {.name = "--stage-bind",
+       .values = "SRC=NAME",
+       .kind = OPT_CALL,
+       .call = stage_bind,
+       .absolute = true,
+       .many = true},
+      {.name = "--stage-check", .values = "NAME=DEV:INO", .kind = OPT_CALL, .call = stage_check, .many = true},
+      {.name = "--cleanup", .values = "PATH", .kind = OPT_CALL, .call = cleanup_path, .absolute = true, .many = true},
+      {.name = "--userns-uid", .values = "IN:OUT:N", .kind = OPT_CALL, .call = userns, .many = true},
+      {.name = "--userns-gid", .values = "IN:OUT:N", .kind = OPT_CALL, .call = userns, .many = true},
+      {.name = "--newuidmap", .values = "PATH", .kind = OPT_CALL, .call = userns},
+      {.name = "--newgidmap", .values = "PATH", .kind = OPT_CALL, .call = userns},
+      {.name = "--confirm-fd", .values = "FD", .kind = OPT_NUMBER, .to = &confirm_fd, .max = FD_LISTEN - 1},
+      {.name = "--confirmed-by", .values = "FILE", .kind = OPT_CALL, .call = confirmed_by},
+      {.name = "--cgroup", .values = "DIR", .kind = OPT_CALL, .call = cgroup, .absolute = true, .many = true},
+      {.name = "--nproc", .values = "N", .kind = OPT_NUMBER, .to = &opt.nproc, .max = INT32_MAX},
+      {.name = "--net-helper", .values = "SLIRP4NETNS", .kind = OPT_STRING, .to = &opt.net.helper, .absolute = true},
+      {.name = "--net-dir", .values = "DIR", .kind = OPT_STRING, .to = &opt.net.dir, .absolute = true},
+      {.name = "--net-filter", .values = "NFT", .kind = OPT_STRING, .to = &opt.net.nft, .absolute = true},
+      {.name = "--net-rules", .values = "RULESET", .kind = OPT_STRING, .to = &opt.net.rules},
+      {.name = "--net-forward", .values = "HOSTPORT:PORT", .kind = OPT_CALL, .call = net_forward, .many = true},
+      {.name = NULL},
   };
   const struct opts opts = {table, "-- RUNNER ARGV..."};
   int i = opts_parse(&opts, argv);
@@ -272,8 +284,8 @@ static int enter_identity(void)
   }
   uid_t r, e, s;
   gid_t rg, eg, sg;
-  if (getresuid(&r, &e, &s) < 0 || getresgid(&rg, &eg, &sg) < 0 || r != opt.uid || e != opt.uid ||
-      s != opt.uid || rg != opt.gid || eg != opt.gid || sg != opt.gid || getgroups(0, NULL) != 0) {
+  if (getresuid(&r, &e, &s) < 0 || getresgid(&rg, &eg, &sg) < 0 || r != opt.uid || e != opt.uid || s != opt.uid ||
+      rg != opt.gid || eg != opt.gid || sg != opt.gid || getgroups(0, NULL) != 0) {
     errno = EPERM;
     pwarnf("dropping privileges did not stick");
     return -1;
@@ -304,8 +316,7 @@ static void remove_cleanup_paths(void)
       rmtree(opt.cleanup[i]);
 }
 
-static noreturn void run_runner(const sigset_t *mask, int event_w, int fail_w, pid_t parent,
-                                bool in_cgroup)
+static noreturn void run_runner(const sigset_t *mask, int event_w, int fail_w, pid_t parent, bool in_cgroup)
 {
   /* fds 6 and 7 are about to become the event pipe and the network handshake. */
   if (fail_w >= FD_EVENT && fail_w <= FD_NET_SYNC && (fail_w = fcntl(fail_w, F_DUPFD_CLOEXEC, 64)) < 0)
@@ -477,11 +488,11 @@ static void supervise(pid_t runner, int64_t deadline)
       timeout = left > INT_MAX ? INT_MAX : (int)left;
     }
     struct pollfd p[5] = {
-      {.fd = sigfd, .events = POLLIN},
-      {.fd = event_fd, .events = POLLIN},          /* ignored once -1 */
-      {.fd = opt.confirm_fd, .events = POLLIN},    /* ignored once -1 */
-      {.fd = entry_out[0].pipe, .events = POLLIN}, /* ignored once -1 */
-      {.fd = entry_out[1].pipe, .events = POLLIN}, /* ignored once -1 */
+        {.fd = sigfd, .events = POLLIN},
+        {.fd = event_fd, .events = POLLIN},          /* ignored once -1 */
+        {.fd = opt.confirm_fd, .events = POLLIN},    /* ignored once -1 */
+        {.fd = entry_out[0].pipe, .events = POLLIN}, /* ignored once -1 */
+        {.fd = entry_out[1].pipe, .events = POLLIN}, /* ignored once -1 */
     };
     if (poll(p, 5, timeout) < 0) {
       if (errno == EINTR)
@@ -524,17 +535,15 @@ static void write_exit_file(int dirfd, const struct cgroup_totals *t)
   char usage[160] = ""; /* what the cgroup's controllers counted */
   size_t len = 0;
   if (t->have_oom)
-    len += (size_t)snprintf(usage + len, sizeof usage - len, ", \"oom_kills\": %llu",
-                            (unsigned long long)t->oom_kills);
+    len += (size_t)snprintf(usage + len, sizeof usage - len, ", \"oom_kills\": %llu", (unsigned long long)t->oom_kills);
   if (t->have_cpu)
     len += (size_t)snprintf(usage + len, sizeof usage - len, ", \"cpu_seconds\": %llu.%06llu",
-                            (unsigned long long)(t->cpu_usec / 1000000),
-                            (unsigned long long)(t->cpu_usec % 1000000));
+                            (unsigned long long)(t->cpu_usec / 1000000), (unsigned long long)(t->cpu_usec % 1000000));
   if (t->have_peak)
     snprintf(usage + len, sizeof usage - len, ", \"memory_peak\": %llu", (unsigned long long)t->memory_peak);
   char buf[320];
-  int n = snprintf(buf, sizeof buf, "{\"status\": \"%s\", \"code\": %d, \"finished_at\": %lld.%06ld%s}\n",
-                   status, status_code, (long long)ts.tv_sec, ts.tv_nsec / 1000, usage);
+  int n = snprintf(buf, sizeof buf, "{\"status\": \"%s\", \"code\": %d, \"finished_at\": %lld.%06ld%s}\n", status,
+                   status_code, (long long)ts.tv_sec, ts.tv_nsec / 1000, usage);
   /* Atomic by rename; no fsync: the record describes processes that cannot outlive a
    * host crash, and two fsyncs would double the cost of teardown. */
   int fd = openat(dirfd, "exit.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
@@ -549,8 +558,8 @@ static void write_exit_file(int dirfd, const struct cgroup_totals *t)
     unlinkat(dirfd, "exit.tmp", 0);
     fd = -1;
     written = renameat(dirfd, "creator", dirfd, "exit.tmp") == 0 &&
-              (fd = openat(dirfd, "exit.tmp", O_WRONLY | O_NOFOLLOW | O_CLOEXEC)) >= 0 &&
-              write_all(fd, buf, (size_t)n) == 0 && ftruncate(fd, n) == 0;
+        (fd = openat(dirfd, "exit.tmp", O_WRONLY | O_NOFOLLOW | O_CLOEXEC)) >= 0 &&
+        write_all(fd, buf, (size_t)n) == 0 && ftruncate(fd, n) == 0;
     if (fd >= 0 && close(fd) < 0)
       written = false;
   }
