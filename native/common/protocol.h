@@ -29,19 +29,14 @@ struct psb_header {
 /* Requests (client -> init).  init.c lists them with their handlers and why
  * each is safe to serve, above handle_conn. */
 enum {
-  PSB_REQ_EXEC = 1,              /* body: psb_exec + strings; 3 fds: stdin, stdout, stderr */
-  PSB_REQ_SIGNAL = 2,            /* body: uint32 signo; only on a connection that ran EXEC */
+  PSB_REQ_EXEC = 1, /* body: psb_exec + strings; 3 fds: stdin, stdout, stderr */
+  /* 2 was a SIGNAL no client sent: now an unknown type, as any other number. */
   PSB_REQ_ENTRY_STDIN = 3,       /* no body; reply PSB_REP_FD with a dup of the entrypoint's stdin */
   PSB_REQ_ENTRY_STDIN_CLOSE = 4, /* no body; init drops its write end: the entrypoint sees EOF */
   /* 5 was a PING no client sent: now an unknown type, as any other number. */
   PSB_REQ_OPEN = 6, /* body: psb_open + path; reply PSB_REP_FD with the open file */
   PSB_REQ_FSOP = 7, /* body: psb_fsop + path; reply PSB_REP_OK (LIST: with entries) */
 };
-/* SIGNAL has no caller in the package (terminate and timeouts end a process
- * otherwise): tests/security/test_15_pid_reuse.py sends it to prove that init
- * never signals a pid it has reaped, test_25_malformed_protocol.py its refusals.
- * It stays because it is safe: it reaches only the unreaped child its own
- * connection started, with a signal the sandbox's code could send itself. */
 
 /* Replies (init -> client). */
 enum {

@@ -161,7 +161,6 @@ static void accept_conns(void)
  *
  *   type               body; fds                 handler (file)
  *   EXEC               psb_exec + strings; 3     handle_exec (init_exec.c)
- *   SIGNAL             uint32 signo; 0           handle_signal (init_exec.c)
  *   ENTRY_STDIN        none; 0                   handle_entry_stdin (init_entry.c)
  *   ENTRY_STDIN_CLOSE  none; 0                   handle_entry_stdin_close (init_entry.c)
  *   OPEN               psb_open + path; 0        handle_open (init_fs.c)
@@ -174,8 +173,6 @@ static void accept_conns(void)
  *   EXEC    runs a program inside, with the sandbox's environment, caps and
  *           seccomp filter, in its own session; the strings are bounded by
  *           the datagram (proto_parse_exec), the timeout kills only its group.
- *   SIGNAL  signals only the unreaped child this connection started (the pid
- *           is forgotten at reap), with a number in 1..64.
  *   ENTRY_STDIN, ENTRY_STDIN_CLOSE  hand out or close the entrypoint's stdin,
  *           which init made for that (a pipe, or with --pty the terminal).
  *   OPEN, FSOP  act as the sandbox's user on a path resolved in the sandbox's
@@ -205,9 +202,6 @@ static void handle_conn(struct conn *c)
   switch (req.type) {
   case PSB_REQ_EXEC:
     handle_exec(c, &req);
-    break;
-  case PSB_REQ_SIGNAL:
-    handle_signal(c, &req);
     break;
   case PSB_REQ_ENTRY_STDIN:
     handle_entry_stdin(c);

@@ -1,6 +1,6 @@
 /* init.h: what the parts of sandbox-init share.  init.c: setup, the main loop
- * and the connection table; init_exec.c: the child table, the timers, EXEC and
- * SIGNAL; init_fs.c: OPEN and FSOP; init_entry.c: the entrypoint and its
+ * and the connection table; init_exec.c: the child table, the timers and
+ * EXEC; init_fs.c: OPEN and FSOP; init_entry.c: the entrypoint and its
  * terminal.  pid 1 is single-threaded: this state is touched only from the
  * main loop. */
 #if !defined(PSB_INIT_H)
@@ -37,7 +37,6 @@ void reap(void);
 int poll_timeout(int64_t now);
 void run_timers(int64_t now);
 void handle_exec(struct conn *c, struct request *req);
-void handle_signal(struct conn *c, const struct request *req);
 
 /* init_fs.c */
 void handle_open(struct conn *c, const struct request *req);

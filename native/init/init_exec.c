@@ -1,14 +1,14 @@
 /* init_exec.c: sandbox-init's processes: the child table, the timers (exec
- * deadlines, the idle timeout, the accept backoff), EXEC and SIGNAL, and
- * reaping, which reports each exec's exit on the connection that started it. */
+ * deadlines, the idle timeout, the accept backoff), EXEC and reaping, which
+ * reports each exec's exit on the connection that started it. */
 #define _GNU_SOURCE 1
-#include <errno.h>    /* errno, EBUSY, EMFILE, ENOMEM, EAGAIN, EINVAL, ESRCH */
+#include <errno.h>    /* errno, EBUSY, EMFILE, ENOMEM, EAGAIN */
 #include <fcntl.h>    /* open, fcntl, O_*, AT_* */
 #include <limits.h>   /* INT_MAX */
 #include <signal.h>   /* kill, SIGKILL */
 #include <stdio.h>    /* snprintf */
 #include <stdlib.h>   /* exit, realloc, free */
-#include <string.h>   /* strerror, memcpy */
+#include <string.h>   /* strerror */
 #include <sys/wait.h> /* waitpid, W* */
 #include <unistd.h>   /* close, faccessat, write */
 
@@ -217,16 +217,4 @@ out:
     close(cwd_fd);
   proto_close_fds(req);
   proto_free_exec(&x);
-}
-
-void handle_signal(struct conn *c, const struct request *req)
-{
-  uint32_t signo;
-  memcpy(&signo, req->body, sizeof signo);
-  if (signo < 1 || signo > 64)
-    reply_error(c, EINVAL, "signal number out of range");
-  else if (c->pid == 0)
-    reply_error(c, ESRCH, "no running process");
-  else if (kill(c->pid, (int)signo) < 0)
-    reply_error(c, errno, "kill");
 }

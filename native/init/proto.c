@@ -85,10 +85,6 @@ enum proto_result proto_recv(int fd, struct request *req, int *err, const char *
       return bad(req, EPROTO, "exec body too short", err, why);
     want_fds = PSB_EXEC_FDS;
     break;
-  case PSB_REQ_SIGNAL:
-    if (body_len != sizeof(uint32_t))
-      return bad(req, EPROTO, "signal body must be 4 bytes", err, why);
-    break;
   case PSB_REQ_FSOP:
     if (body_len < sizeof(struct psb_fsop) + 2 || inbuf[n - 1] != '\0')
       return bad(req, EPROTO, "fsop needs an op, a mode and a NUL-terminated path", err, why);

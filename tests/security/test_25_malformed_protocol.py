@@ -108,9 +108,9 @@ FRAMING = [
     ("one byte", b"\x50", 0, errno.EPROTO, "short message"),
     ("longer than any request", _header(agent.REQ_ENTRY_STDIN, bytes(agent.MAX_MESSAGE)), 0, errno.EPROTO, "too long"),
     ("unknown type", _header(999), 0, errno.EPROTO, "unknown request type"),
+    ("the retired signal type", _header(2, struct.pack("=I", 9)), 0, errno.EPROTO, "unknown request type"),
     ("the retired ping type", _header(5), 0, errno.EPROTO, "unknown request type"),
     ("entry stdin with a body", _header(agent.REQ_ENTRY_STDIN, b"x"), 0, errno.EPROTO, "unexpected body"),
-    ("signal body of 3 bytes", _header(agent.REQ_SIGNAL, b"\x09\x00\x00"), 0, errno.EPROTO, "4 bytes"),
     ("exec body too short", _header(agent.REQ_EXEC, b"\x00" * 8), 3, errno.EPROTO, "exec body too short"),
     ("open without a NUL", _header(agent.REQ_OPEN, struct.pack("=II", 0, 0) + b"/etc/passwd"), 0,
      errno.EPROTO, "NUL-terminated path"),
@@ -144,9 +144,9 @@ def test_each_malformed_request_gets_an_error_and_init_serves_on(sb):
 
 def test_semantic_errors_keep_the_connection(sb):
     """Well-framed requests init cannot honour: an error, and the connection stays usable."""
-    for body, code in ((struct.pack("=I", 0), errno.EINVAL), (struct.pack("=I", 9), errno.ESRCH)):
+    for op, path, code in ((99, b"/", errno.EINVAL), (agent.FSOP_STAT, b"/no/such/path", errno.ENOENT)):
         with agent.connect(_socket_path(sb)) as sock:
-            agent.send(sock, agent.message(agent.REQ_SIGNAL, body))
+            agent.send(sock, agent.message(agent.REQ_FSOP, struct.pack("=II", op, 0) + path + b"\0"))
             assert _error(_aio.run_sync(agent.receive(sock, timeout=QUIET)))[0] == code
             agent.send(sock, STAT_ROOT)
             assert _aio.run_sync(agent.receive(sock, timeout=QUIET)).kind == agent.REP_OK
@@ -179,8 +179,8 @@ def test_many_idle_connections_then_serving(sb):
     _assert_serving(sb)
 
 
-_KINDS = st.sampled_from([0, agent.REQ_EXEC, agent.REQ_SIGNAL, agent.REQ_ENTRY_STDIN, agent.REQ_OPEN, agent.REQ_FSOP,
-                          999, 2**16 - 1])
+_KINDS = st.sampled_from([0, agent.REQ_EXEC, 2, agent.REQ_ENTRY_STDIN, agent.REQ_OPEN, agent.REQ_FSOP, 5, 999,
+                          2**16 - 1])
 _MALFORMED = st.one_of(
     st.binary(min_size=1, max_size=64).filter(lambda b: b[:4] != struct.pack("=I", agent.MAGIC)),
     st.builds(lambda kind, body, length: _header(kind, body, length=length), _KINDS, st.binary(max_size=64),
