@@ -170,7 +170,9 @@ def merge_env(env: Optional[Mapping[str, Optional[str]]], secrets: Optional[Sequ
     """The environment a sandbox, an exec or an image step gets: secrets first, then `env` on top;
     None values are dropped. Keys and values validated."""
     merged: Dict[str, str] = {}
-    if secrets is not None and not isinstance(secrets, (list, tuple)):
+    # Modal types it Collection[Secret]: a list, a tuple or a set.
+    if secrets is not None and (not isinstance(secrets, abc.Collection)
+                                or isinstance(secrets, (str, bytes, abc.Mapping))):
         raise InvalidError(f"secrets must be a list of pysandbox.Secret objects, got {type(secrets).__name__}")
     for secret in secrets or ():
         if not isinstance(secret, Secret):

@@ -40,6 +40,8 @@ const struct opt *opts_find(const struct opts *o, const char *name)
 static int take(const struct opts *o, struct opt *p, char **argv)
 {
   unsigned n = p->kind == OPT_FLAG ? 0 : p->kind == OPT_CALL && p->nvalues > 1 ? p->nvalues : 1;
+  if (p->given > 0 && !p->many) /* a second value would silently win over the first */
+    opts_usage_die(o, "%s given twice", p->name);
   for (unsigned k = 1; k <= n; k++) {
     if (argv[k] == NULL)
       opts_usage_die(o, "%s needs %s", p->name, p->values);

@@ -22,7 +22,8 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 import attrs
 
 from .. import _aio
-from ..exception import ConflictError, ExecutionError, NotFoundError
+from ..exception import ConflictError, Error, ExecutionError, NotFoundError
+from ..probe import Probe
 from .files import (
     ensure_dir,
     is_int,
@@ -58,12 +59,17 @@ def _is_tunnels(value: Any) -> bool:
 
 
 def _is_probe(value: Any) -> bool:
-    """The shape of Probe.to_json(); the sandbox builds the Probe (and validates its values) when it runs it."""
-    return value is None or (
-        isinstance(value, dict) and set(value) == {"tcp_port", "exec_argv", "interval_ms"}
-        and (value["tcp_port"] is None or is_int(value["tcp_port"], 1))
-        and (value["exec_argv"] is None or _is_str_list(value["exec_argv"]))
-        and is_int(value["interval_ms"], 1))
+    """Probe.to_json() of a valid Probe (port range, one of port or command, no NUL bytes), so a
+    corrupt record is refused here, naming its file, rather than when the probe runs."""
+    if value is None:
+        return True
+    if not isinstance(value, dict) or set(value) != {"tcp_port", "exec_argv", "interval_ms"}:
+        return False
+    try:
+        Probe.from_json(value)
+    except (Error, TypeError, ValueError):
+        return False
+    return True
 
 
 def _is_process(value: Any) -> bool:

@@ -18,6 +18,7 @@ from pysandbox._state import apps, names, paths, records
 from pysandbox._state.files import ensure_dir, is_well_formed_id, new_id, write_json_atomic
 from pysandbox._state.proc import ProcessRef, boot_id
 from pysandbox.exception import Error, ExecutionError, NotFoundError, ResourceExhaustedError
+from pysandbox.probe import Probe
 from pysandbox.runtime import reconcile
 
 from ...security._statedir import fake_supervisor
@@ -137,6 +138,8 @@ def check_parsed(parsed):
     assert isinstance(parsed.supervisor.pid, int) and isinstance(parsed.supervisor.start_time, int)
     for guest, host, encrypted in parsed.tunnels:
         assert isinstance(guest, int) and isinstance(host, int) and isinstance(encrypted, bool)
+    if parsed.readiness_probe is not None:  # what wait_until_ready() does with it
+        Probe.from_json(parsed.readiness_probe)
 
 
 @settings(max_examples=300, deadline=None)
@@ -149,6 +152,18 @@ def test_a_record_with_any_field_replaced_parses_or_is_reported(field, value):
         assert str(Path("/state/sandboxes") / SID / "record.json") in str(exc)
         return
     check_parsed(parsed)
+
+
+@pytest.mark.parametrize("probe", [
+    {"tcp_port": 70000, "exec_argv": None, "interval_ms": 100},
+    {"tcp_port": 80, "exec_argv": ["true"], "interval_ms": 100},
+    {"tcp_port": None, "exec_argv": [], "interval_ms": 100},
+    {"tcp_port": None, "exec_argv": ["a\0b"], "interval_ms": 100},
+])
+def test_a_record_with_an_invalid_probe_is_reported_naming_its_file(probe):
+    with pytest.raises(ExecutionError, match="record.json.*readiness_probe"):
+        records.SandboxRecord.from_json({**record(SID).to_json(), "readiness_probe": probe},
+                                        Path("/s") / SID / "record.json")
 
 
 @settings(max_examples=300, deadline=None)

@@ -26,6 +26,16 @@ def test_secret_values_do_not_enter_layer_ids():
     assert build.layer_ids(one._steps) == build.layer_ids(two._steps)
 
 
+def test_secrets_may_be_any_collection_as_in_modal():
+    secret = modal.Secret.from_dict({"K": "a"})
+    as_list = modal.Image.debian_slim().run_commands("true", secrets=[secret])
+    for secrets in ({secret}, (secret,)):
+        image = modal.Image.debian_slim().run_commands("true", secrets=secrets)
+        assert build.layer_ids(image._steps) == build.layer_ids(as_list._steps)
+    with pytest.raises(modal.exception.InvalidError, match="secrets must be a list"):
+        modal.Image.debian_slim().run_commands("true", secrets=secret)
+
+
 def test_dockerfile_instructions_join_continuations_and_drop_comments():
     text = "# c\nFROM x\nRUN a \\\n  # inner comment\n  && b\n\nenv A=1\n"
     assert dockerfile.instructions(text) == [("FROM", "x"), ("RUN", "a  && b"), ("ENV", "A=1")]
