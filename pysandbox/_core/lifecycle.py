@@ -77,10 +77,7 @@ def abandon(directory: Path, launched: Optional[launch.Launched]) -> None:
         except OSError:
             signal_supervisor(launched.supervisor, signal.SIGTERM)  # (a read-only disk): end it all the same
         launched.abandon()  # the supervisor tears the sandbox down on its own
-        fd = pidfd(launched.supervisor)
-        if fd is not None:
-            _aio.run_sync(_aio.readable(fd))
-            os.close(fd)
+        _aio.run_sync(_exited(launched.supervisor))
         launch.reap_finished()
     with contextlib.suppress(OSError):
         files.remove_tree(directory)
@@ -96,27 +93,23 @@ async def wait(record: records.SandboxRecord) -> records.ExitStatus:
     """The exit status, once the sandbox has finished (the teardown of a lost supervisor repaired)."""
     status = finished(record)
     while status is None:
-        fd = pidfd(record.supervisor)
-        if fd is not None:
-            try:
-                await _aio.readable(fd)
-            finally:
-                os.close(fd)
+        await _exited(record.supervisor)
         status = finished(record)
     if status.lost:
         repair(record)
     else:
-        await _gone(record.supervisor)
+        # The supervisor writes the exit record as its last step, then exits: once wait()
+        # returns nothing of the sandbox runs (bounded: one stuck past its record is not waited for).
+        await _exited(record.supervisor, timeout=SUPERVISOR_EXIT_PATIENCE_S)
     return status
 
 
-async def _gone(supervisor: ProcessRef) -> None:
-    """The supervisor writes the exit record as its last step, then exits: once this returns,
-    nothing of the sandbox runs (bounded: a supervisor stuck past its record is not waited for)."""
+async def _exited(supervisor: ProcessRef, timeout: Optional[float] = None) -> None:
+    """Until the supervisor has exited (or `timeout` passed); at once if it is gone already."""
     fd = pidfd(supervisor)
     if fd is not None:
         try:
-            await _aio.readable(fd, timeout=SUPERVISOR_EXIT_PATIENCE_S)
+            await _aio.readable(fd, timeout=timeout)
         finally:
             os.close(fd)
 
