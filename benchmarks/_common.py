@@ -6,7 +6,7 @@ import statistics
 import time
 
 import pysandbox as modal
-from pysandbox import config, garbage
+from pysandbox import garbage, settings
 
 # Finished sandboxes' directories stay until gc; left behind, thousands of them
 # would slow down what the next benchmark's Sandbox.list measures.
@@ -53,7 +53,7 @@ def report(name, ours, baseline_name, baseline, unit="ms", bar=None):
 
 
 def bare_bwrap_argv(command=("/bin/true",)):
-    argv = [config.bwrap_binary(), "--unshare-all", "--ro-bind", "/usr", "/usr"]
+    argv = [settings.bwrap_binary(), "--unshare-all", "--ro-bind", "/usr", "/usr"]
     for name in ("bin", "lib", "lib64", "sbin"):
         path = "/" + name
         if os.path.islink(path):
@@ -63,7 +63,7 @@ def bare_bwrap_argv(command=("/bin/true",)):
 
 def bare_nsjail_argv(command=("/bin/true",)):
     """The nsjail counterpart of bare_bwrap_argv: the same host directories and a minimal /dev."""
-    argv = [config.nsjail_binary(), "-Mo", "--really_quiet", "--time_limit", "0", "--disable_rlimits",
+    argv = [settings.nsjail_binary(), "-Mo", "--really_quiet", "--time_limit", "0", "--disable_rlimits",
             "--bindmount_ro", "/usr:/usr"]
     for name in ("bin", "lib", "lib64", "sbin"):
         path = "/" + name

@@ -23,7 +23,7 @@ from pathlib import Path
 from _common import RUNNERS, app, bare_bwrap_argv, bare_nsjail_argv, interleaved, report, spawn_and_wait
 
 import pysandbox as modal
-from pysandbox import config
+from pysandbox import settings
 from pysandbox.runtime import bwrap, confinement
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,16 +53,16 @@ def lifecycle(the_app, runner):
 
 
 def with_init(path, func):
-    real = config.native_binary
+    real = settings.native_binary
 
     def native_binary(name):
         return path if name == "sandbox-init" else real(name)
 
-    config.native_binary = native_binary
+    settings.native_binary = native_binary
     try:
         return func()
     finally:
-        config.native_binary = real
+        settings.native_binary = real
 
 
 def as_before(plain_init, func):

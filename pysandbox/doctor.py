@@ -16,8 +16,8 @@ from typing import Callable, List, Optional
 
 import attrs
 
-from . import config
 from . import identity as ids
+from . import settings
 from .app import App
 from .exception import Error
 from .runtime import cgroups, netplan
@@ -76,10 +76,10 @@ def identity() -> Finding:
 def native_helpers() -> Finding:
     try:
         for name in ("sandbox-init", "sandbox-supervisor"):
-            config.native_binary(name)
+            settings.native_binary(name)
     except Error as exc:
         return Finding("native helpers", False, str(exc), "every sandbox", essential=True)
-    return Finding("native helpers", True, f"in {config.NATIVE_DIR}")
+    return Finding("native helpers", True, f"in {settings.NATIVE_DIR}")
 
 
 def runner(name: str) -> Finding:
@@ -100,7 +100,7 @@ def runner(name: str) -> Finding:
 def _selected(runner: str) -> bool:
     """Whether PYSANDBOX_RUNNER picks `runner` (a wrong value fails the sandbox check, with its reason)."""
     try:
-        return config.runner() == runner
+        return settings.runner() == runner
     except Error:
         return False
 

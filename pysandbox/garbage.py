@@ -30,7 +30,7 @@ from typing import Iterator, List, Optional, Union
 
 import attrs
 
-from . import bounds, config
+from . import bounds, settings
 from ._state import apps, files, names, paths, records, volumes
 from ._state.proc import ProcessRef
 from .exception import Error, ExecutionError, NotFoundError
@@ -80,7 +80,7 @@ def _collect(min_age: float, retention: float, found: Collection) -> None:
             _collect_staging(Path(entry.path), temp_age, now, found)
     _collect_exits(max(min_age, retention), now, found)
     _collect_claims(found)
-    state = config.state_dir()
+    state = settings.state_dir()
     for directory in (state, apps.apps_dir(), state / "secrets", image_store.root() / "refs"):
         _sweep_temp_files(directory, temp_age, now, found)
     for path in volumes.leftovers():
@@ -181,7 +181,7 @@ def _collect_staging(path: Path, min_age: float, now: float, found: Collection) 
 
 def _collect_claims(found: Collection) -> None:
     """Name claims whose sandbox no longer runs (or never will): the name is free anyway."""
-    claims_dir = config.state_dir() / "names"
+    claims_dir = settings.state_dir() / "names"
     if not claims_dir.is_dir():
         return
     try:
@@ -245,7 +245,7 @@ def _lock(wait: bool) -> Iterator[bool]:
     """One collection at a time per state directory; yields False if another runs (and not `wait`)."""
     try:
         # Read-only is enough for flock, and opens on a read-only disk too (the collection still reports there).
-        fd = os.open(config.state_dir() / LOCK_NAME, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = os.open(settings.state_dir() / LOCK_NAME, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
     except OSError:
         yield True  # no state directory (nothing to collect), or a read-only one without the lock file
         return
@@ -280,7 +280,7 @@ def collect_soon() -> None:
     interval, retention = bounds.get("gc_interval_s"), bounds.get("finished_retention_s")
     if interval == 0:
         return
-    state = config.state_dir()
+    state = settings.state_dir()
     try:
         if time.time() - os.stat(state / STAMP_NAME).st_mtime < interval:
             return
@@ -300,7 +300,7 @@ def collect_soon() -> None:
 
 def _collect_in_background(state: Path, interval: int, retention: int) -> None:
     try:
-        with config.pinned_state_dir(state), _lock(wait=False) as mine:
+        with settings.pinned_state_dir(state), _lock(wait=False) as mine:
             if not mine or not _claim_turn(state / STAMP_NAME, interval):
                 return
             found = Collection()

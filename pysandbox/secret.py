@@ -13,7 +13,7 @@ from collections import abc
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence
 
-from . import config
+from . import settings
 from ._aio import synchronized, synchronized_static
 from ._state import files, names
 from ._validate import env_mapping, object_name
@@ -32,7 +32,7 @@ def _check_dict(env_dict) -> Dict[str, str]:
 
 
 def _secret_path(name: str) -> Path:
-    return config.state_dir() / "secrets" / f"{object_name(name, 'Secret')}.json"
+    return settings.state_dir() / "secrets" / f"{object_name(name, 'Secret')}.json"
 
 
 def _read_named(name: str) -> dict:
@@ -70,7 +70,7 @@ class _SecretManager:
 
     @synchronized_static
     async def list(*, max_objects: Optional[int] = None, **_options) -> List["Secret"]:
-        directory = config.state_dir() / "secrets"
+        directory = settings.state_dir() / "secrets"
         names = sorted(p.stem for p in directory.glob("*.json")) if directory.is_dir() else []
         return [Secret.from_name(name) for name in names[:max_objects]]
 

@@ -13,8 +13,8 @@ import pysandbox as modal
 from pysandbox._state import paths
 from pysandbox._state.files import remove_tree
 from pysandbox._state.proc import ProcessRef
-from pysandbox.config import RUNNERS
 from pysandbox.runtime import cgroups
+from pysandbox.settings import RUNNERS
 
 # Everything under these talks to real sandboxes, and runs once per runner (docs/RUNNERS.md).
 BEHAVIOUR_DIRS = ("sandbox", "security", "seed", "images")

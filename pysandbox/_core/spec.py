@@ -10,7 +10,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import attrs
 
-from .. import config
+from .. import settings
 from .._validate import is_object_name, object_name, positive_seconds
 from ..exception import InvalidError
 from ..network import check_cidrs
@@ -88,17 +88,17 @@ def check_experimental_options(options: Any) -> Dict[str, str]:
     unknown = sorted(set(options) - {"runner"})
     if unknown:
         raise InvalidError(f"experimental_options {unknown} mean nothing to pysandbox: it understands only "
-                           f"'runner' (one of {', '.join(config.RUNNERS)}).")
+                           f"'runner' (one of {', '.join(settings.RUNNERS)}).")
     return {key: str(value) for key, value in options.items()}
 
 
 def check_runner(runner: Optional[str]) -> str:
     """The runner asked for per sandbox, else PYSANDBOX_RUNNER's, else bwrap."""
     if runner is None:
-        return config.runner()
-    if runner not in config.RUNNERS:
+        return settings.runner()
+    if runner not in settings.RUNNERS:
         raise InvalidError(f"experimental_options runner={runner!r} is not a runner: choose one of "
-                           f"{', '.join(config.RUNNERS)}.")
+                           f"{', '.join(settings.RUNNERS)}.")
     return runner
 
 

@@ -8,13 +8,13 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from .. import config
+from .. import settings
 from ..exception import ExecutionError, InvalidError
 from .files import ensure_dir, is_well_formed_id, new_id, read_json, write_json_atomic
 
 
 def apps_dir() -> Path:
-    return config.state_dir() / "apps"
+    return settings.state_dir() / "apps"
 
 
 def app_path(name: str) -> Path:

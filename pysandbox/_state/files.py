@@ -20,7 +20,7 @@ import subprocess
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from .. import config, identity
+from .. import identity, settings
 from ..exception import Error, ExecutionError, InvalidError, ResourceExhaustedError
 
 _ID_ALPHABET = string.ascii_letters + string.digits
@@ -129,7 +129,7 @@ def private_state_dir() -> Path:
     """The state directory, private to its owner (0700): nothing in it is any other local user's
     business (volumes, layers, records, names, sockets). A sandbox's identity reaches what it
     needs through the supervisor's staged binds (runtime/launch.Stager), never through it."""
-    root = config.state_dir()
+    root = settings.state_dir()
     if str(root) not in _private_roots:
         root.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -149,15 +149,15 @@ def private_state_dir() -> Path:
 
 def give_to_sandbox_owner(path: Union[str, Path, int], dir_fd: Optional[int] = None) -> None:
     """Make `path` (an open fd, or a path relative to `dir_fd`, a symlink itself and never
-    what it points to) sandbox root's (config.sandbox_owner()): what a sandbox must be able to
+    what it points to) sandbox root's (settings.sandbox_owner()): what a sandbox must be able to
     write to, made by a root caller. An unprivileged caller is sandbox root (identity.current()),
     so what it makes is already the owner's: nothing to do."""
     if os.geteuid() != 0:
         return
     if isinstance(path, int):
-        os.fchown(path, *config.sandbox_owner())
+        os.fchown(path, *settings.sandbox_owner())
     else:
-        os.chown(path, *config.sandbox_owner(), dir_fd=dir_fd, follow_symlinks=False)
+        os.chown(path, *settings.sandbox_owner(), dir_fd=dir_fd, follow_symlinks=False)
 
 
 # Checks of the values read from state files.
@@ -179,9 +179,9 @@ def remove_tree(path: Path, dir_fd: Optional[int] = None) -> None:
     if not os.path.lexists(path if dir_fd is None else f"/proc/self/fd/{dir_fd}/{path}") or _remove_flat(path, dir_fd):
         return
     ids = identity.current()  # an unprivileged caller removes its sandbox users' files in their namespace
-    argv = [config.native_binary("sandbox-rmtree"), *(ids.supervisor_args() if ids.newidmap else []),
+    argv = [settings.native_binary("sandbox-rmtree"), *(ids.supervisor_args() if ids.newidmap else []),
             *(["--at", str(dir_fd)] if dir_fd is not None else []), str(path)]
-    result = subprocess.run(argv, env=config.HOST_ENV, pass_fds=() if dir_fd is None else (dir_fd,),
+    result = subprocess.run(argv, env=settings.HOST_ENV, pass_fds=() if dir_fd is None else (dir_fd,),
                             stdin=subprocess.DEVNULL, capture_output=True, text=True)
     if result.returncode != 0:
         raise OSError(errno.ENOTEMPTY, result.stderr.strip() or "sandbox-rmtree failed", str(path))

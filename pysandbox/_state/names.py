@@ -15,7 +15,7 @@ from typing import Iterator, Optional, Tuple
 
 import attrs
 
-from .. import config
+from .. import settings
 from ..exception import AlreadyExistsError, ExecutionError, NotFoundError
 from .files import ensure_dir, is_well_formed_id, read_json, write_json_atomic
 from .paths import sandbox_dir
@@ -26,9 +26,9 @@ from .records import SandboxRecord, finished, read_record, terminating, write_re
 @contextlib.contextmanager
 def locked() -> Iterator[None]:
     """The state directory's lock, for read-modify-write of names and tags."""
-    ensure_dir(config.state_dir())
+    ensure_dir(settings.state_dir())
     # Read-only is enough for flock, and opens on a read-only disk too (gc still reports there).
-    fd = os.open(config.state_dir() / "lock", os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fd = os.open(settings.state_dir() / "lock", os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -37,7 +37,7 @@ def locked() -> Iterator[None]:
 
 
 def _name_path(app_id: str, name: str) -> Path:
-    return config.state_dir() / "names" / app_id / name
+    return settings.state_dir() / "names" / app_id / name
 
 
 def read_claim(path: Path) -> Optional[Tuple[str, Optional[ProcessRef]]]:

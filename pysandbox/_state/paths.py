@@ -1,4 +1,4 @@
-"""Where everything lives in the state directory (config.state_dir()); the one place its layout is written.
+"""Where everything lives in the state directory (settings.state_dir()); the one place its layout is written.
 
     lock                              held for read-modify-write of names, tags, volumes, secrets (names.locked())
     gc.stamp, gc.lock                 when the last automatic collection started; one collection at a time (garbage.py)
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import attrs
 
-from .. import config
+from .. import settings
 
 RECORD_NAME = "record.json"  # a sandbox directory's record; its existence also confirms the sandbox
 CREATOR_NAME = "creator"  # the creating process, so gc leaves a create in progress alone
@@ -43,7 +43,7 @@ COLLECTED_EXITS = ".exits"  # sandboxes/.exits/<id>: exit records of directories
 
 
 def sandboxes_dir() -> Path:
-    return config.state_dir() / "sandboxes"
+    return settings.state_dir() / "sandboxes"
 
 
 def sandbox_dir(sandbox_id: str) -> Path:

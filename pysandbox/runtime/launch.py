@@ -8,7 +8,7 @@ returns: connections queue on the listener until init accepts them. launch() is 
 checklist of the steps, in order; the runner is the spec's, from runners.RUNNERS, and
 launch() names none.
 
-The supervisor runs with a fixed environment, config.HOST_ENV, and so does everything
+The supervisor runs with a fixed environment, settings.HOST_ENV, and so does everything
 it starts on the host: the sandbox's own environment (env=, secrets, the
 image's ENV) and the entrypoint's argv reach init only in its configuration
 (runtime/initconfig.py), never through a host process's environment or argv.
@@ -35,7 +35,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import attrs
 
-from .. import agent, bounds, config, identity
+from .. import agent, bounds, identity, settings
 from .._core.spec import SandboxSpec
 from .._overlay import LayerView
 from .._state import paths
@@ -143,8 +143,8 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str], tethered: bo
     writing it; a `tethered` sandbox lives only as long as its creator, record or not."""
     reap_finished()
     runner = RUNNERS[spec.runner]
-    binary, init = runner.binary(), config.native_binary("sandbox-init")  # every binary found before any work
-    supervisor = config.native_binary("sandbox-supervisor")
+    binary, init = runner.binary(), settings.native_binary("sandbox-init")  # every binary found before any work
+    supervisor = settings.native_binary("sandbox-supervisor")
     root = _prepare_root(directory, spec)
     volumes = _volume_mounts(spec, root.stager)
     net = netplan.plan(spec, directory)
@@ -177,7 +177,7 @@ class _Root:
 
 def _prepare_root(directory: Path, spec: SandboxSpec) -> _Root:
     """The upper directory (or a build's own), the overlay's directories in it, the stage."""
-    owner = config.sandbox_owner()
+    owner = settings.sandbox_owner()
     upper = paths.SandboxDir(directory).upper
     if spec.rootfs is None or spec.rootfs.upper is None:
         _prepare_upper(upper)
@@ -210,7 +210,7 @@ def _probe_mounts(spec: SandboxSpec) -> Tuple[layout.Mount, ...]:
     """sandbox-probe, only in a sandbox whose readiness probe connects to a port."""
     if not (spec.readiness_probe and spec.readiness_probe.tcp_port):
         return ()
-    return (layout.Mount("ro-bind", config.native_binary("sandbox-probe"), PROBE_PATH),)
+    return (layout.Mount("ro-bind", settings.native_binary("sandbox-probe"), PROBE_PATH),)
 
 
 def _runner_inputs(directory: Path, spec: SandboxSpec, root: _Root, init: str, mounts: Tuple[layout.Mount, ...],
@@ -356,7 +356,7 @@ def _spawn(directory: Path, argv: List[str], init_config: bytes, runner_config: 
         *((os.POSIX_SPAWN_DUP2, fd, fds.RUNNER_CONFIG) for fd in runner),
     ]
     try:
-        pid = os.posix_spawn(argv[0], argv, config.HOST_ENV, file_actions=actions, setsid=True,
+        pid = os.posix_spawn(argv[0], argv, settings.HOST_ENV, file_actions=actions, setsid=True,
                              setsigmask=SUPERVISOR_SIGNALS, setsigdef=SUPERVISOR_SIGNALS)
     except BaseException:
         os.close(confirm_write)

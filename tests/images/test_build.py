@@ -8,7 +8,7 @@ import sys
 import pytest
 
 import pysandbox as modal
-from pysandbox import config
+from pysandbox import settings
 from pysandbox.exception import ImageBuildError, InvalidError, NotFoundError, UnimplementedError
 from pysandbox.image import store
 
@@ -52,7 +52,7 @@ def test_debian_slim_has_python_pip_and_owns_its_files(debian, sandboxes):
     assert run(sb, "id -u; stat -c %U /usr/bin/python3").split() == ["0", "root"]
     meta = store.read_meta(store.layer_of(debian.object_id))
     rootfs = store.layer_dir(meta["id"]) / "rootfs"
-    assert os.lstat(rootfs / "usr" / "bin").st_uid == config.sandbox_owner()[0]
+    assert os.lstat(rootfs / "usr" / "bin").st_uid == settings.sandbox_owner()[0]
 
 
 def test_steps_env_workdir_and_whiteouts(debian, sandboxes):

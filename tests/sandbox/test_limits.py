@@ -194,14 +194,14 @@ def test_the_supervisor_starts_its_runner_inside_a_v2_cgroup_and_removes_it(tmp_
     on whatever cgroup2 mount this host has (here the hybrid layout's controller-less one)."""
     import subprocess
 
-    from pysandbox import config
+    from pysandbox import settings
 
     cgroup = os.path.join(_unified_mount(), f"pysandbox-test-{os.getpid()}")
     os.mkdir(cgroup)
     try:
         result = subprocess.run(  # fds 3-5 and 8 (native/common/fds.h) as the supervisor expects
             ["sh", "-c", 'exec "$@" 3</dev/null 4>/dev/null 5>/dev/null 8</dev/null', "sh",
-             config.native_binary("sandbox-supervisor"), "--dir", str(tmp_path), "--timeout-ms", "20000",
+             settings.native_binary("sandbox-supervisor"), "--dir", str(tmp_path), "--timeout-ms", "20000",
              "--output-max", "65536",
              "--cgroup", cgroup, "--", "/bin/sh", "-c", f"cat /proc/self/cgroup > {tmp_path}/seen"],
             stdin=subprocess.DEVNULL, capture_output=True, text=True)

@@ -8,7 +8,7 @@ import time
 import pytest
 
 import pysandbox as modal
-from pysandbox import config, garbage
+from pysandbox import garbage, settings
 from pysandbox._state import paths, records
 from pysandbox.exception import AlreadyExistsError, ResourceExhaustedError
 from pysandbox.runtime import launch
@@ -38,7 +38,7 @@ def test_creates_collect_what_finished_long_enough_ago(private_state, monkeypatc
     old = modal.Sandbox.create("sleep", "60", app=app, name="old", block_network=True)
     old.terminate(wait=True)
     join_background_collections()
-    claim = config.state_dir() / "names" / app.app_id / "old"
+    claim = settings.state_dir() / "names" / app.app_id / "old"
     assert paths.sandbox_dir(old.object_id).exists()  # finished just now: kept for from_id and `ls`
     assert modal.Sandbox.from_id(old.object_id).returncode == 137
     time.sleep(2.5)  # past both the interval and the retention
@@ -81,6 +81,6 @@ def test_a_create_that_fails_leaves_no_directory_no_claim_and_no_process(private
     [(directory, supervisor)] = spawned
     assert entries() == before and not directory.exists()
     assert not supervisor.alive() and not stray_sandbox_processes([directory.name])
-    assert not (config.state_dir() / "names" / app.app_id / "fresh").exists()
+    assert not (settings.state_dir() / "names" / app.app_id / "fresh").exists()
     holder.terminate(wait=True)
     assert garbage.collect().sandboxes == [holder.object_id]

@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 import pysandbox as modal
-from pysandbox import config
+from pysandbox import settings
 from pysandbox._state import paths
 from pysandbox.exception import InvalidError, SandboxTimeoutError
 from pysandbox.runtime import cgroups, netplan
@@ -121,7 +121,7 @@ def test_root_inside_is_not_root_outside(jailed):
                 break
             time.sleep(0.1)
         assert len(sleeper) == 1
-        assert sleeper[0].uids().real == config.sandbox_owner()[0] != 0
+        assert sleeper[0].uids().real == settings.sandbox_owner()[0] != 0
     finally:
         sb.exec("kill", "-9", str(p._pid)).wait()
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 import pysandbox as modal
-from pysandbox import config
+from pysandbox import settings
 from pysandbox._state import paths
 from pysandbox.exception import AlreadyExistsError, InvalidError, NotFoundError
 
@@ -19,7 +19,7 @@ def test_named_secret_lifecycle(sandboxes):
     modal.Secret.objects.create("db-creds", {"DB_USER": "admin", "DB_PASS": "s3cr3t-value"})
     with pytest.raises(AlreadyExistsError):
         modal.Secret.objects.create("db-creds", {"X": "y"})
-    path = config.state_dir() / "secrets" / "db-creds.json"
+    path = settings.state_dir() / "secrets" / "db-creds.json"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     secret = modal.Secret.from_name("db-creds", required_keys=["DB_USER"])
     assert "s3cr3t-value" not in repr(secret)

@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 import pysandbox as modal
-from pysandbox import config
+from pysandbox import settings
 from pysandbox._state import paths
 from pysandbox.exception import InvalidError
 from pysandbox.resources import DEFAULT_PIDS_LIMIT
@@ -35,7 +35,7 @@ def sandbox_processes(sb):
 
 
 def test_fork_bomb_is_contained_by_the_default_pids_limit(sandboxes):
-    uid = config.sandbox_owner()[0]
+    uid = settings.sandbox_owner()[0]
     uid_processes_before = limits.processes_of(uid)
     sb = sandboxes()
     cgroup = cgroups.load(paths.sandbox_dir(sb.object_id))

@@ -10,7 +10,7 @@ import time
 import pytest
 
 import pysandbox as modal
-from pysandbox import config, garbage
+from pysandbox import garbage, settings
 from pysandbox._state import paths, records
 from pysandbox.runtime import launch
 
@@ -34,7 +34,7 @@ def entries():
 
 def claim_path():
     app = modal.App.lookup("fault-app", create_if_missing=True)
-    return config.state_dir() / "names" / app.app_id / "fault-named"
+    return settings.state_dir() / "names" / app.app_id / "fault-named"
 
 
 def test_creator_killed_at_random_points_leaves_nothing_half_made():

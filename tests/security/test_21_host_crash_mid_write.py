@@ -16,7 +16,7 @@ import time
 import pytest
 
 import pysandbox as modal
-from pysandbox import config, garbage
+from pysandbox import garbage, settings
 from pysandbox._state import apps, names, paths, records
 from pysandbox._state import volumes as volume_store
 from pysandbox._state.files import new_id, read_json
@@ -116,7 +116,7 @@ while True:
 def test_a_volume_create_killed_at_random_points_appears_whole_or_not_at_all(tmp_path, monkeypatch):
     monkeypatch.setenv("PYSANDBOX_HOME", str(tmp_path / "state"))
     rng = random.Random(2122)
-    volumes = config.state_dir() / "volumes"
+    volumes = settings.state_dir() / "volumes"
     for round_ in range(10):
         creator = python(CREATE_VOLUME, f"crash{round_}", stdout=-1, text=True)
         assert creator.stdout.readline() == "ready\n"
@@ -152,13 +152,13 @@ def test_after_a_crash_the_next_create_collects_what_was_left_and_never_signals_
         (paths.sandboxes_dir() / records.staging_name(new_id("sb-"), dead)).mkdir()
         (paths.sandboxes_dir() / f".{new_id('sb-')}.trash" / "upper").mkdir(parents=True)
         # Writes of other state cut short, and a volume half made and one half deleted.
-        leftovers = [apps.apps_dir() / ".other.json.9.abcd.tmp", config.state_dir() / "secrets" / ".s.json.9.ab.tmp"]
+        leftovers = [apps.apps_dir() / ".other.json.9.abcd.tmp", settings.state_dir() / "secrets" / ".s.json.9.ab.tmp"]
         for path in leftovers:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text("{")
         for name in (".v.9.abcd.tmp", ".w.9.abcd.deleted"):
-            (config.state_dir() / "volumes" / name / "data").mkdir(parents=True)
-            leftovers.append(config.state_dir() / "volumes" / name)
+            (settings.state_dir() / "volumes" / name / "data").mkdir(parents=True)
+            leftovers.append(settings.state_dir() / "volumes" / name)
         for path in [*leftovers, directory, directory / "record.json"]:
             age(path)
 
@@ -170,15 +170,15 @@ def test_after_a_crash_the_next_create_collects_what_was_left_and_never_signals_
         assert (directory / "upper").exists() and not (directory / "exit").exists()
 
         # The next start: a create that finds the last collection long ago.
-        (config.state_dir() / garbage.STAMP_NAME).touch()
-        age(config.state_dir() / garbage.STAMP_NAME)
+        (settings.state_dir() / garbage.STAMP_NAME).touch()
+        age(settings.state_dir() / garbage.STAMP_NAME)
         sb = modal.Sandbox.create("sleep", "60", app=app, block_network=True)
         for thread in threading.enumerate():
             if thread.name == "pysandbox-gc":
                 thread.join(60)
         assert sorted(os.listdir(paths.sandboxes_dir())) == [paths.COLLECTED_EXITS, sb.object_id]
         assert not [p for p in leftovers if os.path.lexists(p)]
-        assert not (config.state_dir() / "names" / app.app_id / "crashed-name").exists()
+        assert not (settings.state_dir() / "names" / app.app_id / "crashed-name").exists()
         assert handle.terminate(wait=True) == 137  # a handle from before reads what the collection recorded
         sb.terminate(wait=True)
         assert pending_signals(stranger.pid) & SIGTERM_BIT == 0 and stranger.poll() is None

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import pysandbox as modal
-from pysandbox import config
+from pysandbox import settings
 from pysandbox._state import paths
 from pysandbox._state.files import new_id
 from pysandbox._state.proc import ProcessRef
@@ -227,4 +227,4 @@ def test_a_damaged_layer_is_named_and_leaves_other_images_and_sandboxes_alone(tm
         sb.terminate(wait=True)
     finally:
         on_healthy.terminate(wait=True)
-    assert config.state_dir().exists()
+    assert settings.state_dir().exists()

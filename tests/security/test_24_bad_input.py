@@ -10,7 +10,7 @@ import types
 import pytest
 
 import pysandbox as modal
-from pysandbox import config
+from pysandbox import settings
 from pysandbox.exception import InvalidError, NotFoundError
 
 pytestmark = pytest.mark.rootless
@@ -271,7 +271,7 @@ ON_A_SANDBOX = [
 
 def _state():
     """Every record and store directory a call could add to (a missing one is empty)."""
-    root = config.state_dir()
+    root = settings.state_dir()
     return {name: sorted(p.name for p in (root / name).iterdir()) if (root / name).is_dir() else []
             for name in ("sandboxes", "volumes", "apps", "secrets", "images/layers", "images/tmp", "images/refs")}
 

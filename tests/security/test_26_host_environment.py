@@ -20,7 +20,7 @@ import psutil
 import pytest
 
 import pysandbox as modal
-from pysandbox import config
+from pysandbox import settings
 from pysandbox.image import store
 
 pytestmark = pytest.mark.rootless
@@ -130,4 +130,4 @@ def test_entrypoint_argv_and_env_stay_out_of_host_argv_and_environment(sandboxes
     sb.exec("true").wait()
     _assert_clean_host(sb, markers, "argv-marker-5d1c", "env-marker-9e2b")
     supervisor = Path(f"/proc/{sb._record.supervisor.pid}/environ").read_bytes().split(b"\0")
-    assert sorted(filter(None, supervisor)) == sorted(f"{k}={v}".encode() for k, v in config.HOST_ENV.items())
+    assert sorted(filter(None, supervisor)) == sorted(f"{k}={v}".encode() for k, v in settings.HOST_ENV.items())

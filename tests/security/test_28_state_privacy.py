@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import pysandbox as modal
-from pysandbox import config
+from pysandbox import settings
 from pysandbox._state import paths
 from pysandbox._state.files import remove_tree
 
@@ -42,7 +42,7 @@ def _everything_under(root):
 @pytest.mark.rootless
 def test_the_state_directory_is_made_private(sandboxes):
     sandboxes().exec("true").wait()
-    info = os.stat(config.state_dir())
+    info = os.stat(settings.state_dir())
     assert info.st_mode & 0o777 == 0o700 and info.st_uid == os.geteuid()
 
 
@@ -73,7 +73,7 @@ def test_another_user_reads_nothing_of_it(reachable_home, sandboxes):
                            volumes={"/data": volume}, env={"TOKEN": "t0k3n"})
         assert writer.exec("sh", "-c", "echo volume-data > /data/f").wait() == 0
         modal.Image.from_scratch().add_local_file(__file__, "/layer-file", copy=True).build()
-        everything = _everything_under(config.state_dir())
+        everything = _everything_under(settings.state_dir())
         assert any(p.endswith("/data/f") for p in everything) and any("/layers/" in p for p in everything)
         readable = subprocess.run([HOST_PYTHON, "-c", PROBE, *everything], user=STRANGER, group=STRANGER,
                                   capture_output=True, text=True, check=True).stdout.split()

@@ -39,7 +39,7 @@ LAYERS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
     # Imported by every layer, importing none: settings, errors, bounds, public data types and their
     # checks (Probe, Tunnel), the async core, the host's identity, init's wire format, safe path walks.
     ("leaf", (
-        "pysandbox.config", "pysandbox.exception", "pysandbox.bounds", "pysandbox._aio", "pysandbox._validate",
+        "pysandbox.settings", "pysandbox.exception", "pysandbox.bounds", "pysandbox._aio", "pysandbox._validate",
         "pysandbox.types", "pysandbox.resources", "pysandbox.probe", "pysandbox.network", "pysandbox.identity",
         "pysandbox.agent", "pysandbox._core.spec", "pysandbox._beneath", "pysandbox._overlay", "pysandbox._fork",
     )),

@@ -10,10 +10,11 @@ import warnings
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings as examples
 from hypothesis import strategies as st
 
-from pysandbox import config, identity
+from pysandbox import identity, settings
 from pysandbox._state import apps, names, paths, records
 from pysandbox._state.files import ensure_dir, is_well_formed_id, new_id, write_json_atomic
 from pysandbox._state.proc import ProcessRef, boot_id
@@ -142,7 +143,7 @@ def check_parsed(parsed):
         Probe.from_json(parsed.readiness_probe)
 
 
-@settings(max_examples=300, deadline=None)
+@examples(max_examples=300, deadline=None)
 @given(field=st.sampled_from(sorted(record(SID).to_json())), value=JSON)
 def test_a_record_with_any_field_replaced_parses_or_is_reported(field, value):
     data = {**record(SID).to_json(), field: value}
@@ -166,7 +167,7 @@ def test_a_record_with_an_invalid_probe_is_reported_naming_its_file(probe):
                                         Path("/s") / SID / "record.json")
 
 
-@settings(max_examples=300, deadline=None)
+@examples(max_examples=300, deadline=None)
 @given(data=JSON)
 def test_any_json_parses_or_is_reported(data):
     try:
@@ -175,7 +176,7 @@ def test_any_json_parses_or_is_reported(data):
         pass
 
 
-@settings(max_examples=200, deadline=None)
+@examples(max_examples=200, deadline=None)
 @given(data=JSON)
 def test_any_json_is_a_process_or_a_value_error(data):
     try:
@@ -305,7 +306,7 @@ def test_a_bad_record_is_skipped_with_a_warning_and_the_others_are_listed(real_h
 
 
 def test_corrupt_or_hostile_name_claims_are_free(home):
-    path = config.state_dir() / "names" / "ap-x" / "n"
+    path = settings.state_dir() / "names" / "ap-x" / "n"
     path.parent.mkdir(parents=True)
     for text in ("{", "[]", '{"sandbox_id": 5}', '{"sandbox_id": "../../etc"}',
                  json.dumps({"sandbox_id": SID, "creator": {"pid": "me"}})):

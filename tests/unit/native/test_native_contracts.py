@@ -1,12 +1,12 @@
 """The contracts between the Python side and the native helpers, compared text to value:
 the fd layout (native/common/fds.h, runtime/fds.py), init's wire protocol (native/common/protocol.h,
 agent.py), init's configuration format (native/init/initconfig.h, runtime/initconfig.py), the
-fixed host environment (native/common/util.c, config.py) and sandbox root's capabilities."""
+fixed host environment (native/common/util.c, settings.py) and sandbox root's capabilities."""
 
 import re
 from pathlib import Path
 
-from pysandbox import agent, config
+from pysandbox import agent, settings
 from pysandbox.runtime import fds, initconfig
 
 NATIVE = Path(__file__).resolve().parents[3] / "native"
@@ -29,7 +29,7 @@ def test_init_config_format_agrees():
 def test_host_environment_agrees():
     source = (NATIVE / "common" / "util.c").read_text()
     entries = re.search(r"host_env\[\] = \{(.*?)NULL\}", source).group(1)
-    assert sorted(re.findall(r'"([^"]*)"', entries)) == sorted(f"{k}={v}" for k, v in config.HOST_ENV.items())
+    assert sorted(re.findall(r'"([^"]*)"', entries)) == sorted(f"{k}={v}" for k, v in settings.HOST_ENV.items())
 
 
 def test_capabilities_agree():

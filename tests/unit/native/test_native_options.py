@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from pysandbox import config
+from pysandbox import settings
 
 SUPERVISOR = ["--dir", "/nonexistent", "--timeout-ms", "5", "--output-max", "65536"]
 
@@ -46,8 +46,8 @@ REFUSED = [
 
 
 def _run(binary, argv):
-    return subprocess.run([config.native_binary(binary), *argv], stdin=subprocess.DEVNULL, capture_output=True,
-                          text=True, env=config.HOST_ENV, timeout=30)
+    return subprocess.run([settings.native_binary(binary), *argv], stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True, env=settings.HOST_ENV, timeout=30)
 
 
 @pytest.mark.parametrize(("binary", "argv", "message"), REFUSED, ids=[f"{b} {' '.join(a)}"[:60] for b, a, _ in REFUSED])

@@ -4,7 +4,7 @@ chmod 000 and any depth got through, and another cleanup removing the same tree 
 import os
 import subprocess
 
-from pysandbox import config
+from pysandbox import settings
 from pysandbox._state.files import remove_tree
 
 
@@ -52,7 +52,7 @@ def test_two_cleanups_of_one_tree_both_succeed(tmp_path):
     for round_ in range(5):
         tree = tmp_path / f"tree{round_}"
         _tree(tree)
-        other = subprocess.Popen([config.native_binary("sandbox-rmtree"), str(tree)], env=config.HOST_ENV,
+        other = subprocess.Popen([settings.native_binary("sandbox-rmtree"), str(tree)], env=settings.HOST_ENV,
                                  stderr=subprocess.PIPE, text=True)
         remove_tree(tree)  # OSError if it tripped over the other's removals
         assert other.wait() == 0, other.stderr.read()

@@ -7,10 +7,11 @@ A new runner in the table is held to this at once; its own command line has a te
 import re
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings as examples
 from hypothesis import strategies as st
 
-from pysandbox import config
+from pysandbox import settings
 from pysandbox.exception import InvalidError
 from pysandbox.runtime import runners
 from pysandbox.runtime.layout import INIT_PATH, Mount, OverlayRoot, RunnerCommand, RunnerInputs
@@ -40,7 +41,7 @@ def appears(path, command):
 
 
 def test_the_table_names_what_the_leaf_layer_validates():
-    assert tuple(RUNNERS) == config.RUNNERS  # the same names, the default (bwrap) first
+    assert tuple(RUNNERS) == settings.RUNNERS  # the same names, the default (bwrap) first
 
 
 @pytest.mark.parametrize("name", RUNNER_NAMES)
@@ -70,7 +71,7 @@ ROOTS = st.sampled_from([
 
 
 @pytest.mark.parametrize("name", RUNNER_NAMES)
-@settings(max_examples=40, deadline=None)
+@examples(max_examples=40, deadline=None)
 @given(mounts=MOUNTS, root=ROOTS, network=st.sampled_from(["default", "none"]), pty=st.booleans(),
        idle_timeout_ms=st.sampled_from([None, 5000]))
 def test_command_runs_init_with_every_mount(name, mounts, root, network, pty, idle_timeout_ms):
