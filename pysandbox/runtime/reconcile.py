@@ -29,10 +29,14 @@ def repair(record: records.SandboxRecord) -> List[str]:
     Best effort (a full or read-only disk must not make terminate() or gc fail: the sandbox
     reads as terminated anyway); returns what could not be done, one line each."""
     sandbox = paths.SandboxDir.of(record.sandbox_id)
-    if os.path.exists(sandbox.exit) or record.supervisor.alive(records.SUPERVISOR_PROGRAM):
+    if record.supervisor.alive(records.SUPERVISOR_PROGRAM):
+        return []
+    # Strays first, even when another repairer wrote the exit record meanwhile: its scan of
+    # /proc may have passed before a stray showed up, and killing twice is harmless.
+    _kill_strays(sandbox.path)
+    if os.path.exists(sandbox.exit):
         return []
     problems = []
-    _kill_strays(sandbox.path)
     try:
         cgroups.remove_listed(sandbox.path)
     except ExecutionError as exc:  # an invalid cgroup.json: refused, never acted on
