@@ -64,12 +64,16 @@ def pinned_state_dir(path: Path) -> Iterator[None]:
 
 def native_binary(name: str) -> str:
     path = NATIVE_DIR / name
-    if not os.access(path, os.X_OK):
-        raise InvalidError(
-            f"pysandbox's native helper {path} is missing: reinstall the package with a C compiler "
-            "available (`apt-get install gcc libc6-dev`, then `pip install --force-reinstall pysandbox`)."
-        )
-    return str(path)
+    if os.access(path, os.X_OK):
+        return str(path)
+    checkout = NATIVE_DIR.parent.parent
+    if (checkout / "setup.py").exists() and (checkout / "native").is_dir():
+        raise InvalidError(f"pysandbox runs from the source checkout {checkout}, whose native helpers were never "
+                           f"built: run `pip install -e {checkout}` (it needs `apt-get install gcc libc6-dev`).")
+    raise InvalidError(
+        f"pysandbox's native helper {path} is missing: reinstall the package with a C compiler "
+        "available (`apt-get install gcc libc6-dev`, then `pip install --force-reinstall pysandbox-modal`)."
+    )
 
 
 def _chosen(variable: str, what: str) -> Optional[str]:
