@@ -21,10 +21,10 @@ Environment variables (read on each call, so tests can point them elsewhere):
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import importlib.util
 import os
 import shutil
-import threading
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Tuple
 
@@ -37,11 +37,13 @@ NATIVE_DIR = Path(__file__).resolve().parent / "_native"
 HOST_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
 
 
-_pinned = threading.local()  # .state_dir: a thread's own state directory, see pinned_state_dir()
+# A thread's (or task's) own state directory, see pinned_state_dir(); a context variable, so work
+# _aio.offload() hands to a worker thread keeps the caller's.
+_pinned: contextvars.ContextVar[Optional[Path]] = contextvars.ContextVar("pysandbox_state_dir", default=None)
 
 
 def state_dir() -> Path:
-    pinned = getattr(_pinned, "state_dir", None)
+    pinned = _pinned.get()
     if pinned is not None:
         return pinned
     home = os.environ.get("PYSANDBOX_HOME")
@@ -57,11 +59,11 @@ def state_dir() -> Path:
 def pinned_state_dir(path: Path) -> Iterator[None]:
     """state_dir() is `path` in this thread, whatever PYSANDBOX_HOME becomes meanwhile: a background
     collection keeps working on the directory it was started for."""
-    _pinned.state_dir = path
+    token = _pinned.set(path)
     try:
         yield
     finally:
-        _pinned.state_dir = None
+        _pinned.reset(token)
 
 
 def native_binary(name: str) -> str:

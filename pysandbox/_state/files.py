@@ -17,6 +17,7 @@ import os
 import secrets
 import string
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -120,6 +121,7 @@ def read_json(path: Path, what: str) -> dict:
 
 
 _private_roots: set = set()  # state directories this process has made private
+_private_roots_lock = threading.Lock()
 
 
 def ensure_dir(path: Path, mode: int = 0o700) -> Path:
@@ -134,21 +136,28 @@ def private_state_dir() -> Path:
     business (volumes, layers, records, names, sockets). A sandbox's identity reaches what it
     needs through the supervisor's staged binds (runtime/launch.Stager), never through it."""
     root = settings.state_dir()
-    if str(root) not in _private_roots:
-        root.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            root.mkdir(mode=0o700)
-        except FileExistsError:
-            info = os.stat(root)
-            if info.st_uid != os.geteuid():
-                raise InvalidError(f"The state directory {root} (PYSANDBOX_HOME) belongs to uid {info.st_uid}, not to "
-                                   "this process: its owner could change the layers, volumes and records pysandbox "
-                                   "trusts. Point PYSANDBOX_HOME at a directory of your own.") from None
-            if info.st_mode & 0o077:
-                os.chmod(root, 0o700)  # made public by an earlier version
-        identity.adopt_state(str(root))
-        _private_roots.add(str(root))
+    if str(root) in _private_roots:
+        return root
+    with _private_roots_lock:  # once per process, also when threads create at once
+        if str(root) not in _private_roots:
+            _make_private(root)
+            _private_roots.add(str(root))
     return root
+
+
+def _make_private(root: Path) -> None:
+    root.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(mode=0o700)
+    except FileExistsError:
+        info = os.stat(root)
+        if info.st_uid != os.geteuid():
+            raise InvalidError(f"The state directory {root} (PYSANDBOX_HOME) belongs to uid {info.st_uid}, not to "
+                               "this process: its owner could change the layers, volumes and records pysandbox "
+                               "trusts. Point PYSANDBOX_HOME at a directory of your own.") from None
+        if info.st_mode & 0o077:
+            os.chmod(root, 0o700)  # made public by an earlier version
+    identity.adopt_state(str(root))
 
 
 def give_to_sandbox_owner(path: Union[str, Path, int], dir_fd: Optional[int] = None) -> None:
