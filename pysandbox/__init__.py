@@ -9,6 +9,7 @@
 """
 
 from . import exception
+from ._version import __version__
 from .app import App
 from .exception import Error
 from .file_io import FileIO
@@ -25,6 +26,7 @@ from .types import FileEntry, FileEntryType, FileInfo, FileType, FileWatchEvent,
 from .volume import Volume
 
 __all__ = [
+    "__version__",
     "App",
     "ContainerProcess",
     "Error",

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import inspect
 import select
@@ -59,8 +60,19 @@ def checkpoint() -> Awaitable[None]:
     return _Wait(("checkpoint",))
 
 
+def offload(func: Callable[..., Any], *args: Any, undo: Optional[Callable[[Any], None]] = None) -> Awaitable[Any]:
+    """`func(*args)`, a blocking step (an image build, a launch): the blocking driver calls it
+    right here; the asyncio driver runs it in a worker thread (with the caller's context
+    variables), so the loop goes on meanwhile. A task cancelled meanwhile still waits for the
+    call to finish (it cannot stop half-way), then `undo(result)` reverts it: a cancelled
+    create leaves no sandbox behind."""
+    return _Wait(("offload", func, args, undo))
+
+
 def _answer_sync(request: tuple) -> Any:
     kind = request[0]
+    if kind == "offload":
+        return request[1](*request[2])
     if kind in ("readable", "writable"):
         _, fds, timeout = request
         poller = select.poll()
@@ -151,7 +163,33 @@ async def _answer_async(request: tuple) -> Any:
     if kind in ("sleep", "checkpoint"):
         await asyncio.sleep(request[1] if kind == "sleep" else 0)
         return None
+    if kind == "offload":
+        return await _offloaded(*request[1:])
     raise RuntimeError(f"unknown wait request {request!r}")
+
+
+async def _offloaded(func: Callable[..., Any], args: tuple, undo: Optional[Callable[[Any], None]]) -> Any:
+    loop = asyncio.get_running_loop()
+    done = loop.run_in_executor(None, functools.partial(contextvars.copy_context().run, func, *args))
+    try:
+        return await asyncio.shield(done)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):  # it failed on its own: nothing to revert
+            result = await _wait_out(done)
+            if undo is not None:
+                await _wait_out(loop.run_in_executor(None, undo, result))
+        raise
+
+
+async def _wait_out(future: asyncio.Future) -> Any:
+    """The future's result, through any number of further cancellations (given up, the work it
+    stands for would be left half-done)."""
+    while True:
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            if future.done():
+                return future.result()
 
 
 async def run_async(awaitable: Awaitable) -> Any:

@@ -27,6 +27,7 @@ import attrs
 from . import doctor, garbage
 from ._beneath import replacing_path
 from ._state import paths, records
+from ._version import __version__
 from .app import App
 from .exception import Error, NotFoundError
 from .image import Image
@@ -421,6 +422,7 @@ def _exec_options(parser: argparse.ArgumentParser, timeout_help: str, timeout_de
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Run and manage local pysandbox sandboxes.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="subcommand", metavar="COMMAND", required=True)
 
     p = sub.add_parser("ls", help="list sandboxes (running ones unless --all)",

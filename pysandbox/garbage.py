@@ -81,7 +81,7 @@ def _collect(min_age: float, retention: float, found: Collection) -> None:
     _collect_exits(max(min_age, retention), now, found)
     _collect_claims(found)
     state = settings.state_dir()
-    for directory in (state, apps.apps_dir(), state / "secrets", image_store.root() / "refs"):
+    for directory in (state, apps.apps_dir(), state / "secrets", state / "python", image_store.root() / "refs"):
         _sweep_temp_files(directory, temp_age, now, found)
     for path in volumes.leftovers():
         if not _changed_within(temp_age, now, path):

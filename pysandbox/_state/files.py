@@ -17,6 +17,7 @@ import os
 import secrets
 import string
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -42,14 +43,18 @@ def is_well_formed_id(object_id: Any, prefix: str) -> bool:
 
 
 def write_json_atomic(path: Path, data: Any, mode: int = 0o644, durable: bool = True) -> None:
-    """Replace `path` with `data`: readers see the old or the new content, never a mix.
+    """write_atomic() of `data` as JSON."""
+    write_atomic(path, json.dumps(data, sort_keys=True).encode(), mode, durable)
+
+
+def write_atomic(path: Path, payload: bytes, mode: int = 0o644, durable: bool = True) -> None:
+    """Replace `path` with `payload`: readers see the old or the new content, never a mix.
 
     `durable` fsyncs the file before the rename and the directory after it; `durable=False`
     skips both for state that cannot outlive a host crash anyway (a running sandbox's
     record), which would otherwise cost a millisecond per create. Any failure (a full or
     read-only disk) leaves the old file in place, removes the temporary file and raises
     ResourceExhaustedError (no space) or ExecutionError naming the file."""
-    payload = json.dumps(data, sort_keys=True).encode()
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
@@ -116,6 +121,7 @@ def read_json(path: Path, what: str) -> dict:
 
 
 _private_roots: set = set()  # state directories this process has made private
+_private_roots_lock = threading.Lock()
 
 
 def ensure_dir(path: Path, mode: int = 0o700) -> Path:
@@ -130,21 +136,28 @@ def private_state_dir() -> Path:
     business (volumes, layers, records, names, sockets). A sandbox's identity reaches what it
     needs through the supervisor's staged binds (runtime/launch.Stager), never through it."""
     root = settings.state_dir()
-    if str(root) not in _private_roots:
-        root.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            root.mkdir(mode=0o700)
-        except FileExistsError:
-            info = os.stat(root)
-            if info.st_uid != os.geteuid():
-                raise InvalidError(f"The state directory {root} (PYSANDBOX_HOME) belongs to uid {info.st_uid}, not to "
-                                   "this process: its owner could change the layers, volumes and records pysandbox "
-                                   "trusts. Point PYSANDBOX_HOME at a directory of your own.") from None
-            if info.st_mode & 0o077:
-                os.chmod(root, 0o700)  # made public by an earlier version
-        identity.adopt_state(str(root))
-        _private_roots.add(str(root))
+    if str(root) in _private_roots:
+        return root
+    with _private_roots_lock:  # once per process, also when threads create at once
+        if str(root) not in _private_roots:
+            _make_private(root)
+            _private_roots.add(str(root))
     return root
+
+
+def _make_private(root: Path) -> None:
+    root.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(mode=0o700)
+    except FileExistsError:
+        info = os.stat(root)
+        if info.st_uid != os.geteuid():
+            raise InvalidError(f"The state directory {root} (PYSANDBOX_HOME) belongs to uid {info.st_uid}, not to "
+                               "this process: its owner could change the layers, volumes and records pysandbox "
+                               "trusts. Point PYSANDBOX_HOME at a directory of your own.") from None
+        if info.st_mode & 0o077:
+            os.chmod(root, 0o700)  # made public by an earlier version
+    identity.adopt_state(str(root))
 
 
 def give_to_sandbox_owner(path: Union[str, Path, int], dir_fd: Optional[int] = None) -> None:

@@ -40,6 +40,9 @@ from .proc import ProcessRef
 
 EXIT_RESERVED_BYTES = 512  # the creator file's size: more than the supervisor's whole exit record (320 bytes)
 EXIT_PATIENCE_S = 2  # how long finished_error() waits for a vanished sandbox's exit record
+LOG_READ_MAX = 16 << 10  # of a supervisor log, read for the cause of a failed start: it comes first
+LOG_LINES_MAX = 50
+LOG_LINE_MAX = 500
 SUPERVISOR_PROGRAM = b"sandbox-supervisor"  # what a record's supervisor process must be running
 _STATUSES = ("exited", "timeout", "terminated", "idle_timeout", "failed")
 
@@ -232,12 +235,11 @@ def read_exit(sandbox_id: str, path: Optional[Path] = None) -> Optional[ExitStat
 
 
 async def finished_error(sandbox_id: str) -> ConflictError:
-    """The error for using a sandbox that has ended; for one that never started (its
-    runner could not be executed, its network not be set up), with what its supervisor logged."""
+    """The error for using a sandbox that has ended; for one that never started (its workdir
+    unusable, its runner not executable, its network not set up), with why, from its log."""
     message = f"Sandbox {sandbox_id} already finished"
     try:
-        with open(SandboxDir.of(sandbox_id).log, errors="replace") as log:
-            lines = [line.strip() for line in log if line.strip()]
+        lines = log_lines(sandbox_id)
         status = read_exit(sandbox_id)
         deadline = time.monotonic() + EXIT_PATIENCE_S
         while lines and status is None and time.monotonic() < deadline:  # something went wrong: the
@@ -245,9 +247,32 @@ async def finished_error(sandbox_id: str) -> ConflictError:
             status = read_exit(sandbox_id)
     except (OSError, ExecutionError):
         return ConflictError(message)
+    cause = f" ({failure_cause(lines)})" if lines else ""
     if status is not None and status.status == "failed":
-        message += ": it failed to start" + (f" ({lines[-1]})" if lines else "")
-    return ConflictError(message)
+        return ConflictError(f"{message}: it failed to start{cause}")
+    return ConflictError(message + cause)
+
+
+def log_lines(sandbox_id: str) -> List[str]:
+    """The first lines of the sandbox's supervisor log, printable. Bounded: init runs inside the
+    sandbox and writes there too, so what it holds is the sandbox's to choose."""
+    with open(SandboxDir.of(sandbox_id).log, "rb") as log:
+        data = log.read(LOG_READ_MAX)
+    text = data.decode(errors="replace")
+    return [printable(line.strip()) for line in text.splitlines() if line.strip()][:LOG_LINES_MAX]
+
+
+def failure_cause(lines: List[str]) -> str:
+    """The line that says why: the runner's or init's own message, before the supervisor's
+    summary of its consequence (e.g. init's "--dir /etc/passwd: Not a directory", not
+    "the sandbox's network could not be set up")."""
+    own = [line for line in lines if not line.startswith("sandbox-supervisor:")]
+    return (own or lines)[0]
+
+
+def printable(text: str) -> str:
+    """`text` with control characters (a terminal's escapes among them) shown as escapes."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)[:LOG_LINE_MAX]
 
 
 def finished(record: SandboxRecord) -> Optional[ExitStatus]:

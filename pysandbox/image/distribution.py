@@ -1,5 +1,5 @@
 """A client of the OCI distribution API: manifests (OCI and Docker v2, indexes
-and manifest lists resolved to linux/amd64), the image config, and blobs.
+and manifest lists resolved to this host's platform, linux/amd64 or linux/arm64), the image config, and blobs.
 
 A registry is on the far side of the trust boundary: whoever runs it, or sits
 on its plain-HTTP path, chooses every byte. So every read is bounded (bounds.py:
@@ -25,6 +25,7 @@ import hashlib
 import http.client
 import json
 import os
+import platform
 import re
 import urllib.error
 import urllib.parse
@@ -44,7 +45,15 @@ MANIFEST_TYPES = (
 )
 INDEX_TYPES = MANIFEST_TYPES[0], MANIFEST_TYPES[2]
 TIMEOUT = 60
-PLATFORM = {"os": "linux", "architecture": "amd64"}
+# The host's architecture in the OCI platform's terms (uname's x86_64 and aarch64 are amd64 and arm64).
+OCI_ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64"}
+
+
+def platform_wanted() -> dict:
+    machine = platform.machine()
+    return {"os": "linux", "architecture": OCI_ARCHITECTURES.get(machine, machine)}
+
+
 CHUNK = 1 << 20
 _TOKEN = re.compile(r"^[\x21-\x7e]+\Z")  # it becomes a header value: no spaces, no CR/LF
 
@@ -124,14 +133,15 @@ class Client:
         return bool(token)
 
     def manifest(self) -> Tuple[List[Descriptor], dict]:
-        """(the layers of the linux/amd64 manifest, the image config), every bound checked."""
+        """(the layers of the manifest for this host's platform, the image config), every bound checked."""
         manifest = self._manifest(self.ref.version, self.ref.digest)
         if manifest.get("mediaType") in INDEX_TYPES or "manifests" in manifest:
-            entries = manifest.get("manifests")
+            entries, wanted = manifest.get("manifests"), platform_wanted()
             chosen = [m for m in entries if isinstance(m, dict) and isinstance(m.get("platform"), dict)
-                      and {k: m["platform"].get(k) for k in PLATFORM} == PLATFORM] if isinstance(entries, list) else []
+                      and {k: m["platform"].get(k) for k in wanted} == wanted] if isinstance(entries, list) else []
             if not chosen:
-                raise InvalidError(f"Image {self.ref} has no linux/amd64 variant.")
+                raise InvalidError(f"Image {self.ref} has no {wanted['os']}/{wanted['architecture']} variant "
+                                   "(this host's platform).")
             digest = self._descriptor(chosen[0]).digest
             manifest = self._manifest(digest, digest)
         if "layers" not in manifest or "config" not in manifest:

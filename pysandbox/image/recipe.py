@@ -9,7 +9,7 @@ import shlex
 from pathlib import PurePosixPath
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from .._aio import synchronized
+from .._aio import offload, synchronized
 from .._core.spec import RootFS
 from .._validate import env_mapping
 from ..exception import InvalidError, UnimplementedError
@@ -235,8 +235,8 @@ class Image:
     @synchronized
     async def build(self, app: Any = None) -> "Image":
         """Build now (a cached build is reused); returns this image, now with an object_id.
-        `.aio` runs the build on the caller's loop thread: it blocks that loop while building."""
-        self._resolve()
+        `.aio` builds in a worker thread: the caller's loop goes on meanwhile."""
+        await offload(self._resolve)
         return self
 
     @property

@@ -203,7 +203,7 @@ def _host_mounts(root: _Root) -> Tuple[layout.Mount, ...]:
         return ()
     uid = root.owner[0]
     reader = (uid, frozenset()) if root.as_root else (uid, frozenset([os.getegid(), *os.getgroups()]))
-    return layout.host_system_mounts(reader) + layout.python_mounts()
+    return layout.host_system_mounts(reader) + layout.python_mounts() + layout.clean_python_mounts()
 
 
 def _probe_mounts(spec: SandboxSpec) -> Tuple[layout.Mount, ...]:

@@ -9,6 +9,7 @@ sandbox's private upper directory, which is deleted at terminate.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import stat
 import sys
@@ -17,13 +18,16 @@ from typing import Callable, FrozenSet, List, Optional, Sequence, Tuple
 
 import attrs
 
+from .. import settings
 from .._core.spec import BASE_ENV
+from .._state.files import ensure_dir, write_atomic
 
 SYSTEM_DIRS = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc")
 # Host secrets that stay invisible even though /etc is shared read-only.
 MASKED_FILES = ("etc/shadow", "etc/shadow-", "etc/gshadow", "etc/gshadow-", "etc/sudoers", "etc/security/opasswd")
 MASKED_DIRS = ("etc/ssh", "etc/sudoers.d", "etc/ssl/private", "etc/polkit-1/localauthority")
 BIN_DIR = "/__pysandbox/bin"
+VENV_CFG_PATH = "/__pysandbox/pyvenv.cfg"  # makes BIN_DIR's python a virtualenv's (clean_python_mounts)
 INIT_PATH = "/__pysandbox/init"
 DEV_BYTES = 64 << 10  # /dev holds only device nodes, links and mount points
 # What sandbox root may do in its own user namespace: Docker's default capabilities, so su,
@@ -165,6 +169,23 @@ def python_mounts() -> Tuple[Mount, ...]:
     if top in SYSTEM_DIRS:
         return ()
     return (Mount("ro-bind", prefix, prefix),)
+
+
+def clean_python_mounts() -> Tuple[Mount, ...]:
+    """A pyvenv.cfg beside BIN_DIR, so `python` there starts as a fresh virtualenv over the caller's
+    Python: sandboxed code does not import what the caller's interpreter has installed (its
+    site-packages), unless PYSANDBOX_HOST_SITE_PACKAGES=1 asks for it. `python -m venv` and its
+    ensurepip still work. One file per interpreter, written once to the state directory."""
+    if settings.host_site_packages():
+        return ()
+    prefix, executable = caller_python()
+    text = (f"home = {os.path.dirname(executable)}\ninclude-system-site-packages = false\n"
+            f"version = {'.'.join(map(str, sys.version_info[:3]))}\n")
+    path = settings.state_dir() / "python" / f"{hashlib.sha256(text.encode()).hexdigest()[:16]}.cfg"
+    if not path.exists():
+        ensure_dir(path.parent, 0o755)
+        write_atomic(path, text.encode(), durable=False)  # rewritten if a crash lost it
+    return (Mount("ro-bind", str(path), VENV_CFG_PATH),)
 
 
 def python_links() -> List[Tuple[str, str]]:

@@ -133,3 +133,19 @@ def test_verbose_logs_follow_a_redirected_stderr(sandboxes, monkeypatch):
     monkeypatch.setattr(sys, "stderr", redirected)  # after the log handler was installed
     sb.exec("true").wait()
     assert "Sandbox exec started: true" in redirected.getvalue()
+
+
+PROBE_SITE = "import sys; print(sys.prefix, [p for p in sys.path if p.endswith(('site-packages', 'dist-packages'))])"
+
+
+@pytest.mark.rootless
+def test_the_host_images_python_starts_clean_of_the_callers_packages(sandboxes, monkeypatch):
+    # What the caller's interpreter has installed stays out of sandboxed code's sys.path (it
+    # starts as a fresh virtualenv would) unless PYSANDBOX_HOST_SITE_PACKAGES=1 asks for it;
+    # a virtualenv made inside still gets pip (ensurepip is the standard library's).
+    sb = sandboxes()
+    assert sb.exec("python", "-c", PROBE_SITE).stdout.read() == "/__pysandbox []\n"
+    assert sb.exec("python", "-c", "import ensurepip; print(ensurepip.version())").stdout.read().strip()
+    monkeypatch.setenv("PYSANDBOX_HOST_SITE_PACKAGES", "1")
+    prefix, packages = sandboxes().exec("python", "-c", PROBE_SITE).stdout.read().split(" ", 1)
+    assert prefix == os.path.realpath(sys.base_prefix) and packages.strip() != "[]"

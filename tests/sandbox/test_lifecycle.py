@@ -167,3 +167,13 @@ def test_a_sandbox_whose_runner_cannot_start_says_why(app, tmp_path, monkeypatch
     assert sb.returncode == 127
     with pytest.raises(ConflictError, match=r"already finished: it failed to start \(sandbox-supervisor: exec .*runner"):
         sb.exec("true")
+
+
+@pytest.mark.parametrize("block_network", [False, True])
+def test_a_workdir_that_is_not_a_directory_says_why(sandboxes, block_network):
+    # Init's own message, not the supervisor's summary of its consequence ("the network could
+    # not be set up") nor a bare "already finished".
+    sb = sandboxes("sleep", "10", workdir="/etc/passwd", block_network=block_network)
+    sb.wait(raise_on_termination=False)
+    with pytest.raises(ConflictError, match=r"already finished.*\(sandbox-init: --dir /etc/passwd: Not a directory\)"):
+        sb.exec("true")

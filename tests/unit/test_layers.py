@@ -42,6 +42,7 @@ LAYERS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
         "pysandbox.settings", "pysandbox.exception", "pysandbox.bounds", "pysandbox._aio", "pysandbox._validate",
         "pysandbox.types", "pysandbox.resources", "pysandbox.probe", "pysandbox.network", "pysandbox.identity",
         "pysandbox.agent", "pysandbox._core.spec", "pysandbox._beneath", "pysandbox._overlay", "pysandbox._fork",
+        "pysandbox._version",
     )),
 )
 RANK = {name: rank for rank, (name, _) in enumerate(LAYERS)}
