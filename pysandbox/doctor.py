@@ -144,8 +144,8 @@ def network() -> Finding:
                        "outbound network (sandboxes get loopback only), ports and tunnels "
                        "(`apt-get install slirp4netns nftables`)")
     if not netplan.available():
-        return Finding("network", False, f"{netplan.TUN} is not usable by the sandbox user",
-                       f"outbound network, ports and tunnels (`chmod 0666 {netplan.TUN}`)")
+        return Finding("network", False, f"{netplan.TUN} is missing or not open to you",
+                       f"outbound network, ports and tunnels ({netplan.needs()})")
     return Finding("network", True, f"slirp4netns + nftables ({netplan.tool(netplan.HELPER)})")
 
 

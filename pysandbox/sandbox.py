@@ -205,8 +205,8 @@ class Sandbox:
             runner=check_experimental_options(experimental_options).get("runner"),
         )
         if spec.ports and not netplan.available():
-            raise InvalidError("Port tunnels need slirp4netns, nft and a /dev/net/tun open to all on this host "
-                               "(`apt-get install slirp4netns nftables; chmod 0666 /dev/net/tun`).")
+            raise InvalidError(f"Port tunnels need the default network, which this host cannot give: "
+                               f"{netplan.needs()}.")
         cgroups.check(spec.resources)
         runners.check(spec.runner)
         _check_unsupported(

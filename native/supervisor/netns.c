@@ -12,19 +12,22 @@
 #define _GNU_SOURCE 1
 #include "netns.h"
 
-#include <errno.h>      /* errno */
-#include <fcntl.h>      /* open, O_* */
-#include <linux/nsfs.h> /* NS_GET_USERNS */
-#include <poll.h>       /* poll */
-#include <sched.h>      /* setns, CLONE_NEW* */
-#include <stdio.h>      /* snprintf */
-#include <string.h>     /* strstr, strchr, memchr, memcpy */
-#include <sys/ioctl.h>  /* ioctl */
-#include <sys/prctl.h>  /* prctl, PR_SET_PDEATHSIG */
-#include <sys/socket.h> /* socket, connect, send, shutdown, recvmsg */
-#include <sys/un.h>     /* sockaddr_un */
-#include <sys/wait.h>   /* waitpid */
-#include <unistd.h>     /* fork, execve, chdir, read, close, pipe2 */
+#include <errno.h>         /* errno */
+#include <fcntl.h>         /* open, O_* */
+#include <linux/nsfs.h>    /* NS_GET_USERNS */
+#include <poll.h>          /* poll */
+#include <sched.h>         /* setns, unshare, CLONE_NEW* */
+#include <stdio.h>         /* snprintf */
+#include <string.h>        /* strstr, strchr, memchr, memcpy */
+#include <sys/ioctl.h>     /* ioctl */
+#include <sys/mount.h>     /* mount, MS_* */
+#include <sys/prctl.h>     /* prctl, PR_SET_PDEATHSIG */
+#include <sys/socket.h>    /* socket, connect, send, shutdown, recvmsg */
+#include <sys/stat.h>      /* mknod, chmod, S_IFCHR */
+#include <sys/sysmacros.h> /* makedev */
+#include <sys/un.h>        /* sockaddr_un */
+#include <sys/wait.h>      /* waitpid */
+#include <unistd.h>        /* fork, execve, chdir, read, close, pipe2 */
 
 #include "fdutil.h"
 #include "util.h"
@@ -126,6 +129,23 @@ static void child_prepare(const sigset_t *mask, enter_identity_fn enter_identity
     _exit(127);
 }
 
+/* In the helper's child, still root (a root caller's): slirp4netns opens /dev/net/tun as the
+ * sandbox identity, and the host's node is often root's alone (0600).  A mount namespace of
+ * the child's own gets a tmpfs over /dev/net holding a fresh tun node open to it; the host's
+ * device and its permissions stay as they are, and no sandbox process sees this node. */
+static int private_tun(void)
+{
+  if (geteuid() != 0)
+    return 0; /* an unprivileged caller: the host's node, which doctor checks */
+  if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0 ||
+      mount("tmpfs", "/dev/net", "tmpfs", MS_NOSUID | MS_NOEXEC, "size=4k,mode=0755") < 0 ||
+      mknod("/dev/net/tun", S_IFCHR | 0600, makedev(10, 200)) < 0 || chmod("/dev/net/tun", 0666) < 0) {
+    pwarnf("a private /dev/net/tun for %s", "slirp4netns");
+    return -1;
+  }
+  return 0;
+}
+
 static pid_t spawn_helper(const struct net_options *opt, const int fds[4], const sigset_t *mask,
                           enter_identity_fn enter_identity)
 {
@@ -162,6 +182,8 @@ static pid_t spawn_helper(const struct net_options *opt, const int fds[4], const
     pwarnf("chdir %s", opt->dir);
     _exit(127);
   }
+  if (private_tun() < 0)
+    _exit(127);
   child_prepare(mask, enter_identity, parent);
   for (int i = 0; i < 4; i++)
     if (fd_set_cloexec(fds[i], false) < 0)

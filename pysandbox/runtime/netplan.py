@@ -17,7 +17,7 @@ sandbox runs; sandbox processes hold no capability to change it):
   * link-local addresses, the cloud metadata service 169.254.169.254 among them;
   * with outbound_cidr_allowlist, every destination outside it (DNS through
     slirp4netns's resolver stays allowed).
-Without slirp4netns, nft or a /dev/net/tun open to all, "default" falls back to loopback
+Without slirp4netns, nft or (for an unprivileged caller) a /dev/net/tun it may open, "default" falls back to loopback
 only, with a one-line warning (once per process): never to the host's network.
 """
 
@@ -58,13 +58,19 @@ def available() -> bool:
     return tool(HELPER) is not None and tool(NFT) is not None and _tun_usable()
 
 
+def needs() -> str:
+    """What the default network needs, said the same way by the warning, doctor and create."""
+    unprivileged = "" if os.geteuid() == 0 else f", and {TUN} open to you (`sudo chmod 0666 {TUN}`)"
+    return f"it needs slirp4netns and nft (`apt-get install slirp4netns nftables`){unprivileged}"
+
+
 def _tun_usable() -> bool:
-    """slirp4netns opens /dev/net/tun as the sandbox identity: for root's sandboxes, a stranger."""
-    try:
-        mode = os.stat(TUN).st_mode
-    except OSError:
-        return False
-    return mode & 0o006 == 0o006 if os.geteuid() == 0 else os.access(TUN, os.R_OK | os.W_OK)
+    """slirp4netns opens /dev/net/tun as the sandbox identity. A root caller's supervisor gives it
+    a node of its own (native/supervisor/netns.c's private_tun): the kernel's tun support is all it
+    needs, whatever the host node's mode. An unprivileged caller's helper opens the host's node."""
+    if os.geteuid() == 0:
+        return os.path.isdir(os.path.dirname(TUN))
+    return os.access(TUN, os.R_OK | os.W_OK)
 
 
 def listening(ports: Sequence[int]) -> bool:
@@ -82,8 +88,7 @@ def listening(ports: Sequence[int]) -> bool:
 def _fallback_warning() -> None:
     if not _warned:
         _warned.append(True)
-        logger.warning("pysandbox: sandboxes get no network: it needs slirp4netns, nft and a /dev/net/tun "
-                       "open to all (`apt-get install slirp4netns nftables; chmod 0666 /dev/net/tun`).")
+        logger.warning("pysandbox: sandboxes get no network: %s", needs())
 
 
 def egress_rules(allowlist: Optional[Sequence[str]]) -> str:

@@ -14,10 +14,15 @@ def test_missing_network_helpers_say_what_they_disable(monkeypatch):
     assert "loopback only" in finding.disables and "apt-get install slirp4netns nftables" in finding.disables
 
 
-def test_unusable_tun(monkeypatch):
+@pytest.mark.parametrize("euid, advice", [(0, None), (1000, "sudo chmod 0666 /dev/net/tun")])
+def test_unusable_tun_says_what_to_change_only_to_an_unprivileged_caller(monkeypatch, euid, advice):
+    # A root caller's sandboxes get a tun node of their own: the host's mode is no concern of its.
     monkeypatch.setattr(netplan, "tool", lambda name: f"/usr/bin/{name}")
     monkeypatch.setattr(netplan, "available", lambda: False)
-    assert "chmod 0666" in doctor.network().disables
+    monkeypatch.setattr(netplan.os, "geteuid", lambda: euid)
+    disables = doctor.network().disables
+    assert "apt-get install slirp4netns nftables" in disables
+    assert (advice in disables) if advice else "chmod" not in disables
 
 
 @pytest.mark.parametrize("host, ok, disabled", [
