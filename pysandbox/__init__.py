@@ -17,10 +17,11 @@ from .image import Image
 from .network import Tunnel
 from .output import enable_output
 from .probe import Probe
-from .process import ContainerProcess
+from .container_process import ContainerProcess
 from .sandbox import Sandbox
 from .secret import Secret
-from .streams import StreamReader, StreamType, StreamWriter
+from .io_streams import StreamReader, StreamWriter
+from .stream_type import StreamType
 from .types import FileEntry, FileEntryType, FileInfo, FileType, FileWatchEvent, FileWatchEventType
 from .volume import Volume
 

@@ -31,11 +31,11 @@ from .app import App
 from .exception import Error, NotFoundError
 from .image import Image
 from .image import cli as image_cli
-from .process import EXEC_TIMEOUT_RETURNCODE
+from .container_process import EXEC_TIMEOUT_RETURNCODE
 from .runtime import limits
 from .sandbox import Sandbox
 from .secret import Secret
-from .streams import read_kept
+from .io_streams import read_kept
 from .volume import FileEntryType, Volume
 
 PROG = "pysandbox"

@@ -39,11 +39,11 @@ from .file_io import FileIO
 from .filesystem import SandboxFilesystem
 from .image.snapshot import snapshot_filesystem
 from .probe import Probe, check_probe
-from .process import ContainerProcess
+from .container_process import ContainerProcess
 from .resources import Resources, SandboxStats, default_pids_limit
 from .runtime import cgroups, limits, netplan, runners
 from .secret import Secret, merge_env
-from .streams import FollowSource, StreamReader, StreamType, StreamWriter, output_of
+from .io_streams import FollowSource, StreamReader, StreamType, StreamWriter, output_of
 from .volume import mount_plan
 from .watch import check_watch_args, watch_events
 

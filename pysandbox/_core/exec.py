@@ -18,8 +18,8 @@ from typing import List, Optional
 from .. import agent, bounds, exception
 from .._state import records
 from ..exception import InvalidError
-from ..process import ContainerProcess
-from ..streams import OutputPipes, StreamReader, StreamType, StreamWriter
+from ..container_process import ContainerProcess
+from ..io_streams import OutputPipes, StreamReader, StreamType, StreamWriter
 from .spec import ExecSpec
 
 _PIPE_SIZE = 1 << 20

@@ -31,7 +31,7 @@ LAYERS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
     )),
     # The sandbox below the API: creating one, talking to its init.
     # (ContainerProcess and its streams are the core's exec handles; the API hands them out.)
-    ("core", ("pysandbox._core", "pysandbox.process", "pysandbox.streams")),
+    ("core", ("pysandbox._core", "pysandbox.container_process", "pysandbox.io_streams")),
     # This host's mechanics: runners, mounts, network, cgroups, repair after a crash.
     ("runtime", ("pysandbox.runtime",)),
     # The state directory: its layout, records, names and tags, apps.
@@ -40,7 +40,7 @@ LAYERS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
     # checks (Probe, Tunnel), the async core, the host's identity, init's wire format, safe path walks.
     ("leaf", (
         "pysandbox.settings", "pysandbox.exception", "pysandbox.bounds", "pysandbox._aio", "pysandbox._validate",
-        "pysandbox.types", "pysandbox.resources", "pysandbox.probe", "pysandbox.network", "pysandbox.identity",
+        "pysandbox.types", "pysandbox.stream_type", "pysandbox.resources", "pysandbox.probe", "pysandbox.network", "pysandbox.identity",
         "pysandbox.agent", "pysandbox._core.spec", "pysandbox._beneath", "pysandbox._overlay", "pysandbox._fork",
     )),
 )
