@@ -8,19 +8,20 @@
     sb.terminate()
 """
 
-from . import exception
+from . import exception, types
 from .app import App
+from .as_modal import install_as_modal
+from .container_process import ContainerProcess
 from .exception import Error
 from .file_io import FileIO
 from .filesystem import SandboxFilesystem
 from .image import Image
+from .io_streams import StreamReader, StreamWriter
 from .network import Tunnel
 from .output import enable_output
 from .probe import Probe
-from .container_process import ContainerProcess
 from .sandbox import Sandbox
 from .secret import Secret
-from .io_streams import StreamReader, StreamWriter
 from .stream_type import StreamType
 from .types import FileEntry, FileEntryType, FileInfo, FileType, FileWatchEvent, FileWatchEventType
 from .volume import Volume
@@ -48,4 +49,6 @@ __all__ = [
     "Volume",
     "enable_output",
     "exception",
+    "install_as_modal",
+    "types",
 ]

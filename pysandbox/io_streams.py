@@ -22,7 +22,7 @@ from typing import AsyncIterator, Callable, Deque, Optional, Sequence, Tuple, Un
 from . import _aio, _fork, bounds
 from ._aio import synchronized
 from .exception import InvalidError, ResourceExhaustedError
-from .stream_type import StreamType, output_of
+from .stream_type import StreamType
 
 CHUNK = 1 << 20
 STDIN_BUFFER_LIMIT = 16 << 20

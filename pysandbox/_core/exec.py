@@ -17,8 +17,8 @@ from typing import List, Optional
 
 from .. import agent, bounds, exception
 from .._state import records
-from ..exception import InvalidError
 from ..container_process import ContainerProcess
+from ..exception import InvalidError
 from ..io_streams import OutputPipes, StreamReader, StreamType, StreamWriter
 from .spec import ExecSpec
 

