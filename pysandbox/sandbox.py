@@ -40,11 +40,12 @@ from .exception import (
 from .file_io import FileIO
 from .filesystem import SandboxFilesystem
 from .image.snapshot import snapshot_filesystem
-from .io_streams import FollowSource, StreamReader, StreamType, StreamWriter, output_of
+from .io_streams import FollowSource, StreamReader, StreamWriter
 from .probe import Probe, check_probe
 from .resources import Resources, SandboxStats, default_pids_limit
 from .runtime import cgroups, limits, netplan, runners
 from .secret import Secret, merge_env
+from .stream_type import StreamType, output_of
 from .volume import mount_plan
 from .watch import check_watch_args, watch_events
 
