@@ -9,8 +9,8 @@
 """
 
 from . import exception, types
+from ._modal_alias import install_as_modal
 from .app import App
-from .as_modal import install_as_modal
 from .container_process import ContainerProcess
 from .exception import Error
 from .file_io import FileIO

@@ -1,100 +1,28 @@
-"""The opt-in that runs programs written for Modal unchanged: `import modal` resolves to pysandbox.
+"""`python -m pysandbox.as_modal script.py [args]` (or `-m module [args]`): run a program written for
+Modal as `python` would, with `import modal` resolving to pysandbox (pysandbox.install_as_modal)."""
 
-    pysandbox.install_as_modal()            # in this process, from now on
-    python -m pysandbox.as_modal app.py     # run a script (or `-m module`) with it, like `python app.py`
-    pysandbox modal-run -- python app.py    # run any command; its Python children get it
-    pytest --modal=pysandbox                # the pytest option (pysandbox.pytest_plugin)
-
-No package named `modal` is installed, so the real one stays usable everywhere else: a finder
-at the front of `sys.meta_path` answers `modal` and `modal.<x>` with the module `pysandbox.<x>`
-itself (the same object, so `modal.exception.NotFoundError is pysandbox.exception.NotFoundError`).
-"""
-
-from __future__ import annotations
-
-import importlib
-import importlib.abc
-import importlib.util
 import os
 import runpy
 import sys
 from typing import List, Optional
 
-from .exception import InvalidError
+from ._modal_alias import install_as_modal
 
-ENV_FLAG = "PYSANDBOX_AS_MODAL"  # `pysandbox modal-run` sets it for the bootstrap's sitecustomize
-_PREFIX = "modal"
-
-
-class _Alias(importlib.abc.Loader):
-    """Loads `modal.<x>` as the already importable `pysandbox.<x>` (same module object)."""
-
-    def __init__(self, target: str) -> None:
-        self.target = target
-
-    def create_module(self, spec):
-        return importlib.import_module(self.target)
-
-    def exec_module(self, module) -> None:
-        """Nothing to run: pysandbox.<x> ran when create_module imported it."""
-
-
-class ModalFinder(importlib.abc.MetaPathFinder):
-    pysandbox_modal_alias = True  # recognised by install_as_modal even across two copies of this module
-
-    def find_spec(self, fullname: str, path=None, target=None):
-        if fullname != _PREFIX and not fullname.startswith(_PREFIX + "."):
-            return None
-        own = "pysandbox" + fullname[len(_PREFIX):]
-        try:
-            found = importlib.util.find_spec(own)
-        except ModuleNotFoundError:
-            found = None
-        if found is None:
-            raise ModuleNotFoundError(
-                f"No module named {fullname!r}: pysandbox, standing in for modal (install_as_modal), lacks it "
-                f"(it offers Modal's sandbox API; see README.md, 'Run Modal programs unchanged')",
-                name=fullname,
-            )
-        return importlib.util.spec_from_loader(fullname, _Alias(own), is_package=found.submodule_search_locations
-                                               is not None)
-
-
-def _installed() -> bool:
-    return any(getattr(finder, "pysandbox_modal_alias", False) for finder in sys.meta_path)
-
-
-def install_as_modal() -> None:
-    """Make `import modal` and `import modal.<x>` resolve to pysandbox in this process.
-
-    Idempotent. Refuses (InvalidError) when the real `modal` is already imported, since the two
-    would then be mixed in one process.
-    """
-    if _installed():
-        return
-    real = sorted(name for name in sys.modules if name == _PREFIX or name.startswith(_PREFIX + "."))
-    if real:
-        where = getattr(sys.modules.get(real[0]), "__file__", None) or "?"
-        raise InvalidError(
-            f"install_as_modal(): the real `modal` is already imported ({real[0]} from {where}); "
-            "call install_as_modal() before anything imports modal, or use `python -m pysandbox.as_modal app.py`."
-        )
-    sys.meta_path.insert(0, ModalFinder())
+USAGE = ("usage: python -m pysandbox.as_modal (script.py | -m module) [args...]\n"
+         "Runs the program with `import modal` resolving to pysandbox.")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """`python -m pysandbox.as_modal script.py [args]` or `... -m module [args]`: as `python` would run it."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help") or (argv[0] == "-m" and len(argv) < 2):
-        print("usage: python -m pysandbox.as_modal (script.py | -m module) [args...]\n"
-              "Runs the program with `import modal` resolving to pysandbox.", file=sys.stderr)
+        print(USAGE, file=sys.stderr)
         return 2
     install_as_modal()
-    if argv[0] == "-m":
+    if argv[0] == "-m":  # as `python -m module`: the working directory first on sys.path
         sys.argv = [argv[1]] + argv[2:]
         sys.path.insert(0, os.getcwd())
         runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
-    else:
+    else:  # as `python script.py`: the script's directory first on sys.path
         sys.argv = argv
         sys.path.insert(0, os.path.dirname(os.path.abspath(argv[0])))
         runpy.run_path(argv[0], run_name="__main__")
@@ -102,8 +30,4 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    # Run as a script this file is a second copy of the module: use the package's, so that
-    # install_as_modal() and the finder are the ones the rest of pysandbox sees.
-    from pysandbox.as_modal import main as _main
-
-    sys.exit(_main())
+    sys.exit(main())

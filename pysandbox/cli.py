@@ -25,7 +25,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import attrs
 
-from . import as_modal, doctor, garbage
+from . import _modal_alias, doctor, garbage
 from ._beneath import replacing_path
 from ._state import paths, records
 from .app import App
@@ -256,7 +256,7 @@ def cmd_modal_run(args) -> int:
     """Replace this process with the command, its Python children seeing pysandbox as `modal`:
     the bootstrap directory's sitecustomize (first on PYTHONPATH) calls install_as_modal()."""
     command = _command(args.command)
-    env = dict(os.environ, **{as_modal.ENV_FLAG: "1"})
+    env = dict(os.environ, **{_modal_alias.ENV_FLAG: "1"})
     env["PYTHONPATH"] = os.pathsep.join(p for p in (BOOTSTRAP_DIR, env.get("PYTHONPATH")) if p)
     try:
         os.execvpe(command[0], command, env)

@@ -7,7 +7,7 @@ in the tests (and in conftest.py files, which load later) resolves to pysandbox.
 
 import pytest
 
-from .as_modal import install_as_modal
+from ._modal_alias import install_as_modal
 
 CHOICES = ("modal", "pysandbox")
 

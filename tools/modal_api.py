@@ -117,7 +117,8 @@ def describe_member(cls: type, name: str) -> dict:
         static = inspect.getattr_static(cls, name)
     except AttributeError:
         return {"kind": "missing"}
-    if isinstance(static, property) or type(static).__name__ in ("cached_property", "classproperty"):
+    # A classproperty (Volume.objects) reads as a value from the class, like a plain class attribute.
+    if isinstance(static, property) or type(static).__name__ == "cached_property":
         return {"kind": "property"}
     value = getattr(cls, name)
     if not callable(value):

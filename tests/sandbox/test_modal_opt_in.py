@@ -67,7 +67,9 @@ def test_install_as_modal(program):
 
 
 def test_python_m_pysandbox_as_modal(program):
-    _check(_run([sys.executable, "-m", "pysandbox.as_modal", "app.py", "one", "two"], program.parent), "one", "two")
+    result = _run([sys.executable, "-m", "pysandbox.as_modal", "app.py", "one", "two"], program.parent)
+    _check(result, "one", "two")
+    assert result.stderr == ""  # as `python app.py` would run it: no runpy warning about the module
 
 
 def test_python_m_pysandbox_as_modal_runs_a_module(program):

@@ -23,12 +23,12 @@ PACKAGE = Path(pysandbox.__file__).parent
 LAYERS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
     # Commands over the public API.
     ("tools", ("pysandbox.cli", "pysandbox.__main__", "pysandbox.doctor", "pysandbox.image.cli", "pysandbox.pytest_plugin",
-               "pysandbox._bootstrap")),
+               "pysandbox.as_modal", "pysandbox._bootstrap")),
     # Modal's API: what `import pysandbox as modal` gives. garbage collects over all of it.
     ("api", (
         "pysandbox.__init__", "pysandbox.sandbox", "pysandbox.file_io", "pysandbox.filesystem", "pysandbox.watch",
         "pysandbox.volume", "pysandbox.secret", "pysandbox.app", "pysandbox.output", "pysandbox.image",
-        "pysandbox.garbage", "pysandbox.as_modal", "pysandbox.config",
+        "pysandbox.garbage", "pysandbox._modal_alias", "pysandbox.config",
     )),
     # The sandbox below the API: creating one, talking to its init.
     # (ContainerProcess and its streams are the core's exec handles; the API hands them out.)
