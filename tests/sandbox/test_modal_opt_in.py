@@ -33,7 +33,9 @@ PROGRAM = textwrap.dedent("""
             modal.Sandbox.from_id("sb-" + "0" * 22)
         except modal.exception.NotFoundError:
             found = "NotFoundError"
-        print(modal.__name__, out.strip(), err.strip(), code, found, *sys.argv[1:])
+        # The opt-in is this host's: nothing of it (modal-run's variable and PYTHONPATH) enters the sandbox.
+        leak = sb.exec("sh", "-c", "echo ${PYSANDBOX_AS_MODAL:-none}${PYTHONPATH:-}").stdout.read().strip()
+        print(modal.__name__, out.strip(), err.strip(), code, found, leak, *sys.argv[1:])
     finally:
         sb.terminate(wait=True)
     sys.exit(5)
@@ -57,7 +59,7 @@ def program(tmp_path):
 
 def _check(result, *args):
     assert result.returncode == 5, result.stderr  # the program's own exit status passes through
-    assert result.stdout.split() == ["pysandbox", "out", "err", "3", "NotFoundError", *args]
+    assert result.stdout.split() == ["pysandbox", "out", "err", "3", "NotFoundError", "none", *args]
 
 
 def test_install_as_modal(program):
