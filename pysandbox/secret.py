@@ -49,7 +49,8 @@ def _write_named(name: str, record: dict) -> None:
 
 
 class _SecretManager:
-    """`Secret.objects`: create, delete and list named secrets."""
+    """`Secret.objects`: create, delete and list named secrets. `environment_name` and `client` name
+    Modal's environments and API client: accepted, with no local meaning (one state directory)."""
 
     @synchronized_static
     async def create(name: str, env_dict: Dict[str, str], *, allow_existing: bool = False,
@@ -95,7 +96,7 @@ class Secret:
 
     @staticmethod
     def from_dict(env_dict: Dict[str, Optional[str]] = {}) -> "Secret":
-        env = _check_dict({} if env_dict is None else env_dict)
+        env = _check_dict(env_dict)
         return Secret(lambda: dict(env), f"Secret.from_dict([{', '.join(env)}])")
 
     @staticmethod

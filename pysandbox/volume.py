@@ -33,7 +33,8 @@ _adopt = files.give_to_sandbox_owner  # who owns what the host writes in a volum
 
 
 class _VolumeManager:
-    """`Volume.objects`: create, delete and list named volumes."""
+    """`Volume.objects`: create, delete and list named volumes. `environment_name`, `client`, `version`
+    (Modal's storage format) and `experimental_options` concern Modal's service: accepted, no local meaning."""
 
     @synchronized_static
     async def create(name: str, *, version=None, allow_existing: bool = False, environment_name: Optional[str] = None,
