@@ -18,13 +18,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(USAGE, file=sys.stderr)
         return 2
     install_as_modal()
-    if argv[0] == "-m":  # as `python -m module`: the working directory first on sys.path
+    # `python -m pysandbox.as_modal` put the working directory first on sys.path, as `python -m module`
+    # does; `python script.py` puts the script's directory there instead.
+    if argv[0] == "-m":
         sys.argv = [argv[1]] + argv[2:]
-        sys.path.insert(0, os.getcwd())
         runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
-    else:  # as `python script.py`: the script's directory first on sys.path
+    else:
         sys.argv = argv
-        sys.path.insert(0, os.path.dirname(os.path.abspath(argv[0])))
+        sys.path[0] = os.path.dirname(os.path.abspath(argv[0]))
         runpy.run_path(argv[0], run_name="__main__")
     return 0
 

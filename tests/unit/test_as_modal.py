@@ -97,6 +97,24 @@ def test_modal_run_keeps_a_shadowed_sitecustomize(tmp_path):
     assert result.stdout == "True pysandbox\n", result.stderr
 
 
+def test_as_modal_runs_a_script_as_python_would(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "helper.py").write_text("VALUE = 'beside the script'\n")
+    (tmp_path / "pkg" / "app.py").write_text(textwrap.dedent("""
+        import os, sys
+        import helper  # the script's directory is first on sys.path
+        import modal
+        assert __name__ == "__main__" and sys.argv == [sys.argv[0], "a", "--flag"]
+        assert os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__))
+        print(helper.VALUE, modal.__name__)
+        raise SystemExit(4)
+    """))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    result = subprocess.run([sys.executable, "-m", "pysandbox.as_modal", "pkg/app.py", "a", "--flag"], env=env,
+                            cwd=str(tmp_path), capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout, result.stderr) == (4, "beside the script pysandbox\n", "")
+
+
 def test_as_modal_usage():
     result = subprocess.run([sys.executable, "-m", "pysandbox.as_modal"], capture_output=True, text=True,
                             cwd=str(ROOT), timeout=60)
