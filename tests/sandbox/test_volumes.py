@@ -117,7 +117,7 @@ def test_files_written_by_sandbox_root_belong_to_the_sandbox_user(sandboxes):
     sb = sandboxes(volumes={"/o": vol})
     sb.exec("touch", "/o/by-sandbox").wait()
     owner = os.stat(vol._directory() / "data" / "by-sandbox").st_uid
-    assert owner != 0 and owner == modal.config.sandbox_owner()[0]
+    assert owner != 0 and owner == modal.settings.sandbox_owner()[0]
 
 
 def test_volume_cli(tmp_path, state_home):
