@@ -2,12 +2,30 @@
 
 With PYSANDBOX_AS_MODAL=1 it makes `import modal` resolve to pysandbox (pysandbox.install_as_modal),
 then runs the sitecustomize this one shadows, if any, so the interpreter starts as it otherwise would.
+pysandbox itself is imported only when the program first imports `modal`: the other Python processes
+the command starts (pip, build tools) start as fast as without it.
 """
 
 import importlib.machinery
 import importlib.util
 import os
 import sys
+
+
+class _ModalOnFirstImport:
+    """Stands in for pysandbox's finder until `modal` is first imported, then installs it."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != "modal" and not fullname.startswith("modal."):
+            return None
+        sys.meta_path.remove(self)
+        try:
+            import pysandbox
+        except ImportError as exc:
+            raise ImportError(f"pysandbox modal-run: {sys.executable} cannot import pysandbox ({exc}); "
+                              "install pysandbox in that Python's environment", name=fullname) from None
+        pysandbox.install_as_modal()
+        return importlib.util.find_spec(fullname)
 
 
 def _run_shadowed() -> None:
@@ -21,11 +39,5 @@ def _run_shadowed() -> None:
 
 
 if os.environ.get("PYSANDBOX_AS_MODAL") == "1":
-    try:
-        import pysandbox
-    except ImportError as exc:
-        sys.stderr.write(f"pysandbox modal-run: {sys.executable} cannot import pysandbox ({exc}); "
-                         "install pysandbox in that Python's environment\n")
-        raise SystemExit(1) from None
-    pysandbox.install_as_modal()
+    sys.meta_path.insert(0, _ModalOnFirstImport())
 _run_shadowed()

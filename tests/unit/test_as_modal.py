@@ -88,6 +88,28 @@ def test_modal_run_passes_the_exit_status_and_refuses_a_missing_command(tmp_path
     assert nothing.returncode == 2 and "no command given" in nothing.stderr
 
 
+def test_modal_run_imports_pysandbox_only_with_modal():
+    """A Python process of the command that never imports modal does not pay for importing pysandbox."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    code = "import sys; print('pysandbox' in sys.modules); import modal.exception; print(modal.__name__)"
+    result = subprocess.run([sys.executable, "-m", "pysandbox", "modal-run", "--", sys.executable, "-c", code],
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.stdout == "False\npysandbox\n", result.stderr
+
+
+def test_modal_run_names_a_python_without_pysandbox(tmp_path):
+    """The child Python cannot import pysandbox (here: a broken one first on its path): said at `import modal`."""
+    (tmp_path / "pysandbox").mkdir()
+    (tmp_path / "pysandbox" / "__init__.py").write_text("raise ImportError('not installed here')\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "pysandbox" / "_bootstrap"), str(tmp_path)]),
+               PYSANDBOX_AS_MODAL="1")
+    assert subprocess.run([sys.executable, "-c", "pass"], env=env, cwd=str(tmp_path), timeout=60).returncode == 0
+    result = subprocess.run([sys.executable, "-c", "import modal"], env=env, capture_output=True, text=True,
+                            cwd=str(tmp_path), timeout=60)
+    assert "cannot import pysandbox (not installed here)" in result.stderr
+    assert "install pysandbox in that Python's environment" in result.stderr
+
+
 def test_modal_run_keeps_a_shadowed_sitecustomize(tmp_path):
     (tmp_path / "sitecustomize.py").write_text("import builtins; builtins.SHADOWED = True\n")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), str(tmp_path)])))
