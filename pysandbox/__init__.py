@@ -8,20 +8,22 @@
     sb.terminate()
 """
 
-from . import exception
+from . import exception, types
+from ._modal_alias import install_as_modal
 from ._version import __version__
 from .app import App
+from .container_process import ContainerProcess
 from .exception import Error
 from .file_io import FileIO
 from .filesystem import SandboxFilesystem
 from .image import Image
+from .io_streams import StreamReader, StreamWriter
 from .network import Tunnel
 from .output import enable_output
 from .probe import Probe
-from .process import ContainerProcess
 from .sandbox import Sandbox
 from .secret import Secret
-from .streams import StreamReader, StreamType, StreamWriter
+from .stream_type import StreamType
 from .types import FileEntry, FileEntryType, FileInfo, FileType, FileWatchEvent, FileWatchEventType
 from .volume import Volume
 
@@ -49,4 +51,6 @@ __all__ = [
     "Volume",
     "enable_output",
     "exception",
+    "install_as_modal",
+    "types",
 ]

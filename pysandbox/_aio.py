@@ -253,6 +253,14 @@ class _Bound:
     def __repr__(self) -> str:
         return f"<pysandbox method {self._func.__qualname__}>"
 
+    @property
+    def __signature__(self) -> inspect.Signature:
+        """The core function's, less `self` once bound (what inspect.signature and help() show)."""
+        signature = inspect.signature(self._func)
+        if self._obj is None:
+            return signature
+        return signature.replace(parameters=list(signature.parameters.values())[1:])
+
 
 class synchronized:
     """Decorate a core `async def` (or async generator) method of a class.
@@ -272,6 +280,9 @@ class synchronized:
 
     def __call__(self, obj, *args, **kwargs):  # Class.method(instance, ...)
         return _Bound(self._func, obj, self._gen)(*args, **kwargs)
+
+    def aio(self, obj, *args, **kwargs):  # Class.method.aio(instance, ...), as on Modal
+        return _Bound(self._func, obj, self._gen).aio(*args, **kwargs)
 
 
 class synchronized_static:
@@ -312,6 +323,7 @@ class static_context(context):
 class _ContextFactory:
     def __init__(self, func: Callable) -> None:
         self._manager = contextlib.contextmanager(func)
+        functools.update_wrapper(self, func)  # its signature, docstring and name
 
     def __call__(self, *args, **kwargs) -> "_DualContext":
         return _DualContext(self._manager(*args, **kwargs))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator, Optional
+from typing import Any, Iterator, Optional, Sequence
 
 from ._aio import context, synchronized_static
 from ._state import apps, files
@@ -13,7 +13,10 @@ from .exception import InvalidError, NotFoundError
 class App:
     """An App. Sandboxes need one: `App.lookup(name, create_if_missing=True)`."""
 
-    def __init__(self, name: Optional[str] = None, **_options) -> None:
+    def __init__(self, name: Optional[str] = None, *, tags: Optional[dict] = None, image: Any = None,
+                 secrets: Sequence[Any] = [], volumes: dict = {}, include_source: bool = True) -> None:
+        """Modal's constructor. tags, image, secrets, volumes and include_source are the defaults of the
+        App's Functions on Modal; a local App has no Functions, so they are kept for fidelity only."""
         self._name = name
         self._app_id: Optional[str] = None
 
@@ -52,8 +55,10 @@ class App:
         return App._from_record(record)
 
     @context
-    def run(self, **_options) -> Iterator["App"]:
-        """An ephemeral App: it has an id for the duration of the block."""
+    def run(self, *, name: Optional[str] = None, client=None, detach: bool = False, interactive: bool = False,
+            environment_name: Optional[str] = None) -> Iterator["App"]:
+        """An ephemeral App: it has an id for the duration of the block. The options are Modal's; they
+        concern its service (client, environments, detached and interactive runs), not a local App."""
         self._app_id = files.new_id("ap-")
         try:
             yield self

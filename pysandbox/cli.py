@@ -20,26 +20,28 @@ import termios
 import threading
 import time
 import tty
+from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
 import attrs
 
-from . import doctor, garbage
+from . import _modal_alias, doctor, garbage
 from ._beneath import replacing_path
 from ._state import paths, records
 from ._version import __version__
 from .app import App
+from .container_process import EXEC_TIMEOUT_RETURNCODE
 from .exception import Error, NotFoundError
 from .image import Image
 from .image import cli as image_cli
-from .process import EXEC_TIMEOUT_RETURNCODE
+from .io_streams import read_kept
 from .runtime import limits
 from .sandbox import Sandbox
 from .secret import Secret
-from .streams import read_kept
 from .volume import FileEntryType, Volume
 
 PROG = "pysandbox"
+BOOTSTRAP_DIR = str(Path(__file__).parent / "_bootstrap")  # holds the sitecustomize of `modal-run`
 DEFAULT_RUN_APP = "pysandbox-cli"
 DEFAULT_RUN_TIMEOUT = 300
 RUN_GRACE = 10  # the sandbox outlives the command's own timeout, so that timeout reports 124
@@ -251,6 +253,18 @@ def cmd_run(args) -> int:
         sb.terminate(wait=True)
 
 
+def cmd_modal_run(args) -> int:
+    """Replace this process with the command, its Python children seeing pysandbox as `modal`:
+    the bootstrap directory's sitecustomize (first on PYTHONPATH) calls install_as_modal()."""
+    command = _command(args.command)
+    env = dict(os.environ, **{_modal_alias.ENV_FLAG: "1"})
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (BOOTSTRAP_DIR, env.get("PYTHONPATH")) if p)
+    try:
+        os.execvpe(command[0], command, env)
+    except OSError as exc:
+        raise UsageError(f"cannot run {command[0]!r}: {exc.strerror}") from None
+
+
 def cmd_shell(args) -> int:
     command = shlex.split(args.cmd)
     if not command:
@@ -450,6 +464,13 @@ def build_parser() -> argparse.ArgumentParser:
     _exec_options(p, f"stop the command after SECONDS (default {DEFAULT_RUN_TIMEOUT}; exit status 124)",
                   DEFAULT_RUN_TIMEOUT)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("modal-run", help="run a Python program written for Modal, `import modal` giving pysandbox",
+                       usage=f"{PROG} modal-run -- CMD [ARG ...]", description=(
+        "Run a command (on this host, not in a sandbox) whose Python processes resolve `import modal` and "
+        "`modal.<x>` to pysandbox; exit with its status. Example: pysandbox modal-run -- python app.py"))
+    p.add_argument("command", nargs="*", metavar="CMD", help="the command and its arguments, after `--`")
+    p.set_defaults(func=cmd_modal_run)
 
     p = sub.add_parser("shell", help="interactive shell in a sandbox", description=(
         "Open an interactive terminal session (a pty) in a running sandbox."))

@@ -175,6 +175,14 @@ class SandboxFilesystemFileTooLargeError(SandboxFilesystemError):
     pass
 
 
+class FilesystemExecutionError(Error):
+    """A FileIO (Modal 1.5 file API) operation failed in a way no builtin OSError names."""
+
+
+class ModuleNotMountable(Exception):
+    """A local module cannot be added to an image (Modal's add_local_python_source)."""
+
+
 class InputCancellation(BaseException):
     pass
 

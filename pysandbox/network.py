@@ -23,8 +23,8 @@ class Tunnel:
 
     host: str
     port: int
-    unencrypted_host: Optional[str] = None
-    unencrypted_port: Optional[int] = None
+    unencrypted_host: Optional[str]
+    unencrypted_port: Optional[int]
 
     @property
     def url(self) -> str:
@@ -45,7 +45,7 @@ class Tunnel:
 
 def tunnel(host_port: int, encrypted: bool) -> Tunnel:
     if encrypted:
-        return Tunnel("127.0.0.1", host_port)
+        return Tunnel("127.0.0.1", host_port, None, None)
     return Tunnel("127.0.0.1", host_port, "127.0.0.1", host_port)
 
 

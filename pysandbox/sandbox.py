@@ -22,10 +22,12 @@ from . import image as images
 from ._aio import synchronized, synchronized_static
 from ._core import lifecycle
 from ._core.initclient import InitClient
+from ._core.spec import ARG_MAX_BYTES as ARG_MAX_BYTES  # modal.sandbox.ARG_MAX_BYTES: the args of create and exec
 from ._core.spec import ExecSpec, SandboxSpec, check_experimental_options, check_tags, valid_name
 from ._state import apps, files, names, paths, records
 from ._validate import positive_seconds
 from .app import App
+from .container_process import ContainerProcess
 from .exception import (
     ClientClosed,
     DeprecationError,
@@ -38,12 +40,12 @@ from .exception import (
 from .file_io import FileIO
 from .filesystem import SandboxFilesystem
 from .image.snapshot import snapshot_filesystem
+from .io_streams import FollowSource, StreamReader, StreamWriter
 from .probe import Probe, check_probe
-from .process import ContainerProcess
 from .resources import Resources, SandboxStats, default_pids_limit
 from .runtime import cgroups, limits, netplan, runners
 from .secret import Secret, merge_env
-from .streams import FollowSource, StreamReader, StreamType, StreamWriter, output_of
+from .stream_type import StreamType, output_of
 from .volume import mount_plan
 from .watch import check_watch_args, watch_events
 
@@ -146,7 +148,7 @@ class Sandbox:
         image: Any = None,
         env: Optional[Dict[str, Optional[str]]] = None,
         secrets: Optional[Sequence[Secret]] = None,
-        network_file_systems: Optional[dict] = None,
+        network_file_systems: dict = {},
         timeout: Optional[int] = 300,
         idle_timeout: Optional[int] = None,
         workdir: Optional[str] = None,
@@ -162,11 +164,11 @@ class Sandbox:
         outbound_domain_allowlist: Optional[Sequence[str]] = None,
         _experimental_outbound_policy: Any = None,
         inbound_cidr_allowlist: Optional[Sequence[str]] = None,
-        volumes: Optional[dict] = None,
+        volumes: dict = {},
         pty: bool = False,
-        encrypted_ports: Sequence[int] = (),
-        h2_ports: Sequence[int] = (),
-        unencrypted_ports: Sequence[int] = (),
+        encrypted_ports: Sequence[int] = [],
+        h2_ports: Sequence[int] = [],
+        unencrypted_ports: Sequence[int] = [],
         custom_domain: Optional[str] = None,
         proxy: Any = None,
         include_oidc_identity_token: bool = False,
@@ -442,7 +444,7 @@ class Sandbox:
         return await FileIO._open(self._client(), path, mode, self._record.verbose)
 
     @synchronized
-    async def snapshot_filesystem(self, timeout: int = 55, *, ttl: Any = None) -> "images.Image":
+    async def snapshot_filesystem(self, timeout: int = 55, *, ttl: Any = 2592000) -> "images.Image":
         """The sandbox's filesystem now, as an Image a new sandbox can start from (image sandboxes only)."""
         self._ensure_attached()
         _check_snapshot_options(timeout, ttl)

@@ -17,7 +17,7 @@ from . import settings
 from ._aio import synchronized, synchronized_static
 from ._state import files, names
 from ._validate import env_mapping, object_name
-from .exception import AlreadyExistsError, InvalidError, NotFoundError
+from .exception import AlreadyExistsError, InvalidError, NotFoundError, UnimplementedError
 from .types import SecretInfo
 
 _DICT_ERROR = "the env_dict argument to Secret has to be a dict[str, Union[str, None]]"
@@ -49,10 +49,12 @@ def _write_named(name: str, record: dict) -> None:
 
 
 class _SecretManager:
-    """`Secret.objects`: create, delete and list named secrets."""
+    """`Secret.objects`: create, delete and list named secrets. `environment_name` and `client` name
+    Modal's environments and API client: accepted, with no local meaning (one state directory)."""
 
     @synchronized_static
-    async def create(name: str, env_dict: Dict[str, str], *, allow_existing: bool = False, **_options) -> None:
+    async def create(name: str, env_dict: Dict[str, str], *, allow_existing: bool = False,
+                     environment_name: Optional[str] = None, client=None) -> None:
         env = _check_dict(env_dict)
         path = _secret_path(name)
         with names.locked():
@@ -61,7 +63,8 @@ class _SecretManager:
             _write_named(name, {"name": name, "created_at": time.time(), "env": env})
 
     @synchronized_static
-    async def delete(name: str, *, allow_missing: bool = False, **_options) -> None:
+    async def delete(name: str, *, allow_missing: bool = False, environment_name: Optional[str] = None,
+                     client=None) -> None:
         try:
             os.unlink(_secret_path(name))
         except FileNotFoundError:
@@ -69,7 +72,10 @@ class _SecretManager:
                 raise NotFoundError(f"Secret {name!r} not found") from None
 
     @synchronized_static
-    async def list(*, max_objects: Optional[int] = None, **_options) -> List["Secret"]:
+    async def list(*, max_objects: Optional[int] = None, created_before=None, environment_name: str = "",
+                   client=None) -> List["Secret"]:
+        if created_before is not None:
+            raise UnimplementedError("Secret.objects.list(created_before=...) is not supported by pysandbox")
         directory = settings.state_dir() / "secrets"
         names = sorted(p.stem for p in directory.glob("*.json")) if directory.is_dir() else []
         return [Secret.from_name(name) for name in names[:max_objects]]
@@ -89,12 +95,12 @@ class Secret:
         return self._name
 
     @staticmethod
-    def from_dict(env_dict: Optional[Dict[str, Optional[str]]] = None) -> "Secret":
-        env = _check_dict({} if env_dict is None else env_dict)
+    def from_dict(env_dict: Dict[str, Optional[str]] = {}) -> "Secret":
+        env = _check_dict(env_dict)
         return Secret(lambda: dict(env), f"Secret.from_dict([{', '.join(env)}])")
 
     @staticmethod
-    def from_name(name: str, *, environment_name: Optional[str] = None, required_keys: Sequence[str] = (),
+    def from_name(name: str, *, environment_name: Optional[str] = None, required_keys: Sequence[str] = [],
                   client=None) -> "Secret":
         """A secret stored with Secret.objects.create; NotFoundError when first used if missing."""
         _secret_path(name)
@@ -140,7 +146,8 @@ class Secret:
             _write_named(self._name, record)
 
     @synchronized
-    async def info(self) -> SecretInfo:
+    async def info(self, *, refresh: bool = False) -> SecretInfo:
+        """The secret's name, creation time and keys (always read afresh: `refresh` changes nothing here)."""
         if self._name is None:
             raise InvalidError("Only a named secret (Secret.from_name) has info.")
         record = _read_named(self._name)

@@ -86,6 +86,14 @@ class FileEntry:
 
 
 @attrs.frozen
+class SandboxConnectCredentials:
+    """What Sandbox.create_connect_token returns on Modal: a URL and the token to send it."""
+
+    url: str
+    token: str
+
+
+@attrs.frozen
 class VolumeInfo:
     name: Optional[str]
     volume_id: str

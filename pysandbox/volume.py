@@ -17,14 +17,14 @@ import contextlib
 import os
 import stat as stat_module
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterator, List, Optional, Tuple, Union
+from typing import Any, AsyncIterator, Callable, Iterator, List, Optional, Tuple, Union
 
-from . import _beneath
+from . import _aio, _beneath
 from ._aio import context, static_context, synchronized, synchronized_static
 from ._core.spec import Bind
 from ._state import files
 from ._state import volumes as store
-from .exception import AlreadyExistsError, InvalidError, NotFoundError
+from .exception import AlreadyExistsError, InvalidError, NotFoundError, UnimplementedError
 from .runtime.layout import SYSTEM_DIRS
 from .types import FileEntry, VolumeInfo
 from .types import FileEntryType as FileEntryType  # Modal's home of it (modal.volume)
@@ -33,20 +33,26 @@ _adopt = files.give_to_sandbox_owner  # who owns what the host writes in a volum
 
 
 class _VolumeManager:
-    """`Volume.objects`: create, delete and list named volumes."""
+    """`Volume.objects`: create, delete and list named volumes. `environment_name`, `client`, `version`
+    (Modal's storage format) and `experimental_options` concern Modal's service: accepted, no local meaning."""
 
     @synchronized_static
-    async def create(name: str, *, allow_existing: bool = False, **_options) -> None:
+    async def create(name: str, *, version=None, allow_existing: bool = False, environment_name: Optional[str] = None,
+                     client=None, experimental_options: Optional[dict] = None) -> None:
         if not store.create(name) and not allow_existing:
             raise AlreadyExistsError(f"Volume {name!r} already exists")
 
     @synchronized_static
-    async def delete(name: str, *, allow_missing: bool = False, **_options) -> None:
+    async def delete(name: str, *, allow_missing: bool = False, environment_name: Optional[str] = None,
+                     client=None) -> None:
         if not store.delete(name) and not allow_missing:
             raise NotFoundError(f"Volume {name!r} not found")
 
     @synchronized_static
-    async def list(*, max_objects: Optional[int] = None, **_options) -> List["Volume"]:
+    async def list(*, max_objects: Optional[int] = None, created_before=None, environment_name: str = "",
+                   client=None) -> List["Volume"]:
+        if created_before is not None:
+            raise UnimplementedError("Volume.objects.list(created_before=...) is not supported by pysandbox")
         return [Volume.from_name(name) for name in store.volume_names()[:max_objects]]
 
 
@@ -73,8 +79,10 @@ class Volume:
         return Volume(None, volume_id)
 
     @static_context
-    def ephemeral(client=None, environment_name=None, version=None, create_options=None) -> Iterator["Volume"]:
-        """An anonymous volume that exists only inside the `with` block."""
+    def ephemeral(client=None, environment_name=None, version=None, create_options=None,
+                  _heartbeat_sleep: float = 300) -> Iterator["Volume"]:
+        """An anonymous volume that exists only inside the `with` block. Modal keeps its volume alive with a
+        heartbeat every `_heartbeat_sleep` seconds; a local one lives until the block ends, with none."""
         with store.ephemeral() as meta:
             yield Volume(None, meta["volume_id"])
 
@@ -201,6 +209,19 @@ class Volume:
             os.close(fd)
 
     @synchronized
+    async def read_file_into_fileobj(self, path: str, fileobj: Any, progress_cb: Optional[Callable] = None) -> int:
+        """Copy the file into `fileobj` (anything with write(bytes)); returns the byte count.
+        `progress_cb(advance=n)` is called after each chunk, as Modal's CLI progress bars expect."""
+        written = 0
+        async for chunk in Volume.read_file.__wrapped__(self, path):
+            fileobj.write(chunk)
+            written += len(chunk)
+            if progress_cb is not None:
+                progress_cb(advance=len(chunk))
+            await _aio.checkpoint()
+        return written
+
+    @synchronized
     async def remove_file(self, path: str, recursive: bool = False) -> None:
         self._writable()
         with self._root() as root:
@@ -264,8 +285,8 @@ class Volume:
                     _beneath.write_file(root, remote, source.fileno(), mode, force, _adopt,
                                         size=os.fstat(source.fileno()).st_size)
 
-    @staticmethod
-    def rename(old_name: str, new_name: str, *, client=None, environment_name=None) -> None:
+    @synchronized_static
+    async def rename(old_name: str, new_name: str, *, client=None, environment_name=None) -> None:
         store.rename(old_name, new_name)
 
     def __repr__(self) -> str:

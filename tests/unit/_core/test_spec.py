@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from pysandbox._core.spec import ExecSpec, SandboxSpec, check_name
 from pysandbox.exception import InvalidError
 from pysandbox.secret import Secret, merge_env
-from pysandbox.streams import StreamType, output_of
+from pysandbox.stream_type import StreamType, output_of
 
 
 @given(st.from_regex(r"[A-Za-z0-9._-]{1,64}", fullmatch=True).filter(lambda n: not n.startswith("ap-") and n not in (".", "..")))

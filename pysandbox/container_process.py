@@ -22,7 +22,7 @@ from typing import Optional
 from . import _aio, _fork, agent
 from ._aio import synchronized
 from .exception import InvalidError
-from .streams import _RECHECK_S, OutputPipes, StreamReader, StreamWriter
+from .io_streams import _RECHECK_S, OutputPipes, StreamReader, StreamWriter
 
 EXEC_TIMEOUT_RETURNCODE = -1
 KILLED_RETURNCODE = 137  # init is gone: the sandbox ended and took the process with it

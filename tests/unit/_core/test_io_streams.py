@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from pysandbox import _aio
 from pysandbox.exception import InvalidError, ResourceExhaustedError
-from pysandbox.streams import FollowSource, OutputPipes, Source, StreamReader, StreamType, StreamWriter
+from pysandbox.io_streams import FollowSource, OutputPipes, Source, StreamReader, StreamType, StreamWriter
 
 KEEP = 64 << 20
 

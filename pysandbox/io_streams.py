@@ -1,4 +1,4 @@
-"""StreamType, StreamReader and StreamWriter with Modal's semantics.
+"""StreamReader and StreamWriter with Modal's semantics (modal.io_streams).
 
 A reader pulls raw chunks from a source (a pipe from an exec'd process, or a
 file the sandbox entrypoint writes and any process may follow), then turns
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import codecs
 import collections
-import enum
 import errno
 import fcntl
 import io
@@ -23,6 +22,7 @@ from typing import AsyncIterator, Callable, Deque, Optional, Sequence, Tuple, Un
 from . import _aio, _fork, bounds
 from ._aio import synchronized
 from .exception import InvalidError, ResourceExhaustedError
+from .stream_type import StreamType
 
 CHUNK = 1 << 20
 STDIN_BUFFER_LIMIT = 16 << 20
@@ -33,22 +33,6 @@ _RECHECK_S = 0.05
 # read cannot keep one pass (a poll(), say) going for ever.
 _DRAIN_CHUNKS = 8
 _STREAM_NAMES = ("stdout", "stderr")
-
-
-class StreamType(enum.Enum):
-    PIPE = -1
-    STDOUT = -2
-    DEVNULL = -3
-
-    def __repr__(self) -> str:
-        return f"pysandbox.stream_type.StreamType.{self.name}"
-
-
-def output_of(stream_type: object, name: str) -> str:
-    """The core's plain name (ExecSpec.stdout/stderr) for an exec's `name`=StreamType argument."""
-    if not isinstance(stream_type, StreamType):
-        raise InvalidError(f"{name} must be a StreamType, got {stream_type!r}")
-    return stream_type.name.lower()
 
 
 UTF8_MAX_CONTINUATION = 3  # bytes after a character's first
