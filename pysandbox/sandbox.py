@@ -213,7 +213,7 @@ class Sandbox:
             include_oidc_identity_token=include_oidc_identity_token,
         )
         app = _require_app(app)
-        spec = attrs.evolve(spec, volumes=mount_plan(volumes))  # volumes resolve (or fail) here
+        spec = attrs.evolve(spec, volumes=mount_plan(volumes, host_image=image is None))  # resolve (or fail) here
         garbage.collect_soon()  # before any work: a bad setting of it is an error first
         spec = images.apply(spec, image)  # built here if it is not yet
         started = lifecycle.start(spec, app.app_id, app.name)

@@ -265,6 +265,8 @@ def _mount_points(overlay: Optional[layout.OverlayRoot]) -> Iterator[Callable[[s
         return
 
     def resolve(path: str) -> str:
+        if path.startswith("/tmp/"):  # an image root's /tmp is a fresh tmpfs, mounted first: none of the image shows
+            return resolve("/tmp") + path[len("/tmp"):]
         try:
             return view.resolve(path)
         except PermissionError:  # a rootless caller's image, a directory of another of its ids
@@ -289,9 +291,11 @@ def _check_mount_points(inputs: layout.RunnerInputs, volumes: Tuple[layout.Mount
                 if asked in ("/proc", "/dev"):
                     raise InvalidError(f"The image's symlinks lead {path} to {where}, inside the sandbox's {asked}, "
                                        "whose links lead out of the sandbox: the image cannot be used. Fix them.")
-                raise InvalidError(f"{path} would be mounted inside the volume mounted at {asked}"
-                                   f"{'' if point == asked else f' (the image makes it {point})'}: give each "
-                                   "volume a path outside the others'.")
+                mine = any(m.dest == path for m in volumes)
+                raise InvalidError(f"{path}{'' if mine else ', which pysandbox mounts itself,'} would be mounted "
+                                   f"inside the volume mounted at {asked}"
+                                   f"{'' if point == asked else f' (the image makes it {point})'}: "
+                                   f"{'give each volume a path outside the others' if mine else 'mount the volume elsewhere'}.")
         if path in ("/proc", "/dev") or any(m.dest == path for m in volumes):
             taken.append((where, path))
 
