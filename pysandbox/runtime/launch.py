@@ -265,8 +265,6 @@ def _mount_points(overlay: Optional[layout.OverlayRoot]) -> Iterator[Callable[[s
         return
 
     def resolve(path: str) -> str:
-        if path.startswith("/tmp/"):  # an image root's /tmp is a fresh tmpfs, mounted first: none of the image shows
-            return resolve("/tmp") + path[len("/tmp"):]
         try:
             return view.resolve(path)
         except PermissionError:  # a rootless caller's image, a directory of another of its ids
@@ -274,6 +272,7 @@ def _mount_points(overlay: Optional[layout.OverlayRoot]) -> Iterator[Callable[[s
                                "another of its users.") from None
 
     with LayerView([*overlay.lowers, f"{overlay.upper}/rootfs"]) as view:
+        view.hide(resolve("/tmp"))  # an image root's /tmp is a fresh tmpfs, mounted before any path in it
         yield functools.lru_cache(maxsize=None)(resolve)
 
 
