@@ -295,8 +295,10 @@ def mount_point(raw_path: Any, what: str = "Volume", host_image: bool = True) ->
     Modal's rule, plus what only a local sandbox has: the kernel's directories, its control
     path and, on the host image, the host's read-only directories (no mount point can be made there)."""
     path = os.fspath(raw_path) if isinstance(raw_path, os.PathLike) else raw_path
-    if not isinstance(path, str) or "\0" in path:
+    if not isinstance(path, str):
         raise InvalidError(f"{what} mount paths must be str or PurePosixPath, got {raw_path!r}")
+    if "\0" in path:
+        raise InvalidError(f"{what} mount path {path!r} must not contain NUL bytes.")
     path = str(PurePosixPath(path))
     if not path.startswith("/") or posixpath.normpath(path) != path:
         raise InvalidError(f"{what} {path} must be a canonical, absolute path.")
