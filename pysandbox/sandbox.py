@@ -24,7 +24,7 @@ from ._core import lifecycle
 from ._core.initclient import InitClient
 from ._core.spec import ExecSpec, SandboxSpec, check_experimental_options, check_tags, valid_name
 from ._state import apps, files, names, paths, records
-from ._validate import positive_seconds
+from ._validate import object_name, positive_seconds
 from .app import App
 from .exception import (
     ClientClosed,
@@ -166,6 +166,18 @@ class Sandbox:
         sandboxes) and mounts (modal.Mount objects) have no local implementation."""
         _check_unsupported("Sandbox._experimental_create", i6pn=i6pn, mounts=mounts)
         return await Sandbox.create._core(args, options)
+
+    @synchronized_static
+    async def _experimental_from_name(app_name: str, name: str, *, environment_name: Optional[str] = None,
+                                      include_terminated: bool = False, client: Any = None) -> "Sandbox":
+        """Modal's lookup of a V2 sandbox by name: from_name() here."""
+        return await Sandbox.from_name._core((app_name, name), {"include_terminated": include_terminated})
+
+    @synchronized
+    async def _experimental_set_name(self, name: str) -> None:
+        """Name a running sandbox created without one (once; its own name again is no change)."""
+        self._ensure_attached()
+        self._record = names.set_name(self.object_id, object_name(name, "Sandbox", id_prefix="ap-"))
 
     @synchronized
     async def _experimental_snapshot(self) -> Any:

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 import pysandbox as modal
-from pysandbox.exception import ConflictError, UnimplementedError
+from pysandbox.exception import AlreadyExistsError, ConflictError, InvalidError, UnimplementedError
 
 pytestmark = pytest.mark.rootless
 
@@ -43,3 +43,27 @@ def test_memory_snapshots_say_they_are_unimplemented(sb):
         sb._experimental_snapshot()
     with pytest.raises(UnimplementedError, match="memory snapshots"):
         modal.Sandbox._experimental_from_snapshot(object())
+
+
+def test_a_sandbox_named_after_creation_is_found_by_that_name(app, sandboxes):
+    sb = sandboxes("sleep", "30")
+    sb._experimental_set_name("later-name")
+    sb._experimental_set_name("later-name")  # its own name again: no change, safe to retry
+    assert modal.Sandbox._experimental_from_name(app.name, "later-name").object_id == sb.object_id
+    assert modal.Sandbox.from_name(app.name, "later-name").object_id == sb.object_id
+    with pytest.raises(ConflictError, match="already named 'later-name'"):
+        sb._experimental_set_name("another")
+    other = sandboxes("sleep", "30")
+    with pytest.raises(AlreadyExistsError):
+        other._experimental_set_name("later-name")
+    with pytest.raises(InvalidError):
+        other._experimental_set_name("no/slash")
+    sb.terminate(wait=True)
+    found = modal.Sandbox._experimental_from_name(app.name, "later-name", include_terminated=True)
+    assert found.object_id == sb.object_id
+    ended = sandboxes("true")
+    ended.wait()
+    with pytest.raises(ConflictError, match="no longer running"):
+        modal.Sandbox.from_id(ended.object_id)._experimental_set_name("too-late")
+    other._experimental_set_name("later-name")  # free again once its holder ended
+    assert modal.Sandbox._experimental_from_name(app.name, "later-name").object_id == other.object_id
