@@ -291,10 +291,10 @@ def _check_mount_points(inputs: layout.RunnerInputs, volumes: Tuple[layout.Mount
                     raise InvalidError(f"The image's symlinks lead {path} to {where}, inside the sandbox's {asked}, "
                                        "whose links lead out of the sandbox: the image cannot be used. Fix them.")
                 mine = any(m.dest == path for m in volumes)
+                fix = "give each volume a path outside the others" if mine else "mount the volume elsewhere"
                 raise InvalidError(f"{path}{'' if mine else ', which pysandbox mounts itself,'} would be mounted "
                                    f"inside the volume mounted at {asked}"
-                                   f"{'' if point == asked else f' (the image makes it {point})'}: "
-                                   f"{'give each volume a path outside the others' if mine else 'mount the volume elsewhere'}.")
+                                   f"{'' if point == asked else f' (the image makes it {point})'}: {fix}.")
         if path in ("/proc", "/dev") or any(m.dest == path for m in volumes):
             taken.append((where, path))
 
