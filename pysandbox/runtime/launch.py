@@ -272,8 +272,9 @@ def _mount_points(overlay: Optional[layout.OverlayRoot]) -> Iterator[Callable[[s
                                "another of its users.") from None
 
     with LayerView([*overlay.lowers, f"{overlay.upper}/rootfs"]) as view:
-        view.hide(resolve("/tmp"))  # an image root's /tmp is a fresh tmpfs, mounted before any path in it
-        yield functools.lru_cache(maxsize=None)(resolve)
+        cached = functools.lru_cache(maxsize=None)(resolve)
+        view.hide(cached("/tmp"))  # an image root's /tmp is a fresh tmpfs, mounted before any path in it
+        yield cached
 
 
 def _check_mount_points(inputs: layout.RunnerInputs, volumes: Tuple[layout.Mount, ...]) -> None:

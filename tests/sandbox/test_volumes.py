@@ -123,6 +123,7 @@ LOCAL_REFUSALS = {  # what only a local sandbox has: the kernel's directories, i
     "/__pysandbox/init": "holds the sandbox's init",
     "/usr/local/x": "on the host image: /usr is the host's own, shared read-only.*or start the sandbox from an image",
     "/etc": "on the host image: /etc is the host's own",
+    "/etc/ssh": "on the host image: /etc is the host's own",  # a masked secret stays masked
     "/bin/x": "on the host image: /bin is the host's own",
 }
 
