@@ -146,7 +146,7 @@ class Sandbox:
     def object_id(self) -> str:
         return self._record.sandbox_id
 
-    # Modal's private members that published clients call (README: "Private members").
+    # Modal's private members that published clients call (README: "What works today").
 
     @synchronized
     async def _get_task_id(self, raise_if_task_complete: bool = False, timeout: Optional[float] = None,
@@ -171,7 +171,8 @@ class Sandbox:
     async def _experimental_from_name(app_name: str, name: str, *, environment_name: Optional[str] = None,
                                       include_terminated: bool = False, client: Any = None) -> "Sandbox":
         """Modal's lookup of a V2 sandbox by name: from_name() here."""
-        return await Sandbox.from_name._core((app_name, name), {"include_terminated": include_terminated})
+        options = {"environment_name": environment_name, "include_terminated": include_terminated, "client": client}
+        return await Sandbox.from_name._core((app_name, name), options)
 
     @synchronized
     async def _experimental_set_name(self, name: str) -> None:
