@@ -56,6 +56,7 @@ class LayerView:
 
     def __init__(self, layers: Sequence[str]) -> None:
         self._roots: List[int] = []
+        self._hidden: List[List[str]] = []  # directories covered by a fresh mount: empty, whatever the image holds
         try:
             for layer in reversed(layers):  # top first
                 self._roots.append(os.open(layer, _DIR_FLAGS))
@@ -72,6 +73,13 @@ class LayerView:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def hide(self, path: str) -> None:
+        """From now on `path` (resolved) is empty, as a fresh mount over it (a runner's /tmp) shows it."""
+        self._hidden.append([part for part in path.split("/") if part])
+
+    def _covered(self, parts: Sequence[str]) -> bool:
+        return any(len(parts) > len(top) and list(parts[:len(top)]) == top for top in self._hidden)
 
     def lookup(self, parts: Sequence[str]) -> Optional[Entry]:
         """The merged entry at `parts` (components free of symlinks, "." and ".."), or None
@@ -127,7 +135,7 @@ class LayerView:
                 continue
             if name == ".":
                 continue
-            entry = self.lookup([*current, name])
+            entry = None if self._covered([*current, name]) else self.lookup([*current, name])
             if entry is not None and entry.target is not None and (pending or follow_last):
                 hops += 1
                 if hops > MAX_SYMLINKS:

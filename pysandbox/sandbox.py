@@ -25,11 +25,12 @@ from ._core.initclient import InitClient
 from ._core.spec import ARG_MAX_BYTES as ARG_MAX_BYTES  # modal.sandbox.ARG_MAX_BYTES: the args of create and exec
 from ._core.spec import ExecSpec, SandboxSpec, check_experimental_options, check_tags, valid_name
 from ._state import apps, files, names, paths, records
-from ._validate import positive_seconds
+from ._validate import object_name, positive_seconds
 from .app import App
 from .container_process import ContainerProcess
 from .exception import (
     ClientClosed,
+    ConflictError,
     DeprecationError,
     InvalidError,
     NotFoundError,
@@ -52,6 +53,7 @@ from .watch import check_watch_args, watch_events
 verbose_logger = logging.getLogger("pysandbox.verbose")
 
 _RUNTIMES = ["gvisor", "vm"]
+TASK_ID_PREFIX = "ta-"  # Modal's container ids; _get_task_id() derives one from the sandbox id
 
 
 def _require_app(app: Optional[App]) -> App:
@@ -72,11 +74,37 @@ def _require_app(app: Optional[App]) -> App:
     return app
 
 
-def _check_unsupported(**options: Any) -> None:
-    """Options whose local implementation has not landed yet: say so instead of ignoring them."""
+# Why a Modal option has no local implementation (README: "Every parameter of create and exec").
+_UNSUPPORTED_WHY = {
+    "gpu": "pysandbox sandboxes have no GPUs",
+    "runtime": "runtime='vm' (a virtual machine per sandbox) has no local implementation; leave runtime= unset",
+    "_experimental_enable_snapshot": "memory snapshots (running processes and RAM) have no local implementation; "
+                                     "snapshot_filesystem() keeps the files",
+    "_experimental_persistent": "persistent sandboxes have no local implementation",
+    "network_file_systems": "NetworkFileSystem has no local implementation; mount a Volume with volumes=",
+    "i6pn": "private IPv6 networking between sandboxes has no local implementation",
+    "mounts": "modal.Mount has no local implementation; use Image.add_local_dir/add_local_file",
+}
+
+
+def _check_unsupported(call: str = "Sandbox.create", **options: Any) -> None:
+    """Options with no local implementation: say so instead of ignoring them."""
     for name, value in options.items():
         if value:
-            raise UnimplementedError(f"Sandbox.create({name}=...) is not supported by this version of pysandbox yet.")
+            why = _UNSUPPORTED_WHY.get(name, "this version of pysandbox does not implement it yet")
+            raise UnimplementedError(f"{call}({name}=...) is not supported by pysandbox: {why}.")
+
+
+def _check_placement(cloud: Any, region: Any, environment_name: Any) -> None:
+    """Where Modal places a sandbox, and in which of an account's environments: one machine and
+    one state directory here, so they have no local meaning, but they must be what Modal takes."""
+    regions = [region] if isinstance(region, str) else region
+    if cloud is not None and not isinstance(cloud, str):
+        raise InvalidError(f"cloud must be a str such as 'aws', got {type(cloud).__name__}")
+    if regions is not None and not (isinstance(regions, (list, tuple)) and all(isinstance(r, str) for r in regions)):
+        raise InvalidError(f"region must be a str or a list of str, got {region!r}")
+    if environment_name is not None and not isinstance(environment_name, str):
+        raise InvalidError(f"environment_name must be a str, got {type(environment_name).__name__}")
 
 
 def _check_snapshot_options(timeout: Any, ttl: Any) -> None:
@@ -124,6 +152,50 @@ class Sandbox:
     @property
     def object_id(self) -> str:
         return self._record.sandbox_id
+
+    # Modal's private members that published clients call (README: "What works today").
+
+    @synchronized
+    async def _get_task_id(self, raise_if_task_complete: bool = False, timeout: Optional[float] = None,
+                           retry_transient: bool = False) -> str:
+        """Modal's id of the container that runs the sandbox ("ta-..."). A sandbox here has one from
+        create() on, so there is nothing to wait for (timeout, retry_transient) and the id is derived
+        from the sandbox's: the same in every process and handle."""
+        self._ensure_attached()
+        if raise_if_task_complete and self._refresh() is not None:
+            raise ConflictError("Sandbox already finished")
+        return TASK_ID_PREFIX + self.object_id[len("sb-"):]
+
+    @synchronized_static
+    async def _experimental_create(*args: str, i6pn: bool = False, mounts: Sequence[Any] = (),
+                                   **options: Any) -> "Sandbox":
+        """Modal's V2 backend: create() here, which has one backend. i6pn (private IPv6 between
+        sandboxes) and mounts (modal.Mount objects) have no local implementation."""
+        _check_unsupported("Sandbox._experimental_create", i6pn=i6pn, mounts=mounts)
+        return await Sandbox.create._core(args, options)
+
+    @synchronized_static
+    async def _experimental_from_name(app_name: str, name: str, *, environment_name: Optional[str] = None,
+                                      include_terminated: bool = False, client: Any = None) -> "Sandbox":
+        """Modal's lookup of a V2 sandbox by name: from_name() here."""
+        options = {"environment_name": environment_name, "include_terminated": include_terminated, "client": client}
+        return await Sandbox.from_name._core((app_name, name), options)
+
+    @synchronized
+    async def _experimental_set_name(self, name: str) -> None:
+        """Name a running sandbox created without one (once; its own name again is no change)."""
+        self._ensure_attached()
+        self._record = names.set_name(self.object_id, object_name(name, "Sandbox", id_prefix="ap-"))
+
+    @synchronized
+    async def _experimental_snapshot(self) -> Any:
+        raise UnimplementedError("Sandbox._experimental_snapshot(): memory snapshots (running processes and RAM) "
+                                 "are not supported by pysandbox; snapshot_filesystem() keeps the files.")
+
+    @synchronized_static
+    async def _experimental_from_snapshot(snapshot: Any, client: Any = None, *, name: Optional[str] = None) -> Any:
+        raise UnimplementedError("Sandbox._experimental_from_snapshot(): memory snapshots are not supported by "
+                                 "pysandbox; create a sandbox from the image snapshot_filesystem() returns.")
 
     def __repr__(self) -> str:
         return f"Sandbox({self.object_id})"
@@ -186,14 +258,13 @@ class Sandbox:
         if cidr_allowlist is not None and outbound_cidr_allowlist is not None:
             raise InvalidError("Cannot specify both `cidr_allowlist` and `outbound_cidr_allowlist`; use the latter.")
         outbound_cidr_allowlist = outbound_cidr_allowlist if cidr_allowlist is None else cidr_allowlist
-        if timeout is None and _experimental_persistent:
-            raise UnimplementedError("Persistent sandboxes (timeout=None) are not supported by pysandbox.")
         if runtime is not None and runtime not in _RUNTIMES:
             raise InvalidError(f"runtime must be one of {_RUNTIMES}, got {runtime!r}")
         if isinstance(gpu, (list, tuple)):
             raise InvalidError("Sandboxes support a single GPU configuration; pass a string, not a list.")
-        if gpu is not None:
-            raise InvalidError("GPUs are not available to pysandbox sandboxes; remove gpu=.")
+        _check_unsupported(gpu=gpu, runtime=runtime == "vm", _experimental_persistent=_experimental_persistent,
+                           _experimental_enable_snapshot=_experimental_enable_snapshot)
+        _check_placement(cloud=cloud, region=region, environment_name=environment_name)
         _check_port_lists(encrypted_ports=encrypted_ports, h2_ports=h2_ports, unencrypted_ports=unencrypted_ports)
         _check_network(block_network, [*encrypted_ports, *h2_ports, *unencrypted_ports],
                        [outbound_cidr_allowlist, outbound_domain_allowlist, inbound_cidr_allowlist])
@@ -220,7 +291,7 @@ class Sandbox:
             include_oidc_identity_token=include_oidc_identity_token,
         )
         app = _require_app(app)
-        spec = attrs.evolve(spec, volumes=mount_plan(volumes))  # volumes resolve (or fail) here
+        spec = attrs.evolve(spec, volumes=mount_plan(volumes, host_image=image is None))  # resolve (or fail) here
         garbage.collect_soon()  # before any work: a bad setting of it is an error first
         # Built here if it is not yet; both steps block, so `.aio` runs them off the loop.
         spec = await _aio.offload(images.apply, spec, image)

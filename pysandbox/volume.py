@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import posixpath
 import stat as stat_module
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, AsyncIterator, Callable, Iterator, List, Optional, Tuple, Union
 
 from . import _aio, _beneath
@@ -25,7 +26,7 @@ from ._core.spec import Bind
 from ._state import files
 from ._state import volumes as store
 from .exception import AlreadyExistsError, InvalidError, NotFoundError, UnimplementedError
-from .runtime.layout import SYSTEM_DIRS
+from .runtime.layout import host_read_only_dirs
 from .types import FileEntry, VolumeInfo
 from .types import FileEntryType as FileEntryType  # Modal's home of it (modal.volume)
 
@@ -298,11 +299,51 @@ def _check_path(path: Any) -> None:
         raise InvalidError(f"A path in a volume must be a str without NUL bytes, got {path!r}")
 
 
-_NOT_MOUNTABLE = ("/", "/proc", "/dev", "/sys", "/tmp", "/__pysandbox")
+# Modal's rule (validate_mount_points): these themselves, and any path that is not canonical.
+_MODAL_REFUSED = {"/": "cannot be mounted into root directory.", "/root": "cannot be mounted at '/root'.",
+                  "/tmp": "cannot be mounted at '/tmp'."}
+# What pysandbox mounts itself, at and under each (Modal's sandboxes hide them from volumes too).
+_KERNEL_DIRS = ("/proc", "/sys", "/dev")
+_CONTROL_DIR = "/__pysandbox"  # sandbox-init, the probe, the bin directory: the sandbox's control path
 
 
-def mount_plan(volumes) -> Tuple[Bind, ...]:
-    """The validated binds of create(volumes=...)."""
+def _under(path: str, top: str) -> bool:
+    return path == top or path.startswith(top + "/")
+
+
+def mount_point(raw_path: Any, what: str = "Volume", host_image: bool = True) -> str:
+    """`raw_path` as a mount point of a `what`, canonical; InvalidError naming it otherwise.
+    Modal's rule, plus what only a local sandbox has: the kernel's directories, its control
+    path and, on the host image, the host's read-only directories (no mount point can be made there)."""
+    path = os.fspath(raw_path) if isinstance(raw_path, os.PathLike) else raw_path
+    if not isinstance(path, str):
+        raise InvalidError(f"{what} mount paths must be str or PurePosixPath, got {raw_path!r}")
+    if "\0" in path:
+        raise InvalidError(f"{what} mount path {path!r} must not contain NUL bytes.")
+    path = str(PurePosixPath(path))
+    if not path.startswith("/") or posixpath.normpath(path) != path:
+        raise InvalidError(f"{what} {path} must be a canonical, absolute path.")
+    path = "/" + path.lstrip("/")  # POSIX keeps "//a" as it is; it is "/a"
+    if path in _MODAL_REFUSED:
+        raise InvalidError(f"{what} {path} {_MODAL_REFUSED[path]}")
+    for top in _KERNEL_DIRS:
+        if _under(path, top):
+            raise InvalidError(f"{what} {path} cannot be mounted under {top}: the sandbox's {top} is the kernel's "
+                               "(pysandbox mounts it). Mount it elsewhere, e.g. /data or /mnt/<name>.")
+    if _under(path, _CONTROL_DIR):
+        raise InvalidError(f"{what} {path} cannot be mounted under {_CONTROL_DIR}: it holds the sandbox's init. "
+                           "Mount it elsewhere, e.g. /data or /mnt/<name>.")
+    shared = next((top for top in host_read_only_dirs() if _under(path, top)), None) if host_image else None
+    if shared is not None:
+        raise InvalidError(f"{what} {path} cannot be mounted on the host image: {shared} is the host's own, shared "
+                           "read-only, so no mount point can be made in it. Mount it elsewhere (e.g. /data, "
+                           f"/mnt/<name>, /tmp/<name>), or start the sandbox from an image (image=...), whose "
+                           f"{shared} is the sandbox's own.")
+    return path
+
+
+def mount_plan(volumes, host_image: bool = True) -> Tuple[Bind, ...]:
+    """The validated binds of create(volumes=...); `host_image`: no image= (see mount_point)."""
     if not volumes:
         return ()
     if not isinstance(volumes, dict):
@@ -310,15 +351,10 @@ def mount_plan(volumes) -> Tuple[Bind, ...]:
 
     plan, seen = [], set()
     for raw_path, volume in volumes.items():
-        path = os.fspath(raw_path) if isinstance(raw_path, os.PathLike) else raw_path
-        if not isinstance(path, str) or not path.startswith("/") or ".." in path.split("/") or "\0" in path:
-            raise InvalidError(f"Volume mount paths must be absolute, got {raw_path!r}")
-        path = "/" + path.strip("/")
-        top = "/" + path.split("/")[1]
-        if path in _NOT_MOUNTABLE or top in _NOT_MOUNTABLE[1:] or top.lstrip("/") in SYSTEM_DIRS:
-            raise InvalidError(f"A volume cannot be mounted at {path}: pick a path outside the system directories.")
+        path = mount_point(raw_path, host_image=host_image)
         if not isinstance(volume, Volume):
-            raise InvalidError(f"volumes[{path!r}] must be a pysandbox.Volume, got {type(volume).__name__}")
+            raise InvalidError(f"Object of type {type(volume).__name__} mounted at '{path}' is not usable as a "
+                               "volume: pass a pysandbox.Volume.")
         if path in seen:
             raise InvalidError(f"Two volumes are mounted at {path}; give each its own path.")
         directory = volume._directory()  # NotFoundError now, before any work

@@ -12,7 +12,7 @@ import attrs
 
 from .. import settings
 from .._validate import is_object_name, object_name, positive_seconds
-from ..exception import InvalidError
+from ..exception import InvalidError, UnimplementedError
 from ..network import check_cidrs
 from ..probe import Probe
 from ..resources import Resources
@@ -86,9 +86,9 @@ def check_experimental_options(options: Any) -> Dict[str, str]:
     if not isinstance(options, Mapping) or not all(isinstance(key, str) for key in options):
         raise InvalidError(f"experimental_options must be a dict with str keys, got {options!r}")
     unknown = sorted(set(options) - {"runner"})
-    if unknown:
-        raise InvalidError(f"experimental_options {unknown} mean nothing to pysandbox: it understands only "
-                           f"'runner' (one of {', '.join(settings.RUNNERS)}).")
+    if unknown:  # Modal's own (enable_docker_in_gvisor, vm_runtime, ...) have no local implementation
+        raise UnimplementedError(f"experimental_options {unknown} are not supported by pysandbox: it understands "
+                                 f"only 'runner' (one of {', '.join(settings.RUNNERS)}).")
     return {key: str(value) for key, value in options.items()}
 
 

@@ -16,7 +16,7 @@ from typing import Iterator, Optional, Tuple
 import attrs
 
 from .. import settings
-from ..exception import AlreadyExistsError, ExecutionError, NotFoundError
+from ..exception import AlreadyExistsError, ConflictError, ExecutionError, NotFoundError
 from .files import ensure_dir, is_well_formed_id, read_json, write_json_atomic
 from .paths import sandbox_dir
 from .proc import ProcessRef
@@ -66,17 +66,38 @@ def claim_holder_running(sandbox_id: str, creator: Optional[ProcessRef]) -> bool
 
 def claim_name(app_id: str, name: str, sandbox_id: str) -> None:
     """Reserve `name` in the app for `sandbox_id`; AlreadyExistsError if a running sandbox has it."""
-    path = _name_path(app_id, name)
     with locked():
-        claim = read_claim(path)
-        if claim is not None and claim_holder_running(*claim):
-            raise AlreadyExistsError(
-                f"A sandbox named {name!r} is already running in this app ({claim[0]}); "
-                "pick another name or terminate it first."
-            )
-        ensure_dir(path.parent)
-        creator = ProcessRef.of(os.getpid())
-        write_json_atomic(path, {"sandbox_id": sandbox_id, "creator": creator.to_json()}, durable=False)
+        _claim(app_id, name, sandbox_id, ProcessRef.of(os.getpid()))
+
+
+def _claim(app_id: str, name: str, sandbox_id: str, creator: Optional[ProcessRef]) -> None:
+    """claim_name's work, under locked(); `creator` None: the sandbox is recorded already."""
+    path = _name_path(app_id, name)
+    claim = read_claim(path)
+    if claim is not None and claim_holder_running(*claim):
+        raise AlreadyExistsError(
+            f"A sandbox named {name!r} is already running in this app ({claim[0]}); "
+            "pick another name or terminate it first."
+        )
+    ensure_dir(path.parent)
+    write_json_atomic(path, {"sandbox_id": sandbox_id, "creator": creator and creator.to_json()}, durable=False)
+
+
+def set_name(sandbox_id: str, name: str) -> SandboxRecord:
+    """Name a running sandbox that has none (Modal's _experimental_set_name): its claim and its record.
+    Its own name again is no change; ConflictError if it has another or has ended."""
+    with locked():
+        record = read_record(sandbox_id)
+        if record.name == name:
+            return record
+        if record.name is not None:
+            raise ConflictError(f"Sandbox {sandbox_id} is already named {record.name!r}; a name is set only once.")
+        if not claim_holder_running(sandbox_id, None):
+            raise ConflictError(f"Sandbox {sandbox_id} is no longer running: it cannot be named.")
+        _claim(record.app_id, name, sandbox_id, None)
+        record = attrs.evolve(record, name=name)
+        write_record(record)
+    return record
 
 
 def release_name(app_id: str, name: str, sandbox_id: str) -> None:

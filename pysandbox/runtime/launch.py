@@ -272,7 +272,9 @@ def _mount_points(overlay: Optional[layout.OverlayRoot]) -> Iterator[Callable[[s
                                "another of its users.") from None
 
     with LayerView([*overlay.lowers, f"{overlay.upper}/rootfs"]) as view:
-        yield functools.lru_cache(maxsize=None)(resolve)
+        cached = functools.lru_cache(maxsize=None)(resolve)
+        view.hide(cached("/tmp"))  # an image root's /tmp is a fresh tmpfs, mounted before any path in it
+        yield cached
 
 
 def _check_mount_points(inputs: layout.RunnerInputs, volumes: Tuple[layout.Mount, ...]) -> None:
@@ -289,9 +291,11 @@ def _check_mount_points(inputs: layout.RunnerInputs, volumes: Tuple[layout.Mount
                 if asked in ("/proc", "/dev"):
                     raise InvalidError(f"The image's symlinks lead {path} to {where}, inside the sandbox's {asked}, "
                                        "whose links lead out of the sandbox: the image cannot be used. Fix them.")
-                raise InvalidError(f"{path} would be mounted inside the volume mounted at {asked}"
-                                   f"{'' if point == asked else f' (the image makes it {point})'}: give each "
-                                   "volume a path outside the others'.")
+                mine = any(m.dest == path for m in volumes)
+                fix = "give each volume a path outside the others" if mine else "mount the volume elsewhere"
+                raise InvalidError(f"{path}{'' if mine else ', which pysandbox mounts itself,'} would be mounted "
+                                   f"inside the volume mounted at {asked}"
+                                   f"{'' if point == asked else f' (the image makes it {point})'}: {fix}.")
         if path in ("/proc", "/dev") or any(m.dest == path for m in volumes):
             taken.append((where, path))
 

@@ -102,12 +102,14 @@ class RunnerInputs:
             self.workdir.strip("/").split("/")[0] not in SYSTEM_DIRS
 
     def init_dirs(self) -> List[str]:
-        """sandbox-init's --dir, --chmod and --chdir: /root (0700), /tmp in a sized root and the
+        """sandbox-init's --dir, --chmod and --chdir (at most six): /root (0700), /tmp in a sized root and the
         working directory, made inside the sandbox once its root is in place, where a symlink an
         image or a volume holds leads only into the sandbox's own tree (a runner would follow it
         on the host). The host image's /root is a mount point's parent, made 0755 by the runner."""
         argv = ["--dir", "0700", "/root", *([] if self.overlay is not None else ["--chmod", "0700", "/root"])]
-        argv += ["--dir", "1777", "/tmp"] if self.disk_bytes is not None else []
+        if self.disk_bytes is not None:  # a mount point in /tmp made it first, 0755 as runners make parents
+            tmp_mounts = any(mount.dest.startswith("/tmp/") for mount in self.mounts)
+            argv += ["--dir", "1777", "/tmp", *(["--chmod", "1777", "/tmp"] if tmp_mounts else [])]
         if self.makes_workdir():
             argv += ["--dir", "0755", self.workdir]
         return argv + ["--chdir", self.workdir]
@@ -186,6 +188,12 @@ def clean_python_mounts() -> Tuple[Mount, ...]:
         ensure_dir(path.parent, 0o755)
         write_atomic(path, text.encode(), durable=False)  # rewritten if a crash lost it
     return (Mount("ro-bind", str(path), VENV_CFG_PATH),)
+
+
+def host_read_only_dirs() -> Tuple[str, ...]:
+    """Where the host image shares the host's own directories read-only (a runner cannot make
+    a mount point in them): the system directories and the caller's Python."""
+    return (*("/" + name for name in SYSTEM_DIRS), *(mount.dest for mount in python_mounts()))
 
 
 def python_links() -> List[Tuple[str, str]]:

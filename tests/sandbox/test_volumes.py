@@ -3,11 +3,13 @@
 import asyncio
 import io
 import os
+import re
 
 import pytest
 
 import pysandbox as modal
 from pysandbox import settings
+from pysandbox._state import paths
 from pysandbox.exception import AlreadyExistsError, InvalidError, NotFoundError
 
 pytestmark = pytest.mark.rootless
@@ -95,11 +97,58 @@ def test_volume_objects_and_ephemeral(app):
     assert not directory.exists()
 
 
-@pytest.mark.parametrize("path", ["relative", "/", "/proc", "/proc/x", "/dev/v", "/usr/v", "/etc", "/a/../b"])
-def test_bad_mount_paths(app, path):
+@pytest.mark.parametrize("path", ["/tmp/work/vol", "/mnt/x", "/data", "/root/x", "/a/./b/", "//twice"])
+def test_modal_mount_points_work_on_the_host_image(sandboxes, path):
+    # Modal's rule: any canonical path but /, /root and /tmp themselves.
+    with modal.Volume.ephemeral() as vol:
+        where = "/" + path.strip("/").replace("/./", "/")
+        sb = sandboxes("sh", "-c", f"echo in > {where}/f && stat -c %a /tmp /root", volumes={path: vol})
+        assert sb.wait(raise_on_termination=False) is None and sb.returncode == 0, sb.stderr.read()
+        assert sb.stdout.read().split() == ["1777", "700"]  # a mount point inside leaves them as they were
+        assert b"".join(vol.read_file("f")) == b"in\n"
+
+
+MODAL_REFUSALS = {  # Modal 1.6.4's messages (modal/_utils/mount_utils.py)
+    "relative": "Volume relative must be a canonical, absolute path.",
+    "/a/../b": "Volume /a/../b must be a canonical, absolute path.",
+    "/": "Volume / cannot be mounted into root directory.",
+    "/root": "Volume /root cannot be mounted at '/root'.",
+    "/tmp/": "Volume /tmp cannot be mounted at '/tmp'.",
+}
+LOCAL_REFUSALS = {  # what only a local sandbox has: the kernel's directories, init's, the host's own
+    "/proc/x": "under /proc: the sandbox's /proc is the kernel's",
+    "/sys": "under /sys",
+    "/dev/v": "under /dev",
+    "/__pysandbox": "holds the sandbox's init",
+    "/__pysandbox/init": "holds the sandbox's init",
+    "/usr/local/x": "on the host image: /usr is the host's own, shared read-only.*or start the sandbox from an image",
+    "/etc": "on the host image: /etc is the host's own",
+    "/etc/ssh": "on the host image: /etc is the host's own",  # a masked secret stays masked
+    "/bin/x": "on the host image: /bin is the host's own",
+}
+
+
+@pytest.mark.parametrize("path", [*MODAL_REFUSALS, *LOCAL_REFUSALS])
+def test_refused_mount_points_say_why_before_any_work(app, path):
     vol = modal.Volume.from_name("paths-vol", create_if_missing=True)
-    with pytest.raises(InvalidError):
+    before = _sandbox_dirs()
+    message = re.escape(MODAL_REFUSALS[path]) if path in MODAL_REFUSALS else LOCAL_REFUSALS[path]
+    with pytest.raises(InvalidError, match=message):
         modal.Sandbox.create(app=app, volumes={path: vol})
+    assert _sandbox_dirs() == before
+
+
+def _sandbox_dirs():
+    root = paths.sandboxes_dir()
+    return sorted(root.iterdir()) if root.exists() else []
+
+
+def test_a_mount_point_is_a_str_or_a_path(app):
+    vol = modal.Volume.from_name("paths-vol", create_if_missing=True)
+    with pytest.raises(InvalidError, match="mount paths must be str or PurePosixPath"):
+        modal.Sandbox.create(app=app, volumes={3: vol})
+    with pytest.raises(InvalidError, match="is not usable as a volume"):
+        modal.Sandbox.create(app=app, volumes={"/v": "not a volume"})
 
 
 def test_same_volume_twice_and_missing_volume(app):

@@ -136,3 +136,47 @@ def test_a_link_through_the_runners_proc_or_dev_is_refused(sandboxes, writer, vi
     with pytest.raises(InvalidError, match="whose links lead out of the sandbox"):
         sandboxes("/bin/writer", image=image, volumes=volumes)
     _assert_untouched(victim)
+
+
+# Issue 15: volumes under /tmp and an image's system directories. The image's /tmp is hidden by the
+# sandbox's own tmpfs, so its links there lead nowhere; everywhere else they are resolved inside it.
+def test_volumes_under_tmp_and_system_directories_of_an_image(sandboxes, writer, victim, tmp_path_factory):
+    tree = tmp_path_factory.mktemp("image")
+    for directory in ("bin", "tmp", "usr/local"):
+        (tree / directory).mkdir(parents=True)
+    shutil.copy(writer, tree / "bin" / "writer")
+    for name in ("w", "h"):
+        os.symlink(f"/oldroot{victim}", tree / "tmp" / name)  # hidden by /tmp's tmpfs
+    os.symlink("/tmp/h", tree / "usr" / "local" / "l")  # into /tmp, where the image's link is hidden too
+    image = modal.Image.from_scratch().add_local_dir(tree, "/", copy=True)
+    with modal.Volume.ephemeral() as under_tmp, modal.Volume.ephemeral() as local, \
+            modal.Volume.ephemeral() as linked:
+        sb = sandboxes("/bin/writer", "/tmp/w/v/a", "/usr/local/x/b", "/usr/local/l/v/c", image=image,
+                       volumes={"/tmp/w/v": under_tmp, "/usr/local/x": local, "/usr/local/l/v": linked})
+        sb.wait(raise_on_termination=False)
+        assert sb.returncode == 0, sb.stderr.read()
+        assert sb.stdout.read().split("\n")[1:4] == ["/tmp/w/v/a written", "/usr/local/x/b written",
+                                                     "/usr/local/l/v/c written"]
+        assert [entry.path for volume in (under_tmp, local, linked) for entry in volume.listdir("/")] == \
+            ["a", "b", "c"]
+    _assert_untouched(victim)
+
+
+def test_a_volume_under_a_tmp_the_image_links_to_the_host(sandboxes, hostile_image, victim):
+    with modal.Volume.ephemeral() as volume:
+        sb = sandboxes("/bin/writer", "/tmp/x/vol/v", image=hostile_image, volumes={"/tmp/x/vol": volume})
+        sb.wait(raise_on_termination=False)
+        assert sb.returncode == 0, sb.stderr.read()
+        assert sb.stdout.read().splitlines()[1:] == ["/tmp/x/vol/v written"]
+        assert [entry.path for entry in volume.listdir("/")] == ["v"]
+    _assert_untouched(victim)
+
+
+def test_a_volume_over_inits_directory_is_refused(sandboxes, writer, victim, tmp_path_factory):
+    # The image leads /ctl to /__pysandbox: a volume there would hide sandbox-init (or be its parent).
+    image = _image(tmp_path_factory, writer, {"ctl": "/__pysandbox", "deep": "/__pysandbox/init"})
+    for path in ("/ctl", "/deep"):
+        with modal.Volume.ephemeral() as volume:
+            with pytest.raises(InvalidError, match="pysandbox mounts itself, would be mounted inside the volume"):
+                sandboxes("/bin/writer", image=image, volumes={path: volume})
+    _assert_untouched(victim)

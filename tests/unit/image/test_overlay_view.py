@@ -43,6 +43,23 @@ def test_symlinks_resolve_inside_the_image(tmp_path):
             v.resolve("/loop/x")
 
 
+def test_a_hidden_directory_shows_nothing_of_the_image(tmp_path):
+    # A runner's fresh /tmp covers the image's: links the image keeps there lead nowhere.
+    (base,) = layers(tmp_path, 1)
+    (base / "real" / "tmp").mkdir(parents=True)
+    os.symlink("real/tmp", base / "tmp")
+    os.symlink("/etc", base / "real" / "tmp" / "w")
+    os.symlink("/tmp/w/x", base / "in")
+    os.symlink("/tmp/../etc", base / "up")
+    with view([base]) as v:
+        assert v.resolve("/tmp/w/x") == "/etc/x"
+        v.hide(v.resolve("/tmp"))
+        assert v.resolve("/tmp/w/x") == "/real/tmp/w/x"
+        assert v.resolve("/in") == "/real/tmp/w/x"
+        assert v.resolve("/up/passwd") == "/real/etc/passwd"  # ".." of the hidden directory is its parent's
+        assert v.resolve("/tmp") == "/real/tmp"
+
+
 def test_the_top_entry_wins_and_a_lower_symlink_under_an_upper_directory_is_never_followed(tmp_path):
     lower, upper = layers(tmp_path, 2)
     host = tmp_path / "host"

@@ -1,0 +1,96 @@
+"""No Modal parameter is silently ignored: README's table of every parameter of Sandbox.create
+and exec says what each does locally, and this walks it. A parameter with no local meaning is
+accepted; an unimplemented one raises UnimplementedError naming it before any work starts."""
+
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+
+import pysandbox as modal
+from pysandbox._state import paths
+from pysandbox.exception import InvalidError, UnimplementedError
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+STATUSES = ("works", "no local meaning", "UnimplementedError")
+# A value Modal takes for each parameter that does not simply work here.
+SAMPLES = {
+    "cloud": "aws", "region": ["us-east-1", "eu-west-1"], "client": object(), "environment_name": "main",
+    "network_file_systems": {"/nfs": object()}, "gpu": "A10G", "runtime": "vm",
+    "outbound_domain_allowlist": ["example.com"], "_experimental_outbound_policy": object(),
+    "inbound_cidr_allowlist": ["10.0.0.0/8"], "h2_ports": [8443], "custom_domain": "sb.example.com",
+    "proxy": object(), "include_oidc_identity_token": True, "_experimental_enable_snapshot": True,
+    "_experimental_persistent": True,
+}
+
+
+def _table():
+    """{(call, parameter): status} from README's table."""
+    section = README.read_text().split("### Every parameter of `Sandbox.create` and `exec`", 1)[1]
+    rows = {}
+    for line in section.split("\n\n", 2)[2].splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) != 3 or cells[0] not in ("create", "exec"):
+            continue
+        status = next(s for s in STATUSES if cells[2].startswith(s))
+        for name in re.findall(r"`\*?(\w+)`", cells[1]):
+            rows[(cells[0], name)] = status
+    return rows
+
+
+TABLE = _table()
+
+
+def _by_status(status):
+    return sorted(name for (call, name), s in TABLE.items() if call == "create" and s == status)
+
+
+def _parameters(function):
+    return {name for name in inspect.signature(function).parameters if name != "self"}
+
+
+def test_the_table_lists_every_parameter_once():
+    assert {name for call, name in TABLE if call == "create"} == _parameters(modal.Sandbox.create._func)
+    assert {name for call, name in TABLE if call == "exec"} == _parameters(modal.Sandbox.exec._func)
+    assert set(_by_status("no local meaning")) | set(_by_status("UnimplementedError")) == set(SAMPLES)
+
+
+def _sandbox_dirs():
+    root = paths.sandboxes_dir()
+    return sorted(root.iterdir()) if root.exists() else []
+
+
+@pytest.mark.parametrize("name", _by_status("UnimplementedError"))
+def test_an_unimplemented_parameter_raises_naming_it_before_any_work(app, name):
+    before = _sandbox_dirs()
+    with pytest.raises(UnimplementedError, match=rf"\b{name}=") as raised:
+        modal.Sandbox.create("true", app=app, **{name: SAMPLES[name]})
+    assert "pysandbox" in str(raised.value)
+    assert _sandbox_dirs() == before
+
+
+@pytest.mark.rootless
+@pytest.mark.parametrize("name", _by_status("no local meaning"))
+def test_a_placement_or_account_hint_is_accepted(sandboxes, name):
+    sb = sandboxes("true", **{name: SAMPLES[name]})
+    sb.wait()
+    assert sb.returncode == 0
+
+
+@pytest.mark.parametrize("name, value", [("cloud", 3), ("region", [1]), ("region", {"us": 1}),
+                                         ("environment_name", 5)])
+def test_a_placement_hint_of_the_wrong_type_is_refused(app, name, value):
+    with pytest.raises(InvalidError, match=name):
+        modal.Sandbox.create("true", app=app, **{name: value})
+
+
+def test_runtime_gvisor_is_accepted_and_vm_is_not(sandboxes):
+    assert sandboxes("true", runtime="gvisor").wait() is None
+    with pytest.raises(UnimplementedError, match="runtime='vm'"):
+        sandboxes("true", runtime="vm")
+
+
+def test_modals_own_experimental_options_are_unimplemented(app):
+    with pytest.raises(UnimplementedError, match="enable_docker_in_gvisor"):
+        modal.Sandbox.create("true", app=app, experimental_options={"enable_docker_in_gvisor": True})
