@@ -59,7 +59,6 @@ GAPS: Dict[str, str] = {
     "Sandbox.unmount_image": "pending: mounts helper",
     "Sandbox.snapshot_directory": "pending: mounts helper",
     "Sandbox._experimental_set_outbound_network_policy": "pending: domains helper",
-    "Sandbox._get_task_id": "pending: volpaths helper",
 }
 # Image (pysandbox/image/) belongs to the images helper: its differences, for the lead to hand over.
 IMAGE_GAPS: Dict[str, str] = {
