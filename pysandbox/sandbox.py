@@ -127,6 +127,11 @@ def _check_network(block_network: bool, ports: Sequence[int], allowlists: Sequen
                            "cannot be used when `block_network` is enabled")
 
 
+# The confirm pipes of tethered sandboxes: kept open for the life of this process (its exit closes
+# them, and the supervisors end their sandboxes); terminate() closes one at once.
+_tethers: Dict[str, Any] = {}
+
+
 def _end_started(started: lifecycle.Started) -> None:
     """Undo a create whose caller was cancelled while it ran: the sandbox ends at once."""
     Sandbox(started.record).terminate()
@@ -268,6 +273,7 @@ class Sandbox:
         _check_port_lists(encrypted_ports=encrypted_ports, h2_ports=h2_ports, unencrypted_ports=unencrypted_ports)
         _check_network(block_network, [*encrypted_ports, *h2_ports, *unencrypted_ports],
                        [outbound_cidr_allowlist, outbound_domain_allowlist, inbound_cidr_allowlist])
+        options = check_experimental_options(experimental_options)
         spec = SandboxSpec(
             args, env=merge_env(env, secrets), workdir=workdir, timeout=timeout, idle_timeout=idle_timeout,
             name=name, tags=tags, verbose=verbose, pty=bool(pty or pty_info),
@@ -275,7 +281,7 @@ class Sandbox:
             ports=network.check_ports(encrypted_ports, unencrypted_ports),
             outbound_cidr_allowlist=outbound_cidr_allowlist, readiness_probe=check_probe(readiness_probe),
             resources=Resources.from_options(cpu, memory, ephemeral_disk, default_pids_limit()),
-            runner=check_experimental_options(experimental_options).get("runner"),
+            runner=options.get("runner"), tethered=options.get("tether") == "True",
         )
         if spec.ports and not netplan.available():
             raise InvalidError(f"Port tunnels need the default network, which this host cannot give: "
@@ -295,7 +301,9 @@ class Sandbox:
         garbage.collect_soon()  # before any work: a bad setting of it is an error first
         # Built here if it is not yet; both steps block, so `.aio` runs them off the loop.
         spec = await _aio.offload(images.apply, spec, image)
-        started = await _aio.offload(lifecycle.start, spec, app.app_id, app.name, undo=_end_started)
+        started = await _aio.offload(lifecycle.start, spec, app.app_id, app.name, spec.tethered, undo=_end_started)
+        if spec.tethered:  # never confirmed: held open, the tether is this process's until it exits
+            _tethers[started.record.sandbox_id] = started.launched
         if spec.verbose:
             _enable_verbose_output()
             verbose_logger.info("Sandbox created: %s", started.record.sandbox_id)
@@ -415,6 +423,9 @@ class Sandbox:
         # anyway, never a running one that list() and from_name pass over.
         if self._refresh() is None and lifecycle.signal_supervisor(self._record.supervisor, signal.SIGTERM):
             records.mark_terminating(self.object_id)
+        tether = _tethers.pop(self.object_id, None)
+        if tether is not None:
+            tether.abandon()
         if self._refresh() is not None and self._exit.lost:
             lifecycle.repair(self._record)  # its supervisor died without a word: do its teardown
         if not wait:

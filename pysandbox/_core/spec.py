@@ -80,15 +80,19 @@ def check_tags(tags: Optional[Mapping[str, str]]) -> Dict[str, str]:
 
 
 def check_experimental_options(options: Any) -> Dict[str, str]:
-    """Modal passes these on as strings; pysandbox understands one: "runner" (docs/RUNNERS.md)."""
+    """Modal passes these on as strings; pysandbox understands two: "runner" (docs/RUNNERS.md) and
+    "tether" (True: the sandbox ends when the process that created it exits, as the pytest
+    plugin's do)."""
     if options is None:
         return {}
     if not isinstance(options, Mapping) or not all(isinstance(key, str) for key in options):
         raise InvalidError(f"experimental_options must be a dict with str keys, got {options!r}")
-    unknown = sorted(set(options) - {"runner"})
+    unknown = sorted(set(options) - {"runner", "tether"})
     if unknown:  # Modal's own (enable_docker_in_gvisor, vm_runtime, ...) have no local implementation
         raise UnimplementedError(f"experimental_options {unknown} are not supported by pysandbox: it understands "
-                                 f"only 'runner' (one of {', '.join(settings.RUNNERS)}).")
+                                 f"only 'runner' (one of {', '.join(settings.RUNNERS)}) and 'tether' (a bool).")
+    if "tether" in options and not isinstance(options["tether"], bool):
+        raise InvalidError(f"experimental_options tether must be True or False, got {options['tether']!r}")
     return {key: str(value) for key, value in options.items()}
 
 
@@ -162,6 +166,7 @@ class SandboxSpec:
     )
     resources: Resources = attrs.field(factory=Resources)  # cpu, memory, pids, disk (resources.py)
     runner: str = attrs.field(default=None, converter=check_runner)  # "bwrap" or "nsjail"
+    tethered: bool = False  # ends when its creator exits (experimental_options "tether")
 
     @ports.validator
     @outbound_cidr_allowlist.validator

