@@ -34,6 +34,13 @@ def positive_seconds(value: Any, what: str = "timeout", *, allow_none: bool = Fa
     return value
 
 
+def flag(value: Any, what: str) -> bool:
+    """`value` as a bool: True or False only, so that `text="no"` is an error, not True."""
+    if not isinstance(value, bool):
+        raise InvalidError(f"{what} must be True or False, got {value!r}")
+    return value
+
+
 def whole_number(value: Any, what: str, *, minimum: int = 1, maximum: Optional[int] = None, why: str = "") -> int:
     """`value` as an int from `minimum` to `maximum` (a bool is not a number here); `why`
     explains the bound in the message."""

@@ -25,7 +25,7 @@ from ._core.initclient import InitClient
 from ._core.spec import ARG_MAX_BYTES as ARG_MAX_BYTES  # modal.sandbox.ARG_MAX_BYTES: the args of create and exec
 from ._core.spec import ExecSpec, SandboxSpec, check_experimental_options, check_tags, valid_name
 from ._state import apps, files, names, paths, records
-from ._validate import object_name, positive_seconds
+from ._validate import flag, object_name, positive_seconds
 from .app import App
 from .container_process import ContainerProcess
 from .exception import (
@@ -274,9 +274,10 @@ class Sandbox:
         _check_network(block_network, [*encrypted_ports, *h2_ports, *unencrypted_ports],
                        [outbound_cidr_allowlist, outbound_domain_allowlist, inbound_cidr_allowlist])
         options = check_experimental_options(experimental_options)
+        flag(block_network, "block_network")
         spec = SandboxSpec(
             args, env=merge_env(env, secrets), workdir=workdir, timeout=timeout, idle_timeout=idle_timeout,
-            name=name, tags=tags, verbose=verbose, pty=bool(pty or pty_info),
+            name=name, tags=tags, verbose=verbose, pty=flag(pty, "pty") or pty_info is not None,
             network="none" if block_network else "default",
             ports=network.check_ports(encrypted_ports, unencrypted_ports),
             outbound_cidr_allowlist=outbound_cidr_allowlist, readiness_probe=check_probe(readiness_probe),
@@ -325,7 +326,10 @@ class Sandbox:
     ) -> "Sandbox":
         """The running sandbox called `name` in the app `app_name` (or, with
         include_terminated=True and none running, the most recent finished one)."""
-        app_record = apps.read_app(app_name) if isinstance(app_name, str) else None
+        if not isinstance(app_name, str):
+            raise InvalidError(f"app_name must be the str name of an App, got {type(app_name).__name__}")
+        flag(include_terminated, "include_terminated")
+        app_record = apps.read_app(app_name)
         if app_record is None:
             raise NotFoundError(f"App {app_name!r} not found")
         if not isinstance(name, str):
@@ -406,6 +410,7 @@ class Sandbox:
     @synchronized
     async def wait(self, raise_on_termination: bool = True) -> None:
         """Block until the sandbox finishes; then `returncode` is set."""
+        flag(raise_on_termination, "raise_on_termination")
         await self._wait(raise_on_termination)
 
     async def _wait(self, raise_on_termination: bool) -> None:
@@ -419,6 +424,7 @@ class Sandbox:
     async def terminate(self, *, wait: bool = False) -> Optional[int]:
         """End the sandbox (a no-op if it already finished). With wait=True, return its code."""
         self._ensure_attached()
+        flag(wait, "wait")
         # Signal first, then mark: a caller killed in between leaves a sandbox that ends
         # anyway, never a running one that list() and from_name pass over.
         if self._refresh() is None and lifecycle.signal_supervisor(self._record.supervisor, signal.SIGTERM):
@@ -595,7 +601,7 @@ class Sandbox:
                         output_of(stderr, "stderr"), text, bufsize)
         if self._record.verbose:
             verbose_logger.info("Sandbox exec started: %s", " ".join(spec.args))
-        return await client.exec(spec, pty=bool(pty or pty_info or _pty_info))
+        return await client.exec(spec, pty=flag(pty, "pty") or pty_info is not None or _pty_info is not None)
 
 
 class _StderrHandler(logging.StreamHandler):

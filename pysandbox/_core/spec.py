@@ -11,7 +11,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 import attrs
 
 from .. import settings
-from .._validate import is_object_name, object_name, positive_seconds
+from .._validate import flag, is_object_name, object_name, positive_seconds
 from ..exception import InvalidError, UnimplementedError
 from ..network import check_cidrs
 from ..probe import Probe
@@ -153,8 +153,8 @@ class SandboxSpec:
     )
     name: Optional[str] = attrs.field(default=None, converter=check_name)
     tags: Dict[str, str] = attrs.field(factory=dict, converter=check_tags)
-    verbose: bool = False
-    pty: bool = False
+    verbose: bool = attrs.field(default=False, converter=lambda value: flag(value, "verbose"))
+    pty: bool = attrs.field(default=False, converter=lambda value: flag(value, "pty"))
     volumes: Tuple[Bind, ...] = ()  # from volume.mount_plan
     # "default": outbound access through the user-mode network helper (runtime/netplan.py);
     # "none": loopback only (block_network=True).
@@ -186,7 +186,7 @@ class ExecSpec:
     timeout: Optional[float] = attrs.field(default=None, converter=lambda v: check_timeout(v, "timeout", True))
     stdout: str = attrs.field(default="pipe")  # one of OUTPUTS
     stderr: str = attrs.field(default="pipe")
-    text: bool = True
+    text: bool = attrs.field(default=True, converter=lambda value: flag(value, "text"))
     bufsize: int = attrs.field(default=-1)
 
     @args.validator
