@@ -6,7 +6,7 @@ from typing import Any, Iterator, Optional, Sequence
 
 from ._aio import context, synchronized_static
 from ._state import apps, files
-from ._validate import object_name
+from ._validate import flag, object_name
 from .exception import InvalidError, NotFoundError
 
 
@@ -17,6 +17,8 @@ class App:
                  secrets: Sequence[Any] = [], volumes: dict = {}, include_source: bool = True) -> None:
         """Modal's constructor. tags, image, secrets, volumes and include_source are the defaults of the
         App's Functions on Modal; a local App has no Functions, so they are kept for fidelity only."""
+        if name is not None and not isinstance(name, str):
+            raise InvalidError(f"Invalid value for `name`: must be a str or None, got {type(name).__name__}")
         self._name = name
         self._app_id: Optional[str] = None
 
@@ -41,6 +43,7 @@ class App:
         """Find a deployed App by name (or `ap-` id), creating it if asked to."""
         if not isinstance(name, str):
             raise InvalidError(f"App name must be a string, got {type(name).__name__}")
+        flag(create_if_missing, "create_if_missing")
         if name.startswith("ap-"):
             if create_if_missing:
                 raise InvalidError("App.lookup() cannot create an App from an App ID; pass a name instead.")

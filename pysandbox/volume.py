@@ -25,6 +25,7 @@ from ._aio import context, static_context, synchronized, synchronized_static
 from ._core.spec import Bind
 from ._state import files
 from ._state import volumes as store
+from ._validate import flag
 from .exception import AlreadyExistsError, InvalidError, NotFoundError, UnimplementedError
 from .runtime.layout import host_read_only_dirs
 from .types import FileEntry, VolumeInfo
@@ -71,7 +72,7 @@ class Volume:
     def from_name(name: str, *, environment_name: Optional[str] = None, create_if_missing: bool = False,
                   version=None, create_options=None, client=None) -> "Volume":
         """A reference, checked when first used (NotFoundError then, unless create_if_missing)."""
-        return Volume(store.check_name(name), create_if_missing=create_if_missing)
+        return Volume(store.check_name(name), create_if_missing=flag(create_if_missing, "create_if_missing"))
 
     @staticmethod
     def from_id(volume_id: str, client=None) -> "Volume":
@@ -224,6 +225,8 @@ class Volume:
 
     @synchronized
     async def remove_file(self, path: str, recursive: bool = False) -> None:
+        _check_path(path)
+        flag(recursive, "recursive")
         self._writable()
         with self._root() as root:
             parent, name = _beneath.parent_and_name(root, path)
