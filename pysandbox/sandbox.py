@@ -77,7 +77,9 @@ def _require_app(app: Optional[App]) -> App:
 # Why a Modal option has no local implementation (README: "Every parameter of create and exec").
 _UNSUPPORTED_WHY = {
     "gpu": "pysandbox sandboxes have no GPUs",
-    "runtime": "runtime='vm' (a virtual machine per sandbox) has no local implementation; leave runtime= unset",
+    "runtime": "it runs sandboxes under Linux namespaces (bwrap or nsjail); neither gVisor (runtime='gvisor') nor a "
+               "virtual machine per sandbox (runtime='vm') is implemented yet, and a stronger boundary asked for is "
+               "never silently replaced by a weaker one: leave runtime= unset",
     "_experimental_enable_snapshot": "memory snapshots (running processes and RAM) have no local implementation; "
                                      "snapshot_filesystem() keeps the files",
     "_experimental_persistent": "persistent sandboxes have no local implementation",
@@ -267,7 +269,7 @@ class Sandbox:
             raise InvalidError(f"runtime must be one of {_RUNTIMES}, got {runtime!r}")
         if isinstance(gpu, (list, tuple)):
             raise InvalidError("Sandboxes support a single GPU configuration; pass a string, not a list.")
-        _check_unsupported(gpu=gpu, runtime=runtime == "vm", _experimental_persistent=_experimental_persistent,
+        _check_unsupported(gpu=gpu, runtime=runtime, _experimental_persistent=_experimental_persistent,
                            _experimental_enable_snapshot=_experimental_enable_snapshot)
         _check_placement(cloud=cloud, region=region, environment_name=environment_name)
         _check_port_lists(encrypted_ports=encrypted_ports, h2_ports=h2_ports, unencrypted_ports=unencrypted_ports)

@@ -85,10 +85,10 @@ def test_a_placement_hint_of_the_wrong_type_is_refused(app, name, value):
         modal.Sandbox.create("true", app=app, **{name: value})
 
 
-def test_runtime_gvisor_is_accepted_and_vm_is_not(sandboxes):
-    assert sandboxes("true", runtime="gvisor").wait() is None
-    with pytest.raises(UnimplementedError, match="runtime='vm'"):
-        sandboxes("true", runtime="vm")
+@pytest.mark.parametrize("runtime", ["gvisor", "vm"])
+def test_a_runtime_asked_for_is_never_silently_replaced(sandboxes, runtime):
+    with pytest.raises(UnimplementedError, match=f"runtime=.*runtime='{runtime}'.*never silently replaced"):
+        sandboxes("true", runtime=runtime)
 
 
 def test_modals_own_experimental_options_are_unimplemented(app):
