@@ -89,8 +89,7 @@ def _target(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-d", "--detach", action="store_true",
-                        help="run CMD (if any) as the sandbox's entrypoint, print its id and leave it running")
+    parser.add_argument("-d", "--detach", action="store_true", help="print the sandbox's id and leave it running")
     parser.add_argument("--app", default=run.DEFAULT_RUN_APP,
                         help=f"app to create the sandbox in (default {run.DEFAULT_RUN_APP})")
     parser.add_argument("--name", help="name the sandbox (unique among the app's running sandboxes)")
@@ -136,12 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run a command in a new sandbox, then end it", **PASSES_STATUS,
                        usage=f"{PROG} run [options] -- CMD [ARG ...]", description=(
-        "Create a sandbox, run a command in it streaming its output, terminate it; exit with the command's status. "
-        "Ctrl-C, SIGTERM and SIGHUP end the sandbox too. With -d, print the sandbox's id and leave it running. "
+        "Create a sandbox running the command (after the image's ENTRYPOINT; none given: the image's CMD) and "
+        "stream its output; exit with its status. Ctrl-C, SIGTERM and SIGHUP end the sandbox. With -d, print "
+        "the sandbox's id and leave it running (no command: it idles until its timeout). "
         "Example: pysandbox run --image python:3.12-slim -- python3 -c 'print(1)'"))
     _run_options(p)
-    _exec_options(p, f"stop the command after SECONDS (default {run.DEFAULT_RUN_TIMEOUT}; exit status 124); "
-                     "with -d, the sandbox's timeout", run.DEFAULT_RUN_TIMEOUT)
+    _exec_options(p, f"end the sandbox after SECONDS (default {run.DEFAULT_RUN_TIMEOUT}; exit status 124)",
+                  run.DEFAULT_RUN_TIMEOUT)
     p.set_defaults(func=run.cmd_run, **PASSES_STATUS)
 
     p = sub.add_parser("shell", help="interactive shell in a sandbox", **PASSES_STATUS, description=(

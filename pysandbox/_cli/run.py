@@ -3,6 +3,7 @@ streamed and their exit status passed through."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import re
@@ -14,17 +15,28 @@ import termios
 import tty
 from typing import Any, Dict, List, Optional
 
+from .._state import paths
 from ..app import App
-from ..exception import Error
+from ..exception import Error, SandboxTimeoutError
 from ..image import Image
 from ..sandbox import Sandbox
 from ..secret import Secret
+from ..streams import FollowSource, StreamReader
 from ..volume import Volume
-from .common import Interrupts, UsageError, command_of, parse_env, sandbox_of, start, stdin_is_tty, stream_process
+from .common import (
+    EXIT_EXEC_TIMEOUT,
+    Interrupts,
+    UsageError,
+    command_of,
+    parse_env,
+    sandbox_of,
+    start,
+    stdin_is_tty,
+    stream_process,
+)
 
 DEFAULT_RUN_APP = "pysandbox-cli"
 DEFAULT_RUN_TIMEOUT = 300
-RUN_GRACE = 10  # the sandbox outlives the command's own timeout, so that timeout reports 124
 _MEMORY = re.compile(r"(\d+)([kmg]?)b?", re.IGNORECASE)
 _MEMORY_UNITS = {"": 1, "m": 1, "k": 1 / 1024, "g": 1024}  # in MiB, Modal's unit
 
@@ -95,31 +107,48 @@ def _print_tunnels(sb: Sandbox, ports) -> None:
 
 
 def cmd_run(args) -> int:
+    """As `docker run`: the command (after the image's ENTRYPOINT; none: its CMD) is the sandbox's
+    entrypoint, so `pysandbox logs` has its output afterwards and the sandbox ends with it."""
+    if not args.command and args.image in (None, "host"):
+        command_of(args.command)  # the host image has no command of its own
     options = _create_options(args)
-    if args.detach:
-        return _run_detached(args, options)
-    command = command_of(args.command)
     with Interrupts() as interrupts:
+        if args.detach:
+            with interrupts.held():
+                sb = Sandbox.create(*args.command, timeout=args.timeout, **options)
+                print(sb.object_id, flush=True)
+            _print_tunnels(sb, args.port)
+            return 0
         sb = None
         try:
             with interrupts.held():  # a stop signal during create ends the sandbox, below
-                sb = Sandbox.create(timeout=args.timeout + RUN_GRACE, **options)
+                sb = Sandbox.create(*args.command, timeout=args.timeout, pty=args.tty, **options)
             _print_tunnels(sb, args.port)
-            process = sb.exec(*command, timeout=args.timeout, pty=args.tty, text=False)
-            return _attach(process, args.tty, args.interactive)
+            return _attach(_Entrypoint(sb), args.tty, args.interactive)
         finally:
             if sb is not None:
-                with interrupts.held():
+                with interrupts.held(), contextlib.suppress(SandboxTimeoutError):  # its timeout ended it: 124
                     sb.terminate(wait=True)
 
 
-def _run_detached(args, options) -> int:
-    """The command becomes the sandbox's entrypoint (none: it idles until its timeout); print the id."""
-    with Interrupts() as interrupts, interrupts.held():
-        sb = Sandbox.create(*args.command, timeout=args.timeout, **options)
-        print(sb.object_id, flush=True)
-    _print_tunnels(sb, args.port)
-    return 0
+class _Entrypoint:
+    """A sandbox's entrypoint as the process stream_process attaches to: its output files
+    followed byte for byte, its stdin, and its exit status (124 when the timeout ended it)."""
+
+    def __init__(self, sb: Sandbox) -> None:
+        directory = paths.SandboxDir.of(sb.object_id)
+        finished = lambda: sb.returncode is not None  # noqa: E731
+        self.stdout = StreamReader(FollowSource(directory.stdout, finished), 1, text=False)
+        self.stderr = StreamReader(FollowSource(directory.stderr, finished), 2, text=False)
+        self.stdin = sb.stdin
+        self._sandbox = sb
+
+    def wait(self) -> int:
+        try:
+            self._sandbox.wait(raise_on_termination=False)
+        except SandboxTimeoutError:
+            return EXIT_EXEC_TIMEOUT
+        return self._sandbox.returncode
 
 
 def cmd_exec(args) -> int:

@@ -15,6 +15,7 @@ import attrs
 from .. import bounds
 from .._state import paths, records
 from ..exception import Error, NotFoundError
+from ..resources import SandboxStats
 from ..runtime import limits
 from ..streams import FollowSource, StreamReader, read_kept
 from .common import PROG, UsageError, one_line, parse_env, sandbox_of, start
@@ -98,17 +99,30 @@ def _print_table(rows: List[dict]) -> None:
         print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
 
 
+_FIELDS = ("id", "app_id", "app_name", "name", "tags", "state", "returncode", "created_at", "image",
+           *(field.name for field in attrs.fields(SandboxStats)))
+
+
+def _check_format(template: str) -> None:
+    """--format TEMPLATE is a Python format string over the JSON fields: refused before listing if it
+    names another (even when nothing is listed)."""
+    try:
+        template.format_map(dict.fromkeys(_FIELDS, ""))
+    except (KeyError, IndexError, ValueError) as exc:
+        raise UsageError(f"--format {template!r}: {one_line(exc)} is not a field "
+                         f"(fields: {', '.join(_FIELDS)}; or table, json)") from None
+
+
 def _print_format(rows: List[dict], template: str) -> None:
-    """--format TEMPLATE: a Python format string over a row's keys, e.g. '{id} {state}'."""
     for row in rows:
-        try:
-            print(template.format_map({**row, "tags": ",".join(f"{k}={v}" for k, v in sorted(row["tags"].items()))}))
-        except (KeyError, IndexError, ValueError) as exc:
-            raise UsageError(f"--format {template!r}: {one_line(exc)} (fields: {', '.join(row)})") from None
+        print(template.format_map({**row, "tags": ",".join(f"{k}={v}" for k, v in sorted(row["tags"].items()))}))
 
 
 def cmd_ls(args) -> int:
     tags = parse_env(args.tag) if args.tag else {}
+    fmt = "json" if args.json else args.format
+    if fmt not in ("json", "table"):
+        _check_format(fmt)
     rows, skipped = [], 0
     for sandbox_id, record in records.iter_records():
         if isinstance(record, NotFoundError) or not _wanted(record, args, tags):
@@ -122,7 +136,6 @@ def cmd_ls(args) -> int:
         print(f"pysandbox ls: skipped {skipped} sandbox(es) whose record cannot be read "
               "(`pysandbox ls --all` shows why; `pysandbox gc` removes them once they have ended)", file=sys.stderr)
     rows.sort(key=lambda r: -(r["created_at"] or 0))  # newest first; corrupt rows last
-    fmt = "json" if args.json else args.format
     if args.quiet:
         _print_format(rows, "{id}")
     elif fmt == "json":
