@@ -96,8 +96,11 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image", metavar="IMAGE", help=(
         "an image id (im-..., see `pysandbox image ls`), a registry reference (python:3.12-slim), or a "
         "Dockerfile or a directory holding one (its directory is the build context); default: the host image"))
-    parser.add_argument("--cpu", type=float, metavar="CORES", help="CPU cores reserved (Modal's cpu=)")
-    parser.add_argument("--memory", metavar="MIB", help="memory in MiB (Modal's memory=), or with a unit: 512m, 2g")
+    parser.add_argument("--cpu", metavar="CORES[,LIMIT]",
+                        help="CPU cores reserved, and the most it may use (Modal's cpu= and its (request, limit))")
+    parser.add_argument("--memory", metavar="MIB[,LIMIT]", help=(
+        "memory reserved, and the most it may use (Modal's memory=, in MiB; with a unit: 512m, 2g); a sandbox "
+        "over its limit is killed"))
     parser.add_argument("-v", "--volume", action="append", metavar="VOLUME:/PATH[:ro]",
                         help="mount a volume (see `pysandbox volume`), read-only with :ro (repeatable)")
     parser.add_argument("--secret", action="append", metavar="NAME",

@@ -61,14 +61,36 @@ def image_of(value: Optional[str]) -> Optional[Image]:
     return Image.from_registry(value)
 
 
-def memory_of(value: Optional[str]) -> Optional[int]:
-    """--memory in MiB, as Modal counts it; docker's suffixes (512m, 2g) are understood too."""
+def _request_limit(value: Optional[str], read):
+    """Modal's cpu= and memory=: a request, or REQUEST,LIMIT for its (request, limit) tuple."""
     if value is None:
         return None
-    match = _MEMORY.fullmatch(value.strip())
+    parts = [read(part) for part in value.split(",")] if value.count(",") <= 1 else [read("")]
+    return parts[0] if len(parts) == 1 else tuple(parts)
+
+
+def _mib(text: str) -> int:
+    match = _MEMORY.fullmatch(text.strip())
     if match is None:
-        raise UsageError(f"--memory expects MiB (512) or a size with a unit (512m, 2g), got {value!r}")
+        raise UsageError(f"--memory expects MiB (512), a size with a unit (512m, 2g) or REQUEST,LIMIT "
+                         f"(256m,1g), got {text!r}")
     return max(1, int(int(match[1]) * _MEMORY_UNITS[match[2].lower()]))
+
+
+def _cores(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise UsageError(f"--cpu expects cores (0.5) or REQUEST,LIMIT (0.5,2), got {text!r}") from None
+
+
+def memory_of(value: Optional[str]):
+    """--memory in MiB, as Modal counts it (docker's suffixes, 512m and 2g, are understood too)."""
+    return _request_limit(value, _mib)
+
+
+def cpu_of(value: Optional[str]):
+    return _request_limit(value, _cores)
 
 
 def volumes_of(mounts: Optional[List[str]]) -> Dict[str, Volume]:
@@ -92,7 +114,7 @@ def _create_options(args) -> Dict[str, Any]:
     return dict(
         app=App.lookup(args.app, create_if_missing=True), name=args.name, image=image_of(args.image),
         env=parse_env(args.env) or None, secrets=[Secret.from_name(name) for name in args.secret or ()],
-        volumes=volumes_of(args.volume), workdir=args.workdir, cpu=args.cpu, memory=memory_of(args.memory),
+        volumes=volumes_of(args.volume), workdir=args.workdir, cpu=cpu_of(args.cpu), memory=memory_of(args.memory),
         block_network=args.block_network, encrypted_ports=args.port or (),
     )
 

@@ -58,10 +58,17 @@ def test_memory_in_mib_or_with_docker_s_units(value, mib):
     assert run.memory_of(value) == mib
 
 
-@pytest.mark.parametrize("value", ["", "lots", "-1", "1.5g", "2t"])
+@pytest.mark.parametrize("value", ["", "lots", "-1", "1.5g", "2t", "1,2,3", "1,"])
 def test_memory_refuses_what_it_cannot_read(value):
     with pytest.raises(UsageError, match="--memory"):
         run.memory_of(value)
+
+
+def test_request_and_limit_as_modal_s_tuple():
+    assert run.memory_of("256m,1g") == (256, 1024)
+    assert (run.cpu_of("0.5"), run.cpu_of("0.5,2")) == (0.5, (0.5, 2.0))
+    with pytest.raises(UsageError, match="--cpu"):
+        run.cpu_of("half")
 
 
 @pytest.mark.parametrize("mount", ["vol", "vol:", ":/data", "vol:/data:rx", "vol:/data:ro:x"])
