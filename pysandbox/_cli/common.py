@@ -105,7 +105,7 @@ def one_line(exc: BaseException) -> str:
 # Streaming -------------------------------------------------------------------
 
 
-def _silence(out) -> None:
+def silence(out) -> None:
     """Our reader went away (`| head`): further writes go nowhere, so pumps keep draining."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, out.fileno())
@@ -121,7 +121,7 @@ def _pump(chunks, out, errors: List[BaseException]) -> None:
                 out.write(chunk)
                 out.flush()
             except BrokenPipeError:
-                _silence(out)
+                silence(out)
     except BaseException as exc:  # reported by the main thread
         errors.append(exc)
 

@@ -65,8 +65,11 @@ def _request_limit(value: Optional[str], read):
     """Modal's cpu= and memory=: a request, or REQUEST,LIMIT for its (request, limit) tuple."""
     if value is None:
         return None
-    parts = [read(part) for part in value.split(",")] if value.count(",") <= 1 else [read("")]
-    return parts[0] if len(parts) == 1 else tuple(parts)
+    parts = value.split(",")
+    if len(parts) > 2:
+        parts = [value]  # no reader takes a comma: its error names the whole value
+    values = [read(part) for part in parts]
+    return values[0] if len(values) == 1 else tuple(values)
 
 
 def _mib(text: str) -> int:
@@ -111,6 +114,8 @@ def _create_options(args) -> Dict[str, Any]:
         raise UsageError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
     if args.tty and not stdin_is_tty():
         raise UsageError("-t needs a terminal on stdin (drop -t to pipe input)")
+    if args.port and args.block_network:
+        raise UsageError("-p cannot be used with --block-network: a tunnel needs the network")
     return dict(
         app=App.lookup(args.app, create_if_missing=True), name=args.name, image=image_of(args.image),
         env=parse_env(args.env) or None, secrets=[Secret.from_name(name) for name in args.secret or ()],

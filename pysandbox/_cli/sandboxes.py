@@ -18,7 +18,7 @@ from ..exception import Error, NotFoundError
 from ..resources import SandboxStats
 from ..runtime import limits
 from ..streams import FollowSource, StreamReader, read_kept
-from .common import PROG, UsageError, one_line, parse_env, sandbox_of, start
+from .common import PROG, UsageError, one_line, parse_env, sandbox_of, silence, start
 
 CHUNK = 1 << 16
 LINE_MAX = 1 << 16  # a longer line is written in pieces of this size (each stamped with -t)
@@ -189,9 +189,7 @@ class _Lines:
             self._out.write(line)
             self._out.flush()
         except BrokenPipeError:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, self._out.fileno())
-            os.close(devnull)
+            silence(self._out)
 
 
 def _stamp(now: bool) -> str:

@@ -110,6 +110,8 @@ def test_run_rejects_unknown_images_and_bad_options_with_125():
     assert_one_error_line(cli("run", "--memory", "lots", "--", "true"), "--memory", code=125)
     assert_one_error_line(cli("run", "--no-such-flag", "--", "true"), "--no-such-flag", code=125)
     assert_one_error_line(cli("run", "-t", "--", "true"), "-t needs a terminal", code=125)
+    assert_one_error_line(cli("run", "-p", "80", "--block-network", "--", "true"), "-p cannot be used", code=125)
+    assert_one_error_line(cli("run", "--cpu", "lots", "--", "true"), "--cpu expects cores", code=125)
 
 
 def _app_sandboxes(app_name):
