@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import sys
 import threading
@@ -16,6 +17,8 @@ from ..sandbox import Sandbox
 
 PROG = "pysandbox"
 EXIT_EXEC_TIMEOUT = 124
+ERROR_MAX = 2000  # characters of an error line
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0 but \t and \n, DEL, C1
 
 
 class UsageError(Exception):
@@ -97,9 +100,18 @@ def sandbox_of(target: str, app: Optional[str], include_terminated: bool = False
     return Sandbox.from_name(app, target, include_terminated=include_terminated)
 
 
+def escape(text: str) -> str:
+    """Control characters (escape sequences included) as visible \\xNN, so printed text cannot move
+    the cursor, retitle or clear the terminal; tabs and newlines stay."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}", text)
+
+
 def one_line(exc: BaseException) -> str:
-    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-    return text or type(exc).__name__
+    """An error as one line, escaped and bounded: its message may quote what a sandbox wrote
+    (a failed sandbox's last supervisor log line, a path in its storage)."""
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
+    text = escape(text)
+    return text if len(text) <= ERROR_MAX else text[:ERROR_MAX] + f"... ({len(text) - ERROR_MAX} more characters)"
 
 
 # Streaming -------------------------------------------------------------------

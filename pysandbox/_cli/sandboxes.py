@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import re
 import sys
 import time
 from typing import Dict, List, Optional
@@ -18,11 +17,10 @@ from ..exception import Error, NotFoundError
 from ..resources import SandboxStats
 from ..runtime import limits
 from ..streams import FollowSource, StreamReader, read_kept
-from .common import PROG, UsageError, one_line, parse_env, sandbox_of, silence, start
+from .common import PROG, UsageError, escape, one_line, parse_env, sandbox_of, silence, start
 
 CHUNK = 1 << 16
 LINE_MAX = 1 << 16  # a longer line is written in pieces of this size (each stamped with -t)
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0 but \t and \n, DEL, C1
 _STAMP_WIDTH = len("2026-01-01T00:00:00.000Z")
 
 
@@ -150,12 +148,6 @@ def cmd_ls(args) -> int:
 # logs ------------------------------------------------------------------------
 
 
-def escape(text: str) -> str:
-    """Control characters (escape sequences included) as visible \\xNN, so printed text cannot move
-    the cursor, retitle or clear the terminal; tabs and newlines stay."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}", text)
-
-
 class _Lines:
     """Writes what a stream produced to `out` line by line (so -t can stamp each and an escape
     sequence is never split), escaped when `out` is a terminal unless --raw."""
@@ -207,6 +199,8 @@ def tail_offset(fd: int, lines: Optional[int]) -> int:
     end = os.fstat(fd).st_size
     if lines is None or end <= first:
         return first
+    if lines == 0:
+        return end
     limit = end - 1 if os.pread(fd, 1, end - 1) == b"\n" else end  # a final newline starts no line
     position, found = limit, 0
     while position > first:
@@ -219,7 +213,7 @@ def tail_offset(fd: int, lines: Optional[int]) -> int:
                 break
             found += 1
         if found == lines:
-            return position - size + index + 1 if lines else end
+            return position - size + index + 1
         position -= size
     return first
 

@@ -99,18 +99,25 @@ def test_a_flood_on_one_line_passes_in_bounded_memory(sandboxes):
     assert flood_rss - small_rss < 16 << 10, f"logs grew by {(flood_rss - small_rss) >> 10} MiB on the flood"
 
 
-def test_a_failed_sandbox_s_supervisor_log_is_escaped_and_bounded(app, tmp_path, monkeypatch):
+@pytest.fixture
+def failed_sandbox(app, tmp_path, monkeypatch):
+    """A sandbox whose runner could not start, its supervisor.log then carrying what init inside
+    could write there: escape sequences, then a flood, then a last line of escapes."""
     broken = tmp_path / "runner"
     broken.write_text("#!/nonexistent/interpreter\n")
     broken.chmod(0o755)
-    for variable in ("PYSANDBOX_BWRAP", "PYSANDBOX_NSJAIL"):  # whichever runner this run uses
-        monkeypatch.setenv(variable, str(broken))
-    sb = modal.Sandbox.create("true", app=app)
-    sb.wait(raise_on_termination=False)
-    monkeypatch.undo()
-    # What init inside could write there: escape sequences, then a flood.
+    with monkeypatch.context() as patch:
+        for variable in ("PYSANDBOX_BWRAP", "PYSANDBOX_NSJAIL"):  # whichever runner this run uses
+            patch.setenv(variable, str(broken))
+        sb = modal.Sandbox.create("true", app=app)
+        sb.wait(raise_on_termination=False)
     with open(paths.SandboxDir.of(sb.object_id).log, "ab") as log:
-        log.write(HOSTILE * 1000 + b"z" * (8 << 20) + HOSTILE)
+        log.write(HOSTILE * 1000 + b"z" * (8 << 20) + b"\n" + HOSTILE.rstrip(b"\n") * 3000 + b"\n")
+    return sb
+
+
+def test_a_failed_sandbox_s_supervisor_log_is_escaped_and_bounded(failed_sandbox, monkeypatch):
+    sb = failed_sandbox
     bound = 4096
     monkeypatch.setenv("PYSANDBOX_CLI_LOG_MAX", str(bound))
     r = logs(sb.object_id)
@@ -121,3 +128,14 @@ def test_a_failed_sandbox_s_supervisor_log_is_escaped_and_bounded(app, tmp_path,
     assert note.startswith(f"[the last {bound} bytes of ") and "PYSANDBOX_CLI_LOG_MAX" in note
     assert len(r.stderr) < 4 * bound + 1024  # an escaped byte shows as at most 4
     assert rest[-1].endswith("end")
+
+
+def test_an_error_quoting_the_supervisor_log_is_one_escaped_bounded_line(failed_sandbox):
+    """exec on a sandbox that failed to start says why with the log's last line: shown escaped and cut."""
+    r = subprocess.run([sys.executable, "-m", "pysandbox", "exec", failed_sandbox.object_id, "--", "true"],
+                       capture_output=True, timeout=60, env=os.environ, stdin=subprocess.DEVNULL)
+    assert r.returncode == 125
+    (line,) = r.stderr.splitlines()
+    assert line.startswith(b"pysandbox: error: Sandbox ") and b"failed to start" in line
+    assert_no_control(line)
+    assert b"\\x1b]0;pwned" in line and len(line) < 2200 and line.endswith(b"more characters)")

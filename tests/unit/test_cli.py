@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pysandbox._cli import run, sandboxes
+from pysandbox._cli import common, run, sandboxes
 from pysandbox._cli.common import Interrupts, Stopped, UsageError, parse_env
 
 
@@ -45,12 +45,12 @@ def test_tail_offset_skips_released_output(tmp_path):
 
 @given(st.text())
 def test_escape_leaves_no_control_character_but_tab_and_newline(text):
-    shown = sandboxes.escape(text)
+    shown = common.escape(text)
     assert not [c for c in shown if (ord(c) < 32 and c not in "\t\n") or 0x7f <= ord(c) <= 0x9f]
 
 
 def test_escape_shows_what_it_replaced():
-    assert sandboxes.escape("a\x1b]0;t\x07\tb\n\x9b") == "a\\x1b]0;t\\x07\tb\n\\x9b"
+    assert common.escape("a\x1b]0;t\x07\tb\n\x9b") == "a\\x1b]0;t\\x07\tb\n\\x9b"
 
 
 @pytest.mark.parametrize("value, mib", [("512", 512), ("512m", 512), ("512MB", 512), ("2g", 2048), ("1024k", 1)])
