@@ -24,6 +24,7 @@ import functools
 import logging
 import os
 import pwd
+import secrets
 import shutil
 import stat
 import subprocess
@@ -298,7 +299,7 @@ def adopt_state(root: str) -> None:
         if moved:
             logger.warning("pysandbox: moved %d files of %s from sandbox ids %d.. to %d.. (once, for the reserved "
                            "range)", moved, root, was, now)
-    tmp = f"{marker}.{os.getpid()}.tmp"
+    tmp = f"{marker}.{os.getpid()}.{secrets.token_hex(4)}.tmp"  # threads too: create and its gc thread race here
     with open(tmp, "w") as f:
         f.write(f"{now}\n")
     os.replace(tmp, marker)
