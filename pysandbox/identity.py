@@ -294,12 +294,14 @@ def adopt_state(root: str) -> None:
             was = int(f.read().split()[0])
     except (FileNotFoundError, ValueError, IndexError):
         was = _legacy_root_uid()
+    if was == now and os.path.exists(marker):
+        return
     if was != now:
         moved = _move_ids(root, was, now)
         if moved:
             logger.warning("pysandbox: moved %d files of %s from sandbox ids %d.. to %d.. (once, for the reserved "
                            "range)", moved, root, was, now)
-    tmp = f"{marker}.{os.getpid()}.{secrets.token_hex(4)}.tmp"  # threads too: create and its gc thread race here
+    tmp = f"{marker}.{os.getpid()}.{secrets.token_hex(4)}.tmp"  # two processes may adopt at once
     with open(tmp, "w") as f:
         f.write(f"{now}\n")
     os.replace(tmp, marker)
