@@ -333,17 +333,26 @@ def test_logs_tail_and_a_stopped_sandbox_by_name(sandboxes, app):
 
 
 def test_logs_follow_with_timestamps(sandboxes):
-    sb = sandboxes("sh", "-c", "echo before; sleep 2; echo after; echo late >&2")
-    time.sleep(1)
-    r = cli("logs", "-f", "-t", sb.object_id, timeout=60)
-    out = r.stdout.decode().splitlines()
-    assert r.returncode == 0 and len(out) == 2
-    placeholder, before = out[0].split()
-    stamp, after = out[1].split()
-    assert (placeholder, before, after) == ("-", "before", "after")  # already written: no time known
-    assert time.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ")
-    stamp_err, late = r.stderr.decode().split()
-    assert late == "late" and stamp_err[:4].isdigit()
+    """Lines written before `logs -f -t` started get `-` (no time is kept), later ones the time read.
+    The sandbox writes its later lines only once logs has printed the earlier ones (/tmp/go)."""
+    sb = sandboxes("sh", "-c", "echo before; echo early >&2; while [ ! -e /tmp/go ]; do sleep 0.05; done; "
+                               "echo after; echo late >&2")
+    proc = subprocess.Popen([sys.executable, "-m", "pysandbox", "logs", "-f", "-t", sb.object_id],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ)
+    try:
+        assert proc.stdout.readline().split() == [b"-", b"before"]
+        assert proc.stderr.readline().split() == [b"-", b"early"]
+        assert sb.exec("touch", "/tmp/go").wait() == 0
+        (stamp, after), (stamp_err, late) = proc.stdout.read().split(), proc.stderr.read().split()
+        assert proc.wait(timeout=60) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+    assert (after, late) == (b"after", b"late")
+    for moment in (stamp, stamp_err):
+        assert time.strptime(moment.decode(), "%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def test_logs_of_a_failed_sandbox_show_its_supervisor_log(app, tmp_path, monkeypatch):
