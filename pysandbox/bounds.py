@@ -79,6 +79,10 @@ BOUNDS: Dict[str, Bound] = {
         "PYSANDBOX_EXEC_UNREAD_OUTPUT_MAX", 64 * _MiB,
         "bytes of one exec's stdout (or stderr) kept in memory while nobody reads it: wait() or poll() "
         "before reading, or reading the other stream; past it the rest of that stream is dropped"),
+    "cli_supervisor_log": Bound(
+        "PYSANDBOX_CLI_LOG_MAX", 64 * 1024,
+        "bytes of a sandbox's supervisor.log (which init inside the sandbox writes too) that `pysandbox logs` "
+        "shows, from its end"),
     "gc_interval_s": Bound(
         "PYSANDBOX_GC_INTERVAL", 60,
         "seconds between the automatic collections that creates start in the background, per state directory "

@@ -263,12 +263,12 @@ class FollowSource(Source):
     """A file that another process appends to, followed until `finished()`.
 
     Read at an offset of its own (pread), so a forked child's copy of the reader
-    cannot move the parent's position."""
+    cannot move the parent's position; it starts at `offset` (`pysandbox logs --tail`)."""
 
-    def __init__(self, path: Path, finished: Callable[[], bool]) -> None:
+    def __init__(self, path: Path, finished: Callable[[], bool], offset: int = 0) -> None:
         self._path, self._finished = path, finished
         self._fd: Optional[int] = None
-        self._offset = 0
+        self._offset = offset
         self._done = False
         self._resumed = False
 

@@ -1,16 +1,20 @@
 """The `pysandbox` command line, run as a separate process against real sandboxes."""
 
 import fcntl
+import io
 import json
 import os
 import pty
 import select
+import shlex
 import shutil
+import signal
 import struct
 import subprocess
 import sys
 import termios
 import time
+import urllib.request
 import uuid
 
 import pytest
@@ -18,9 +22,11 @@ import pytest
 import pysandbox as modal
 from pysandbox._state import paths, records
 from pysandbox._state.files import ensure_dir, new_id
-from pysandbox.runtime import cgroups
+from pysandbox.runtime import cgroups, netplan
 
+from .. import oci
 from ..conftest import assert_torn_down
+from ..images.test_registry import write_oci_layout
 
 pytestmark = pytest.mark.rootless
 
@@ -92,13 +98,210 @@ def test_run_end_to_end_leaves_no_sandbox_running():
     assert (r.returncode, r.stdout, r.stderr) == (4, b"out 1\n", b"err\n")
     found = [rec for _, rec in records.iter_records() if not isinstance(rec, Exception) and rec.app_name == app_name]
     assert len(found) == 1
-    assert records.sandbox_state(found[0])[0] == "terminated"
+    assert records.sandbox_state(found[0]) == ("exited", 4)  # the command is the sandbox's entrypoint
     assert_torn_down(found[0].sandbox_id, found[0].supervisor)
 
 
-def test_run_rejects_unknown_images_and_bad_env():
-    assert_one_error_line(cli("run", "--image", "debian:12", "--", "true"), "Invalid image id 'debian:12'", code=1)
-    assert_one_error_line(cli("run", "-e", "NOVALUE", "--", "true"), "KEY=VALUE", code=2)
+def test_run_rejects_unknown_images_and_bad_options_with_125():
+    assert_one_error_line(cli("run", "--image", "im-nope", "--", "true"), "im-nope", code=125)
+    assert_one_error_line(cli("run", "--image", "./no/such/dir", "--", "true"), "no Dockerfile", code=125)
+    assert_one_error_line(cli("run", "-e", "NOVALUE", "--", "true"), "KEY=VALUE", code=125)
+    assert_one_error_line(cli("run", "-v", "novolume", "--", "true"), "VOLUME:/path", code=125)
+    assert_one_error_line(cli("run", "--memory", "lots", "--", "true"), "--memory", code=125)
+    assert_one_error_line(cli("run", "--no-such-flag", "--", "true"), "--no-such-flag", code=125)
+    assert_one_error_line(cli("run", "-t", "--", "true"), "-t needs a terminal", code=125)
+    assert_one_error_line(cli("run", "-p", "80", "--block-network", "--", "true"), "-p cannot be used", code=125)
+    assert_one_error_line(cli("run", "--cpu", "lots", "--", "true"), "--cpu expects cores", code=125)
+
+
+def _app_sandboxes(app_name):
+    return [rec for _, rec in records.iter_records() if not isinstance(rec, Exception) and rec.app_name == app_name]
+
+
+def test_run_options_reach_the_sandbox(state_home):
+    modal.Secret.objects.create("cli-secret", {"TOKEN": "s3cret"})
+    modal.Volume.objects.create("cli-vol")
+    with modal.Volume.from_name("cli-vol").batch_upload() as batch:
+        batch.put_file(io.BytesIO(b"from volume\n"), "/data.txt")
+    r = cli("run", "--secret", "cli-secret", "-v", "cli-vol:/mnt/v:ro", "--workdir", "/tmp", "--block-network",
+            "-e", "A=b", "--", "sh", "-c",
+            'echo "$TOKEN $A"; pwd; cat /mnt/v/data.txt; touch /mnt/v/new 2>/dev/null || echo read-only; '
+            'cat /proc/net/dev | grep -c : ')
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.decode().splitlines()
+    assert lines[:4] == ["s3cret b", "/tmp", "from volume", "read-only"]
+    assert lines[4] == "1"  # --block-network: the loopback device only
+
+
+def test_run_cpu_and_memory_land_in_the_cgroup_or_are_refused_clearly():
+    r = cli("run", "-d", "--cpu", "0.5,1.5", "--memory", "128m,256m", "--", "sleep", "100")
+    if not cgroups.host().has("memory"):  # unprivileged on cgroup v1: Sandbox.create's own error, before any work
+        assert_one_error_line(r, "cpu=/memory= needs a writable cgroup", code=125)
+        return
+    assert r.returncode == 0, r.stderr
+    sandbox_id = r.stdout.decode().strip()
+    try:
+        cgroup = cgroups.load(paths.sandbox_dir(sandbox_id))
+        files = {"memory.max": str(256 << 20), "cpu.max": "150000 100000"} if cgroup.version == 2 else \
+            {"memory.limit_in_bytes": str(256 << 20), "memory.soft_limit_in_bytes": str(128 << 20),
+             "cpu.cfs_quota_us": "150000"}
+        for name, value in files.items():
+            with open(f"{cgroup.dirs[name.split('.')[0]]}/{name}") as f:
+                assert f.read().strip() == value, name
+    finally:
+        assert cli("terminate", "--wait", sandbox_id).returncode == 0
+
+
+def test_run_detached_keeps_running_until_terminated_by_name():
+    app_name = f"cli-detach-{uuid.uuid4().hex[:8]}"
+    r = cli("run", "-d", "--app", app_name, "--name", "web", "--", "sh", "-c", "echo started; sleep 100")
+    assert r.returncode == 0, r.stderr
+    sandbox_id = r.stdout.decode().strip()
+    assert sandbox_id.startswith("sb-") and r.stdout.decode() == sandbox_id + "\n"
+    sb = modal.Sandbox.from_id(sandbox_id)
+    assert sb.poll() is None
+    assert cli("exec", "web", "--app", app_name, "--", "echo", "by name").stdout == b"by name\n"
+    deadline = time.monotonic() + 20
+    while cli("logs", "web", "--app", app_name).stdout != b"started\n" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert cli("logs", "web", "--app", app_name).stdout == b"started\n"
+    r = cli("terminate", "web", "--app", app_name, "--wait")
+    assert (r.returncode, r.stdout) == (0, f"{sandbox_id} 137\n".encode())
+    assert_torn_down(sandbox_id, sb._record.supervisor)
+
+
+def test_ls_quiet_into_terminate_ends_everything_listed():
+    app_name = f"cli-xargs-{uuid.uuid4().hex[:8]}"
+    ids = [cli("run", "-d", "--app", app_name, "--", "sleep", "100").stdout.decode().strip() for _ in range(3)]
+    listed = cli("ls", "-q", "--app", app_name).stdout.decode().split()
+    assert sorted(listed) == sorted(ids)
+    done = subprocess.run(f"{shlex.quote(sys.executable)} -m pysandbox ls -q --app {app_name} | "
+                          f"xargs -r {shlex.quote(sys.executable)} -m pysandbox terminate --wait",
+                          shell=True, capture_output=True, timeout=120, env=os.environ)
+    assert done.returncode == 0, done.stderr
+    assert sorted(line.split()[0] for line in done.stdout.decode().splitlines()) == sorted(ids)
+    assert cli("ls", "-q", "--app", app_name).stdout == b""
+    for rec in _app_sandboxes(app_name):
+        assert_torn_down(rec.sandbox_id, rec.supervisor)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_a_stop_signal_to_run_ends_its_sandbox(signum):
+    """`timeout 2 pysandbox run -- sleep 100` leaves nothing running: SIGTERM and SIGHUP as Ctrl-C."""
+    app_name = f"cli-signal-{uuid.uuid4().hex[:8]}"
+    proc = subprocess.Popen([sys.executable, "-m", "pysandbox", "run", "--app", app_name, "--",
+                             "sh", "-c", "echo up; exec sleep 100"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=os.environ)
+    try:
+        assert proc.stdout.readline() == b"up\n"
+        proc.send_signal(signum)
+        assert proc.wait(timeout=60) == 128 + signum
+        assert b"Traceback" not in proc.stderr.read()
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+    (rec,) = _app_sandboxes(app_name)
+    assert records.sandbox_state(rec)[0] == "terminated"
+    assert_torn_down(rec.sandbox_id, rec.supervisor)
+
+
+def test_a_stop_signal_during_create_leaves_nothing_running():
+    """Whenever it lands, a SIGTERM leaves no sandbox running: one being made is ended once it exists."""
+    app_name = f"cli-early-{uuid.uuid4().hex[:8]}"
+    for delay in (0.2, 0.5, 1.0, 1.5, 2.0, 3.0):
+        proc = subprocess.Popen([sys.executable, "-m", "pysandbox", "run", "--app", app_name, "--", "sleep", "100"],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                env=os.environ)
+        time.sleep(delay)
+        proc.terminate()
+        assert proc.wait(timeout=60) in (-signal.SIGTERM, 128 + signal.SIGTERM)
+        assert b"Traceback" not in proc.stderr.read()
+        proc.stderr.close()
+    for rec in _app_sandboxes(app_name):
+        assert records.sandbox_state(rec)[0] != "running"
+        assert_torn_down(rec.sandbox_id, rec.supervisor)
+
+
+def test_exit_codes_pass_through_and_125_to_127_are_docker_s():
+    assert cli("run", "--", "sh", "-c", "exit 42").returncode == 42
+    assert cli("run", "--", "no-such-command-anywhere").returncode == 127
+    assert cli("run", "--", "/etc/passwd").returncode == 126
+    assert cli("run", "--timeout", "1", "--", "sleep", "30").returncode == 124
+    assert cli("run", "--image", "im-" + "a" * 22, "--", "true").returncode == 125
+
+
+def test_run_on_a_terminal_with_it(tmp_path):
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "pysandbox", "run", "-it", "--", "sh", "-c",
+                             "test -t 0 && echo on-a-tty; read x; echo got $x"],
+                            stdin=slave, stdout=slave, stderr=slave, env=os.environ)
+    try:
+        seen = _read_until(master, b"on-a-tty")
+        os.write(master, b"hello\n")
+        seen += _read_until(master, b"got hello")
+        assert b"got hello" in seen
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+        os.close(master)
+        os.close(slave)
+
+
+def _read_until(master, wanted, patience=30):
+    seen, deadline = b"", time.monotonic() + patience
+    while wanted not in seen and time.monotonic() < deadline:
+        if select.select([master], [], [], 0.5)[0]:
+            seen += os.read(master, 4096)
+    assert wanted in seen, seen
+    return seen
+
+
+def test_run_prints_the_tunnel_of_a_port():
+    if not netplan.available():
+        pytest.skip("this host has no slirp4netns/nft/tun: tunnels are refused (test_network covers that)")
+    app_name = f"cli-port-{uuid.uuid4().hex[:8]}"
+    r = cli("run", "-d", "--app", app_name, "-p", "8000", "--", "python3", "-m", "http.server", "8000")
+    assert r.returncode == 0, r.stderr
+    sandbox_id = r.stdout.decode().strip()
+    try:
+        (line,) = r.stderr.decode().splitlines()
+        assert line.startswith("port 8000: http://127.0.0.1:")
+        url = line.split(": ", 1)[1]
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    assert response.status == 200
+                    break
+            except OSError:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+    finally:
+        assert cli("terminate", sandbox_id, "--wait").returncode == 0
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    """host:port of a registry on loopback holding test/tiny:1 (tests/images/test_registry.py's image)."""
+    root = tmp_path_factory.mktemp("registry")
+    with oci.docker_registry(root) as host:
+        write_oci_layout(root / "layout")
+        oci.push(root / "layout", "tiny", host, "test/tiny:1")
+        yield host
+
+
+def test_run_image_from_a_registry_reference_or_a_dockerfile(registry, tmp_path):
+    r = cli("run", "--image", f"{registry}/test/tiny:1", "--", "/bin/sh", "-c", "read b < /etc/b; echo $b $FOO",
+            timeout=300)
+    assert (r.returncode, r.stdout) == (0, b"bee from-config\n"), r.stderr
+    (tmp_path / "hello.txt").write_text("hello from the context\n")
+    (tmp_path / "Dockerfile").write_text(f"FROM {registry}/test/tiny:1\nENV GREETING=hi\nCOPY hello.txt /etc/hello\n")
+    for image in (str(tmp_path / "Dockerfile"), str(tmp_path)):
+        r = cli("run", "--image", image, "--", "/bin/sh", "-c", "read h < /etc/hello; echo $GREETING $h", timeout=300)
+        assert (r.returncode, r.stdout) == (0, b"hi hello from the context\n"), r.stderr
 
 
 # logs ----------------------------------------------------------------------
@@ -116,6 +319,56 @@ def test_logs_follow_ends_when_the_sandbox_ends(sandboxes):
     r = cli("logs", "-f", sb.object_id, timeout=30)
     assert (r.returncode, r.stdout, r.stderr) == (0, b"start\nend\n", b"warn\n")
     assert sb.poll() == 0
+
+
+def test_logs_tail_and_a_stopped_sandbox_by_name(sandboxes, app):
+    name = f"cli-tail-{uuid.uuid4().hex[:8]}"
+    sb = sandboxes("sh", "-c", "for i in 1 2 3 4 5; do echo out$i; echo err$i >&2; done; printf partial",
+                   name=name)
+    sb.wait()
+    r = cli("logs", "--tail", "2", name, "--app", app.name)  # finished: the latest of that name
+    assert (r.returncode, r.stdout, r.stderr) == (0, b"out5\npartial", b"err4\nerr5\n")
+    assert cli("logs", "-n", "0", sb.object_id).stdout == b""
+    assert cli("logs", "-n", "100", sb.object_id).stdout == b"".join(b"out%d\n" % i for i in range(1, 6)) + b"partial"
+
+
+def test_logs_follow_with_timestamps(sandboxes):
+    """Lines written before `logs -f -t` started get `-` (no time is kept), later ones the time read.
+    The sandbox writes its later lines only once logs has printed the earlier ones (/tmp/go)."""
+    sb = sandboxes("sh", "-c", "echo before; echo early >&2; while [ ! -e /tmp/go ]; do sleep 0.05; done; "
+                               "echo after; echo late >&2")
+    proc = subprocess.Popen([sys.executable, "-m", "pysandbox", "logs", "-f", "-t", sb.object_id],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ)
+    try:
+        assert proc.stdout.readline().split() == [b"-", b"before"]
+        assert proc.stderr.readline().split() == [b"-", b"early"]
+        assert sb.exec("touch", "/tmp/go").wait() == 0
+        (stamp, after), (stamp_err, late) = proc.stdout.read().split(), proc.stderr.read().split()
+        assert proc.wait(timeout=60) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+    assert (after, late) == (b"after", b"late")
+    for moment in (stamp, stamp_err):
+        assert time.strptime(moment.decode(), "%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def test_logs_of_a_failed_sandbox_show_its_supervisor_log(app, tmp_path, monkeypatch):
+    broken = tmp_path / "runner"
+    broken.write_text("#!/nonexistent/interpreter\n")
+    broken.chmod(0o755)
+    for variable in ("PYSANDBOX_BWRAP", "PYSANDBOX_NSJAIL"):  # whichever runner this run uses
+        monkeypatch.setenv(variable, str(broken))
+    sb = modal.Sandbox.create("true", app=app)
+    sb.wait(raise_on_termination=False)
+    monkeypatch.undo()
+    r = cli("logs", sb.object_id)
+    assert r.returncode == 0 and r.stdout == b""
+    lines = r.stderr.decode().splitlines()
+    assert lines[0] == f"pysandbox: supervisor log of {sb.object_id} (failed):"
+    assert any("runner" in line for line in lines[1:])
 
 
 # terminate -----------------------------------------------------------------
@@ -136,12 +389,18 @@ def test_terminate_by_name(sandboxes, app):
 
 
 @pytest.mark.parametrize("args, fragment, code", [
-    (["exec", "sb-nope", "--", "true"], "Invalid sandbox id", 1),
-    (["exec", UNKNOWN_ID, "--", "true"], "not found", 1),
+    (["exec", "sb-nope", "--", "true"], "Invalid sandbox id", 125),
+    (["exec", UNKNOWN_ID, "--", "true"], "not found", 125),
+    (["exec", "some-name", "--", "true"], "--app", 125),
+    (["shell", UNKNOWN_ID], "not found", 125),
     (["logs", UNKNOWN_ID], "not found", 1),
+    (["logs", "some-name"], "--app", 2),
+    (["logs", UNKNOWN_ID, "--timestamps"], "--timestamps needs -f", 2),
     (["terminate", "some-name"], "--app", 2),
     (["terminate", "some-name", "--app", "no-such-app-for-cli"], "not found", 1),
-    (["exec", UNKNOWN_ID], "no command given", 2),
+    (["exec", UNKNOWN_ID], "no command given", 125),
+    (["ls", "--format", "{nosuchfield}"], "nosuchfield", 2),
+    (["ls", "--bogus"], "unrecognized arguments: --bogus", 2),
     (["frobnicate"], "invalid choice", 2),
 ])
 def test_errors_are_one_line(args, fragment, code):
@@ -170,6 +429,22 @@ def test_ls_lists_running_sandboxes_and_all_with_all(sandboxes, app):
     finished = json.loads(cli("ls", "--all", "--json").stdout)
     assert {"state": "terminated", "returncode": 137}.items() <= next(
         e for e in finished if e["id"] == sb.object_id).items()
+
+
+def test_ls_filters_format_and_quiet(sandboxes, app):
+    name = f"cli-ls-{uuid.uuid4().hex[:8]}"
+    tagged = sandboxes(tags={"team": "cli", "env": "test"}, name=name)
+    other = sandboxes(tags={"team": "other"})
+    ids = cli("ls", "-q", "--tag", "team=cli").stdout.decode().split()
+    assert ids == [tagged.object_id]
+    assert cli("ls", "-q", "--tag", "team=cli", "--tag", "env=prod").stdout == b""
+    assert cli("ls", "-q", "--name", name).stdout.decode().split() == [tagged.object_id]
+    both = cli("ls", "-q", "--app", app.name).stdout.decode().split()
+    assert {tagged.object_id, other.object_id} <= set(both)
+    r = cli("ls", "--format", "{id}|{name}|{state}|{tags}", "--name", name)
+    assert r.stdout.decode() == f"{tagged.object_id}|{name}|running|env=test,team=cli\n"
+    listed = json.loads(cli("ls", "--format", "json", "--tag", "team=other").stdout)
+    assert [entry["id"] for entry in listed] == [other.object_id]
 
 
 def test_ls_shows_a_corrupt_record_only_with_all():
@@ -224,3 +499,39 @@ def test_shell_is_interactive_on_a_terminal(sb):
         proc.wait()
         os.close(master)
         os.close(slave)
+
+
+def test_shell_ends_at_the_end_of_its_input(sb):
+    """`pysandbox shell ID < /dev/null` ends at once, and a script on stdin runs to its end."""
+    r = cli("shell", sb.object_id, timeout=30)  # cli() gives /dev/null as stdin
+    assert r.returncode == 0, r.stderr
+    r = cli("shell", sb.object_id, "--cmd", "sh", input=b"echo one\nexit 7\n", timeout=30)
+    assert (r.returncode, r.stdout) == (7, b"one\n")
+
+
+# volumes and completion --------------------------------------------------------
+
+
+def test_volume_put_from_stdin_and_get_to_stdout():
+    data = bytes(range(256)) * 4096  # 1 MiB, every byte value
+    assert cli("volume", "create", "cli-pipe").returncode == 0
+    r = cli("volume", "put", "cli-pipe", "-", "/dir/blob", input=data)
+    assert r.returncode == 0, r.stderr
+    r = cli("volume", "get", "cli-pipe", "/dir/blob", "-")
+    assert (r.returncode, r.stdout) == (0, data)
+    assert cli("volume", "put", "cli-pipe", "-", "/dir/blob", input=b"x").returncode == 1  # exists: --force
+    assert cli("volume", "put", "--force", "cli-pipe", "-", "/dir/blob", input=b"x").returncode == 0
+    assert cli("volume", "get", "cli-pipe", "/dir/blob", "-").stdout == b"x"
+
+
+def test_bash_completion_names_the_commands_and_options():
+    r = cli("completion", "bash")
+    assert r.returncode == 0
+    script = r.stdout.decode()
+    assert subprocess.run(["bash", "-n"], input=r.stdout).returncode == 0
+    completed = subprocess.run(
+        ["bash", "-c", script + '\nCOMP_WORDS=(pysandbox run --de); COMP_CWORD=2; _pysandbox; echo "${COMPREPLY[@]}"'
+         '\nCOMP_WORDS=(pysandbox vol); COMP_CWORD=1; _pysandbox; echo "${COMPREPLY[@]}"'
+         '\nCOMP_WORDS=(pysandbox volume g); COMP_CWORD=2; _pysandbox; echo "${COMPREPLY[@]}"'],
+        capture_output=True, check=True)
+    assert completed.stdout.decode().splitlines() == ["--detach", "volume", "get"]

@@ -22,7 +22,7 @@ PACKAGE = Path(pysandbox.__file__).parent
 # Top to bottom. A module is in the layer of the longest prefix it starts with.
 LAYERS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
     # Commands over the public API.
-    ("tools", ("pysandbox.cli", "pysandbox.__main__", "pysandbox.doctor", "pysandbox.image.cli", "pysandbox.pytest_plugin",
+    ("tools", ("pysandbox.cli", "pysandbox._cli", "pysandbox.__main__", "pysandbox.doctor", "pysandbox.image.cli", "pysandbox.pytest_plugin",
                "pysandbox.as_modal", "pysandbox._bootstrap")),
     # Modal's API: what `import pysandbox as modal` gives. garbage collects over all of it.
     ("api", (

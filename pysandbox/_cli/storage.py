@@ -1,0 +1,78 @@
+"""`pysandbox secret` and `pysandbox volume`: named secrets and volumes; `-` for a local file is
+stdin (put) or stdout (get)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from .._beneath import replacing_path
+from ..secret import Secret
+from ..volume import FileEntryType, Volume
+from .common import parse_env
+
+STDIO = "-"
+
+
+def cmd_secret_create(args) -> int:
+    Secret.objects.create(args.name, parse_env(args.pairs), allow_existing=args.force)
+    print(args.name)
+    return 0
+
+
+def cmd_secret_ls(args) -> int:
+    for secret in Secret.objects.list():
+        info = secret.info()
+        print(f"{info.name}\t{','.join(info.keys)}")  # key names only, never values
+    return 0
+
+
+def cmd_secret_rm(args) -> int:
+    Secret.objects.delete(args.name)
+    return 0
+
+
+def cmd_volume_ls(args) -> int:
+    if args.name is None:
+        for volume in Volume.objects.list():
+            print(volume.name)
+        return 0
+    for entry in Volume.from_name(args.name).listdir(args.path, recursive=args.recursive):
+        suffix = "/" if entry.type == FileEntryType.DIRECTORY else ""
+        print(f"{entry.size:>12}  {entry.path}{suffix}")
+    return 0
+
+
+def cmd_volume_create(args) -> int:
+    Volume.objects.create(args.name)
+    return 0
+
+
+def cmd_volume_rm(args) -> int:
+    Volume.objects.delete(args.name)
+    return 0
+
+
+def cmd_volume_put(args) -> int:
+    volume = Volume.from_name(args.name)
+    with volume.batch_upload(force=args.force) as batch:
+        if args.local == STDIO:
+            batch.put_file(sys.stdin.buffer, args.remote)
+        elif os.path.isdir(args.local):
+            batch.put_directory(args.local, args.remote)
+        else:
+            batch.put_file(args.local, args.remote)
+    return 0
+
+
+def cmd_volume_get(args) -> int:
+    chunks = Volume.from_name(args.name).read_file(args.remote)
+    if args.local == STDIO:
+        for chunk in chunks:
+            sys.stdout.buffer.write(chunk)
+        sys.stdout.buffer.flush()
+        return 0
+    with replacing_path(os.path.abspath(args.local)) as fd, open(fd, "wb", closefd=False) as out:
+        for chunk in chunks:  # a failed or killed copy leaves no file
+            out.write(chunk)
+    return 0
