@@ -20,8 +20,9 @@ import attrs
 from . import _aio, exception, garbage, network
 from . import image as images
 from ._aio import synchronized, synchronized_static
-from ._core import lifecycle
+from ._core import lifecycle, mounts
 from ._core.initclient import InitClient
+from ._core.mounts import sandbox_path
 from ._core.spec import ExecSpec, SandboxSpec, check_experimental_options, check_tags, valid_name
 from ._state import apps, files, names, paths, records
 from ._validate import positive_seconds
@@ -37,7 +38,7 @@ from .exception import (
 )
 from .file_io import FileIO
 from .filesystem import SandboxFilesystem
-from .image.snapshot import snapshot_filesystem
+from .image.snapshot import snapshot_directory, snapshot_filesystem
 from .probe import Probe, check_probe
 from .process import ContainerProcess
 from .resources import Resources, SandboxStats, default_pids_limit
@@ -443,13 +444,28 @@ class Sandbox:
         return snapshot_filesystem(self.object_id, self._record.image_id, running=self.returncode is None)
 
     @synchronized
-    async def snapshot_directory(self, path: str, *, timeout: int = 55, ttl: Any = None) -> "images.Image":
-        """Not yet: it needs mount_image to be useful."""
+    async def snapshot_directory(self, path: Any, *, timeout: int = 55, ttl: Any = None) -> "images.Image":
+        """One directory of the running sandbox, as an Image (mount it with mount_image)."""
         self._ensure_attached()
-        if not isinstance(path, str) or not path.startswith("/"):
-            raise InvalidError(f"Snapshot path must be absolute, got {path!r}")
+        path = sandbox_path(path, "Snapshot")
         _check_snapshot_options(timeout, ttl)
-        raise UnimplementedError("snapshot_directory() is not supported by pysandbox yet; use snapshot_filesystem().")
+        return await snapshot_directory(self._client(), path, timeout)
+
+    @synchronized
+    async def mount_image(self, path: Any, image: Any) -> None:
+        """Mount a built image (or from_scratch()) at `path`, with a writable layer of its own;
+        the path is made if missing, what it held is hidden until unmount_image(path)."""
+        self._ensure_attached()
+        path = sandbox_path(path, "Mount")
+        if path == "/":
+            raise InvalidError("mount_image() cannot mount over the sandbox's root `/`: pass a directory.")
+        await mounts.mount(self._client(), path, images.mountable_layers(image, "Sandbox.mount_image"))
+
+    @synchronized
+    async def unmount_image(self, path: Any) -> None:
+        """Unmount the image mount_image() put at exactly `path`; what was there shows again."""
+        self._ensure_attached()
+        await mounts.unmount(self._client(), sandbox_path(path, "Unmount"))
 
     @synchronized
     async def reload_volumes(self, *, timeout: int = 55) -> None:

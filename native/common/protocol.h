@@ -36,6 +36,7 @@ enum {
   /* 5 was a PING no client sent: now an unknown type, as any other number. */
   PSB_REQ_OPEN = 6, /* body: psb_open + path; reply PSB_REP_FD with the open file */
   PSB_REQ_FSOP = 7, /* body: psb_fsop + path; reply PSB_REP_OK (LIST: with entries) */
+  PSB_REQ_PIDFD = 8, /* no body; reply PSB_REP_FD with a pidfd of init (mount_image: the host joins its namespaces) */
 };
 
 /* Replies (init -> client). */
