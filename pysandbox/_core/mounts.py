@@ -19,6 +19,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import stat
 import subprocess
 from pathlib import Path, PurePosixPath
 from typing import Iterator, List, Optional, Sequence
@@ -47,7 +48,7 @@ async def mount(client: InitClient, path: str, lowers: Sequence[str]) -> None:
     mounts = paths.SandboxDir.of(client.sandbox_id).mounts
     with _table(mounts) as table:
         layer = mounts / str(1 + max((entry["dir"] for entry in table), default=0))
-        _make_layer(layer, empty=not lowers)
+        _make_layer(layer, lowers[-1] if lowers else None)
         try:
             argv = ["--attach", path, "--upper", str(layer / "rootfs"), "--work", str(layer / "work")]
             for lower in [*reversed(lowers), *(() if lowers else [str(layer / "empty")])]:  # top first
@@ -104,11 +105,18 @@ def _table(mounts: Path) -> Iterator[list]:
         os.close(fd)
 
 
-def _make_layer(layer: Path, empty: bool) -> None:
+def _make_layer(layer: Path, top: Optional[str]) -> None:
+    """A mount's writable layer; overlayfs shows the mount's root with its upper root's mode
+    and owner, so these are the image's top layer's (what a snapshot's directory had)."""
     layer.mkdir(mode=0o700)
-    for name in ("rootfs", "work", *(("empty",) if empty else ())):
+    for name in ("rootfs", "work", *(() if top else ("empty",))):
         (layer / name).mkdir(mode=0o755)
         files.give_to_sandbox_owner(layer / name)
+    if top is not None:
+        info = os.stat(top)
+        os.chmod(layer / "rootfs", stat.S_IMODE(info.st_mode))
+        if os.geteuid() == 0:
+            os.chown(layer / "rootfs", info.st_uid, info.st_gid)
 
 
 def _remove_quietly(path: Path) -> None:
@@ -148,5 +156,5 @@ def _error(result: subprocess.CompletedProcess, what: str) -> Exception:
                   errno.ENOTDIR: "it or one of its parents is not a directory",
                   errno.ENOENT: "it does not exist (or a symlink on the way leads nowhere)",
                   errno.ELOOP: "a symlink on the way loops or leaves through /proc"}.get(err, os.strerror(err))
-        return InvalidError(f"{what} failed at {where}: {reason}" + (" DEBUG " + result.stderr))
+        return InvalidError(f"{what} failed at {where}: {reason}")
     return InvalidError(f"{what} failed: {result.stderr.strip() or result.returncode}")
