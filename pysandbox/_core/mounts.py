@@ -22,11 +22,11 @@ import os
 import stat
 import subprocess
 from pathlib import Path, PurePosixPath
-from typing import Iterator, List, Optional, Sequence
+from typing import Iterator, List, Optional, Sequence, Set
 
 from .. import bounds, settings
-from .._state import files, paths
-from ..exception import InvalidError, ResourceExhaustedError, TimeoutError
+from .._state import files, paths, records
+from ..exception import Error, InvalidError, ResourceExhaustedError, TimeoutError
 from .initclient import InitClient
 
 HELPER_TIMEOUT_S = 60  # attach and detach are a few syscalls; a stuck helper is killed
@@ -54,7 +54,7 @@ async def mount(client: InitClient, path: str, lowers: Sequence[str]) -> None:
             for lower in [*reversed(lowers), *(() if lowers else [str(layer / "empty")])]:  # top first
                 argv += ["--lower", lower]
             out = await _helper(client, argv, [], f"mount_image({path!r})")
-            table.append({"path": path, "mnt_id": int(out), "dir": int(layer.name)})
+            table.append({"path": path, "mnt_id": int(out), "dir": int(layer.name), "lowers": list(lowers)})
         except BaseException:
             _remove_quietly(layer)
             raise
@@ -84,6 +84,16 @@ async def copy_directory(client: InitClient, path: str, dest: Path, timeout: flo
         await _helper(client, argv, [fd], f"snapshot_directory({path!r})", timeout)
     finally:
         os.close(fd)
+
+
+def mounted_layers(sandbox_id: str) -> Set[str]:
+    """Ids of the layers of the images mounted in the sandbox (prune must keep them)."""
+    try:
+        table = files.read_json(paths.SandboxDir.of(sandbox_id).mounts / "table.json", "mounted images")
+    except (FileNotFoundError, Error):
+        return set()
+    return {os.path.basename(os.path.dirname(lower)) for entry in table.get("mounts", ())
+            for lower in entry.get("lowers", ()) if isinstance(lower, str)}
 
 
 @contextlib.contextmanager
@@ -140,6 +150,8 @@ async def _helper(client: InitClient, argv: List[str], fds: List[int], what: str
         os.close(pidfd)
     if result.returncode == 0:
         return result.stdout.strip()
+    if result.stdout.startswith(f"E {errno.ESRCH} "):  # init is gone: the sandbox ended meanwhile
+        raise await records.finished_error(client.sandbox_id)
     raise _error(result, what)
 
 

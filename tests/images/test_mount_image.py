@@ -149,3 +149,16 @@ def test_snapshot_keeps_owners_and_modes(sandboxes):
     other = sandboxes()
     other.mount_image("/d", image)
     assert run(other, "stat -c '%a %u' /d /d/f") == "700 0\n604 0\n"
+
+
+def test_prune_keeps_the_layers_of_a_mounted_image(sandboxes):
+    source = sandboxes()
+    run(source, "mkdir /kept && echo kept > /kept/f")
+    image = source.snapshot_directory("/kept")
+    sb = sandboxes()
+    sb.mount_image("/kept", image)
+    store.forget(image.object_id)  # no image remembers it: only the mount holds it now
+    assert image.object_id[3:] not in store.prune(everything=True)
+    assert run(sb, "cat /kept/f") == "kept\n"
+    sb.unmount_image("/kept")
+    assert image.object_id[3:] in store.prune(everything=True)
