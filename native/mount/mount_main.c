@@ -386,7 +386,7 @@ int main(int argc, char **argv)
       {.name = "--max-entries", .values = "N", .kind = OPT_NUMBER, .to = &max_entries, .max = UINT64_MAX - 1},
       {.name = NULL},
   };
-  const struct opts opts = {table, ""};
+  const struct opts opts = {table, NULL};
   if (argv[opts_parse(&opts, argv)] != NULL)
     opts_usage_die(&opts, "no operands");
   if (attach_path != NULL && !detach_path && !copy_path && upper != NULL && work != NULL && nlowers > 0)

@@ -116,3 +116,14 @@ def test_snapshot_directory_is_bounded(sandboxes, monkeypatch, variable, script)
     with pytest.raises(ResourceExhaustedError, match=variable):
         sb.snapshot_directory("/big")
     assert sorted(os.listdir(store.root() / "tmp")) == temps  # no half-copied layer left
+
+
+def test_init_keeps_no_pidfd_it_hands_out(sb):
+    """Each mount asks init for a pidfd: 200 of them leave init with no more fds than before."""
+    from pysandbox._aio import run_sync
+    from .test_25_malformed_protocol import _init_fds
+    os.close(run_sync(sb._client().pidfd()))  # init serves: it runs
+    before = _init_fds(sb)
+    for _ in range(200):
+        os.close(run_sync(sb._client().pidfd()))
+    assert before is None or _init_fds(sb) <= before + 2
