@@ -47,9 +47,10 @@ async def mount(client: InitClient, path: str, lowers: Sequence[str]) -> None:
     """The image of `lowers` (layer directories, bottom first) at `path`, writable, in the sandbox."""
     mounts = paths.SandboxDir.of(client.sandbox_id).mounts
     with _table(mounts) as table:
-        layer = mounts / str(1 + max((entry["dir"] for entry in table), default=0))
-        _make_layer(layer, lowers[-1] if lowers else None)
+        taken = [int(name) for name in os.listdir(mounts) if name.isdigit()]  # a layer left by a failed removal too
+        layer = mounts / str(1 + max([entry["dir"] for entry in table] + taken, default=0))
         try:
+            _make_layer(layer, lowers[-1] if lowers else None)
             argv = ["--attach", path, "--upper", str(layer / "rootfs"), "--work", str(layer / "work")]
             for lower in [*reversed(lowers), *(() if lowers else [str(layer / "empty")])]:  # top first
                 argv += ["--lower", lower]
