@@ -18,10 +18,12 @@ import pytest
 
 import pysandbox as modal
 from pysandbox import settings
+from pysandbox._aio import run_sync
 from pysandbox.exception import InvalidError, ResourceExhaustedError
 from pysandbox.image import store
 
 from ._inside import py_ok, sh
+from .test_25_malformed_protocol import _init_fds
 
 pytestmark = pytest.mark.rootless
 
@@ -120,8 +122,6 @@ def test_snapshot_directory_is_bounded(sandboxes, monkeypatch, variable, script)
 
 def test_init_keeps_no_pidfd_it_hands_out(sb):
     """Each mount asks init for a pidfd: 200 of them leave init with no more fds than before."""
-    from pysandbox._aio import run_sync
-    from .test_25_malformed_protocol import _init_fds
     os.close(run_sync(sb._client().pidfd()))  # init serves: it runs
     before = _init_fds(sb)
     for _ in range(200):
