@@ -84,6 +84,12 @@ def _check_snapshot_options(timeout: Any, ttl: Any) -> None:
     positive_seconds(ttl, "ttl", allow_none=True, at_most=None)
 
 
+def _check_no_encryption_key(method: str, key: Any) -> None:
+    if key is not None:
+        raise UnimplementedError(f"Sandbox.{method}(_experimental_encryption_key=...): pysandbox keeps snapshots "
+                                 "unencrypted in its state directory; drop the key.")
+
+
 def _check_port_lists(**lists: Any) -> None:
     for name, value in lists.items():
         if not isinstance(value, (list, tuple)):
@@ -444,18 +450,21 @@ class Sandbox:
         return snapshot_filesystem(self.object_id, self._record.image_id, running=self.returncode is None)
 
     @synchronized
-    async def snapshot_directory(self, path: Any, *, timeout: int = 55, ttl: Any = None) -> "images.Image":
+    async def snapshot_directory(self, path: Any, *, timeout: int = 55, ttl: Optional[int] = 30 * 24 * 3600,
+                                 _experimental_encryption_key: Optional[bytes] = None) -> "images.Image":
         """One directory of the running sandbox, as an Image (mount it with mount_image)."""
         self._ensure_attached()
         path = sandbox_path(path, "Snapshot")
         _check_snapshot_options(timeout, ttl)
+        _check_no_encryption_key("snapshot_directory", _experimental_encryption_key)
         return await snapshot_directory(self._client(), path, timeout)
 
     @synchronized
-    async def mount_image(self, path: Any, image: Any) -> None:
+    async def mount_image(self, path: Any, image: Any, *, _experimental_encryption_key: Optional[bytes] = None) -> None:
         """Mount a built image (or from_scratch()) at `path`, with a writable layer of its own;
         the path is made if missing, what it held is hidden until unmount_image(path)."""
         self._ensure_attached()
+        _check_no_encryption_key("mount_image", _experimental_encryption_key)
         path = sandbox_path(path, "Mount")
         if path == "/":
             raise InvalidError("mount_image() cannot mount over the sandbox's root `/`: pass a directory.")

@@ -8,7 +8,7 @@ import pytest
 
 import pysandbox as modal
 from pysandbox._state import paths
-from pysandbox.exception import InvalidError, NotFoundError
+from pysandbox.exception import InvalidError, NotFoundError, UnimplementedError
 from pysandbox.image import store
 
 pytestmark = pytest.mark.rootless
@@ -113,6 +113,8 @@ def test_bad_arguments_fail_before_any_work(sandboxes, tmp_path):
         sb.snapshot_directory("x")
     with pytest.raises(InvalidError, match="ttl"):
         sb.snapshot_directory("/tmp", ttl=0)
+    with pytest.raises(UnimplementedError, match="encryption"):
+        sb.mount_image("/x", modal.Image.from_scratch(), _experimental_encryption_key=b"k" * 32)
     assert not paths.SandboxDir.of(sb.object_id).mounts.exists()
 
 
