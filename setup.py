@@ -31,6 +31,7 @@ BINARIES = {  # sources in native/; native/common/ is on the include path
                            "common/userns.c", "common/rmtree.c", "supervisor/netns.c", "supervisor/cgroup.c",
                            "common/opts.c", "common/fdutil.c", "common/util.c"],
     "sandbox-probe": ["probe/probe.c", "common/opts.c", "common/util.c"],
+    "sandbox-mount": ["mount/mount_main.c", "common/opts.c", "common/fdutil.c", "common/util.c"],
     "sandbox-rmtree": ["rmtree/rmtree_main.c", "common/rmtree.c", "common/userns.c", "common/fdutil.c",
                        "common/util.c"],
 }

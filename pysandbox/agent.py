@@ -29,7 +29,7 @@ STAT = struct.Struct("=IIIIQq")  # FSOP_STAT's reply: mode, uid, gid, padding, s
 WATCH_ENTRY = struct.Struct("=i")  # FSOP_WATCH's reply, per watch: its wd, then its path relative to the top
 DT_DIR = 4  # FSOP_LIST's reply, per entry: a d_type byte, then the name
 
-REQ_EXEC, REQ_ENTRY_STDIN, REQ_ENTRY_STDIN_CLOSE, REQ_OPEN, REQ_FSOP = 1, 3, 4, 6, 7  # 2 and 5: retired
+REQ_EXEC, REQ_ENTRY_STDIN, REQ_ENTRY_STDIN_CLOSE, REQ_OPEN, REQ_FSOP, REQ_PIDFD = 1, 3, 4, 6, 7, 8  # 2 and 5: retired
 FSOP_MKDIR, FSOP_UNLINK, FSOP_RMDIR, FSOP_LIST, FSOP_STAT, FSOP_WATCH = 1, 2, 3, 4, 5, 6
 WATCH_RECURSIVE = 1
 REP_OK, REP_STARTED, REP_EXITED, REP_FD, REP_ERROR = 100, 101, 102, 103, 199

@@ -75,6 +75,12 @@ BOUNDS: Dict[str, Bound] = {
         "PYSANDBOX_UNPACK_MEMORY_MAX", 1 * _GiB,
         "address space of the process unpacking registry layers (tar headers such as pax records are "
         "read into memory)"),
+    "snapshot_directory_bytes": Bound(
+        "PYSANDBOX_SNAPSHOT_DIRECTORY_MAX", 16 * _GiB,
+        "bytes of file data snapshot_directory() may copy out of a sandbox"),
+    "snapshot_directory_entries": Bound(
+        "PYSANDBOX_SNAPSHOT_DIRECTORY_ENTRIES_MAX", 500_000,
+        "entries (files, directories, links) snapshot_directory() may copy out of a sandbox"),
     "exec_unread_output": Bound(
         "PYSANDBOX_EXEC_UNREAD_OUTPUT_MAX", 64 * _MiB,
         "bytes of one exec's stdout (or stderr) kept in memory while nobody reads it: wait() or poll() "

@@ -20,8 +20,9 @@ import attrs
 from . import _aio, exception, garbage, network
 from . import image as images
 from ._aio import synchronized, synchronized_static
-from ._core import lifecycle
+from ._core import lifecycle, mounts
 from ._core.initclient import InitClient
+from ._core.mounts import sandbox_path
 from ._core.spec import ARG_MAX_BYTES as ARG_MAX_BYTES  # modal.sandbox.ARG_MAX_BYTES: the args of create and exec
 from ._core.spec import ExecSpec, SandboxSpec, check_experimental_options, check_tags, valid_name
 from ._state import apps, files, names, paths, records
@@ -40,7 +41,7 @@ from .exception import (
 )
 from .file_io import FileIO
 from .filesystem import SandboxFilesystem
-from .image.snapshot import snapshot_filesystem
+from .image.snapshot import snapshot_directory, snapshot_filesystem
 from .io_streams import FollowSource, StreamReader, StreamWriter
 from .probe import Probe, check_probe
 from .resources import Resources, SandboxStats, default_pids_limit
@@ -113,6 +114,12 @@ def _check_snapshot_options(timeout: Any, ttl: Any) -> None:
     # Snapshots are copied to completion and kept until `pysandbox image rm`: timeout and ttl are checked, not enforced.
     positive_seconds(timeout)
     positive_seconds(ttl, "ttl", allow_none=True, at_most=None)
+
+
+def _check_no_encryption_key(method: str, key: Any) -> None:
+    if key is not None:
+        raise UnimplementedError(f"Sandbox.{method}(_experimental_encryption_key=...): pysandbox keeps snapshots "
+                                 "unencrypted in its state directory; drop the key.")
 
 
 def _check_port_lists(**lists: Any) -> None:
@@ -542,13 +549,31 @@ class Sandbox:
                                   self.returncode is None)
 
     @synchronized
-    async def snapshot_directory(self, path: str, *, timeout: int = 55, ttl: Any = None) -> "images.Image":
-        """Not yet: it needs mount_image to be useful."""
+    async def snapshot_directory(self, path: Any, *, timeout: int = 55, ttl: Optional[int] = 30 * 24 * 3600,
+                                 _experimental_encryption_key: Optional[bytes] = None) -> "images.Image":
+        """One directory of the running sandbox, as an Image (mount it with mount_image)."""
         self._ensure_attached()
-        if not isinstance(path, str) or not path.startswith("/"):
-            raise InvalidError(f"Snapshot path must be absolute, got {path!r}")
+        path = sandbox_path(path, "Snapshot")
         _check_snapshot_options(timeout, ttl)
-        raise UnimplementedError("snapshot_directory() is not supported by pysandbox yet; use snapshot_filesystem().")
+        _check_no_encryption_key("snapshot_directory", _experimental_encryption_key)
+        return await snapshot_directory(self._client(), path, timeout)
+
+    @synchronized
+    async def mount_image(self, path: Any, image: Any, *, _experimental_encryption_key: Optional[bytes] = None) -> None:
+        """Mount a built image (or from_scratch()) at `path`, with a writable layer of its own;
+        the path is made if missing, what it held is hidden until unmount_image(path)."""
+        self._ensure_attached()
+        _check_no_encryption_key("mount_image", _experimental_encryption_key)
+        path = sandbox_path(path, "Mount")
+        if path == "/":
+            raise InvalidError("mount_image() cannot mount over the sandbox's root `/`: pass a directory.")
+        await mounts.mount(self._client(), path, images.mountable_layers(image, "Sandbox.mount_image"))
+
+    @synchronized
+    async def unmount_image(self, path: Any) -> None:
+        """Unmount the image mount_image() put at exactly `path`; what was there shows again."""
+        self._ensure_attached()
+        await mounts.unmount(self._client(), sandbox_path(path, "Unmount"))
 
     @synchronized
     async def reload_volumes(self, *, timeout: int = 55) -> None:

@@ -34,8 +34,9 @@ enum {
   PSB_REQ_ENTRY_STDIN = 3,       /* no body; reply PSB_REP_FD with a dup of the entrypoint's stdin */
   PSB_REQ_ENTRY_STDIN_CLOSE = 4, /* no body; init drops its write end: the entrypoint sees EOF */
   /* 5 was a PING no client sent: now an unknown type, as any other number. */
-  PSB_REQ_OPEN = 6, /* body: psb_open + path; reply PSB_REP_FD with the open file */
-  PSB_REQ_FSOP = 7, /* body: psb_fsop + path; reply PSB_REP_OK (LIST: with entries) */
+  PSB_REQ_OPEN = 6,  /* body: psb_open + path; reply PSB_REP_FD with the open file */
+  PSB_REQ_FSOP = 7,  /* body: psb_fsop + path; reply PSB_REP_OK (LIST: with entries) */
+  PSB_REQ_PIDFD = 8, /* no body; reply PSB_REP_FD with a pidfd of init (mount_image: the host joins its namespaces) */
 };
 
 /* Replies (init -> client). */

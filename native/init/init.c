@@ -27,6 +27,7 @@
 #include <sys/signalfd.h> /* signalfd */
 #include <sys/stat.h>     /* chmod */
 #include <sys/socket.h>   /* accept4 */
+#include <sys/syscall.h>  /* SYS_pidfd_open */
 #include <unistd.h>       /* close, close_range, chdir, read */
 
 #include "caps.h"
@@ -165,6 +166,7 @@ static void accept_conns(void)
  *   ENTRY_STDIN_CLOSE  none; 0                   handle_entry_stdin_close (init_entry.c)
  *   OPEN               psb_open + path; 0        handle_open (init_fs.c)
  *   FSOP               psb_fsop + path; 0        handle_fsop (init_fs.c)
+ *   PIDFD              none; 0                   handle_pidfd (here)
  *   anything else      refused: EPROTO "unknown request type" (proto.c)
  *
  * The listener is reachable only from the host (agent.sock in the sandbox
@@ -179,8 +181,23 @@ static void accept_conns(void)
  *           root: nothing a process in it could not do itself.  Flags and mode
  *           are masked to what protocol.h allows; O_NONBLOCK keeps a planted
  *           FIFO from blocking pid 1; LIST and WATCH replies are bounded.
+ *   PIDFD   a pidfd of init, for the host to join the sandbox's namespaces
+ *           (mount_image).  Joining them takes capabilities over them, which
+ *           only their owner (the caller) has; signalling init takes the
+ *           right to kill it, and pidfd_getfd ptrace access, as without it.
  * And none can stall pid 1: every reply is sent MSG_DONTWAIT (a client that
  * does not read is dropped), and every received fd is closed on every path. */
+static void handle_pidfd(struct conn *c)
+{
+  int fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+  if (fd < 0) {
+    reply_error(c, errno, "pidfd_open");
+    return;
+  }
+  reply(c, PSB_REP_FD, fd);
+  close(fd);
+}
+
 static void handle_conn(struct conn *c)
 {
   struct request req;
@@ -214,6 +231,9 @@ static void handle_conn(struct conn *c)
     break;
   case PSB_REQ_FSOP:
     handle_fsop(c, &req);
+    break;
+  case PSB_REQ_PIDFD:
+    handle_pidfd(c);
     break;
   }
 }

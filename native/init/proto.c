@@ -95,6 +95,7 @@ enum proto_result proto_recv(int fd, struct request *req, int *err, const char *
     break;
   case PSB_REQ_ENTRY_STDIN:
   case PSB_REQ_ENTRY_STDIN_CLOSE:
+  case PSB_REQ_PIDFD:
     if (body_len != 0)
       return bad(req, EPROTO, "unexpected body", err, why);
     break;

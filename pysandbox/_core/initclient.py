@@ -63,6 +63,10 @@ class InitClient:
         """A write end of the entrypoint's stdin."""
         return (await self._call(agent.REQ_ENTRY_STDIN)).fds[0]
 
+    async def pidfd(self) -> int:
+        """A pidfd of init, through which the host joins the sandbox's namespaces (_core/mounts.py)."""
+        return (await self._call(agent.REQ_PIDFD)).fds[0]
+
     async def close_entry_stdin(self) -> None:
         """Close the entrypoint's stdin (init keeps its write end until told); a no-op once the sandbox ended."""
         await self._call(agent.REQ_ENTRY_STDIN_CLOSE, finished_ok=True)

@@ -16,6 +16,8 @@
         agent.sock                    init's listener (host side only)
         stdout, stderr                the entrypoint's output, written by the supervisor
         upper/                        the sandbox's writable layer
+        mounts/                       images mounted into the running sandbox (_core/mounts.py):
+                                      <n>/{rootfs,work,empty} per mount, table.json (path, mount id)
         terminating                   present once terminate() has signalled the supervisor
         supervisor.log                the supervisor's, runner's and init's own output; its lock
                                       says whether any of them still runs (records.held())
@@ -85,6 +87,10 @@ class SandboxDir:
     @property
     def upper(self) -> Path:
         return self.path / "upper"
+
+    @property
+    def mounts(self) -> Path:
+        return self.path / "mounts"
 
     @property
     def stdout(self) -> Path:

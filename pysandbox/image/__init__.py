@@ -7,14 +7,15 @@ RootFS (pysandbox/_core/spec.py)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Tuple
 
 import attrs
 
 from ..exception import InvalidError
 from .recipe import Image
+from .steps import Scratch
 
-__all__ = ["Image", "apply"]
+__all__ = ["Image", "apply", "mountable_layers"]
 
 
 def apply(spec, image: Any):
@@ -28,3 +29,23 @@ def apply(spec, image: Any):
     rootfs = image._resolve()
     return attrs.evolve(spec, rootfs=rootfs, entrypoint=rootfs.command(spec.entrypoint),
                         workdir=spec.workdir or rootfs.workdir)
+
+
+def mountable_layers(image: Any, method: str) -> Tuple[str, ...]:
+    """The layer directories (bottom first) of an image Modal lets `method` mount: one with an
+    id (built, from_id, a snapshot) or from_scratch(), never one with local files still to add."""
+    if not isinstance(image, Image):
+        raise TypeError(f"{method}(image=...) expects an Image object, got {image!r}")
+    if any(step.mounted for step in image._steps):
+        raise InvalidError(
+            f"{method}() only supports pre-built images. When using `add_local*` methods, specify `copy=True` "
+            f"and call `.build()` before passing the image to `mount_image()`:\n\nE.g.\n"
+            'img = modal.Image.debian_slim().add_local_file("foo", "/foo", copy=True).build()\n'
+            f"{method}(path, img)")
+    if image.object_id is None and not all(isinstance(step, Scratch) for step in image._steps):
+        raise InvalidError(
+            f"{method}() currently only supports Images that are either:\n"
+            "- prebuilt using `image.build()`\n"
+            "- referenced by id, e.g. `Image.from_id()`\n"
+            "- filesystem/directory snapshots e.g. created by `.snapshot_directory()` or `.snapshot_filesystem()`\n")
+    return image._resolve().lowers

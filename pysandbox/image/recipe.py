@@ -111,8 +111,11 @@ class Image:
 
     @classmethod
     def from_id(cls, image_id: str, client: Any = None) -> "Image":
-        """An image built before (by id), from any process."""
-        return Image((Existing(store.layer_of(image_id)),))
+        """An image built before (by id), from any process: hydrated at once, as on Modal
+        (object_id set; NotFoundError for an id nothing was built under)."""
+        image = Image((Existing(store.layer_of(image_id)),))
+        image._resolve()
+        return image
 
     # Steps ------------------------------------------------------------------
 

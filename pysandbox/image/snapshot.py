@@ -1,16 +1,24 @@
-"""sb.snapshot_filesystem(): a running image sandbox's changes, published as a new layer.
+"""sb.snapshot_filesystem(): a running image sandbox's changes, published as a new layer;
+sb.snapshot_directory(): one directory of any running sandbox, as an image of its own.
 
 The sandbox's upper directory (written by sandbox code) is copied by `cp -a`
 in a helper sandbox on the host image, never by a privileged host process, so
 symlinks swapped in during the copy cannot make us read host files. Whiteouts
 and opaque-directory xattrs are copied as they are, so deletions carry over.
 The new image is the sandbox's image plus that layer.
+
+A directory may live anywhere in the sandbox (its overlay, the host image's tmpfs root, a
+mounted image), so snapshot_directory reads it from inside the sandbox's namespaces, one
+name at a time beneath the directory's fd and never following a symlink (_core/mounts.py,
+sandbox-mount --copy), and the copy becomes a layer with no parent.
 """
 
 from __future__ import annotations
 
 import time
 
+from .._core import mounts
+from .._core.initclient import InitClient
 from .._core.spec import Bind
 from .._state import paths
 from ..exception import ConflictError, UnimplementedError
@@ -46,4 +54,25 @@ def snapshot_filesystem(sandbox_id: str, image_id: str, running: bool) -> Image:
         if not published:
             build._remove_quietly(temp)
     store.remember(store.image_id(layer), f"snapshot of {sandbox_id}")
+    return Image.from_id(store.image_id(layer))
+
+
+async def snapshot_directory(client: InitClient, path: str, timeout: float) -> Image:
+    """The directory `path` of the running sandbox `client` speaks to, as a new Image."""
+    definition = {"kind": "directory snapshot", "sandbox": client.sandbox_id, "path": path}
+    layer = store.layer_id(None, {**definition, "at": time.time()})
+    store.ensure_dirs()
+    temp = store.new_temp(layer)
+    published = False
+    try:
+        await mounts.copy_directory(client, path, temp / "rootfs", timeout)
+        store.publish(temp, layer, {
+            "parent": None, "step": definition, "description": f"snapshot of {path} in {client.sandbox_id}",
+            "chain": [layer], "lowers": [layer], "config": {},
+        })
+        published = True
+    finally:
+        if not published:
+            build._remove_quietly(temp)
+    store.remember(store.image_id(layer), f"snapshot of {path} in {client.sandbox_id}")
     return Image.from_id(store.image_id(layer))

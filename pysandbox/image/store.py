@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Iterator, List, Optional
 
 from .. import _beneath, settings
+from .._core import mounts
 from .._state import files, records
 from ..exception import NotFoundError
 
@@ -170,9 +171,11 @@ def all_layers() -> List[str]:
 
 
 def layers_in_use() -> set:
-    """Layers under running sandboxes: never removed, whatever was asked."""
+    """Layers under running sandboxes (their image's, and those of images mounted in them):
+    never removed, whatever was asked."""
     used = set()
     for record in records.running_records(include_terminating=True):
+        used.update(mounts.mounted_layers(record.sandbox_id))
         if record.image_id.startswith(IMAGE_PREFIX):
             meta = read_meta(layer_of(record.image_id))
             used.update(meta["chain"] if meta else ())

@@ -25,7 +25,7 @@ from . import cgroups
 
 def repair(record: records.SandboxRecord) -> List[str]:
     """Do the teardown of a sandbox whose supervisor died without its exit record: kill what
-    it stranded, remove its cgroup, upper directory and socket, then record it as terminated.
+    it stranded, remove its cgroup, upper directory, mounted images and socket, then record it as terminated.
     Best effort (a full or read-only disk must not make terminate() or gc fail: the sandbox
     reads as terminated anyway); returns what could not be done, one line each."""
     sandbox = paths.SandboxDir.of(record.sandbox_id)
@@ -43,8 +43,9 @@ def repair(record: records.SandboxRecord) -> List[str]:
         problems.append(str(exc))
     except OSError:
         pass  # still busy: `gc` removes it later, and keeps the directory until it can
-    with contextlib.suppress(OSError):
-        remove_tree(sandbox.upper)
+    for tree in (sandbox.upper, sandbox.mounts):
+        with contextlib.suppress(OSError):
+            remove_tree(tree)
     with contextlib.suppress(OSError):
         os.unlink(sandbox.socket)
     with contextlib.suppress(Error):

@@ -55,9 +55,6 @@ GAPS: Dict[str, str] = {
     "FileIO.mkdir": "classmethods taking Modal's client and task id: use Sandbox.mkdir",
     "FileIO.rm": "classmethods taking Modal's client and task id: use Sandbox.rm",
     "FileIO.watch": "classmethods taking Modal's client and task id: use Sandbox.watch",
-    "Sandbox.mount_image": "pending: mounts helper",
-    "Sandbox.unmount_image": "pending: mounts helper",
-    "Sandbox.snapshot_directory": "pending: mounts helper",
     "Sandbox._experimental_set_outbound_network_policy": "pending: domains helper",
 }
 # Image (pysandbox/image/) belongs to the images helper: its differences, for the lead to hand over.

@@ -111,6 +111,7 @@ FRAMING = [
     ("the retired signal type", _header(2, struct.pack("=I", 9)), 0, errno.EPROTO, "unknown request type"),
     ("the retired ping type", _header(5), 0, errno.EPROTO, "unknown request type"),
     ("entry stdin with a body", _header(agent.REQ_ENTRY_STDIN, b"x"), 0, errno.EPROTO, "unexpected body"),
+    ("pidfd with a body", _header(agent.REQ_PIDFD, b"x"), 0, errno.EPROTO, "unexpected body"),
     ("exec body too short", _header(agent.REQ_EXEC, b"\x00" * 8), 3, errno.EPROTO, "exec body too short"),
     ("open without a NUL", _header(agent.REQ_OPEN, struct.pack("=II", 0, 0) + b"/etc/passwd"), 0,
      errno.EPROTO, "NUL-terminated path"),
@@ -122,6 +123,7 @@ FRAMING = [
     ("exec with 4 fds", _exec(1, 0), 4, errno.EPROTO, "too many file descriptors"),
     ("exec with 16 fds", _exec(1, 0), 16, errno.EPROTO, "too many file descriptors"),
     ("entry stdin with an fd", agent.message(agent.REQ_ENTRY_STDIN), 1, errno.EPROTO, "wrong number of file descriptors"),
+    ("pidfd with an fd", agent.message(agent.REQ_PIDFD), 1, errno.EPROTO, "wrong number of file descriptors"),
     # counts in the body
     ("argc 0", _exec(0, 0), 3, errno.EINVAL, "argc must be at least 1"),
     ("argc 2**32-1", _exec(2**32 - 1, 0), 3, errno.EINVAL, "more strings than bytes"),

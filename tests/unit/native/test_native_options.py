@@ -42,6 +42,14 @@ REFUSED = [
     ("sandbox-probe", ["0"], "PORT must be a number in 1..65535"),
     ("sandbox-probe", ["65536"], "PORT must be a number in 1..65535"),
     ("sandbox-probe", ["1", "2"], "PORT must be a number in 1..65535"),
+    ("sandbox-mount", [], "--pidfd is required"),
+    ("sandbox-mount", ["--pidfd", "3"], "one of --attach"),
+    ("sandbox-mount", ["--pidfd", "3", "--attach", "rel"], "--attach needs an absolute path"),
+    ("sandbox-mount", ["--pidfd", "3", "--attach", "/x", "--upper", "/u", "--work", "/w"], "one of --attach"),
+    ("sandbox-mount", ["--pidfd", "3", "--detach", "/x"], "one of --attach"),
+    ("sandbox-mount", ["--pidfd", "3", "--copy", "/x", "--dest", "4"], "one of --attach"),
+    ("sandbox-mount", ["--pidfd", "3", "--lower", "rel"], "bad --lower: rel"),
+    ("sandbox-mount", ["--pidfd", "3", "extra"], "no operands"),
 ]
 
 
@@ -67,6 +75,8 @@ USAGE = {
     "sandbox-init": "[--sandbox ID] [--idle-timeout-ms N] [--pty] [--dir MODE PATH]... [--chmod MODE PATH]... "
                     "[--chdir PATH]",
     "sandbox-probe": "PORT",
+    "sandbox-mount": "--pidfd FD [--as-sandbox-root] [--attach PATH] [--upper DIR] [--work DIR] [--lower DIR]... "
+                     "[--detach PATH] [--mnt-id N] [--copy PATH] [--dest FD] [--max-bytes N] [--max-entries N]",
 }
 
 
