@@ -79,6 +79,21 @@ BOUNDS: Dict[str, Bound] = {
         "PYSANDBOX_EXEC_UNREAD_OUTPUT_MAX", 64 * _MiB,
         "bytes of one exec's stdout (or stderr) kept in memory while nobody reads it: wait() or poll() "
         "before reading, or reading the other stream; past it the rest of that stream is dropped"),
+    # The DNS filter of a sandbox with an outbound_domain_allowlist (native/supervisor/dnsfilter.c).
+    "domain_allowlist": Bound(
+        "PYSANDBOX_DOMAIN_ALLOWLIST_MAX", 256, "names in one outbound_domain_allowlist"),
+    "dns_queries_per_s": Bound(
+        "PYSANDBOX_DNS_QPS", 200, "DNS queries a sandbox's filter answers per second (more are dropped)"),
+    "dns_addresses": Bound(
+        "PYSANDBOX_DNS_ADDRESSES_MAX", 4096,
+        "addresses a sandbox's allowed names may resolve to at once (allowed until their TTL ends); an answer "
+        "that needs more is SERVFAIL"),
+    "dns_min_ttl_s": Bound(
+        "PYSANDBOX_DNS_MIN_TTL", 10,
+        "seconds an address an allowed name resolved to stays reachable at least, whatever its TTL (1 or more)"),
+    "dns_max_ttl_s": Bound(
+        "PYSANDBOX_DNS_MAX_TTL", 3600, "seconds an address an allowed name resolved to stays reachable at most "
+        "without another lookup (connections already open are kept)"),
     "gc_interval_s": Bound(
         "PYSANDBOX_GC_INTERVAL", 60,
         "seconds between the automatic collections that creates start in the background, per state directory "

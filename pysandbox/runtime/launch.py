@@ -233,7 +233,7 @@ def _supervisor_options(directory: Path, spec: SandboxSpec, root: _Root, net: ne
         options += ["--as-uid", str(root.owner[0]), "--as-gid", str(root.owner[1])]
     options += identity.current().supervisor_args()
     options += root.stager.args() + ["--cleanup", str(root.upper), "--cleanup", str(paths.SandboxDir(directory).socket)]
-    options += net.supervisor_args(netplan.egress_rules(spec.outbound_cidr_allowlist))
+    options += net.supervisor_args()
     return options + ["--confirm-fd", "0", *([] if tethered else ["--confirmed-by", paths.RECORD_NAME])]
 
 
