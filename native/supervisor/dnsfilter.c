@@ -198,18 +198,16 @@ static void on_query(void)
     reply(get16(m), m + 12, end - 12, 2, &from); /* SERVFAIL: too many in flight */
     return;
   }
-  uint8_t q[12 + sizeof p->question] = {(uint8_t)(id >> 8), (uint8_t)id, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0};
-  p->qlen = end - 12;
-  memcpy(p->question, m + 12, p->qlen);
-  memcpy(q + 12, p->question, p->qlen);
-  if (send(f.up, q, end, MSG_DONTWAIT) != (ssize_t)end) {
-    reply(get16(m), m + 12, end - 12, 2, &from);
-    return;
-  }
-  *p = (struct pending){.used = true, .ours = id, .theirs = get16(m), .client = from, .qlen = p->qlen,
+  *p = (struct pending){.used = true, .ours = id, .theirs = get16(m), .client = from, .qlen = end - 12,
                         .deadline = now_ms() + PENDING_MS};
   memcpy(p->question, m + 12, p->qlen);
   memcpy(p->name, name, sizeof name);
+  uint8_t q[12 + sizeof p->question] = {(uint8_t)(id >> 8), (uint8_t)id, 0x01, 0x00, 0, 1}; /* recursion desired */
+  memcpy(q + 12, p->question, p->qlen);
+  if (send(f.up, q, end, MSG_DONTWAIT) != (ssize_t)end) {
+    p->used = false;
+    reply(p->theirs, p->question, p->qlen, 2, &from);
+  }
 }
 
 /* Runs nft with `text` on its stdin, in our (the sandbox's) namespaces. */
@@ -349,47 +347,56 @@ static int set_domains(const char *line, size_t len)
   return 0;
 }
 
-/* Replaces the policy: the ruleset and the addresses still allowed, in one transaction. */
+/* Whether an allowed address stays allowed under the policy just set. */
+static bool retained(const struct entry *e, int64_t now)
+{
+  return e->family != 0 && e->expires > now + 1000 && allowed(e->name);
+}
+
+/* Loads a policy message (names, newline, ruleset) with the addresses it
+ * keeps, in one nft transaction.  On failure the old policy stays, in the
+ * kernel too. */
+static int load_policy(const char *msg, size_t n)
+{
+  const char *nl = memchr(msg, '\n', n);
+  if (nl == NULL)
+    return -1;
+  size_t size = n + f.opt->addresses * 320, len = n - (size_t)(nl + 1 - msg);
+  char *text = malloc(size), *old = f.domains;
+  f.domains = NULL;
+  if (text == NULL || set_domains(msg, (size_t)(nl - msg)) < 0) {
+    free(text);
+    f.domains = old;
+    return -1;
+  }
+  memcpy(text, nl + 1, len);
+  int64_t now = now_ms();
+  for (size_t i = 0; i < f.opt->addresses; i++)
+    if (retained(&f.entries[i], now))
+      len = element_command(text, size, len, &f.entries[i], (f.entries[i].expires - now) / 1000);
+  int rc = len < size ? run_nft(text, len) : -1;
+  free(text);
+  if (rc < 0) {
+    free(f.domains);
+    f.domains = old;
+    return -1;
+  }
+  free(old);
+  for (size_t i = 0; i < f.opt->addresses; i++)
+    if (!retained(&f.entries[i], now))
+      f.entries[i].family = 0;
+  return 0;
+}
+
 static void on_control(void)
 {
+  static char msg[CONTROL_MAX];
   int c = accept4(f.ctl, NULL, NULL, SOCK_CLOEXEC);
   if (c < 0)
     return;
-  static char msg[CONTROL_MAX + 1];
   struct pollfd pc = {.fd = c, .events = POLLIN};
-  ssize_t n = -1;
-  if (poll(&pc, 1, 5000) == 1)
-    n = recv(c, msg, CONTROL_MAX, MSG_DONTWAIT | MSG_TRUNC);
-  char *nl = n > 0 && n <= CONTROL_MAX ? memchr(msg, '\n', (size_t)n) : NULL;
-  const char *verdict = "error";
-  if (nl != NULL) {
-    size_t size = (size_t)n + f.opt->addresses * 96, len = (size_t)n - (size_t)(nl + 1 - msg);
-    char *text = malloc(size);
-    char *old = f.domains;
-    f.domains = NULL;
-    if (text != NULL && set_domains(msg, (size_t)(nl - msg)) == 0) {
-      memcpy(text, nl + 1, len);
-      int64_t now = now_ms();
-      for (size_t i = 0; i < f.opt->addresses; i++) {
-        struct entry *e = &f.entries[i];
-        if (e->family != 0 && e->expires > now + 1000 && allowed(e->name))
-          len = element_command(text, size, len, e, (e->expires - now) / 1000);
-        else
-          e->family = 0;
-      }
-      if (len < size && run_nft(text, len) == 0) {
-        free(old);
-        old = NULL;
-        verdict = "ok";
-      } else {
-        free(f.domains);
-        f.domains = old; /* the old policy stays, in the kernel too (the transaction failed) */
-      }
-    } else {
-      f.domains = old;
-    }
-    free(text);
-  }
+  ssize_t n = poll(&pc, 1, 5000) == 1 ? recv(c, msg, sizeof msg, MSG_DONTWAIT | MSG_TRUNC) : -1;
+  const char *verdict = n > 0 && (size_t)n <= sizeof msg && load_policy(msg, (size_t)n) == 0 ? "ok" : "error";
   send(c, verdict, strlen(verdict), MSG_NOSIGNAL | MSG_DONTWAIT);
   close(c);
 }
@@ -405,9 +412,9 @@ static void serve(void)
       _exit(1);
     if (p[0].revents != 0)
       _exit(0); /* the supervisor closed its end: the sandbox is over */
-    if (p[1].revents & POLLIN)
-      on_query();
-    if (p[2].revents & POLLIN)
+    if (p[1].revents != 0)
+      on_query(); /* POLLERR too: the recv takes the socket's error */
+    if (p[2].revents != 0)
       on_answer();
     if (p[3].revents & POLLIN)
       on_control();
