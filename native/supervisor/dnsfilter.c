@@ -284,10 +284,16 @@ static int allow_answer(const uint8_t *m, size_t n, size_t off, const char *name
     int family = class != 1 ? 0 : type == 1 && rdlen == 4 ? AF_INET : type == 28 && rdlen == 16 ? AF_INET6 : 0;
     if (family == 0)
       continue;
-    ttl = ttl < (int64_t)f.opt->min_ttl ? (int64_t)f.opt->min_ttl : ttl > (int64_t)f.opt->max_ttl ? (int64_t)f.opt->max_ttl : ttl;
+    ttl = ttl < (int64_t)f.opt->min_ttl ? (int64_t)f.opt->min_ttl : ttl;
+    ttl = ttl > (int64_t)f.opt->max_ttl ? (int64_t)f.opt->max_ttl : ttl;
+    if (nchanged == ADDRS_PER_ANSWER)
+      break; /* the client gets every record; this many new addresses per answer are allowed */
     struct entry *e = entry_for(family, rdata, now);
-    if (e == NULL || nchanged == ADDRS_PER_ANSWER) {
-      warnf("the sandbox's DNS filter holds its maximum of %llu addresses", (unsigned long long)f.opt->addresses);
+    if (e == NULL) {
+      static bool warned; /* once: the sandbox decides how often this happens, the log is the host's */
+      if (!warned)
+        warnf("the sandbox's DNS filter holds its maximum of %llu addresses", (unsigned long long)f.opt->addresses);
+      warned = true;
       return -1;
     }
     if (e->family == family && e->expires - now >= ttl * 500 && strcmp(e->name, name) == 0)
@@ -453,7 +459,8 @@ static int upstream_socket(const struct dns_options *opt)
     return -1;
   }
   int s = socket(v4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (s < 0 || (v4 ? connect(s, (struct sockaddr *)&a4, sizeof a4) : connect(s, (struct sockaddr *)&a6, sizeof a6)) < 0) {
+  struct sockaddr *to = v4 ? (struct sockaddr *)&a4 : (struct sockaddr *)&a6;
+  if (s < 0 || connect(s, to, v4 ? sizeof a4 : sizeof a6) < 0) {
     pwarnf("DNS upstream %s", opt->upstream);
     return -1;
   }

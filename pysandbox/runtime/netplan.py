@@ -128,7 +128,7 @@ def egress_rules(cidrs: Names, domains: Names) -> str:
         rules += [f"ip daddr {{ {', '.join(v4)} }} {accept}"] if v4 else []
         rules += [f"ip6 daddr {{ {', '.join(v6)} }} {accept}"] if v6 else []
         rules += ["meta l4proto tcp reject with tcp reset", "reject"]
-    size = bounds.get("dns_addresses")
+    size = 2 * max(1, bounds.get("dns_addresses"))  # room for expired elements the kernel has yet to collect
     sets = "".join(f"  set allow{v} {{ type ipv{v}_addr; flags timeout; size {size}; }}\n" for v in (4, 6))
     body = "\n".join(f"    {rule}" for rule in rules)
     return ("table inet pysandbox\ndelete table inet pysandbox\n"  # one transaction: declared, gone, replaced
