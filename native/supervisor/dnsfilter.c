@@ -270,6 +270,7 @@ static int allow_answer(const uint8_t *m, size_t n, size_t off, const char *name
   static char cmd[ADDRS_PER_ANSWER * 3 * 128];
   struct entry *changed[ADDRS_PER_ANSWER];
   size_t nchanged = 0, len = 0;
+  bool full = false;
   int64_t now = now_ms();
   for (unsigned an = get16(m + 6); an > 0; an--) {
     while (off < n && m[off] != 0 && m[off] < 0xc0) /* the owner name: labels, then an end or a pointer */
@@ -294,7 +295,8 @@ static int allow_answer(const uint8_t *m, size_t n, size_t off, const char *name
       if (!warned)
         warnf("the sandbox's DNS filter holds its maximum of %llu addresses", (unsigned long long)f.opt->addresses);
       warned = true;
-      return -1;
+      full = true;
+      break;
     }
     if (e->family == family && e->expires - now >= ttl * 500 && strcmp(e->name, name) == 0)
       continue; /* allowed for at least half its TTL still: no nft run */
@@ -304,7 +306,7 @@ static int allow_answer(const uint8_t *m, size_t n, size_t off, const char *name
     changed[nchanged++] = e;
     len = element_command(cmd, sizeof cmd, len, e, ttl);
   }
-  if (len == 0 || (len < sizeof cmd && run_nft(cmd, len) == 0))
+  if (!full && (len == 0 || (len < sizeof cmd && run_nft(cmd, len) == 0)))
     return 0;
   for (size_t i = 0; i < nchanged; i++)
     changed[i]->family = 0; /* not in the set after all */
