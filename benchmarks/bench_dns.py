@@ -2,9 +2,9 @@
 query loop (raw UDP, one query at a time) run on the host straight at the upstream DNS server
 (the baseline), and inside a sandbox at its filter, in one run; medians and ratios.
 
-Two cases through the filter: a name whose address is already allowed (a forward, no nft run)
-and names whose answers bring a new address each time (the filter runs nft to allow it before
-answering). The upstream is a DNS server on the host's loopback in a process of its own.
+Two cases through the filter: a name whose address is already allowed (a forward, nothing for
+nft) and names whose answers bring a new address each time (the filter has its nft allow it
+before answering). The upstream is a DNS server on the host's loopback in a process of its own.
 """
 
 import json
@@ -93,7 +93,7 @@ def main():
                 sb.terminate()
             report(f"{runner}: resolution through the filter, address already allowed", cached,
                    "straight to the upstream from the host", direct)
-            report(f"{runner}: resolution through the filter, a new address each time (nft run)", fresh,
+            report(f"{runner}: resolution through the filter, a new address each time (nft)", fresh,
                    "straight to the upstream from the host", direct_fresh)
     finally:
         server.stdin.close()

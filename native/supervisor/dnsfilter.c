@@ -210,7 +210,8 @@ static void on_query(void)
   }
 }
 
-/* Runs nft with `text` on its stdin, in our (the sandbox's) namespaces. */
+/* Runs nft with `text` on its stdin, in our (the sandbox's) namespaces:
+ * for a policy, whose ruleset spans lines. */
 static int run_nft(const char *text, size_t len)
 {
   int in[2];
@@ -234,19 +235,107 @@ static int run_nft(const char *text, size_t len)
   return pid > 0 && rc == 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
 }
 
-/* Appends "add, delete, add with a timeout" of one element: the first add
- * makes the delete valid, the last sets a fresh timeout (adding an element
- * that exists keeps its old one).  Returns the new length. */
+/* Appends "add, delete, add with a timeout" of one element, on one line:
+ * the first add makes the delete valid, the last sets a fresh timeout
+ * (adding an element that exists keeps its old one).  Returns the new
+ * length; `size` once the buffer is full. */
 static size_t element_command(char *buf, size_t size, size_t len, const struct entry *e, int64_t seconds)
 {
   char text[INET6_ADDRSTRLEN];
   inet_ntop(e->family, e->addr, text, sizeof text);
   const char *set = e->family == AF_INET ? "allow4" : "allow6";
   int n = snprintf(buf + len, size - len,
-                   "add element inet pysandbox %s { %s }\ndelete element inet pysandbox %s { %s }\n"
-                   "add element inet pysandbox %s { %s timeout %llds }\n",
+                   "add element inet pysandbox %s { %s }; delete element inet pysandbox %s { %s }; "
+                   "add element inet pysandbox %s { %s timeout %llds }; ",
                    set, text, set, text, set, text, (long long)seconds);
   return n < 0 || (size_t)n >= size - len ? size : len + (size_t)n;
+}
+
+/* `nft -e -i`, kept running in our namespaces for the answers' addresses: an
+ * nft run costs 10-15 ms (its start and its cache), a line to it well under
+ * one.  Each line is one transaction; with -e it says "# new generation" once
+ * the transaction is in, "Error" otherwise. */
+static struct {
+  pid_t pid;
+  int in, out;
+} nft = {.pid = -1};
+
+static void nft_stop(void)
+{
+  if (nft.pid > 0) {
+    kill(nft.pid, SIGKILL);
+    while (waitpid(nft.pid, NULL, 0) < 0 && errno == EINTR)
+      ;
+    close(nft.in);
+    close(nft.out);
+  }
+  nft.pid = -1;
+}
+
+static int nft_start(void)
+{
+  int in[2], out[2];
+  if (pipe2(in, O_CLOEXEC) < 0)
+    return -1;
+  if (pipe2(out, O_CLOEXEC) < 0 || fcntl(out[0], F_SETFL, O_NONBLOCK) < 0) { /* ours only: nft writes blocking */
+    close(in[0]);
+    close(in[1]);
+    return -1;
+  }
+  pid_t parent = getpid(), pid = fork();
+  if (pid == 0) {
+    if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0 || dup2(out[1], 2) < 0 ||
+        prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != parent)
+      _exit(127);
+    char *argv[] = {(char *)f.nft, "-e", "-i", NULL};
+    execve(f.nft, argv, host_env);
+    _exit(127);
+  }
+  close(in[0]);
+  close(out[1]);
+  nft = (typeof(nft)){.pid = pid, .in = in[1], .out = out[0]};
+  if (pid < 0) {
+    nft_stop();
+    return -1;
+  }
+  return 0;
+}
+
+/* Runs one line of commands (it ends with '\n') as one transaction. */
+static int nft_line(const char *line, size_t len)
+{
+  static char out[4096];
+  if (nft.pid < 0 && nft_start() < 0)
+    return -1;
+  while (read(nft.out, out, sizeof out) > 0)
+    ; /* what a failed line printed after its "Error" */
+  if (write_all(nft.in, line, len) < 0) {
+    nft_stop();
+    return -1;
+  }
+  size_t have = 0;
+  int64_t deadline = now_ms() + 5000;
+  for (;;) {
+    struct pollfd p = {.fd = nft.out, .events = POLLIN};
+    int64_t left = deadline - now_ms();
+    if (left <= 0 || (poll(&p, 1, (int)left) < 0 && errno != EINTR))
+      break;
+    ssize_t n = read(nft.out, out + have, sizeof out - 1 - have);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+      break;
+    have += n > 0 ? (size_t)n : 0;
+    out[have] = '\0';
+    if (strstr(out, "# new generation") != NULL)
+      return 0;
+    if (strstr(out, "Error") != NULL)
+      return -1;
+    if (have > sizeof out / 2) { /* the echo of many elements: keep the tail, where a verdict may start */
+      memmove(out, out + have - 64, 64);
+      have = 64;
+    }
+  }
+  nft_stop(); /* silent, dead or stuck: the next line gets a new one */
+  return -1;
 }
 
 static struct entry *entry_for(int family, const uint8_t *addr, int64_t now)
@@ -306,7 +395,9 @@ static int allow_answer(const uint8_t *m, size_t n, size_t off, const char *name
     changed[nchanged++] = e;
     len = element_command(cmd, sizeof cmd, len, e, ttl);
   }
-  if (!full && (len == 0 || (len < sizeof cmd && run_nft(cmd, len) == 0)))
+  if (len < sizeof cmd)
+    cmd[len++] = '\n';
+  if (!full && (len == 1 || (len < sizeof cmd && nft_line(cmd, len) == 0)))
     return 0;
   for (size_t i = 0; i < nchanged; i++)
     changed[i]->family = 0; /* not in the set after all */
@@ -384,6 +475,7 @@ static int load_policy(const char *msg, size_t n)
       len = element_command(text, size, len, &f.entries[i], (f.entries[i].expires - now) / 1000);
   int rc = len < size ? run_nft(text, len) : -1;
   free(text);
+  nft_stop(); /* its cache knew the old table */
   if (rc < 0) {
     free(f.domains);
     f.domains = old;
