@@ -74,6 +74,8 @@ static struct {
   const struct dns_options *opt;
   const char *nft;
   int sock, up, ctl, exit_r;
+  struct sockaddr_storage upstream; /* zeroed but for family, address and port: compared whole */
+  socklen_t upstream_len;
   char *domains; /* NULL: every name */
   struct pending pending[PENDING_MAX];
   struct entry *entries;
@@ -204,7 +206,7 @@ static void on_query(void)
   memcpy(p->name, name, sizeof name);
   uint8_t q[12 + sizeof p->question] = {(uint8_t)(id >> 8), (uint8_t)id, 0x01, 0x00, 0, 1}; /* recursion desired */
   memcpy(q + 12, p->question, p->qlen);
-  if (send(f.up, q, end, MSG_DONTWAIT) != (ssize_t)end) {
+  if (sendto(f.up, q, end, MSG_DONTWAIT, (struct sockaddr *)&f.upstream, f.upstream_len) != (ssize_t)end) {
     p->used = false;
     reply(p->theirs, p->question, p->qlen, 2, &from);
   }
@@ -407,7 +409,11 @@ static int allow_answer(const uint8_t *m, size_t n, size_t off, const char *name
 static void on_answer(void)
 {
   static uint8_t m[ANSWER_MAX];
-  ssize_t got = recv(f.up, m, sizeof m, MSG_DONTWAIT | MSG_TRUNC);
+  struct sockaddr_storage from;
+  socklen_t fl = sizeof from;
+  ssize_t got = recvfrom(f.up, m, sizeof m, MSG_DONTWAIT | MSG_TRUNC, (struct sockaddr *)&from, &fl);
+  if (fl != f.upstream_len || memcmp(&from, &f.upstream, fl) != 0)
+    return; /* not from the upstream */
   if (got < 12 || (size_t)got > sizeof m || (m[2] & 0x80) == 0 || get16(m + 4) != 1)
     return;
   size_t n = (size_t)got;
@@ -543,21 +549,27 @@ static void close_others(int *keep, int n)
   close_range(from, ~0U, 0);
 }
 
+/* Not connected: the upstream may be unreachable now (a host without a
+ * route yet) and reachable later; its answers are told by their source. */
 static int upstream_socket(const struct dns_options *opt)
 {
-  struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)opt->port)};
-  struct sockaddr_in a4 = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opt->port)};
-  bool v4 = inet_pton(AF_INET, opt->upstream, &a4.sin_addr) == 1;
-  if (!v4 && inet_pton(AF_INET6, opt->upstream, &a6.sin6_addr) != 1) {
+  struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&f.upstream;
+  struct sockaddr_in *a4 = (struct sockaddr_in *)&f.upstream;
+  if (inet_pton(AF_INET, opt->upstream, &a4->sin_addr) == 1) {
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons((uint16_t)opt->port);
+    f.upstream_len = sizeof *a4;
+  } else if (inet_pton(AF_INET6, opt->upstream, &a6->sin6_addr) == 1) {
+    a6->sin6_family = AF_INET6;
+    a6->sin6_port = htons((uint16_t)opt->port);
+    f.upstream_len = sizeof *a6;
+  } else {
     warnf("bad DNS upstream address: %s", opt->upstream);
     return -1;
   }
-  int s = socket(v4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  struct sockaddr *to = v4 ? (struct sockaddr *)&a4 : (struct sockaddr *)&a6;
-  if (s < 0 || connect(s, to, v4 ? sizeof a4 : sizeof a6) < 0) {
-    pwarnf("DNS upstream %s", opt->upstream);
-    return -1;
-  }
+  int s = socket(f.upstream.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (s < 0)
+    pwarnf("DNS upstream socket");
   return s;
 }
 
