@@ -89,6 +89,21 @@ BOUNDS: Dict[str, Bound] = {
         "PYSANDBOX_CLI_LOG_MAX", 64 * 1024,
         "bytes of a sandbox's supervisor.log (which init inside the sandbox writes too) that `pysandbox logs` "
         "shows, from its end"),
+    # The DNS filter of a sandbox with an outbound_domain_allowlist (native/supervisor/dnsfilter.c).
+    "domain_allowlist": Bound(
+        "PYSANDBOX_DOMAIN_ALLOWLIST_MAX", 256, "names in one outbound_domain_allowlist"),
+    "dns_queries_per_s": Bound(
+        "PYSANDBOX_DNS_QPS", 200, "DNS queries a sandbox's filter answers per second (more are dropped)"),
+    "dns_addresses": Bound(
+        "PYSANDBOX_DNS_ADDRESSES_MAX", 4096,
+        "addresses a sandbox's allowed names may resolve to at once (allowed until their TTL ends); an answer "
+        "that needs more is SERVFAIL"),
+    "dns_min_ttl_s": Bound(
+        "PYSANDBOX_DNS_MIN_TTL", 10,
+        "seconds an address an allowed name resolved to stays reachable at least, whatever its TTL (1 or more)"),
+    "dns_max_ttl_s": Bound(
+        "PYSANDBOX_DNS_MAX_TTL", 3600, "seconds an address an allowed name resolved to stays reachable at most "
+        "without another lookup (connections already open are kept)"),
     "gc_interval_s": Bound(
         "PYSANDBOX_GC_INTERVAL", 60,
         "seconds between the automatic collections that creates start in the background, per state directory "

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import re
 from typing import Any, Optional, Sequence, Tuple
 
+from . import bounds
 from ._validate import whole_number
 from .exception import InvalidError
+
+_LABEL = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\Z")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,3 +83,43 @@ def check_cidrs(cidrs: Optional[Sequence[str]]) -> Optional[Tuple[str, ...]]:
         except ValueError:
             raise InvalidError(f"Invalid CIDR {cidr!r} in outbound_cidr_allowlist: use e.g. '10.0.0.0/8'.") from None
     return tuple(networks)
+
+
+def check_domains(domains: Optional[Sequence[str]]) -> Optional[Tuple[str, ...]]:
+    """Normalised names (lower case, no final dot): "example.com", "*.example.com" (its subdomains,
+    not itself) or "*" (every name); None: names are not filtered."""
+    if domains is None:
+        return None
+    if isinstance(domains, str) or not isinstance(domains, (list, tuple)):
+        raise InvalidError("outbound_domain_allowlist must be a list of domain names, e.g. ['example.com', "
+                           f"'*.example.org'], not {type(domains).__name__}.")
+    if len(domains) > bounds.get("domain_allowlist"):
+        raise InvalidError(f"outbound_domain_allowlist has {len(domains)} names, over the bound of "
+                           f"{bounds.get('domain_allowlist')} ({bounds.variable('domain_allowlist')}).")
+    return tuple(dict.fromkeys(_check_domain(name) for name in domains))
+
+
+def _check_domain(name: Any) -> str:
+    if not isinstance(name, str):
+        raise InvalidError(f"outbound_domain_allowlist entries must be strings, got {name!r}")
+    if name == "*":
+        return name
+    body = name.lower()[:-1] if name.endswith(".") else name.lower()
+    labels = body[2:].split(".") if body.startswith("*.") else body.split(".")
+    if not body.isascii() or len(body) > 253 or not all(_LABEL.match(label) for label in labels):
+        raise InvalidError(f"Invalid domain {name!r} in outbound_domain_allowlist: pass a name such as "
+                           "'example.com', '*.example.com' for its subdomains, or '*' for every name "
+                           "(non-ASCII names in their xn-- form).")
+    return body
+
+
+def outbound_policy(cidrs: Optional[Sequence[str]], domains: Optional[Sequence[str]]
+                    ) -> Tuple[Optional[Tuple[str, ...]], Optional[Tuple[str, ...]]]:
+    """The (networks, names) a sandbox may reach, None meaning no restriction. As on Modal, a policy
+    that names domains allows only those and the networks given (none when cidrs is None); "*" allows
+    every name, hence every address any name can resolve to: everything."""
+    if domains is not None and "*" in domains:
+        return None, None
+    if domains is not None and cidrs is None:
+        return (), domains
+    return cidrs, domains

@@ -289,7 +289,8 @@ class Sandbox:
             name=name, tags=tags, verbose=verbose, pty=flag(pty, "pty") or pty_info is not None,
             network="none" if block_network else "default",
             ports=network.check_ports(encrypted_ports, unencrypted_ports),
-            outbound_cidr_allowlist=outbound_cidr_allowlist, readiness_probe=check_probe(readiness_probe),
+            outbound_cidr_allowlist=outbound_cidr_allowlist, outbound_domain_allowlist=outbound_domain_allowlist,
+            readiness_probe=check_probe(readiness_probe),
             resources=Resources.from_options(cpu, memory, ephemeral_disk, default_pids_limit()),
             runner=options.get("runner"), tethered=options.get("tether") == "True",
         )
@@ -301,7 +302,7 @@ class Sandbox:
         _check_unsupported(
             network_file_systems=network_file_systems,
             h2_ports=h2_ports,
-            outbound_domain_allowlist=outbound_domain_allowlist, inbound_cidr_allowlist=inbound_cidr_allowlist,
+            inbound_cidr_allowlist=inbound_cidr_allowlist,
             custom_domain=custom_domain, proxy=proxy,
             _experimental_outbound_policy=_experimental_outbound_policy,
             include_oidc_identity_token=include_oidc_identity_token,
@@ -476,6 +477,31 @@ class Sandbox:
                 raise SandboxTimeoutError(f"Tunnels of sandbox {self.object_id} were not ready within {timeout}s.")
             await _aio.sleep(0.005)
         return {guest: network.tunnel(host, encrypted) for guest, host, encrypted in self._record.tunnels}
+
+    @synchronized
+    async def _experimental_set_outbound_network_policy(
+        self,
+        *,
+        outbound_cidr_allowlist: Optional[Sequence[str]] = None,
+        outbound_domain_allowlist: Optional[Sequence[str]] = None,
+    ) -> None:
+        """Replace the outbound policy of the running sandbox (both None: every destination), as
+        Sandbox.create's arguments of the same names; connections the new policy refuses are cut."""
+        self._ensure_attached()
+        cidrs = network.check_cidrs(outbound_cidr_allowlist)
+        domains = network.check_domains(outbound_domain_allowlist)
+        net_dir = paths.SandboxDir(self._dir).net
+        if self._refresh() is not None:
+            raise await records.finished_error(self.object_id)
+        if not net_dir.is_dir():
+            raise InvalidError(f"Sandbox {self.object_id} has no outbound network (block_network=True, or no "
+                               "slirp4netns on this host): there is no policy to change.")
+        try:
+            netplan.change_policy(net_dir, cidrs, domains)
+        except OSError as exc:
+            if self._refresh() is not None:
+                raise await records.finished_error(self.object_id) from None
+            raise exception.ExecutionError(f"Could not change the network policy of {self.object_id}: {exc}") from exc
 
     @synchronized
     async def wait_until_ready(self, *, timeout: int = 300) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import importlib.util
+import ipaddress
 import os
 import shutil
 from pathlib import Path
@@ -64,6 +65,31 @@ def pinned_state_dir(path: Path) -> Iterator[None]:
         yield
     finally:
         _pinned.reset(token)
+
+
+def dns_upstream() -> Tuple[str, int]:
+    """The resolver a sandbox's DNS filter forwards allowed names to: PYSANDBOX_DNS_UPSTREAM ("ADDRESS",
+    "ADDRESS:PORT" or "[IPV6]:PORT"), else the host's first nameserver (127.0.0.1 without one, as in libc)."""
+    chosen = os.environ.get("PYSANDBOX_DNS_UPSTREAM")
+    if not chosen:
+        try:
+            with open("/etc/resolv.conf") as conf:
+                chosen = next((f[1] for f in map(str.split, conf) if len(f) > 1 and f[0] == "nameserver"), None)
+        except OSError:
+            chosen = None
+        return _address(chosen or "127.0.0.1"), 53
+    host, _, port = chosen.rpartition(":") if chosen.count(":") == 1 or chosen.startswith("[") else ("", "", "")
+    host, port = (host.strip("[]"), port) if host else (chosen, "53")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise InvalidError(f"PYSANDBOX_DNS_UPSTREAM={chosen!r} needs a port between 1 and 65535.")
+    return _address(host, "PYSANDBOX_DNS_UPSTREAM"), int(port)
+
+
+def _address(text: str, variable: str = "/etc/resolv.conf's nameserver") -> str:
+    try:
+        return str(ipaddress.ip_address(text.split("%")[0]))
+    except ValueError:
+        raise InvalidError(f"{variable} {text!r} is not an IP address.") from None
 
 
 def native_binary(name: str) -> str:

@@ -112,10 +112,8 @@ pid_t net_read_sandbox_pid(int sock)
   }
 }
 
-/* In a forked child: the supervisor's original signal mask, /dev/null as
- * stdin (fd 0 may be the creator's confirm pipe), the sandbox identity, and
- * death with the supervisor. */
-static void child_prepare(const sigset_t *mask, enter_identity_fn enter_identity, pid_t parent)
+/* fd 0 may be the creator's confirm pipe: the children get /dev/null. */
+void net_child_prepare(const sigset_t *mask, enter_identity_fn enter_identity, pid_t parent)
 {
   int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (null < 0 || dup2(null, 0) < 0 || sigprocmask(SIG_SETMASK, mask, NULL) < 0) {
@@ -184,7 +182,7 @@ static pid_t spawn_helper(const struct net_options *opt, const int fds[4], const
   }
   if (private_tun() < 0)
     _exit(127);
-  child_prepare(mask, enter_identity, parent);
+  net_child_prepare(mask, enter_identity, parent);
   for (int i = 0; i < 4; i++)
     if (fd_set_cloexec(fds[i], false) < 0)
       _exit(127);
@@ -243,7 +241,7 @@ static pid_t start_filter(const struct net_options *opt, int userns, int netns, 
   if (pid < 0)
     pwarnf("fork");
   if (pid == 0) {
-    child_prepare(mask, enter_identity, parent);
+    net_child_prepare(mask, enter_identity, parent);
     if (setns(userns, CLONE_NEWUSER) < 0 || setns(netns, CLONE_NEWNET) < 0) {
       pwarnf("setns into the sandbox's network namespace");
       _exit(127);
@@ -289,6 +287,8 @@ int net_connect(const struct net_options *opt, pid_t sandbox, const sigset_t *ma
     return -1; /* the supervisor fails the sandbox and exits: nothing else to release */
   }
   int rc = spawn_helper(opt, (int[4]){ex[0], ready[1], userns, netns}, mask, enter_identity) < 0 ? -1 : 0;
+  if (rc == 0 && dns_filter_start(opt, userns, netns, ex[0], mask, enter_identity) < 0)
+    rc = -1;
   close(ex[0]);
   close(ready[1]);
   *exit_w = ex[1]; /* slirp4netns exits once this closes: with us, at the latest */

@@ -6,6 +6,8 @@
 #include <stddef.h>    /* size_t */
 #include <sys/types.h> /* pid_t */
 
+#include "dnsfilter.h"
+
 struct net_forward {
   unsigned host_port;  /* on the host's 127.0.0.1 */
   unsigned guest_port; /* in the sandbox */
@@ -18,15 +20,21 @@ struct net_options {
   const char *rules;  /* the nftables ruleset it loads */
   struct net_forward *forwards;
   size_t nforwards;
+  struct dns_options dns; /* the DNS filter's (dnsfilter.h) */
 };
 
 /* In a forked child, before it execs a helper: take the sandbox identity
  * (drop root, when the supervisor runs as root).  Returns -1 with errno. */
 typedef int (*enter_identity_fn)(void);
 
+/* In a forked child, before it execs or serves: /dev/null as stdin, the
+ * supervisor's original signal mask, the sandbox identity, death with
+ * `parent`.  Exits the child on failure. */
+void net_child_prepare(const sigset_t *mask, enter_identity_fn enter_identity, pid_t parent);
+
 /* Connects the network namespace of `sandbox` (the sandbox's init, held in
  * the handshake of netsync.c until this returns) to the outside: starts the helper on it, adds the port
- * forwards and loads the egress filter, all as the sandbox identity.  The
+ * forwards, loads the egress filter and starts the DNS filter, all as the sandbox identity.  The
  * helper exits when *exit_w is closed (and is killed at teardown with the
  * other children).  Returns 0, or -1 after saying on stderr what failed. */
 int net_connect(const struct net_options *opt, pid_t sandbox, const sigset_t *mask, enter_identity_fn enter_identity,

@@ -186,6 +186,7 @@ static void parse_args(int argc, char **argv)
   opt.cgroups = calloc((size_t)argc, sizeof *opt.cgroups);
   if (opt.binds == NULL || opt.cleanup == NULL || opt.net.forwards == NULL || opt.cgroups == NULL)
     die("out of memory");
+  opt.net.dns = (struct dns_options){.port = 53, .qps = 200, .addresses = 4096, .min_ttl = 10, .max_ttl = 3600};
   uint64_t timeout_ms = 0, uid = 0, gid = 0, confirm_fd = 0;
   struct opt table[] = {
       {.name = "--dir", .values = "DIR", .kind = OPT_STRING, .to = &opt.dir, .required = true},
@@ -227,6 +228,28 @@ static void parse_args(int argc, char **argv)
       {.name = "--net-filter", .values = "NFT", .kind = OPT_STRING, .to = &opt.net.nft, .absolute = true},
       {.name = "--net-rules", .values = "RULESET", .kind = OPT_STRING, .to = &opt.net.rules},
       {.name = "--net-forward", .values = "HOSTPORT:PORT", .kind = OPT_CALL, .call = net_forward, .many = true},
+      {.name = "--net-dns-upstream", .values = "ADDRESS", .kind = OPT_STRING, .to = &opt.net.dns.upstream},
+      {.name = "--net-dns-port", .values = "PORT", .kind = OPT_NUMBER, .to = &opt.net.dns.port, .min = 1, .max = 65535},
+      {.name = "--net-domains", .values = "NAMES", .kind = OPT_STRING, .to = &opt.net.dns.domains},
+      {.name = "--net-dns-qps", .values = "N", .kind = OPT_NUMBER, .to = &opt.net.dns.qps, .min = 1, .max = 1000000},
+      {.name = "--net-dns-addresses",
+       .values = "N",
+       .kind = OPT_NUMBER,
+       .to = &opt.net.dns.addresses,
+       .min = 1,
+       .max = 1000000},
+      {.name = "--net-dns-min-ttl",
+       .values = "SECONDS",
+       .kind = OPT_NUMBER,
+       .to = &opt.net.dns.min_ttl,
+       .min = 1,
+       .max = 86400},
+      {.name = "--net-dns-max-ttl",
+       .values = "SECONDS",
+       .kind = OPT_NUMBER,
+       .to = &opt.net.dns.max_ttl,
+       .min = 1,
+       .max = 604800},
       {.name = NULL},
   };
   const struct opts opts = {table, "-- RUNNER ARGV..."};
@@ -247,9 +270,13 @@ static void parse_args(int argc, char **argv)
   if (opt.nbinds > 0 && opt.stage == NULL)
     usage_die("--stage-bind needs --stage");
   userns_check_plan(&opt.userns);
-  if ((opt.net.helper != NULL) != (opt.net.dir != NULL && opt.net.nft != NULL && opt.net.rules != NULL) ||
+  if ((opt.net.helper != NULL) !=
+          (opt.net.dir != NULL && opt.net.nft != NULL && opt.net.rules != NULL && opt.net.dns.upstream != NULL) ||
       (opt.net.nforwards > 0 && opt.net.helper == NULL))
-    usage_die("--net-helper, --net-dir, --net-filter and --net-rules go together (and --net-forward needs them)");
+    usage_die("--net-helper, --net-dir, --net-filter, --net-rules and --net-dns-upstream go together "
+              "(and --net-forward needs them)");
+  if (opt.net.dns.min_ttl > opt.net.dns.max_ttl)
+    usage_die("--net-dns-min-ttl is above --net-dns-max-ttl");
 }
 
 /* In the runner child: report errno to the parent through the exec-failed

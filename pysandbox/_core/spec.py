@@ -13,7 +13,7 @@ import attrs
 from .. import settings
 from .._validate import flag, is_object_name, object_name, positive_seconds
 from ..exception import InvalidError, UnimplementedError
-from ..network import check_cidrs
+from ..network import check_cidrs, check_domains
 from ..probe import Probe
 from ..resources import Resources
 
@@ -161,6 +161,7 @@ class SandboxSpec:
     network: str = attrs.field(default="default", validator=attrs.validators.in_(NETWORK_MODES))
     ports: tuple = attrs.field(default=())  # (sandbox port, encrypted), from network.check_ports
     outbound_cidr_allowlist: Optional[Tuple[str, ...]] = attrs.field(default=None, converter=check_cidrs)
+    outbound_domain_allowlist: Optional[Tuple[str, ...]] = attrs.field(default=None, converter=check_domains)
     readiness_probe: Optional[Probe] = attrs.field(
         default=None, validator=attrs.validators.optional(attrs.validators.instance_of(Probe))
     )
@@ -170,6 +171,7 @@ class SandboxSpec:
 
     @ports.validator
     @outbound_cidr_allowlist.validator
+    @outbound_domain_allowlist.validator
     def _needs_default_network(self, attribute, value) -> None:
         if value and self.network != "default":
             raise InvalidError(f"{attribute.name} needs the default network, not network={self.network!r}")

@@ -234,7 +234,7 @@ def _supervisor_options(directory: Path, spec: SandboxSpec, root: _Root, net: ne
     options += identity.current().supervisor_args()
     options += root.stager.args() + ["--cleanup", str(root.upper), "--cleanup", str(paths.SandboxDir(directory).socket),
                                      "--cleanup", str(paths.SandboxDir(directory).mounts)]
-    options += net.supervisor_args(netplan.egress_rules(spec.outbound_cidr_allowlist))
+    options += net.supervisor_args()
     return options + ["--confirm-fd", "0", *([] if tethered else ["--confirmed-by", paths.RECORD_NAME])]
 
 

@@ -16,8 +16,20 @@ sandbox runs; sandbox processes hold no capability to change it):
     network namespace, and host paths are not mounted;
   * link-local addresses, the cloud metadata service 169.254.169.254 among them;
   * with outbound_cidr_allowlist, every destination outside it (DNS through
-    slirp4netns's resolver stays allowed).
-Without slirp4netns, nft or (for an unprivileged caller) a /dev/net/tun it may open, "default" falls back to loopback
+    slirp4netns's resolver stays allowed);
+  * with outbound_domain_allowlist, every destination but those networks and the
+    addresses the allowed names resolved to, while their TTL lasts. The sandbox's
+    resolv.conf then names the DNS filter (native/supervisor/dnsfilter.c: a child of
+    the supervisor, as the sandbox identity, on the host side) at 127.0.0.53, which
+    forwards only the allowed names to the host's resolver and adds their answers'
+    addresses to the filter's sets; any other name is NXDOMAIN, slirp4netns's
+    resolver is out of reach.
+Every sandbox with "default" has that DNS filter: it also replaces the policy of
+a running sandbox (change_policy), in one nft transaction. Each policy marks the
+connections it accepts (ct mark); a packet of an older connection is judged
+again, so what the new policy refuses is cut.
+Without slirp4netns, nft or (for an unprivileged caller) a /dev/net/tun it may open, "default" falls back to
+loopback
 only, with a one-line warning (once per process): never to the host's network.
 """
 
@@ -25,6 +37,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import shutil
 import socket
 import sys
@@ -33,9 +46,12 @@ from typing import List, Optional, Sequence, Tuple
 
 import attrs
 
+from .. import bounds, settings
 from .._core.spec import SandboxSpec
 from .._state import paths
 from .._state.files import give_to_sandbox_owner
+from ..exception import ExecutionError
+from ..network import outbound_policy
 from . import layout
 
 HELPER = "slirp4netns"
@@ -43,6 +59,7 @@ NFT = "nft"
 TUN = "/dev/net/tun"
 GATEWAY = "10.0.2.2"  # slirp4netns's view of the host
 DNS = "10.0.2.3"  # slirp4netns's resolver, forwarding to the host's
+FILTER_DNS = "127.0.0.53"  # the DNS filter, in the sandbox's namespace (dnsfilter.h: DNS_FILTER_ADDRESS)
 LINK_LOCAL = ("169.254.0.0/16", "fe80::/10")
 _SEARCH_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 logger = logging.getLogger("pysandbox")
@@ -91,25 +108,78 @@ def _fallback_warning() -> None:
         logger.warning("pysandbox: sandboxes get no network: %s", needs())
 
 
-def egress_rules(allowlist: Optional[Sequence[str]]) -> str:
-    """The nftables ruleset of a sandbox's network namespace."""
-    v4 = [c for c in allowlist or () if ":" not in c]
-    v6 = [c for c in allowlist or () if ":" in c]
+Names = Optional[Tuple[str, ...]]
+
+
+def egress_rules(cidrs: Names, domains: Names) -> str:
+    """The nftables transaction that (re)places the ruleset of a sandbox's network namespace. `cidrs`
+    and `domains` as outbound_policy() gives them (None: no restriction)."""
+    v4 = [c for c in cidrs or () if ":" not in c]
+    v6 = [c for c in cidrs or () if ":" in c]
+    mark = f"0x{secrets.randbits(31) | 1:08x}"  # this policy's: connections of another are judged again
     rules = [
         'oifname "lo" accept',
-        "ct state established,related accept",  # replies, e.g. to connections in through a tunnel
+        "ct direction reply accept",  # replies, e.g. to connections in through a tunnel
+        f"ct state established,related ct mark {mark} accept",
         f"ip daddr {GATEWAY} reject",
         f"ip daddr {LINK_LOCAL[0]} reject",
         f"ip6 daddr {LINK_LOCAL[1]} reject",
     ]
-    if allowlist is not None:
-        rules += [f"ip daddr {DNS} udp dport 53 accept", f"ip daddr {DNS} tcp dport 53 accept"]
-        rules += [f"ip daddr {{ {', '.join(v4)} }} accept"] if v4 else []
-        rules += [f"ip6 daddr {{ {', '.join(v6)} }} accept"] if v6 else []
+    if cidrs is not None or domains is not None:
+        accept = f"ct mark set {mark} accept"
+        if domains is None:
+            rules += [f"ip daddr {DNS} udp dport 53 {accept}", f"ip daddr {DNS} tcp dport 53 {accept}"]
+        else:
+            rules += [f"ip daddr @allow4 {accept}", f"ip6 daddr @allow6 {accept}"]
+        rules += [f"ip daddr {{ {', '.join(v4)} }} {accept}"] if v4 else []
+        rules += [f"ip6 daddr {{ {', '.join(v6)} }} {accept}"] if v6 else []
         rules += ["meta l4proto tcp reject with tcp reset", "reject"]
+    size = 2 * max(1, bounds.get("dns_addresses"))  # room for expired elements the kernel has yet to collect
+    sets = "".join(f"  set allow{v} {{ type ipv{v}_addr; flags timeout; size {size}; }}\n" for v in (4, 6))
     body = "\n".join(f"    {rule}" for rule in rules)
-    return ("table inet pysandbox {\n  chain output {\n    type filter hook output priority 0; policy accept;\n"
-            f"{body}\n  }}\n}}\n")
+    return ("table inet pysandbox\ndelete table inet pysandbox\n"  # one transaction: declared, gone, replaced
+            f"table inet pysandbox {{\n{sets}  chain output {{\n"
+            f"    type filter hook output priority 0; policy accept;\n{body}\n  }}\n}}\n")
+
+
+def resolv_conf(domains: Names) -> bytes:
+    """The sandbox's resolv.conf: the DNS filter's address while names are filtered. Always the same
+    length, so that a running sandbox's copy is rewritten in place (it is bind-mounted)."""
+    return f"nameserver {DNS if domains is None else FILTER_DNS}".ljust(31).encode() + b"\n"
+
+
+def _dns_args(domains: Names) -> List[str]:
+    address, port = settings.dns_upstream()
+    max_ttl = max(1, bounds.get("dns_max_ttl_s"))
+    argv = ["--net-dns-upstream", address, "--net-dns-port", str(port),
+            "--net-dns-qps", str(max(1, bounds.get("dns_queries_per_s"))),
+            "--net-dns-addresses", str(max(1, bounds.get("dns_addresses"))),
+            "--net-dns-min-ttl", str(min(max(1, bounds.get("dns_min_ttl_s")), max_ttl)),
+            "--net-dns-max-ttl", str(max_ttl)]
+    return argv + (["--net-domains", " ".join(domains)] if domains is not None else [])
+
+
+def change_policy(net_dir: Path, cidrs: Names, domains: Names) -> None:
+    """Replace the outbound policy of the running sandbox whose network is in `net_dir`: its DNS
+    filter loads the new rules, with the addresses still allowed, in one nft transaction."""
+    cidrs, domains = outbound_policy(cidrs, domains)
+    message = ("*" if domains is None else " ".join(domains)) + "\n" + egress_rules(cidrs, domains)
+    directory = os.open(net_dir, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as control:
+            control.settimeout(30)
+            control.connect(f"/proc/self/fd/{directory}/dns.sock")  # the path may be too long for a socket
+            control.send(message.encode())
+            verdict = control.recv(16)
+        if verdict != b"ok":
+            raise ExecutionError("The sandbox's network filter refused the new policy (its supervisor.log says why).")
+        conf = os.open("resolv.conf", os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=directory)
+        try:
+            os.write(conf, resolv_conf(domains))
+        finally:
+            os.close(conf)
+    finally:
+        os.close(directory)
 
 
 def free_host_port() -> int:
@@ -124,6 +194,7 @@ class NetworkPlan:
     mode: str  # what the runner applies: "default" (connected) or "none" (loopback only)
     tunnels: Tuple[Tuple[int, int, bool], ...] = ()  # (sandbox port, host port, encrypted)
     net_dir: Optional[Path] = None
+    policy: Tuple[Names, Names] = (None, None)  # (networks, names), from outbound_policy
 
     def mounts(self, image: bool) -> Tuple[layout.Mount, ...]:
         """The sandbox's resolv.conf, for "default". `image`: the root is an image's, whose own
@@ -134,11 +205,11 @@ class NetworkPlan:
         dest = "/etc/resolv.conf" if image else os.path.realpath("/etc/resolv.conf")
         return (layout.Mount("ro-bind", str(self.net_dir / "resolv.conf"), dest),)
 
-    def supervisor_args(self, rules: str) -> List[str]:
+    def supervisor_args(self) -> List[str]:
         if self.mode != "default":
             return []
         argv = ["--net-helper", tool(HELPER), "--net-dir", str(self.net_dir), "--net-filter", tool(NFT),
-                "--net-rules", rules, "--cleanup", str(self.net_dir)]
+                "--net-rules", egress_rules(*self.policy), "--cleanup", str(self.net_dir), *_dns_args(self.policy[1])]
         for guest, host, _ in self.tunnels:
             argv += ["--net-forward", f"{host}:{guest}"]
         return argv
@@ -153,7 +224,8 @@ def plan(spec: SandboxSpec, directory: Path) -> NetworkPlan:
         return NetworkPlan("none")
     net_dir = paths.SandboxDir(directory).net
     net_dir.mkdir(mode=0o700)
-    (net_dir / "resolv.conf").write_text(f"nameserver {DNS}\n")
-    give_to_sandbox_owner(net_dir)  # the helper, run as the sandbox identity, makes its api socket here
+    policy = outbound_policy(spec.outbound_cidr_allowlist, spec.outbound_domain_allowlist)
+    (net_dir / "resolv.conf").write_bytes(resolv_conf(policy[1]))
+    give_to_sandbox_owner(net_dir)  # the helpers, run as the sandbox identity, make their sockets here
     tunnels = tuple((guest, free_host_port(), encrypted) for guest, encrypted in spec.ports)
-    return NetworkPlan("default", tunnels, net_dir)
+    return NetworkPlan("default", tunnels, net_dir, policy)

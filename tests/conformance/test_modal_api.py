@@ -55,7 +55,6 @@ GAPS: Dict[str, str] = {
     "FileIO.mkdir": "classmethods taking Modal's client and task id: use Sandbox.mkdir",
     "FileIO.rm": "classmethods taking Modal's client and task id: use Sandbox.rm",
     "FileIO.watch": "classmethods taking Modal's client and task id: use Sandbox.watch",
-    "Sandbox._experimental_set_outbound_network_policy": "pending: domains helper",
 }
 # Image (pysandbox/image/) belongs to the images helper: its differences, for the lead to hand over.
 IMAGE_GAPS: Dict[str, str] = {

@@ -54,9 +54,9 @@ def test_limits_are_in_the_sandbox_cgroup_and_every_process_runs_inside(sandboxe
         assert read(cgroup.dirs["memory"] + "/memory.max") == str(128 << 20)
     assert read(cgroup.dirs["pids"] + "/pids.max") == str(DEFAULT_PIDS_LIMIT)
     sb.exec("sh", "-c", "sleep 100 & wait")
-    helpers = 1 if netplan.available() else 0  # slirp4netns counts against the sandbox too
+    helpers = 2 if netplan.available() else 0  # slirp4netns and the DNS filter count against the sandbox too
     wait_for(lambda: sb.stats().pids == 5 + helpers,
-             "bwrap, init, the entrypoint, sh, its sleep and the network helper in the pids cgroup")
+             "bwrap, init, the entrypoint, sh, its sleep and the network helpers in the pids cgroup")
     sandbox_tree = {child.pid for child in psutil.Process(sb._record.supervisor.pid).children(recursive=True)}
     for path in cgroup.unique_dirs():  # every process of the sandbox, in every hierarchy
         assert {int(pid) for pid in read(path + "/cgroup.procs").split()} == sandbox_tree

@@ -29,6 +29,12 @@ REFUSED = [
     ("sandbox-supervisor", [*SUPERVISOR, "--stage-check", "a=1:2", "--", "/bin/true"], "no earlier --stage-bind"),
     ("sandbox-supervisor", [*SUPERVISOR, "--net-forward", "80:0", "--", "/bin/true"], "bad --net-forward port"),
     ("sandbox-supervisor", [*SUPERVISOR, "--userns-uid", "0:1", "--", "/bin/true"], "bad --userns-uid"),
+    ("sandbox-supervisor", [*SUPERVISOR, "--net-helper", "/s", "--net-dir", "/d", "--net-filter", "/n", "--net-rules",
+                            "r", "--", "/bin/true"], "--net-dns-upstream go together"),
+    ("sandbox-supervisor", [*SUPERVISOR, "--net-dns-min-ttl", "20", "--net-dns-max-ttl", "10", "--", "/bin/true"],
+     "--net-dns-min-ttl is above --net-dns-max-ttl"),
+    ("sandbox-supervisor", [*SUPERVISOR, "--net-dns-qps", "0", "--", "/bin/true"], "bad --net-dns-qps"),
+    ("sandbox-supervisor", [*SUPERVISOR, "--net-dns-port", "65536", "--", "/bin/true"], "bad --net-dns-port"),
     ("sandbox-supervisor", [*SUPERVISOR, "--confirmed-by", "a/b", "--", "/bin/true"], "a file name in --dir"),
     ("sandbox-supervisor", [*SUPERVISOR, "--as-uid", "5", "--as-uid", "6", "--as-gid", "5", "--", "/bin/true"],
      "--as-uid given twice"),
@@ -71,7 +77,9 @@ USAGE = {
                           "[--userns-uid IN:OUT:N]... [--userns-gid IN:OUT:N]... [--newuidmap PATH] [--newgidmap PATH] "
                           "[--confirm-fd FD] [--confirmed-by FILE] [--cgroup DIR]... [--nproc N] "
                           "[--net-helper SLIRP4NETNS] [--net-dir DIR] [--net-filter NFT] [--net-rules RULESET] "
-                          "[--net-forward HOSTPORT:PORT]... -- RUNNER ARGV...",
+                          "[--net-forward HOSTPORT:PORT]... [--net-dns-upstream ADDRESS] [--net-dns-port PORT] "
+                          "[--net-domains NAMES] [--net-dns-qps N] [--net-dns-addresses N] "
+                          "[--net-dns-min-ttl SECONDS] [--net-dns-max-ttl SECONDS] -- RUNNER ARGV...",
     "sandbox-init": "[--sandbox ID] [--idle-timeout-ms N] [--pty] [--dir MODE PATH]... [--chmod MODE PATH]... "
                     "[--chdir PATH]",
     "sandbox-probe": "PORT",

@@ -1,6 +1,7 @@
 """Pure logic of the network options: validation, the Tunnel shape, the egress ruleset, the fallback."""
 
 import logging
+import re
 
 import pytest
 from hypothesis import given
@@ -40,24 +41,93 @@ def test_tunnel_shape_matches_modal():
         network.tunnel(40001, encrypted=True).tcp_socket
 
 
-def test_ruleset_always_closes_the_gateway_and_link_local():
-    for allowlist in (None, ("169.254.0.0/16",)):
-        rules = netplan.egress_rules(allowlist).splitlines()
-        closed = [rules.index(f"    {rule} reject") for rule in
-                  ("ip daddr 10.0.2.2", "ip daddr 169.254.0.0/16", "ip6 daddr fe80::/10")]
-        # before any rule that accepts a new connection, so an allowlist cannot reopen them
-        accepting = [i for i, rule in enumerate(rules) if rule.endswith(" accept") and "lo" not in rule
-                     and "established" not in rule]
-        assert max(closed) < min(accepting, default=len(rules))
-    assert "meta l4proto tcp reject with tcp reset" not in netplan.egress_rules(None)
+POLICIES = [(None, None), (("169.254.0.0/16",), None), ((), ("example.com",)), (("169.254.0.0/16",), ())]
+
+
+@pytest.mark.parametrize(("cidrs", "domains"), POLICIES)
+def test_ruleset_always_closes_the_gateway_and_link_local(cidrs, domains):
+    rules = netplan.egress_rules(cidrs, domains).splitlines()
+    closed = [rules.index(f"    {rule} reject") for rule in
+              ("ip daddr 10.0.2.2", "ip daddr 169.254.0.0/16", "ip6 daddr fe80::/10")]
+    # before any rule that accepts a new connection, so an allowlist cannot reopen them
+    accepting = [i for i, rule in enumerate(rules) if rule.endswith(" accept") and "lo" not in rule
+                 and "established" not in rule and "direction reply" not in rule]
+    assert max(closed) < min(accepting, default=len(rules))
+
+
+def test_an_open_ruleset_rejects_nothing_else():
+    assert "meta l4proto tcp reject with tcp reset" not in netplan.egress_rules(None, None)
 
 
 def test_ruleset_with_an_allowlist_rejects_everything_else():
-    rules = netplan.egress_rules(("10.0.0.0/8", "192.0.2.1/32", "2001:db8::/32"))
-    assert "ip daddr { 10.0.0.0/8, 192.0.2.1/32 } accept" in rules
-    assert "ip6 daddr { 2001:db8::/32 } accept" in rules
-    assert "ip daddr 10.0.2.3 udp dport 53 accept" in rules
+    rules = netplan.egress_rules(("10.0.0.0/8", "192.0.2.1/32", "2001:db8::/32"), None)
+    mark = re.search(r"ct mark set (0x[0-9a-f]{8}) accept", rules).group(1)
+    assert f"ip daddr {{ 10.0.0.0/8, 192.0.2.1/32 }} ct mark set {mark} accept" in rules
+    assert f"ip6 daddr {{ 2001:db8::/32 }} ct mark set {mark} accept" in rules
+    assert f"ip daddr 10.0.2.3 udp dport 53 ct mark set {mark} accept" in rules
+    assert f"ct state established,related ct mark {mark} accept" in rules  # only this policy's connections
     assert rules.rstrip().endswith("reject\n  }\n}")
+
+
+def test_ruleset_with_domains_allows_their_sets_and_not_slirps_resolver():
+    rules = netplan.egress_rules((), ("example.com",))
+    assert "ip daddr @allow4 ct mark set" in rules and "ip6 daddr @allow6 ct mark set" in rules
+    assert "10.0.2.3" not in rules
+    assert rules.startswith("table inet pysandbox\ndelete table inet pysandbox\ntable inet pysandbox {")
+
+
+def test_each_ruleset_has_its_own_mark():
+    marks = {re.search(r"ct mark (0x[0-9a-f]+) accept", netplan.egress_rules(None, None)).group(1)
+             for _ in range(20)}
+    assert len(marks) > 1 and all(int(m, 16) % 2 == 1 for m in marks)  # never 0, the unmarked
+
+
+def test_resolv_conf_has_one_length_whoever_it_names():
+    assert netplan.resolv_conf(None) == b"nameserver 10.0.2.3".ljust(31) + b"\n"
+    assert netplan.resolv_conf(("a.test",)).startswith(b"nameserver 127.0.0.53 ")
+    assert len(netplan.resolv_conf(None)) == len(netplan.resolv_conf(()))
+
+
+def test_check_domains_normalises():
+    assert network.check_domains(None) is None
+    assert network.check_domains([]) == ()
+    assert network.check_domains(["Example.COM.", "*.Sub.example.com", "*", "a_b.test", "example.com"]) == (
+        "example.com", "*.sub.example.com", "*", "a_b.test")
+
+
+@pytest.mark.parametrize("bad", ["example.com", ("a.com", 1), ["a b.com"], ["a..com"], ["*.*.a.com"], ["a*.com"],
+                                 ["*"  + "a.com"], ["-a.com"], ["a-.com"], ["." ], [""], ["x" * 64 + ".com"],
+                                 [".".join(["a" * 60] * 5)], ["bücher.de"], [b"a.com"], {"a.com": 1}])
+def test_check_domains_rejects(bad):
+    with pytest.raises(InvalidError, match="outbound_domain_allowlist"):
+        network.check_domains(bad)
+
+
+@given(st.lists(st.from_regex(r"[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?", fullmatch=True), min_size=1, max_size=5),
+       st.booleans())
+def test_every_hostname_is_accepted_as_itself(labels, wildcard):
+    name = ("*." if wildcard else "") + ".".join(labels)
+    assert network.check_domains([name.upper()]) == (name,)
+
+
+def test_outbound_policy_follows_modal():
+    assert network.outbound_policy(None, None) == (None, None)
+    assert network.outbound_policy(("10.0.0.0/8",), None) == (("10.0.0.0/8",), None)
+    assert network.outbound_policy(None, ("a.test",)) == ((), ("a.test",))  # names only: no networks
+    assert network.outbound_policy(("10.0.0.0/8",), ("a.test", "*")) == (None, None)  # "*": everything
+
+
+def test_dns_upstream(monkeypatch, tmp_path):
+    from pysandbox import settings
+
+    for value, expected in [("127.0.0.1:5353", ("127.0.0.1", 5353)), ("10.1.1.1", ("10.1.1.1", 53)),
+                            ("[::1]:54", ("::1", 54)), ("fd00::1", ("fd00::1", 53))]:
+        monkeypatch.setenv("PYSANDBOX_DNS_UPSTREAM", value)
+        assert settings.dns_upstream() == expected
+    for bad in ("example.com", "127.0.0.1:0", "127.0.0.1:x", "[::1]:70000"):
+        monkeypatch.setenv("PYSANDBOX_DNS_UPSTREAM", bad)
+        with pytest.raises(InvalidError, match="PYSANDBOX_DNS_UPSTREAM"):
+            settings.dns_upstream()
 
 
 def test_ports_and_allowlists_need_the_default_network():
@@ -65,6 +135,8 @@ def test_ports_and_allowlists_need_the_default_network():
         SandboxSpec((), network="none", ports=((80, False),))
     with pytest.raises(InvalidError):
         SandboxSpec((), network="none", outbound_cidr_allowlist=["10.0.0.0/8"])
+    with pytest.raises(InvalidError):
+        SandboxSpec((), network="none", outbound_domain_allowlist=["a.test"])
 
 
 @pytest.mark.parametrize("mode", ["host", "bridge", "", None])

@@ -1,0 +1,30 @@
+/* dnsfilter.h: the DNS filter that enforces a sandbox's outbound domain allowlist. */
+#if !defined(PSB_DNSFILTER_H)
+#define PSB_DNSFILTER_H
+
+#include <signal.h>    /* sigset_t */
+#include <stdint.h>    /* uint64_t */
+#include <sys/types.h> /* pid_t */
+
+struct net_options;
+
+struct dns_options {
+  const char *upstream;      /* the host's resolver (an IPv4 or IPv6 address) */
+  uint64_t port;             /* its port */
+  const char *domains;       /* allowed names, space-separated ("*.x.org" for its subdomains); NULL: every name */
+  uint64_t qps;              /* queries answered per second (more are dropped) */
+  uint64_t addresses;        /* addresses the filter allows at once (the nft sets' size) */
+  uint64_t min_ttl, max_ttl; /* seconds an answer's address stays allowed: its TTL, within these */
+};
+
+/* The sandbox's resolver address (its resolv.conf names it while a domain allowlist is in force). */
+#define DNS_FILTER_ADDRESS "127.0.0.53"
+
+/* Forks the filter as the sandbox identity: it binds DNS_FILTER_ADDRESS:53 in
+ * the sandbox's network namespace and DIR/dns.sock (its control socket) on
+ * the host, then serves until `exit_r` reaches end of file.  Returns its pid
+ * once it is listening, or -1 after saying why. */
+pid_t dns_filter_start(const struct net_options *opt, int userns, int netns, int exit_r, const sigset_t *mask,
+                       int (*enter_identity)(void));
+
+#endif
