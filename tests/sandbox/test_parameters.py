@@ -18,7 +18,7 @@ STATUSES = ("works", "no local meaning", "UnimplementedError")
 SAMPLES = {
     "cloud": "aws", "region": ["us-east-1", "eu-west-1"], "client": object(), "environment_name": "main",
     "network_file_systems": {"/nfs": object()}, "gpu": "A10G", "runtime": "vm",
-    "outbound_domain_allowlist": ["example.com"], "_experimental_outbound_policy": object(),
+    "_experimental_outbound_policy": object(),
     "inbound_cidr_allowlist": ["10.0.0.0/8"], "h2_ports": [8443], "custom_domain": "sb.example.com",
     "proxy": object(), "include_oidc_identity_token": True, "_experimental_enable_snapshot": True,
     "_experimental_persistent": True,
