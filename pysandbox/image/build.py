@@ -190,8 +190,9 @@ class BuildContext:
     def rootfs(self) -> Path:
         return self.temp / "rootfs"
 
-    def run(self, command: str, env: dict) -> None:
-        """`command` in /bin/sh in a build sandbox on the parent's layers, writing this layer."""
+    def run(self, command: str, env: dict, on_line: Optional[Callable[[str], None]] = None) -> None:
+        """`command` in /bin/sh in a build sandbox on the parent's layers, writing this layer;
+        `on_line` also sees each line of its output."""
         if self.parent is None:
             raise InvalidError(f"Cannot run {command!r} on an empty image: start from a base image.")
         trust = host_ca_bundle()
@@ -200,7 +201,7 @@ class BuildContext:
         rootfs = attrs.evolve(self.parent, upper=str(self.temp))
         volumes = () if trust is None else (Bind(trust, CA_MOUNT, True),)
         self.in_sandbox(("/bin/sh", "-c", "exec 2>&1\n" + command), command, env=env, rootfs=rootfs,
-                        workdir=self.parent.workdir, volumes=volumes,
+                        workdir=self.parent.workdir, volumes=volumes, on_line=on_line,
                         network="default")  # PyPI and the archive through slirp4netns, host loopback unreachable
 
     def unpack(self, blobs: Sequence[Path]) -> None:
@@ -225,9 +226,10 @@ class BuildContext:
                                   f"={limits[name]}; raise it to pull this image.") from None
 
     def in_sandbox(self, argv, what: str, *, env: dict, rootfs: Optional[RootFS], workdir: Optional[str],
-                   volumes: tuple, network: str) -> None:
+                   volumes: tuple, network: str, on_line: Optional[Callable[[str], None]] = None) -> None:
         spec = SandboxSpec((), env=env, workdir=workdir, timeout=BUILD_TIMEOUT, network=network)
-        outcome = oneshot.run(attrs.evolve(spec, rootfs=rootfs, volumes=volumes), argv, what, self.log)
+        log = self.log if on_line is None else (lambda line: (self.log(line), on_line(line)))
+        outcome = oneshot.run(attrs.evolve(spec, rootfs=rootfs, volumes=volumes), argv, what, log)
         if outcome.code != 0:
             raise StepFailed(f"Image build step failed with exit code {outcome.code}: {what}\n"
                              + "\n".join(outcome.tail), outcome.code, outcome.tail)
