@@ -109,6 +109,10 @@ def check_order(steps: Sequence[Step]) -> None:
 
 
 def _build(steps: Sequence[Step], ids: List[str], force_from: Optional[int]) -> dict:
+    for number, (step, layer) in enumerate(zip(steps, ids), 1):  # what a step needs from the host, before any work
+        preflight = getattr(step, "preflight", None)  # only AddPython has one: its host Python
+        if preflight is not None and ((force_from is not None and number > force_from) or not store.read_meta(layer)):
+            preflight()
     progress = output.BuildProgress(store.image_id(ids[-1]), len(steps))
     parent: Optional[dict] = None
     for number, (step, layer) in enumerate(zip(steps, ids), 1):

@@ -22,7 +22,6 @@ import re
 import shutil
 import subprocess
 import sys
-from typing import Optional
 
 from .._state.files import give_to_sandbox_owner
 from ..exception import ImageBuildError, InvalidError

@@ -24,13 +24,13 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
 import attrs
 
 from .. import settings
 from .._state.files import give_to_sandbox_owner
-from ..exception import ImageBuildError, InvalidError
+from ..exception import InvalidError
 
 SERIES = ("3.10", "3.11", "3.12", "3.13")
 PREFIX = "/usr/local"
@@ -199,7 +199,9 @@ def missing_script(series: str) -> str:
 def finish_script(series: str) -> str:
     """Inside the image, after the copy: the linker cache, pip from ensurepip, and a check."""
     python = f"{PREFIX}/bin/python{series}"
-    return (f"ldconfig {PREFIX}/lib 2>/dev/null || true\n"
+    return ("command -v ldconfig >/dev/null || { echo 'pysandbox: add_python needs a glibc-based image "
+            "(Debian, Ubuntu, ...): this one has no ldconfig'; exit 3; }\n"
+            f"ldconfig {PREFIX}/lib\n"
             f"if ! {python} -c pass; then echo 'pysandbox: the host Python {series} cannot run in this image: "
             "it needs a glibc (Debian, Ubuntu, ...) at least as new as the host'\"'\"'s'; exit 3; fi\n"
             f"{python} -m ensurepip --default-pip >/dev/null 2>&1 || {python} -m ensurepip --default-pip || exit 4\n"

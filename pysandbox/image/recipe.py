@@ -25,9 +25,9 @@ from .._validate import env_mapping
 from ..exception import InvalidError, UnimplementedError
 from ..secret import Secret, merge_env
 from . import build, debian, dockerfile, reference, store
+from .dockerfile import AUTO_DOCKERIGNORE
 from .local import AddLocal, Ignore
 from .pull import FromRegistry, credentials_of
-from .dockerfile import AUTO_DOCKERIGNORE
 from .steps import AddPython, Config, DebianSlim, Existing, Run, Scratch, env_pairs
 
 

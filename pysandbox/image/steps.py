@@ -72,6 +72,9 @@ class AddPython:
     def configure(self, cfg: dict) -> dict:
         return cfg
 
+    def preflight(self) -> None:
+        hostpython.find(self.series)  # no Python of that series on the host: say so before building anything
+
     def build(self, ctx) -> None:
         hostpython.add_python(self.series, ctx)
 

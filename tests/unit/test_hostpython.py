@@ -1,0 +1,85 @@
+"""Finding a host Python to copy into an image (image/hostpython.py), on fake installations."""
+
+import os
+
+import pytest
+
+import pysandbox as modal
+from pysandbox.exception import InvalidError
+from pysandbox.image import debian, hostpython
+
+
+def install(root, series, patch):
+    """A fake self-contained installation: PREFIX/bin/pythonX.Y and PREFIX/lib/pythonX.Y/os.py."""
+    prefix = root / f"{series}.{patch}"
+    (prefix / "bin").mkdir(parents=True)
+    (prefix / "lib" / f"python{series}").mkdir(parents=True)
+    (prefix / "lib" / f"python{series}" / "os.py").write_text("")
+    exe = prefix / "bin" / f"python{series}"
+    exe.write_text("#!/bin/sh\n")
+    exe.chmod(0o755)
+    return prefix
+
+
+@pytest.fixture
+def host(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "pyenv"))
+    monkeypatch.setenv("PATH", str(tmp_path / "path"))
+    (tmp_path / "path").mkdir()
+    for series in hostpython.SERIES:
+        monkeypatch.delenv(hostpython.variable(series), raising=False)
+    return tmp_path
+
+
+def test_pyenv_newest_patch_wins(host):
+    install(host / "pyenv" / "versions", "3.12", 1)
+    newest = install(host / "pyenv" / "versions", "3.12", 10)
+    install(host / "pyenv" / "versions", "3.13", 0)
+    (host / "pyenv" / "versions" / "3.12.11-dev").mkdir()  # not a release: ignored
+    found = hostpython.find("3.12")
+    assert found.prefix == newest and "pyenv" in found.source
+
+
+def test_variable_wins_and_is_checked(host, monkeypatch):
+    install(host / "pyenv" / "versions", "3.12", 1)
+    chosen = install(host / "opt", "3.12", 4)
+    monkeypatch.setenv("PYSANDBOX_PYTHON_3_12", str(chosen / "bin" / "python3.12"))
+    assert hostpython.find("3.12").prefix == chosen
+    monkeypatch.setenv("PYSANDBOX_PYTHON_3_12", "/usr/bin/python3.12")  # not self-contained
+    with pytest.raises(InvalidError, match="PYSANDBOX_PYTHON_3_12"):
+        hostpython.find("3.12")
+
+
+def test_path_is_searched_and_shims_skipped(host):
+    prefix = install(host / "opt", "3.10", 2)
+    os.symlink(prefix / "bin" / "python3.10", host / "path" / "python3.10")
+    assert hostpython.find("3.10").prefix == prefix
+    os.unlink(host / "path" / "python3.10")
+    (host / "shims").mkdir()
+    os.symlink(prefix / "bin" / "python3.10", host / "shims" / "python3.10")
+    os.environ["PATH"] = str(host / "shims")
+    with pytest.raises(InvalidError, match="No Python 3.10 .*pyenv install 3.10"):
+        hostpython.find("3.10")
+
+
+def test_series_are_checked():
+    assert hostpython.check_series("3.13", "add_python") == "3.13"
+    for bad in ("3.9", "3.12.1", 3.12, None):
+        with pytest.raises(InvalidError, match="add_python="):
+            hostpython.check_series(bad, "add_python")
+
+
+def test_debian_suite_and_mirror_come_from_the_environment(monkeypatch):
+    monkeypatch.delenv("PYSANDBOX_DEBIAN_SUITE", raising=False)
+    monkeypatch.delenv("PYSANDBOX_DEBIAN_MIRROR", raising=False)
+    assert (debian.suite(), debian.mirror()) == ("bookworm", "http://deb.debian.org/debian")
+    monkeypatch.setenv("PYSANDBOX_DEBIAN_SUITE", "trixie")
+    monkeypatch.setenv("PYSANDBOX_DEBIAN_MIRROR", "http://127.0.0.1:3142/debian")
+    assert (debian.suite(), debian.mirror()) == ("trixie", "http://127.0.0.1:3142/debian")
+    assert [type(step).__name__ for step in modal.Image.debian_slim(python_version="3.13")._steps] == ["DebianSlim"]
+    assert [type(step).__name__ for step in modal.Image.debian_slim(python_version="3.12")._steps] == \
+        ["DebianSlim", "AddPython"]
+    for variable, bad in (("PYSANDBOX_DEBIAN_SUITE", "--include=x"), ("PYSANDBOX_DEBIAN_MIRROR", "-v")):
+        monkeypatch.setenv(variable, bad)
+        with pytest.raises(InvalidError, match=variable):
+            debian.suite() if variable.endswith("SUITE") else debian.mirror()
