@@ -46,8 +46,10 @@ def instructions(text: str) -> List[Tuple[str, str]]:
     return result
 
 
-def _substitute(text: str, variables: Dict[str, str]) -> str:
-    return _VARIABLE.sub(lambda m: variables.get(m.group(1) or m.group(2), ""), text)
+def _substitute(text: str, variables: Dict[str, str], keep_unknown: bool = False) -> str:
+    """ARG and ENV values into `text`; in RUN lines (keep_unknown) other variables are left to
+    the shell, which has the build's secrets and env."""
+    return _VARIABLE.sub(lambda m: variables.get(m.group(1) or m.group(2), m.group(0) if keep_unknown else ""), text)
 
 
 def _exec_or_shell(arguments: str) -> List[str]:
@@ -162,7 +164,7 @@ def _parse(text: str, context: Path, build_args: Optional[Dict[str, str]], ignor
             name, _, default = arguments.partition("=")
             variables[name.strip()] = (build_args or {}).get(name.strip(), default)
             continue
-        arguments = _substitute(arguments, variables)
+        arguments = _substitute(arguments, variables, keep_unknown=instruction == "RUN")
         if instruction == "FROM":
             if not need_from:
                 raise InvalidError("FROM is not allowed here: these commands apply to the image before them")
