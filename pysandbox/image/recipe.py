@@ -169,10 +169,9 @@ class Image:
         _check_step_options("from_dockerfile", gpu)
         parsed = dockerfile.parse(path, context_dir, build_args, ignore)  # FROM first
         image = _REPLAY["FROM"](None, *parsed[0].args, registry_secret=registry_secret)
+        image = image._replay(parsed[1:], secrets, env)
         if add_python is not None:
-            image = image._replay(parsed[1:], secrets, env)._extend(AddPython(add_python))
-        else:
-            image = image._replay(parsed[1:], secrets, env)
+            image = image._extend(AddPython(add_python))
         return Image(image._steps, 0) if force_build else image
 
     @staticmethod

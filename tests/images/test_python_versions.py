@@ -66,7 +66,7 @@ def test_missing_series_names_what_to_install(debian, tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.delenv(hostpython.variable(series), raising=False)
     # The step on a parent of its own: debian_slim(series) may be cached by the test above.
-    image = modal.Image.from_id(debian.object_id)._extend(AddPython(series, "python_version"))
+    image = debian.env({"PARENT": "of-its-own"})._extend(AddPython(series, "python_version"))
     before, sandboxes_before = temp_dirs(), builder_sandbox_count()
     with pytest.raises(InvalidError, match=rf"No Python {series} for the image.*pyenv install {series}.*"
                                            rf"{hostpython.variable(series)}"):

@@ -59,8 +59,8 @@ def test_bad_references_and_unreachable_registries(registry, monkeypatch):
         modal.Image.from_registry(f"{registry}/test/missing:1").build()
     with pytest.raises(ImageBuildError, match="Cannot reach"):
         modal.Image.from_registry(f"127.0.0.1:{_free_port()}/test/tiny:1").build()
-    with pytest.raises(UnimplementedError, match="add_python"):
-        modal.Image.from_registry("python:3.12", add_python="3.12")
+    with pytest.raises(InvalidError, match="add_python='3.12.1'"):  # a series, checked before any pull
+        modal.Image.from_registry(f"127.0.0.1:{_free_port()}/test/tiny:1", add_python="3.12.1").build()
     monkeypatch.setenv("PYSANDBOX_REGISTRY_MIRROR", "http://mirror.example.com:5000")
     with pytest.raises(InvalidError, match="plain HTTP"):
         modal.Image.from_registry("python:3.12-slim").build()
