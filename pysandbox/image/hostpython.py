@@ -160,7 +160,11 @@ def copy_into(python: HostPython, rootfs: Path) -> List[Path]:
         rel_top = os.path.relpath(top, python.stdlib)
         dirs[:] = sorted(d for d in dirs if not _skipped(os.path.normpath(os.path.join(rel_top, d))))
         for name in dirs:
-            _make_dirs(stdlib, os.path.normpath(os.path.join(rel_top, name)))
+            rel = os.path.normpath(os.path.join(rel_top, name))
+            if os.path.islink(os.path.join(top, name)):  # kept a link (os.walk does not enter it)
+                _copy(Path(top) / name, stdlib / rel)
+            else:
+                _make_dirs(stdlib, rel)
         for name in sorted(names):
             rel = os.path.normpath(os.path.join(rel_top, name))
             if not _skipped(rel):

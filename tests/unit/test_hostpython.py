@@ -83,3 +83,27 @@ def test_debian_suite_and_mirror_come_from_the_environment(monkeypatch):
         monkeypatch.setenv(variable, bad)
         with pytest.raises(InvalidError, match=variable):
             debian.suite() if variable.endswith("SUITE") else debian.mirror()
+
+
+def test_copy_into_takes_the_interpreter_library_and_stdlib_only(host, tmp_path):
+    prefix = install(host / "opt", "3.12", 1)
+    stdlib = prefix / "lib" / "python3.12"
+    for rel in ("json/__init__.py", "test/test_x.py", "site-packages/host_pkg.py", "tkinter/__init__.py",
+                "lib-dynload/_json.so", "lib-dynload/_tkinter.so", "ensurepip/_bundled/pip.whl"):
+        (stdlib / rel).parent.mkdir(parents=True, exist_ok=True)
+        (stdlib / rel).write_text("x")
+    os.symlink("json", stdlib / "json_link")
+    (prefix / "lib" / "libpython3.12.so.1.0").write_text("lib")
+    rootfs = tmp_path / "rootfs"
+    rootfs.mkdir()
+    linked = hostpython.copy_into(hostpython.HostPython("3.12", prefix, "a test"), rootfs)
+    local = rootfs / "usr" / "local"
+    copied = sorted(str(p.relative_to(local)) for p in local.rglob("*"))
+    assert copied == ["bin", "bin/python", "bin/python3", "bin/python3.12", "lib", "lib/libpython3.12.so.1.0",
+                      "lib/python3.12", "lib/python3.12/ensurepip", "lib/python3.12/ensurepip/_bundled",
+                      "lib/python3.12/ensurepip/_bundled/pip.whl", "lib/python3.12/json",
+                      "lib/python3.12/json/__init__.py", "lib/python3.12/json_link", "lib/python3.12/lib-dynload",
+                      "lib/python3.12/lib-dynload/_json.so", "lib/python3.12/os.py"]
+    assert os.readlink(local / "lib" / "python3.12" / "json_link") == "json"
+    assert os.readlink(local / "bin" / "python") == "python3.12"
+    assert sorted(p.name for p in linked) == ["_json.so", "libpython3.12.so.1.0", "python3.12"]
