@@ -1,7 +1,8 @@
 """Images: recipes (recipe.py), their steps (steps.py, local.py, pull.py),
 the layer store (store.py), building (build.py), the Debian base (debian.py),
 Dockerfiles (dockerfile.py), registries (reference.py, distribution.py,
-_unpack.py), snapshots of running sandboxes (snapshot.py) and the `pysandbox
+_unpack.py), snapshots of running sandboxes (snapshot.py), host Pythons for images
+(hostpython.py) and the `pysandbox
 image` command (cli.py). What a sandbox started from an image gets is a
 RootFS (pysandbox/_core/spec.py)."""
 
@@ -12,10 +13,11 @@ from typing import Any, Tuple
 import attrs
 
 from ..exception import InvalidError
+from .dockerfile import AUTO_DOCKERIGNORE
 from .recipe import Image
 from .steps import Scratch
 
-__all__ = ["Image", "apply", "mountable_layers"]
+__all__ = ["AUTO_DOCKERIGNORE", "Image", "apply", "mountable_layers"]
 
 
 def apply(spec, image: Any):

@@ -109,6 +109,10 @@ def check_order(steps: Sequence[Step]) -> None:
 
 
 def _build(steps: Sequence[Step], ids: List[str], force_from: Optional[int]) -> dict:
+    for number, (step, layer) in enumerate(zip(steps, ids), 1):  # what a step needs from the host, before any work
+        preflight = getattr(step, "preflight", None)  # only AddPython has one: its host Python
+        if preflight is not None and ((force_from is not None and number > force_from) or not store.read_meta(layer)):
+            preflight()
     progress = output.BuildProgress(store.image_id(ids[-1]), len(steps))
     parent: Optional[dict] = None
     for number, (step, layer) in enumerate(zip(steps, ids), 1):
@@ -190,8 +194,9 @@ class BuildContext:
     def rootfs(self) -> Path:
         return self.temp / "rootfs"
 
-    def run(self, command: str, env: dict) -> None:
-        """`command` in /bin/sh in a build sandbox on the parent's layers, writing this layer."""
+    def run(self, command: str, env: dict, on_line: Optional[Callable[[str], None]] = None) -> None:
+        """`command` in /bin/sh in a build sandbox on the parent's layers, writing this layer;
+        `on_line` also sees each line of its output."""
         if self.parent is None:
             raise InvalidError(f"Cannot run {command!r} on an empty image: start from a base image.")
         trust = host_ca_bundle()
@@ -200,7 +205,7 @@ class BuildContext:
         rootfs = attrs.evolve(self.parent, upper=str(self.temp))
         volumes = () if trust is None else (Bind(trust, CA_MOUNT, True),)
         self.in_sandbox(("/bin/sh", "-c", "exec 2>&1\n" + command), command, env=env, rootfs=rootfs,
-                        workdir=self.parent.workdir, volumes=volumes,
+                        workdir=self.parent.workdir, volumes=volumes, on_line=on_line,
                         network="default")  # PyPI and the archive through slirp4netns, host loopback unreachable
 
     def unpack(self, blobs: Sequence[Path]) -> None:
@@ -225,9 +230,10 @@ class BuildContext:
                                   f"={limits[name]}; raise it to pull this image.") from None
 
     def in_sandbox(self, argv, what: str, *, env: dict, rootfs: Optional[RootFS], workdir: Optional[str],
-                   volumes: tuple, network: str) -> None:
+                   volumes: tuple, network: str, on_line: Optional[Callable[[str], None]] = None) -> None:
         spec = SandboxSpec((), env=env, workdir=workdir, timeout=BUILD_TIMEOUT, network=network)
-        outcome = oneshot.run(attrs.evolve(spec, rootfs=rootfs, volumes=volumes), argv, what, self.log)
+        log = self.log if on_line is None else (lambda line: (self.log(line), on_line(line)))
+        outcome = oneshot.run(attrs.evolve(spec, rootfs=rootfs, volumes=volumes), argv, what, log)
         if outcome.code != 0:
             raise StepFailed(f"Image build step failed with exit code {outcome.code}: {what}\n"
                              + "\n".join(outcome.tail), outcome.code, outcome.tail)

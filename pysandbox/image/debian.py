@@ -1,5 +1,10 @@
 """debian_slim: a minimal Debian root with Python and pip, bootstrapped by mmdebstrap.
 
+The suite is PYSANDBOX_DEBIAN_SUITE (default bookworm, as Modal's images), fetched from
+PYSANDBOX_DEBIAN_MIRROR (default http://deb.debian.org/debian). The suite's own Python
+serves the series it ships (bookworm: 3.11); any other series is copied from the host on
+top (hostpython.py), with the suite's python3 kept for the libraries it brings.
+
 A root caller runs `mmdebstrap --mode=root` (packages unpacked and configured
 in a chroot by real root: it is Debian's archive, signed, not user code); an
 unprivileged caller runs `--mode=unshare`, which needs a subordinate uid range
@@ -13,17 +18,18 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import shutil
 import subprocess
 import sys
-from typing import Optional
 
 from .._state.files import give_to_sandbox_owner
 from ..exception import ImageBuildError, InvalidError
 
-# Debian suites by the Python series they ship.
-SUITES = {"3.11": "bookworm", "3.13": "trixie"}
-MIRROR = "http://deb.debian.org/debian"
+DEFAULT_SUITE = "bookworm"
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+# The Python series each Debian suite ships as python3.
+SUITE_PYTHON = {"bullseye": "3.9", "bookworm": "3.11", "trixie": "3.13"}
 PACKAGES = ("python3", "python3-pip", "python3-venv", "python-is-python3", "ca-certificates")
 # Slim, as Debian's own slim images: no docs, man pages or translations, now or in later apt_install steps.
 DPKG_EXCLUDES = ("/usr/share/doc/*", "/usr/share/man/*", "/usr/share/info/*", "/usr/share/locale/*")
@@ -36,15 +42,18 @@ def local_python_version() -> str:
     return f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
-def suite_for(python_version: Optional[str]) -> str:
-    version = python_version or local_python_version()
-    if not isinstance(version, str) or version not in SUITES:
-        choices = ", ".join(f"{v} (Debian {s})" for v, s in SUITES.items())
-        raise InvalidError(
-            f"Image.debian_slim(python_version={version!r}): pysandbox builds images from Debian's archive, "
-            f"which provides Python {choices}; pass one of those, or use Image.from_registry with a python image."
-        )
-    return SUITES[version]
+def suite() -> str:
+    chosen = os.environ.get("PYSANDBOX_DEBIAN_SUITE") or DEFAULT_SUITE
+    if not re.fullmatch(r"[a-z][a-z0-9.-]*", chosen):
+        raise InvalidError(f"PYSANDBOX_DEBIAN_SUITE={chosen!r} is not a Debian suite name (e.g. bookworm).")
+    return chosen
+
+
+def mirror() -> str:
+    chosen = os.environ.get("PYSANDBOX_DEBIAN_MIRROR") or DEFAULT_MIRROR
+    if not re.fullmatch(r"(https?|file)://[^\s]+", chosen):
+        raise InvalidError(f"PYSANDBOX_DEBIAN_MIRROR={chosen!r} must be a URL like {DEFAULT_MIRROR}.")
+    return chosen
 
 
 def mmdebstrap_command(suite: str) -> list:
@@ -63,7 +72,7 @@ def mmdebstrap_command(suite: str) -> list:
     argv = [binary, f"--mode={mode}", "--variant=minbase", "--format=tar", f"--include={','.join(PACKAGES)}"]
     argv += [f"--dpkgopt=path-exclude={pattern}" for pattern in DPKG_EXCLUDES]
     argv += ["--aptopt=" + line for line in APT_CONF.strip().splitlines()]
-    return argv + [suite, "-", MIRROR]
+    return argv + [suite, "-", mirror()]
 
 
 def _has_subuids() -> bool:
@@ -75,11 +84,11 @@ def _has_subuids() -> bool:
         return False
 
 
-def bootstrap(python_version: Optional[str], ctx) -> None:
-    """Fill the build's empty root (`ctx.rootfs`) with a Debian root for `python_version`."""
-    suite = suite_for(python_version)
+def bootstrap(suite: str, ctx) -> None:
+    """Fill the build's empty root (`ctx.rootfs`) with Debian `suite`."""
     argv = mmdebstrap_command(suite)
-    ctx.log(f"mmdebstrap {suite} ({', '.join(PACKAGES)})")
+    ctx.log(f"mmdebstrap {suite} from {argv[-1]} ({', '.join(PACKAGES)}): "
+            f"Python {SUITE_PYTHON.get(suite, 'of the suite')} from Debian's archive")
     blobs = ctx.temp / "blobs"
     blobs.mkdir(mode=0o755)
     tar = blobs / "debian.tar"

@@ -46,8 +46,10 @@ def instructions(text: str) -> List[Tuple[str, str]]:
     return result
 
 
-def _substitute(text: str, variables: Dict[str, str]) -> str:
-    return _VARIABLE.sub(lambda m: variables.get(m.group(1) or m.group(2), ""), text)
+def _substitute(text: str, variables: Dict[str, str], keep_unknown: bool = False) -> str:
+    """ARG and ENV values into `text`; in RUN lines (keep_unknown) other variables are left to
+    the shell, which has the build's secrets and env."""
+    return _VARIABLE.sub(lambda m: variables.get(m.group(1) or m.group(2), m.group(0) if keep_unknown else ""), text)
 
 
 def _exec_or_shell(arguments: str) -> List[str]:
@@ -88,8 +90,7 @@ def as_user(script: str, user: str) -> str:
             f"-- /bin/sh -c {command}; else exec su -s /bin/sh -c {command} {u}; fi")
 
 
-def _dockerignore(context: Path) -> List[str]:
-    path = context / ".dockerignore"
+def _dockerignore(path: Path) -> List[str]:
     if not path.is_file():
         return []
     return [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
@@ -104,26 +105,71 @@ class Instruction(NamedTuple):
     args: tuple
 
 
-def parse(path, context_dir=None, build_args: Optional[Dict[str, str]] = None) -> List[Instruction]:
+class _AutoDockerIgnoreSentinel:
+    """Modal's default `ignore`: the .dockerignore of the Dockerfile or of the context."""
+
+    def __repr__(self) -> str:
+        return "modal._image.AUTO_DOCKERIGNORE"
+
+    def __call__(self, _: Path) -> bool:
+        raise NotImplementedError("AUTO_DOCKERIGNORE is a placeholder: it is never called")
+
+
+AUTO_DOCKERIGNORE = _AutoDockerIgnoreSentinel()
+
+
+def ignore_rules(ignore, context: Path, dockerfile: Optional[Path] = None):
+    """What COPY leaves out: the .dockerignore (`<Dockerfile>.dockerignore` beside it first, as
+    Modal) for AUTO_DOCKERIGNORE, else the caller's patterns or its predicate on context-relative Paths."""
+    if ignore is AUTO_DOCKERIGNORE:
+        beside = None if dockerfile is None else dockerfile.with_name(dockerfile.name + ".dockerignore")
+        return _dockerignore(beside if beside is not None and beside.is_file() else context / ".dockerignore")
+    if callable(ignore):
+        root = context.resolve()
+        return lambda path: bool(ignore(Path(path).resolve().relative_to(root)))
+    if isinstance(ignore, (list, tuple)) and all(isinstance(p, str) for p in ignore):
+        return list(ignore)
+    raise InvalidError("ignore must be AUTO_DOCKERIGNORE, a list of glob patterns or a function of a Path")
+
+
+def parse(path, context_dir=None, build_args: Optional[Dict[str, str]] = None,
+          ignore=AUTO_DOCKERIGNORE) -> List[Instruction]:
     """The instructions of the Dockerfile at `path`, FROM first, with ARGs, USER and
     relative paths resolved; anything unsupported raises before any is replayed."""
     dockerfile = Path(path)
     if not dockerfile.is_file():
         raise InvalidError(f"Dockerfile {path} not found")
     context = Path(context_dir) if context_dir is not None else Path.cwd()
-    ignore = _dockerignore(context)
+    result = _parse(dockerfile.read_text(), context, build_args, ignore_rules(ignore, context, dockerfile), True)
+    if not result:
+        raise InvalidError(f"Dockerfile {path} has no FROM")
+    return result
+
+
+def parse_commands(commands: List[str], context_dir=None, build_args: Optional[Dict[str, str]] = None,
+                   ignore=AUTO_DOCKERIGNORE) -> List[Instruction]:
+    """Dockerfile lines applied to an image that exists (setup_dockerfile_commands,
+    dockerfile_commands): no FROM; relative paths start from /."""
+    context = Path(context_dir) if context_dir is not None else Path.cwd()
+    return _parse("\n".join(commands), context, build_args, ignore_rules(ignore, context), False)
+
+
+def _parse(text: str, context: Path, build_args: Optional[Dict[str, str]], ignore, need_from: bool
+           ) -> List[Instruction]:
     variables: Dict[str, str] = {}
     result: List[Instruction] = []
     workdir, user = "/", "root"
-    for instruction, arguments in instructions(dockerfile.read_text()):
+    for instruction, arguments in instructions(text):
         if instruction == "ARG":
             name, _, default = arguments.partition("=")
             variables[name.strip()] = (build_args or {}).get(name.strip(), default)
             continue
-        arguments = _substitute(arguments, variables)
+        arguments = _substitute(arguments, variables, keep_unknown=instruction == "RUN")
         if instruction == "FROM":
+            if not need_from:
+                raise InvalidError("FROM is not allowed here: these commands apply to the image before them")
             result.append(_from(arguments, first=not result))
-        elif not result:
+        elif need_from and not result:
             raise InvalidError(f"Dockerfile: {instruction} before FROM")
         elif instruction in METADATA_ONLY:
             continue
@@ -143,8 +189,6 @@ def parse(path, context_dir=None, build_args: Optional[Dict[str, str]] = None) -
             result += _copy(instruction, arguments, context, workdir, ignore)
         else:
             raise UnimplementedError(f"Dockerfile: {instruction} is not supported by pysandbox")
-    if not result:
-        raise InvalidError(f"Dockerfile {path} has no FROM")
     return result
 
 
@@ -165,7 +209,7 @@ def _run_script(arguments: str, user: str) -> str:
     return script if user in ("root", "0", "root:root", "0:0") else as_user(script, user)
 
 
-def _copy(instruction: str, arguments: str, context: Path, workdir: str, ignore: List[str]) -> List[Instruction]:
+def _copy(instruction: str, arguments: str, context: Path, workdir: str, ignore) -> List[Instruction]:
     words = _exec_or_shell(arguments) if arguments.startswith("[") else arguments.split()
     if any(word.startswith("--") for word in words):
         raise UnimplementedError(f"Dockerfile: {instruction} options ({arguments}) are not supported by pysandbox")

@@ -3,21 +3,32 @@ nothing is built until a sandbox uses the image or `build()` is called."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shlex
+import warnings
 from pathlib import PurePosixPath
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    try:
+        import tomli as tomllib
+    except ImportError:
+        tomllib = None
 
 from .._aio import offload, synchronized
 from .._core.spec import RootFS
 from .._validate import env_mapping
 from ..exception import InvalidError, UnimplementedError
 from ..secret import Secret, merge_env
-from . import build, dockerfile, reference, store
+from . import build, debian, dockerfile, reference, store
+from .dockerfile import AUTO_DOCKERIGNORE
 from .local import AddLocal, Ignore
 from .pull import FromRegistry, credentials_of
-from .steps import Config, DebianSlim, Existing, Run, Scratch, env_pairs
+from .steps import AddPython, Config, DebianSlim, Existing, Run, Scratch, env_pairs
 
 
 def NON_PYTHON_FILES(path) -> bool:
@@ -40,23 +51,46 @@ def _flatten(items: Sequence[Any], what: str) -> List[str]:
 
 
 def _check_step_options(method: str, gpu: Any = None, **unsupported: Any) -> None:
-    if gpu is not None:
-        raise InvalidError(f"Image.{method}(gpu=...): GPUs are not available to pysandbox builds; remove gpu=.")
+    """gpu= has no local meaning (builds run on this host's CPUs, as sandboxes do); anything
+    in `unsupported` that is set raises."""
+    if gpu is not None and not isinstance(gpu, str):
+        raise InvalidError(f"Image.{method}(gpu=...) takes a GPU type string such as 'A10G', got {gpu!r}")
     for name, value in unsupported.items():
         if value:
             raise UnimplementedError(f"Image.{method}({name}=...) is not supported by pysandbox yet.")
 
 
-def _check_env(env: Optional[Dict[str, str]], method: str) -> Dict[str, str]:
+def _unsupported(method: str, instead: str) -> UnimplementedError:
+    return UnimplementedError(f"Image.{method}() is not supported by pysandbox; {instead}")
+
+
+def _check_env(env: Optional[Dict[str, Optional[str]]], method: str) -> Dict[str, str]:
+    """Modal's env= for build steps: str values, None values dropped."""
     if env is None:
         return {}
-    if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
-        raise InvalidError(f"Image.{method}: env must be a dict of str to str")
-    return env_mapping(env)
+    return env_mapping(env, f"Image.{method}: env")
 
 
-def _secret_env(secrets: Optional[Sequence[Secret]]) -> Tuple[Tuple[str, str], ...]:
-    return env_pairs(merge_env(None, secrets))  # the sandbox's rules for secrets, names and values
+def _secret_env(secrets: Optional[Sequence[Secret]], env: Optional[Dict[str, Optional[str]]] = None
+                ) -> Tuple[Tuple[str, str], ...]:
+    return env_pairs(merge_env(env, secrets))  # the sandbox's rules for secrets, names and values
+
+
+# What Modal's from_registry passes on through **kwargs to its image constructor, and which work here.
+_REGISTRY_KWARGS = {"secrets": None, "build_args": {}, "gpu_config": None}
+
+
+def _registry_kwargs(method: str, kwargs: Dict[str, Any]) -> Dict[str, Any]:
+    if "image_registry_config" in kwargs:
+        raise UnimplementedError(f"Image.{method}(image_registry_config=...) is not supported by pysandbox; "
+                                 "pass the registry credentials as secret=.")
+    unknown = sorted(set(kwargs) - set(_REGISTRY_KWARGS))
+    if unknown:
+        raise TypeError(f"Image.{method}() got an unexpected keyword argument {unknown[0]!r}")
+    options = {**_REGISTRY_KWARGS, **kwargs}
+    if not isinstance(options["build_args"], dict):
+        raise InvalidError(f"Image.{method}(build_args=...) takes a dict of str to str")
+    return options
 
 
 class Image:
@@ -78,8 +112,15 @@ class Image:
 
     @staticmethod
     def debian_slim(python_version: Optional[str] = None, force_build: bool = False) -> "Image":
-        """Debian with Python (python_version: None = this Python's major.minor) and pip."""
-        return Image((DebianSlim(python_version),), 0 if force_build else None)
+        """Debian (PYSANDBOX_DEBIAN_SUITE, default bookworm) with Python and pip: the suite's own
+        Python for the series it ships, else that series copied from the host (image/hostpython.py).
+        python_version: None = this Python's major.minor, as on Modal."""
+        suite = debian.suite()
+        series = python_version or debian.local_python_version()
+        steps: Tuple[Any, ...] = (DebianSlim(suite),)
+        if series != debian.SUITE_PYTHON.get(suite):
+            steps += (AddPython(series, "python_version"),)
+        return Image(steps, 0 if force_build else None)
 
     @staticmethod
     def from_scratch(force_build: bool = False) -> "Image":
@@ -87,27 +128,55 @@ class Image:
         return Image((Scratch(),), 0 if force_build else None)
 
     @staticmethod
-    def from_registry(tag: str, secret: Optional[Secret] = None, *, setup_dockerfile_commands: Sequence[str] = (),
+    def from_registry(tag: str, secret: Optional[Secret] = None, *, setup_dockerfile_commands: List[str] = [],
                       force_build: bool = False, add_python: Optional[str] = None, **kwargs: Any) -> "Image":
-        """An image from an OCI/Docker registry (Docker Hub names, or host/repo:tag); linux/amd64."""
-        _check_step_options("from_registry", add_python=add_python,
-                            setup_dockerfile_commands=setup_dockerfile_commands)
-        if kwargs:
-            raise InvalidError(f"Image.from_registry() got unexpected arguments: {', '.join(sorted(kwargs))}")
-        return Image((FromRegistry(reference.parse(tag), credentials_of(secret)),), 0 if force_build else None)
+        """An image from an OCI/Docker registry (Docker Hub names, or host/repo:tag); linux/amd64.
+        Then add_python (the host's installation of that series), then setup_dockerfile_commands
+        (Dockerfile lines, no FROM), as Modal orders them. kwargs, as Modal's: secrets (for RUN
+        lines), build_args (for ARG lines), gpu_config (no local meaning)."""
+        options = _registry_kwargs("from_registry", kwargs)
+        image = Image((FromRegistry(reference.parse(tag), credentials_of(secret)),), 0 if force_build else None)
+        if add_python is not None:
+            image = image._extend(AddPython(add_python))
+        if not isinstance(setup_dockerfile_commands, (list, tuple)):
+            raise InvalidError("from_registry(setup_dockerfile_commands=...) takes a list of Dockerfile lines")
+        commands = _flatten(setup_dockerfile_commands, "setup_dockerfile_commands")
+        parsed = dockerfile.parse_commands(commands, build_args=options["build_args"])
+        return image._replay(parsed, options["secrets"], None)
 
     @staticmethod
-    def from_dockerfile(path: Any, *, force_build: bool = False, context_dir: Any = None, ignore: Any = None,
-                        build_args: Optional[Dict[str, str]] = None, registry_secret: Optional[Secret] = None,
-                        secrets: Optional[Sequence[Secret]] = None, env: Optional[Dict[str, str]] = None,
-                        gpu: Any = None, add_python: Optional[str] = None) -> "Image":
-        """FROM, RUN, ENV, ARG, WORKDIR, COPY/ADD of local files, CMD, ENTRYPOINT (see image/dockerfile.py)."""
-        _check_step_options("from_dockerfile", gpu, ignore=ignore, registry_secret=registry_secret,
-                            secrets=secrets, env=env, add_python=add_python)
-        image = None
-        for instruction in dockerfile.parse(path, context_dir, build_args):  # FROM first
-            image = _REPLAY[instruction.op](image, *instruction.args)
+    def from_aws_ecr(tag: str, secret: Optional[Secret] = None, *, setup_dockerfile_commands: List[str] = [],
+                     force_build: bool = False, add_python: Optional[str] = None, **kwargs: Any) -> "Image":
+        raise _unsupported("from_aws_ecr", "use Image.from_registry(tag, secret=Secret.from_dict({"
+                           "'REGISTRY_USERNAME': 'AWS', 'REGISTRY_PASSWORD': <`aws ecr get-login-password`>})).")
+
+    @staticmethod
+    def from_gcp_artifact_registry(tag: str, secret: Optional[Secret] = None, *,
+                                   setup_dockerfile_commands: List[str] = [], force_build: bool = False,
+                                   add_python: Optional[str] = None, **kwargs: Any) -> "Image":
+        raise _unsupported("from_gcp_artifact_registry", "use Image.from_registry(tag, secret=Secret.from_dict({"
+                           "'REGISTRY_USERNAME': '_json_key', 'REGISTRY_PASSWORD': <the service account JSON>})).")
+
+    @staticmethod
+    def from_dockerfile(path: Any, *, force_build: bool = False, context_dir: Any = None,
+                        ignore: Any = AUTO_DOCKERIGNORE, build_args: Dict[str, str] = {},
+                        registry_secret: Optional[Secret] = None, secrets: Optional[Sequence[Secret]] = None,
+                        env: Optional[Dict[str, Optional[str]]] = None, gpu: Optional[str] = None,
+                        add_python: Optional[str] = None) -> "Image":
+        """FROM, RUN, ENV, ARG, WORKDIR, COPY/ADD of local files, CMD, ENTRYPOINT (see image/dockerfile.py).
+        ignore: AUTO_DOCKERIGNORE (the .dockerignore), glob patterns or a predicate on context-relative
+        Paths; registry_secret pulls FROM; secrets and env reach RUN lines; add_python goes on top."""
+        _check_step_options("from_dockerfile", gpu)
+        parsed = dockerfile.parse(path, context_dir, build_args, ignore)  # FROM first
+        image = _REPLAY["FROM"](None, *parsed[0].args, registry_secret=registry_secret)
+        image = image._replay(parsed[1:], secrets, env)
+        if add_python is not None:
+            image = image._extend(AddPython(add_python))
         return Image(image._steps, 0) if force_build else image
+
+    @staticmethod
+    def micromamba(python_version: Optional[str] = None, force_build: bool = False) -> "Image":
+        raise _unsupported("micromamba", "start from Image.from_registry('mambaorg/micromamba') instead.")
 
     @classmethod
     def from_id(cls, image_id: str, client: Any = None) -> "Image":
@@ -117,10 +186,25 @@ class Image:
         image._resolve()
         return image
 
-    # Steps ------------------------------------------------------------------
+    def _replay(self, parsed: Sequence[dockerfile.Instruction], secrets: Optional[Sequence[Secret]],
+                env: Optional[Dict[str, Optional[str]]]) -> "Image":
+        """Parsed Dockerfile lines on top of this image; RUN lines get `secrets` and `env` (hidden
+        from the image's definition, as Modal makes env a secret there)."""
+        hidden = _secret_env(secrets, env)
+        image = self
+        for instruction in parsed:
+            if instruction.op == "RUN":
+                image = image._extend(Run(instruction.args[0], (), hidden))
+            else:
+                image = _REPLAY[instruction.op](image, *instruction.args)
+        return image
 
-    def run_commands(self, *commands: Any, env: Optional[Dict[str, str]] = None, secrets: Sequence[Secret] = (),
-                     volumes: Optional[dict] = None, gpu: Any = None, force_build: bool = False) -> "Image":
+    # Steps ------------------------------------------------------------------
+    # gpu= is accepted everywhere Modal takes it, with no local meaning (_check_step_options).
+
+    def run_commands(self, *commands: Any, env: Optional[Dict[str, Optional[str]]] = None,
+                     secrets: Optional[Sequence[Secret]] = None, volumes: Optional[dict] = None,
+                     gpu: Optional[str] = None, force_build: bool = False) -> "Image":
         """Each command runs in /bin/sh as its own layer."""
         _check_step_options("run_commands", gpu, volumes=volumes)
         env_ = env_pairs(_check_env(env, "run_commands"))
@@ -128,10 +212,25 @@ class Image:
         return self._extend(*(Run(c, env_, hidden) for c in _flatten(commands, "run_commands() commands")),
                             force=force_build)
 
+    def dockerfile_commands(self, *dockerfile_commands: Any, context_files: Dict[str, str] = {},
+                            env: Optional[Dict[str, Optional[str]]] = None,
+                            secrets: Optional[Sequence[Secret]] = None, gpu: Optional[str] = None,
+                            context_dir: Any = None, force_build: bool = False, ignore: Any = AUTO_DOCKERIGNORE,
+                            build_args: Dict[str, str] = {}) -> "Image":
+        """Dockerfile lines (no FROM) on top of this image, as from_dockerfile replays them;
+        COPY reads context_dir (default: the working directory)."""
+        _check_step_options("dockerfile_commands", gpu, context_files=context_files)
+        lines = _flatten(dockerfile_commands, "dockerfile_commands()")
+        if not lines:
+            return self
+        image = self._replay(dockerfile.parse_commands(lines, context_dir, build_args, ignore), secrets, env)
+        forced = len(self._steps) if force_build and self._force_from is None else self._force_from
+        return Image(image._steps, forced)
+
     def pip_install(self, *packages: Any, find_links: Optional[str] = None, index_url: Optional[str] = None,
                     extra_index_url: Optional[str] = None, pre: bool = False, extra_options: str = "",
-                    force_build: bool = False, env: Optional[Dict[str, str]] = None,
-                    secrets: Sequence[Secret] = (), gpu: Any = None) -> "Image":
+                    force_build: bool = False, env: Optional[Dict[str, Optional[str]]] = None,
+                    secrets: Optional[Sequence[Secret]] = None, gpu: Optional[str] = None) -> "Image":
         """`pip install` the packages (nested lists are flattened)."""
         _check_step_options("pip_install", gpu)
         names = _flatten(packages, "pip_install() packages")
@@ -142,12 +241,58 @@ class Image:
         return self._extend(Run(command, env_pairs(_check_env(env, "pip_install")), _secret_env(secrets)),
                             force=force_build)
 
-    def uv_pip_install(self, *packages: Any, requirements: Optional[Sequence[str]] = None,
+    def pip_install_from_requirements(self, requirements_txt: str, find_links: Optional[str] = None, *,
+                                      index_url: Optional[str] = None, extra_index_url: Optional[str] = None,
+                                      pre: bool = False, extra_options: str = "", force_build: bool = False,
+                                      env: Optional[Dict[str, Optional[str]]] = None,
+                                      secrets: Optional[Sequence[Secret]] = None,
+                                      gpu: Optional[str] = None) -> "Image":
+        """`pip install -r` a local requirements file (copied to /.requirements.txt, as Modal)."""
+        _check_step_options("pip_install_from_requirements", gpu)
+        local = os.path.expanduser(os.fspath(requirements_txt))
+        if not os.path.isfile(local):
+            raise InvalidError(f"pip_install_from_requirements: {requirements_txt} is not a file")
+        options = _pip_options(find_links, index_url, extra_index_url, pre, extra_options)
+        run = Run(f"python -m pip install -r /.requirements.txt{options}",
+                  env_pairs(_check_env(env, "pip_install_from_requirements")), _secret_env(secrets))
+        return self._extend(AddLocal(os.path.abspath(local), "/.requirements.txt", True), run, force=force_build)
+
+    def pip_install_from_pyproject(self, pyproject_toml: str, optional_dependencies: List[str] = [], *,
+                                   find_links: Optional[str] = None, index_url: Optional[str] = None,
+                                   extra_index_url: Optional[str] = None, pre: bool = False,
+                                   extra_options: str = "", force_build: bool = False,
+                                   env: Optional[Dict[str, Optional[str]]] = None,
+                                   secrets: Optional[Sequence[Secret]] = None,
+                                   gpu: Optional[str] = None) -> "Image":
+        """`pip install` a local pyproject.toml's [project] dependencies and the optional groups named."""
+        names = _pyproject_dependencies(pyproject_toml, optional_dependencies)
+        return self.pip_install(*names, find_links=find_links, index_url=index_url, extra_index_url=extra_index_url,
+                                pre=pre, extra_options=extra_options, force_build=force_build, env=env,
+                                secrets=secrets, gpu=gpu)
+
+    def pip_install_private_repos(self, *repositories: str, git_user: str, find_links: Optional[str] = None,
+                                  index_url: Optional[str] = None, extra_index_url: Optional[str] = None,
+                                  pre: bool = False, extra_options: str = "", gpu: Optional[str] = None,
+                                  env: Optional[Dict[str, Optional[str]]] = None,
+                                  secrets: Optional[Sequence[Secret]] = None, force_build: bool = False) -> "Image":
+        raise _unsupported("pip_install_private_repos", "use pip_install('git+https://...') with a token from "
+                           "secrets= in run_commands().")
+
+    def poetry_install_from_file(self, poetry_pyproject_toml: str, poetry_lockfile: Optional[str] = None, *,
+                                 ignore_lockfile: bool = False, force_build: bool = False, with_: List[str] = [],
+                                 without: List[str] = [], only: List[str] = [],
+                                 poetry_version: Optional[str] = "latest", old_installer: bool = False,
+                                 env: Optional[Dict[str, Optional[str]]] = None,
+                                 secrets: Optional[Sequence[Secret]] = None, gpu: Optional[str] = None) -> "Image":
+        raise _unsupported("poetry_install_from_file", "export requirements (`poetry export`) and use "
+                           "pip_install_from_requirements().")
+
+    def uv_pip_install(self, *packages: Any, requirements: Optional[List[str]] = None,
                        find_links: Optional[str] = None, index_url: Optional[str] = None,
                        extra_index_url: Optional[str] = None, pre: bool = False, extra_options: str = "",
                        force_build: bool = False, uv_version: Optional[str] = None,
-                       env: Optional[Dict[str, str]] = None, secrets: Sequence[Secret] = (),
-                       gpu: Any = None) -> "Image":
+                       env: Optional[Dict[str, Optional[str]]] = None, secrets: Optional[Sequence[Secret]] = None,
+                       gpu: Optional[str] = None) -> "Image":
         """`uv pip install` the packages into the image's Python (uv itself comes from PyPI)."""
         _check_step_options("uv_pip_install", gpu, requirements=requirements)
         names = _flatten(packages, "uv_pip_install() packages")
@@ -160,8 +305,20 @@ class Image:
         return self._extend(Run(command, env_pairs(_check_env(env, "uv_pip_install")),
                                 _secret_env(secrets)), force=force_build)
 
-    def apt_install(self, *packages: Any, force_build: bool = False, env: Optional[Dict[str, str]] = None,
-                    secrets: Sequence[Secret] = (), gpu: Any = None) -> "Image":
+    def uv_sync(self, uv_project_dir: str = "./", *, force_build: bool = False, groups: Optional[List[str]] = None,
+                extras: Optional[List[str]] = None, frozen: bool = True, extra_options: str = "",
+                uv_version: Optional[str] = None, env: Optional[Dict[str, Optional[str]]] = None,
+                secrets: Optional[Sequence[Secret]] = None, gpu: Optional[str] = None) -> "Image":
+        raise _unsupported("uv_sync", "export the lock (`uv export > requirements.txt`) and use "
+                           "pip_install_from_requirements().")
+
+    def micromamba_install(self, *packages: Any, spec_file: Optional[str] = None, channels: List[str] = [],
+                           force_build: bool = False, env: Optional[Dict[str, Optional[str]]] = None,
+                           secrets: Optional[Sequence[Secret]] = None, gpu: Optional[str] = None) -> "Image":
+        raise _unsupported("micromamba_install", "start from a micromamba registry image and use run_commands().")
+
+    def apt_install(self, *packages: Any, force_build: bool = False, env: Optional[Dict[str, Optional[str]]] = None,
+                    secrets: Optional[Sequence[Secret]] = None, gpu: Optional[str] = None) -> "Image":
         """`apt-get install` Debian packages (no recommends)."""
         _check_step_options("apt_install", gpu)
         names = _flatten(packages, "apt_install() packages")
@@ -171,6 +328,19 @@ class Image:
                    f"{shlex.join(names)} && apt-get clean && rm -rf /var/lib/apt/lists/*")
         env_ = {"DEBIAN_FRONTEND": "noninteractive", **_check_env(env, "apt_install")}
         return self._extend(Run(command, env_pairs(env_), _secret_env(secrets)), force=force_build)
+
+    def run_function(self, raw_f: Callable[..., Any], *, env: Optional[Dict[str, Optional[str]]] = None,
+                     secrets: Optional[Sequence[Secret]] = None, volumes: dict = {},
+                     network_file_systems: dict = {}, gpu: Any = None, cpu: Optional[float] = None,
+                     memory: Optional[int] = None, timeout: int = 3600, cloud: Optional[str] = None,
+                     region: Any = None, force_build: bool = False, args: Sequence[Any] = (),
+                     kwargs: Dict[str, Any] = {}, include_source: bool = True) -> "Image":
+        raise _unsupported("run_function", "pysandbox runs no Modal Functions: put the code in a script "
+                           "(add_local_file(..., copy=True)) and run it with run_commands().")
+
+    def shell(self, shell_commands: List[str]) -> "Image":
+        raise _unsupported("shell", "run_commands() always uses /bin/sh -c: call your shell there "
+                           "(run_commands(\"bash -c '...'\")).")
 
     def env(self, vars: Dict[str, str]) -> "Image":
         """ENV: variables for later build steps and for sandboxes."""
@@ -201,7 +371,7 @@ class Image:
         return self._extend(AddLocal(local, remote_path, bool(copy)))
 
     def add_local_dir(self, local_path: Any, remote_path: str, *, copy: bool = False,
-                      ignore: Ignore = ()) -> "Image":
+                      ignore: Ignore = []) -> "Image":
         """Put a local directory into the image; `ignore`: glob patterns, or a predicate on Paths."""
         if not isinstance(remote_path, str) or not remote_path.startswith("/") or "\0" in remote_path:
             raise InvalidError("image.add_local_dir() currently only supports absolute remote_path values")
@@ -228,6 +398,17 @@ class Image:
     def pipe(self, func: Callable[..., "Image"], *args: Any, **kwargs: Any) -> "Image":
         return func(self, *args, **kwargs)
 
+    @contextlib.contextmanager
+    def imports(self) -> Iterator[None]:
+        """Modal's guard for imports only the image has: this process never runs inside the image,
+        so, as Modal outside its containers, what fails in the block is swallowed (warned unless an
+        ImportError)."""
+        try:
+            yield
+        except Exception as exc:
+            if not isinstance(exc, ImportError):
+                warnings.warn(f"Warning: caught a non-ImportError exception in an `imports()` block: {exc!r}")
+
     # Building ---------------------------------------------------------------
 
     def _resolve(self) -> RootFS:
@@ -251,8 +432,8 @@ class Image:
 
 # How Image.from_dockerfile replays each parsed instruction (image/dockerfile.py).
 _REPLAY: Dict[str, Callable[..., Image]] = {
-    "FROM": lambda _, ref: Image.from_scratch() if ref == "scratch" else Image.from_registry(ref),
-    "RUN": Image.run_commands,
+    "FROM": lambda _, ref, registry_secret=None: (
+        Image.from_scratch() if ref == "scratch" else Image.from_registry(ref, registry_secret)),
     "ENV": Image.env,
     "WORKDIR": Image.workdir,
     "CMD": Image.cmd,
@@ -265,6 +446,24 @@ def _command_list(value: Any, what: str) -> List[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) and "\0" not in v for v in value):
         raise InvalidError(f"Image.{what}() takes a list of strings, got {value!r}")
     return value
+
+
+def _pyproject_dependencies(pyproject_toml: Any, optional_dependencies: List[str]) -> List[str]:
+    if tomllib is None:
+        raise UnimplementedError("pip_install_from_pyproject() needs Python 3.11+ (tomllib) or `pip install tomli`.")
+    path = os.path.expanduser(os.fspath(pyproject_toml))
+    try:
+        with open(path, "rb") as f:
+            project = tomllib.load(f).get("project", {})
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise InvalidError(f"pip_install_from_pyproject: cannot read {pyproject_toml}: {exc}") from None
+    names = list(project.get("dependencies", []))
+    optional = project.get("optional-dependencies", {})
+    for group in optional_dependencies:
+        if group not in optional:
+            raise InvalidError(f"pip_install_from_pyproject: {pyproject_toml} has no optional-dependencies {group!r}")
+        names += optional[group]
+    return names
 
 
 def _pip_options(find_links, index_url, extra_index_url, pre, extra_options) -> str:

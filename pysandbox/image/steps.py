@@ -8,7 +8,7 @@ from typing import ClassVar, Dict, Optional, Protocol, Tuple
 
 import attrs
 
-from . import debian
+from . import debian, hostpython
 
 BUILDER_VERSION = "2026.11"  # part of every base's definition: bump to rebuild all images
 
@@ -31,23 +31,52 @@ class Step(Protocol):
 
 @attrs.frozen
 class DebianSlim:
-    python_version: Optional[str]
+    """Debian's minimal root with its own Python and pip (debian.py); other series are AddPython on top."""
+
+    suite: str
     files = True
     mounted = False
     existing = None
 
     def definition(self) -> dict:
-        version = self.python_version or debian.local_python_version()
-        return {"kind": "debian_slim", "python": version, "packages": list(debian.PACKAGES), "builder": BUILDER_VERSION}
+        return {"kind": "debian_slim", "suite": self.suite, "python": debian.SUITE_PYTHON.get(self.suite),
+                "packages": list(debian.PACKAGES), "builder": BUILDER_VERSION}
 
     def describe(self) -> str:
-        return f"debian_slim(python_version={self.python_version or debian.local_python_version()})"
+        return f"debian_slim({self.suite}, python {debian.SUITE_PYTHON.get(self.suite, 'of the suite')})"
 
     def configure(self, cfg: dict) -> dict:
         return cfg
 
     def build(self, ctx) -> None:
-        debian.bootstrap(self.python_version, ctx)
+        debian.bootstrap(self.suite, ctx)
+
+
+@attrs.frozen
+class AddPython:
+    """A Python series copied from the host into /usr/local (hostpython.py), as Modal's add_python."""
+
+    series: object  # validated when the image is built, as Modal does
+    argument: str = attrs.field(default="add_python", eq=False)  # what the caller passed it as
+    files = True
+    mounted = False
+    existing = None
+
+    def definition(self) -> dict:
+        return {"kind": "add_python", "python": hostpython.check_series(self.series, self.argument),
+                "builder": BUILDER_VERSION}
+
+    def describe(self) -> str:
+        return f"add_python({self.series})"
+
+    def configure(self, cfg: dict) -> dict:
+        return cfg
+
+    def preflight(self) -> None:
+        hostpython.find(self.series)  # no Python of that series on the host: say so before building anything
+
+    def build(self, ctx) -> None:
+        hostpython.add_python(self.series, ctx)
 
 
 @attrs.frozen

@@ -9,43 +9,16 @@ import pysandbox as modal
 from pysandbox import identity
 from pysandbox._state import paths
 
-from .. import oci
-
 pytestmark = [pytest.mark.rootless, pytest.mark.skipif(
     identity.current().size == 1,
     reason="this caller has no subordinate id range: apt cannot drop to _apt (tests/sandbox/test_identity_single.py "
            "covers that mode)")]
-
-DEBIAN_CONFIG = {"architecture": "amd64", "os": "linux",
-                 "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-                            "Cmd": ["bash"]}}
-
 
 def run(sb, script):
     p = sb.exec("sh", "-c", script)
     out, err = p.stdout.read(), p.stderr.read()
     assert p.wait() == 0, err
     return out
-
-
-@pytest.fixture(scope="module")
-def debian_ref(debian, tmp_path_factory):
-    """A reference to a Debian image on a loopback registry: debian_slim's tree, tarred inside a
-    sandbox with its numeric owners (root, _apt, ...), as one OCI layer."""
-    sb = modal.Sandbox.create("sleep", "300", image=debian,
-                              app=modal.App.lookup("identity-images", create_if_missing=True))
-    try:
-        p = sb.exec("tar", "--numeric-owner", "--one-file-system", "--exclude=./__pysandbox", "-C", "/", "-cf", "-",
-                    ".", text=False)
-        layer = p.stdout.read()
-        assert p.wait() == 0, p.stderr.read()
-    finally:
-        sb.terminate()
-    root = tmp_path_factory.mktemp("debian-registry")
-    oci.write_layout(root / "layout", "debian", [(layer, oci.LAYER)], DEBIAN_CONFIG)
-    with oci.docker_registry(root) as host:
-        oci.push(root / "layout", "debian", host, "library/debian:slim")
-        yield f"{host}/library/debian:slim"
 
 
 def test_the_registry_image_keeps_its_owners(debian_ref, sandboxes):

@@ -27,7 +27,7 @@ LAYERS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
     # Modal's API: what `import pysandbox as modal` gives. garbage collects over all of it.
     ("api", (
         "pysandbox.__init__", "pysandbox.sandbox", "pysandbox.file_io", "pysandbox.filesystem", "pysandbox.watch",
-        "pysandbox.volume", "pysandbox.secret", "pysandbox.app", "pysandbox.output", "pysandbox.image",
+        "pysandbox.volume", "pysandbox.secret", "pysandbox.app", "pysandbox.output", "pysandbox.image", "pysandbox._image",
         "pysandbox.garbage", "pysandbox._modal_alias", "pysandbox.config",
     )),
     # The sandbox below the API: creating one, talking to its init.
