@@ -19,10 +19,10 @@ except ImportError:  # Python 3.10
     except ImportError:
         tomllib = None
 
-from .._aio import offload, synchronized
+from .._aio import offload, synchronized, synchronized_static
 from .._core.spec import RootFS
 from .._validate import env_mapping
-from ..exception import InvalidError, UnimplementedError
+from ..exception import ExecutionError, InvalidError, UnimplementedError
 from ..secret import Secret, merge_env
 from . import build, debian, dockerfile, reference, store
 from .dockerfile import AUTO_DOCKERIGNORE
@@ -178,13 +178,35 @@ class Image:
     def micromamba(python_version: Optional[str] = None, force_build: bool = False) -> "Image":
         raise _unsupported("micromamba", "start from Image.from_registry('mambaorg/micromamba') instead.")
 
-    @classmethod
-    def from_id(cls, image_id: str, client: Any = None) -> "Image":
+    @synchronized_static
+    async def from_id(image_id: str, client: Any = None) -> "Image":
         """An image built before (by id), from any process: hydrated at once, as on Modal
         (object_id set; NotFoundError for an id nothing was built under)."""
         image = Image((Existing(store.layer_of(image_id)),))
         image._resolve()
         return image
+
+    @staticmethod
+    def from_name(name: str, *, environment_name: Optional[str] = None, client: Any = None) -> "Image":
+        """The image published as `name` ("name:tag", tag "latest" by default) with publish()."""
+        return Image.from_id(store.named(name))
+
+    @synchronized
+    async def publish(self, name: str, *, environment_name: Optional[str] = None,
+                      experimental_options: Optional[Dict[str, Any]] = None, client: Any = None) -> None:
+        """Name this built image ("name:tag", tag "latest" by default) for Image.from_name, in any process."""
+        if self.object_id is None:
+            raise InvalidError("Cannot publish an image that has not been created yet. Call `.build()` first.")
+        store.publish_name(name, self.object_id)
+
+    @synchronized
+    async def hydrate(self, client: Any = None) -> "Image":
+        """This image, once built (build() or a sandbox created from it): as on Modal, images are not
+        hydrated on demand."""
+        if self.object_id is None:
+            raise ExecutionError("Images cannot currently be hydrated on demand; build the image first "
+                                 "(image.build(), or create a sandbox from it).")
+        return self
 
     def _replay(self, parsed: Sequence[dockerfile.Instruction], secrets: Optional[Sequence[Secret]],
                 env: Optional[Dict[str, Optional[str]]]) -> "Image":

@@ -4,6 +4,7 @@
     images/tmp/<id>.<random>/{rootfs/, work/} layers being built
     images/locks/<id>.lock                    flock'ed while <id> is being built
     images/refs/<image id>.json               images a user built or used
+    images/names/<name>/<tag>.json            published names (Image.publish, Image.from_name)
 
 A layer id is the digest of its parent's id and its step's definition (with
 the content digest of any local files), so an unchanged recipe maps to the
@@ -21,15 +22,17 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import secrets
 import time
 from pathlib import Path
-from typing import Iterator, List, Optional
+from typing import Any, Iterator, List, Optional
 
 from .. import _beneath, settings
 from .._core import mounts
 from .._state import files, records
-from ..exception import NotFoundError
+from .._validate import object_name
+from ..exception import InvalidError, NotFoundError
 
 ID_LENGTH = 32
 IMAGE_PREFIX = "im-"
@@ -144,6 +147,40 @@ def remember(image: str, description: str) -> None:
     if not ref.exists():
         files.write_json_atomic(ref, {"image_id": image, "recipe": description, "created_at": time.time()},
                                    durable=False)
+
+
+_TAG = re.compile(r"^[A-Za-z0-9_.-]{1,128}\Z")
+
+
+def _name_path(name: Any) -> Path:
+    """Where `name` (Modal's "name[:tag]", tag "latest" by default) is kept."""
+    if not isinstance(name, str):
+        raise InvalidError(f"An image name must be a str such as 'my-image:v1', got {type(name).__name__}")
+    base, _, tag = name.partition(":")
+    tag = tag or "latest"
+    if not _TAG.match(tag):
+        raise InvalidError(f"Invalid image tag {tag!r} in {name!r}: letters, digits, '_', '.' and '-' (1 to 128).")
+    return root() / "names" / object_name(base, "Image", leading_dot=False) / f"{tag}.json"
+
+
+def publish_name(name: str, image: str) -> None:
+    """`name` names `image` from now on (Image.publish); publishing it again moves the name."""
+    path = _name_path(name)
+    files.ensure_dir(path.parent)
+    remember(image, f"published as {name}")
+    files.write_json_atomic(path, {"image_id": image, "published_at": time.time()})
+
+
+def named(name: str) -> str:
+    """The image `name` names (Image.from_name)."""
+    path = _name_path(name)
+    try:
+        image = files.read_json(path, "image name").get("image_id")
+    except FileNotFoundError:
+        raise NotFoundError(f"Image {name!r} not found: publish one under that name first "
+                            "(image.build(), then image.publish(name)).") from None
+    layer_of(image)  # a corrupt record names no image: NotFoundError, not a path
+    return image
 
 
 def refs() -> List[dict]:

@@ -49,6 +49,8 @@ GAPS: Dict[str, str] = {
     "Sandbox.get_dashboard_url": "Modal's web dashboard: none locally",
     "Sandbox.logs": "SandboxLogsManager (fetch/tail with timestamps and sources) is not implemented",
     "Sandbox.create_connect_token": "Modal's authenticating HTTP proxy: none locally",
+    "Image.add_local_python_source": "its default ignore= is a function skipping what is not Python source, not "
+                                     "Modal's CustomPatternMatcher object: the same files are left out",
     "ContainerProcess.attach": "interactive attach of the local terminal (hidden on Modal): `pysandbox shell` instead",
     "FileIO.create": "internal factory taking Modal's client and task id: use Sandbox.open",
     "FileIO.ls": "classmethods taking Modal's client and task id: use Sandbox.ls",
@@ -56,19 +58,6 @@ GAPS: Dict[str, str] = {
     "FileIO.rm": "classmethods taking Modal's client and task id: use Sandbox.rm",
     "FileIO.watch": "classmethods taking Modal's client and task id: use Sandbox.watch",
 }
-# Image (pysandbox/image/) belongs to the images helper: its differences, for the lead to hand over.
-IMAGE_GAPS: Dict[str, str] = {
-    name: "pending: images helper" for name in (
-        "Image.add_local_dir", "Image.add_local_python_source", "Image.apt_install", "Image.dockerfile_commands",
-        "Image.from_aws_ecr", "Image.from_dockerfile", "Image.from_gcp_artifact_registry", "Image.from_id",
-        "Image.from_name", "Image.from_registry", "Image.hydrate", "Image.imports", "Image.micromamba",
-        "Image.micromamba_install", "Image.pip_install", "Image.pip_install_from_pyproject",
-        "Image.pip_install_from_requirements", "Image.pip_install_private_repos", "Image.poetry_install_from_file",
-        "Image.publish", "Image.run_commands", "Image.run_function", "Image.shell", "Image.uv_pip_install",
-        "Image.uv_sync",
-    )
-}
-GAPS.update(IMAGE_GAPS)
 
 
 def _lookup(module_name: str, name: str):
