@@ -47,3 +47,17 @@ def test_bad_names(debian, name, error, match):
     if error is InvalidError:
         with pytest.raises(error, match=match):
             debian.publish(name)
+
+
+def test_a_build_logs_its_steps_without_enable_output(debian, caplog):
+    import logging
+    import uuid
+
+    marker = f"built-{uuid.uuid4()}"
+    caplog.set_level(logging.DEBUG, logger="pysandbox.image")
+    image = debian.run_commands(f"echo {marker}").build()
+    records = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "pysandbox.image"]
+    assert (logging.INFO, f"Building image {image.object_id}") in records
+    assert any(level == logging.INFO and "=> Step" in text and marker in text for level, text in records)
+    assert (logging.DEBUG, marker) in records
+    assert any(level == logging.INFO and text.startswith(f"Built image {image.object_id} in ") for level, text in records)
