@@ -17,6 +17,7 @@ GUIDE = ROOT / "docs" / "GUIDE.md"
 NO_RUN = re.compile(r"<!--\s*no-run:\s*(?P<why>[^>]*?)\s*-->\s*\n```python\n", re.M)
 BLOCK = re.compile(r"^```python\n(?P<code>.*?)^```$", re.M | re.S)
 BLOCK_TIMEOUT_S = 120
+pytestmark = pytest.mark.rootless  # users run pysandbox rootless: the guide and examples must hold there too
 DEBIAN_BUILD_TIMEOUT_S = 900  # as tests/images/conftest.py: the first to need debian_slim builds it
 
 

@@ -13,6 +13,7 @@ import pysandbox as modal
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_TIMEOUT_S = 100
+pytestmark = pytest.mark.rootless  # users run pysandbox rootless: the guide and examples must hold there too
 
 
 def _run(name, *, modal_copy_in=None):
