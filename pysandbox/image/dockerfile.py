@@ -193,6 +193,8 @@ class _Stage:
     def __init__(self, name: Optional[str], instructions: List[Instruction], parent: Optional["_Stage"] = None):
         self.name, self.instructions = name, instructions
         self.variables: Dict[str, str] = dict(parent.variables) if parent else {}
+        self.args: Dict[str, str] = dict(parent.args) if parent else {}  # exported to RUN, as docker does
+        self.cmd_set = False
         self.workdir, self.user, self.shell = (parent.workdir, parent.user, parent.shell) if parent else \
             ("/", "root", DEFAULT_SHELL)
 
@@ -243,6 +245,8 @@ class _Parser:
             scope = self.stages[-1].variables if self.stages else self.global_args
             fallback = expand(default, scope) if has_default else self.global_args.get(name, "")
             scope[name] = self.build_args.get(name, fallback)
+            if self.stages:
+                self.stages[-1].args[name] = scope[name]
 
     def from_(self, arguments: str) -> None:
         words = arguments.split()
@@ -285,6 +289,8 @@ class _Parser:
                 else shlex.join(command)
         if heredocs and stage.shell != DEFAULT_SHELL:
             script = shlex.join([*stage.shell, script])
+        if stage.args:
+            script = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in sorted(stage.args.items())) + script
         stage.instructions.append(Instruction("RUN", (script if _is_root(stage.user) else as_user(script, stage.user),)))
 
     def command(self, arguments: str, stage: _Stage) -> List[str]:
@@ -301,9 +307,12 @@ class _Parser:
 
     def i_cmd(self, stage: _Stage, arguments: str, _) -> None:
         stage.instructions.append(Instruction("CMD", (self.command(arguments, stage),)))
+        stage.cmd_set = True
 
     def i_entrypoint(self, stage: _Stage, arguments: str, _) -> None:
         stage.instructions.append(Instruction("ENTRYPOINT", (self.command(arguments, stage),)))
+        if not stage.cmd_set:  # docker: an ENTRYPOINT drops the CMD the base image had
+            stage.instructions.append(Instruction("CMD", ([],)))
 
     def i_shell(self, stage: _Stage, arguments: str, _) -> None:
         if not arguments.startswith("["):
@@ -366,6 +375,8 @@ class _Parser:
                 if add and re.match(r"^[a-z][a-z0-9+.-]*://", source):
                     raise InvalidError("ADD of URLs is not supported by pysandbox; use RUN curl or wget")
                 matches = self.local_sources(source)
+                if not matches and _WILDCARDS.search(source):
+                    continue  # a glob may match nothing, as long as some source does
                 for local in matches:
                     if local.is_dir():
                         out.append(Instruction("COPY_DIR", (local, dest, self.ignore)))
@@ -377,6 +388,8 @@ class _Parser:
                         target = posixpath.join(dest, local.name) if into_dir or len(matches) > 1 else dest
                         out.append(Instruction("COPY_FILE", (local, target)))
                         touched.append(target)
+        if not touched:
+            raise InvalidError(f"{' '.join(sources)} names nothing in the build context {self.context}")
         for option, tool in (("chown", "chown"), ("chmod", "chmod")):
             if option in options:
                 spec = options[option]
@@ -401,9 +414,8 @@ class _Parser:
                 raise InvalidError(f"{source} not found in the build context {self.context}")
             if not self.ignore(path):
                 kept.append(real)
-        if not kept:
-            raise InvalidError(f"{source} names nothing in the build context {self.context} "
-                               "(what .dockerignore leaves out is not in the context)")
+        if not kept and not _WILDCARDS.search(source):
+            raise InvalidError(f"{source} is left out of the build context by .dockerignore")
         return sorted(kept)
 
 

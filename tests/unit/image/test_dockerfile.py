@@ -41,7 +41,7 @@ def test_instructions_resolved_in_order(tmp_path):
 def test_build_args_and_user(tmp_path):
     parsed = _parse(tmp_path, "FROM scratch\nARG WHO=nobody\nUSER $WHO\nRUN id\n", build_args={"WHO": "app:app"})
     assert parsed[0] == Instruction("FROM", ("scratch",))
-    assert parsed[1].op == "RUN" and parsed[1].args[0] == dockerfile.as_user("id", "app:app")
+    assert parsed[1].op == "RUN" and parsed[1].args[0] == dockerfile.as_user("export WHO=app:app\nid", "app:app")
     assert "--reuid=app" in parsed[1].args[0]
 
 
@@ -83,7 +83,7 @@ def test_stages_heredocs_and_variables(tmp_path):
         "COPY <<EOF /etc/conf\nv=$TAG\nEOF\nSHELL [\"/bin/bash\", \"-c\"]\nCMD run it\nHEALTHCHECK CMD true\n"))
     build = (Instruction("FROM", ("debian:12",)), Instruction("ENV", ({"LEGACY": "x"},)),
              Instruction("ENV_LATE", ({"PATH": "/opt/bin:$PATH"},)),
-             Instruction("RUN", ("echo v1 ${UNSET:-dflt} set $HOME\n",)))
+             Instruction("RUN", ("export TAG=v1\necho v1 ${UNSET:-dflt} set $HOME\n",)))
     assert parsed == [
         Instruction("FROM", ("scratch",)),
         Instruction("COPY_FROM", (build, ("/out",), "/app/")),
@@ -104,6 +104,15 @@ def test_dockerignore_is_anchored_with_exceptions(tmp_path):
                 if ignore(tmp_path / rel)}
     assert left_out == {"a.log", "sub/deep/b.log", "out/x"}
     assert not ignore(tmp_path / "out")  # an exception reaches into it: walked, entries filtered
+
+
+def test_entrypoint_drops_the_base_cmd_and_a_glob_may_match_nothing(tmp_path):
+    (tmp_path / "go.mod").write_text("")
+    parsed = _parse(tmp_path, "FROM a\nCOPY go.mod go.sum* /src/\nENTRYPOINT [\"/app\"]\n")
+    assert parsed[1:] == [Instruction("COPY_FILE", ((tmp_path / "go.mod").resolve(), "/src/go.mod")),
+                          Instruction("ENTRYPOINT", (["/app"],)), Instruction("CMD", ([],))]
+    parsed = _parse(tmp_path, "FROM a\nCMD [\"x\"]\nENTRYPOINT [\"/app\"]\n")
+    assert parsed[-1] == Instruction("ENTRYPOINT", (["/app"],))
 
 
 def test_missing_file(tmp_path):
