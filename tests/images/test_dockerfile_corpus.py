@@ -57,8 +57,8 @@ def test_python_app(debian_ref, tmp_path, sandboxes):
     assert run(sb, "pwd; echo $APP_HOME $PYTHONUNBUFFERED; cat BUILD_INFO whoami.txt; stat -c %U user-owned app") == \
         "/srv/greeter\n/srv/greeter 1\nbuilt for production\napp\napp\napp\n"
     # .dockerignore: .git, .env, tests/, caches and *.md left out, README.md taken back by `!`.
-    assert run(sb, "ls -A; ls -A app") == "BUILD_INFO\nREADME.md\napp\ngreet-1.0-py3-none-any.whl\n" \
-        "requirements.txt\nuser-owned\nwhoami.txt\n__main__.py\n__pycache__\n"
+    assert run(sb, "LC_ALL=C ls -A; ls -A app") == ".dockerignore\nBUILD_INFO\nREADME.md\napp\n" \
+        "greet-1.0-py3-none-any.whl\nrequirements.txt\nuser-owned\nwheels\nwhoami.txt\n__main__.py\n__pycache__\n"
     assert run(sb, "ls app/__pycache__") .startswith("__main__.cpython")  # compileall's, not the context's
 
 
