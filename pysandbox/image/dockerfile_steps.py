@@ -117,6 +117,7 @@ class CopyFrom:
         stage = build.resolve(self.source, build.build_description(self.source))  # only now: only stages needed
         into_dir = self.dest.endswith("/") or len(self.paths) > 1 or any(map(_is_glob, self.paths))
         target = resolve(_lowers(ctx), ctx.rootfs, self.dest, parent_only=not into_dir)
+        target = target if into_dir else target.parent  # the directory the copy lands in: bound for cp
         if into_dir:  # each source into dest/ (a directory's contents, as docker copies it)
             script = "".join(f'for s in {_shell_path(p)}; do if [ -d "$s" ]; then cp -a "$s"/. {COPY_MOUNT}/; '
                              f'else cp -a "$s" {COPY_MOUNT}/; fi; done\n' for p in self.paths)
