@@ -80,10 +80,10 @@ def test_go_style_build_ships_one_binary_on_a_minimal_image(registry, debian_ref
     sb = sandboxes(image=image)  # ENTRYPOINT, with the base image's CMD dropped
     sb.wait(raise_on_termination=False)
     assert sb.stdout.read() == "server dev (abc123) listen=:8080 \n"
-    sb = sandboxes("/usr/local/bin/server", "--flag", image=image)
+    sb = sandboxes("--flag", image=image)  # arguments go to the ENTRYPOINT, as with docker run
     sb.wait(raise_on_termination=False)
     assert sb.stdout.read() == "server dev (abc123) listen=:8080 --flag\n"
-    sb = sandboxes("/bin/sh", "-c", "while read line; do :; done", image=image)
+    sb = sandboxes("/bin/sh", "-c", "while read line; do :; done", image=image.entrypoint([]))
     assert run(sb, "test -e /out || test -e /src || echo only-the-binary") == "only-the-binary\n"
 
 
