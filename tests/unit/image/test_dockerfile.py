@@ -3,6 +3,8 @@
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pysandbox.exception import InvalidError
 from pysandbox.image import dockerfile
@@ -118,3 +120,19 @@ def test_entrypoint_drops_the_base_cmd_and_a_glob_may_match_nothing(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(InvalidError, match="not found"):
         dockerfile.parse(tmp_path / "Dockerfile")
+
+
+@given(st.text(st.characters(exclude_characters="$\\"), max_size=40),
+       st.dictionaries(st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}", fullmatch=True), st.text(max_size=8)))
+def test_expand_leaves_text_without_variables_alone(text, variables):
+    assert dockerfile.expand(text, variables) == text == dockerfile.expand(text, variables, keep_unknown=True)
+
+
+@given(st.text(st.characters(exclude_characters="$\\}"), max_size=10), st.text(max_size=10))
+def test_expand_default_and_alternative(word, value):
+    for variables in ({}, {"V": value}):
+        set_ = bool(variables.get("V"))
+        assert dockerfile.expand("${V:-%s}" % word, variables) == (value if set_ else word)
+        assert dockerfile.expand("${V:+%s}" % word, variables) == (word if set_ else "")
+        assert dockerfile.expand("$V${V}", variables) == 2 * variables.get("V", "")
+    assert dockerfile.expand("${V:-%s} \\$V" % word, {}, keep_unknown=True) == "${V:-%s} \\$V" % word
