@@ -59,6 +59,16 @@ BOUNDS: Dict[str, Bound] = {
     "registry_layer_bytes": Bound(
         "PYSANDBOX_REGISTRY_LAYER_MAX", 8 * _GiB, "bytes of one layer as a registry serves it (compressed)"),
     "registry_layers": Bound("PYSANDBOX_REGISTRY_LAYERS_MAX", 256, "layers in an image pulled from a registry"),
+    "registry_retries": Bound(
+        "PYSANDBOX_REGISTRY_RETRIES", 5,
+        "retries of one registry request after a transient failure (connection reset, HTTP 429 or 5xx, a blob "
+        "cut short), with exponential backoff from 0.25 s up to 8 s (a Retry-After is honoured up to 8 s)"),
+    "credential_helper_output": Bound(
+        "PYSANDBOX_CREDENTIAL_HELPER_OUTPUT_MAX", 64 * 1024,
+        "bytes read from a Docker credential helper (docker-credential-<name> get) answering for a registry"),
+    "credential_helper_s": Bound(
+        "PYSANDBOX_CREDENTIAL_HELPER_TIMEOUT", 30,
+        "seconds a Docker credential helper may take to answer before it is killed"),
     "layer_unpacked_bytes": Bound(
         "PYSANDBOX_LAYER_UNPACKED_MAX", 16 * _GiB,
         "bytes one registry layer may unpack to (each file at the size its tar header declares, so a "

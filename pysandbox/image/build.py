@@ -208,12 +208,13 @@ class BuildContext:
                         workdir=self.parent.workdir, volumes=volumes, on_line=on_line,
                         network="default")  # PyPI and the archive through slirp4netns, host loopback unreachable
 
-    def unpack(self, blobs: Sequence[Path]) -> None:
-        """Registry layers into this layer's root, by _unpack.py in a sandbox on the host image
-        (no network): whatever a hostile tarball holds, it cannot write outside it, and what it
-        unpacks to is bounded (bytes, entries, memory; bounds.py)."""
+    def unpack(self, blobs: Sequence[Path], target: Optional[Path] = None) -> None:
+        """Registry layers (or a Dockerfile's ADD archive) into this layer's root (or `target`, a
+        directory in it), by _unpack.py in a sandbox on the host image (no network): whatever a
+        hostile tarball holds, it cannot write outside it, and what it unpacks to is bounded
+        (bytes, entries, memory; bounds.py)."""
         script = str(Path(__file__).with_name("_unpack.py"))
-        volumes = (Bind(str(self.rootfs), "/target"), Bind(str(blobs[0].parent), "/blobs", True),
+        volumes = (Bind(str(target or self.rootfs), "/target"), Bind(str(blobs[0].parent), "/blobs", True),
                    Bind(script, "/__pysandbox/unpack.py", True))
         limits = {name: bounds.get(name) for name in _unpack.BOUNDS}
         argv = ("python3", "/__pysandbox/unpack.py", json.dumps(limits), "/target",

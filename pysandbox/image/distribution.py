@@ -9,7 +9,13 @@ the manifest before anything is downloaded), every descriptor is checked
 exactly its declared size with its sha256 checked as it streams, and a blob
 reaches its final name only once it matched.
 
-Credentials (REGISTRY_USERNAME/REGISTRY_PASSWORD) go, as Basic authorization,
+Transient failures (a connection reset or timed out, HTTP 429 or 5xx, a blob cut
+short) are retried with bounded exponential backoff (bounds.py registry_retries);
+an interrupted blob resumes with a Range request where the registry allows it,
+else starts over; a refused connection or an unknown host fails at once.
+
+Credentials (REGISTRY_USERNAME/REGISTRY_PASSWORD, else the Docker config's for
+that registry, read only when the registry answers 401: docker_config.py) go, as Basic authorization,
 only to the registry itself, to a token realm over HTTPS, or to a plain-HTTP
 realm on the registry's own host when the registry itself is reached over plain
 HTTP (loopback or PYSANDBOX_INSECURE_REGISTRIES). A realm anywhere else is an
@@ -27,14 +33,18 @@ import json
 import os
 import platform
 import re
+import socket
+import ssl
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from .. import bounds
 from ..exception import ImageBuildError, InvalidError, NotFoundError
+from . import docker_config
 from .reference import DIGEST, Reference, base_url, plain_http_allowed
 
 MANIFEST_TYPES = (
@@ -55,6 +65,8 @@ def platform_wanted() -> dict:
 
 
 CHUNK = 1 << 20
+BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.25, 8.0
+_PERMANENT = (ConnectionRefusedError, socket.gaierror, ssl.SSLCertVerificationError)  # retrying changes nothing
 _TOKEN = re.compile(r"^[\x21-\x7e]+\Z")  # it becomes a header value: no spaces, no CR/LF
 
 
@@ -68,30 +80,52 @@ class Client:
         self.ref = ref
         self.base = base_url(ref)
         self.credentials = credentials
+        self._docker_config = credentials is None  # looked up there on the first 401
         self.authorization: Optional[str] = None
         self._opener = urllib.request.build_opener(_Redirects())
 
-    def _open(self, path: str, accept: str = "*/*"):
+    def _open(self, path: str, accept: str = "*/*", headers: Optional[Dict[str, str]] = None):
         url = f"{self.base}/v2/{self.ref.repository}/{path}"
-        for attempt in range(2):
-            headers = {"Accept": accept}
+        authenticated, failures = False, 0
+        while True:
+            sent = {"Accept": accept, **(headers or {})}
             if self.authorization:
-                headers["Authorization"] = self.authorization
+                sent["Authorization"] = self.authorization
             try:
-                return self._opener.open(urllib.request.Request(url, headers=headers), timeout=TIMEOUT)
+                return self._opener.open(urllib.request.Request(url, headers=sent), timeout=TIMEOUT)
             except urllib.error.HTTPError as exc:
-                if exc.code == 401 and attempt == 0 and self._authenticate(exc.headers.get("WWW-Authenticate", "")):
+                exc.close()
+                if exc.code == 401 and not authenticated and self._authenticate(exc.headers.get("WWW-Authenticate", "")):
+                    authenticated = True
                     continue
                 if exc.code in (401, 403, 404):
                     raise NotFoundError(f"Image {self.ref} not found in {self.base} (HTTP {exc.code}); "
                                         "check the name and tag, and registry credentials.") from None
-                raise ImageBuildError(f"Registry {self.base} answered HTTP {exc.code} for {url}") from None
+                if exc.code != 429 and exc.code < 500:
+                    raise ImageBuildError(f"Registry {self.base} answered HTTP {exc.code} for {url}") from None
+                failures = self._backoff(failures, f"HTTP {exc.code} for {url}", exc.headers.get("Retry-After"))
             except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
                 reason = getattr(exc, "reason", exc)
-                raise ImageBuildError(f"Cannot reach the registry {self.base}: {reason}") from None
-        raise AssertionError("unreachable")
+                if isinstance(reason, _PERMANENT) or isinstance(reason, str):
+                    raise ImageBuildError(f"Cannot reach the registry {self.base}: {reason}") from None
+                failures = self._backoff(failures, f"cannot reach it: {reason}")
+
+    def _backoff(self, failures: int, what: str, retry_after: Optional[str] = None) -> int:
+        """Sleep before retry number `failures` + 1, or raise once the retries are spent."""
+        retries = bounds.get("registry_retries")
+        if failures >= retries:
+            raise ImageBuildError(f"Registry {self.base} still failing after {retries} retries ({what}); "
+                                  f"{bounds.variable('registry_retries')} sets how many.")
+        delay = BACKOFF_FIRST_S * 2 ** failures
+        if retry_after is not None and retry_after.strip().isdigit():
+            delay = max(delay, int(retry_after))  # the registry's own pace, within our cap
+        time.sleep(min(delay, BACKOFF_MAX_S))
+        return failures + 1
 
     def _basic(self) -> Optional[str]:
+        if self.credentials is None and self._docker_config:
+            self._docker_config = False
+            self.credentials = docker_config.credentials_for(self.ref.registry)
         if not self.credentials:
             return None
         raw = f"{self.credentials[0]}:{self.credentials[1]}".encode()
@@ -204,38 +238,61 @@ class Client:
         _verify(body, blob.digest, f"blob of {self.ref}")
         return body
 
-    def download(self, blob: Descriptor, dest: Path) -> None:
-        """A blob into `dest`: read to exactly its declared size, its digest checked as it streams.
+    def download(self, blob: Descriptor, dest: Path, progress: Optional[Callable[[int], None]] = None) -> None:
+        """A blob into `dest`: read to exactly its declared size, its digest checked as it streams,
+        `progress` told the bytes received so far. An interrupted transfer resumes from where it
+        stopped (a Range request), or starts over where the registry sends the whole blob again.
         It is written as `dest`.partial and renamed only when it matched, so a bad, short or
         interrupted download leaves nothing."""
         partial = dest.with_name(dest.name + ".partial")
-        hasher, received = hashlib.sha256(), 0
+        hasher, received, failures = hashlib.sha256(), 0, 0
         try:
-            with self._open(f"blobs/{blob.digest}") as response, open(partial, "xb") as out:
-                if _declared_length(response) > blob.size:
-                    raise ImageBuildError(f"Image {self.ref}: the registry announces {_declared_length(response)} "
-                                          f"bytes for layer {blob.digest}, not the {blob.size} of its manifest")
+            with open(partial, "xb") as out:
                 while True:
-                    chunk = response.read(min(CHUNK, blob.size - received + 1))
-                    if not chunk:
+                    with self._open(f"blobs/{blob.digest}",
+                                    headers={"Range": f"bytes={received}-"} if received else None) as response:
+                        if received and not _resumes(response, received):
+                            if response.status == 206:
+                                raise ImageBuildError(f"Image {self.ref}: the registry answered a request for layer "
+                                                      f"{blob.digest} from byte {received} with another range")
+                            out.seek(0)  # the whole blob again: start over
+                            out.truncate()
+                            hasher, received = hashlib.sha256(), 0
+                        if _declared_length(response) > blob.size - received:
+                            raise ImageBuildError(
+                                f"Image {self.ref}: the registry announces {_declared_length(response)} bytes for "
+                                f"layer {blob.digest}, more than the {blob.size} of its manifest")
+                        received, cut = self._stream(response, blob, out, hasher, received, progress)
+                    if received == blob.size:
                         break
-                    received += len(chunk)
-                    if received > blob.size:
-                        raise ImageBuildError(f"Image {self.ref}: layer {blob.digest} is larger than the "
-                                              f"{blob.size} bytes its manifest declares")
-                    hasher.update(chunk)
-                    out.write(chunk)
-        except (OSError, http.client.HTTPException) as exc:
-            _remove(partial)
-            raise ImageBuildError(f"Image {self.ref}: downloading layer {blob.digest} failed: {exc}") from None
+                    failures = self._backoff(failures, f"layer {blob.digest} cut short at {received} of "
+                                                       f"{blob.size} bytes ({cut or 'the connection closed'})")
         except BaseException:
             _remove(partial)
             raise
-        if received != blob.size or "sha256:" + hasher.hexdigest() != blob.digest:
+        if "sha256:" + hasher.hexdigest() != blob.digest:
             _remove(partial)
-            raise ImageBuildError(f"Image {self.ref}: layer {blob.digest} arrived corrupted "
-                                  f"({'truncated' if received != blob.size else 'digest mismatch'})")
+            raise ImageBuildError(f"Image {self.ref}: layer {blob.digest} arrived corrupted (digest mismatch)")
         os.rename(partial, dest)
+
+    def _stream(self, response, blob: Descriptor, out, hasher, received: int,
+                progress: Optional[Callable[[int], None]]) -> Tuple[int, Optional[str]]:
+        """Copy `response` into `out` until it ends: (bytes received in all, why it was cut short or None)."""
+        while True:
+            try:
+                chunk = response.read(min(CHUNK, blob.size - received + 1))
+            except (OSError, http.client.HTTPException) as exc:
+                return received, str(exc) or type(exc).__name__
+            if not chunk:
+                return received, None
+            received += len(chunk)
+            if received > blob.size:
+                raise ImageBuildError(f"Image {self.ref}: layer {blob.digest} is larger than the "
+                                      f"{blob.size} bytes its manifest declares")
+            hasher.update(chunk)
+            out.write(chunk)
+            if progress is not None:
+                progress(received)
 
 
 class _Redirects(urllib.request.HTTPRedirectHandler):
@@ -263,6 +320,13 @@ def credentials_allowed(realm: str, base: str) -> bool:
     if to.scheme == "https":
         return True
     return to.scheme == registry.scheme == "http" and to.hostname is not None and to.hostname == registry.hostname
+
+
+def _resumes(response, offset: int) -> bool:
+    """Whether `response` is the rest of a blob from byte `offset` (206 with that Content-Range);
+    else it is the whole blob again."""
+    match = re.match(r"bytes (\d+)-", response.headers.get("Content-Range") or "")
+    return response.status == 206 and match is not None and int(match.group(1)) == offset
 
 
 def _declared_length(response) -> int:

@@ -24,7 +24,7 @@ from .._core.spec import RootFS
 from .._validate import env_mapping
 from ..exception import ExecutionError, InvalidError, UnimplementedError
 from ..secret import Secret, merge_env
-from . import build, debian, dockerfile, reference, store
+from . import build, debian, dockerfile, dockerfile_steps, reference, store
 from .dockerfile import AUTO_DOCKERIGNORE
 from .local import AddLocal, Ignore
 from .pull import FromRegistry, credentials_of
@@ -163,16 +163,22 @@ class Image:
                         registry_secret: Optional[Secret] = None, secrets: Optional[Sequence[Secret]] = None,
                         env: Optional[Dict[str, Optional[str]]] = None, gpu: Optional[str] = None,
                         add_python: Optional[str] = None) -> "Image":
-        """FROM, RUN, ENV, ARG, WORKDIR, COPY/ADD of local files, CMD, ENTRYPOINT (see image/dockerfile.py).
+        """A Dockerfile's last stage (image/dockerfile.py says what each instruction means here).
         ignore: AUTO_DOCKERIGNORE (the .dockerignore), glob patterns or a predicate on context-relative
         Paths; registry_secret pulls FROM; secrets and env reach RUN lines; add_python goes on top."""
         _check_step_options("from_dockerfile", gpu)
-        parsed = dockerfile.parse(path, context_dir, build_args, ignore)  # FROM first
-        image = _REPLAY["FROM"](None, *parsed[0].args, registry_secret=registry_secret)
-        image = image._replay(parsed[1:], secrets, env)
+        parsed = dockerfile.parse(path, context_dir, build_args, ignore)  # the last stage, FROM first
+        image = Image._stage(parsed, secrets, env, registry_secret)
         if add_python is not None:
             image = image._extend(AddPython(add_python))
         return Image(image._steps, 0) if force_build else image
+
+    @staticmethod
+    def _stage(parsed: Sequence[dockerfile.Instruction], secrets: Optional[Sequence[Secret]],
+               env: Optional[Dict[str, Optional[str]]], registry_secret: Optional[Secret] = None) -> "Image":
+        """A Dockerfile stage: its FROM, then its lines."""
+        image = _REPLAY["FROM"](None, *parsed[0].args, registry_secret=registry_secret)
+        return image._replay(parsed[1:], secrets, env, registry_secret)
 
     @staticmethod
     def micromamba(python_version: Optional[str] = None, force_build: bool = False) -> "Image":
@@ -209,14 +215,19 @@ class Image:
         return self
 
     def _replay(self, parsed: Sequence[dockerfile.Instruction], secrets: Optional[Sequence[Secret]],
-                env: Optional[Dict[str, Optional[str]]]) -> "Image":
+                env: Optional[Dict[str, Optional[str]]], registry_secret: Optional[Secret] = None) -> "Image":
         """Parsed Dockerfile lines on top of this image; RUN lines get `secrets` and `env` (hidden
-        from the image's definition, as Modal makes env a secret there)."""
+        from the image's definition, as Modal makes env a secret there), and so do the stages
+        COPY --from copies out of."""
         hidden = _secret_env(secrets, env)
         image = self
         for instruction in parsed:
             if instruction.op == "RUN":
                 image = image._extend(Run(instruction.args[0], (), hidden))
+            elif instruction.op == "COPY_FROM":
+                stage, paths, dest = instruction.args
+                source = Image._stage(stage, secrets, env, registry_secret)._steps
+                image = image._extend(dockerfile_steps.CopyFrom(source, paths, dest))
             else:
                 image = _REPLAY[instruction.op](image, *instruction.args)
         return image
@@ -462,6 +473,9 @@ _REPLAY: Dict[str, Callable[..., Image]] = {
     "ENTRYPOINT": Image.entrypoint,
     "COPY_DIR": lambda image, local, dest, ignore: image.add_local_dir(local, dest, copy=True, ignore=ignore),
     "COPY_FILE": lambda image, local, dest: image.add_local_file(local, dest, copy=True),
+    "WRITE_FILE": lambda image, dest, text: image._extend(dockerfile_steps.WriteFile(dest, text)),
+    "ADD_ARCHIVE": lambda image, local, dest: image._extend(dockerfile_steps.AddArchive(str(local), dest)),
+    "ENV_LATE": lambda image, pairs: image._extend(dockerfile_steps.LateEnv(env_pairs(pairs))),
 }
 
 def _command_list(value: Any, what: str) -> List[str]:

@@ -43,8 +43,8 @@ def test_dockerfile_instructions_join_continuations_and_drop_comments():
 
 
 def test_dockerfile_env_forms():
-    assert dockerfile._env_pairs('A=1 B="two words"') == {"A": "1", "B": "two words"}
-    assert dockerfile._env_pairs("LEGACY value with spaces") == {"LEGACY": "value with spaces"}
+    assert dockerfile.env_pairs('A=1 B="two words"') == {"A": "1", "B": "two words"}
+    assert dockerfile.env_pairs("LEGACY value with spaces") == {"LEGACY": "value with spaces"}
 
 
 @given(st.from_regex(r"[a-z0-9]{1,10}(/[a-z0-9]{1,10}){0,2}", fullmatch=True),
