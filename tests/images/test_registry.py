@@ -9,7 +9,7 @@ import textwrap
 import pytest
 
 import pysandbox as modal
-from pysandbox.exception import ImageBuildError, InvalidError, NotFoundError, UnimplementedError
+from pysandbox.exception import ImageBuildError, InvalidError, NotFoundError
 from pysandbox.image import reference, store
 
 from .. import oci

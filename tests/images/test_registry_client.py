@@ -87,7 +87,7 @@ def test_layer_progress_under_enable_output(sandboxes, capfd):
             modal.Image.from_registry(f"{server.host}/shown/progress:1").build()
     err = capfd.readouterr().err
     size = f"{len(layer) / 1e6:.1f} MB"
-    assert f"pulling layer 1/1 sha256:" in err and f": {size} / {size}" in err
+    assert "pulling layer 1/1 sha256:" in err and f": {size} / {size}" in err
 
 
 def _private(server, name, marker):

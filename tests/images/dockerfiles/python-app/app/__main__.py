@@ -1,2 +1,3 @@
 import greet
+
 print(greet.hello("world"))
