@@ -95,7 +95,8 @@ class Client:
                 return self._opener.open(urllib.request.Request(url, headers=sent), timeout=TIMEOUT)
             except urllib.error.HTTPError as exc:
                 exc.close()
-                if exc.code == 401 and not authenticated and self._authenticate(exc.headers.get("WWW-Authenticate", "")):
+                challenge = exc.headers.get("WWW-Authenticate", "")
+                if exc.code == 401 and not authenticated and self._authenticate(challenge):
                     authenticated = True
                     continue
                 if exc.code in (401, 403, 404):

@@ -290,7 +290,8 @@ class _Parser:
             script = shlex.join([*stage.shell, script])
         if stage.args:
             script = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in sorted(stage.args.items())) + script
-        stage.instructions.append(Instruction("RUN", (script if _is_root(stage.user) else as_user(script, stage.user),)))
+        script = script if _is_root(stage.user) else as_user(script, stage.user)
+        stage.instructions.append(Instruction("RUN", (script,)))
 
     def command(self, arguments: str, stage: _Stage) -> List[str]:
         """The argv of an exec form (a JSON list) or a shell form (run by SHELL)."""
@@ -349,7 +350,8 @@ class _Parser:
         stage.instructions.append(Instruction("WORKDIR", (stage.workdir,)))
 
     def i_copy(self, stage: _Stage, arguments: str, heredocs, add: bool = False) -> None:
-        options, words = _options(arguments, ("chown", "chmod", "link") + (() if add else ("from",)), "ADD" if add else "COPY")
+        allowed = ("chown", "chmod", "link") + (() if add else ("from",))
+        options, words = _options(arguments, allowed, "ADD" if add else "COPY")
         if len(words) < 2:
             raise InvalidError("needs a source and a destination")
         *sources, dest = words

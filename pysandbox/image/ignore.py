@@ -18,7 +18,8 @@ def read_dockerignore(path: Path) -> List[str]:
     """The patterns of the .dockerignore at `path` ([] when there is none): comments and blank lines dropped."""
     if not path.is_file():
         return []
-    return [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    lines = (line.strip() for line in path.read_text().splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
 
 
 def _anchored(pattern: str) -> str:
