@@ -12,7 +12,7 @@ import grp
 import os
 import pwd
 import stat as stat_module
-from typing import Callable, List, Optional, Tuple
+from typing import AsyncGenerator, Callable, List, Optional, Tuple
 
 from . import _aio, _beneath, bounds
 from ._aio import synchronized
@@ -24,7 +24,7 @@ from .exception import (
     SandboxFilesystemFileTooLargeError,
     SandboxFilesystemPathAlreadyExistsError,
 )
-from .types import FileInfo, FileType
+from .types import FileInfo, FileType, FileWatchEvent, FileWatchEventType
 from .watch import check_watch_args, watch_events
 
 CHUNK = 1 << 20
@@ -186,7 +186,8 @@ class SandboxFilesystem:
         await self._call(self._client().remove(path, recursive))
 
     @synchronized
-    async def watch(self, remote_path: str, *, filter=None, recursive: bool = False, timeout=None):
+    async def watch(self, remote_path: str, *, filter: Optional[List[FileWatchEventType]] = None,
+                    recursive: bool = False, timeout: Optional[int] = None) -> AsyncGenerator[FileWatchEvent, None]:
         """Events on a file, a directory's children, or (recursive) its whole tree;
         stops without raising once `timeout` seconds have passed."""
         path = self._path("watch", remote_path)
