@@ -311,6 +311,8 @@ class _BoundGen(_BoundBase, Generic[_P, _Y]):
 class _Method(Generic[_S, _P, _R]):
     """What `synchronized` makes of a coroutine method."""
 
+    __wrapped__: Callable[..., Any]  # the core function (_wraps)
+
     def __init__(self, func: Callable[Concatenate[_S, _P], Awaitable[_R]]) -> None:
         self._func = func
         _wraps(self, func)
@@ -333,6 +335,8 @@ class _Method(Generic[_S, _P, _R]):
 
 class _GenMethod(Generic[_S, _P, _Y]):
     """What `synchronized` makes of an async generator method."""
+
+    __wrapped__: Callable[..., Any]  # the core function (_wraps)
 
     def __init__(self, func: Callable[Concatenate[_S, _P], AsyncIterator[_Y]]) -> None:
         self._func = func

@@ -8,7 +8,7 @@ method unchanged. tests/typing/test_types.py checks that they name exactly the r
 
 from __future__ import annotations
 
-from typing import Any, Coroutine, Dict, Literal, Optional, Protocol, Sequence, TypeVar, overload
+from typing import Any, Coroutine, Literal, Mapping, Optional, Protocol, Sequence, TypeVar, overload
 
 from .container_process import ContainerProcess
 from .secret import Secret
@@ -25,7 +25,7 @@ class ExecSignature(Protocol[_Text, _Bytes, _Either]):
     @overload
     def __call__(
         self, *args: str, stdout: StreamType = ..., stderr: StreamType = ..., timeout: Optional[int] = ...,
-        workdir: Optional[str] = ..., env: Optional[Dict[str, Optional[str]]] = ...,
+        workdir: Optional[str] = ..., env: Optional[Mapping[str, Optional[str]]] = ...,
         secrets: Optional[Sequence[Secret]] = ..., text: Literal[True] = ..., bufsize: int = ..., pty: bool = ...,
         _pty_info: Any = ..., pty_info: Any = ...,
     ) -> _Text: ...
@@ -33,7 +33,7 @@ class ExecSignature(Protocol[_Text, _Bytes, _Either]):
     @overload
     def __call__(
         self, *args: str, stdout: StreamType = ..., stderr: StreamType = ..., timeout: Optional[int] = ...,
-        workdir: Optional[str] = ..., env: Optional[Dict[str, Optional[str]]] = ...,
+        workdir: Optional[str] = ..., env: Optional[Mapping[str, Optional[str]]] = ...,
         secrets: Optional[Sequence[Secret]] = ..., text: Literal[False], bufsize: int = ..., pty: bool = ...,
         _pty_info: Any = ..., pty_info: Any = ...,
     ) -> _Bytes: ...
@@ -41,10 +41,12 @@ class ExecSignature(Protocol[_Text, _Bytes, _Either]):
     @overload
     def __call__(
         self, *args: str, stdout: StreamType = ..., stderr: StreamType = ..., timeout: Optional[int] = ...,
-        workdir: Optional[str] = ..., env: Optional[Dict[str, Optional[str]]] = ...,
+        workdir: Optional[str] = ..., env: Optional[Mapping[str, Optional[str]]] = ...,
         secrets: Optional[Sequence[Secret]] = ..., text: bool = ..., bufsize: int = ..., pty: bool = ...,
         _pty_info: Any = ..., pty_info: Any = ...,
     ) -> _Either: ...
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...  # the overloads' registry key (typing.get_overloads)
 
 
 class BoundExec(ExecSignature[ContainerProcess[str], ContainerProcess[bytes], ContainerProcess[Any]], Protocol):

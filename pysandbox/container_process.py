@@ -49,7 +49,9 @@ class ContainerProcess(Generic[T]):
     ) -> None:
         self._conn: Optional[socket.socket] = conn
         self._pid = pid
-        self._stdout, self._stderr, self._stdin = stdout, stderr, stdin
+        self._stdout: StreamReader[T] = stdout
+        self._stderr: StreamReader[T] = stderr
+        self._stdin = stdin
         self._pipes = pipes
         self._terminal = terminal  # exec(pty=True): stdout's read end is the pty master
         self._returncode: Optional[int] = None

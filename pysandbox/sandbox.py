@@ -13,7 +13,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, AsyncGenerator, Dict, List, Optional, Sequence
+from typing import Any, AsyncGenerator, Dict, List, Mapping, Optional, Sequence
 
 import attrs
 
@@ -220,7 +220,7 @@ class Sandbox:
         name: Optional[str] = None,
         tags: Optional[Dict[str, str]] = None,
         image: Any = None,
-        env: Optional[Dict[str, Optional[str]]] = None,
+        env: Optional[Mapping[str, Optional[str]]] = None,
         secrets: Optional[Sequence[Secret]] = None,
         network_file_systems: dict = {},
         timeout: Optional[int] = 300,
@@ -576,7 +576,7 @@ class Sandbox:
         stderr: StreamType = StreamType.PIPE,
         timeout: Optional[int] = None,
         workdir: Optional[str] = None,
-        env: Optional[Dict[str, Optional[str]]] = None,
+        env: Optional[Mapping[str, Optional[str]]] = None,
         secrets: Optional[Sequence[Secret]] = None,
         text: bool = True,
         bufsize: int = -1,

@@ -80,8 +80,8 @@ class Volume:
         return Volume(None, volume_id)
 
     @static_context
-    def ephemeral(client=None, environment_name=None, version=None, create_options=None,
-                  _heartbeat_sleep: float = 300) -> Iterator["Volume"]:
+    def ephemeral(client: Any = None, environment_name: Optional[str] = None, version: Any = None,
+                  create_options: Any = None, _heartbeat_sleep: float = 300) -> Iterator["Volume"]:
         """An anonymous volume that exists only inside the `with` block. Modal keeps its volume alive with a
         heartbeat every `_heartbeat_sleep` seconds; a local one lives until the block ends, with none."""
         with store.ephemeral() as meta:
