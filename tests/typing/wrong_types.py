@@ -1,3 +1,4 @@
+# ruff: noqa: F841  (the assignments are the mistakes under test)
 """Mistakes a type checker must catch: test_types.py runs `mypy --strict` on this file and expects exactly
 the errors marked `# E: <code>` (on their lines), and no others."""
 
