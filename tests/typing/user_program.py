@@ -2,6 +2,7 @@
 must hold, and nothing may be an error."""
 
 import asyncio
+from pathlib import Path
 from typing import Any, AsyncIterator, Coroutine, Dict, Iterator, List, Optional
 
 from typing_extensions import assert_type
@@ -15,6 +16,9 @@ def blocking(app: modal.App) -> None:
     image = modal.Image.debian_slim(python_version="3.12").pip_install("requests").env({"A": "1"})
     assert_type(image, modal.Image)
     secret = modal.Secret.from_dict({"TOKEN": "x"})
+    environment: Dict[str, str] = {"C": "3"}  # a dict[str, str] where env= takes Optional values
+    sb_env = Sandbox.create(app=app, env=environment)
+    sb_env.exec("env", env=environment).wait()
     assert_type(secret, modal.Secret)
     volume = modal.Volume.from_name("data", create_if_missing=True)
     assert_type(volume, modal.Volume)
@@ -63,6 +67,9 @@ def blocking(app: modal.App) -> None:
 
     fs = sb.filesystem
     fs.write_text("hello", "/tmp/a.txt")
+    fs.write_bytes(b"\x00", "/tmp/b.bin")
+    fs.copy_from_local(Path("local.txt"), "/tmp/c.txt")
+    fs.copy_to_local("/tmp/c.txt", "copy.txt")
     assert_type(fs.read_text("/tmp/a.txt"), str)
     assert_type(fs.read_bytes("/tmp/a.txt"), bytes)
     assert_type(fs.stat("/tmp/a.txt"), FileInfo)

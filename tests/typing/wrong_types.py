@@ -23,6 +23,8 @@ def mistakes(app: modal.App, sb: Sandbox) -> None:
     sb.terminate(True)  # E: call-arg
     sb.filesystem.read_text(42)  # E: arg-type
     sb.filesystem.write_text(b"bytes", "/tmp/a")  # E: arg-type
+    sb.filesystem.write_bytes("text", "/tmp/a")  # E: arg-type
+    sb.filesystem.copy_from_local(3, "/tmp/a")  # E: arg-type
     modal.Volume.from_name(7)  # E: arg-type
     modal.Secret.from_dict({"A": 1})  # E: dict-item
     modal.Image.debian_slim(python_version=3.12)  # E: arg-type
