@@ -13,7 +13,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, AsyncGenerator, Dict, List, Mapping, Optional, Sequence
+from typing import Any, AsyncGenerator, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import attrs
 
@@ -219,7 +219,7 @@ class Sandbox:
         app: Optional[App] = None,
         name: Optional[str] = None,
         tags: Optional[Dict[str, str]] = None,
-        image: Any = None,
+        image: Optional[images.Image] = None,
         env: Optional[Mapping[str, Optional[str]]] = None,
         secrets: Optional[Sequence[Secret]] = None,
         network_file_systems: dict = {},
@@ -228,9 +228,9 @@ class Sandbox:
         workdir: Optional[str] = None,
         gpu: Optional[str] = None,
         cloud: Optional[str] = None,
-        region: Any = None,
-        cpu: Any = None,
-        memory: Any = None,
+        region: Union[str, Sequence[str], None] = None,
+        cpu: Union[float, Tuple[float, float], None] = None,
+        memory: Union[int, Tuple[int, int], None] = None,
         ephemeral_disk: Optional[int] = None,
         runtime: Optional[str] = None,
         block_network: bool = False,
@@ -246,7 +246,7 @@ class Sandbox:
         custom_domain: Optional[str] = None,
         proxy: Any = None,
         include_oidc_identity_token: bool = False,
-        readiness_probe: Any = None,
+        readiness_probe: Optional[Probe] = None,
         verbose: bool = False,
         experimental_options: Optional[dict] = None,
         _experimental_enable_snapshot: bool = False,

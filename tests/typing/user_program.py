@@ -24,7 +24,8 @@ def blocking(app: modal.App) -> None:
     assert_type(volume, modal.Volume)
 
     sb = Sandbox.create("sleep", "100", app=app, image=image, secrets=[secret], volumes={"/data": volume},
-                        timeout=600, workdir="/tmp", env={"B": "2"})
+                        timeout=600, workdir="/tmp", env={"B": "2"}, cpu=0.5, memory=(256, 512), region="us-east",
+                        readiness_probe=modal.Probe.with_tcp(8080))
     assert_type(sb, Sandbox)
     assert_type(sb.object_id, str)
 

@@ -11,6 +11,8 @@ def mistakes(app: modal.App, sb: Sandbox) -> None:
     Sandbox.create("python", 3, app=app)  # E: arg-type
     Sandbox.create(app=app, timeout="10m")  # E: arg-type
     Sandbox.create(app=app, no_such_option=True)  # E: call-arg
+    Sandbox.create(app=app, image="python:3.12")  # E: arg-type
+    Sandbox.create(app=app, cpu="2")  # E: arg-type
     sb.exec(["ls", "-l"])  # E: call-overload
     sb.exec("ls", text="yes")  # E: call-overload
     sb.exec("ls", timeout=1.5)  # E: call-overload
