@@ -69,6 +69,11 @@ class ExecMethod(Protocol):
     @overload
     def __get__(self, obj: object, objtype: Any = None) -> BoundExec: ...
 
+    # Sandbox.exec(sb, ...) and Sandbox.exec.aio(sb, ...), as Modal allows: without exec's overloads.
+    def __call__(self, sandbox: Any, *args: str, **options: Any) -> ContainerProcess[Any]: ...
+
+    def aio(self, sandbox: Any, *args: str, **options: Any) -> Coroutine[Any, Any, ContainerProcess[Any]]: ...
+
 
 def typed_exec(method: object) -> ExecMethod:
     """`method` itself, typed with exec's overloads."""

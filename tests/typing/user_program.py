@@ -49,6 +49,7 @@ def blocking(app: modal.App) -> None:
     assert_type(bytes_process.stdout.read(), bytes)
     for chunk in bytes_process.stdout:
         assert_type(chunk, bytes)
+    assert_type(Sandbox.exec(sb, "true"), ContainerProcess[Any])
     text_again = sb.exec("true", text=True, pty=True)
     assert_type(text_again, ContainerProcess[str])
 
