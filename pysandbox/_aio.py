@@ -25,7 +25,34 @@ import inspect
 import select
 import time
 import weakref
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, Optional
+from typing import (
+    Any,
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Concatenate,
+    ContextManager,
+    Coroutine,
+    Dict,
+    Generator,
+    Generic,
+    Iterator,
+    Optional,
+    ParamSpec,
+    Set,
+    Tuple,
+    TypeVar,
+    cast,
+    overload,
+)
+
+_S = TypeVar("_S")  # the instance a method is bound to
+_P = ParamSpec("_P")  # the core function's parameters (less the instance), kept for both call forms
+_R = TypeVar("_R")  # what a coroutine returns
+_Y = TypeVar("_Y")  # what an async generator yields
+_T = TypeVar("_T")  # what a context manager gives
+_B = TypeVar("_B")  # a bound callable
 
 
 class _Wait:
@@ -33,10 +60,10 @@ class _Wait:
 
     __slots__ = ("request",)
 
-    def __init__(self, request: tuple) -> None:
+    def __init__(self, request: Tuple[Any, ...]) -> None:
         self.request = request
 
-    def __await__(self):
+    def __await__(self) -> Generator[Tuple[Any, ...], Any, Any]:
         return (yield self.request)
 
 
@@ -69,7 +96,7 @@ def offload(func: Callable[..., Any], *args: Any, undo: Optional[Callable[[Any],
     return _Wait(("offload", func, args, undo))
 
 
-def _answer_sync(request: tuple) -> Any:
+def _answer_sync(request: Tuple[Any, ...]) -> Any:
     kind = request[0]
     if kind == "offload":
         return request[1](*request[2])
@@ -88,11 +115,11 @@ def _answer_sync(request: tuple) -> Any:
     raise RuntimeError(f"unknown wait request {request!r}")
 
 
-def _coroutine(awaitable: Awaitable):
+def _coroutine(awaitable: Awaitable[Any]) -> Any:
     return awaitable if hasattr(awaitable, "send") else awaitable.__await__()
 
 
-def run_sync(awaitable: Awaitable) -> Any:
+def run_sync(awaitable: Awaitable[Any]) -> Any:
     """Drive a core coroutine to completion in this thread."""
     coro = _coroutine(awaitable)
     resume, value = coro.send, None
@@ -114,9 +141,9 @@ class _Watchers:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._waiting: dict = {}
+        self._waiting: Dict[Tuple[int, str], Set[asyncio.Future[bool]]] = {}
 
-    def add(self, fd: int, kind: str, fut: asyncio.Future) -> None:
+    def add(self, fd: int, kind: str, fut: asyncio.Future[bool]) -> None:
         key = (fd, kind)
         if key not in self._waiting:
             self._waiting[key] = set()
@@ -124,7 +151,7 @@ class _Watchers:
             register(fd, self._wake, key)
         self._waiting[key].add(fut)
 
-    def discard(self, fd: int, kind: str, fut: asyncio.Future) -> None:
+    def discard(self, fd: int, kind: str, fut: asyncio.Future[bool]) -> None:
         key = (fd, kind)
         futures = self._waiting.get(key)
         if futures is None:
@@ -135,7 +162,7 @@ class _Watchers:
             unregister = self._loop.remove_reader if kind == "readable" else self._loop.remove_writer
             unregister(fd)
 
-    def _wake(self, key) -> None:
+    def _wake(self, key: Tuple[int, str]) -> None:
         for fut in self._waiting.get(key, ()):
             if not fut.done():
                 fut.set_result(True)
@@ -144,13 +171,13 @@ class _Watchers:
 _watchers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Watchers]" = weakref.WeakKeyDictionary()
 
 
-async def _answer_async(request: tuple) -> Any:
+async def _answer_async(request: Tuple[Any, ...]) -> Any:
     kind = request[0]
     if kind in ("readable", "writable"):
         _, fds, timeout = request
         loop = asyncio.get_running_loop()
         watchers = _watchers.get(loop) or _watchers.setdefault(loop, _Watchers(loop))
-        fut = loop.create_future()
+        fut: asyncio.Future[bool] = loop.create_future()
         for fd in fds:
             watchers.add(fd, kind, fut)
         try:
@@ -168,7 +195,7 @@ async def _answer_async(request: tuple) -> Any:
     raise RuntimeError(f"unknown wait request {request!r}")
 
 
-async def _offloaded(func: Callable[..., Any], args: tuple, undo: Optional[Callable[[Any], None]]) -> Any:
+async def _offloaded(func: Callable[..., Any], args: Tuple[Any, ...], undo: Optional[Callable[[Any], None]]) -> Any:
     loop = asyncio.get_running_loop()
     done = loop.run_in_executor(None, functools.partial(contextvars.copy_context().run, func, *args))
     try:
@@ -181,7 +208,7 @@ async def _offloaded(func: Callable[..., Any], args: tuple, undo: Optional[Calla
         raise
 
 
-async def _wait_out(future: asyncio.Future) -> Any:
+async def _wait_out(future: asyncio.Future[Any]) -> Any:
     """The future's result, through any number of further cancellations (given up, the work it
     stands for would be left half-done)."""
     while True:
@@ -192,7 +219,7 @@ async def _wait_out(future: asyncio.Future) -> Any:
                 return future.result()
 
 
-async def run_async(awaitable: Awaitable) -> Any:
+async def run_async(awaitable: Awaitable[Any]) -> Any:
     """Drive a core coroutine on the running asyncio loop."""
     coro = _coroutine(awaitable)
     resume, value = coro.send, None
@@ -207,7 +234,7 @@ async def run_async(awaitable: Awaitable) -> Any:
             resume, value = coro.throw, exc
 
 
-def iterate_sync(agen: AsyncIterator) -> Iterator:
+def iterate_sync(agen: AsyncGenerator[_Y, None]) -> Iterator[_Y]:
     """A blocking iterator over a core async generator."""
     try:
         while True:
@@ -219,7 +246,7 @@ def iterate_sync(agen: AsyncIterator) -> Iterator:
         run_sync(agen.aclose())
 
 
-async def iterate_async(agen: AsyncIterator) -> AsyncIterator:
+async def iterate_async(agen: AsyncGenerator[_Y, None]) -> AsyncIterator[_Y]:
     try:
         while True:
             try:
@@ -231,24 +258,19 @@ async def iterate_async(agen: AsyncIterator) -> AsyncIterator:
         await run_async(agen.aclose())
 
 
-class _Bound:
-    """`obj.method` for a synchronized method: callable, with `.aio`."""
+def _wraps(wrapper: object, func: Callable[..., Any]) -> None:
+    """Give `wrapper` (a descriptor) the name, docstring and __wrapped__ of `func` (help() and inspect show them)."""
+    functools.update_wrapper(cast(Callable[..., Any], wrapper), func)
 
-    __slots__ = ("_func", "_obj", "_gen")
 
-    def __init__(self, func: Callable, obj: Any, gen: bool) -> None:
-        self._func, self._obj, self._gen = func, obj, gen
+class _BoundBase:
+    __slots__ = ("_func", "_obj")
 
-    def _core(self, args, kwargs):
+    def __init__(self, func: Callable[..., Any], obj: Any) -> None:
+        self._func, self._obj = func, obj
+
+    def _core(self, args: Any, kwargs: Any) -> Any:
         return self._func(self._obj, *args, **kwargs) if self._obj is not None else self._func(*args, **kwargs)
-
-    def __call__(self, *args, **kwargs):
-        core = self._core(args, kwargs)
-        return iterate_sync(core) if self._gen else run_sync(core)
-
-    def aio(self, *args, **kwargs):
-        core = self._core(args, kwargs)
-        return iterate_async(core) if self._gen else run_async(core)
 
     def __repr__(self) -> str:
         return f"<pysandbox method {self._func.__qualname__}>"
@@ -262,87 +284,162 @@ class _Bound:
         return signature.replace(parameters=list(signature.parameters.values())[1:])
 
 
-class synchronized:
+class _Bound(_BoundBase, Generic[_P, _R]):
+    """`obj.method` for a synchronized coroutine method: callable, with `.aio`."""
+
+    __slots__ = ()
+
+    def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        return run_sync(self._core(args, kwargs))  # type: ignore[no-any-return]
+
+    def aio(self, *args: _P.args, **kwargs: _P.kwargs) -> Coroutine[Any, Any, _R]:
+        return run_async(self._core(args, kwargs))
+
+
+class _BoundGen(_BoundBase, Generic[_P, _Y]):
+    """`obj.method` for a synchronized async generator: a blocking iterator, with `.aio`."""
+
+    __slots__ = ()
+
+    def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> Iterator[_Y]:
+        return iterate_sync(self._core(args, kwargs))
+
+    def aio(self, *args: _P.args, **kwargs: _P.kwargs) -> AsyncIterator[_Y]:
+        return iterate_async(self._core(args, kwargs))
+
+
+class _Method(Generic[_S, _P, _R]):
+    """What `synchronized` makes of a coroutine method."""
+
+    __wrapped__: Callable[..., Any]  # the core function (_wraps)
+
+    def __init__(self, func: Callable[Concatenate[_S, _P], Awaitable[_R]]) -> None:
+        self._func = func
+        _wraps(self, func)
+
+    @overload
+    def __get__(self, obj: None, objtype: Any = None) -> "_Method[_S, _P, _R]": ...
+    @overload
+    def __get__(self, obj: _S, objtype: Any = None) -> _Bound[_P, _R]: ...
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        return _Bound(self._func, obj) if obj is not None else self
+
+    def __call__(self, obj: _S, *args: _P.args, **kwargs: _P.kwargs) -> _R:  # Class.method(instance, ...)
+        bound: _Bound[_P, _R] = _Bound(self._func, obj)
+        return bound(*args, **kwargs)
+
+    def aio(self, obj: _S, *args: _P.args, **kwargs: _P.kwargs) -> Coroutine[Any, Any, _R]:  # as on Modal
+        bound: _Bound[_P, _R] = _Bound(self._func, obj)
+        return bound.aio(*args, **kwargs)
+
+
+class _GenMethod(Generic[_S, _P, _Y]):
+    """What `synchronized` makes of an async generator method."""
+
+    __wrapped__: Callable[..., Any]  # the core function (_wraps)
+
+    def __init__(self, func: Callable[Concatenate[_S, _P], AsyncIterator[_Y]]) -> None:
+        self._func = func
+        _wraps(self, func)
+
+    @overload
+    def __get__(self, obj: None, objtype: Any = None) -> "_GenMethod[_S, _P, _Y]": ...
+    @overload
+    def __get__(self, obj: _S, objtype: Any = None) -> _BoundGen[_P, _Y]: ...
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        return _BoundGen(self._func, obj) if obj is not None else self
+
+    def __call__(self, obj: _S, *args: _P.args, **kwargs: _P.kwargs) -> Iterator[_Y]:
+        bound: _BoundGen[_P, _Y] = _BoundGen(self._func, obj)
+        return bound(*args, **kwargs)
+
+    def aio(self, obj: _S, *args: _P.args, **kwargs: _P.kwargs) -> AsyncIterator[_Y]:
+        bound: _BoundGen[_P, _Y] = _BoundGen(self._func, obj)
+        return bound.aio(*args, **kwargs)
+
+
+@overload
+def synchronized(func: Callable[Concatenate[_S, _P], AsyncIterator[_Y]]) -> _GenMethod[_S, _P, _Y]: ...
+@overload
+def synchronized(func: Callable[Concatenate[_S, _P], Awaitable[_R]]) -> _Method[_S, _P, _R]: ...
+def synchronized(func: Callable[..., Any]) -> Any:
     """Decorate a core `async def` (or async generator) method of a class.
 
     `sb.exec(...)` runs it to completion; `await sb.exec.aio(...)` runs it on
-    the caller's event loop. Works for instance methods and, stacked under
-    `staticmethod`-like use via `synchronized.static`, for static functions.
+    the caller's event loop (an async generator: `for x in sb.m(...)`, `async for
+    x in sb.m.aio(...)`). Typed through: both forms take the core's parameters.
     """
-
-    def __init__(self, func: Callable) -> None:
-        self._func = func
-        self._gen = _is_async_gen(func)
-        functools.update_wrapper(self, func)
-
-    def __get__(self, obj, objtype=None):
-        return _Bound(self._func, obj, self._gen) if obj is not None else self
-
-    def __call__(self, obj, *args, **kwargs):  # Class.method(instance, ...)
-        return _Bound(self._func, obj, self._gen)(*args, **kwargs)
-
-    def aio(self, obj, *args, **kwargs):  # Class.method.aio(instance, ...), as on Modal
-        return _Bound(self._func, obj, self._gen).aio(*args, **kwargs)
+    return _GenMethod(func) if inspect.isasyncgenfunction(func) else _Method(func)
 
 
-class synchronized_static:
-    """Like `synchronized`, for functions that take no instance (Sandbox.create)."""
+class _Static(Generic[_B]):
+    """What `synchronized_static` makes of a function: the same bound callable on the class and its instances."""
 
-    def __init__(self, func: Callable) -> None:
-        self._bound = _Bound(func, None, _is_async_gen(func))
-        functools.update_wrapper(self, func)
+    def __init__(self, bound: _B, func: Callable[..., Any]) -> None:
+        self._bound = bound
+        _wraps(self, func)
 
-    def __get__(self, obj, objtype=None):
+    def __get__(self, obj: Any, objtype: Any = None) -> _B:
         return self._bound
 
 
-def _is_async_gen(func: Callable) -> bool:
-    return inspect.isasyncgenfunction(func)
+@overload
+def synchronized_static(func: Callable[_P, AsyncIterator[_Y]]) -> _Static[_BoundGen[_P, _Y]]: ...
+@overload
+def synchronized_static(func: Callable[_P, Awaitable[_R]]) -> _Static[_Bound[_P, _R]]: ...
+def synchronized_static(func: Callable[..., Any]) -> Any:
+    """Like `synchronized`, for functions that take no instance (Sandbox.create)."""
+    bound = _BoundGen(func, None) if inspect.isasyncgenfunction(func) else _Bound(func, None)
+    return _Static(bound, func)
 
 
-class context:
+class context(Generic[_S, _P, _T]):
     """Decorate a generator method written as for contextlib.contextmanager:
     the result works with `with`, `async with`, and `async with x.m.aio()`,
     like Modal's async context managers (Volume.ephemeral, batch_upload, App.run)."""
 
-    def __init__(self, func: Callable) -> None:
+    def __init__(self, func: Callable[Concatenate[_S, _P], Iterator[_T]]) -> None:
         self._func = func
-        functools.update_wrapper(self, func)
+        _wraps(self, func)
 
-    def __get__(self, obj, objtype=None):
+    def __get__(self, obj: _S, objtype: Any = None) -> "_ContextFactory[_P, _T]":
         return _ContextFactory(functools.partial(self._func, obj) if obj is not None else self._func)
 
 
-class static_context(context):
+class static_context(Generic[_P, _T]):
     """`context` for a function that takes no instance."""
 
-    def __get__(self, obj, objtype=None):
+    def __init__(self, func: Callable[_P, Iterator[_T]]) -> None:
+        self._func = func
+        _wraps(self, func)
+
+    def __get__(self, obj: Any, objtype: Any = None) -> "_ContextFactory[_P, _T]":
         return _ContextFactory(self._func)
 
 
-class _ContextFactory:
-    def __init__(self, func: Callable) -> None:
+class _ContextFactory(Generic[_P, _T]):
+    def __init__(self, func: Callable[_P, Iterator[_T]]) -> None:
         self._manager = contextlib.contextmanager(func)
         functools.update_wrapper(self, func)  # its signature, docstring and name
 
-    def __call__(self, *args, **kwargs) -> "_DualContext":
+    def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> "_DualContext[_T]":
         return _DualContext(self._manager(*args, **kwargs))
 
     aio = __call__
 
 
-class _DualContext:
-    def __init__(self, manager) -> None:
+class _DualContext(Generic[_T]):
+    def __init__(self, manager: ContextManager[_T]) -> None:
         self._manager = manager
 
-    def __enter__(self):
+    def __enter__(self) -> _T:
         return self._manager.__enter__()
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: Any) -> Optional[bool]:
         return self._manager.__exit__(*exc_info)
 
-    async def __aenter__(self):
+    async def __aenter__(self) -> _T:
         return self._manager.__enter__()
 
-    async def __aexit__(self, *exc_info):
+    async def __aexit__(self, *exc_info: Any) -> Optional[bool]:
         return self._manager.__exit__(*exc_info)

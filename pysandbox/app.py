@@ -38,7 +38,7 @@ class App:
 
     @synchronized_static
     async def lookup(
-        name: str, *, client=None, environment_name: Optional[str] = None, create_if_missing: bool = False
+        name: str, *, client: Any = None, environment_name: Optional[str] = None, create_if_missing: bool = False
     ) -> "App":
         """Find a deployed App by name (or `ap-` id), creating it if asked to."""
         if not isinstance(name, str):
@@ -58,7 +58,7 @@ class App:
         return App._from_record(record)
 
     @context
-    def run(self, *, name: Optional[str] = None, client=None, detach: bool = False, interactive: bool = False,
+    def run(self, *, name: Optional[str] = None, client: Any = None, detach: bool = False, interactive: bool = False,
             environment_name: Optional[str] = None) -> Iterator["App"]:
         """An ephemeral App: it has an id for the duration of the block. The options are Modal's; they
         concern its service (client, environments, detached and interactive runs), not a local App."""

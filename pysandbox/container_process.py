@@ -17,12 +17,12 @@ import os
 import socket
 import struct
 import uuid
-from typing import Optional
+from typing import Generic, Optional
 
 from . import _aio, _fork, agent
 from ._aio import synchronized
 from .exception import InvalidError
-from .io_streams import _RECHECK_S, OutputPipes, StreamReader, StreamWriter
+from .io_streams import _RECHECK_S, OutputPipes, StreamReader, StreamWriter, T
 
 EXEC_TIMEOUT_RETURNCODE = -1
 KILLED_RETURNCODE = 137  # init is gone: the sandbox ended and took the process with it
@@ -39,16 +39,19 @@ def returncode_of(reply: agent.Reply) -> int:
     raise InvalidError("Unexpected exit status")
 
 
-class ContainerProcess:
-    """A process running in a sandbox, modelled on asyncio.subprocess.Process."""
+class ContainerProcess(Generic[T]):
+    """A process running in a sandbox, modelled on asyncio.subprocess.Process.
+    ContainerProcess[str] for exec(text=True) (the default), ContainerProcess[bytes] for text=False."""
 
     def __init__(
-        self, conn: socket.socket, pid: int, stdin: StreamWriter, stdout: StreamReader, stderr: StreamReader,
+        self, conn: socket.socket, pid: int, stdin: StreamWriter, stdout: StreamReader[T], stderr: StreamReader[T],
         pipes: OutputPipes, terminal: bool = False,
     ) -> None:
         self._conn: Optional[socket.socket] = conn
         self._pid = pid
-        self._stdout, self._stderr, self._stdin = stdout, stderr, stdin
+        self._stdout: StreamReader[T] = stdout
+        self._stderr: StreamReader[T] = stderr
+        self._stdin = stdin
         self._pipes = pipes
         self._terminal = terminal  # exec(pty=True): stdout's read end is the pty master
         self._returncode: Optional[int] = None
@@ -58,11 +61,11 @@ class ContainerProcess:
         _fork.track(self)
 
     @property
-    def stdout(self) -> StreamReader:
+    def stdout(self) -> StreamReader[T]:
         return self._stdout
 
     @property
-    def stderr(self) -> StreamReader:
+    def stderr(self) -> StreamReader[T]:
         return self._stderr
 
     @property

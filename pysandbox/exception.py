@@ -30,7 +30,7 @@ class PermissionDeniedError(Error):
 
 
 class ResourceExhaustedError(Error):
-    pass
+    partial: "str | bytes"  # set where output was cut (an exec's stream): what was read up to the cut
 
 
 class UnimplementedError(Error):

@@ -12,7 +12,7 @@ import grp
 import os
 import pwd
 import stat as stat_module
-from typing import Callable, List, Optional, Tuple
+from typing import AsyncGenerator, Callable, List, Optional, Tuple, Union
 
 from . import _aio, _beneath, bounds
 from ._aio import synchronized
@@ -24,7 +24,7 @@ from .exception import (
     SandboxFilesystemFileTooLargeError,
     SandboxFilesystemPathAlreadyExistsError,
 )
-from .types import FileInfo, FileType
+from .types import FileInfo, FileType, FileWatchEvent, FileWatchEventType
 from .watch import check_watch_args, watch_events
 
 CHUNK = 1 << 20
@@ -111,7 +111,7 @@ class SandboxFilesystem:
             os.close(fd)
 
     @synchronized
-    async def write_bytes(self, data, remote_path: str) -> None:
+    async def write_bytes(self, data: Union[bytes, bytearray, memoryview], remote_path: str) -> None:
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"write_bytes() expects bytes-like data, got {type(data).__name__}")
         await self._write_all(self._path("write_bytes", remote_path), data)
@@ -123,7 +123,7 @@ class SandboxFilesystem:
         await self._write_all(self._path("write_text", remote_path), data.encode("utf-8"))
 
     @synchronized
-    async def copy_from_local(self, local_path, remote_path: str) -> None:
+    async def copy_from_local(self, local_path: Union[str, os.PathLike[str]], remote_path: str) -> None:
         path = self._path("copy_from_local", remote_path)
         with open(local_path, "rb") as source:  # FileNotFoundError, IsADirectoryError, PermissionError
             fd = await self._create(path)
@@ -134,7 +134,7 @@ class SandboxFilesystem:
                 os.close(fd)
 
     @synchronized
-    async def copy_to_local(self, remote_path: str, local_path) -> None:
+    async def copy_to_local(self, remote_path: str, local_path: Union[str, os.PathLike[str]]) -> None:
         path = self._path("copy_to_local", remote_path)
         local = os.path.abspath(os.fspath(local_path))
         fd, size = await self._open_file(path, "file_copy")
@@ -186,7 +186,8 @@ class SandboxFilesystem:
         await self._call(self._client().remove(path, recursive))
 
     @synchronized
-    async def watch(self, remote_path: str, *, filter=None, recursive: bool = False, timeout=None):
+    async def watch(self, remote_path: str, *, filter: Optional[List[FileWatchEventType]] = None,
+                    recursive: bool = False, timeout: Optional[int] = None) -> AsyncGenerator[FileWatchEvent, None]:
         """Events on a file, a directory's children, or (recursive) its whole tree;
         stops without raising once `timeout` seconds have passed."""
         path = self._path("watch", remote_path)

@@ -17,7 +17,20 @@ import os
 import termios
 import threading
 from pathlib import Path
-from typing import AsyncIterator, Callable, Deque, Optional, Sequence, Tuple, Union
+from typing import (
+    Any,
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Deque,
+    Generic,
+    Iterator,
+    Optional,
+    Sequence,
+    Tuple,
+    TypeVar,
+    Union,
+)
 
 from . import _aio, _fork, bounds
 from ._aio import synchronized
@@ -322,7 +335,11 @@ def read_kept(fd: int, offset: int, size: int) -> Tuple[int, bytes]:
     return offset, os.pread(fd, size, offset)
 
 
-class StreamReader:
+# What a StreamReader gives: str for exec(text=True) (the default) and a sandbox's own stdio, else bytes.
+T = TypeVar("T", str, bytes)
+
+
+class StreamReader(Generic[T]):
     """Reads stdout or stderr of a process or a sandbox. Iterate it, or read() it."""
 
     def __init__(
@@ -445,7 +462,7 @@ class StreamReader:
             self._source.claim(delta)
 
     @synchronized
-    async def read(self):
+    async def read(self) -> T:
         """Everything up to EOF; empty once EOF was reached."""
         self._check_readable()
         self._claim(+1)
@@ -462,11 +479,11 @@ class StreamReader:
                 add(chunk)
         finally:
             self._claim(-1)
-        result = collected.getvalue() if self._decoder is None else "".join(collected)
+        result: Any = collected.getvalue() if self._decoder is None else "".join(collected)
         self._raise_cut(result)
-        return result
+        return result  # type: ignore[no-any-return]
 
-    async def _items(self) -> AsyncIterator:
+    async def _items(self) -> AsyncGenerator[T, None]:
         self._check_readable()
         self._claim(+1)  # for the iterator's whole life: a pipe being iterated is never drained
         try:
@@ -479,10 +496,10 @@ class StreamReader:
         finally:
             self._claim(-1)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[T]:
         return _aio.iterate_sync(self._items())
 
-    def __aiter__(self):
+    def __aiter__(self) -> AsyncIterator[T]:
         return _aio.iterate_async(self._items())
 
     @synchronized

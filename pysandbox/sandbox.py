@@ -13,7 +13,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, AsyncGenerator, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import attrs
 
@@ -25,6 +25,7 @@ from ._core.initclient import InitClient
 from ._core.mounts import sandbox_path
 from ._core.spec import ARG_MAX_BYTES as ARG_MAX_BYTES  # modal.sandbox.ARG_MAX_BYTES: the args of create and exec
 from ._core.spec import ExecSpec, SandboxSpec, check_experimental_options, check_tags, valid_name
+from ._exec_types import typed_exec
 from ._state import apps, files, names, paths, records
 from ._validate import flag, object_name, positive_seconds
 from .app import App
@@ -48,6 +49,7 @@ from .resources import Resources, SandboxStats, default_pids_limit
 from .runtime import cgroups, limits, netplan, runners
 from .secret import Secret, merge_env
 from .stream_type import StreamType, output_of
+from .types import FileWatchEvent, FileWatchEventType
 from .volume import mount_plan
 from .watch import check_watch_args, watch_events
 
@@ -155,8 +157,8 @@ class Sandbox:
         self._init = InitClient(paths.SandboxDir(self._dir).socket, record.sandbox_id)
         self._exit: Optional[records.ExitStatus] = None
         self._detached = False
-        self._stdout: Optional[StreamReader] = None
-        self._stderr: Optional[StreamReader] = None
+        self._stdout: Optional[StreamReader[str]] = None
+        self._stderr: Optional[StreamReader[str]] = None
         self._stdin: Optional[StreamWriter] = None
         self._entry_sources: List[FollowSource] = []  # of stdout and stderr, closed by detach()
         self._filesystem: Optional[SandboxFilesystem] = None
@@ -231,8 +233,8 @@ class Sandbox:
         app: Optional[App] = None,
         name: Optional[str] = None,
         tags: Optional[Dict[str, str]] = None,
-        image: Any = None,
-        env: Optional[Dict[str, Optional[str]]] = None,
+        image: Optional[images.Image] = None,
+        env: Optional[Mapping[str, Optional[str]]] = None,
         secrets: Optional[Sequence[Secret]] = None,
         network_file_systems: dict = {},
         timeout: Optional[int] = 300,
@@ -240,9 +242,9 @@ class Sandbox:
         workdir: Optional[str] = None,
         gpu: Optional[str] = None,
         cloud: Optional[str] = None,
-        region: Any = None,
-        cpu: Any = None,
-        memory: Any = None,
+        region: Union[str, Sequence[str], None] = None,
+        cpu: Union[float, Tuple[float, float], None] = None,
+        memory: Union[int, Tuple[int, int], None] = None,
         ephemeral_disk: Optional[int] = None,
         runtime: Optional[str] = None,
         block_network: bool = False,
@@ -258,7 +260,7 @@ class Sandbox:
         custom_domain: Optional[str] = None,
         proxy: Any = None,
         include_oidc_identity_token: bool = False,
-        readiness_probe: Any = None,
+        readiness_probe: Optional[Probe] = None,
         verbose: bool = False,
         experimental_options: Optional[dict] = None,
         _experimental_enable_snapshot: bool = False,
@@ -364,7 +366,8 @@ class Sandbox:
         raise NotFoundError(f"No running sandbox named {name!r} in app {app_name!r}")
 
     @synchronized_static
-    async def list(*, app_id: Optional[str] = None, tags: Optional[Dict[str, str]] = None, client: Any = None):
+    async def list(*, app_id: Optional[str] = None, tags: Optional[Dict[str, str]] = None,
+                   client: Any = None) -> AsyncGenerator["Sandbox", None]:
         """Running sandboxes (of one app, carrying all the given tags), newest first."""
         wanted = check_tags(tags)
         if app_id is not None and (not isinstance(app_id, str) or not files.is_well_formed_id(app_id, "ap-")):
@@ -525,19 +528,19 @@ class Sandbox:
 
     # Entrypoint stdio ----------------------------------------------------
 
-    def _entry_reader(self, path: Path, fd: int) -> StreamReader:
+    def _entry_reader(self, path: Path, fd: int) -> StreamReader[str]:
         source = FollowSource(path, lambda: self._refresh() is not None)
         self._entry_sources.append(source)
         return StreamReader(source, fd, text=True, by_line=True)
 
     @property
-    def stdout(self) -> StreamReader:
+    def stdout(self) -> StreamReader[str]:
         if self._stdout is None:
             self._stdout = self._entry_reader(paths.SandboxDir(self._dir).stdout, 1)
         return self._stdout
 
     @property
-    def stderr(self) -> StreamReader:
+    def stderr(self) -> StreamReader[str]:
         if self._stderr is None:
             self._stderr = self._entry_reader(paths.SandboxDir(self._dir).stderr, 2)
         return self._stderr
@@ -623,7 +626,9 @@ class Sandbox:
         await self._client().remove(path, recursive)
 
     @synchronized
-    async def watch(self, path: str, filter=None, recursive: Optional[bool] = None, timeout=None):
+    async def watch(self, path: str, filter: Optional[List[FileWatchEventType]] = None,
+                    recursive: Optional[bool] = None,
+                    timeout: Optional[int] = None) -> AsyncGenerator[FileWatchEvent, None]:
         """Events on `path` in the sandbox (Modal 1.5's API); `filter` keeps only those types."""
         client = self._client()
         check_watch_args(filter, timeout)
@@ -632,6 +637,7 @@ class Sandbox:
 
     # Exec ----------------------------------------------------------------
 
+    @typed_exec  # exec's overloads: ContainerProcess[str] or [bytes] by text=
     @synchronized
     async def exec(
         self,
@@ -640,14 +646,14 @@ class Sandbox:
         stderr: StreamType = StreamType.PIPE,
         timeout: Optional[int] = None,
         workdir: Optional[str] = None,
-        env: Optional[Dict[str, Optional[str]]] = None,
+        env: Optional[Mapping[str, Optional[str]]] = None,
         secrets: Optional[Sequence[Secret]] = None,
         text: bool = True,
         bufsize: int = -1,
         pty: bool = False,
         _pty_info: Any = None,
         pty_info: Any = None,
-    ) -> ContainerProcess:
+    ) -> ContainerProcess[Any]:
         """Run a command in the sandbox; returns as soon as it has started."""
         client = self._client()
         spec = ExecSpec(args, merge_env(env, secrets), workdir, timeout, output_of(stdout, "stdout"),

@@ -11,7 +11,7 @@ import os
 import time
 from collections import abc
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 from . import settings
 from ._aio import synchronized, synchronized_static
@@ -54,7 +54,7 @@ class _SecretManager:
 
     @synchronized_static
     async def create(name: str, env_dict: Dict[str, str], *, allow_existing: bool = False,
-                     environment_name: Optional[str] = None, client=None) -> None:
+                     environment_name: Optional[str] = None, client: Any = None) -> None:
         env = _check_dict(env_dict)
         path = _secret_path(name)
         with names.locked():
@@ -64,7 +64,7 @@ class _SecretManager:
 
     @synchronized_static
     async def delete(name: str, *, allow_missing: bool = False, environment_name: Optional[str] = None,
-                     client=None) -> None:
+                     client: Any = None) -> None:
         try:
             os.unlink(_secret_path(name))
         except FileNotFoundError:
@@ -72,8 +72,8 @@ class _SecretManager:
                 raise NotFoundError(f"Secret {name!r} not found") from None
 
     @synchronized_static
-    async def list(*, max_objects: Optional[int] = None, created_before=None, environment_name: str = "",
-                   client=None) -> List["Secret"]:
+    async def list(*, max_objects: Optional[int] = None, created_before: Any = None, environment_name: str = "",
+                   client: Any = None) -> List["Secret"]:
         if created_before is not None:
             raise UnimplementedError("Secret.objects.list(created_before=...) is not supported by pysandbox")
         directory = settings.state_dir() / "secrets"
@@ -101,7 +101,7 @@ class Secret:
 
     @staticmethod
     def from_name(name: str, *, environment_name: Optional[str] = None, required_keys: Sequence[str] = [],
-                  client=None) -> "Secret":
+                  client: Any = None) -> "Secret":
         """A secret stored with Secret.objects.create; NotFoundError when first used if missing."""
         _secret_path(name)
 
@@ -115,7 +115,8 @@ class Secret:
         return Secret(load, f"Secret.from_name({name!r})", name)
 
     @staticmethod
-    def from_dotenv(path=None, *, filename: str = ".env", client=None) -> "Secret":
+    def from_dotenv(path: Union[str, os.PathLike[str], None] = None, *, filename: str = ".env",
+                    client: Any = None) -> "Secret":
         """Variables from a .env file, looked for upward from `path` (or the working directory)."""
         try:
             import dotenv

@@ -39,20 +39,21 @@ class _VolumeManager:
     (Modal's storage format) and `experimental_options` concern Modal's service: accepted, no local meaning."""
 
     @synchronized_static
-    async def create(name: str, *, version=None, allow_existing: bool = False, environment_name: Optional[str] = None,
-                     client=None, experimental_options: Optional[dict] = None) -> None:
+    async def create(name: str, *, version: Optional[int] = None, allow_existing: bool = False,
+                     environment_name: Optional[str] = None, client: Any = None,
+                     experimental_options: Optional[dict] = None) -> None:
         if not store.create(name) and not allow_existing:
             raise AlreadyExistsError(f"Volume {name!r} already exists")
 
     @synchronized_static
     async def delete(name: str, *, allow_missing: bool = False, environment_name: Optional[str] = None,
-                     client=None) -> None:
+                     client: Any = None) -> None:
         if not store.delete(name) and not allow_missing:
             raise NotFoundError(f"Volume {name!r} not found")
 
     @synchronized_static
-    async def list(*, max_objects: Optional[int] = None, created_before=None, environment_name: str = "",
-                   client=None) -> List["Volume"]:
+    async def list(*, max_objects: Optional[int] = None, created_before: Any = None, environment_name: str = "",
+                   client: Any = None) -> List["Volume"]:
         if created_before is not None:
             raise UnimplementedError("Volume.objects.list(created_before=...) is not supported by pysandbox")
         return [Volume.from_name(name) for name in store.volume_names()[:max_objects]]
@@ -70,19 +71,19 @@ class Volume:
 
     @staticmethod
     def from_name(name: str, *, environment_name: Optional[str] = None, create_if_missing: bool = False,
-                  version=None, create_options=None, client=None) -> "Volume":
+                  version: Optional[int] = None, create_options: Any = None, client: Any = None) -> "Volume":
         """A reference, checked when first used (NotFoundError then, unless create_if_missing)."""
         return Volume(store.check_name(name), create_if_missing=flag(create_if_missing, "create_if_missing"))
 
     @staticmethod
-    def from_id(volume_id: str, client=None) -> "Volume":
+    def from_id(volume_id: str, client: Any = None) -> "Volume":
         if not isinstance(volume_id, str) or not files.is_well_formed_id(volume_id, "vo-"):
             raise InvalidError(f"Invalid volume id {volume_id!r}")
         return Volume(None, volume_id)
 
     @static_context
-    def ephemeral(client=None, environment_name=None, version=None, create_options=None,
-                  _heartbeat_sleep: float = 300) -> Iterator["Volume"]:
+    def ephemeral(client: Any = None, environment_name: Optional[str] = None, version: Any = None,
+                  create_options: Any = None, _heartbeat_sleep: float = 300) -> Iterator["Volume"]:
         """An anonymous volume that exists only inside the `with` block. Modal keeps its volume alive with a
         heartbeat every `_heartbeat_sleep` seconds; a local one lives until the block ends, with none."""
         with store.ephemeral() as meta:
@@ -290,7 +291,8 @@ class Volume:
                                         size=os.fstat(source.fileno()).st_size)
 
     @synchronized_static
-    async def rename(old_name: str, new_name: str, *, client=None, environment_name=None) -> None:
+    async def rename(old_name: str, new_name: str, *, client: Any = None,
+                     environment_name: Optional[str] = None) -> None:
         store.rename(old_name, new_name)
 
     def __repr__(self) -> str:

@@ -13,7 +13,7 @@ import sys
 import termios
 import threading
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional
 
 from .. import agent, bounds, exception
 from .._state import records
@@ -94,7 +94,7 @@ def _local_terminal_size():
         return 24, 80
 
 
-async def start_process(socket: Path, sandbox_id: str, spec: ExecSpec, pty: bool = False) -> ContainerProcess:
+async def start_process(socket: Path, sandbox_id: str, spec: ExecSpec, pty: bool = False) -> ContainerProcess[Any]:
     """Start `spec` in the sandbox whose init listens on `socket`; returns once it runs."""
     env = [f"{k}={v}" for k, v in spec.env.items()]
     timeout_ms = 0 if spec.timeout is None else max(1, int(spec.timeout * 1000))
@@ -133,10 +133,11 @@ async def start_process(socket: Path, sandbox_id: str, spec: ExecSpec, pty: bool
         raise
     pid = int.from_bytes(reply.body[:4], sys.byteorder)
     by_line = spec.bufsize == 1 and spec.text
-    stdout_reader = StreamReader(pipes.source(0), 1, text=spec.text, stream_type=StreamType[spec.stdout.upper()],
-                                 by_line=by_line)
-    stderr_reader = StreamReader(pipes.source(1), 2, text=spec.text, stream_type=StreamType[spec.stderr.upper()],
-                                 by_line=by_line)
+    # str or bytes by spec.text: Sandbox.exec's overloads say which to its caller.
+    stdout_reader: StreamReader[Any] = StreamReader(
+        pipes.source(0), 1, text=spec.text, stream_type=StreamType[spec.stdout.upper()], by_line=by_line)
+    stderr_reader: StreamReader[Any] = StreamReader(
+        pipes.source(1), 2, text=spec.text, stream_type=StreamType[spec.stderr.upper()], by_line=by_line)
     return ContainerProcess(conn, pid, stdin, stdout_reader, stderr_reader, pipes, terminal=pty)
 
 

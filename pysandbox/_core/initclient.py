@@ -15,7 +15,7 @@ import os
 import posixpath
 import stat as stat_module
 from pathlib import Path
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from .. import agent
 from .._state import records
@@ -47,7 +47,7 @@ class InitClient:
 
     # Processes -----------------------------------------------------------
 
-    async def exec(self, spec: ExecSpec, pty: bool = False) -> ContainerProcess:
+    async def exec(self, spec: ExecSpec, pty: bool = False) -> ContainerProcess[Any]:
         """Start `spec` in the sandbox; returns once it runs."""
         return await start_process(self.socket_path, self.sandbox_id, spec, pty)
 

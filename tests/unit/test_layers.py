@@ -28,7 +28,7 @@ LAYERS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
     ("api", (
         "pysandbox.__init__", "pysandbox.sandbox", "pysandbox.file_io", "pysandbox.filesystem", "pysandbox.watch",
         "pysandbox.volume", "pysandbox.secret", "pysandbox.app", "pysandbox.output", "pysandbox.image", "pysandbox._image",
-        "pysandbox.garbage", "pysandbox._modal_alias", "pysandbox.config",
+        "pysandbox.garbage", "pysandbox._modal_alias", "pysandbox.config", "pysandbox._exec_types",
     )),
     # The sandbox below the API: creating one, talking to its init.
     # (ContainerProcess and its streams are the core's exec handles; the API hands them out.)
