@@ -296,13 +296,7 @@ class _Parser:
     def command(self, arguments: str, stage: _Stage) -> List[str]:
         """The argv of an exec form (a JSON list) or a shell form (run by SHELL)."""
         if arguments.startswith("["):
-            try:
-                value = json.loads(arguments)
-            except ValueError:
-                raise InvalidError(f"malformed JSON form {arguments!r}") from None
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise InvalidError(f"{arguments!r} must be a JSON list of strings")
-            return value
+            return _json_words(arguments)
         return [*stage.shell, arguments]
 
     def i_cmd(self, stage: _Stage, arguments: str, _) -> None:
@@ -439,13 +433,7 @@ def _options(arguments: str, allowed: Tuple[str, ...], word: str) -> Tuple[Dict[
         options[name] = value
         rest = rest.strip()
     if rest.startswith("["):
-        try:
-            words = json.loads(rest)
-        except ValueError:
-            raise InvalidError(f"malformed JSON form {rest!r}") from None
-        if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
-            raise InvalidError(f"{rest!r} must be a JSON list of strings")
-        return options, words
+        return options, _json_words(rest)
     return options, rest.split()
 
 
@@ -498,3 +486,14 @@ def as_user(script: str, user: str) -> str:
     groups = "--clear-groups" if group else "--init-groups"
     return (f"if command -v setpriv >/dev/null 2>&1; then exec setpriv --reuid={u} --regid={gid} {groups} "
             f"-- /bin/sh -c {command}; else exec su -s /bin/sh -c {command} {u}; fi")
+
+
+def _json_words(text: str) -> List[str]:
+    """An exec form: a JSON list of strings."""
+    try:
+        words = json.loads(text)
+    except ValueError:
+        raise InvalidError(f"malformed JSON form {text!r}") from None
+    if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
+        raise InvalidError(f"{text!r} must be a JSON list of strings")
+    return words

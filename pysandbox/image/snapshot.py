@@ -15,7 +15,10 @@ sandbox-mount --copy), and the copy becomes a layer with no parent.
 
 from __future__ import annotations
 
+import contextlib
 import time
+from pathlib import Path
+from typing import Iterator
 
 from .._core import mounts
 from .._core.initclient import InitClient
@@ -36,10 +39,7 @@ def snapshot_filesystem(sandbox_id: str, image_id: str, running: bool) -> Image:
     if parent is None or not running or not upper.is_dir():
         raise ConflictError(f"Sandbox {sandbox_id} has finished (or its image was removed): nothing to snapshot.")
     layer = store.layer_id(parent["id"], {"kind": "snapshot", "sandbox": sandbox_id, "at": time.time()})
-    store.ensure_dirs()
-    temp = store.new_temp(layer)
-    published = False
-    try:
+    with _new_layer(layer) as temp:
         context = build.BuildContext(temp, None, lambda line: None)
         volumes = (Bind(str(upper), "/src", True), Bind(str(temp / "rootfs"), "/dst"))
         context.in_sandbox(("cp", "-a", "/src/.", "/dst/"), "snapshot", env={}, rootfs=None, workdir="/",
@@ -49,30 +49,35 @@ def snapshot_filesystem(sandbox_id: str, image_id: str, running: bool) -> Image:
             "description": f"snapshot of {sandbox_id}", "chain": parent["chain"] + [layer],
             "lowers": parent["lowers"] + [layer], "config": parent["config"],
         })
-        published = True
-    finally:
-        if not published:
-            build._remove_quietly(temp)
-    store.remember(store.image_id(layer), f"snapshot of {sandbox_id}")
-    return Image.from_id(store.image_id(layer))
+    return _remembered(layer, f"snapshot of {sandbox_id}")
 
 
 async def snapshot_directory(client: InitClient, path: str, timeout: float) -> Image:
     """The directory `path` of the running sandbox `client` speaks to, as a new Image."""
     definition = {"kind": "directory snapshot", "sandbox": client.sandbox_id, "path": path}
     layer = store.layer_id(None, {**definition, "at": time.time()})
-    store.ensure_dirs()
-    temp = store.new_temp(layer)
-    published = False
-    try:
+    with _new_layer(layer) as temp:
         await mounts.copy_directory(client, path, temp / "rootfs", timeout)
         store.publish(temp, layer, {
             "parent": None, "step": definition, "description": f"snapshot of {path} in {client.sandbox_id}",
             "chain": [layer], "lowers": [layer], "config": {},
         })
-        published = True
-    finally:
-        if not published:
-            build._remove_quietly(temp)
-    store.remember(store.image_id(layer), f"snapshot of {path} in {client.sandbox_id}")
+    return _remembered(layer, f"snapshot of {path} in {client.sandbox_id}")
+
+
+@contextlib.contextmanager
+def _new_layer(layer: str) -> Iterator[Path]:
+    """A temporary directory for `layer`, removed if the block fails before publishing it."""
+    store.ensure_dirs()
+    temp = store.new_temp(layer)
+    try:
+        yield temp
+    except BaseException:
+        build._remove_quietly(temp)
+        raise
+
+
+def _remembered(layer: str, description: str) -> Image:
+    """The image whose top is `layer`, kept by prune."""
+    store.remember(store.image_id(layer), description)
     return Image.from_id(store.image_id(layer))

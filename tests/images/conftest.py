@@ -83,3 +83,11 @@ def builder_sandbox_count():
 
 def temp_dirs():
     return sorted((store.root() / "tmp").iterdir()) if (store.root() / "tmp").exists() else []
+
+
+def run(sb, command):
+    """`command` through /bin/sh in `sb`: its stdout, once it exited 0."""
+    p = sb.exec("/bin/sh", "-c", command)
+    out = p.stdout.read()
+    assert p.wait() == 0, p.stderr.read()
+    return out

@@ -12,16 +12,12 @@ import pytest
 
 import pysandbox as modal
 
+from .conftest import run
+
 pytestmark = pytest.mark.rootless
 
 CORPUS = Path(__file__).with_name("dockerfiles")
 
-
-def run(sb, command):
-    p = sb.exec("/bin/sh", "-c", command)
-    out = p.stdout.read()
-    assert p.wait() == 0, p.stderr.read()
-    return out
 
 
 def context(tmp_path, name):

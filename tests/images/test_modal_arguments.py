@@ -11,16 +11,10 @@ from pysandbox import _image
 from pysandbox.exception import InvalidError, UnimplementedError
 from pysandbox.image import AUTO_DOCKERIGNORE, hostpython
 
-from .conftest import builder_sandbox_count
+from .conftest import builder_sandbox_count, run
 
 pytestmark = pytest.mark.rootless  # needs docker-registry and skopeo (.ci/run installs them)
 
-
-def run(sb, command):
-    p = sb.exec("/bin/sh", "-c", command)
-    out = p.stdout.read()
-    assert p.wait() == 0, p.stderr.read()
-    return out
 
 
 def test_from_registry_setup_commands_secrets_and_build_args(registry, sandboxes):

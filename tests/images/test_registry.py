@@ -15,15 +15,10 @@ from pysandbox.image import reference, store
 from .. import oci
 from ..oci import HOST_FILES
 from ..oci import free_port as _free_port
+from .conftest import run
 
 pytestmark = pytest.mark.rootless  # needs docker-registry and skopeo (.ci/run installs them)
 
-
-def run(sb, command):
-    p = sb.exec("/bin/sh", "-c", command)
-    out = p.stdout.read()
-    assert p.wait() == 0, p.stderr.read()
-    return out
 
 
 def test_pulled_layers_whiteouts_and_config(registry, sandboxes):
