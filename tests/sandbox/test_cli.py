@@ -26,7 +26,7 @@ from pysandbox.runtime import cgroups, netplan
 
 from .. import oci
 from ..conftest import assert_torn_down
-from ..images.test_registry import write_oci_layout
+from ..images.conftest import write_oci_layout
 
 pytestmark = pytest.mark.rootless
 
