@@ -407,7 +407,9 @@ class _Parser:
                 raise InvalidError(f"{source} is outside the build context {self.context}")
             if not path.exists():
                 raise InvalidError(f"{source} not found in the build context {self.context}")
-            if not self.ignore(path):
+            # The name and, for a symlink, what it leads to: a link cannot bring in a file .dockerignore
+            # leaves out (docker would not have it in the context at all).
+            if not self.ignore(path) and not self.ignore(real):
                 kept.append(real)
         if not kept and not _WILDCARDS.search(source):
             raise InvalidError(f"{source} is left out of the build context by .dockerignore")

@@ -11,7 +11,9 @@ namespace while init waits in its handshake with the supervisor, before anything
 sandbox runs; sandbox processes hold no capability to change it):
   * the host's loopback services: the sandbox's 127.0.0.1 is its own, and the
     gateway's path to the host's loopback is closed (--disable-host-loopback,
-    and 10.0.2.2 is rejected outright);
+    and all of slirp's network 10.0.2.0/24 is rejected outright but its resolver's
+    port 53, which slirp relays to the host's resolver: any other port of 10.0.2.3
+    would reach that address, on loopback on some hosts);
   * the host's abstract and path Unix sockets: abstract sockets belong to the
     network namespace, and host paths are not mounted;
   * link-local addresses, the cloud metadata service 169.254.169.254 among them;
@@ -57,7 +59,7 @@ from . import layout
 HELPER = "slirp4netns"
 NFT = "nft"
 TUN = "/dev/net/tun"
-GATEWAY = "10.0.2.2"  # slirp4netns's view of the host
+SLIRP_NETWORK = "10.0.2.0/24"  # slirp4netns's virtual network: the gateway, its resolver, the sandbox (.100)
 DNS = "10.0.2.3"  # slirp4netns's resolver, forwarding to the host's
 FILTER_DNS = "127.0.0.53"  # the DNS filter, in the sandbox's namespace (dnsfilter.h: DNS_FILTER_ADDRESS)
 LINK_LOCAL = ("169.254.0.0/16", "fe80::/10")
@@ -117,19 +119,22 @@ def egress_rules(cidrs: Names, domains: Names) -> str:
     v4 = [c for c in cidrs or () if ":" not in c]
     v6 = [c for c in cidrs or () if ":" in c]
     mark = f"0x{secrets.randbits(31) | 1:08x}"  # this policy's: connections of another are judged again
+    accept = f"ct mark set {mark} accept"
     rules = [
         'oifname "lo" accept',
         "ct direction reply accept",  # replies, e.g. to connections in through a tunnel
         f"ct state established,related ct mark {mark} accept",
-        f"ip daddr {GATEWAY} reject",
         f"ip daddr {LINK_LOCAL[0]} reject",
         f"ip6 daddr {LINK_LOCAL[1]} reject",
     ]
+    # slirp4netns's own network: its resolver's port 53 while names are not filtered (the DNS filter is
+    # the resolver then), nothing else. slirp relays any port of 10.0.2.3 to the host resolver's address
+    # (on loopback on some hosts), and an allowed name may resolve into this network.
+    if domains is None:
+        rules += [f"ip daddr {DNS} udp dport 53 {accept}", f"ip daddr {DNS} tcp dport 53 {accept}"]
+    rules += [f"ip daddr {SLIRP_NETWORK} reject"]
     if cidrs is not None or domains is not None:
-        accept = f"ct mark set {mark} accept"
-        if domains is None:
-            rules += [f"ip daddr {DNS} udp dport 53 {accept}", f"ip daddr {DNS} tcp dport 53 {accept}"]
-        else:
+        if domains is not None:
             rules += [f"ip daddr @allow4 {accept}", f"ip6 daddr @allow6 {accept}"]
         rules += [f"ip daddr {{ {', '.join(v4)} }} {accept}"] if v4 else []
         rules += [f"ip6 daddr {{ {', '.join(v6)} }} {accept}"] if v6 else []

@@ -196,3 +196,23 @@ def test_every_default_network_sandbox_has_one_filter(sb):
     # It waits, unused, for a policy change; the sandbox's names go to slirp4netns meanwhile.
     assert "10.0.2.3" in sb.filesystem.read_text("/etc/resolv.conf")  # once this answers, the network is up
     assert _filter(sb).status() != psutil.STATUS_ZOMBIE
+
+
+def test_an_allowed_name_resolving_into_slirps_network_opens_nothing(sandboxes, dns):
+    # Found by the red team: an allowed name answered with 10.0.2.3 put slirp's resolver in the allowed
+    # set, and through it every name resolved (an exfiltration channel), and slirp relays any port of
+    # 10.0.2.3 to the host resolver's address. Rebinding to the gateway or the metadata address too.
+    dns.records.update({"dns.test": [("10.0.2.3", 60)], "gw.test": [("10.0.2.2", 60)],
+                        "meta.test": [("169.254.169.254", 60)]})
+    sb = sandboxes(outbound_domain_allowlist=["dns.test", "gw.test", "meta.test"])
+    assert exchange(sb, [query([b"dns", b"test"]), query([b"gw", b"test"]), query([b"meta", b"test"])]) == [[0, 1]] * 3
+    assert exchange(sb, [query([b"exfil-secret", b"example", b"com"])], address="10.0.2.3") == ["PermissionError"]
+    for address, port in (("10.0.2.3", 53), ("10.0.2.3", 80), ("10.0.2.2", 80), ("169.254.169.254", 80)):
+        assert connect_from(sb, address, port) == "ConnectionRefusedError", (address, port)
+    assert "exfil-secret.example.com" not in dns.asked
+
+
+def test_slirps_resolver_answers_only_on_port_53_without_a_domain_policy(sandboxes):
+    sb = sandboxes()
+    assert connect_from(sb, "10.0.2.3", 80) == "ConnectionRefusedError"
+    assert connect_from(sb, "10.0.2.3", 8080) == "ConnectionRefusedError"

@@ -17,15 +17,9 @@ from pysandbox.exception import ImageBuildError, InvalidError
 from pysandbox.image import store
 
 from .. import oci
+from ..images.conftest import run
 
 pytestmark = pytest.mark.rootless
-
-
-def run(sb, command):
-    p = sb.exec("/bin/sh", "-c", command)
-    out = p.stdout.read()
-    assert p.wait() == 0, p.stderr.read()
-    return out
 
 
 @pytest.fixture
@@ -59,6 +53,15 @@ def _dockerfile(ctx, base, *lines):
 def test_copy_cannot_reach_outside_the_context(context, tiny, line):
     with pytest.raises(InvalidError, match=f"line 2 `{re.escape(line)}`.*outside the build context"):
         _dockerfile(context, tiny, line)
+
+
+def test_a_link_cannot_bring_in_what_dockerignore_leaves_out(context, tiny):
+    # Found by the red team: the link's name was checked against .dockerignore, not what it leads to.
+    (context / ".env").write_text("SECRET=1\n")
+    (context / ".dockerignore").write_text(".env\n")
+    os.symlink(".env", context / "innocent")
+    with pytest.raises(InvalidError, match="line 2 `COPY innocent /x`: innocent is left out .* by .dockerignore"):
+        _dockerfile(context, tiny, "COPY innocent /x")
 
 
 def test_copying_the_context_keeps_its_links_as_links(context, tiny, sandboxes):

@@ -45,14 +45,19 @@ POLICIES = [(None, None), (("169.254.0.0/16",), None), ((), ("example.com",)), (
 
 
 @pytest.mark.parametrize(("cidrs", "domains"), POLICIES)
-def test_ruleset_always_closes_the_gateway_and_link_local(cidrs, domains):
+def test_ruleset_always_closes_slirps_network_and_link_local(cidrs, domains):
+    # slirp's network (its gateway to the host, its resolver relaying any port to the host's resolver)
+    # and link-local close before any rule that accepts a new connection, so neither an allowlist nor
+    # an allowed name resolving there reopens them; only the resolver's port 53 comes first, and only
+    # while names are not filtered.
     rules = netplan.egress_rules(cidrs, domains).splitlines()
     closed = [rules.index(f"    {rule} reject") for rule in
-              ("ip daddr 10.0.2.2", "ip daddr 169.254.0.0/16", "ip6 daddr fe80::/10")]
-    # before any rule that accepts a new connection, so an allowlist cannot reopen them
+              ("ip daddr 10.0.2.0/24", "ip daddr 169.254.0.0/16", "ip6 daddr fe80::/10")]
     accepting = [i for i, rule in enumerate(rules) if rule.endswith(" accept") and "lo" not in rule
                  and "established" not in rule and "direction reply" not in rule]
-    assert max(closed) < min(accepting, default=len(rules))
+    resolver = [i for i in accepting if rules[i].lstrip().startswith("ip daddr 10.0.2.3 ")]
+    assert all(" dport 53 " in rules[i] for i in resolver) and (resolver == []) == (domains is not None)
+    assert max(closed) < min(set(accepting) - set(resolver), default=len(rules))
 
 
 def test_an_open_ruleset_rejects_nothing_else():
