@@ -263,6 +263,12 @@ def _wraps(wrapper: object, func: Callable[..., Any]) -> None:
     functools.update_wrapper(cast(Callable[..., Any], wrapper), func)
 
 
+# `__doc__` of a bound method is its core function's, so help(Sandbox.create) and Sandbox.create.__doc__ show
+# the public docstring, as inspect.signature shows its parameters (each class sets it: a class without a
+# docstring of its own gets __doc__ = None).
+_CORE_DOC = property(lambda self: self._func.__doc__)
+
+
 class _BoundBase:
     __slots__ = ("_func", "_obj")
 
@@ -285,7 +291,8 @@ class _BoundBase:
 
 
 class _Bound(_BoundBase, Generic[_P, _R]):
-    """`obj.method` for a synchronized coroutine method: callable, with `.aio`."""
+    # `obj.method` for a synchronized coroutine method: callable, with `.aio`.
+    __doc__ = _CORE_DOC
 
     __slots__ = ()
 
@@ -297,7 +304,8 @@ class _Bound(_BoundBase, Generic[_P, _R]):
 
 
 class _BoundGen(_BoundBase, Generic[_P, _Y]):
-    """`obj.method` for a synchronized async generator: a blocking iterator, with `.aio`."""
+    # `obj.method` for a synchronized async generator: a blocking iterator, with `.aio`.
+    __doc__ = _CORE_DOC
 
     __slots__ = ()
 

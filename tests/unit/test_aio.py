@@ -101,3 +101,13 @@ def test_cancellation_reaches_the_core():
 
     asyncio.run(main())
     assert cleaned == [True]
+
+
+def test_help_shows_the_public_docstring_of_a_synchronized_function():
+    import pydoc
+
+    import pysandbox
+
+    for bound in (pysandbox.Sandbox.create, pysandbox.Sandbox.list, pysandbox.Image.from_id):
+        assert bound.__doc__ and bound.__doc__ == bound._func.__doc__
+    assert pysandbox.Sandbox.create.__doc__ in pydoc.render_doc(pysandbox.Sandbox.create, renderer=pydoc.plaintext)
