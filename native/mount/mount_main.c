@@ -121,10 +121,20 @@ static void enter_mountns(void)
     fail(errno, "joining the sandbox's mount namespace");
 }
 
+/* openat2 with RESOLVE_IN_ROOT answers EAGAIN when any rename or mount on the host raced the
+ * walk (a global sequence count): retried, a bounded number of times, as _beneath.py does. */
+enum { RESOLVE_RETRIES = 64 };
+
 static int open_in_root(int root, const char *path, uint64_t flags)
 {
   struct open_how how = {.flags = flags | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
-  return (int)syscall(SYS_openat2, root, path, &how, sizeof how);
+  int fd = -1;
+  for (int i = 0; i < RESOLVE_RETRIES; i++) {
+    fd = (int)syscall(SYS_openat2, root, path, &how, sizeof how);
+    if (fd >= 0 || errno != EAGAIN)
+      break;
+  }
+  return fd;
 }
 
 /* PATH's directory in the sandbox (resolved in its root), each missing

@@ -41,12 +41,14 @@ def supervisor_options(directory: Path, resources: Resources,
 
 
 def processes_of(uid: int) -> int:
-    """How many processes the host uid runs now (what RLIMIT_NPROC counts)."""
+    """How many tasks the host uid runs now: what RLIMIT_NPROC counts, threads included (a Go
+    program's or a thread pool's count many times over its one process)."""
     count = 0
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
             try:
-                count += entry.stat().st_uid == uid
+                if entry.stat().st_uid == uid:
+                    count += len(os.listdir(f"/proc/{entry.name}/task"))
             except OSError:
                 pass  # exited meanwhile
     return count
