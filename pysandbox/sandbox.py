@@ -418,6 +418,8 @@ class Sandbox:
             self._exit = await lifecycle.wait(self._record)
         elif self._exit.lost:
             lifecycle.repair(self._record)
+        else:
+            await lifecycle.settled(self._record)  # its record may have been read before it exited
         return self._exit
 
     @synchronized

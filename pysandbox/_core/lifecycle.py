@@ -98,10 +98,15 @@ async def wait(record: records.SandboxRecord) -> records.ExitStatus:
     if status.lost:
         repair(record)
     else:
-        # The supervisor writes the exit record as its last step, then exits: once wait()
-        # returns nothing of the sandbox runs (bounded: one stuck past its record is not waited for).
-        await _exited(record.supervisor, timeout=SUPERVISOR_EXIT_PATIENCE_S)
+        await settled(record)
     return status
+
+
+async def settled(record: records.SandboxRecord) -> None:
+    """Until the supervisor of a finished sandbox has exited. It writes the exit record as its
+    last step, then exits: once this returns nothing of the sandbox runs (bounded: one stuck
+    past its record is not waited for)."""
+    await _exited(record.supervisor, timeout=SUPERVISOR_EXIT_PATIENCE_S)
 
 
 async def _exited(supervisor: ProcessRef, timeout: Optional[float] = None) -> None:
