@@ -70,6 +70,25 @@ def test_terminate_wait_returns_code(sb):
     assert sb.terminate(wait=True) == 137
 
 
+def test_wait_after_the_exit_record_was_read_still_waits_for_the_supervisor(sb):
+    """The supervisor writes its exit record, then exits: a handle that read the record first
+    (poll, returncode) must not return from wait() while the supervisor still runs. strace
+    holds the supervisor's exit for a second, which makes the window wide."""
+    tracer = subprocess.Popen(
+        ["strace", "-p", str(sb._record.supervisor.pid), "-o", "/dev/null", "-e", "trace=exit_group",
+         "-e", "inject=exit_group:delay_enter=1000000"], stderr=subprocess.PIPE, text=True)
+    try:
+        assert "attached" in tracer.stderr.readline()
+        sb.terminate()
+        while sb.poll() is None:
+            pass
+        sb.wait(raise_on_termination=False)
+        assert_torn_down(sb.object_id, sb._record.supervisor)
+    finally:
+        tracer.kill()
+        tracer.wait()
+
+
 def test_timeout_gives_124(sandboxes):
     sb = sandboxes("sleep", "60", timeout=1)
     with pytest.raises(SandboxTimeoutError):
