@@ -51,22 +51,33 @@ void write_nonblock(int fd, const void *buf, size_t len)
     fcntl(fd, F_SETFL, fl);
 }
 
-int fd_send(int sock, int fd)
+int fd_send_control(int sock, int type, const void *data, size_t len)
 {
   char byte = 'f';
   struct iovec iov = {.iov_base = &byte, .iov_len = 1};
   union {
     struct cmsghdr align;
-    char buf[CMSG_SPACE(sizeof(int))];
+    char buf[CMSG_SPACE(sizeof(struct ucred))]; /* the larger of the two kinds */
   } control = {0};
-  struct msghdr m = {
-      .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf};
+  if (CMSG_SPACE(len) > sizeof control.buf) {
+    errno = EINVAL;
+    return -1;
+  }
+  struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = CMSG_SPACE(len)};
   struct cmsghdr *c = CMSG_FIRSTHDR(&m);
   c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  memcpy(CMSG_DATA(c), &fd, sizeof fd);
-  return sendmsg(sock, &m, MSG_NOSIGNAL) == 1 ? 0 : -1;
+  c->cmsg_type = type;
+  c->cmsg_len = CMSG_LEN(len);
+  memcpy(CMSG_DATA(c), data, len);
+  ssize_t n;
+  while ((n = sendmsg(sock, &m, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+    ;
+  return n == 1 ? 0 : -1;
+}
+
+int fd_send(int sock, int fd)
+{
+  return fd_send_control(sock, SCM_RIGHTS, &fd, sizeof fd);
 }
 
 int fd_receive(int sock)
