@@ -2,6 +2,7 @@
 
 import atexit
 import os
+import signal
 import statistics
 import time
 
@@ -75,6 +76,24 @@ def bare_nsjail_argv(command=("/bin/true",)):
 def spawn_and_wait(argv):
     pid = os.posix_spawn(argv[0], argv, os.environ)
     os.waitpid(pid, 0)
+
+
+def bare_teardown_ms(argv_of):
+    """The kernel's own teardown of a bare runner's namespaces, in ms: the runner started on
+    `sh -c 'echo ready; exec sleep 1000'` (argv_of(command) gives its argv), once it said ready
+    its direct child (the namespace's pid 1) killed with SIGKILL, timed until the runner exits."""
+    read, write = os.pipe()
+    argv = argv_of(("/bin/sh", "-c", "echo ready; exec sleep 1000"))
+    pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=[(os.POSIX_SPAWN_DUP2, write, 1)])
+    os.close(write)
+    with os.fdopen(read) as ready:
+        ready.readline()
+    with open(f"/proc/{pid}/task/{pid}/children") as children:
+        child = int(children.read().split()[0])
+    start = time.perf_counter()
+    os.kill(child, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    return (time.perf_counter() - start) * 1000
 
 
 RUNNERS = ("bwrap", "nsjail")

@@ -2,9 +2,11 @@
 #define _GNU_SOURCE 1
 #include "fdutil.h"
 
-#include <errno.h>  /* errno, EINTR */
-#include <fcntl.h>  /* fcntl, F_*, FD_CLOEXEC, O_NONBLOCK */
-#include <unistd.h> /* write */
+#include <errno.h>      /* errno, EINTR */
+#include <fcntl.h>      /* fcntl, F_*, FD_CLOEXEC, O_NONBLOCK */
+#include <string.h>     /* memcpy */
+#include <sys/socket.h> /* sendmsg, recvmsg, CMSG_* */
+#include <unistd.h>     /* write, close */
 
 bool fd_is_open(int fd)
 {
@@ -47,4 +49,57 @@ void write_nonblock(int fd, const void *buf, size_t len)
   (void)unused;
   if (!(fl & O_NONBLOCK))
     fcntl(fd, F_SETFL, fl);
+}
+
+int fd_send_control(int sock, int type, const void *data, size_t len)
+{
+  char byte = 'f';
+  struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+  union {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE(sizeof(struct ucred))]; /* the larger of the two kinds */
+  } control = {0};
+  if (CMSG_SPACE(len) > sizeof control.buf) {
+    errno = EINVAL;
+    return -1;
+  }
+  struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = CMSG_SPACE(len)};
+  struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = type;
+  c->cmsg_len = CMSG_LEN(len);
+  memcpy(CMSG_DATA(c), data, len);
+  ssize_t n;
+  while ((n = sendmsg(sock, &m, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+    ;
+  return n == 1 ? 0 : -1;
+}
+
+int fd_send(int sock, int fd)
+{
+  return fd_send_control(sock, SCM_RIGHTS, &fd, sizeof fd);
+}
+
+int fd_receive(int sock)
+{
+  char byte;
+  struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+  union {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(struct ucred))];
+  } control;
+  struct msghdr m = {
+      .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf};
+  ssize_t n;
+  while ((n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
+    ;
+  int fd = -1;
+  for (struct cmsghdr *c = n == 1 ? CMSG_FIRSTHDR(&m) : NULL; c != NULL; c = CMSG_NXTHDR(&m, c))
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(sizeof(int)))
+      memcpy(&fd, CMSG_DATA(c), sizeof fd);
+  if (fd >= 0 && (m.msg_flags & MSG_CTRUNC) != 0) {
+    close(fd);
+    fd = -1;
+  }
+  return fd;
 }

@@ -18,4 +18,15 @@ int write_all(int fd, const void *buf, size_t len);
  * restored afterwards because the client may share the open file. */
 void write_nonblock(int fd, const void *buf, size_t len);
 
+/* One byte carrying one control message of `type` (SCM_RIGHTS, SCM_CREDENTIALS)
+ * with `len` bytes of `data`, retried on EINTR.  Returns 0 or -1 with errno set. */
+int fd_send_control(int sock, int type, const void *data, size_t len);
+
+/* One byte carrying `fd` (SCM_RIGHTS).  Returns 0 or -1 with errno set. */
+int fd_send(int sock, int fd);
+
+/* The fd that fd_send() sent (close-on-exec), or -1; the sender's credentials may
+ * come with it (SO_PASSCRED) and are ignored. */
+int fd_receive(int sock);
+
 #endif

@@ -11,6 +11,7 @@
 #include <string.h>      /* strcmp, memcpy */
 #include <sys/prctl.h>   /* prctl, PR_SET_PDEATHSIG */
 #include <sys/socket.h>  /* socketpair, sendmsg, recvmsg */
+#include <sys/syscall.h> /* SYS_clone */
 #include <sys/wait.h>    /* waitpid */
 #include <unistd.h>      /* fork, pipe2, read, write, close, execve */
 
@@ -186,57 +187,30 @@ static int set_limits(const unsigned long limits[NLIMITS])
   return 0;
 }
 
-static int send_fd(int sock, int fd)
+/* The inner namespace's holder (a grandchild), born in it by clone(CLONE_NEWUSER)
+ * so that its maker need not wait for it to unshare: it only has to exist while
+ * the outer namespace's root maps it and opens its namespace, and ends when
+ * *hold_w closes.  Its pid, or -1. */
+static pid_t spawn_inner(int *hold_w)
 {
-  char byte = 'f';
-  struct iovec iov = {.iov_base = &byte, .iov_len = 1};
-  union {
-    struct cmsghdr align;
-    char buf[CMSG_SPACE(sizeof(int))];
-  } control = {0};
-  struct msghdr m = {
-      .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf};
-  struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  memcpy(CMSG_DATA(c), &fd, sizeof fd);
-  return sendmsg(sock, &m, MSG_NOSIGNAL) == 1 ? 0 : -1;
-}
-
-static int receive_fd(int sock)
-{
-  char byte;
-  struct iovec iov = {.iov_base = &byte, .iov_len = 1};
-  union {
-    struct cmsghdr align;
-    char buf[CMSG_SPACE(sizeof(int))];
-  } control;
-  struct msghdr m = {
-      .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf};
-  ssize_t n;
-  while ((n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
-    ;
-  struct cmsghdr *c = n == 1 ? CMSG_FIRSTHDR(&m) : NULL;
-  if (c == NULL || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int)))
+  int hold[2];
+  if (pipe2(hold, O_CLOEXEC) < 0)
     return -1;
-  int fd;
-  memcpy(&fd, CMSG_DATA(c), sizeof fd);
-  return fd;
-}
-
-/* The inner namespace's maker (a grandchild): unshares, waits to be mapped,
- * sends the namespace back, and ends. */
-static noreturn void inner_main(int ready_w, int go_r, int sock)
-{
-  if (unshare(CLONE_NEWUSER) < 0) {
-    pwarnf("unshare the sandbox's user namespace");
-    _exit(127);
+  /* The raw system call: fork-like with no stack given, in every architecture's argument order. */
+  pid_t pid = (pid_t)syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, 0, 0, 0, 0);
+  if (pid == 0) {
+    char c;
+    close(hold[1]);
+    while (read(hold[0], &c, 1) < 0 && errno == EINTR)
+      ;
+    _exit(0);
   }
-  if (send_byte(ready_w, 'u') < 0 || wait_byte(go_r, 'm') < 0)
-    _exit(127);
-  int ns = open("/proc/self/ns/user", O_RDONLY | O_CLOEXEC);
-  _exit(ns < 0 || send_fd(sock, ns) < 0 ? 127 : 0);
+  close(hold[0]);
+  if (pid < 0)
+    close(hold[1]);
+  else
+    *hold_w = hold[1];
+  return pid;
 }
 
 /* The identity map of the outer namespace's ids, one range per range of the
@@ -290,25 +264,21 @@ static noreturn void outer_main(const struct userns_plan *p, userns_identity_fn 
     _exit(127); /* the parent could not map us, and said why */
   if (set_limits(limits) < 0)
     _exit(127);
-  int ready[2], go[2];
-  if (pipe2(ready, O_CLOEXEC) < 0 || pipe2(go, O_CLOEXEC) < 0)
+  int hold_w;
+  pid_t inner = spawn_inner(&hold_w);
+  if (inner < 0) {
+    pwarnf("clone the sandbox's user namespace");
     _exit(127);
-  pid_t inner = fork();
-  if (inner < 0)
-    _exit(127);
-  if (inner == 0) {
-    close(ready[0]); /* holding go's write end itself, it would never see us give up */
-    close(go[1]);
-    inner_main(ready[1], go[0], sock);
   }
-  close(ready[1]);
-  close(go[0]);
-  int rc = wait_byte(ready[0], 'u') == 0 && map_inner(inner, p) == 0 && send_byte(go[1], 'm') == 0 ? 0 : 127;
-  close(go[1]);
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/ns/user", (int)inner);
+  int ns = -1;
+  int rc = map_inner(inner, p) == 0 && (ns = open(path, O_RDONLY | O_CLOEXEC)) >= 0 && fd_send(sock, ns) == 0 ? 0 : 127;
+  close(hold_w);
   int st;
   while (waitpid(inner, &st, 0) < 0 && errno == EINTR)
     ;
-  _exit(rc == 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : 127);
+  _exit(rc);
 }
 
 static int map_outer(const struct userns_plan *p, pid_t outer)
@@ -376,7 +346,7 @@ int userns_prepare(const struct userns_plan *p, userns_identity_fn enter_identit
   close(sock[1]);
   int ns = -1;
   if (wait_byte(ready[0], 'u') == 0 && map_outer(p, outer) == 0 && send_byte(go[1], 'm') == 0)
-    ns = receive_fd(sock[0]);
+    ns = fd_receive(sock[0]);
   close(ready[0]);
   close(go[1]);
   close(sock[0]);

@@ -15,7 +15,8 @@
  *          the shares in userns.c), which count against every namespace
  *          below: the sandbox can make no user namespace of its own, and one
  *          sandbox cannot use up what the host grants the identity.
- *   inner  made by a grandchild, mapped one to one by the outer one's root:
+ *   inner  a grandchild born in it (clone), mapped one to one by the outer
+ *          one's root, which sends it to the runner child:
  *          the sandbox's namespace, already at the outer one's limit. */
 #if !defined(PSB_USERNS_H)
 #define PSB_USERNS_H

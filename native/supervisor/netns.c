@@ -3,10 +3,12 @@
  * sockets of an unprivileged host process), forwards host loopback ports into
  * it and loads its egress filter.
  *
+ * The namespace is the supervisor's runner child's (net_make_namespace), made
+ * in the sandbox's user namespace before it execs the runner, which makes
+ * none: so the helpers start while the runner still sets up the rest.
  * Everything runs as the sandbox identity, never as host root: the helper and
- * nft join the user namespace that owns the sandbox's network namespace (its
- * owner, found with NS_GET_USERNS, since bwrap nests another one inside it
- * for --disable-userns), where that identity holds CAP_NET_ADMIN.  Sandbox
+ * nft join the user namespace that owns the network namespace (found with
+ * NS_GET_USERNS), where that identity holds CAP_NET_ADMIN.  Sandbox
  * processes have no capabilities, so they cannot change the filter or the
  * interface. */
 #define _GNU_SOURCE 1
@@ -15,11 +17,12 @@
 #include <errno.h>         /* errno */
 #include <fcntl.h>         /* open, O_* */
 #include <linux/nsfs.h>    /* NS_GET_USERNS */
+#include <net/if.h>        /* struct ifreq, IFF_UP */
 #include <poll.h>          /* poll */
 #include <sched.h>         /* setns, unshare, CLONE_NEW* */
 #include <stdio.h>         /* snprintf */
 #include <string.h>        /* strstr, strchr, memchr, memcpy */
-#include <sys/ioctl.h>     /* ioctl */
+#include <sys/ioctl.h>     /* ioctl, SIOC[GS]IFFLAGS */
 #include <sys/mount.h>     /* mount, MS_* */
 #include <sys/prctl.h>     /* prctl, PR_SET_PDEATHSIG */
 #include <sys/socket.h>    /* socket, connect, send, shutdown, recvmsg */
@@ -269,21 +272,13 @@ static int filter_loaded(pid_t pid)
   return 0;
 }
 
-int net_connect(const struct net_options *opt, pid_t sandbox, const sigset_t *mask, enter_identity_fn enter_identity,
+int net_connect(const struct net_options *opt, int netns, const sigset_t *mask, enter_identity_fn enter_identity,
                 int *exit_w)
 {
-  char path[64];
-  snprintf(path, sizeof path, "/proc/%d/ns/net", (int)sandbox);
-  int netns = open(path, O_RDONLY | O_CLOEXEC);
-  if (netns < 0) {
-    pwarnf("%s", path);
-    return -1;
-  }
   int userns = ioctl(netns, NS_GET_USERNS); /* close-on-exec, per the kernel */
   int ex[2] = {-1, -1}, ready[2] = {-1, -1};
   if (userns < 0 || pipe2(ex, O_CLOEXEC) < 0 || pipe2(ready, O_CLOEXEC) < 0) {
     pwarnf("network setup");
-    close(netns);
     return -1; /* the supervisor fails the sandbox and exits: nothing else to release */
   }
   int rc = spawn_helper(opt, (int[4]){ex[0], ready[1], userns, netns}, mask, enter_identity) < 0 ? -1 : 0;
@@ -301,6 +296,33 @@ int net_connect(const struct net_options *opt, pid_t sandbox, const sigset_t *ma
     rc = -1;
   close(ready[0]);
   close(userns);
-  close(netns);
   return rc;
+}
+
+int net_make_namespace(int sock)
+{
+  if (unshare(CLONE_NEWNET) < 0) {
+    pwarnf("unshare the sandbox's network namespace");
+    return -1;
+  }
+  /* Loopback up, as a runner that made the namespace would bring it (the kernel adds
+   * 127.0.0.1 and ::1 as it comes up). */
+  struct ifreq lo = {.ifr_name = "lo"};
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  bool up = s >= 0 && ioctl(s, SIOCGIFFLAGS, &lo) == 0 && (lo.ifr_flags |= IFF_UP, ioctl(s, SIOCSIFFLAGS, &lo) == 0);
+  if (s >= 0)
+    close(s);
+  if (!up) {
+    pwarnf("bringing up the sandbox's loopback");
+    return -1;
+  }
+  if (sock < 0)
+    return 0;
+  int ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (ns < 0 || fd_send(sock, ns) < 0) {
+    pwarnf("handing the sandbox's network namespace to the supervisor");
+    return -1;
+  }
+  close(ns);
+  return 0;
 }

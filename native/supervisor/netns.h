@@ -32,12 +32,20 @@ typedef int (*enter_identity_fn)(void);
  * `parent`.  Exits the child on failure. */
 void net_child_prepare(const sigset_t *mask, enter_identity_fn enter_identity, pid_t parent);
 
-/* Connects the network namespace of `sandbox` (the sandbox's init, held in
- * the handshake of netsync.c until this returns) to the outside: starts the helper on it, adds the port
- * forwards, loads the egress filter and starts the DNS filter, all as the sandbox identity.  The
- * helper exits when *exit_w is closed (and is killed at teardown with the
- * other children).  Returns 0, or -1 after saying on stderr what failed. */
-int net_connect(const struct net_options *opt, pid_t sandbox, const sigset_t *mask, enter_identity_fn enter_identity,
+/* In the supervisor's runner child, in the sandbox's user namespace, before it
+ * execs the runner: a new network namespace with loopback up, which the runner
+ * keeps (it makes none of its own, whatever the mode).  With the default network,
+ * `sock` (the handshake socket; else -1) carries it to the supervisor, which
+ * connects it while the runner sets up the rest.  0, or -1 after saying why. */
+int net_make_namespace(int sock);
+
+/* Connects `netns` (the sandbox's, from net_make_namespace; its init is held in
+ * the handshake of netsync.c until the supervisor releases it) to the outside:
+ * starts the helper on it, adds the port forwards, loads the egress filter and
+ * starts the DNS filter, all as the sandbox identity.  The helper exits when
+ * *exit_w is closed (and is killed at teardown with the other children).
+ * Returns 0, or -1 after saying on stderr what failed. */
+int net_connect(const struct net_options *opt, int netns, const sigset_t *mask, enter_identity_fn enter_identity,
                 int *exit_w);
 
 /* The host pid of the sandbox's init, from its handshake message on `sock`

@@ -18,9 +18,11 @@
  * DIR/exit.  The exit file is the last thing it does: whoever sees it knows
  * that no sandbox process is left and that teardown is complete.
  *
- * With --net-helper, RUNNER gets fd 7, a socket it passes on to init: init
- * reports its pid there and waits (netsync.c) while netns.c connects its
- * network namespace.
+ * The runner child makes the sandbox's network namespace (netns.h), which the
+ * runner keeps.  With --net-helper it hands it to us on the handshake socket,
+ * which RUNNER gets as fd 7 and passes on to init: netns.c connects the
+ * namespace while the runner sets up the rest, init reports there once that
+ * setup is over, and waits (netsync.c) until we release it.
  *
  * --cgroup DIR (one per cgroup v1 hierarchy, one on v2): the runner starts in
  * it (v2) or joins it before anything else (cgroup.c); at teardown it is emptied and removed, and its OOM
@@ -374,6 +376,10 @@ static noreturn void run_runner(const sigset_t *mask, int event_w, int fail_w, p
    * making its own (userns.h). */
   if (userns >= 0 && (setns(userns, CLONE_NEWUSER) < 0 || close(userns) < 0))
     child_fail(fail_w, false, "joining the sandbox's user namespace");
+  /* Its network namespace, whatever the mode, made here and not by the runner: with
+   * the default network, the supervisor connects it while the runner works (netns.h). */
+  if (net_make_namespace(opt.net.helper != NULL ? net_sync[1] : -1) < 0)
+    child_fail(fail_w, true, NULL);
   /* After the uid and namespace changes, which clear it.  The getppid() check closes
    * the window in which the supervisor may have died before this took effect. */
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
@@ -484,18 +490,23 @@ static int enter_sandbox(void)
   return enter_identity();
 }
 
-/* Init waits in the handshake until its network is connected; on failure
- * the runner is killed before init is released. */
+/* The runner child sent the network namespace before it exec'd the runner, so
+ * it is connected while the runner sets up the rest.  Init waits in the
+ * handshake until both are done; on failure the runner is killed before init
+ * is released. */
 static void connect_network(pid_t runner, const sigset_t *mask)
 {
-  pid_t init = net_read_sandbox_pid(net_sync[0]);
-  if (init < 0 || net_connect(&opt.net, init, mask, enter_sandbox, &net_exit_w) < 0) {
+  int netns = fd_receive(net_sync[0]);
+  if (netns < 0 || net_connect(&opt.net, netns, mask, enter_sandbox, &net_exit_w) < 0 ||
+      net_read_sandbox_pid(net_sync[0]) < 0) {
     warnf("the sandbox's network could not be set up");
     set_status("failed", 127);
     kill(runner, SIGKILL);
   } else {
     send(net_sync[0], "g", 1, MSG_NOSIGNAL); /* fails only if the sandbox is gone */
   }
+  if (netns >= 0)
+    close(netns);
   close(net_sync[0]);
 }
 

@@ -262,11 +262,16 @@ def log_lines(sandbox_id: str) -> List[str]:
     return [printable(line.strip()) for line in text.splitlines() if line.strip()][:LOG_LINES_MAX]
 
 
+# slirp4netns's progress on stderr: it starts while the runner sets the sandbox up, so these
+# may come before what the runner or init says on a failed start.
+_HELPER_PROGRESS = ("sent tapfd=", "received tapfd=")
+
+
 def failure_cause(lines: List[str]) -> str:
     """The line that says why: the runner's or init's own message, before the supervisor's
     summary of its consequence (e.g. init's "--dir /etc/passwd: Not a directory", not
-    "the sandbox's network could not be set up")."""
-    own = [line for line in lines if not line.startswith("sandbox-supervisor:")]
+    "the sandbox's network could not be set up") and the network helper's progress."""
+    own = [line for line in lines if not line.startswith(("sandbox-supervisor:", *_HELPER_PROGRESS))]
     return (own or lines)[0]
 
 

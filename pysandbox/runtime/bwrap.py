@@ -31,8 +31,10 @@ from .layout import (
     python_links,
 )
 
-ISOLATION = (  # no --unshare-user: bwrap runs in the sandbox's user namespace (native/common/userns.h)
-    "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net", "--unshare-cgroup-try",
+# No --unshare-user, no --unshare-net: bwrap runs in the sandbox's user namespace
+# (native/common/userns.h) and network namespace (native/supervisor/netns.h), both the supervisor's.
+ISOLATION = (
+    "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
     "--hostname", "sandbox",
     "--die-with-parent", "--as-pid-1", "--new-session",
     "--cap-drop", "ALL", *(arg for cap in SANDBOX_ROOT_CAPS for arg in ("--cap-add", f"CAP_{cap}")),
@@ -93,8 +95,8 @@ def _kernel_filesystems(inputs: RunnerInputs) -> List[str]:
 
 def command(inputs: RunnerInputs, binary: str) -> RunnerCommand:
     """Every path bwrap makes goes through inputs.dest; the directories only init makes
-    (RunnerInputs.init_dirs), inside the sandbox. Either network gets its own namespace:
-    bwrap passes the network handshake's fd (fds.NET_SYNC) on as it is."""
+    (RunnerInputs.init_dirs), inside the sandbox. Either network's namespace is the
+    supervisor's; bwrap passes the network handshake's fd (fds.NET_SYNC) on as it is."""
     source = inputs.source
     root = _root(inputs) if inputs.overlay is None else overlay_args(inputs.overlay, source)
     argv = [binary, *ISOLATION, *root]

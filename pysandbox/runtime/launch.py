@@ -179,7 +179,10 @@ def _prepare_root(directory: Path, spec: SandboxSpec) -> _Root:
     """The upper directory (or a build's own), the overlay's directories in it, the stage."""
     owner = settings.sandbox_owner()
     upper = paths.SandboxDir(directory).upper
-    if spec.rootfs is None or spec.rootfs.upper is None:
+    # A host-image root on a tmpfs (the default) holds nothing on disk: no directory to
+    # make, and none for the supervisor to remove (an inode fewer each way, on every create).
+    on_disk = spec.rootfs is not None or sizes.tmpfs_sizes(spec.resources, image=False)["disk_bytes"] is None
+    if on_disk and (spec.rootfs is None or spec.rootfs.upper is None):
         _prepare_upper(upper)
     overlay = None if spec.rootfs is None else _prepare_overlay(spec.rootfs, upper)
     as_root = os.geteuid() == 0

@@ -56,9 +56,12 @@ DEV_LINKS = (("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"), ("
              ("/proc/self/fd/2", "/dev/stderr"), ("/proc/kcore", "/dev/core"), ("pts/ptmx", "/dev/ptmx"))
 # The supervisor's listener, entrypoint output pipes, event pipe and init's configuration.
 PASSED_FDS = (fds.LISTEN, fds.ENTRY_OUT, fds.ENTRY_ERR, fds.EVENT, fds.INIT_CONFIG)
-ISOLATION = (  # --disable_clone_newuser: nsjail runs in the sandbox's user namespace (native/common/userns.h)
+# --disable_clone_newuser, --disable_clone_newnet: nsjail runs in the sandbox's user namespace
+# (native/common/userns.h) and network namespace (native/supervisor/netns.h), both the supervisor's.
+ISOLATION = (
     "-Mo", "--quiet", "--hostname", "sandbox", "--time_limit", "0", "--disable_rlimits", "--disable_proc",
-    "--disable_clone_newuser", *(arg for cap in SANDBOX_ROOT_CAPS for arg in ("--cap", f"CAP_{cap}")),
+    "--disable_clone_newuser", "--disable_clone_newnet",
+    *(arg for cap in SANDBOX_ROOT_CAPS for arg in ("--cap", f"CAP_{cap}")),
     *(arg for fd in PASSED_FDS for arg in ("--pass_fd", str(fd))),
 )
 

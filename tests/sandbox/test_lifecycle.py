@@ -139,6 +139,12 @@ def test_writes_vanish_at_terminate(sandboxes, monkeypatch):
     assert not upper.exists()
 
 
+def test_a_tmpfs_root_makes_no_upper_directory(sandboxes):
+    sb = sandboxes()  # the host image's default root: a tmpfs
+    assert sb.exec("sh", "-c", "echo data > /f && cat /f").stdout.read() == "data\n"
+    assert not (paths.sandbox_dir(sb.object_id) / "upper").exists()
+
+
 def test_workdir_is_created(sandboxes):
     sb = sandboxes(workdir="/repo")
     assert sb.exec("pwd").stdout.read() == "/repo\n"

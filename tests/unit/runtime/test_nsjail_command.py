@@ -57,7 +57,7 @@ def test_namespace_root_init_and_policies_left_to_pysandbox():
     assert "--disable_clone_newuser" in args and "--user" not in args  # it runs in the sandbox's user namespace
     assert "--cwd /" in joined and "--cap CAP_SETUID" in joined and "--cap CAP_SYS_ADMIN" not in joined
     assert "--time_limit 0" in joined and "--disable_rlimits" in joined
-    assert "--seccomp" not in joined and "--cgroup" not in joined and "--disable_clone_newnet" not in joined
+    assert "--seccomp" not in joined and "--cgroup" not in joined
     assert "--mount" not in args and "--bindmount" not in args and "--chroot" not in args  # all in the file
     assert [args[i + 1] for i, a in enumerate(args) if a == "--pass_fd"] == ["3", "4", "5", "6", "8"]
     assert "--keep_env" not in args  # init takes the sandbox's environment from its configuration
@@ -72,7 +72,7 @@ def test_the_default_network_passes_its_handshake_fd(network, passed):
     # nsjail closes every fd it is not told to pass (bwrap passes them on as they are).
     args = argv(network=network)
     assert [args[i + 1] for i, a in enumerate(args) if a == "--pass_fd"] == passed
-    assert "--disable_clone_newnet" not in args  # a network namespace of its own, whatever the mode
+    assert "--disable_clone_newnet" in args  # whatever the mode: the supervisor's runner child made it
 
 
 def test_the_configuration_travels_with_the_command():
