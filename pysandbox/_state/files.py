@@ -19,7 +19,7 @@ import string
 import subprocess
 import threading
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, List, Optional, Union
 
 from .. import identity, settings
 from ..exception import Error, ExecutionError, InvalidError, ResourceExhaustedError
@@ -111,7 +111,7 @@ def read_whole(path: Union[str, Path]) -> bytes:
     and a buffered file object costs more to set up than the read itself."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        chunks = []
+        chunks: List[bytes] = []
         while True:
             chunk = os.read(fd, 1 << 16)
             if not chunk:
