@@ -1,7 +1,7 @@
 """stdout throughput of exec("cat", bigfile) in bytes mode under each runner, against `cat`
 into a pipe on the host.
 
-Bar (issue 2): at least 2 GB/s.
+Bar (issue 19): at least 90% of the host pipe, measured in turn with it in the same run.
 """
 
 import fcntl
@@ -25,14 +25,16 @@ def drain(reader_chunks):
     return total
 
 
-def gbps(func):
-    samples = []
+def interleaved_gbps(funcs):
+    """Median GB/s of each function, run in turn so that all see the same machine load."""
+    samples = {key: [] for key in funcs}
     for _ in range(RUNS):
-        start = time.perf_counter()
-        moved = func()
-        samples.append(moved / (time.perf_counter() - start) / 1e9)
-        assert moved == SIZE, moved
-    return statistics.median(samples)
+        for key, func in funcs.items():
+            start = time.perf_counter()
+            moved = func()
+            samples[key].append(moved / (time.perf_counter() - start) / 1e9)
+            assert moved == SIZE, moved
+    return {key: statistics.median(values) for key, values in samples.items()}
 
 
 def host_cat():
@@ -63,10 +65,12 @@ def main():
         try:
             sb.exec("sh", "-c", f"head -c {SIZE} /dev/zero > /tmp/big").wait()
             sb.exec("cat", "/tmp/big", stdout=modal.StreamType.DEVNULL).wait()  # warm the page cache
-            baseline, measured = gbps(host_cat), gbps(lambda: sandbox_cat(sb))
+            rates = interleaved_gbps({"host": host_cat, "ours": lambda: sandbox_cat(sb)})
+            baseline, measured = rates["host"], rates["ours"]
+            ratio = measured / baseline
             print(f"{runner}: exec cat 512 MiB (bytes mode): median {measured:.2f} GB/s; host cat into a pipe: "
-                  f"{baseline:.2f} GB/s; ratio {measured / baseline:.2f}x (bar: >= 2 GB/s: "
-                  f"{'ok' if measured >= 2 else 'MISSED'})", flush=True)
+                  f"{baseline:.2f} GB/s; ratio {ratio:.2f}x (bar: >= 0.9x: {'ok' if ratio >= 0.9 else 'MISSED'})",
+                  flush=True)
         finally:
             sb.terminate(wait=True)
 

@@ -9,9 +9,11 @@ only from the host; the runtime makes it (listen), the core's InitClient
 from __future__ import annotations
 
 import array
+import errno
 import os
 import socket
 import struct
+import threading
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -37,6 +39,10 @@ EXIT_CODE, EXIT_SIGNAL, EXIT_TIMEOUT = 0, 1, 2
 EXEC_FLAG_PTY = 1
 
 _SUN_PATH_MAX = 107
+# Plain ints: or-ing the socket module's IntFlag members costs more than the syscall they go with.
+_SEQPACKET = int(socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+_RECV_FLAGS = int(socket.MSG_DONTWAIT | socket.MSG_CMSG_CLOEXEC)
+_ANCILLARY = socket.CMSG_SPACE(4 * array.array("i").itemsize)  # room for 4 fds: more is a truncation
 
 
 class AgentGone(Exception):
@@ -50,9 +56,7 @@ class AgentError(Exception):
 
 
 def connect(socket_path: Path) -> socket.socket:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
-    # The default send buffer (wmem_default) is smaller than the largest request.
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, MAX_MESSAGE + 4096)
+    sock = socket.socket(socket.AF_UNIX, _SEQPACKET)
     try:
         _connect(sock, socket_path)
     except (FileNotFoundError, ConnectionRefusedError) as exc:
@@ -78,7 +82,7 @@ def _connect(sock: socket.socket, path: Path) -> None:
 
 def listen(socket_path: Path) -> socket.socket:
     """Create the listener that init will inherit (the caller passes it on as fd 3)."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+    sock = socket.socket(socket.AF_UNIX, _SEQPACKET)
     if len(os.fsencode(socket_path)) <= _SUN_PATH_MAX:
         sock.bind(os.fsencode(socket_path))
     else:
@@ -103,12 +107,23 @@ def exec_body(argv: Sequence[str], env: Sequence[str], cwd: str, timeout_ms: int
 
 def send(sock: socket.socket, data: bytes, fds: Sequence[int] = ()) -> None:
     try:
-        if fds:
-            socket.send_fds(sock, [data], list(fds))
-        else:
-            sock.send(data)
+        try:
+            _send(sock, data, fds)
+        except OSError as exc:
+            if exc.errno != errno.EMSGSIZE:
+                raise
+            # Over the default send buffer (wmem_default): only large requests pay for raising it.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, MAX_MESSAGE + 4096)
+            _send(sock, data, fds)
     except (BrokenPipeError, ConnectionResetError) as exc:
         raise AgentGone(str(exc)) from None
+
+
+def _send(sock: socket.socket, data: bytes, fds: Sequence[int]) -> None:
+    if fds:
+        socket.send_fds(sock, [data], list(fds))
+    else:
+        sock.send(data)
 
 
 # The fixed body of each reply kind that has one (REP_ERROR: at least its errno).
@@ -135,14 +150,24 @@ class Reply:
         return layout.unpack_from(self.body)
 
 
+class _Buffer(threading.local):
+    """Each thread's receive buffer, room for the largest reply: a fresh one per recvmsg
+    would cost more than the call (its pages are new each time)."""
+
+    def __init__(self) -> None:
+        self.data = bytearray(MAX_MESSAGE)
+
+
+_buffer = _Buffer()
+
+
 def try_receive(sock: socket.socket) -> Optional[Reply]:
     """One reply if one is waiting, else None. AgentGone when init hung up or sent
     something that is not a whole, well-formed reply (its fds are closed then)."""
     fds = array.array("i")
+    buffer = _buffer.data
     try:
-        data, ancdata, flags, _addr = sock.recvmsg(
-            MAX_MESSAGE, socket.CMSG_SPACE(4 * fds.itemsize), socket.MSG_DONTWAIT | socket.MSG_CMSG_CLOEXEC
-        )
+        size, ancdata, flags, _addr = sock.recvmsg_into([buffer], _ANCILLARY, _RECV_FLAGS)
     except BlockingIOError:
         return None
     except ConnectionResetError:
@@ -150,6 +175,7 @@ def try_receive(sock: socket.socket) -> Optional[Reply]:
     for level, kind, payload in ancdata:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
+    data = bytes(buffer[:size])
     if not data and not fds:
         raise AgentGone("init closed the connection")
     problem = _malformed(data, flags, len(fds))
@@ -178,13 +204,14 @@ def _malformed(data: bytes, flags: int, nfds: int) -> Optional[str]:
 
 
 async def receive(sock: socket.socket, timeout: Optional[float] = None) -> Optional[Reply]:
-    """The next reply; None only if `timeout` passed first."""
+    """The next reply; None only if `timeout` passed first. Waits before it tries: a
+    reply is never there as soon as its request went out."""
     while True:
+        if not await _aio.readable(sock.fileno(), timeout=timeout):
+            return None
         reply = try_receive(sock)
         if reply is not None:
             return reply
-        if not await _aio.readable(sock.fileno(), timeout=timeout):
-            return None
 
 
 async def call(socket_path: Path, kind: int, body: bytes = b"") -> Reply:

@@ -57,8 +57,15 @@ class ContainerProcess(Generic[T]):
         self._returncode: Optional[int] = None
         self._owner = os.getpid()
         self._inherited = False
-        self.process_id = str(uuid.uuid4())
+        self._process_id: Optional[str] = None
         _fork.track(self)
+
+    @property
+    def process_id(self) -> str:
+        """An id of this exec, made when first asked for (few callers ask: an exec need not pay for it)."""
+        if self._process_id is None:
+            self._process_id = str(uuid.uuid4())
+        return self._process_id
 
     @property
     def stdout(self) -> StreamReader[T]:
@@ -127,12 +134,17 @@ class ContainerProcess(Generic[T]):
         Output nobody reads meanwhile is kept for later reads, up to the
         `exec_unread_output` bound per stream (docs/ARCHITECTURE.md)."""
         self._check_owner()
+        # Waits first, then looks: the process was running a moment ago, so looking first
+        # would mostly find nothing. The wait ends at once if a pipe needs draining.
+        if self._returncode is not None:
+            return self._returncode
+        pipes, recheck = self._pipes.unclaimed()
         while self._returncode is None:
+            await _aio.readable(self._conn.fileno(), *pipes, timeout=_RECHECK_S if recheck else None)
             pipes, recheck = self._pipes.drain_unclaimed()
             code = self._receive()
             if code is not None:
                 return code
-            await _aio.readable(self._conn.fileno(), *pipes, timeout=_RECHECK_S if recheck else None)
         return self._returncode
 
     def _close_conn(self) -> None:

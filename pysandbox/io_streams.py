@@ -49,6 +49,7 @@ _STREAM_NAMES = ("stdout", "stderr")
 
 
 UTF8_MAX_CONTINUATION = 3  # bytes after a character's first
+_UTF8_DECODER = codecs.getincrementaldecoder("utf-8")  # looked up once: every exec makes two readers
 
 
 class _Cut(Exception):
@@ -181,6 +182,12 @@ class OutputPipes:
         with self._lock:
             return self._drain_unclaimed()
 
+    def unclaimed(self) -> tuple:
+        """What drain_unclaimed returns, without draining (a wait that drains once it woke)."""
+        self._check_owner()
+        with self._lock:
+            return self._drain_unclaimed(drain=False)
+
     def _take(self, pipe: _Pipe) -> Optional[bytes]:
         if pipe.backlog:
             data = pipe.backlog.popleft()
@@ -190,7 +197,7 @@ class OutputPipes:
             raise _Cut(pipe.name, self._keep, pipe.dropped)
         return b"" if pipe.fd is None else pipe.read_fd()
 
-    def _drain_unclaimed(self, skip: Optional[_Pipe] = None) -> tuple:
+    def _drain_unclaimed(self, skip: Optional[_Pipe] = None, drain: bool = True) -> tuple:
         fds, recheck = [], False
         for pipe in self._pipes:
             if pipe is None or pipe is skip or pipe.fd is None:
@@ -198,7 +205,8 @@ class OutputPipes:
             if pipe.readers:
                 recheck = True
                 continue
-            self._drain(pipe)
+            if drain:
+                self._drain(pipe)
             if pipe.fd is not None:
                 fds.append(pipe.fd)
         return fds, recheck
@@ -356,7 +364,7 @@ class StreamReader(Generic[T]):
         self._source = source
         self._file_descriptor = file_descriptor
         self._text, self._by_line, self._stream_type = text, by_line, stream_type
-        self._decoder = codecs.getincrementaldecoder("utf-8")("strict") if text else None
+        self._decoder = _UTF8_DECODER("strict") if text else None
         self._empty: Union[str, bytes] = "" if text else b""
         # Decoded but not yet delivered: the current chunk from _pos on, after the
         # pieces of a line that began in earlier chunks (by_line only).

@@ -7,6 +7,7 @@ its detached supervisor, which records the exit status when it ends.
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import sys
@@ -154,7 +155,6 @@ class Sandbox:
     def __init__(self, record: records.SandboxRecord) -> None:
         self._record = record
         self._dir = paths.sandbox_dir(record.sandbox_id)
-        self._init = InitClient(paths.SandboxDir(self._dir).socket, record.sandbox_id)
         self._exit: Optional[records.ExitStatus] = None
         self._detached = False
         self._stdout: Optional[StreamReader[str]] = None
@@ -162,6 +162,11 @@ class Sandbox:
         self._stdin: Optional[StreamWriter] = None
         self._entry_sources: List[FollowSource] = []  # of stdout and stderr, closed by detach()
         self._filesystem: Optional[SandboxFilesystem] = None
+
+    @functools.cached_property
+    def _init(self) -> InitClient:
+        """Made on first use: Sandbox.list() makes a handle per running sandbox, most never used."""
+        return InitClient(paths.SandboxDir(self._dir).socket, self._record.sandbox_id)
 
     # Identity ------------------------------------------------------------
 

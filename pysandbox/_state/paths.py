@@ -44,12 +44,15 @@ CGROUP_NAME = "cgroup.json"
 COLLECTED_EXITS = ".exits"  # sandboxes/.exits/<id>: exit records of directories gc removed
 
 
+SANDBOXES_NAME = "sandboxes"  # the state directory's directory of sandbox directories
+
+
 def sandboxes_dir() -> Path:
-    return settings.state_dir() / "sandboxes"
+    return settings.state_dir() / SANDBOXES_NAME
 
 
 def sandbox_dir(sandbox_id: str) -> Path:
-    return sandboxes_dir() / sandbox_id
+    return settings.state_dir().joinpath(SANDBOXES_NAME, sandbox_id)  # one join: Sandbox.list() makes one per sandbox
 
 
 def collected_exit_path(sandbox_id: str) -> Path:

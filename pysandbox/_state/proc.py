@@ -11,6 +11,8 @@ import attrs
 
 from .files import is_int
 
+_STAT_MAX = 4096  # /proc/<pid>/stat: 52 numbers and a name of at most 64 bytes
+
 
 @functools.lru_cache(maxsize=None)
 def boot_id() -> Optional[str]:
@@ -25,10 +27,17 @@ def boot_id() -> Optional[str]:
 def _stat(pid: int) -> Optional[Tuple[bytes, list]]:
     """(command name, fields 3.. of /proc/<pid>/stat), or None if the process is gone."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
     except (FileNotFoundError, ProcessLookupError):
         return None
+    try:
+        data = os.read(fd, _STAT_MAX)  # one read: procfs hands the whole line over at once
+    except ProcessLookupError:
+        return None
+    finally:
+        os.close(fd)
+    if not data:
+        return None  # the process was reaped between the open and the read
     end = data.rindex(b")")
     return data[data.index(b"(") + 1:end], data[end + 2:].split()
 

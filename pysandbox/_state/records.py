@@ -35,7 +35,7 @@ from .files import (
     write_error,
     write_json_atomic,
 )
-from .paths import SandboxDir, collected_exit_path, sandbox_dir, sandboxes_dir
+from .paths import EXIT_NAME, RECORD_NAME, TERMINATING_NAME, SandboxDir, collected_exit_path, sandbox_dir, sandboxes_dir
 from .proc import ProcessRef
 
 EXIT_RESERVED_BYTES = 512  # the creator file's size: more than the supervisor's whole exit record (320 bytes)
@@ -125,7 +125,7 @@ class SandboxRecord:
         return data
 
     @classmethod
-    def from_json(cls, data: Any, path: Path) -> "SandboxRecord":
+    def from_json(cls, data: Any, path: Union[str, Path]) -> "SandboxRecord":
         """The record in `data`, read from `path`; ExecutionError naming the file and the field
         if anything is missing or of the wrong type (fields this version does not know are ignored)."""
         def corrupt(why: str) -> ExecutionError:
@@ -142,7 +142,7 @@ class SandboxRecord:
             if not check(data[field]):
                 raise corrupt(f"{field} is not {meaning}")
             values[field] = data[field]
-        if values["sandbox_id"] != path.parent.name:
+        if values["sandbox_id"] != os.path.basename(os.path.dirname(path)):
             raise corrupt(f"sandbox_id is {values['sandbox_id']}, not the id of its directory")
         values.update(supervisor=ProcessRef.from_json(values["supervisor"]), entrypoint=tuple(values["entrypoint"]),
                       created_at=float(values["created_at"]), timeout=float(values["timeout"]))
@@ -327,23 +327,47 @@ def sandbox_state(record: SandboxRecord) -> Tuple[str, Optional[int]]:
 def iter_records(skip_finished: bool = False) -> Iterator[Tuple[str, Union[SandboxRecord, Exception]]]:
     """(sandbox id, its record or the error reading it) for every sandbox directory;
     with skip_finished, those whose exit record exists are passed over unread."""
+    for sandbox_id, directory in _sandbox_dirs():
+        if skip_finished and os.path.exists(f"{directory}/{EXIT_NAME}"):
+            continue
+        yield sandbox_id, _read_record_at(sandbox_id, directory)
+
+
+def _sandbox_dirs() -> List[Tuple[str, str]]:
+    """(id, directory) of every sandbox directory. Plain strings: Sandbox.list() walks them
+    all, and a Path per directory would cost more than the reads it leads to."""
     try:
-        entries = list(os.scandir(sandboxes_dir()))
+        with os.scandir(sandboxes_dir()) as entries:
+            return [(entry.name, entry.path) for entry in entries if entry.name.startswith("sb-")]
     except FileNotFoundError:
-        return
-    for entry in entries:
-        if not entry.name.startswith("sb-"):
-            continue
-        directory = SandboxDir(Path(entry.path))
-        if skip_finished and os.path.exists(directory.exit):
-            continue
-        path = directory.record
-        try:
-            yield entry.name, SandboxRecord.from_json(read_json(path, "sandbox"), path)
-        except FileNotFoundError:
-            yield entry.name, NotFoundError(f"Sandbox with id {entry.name} not found")
-        except ExecutionError as exc:
-            yield entry.name, exc
+        return []
+
+
+# Each record a listing parsed, by its path, with the identity of the file it came from. A record
+# is only ever replaced whole (a rename: a new inode), so a later listing that finds the same file
+# stats it rather than reading and validating it again. Holds an entry per sandbox directory, no
+# more: running_records drops those of directories that are gone.
+_listed: Dict[str, Tuple[Tuple[int, int, int, int], SandboxRecord]] = {}
+
+
+def _read_record_at(sandbox_id: str, directory: str, cache: bool = False) -> Union[SandboxRecord, Exception]:
+    path = f"{directory}/{RECORD_NAME}"
+    try:
+        if not cache:
+            return SandboxRecord.from_json(read_json(path, "sandbox"), path)
+        info = os.stat(path)
+        identity = (info.st_dev, info.st_ino, info.st_mtime_ns, info.st_size)
+        cached = _listed.get(path)
+        if cached is not None and cached[0] == identity:
+            return cached[1]
+        # Replaced between the stat and the read: the next listing sees another identity, and reads again.
+        record = SandboxRecord.from_json(read_json(path, "sandbox"), path)
+        _listed[path] = (identity, record)
+        return record
+    except FileNotFoundError:
+        return NotFoundError(f"Sandbox with id {sandbox_id} not found")
+    except ExecutionError as exc:
+        return exc
 
 
 def running_records(app_id: Optional[str] = None, include_terminating: bool = False) -> List[SandboxRecord]:
@@ -351,12 +375,23 @@ def running_records(app_id: Optional[str] = None, include_terminating: bool = Fa
     terminated count only with include_terminating (they still use their image). A record
     that cannot be read is skipped with a warning (`pysandbox gc` reports and removes it)."""
     records = []
-    for sandbox_id, record in iter_records(skip_finished=True):
+    directories = _sandbox_dirs()
+    present = {f"{directory}/{RECORD_NAME}" for _, directory in directories}
+    for path in [path for path in _listed if path not in present]:
+        _listed.pop(path, None)
+    for sandbox_id, directory in directories:
+        if os.path.exists(f"{directory}/{EXIT_NAME}"):
+            _listed.pop(f"{directory}/{RECORD_NAME}", None)  # finished: never listed again
+            continue
+        record = _read_record_at(sandbox_id, directory, cache=True)
         try:
             if isinstance(record, Exception):
                 raise record
-            if (app_id is None or record.app_id == app_id) and finished(record) is None \
-                    and (include_terminating or not terminating(sandbox_id)):
+            # No exit record a moment ago and its supervisor alive: running. That is finished()
+            # is None with the exit record read once, not twice (the supervisor writes it before
+            # it exits, so a live supervisor seen after no exit record is a running sandbox).
+            if (app_id is None or record.app_id == app_id) and record.supervisor.alive(SUPERVISOR_PROGRAM) \
+                    and (include_terminating or not os.path.exists(f"{directory}/{TERMINATING_NAME}")):
                 records.append(record)
         except NotFoundError:
             continue  # no record yet: a create in progress (or a directory gc is removing)

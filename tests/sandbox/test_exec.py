@@ -150,6 +150,15 @@ def test_exec_env_workdir_and_secrets(sb):
     assert p.stdout.read() == "1 s3cret\n/tmp\n"
 
 
+def test_a_request_over_the_default_send_buffer_goes_through(sb):
+    """An exec whose request is larger than the socket's default send buffer (wmem_default,
+    usually 208 KiB): the client raises the buffer for it and sends again."""
+    env = {"A": "a" * 110_000, "B": "b" * 110_000}  # each under the kernel's 128 KiB per string
+    p = sb.exec("sh", "-c", 'echo ${#A} ${#B}', env=env)
+    assert p.stdout.read() == "110000 110000\n"
+    assert p.wait() == 0
+
+
 def test_bad_workdir_is_reported(sb):
     p = sb.exec("true", workdir="/does/not/exist")
     assert p.wait() != 0

@@ -9,6 +9,7 @@ import sys
 import warnings
 from pathlib import Path
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import settings as examples
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 
 from pysandbox import identity, settings
 from pysandbox._state import apps, names, paths, records
-from pysandbox._state.files import ensure_dir, is_well_formed_id, new_id, write_json_atomic
+from pysandbox._state.files import ensure_dir, is_well_formed_id, new_id, remove_tree, write_json_atomic
 from pysandbox._state.proc import ProcessRef, boot_id
 from pysandbox.exception import Error, ExecutionError, NotFoundError, ResourceExhaustedError
 from pysandbox.probe import Probe
@@ -326,3 +327,29 @@ def test_warnings_name_each_bad_record_once(real_home):
             records.running_records()
     assert len([w for w in caught if bad in str(w.message)]) == 1
 
+
+
+def test_a_listing_sees_each_record_as_it_is_now(real_home, tmp_path):
+    """running_records keeps what it parsed by the identity of the file: a record replaced
+    (set_tags), corrupted or removed since the last listing is read as it is now, and the
+    entries of directories that are gone are let go."""
+    proc, ref = fake_supervisor(tmp_path)
+    try:
+        sid = new_id("sb-")
+        ensure_dir(paths.sandbox_dir(sid))
+        records.write_record(record(sid, supervisor=ref))
+        assert [r.tags for r in records.running_records()] == [{"k": "v"}]
+        records.write_record(attrs.evolve(record(sid, supervisor=ref), tags={"k": "w"}))
+        assert [r.tags for r in records.running_records()] == [{"k": "w"}]
+        (paths.sandbox_dir(sid) / "record.json").write_text("{")
+        with pytest.warns(RuntimeWarning, match=sid):
+            assert records.running_records() == []
+        records.write_record(record(sid, supervisor=ref))
+        assert [r.sandbox_id for r in records.running_records()] == [sid]
+        (paths.sandbox_dir(sid) / "exit").write_text("{}")
+        assert records.running_records() == []
+        remove_tree(paths.sandbox_dir(sid))
+        assert records.running_records() == [] and not any(sid in path for path in records._listed)
+    finally:
+        proc.kill()
+        proc.wait()
