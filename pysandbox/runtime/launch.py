@@ -153,7 +153,7 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str], tethered: bo
         inputs = _runner_inputs(directory, spec, root, init, mounts, net.mode, dest)
         _check_mount_points(inputs, volumes)
         command = runner.command(inputs, _staged_runner(binary, root.stager))
-    options = _supervisor_options(directory, spec, root, net, tethered)  # after command(): it staged its paths
+    options = _supervisor_options(directory, spec, root, net, tethered, command)  # after command(): it staged its paths
     launched = _spawn_in_cgroup(directory, spec.resources, root.owner[0], [supervisor, *options], command,
                                 _init_config(spec, env))
     launched.tunnels = net.tunnels
@@ -225,13 +225,16 @@ def _runner_inputs(directory: Path, spec: SandboxSpec, root: _Root, init: str, m
 
 
 def _supervisor_options(directory: Path, spec: SandboxSpec, root: _Root, net: netplan.NetworkPlan,
-                        tethered: bool) -> List[str]:
-    """Timeout, output bound, identity, staging, what to clean up, the network, confirmation."""
+                        tethered: bool, command: layout.RunnerCommand) -> List[str]:
+    """Timeout, output bound, identity (none for a self-isolating runner: it runs as the caller and gets
+    init's fds through --handoff), staging, what to clean up, the network, confirmation."""
     options = ["--dir", str(directory), "--timeout-ms", str(int(spec.timeout * 1000)),
                "--output-max", str(bounds.get("entrypoint_output"))]
-    if root.as_root:
+    if command.self_isolating:
+        options += ["--handoff"]
+    elif root.as_root:
         options += ["--as-uid", str(root.owner[0]), "--as-gid", str(root.owner[1])]
-    options += identity.current().supervisor_args()
+    options += [] if command.self_isolating else identity.current().supervisor_args()
     options += root.stager.args() + ["--cleanup", str(root.upper), "--cleanup", str(paths.SandboxDir(directory).socket),
                                      "--cleanup", str(paths.SandboxDir(directory).mounts)]
     options += net.supervisor_args()

@@ -119,10 +119,14 @@ class RunnerInputs:
 class RunnerCommand:
     """What a runner module's command() gives (runtime/runners.py): the runner's command line,
     its binary first and sandbox-init's command line last, and the configuration the runner
-    reads from fds.RUNNER_CONFIG, if it takes one (nsjail; None for bwrap)."""
+    reads from fds.RUNNER_CONFIG, if it takes one (nsjail; None for bwrap). `self_isolating`:
+    the runner makes every namespace itself and passes init only its stdio (gVisor's runsc): the
+    supervisor runs it as the caller, with no user namespace of its own, and hands init its fds
+    and connections over the runner's stdin (--handoff, native/common/handoff.h)."""
 
     argv: Tuple[str, ...] = attrs.field(converter=tuple)
     config: Optional[bytes] = None
+    self_isolating: bool = False
 
 
 @functools.lru_cache(maxsize=None)
