@@ -314,7 +314,6 @@ class Sandbox:
                                f"{netplan.needs()}.")
         cgroups.check(spec.resources)
         runners.check(spec.runner)
-        runners.refuse(spec, image is not None)
         _check_unsupported(
             network_file_systems=network_file_systems,
             h2_ports=h2_ports,
@@ -325,6 +324,7 @@ class Sandbox:
         )
         app = _require_app(app)
         spec = attrs.evolve(spec, volumes=mount_plan(volumes, host_image=image is None))  # resolve (or fail) here
+        runners.refuse(spec, image is not None)
         garbage.collect_soon()  # before any work: a bad setting of it is an error first
         # Built here if it is not yet; both steps block, so `.aio` runs them off the loop.
         spec = await _aio.offload(images.apply, spec, image)

@@ -155,7 +155,7 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str], tethered: bo
         command = runner.command(inputs, _staged_runner(binary, root.stager))
     options = _supervisor_options(directory, spec, root, net, tethered, command)  # after command(): it staged its paths
     launched = _spawn_in_cgroup(directory, spec.resources, root.owner[0], [supervisor, *options], command,
-                                _init_config(spec, env))
+                                _init_config(spec, env, command.self_isolating))
     launched.tunnels = net.tunnels
     return launched
 
@@ -241,9 +241,12 @@ def _supervisor_options(directory: Path, spec: SandboxSpec, root: _Root, net: ne
     return options + ["--confirm-fd", "0", *([] if tethered else ["--confirmed-by", paths.RECORD_NAME])]
 
 
-def _init_config(spec: SandboxSpec, env: Dict[str, str]) -> bytes:
-    """init's configuration: the environment, the entrypoint, the volumes it must find mounted."""
-    checks = [(*bind.identity, bind.path) for bind in spec.volumes if bind.identity is not None]
+def _init_config(spec: SandboxSpec, env: Dict[str, str], self_isolating: bool) -> bytes:
+    """init's configuration: the environment, the entrypoint, the volumes it must find mounted. Under a
+    self-isolating runner (gVisor) init sees its kernel's device numbers, not the host's: the supervisor's
+    --stage-check holds instead (a root caller's volumes, in the private state directory, are always staged)."""
+    checks = [] if self_isolating else \
+        [(*bind.identity, bind.path) for bind in spec.volumes if bind.identity is not None]
     return initconfig.encode(env, spec.entrypoint, checks)
 
 
