@@ -86,17 +86,26 @@ def pytest_addoption(parser):
 
 
 # Runners that run only the behaviour tests marked for them (pytest.mark.gvisor, docs/RUNNERS.md): CI's time
-# budget, and what the runner does not support yet. `--runner gvisor` runs exactly those.
+# budget, and what the runner does not support yet. `--runner gvisor` runs exactly those; a test marked
+# pytest.mark.gvisor(only=True) runs under it alone.
 OPT_IN_RUNNERS = ("gvisor",)
+
+
+def _deselected(item) -> bool:
+    runner = item.callspec.params.get("runner") if hasattr(item, "callspec") else None
+    if runner is None:
+        return False
+    only = [name for name in OPT_IN_RUNNERS if getattr(item.get_closest_marker(name), "kwargs", {}).get("only")]
+    if only:
+        return runner not in only
+    # gVisor needs root here (docs/RUNNERS.md): its refusal of anyone else is a test of its own (test_gvisor.py).
+    return runner in OPT_IN_RUNNERS and (item.get_closest_marker(runner) is None or os.geteuid() != 0)
 
 
 def pytest_collection_modifyitems(config, items):
     kept, dropped = [], []
     for item in items:
-        runner = item.callspec.params.get("runner") if hasattr(item, "callspec") else None
-        # gVisor needs root here (docs/RUNNERS.md): its refusal of anyone else is a test of its own (test_runners.py).
-        opted_out = runner in OPT_IN_RUNNERS and (item.get_closest_marker(runner) is None or os.geteuid() != 0)
-        (dropped if opted_out else kept).append(item)
+        (dropped if _deselected(item) else kept).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept

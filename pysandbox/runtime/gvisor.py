@@ -33,6 +33,8 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
+import subprocess
 from typing import Dict, List, Tuple
 
 from .. import settings
@@ -83,6 +85,21 @@ def refuse(spec: SandboxSpec, image: bool) -> None:
         if asked:
             raise InvalidError(f"The gVisor runner does not support {what} yet: use the bwrap or nsjail runner for it "
                                "(docs/RUNNERS.md lists what each runner supports).")
+
+
+# What the gvisor runner gives and lacks, for doctor (docs/RUNNERS.md's table says why).
+SUPPORTED = "the host image with block_network=True: exec, streams, stdin, files' listing/stat/mkdir/rm, volumes, " \
+            "limits, timeouts, names and tags"
+UNSUPPORTED = "image=, the default network, pty, ephemeral_disk, sb.open and the file API's reads and writes, " \
+              "watch, the entrypoint's stdin, mount_image and snapshots, callers other than root"
+
+
+def platform(binary: str) -> str:
+    """The platform runsc runs the Sentry on (its default: this runner does not choose one), from `runsc flags`."""
+    listed = subprocess.run([binary, "flags"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            timeout=10).stdout  # runsc prints them on stderr
+    found = re.search(r'-platform string\n.*\(default "(\w+)"\)', listed)
+    return found.group(1) if found else "unknown"
 
 
 @functools.lru_cache(maxsize=None)
