@@ -3,7 +3,6 @@
 #include "handoff.h"
 
 #include <errno.h>      /* errno, EPROTO, EINTR */
-#include <stdbool.h>    /* bool */
 #include <string.h>     /* memcpy */
 #include <sys/socket.h> /* sendmsg, recvmsg, CMSG_*, SCM_RIGHTS */
 #include <unistd.h>     /* close */
@@ -46,28 +45,21 @@ int handoff_recv(int sock, int *fds, size_t max, int flags)
     ;
   if (got <= 0)
     return (int)got;
-  size_t n = 0;
-  bool bad = (m.msg_flags & MSG_CTRUNC) != 0;
-  for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c != NULL; c = CMSG_NXTHDR(&m, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-      continue;
-    size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (size_t i = 0; i < k; i++) {
-      int fd;
-      memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-      if (n < max)
-        fds[n++] = fd;
-      else {
-        close(fd);
-        bad = true;
-      }
-    }
-  }
-  if (bad || n == 0) {
+  /* The buffer holds HANDOFF_NFDS fds, so one SCM_RIGHTS message is all that fits:
+   * the kernel closes whatever did not (MSG_CTRUNC). */
+  int got_fds[HANDOFF_NFDS];
+  struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+  size_t n = c != NULL && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS
+      ? (c->cmsg_len - CMSG_LEN(0)) / sizeof(int)
+      : 0;
+  if (n > 0)
+    memcpy(got_fds, CMSG_DATA(c), n * sizeof(int));
+  if (n == 0 || n > max || (m.msg_flags & MSG_CTRUNC) != 0) {
     for (size_t i = 0; i < n; i++)
-      close(fds[i]);
+      close(got_fds[i]);
     errno = EPROTO;
     return -1;
   }
+  memcpy(fds, got_fds, n * sizeof(int));
   return (int)n;
 }

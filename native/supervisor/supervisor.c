@@ -381,17 +381,23 @@ static void forward_connections(void)
   }
 }
 
-static void open_handoff(void)
+/* A socketpair out of the 0..9 range, so the runner's dup2 calls cannot clobber it. */
+static void socketpair_high(int type, int out[2], const char *what)
 {
   int pair[2];
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
-    pdie("handoff socket");
+  if (socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, pair) < 0)
+    pdie("%s", what);
   for (int i = 0; i < 2; i++) {
-    handoff_sock[i] = fcntl(pair[i], F_DUPFD_CLOEXEC, 64);
-    if (handoff_sock[i] < 0)
-      pdie("handoff socket");
+    out[i] = fcntl(pair[i], F_DUPFD_CLOEXEC, 64);
+    if (out[i] < 0)
+      pdie("%s", what);
     close(pair[i]);
   }
+}
+
+static void open_handoff(void)
+{
+  socketpair_high(SOCK_SEQPACKET, handoff_sock, "handoff socket");
   int fl = fcntl(FD_LISTEN, F_GETFL);
   if (fl < 0 || fcntl(FD_LISTEN, F_SETFL, fl | O_NONBLOCK) < 0)
     pdie("listener");
@@ -516,16 +522,9 @@ static void read_confirmation(pid_t runner)
  * socket: send() with MSG_NOSIGNAL survives a sandbox that already died. */
 static void open_network_fds(void)
 {
-  int pair[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0 ||
-      setsockopt(pair[0], SOL_SOCKET, SO_PASSCRED, &(int){1}, sizeof(int)) < 0)
+  socketpair_high(SOCK_STREAM, net_sync, "network handshake");
+  if (setsockopt(net_sync[0], SOL_SOCKET, SO_PASSCRED, &(int){1}, sizeof(int)) < 0)
     pdie("network handshake");
-  for (int i = 0; i < 2; i++) {
-    net_sync[i] = fcntl(pair[i], F_DUPFD_CLOEXEC, 64);
-    if (net_sync[i] < 0)
-      pdie("network handshake");
-    close(pair[i]);
-  }
 }
 
 /* The network helpers count against the sandbox's limits: they join its

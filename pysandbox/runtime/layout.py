@@ -14,7 +14,7 @@ import os
 import stat
 import sys
 from pathlib import Path
-from typing import Callable, FrozenSet, List, Optional, Sequence, Tuple
+from typing import Callable, FrozenSet, Iterable, List, Optional, Sequence, Tuple
 
 import attrs
 
@@ -115,6 +115,11 @@ class RunnerInputs:
         return argv + ["--chdir", self.workdir]
 
 
+def _strings(items: Iterable[str]) -> Tuple[str, ...]:
+    """A typed converter: with `tuple` itself, mypy's attrs plugin rejects every argv once a field follows config."""
+    return tuple(items)
+
+
 @attrs.frozen
 class RunnerCommand:
     """What a runner module's command() gives (runtime/runners.py): the runner's command line,
@@ -124,7 +129,7 @@ class RunnerCommand:
     supervisor runs it as the caller, with no user namespace of its own, and hands init its fds
     and connections over the runner's stdin (--handoff, native/common/handoff.h)."""
 
-    argv: Tuple[str, ...] = attrs.field(converter=tuple)
+    argv: Tuple[str, ...] = attrs.field(converter=_strings)
     config: Optional[bytes] = None
     self_isolating: bool = False
 
