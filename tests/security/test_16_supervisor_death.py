@@ -15,6 +15,7 @@ from pysandbox._state import paths
 pytestmark = pytest.mark.rootless
 
 
+@pytest.mark.gvisor
 def test_killing_supervisor_kills_sandbox(sandboxes):
     sb = sandboxes("sleep", "100")
     assert sb.exec("sleep", "100").poll() is None
