@@ -14,8 +14,7 @@ with what differs:
   mount_image) are refused (init_handoff.h; initclient.py says which call).
 * runsc makes its own namespaces (its Sentry runs as nobody in a user namespace of its
   own): it runs as the caller, which must be root, with no user namespace of the
-  supervisor's (RunnerCommand.self_isolating). Sandbox root is gVisor's root, and the
-  files it writes into its root on the host are written by the gofer, as root.
+  supervisor's (RunnerCommand.self_isolating). Sandbox root is gVisor's root.
 * Sandbox root is root to the gofer: every host secret of the host image is masked, whoever
   could read it (the other runners mask only what the sandbox's unprivileged id could), and
   what the sandbox writes to its root and its volumes is owned by host root, in the state
