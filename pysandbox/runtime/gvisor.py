@@ -143,6 +143,12 @@ def _host_image_mounts(inputs: RunnerInputs) -> List[Mount]:
     return mounts + [mask for mask in _masks() if mask not in inputs.mounts]
 
 
+def runsc_root(sandbox_dir: str) -> str:
+    """runsc's state directory (--root) for the sandbox in `sandbox_dir`; its processes name it on their
+    command lines (runtime/reconcile._kill_strays)."""
+    return os.path.join(sandbox_dir, "runsc")
+
+
 def configuration(inputs: RunnerInputs) -> dict:
     """The OCI runtime configuration: the upper directory as the root, the mounts in order, init as the process."""
     source = inputs.source
@@ -179,6 +185,6 @@ def command(inputs: RunnerInputs, binary: str) -> RunnerCommand:
     if inputs.overlay is not None or inputs.network != "none" or inputs.pty:
         raise InvalidError("The gVisor runner runs only the host image, with block_network=True and no pty "
                            "(docs/RUNNERS.md).")
-    state = os.path.join(os.path.dirname(inputs.upper), "runsc")
-    argv = [binary, "--root", state, *RUNSC_FLAGS, "run", "--bundle", _bundle(), inputs.sandbox_id]
+    argv = [binary, "--root", runsc_root(os.path.dirname(inputs.upper)), *RUNSC_FLAGS, "run", "--bundle", _bundle(),
+            inputs.sandbox_id]
     return RunnerCommand(argv, json.dumps(configuration(inputs)).encode(), self_isolating=True)
