@@ -69,21 +69,22 @@ def main():
         for runner in RUNNERS:
             report(f"{runner}: exec(true)+wait", execs[runner], "the same under bwrap", execs["bwrap"],
                    bar=2.0 if runner == "gvisor" else None)
+        time.sleep(1)  # idle, before the stream test fills the Sentry's buffers
+        memory = {runner: unique_kb(tree(sb._record.supervisor.pid)) for runner, sb in sandboxes.items()}
+        for runner in RUNNERS:
+            print(f"{runner}: idle sandbox host memory (USS of its host processes, after {EXEC_RUNS} execs): "
+                  f"{memory[runner]:.0f} kB; ratio to bwrap {memory[runner] / memory['bwrap']:.2f}x", flush=True)
         streams = interleaved({runner: lambda sb=sb: stream(sb) for runner, sb in sandboxes.items()}, 9, warmup=1)
         for runner in RUNNERS:
             rate = STREAM_BYTES / (streams[runner] / 1000) / 1e6
             print(f"{runner}: stdout of exec(head -c 64M /dev/zero), bytes mode: median {rate:.0f} MB/s "
                   f"({streams[runner]:.1f} ms); ratio to bwrap {streams['bwrap'] / streams[runner]:.2f}x", flush=True)
-        time.sleep(1)  # idle
-        memory = {runner: unique_kb(tree(sb._record.supervisor.pid)) for runner, sb in sandboxes.items()}
-        for runner in RUNNERS:
-            print(f"{runner}: idle sandbox host memory (USS of its host processes): {memory[runner]:.0f} kB; "
-                  f"ratio to bwrap {memory[runner] / memory['bwrap']:.2f}x", flush=True)
     finally:
         for sb in sandboxes.values():
             sb.terminate(wait=True)
     idle = [unique_kb(tree(sb._record.supervisor.pid)) for sb in _idle_gvisor(the_app, 5)]
-    print(f"gvisor: idle memory over 5 sandboxes: median {statistics.median(idle):.0f} kB", flush=True)
+    print(f"gvisor: idle memory of a fresh sandbox (USS of its host processes, after one exec): median "
+          f"{statistics.median(idle):.0f} kB over 5", flush=True)
 
 
 def _idle_gvisor(the_app, count):
