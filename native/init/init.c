@@ -4,12 +4,13 @@
  *
  * The options are the table in main (opts.h), which makes the usage line too.
  *
- * Inherited fds (fds.h; with --handoff, received over stdin: init_handoff.h): 0 /dev/null, 1 and 2 a host log, 3 the listening
+ * Inherited fds (fds.h): 0 /dev/null, 1 and 2 a host log, 3 the listening
  * SOCK_SEQPACKET socket, 4 and 5 the entrypoint's stdout and stderr, 6
  * (optional) the write end of the supervisor's event pipe, 7 (optional) the
  * supervisor's network handshake socket (netsync.c), 8 the configuration:
  * the sandbox's environment, the entrypoint's argv and the volumes to check
  * (initconfig.h).  Nothing of it comes from init's own environment or argv.
+ * With --handoff (gVisor) they arrive over stdin instead (init_handoff.h).
  *
  * Serves protocol.h requests on the listener: starts processes, reports their
  * exit, enforces per-process deadlines, reaps every orphan, and exits when the
