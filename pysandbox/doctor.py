@@ -20,7 +20,7 @@ from . import identity as ids
 from . import settings
 from .app import App
 from .exception import Error
-from .runtime import cgroups, netplan
+from .runtime import cgroups, gvisor, netplan
 from .runtime.runners import RUNNERS
 from .sandbox import Sandbox
 
@@ -95,6 +95,17 @@ def runner(name: str) -> Finding:
     version = found.stdout.strip().splitlines()[0] if found.returncode == 0 and found.stdout.strip() else ""
     chosen = "" if selected else f" (PYSANDBOX_RUNNER={name}, or per sandbox: docs/RUNNERS.md)"
     return Finding(f"runner: {name}", True, f"{version + ' at ' if version else ''}{path}{chosen}")
+
+
+def gvisor_runner() -> Finding:
+    """What the gvisor runner gives here: runsc's platform, and what it supports (docs/RUNNERS.md)."""
+    try:
+        gvisor.check()
+        platform_name = gvisor.platform(gvisor.binary())
+    except (Error, OSError, subprocess.SubprocessError) as exc:
+        return Finding("gvisor", False, str(exc), "runtime='gvisor'")
+    return Finding("gvisor", True, f"platform {platform_name}, as root; runs {gvisor.SUPPORTED}; "
+                                   f"not yet: {gvisor.UNSUPPORTED}")
 
 
 def _selected(runner: str) -> bool:
@@ -173,7 +184,8 @@ def sandbox_starts() -> Finding:
 
 
 CHECKS: List[Check] = [
-    kernel, identity, native_helpers, *(functools.partial(runner, name) for name in RUNNERS), user_namespaces,
+    kernel, identity, native_helpers, *(functools.partial(runner, name) for name in RUNNERS), gvisor_runner,
+    user_namespaces,
     seccomp, cgroup_limits, network, image_tools,
 ]
 

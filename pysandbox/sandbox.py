@@ -81,9 +81,9 @@ def _require_app(app: Optional[App]) -> App:
 # Why a Modal option has no local implementation (README: "Every parameter of create and exec").
 _UNSUPPORTED_WHY = {
     "gpu": "pysandbox sandboxes have no GPUs",
-    "runtime": "it runs sandboxes under Linux namespaces (bwrap or nsjail); neither gVisor (runtime='gvisor') nor a "
-               "virtual machine per sandbox (runtime='vm') is implemented yet, and a stronger boundary asked for is "
-               "never silently replaced by a weaker one: leave runtime= unset",
+    "runtime": "it runs sandboxes under Linux namespaces (bwrap or nsjail) or gVisor (runtime='gvisor'); a virtual "
+               "machine per sandbox (runtime='vm') is not implemented, and a stronger boundary asked for is never "
+               "silently replaced by a weaker one: leave runtime= unset or pass runtime='gvisor'",
     "_experimental_enable_snapshot": "memory snapshots (running processes and RAM) have no local implementation; "
                                      "snapshot_filesystem() keeps the files",
     "_experimental_persistent": "persistent sandboxes have no local implementation",
@@ -91,6 +91,18 @@ _UNSUPPORTED_WHY = {
     "i6pn": "private IPv6 networking between sandboxes has no local implementation",
     "mounts": "modal.Mount has no local implementation; use Image.add_local_dir/add_local_file",
 }
+
+
+def _runtime_runner(runtime: Optional[str], options: Any) -> Any:
+    """runtime="gvisor" is the gvisor runner (docs/RUNNERS.md), as experimental_options={"runner": "gvisor"} is;
+    another runner asked for there contradicts it."""
+    if runtime != "gvisor" or (options is not None and not isinstance(options, Mapping)):
+        return options  # a malformed one: check_experimental_options says so
+    asked = options.get("runner") if isinstance(options, Mapping) else None
+    if asked not in (None, "gvisor"):
+        raise InvalidError(f"runtime='gvisor' and experimental_options runner={asked!r} contradict each other: "
+                           "pass one of them.")
+    return {**(options if isinstance(options, Mapping) else {}), "runner": "gvisor"}
 
 
 def _check_unsupported(call: str = "Sandbox.create", **options: Any) -> None:
@@ -281,9 +293,10 @@ class Sandbox:
         outbound_cidr_allowlist = outbound_cidr_allowlist if cidr_allowlist is None else cidr_allowlist
         if runtime is not None and runtime not in _RUNTIMES:
             raise InvalidError(f"runtime must be one of {_RUNTIMES}, got {runtime!r}")
+        experimental_options = _runtime_runner(runtime, experimental_options)
         if isinstance(gpu, (list, tuple)):
             raise InvalidError("Sandboxes support a single GPU configuration; pass a string, not a list.")
-        _check_unsupported(gpu=gpu, runtime=runtime, _experimental_persistent=_experimental_persistent,
+        _check_unsupported(gpu=gpu, runtime=runtime == "vm", _experimental_persistent=_experimental_persistent,
                            _experimental_enable_snapshot=_experimental_enable_snapshot)
         _check_placement(cloud=cloud, region=region, environment_name=environment_name)
         _check_port_lists(encrypted_ports=encrypted_ports, h2_ports=h2_ports, unencrypted_ports=unencrypted_ports)
@@ -316,6 +329,7 @@ class Sandbox:
         )
         app = _require_app(app)
         spec = attrs.evolve(spec, volumes=mount_plan(volumes, host_image=image is None))  # resolve (or fail) here
+        runners.refuse(spec, image is not None)
         garbage.collect_soon()  # before any work: a bad setting of it is an error first
         # Built here if it is not yet; both steps block, so `.aio` runs them off the loop.
         spec = await _aio.offload(images.apply, spec, image)

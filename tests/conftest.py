@@ -85,6 +85,32 @@ def pytest_addoption(parser):
                      help="run the behaviour suite under this runner only (repeatable; default: each runner)")
 
 
+# Runners that run only the behaviour tests marked for them (pytest.mark.gvisor, docs/RUNNERS.md): CI's time
+# budget, and what the runner does not support yet. `--runner gvisor` runs exactly those; a test marked
+# pytest.mark.gvisor(only=True) runs under it alone.
+OPT_IN_RUNNERS = ("gvisor",)
+
+
+def _deselected(item) -> bool:
+    runner = item.callspec.params.get("runner") if hasattr(item, "callspec") else None
+    if runner is None:
+        return False
+    only = [name for name in OPT_IN_RUNNERS if getattr(item.get_closest_marker(name), "kwargs", {}).get("only")]
+    if only:
+        return runner not in only
+    # gVisor needs root here (docs/RUNNERS.md): its refusal of anyone else is a test of its own (test_gvisor.py).
+    return runner in OPT_IN_RUNNERS and (item.get_closest_marker(runner) is None or os.geteuid() != 0)
+
+
+def pytest_collection_modifyitems(config, items):
+    kept, dropped = [], []
+    for item in items:
+        (dropped if _deselected(item) else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 def pytest_generate_tests(metafunc):
     relative = metafunc.definition.path.relative_to(Path(__file__).parent)
     if relative.parts[0] in BEHAVIOUR_DIRS:
@@ -152,11 +178,14 @@ def assert_torn_down(sandbox_id: str, supervisor: ProcessRef) -> None:
 
 
 @pytest.fixture
-def sandboxes(app):
-    """Create sandboxes through this; each is terminated and checked for leaks afterwards."""
+def sandboxes(app, runner):
+    """Create sandboxes through this; each is terminated and checked for leaks afterwards. Under the
+    gvisor runner, which has no default network yet (docs/RUNNERS.md), they have loopback only."""
     created = []
 
     def create(*args, **kwargs):
+        if runner == "gvisor" and not {"block_network", "encrypted_ports", "unencrypted_ports"} & set(kwargs):
+            kwargs["block_network"] = True
         sb = modal.Sandbox.create(*args, app=app, **kwargs)
         created.append(sb)
         return sb

@@ -10,6 +10,7 @@
  * supervisor's network handshake socket (netsync.c), 8 the configuration:
  * the sandbox's environment, the entrypoint's argv and the volumes to check
  * (initconfig.h).  Nothing of it comes from init's own environment or argv.
+ * With --handoff (gVisor) they arrive over stdin instead (init_handoff.h).
  *
  * Serves protocol.h requests on the listener: starts processes, reports their
  * exit, enforces per-process deadlines, reaps every orphan, and exits when the
@@ -34,6 +35,7 @@
 #include "fdutil.h"
 #include "fds.h"
 #include "init.h"
+#include "init_handoff.h"
 #include "initconfig.h"
 #include "mkdirs.h"
 #include "netsync.h"
@@ -130,7 +132,7 @@ static bool accepting(void)
 static void accept_conns(void)
 {
   while (accepting()) {
-    int fd = accept4(FD_LISTEN, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    int fd = handoff ? handoff_accept() : accept4(FD_LISTEN, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED)
         continue;
@@ -185,6 +187,8 @@ static void accept_conns(void)
  *           (mount_image).  Joining them takes capabilities over them, which
  *           only their owner (the caller) has; signalling init takes the
  *           right to kill it, and pidfd_getfd ptrace access, as without it.
+ * With --handoff (gVisor) the requests answered with a descriptor are refused
+ * (init_handoff.h).
  * And none can stall pid 1: every reply is sent MSG_DONTWAIT (a client that
  * does not read is dropped), and every received fd is closed on every path. */
 static void handle_pidfd(struct conn *c)
@@ -214,6 +218,11 @@ static void handle_conn(struct conn *c)
   if (r == PROTO_BAD) {
     proto_send_error(c->fd, err, why);
     conn_drop(c);
+    return;
+  }
+  if (handoff && handoff_refuses(&req)) {
+    reply_error(c, EPROTONOSUPPORT, HANDOFF_REFUSED_WHY);
+    proto_close_fds(&req);
     return;
   }
   switch (req.type) {
@@ -346,6 +355,8 @@ int main(int argc, char **argv)
       {.name = "--dir", .values = "MODE PATH", .kind = OPT_CALL, .call = root_dir, .nvalues = 2, .many = true},
       {.name = "--chmod", .values = "MODE PATH", .kind = OPT_CALL, .call = root_dir, .nvalues = 2, .many = true},
       {.name = "--chdir", .values = "PATH", .kind = OPT_STRING, .to = &cwd},
+      /* Its fds and connections arrive over stdin (init_handoff.h): gVisor passes it no others. */
+      {.name = "--handoff", .values = NULL, .kind = OPT_FLAG, .to = &handoff},
       {.name = NULL},
   };
   const struct opts opts = {table, NULL};
@@ -353,6 +364,8 @@ int main(int argc, char **argv)
   if (i < argc)
     opts_usage_die(&opts, "unexpected argument: %s", argv[i]);
   idle_ms = (int64_t)idle;
+  if (handoff)
+    handoff_receive();
   struct init_config config;
   init_config_read(FD_INIT_CONFIG, &config);
   close_range(FD_INIT_CONFIG + 1, ~0U, 0); /* nothing else of the host's reaches the sandbox */

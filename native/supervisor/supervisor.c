@@ -24,6 +24,11 @@
  * namespace while the runner sets up the rest, init reports there once that
  * setup is over, and waits (netsync.c) until we release it.
  *
+ * With --handoff, RUNNER (gVisor's runsc, which passes the sandbox only its
+ * stdio) gets none of fds 3-8: its stdin is a socket over which init receives
+ * them and every connection we accept on the listener, which we keep
+ * (common/handoff.h).
+ *
  * --cgroup DIR (one per cgroup v1 hierarchy, one on v2): the runner starts in
  * it (v2) or joins it before anything else (cgroup.c); at teardown it is emptied and removed, and its OOM
  * kills, cpu time and peak memory go into the exit record.  --nproc N: the
@@ -51,6 +56,7 @@
 #include "cgroup.h"
 #include "fdutil.h"
 #include "fds.h"
+#include "handoff.h"
 #include "netns.h"
 #include "opts.h"
 #include "output.h"
@@ -80,6 +86,7 @@ static struct {
   const char **cgroups;
   size_t ncgroups;
   uint64_t nproc; /* 0: no RLIMIT_NPROC */
+  bool handoff;   /* init's fds and connections go over the runner's stdin */
   char **runner;
 } opt;
 
@@ -88,6 +95,9 @@ static struct {
 static int net_sync[2] = {-1, -1}, net_exit_w = -1;
 
 static int sigfd, event_fd, dir_fd;
+
+/* --handoff: the socketpair, ours and the runner's stdin, out of the 0..9 range. */
+static int handoff_sock[2] = {-1, -1};
 
 /* The entrypoint's stdout and stderr: the pipes' write ends, given to the
  * runner as FD_ENTRY_OUT/ERR, and their copies into the files. */
@@ -224,6 +234,7 @@ static void parse_args(int argc, char **argv)
       {.name = "--confirm-fd", .values = "FD", .kind = OPT_NUMBER, .to = &confirm_fd, .max = FD_LISTEN - 1},
       {.name = "--confirmed-by", .values = "FILE", .kind = OPT_CALL, .call = confirmed_by},
       {.name = "--cgroup", .values = "DIR", .kind = OPT_CALL, .call = cgroup, .absolute = true, .many = true},
+      {.name = "--handoff", .values = NULL, .kind = OPT_FLAG, .to = &opt.handoff},
       {.name = "--nproc", .values = "N", .kind = OPT_NUMBER, .to = &opt.nproc, .max = INT32_MAX},
       {.name = "--net-helper", .values = "SLIRP4NETNS", .kind = OPT_STRING, .to = &opt.net.helper, .absolute = true},
       {.name = "--net-dir", .values = "DIR", .kind = OPT_STRING, .to = &opt.net.dir, .absolute = true},
@@ -345,6 +356,55 @@ static void remove_cleanup_paths(void)
       rmtree(opt.cleanup[i]);
 }
 
+/* In the runner child, once fds 4-8 are in place: sends them to init (queued
+ * until it reads them), makes the socket the runner's stdin and closes 3-8,
+ * which the runner would not pass on.  9, the runner's configuration, stays. */
+static int hand_over(void)
+{
+  static const int fds[HANDOFF_NFDS] = HANDOFF_FDS;
+  if (handoff_send(handoff_sock[0], fds, HANDOFF_NFDS, 0) < 0 || dup2(handoff_sock[1], 0) < 0)
+    return -1;
+  return close_range(FD_LISTEN, FD_INIT_CONFIG, 0);
+}
+
+/* Hands init every connection waiting on the listener.  A connection that
+ * cannot be handed over (init not reading, out of fds) is closed: its client
+ * hears end of file, as when init drops one. */
+static void forward_connections(void)
+{
+  int fd;
+  while ((fd = accept4(FD_LISTEN, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0 || errno == EINTR ||
+         errno == ECONNABORTED) {
+    if (fd < 0)
+      continue;
+    if (handoff_send(handoff_sock[0], &fd, 1, MSG_DONTWAIT) < 0)
+      pwarnf("handing a connection to init");
+    close(fd);
+  }
+}
+
+/* A socketpair out of the 0..9 range, so the runner's dup2 calls cannot clobber it. */
+static void socketpair_high(int type, int out[2], const char *what)
+{
+  int pair[2];
+  if (socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, pair) < 0)
+    pdie("%s", what);
+  for (int i = 0; i < 2; i++) {
+    out[i] = fcntl(pair[i], F_DUPFD_CLOEXEC, 64);
+    if (out[i] < 0)
+      pdie("%s", what);
+    close(pair[i]);
+  }
+}
+
+static void open_handoff(void)
+{
+  socketpair_high(SOCK_SEQPACKET, handoff_sock, "handoff socket");
+  int fl = fcntl(FD_LISTEN, F_GETFL);
+  if (fl < 0 || fcntl(FD_LISTEN, F_SETFL, fl | O_NONBLOCK) < 0)
+    pdie("listener");
+}
+
 static noreturn void run_runner(const sigset_t *mask, int event_w, int fail_w, pid_t parent, bool in_cgroup)
 {
   /* fds 6 and 7 are about to become the event pipe and the network handshake. */
@@ -390,6 +450,8 @@ static noreturn void run_runner(const sigset_t *mask, int event_w, int fail_w, p
     child_fail(fail_w, false, "event pipe");
   if (opt.net.helper != NULL && dup2(net_sync[1], FD_NET_SYNC) < 0)
     child_fail(fail_w, false, "network handshake");
+  if (opt.handoff && hand_over() < 0)
+    child_fail(fail_w, false, "handing init its descriptors");
   execve(opt.runner[0], opt.runner, host_env);
   msg(errno, "exec %s", opt.runner[0]);
   child_fail(fail_w, true, NULL);
@@ -466,16 +528,9 @@ static void read_confirmation(pid_t runner)
  * socket: send() with MSG_NOSIGNAL survives a sandbox that already died. */
 static void open_network_fds(void)
 {
-  int pair[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0 ||
-      setsockopt(pair[0], SOL_SOCKET, SO_PASSCRED, &(int){1}, sizeof(int)) < 0)
+  socketpair_high(SOCK_STREAM, net_sync, "network handshake");
+  if (setsockopt(net_sync[0], SOL_SOCKET, SO_PASSCRED, &(int){1}, sizeof(int)) < 0)
     pdie("network handshake");
-  for (int i = 0; i < 2; i++) {
-    net_sync[i] = fcntl(pair[i], F_DUPFD_CLOEXEC, 64);
-    if (net_sync[i] < 0)
-      pdie("network handshake");
-    close(pair[i]);
-  }
 }
 
 /* The network helpers count against the sandbox's limits: they join its
@@ -525,14 +580,15 @@ static void supervise(pid_t runner, int64_t deadline)
       }
       timeout = left > INT_MAX ? INT_MAX : (int)left;
     }
-    struct pollfd p[5] = {
+    struct pollfd p[6] = {
         {.fd = sigfd, .events = POLLIN},
         {.fd = event_fd, .events = POLLIN},          /* ignored once -1 */
         {.fd = opt.confirm_fd, .events = POLLIN},    /* ignored once -1 */
         {.fd = entry_out[0].pipe, .events = POLLIN}, /* ignored once -1 */
         {.fd = entry_out[1].pipe, .events = POLLIN}, /* ignored once -1 */
+        {.fd = opt.handoff ? FD_LISTEN : -1, .events = POLLIN},
     };
-    if (poll(p, 5, timeout) < 0) {
+    if (poll(p, 6, timeout) < 0) {
       if (errno == EINTR)
         continue;
       pwarnf("poll");
@@ -543,6 +599,8 @@ static void supervise(pid_t runner, int64_t deadline)
       read_events();
     if (p[2].revents)
       read_confirmation(runner);
+    if (p[5].revents)
+      forward_connections();
     for (int k = 0; k < 2; k++)
       if (p[3 + k].revents)
         output_copy(&entry_out[k]);
@@ -656,6 +714,8 @@ int main(int argc, char **argv)
 
   if (opt.net.helper != NULL)
     open_network_fds();
+  if (opt.handoff)
+    open_handoff();
   int entry_pipe_r[2];
   for (int k = 0; k < 2; k++) {
     int pp[2];
@@ -674,8 +734,12 @@ int main(int argc, char **argv)
     run_runner(&oldmask, ev[1], fp[1], self, placed);
 
   /* The listener must live only in the sandbox: if we kept it, connect()
-   * would still succeed after the sandbox died and clients would hang. */
-  close(FD_LISTEN);
+   * would still succeed after the sandbox died and clients would hang.  With
+   * --handoff it is ours until the runner is reaped. */
+  if (!opt.handoff)
+    close(FD_LISTEN);
+  if (opt.handoff)
+    close(handoff_sock[1]);
   close(FD_INIT_CONFIG);
   if (runner_config)
     close(FD_RUNNER_CONFIG);
@@ -702,6 +766,10 @@ int main(int argc, char **argv)
     else if (opt.net.helper != NULL)
       connect_network(runner, &oldmask);
     supervise(runner, opt.timeout_ms != 0 ? start + opt.timeout_ms : 0);
+  }
+  if (opt.handoff) { /* the sandbox is gone: waiting clients hear end of file */
+    close(FD_LISTEN);
+    close(handoff_sock[0]);
   }
   close(fp[0]);
 

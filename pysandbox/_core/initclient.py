@@ -20,10 +20,27 @@ from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 from .. import agent
 from .._state import records
 from ..container_process import ContainerProcess
-from ..exception import ConflictError
+from ..exception import ConflictError, InvalidError
 from .exec import start_process
 from .fserrors import os_error
 from .spec import ExecSpec
+
+# What each request that init answers with a descriptor serves: under the gVisor runner init refuses them
+# (EPROTONOSUPPORT, native/init/init_handoff.h), as gVisor hands no descriptor out of the sandbox.
+_NEEDS_A_DESCRIPTOR = {
+    agent.REQ_OPEN: "sb.open() and sb.filesystem's reads and writes",
+    agent.REQ_FSOP: "watch()",  # FSOP_WATCH, the one FSOP answered with a descriptor
+    agent.REQ_ENTRY_STDIN: "the entrypoint's stdin (sb.stdin)",
+    agent.REQ_PIDFD: "mount_image(), unmount_image() and snapshot_directory()",
+}
+
+
+def _refused(sandbox_id: str, kind: int, exc: agent.AgentError) -> Optional[InvalidError]:
+    if exc.errno != errno.EPROTONOSUPPORT or kind not in _NEEDS_A_DESCRIPTOR:
+        return None
+    return InvalidError(f"Sandbox {sandbox_id}: the gVisor runner cannot give {_NEEDS_A_DESCRIPTOR[kind]}: it cannot "
+                        "hand a descriptor out of the sandbox (docs/RUNNERS.md). Use the bwrap or nsjail runner for "
+                        "it, or exec() a command that reads or writes the file.")
 
 
 class Stat(NamedTuple):
@@ -79,7 +96,7 @@ class InitClient:
                 return None
             raise await records.finished_error(self.sandbox_id) from None
         except agent.AgentError as exc:
-            raise ConflictError(f"Sandbox {self.sandbox_id}: {exc}") from None
+            raise _refused(self.sandbox_id, kind, exc) or ConflictError(f"Sandbox {self.sandbox_id}: {exc}") from None
 
     # Files ---------------------------------------------------------------
 
@@ -92,7 +109,7 @@ class InitClient:
         except agent.AgentGone:
             raise await records.finished_error(self.sandbox_id) from None
         except agent.AgentError as exc:
-            raise os_error(exc.errno, path) from None
+            raise _refused(self.sandbox_id, kind, exc) or os_error(exc.errno, path) from None
 
     async def _fs_op(self, op: int, path: str, argument: int = 0) -> agent.Reply:
         return await self._request(agent.REQ_FSOP, agent.FSOP.pack(op, argument), path)

@@ -51,6 +51,10 @@ def check() -> None:
     binary()
 
 
+def refuse(_spec: object, _image: bool) -> None:
+    """Nothing: bwrap gives every sandbox create accepts (docs/RUNNERS.md)."""
+
+
 def mount_args(mount: Mount, source: Callable[[str], str], dest: str) -> List[str]:
     if mount.kind in ("ro-bind", "bind"):
         return [f"--{mount.kind}", source(mount.source), dest]

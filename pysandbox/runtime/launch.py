@@ -153,9 +153,9 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str], tethered: bo
         inputs = _runner_inputs(directory, spec, root, init, mounts, net.mode, dest)
         _check_mount_points(inputs, volumes)
         command = runner.command(inputs, _staged_runner(binary, root.stager))
-    options = _supervisor_options(directory, spec, root, net, tethered)  # after command(): it staged its paths
+    options = _supervisor_options(directory, spec, root, net, tethered, command)  # after command(): it staged its paths
     launched = _spawn_in_cgroup(directory, spec.resources, root.owner[0], [supervisor, *options], command,
-                                _init_config(spec, env))
+                                _init_config(spec, env, command.self_isolating))
     launched.tunnels = net.tunnels
     return launched
 
@@ -228,22 +228,28 @@ def _runner_inputs(directory: Path, spec: SandboxSpec, root: _Root, init: str, m
 
 
 def _supervisor_options(directory: Path, spec: SandboxSpec, root: _Root, net: netplan.NetworkPlan,
-                        tethered: bool) -> List[str]:
-    """Timeout, output bound, identity, staging, what to clean up, the network, confirmation."""
+                        tethered: bool, command: layout.RunnerCommand) -> List[str]:
+    """Timeout, output bound, identity (none for a self-isolating runner: it runs as the caller and gets
+    init's fds through --handoff), staging, what to clean up, the network, confirmation."""
     options = ["--dir", str(directory), "--timeout-ms", str(int(spec.timeout * 1000)),
                "--output-max", str(bounds.get("entrypoint_output"))]
-    if root.as_root:
+    if command.self_isolating:
+        options += ["--handoff"]
+    elif root.as_root:
         options += ["--as-uid", str(root.owner[0]), "--as-gid", str(root.owner[1])]
-    options += identity.current().supervisor_args()
+    options += [] if command.self_isolating else identity.current().supervisor_args()
     options += root.stager.args() + ["--cleanup", str(root.upper), "--cleanup", str(paths.SandboxDir(directory).socket),
                                      "--cleanup", str(paths.SandboxDir(directory).mounts)]
     options += net.supervisor_args()
     return options + ["--confirm-fd", "0", *([] if tethered else ["--confirmed-by", paths.RECORD_NAME])]
 
 
-def _init_config(spec: SandboxSpec, env: Dict[str, str]) -> bytes:
-    """init's configuration: the environment, the entrypoint, the volumes it must find mounted."""
-    checks = [(*bind.identity, bind.path) for bind in spec.volumes if bind.identity is not None]
+def _init_config(spec: SandboxSpec, env: Dict[str, str], self_isolating: bool) -> bytes:
+    """init's configuration: the environment, the entrypoint, the volumes it must find mounted. Under a
+    self-isolating runner (gVisor) init sees its kernel's device numbers, not the host's: the supervisor's
+    --stage-check holds instead (a root caller's volumes, in the private state directory, are always staged)."""
+    checks = [] if self_isolating else \
+        [(*bind.identity, bind.path) for bind in spec.volumes if bind.identity is not None]
     return initconfig.encode(env, spec.entrypoint, checks)
 
 

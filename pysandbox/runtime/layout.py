@@ -14,7 +14,7 @@ import os
 import stat
 import sys
 from pathlib import Path
-from typing import Callable, FrozenSet, List, Optional, Sequence, Tuple
+from typing import Callable, FrozenSet, Iterable, List, Optional, Sequence, Tuple
 
 import attrs
 
@@ -115,14 +115,23 @@ class RunnerInputs:
         return argv + ["--chdir", self.workdir]
 
 
+def _strings(items: Iterable[str]) -> Tuple[str, ...]:
+    """A typed converter: with `tuple` itself, mypy's attrs plugin rejects every argv once a field follows config."""
+    return tuple(items)
+
+
 @attrs.frozen
 class RunnerCommand:
     """What a runner module's command() gives (runtime/runners.py): the runner's command line,
     its binary first and sandbox-init's command line last, and the configuration the runner
-    reads from fds.RUNNER_CONFIG, if it takes one (nsjail; None for bwrap)."""
+    reads from fds.RUNNER_CONFIG, if it takes one (nsjail; None for bwrap). `self_isolating`:
+    the runner makes every namespace itself and passes init only its stdio (gVisor's runsc): the
+    supervisor runs it as the caller, with no user namespace of its own, and hands init its fds
+    and connections over the runner's stdin (--handoff, native/common/handoff.h)."""
 
-    argv: Tuple[str, ...] = attrs.field(converter=tuple)
+    argv: Tuple[str, ...] = attrs.field(converter=_strings)
     config: Optional[bytes] = None
+    self_isolating: bool = False
 
 
 @functools.lru_cache(maxsize=None)

@@ -76,6 +76,10 @@ def check() -> None:
     binary()
 
 
+def refuse(_spec: object, _image: bool) -> None:
+    """Nothing: nsjail gives every sandbox create accepts (docs/RUNNERS.md)."""
+
+
 @attrs.frozen
 class MountPoint:
     """One `mount` of nsjail's configuration (config.proto's MountPt). Safe by default:

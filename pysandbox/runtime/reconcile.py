@@ -20,7 +20,7 @@ from typing import List
 from .._state import paths, records
 from .._state.files import remove_tree, write_json_atomic
 from ..exception import Error, ExecutionError
-from . import cgroups
+from . import cgroups, gvisor
 
 
 def repair(record: records.SandboxRecord) -> List[str]:
@@ -58,16 +58,19 @@ def _kill_strays(directory: Path) -> None:
     """A supervisor killed while bwrap (or nsjail) was still setting the sandbox up can
     strand the runner's child, not yet under --die-with-parent, blocked on a runner that
     is gone. It still carries the runner's command line, which names the sandbox
-    (sandbox-init's `--sandbox ID`)."""
+    (sandbox-init's `--sandbox ID`); runsc's processes name its state directory instead."""
     name = os.fsencode(directory.name)
+    runsc_root = os.fsencode(gvisor.runsc_root(str(directory)))
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
         try:
             with open(f"/proc/{entry.name}/cmdline", "rb") as f:
                 argv = f.read().split(b"\0")
-            if os.path.basename(argv[0]) in (b"bwrap", b"nsjail") and any(
-                    a == b"--sandbox" and b == name for a, b in zip(argv, argv[1:])):
+            program = os.path.basename(argv[0])
+            if program in (b"bwrap", b"nsjail") and any(
+                    a == b"--sandbox" and b == name for a, b in zip(argv, argv[1:])) or \
+                    program.startswith(b"runsc") and any(a in (runsc_root, b"--root=" + runsc_root) for a in argv):
                 os.kill(int(entry.name), signal.SIGKILL)
         except (OSError, ProcessLookupError):
             pass  # gone meanwhile, or not ours to read

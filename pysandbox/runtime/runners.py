@@ -4,6 +4,8 @@ Every runner module has the same interface (docs/RUNNERS.md, "Adding a runner"):
 
 * `check()`: refuse, with InvalidError and before any work, what it cannot do on this host;
 * `binary()`: the path of its binary (InvalidError when there is none);
+* `refuse(spec, image)`: InvalidError, before any work, for what `spec` (and create's image=)
+  asks that the runner cannot give;
 * `command(inputs: layout.RunnerInputs, binary: str) -> layout.RunnerCommand`: its command
   line, from the binary (staged if need be) to sandbox-init's argv, and the configuration
   it reads from fds.RUNNER_CONFIG, if any.
@@ -17,12 +19,18 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Dict
 
-from . import bwrap, nsjail
+from .._core.spec import SandboxSpec
+from . import bwrap, gvisor, nsjail
 
-RUNNERS: Dict[str, ModuleType] = {"bwrap": bwrap, "nsjail": nsjail}
+RUNNERS: Dict[str, ModuleType] = {"bwrap": bwrap, "nsjail": nsjail, "gvisor": gvisor}
 
 
 def check(name: str) -> None:
     """Refuse, before any work, a sandbox the runner `name` (a validated config.RUNNERS name)
     cannot start on this host."""
     RUNNERS[name].check()
+
+
+def refuse(spec: SandboxSpec, image: bool) -> None:
+    """Refuse, before any work, what `spec` (and create's `image=`) asks of its runner that it cannot give."""
+    RUNNERS[spec.runner].refuse(spec, image)

@@ -14,9 +14,10 @@ def doctor(**env):
                           env={**os.environ, **env})
 
 
-BINARY_VARIABLE = {"bwrap": "PYSANDBOX_BWRAP", "nsjail": "PYSANDBOX_NSJAIL"}
+BINARY_VARIABLE = {"bwrap": "PYSANDBOX_BWRAP", "nsjail": "PYSANDBOX_NSJAIL", "gvisor": "PYSANDBOX_RUNSC"}
 
 
+@pytest.mark.gvisor
 def test_doctor_starts_a_sandbox_here(runner):
     result = doctor()  # under the runner PYSANDBOX_RUNNER names
     assert result.returncode == 0, result.stdout + result.stderr
@@ -27,6 +28,7 @@ def test_doctor_starts_a_sandbox_here(runner):
     assert identity in result.stdout
 
 
+@pytest.mark.gvisor
 def test_doctor_names_the_missing_runner_only_when_chosen(runner):
     other = next(name for name in BINARY_VARIABLE if name != runner)
     assert doctor(**{BINARY_VARIABLE[other]: f"/nonexistent/{other}"}).returncode == 0
@@ -34,3 +36,11 @@ def test_doctor_names_the_missing_runner_only_when_chosen(runner):
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert f"ERR runner: {runner}" in result.stdout
     assert result.stdout.rstrip().endswith(f"sandboxes cannot start here: fix runner: {runner}")
+
+
+def test_doctor_says_what_the_gvisor_runner_gives_here():
+    result = doctor()
+    if os.geteuid() == 0:
+        assert "ok  gvisor             platform " in result.stdout and "not yet: image=" in result.stdout
+    else:
+        assert "-- gvisor             The gVisor runner needs root here" in result.stdout

@@ -11,6 +11,7 @@ from pysandbox.exception import InvalidError
 pytestmark = pytest.mark.rootless
 
 
+@pytest.mark.gvisor
 def test_exec_echo(sb):
     p = sb.exec("echo", "hello")
     assert p.stdout.read() == "hello\n"
@@ -18,6 +19,7 @@ def test_exec_echo(sb):
     assert p.returncode == 0
 
 
+@pytest.mark.gvisor
 def test_exec_returns_while_process_runs(sb):
     p = sb.exec("sh", "-c", "read line; echo got $line")
     assert p.poll() is None
@@ -27,6 +29,7 @@ def test_exec_returns_while_process_runs(sb):
     assert p.wait() == 0
 
 
+@pytest.mark.gvisor
 def test_returncode_raises_until_known(sb):
     p = sb.exec("sh", "-c", "exit 3")
     with pytest.raises(InvalidError, match="wait"):
@@ -37,10 +40,12 @@ def test_returncode_raises_until_known(sb):
 
 
 @pytest.mark.parametrize("signo", [9, 15])
+@pytest.mark.gvisor
 def test_signal_exit_is_128_plus_n(sb, signo):
     assert sb.exec("sh", "-c", f"kill -{signo} $$").wait() == 128 + signo
 
 
+@pytest.mark.gvisor
 def test_exec_timeout_returns_minus_one(sb):
     p = sb.exec("sleep", "30", timeout=1)
     assert p.wait() == -1
@@ -48,28 +53,33 @@ def test_exec_timeout_returns_minus_one(sb):
     assert p.stdout.read() == ""
 
 
+@pytest.mark.gvisor
 def test_sigpipe_default_inside(sb):
     # Python ignores SIGPIPE; the sandbox must not inherit that.
     p = sb.exec("bash", "-c", "yes | head -n 1 >/dev/null; echo ${PIPESTATUS[0]}")
     assert p.stdout.read() == "141\n"
 
 
+@pytest.mark.gvisor
 def test_missing_command_is_127_with_message(sb):
     p = sb.exec("definitely-not-a-command")
     assert p.wait() == 127
     assert "definitely-not-a-command" in p.stderr.read()
 
 
+@pytest.mark.gvisor
 def test_text_false_gives_bytes(sb):
     p = sb.exec("printf", "\\x00\\xff", text=False)
     assert p.stdout.read() == b"\x00\xff"
 
 
+@pytest.mark.gvisor
 def test_line_mode(sb):
     p = sb.exec("printf", "a\\nbb\\nccc", bufsize=1)
     assert list(p.stdout) == ["a\n", "bb\n", "ccc"]
 
 
+@pytest.mark.gvisor
 def test_line_mode_needs_text(sb, monkeypatch):
     """Refused by ExecSpec, before any work: no connection to init, so no process started."""
     connections = []
@@ -82,6 +92,7 @@ def test_line_mode_needs_text(sb, monkeypatch):
     assert len(connections) == 1  # the counter sees execs
 
 
+@pytest.mark.gvisor
 def test_iteration_and_read_share_position(sb):
     p = sb.exec("printf", "one\\ntwo\\nthree\\n", bufsize=1)
     it = iter(p.stdout)
@@ -90,17 +101,20 @@ def test_iteration_and_read_share_position(sb):
     assert p.stdout.read() == ""
 
 
+@pytest.mark.gvisor
 def test_invalid_utf8_raises(sb):
     p = sb.exec("printf", "\\xff")
     with pytest.raises(UnicodeDecodeError):
         p.stdout.read()
 
 
+@pytest.mark.gvisor
 def test_multibyte_split_across_chunks(sb):
     p = sb.exec("sh", "-c", "printf '\\303'; sleep 0.2; printf '\\251\\n'")
     assert p.stdout.read() == "é\n"
 
 
+@pytest.mark.gvisor
 def test_devnull_and_stdout_stream_types(sb, capfd):
     p = sb.exec("sh", "-c", "echo to-local; echo err >&2",
                 stdout=modal.StreamType.STDOUT, stderr=modal.StreamType.DEVNULL)
@@ -112,6 +126,7 @@ def test_devnull_and_stdout_stream_types(sb, capfd):
     assert "to-local" in capfd.readouterr().out
 
 
+@pytest.mark.gvisor
 def test_large_stderr_does_not_block_stdout_reader(sb):
     script = "head -c 3000000 /dev/zero >&2; echo done"
     p = sb.exec("sh", "-c", script, text=False)
@@ -120,6 +135,7 @@ def test_large_stderr_does_not_block_stdout_reader(sb):
     assert p.wait() == 0
 
 
+@pytest.mark.gvisor
 def test_stdin_rules(sb):
     p = sb.exec("cat")
     p.stdin.write(b"foo\n")
@@ -134,6 +150,7 @@ def test_stdin_rules(sb):
     assert p.wait() == 0
 
 
+@pytest.mark.gvisor
 def test_stdin_buffer_limit(sb):
     p = sb.exec("cat", stdout=modal.StreamType.DEVNULL)
     p.stdin.write(b"x" * (16 << 20))
@@ -144,6 +161,7 @@ def test_stdin_buffer_limit(sb):
     assert p.wait() == 0
 
 
+@pytest.mark.gvisor
 def test_exec_env_workdir_and_secrets(sb):
     secret = modal.Secret.from_dict({"TOKEN": "s3cret"})
     p = sb.exec("sh", "-c", "echo $A $TOKEN; pwd", env={"A": "1", "DROP": None}, secrets=[secret], workdir="/tmp")
@@ -159,6 +177,7 @@ def test_a_request_over_the_default_send_buffer_goes_through(sb):
     assert p.wait() == 0
 
 
+@pytest.mark.gvisor
 def test_bad_workdir_is_reported(sb):
     p = sb.exec("true", workdir="/does/not/exist")
     assert p.wait() != 0
@@ -171,6 +190,7 @@ def test_only_stdio_fds_reach_the_process(sb):
     assert fds[:3] == [0, 1, 2] and len(fds) == 4  # the fourth is ls's own directory fd
 
 
+@pytest.mark.gvisor
 def test_aio_forms(sb):
     async def main():
         p = await sb.exec.aio("sh", "-c", "echo a; echo b", bufsize=1)
@@ -197,11 +217,13 @@ def test_aio_forms(sb):
         ((), {}, InvalidError),
     ],
 )
+@pytest.mark.gvisor
 def test_exec_validation(sb, args, kwargs, error):
     with pytest.raises(error):
         sb.exec(*args, **kwargs)
 
 
+@pytest.mark.gvisor
 def test_exec_after_finish_is_conflict(sandboxes):
     sb = sandboxes("true")
     sb.wait()
@@ -214,6 +236,7 @@ EXPECTED_OUT = [f"o{i}" for i in range(1, 301)]
 EXPECTED_ERR = [f"e{i}" for i in range(1, 301)]
 
 
+@pytest.mark.gvisor
 def test_stdout_and_stderr_read_concurrently_by_tasks(sb):
     async def main():
         p = await sb.exec.aio("sh", "-c", SCRIPT_BOTH)
@@ -224,6 +247,7 @@ def test_stdout_and_stderr_read_concurrently_by_tasks(sb):
         assert out.split() == EXPECTED_OUT and err.split() == EXPECTED_ERR
 
 
+@pytest.mark.gvisor
 def test_stdout_and_stderr_read_concurrently_by_threads(sb):
     import threading
 

@@ -50,6 +50,7 @@ def test_relative_paths_use_the_workdir(sandboxes):
 
 
 @pytest.mark.parametrize("mode", ["", "b", "+", "z", "rt", "wt", "rw", "rr"])
+@pytest.mark.gvisor
 def test_invalid_modes(sb, mode):
     with pytest.raises(ValueError):
         sb.open("/tmp/x", mode)

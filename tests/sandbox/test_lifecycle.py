@@ -23,10 +23,12 @@ from ..conftest import assert_torn_down
 pytestmark = pytest.mark.rootless
 
 
+@pytest.mark.gvisor
 def test_object_id_shape(sb):
     assert is_well_formed_id(sb.object_id, "sb-")
 
 
+@pytest.mark.gvisor
 def test_entrypoint_output_and_exit_code(sandboxes):
     sb = sandboxes("sh", "-c", "echo out; echo err >&2; exit 7")
     assert sb.stdout.read() == "out\n"
@@ -46,16 +48,19 @@ def test_entrypoint_stdin(sandboxes):
     assert sb.returncode == 0
 
 
+@pytest.mark.gvisor
 def test_entrypoint_lines_stream_live(sandboxes):
     sb = sandboxes("sh", "-c", "for i in 1 2 3; do echo $i; sleep 0.1; done")
     assert list(sb.stdout) == ["1\n", "2\n", "3\n"]
 
 
+@pytest.mark.gvisor
 def test_poll_none_while_running(sb):
     assert sb.poll() is None
     assert sb.returncode is None
 
 
+@pytest.mark.gvisor
 def test_terminate_gives_137_and_wait_raises(sb):
     sb.terminate()
     with pytest.raises(SandboxTerminatedError):
@@ -66,6 +71,7 @@ def test_terminate_gives_137_and_wait_raises(sb):
     assert_torn_down(sb.object_id, sb._record.supervisor)
 
 
+@pytest.mark.gvisor
 def test_terminate_wait_returns_code(sb):
     assert sb.terminate(wait=True) == 137
 
@@ -89,6 +95,7 @@ def test_wait_after_the_exit_record_was_read_still_waits_for_the_supervisor(sb):
         tracer.wait()
 
 
+@pytest.mark.gvisor
 def test_timeout_gives_124(sandboxes):
     sb = sandboxes("sleep", "60", timeout=1)
     with pytest.raises(SandboxTimeoutError):
@@ -97,6 +104,7 @@ def test_timeout_gives_124(sandboxes):
     assert sb.poll() == 124
 
 
+@pytest.mark.gvisor
 def test_idle_timeout_ends_an_idle_sandbox(sandboxes):
     sb = sandboxes(idle_timeout=1)
     assert sb.exec("true").wait() == 0
@@ -105,6 +113,7 @@ def test_idle_timeout_ends_an_idle_sandbox(sandboxes):
     assert records.read_exit(sb.object_id).status == "idle_timeout"
 
 
+@pytest.mark.gvisor
 def test_detach(sb):
     sb.detach()
     sb.detach()
@@ -119,6 +128,7 @@ def test_detach(sb):
     assert sb.returncode == 137
 
 
+@pytest.mark.gvisor
 def test_from_id(sb):
     other = modal.Sandbox.from_id(sb.object_id)
     assert other.object_id == sb.object_id
@@ -129,6 +139,7 @@ def test_from_id(sb):
         modal.Sandbox.from_id("sb-" + "a" * 22)
 
 
+@pytest.mark.gvisor
 def test_writes_vanish_at_terminate(sandboxes, monkeypatch):
     monkeypatch.setenv("PYSANDBOX_WRITABLE_ROOT_MAX", "0")  # the root on the state disk, not a tmpfs
     sb = sandboxes()
@@ -145,6 +156,7 @@ def test_a_tmpfs_root_makes_no_upper_directory(sandboxes):
     assert not (paths.sandbox_dir(sb.object_id) / "upper").exists()
 
 
+@pytest.mark.gvisor
 def test_workdir_is_created(sandboxes):
     sb = sandboxes(workdir="/repo")
     assert sb.exec("pwd").stdout.read() == "/repo\n"

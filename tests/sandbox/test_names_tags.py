@@ -15,6 +15,7 @@ from pysandbox.exception import AlreadyExistsError, InvalidError, NotFoundError
 pytestmark = [pytest.mark.rootless, pytest.mark.filterwarnings("ignore::pysandbox.exception.DeprecationError")]
 
 
+@pytest.mark.gvisor
 def test_names_unique_among_running(app, sandboxes):
     sb1 = sandboxes(name="my-name")
     with pytest.raises(AlreadyExistsError):
@@ -28,6 +29,7 @@ def test_names_unique_among_running(app, sandboxes):
     assert sb2.object_id != sb1.object_id
 
 
+@pytest.mark.gvisor
 def test_terminate_takes_effect_before_teardown_ends(app, sandboxes, monkeypatch):
     """Modal forgets a sandbox as soon as terminate() returns: not listed, name free,
     however long its supervisor takes to tear it down (here: forever, the signal is lost)."""
@@ -51,6 +53,7 @@ def test_a_name_is_free_once_gc_removed_its_sandbox(app, sandboxes):
     assert sandboxes(name="collected").object_id != first.object_id  # this creator being alive changes nothing
 
 
+@pytest.mark.gvisor
 def test_from_name_errors(app):
     with pytest.raises(NotFoundError):
         modal.Sandbox.from_name("no-such-app", "x")
@@ -85,6 +88,7 @@ def test_tags_and_list(app, sandboxes):
         elsewhere.terminate(wait=True)
 
 
+@pytest.mark.gvisor
 def test_create_with_tags_and_async_list(app, sandboxes):
     sb = sandboxes(tags={"team": "a"})
 
@@ -95,6 +99,7 @@ def test_create_with_tags_and_async_list(app, sandboxes):
     assert sb.get_tags() == {"team": "a"}
 
 
+@pytest.mark.gvisor
 def test_pool_across_processes(app, sandboxes):
     """The seed's pool: ids kept in one process, sandboxes used from others."""
     pool = [sandboxes() for _ in range(3)]

@@ -37,6 +37,7 @@ def run(sb, script: str) -> str:
     return p.stdout.read()
 
 
+@pytest.mark.gvisor
 def test_exec_exit_codes(jailed):
     sb = jailed()
     assert sb.exec("sh", "-c", "exit 3").wait() == 3
@@ -44,6 +45,7 @@ def test_exec_exit_codes(jailed):
     assert sb.exec("sleep", "30", timeout=1).wait() == -1
 
 
+@pytest.mark.gvisor
 def test_stdout_and_stderr_stream(jailed):
     sb = jailed()
     p = sb.exec("sh", "-c", "echo one; echo two >&2; sleep 0.2; echo three")
@@ -67,6 +69,7 @@ def test_files_through_open_and_filesystem(jailed):
     assert sb.filesystem.read_text("/data/out.txt") == "inside\n"
 
 
+@pytest.mark.gvisor
 def test_sandbox_timeout(jailed):
     sb = jailed("sleep", "100", timeout=2)
     with pytest.raises(SandboxTimeoutError):
@@ -74,6 +77,7 @@ def test_sandbox_timeout(jailed):
     assert sb.returncode == 124
 
 
+@pytest.mark.gvisor
 def test_entrypoint_exit_code_and_output(jailed):
     sb = jailed("sh", "-c", "echo out; echo err >&2; exit 7")
     sb.wait()
@@ -82,6 +86,7 @@ def test_entrypoint_exit_code_and_output(jailed):
     assert sb.stderr.read() == "err\n"
 
 
+@pytest.mark.gvisor
 def test_terminate(jailed):
     sb = jailed("sleep", "100")
     sb.terminate()
@@ -89,6 +94,7 @@ def test_terminate(jailed):
     assert sb.returncode == 137  # the fixture checks that nothing is left behind
 
 
+@pytest.mark.gvisor
 def test_from_id_in_another_process(jailed):
     sb = jailed()
     script = textwrap.dedent(
@@ -102,6 +108,7 @@ def test_from_id_in_another_process(jailed):
     assert out == "from afar\n"
 
 
+@pytest.mark.gvisor
 def test_seccomp_filter_is_active(jailed):
     sb = jailed()
     assert run(sb, "grep ^Seccomp: /proc/self/status") == "Seccomp:\t2\n"
@@ -145,6 +152,7 @@ def test_dev_contents(jailed):
     assert run(sb, "echo gone > /dev/null; echo $?") == "0\n"
 
 
+@pytest.mark.gvisor
 def test_system_dirs_read_only_and_secrets_masked(jailed):
     sb = jailed()
     assert sb.exec("touch", "/usr/pysandbox-probe").wait() != 0
@@ -153,6 +161,7 @@ def test_system_dirs_read_only_and_secrets_masked(jailed):
     assert sb.exec("sh", "-c", "echo x > /proc/sys/kernel/hostname").wait() != 0
 
 
+@pytest.mark.gvisor
 def test_private_tmp_and_writable_root(jailed):
     sb = jailed()
     run(sb, "echo x > /tmp/t && echo y > /scratch")
@@ -172,6 +181,7 @@ def test_memory_limit_and_every_process_in_the_sandbox_cgroup(jailed):
             assert {int(pid) for pid in procs.read().split()} == tree
 
 
+@pytest.mark.gvisor
 def test_volume_shared_between_sandboxes(jailed):
     with modal.Volume.ephemeral() as vol:
         first = jailed(volumes={"/data": vol})
@@ -249,6 +259,7 @@ def test_network_setup_failure_fails_the_sandbox_before_its_entrypoint(networked
         assert vol.listdir("/") == []
 
 
+@pytest.mark.gvisor
 def test_paths_with_colons_and_quotes_mount_under_either_runner(jailed):
     # nsjail's flags separate paths with ':'; its configuration file (runtime/nsjail.py) does not.
     with modal.Volume.ephemeral() as vol:
@@ -267,6 +278,9 @@ def test_disk_limit_holds_root_and_tmp(jailed):
     assert p.wait() != 0 and "No space left" in p.stderr.read()
 
 
+RUNNER_BINARIES = {"bwrap": "bwrap", "nsjail": "nsjail", "runsc": "gvisor"}  # binary -> runner
+
+
 def _runner_of(sb) -> str:
     """The runner binary the sandbox's supervisor started (once its child has exec'd it; a
     child that is still forking or already a zombie has no command line yet)."""
@@ -275,14 +289,15 @@ def _runner_of(sb) -> str:
         for child in psutil.Process(sb._record.supervisor.pid).children():
             with contextlib.suppress(psutil.Error):
                 names.update(os.path.basename(arg) for arg in child.cmdline()[:1])
-        runners = names & {"bwrap", "nsjail"}
+        runners = names & set(RUNNER_BINARIES)
         if runners:
-            return runners.pop()
+            return RUNNER_BINARIES[runners.pop()]
         time.sleep(0.01)
     return sorted(names)
 
 
 @pytest.mark.parametrize("chosen", ["bwrap", "nsjail"])
+@pytest.mark.gvisor
 def test_runner_chosen_per_sandbox(jailed, runner, chosen):
     sb = jailed("sleep", "60", experimental_options={"runner": chosen})
     assert _runner_of(sb) == chosen
@@ -297,6 +312,7 @@ def test_runner_chosen_per_sandbox(jailed, runner, chosen):
         ({1: "x"}, InvalidError, "str keys"),
     ],
 )
+@pytest.mark.gvisor
 def test_bad_experimental_options_are_refused(app, options, error, words):
     before = _sandbox_dirs()
     with pytest.raises(error, match=words):
@@ -304,15 +320,17 @@ def test_bad_experimental_options_are_refused(app, options, error, words):
     assert _sandbox_dirs() == before  # refused before any work
 
 
+@pytest.mark.gvisor
 def test_unknown_runner_is_refused(app, monkeypatch):
     monkeypatch.setenv("PYSANDBOX_RUNNER", "docker")
     with pytest.raises(InvalidError, match="bwrap, nsjail"):
         modal.Sandbox.create(app=app, block_network=True)
 
 
-BINARY_VARIABLE = {"bwrap": "PYSANDBOX_BWRAP", "nsjail": "PYSANDBOX_NSJAIL"}
+BINARY_VARIABLE = {"bwrap": "PYSANDBOX_BWRAP", "nsjail": "PYSANDBOX_NSJAIL", "gvisor": "PYSANDBOX_RUNSC"}
 
 
+@pytest.mark.gvisor
 def test_a_missing_runner_is_refused_before_any_work(app, runner, monkeypatch, tmp_path):
     monkeypatch.setenv(BINARY_VARIABLE[runner], str(tmp_path / "no-runner"))
     before = _sandbox_dirs()
@@ -321,6 +339,7 @@ def test_a_missing_runner_is_refused_before_any_work(app, runner, monkeypatch, t
     assert _sandbox_dirs() == before
 
 
+@pytest.mark.gvisor
 def test_only_the_chosen_runner_is_needed(jailed, runner, monkeypatch, tmp_path):
     for name, variable in BINARY_VARIABLE.items():
         if name != runner:

@@ -15,6 +15,7 @@ from pysandbox.exception import AlreadyExistsError, InvalidError, NotFoundError
 pytestmark = pytest.mark.rootless
 
 
+@pytest.mark.gvisor
 def test_data_survives_sandboxes_and_is_shared(sandboxes):
     vol = modal.Volume.from_name("shared-vol", create_if_missing=True)
     first = sandboxes(volumes={"/data": vol})
@@ -46,6 +47,7 @@ def test_read_only_and_sub_path(sandboxes):
         vol.read_only().remove_file("sub/file.txt")
 
 
+@pytest.mark.gvisor
 def test_host_api(tmp_path):
     vol = modal.Volume.from_name("api-vol", create_if_missing=True)
     (tmp_path / "tree" / "inner").mkdir(parents=True)
@@ -129,6 +131,7 @@ LOCAL_REFUSALS = {  # what only a local sandbox has: the kernel's directories, i
 
 
 @pytest.mark.parametrize("path", [*MODAL_REFUSALS, *LOCAL_REFUSALS])
+@pytest.mark.gvisor
 def test_refused_mount_points_say_why_before_any_work(app, path):
     vol = modal.Volume.from_name("paths-vol", create_if_missing=True)
     before = _sandbox_dirs()
@@ -143,6 +146,7 @@ def _sandbox_dirs():
     return sorted(root.iterdir()) if root.exists() else []
 
 
+@pytest.mark.gvisor
 def test_a_mount_point_is_a_str_or_a_path(app):
     vol = modal.Volume.from_name("paths-vol", create_if_missing=True)
     with pytest.raises(InvalidError, match="mount paths must be str or PurePosixPath"):
@@ -151,6 +155,7 @@ def test_a_mount_point_is_a_str_or_a_path(app):
         modal.Sandbox.create(app=app, volumes={"/v": "not a volume"})
 
 
+@pytest.mark.gvisor
 def test_same_volume_twice_and_missing_volume(app):
     vol = modal.Volume.from_name("twice-vol", create_if_missing=True)
     with pytest.raises(InvalidError, match="two paths"):
@@ -170,6 +175,7 @@ def test_files_written_by_sandbox_root_belong_to_the_sandbox_user(sandboxes):
     assert owner != 0 and owner == settings.sandbox_owner()[0]
 
 
+@pytest.mark.gvisor
 def test_volume_cli(tmp_path, state_home):
     import subprocess
     import sys
@@ -192,6 +198,7 @@ def test_volume_cli(tmp_path, state_home):
     assert missing.returncode == 1 and "Traceback" not in missing.stderr
 
 
+@pytest.mark.gvisor
 def test_copy_directories_like_cp_r(tmp_path):
     vol = modal.Volume.from_name("copy-vol", create_if_missing=True)
     with vol.batch_upload() as batch:
@@ -211,6 +218,7 @@ def test_copy_directories_like_cp_r(tmp_path):
         vol.copy_files(["src"], "src/deep", recursive=True)
 
 
+@pytest.mark.gvisor
 def test_batch_upload_and_ephemeral_async():
     async def main():
         async with modal.Volume.ephemeral() as vol:

@@ -28,6 +28,7 @@ def spinning(sb):
         return []
 
 
+@pytest.mark.gvisor
 def test_a_spinning_sandbox_ends_at_its_timeout_with_124(sandboxes):
     cpu = (0.25, 0.5) if cgroups.host().has("cpu") else None
     sb = sandboxes("python3", "-c", SPIN, timeout=2, cpu=cpu)
@@ -41,6 +42,7 @@ def test_a_spinning_sandbox_ends_at_its_timeout_with_124(sandboxes):
         assert exit_record["cpu_seconds"] > 0  # it did spin, and the time was counted
 
 
+@pytest.mark.gvisor
 def test_a_spinning_exec_ends_at_its_timeout_with_minus_1(sandboxes):
     sb = sandboxes()
     p = sb.exec("python3", "-c", SPIN, timeout=1)
@@ -50,6 +52,7 @@ def test_a_spinning_exec_ends_at_its_timeout_with_minus_1(sandboxes):
     assert sb.exec("echo", "ok").stdout.read() == "ok\n"
 
 
+@pytest.mark.gvisor
 def test_a_cpu_limit_throttles_the_spin(sandboxes):
     if not cgroups.host().has("cpu"):
         pytest.skip("no writable cpu cgroup here")

@@ -35,6 +35,7 @@ def test_symlinks_and_dotdot_resolve_inside_the_sandbox(sb, host_marker):
     assert host_marker.read_text() == "host data"
 
 
+@pytest.mark.gvisor
 def test_dir_ops_resolve_inside_the_sandbox(sb, host_marker):
     sb.exec("ln", "-s", str(host_marker.parent), "/tmp/hostdir").wait()
     with pytest.raises(FileNotFoundError):
@@ -89,6 +90,7 @@ def test_hard_links_to_host_files_are_refused(sb, host_marker):
         sb.filesystem.read_text("/tmp/hl")
 
 
+@pytest.mark.gvisor
 def test_symlinks_planted_in_a_volume_stay_inside(sandboxes, host_marker):
     vol = modal.Volume.from_name("attack-vol", create_if_missing=True)
     sb = sandboxes(volumes={"/v": vol})

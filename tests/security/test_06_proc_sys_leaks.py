@@ -11,6 +11,7 @@ from ._inside import py_ok, sh
 pytestmark = pytest.mark.rootless
 
 
+@pytest.mark.gvisor
 def test_masked_proc_paths_tell_nothing(sb):
     # Every path runc masks: absent on this kernel, closed to sandbox root,
     # or masked by us (an unreadable /dev/null, an empty directory).

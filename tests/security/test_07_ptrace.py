@@ -29,6 +29,7 @@ def test_init_unreachable(sb):
     assert py_ok(sb, ATTACK_INIT) == "EPERM EPERM EACCES EACCES EACCES EACCES\n"
 
 
+@pytest.mark.gvisor
 def test_ptrace_between_sandbox_processes_allowed(sb):
     out = py_ok(sb, f"""
         import signal, time
@@ -44,6 +45,7 @@ def test_ptrace_between_sandbox_processes_allowed(sb):
     assert out == "0 0\n"
 
 
+@pytest.mark.gvisor
 def test_other_sandbox_and_supervisor_unreachable(sandboxes):
     attacker, victim = sandboxes(), sandboxes()
     victim_pids = [p.pid for p in psutil.Process(victim._record.supervisor.pid).children(recursive=True)]

@@ -14,6 +14,7 @@ def host_mounts():
         return f.read()
 
 
+@pytest.mark.gvisor
 def test_mount_syscalls_refused(sb):
     before = host_mounts()
     out = py_ok(sb, """
@@ -35,6 +36,7 @@ def test_mount_syscalls_refused(sb):
     assert host_mounts() == before
 
 
+@pytest.mark.gvisor
 def test_unshare_with_namespace_flags_refused(sb):
     out = py_ok(sb, f"""
         print([call("unshare", flag) for flag in ({CLONE_NEWNS}, {CLONE_NEWNET}, {CLONE_NEWPID}, {CLONE_NEWUTS})],

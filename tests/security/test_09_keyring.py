@@ -16,6 +16,7 @@ def host_keys():
         return {(fields[0], fields[7], " ".join(fields[8:])) for fields in map(str.split, f)}
 
 
+@pytest.mark.gvisor
 def test_keyctl_add_key_request_key_refused(sb):
     before = host_keys()
     out = py_ok(sb, f"""

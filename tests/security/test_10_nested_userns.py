@@ -10,6 +10,7 @@ pytestmark = pytest.mark.rootless
 CLONE_NEWUSER, CLONE_NEWNS, CLONE_NEWCGROUP, SIGCHLD = 0x10000000, 0x20000, 0x02000000, 17
 
 
+@pytest.mark.gvisor
 def test_nested_user_namespace_refused(sb):
     out = py_ok(sb, f"""
         clone3_args = (ctypes.c_uint64 * 11)({CLONE_NEWUSER}, 0, 0, 0, {SIGCHLD})

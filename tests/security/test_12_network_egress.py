@@ -93,6 +93,7 @@ def test_host_abstract_unix_socket_is_unreachable(sandboxes, listeners, block_ne
     assert service.accepted == 0
 
 
+@pytest.mark.gvisor
 def test_host_path_unix_sockets_are_not_there(sb, listeners):
     service = listeners(socket.AF_UNIX, f"/tmp/pysandbox-attack-{uuid.uuid4().hex}.sock")
     targets = [service.address, "/var/run/docker.sock", "/run/docker.sock", "/run/dbus/system_bus_socket",

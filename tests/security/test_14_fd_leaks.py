@@ -48,6 +48,7 @@ def test_no_host_fd_in_any_sandbox_process(sandboxes, tmp_path):
     assert not [target for target in fds.values() if str(tmp_path) in target]
 
 
+@pytest.mark.gvisor
 def test_exec_gets_only_stdio(sb):
     out = py_ok(sb, """
         fds = sorted(int(fd) for fd in os.listdir("/proc/self/fd"))

@@ -11,10 +11,12 @@ import psutil
 import pytest
 
 from pysandbox._state import paths
+from pysandbox.runtime import gvisor
 
 pytestmark = pytest.mark.rootless
 
 
+@pytest.mark.gvisor
 def test_killing_supervisor_kills_sandbox(sandboxes):
     sb = sandboxes("sleep", "100")
     assert sb.exec("sleep", "100").poll() is None
@@ -28,14 +30,18 @@ def test_killing_supervisor_kills_sandbox(sandboxes):
     assert sb.returncode == 137
 
 
-def test_a_runner_child_stranded_mid_setup_is_killed_by_whoever_waits(sandboxes):
+@pytest.mark.parametrize("stand_in", ["bwrap", "runsc-gofer"])
+def test_a_runner_child_stranded_mid_setup_is_killed_by_whoever_waits(sandboxes, stand_in):
     # Killed while bwrap was still setting up, the supervisor can leave bwrap's child
     # blocked on a bwrap that is gone, outside any --die-with-parent. It keeps bwrap's
     # command line, which names the sandbox; whoever waits for or ends the lost sandbox (or gc)
     # kills it. Reading (poll, list) does not: reads never act. The stand-in forks a `sleep` of its
     # own, killed with its process group at the end, so the test leaves no process behind.
+    # runsc's processes (the gvisor runner) name the sandbox by their state directory (gvisor.runsc_root).
     sb = sandboxes("sleep", "100")
-    stray = subprocess.Popen(["bwrap", "-c", "sleep 600; :", "sh", "--sandbox", sb.object_id], executable="/bin/sh",
+    names = ["--sandbox", sb.object_id] if stand_in == "bwrap" else \
+        [f"--root={gvisor.runsc_root(str(paths.sandbox_dir(sb.object_id)))}", "gofer"]
+    stray = subprocess.Popen([stand_in, "-c", "sleep 600; :", "sh", *names], executable="/bin/sh",
                              start_new_session=True)
     supervisor = psutil.Process(sb._record.supervisor.pid)
     supervisor.kill()

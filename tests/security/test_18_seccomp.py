@@ -37,6 +37,7 @@ FUZZ_EXCLUDED = {
 }
 
 
+@pytest.mark.gvisor
 def test_denied_syscalls_get_eperm_whatever_their_arguments(sb):
     out = py_ok(sb, f"""
         import random
@@ -50,6 +51,7 @@ def test_denied_syscalls_get_eperm_whatever_their_arguments(sb):
     assert out == "['EPERM']\n"
 
 
+@pytest.mark.gvisor
 def test_enosys_for_clone3_and_syscalls_newer_than_the_table(sb):
     # cachestat (451) exists on this kernel (6.5+) but is newer than the table.
     out = py_ok(sb, """
@@ -86,6 +88,7 @@ def test_foreign_architecture_and_x32_killed(sb):
     assert sb.exec("true").wait() == 0  # init is untouched
 
 
+@pytest.mark.gvisor
 def test_argument_rules_agree_with_the_table(sb):
     out = py_ok(sb, f"""
         import random
@@ -112,6 +115,7 @@ def test_argument_rules_agree_with_the_table(sb):
     assert out == "[]\n"
 
 
+@pytest.mark.gvisor
 def test_random_syscalls_never_crash_init(sb):
     # Random allowed syscalls with random arguments, each batch in a child
     # with an alarm; the ones that would take the harness down with them

@@ -135,6 +135,7 @@ FRAMING = [
 ]
 
 
+@pytest.mark.gvisor
 def test_each_malformed_request_gets_an_error_and_init_serves_on(sb):
     for what, data, nfds, code, message in FRAMING:
         reply, closed = _exchange(sb, data, nfds)
@@ -144,6 +145,7 @@ def test_each_malformed_request_gets_an_error_and_init_serves_on(sb):
     _assert_serving(sb)
 
 
+@pytest.mark.gvisor
 def test_semantic_errors_keep_the_connection(sb):
     """Well-framed requests init cannot honour: an error, and the connection stays usable."""
     for op, path, code in ((99, b"/", errno.EINVAL), (agent.FSOP_STAT, b"/no/such/path", errno.ENOENT)):
@@ -170,6 +172,7 @@ def test_refused_requests_leave_no_fd_in_init(sb):
     assert before is None or after <= before + 2
 
 
+@pytest.mark.gvisor
 def test_many_idle_connections_then_serving(sb):
     """Connections that never send: init holds them, serves others, and drops them at close."""
     idle = [agent.connect(_socket_path(sb)) for _ in range(200)]
@@ -196,6 +199,7 @@ _MALFORMED = st.one_of(
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=_MALFORMED, nfds=st.sampled_from([0, 1, 3, 5]))
+@pytest.mark.gvisor
 def test_fuzzed_requests(sb, data, nfds):
     """Datagrams that are malformed by construction: each is refused with an error, its
     connection closed, and pid 1 answers the next stat."""

@@ -75,13 +75,13 @@ USAGE = {
     "sandbox-supervisor": "--dir DIR --timeout-ms N --output-max BYTES [--as-uid U] [--as-gid G] [--stage STAGEDIR] "
                           "[--stage-bind SRC=NAME]... [--stage-check NAME=DEV:INO]... [--cleanup PATH]... "
                           "[--userns-uid IN:OUT:N]... [--userns-gid IN:OUT:N]... [--newuidmap PATH] [--newgidmap PATH] "
-                          "[--confirm-fd FD] [--confirmed-by FILE] [--cgroup DIR]... [--nproc N] "
+                          "[--confirm-fd FD] [--confirmed-by FILE] [--cgroup DIR]... [--handoff] [--nproc N] "
                           "[--net-helper SLIRP4NETNS] [--net-dir DIR] [--net-filter NFT] [--net-rules RULESET] "
                           "[--net-forward HOSTPORT:PORT]... [--net-dns-upstream ADDRESS] [--net-dns-port PORT] "
                           "[--net-domains NAMES] [--net-dns-qps N] [--net-dns-addresses N] "
                           "[--net-dns-min-ttl SECONDS] [--net-dns-max-ttl SECONDS] -- RUNNER ARGV...",
     "sandbox-init": "[--sandbox ID] [--idle-timeout-ms N] [--pty] [--dir MODE PATH]... [--chmod MODE PATH]... "
-                    "[--chdir PATH]",
+                    "[--chdir PATH] [--handoff]",
     "sandbox-probe": "PORT",
     "sandbox-mount": "--pidfd FD [--as-sandbox-root] [--attach PATH] [--upper DIR] [--work DIR] [--lower DIR]... "
                      "[--detach PATH] [--mnt-id N] [--copy PATH] [--dest FD] [--max-bytes N] [--max-entries N]",

@@ -1,0 +1,101 @@
+"""The gvisor runner next to bwrap and nsjail (issue 18; docs/RUNNERS.md), all in one run:
+
+* lifecycle: create (host image, block_network=True) + exec("true") + wait + terminate(wait=True), each runner
+  against its bare runner running /bin/true (`bwrap ...`, `nsjail -Mo ...`, `runsc --network=none do`);
+* exec: exec("true") + wait in a running sandbox, each runner against bwrap's (aim: gVisor within 2x);
+* stdout throughput: exec("head -c 64M /dev/zero") read in bytes mode;
+* idle memory: USS of an idle sandbox's host processes (supervisor, runner, init; under gVisor also runsc's
+  gofer and Sentry, which holds the sandbox's own memory).
+
+Runs of what is compared are interleaved (medians), so they see the same machine load.
+Usage: bench_gvisor.py [LIFECYCLE_RUNS] [EXEC_RUNS].
+"""
+
+import statistics
+import sys
+import time
+
+from _common import app, bare_bwrap_argv, bare_nsjail_argv, interleaved, report, spawn_and_wait
+from bench_idle_memory import tree, unique_kb
+
+import pysandbox as modal
+from pysandbox import settings
+
+RUNNERS = ("bwrap", "nsjail", "gvisor")
+LIFECYCLE_RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 40
+EXEC_RUNS = int(sys.argv[2]) if len(sys.argv) > 2 else 300
+STREAM_BYTES = 64 << 20
+
+
+def create(the_app, runner, *args):
+    return modal.Sandbox.create(*args, app=the_app, block_network=True, experimental_options={"runner": runner})
+
+
+def lifecycle(the_app, runner):
+    sb = create(the_app, runner)
+    sb.exec("true").wait()
+    sb.terminate(wait=True)
+
+
+def exec_true(sb):
+    sb.exec("true").wait()
+
+
+def stream(sb):
+    process = sb.exec("head", "-c", str(STREAM_BYTES), "/dev/zero", text=False)
+    moved = sum(len(chunk) for chunk in process.stdout)
+    process.wait()
+    assert moved == STREAM_BYTES, moved
+
+
+def main():
+    the_app = app()
+    bare = {"bwrap": bare_bwrap_argv(), "nsjail": bare_nsjail_argv(),
+            "gvisor": [settings.runsc_binary(), "--network=none", "do", "/bin/true"]}
+    funcs = {}
+    for runner in RUNNERS:
+        funcs["bare", runner] = lambda runner=runner: spawn_and_wait(bare[runner])
+        funcs["lifecycle", runner] = lambda runner=runner: lifecycle(the_app, runner)
+    medians = interleaved(funcs, LIFECYCLE_RUNS, warmup=3)
+    for runner in RUNNERS:
+        report(f"{runner}: create+exec(true)+wait+terminate(wait=True)", medians["lifecycle", runner],
+               f"bare {runner} /bin/true", medians["bare", runner])
+    report("gvisor vs bwrap: create+exec(true)+wait+terminate(wait=True)", medians["lifecycle", "gvisor"],
+           "the same under bwrap", medians["lifecycle", "bwrap"])
+
+    sandboxes = {runner: create(the_app, runner, "sleep", "3600") for runner in RUNNERS}
+    try:
+        execs = interleaved({runner: lambda sb=sb: exec_true(sb) for runner, sb in sandboxes.items()}, EXEC_RUNS)
+        for runner in RUNNERS:
+            report(f"{runner}: exec(true)+wait", execs[runner], "the same under bwrap", execs["bwrap"],
+                   bar=2.0 if runner == "gvisor" else None)
+        time.sleep(1)  # idle, before the stream test fills the Sentry's buffers
+        memory = {runner: unique_kb(tree(sb._record.supervisor.pid)) for runner, sb in sandboxes.items()}
+        for runner in RUNNERS:
+            print(f"{runner}: idle sandbox host memory (USS of its host processes, after {EXEC_RUNS} execs): "
+                  f"{memory[runner]:.0f} kB; ratio to bwrap {memory[runner] / memory['bwrap']:.2f}x", flush=True)
+        streams = interleaved({runner: lambda sb=sb: stream(sb) for runner, sb in sandboxes.items()}, 9, warmup=1)
+        for runner in RUNNERS:
+            rate = STREAM_BYTES / (streams[runner] / 1000) / 1e6
+            print(f"{runner}: stdout of exec(head -c 64M /dev/zero), bytes mode: median {rate:.0f} MB/s "
+                  f"({streams[runner]:.1f} ms); ratio to bwrap {streams['bwrap'] / streams[runner]:.2f}x", flush=True)
+    finally:
+        for sb in sandboxes.values():
+            sb.terminate(wait=True)
+    idle = [unique_kb(tree(sb._record.supervisor.pid)) for sb in _idle_gvisor(the_app, 5)]
+    print(f"gvisor: idle memory of a fresh sandbox (USS of its host processes, after one exec): median "
+          f"{statistics.median(idle):.0f} kB over 5", flush=True)
+
+
+def _idle_gvisor(the_app, count):
+    sandboxes = [create(the_app, "gvisor", "sleep", "3600") for _ in range(count)]
+    for sb in sandboxes:
+        sb.exec("true").wait()
+    time.sleep(1)
+    yield from sandboxes
+    for sb in sandboxes:
+        sb.terminate(wait=True)
+
+
+if __name__ == "__main__":
+    main()

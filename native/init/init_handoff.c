@@ -1,0 +1,68 @@
+/* init_handoff.c: init's fds and connections over stdin (init_handoff.h). */
+#define _GNU_SOURCE 1
+#include "init_handoff.h"
+
+#include <errno.h>      /* errno */
+#include <fcntl.h>      /* fcntl, open, O_* */
+#include <string.h>     /* memcpy */
+#include <sys/socket.h> /* MSG_DONTWAIT */
+#include <unistd.h>     /* dup2, close */
+
+#include "fds.h"
+#include "handoff.h"
+#include "protocol.h"
+#include "util.h"
+
+bool handoff;
+
+void handoff_receive(void)
+{
+  int got[HANDOFF_NFDS];
+  static const int places[HANDOFF_NFDS] = HANDOFF_FDS;
+  if (handoff_recv(0, got, HANDOFF_NFDS, 0) != HANDOFF_NFDS)
+    die("the supervisor did not hand over the sandbox's descriptors");
+  /* Above every place first, so that no dup2 below clobbers a received fd. */
+  for (int k = 0; k < HANDOFF_NFDS; k++) {
+    int high = fcntl(got[k], F_DUPFD_CLOEXEC, 64);
+    if (high < 0)
+      pdie("handoff");
+    close(got[k]);
+    got[k] = high;
+  }
+  for (int k = 0; k < HANDOFF_NFDS; k++)
+    if (dup2(got[k], places[k]) < 0 || close(got[k]) < 0)
+      pdie("handoff");
+  if (dup2(0, FD_LISTEN) < 0) /* before the open below, which would take a free fd 3 */
+    pdie("handoff");
+  int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null < 0 || dup2(null, 0) < 0 || close(null) < 0)
+    pdie("handoff");
+}
+
+int handoff_accept(void)
+{
+  int fd;
+  int n = handoff_recv(FD_LISTEN, &fd, 1, MSG_DONTWAIT);
+  if (n == 0)
+    die("the supervisor is gone");
+  if (n < 0)
+    return -1;
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+    int err = errno;
+    close(fd);
+    errno = err;
+    return -1;
+  }
+  return fd;
+}
+
+bool handoff_refuses(const struct request *req)
+{
+  if (req->type == PSB_REQ_FSOP) { /* proto_recv checked the body's size */
+    struct psb_fsop f;
+    memcpy(&f, req->body, sizeof f);
+    return f.op == PSB_FSOP_WATCH;
+  }
+  return req->type == PSB_REQ_OPEN || req->type == PSB_REQ_ENTRY_STDIN || req->type == PSB_REQ_PIDFD;
+}

@@ -1,0 +1,190 @@
+"""The gVisor runner: `runsc run` of an OCI bundle (docs/RUNNERS.md: what it supports, and why).
+
+gVisor puts a second kernel between sandbox code and the host's: sandbox-init and
+everything it starts make their system calls to gVisor's Sentry (in user space, itself
+confined by seccomp), which reaches the host's files only through its gofer. The sandbox
+is the same as under bwrap (the same root, mounts, init as pid 1, the same protocol),
+with what differs:
+
+* runsc passes the sandbox no descriptor but its stdio, and gVisor cannot accept() on a
+  host listener: the supervisor hands init its fds and each connection it accepts over
+  a socket that is the runner's stdin (`--handoff`, native/common/handoff.h). gVisor passes
+  a host socket's SCM_RIGHTS into the sandbox but not out, so the requests answered with
+  a descriptor (sb.open, the file API's reads and writes, watch, the entrypoint's stdin,
+  mount_image) are refused (init_handoff.h; initclient.py says which call).
+* runsc makes its own namespaces (its Sentry runs as nobody in a user namespace of its
+  own): it runs as the caller, which must be root, with no user namespace of the
+  supervisor's (RunnerCommand.self_isolating). Sandbox root is gVisor's root.
+* Sandbox root is root to the gofer: every host secret of the host image is masked, whoever
+  could read it (the other runners mask only what the sandbox's unprivileged id could), and
+  what the sandbox writes to its root and its volumes is owned by host root, in the state
+  directory, which is private to its owner (_state/files.private_state_dir).
+* OCI has no symlink mount: a symlink of the host image (the host's /bin -> usr/bin, BIN_DIR's
+  python) is a read-only bind of what it points to.
+* The OCI configuration is `RunnerCommand.config` (fds.RUNNER_CONFIG): the bundle is a
+  directory in the state directory whose config.json is a link to /proc/self/fd/9.
+* Cgroups: runsc's own are off (`--ignore-cgroups`); the supervisor's cgroup holds runsc,
+  its gofer and its Sentry, whose memory is the sandbox's.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import subprocess
+from typing import Dict, List, Tuple
+
+from .. import settings
+from .._core.spec import SandboxSpec
+from .._state.files import ensure_dir
+from ..exception import InvalidError
+from . import fds
+from .layout import (
+    BIN_DIR,
+    INIT_PATH,
+    MASKED_DIRS,
+    MASKED_FILES,
+    SANDBOX_ROOT_CAPS,
+    Mount,
+    RunnerCommand,
+    RunnerInputs,
+    python_links,
+)
+
+RUNSC_FLAGS = ("--network=none", "--ignore-cgroups", "--host-uds=none", "--host-fifo=none")
+_ALWAYS = ("nosuid", "nodev")
+
+
+def binary() -> str:
+    """runsc: PYSANDBOX_RUNSC, or runsc on PATH (settings.py)."""
+    return settings.runsc_binary()
+
+
+def check() -> None:
+    """Refuse, before any work, what the gVisor runner cannot do here: run without runsc, or for a caller
+    that is not root (runsc's rootless mode needs a user namespace of its own, which this slice does not give it)."""
+    binary()
+    if os.geteuid() != 0:
+        raise InvalidError("The gVisor runner needs root here: runsc makes its own namespaces and runs its Sentry "
+                           "as root's nobody. Run as root, or use the bwrap or nsjail runner.")
+
+
+def refuse(spec: SandboxSpec, image: bool) -> None:
+    """InvalidError, before any work, naming a capability of `spec` the gVisor runner does not have yet
+    (docs/RUNNERS.md's table); `image`: create(image=...) was given."""
+    unsupported = {
+        "image=": image,
+        "the default network (pass block_network=True)": spec.network == "default",
+        "pty=True": spec.pty,
+        "ephemeral_disk=": spec.resources.ephemeral_disk is not None,
+    }
+    for what, asked in unsupported.items():
+        if asked:
+            raise InvalidError(f"The gVisor runner does not support {what} yet: use the bwrap or nsjail runner for it "
+                               "(docs/RUNNERS.md lists what each runner supports).")
+
+
+# What the gvisor runner gives and lacks, for doctor (docs/RUNNERS.md's table says why).
+SUPPORTED = "the host image with block_network=True: exec, streams, stdin, files' listing/stat/mkdir/rm, volumes, " \
+            "limits, timeouts, names and tags"
+UNSUPPORTED = "image=, the default network, pty, ephemeral_disk, sb.open and the file API's reads and writes, " \
+              "watch, the entrypoint's stdin, mount_image and snapshots, callers other than root"
+
+
+def platform(binary: str) -> str:
+    """The platform runsc runs the Sentry on (its default: this runner does not choose one), from `runsc flags`."""
+    listed = subprocess.run([binary, "flags"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            timeout=10).stdout  # runsc prints them on stderr
+    found = re.search(r'-platform string\n.*\(default "(\w+)"\)', listed)
+    return found.group(1) if found else "unknown"
+
+
+@functools.lru_cache(maxsize=None)
+def _bundle() -> str:
+    """The shared bundle directory: its config.json is whatever runsc has open as fds.RUNNER_CONFIG."""
+    bundle = settings.state_dir() / "gvisor-bundle"
+    ensure_dir(bundle, 0o755)
+    link = bundle / "config.json"
+    target = f"/proc/self/fd/{fds.RUNNER_CONFIG}"
+    if not os.path.islink(link) or os.readlink(link) != target:
+        tmp = bundle / f"config.json.{os.getpid()}"
+        os.symlink(target, tmp)
+        os.replace(tmp, link)
+    return str(bundle)
+
+
+def _mount(mount: Mount, source: str, dest: str) -> Dict[str, object]:
+    if mount.kind in ("ro-bind", "bind"):
+        mode = "ro" if mount.kind == "ro-bind" else "rw"
+        return {"destination": dest, "type": "bind", "source": source, "options": ["rbind", mode, *_ALWAYS]}
+    if mount.kind == "mask-file":  # opening it fails, as under bwrap: an empty read-only file
+        return {"destination": dest, "type": "bind", "source": "/dev/null", "options": ["bind", "ro", *_ALWAYS]}
+    if mount.kind == "mask-dir":
+        return {"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": ["ro", "mode=755", *_ALWAYS]}
+    raise ValueError(f"unknown mount kind {mount.kind!r}")
+
+
+@functools.lru_cache(maxsize=None)
+def _masks(host_root: str = "/") -> Tuple[Mount, ...]:
+    """Every host secret of the host image, masked: the gofer reads as root."""
+    return tuple(Mount("mask-dir" if os.path.isdir(os.path.join(host_root, rel)) else "mask-file", "/dev/null",
+                       "/" + rel)
+                 for rel in MASKED_FILES + MASKED_DIRS if os.path.lexists(os.path.join(host_root, rel)))
+
+
+def _host_image_mounts(inputs: RunnerInputs) -> List[Mount]:
+    """The inputs' mounts (a symlink bound from its target: the host image's system directories are the host's,
+    at the same paths), BIN_DIR's python, and the masks the inputs lack (those a sandbox's own id could read)."""
+    mounts = [Mount("ro-bind", os.path.normpath(os.path.join(os.path.dirname(mount.dest), mount.source)), mount.dest)
+              if mount.kind == "symlink" else mount for mount in inputs.mounts]
+    mounts += [Mount("ro-bind", target, f"{BIN_DIR}/{name}") for name, target in python_links()]
+    return mounts + [mask for mask in _masks() if mask not in inputs.mounts]
+
+
+def runsc_root(sandbox_dir: str) -> str:
+    """runsc's state directory (--root) for the sandbox in `sandbox_dir`; its processes name it on their
+    command lines (runtime/reconcile._kill_strays)."""
+    return os.path.join(sandbox_dir, "runsc")
+
+
+def configuration(inputs: RunnerInputs) -> dict:
+    """The OCI runtime configuration: the upper directory as the root, the mounts in order, init as the process."""
+    source = inputs.source
+    caps = [f"CAP_{cap}" for cap in SANDBOX_ROOT_CAPS]
+    mounts: List[Dict[str, object]] = [
+        {"destination": "/proc", "type": "proc", "source": "proc"},
+        {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
+         "options": [f"size={inputs.tmp_bytes}", "mode=1777", *_ALWAYS]},
+        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+         "options": [f"size={inputs.shm_bytes}", "mode=1777", *_ALWAYS]},
+    ]
+    mounts += [_mount(mount, source(mount.source), inputs.dest(mount.dest)) for mount in _host_image_mounts(inputs)]
+    mounts.append({"destination": inputs.dest(INIT_PATH), "type": "bind", "source": source(inputs.init),
+                   "options": ["bind", "ro", *_ALWAYS]})
+    return {
+        "ociVersion": "1.0.0",
+        "root": {"path": source(inputs.upper), "readonly": False},
+        "hostname": "sandbox",
+        "process": {
+            "args": inputs.init_argv(["--handoff", *inputs.init_dirs()]), "env": [], "cwd": "/",
+            "user": {"uid": 0, "gid": 0}, "noNewPrivileges": True,
+            "capabilities": {kind: caps for kind in ("bounding", "effective", "permitted")},
+        },
+        "mounts": mounts,
+        "linux": {"namespaces": [{"type": kind} for kind in ("pid", "network", "ipc", "uts", "mount")]},
+    }
+
+
+def command(inputs: RunnerInputs, binary: str) -> RunnerCommand:
+    """`runsc run` of the shared bundle, its state (--root) beside the sandbox's upper directory, the container
+    named after the sandbox. Only the host image gets here (refuse()); its root is the upper directory on the
+    state disk, as PYSANDBOX_WRITABLE_ROOT_MAX=0 makes it under the other runners (`disk_bytes` is not a size
+    gVisor can give a root), with a sized /tmp of its own."""
+    if inputs.overlay is not None or inputs.network != "none" or inputs.pty:
+        raise InvalidError("The gVisor runner runs only the host image, with block_network=True and no pty "
+                           "(docs/RUNNERS.md).")
+    argv = [binary, "--root", runsc_root(os.path.dirname(inputs.upper)), *RUNSC_FLAGS, "run", "--bundle", _bundle(),
+            inputs.sandbox_id]
+    return RunnerCommand(argv, json.dumps(configuration(inputs)).encode(), self_isolating=True)

@@ -1,0 +1,89 @@
+"""The gvisor runner (docs/RUNNERS.md): how it is chosen, what it refuses before any work, and where
+it differs from the other runners. The behaviour tests marked pytest.mark.gvisor run under it too;
+these run under every runner, each creating its gVisor sandboxes itself."""
+
+import os
+
+import pytest
+
+import pysandbox as modal
+from pysandbox.exception import InvalidError, UnimplementedError
+from pysandbox.runtime import cgroups
+
+from .test_runners import _sandbox_dirs
+
+pytestmark = pytest.mark.rootless
+AS_ROOT = os.geteuid() == 0
+needs_root = pytest.mark.skipif(not AS_ROOT, reason="gVisor needs root here: test_a_rootless_caller_is_refused")
+
+
+def _kernel(sb) -> str:
+    return sb.exec("uname", "-r").stdout.read().strip()
+
+
+@needs_root
+@pytest.mark.parametrize("how", ["runtime", "experimental_options", "PYSANDBOX_RUNNER"])
+def test_each_way_of_asking_runs_the_sandbox_under_gvisor(sandboxes, monkeypatch, how):
+    asked = {"runtime": {"runtime": "gvisor"}, "experimental_options": {"experimental_options": {"runner": "gvisor"}},
+             "PYSANDBOX_RUNNER": {}}[how]
+    if how == "PYSANDBOX_RUNNER":
+        monkeypatch.setenv("PYSANDBOX_RUNNER", "gvisor")
+    sb = sandboxes("sleep", "60", block_network=True, **asked)
+    assert _kernel(sb) != os.uname().release  # gVisor's kernel answers, not the host's
+
+
+def test_runtime_vm_stays_unimplemented_and_gvisor_cannot_contradict_the_runner(app):
+    before = _sandbox_dirs()
+    with pytest.raises(UnimplementedError, match="runtime='vm'"):
+        modal.Sandbox.create(app=app, runtime="vm", block_network=True)
+    with pytest.raises(InvalidError, match="contradict"):
+        modal.Sandbox.create(app=app, runtime="gvisor", block_network=True, experimental_options={"runner": "bwrap"})
+    assert _sandbox_dirs() == before
+
+
+@needs_root
+@pytest.mark.parametrize("options, named", [
+    ({}, "the default network"),
+    ({"block_network": True, "pty": True}, "pty=True"),
+    ({"block_network": True, "ephemeral_disk": 1024}, "ephemeral_disk="),
+    ({"block_network": True, "image": "debian_slim"}, "image="),
+])
+def test_what_it_does_not_support_is_refused_before_any_work(app, options, named):
+    if options.get("image") == "debian_slim":
+        options = {**options, "image": modal.Image.debian_slim()}
+    before = _sandbox_dirs()
+    with pytest.raises(InvalidError, match=f"gVisor runner does not support {named}"):
+        modal.Sandbox.create(app=app, runtime="gvisor", **options)
+    assert _sandbox_dirs() == before
+
+
+@needs_root
+def test_calls_that_need_a_descriptor_from_the_sandbox_say_so(sandboxes):
+    sb = sandboxes("sleep", "60", runtime="gvisor", block_network=True)
+    for call, named in [(lambda: sb.open("/etc/hostname"), "sb.open"),
+                        (lambda: sb.filesystem.read_text("/etc/hostname"), "sb.open"),
+                        (lambda: sb.stdin.write(b"x") or sb.stdin.drain(), "entrypoint's stdin")]:
+        with pytest.raises(InvalidError, match=f"gVisor runner cannot give .*{named}"):
+            call()
+    sb.mkdir("/tmp/made")  # what init answers without a descriptor works
+    assert sb.ls("/tmp") == ["made"]
+    assert sb.exec("echo", "still running").stdout.read() == "still running\n"
+
+
+@needs_root
+@pytest.mark.skipif(not cgroups.host().has("memory"), reason="no writable cgroup here (unprivileged on v1)")
+def test_the_memory_limit_ends_the_whole_sandbox(sandboxes):
+    """The supervisor's cgroup holds runsc, its gofer and its Sentry, which holds every sandbox process's memory:
+    the host's OOM killer ends the Sentry, so the sandbox ends (137), not only the process that hogged."""
+    sb = sandboxes("sleep", "300", runtime="gvisor", block_network=True, memory=(64, 128))
+    hog = sb.exec("python3", "-c", "b = bytearray(400 << 20); b[::4096] = b'x' * len(b[::4096]); print('survived')")
+    assert hog.wait() == 137 and hog.stdout.read() == ""
+    assert sb.wait(raise_on_termination=False) is None and sb.returncode == 137
+
+
+@pytest.mark.skipif(AS_ROOT, reason="the refusal of a caller that is not root (run by .ci/rootless)")
+def test_a_rootless_caller_is_refused(app):
+    before = _sandbox_dirs()
+    with pytest.raises(InvalidError, match="gVisor runner needs root here"):
+        modal.Sandbox.create(app=app, runtime="gvisor", block_network=True)
+    assert _sandbox_dirs() == before
