@@ -93,6 +93,34 @@ def test_host_abstract_unix_socket_is_unreachable(sandboxes, listeners, block_ne
     assert service.accepted == 0
 
 
+RECONFIGURE = r"""
+import errno, fcntl, os, socket, struct
+names = [line.split(":")[0].strip() for line in open("/proc/net/dev").readlines()[2:]]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+try:
+    fcntl.ioctl(s, 0x8914, struct.pack("16sH14x", b"lo", 0))  # SIOCSIFFLAGS: loopback down
+    outcome = "changed"
+except OSError as exc:
+    outcome = errno.errorcode[exc.errno]
+print(os.readlink("/proc/self/ns/net"), ",".join(sorted(names)), outcome)
+"""
+
+
+@pytest.mark.parametrize("block_network", [False, True])
+def test_the_network_namespace_is_the_sandboxs_own_and_fixed(sandboxes, block_network):
+    # The supervisor's runner child makes it before the runner starts, which makes none
+    # (native/supervisor/netns.h): never the host's whatever the runner, with nothing but
+    # loopback and slirp4netns's tap0, which sandbox root cannot reconfigure.
+    sb = sandboxes(block_network=block_network)
+    p = sb.exec("python3", "-c", RECONFIGURE)
+    assert p.wait() == 0, p.stderr.read()
+    namespace, interfaces, outcome = p.stdout.read().split()
+    assert namespace.startswith("net:[") and namespace != os.readlink("/proc/self/ns/net")
+    assert interfaces == ("lo" if block_network else "lo,tap0")
+    assert outcome == "EPERM"
+    assert sb.exec("python3", "-c", "import socket; socket.create_server(('127.0.0.1', 0))").wait() == 0  # lo is up
+
+
 @pytest.mark.gvisor
 def test_host_path_unix_sockets_are_not_there(sb, listeners):
     service = listeners(socket.AF_UNIX, f"/tmp/pysandbox-attack-{uuid.uuid4().hex}.sock")
