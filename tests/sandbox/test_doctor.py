@@ -43,4 +43,4 @@ def test_doctor_says_what_the_gvisor_runner_gives_here():
     if os.geteuid() == 0:
         assert "ok  gvisor             platform " in result.stdout and "not yet: image=" in result.stdout
     else:
-        assert "-- gvisor             The gVisor runner needs root here" in result.stdout
+        assert "--  gvisor             The gVisor runner needs root here" in result.stdout
