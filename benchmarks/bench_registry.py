@@ -15,6 +15,7 @@ Usage: bench_registry.py [RUNNING] [DEAD]   (default 1000 running, 200 finished)
 import os
 import subprocess
 import sys
+import time
 
 from _common import app, interleaved, median_ms, report
 
@@ -23,6 +24,7 @@ from pysandbox._state import paths
 
 RUNNING = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
 DEAD = int(sys.argv[2]) if len(sys.argv) > 2 else 200
+SETTLE_S = 10
 
 # Run in a second process: the sandbox's id in argv[1].
 SECOND_PROCESS = """
@@ -68,6 +70,7 @@ def main():
             sb.terminate()
         for sb in sandboxes[:DEAD]:
             sb.wait(raise_on_termination=False)
+        time.sleep(SETTLE_S)  # 1,000 supervisors and inits finishing their start-up would load the timing
         running = len(list(modal.Sandbox.list(app_id=the_app.app_id)))
         medians = interleaved({
             "list": lambda: list(modal.Sandbox.list(app_id=the_app.app_id)),

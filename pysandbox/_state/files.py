@@ -36,7 +36,8 @@ def is_well_formed_id(object_id: Any, prefix: str) -> bool:
     if not isinstance(object_id, str):
         return False
     body = object_id[len(prefix):]
-    return object_id.startswith(prefix) and len(body) == _ID_LENGTH and all(c in _ID_ALPHABET for c in body)
+    # isascii() and isalnum(): exactly _ID_ALPHABET, without a Python step per character.
+    return object_id.startswith(prefix) and len(body) == _ID_LENGTH and body.isascii() and body.isalnum()
 
 
 # Atomic files -----------------------------------------------------------------

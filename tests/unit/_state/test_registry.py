@@ -53,6 +53,8 @@ def test_ids():
     assert not is_well_formed_id("sb-short", "sb-")
     assert not is_well_formed_id(sid.replace("sb-", "ap-"), "sb-")
     assert not is_well_formed_id(None, "sb-") and not is_well_formed_id("sb-../../" + "x" * 16, "sb-")
+    for other in ("é", "٣", "²", "_"):  # letters and digits beyond ASCII, and punctuation, are not ids
+        assert not is_well_formed_id(sid[:-1] + other, "sb-")
     assert len({new_id("sb-") for _ in range(1000)}) == 1000
 
 
