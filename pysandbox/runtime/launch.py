@@ -136,8 +136,7 @@ def reap_finished() -> None:
         try:
             exited = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
         except ChildProcessError:
-            _spawned.clear()  # no children left: whoever called wait() collected ours too
-            return
+            break  # none: someone's wait() took ours (each asked, not all forgotten: one may be starting now)
         if exited is None:
             return
         if exited.si_pid not in _spawned or not _collect(exited.si_pid):
