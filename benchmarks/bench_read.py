@@ -18,7 +18,7 @@ import fcntl
 import os
 import sys
 
-from _common import RUNNERS, app, interleaved
+from _common import HOST_TMPFS, RUNNERS, app, interleaved
 
 import pysandbox as modal
 
@@ -26,7 +26,7 @@ SIZES_MIB = tuple(int(size) for size in os.environ.get("BENCH_READ_SIZES_MIB", "
 BAR, BAR_SIZE_MIB = 0.9, 512
 RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 3
 CHOSEN = tuple(sys.argv[2:]) or RUNNERS
-HOST_FILE = "/tmp/pysandbox-bench-read"
+HOST_FILE = f"{HOST_TMPFS}/pysandbox-bench-read"
 
 
 def host_pipe(size, text, everything):

@@ -10,12 +10,13 @@ import statistics
 import sys
 import time
 
-from _common import RUNNERS, app
+from _common import HOST_TMPFS, RUNNERS, app
 
 import pysandbox as modal
 
 SIZE = 512 << 20
 RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 7
+HOST_FILE = f"{HOST_TMPFS}/pysandbox-bench-big"
 
 
 def drain(reader_chunks):
@@ -38,10 +39,11 @@ def interleaved_gbps(funcs):
 
 
 def host_cat():
-    """The same plumbing on the host: cat writing into a 1 MiB pipe we read."""
+    """The same plumbing on the host: cat of the same bytes, on the same kind of filesystem, writing
+    into a 1 MiB pipe we read."""
     read_end, write_end = os.pipe()
     fcntl.fcntl(read_end, fcntl.F_SETPIPE_SZ, 1 << 20)
-    pid = os.posix_spawn("/bin/cat", ["cat", "/tmp/pysandbox-bench-big"], os.environ,
+    pid = os.posix_spawn("/bin/cat", ["cat", HOST_FILE], os.environ,
                          file_actions=[(os.POSIX_SPAWN_DUP2, write_end, 1)])
     os.close(write_end)
     moved = drain(iter(lambda: os.read(read_end, 1 << 20), b""))
@@ -58,8 +60,9 @@ def sandbox_cat(sb):
 
 
 def main():
-    with open("/tmp/pysandbox-bench-big", "wb") as f:
-        f.truncate(SIZE)
+    with open(HOST_FILE, "wb") as f:
+        for _ in range(SIZE >> 20):
+            f.write(bytes(1 << 20))  # written out, as head -c /dev/zero does in the sandbox: no holes
     for runner in RUNNERS:
         sb = modal.Sandbox.create(app=app(), experimental_options={"runner": runner})
         try:
@@ -73,6 +76,7 @@ def main():
                   flush=True)
         finally:
             sb.terminate(wait=True)
+    os.unlink(HOST_FILE)
 
 
 if __name__ == "__main__":

@@ -164,9 +164,10 @@ def _end_started(started: lifecycle.Started) -> None:
 class Sandbox:
     """A handle to a sandbox: run commands in it, read its output, end it."""
 
-    def __init__(self, record: records.SandboxRecord) -> None:
+    def __init__(self, record: records.SandboxRecord, sandboxes: Optional[Path] = None) -> None:
         self._record = record
-        self._dir = paths.sandbox_dir(record.sandbox_id)
+        # The state directory as of now: one lookup for all the handles Sandbox.list() makes.
+        self._sandboxes = paths.sandboxes_dir() if sandboxes is None else sandboxes
         self._exit: Optional[records.ExitStatus] = None
         self._detached = False
         self._stdout: Optional[StreamReader[str]] = None
@@ -174,6 +175,10 @@ class Sandbox:
         self._stdin: Optional[StreamWriter] = None
         self._entry_sources: List[FollowSource] = []  # of stdout and stderr, closed by detach()
         self._filesystem: Optional[SandboxFilesystem] = None
+
+    @functools.cached_property
+    def _dir(self) -> Path:
+        return self._sandboxes / self._record.sandbox_id
 
     @functools.cached_property
     def _init(self) -> InitClient:
@@ -394,9 +399,10 @@ class Sandbox:
         if app_id is None:
             warnings.warn("Sandbox.list() without app_id lists the sandboxes of every app; pass app_id=.",
                           DeprecationError, stacklevel=3)
+        sandboxes = paths.sandboxes_dir()
         for record in records.running_records(app_id):
             if wanted.items() <= record.tags.items():
-                yield Sandbox(record)
+                yield Sandbox(record, sandboxes)
 
     @synchronized
     async def get_tags(self) -> Dict[str, str]:

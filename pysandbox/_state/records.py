@@ -349,6 +349,14 @@ def _sandbox_dirs() -> List[Tuple[str, str]]:
 # more: running_records drops those of directories that are gone.
 _listed: Dict[str, Tuple[Tuple[int, int, int, int], SandboxRecord]] = {}
 
+# Whether a sandbox directory held an exit record and a terminating marker, by the directory's
+# identity (inode, mtime, ctime): both only ever appear by a create or a rename in it, which change
+# its mtime, so a later listing that finds the directory unchanged stats neither again. Kept only
+# for a directory unchanged for _SETTLED_NS before the listing: timestamps are coarse (a clock tick,
+# a second on some filesystems), and a change within the tick of the stat would keep the identity.
+_markers: Dict[str, Tuple[Tuple[int, int, int], bool, bool]] = {}
+_SETTLED_NS = 2_000_000_000
+
 
 def _read_record_at(sandbox_id: str, directory: str, cache: bool = False) -> Union[SandboxRecord, Exception]:
     path = f"{directory}/{RECORD_NAME}"
@@ -370,33 +378,56 @@ def _read_record_at(sandbox_id: str, directory: str, cache: bool = False) -> Uni
         return exc
 
 
+def _markers_of(directory: str, settled_before: int) -> Tuple[bool, bool]:
+    """(whether `directory` holds an exit record, whether a terminating marker), from what an
+    earlier listing found if the directory has not changed since; (True, False) once it is gone."""
+    try:
+        info = os.stat(directory)
+    except FileNotFoundError:
+        return True, False  # collected by gc meanwhile
+    identity = (info.st_ino, info.st_mtime_ns, info.st_ctime_ns)
+    seen = _markers.get(directory)
+    if seen is not None and seen[0] == identity:
+        return seen[1], seen[2]
+    # Looked at after the directory's stat: a change from here on gives it another identity.
+    has_exit = os.path.exists(f"{directory}/{EXIT_NAME}")
+    marked = not has_exit and os.path.exists(f"{directory}/{TERMINATING_NAME}")
+    if max(info.st_mtime_ns, info.st_ctime_ns) < settled_before:
+        _markers[directory] = (identity, has_exit, marked)
+    else:
+        _markers.pop(directory, None)
+    return has_exit, marked
+
+
 def running_records(app_id: Optional[str] = None, include_terminating: bool = False) -> List[SandboxRecord]:
     """Records of running sandboxes (optionally of one app), newest first; those being
     terminated count only with include_terminating (they still use their image). A record
     that cannot be read is skipped with a warning (`pysandbox gc` reports and removes it)."""
     records = []
     directories = _sandbox_dirs()
-    present = {f"{directory}/{RECORD_NAME}" for _, directory in directories}
-    for path in [path for path in _listed if path not in present]:
-        _listed.pop(path, None)
+    present = {directory for _, directory in directories}
+    for directory in [directory for directory in _markers if directory not in present]:
+        del _markers[directory]
+    for path in [path for path in _listed if path.rpartition("/")[0] not in present]:
+        del _listed[path]
+    settled_before = time.time_ns() - _SETTLED_NS
     for sandbox_id, directory in directories:
-        if os.path.exists(f"{directory}/{EXIT_NAME}"):
+        has_exit, marked = _markers_of(directory, settled_before)
+        if has_exit:
             _listed.pop(f"{directory}/{RECORD_NAME}", None)  # finished: never listed again
             continue
         record = _read_record_at(sandbox_id, directory, cache=True)
-        try:
-            if isinstance(record, Exception):
-                raise record
-            # No exit record a moment ago and its supervisor alive: running. That is finished()
-            # is None with the exit record read once, not twice (the supervisor writes it before
-            # it exits, so a live supervisor seen after no exit record is a running sandbox).
-            if (app_id is None or record.app_id == app_id) and record.supervisor.alive(SUPERVISOR_PROGRAM) \
-                    and (include_terminating or not os.path.exists(f"{directory}/{TERMINATING_NAME}")):
-                records.append(record)
-        except NotFoundError:
+        if isinstance(record, NotFoundError):
             continue  # no record yet: a create in progress (or a directory gc is removing)
-        except ExecutionError as exc:
-            warnings.warn(f"Skipped sandbox {sandbox_id}: {exc}", RuntimeWarning, stacklevel=2)
+        if isinstance(record, Exception):
+            warnings.warn(f"Skipped sandbox {sandbox_id}: {record}", RuntimeWarning, stacklevel=2)
+            continue
+        # No exit record a moment ago and its supervisor alive: running. That is finished()
+        # is None with the exit record read once, not twice (the supervisor writes it before
+        # it exits, so a live supervisor seen after no exit record is a running sandbox).
+        if (app_id is None or record.app_id == app_id) and (include_terminating or not marked) \
+                and record.supervisor.alive(SUPERVISOR_PROGRAM):
+            records.append(record)
     return sorted(records, key=lambda r: r.created_at, reverse=True)
 
 

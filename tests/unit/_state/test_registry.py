@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -303,6 +304,37 @@ def test_a_bad_record_is_skipped_with_a_warning_and_the_others_are_listed(real_h
         (paths.sandbox_dir(bad) / "record.json").write_text(json.dumps({**record(bad).to_json(), "tags": ["x"]}))
         with pytest.warns(RuntimeWarning, match=f"{bad}.*tags"):
             assert [r.sandbox_id for r in records.running_records()] == [good]
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_listing_sees_markers_and_records_that_appear_in_a_directory_it_remembers(real_home, tmp_path,
+                                                                                      monkeypatch):
+    """running_records remembers whether a directory held an exit record or a terminating marker
+    by the directory's identity, once it has not changed for a while: whatever appears in it
+    later (exit, terminating, a record replaced or edited in place) is seen all the same."""
+    monkeypatch.setattr(records, "_SETTLED_NS", 50_000_000)  # over a clock tick, so the test is quick
+    proc, ref = fake_supervisor(tmp_path)
+    try:
+        sids = [new_id("sb-") for _ in range(3)]
+        for sid in sids:
+            ensure_dir(paths.sandbox_dir(sid))
+            records.write_record(record(sid, supervisor=ref))
+        assert {r.sandbox_id for r in records.running_records()} == set(sids)
+        assert not records._markers  # changed just now: not remembered
+        time.sleep(0.1)
+        assert {r.sandbox_id for r in records.running_records()} == set(sids)
+        assert {os.path.basename(d) for d in records._markers} == set(sids)
+        records.mark_terminating(sids[0])
+        (paths.sandbox_dir(sids[1]) / "exit").write_text("{}")
+        edited = attrs.evolve(record(sids[2], supervisor=ref), tags={"k": "w"})
+        (paths.sandbox_dir(sids[2]) / "record.json").write_text(json.dumps(edited.to_json()))  # in place
+        assert [r.tags for r in records.running_records()] == [{"k": "w"}]
+        assert {r.sandbox_id for r in records.running_records(include_terminating=True)} == {sids[0], sids[2]}
+        remove_tree(paths.sandbox_dir(sids[0]))
+        records.running_records()
+        assert not any(sids[0] in directory for directory in records._markers)
     finally:
         proc.kill()
         proc.wait()
