@@ -95,11 +95,12 @@ def _deselected(item) -> bool:
     runner = item.callspec.params.get("runner") if hasattr(item, "callspec") else None
     if runner is None:
         return False
+    if runner in OPT_IN_RUNNERS and os.geteuid() != 0:
+        return True  # gVisor needs root here (docs/RUNNERS.md): its refusal of anyone else is test_gvisor.py's
     only = [name for name in OPT_IN_RUNNERS if getattr(item.get_closest_marker(name), "kwargs", {}).get("only")]
     if only:
         return runner not in only
-    # gVisor needs root here (docs/RUNNERS.md): its refusal of anyone else is a test of its own (test_gvisor.py).
-    return runner in OPT_IN_RUNNERS and (item.get_closest_marker(runner) is None or os.geteuid() != 0)
+    return runner in OPT_IN_RUNNERS and item.get_closest_marker(runner) is None
 
 
 def pytest_collection_modifyitems(config, items):

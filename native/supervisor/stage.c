@@ -84,3 +84,17 @@ int stage_mounts(const char *dir, const struct stage_bind *binds, size_t nbinds)
   close(dfd);
   return 0;
 }
+
+int stage_overlay(const char *dir, const char *data)
+{
+  char target[PATH_MAX];
+  if (snprintf(target, sizeof target, "%s/" STAGE_OVERLAY_NAME, dir) >= (int)sizeof target) {
+    errno = ENAMETOOLONG;
+    return fail("stage", STAGE_OVERLAY_NAME);
+  }
+  if (mkdir(target, 0755) < 0)
+    return fail("mkdir", target);
+  if (mount("overlay", target, "overlay", MS_NOSUID | MS_NODEV, data) < 0)
+    return fail("mount overlayfs on", target);
+  return 0;
+}

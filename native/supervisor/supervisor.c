@@ -75,6 +75,7 @@ static struct {
   uid_t uid;
   gid_t gid;
   const char *stage;
+  const char *stage_overlay; /* overlayfs's options for the root in the stage (stage.h) */
   struct stage_bind *binds;
   size_t nbinds;
   const char **cleanup;
@@ -226,6 +227,7 @@ static void parse_args(int argc, char **argv)
        .absolute = true,
        .many = true},
       {.name = "--stage-check", .values = "NAME=DEV:INO", .kind = OPT_CALL, .call = stage_check, .many = true},
+      {.name = "--stage-overlay", .values = "OPTIONS", .kind = OPT_STRING, .to = &opt.stage_overlay},
       {.name = "--cleanup", .values = "PATH", .kind = OPT_CALL, .call = cleanup_path, .absolute = true, .many = true},
       {.name = "--userns-uid", .values = "IN:OUT:N", .kind = OPT_CALL, .call = userns, .many = true},
       {.name = "--userns-gid", .values = "IN:OUT:N", .kind = OPT_CALL, .call = userns, .many = true},
@@ -280,8 +282,8 @@ static void parse_args(int argc, char **argv)
   opt.uid = (uid_t)uid;
   opt.gid = (gid_t)gid;
   opt.confirm_fd = opts_find(&opts, "--confirm-fd")->given > 0 ? (int)confirm_fd : -1;
-  if (opt.nbinds > 0 && opt.stage == NULL)
-    usage_die("--stage-bind needs --stage");
+  if ((opt.nbinds > 0 || opt.stage_overlay != NULL) && opt.stage == NULL)
+    usage_die("--stage-bind and --stage-overlay need --stage");
   userns_check_plan(&opt.userns);
   if ((opt.net.helper != NULL) !=
           (opt.net.dir != NULL && opt.net.nft != NULL && opt.net.rules != NULL && opt.net.dns.upstream != NULL) ||
@@ -426,6 +428,8 @@ static noreturn void run_runner(const sigset_t *mask, int event_w, int fail_w, p
   if (opt.nproc > 0 && setrlimit(RLIMIT_NPROC, &(struct rlimit){opt.nproc, opt.nproc}) < 0)
     child_fail(fail_w, false, "RLIMIT_NPROC");
   if (opt.stage != NULL && stage_mounts(opt.stage, opt.binds, opt.nbinds) < 0)
+    child_fail(fail_w, true, NULL);
+  if (opt.stage_overlay != NULL && stage_overlay(opt.stage, opt.stage_overlay) < 0)
     child_fail(fail_w, true, NULL);
   int userns = opt.userns.nuids > 0 ? userns_prepare(&opt.userns, enter_identity, mask) : -1;
   if (opt.userns.nuids > 0 && userns < 0)

@@ -16,6 +16,7 @@ sandbox-mount --copy), and the copy becomes a layer with no parent.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from pathlib import Path
 from typing import Iterator
@@ -24,7 +25,8 @@ from .._core import mounts
 from .._core.initclient import InitClient
 from .._core.spec import Bind
 from .._state import paths
-from ..exception import ConflictError, UnimplementedError
+from ..exception import ConflictError, InvalidError, UnimplementedError
+from ..runtime import gvisor
 from . import build, store
 from .recipe import Image
 
@@ -34,8 +36,13 @@ def snapshot_filesystem(sandbox_id: str, image_id: str, running: bool) -> Image:
     if not image_id.startswith(store.IMAGE_PREFIX):
         raise UnimplementedError("snapshot_filesystem() needs a sandbox created from an Image; the host image "
                                  "cannot be snapshotted. Pass image=modal.Image.debian_slim() (or another).")
+    directory = paths.SandboxDir.of(sandbox_id)
+    if os.path.isdir(gvisor.runsc_root(str(directory.path))):
+        raise InvalidError(f"Sandbox {sandbox_id} runs under gVisor, which cannot snapshot_filesystem() yet: its "
+                           "writable layer is written by host root (gVisor's gofer), which a copying sandbox cannot "
+                           "read as it is (docs/RUNNERS.md). Use the bwrap or nsjail runner for it.")
     parent = store.read_meta(store.layer_of(image_id))
-    upper = paths.SandboxDir.of(sandbox_id).upper / "rootfs"
+    upper = directory.upper / "rootfs"
     if parent is None or not running or not upper.is_dir():
         raise ConflictError(f"Sandbox {sandbox_id} has finished (or its image was removed): nothing to snapshot.")
     layer = store.layer_id(parent["id"], {"kind": "snapshot", "sandbox": sandbox_id, "at": time.time()})

@@ -47,9 +47,11 @@ from .layout import (
     MASKED_DIRS,
     MASKED_FILES,
     SANDBOX_ROOT_CAPS,
+    STAGED_ROOT,
     Mount,
     RunnerCommand,
     RunnerInputs,
+    overlay_options,
     python_links,
 )
 
@@ -73,11 +75,10 @@ def check() -> None:
                            "as root's nobody. Run as root, or use the bwrap or nsjail runner.")
 
 
-def refuse(spec: SandboxSpec, image: bool) -> None:
+def refuse(spec: SandboxSpec, _image: bool) -> None:
     """InvalidError, before any work, naming a capability of `spec` the gVisor runner does not have yet
-    (docs/RUNNERS.md's table); `image`: create(image=...) was given."""
+    (docs/RUNNERS.md's table)."""
     unsupported = {
-        "image=": image,
         "the default network (pass block_network=True)": spec.network == "default",
         "pty=True": spec.pty,
         "ephemeral_disk=": spec.resources.ephemeral_disk is not None,
@@ -89,9 +90,9 @@ def refuse(spec: SandboxSpec, image: bool) -> None:
 
 
 # What the gvisor runner gives and lacks, for doctor (docs/RUNNERS.md's table says why).
-SUPPORTED = "the host image with block_network=True: exec, streams, stdin, files' listing/stat/mkdir/rm, volumes, " \
-            "limits, timeouts, names and tags"
-UNSUPPORTED = "image=, the default network, pty, ephemeral_disk, sb.open and the file API's reads and writes, " \
+SUPPORTED = "the host image and image= with block_network=True: exec, streams, stdin, files' listing/stat/mkdir/rm, " \
+            "volumes, limits, timeouts, names and tags"
+UNSUPPORTED = "the default network, pty, ephemeral_disk, sb.open and the file API's reads and writes, " \
               "watch, the entrypoint's stdin, mount_image and snapshots, callers other than root"
 
 
@@ -136,11 +137,14 @@ def _masks(host_root: str = "/") -> Tuple[Mount, ...]:
                  for rel in MASKED_FILES + MASKED_DIRS if os.path.lexists(os.path.join(host_root, rel)))
 
 
-def _host_image_mounts(inputs: RunnerInputs) -> List[Mount]:
+def _listed_mounts(inputs: RunnerInputs) -> List[Mount]:
     """The inputs' mounts (a symlink bound from its target: the host image's system directories are the host's,
-    at the same paths), BIN_DIR's python, and the masks the inputs lack (those a sandbox's own id could read)."""
+    at the same paths); for the host image, BIN_DIR's python and the masks the inputs lack (those a sandbox's own
+    id could read)."""
     mounts = [Mount("ro-bind", os.path.normpath(os.path.join(os.path.dirname(mount.dest), mount.source)), mount.dest)
               if mount.kind == "symlink" else mount for mount in inputs.mounts]
+    if inputs.overlay is not None:
+        return mounts
     mounts += [Mount("ro-bind", target, f"{BIN_DIR}/{name}") for name, target in python_links()]
     return mounts + [mask for mask in _masks() if mask not in inputs.mounts]
 
@@ -151,23 +155,33 @@ def runsc_root(sandbox_dir: str) -> str:
     return os.path.join(sandbox_dir, "runsc")
 
 
+def _root_path(inputs: RunnerInputs) -> str:
+    """The OCI root: the upper directory (the host image); an image's overlay, which the supervisor mounts at
+    STAGED_ROOT in the runner's own mount namespace (RunnerCommand.stage_overlay); an empty image's upper."""
+    overlay = inputs.overlay
+    if overlay is None:
+        return inputs.source(inputs.upper)
+    return STAGED_ROOT if overlay.lowers else f"{inputs.source(overlay.upper)}/rootfs"
+
+
 def configuration(inputs: RunnerInputs) -> dict:
-    """The OCI runtime configuration: the upper directory as the root, the mounts in order, init as the process."""
-    source = inputs.source
+    """The OCI runtime configuration: the root (_root_path), the mounts in order (their mount points in an image
+    resolved inside it: inputs.dest), init as the process."""
+    source, dest = inputs.source, inputs.dest
     caps = [f"CAP_{cap}" for cap in SANDBOX_ROOT_CAPS]
     mounts: List[Dict[str, object]] = [
-        {"destination": "/proc", "type": "proc", "source": "proc"},
-        {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
+        {"destination": dest("/proc"), "type": "proc", "source": "proc"},
+        {"destination": dest("/tmp"), "type": "tmpfs", "source": "tmpfs",
          "options": [f"size={inputs.tmp_bytes}", "mode=1777", *_ALWAYS]},
-        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+        {"destination": f"{dest('/dev')}/shm", "type": "tmpfs", "source": "shm",
          "options": [f"size={inputs.shm_bytes}", "mode=1777", *_ALWAYS]},
     ]
-    mounts += [_mount(mount, source(mount.source), inputs.dest(mount.dest)) for mount in _host_image_mounts(inputs)]
-    mounts.append({"destination": inputs.dest(INIT_PATH), "type": "bind", "source": source(inputs.init),
+    mounts += [_mount(mount, source(mount.source), dest(mount.dest)) for mount in _listed_mounts(inputs)]
+    mounts.append({"destination": dest(INIT_PATH), "type": "bind", "source": source(inputs.init),
                    "options": ["bind", "ro", *_ALWAYS]})
     return {
         "ociVersion": "1.0.0",
-        "root": {"path": source(inputs.upper), "readonly": False},
+        "root": {"path": _root_path(inputs), "readonly": False},
         "hostname": "sandbox",
         "process": {
             "args": inputs.init_argv(["--handoff", *inputs.init_dirs()]), "env": [], "cwd": "/",
@@ -181,12 +195,14 @@ def configuration(inputs: RunnerInputs) -> dict:
 
 def command(inputs: RunnerInputs, binary: str) -> RunnerCommand:
     """`runsc run` of the shared bundle, its state (--root) beside the sandbox's upper directory, the container
-    named after the sandbox. Only the host image gets here (refuse()); its root is the upper directory on the
-    state disk, as PYSANDBOX_WRITABLE_ROOT_MAX=0 makes it under the other runners (`disk_bytes` is not a size
-    gVisor can give a root), with a sized /tmp of its own."""
-    if inputs.overlay is not None or inputs.network != "none" or inputs.pty:
-        raise InvalidError("The gVisor runner runs only the host image, with block_network=True and no pty "
-                           "(docs/RUNNERS.md).")
+    named after the sandbox. The host image's root is the upper directory on the state disk, as
+    PYSANDBOX_WRITABLE_ROOT_MAX=0 makes it under the other runners (`disk_bytes` is not a size gVisor can give a
+    root), with a sized /tmp of its own; an image's is its overlay, mounted by the supervisor."""
+    if inputs.network != "none" or inputs.pty:
+        raise InvalidError("The gVisor runner runs sandboxes with block_network=True and no pty (docs/RUNNERS.md).")
+    overlay = inputs.overlay
     argv = [binary, "--root", runsc_root(os.path.dirname(inputs.upper)), *RUNSC_FLAGS, "run", "--bundle", _bundle(),
             inputs.sandbox_id]
-    return RunnerCommand(argv, json.dumps(configuration(inputs)).encode(), self_isolating=True)
+    return RunnerCommand(argv, json.dumps(configuration(inputs)).encode(), self_isolating=True,
+                         stage_overlay=overlay_options(overlay, inputs.source, "gvisor")
+                         if overlay is not None and overlay.lowers else None)

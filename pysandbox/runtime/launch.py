@@ -47,7 +47,6 @@ from ..resources import Resources
 from . import cgroups, fds, initconfig, layout, limits, netplan, sizes
 from .runners import RUNNERS
 
-STAGE_DIR = "/run/pysandbox-stage"
 # The supervisor starts with these blocked (and at their default action): one sent before it
 # has set up its signalfd stays pending for it, instead of killing it before any teardown.
 SUPERVISOR_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -71,12 +70,12 @@ class Stager:
         if not self.active or world_traversable(path):
             return path
         name = self.binds.setdefault(path, str(len(self.binds)))
-        return f"{STAGE_DIR}/{name}"
+        return f"{layout.STAGE_DIR}/{name}"
 
     def args(self) -> List[str]:
         if not self.active:
             return []
-        argv = ["--stage", STAGE_DIR]
+        argv = ["--stage", layout.STAGE_DIR]
         for path, name in self.binds.items():
             argv += ["--stage-bind", f"{path}={name}"]
             if path in self.identities:
@@ -97,11 +96,11 @@ def world_traversable(path: str) -> bool:
 
 def _ensure_stage_dir() -> None:
     try:
-        os.mkdir(STAGE_DIR, 0o755)
+        os.mkdir(layout.STAGE_DIR, 0o755)
     except FileExistsError:
-        info = os.lstat(STAGE_DIR)
+        info = os.lstat(layout.STAGE_DIR)
         if not stat.S_ISDIR(info.st_mode) or info.st_uid != 0:
-            raise RuntimeError(f"{STAGE_DIR} must be a directory owned by root; remove it and retry.") from None
+            raise RuntimeError(f"{layout.STAGE_DIR} must be a directory owned by root; remove it and retry.") from None
 
 
 def _prepare_upper(upper: Path) -> None:
@@ -259,8 +258,11 @@ def _supervisor_options(directory: Path, spec: SandboxSpec, root: _Root, net: ne
     elif root.as_root:
         options += ["--as-uid", str(root.owner[0]), "--as-gid", str(root.owner[1])]
     options += [] if command.self_isolating else identity.current().supervisor_args()
-    options += root.stager.args() + ["--cleanup", str(root.upper), "--cleanup", str(paths.SandboxDir(directory).socket),
-                                     "--cleanup", str(paths.SandboxDir(directory).mounts)]
+    options += root.stager.args()
+    if command.stage_overlay is not None:
+        options += ["--stage-overlay", command.stage_overlay]
+    options += ["--cleanup", str(root.upper), "--cleanup", str(paths.SandboxDir(directory).socket),
+                "--cleanup", str(paths.SandboxDir(directory).mounts)]
     options += net.supervisor_args()
     return options + ["--confirm-fd", "0", *([] if tethered else ["--confirmed-by", paths.RECORD_NAME])]
 

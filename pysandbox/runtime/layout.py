@@ -21,6 +21,7 @@ import attrs
 from .. import settings
 from .._core.spec import BASE_ENV
 from .._state.files import ensure_dir, write_atomic
+from ..exception import InvalidError
 
 SYSTEM_DIRS = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc")
 # Host secrets that stay invisible even though /etc is shared read-only.
@@ -29,6 +30,10 @@ MASKED_DIRS = ("etc/ssh", "etc/sudoers.d", "etc/ssl/private", "etc/polkit-1/loca
 BIN_DIR = "/__pysandbox/bin"
 VENV_CFG_PATH = "/__pysandbox/pyvenv.cfg"  # makes BIN_DIR's python a virtualenv's (clean_python_mounts)
 INIT_PATH = "/__pysandbox/init"
+# Where the supervisor, as root, makes host paths reachable (and an image root, for a runner that needs one
+# ready-made), in a mount namespace of the runner's alone (native/supervisor/stage.h).
+STAGE_DIR = "/run/pysandbox-stage"
+STAGED_ROOT = f"{STAGE_DIR}/root"  # stage.h's STAGE_OVERLAY_NAME
 DEV_BYTES = 64 << 10  # /dev holds only device nodes, links and mount points
 # What sandbox root may do in its own user namespace: Docker's default capabilities, so su,
 # setpriv, apt's drop to _apt, chown and services that drop privileges work. The rest (mounts,
@@ -132,6 +137,25 @@ class RunnerCommand:
     argv: Tuple[str, ...] = attrs.field(converter=_strings)
     config: Optional[bytes] = None
     self_isolating: bool = False
+    # overlayfs's options for an image root the supervisor mounts at STAGED_ROOT before it starts the runner
+    # (a runner that takes its root as a directory: gVisor's runsc); None: the runner lays out the root itself.
+    stage_overlay: Optional[str] = None
+
+
+def overlay_options(root: OverlayRoot, source: Callable[[str], str], runner: str) -> str:
+    """overlayfs's mount options for `root` (its layers top first, as overlayfs lists them), `userxattr` as the
+    layers were built (in a user namespace); `runner` names who mounts it in the error."""
+    lowers = ":".join(_option_path(source(lower), runner) for lower in reversed(root.lowers))
+    top = _option_path(source(root.upper), runner)
+    return f"lowerdir={lowers},upperdir={top}/rootfs,workdir={top}/work,userxattr"
+
+
+def _option_path(path: str, runner: str) -> str:
+    """overlayfs separates its options with ',' and its layers with ':'."""
+    if "," in path or ":" in path:
+        raise InvalidError(f"The {runner} runner cannot lay out an image from {path!r}: overlayfs options cannot "
+                           "hold ',' or ':'. Move PYSANDBOX_HOME to a path without them, or use the bwrap runner.")
+    return path
 
 
 @functools.lru_cache(maxsize=None)

@@ -36,7 +36,6 @@ from typing import Callable, List, Tuple
 import attrs
 
 from .. import settings
-from ..exception import InvalidError
 from . import fds
 from .confinement import proc_masks
 from .layout import (
@@ -47,6 +46,7 @@ from .layout import (
     Mount,
     RunnerCommand,
     RunnerInputs,
+    overlay_options,
     python_links,
 )
 
@@ -163,23 +163,12 @@ def root_mount(inputs: RunnerInputs) -> MountPoint:
     under the upper directory, mounted by nsjail in the sandbox's user namespace."""
     source, overlay = inputs.source, inputs.overlay
     if overlay is not None and overlay.lowers:
-        lowers = ":".join(_option_path(source(lower)) for lower in reversed(overlay.lowers))
-        top = _option_path(source(overlay.upper))
-        return MountPoint("/", fstype="overlay", rw=True,
-                          options=f"lowerdir={lowers},upperdir={top}/rootfs,workdir={top}/work,userxattr")
+        return MountPoint("/", fstype="overlay", rw=True, options=overlay_options(overlay, source, "nsjail"))
     if overlay is not None:  # an empty image: nothing to lay over
         return _bind(f"{source(overlay.upper)}/rootfs", "/", rw=True)
     if inputs.disk_bytes is not None:
         return _tmpfs("/", f"size={inputs.disk_bytes},mode=755")
     return _bind(source(inputs.upper), "/", rw=True)
-
-
-def _option_path(path: str) -> str:
-    """overlayfs separates its options with ',' and its layers with ':'."""
-    if "," in path or ":" in path:
-        raise InvalidError(f"The nsjail runner cannot lay out an image from {path!r}: overlayfs options cannot "
-                           "hold ',' or ':'. Move PYSANDBOX_HOME to a path without them, or use the bwrap runner.")
-    return path
 
 
 def configuration(inputs: RunnerInputs) -> bytes:

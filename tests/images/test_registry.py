@@ -21,6 +21,7 @@ pytestmark = pytest.mark.rootless  # needs docker-registry and skopeo (.ci/run i
 
 
 
+@pytest.mark.gvisor
 def test_pulled_layers_whiteouts_and_config(registry, sandboxes):
     image = modal.Image.from_registry(f"{registry}/test/tiny:1")
     sb = sandboxes("/bin/sh", "-c", "while read line; do :; done", image=image)
@@ -29,10 +30,25 @@ def test_pulled_layers_whiteouts_and_config(registry, sandboxes):
     assert run(sb, "test -e /opt/d/x || echo x-hidden; read y < /opt/d/y; echo $y") == "x-hidden\ny\n"
 
 
+@pytest.mark.gvisor
 def test_cmd_runs_when_no_arguments_are_given(registry, sandboxes):
     sb = sandboxes(image=modal.Image.from_registry(f"{registry}/test/tiny:1"))
     sb.wait(raise_on_termination=False)
     assert sb.stdout.read() == "from-cmd from-config\n"
+
+
+@pytest.mark.gvisor(only=True)
+def test_under_gvisor_an_image_root_is_writable_and_snapshot_filesystem_is_refused(registry, sandboxes):
+    image = modal.Image.from_registry(f"{registry}/test/tiny:1")
+    sb = sandboxes("/bin/sh", "-c", "while read line; do :; done", image=image, workdir="/srv/w")
+    assert run(sb, "pwd; echo new > /etc/b; read b < /etc/b; echo $b") == "/srv/w\nnew\n"
+    assert os.uname().release not in run(sb, "read v < /proc/version; echo $v")  # gVisor's kernel answers
+    assert sb.ls("/srv") == ["w"]
+    with pytest.raises(InvalidError, match="runs under gVisor, which cannot snapshot_filesystem"):
+        sb.snapshot_filesystem()
+    fresh = sandboxes("/bin/sh", "-c", "read b < /etc/b; echo $b", image=image)  # the layers are untouched
+    fresh.wait(raise_on_termination=False)
+    assert fresh.stdout.read() == "bee\n"
 
 
 def test_docker_hub_names_through_the_mirror(registry, sandboxes, monkeypatch):

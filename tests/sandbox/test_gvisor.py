@@ -46,11 +46,8 @@ def test_runtime_vm_stays_unimplemented_and_gvisor_cannot_contradict_the_runner(
     ({}, "the default network"),
     ({"block_network": True, "pty": True}, "pty=True"),
     ({"block_network": True, "ephemeral_disk": 1024}, "ephemeral_disk="),
-    ({"block_network": True, "image": "debian_slim"}, "image="),
 ])
 def test_what_it_does_not_support_is_refused_before_any_work(app, options, named):
-    if options.get("image") == "debian_slim":
-        options = {**options, "image": modal.Image.debian_slim()}
     before = _sandbox_dirs()
     with pytest.raises(InvalidError, match=f"gVisor runner does not support {named}"):
         modal.Sandbox.create(app=app, runtime="gvisor", **options)

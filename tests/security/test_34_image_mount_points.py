@@ -19,6 +19,7 @@ import pytest
 
 import pysandbox as modal
 from pysandbox.exception import InvalidError
+from pysandbox.runtime.layout import STAGE_DIR
 
 pytestmark = pytest.mark.rootless
 
@@ -81,6 +82,7 @@ def _assert_untouched(victim: Path) -> None:
     assert sorted(os.listdir(victim)) == [], "a runner made something on the host"
 
 
+@pytest.mark.gvisor
 def test_image_symlinks_lead_nowhere_on_the_host(sandboxes, hostile_image, victim):
     volume = modal.Volume.from_name("image-mount-points", create_if_missing=True)
     sb = sandboxes("/bin/writer", "/tmp/t", "/root/r", "here", "/mnt/vol/v", image=hostile_image,
@@ -92,6 +94,29 @@ def test_image_symlinks_lead_nowhere_on_the_host(sandboxes, hostile_image, victi
     assert out[1:] == ["/tmp/t written", "/root/r written", "here written", "/mnt/vol/v written"]
     _assert_untouched(victim)
     assert b"".join(volume.read_file("v")) == b""  # the volume was mounted where the image said
+
+
+# Under gVisor the supervisor mounts the image's overlay on the host (in the runner's own mount namespace, at
+# layout.STAGED_ROOT, beside the staged host paths) and runsc serves it as the root: links to the stage, to the
+# host's root through /proc and to host files lead only into gVisor's own tree, and nothing stays mounted.
+@pytest.mark.gvisor(only=True)
+def test_under_gvisor_links_to_the_stage_and_the_host_stay_inside(sandboxes, writer, victim, tmp_path_factory):
+    links = {"stage": STAGE_DIR, "staged": f"{STAGE_DIR}/0/v", "hostroot": "/proc/1/root", "shadow": "/etc/shadow",
+             "v": str(victim), "w": f"{victim}/work", "root": str(victim), "etc": f"{victim}/etc"}
+    image = _image(tmp_path_factory, writer, links)
+    shadow = Path("/etc/shadow").read_bytes()
+    targets = ["/stage/s", "/staged", "/hostroot/h", f"/hostroot{victim}/p", "/shadow", "/v/x", "/root/r"]
+    with modal.Volume.ephemeral() as volume:  # staged: /run/pysandbox-stage/0 on the runner's side
+        sb = sandboxes("/bin/writer", *targets, image=image, workdir="/w", volumes={"/data": volume})
+        sb.wait(raise_on_termination=False)
+        assert sb.returncode == 0, sb.stderr.read()
+        out = sb.stdout.read().splitlines()
+        assert [entry.path for entry in volume.listdir("/")] == []
+    assert out[0] == f"cwd {victim}/work"  # made inside the sandbox, where the image's links say
+    assert len(out) == 1 + len(targets), out
+    _assert_untouched(victim)
+    assert Path("/etc/shadow").read_bytes() == shadow
+    assert os.listdir(STAGE_DIR) == [], "the stage (and the image's overlay in it) is visible on the host"
 
 
 def test_an_image_root_linked_to_a_missing_directory_still_works(sandboxes, hostile_image, victim):

@@ -27,6 +27,8 @@ REFUSED = [
     ("sandbox-supervisor", [*SUPERVISOR, "--cleanup", "rel", "--", "/bin/true"], "--cleanup needs an absolute path"),
     ("sandbox-supervisor", [*SUPERVISOR, "--stage-bind", "/a=b/c", "--", "/bin/true"], "plain file name"),
     ("sandbox-supervisor", [*SUPERVISOR, "--stage-check", "a=1:2", "--", "/bin/true"], "no earlier --stage-bind"),
+    ("sandbox-supervisor", [*SUPERVISOR, "--stage-overlay", "lowerdir=/l", "--", "/bin/true"],
+     "--stage-overlay need --stage"),
     ("sandbox-supervisor", [*SUPERVISOR, "--net-forward", "80:0", "--", "/bin/true"], "bad --net-forward port"),
     ("sandbox-supervisor", [*SUPERVISOR, "--userns-uid", "0:1", "--", "/bin/true"], "bad --userns-uid"),
     ("sandbox-supervisor", [*SUPERVISOR, "--net-helper", "/s", "--net-dir", "/d", "--net-filter", "/n", "--net-rules",
@@ -73,7 +75,7 @@ def test_refused_command_lines_exit_2_naming_the_option(binary, argv, message):
 
 USAGE = {
     "sandbox-supervisor": "--dir DIR --timeout-ms N --output-max BYTES [--as-uid U] [--as-gid G] [--stage STAGEDIR] "
-                          "[--stage-bind SRC=NAME]... [--stage-check NAME=DEV:INO]... [--cleanup PATH]... "
+                          "[--stage-bind SRC=NAME]... [--stage-check NAME=DEV:INO]... [--stage-overlay OPTIONS] [--cleanup PATH]... "
                           "[--userns-uid IN:OUT:N]... [--userns-gid IN:OUT:N]... [--newuidmap PATH] [--newgidmap PATH] "
                           "[--confirm-fd FD] [--confirmed-by FILE] [--cgroup DIR]... [--handoff] [--nproc N] "
                           "[--net-helper SLIRP4NETNS] [--net-dir DIR] [--net-filter NFT] [--net-rules RULESET] "

@@ -1,0 +1,47 @@
+"""The gvisor runner's root (runtime/gvisor.py): runsc takes a directory, so an image's overlay is mounted by
+the supervisor (RunnerCommand.stage_overlay, native/supervisor/stage.h) from the store's layer paths alone."""
+
+import json
+
+from pysandbox.runtime import gvisor
+from pysandbox.runtime.layout import STAGED_ROOT, Mount, OverlayRoot, RunnerInputs
+
+BINARY = "/usr/bin/runsc"
+
+
+def inputs(**overrides):
+    options = dict(upper="/state/sb/upper", mounts=(), init="/native/sandbox-init", workdir="/repo",
+                   network="none", source=lambda path: "/staged" + path)
+    return RunnerInputs(**{**options, **overrides})
+
+
+def configured(command):
+    return json.loads(command.config)
+
+
+def test_the_host_image_root_is_the_upper_directory_and_nothing_is_staged():
+    command = gvisor.command(inputs(), BINARY)
+    assert command.stage_overlay is None
+    assert configured(command)["root"]["path"] == "/staged/state/sb/upper"
+
+
+def test_an_image_root_is_the_overlay_the_supervisor_mounts():
+    image = OverlayRoot(("/layers/base", "/layers/pip"), "/state/sb/upper")
+    volume = Mount("bind", "/volumes/v", "/data")
+    command = gvisor.command(inputs(overlay=image, mounts=(volume,), dest=lambda path: "/in-image" + path), BINARY)
+    assert command.stage_overlay == ("lowerdir=/staged/layers/pip:/staged/layers/base,"
+                                     "upperdir=/staged/state/sb/upper/rootfs,workdir=/staged/state/sb/upper/work,"
+                                     "userxattr")
+    config = configured(command)
+    assert config["root"]["path"] == STAGED_ROOT
+    destinations = [mount["destination"] for mount in config["mounts"]]
+    # Every mount point resolved in the image; none of the host image's (its python, its masks).
+    assert destinations == ["/in-image/proc", "/in-image/tmp", "/in-image/dev/shm", "/in-image/data",
+                            "/in-image/__pysandbox/init"]
+    assert all({"nosuid", "nodev"} <= set(mount.get("options", ["nosuid", "nodev"])) for mount in config["mounts"])
+
+
+def test_an_empty_image_is_its_upper_directory():
+    command = gvisor.command(inputs(overlay=OverlayRoot((), "/state/sb/upper")), BINARY)
+    assert command.stage_overlay is None
+    assert configured(command)["root"]["path"] == "/staged/state/sb/upper/rootfs"
