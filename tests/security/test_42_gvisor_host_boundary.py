@@ -1,0 +1,49 @@
+"""Item 42 (red team, session 6): what the gvisor runner's gofer, which reads and writes the host's files as
+root, must not give sandbox code that the other runners do not.
+
+* Host files the sandbox's own (unprivileged) id could not read under bwrap or nsjail stay unreadable:
+  the masks are a fixed list (layout.MASKED_FILES/MASKED_DIRS), and anything else that only root (or a
+  service's own user) may read on the host, e.g. /etc/postgresql/*/main/pg_hba.conf (0640 postgres),
+  /etc/default/cacerts (0600), a wireguard or NetworkManager key, is readable as gVisor's root.
+* A disk fill of the root stops at the writable_root bound, as under the other runners (matrix item 4):
+  the gvisor root is the upper directory on the state disk with no size at all.
+"""
+
+import os
+import secrets
+
+import pytest
+
+from pysandbox._state import paths
+
+from ._inside import sh
+
+pytestmark = pytest.mark.gvisor(only=True)  # its sandboxes are the gvisor runner's
+
+
+@pytest.fixture
+def root_only_host_file():
+    """A root-only (0600) file in the host's /etc, which the host image binds read-only; not one of the masks."""
+    path = f"/etc/pysandbox-redteam-{secrets.token_hex(4)}"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, b"host-secret\n")
+    finally:
+        os.close(fd)
+    yield path
+    os.unlink(path)
+
+
+def test_a_host_file_only_root_may_read_stays_unreadable(sandboxes, root_only_host_file):
+    sb = sandboxes("sleep", "300")
+    code, out = sh(sb, f"cat {root_only_host_file}; echo; id -u")
+    assert "host-secret" not in out, f"gVisor's root read a root-only host file: {out!r}"
+
+
+def test_the_roots_disk_fill_stops_at_the_writable_root_bound(sandboxes, monkeypatch):
+    monkeypatch.setenv("PYSANDBOX_WRITABLE_ROOT_MAX", str(64 << 20))
+    sb = sandboxes("sleep", "300")
+    code, out = sh(sb, "dd if=/dev/zero of=/fill bs=1M count=256 2>&1; sync")
+    upper = paths.sandbox_dir(sb.object_id) / "upper"
+    on_host = sum(os.lstat(os.path.join(d, name)).st_size for d, _, names in os.walk(upper) for name in names)
+    assert code != 0 and on_host <= 64 << 20, f"the root took {on_host} bytes of the host's disk: {out!r}"
