@@ -5,10 +5,17 @@ root, must not give sandbox code that the other runners do not.
   the masks are a fixed list (layout.MASKED_FILES/MASKED_DIRS), and anything else that only root (or a
   service's own user) may read on the host, e.g. /etc/postgresql/*/main/pg_hba.conf (0640 postgres),
   /etc/default/cacerts (0600), a wireguard or NetworkManager key, is readable as gVisor's root.
+* Sandbox code reaches none of init's host descriptors through /proc/1/fd (init is not dumpable, which
+  the host kernel enforces and gVisor's does not): not its stdout and stderr, the host's supervisor.log
+  (an unbounded write to the host's disk, and lines the host quotes in its error messages), not the
+  event pipe (an 'I' there makes the supervisor record an idle timeout, exit 0, for a sandbox that was
+  terminated), and it cannot SIGKILL init (under Linux pid 1 ignores it from its own namespace;
+  under gVisor the whole sandbox ends).
 * A disk fill of the root stops at the writable_root bound, as under the other runners (matrix item 4):
   the gvisor root is the upper directory on the state disk with no size at all.
 """
 
+import json
 import os
 import secrets
 
@@ -47,3 +54,21 @@ def test_the_roots_disk_fill_stops_at_the_writable_root_bound(sandboxes, monkeyp
     upper = paths.sandbox_dir(sb.object_id) / "upper"
     on_host = sum(os.lstat(os.path.join(d, name)).st_size for d, _, names in os.walk(upper) for name in names)
     assert code != 0 and on_host <= 64 << 20, f"the root took {on_host} bytes of the host's disk: {out!r}"
+
+
+def test_inits_host_descriptors_are_out_of_reach(sandboxes):
+    sb = sandboxes("sleep", "300")
+    directory = paths.SandboxDir.of(sb.object_id)
+    code, out = sh(sb, "for fd in 1 2 6; do printf 'Ispoofed\\n' > /proc/1/fd/$fd && echo wrote $fd; done")
+    assert "wrote" not in out, out
+    assert b"spoofed" not in directory.log.read_bytes()
+    sb.terminate()
+    sb.wait(raise_on_termination=False)
+    with open(directory.exit) as f:
+        assert json.load(f)["status"] == "terminated"
+
+
+def test_sandbox_code_cannot_kill_init(sandboxes):
+    sb = sandboxes("sleep", "300")
+    sh(sb, "kill -KILL 1; sleep 0.5")  # SIGKILL: SIGTERM is init's to handle (a shutdown)
+    assert sb.exec("true").wait() == 0
