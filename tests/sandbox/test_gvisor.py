@@ -67,6 +67,16 @@ def test_calls_that_need_a_descriptor_from_the_sandbox_say_so(sandboxes):
     assert sb.exec("echo", "still running").stdout.read() == "still running\n"
 
 
+
+@needs_root
+def test_an_exec_with_a_pty_is_refused_before_it_starts(sandboxes):
+    # pty is "no" under gVisor (docs/RUNNERS.md), as create(pty=True) is: today exec(pty=True) starts, hands
+    # init a host terminal gVisor cannot make a controlling one, and ends 127 ("Inappropriate ioctl for device").
+    sb = sandboxes("sleep", "60", runtime="gvisor", block_network=True)
+    with pytest.raises(InvalidError, match="gVisor runner"):
+        sb.exec("true", pty=True)
+    assert sb.exec("echo", "still running").stdout.read() == "still running\n"
+
 @needs_root
 @pytest.mark.skipif(not cgroups.host().has("memory"), reason="no writable cgroup here (unprivileged on v1)")
 def test_the_memory_limit_ends_the_whole_sandbox(sandboxes):
