@@ -14,11 +14,11 @@ with what differs:
   mount_image) are refused (init_handoff.h; initclient.py says which call).
 * runsc makes its own namespaces (its Sentry runs as nobody in a user namespace of its
   own): it runs as the caller, which must be root, with no user namespace of the
-  supervisor's (RunnerCommand.self_isolating). Sandbox root is gVisor's root.
-* Sandbox root is root to the gofer: every host secret of the host image is masked, whoever
-  could read it (the other runners mask only what the sandbox's unprivileged id could), and
-  what the sandbox writes to its root and its volumes is owned by host root, in the state
-  directory, which is private to its owner (_state/files.private_state_dir).
+  supervisor's (RunnerCommand.self_isolating). The OCI configuration's user namespace maps
+  sandbox ids to the sandbox identity's host range (identity.py, as the other runners map
+  them): the gofer reads and writes the host's files as those ids, so host DAC holds as under
+  bwrap (a root-only host file is unreadable, the masks are the other runners'), and what the
+  sandbox writes to its root and its volumes has the owners it gets under bwrap.
 * OCI has no symlink mount: a symlink of the host image (the host's /bin -> usr/bin, BIN_DIR's
   python) is a read-only bind of what it points to.
 * The OCI configuration is `RunnerCommand.config` (fds.RUNNER_CONFIG): the bundle is a
@@ -36,16 +36,15 @@ import re
 import subprocess
 from typing import Dict, List, Tuple
 
-from .. import settings
+from .. import identity, settings
 from .._core.spec import SandboxSpec
 from .._state.files import ensure_dir
 from ..exception import InvalidError
+from ..identity import IdMap
 from . import fds
 from .layout import (
     BIN_DIR,
     INIT_PATH,
-    MASKED_DIRS,
-    MASKED_FILES,
     SANDBOX_ROOT_CAPS,
     STAGED_ROOT,
     Mount,
@@ -127,24 +126,15 @@ def _mount(mount: Mount, source: str, dest: str) -> Dict[str, object]:
     raise ValueError(f"unknown mount kind {mount.kind!r}")
 
 
-@functools.lru_cache(maxsize=None)
-def _masks(host_root: str = "/") -> Tuple[Mount, ...]:
-    """Every host secret of the host image, masked: the gofer reads as root."""
-    return tuple(Mount("mask-dir" if os.path.isdir(os.path.join(host_root, rel)) else "mask-file", "/dev/null",
-                       "/" + rel)
-                 for rel in MASKED_FILES + MASKED_DIRS if os.path.lexists(os.path.join(host_root, rel)))
-
-
 def _listed_mounts(inputs: RunnerInputs) -> List[Mount]:
     """The inputs' mounts (a symlink bound from its target: the host image's system directories are the host's,
-    at the same paths); for the host image, BIN_DIR's python and the masks the inputs lack (those a sandbox's own
-    id could read)."""
+    at the same paths); for the host image, BIN_DIR's python. The inputs' masks are those the sandbox identity
+    could read, as under the other runners: the gofer reads as that identity (_id_mappings)."""
     mounts = [Mount("ro-bind", os.path.normpath(os.path.join(os.path.dirname(mount.dest), mount.source)), mount.dest)
               if mount.kind == "symlink" else mount for mount in inputs.mounts]
     if inputs.overlay is not None:
         return mounts
-    mounts += [Mount("ro-bind", target, f"{BIN_DIR}/{name}") for name, target in python_links()]
-    return mounts + [mask for mask in _masks() if mask not in inputs.mounts]
+    return mounts + [Mount("ro-bind", target, f"{BIN_DIR}/{name}") for name, target in python_links()]
 
 
 def runsc_root(sandbox_dir: str) -> str:
@@ -187,8 +177,16 @@ def configuration(inputs: RunnerInputs) -> dict:
             "capabilities": {kind: caps for kind in ("bounding", "effective", "permitted")},
         },
         "mounts": mounts,
-        "linux": {"namespaces": [{"type": kind} for kind in ("pid", "network", "ipc", "uts", "mount")]},
+        "linux": {"namespaces": [{"type": kind} for kind in ("pid", "network", "ipc", "uts", "mount", "user")],
+                  "uidMappings": _id_mappings(identity.current().uids),
+                  "gidMappings": _id_mappings(identity.current().gids)},
     }
+
+
+def _id_mappings(ranges: IdMap) -> List[Dict[str, int]]:
+    """The sandbox identity's ranges (identity.py, as the other runners map them): the gofer reads and writes the
+    host's files as these host ids, so sandbox root is no more than the sandbox identity's root on the host."""
+    return [{"containerID": inside, "hostID": outside, "size": count} for inside, outside, count in ranges]
 
 
 def command(inputs: RunnerInputs, binary: str) -> RunnerCommand:

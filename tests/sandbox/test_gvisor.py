@@ -7,6 +7,8 @@ import os
 import pytest
 
 import pysandbox as modal
+from pysandbox import settings
+from pysandbox._state import paths
 from pysandbox.exception import InvalidError, UnimplementedError
 from pysandbox.runtime import cgroups
 
@@ -66,6 +68,18 @@ def test_calls_that_need_a_descriptor_from_the_sandbox_say_so(sandboxes):
     assert sb.ls("/tmp") == ["made"]
     assert sb.exec("echo", "still running").stdout.read() == "still running\n"
 
+
+
+@needs_root
+def test_what_it_writes_is_owned_on_the_host_by_the_sandbox_identitys_ids(sandboxes):
+    # The OCI user namespace maps sandbox ids as the other runners do (identity.py): the gofer writes as those.
+    sb = sandboxes("sleep", "60", runtime="gvisor", block_network=True)
+    assert sb.exec("sh", "-c", "echo x > /made && mkdir /dir && chown 1000:1001 /dir").wait() == 0
+    upper = paths.SandboxDir.of(sb.object_id).upper
+    found = {name: os.lstat(os.path.join(d, name)) for d, dirs, names in os.walk(upper) for name in names + dirs}
+    uid, gid = settings.sandbox_owner()
+    assert (found["made"].st_uid, found["made"].st_gid) == (uid, gid)
+    assert (found["dir"].st_uid, found["dir"].st_gid) == (uid + 1000, gid + 1001)
 
 
 @needs_root
