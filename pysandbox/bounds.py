@@ -29,6 +29,10 @@ BOUNDS: Dict[str, Bound] = {
         "PYSANDBOX_ENTRYPOINT_OUTPUT_MAX", 64 * _MiB,
         "bytes of a sandbox entrypoint's stdout, and again of its stderr, kept on the host (at least 65536); "
         "older output is dropped"),
+    "runner_log": Bound(
+        "PYSANDBOX_RUNNER_LOG_MAX", 1 * _MiB,
+        "bytes of what the gVisor runner (runsc) and sandbox-init write to a sandbox's supervisor.log (at least "
+        "65536); the rest is dropped"),
     "writable_root": Bound(
         "PYSANDBOX_WRITABLE_ROOT_MAX", 4 * _GiB,
         "bytes a host-image sandbox created without ephemeral_disk= can write to its root filesystem, /tmp "

@@ -230,7 +230,7 @@ def _supervisor_options(directory: Path, spec: SandboxSpec, root: _Root, net: ne
     options = ["--dir", str(directory), "--timeout-ms", str(int(spec.timeout * 1000)),
                "--output-max", str(bounds.get("entrypoint_output"))]
     if command.self_isolating:
-        options += ["--handoff"]
+        options += ["--handoff", "--log-max", str(bounds.get("runner_log"))]
     elif root.as_root:
         options += ["--as-uid", str(root.owner[0]), "--as-gid", str(root.owner[1])]
     options += [] if command.self_isolating else identity.current().supervisor_args()

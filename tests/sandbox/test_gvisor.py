@@ -9,7 +9,7 @@ import pytest
 import pysandbox as modal
 from pysandbox import settings
 from pysandbox._state import paths
-from pysandbox.exception import InvalidError, UnimplementedError
+from pysandbox.exception import ConflictError, InvalidError, UnimplementedError
 from pysandbox.runtime import cgroups
 
 from .test_runners import _sandbox_dirs
@@ -80,6 +80,36 @@ def test_what_it_writes_is_owned_on_the_host_by_the_sandbox_identitys_ids(sandbo
     uid, gid = settings.sandbox_owner()
     assert (found["made"].st_uid, found["made"].st_gid) == (uid, gid)
     assert (found["dir"].st_uid, found["dir"].st_gid) == (uid + 1000, gid + 1001)
+
+
+@pytest.fixture
+def failing_runsc(tmp_path, monkeypatch):
+    """A runsc that writes `lines` copies of a message to stderr and fails, as runsc does when it cannot start."""
+    def make(lines: int) -> str:
+        fake = tmp_path / "runsc"
+        fake.write_text(f"#!/bin/sh\nyes 'runsc: cannot start the sandbox' 2>/dev/null | head -n {lines} >&2\nexit 1\n")
+        fake.chmod(0o755)
+        monkeypatch.setenv("PYSANDBOX_RUNSC", str(fake))
+        return "runsc: cannot start the sandbox"
+    return make
+
+
+@needs_root
+def test_what_runsc_says_when_it_cannot_start_is_the_cause(app, failing_runsc):
+    # Its stdout and stderr are a socket the supervisor copies into supervisor.log (F2: not a host file).
+    said = failing_runsc(1)
+    with pytest.raises(ConflictError, match=f"already finished \\({said}\\)"):
+        modal.Sandbox.create("sleep", "60", app=app, runtime="gvisor", block_network=True).exec("true")
+
+
+@needs_root
+def test_what_runsc_and_init_write_to_the_log_is_bounded(app, failing_runsc, monkeypatch):
+    monkeypatch.setenv("PYSANDBOX_RUNNER_LOG_MAX", str(1 << 16))
+    failing_runsc(100_000)  # 3 MB
+    sb = modal.Sandbox.create("sleep", "60", app=app, runtime="gvisor", block_network=True)
+    assert sb.wait(raise_on_termination=False) is None and sb.returncode == 1
+    log = paths.SandboxDir.of(sb.object_id).log.read_bytes()
+    assert log.startswith(b"runsc: cannot start the sandbox\n") and len(log) < (1 << 16) + 4096, len(log)
 
 
 @needs_root
