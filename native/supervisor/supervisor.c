@@ -79,6 +79,7 @@ static struct {
   gid_t gid;
   const char *stage;
   const char *stage_overlay; /* overlayfs's options for the root in the stage (stage.h) */
+  const char *stage_tmpfs;   /* or tmpfs's */
   struct stage_bind *binds;
   size_t nbinds;
   const char **cleanup;
@@ -234,6 +235,7 @@ static void parse_args(int argc, char **argv)
        .many = true},
       {.name = "--stage-check", .values = "NAME=DEV:INO", .kind = OPT_CALL, .call = stage_check, .many = true},
       {.name = "--stage-overlay", .values = "OPTIONS", .kind = OPT_STRING, .to = &opt.stage_overlay},
+      {.name = "--stage-tmpfs", .values = "OPTIONS", .kind = OPT_STRING, .to = &opt.stage_tmpfs},
       {.name = "--cleanup", .values = "PATH", .kind = OPT_CALL, .call = cleanup_path, .absolute = true, .many = true},
       {.name = "--userns-uid", .values = "IN:OUT:N", .kind = OPT_CALL, .call = userns, .many = true},
       {.name = "--userns-gid", .values = "IN:OUT:N", .kind = OPT_CALL, .call = userns, .many = true},
@@ -296,7 +298,9 @@ static void parse_args(int argc, char **argv)
   opt.uid = (uid_t)uid;
   opt.gid = (gid_t)gid;
   opt.confirm_fd = opts_find(&opts, "--confirm-fd")->given > 0 ? (int)confirm_fd : -1;
-  if ((opt.nbinds > 0 || opt.stage_overlay != NULL) && opt.stage == NULL)
+  if (opt.stage_overlay != NULL && opt.stage_tmpfs != NULL)
+    usage_die("--stage-overlay and --stage-tmpfs exclude each other: the stage has one root");
+  if ((opt.nbinds > 0 || opt.stage_overlay != NULL || opt.stage_tmpfs != NULL) && opt.stage == NULL)
     usage_die("--stage-bind and --stage-overlay need --stage");
   userns_check_plan(&opt.userns);
   if ((opt.net.helper != NULL) !=
@@ -448,7 +452,9 @@ static noreturn void run_runner(const sigset_t *mask, int event_w, int fail_w, p
     child_fail(fail_w, false, "RLIMIT_NPROC");
   if (opt.stage != NULL && stage_mounts(opt.stage, opt.binds, opt.nbinds) < 0)
     child_fail(fail_w, true, NULL);
-  if (opt.stage_overlay != NULL && stage_overlay(opt.stage, opt.stage_overlay) < 0)
+  if (opt.stage_overlay != NULL && stage_root(opt.stage, "overlay", opt.stage_overlay) < 0)
+    child_fail(fail_w, true, NULL);
+  if (opt.stage_tmpfs != NULL && stage_root(opt.stage, "tmpfs", opt.stage_tmpfs) < 0)
     child_fail(fail_w, true, NULL);
   int userns = opt.userns.nuids > 0 ? userns_prepare(&opt.userns, enter_identity, mask) : -1;
   if (opt.userns.nuids > 0 && userns < 0)

@@ -34,7 +34,7 @@ import json
 import os
 import re
 import subprocess
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional
 
 from .. import identity, settings
 from .._core.spec import SandboxSpec
@@ -144,12 +144,22 @@ def runsc_root(sandbox_dir: str) -> str:
 
 
 def _root_path(inputs: RunnerInputs) -> str:
-    """The OCI root: the upper directory (the host image); an image's overlay, which the supervisor mounts at
-    STAGED_ROOT in the runner's own mount namespace (RunnerCommand.stage_overlay); an empty image's upper."""
+    """The OCI root: STAGED_ROOT, what the supervisor mounts there in the runner's own mount namespace (an
+    image's overlay: RunnerCommand.stage_overlay; the host image's tmpfs of disk_bytes: stage_tmpfs); the upper
+    directory (the host image with PYSANDBOX_WRITABLE_ROOT_MAX=0); an empty image's upper."""
     overlay = inputs.overlay
     if overlay is None:
-        return inputs.source(inputs.upper)
+        return inputs.source(inputs.upper) if inputs.disk_bytes is None else STAGED_ROOT
     return STAGED_ROOT if overlay.lowers else f"{inputs.source(overlay.upper)}/rootfs"
+
+
+def _stage_tmpfs(inputs: RunnerInputs) -> Optional[str]:
+    """The host image's root as bwrap and nsjail make it: a tmpfs of disk_bytes, /tmp included, owned by sandbox
+    root (runtime/sizes.py); mounted by the supervisor, as the OCI root's size is not runsc's to give."""
+    if inputs.overlay is not None or inputs.disk_bytes is None:
+        return None
+    uid, gid = identity.current().owner
+    return f"size={inputs.disk_bytes},mode=755,uid={uid},gid={gid}"
 
 
 def configuration(inputs: RunnerInputs) -> dict:
@@ -157,10 +167,12 @@ def configuration(inputs: RunnerInputs) -> dict:
     resolved inside it: inputs.dest), init as the process."""
     source, dest = inputs.source, inputs.dest
     caps = [f"CAP_{cap}" for cap in SANDBOX_ROOT_CAPS]
-    mounts: List[Dict[str, object]] = [
-        {"destination": dest("/proc"), "type": "proc", "source": "proc"},
+    # A sized root holds /tmp (init makes it: init_dirs), as under the other runners.
+    tmp = [] if _stage_tmpfs(inputs) is not None else [
         {"destination": dest("/tmp"), "type": "tmpfs", "source": "tmpfs",
-         "options": [f"size={inputs.tmp_bytes}", "mode=1777", *_ALWAYS]},
+         "options": [f"size={inputs.tmp_bytes}", "mode=1777", *_ALWAYS]}]
+    mounts: List[Dict[str, object]] = [
+        {"destination": dest("/proc"), "type": "proc", "source": "proc"}, *tmp,
         {"destination": f"{dest('/dev')}/shm", "type": "tmpfs", "source": "shm",
          "options": [f"size={inputs.shm_bytes}", "mode=1777", *_ALWAYS]},
     ]
@@ -191,9 +203,8 @@ def _id_mappings(ranges: IdMap) -> List[Dict[str, int]]:
 
 def command(inputs: RunnerInputs, binary: str) -> RunnerCommand:
     """`runsc run` of the shared bundle, its state (--root) beside the sandbox's upper directory, the container
-    named after the sandbox. The host image's root is the upper directory on the state disk, as
-    PYSANDBOX_WRITABLE_ROOT_MAX=0 makes it under the other runners (`disk_bytes` is not a size gVisor can give a
-    root), with a sized /tmp of its own; an image's is its overlay, mounted by the supervisor."""
+    named after the sandbox. Its root (_root_path): the host image's a tmpfs of disk_bytes, or the upper
+    directory with PYSANDBOX_WRITABLE_ROOT_MAX=0; an image's its overlay; both mounted by the supervisor."""
     if inputs.network != "none" or inputs.pty:
         raise InvalidError("The gVisor runner runs sandboxes with block_network=True and no pty (docs/RUNNERS.md).")
     overlay = inputs.overlay
@@ -201,4 +212,4 @@ def command(inputs: RunnerInputs, binary: str) -> RunnerCommand:
             inputs.sandbox_id]
     return RunnerCommand(argv, json.dumps(configuration(inputs)).encode(), self_isolating=True,
                          stage_overlay=overlay_options(overlay, inputs.source, "gvisor")
-                         if overlay is not None and overlay.lowers else None)
+                         if overlay is not None and overlay.lowers else None, stage_tmpfs=_stage_tmpfs(inputs))

@@ -237,6 +237,8 @@ def _supervisor_options(directory: Path, spec: SandboxSpec, root: _Root, net: ne
     options += root.stager.args()
     if command.stage_overlay is not None:
         options += ["--stage-overlay", command.stage_overlay]
+    if command.stage_tmpfs is not None:
+        options += ["--stage-tmpfs", command.stage_tmpfs]
     options += ["--cleanup", str(root.upper), "--cleanup", str(paths.SandboxDir(directory).socket),
                 "--cleanup", str(paths.SandboxDir(directory).mounts)]
     options += net.supervisor_args()

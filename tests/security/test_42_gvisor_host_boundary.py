@@ -47,10 +47,11 @@ def test_a_host_file_only_root_may_read_stays_unreadable(sandboxes, root_only_ho
     assert "host-secret" not in out, f"gVisor's root read a root-only host file: {out!r}"
 
 
+@pytest.mark.gvisor  # under every runner
 def test_the_roots_disk_fill_stops_at_the_writable_root_bound(sandboxes, monkeypatch):
     monkeypatch.setenv("PYSANDBOX_WRITABLE_ROOT_MAX", str(64 << 20))
     sb = sandboxes("sleep", "300")
-    code, out = sh(sb, "dd if=/dev/zero of=/fill bs=1M count=256 2>&1; sync")
+    code, out = sh(sb, "dd if=/dev/zero of=/fill bs=1M count=256 2>&1; code=$?; sync; exit $code")  # dd's status
     upper = paths.sandbox_dir(sb.object_id) / "upper"
     on_host = sum(os.lstat(os.path.join(d, name)).st_size for d, _, names in os.walk(upper) for name in names)
     assert code != 0 and on_host <= 64 << 20, f"the root took {on_host} bytes of the host's disk: {out!r}"
