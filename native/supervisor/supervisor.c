@@ -301,7 +301,7 @@ static void parse_args(int argc, char **argv)
   if (opt.stage_overlay != NULL && opt.stage_tmpfs != NULL)
     usage_die("--stage-overlay and --stage-tmpfs exclude each other: the stage has one root");
   if ((opt.nbinds > 0 || opt.stage_overlay != NULL || opt.stage_tmpfs != NULL) && opt.stage == NULL)
-    usage_die("--stage-bind and --stage-overlay need --stage");
+    usage_die("--stage-bind, --stage-overlay and --stage-tmpfs need --stage");
   userns_check_plan(&opt.userns);
   if ((opt.net.helper != NULL) !=
           (opt.net.dir != NULL && opt.net.nft != NULL && opt.net.rules != NULL && opt.net.dns.upstream != NULL) ||
