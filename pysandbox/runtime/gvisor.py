@@ -168,7 +168,7 @@ def configuration(inputs: RunnerInputs) -> dict:
     source, dest = inputs.source, inputs.dest
     caps = [f"CAP_{cap}" for cap in SANDBOX_ROOT_CAPS]
     # A sized root holds /tmp (init makes it: init_dirs), as under the other runners.
-    tmp = [] if _stage_tmpfs(inputs) is not None else [
+    tmp: List[Dict[str, object]] = [] if _stage_tmpfs(inputs) is not None else [
         {"destination": dest("/tmp"), "type": "tmpfs", "source": "tmpfs",
          "options": [f"size={inputs.tmp_bytes}", "mode=1777", *_ALWAYS]}]
     mounts: List[Dict[str, object]] = [

@@ -71,8 +71,9 @@ def test_calls_that_need_a_descriptor_from_the_sandbox_say_so(sandboxes):
 
 
 @needs_root
-def test_what_it_writes_is_owned_on_the_host_by_the_sandbox_identitys_ids(sandboxes):
+def test_what_it_writes_is_owned_on_the_host_by_the_sandbox_identitys_ids(sandboxes, monkeypatch):
     # The OCI user namespace maps sandbox ids as the other runners do (identity.py): the gofer writes as those.
+    monkeypatch.setenv("PYSANDBOX_WRITABLE_ROOT_MAX", "0")  # the root on the state disk, where the host sees it
     sb = sandboxes("sleep", "60", runtime="gvisor", block_network=True)
     assert sb.exec("sh", "-c", "echo x > /made && mkdir /dir && chown 1000:1001 /dir").wait() == 0
     upper = paths.SandboxDir.of(sb.object_id).upper
