@@ -11,7 +11,10 @@ with what differs:
   a socket that is the runner's stdin (`--handoff`, native/common/handoff.h). gVisor passes
   a host socket's SCM_RIGHTS into the sandbox but not out, so the requests answered with
   a descriptor (sb.open, the file API's reads and writes, watch, the entrypoint's stdin,
-  mount_image) are refused (init_handoff.h; initclient.py says which call).
+  mount_image) are refused (init_handoff.h; initclient.py says which call), as is an exec
+  with a pty. gVisor lets sandbox code reopen init's descriptors through /proc/1/fd, but
+  not a socket: its event channel and runsc's stdout and stderr are sockets (the supervisor
+  copies the latter into supervisor.log within PYSANDBOX_RUNNER_LOG_MAX).
 * runsc makes its own namespaces (its Sentry runs as nobody in a user namespace of its
   own): it runs as the caller, which must be root, with no user namespace of the
   supervisor's (RunnerCommand.self_isolating). The OCI configuration's user namespace maps
@@ -19,6 +22,8 @@ with what differs:
   them): the gofer reads and writes the host's files as those ids, so host DAC holds as under
   bwrap (a root-only host file is unreadable, the masks are the other runners'), and what the
   sandbox writes to its root and its volumes has the owners it gets under bwrap.
+* runsc cannot size its root: the supervisor mounts the host image's tmpfs of disk_bytes, or
+  an image's overlay, at STAGED_ROOT in the runner's own mount namespace (_root_path).
 * OCI has no symlink mount: a symlink of the host image (the host's /bin -> usr/bin, BIN_DIR's
   python) is a read-only bind of what it points to.
 * The OCI configuration is `RunnerCommand.config` (fds.RUNNER_CONFIG): the bundle is a
