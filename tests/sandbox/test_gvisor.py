@@ -8,7 +8,7 @@ import pytest
 
 import pysandbox as modal
 from pysandbox import settings
-from pysandbox._state import paths
+from pysandbox._state import paths, volumes
 from pysandbox.exception import ConflictError, InvalidError, UnimplementedError
 from pysandbox.runtime import cgroups
 
@@ -81,6 +81,20 @@ def test_what_it_writes_is_owned_on_the_host_by_the_sandbox_identitys_ids(sandbo
     uid, gid = settings.sandbox_owner()
     assert (found["made"].st_uid, found["made"].st_gid) == (uid, gid)
     assert (found["dir"].st_uid, found["dir"].st_gid) == (uid + 1000, gid + 1001)
+
+
+
+@needs_root
+def test_a_volume_gets_the_same_owners_from_gvisor_and_bwrap(sandboxes):
+    vol = modal.Volume.from_name("gvisor-owners", create_if_missing=True)
+    for runner in ("gvisor", "bwrap"):
+        sb = sandboxes("sleep", "60", volumes={"/v": vol}, block_network=True,
+                       experimental_options={"runner": runner})
+        assert sb.exec("sh", "-c", f"echo x > /v/{runner} && mkdir /v/{runner}.d && chown 1000 /v/{runner}.d").wait() == 0
+    data = volumes.path("gvisor-owners") / "data"
+    owners = {name: (os.lstat(data / name).st_uid, os.lstat(data / name).st_gid) for name in os.listdir(data)}
+    assert owners["gvisor"] == owners["bwrap"] == settings.sandbox_owner()
+    assert owners["gvisor.d"] == owners["bwrap.d"] == (settings.sandbox_owner()[0] + 1000, settings.sandbox_owner()[1])
 
 
 @pytest.fixture
