@@ -159,8 +159,8 @@ def _root_path(inputs: RunnerInputs) -> str:
 
 
 def _stage_tmpfs(inputs: RunnerInputs) -> Optional[str]:
-    """The host image's root as bwrap and nsjail make it: a tmpfs of disk_bytes, /tmp included, owned by sandbox
-    root (runtime/sizes.py); mounted by the supervisor, as the OCI root's size is not runsc's to give."""
+    """The host image's root as bwrap and nsjail make it: a tmpfs of disk_bytes owned by sandbox root
+    (runtime/sizes.py); mounted by the supervisor, as the OCI root's size is not runsc's to give."""
     if inputs.overlay is not None or inputs.disk_bytes is None:
         return None
     uid, gid = identity.current().owner
@@ -172,12 +172,11 @@ def configuration(inputs: RunnerInputs) -> dict:
     resolved inside it: inputs.dest), init as the process."""
     source, dest = inputs.source, inputs.dest
     caps = [f"CAP_{cap}" for cap in SANDBOX_ROOT_CAPS]
-    # A sized root holds /tmp (init makes it: init_dirs), as under the other runners.
-    tmp: List[Dict[str, object]] = [] if _stage_tmpfs(inputs) is not None else [
-        {"destination": dest("/tmp"), "type": "tmpfs", "source": "tmpfs",
-         "options": [f"size={inputs.tmp_bytes}", "mode=1777", *_ALWAYS]}]
+    # /tmp a sized tmpfs of its own even in a sized root: without one runsc mounts an unsized one there.
     mounts: List[Dict[str, object]] = [
-        {"destination": dest("/proc"), "type": "proc", "source": "proc"}, *tmp,
+        {"destination": dest("/proc"), "type": "proc", "source": "proc"},
+        {"destination": dest("/tmp"), "type": "tmpfs", "source": "tmpfs",
+         "options": [f"size={inputs.tmp_bytes}", "mode=1777", *_ALWAYS]},
         {"destination": f"{dest('/dev')}/shm", "type": "tmpfs", "source": "shm",
          "options": [f"size={inputs.shm_bytes}", "mode=1777", *_ALWAYS]},
     ]

@@ -57,6 +57,14 @@ def test_the_roots_disk_fill_stops_at_the_writable_root_bound(sandboxes, monkeyp
     assert code != 0 and on_host <= 64 << 20, f"the root took {on_host} bytes of the host's disk: {out!r}"
 
 
+def test_a_tmp_fill_stops_at_its_bound_in_a_sized_root(sandboxes, monkeypatch):
+    # runsc mounts an unsized tmpfs at /tmp unless the configuration has one: the sized root keeps a sized /tmp.
+    monkeypatch.setenv("PYSANDBOX_TMP_MAX", str(16 << 20))
+    sb = sandboxes("sleep", "300")
+    code, out = sh(sb, "dd if=/dev/zero of=/tmp/fill bs=1M count=64 2>&1")
+    assert code != 0 and "No space left on device" in out, out
+
+
 @pytest.mark.gvisor  # under every runner
 def test_inits_host_descriptors_are_out_of_reach(sandboxes):
     sb = sandboxes("sleep", "300")

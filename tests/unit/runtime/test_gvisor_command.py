@@ -27,13 +27,14 @@ def test_the_host_image_root_is_the_upper_directory_and_nothing_is_staged():
     assert configured(command)["root"]["path"] == "/staged/state/sb/upper"
 
 
-def test_a_sized_host_image_root_is_a_tmpfs_the_supervisor_mounts_holding_tmp(monkeypatch):
+def test_a_sized_host_image_root_is_a_tmpfs_the_supervisor_mounts_and_tmp_a_sized_one(monkeypatch):
     monkeypatch.setattr(identity, "current", lambda: identity.Identity(((0, 196608, 65536),), ((0, 200000, 65536),)))
-    command = gvisor.command(inputs(disk_bytes=64 << 20), BINARY)
+    command = gvisor.command(inputs(disk_bytes=64 << 20, tmp_bytes=1 << 30), BINARY)
     assert command.stage_tmpfs == f"size={64 << 20},mode=755,uid=196608,gid=200000" and command.stage_overlay is None
     config = configured(command)
     assert config["root"]["path"] == STAGED_ROOT
-    assert "/tmp" not in [mount["destination"] for mount in config["mounts"]]  # the root's: init makes it
+    tmp = [mount for mount in config["mounts"] if mount["destination"] == "/tmp"]  # runsc's would be unsized
+    assert [option for option in tmp[0]["options"] if option.startswith("size=")] == [f"size={1 << 30}"]
 
 
 def test_sandbox_ids_are_the_sandbox_identitys_host_range(monkeypatch):
