@@ -40,7 +40,7 @@ BOUNDS: Dict[str, Bound] = {
         "directory on the state directory's disk"),
     "tmp": Bound(
         "PYSANDBOX_TMP_MAX", 1 * _GiB,
-        "bytes of /tmp, a tmpfs, in an image sandbox (no larger than the memory limit)"),
+        "bytes of /tmp, a tmpfs, in an image sandbox and under the gVisor runner (no larger than the memory limit)"),
     "dev_shm": Bound(
         "PYSANDBOX_DEV_SHM_MAX", 256 * _MiB,
         "bytes of /dev/shm, a tmpfs (no larger than the memory limit)"),
