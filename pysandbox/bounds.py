@@ -29,6 +29,10 @@ BOUNDS: Dict[str, Bound] = {
         "PYSANDBOX_ENTRYPOINT_OUTPUT_MAX", 64 * _MiB,
         "bytes of a sandbox entrypoint's stdout, and again of its stderr, kept on the host (at least 65536); "
         "older output is dropped"),
+    "runner_log": Bound(
+        "PYSANDBOX_RUNNER_LOG_MAX", 1 * _MiB,
+        "bytes of what the gVisor runner (runsc) and sandbox-init write to a sandbox's supervisor.log (at least "
+        "65536); the rest is dropped"),
     "writable_root": Bound(
         "PYSANDBOX_WRITABLE_ROOT_MAX", 4 * _GiB,
         "bytes a host-image sandbox created without ephemeral_disk= can write to its root filesystem, /tmp "
@@ -36,7 +40,7 @@ BOUNDS: Dict[str, Bound] = {
         "directory on the state directory's disk"),
     "tmp": Bound(
         "PYSANDBOX_TMP_MAX", 1 * _GiB,
-        "bytes of /tmp, a tmpfs, in an image sandbox (no larger than the memory limit)"),
+        "bytes of /tmp, a tmpfs, in an image sandbox and under the gVisor runner (no larger than the memory limit)"),
     "dev_shm": Bound(
         "PYSANDBOX_DEV_SHM_MAX", 256 * _MiB,
         "bytes of /dev/shm, a tmpfs (no larger than the memory limit)"),

@@ -91,20 +91,27 @@ def runner(name: str) -> Finding:
     except Error as exc:
         return Finding(f"runner: {name}", False, str(exc), "every sandbox" if selected else f"the {name} runner",
                        essential=selected)
-    found = subprocess.run([path, "--version"], capture_output=True, text=True)
-    version = found.stdout.strip().splitlines()[0] if found.returncode == 0 and found.stdout.strip() else ""
+    version = _version(path)
     chosen = "" if selected else f" (PYSANDBOX_RUNNER={name}, or per sandbox: docs/RUNNERS.md)"
     return Finding(f"runner: {name}", True, f"{version + ' at ' if version else ''}{path}{chosen}")
 
 
+def _version(path: str) -> str:
+    """The first line `path --version` prints, or "" if it prints none."""
+    found = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10)
+    return found.stdout.strip().splitlines()[0] if found.returncode == 0 and found.stdout.strip() else ""
+
+
 def gvisor_runner() -> Finding:
-    """What the gvisor runner gives here: runsc's platform, and what it supports (docs/RUNNERS.md)."""
+    """What the gvisor runner gives here: runsc's version and platform, and what it supports (docs/RUNNERS.md)."""
     try:
         gvisor.check()
-        platform_name = gvisor.platform(gvisor.binary())
+        binary = gvisor.binary()
+        version, platform_name = _version(binary), gvisor.platform(binary)
     except (Error, OSError, subprocess.SubprocessError) as exc:
         return Finding("gvisor", False, str(exc), "runtime='gvisor'")
-    return Finding("gvisor", True, f"platform {platform_name}, as root; runs {gvisor.SUPPORTED}; "
+    return Finding("gvisor", True, f"{version or 'runsc'} at {binary}, platform {platform_name}, as root; "
+                                   f"runs {gvisor.SUPPORTED}; "
                                    f"not yet: {gvisor.UNSUPPORTED}")
 
 

@@ -64,5 +64,10 @@ bool handoff_refuses(const struct request *req)
     memcpy(&f, req->body, sizeof f);
     return f.op == PSB_FSOP_WATCH;
   }
+  if (req->type == PSB_REQ_EXEC) { /* gVisor cannot make a host terminal a controlling one */
+    struct psb_exec e;
+    memcpy(&e, req->body, sizeof e);
+    return (e.flags & PSB_EXEC_FLAG_PTY) != 0;
+  }
   return req->type == PSB_REQ_OPEN || req->type == PSB_REQ_ENTRY_STDIN || req->type == PSB_REQ_PIDFD;
 }

@@ -22,7 +22,9 @@ int handoff_accept(void);
 
 /* gVisor passes a host socket's SCM_RIGHTS into the sandbox but not out of
  * it: the requests answered with a descriptor are refused, with
- * EPROTONOSUPPORT and this message (the client says which call it was). */
+ * EPROTONOSUPPORT and this message (the client says which call it was); so is
+ * an exec with a pty, before it starts (gVisor cannot make a host terminal a
+ * controlling one). */
 #define HANDOFF_REFUSED_WHY "the gVisor runner cannot hand a descriptor out of the sandbox"
 bool handoff_refuses(const struct request *req);
 

@@ -1,4 +1,4 @@
-/* output.c: copying the entrypoint's output within its bound (output.h). */
+/* output.c: copying the entrypoint's output, and a runner's log, within its bound (output.h). */
 #define _GNU_SOURCE 1
 #include "output.h"
 
@@ -17,6 +17,12 @@ void output_init(struct output *o, int pipe, int file, const char *name, uint64_
   int fl = fcntl(pipe, F_GETFL);
   if (fl < 0 || fcntl(pipe, F_SETFL, fl | O_NONBLOCK) < 0)
     pdie("output pipe");
+}
+
+void output_init_log(struct output *o, int pipe, int file, const char *name, uint64_t max)
+{
+  output_init(o, pipe, file, name, max);
+  o->head_only = true;
 }
 
 /* Releases the oldest output once the file holds more than max bytes, down
@@ -41,8 +47,14 @@ static void store(struct output *o, const char *buf, size_t len)
 {
   if (o->dropping || o->failed)
     return;
+  if (o->head_only && len >= o->max - o->size) {
+    len = (size_t)(o->max - o->size);
+    o->dropping = true; /* past this write: the log is full */
+  }
   for (size_t done = 0; done < len;) {
-    ssize_t n = pwrite(o->file, buf + done, len - done, (off_t)o->size);
+    /* A log is shared with our own messages: appended, not written at an offset. */
+    ssize_t n =
+        o->head_only ? write(o->file, buf + done, len - done) : pwrite(o->file, buf + done, len - done, (off_t)o->size);
     if (n < 0 && errno == EINTR)
       continue;
     if (n <= 0) {
@@ -53,7 +65,8 @@ static void store(struct output *o, const char *buf, size_t len)
     done += (size_t)n;
     o->size += (uint64_t)n;
   }
-  keep_bound(o);
+  if (!o->head_only)
+    keep_bound(o);
 }
 
 bool output_copy(struct output *o)

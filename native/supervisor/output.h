@@ -21,12 +21,19 @@ struct output {
   uint64_t max;      /* bytes kept */
   uint64_t size;     /* bytes written so far: the file's size */
   uint64_t released; /* bytes before this offset were punched out */
-  bool dropping;     /* over the bound where holes cannot be punched */
+  bool head_only;    /* a log: keeps its first max bytes, appended (output_init_log) */
+  bool dropping;     /* over the bound where holes cannot be punched, or a log's */
   bool failed;       /* a write failed (e.g. a full disk): said once */
 };
 
 /* pipe: the read end (made non-blocking here); file: the open file. */
 void output_init(struct output *o, int pipe, int file, const char *name, uint64_t max);
+
+/* A log (init's and the runner's messages under --handoff, into the sandbox's
+ * supervisor.log, which the supervisor writes to as well): appended, keeping
+ * the first max bytes of what came through the pipe, as readers want its first
+ * lines (records.log_lines); the rest is dropped. */
+void output_init_log(struct output *o, int pipe, int file, const char *name, uint64_t max);
 
 /* Copies what the pipe holds now.  Returns false once it is at end of file
  * (the pipe is then closed). */

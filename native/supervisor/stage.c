@@ -85,7 +85,7 @@ int stage_mounts(const char *dir, const struct stage_bind *binds, size_t nbinds)
   return 0;
 }
 
-int stage_overlay(const char *dir, const char *data)
+int stage_root(const char *dir, const char *fstype, const char *data)
 {
   char target[PATH_MAX];
   if (snprintf(target, sizeof target, "%s/" STAGE_OVERLAY_NAME, dir) >= (int)sizeof target) {
@@ -94,7 +94,7 @@ int stage_overlay(const char *dir, const char *data)
   }
   if (mkdir(target, 0755) < 0)
     return fail("mkdir", target);
-  if (mount("overlay", target, "overlay", MS_NOSUID | MS_NODEV, data) < 0)
-    return fail("mount overlayfs on", target);
+  if (mount(fstype, target, fstype, MS_NOSUID | MS_NODEV, data) < 0)
+    return fail(fstype, target);
   return 0;
 }

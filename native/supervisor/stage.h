@@ -22,12 +22,13 @@ struct stage_bind {
  * Reports what failed on stderr and returns -1 with errno set, or 0. */
 int stage_mounts(const char *dir, const struct stage_bind *binds, size_t nbinds);
 
-/* The image root of a runner that takes a directory (gVisor's runsc), made in
- * the namespace stage_mounts made, after it: overlayfs with `data` (lowerdir=,
- * upperdir=, workdir=: paths the host chose, never the image) mounted nosuid
- * and nodev on dir/STAGE_OVERLAY_NAME.  It dies with the namespace: nothing on
- * the host is left mounted.  -1 with errno (reported on stderr), or 0. */
+/* The root of a runner that takes a directory (gVisor's runsc), made in the
+ * namespace stage_mounts made, after it: `fstype` with `data` mounted nosuid
+ * and nodev on dir/STAGE_OVERLAY_NAME.  An image's overlayfs (lowerdir=,
+ * upperdir=, workdir=: paths the host chose, never the image), or the host
+ * image's tmpfs (size=: its disk bound).  It dies with the namespace: nothing
+ * on the host is left mounted.  -1 with errno (reported on stderr), or 0. */
 #define STAGE_OVERLAY_NAME "root"
-int stage_overlay(const char *dir, const char *data);
+int stage_root(const char *dir, const char *fstype, const char *data);
 
 #endif

@@ -27,7 +27,12 @@
  * With --handoff, RUNNER (gVisor's runsc, which passes the sandbox only its
  * stdio) gets none of fds 3-8: its stdin is a socket over which init receives
  * them and every connection we accept on the listener, which we keep
- * (common/handoff.h).
+ * (common/handoff.h).  Under gVisor sandbox code can open init's descriptors
+ * through /proc/1/fd (its kernel ignores non-dumpable), but not a socket: so
+ * init holds no host file or pipe it could reopen.  The event channel is a
+ * socketpair, and the runner's stdout and stderr (init's, and runsc's own
+ * messages) a socket we copy into supervisor.log, keeping the first
+ * --log-max bytes (output.h). 
  *
  * --cgroup DIR (one per cgroup v1 hierarchy, one on v2): the runner starts in
  * it (v2) or joins it before anything else (cgroup.c); at teardown it is emptied and removed, and its OOM
@@ -76,6 +81,7 @@ static struct {
   gid_t gid;
   const char *stage;
   const char *stage_overlay; /* overlayfs's options for the root in the stage (stage.h) */
+  const char *stage_tmpfs;   /* or tmpfs's */
   struct stage_bind *binds;
   size_t nbinds;
   const char **cleanup;
@@ -86,8 +92,9 @@ static struct {
   struct userns_plan userns; /* no ranges: the runner makes its own user namespace */
   const char **cgroups;
   size_t ncgroups;
-  uint64_t nproc; /* 0: no RLIMIT_NPROC */
-  bool handoff;   /* init's fds and connections go over the runner's stdin */
+  uint64_t nproc;   /* 0: no RLIMIT_NPROC */
+  bool handoff;     /* init's fds and connections go over the runner's stdin */
+  uint64_t log_max; /* --handoff: bytes of the runner's log kept */
   char **runner;
 } opt;
 
@@ -97,8 +104,10 @@ static int net_sync[2] = {-1, -1}, net_exit_w = -1;
 
 static int sigfd, event_fd, dir_fd;
 
-/* --handoff: the socketpair, ours and the runner's stdin, out of the 0..9 range. */
-static int handoff_sock[2] = {-1, -1};
+/* --handoff: the socketpair, ours and the runner's stdin, out of the 0..9 range;
+ * the runner's stdout and stderr (ours and its ends), and its copy into the log. */
+static int handoff_sock[2] = {-1, -1}, log_sock[2] = {-1, -1};
+static struct output runner_log = {.pipe = -1};
 
 /* The entrypoint's stdout and stderr: the pipes' write ends, given to the
  * runner as FD_ENTRY_OUT/ERR, and their copies into the files. */
@@ -228,6 +237,7 @@ static void parse_args(int argc, char **argv)
        .many = true},
       {.name = "--stage-check", .values = "NAME=DEV:INO", .kind = OPT_CALL, .call = stage_check, .many = true},
       {.name = "--stage-overlay", .values = "OPTIONS", .kind = OPT_STRING, .to = &opt.stage_overlay},
+      {.name = "--stage-tmpfs", .values = "OPTIONS", .kind = OPT_STRING, .to = &opt.stage_tmpfs},
       {.name = "--cleanup", .values = "PATH", .kind = OPT_CALL, .call = cleanup_path, .absolute = true, .many = true},
       {.name = "--userns-uid", .values = "IN:OUT:N", .kind = OPT_CALL, .call = userns, .many = true},
       {.name = "--userns-gid", .values = "IN:OUT:N", .kind = OPT_CALL, .call = userns, .many = true},
@@ -237,6 +247,12 @@ static void parse_args(int argc, char **argv)
       {.name = "--confirmed-by", .values = "FILE", .kind = OPT_CALL, .call = confirmed_by},
       {.name = "--cgroup", .values = "DIR", .kind = OPT_CALL, .call = cgroup, .absolute = true, .many = true},
       {.name = "--handoff", .values = NULL, .kind = OPT_FLAG, .to = &opt.handoff},
+      {.name = "--log-max",
+       .values = "BYTES",
+       .kind = OPT_NUMBER,
+       .to = &opt.log_max,
+       .min = 65536,
+       .max = UINT64_MAX / 2},
       {.name = "--nproc", .values = "N", .kind = OPT_NUMBER, .to = &opt.nproc, .max = INT32_MAX},
       {.name = "--net-helper", .values = "SLIRP4NETNS", .kind = OPT_STRING, .to = &opt.net.helper, .absolute = true},
       {.name = "--net-dir", .values = "DIR", .kind = OPT_STRING, .to = &opt.net.dir, .absolute = true},
@@ -275,6 +291,8 @@ static void parse_args(int argc, char **argv)
   if (opt.runner[0][0] != '/')
     usage_die("RUNNER must be an absolute path: %s", opt.runner[0]);
   opt.timeout_ms = (int64_t)timeout_ms;
+  if (opt.handoff != (opt.log_max > 0))
+    usage_die("--handoff and --log-max go together");
   bool have_uid = opts_find(&opts, "--as-uid")->given > 0, have_gid = opts_find(&opts, "--as-gid")->given > 0;
   if (have_uid != have_gid)
     usage_die("--as-uid and --as-gid go together");
@@ -282,8 +300,10 @@ static void parse_args(int argc, char **argv)
   opt.uid = (uid_t)uid;
   opt.gid = (gid_t)gid;
   opt.confirm_fd = opts_find(&opts, "--confirm-fd")->given > 0 ? (int)confirm_fd : -1;
-  if ((opt.nbinds > 0 || opt.stage_overlay != NULL) && opt.stage == NULL)
-    usage_die("--stage-bind and --stage-overlay need --stage");
+  if (opt.stage_overlay != NULL && opt.stage_tmpfs != NULL)
+    usage_die("--stage-overlay and --stage-tmpfs exclude each other: the stage has one root");
+  if ((opt.nbinds > 0 || opt.stage_overlay != NULL || opt.stage_tmpfs != NULL) && opt.stage == NULL)
+    usage_die("--stage-bind, --stage-overlay and --stage-tmpfs need --stage");
   userns_check_plan(&opt.userns);
   if ((opt.net.helper != NULL) !=
           (opt.net.dir != NULL && opt.net.nft != NULL && opt.net.rules != NULL && opt.net.dns.upstream != NULL) ||
@@ -359,12 +379,14 @@ static void remove_cleanup_paths(void)
 }
 
 /* In the runner child, once fds 4-8 are in place: sends them to init (queued
- * until it reads them), makes the socket the runner's stdin and closes 3-8,
- * which the runner would not pass on.  9, the runner's configuration, stays. */
+ * until it reads them), makes the socket the runner's stdin and the log's its
+ * stdout and stderr, and closes 3-8, which the runner would not pass on.  9,
+ * the runner's configuration, stays. */
 static int hand_over(void)
 {
   static const int fds[HANDOFF_NFDS] = HANDOFF_FDS;
-  if (handoff_send(handoff_sock[0], fds, HANDOFF_NFDS, 0) < 0 || dup2(handoff_sock[1], 0) < 0)
+  if (handoff_send(handoff_sock[0], fds, HANDOFF_NFDS, 0) < 0 || dup2(handoff_sock[1], 0) < 0 ||
+      dup2(log_sock[1], 1) < 0 || dup2(log_sock[1], 2) < 0)
     return -1;
   return close_range(FD_LISTEN, FD_INIT_CONFIG, 0);
 }
@@ -402,6 +424,9 @@ static void socketpair_high(int type, int out[2], const char *what)
 static void open_handoff(void)
 {
   socketpair_high(SOCK_SEQPACKET, handoff_sock, "handoff socket");
+  socketpair_high(SOCK_STREAM, log_sock, "log socket");
+  if (shutdown(log_sock[0], SHUT_WR) < 0)
+    pdie("log socket");
   int fl = fcntl(FD_LISTEN, F_GETFL);
   if (fl < 0 || fcntl(FD_LISTEN, F_SETFL, fl | O_NONBLOCK) < 0)
     pdie("listener");
@@ -429,7 +454,9 @@ static noreturn void run_runner(const sigset_t *mask, int event_w, int fail_w, p
     child_fail(fail_w, false, "RLIMIT_NPROC");
   if (opt.stage != NULL && stage_mounts(opt.stage, opt.binds, opt.nbinds) < 0)
     child_fail(fail_w, true, NULL);
-  if (opt.stage_overlay != NULL && stage_overlay(opt.stage, opt.stage_overlay) < 0)
+  if (opt.stage_overlay != NULL && stage_root(opt.stage, "overlay", opt.stage_overlay) < 0)
+    child_fail(fail_w, true, NULL);
+  if (opt.stage_tmpfs != NULL && stage_root(opt.stage, "tmpfs", opt.stage_tmpfs) < 0)
     child_fail(fail_w, true, NULL);
   int userns = opt.userns.nuids > 0 ? userns_prepare(&opt.userns, enter_identity, mask) : -1;
   if (opt.userns.nuids > 0 && userns < 0)
@@ -584,15 +611,16 @@ static void supervise(pid_t runner, int64_t deadline)
       }
       timeout = left > INT_MAX ? INT_MAX : (int)left;
     }
-    struct pollfd p[6] = {
+    struct pollfd p[7] = {
         {.fd = sigfd, .events = POLLIN},
         {.fd = event_fd, .events = POLLIN},          /* ignored once -1 */
         {.fd = opt.confirm_fd, .events = POLLIN},    /* ignored once -1 */
         {.fd = entry_out[0].pipe, .events = POLLIN}, /* ignored once -1 */
         {.fd = entry_out[1].pipe, .events = POLLIN}, /* ignored once -1 */
         {.fd = opt.handoff ? FD_LISTEN : -1, .events = POLLIN},
+        {.fd = runner_log.pipe, .events = POLLIN}, /* ignored once -1 */
     };
-    if (poll(p, 6, timeout) < 0) {
+    if (poll(p, 7, timeout) < 0) {
       if (errno == EINTR)
         continue;
       pwarnf("poll");
@@ -605,6 +633,8 @@ static void supervise(pid_t runner, int64_t deadline)
       read_confirmation(runner);
     if (p[5].revents)
       forward_connections();
+    if (p[6].revents)
+      output_copy(&runner_log);
     for (int k = 0; k < 2; k++)
       if (p[3 + k].revents)
         output_copy(&entry_out[k]);
@@ -709,7 +739,9 @@ int main(int argc, char **argv)
   if (sigfd < 0)
     pdie("signalfd");
   int ev[2], fp[2];
-  if (pipe2(ev, O_CLOEXEC) < 0 || pipe2(fp, O_CLOEXEC) < 0)
+  /* Under --handoff a socket: sandbox code cannot reopen it through /proc/1/fd (see the top). */
+  if ((opt.handoff ? socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ev) : pipe2(ev, O_CLOEXEC)) < 0 ||
+      (opt.handoff && shutdown(ev[0], SHUT_WR) < 0) || pipe2(fp, O_CLOEXEC) < 0)
     pdie("pipe");
   int fl = fcntl(ev[0], F_GETFL);
   if (fl < 0 || fcntl(ev[0], F_SETFL, fl | O_NONBLOCK) < 0)
@@ -742,8 +774,11 @@ int main(int argc, char **argv)
    * --handoff it is ours until the runner is reaped. */
   if (!opt.handoff)
     close(FD_LISTEN);
-  if (opt.handoff)
+  if (opt.handoff) {
     close(handoff_sock[1]);
+    close(log_sock[1]);
+    output_init_log(&runner_log, log_sock[0], STDERR_FILENO, "the runner's log", opt.log_max);
+  }
   close(FD_INIT_CONFIG);
   if (runner_config)
     close(FD_RUNNER_CONFIG);
@@ -789,6 +824,8 @@ int main(int argc, char **argv)
    * record says there is no more. */
   for (int k = 0; k < 2; k++)
     output_drain(&entry_out[k]);
+  if (opt.handoff)
+    output_drain(&runner_log);
   remove_cleanup_paths();
   /* Last before the exit record: while the cgroup exists its stats are live. */
   struct cgroup_totals totals = {0};

@@ -125,6 +125,9 @@ async def start_process(socket: Path, sandbox_id: str, spec: ExecSpec, pty: bool
         pipes.close_all()
         if isinstance(exc, agent.AgentGone):
             raise await records.finished_error(sandbox_id) from None
+        if pty and isinstance(exc, agent.AgentError) and exc.errno == errno.EPROTONOSUPPORT:  # init_handoff.h
+            raise InvalidError(f"Sandbox {sandbox_id}: the gVisor runner does not support exec(pty=True) "
+                               "(docs/RUNNERS.md): use the bwrap or nsjail runner for it.") from None
         if isinstance(exc, agent.AgentError) and exc.errno in _HELD_BY:
             raise exception.ResourceExhaustedError(
                 f"Sandbox {sandbox_id} cannot start {spec.args[0]!r}: {exc}. {_HELD_BY[exc.errno]}") from None

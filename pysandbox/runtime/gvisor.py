@@ -11,14 +11,19 @@ with what differs:
   a socket that is the runner's stdin (`--handoff`, native/common/handoff.h). gVisor passes
   a host socket's SCM_RIGHTS into the sandbox but not out, so the requests answered with
   a descriptor (sb.open, the file API's reads and writes, watch, the entrypoint's stdin,
-  mount_image) are refused (init_handoff.h; initclient.py says which call).
+  mount_image) are refused (init_handoff.h; initclient.py says which call), as is an exec
+  with a pty. gVisor lets sandbox code reopen init's descriptors through /proc/1/fd, but
+  not a socket: its event channel and runsc's stdout and stderr are sockets (the supervisor
+  copies the latter into supervisor.log within PYSANDBOX_RUNNER_LOG_MAX).
 * runsc makes its own namespaces (its Sentry runs as nobody in a user namespace of its
   own): it runs as the caller, which must be root, with no user namespace of the
-  supervisor's (RunnerCommand.self_isolating). Sandbox root is gVisor's root.
-* Sandbox root is root to the gofer: every host secret of the host image is masked, whoever
-  could read it (the other runners mask only what the sandbox's unprivileged id could), and
-  what the sandbox writes to its root and its volumes is owned by host root, in the state
-  directory, which is private to its owner (_state/files.private_state_dir).
+  supervisor's (RunnerCommand.self_isolating). The OCI configuration's user namespace maps
+  sandbox ids to the sandbox identity's host range (identity.py, as the other runners map
+  them): the gofer reads and writes the host's files as those ids, so host DAC holds as under
+  bwrap (a root-only host file is unreadable, the masks are the other runners'), and what the
+  sandbox writes to its root and its volumes has the owners it gets under bwrap.
+* runsc cannot size its root: the supervisor mounts the host image's tmpfs of disk_bytes, or
+  an image's overlay, at STAGED_ROOT in the runner's own mount namespace (_root_path).
 * OCI has no symlink mount: a symlink of the host image (the host's /bin -> usr/bin, BIN_DIR's
   python) is a read-only bind of what it points to.
 * The OCI configuration is `RunnerCommand.config` (fds.RUNNER_CONFIG): the bundle is a
@@ -34,18 +39,17 @@ import json
 import os
 import re
 import subprocess
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional
 
-from .. import settings
+from .. import identity, settings
 from .._core.spec import SandboxSpec
 from .._state.files import ensure_dir
 from ..exception import InvalidError
+from ..identity import IdMap
 from . import fds
 from .layout import (
     BIN_DIR,
     INIT_PATH,
-    MASKED_DIRS,
-    MASKED_FILES,
     SANDBOX_ROOT_CAPS,
     STAGED_ROOT,
     Mount,
@@ -129,24 +133,15 @@ def _mount(mount: Mount, source: str, dest: str) -> Dict[str, object]:
     raise ValueError(f"unknown mount kind {mount.kind!r}")
 
 
-@functools.lru_cache(maxsize=None)
-def _masks(host_root: str = "/") -> Tuple[Mount, ...]:
-    """Every host secret of the host image, masked: the gofer reads as root."""
-    return tuple(Mount("mask-dir" if os.path.isdir(os.path.join(host_root, rel)) else "mask-file", "/dev/null",
-                       "/" + rel)
-                 for rel in MASKED_FILES + MASKED_DIRS if os.path.lexists(os.path.join(host_root, rel)))
-
-
 def _listed_mounts(inputs: RunnerInputs) -> List[Mount]:
     """The inputs' mounts (a symlink bound from its target: the host image's system directories are the host's,
-    at the same paths); for the host image, BIN_DIR's python and the masks the inputs lack (those a sandbox's own
-    id could read)."""
+    at the same paths); for the host image, BIN_DIR's python. The inputs' masks are those the sandbox identity
+    could read, as under the other runners: the gofer reads as that identity (_id_mappings)."""
     mounts = [Mount("ro-bind", os.path.normpath(os.path.join(os.path.dirname(mount.dest), mount.source)), mount.dest)
               if mount.kind == "symlink" else mount for mount in inputs.mounts]
     if inputs.overlay is not None:
         return mounts
-    mounts += [Mount("ro-bind", target, f"{BIN_DIR}/{name}") for name, target in python_links()]
-    return mounts + [mask for mask in _masks() if mask not in inputs.mounts]
+    return mounts + [Mount("ro-bind", target, f"{BIN_DIR}/{name}") for name, target in python_links()]
 
 
 def runsc_root(sandbox_dir: str) -> str:
@@ -156,12 +151,22 @@ def runsc_root(sandbox_dir: str) -> str:
 
 
 def _root_path(inputs: RunnerInputs) -> str:
-    """The OCI root: the upper directory (the host image); an image's overlay, which the supervisor mounts at
-    STAGED_ROOT in the runner's own mount namespace (RunnerCommand.stage_overlay); an empty image's upper."""
+    """The OCI root: STAGED_ROOT, what the supervisor mounts there in the runner's own mount namespace (an
+    image's overlay: RunnerCommand.stage_overlay; the host image's tmpfs of disk_bytes: stage_tmpfs); the upper
+    directory (the host image with PYSANDBOX_WRITABLE_ROOT_MAX=0); an empty image's upper."""
     overlay = inputs.overlay
     if overlay is None:
-        return inputs.source(inputs.upper)
+        return inputs.source(inputs.upper) if inputs.disk_bytes is None else STAGED_ROOT
     return STAGED_ROOT if overlay.lowers else f"{inputs.source(overlay.upper)}/rootfs"
+
+
+def _stage_tmpfs(inputs: RunnerInputs) -> Optional[str]:
+    """The host image's root as bwrap and nsjail make it: a tmpfs of disk_bytes owned by sandbox root
+    (runtime/sizes.py); mounted by the supervisor, as the OCI root's size is not runsc's to give."""
+    if inputs.overlay is not None or inputs.disk_bytes is None:
+        return None
+    uid, gid = identity.current().owner
+    return f"size={inputs.disk_bytes},mode=755,uid={uid},gid={gid}"
 
 
 def configuration(inputs: RunnerInputs) -> dict:
@@ -169,6 +174,7 @@ def configuration(inputs: RunnerInputs) -> dict:
     resolved inside it: inputs.dest), init as the process."""
     source, dest = inputs.source, inputs.dest
     caps = [f"CAP_{cap}" for cap in SANDBOX_ROOT_CAPS]
+    # /tmp a sized tmpfs of its own even in a sized root: without one runsc mounts an unsized one there.
     mounts: List[Dict[str, object]] = [
         {"destination": dest("/proc"), "type": "proc", "source": "proc"},
         {"destination": dest("/tmp"), "type": "tmpfs", "source": "tmpfs",
@@ -189,15 +195,22 @@ def configuration(inputs: RunnerInputs) -> dict:
             "capabilities": {kind: caps for kind in ("bounding", "effective", "permitted")},
         },
         "mounts": mounts,
-        "linux": {"namespaces": [{"type": kind} for kind in ("pid", "network", "ipc", "uts", "mount")]},
+        "linux": {"namespaces": [{"type": kind} for kind in ("pid", "network", "ipc", "uts", "mount", "user")],
+                  "uidMappings": _id_mappings(identity.current().uids),
+                  "gidMappings": _id_mappings(identity.current().gids)},
     }
+
+
+def _id_mappings(ranges: IdMap) -> List[Dict[str, int]]:
+    """The sandbox identity's ranges (identity.py, as the other runners map them): the gofer reads and writes the
+    host's files as these host ids, so sandbox root is no more than the sandbox identity's root on the host."""
+    return [{"containerID": inside, "hostID": outside, "size": count} for inside, outside, count in ranges]
 
 
 def command(inputs: RunnerInputs, binary: str) -> RunnerCommand:
     """`runsc run` of the shared bundle, its state (--root) beside the sandbox's upper directory, the container
-    named after the sandbox. The host image's root is the upper directory on the state disk, as
-    PYSANDBOX_WRITABLE_ROOT_MAX=0 makes it under the other runners (`disk_bytes` is not a size gVisor can give a
-    root), with a sized /tmp of its own; an image's is its overlay, mounted by the supervisor."""
+    named after the sandbox. Its root (_root_path): the host image's a tmpfs of disk_bytes, or the upper
+    directory with PYSANDBOX_WRITABLE_ROOT_MAX=0; an image's its overlay; both mounted by the supervisor."""
     if inputs.network != "none" or inputs.pty:
         raise InvalidError("The gVisor runner runs sandboxes with block_network=True and no pty (docs/RUNNERS.md).")
     overlay = inputs.overlay
@@ -205,4 +218,4 @@ def command(inputs: RunnerInputs, binary: str) -> RunnerCommand:
             inputs.sandbox_id]
     return RunnerCommand(argv, json.dumps(configuration(inputs)).encode(), self_isolating=True,
                          stage_overlay=overlay_options(overlay, inputs.source, "gvisor")
-                         if overlay is not None and overlay.lowers else None)
+                         if overlay is not None and overlay.lowers else None, stage_tmpfs=_stage_tmpfs(inputs))

@@ -254,13 +254,15 @@ def _supervisor_options(directory: Path, spec: SandboxSpec, root: _Root, net: ne
     options = ["--dir", str(directory), "--timeout-ms", str(int(spec.timeout * 1000)),
                "--output-max", str(bounds.get("entrypoint_output"))]
     if command.self_isolating:
-        options += ["--handoff"]
+        options += ["--handoff", "--log-max", str(bounds.get("runner_log"))]
     elif root.as_root:
         options += ["--as-uid", str(root.owner[0]), "--as-gid", str(root.owner[1])]
     options += [] if command.self_isolating else identity.current().supervisor_args()
     options += root.stager.args()
     if command.stage_overlay is not None:
         options += ["--stage-overlay", command.stage_overlay]
+    if command.stage_tmpfs is not None:
+        options += ["--stage-tmpfs", command.stage_tmpfs]
     options += ["--cleanup", str(root.upper), "--cleanup", str(paths.SandboxDir(directory).socket),
                 "--cleanup", str(paths.SandboxDir(directory).mounts)]
     options += net.supervisor_args()

@@ -140,6 +140,8 @@ class RunnerCommand:
     # overlayfs's options for an image root the supervisor mounts at STAGED_ROOT before it starts the runner
     # (a runner that takes its root as a directory: gVisor's runsc); None: the runner lays out the root itself.
     stage_overlay: Optional[str] = None
+    # or tmpfs's, for a host-image root of disk_bytes the runner cannot size itself (gVisor's runsc).
+    stage_tmpfs: Optional[str] = None
 
 
 def overlay_options(root: OverlayRoot, source: Callable[[str], str], runner: str) -> str:

@@ -1,6 +1,7 @@
 """`pysandbox doctor` on this host, for real."""
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -41,6 +42,8 @@ def test_doctor_names_the_missing_runner_only_when_chosen(runner):
 def test_doctor_says_what_the_gvisor_runner_gives_here():
     result = doctor()
     if os.geteuid() == 0:
-        assert "ok  gvisor             platform " in result.stdout and "not yet: image=" in result.stdout
+        version = subprocess.run([shutil.which("runsc"), "--version"], capture_output=True, text=True).stdout
+        assert f"ok  gvisor             {version.splitlines()[0]} at " in result.stdout
+        assert ", platform " in result.stdout and "not yet: the default network" in result.stdout
     else:
         assert "--  gvisor             The gVisor runner needs root here" in result.stdout

@@ -7,7 +7,9 @@ import os
 import pytest
 
 import pysandbox as modal
-from pysandbox.exception import InvalidError, UnimplementedError
+from pysandbox import settings
+from pysandbox._state import paths, volumes
+from pysandbox.exception import ConflictError, InvalidError, UnimplementedError
 from pysandbox.runtime import cgroups
 
 from .test_runners import _sandbox_dirs
@@ -66,6 +68,73 @@ def test_calls_that_need_a_descriptor_from_the_sandbox_say_so(sandboxes):
     assert sb.ls("/tmp") == ["made"]
     assert sb.exec("echo", "still running").stdout.read() == "still running\n"
 
+
+
+@needs_root
+def test_what_it_writes_is_owned_on_the_host_by_the_sandbox_identitys_ids(sandboxes, monkeypatch):
+    # The OCI user namespace maps sandbox ids as the other runners do (identity.py): the gofer writes as those.
+    monkeypatch.setenv("PYSANDBOX_WRITABLE_ROOT_MAX", "0")  # the root on the state disk, where the host sees it
+    sb = sandboxes("sleep", "60", runtime="gvisor", block_network=True)
+    assert sb.exec("sh", "-c", "echo x > /made && mkdir /dir && chown 1000:1001 /dir").wait() == 0
+    upper = paths.SandboxDir.of(sb.object_id).upper
+    found = {name: os.lstat(os.path.join(d, name)) for d, dirs, names in os.walk(upper) for name in names + dirs}
+    uid, gid = settings.sandbox_owner()
+    assert (found["made"].st_uid, found["made"].st_gid) == (uid, gid)
+    assert (found["dir"].st_uid, found["dir"].st_gid) == (uid + 1000, gid + 1001)
+
+
+
+@needs_root
+def test_a_volume_gets_the_same_owners_from_gvisor_and_bwrap(sandboxes):
+    vol = modal.Volume.from_name("gvisor-owners", create_if_missing=True)
+    for runner in ("gvisor", "bwrap"):
+        sb = sandboxes("sleep", "60", volumes={"/v": vol}, block_network=True,
+                       experimental_options={"runner": runner})
+        assert sb.exec("sh", "-c", f"echo x > /v/{runner} && mkdir /v/{runner}.d && chown 1000 /v/{runner}.d").wait() == 0
+    data = volumes.path("gvisor-owners") / "data"
+    owners = {name: (os.lstat(data / name).st_uid, os.lstat(data / name).st_gid) for name in os.listdir(data)}
+    assert owners["gvisor"] == owners["bwrap"] == settings.sandbox_owner()
+    assert owners["gvisor.d"] == owners["bwrap.d"] == (settings.sandbox_owner()[0] + 1000, settings.sandbox_owner()[1])
+
+
+@pytest.fixture
+def failing_runsc(tmp_path, monkeypatch):
+    """A runsc that writes `lines` copies of a message to stderr and fails, as runsc does when it cannot start."""
+    def make(lines: int) -> str:
+        fake = tmp_path / "runsc"
+        fake.write_text(f"#!/bin/sh\nyes 'runsc: cannot start the sandbox' 2>/dev/null | head -n {lines} >&2\nexit 1\n")
+        fake.chmod(0o755)
+        monkeypatch.setenv("PYSANDBOX_RUNSC", str(fake))
+        return "runsc: cannot start the sandbox"
+    return make
+
+
+@needs_root
+def test_what_runsc_says_when_it_cannot_start_is_the_cause(app, failing_runsc):
+    # Its stdout and stderr are a socket the supervisor copies into supervisor.log (F2: not a host file).
+    said = failing_runsc(1)
+    with pytest.raises(ConflictError, match=f"already finished \\({said}\\)"):
+        modal.Sandbox.create("sleep", "60", app=app, runtime="gvisor", block_network=True).exec("true")
+
+
+@needs_root
+def test_what_runsc_and_init_write_to_the_log_is_bounded(app, failing_runsc, monkeypatch):
+    monkeypatch.setenv("PYSANDBOX_RUNNER_LOG_MAX", str(1 << 16))
+    failing_runsc(100_000)  # 3 MB
+    sb = modal.Sandbox.create("sleep", "60", app=app, runtime="gvisor", block_network=True)
+    assert sb.wait(raise_on_termination=False) is None and sb.returncode == 1
+    log = paths.SandboxDir.of(sb.object_id).log.read_bytes()
+    assert log.startswith(b"runsc: cannot start the sandbox\n") and len(log) < (1 << 16) + 4096, len(log)
+
+
+@needs_root
+def test_an_exec_with_a_pty_is_refused_before_it_starts(sandboxes):
+    # pty is "no" under gVisor (docs/RUNNERS.md), as create(pty=True) is: today exec(pty=True) starts, hands
+    # init a host terminal gVisor cannot make a controlling one, and ends 127 ("Inappropriate ioctl for device").
+    sb = sandboxes("sleep", "60", runtime="gvisor", block_network=True)
+    with pytest.raises(InvalidError, match="gVisor runner"):
+        sb.exec("true", pty=True)
+    assert sb.exec("echo", "still running").stdout.read() == "still running\n"
 
 @needs_root
 @pytest.mark.skipif(not cgroups.host().has("memory"), reason="no writable cgroup here (unprivileged on v1)")

@@ -28,7 +28,13 @@ REFUSED = [
     ("sandbox-supervisor", [*SUPERVISOR, "--stage-bind", "/a=b/c", "--", "/bin/true"], "plain file name"),
     ("sandbox-supervisor", [*SUPERVISOR, "--stage-check", "a=1:2", "--", "/bin/true"], "no earlier --stage-bind"),
     ("sandbox-supervisor", [*SUPERVISOR, "--stage-overlay", "lowerdir=/l", "--", "/bin/true"],
-     "--stage-overlay need --stage"),
+     "--stage-overlay and --stage-tmpfs need --stage"),
+    ("sandbox-supervisor", [*SUPERVISOR, "--stage-tmpfs", "size=1", "--", "/bin/true"],
+     "--stage-overlay and --stage-tmpfs need --stage"),
+    ("sandbox-supervisor", [*SUPERVISOR, "--stage", "/s", "--stage-overlay", "lowerdir=/l", "--stage-tmpfs", "size=1",
+                            "--", "/bin/true"], "exclude each other"),
+    ("sandbox-supervisor", [*SUPERVISOR, "--handoff", "--", "/bin/true"], "--handoff and --log-max go together"),
+    ("sandbox-supervisor", [*SUPERVISOR, "--handoff", "--log-max", "100", "--", "/bin/true"], "bad --log-max"),
     ("sandbox-supervisor", [*SUPERVISOR, "--net-forward", "80:0", "--", "/bin/true"], "bad --net-forward port"),
     ("sandbox-supervisor", [*SUPERVISOR, "--userns-uid", "0:1", "--", "/bin/true"], "bad --userns-uid"),
     ("sandbox-supervisor", [*SUPERVISOR, "--net-helper", "/s", "--net-dir", "/d", "--net-filter", "/n", "--net-rules",
@@ -75,9 +81,9 @@ def test_refused_command_lines_exit_2_naming_the_option(binary, argv, message):
 
 USAGE = {
     "sandbox-supervisor": "--dir DIR --timeout-ms N --output-max BYTES [--as-uid U] [--as-gid G] [--stage STAGEDIR] "
-                          "[--stage-bind SRC=NAME]... [--stage-check NAME=DEV:INO]... [--stage-overlay OPTIONS] [--cleanup PATH]... "
+                          "[--stage-bind SRC=NAME]... [--stage-check NAME=DEV:INO]... [--stage-overlay OPTIONS] [--stage-tmpfs OPTIONS] [--cleanup PATH]... "
                           "[--userns-uid IN:OUT:N]... [--userns-gid IN:OUT:N]... [--newuidmap PATH] [--newgidmap PATH] "
-                          "[--confirm-fd FD] [--confirmed-by FILE] [--cgroup DIR]... [--handoff] [--nproc N] "
+                          "[--confirm-fd FD] [--confirmed-by FILE] [--cgroup DIR]... [--handoff] [--log-max BYTES] [--nproc N] "
                           "[--net-helper SLIRP4NETNS] [--net-dir DIR] [--net-filter NFT] [--net-rules RULESET] "
                           "[--net-forward HOSTPORT:PORT]... [--net-dns-upstream ADDRESS] [--net-dns-port PORT] "
                           "[--net-domains NAMES] [--net-dns-qps N] [--net-dns-addresses N] "

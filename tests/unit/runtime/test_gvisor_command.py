@@ -1,8 +1,10 @@
 """The gvisor runner's root (runtime/gvisor.py): runsc takes a directory, so an image's overlay is mounted by
-the supervisor (RunnerCommand.stage_overlay, native/supervisor/stage.h) from the store's layer paths alone."""
+the supervisor (RunnerCommand.stage_overlay, native/supervisor/stage.h) from the store's layer paths alone, and
+the host image's sized root is a tmpfs it mounts (stage_tmpfs). Its ids are the sandbox identity's."""
 
 import json
 
+from pysandbox import identity
 from pysandbox.runtime import gvisor
 from pysandbox.runtime.layout import STAGED_ROOT, Mount, OverlayRoot, RunnerInputs
 
@@ -20,9 +22,27 @@ def configured(command):
 
 
 def test_the_host_image_root_is_the_upper_directory_and_nothing_is_staged():
-    command = gvisor.command(inputs(), BINARY)
-    assert command.stage_overlay is None
+    command = gvisor.command(inputs(), BINARY)  # disk_bytes None: PYSANDBOX_WRITABLE_ROOT_MAX=0
+    assert command.stage_overlay is None and command.stage_tmpfs is None
     assert configured(command)["root"]["path"] == "/staged/state/sb/upper"
+
+
+def test_a_sized_host_image_root_is_a_tmpfs_the_supervisor_mounts_and_tmp_a_sized_one(monkeypatch):
+    monkeypatch.setattr(identity, "current", lambda: identity.Identity(((0, 196608, 65536),), ((0, 200000, 65536),)))
+    command = gvisor.command(inputs(disk_bytes=64 << 20, tmp_bytes=1 << 30), BINARY)
+    assert command.stage_tmpfs == f"size={64 << 20},mode=755,uid=196608,gid=200000" and command.stage_overlay is None
+    config = configured(command)
+    assert config["root"]["path"] == STAGED_ROOT
+    tmp = [mount for mount in config["mounts"] if mount["destination"] == "/tmp"]  # runsc's would be unsized
+    assert [option for option in tmp[0]["options"] if option.startswith("size=")] == [f"size={1 << 30}"]
+
+
+def test_sandbox_ids_are_the_sandbox_identitys_host_range(monkeypatch):
+    monkeypatch.setattr(identity, "current", lambda: identity.Identity(((0, 196608, 65536),), ((0, 200000, 65536),)))
+    linux = configured(gvisor.command(inputs(), BINARY))["linux"]
+    assert {"type": "user"} in linux["namespaces"]
+    assert linux["uidMappings"] == [{"containerID": 0, "hostID": 196608, "size": 65536}]
+    assert linux["gidMappings"] == [{"containerID": 0, "hostID": 200000, "size": 65536}]
 
 
 def test_an_image_root_is_the_overlay_the_supervisor_mounts():
