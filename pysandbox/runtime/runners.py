@@ -8,9 +8,7 @@ Every runner module has the same interface (docs/RUNNERS.md, "Adding a runner"):
   asks that the runner cannot give;
 * `command(inputs: layout.RunnerInputs, binary: str) -> layout.RunnerCommand`: its command
   line, from the binary (staged if need be) to sandbox-init's argv, and the configuration
-  it reads from fds.RUNNER_CONFIG, if any;
-* `TMPFS_ROOT`: whether it gives a host-image root a sized tmpfs (RunnerInputs.disk_bytes),
-  or roots it in the upper directory on disk, which launch then makes.
+  it reads from fds.RUNNER_CONFIG, if any.
 
 The names are config.RUNNERS, which the leaf layer validates (PYSANDBOX_RUNNER, the spec's
 runner); tests/unit/runtime/test_runners_contract.py keeps the two in step.

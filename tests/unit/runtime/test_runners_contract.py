@@ -122,9 +122,3 @@ def test_inputs_are_checked():
         inputs(workdir="repo")
     with pytest.raises(ValueError, match="'network' must be in"):
         inputs(network="host")  # no runner shares the host's network
-
-
-@pytest.mark.parametrize("name", RUNNER_NAMES)
-def test_each_runner_says_where_a_host_image_root_lives(name):
-    """launch makes the upper directory only for a runner whose host-image root is on disk."""
-    assert isinstance(RUNNERS[name].TMPFS_ROOT, bool)
