@@ -91,3 +91,20 @@ def test_sigkill_to_init_from_inside(sandboxes, runner):
     assert sb.wait(raise_on_termination=False) is None and sb.returncode == 137
     with open(paths.SandboxDir.of(sb.object_id).exit) as f:
         assert json.load(f)["code"] == 137
+
+
+@pytest.mark.gvisor  # under every runner
+def test_every_writable_place_but_volumes_is_bounded(sandboxes, monkeypatch):
+    """Red team round 2: the root, /tmp and /dev/shm are sized, but runsc mounts /dev itself as a writable
+    tmpfs with no size (bwrap's /dev is read-only): there sandbox code wrote 6 GB of the host's memory past
+    every byte bound (no memory= given). Each place a sandbox can write must stop below 128 MiB here."""
+    for name, value in (("WRITABLE_ROOT", 64 << 20), ("TMP", 16 << 20), ("DEV_SHM", 16 << 20)):
+        monkeypatch.setenv(f"PYSANDBOX_{name}_MAX", str(value))
+    sb = sandboxes("sleep", "300")
+    held = {}
+    for place in ("/", "/root", "/tmp", "/dev/shm", "/dev", "/run", "/var/tmp"):
+        code, out = sh(sb, f"dd if=/dev/zero of={place.rstrip('/')}/rt2-fill bs=1M count=128 2>&1; code=$?; "
+                           f"rm -f {place.rstrip('/')}/rt2-fill; exit $code")
+        if code == 0:
+            held[place] = out.strip().splitlines()[-1]
+    assert not held, f"128 MiB written past every bound: {held}"
