@@ -126,33 +126,14 @@ def _high_dup(fd: int) -> int:
 
 
 def reap_finished() -> None:
-    """Collect supervisors of ours that have exited (they are our children). waitid(WNOWAIT)
-    names an exited child without collecting it, so this costs one call per supervisor that
-    exited, not one per supervisor started (a process may have started thousands). An exited
-    child that is not ours is its owner's to collect, and waitid names it first each time:
-    then every supervisor is asked in turn."""
-    while _spawned:
-        try:
-            exited = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-        except ChildProcessError:
-            break  # none: someone's wait() took ours (each asked, not all forgotten: one may be starting now)
-        if exited is None:
-            return
-        if exited.si_pid not in _spawned or not _collect(exited.si_pid):
-            break
+    """Collect supervisors of ours that have exited (they are our children)."""
     for pid in list(_spawned):
-        _collect(pid)
-
-
-def _collect(pid: int) -> bool:
-    """Whether the supervisor `pid` has exited (and is collected now, if no one else did)."""
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)  # never waits: another thread may have collected it
-    except ChildProcessError:
-        done = pid
-    if done:
-        _spawned.discard(pid)
-    return bool(done)
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            done = pid
+        if done:
+            _spawned.discard(pid)
 
 
 def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str], tethered: bool = False) -> "Launched":
