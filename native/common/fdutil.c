@@ -51,13 +51,13 @@ void write_nonblock(int fd, const void *buf, size_t len)
     fcntl(fd, F_SETFL, fl);
 }
 
-int fd_send_control(int sock, int type, const void *data, size_t len)
+int fd_send_control(int sock, int type, const void *data, size_t len, int flags)
 {
   char byte = 'f';
   struct iovec iov = {.iov_base = &byte, .iov_len = 1};
   union {
     struct cmsghdr align;
-    char buf[CMSG_SPACE(sizeof(struct ucred))]; /* the larger of the two kinds */
+    char buf[CMSG_SPACE(FD_CONTROL_MAX)];
   } control = {0};
   if (CMSG_SPACE(len) > sizeof control.buf) {
     errno = EINVAL;
@@ -70,14 +70,14 @@ int fd_send_control(int sock, int type, const void *data, size_t len)
   c->cmsg_len = CMSG_LEN(len);
   memcpy(CMSG_DATA(c), data, len);
   ssize_t n;
-  while ((n = sendmsg(sock, &m, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+  while ((n = sendmsg(sock, &m, flags | MSG_NOSIGNAL)) < 0 && errno == EINTR)
     ;
   return n == 1 ? 0 : -1;
 }
 
 int fd_send(int sock, int fd)
 {
-  return fd_send_control(sock, SCM_RIGHTS, &fd, sizeof fd);
+  return fd_send_control(sock, SCM_RIGHTS, &fd, sizeof fd, 0);
 }
 
 int fd_receive(int sock)

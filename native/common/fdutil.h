@@ -18,9 +18,13 @@ int write_all(int fd, const void *buf, size_t len);
  * restored afterwards because the client may share the open file. */
 void write_nonblock(int fd, const void *buf, size_t len);
 
+/* The most data fd_send_control() carries: 4 fds (handoff.h), or a struct ucred (12 bytes). */
+#define FD_CONTROL_MAX 16
+
 /* One byte carrying one control message of `type` (SCM_RIGHTS, SCM_CREDENTIALS)
- * with `len` bytes of `data`, retried on EINTR.  Returns 0 or -1 with errno set. */
-int fd_send_control(int sock, int type, const void *data, size_t len);
+ * with `len` (<= FD_CONTROL_MAX) bytes of `data`, retried on EINTR; flags:
+ * MSG_DONTWAIT or 0 (MSG_NOSIGNAL is always added).  Returns 0 or -1 with errno set. */
+int fd_send_control(int sock, int type, const void *data, size_t len, int flags);
 
 /* One byte carrying `fd` (SCM_RIGHTS).  Returns 0 or -1 with errno set. */
 int fd_send(int sock, int fd);

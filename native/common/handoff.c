@@ -2,15 +2,14 @@
 #define _GNU_SOURCE 1
 #include "handoff.h"
 
-#include <errno.h>      /* errno, EPROTO, EINTR */
+#include "fdutil.h"
+
+#include <errno.h>      /* errno, EPROTO, EINTR, EINVAL */
 #include <string.h>     /* memcpy */
-#include <sys/socket.h> /* sendmsg, recvmsg, CMSG_*, SCM_RIGHTS */
+#include <sys/socket.h> /* recvmsg, CMSG_*, SCM_RIGHTS */
 #include <unistd.h>     /* close */
 
-union control {
-  struct cmsghdr align;
-  char buf[CMSG_SPACE(HANDOFF_NFDS * sizeof(int))];
-};
+_Static_assert(HANDOFF_NFDS * sizeof(int) <= FD_CONTROL_MAX, "fd_send_control carries HANDOFF_NFDS fds");
 
 int handoff_send(int sock, const int *fds, size_t n, int flags)
 {
@@ -18,27 +17,17 @@ int handoff_send(int sock, const int *fds, size_t n, int flags)
     errno = EINVAL;
     return -1;
   }
-  char byte = 'f';
-  struct iovec iov = {.iov_base = &byte, .iov_len = 1};
-  union control control = {0};
-  struct msghdr m = {
-      .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = CMSG_SPACE(n * sizeof(int))};
-  struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(n * sizeof(int));
-  memcpy(CMSG_DATA(c), fds, n * sizeof(int));
-  ssize_t sent;
-  while ((sent = sendmsg(sock, &m, flags | MSG_NOSIGNAL)) < 0 && errno == EINTR)
-    ;
-  return sent == 1 ? 0 : -1;
+  return fd_send_control(sock, SCM_RIGHTS, fds, n * sizeof(int), flags);
 }
 
 int handoff_recv(int sock, int *fds, size_t max, int flags)
 {
+  union {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE(HANDOFF_NFDS * sizeof(int))];
+  } control;
   char byte;
   struct iovec iov = {.iov_base = &byte, .iov_len = 1};
-  union control control;
   struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control};
   ssize_t got;
   while ((got = recvmsg(sock, &m, flags | MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)

@@ -19,7 +19,7 @@
 static void send_credentials(int fd)
 {
   struct ucred cred = {.pid = getpid(), .uid = getuid(), .gid = getgid()};
-  if (fd_send_control(fd, SCM_CREDENTIALS, &cred, sizeof cred) < 0)
+  if (fd_send_control(fd, SCM_CREDENTIALS, &cred, sizeof cred, 0) < 0)
     pdie("network handshake");
 }
 
