@@ -334,7 +334,7 @@ class Sandbox:
         )
         app = _require_app(app)
         spec = attrs.evolve(spec, volumes=mount_plan(volumes, host_image=image is None))  # resolve (or fail) here
-        runners.refuse(spec, image is not None)
+        runners.refuse(spec)
         garbage.collect_soon()  # before any work: a bad setting of it is an error first
         # Built here if it is not yet; both steps block, so `.aio` runs them off the loop.
         spec = await _aio.offload(images.apply, spec, image)

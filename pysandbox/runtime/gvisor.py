@@ -77,7 +77,7 @@ def check() -> None:
                            "as root's nobody. Run as root, or use the bwrap or nsjail runner.")
 
 
-def refuse(spec: SandboxSpec, _image: bool) -> None:
+def refuse(spec: SandboxSpec) -> None:
     """InvalidError, before any work, naming a capability of `spec` the gVisor runner does not have yet
     (docs/RUNNERS.md's table)."""
     unsupported = {

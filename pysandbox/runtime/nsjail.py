@@ -76,7 +76,7 @@ def check() -> None:
     binary()
 
 
-def refuse(_spec: object, _image: bool) -> None:
+def refuse(_spec: object) -> None:
     """Nothing: nsjail gives every sandbox create accepts (docs/RUNNERS.md)."""
 
 

@@ -4,8 +4,8 @@ Every runner module has the same interface (docs/RUNNERS.md, "Adding a runner"):
 
 * `check()`: refuse, with InvalidError and before any work, what it cannot do on this host;
 * `binary()`: the path of its binary (InvalidError when there is none);
-* `refuse(spec, image)`: InvalidError, before any work, for what `spec` (and create's image=)
-  asks that the runner cannot give;
+* `refuse(spec)`: InvalidError, before any work, for what `spec` asks that the runner
+  cannot give;
 * `command(inputs: layout.RunnerInputs, binary: str) -> layout.RunnerCommand`: its command
   line, from the binary (staged if need be) to sandbox-init's argv, and the configuration
   it reads from fds.RUNNER_CONFIG, if any.
@@ -31,6 +31,6 @@ def check(name: str) -> None:
     RUNNERS[name].check()
 
 
-def refuse(spec: SandboxSpec, image: bool) -> None:
-    """Refuse, before any work, what `spec` (and create's `image=`) asks of its runner that it cannot give."""
-    RUNNERS[spec.runner].refuse(spec, image)
+def refuse(spec: SandboxSpec) -> None:
+    """Refuse, before any work, what `spec` asks of its runner that it cannot give."""
+    RUNNERS[spec.runner].refuse(spec)
