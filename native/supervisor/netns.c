@@ -299,6 +299,21 @@ int net_connect(const struct net_options *opt, int netns, const sigset_t *mask, 
   return rc;
 }
 
+/* Sandbox root has no CAP_NET_RAW (layout.py: a packet socket would pass beside
+ * the egress filter), so ping needs ICMP datagram sockets, which the filter sees:
+ * the namespace admits the groups it maps (0-65535 of the identity's namespace). */
+static int allow_ping(void)
+{
+  static const char range[] = "0 65535";
+  int fd = open("/proc/sys/net/ipv4/ping_group_range", O_WRONLY | O_CLOEXEC);
+  bool ok = fd >= 0 && write(fd, range, sizeof range - 1) == (ssize_t)(sizeof range - 1);
+  if (fd >= 0)
+    close(fd);
+  if (!ok)
+    pwarnf("admitting the sandbox's groups to ICMP datagram sockets (ping)");
+  return ok ? 0 : -1;
+}
+
 int net_make_namespace(int sock)
 {
   if (unshare(CLONE_NEWNET) < 0) {
@@ -316,6 +331,8 @@ int net_make_namespace(int sock)
     pwarnf("bringing up the sandbox's loopback");
     return -1;
   }
+  if (allow_ping() < 0)
+    return -1;
   if (sock < 0)
     return 0;
   int ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);

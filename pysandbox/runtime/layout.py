@@ -38,8 +38,10 @@ DEV_BYTES = 64 << 10  # /dev holds only device nodes, links and mount points
 # What sandbox root may do in its own user namespace: Docker's default capabilities, so su,
 # setpriv, apt's drop to _apt, chown and services that drop privileges work. The rest (mounts,
 # namespaces, ptrace of init, the network's filter) stays out of reach, and nothing here reaches
-# a file or process the namespace does not map.
-SANDBOX_ROOT_CAPS = ("CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW", "SETGID", "SETUID",
+# a file or process the namespace does not map. Less Docker's NET_RAW: the egress filter sits in
+# the sandbox's own namespace, where a packet socket's frames would pass beside it (Modal's gVisor
+# gives no raw sockets either); ping works through ICMP datagram sockets (netns.c).
+SANDBOX_ROOT_CAPS = ("CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "SETGID", "SETUID",
                      "SETFCAP", "SETPCAP", "NET_BIND_SERVICE", "SYS_CHROOT", "KILL", "AUDIT_WRITE")
 
 
