@@ -20,7 +20,7 @@
 #include <net/if.h>        /* struct ifreq, IFF_UP */
 #include <poll.h>          /* poll */
 #include <sched.h>         /* setns, unshare, CLONE_NEW* */
-#include <stdio.h>         /* snprintf */
+#include <stdio.h>         /* snprintf, sscanf */
 #include <string.h>        /* strstr, strchr, memchr, memcpy */
 #include <sys/ioctl.h>     /* ioctl, SIOC[GS]IFFLAGS */
 #include <sys/mount.h>     /* mount, MS_* */
@@ -301,17 +301,25 @@ int net_connect(const struct net_options *opt, int netns, const sigset_t *mask, 
 
 /* Sandbox root has no CAP_NET_RAW (layout.py: a packet socket would pass beside
  * the egress filter), so ping needs ICMP datagram sockets, which the filter sees:
- * the namespace admits the groups it maps (0-65535 of the identity's namespace). */
-static int allow_ping(void)
+ * the namespace admits the groups its user namespace maps from 0 (the identity's
+ * 65536; one under a single-id mapping).  Failing leaves ping refused, no more. */
+static void allow_ping(void)
 {
-  static const char range[] = "0 65535";
-  int fd = open("/proc/sys/net/ipv4/ping_group_range", O_WRONLY | O_CLOEXEC);
-  bool ok = fd >= 0 && write(fd, range, sizeof range - 1) == (ssize_t)(sizeof range - 1);
+  char map[4096], range[32];
+  unsigned long inside = 1, outside, count = 0;
+  int fd = open("/proc/self/gid_map", O_RDONLY | O_CLOEXEC);
+  ssize_t n = fd >= 0 ? read(fd, map, sizeof map - 1) : -1;
   if (fd >= 0)
     close(fd);
-  if (!ok)
+  map[n > 0 ? n : 0] = '\0';
+  if (sscanf(map, "%lu %lu %lu", &inside, &outside, &count) != 3 || inside != 0 || count == 0)
+    return;
+  int len = snprintf(range, sizeof range, "0 %lu", count - 1);
+  fd = open("/proc/sys/net/ipv4/ping_group_range", O_WRONLY | O_CLOEXEC);
+  if (fd < 0 || write(fd, range, (size_t)len) != len)
     pwarnf("admitting the sandbox's groups to ICMP datagram sockets (ping)");
-  return ok ? 0 : -1;
+  if (fd >= 0)
+    close(fd);
 }
 
 int net_make_namespace(int sock)
@@ -331,8 +339,7 @@ int net_make_namespace(int sock)
     pwarnf("bringing up the sandbox's loopback");
     return -1;
   }
-  if (allow_ping() < 0)
-    return -1;
+  allow_ping();
   if (sock < 0)
     return 0;
   int ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
