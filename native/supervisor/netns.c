@@ -299,6 +299,21 @@ int net_connect(const struct net_options *opt, int netns, const sigset_t *mask, 
   return rc;
 }
 
+/* The ids 0..N-1 a user namespace's map (/proc/self/[ug]id_map's text) covers
+ * without a gap: N, 0 if it does not map 0.  The kernel lists extents in the
+ * order they were written, which for ours is by inside id. */
+static unsigned long mapped_from_zero(const char *map)
+{
+  unsigned long inside, outside, count, covered = 0;
+  int used;
+  while (sscanf(map, "%lu %lu %lu%n", &inside, &outside, &count, &used) == 3) {
+    if (inside == covered)
+      covered += count;
+    map += used;
+  }
+  return covered;
+}
+
 /* Sandbox root has no CAP_NET_RAW (layout.py: a packet socket would pass beside
  * the egress filter), so ping needs ICMP datagram sockets, which the filter sees:
  * the namespace admits the groups its user namespace maps from 0 (the identity's
@@ -306,15 +321,15 @@ int net_connect(const struct net_options *opt, int netns, const sigset_t *mask, 
 static void allow_ping(void)
 {
   char map[4096], range[32];
-  unsigned long inside = 1, outside, count = 0;
   int fd = open("/proc/self/gid_map", O_RDONLY | O_CLOEXEC);
   ssize_t n = fd >= 0 ? read(fd, map, sizeof map - 1) : -1;
   if (fd >= 0)
     close(fd);
   map[n > 0 ? n : 0] = '\0';
-  if (sscanf(map, "%lu %lu %lu", &inside, &outside, &count) != 3 || inside != 0 || count == 0)
+  unsigned long groups = mapped_from_zero(map);
+  if (groups == 0)
     return;
-  int len = snprintf(range, sizeof range, "0 %lu", count - 1);
+  int len = snprintf(range, sizeof range, "0 %lu", groups - 1);
   fd = open("/proc/sys/net/ipv4/ping_group_range", O_WRONLY | O_CLOEXEC);
   if (fd < 0 || write(fd, range, (size_t)len) != len)
     pwarnf("admitting the sandbox's groups to ICMP datagram sockets (ping)");
