@@ -147,8 +147,11 @@ def _link_hook(guest_ports: Sequence[int]) -> _Hook:
     replies (slirp4netns connects from its gateway) pass by their source port; it cannot reject: refused
     packets are dropped."""
     replies = [f"ip daddr {GATEWAY} tcp sport {{ {', '.join(map(str, sorted(set(guest_ports))))} }} accept"]
+    # A frame is judged by what it is and what the sender labelled it (an AF_PACKET sender chooses the
+    # label): both must say ARP, or both IPv4, which the rules below see whole (slirp4netns has no IPv6 here).
+    kinds = ("meta protocol arp ether type arp accept", "meta protocol != ip drop", "ether type != ip drop")
     return _Hook("netdev", f'type filter hook egress device "{TAP}" priority 0; policy accept;',
-                 ("meta protocol arp accept", *(replies if guest_ports else [])), "accept", "drop", ("drop",))
+                 (*kinds, *(replies if guest_ports else [])), "accept", "drop", ("drop",))
 
 
 def egress_rules(cidrs: Names, domains: Names, link: Optional[Sequence[int]] = None) -> str:

@@ -12,7 +12,7 @@ import pytest
 import pysandbox as modal
 from pysandbox.exception import ConflictError, InvalidError, TimeoutError
 
-from ..listeners import Listener, connect_from
+from ..listeners import Listener, connect_from, refused
 
 pytestmark = [pytest.mark.rootless, pytest.mark.gvisor]
 
@@ -112,12 +112,6 @@ def test_bad_network_options_are_rejected_before_anything_starts(app, kwargs):
     with pytest.raises(InvalidError):
         modal.Sandbox.create(app=app, **kwargs)
     assert list(modal.Sandbox.list(app_id=app.app_id)) == before
-
-
-def refused(runner):
-    """What connecting to a destination the egress filter refuses gives: under gVisor its filter sits on the
-    link, where it can only drop (docs/RUNNERS.md)."""
-    return "TimeoutError" if runner == "gvisor" else "ConnectionRefusedError"
 
 
 def test_outbound_cidr_allowlist_allows_only_its_networks(sandboxes, host_server, runner):
