@@ -28,6 +28,10 @@ with what differs:
   python) is a read-only bind of what it points to.
 * The OCI configuration is `RunnerCommand.config` (fds.RUNNER_CONFIG): the bundle is a
   directory in the state directory whose config.json is a link to /proc/self/fd/9.
+* The default network: runsc's netstack serves the namespace the supervisor connected (tap0, through
+  slirp4netns) with --network=sandbox; the runner child execs runsc into it once connected, and the
+  egress filter sits on tap0's netdev egress hook (RunnerCommand.own_netstack; netplan._link_hook).
+  block_network=True: --network=none, a namespace of runsc's.
 * Cgroups: runsc's own are off (`--ignore-cgroups`); the supervisor's cgroup holds runsc,
   its gofer and its Sentry, whose memory is the sandbox's.
 """
