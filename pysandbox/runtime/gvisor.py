@@ -81,11 +81,24 @@ def check() -> None:
                            "as root's nobody. Run as root, or use the bwrap or nsjail runner.")
 
 
+LINK_FILTER_KERNEL = (5, 16)  # the netdev egress hook (netplan._link_hook), which AF_PACKET's frames pass
+
+
+def _kernel() -> tuple:
+    """The host kernel's (major, minor)."""
+    found = re.match(r"(\d+)\.(\d+)", os.uname().release)
+    return (int(found.group(1)), int(found.group(2))) if found else (0, 0)
+
+
 def refuse(spec: SandboxSpec) -> None:
     """InvalidError, before any work, naming a capability of `spec` the gVisor runner does not have yet
     (docs/RUNNERS.md's table)."""
     if spec.outbound_domain_allowlist is not None:
         raise InvalidError(netplan.OWN_STACK_DOMAINS)
+    if spec.network == "default" and _kernel() < LINK_FILTER_KERNEL:
+        raise InvalidError(f"The gVisor runner's default network needs Linux {'.'.join(map(str, LINK_FILTER_KERNEL))} "
+                           f"or later (its egress filter needs the netdev egress hook); this is {os.uname().release}. "
+                           "Pass block_network=True, or use the bwrap or nsjail runner.")
     unsupported = {
         "pty=True": spec.pty,
         "ephemeral_disk=": spec.resources.ephemeral_disk is not None,

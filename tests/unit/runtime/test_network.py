@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from pysandbox import network
 from pysandbox._core.spec import NETWORK_MODES, SandboxSpec
 from pysandbox.exception import InvalidError
-from pysandbox.runtime import netplan
+from pysandbox.runtime import gvisor, netplan
 from pysandbox.runtime.layout import RunnerInputs
 
 
@@ -179,3 +179,12 @@ def test_without_a_helper_default_falls_back_to_loopback_with_one_warning(tmp_pa
     assert [p.mode for p in plans] == ["none"] * 3
     assert len([r for r in caplog.records if "no network" in r.getMessage()]) == 1
     assert not (tmp_path / "net").exists()
+
+
+def test_gvisors_default_network_is_refused_on_a_kernel_without_the_egress_hook(monkeypatch):
+    monkeypatch.setattr(gvisor, "_kernel", lambda: (5, 15))
+    with pytest.raises(InvalidError, match="needs Linux 5.16"):
+        gvisor.refuse(SandboxSpec((), runner="gvisor"))
+    gvisor.refuse(SandboxSpec((), runner="gvisor", network="none"))  # loopback only needs no filter
+    monkeypatch.setattr(gvisor, "_kernel", lambda: (6, 1))
+    gvisor.refuse(SandboxSpec((), runner="gvisor"))
