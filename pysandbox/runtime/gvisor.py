@@ -112,7 +112,7 @@ def refuse(spec: SandboxSpec) -> None:
 # What the gvisor runner gives and lacks, for doctor (docs/RUNNERS.md's table says why).
 SUPPORTED = "the host image and image=: exec, streams, stdin, files' listing/stat/mkdir/rm, volumes, limits, " \
             "timeouts, names and tags, block_network, the default network, outbound_cidr_allowlist, ports and tunnels"
-UNSUPPORTED = "outbound_domain_allowlist and changing a running sandbox's network policy, pty, ephemeral_disk, " \
+UNSUPPORTED = "outbound_domain_allowlist (at create and at run time), pty, ephemeral_disk, " \
               "sb.open and the file API's reads and writes, " \
               "watch, the entrypoint's stdin, mount_image and snapshots, callers other than root"
 
