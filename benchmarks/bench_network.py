@@ -8,11 +8,16 @@ cycle with Modal's default terminate() (teardown in the background), and with
 terminate(wait=True). The last one carries the kernel's cost of destroying the helper's
 tap device (an RCU grace period when slirp4netns closes /dev/net/tun).
 
+Under gVisor too, as root with runsc (its netstack on the same tap0, the filter on the link: docs/RUNNERS.md),
+against bare `runsc --network=none do /bin/true` and against bwrap with the default network.
+
 Bar (issue 19): create+exec(true)+terminate() with the default network at most 1.6x bare
 bwrap. The supervisor starts the network's helpers while the runner sets the sandbox up
 (native/supervisor/netns.h), so their start overlaps the runner's.
 """
 
+import os
+import shutil
 import statistics
 import sys
 import time
@@ -20,6 +25,7 @@ import time
 from _common import RUNNERS, app, bare_bwrap_argv, bare_nsjail_argv, report, spawn_and_wait, timed
 
 import pysandbox as modal
+from pysandbox import settings
 
 RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 50
 MODES = {"default network": {}, "block_network=True": {"block_network": True}}
@@ -39,12 +45,21 @@ def cycle(the_app, runner, kwargs):
     return results
 
 
+def _runners():
+    """bwrap and nsjail; gVisor too where it runs (root, runsc)."""
+    gvisor = os.geteuid() == 0 and shutil.which(os.environ.get("PYSANDBOX_RUNSC", "runsc")) is not None
+    return RUNNERS + (("gvisor",) if gvisor else ())
+
+
 def main():
     the_app = app()
+    runners = _runners()
     argv = {"bwrap": bare_bwrap_argv(), "nsjail": bare_nsjail_argv()}
-    bare, samples = {runner: [] for runner in RUNNERS}, {(r, mode): [] for r in RUNNERS for mode in MODES}
+    if "gvisor" in runners:
+        argv["gvisor"] = [settings.runsc_binary(), "--network=none", "do", "/bin/true"]
+    bare, samples = {runner: [] for runner in runners}, {(r, mode): [] for r in runners for mode in MODES}
     for i in range(RUNS + 3):
-        for runner in RUNNERS:
+        for runner in runners:
             elapsed = timed(lambda: spawn_and_wait(argv[runner]))
             runs = {mode: cycle(the_app, runner, kwargs) for mode, kwargs in MODES.items()}
             if i >= 3:  # warm-up
@@ -52,7 +67,7 @@ def main():
                 for mode, values in runs.items():
                     samples[runner, mode].append(values)
     medians = {key: [statistics.median(column) for column in zip(*rows)] for key, rows in samples.items()}
-    for runner in RUNNERS:
+    for runner in runners:
         for index, what in ((0, "create+exec(true) (start)"), (1, "create+exec(true)+terminate()"),
                             (3, "create+exec(true)+terminate(wait=True)")):
             ours, blocked = medians[runner, "default network"][index], medians[runner, "block_network=True"][index]
@@ -62,6 +77,10 @@ def main():
         added = medians[runner, "default network"][0] - medians[runner, "block_network=True"][0]
         print(f"{runner}: added start cost of the default network: {added:.3f} ms (difference of the start medians)",
               flush=True)
+    if "gvisor" in runners:
+        for index, what in ((0, "create+exec(true) (start)"), (1, "create+exec(true)+terminate()")):
+            report(f"gvisor: {what}, default network", medians["gvisor", "default network"][index],
+                   f"bwrap: {what}, default network", medians["bwrap", "default network"][index])
 
 
 if __name__ == "__main__":

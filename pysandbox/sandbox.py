@@ -47,7 +47,7 @@ from .image.snapshot import snapshot_directory, snapshot_filesystem
 from .io_streams import FollowSource, StreamReader, StreamWriter
 from .probe import Probe, check_probe
 from .resources import Resources, SandboxStats, default_pids_limit
-from .runtime import cgroups, limits, netplan, runners
+from .runtime import cgroups, gvisor, limits, netplan, runners
 from .secret import Secret, merge_env
 from .stream_type import StreamType, output_of
 from .types import FileWatchEvent, FileWatchEventType
@@ -527,7 +527,9 @@ class Sandbox:
             raise InvalidError(f"Sandbox {self.object_id} has no outbound network (block_network=True, or no "
                                "slirp4netns on this host): there is no policy to change.")
         try:
-            netplan.change_policy(net_dir, cidrs, domains)
+            own_stack = gvisor.runs(str(self._dir))  # its filter sits on the link, passing its tunnels' replies
+            netplan.change_policy(net_dir, cidrs, domains,
+                                  [guest for guest, _, _ in self._record.tunnels] if own_stack else None)
         except OSError as exc:
             if self._refresh() is not None:
                 raise await records.finished_error(self.object_id) from None

@@ -180,13 +180,10 @@ def assert_torn_down(sandbox_id: str, supervisor: ProcessRef) -> None:
 
 @pytest.fixture
 def sandboxes(app, runner):
-    """Create sandboxes through this; each is terminated and checked for leaks afterwards. Under the
-    gvisor runner, which has no default network yet (docs/RUNNERS.md), they have loopback only."""
+    """Create sandboxes through this; each is terminated and checked for leaks afterwards."""
     created = []
 
     def create(*args, **kwargs):
-        if runner == "gvisor" and not {"block_network", "encrypted_ports", "unencrypted_ports"} & set(kwargs):
-            kwargs["block_network"] = True
         sb = modal.Sandbox.create(*args, app=app, **kwargs)
         created.append(sb)
         return sb

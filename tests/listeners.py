@@ -59,3 +59,9 @@ def connect_from(sb, host, port):
     p = sb.exec("python3", "-c", CONNECT, host, str(port))
     assert p.wait() == 0, p.stderr.read()
     return p.stdout.read().strip()
+
+
+def refused(runner):
+    """What connecting to a destination the egress filter refuses gives (CONNECT's name for it): under gVisor
+    the filter sits on the link, where it can only drop (docs/RUNNERS.md), so the connection times out."""
+    return "TimeoutError" if runner == "gvisor" else "ConnectionRefusedError"

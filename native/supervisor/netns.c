@@ -287,9 +287,12 @@ int net_connect(const struct net_options *opt, int netns, const sigset_t *mask, 
   close(ex[0]);
   close(ready[1]);
   *exit_w = ex[1]; /* slirp4netns exits once this closes: with us, at the latest */
-  pid_t filter = rc == 0 ? start_filter(opt, userns, netns, mask, enter_identity) : -1;
+  /* The filter loads while the helper comes up, but one on tap0 (own_stack) needs the link. */
+  pid_t filter = rc == 0 && !opt->own_stack ? start_filter(opt, userns, netns, mask, enter_identity) : -1;
   if (rc == 0)
     rc = wait_ready(ready[0]);
+  if (rc == 0 && opt->own_stack)
+    filter = start_filter(opt, userns, netns, mask, enter_identity);
   for (size_t i = 0; rc == 0 && i < opt->nforwards; i++)
     rc = add_forward(opt->dir, &opt->forwards[i]);
   if (filter_loaded(filter) < 0) /* reaps it in any case */
@@ -364,4 +367,69 @@ int net_make_namespace(int sock)
   }
   close(ns);
   return 0;
+}
+
+/* Holds the runner child until the supervisor has connected the namespace: 'g', or end of file when
+ * it could not (and said why). */
+static int wait_connected(int sock)
+{
+  char go = 0;
+  ssize_t n;
+  while ((n = read(sock, &go, 1)) < 0 && errno == EINTR)
+    ;
+  if (n != 1 || go != 'g') {
+    warnf("the sandbox's network was not connected");
+    return -1;
+  }
+  return 0;
+}
+
+/* runsc refuses to serve the host's network namespace, which it recognises by a sysctl only that one
+ * shows: /proc/sys/net/core/rmem_default, in the runsc of Debian 12 (20221219), which every namespace has
+ * since Linux 6.x.  The namespace joined is the sandbox's, never the host's (made above), so in a mount
+ * namespace of the runner's own that directory is hidden from it; the sandbox's /proc is gVisor's. */
+static int hide_root_netns_probe(void)
+{
+  if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0 ||
+      mount("tmpfs", "/proc/sys/net/core", "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k") < 0) {
+    pwarnf("hiding /proc/sys/net/core from the runner");
+    return -1;
+  }
+  return 0;
+}
+
+int net_make_namespace_for_root(int userns, int sock)
+{
+  int pair[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0) {
+    pwarnf("network namespace socket");
+    return -1;
+  }
+  pid_t pid = fork();
+  if (pid == 0) { /* joins the user namespace for good: a child's to lose */
+    close(pair[0]);
+    _exit(setns(userns, CLONE_NEWUSER) < 0 || net_make_namespace(pair[1]) < 0 ? 127 : 0);
+  }
+  close(pair[1]);
+  int ns = pid < 0 ? -1 : fd_receive(pair[0]);
+  close(pair[0]);
+  int st = 1;
+  while (pid > 0 && waitpid(pid, &st, 0) < 0 && errno == EINTR)
+    ;
+  int rc = -1;
+  if (ns < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+    warnf("making the sandbox's network namespace failed");
+  else if (setns(ns, CLONE_NEWNET) < 0)
+    pwarnf("joining the sandbox's network namespace");
+  else if (hide_root_netns_probe() < 0)
+    ; /* said why */
+  else if (sock < 0)
+    rc = 0;
+  else if (fd_send(sock, ns) < 0)
+    pwarnf("handing the sandbox's network namespace to the supervisor");
+  else
+    rc = wait_connected(sock);
+  if (ns >= 0)
+    close(ns);
+  return rc;
 }

@@ -3,6 +3,7 @@
 #define PSB_NETNS_H
 
 #include <signal.h>    /* sigset_t */
+#include <stdbool.h>   /* bool */
 #include <stddef.h>    /* size_t */
 #include <sys/types.h> /* pid_t */
 
@@ -18,6 +19,8 @@ struct net_options {
   const char *dir;    /* owned by the sandbox identity: the helper's api socket */
   const char *nft;    /* nft, run in the sandbox's user and network namespaces */
   const char *rules;  /* the nftables ruleset it loads */
+  bool own_stack;     /* the runner serves the links with a TCP/IP stack of its own (gVisor): see
+                       * net_make_namespace_for_root; the ruleset hooks tap0, loaded once it exists */
   struct net_forward *forwards;
   size_t nforwards;
   struct dns_options dns; /* the DNS filter's (dnsfilter.h) */
@@ -38,6 +41,14 @@ void net_child_prepare(const sigset_t *mask, enter_identity_fn enter_identity, p
  * `sock` (the handshake socket; else -1) carries it to the supervisor, which
  * connects it while the runner sets up the rest.  0, or -1 after saying why. */
 int net_make_namespace(int sock);
+
+/* The same, for a runner that runs as root outside the sandbox's user namespace (gVisor's runsc, which
+ * makes its own and runs its netstack on the namespace's links): the namespace is made in `userns`
+ * (so the helpers, as the sandbox identity, can connect it) and joined by the caller, which stays
+ * where it is.  With `sock`, it waits until the supervisor has connected it (runsc copies the links,
+ * addresses and routes it finds when it starts) and its egress filter holds.  0, or -1 after saying
+ * why. */
+int net_make_namespace_for_root(int userns, int sock);
 
 /* Connects `netns` (the sandbox's, from net_make_namespace; its init is held in
  * the handshake of netsync.c until the supervisor releases it) to the outside:

@@ -258,6 +258,7 @@ static void parse_args(int argc, char **argv)
       {.name = "--net-dir", .values = "DIR", .kind = OPT_STRING, .to = &opt.net.dir, .absolute = true},
       {.name = "--net-filter", .values = "NFT", .kind = OPT_STRING, .to = &opt.net.nft, .absolute = true},
       {.name = "--net-rules", .values = "RULESET", .kind = OPT_STRING, .to = &opt.net.rules},
+      {.name = "--net-own-stack", .values = NULL, .kind = OPT_FLAG, .to = &opt.net.own_stack},
       {.name = "--net-forward", .values = "HOSTPORT:PORT", .kind = OPT_CALL, .call = net_forward, .many = true},
       {.name = "--net-dns-upstream", .values = "ADDRESS", .kind = OPT_STRING, .to = &opt.net.dns.upstream},
       {.name = "--net-dns-port", .values = "PORT", .kind = OPT_NUMBER, .to = &opt.net.dns.port, .min = 1, .max = 65535},
@@ -310,6 +311,8 @@ static void parse_args(int argc, char **argv)
       (opt.net.nforwards > 0 && opt.net.helper == NULL))
     usage_die("--net-helper, --net-dir, --net-filter, --net-rules and --net-dns-upstream go together "
               "(and --net-forward needs them)");
+  if (opt.net.own_stack && (opt.net.helper == NULL || opt.userns.nuids == 0 || !opt.as_user))
+    usage_die("--net-own-stack needs the network options, --userns-uid/gid and --as-uid/gid (its namespace's)");
   if (opt.net.dns.min_ttl > opt.net.dns.max_ttl)
     usage_die("--net-dns-min-ttl is above --net-dns-max-ttl");
 }
@@ -461,16 +464,24 @@ static noreturn void run_runner(const sigset_t *mask, int event_w, int fail_w, p
   int userns = opt.userns.nuids > 0 ? userns_prepare(&opt.userns, enter_identity, mask) : -1;
   if (opt.userns.nuids > 0 && userns < 0)
     child_fail(fail_w, true, NULL);
-  if (enter_identity() < 0)
-    child_fail(fail_w, true, NULL);
-  /* The runner runs in the sandbox's user namespace, as its root, rather than
-   * making its own (userns.h). */
-  if (userns >= 0 && (setns(userns, CLONE_NEWUSER) < 0 || close(userns) < 0))
-    child_fail(fail_w, false, "joining the sandbox's user namespace");
-  /* Its network namespace, whatever the mode, made here and not by the runner: with
-   * the default network, the supervisor connects it while the runner works (netns.h). */
-  if (net_make_namespace(opt.net.helper != NULL ? net_sync[1] : -1) < 0)
-    child_fail(fail_w, true, NULL);
+  int sync = opt.net.helper != NULL ? net_sync[1] : -1;
+  if (opt.net.own_stack) {
+    /* The runner (runsc) runs as the caller and joins the namespace, made in the user namespace,
+     * once connected (netns.h). */
+    if (net_make_namespace_for_root(userns, sync) < 0)
+      child_fail(fail_w, true, NULL);
+  } else {
+    if (enter_identity() < 0)
+      child_fail(fail_w, true, NULL);
+    /* The runner runs in the sandbox's user namespace, as its root, rather than
+     * making its own (userns.h). */
+    if (userns >= 0 && (setns(userns, CLONE_NEWUSER) < 0 || close(userns) < 0))
+      child_fail(fail_w, false, "joining the sandbox's user namespace");
+    /* Its network namespace, whatever the mode, made here and not by the runner: with
+     * the default network, the supervisor connects it while the runner works (netns.h). */
+    if (net_make_namespace(sync) < 0)
+      child_fail(fail_w, true, NULL);
+  }
   /* After the uid and namespace changes, which clear it.  The getppid() check closes
    * the window in which the supervisor may have died before this took effect. */
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
@@ -583,8 +594,9 @@ static int enter_sandbox(void)
 static void connect_network(pid_t runner, const sigset_t *mask)
 {
   int netns = fd_receive(net_sync[0]);
+  /* A runner with its own stack starts once connected: init runs nothing before that. */
   if (netns < 0 || net_connect(&opt.net, netns, mask, enter_sandbox, &net_exit_w) < 0 ||
-      net_read_sandbox_pid(net_sync[0]) < 0) {
+      (!opt.net.own_stack && net_read_sandbox_pid(net_sync[0]) < 0)) {
     warnf("the sandbox's network could not be set up");
     set_status("failed", 127);
     kill(runner, SIGKILL);
@@ -798,11 +810,13 @@ int main(int argc, char **argv)
   } else {
     int err;
     ssize_t n;
+    if (opt.net.own_stack) /* the runner child execs the runner once it is connected */
+      connect_network(runner, &oldmask);
     while ((n = read(fp[0], &err, sizeof err)) < 0 && errno == EINTR)
       ;
     if (n == (ssize_t)sizeof err)
       set_status("failed", 127); /* the child already said why */
-    else if (opt.net.helper != NULL)
+    else if (opt.net.helper != NULL && !opt.net.own_stack)
       connect_network(runner, &oldmask);
     supervise(runner, opt.timeout_ms != 0 ? start + opt.timeout_ms : 0);
   }

@@ -28,6 +28,10 @@ with what differs:
   python) is a read-only bind of what it points to.
 * The OCI configuration is `RunnerCommand.config` (fds.RUNNER_CONFIG): the bundle is a
   directory in the state directory whose config.json is a link to /proc/self/fd/9.
+* The default network: runsc's netstack serves the namespace the supervisor connected (tap0, through
+  slirp4netns) with --network=sandbox; the runner child execs runsc into it once connected, and the
+  egress filter sits on tap0's netdev egress hook (RunnerCommand.own_netstack; netplan._link_hook).
+  block_network=True: --network=none, a namespace of runsc's.
 * Cgroups: runsc's own are off (`--ignore-cgroups`); the supervisor's cgroup holds runsc,
   its gofer and its Sentry, whose memory is the sandbox's.
 """
@@ -46,7 +50,7 @@ from .._core.spec import SandboxSpec
 from .._state.files import ensure_dir
 from ..exception import InvalidError
 from ..identity import IdMap
-from . import fds
+from . import fds, netplan
 from .layout import (
     BIN_DIR,
     INIT_PATH,
@@ -59,7 +63,7 @@ from .layout import (
     python_links,
 )
 
-RUNSC_FLAGS = ("--network=none", "--ignore-cgroups", "--host-uds=none", "--host-fifo=none")
+RUNSC_FLAGS = ("--ignore-cgroups", "--host-uds=none", "--host-fifo=none")
 _ALWAYS = ("nosuid", "nodev")
 
 
@@ -77,11 +81,25 @@ def check() -> None:
                            "as root's nobody. Run as root, or use the bwrap or nsjail runner.")
 
 
+LINK_FILTER_KERNEL = (5, 16)  # the netdev egress hook (netplan._link_hook), which AF_PACKET's frames pass
+
+
+def _kernel() -> tuple:
+    """The host kernel's (major, minor)."""
+    found = re.match(r"(\d+)\.(\d+)", os.uname().release)
+    return (int(found.group(1)), int(found.group(2))) if found else (0, 0)
+
+
 def refuse(spec: SandboxSpec) -> None:
     """InvalidError, before any work, naming a capability of `spec` the gVisor runner does not have yet
     (docs/RUNNERS.md's table)."""
+    if spec.outbound_domain_allowlist is not None:
+        raise InvalidError(netplan.OWN_STACK_DOMAINS)
+    if spec.network == "default" and _kernel() < LINK_FILTER_KERNEL:
+        raise InvalidError(f"The gVisor runner's default network needs Linux {'.'.join(map(str, LINK_FILTER_KERNEL))} "
+                           f"or later (its egress filter needs the netdev egress hook); this is {os.uname().release}. "
+                           "Pass block_network=True, or use the bwrap or nsjail runner.")
     unsupported = {
-        "the default network (pass block_network=True)": spec.network == "default",
         "pty=True": spec.pty,
         "ephemeral_disk=": spec.resources.ephemeral_disk is not None,
     }
@@ -92,9 +110,10 @@ def refuse(spec: SandboxSpec) -> None:
 
 
 # What the gvisor runner gives and lacks, for doctor (docs/RUNNERS.md's table says why).
-SUPPORTED = "the host image and image= with block_network=True: exec, streams, stdin, files' listing/stat/mkdir/rm, " \
-            "volumes, limits, timeouts, names and tags"
-UNSUPPORTED = "the default network, pty, ephemeral_disk, sb.open and the file API's reads and writes, " \
+SUPPORTED = "the host image and image=: exec, streams, stdin, files' listing/stat/mkdir/rm, volumes, limits, " \
+            "timeouts, names and tags, block_network, the default network, outbound_cidr_allowlist, ports and tunnels"
+UNSUPPORTED = "outbound_domain_allowlist (at create and at run time), pty, ephemeral_disk, " \
+              "sb.open and the file API's reads and writes, " \
               "watch, the entrypoint's stdin, mount_image and snapshots, callers other than root"
 
 
@@ -140,6 +159,11 @@ def _listed_mounts(inputs: RunnerInputs) -> List[Mount]:
     if inputs.overlay is not None:
         return mounts
     return mounts + [Mount("ro-bind", target, f"{BIN_DIR}/{name}") for name, target in python_links()]
+
+
+def runs(sandbox_dir: str) -> bool:
+    """Whether the sandbox in `sandbox_dir` runs (or ran) under gVisor: it has runsc's state."""
+    return os.path.isdir(runsc_root(sandbox_dir))
 
 
 def runsc_root(sandbox_dir: str) -> str:
@@ -193,10 +217,17 @@ def configuration(inputs: RunnerInputs) -> dict:
             "capabilities": {kind: caps for kind in ("bounding", "effective", "permitted")},
         },
         "mounts": mounts,
-        "linux": {"namespaces": [{"type": kind} for kind in ("pid", "network", "ipc", "uts", "mount", "user")],
+        "linux": {"namespaces": [*({"type": kind} for kind in ("pid", "ipc", "uts", "mount", "user")),
+                                 _network(inputs)],
                   "uidMappings": _id_mappings(identity.current().uids),
                   "gidMappings": _id_mappings(identity.current().gids)},
     }
+
+
+def _network(inputs: RunnerInputs) -> Dict[str, str]:
+    """The default network: the namespace the supervisor made and connected, which runsc is started in
+    (native/supervisor/netns.h: net_make_namespace_for_root), its netstack serving tap0. Else one of runsc's."""
+    return {"type": "network", "path": "/proc/self/ns/net"} if inputs.network == "default" else {"type": "network"}
 
 
 def _id_mappings(ranges: IdMap) -> List[Dict[str, int]]:
@@ -209,11 +240,13 @@ def command(inputs: RunnerInputs, binary: str) -> RunnerCommand:
     """`runsc run` of the shared bundle, its state (--root) beside the sandbox's upper directory, the container
     named after the sandbox. Its root (_root_path): the host image's a tmpfs of disk_bytes, or the upper
     directory with PYSANDBOX_WRITABLE_ROOT_MAX=0; an image's its overlay; both mounted by the supervisor."""
-    if inputs.network != "none" or inputs.pty:
-        raise InvalidError("The gVisor runner runs sandboxes with block_network=True and no pty (docs/RUNNERS.md).")
+    if inputs.pty:
+        raise InvalidError("The gVisor runner runs sandboxes with no pty (docs/RUNNERS.md).")
     overlay = inputs.overlay
-    argv = [binary, "--root", runsc_root(os.path.dirname(inputs.upper)), *RUNSC_FLAGS, "run", "--bundle", _bundle(),
-            inputs.sandbox_id]
+    network = "--network=sandbox" if inputs.network == "default" else "--network=none"
+    argv = [binary, "--root", runsc_root(os.path.dirname(inputs.upper)), network, *RUNSC_FLAGS, "run",
+            "--bundle", _bundle(), inputs.sandbox_id]
     return RunnerCommand(argv, json.dumps(configuration(inputs)).encode(), self_isolating=True,
+                         own_netstack=inputs.network == "default",
                          stage_overlay=overlay_options(overlay, inputs.source, "gvisor")
                          if overlay is not None and overlay.lowers else None, stage_tmpfs=_stage_tmpfs(inputs))

@@ -234,9 +234,10 @@ def _supervisor_options(directory: Path, spec: SandboxSpec, root: _Root, net: ne
                "--output-max", str(bounds.get("entrypoint_output"))]
     if command.self_isolating:
         options += ["--handoff", "--log-max", str(bounds.get("runner_log"))]
-    elif root.as_root:
-        options += ["--as-uid", str(root.owner[0]), "--as-gid", str(root.owner[1])]
-    options += [] if command.self_isolating else identity.current().supervisor_args()
+    # A self-isolating runner's network namespace is still the identity's (its helpers run as it).
+    if not command.self_isolating or net.mode == "default":
+        options += ["--as-uid", str(root.owner[0]), "--as-gid", str(root.owner[1])] if root.as_root else []
+        options += identity.current().supervisor_args()
     options += root.stager.args()
     if command.stage_overlay is not None:
         options += ["--stage-overlay", command.stage_overlay]
@@ -244,7 +245,7 @@ def _supervisor_options(directory: Path, spec: SandboxSpec, root: _Root, net: ne
         options += ["--stage-tmpfs", command.stage_tmpfs]
     options += ["--cleanup", str(root.upper), "--cleanup", str(paths.SandboxDir(directory).socket),
                 "--cleanup", str(paths.SandboxDir(directory).mounts)]
-    options += net.supervisor_args()
+    options += net.supervisor_args(command.own_netstack)
     return options + ["--confirm-fd", "0", *([] if tethered else ["--confirmed-by", paths.RECORD_NAME])]
 
 

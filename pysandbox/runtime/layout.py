@@ -139,6 +139,9 @@ class RunnerCommand:
     argv: Tuple[str, ...] = attrs.field(converter=_strings)
     config: Optional[bytes] = None
     self_isolating: bool = False
+    # The runner serves the network namespace's links with a TCP/IP stack of its own (gVisor's netstack):
+    # it joins the namespace as the caller once connected, and the egress filter sits on the link.
+    own_netstack: bool = False
     # overlayfs's options for an image root the supervisor mounts at STAGED_ROOT before it starts the runner
     # (a runner that takes its root as a directory: gVisor's runsc); None: the runner lays out the root itself.
     stage_overlay: Optional[str] = None

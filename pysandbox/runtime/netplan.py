@@ -52,7 +52,7 @@ from .. import bounds, settings
 from .._core.spec import SandboxSpec
 from .._state import paths
 from .._state.files import give_to_sandbox_owner
-from ..exception import ExecutionError
+from ..exception import ExecutionError, InvalidError
 from ..network import outbound_policy
 from . import layout
 
@@ -61,8 +61,13 @@ NFT = "nft"
 TUN = "/dev/net/tun"
 SLIRP_NETWORK = "10.0.2.0/24"  # slirp4netns's virtual network: the gateway, its resolver, the sandbox (.100)
 DNS = "10.0.2.3"  # slirp4netns's resolver, forwarding to the host's
+GATEWAY = "10.0.2.2"  # slirp4netns's gateway: where a tunnel's connections come from
+TAP = "tap0"  # the sandbox's link, which slirp4netns serves (native/supervisor/netns.c)
 FILTER_DNS = "127.0.0.53"  # the DNS filter, in the sandbox's namespace (dnsfilter.h: DNS_FILTER_ADDRESS)
 LINK_LOCAL = ("169.254.0.0/16", "fe80::/10")
+# The DNS filter answers on the namespace's loopback, which a runner's own stack (gVisor's) does not reach.
+OWN_STACK_DOMAINS = ("The gVisor runner does not support outbound_domain_allowlist yet: use outbound_cidr_allowlist, "
+                     "or the bwrap or nsjail runner (docs/RUNNERS.md).")
 _SEARCH_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 logger = logging.getLogger("pysandbox")
 _warned: List[bool] = []
@@ -113,38 +118,70 @@ def _fallback_warning() -> None:
 Names = Optional[Tuple[str, ...]]
 
 
-def egress_rules(cidrs: Names, domains: Names) -> str:
+@attrs.frozen
+class _Hook:
+    """Where the egress filter sits, and how it says yes and no there."""
+
+    family: str
+    chain: str
+    prelude: Tuple[str, ...]  # what passes before the policy is asked
+    accept: str
+    refuse: str  # a private or link-local destination
+    refuse_rest: Tuple[str, ...]  # what the allowlists leave out
+
+
+def _output_hook(mark: str) -> _Hook:
+    """The kernel's own stack (bwrap, nsjail): the inet output hook, stateful. Each policy marks the
+    connections it accepts: a packet of another policy's is judged again."""
+    return _Hook("inet", "type filter hook output priority 0; policy accept;",
+                 ('oifname "lo" accept',
+                  "ct direction reply accept",  # replies, e.g. to connections in through a tunnel
+                  f"ct state established,related ct mark {mark} accept"),
+                 f"ct mark set {mark} accept", "reject", ("meta l4proto tcp reject with tcp reset", "reject"))
+
+
+def _link_hook(guest_ports: Sequence[int]) -> _Hook:
+    """A runner with a TCP/IP stack of its own (gVisor's netstack), which sends its frames on TAP through
+    AF_PACKET, past the output hook: the netdev egress hook on TAP, which every frame passes (AF_PACKET's
+    and PACKET_QDISC_BYPASS's too), stateless: every packet is judged. It has no conntrack: a tunnel's
+    replies (slirp4netns connects from its gateway) pass by their source port; it cannot reject: refused
+    packets are dropped."""
+    replies = [f"ip daddr {GATEWAY} tcp sport {{ {', '.join(map(str, sorted(set(guest_ports))))} }} accept"]
+    # A frame is judged by what it is and what the sender labelled it (an AF_PACKET sender chooses the
+    # label): both must say ARP, or both IPv4, which the rules below see whole (slirp4netns has no IPv6 here).
+    kinds = ("meta protocol arp ether type arp accept", "meta protocol != ip drop", "ether type != ip drop")
+    return _Hook("netdev", f'type filter hook egress device "{TAP}" priority 0; policy accept;',
+                 (*kinds, *(replies if guest_ports else [])), "accept", "drop", ("drop",))
+
+
+def egress_rules(cidrs: Names, domains: Names, link: Optional[Sequence[int]] = None) -> str:
     """The nftables transaction that (re)places the ruleset of a sandbox's network namespace. `cidrs`
-    and `domains` as outbound_policy() gives them (None: no restriction)."""
+    and `domains` as outbound_policy() gives them (None: no restriction). `link`: the filter sits on
+    TAP (_link_hook), for a runner with its own stack; the tunnels' ports in the sandbox."""
     v4 = [c for c in cidrs or () if ":" not in c]
     v6 = [c for c in cidrs or () if ":" in c]
     mark = f"0x{secrets.randbits(31) | 1:08x}"  # this policy's: connections of another are judged again
-    accept = f"ct mark set {mark} accept"
-    rules = [
-        'oifname "lo" accept',
-        "ct direction reply accept",  # replies, e.g. to connections in through a tunnel
-        f"ct state established,related ct mark {mark} accept",
-        f"ip daddr {LINK_LOCAL[0]} reject",
-        f"ip6 daddr {LINK_LOCAL[1]} reject",
-    ]
+    hook = _output_hook(mark) if link is None else _link_hook(link)
+    accept = hook.accept
+    rules = [*hook.prelude, f"ip daddr {LINK_LOCAL[0]} {hook.refuse}", f"ip6 daddr {LINK_LOCAL[1]} {hook.refuse}"]
     # slirp4netns's own network: its resolver's port 53 while names are not filtered (the DNS filter is
     # the resolver then), nothing else. slirp relays any port of 10.0.2.3 to the host resolver's address
     # (on loopback on some hosts), and an allowed name may resolve into this network.
     if domains is None:
         rules += [f"ip daddr {DNS} udp dport 53 {accept}", f"ip daddr {DNS} tcp dport 53 {accept}"]
-    rules += [f"ip daddr {SLIRP_NETWORK} reject"]
+    rules += [f"ip daddr {SLIRP_NETWORK} {hook.refuse}"]
     if cidrs is not None or domains is not None:
         if domains is not None:
             rules += [f"ip daddr @allow4 {accept}", f"ip6 daddr @allow6 {accept}"]
         rules += [f"ip daddr {{ {', '.join(v4)} }} {accept}"] if v4 else []
         rules += [f"ip6 daddr {{ {', '.join(v6)} }} {accept}"] if v6 else []
-        rules += ["meta l4proto tcp reject with tcp reset", "reject"]
+        rules += hook.refuse_rest
     size = 2 * max(1, bounds.get("dns_addresses"))  # room for expired elements the kernel has yet to collect
     sets = "".join(f"  set allow{v} {{ type ipv{v}_addr; flags timeout; size {size}; }}\n" for v in (4, 6))
     body = "\n".join(f"    {rule}" for rule in rules)
-    return ("table inet pysandbox\ndelete table inet pysandbox\n"  # one transaction: declared, gone, replaced
-            f"table inet pysandbox {{\n{sets}  chain output {{\n"
-            f"    type filter hook output priority 0; policy accept;\n{body}\n  }}\n}}\n")
+    table = f"table {hook.family} pysandbox"
+    return (f"{table}\ndelete {table}\n"  # one transaction: declared, gone, replaced
+            f"{table} {{\n{sets}  chain egress {{\n    {hook.chain}\n{body}\n  }}\n}}\n")
 
 
 def resolv_conf(domains: Names) -> bytes:
@@ -164,11 +201,14 @@ def _dns_args(domains: Names) -> List[str]:
     return argv + (["--net-domains", " ".join(domains)] if domains is not None else [])
 
 
-def change_policy(net_dir: Path, cidrs: Names, domains: Names) -> None:
+def change_policy(net_dir: Path, cidrs: Names, domains: Names, link: Optional[Sequence[int]] = None) -> None:
     """Replace the outbound policy of the running sandbox whose network is in `net_dir`: its DNS
-    filter loads the new rules, with the addresses still allowed, in one nft transaction."""
+    filter loads the new rules, with the addresses still allowed, in one nft transaction. `link`: as
+    egress_rules takes it (a runner with its own stack; its tunnels' ports)."""
     cidrs, domains = outbound_policy(cidrs, domains)
-    message = ("*" if domains is None else " ".join(domains)) + "\n" + egress_rules(cidrs, domains)
+    if link is not None and domains is not None:
+        raise InvalidError(OWN_STACK_DOMAINS)
+    message = ("*" if domains is None else " ".join(domains)) + "\n" + egress_rules(cidrs, domains, link)
     directory = os.open(net_dir, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as control:
@@ -210,11 +250,14 @@ class NetworkPlan:
         dest = "/etc/resolv.conf" if image else os.path.realpath("/etc/resolv.conf")
         return (layout.Mount("ro-bind", str(self.net_dir / "resolv.conf"), dest),)
 
-    def supervisor_args(self) -> List[str]:
+    def supervisor_args(self, own_stack: bool) -> List[str]:
+        """`own_stack`: the runner serves tap0 with a TCP/IP stack of its own (RunnerCommand.own_netstack)."""
         if self.mode != "default":
             return []
+        rules = egress_rules(*self.policy, link=[guest for guest, _, _ in self.tunnels] if own_stack else None)
         argv = ["--net-helper", tool(HELPER), "--net-dir", str(self.net_dir), "--net-filter", tool(NFT),
-                "--net-rules", egress_rules(*self.policy), "--cleanup", str(self.net_dir), *_dns_args(self.policy[1])]
+                "--net-rules", rules, "--cleanup", str(self.net_dir), *_dns_args(self.policy[1])]
+        argv += ["--net-own-stack"] if own_stack else []
         for guest, host, _ in self.tunnels:
             argv += ["--net-forward", f"{host}:{guest}"]
         return argv

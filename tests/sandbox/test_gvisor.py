@@ -3,6 +3,7 @@ it differs from the other runners. The behaviour tests marked pytest.mark.gvisor
 these run under every runner, each creating its gVisor sandboxes itself."""
 
 import os
+import socket
 
 import pytest
 
@@ -12,6 +13,8 @@ from pysandbox._state import paths, volumes
 from pysandbox.exception import ConflictError, InvalidError, UnimplementedError
 from pysandbox.runtime import cgroups
 
+from ..listeners import Listener, connect_from, refused
+from .test_network import host_address, http_get
 from .test_runners import _sandbox_dirs
 
 pytestmark = pytest.mark.rootless
@@ -45,7 +48,7 @@ def test_runtime_vm_stays_unimplemented_and_gvisor_cannot_contradict_the_runner(
 
 @needs_root
 @pytest.mark.parametrize("options, named", [
-    ({}, "the default network"),
+    ({"outbound_domain_allowlist": ["example.com"]}, "outbound_domain_allowlist"),
     ({"block_network": True, "pty": True}, "pty=True"),
     ({"block_network": True, "ephemeral_disk": 1024}, "ephemeral_disk="),
 ])
@@ -54,6 +57,39 @@ def test_what_it_does_not_support_is_refused_before_any_work(app, options, named
     with pytest.raises(InvalidError, match=f"gVisor runner does not support {named}"):
         modal.Sandbox.create(app=app, runtime="gvisor", **options)
     assert _sandbox_dirs() == before
+
+
+@needs_root
+def test_the_default_network_is_gvisors_netstack_on_the_supervisors_link(sandboxes):
+    # runsc took tap0's address and routes: its netstack answers for them, not the host kernel's stack.
+    sb = sandboxes("sleep", "60", runtime="gvisor")
+    p = sb.exec("ip", "-4", "addr", "show", "tap0")
+    assert p.wait() == 0 and "inet 10.0.2.100/24" in p.stdout.read()
+    assert _kernel(sb) != os.uname().release
+    assert sb.exec("getent", "hosts", "deb.debian.org").wait() == 0  # slirp4netns's resolver, through the filter
+
+
+@needs_root
+def test_a_running_sandboxs_policy_changes_by_networks_but_not_by_names(sandboxes):
+    address = host_address()
+    host_server = Listener(socket.AF_INET, (address, 0))
+    try:
+        _change_policy(sandboxes, address, host_server)
+    finally:
+        host_server.close()
+
+
+def _change_policy(sandboxes, address, host_server):
+    sb = sandboxes("python3", "-m", "http.server", "8000", runtime="gvisor", unencrypted_ports=[8000])
+    assert connect_from(sb, address, host_server.port) == "connected"
+    sb._experimental_set_outbound_network_policy(outbound_cidr_allowlist=["198.51.100.0/24"])
+    assert connect_from(sb, address, host_server.port) == refused("gvisor")
+    assert http_get(sb.tunnels()[8000].url)[0] == 200  # its replies still pass the link filter
+    sb._experimental_set_outbound_network_policy()
+    assert connect_from(sb, address, host_server.port) == "connected"
+    with pytest.raises(InvalidError, match="outbound_domain_allowlist"):
+        sb._experimental_set_outbound_network_policy(outbound_domain_allowlist=["example.com"])
+    assert host_server.wait_for(2) == 2
 
 
 @needs_root

@@ -250,8 +250,9 @@ def test_outbound_cidr_allowlist_is_enforced(networked, host_listener):
     assert host_listener.wait_for(1) == 1
 
 
+@pytest.mark.gvisor  # there the runner child execs runsc only once the network is connected
 def test_network_setup_failure_fails_the_sandbox_before_its_entrypoint(networked, monkeypatch):
-    monkeypatch.setattr(netplan, "egress_rules", lambda *policy: "not a ruleset\n")  # nft refuses it
+    monkeypatch.setattr(netplan, "egress_rules", lambda *policy, **hook: "not a ruleset\n")  # nft refuses it
     with modal.Volume.ephemeral() as vol:
         sb = networked("sh", "-c", "touch /data/ran", volumes={"/data": vol})
         sb.wait(raise_on_termination=False)

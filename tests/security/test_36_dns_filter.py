@@ -22,7 +22,7 @@ import pytest
 from pysandbox.settings import HOST_ENV
 
 from ..dnsserver import DNSServer
-from ..listeners import Listener, connect_from
+from ..listeners import Listener, connect_from, refused
 from ..sandbox.test_domain_allowlist import host_address
 
 pytestmark = pytest.mark.rootless
@@ -192,9 +192,10 @@ def test_the_filter_has_the_host_environment_and_dies_with_the_supervisor(sandbo
     sb.wait(raise_on_termination=False)
 
 
+@pytest.mark.gvisor
 def test_every_default_network_sandbox_has_one_filter(sb):
     # It waits, unused, for a policy change; the sandbox's names go to slirp4netns meanwhile.
-    assert "10.0.2.3" in sb.filesystem.read_text("/etc/resolv.conf")  # once this answers, the network is up
+    assert "10.0.2.3" in sb.exec("cat", "/etc/resolv.conf").stdout.read()  # once this answers, the network is up
     assert _filter(sb).status() != psutil.STATUS_ZOMBIE
 
 
@@ -212,7 +213,8 @@ def test_an_allowed_name_resolving_into_slirps_network_opens_nothing(sandboxes, 
     assert "exfil-secret.example.com" not in dns.asked
 
 
-def test_slirps_resolver_answers_only_on_port_53_without_a_domain_policy(sandboxes):
+@pytest.mark.gvisor
+def test_slirps_resolver_answers_only_on_port_53_without_a_domain_policy(sandboxes, runner):
     sb = sandboxes()
-    assert connect_from(sb, "10.0.2.3", 80) == "ConnectionRefusedError"
-    assert connect_from(sb, "10.0.2.3", 8080) == "ConnectionRefusedError"
+    assert connect_from(sb, "10.0.2.3", 80) == refused(runner)
+    assert connect_from(sb, "10.0.2.3", 8080) == refused(runner)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from pysandbox import network
 from pysandbox._core.spec import NETWORK_MODES, SandboxSpec
 from pysandbox.exception import InvalidError
-from pysandbox.runtime import netplan
+from pysandbox.runtime import gvisor, netplan
 from pysandbox.runtime.layout import RunnerInputs
 
 
@@ -44,17 +44,20 @@ def test_tunnel_shape_matches_modal():
 POLICIES = [(None, None), (("169.254.0.0/16",), None), ((), ("example.com",)), (("169.254.0.0/16",), ())]
 
 
+@pytest.mark.parametrize("link", [None, [8080]])
 @pytest.mark.parametrize(("cidrs", "domains"), POLICIES)
-def test_ruleset_always_closes_slirps_network_and_link_local(cidrs, domains):
+def test_ruleset_always_closes_slirps_network_and_link_local(cidrs, domains, link):
     # slirp's network (its gateway to the host, its resolver relaying any port to the host's resolver)
     # and link-local close before any rule that accepts a new connection, so neither an allowlist nor
     # an allowed name resolving there reopens them; only the resolver's port 53 comes first, and only
-    # while names are not filtered.
-    rules = netplan.egress_rules(cidrs, domains).splitlines()
-    closed = [rules.index(f"    {rule} reject") for rule in
+    # while names are not filtered. On either hook (the link's drops).
+    rules = netplan.egress_rules(cidrs, domains, link).splitlines()
+    verdict = "reject" if link is None else "drop"
+    closed = [rules.index(f"    {rule} {verdict}") for rule in
               ("ip daddr 10.0.2.0/24", "ip daddr 169.254.0.0/16", "ip6 daddr fe80::/10")]
     accepting = [i for i, rule in enumerate(rules) if rule.endswith(" accept") and "lo" not in rule
-                 and "established" not in rule and "direction reply" not in rule]
+                 and "established" not in rule and "direction reply" not in rule and " arp " not in rule
+                 and " sport " not in rule]
     resolver = [i for i in accepting if rules[i].lstrip().startswith("ip daddr 10.0.2.3 ")]
     assert all(" dport 53 " in rules[i] for i in resolver) and (resolver == []) == (domains is not None)
     assert max(closed) < min(set(accepting) - set(resolver), default=len(rules))
@@ -79,6 +82,19 @@ def test_ruleset_with_domains_allows_their_sets_and_not_slirps_resolver():
     assert "ip daddr @allow4 ct mark set" in rules and "ip6 daddr @allow6 ct mark set" in rules
     assert "10.0.2.3" not in rules
     assert rules.startswith("table inet pysandbox\ndelete table inet pysandbox\ntable inet pysandbox {")
+
+
+def test_the_link_ruleset_sits_on_tap0s_egress_and_judges_every_packet():
+    rules = netplan.egress_rules(("192.0.2.0/24",), None, link=[8080, 80])
+    assert rules.startswith("table netdev pysandbox\ndelete table netdev pysandbox\ntable netdev pysandbox {")
+    assert 'type filter hook egress device "tap0" priority 0; policy accept;' in rules
+    assert "ct " not in rules and "reject" not in rules  # no conntrack at egress, and no reject there
+    body = [line.strip() for line in rules.splitlines()]
+    # What a frame is and what its sender labelled it agree, before any address is read.
+    assert body.index("meta protocol arp ether type arp accept") < body.index("meta protocol != ip drop") < \
+        body.index("ether type != ip drop") < body.index("ip daddr 10.0.2.2 tcp sport { 80, 8080 } accept")
+    assert body[-4:] == ["ip daddr { 192.0.2.0/24 } accept", "drop", "}", "}"]
+    assert "sport" not in netplan.egress_rules(None, None, link=[])  # no tunnel, no reply to pass
 
 
 def test_each_ruleset_has_its_own_mark():
@@ -163,3 +179,12 @@ def test_without_a_helper_default_falls_back_to_loopback_with_one_warning(tmp_pa
     assert [p.mode for p in plans] == ["none"] * 3
     assert len([r for r in caplog.records if "no network" in r.getMessage()]) == 1
     assert not (tmp_path / "net").exists()
+
+
+def test_gvisors_default_network_is_refused_on_a_kernel_without_the_egress_hook(monkeypatch):
+    monkeypatch.setattr(gvisor, "_kernel", lambda: (5, 15))
+    with pytest.raises(InvalidError, match="needs Linux 5.16"):
+        gvisor.refuse(SandboxSpec((), runner="gvisor"))
+    gvisor.refuse(SandboxSpec((), runner="gvisor", network="none"))  # loopback only needs no filter
+    monkeypatch.setattr(gvisor, "_kernel", lambda: (6, 1))
+    gvisor.refuse(SandboxSpec((), runner="gvisor"))
