@@ -37,6 +37,7 @@ enum {
   PSB_REQ_OPEN = 6,  /* body: psb_open + path; reply PSB_REP_FD with the open file */
   PSB_REQ_FSOP = 7,  /* body: psb_fsop + path; reply PSB_REP_OK (LIST: with entries) */
   PSB_REQ_PIDFD = 8, /* no body; reply PSB_REP_FD with a pidfd of init (mount_image: the host joins its namespaces) */
+  PSB_REQ_FILE = 9,  /* body: psb_file (+ data for WRITE); on a connection whose OPEN init relays (below) */
 };
 
 /* Replies (init -> client). */
@@ -67,6 +68,26 @@ struct psb_open {
   uint32_t flags; /* a subset of PSB_OPEN_FLAGS_ALLOWED */
   uint32_t mode;  /* permission bits for O_CREAT */
   /* then: path */
+};
+
+/* Under --handoff (gVisor, which hands no descriptor out of the sandbox) OPEN
+ * replies PSB_REP_OK with the file's psb_stat instead of PSB_REP_FD, and init
+ * keeps a regular file open for the connection: FILE requests on it read,
+ * write and seek it, one bounded chunk each, until the client hangs up. */
+enum {
+  PSB_FILE_READ = 1,  /* arg: bytes (<= PSB_FILE_CHUNK); reply body: the bytes read (none: end of file) */
+  PSB_FILE_PEEK = 2,  /* as READ, without moving the offset (pread) */
+  PSB_FILE_WRITE = 3, /* body's data (<= PSB_FILE_CHUNK); reply body: int64 bytes written */
+  PSB_FILE_SEEK = 4,  /* arg: offset, whence: SEEK_*; reply body: int64 the new offset */
+};
+
+#define PSB_FILE_CHUNK 65536 /* 64 KiB */
+
+struct psb_file {
+  uint32_t op;
+  uint32_t whence;
+  int64_t arg;
+  /* then (WRITE): the data */
 };
 
 /* Directory operations, done by init as the sandbox's user inside the sandbox

@@ -81,6 +81,9 @@ void conn_drop(struct conn *c)
 {
   close(c->fd);
   c->fd = -1;
+  if (c->file >= 0)
+    close(c->file);
+  c->file = -1;
   nlive--;
   children_forget_conn(c);
   accept_resume = 0; /* an fd came free */
@@ -152,7 +155,7 @@ static void accept_conns(void)
       accept_resume = now_ms() + ACCEPT_BACKOFF_MS;
       return;
     }
-    *c = (struct conn){.fd = fd};
+    *c = (struct conn){.fd = fd, .file = -1};
     conns[nconns++] = c;
     nlive++;
   }
@@ -169,6 +172,7 @@ static void accept_conns(void)
  *   OPEN               psb_open + path; 0        handle_open (init_fs.c)
  *   FSOP               psb_fsop + path; 0        handle_fsop (init_fs.c)
  *   PIDFD              none; 0                   handle_pidfd (here)
+ *   FILE               psb_file (+ data); 0      handle_file (init_fs.c)
  *   anything else      refused: EPROTO "unknown request type" (proto.c)
  *
  * The listener is reachable only from the host (agent.sock in the sandbox
@@ -183,12 +187,14 @@ static void accept_conns(void)
  *           root: nothing a process in it could not do itself.  Flags and mode
  *           are masked to what protocol.h allows; O_NONBLOCK keeps a planted
  *           FIFO from blocking pid 1; LIST and WATCH replies are bounded.
+ *   FILE    reads, writes or seeks the regular file the connection's own
+ *           OPEN holds (--handoff only), one chunk of PSB_FILE_CHUNK at most.
  *   PIDFD   a pidfd of init, for the host to join the sandbox's namespaces
  *           (mount_image).  Joining them takes capabilities over them, which
  *           only their owner (the caller) has; signalling init takes the
  *           right to kill it, and pidfd_getfd ptrace access, as without it.
- * With --handoff (gVisor) the requests answered with a descriptor are refused
- * (init_handoff.h).
+ * With --handoff (gVisor) OPEN is relayed over its connection (FILE) and the
+ * other requests answered with a descriptor are refused (init_handoff.h).
  * And none can stall pid 1: every reply is sent MSG_DONTWAIT (a client that
  * does not read is dropped), and every received fd is closed on every path. */
 static void handle_pidfd(struct conn *c)
@@ -243,6 +249,9 @@ static void handle_conn(struct conn *c)
     break;
   case PSB_REQ_PIDFD:
     handle_pidfd(c);
+    break;
+  case PSB_REQ_FILE:
+    handle_file(c, &req);
     break;
   }
 }

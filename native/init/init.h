@@ -16,6 +16,7 @@
 struct conn {
   int fd;    /* -1 once dropped; freed at the end of the poll round */
   pid_t pid; /* the process this connection started, until it is reaped */
+  int file;  /* --handoff: the file an OPEN on it holds open for FILE requests (init_fs.c), or -1 */
 };
 
 /* init.c */
@@ -41,6 +42,7 @@ void handle_exec(struct conn *c, struct request *req);
 /* init_fs.c */
 void handle_open(struct conn *c, const struct request *req);
 void handle_fsop(struct conn *c, const struct request *req);
+void handle_file(struct conn *c, const struct request *req);
 
 /* init_entry.c */
 extern int entry_tty; /* --pty: the terminal's master, copied to the stdout pipe */

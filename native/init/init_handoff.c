@@ -69,5 +69,5 @@ bool handoff_refuses(const struct request *req)
     memcpy(&e, req->body, sizeof e);
     return (e.flags & PSB_EXEC_FLAG_PTY) != 0;
   }
-  return req->type == PSB_REQ_OPEN || req->type == PSB_REQ_ENTRY_STDIN || req->type == PSB_REQ_PIDFD;
+  return req->type == PSB_REQ_ENTRY_STDIN || req->type == PSB_REQ_PIDFD;
 }

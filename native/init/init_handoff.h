@@ -21,7 +21,8 @@ void handoff_receive(void);
 int handoff_accept(void);
 
 /* gVisor passes a host socket's SCM_RIGHTS into the sandbox but not out of
- * it: the requests answered with a descriptor are refused, with
+ * it: OPEN is relayed instead (protocol.h, PSB_REQ_FILE), and the other
+ * requests answered with a descriptor are refused, with
  * EPROTONOSUPPORT and this message (the client says which call it was); so is
  * an exec with a pty, before it starts (gVisor cannot make a host terminal a
  * controlling one). */

@@ -93,6 +93,10 @@ enum proto_result proto_recv(int fd, struct request *req, int *err, const char *
     if (body_len < sizeof(struct psb_open) + 2 || inbuf[n - 1] != '\0')
       return bad(req, EPROTO, "open needs flags, mode and a NUL-terminated path", err, why);
     break;
+  case PSB_REQ_FILE:
+    if (body_len < sizeof(struct psb_file))
+      return bad(req, EPROTO, "file request body too short", err, why);
+    break;
   case PSB_REQ_ENTRY_STDIN:
   case PSB_REQ_ENTRY_STDIN_CLOSE:
   case PSB_REQ_PIDFD:

@@ -11,8 +11,10 @@ user, and answers with an errno or with descriptors: an errno becomes Modal
 from __future__ import annotations
 
 import errno
+import io
 import os
 import posixpath
+import socket
 import stat as stat_module
 from pathlib import Path
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
@@ -22,13 +24,14 @@ from .._state import records
 from ..container_process import ContainerProcess
 from ..exception import ConflictError, InvalidError
 from .exec import start_process
+from .filerelay import RelayFile
 from .fserrors import os_error
 from .spec import ExecSpec
 
 # What each request that init answers with a descriptor serves: under the gVisor runner init refuses them
-# (EPROTONOSUPPORT, native/init/init_handoff.h), as gVisor hands no descriptor out of the sandbox.
+# (EPROTONOSUPPORT, native/init/init_handoff.h), as gVisor hands no descriptor out of the sandbox. OPEN is
+# not among them: init relays the file instead (filerelay.py).
 _NEEDS_A_DESCRIPTOR = {
-    agent.REQ_OPEN: "sb.open() and sb.filesystem's reads and writes",
     agent.REQ_FSOP: "watch()",  # FSOP_WATCH, the one FSOP answered with a descriptor
     agent.REQ_ENTRY_STDIN: "the entrypoint's stdin (sb.stdin)",
     agent.REQ_PIDFD: "mount_image(), unmount_image() and snapshot_directory()",
@@ -100,12 +103,16 @@ class InitClient:
 
     # Files ---------------------------------------------------------------
 
-    async def _request(self, kind: int, head: bytes, path: str) -> agent.Reply:
-        """One path request to init; its errno becomes the matching OSError subclass."""
+    async def _request(self, kind: int, head: bytes, path: str, sock: Optional[socket.socket] = None) -> agent.Reply:
+        """One path request to init, on `sock` or a connection of its own; its errno becomes the
+        matching OSError subclass."""
         if not isinstance(path, str) or not path or "\0" in path:
             raise ValueError(f"Invalid path: {path!r}")
+        body = head + os.fsencode(path) + b"\0"
         try:
-            return await agent.call(self.socket_path, kind, head + os.fsencode(path) + b"\0")
+            if sock is None:
+                return await agent.call(self.socket_path, kind, body)
+            return await agent.request(sock, kind, body)
         except agent.AgentGone:
             raise await records.finished_error(self.sandbox_id) from None
         except agent.AgentError as exc:
@@ -114,18 +121,33 @@ class InitClient:
     async def _fs_op(self, op: int, path: str, argument: int = 0) -> agent.Reply:
         return await self._request(agent.REQ_FSOP, agent.FSOP.pack(op, argument), path)
 
-    async def open(self, path: str, flags: int) -> int:
-        """A blocking descriptor for the regular file `path`, opened inside the sandbox with
-        os.open `flags`. The sandbox decides what the path is: anything but a regular file (a
-        FIFO that would block for ever, a device that never ends) is refused."""
-        fd = _one_fd(await self._request(agent.REQ_OPEN, agent.OPEN.pack(flags, 0o666), path), "an open", path)
+    async def open(self, path: str, flags: int) -> io.RawIOBase:
+        """The regular file `path`, opened inside the sandbox with os.open `flags`, as an unbuffered
+        binary file: io.FileIO over the descriptor init passes, or under gVisor the RelayFile init
+        relays on the connection. The sandbox decides what the path is: anything but a regular file
+        (a FIFO that would block for ever, a device that never ends) is refused."""
+        readable, writable = flags & os.O_ACCMODE != os.O_WRONLY, flags & os.O_ACCMODE != os.O_RDONLY
         try:
-            _check_regular(fd, path)
+            sock = agent.connect(self.socket_path)
+        except agent.AgentGone:
+            raise await records.finished_error(self.sandbox_id) from None
+        try:
+            reply = await self._request(agent.REQ_OPEN, agent.OPEN.pack(flags, 0o666), path, sock)
+            if not reply.fds:  # init relays the file on this connection (the gVisor runner)
+                _check_regular(reply.unpack(agent.STAT)[0], path)
+                return RelayFile(sock, readable, writable)
+        except BaseException:
+            sock.close()
+            raise
+        sock.close()
+        fd = _one_fd(reply, "an open", path)
+        try:
+            _check_regular(os.fstat(fd).st_mode, path)
+            os.set_blocking(fd, True)
+            return io.FileIO(fd, "r+b" if readable and writable else ("rb" if readable else "wb"))
         except BaseException:
             os.close(fd)
             raise
-        os.set_blocking(fd, True)
-        return fd
 
     async def stat(self, path: str) -> Stat:
         """lstat of `path`: symlinks are not followed."""
@@ -214,9 +236,8 @@ def _one_fd(reply: agent.Reply, request: str, path: str) -> int:
     return reply.fds[0]
 
 
-def _check_regular(fd: int, path: str) -> None:
-    """The OSError for anything but a regular file open on `fd`."""
-    mode = os.fstat(fd).st_mode
+def _check_regular(mode: int, path: str) -> None:
+    """The OSError for anything but a regular file (`mode`: its st_mode)."""
     if stat_module.S_ISDIR(mode):
         raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
     if not stat_module.S_ISREG(mode):
