@@ -221,15 +221,15 @@ async def receive(sock: socket.socket, timeout: Optional[float] = None) -> Optio
             return reply
 
 
-async def call(socket_path: Path, kind: int, body: bytes = b"") -> Reply:
+async def call(socket_path: Path, kind: int, body: bytes = b"", fds: Sequence[int] = ()) -> Reply:
     """A one-shot request on its own connection."""
     with connect(socket_path) as sock:
-        return await request(sock, kind, body)
+        return await request(sock, kind, body, fds)
 
 
-async def request(sock: socket.socket, kind: int, body: bytes = b"") -> Reply:
+async def request(sock: socket.socket, kind: int, body: bytes = b"", fds: Sequence[int] = ()) -> Reply:
     """A request on `sock` and its reply (AgentError if init answered with an error)."""
-    send(sock, message(kind, body))
+    send(sock, message(kind, body), fds)
     return (await receive(sock)).raise_for_error()
 
 

@@ -31,7 +31,9 @@ struct psb_header {
 enum {
   PSB_REQ_EXEC = 1, /* body: psb_exec + strings; 3 fds: stdin, stdout, stderr */
   /* 2 was a SIGNAL no client sent: now an unknown type, as any other number. */
-  PSB_REQ_ENTRY_STDIN = 3,       /* no body; reply PSB_REP_FD with a dup of the entrypoint's stdin */
+  PSB_REQ_ENTRY_STDIN = 3,       /* no body; reply PSB_REP_FD with a dup of the entrypoint's stdin; or with
+                                    1 fd, a pipe's read end: reply PSB_REP_OK, and a process of init's copies
+                                    it into the entrypoint's stdin until its writers close it (gVisor) */
   PSB_REQ_ENTRY_STDIN_CLOSE = 4, /* no body; init drops its write end: the entrypoint sees EOF */
   /* 5 was a PING no client sent: now an unknown type, as any other number. */
   PSB_REQ_OPEN = 6,  /* body: psb_open + path; reply PSB_REP_FD with the open file */

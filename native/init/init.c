@@ -167,7 +167,7 @@ static void accept_conns(void)
  *
  *   type               body; fds                 handler (file)
  *   EXEC               psb_exec + strings; 3     handle_exec (init_exec.c)
- *   ENTRY_STDIN        none; 0                   handle_entry_stdin (init_entry.c)
+ *   ENTRY_STDIN        none; 0 or 1              handle_entry_stdin (init_entry.c)
  *   ENTRY_STDIN_CLOSE  none; 0                   handle_entry_stdin_close (init_entry.c)
  *   OPEN               psb_open + path; 0        handle_open (init_fs.c)
  *   FSOP               psb_fsop + path; 0        handle_fsop (init_fs.c)
@@ -182,7 +182,10 @@ static void accept_conns(void)
  *           seccomp filter, in its own session; the strings are bounded by
  *           the datagram (proto_parse_exec), the timeout kills only its group.
  *   ENTRY_STDIN, ENTRY_STDIN_CLOSE  hand out or close the entrypoint's stdin,
- *           which init made for that (a pipe, or with --pty the terminal).
+ *           which init made for that (a pipe, or with --pty the terminal);
+ *           or copy a pipe the client sent into it, in a process of its own
+ *           (init_entry.c), so that an entrypoint that does not read blocks
+ *           only that process.
  *   OPEN, FSOP  act as the sandbox's user on a path resolved in the sandbox's
  *           root: nothing a process in it could not do itself.  Flags and mode
  *           are masked to what protocol.h allows; O_NONBLOCK keeps a planted
@@ -236,7 +239,7 @@ static void handle_conn(struct conn *c)
     handle_exec(c, &req);
     break;
   case PSB_REQ_ENTRY_STDIN:
-    handle_entry_stdin(c);
+    handle_entry_stdin(c, &req);
     break;
   case PSB_REQ_ENTRY_STDIN_CLOSE:
     handle_entry_stdin_close(c);

@@ -17,6 +17,8 @@ struct conn {
   int fd;    /* -1 once dropped; freed at the end of the poll round */
   pid_t pid; /* the process this connection started, until it is reaped */
   int file;  /* --handoff: the file an OPEN on it holds open for FILE requests (init_fs.c), or -1 */
+  bool file_append;
+  int64_t file_offset; /* the client's, not the file's: sandbox code may hold the same open file */
 };
 
 /* init.c */
@@ -51,7 +53,7 @@ extern pid_t entry_pid;
 void start_entrypoint(char **argv, bool pty);
 bool copy_terminal_output(void);
 bool tty_pending(void);
-void handle_entry_stdin(struct conn *c);
+void handle_entry_stdin(struct conn *c, struct request *req);
 void handle_entry_stdin_close(struct conn *c);
 
 #endif

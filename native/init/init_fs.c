@@ -32,7 +32,7 @@ static struct psb_stat stat_of(const struct stat *st)
  * refuse what is not a regular file as it does with a descriptor; only a
  * regular file is kept, so no FILE request can block pid 1 (a FIFO) or stream
  * for ever (a device): each reads or writes one bounded chunk of it. */
-static void relay_open(struct conn *c, int fd, const char *path)
+static void relay_open(struct conn *c, int fd, bool append, const char *path)
 {
   struct stat st;
   if (c->file >= 0) {
@@ -47,7 +47,7 @@ static void relay_open(struct conn *c, int fd, const char *path)
     return;
   }
   if (S_ISREG(st.st_mode))
-    c->file = fd;
+    *c = (struct conn){.fd = c->fd, .pid = c->pid, .file = fd, .file_append = append};
   else
     close(fd);
   struct psb_stat out = stat_of(&st);
@@ -74,19 +74,52 @@ void handle_open(struct conn *c, const struct request *req)
   }
   last_activity = now_ms();
   if (handoff) {
-    relay_open(c, fd, path);
+    relay_open(c, fd, (o.flags & O_APPEND) != 0, path);
     return;
   }
   reply(c, PSB_REP_FD, fd);
   close(fd);
 }
 
-static void reply_count(struct conn *c, ssize_t n)
+static void reply_offset(struct conn *c)
 {
-  int64_t count = n;
-  if (n < 0)
+  if (proto_send(c->fd, PSB_REP_OK, &c->file_offset, sizeof c->file_offset, -1) < 0)
+    conn_drop(c);
+}
+
+/* SEEK: the client's offset moves, never the file's (pread and pwrite at it):
+ * sandbox code that took the same open file from pid 1 (gVisor lets it,
+ * docs/RUNNERS.md) cannot move where the host reads or writes. */
+static void seek_file(struct conn *c, int whence, int64_t by)
+{
+  struct stat st;
+  int64_t base = whence == SEEK_SET ? 0 : c->file_offset, to;
+  if (whence == SEEK_END) {
+    if (fstat(c->file, &st) < 0) {
+      reply_error(c, errno, "file");
+      return;
+    }
+    base = st.st_size;
+  }
+  if (__builtin_add_overflow(base, by, &to) || to < 0) {
+    reply_error(c, EINVAL, "file seek before the start or past the largest offset");
+    return;
+  }
+  c->file_offset = to;
+  reply_offset(c);
+}
+
+static void write_file(struct conn *c, const char *data, size_t len)
+{
+  struct stat st;
+  ssize_t n = pwrite(c->file, data, len, c->file_offset); /* O_APPEND: at the end, as write() */
+  if (n < 0 || (c->file_append && fstat(c->file, &st) < 0)) {
     reply_error(c, errno, "file");
-  else if (proto_send(c->fd, PSB_REP_OK, &count, sizeof count, -1) < 0)
+    return;
+  }
+  c->file_offset = c->file_append ? st.st_size : c->file_offset + n;
+  int64_t count = n;
+  if (proto_send(c->fd, PSB_REP_OK, &count, sizeof count, -1) < 0)
     conn_drop(c);
 }
 
@@ -101,38 +134,35 @@ void handle_file(struct conn *c, const struct request *req)
     reply_error(c, EBADF, "no file is open on this connection");
     return;
   }
-  ssize_t n;
   switch (f.op) {
   case PSB_FILE_READ:
-  case PSB_FILE_PEEK:
+  case PSB_FILE_PEEK: {
     if (f.arg < 0 || f.arg > PSB_FILE_CHUNK || len != 0) {
       reply_error(c, EINVAL, "bad file read size");
       return;
     }
-    if (f.op == PSB_FILE_READ) {
-      n = read(c->file, buf, (size_t)f.arg);
-    } else {
-      off_t at = lseek(c->file, 0, SEEK_CUR);
-      n = at < 0 ? -1 : pread(c->file, buf, (size_t)f.arg, at);
-    }
-    if (n < 0)
+    ssize_t n = pread(c->file, buf, (size_t)f.arg, c->file_offset);
+    if (n < 0) {
       reply_error(c, errno, "file");
-    else if (proto_send(c->fd, PSB_REP_OK, buf, (size_t)n, -1) < 0)
+      return;
+    }
+    if (f.op == PSB_FILE_READ)
+      c->file_offset += n;
+    if (proto_send(c->fd, PSB_REP_OK, buf, (size_t)n, -1) < 0)
       conn_drop(c);
     return;
+  }
   case PSB_FILE_WRITE:
-    if (len > PSB_FILE_CHUNK) {
+    if (len > PSB_FILE_CHUNK)
       reply_error(c, EINVAL, "file write larger than a chunk");
-      return;
-    }
-    reply_count(c, write(c->file, data, len));
+    else
+      write_file(c, data, len);
     return;
   case PSB_FILE_SEEK:
-    if (len != 0 || (f.whence != SEEK_SET && f.whence != SEEK_CUR && f.whence != SEEK_END)) {
+    if (len != 0 || (f.whence != SEEK_SET && f.whence != SEEK_CUR && f.whence != SEEK_END))
       reply_error(c, EINVAL, "bad file seek");
-      return;
-    }
-    reply_count(c, lseek(c->file, (off_t)f.arg, (int)f.whence));
+    else
+      seek_file(c, (int)f.whence, f.arg);
     return;
   default:
     reply_error(c, EINVAL, "unknown file op");

@@ -69,5 +69,7 @@ bool handoff_refuses(const struct request *req)
     memcpy(&e, req->body, sizeof e);
     return (e.flags & PSB_EXEC_FLAG_PTY) != 0;
   }
-  return req->type == PSB_REQ_ENTRY_STDIN || req->type == PSB_REQ_PIDFD;
+  if (req->type == PSB_REQ_ENTRY_STDIN) /* without the read end of a pipe init relays */
+    return req->nfds == 0;
+  return req->type == PSB_REQ_PIDFD;
 }

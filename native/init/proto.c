@@ -98,6 +98,10 @@ enum proto_result proto_recv(int fd, struct request *req, int *err, const char *
       return bad(req, EPROTO, "file request body too short", err, why);
     break;
   case PSB_REQ_ENTRY_STDIN:
+    if (body_len != 0)
+      return bad(req, EPROTO, "unexpected body", err, why);
+    want_fds = req->nfds > 0 ? 1 : 0; /* none, or the read end init relays (protocol.h) */
+    break;
   case PSB_REQ_ENTRY_STDIN_CLOSE:
   case PSB_REQ_PIDFD:
     if (body_len != 0)

@@ -33,7 +33,6 @@ from .spec import ExecSpec
 # not among them: init relays the file instead (filerelay.py).
 _NEEDS_A_DESCRIPTOR = {
     agent.REQ_FSOP: "watch()",  # FSOP_WATCH, the one FSOP answered with a descriptor
-    agent.REQ_ENTRY_STDIN: "the entrypoint's stdin (sb.stdin)",
     agent.REQ_PIDFD: "mount_image(), unmount_image() and snapshot_directory()",
 }
 
@@ -80,8 +79,24 @@ class InitClient:
         return await ContainerProcess.wait.__wrapped__(process) == 0  # the core coroutine, run by our caller
 
     async def entry_stdin(self) -> int:
-        """A write end of the entrypoint's stdin."""
-        return (await self._call(agent.REQ_ENTRY_STDIN)).fds[0]
+        """A write end of the entrypoint's stdin: init's own, or under gVisor, which hands no descriptor
+        out, a pipe's whose read end init copies into it (native/init/init_entry.c)."""
+        try:
+            return (await agent.call(self.socket_path, agent.REQ_ENTRY_STDIN)).fds[0]
+        except agent.AgentError as exc:
+            if exc.errno != errno.EPROTONOSUPPORT:
+                raise ConflictError(f"Sandbox {self.sandbox_id}: {exc}") from None
+        except agent.AgentGone:
+            raise await records.finished_error(self.sandbox_id) from None
+        read_end, write_end = os.pipe2(os.O_CLOEXEC)
+        try:
+            await self._call(agent.REQ_ENTRY_STDIN, fds=[read_end])
+        except BaseException:
+            os.close(write_end)
+            raise
+        finally:
+            os.close(read_end)
+        return write_end
 
     async def pidfd(self) -> int:
         """A pidfd of init, through which the host joins the sandbox's namespaces (_core/mounts.py)."""
@@ -91,9 +106,9 @@ class InitClient:
         """Close the entrypoint's stdin (init keeps its write end until told); a no-op once the sandbox ended."""
         await self._call(agent.REQ_ENTRY_STDIN_CLOSE, finished_ok=True)
 
-    async def _call(self, kind: int, finished_ok: bool = False) -> Optional[agent.Reply]:
+    async def _call(self, kind: int, finished_ok: bool = False, fds: Sequence[int] = ()) -> Optional[agent.Reply]:
         try:
-            return await agent.call(self.socket_path, kind)
+            return await agent.call(self.socket_path, kind, fds=fds)
         except agent.AgentGone:
             if finished_ok:
                 return None

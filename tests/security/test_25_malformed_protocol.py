@@ -122,7 +122,7 @@ FRAMING = [
     ("exec with 2 fds", _exec(1, 0), 2, errno.EPROTO, "wrong number of file descriptors"),
     ("exec with 4 fds", _exec(1, 0), 4, errno.EPROTO, "too many file descriptors"),
     ("exec with 16 fds", _exec(1, 0), 16, errno.EPROTO, "too many file descriptors"),
-    ("entry stdin with an fd", agent.message(agent.REQ_ENTRY_STDIN), 1, errno.EPROTO, "wrong number of file descriptors"),
+    ("entry stdin with 3 fds", agent.message(agent.REQ_ENTRY_STDIN), 3, errno.EPROTO, "wrong number of file descriptors"),
     ("pidfd with an fd", agent.message(agent.REQ_PIDFD), 1, errno.EPROTO, "wrong number of file descriptors"),
     # counts in the body
     ("argc 0", _exec(0, 0), 3, errno.EINVAL, "argc must be at least 1"),
