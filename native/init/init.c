@@ -18,6 +18,7 @@
 #define _GNU_SOURCE 1
 #include <errno.h>        /* errno */
 #include <fcntl.h>        /* open, fcntl, O_* */
+#include <limits.h>       /* INT_MAX: gVisor refuses a larger close_range bound (EINVAL) */
 #include <poll.h>         /* poll */
 #include <signal.h>       /* signal, sigprocmask */
 #include <stdio.h>        /* snprintf */
@@ -291,7 +292,7 @@ static void setup(void)
   for (int fd = 0; fd < 3; fd++)
     if (!fd_is_open(fd) && open("/dev/null", O_RDWR) != fd)
       pdie("open /dev/null");
-  close_range(FD_EVENT + 1, ~0U, 0);
+  close_range(FD_EVENT + 1, INT_MAX, 0);
   if (!fd_is_open(FD_LISTEN))
     die("fd %d (the listener) is not open", FD_LISTEN);
   for (int fd = FD_LISTEN; fd <= FD_EVENT; fd++)
@@ -380,7 +381,7 @@ int main(int argc, char **argv)
     handoff_receive();
   struct init_config config;
   init_config_read(FD_INIT_CONFIG, &config);
-  close_range(FD_INIT_CONFIG + 1, ~0U, 0); /* nothing else of the host's reaches the sandbox */
+  close_range(FD_INIT_CONFIG + 1, INT_MAX, 0); /* nothing else of the host's reaches the sandbox */
   sandbox_env = config.env;
   init_config_check_volumes(&config); /* before anything is made in them */
   make_root_dirs(dirs, ndirs, cwd);

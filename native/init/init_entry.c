@@ -5,6 +5,7 @@
 #define _GNU_SOURCE 1
 #include <errno.h>     /* errno, EAGAIN, EINTR, ENOENT */
 #include <fcntl.h>     /* open, fcntl, O_* */
+#include <limits.h>    /* INT_MAX: gVisor refuses a larger close_range bound */
 #include <poll.h>      /* poll */
 #include <signal.h>    /* sigprocmask, SIGKILL */
 #include <stdio.h>     /* dprintf */
@@ -117,7 +118,7 @@ static _Noreturn void relay_stdin(pid_t init, int from, int to)
   if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != init || dup2(from, 0) < 0 || dup2(to, 1) < 0 ||
       sigprocmask(SIG_SETMASK, &none, NULL) < 0)
     _exit(1);
-  close_range(3, ~0U, 0);
+  close_range(3, INT_MAX, 0);
   for (;;) {
     ssize_t n = read(0, buf, sizeof buf);
     if (n < 0 && errno == EINTR)

@@ -9,12 +9,13 @@ with what differs:
 * runsc passes the sandbox no descriptor but its stdio, and gVisor cannot accept() on a
   host listener: the supervisor hands init its fds and each connection it accepts over
   a socket that is the runner's stdin (`--handoff`, native/common/handoff.h). gVisor passes
-  a host socket's SCM_RIGHTS into the sandbox but not out, so the requests answered with
-  a descriptor (sb.open, the file API's reads and writes, watch, the entrypoint's stdin,
-  mount_image) are refused (init_handoff.h; initclient.py says which call), as is an exec
-  with a pty. gVisor lets sandbox code reopen init's descriptors through /proc/1/fd, but
-  not a socket: its event channel and runsc's stdout and stderr are sockets (the supervisor
-  copies the latter into supervisor.log within PYSANDBOX_RUNNER_LOG_MAX).
+  a host socket's SCM_RIGHTS into the sandbox but not out: init relays sb.open's file on its
+  connection and the entrypoint's stdin from a pipe the host sends in, and refuses the other
+  requests answered with a descriptor (watch, mount_image; init_handoff.h, initclient.py
+  says which call), as it does an exec with a pty. gVisor lets sandbox code reopen init's
+  descriptors through /proc/1/fd, but not a socket: its event channel and runsc's stdout
+  and stderr are sockets (the supervisor copies the latter into supervisor.log within
+  PYSANDBOX_RUNNER_LOG_MAX).
 * runsc makes its own namespaces (its Sentry runs as nobody in a user namespace of its
   own): it runs as the caller, which must be root, with no user namespace of the
   supervisor's (RunnerCommand.self_isolating). The OCI configuration's user namespace maps
@@ -82,7 +83,6 @@ def refuse(spec: SandboxSpec) -> None:
     (docs/RUNNERS.md's table)."""
     unsupported = {
         "the default network (pass block_network=True)": spec.network == "default",
-        "pty=True": spec.pty,
         "ephemeral_disk=": spec.resources.ephemeral_disk is not None,
     }
     for what, asked in unsupported.items():
@@ -92,10 +92,11 @@ def refuse(spec: SandboxSpec) -> None:
 
 
 # What the gvisor runner gives and lacks, for doctor (docs/RUNNERS.md's table says why).
-SUPPORTED = "the host image and image= with block_network=True: exec, streams, stdin, files' listing/stat/mkdir/rm, " \
-            "volumes, limits, timeouts, names and tags"
-UNSUPPORTED = "the default network, pty, ephemeral_disk, sb.open and the file API's reads and writes, " \
-              "watch, the entrypoint's stdin, mount_image and snapshots, callers other than root"
+SUPPORTED = "the host image and image= with block_network=True: exec, streams, stdin (the entrypoint's relayed), " \
+            "sb.open and the file API (relayed by init), create(pty=True) but its write_eof, volumes, limits, " \
+            "timeouts, names and tags"
+UNSUPPORTED = "the default network, exec(pty=True), ephemeral_disk, watch, mount_image and snapshots, callers other " \
+              "than root"
 
 
 def platform(binary: str) -> str:
@@ -209,8 +210,8 @@ def command(inputs: RunnerInputs, binary: str) -> RunnerCommand:
     """`runsc run` of the shared bundle, its state (--root) beside the sandbox's upper directory, the container
     named after the sandbox. Its root (_root_path): the host image's a tmpfs of disk_bytes, or the upper
     directory with PYSANDBOX_WRITABLE_ROOT_MAX=0; an image's its overlay; both mounted by the supervisor."""
-    if inputs.network != "none" or inputs.pty:
-        raise InvalidError("The gVisor runner runs sandboxes with block_network=True and no pty (docs/RUNNERS.md).")
+    if inputs.network != "none":
+        raise InvalidError("The gVisor runner runs sandboxes with block_network=True (docs/RUNNERS.md).")
     overlay = inputs.overlay
     argv = [binary, "--root", runsc_root(os.path.dirname(inputs.upper)), *RUNSC_FLAGS, "run", "--bundle", _bundle(),
             inputs.sandbox_id]

@@ -21,7 +21,7 @@ from pysandbox.runtime.runners import RUNNERS
 BINARY = "/opt/runner/bin/runner"
 RUNNER_NAMES = sorted(RUNNERS)
 # The inputs a runner's refuse() keeps from reaching its command(), which refuses them too (docs/RUNNERS.md).
-REFUSED = {"gvisor": lambda given: given.network != "none" or given.pty}
+REFUSED = {"gvisor": lambda given: given.network != "none"}
 
 
 def inputs(**overrides):
