@@ -101,7 +101,10 @@ enum {
   PSB_FSOP_LIST = 4,  /* reply body: per entry, one byte d_type then the NUL-terminated name */
   PSB_FSOP_STAT = 5,  /* lstat; reply body: psb_stat, then a symlink's target (NUL-terminated) */
   PSB_FSOP_WATCH = 6, /* mode: PSB_WATCH_RECURSIVE or 0; reply PSB_REP_FD with an inotify fd,
-                         body: per watch, int32 wd then the path relative to the request's */
+                         body: per watch, int32 wd then the path relative to the request's; or with
+                         1 fd, a SOCK_SEQPACKET socket: reply PSB_REP_OK with the same body, and a
+                         process of init's sends each read of the inotify fd into it as one
+                         datagram until the client closes it (gVisor) */
 };
 
 #define PSB_WATCH_RECURSIVE 1u

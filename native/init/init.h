@@ -43,7 +43,7 @@ void handle_exec(struct conn *c, struct request *req);
 
 /* init_fs.c */
 void handle_open(struct conn *c, const struct request *req);
-void handle_fsop(struct conn *c, const struct request *req);
+void handle_fsop(struct conn *c, struct request *req);
 void handle_file(struct conn *c, const struct request *req);
 
 /* init_entry.c */

@@ -5,19 +5,17 @@
 #define _GNU_SOURCE 1
 #include <errno.h>     /* errno, EAGAIN, EINTR, ENOENT */
 #include <fcntl.h>     /* open, fcntl, O_* */
-#include <limits.h>    /* INT_MAX: gVisor refuses a larger close_range bound */
 #include <poll.h>      /* poll */
-#include <signal.h>    /* sigprocmask, SIGKILL */
 #include <stdio.h>     /* dprintf */
 #include <stdlib.h>    /* exit, posix_openpt, grantpt, unlockpt, ptsname_r */
 #include <string.h>    /* strerror */
 #include <sys/ioctl.h> /* ioctl, TIOCSWINSZ, struct winsize */
-#include <sys/prctl.h> /* prctl, PR_SET_PDEATHSIG */
 #include <unistd.h>    /* close, pipe2, read, write */
 
 #include "env.h"
 #include "fds.h"
 #include "init.h"
+#include "init_handoff.h"
 #include "spawn.h"
 #include "util.h"
 
@@ -107,18 +105,11 @@ void start_entrypoint(char **argv, bool pty)
   entry_stdin = p[1];
 }
 
-/* The relay's process: copies fd 0 (the client's pipe) into fd 1 (a dup of
- * the entrypoint's stdin) until either side closes.  Blocking is its own
- * business: pid 1 never waits on it.  It holds nothing else of init's. */
-static _Noreturn void relay_stdin(pid_t init, int from, int to)
+/* The stdin relay (handoff_fork_relay): copies fd 0 (the client's pipe) into
+ * fd 1 (a dup of the entrypoint's stdin) until either side closes. */
+static _Noreturn void relay_stdin(void)
 {
   static char buf[65536];
-  sigset_t none;
-  sigemptyset(&none);
-  if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != init || dup2(from, 0) < 0 || dup2(to, 1) < 0 ||
-      sigprocmask(SIG_SETMASK, &none, NULL) < 0)
-    _exit(1);
-  close_range(3, INT_MAX, 0);
   for (;;) {
     ssize_t n = read(0, buf, sizeof buf);
     if (n < 0 && errno == EINTR)
@@ -146,9 +137,9 @@ void handle_entry_stdin(struct conn *c, struct request *req)
   } else if (req->nfds == 0) {
     reply(c, PSB_REP_FD, entry_stdin); /* the receiver gets its own copy */
   } else {
-    pid_t init = getpid(), pid = fork();
+    pid_t pid = handoff_fork_relay(req->fds[0], entry_stdin);
     if (pid == 0)
-      relay_stdin(init, req->fds[0], entry_stdin);
+      relay_stdin();
     if (pid < 0)
       reply_error(c, errno, "fork");
     else

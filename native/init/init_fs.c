@@ -2,13 +2,15 @@
  * UNLINK, RMDIR, LIST, STAT, WATCH): done by pid 1 as the sandbox's user, on
  * paths that resolve in the sandbox's own root. */
 #define _GNU_SOURCE 1
-#include <dirent.h>   /* opendir, readdir */
-#include <errno.h>    /* errno, EINVAL, E2BIG */
-#include <fcntl.h>    /* open, O_* */
-#include <limits.h>   /* PATH_MAX */
-#include <string.h>   /* strcmp, strlen, memcpy */
-#include <sys/stat.h> /* mkdir, lstat, S_ISLNK */
-#include <unistd.h>   /* close, unlink, rmdir, readlink, read, pread, write, lseek */
+#include <dirent.h>     /* opendir, readdir */
+#include <errno.h>      /* errno, EINVAL, E2BIG */
+#include <fcntl.h>      /* open, O_* */
+#include <limits.h>     /* PATH_MAX */
+#include <poll.h>       /* poll */
+#include <string.h>     /* strcmp, strlen, memcpy */
+#include <sys/socket.h> /* send, MSG_NOSIGNAL */
+#include <sys/stat.h>   /* mkdir, lstat, S_ISLNK */
+#include <unistd.h>     /* close, unlink, rmdir, readlink, read, pread, write, lseek */
 
 #include "init.h"
 #include "init_handoff.h"
@@ -219,7 +221,25 @@ static void reply_stat(struct conn *c, const char *path)
     conn_drop(c);
 }
 
-static void reply_watch(struct conn *c, const char *path, bool recursive)
+/* The watch relay (handoff_fork_relay): each read of the inotify fd (fd 0,
+ * whole events, at most the client's read size) goes to the client's socket
+ * (fd 1) as one datagram, until the client closes it. */
+static _Noreturn void relay_events(void)
+{
+  static char buf[65536];
+  for (;;) {
+    struct pollfd p[2] = {{.fd = 0, .events = POLLIN}, {.fd = 1, .events = 0}};
+    if (poll(p, 2, -1) < 0 && errno != EINTR)
+      _exit(1);
+    if (p[1].revents & (POLLHUP | POLLERR))
+      _exit(0);
+    ssize_t n = p[0].revents ? read(0, buf, sizeof buf) : 0;
+    if (n > 0 && send(1, buf, (size_t)n, MSG_NOSIGNAL) < 0)
+      _exit(0);
+  }
+}
+
+static void reply_watch(struct conn *c, const char *path, bool recursive, int relay)
 {
   static char out[LIST_MAX];
   size_t used = 0;
@@ -228,18 +248,27 @@ static void reply_watch(struct conn *c, const char *path, bool recursive)
     reply_error(c, errno, errno == E2BIG ? "too many directories to watch" : path);
     return;
   }
-  if (proto_send(c->fd, PSB_REP_FD, out, used, fd) < 0)
+  pid_t pid = relay >= 0 ? handoff_fork_relay(fd, relay) : 0;
+  if (pid == 0 && relay >= 0)
+    relay_events();
+  if (pid < 0)
+    reply_error(c, errno, "fork");
+  else if (proto_send(c->fd, relay >= 0 ? PSB_REP_OK : PSB_REP_FD, out, used, relay >= 0 ? -1 : fd) < 0)
     conn_drop(c);
   close(fd);
 }
 
-void handle_fsop(struct conn *c, const struct request *req)
+static void fsop(struct conn *c, const struct request *req)
 {
   struct psb_fsop o;
   memcpy(&o, req->body, sizeof o);
   const char *path = (const char *)req->body + sizeof o;
   if (strlen(path) + 1 != req->body_len - sizeof o || (o.mode & ~07777u) != 0) {
     reply_error(c, EINVAL, "bad fsop path or mode");
+    return;
+  }
+  if (req->nfds != 0 && o.op != PSB_FSOP_WATCH) {
+    reply_error(c, EINVAL, "only a watch takes a descriptor");
     return;
   }
   last_activity = now_ms();
@@ -261,7 +290,7 @@ void handle_fsop(struct conn *c, const struct request *req)
     reply_stat(c, path);
     return;
   case PSB_FSOP_WATCH:
-    reply_watch(c, path, (o.mode & PSB_WATCH_RECURSIVE) != 0);
+    reply_watch(c, path, (o.mode & PSB_WATCH_RECURSIVE) != 0, req->nfds == 1 ? req->fds[0] : -1);
     return;
   default:
     reply_error(c, EINVAL, "unknown fsop");
@@ -271,4 +300,10 @@ void handle_fsop(struct conn *c, const struct request *req)
     reply_error(c, errno, path);
   else
     reply(c, PSB_REP_OK, -1);
+}
+
+void handle_fsop(struct conn *c, struct request *req)
+{
+  fsop(c, req);
+  proto_close_fds(req);
 }

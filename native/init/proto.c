@@ -88,6 +88,7 @@ enum proto_result proto_recv(int fd, struct request *req, int *err, const char *
   case PSB_REQ_FSOP:
     if (body_len < sizeof(struct psb_fsop) + 2 || inbuf[n - 1] != '\0')
       return bad(req, EPROTO, "fsop needs an op, a mode and a NUL-terminated path", err, why);
+    want_fds = req->nfds > 0 ? 1 : 0; /* WATCH: none, or the socket init relays events into */
     break;
   case PSB_REQ_OPEN:
     if (body_len < sizeof(struct psb_open) + 2 || inbuf[n - 1] != '\0')

@@ -29,10 +29,9 @@ from .fserrors import os_error
 from .spec import ExecSpec
 
 # What each request that init answers with a descriptor serves: under the gVisor runner init refuses them
-# (EPROTONOSUPPORT, native/init/init_handoff.h), as gVisor hands no descriptor out of the sandbox. OPEN is
-# not among them: init relays the file instead (filerelay.py).
+# (EPROTONOSUPPORT, native/init/init_handoff.h), as gVisor hands no descriptor out of the sandbox. OPEN,
+# ENTRY_STDIN and FSOP_WATCH are not among them: init relays those instead.
 _NEEDS_A_DESCRIPTOR = {
-    agent.REQ_FSOP: "watch()",  # FSOP_WATCH, the one FSOP answered with a descriptor
     agent.REQ_PIDFD: "mount_image(), unmount_image() and snapshot_directory()",
 }
 
@@ -118,7 +117,8 @@ class InitClient:
 
     # Files ---------------------------------------------------------------
 
-    async def _request(self, kind: int, head: bytes, path: str, sock: Optional[socket.socket] = None) -> agent.Reply:
+    async def _request(self, kind: int, head: bytes, path: str, sock: Optional[socket.socket] = None,
+                       fds: Sequence[int] = ()) -> agent.Reply:
         """One path request to init, on `sock` or a connection of its own; its errno becomes the
         matching OSError subclass."""
         if not isinstance(path, str) or not path or "\0" in path:
@@ -126,15 +126,15 @@ class InitClient:
         body = head + os.fsencode(path) + b"\0"
         try:
             if sock is None:
-                return await agent.call(self.socket_path, kind, body)
+                return await agent.call(self.socket_path, kind, body, fds)
             return await agent.request(sock, kind, body)
         except agent.AgentGone:
             raise await records.finished_error(self.sandbox_id) from None
         except agent.AgentError as exc:
             raise _refused(self.sandbox_id, kind, exc) or os_error(exc.errno, path) from None
 
-    async def _fs_op(self, op: int, path: str, argument: int = 0) -> agent.Reply:
-        return await self._request(agent.REQ_FSOP, agent.FSOP.pack(op, argument), path)
+    async def _fs_op(self, op: int, path: str, argument: int = 0, fds: Sequence[int] = ()) -> agent.Reply:
+        return await self._request(agent.REQ_FSOP, agent.FSOP.pack(op, argument), path, fds=fds)
 
     async def open(self, path: str, flags: int) -> io.RawIOBase:
         """The regular file `path`, opened inside the sandbox with os.open `flags`, as an unbuffered
@@ -217,15 +217,37 @@ class InitClient:
         await self._fs_op(agent.FSOP_RMDIR, path)
 
     async def watch(self, path: str, recursive: bool) -> Tuple[int, Dict[int, str]]:
-        """(an inotify descriptor watching `path`, or with `recursive` every directory below it;
-        the sandbox path each of its watch descriptors stands for)."""
-        reply = await self._fs_op(agent.FSOP_WATCH, path, agent.WATCH_RECURSIVE if recursive else 0)
+        """(a non-blocking descriptor whose reads are inotify events on `path`, or with `recursive`
+        every directory below it; the sandbox path each of their watch descriptors stands for):
+        init's inotify descriptor, or under gVisor, which hands none out, a socket of ours into
+        which a process of init's relays each read of it (native/init/init_fs.c); at its end it
+        reads end of file."""
+        flags = agent.WATCH_RECURSIVE if recursive else 0
+        try:
+            reply = await self._fs_op(agent.FSOP_WATCH, path, flags)
+        except OSError as exc:
+            if exc.errno != errno.EPROTONOSUPPORT:
+                raise
+            return await self._relayed_watch(path, flags)
         fd = _one_fd(reply, "a watch", path)
         try:
             return fd, parse_watches(reply.body, path)
         except BaseException:
             os.close(fd)
             raise
+
+
+    async def _relayed_watch(self, path: str, flags: int) -> Tuple[int, Dict[int, str]]:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+        try:
+            with theirs:
+                reply = await self._fs_op(agent.FSOP_WATCH, path, flags, fds=[theirs.fileno()])
+            watches = parse_watches(reply.body, path)
+        except BaseException:
+            ours.close()
+            raise
+        ours.setblocking(False)
+        return ours.detach(), watches
 
 
 def parse_watches(body: bytes, base: str) -> Dict[int, str]:

@@ -10,9 +10,9 @@ with what differs:
   host listener: the supervisor hands init its fds and each connection it accepts over
   a socket that is the runner's stdin (`--handoff`, native/common/handoff.h). gVisor passes
   a host socket's SCM_RIGHTS into the sandbox but not out: init relays sb.open's file on its
-  connection and the entrypoint's stdin from a pipe the host sends in, and refuses the other
-  requests answered with a descriptor (watch, mount_image; init_handoff.h, initclient.py
-  says which call), as it does an exec with a pty. gVisor lets sandbox code reopen init's
+  connection, the entrypoint's stdin from a pipe and watch()'s events into a socket the host
+  sends in, and refuses the other requests answered with a descriptor (mount_image;
+  init_handoff.h, initclient.py says which call), as it does an exec with a pty. gVisor lets sandbox code reopen init's
   descriptors through /proc/1/fd, but not a socket: its event channel and runsc's stdout
   and stderr are sockets (the supervisor copies the latter into supervisor.log within
   PYSANDBOX_RUNNER_LOG_MAX).
@@ -93,10 +93,9 @@ def refuse(spec: SandboxSpec) -> None:
 
 # What the gvisor runner gives and lacks, for doctor (docs/RUNNERS.md's table says why).
 SUPPORTED = "the host image and image= with block_network=True: exec, streams, stdin (the entrypoint's relayed), " \
-            "sb.open and the file API (relayed by init), create(pty=True) but its write_eof, volumes, limits, " \
-            "timeouts, names and tags"
-UNSUPPORTED = "the default network, exec(pty=True), ephemeral_disk, watch, mount_image and snapshots, callers other " \
-              "than root"
+            "sb.open, the file API and watch (relayed by init), create(pty=True) but its write_eof, volumes, " \
+            "limits, timeouts, names and tags"
+UNSUPPORTED = "the default network, exec(pty=True), ephemeral_disk, mount_image and snapshots, callers other than root"
 
 
 def platform(binary: str) -> str:

@@ -58,10 +58,8 @@ def test_what_it_does_not_support_is_refused_before_any_work(app, options, named
 @needs_root
 def test_calls_that_need_a_descriptor_from_the_sandbox_say_so(sandboxes):
     sb = sandboxes("sleep", "60", runtime="gvisor", block_network=True)
-    for call, named in [(lambda: sb.snapshot_directory("/tmp"), "snapshot_directory"),
-                        (lambda: next(iter(sb.watch("/tmp"))), "watch")]:
-        with pytest.raises(InvalidError, match=f"gVisor runner cannot give .*{named}"):
-            call()
+    with pytest.raises(InvalidError, match="gVisor runner cannot give .*snapshot_directory"):
+        sb.snapshot_directory("/tmp")
     sb.mkdir("/tmp/made")  # what init answers without a descriptor works, and what it relays
     assert sb.ls("/tmp") == ["made"]
     with sb.open("/tmp/made/f", "w") as f:

@@ -1,14 +1,15 @@
 """Item 43: the relays that stand in under gVisor for the descriptors it cannot hand out of a sandbox
 (docs/RUNNERS.md): init holds a file the host opened (sb.open, sb.filesystem) on the host's connection
-and serves reads and writes of it one chunk each (native/init/init_fs.c), and a process of init's copies
-a pipe the host sent in into the entrypoint's stdin (init_entry.c). Sandbox code runs beside both.
+and serves reads and writes of it one chunk each (native/init/init_fs.c); processes of init's copy a
+pipe the host sent in into the entrypoint's stdin (init_entry.c) and a watch's inotify events into a
+socket the host sent in (init_fs.c). Sandbox code runs beside them.
 
 * It cannot reach either through /proc/1/fd; gVisor's pidfd_getfd gives it what of init's is not the
   host's (the relayed file, not the host's connection): with it, it moves no offset the host reads at
   and forges no reply.
-* It can swap the file under the host's handle, or end the stdin relay: the host keeps its file (as with
-  a descriptor), and its writes to stdin end as they do when the entrypoint closes its stdin (the rest
-  is dropped); nothing hangs, and init serves on.
+* It can swap the file under the host's handle, or end the stdin or a watch's relay: the host keeps its
+  file (as with a descriptor), its writes to stdin end as they do when the entrypoint closes its stdin
+  (the rest is dropped), the watch ends; nothing hangs, and init serves on.
 * A sandbox that ends while the host holds a relayed file: the next write is a BrokenPipeError.
 """
 
@@ -80,6 +81,20 @@ def test_ending_the_stdin_relay_stalls_nothing(sandboxes):
                        "sleep 0.1; done")  # once the drain has started it
     assert "killed" in out, out
     assert drained.wait(60), "drain still waits for a relay that sandbox code ended"
+    assert sh(sb, "echo serving") == (0, "serving\n")
+
+
+def test_ending_a_watch_relay_ends_the_watch(sandboxes):
+    sb = sandboxes("sleep", "300")
+    seen = []
+    watching = threading.Thread(target=lambda: seen.extend(sb.watch("/tmp", timeout=300)), daemon=True)
+    watching.start()
+    code, out = sh(sb, "for i in $(seq 300); do for p in /proc/[0-9]*; do n=${p#/proc/}; [ $n != 1 ] && "
+                       "[ \"$(head -c 17 $p/cmdline)\" = /__pysandbox/init ] && kill -9 $n && echo killed && exit; done; "
+                       "sleep 0.1; done")  # the watch's relay, once it runs
+    assert "killed" in out, out
+    watching.join(60)
+    assert not watching.is_alive(), "the watch still waits on a relay that sandbox code ended"
     assert sh(sb, "echo serving") == (0, "serving\n")
 
 
