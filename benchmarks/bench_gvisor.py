@@ -4,6 +4,8 @@
   against its bare runner running /bin/true (`bwrap ...`, `nsjail -Mo ...`, `runsc --network=none do`);
 * exec: exec("true") + wait in a running sandbox, each runner against bwrap's (aim: gVisor within 2x);
 * stdout throughput: exec("head -c 64M /dev/zero") read in bytes mode;
+* files: sb.filesystem.read_bytes of 4 KiB, and of 16 MiB, each runner against bwrap's (gVisor: init relays
+  the file, a round trip per 64 KiB; the others pass its descriptor);
 * idle memory: USS of an idle sandbox's host processes (supervisor, runner, init; under gVisor also runsc's
   gofer and Sentry, which holds the sandbox's own memory).
 
@@ -25,6 +27,7 @@ RUNNERS = ("bwrap", "nsjail", "gvisor")
 LIFECYCLE_RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 40
 EXEC_RUNS = int(sys.argv[2]) if len(sys.argv) > 2 else 300
 STREAM_BYTES = 64 << 20
+FILE_SIZES = {"4 KiB": 4 << 10, "16 MiB": 16 << 20}
 
 
 def create(the_app, runner, *args):
@@ -79,12 +82,24 @@ def main():
             rate = STREAM_BYTES / (streams[runner] / 1000) / 1e6
             print(f"{runner}: stdout of exec(head -c 64M /dev/zero), bytes mode: median {rate:.0f} MB/s "
                   f"({streams[runner]:.1f} ms); ratio to bwrap {streams['bwrap'] / streams[runner]:.2f}x", flush=True)
+        files(sandboxes)
     finally:
         for sb in sandboxes.values():
             sb.terminate(wait=True)
     idle = [unique_kb(tree(sb._record.supervisor.pid)) for sb in _idle_gvisor(the_app, 5)]
     print(f"gvisor: idle memory of a fresh sandbox (USS of its host processes, after one exec): median "
           f"{statistics.median(idle):.0f} kB over 5", flush=True)
+
+
+def files(sandboxes):
+    for label, size in FILE_SIZES.items():
+        for sb in sandboxes.values():
+            sb.filesystem.write_bytes(bytes(size), "/tmp/bench-file")
+        reads = interleaved({runner: lambda sb=sb: sb.filesystem.read_bytes("/tmp/bench-file")
+                             for runner, sb in sandboxes.items()}, 200 if size < (1 << 20) else 15, warmup=2)
+        for runner in RUNNERS:
+            report(f"{runner}: sb.filesystem.read_bytes of {label}", reads[runner], "the same under bwrap",
+                   reads["bwrap"])
 
 
 def _idle_gvisor(the_app, count):

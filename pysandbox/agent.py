@@ -11,9 +11,11 @@ from __future__ import annotations
 import array
 import errno
 import os
+import select
 import socket
 import struct
 import threading
+import time
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -32,6 +34,11 @@ WATCH_ENTRY = struct.Struct("=i")  # FSOP_WATCH's reply, per watch: its wd, then
 DT_DIR = 4  # FSOP_LIST's reply, per entry: a d_type byte, then the name
 
 REQ_EXEC, REQ_ENTRY_STDIN, REQ_ENTRY_STDIN_CLOSE, REQ_OPEN, REQ_FSOP, REQ_PIDFD = 1, 3, 4, 6, 7, 8  # 2 and 5: retired
+REQ_FILE = 9
+FILE = struct.Struct("=IIq")  # op, whence, its argument (bytes to read, an offset); then WRITE's data
+FILE_READ, FILE_PEEK, FILE_WRITE, FILE_SEEK = 1, 2, 3, 4
+FILE_CHUNK = 64 * 1024  # the most one FILE request reads or writes
+COUNT = struct.Struct("=q")  # FILE's WRITE and SEEK reply: bytes written, the new offset
 FSOP_MKDIR, FSOP_UNLINK, FSOP_RMDIR, FSOP_LIST, FSOP_STAT, FSOP_WATCH = 1, 2, 3, 4, 5, 6
 WATCH_RECURSIVE = 1
 REP_OK, REP_STARTED, REP_EXITED, REP_FD, REP_ERROR = 100, 101, 102, 103, 199
@@ -214,8 +221,27 @@ async def receive(sock: socket.socket, timeout: Optional[float] = None) -> Optio
             return reply
 
 
-async def call(socket_path: Path, kind: int, body: bytes = b"") -> Reply:
+async def call(socket_path: Path, kind: int, body: bytes = b"", fds: Sequence[int] = ()) -> Reply:
     """A one-shot request on its own connection."""
     with connect(socket_path) as sock:
-        send(sock, message(kind, body))
-        return (await receive(sock)).raise_for_error()
+        return await request(sock, kind, body, fds)
+
+
+async def request(sock: socket.socket, kind: int, body: bytes = b"", fds: Sequence[int] = ()) -> Reply:
+    """A request on `sock` and its reply (AgentError if init answered with an error)."""
+    send(sock, message(kind, body), fds)
+    return (await receive(sock)).raise_for_error()
+
+
+def request_blocking(sock: socket.socket, kind: int, body: bytes, timeout: float) -> Optional[Reply]:
+    """As `request`, for a caller outside the event loop; None if no reply came within `timeout` seconds."""
+    send(sock, message(kind, body))
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN)
+    deadline = time.monotonic() + timeout
+    while True:
+        if not poller.poll(max(0, int((deadline - time.monotonic()) * 1000))):
+            return None
+        reply = try_receive(sock)
+        if reply is not None:
+            return reply.raise_for_error()

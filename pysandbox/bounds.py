@@ -52,6 +52,10 @@ BOUNDS: Dict[str, Bound] = {
         "PYSANDBOX_FILE_COPY_MAX", 16 * _GiB,
         "bytes one copy out of a sandbox or a volume writes on the host (sb.filesystem.copy_to_local, "
         "Volume.read_file, copy_files, `pysandbox volume get`); a larger file is refused"),
+    "file_relay_s": Bound(
+        "PYSANDBOX_FILE_RELAY_TIMEOUT", 60,
+        "seconds one read, write or seek of a file open in a gVisor sandbox (sb.open, sb.filesystem) may wait for "
+        "the sandbox's init, which relays it, before it fails with TimeoutError"),
     # Image.from_registry: what a registry (any registry a caller names) can make the host download
     # and unpack. Layer sizes are checked against the manifest before anything is downloaded, and
     # every blob is read to exactly its declared size.

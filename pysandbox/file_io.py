@@ -2,9 +2,10 @@
 
 The sandbox's init opens the path itself, inside the sandbox and as the
 sandbox's user, and passes the open descriptor back; every read and write
-then goes straight to that descriptor. Paths therefore resolve in the
-sandbox's root: a symlink or ".." planted by code in the sandbox cannot make
-us touch a host file.
+then goes straight to that descriptor (under gVisor, which hands no
+descriptor out, init relays them: _core/filerelay.py). Paths therefore
+resolve in the sandbox's root: a symlink or ".." planted by code in the
+sandbox cannot make us touch a host file.
 """
 
 from __future__ import annotations
@@ -45,8 +46,9 @@ def parse_mode(mode: str):
 class FileIO:
     """A file opened in a sandbox; use it as a context manager. Every method also has `.aio`."""
 
-    def __init__(self, fd: int, path: str, readable: bool, writable: bool, binary: bool, verbose: bool) -> None:
-        self._file = io.open(fd, "r+b" if readable and writable else ("rb" if readable else "wb"), buffering=0)
+    def __init__(self, file: io.RawIOBase, path: str, readable: bool, writable: bool, binary: bool,
+                 verbose: bool) -> None:
+        self._file = file
         self._path, self._readable, self._writable, self._binary = path, readable, writable, binary
         self._verbose = verbose
         self._closed = False

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import grp
+import io
 import os
 import pwd
 import stat as stat_module
@@ -57,34 +58,36 @@ class SandboxFilesystem:
         except (ConflictError, OSError) as exc:
             raise filesystem_error(exc) from None
 
-    async def _open(self, path: str, flags: int) -> int:
+    async def _open(self, path: str, flags: int) -> io.RawIOBase:
         return await self._call(self._client().open(path, flags))
 
-    async def _open_file(self, path: str, bound: str) -> Tuple[int, int]:
-        """(descriptor, size) of `path` for reading. The sandbox decides what the path is:
+    async def _open_file(self, path: str, bound: str) -> Tuple[io.RawIOBase, int]:
+        """(file, size) of `path` for reading. The sandbox decides what the path is:
         only a regular file (InitClient.open) no larger than `bound` is read (a FIFO would
         block for ever, /dev/zero never end), and only what it held when opened."""
-        fd = await self._open(path, os.O_RDONLY)
-        size = os.fstat(fd).st_size
-        if size > bounds.get(bound):
-            os.close(fd)
-            raise SandboxFilesystemFileTooLargeError(
-                f"{path} holds {size} bytes, over the {bounds.get(bound)} byte limit ({bounds.variable(bound)})")
-        return fd, size
+        file = await self._open(path, os.O_RDONLY)
+        try:
+            size = _io(file.seek, path, 0, os.SEEK_END)
+            _io(file.seek, path, 0)
+            if size > bounds.get(bound):
+                raise SandboxFilesystemFileTooLargeError(
+                    f"{path} holds {size} bytes, over the {bounds.get(bound)} byte limit ({bounds.variable(bound)})")
+        except BaseException:
+            file.close()
+            raise
+        return file, size
 
     async def _read_all(self, path: str) -> bytes:
-        fd, size = await self._open_file(path, "file_read")
-        try:
+        file, size = await self._open_file(path, "file_read")
+        with file:
             data = bytearray()
             while len(data) < size:
-                chunk = _io(os.read, path, fd, min(CHUNK, size - len(data)))
+                chunk = _io(file.read, path, min(CHUNK, size - len(data)))
                 if not chunk:
                     break  # it shrank meanwhile
                 data += chunk
                 await _aio.checkpoint()
             return bytes(data)
-        finally:
-            os.close(fd)
 
     @synchronized
     async def read_bytes(self, remote_path: str) -> bytes:
@@ -94,21 +97,18 @@ class SandboxFilesystem:
     async def read_text(self, remote_path: str) -> str:
         return (await self._read_all(self._path("read_text", remote_path))).decode("utf-8")
 
-    async def _create(self, path: str) -> int:
-        """A descriptor for writing `path` from scratch, its parents created first."""
+    async def _create(self, path: str) -> io.RawIOBase:
+        """A file for writing `path` from scratch, its parents created first."""
         parent = path.rsplit("/", 1)[0]
         if parent:
             await self._make_dirs(parent, True)
         return await self._open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
 
     async def _write_all(self, path: str, data) -> None:
-        fd = await self._create(path)
-        try:
-            view = memoryview(data)
+        with await self._create(path) as file:
+            view = memoryview(data).cast("B")
             while view:
-                view = view[_io(os.write, path, fd, view[:CHUNK]):]
-        finally:
-            os.close(fd)
+                view = view[_io(file.write, path, view[:CHUNK]):]
 
     @synchronized
     async def write_bytes(self, data: Union[bytes, bytearray, memoryview], remote_path: str) -> None:
@@ -126,24 +126,20 @@ class SandboxFilesystem:
     async def copy_from_local(self, local_path: Union[str, os.PathLike[str]], remote_path: str) -> None:
         path = self._path("copy_from_local", remote_path)
         with open(local_path, "rb") as source:  # FileNotFoundError, IsADirectoryError, PermissionError
-            fd = await self._create(path)
-            try:
-                await copy_range(source.fileno(), fd, os.fstat(source.fileno()).st_size,
+            with await self._create(path) as file:
+                await copy_range(source, file, os.fstat(source.fileno()).st_size,
                                  functools.partial(filesystem_error, path=path))
-            finally:
-                os.close(fd)
 
     @synchronized
     async def copy_to_local(self, remote_path: str, local_path: Union[str, os.PathLike[str]]) -> None:
         path = self._path("copy_to_local", remote_path)
         local = os.path.abspath(os.fspath(local_path))
-        fd, size = await self._open_file(path, "file_copy")
-        try:
+        file, size = await self._open_file(path, "file_copy")
+        with file:
             os.makedirs(os.path.dirname(local), exist_ok=True)
             with _beneath.replacing_path(local) as target:
-                await copy_range(fd, target, size, functools.partial(filesystem_error, path=path))
-        finally:
-            os.close(fd)
+                await copy_range(file, io.FileIO(target, "wb", closefd=False), size,
+                                 functools.partial(filesystem_error, path=path))
 
     async def _stat(self, path: str) -> FileInfo:
         info = await self._call(self._client().stat(path))
@@ -199,21 +195,44 @@ class SandboxFilesystem:
             raise filesystem_error(exc) from None
 
 
-async def copy_range(source_fd: int, target_fd: int, size: int, error: Optional[Callable] = None) -> None:
-    """Copy the first `size` bytes of `source_fd` (or fewer, if it shrank), yielding to the
-    event loop between chunks. `error(exc)` turns an OSError into the caller's exception."""
-    offset = 0
-    while offset < size:
+async def copy_range(source, target, size: int, error: Optional[Callable] = None) -> None:
+    """Copy the first `size` bytes of the binary file `source` to `target` (or fewer, if it
+    shrank), yielding to the event loop between chunks: sendfile between two descriptors,
+    else read and write (a file init relays has none). `error(exc)` turns an OSError into
+    the caller's exception."""
+    copy = _sendfile if _has_fileno(source) and _has_fileno(target) else _read_write
+    done = 0
+    while done < size:
         try:
-            sent = os.sendfile(target_fd, source_fd, offset, min(CHUNK, size - offset))
+            copied = copy(source, target, done, min(CHUNK, size - done))
         except OSError as exc:
             if error is None:
                 raise
             raise error(exc) from None
-        if not sent:
+        if not copied:
             return
-        offset += sent
+        done += copied
         await _aio.checkpoint()
+
+
+def _has_fileno(file) -> bool:
+    try:
+        file.fileno()
+    except io.UnsupportedOperation:
+        return False
+    return True
+
+
+def _sendfile(source, target, offset: int, count: int) -> int:
+    return os.sendfile(target.fileno(), source.fileno(), offset, count)
+
+
+def _read_write(source, target, _offset: int, count: int) -> int:
+    data = source.read(count)
+    view = memoryview(data)
+    while view:
+        view = view[target.write(view):]
+    return len(data)
 
 
 def _io(func, path: str, *args):

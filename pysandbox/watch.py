@@ -2,7 +2,8 @@
 
 The sandbox's init sets up the inotify watches inside the sandbox (the path
 resolves there, never on the host) and hands us the inotify descriptor; we
-read the kernel's events from it directly. Under a recursive watch, a
+read the kernel's events from it directly (under gVisor, from a socket a
+process of init's relays them into). Under a recursive watch, a
 directory created later gets its own watch (and descriptor) from init.
 """
 
@@ -81,6 +82,10 @@ class _Watch:
             data = os.read(fd, READ_SIZE)
         except BlockingIOError:
             return []
+        if not data:  # a relayed watch (gVisor) whose relay ended with the sandbox: it has no more events
+            os.close(fd)
+            del self.paths[fd]
+            return []
         result: List[FileWatchEvent] = []
         moved_from: Optional[Tuple[int, str]] = None  # (cookie, path) awaiting its IN_MOVED_TO
         for wd, mask, cookie, name in parse_events(data):
@@ -134,6 +139,8 @@ async def watch_events(
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 return
+            if not watch.paths:
+                return  # every relay ended (gVisor: the sandbox did)
             if not await _aio.readable(*watch.paths, timeout=left):
                 continue
             for fd in list(watch.paths):

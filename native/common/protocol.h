@@ -31,12 +31,15 @@ struct psb_header {
 enum {
   PSB_REQ_EXEC = 1, /* body: psb_exec + strings; 3 fds: stdin, stdout, stderr */
   /* 2 was a SIGNAL no client sent: now an unknown type, as any other number. */
-  PSB_REQ_ENTRY_STDIN = 3,       /* no body; reply PSB_REP_FD with a dup of the entrypoint's stdin */
+  PSB_REQ_ENTRY_STDIN = 3,       /* no body; reply PSB_REP_FD with a dup of the entrypoint's stdin; or with
+                                    1 fd, a pipe's read end: reply PSB_REP_OK, and a process of init's copies
+                                    it into the entrypoint's stdin until its writers close it (gVisor) */
   PSB_REQ_ENTRY_STDIN_CLOSE = 4, /* no body; init drops its write end: the entrypoint sees EOF */
   /* 5 was a PING no client sent: now an unknown type, as any other number. */
   PSB_REQ_OPEN = 6,  /* body: psb_open + path; reply PSB_REP_FD with the open file */
   PSB_REQ_FSOP = 7,  /* body: psb_fsop + path; reply PSB_REP_OK (LIST: with entries) */
   PSB_REQ_PIDFD = 8, /* no body; reply PSB_REP_FD with a pidfd of init (mount_image: the host joins its namespaces) */
+  PSB_REQ_FILE = 9,  /* body: psb_file (+ data for WRITE); on a connection whose OPEN init relays (below) */
 };
 
 /* Replies (init -> client). */
@@ -69,6 +72,26 @@ struct psb_open {
   /* then: path */
 };
 
+/* Under --handoff (gVisor, which hands no descriptor out of the sandbox) OPEN
+ * replies PSB_REP_OK with the file's psb_stat instead of PSB_REP_FD, and init
+ * keeps a regular file open for the connection: FILE requests on it read,
+ * write and seek it, one bounded chunk each, until the client hangs up. */
+enum {
+  PSB_FILE_READ = 1,  /* arg: bytes (<= PSB_FILE_CHUNK); reply body: the bytes read (none: end of file) */
+  PSB_FILE_PEEK = 2,  /* as READ, without moving the offset (pread) */
+  PSB_FILE_WRITE = 3, /* body's data (<= PSB_FILE_CHUNK); reply body: int64 bytes written */
+  PSB_FILE_SEEK = 4,  /* arg: offset, whence: SEEK_*; reply body: int64 the new offset */
+};
+
+#define PSB_FILE_CHUNK 65536 /* 64 KiB */
+
+struct psb_file {
+  uint32_t op;
+  uint32_t whence;
+  int64_t arg;
+  /* then (WRITE): the data */
+};
+
 /* Directory operations, done by init as the sandbox's user inside the sandbox
  * (never by the host process on host paths). */
 enum {
@@ -78,7 +101,10 @@ enum {
   PSB_FSOP_LIST = 4,  /* reply body: per entry, one byte d_type then the NUL-terminated name */
   PSB_FSOP_STAT = 5,  /* lstat; reply body: psb_stat, then a symlink's target (NUL-terminated) */
   PSB_FSOP_WATCH = 6, /* mode: PSB_WATCH_RECURSIVE or 0; reply PSB_REP_FD with an inotify fd,
-                         body: per watch, int32 wd then the path relative to the request's */
+                         body: per watch, int32 wd then the path relative to the request's; or with
+                         1 fd, a SOCK_SEQPACKET socket: reply PSB_REP_OK with the same body, and a
+                         process of init's sends each read of the inotify fd into it as one
+                         datagram until the client closes it (gVisor) */
 };
 
 #define PSB_WATCH_RECURSIVE 1u

@@ -18,6 +18,7 @@
 #define _GNU_SOURCE 1
 #include <errno.h>        /* errno */
 #include <fcntl.h>        /* open, fcntl, O_* */
+#include <limits.h>       /* INT_MAX: gVisor refuses a larger close_range bound (EINVAL) */
 #include <poll.h>         /* poll */
 #include <signal.h>       /* signal, sigprocmask */
 #include <stdio.h>        /* snprintf */
@@ -81,6 +82,9 @@ void conn_drop(struct conn *c)
 {
   close(c->fd);
   c->fd = -1;
+  if (c->file >= 0)
+    close(c->file);
+  c->file = -1;
   nlive--;
   children_forget_conn(c);
   accept_resume = 0; /* an fd came free */
@@ -152,7 +156,7 @@ static void accept_conns(void)
       accept_resume = now_ms() + ACCEPT_BACKOFF_MS;
       return;
     }
-    *c = (struct conn){.fd = fd};
+    *c = (struct conn){.fd = fd, .file = -1};
     conns[nconns++] = c;
     nlive++;
   }
@@ -164,11 +168,12 @@ static void accept_conns(void)
  *
  *   type               body; fds                 handler (file)
  *   EXEC               psb_exec + strings; 3     handle_exec (init_exec.c)
- *   ENTRY_STDIN        none; 0                   handle_entry_stdin (init_entry.c)
+ *   ENTRY_STDIN        none; 0 or 1              handle_entry_stdin (init_entry.c)
  *   ENTRY_STDIN_CLOSE  none; 0                   handle_entry_stdin_close (init_entry.c)
  *   OPEN               psb_open + path; 0        handle_open (init_fs.c)
- *   FSOP               psb_fsop + path; 0        handle_fsop (init_fs.c)
+ *   FSOP               psb_fsop + path; 0 or 1   handle_fsop (init_fs.c)
  *   PIDFD              none; 0                   handle_pidfd (here)
+ *   FILE               psb_file (+ data); 0      handle_file (init_fs.c)
  *   anything else      refused: EPROTO "unknown request type" (proto.c)
  *
  * The listener is reachable only from the host (agent.sock in the sandbox
@@ -178,17 +183,22 @@ static void accept_conns(void)
  *           seccomp filter, in its own session; the strings are bounded by
  *           the datagram (proto_parse_exec), the timeout kills only its group.
  *   ENTRY_STDIN, ENTRY_STDIN_CLOSE  hand out or close the entrypoint's stdin,
- *           which init made for that (a pipe, or with --pty the terminal).
+ *           which init made for that (a pipe, or with --pty the terminal);
+ *           or copy a pipe the client sent into it, in a process of its own
+ *           (init_entry.c), so that an entrypoint that does not read blocks
+ *           only that process.
  *   OPEN, FSOP  act as the sandbox's user on a path resolved in the sandbox's
  *           root: nothing a process in it could not do itself.  Flags and mode
  *           are masked to what protocol.h allows; O_NONBLOCK keeps a planted
  *           FIFO from blocking pid 1; LIST and WATCH replies are bounded.
+ *   FILE    reads, writes or seeks the regular file the connection's own
+ *           OPEN holds (--handoff only), one chunk of PSB_FILE_CHUNK at most.
  *   PIDFD   a pidfd of init, for the host to join the sandbox's namespaces
  *           (mount_image).  Joining them takes capabilities over them, which
  *           only their owner (the caller) has; signalling init takes the
  *           right to kill it, and pidfd_getfd ptrace access, as without it.
- * With --handoff (gVisor) the requests answered with a descriptor are refused
- * (init_handoff.h).
+ * With --handoff (gVisor) OPEN is relayed over its connection (FILE) and the
+ * other requests answered with a descriptor are refused (init_handoff.h).
  * And none can stall pid 1: every reply is sent MSG_DONTWAIT (a client that
  * does not read is dropped), and every received fd is closed on every path. */
 static void handle_pidfd(struct conn *c)
@@ -230,7 +240,7 @@ static void handle_conn(struct conn *c)
     handle_exec(c, &req);
     break;
   case PSB_REQ_ENTRY_STDIN:
-    handle_entry_stdin(c);
+    handle_entry_stdin(c, &req);
     break;
   case PSB_REQ_ENTRY_STDIN_CLOSE:
     handle_entry_stdin_close(c);
@@ -243,6 +253,9 @@ static void handle_conn(struct conn *c)
     break;
   case PSB_REQ_PIDFD:
     handle_pidfd(c);
+    break;
+  case PSB_REQ_FILE:
+    handle_file(c, &req);
     break;
   }
 }
@@ -279,7 +292,7 @@ static void setup(void)
   for (int fd = 0; fd < 3; fd++)
     if (!fd_is_open(fd) && open("/dev/null", O_RDWR) != fd)
       pdie("open /dev/null");
-  close_range(FD_EVENT + 1, ~0U, 0);
+  close_range(FD_EVENT + 1, INT_MAX, 0);
   if (!fd_is_open(FD_LISTEN))
     die("fd %d (the listener) is not open", FD_LISTEN);
   for (int fd = FD_LISTEN; fd <= FD_EVENT; fd++)
@@ -368,7 +381,7 @@ int main(int argc, char **argv)
     handoff_receive();
   struct init_config config;
   init_config_read(FD_INIT_CONFIG, &config);
-  close_range(FD_INIT_CONFIG + 1, ~0U, 0); /* nothing else of the host's reaches the sandbox */
+  close_range(FD_INIT_CONFIG + 1, INT_MAX, 0); /* nothing else of the host's reaches the sandbox */
   sandbox_env = config.env;
   init_config_check_volumes(&config); /* before anything is made in them */
   make_root_dirs(dirs, ndirs, cwd);

@@ -16,6 +16,9 @@
 struct conn {
   int fd;    /* -1 once dropped; freed at the end of the poll round */
   pid_t pid; /* the process this connection started, until it is reaped */
+  int file;  /* --handoff: the file an OPEN on it holds open for FILE requests (init_fs.c), or -1 */
+  bool file_append;
+  int64_t file_offset; /* the client's, not the file's: sandbox code may hold the same open file */
 };
 
 /* init.c */
@@ -40,7 +43,8 @@ void handle_exec(struct conn *c, struct request *req);
 
 /* init_fs.c */
 void handle_open(struct conn *c, const struct request *req);
-void handle_fsop(struct conn *c, const struct request *req);
+void handle_fsop(struct conn *c, struct request *req);
+void handle_file(struct conn *c, const struct request *req);
 
 /* init_entry.c */
 extern int entry_tty; /* --pty: the terminal's master, copied to the stdout pipe */
@@ -49,7 +53,7 @@ extern pid_t entry_pid;
 void start_entrypoint(char **argv, bool pty);
 bool copy_terminal_output(void);
 bool tty_pending(void);
-void handle_entry_stdin(struct conn *c);
+void handle_entry_stdin(struct conn *c, struct request *req);
 void handle_entry_stdin_close(struct conn *c);
 
 #endif

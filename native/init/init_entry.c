@@ -1,9 +1,11 @@
 /* init_entry.c: sandbox-init's entrypoint: starting it, its terminal (--pty),
  * whose output the main loop copies into the stdout pipe, and its stdin, which
- * clients take (ENTRY_STDIN) and close (ENTRY_STDIN_CLOSE). */
+ * clients take or feed through a relay (ENTRY_STDIN) and close
+ * (ENTRY_STDIN_CLOSE). */
 #define _GNU_SOURCE 1
 #include <errno.h>     /* errno, EAGAIN, EINTR, ENOENT */
 #include <fcntl.h>     /* open, fcntl, O_* */
+#include <poll.h>      /* poll */
 #include <stdio.h>     /* dprintf */
 #include <stdlib.h>    /* exit, posix_openpt, grantpt, unlockpt, ptsname_r */
 #include <string.h>    /* strerror */
@@ -13,6 +15,7 @@
 #include "env.h"
 #include "fds.h"
 #include "init.h"
+#include "init_handoff.h"
 #include "spawn.h"
 #include "util.h"
 
@@ -102,12 +105,47 @@ void start_entrypoint(char **argv, bool pty)
   entry_stdin = p[1];
 }
 
-void handle_entry_stdin(struct conn *c)
+/* The stdin relay (handoff_fork_relay): copies fd 0 (the client's pipe) into
+ * fd 1 (a dup of the entrypoint's stdin) until either side closes. */
+static _Noreturn void relay_stdin(void)
 {
-  if (entry_stdin < 0)
+  static char buf[65536];
+  for (;;) {
+    ssize_t n = read(0, buf, sizeof buf);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      _exit(0);
+    for (ssize_t done = 0; done < n;) {
+      ssize_t w = write(1, buf + done, (size_t)(n - done));
+      if (w < 0 && errno == EAGAIN) { /* the terminal's master is non-blocking (init reads it) */
+        struct pollfd p = {.fd = 1, .events = POLLOUT};
+        poll(&p, 1, -1);
+      } else if (w < 0 && errno != EINTR) {
+        _exit(0); /* EPIPE: the entrypoint closed its stdin */
+      } else if (w > 0) {
+        done += w;
+      }
+    }
+  }
+}
+
+void handle_entry_stdin(struct conn *c, struct request *req)
+{
+  if (entry_stdin < 0) {
     reply_error(c, ENOENT, "the entrypoint has no open stdin");
-  else
+  } else if (req->nfds == 0) {
     reply(c, PSB_REP_FD, entry_stdin); /* the receiver gets its own copy */
+  } else {
+    pid_t pid = handoff_fork_relay(req->fds[0], entry_stdin);
+    if (pid == 0)
+      relay_stdin();
+    if (pid < 0)
+      reply_error(c, errno, "fork");
+    else
+      reply(c, PSB_REP_OK, -1);
+  }
+  proto_close_fds(req);
 }
 
 void handle_entry_stdin_close(struct conn *c)

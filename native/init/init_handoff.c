@@ -4,9 +4,12 @@
 
 #include <errno.h>      /* errno */
 #include <fcntl.h>      /* fcntl, open, O_* */
+#include <limits.h>     /* INT_MAX: gVisor refuses a larger close_range bound */
+#include <signal.h>     /* sigprocmask, SIGKILL */
 #include <string.h>     /* memcpy */
+#include <sys/prctl.h>  /* prctl, PR_SET_PDEATHSIG */
 #include <sys/socket.h> /* MSG_DONTWAIT */
-#include <unistd.h>     /* dup2, close */
+#include <unistd.h>     /* dup2, close, close_range, fork, getppid */
 
 #include "fds.h"
 #include "handoff.h"
@@ -62,12 +65,28 @@ bool handoff_refuses(const struct request *req)
   if (req->type == PSB_REQ_FSOP) { /* proto_recv checked the body's size */
     struct psb_fsop f;
     memcpy(&f, req->body, sizeof f);
-    return f.op == PSB_FSOP_WATCH;
+    return f.op == PSB_FSOP_WATCH && req->nfds == 0; /* without the socket init relays events into */
   }
   if (req->type == PSB_REQ_EXEC) { /* gVisor cannot make a host terminal a controlling one */
     struct psb_exec e;
     memcpy(&e, req->body, sizeof e);
     return (e.flags & PSB_EXEC_FLAG_PTY) != 0;
   }
-  return req->type == PSB_REQ_OPEN || req->type == PSB_REQ_ENTRY_STDIN || req->type == PSB_REQ_PIDFD;
+  if (req->type == PSB_REQ_ENTRY_STDIN) /* without the read end of a pipe init relays */
+    return req->nfds == 0;
+  return req->type == PSB_REQ_PIDFD;
+}
+
+pid_t handoff_fork_relay(int in, int out)
+{
+  pid_t init = getpid(), pid = fork();
+  if (pid != 0)
+    return pid;
+  sigset_t none;
+  sigemptyset(&none);
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != init || dup2(in, 0) < 0 || dup2(out, 1) < 0 ||
+      sigprocmask(SIG_SETMASK, &none, NULL) < 0)
+    _exit(1);
+  close_range(3, INT_MAX, 0);
+  return 0;
 }

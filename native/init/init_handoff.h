@@ -4,7 +4,8 @@
 #if !defined(PSB_INIT_HANDOFF_H)
 #define PSB_INIT_HANDOFF_H
 
-#include <stdbool.h> /* bool */
+#include <stdbool.h>   /* bool */
+#include <sys/types.h> /* pid_t */
 
 #include "proto.h"
 
@@ -21,10 +22,18 @@ void handoff_receive(void);
 int handoff_accept(void);
 
 /* gVisor passes a host socket's SCM_RIGHTS into the sandbox but not out of
- * it: the requests answered with a descriptor are refused, with
+ * it: OPEN is relayed instead (protocol.h, PSB_REQ_FILE), and the other
+ * requests answered with a descriptor are refused, with
  * EPROTONOSUPPORT and this message (the client says which call it was); so is
  * an exec with a pty, before it starts (gVisor cannot make a host terminal a
  * controlling one). */
+/* A relay: a process of init's that copies between the client's descriptor
+ * and one of the sandbox's, so that blocking stalls only it, never pid 1.
+ * Returns 0 in the child, whose fd 0 is `in`, fd 1 `out`, with no other fd
+ * of init's, no blocked signal, and SIGKILL when init dies; the child's pid in
+ * init; -1 with errno set. */
+pid_t handoff_fork_relay(int in, int out);
+
 #define HANDOFF_REFUSED_WHY "the gVisor runner cannot hand a descriptor out of the sandbox"
 bool handoff_refuses(const struct request *req);
 

@@ -88,12 +88,21 @@ enum proto_result proto_recv(int fd, struct request *req, int *err, const char *
   case PSB_REQ_FSOP:
     if (body_len < sizeof(struct psb_fsop) + 2 || inbuf[n - 1] != '\0')
       return bad(req, EPROTO, "fsop needs an op, a mode and a NUL-terminated path", err, why);
+    want_fds = req->nfds > 0 ? 1 : 0; /* WATCH: none, or the socket init relays events into */
     break;
   case PSB_REQ_OPEN:
     if (body_len < sizeof(struct psb_open) + 2 || inbuf[n - 1] != '\0')
       return bad(req, EPROTO, "open needs flags, mode and a NUL-terminated path", err, why);
     break;
+  case PSB_REQ_FILE:
+    if (body_len < sizeof(struct psb_file))
+      return bad(req, EPROTO, "file request body too short", err, why);
+    break;
   case PSB_REQ_ENTRY_STDIN:
+    if (body_len != 0)
+      return bad(req, EPROTO, "unexpected body", err, why);
+    want_fds = req->nfds > 0 ? 1 : 0; /* none, or the read end init relays (protocol.h) */
+    break;
   case PSB_REQ_ENTRY_STDIN_CLOSE:
   case PSB_REQ_PIDFD:
     if (body_len != 0)

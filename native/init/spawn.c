@@ -8,7 +8,7 @@
 
 #include <errno.h>     /* ENOENT, ENOTDIR, EACCES, ... */
 #include <fcntl.h>     /* AT_FDCWD, AT_EACCESS */
-#include <limits.h>    /* PATH_MAX */
+#include <limits.h>    /* PATH_MAX, INT_MAX */
 #include <signal.h>    /* sigset_t, sigemptyset */
 #include <spawn.h>     /* posix_spawn* */
 #include <string.h>    /* strchr, strchrnul, strlen, memcpy, memset */
@@ -71,7 +71,7 @@ static int fork_with_terminal(const char *file, const struct spawn_args *a, pid_
       if (dup2(a->fds[i], i) < 0)
         goto fail;
     if (ioctl(0, TIOCSCTTY, 0) < 0 || (a->cwd_fd >= 0 && fchdir(a->cwd_fd) < 0) ||
-        close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+        close_range(3, INT_MAX, CLOSE_RANGE_CLOEXEC) < 0)
       goto fail;
     execve(file, a->argv, a->envp);
   fail:;

@@ -11,8 +11,10 @@ user, and answers with an errno or with descriptors: an errno becomes Modal
 from __future__ import annotations
 
 import errno
+import io
 import os
 import posixpath
+import socket
 import stat as stat_module
 from pathlib import Path
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
@@ -22,15 +24,14 @@ from .._state import records
 from ..container_process import ContainerProcess
 from ..exception import ConflictError, InvalidError
 from .exec import start_process
+from .filerelay import RelayFile
 from .fserrors import os_error
 from .spec import ExecSpec
 
 # What each request that init answers with a descriptor serves: under the gVisor runner init refuses them
-# (EPROTONOSUPPORT, native/init/init_handoff.h), as gVisor hands no descriptor out of the sandbox.
+# (EPROTONOSUPPORT, native/init/init_handoff.h), as gVisor hands no descriptor out of the sandbox. OPEN,
+# ENTRY_STDIN and FSOP_WATCH are not among them: init relays those instead.
 _NEEDS_A_DESCRIPTOR = {
-    agent.REQ_OPEN: "sb.open() and sb.filesystem's reads and writes",
-    agent.REQ_FSOP: "watch()",  # FSOP_WATCH, the one FSOP answered with a descriptor
-    agent.REQ_ENTRY_STDIN: "the entrypoint's stdin (sb.stdin)",
     agent.REQ_PIDFD: "mount_image(), unmount_image() and snapshot_directory()",
 }
 
@@ -77,8 +78,24 @@ class InitClient:
         return await ContainerProcess.wait.__wrapped__(process) == 0  # the core coroutine, run by our caller
 
     async def entry_stdin(self) -> int:
-        """A write end of the entrypoint's stdin."""
-        return (await self._call(agent.REQ_ENTRY_STDIN)).fds[0]
+        """A write end of the entrypoint's stdin: init's own, or under gVisor, which hands no descriptor
+        out, a pipe's whose read end init copies into it (native/init/init_entry.c)."""
+        try:
+            return (await agent.call(self.socket_path, agent.REQ_ENTRY_STDIN)).fds[0]
+        except agent.AgentError as exc:
+            if exc.errno != errno.EPROTONOSUPPORT:
+                raise ConflictError(f"Sandbox {self.sandbox_id}: {exc}") from None
+        except agent.AgentGone:
+            raise await records.finished_error(self.sandbox_id) from None
+        read_end, write_end = os.pipe2(os.O_CLOEXEC)
+        try:
+            await self._call(agent.REQ_ENTRY_STDIN, fds=[read_end])
+        except BaseException:
+            os.close(write_end)
+            raise
+        finally:
+            os.close(read_end)
+        return write_end
 
     async def pidfd(self) -> int:
         """A pidfd of init, through which the host joins the sandbox's namespaces (_core/mounts.py)."""
@@ -88,9 +105,9 @@ class InitClient:
         """Close the entrypoint's stdin (init keeps its write end until told); a no-op once the sandbox ended."""
         await self._call(agent.REQ_ENTRY_STDIN_CLOSE, finished_ok=True)
 
-    async def _call(self, kind: int, finished_ok: bool = False) -> Optional[agent.Reply]:
+    async def _call(self, kind: int, finished_ok: bool = False, fds: Sequence[int] = ()) -> Optional[agent.Reply]:
         try:
-            return await agent.call(self.socket_path, kind)
+            return await agent.call(self.socket_path, kind, fds=fds)
         except agent.AgentGone:
             if finished_ok:
                 return None
@@ -100,32 +117,52 @@ class InitClient:
 
     # Files ---------------------------------------------------------------
 
-    async def _request(self, kind: int, head: bytes, path: str) -> agent.Reply:
-        """One path request to init; its errno becomes the matching OSError subclass."""
+    async def _request(self, kind: int, head: bytes, path: str, sock: Optional[socket.socket] = None,
+                       fds: Sequence[int] = ()) -> agent.Reply:
+        """One path request to init, on `sock` or a connection of its own; its errno becomes the
+        matching OSError subclass."""
         if not isinstance(path, str) or not path or "\0" in path:
             raise ValueError(f"Invalid path: {path!r}")
+        body = head + os.fsencode(path) + b"\0"
         try:
-            return await agent.call(self.socket_path, kind, head + os.fsencode(path) + b"\0")
+            if sock is None:
+                return await agent.call(self.socket_path, kind, body, fds)
+            return await agent.request(sock, kind, body)
         except agent.AgentGone:
             raise await records.finished_error(self.sandbox_id) from None
         except agent.AgentError as exc:
             raise _refused(self.sandbox_id, kind, exc) or os_error(exc.errno, path) from None
 
-    async def _fs_op(self, op: int, path: str, argument: int = 0) -> agent.Reply:
-        return await self._request(agent.REQ_FSOP, agent.FSOP.pack(op, argument), path)
+    async def _fs_op(self, op: int, path: str, argument: int = 0, fds: Sequence[int] = ()) -> agent.Reply:
+        return await self._request(agent.REQ_FSOP, agent.FSOP.pack(op, argument), path, fds=fds)
 
-    async def open(self, path: str, flags: int) -> int:
-        """A blocking descriptor for the regular file `path`, opened inside the sandbox with
-        os.open `flags`. The sandbox decides what the path is: anything but a regular file (a
-        FIFO that would block for ever, a device that never ends) is refused."""
-        fd = _one_fd(await self._request(agent.REQ_OPEN, agent.OPEN.pack(flags, 0o666), path), "an open", path)
+    async def open(self, path: str, flags: int) -> io.RawIOBase:
+        """The regular file `path`, opened inside the sandbox with os.open `flags`, as an unbuffered
+        binary file: io.FileIO over the descriptor init passes, or under gVisor the RelayFile init
+        relays on the connection. The sandbox decides what the path is: anything but a regular file
+        (a FIFO that would block for ever, a device that never ends) is refused."""
+        readable, writable = flags & os.O_ACCMODE != os.O_WRONLY, flags & os.O_ACCMODE != os.O_RDONLY
         try:
-            _check_regular(fd, path)
+            sock = agent.connect(self.socket_path)
+        except agent.AgentGone:
+            raise await records.finished_error(self.sandbox_id) from None
+        try:
+            reply = await self._request(agent.REQ_OPEN, agent.OPEN.pack(flags, 0o666), path, sock)
+            if not reply.fds:  # init relays the file on this connection (the gVisor runner)
+                _check_regular(reply.unpack(agent.STAT)[0], path)
+                return RelayFile(sock, readable, writable)
+        except BaseException:
+            sock.close()
+            raise
+        sock.close()
+        fd = _one_fd(reply, "an open", path)
+        try:
+            _check_regular(os.fstat(fd).st_mode, path)
+            os.set_blocking(fd, True)
+            return io.FileIO(fd, "r+b" if readable and writable else ("rb" if readable else "wb"))
         except BaseException:
             os.close(fd)
             raise
-        os.set_blocking(fd, True)
-        return fd
 
     async def stat(self, path: str) -> Stat:
         """lstat of `path`: symlinks are not followed."""
@@ -180,15 +217,37 @@ class InitClient:
         await self._fs_op(agent.FSOP_RMDIR, path)
 
     async def watch(self, path: str, recursive: bool) -> Tuple[int, Dict[int, str]]:
-        """(an inotify descriptor watching `path`, or with `recursive` every directory below it;
-        the sandbox path each of its watch descriptors stands for)."""
-        reply = await self._fs_op(agent.FSOP_WATCH, path, agent.WATCH_RECURSIVE if recursive else 0)
+        """(a non-blocking descriptor whose reads are inotify events on `path`, or with `recursive`
+        every directory below it; the sandbox path each of their watch descriptors stands for):
+        init's inotify descriptor, or under gVisor, which hands none out, a socket of ours into
+        which a process of init's relays each read of it (native/init/init_fs.c); at its end it
+        reads end of file."""
+        flags = agent.WATCH_RECURSIVE if recursive else 0
+        try:
+            reply = await self._fs_op(agent.FSOP_WATCH, path, flags)
+        except OSError as exc:
+            if exc.errno != errno.EPROTONOSUPPORT:
+                raise
+            return await self._relayed_watch(path, flags)
         fd = _one_fd(reply, "a watch", path)
         try:
             return fd, parse_watches(reply.body, path)
         except BaseException:
             os.close(fd)
             raise
+
+
+    async def _relayed_watch(self, path: str, flags: int) -> Tuple[int, Dict[int, str]]:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+        try:
+            with theirs:
+                reply = await self._fs_op(agent.FSOP_WATCH, path, flags, fds=[theirs.fileno()])
+            watches = parse_watches(reply.body, path)
+        except BaseException:
+            ours.close()
+            raise
+        ours.setblocking(False)
+        return ours.detach(), watches
 
 
 def parse_watches(body: bytes, base: str) -> Dict[int, str]:
@@ -214,9 +273,8 @@ def _one_fd(reply: agent.Reply, request: str, path: str) -> int:
     return reply.fds[0]
 
 
-def _check_regular(fd: int, path: str) -> None:
-    """The OSError for anything but a regular file open on `fd`."""
-    mode = os.fstat(fd).st_mode
+def _check_regular(mode: int, path: str) -> None:
+    """The OSError for anything but a regular file (`mode`: its st_mode)."""
     if stat_module.S_ISDIR(mode):
         raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
     if not stat_module.S_ISREG(mode):

@@ -9,12 +9,13 @@ with what differs:
 * runsc passes the sandbox no descriptor but its stdio, and gVisor cannot accept() on a
   host listener: the supervisor hands init its fds and each connection it accepts over
   a socket that is the runner's stdin (`--handoff`, native/common/handoff.h). gVisor passes
-  a host socket's SCM_RIGHTS into the sandbox but not out, so the requests answered with
-  a descriptor (sb.open, the file API's reads and writes, watch, the entrypoint's stdin,
-  mount_image) are refused (init_handoff.h; initclient.py says which call), as is an exec
-  with a pty. gVisor lets sandbox code reopen init's descriptors through /proc/1/fd, but
-  not a socket: its event channel and runsc's stdout and stderr are sockets (the supervisor
-  copies the latter into supervisor.log within PYSANDBOX_RUNNER_LOG_MAX).
+  a host socket's SCM_RIGHTS into the sandbox but not out: init relays sb.open's file on its
+  connection, the entrypoint's stdin from a pipe and watch()'s events into a socket the host
+  sends in, and refuses the other requests answered with a descriptor (mount_image;
+  init_handoff.h, initclient.py says which call), as it does an exec with a pty. gVisor lets sandbox code reopen init's
+  descriptors through /proc/1/fd, but not a socket: its event channel and runsc's stdout
+  and stderr are sockets (the supervisor copies the latter into supervisor.log within
+  PYSANDBOX_RUNNER_LOG_MAX).
 * runsc makes its own namespaces (its Sentry runs as nobody in a user namespace of its
   own): it runs as the caller, which must be root, with no user namespace of the
   supervisor's (RunnerCommand.self_isolating). The OCI configuration's user namespace maps
@@ -99,22 +100,14 @@ def refuse(spec: SandboxSpec) -> None:
         raise InvalidError(f"The gVisor runner's default network needs Linux {'.'.join(map(str, LINK_FILTER_KERNEL))} "
                            f"or later (its egress filter needs the netdev egress hook); this is {os.uname().release}. "
                            "Pass block_network=True, or use the bwrap or nsjail runner.")
-    unsupported = {
-        "pty=True": spec.pty,
-        "ephemeral_disk=": spec.resources.ephemeral_disk is not None,
-    }
-    for what, asked in unsupported.items():
-        if asked:
-            raise InvalidError(f"The gVisor runner does not support {what} yet: use the bwrap or nsjail runner for it "
-                               "(docs/RUNNERS.md lists what each runner supports).")
 
 
 # What the gvisor runner gives and lacks, for doctor (docs/RUNNERS.md's table says why).
-SUPPORTED = "the host image and image=: exec, streams, stdin, files' listing/stat/mkdir/rm, volumes, limits, " \
-            "timeouts, names and tags, block_network, the default network, outbound_cidr_allowlist, ports and tunnels"
-UNSUPPORTED = "outbound_domain_allowlist (at create and at run time), pty, ephemeral_disk, " \
-              "sb.open and the file API's reads and writes, " \
-              "watch, the entrypoint's stdin, mount_image and snapshots, callers other than root"
+SUPPORTED = "the host image and image=: exec, streams, stdin (the entrypoint's relayed), sb.open, the file API " \
+            "and watch (relayed by init), create(pty=True) but its write_eof, volumes, limits, timeouts, names and " \
+            "tags, ephemeral_disk, block_network, the default network, outbound_cidr_allowlist, ports and tunnels"
+UNSUPPORTED = "outbound_domain_allowlist (at create and at run time), exec(pty=True), mount_image and snapshots, " \
+              "callers other than root"
 
 
 def platform(binary: str) -> str:
@@ -240,8 +233,6 @@ def command(inputs: RunnerInputs, binary: str) -> RunnerCommand:
     """`runsc run` of the shared bundle, its state (--root) beside the sandbox's upper directory, the container
     named after the sandbox. Its root (_root_path): the host image's a tmpfs of disk_bytes, or the upper
     directory with PYSANDBOX_WRITABLE_ROOT_MAX=0; an image's its overlay; both mounted by the supervisor."""
-    if inputs.pty:
-        raise InvalidError("The gVisor runner runs sandboxes with no pty (docs/RUNNERS.md).")
     overlay = inputs.overlay
     network = "--network=sandbox" if inputs.network == "default" else "--network=none"
     argv = [binary, "--root", runsc_root(os.path.dirname(inputs.upper)), network, *RUNSC_FLAGS, "run",

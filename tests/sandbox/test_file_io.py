@@ -10,6 +10,7 @@ from pysandbox._state import paths
 pytestmark = pytest.mark.rootless
 
 
+@pytest.mark.gvisor
 def test_write_then_read_text_and_bytes(sb):
     with sb.open("/tmp/a.txt", "w") as f:
         f.write("héllo\nworld\n")
@@ -22,6 +23,7 @@ def test_write_then_read_text_and_bytes(sb):
     assert sb.exec("cat", "/tmp/a.txt").stdout.read() == "héllo\nworld\n"
 
 
+@pytest.mark.gvisor
 def test_modes_append_exclusive_update_and_seek(sb):
     with sb.open("/tmp/b", "wb") as f:
         f.write(b"0123456789")
@@ -42,6 +44,7 @@ def test_modes_append_exclusive_update_and_seek(sb):
         assert f.read() == ""  # truncated
 
 
+@pytest.mark.gvisor
 def test_relative_paths_use_the_workdir(sandboxes):
     sb = sandboxes(workdir="/repo")
     with sb.open("notes.txt", "w") as f:
@@ -56,6 +59,7 @@ def test_invalid_modes(sb, mode):
         sb.open("/tmp/x", mode)
 
 
+@pytest.mark.gvisor
 def test_handle_errors(sb):
     f = sb.open("/tmp/c", "w")
     with pytest.raises(io.UnsupportedOperation, match="not readable"):
@@ -79,6 +83,7 @@ def test_handle_errors(sb):
         sb.open("/usr/bin/new-file", "w")
 
 
+@pytest.mark.gvisor
 def test_aio(sb):
     async def main():
         f = await sb.open.aio("/tmp/d", "w")
@@ -92,6 +97,7 @@ def test_aio(sb):
     assert asyncio.run(main()) == "async"
 
 
+@pytest.mark.gvisor
 def test_files_land_in_the_upper_dir_owned_by_the_sandbox_user(sandboxes, monkeypatch):
     monkeypatch.setenv("PYSANDBOX_WRITABLE_ROOT_MAX", "0")  # the root on the state disk, not a tmpfs
     sb = sandboxes()
@@ -102,6 +108,7 @@ def test_files_land_in_the_upper_dir_owned_by_the_sandbox_user(sandboxes, monkey
     assert host.stat().st_uid != 0
 
 
+@pytest.mark.gvisor
 def test_fifo_cannot_block_the_agent_nor_the_caller(sb):
     sb.exec("mkfifo", "/tmp/fifo").wait()
     with pytest.raises(OSError, match="not a regular file"):  # refused at once: init never blocks on it
@@ -109,6 +116,7 @@ def test_fifo_cannot_block_the_agent_nor_the_caller(sb):
     assert sb.exec("echo", "still serving").stdout.read() == "still serving\n"
 
 
+@pytest.mark.gvisor
 def test_ls_mkdir_rm(sb):
     sb.mkdir("/w/x/y", parents=True)
     sb.mkdir("/w/x/y", parents=True)  # idempotent with parents

@@ -19,6 +19,7 @@ from pysandbox.exception import (
 pytestmark = pytest.mark.rootless
 
 
+@pytest.mark.gvisor
 def test_read_write_round_trip(sb):
     fs = sb.filesystem
     assert sb.filesystem is fs
@@ -41,6 +42,7 @@ def test_paths_must_be_absolute(sb):
             call()
 
 
+@pytest.mark.gvisor
 def test_errors_are_modal_classes(sb):
     fs = sb.filesystem
     with pytest.raises(SandboxFilesystemNotFoundError):
@@ -68,6 +70,7 @@ def test_errors_are_modal_classes(sb):
     assert not issubclass(SandboxFilesystemNotFoundError, OSError)
 
 
+@pytest.mark.gvisor
 def test_stat_and_list_files(sb):
     fs = sb.filesystem
     fs.write_text("12345", "/w/f")
@@ -82,6 +85,7 @@ def test_stat_and_list_files(sb):
     assert set(entries) == {"f", "link", "sub"} and entries["sub"].is_dir()
 
 
+@pytest.mark.gvisor
 def test_copy_from_and_to_local(sb, tmp_path):
     local = tmp_path / "in.bin"
     local.write_bytes(b"payload" * 10000)
@@ -99,6 +103,7 @@ def test_copy_from_and_to_local(sb, tmp_path):
         sb.filesystem.copy_from_local(tmp_path / "absent", "/up/x")
 
 
+@pytest.mark.gvisor
 def test_aio_and_gone_sandbox(sandboxes):
     sb = sandboxes()
 

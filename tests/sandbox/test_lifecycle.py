@@ -38,6 +38,7 @@ def test_entrypoint_output_and_exit_code(sandboxes):
     assert sb.poll() == 7
 
 
+@pytest.mark.gvisor
 def test_entrypoint_stdin(sandboxes):
     sb = sandboxes("cat")
     sb.stdin.write("hi\n")

@@ -120,6 +120,7 @@ def test_pool_across_processes(app, sandboxes):
         assert sb.exec("cat", "/tmp/job").stdout.read().strip() == sb.object_id
 
 
+@pytest.mark.gvisor
 def test_from_id_reads_entrypoint_output_and_stdin_from_another_process(app, sandboxes):
     sb = sandboxes("sh", "-c", "echo started; read line; echo got $line")
     script = textwrap.dedent(

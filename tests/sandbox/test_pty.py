@@ -47,6 +47,7 @@ def test_pty_failed_command(sb):
     assert "no-such-command" in p.stdout.read()
 
 
+@pytest.mark.gvisor
 def test_entrypoint_under_a_pty(sandboxes):
     sb = sandboxes("bash", "-c", "tty; stty size; echo err >&2; read -p 'name? ' n; echo hi $n", pty=True)
     sb.stdin.write("bob\n")

@@ -272,6 +272,7 @@ def _sandbox_dirs():
     return set(os.listdir(paths.sandboxes_dir())) if paths.sandboxes_dir().exists() else set()
 
 
+@pytest.mark.gvisor
 def test_disk_limit_holds_root_and_tmp(jailed):
     sb = jailed(ephemeral_disk=64, workdir="/app")
     assert run(sb, "pwd; stat -c %a /root /tmp") == "/app\n700\n1777\n"

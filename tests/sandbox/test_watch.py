@@ -1,6 +1,7 @@
 """Watching paths in a sandbox: sb.filesystem.watch() (Modal 1.6) and sb.watch() (1.5)."""
 
 import asyncio
+import gc
 import os
 import threading
 import time
@@ -8,24 +9,30 @@ import time
 import pytest
 
 import pysandbox as modal
+from pysandbox import watch as watch_module
 from pysandbox.exception import InvalidError, NotFoundError, SandboxFilesystemNotFoundError
 
 Create, Modify, Remove = modal.FileWatchEventType.Create, modal.FileWatchEventType.Modify, modal.FileWatchEventType.Remove
 
 
-def _inotify_fds() -> int:
+def _watch_fds() -> int:
+    """Descriptors this process reads watch events from: inotify's, or under gVisor the sockets init
+    relays them into (pysandbox.watch._Watch)."""
+    relayed = {fd for watch in gc.get_objects() if isinstance(watch, watch_module._Watch)
+               for fd in list(watch.paths)}  # the watch's own thread may change its dict meanwhile
     count = 0
     for fd in os.listdir("/proc/self/fd"):
         try:
-            count += os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:inotify"
+            target = os.readlink(f"/proc/self/fd/{fd}")
         except OSError:
-            pass
+            continue
+        count += target == "anon_inode:inotify" or (int(fd) in relayed and target.startswith("socket:"))
     return count
 
 
 def _wait_for_watches(n: int) -> None:
     deadline = time.monotonic() + 30
-    while _inotify_fds() < n:
+    while _watch_fds() < n:
         assert time.monotonic() < deadline, "the watch never started"
         time.sleep(0.01)
 
@@ -53,6 +60,7 @@ def collect(events, until):
     return seen
 
 
+@pytest.mark.gvisor
 @pytest.mark.rootless
 def test_directory_watch_reports_children_and_collapses_renames(sb):
     sb.filesystem.make_directory("/data/deeper")
@@ -66,6 +74,7 @@ def test_directory_watch_reports_children_and_collapses_renames(sb):
     assert not any("/data/deeper/x" in paths for _, paths in seen)  # not recursive: children only
 
 
+@pytest.mark.gvisor
 @pytest.mark.rootless
 def test_recursive_watch_follows_new_directories(sb):
     sb.filesystem.make_directory("/data/old")
@@ -80,6 +89,7 @@ def test_recursive_watch_follows_new_directories(sb):
     assert seen[-1][1] == ["/data/new/g"]
 
 
+@pytest.mark.gvisor
 def test_file_watch_and_filter(sb):
     sb.filesystem.write_text("a", "/tmp/f")
     thread = when_watching((1, (sb, "echo more >> /tmp/f; rm /tmp/f")))
@@ -88,6 +98,7 @@ def test_file_watch_and_filter(sb):
     assert seen == [(Remove, ["/tmp/f"])]
 
 
+@pytest.mark.gvisor
 def test_old_api_watch_and_timeout_ends_quietly(sb):
     sb.mkdir("/w")
     thread = when_watching((1, (sb, "touch /w/x")))
@@ -97,6 +108,7 @@ def test_old_api_watch_and_timeout_ends_quietly(sb):
     assert list(sb.watch("/w", timeout=0.2)) == []  # nothing happens: the iterator just ends
 
 
+@pytest.mark.gvisor
 def test_watch_aio(sb):
     sb.filesystem.make_directory("/a")
 
@@ -109,6 +121,7 @@ def test_watch_aio(sb):
     assert asyncio.run(main()) == (Create, ["/a/y"])
 
 
+@pytest.mark.gvisor
 def test_watch_errors(sb):
     with pytest.raises(SandboxFilesystemNotFoundError):
         list(sb.filesystem.watch("/missing", timeout=1))
@@ -118,7 +131,7 @@ def test_watch_errors(sb):
         list(sb.filesystem.watch("/tmp", filter=["Create"], timeout=1))
     with pytest.raises(InvalidError, match="timeout"):
         list(sb.filesystem.watch("/tmp", timeout=-1))
-    assert _inotify_fds() == 0  # nothing left open by the failed calls
+    assert _watch_fds() == 0  # nothing left open by the failed calls
     sb.terminate()
     sb.wait(raise_on_termination=False)
     with pytest.raises(NotFoundError, match="unavailable"):

@@ -122,7 +122,7 @@ FRAMING = [
     ("exec with 2 fds", _exec(1, 0), 2, errno.EPROTO, "wrong number of file descriptors"),
     ("exec with 4 fds", _exec(1, 0), 4, errno.EPROTO, "too many file descriptors"),
     ("exec with 16 fds", _exec(1, 0), 16, errno.EPROTO, "too many file descriptors"),
-    ("entry stdin with an fd", agent.message(agent.REQ_ENTRY_STDIN), 1, errno.EPROTO, "wrong number of file descriptors"),
+    ("entry stdin with 3 fds", agent.message(agent.REQ_ENTRY_STDIN), 3, errno.EPROTO, "wrong number of file descriptors"),
     ("pidfd with an fd", agent.message(agent.REQ_PIDFD), 1, errno.EPROTO, "wrong number of file descriptors"),
     # counts in the body
     ("argc 0", _exec(0, 0), 3, errno.EINVAL, "argc must be at least 1"),
@@ -132,6 +132,7 @@ FRAMING = [
     ("argc past the strings", _exec(3, 0, b"/\0a\0b\0c"), 3, errno.EINVAL, "unterminated string"),
     ("trailing bytes", _exec(1, 0, b"/\0true\0junk"), 3, errno.EINVAL, "trailing bytes"),
     ("unknown exec flags", _exec(1, 0, flags=0x80), 3, errno.EINVAL, "unknown exec flags"),
+    ("file body too short", _header(agent.REQ_FILE, b"\x00" * 8), 0, errno.EPROTO, "file request body too short"),
 ]
 
 
@@ -154,6 +155,37 @@ def test_semantic_errors_keep_the_connection(sb):
             assert _error(_aio.run_sync(agent.receive(sock, timeout=QUIET)))[0] == code
             agent.send(sock, STAT_ROOT)
             assert _aio.run_sync(agent.receive(sock, timeout=QUIET)).kind == agent.REP_OK
+    _assert_serving(sb)
+
+
+def _file(op, arg=0, whence=0, data=b""):
+    return agent.message(agent.REQ_FILE, agent.FILE.pack(op, whence, arg) + data)
+
+
+@pytest.mark.gvisor
+def test_file_requests_init_cannot_honour_keep_the_connection(sb, runner):
+    """FILE requests on a connection that holds no file (EBADF) and, under gVisor where OPEN holds
+    one, with a read past a chunk, a write past a chunk, a bad whence or an unknown op (EINVAL):
+    an error each, and the file still reads."""
+    with agent.connect(_socket_path(sb)) as sock:
+        agent.send(sock, _file(agent.FILE_READ, 1))
+        assert _error(_aio.run_sync(agent.receive(sock, timeout=QUIET)))[0] == errno.EBADF
+    if runner != "gvisor":
+        return  # the other runners pass the descriptor: no connection holds a file
+    sh(sb, "echo relayed > /tmp/f")
+    with agent.connect(_socket_path(sb)) as sock:
+        opened = _aio.run_sync(agent.request(sock, agent.REQ_OPEN, agent.OPEN.pack(os.O_RDWR, 0) + b"/tmp/f\0"))
+        assert opened.kind == agent.REP_OK and not opened.fds
+        for bad in (_file(agent.FILE_READ, agent.FILE_CHUNK + 1), _file(agent.FILE_READ, -1),
+                    _file(agent.FILE_PEEK, 1, data=b"x"), _file(agent.FILE_WRITE, data=bytes(agent.FILE_CHUNK + 1)),
+                    _file(agent.FILE_SEEK, 0, 7), _file(99)):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 2 * agent.MAX_MESSAGE)
+            agent.send(sock, bad)
+            assert _error(_aio.run_sync(agent.receive(sock, timeout=QUIET)))[0] == errno.EINVAL
+        agent.send(sock, agent.message(agent.REQ_OPEN, agent.OPEN.pack(os.O_RDONLY, 0) + b"/tmp/f\0"))
+        assert _error(_aio.run_sync(agent.receive(sock, timeout=QUIET)))[0] == errno.EBUSY  # one file a connection
+        assert _aio.run_sync(agent.request(sock, agent.REQ_FILE, agent.FILE.pack(agent.FILE_READ, 0, 64))).body == \
+            b"relayed\n"
     _assert_serving(sb)
 
 

@@ -50,7 +50,7 @@ def _client(monkeypatch, reply=None, error=None):
     """An InitClient whose init answers every request with `reply` (or raises `error`)."""
     sent = []
 
-    async def call(socket_path, kind, body=b""):
+    async def call(socket_path, kind, body=b"", fds=()):
         sent.append((kind, body))
         if error is not None:
             raise error

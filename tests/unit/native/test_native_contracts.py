@@ -50,4 +50,4 @@ def test_protocol_numbers_agree():
     del native["OPEN_FLAGS_ALLOWED"]  # checked by init on what the client sends: Python builds flags from os.O_*
     python = {name: getattr(agent, name) for name in native if hasattr(agent, name)}
     assert python == native
-    assert {name for name in vars(agent) if re.fullmatch(r"(REQ|REP|FSOP|EXIT)_[A-Z_]+", name)} <= set(native)
+    assert {name for name in vars(agent) if re.fullmatch(r"(REQ|REP|FSOP|FILE|EXIT)_[A-Z_]+", name)} <= set(native)
