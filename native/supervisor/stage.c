@@ -12,10 +12,12 @@
 #include <fcntl.h>     /* open, openat, O_* */
 #include <limits.h>    /* PATH_MAX */
 #include <sched.h>     /* unshare, CLONE_NEWNS */
+#include <stdbool.h>   /* bool */
 #include <stdio.h>     /* snprintf */
+#include <string.h>    /* strcmp */
 #include <sys/mount.h> /* mount, MS_* */
 #include <sys/stat.h>  /* stat, mkdirat, S_ISDIR */
-#include <unistd.h>    /* close */
+#include <unistd.h>    /* close, fchownat */
 
 #include "util.h"
 
@@ -85,6 +87,22 @@ int stage_mounts(const char *dir, const struct stage_bind *binds, size_t nbinds)
   return 0;
 }
 
+/* The host image's sized root holds /tmp, as under bwrap and nsjail (one budget):
+ * runsc binds this directory there rather than mounting a tmpfs of its own. */
+static int make_tmp(const char *root)
+{
+  int fd = open(root, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+  struct stat st;
+  bool ok = fd >= 0 && fstat(fd, &st) == 0 && mkdirat(fd, STAGE_ROOT_TMP, 0700) == 0 &&
+      fchownat(fd, STAGE_ROOT_TMP, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) == 0 &&
+      fchmodat(fd, STAGE_ROOT_TMP, 01777, 0) == 0;
+  int err = errno;
+  if (fd >= 0)
+    close(fd);
+  errno = err;
+  return ok ? 0 : fail("mkdir /tmp in", root);
+}
+
 int stage_root(const char *dir, const char *fstype, const char *data)
 {
   char target[PATH_MAX];
@@ -96,5 +114,5 @@ int stage_root(const char *dir, const char *fstype, const char *data)
     return fail("mkdir", target);
   if (mount(fstype, target, fstype, MS_NOSUID | MS_NODEV, data) < 0)
     return fail(fstype, target);
-  return 0;
+  return strcmp(fstype, "tmpfs") == 0 ? make_tmp(target) : 0;
 }

@@ -26,9 +26,12 @@ int stage_mounts(const char *dir, const struct stage_bind *binds, size_t nbinds)
  * namespace stage_mounts made, after it: `fstype` with `data` mounted nosuid
  * and nodev on dir/STAGE_OVERLAY_NAME.  An image's overlayfs (lowerdir=,
  * upperdir=, workdir=: paths the host chose, never the image), or the host
- * image's tmpfs (size=: its disk bound).  It dies with the namespace: nothing
- * on the host is left mounted.  -1 with errno (reported on stderr), or 0. */
+ * image's tmpfs (size=: its disk bound), with its /tmp (STAGE_ROOT_TMP: 1777,
+ * owned as the tmpfs's root) for runsc to bind there.  It dies with the
+ * namespace: nothing on the host is left mounted.  -1 with errno (reported on
+ * stderr), or 0. */
 #define STAGE_OVERLAY_NAME "root"
+#define STAGE_ROOT_TMP "tmp"
 int stage_root(const char *dir, const char *fstype, const char *data);
 
 #endif

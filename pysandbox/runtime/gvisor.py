@@ -57,6 +57,7 @@ from .layout import (
     INIT_PATH,
     SANDBOX_ROOT_CAPS,
     STAGED_ROOT,
+    STAGED_ROOT_TMP,
     Mount,
     RunnerCommand,
     RunnerInputs,
@@ -184,16 +185,24 @@ def _stage_tmpfs(inputs: RunnerInputs) -> Optional[str]:
     return f"size={inputs.disk_bytes},mode=755,uid={uid},gid={gid}"
 
 
+def _tmp(inputs: RunnerInputs) -> Dict[str, object]:
+    """/tmp, mounted explicitly: without a mount there runsc mounts an unsized tmpfs. In the host image's sized
+    root it is the root's own /tmp (made by the supervisor), one budget as under bwrap; else a sized tmpfs."""
+    if _stage_tmpfs(inputs) is not None:
+        return {"destination": "/tmp", "type": "bind", "source": STAGED_ROOT_TMP,
+                "options": ["rbind", "rw", *_ALWAYS]}
+    return {"destination": inputs.dest("/tmp"), "type": "tmpfs", "source": "tmpfs",
+            "options": [f"size={inputs.tmp_bytes}", "mode=1777", *_ALWAYS]}
+
+
 def configuration(inputs: RunnerInputs) -> dict:
     """The OCI runtime configuration: the root (_root_path), the mounts in order (their mount points in an image
     resolved inside it: inputs.dest), init as the process."""
     source, dest = inputs.source, inputs.dest
     caps = [f"CAP_{cap}" for cap in SANDBOX_ROOT_CAPS]
-    # /tmp a sized tmpfs of its own even in a sized root: without one runsc mounts an unsized one there.
     mounts: List[Dict[str, object]] = [
         {"destination": dest("/proc"), "type": "proc", "source": "proc"},
-        {"destination": dest("/tmp"), "type": "tmpfs", "source": "tmpfs",
-         "options": [f"size={inputs.tmp_bytes}", "mode=1777", *_ALWAYS]},
+        _tmp(inputs),
         {"destination": f"{dest('/dev')}/shm", "type": "tmpfs", "source": "shm",
          "options": [f"size={inputs.shm_bytes}", "mode=1777", *_ALWAYS]},
     ]

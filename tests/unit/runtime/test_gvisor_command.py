@@ -6,7 +6,7 @@ import json
 
 from pysandbox import identity
 from pysandbox.runtime import gvisor
-from pysandbox.runtime.layout import STAGED_ROOT, Mount, OverlayRoot, RunnerInputs
+from pysandbox.runtime.layout import STAGED_ROOT, STAGED_ROOT_TMP, Mount, OverlayRoot, RunnerInputs
 
 BINARY = "/usr/bin/runsc"
 
@@ -27,14 +27,15 @@ def test_the_host_image_root_is_the_upper_directory_and_nothing_is_staged():
     assert configured(command)["root"]["path"] == "/staged/state/sb/upper"
 
 
-def test_a_sized_host_image_root_is_a_tmpfs_the_supervisor_mounts_and_tmp_a_sized_one(monkeypatch):
+def test_a_sized_host_image_root_is_a_tmpfs_the_supervisor_mounts_and_holds_tmp(monkeypatch):
     monkeypatch.setattr(identity, "current", lambda: identity.Identity(((0, 196608, 65536),), ((0, 200000, 65536),)))
     command = gvisor.command(inputs(disk_bytes=64 << 20, tmp_bytes=1 << 30), BINARY)
     assert command.stage_tmpfs == f"size={64 << 20},mode=755,uid=196608,gid=200000" and command.stage_overlay is None
     config = configured(command)
     assert config["root"]["path"] == STAGED_ROOT
     tmp = [mount for mount in config["mounts"] if mount["destination"] == "/tmp"]  # runsc's would be unsized
-    assert [option for option in tmp[0]["options"] if option.startswith("size=")] == [f"size={1 << 30}"]
+    assert tmp == [{"destination": "/tmp", "type": "bind", "source": STAGED_ROOT_TMP,
+                    "options": ["rbind", "rw", "nosuid", "nodev"]}]  # the root's own: one budget, as under bwrap
 
 
 def test_sandbox_ids_are_the_sandbox_identitys_host_range(monkeypatch):
