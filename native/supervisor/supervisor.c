@@ -243,6 +243,7 @@ static void parse_args(int argc, char **argv)
       {.name = "--userns-gid", .values = "IN:OUT:N", .kind = OPT_CALL, .call = userns, .many = true},
       {.name = "--newuidmap", .values = "PATH", .kind = OPT_CALL, .call = userns},
       {.name = "--newgidmap", .values = "PATH", .kind = OPT_CALL, .call = userns},
+      {.name = "--userns-nested", .values = "N", .kind = OPT_CALL, .call = userns},
       {.name = "--confirm-fd", .values = "FD", .kind = OPT_NUMBER, .to = &confirm_fd, .max = FD_LISTEN - 1},
       {.name = "--confirmed-by", .values = "FILE", .kind = OPT_CALL, .call = confirmed_by},
       {.name = "--cgroup", .values = "DIR", .kind = OPT_CALL, .call = cgroup, .absolute = true, .many = true},
@@ -432,6 +433,18 @@ static void open_handoff(void)
     pdie("listener");
 }
 
+/* The stage (stage.h): its binds, then a runner's root.  -1 (said why), or 0. */
+static int stage(void)
+{
+  if (opt.stage != NULL && stage_mounts(opt.stage, opt.binds, opt.nbinds) < 0)
+    return -1;
+  if (opt.stage_overlay != NULL && stage_root(opt.stage, "overlay", opt.stage_overlay) < 0)
+    return -1;
+  if (opt.stage_tmpfs != NULL && stage_root(opt.stage, "tmpfs", opt.stage_tmpfs) < 0)
+    return -1;
+  return 0;
+}
+
 static noreturn void run_runner(const sigset_t *mask, int event_w, int fail_w, pid_t parent, bool in_cgroup)
 {
   /* fds 6 and 7 are about to become the event pipe and the network handshake. */
@@ -452,11 +465,11 @@ static noreturn void run_runner(const sigset_t *mask, int event_w, int fail_w, p
       child_fail(fail_w, false, opt.cgroups[i]);
   if (opt.nproc > 0 && setrlimit(RLIMIT_NPROC, &(struct rlimit){opt.nproc, opt.nproc}) < 0)
     child_fail(fail_w, false, "RLIMIT_NPROC");
-  if (opt.stage != NULL && stage_mounts(opt.stage, opt.binds, opt.nbinds) < 0)
-    child_fail(fail_w, true, NULL);
-  if (opt.stage_overlay != NULL && stage_root(opt.stage, "overlay", opt.stage_overlay) < 0)
-    child_fail(fail_w, true, NULL);
-  if (opt.stage_tmpfs != NULL && stage_root(opt.stage, "tmpfs", opt.stage_tmpfs) < 0)
+  /* A self-isolating runner in the sandbox's user namespace (gVisor's runsc for
+   * an unprivileged caller) is staged there, where it may mount; a root
+   * caller's stage is made as root, before anything drops privileges. */
+  bool root_in_userns = opt.handoff && opt.userns.nuids > 0;
+  if (!root_in_userns && stage() < 0)
     child_fail(fail_w, true, NULL);
   int userns = opt.userns.nuids > 0 ? userns_prepare(&opt.userns, enter_identity, mask) : -1;
   if (opt.userns.nuids > 0 && userns < 0)
@@ -467,6 +480,13 @@ static noreturn void run_runner(const sigset_t *mask, int event_w, int fail_w, p
    * making its own (userns.h). */
   if (userns >= 0 && (setns(userns, CLONE_NEWUSER) < 0 || close(userns) < 0))
     child_fail(fail_w, false, "joining the sandbox's user namespace");
+  /* runsc takes a caller that is not uid 0 for a rootless one, which it runs
+   * without the namespaces it makes as root: it becomes the namespace's root
+   * (the caller's own uid on the host, sandbox root under every runner). */
+  if (root_in_userns && (setresgid(0, 0, 0) < 0 || setgroups(0, NULL) < 0 || setresuid(0, 0, 0) < 0))
+    child_fail(fail_w, false, "becoming root of the sandbox's user namespace");
+  if (root_in_userns && stage() < 0)
+    child_fail(fail_w, true, NULL);
   /* Its network namespace, whatever the mode, made here and not by the runner: with
    * the default network, the supervisor connects it while the runner works (netns.h). */
   if (net_make_namespace(opt.net.helper != NULL ? net_sync[1] : -1) < 0)

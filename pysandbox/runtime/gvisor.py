@@ -61,6 +61,9 @@ from .layout import (
 
 RUNSC_FLAGS = ("--network=none", "--ignore-cgroups", "--host-uds=none", "--host-fifo=none")
 _ALWAYS = ("nosuid", "nodev")
+# The user namespaces runsc makes, run in the sandbox's as its root (an unprivileged caller): its sandbox's and
+# its gofer's. Sandbox code under gVisor makes none of the host's: they are the Sentry's own.
+NESTED_USERNS = 2
 
 
 def binary() -> str:
@@ -69,12 +72,25 @@ def binary() -> str:
 
 
 def check() -> None:
-    """Refuse, before any work, what the gVisor runner cannot do here: run without runsc, or for a caller
-    that is not root (runsc's rootless mode needs a user namespace of its own, which this slice does not give it)."""
+    """Refuse, before any work, what the gVisor runner cannot do here: run without runsc, or for an unprivileged
+    caller without a subordinate id range (runsc runs as root of the sandbox's user namespace, and maps its
+    Sentry to that namespace's nobody: a namespace of the caller's uid alone has none)."""
     binary()
-    if os.geteuid() != 0:
-        raise InvalidError("The gVisor runner needs root here: runsc makes its own namespaces and runs its Sentry "
-                           "as root's nobody. Run as root, or use the bwrap or nsjail runner.")
+    if _rootless() and identity.current().size < identity.RANGE:
+        raise InvalidError("The gVisor runner needs root here, or a subordinate id range for this user "
+                           "(/etc/subuid and /etc/subgid entries, and the uidmap package): runsc runs as root of "
+                           "the sandbox's user namespace and needs its nobody. Run as root, add the ranges, or "
+                           "use the bwrap or nsjail runner.")
+
+
+def _rootless() -> bool:
+    """An unprivileged caller: runsc runs in the sandbox's user namespace, as its root (module docstring)."""
+    return os.geteuid() != 0
+
+
+def how_it_runs() -> str:
+    """For doctor: as root, or rootless."""
+    return "rootless (runsc as root of the sandbox's user namespace)" if _rootless() else "as root"
 
 
 def refuse(spec: SandboxSpec) -> None:
@@ -95,7 +111,8 @@ def refuse(spec: SandboxSpec) -> None:
 SUPPORTED = "the host image and image= with block_network=True: exec, streams, stdin, files' listing/stat/mkdir/rm, " \
             "volumes, limits, timeouts, names and tags"
 UNSUPPORTED = "the default network, pty, ephemeral_disk, sb.open and the file API's reads and writes, " \
-              "watch, the entrypoint's stdin, mount_image and snapshots, callers other than root"
+              "watch, the entrypoint's stdin, mount_image and snapshots, unprivileged callers without a subordinate " \
+              "id range"
 
 
 def platform(binary: str) -> str:
@@ -148,14 +165,29 @@ def runsc_root(sandbox_dir: str) -> str:
     return os.path.join(sandbox_dir, "runsc")
 
 
+def rootless_stage(sandbox_dir: str) -> str:
+    """Where the supervisor mounts the root for an unprivileged caller, who has no STAGE_DIR of root's: a
+    directory of the sandbox's, made and removed by the supervisor."""
+    return os.path.join(sandbox_dir, "stage")
+
+
+def _stage(inputs: RunnerInputs) -> Optional[str]:
+    return rootless_stage(os.path.dirname(inputs.upper)) if _rootless() else None
+
+
+def _staged_root(inputs: RunnerInputs) -> str:
+    stage = _stage(inputs)
+    return STAGED_ROOT if stage is None else os.path.join(stage, os.path.basename(STAGED_ROOT))
+
+
 def _root_path(inputs: RunnerInputs) -> str:
     """The OCI root: STAGED_ROOT, what the supervisor mounts there in the runner's own mount namespace (an
     image's overlay: RunnerCommand.stage_overlay; the host image's tmpfs of disk_bytes: stage_tmpfs); the upper
     directory (the host image with PYSANDBOX_WRITABLE_ROOT_MAX=0); an empty image's upper."""
     overlay = inputs.overlay
     if overlay is None:
-        return inputs.source(inputs.upper) if inputs.disk_bytes is None else STAGED_ROOT
-    return STAGED_ROOT if overlay.lowers else f"{inputs.source(overlay.upper)}/rootfs"
+        return inputs.source(inputs.upper) if inputs.disk_bytes is None else _staged_root(inputs)
+    return _staged_root(inputs) if overlay.lowers else f"{inputs.source(overlay.upper)}/rootfs"
 
 
 def _stage_tmpfs(inputs: RunnerInputs) -> Optional[str]:
@@ -163,7 +195,7 @@ def _stage_tmpfs(inputs: RunnerInputs) -> Optional[str]:
     (runtime/sizes.py); mounted by the supervisor, as the OCI root's size is not runsc's to give."""
     if inputs.overlay is not None or inputs.disk_bytes is None:
         return None
-    uid, gid = identity.current().owner
+    uid, gid = (0, 0) if _rootless() else identity.current().owner  # ids of the namespace it is mounted in
     return f"size={inputs.disk_bytes},mode=755,uid={uid},gid={gid}"
 
 
@@ -201,8 +233,10 @@ def configuration(inputs: RunnerInputs) -> dict:
 
 def _id_mappings(ranges: IdMap) -> List[Dict[str, int]]:
     """The sandbox identity's ranges (identity.py, as the other runners map them): the gofer reads and writes the
-    host's files as these host ids, so sandbox root is no more than the sandbox identity's root on the host."""
-    return [{"containerID": inside, "hostID": outside, "size": count} for inside, outside, count in ranges]
+    host's files as these host ids, so sandbox root is no more than the sandbox identity's root on the host. An
+    unprivileged caller's runsc runs in the sandbox's user namespace, where those ids are the sandbox's own."""
+    return [{"containerID": inside, "hostID": inside if _rootless() else outside, "size": count}
+            for inside, outside, count in ranges]
 
 
 def command(inputs: RunnerInputs, binary: str) -> RunnerCommand:
@@ -216,4 +250,5 @@ def command(inputs: RunnerInputs, binary: str) -> RunnerCommand:
             inputs.sandbox_id]
     return RunnerCommand(argv, json.dumps(configuration(inputs)).encode(), self_isolating=True,
                          stage_overlay=overlay_options(overlay, inputs.source, "gvisor")
-                         if overlay is not None and overlay.lowers else None, stage_tmpfs=_stage_tmpfs(inputs))
+                         if overlay is not None and overlay.lowers else None, stage_tmpfs=_stage_tmpfs(inputs),
+                         nested_userns=NESTED_USERNS if _rootless() else None, stage=_stage(inputs))
