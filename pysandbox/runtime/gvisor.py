@@ -16,14 +16,19 @@ with what differs:
   not a socket: its event channel and runsc's stdout and stderr are sockets (the supervisor
   copies the latter into supervisor.log within PYSANDBOX_RUNNER_LOG_MAX).
 * runsc makes its own namespaces (its Sentry runs as nobody in a user namespace of its
-  own): it runs as the caller, which must be root, with no user namespace of the
-  supervisor's (RunnerCommand.self_isolating). The OCI configuration's user namespace maps
-  sandbox ids to the sandbox identity's host range (identity.py, as the other runners map
-  them): the gofer reads and writes the host's files as those ids, so host DAC holds as under
-  bwrap (a root-only host file is unreadable, the masks are the other runners'), and what the
-  sandbox writes to its root and its volumes has the owners it gets under bwrap.
+  own), as root: for a root caller it runs as the caller, with no user namespace of the
+  supervisor's (RunnerCommand.self_isolating); for an unprivileged one (runsc would take
+  itself for a rootless runsc and make none) as root of the sandbox's user namespace, which
+  the supervisor makes as for bwrap and leaves room below for runsc's two (NESTED_USERNS).
+  The OCI configuration's user namespace maps sandbox ids to the sandbox identity's host
+  range (identity.py, as the other runners map them; rootless, the namespace's own ids,
+  which are already those): the gofer reads and writes the host's files as those ids, so
+  host DAC holds as under bwrap (a root-only host file is unreadable, the masks are the
+  other runners'), and what the sandbox writes to its root and its volumes has the owners
+  it gets under bwrap.
 * runsc cannot size its root: the supervisor mounts the host image's tmpfs of disk_bytes, or
-  an image's overlay, at STAGED_ROOT in the runner's own mount namespace (_root_path).
+  an image's overlay, at STAGED_ROOT in the runner's own mount namespace (_root_path); for an
+  unprivileged caller in that namespace, at the sandbox's own stage (rootless_stage).
 * OCI has no symlink mount: a symlink of the host image (the host's /bin -> usr/bin, BIN_DIR's
   python) is a read-only bind of what it points to.
 * The OCI configuration is `RunnerCommand.config` (fds.RUNNER_CONFIG): the bundle is a
