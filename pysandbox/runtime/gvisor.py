@@ -253,7 +253,10 @@ def command(inputs: RunnerInputs, binary: str) -> RunnerCommand:
     overlay = inputs.overlay
     argv = [binary, "--root", runsc_root(os.path.dirname(inputs.upper)), *RUNSC_FLAGS, "run", "--bundle", _bundle(),
             inputs.sandbox_id]
+    stage_overlay = overlay_options(overlay, inputs.source, "gvisor") if overlay is not None and overlay.lowers \
+        else None
+    stage_tmpfs = _stage_tmpfs(inputs)
     return RunnerCommand(argv, json.dumps(configuration(inputs)).encode(), self_isolating=True,
-                         stage_overlay=overlay_options(overlay, inputs.source, "gvisor")
-                         if overlay is not None and overlay.lowers else None, stage_tmpfs=_stage_tmpfs(inputs),
-                         nested_userns=NESTED_USERNS if _rootless() else None, stage=_stage(inputs))
+                         stage_overlay=stage_overlay, stage_tmpfs=stage_tmpfs,
+                         nested_userns=NESTED_USERNS if _rootless() else None,
+                         stage=_stage(inputs) if stage_overlay or stage_tmpfs else None)

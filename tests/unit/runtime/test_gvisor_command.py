@@ -86,6 +86,12 @@ def test_rootless_runsc_runs_in_the_sandboxs_user_namespace_with_its_root_staged
     assert config["linux"]["gidMappings"] == config["linux"]["uidMappings"]
 
 
+def test_rootless_runsc_with_nothing_to_stage_has_no_stage(monkeypatch):
+    monkeypatch.setattr(gvisor, "_rootless", lambda: True)
+    command = gvisor.command(inputs(), BINARY)  # disk_bytes None: the upper directory is the root
+    assert command.stage is None and configured(command)["root"]["path"] == "/staged/state/sb/upper"
+
+
 def test_root_runsc_makes_its_own_user_namespace():
     command = gvisor.command(inputs(disk_bytes=64 << 20), BINARY)
     assert command.stage is None and command.nested_userns is None
