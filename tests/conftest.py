@@ -112,7 +112,7 @@ def _deselected(item) -> bool:
     if runner is None:
         return False
     if runner in OPT_IN_RUNNERS and not GVISOR_RUNS:
-        return True  # gVisor needs root or a subordinate id range here: its refusal is test_gvisor.py's
+        return True  # gVisor needs root or a subordinate id range here: its refusal is test_identity_single.py's
     only = [name for name in OPT_IN_RUNNERS if getattr(item.get_closest_marker(name), "kwargs", {}).get("only")]
     if only:
         return runner not in only

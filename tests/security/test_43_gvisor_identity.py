@@ -25,15 +25,12 @@ from pysandbox import garbage, identity
 from pysandbox._state import paths
 from pysandbox.runtime import gvisor
 
+from ..sandbox.test_gvisor import _host_id
 from ..sandbox.test_runners import _sandbox_dirs
 from ._inside import sh
 from ._statedir import python, stray_sandbox_processes
 
 pytestmark = [pytest.mark.gvisor(only=True), pytest.mark.rootless]  # its sandboxes are the gvisor runner's
-
-
-def _host_id(ranges, inside: int) -> int:
-    return next(outside + inside - first for first, outside, count in ranges if first <= inside < first + count)
 
 
 def test_the_sentry_is_an_id_of_the_sandboxs_range_never_the_caller(sandboxes):
