@@ -1,7 +1,8 @@
 """The gvisor runner next to bwrap and nsjail (issue 18; docs/RUNNERS.md), all in one run:
 
 * lifecycle: create (host image, block_network=True) + exec("true") + wait + terminate(wait=True), each runner
-  against its bare runner running /bin/true (`bwrap ...`, `nsjail -Mo ...`, `runsc --network=none do`);
+  against its bare runner running /bin/true (`bwrap ...`, `nsjail -Mo ...`, `runsc --network=none do`, with
+  `--rootless` for an unprivileged caller);
 * exec: exec("true") + wait in a running sandbox, each runner against bwrap's (aim: gVisor within 2x);
 * stdout throughput: exec("head -c 64M /dev/zero") read in bytes mode;
 * files: sb.filesystem.read_bytes of 4 KiB, and of 16 MiB, each runner against bwrap's (gVisor: init relays
@@ -13,6 +14,7 @@ Runs of what is compared are interleaved (medians), so they see the same machine
 Usage: bench_gvisor.py [LIFECYCLE_RUNS] [EXEC_RUNS].
 """
 
+import os
 import statistics
 import sys
 import time
@@ -28,6 +30,8 @@ LIFECYCLE_RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 40
 EXEC_RUNS = int(sys.argv[2]) if len(sys.argv) > 2 else 300
 STREAM_BYTES = 64 << 20
 FILE_SIZES = {"4 KiB": 4 << 10, "16 MiB": 16 << 20}
+# Bare runsc for an unprivileged caller: its own rootless mode (without it runsc wants root's cgroups).
+_RUNSC_ROOTLESS = ["--rootless"] if os.geteuid() != 0 else []
 
 
 def create(the_app, runner, *args):
@@ -54,7 +58,7 @@ def stream(sb):
 def main():
     the_app = app()
     bare = {"bwrap": bare_bwrap_argv(), "nsjail": bare_nsjail_argv(),
-            "gvisor": [settings.runsc_binary(), "--network=none", "do", "/bin/true"]}
+            "gvisor": [settings.runsc_binary(), *_RUNSC_ROOTLESS, "--network=none", "do", "/bin/true"]}
     funcs = {}
     for runner in RUNNERS:
         funcs["bare", runner] = lambda runner=runner: spawn_and_wait(bare[runner])

@@ -110,8 +110,8 @@ def gvisor_runner() -> Finding:
         version, platform_name = _version(binary), gvisor.platform(binary)
     except (Error, OSError, subprocess.SubprocessError) as exc:
         return Finding("gvisor", False, str(exc), "runtime='gvisor'")
-    return Finding("gvisor", True, f"{version or 'runsc'} at {binary}, platform {platform_name}, as root; "
-                                   f"runs {gvisor.SUPPORTED}; "
+    return Finding("gvisor", True, f"{version or 'runsc'} at {binary}, platform {platform_name}, "
+                                   f"{gvisor.how_it_runs()}; runs {gvisor.SUPPORTED}; "
                                    f"not yet: {gvisor.UNSUPPORTED}")
 
 

@@ -51,6 +51,14 @@ int userns_option(struct userns_plan *p, const char *flag, const char *value)
       usage_die("bad %s (INSIDE:OUTSIDE:COUNT, at most %d): %s", flag, USERNS_MAX_RANGES, value);
     return 1;
   }
+  if (strcmp(flag, "--userns-nested") == 0) {
+    char *end;
+    errno = 0;
+    p->nested = strtoul(value, &end, 10);
+    if (errno != 0 || end == value || *end != '\0' || value[0] == '-' || p->nested > USERNS_MAX_NESTED)
+      usage_die("bad %s (0 to %d): %s", flag, USERNS_MAX_NESTED, value);
+    return 1;
+  }
   if (strcmp(flag, "--newuidmap") != 0 && strcmp(flag, "--newgidmap") != 0)
     return 0;
   if (value[0] != '/')
@@ -62,8 +70,8 @@ int userns_option(struct userns_plan *p, const char *flag, const char *value)
 void userns_check_plan(const struct userns_plan *p)
 {
   if ((p->nuids > 0) != (p->ngids > 0) || (p->newuidmap != NULL) != (p->newgidmap != NULL) ||
-      (p->newuidmap != NULL && p->nuids == 0))
-    usage_die("--userns-uid and --userns-gid go together (and --newuidmap/--newgidmap with them)");
+      (p->newuidmap != NULL && p->nuids == 0) || (p->nested > 0 && p->nuids == 0))
+    usage_die("--userns-uid and --userns-gid go together (and --newuidmap/--newgidmap and --userns-nested with them)");
 }
 
 static int write_file(const char *path, const char *text)
@@ -166,8 +174,8 @@ static void read_limits(unsigned long limits[NLIMITS])
 }
 
 /* In the outer namespace, as its root: a share of each per-uid limit, and room
- * for exactly one more user namespace (the inner one). */
-static int set_limits(const unsigned long limits[NLIMITS])
+ * for exactly one more user namespace (the inner one), or the runner's too. */
+static int set_limits(const unsigned long limits[NLIMITS], unsigned long nested)
 {
   char path[96], value[32];
   for (size_t i = 0; i < NLIMITS; i++) {
@@ -180,7 +188,8 @@ static int set_limits(const unsigned long limits[NLIMITS])
       return -1;
     }
   }
-  if (write_file("/proc/sys/user/max_user_namespaces", "1") < 0) {
+  snprintf(value, sizeof value, "%lu", 1 + nested);
+  if (write_file("/proc/sys/user/max_user_namespaces", value) < 0) {
     pwarnf("/proc/sys/user/max_user_namespaces");
     return -1;
   }
@@ -262,7 +271,7 @@ static noreturn void outer_main(const struct userns_plan *p, userns_identity_fn 
   }
   if (send_byte(ready_w, 'u') < 0 || wait_byte(go_r, 'm') < 0)
     _exit(127); /* the parent could not map us, and said why */
-  if (set_limits(limits) < 0)
+  if (set_limits(limits, p->nested) < 0)
     _exit(127);
   int hold_w;
   pid_t inner = spawn_inner(&hold_w);

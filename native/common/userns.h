@@ -17,7 +17,10 @@
  *          sandbox cannot use up what the host grants the identity.
  *   inner  a grandchild born in it (clone), mapped one to one by the outer
  *          one's root, which sends it to the runner child:
- *          the sandbox's namespace, already at the outer one's limit. */
+ *          the sandbox's namespace, already at the outer one's limit, unless
+ *          the runner runs in it and makes its own below it (gVisor's runsc,
+ *          for an unprivileged caller: --userns-nested N, room for N more;
+ *          sandbox code under gVisor makes none of the host's). */
 #if !defined(PSB_USERNS_H)
 #define PSB_USERNS_H
 
@@ -26,7 +29,7 @@
 #include <stddef.h>    /* size_t */
 #include <sys/types.h> /* uid_t, gid_t */
 
-enum { USERNS_MAX_RANGES = 4 };
+enum { USERNS_MAX_RANGES = 4, USERNS_MAX_NESTED = 8 };
 
 struct id_range {
   unsigned long inside, outside, count;
@@ -36,6 +39,7 @@ struct userns_plan {
   struct id_range uids[USERNS_MAX_RANGES], gids[USERNS_MAX_RANGES];
   size_t nuids, ngids;
   const char *newuidmap, *newgidmap; /* set: map through them (an unprivileged caller) */
+  unsigned long nested;              /* user namespaces the runner may make below the sandbox's */
 };
 
 /* The identity the outer namespace's creator takes (supervisor.c's
@@ -48,7 +52,8 @@ int userns_prepare(const struct userns_plan *p, userns_identity_fn enter_identit
 
 /* One of the options that describe a plan (the supervisor's and sandbox-rmtree's):
  * --userns-uid IN:OUT:N, --userns-gid IN:OUT:N (repeated, at most
- * USERNS_MAX_RANGES each), --newuidmap PATH, --newgidmap PATH.  1 if `flag` is
+ * USERNS_MAX_RANGES each), --newuidmap PATH, --newgidmap PATH, --userns-nested
+ * N (at most USERNS_MAX_NESTED).  1 if `flag` is
  * one of them and `value` is good, 0 if `flag` is none of them; dies on a bad
  * value (usage_die). */
 int userns_option(struct userns_plan *p, const char *flag, const char *value);

@@ -398,6 +398,11 @@ static int hide_root_netns_probe(void)
   return 0;
 }
 
+int net_own_stack_ready(int sock)
+{
+  return hide_root_netns_probe() < 0 ? -1 : wait_connected(sock);
+}
+
 int net_make_namespace_for_root(int userns, int sock)
 {
   int pair[2];
@@ -421,14 +426,10 @@ int net_make_namespace_for_root(int userns, int sock)
     warnf("making the sandbox's network namespace failed");
   else if (setns(ns, CLONE_NEWNET) < 0)
     pwarnf("joining the sandbox's network namespace");
-  else if (hide_root_netns_probe() < 0)
-    ; /* said why */
-  else if (sock < 0)
-    rc = 0;
   else if (fd_send(sock, ns) < 0)
     pwarnf("handing the sandbox's network namespace to the supervisor");
   else
-    rc = wait_connected(sock);
+    rc = net_own_stack_ready(sock);
   if (ns >= 0)
     close(ns);
   return rc;

@@ -42,12 +42,16 @@ void net_child_prepare(const sigset_t *mask, enter_identity_fn enter_identity, p
  * connects it while the runner sets up the rest.  0, or -1 after saying why. */
 int net_make_namespace(int sock);
 
-/* The same, for a runner that runs as root outside the sandbox's user namespace (gVisor's runsc, which
- * makes its own and runs its netstack on the namespace's links): the namespace is made in `userns`
- * (so the helpers, as the sandbox identity, can connect it) and joined by the caller, which stays
- * where it is.  With `sock`, it waits until the supervisor has connected it (runsc copies the links,
- * addresses and routes it finds when it starts) and its egress filter holds.  0, or -1 after saying
- * why. */
+/* For a runner that runs its own TCP/IP stack on the namespace's links (gVisor's runsc, which copies the
+ * links, addresses and routes it finds when it starts), in the runner child, in the namespace handed over
+ * on `sock`: hides what runsc takes for the host's namespace (hide_root_netns_probe) and waits until the
+ * supervisor has connected it and its egress filter holds.  0, or -1 after saying why. */
+int net_own_stack_ready(int sock);
+
+/* net_make_namespace and net_own_stack_ready for such a runner run as root outside the sandbox's user
+ * namespace (runsc for a root caller, which makes its own): the namespace is made in `userns` (so the
+ * helpers, as the sandbox identity, can connect it) and joined by the caller, which stays where it is.
+ * 0, or -1 after saying why. */
 int net_make_namespace_for_root(int userns, int sock);
 
 /* Connects `netns` (the sandbox's, from net_make_namespace; its init is held in

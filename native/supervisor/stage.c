@@ -53,7 +53,10 @@ int stage_mounts(const char *dir, const struct stage_bind *binds, size_t nbinds)
    * unmounts still propagate in, so this namespace does not pin them. */
   if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
     return fail("make slave", "/");
-  /* Only mount points live here; the size just caps what could be written. */
+  /* Only mount points live here; the size just caps what could be written.
+   * A stage in the sandbox's directory (an unprivileged caller's) is made here. */
+  if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+    return fail("mkdir", dir);
   if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=64k,nr_inodes=4096") < 0)
     return fail("mount tmpfs on", dir);
   int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);

@@ -15,8 +15,9 @@ struct stage_bind {
   ino_t ino;        /*   and it is made nosuid and nodev */
 };
 
-/* In the runner child, while still privileged: unshares the mount namespace,
- * mounts a small tmpfs on dir and bind-mounts every src to dir/name.  A
+/* In the runner child, while still privileged (root, or root of the sandbox's
+ * user namespace): unshares the mount namespace, makes dir if it is missing,
+ * mounts a small tmpfs on it and bind-mounts every src to dir/name.  A
  * checked src whose path led elsewhere (a symlink swapped in after the host
  * opened it) fails the whole staging before anything else sees it.
  * Reports what failed on stderr and returns -1 with errno set, or 0. */

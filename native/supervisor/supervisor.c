@@ -243,6 +243,7 @@ static void parse_args(int argc, char **argv)
       {.name = "--userns-gid", .values = "IN:OUT:N", .kind = OPT_CALL, .call = userns, .many = true},
       {.name = "--newuidmap", .values = "PATH", .kind = OPT_CALL, .call = userns},
       {.name = "--newgidmap", .values = "PATH", .kind = OPT_CALL, .call = userns},
+      {.name = "--userns-nested", .values = "N", .kind = OPT_CALL, .call = userns},
       {.name = "--confirm-fd", .values = "FD", .kind = OPT_NUMBER, .to = &confirm_fd, .max = FD_LISTEN - 1},
       {.name = "--confirmed-by", .values = "FILE", .kind = OPT_CALL, .call = confirmed_by},
       {.name = "--cgroup", .values = "DIR", .kind = OPT_CALL, .call = cgroup, .absolute = true, .many = true},
@@ -311,8 +312,9 @@ static void parse_args(int argc, char **argv)
       (opt.net.nforwards > 0 && opt.net.helper == NULL))
     usage_die("--net-helper, --net-dir, --net-filter, --net-rules and --net-dns-upstream go together "
               "(and --net-forward needs them)");
-  if (opt.net.own_stack && (opt.net.helper == NULL || opt.userns.nuids == 0 || !opt.as_user))
-    usage_die("--net-own-stack needs the network options, --userns-uid/gid and --as-uid/gid (its namespace's)");
+  if (opt.net.own_stack && (opt.net.helper == NULL || opt.userns.nuids == 0 || !(opt.as_user || opt.userns.nested)))
+    usage_die("--net-own-stack needs the network options, --userns-uid/gid and --as-uid/gid (its namespace's) "
+              "or --userns-nested");
   if (opt.net.dns.min_ttl > opt.net.dns.max_ttl)
     usage_die("--net-dns-min-ttl is above --net-dns-max-ttl");
 }
@@ -435,6 +437,18 @@ static void open_handoff(void)
     pdie("listener");
 }
 
+/* The stage (stage.h): its binds, then a runner's root.  -1 (said why), or 0. */
+static int stage(void)
+{
+  if (opt.stage != NULL && stage_mounts(opt.stage, opt.binds, opt.nbinds) < 0)
+    return -1;
+  if (opt.stage_overlay != NULL && stage_root(opt.stage, "overlay", opt.stage_overlay) < 0)
+    return -1;
+  if (opt.stage_tmpfs != NULL && stage_root(opt.stage, "tmpfs", opt.stage_tmpfs) < 0)
+    return -1;
+  return 0;
+}
+
 static noreturn void run_runner(const sigset_t *mask, int event_w, int fail_w, pid_t parent, bool in_cgroup)
 {
   /* fds 6 and 7 are about to become the event pipe and the network handshake. */
@@ -455,17 +469,17 @@ static noreturn void run_runner(const sigset_t *mask, int event_w, int fail_w, p
       child_fail(fail_w, false, opt.cgroups[i]);
   if (opt.nproc > 0 && setrlimit(RLIMIT_NPROC, &(struct rlimit){opt.nproc, opt.nproc}) < 0)
     child_fail(fail_w, false, "RLIMIT_NPROC");
-  if (opt.stage != NULL && stage_mounts(opt.stage, opt.binds, opt.nbinds) < 0)
-    child_fail(fail_w, true, NULL);
-  if (opt.stage_overlay != NULL && stage_root(opt.stage, "overlay", opt.stage_overlay) < 0)
-    child_fail(fail_w, true, NULL);
-  if (opt.stage_tmpfs != NULL && stage_root(opt.stage, "tmpfs", opt.stage_tmpfs) < 0)
+  /* A self-isolating runner in the sandbox's user namespace (gVisor's runsc for
+   * an unprivileged caller) is staged there, where it may mount; a root
+   * caller's stage is made as root, before anything drops privileges. */
+  bool root_in_userns = opt.handoff && opt.userns.nested > 0; /* gVisor for an unprivileged caller */
+  if (!root_in_userns && stage() < 0)
     child_fail(fail_w, true, NULL);
   int userns = opt.userns.nuids > 0 ? userns_prepare(&opt.userns, enter_identity, mask) : -1;
   if (opt.userns.nuids > 0 && userns < 0)
     child_fail(fail_w, true, NULL);
   int sync = opt.net.helper != NULL ? net_sync[1] : -1;
-  if (opt.net.own_stack) {
+  if (opt.net.own_stack && !root_in_userns) {
     /* The runner (runsc) runs as the caller and joins the namespace, made in the user namespace,
      * once connected (netns.h). */
     if (net_make_namespace_for_root(userns, sync) < 0)
@@ -477,9 +491,16 @@ static noreturn void run_runner(const sigset_t *mask, int event_w, int fail_w, p
      * making its own (userns.h). */
     if (userns >= 0 && (setns(userns, CLONE_NEWUSER) < 0 || close(userns) < 0))
       child_fail(fail_w, false, "joining the sandbox's user namespace");
+    /* runsc takes a caller that is not uid 0 for a rootless one, which it runs
+     * without the namespaces it makes as root: it becomes the namespace's root
+     * (the caller's own uid on the host, sandbox root under every runner). */
+    if (root_in_userns && (setresgid(0, 0, 0) < 0 || setgroups(0, NULL) < 0 || setresuid(0, 0, 0) < 0))
+      child_fail(fail_w, false, "becoming root of the sandbox's user namespace");
+    if (root_in_userns && stage() < 0)
+      child_fail(fail_w, true, NULL);
     /* Its network namespace, whatever the mode, made here and not by the runner: with
      * the default network, the supervisor connects it while the runner works (netns.h). */
-    if (net_make_namespace(sync) < 0)
+    if (net_make_namespace(sync) < 0 || (opt.net.own_stack && net_own_stack_ready(sync) < 0))
       child_fail(fail_w, true, NULL);
   }
   /* After the uid and namespace changes, which clear it.  The getppid() check closes

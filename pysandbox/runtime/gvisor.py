@@ -17,14 +17,19 @@ with what differs:
   and stderr are sockets (the supervisor copies the latter into supervisor.log within
   PYSANDBOX_RUNNER_LOG_MAX).
 * runsc makes its own namespaces (its Sentry runs as nobody in a user namespace of its
-  own): it runs as the caller, which must be root, with no user namespace of the
-  supervisor's (RunnerCommand.self_isolating). The OCI configuration's user namespace maps
-  sandbox ids to the sandbox identity's host range (identity.py, as the other runners map
-  them): the gofer reads and writes the host's files as those ids, so host DAC holds as under
-  bwrap (a root-only host file is unreadable, the masks are the other runners'), and what the
-  sandbox writes to its root and its volumes has the owners it gets under bwrap.
+  own), as root: for a root caller it runs as the caller, with no user namespace of the
+  supervisor's (RunnerCommand.self_isolating); for an unprivileged one (runsc would take
+  itself for a rootless runsc and make none) as root of the sandbox's user namespace, which
+  the supervisor makes as for bwrap and leaves room below for runsc's two (NESTED_USERNS).
+  The OCI configuration's user namespace maps sandbox ids to the sandbox identity's host
+  range (identity.py, as the other runners map them; rootless, the namespace's own ids,
+  which are already those): the gofer reads and writes the host's files as those ids, so
+  host DAC holds as under bwrap (a root-only host file is unreadable, the masks are the
+  other runners'), and what the sandbox writes to its root and its volumes has the owners
+  it gets under bwrap.
 * runsc cannot size its root: the supervisor mounts the host image's tmpfs of disk_bytes, or
-  an image's overlay, at STAGED_ROOT in the runner's own mount namespace (_root_path).
+  an image's overlay, at STAGED_ROOT in the runner's own mount namespace (_root_path); for an
+  unprivileged caller in that namespace, at the sandbox's own stage (rootless_stage).
 * OCI has no symlink mount: a symlink of the host image (the host's /bin -> usr/bin, BIN_DIR's
   python) is a read-only bind of what it points to.
 * The OCI configuration is `RunnerCommand.config` (fds.RUNNER_CONFIG): the bundle is a
@@ -67,6 +72,9 @@ from .layout import (
 
 RUNSC_FLAGS = ("--ignore-cgroups", "--host-uds=none", "--host-fifo=none")
 _ALWAYS = ("nosuid", "nodev")
+# The user namespaces runsc makes, run in the sandbox's as its root (an unprivileged caller): its sandbox's and
+# its gofer's. Sandbox code under gVisor makes none of the host's: they are the Sentry's own.
+NESTED_USERNS = 2
 
 
 def binary() -> str:
@@ -75,12 +83,25 @@ def binary() -> str:
 
 
 def check() -> None:
-    """Refuse, before any work, what the gVisor runner cannot do here: run without runsc, or for a caller
-    that is not root (runsc's rootless mode needs a user namespace of its own, which this slice does not give it)."""
+    """Refuse, before any work, what the gVisor runner cannot do here: run without runsc, or for an unprivileged
+    caller without a subordinate id range (runsc runs as root of the sandbox's user namespace, and maps its
+    Sentry to that namespace's nobody: a namespace of the caller's uid alone has none)."""
     binary()
-    if os.geteuid() != 0:
-        raise InvalidError("The gVisor runner needs root here: runsc makes its own namespaces and runs its Sentry "
-                           "as root's nobody. Run as root, or use the bwrap or nsjail runner.")
+    if _rootless() and identity.current().size < identity.RANGE:
+        raise InvalidError("The gVisor runner needs root here, or a subordinate id range for this user "
+                           "(/etc/subuid and /etc/subgid entries, and the uidmap package): runsc runs as root of "
+                           "the sandbox's user namespace and needs its nobody. Run as root, add the ranges, or "
+                           "use the bwrap or nsjail runner.")
+
+
+def _rootless() -> bool:
+    """An unprivileged caller: runsc runs in the sandbox's user namespace, as its root (module docstring)."""
+    return os.geteuid() != 0
+
+
+def how_it_runs() -> str:
+    """For doctor: as root, or rootless."""
+    return "rootless (runsc as root of the sandbox's user namespace)" if _rootless() else "as root"
 
 
 LINK_FILTER_KERNEL = (5, 16)  # the netdev egress hook (netplan._link_hook), which AF_PACKET's frames pass
@@ -106,9 +127,10 @@ def refuse(spec: SandboxSpec) -> None:
 # What the gvisor runner gives and lacks, for doctor (docs/RUNNERS.md's table says why).
 SUPPORTED = "the host image and image=: exec, streams, stdin (the entrypoint's relayed), sb.open, the file API " \
             "and watch (relayed by init), create(pty=True) but its write_eof, volumes, limits, timeouts, names and " \
-            "tags, ephemeral_disk, block_network, the default network, outbound_cidr_allowlist, ports and tunnels"
+            "tags, ephemeral_disk, block_network, the default network (as root), outbound_cidr_allowlist, ports and " \
+            "tunnels, unprivileged callers with a subordinate id range"
 UNSUPPORTED = "outbound_domain_allowlist (at create and at run time), exec(pty=True), mount_image and snapshots, " \
-              "callers other than root"
+              "the default network for an unprivileged caller, unprivileged callers without a subordinate id range"
 
 
 def platform(binary: str) -> str:
@@ -166,14 +188,29 @@ def runsc_root(sandbox_dir: str) -> str:
     return os.path.join(sandbox_dir, "runsc")
 
 
+def rootless_stage(sandbox_dir: str) -> str:
+    """Where the supervisor mounts the root for an unprivileged caller, who has no STAGE_DIR of root's: a
+    directory of the sandbox's, made and removed by the supervisor."""
+    return os.path.join(sandbox_dir, "stage")
+
+
+def _stage(inputs: RunnerInputs) -> Optional[str]:
+    return rootless_stage(os.path.dirname(inputs.upper)) if _rootless() else None
+
+
+def _staged_root(inputs: RunnerInputs) -> str:
+    stage = _stage(inputs)
+    return STAGED_ROOT if stage is None else os.path.join(stage, os.path.basename(STAGED_ROOT))
+
+
 def _root_path(inputs: RunnerInputs) -> str:
     """The OCI root: STAGED_ROOT, what the supervisor mounts there in the runner's own mount namespace (an
     image's overlay: RunnerCommand.stage_overlay; the host image's tmpfs of disk_bytes: stage_tmpfs); the upper
     directory (the host image with PYSANDBOX_WRITABLE_ROOT_MAX=0); an empty image's upper."""
     overlay = inputs.overlay
     if overlay is None:
-        return inputs.source(inputs.upper) if inputs.disk_bytes is None else STAGED_ROOT
-    return STAGED_ROOT if overlay.lowers else f"{inputs.source(overlay.upper)}/rootfs"
+        return inputs.source(inputs.upper) if inputs.disk_bytes is None else _staged_root(inputs)
+    return _staged_root(inputs) if overlay.lowers else f"{inputs.source(overlay.upper)}/rootfs"
 
 
 def _stage_tmpfs(inputs: RunnerInputs) -> Optional[str]:
@@ -181,7 +218,7 @@ def _stage_tmpfs(inputs: RunnerInputs) -> Optional[str]:
     (runtime/sizes.py); mounted by the supervisor, as the OCI root's size is not runsc's to give."""
     if inputs.overlay is not None or inputs.disk_bytes is None:
         return None
-    uid, gid = identity.current().owner
+    uid, gid = (0, 0) if _rootless() else identity.current().owner  # ids of the namespace it is mounted in
     return f"size={inputs.disk_bytes},mode=755,uid={uid},gid={gid}"
 
 
@@ -234,8 +271,10 @@ def _network(inputs: RunnerInputs) -> Dict[str, str]:
 
 def _id_mappings(ranges: IdMap) -> List[Dict[str, int]]:
     """The sandbox identity's ranges (identity.py, as the other runners map them): the gofer reads and writes the
-    host's files as these host ids, so sandbox root is no more than the sandbox identity's root on the host."""
-    return [{"containerID": inside, "hostID": outside, "size": count} for inside, outside, count in ranges]
+    host's files as these host ids, so sandbox root is no more than the sandbox identity's root on the host. An
+    unprivileged caller's runsc runs in the sandbox's user namespace, where those ids are the sandbox's own."""
+    return [{"containerID": inside, "hostID": inside if _rootless() else outside, "size": count}
+            for inside, outside, count in ranges]
 
 
 def command(inputs: RunnerInputs, binary: str) -> RunnerCommand:
@@ -246,7 +285,10 @@ def command(inputs: RunnerInputs, binary: str) -> RunnerCommand:
     network = "--network=sandbox" if inputs.network == "default" else "--network=none"
     argv = [binary, "--root", runsc_root(os.path.dirname(inputs.upper)), network, *RUNSC_FLAGS, "run",
             "--bundle", _bundle(), inputs.sandbox_id]
+    stage_overlay = overlay_options(overlay, inputs.source, "gvisor") if overlay is not None and overlay.lowers \
+        else None
+    stage_tmpfs = _stage_tmpfs(inputs)
     return RunnerCommand(argv, json.dumps(configuration(inputs)).encode(), self_isolating=True,
-                         own_netstack=inputs.network == "default",
-                         stage_overlay=overlay_options(overlay, inputs.source, "gvisor")
-                         if overlay is not None and overlay.lowers else None, stage_tmpfs=_stage_tmpfs(inputs))
+                         own_netstack=inputs.network == "default", stage_overlay=stage_overlay,
+                         stage_tmpfs=stage_tmpfs, nested_userns=NESTED_USERNS if _rootless() else None,
+                         stage=_stage(inputs) if stage_overlay or stage_tmpfs else None)

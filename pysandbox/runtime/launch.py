@@ -228,17 +228,22 @@ def _runner_inputs(directory: Path, spec: SandboxSpec, root: _Root, init: str, m
 
 def _supervisor_options(directory: Path, spec: SandboxSpec, root: _Root, net: netplan.NetworkPlan,
                         tethered: bool, command: layout.RunnerCommand) -> List[str]:
-    """Timeout, output bound, identity (none for a self-isolating runner: it runs as the caller and gets
-    init's fds through --handoff), staging, what to clean up, the network, confirmation."""
+    """Timeout, output bound, identity (none for a self-isolating runner run as root: it makes its own user
+    namespace; it gets init's fds through --handoff), staging, what to clean up, the network, confirmation."""
     options = ["--dir", str(directory), "--timeout-ms", str(int(spec.timeout * 1000)),
                "--output-max", str(bounds.get("entrypoint_output"))]
     if command.self_isolating:
         options += ["--handoff", "--log-max", str(bounds.get("runner_log"))]
-    # A self-isolating runner's network namespace is still the identity's (its helpers run as it).
-    if not command.self_isolating or net.mode == "default":
-        options += ["--as-uid", str(root.owner[0]), "--as-gid", str(root.owner[1])] if root.as_root else []
+    # A self-isolating runner run as root needs no identity of the supervisor's; its network helpers do.
+    if root.as_root and (not command.self_isolating or net.mode == "default"):
+        options += ["--as-uid", str(root.owner[0]), "--as-gid", str(root.owner[1])]
+    if not command.self_isolating or command.nested_userns is not None or net.mode == "default":
         options += identity.current().supervisor_args()
+    if command.nested_userns:
+        options += ["--userns-nested", str(command.nested_userns)]
     options += root.stager.args()
+    if command.stage is not None:
+        options += ["--stage", command.stage, "--cleanup", command.stage]
     if command.stage_overlay is not None:
         options += ["--stage-overlay", command.stage_overlay]
     if command.stage_tmpfs is not None:

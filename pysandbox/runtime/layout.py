@@ -148,6 +148,11 @@ class RunnerCommand:
     stage_overlay: Optional[str] = None
     # or tmpfs's, for a host-image root of disk_bytes the runner cannot size itself (gVisor's runsc).
     stage_tmpfs: Optional[str] = None
+    # A self-isolating runner run in the sandbox's user namespace as its root (gVisor's runsc for an
+    # unprivileged caller): the user namespaces it makes below that one (userns.h), and the stage its root is
+    # mounted in there (a directory of the sandbox's, the supervisor makes and removes). None: run as root.
+    nested_userns: Optional[int] = None
+    stage: Optional[str] = None
 
 
 def overlay_options(root: OverlayRoot, source: Callable[[str], str], runner: str) -> str:

@@ -1,6 +1,7 @@
 """The gvisor runner (docs/RUNNERS.md): how it is chosen, what it refuses before any work, and where
 it differs from the other runners. The behaviour tests marked pytest.mark.gvisor run under it too;
-these run under every runner, each creating its gVisor sandboxes itself."""
+these run under every runner, each creating its gVisor sandboxes itself, as root and rootless (a caller
+gVisor refuses, without a subordinate id range: test_identity_single.py)."""
 
 import os
 import socket
@@ -8,7 +9,7 @@ import socket
 import pytest
 
 import pysandbox as modal
-from pysandbox import settings
+from pysandbox import identity, settings
 from pysandbox._state import paths, volumes
 from pysandbox.exception import ConflictError, InvalidError, UnimplementedError
 from pysandbox.runtime import cgroups
@@ -18,15 +19,17 @@ from .test_network import host_address, http_get
 from .test_runners import _sandbox_dirs
 
 pytestmark = pytest.mark.rootless
-AS_ROOT = os.geteuid() == 0
-needs_root = pytest.mark.skipif(not AS_ROOT, reason="gVisor needs root here: test_a_rootless_caller_is_refused")
+
+
+def _host_id(ranges, inside: int) -> int:
+    """The host id of sandbox id `inside` under the sandbox identity's map (identity.py)."""
+    return next(outside + inside - first for first, outside, count in ranges if first <= inside < first + count)
 
 
 def _kernel(sb) -> str:
     return sb.exec("uname", "-r").stdout.read().strip()
 
 
-@needs_root
 @pytest.mark.parametrize("how", ["runtime", "experimental_options", "PYSANDBOX_RUNNER"])
 def test_each_way_of_asking_runs_the_sandbox_under_gvisor(sandboxes, monkeypatch, how):
     asked = {"runtime": {"runtime": "gvisor"}, "experimental_options": {"experimental_options": {"runner": "gvisor"}},
@@ -46,7 +49,6 @@ def test_runtime_vm_stays_unimplemented_and_gvisor_cannot_contradict_the_runner(
     assert _sandbox_dirs() == before
 
 
-@needs_root
 @pytest.mark.parametrize("options, named", [
     ({"outbound_domain_allowlist": ["example.com"]}, "outbound_domain_allowlist"),
 ])
@@ -57,7 +59,6 @@ def test_what_it_does_not_support_is_refused_before_any_work(app, options, named
     assert _sandbox_dirs() == before
 
 
-@needs_root
 def test_the_default_network_is_gvisors_netstack_on_the_supervisors_link(sandboxes):
     # runsc took tap0's address and routes: its netstack answers for them, not the host kernel's stack.
     sb = sandboxes("sleep", "60", runtime="gvisor")
@@ -67,7 +68,6 @@ def test_the_default_network_is_gvisors_netstack_on_the_supervisors_link(sandbox
     assert sb.exec("getent", "hosts", "deb.debian.org").wait() == 0  # slirp4netns's resolver, through the filter
 
 
-@needs_root
 def test_a_running_sandboxs_policy_changes_by_networks_but_not_by_names(sandboxes):
     address = host_address()
     host_server = Listener(socket.AF_INET, (address, 0))
@@ -90,7 +90,8 @@ def _change_policy(sandboxes, address, host_server):
     assert host_server.wait_for(2) == 2
 
 
-@needs_root
+
+
 def test_calls_that_need_a_descriptor_from_the_sandbox_say_so(sandboxes):
     sb = sandboxes("sleep", "60", runtime="gvisor", block_network=True)
     with pytest.raises(InvalidError, match="gVisor runner cannot give .*snapshot_directory"):
@@ -104,7 +105,6 @@ def test_calls_that_need_a_descriptor_from_the_sandbox_say_so(sandboxes):
 
 
 
-@needs_root
 def test_what_it_writes_is_owned_on_the_host_by_the_sandbox_identitys_ids(sandboxes, monkeypatch):
     # The OCI user namespace maps sandbox ids as the other runners do (identity.py): the gofer writes as those.
     monkeypatch.setenv("PYSANDBOX_WRITABLE_ROOT_MAX", "0")  # the root on the state disk, where the host sees it
@@ -112,13 +112,12 @@ def test_what_it_writes_is_owned_on_the_host_by_the_sandbox_identitys_ids(sandbo
     assert sb.exec("sh", "-c", "echo x > /made && mkdir /dir && chown 1000:1001 /dir").wait() == 0
     upper = paths.SandboxDir.of(sb.object_id).upper
     found = {name: os.lstat(os.path.join(d, name)) for d, dirs, names in os.walk(upper) for name in names + dirs}
-    uid, gid = settings.sandbox_owner()
-    assert (found["made"].st_uid, found["made"].st_gid) == (uid, gid)
-    assert (found["dir"].st_uid, found["dir"].st_gid) == (uid + 1000, gid + 1001)
+    assert (found["made"].st_uid, found["made"].st_gid) == settings.sandbox_owner()
+    assert (found["dir"].st_uid, found["dir"].st_gid) == (_host_id(identity.current().uids, 1000),
+                                                          _host_id(identity.current().gids, 1001))
 
 
 
-@needs_root
 def test_a_volume_gets_the_same_owners_from_gvisor_and_bwrap(sandboxes):
     vol = modal.Volume.from_name("gvisor-owners", create_if_missing=True)
     for runner in ("gvisor", "bwrap"):
@@ -128,7 +127,8 @@ def test_a_volume_gets_the_same_owners_from_gvisor_and_bwrap(sandboxes):
     data = volumes.path("gvisor-owners") / "data"
     owners = {name: (os.lstat(data / name).st_uid, os.lstat(data / name).st_gid) for name in os.listdir(data)}
     assert owners["gvisor"] == owners["bwrap"] == settings.sandbox_owner()
-    assert owners["gvisor.d"] == owners["bwrap.d"] == (settings.sandbox_owner()[0] + 1000, settings.sandbox_owner()[1])
+    assert owners["gvisor.d"] == owners["bwrap.d"] == (_host_id(identity.current().uids, 1000),
+                                                       settings.sandbox_owner()[1])
 
 
 @pytest.fixture
@@ -143,7 +143,6 @@ def failing_runsc(tmp_path, monkeypatch):
     return make
 
 
-@needs_root
 def test_what_runsc_says_when_it_cannot_start_is_the_cause(app, failing_runsc):
     # Its stdout and stderr are a socket the supervisor copies into supervisor.log (F2: not a host file).
     said = failing_runsc(1)
@@ -151,7 +150,6 @@ def test_what_runsc_says_when_it_cannot_start_is_the_cause(app, failing_runsc):
         modal.Sandbox.create("sleep", "60", app=app, runtime="gvisor", block_network=True).exec("true")
 
 
-@needs_root
 def test_what_runsc_and_init_write_to_the_log_is_bounded(app, failing_runsc, monkeypatch):
     monkeypatch.setenv("PYSANDBOX_RUNNER_LOG_MAX", str(1 << 16))
     failing_runsc(100_000)  # 3 MB
@@ -161,7 +159,6 @@ def test_what_runsc_and_init_write_to_the_log_is_bounded(app, failing_runsc, mon
     assert log.startswith(b"runsc: cannot start the sandbox\n") and len(log) < (1 << 16) + 4096, len(log)
 
 
-@needs_root
 def test_an_exec_with_a_pty_is_refused_before_it_starts(sandboxes):
     # gVisor cannot make the host terminal exec(pty=True) sends in a controlling one (it would end 127,
     # "Inappropriate ioctl for device"): init refuses it (docs/RUNNERS.md). create(pty=True) runs: init makes
@@ -171,7 +168,6 @@ def test_an_exec_with_a_pty_is_refused_before_it_starts(sandboxes):
         sb.exec("true", pty=True)
     assert sb.exec("echo", "still running").stdout.read() == "still running\n"
 
-@needs_root
 @pytest.mark.skipif(not cgroups.host().has("memory"), reason="no writable cgroup here (unprivileged on v1)")
 def test_the_memory_limit_ends_the_whole_sandbox(sandboxes):
     """The supervisor's cgroup holds runsc, its gofer and its Sentry, which holds every sandbox process's memory:
@@ -180,11 +176,3 @@ def test_the_memory_limit_ends_the_whole_sandbox(sandboxes):
     hog = sb.exec("python3", "-c", "b = bytearray(400 << 20); b[::4096] = b'x' * len(b[::4096]); print('survived')")
     assert hog.wait() == 137 and hog.stdout.read() == ""
     assert sb.wait(raise_on_termination=False) is None and sb.returncode == 137
-
-
-@pytest.mark.skipif(AS_ROOT, reason="the refusal of a caller that is not root (run by .ci/rootless)")
-def test_a_rootless_caller_is_refused(app):
-    before = _sandbox_dirs()
-    with pytest.raises(InvalidError, match="gVisor runner needs root here"):
-        modal.Sandbox.create(app=app, runtime="gvisor", block_network=True)
-    assert _sandbox_dirs() == before

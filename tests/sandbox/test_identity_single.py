@@ -12,8 +12,10 @@ import pytest
 
 import pysandbox as modal
 from pysandbox import doctor, identity
+from pysandbox.exception import InvalidError
 
 from .. import oci
+from .test_runners import _sandbox_dirs
 
 pytestmark = [pytest.mark.rootless, pytest.mark.skipif(
     identity.current().size != 1, reason="this caller has a subordinate id range: test_identity.py covers it")]
@@ -65,3 +67,14 @@ def test_an_image_whose_files_belong_to_other_users_still_unpacks(sandboxes, tmp
         sb = sandboxes("/bin/sh", "-c", "while read line; do :; done",
                        image=modal.Image.from_registry(f"{host}/test/owned:1"))
         assert run(sb, "read line < /srv/theirs; echo $line") == "data\n"
+
+
+def test_gvisor_is_refused_before_any_work_and_doctor_says_why(app):
+    # runsc runs as root of the sandbox's user namespace and maps its Sentry to that namespace's nobody
+    # (runtime/gvisor.py): a namespace of the caller's uid alone has no nobody.
+    before = _sandbox_dirs()
+    with pytest.raises(InvalidError, match="gVisor runner needs root here, or a subordinate id range"):
+        modal.Sandbox.create(app=app, runtime="gvisor", block_network=True)
+    assert _sandbox_dirs() == before
+    finding = doctor.gvisor_runner()
+    assert not finding.ok and "subordinate id range" in finding.detail

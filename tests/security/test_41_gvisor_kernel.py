@@ -11,7 +11,7 @@ import pytest
 
 from ._inside import py_ok, sh
 
-pytestmark = pytest.mark.gvisor(only=True)  # its sandboxes are the gvisor runner's
+pytestmark = [pytest.mark.gvisor(only=True), pytest.mark.rootless]  # its sandboxes are the gvisor runner's
 PROCESS_MADVISE = 440  # the same number on both architectures
 
 

@@ -37,6 +37,9 @@ REFUSED = [
     ("sandbox-supervisor", [*SUPERVISOR, "--handoff", "--log-max", "100", "--", "/bin/true"], "bad --log-max"),
     ("sandbox-supervisor", [*SUPERVISOR, "--net-forward", "80:0", "--", "/bin/true"], "bad --net-forward port"),
     ("sandbox-supervisor", [*SUPERVISOR, "--userns-uid", "0:1", "--", "/bin/true"], "bad --userns-uid"),
+    ("sandbox-supervisor", [*SUPERVISOR, "--userns-nested", "9", "--", "/bin/true"], "bad --userns-nested (0 to 8)"),
+    ("sandbox-supervisor", [*SUPERVISOR, "--userns-nested", "-1", "--", "/bin/true"], "bad --userns-nested"),
+    ("sandbox-supervisor", [*SUPERVISOR, "--userns-nested", "2", "--", "/bin/true"], "--userns-nested with them"),
     ("sandbox-supervisor", [*SUPERVISOR, "--net-helper", "/s", "--net-dir", "/d", "--net-filter", "/n", "--net-rules",
                             "r", "--", "/bin/true"], "--net-dns-upstream go together"),
     ("sandbox-supervisor", [*SUPERVISOR, "--net-own-stack", "--", "/bin/true"], "--net-own-stack needs"),
@@ -83,7 +86,7 @@ def test_refused_command_lines_exit_2_naming_the_option(binary, argv, message):
 USAGE = {
     "sandbox-supervisor": "--dir DIR --timeout-ms N --output-max BYTES [--as-uid U] [--as-gid G] [--stage STAGEDIR] "
                           "[--stage-bind SRC=NAME]... [--stage-check NAME=DEV:INO]... [--stage-overlay OPTIONS] [--stage-tmpfs OPTIONS] [--cleanup PATH]... "
-                          "[--userns-uid IN:OUT:N]... [--userns-gid IN:OUT:N]... [--newuidmap PATH] [--newgidmap PATH] "
+                          "[--userns-uid IN:OUT:N]... [--userns-gid IN:OUT:N]... [--newuidmap PATH] [--newgidmap PATH] [--userns-nested N] "
                           "[--confirm-fd FD] [--confirmed-by FILE] [--cgroup DIR]... [--handoff] [--log-max BYTES] [--nproc N] "
                           "[--net-helper SLIRP4NETNS] [--net-dir DIR] [--net-filter NFT] [--net-rules RULESET] [--net-own-stack] "
                           "[--net-forward HOSTPORT:PORT]... [--net-dns-upstream ADDRESS] [--net-dns-port PORT] "

@@ -4,7 +4,10 @@ the host image's sized root is a tmpfs it mounts (stage_tmpfs). Its ids are the 
 
 import json
 
+import pytest
+
 from pysandbox import identity
+from pysandbox.exception import InvalidError
 from pysandbox.runtime import gvisor
 from pysandbox.runtime.layout import STAGED_ROOT, STAGED_ROOT_TMP, Mount, OverlayRoot, RunnerInputs
 
@@ -66,3 +69,38 @@ def test_an_empty_image_is_its_upper_directory():
     command = gvisor.command(inputs(overlay=OverlayRoot((), "/state/sb/upper")), BINARY)
     assert command.stage_overlay is None
     assert configured(command)["root"]["path"] == "/staged/state/sb/upper/rootfs"
+
+
+def test_rootless_runsc_runs_in_the_sandboxs_user_namespace_with_its_root_staged_there(monkeypatch):
+    # An unprivileged caller: runsc is root of the sandbox's namespace (the supervisor's userns.c), whose ids are
+    # the sandbox's own, so the OCI map is the identity over them; its root is staged in the sandbox's directory.
+    monkeypatch.setattr(gvisor, "_rootless", lambda: True)
+    monkeypatch.setattr(identity, "current", lambda: identity.Identity(
+        ((0, 1001, 1), (1, 100000, 65535)), ((0, 1001, 1), (1, 100000, 65535)), newidmap=True))
+    command = gvisor.command(inputs(disk_bytes=64 << 20), BINARY)
+    assert command.stage == "/state/sb/stage" and command.nested_userns == gvisor.NESTED_USERNS
+    assert command.stage_tmpfs == f"size={64 << 20},mode=755,uid=0,gid=0"  # the namespace's root
+    config = configured(command)
+    assert config["root"]["path"] == "/state/sb/stage/root"
+    assert config["linux"]["uidMappings"] == [{"containerID": 0, "hostID": 0, "size": 1},
+                                              {"containerID": 1, "hostID": 1, "size": 65535}]
+    assert config["linux"]["gidMappings"] == config["linux"]["uidMappings"]
+
+
+def test_rootless_runsc_with_nothing_to_stage_has_no_stage(monkeypatch):
+    monkeypatch.setattr(gvisor, "_rootless", lambda: True)
+    command = gvisor.command(inputs(), BINARY)  # disk_bytes None: the upper directory is the root
+    assert command.stage is None and configured(command)["root"]["path"] == "/staged/state/sb/upper"
+
+
+def test_root_runsc_makes_its_own_user_namespace():
+    command = gvisor.command(inputs(disk_bytes=64 << 20), BINARY)
+    assert command.stage is None and command.nested_userns is None
+
+
+def test_a_rootless_caller_without_a_subordinate_range_is_refused(monkeypatch):
+    monkeypatch.setattr(gvisor, "_rootless", lambda: True)
+    monkeypatch.setattr(gvisor, "binary", lambda: BINARY)
+    monkeypatch.setattr(identity, "current", lambda: identity.Identity(((0, 1001, 1),), ((0, 1001, 1),)))
+    with pytest.raises(InvalidError, match="needs root here, or a subordinate id range for this user"):
+        gvisor.check()
