@@ -62,7 +62,6 @@ from .layout import (
     INIT_PATH,
     SANDBOX_ROOT_CAPS,
     STAGED_ROOT,
-    STAGED_ROOT_TMP,
     Mount,
     RunnerCommand,
     RunnerInputs,
@@ -72,6 +71,7 @@ from .layout import (
 
 RUNSC_FLAGS = ("--ignore-cgroups", "--host-uds=none", "--host-fifo=none")
 _ALWAYS = ("nosuid", "nodev")
+STAGE_ROOT_TMP = "tmp"  # stage.h's: the sized root's /tmp, which the supervisor makes
 # The user namespaces runsc makes, run in the sandbox's as its root (an unprivileged caller): its sandbox's and
 # its gofer's. Sandbox code under gVisor makes none of the host's: they are the Sentry's own.
 NESTED_USERNS = 2
@@ -226,7 +226,7 @@ def _tmp(inputs: RunnerInputs) -> Dict[str, object]:
     """/tmp, mounted explicitly: without a mount there runsc mounts an unsized tmpfs. In the host image's sized
     root it is the root's own /tmp (made by the supervisor), one budget as under bwrap; else a sized tmpfs."""
     if _stage_tmpfs(inputs) is not None:
-        return {"destination": "/tmp", "type": "bind", "source": STAGED_ROOT_TMP,
+        return {"destination": "/tmp", "type": "bind", "source": os.path.join(_staged_root(inputs), STAGE_ROOT_TMP),
                 "options": ["rbind", "rw", *_ALWAYS]}
     return {"destination": inputs.dest("/tmp"), "type": "tmpfs", "source": "tmpfs",
             "options": [f"size={inputs.tmp_bytes}", "mode=1777", *_ALWAYS]}

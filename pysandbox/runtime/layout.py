@@ -34,7 +34,6 @@ INIT_PATH = "/__pysandbox/init"
 # ready-made), in a mount namespace of the runner's alone (native/supervisor/stage.h).
 STAGE_DIR = "/run/pysandbox-stage"
 STAGED_ROOT = f"{STAGE_DIR}/root"  # stage.h's STAGE_OVERLAY_NAME
-STAGED_ROOT_TMP = f"{STAGED_ROOT}/tmp"  # stage.h's STAGE_ROOT_TMP: a sized tmpfs root's /tmp
 DEV_BYTES = 64 << 10  # /dev holds only device nodes, links and mount points
 # What sandbox root may do in its own user namespace: Docker's default capabilities, so su,
 # setpriv, apt's drop to _apt, chown and services that drop privileges work. The rest (mounts,

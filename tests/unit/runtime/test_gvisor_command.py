@@ -9,7 +9,7 @@ import pytest
 from pysandbox import identity
 from pysandbox.exception import InvalidError
 from pysandbox.runtime import gvisor
-from pysandbox.runtime.layout import STAGED_ROOT, STAGED_ROOT_TMP, Mount, OverlayRoot, RunnerInputs
+from pysandbox.runtime.layout import STAGED_ROOT, Mount, OverlayRoot, RunnerInputs
 
 BINARY = "/usr/bin/runsc"
 
@@ -37,7 +37,7 @@ def test_a_sized_host_image_root_is_a_tmpfs_the_supervisor_mounts_and_holds_tmp(
     config = configured(command)
     assert config["root"]["path"] == STAGED_ROOT
     tmp = [mount for mount in config["mounts"] if mount["destination"] == "/tmp"]  # runsc's would be unsized
-    assert tmp == [{"destination": "/tmp", "type": "bind", "source": STAGED_ROOT_TMP,
+    assert tmp == [{"destination": "/tmp", "type": "bind", "source": f"{STAGED_ROOT}/tmp",
                     "options": ["rbind", "rw", "nosuid", "nodev"]}]  # the root's own: one budget, as under bwrap
 
 
