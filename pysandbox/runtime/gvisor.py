@@ -127,10 +127,10 @@ def refuse(spec: SandboxSpec) -> None:
 # What the gvisor runner gives and lacks, for doctor (docs/RUNNERS.md's table says why).
 SUPPORTED = "the host image and image=: exec, streams, stdin (the entrypoint's relayed), sb.open, the file API " \
             "and watch (relayed by init), create(pty=True) but its write_eof, volumes, limits, timeouts, names and " \
-            "tags, ephemeral_disk, block_network, the default network (as root), outbound_cidr_allowlist, ports and " \
-            "tunnels, unprivileged callers with a subordinate id range"
+            "tags, ephemeral_disk, block_network, the default network, outbound_cidr_allowlist, ports and tunnels, " \
+            "unprivileged callers with a subordinate id range"
 UNSUPPORTED = "outbound_domain_allowlist (at create and at run time), exec(pty=True), mount_image and snapshots, " \
-              "the default network for an unprivileged caller, unprivileged callers without a subordinate id range"
+              "unprivileged callers without a subordinate id range"
 
 
 def platform(binary: str) -> str:
@@ -265,7 +265,7 @@ def configuration(inputs: RunnerInputs) -> dict:
 
 def _network(inputs: RunnerInputs) -> Dict[str, str]:
     """The default network: the namespace the supervisor made and connected, which runsc is started in
-    (native/supervisor/netns.h: net_make_namespace_for_root), its netstack serving tap0. Else one of runsc's."""
+    (native/supervisor/netns.h: net_own_stack_ready), its netstack serving tap0. Else one of runsc's."""
     return {"type": "network", "path": "/proc/self/ns/net"} if inputs.network == "default" else {"type": "network"}
 
 
