@@ -527,9 +527,8 @@ class Sandbox:
             raise InvalidError(f"Sandbox {self.object_id} has no outbound network (block_network=True, or no "
                                "slirp4netns on this host): there is no policy to change.")
         try:
-            own_stack = gvisor.runs(str(self._dir))  # its filter sits on the link, passing its tunnels' replies
-            netplan.change_policy(net_dir, cidrs, domains,
-                                  [guest for guest, _, _ in self._record.tunnels] if own_stack else None)
+            netplan.change_policy(net_dir, cidrs, domains, [guest for guest, _, _ in self._record.tunnels],
+                                  own_stack=gvisor.runs(str(self._dir)))  # its filter sits on the link
         except OSError as exc:
             if self._refresh() is not None:
                 raise await records.finished_error(self.object_id) from None

@@ -130,13 +130,20 @@ class _Hook:
     refuse_rest: Tuple[str, ...]  # what the allowlists leave out
 
 
-def _output_hook(mark: str) -> _Hook:
+def _ports(guest_ports: Sequence[int]) -> str:
+    return f"{{ {', '.join(map(str, sorted(set(guest_ports))))} }}"
+
+
+def _output_hook(mark: str, guest_ports: Sequence[int]) -> _Hook:
     """The kernel's own stack (bwrap, nsjail): the inet output hook, stateful. Each policy marks the
-    connections it accepts: a packet of another policy's is judged again."""
+    connections it accepts: a packet of another policy's is judged again. Replies pass only on the
+    connections in through a tunnel (slirp4netns makes them from its gateway, to a tunnel's port): a
+    datagram any outsider sends to the host port slirp opened for one of the sandbox's flows starts a
+    connection too, whose "replies" would otherwise leave past the allowlists."""
+    replies = [f"ct direction reply ct original ip saddr {GATEWAY} ct original proto-dst {_ports(guest_ports)} "
+               "accept"] if guest_ports else []
     return _Hook("inet", "type filter hook output priority 0; policy accept;",
-                 ('oifname "lo" accept',
-                  "ct direction reply accept",  # replies, e.g. to connections in through a tunnel
-                  f"ct state established,related ct mark {mark} accept"),
+                 ('oifname "lo" accept', *replies, f"ct state established,related ct mark {mark} accept"),
                  f"ct mark set {mark} accept", "reject", ("meta l4proto tcp reject with tcp reset", "reject"))
 
 
@@ -146,7 +153,7 @@ def _link_hook(guest_ports: Sequence[int]) -> _Hook:
     and PACKET_QDISC_BYPASS's too), stateless: every packet is judged. It has no conntrack: a tunnel's
     replies (slirp4netns connects from its gateway) pass by their source port; it cannot reject: refused
     packets are dropped."""
-    replies = [f"ip daddr {GATEWAY} tcp sport {{ {', '.join(map(str, sorted(set(guest_ports))))} }} accept"]
+    replies = [f"ip daddr {GATEWAY} tcp sport {_ports(guest_ports)} accept"]
     # A frame is judged by what it is and what the sender labelled it (an AF_PACKET sender chooses the
     # label): both must say ARP, or both IPv4, which the rules below see whole (slirp4netns has no IPv6 here).
     kinds = ("meta protocol arp ether type arp accept", "meta protocol != ip drop", "ether type != ip drop")
@@ -154,14 +161,15 @@ def _link_hook(guest_ports: Sequence[int]) -> _Hook:
                  (*kinds, *(replies if guest_ports else [])), "accept", "drop", ("drop",))
 
 
-def egress_rules(cidrs: Names, domains: Names, link: Optional[Sequence[int]] = None) -> str:
+def egress_rules(cidrs: Names, domains: Names, guest_ports: Sequence[int] = (), own_stack: bool = False) -> str:
     """The nftables transaction that (re)places the ruleset of a sandbox's network namespace. `cidrs`
-    and `domains` as outbound_policy() gives them (None: no restriction). `link`: the filter sits on
-    TAP (_link_hook), for a runner with its own stack; the tunnels' ports in the sandbox."""
+    and `domains` as outbound_policy() gives them (None: no restriction); `guest_ports`: the tunnels'
+    ports in the sandbox, whose replies pass. `own_stack`: the filter sits on TAP (_link_hook), for a
+    runner with a stack of its own."""
     v4 = [c for c in cidrs or () if ":" not in c]
     v6 = [c for c in cidrs or () if ":" in c]
     mark = f"0x{secrets.randbits(31) | 1:08x}"  # this policy's: connections of another are judged again
-    hook = _output_hook(mark) if link is None else _link_hook(link)
+    hook = _link_hook(guest_ports) if own_stack else _output_hook(mark, guest_ports)
     accept = hook.accept
     rules = [*hook.prelude, f"ip daddr {LINK_LOCAL[0]} {hook.refuse}", f"ip6 daddr {LINK_LOCAL[1]} {hook.refuse}"]
     # slirp4netns's own network: its resolver's port 53 while names are not filtered (the DNS filter is
@@ -201,14 +209,16 @@ def _dns_args(domains: Names) -> List[str]:
     return argv + (["--net-domains", " ".join(domains)] if domains is not None else [])
 
 
-def change_policy(net_dir: Path, cidrs: Names, domains: Names, link: Optional[Sequence[int]] = None) -> None:
+def change_policy(net_dir: Path, cidrs: Names, domains: Names, guest_ports: Sequence[int],
+                  own_stack: bool) -> None:
     """Replace the outbound policy of the running sandbox whose network is in `net_dir`: its DNS
-    filter loads the new rules, with the addresses still allowed, in one nft transaction. `link`: as
-    egress_rules takes it (a runner with its own stack; its tunnels' ports)."""
+    filter loads the new rules, with the addresses still allowed, in one nft transaction.
+    `guest_ports`, `own_stack`: as egress_rules takes them."""
     cidrs, domains = outbound_policy(cidrs, domains)
-    if link is not None and domains is not None:
+    if own_stack and domains is not None:
         raise InvalidError(OWN_STACK_DOMAINS)
-    message = ("*" if domains is None else " ".join(domains)) + "\n" + egress_rules(cidrs, domains, link)
+    message = ("*" if domains is None else " ".join(domains)) + "\n" + \
+        egress_rules(cidrs, domains, guest_ports, own_stack)
     directory = os.open(net_dir, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as control:
@@ -254,7 +264,7 @@ class NetworkPlan:
         """`own_stack`: the runner serves tap0 with a TCP/IP stack of its own (RunnerCommand.own_netstack)."""
         if self.mode != "default":
             return []
-        rules = egress_rules(*self.policy, link=[guest for guest, _, _ in self.tunnels] if own_stack else None)
+        rules = egress_rules(*self.policy, [guest for guest, _, _ in self.tunnels], own_stack)
         argv = ["--net-helper", tool(HELPER), "--net-dir", str(self.net_dir), "--net-filter", tool(NFT),
                 "--net-rules", rules, "--cleanup", str(self.net_dir), *_dns_args(self.policy[1])]
         argv += ["--net-own-stack"] if own_stack else []

@@ -206,7 +206,7 @@ from pysandbox.runtime import netplan
 tap = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK)
 fcntl.ioctl(tap, 0x400454CA, struct.pack("16sH14x", b"tap0", 0x0002 | 0x1000))  # TUNSETIFF: IFF_TAP | IFF_NO_PI
 subprocess.run(["ip", "link", "set", "tap0", "up"], check=True)
-subprocess.run(["nft", "-f", "-"], input=netplan.egress_rules(("198.51.100.0/24",), None, link=[]), text=True,
+subprocess.run(["nft", "-f", "-"], input=netplan.egress_rules(("198.51.100.0/24",), None, own_stack=True), text=True,
                check=True)
 
 def frame(destination, marker):

@@ -44,15 +44,15 @@ def test_tunnel_shape_matches_modal():
 POLICIES = [(None, None), (("169.254.0.0/16",), None), ((), ("example.com",)), (("169.254.0.0/16",), ())]
 
 
-@pytest.mark.parametrize("link", [None, [8080]])
+@pytest.mark.parametrize("own_stack", [False, True])
 @pytest.mark.parametrize(("cidrs", "domains"), POLICIES)
-def test_ruleset_always_closes_slirps_network_and_link_local(cidrs, domains, link):
+def test_ruleset_always_closes_slirps_network_and_link_local(cidrs, domains, own_stack):
     # slirp's network (its gateway to the host, its resolver relaying any port to the host's resolver)
     # and link-local close before any rule that accepts a new connection, so neither an allowlist nor
     # an allowed name resolving there reopens them; only the resolver's port 53 comes first, and only
     # while names are not filtered. On either hook (the link's drops).
-    rules = netplan.egress_rules(cidrs, domains, link).splitlines()
-    verdict = "reject" if link is None else "drop"
+    rules = netplan.egress_rules(cidrs, domains, [8080], own_stack).splitlines()
+    verdict = "drop" if own_stack else "reject"
     closed = [rules.index(f"    {rule} {verdict}") for rule in
               ("ip daddr 10.0.2.0/24", "ip daddr 169.254.0.0/16", "ip6 daddr fe80::/10")]
     accepting = [i for i, rule in enumerate(rules) if rule.endswith(" accept") and "lo" not in rule
@@ -85,7 +85,7 @@ def test_ruleset_with_domains_allows_their_sets_and_not_slirps_resolver():
 
 
 def test_the_link_ruleset_sits_on_tap0s_egress_and_judges_every_packet():
-    rules = netplan.egress_rules(("192.0.2.0/24",), None, link=[8080, 80])
+    rules = netplan.egress_rules(("192.0.2.0/24",), None, [8080, 80], own_stack=True)
     assert rules.startswith("table netdev pysandbox\ndelete table netdev pysandbox\ntable netdev pysandbox {")
     assert 'type filter hook egress device "tap0" priority 0; policy accept;' in rules
     assert "ct " not in rules and "reject" not in rules  # no conntrack at egress, and no reject there
@@ -94,7 +94,14 @@ def test_the_link_ruleset_sits_on_tap0s_egress_and_judges_every_packet():
     assert body.index("meta protocol arp ether type arp accept") < body.index("meta protocol != ip drop") < \
         body.index("ether type != ip drop") < body.index("ip daddr 10.0.2.2 tcp sport { 80, 8080 } accept")
     assert body[-4:] == ["ip daddr { 192.0.2.0/24 } accept", "drop", "}", "}"]
-    assert "sport" not in netplan.egress_rules(None, None, link=[])  # no tunnel, no reply to pass
+    assert "sport" not in netplan.egress_rules(None, None, [], own_stack=True)  # no tunnel, no reply to pass
+
+
+def test_replies_pass_the_output_hook_only_on_connections_in_through_a_tunnel():
+    # Not any connection an outsider starts (a datagram to the host port slirp opened for the sandbox's flow).
+    rules = netplan.egress_rules(("192.0.2.0/24",), None, [8080, 80])
+    assert "ct direction reply ct original ip saddr 10.0.2.2 ct original proto-dst { 80, 8080 } accept" in rules
+    assert "direction reply" not in netplan.egress_rules(("192.0.2.0/24",), None)
 
 
 def test_each_ruleset_has_its_own_mark():
