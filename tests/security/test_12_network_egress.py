@@ -85,6 +85,17 @@ def test_host_loopback_service_is_unreachable(sandboxes, listeners, block_networ
     assert service.accepted == 0
 
 
+def test_host_wildcard_service_is_unreachable_through_the_hosts_own_address(sandboxes, listeners, runner):
+    # A host service bound to the wildcard address is a loopback service too (it answers on 127.0.0.1),
+    # and most are bound so (sshd, databases, dev servers). The default network's filter closes the
+    # gateway 10.0.2.2 but not the host's own addresses: slirp4netns connects to them from the host's
+    # namespace, so the sandbox reaches that service (found by red3; bwrap, nsjail and gVisor alike).
+    sb = sandboxes()
+    service = listeners(socket.AF_INET, ("0.0.0.0", 0))
+    outcome = attack(sb, [[host_address(), service.address[1]]])
+    assert service.wait_for(1, timeout=2) == 0, outcome
+
+
 @pytest.mark.parametrize("block_network", [False, True])
 def test_host_abstract_unix_socket_is_unreachable(sandboxes, listeners, block_network):
     sb = sandboxes(block_network=block_network)
