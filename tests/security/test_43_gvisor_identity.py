@@ -34,7 +34,7 @@ pytestmark = [pytest.mark.gvisor(only=True), pytest.mark.rootless]  # its sandbo
 
 
 def test_the_sentry_is_an_id_of_the_sandboxs_range_never_the_caller(sandboxes):
-    sb = sandboxes("sleep", "300")
+    sb = sandboxes("sleep", "300", block_network=True)  # no network helpers among the supervisor's children
     assert sb.exec("true").wait() == 0
     processes = psutil.Process(sb._record.supervisor.pid).children(recursive=True)
     named = [(os.path.basename((proc.cmdline() or [""])[0]), proc.uids()) for proc in processes]
