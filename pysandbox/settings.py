@@ -169,5 +169,11 @@ def host_site_packages() -> bool:
     return os.environ.get("PYSANDBOX_HOST_SITE_PACKAGES", "") == "1"
 
 
+def network_reaches_host() -> bool:
+    """Whether the default network reaches the host's own addresses (PYSANDBOX_NETWORK_REACHES_HOST=1), and
+    with them every service the host binds to the wildcard address: off, as Modal's reach no host of theirs."""
+    return os.environ.get("PYSANDBOX_NETWORK_REACHES_HOST", "") == "1"
+
+
 def runsc_binary() -> str:
     return _binary("PYSANDBOX_RUNSC", "runsc", lambda: None, "`apt-get install runsc` (gVisor)")

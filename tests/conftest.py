@@ -167,6 +167,11 @@ def _restore(variable, previous):
         os.environ[variable] = previous
 
 
+# The network tests serve "the internet" from the host's own address: they let sandboxes reach it
+# (settings.network_reaches_host). tests/security/test_12 checks the default, which refuses it.
+os.environ["PYSANDBOX_NETWORK_REACHES_HOST"] = "1"
+
+
 @pytest.fixture(scope="session", autouse=True)
 def state_home(tmp_path_factory):
     home = tmp_path_factory.mktemp("pysandbox-home")

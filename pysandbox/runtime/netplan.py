@@ -37,6 +37,8 @@ only, with a one-line warning (once per process): never to the host's network.
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import logging
 import os
 import secrets
@@ -161,17 +163,47 @@ def _link_hook(guest_ports: Sequence[int]) -> _Hook:
                  (*kinds, *(replies if guest_ports else [])), "accept", "drop", ("drop",))
 
 
-def egress_rules(cidrs: Names, domains: Names, guest_ports: Sequence[int] = (), own_stack: bool = False) -> str:
+def host_addresses() -> Tuple[str, ...]:
+    """The host's own addresses (its network namespace's, loopback's aside), which the default network
+    refuses unless PYSANDBOX_NETWORK_REACHES_HOST=1: slirp4netns connects to them from the host's
+    namespace, where a service bound to the wildcard address (a loopback service too: sshd, databases,
+    dev servers) answers on every one."""
+    if settings.network_reaches_host():
+        return ()
+    found = set()
+    with open("/proc/net/fib_trie") as trie:  # every local IPv4 address: "|-- A.B.C.D" then "/32 host LOCAL"
+        last = ""
+        for line in trie:
+            words = line.split()
+            if words[:1] == ["|--"]:
+                last = words[1]
+            elif words == ["/32", "host", "LOCAL"] and not last.startswith("127."):
+                found.add(last)
+    with contextlib.suppress(FileNotFoundError), open("/proc/net/if_inet6") as table:  # no IPv6: no file
+        for words in map(str.split, table):
+            address = ipaddress.IPv6Address(int(words[0], 16))
+            if not (address.is_loopback or address.is_link_local):  # link-local: refused whoever has it
+                found.add(str(address))
+    return tuple(sorted(found))
+
+
+def egress_rules(cidrs: Names, domains: Names, guest_ports: Sequence[int] = (), own_stack: bool = False,
+                 host: Sequence[str] = ()) -> str:
     """The nftables transaction that (re)places the ruleset of a sandbox's network namespace. `cidrs`
     and `domains` as outbound_policy() gives them (None: no restriction); `guest_ports`: the tunnels'
     ports in the sandbox, whose replies pass. `own_stack`: the filter sits on TAP (_link_hook), for a
-    runner with a stack of its own."""
+    runner with a stack of its own. `host`: the host's own addresses (host_addresses), refused whatever
+    the allowlists say, as the metadata address is."""
     v4 = [c for c in cidrs or () if ":" not in c]
     v6 = [c for c in cidrs or () if ":" in c]
     mark = f"0x{secrets.randbits(31) | 1:08x}"  # this policy's: connections of another are judged again
     hook = _link_hook(guest_ports) if own_stack else _output_hook(mark, guest_ports)
     accept = hook.accept
     rules = [*hook.prelude, f"ip daddr {LINK_LOCAL[0]} {hook.refuse}", f"ip6 daddr {LINK_LOCAL[1]} {hook.refuse}"]
+    host4 = [a for a in host if ":" not in a]
+    host6 = [a for a in host if ":" in a]
+    rules += [f"ip daddr {{ {', '.join(host4)} }} {hook.refuse}"] if host4 else []
+    rules += [f"ip6 daddr {{ {', '.join(host6)} }} {hook.refuse}"] if host6 else []
     # slirp4netns's own network: its resolver's port 53 while names are not filtered (the DNS filter is
     # the resolver then), nothing else. slirp relays any port of 10.0.2.3 to the host resolver's address
     # (on loopback on some hosts), and an allowed name may resolve into this network.
@@ -218,7 +250,7 @@ def change_policy(net_dir: Path, cidrs: Names, domains: Names, guest_ports: Sequ
     if own_stack and domains is not None:
         raise InvalidError(OWN_STACK_DOMAINS)
     message = ("*" if domains is None else " ".join(domains)) + "\n" + \
-        egress_rules(cidrs, domains, guest_ports, own_stack)
+        egress_rules(cidrs, domains, guest_ports, own_stack, host_addresses())
     directory = os.open(net_dir, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as control:
@@ -264,7 +296,7 @@ class NetworkPlan:
         """`own_stack`: the runner serves tap0 with a TCP/IP stack of its own (RunnerCommand.own_netstack)."""
         if self.mode != "default":
             return []
-        rules = egress_rules(*self.policy, [guest for guest, _, _ in self.tunnels], own_stack)
+        rules = egress_rules(*self.policy, [guest for guest, _, _ in self.tunnels], own_stack, host_addresses())
         argv = ["--net-helper", tool(HELPER), "--net-dir", str(self.net_dir), "--net-filter", tool(NFT),
                 "--net-rules", rules, "--cleanup", str(self.net_dir), *_dns_args(self.policy[1])]
         argv += ["--net-own-stack"] if own_stack else []

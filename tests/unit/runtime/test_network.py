@@ -195,3 +195,46 @@ def test_gvisors_default_network_is_refused_on_a_kernel_without_the_egress_hook(
     gvisor.refuse(SandboxSpec((), runner="gvisor", network="none"))  # loopback only needs no filter
     monkeypatch.setattr(gvisor, "_kernel", lambda: (6, 1))
     gvisor.refuse(SandboxSpec((), runner="gvisor"))
+
+
+@pytest.mark.parametrize("own_stack", [False, True])
+def test_the_hosts_own_addresses_close_before_any_allowlist(own_stack):
+    rules = [line.strip() for line in netplan.egress_rules(("192.0.2.0/24", "2001:db8::/32"), None, [], own_stack,
+                                                            ("192.0.2.7", "2001:db8::7")).splitlines()]
+    verdict = "drop" if own_stack else "reject"
+    first_accept = min(i for i, rule in enumerate(rules) if "daddr {" in rule and rule.endswith("accept"))
+    assert rules.index(f"ip daddr {{ 192.0.2.7 }} {verdict}") < first_accept
+    assert rules.index(f"ip6 daddr {{ 2001:db8::7 }} {verdict}") < first_accept
+
+
+FIB_TRIE = """Main:
+  +-- 0.0.0.0/0 3 0 5
+     +-- 127.0.0.0/8 2 0 2
+           |-- 127.0.0.1
+              /32 host LOCAL
+     +-- 192.0.2.0/24 2 0 2
+           |-- 192.0.2.0
+              /24 link UNICAST
+           |-- 192.0.2.2
+              /32 host LOCAL
+        |-- 192.0.2.255
+           /32 link BROADCAST
+Local:
+           |-- 192.0.2.2
+              /32 host LOCAL
+           |-- 198.51.100.9
+              /32 host LOCAL
+"""
+IF_INET6 = ("fd000000000000000000000000000002 04 40 00 82     eth0\n"
+            "fe8000000000000000fc00fffe000001 04 40 20 80     eth0\n"
+            "00000000000000000000000000000001 01 80 10 80       lo\n")
+
+
+def test_host_addresses_are_every_local_one_but_loopbacks_and_link_locals(fs, monkeypatch):
+    monkeypatch.delenv("PYSANDBOX_NETWORK_REACHES_HOST", raising=False)
+    fs.create_file("/proc/net/fib_trie", contents=FIB_TRIE)
+    assert netplan.host_addresses() == ("192.0.2.2", "198.51.100.9")  # a host without IPv6 has no if_inet6
+    fs.create_file("/proc/net/if_inet6", contents=IF_INET6)
+    assert netplan.host_addresses() == ("192.0.2.2", "198.51.100.9", "fd00::2")
+    monkeypatch.setenv("PYSANDBOX_NETWORK_REACHES_HOST", "1")
+    assert netplan.host_addresses() == ()
