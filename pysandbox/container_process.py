@@ -52,7 +52,9 @@ class ContainerProcess(Generic[T]):
         self._pid = pid
         self._stdin = stdin
         self._pipes = pipes
-        self._spec = spec  # its stdout, stderr, text and bufsize: what the readers are made of
+        # What the readers are made of (not the spec itself: its environment may hold secrets).
+        self._outputs, self._text = (spec.stdout, spec.stderr), spec.text
+        self._by_line = spec.bufsize == 1 and spec.text
         self._readers: Dict[int, StreamReader[T]] = {}  # made on first use: most callers only wait
         self._terminal = terminal  # exec(pty=True): stdout's read end is the pty master
         self._returncode: Optional[int] = None
@@ -79,11 +81,9 @@ class ContainerProcess(Generic[T]):
     def _reader(self, index: int) -> StreamReader[T]:
         reader = self._readers.get(index)
         if reader is None:
-            spec = self._spec
-            kind = spec.stderr if index else spec.stdout
             made: StreamReader[T] = StreamReader(
-                self._pipes.source(index), index + 1, text=spec.text, stream_type=StreamType[kind.upper()],
-                by_line=spec.bufsize == 1 and spec.text)
+                self._pipes.source(index), index + 1, text=self._text,
+                stream_type=StreamType[self._outputs[index].upper()], by_line=self._by_line)
             reader = self._readers.setdefault(index, made)  # atomic: two threads asking get the same one
         return reader
 
