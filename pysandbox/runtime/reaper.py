@@ -17,9 +17,6 @@ import select
 import threading
 from typing import Dict, Optional, Set
 
-# A Python built against an older libc may lack either name (Linux's P_PIDFD is 3).
-_pidfd_open = getattr(os, "pidfd_open", None)
-_P_PIDFD = getattr(os, "P_PIDFD", 3)
 _lock = threading.Lock()
 _epoll: Optional[select.epoll] = None
 _pidfds: Dict[int, int] = {}  # pidfd -> supervisor pid, each registered in _epoll
@@ -41,10 +38,10 @@ def track(pid: int) -> None:
 
 
 def _open_pidfd(pid: int) -> Optional[int]:
-    if _pidfd_open is None or len(_pidfds) >= resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 4:
+    if len(_pidfds) >= resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 4:
         return None
     try:
-        return _pidfd_open(pid)
+        return os.pidfd_open(pid)
     except OSError:
         return None
 
@@ -67,7 +64,7 @@ def reap_finished() -> None:
 
 def _collect_pidfd(pidfd: int) -> None:
     try:
-        if os.waitid(_P_PIDFD, pidfd, os.WEXITED | os.WNOHANG) is None:
+        if os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOHANG) is None:
             return  # readable a moment before it can be waited for: the next reap takes it
     except ChildProcessError:
         pass  # the application's own wait() collected it

@@ -128,19 +128,11 @@ def test_without_pidfds_supervisors_are_kept_by_pid(tracker, monkeypatch):
     def unsupported(pid):
         raise OSError(38, "Function not implemented")
 
-    monkeypatch.setattr(reaper, "_pidfd_open", unsupported)
+    monkeypatch.setattr(os, "pidfd_open", unsupported)
     running, ended = tracker("/bin/sleep", "60"), tracker("/bin/true")
     exited(ended)
     reaper.reap_finished()
     assert reaper.tracked() == {running} and collected(ended)
-
-
-def test_without_pidfd_open_in_this_python_supervisors_are_kept_by_pid(tracker, monkeypatch):
-    monkeypatch.setattr(reaper, "_pidfd_open", None)
-    ended = tracker("/bin/true")
-    exited(ended)
-    reaper.reap_finished()
-    assert reaper.tracked() == set() and collected(ended)
 
 
 def test_a_forked_child_forgets_the_supervisors_and_leaves_the_parents_alone(tracker):
