@@ -17,7 +17,6 @@ import pytest
 
 from pysandbox import _fork, garbage
 from pysandbox.exception import InvalidError, ResourceExhaustedError
-from pysandbox.runtime import reaper
 
 pytestmark = pytest.mark.rootless
 
@@ -29,10 +28,9 @@ BIG = "head -c 5000000 /dev/zero; head -c 3000000 /dev/zero | tr '\\0' e >&2; ex
 
 def open_fds():
     # Once a background collection a create started has finished: its lock and directory fds
-    # come and go on their own. Less the supervisors' pidfds (runtime/reaper.py): one goes
-    # when its sandbox ended and was collected.
+    # come and go on their own.
     with garbage._running:
-        return len(os.listdir("/proc/self/fd")) - len(reaper._pidfds)
+        return len(os.listdir("/proc/self/fd"))
 
 
 def sandbox_processes(sb):
