@@ -21,7 +21,7 @@ import attrs
 from .. import _aio
 from .._state import files, names, paths, records
 from .._state.proc import ProcessRef
-from ..runtime import launch, layout, reaper, reconcile
+from ..runtime import launch, layout, reconcile
 from .spec import SandboxSpec
 
 SUPERVISOR_EXIT_PATIENCE_S = 5  # from its exit record to its exit: a few system calls
@@ -78,14 +78,14 @@ def abandon(directory: Path, launched: Optional[launch.Launched]) -> None:
             signal_supervisor(launched.supervisor, signal.SIGTERM)  # (a read-only disk): end it all the same
         launched.abandon()  # the supervisor tears the sandbox down on its own
         _aio.run_sync(_exited(launched.supervisor))
-        reaper.reap_finished()
+        launch.reap_finished()
     with contextlib.suppress(OSError):
         files.remove_tree(directory)
 
 
 def finished(record: records.SandboxRecord) -> Optional[records.ExitStatus]:
     """The exit status if the sandbox has finished, else None."""
-    reaper.reap_finished()
+    launch.reap_finished()
     return records.finished(record)
 
 

@@ -44,12 +44,13 @@ from .._state.proc import ProcessRef
 from ..exception import InvalidError
 from ..probe import PROBE_PATH
 from ..resources import Resources
-from . import cgroups, fds, initconfig, layout, limits, netplan, reaper, sizes
+from . import cgroups, fds, initconfig, layout, limits, netplan, sizes
 from .runners import RUNNERS
 
 # The supervisor starts with these blocked (and at their default action): one sent before it
 # has set up its signalfd stays pending for it, instead of killing it before any teardown.
 SUPERVISOR_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+_spawned: set = set()  # supervisor pids we are the parent of, reaped lazily
 
 
 class Stager:
@@ -124,11 +125,22 @@ def _high_dup(fd: int) -> int:
     return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 64)
 
 
+def reap_finished() -> None:
+    """Collect supervisors of ours that have exited (they are our children)."""
+    for pid in list(_spawned):
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            done = pid
+        if done:
+            _spawned.discard(pid)
+
+
 def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str], tethered: bool = False) -> "Launched":
     """Start the sandbox described by `spec` in `directory`; confirm() it once registered.
     Its record (paths.RECORD_NAME) confirms it too, should the creator die right after
     writing it; a `tethered` sandbox lives only as long as its creator, record or not."""
-    reaper.reap_finished()
+    reap_finished()
     runner = RUNNERS[spec.runner]
     binary, init = runner.binary(), settings.native_binary("sandbox-init")  # every binary found before any work
     supervisor = settings.native_binary("sandbox-supervisor")
@@ -371,5 +383,5 @@ def _spawn(directory: Path, argv: List[str], init_config: bytes, runner_config: 
         listener.close()
         for fd in opened + high:
             os.close(fd)
-    reaper.track(pid)
+    _spawned.add(pid)
     return Launched(ProcessRef.of(pid), confirm_write)

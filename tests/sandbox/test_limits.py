@@ -14,7 +14,7 @@ from pysandbox import garbage
 from pysandbox._state import files, paths
 from pysandbox.exception import InvalidError
 from pysandbox.resources import DEFAULT_PIDS_LIMIT, Resources, SandboxStats
-from pysandbox.runtime import cgroups, launch, netplan, reaper
+from pysandbox.runtime import cgroups, launch, netplan
 from pysandbox.runtime.cgroups._common import read_number
 
 HOST = cgroups.host()
@@ -106,7 +106,7 @@ def test_a_killed_supervisor_leaves_no_cgroup(sandboxes):
     cgroup = cgroup_of(sb)
     os.kill(sb._record.supervisor.pid, signal.SIGKILL)
     wait_for(lambda: not sb._record.supervisor.alive(), "the supervisor to die")
-    reaper.reap_finished()
+    launch.reap_finished()
     assert sb.poll() == 137  # reading never acts...
     sb.wait(raise_on_termination=False)  # ...whoever waits for (or ends, or collects) it repairs: the cgroup goes
     assert not any(os.path.exists(path) for path in cgroup.unique_dirs())
