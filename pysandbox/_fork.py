@@ -16,6 +16,7 @@ import weakref
 from .exception import InvalidError
 
 _live: "weakref.WeakSet" = weakref.WeakSet()
+pid = os.getpid()  # this process's, kept current in a fork: a handle records its owner without a syscall
 
 
 def track(handle) -> None:
@@ -31,6 +32,8 @@ def inherited_error(what: str, owner: int) -> InvalidError:
 
 
 def _after_fork_in_child() -> None:
+    global pid
+    pid = os.getpid()
     # One thread and no lock taken: the handles' locks may have been held by
     # other threads of the parent at the moment of the fork.
     for handle in list(_live):

@@ -49,6 +49,7 @@ _SUN_PATH_MAX = 107
 # Plain ints: or-ing the socket module's IntFlag members costs more than the syscall they go with.
 _SEQPACKET = int(socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
 _RECV_FLAGS = int(socket.MSG_DONTWAIT | socket.MSG_CMSG_CLOEXEC)
+_TRUNCATED = int(socket.MSG_TRUNC | socket.MSG_CTRUNC)  # ints: IntFlag operators cost a call each
 _ANCILLARY = socket.CMSG_SPACE(4 * array.array("i").itemsize)  # room for 4 fds: more is a truncation
 
 
@@ -195,7 +196,7 @@ def try_receive(sock: socket.socket) -> Optional[Reply]:
 
 def _malformed(data: bytes, flags: int, nfds: int) -> Optional[str]:
     """What is wrong with a reply datagram, or None."""
-    if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
+    if flags & _TRUNCATED:
         return "longer than any reply, or with more fds than any"
     if len(data) < HEADER.size:
         return f"{len(data)} bytes, shorter than a header"

@@ -13,16 +13,17 @@ EOF on stdin and EPIPE/SIGPIPE on output nobody will read, as with subprocess.
 
 from __future__ import annotations
 
-import os
 import socket
 import struct
 import uuid
-from typing import Generic, Optional
+from typing import Dict, Generic, Optional
 
 from . import _aio, _fork, agent
 from ._aio import synchronized
+from ._core.spec import ExecSpec
 from .exception import InvalidError
 from .io_streams import _RECHECK_S, OutputPipes, StreamReader, StreamWriter, T
+from .stream_type import StreamType
 
 EXEC_TIMEOUT_RETURNCODE = -1
 KILLED_RETURNCODE = 137  # init is gone: the sandbox ended and took the process with it
@@ -44,18 +45,20 @@ class ContainerProcess(Generic[T]):
     ContainerProcess[str] for exec(text=True) (the default), ContainerProcess[bytes] for text=False."""
 
     def __init__(
-        self, conn: socket.socket, pid: int, stdin: StreamWriter, stdout: StreamReader[T], stderr: StreamReader[T],
-        pipes: OutputPipes, terminal: bool = False,
+        self, conn: socket.socket, pid: int, stdin: StreamWriter, pipes: OutputPipes, spec: ExecSpec,
+        terminal: bool = False,
     ) -> None:
         self._conn: Optional[socket.socket] = conn
         self._pid = pid
-        self._stdout: StreamReader[T] = stdout
-        self._stderr: StreamReader[T] = stderr
         self._stdin = stdin
         self._pipes = pipes
+        # What the readers are made of (not the spec itself: its environment may hold secrets).
+        self._outputs, self._text = (spec.stdout, spec.stderr), spec.text
+        self._by_line = spec.bufsize == 1 and spec.text
+        self._readers: Dict[int, StreamReader[T]] = {}  # made on first use: most callers only wait
         self._terminal = terminal  # exec(pty=True): stdout's read end is the pty master
         self._returncode: Optional[int] = None
-        self._owner = os.getpid()
+        self._owner = _fork.pid
         self._inherited = False
         self._process_id: Optional[str] = None
         _fork.track(self)
@@ -69,11 +72,20 @@ class ContainerProcess(Generic[T]):
 
     @property
     def stdout(self) -> StreamReader[T]:
-        return self._stdout
+        return self._reader(0)
 
     @property
     def stderr(self) -> StreamReader[T]:
-        return self._stderr
+        return self._reader(1)
+
+    def _reader(self, index: int) -> StreamReader[T]:
+        reader = self._readers.get(index)
+        if reader is None:
+            made: StreamReader[T] = StreamReader(
+                self._pipes.source(index), index + 1, text=self._text,
+                stream_type=StreamType[self._outputs[index].upper()], by_line=self._by_line)
+            reader = self._readers.setdefault(index, made)  # atomic: two threads asking get the same one
+        return reader
 
     @property
     def stdin(self) -> StreamWriter:

@@ -141,7 +141,7 @@ class OutputPipes:
         self._pipes = [None if fd is None else _Pipe(fd, name) for fd, name in zip(fds, _STREAM_NAMES)]
         self._keep = keep
         self._lock = threading.Lock()
-        self._owner = os.getpid()
+        self._owner = _fork.pid
         self._inherited = False
         _fork.track(self)
 
@@ -526,13 +526,12 @@ class StreamWriter:
         # Either the write end itself, or a core coroutine function that fetches
         # it on first drain (a sandbox's stdin comes from init only when needed).
         self._fd, self._open_fd, self._close_remote = fd, open_fd, close_remote
-        if fd is not None:
-            os.set_blocking(fd, False)
+        self._nonblocking = False  # set at the first drain: most execs never write to stdin
         self._buffer = bytearray()
         self._eof_requested = False
         self._closed = False
         self._release_lock = threading.Lock()
-        self._owner = os.getpid()
+        self._owner = _fork.pid
         self._inherited = False
         _fork.track(self)
 
@@ -565,7 +564,9 @@ class StreamWriter:
             if self._open_fd is None:
                 return  # released meanwhile (the process ended, or is being collected)
             self._fd = await self._open_fd()
+        if not self._nonblocking:
             os.set_blocking(self._fd, False)
+            self._nonblocking = True
         await self._send_buffer()
         if self._eof_requested:
             self.release()
@@ -591,6 +592,7 @@ class StreamWriter:
         # A sandbox's stdin is fetched from init on demand: the child fetches its own.
         # An exec's stdin exists once, and stays the parent's.
         self._inherited = self._open_fd is None
+        self._nonblocking = False
         self._release_lock = threading.Lock()
 
     def __del__(self) -> None:

@@ -19,7 +19,7 @@ from .. import agent, bounds, exception
 from .._state import records
 from ..container_process import ContainerProcess
 from ..exception import InvalidError
-from ..io_streams import OutputPipes, StreamReader, StreamType, StreamWriter
+from ..io_streams import OutputPipes, StreamWriter
 from .spec import ExecSpec
 
 _PIPE_SIZE = 1 << 20
@@ -135,13 +135,7 @@ async def start_process(socket: Path, sandbox_id: str, spec: ExecSpec, pty: bool
             raise _out_of_fds(exc) or exc
         raise
     pid = int.from_bytes(reply.body[:4], sys.byteorder)
-    by_line = spec.bufsize == 1 and spec.text
-    # str or bytes by spec.text: Sandbox.exec's overloads say which to its caller.
-    stdout_reader: StreamReader[Any] = StreamReader(
-        pipes.source(0), 1, text=spec.text, stream_type=StreamType[spec.stdout.upper()], by_line=by_line)
-    stderr_reader: StreamReader[Any] = StreamReader(
-        pipes.source(1), 2, text=spec.text, stream_type=StreamType[spec.stderr.upper()], by_line=by_line)
-    return ContainerProcess(conn, pid, stdin, stdout_reader, stderr_reader, pipes, terminal=pty)
+    return ContainerProcess(conn, pid, stdin, pipes, spec, terminal=pty)
 
 
 # init's refusals for lack of room, and what holds that room.

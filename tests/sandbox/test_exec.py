@@ -102,6 +102,16 @@ def test_iteration_and_read_share_position(sb):
 
 
 @pytest.mark.gvisor
+def test_readers_made_after_the_process_ended_are_one_each_and_read_all(sb):
+    # A ContainerProcess makes its readers on first use: one each, whoever asks first and however often.
+    p = sb.exec("sh", "-c", "printf 'a\\nb\\n'; printf err >&2", bufsize=1)
+    assert p.wait() == 0
+    assert p.stdout is p.stdout and p.stderr is p.stderr and p.stdout is not p.stderr
+    assert list(p.stdout) == ["a\n", "b\n"] and p.stderr.read() == "err"
+    assert (p.stdout.file_descriptor, p.stderr.file_descriptor) == (1, 2)
+
+
+@pytest.mark.gvisor
 def test_invalid_utf8_raises(sb):
     p = sb.exec("printf", "\\xff")
     with pytest.raises(UnicodeDecodeError):
