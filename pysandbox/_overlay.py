@@ -121,19 +121,17 @@ class LayerView:
         """`path` with the image's symlinks resolved inside the image, as the sandbox will see
         it: every component left is a directory of the image or missing (the last one may be
         anything, and with follow_last=False a symlink). InvalidError where the kernel would
-        fail too: a symlink loop, or ".." after a missing component or a file."""
+        fail too: a symlink loop, or "." or ".." after a missing component or a file."""
         pending = [part for part in path.split("/") if part][::-1]  # the next component last
         current: List[str] = []
         hops = 0
         while pending:
             name = pending.pop()
-            if name == "..":
+            if name in (".", ".."):
                 if current and not _is_dir(self.lookup(current)):  # as the kernel: ENOENT or ENOTDIR
                     raise InvalidError(f"Cannot resolve {path} in the image: /{'/'.join(current)} is not a "
-                                       "directory, so '..' has nowhere to go.")
-                current = current[:-1]
-                continue
-            if name == ".":
+                                       f"directory, so '{name}' names nothing.")
+                current = current[:-1] if name == ".." else current
                 continue
             entry = None if self._covered([*current, name]) else self.lookup([*current, name])
             if entry is not None and entry.target is not None and (pending or follow_last):

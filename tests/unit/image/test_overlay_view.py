@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from pysandbox import _beneath
@@ -167,6 +167,7 @@ def _flatten(paths, into: Path) -> None:
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(stack=st.lists(st.lists(ENTRY, max_size=8), min_size=1, max_size=3),
        path=st.lists(NAMES, min_size=1, max_size=5))
+@example(stack=[[(["a"], "file", "a"), (["b", "a", "b"], "link", "/a/.")]], path=["b", "a", "b"])  # "." after a file
 def test_resolution_matches_the_kernel_on_the_flattened_image(tmp_path_factory, stack, path):
     base = tmp_path_factory.mktemp("stack")
     paths = layers(base, len(stack))
