@@ -142,8 +142,8 @@ def _output_hook(mark: str, guest_ports: Sequence[int]) -> _Hook:
     connections in through a tunnel (slirp4netns makes them from its gateway, to a tunnel's port): a
     datagram any outsider sends to the host port slirp opened for one of the sandbox's flows starts a
     connection too, whose "replies" would otherwise leave past the allowlists."""
-    replies = [f"ct direction reply ct original ip saddr {GATEWAY} ct original proto-dst {_ports(guest_ports)} "
-               "accept"] if guest_ports else []
+    replies = [f"ct direction reply ct original ip saddr {GATEWAY} tcp sport {_ports(guest_ports)} accept"] \
+        if guest_ports else []  # tunnels are TCP: a reply leaves from the tunnel's port
     return _Hook("inet", "type filter hook output priority 0; policy accept;",
                  ('oifname "lo" accept', *replies, f"ct state established,related ct mark {mark} accept"),
                  f"ct mark set {mark} accept", "reject", ("meta l4proto tcp reject with tcp reset", "reject"))
@@ -171,14 +171,14 @@ def host_addresses() -> Tuple[str, ...]:
     if settings.network_reaches_host():
         return ()
     found = set()
-    with open("/proc/net/fib_trie") as trie:  # every local IPv4 address: "|-- A.B.C.D" then "/32 host LOCAL"
+    with open("/proc/net/fib_trie") as trie:  # every local IPv4 prefix: "|-- A.B.C.D" then "/N host LOCAL"
         last = ""
         for line in trie:
             words = line.split()
             if words[:1] == ["|--"]:
                 last = words[1]
-            elif words == ["/32", "host", "LOCAL"] and not last.startswith("127."):
-                found.add(last)
+            elif words[1:] == ["host", "LOCAL"] and words[0].startswith("/") and not last.startswith("127."):
+                found.add(last if words[0] == "/32" else last + words[0])  # wider: a local route (AnyIP)
     with contextlib.suppress(FileNotFoundError), open("/proc/net/if_inet6") as table:  # no IPv6: no file
         for words in map(str.split, table):
             address = ipaddress.IPv6Address(int(words[0], 16))

@@ -2,6 +2,7 @@
 
 import logging
 import re
+import subprocess
 
 import pytest
 from hypothesis import given
@@ -100,7 +101,7 @@ def test_the_link_ruleset_sits_on_tap0s_egress_and_judges_every_packet():
 def test_replies_pass_the_output_hook_only_on_connections_in_through_a_tunnel():
     # Not any connection an outsider starts (a datagram to the host port slirp opened for the sandbox's flow).
     rules = netplan.egress_rules(("192.0.2.0/24",), None, [8080, 80])
-    assert "ct direction reply ct original ip saddr 10.0.2.2 ct original proto-dst { 80, 8080 } accept" in rules
+    assert "ct direction reply ct original ip saddr 10.0.2.2 tcp sport { 80, 8080 } accept" in rules
     assert "direction reply" not in netplan.egress_rules(("192.0.2.0/24",), None)
 
 
@@ -224,6 +225,8 @@ Local:
               /32 host LOCAL
            |-- 198.51.100.9
               /32 host LOCAL
+           |-- 203.0.113.0
+              /24 host LOCAL
 """
 IF_INET6 = ("fd000000000000000000000000000002 04 40 00 82     eth0\n"
             "fe8000000000000000fc00fffe000001 04 40 20 80     eth0\n"
@@ -233,8 +236,18 @@ IF_INET6 = ("fd000000000000000000000000000002 04 40 00 82     eth0\n"
 def test_host_addresses_are_every_local_one_but_loopbacks_and_link_locals(fs, monkeypatch):
     monkeypatch.delenv("PYSANDBOX_NETWORK_REACHES_HOST", raising=False)
     fs.create_file("/proc/net/fib_trie", contents=FIB_TRIE)
-    assert netplan.host_addresses() == ("192.0.2.2", "198.51.100.9")  # a host without IPv6 has no if_inet6
+    local = ("192.0.2.2", "198.51.100.9", "203.0.113.0/24")  # a local route wider than one address (AnyIP) too
+    assert netplan.host_addresses() == local  # a host without IPv6 has no if_inet6
     fs.create_file("/proc/net/if_inet6", contents=IF_INET6)
-    assert netplan.host_addresses() == ("192.0.2.2", "198.51.100.9", "fd00::2")
+    assert netplan.host_addresses() == (*local, "fd00::2")
     monkeypatch.setenv("PYSANDBOX_NETWORK_REACHES_HOST", "1")
     assert netplan.host_addresses() == ()
+
+
+@pytest.mark.parametrize(("cidrs", "domains", "own_stack"),  # a runner's own stack takes no domains
+                         [(*policy, False) for policy in POLICIES] + [(*p, True) for p in POLICIES if p[1] is None])
+def test_every_ruleset_is_one_nft_accepts(cidrs, domains, own_stack):
+    # nft's own check, in a network namespace of the test's: a ruleset it refuses fails every create.
+    rules = netplan.egress_rules(cidrs, domains, [8080, 80], own_stack, ("192.0.2.2", "203.0.113.0/24", "fd00::2"))
+    checked = subprocess.run(["unshare", "-rn", "nft", "-c", "-f", "-"], input=rules, text=True, capture_output=True)
+    assert checked.returncode == 0, checked.stderr
