@@ -13,6 +13,7 @@
 #include <unistd.h>   /* close, faccessat, write */
 
 #include "env.h"
+#include "init_handoff.h"
 #include "fdutil.h"
 #include "fds.h"
 #include "init.h"
@@ -47,6 +48,7 @@ void reap(void)
   int st;
   pid_t pid;
   while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+    handoff_reaped(pid);
     if (pid == entry_pid) {
       if (entry_tty >= 0) { /* the entrypoint's last words: now waiting is fine */
         fcntl(FD_ENTRY_OUT, F_SETFL, fcntl(FD_ENTRY_OUT, F_GETFL) & ~O_NONBLOCK);

@@ -77,9 +77,27 @@ bool handoff_refuses(const struct request *req)
   return req->type == PSB_REQ_PIDFD;
 }
 
+static pid_t relays[HANDOFF_RELAYS_MAX];
+static size_t nrelays;
+
+void handoff_reaped(pid_t pid)
+{
+  for (size_t i = 0; i < nrelays; i++)
+    if (relays[i] == pid) {
+      relays[i] = relays[--nrelays];
+      return;
+    }
+}
+
 pid_t handoff_fork_relay(int in, int out)
 {
+  if (nrelays == HANDOFF_RELAYS_MAX) {
+    errno = EMFILE;
+    return -1;
+  }
   pid_t init = getpid(), pid = fork();
+  if (pid > 0)
+    relays[nrelays++] = pid;
   if (pid != 0)
     return pid;
   sigset_t none;

@@ -31,8 +31,14 @@ int handoff_accept(void);
  * and one of the sandbox's, so that blocking stalls only it, never pid 1.
  * Returns 0 in the child, whose fd 0 is `in`, fd 1 `out`, with no other fd
  * of init's, no blocked signal, and SIGKILL when init dies; the child's pid in
- * init; -1 with errno set. */
+ * init; -1 with errno set: EMFILE with HANDOFF_RELAYS_MAX alive (each is a
+ * process, and gVisor's Sentry ends the whole sandbox when its pids run out:
+ * a recursive watch over a tree that grows adds one per new directory). */
+#define HANDOFF_RELAYS_MAX 64
 pid_t handoff_fork_relay(int in, int out);
+
+/* From init's reaping, for every child it collects: a relay's ends. */
+void handoff_reaped(pid_t pid);
 
 #define HANDOFF_REFUSED_WHY "the gVisor runner cannot hand a descriptor out of the sandbox"
 bool handoff_refuses(const struct request *req);
