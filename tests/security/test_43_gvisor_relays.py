@@ -106,3 +106,27 @@ def test_a_relayed_file_of_an_ended_sandbox_says_so(sandboxes):
     with pytest.raises(BrokenPipeError):  # as a write to a pipe whose reader is gone
         f.write("late")
     f.close()
+
+
+def test_directories_made_under_a_recursive_watch_do_not_end_the_sandbox(sandboxes):
+    """red4 finding: each directory made under a recursive watch is watched again (watch.py's _add_quietly),
+    and under gVisor every watch is a relay, a process of init's that lives as long as the host's socket. A
+    few hundred new directories (a git clone, an npm install in a watched tree) are a few hundred processes
+    whose ptrace stubs exhaust the pids limit, and the Sentry panics ("error initializing first thread"):
+    the whole sandbox ends with status 2. Under bwrap and nsjail the same watch costs inotify descriptors,
+    which the namespace's limit bounds, and the sandbox serves on."""
+    sb = sandboxes("sleep", "300")
+    seen = []
+
+    def watch():
+        try:
+            for event in sb.watch("/tmp", recursive=True, timeout=60):
+                seen.append(event)
+        except Exception as exc:  # the sandbox ended under it
+            seen.append(exc)
+
+    threading.Thread(target=watch, daemon=True).start()
+    assert sh(sb, "sleep 2")[0] == 0  # the watch is set up
+    code, out = sh(sb, "cd /tmp && for i in $(seq 400); do mkdir d$i; done; echo made")
+    assert (code, out) == (0, "made\n"), (code, out, sb.poll())
+    assert sh(sb, "echo serving") == (0, "serving\n")
