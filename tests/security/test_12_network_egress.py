@@ -100,10 +100,9 @@ def test_host_wildcard_service_is_unreachable_through_the_hosts_own_address(sand
     assert service.wait_for(1, timeout=2) == 0, outcome
 
 
-
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None, reason="adds a route to the host (root, ip)")
 def test_a_host_local_route_wider_than_one_address_is_unreachable(sandboxes, listeners, monkeypatch):
-    # red4 finding: netplan.host_addresses reads /proc/net/fib_trie's "/32 host LOCAL" entries only. A local
+    # Red team finding (fixed): host_addresses read /proc/net/fib_trie's "/32 host LOCAL" entries only. A local
     # route over a prefix (AnyIP: `ip route add local 198.18.77.0/24 dev lo`, as some proxies and load
     # balancers set up) makes every address in it the host's own, listed as "/24 host LOCAL": none of them
     # is refused, and slirp4netns reaches the host's wildcard-bound services through any of them.
@@ -117,6 +116,7 @@ def test_a_host_local_route_wider_than_one_address_is_unreachable(sandboxes, lis
     finally:
         subprocess.run(["ip", "route", "del", "local", prefix, "dev", "lo", "table", "local"], check=True)
     assert service.wait_for(1, timeout=2) == 0, outcome
+
 
 @pytest.mark.parametrize("block_network", [False, True])
 def test_host_abstract_unix_socket_is_unreachable(sandboxes, listeners, block_network):

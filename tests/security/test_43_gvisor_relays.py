@@ -109,7 +109,7 @@ def test_a_relayed_file_of_an_ended_sandbox_says_so(sandboxes):
 
 
 def test_directories_made_under_a_recursive_watch_do_not_end_the_sandbox(sandboxes):
-    """red4 finding: each directory made under a recursive watch is watched again (watch.py's _add_quietly),
+    """Red team finding (fixed by HANDOFF_RELAYS_MAX): each directory made under a recursive watch is watched again (watch.py's _add_quietly),
     and under gVisor every watch is a relay, a process of init's that lives as long as the host's socket. A
     few hundred new directories (a git clone, an npm install in a watched tree) are a few hundred processes
     whose ptrace stubs exhaust the pids limit, and the Sentry panics ("error initializing first thread"):
