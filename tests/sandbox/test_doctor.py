@@ -44,6 +44,6 @@ def test_doctor_says_what_the_gvisor_runner_gives_here():
     result = doctor()
     version = subprocess.run([shutil.which("runsc"), "--version"], capture_output=True, text=True).stdout
     assert f"ok  gvisor             {version.splitlines()[0]} at " in result.stdout
-    assert ", platform " in result.stdout and "not yet: the default network" in result.stdout
+    assert ", platform " in result.stdout and "not yet: outbound_domain_allowlist" in result.stdout
     how = "as root" if os.geteuid() == 0 else "rootless (runsc as root of the sandbox's user namespace)"
     assert f", {how}; runs " in result.stdout
