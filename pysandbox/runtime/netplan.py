@@ -187,6 +187,14 @@ def host_addresses() -> Tuple[str, ...]:
     return tuple(sorted(found))
 
 
+def _to(addresses: Sequence[str], verdict: str) -> List[str]:
+    """The rules giving packets to `addresses` (IPv4 and IPv6 addresses or prefixes) `verdict`, a family each."""
+    v4 = [a for a in addresses if ":" not in a]
+    v6 = [a for a in addresses if ":" in a]
+    return ([f"ip daddr {{ {', '.join(v4)} }} {verdict}"] if v4 else []) + \
+        ([f"ip6 daddr {{ {', '.join(v6)} }} {verdict}"] if v6 else [])
+
+
 def egress_rules(cidrs: Names, domains: Names, guest_ports: Sequence[int] = (), own_stack: bool = False,
                  host: Sequence[str] = ()) -> str:
     """The nftables transaction that (re)places the ruleset of a sandbox's network namespace. `cidrs`
@@ -194,16 +202,11 @@ def egress_rules(cidrs: Names, domains: Names, guest_ports: Sequence[int] = (), 
     ports in the sandbox, whose replies pass. `own_stack`: the filter sits on TAP (_link_hook), for a
     runner with a stack of its own. `host`: the host's own addresses (host_addresses), refused whatever
     the allowlists say, as the metadata address is."""
-    v4 = [c for c in cidrs or () if ":" not in c]
-    v6 = [c for c in cidrs or () if ":" in c]
     mark = f"0x{secrets.randbits(31) | 1:08x}"  # this policy's: connections of another are judged again
     hook = _link_hook(guest_ports) if own_stack else _output_hook(mark, guest_ports)
     accept = hook.accept
     rules = [*hook.prelude, f"ip daddr {LINK_LOCAL[0]} {hook.refuse}", f"ip6 daddr {LINK_LOCAL[1]} {hook.refuse}"]
-    host4 = [a for a in host if ":" not in a]
-    host6 = [a for a in host if ":" in a]
-    rules += [f"ip daddr {{ {', '.join(host4)} }} {hook.refuse}"] if host4 else []
-    rules += [f"ip6 daddr {{ {', '.join(host6)} }} {hook.refuse}"] if host6 else []
+    rules += _to(host, hook.refuse)
     # slirp4netns's own network: its resolver's port 53 while names are not filtered (the DNS filter is
     # the resolver then), nothing else. slirp relays any port of 10.0.2.3 to the host resolver's address
     # (on loopback on some hosts), and an allowed name may resolve into this network.
@@ -213,8 +216,7 @@ def egress_rules(cidrs: Names, domains: Names, guest_ports: Sequence[int] = (), 
     if cidrs is not None or domains is not None:
         if domains is not None:
             rules += [f"ip daddr @allow4 {accept}", f"ip6 daddr @allow6 {accept}"]
-        rules += [f"ip daddr {{ {', '.join(v4)} }} {accept}"] if v4 else []
-        rules += [f"ip6 daddr {{ {', '.join(v6)} }} {accept}"] if v6 else []
+        rules += _to(cidrs or (), accept)
         rules += hook.refuse_rest
     size = 2 * max(1, bounds.get("dns_addresses"))  # room for expired elements the kernel has yet to collect
     sets = "".join(f"  set allow{v} {{ type ipv{v}_addr; flags timeout; size {size}; }}\n" for v in (4, 6))
