@@ -48,10 +48,13 @@ static void relay_open(struct conn *c, int fd, bool append, const char *path)
     reply_error(c, err, path);
     return;
   }
-  if (S_ISREG(st.st_mode))
-    *c = (struct conn){.fd = c->fd, .pid = c->pid, .file = fd, .file_append = append};
-  else
+  if (S_ISREG(st.st_mode)) {
+    c->file = fd;
+    c->file_append = append;
+    c->file_offset = 0;
+  } else {
     close(fd);
+  }
   struct psb_stat out = stat_of(&st);
   if (proto_send(c->fd, PSB_REP_OK, &out, sizeof out, -1) < 0)
     conn_drop(c);
@@ -83,9 +86,10 @@ void handle_open(struct conn *c, const struct request *req)
   close(fd);
 }
 
-static void reply_offset(struct conn *c)
+/* SEEK's new offset, WRITE's count. */
+static void reply_int64(struct conn *c, int64_t value)
 {
-  if (proto_send(c->fd, PSB_REP_OK, &c->file_offset, sizeof c->file_offset, -1) < 0)
+  if (proto_send(c->fd, PSB_REP_OK, &value, sizeof value, -1) < 0)
     conn_drop(c);
 }
 
@@ -108,7 +112,7 @@ static void seek_file(struct conn *c, int whence, int64_t by)
     return;
   }
   c->file_offset = to;
-  reply_offset(c);
+  reply_int64(c, to);
 }
 
 static void write_file(struct conn *c, const char *data, size_t len)
@@ -120,9 +124,7 @@ static void write_file(struct conn *c, const char *data, size_t len)
     return;
   }
   c->file_offset = c->file_append ? st.st_size : c->file_offset + n;
-  int64_t count = n;
-  if (proto_send(c->fd, PSB_REP_OK, &count, sizeof count, -1) < 0)
-    conn_drop(c);
+  reply_int64(c, n);
 }
 
 void handle_file(struct conn *c, const struct request *req)

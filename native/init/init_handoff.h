@@ -21,12 +21,6 @@ void handoff_receive(void);
  * none waiting).  The supervisor gone: init exits, the sandbox with it. */
 int handoff_accept(void);
 
-/* gVisor passes a host socket's SCM_RIGHTS into the sandbox but not out of
- * it: OPEN is relayed instead (protocol.h, PSB_REQ_FILE), and the other
- * requests answered with a descriptor are refused, with
- * EPROTONOSUPPORT and this message (the client says which call it was); so is
- * an exec with a pty, before it starts (gVisor cannot make a host terminal a
- * controlling one). */
 /* A relay: a process of init's that copies between the client's descriptor
  * and one of the sandbox's, so that blocking stalls only it, never pid 1.
  * Returns 0 in the child, whose fd 0 is `in`, fd 1 `out`, with no other fd
@@ -40,6 +34,13 @@ pid_t handoff_fork_relay(int in, int out);
 /* From init's reaping, for every child it collects: a relay's ends. */
 void handoff_reaped(pid_t pid);
 
+/* gVisor passes a host socket's SCM_RIGHTS into the sandbox but not out of
+ * it: OPEN is relayed instead (protocol.h, PSB_REQ_FILE), as are ENTRY_STDIN
+ * and FSOP_WATCH sent with the client's end of the relay; the other requests
+ * answered with a descriptor (PIDFD, and those two without an end) are
+ * refused, with EPROTONOSUPPORT and this message (the client says which call
+ * it was); so is an exec with a pty, before it starts (gVisor cannot make a
+ * host terminal a controlling one). */
 #define HANDOFF_REFUSED_WHY "the gVisor runner cannot hand a descriptor out of the sandbox"
 bool handoff_refuses(const struct request *req);
 
