@@ -324,12 +324,9 @@ def sandbox_state(record: SandboxRecord) -> Tuple[str, Optional[int]]:
 # Listing ----------------------------------------------------------------------
 
 
-def iter_records(skip_finished: bool = False) -> Iterator[Tuple[str, Union[SandboxRecord, Exception]]]:
-    """(sandbox id, its record or the error reading it) for every sandbox directory;
-    with skip_finished, those whose exit record exists are passed over unread."""
+def iter_records() -> Iterator[Tuple[str, Union[SandboxRecord, Exception]]]:
+    """(sandbox id, its record or the error reading it) for every sandbox directory."""
     for sandbox_id, directory in _sandbox_dirs():
-        if skip_finished and os.path.exists(f"{directory}/{EXIT_NAME}"):
-            continue
         yield sandbox_id, _read_record_at(sandbox_id, directory)
 
 
