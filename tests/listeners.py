@@ -1,9 +1,17 @@
-"""Network test helpers: host sockets that count the connections they accepted, and
-what a TCP connection from inside a sandbox gets."""
+"""Network test helpers: the host's own address, host sockets that count the connections
+they accepted, and what a TCP connection from inside a sandbox gets."""
 
 import os
 import socket
 import threading
+
+
+def host_address():
+    """The host's own address (the source of its default route), which sandboxes reach through
+    slirp4netns where the tests let them (tests/conftest.py). A UDP connect sends nothing."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect(("198.51.100.7", 9))  # TEST-NET-2
+        return s.getsockname()[0]
 
 
 class Listener:

@@ -14,18 +14,11 @@ import pysandbox as modal
 from pysandbox.exception import InvalidError
 
 from ..dnsserver import DNSServer
-from ..listeners import Listener, connect_from
+from ..listeners import Listener, connect_from, host_address
 
 pytestmark = pytest.mark.rootless
 
 UNUSED = "198.51.100.7"  # TEST-NET-2: a name may point there, nothing connects to it
-
-
-def host_address():
-    """The host's own address, which sandboxes reach through slirp4netns (a UDP connect sends nothing)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.connect((UNUSED, 9))
-        return s.getsockname()[0]
 
 
 @pytest.fixture

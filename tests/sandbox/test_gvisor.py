@@ -14,8 +14,8 @@ from pysandbox._state import paths, volumes
 from pysandbox.exception import ConflictError, InvalidError, UnimplementedError
 from pysandbox.runtime import cgroups
 
-from ..listeners import Listener, connect_from, refused
-from .test_network import host_address, http_get
+from ..listeners import Listener, connect_from, host_address, refused
+from .test_network import http_get
 from .test_runners import _sandbox_dirs
 
 pytestmark = pytest.mark.rootless
@@ -90,8 +90,6 @@ def _change_policy(sandboxes, address, host_server):
     assert host_server.wait_for(2) == 2
 
 
-
-
 def test_calls_that_need_a_descriptor_from_the_sandbox_say_so(sandboxes):
     sb = sandboxes("sleep", "60", runtime="gvisor", block_network=True)
     with pytest.raises(InvalidError, match="gVisor runner cannot give .*snapshot_directory"):
@@ -104,7 +102,6 @@ def test_calls_that_need_a_descriptor_from_the_sandbox_say_so(sandboxes):
     assert sb.exec("echo", "still running").stdout.read() == "still running\n"
 
 
-
 def test_what_it_writes_is_owned_on_the_host_by_the_sandbox_identitys_ids(sandboxes, monkeypatch):
     # The OCI user namespace maps sandbox ids as the other runners do (identity.py): the gofer writes as those.
     monkeypatch.setenv("PYSANDBOX_WRITABLE_ROOT_MAX", "0")  # the root on the state disk, where the host sees it
@@ -115,7 +112,6 @@ def test_what_it_writes_is_owned_on_the_host_by_the_sandbox_identitys_ids(sandbo
     assert (found["made"].st_uid, found["made"].st_gid) == settings.sandbox_owner()
     assert (found["dir"].st_uid, found["dir"].st_gid) == (_host_id(identity.current().uids, 1000),
                                                           _host_id(identity.current().gids, 1001))
-
 
 
 def test_a_volume_gets_the_same_owners_from_gvisor_and_bwrap(sandboxes):

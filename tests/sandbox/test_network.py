@@ -12,16 +12,9 @@ import pytest
 import pysandbox as modal
 from pysandbox.exception import ConflictError, InvalidError, TimeoutError
 
-from ..listeners import Listener, connect_from, refused
+from ..listeners import Listener, connect_from, host_address, refused
 
 pytestmark = [pytest.mark.rootless, pytest.mark.gvisor]
-
-def host_address():
-    """The host's own non-loopback address (the source address of its default route)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.connect((socket.gethostbyname("deb.debian.org"), 80))
-        return s.getsockname()[0]
-
 
 @pytest.fixture
 def host_server():

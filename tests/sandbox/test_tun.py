@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from .test_network import host_address
+from ..listeners import host_address
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="a root caller's path (an unprivileged one is told "
                                 "what to change: tests/unit/test_doctor.py)")

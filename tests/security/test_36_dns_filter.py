@@ -22,8 +22,7 @@ import pytest
 from pysandbox.settings import HOST_ENV
 
 from ..dnsserver import DNSServer
-from ..listeners import Listener, connect_from, refused
-from ..sandbox.test_domain_allowlist import host_address
+from ..listeners import Listener, connect_from, host_address, refused
 
 pytestmark = pytest.mark.rootless
 

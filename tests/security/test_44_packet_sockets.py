@@ -12,11 +12,14 @@ import socket
 
 import pytest
 
+from ..listeners import host_address
+
 pytestmark = pytest.mark.rootless
 
 SOCKETS = r"""
 import json, socket
-kinds = {"packet": (socket.AF_PACKET, socket.SOCK_RAW, 0x0300), "raw-ip": (socket.AF_INET, socket.SOCK_RAW, 17),
+kinds = {"packet": (socket.AF_PACKET, socket.SOCK_RAW, 0x0300), "packet-dgram": (socket.AF_PACKET, socket.SOCK_DGRAM, 0x0300),
+         "raw-ip": (socket.AF_INET, socket.SOCK_RAW, 17), "raw-ipproto-raw": (socket.AF_INET, socket.SOCK_RAW, 255),
          "raw-icmp": (socket.AF_INET, socket.SOCK_RAW, 1), "raw-ipv6": (socket.AF_INET6, socket.SOCK_RAW, 17)}
 out = {}
 for name, args in kinds.items():
@@ -77,19 +80,11 @@ def run(sb, script, *args):
     return out.strip()
 
 
-def host_address():
-    """The host's own address, which the default network's filter refuses (netplan.host_addresses)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.connect(("192.0.2.1", 9))  # TEST-NET-1: a UDP connect sends nothing
-        return s.getsockname()[0]
-
-
 @pytest.mark.gvisor
 def test_sandbox_root_opens_no_packet_or_raw_socket(sandboxes):
     sb = sandboxes("sleep", "60", block_network=True)
-    assert json.loads(run(sb, SOCKETS)) == {"packet": "PermissionError", "raw-ip": "PermissionError",
-                                            "raw-icmp": "PermissionError", "raw-ipv6": "PermissionError",
-                                            "net_raw_in_bounding_set": False}
+    kinds = ("packet", "packet-dgram", "raw-ip", "raw-ipproto-raw", "raw-icmp", "raw-ipv6")
+    assert json.loads(run(sb, SOCKETS)) == {**dict.fromkeys(kinds, "PermissionError"), "net_raw_in_bounding_set": False}
 
 
 def test_a_hand_built_frame_does_not_pass_the_allowlist(sandboxes):

@@ -362,7 +362,6 @@ def test_warnings_name_each_bad_record_once(real_home):
     assert len([w for w in caught if bad in str(w.message)]) == 1
 
 
-
 def test_a_listing_sees_each_record_as_it_is_now(real_home, tmp_path):
     """running_records keeps what it parsed by the identity of the file: a record replaced
     (set_tags), corrupted or removed since the last listing is read as it is now, and the
