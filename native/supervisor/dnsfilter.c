@@ -18,26 +18,37 @@
  * The control socket (in the net directory, the identity's and mode 0700,
  * which no sandbox mounts) replaces the policy: one message, the
  * allowed names ("*": every name) on its first line, then the egress ruleset,
- * loaded with the still-allowed addresses in one nft transaction. */
+ * loaded with the still-allowed addresses in one nft transaction.
+ *
+ * With dns.link (a runner with a stack of its own, gVisor's, whose packets the
+ * namespace's loopback never sees) the filter answers on a link of its own
+ * instead (filter_link), from a network namespace of its own made in the
+ * sandbox's user namespace: nothing there but that link, no route beyond it.
+ * Its nft runs go to the sandbox's namespace, its sets to the netdev table. */
 #define _GNU_SOURCE 1
 #include "dnsfilter.h"
 
-#include <arpa/inet.h>  /* inet_pton, inet_ntop, htons */
-#include <errno.h>      /* errno */
-#include <fcntl.h>      /* open */
-#include <netinet/in.h> /* sockaddr_in, IPPROTO_IP */
-#include <poll.h>       /* poll */
-#include <sched.h>      /* setns, CLONE_NEW* */
-#include <stdbool.h>    /* bool */
-#include <stdio.h>      /* snprintf */
-#include <stdlib.h>     /* calloc, malloc, free */
-#include <string.h>     /* memcpy, memcmp, strlen */
-#include <sys/prctl.h>  /* prctl, PR_SET_PDEATHSIG */
-#include <sys/random.h> /* getrandom */
-#include <sys/socket.h> /* socket, bind, sendto, recvfrom */
-#include <sys/un.h>     /* sockaddr_un */
-#include <sys/wait.h>   /* waitpid */
-#include <unistd.h>     /* fork, execve, close, close_range, pipe2 */
+#include <arpa/inet.h>       /* inet_pton, inet_ntop, htons */
+#include <errno.h>           /* errno */
+#include <fcntl.h>           /* open */
+#include <linux/if_link.h>   /* IFLA_* */
+#include <linux/rtnetlink.h> /* RTM_NEWLINK, struct ifinfomsg, NLMSG_*, RTA_* */
+#include <linux/veth.h>      /* VETH_INFO_PEER */
+#include <net/if.h>          /* struct ifreq, IFF_UP */
+#include <netinet/in.h>      /* sockaddr_in, IPPROTO_IP */
+#include <poll.h>            /* poll */
+#include <sched.h>           /* setns, CLONE_NEW* */
+#include <stdbool.h>         /* bool */
+#include <stdio.h>           /* snprintf */
+#include <stdlib.h>          /* calloc, malloc, free */
+#include <string.h>          /* memcpy, memcmp, strlen */
+#include <sys/prctl.h>       /* prctl, PR_SET_PDEATHSIG */
+#include <sys/ioctl.h>       /* ioctl, SIOCSIF* */
+#include <sys/random.h>      /* getrandom */
+#include <sys/socket.h>      /* socket, bind, sendto, recvfrom */
+#include <sys/un.h>          /* sockaddr_un */
+#include <sys/wait.h>        /* waitpid */
+#include <unistd.h>          /* fork, execve, close, close_range, pipe2 */
 
 #include "fdutil.h"
 #include "netns.h"
@@ -73,7 +84,9 @@ struct entry {
 static struct {
   const struct dns_options *opt;
   const char *nft;
+  const char *table; /* the egress filter's, which holds the sets */
   int sock, up, ctl, exit_r;
+  int netns; /* the sandbox's network namespace, for nft, when the filter is in its own; else -1 */
   struct sockaddr_storage upstream; /* zeroed but for family, address and port: compared whole */
   socklen_t upstream_len;
   char *domains; /* NULL: every name */
@@ -216,7 +229,13 @@ static void on_query(void)
   }
 }
 
-/* Runs nft with `text` on its stdin, in our (the sandbox's) namespaces:
+/* In an nft child: the sandbox's network namespace, if the filter is in its own. */
+static int enter_sandbox_netns(void)
+{
+  return f.netns < 0 ? 0 : setns(f.netns, CLONE_NEWNET);
+}
+
+/* Runs nft with `text` on its stdin, in the sandbox's namespaces:
  * for a policy, whose ruleset spans lines. */
 static int run_nft(const char *text, size_t len)
 {
@@ -225,7 +244,8 @@ static int run_nft(const char *text, size_t len)
     return -1;
   pid_t parent = getpid(), pid = fork();
   if (pid == 0) {
-    if (dup2(in[0], 0) < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != parent)
+    if (dup2(in[0], 0) < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != parent ||
+        enter_sandbox_netns() < 0)
       _exit(127);
     char *argv[] = {(char *)f.nft, "-f", "/dev/stdin", NULL};
     execve(f.nft, argv, host_env);
@@ -251,13 +271,12 @@ static size_t element_command(char *buf, size_t size, size_t len, const struct e
   inet_ntop(e->family, e->addr, text, sizeof text);
   const char *set = e->family == AF_INET ? "allow4" : "allow6";
   int n = snprintf(buf + len, size - len,
-                   "add element inet pysandbox %s { %s }; delete element inet pysandbox %s { %s }; "
-                   "add element inet pysandbox %s { %s timeout %llds }; ",
-                   set, text, set, text, set, text, (long long)seconds);
+                   "add element %s %s { %s }; delete element %s %s { %s }; add element %s %s { %s timeout %llds }; ",
+                   f.table, set, text, f.table, set, text, f.table, set, text, (long long)seconds);
   return n < 0 || (size_t)n >= size - len ? size : len + (size_t)n;
 }
 
-/* `nft -e -i`, kept running in our namespaces for the answers' addresses: an
+/* `nft -e -i`, kept running in the sandbox's namespaces for the answers' addresses: an
  * nft run costs 10-15 ms (its start and its cache), a line to it well under
  * one.  Each line is one transaction; with -e it says "# new generation" once
  * the transaction is in, "Error" otherwise. */
@@ -291,7 +310,7 @@ static int nft_start(void)
   pid_t parent = getpid(), pid = fork();
   if (pid == 0) {
     if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0 || dup2(out[1], 2) < 0 ||
-        prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != parent)
+        prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != parent || enter_sandbox_netns() < 0)
       _exit(127);
     char *argv[] = {(char *)f.nft, "-e", "-i", NULL};
     execve(f.nft, argv, host_env);
@@ -588,10 +607,10 @@ static int control_socket(void)
   return s;
 }
 
-static int listen_socket(void)
+static int listen_socket(const char *address)
 {
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(53)};
-  inet_pton(AF_INET, DNS_FILTER_ADDRESS, &a.sin_addr);
+  inet_pton(AF_INET, address, &a.sin_addr);
   int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (s < 0 || setsockopt(s, IPPROTO_IP, IP_FREEBIND, &(int){1}, sizeof(int)) < 0 ||
       bind(s, (struct sockaddr *)&a, sizeof a) < 0) {
@@ -601,12 +620,108 @@ static int listen_socket(void)
   return s;
 }
 
+/* Appends an attribute to the netlink message in `buf` (room checked by the caller's fixed sizes);
+ * returns it, so that a nest's length can be set once its contents are in. */
+static struct rtattr *add_attr(char *buf, size_t *len, unsigned short type, const void *data, size_t size)
+{
+  struct rtattr *a = (struct rtattr *)(buf + NLMSG_ALIGN(*len));
+  a->rta_type = type;
+  a->rta_len = (unsigned short)RTA_LENGTH(size);
+  if (size > 0)
+    memcpy(RTA_DATA(a), data, size);
+  *len = NLMSG_ALIGN(*len) + RTA_ALIGN(a->rta_len);
+  return a;
+}
+
+static void end_nest(const char *buf, size_t len, struct rtattr *nest)
+{
+  nest->rta_len = (unsigned short)(buf + len - (char *)nest);
+}
+
+/* The veth pair DNS_FILTER_LINK in our namespace, its peer of the same name in `peer_ns`
+ * (RTM_NEWLINK: `ip link add NAME type veth peer name NAME netns PEER`). */
+static int make_veth(int peer_ns)
+{
+  union {
+    struct nlmsghdr h;
+    char buf[512];
+  } m;
+  memset(&m, 0, sizeof m); /* the link's and its peer's ifinfomsg: zeroed */
+  m.h.nlmsg_type = RTM_NEWLINK;
+  m.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+  size_t len = NLMSG_LENGTH(sizeof(struct ifinfomsg));
+  add_attr(m.buf, &len, IFLA_IFNAME, DNS_FILTER_LINK, sizeof DNS_FILTER_LINK);
+  struct rtattr *info = add_attr(m.buf, &len, IFLA_LINKINFO, NULL, 0);
+  add_attr(m.buf, &len, IFLA_INFO_KIND, "veth", sizeof "veth");
+  struct rtattr *data = add_attr(m.buf, &len, IFLA_INFO_DATA, NULL, 0);
+  struct rtattr *peer = add_attr(m.buf, &len, VETH_INFO_PEER, NULL, 0);
+  len += sizeof(struct ifinfomsg); /* the peer's */
+  add_attr(m.buf, &len, IFLA_IFNAME, DNS_FILTER_LINK, sizeof DNS_FILTER_LINK);
+  add_attr(m.buf, &len, IFLA_NET_NS_FD, &peer_ns, sizeof peer_ns);
+  end_nest(m.buf, len, peer);
+  end_nest(m.buf, len, data);
+  end_nest(m.buf, len, info);
+  m.h.nlmsg_len = (unsigned)len;
+  int s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+  union {
+    struct nlmsghdr h;
+    char buf[1024];
+  } ack;
+  ssize_t n = -1;
+  if (s >= 0 && sendto(s, m.buf, len, 0, (struct sockaddr *)&kernel, sizeof kernel) == (ssize_t)len)
+    while ((n = recv(s, ack.buf, sizeof ack.buf, 0)) < 0 && errno == EINTR)
+      ;
+  if (s >= 0)
+    close(s);
+  if (n < (ssize_t)NLMSG_LENGTH(sizeof(struct nlmsgerr)) || ack.h.nlmsg_type != NLMSG_ERROR)
+    return -1;
+  int error = ((struct nlmsgerr *)NLMSG_DATA(&ack.h))->error;
+  errno = -error;
+  return error == 0 ? 0 : -1;
+}
+
+/* DNS_FILTER_LINK in our namespace: `address`/DNS_FILTER_LINK_MASK, up (which adds the link's route). */
+static int link_up(const char *address)
+{
+  struct ifreq r = {.ifr_name = DNS_FILTER_LINK};
+  struct sockaddr_in *a = (struct sockaddr_in *)&r.ifr_addr;
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  a->sin_family = AF_INET;
+  int rc = s < 0 || inet_pton(AF_INET, address, &a->sin_addr) != 1 || ioctl(s, SIOCSIFADDR, &r) < 0 ||
+          inet_pton(AF_INET, DNS_FILTER_LINK_MASK, &a->sin_addr) != 1 || ioctl(s, SIOCSIFNETMASK, &r) < 0 ||
+          ioctl(s, SIOCGIFFLAGS, &r) < 0 || (r.ifr_flags |= IFF_UP, ioctl(s, SIOCSIFFLAGS, &r) < 0)
+      ? -1
+      : 0;
+  if (s >= 0)
+    close(s);
+  return rc;
+}
+
+/* From the sandbox's namespace (`sandbox_ns`, joined): the filter's own namespace, joined, linked to
+ * the sandbox's by DNS_FILTER_LINK, both ends up, before the runner starts and adopts the sandbox's. */
+static int filter_link(int sandbox_ns)
+{
+  int own = unshare(CLONE_NEWNET) < 0 ? -1 : open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+  int rc = own < 0 || setns(sandbox_ns, CLONE_NEWNET) < 0 || make_veth(own) < 0 ||
+          link_up(DNS_FILTER_LINK_SANDBOX) < 0 || setns(own, CLONE_NEWNET) < 0 || link_up(DNS_FILTER_LINK_ADDRESS) < 0
+      ? -1
+      : 0;
+  if (rc < 0)
+    pwarnf("the DNS filter's link %s", DNS_FILTER_LINK);
+  if (own >= 0)
+    close(own);
+  return rc;
+}
+
 /* In the child: everything up to serving; returns only on failure. */
 static void start(const struct net_options *opt, int userns, int netns, int ready_w)
 {
   signal(SIGPIPE, SIG_IGN); /* nft may die before it reads its input */
   f.opt = &opt->dns;
   f.nft = opt->nft;
+  f.table = opt->own_stack ? "netdev pysandbox" : "inet pysandbox"; /* netplan.egress_rules' */
+  f.netns = -1;
   f.refilled = now_ms();
   f.tokens = (double)opt->dns.qps;
   f.entries = calloc(opt->dns.addresses, sizeof *f.entries);
@@ -618,10 +733,15 @@ static void start(const struct net_options *opt, int userns, int netns, int read
     pwarnf("setns into the sandbox's network namespace");
     return;
   }
-  if ((f.sock = listen_socket()) < 0)
+  if (opt->dns.link && filter_link(netns) < 0)
+    return;
+  if ((f.sock = listen_socket(opt->dns.link ? DNS_FILTER_LINK_ADDRESS : DNS_FILTER_ADDRESS)) < 0)
     return;
   close(userns);
-  close(netns);
+  if (opt->dns.link)
+    f.netns = netns; /* nft's */
+  else
+    close(netns);
   if (write(ready_w, "1", 1) != 1)
     return;
   close(ready_w);

@@ -3,6 +3,7 @@
 #define PSB_DNSFILTER_H
 
 #include <signal.h>    /* sigset_t */
+#include <stdbool.h>   /* bool */
 #include <stdint.h>    /* uint64_t */
 #include <sys/types.h> /* pid_t */
 
@@ -15,13 +16,25 @@ struct dns_options {
   uint64_t qps;              /* queries answered per second (more are dropped) */
   uint64_t addresses;        /* addresses the filter allows at once (the nft sets' size) */
   uint64_t min_ttl, max_ttl; /* seconds an answer's address stays allowed: its TTL, within these */
+  bool link;                 /* answer on a link of the filter's own (DNS_FILTER_LINK*), not on loopback */
 };
 
 /* The sandbox's resolver address (its resolv.conf names it while a domain allowlist is in force). */
 #define DNS_FILTER_ADDRESS "127.0.0.53"
 
+/* For a runner with a TCP/IP stack of its own (gVisor's netstack, which the namespace's loopback never
+ * sees), the filter's link instead: a veth pair, DNS_FILTER_LINK in the sandbox's namespace with
+ * DNS_FILTER_LINK_SANDBOX (which the runner adopts as one of its links) and its peer, of the same name,
+ * in a network namespace of the filter's own with DNS_FILTER_LINK_ADDRESS, the resolver's, and no route
+ * but that link's.  netplan.py's egress rules pass only DNS to it. */
+#define DNS_FILTER_LINK "dns0"
+#define DNS_FILTER_LINK_SANDBOX "10.0.3.1"
+#define DNS_FILTER_LINK_ADDRESS "10.0.3.2"
+#define DNS_FILTER_LINK_MASK "255.255.255.252"
+
 /* Forks the filter as the sandbox identity: it binds DNS_FILTER_ADDRESS:53 in
- * the sandbox's network namespace and DIR/dns.sock (its control socket) on
+ * the sandbox's network namespace (with dns.link, DNS_FILTER_LINK_ADDRESS:53 in
+ * its own, the link made first) and DIR/dns.sock (its control socket) on
  * the host, then serves until `exit_r` reaches end of file.  Returns its pid
  * once it is listening, or -1 after saying why. */
 pid_t dns_filter_start(const struct net_options *opt, int userns, int netns, int exit_r, const sigset_t *mask,

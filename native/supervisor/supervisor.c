@@ -260,6 +260,7 @@ static void parse_args(int argc, char **argv)
       {.name = "--net-filter", .values = "NFT", .kind = OPT_STRING, .to = &opt.net.nft, .absolute = true},
       {.name = "--net-rules", .values = "RULESET", .kind = OPT_STRING, .to = &opt.net.rules},
       {.name = "--net-own-stack", .values = NULL, .kind = OPT_FLAG, .to = &opt.net.own_stack},
+      {.name = "--net-dns-link", .values = NULL, .kind = OPT_FLAG, .to = &opt.net.dns.link},
       {.name = "--net-forward", .values = "HOSTPORT:PORT", .kind = OPT_CALL, .call = net_forward, .many = true},
       {.name = "--net-dns-upstream", .values = "ADDRESS", .kind = OPT_STRING, .to = &opt.net.dns.upstream},
       {.name = "--net-dns-port", .values = "PORT", .kind = OPT_NUMBER, .to = &opt.net.dns.port, .min = 1, .max = 65535},
@@ -315,6 +316,8 @@ static void parse_args(int argc, char **argv)
   if (opt.net.own_stack && (opt.net.helper == NULL || opt.userns.nuids == 0 || !(opt.as_user || opt.userns.nested)))
     usage_die("--net-own-stack needs the network options, --userns-uid/gid and --as-uid/gid (its namespace's) "
               "or --userns-nested");
+  if (opt.net.dns.link && !opt.net.own_stack)
+    usage_die("--net-dns-link needs --net-own-stack: the kernel's own stack reaches the filter on loopback");
   if (opt.net.dns.min_ttl > opt.net.dns.max_ttl)
     usage_die("--net-dns-min-ttl is above --net-dns-max-ttl");
 }

@@ -56,7 +56,7 @@ from .._core.spec import SandboxSpec
 from .._state.files import ensure_dir
 from ..exception import InvalidError
 from ..identity import IdMap
-from . import fds, netplan
+from . import fds
 from .layout import (
     BIN_DIR,
     INIT_PATH,
@@ -116,8 +116,6 @@ def _kernel() -> tuple:
 def refuse(spec: SandboxSpec) -> None:
     """InvalidError, before any work, naming a capability of `spec` the gVisor runner does not have yet
     (docs/RUNNERS.md's table)."""
-    if spec.outbound_domain_allowlist is not None:
-        raise InvalidError(netplan.OWN_STACK_DOMAINS)
     if spec.network == "default" and _kernel() < LINK_FILTER_KERNEL:
         raise InvalidError(f"The gVisor runner's default network needs Linux {'.'.join(map(str, LINK_FILTER_KERNEL))} "
                            f"or later (its egress filter needs the netdev egress hook); this is {os.uname().release}. "
@@ -127,10 +125,11 @@ def refuse(spec: SandboxSpec) -> None:
 # What the gvisor runner gives and lacks, for doctor (docs/RUNNERS.md's table says why).
 SUPPORTED = "the host image and image=: exec, streams, stdin (the entrypoint's relayed), sb.open, the file API " \
             "and watch (relayed by init), create(pty=True) but its write_eof, volumes, limits, timeouts, names and " \
-            "tags, ephemeral_disk, block_network, the default network, outbound_cidr_allowlist, ports and tunnels, " \
+            "tags, ephemeral_disk, block_network, the default network, outbound_cidr_allowlist, " \
+            "outbound_domain_allowlist (at run time: in a sandbox created with one), ports and tunnels, " \
             "unprivileged callers with a subordinate id range"
-UNSUPPORTED = "outbound_domain_allowlist (at create and at run time), exec(pty=True), mount_image and snapshots, " \
-              "unprivileged callers without a subordinate id range"
+UNSUPPORTED = "outbound_domain_allowlist at run time in a sandbox created without one, exec(pty=True), " \
+              "mount_image and snapshots, unprivileged callers without a subordinate id range"
 
 
 def platform(binary: str) -> str:

@@ -66,10 +66,15 @@ DNS = "10.0.2.3"  # slirp4netns's resolver, forwarding to the host's
 GATEWAY = "10.0.2.2"  # slirp4netns's gateway: where a tunnel's connections come from
 TAP = "tap0"  # the sandbox's link, which slirp4netns serves (native/supervisor/netns.c)
 FILTER_DNS = "127.0.0.53"  # the DNS filter, in the sandbox's namespace (dnsfilter.h: DNS_FILTER_ADDRESS)
+# Under a runner with a stack of its own, whose packets the namespace's loopback never sees: the filter's link
+# (dnsfilter.h: DNS_FILTER_LINK, DNS_FILTER_LINK_ADDRESS), made only for a sandbox created with names filtered.
+FILTER_LINK = "dns0"
+FILTER_LINK_DNS = "10.0.3.2"
 LINK_LOCAL = ("169.254.0.0/16", "fe80::/10")
-# The DNS filter answers on the namespace's loopback, which a runner's own stack (gVisor's) does not reach.
-OWN_STACK_DOMAINS = ("The gVisor runner does not support outbound_domain_allowlist yet: use outbound_cidr_allowlist, "
-                     "or the bwrap or nsjail runner (docs/RUNNERS.md).")
+# runsc adopts the namespace's links when it starts: the filter's link cannot come later.
+OWN_STACK_DOMAINS_LATER = ("The gVisor runner filters names only in a sandbox created with outbound_domain_allowlist "
+                           "(its DNS filter's link is made before gVisor starts): create it with one, or use the "
+                           "bwrap or nsjail runner (docs/RUNNERS.md).")
 _SEARCH_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 logger = logging.getLogger("pysandbox")
 _warned: List[bool] = []
@@ -156,11 +161,26 @@ def _link_hook(guest_ports: Sequence[int]) -> _Hook:
     replies (slirp4netns connects from its gateway) pass by their source port; it cannot reject: refused
     packets are dropped."""
     replies = [f"ip daddr {GATEWAY} tcp sport {_ports(guest_ports)} accept"]
-    # A frame is judged by what it is and what the sender labelled it (an AF_PACKET sender chooses the
-    # label): both must say ARP, or both IPv4, which the rules below see whole (slirp4netns has no IPv6 here).
-    kinds = ("meta protocol arp ether type arp accept", "meta protocol != ip drop", "ether type != ip drop")
-    return _Hook("netdev", f'type filter hook egress device "{TAP}" priority 0; policy accept;',
-                 (*kinds, *(replies if guest_ports else [])), "accept", "drop", ("drop",))
+    return _Hook("netdev", _link_chain(TAP, "accept"), (*_FRAME_KINDS, *(replies if guest_ports else [])),
+                 "accept", "drop", ("drop",))
+
+
+# A frame is judged by what it is and what the sender labelled it (an AF_PACKET sender chooses the
+# label): both must say ARP, or both IPv4, which the rules after these see whole (slirp4netns has no IPv6 here).
+_FRAME_KINDS = ("meta protocol arp ether type arp accept", "meta protocol != ip drop", "ether type != ip drop")
+
+
+def _link_chain(device: str, policy: str) -> str:
+    return f'type filter hook egress device "{device}" priority 0; policy {policy};'
+
+
+def _filter_link_rules() -> str:
+    """The chain on the filter's link (FILTER_LINK), netdev egress as on TAP: queries to the filter's port 53,
+    and ARP for its address; every other frame, a fragment's rest among them, is dropped. Behind it is a
+    namespace holding nothing but the filter, with no route beyond the link."""
+    rules = [*_FRAME_KINDS, f"ip daddr {FILTER_LINK_DNS} udp dport 53 accept"]
+    body = "\n".join(f"    {rule}" for rule in rules)
+    return f"  chain dns {{\n    {_link_chain(FILTER_LINK, 'drop')}\n{body}\n  }}\n"
 
 
 def host_addresses() -> Tuple[str, ...]:
@@ -196,12 +216,13 @@ def _to(addresses: Sequence[str], verdict: str) -> List[str]:
 
 
 def egress_rules(cidrs: Names, domains: Names, guest_ports: Sequence[int] = (), own_stack: bool = False,
-                 host: Sequence[str] = ()) -> str:
+                 host: Sequence[str] = (), filter_link: bool = False) -> str:
     """The nftables transaction that (re)places the ruleset of a sandbox's network namespace. `cidrs`
     and `domains` as outbound_policy() gives them (None: no restriction); `guest_ports`: the tunnels'
     ports in the sandbox, whose replies pass. `own_stack`: the filter sits on TAP (_link_hook), for a
     runner with a stack of its own. `host`: the host's own addresses (host_addresses), refused whatever
-    the allowlists say, as the metadata address is."""
+    the allowlists say, as the metadata address is. `filter_link`: the sandbox has the DNS filter's link
+    (own_stack only), which its own chain holds to DNS, whatever the policy."""
     mark = f"0x{secrets.randbits(31) | 1:08x}"  # this policy's: connections of another are judged again
     hook = _link_hook(guest_ports) if own_stack else _output_hook(mark, guest_ports)
     accept = hook.accept
@@ -222,14 +243,27 @@ def egress_rules(cidrs: Names, domains: Names, guest_ports: Sequence[int] = (), 
     sets = "".join(f"  set allow{v} {{ type ipv{v}_addr; flags timeout; size {size}; }}\n" for v in (4, 6))
     body = "\n".join(f"    {rule}" for rule in rules)
     table = f"table {hook.family} pysandbox"
+    link = _filter_link_rules() if filter_link else ""
     return (f"{table}\ndelete {table}\n"  # one transaction: declared, gone, replaced
-            f"{table} {{\n{sets}  chain egress {{\n    {hook.chain}\n{body}\n  }}\n}}\n")
+            f"{table} {{\n{sets}  chain egress {{\n    {hook.chain}\n{body}\n  }}\n{link}}}\n")
 
 
-def resolv_conf(domains: Names) -> bytes:
-    """The sandbox's resolv.conf: the DNS filter's address while names are filtered. Always the same
-    length, so that a running sandbox's copy is rewritten in place (it is bind-mounted)."""
-    return f"nameserver {DNS if domains is None else FILTER_DNS}".ljust(31).encode() + b"\n"
+def resolv_conf(domains: Names, filter_link: bool = False) -> bytes:
+    """The sandbox's resolv.conf: the DNS filter's address while names are filtered; with the filter's link,
+    always the filter's address there (which change_policy reads back). Always the same length, so that a
+    running sandbox's copy is rewritten in place (it is bind-mounted)."""
+    server = FILTER_LINK_DNS if filter_link else DNS if domains is None else FILTER_DNS
+    return f"nameserver {server}".ljust(31).encode() + b"\n"
+
+
+def _has_filter_link(directory: int) -> bool:
+    """Whether the sandbox whose net directory is open as `directory` has the DNS filter's link: its
+    resolv.conf (the host's, in a directory no sandbox mounts) names the link's address."""
+    conf = os.open("resolv.conf", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=directory)
+    try:
+        return os.read(conf, 64).split()[1:2] == [FILTER_LINK_DNS.encode()]
+    finally:
+        os.close(conf)
 
 
 def _dns_args(domains: Names) -> List[str]:
@@ -249,12 +283,13 @@ def change_policy(net_dir: Path, cidrs: Names, domains: Names, guest_ports: Sequ
     filter loads the new rules, with the addresses still allowed, in one nft transaction.
     `guest_ports`, `own_stack`: as egress_rules takes them."""
     cidrs, domains = outbound_policy(cidrs, domains)
-    if own_stack and domains is not None:
-        raise InvalidError(OWN_STACK_DOMAINS)
-    message = ("*" if domains is None else " ".join(domains)) + "\n" + \
-        egress_rules(cidrs, domains, guest_ports, own_stack, host_addresses())
     directory = os.open(net_dir, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
+        filter_link = own_stack and _has_filter_link(directory)
+        if own_stack and domains is not None and not filter_link:
+            raise InvalidError(OWN_STACK_DOMAINS_LATER)
+        message = ("*" if domains is None else " ".join(domains)) + "\n" + \
+            egress_rules(cidrs, domains, guest_ports, own_stack, host_addresses(), filter_link)
         with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as control:
             control.settimeout(30)
             control.connect(f"/proc/self/fd/{directory}/dns.sock")  # the path may be too long for a socket
@@ -264,7 +299,7 @@ def change_policy(net_dir: Path, cidrs: Names, domains: Names, guest_ports: Sequ
             raise ExecutionError("The sandbox's network filter refused the new policy (its supervisor.log says why).")
         conf = os.open("resolv.conf", os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=directory)
         try:
-            os.write(conf, resolv_conf(domains))
+            os.write(conf, resolv_conf(domains, filter_link))
         finally:
             os.close(conf)
     finally:
@@ -295,13 +330,19 @@ class NetworkPlan:
         return (layout.Mount("ro-bind", str(self.net_dir / "resolv.conf"), dest),)
 
     def supervisor_args(self, own_stack: bool) -> List[str]:
-        """`own_stack`: the runner serves tap0 with a TCP/IP stack of its own (RunnerCommand.own_netstack)."""
+        """`own_stack`: the runner serves tap0 with a TCP/IP stack of its own (RunnerCommand.own_netstack).
+        Names filtered under such a runner: the DNS filter gets its link, which resolv.conf then names."""
         if self.mode != "default":
             return []
-        rules = egress_rules(*self.policy, [guest for guest, _, _ in self.tunnels], own_stack, host_addresses())
+        filter_link = own_stack and self.policy[1] is not None
+        if filter_link:
+            (self.net_dir / "resolv.conf").write_bytes(resolv_conf(self.policy[1], filter_link))
+        rules = egress_rules(*self.policy, [guest for guest, _, _ in self.tunnels], own_stack, host_addresses(),
+                             filter_link)
         argv = ["--net-helper", tool(HELPER), "--net-dir", str(self.net_dir), "--net-filter", tool(NFT),
                 "--net-rules", rules, "--cleanup", str(self.net_dir), *_dns_args(self.policy[1])]
         argv += ["--net-own-stack"] if own_stack else []
+        argv += ["--net-dns-link"] if filter_link else []
         for guest, host, _ in self.tunnels:
             argv += ["--net-forward", f"{host}:{guest}"]
         return argv
