@@ -1,11 +1,12 @@
 """Attack 36: the DNS filter of a sandbox with an outbound_domain_allowlist.
 
-Code in the sandbox sends the filter (127.0.0.53:53, on the host side) malformed, oversized and
-flooding queries, names crafted to pass a wildcard or an exact entry they are not, queries over TCP
+Code in the sandbox sends the filter (127.0.0.53:53, on the host side; under gVisor 10.0.3.2:53, on a link
+of the filter's own) malformed, oversized and flooding queries, forged answers, names crafted to pass a wildcard or an exact entry they are not, queries over TCP
 and to other resolvers, and connects to disallowed addresses directly; an allowed name's answers
 try to overflow the filter's address table. The filter must keep answering allowed names, never
 ask the upstream (a DNS server the test runs on the host's loopback) about anything else, stay
-within its bounds, run with the fixed host environment and die with the supervisor.
+within its bounds, run with the fixed host environment and die with the supervisor. Under gVisor, the
+filter's link carries nothing but DNS to the filter, whose namespace has no route beyond it.
 """
 
 import json
@@ -19,12 +20,13 @@ import time
 import psutil
 import pytest
 
+from pysandbox.runtime import netplan
 from pysandbox.settings import HOST_ENV
 
 from ..dnsserver import DNSServer
 from ..listeners import Listener, connect_from, host_address, refused
 
-pytestmark = pytest.mark.rootless
+pytestmark = [pytest.mark.rootless, pytest.mark.gvisor]
 
 # Sends each hex payload to ADDRESS:PORT over UDP; the answer's rcode and answer count, or "none".
 EXCHANGE = r"""
@@ -53,7 +55,7 @@ end = time.monotonic() + 1
 sent = 0
 while time.monotonic() < end:
     try:
-        s.sendto(os.urandom(2) + query[2:], ("127.0.0.53", 53))
+        s.sendto(os.urandom(2) + query[2:], (sys.argv[2], 53))
         sent += 1
     except BlockingIOError:
         pass
@@ -67,7 +69,12 @@ def query(labels, qtype=1, qclass=1, flags=0x0100, counts=(1, 0, 0, 0), extra=b"
             struct.pack("!HH", qtype, qclass) + extra)
 
 
-def exchange(sb, payloads, address="127.0.0.53", port=53, wait=0.5):
+def filter_address(runner):
+    """Where the sandbox reaches its DNS filter: under gVisor, on the filter's link (docs/RUNNERS.md)."""
+    return netplan.FILTER_LINK_DNS if runner == "gvisor" else netplan.FILTER_DNS
+
+
+def exchange(sb, payloads, address, port=53, wait=0.5):
     p = sb.exec("python3", "-c", EXCHANGE, address, str(port), json.dumps([x.hex() for x in payloads]), str(wait))
     assert p.wait() == 0, p.stderr.read()
     return json.loads(p.stdout.read())
@@ -86,7 +93,7 @@ def dns(monkeypatch):
 OK = query([b"ok", b"test"])
 
 
-def test_malformed_queries_are_dropped_and_the_filter_keeps_answering(sandboxes, dns):
+def test_malformed_queries_are_dropped_and_the_filter_keeps_answering(sandboxes, dns, runner):
     sb = sandboxes(outbound_domain_allowlist=["ok.test"])
     malformed = [
         b"", b"\0" * 11, struct.pack("!HHHHHH", 1, 0x0100, 1, 0, 0, 0),  # no question
@@ -101,14 +108,15 @@ def test_malformed_queries_are_dropped_and_the_filter_keeps_answering(sandboxes,
         query([b"ok", b"test"], extra=b"\0" * 4000),  # over 512 bytes
         *[os.urandom(random.randrange(1, 600)) for _ in range(20)],
     ]
-    results = exchange(sb, malformed, wait=0.2)
+    at = filter_address(runner)
+    results = exchange(sb, malformed, at, wait=0.2)
     assert results == ["none"] * len(malformed)
     assert dns.asked == []
-    assert exchange(sb, [OK]) == [[0, 1]]
+    assert exchange(sb, [OK], at) == [[0, 1]]
     assert dns.asked == ["ok.test"]
 
 
-def test_names_crafted_to_pass_for_allowed_ones_are_nxdomain(sandboxes, dns):
+def test_names_crafted_to_pass_for_allowed_ones_are_nxdomain(sandboxes, dns, runner):
     sb = sandboxes(outbound_domain_allowlist=["ok.test", "*.wild.test"])
     crafted = [
         [b"ok.test"],  # one label holding a dot
@@ -117,57 +125,58 @@ def test_names_crafted_to_pass_for_allowed_ones_are_nxdomain(sandboxes, dns):
         [b"wild", b"test"],  # the wildcard's own suffix
         [b"evilwild", b"test"], [b"wild", b"test", b"evil"], [b"*", b"wild", b"test"], [b"ok ", b"test"],
     ]
-    assert exchange(sb, [query(labels) for labels in crafted]) == [[3, 0]] * len(crafted)
-    assert exchange(sb, [query([b"ok", b"test"], qclass=3)]) == [[3, 0]]  # CHAOS, not IN
+    at = filter_address(runner)
+    assert exchange(sb, [query(labels) for labels in crafted], at) == [[3, 0]] * len(crafted)
+    assert exchange(sb, [query([b"ok", b"test"], qclass=3)], at) == [[3, 0]]  # CHAOS, not IN
     assert dns.asked == []
-    assert exchange(sb, [query([b"OK", b"Test"]), query([b"a", b"WILD", b"test"])]) == [[0, 1], [0, 1]]
+    assert exchange(sb, [query([b"OK", b"Test"]), query([b"a", b"WILD", b"test"])], at) == [[0, 1], [0, 1]]
 
 
-def test_other_resolvers_tcp_and_direct_addresses_are_unreachable(sandboxes, dns):
+def test_other_resolvers_tcp_and_direct_addresses_are_unreachable(sandboxes, dns, runner):
     other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # a resolver on the host's address
     other.bind((host_address(), 0))
     other.settimeout(0.2)
     listener = Listener(socket.AF_INET, (host_address(), 0))
     try:
         sb = sandboxes(outbound_domain_allowlist=["other.test"])
-        results = exchange(sb, [OK], address="10.0.2.3") + exchange(sb, [OK], address=host_address(),
-                                                                    port=other.getsockname()[1])
+        results = exchange(sb, [OK], "10.0.2.3") + exchange(sb, [OK], host_address(), port=other.getsockname()[1])
         assert all(result != [0, 1] for result in results), results
         with pytest.raises(socket.timeout):
             other.recv(512)
-        assert connect_from(sb, "127.0.0.53", 53) == "ConnectionRefusedError"  # no DNS over TCP
-        assert connect_from(sb, "10.0.2.3", 53) == "ConnectionRefusedError"
-        assert connect_from(sb, host_address(), listener.port) == "ConnectionRefusedError"
-        assert connect_from(sb, "169.254.169.254", 80) == "ConnectionRefusedError"
+        assert connect_from(sb, filter_address(runner), 53) == refused(runner)  # no DNS over TCP
+        assert connect_from(sb, "10.0.2.3", 53) == refused(runner)
+        assert connect_from(sb, host_address(), listener.port) == refused(runner)
+        assert connect_from(sb, "169.254.169.254", 80) == refused(runner)
         assert listener.wait_for(0, timeout=0.2) == 0 and dns.asked == []
     finally:
         other.close()
         listener.close()
 
 
-def test_a_flood_is_rate_limited(sandboxes, dns, monkeypatch):
+def test_a_flood_is_rate_limited(sandboxes, dns, runner, monkeypatch):
     monkeypatch.setenv("PYSANDBOX_DNS_QPS", "50")
     sb = sandboxes(outbound_domain_allowlist=["ok.test"])
     start = time.monotonic()
-    p = sb.exec("python3", "-c", FLOOD, OK.hex())
+    p = sb.exec("python3", "-c", FLOOD, OK.hex(), filter_address(runner))
     assert p.wait() == 0
     sent = int(p.stdout.read())
     elapsed = time.monotonic() - start
     assert sent > 1000
     assert len(dns.asked) <= 50 * (elapsed + 1)  # the burst, then 50 a second
     time.sleep(1.1)  # the bucket refills
-    assert exchange(sb, [OK]) == [[0, 1]]
+    assert exchange(sb, [OK], filter_address(runner)) == [[0, 1]]
 
 
-def test_answers_cannot_overflow_the_address_table(sandboxes, dns, monkeypatch):
+def test_answers_cannot_overflow_the_address_table(sandboxes, dns, runner, monkeypatch):
     monkeypatch.setenv("PYSANDBOX_DNS_ADDRESSES_MAX", "40")
     dns.records["many.test"] = [(f"10.99.0.{i}", 60) for i in range(100)]
     dns.records["more.test"] = [(f"10.99.1.{i}", 60) for i in range(100)]
     sb = sandboxes(outbound_domain_allowlist=["many.test", "more.test", "ok.test"])
     many, more = query([b"many", b"test"]), query([b"more", b"test"])
-    assert exchange(sb, [many]) == [[0, 100]]  # 32 of them allowed
-    assert exchange(sb, [more]) == [[2, 0]]  # SERVFAIL: 8 places left for 32 addresses
-    assert exchange(sb, [OK]) == [[0, 1]]
+    at = filter_address(runner)
+    assert exchange(sb, [many], at) == [[0, 100]]  # 32 of them allowed
+    assert exchange(sb, [more], at) == [[2, 0]]  # SERVFAIL: 8 places left for 32 addresses
+    assert exchange(sb, [OK], at) == [[0, 1]]
     log = (sb._dir / "supervisor.log").read_text()
     assert log.count("maximum of 40 addresses") == 1
 
@@ -179,10 +188,10 @@ def _filter(sb):
     return found[0]
 
 
-def test_the_filter_has_the_host_environment_and_dies_with_the_supervisor(sandboxes, dns, monkeypatch):
+def test_the_filter_has_the_host_environment_and_dies_with_the_supervisor(sandboxes, dns, runner, monkeypatch):
     monkeypatch.setenv("LD_PRELOAD", "/nonexistent.so")  # never reaches a host process
     sb = sandboxes("sleep", "100", outbound_domain_allowlist=["ok.test"])
-    assert exchange(sb, [OK]) == [[0, 1]]
+    assert exchange(sb, [OK], filter_address(runner)) == [[0, 1]]
     dnsfilter = _filter(sb)
     environ = open(f"/proc/{dnsfilter.pid}/environ", "rb").read().split(b"\0")
     assert sorted(e.decode() for e in environ if e) == sorted(f"{k}={v}" for k, v in HOST_ENV.items())
@@ -191,29 +200,117 @@ def test_the_filter_has_the_host_environment_and_dies_with_the_supervisor(sandbo
     sb.wait(raise_on_termination=False)
 
 
-@pytest.mark.gvisor
 def test_every_default_network_sandbox_has_one_filter(sb):
     # It waits, unused, for a policy change; the sandbox's names go to slirp4netns meanwhile.
     assert "10.0.2.3" in sb.exec("cat", "/etc/resolv.conf").stdout.read()  # once this answers, the network is up
     assert _filter(sb).status() != psutil.STATUS_ZOMBIE
 
 
-def test_an_allowed_name_resolving_into_slirps_network_opens_nothing(sandboxes, dns):
+def test_an_allowed_name_resolving_into_slirps_network_opens_nothing(sandboxes, dns, runner):
     # Found by the red team: an allowed name answered with 10.0.2.3 put slirp's resolver in the allowed
     # set, and through it every name resolved (an exfiltration channel), and slirp relays any port of
     # 10.0.2.3 to the host resolver's address. Rebinding to the gateway or the metadata address too.
     dns.records.update({"dns.test": [("10.0.2.3", 60)], "gw.test": [("10.0.2.2", 60)],
                         "meta.test": [("169.254.169.254", 60)]})
     sb = sandboxes(outbound_domain_allowlist=["dns.test", "gw.test", "meta.test"])
-    assert exchange(sb, [query([b"dns", b"test"]), query([b"gw", b"test"]), query([b"meta", b"test"])]) == [[0, 1]] * 3
-    assert exchange(sb, [query([b"exfil-secret", b"example", b"com"])], address="10.0.2.3") == ["PermissionError"]
+    names = [query([b"dns", b"test"]), query([b"gw", b"test"]), query([b"meta", b"test"])]
+    assert exchange(sb, names, filter_address(runner)) == [[0, 1]] * 3
+    exfiltrated = exchange(sb, [query([b"exfil-secret", b"example", b"com"])], "10.0.2.3")
+    assert exfiltrated == ["none" if runner == "gvisor" else "PermissionError"]  # the link filter drops
     for address, port in (("10.0.2.3", 53), ("10.0.2.3", 80), ("10.0.2.2", 80), ("169.254.169.254", 80)):
-        assert connect_from(sb, address, port) == "ConnectionRefusedError", (address, port)
+        assert connect_from(sb, address, port) == refused(runner), (address, port)
     assert "exfil-secret.example.com" not in dns.asked
 
 
-@pytest.mark.gvisor
 def test_slirps_resolver_answers_only_on_port_53_without_a_domain_policy(sandboxes, runner):
     sb = sandboxes()
     assert connect_from(sb, "10.0.2.3", 80) == refused(runner)
     assert connect_from(sb, "10.0.2.3", 8080) == refused(runner)
+
+
+def answer(labels, address):
+    """A forged answer: `labels` is at `address`."""
+    return query(labels, flags=0x8180, counts=(1, 1, 0, 0), extra=struct.pack("!HHHIH4s", 0xC00C, 1, 1, 600, 4,
+                                                                              socket.inet_aton(address)))
+
+
+def test_forged_answers_to_the_filter_allow_nothing(sandboxes, dns, runner):
+    # Sandbox code answers its own questions: the filter takes answers only on its upstream socket, from the
+    # upstream's address (in the host's namespace, where the sandbox reaches none of the host's addresses).
+    listener = Listener(socket.AF_INET, (host_address(), 0))
+    try:
+        sb = sandboxes(outbound_domain_allowlist=["other.test"])
+        forged = [answer(labels, host_address()) for labels in ([b"ok", b"test"], [b"other", b"test"])] * 100
+        assert exchange(sb, forged, filter_address(runner), wait=0.01) == ["none"] * len(forged)
+        assert connect_from(sb, host_address(), listener.port) == refused(runner)
+        assert listener.wait_for(0, timeout=0.2) == 0 and dns.asked == []
+    finally:
+        listener.close()
+
+
+# Sandbox code tries every other way onto the filter's link: other UDP ports, TCP (to port 53 too), IPv6 to
+# the link's nodes, ICMP, and a fragmented datagram to port 53 (whose rest is not a UDP packet).
+PROBE = r"""
+import socket, sys
+address = sys.argv[1]
+for port in [p for p in range(1, 300) if p != 53]:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.sendto(b"x" * 64, (address, port))
+for port in (22, 53, 80):
+    try:
+        socket.create_connection((address, port), timeout=0.5).close()
+        print("connected", port)
+    except OSError:
+        pass
+for target in ("ff02::1%dns0", "fe80::1%dns0"):
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.sendto(b"x", (target, 53))
+    except OSError:
+        pass
+try:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP) as s:
+        s.sendto(bytes.fromhex("0800f7ff00000000"), (address, 0))
+except OSError:
+    pass
+if sys.argv[2] == "fragment":
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.sendto(b"y" * 4000, (address, 53))
+"""
+
+
+def _counters(pid, table, names):
+    """`names`' values in /proc/PID/net/`table` (snmp: "Prefix: names" then "Prefix: values"; snmp6: pairs):
+    the counters of the network namespace process PID is in."""
+    with open(f"/proc/{pid}/net/{table}") as f:
+        lines = [line.split() for line in f]
+    if table == "snmp6":
+        values = {line[0]: int(line[1]) for line in lines}
+    else:
+        values = {f"{head[0]}{key}": int(value) for head, row in zip(lines[::2], lines[1::2])
+                  for key, value in zip(head[1:], row[1:])}
+    return {name: values[name] for name in names}
+
+
+@pytest.mark.gvisor(only=True)
+def test_the_filters_link_carries_only_dns_into_a_namespace_with_no_route_beyond(sandboxes, dns):
+    sb = sandboxes(outbound_domain_allowlist=["ok.test"])
+    at = netplan.FILTER_LINK_DNS
+    assert exchange(sb, [OK], at) == [[0, 1]]
+    pid = _filter(sb).pid  # in the filter's namespace, whose counters and routes its /proc/PID/net shows
+    with open(f"/proc/{pid}/net/dev") as f:
+        assert sorted(line.split(":")[0].strip() for line in list(f)[2:]) == [netplan.FILTER_LINK, "lo"]
+    with open(f"/proc/{pid}/net/route") as f:
+        routes = [line.split()[:3] for line in list(f)[1:]]
+    assert routes == [[netplan.FILTER_LINK, "0003000A", "00000000"]]  # 10.0.3.0/30 on the link, no gateway
+    counted = ("Ip:InReceives", "Udp:InDatagrams", "Ip:ReasmOKs")
+    before = _counters(pid, "snmp", counted)
+    p = sb.exec("python3", "-c", PROBE, at, "")
+    assert p.wait() == 0 and p.stdout.read() == "", p.stderr.read()
+    assert _counters(pid, "snmp", counted) == before  # not one packet reached the filter's namespace
+    p = sb.exec("python3", "-c", PROBE, at, "fragment")
+    assert p.wait() == 0 and p.stdout.read() == "", p.stderr.read()
+    after = _counters(pid, "snmp", counted)
+    assert after["Udp:InDatagrams"] == before["Udp:InDatagrams"] and after["Ip:ReasmOKs"] == before["Ip:ReasmOKs"]
+    assert _counters(pid, "snmp6", ["Ip6InReceives"]) == {"Ip6InReceives": 0}
+    assert exchange(sb, [OK], at) == [[0, 1]] and dns.asked == ["ok.test", "ok.test"]
