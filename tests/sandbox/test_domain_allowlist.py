@@ -12,11 +12,12 @@ import pytest
 
 import pysandbox as modal
 from pysandbox.exception import InvalidError
+from pysandbox.runtime import netplan
 
 from ..dnsserver import DNSServer
-from ..listeners import Listener, connect_from, host_address
+from ..listeners import Listener, connect_from, host_address, refused
 
-pytestmark = pytest.mark.rootless
+pytestmark = [pytest.mark.rootless, pytest.mark.gvisor]
 
 UNUSED = "198.51.100.7"  # TEST-NET-2: a name may point there, nothing connects to it
 
@@ -38,6 +39,12 @@ def server(dns):
     listener.close()
 
 
+def unfiltered_resolver(runner):
+    """The resolver resolv.conf names while names are not filtered: slirp4netns's; under gVisor, in a sandbox
+    created with names filtered, the DNS filter's link's for good (it forwards every name then)."""
+    return netplan.FILTER_LINK_DNS if runner == "gvisor" else netplan.DNS
+
+
 def resolve(sb, name):
     """The addresses `name` resolves to in the sandbox; [] when it does not resolve."""
     p = sb.exec("getent", "ahostsv4", name)
@@ -55,10 +62,10 @@ def test_only_allowed_names_resolve_and_only_their_addresses_are_reachable(sandb
     assert server.wait_for(1) == 1
 
 
-def test_a_disallowed_address_is_unreachable_by_ip(sandboxes, dns, server):
+def test_a_disallowed_address_is_unreachable_by_ip(sandboxes, dns, server, runner):
     sb = sandboxes(outbound_domain_allowlist=["other.test"])
-    assert connect_from(sb, host_address(), server.port) == "ConnectionRefusedError"
-    assert connect_from(sb, "10.0.2.3", 53) == "ConnectionRefusedError"  # slirp4netns's resolver
+    assert connect_from(sb, host_address(), server.port) == refused(runner)
+    assert connect_from(sb, "10.0.2.3", 53) == refused(runner)  # slirp4netns's resolver
     assert server.wait_for(0, timeout=0.5) == 0
 
 
@@ -85,18 +92,18 @@ def test_star_allows_everything(sandboxes, dns, server):
     assert server.wait_for(1) == 1
 
 
-def test_an_allowed_name_keeps_working_when_its_address_changes(sandboxes, dns, server, monkeypatch):
+def test_an_allowed_name_keeps_working_when_its_address_changes(sandboxes, dns, server, monkeypatch, runner):
     monkeypatch.setenv("PYSANDBOX_DNS_MIN_TTL", "1")
     dns.records["moving.test"] = [(UNUSED, 1)]
     sb = sandboxes(outbound_domain_allowlist=["moving.test"])
     assert resolve(sb, "moving.test") == [UNUSED]
-    assert connect_from(sb, host_address(), server.port) == "ConnectionRefusedError"
+    assert connect_from(sb, host_address(), server.port) == refused(runner)
     dns.records["moving.test"] = [(host_address(), 1)]
     assert connect_from(sb, "moving.test", server.port) == "connected"  # the new address is allowed at once
     dns.records["moving.test"] = [(UNUSED, 1)]
     assert resolve(sb, "moving.test") == [UNUSED]
     time.sleep(2.5)  # past the old answer's TTL: its address is no longer allowed
-    assert connect_from(sb, host_address(), server.port) == "ConnectionRefusedError"
+    assert connect_from(sb, host_address(), server.port) == refused(runner)
     assert server.wait_for(1) == 1
 
 
@@ -144,18 +151,19 @@ def echo():
     sock.close()
 
 
-def test_changing_the_policy_at_run_time(sandboxes, dns, server, echo):
+def test_changing_the_policy_at_run_time(sandboxes, dns, server, echo, runner):
     sb = sandboxes(outbound_domain_allowlist=["ok.test"])
     held = sb.exec("python3", "-c", HOLD, "ok.test", str(echo))
     assert first_line(held) == "first\n"
     sb._experimental_set_outbound_network_policy(outbound_domain_allowlist=["other.test"])
     sb.filesystem.write_text("", "/tmp/go")
-    assert held.stdout.read() == "ConnectionResetError\n"  # the new policy cuts what it refuses
+    cut = "TimeoutError" if runner == "gvisor" else "ConnectionResetError"  # gVisor's link filter drops
+    assert held.stdout.read() == f"{cut}\n"  # the new policy cuts what it refuses
     assert resolve(sb, "ok.test") == []
-    assert connect_from(sb, host_address(), server.port) == "ConnectionRefusedError"
+    assert connect_from(sb, host_address(), server.port) == refused(runner)
     assert connect_from(sb, "other.test", server.port) == "connected"
     sb._experimental_set_outbound_network_policy(outbound_cidr_allowlist=[f"{host_address()}/32"])
-    assert "10.0.2.3" in sb.filesystem.read_text("/etc/resolv.conf")
+    assert unfiltered_resolver(runner) in sb.filesystem.read_text("/etc/resolv.conf")
     assert connect_from(sb, host_address(), server.port) == "connected"
     asyncio.run(sb._experimental_set_outbound_network_policy.aio(outbound_domain_allowlist=["ok.test"]))
     assert connect_from(sb, "ok.test", server.port) == "connected"
@@ -172,12 +180,12 @@ def test_a_connection_the_new_policy_allows_survives_the_change(sandboxes, dns, 
     assert held.stdout.read() == "second\n"
 
 
-def test_a_policy_opened_at_run_time_allows_everything(sandboxes, dns, server):
+def test_a_policy_opened_at_run_time_allows_everything(sandboxes, dns, server, runner):
     sb = sandboxes(outbound_domain_allowlist=[])
-    assert connect_from(sb, host_address(), server.port) == "ConnectionRefusedError"
+    assert connect_from(sb, host_address(), server.port) == refused(runner)
     sb._experimental_set_outbound_network_policy()
     assert connect_from(sb, host_address(), server.port) == "connected"
-    assert "10.0.2.3" in sb.filesystem.read_text("/etc/resolv.conf")
+    assert unfiltered_resolver(runner) in sb.filesystem.read_text("/etc/resolv.conf")
 
 
 @pytest.mark.parametrize("kwargs", [
@@ -206,13 +214,14 @@ def test_the_number_of_names_is_bounded(app, monkeypatch):
         modal.Sandbox.create(app=app, outbound_domain_allowlist=["a.test", "b.test", "c.test"])
 
 
-def test_bad_run_time_policies_are_rejected(sandboxes, dns):
+def test_bad_run_time_policies_are_rejected(sandboxes, dns, runner):
     sb = sandboxes(outbound_domain_allowlist=["ok.test"])
     for kwargs in ({"outbound_domain_allowlist": "ok.test"}, {"outbound_domain_allowlist": ["no way"]},
                    {"outbound_cidr_allowlist": ["not-a-cidr"]}):
         with pytest.raises(InvalidError):
             sb._experimental_set_outbound_network_policy(**kwargs)
-    assert "127.0.0.53" in sb.filesystem.read_text("/etc/resolv.conf")  # unchanged
+    filtered = netplan.FILTER_LINK_DNS if runner == "gvisor" else netplan.FILTER_DNS
+    assert filtered in sb.filesystem.read_text("/etc/resolv.conf")  # unchanged
     blocked = sandboxes(block_network=True)
     with pytest.raises(InvalidError, match="no outbound network"):
         blocked._experimental_set_outbound_network_policy(outbound_domain_allowlist=["ok.test"])

@@ -12,7 +12,7 @@ import pysandbox as modal
 from pysandbox import identity, settings
 from pysandbox._state import paths, volumes
 from pysandbox.exception import ConflictError, InvalidError, UnimplementedError
-from pysandbox.runtime import cgroups
+from pysandbox.runtime import cgroups, netplan
 
 from ..listeners import Listener, connect_from, host_address, refused
 from .test_network import http_get
@@ -49,16 +49,6 @@ def test_runtime_vm_stays_unimplemented_and_gvisor_cannot_contradict_the_runner(
     assert _sandbox_dirs() == before
 
 
-@pytest.mark.parametrize("options, named", [
-    ({"outbound_domain_allowlist": ["example.com"]}, "outbound_domain_allowlist"),
-])
-def test_what_it_does_not_support_is_refused_before_any_work(app, options, named):
-    before = _sandbox_dirs()
-    with pytest.raises(InvalidError, match=f"gVisor runner does not support {named}"):
-        modal.Sandbox.create(app=app, runtime="gvisor", **options)
-    assert _sandbox_dirs() == before
-
-
 def test_the_default_network_is_gvisors_netstack_on_the_supervisors_link(sandboxes):
     # runsc took tap0's address and routes: its netstack answers for them, not the host kernel's stack.
     sb = sandboxes("sleep", "60", runtime="gvisor")
@@ -68,7 +58,7 @@ def test_the_default_network_is_gvisors_netstack_on_the_supervisors_link(sandbox
     assert sb.exec("getent", "hosts", "deb.debian.org").wait() == 0  # slirp4netns's resolver, through the filter
 
 
-def test_a_running_sandboxs_policy_changes_by_networks_but_not_by_names(sandboxes):
+def test_a_running_sandboxs_policy_changes_by_networks_and_by_names_only_if_created_with_names(sandboxes):
     address = host_address()
     host_server = Listener(socket.AF_INET, (address, 0))
     try:
@@ -85,9 +75,21 @@ def _change_policy(sandboxes, address, host_server):
     assert http_get(sb.tunnels()[8000].url)[0] == 200  # its replies still pass the link filter
     sb._experimental_set_outbound_network_policy()
     assert connect_from(sb, address, host_server.port) == "connected"
-    with pytest.raises(InvalidError, match="outbound_domain_allowlist"):
+    # The DNS filter's link is made before runsc starts, for a sandbox created with names filtered only.
+    with pytest.raises(InvalidError, match="only in a sandbox created with outbound_domain_allowlist"):
         sb._experimental_set_outbound_network_policy(outbound_domain_allowlist=["example.com"])
-    assert host_server.wait_for(2) == 2
+    assert connect_from(sb, address, host_server.port) == "connected"  # the policy is as it was
+    assert host_server.wait_for(3) == 3
+
+
+def test_names_are_filtered_through_the_dns_filters_link_which_gvisor_adopted(sandboxes):
+    # runsc took the link's address and route into its netstack: the kernel's side of it has none.
+    sb = sandboxes("sleep", "60", runtime="gvisor", outbound_domain_allowlist=["deb.debian.org"])
+    assert sb.filesystem.read_text("/etc/resolv.conf").split()[:2] == ["nameserver", netplan.FILTER_LINK_DNS]
+    p = sb.exec("ip", "-4", "addr", "show", netplan.FILTER_LINK)
+    assert p.wait() == 0 and "inet 10.0.3.1/30" in p.stdout.read()
+    assert sb.exec("getent", "hosts", "deb.debian.org").wait() == 0
+    assert sb.exec("getent", "hosts", "example.com").wait() == 2  # NXDOMAIN from the filter
 
 
 def test_calls_that_need_a_descriptor_from_the_sandbox_say_so(sandboxes):
