@@ -115,6 +115,30 @@ def test_resolv_conf_has_one_length_whoever_it_names():
     assert netplan.resolv_conf(None) == b"nameserver 10.0.2.3".ljust(31) + b"\n"
     assert netplan.resolv_conf(("a.test",)).startswith(b"nameserver 127.0.0.53 ")
     assert len(netplan.resolv_conf(None)) == len(netplan.resolv_conf(()))
+    for domains in (None, ("a.test",)):  # the filter's link, once made, stays the resolver
+        assert netplan.resolv_conf(domains, filter_link=True) == b"nameserver 10.0.3.2".ljust(31) + b"\n"
+
+
+def test_the_filters_link_passes_only_queries_to_the_filter_whatever_the_policy():
+    for cidrs, domains in POLICIES:
+        rules = netplan.egress_rules(cidrs, domains, [8080], own_stack=True, filter_link=True)
+        chain = rules[rules.index("  chain dns {"):].splitlines()
+        assert [line.strip() for line in chain] == [
+            "chain dns {", 'type filter hook egress device "dns0" priority 0; policy drop;',
+            "meta protocol arp ether type arp accept", "meta protocol != ip drop", "ether type != ip drop",
+            "ip daddr 10.0.3.2 udp dport 53 accept", "}", "}"]  # the table's last chain
+        assert "dns0" not in netplan.egress_rules(cidrs, domains, [8080], own_stack=True)
+
+
+def test_a_sandbox_under_its_own_stack_gets_the_filters_link_only_when_names_are_filtered(tmp_path):
+    for domains, linked in ((None, False), ((), True), (("a.test",), True)):
+        (tmp_path / "resolv.conf").write_bytes(netplan.resolv_conf(domains))
+        args = netplan.NetworkPlan("default", (), tmp_path, (None, domains)).supervisor_args(own_stack=True)
+        assert ("--net-dns-link" in args) == linked
+        assert ("chain dns" in args[args.index("--net-rules") + 1]) == linked
+        assert (tmp_path / "resolv.conf").read_bytes() == netplan.resolv_conf(domains, filter_link=linked)
+    args = netplan.NetworkPlan("default", (), tmp_path, (None, ("a.test",))).supervisor_args(own_stack=False)
+    assert "--net-dns-link" not in args  # the kernel's own stack reaches the filter on loopback
 
 
 def test_check_domains_normalises():
@@ -244,10 +268,11 @@ def test_host_addresses_are_every_local_one_but_loopbacks_and_link_locals(fs, mo
     assert netplan.host_addresses() == ()
 
 
-@pytest.mark.parametrize(("cidrs", "domains", "own_stack"),  # a runner's own stack takes no domains
-                         [(*policy, False) for policy in POLICIES] + [(*p, True) for p in POLICIES if p[1] is None])
+@pytest.mark.parametrize("own_stack", [False, True])
+@pytest.mark.parametrize(("cidrs", "domains"), POLICIES)
 def test_every_ruleset_is_one_nft_accepts(cidrs, domains, own_stack):
     # nft's own check, in a network namespace of the test's: a ruleset it refuses fails every create.
-    rules = netplan.egress_rules(cidrs, domains, [8080, 80], own_stack, ("192.0.2.2", "203.0.113.0/24", "fd00::2"))
+    rules = netplan.egress_rules(cidrs, domains, [8080, 80], own_stack, ("192.0.2.2", "203.0.113.0/24", "fd00::2"),
+                                 filter_link=own_stack and domains is not None)
     checked = subprocess.run(["unshare", "-rn", "nft", "-c", "-f", "-"], input=rules, text=True, capture_output=True)
     assert checked.returncode == 0, checked.stderr
