@@ -37,6 +37,8 @@ with what differs:
 * The default network: runsc's netstack serves the namespace the supervisor connected (tap0, through
   slirp4netns) with --network=sandbox; the runner child execs runsc into it once connected, and the
   egress filter sits on tap0's netdev egress hook (RunnerCommand.own_netstack; netplan._link_hook).
+  With names filtered, the DNS filter has a link of its own there, which runsc adopts too
+  (netplan.FILTER_LINK).
   block_network=True: --network=none, a namespace of runsc's.
 * Cgroups: runsc's own are off (`--ignore-cgroups`); the supervisor's cgroup holds runsc,
   its gofer and its Sentry, whose memory is the sandbox's.

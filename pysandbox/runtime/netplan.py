@@ -25,7 +25,9 @@ sandbox runs; sandbox processes hold no capability to change it):
     the supervisor, as the sandbox identity, on the host side) at 127.0.0.53, which
     forwards only the allowed names to the host's resolver and adds their answers'
     addresses to the filter's sets; any other name is NXDOMAIN, slirp4netns's
-    resolver is out of reach.
+    resolver is out of reach. Under a runner with a stack of its own (gVisor), which
+    never reaches the namespace's loopback, at 10.0.3.2 on the filter's own link
+    (FILTER_LINK), made only for a sandbox created with names filtered.
 Every sandbox with "default" has that DNS filter: it also replaces the policy of
 a running sandbox (change_policy), in one nft transaction. Each policy marks the
 connections it accepts (ct mark); a packet of an older connection is judged
