@@ -2,6 +2,7 @@
 
 import atexit
 import os
+import shutil
 import signal
 import statistics
 import time
@@ -103,6 +104,12 @@ def bare_teardown_ms(argv_of):
 
 
 RUNNERS = ("bwrap", "nsjail")
+
+
+def runners_here():
+    """bwrap and nsjail; gVisor too where it runs (root, runsc)."""
+    gvisor = os.geteuid() == 0 and shutil.which(os.environ.get("PYSANDBOX_RUNSC", "runsc")) is not None
+    return RUNNERS + (("gvisor",) if gvisor else ())
 
 
 def app():

@@ -16,19 +16,18 @@ bwrap. The supervisor starts the network's helpers while the runner sets the san
 (native/supervisor/netns.h), so their start overlaps the runner's.
 """
 
-import os
-import shutil
 import statistics
 import sys
 import time
 
-from _common import RUNNERS, app, bare_bwrap_argv, bare_nsjail_argv, report, spawn_and_wait, timed
+from _common import app, bare_bwrap_argv, bare_nsjail_argv, report, runners_here, spawn_and_wait, timed
 
 import pysandbox as modal
 from pysandbox import settings
 
 RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 50
-MODES = {"default network": {}, "block_network=True": {"block_network": True}}
+MODES = {"default network": {}, "block_network=True": {"block_network": True},
+         "names filtered": {"outbound_domain_allowlist": ["example.com"]}}  # under gVisor: the filter's link
 BAR = 1.6  # issue 19: the bwrap cycle with terminate(), default network, against bare bwrap
 
 
@@ -45,15 +44,9 @@ def cycle(the_app, runner, kwargs):
     return results
 
 
-def _runners():
-    """bwrap and nsjail; gVisor too where it runs (root, runsc)."""
-    gvisor = os.geteuid() == 0 and shutil.which(os.environ.get("PYSANDBOX_RUNSC", "runsc")) is not None
-    return RUNNERS + (("gvisor",) if gvisor else ())
-
-
 def main():
     the_app = app()
-    runners = _runners()
+    runners = runners_here()
     argv = {"bwrap": bare_bwrap_argv(), "nsjail": bare_nsjail_argv()}
     if "gvisor" in runners:
         argv["gvisor"] = [settings.runsc_binary(), "--network=none", "do", "/bin/true"]
@@ -74,6 +67,8 @@ def main():
             report(f"{runner}: {what}, default network", ours, f"{what}, block_network=True", blocked)
             report(f"{runner}: {what}, default network", ours, f"bare {runner} /bin/true",
                    statistics.median(bare[runner]), bar=BAR if (runner, index) == ("bwrap", 1) else None)
+        report(f"{runner}: create+exec(true) (start), names filtered", medians[runner, "names filtered"][0],
+               "create+exec(true) (start), default network", medians[runner, "default network"][0])
         added = medians[runner, "default network"][0] - medians[runner, "block_network=True"][0]
         print(f"{runner}: added start cost of the default network: {added:.3f} ms (difference of the start medians)",
               flush=True)
