@@ -681,9 +681,25 @@ static int make_veth(int peer_ns)
   return error == 0 ? 0 : -1;
 }
 
-/* DNS_FILTER_LINK in our namespace: `address`/DNS_FILTER_LINK_MASK, up (which adds the link's route). */
+/* No IPv6 on DNS_FILTER_LINK in our namespace: no link-local address, so neither kernel sends on it
+ * (duplicate address detection, router solicitations) before the filter's chain holds.  A kernel
+ * without IPv6 has no such file, and nothing to disable. */
+static int link_without_ipv6(void)
+{
+  int fd = open("/proc/sys/net/ipv6/conf/" DNS_FILTER_LINK "/disable_ipv6", O_WRONLY | O_CLOEXEC);
+  if (fd < 0)
+    return errno == ENOENT ? 0 : -1;
+  int rc = write(fd, "1", 1) == 1 ? 0 : -1;
+  close(fd);
+  return rc;
+}
+
+/* DNS_FILTER_LINK in our namespace: IPv4 only, `address`/DNS_FILTER_LINK_MASK, up (which adds the
+ * link's route). */
 static int link_up(const char *address)
 {
+  if (link_without_ipv6() < 0)
+    return -1;
   struct ifreq r = {.ifr_name = DNS_FILTER_LINK};
   struct sockaddr_in *a = (struct sockaddr_in *)&r.ifr_addr;
   int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);

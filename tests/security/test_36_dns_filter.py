@@ -303,6 +303,8 @@ def test_the_filters_link_carries_only_dns_into_a_namespace_with_no_route_beyond
     with open(f"/proc/{pid}/net/route") as f:
         routes = [line.split()[:3] for line in list(f)[1:]]
     assert routes == [[netplan.FILTER_LINK, "0003000A", "00000000"]]  # 10.0.3.0/30 on the link, no gateway
+    with open(f"/proc/{pid}/net/if_inet6") as f:
+        assert netplan.FILTER_LINK not in f.read()  # IPv4 only: neither kernel sends on it unasked
     counted = ("Ip:InReceives", "Udp:InDatagrams", "Ip:ReasmOKs")
     before = _counters(pid, "snmp", counted)
     p = sb.exec("python3", "-c", PROBE, at, "")
