@@ -43,6 +43,7 @@ REFUSED = [
     ("sandbox-supervisor", [*SUPERVISOR, "--net-helper", "/s", "--net-dir", "/d", "--net-filter", "/n", "--net-rules",
                             "r", "--", "/bin/true"], "--net-dns-upstream go together"),
     ("sandbox-supervisor", [*SUPERVISOR, "--net-own-stack", "--", "/bin/true"], "--net-own-stack needs"),
+    ("sandbox-supervisor", [*SUPERVISOR, "--net-dns-link", "--", "/bin/true"], "--net-dns-link needs --net-own-stack"),
     ("sandbox-supervisor", [*SUPERVISOR, "--net-dns-min-ttl", "20", "--net-dns-max-ttl", "10", "--", "/bin/true"],
      "--net-dns-min-ttl is above --net-dns-max-ttl"),
     ("sandbox-supervisor", [*SUPERVISOR, "--net-dns-qps", "0", "--", "/bin/true"], "bad --net-dns-qps"),
@@ -88,7 +89,7 @@ USAGE = {
                           "[--stage-bind SRC=NAME]... [--stage-check NAME=DEV:INO]... [--stage-overlay OPTIONS] [--stage-tmpfs OPTIONS] [--cleanup PATH]... "
                           "[--userns-uid IN:OUT:N]... [--userns-gid IN:OUT:N]... [--newuidmap PATH] [--newgidmap PATH] [--userns-nested N] "
                           "[--confirm-fd FD] [--confirmed-by FILE] [--cgroup DIR]... [--handoff] [--log-max BYTES] [--nproc N] "
-                          "[--net-helper SLIRP4NETNS] [--net-dir DIR] [--net-filter NFT] [--net-rules RULESET] [--net-own-stack] "
+                          "[--net-helper SLIRP4NETNS] [--net-dir DIR] [--net-filter NFT] [--net-rules RULESET] [--net-own-stack] [--net-dns-link] "
                           "[--net-forward HOSTPORT:PORT]... [--net-dns-upstream ADDRESS] [--net-dns-port PORT] "
                           "[--net-domains NAMES] [--net-dns-qps N] [--net-dns-addresses N] "
                           "[--net-dns-min-ttl SECONDS] [--net-dns-max-ttl SECONDS] -- RUNNER ARGV...",
