@@ -2,11 +2,11 @@
 #define _GNU_SOURCE 1
 #include "fdutil.h"
 
-#include <errno.h>      /* errno, EINTR */
+#include <errno.h>      /* errno, EINTR, EPROTO */
 #include <fcntl.h>      /* fcntl, F_*, FD_CLOEXEC, O_NONBLOCK */
 #include <string.h>     /* memcpy */
 #include <sys/socket.h> /* sendmsg, recvmsg, CMSG_* */
-#include <unistd.h>     /* write, close */
+#include <unistd.h>     /* read, write, close */
 
 bool fd_is_open(int fd)
 {
@@ -36,6 +36,19 @@ int write_all(int fd, const void *buf, size_t len)
     len -= (size_t)n;
   }
   return 0;
+}
+
+int fd_expect_byte(int fd, char want)
+{
+  char got;
+  ssize_t n;
+  while ((n = read(fd, &got, 1)) < 0 && errno == EINTR)
+    ;
+  if (n == 1 && got == want)
+    return 0;
+  if (n >= 0)
+    errno = EPROTO;
+  return -1;
 }
 
 void write_nonblock(int fd, const void *buf, size_t len)

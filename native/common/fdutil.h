@@ -13,6 +13,11 @@ int fd_set_cloexec(int fd, bool on);
 /* write() until done, retrying on EINTR.  Returns 0 or -1 with errno set. */
 int write_all(int fd, const void *buf, size_t len);
 
+/* read() of one byte, retrying on EINTR: 0 if it is `want`; -1 at end of file,
+ * on another byte (errno EPROTO) or on an error (errno set).  The handshakes'
+ * "go on" signal. */
+int fd_expect_byte(int fd, char want);
+
 /* One best-effort write that never blocks, for fds a client handed us: a
  * pipe nobody reads must not stall pid 1.  The fd's file status flags are
  * restored afterwards because the client may share the open file. */

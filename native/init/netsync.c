@@ -9,9 +9,8 @@
 #define _GNU_SOURCE 1
 #include "netsync.h"
 
-#include <errno.h>      /* errno */
 #include <sys/socket.h> /* SCM_CREDENTIALS, struct ucred */
-#include <unistd.h>     /* getpid, getuid, getgid, read, close */
+#include <unistd.h>     /* getpid, getuid, getgid, close */
 
 #include "fdutil.h"
 #include "util.h"
@@ -28,11 +27,7 @@ void netsync_wait(int fd)
   if (!fd_is_open(fd))
     return;
   send_credentials(fd);
-  char go = 0;
-  ssize_t n;
-  while ((n = read(fd, &go, 1)) < 0 && errno == EINTR)
-    ;
-  if (n != 1 || go != 'g')
+  if (fd_expect_byte(fd, 'g') < 0)
     die("the supervisor did not connect the sandbox's network");
   close(fd);
 }

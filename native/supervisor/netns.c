@@ -373,11 +373,7 @@ int net_make_namespace(int sock)
  * it could not (and said why). */
 static int wait_connected(int sock)
 {
-  char go = 0;
-  ssize_t n;
-  while ((n = read(sock, &go, 1)) < 0 && errno == EINTR)
-    ;
-  if (n != 1 || go != 'g') {
+  if (fd_expect_byte(sock, 'g') < 0) {
     warnf("the sandbox's network was not connected");
     return -1;
   }
