@@ -99,7 +99,7 @@ int fd_receive(int sock)
   struct iovec iov = {.iov_base = &byte, .iov_len = 1};
   union {
     struct cmsghdr align;
-    char buf[CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(struct ucred))];
+    char buf[CMSG_SPACE(sizeof(int))];
   } control;
   struct msghdr m = {
       .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf};

@@ -9,24 +9,22 @@
 #define _GNU_SOURCE 1
 #include "netsync.h"
 
-#include <sys/socket.h> /* SCM_CREDENTIALS, struct ucred */
-#include <unistd.h>     /* getpid, getuid, getgid, close */
+#include <errno.h>      /* errno, EINTR */
+#include <sys/socket.h> /* send, MSG_NOSIGNAL */
+#include <unistd.h>     /* close */
 
 #include "fdutil.h"
 #include "util.h"
-
-static void send_credentials(int fd)
-{
-  struct ucred cred = {.pid = getpid(), .uid = getuid(), .gid = getgid()};
-  if (fd_send_control(fd, SCM_CREDENTIALS, &cred, sizeof cred, 0) < 0)
-    pdie("network handshake");
-}
 
 void netsync_wait(int fd)
 {
   if (!fd_is_open(fd))
     return;
-  send_credentials(fd);
+  ssize_t n;
+  while ((n = send(fd, "i", 1, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+    ;
+  if (n != 1)
+    pdie("network handshake");
   if (fd_expect_byte(fd, 'g') < 0)
     die("the supervisor did not connect the sandbox's network");
   close(fd);
