@@ -3,8 +3,8 @@
 #include "fdutil.h"
 
 #include <errno.h>      /* errno, EINTR, EPROTO */
-#include <fcntl.h>      /* fcntl, F_*, FD_CLOEXEC, O_NONBLOCK */
-#include <string.h>     /* memcpy */
+#include <fcntl.h>      /* open, fcntl, O_*, F_*, FD_CLOEXEC */
+#include <string.h>     /* memcpy, strlen */
 #include <sys/socket.h> /* sendmsg, recvmsg, CMSG_* */
 #include <unistd.h>     /* read, write, close */
 
@@ -36,6 +36,18 @@ int write_all(int fd, const void *buf, size_t len)
     len -= (size_t)n;
   }
   return 0;
+}
+
+int write_file(const char *path, const char *text)
+{
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -1;
+  int r = write_all(fd, text, strlen(text));
+  int err = errno;
+  close(fd);
+  errno = err;
+  return r;
 }
 
 int fd_expect_byte(int fd, char want)

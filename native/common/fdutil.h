@@ -13,6 +13,10 @@ int fd_set_cloexec(int fd, bool on);
 /* write() until done, retrying on EINTR.  Returns 0 or -1 with errno set. */
 int write_all(int fd, const void *buf, size_t len);
 
+/* Writes `text` to the existing file `path` (a /proc or /sys setting).  Returns
+ * 0 or -1 with errno set. */
+int write_file(const char *path, const char *text);
+
 /* read() of one byte, retrying on EINTR: 0 if it is `want`; -1 at end of file,
  * on another byte (errno EPROTO) or on an error (errno set).  The handshakes'
  * "go on" signal. */

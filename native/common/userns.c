@@ -74,18 +74,6 @@ void userns_check_plan(const struct userns_plan *p)
     usage_die("--userns-uid and --userns-gid go together (and --newuidmap/--newgidmap and --userns-nested with them)");
 }
 
-static int write_file(const char *path, const char *text)
-{
-  int fd = open(path, O_WRONLY | O_CLOEXEC);
-  if (fd < 0)
-    return -1;
-  int r = write_all(fd, text, strlen(text));
-  int err = errno;
-  close(fd);
-  errno = err;
-  return r;
-}
-
 /* "INSIDE OUTSIDE COUNT\n" per range. */
 static int write_map(pid_t pid, const char *which, const struct id_range *r, size_t n)
 {

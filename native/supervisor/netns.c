@@ -310,12 +310,9 @@ static void allow_ping(void)
   unsigned long groups = mapped_from_zero(map);
   if (groups == 0)
     return;
-  int len = snprintf(range, sizeof range, "0 %lu", groups - 1);
-  fd = open("/proc/sys/net/ipv4/ping_group_range", O_WRONLY | O_CLOEXEC);
-  if (fd < 0 || write(fd, range, (size_t)len) != len)
+  snprintf(range, sizeof range, "0 %lu", groups - 1);
+  if (write_file("/proc/sys/net/ipv4/ping_group_range", range) < 0)
     pwarnf("admitting the sandbox's groups to ICMP datagram sockets (ping)");
-  if (fd >= 0)
-    close(fd);
 }
 
 int net_make_namespace(int sock)
