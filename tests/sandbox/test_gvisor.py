@@ -1,7 +1,7 @@
 """The gvisor runner (docs/RUNNERS.md): how it is chosen, what it refuses before any work, and where
 it differs from the other runners. The behaviour tests marked pytest.mark.gvisor run under it too;
-these run under every runner, each creating its gVisor sandboxes itself, as root and rootless (a caller
-gVisor refuses, without a subordinate id range: test_identity_single.py)."""
+these run under every runner, each creating its gVisor sandboxes itself, as root and rootless (not for a
+caller gVisor refuses, one without a subordinate id range: test_identity_single.py asserts the refusal)."""
 
 import os
 import socket
@@ -18,7 +18,7 @@ from ..hoststate import host_id, sandbox_dirs
 from ..listeners import Listener, connect_from, host_address, refused
 from .test_network import http_get
 
-pytestmark = pytest.mark.rootless
+pytestmark = [pytest.mark.rootless, pytest.mark.needs_gvisor]
 
 
 def _kernel(sb) -> str:
