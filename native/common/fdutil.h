@@ -17,9 +17,9 @@ int write_all(int fd, const void *buf, size_t len);
  * 0 or -1 with errno set. */
 int write_file(const char *path, const char *text);
 
-/* read() of one byte, retrying on EINTR: 0 if it is `want`; -1 at end of file,
- * on another byte (errno EPROTO) or on an error (errno set).  The handshakes'
- * "go on" signal. */
+/* read() of one byte, retrying on EINTR: 0 if it is `want`; -1 at end of file
+ * or on another byte (errno EPROTO), or on an error (errno set).  The
+ * handshakes' "go on" signal. */
 int fd_expect_byte(int fd, char want);
 
 /* One best-effort write that never blocks, for fds a client handed us: a
