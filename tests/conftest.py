@@ -109,10 +109,10 @@ GVISOR_RUNS = _gvisor_runs()
 
 def _deselected(item) -> bool:
     runner = item.callspec.params.get("runner") if hasattr(item, "callspec") else None
+    if not GVISOR_RUNS and (runner in OPT_IN_RUNNERS or item.get_closest_marker("needs_gvisor") is not None):
+        return True  # gVisor needs root or a subordinate id range here: its refusal is test_identity_single.py's
     if runner is None:
         return False
-    if runner in OPT_IN_RUNNERS and not GVISOR_RUNS:
-        return True  # gVisor needs root or a subordinate id range here: its refusal is test_identity_single.py's
     only = [name for name in OPT_IN_RUNNERS if getattr(item.get_closest_marker(name), "kwargs", {}).get("only")]
     if only:
         return runner not in only

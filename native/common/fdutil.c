@@ -2,11 +2,11 @@
 #define _GNU_SOURCE 1
 #include "fdutil.h"
 
-#include <errno.h>      /* errno, EINTR */
-#include <fcntl.h>      /* fcntl, F_*, FD_CLOEXEC, O_NONBLOCK */
-#include <string.h>     /* memcpy */
+#include <errno.h>      /* errno, EINTR, EPROTO */
+#include <fcntl.h>      /* open, fcntl, O_*, F_*, FD_CLOEXEC */
+#include <string.h>     /* memcpy, strlen */
 #include <sys/socket.h> /* sendmsg, recvmsg, CMSG_* */
-#include <unistd.h>     /* write, close */
+#include <unistd.h>     /* read, write, close */
 
 bool fd_is_open(int fd)
 {
@@ -36,6 +36,31 @@ int write_all(int fd, const void *buf, size_t len)
     len -= (size_t)n;
   }
   return 0;
+}
+
+int write_file(const char *path, const char *text)
+{
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -1;
+  int r = write_all(fd, text, strlen(text));
+  int err = errno;
+  close(fd);
+  errno = err;
+  return r;
+}
+
+int fd_expect_byte(int fd, char want)
+{
+  char got;
+  ssize_t n;
+  while ((n = read(fd, &got, 1)) < 0 && errno == EINTR)
+    ;
+  if (n == 1 && got == want)
+    return 0;
+  if (n >= 0)
+    errno = EPROTO;
+  return -1;
 }
 
 void write_nonblock(int fd, const void *buf, size_t len)
@@ -86,7 +111,7 @@ int fd_receive(int sock)
   struct iovec iov = {.iov_base = &byte, .iov_len = 1};
   union {
     struct cmsghdr align;
-    char buf[CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(struct ucred))];
+    char buf[CMSG_SPACE(sizeof(int))];
   } control;
   struct msghdr m = {
       .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf};

@@ -74,18 +74,6 @@ void userns_check_plan(const struct userns_plan *p)
     usage_die("--userns-uid and --userns-gid go together (and --newuidmap/--newgidmap and --userns-nested with them)");
 }
 
-static int write_file(const char *path, const char *text)
-{
-  int fd = open(path, O_WRONLY | O_CLOEXEC);
-  if (fd < 0)
-    return -1;
-  int r = write_all(fd, text, strlen(text));
-  int err = errno;
-  close(fd);
-  errno = err;
-  return r;
-}
-
 /* "INSIDE OUTSIDE COUNT\n" per range. */
 static int write_map(pid_t pid, const char *which, const struct id_range *r, size_t n)
 {
@@ -135,15 +123,6 @@ static int run_newidmap(const char *helper, pid_t pid, const struct id_range *r,
     return -1;
   }
   return 0;
-}
-
-static int wait_byte(int fd, char want)
-{
-  char c;
-  ssize_t n;
-  while ((n = read(fd, &c, 1)) < 0 && errno == EINTR)
-    ;
-  return n == 1 && c == want ? 0 : -1;
 }
 
 static int send_byte(int fd, char c)
@@ -269,7 +248,7 @@ static noreturn void outer_main(const struct userns_plan *p, userns_identity_fn 
     pwarnf("unshare a user namespace");
     _exit(127);
   }
-  if (send_byte(ready_w, 'u') < 0 || wait_byte(go_r, 'm') < 0)
+  if (send_byte(ready_w, 'u') < 0 || fd_expect_byte(go_r, 'm') < 0)
     _exit(127); /* the parent could not map us, and said why */
   if (set_limits(limits, p->nested) < 0)
     _exit(127);
@@ -354,7 +333,7 @@ int userns_prepare(const struct userns_plan *p, userns_identity_fn enter_identit
   close(go[0]);
   close(sock[1]);
   int ns = -1;
-  if (wait_byte(ready[0], 'u') == 0 && map_outer(p, outer) == 0 && send_byte(go[1], 'm') == 0)
+  if (fd_expect_byte(ready[0], 'u') == 0 && map_outer(p, outer) == 0 && send_byte(go[1], 'm') == 0)
     ns = fd_receive(sock[0]);
   close(ready[0]);
   close(go[1]);

@@ -9,30 +9,23 @@
 #define _GNU_SOURCE 1
 #include "netsync.h"
 
-#include <errno.h>      /* errno */
-#include <sys/socket.h> /* SCM_CREDENTIALS, struct ucred */
-#include <unistd.h>     /* getpid, getuid, getgid, read, close */
+#include <errno.h>      /* errno, EINTR */
+#include <sys/socket.h> /* send, MSG_NOSIGNAL */
+#include <unistd.h>     /* close */
 
 #include "fdutil.h"
 #include "util.h"
-
-static void send_credentials(int fd)
-{
-  struct ucred cred = {.pid = getpid(), .uid = getuid(), .gid = getgid()};
-  if (fd_send_control(fd, SCM_CREDENTIALS, &cred, sizeof cred, 0) < 0)
-    pdie("network handshake");
-}
 
 void netsync_wait(int fd)
 {
   if (!fd_is_open(fd))
     return;
-  send_credentials(fd);
-  char go = 0;
   ssize_t n;
-  while ((n = read(fd, &go, 1)) < 0 && errno == EINTR)
+  while ((n = send(fd, "i", 1, MSG_NOSIGNAL)) < 0 && errno == EINTR)
     ;
-  if (n != 1 || go != 'g')
+  if (n != 1)
+    pdie("network handshake");
+  if (fd_expect_byte(fd, 'g') < 0)
     die("the supervisor did not connect the sandbox's network");
   close(fd);
 }

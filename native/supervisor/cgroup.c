@@ -42,21 +42,14 @@ static ssize_t read_file(const char *dir, const char *name, char *buf, size_t si
   return total;
 }
 
-static int write_file(const char *dir, const char *name, const char *value)
+static int write_setting(const char *dir, const char *name, const char *value)
 {
   char path[4096];
   if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path) {
     errno = ENAMETOOLONG;
     return -1;
   }
-  int fd = open(path, O_WRONLY | O_CLOEXEC);
-  if (fd < 0)
-    return -1;
-  int r = write_all(fd, value, strlen(value));
-  int err = errno;
-  close(fd);
-  errno = err;
-  return r;
+  return write_file(path, value);
 }
 
 /* The number in dir/name (key == NULL), or on its "key N" line. */
@@ -87,13 +80,13 @@ static bool read_number(const char *dir, const char *name, const char *key, uint
  * writing to cgroup.procs takes it).  v2 has no `tasks`: cgroup.procs. */
 int cgroup_join(const char *dir)
 {
-  if (write_file(dir, "tasks", "0") == 0)
+  if (write_setting(dir, "tasks", "0") == 0)
     return 0;
   if (errno != ENOENT)
     return -1;
   char pid[24];
   snprintf(pid, sizeof pid, "%d", (int)getpid());
-  return write_file(dir, "cgroup.procs", pid);
+  return write_setting(dir, "cgroup.procs", pid);
 }
 
 pid_t cgroup_fork(const char *const *dirs, size_t ndirs, bool *placed)
@@ -158,7 +151,7 @@ static bool is_member(const char *dir, long pid)
  * a member, so a pid reused by a process elsewhere is never signalled. */
 static void kill_members(const char *dir)
 {
-  if (write_file(dir, "cgroup.kill", "1") == 0)
+  if (write_setting(dir, "cgroup.kill", "1") == 0)
     return;
   char buf[65536];
   if (read_file(dir, "cgroup.procs", buf, sizeof buf) < 0)

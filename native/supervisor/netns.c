@@ -21,11 +21,11 @@
 #include <poll.h>          /* poll */
 #include <sched.h>         /* setns, unshare, CLONE_NEW* */
 #include <stdio.h>         /* snprintf, sscanf */
-#include <string.h>        /* strstr, strchr, memchr, memcpy */
+#include <string.h>        /* strstr, strchr, memchr */
 #include <sys/ioctl.h>     /* ioctl, SIOC[GS]IFFLAGS */
 #include <sys/mount.h>     /* mount, MS_* */
 #include <sys/prctl.h>     /* prctl, PR_SET_PDEATHSIG */
-#include <sys/socket.h>    /* socket, connect, send, shutdown, recvmsg */
+#include <sys/socket.h>    /* socket, connect, send, shutdown */
 #include <sys/stat.h>      /* mknod, chmod, S_IFCHR */
 #include <sys/sysmacros.h> /* makedev */
 #include <sys/un.h>        /* sockaddr_un */
@@ -70,10 +70,9 @@ static int read_until(int fd, char *buf, size_t size, char stop, int64_t deadlin
   return 0;
 }
 
-/* Waits for the sandbox's init to report (netsync.c): one byte carrying its
- * credentials, whose pid the kernel translated into our pid namespace.  End
- * of file means the runner or init failed first. */
-pid_t net_read_sandbox_pid(int sock)
+/* Waits for the sandbox's init to report (netsync.c).  End of file means the
+ * runner or init failed first (and said why). */
+int net_wait_init(int sock)
 {
   int64_t deadline = now_ms() + SETUP_TIMEOUT_MS;
   for (;;) {
@@ -88,30 +87,9 @@ pid_t net_read_sandbox_pid(int sock)
       pwarnf("network handshake");
       return -1;
     }
-    if (r <= 0)
-      continue; /* EINTR, or the deadline, checked above */
-    char byte;
-    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
-    union {
-      struct cmsghdr align;
-      char buf[CMSG_SPACE(sizeof(struct ucred))];
-    } control;
-    struct msghdr m = {
-        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf};
-    ssize_t n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      return -1; /* the sandbox died during its setup (it said why) */
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c != NULL; c = CMSG_NXTHDR(&m, c)) {
-      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS) {
-        struct ucred cred;
-        memcpy(&cred, CMSG_DATA(c), sizeof cred);
-        return cred.pid > 0 ? cred.pid : -1;
-      }
-    }
-    warnf("the sandbox's init sent no credentials");
-    return -1;
+    if (r > 0)
+      return fd_expect_byte(sock, 'i');
+    /* EINTR, or the deadline, checked above */
   }
 }
 
@@ -332,12 +310,9 @@ static void allow_ping(void)
   unsigned long groups = mapped_from_zero(map);
   if (groups == 0)
     return;
-  int len = snprintf(range, sizeof range, "0 %lu", groups - 1);
-  fd = open("/proc/sys/net/ipv4/ping_group_range", O_WRONLY | O_CLOEXEC);
-  if (fd < 0 || write(fd, range, (size_t)len) != len)
+  snprintf(range, sizeof range, "0 %lu", groups - 1);
+  if (write_file("/proc/sys/net/ipv4/ping_group_range", range) < 0)
     pwarnf("admitting the sandbox's groups to ICMP datagram sockets (ping)");
-  if (fd >= 0)
-    close(fd);
 }
 
 int net_make_namespace(int sock)
@@ -373,11 +348,7 @@ int net_make_namespace(int sock)
  * it could not (and said why). */
 static int wait_connected(int sock)
 {
-  char go = 0;
-  ssize_t n;
-  while ((n = read(sock, &go, 1)) < 0 && errno == EINTR)
-    ;
-  if (n != 1 || go != 'g') {
+  if (fd_expect_byte(sock, 'g') < 0) {
     warnf("the sandbox's network was not connected");
     return -1;
   }

@@ -63,9 +63,8 @@ int net_make_namespace_for_root(int userns, int sock);
 int net_connect(const struct net_options *opt, int netns, const sigset_t *mask, enter_identity_fn enter_identity,
                 int *exit_w);
 
-/* The host pid of the sandbox's init, from its handshake message on `sock`
- * (which has SO_PASSCRED); -1 if the sandbox failed first or the setup
- * timeout passed. */
-pid_t net_read_sandbox_pid(int sock);
+/* Waits for the sandbox's init to report on `sock` (netsync.c): 0, or -1 if the
+ * sandbox failed first or the setup timeout passed. */
+int net_wait_init(int sock);
 
 #endif

@@ -53,7 +53,7 @@
 #include <sys/prctl.h>    /* prctl, PR_* */
 #include <sys/resource.h> /* setrlimit, RLIMIT_NPROC */
 #include <sys/signalfd.h> /* signalfd */
-#include <sys/socket.h>   /* socketpair, setsockopt, send */
+#include <sys/socket.h>   /* socketpair, send */
 #include <sys/wait.h>     /* waitpid, W* */
 #include <time.h>         /* clock_gettime */
 #include <unistd.h>       /* fork, execv, close, close_range, pipe2, set*id */
@@ -589,14 +589,12 @@ static void read_confirmation(pid_t runner)
 
 /* The handshake socket with init (netsync.c), out of the 0..7 range so the
  * runner's dup2 calls cannot clobber it.  Whichever runner starts init (both
- * pass the fd on), its message tells us init's pid in our pid namespace
- * (SO_PASSCRED), and that the runner is done setting up the namespaces.  A
- * socket: send() with MSG_NOSIGNAL survives a sandbox that already died. */
+ * pass the fd on), its message tells us that the runner is done setting up the
+ * namespaces.  A socket: send() with MSG_NOSIGNAL survives a sandbox that
+ * already died. */
 static void open_network_fds(void)
 {
   socketpair_high(SOCK_STREAM, net_sync, "network handshake");
-  if (setsockopt(net_sync[0], SOL_SOCKET, SO_PASSCRED, &(int){1}, sizeof(int)) < 0)
-    pdie("network handshake");
 }
 
 /* The network helpers count against the sandbox's limits: they join its
@@ -620,7 +618,7 @@ static void connect_network(pid_t runner, const sigset_t *mask)
   int netns = fd_receive(net_sync[0]);
   /* A runner with its own stack starts once connected: init runs nothing before that. */
   if (netns < 0 || net_connect(&opt.net, netns, mask, enter_sandbox, &net_exit_w) < 0 ||
-      (!opt.net.own_stack && net_read_sandbox_pid(net_sync[0]) < 0)) {
+      (!opt.net.own_stack && net_wait_init(net_sync[0]) < 0)) {
     warnf("the sandbox's network could not be set up");
     set_status("failed", 127);
     kill(runner, SIGKILL);

@@ -80,13 +80,9 @@ class InitClient:
     async def entry_stdin(self) -> int:
         """A write end of the entrypoint's stdin: init's own, or under gVisor, which hands no descriptor
         out, a pipe's whose read end init copies into it (native/init/init_entry.c)."""
-        try:
-            return (await agent.call(self.socket_path, agent.REQ_ENTRY_STDIN)).fds[0]
-        except agent.AgentError as exc:
-            if exc.errno != errno.EPROTONOSUPPORT:
-                raise ConflictError(f"Sandbox {self.sandbox_id}: {exc}") from None
-        except agent.AgentGone:
-            raise await records.finished_error(self.sandbox_id) from None
+        reply = await self._call(agent.REQ_ENTRY_STDIN, unsupported_ok=True)
+        if reply is not None:
+            return reply.fds[0]
         read_end, write_end = os.pipe2(os.O_CLOEXEC)
         try:
             await self._call(agent.REQ_ENTRY_STDIN, fds=[read_end])
@@ -105,7 +101,10 @@ class InitClient:
         """Close the entrypoint's stdin (init keeps its write end until told); a no-op once the sandbox ended."""
         await self._call(agent.REQ_ENTRY_STDIN_CLOSE, finished_ok=True)
 
-    async def _call(self, kind: int, finished_ok: bool = False, fds: Sequence[int] = ()) -> Optional[agent.Reply]:
+    async def _call(self, kind: int, finished_ok: bool = False, fds: Sequence[int] = (),
+                    unsupported_ok: bool = False) -> Optional[agent.Reply]:
+        """init's reply; None if the sandbox ended and `finished_ok`, or init does not support `kind` (gVisor)
+        and `unsupported_ok`."""
         try:
             return await agent.call(self.socket_path, kind, fds=fds)
         except agent.AgentGone:
@@ -113,6 +112,8 @@ class InitClient:
                 return None
             raise await records.finished_error(self.sandbox_id) from None
         except agent.AgentError as exc:
+            if unsupported_ok and exc.errno == errno.EPROTONOSUPPORT:
+                return None
             raise _refused(self.sandbox_id, kind, exc) or ConflictError(f"Sandbox {self.sandbox_id}: {exc}") from None
 
     # Files ---------------------------------------------------------------

@@ -340,34 +340,43 @@ def _sandbox_dirs() -> List[Tuple[str, str]]:
         return []
 
 
-# Each record a listing parsed, by its path, with the identity of the file it came from. A record
-# is only ever replaced whole (a rename: a new inode), so a later listing that finds the same file
-# stats it rather than reading and validating it again. Holds an entry per sandbox directory, no
-# more: running_records drops those of directories that are gone.
-_listed: Dict[str, Tuple[Tuple[int, int, int, int], SandboxRecord]] = {}
+class _Seen:
+    """What listings learned of one sandbox directory, so that a later one reads only what changed.
 
-# Whether a sandbox directory held an exit record and a terminating marker, by the directory's
-# identity (inode, mtime, ctime): both only ever appear by a create or a rename in it, which change
-# its mtime, so a later listing that finds the directory unchanged stats neither again. Kept only
-# for a directory unchanged for _SETTLED_NS before the listing: timestamps are coarse (a clock tick,
-# a second on some filesystems), and a change within the tick of the stat would keep the identity.
-_markers: Dict[str, Tuple[Tuple[int, int, int], bool, bool]] = {}
+    markers: whether it held an exit record and a terminating marker, by the directory's identity
+    (inode, mtime, ctime): both only ever appear by a create or a rename in it, which change its
+    mtime, so a later listing that finds the directory unchanged stats neither again. Kept only for
+    a directory unchanged for _SETTLED_NS before the listing: timestamps are coarse (a clock tick, a
+    second on some filesystems), and a change within the tick of the stat would keep the identity.
+
+    record: the record parsed, with the identity of the file it came from. A record is only ever
+    replaced whole (a rename: a new inode), so a later listing that finds the same file stats it
+    rather than reading and validating it again."""
+
+    __slots__ = ("markers", "record")
+
+    def __init__(self) -> None:
+        self.markers: Optional[Tuple[Tuple[int, int, int], bool, bool]] = None
+        self.record: Optional[Tuple[Tuple[int, int, int, int], SandboxRecord]] = None
+
+
+# By sandbox directory; running_records drops the entries of directories that are gone.
+_seen: Dict[str, _Seen] = {}
 _SETTLED_NS = 2_000_000_000
 
 
-def _read_record_at(sandbox_id: str, directory: str, cache: bool = False) -> Union[SandboxRecord, Exception]:
+def _read_record_at(sandbox_id: str, directory: str, seen: Optional[_Seen] = None) -> Union[SandboxRecord, Exception]:
     path = f"{directory}/{RECORD_NAME}"
     try:
-        if not cache:
+        if seen is None:
             return SandboxRecord.from_json(read_json(path, "sandbox"), path)
         info = os.stat(path)
         identity = (info.st_dev, info.st_ino, info.st_mtime_ns, info.st_size)
-        cached = _listed.get(path)
-        if cached is not None and cached[0] == identity:
-            return cached[1]
+        if seen.record is not None and seen.record[0] == identity:
+            return seen.record[1]
         # Replaced between the stat and the read: the next listing sees another identity, and reads again.
         record = SandboxRecord.from_json(read_json(path, "sandbox"), path)
-        _listed[path] = (identity, record)
+        seen.record = (identity, record)
         return record
     except FileNotFoundError:
         return NotFoundError(f"Sandbox with id {sandbox_id} not found")
@@ -375,7 +384,7 @@ def _read_record_at(sandbox_id: str, directory: str, cache: bool = False) -> Uni
         return exc
 
 
-def _markers_of(directory: str, settled_before: int) -> Tuple[bool, bool]:
+def _markers_of(directory: str, seen: _Seen, settled_before: int) -> Tuple[bool, bool]:
     """(whether `directory` holds an exit record, whether a terminating marker), from what an
     earlier listing found if the directory has not changed since; (True, False) once it is gone."""
     try:
@@ -383,16 +392,13 @@ def _markers_of(directory: str, settled_before: int) -> Tuple[bool, bool]:
     except FileNotFoundError:
         return True, False  # collected by gc meanwhile
     identity = (info.st_ino, info.st_mtime_ns, info.st_ctime_ns)
-    seen = _markers.get(directory)
-    if seen is not None and seen[0] == identity:
-        return seen[1], seen[2]
+    if seen.markers is not None and seen.markers[0] == identity:
+        return seen.markers[1], seen.markers[2]
     # Looked at after the directory's stat: a change from here on gives it another identity.
     has_exit = os.path.exists(f"{directory}/{EXIT_NAME}")
     marked = not has_exit and os.path.exists(f"{directory}/{TERMINATING_NAME}")
-    if max(info.st_mtime_ns, info.st_ctime_ns) < settled_before:
-        _markers[directory] = (identity, has_exit, marked)
-    else:
-        _markers.pop(directory, None)
+    settled = max(info.st_mtime_ns, info.st_ctime_ns) < settled_before
+    seen.markers = (identity, has_exit, marked) if settled else None
     return has_exit, marked
 
 
@@ -403,17 +409,16 @@ def running_records(app_id: Optional[str] = None, include_terminating: bool = Fa
     records = []
     directories = _sandbox_dirs()
     present = {directory for _, directory in directories}
-    for directory in [directory for directory in _markers if directory not in present]:
-        del _markers[directory]
-    for path in [path for path in _listed if path.rpartition("/")[0] not in present]:
-        del _listed[path]
+    for directory in [directory for directory in _seen if directory not in present]:
+        del _seen[directory]
     settled_before = time.time_ns() - _SETTLED_NS
     for sandbox_id, directory in directories:
-        has_exit, marked = _markers_of(directory, settled_before)
+        seen = _seen.get(directory) or _seen.setdefault(directory, _Seen())
+        has_exit, marked = _markers_of(directory, seen, settled_before)
         if has_exit:
-            _listed.pop(f"{directory}/{RECORD_NAME}", None)  # finished: never listed again
+            seen.record = None  # finished: never listed again
             continue
-        record = _read_record_at(sandbox_id, directory, cache=True)
+        record = _read_record_at(sandbox_id, directory, seen)
         if isinstance(record, NotFoundError):
             continue  # no record yet: a create in progress (or a directory gc is removing)
         if isinstance(record, Exception):

@@ -162,12 +162,14 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str], tethered: bo
 @attrs.frozen
 class _Root:
     """The sandbox's writable root on the host (an image's overlay over it, if any), who owns
-    it, and how the runner reaches host paths its identity cannot (Stager)."""
+    it, how the runner reaches host paths its identity cannot (Stager), and the sizes of its
+    memory-backed filesystems (sizes.tmpfs_sizes)."""
 
     upper: Path
     overlay: Optional[layout.OverlayRoot]
     owner: Tuple[int, int]
     stager: Stager
+    tmpfs_sizes: Dict[str, Optional[int]]
 
     @property
     def as_root(self) -> bool:
@@ -180,14 +182,15 @@ def _prepare_root(directory: Path, spec: SandboxSpec) -> _Root:
     upper = paths.SandboxDir(directory).upper
     # A host-image root on a tmpfs (the default) holds nothing on disk: no directory to
     # make, and none for the supervisor to remove (an inode fewer each way, on every create).
-    on_disk = spec.rootfs is not None or sizes.tmpfs_sizes(spec.resources, image=False)["disk_bytes"] is None
+    tmpfs_sizes = sizes.tmpfs_sizes(spec.resources, image=spec.rootfs is not None)
+    on_disk = spec.rootfs is not None or tmpfs_sizes["disk_bytes"] is None
     if on_disk and (spec.rootfs is None or spec.rootfs.upper is None):
         _prepare_upper(upper)
     overlay = None if spec.rootfs is None else _prepare_overlay(spec.rootfs, upper)
     as_root = os.geteuid() == 0
     if as_root:
         _ensure_stage_dir()
-    return _Root(upper, overlay, owner, Stager(as_root))
+    return _Root(upper, overlay, owner, Stager(as_root), tmpfs_sizes)
 
 
 def _volume_mounts(spec: SandboxSpec, stager: Stager) -> Tuple[layout.Mount, ...]:
@@ -222,7 +225,7 @@ def _runner_inputs(directory: Path, spec: SandboxSpec, root: _Root, init: str, m
         upper=str(root.upper), mounts=mounts, init=init, workdir=spec.workdir or "/", sandbox_id=directory.name,
         idle_timeout_ms=None if spec.idle_timeout is None else int(spec.idle_timeout * 1000), pty=spec.pty,
         network=network, source=root.stager, overlay=root.overlay, dest=dest,
-        **sizes.tmpfs_sizes(spec.resources, root.overlay is not None),
+        **root.tmpfs_sizes,
     )
 
 

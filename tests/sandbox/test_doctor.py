@@ -39,8 +39,8 @@ def test_doctor_names_the_missing_runner_only_when_chosen(runner):
     assert result.stdout.rstrip().endswith(f"sandboxes cannot start here: fix runner: {runner}")
 
 
+@pytest.mark.needs_gvisor  # a caller without a subordinate id range is refused: test_identity_single.py
 def test_doctor_says_what_the_gvisor_runner_gives_here():
-    # A caller without a subordinate id range is refused: test_identity_single.py.
     result = doctor()
     version = subprocess.run([shutil.which("runsc"), "--version"], capture_output=True, text=True).stdout
     assert f"ok  gvisor             {version.splitlines()[0]} at " in result.stdout

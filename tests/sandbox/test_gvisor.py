@@ -1,7 +1,7 @@
 """The gvisor runner (docs/RUNNERS.md): how it is chosen, what it refuses before any work, and where
 it differs from the other runners. The behaviour tests marked pytest.mark.gvisor run under it too;
-these run under every runner, each creating its gVisor sandboxes itself, as root and rootless (a caller
-gVisor refuses, without a subordinate id range: test_identity_single.py)."""
+these run under every runner, each creating its gVisor sandboxes itself, as root and rootless (not for a
+caller gVisor refuses, one without a subordinate id range: test_identity_single.py asserts the refusal)."""
 
 import os
 import socket
@@ -14,16 +14,11 @@ from pysandbox._state import paths, volumes
 from pysandbox.exception import ConflictError, InvalidError, UnimplementedError
 from pysandbox.runtime import cgroups, netplan
 
+from ..hoststate import host_id, sandbox_dirs
 from ..listeners import Listener, connect_from, host_address, refused
 from .test_network import http_get
-from .test_runners import _sandbox_dirs
 
-pytestmark = pytest.mark.rootless
-
-
-def _host_id(ranges, inside: int) -> int:
-    """The host id of sandbox id `inside` under the sandbox identity's map (identity.py)."""
-    return next(outside + inside - first for first, outside, count in ranges if first <= inside < first + count)
+pytestmark = [pytest.mark.rootless, pytest.mark.needs_gvisor]
 
 
 def _kernel(sb) -> str:
@@ -41,12 +36,12 @@ def test_each_way_of_asking_runs_the_sandbox_under_gvisor(sandboxes, monkeypatch
 
 
 def test_runtime_vm_stays_unimplemented_and_gvisor_cannot_contradict_the_runner(app):
-    before = _sandbox_dirs()
+    before = sandbox_dirs()
     with pytest.raises(UnimplementedError, match="runtime='vm'"):
         modal.Sandbox.create(app=app, runtime="vm", block_network=True)
     with pytest.raises(InvalidError, match="contradict"):
         modal.Sandbox.create(app=app, runtime="gvisor", block_network=True, experimental_options={"runner": "bwrap"})
-    assert _sandbox_dirs() == before
+    assert sandbox_dirs() == before
 
 
 def test_the_default_network_is_gvisors_netstack_on_the_supervisors_link(sandboxes):
@@ -112,8 +107,8 @@ def test_what_it_writes_is_owned_on_the_host_by_the_sandbox_identitys_ids(sandbo
     upper = paths.SandboxDir.of(sb.object_id).upper
     found = {name: os.lstat(os.path.join(d, name)) for d, dirs, names in os.walk(upper) for name in names + dirs}
     assert (found["made"].st_uid, found["made"].st_gid) == settings.sandbox_owner()
-    assert (found["dir"].st_uid, found["dir"].st_gid) == (_host_id(identity.current().uids, 1000),
-                                                          _host_id(identity.current().gids, 1001))
+    assert (found["dir"].st_uid, found["dir"].st_gid) == (host_id(identity.current().uids, 1000),
+                                                          host_id(identity.current().gids, 1001))
 
 
 def test_a_volume_gets_the_same_owners_from_gvisor_and_bwrap(sandboxes):
@@ -125,7 +120,7 @@ def test_a_volume_gets_the_same_owners_from_gvisor_and_bwrap(sandboxes):
     data = volumes.path("gvisor-owners") / "data"
     owners = {name: (os.lstat(data / name).st_uid, os.lstat(data / name).st_gid) for name in os.listdir(data)}
     assert owners["gvisor"] == owners["bwrap"] == settings.sandbox_owner()
-    assert owners["gvisor.d"] == owners["bwrap.d"] == (_host_id(identity.current().uids, 1000),
+    assert owners["gvisor.d"] == owners["bwrap.d"] == (host_id(identity.current().uids, 1000),
                                                        settings.sandbox_owner()[1])
 
 

@@ -15,7 +15,7 @@ from pysandbox import doctor, identity
 from pysandbox.exception import InvalidError
 
 from .. import oci
-from .test_runners import _sandbox_dirs
+from ..hoststate import sandbox_dirs
 
 pytestmark = [pytest.mark.rootless, pytest.mark.skipif(
     identity.current().size != 1, reason="this caller has a subordinate id range: test_identity.py covers it")]
@@ -72,9 +72,9 @@ def test_an_image_whose_files_belong_to_other_users_still_unpacks(sandboxes, tmp
 def test_gvisor_is_refused_before_any_work_and_doctor_says_why(app):
     # runsc runs as root of the sandbox's user namespace and maps its Sentry to that namespace's nobody
     # (runtime/gvisor.py): a namespace of the caller's uid alone has no nobody.
-    before = _sandbox_dirs()
+    before = sandbox_dirs()
     with pytest.raises(InvalidError, match="gVisor runner needs root here, or a subordinate id range"):
         modal.Sandbox.create(app=app, runtime="gvisor", block_network=True)
-    assert _sandbox_dirs() == before
+    assert sandbox_dirs() == before
     finding = doctor.gvisor_runner()
     assert not finding.ok and "subordinate id range" in finding.detail

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 import pysandbox as modal
-from pysandbox._state import paths
 from pysandbox.exception import InvalidError, UnimplementedError
+
+from ..hoststate import sandbox_dirs
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 STATUSES = ("works", "no local meaning", "UnimplementedError")
@@ -56,18 +57,13 @@ def test_the_table_lists_every_parameter_once():
     assert set(_by_status("no local meaning")) | set(_by_status("UnimplementedError")) == set(SAMPLES)
 
 
-def _sandbox_dirs():
-    root = paths.sandboxes_dir()
-    return sorted(root.iterdir()) if root.exists() else []
-
-
 @pytest.mark.parametrize("name", _by_status("UnimplementedError"))
 def test_an_unimplemented_parameter_raises_naming_it_before_any_work(app, name):
-    before = _sandbox_dirs()
+    before = sandbox_dirs()
     with pytest.raises(UnimplementedError, match=rf"\b{name}=") as raised:
         modal.Sandbox.create("true", app=app, **{name: SAMPLES[name]})
     assert "pysandbox" in str(raised.value)
-    assert _sandbox_dirs() == before
+    assert sandbox_dirs() == before
 
 
 @pytest.mark.rootless

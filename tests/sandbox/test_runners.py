@@ -21,6 +21,7 @@ from pysandbox._state import paths
 from pysandbox.exception import InvalidError, SandboxTimeoutError, UnimplementedError
 from pysandbox.runtime import cgroups, netplan
 
+from ..hoststate import sandbox_dirs
 from ..listeners import Listener, connect_from
 
 pytestmark = pytest.mark.rootless
@@ -268,10 +269,6 @@ def test_paths_with_colons_and_quotes_mount_under_either_runner(jailed):
         assert run(sb, 'echo ok > \'/data:x "q"/f\' && cat \'/data:x "q"/f\'') == "ok\n"
 
 
-def _sandbox_dirs():
-    return set(os.listdir(paths.sandboxes_dir())) if paths.sandboxes_dir().exists() else set()
-
-
 @pytest.mark.gvisor
 def test_disk_limit_holds_root_and_tmp(jailed):
     sb = jailed(ephemeral_disk=64, workdir="/app")
@@ -318,10 +315,10 @@ def test_runner_chosen_per_sandbox(jailed, runner, chosen):
 )
 @pytest.mark.gvisor
 def test_bad_experimental_options_are_refused(app, options, error, words):
-    before = _sandbox_dirs()
+    before = sandbox_dirs()
     with pytest.raises(error, match=words):
         modal.Sandbox.create(app=app, block_network=True, experimental_options=options)
-    assert _sandbox_dirs() == before  # refused before any work
+    assert sandbox_dirs() == before  # refused before any work
 
 
 @pytest.mark.gvisor
@@ -337,10 +334,10 @@ BINARY_VARIABLE = {"bwrap": "PYSANDBOX_BWRAP", "nsjail": "PYSANDBOX_NSJAIL", "gv
 @pytest.mark.gvisor
 def test_a_missing_runner_is_refused_before_any_work(app, runner, monkeypatch, tmp_path):
     monkeypatch.setenv(BINARY_VARIABLE[runner], str(tmp_path / "no-runner"))
-    before = _sandbox_dirs()
+    before = sandbox_dirs()
     with pytest.raises(InvalidError, match=BINARY_VARIABLE[runner]):
         modal.Sandbox.create(app=app, block_network=True)
-    assert _sandbox_dirs() == before
+    assert sandbox_dirs() == before
 
 
 @pytest.mark.gvisor

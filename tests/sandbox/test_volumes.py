@@ -9,8 +9,9 @@ import pytest
 
 import pysandbox as modal
 from pysandbox import settings
-from pysandbox._state import paths
 from pysandbox.exception import AlreadyExistsError, InvalidError, NotFoundError
+
+from ..hoststate import sandbox_dirs
 
 pytestmark = pytest.mark.rootless
 
@@ -134,16 +135,11 @@ LOCAL_REFUSALS = {  # what only a local sandbox has: the kernel's directories, i
 @pytest.mark.gvisor
 def test_refused_mount_points_say_why_before_any_work(app, path):
     vol = modal.Volume.from_name("paths-vol", create_if_missing=True)
-    before = _sandbox_dirs()
+    before = sandbox_dirs()
     message = re.escape(MODAL_REFUSALS[path]) if path in MODAL_REFUSALS else LOCAL_REFUSALS[path]
     with pytest.raises(InvalidError, match=message):
         modal.Sandbox.create(app=app, volumes={path: vol})
-    assert _sandbox_dirs() == before
-
-
-def _sandbox_dirs():
-    root = paths.sandboxes_dir()
-    return sorted(root.iterdir()) if root.exists() else []
+    assert sandbox_dirs() == before
 
 
 @pytest.mark.gvisor

@@ -48,14 +48,14 @@ def sh(sb, script):
     return p.wait(), out
 
 
-def py(sb, code):
-    """(exit code, stdout + stderr) of Python run in the sandbox, with PRELUDE."""
-    p = sb.exec("python3", "-c", PRELUDE + textwrap.dedent(code))
+def py(sb, code, *args):
+    """(exit code, stdout + stderr) of Python run in the sandbox, with PRELUDE; `args` are its sys.argv[1:]."""
+    p = sb.exec("python3", "-c", PRELUDE + textwrap.dedent(code), *args)
     out = p.stdout.read() + p.stderr.read()
     return p.wait(), out
 
 
-def py_ok(sb, code):
-    code_, out = py(sb, code)
+def py_ok(sb, code, *args):
+    code_, out = py(sb, code, *args)
     assert code_ == 0, out
     return out

@@ -25,8 +25,7 @@ from pysandbox import garbage, identity
 from pysandbox._state import paths
 from pysandbox.runtime import gvisor
 
-from ..sandbox.test_gvisor import _host_id
-from ..sandbox.test_runners import _sandbox_dirs
+from ..hoststate import host_id, sandbox_dirs
 from ._inside import sh
 from ._statedir import python, stray_sandbox_processes
 
@@ -44,7 +43,7 @@ def test_the_sentry_is_an_id_of_the_sandboxs_range_never_the_caller(sandboxes):
     (sentry_ids,) = sentry
     assert len(set(sentry_ids)) == 1 and sentry_ids.real not in (0, os.geteuid()), sentry_ids
     if os.geteuid() != 0:  # the sandbox namespace's nobody; root's runsc maps its Sentry to the host's
-        assert sentry_ids.real == _host_id(identity.current().uids, 65534)
+        assert sentry_ids.real == host_id(identity.current().uids, 65534)
     assert runsc["runsc"].real == os.geteuid() and runsc["runsc-gofer"].real == identity.current().owner[0], runsc
 
 
@@ -73,13 +72,13 @@ import time; time.sleep(60)
 
 def test_a_creator_killed_mid_create_leaves_no_gvisor_process():
     for delay in (0.0, 0.05, 0.1, 0.2, 0.4, 1.0):  # before, during and after runsc starts (about 0.3 s here)
-        before = _sandbox_dirs()
+        before = sandbox_dirs()
         proc = python(CREATE_ONE, stdout=-1, text=True)
         assert proc.stdout.readline().strip() == "ready"
         time.sleep(delay)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-        new = {entry for entry in _sandbox_dirs() - before if entry.startswith("sb-")}
+        new = {entry for entry in sandbox_dirs() - before if entry.startswith("sb-")}
         deadline = time.time() + 60
         for entry in new:
             try:

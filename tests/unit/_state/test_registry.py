@@ -322,10 +322,10 @@ def test_a_listing_sees_markers_and_records_that_appear_in_a_directory_it_rememb
             ensure_dir(paths.sandbox_dir(sid))
             records.write_record(record(sid, supervisor=ref))
         assert {r.sandbox_id for r in records.running_records()} == set(sids)
-        assert not records._markers  # changed just now: not remembered
+        assert not any(seen.markers for seen in records._seen.values())  # changed just now: not remembered
         time.sleep(0.1)
         assert {r.sandbox_id for r in records.running_records()} == set(sids)
-        assert {os.path.basename(d) for d in records._markers} == set(sids)
+        assert {os.path.basename(d) for d, seen in records._seen.items() if seen.markers} == set(sids)
         records.mark_terminating(sids[0])
         (paths.sandbox_dir(sids[1]) / "exit").write_text("{}")
         edited = attrs.evolve(record(sids[2], supervisor=ref), tags={"k": "w"})
@@ -334,7 +334,7 @@ def test_a_listing_sees_markers_and_records_that_appear_in_a_directory_it_rememb
         assert {r.sandbox_id for r in records.running_records(include_terminating=True)} == {sids[0], sids[2]}
         remove_tree(paths.sandbox_dir(sids[0]))
         records.running_records()
-        assert not any(sids[0] in directory for directory in records._markers)
+        assert not any(sids[0] in directory for directory in records._seen)
     finally:
         proc.kill()
         proc.wait()
@@ -382,7 +382,7 @@ def test_a_listing_sees_each_record_as_it_is_now(real_home, tmp_path):
         (paths.sandbox_dir(sid) / "exit").write_text("{}")
         assert records.running_records() == []
         remove_tree(paths.sandbox_dir(sid))
-        assert records.running_records() == [] and not any(sid in path for path in records._listed)
+        assert records.running_records() == [] and not any(sid in directory for directory in records._seen)
     finally:
         proc.kill()
         proc.wait()
