@@ -117,23 +117,14 @@ def _window_size() -> bytes:
     return struct.pack("HHHH", rows, cols, 0, 0)
 
 
-class _HostTerminalRefused(Exception):
-    """init cannot make a host terminal the process's controlling one (the gVisor runner, init_handoff.h)."""
+class HostTerminalRefused(Exception):
+    """init cannot make a host terminal the process's controlling one (the gVisor runner, init_handoff.h):
+    ask again with agent.EXEC_FLAG_PTY_INSIDE."""
 
 
-async def start_process(socket_path: Path, sandbox_id: str, spec: ExecSpec, pty: bool = False) -> ContainerProcess[Any]:
-    """Start `spec` in the sandbox whose init listens on `socket_path`; returns once it runs."""
-    if not pty:
-        return await _start(socket_path, sandbox_id, spec, 0, lambda: _pipes(spec))
-    try:
-        return await _start(socket_path, sandbox_id, spec, agent.EXEC_FLAG_PTY, _terminal)
-    except _HostTerminalRefused:
-        return await _start(socket_path, sandbox_id, spec, agent.EXEC_FLAG_PTY_INSIDE, _terminal_inside)
-
-
-async def _start(socket_path: Path, sandbox_id: str, spec: ExecSpec, flags: int, make_ends) -> ContainerProcess[Any]:
-    """The exec request with `flags`, and the process's descriptors from `make_ends`: (the 3 fds it is sent
-    with; our stdin write end, stdout and stderr read ends; the terminal's size socket or None)."""
+async def start_process(socket_path: Path, sandbox_id: str, spec: ExecSpec, flags: int = 0) -> ContainerProcess[Any]:
+    """Start `spec` in the sandbox whose init listens on `socket_path`; returns once it runs. flags: 0 (pipes),
+    agent.EXEC_FLAG_PTY (a host terminal: HostTerminalRefused under gVisor) or agent.EXEC_FLAG_PTY_INSIDE."""
     env = [f"{k}={v}" for k, v in spec.env.items()]
     timeout_ms = 0 if spec.timeout is None else max(1, int(spec.timeout * 1000))
     request = agent.message(agent.REQ_EXEC, agent.exec_body(spec.args, env, spec.workdir or "", timeout_ms, flags))
@@ -142,7 +133,9 @@ async def _start(socket_path: Path, sandbox_id: str, spec: ExecSpec, flags: int,
                            f"{agent.MAX_MESSAGE} byte limit: pass large data through stdin or a file.")
     keep = bounds.get("exec_unread_output")
     try:
-        child_ends, (stdin_write, out_read, err_read), window = make_ends()
+        # (the 3 fds the request carries; our stdin write end, stdout and stderr read ends; the size socket or None)
+        child_ends, (stdin_write, out_read, err_read), window = (
+            _pipes(spec) if flags == 0 else _terminal() if flags == agent.EXEC_FLAG_PTY else _terminal_inside())
     except OSError as exc:
         raise _out_of_fds(exc) or exc
     # Owned from here on: dropping these closes our ends.
@@ -165,7 +158,7 @@ async def _start(socket_path: Path, sandbox_id: str, spec: ExecSpec, flags: int,
         if isinstance(exc, agent.AgentGone):
             raise await records.finished_error(sandbox_id) from None
         if flags == agent.EXEC_FLAG_PTY and isinstance(exc, agent.AgentError) and exc.errno == errno.EPROTONOSUPPORT:
-            raise _HostTerminalRefused() from None
+            raise HostTerminalRefused() from None
         if isinstance(exc, agent.AgentError) and exc.errno in _HELD_BY:
             raise exception.ResourceExhaustedError(
                 f"Sandbox {sandbox_id} cannot start {spec.args[0]!r}: {exc}. {_HELD_BY[exc.errno]}") from None
