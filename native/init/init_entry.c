@@ -119,11 +119,13 @@ void handle_entry_stdin(struct conn *c, struct request *req)
   } else if (req->nfds == 0) {
     reply(c, PSB_REP_FD, entry_stdin); /* the receiver gets its own copy */
   } else {
-    /* A relay copies the client's pipe into the entrypoint's stdin until either side closes. */
+    /* A relay copies the client's pipe into the entrypoint's stdin until either side closes; into
+     * its terminal, it turns the keys ISIG makes signals into signals (handoff_relay). */
     pid_t pid = handoff_fork_relay((int[]){req->fds[0], entry_stdin}, 2);
     if (pid == 0) {
       static struct relay_copy in = {.from = 0, .to = 1, .ends_relay = true, .open = true};
-      handoff_relay(&in, 1, NULL);
+      struct relay_terminal t = {.size_fd = -1, .tty = 1, .end_fd = -1, .pgid = entry_pid};
+      handoff_relay(&in, 1, entry_tty >= 0 ? &t : NULL);
     }
     if (pid < 0)
       reply_error(c, errno, "fork");

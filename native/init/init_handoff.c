@@ -211,11 +211,11 @@ static bool read_end(struct relay_terminal *t)
 _Noreturn void handoff_relay(struct relay_copy *copies, size_t n, struct relay_terminal *t)
 {
   struct pollfd p[RELAY_COPIES_MAX + 2];
-  bool sizes = t != NULL;
+  bool sizes = t != NULL && t->size_fd >= 0;
   for (size_t i = 0; i < n; i++)
     if (fcntl(copies[i].from, F_SETFL, O_NONBLOCK) < 0 || fcntl(copies[i].to, F_SETFL, O_NONBLOCK) < 0)
       _exit(1);
-  if (t != NULL && fcntl(t->end_fd, F_SETFL, O_NONBLOCK) < 0)
+  if (t != NULL && t->end_fd >= 0 && fcntl(t->end_fd, F_SETFL, O_NONBLOCK) < 0)
     _exit(1);
   for (;;) {
     for (size_t i = 0; i < n; i++) {
@@ -230,7 +230,7 @@ _Noreturn void handoff_relay(struct relay_copy *copies, size_t n, struct relay_t
     }
     sizes = sizes && take_sizes(t);
     p[n] = (struct pollfd){.fd = sizes ? t->size_fd : -1, .events = POLLIN};
-    p[n + 1] = (struct pollfd){.fd = t != NULL ? t->end_fd : -1, .events = POLLIN};
+    p[n + 1] = (struct pollfd){.fd = t != NULL ? t->end_fd : -1, .events = POLLIN}; /* -1: none */
     if (poll(p, n + 2, -1) < 0 && errno != EINTR)
       _exit(1);
     if (p[n + 1].revents != 0 && read_end(t))

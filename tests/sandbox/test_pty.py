@@ -78,3 +78,13 @@ def test_entrypoint_pty_end_of_input(sandboxes):
         assert sb.stdout.read() == "x\r\nx\r\n"  # the terminal's echo, then cat's copy
         sb.wait()
         assert sb.returncode == 0
+
+
+@pytest.mark.gvisor
+def test_entrypoint_pty_ctrl_c(sandboxes):
+    sb = sandboxes("sh", "-c", "sleep 30; echo survived", pty=True)
+    assert sb.exec("sh", "-c", "until grep -qx sleep /proc/[0-9]*/comm; do sleep 0.01; done").wait() == 0
+    sb.stdin.write(b"\x03")
+    sb.stdin.drain()
+    assert sb.wait(raise_on_termination=False) is None and sb.returncode == 130
+    assert "survived" not in sb.stdout.read()
