@@ -3,7 +3,8 @@
 * lifecycle: create (host image, block_network=True) + exec("true") + wait + terminate(wait=True), each runner
   against its bare runner running /bin/true (`bwrap ...`, `nsjail -Mo ...`, `runsc --network=none do`, with
   `--rootless` for an unprivileged caller);
-* exec: exec("true") + wait in a running sandbox, each runner against bwrap's (aim: gVisor within 2x);
+* exec: exec("true") + wait in a running sandbox, each runner against bwrap's (aim: gVisor within 2x); and
+  with pty=True (gVisor: init makes the terminal and relays it, after refusing the host's);
 * stdout throughput: exec("head -c 64M /dev/zero") read in bytes mode;
 * files: sb.filesystem.read_bytes of 4 KiB, and of 16 MiB, each runner against bwrap's (gVisor: init relays
   the file, a round trip per 64 KiB; the others pass its descriptor);
@@ -76,6 +77,10 @@ def main():
         for runner in RUNNERS:
             report(f"{runner}: exec(true)+wait", execs[runner], "the same under bwrap", execs["bwrap"],
                    bar=2.0 if runner == "gvisor" else None)
+        ptys = interleaved({runner: lambda sb=sb: sb.exec("true", pty=True).wait() for runner, sb in sandboxes.items()},
+                           EXEC_RUNS // 3)
+        for runner in RUNNERS:
+            report(f"{runner}: exec(true, pty=True)+wait", ptys[runner], "the same under bwrap", ptys["bwrap"])
         time.sleep(1)  # idle, before the stream test fills the Sentry's buffers
         memory = {runner: unique_kb(tree(sb._record.supervisor.pid)) for runner, sb in sandboxes.items()}
         for runner in RUNNERS:

@@ -44,6 +44,7 @@ WATCH_RECURSIVE = 1
 REP_OK, REP_STARTED, REP_EXITED, REP_FD, REP_ERROR = 100, 101, 102, 103, 199
 EXIT_CODE, EXIT_SIGNAL, EXIT_TIMEOUT = 0, 1, 2
 EXEC_FLAG_PTY = 1
+EXEC_FLAG_PTY_INSIDE = 2  # init makes the terminal and relays it (the gVisor runner)
 
 _SUN_PATH_MAX = 107
 # Plain ints: or-ing the socket module's IntFlag members costs more than the syscall they go with.

@@ -46,7 +46,7 @@ class ContainerProcess(Generic[T]):
 
     def __init__(
         self, conn: socket.socket, pid: int, stdin: StreamWriter, pipes: OutputPipes, spec: ExecSpec,
-        terminal: bool = False,
+        terminal: bool = False, window: Optional[socket.socket] = None,
     ) -> None:
         self._conn: Optional[socket.socket] = conn
         self._pid = pid
@@ -56,7 +56,8 @@ class ContainerProcess(Generic[T]):
         self._outputs, self._text = (spec.stdout, spec.stderr), spec.text
         self._by_line = spec.bufsize == 1 and spec.text
         self._readers: Dict[int, StreamReader[T]] = {}  # made on first use: most callers only wait
-        self._terminal = terminal  # exec(pty=True): stdout's read end is the pty master
+        self._terminal = terminal  # exec(pty=True): stdout's read end is the pty master, unless...
+        self._window = window  # ...init relays a terminal of its own (gVisor): its size goes here (_core/exec.py)
         self._returncode: Optional[int] = None
         self._owner = _fork.pid
         self._inherited = False
@@ -93,8 +94,14 @@ class ContainerProcess(Generic[T]):
 
     def _resize(self, rows: int, cols: int) -> None:
         """Set the terminal's window size (exec(pty=True) only; used by `pysandbox shell`)."""
-        if self._terminal:
-            self._pipes.set_window_size(struct.pack("HHHH", rows, cols, 0, 0))
+        size = struct.pack("HHHH", rows, cols, 0, 0)
+        if self._window is not None:
+            try:
+                self._window.send(size)
+            except OSError:
+                pass  # the relay is gone, and with it the terminal
+        elif self._terminal:
+            self._pipes.set_window_size(size)
 
     @property
     def returncode(self) -> int:
@@ -113,6 +120,8 @@ class ContainerProcess(Generic[T]):
         """The process has ended: keep its code, let go of what only served it while it ran."""
         self._returncode = code
         self._close_conn()
+        if self._window is not None:
+            self._window.close()
         self._stdin.release()
         self._pipes.drain_unclaimed()  # takes what is left; a pipe at EOF closes here
         return code

@@ -52,6 +52,13 @@ enum {
 };
 
 #define PSB_EXEC_FLAG_PTY 1u /* the 3 fds are one terminal: make it the controlling tty */
+/* init makes the terminal, from the sandbox's devpts, and a process of init's
+ * relays it: the 3 fds are the read end of the process's input, the write end
+ * for its output (stdout and stderr merged), and a SOCK_SEQPACKET socket whose
+ * datagrams are struct winsize, the terminal's size (the first, sent before
+ * the request, its size at the start; 24x80 without one).  For gVisor, which
+ * cannot make a host terminal a controlling one (init_handoff.h). */
+#define PSB_EXEC_FLAG_PTY_INSIDE 2u
 
 struct psb_exec {
   uint32_t flags;

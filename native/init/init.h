@@ -13,6 +13,8 @@
 
 #include "proto.h"
 
+struct winsize;
+
 struct conn {
   int fd;    /* -1 once dropped; freed at the end of the poll round */
   pid_t pid; /* the process this connection started, until it is reaped */
@@ -51,6 +53,7 @@ extern int entry_tty; /* --pty: the terminal's master, copied to the stdout pipe
 extern bool entry_tty_hungup;
 extern pid_t entry_pid;
 void start_entrypoint(char **argv, bool pty);
+int open_terminal(const struct winsize *ws, int *slave);
 bool copy_terminal_output(void);
 bool tty_pending(void);
 void handle_entry_stdin(struct conn *c, struct request *req);

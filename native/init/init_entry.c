@@ -5,7 +5,6 @@
 #define _GNU_SOURCE 1
 #include <errno.h>     /* errno, EAGAIN, EINTR, ENOENT */
 #include <fcntl.h>     /* open, fcntl, O_* */
-#include <poll.h>      /* poll */
 #include <stdio.h>     /* dprintf */
 #include <stdlib.h>    /* exit, posix_openpt, grantpt, unlockpt, ptsname_r */
 #include <string.h>    /* strerror */
@@ -24,20 +23,26 @@ int entry_tty = -1;
 bool entry_tty_hungup;
 pid_t entry_pid;
 
-/* --pty: a terminal from the sandbox's own devpts for the entrypoint.  Its
- * output (stdout and stderr merged, as on Modal) is copied by the main loop
- * into the stdout file; the master is what ENTRY_STDIN hands out. */
-static int open_terminal(int *slave)
+/* A terminal from the sandbox's own devpts, of size *ws: its master, with the
+ * terminal end in *slave (both close-on-exec), or -1 with errno set.  For
+ * --pty (the entrypoint's: its output, stdout and stderr merged as on Modal,
+ * is copied by the main loop into the stdout file; the master is what
+ * ENTRY_STDIN hands out) and exec's PSB_EXEC_FLAG_PTY_INSIDE. */
+int open_terminal(const struct winsize *ws, int *slave)
 {
   int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
   char name[64];
-  if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0 || ptsname_r(master, name, sizeof name) != 0)
-    pdie("allocating a terminal");
-  if ((*slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0)
-    pdie("open %s", name);
-  struct winsize ws = {.ws_row = 24, .ws_col = 80};
-  ioctl(master, TIOCSWINSZ, &ws);
-  return master;
+  *slave = -1;
+  if (master >= 0 && grantpt(master) == 0 && unlockpt(master) == 0 && ptsname_r(master, name, sizeof name) == 0 &&
+      (*slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC)) >= 0 && ioctl(master, TIOCSWINSZ, ws) == 0)
+    return master;
+  int err = errno;
+  if (*slave >= 0)
+    close(*slave);
+  if (master >= 0)
+    close(master);
+  errno = err;
+  return -1;
 }
 
 /* What was read from the terminal and not yet taken by the stdout pipe, which
@@ -80,7 +85,9 @@ void start_entrypoint(char **argv, bool pty)
 {
   int p[2];
   if (pty) {
-    entry_tty = open_terminal(&p[0]);
+    static const struct winsize ws = {.ws_row = 24, .ws_col = 80};
+    if ((entry_tty = open_terminal(&ws, &p[0])) < 0)
+      pdie("allocating a terminal");
     if ((p[1] = fcntl(entry_tty, F_DUPFD_CLOEXEC, 0)) < 0)
       pdie("dup");
     fcntl(entry_tty, F_SETFL, O_NONBLOCK);
@@ -105,31 +112,6 @@ void start_entrypoint(char **argv, bool pty)
   entry_stdin = p[1];
 }
 
-/* The stdin relay (handoff_fork_relay): copies fd 0 (the client's pipe) into
- * fd 1 (a dup of the entrypoint's stdin) until either side closes. */
-static _Noreturn void relay_stdin(void)
-{
-  static char buf[65536];
-  for (;;) {
-    ssize_t n = read(0, buf, sizeof buf);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      _exit(0);
-    for (ssize_t done = 0; done < n;) {
-      ssize_t w = write(1, buf + done, (size_t)(n - done));
-      if (w < 0 && errno == EAGAIN) { /* the terminal's master is non-blocking (init reads it) */
-        struct pollfd p = {.fd = 1, .events = POLLOUT};
-        poll(&p, 1, -1);
-      } else if (w < 0 && errno != EINTR) {
-        _exit(0); /* EPIPE: the entrypoint closed its stdin */
-      } else if (w > 0) {
-        done += w;
-      }
-    }
-  }
-}
-
 void handle_entry_stdin(struct conn *c, struct request *req)
 {
   if (entry_stdin < 0) {
@@ -137,9 +119,14 @@ void handle_entry_stdin(struct conn *c, struct request *req)
   } else if (req->nfds == 0) {
     reply(c, PSB_REP_FD, entry_stdin); /* the receiver gets its own copy */
   } else {
-    pid_t pid = handoff_fork_relay(req->fds[0], entry_stdin);
-    if (pid == 0)
-      relay_stdin();
+    /* A relay copies the client's pipe into the entrypoint's stdin until either side closes; into
+     * its terminal, it turns the keys ISIG makes signals into signals (handoff_relay). */
+    pid_t pid = handoff_fork_relay((int[]){req->fds[0], entry_stdin}, 2);
+    if (pid == 0) {
+      static struct relay_copy in = {.from = 0, .to = 1, .ends_relay = true, .open = true};
+      struct relay_terminal t = {.size_fd = -1, .tty = 1, .end_fd = -1, .pgid = entry_pid};
+      handoff_relay(&in, 1, entry_tty >= 0 ? &t : NULL);
+    }
     if (pid < 0)
       reply_error(c, errno, "fork");
     else

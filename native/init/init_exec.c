@@ -2,15 +2,17 @@
  * deadlines, the idle timeout, the accept backoff), EXEC and reaping, which
  * reports each exec's exit on the connection that started it. */
 #define _GNU_SOURCE 1
-#include <errno.h>    /* errno, EBUSY, EMFILE, ENOMEM, EAGAIN */
-#include <fcntl.h>    /* open, fcntl, O_*, AT_* */
-#include <limits.h>   /* INT_MAX */
-#include <signal.h>   /* kill, SIGKILL */
-#include <stdio.h>    /* snprintf */
-#include <stdlib.h>   /* exit, realloc, free */
-#include <string.h>   /* strerror */
-#include <sys/wait.h> /* waitpid, W* */
-#include <unistd.h>   /* close, faccessat, write */
+#include <errno.h>      /* errno, EBUSY, EMFILE, ENOMEM, EAGAIN */
+#include <fcntl.h>      /* open, fcntl, O_*, AT_* */
+#include <limits.h>     /* INT_MAX */
+#include <signal.h>     /* kill, SIGKILL */
+#include <stdio.h>      /* snprintf */
+#include <stdlib.h>     /* exit, realloc, free */
+#include <string.h>     /* strerror */
+#include <sys/ioctl.h>  /* struct winsize */
+#include <sys/socket.h> /* recv, MSG_DONTWAIT */
+#include <sys/wait.h>   /* waitpid, W* */
+#include <unistd.h>     /* close, faccessat, write */
 
 #include "env.h"
 #include "init_handoff.h"
@@ -26,6 +28,8 @@ struct child {
   int64_t deadline; /* CLOCK_MONOTONIC ms; 0: none, or already enforced */
   bool timed_out;
   struct conn *conn; /* NULL once the client went away */
+  int relay_end;     /* PSB_EXEC_FLAG_PTY_INSIDE: closed when it ends, to end its relay; else -1 */
+  pid_t relay;       /* and that relay, while it runs; else 0 */
 };
 
 static struct child *children;
@@ -49,6 +53,12 @@ void reap(void)
   pid_t pid;
   while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
     handoff_reaped(pid);
+    for (size_t i = 0; i < nchildren; i++)
+      if (children[i].relay == pid) { /* its terminal is gone: a hang-up, which gVisor's does not send */
+        kill(-children[i].pid, SIGHUP);
+        kill(-children[i].pid, SIGCONT);
+        children[i].relay = 0;
+      }
     if (pid == entry_pid) {
       if (entry_tty >= 0) { /* the entrypoint's last words: now waiting is fine */
         fcntl(FD_ENTRY_OUT, F_SETFL, fcntl(FD_ENTRY_OUT, F_GETFL) & ~O_NONBLOCK);
@@ -62,6 +72,8 @@ void reap(void)
         continue;
       struct child ch = children[i];
       children[i] = children[--nchildren];
+      if (ch.relay_end >= 0)
+        close(ch.relay_end);
       last_activity = now_ms();
       if (ch.conn == NULL)
         break;
@@ -137,6 +149,53 @@ static void exec_failed(struct conn *c, int errfd, int err, const char *what, co
     conn_drop(c);
 }
 
+/* The relay of PSB_EXEC_FLAG_PTY_INSIDE (protocol.h): fd 0 the client's
+ * input, 1 its output, 2 the size socket, 3 the terminal's master, 4 the end
+ * pipe (init_handoff.h).  The input's end stops only the input, as write_eof
+ * leaves a host terminal open under the other runners. */
+static _Noreturn void relay_terminal(void)
+{
+  static struct relay_copy copies[2] = {
+      {.from = 0, .to = 3, .open = true},
+      {.from = 3, .to = 1, .ends_relay = true, .open = true},
+  };
+  static struct relay_terminal t = {.size_fd = 2, .tty = 3, .end_fd = 4};
+  handoff_relay(copies, 2, &t);
+}
+
+/* PSB_EXEC_FLAG_PTY_INSIDE: a terminal whose master a relay holds, sized by
+ * the first datagram already on the size socket.  Returns its terminal end,
+ * in *relay the relay and in *end the pipe to close when the process ends, or
+ * -1 with the reply sent. */
+static int terminal_inside(struct conn *c, const struct request *req, pid_t *relay, int *end)
+{
+  struct winsize ws;
+  if (recv(req->fds[2], &ws, sizeof ws, MSG_DONTWAIT) != (ssize_t)sizeof ws)
+    ws = (struct winsize){.ws_row = 24, .ws_col = 80};
+  int slave, ends[2], master = open_terminal(&ws, &slave);
+  if (master < 0) {
+    reply_error(c, errno, "allocating a terminal");
+    return -1;
+  }
+  pid_t pid = -1;
+  if (pipe2(ends, O_CLOEXEC) == 0) {
+    pid = handoff_fork_relay((int[]){req->fds[0], req->fds[1], req->fds[2], master, ends[0]}, 5);
+    if (pid == 0)
+      relay_terminal();
+  }
+  int err = errno;
+  close(master);
+  if (pid < 0) {
+    close(slave);
+    reply_error(c, err, err == EMFILE ? "too many terminals relayed out of the sandbox at once" : "fork");
+    return -1;
+  }
+  close(ends[0]);
+  *relay = pid;
+  *end = ends[1];
+  return slave;
+}
+
 void handle_exec(struct conn *c, struct request *req)
 {
   if (c->pid != 0) {
@@ -173,6 +232,15 @@ void handle_exec(struct conn *c, struct request *req)
     children_cap = cap;
   }
 
+  int slave = -1, relay_end = -1;
+  pid_t relay = 0;
+  if ((x.flags & PSB_EXEC_FLAG_PTY_INSIDE) != 0 && (slave = terminal_inside(c, req, &relay, &relay_end)) < 0) {
+    proto_close_fds(req);
+    proto_free_exec(&x);
+    return;
+  }
+  int *fds = slave >= 0 ? (int[]){slave, slave, slave} : req->fds;
+
   /* The cwd is checked here because a failing chdir inside posix_spawn
    * returns the same ENOENT/EACCES as a failing exec.  Running in the fd that
    * was checked keeps the two from disagreeing. */
@@ -181,13 +249,13 @@ void handle_exec(struct conn *c, struct request *req)
   if (x.cwd[0] != '\0') {
     cwd_fd = open(x.cwd, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (cwd_fd < 0 || faccessat(cwd_fd, "", X_OK, AT_EACCESS | AT_EMPTY_PATH) < 0) {
-      exec_failed(c, req->fds[2], errno, "cannot chdir to ", x.cwd);
+      exec_failed(c, fds[2], errno, "cannot chdir to ", x.cwd);
       goto out;
     }
   }
   envp = env_overlay(sandbox_env, x.envp);
   if (envp == NULL) {
-    exec_failed(c, req->fds[2], ENOMEM, "", x.argv[0]);
+    exec_failed(c, fds[2], ENOMEM, "", x.argv[0]);
     goto out;
   }
   struct spawn_args a = {
@@ -195,8 +263,8 @@ void handle_exec(struct conn *c, struct request *req)
       .envp = envp,
       .path = env_get(envp, "PATH"),
       .cwd_fd = cwd_fd,
-      .fds = {req->fds[0], req->fds[1], req->fds[2]},
-      .pty = (x.flags & PSB_EXEC_FLAG_PTY) != 0,
+      .fds = {fds[0], fds[1], fds[2]},
+      .pty = (x.flags & (PSB_EXEC_FLAG_PTY | PSB_EXEC_FLAG_PTY_INSIDE)) != 0,
   };
   pid_t pid;
   err = spawn(&a, &pid);
@@ -205,11 +273,17 @@ void handle_exec(struct conn *c, struct request *req)
     goto out;
   }
   if (err != 0) {
-    exec_failed(c, req->fds[2], err, "", x.argv[0]);
+    exec_failed(c, fds[2], err, "", x.argv[0]);
     goto out;
   }
   int64_t deadline = x.timeout_ms != 0 ? now_ms() + x.timeout_ms : 0;
-  children[nchildren++] = (struct child){.pid = pid, .deadline = deadline, .conn = c};
+  if (relay_end >= 0) { /* the pid, for the terminal's keys: into an empty pipe, so it never waits */
+    ssize_t unused = write(relay_end, &pid, sizeof pid);
+    (void)unused;
+  }
+  children[nchildren++] =
+      (struct child){.pid = pid, .deadline = deadline, .conn = c, .relay_end = relay_end, .relay = relay};
+  relay_end = -1;
   c->pid = pid;
   if (proto_send_started(c->fd, (uint32_t)pid) < 0)
     conn_drop(c); /* the process keeps running; only its report is lost */
@@ -217,6 +291,10 @@ out:
   free(envp);
   if (cwd_fd >= 0)
     close(cwd_fd);
+  if (slave >= 0)
+    close(slave);
+  if (relay_end >= 0) /* it did not start: the relay sends what the terminal holds (the error) and ends */
+    close(relay_end);
   proto_close_fds(req);
   proto_free_exec(&x);
 }

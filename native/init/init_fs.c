@@ -250,7 +250,7 @@ static void reply_watch(struct conn *c, const char *path, bool recursive, int re
     reply_error(c, errno, errno == E2BIG ? "too many directories to watch" : path);
     return;
   }
-  pid_t pid = relay >= 0 ? handoff_fork_relay(fd, relay) : 0;
+  pid_t pid = relay >= 0 ? handoff_fork_relay((int[]){fd, relay}, 2) : 0;
   if (pid == 0 && relay >= 0)
     relay_events();
   if (pid < 0)

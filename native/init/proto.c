@@ -147,7 +147,8 @@ int proto_parse_exec(const struct request *req, struct exec_request *x, const ch
   const unsigned char *end = req->body + req->body_len;
 
   *x = (struct exec_request){.flags = e.flags, .timeout_ms = e.timeout_ms};
-  if (e.flags & ~PSB_EXEC_FLAG_PTY) {
+  if ((e.flags & ~(PSB_EXEC_FLAG_PTY | PSB_EXEC_FLAG_PTY_INSIDE)) != 0 ||
+      e.flags == (PSB_EXEC_FLAG_PTY | PSB_EXEC_FLAG_PTY_INSIDE)) {
     *why = "unknown exec flags";
     return EINVAL;
   }

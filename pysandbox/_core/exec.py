@@ -8,6 +8,7 @@ import fcntl
 import io
 import os
 import resource
+import socket
 import struct
 import sys
 import termios
@@ -58,7 +59,7 @@ def _copy_to_stdout(fd: int) -> None:
 
 
 def _pipes(spec: ExecSpec):
-    """(fds for the process's 0, 1, 2; our stdin write end, stdout and stderr read ends)."""
+    """(fds for the process's 0, 1, 2; our stdin write end, stdout and stderr read ends; no size socket)."""
     made: List[Optional[int]] = []
     try:
         made += os.pipe2(os.O_CLOEXEC)
@@ -68,51 +69,80 @@ def _pipes(spec: ExecSpec):
         _close_fds(made)
         raise
     stdin_read, stdin_write, out_read, out_write, err_read, err_write = made
-    return (stdin_read, out_write, err_write), (stdin_write, out_read, err_read)
+    return (stdin_read, out_write, err_write), (stdin_write, out_read, err_read), None
 
 
-def _terminal(size=None):
+def _terminal():
     """A pty: the process gets the terminal end as 0, 1 and 2 (stderr merged into
     stdout, as on Modal); we keep the master for its stdin and stdout."""
     master, terminal = os.openpty()
     try:
         os.set_inheritable(master, False)
         os.set_inheritable(terminal, False)
-        rows, cols = size or _local_terminal_size()
-        fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-        return (terminal, terminal, terminal), (os.dup(master), master, None)
+        fcntl.ioctl(master, termios.TIOCSWINSZ, _window_size())
+        return (terminal, terminal, terminal), (os.dup(master), master, None), None
     except BaseException:
         _close_fds([master, terminal])
         raise
 
 
-def _local_terminal_size():
+def _terminal_inside():
+    """For init that makes the terminal itself and relays it (agent.EXEC_FLAG_PTY_INSIDE, the gVisor runner): a
+    pipe for its input, one for its output (stderr merged), and a socket for its size, which carries the first."""
+    made: List[Optional[int]] = []
+    sockets: List[socket.socket] = []
+    try:
+        made += os.pipe2(os.O_CLOEXEC)
+        made += _output_end("pipe", 1)
+        sockets += socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+        window, theirs = sockets
+        window.send(_window_size())
+        window.setblocking(False)  # a resize is dropped, never waited for, if the relay lets them pile up
+    except BaseException:
+        _close_fds(made)
+        for sock in sockets:
+            sock.close()
+        raise
+    stdin_read, stdin_write, out_read, out_write = made
+    return (stdin_read, out_write, theirs.detach()), (stdin_write, out_read, None), window
+
+
+def _window_size() -> bytes:
+    """This process's terminal size as struct winsize, 24x80 without one."""
     try:
         size = os.get_terminal_size(sys.stdout.fileno())
-        return size.lines, size.columns
+        rows, cols = size.lines, size.columns
     except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
-        return 24, 80
+        rows, cols = 24, 80
+    return struct.pack("HHHH", rows, cols, 0, 0)
 
 
-async def start_process(socket: Path, sandbox_id: str, spec: ExecSpec, pty: bool = False) -> ContainerProcess[Any]:
-    """Start `spec` in the sandbox whose init listens on `socket`; returns once it runs."""
+class HostTerminalRefused(Exception):
+    """init cannot make a host terminal the process's controlling one (the gVisor runner, init_handoff.h):
+    ask again with agent.EXEC_FLAG_PTY_INSIDE."""
+
+
+async def start_process(socket_path: Path, sandbox_id: str, spec: ExecSpec, flags: int = 0) -> ContainerProcess[Any]:
+    """Start `spec` in the sandbox whose init listens on `socket_path`; returns once it runs. flags: 0 (pipes),
+    agent.EXEC_FLAG_PTY (a host terminal: HostTerminalRefused under gVisor) or agent.EXEC_FLAG_PTY_INSIDE."""
     env = [f"{k}={v}" for k, v in spec.env.items()]
     timeout_ms = 0 if spec.timeout is None else max(1, int(spec.timeout * 1000))
-    body = agent.exec_body(spec.args, env, spec.workdir or "", timeout_ms, agent.EXEC_FLAG_PTY if pty else 0)
-    request = agent.message(agent.REQ_EXEC, body)
+    request = agent.message(agent.REQ_EXEC, agent.exec_body(spec.args, env, spec.workdir or "", timeout_ms, flags))
     if len(request) > agent.MAX_MESSAGE:
         raise InvalidError(f"exec() arguments and environment take {len(request)} bytes, over the "
                            f"{agent.MAX_MESSAGE} byte limit: pass large data through stdin or a file.")
     keep = bounds.get("exec_unread_output")
     try:
-        child_ends, (stdin_write, out_read, err_read) = _terminal() if pty else _pipes(spec)
+        # (the 3 fds the request carries; our stdin write end, stdout and stderr read ends; the size socket or None)
+        child_ends, (stdin_write, out_read, err_read), window = (
+            _pipes(spec) if flags == 0 else _terminal() if flags == agent.EXEC_FLAG_PTY else _terminal_inside())
     except OSError as exc:
         raise _out_of_fds(exc) or exc
     # Owned from here on: dropping these closes our ends.
     stdin, pipes = StreamWriter(stdin_write), OutputPipes((out_read, err_read), keep)
     conn = None
     try:
-        conn = agent.connect(socket)
+        conn = agent.connect(socket_path)
         agent.send(conn, request, child_ends)
         _close_fds(child_ends)
         child_ends = ()
@@ -121,13 +151,14 @@ async def start_process(socket: Path, sandbox_id: str, spec: ExecSpec, pty: bool
         _close_fds(child_ends)
         if conn is not None:
             conn.close()
+        if window is not None:
+            window.close()
         stdin.release()
         pipes.close_all()
         if isinstance(exc, agent.AgentGone):
             raise await records.finished_error(sandbox_id) from None
-        if pty and isinstance(exc, agent.AgentError) and exc.errno == errno.EPROTONOSUPPORT:  # init_handoff.h
-            raise InvalidError(f"Sandbox {sandbox_id}: the gVisor runner does not support exec(pty=True) "
-                               "(docs/RUNNERS.md): use the bwrap or nsjail runner for it.") from None
+        if flags == agent.EXEC_FLAG_PTY and isinstance(exc, agent.AgentError) and exc.errno == errno.EPROTONOSUPPORT:
+            raise HostTerminalRefused() from None
         if isinstance(exc, agent.AgentError) and exc.errno in _HELD_BY:
             raise exception.ResourceExhaustedError(
                 f"Sandbox {sandbox_id} cannot start {spec.args[0]!r}: {exc}. {_HELD_BY[exc.errno]}") from None
@@ -135,7 +166,7 @@ async def start_process(socket: Path, sandbox_id: str, spec: ExecSpec, pty: bool
             raise _out_of_fds(exc) or exc
         raise
     pid = int.from_bytes(reply.body[:4], sys.byteorder)
-    return ContainerProcess(conn, pid, stdin, pipes, spec, terminal=pty)
+    return ContainerProcess(conn, pid, stdin, pipes, spec, terminal=flags != 0, window=window)
 
 
 # init's refusals for lack of room, and what holds that room.

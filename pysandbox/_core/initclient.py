@@ -23,14 +23,14 @@ from .. import agent
 from .._state import records
 from ..container_process import ContainerProcess
 from ..exception import ConflictError, InvalidError
-from .exec import start_process
+from .exec import HostTerminalRefused, start_process
 from .filerelay import RelayFile
 from .fserrors import os_error
 from .spec import ExecSpec
 
 # What each request that init answers with a descriptor serves: under the gVisor runner init refuses them
 # (EPROTONOSUPPORT, native/init/init_handoff.h), as gVisor hands no descriptor out of the sandbox. OPEN,
-# ENTRY_STDIN and FSOP_WATCH are not among them: init relays those instead.
+# ENTRY_STDIN and FSOP_WATCH are not among them: init relays those instead, as it does an exec's terminal (exec).
 _NEEDS_A_DESCRIPTOR = {
     agent.REQ_PIDFD: "mount_image(), unmount_image() and snapshot_directory()",
 }
@@ -58,16 +58,24 @@ class Stat(NamedTuple):
 class InitClient:
     """Requests to the init of the sandbox `sandbox_id`, which listens on `socket_path`."""
 
-    __slots__ = ("socket_path", "sandbox_id")
+    __slots__ = ("socket_path", "sandbox_id", "_terminal_inside")
 
     def __init__(self, socket_path: Path, sandbox_id: str) -> None:
         self.socket_path, self.sandbox_id = socket_path, sandbox_id
+        self._terminal_inside = False  # init refused a host terminal once (gVisor): it makes the terminal
 
     # Processes -----------------------------------------------------------
 
     async def exec(self, spec: ExecSpec, pty: bool = False) -> ContainerProcess[Any]:
-        """Start `spec` in the sandbox; returns once it runs."""
-        return await start_process(self.socket_path, self.sandbox_id, spec, pty)
+        """Start `spec` in the sandbox; returns once it runs. With `pty` on a host terminal, or under gVisor,
+        which cannot make one a controlling terminal, on one init makes inside and relays."""
+        if pty and not self._terminal_inside:
+            try:
+                return await start_process(self.socket_path, self.sandbox_id, spec, agent.EXEC_FLAG_PTY)
+            except HostTerminalRefused:
+                self._terminal_inside = True
+        flags = agent.EXEC_FLAG_PTY_INSIDE if pty else 0
+        return await start_process(self.socket_path, self.sandbox_id, spec, flags)
 
     async def passes(self, argv: Sequence[str]) -> bool:
         """Whether `argv` (a readiness probe) runs to exit code 0; False if init cannot start it."""

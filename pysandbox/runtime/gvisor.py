@@ -12,10 +12,10 @@ with what differs:
   a host socket's SCM_RIGHTS into the sandbox but not out: init relays sb.open's file on its
   connection, the entrypoint's stdin from a pipe and watch()'s events into a socket the host
   sends in, and refuses the other requests answered with a descriptor (mount_image;
-  init_handoff.h, initclient.py says which call), as it does an exec with a pty. gVisor lets sandbox code reopen init's
-  descriptors through /proc/1/fd, but not a socket: its event channel and runsc's stdout
-  and stderr are sockets (the supervisor copies the latter into supervisor.log within
-  PYSANDBOX_RUNNER_LOG_MAX).
+  init_handoff.h, initclient.py says which call); exec(pty=True) runs on a terminal init makes
+  and relays. gVisor lets sandbox code reopen init's descriptors through /proc/1/fd, but not
+  a socket: its event channel and runsc's stdout and stderr are sockets (the supervisor
+  copies the latter into supervisor.log within PYSANDBOX_RUNNER_LOG_MAX).
 * runsc makes its own namespaces (its Sentry runs as nobody in a user namespace of its
   own), as root: for a root caller it runs as the caller, with no user namespace of the
   supervisor's (RunnerCommand.self_isolating); for an unprivileged one (runsc would take
@@ -126,12 +126,12 @@ def refuse(spec: SandboxSpec) -> None:
 
 # What the gvisor runner gives and lacks, for doctor (docs/RUNNERS.md's table says why).
 SUPPORTED = "the host image and image=: exec, streams, stdin (the entrypoint's relayed), sb.open, the file API " \
-            "and watch (relayed by init), create(pty=True) but its write_eof, volumes, limits, timeouts, names and " \
-            "tags, ephemeral_disk, block_network, the default network, outbound_cidr_allowlist, " \
-            "outbound_domain_allowlist (at run time: in a sandbox created with one), ports and tunnels, " \
-            "unprivileged callers with a subordinate id range"
-UNSUPPORTED = "outbound_domain_allowlist at run time in a sandbox created without one, exec(pty=True), " \
-              "mount_image and snapshots, unprivileged callers without a subordinate id range"
+            "and watch (relayed by init), create(pty=True) but its write_eof, exec(pty=True) (relayed by init), " \
+            "volumes, limits, timeouts, names and tags, ephemeral_disk, block_network, the default network, " \
+            "outbound_cidr_allowlist, outbound_domain_allowlist (at run time: in a sandbox created with one), " \
+            "ports and tunnels, unprivileged callers with a subordinate id range"
+UNSUPPORTED = "outbound_domain_allowlist at run time in a sandbox created without one, mount_image and snapshots, " \
+              "unprivileged callers without a subordinate id range"
 
 
 def platform(binary: str) -> str:

@@ -7,6 +7,7 @@ import pytest
 pytestmark = pytest.mark.rootless
 
 
+@pytest.mark.gvisor
 def test_pty_merges_output_and_is_a_terminal(sb):
     p = sb.exec("sh", "-c", "test -t 0 && test -t 1 && echo terminal; stty size; echo err >&2", pty=True)
     assert p.stdout.read() == "terminal\r\n24 80\r\nerr\r\n"
@@ -14,9 +15,12 @@ def test_pty_merges_output_and_is_a_terminal(sb):
     assert p.wait() == 0
 
 
+@pytest.mark.gvisor
 def test_pty_input_echo_and_controlling_terminal(sb):
-    p = sb.exec("bash", "-c", "read -p 'name? ' n; echo hi $n; [ $(cut -d' ' -f7 /proc/$$/stat) != 0 ] && echo ctty",
-                pty=True)
+    # The terminal's foreground group is readable from it only where it is the controlling terminal (ENOTTY
+    # elsewhere); gVisor's /proc/<pid>/stat has no tty_nr to show it.
+    ctty = "import os; os.tcgetpgrp(0) == os.getpgrp() == os.getsid(0) and print('ctty')"
+    p = sb.exec("bash", "-c", f"read -p 'name? ' n; echo hi $n; python3 -c \"{ctty}\"", pty=True)
     p.stdin.write("bob\n")
     p.stdin.drain()
     out = p.stdout.read()
@@ -24,6 +28,7 @@ def test_pty_input_echo_and_controlling_terminal(sb):
     assert p.wait() == 0
 
 
+@pytest.mark.gvisor
 def test_pty_ctrl_c_interrupts_the_foreground_process(sb):
     p = sb.exec("sh", "-c", "sleep 30; echo survived", pty=True)
     # Once sleep runs: a ^C between sh's fork and the child's exec is lost to the shell's own
@@ -35,12 +40,14 @@ def test_pty_ctrl_c_interrupts_the_foreground_process(sb):
     assert "survived" not in p.stdout.read()
 
 
+@pytest.mark.gvisor
 def test_pty_window_size(sb):
     p = sb.exec("sh", "-c", "sleep 0.3; stty size", pty=True)
     p._resize(50, 132)
     assert p.stdout.read().strip() == "50 132"
 
 
+@pytest.mark.gvisor
 def test_pty_failed_command(sb):
     p = sb.exec("no-such-command", pty=True)
     assert p.wait() == 127
@@ -71,3 +78,13 @@ def test_entrypoint_pty_end_of_input(sandboxes):
         assert sb.stdout.read() == "x\r\nx\r\n"  # the terminal's echo, then cat's copy
         sb.wait()
         assert sb.returncode == 0
+
+
+@pytest.mark.gvisor
+def test_entrypoint_pty_ctrl_c(sandboxes):
+    sb = sandboxes("sh", "-c", "sleep 30; echo survived", pty=True)
+    assert sb.exec("sh", "-c", "until grep -qx sleep /proc/[0-9]*/comm; do sleep 0.01; done").wait() == 0
+    sb.stdin.write(b"\x03")
+    sb.stdin.drain()
+    assert sb.wait(raise_on_termination=False) is None and sb.returncode == 130
+    assert "survived" not in sb.stdout.read()

@@ -158,6 +158,19 @@ def test_semantic_errors_keep_the_connection(sb):
     _assert_serving(sb)
 
 
+@pytest.mark.gvisor
+def test_a_terminal_init_makes_with_no_pipe_or_socket_to_relay(sb):
+    """An exec that asks init for a terminal of its own (agent.EXEC_FLAG_PTY_INSIDE, the gVisor runner's
+    exec(pty=True)) with /dev/null for its pipes and its size socket: the size stays 24x80, the relay ends
+    with the process, whose exit is reported; both terminal flags at once are refused."""
+    reply, closed = _exchange(sb, _exec(1, 0, flags=agent.EXEC_FLAG_PTY_INSIDE), 3, closing=False)
+    assert reply.kind == agent.REP_STARTED and not closed
+    both = agent.EXEC_FLAG_PTY | agent.EXEC_FLAG_PTY_INSIDE  # under gVisor refused as a host terminal is
+    assert _error(_exchange(sb, _exec(1, 0, flags=both), 3, closing=False)[0])[0] in (errno.EINVAL, errno.EPROTONOSUPPORT)
+    _assert_serving(sb)
+    assert sh(sb, "ps -e -o comm= | grep -c init")[1] == "1\n"  # the relay went with its process
+
+
 def _file(op, arg=0, whence=0, data=b""):
     return agent.message(agent.REQ_FILE, agent.FILE.pack(op, whence, arg) + data)
 

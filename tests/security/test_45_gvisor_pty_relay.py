@@ -1,0 +1,64 @@
+"""Item 45: exec(pty=True) under gVisor, whose terminal init makes inside the sandbox and a process of
+init's relays to the host's pipes (native/init/init_exec.c, docs/RUNNERS.md). Sandbox code runs beside the
+relay and controls everything on the terminal's far side.
+
+* A process that floods its terminal, or never reads it, blocks only its relay: init serves on.
+* Sandbox code can end the relay: the host's output ends, the process loses its terminal (SIGHUP) and
+  its exit is reported as usual; nothing waits for ever.
+* The relays are capped (HANDOFF_RELAYS_MAX): more terminals than that at once get a clear error, never a
+  sandbox whose pids run out.
+"""
+
+import threading
+
+import pytest
+
+from pysandbox.exception import ResourceExhaustedError
+
+from ._inside import sh
+
+pytestmark = pytest.mark.gvisor(only=True)  # the terminal relay is the gvisor runner's
+
+_KILL_RELAYS = ("for i in $(seq 300); do for p in /proc/[0-9]*; do n=${p#/proc/}; [ $n != 1 ] && "
+                "[ \"$(head -c 17 $p/cmdline)\" = /__pysandbox/init ] && kill -9 $n && echo killed && exit; done; "
+                "sleep 0.1; done")
+
+
+def test_a_flooding_terminal_stalls_nothing(sandboxes):
+    sb = sandboxes("sleep", "300")
+    # More than the pipe and the relay hold, which nobody reads while it runs.
+    flood = sb.exec("sh", "-c", "yes flood | head -n 300000; sleep 300", pty=True, timeout=5)
+    blind = sb.exec("sh", "-c", "sleep 300", pty=True)  # nor reads its own input
+    blind.stdin.write(b"x" * (1 << 20))  # more than the terminal takes: only the relay waits
+    threading.Thread(target=blind.stdin.drain, daemon=True).start()
+    assert sh(sb, "echo serving") == (0, "serving\n")
+    assert flood.wait() == -1  # the exec's own timeout, as under the other runners
+    assert flood.stdout.read() == "flood\r\n" * 300000
+
+
+def test_ending_the_terminal_relay_stalls_nothing(sandboxes):
+    sb = sandboxes("sleep", "300")
+    p = sb.exec("cat", pty=True)
+    code, out = sh(sb, _KILL_RELAYS)
+    assert "killed" in out, out
+    ended = []
+    waiting = threading.Thread(target=lambda: ended.append((p.stdout.read(), p.wait())), daemon=True)
+    waiting.start()
+    waiting.join(60)
+    assert ended, "the host still waits on a terminal whose relay sandbox code ended"
+    assert ended[0][1] == 129, ended  # SIGHUP: its terminal hung up, as init tells it when the relay ends
+    assert sh(sb, "echo serving") == (0, "serving\n")
+
+
+def test_more_terminals_than_relays_is_a_clear_error(sandboxes):
+    sb = sandboxes("sleep", "300")
+    held = []
+    with pytest.raises(ResourceExhaustedError, match="too many terminals relayed"):
+        for _ in range(100):
+            held.append(sb.exec("sleep", "301", pty=True))
+    assert len(held) == 64  # HANDOFF_RELAYS_MAX, native/init/init_handoff.h
+    assert sh(sb, "echo serving") == (0, "serving\n")
+    assert sh(sb, "pkill -x -f 'sleep 301'")[0] == 0  # the held ones, not the entrypoint
+    for p in held:
+        assert p.wait() == -15 or p.wait() == 143
+    assert sb.exec("tty", pty=True).stdout.read().startswith("/dev/pts/")  # each relay went with its process
