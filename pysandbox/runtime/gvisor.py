@@ -128,9 +128,9 @@ def refuse(spec: SandboxSpec) -> None:
 SUPPORTED = "the host image and image=: exec, streams, stdin (the entrypoint's relayed), sb.open, the file API " \
             "and watch (relayed by init), create(pty=True) but its write_eof, volumes, limits, timeouts, names and " \
             "tags, ephemeral_disk, block_network, the default network, outbound_cidr_allowlist, ports and tunnels, " \
-            "unprivileged callers with a subordinate id range"
-UNSUPPORTED = "outbound_domain_allowlist (at create and at run time), exec(pty=True), mount_image and snapshots, " \
-              "unprivileged callers without a subordinate id range"
+            "snapshot_filesystem, unprivileged callers with a subordinate id range"
+UNSUPPORTED = "outbound_domain_allowlist (at create and at run time), exec(pty=True), mount_image and " \
+              "snapshot_directory, unprivileged callers without a subordinate id range"
 
 
 def platform(binary: str) -> str:
