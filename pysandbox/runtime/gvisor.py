@@ -69,7 +69,9 @@ from .layout import (
     python_links,
 )
 
-RUNSC_FLAGS = ("--ignore-cgroups", "--host-uds=none", "--host-fifo=none")
+# --overlay2=none: the root's writes reach the host's upper (a newer runsc's default keeps them in a file store of
+# its own), where snapshot_filesystem copies them and the disk bounds hold (image/snapshot.py).
+RUNSC_FLAGS = ("--ignore-cgroups", "--host-uds=none", "--host-fifo=none", "--overlay2=none")
 _ALWAYS = ("nosuid", "nodev")
 STAGE_ROOT_TMP = "tmp"  # stage.h's: the sized root's /tmp, which the supervisor makes
 # The user namespaces runsc makes, run in the sandbox's as its root (an unprivileged caller): its sandbox's and
