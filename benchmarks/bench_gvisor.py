@@ -9,7 +9,9 @@
 * files: sb.filesystem.read_bytes of 4 KiB, and of 16 MiB, each runner against bwrap's (gVisor: init relays
   the file, a round trip per 64 KiB; the others pass its descriptor);
 * idle memory: USS of an idle sandbox's host processes (supervisor, runner, init; under gVisor also runsc's
-  gofer and Sentry, which holds the sandbox's own memory).
+  gofer and Sentry, which holds the sandbox's own memory);
+* snapshot_filesystem of the same changes (200 small files, 4 MiB, a deletion) in a debian_slim sandbox of
+  each runner, against bwrap's (the copy runs under bwrap for every one: image/snapshot.py).
 
 Runs of what is compared are interleaved (medians), so they see the same machine load.
 Usage: bench_gvisor.py [LIFECYCLE_RUNS] [EXEC_RUNS].
@@ -31,12 +33,16 @@ LIFECYCLE_RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 40
 EXEC_RUNS = int(sys.argv[2]) if len(sys.argv) > 2 else 300
 STREAM_BYTES = 64 << 20
 FILE_SIZES = {"4 KiB": 4 << 10, "16 MiB": 16 << 20}
+SNAPSHOT_RUNS = 15
+SNAPSHOT_CHANGES = "mkdir /srv/tree && cd /srv/tree && for i in $(seq 200); do echo $i > f$i; done && " \
+                   "head -c 4194304 /dev/urandom > big && rm /etc/issue"
 # Bare runsc for an unprivileged caller: its own rootless mode (without it runsc wants root's cgroups).
 _RUNSC_ROOTLESS = ["--rootless"] if os.geteuid() != 0 else []
 
 
-def create(the_app, runner, *args):
-    return modal.Sandbox.create(*args, app=the_app, block_network=True, experimental_options={"runner": runner})
+def create(the_app, runner, *args, **kwargs):
+    return modal.Sandbox.create(*args, app=the_app, block_network=True, experimental_options={"runner": runner},
+                                **kwargs)
 
 
 def lifecycle(the_app, runner):
@@ -98,6 +104,23 @@ def main():
     idle = [unique_kb(tree(sb._record.supervisor.pid)) for sb in _idle_gvisor(the_app, 5)]
     print(f"gvisor: idle memory of a fresh sandbox (USS of its host processes, after one exec): median "
           f"{statistics.median(idle):.0f} kB over 5", flush=True)
+    snapshots(the_app)
+
+
+def snapshots(the_app):
+    image = modal.Image.debian_slim()
+    sandboxes = {runner: create(the_app, runner, "sleep", "3600", image=image) for runner in RUNNERS}
+    try:
+        for sb in sandboxes.values():
+            assert sb.exec("sh", "-c", SNAPSHOT_CHANGES).wait() == 0
+        took = interleaved({runner: sb.snapshot_filesystem for runner, sb in sandboxes.items()}, SNAPSHOT_RUNS,
+                           warmup=1)
+        for runner in RUNNERS:
+            report(f"{runner}: snapshot_filesystem (200 files, 4 MiB, a deletion)", took[runner],
+                   "the same under bwrap", took["bwrap"])
+    finally:
+        for sb in sandboxes.values():
+            sb.terminate(wait=True)
 
 
 def files(sandboxes):

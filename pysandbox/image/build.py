@@ -231,8 +231,9 @@ class BuildContext:
                                   f"={limits[name]}; raise it to pull this image.") from None
 
     def in_sandbox(self, argv, what: str, *, env: dict, rootfs: Optional[RootFS], workdir: Optional[str],
-                   volumes: tuple, network: str, on_line: Optional[Callable[[str], None]] = None) -> None:
-        spec = SandboxSpec((), env=env, workdir=workdir, timeout=BUILD_TIMEOUT, network=network)
+                   volumes: tuple, network: str, on_line: Optional[Callable[[str], None]] = None,
+                   runner: Optional[str] = None) -> None:
+        spec = SandboxSpec((), env=env, workdir=workdir, timeout=BUILD_TIMEOUT, network=network, runner=runner)
         log = self.log if on_line is None else (lambda line: (self.log(line), on_line(line)))
         outcome = oneshot.run(attrs.evolve(spec, rootfs=rootfs, volumes=volumes), argv, what, log)
         if outcome.code != 0:

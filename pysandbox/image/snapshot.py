@@ -5,7 +5,12 @@ The sandbox's upper directory (written by sandbox code) is copied by `cp -a`
 in a helper sandbox on the host image, never by a privileged host process, so
 symlinks swapped in during the copy cannot make us read host files. Whiteouts
 and opaque-directory xattrs are copied as they are, so deletions carry over.
-The new image is the sandbox's image plus that layer.
+The new image is the sandbox's image plus that layer. Under gVisor the upper is the
+same, written by the host's overlayfs beneath runsc's gofer (whiteouts and opaque
+directories included), and runsc's gofer writes through: a write, chmod or chown, and
+a shared mapping's pages, are on the host when the call returns (tests/sandbox/test_gvisor.py
+holds it), so nothing needs flushing first. The copying sandbox never runs under gVisor
+(_copy_runner).
 
 A directory may live anywhere in the sandbox (its overlay, the host image's tmpfs root, a
 mounted image), so snapshot_directory reads it from inside the sandbox's namespaces, one
@@ -16,17 +21,16 @@ sandbox-mount --copy), and the copy becomes a layer with no parent.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from pathlib import Path
 from typing import Iterator
 
+from .. import settings
 from .._core import mounts
 from .._core.initclient import InitClient
 from .._core.spec import Bind
 from .._state import paths
-from ..exception import ConflictError, InvalidError, UnimplementedError
-from ..runtime import gvisor
+from ..exception import ConflictError, UnimplementedError
 from . import build, store
 from .recipe import Image
 
@@ -37,10 +41,6 @@ def snapshot_filesystem(sandbox_id: str, image_id: str, running: bool) -> Image:
         raise UnimplementedError("snapshot_filesystem() needs a sandbox created from an Image; the host image "
                                  "cannot be snapshotted. Pass image=modal.Image.debian_slim() (or another).")
     directory = paths.SandboxDir.of(sandbox_id)
-    if os.path.isdir(gvisor.runsc_root(str(directory.path))):
-        raise InvalidError(f"Sandbox {sandbox_id} runs under gVisor, which cannot snapshot_filesystem() yet: its "
-                           "writable layer is written by host root (gVisor's gofer), which a copying sandbox cannot "
-                           "read as it is (docs/RUNNERS.md). Use the bwrap or nsjail runner for it.")
     parent = store.read_meta(store.layer_of(image_id))
     upper = directory.upper / "rootfs"
     if parent is None or not running or not upper.is_dir():
@@ -50,7 +50,7 @@ def snapshot_filesystem(sandbox_id: str, image_id: str, running: bool) -> Image:
         context = build.BuildContext(temp, None, lambda line: None)
         volumes = (Bind(str(upper), "/src", True), Bind(str(temp / "rootfs"), "/dst"))
         context.in_sandbox(("cp", "-a", "/src/.", "/dst/"), "snapshot", env={}, rootfs=None, workdir="/",
-                           volumes=volumes, network="none")
+                           volumes=volumes, network="none", runner=_copy_runner())
         store.publish(temp, layer, {
             "parent": parent["id"], "step": {"kind": "snapshot", "sandbox": sandbox_id},
             "description": f"snapshot of {sandbox_id}", "chain": parent["chain"] + [layer],
@@ -70,6 +70,13 @@ async def snapshot_directory(client: InitClient, path: str, timeout: float) -> I
             "chain": [layer], "lowers": [layer], "config": {},
         })
     return _remembered(layer, f"snapshot of {path} in {client.sandbox_id}")
+
+
+def _copy_runner() -> str:
+    """The runner of the copying sandbox: PYSANDBOX_RUNNER's, but bwrap for gvisor, whose gofer cannot make the
+    whiteouts (character devices 0/0) the copy holds. The copy is pysandbox's own step on the host image."""
+    chosen = settings.runner()
+    return "bwrap" if chosen == "gvisor" else chosen
 
 
 @contextlib.contextmanager

@@ -71,7 +71,9 @@ from .layout import (
     python_links,
 )
 
-RUNSC_FLAGS = ("--ignore-cgroups", "--host-uds=none", "--host-fifo=none")
+# --overlay2=none: the root's writes reach the host's upper (a newer runsc's default keeps them in a file store of
+# its own), where snapshot_filesystem copies them and the disk bounds hold (image/snapshot.py).
+RUNSC_FLAGS = ("--ignore-cgroups", "--host-uds=none", "--host-fifo=none", "--overlay2=none")
 _ALWAYS = ("nosuid", "nodev")
 STAGE_ROOT_TMP = "tmp"  # stage.h's: the sized root's /tmp, which the supervisor makes
 # The user namespaces runsc makes, run in the sandbox's as its root (an unprivileged caller): its sandbox's and
@@ -129,9 +131,9 @@ SUPPORTED = "the host image and image=: exec, streams, stdin (the entrypoint's r
             "and watch (relayed by init), create(pty=True) but its write_eof, exec(pty=True) (relayed by init), " \
             "volumes, limits, timeouts, names and tags, ephemeral_disk, block_network, the default network, " \
             "outbound_cidr_allowlist, outbound_domain_allowlist (at run time: in a sandbox created with one), " \
-            "ports and tunnels, unprivileged callers with a subordinate id range"
-UNSUPPORTED = "outbound_domain_allowlist at run time in a sandbox created without one, mount_image and snapshots, " \
-              "unprivileged callers without a subordinate id range"
+            "ports and tunnels, snapshot_filesystem, unprivileged callers with a subordinate id range"
+UNSUPPORTED = "outbound_domain_allowlist at run time in a sandbox created without one, mount_image and " \
+              "snapshot_directory, unprivileged callers without a subordinate id range"
 
 
 def platform(binary: str) -> str:
