@@ -97,7 +97,7 @@ static struct {
     const char *table;
     char *text, *loaded; /* the next update's commands; the elements the sets hold */
     size_t size;
-    bool dirty, failing;
+    bool armed, dirty, failing;
     int64_t next; /* no update before */
   } host;
 } f;
@@ -532,13 +532,25 @@ static void on_control(void)
   close(c);
 }
 
+/* The supervisor's word that the ruleset holding the host sets is in (end of file: it failed, and the
+ * sandbox with it): updates may start. */
+static void host_arm(struct pollfd *p)
+{
+  char go = 0;
+  if (read(p->fd, &go, 1) < 0 && errno == EINTR)
+    return;
+  close(p->fd);
+  p->fd = -1;
+  f.host.armed = go == '1';
+}
+
 /* Replaces the elements of the host sets with the host's addresses now, in one transaction, when they differ:
  * flushed, as an interval set refuses an element overlapping one a command of the same transaction deletes. */
 static void host_update(void)
 {
   int64_t now = now_ms();
-  if (!f.host.dirty || now < f.host.next)
-    return;
+  if (!f.host.dirty || now < f.host.next || !f.host.armed)
+    return; /* nothing new, too soon, or the sets may not be there yet */
   char *t = f.host.text;
   size_t flush =
       (size_t)snprintf(t, f.host.size, "flush set %s host4; flush set %s host6; ", f.host.table, f.host.table);
@@ -565,14 +577,15 @@ static void host_update(void)
 
 static void serve(void)
 {
-  struct pollfd p[5] = {{.fd = f.exit_r, .events = POLLIN},
+  struct pollfd p[6] = {{.fd = f.exit_r, .events = POLLIN},
                         {.fd = f.sock, .events = POLLIN},
                         {.fd = f.up, .events = POLLIN},
                         {.fd = f.ctl, .events = POLLIN},
-                        {.fd = f.host.watch.events, .events = POLLIN}}; /* -1: not polled */
+                        {.fd = f.host.watch.events, .events = POLLIN}, /* -1: not polled */
+                        {.fd = f.host.watch.armed, .events = POLLIN}};
   for (;;) {
-    int64_t wait = f.host.dirty ? f.host.next - now_ms() : 1000;
-    if (poll(p, 5, wait < 0 ? 0 : wait > 1000 ? 1000 : (int)wait) < 0 && errno != EINTR)
+    int64_t wait = f.host.dirty && f.host.armed ? f.host.next - now_ms() : 1000;
+    if (poll(p, 6, wait < 0 ? 0 : wait > 1000 ? 1000 : (int)wait) < 0 && errno != EINTR)
       _exit(1);
     if (p[0].revents != 0)
       _exit(0); /* the supervisor closed its end: the sandbox is over */
@@ -584,6 +597,8 @@ static void serve(void)
       on_control();
     if (p[4].revents != 0 && host_watch_changed(f.host.watch.events))
       f.host.dirty = true;
+    if (p[5].revents != 0)
+      host_arm(&p[5]);
     host_update();
     int64_t now = now_ms();
     for (size_t i = 0; i < PENDING_MAX; i++)
@@ -710,9 +725,9 @@ pid_t dns_filter_start(const struct net_options *opt, int userns, int netns, int
       _exit(127);
     }
     net_child_prepare(mask, enter_identity, parent);
-    f.host.watch = hosts != NULL ? *hosts : (struct host_watch){-1, -1, NULL};
-    close_others((int[6]){exit_r, userns, netns, ready[1], f.host.watch.events, f.host.watch.query},
-                 hosts != NULL ? 6 : 4);
+    f.host.watch = hosts != NULL ? *hosts : (struct host_watch){-1, -1, -1, NULL};
+    close_others((int[7]){exit_r, userns, netns, ready[1], f.host.watch.events, f.host.watch.query, f.host.watch.armed},
+                 hosts != NULL ? 7 : 4);
     f.exit_r = exit_r;
     start(opt, userns, netns, ready[1]);
     _exit(127);

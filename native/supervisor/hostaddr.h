@@ -7,9 +7,10 @@
 
 /* Two NETLINK_ROUTE sockets of the network namespace they were made in (the host's): `events` subscribed
  * to its address and route changes, `query` for the dumps.  They stay the host's after a setns.
- * `loaded`: the commands (host_elements) the sets were last loaded with. */
+ * `loaded`: the commands (host_elements) the sets were loaded with; `armed`: a pipe's read end, which
+ * gives '1' once they were (the ruleset holding the sets is in), when updates may start. */
 struct host_watch {
-  int events, query;
+  int events, query, armed;
   const char *loaded;
 };
 

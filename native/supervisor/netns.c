@@ -299,16 +299,20 @@ static char *rules_with_host(const struct net_options *opt, struct host_watch *h
 int net_connect(const struct net_options *opt, int netns, const sigset_t *mask, enter_identity_fn enter_identity,
                 int *exit_w)
 {
-  struct host_watch hosts = {-1, -1, NULL};
+  struct host_watch hosts = {-1, -1, -1, NULL};
   char *rules = opt->host_max > 0 ? rules_with_host(opt, &hosts) : NULL;
   int userns = ioctl(netns, NS_GET_USERNS); /* close-on-exec, per the kernel */
-  int ex[2] = {-1, -1}, ready[2] = {-1, -1};
-  if ((opt->host_max > 0 && rules == NULL) || userns < 0 || pipe2(ex, O_CLOEXEC) < 0 || pipe2(ready, O_CLOEXEC) < 0) {
+  int ex[2] = {-1, -1}, ready[2] = {-1, -1}, armed[2] = {-1, -1};
+  if ((opt->host_max > 0 && (rules == NULL || pipe2(armed, O_CLOEXEC) < 0)) || userns < 0 || pipe2(ex, O_CLOEXEC) < 0 ||
+      pipe2(ready, O_CLOEXEC) < 0) {
     pwarnf("network setup");
     return -1; /* the supervisor fails the sandbox and exits: nothing else to release */
   }
   const char *ruleset = rules != NULL ? rules : opt->rules;
+  hosts.armed = armed[0];
   int rc = spawn_helper(opt, (int[4]){ex[0], ready[1], userns, netns}, mask, enter_identity) < 0 ? -1 : 0;
+  if (rc == 0 && dns_filter_start(opt, userns, netns, ex[0], rules != NULL ? &hosts : NULL, mask, enter_identity) < 0)
+    rc = -1;
   close(ready[1]);
   *exit_w = ex[1]; /* slirp4netns exits once this closes: with us, at the latest */
   /* The filter loads while the helper comes up, but one on tap0 (own_stack) needs the link. */
@@ -321,13 +325,16 @@ int net_connect(const struct net_options *opt, int netns, const sigset_t *mask, 
     rc = add_forward(opt->dir, &opt->forwards[i]);
   if (filter_loaded(filter) < 0) /* reaps it in any case */
     rc = -1;
-  /* Once the filter holds: the DNS filter's updates of the host's sets must find them. */
-  if (rc == 0 && dns_filter_start(opt, userns, netns, ex[0], rules != NULL ? &hosts : NULL, mask, enter_identity) < 0)
+  if (rc == 0 && armed[1] >= 0 && write(armed[1], "1", 1) != 1) /* the DNS filter may update the host's sets */
     rc = -1;
   close(ex[0]);
   close(ready[0]);
   close(userns);
   host_watch_close(&hosts);
+  if (armed[1] >= 0) {
+    close(armed[0]);
+    close(armed[1]);
+  }
   free(rules);
   return rc;
 }
