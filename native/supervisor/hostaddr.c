@@ -7,7 +7,7 @@
  * and reloads the sets on each change of the host's addresses or local routes.
  *
  * An address is the host's when the kernel delivers packets to it locally: its interface addresses
- * (RTM_GETADDR) and the local routes of any table (RTM_GETROUTE, RTN_LOCAL: the route each address gets,
+ * (RTM_GETADDR) and the local table's local routes (RTM_GETROUTE, RTN_LOCAL: the route each address gets,
  * and AnyIP prefixes, `ip route add local P dev lo`).  Both are read, as the address is notified before
  * its route exists.  Loopback's and link-local addresses are left out: the sandbox's own loopback is not
  * the host's, and link-local ones are refused whoever has them. */
