@@ -139,10 +139,13 @@ def _until_refused(sb, present=(), absent=()):
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None, reason="adds an address to the host (root, ip)")
-def test_a_host_address_added_after_the_sandbox_started_is_unreachable(sandboxes, listeners, monkeypatch):
+@pytest.mark.parametrize("policy_changed", [False, True])
+def test_a_host_address_added_after_the_sandbox_started_is_unreachable(sandboxes, listeners, monkeypatch,
+                                                                       policy_changed):
     # red4 finding (fixed): the refused host addresses were read once, when the sandbox started. An address
     # the host gains later (DHCP, a VPN, docker0 when docker starts, a cloud's secondary address) was not
     # refused: through it slirp4netns reaches the host's wildcard-bound services from the host's namespace.
+    # A policy changed afterwards (its allowlist naming the address) reloads the ruleset: the sets keep it.
     monkeypatch.delenv("PYSANDBOX_NETWORK_REACHES_HOST")
     sb = sandboxes()
     service = listeners(socket.AF_INET, ("0.0.0.0", 0))
@@ -150,6 +153,9 @@ def test_a_host_address_added_after_the_sandbox_started_is_unreachable(sandboxes
     subprocess.run(["ip", "addr", "add", f"{late}/32", "dev", "lo"], check=True)
     try:
         _until_refused(sb, present=[late])
+        if policy_changed:
+            sb._experimental_set_outbound_network_policy(outbound_cidr_allowlist=[f"{late}/32"])
+            assert late in _filter_sets(sb)
         outcome = attack(sb, [[late, service.address[1]]])
     finally:
         subprocess.run(["ip", "addr", "del", f"{late}/32", "dev", "lo"], check=True)
