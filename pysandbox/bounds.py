@@ -116,6 +116,10 @@ BOUNDS: Dict[str, Bound] = {
         "PYSANDBOX_DNS_ADDRESSES_MAX", 4096,
         "addresses a sandbox's allowed names may resolve to at once (allowed until their TTL ends); an answer "
         "that needs more is SERVFAIL"),
+    "host_addresses": Bound(
+        "PYSANDBOX_HOST_ADDRESSES_MAX", 4096,
+        "the host's own addresses (and local prefixes) a sandbox's default network refuses at most; a host with "
+        "more: the first ones, and a line in supervisor.log"),
     "dns_min_ttl_s": Bound(
         "PYSANDBOX_DNS_MIN_TTL", 10,
         "seconds an address an allowed name resolved to stays reachable at least, whatever its TTL (1 or more)"),

@@ -18,7 +18,14 @@
  * The control socket (in the net directory, the identity's and mode 0700,
  * which no sandbox mounts) replaces the policy: one message, the
  * allowed names ("*": every name) on its first line, then the egress ruleset,
- * loaded with the still-allowed addresses in one nft transaction.
+ * loaded with the still-allowed addresses and the host's in one nft transaction.
+ *
+ * It also keeps the filter's host4 and host6 sets equal to the host's own
+ * addresses (hostaddr.h): on each change of the host's (notified on a netlink
+ * socket made in the host's namespace), at most every HOST_SPACING_MS (a burst
+ * is one update), the sets' elements are replaced in one transaction.  Until
+ * an update succeeds, the sets keep what they held; a failure is logged and
+ * retried every HOST_RETRY_MS.
  *
  * With dns.link (a runner with a stack of its own, gVisor's, whose packets the
  * namespace's loopback never sees) the filter answers on a link of its own
@@ -51,6 +58,7 @@
 #include <unistd.h>          /* fork, execve, close, close_range, pipe2 */
 
 #include "fdutil.h"
+#include "hostaddr.h"
 #include "netns.h"
 #include "util.h"
 
@@ -62,6 +70,8 @@ enum {
   PENDING_MS = 3000,  /* how long one may wait */
   ADDRS_PER_ANSWER = 32,
   CONTROL_MAX = 262144, /* one control message */
+  HOST_SPACING_MS = 50, /* between two updates of the host's addresses */
+  HOST_RETRY_MS = 1000, /* after a failed one */
 };
 
 struct pending {
@@ -94,6 +104,14 @@ static struct {
   struct entry *entries;
   double tokens;
   int64_t refilled;
+  struct {
+    struct host_watch watch; /* events -1: the host's addresses are not refused */
+    uint64_t max;
+    char *text, *loaded; /* the next update's commands; the elements the sets hold */
+    size_t size;
+    bool armed, dirty, failing;
+    int64_t next; /* no update before */
+  } host;
 } f;
 
 static bool host_byte(uint8_t c)
@@ -489,7 +507,7 @@ static int load_policy(const char *msg, size_t n)
   const char *nl = memchr(msg, '\n', n);
   if (nl == NULL)
     return -1;
-  size_t size = n + f.opt->addresses * 320, len = n - (size_t)(nl + 1 - msg);
+  size_t size = n + f.opt->addresses * 320 + f.host.size, len = n - (size_t)(nl + 1 - msg);
   char *text = malloc(size), *old = f.domains;
   f.domains = NULL;
   if (text == NULL || set_domains(msg, (size_t)(nl - msg)) < 0) {
@@ -502,6 +520,8 @@ static int load_policy(const char *msg, size_t n)
   for (size_t i = 0; i < f.opt->addresses; i++)
     if (retained(&f.entries[i], now))
       len = element_command(text, size, len, &f.entries[i], (f.entries[i].expires - now) / 1000);
+  if (f.host.loaded != NULL) /* what the sets held: a change since is pending on the watch */
+    len += (size_t)snprintf(text + len, size - len, "\n%s", f.host.loaded);
   int rc = len < size ? run_nft(text, len) : -1;
   free(text);
   nft_stop(); /* its cache knew the old table */
@@ -530,14 +550,59 @@ static void on_control(void)
   close(c);
 }
 
+/* The supervisor's word that the ruleset holding the host sets is in (end of file: it failed, and the
+ * sandbox with it): updates may start. */
+static void host_arm(struct pollfd *p)
+{
+  char go = 0;
+  if (read(p->fd, &go, 1) < 0 && errno == EINTR)
+    return;
+  close(p->fd);
+  p->fd = -1;
+  f.host.armed = go == '1';
+}
+
+/* Replaces the elements of the host sets with the host's addresses now, in one transaction, when they differ:
+ * flushed, as an interval set refuses an element overlapping one a command of the same transaction deletes. */
+static void host_update(void)
+{
+  int64_t now = now_ms();
+  if (!f.host.dirty || now < f.host.next || !f.host.armed)
+    return; /* nothing new, too soon, or the sets may not be there yet */
+  char *t = f.host.text;
+  size_t flush = (size_t)snprintf(t, f.host.size, "flush set %s host4; flush set %s host6; ", f.table, f.table);
+  t[flush] = '\0';
+  int n = host_elements(f.host.watch.query, f.table, f.host.max, t + flush, f.host.size - flush - 1);
+  bool done = n >= 0 && strcmp(t + flush, f.host.loaded) == 0;
+  if (n >= 0 && !done) /* run_nft, not nft_line: nft -e prints no new generation for a flush */
+    done = run_nft(t, flush + (size_t)n) == 0;
+  if (done) {
+    memcpy(f.host.loaded, t + flush, (size_t)n + 1);
+    if (f.host.failing)
+      warnf("the sandbox refuses the host's current addresses again");
+    f.host.dirty = f.host.failing = false;
+    f.host.next = now + HOST_SPACING_MS;
+    return;
+  }
+  if (!f.host.failing) /* once per failure: retried until it passes */
+    warnf("updating the host's addresses the sandbox refuses failed: it may reach those the host gained since; "
+          "retrying every %d ms",
+          HOST_RETRY_MS);
+  f.host.failing = true;
+  f.host.next = now + HOST_RETRY_MS;
+}
+
 static void serve(void)
 {
-  struct pollfd p[4] = {{.fd = f.exit_r, .events = POLLIN},
+  struct pollfd p[6] = {{.fd = f.exit_r, .events = POLLIN},
                         {.fd = f.sock, .events = POLLIN},
                         {.fd = f.up, .events = POLLIN},
-                        {.fd = f.ctl, .events = POLLIN}};
+                        {.fd = f.ctl, .events = POLLIN},
+                        {.fd = f.host.watch.events, .events = POLLIN}, /* -1: not polled */
+                        {.fd = f.host.watch.armed, .events = POLLIN}};
   for (;;) {
-    if (poll(p, 4, 1000) < 0 && errno != EINTR)
+    int64_t wait = f.host.dirty && f.host.armed ? f.host.next - now_ms() : 1000;
+    if (poll(p, 6, wait < 0 ? 0 : wait > 1000 ? 1000 : (int)wait) < 0 && errno != EINTR)
       _exit(1);
     if (p[0].revents != 0)
       _exit(0); /* the supervisor closed its end: the sandbox is over */
@@ -547,6 +612,11 @@ static void serve(void)
       on_answer();
     if (p[3].revents & POLLIN)
       on_control();
+    if (p[4].revents != 0 && host_watch_changed(f.host.watch.events))
+      f.host.dirty = true;
+    if (p[5].revents != 0)
+      host_arm(&p[5]);
+    host_update();
     int64_t now = now_ms();
     for (size_t i = 0; i < PENDING_MAX; i++)
       if (f.pending[i].used && f.pending[i].deadline <= now)
@@ -736,13 +806,22 @@ static void start(const struct net_options *opt, int userns, int netns, int read
   signal(SIGPIPE, SIG_IGN); /* nft may die before it reads its input */
   f.opt = &opt->dns;
   f.nft = opt->nft;
-  f.table = opt->own_stack ? "netdev pysandbox" : "inet pysandbox"; /* netplan.egress_rules' */
+  f.table = host_table(opt->own_stack); /* netplan.egress_rules', which holds the sets */
   f.netns = -1;
   f.refilled = now_ms();
   f.tokens = (double)opt->dns.qps;
   f.entries = calloc(opt->dns.addresses, sizeof *f.entries);
   if (f.entries == NULL || (opt->dns.domains != NULL && set_domains(opt->dns.domains, strlen(opt->dns.domains)) < 0))
     return;
+  if (f.host.watch.events >= 0) {
+    f.host.max = opt->host_max;
+    f.host.size = host_elements_size(opt->host_max) + 128; /* and the flushes */
+    f.host.text = malloc(f.host.size);
+    f.host.loaded = malloc(f.host.size);
+    if (f.host.text == NULL || f.host.loaded == NULL || strlen(f.host.watch.loaded) >= f.host.size)
+      return;
+    strcpy(f.host.loaded, f.host.watch.loaded);
+  }
   if ((f.up = upstream_socket(&opt->dns)) < 0 || (f.ctl = control_socket()) < 0)
     return; /* both in the host's network namespace */
   if (setns(userns, CLONE_NEWUSER) < 0 || setns(netns, CLONE_NEWNET) < 0) {
@@ -764,8 +843,8 @@ static void start(const struct net_options *opt, int userns, int netns, int read
   serve();
 }
 
-pid_t dns_filter_start(const struct net_options *opt, int userns, int netns, int exit_r, const sigset_t *mask,
-                       enter_identity_fn enter_identity)
+pid_t dns_filter_start(const struct net_options *opt, int userns, int netns, int exit_r, const struct host_watch *hosts,
+                       const sigset_t *mask, enter_identity_fn enter_identity)
 {
   int ready[2];
   if (pipe2(ready, O_CLOEXEC) < 0) {
@@ -779,7 +858,9 @@ pid_t dns_filter_start(const struct net_options *opt, int userns, int netns, int
       _exit(127);
     }
     net_child_prepare(mask, enter_identity, parent);
-    close_others((int[4]){exit_r, userns, netns, ready[1]}, 4);
+    f.host.watch = hosts != NULL ? *hosts : (struct host_watch){-1, -1, -1, NULL};
+    close_others((int[7]){exit_r, userns, netns, ready[1], f.host.watch.events, f.host.watch.query, f.host.watch.armed},
+                 hosts != NULL ? 7 : 4);
     f.exit_r = exit_r;
     start(opt, userns, netns, ready[1]);
     _exit(127);

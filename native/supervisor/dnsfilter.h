@@ -8,6 +8,7 @@
 #include <sys/types.h> /* pid_t */
 
 struct net_options;
+struct host_watch;
 
 struct dns_options {
   const char *upstream;      /* the host's resolver (an IPv4 or IPv6 address) */
@@ -35,9 +36,11 @@ struct dns_options {
 /* Forks the filter as the sandbox identity: it binds DNS_FILTER_ADDRESS:53 in
  * the sandbox's network namespace (with dns.link, DNS_FILTER_LINK_ADDRESS:53 in
  * its own, the link made first) and DIR/dns.sock (its control socket) on
- * the host, then serves until `exit_r` reaches end of file.  Returns its pid
- * once it is listening, or -1 after saying why. */
-pid_t dns_filter_start(const struct net_options *opt, int userns, int netns, int exit_r, const sigset_t *mask,
-                       int (*enter_identity)(void));
+ * the host, then serves until `exit_r` reaches end of file; with `hosts`
+ * (sockets in the host's network namespace, hostaddr.h; NULL: none), it keeps
+ * the egress filter's host4 and host6 sets equal to the host's addresses.
+ * Returns its pid once it is listening, or -1 after saying why. */
+pid_t dns_filter_start(const struct net_options *opt, int userns, int netns, int exit_r, const struct host_watch *hosts,
+                       const sigset_t *mask, int (*enter_identity)(void));
 
 #endif

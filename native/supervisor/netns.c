@@ -21,7 +21,8 @@
 #include <poll.h>          /* poll */
 #include <sched.h>         /* setns, unshare, CLONE_NEW* */
 #include <stdio.h>         /* snprintf, sscanf */
-#include <string.h>        /* strstr, strchr, memchr */
+#include <stdlib.h>        /* malloc, free */
+#include <string.h>        /* strstr, strchr, memchr, memcpy */
 #include <sys/ioctl.h>     /* ioctl, SIOC[GS]IFFLAGS */
 #include <sys/mount.h>     /* mount, MS_* */
 #include <sys/prctl.h>     /* prctl, PR_SET_PDEATHSIG */
@@ -33,6 +34,7 @@
 #include <unistd.h>        /* fork, execve, chdir, read, close, pipe2 */
 
 #include "fdutil.h"
+#include "hostaddr.h"
 #include "util.h"
 
 enum { SETUP_TIMEOUT_MS = 60000 }; /* generous: hundreds of sandboxes starting at once queue on two cores */
@@ -214,7 +216,7 @@ static int add_forward(const char *dir, const struct net_forward *f)
 /* nft, in the sandbox's user and network namespaces.  Sandbox root is the
  * identity's uid there, so nft keeps the namespace's capabilities over exec.
  * It runs while the helper comes up; filter_loaded() waits for it. */
-static pid_t start_filter(const struct net_options *opt, int userns, int netns, const sigset_t *mask,
+static pid_t start_filter(const struct net_options *opt, const char *rules, int userns, int netns, const sigset_t *mask,
                           enter_identity_fn enter_identity)
 {
   pid_t parent = getpid();
@@ -227,7 +229,7 @@ static pid_t start_filter(const struct net_options *opt, int userns, int netns, 
       pwarnf("setns into the sandbox's network namespace");
       _exit(127);
     }
-    char *argv[] = {(char *)opt->nft, "--", (char *)opt->rules, NULL};
+    char *argv[] = {(char *)opt->nft, "--", (char *)rules, NULL};
     execve(opt->nft, argv, host_env);
     pwarnf("exec %s", opt->nft);
     _exit(127);
@@ -250,33 +252,68 @@ static int filter_loaded(pid_t pid)
   return 0;
 }
 
+/* The ruleset and, after it, the host's current addresses for its sets (hostaddr.h), in a buffer the
+ * caller frees; `hosts` watches their changes from before they are read.  NULL after saying why. */
+static char *rules_with_host(const struct net_options *opt, struct host_watch *hosts)
+{
+  size_t rules = strlen(opt->rules), size = rules + 1 + host_elements_size(opt->host_max);
+  char *text = malloc(size);
+  int n = -1;
+  if (text != NULL && host_watch_open(hosts) == 0) {
+    memcpy(text, opt->rules, rules);
+    text[rules] = '\n';
+    n = host_elements(hosts->query, host_table(opt->own_stack), opt->host_max, text + rules + 1, size - rules - 1);
+  }
+  if (n < 0) {
+    host_watch_close(hosts);
+    free(text);
+    return NULL;
+  }
+  text[rules + 1 + (size_t)n] = '\0';
+  hosts->loaded = text + rules + 1;
+  return text;
+}
+
 int net_connect(const struct net_options *opt, int netns, const sigset_t *mask, enter_identity_fn enter_identity,
                 int *exit_w)
 {
+  struct host_watch hosts = {-1, -1, -1, NULL};
+  char *rules = opt->host_max > 0 ? rules_with_host(opt, &hosts) : NULL;
   int userns = ioctl(netns, NS_GET_USERNS); /* close-on-exec, per the kernel */
-  int ex[2] = {-1, -1}, ready[2] = {-1, -1};
-  if (userns < 0 || pipe2(ex, O_CLOEXEC) < 0 || pipe2(ready, O_CLOEXEC) < 0) {
+  int ex[2] = {-1, -1}, ready[2] = {-1, -1}, armed[2] = {-1, -1};
+  if ((opt->host_max > 0 && (rules == NULL || pipe2(armed, O_CLOEXEC) < 0)) || userns < 0 || pipe2(ex, O_CLOEXEC) < 0 ||
+      pipe2(ready, O_CLOEXEC) < 0) {
     pwarnf("network setup");
     return -1; /* the supervisor fails the sandbox and exits: nothing else to release */
   }
+  const char *ruleset = rules != NULL ? rules : opt->rules;
+  hosts.armed = armed[0];
   int rc = spawn_helper(opt, (int[4]){ex[0], ready[1], userns, netns}, mask, enter_identity) < 0 ? -1 : 0;
-  if (rc == 0 && dns_filter_start(opt, userns, netns, ex[0], mask, enter_identity) < 0)
+  if (rc == 0 && dns_filter_start(opt, userns, netns, ex[0], rules != NULL ? &hosts : NULL, mask, enter_identity) < 0)
     rc = -1;
-  close(ex[0]);
   close(ready[1]);
   *exit_w = ex[1]; /* slirp4netns exits once this closes: with us, at the latest */
   /* The filter loads while the helper comes up, but one on tap0 (own_stack) needs the link. */
-  pid_t filter = rc == 0 && !opt->own_stack ? start_filter(opt, userns, netns, mask, enter_identity) : -1;
+  pid_t filter = rc == 0 && !opt->own_stack ? start_filter(opt, ruleset, userns, netns, mask, enter_identity) : -1;
   if (rc == 0)
     rc = wait_ready(ready[0]);
   if (rc == 0 && opt->own_stack)
-    filter = start_filter(opt, userns, netns, mask, enter_identity);
+    filter = start_filter(opt, ruleset, userns, netns, mask, enter_identity);
   for (size_t i = 0; rc == 0 && i < opt->nforwards; i++)
     rc = add_forward(opt->dir, &opt->forwards[i]);
   if (filter_loaded(filter) < 0) /* reaps it in any case */
     rc = -1;
+  if (rc == 0 && armed[1] >= 0 && write(armed[1], "1", 1) != 1) /* the DNS filter may update the host's sets */
+    rc = -1;
+  close(ex[0]);
   close(ready[0]);
   close(userns);
+  host_watch_close(&hosts);
+  if (armed[1] >= 0) {
+    close(armed[0]);
+    close(armed[1]);
+  }
+  free(rules);
   return rc;
 }
 

@@ -5,6 +5,7 @@
 #include <signal.h>    /* sigset_t */
 #include <stdbool.h>   /* bool */
 #include <stddef.h>    /* size_t */
+#include <stdint.h>    /* uint64_t */
 #include <sys/types.h> /* pid_t */
 
 #include "dnsfilter.h"
@@ -24,6 +25,7 @@ struct net_options {
   struct net_forward *forwards;
   size_t nforwards;
   struct dns_options dns; /* the DNS filter's (dnsfilter.h) */
+  uint64_t host_max;      /* the host's addresses refused at most (hostaddr.h); 0: none refused */
 };
 
 /* In a forked child, before it execs a helper: take the sandbox identity
@@ -56,8 +58,9 @@ int net_make_namespace_for_root(int userns, int sock);
 
 /* Connects `netns` (the sandbox's, from net_make_namespace; its init is held in
  * the handshake of netsync.c until the supervisor releases it) to the outside:
- * starts the helper on it, adds the port forwards, loads the egress filter and
- * starts the DNS filter, all as the sandbox identity.  The helper exits when
+ * starts the helper on it, adds the port forwards, loads the egress filter (with
+ * the host's addresses in its sets) and starts the DNS filter (which keeps them
+ * current), all as the sandbox identity.  The helper exits when
  * *exit_w is closed (and is killed at teardown with the other children).
  * Returns 0, or -1 after saying on stderr what failed. */
 int net_connect(const struct net_options *opt, int netns, const sigset_t *mask, enter_identity_fn enter_identity,

@@ -284,6 +284,7 @@ static void parse_args(int argc, char **argv)
        .to = &opt.net.dns.max_ttl,
        .min = 1,
        .max = 604800},
+      {.name = "--net-host-max", .values = "N", .kind = OPT_NUMBER, .to = &opt.net.host_max, .min = 1, .max = 1000000},
       {.name = NULL},
   };
   const struct opts opts = {table, "-- RUNNER ARGV..."};

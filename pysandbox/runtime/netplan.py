@@ -39,8 +39,6 @@ only, with a one-line warning (once per process): never to the host's network.
 
 from __future__ import annotations
 
-import contextlib
-import ipaddress
 import logging
 import os
 import secrets
@@ -185,30 +183,6 @@ def _filter_link_rules() -> str:
     return f"  chain dns {{\n    {_link_chain(FILTER_LINK, 'drop')}\n{body}\n  }}\n"
 
 
-def host_addresses() -> Tuple[str, ...]:
-    """The host's own addresses (its network namespace's, loopback's aside), which the default network
-    refuses unless PYSANDBOX_NETWORK_REACHES_HOST=1: slirp4netns connects to them from the host's
-    namespace, where a service bound to the wildcard address (a loopback service too: sshd, databases,
-    dev servers) answers on every one."""
-    if settings.network_reaches_host():
-        return ()
-    found = set()
-    with open("/proc/net/fib_trie") as trie:  # every local IPv4 prefix: "|-- A.B.C.D" then "/N host LOCAL"
-        last = ""
-        for line in trie:
-            words = line.split()
-            if words[:1] == ["|--"]:
-                last = words[1]
-            elif words[1:] == ["host", "LOCAL"] and words[0].startswith("/") and not last.startswith("127."):
-                found.add(last if words[0] == "/32" else last + words[0])  # wider: a local route (AnyIP)
-    with contextlib.suppress(FileNotFoundError), open("/proc/net/if_inet6") as table:  # no IPv6: no file
-        for words in map(str.split, table):
-            address = ipaddress.IPv6Address(int(words[0], 16))
-            if not (address.is_loopback or address.is_link_local):  # link-local: refused whoever has it
-                found.add(str(address))
-    return tuple(sorted(found))
-
-
 def _to(addresses: Sequence[str], verdict: str) -> List[str]:
     """The rules giving packets to `addresses` (IPv4 and IPv6 addresses or prefixes) `verdict`, a family each."""
     v4 = [a for a in addresses if ":" not in a]
@@ -218,18 +192,19 @@ def _to(addresses: Sequence[str], verdict: str) -> List[str]:
 
 
 def egress_rules(cidrs: Names, domains: Names, guest_ports: Sequence[int] = (), own_stack: bool = False,
-                 host: Sequence[str] = (), filter_link: bool = False) -> str:
+                 filter_link: bool = False) -> str:
     """The nftables transaction that (re)places the ruleset of a sandbox's network namespace. `cidrs`
     and `domains` as outbound_policy() gives them (None: no restriction); `guest_ports`: the tunnels'
     ports in the sandbox, whose replies pass. `own_stack`: the filter sits on TAP (_link_hook), for a
-    runner with a stack of its own. `host`: the host's own addresses (host_addresses), refused whatever
-    the allowlists say, as the metadata address is. `filter_link`: the sandbox has the DNS filter's link
-    (own_stack only), which its own chain holds to DNS, whatever the policy."""
+    runner with a stack of its own. The sets host4 and host6 hold the host's own addresses, refused whatever
+    the allowlists say, as the metadata address is: the supervisor fills them as it loads the ruleset, and
+    the DNS filter keeps them current (native/supervisor/hostaddr.c). `filter_link`: the sandbox has the DNS
+    filter's link (own_stack only), which its own chain holds to DNS, whatever the policy."""
     mark = f"0x{secrets.randbits(31) | 1:08x}"  # this policy's: connections of another are judged again
     hook = _link_hook(guest_ports) if own_stack else _output_hook(mark, guest_ports)
     accept = hook.accept
     rules = [*hook.prelude, f"ip daddr {LINK_LOCAL[0]} {hook.refuse}", f"ip6 daddr {LINK_LOCAL[1]} {hook.refuse}"]
-    rules += _to(host, hook.refuse)
+    rules += [f"ip daddr @host4 {hook.refuse}", f"ip6 daddr @host6 {hook.refuse}"]
     # slirp4netns's own network: its resolver's port 53 while names are not filtered (the DNS filter is
     # the resolver then), nothing else. slirp relays any port of 10.0.2.3 to the host resolver's address
     # (on loopback on some hosts), and an allowed name may resolve into this network.
@@ -242,7 +217,8 @@ def egress_rules(cidrs: Names, domains: Names, guest_ports: Sequence[int] = (), 
         rules += _to(cidrs or (), accept)
         rules += hook.refuse_rest
     size = 2 * max(1, bounds.get("dns_addresses"))  # room for expired elements the kernel has yet to collect
-    sets = "".join(f"  set allow{v} {{ type ipv{v}_addr; flags timeout; size {size}; }}\n" for v in (4, 6))
+    sets = "".join(f"  set allow{v} {{ type ipv{v}_addr; flags timeout; size {size}; }}\n"
+                   f"  set host{v} {{ type ipv{v}_addr; flags interval; }}\n" for v in (4, 6))
     body = "\n".join(f"    {rule}" for rule in rules)
     table = f"table {hook.family} pysandbox"
     link = _filter_link_rules() if filter_link else ""
@@ -291,7 +267,7 @@ def change_policy(net_dir: Path, cidrs: Names, domains: Names, guest_ports: Sequ
         if own_stack and domains is not None and not filter_link:
             raise InvalidError(OWN_STACK_DOMAINS_LATER)
         message = ("*" if domains is None else " ".join(domains)) + "\n" + \
-            egress_rules(cidrs, domains, guest_ports, own_stack, host_addresses(), filter_link)
+            egress_rules(cidrs, domains, guest_ports, own_stack, filter_link=filter_link)
         with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as control:
             control.settimeout(30)
             control.connect(f"/proc/self/fd/{directory}/dns.sock")  # the path may be too long for a socket
@@ -339,10 +315,11 @@ class NetworkPlan:
         filter_link = own_stack and self.policy[1] is not None
         if filter_link:
             (self.net_dir / "resolv.conf").write_bytes(resolv_conf(self.policy[1], filter_link))
-        rules = egress_rules(*self.policy, [guest for guest, _, _ in self.tunnels], own_stack, host_addresses(),
-                             filter_link)
+        rules = egress_rules(*self.policy, [guest for guest, _, _ in self.tunnels], own_stack, filter_link)
         argv = ["--net-helper", tool(HELPER), "--net-dir", str(self.net_dir), "--net-filter", tool(NFT),
                 "--net-rules", rules, "--cleanup", str(self.net_dir), *_dns_args(self.policy[1])]
+        if not settings.network_reaches_host():  # slirp4netns connects from the host's namespace: refuse its addresses
+            argv += ["--net-host-max", str(max(1, bounds.get("host_addresses")))]
         argv += ["--net-own-stack"] if own_stack else []
         argv += ["--net-dns-link"] if filter_link else []
         for guest, host, _ in self.tunnels:

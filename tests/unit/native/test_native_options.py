@@ -92,7 +92,7 @@ USAGE = {
                           "[--net-helper SLIRP4NETNS] [--net-dir DIR] [--net-filter NFT] [--net-rules RULESET] [--net-own-stack] [--net-dns-link] "
                           "[--net-forward HOSTPORT:PORT]... [--net-dns-upstream ADDRESS] [--net-dns-port PORT] "
                           "[--net-domains NAMES] [--net-dns-qps N] [--net-dns-addresses N] "
-                          "[--net-dns-min-ttl SECONDS] [--net-dns-max-ttl SECONDS] -- RUNNER ARGV...",
+                          "[--net-dns-min-ttl SECONDS] [--net-dns-max-ttl SECONDS] [--net-host-max N] -- RUNNER ARGV...",
     "sandbox-init": "[--sandbox ID] [--idle-timeout-ms N] [--pty] [--dir MODE PATH]... [--chmod MODE PATH]... "
                     "[--chdir PATH] [--handoff]",
     "sandbox-probe": "PORT",
