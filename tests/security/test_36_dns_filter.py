@@ -316,3 +316,37 @@ def test_the_filters_link_carries_only_dns_into_a_namespace_with_no_route_beyond
     assert after["Udp:InDatagrams"] == before["Udp:InDatagrams"] and after["Ip:ReasmOKs"] == before["Ip:ReasmOKs"]
     assert _counters(pid, "snmp6", ["Ip6InReceives"]) == {"Ip6InReceives": 0}
     assert exchange(sb, [OK], at) == [[0, 1]] and dns.asked == ["ok.test", "ok.test"]
+
+
+# Red team (red5): sandbox code re-plumbs the filter's link from inside gVisor: another address on dns0 (the
+# slirp network's, the filter's own), a route to slirp's gateway or a default route through dns0, another MAC
+# address, a forged neighbour for the filter, the link down; then sends to slirp's gateway through dns0.
+REPLUMB = ("for c in 'addr add 10.0.2.50/24 dev dns0' 'addr add 10.0.3.2/32 dev dns0' 'route add 10.0.2.2/32 dev dns0' "
+           "'route replace default dev dns0' 'link set dns0 address 02:00:00:00:00:99' "
+           "'neigh replace 10.0.3.2 lladdr ff:ff:ff:ff:ff:ff dev dns0' 'link set dns0 down'; do "
+           "ip $c 2>/dev/null && echo changed: $c; done; ip -4 -o addr show dev dns0; ip -4 route show dev dns0")
+
+
+@pytest.mark.gvisor(only=True)
+def test_sandbox_code_cannot_replumb_the_filters_link(sandboxes, dns):
+    sb = sandboxes(outbound_domain_allowlist=["ok.test"])
+    p = sb.exec("sh", "-c", "command -v ip >/dev/null || exit 3; " + REPLUMB)
+    code, out = p.wait(), p.stdout.read()
+    if code == 3:
+        pytest.skip("no ip(8) in the host image")
+    assert "changed" not in out, out
+    assert "10.0.3.1/30" in out and "10.0.2." not in out, out  # the link as the filter made it
+    sent = py_udp_through(sb, "10.0.2.2")
+    assert sent in ("EHOSTUNREACH", "ENETUNREACH"), sent
+    assert exchange(sb, [OK], netplan.FILTER_LINK_DNS) == [[0, 1]]
+
+
+def py_udp_through(sb, address):
+    """Sends one datagram to `address`:53 bound to dns0; the errno name, or "sent"."""
+    code = ("import errno, socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+            "s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b'dns0')\n"
+            f"try:\n    s.sendto(b'x', ({address!r}, 53)); print('sent')\n"
+            "except OSError as e:\n    print(errno.errorcode[e.errno])")
+    p = sb.exec("python3", "-c", code)
+    assert p.wait() == 0, p.stderr.read()
+    return p.stdout.read().strip()

@@ -62,3 +62,46 @@ def test_more_terminals_than_relays_is_a_clear_error(sandboxes):
     for p in held:
         assert p.wait() == -15 or p.wait() == 143
     assert sb.exec("tty", pty=True).stdout.read().startswith("/dev/pts/")  # each relay went with its process
+
+
+# Red team (red5): an unprivileged process beside a terminal's relay (init's, uid 0) tries its descriptors
+# through /proc (the host's pipes, the terminal's master, the end pipe that names the group it signals) and
+# signals it. gVisor lists another user's descriptors (readlink), but opens none of them for it.
+_UNPRIVILEGED_PROBE = r"""
+import os, signal
+os.setgroups([]); os.setgid(1000); os.setuid(1000)
+for pid in [int(x) for x in os.listdir('/proc') if x.isdigit() and int(x) != os.getpid()]:
+    try:
+        if not open(f'/proc/{pid}/cmdline', 'rb').read().startswith(b'/__pysandbox/init') or pid == 1:
+            continue
+    except OSError:
+        continue
+    print('relay', pid)
+    for fd in range(5):
+        for mode in (os.O_RDONLY, os.O_WRONLY):
+            try:
+                target = os.readlink(f'/proc/{pid}/fd/{fd}')
+                os.close(os.open(f'/proc/{pid}/fd/{fd}', mode | os.O_NONBLOCK))
+                if not target.startswith('/dev/pts/ptmx'):  # a path: a new terminal of its own, not the relay's
+                    print('opened', fd, mode, target)
+            except OSError:
+                pass
+    for sig in (signal.SIGKILL, signal.SIGSTOP, signal.SIGINT):
+        try:
+            os.kill(pid, sig)
+            print('signalled', sig)
+        except OSError:
+            pass
+"""
+
+
+def test_an_unprivileged_process_reaches_no_relay(sandboxes):
+    sb = sandboxes("sleep", "300")
+    p = sb.exec("sh", "-c", "read x; echo got $x", pty=True)
+    probe = sb.exec("python3", "-c", _UNPRIVILEGED_PROBE)
+    out = probe.stdout.read() + probe.stderr.read()
+    assert probe.wait() == 0, out
+    assert out.startswith("relay ") and "opened" not in out and "signalled" not in out, out
+    p.stdin.write(b"still\n")  # its relay serves on
+    p.stdin.drain()
+    assert "got still" in p.stdout.read() and p.wait() == 0
