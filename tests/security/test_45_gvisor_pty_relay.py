@@ -105,3 +105,38 @@ def test_an_unprivileged_process_reaches_no_relay(sandboxes):
     p.stdin.write(b"still\n")  # its relay serves on
     p.stdin.drain()
     assert "got still" in p.stdout.read() and p.wait() == 0
+
+
+# Red team (red5), FAILS: sandbox root opens the relay's end pipe through /proc/RELAY/fd/4 (gVisor lets root open
+# a non-dumpable process's descriptors) and keeps a write end of it; with a process of its own still holding
+# the terminal, the relay never learns that its process ended: the host's output never ends, and the relay
+# keeps one of the HANDOFF_RELAYS_MAX places for the sandbox's life (64 such execs: no pty exec any more).
+_HOLD_THE_END = r"""
+import os, time
+for pid in [int(x) for x in os.listdir('/proc') if x.isdigit() and x != '1']:
+    try:
+        if open(f'/proc/{pid}/cmdline', 'rb').read().startswith(b'/__pysandbox/init'):
+            os.open(f'/proc/{pid}/fd/4', os.O_WRONLY)  # kept
+            print('held', pid, flush=True)
+    except OSError:
+        pass
+if os.fork() == 0:
+    os.setsid()
+    null = os.open('/dev/null', os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    time.sleep(1000)
+"""
+
+
+def test_a_held_end_pipe_does_not_keep_the_relay_past_its_process(sandboxes):
+    sb = sandboxes("sleep", "300")
+    p = sb.exec("sh", "-c", "sleep 2; (sleep 1000 < /proc/self/fd/0 > /dev/null 2>&1 &); exit 0", pty=True)
+    holder = sb.exec("python3", "-c", _HOLD_THE_END)
+    assert holder.wait() == 0 and holder.stdout.read().startswith("held "), holder.stderr.read()
+    ended = []
+    waiting = threading.Thread(target=lambda: ended.append(p.stdout.read()), daemon=True)
+    waiting.start()
+    assert p.wait() == 0
+    waiting.join(30)
+    assert ended, "the host's output of an ended pty exec stays open: sandbox code holds its relay's end pipe"
