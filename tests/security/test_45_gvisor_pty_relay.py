@@ -10,6 +10,7 @@ relay and controls everything on the terminal's far side.
 """
 
 import threading
+import time
 
 import pytest
 
@@ -140,3 +141,44 @@ def test_a_held_end_pipe_does_not_keep_the_relay_past_its_process(sandboxes):
     assert p.wait() == 0
     waiting.join(30)
     assert ended, "the host's output of an ended pty exec stays open: sandbox code holds its relay's end pipe"
+
+
+# Red team (red5), FAILS: sandbox root predicts the next relay's pid (gVisor's pids are sequential), opens its end
+# pipe through /proc, takes init's message (the process's pid, the group ^C goes to) and puts another group's in
+# its place: here the entrypoint's, which the host's ^C on an exec's terminal then interrupts.
+_STEAL_THE_GROUP = r"""
+import os, struct, sys, time
+target, end, fd = os.getpid() + 1, time.time() + 20, None
+while fd is None and time.time() < end:
+    try:
+        fd = os.open(f'/proc/{target}/fd/4', os.O_RDWR | os.O_NONBLOCK)
+    except OSError:
+        pass
+while fd is not None and time.time() < end:
+    try:
+        os.read(fd, 4)
+        os.write(fd, struct.pack('i', int(sys.argv[1])))
+        print('planted', flush=True)
+        break
+    except BlockingIOError:
+        pass
+time.sleep(3)  # keeps its ends open until the relay read the planted group
+"""
+
+
+def test_the_group_the_relay_signals_is_the_processs_own(sandboxes):
+    sb = sandboxes("sleep", "300")
+    entrypoint = sh(sb, "cat /proc/[0-9]*/stat 2>/dev/null | awk '$2 == \"(sleep)\" && $4 == 1 {print $1}'")[1].split()
+    assert entrypoint, "no entrypoint found"
+    for _ in range(5):  # the thief races the relay for init's message; it mostly wins
+        thief = sb.exec("python3", "-c", _STEAL_THE_GROUP, entrypoint[0])
+        time.sleep(1.5)
+        p = sb.exec("sleep", "100", pty=True)
+        planted = "planted" in thief.stdout.read()
+        p.stdin.write(b"\x03")
+        p.stdin.drain()
+        time.sleep(2)
+        assert sb.poll() is None, "the host's ^C on an exec's terminal ended the entrypoint, whose group sandbox " \
+                                  "code planted in the terminal's relay"
+        if planted:
+            break
