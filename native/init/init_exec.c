@@ -10,7 +10,7 @@
 #include <stdlib.h>     /* exit, realloc, free */
 #include <string.h>     /* strerror */
 #include <sys/ioctl.h>  /* struct winsize */
-#include <sys/socket.h> /* recv, MSG_DONTWAIT */
+#include <sys/socket.h> /* recv, socketpair, MSG_DONTWAIT */
 #include <sys/wait.h>   /* waitpid, W* */
 #include <unistd.h>     /* close, faccessat, write */
 
@@ -151,7 +151,7 @@ static void exec_failed(struct conn *c, int errfd, int err, const char *what, co
 
 /* The relay of PSB_EXEC_FLAG_PTY_INSIDE (protocol.h): fd 0 the client's
  * input, 1 its output, 2 the size socket, 3 the terminal's master, 4 the end
- * pipe (init_handoff.h).  The input's end stops only the input, as write_eof
+ * socket (init_handoff.h).  The input's end stops only the input, as write_eof
  * leaves a host terminal open under the other runners. */
 static _Noreturn void relay_terminal(void)
 {
@@ -165,7 +165,7 @@ static _Noreturn void relay_terminal(void)
 
 /* PSB_EXEC_FLAG_PTY_INSIDE: a terminal whose master a relay holds, sized by
  * the first datagram already on the size socket.  Returns its terminal end,
- * in *relay the relay and in *end the pipe to close when the process ends, or
+ * in *relay the relay and in *end the socket to close when the process ends, or
  * -1 with the reply sent. */
 static int terminal_inside(struct conn *c, const struct request *req, pid_t *relay, int *end)
 {
@@ -178,7 +178,9 @@ static int terminal_inside(struct conn *c, const struct request *req, pid_t *rel
     return -1;
   }
   pid_t pid = -1;
-  if (pipe2(ends, O_CLOEXEC) == 0) {
+  /* a socket, not a pipe: sandbox root under gVisor can open a pipe of the relay's through /proc/<relay>/fd,
+   * never a socket (ENXIO); the pid it carries must be init's word alone */
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ends) == 0) {
     pid = handoff_fork_relay((int[]){req->fds[0], req->fds[1], req->fds[2], master, ends[0]}, 5);
     if (pid == 0)
       relay_terminal();
@@ -277,7 +279,7 @@ void handle_exec(struct conn *c, struct request *req)
     goto out;
   }
   int64_t deadline = x.timeout_ms != 0 ? now_ms() + x.timeout_ms : 0;
-  if (relay_end >= 0) { /* the pid, for the terminal's keys: into an empty pipe, so it never waits */
+  if (relay_end >= 0) { /* the pid, for the terminal's keys: into an empty socket, so it never waits */
     ssize_t unused = write(relay_end, &pid, sizeof pid);
     (void)unused;
   }

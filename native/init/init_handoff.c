@@ -196,7 +196,7 @@ static bool take_sizes(const struct relay_terminal *t)
   }
 }
 
-/* From the end pipe: the process's pid (its group's id), then its end. */
+/* From the end socket: the process's pid (its group's id), then its end. */
 static bool read_end(struct relay_terminal *t)
 {
   pid_t pid;

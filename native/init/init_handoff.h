@@ -45,7 +45,7 @@ struct relay_copy {
 #define RELAY_COPIES_MAX 2
 
 /* A relayed terminal's other descriptors (-1: none): a socket whose struct
- * winsize datagrams set the size of the terminal tty, and end_fd, a pipe on which
+ * winsize datagrams set the size of the terminal tty, and end_fd, a socket on which
  * init writes the process's pid (pgid, for the keys ISIG turns into signals),
  * then closes once the process has ended: what the terminal holds then goes
  * out and the relay ends, as gVisor's terminal does not hang up. */
