@@ -1,0 +1,152 @@
+"""red6: attacks on the default network following the host's addresses (native/supervisor/hostaddr.c, the DNS
+filter's updates of the egress filter's sets host4/host6).
+
+Each test makes the host gain an address (or a local route) after the sandbox started and checks that a host
+service bound to the wildcard address does not answer the sandbox on it, once the DNS filter had ample time
+(seconds; docs/SECURITY.md states a window of milliseconds) to update the sets.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+
+from ..listeners import Listener
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None,
+                                reason="changes the host's addresses and routes (root, ip)")
+
+CONNECT = r"""
+import json, socket, sys
+results = []
+for host, port in json.loads(sys.argv[1]):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(3)
+    try:
+        s.connect((host, port))
+        results.append("connected")
+    except OSError as exc:
+        results.append(type(exc).__name__)
+    finally:
+        s.close()
+print(json.dumps(results))
+"""
+
+
+@pytest.fixture
+def service():
+    listener = Listener(socket.AF_INET, ("0.0.0.0", 0))
+    yield listener
+    listener.close()
+
+
+def _ip(*args, check=True):
+    return subprocess.run(["ip", *args], check=check, capture_output=True, text=True)
+
+
+def test_a_local_route_in_another_table_is_unreachable(sandboxes, service, monkeypatch):
+    # The reader dumps the local table only (RTM_GETROUTE with rtm_table = RT_TABLE_LOCAL and strict checks). A
+    # local route in another table, selected by a policy rule (`ip route add local P dev lo table 100` with
+    # `ip rule add to P lookup 100`, as policy-routing setups, VPN clients and transparent proxies do), makes P
+    # the host's own as well: the kernel delivers to it locally, and slirp4netns reaches the host's
+    # wildcard-bound services through it. The notification of that route arrives and is acted on, but the
+    # re-dump misses it.
+    monkeypatch.delenv("PYSANDBOX_NETWORK_REACHES_HOST")
+    sb = sandboxes()
+    prefix, target = "198.18.99.0/24", "198.18.99.9"  # benchmarking space
+    _ip("route", "add", "local", prefix, "dev", "lo", "table", "100")
+    _ip("rule", "add", "to", prefix, "lookup", "100", "priority", "100")
+    try:
+        time.sleep(2)  # far beyond the stated window
+        p = sb.exec("python3", "-c", CONNECT, json.dumps([[target, service.port]]))
+        assert p.wait() == 0, p.stderr.read()
+        outcome = p.stdout.read()
+    finally:
+        _ip("rule", "del", "to", prefix, "lookup", "100", "priority", "100", check=False)
+        _ip("route", "del", "local", prefix, "dev", "lo", "table", "100", check=False)
+    assert service.wait_for(1, timeout=2) == 0, outcome
+
+
+def test_a_local_route_in_another_table_at_start_is_unreachable(sandboxes, service, monkeypatch):
+    # The same route present before the sandbox starts: the supervisor's dump misses it too.
+    monkeypatch.delenv("PYSANDBOX_NETWORK_REACHES_HOST")
+    prefix, target = "198.18.98.0/24", "198.18.98.9"
+    _ip("route", "add", "local", prefix, "dev", "lo", "table", "100")
+    _ip("rule", "add", "to", prefix, "lookup", "100", "priority", "100")
+    try:
+        sb = sandboxes()
+        p = sb.exec("python3", "-c", CONNECT, json.dumps([[target, service.port]]))
+        assert p.wait() == 0, p.stderr.read()
+        outcome = p.stdout.read()
+    finally:
+        _ip("rule", "del", "to", prefix, "lookup", "100", "priority", "100", check=False)
+        _ip("route", "del", "local", prefix, "dev", "lo", "table", "100", check=False)
+    assert service.wait_for(1, timeout=2) == 0, outcome
+
+
+def _lines(stream):
+    """The lines of an exec's output stream, as they come (its items are chunks)."""
+    pending = ""
+    for chunk in stream:
+        pending += chunk
+        while "\n" in pending:
+            line, pending = pending.split("\n", 1)
+            yield line
+
+
+HOLD_PIDS = r"""
+import json, os, signal, socket, sys, time
+children = []
+while True:  # every pid the sandbox's pids limit allows: the DNS filter shares the cgroup
+    try:
+        pid = os.fork()
+    except OSError:
+        break
+    if pid == 0:
+        time.sleep(120)
+        os._exit(0)
+    children.append(pid)
+print("full", len(children), flush=True)
+sys.stdin.readline()
+host, port = json.loads(sys.argv[1])
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.settimeout(3)
+try:
+    s.connect((host, port))
+    outcome = "connected"
+except OSError as exc:
+    outcome = type(exc).__name__
+for pid in children:
+    os.kill(pid, signal.SIGKILL)
+print(outcome, flush=True)
+"""
+
+
+def test_sandbox_code_cannot_stall_the_host_address_updates_by_holding_its_pids(sandboxes, service, monkeypatch):
+    # The DNS filter joins the sandbox's cgroups (netns.c: "the network helpers count against the sandbox's
+    # limits") and forks an nft for each update of the host sets. Sandbox code that holds every pid of its
+    # limit makes each update fail (fork: EAGAIN), retried every second and failing as long as it holds them:
+    # the sets keep the host's old addresses, and an address the host gains meanwhile (docker0, a VPN, DHCP)
+    # stays reachable for as long as the sandbox likes. The failure fails open.
+    monkeypatch.delenv("PYSANDBOX_NETWORK_REACHES_HOST")
+    monkeypatch.setenv("PYSANDBOX_PIDS_LIMIT", "64")  # any limit: a small one is quick to fill
+    sb = sandboxes()
+    late = "198.51.100.77"  # TEST-NET-2
+    p = sb.exec("python3", "-c", HOLD_PIDS, json.dumps([late, service.port]))
+    lines = _lines(p.stdout)
+    assert next(lines, "").startswith("full"), p.stderr.read()
+    _ip("addr", "add", f"{late}/32", "dev", "lo")
+    try:
+        time.sleep(3)  # the filter had three tries
+        p.stdin.write("go\n")
+        p.stdin.drain()
+        outcome = next(lines, "")
+        p.wait()
+    finally:
+        _ip("addr", "del", f"{late}/32", "dev", "lo", check=False)
+    log = (sb._dir / "supervisor.log").read_text()
+    assert service.wait_for(1, timeout=2) == 0, (outcome, log)
