@@ -254,3 +254,42 @@ def test_a_connection_made_in_the_window_does_not_outlive_the_update(sandboxes, 
         _ip("addr", "del", f"{late}/32", "dev", "lo", check=False)
         echo.sock.close()
     assert echo.got == [], (raced, after)
+
+
+def _host_prefixes():
+    """The host's own addresses as hostaddr.c counts them (loopback and link-local aside)."""
+    listed = json.loads(_ip("-j", "addr").stdout)
+    found = set()
+    for link in listed:
+        for a in link.get("addr_info", []):
+            local = a["local"]
+            if local.startswith(("127.", "169.254.", "fe80:")) or local == "::1":
+                continue
+            found.add(local)
+    return found
+
+
+def test_every_host_address_under_the_cap_is_refused(sandboxes, service, monkeypatch):
+    # PYSANDBOX_HOST_ADDRESSES_MAX bounds "the host's own addresses and local prefixes" (docs/SECURITY.md).
+    # hostaddr.c counts against it every entry of both dumps before it removes duplicates: each interface
+    # address comes once from RTM_GETADDR and again as its local route, so a host with N addresses uses 2N of
+    # the bound, and the prefixes counted past it are dropped, with a warning, though the distinct ones fit.
+    # Here the bound is exactly the host's distinct addresses plus one AnyIP prefix: the prefix (dumped after
+    # the addresses and an IPv4 address's route) is left out, and reachable. (Past the bound the sets keep
+    # "the first ones": the sandbox fails open, as documented.)
+    monkeypatch.delenv("PYSANDBOX_NETWORK_REACHES_HOST")
+    addresses = _host_prefixes()
+    if not any(":" not in a and tuple(map(int, a.split("."))) < (198, 18) for a in addresses):
+        pytest.skip("needs an IPv4 host address below 198.18 (its local route is dumped before the prefix)")
+    monkeypatch.setenv("PYSANDBOX_HOST_ADDRESSES_MAX", str(len(addresses) + 1))
+    prefix, target = "198.18.97.0/24", "198.18.97.9"
+    _ip("route", "add", "local", prefix, "dev", "lo", "table", "local")
+    try:
+        sb = sandboxes()
+        p = sb.exec("python3", "-c", CONNECT, json.dumps([[target, service.port]]))
+        assert p.wait() == 0, p.stderr.read()
+        outcome = p.stdout.read()
+    finally:
+        _ip("route", "del", "local", prefix, "dev", "lo", "table", "local", check=False)
+    log = (sb._dir / "supervisor.log").read_text()
+    assert service.wait_for(1, timeout=2) == 0, (outcome, log)
