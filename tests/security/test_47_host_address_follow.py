@@ -11,11 +11,15 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 
 import pytest
 
-from ..listeners import Listener
+from pysandbox.exception import ExecutionError
+
+from ..listeners import Listener, host_address
+from .test_12_network_egress import _until_refused
 
 pytestmark = [pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None,
                                  reason="changes the host's addresses and routes (root, ip)"), pytest.mark.gvisor]
@@ -194,7 +198,6 @@ class _Echo:
     """A host service on the wildcard address that echoes what it is sent, and keeps what it got."""
 
     def __init__(self):
-        import threading
         self.sock = socket.socket()
         self.sock.bind(("0.0.0.0", 0))
         self.sock.listen(64)
@@ -203,7 +206,6 @@ class _Echo:
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self):
-        import threading
         while True:
             try:
                 conn, _ = self.sock.accept()
@@ -232,7 +234,6 @@ def test_a_connection_made_in_the_window_does_not_outlive_the_update(sandboxes, 
     # `ct state established,related ct mark M accept` comes before `ip daddr @host4 reject`: the update
     # (which, unlike a policy change, keeps the mark) leaves it alone, and the sandbox keeps talking to the
     # host's wildcard-bound service through it for as long as it likes (found).
-    from .test_12_network_egress import _until_refused
     monkeypatch.delenv("PYSANDBOX_NETWORK_REACHES_HOST")
     echo = _Echo()
     sb = sandboxes(**({} if allowlist is None else {"outbound_cidr_allowlist": allowlist}))
@@ -293,3 +294,29 @@ def test_every_host_address_under_the_cap_is_refused(sandboxes, service, monkeyp
         _ip("route", "del", "local", prefix, "dev", "lo", "table", "local", check=False)
     log = (sb._dir / "supervisor.log").read_text()
     assert service.wait_for(1, timeout=2) == 0, (outcome, log)
+
+
+def test_sandbox_code_cannot_veto_a_tighter_policy_by_holding_its_pids(sandboxes, monkeypatch, runner):
+    # The same stall against the control plane: a policy change is one more nft run forked by the DNS filter in
+    # the sandbox's cgroup. Sandbox code holding every pid makes it fail ("the old policy stays"): the caller
+    # cutting a misbehaving sandbox's network off gets an error and the sandbox keeps its wider policy.
+    if runner == "gvisor":
+        pytest.skip("gVisor's sandbox processes are not host processes of the cgroup")
+    echo = _Echo()  # the tests' "internet" is the host's address (PYSANDBOX_NETWORK_REACHES_HOST=1)
+    sb = sandboxes()
+    p = sb.exec("python3", "-c", HOLD_PIDS, json.dumps([host_address(), echo.port]))
+    lines = _lines(p.stdout)
+    assert next(lines, "").startswith("full"), p.stderr.read()
+    try:
+        try:
+            sb._experimental_set_outbound_network_policy(outbound_cidr_allowlist=["192.0.2.123/32"])
+            refused = None
+        except ExecutionError as exc:
+            refused = exc
+        p.stdin.write("go\n")
+        p.stdin.drain()
+        outcome = next(lines, "")
+        p.wait()
+    finally:
+        echo.sock.close()
+    assert refused is None and outcome != "connected", (refused, outcome)
