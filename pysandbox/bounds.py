@@ -118,8 +118,9 @@ BOUNDS: Dict[str, Bound] = {
         "that needs more is SERVFAIL"),
     "host_addresses": Bound(
         "PYSANDBOX_HOST_ADDRESSES_MAX", 4096,
-        "the host's own addresses (and local prefixes) a sandbox's default network refuses at most; a host with "
-        "more: the first ones, and a line in supervisor.log"),
+        "the host's own addresses (and local prefixes) a sandbox's default network refuses at most; on a host "
+        "with more, no sandbox with the default network starts (supervisor.log says so), and a running one keeps "
+        "refusing the addresses it did"),
     "dns_min_ttl_s": Bound(
         "PYSANDBOX_DNS_MIN_TTL", 10,
         "seconds an address an allowed name resolved to stays reachable at least, whatever its TTL (1 or more)"),

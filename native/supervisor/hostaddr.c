@@ -45,7 +45,7 @@ struct prefix {
 
 struct found {
   struct prefix *p;
-  size_t n, max;
+  size_t n, cap; /* cap: twice the bound, as each address comes twice (its address, its local route) */
   bool over;
 };
 
@@ -78,7 +78,7 @@ static void add(struct found *f, int family, const uint8_t *addr, unsigned len)
                                       : len >= 10 && p.addr[0] == 0xfe && (p.addr[1] & 0xc0) == 0x80;
   if (loopback || link_local)
     return;
-  if (f->n == f->max)
+  if (f->n == f->cap)
     f->over = true;
   else
     f->p[f->n++] = p;
@@ -190,14 +190,16 @@ size_t host_elements_size(size_t max)
 
 /* The commands of the sorted prefixes, each outside the one before it (interval sets refuse overlapping
  * elements; sorted by network, a prefix inside another follows it). */
-static size_t commands(const struct found *f, const char *table, char *buf, size_t size)
+static size_t commands(const struct found *f, const char *table, size_t max, char *buf, size_t size)
 {
-  size_t len = 0;
+  size_t len = 0, nkept = 0;
   const struct prefix *kept = NULL;
   for (size_t i = 0; i < f->n && len < size; i++) {
     const struct prefix *p = &f->p[i];
     if (kept != NULL && within(p, kept))
-      continue;
+      continue; /* a duplicate too */
+    if (++nkept > max)
+      return size; /* more than the bound: refused whole */
     char text[INET6_ADDRSTRLEN];
     inet_ntop(p->family, p->addr, text, sizeof text);
     bool first = kept == NULL || kept->family != p->family;
@@ -219,20 +221,17 @@ static size_t commands(const struct found *f, const char *table, char *buf, size
 
 int host_elements(int query, const char *table, size_t max, char *buf, size_t size)
 {
-  struct found f = {.p = calloc(max, sizeof *f.p), .max = max};
+  struct found f = {.p = calloc(2 * max, sizeof *f.p), .cap = 2 * max};
   if (f.p == NULL || dump(query, RTM_GETADDR, &f) < 0 || dump(query, RTM_GETROUTE, &f) < 0) {
     pwarnf("reading the host's addresses");
     free(f.p);
     return -1;
   }
-  if (f.over)
-    warnf("the host has over %zu addresses: its sandboxes refuse the first %zu only (PYSANDBOX_HOST_ADDRESSES_MAX)",
-          max, max);
   qsort(f.p, f.n, sizeof *f.p, by_network);
-  size_t len = commands(&f, table, buf, size);
+  size_t len = f.over ? size : commands(&f, table, max, buf, size);
   free(f.p);
-  if (len >= size) {
-    warnf("the host's addresses do not fit in %zu bytes", size);
+  if (len >= size) { /* fails closed: no sandbox starts, a running one keeps the addresses it refuses */
+    warnf("the host has over %zu addresses (and local prefixes): raise PYSANDBOX_HOST_ADDRESSES_MAX", max);
     return -1;
   }
   return (int)len;

@@ -32,9 +32,9 @@ bool host_watch_changed(int events);
 size_t host_elements_size(size_t max);
 
 /* Writes at buf the nft commands that add the host's current local addresses (its addresses and local
- * routes, loopback's and link-local ones aside) to `table`'s sets, at most `max` of them (beyond: the
- * first, and a line on stderr).  `size` from host_elements_size.  Returns the length, or -1 after saying
- * why (the dump failed or took over a second). */
+ * routes, loopback's and link-local ones aside, each once) to `table`'s sets.  `size` from
+ * host_elements_size.  Returns the length, or -1 after saying why (the dump failed or took over a second,
+ * or the host has more than `max`). */
 int host_elements(int query, const char *table, size_t max, char *buf, size_t size);
 
 #endif

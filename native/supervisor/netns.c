@@ -274,8 +274,8 @@ static char *rules_with_host(const struct net_options *opt, struct host_watch *h
   return text;
 }
 
-int net_connect(const struct net_options *opt, int netns, const sigset_t *mask, enter_identity_fn enter_identity,
-                int *exit_w)
+int net_connect(const struct net_options *opt, int netns, const sigset_t *mask, enter_identity_fn enter_sandbox,
+                enter_identity_fn enter_identity, int *exit_w)
 {
   struct host_watch hosts = {-1, -1, -1, NULL};
   char *rules = opt->host_max > 0 ? rules_with_host(opt, &hosts) : NULL;
@@ -288,17 +288,20 @@ int net_connect(const struct net_options *opt, int netns, const sigset_t *mask, 
   }
   const char *ruleset = rules != NULL ? rules : opt->rules;
   hosts.armed = armed[0];
-  int rc = spawn_helper(opt, (int[4]){ex[0], ready[1], userns, netns}, mask, enter_identity) < 0 ? -1 : 0;
+  int rc = spawn_helper(opt, (int[4]){ex[0], ready[1], userns, netns}, mask, enter_sandbox) < 0 ? -1 : 0;
+  /* Outside the sandbox's cgroups: sandbox code holding its pids or memory must not stop the filter's
+   * updates of the host's addresses or a policy change (red team); its memory is fixed at start, its
+   * work rate-limited. */
   if (rc == 0 && dns_filter_start(opt, userns, netns, ex[0], rules != NULL ? &hosts : NULL, mask, enter_identity) < 0)
     rc = -1;
   close(ready[1]);
   *exit_w = ex[1]; /* slirp4netns exits once this closes: with us, at the latest */
   /* The filter loads while the helper comes up, but one on tap0 (own_stack) needs the link. */
-  pid_t filter = rc == 0 && !opt->own_stack ? start_filter(opt, ruleset, userns, netns, mask, enter_identity) : -1;
+  pid_t filter = rc == 0 && !opt->own_stack ? start_filter(opt, ruleset, userns, netns, mask, enter_sandbox) : -1;
   if (rc == 0)
     rc = wait_ready(ready[0]);
   if (rc == 0 && opt->own_stack)
-    filter = start_filter(opt, ruleset, userns, netns, mask, enter_identity);
+    filter = start_filter(opt, ruleset, userns, netns, mask, enter_sandbox);
   for (size_t i = 0; rc == 0 && i < opt->nforwards; i++)
     rc = add_forward(opt->dir, &opt->forwards[i]);
   if (filter_loaded(filter) < 0) /* reaps it in any case */

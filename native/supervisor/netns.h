@@ -60,11 +60,13 @@ int net_make_namespace_for_root(int userns, int sock);
  * the handshake of netsync.c until the supervisor releases it) to the outside:
  * starts the helper on it, adds the port forwards, loads the egress filter (with
  * the host's addresses in its sets) and starts the DNS filter (which keeps them
- * current), all as the sandbox identity.  The helper exits when
- * *exit_w is closed (and is killed at teardown with the other children).
+ * current), all as the sandbox identity: the helper and the first load through
+ * `enter_sandbox` (in the sandbox's cgroups too), the DNS filter through
+ * `enter_identity` only.  The helper exits when *exit_w is closed (and is
+ * killed at teardown with the other children).
  * Returns 0, or -1 after saying on stderr what failed. */
-int net_connect(const struct net_options *opt, int netns, const sigset_t *mask, enter_identity_fn enter_identity,
-                int *exit_w);
+int net_connect(const struct net_options *opt, int netns, const sigset_t *mask, enter_identity_fn enter_sandbox,
+                enter_identity_fn enter_identity, int *exit_w);
 
 /* Waits for the sandbox's init to report on `sock` (netsync.c): 0, or -1 if the
  * sandbox failed first or the setup timeout passed. */

@@ -599,7 +599,8 @@ static void open_network_fds(void)
 }
 
 /* The network helpers count against the sandbox's limits: they join its
- * cgroups (as root, before the uid drop) and take its identity. */
+ * cgroups (as root, before the uid drop) and take its identity (the DNS
+ * filter only the identity: net_connect). */
 static int enter_sandbox(void)
 {
   for (size_t i = 0; i < opt.ncgroups; i++)
@@ -618,7 +619,7 @@ static void connect_network(pid_t runner, const sigset_t *mask)
 {
   int netns = fd_receive(net_sync[0]);
   /* A runner with its own stack starts once connected: init runs nothing before that. */
-  if (netns < 0 || net_connect(&opt.net, netns, mask, enter_sandbox, &net_exit_w) < 0 ||
+  if (netns < 0 || net_connect(&opt.net, netns, mask, enter_sandbox, enter_identity, &net_exit_w) < 0 ||
       (!opt.net.own_stack && net_wait_init(net_sync[0]) < 0)) {
     warnf("the sandbox's network could not be set up");
     set_status("failed", 127);

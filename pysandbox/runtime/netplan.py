@@ -131,7 +131,8 @@ class _Hook:
 
     family: str
     chain: str
-    prelude: Tuple[str, ...]  # what passes before the policy is asked
+    prelude: Tuple[str, ...]  # what is judged before the destinations refused whatever the policy says
+    passes: Tuple[str, ...]  # what passes after those, before the policy is asked
     accept: str
     refuse: str  # a private or link-local destination
     refuse_rest: Tuple[str, ...]  # what the allowlists leave out
@@ -149,8 +150,8 @@ def _output_hook(mark: str, guest_ports: Sequence[int]) -> _Hook:
     connection too, whose "replies" would otherwise leave past the allowlists."""
     replies = [f"ct direction reply ct original ip saddr {GATEWAY} tcp sport {_ports(guest_ports)} accept"] \
         if guest_ports else []  # tunnels are TCP: a reply leaves from the tunnel's port
-    return _Hook("inet", "type filter hook output priority 0; policy accept;",
-                 ('oifname "lo" accept', *replies, f"ct state established,related ct mark {mark} accept"),
+    return _Hook("inet", "type filter hook output priority 0; policy accept;", ('oifname "lo" accept',),
+                 (*replies, f"ct state established,related ct mark {mark} accept"),
                  f"ct mark set {mark} accept", "reject", ("meta l4proto tcp reject with tcp reset", "reject"))
 
 
@@ -161,7 +162,7 @@ def _link_hook(guest_ports: Sequence[int]) -> _Hook:
     replies (slirp4netns connects from its gateway) pass by their source port; it cannot reject: refused
     packets are dropped."""
     replies = [f"ip daddr {GATEWAY} tcp sport {_ports(guest_ports)} accept"]
-    return _Hook("netdev", _link_chain(TAP, "accept"), (*_FRAME_KINDS, *(replies if guest_ports else [])),
+    return _Hook("netdev", _link_chain(TAP, "accept"), _FRAME_KINDS, tuple(replies if guest_ports else ()),
                  "accept", "drop", ("drop",))
 
 
@@ -203,8 +204,10 @@ def egress_rules(cidrs: Names, domains: Names, guest_ports: Sequence[int] = (), 
     mark = f"0x{secrets.randbits(31) | 1:08x}"  # this policy's: connections of another are judged again
     hook = _link_hook(guest_ports) if own_stack else _output_hook(mark, guest_ports)
     accept = hook.accept
+    # Refused before an established connection passes: one made to an address the host gained, before the
+    # DNS filter's update put it in host4, ends with the update (red team), whatever the policy's mark.
     rules = [*hook.prelude, f"ip daddr {LINK_LOCAL[0]} {hook.refuse}", f"ip6 daddr {LINK_LOCAL[1]} {hook.refuse}"]
-    rules += [f"ip daddr @host4 {hook.refuse}", f"ip6 daddr @host6 {hook.refuse}"]
+    rules += [f"ip daddr @host4 {hook.refuse}", f"ip6 daddr @host6 {hook.refuse}", *hook.passes]
     # slirp4netns's own network: its resolver's port 53 while names are not filtered (the DNS filter is
     # the resolver then), nothing else. slirp relays any port of 10.0.2.3 to the host resolver's address
     # (on loopback on some hosts), and an allowed name may resolve into this network.
