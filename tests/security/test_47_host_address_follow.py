@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from pysandbox.exception import ExecutionError
+from pysandbox.exception import Error, ExecutionError
 
 from ..listeners import Listener, connect_from, host_address
 from .test_12_network_egress import _until_refused
@@ -108,12 +108,11 @@ print(outcome, flush=True)
 
 def test_sandbox_code_cannot_stall_the_host_address_updates_by_holding_its_pids(sandboxes, service, monkeypatch,
                                                                                runner):
-    # The DNS filter joins the sandbox's cgroups (netns.c: "the network helpers count against the sandbox's
-    # limits") and forks an nft for each update of the host sets. Sandbox code that holds every pid of its
-    # limit (threads will do: 2,048 idle ones under the default limit) makes each update fail (fork: EAGAIN),
-    # retried every second and failing as long as it holds them: the sets keep the host's old addresses, and
-    # an address the host gains meanwhile (docker0, a VPN, DHCP) stays reachable for as long as the sandbox
-    # likes. The failure fails open (one line in supervisor.log).
+    # Red team (red6), fixed (the DNS filter stays out of the sandbox's cgroups): the filter joined them and
+    # forks an nft for each update of the host sets. Sandbox code that held every pid of its limit (threads
+    # will do: 2,048 idle ones under the default limit) made each update fail (fork: EAGAIN), retried every
+    # second and failing as long as it held them: the sets kept the host's old addresses, and an address the
+    # host gained meanwhile (docker0, a VPN, DHCP) stayed reachable for as long as the sandbox liked.
     if runner == "gvisor":  # its processes are the Sentry's, not the host's: the fork loop did not end in 120 s
         pytest.skip("gVisor's sandbox processes are not host processes of the cgroup")
     monkeypatch.delenv("PYSANDBOX_NETWORK_REACHES_HOST")
@@ -204,7 +203,8 @@ def test_a_connection_made_in_the_window_does_not_outlive_the_update(sandboxes, 
     # address (0.0.0.0/0, or the new address's network), the connection carries the policy's ct mark, and
     # `ct state established,related ct mark M accept` comes before `ip daddr @host4 reject`: the update
     # (which, unlike a policy change, keeps the mark) leaves it alone, and the sandbox keeps talking to the
-    # host's wildcard-bound service through it for as long as it likes (found).
+    # host's wildcard-bound service through it for as long as it likes (found; fixed: the host sets are
+    # refused before an established connection passes).
     monkeypatch.delenv("PYSANDBOX_NETWORK_REACHES_HOST")
     echo = _Echo()
     sb = sandboxes(**({} if allowlist is None else {"outbound_cidr_allowlist": allowlist}))
@@ -244,8 +244,8 @@ def test_every_host_address_under_the_cap_is_refused(sandboxes, service, monkeyp
     # address comes once from RTM_GETADDR and again as its local route, so a host with N addresses uses 2N of
     # the bound, and the prefixes counted past it are dropped, with a warning, though the distinct ones fit.
     # Here the bound is exactly the host's distinct addresses plus one AnyIP prefix: the prefix (dumped after
-    # the addresses and an IPv4 address's route) is left out, and reachable. (Past the bound the sets keep
-    # "the first ones": the sandbox fails open, as documented.)
+    # the addresses and an IPv4 address's route) is left out, and reachable (found; fixed: duplicates go
+    # before the count).
     monkeypatch.delenv("PYSANDBOX_NETWORK_REACHES_HOST")
     addresses = _host_prefixes()
     if not any(":" not in a and tuple(map(int, a.split("."))) < (198, 18) for a in addresses):
@@ -263,8 +263,8 @@ def test_every_host_address_under_the_cap_is_refused(sandboxes, service, monkeyp
 
 
 def test_sandbox_code_cannot_veto_a_tighter_policy_by_holding_its_pids(sandboxes, monkeypatch, runner):
-    # The same stall against the control plane: a policy change is one more nft run forked by the DNS filter in
-    # the sandbox's cgroup. Sandbox code holding every pid makes it fail ("the old policy stays"): the caller
+    # The same stall against the control plane (fixed with it): a policy change is one more nft run forked by
+    # the DNS filter, which was in the sandbox's cgroup. Sandbox code holding every pid makes it fail ("the old policy stays"): the caller
     # cutting a misbehaving sandbox's network off gets an error and the sandbox keeps its wider policy.
     if runner == "gvisor":
         pytest.skip("gVisor's sandbox processes are not host processes of the cgroup")
@@ -283,3 +283,15 @@ def test_sandbox_code_cannot_veto_a_tighter_policy_by_holding_its_pids(sandboxes
     finally:
         echo.close()
     assert refused is None and outcome != "connected", (refused, outcome)
+
+
+def test_past_the_bound_no_sandbox_starts(sandboxes, monkeypatch):
+    # More host addresses than PYSANDBOX_HOST_ADDRESSES_MAX: refusing only some would leave the rest reachable,
+    # so the sandbox fails to start, saying which bound to raise (it failed open before: "the first ones").
+    monkeypatch.delenv("PYSANDBOX_NETWORK_REACHES_HOST")
+    if len(_host_prefixes()) < 2:
+        pytest.skip("needs a host with two addresses or more")
+    monkeypatch.setenv("PYSANDBOX_HOST_ADDRESSES_MAX", "1")
+    sb = sandboxes("sleep", "60")
+    with pytest.raises(Error, match="raise PYSANDBOX_HOST_ADDRESSES_MAX"):
+        sb.exec("true").wait()
