@@ -295,3 +295,26 @@ def test_past_the_bound_no_sandbox_starts(sandboxes, monkeypatch):
     sb = sandboxes("sleep", "60")
     with pytest.raises(Error, match="raise PYSANDBOX_HOST_ADDRESSES_MAX"):
         sb.exec("true").wait()
+
+
+def test_an_address_on_two_interfaces_counts_once_against_the_bound(sandboxes, monkeypatch):
+    # red7: the bound is said to count each distinct address once (docs: "the bound counted once"), but
+    # hostaddr.c stops collecting at twice the bound *before* duplicates go (f.over at 2 * max raw dump entries):
+    # an address held by k interfaces comes 2k times (k addresses, k local routes). A host whose distinct
+    # addresses fit the bound, with one address on several interfaces (unnumbered links, anycast /32s on lo and
+    # an uplink), fails closed: no sandbox with the default network starts (found).
+    monkeypatch.delenv("PYSANDBOX_NETWORK_REACHES_HOST")
+    shared = "198.18.96.1"
+    links = [link["ifname"] for link in json.loads(_ip("-j", "link").stdout)][:2]
+    if len(links) < 2:
+        pytest.skip("needs two interfaces")
+    monkeypatch.setenv("PYSANDBOX_HOST_ADDRESSES_MAX", str(len(_host_prefixes()) + 1))
+    for link in links:
+        _ip("addr", "add", f"{shared}/32", "dev", link)
+    try:
+        assert len(_host_prefixes()) <= int(os.environ["PYSANDBOX_HOST_ADDRESSES_MAX"])
+        sb = sandboxes("sleep", "60")
+        sb.exec("true").wait()
+    finally:
+        for link in links:
+            _ip("addr", "del", f"{shared}/32", "dev", link, check=False)
