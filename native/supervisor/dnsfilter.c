@@ -96,7 +96,7 @@ static struct {
   const char *nft;
   const char *table; /* the egress filter's, which holds the sets */
   int sock, up, ctl, exit_r;
-  int netns; /* the sandbox's network namespace, for nft, when the filter is in its own; else -1 */
+  int userns, netns;                /* the sandbox's, which each nft run joins (the filter itself never does) */
   struct sockaddr_storage upstream; /* zeroed but for family, address and port: compared whole */
   socklen_t upstream_len;
   char *domains; /* NULL: every name */
@@ -247,10 +247,13 @@ static void on_query(void)
   }
 }
 
-/* In an nft child: the sandbox's network namespace, if the filter is in its own. */
+/* In an nft child: the sandbox's user and network namespaces.  Forked outside
+ * them, the child counts against the caller's RLIMIT_NPROC, not the one the
+ * sandbox's user namespace recorded (the fallback pids limit, limits.py), which
+ * sandbox code may hold whole (red team). */
 static int enter_sandbox_netns(void)
 {
-  return f.netns < 0 ? 0 : setns(f.netns, CLONE_NEWNET);
+  return setns(f.userns, CLONE_NEWUSER) < 0 ? -1 : setns(f.netns, CLONE_NEWNET);
 }
 
 /* Runs nft with `text` on its stdin, in the sandbox's namespaces:
@@ -800,6 +803,36 @@ static int filter_link(int sandbox_ns)
   return rc;
 }
 
+/* The socket the sandbox's queries come to, made by a child in the sandbox's
+ * namespaces (`link`: in the filter's own, behind its link): the filter stays
+ * in the host's, so that its forks count as the caller's (enter_sandbox_netns).
+ * -1 after saying why. */
+static int resolver_socket(bool link)
+{
+  int pair[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0) {
+    pwarnf("socketpair");
+    return -1;
+  }
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (enter_sandbox_netns() < 0) {
+      pwarnf("setns into the sandbox's network namespace");
+      _exit(1);
+    }
+    int s = link && filter_link(f.netns) < 0 ? -1 : listen_socket(link ? DNS_FILTER_LINK_ADDRESS : DNS_FILTER_ADDRESS);
+    _exit(s < 0 || fd_send(pair[1], s) < 0 ? 1 : 0);
+  }
+  close(pair[1]);
+  int s = pid < 0 ? -1 : fd_receive(pair[0]);
+  close(pair[0]);
+  while (pid > 0 && waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+    ;
+  if (pid < 0)
+    pwarnf("fork");
+  return s;
+}
+
 /* In the child: everything up to serving; returns only on failure. */
 static void start(const struct net_options *opt, int userns, int netns, int ready_w)
 {
@@ -807,7 +840,6 @@ static void start(const struct net_options *opt, int userns, int netns, int read
   f.opt = &opt->dns;
   f.nft = opt->nft;
   f.table = host_table(opt->own_stack); /* netplan.egress_rules', which holds the sets */
-  f.netns = -1;
   f.refilled = now_ms();
   f.tokens = (double)opt->dns.qps;
   f.entries = calloc(opt->dns.addresses, sizeof *f.entries);
@@ -824,19 +856,10 @@ static void start(const struct net_options *opt, int userns, int netns, int read
   }
   if ((f.up = upstream_socket(&opt->dns)) < 0 || (f.ctl = control_socket()) < 0)
     return; /* both in the host's network namespace */
-  if (setns(userns, CLONE_NEWUSER) < 0 || setns(netns, CLONE_NEWNET) < 0) {
-    pwarnf("setns into the sandbox's network namespace");
+  f.userns = userns;
+  f.netns = netns;
+  if ((f.sock = resolver_socket(opt->dns.link)) < 0)
     return;
-  }
-  if (opt->dns.link && filter_link(netns) < 0)
-    return;
-  if ((f.sock = listen_socket(opt->dns.link ? DNS_FILTER_LINK_ADDRESS : DNS_FILTER_ADDRESS)) < 0)
-    return;
-  close(userns);
-  if (opt->dns.link)
-    f.netns = netns; /* nft's */
-  else
-    close(netns);
   if (write(ready_w, "1", 1) != 1)
     return;
   close(ready_w);

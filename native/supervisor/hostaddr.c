@@ -45,7 +45,7 @@ struct prefix {
 
 struct found {
   struct prefix *p;
-  size_t n, cap; /* cap: twice the bound, as each address comes twice (its address, its local route) */
+  size_t n, cap; /* cap: twice the bound, room to compact in */
   bool over;
 };
 
@@ -64,6 +64,36 @@ static size_t addr_size(int family)
   return family == AF_INET ? 4 : 16;
 }
 
+static int by_network(const void *a, const void *b)
+{
+  const struct prefix *p = a, *q = b;
+  int c = p->family != q->family ? (int)p->family - (int)q->family : memcmp(p->addr, q->addr, sizeof p->addr);
+  return c != 0 ? c : (int)p->len - (int)q->len;
+}
+
+/* Whether `outer` holds `p` (p's host bits are zero). */
+static bool within(const struct prefix *p, const struct prefix *outer)
+{
+  if (p->family != outer->family || p->len < outer->len)
+    return false;
+  size_t whole = outer->len / 8;
+  uint8_t mask = (uint8_t)(0xff << (8 - outer->len % 8));
+  return memcmp(p->addr, outer->addr, whole) == 0 &&
+      (outer->len % 8 == 0 || (p->addr[whole] & mask) == outer->addr[whole]);
+}
+
+/* Sorts the prefixes and drops each one inside the one kept before it (a duplicate too: an address on
+ * two links, an address and its local route): what the sets get, each counted once. */
+static void compact(struct found *f)
+{
+  qsort(f->p, f->n, sizeof *f->p, by_network);
+  size_t kept = 0;
+  for (size_t i = 0; i < f->n; i++)
+    if (kept == 0 || !within(&f->p[i], &f->p[kept - 1]))
+      f->p[kept++] = f->p[i];
+  f->n = kept;
+}
+
 static void add(struct found *f, int family, const uint8_t *addr, unsigned len)
 {
   if ((family != AF_INET && family != AF_INET6) || len > 8 * addr_size(family))
@@ -79,7 +109,9 @@ static void add(struct found *f, int family, const uint8_t *addr, unsigned len)
   if (loopback || link_local)
     return;
   if (f->n == f->cap)
-    f->over = true;
+    compact(f);
+  if (f->n == f->cap)
+    f->over = true; /* past the bound whatever follows */
   else
     f->p[f->n++] = p;
 }
@@ -165,41 +197,18 @@ static int dump(int query, uint16_t type, struct found *f)
   }
 }
 
-static int by_network(const void *a, const void *b)
-{
-  const struct prefix *p = a, *q = b;
-  int c = p->family != q->family ? (int)p->family - (int)q->family : memcmp(p->addr, q->addr, sizeof p->addr);
-  return c != 0 ? c : (int)p->len - (int)q->len;
-}
-
-/* Whether `outer` holds `p` (p's host bits are zero). */
-static bool within(const struct prefix *p, const struct prefix *outer)
-{
-  if (p->family != outer->family || p->len < outer->len)
-    return false;
-  size_t whole = outer->len / 8;
-  uint8_t mask = (uint8_t)(0xff << (8 - outer->len % 8));
-  return memcmp(p->addr, outer->addr, whole) == 0 &&
-      (outer->len % 8 == 0 || (p->addr[whole] & mask) == outer->addr[whole]);
-}
-
 size_t host_elements_size(size_t max)
 {
   return max * ELEMENT_MAX + 256;
 }
 
-/* The commands of the sorted prefixes, each outside the one before it (interval sets refuse overlapping
- * elements; sorted by network, a prefix inside another follows it). */
-static size_t commands(const struct found *f, const char *table, size_t max, char *buf, size_t size)
+/* The commands of the compacted prefixes (interval sets refuse overlapping elements). */
+static size_t commands(const struct found *f, const char *table, char *buf, size_t size)
 {
-  size_t len = 0, nkept = 0;
+  size_t len = 0;
   const struct prefix *kept = NULL;
   for (size_t i = 0; i < f->n && len < size; i++) {
     const struct prefix *p = &f->p[i];
-    if (kept != NULL && within(p, kept))
-      continue; /* a duplicate too */
-    if (++nkept > max)
-      return size; /* more than the bound: refused whole */
     char text[INET6_ADDRSTRLEN];
     inet_ntop(p->family, p->addr, text, sizeof text);
     bool first = kept == NULL || kept->family != p->family;
@@ -227,8 +236,8 @@ int host_elements(int query, const char *table, size_t max, char *buf, size_t si
     free(f.p);
     return -1;
   }
-  qsort(f.p, f.n, sizeof *f.p, by_network);
-  size_t len = f.over ? size : commands(&f, table, max, buf, size);
+  compact(&f);
+  size_t len = f.over || f.n > max ? size : commands(&f, table, buf, size);
   free(f.p);
   if (len >= size) { /* fails closed: no sandbox starts, a running one keeps the addresses it refuses */
     warnf("the host has over %zu addresses (and local prefixes): raise PYSANDBOX_HOST_ADDRESSES_MAX", max);

@@ -9,12 +9,16 @@ within its bounds, run with the fixed host environment and die with the supervis
 filter's link carries nothing but DNS to the filter, whose namespace has no route beyond it.
 """
 
+import contextlib
+import ctypes
+import fcntl
 import json
 import os
 import random
 import signal
 import socket
 import struct
+import subprocess
 import time
 
 import psutil
@@ -279,11 +283,10 @@ if sys.argv[2] == "fragment":
 """
 
 
-def _counters(pid, table, names):
-    """`names`' values in /proc/PID/net/`table` (snmp: "Prefix: names" then "Prefix: values"; snmp6: pairs):
-    the counters of the network namespace process PID is in."""
-    with open(f"/proc/{pid}/net/{table}") as f:
-        lines = [line.split() for line in f]
+def _counters(read, table, names):
+    """`names`' values in /proc/net/`table` of the filter's namespace (`read`: _filter_namespace's; snmp:
+    "Prefix: names" then "Prefix: values"; snmp6: pairs)."""
+    lines = [line.split() for line in read(table).splitlines()]
     if table == "snmp6":
         values = {line[0]: int(line[1]) for line in lines}
     else:
@@ -292,29 +295,62 @@ def _counters(pid, table, names):
     return {name: values[name] for name in names}
 
 
+SIOCGSKNS, NS_GET_USERNS, SYS_PIDFD_GETFD = 0x894C, 0xB701, 438  # x86_64's and aarch64's pidfd_getfd
+
+
+@contextlib.contextmanager
+def _filter_namespace(filter_pid):
+    """A reader of /proc/net files of the DNS filter's own namespace, behind its link. The filter stays in the
+    host's namespaces (its forks count as the caller's): its resolver socket, taken with pidfd_getfd, names
+    the namespace (SIOCGSKNS), read by an nsenter in it and in its user namespace (owned by the caller)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    pidfd, held = os.pidfd_open(filter_pid), []
+    try:
+        for target in map(int, os.listdir(f"/proc/{filter_pid}/fd")):
+            fd = libc.syscall(SYS_PIDFD_GETFD, pidfd, target, 0)
+            if fd < 0:
+                continue
+            held.append(fd)
+            with contextlib.suppress(OSError), socket.socket(fileno=os.dup(fd)) as s:
+                if s.type == socket.SOCK_DGRAM and s.getsockname() == (netplan.FILTER_LINK_DNS, 53):
+                    held.append(netns := fcntl.ioctl(fd, SIOCGSKNS))
+                    held.append(userns := fcntl.ioctl(netns, NS_GET_USERNS))
+                    break
+        else:
+            pytest.fail("the filter holds no resolver socket on its link")
+
+        def read(name):
+            return subprocess.run(["nsenter", f"--user=/proc/self/fd/{userns}", f"--net=/proc/self/fd/{netns}",
+                                   "cat", f"/proc/net/{name}"], pass_fds=(userns, netns), capture_output=True,
+                                  text=True, check=True).stdout
+        yield read
+    finally:
+        for fd in (pidfd, *held):
+            os.close(fd)
+
+
 @pytest.mark.gvisor(only=True)
 def test_the_filters_link_carries_only_dns_into_a_namespace_with_no_route_beyond(sandboxes, dns):
     sb = sandboxes(outbound_domain_allowlist=["ok.test"])
     at = netplan.FILTER_LINK_DNS
     assert exchange(sb, [OK], at) == [[0, 1]]
-    pid = _filter(sb).pid  # in the filter's namespace, whose counters and routes its /proc/PID/net shows
-    with open(f"/proc/{pid}/net/dev") as f:
-        assert sorted(line.split(":")[0].strip() for line in list(f)[2:]) == [netplan.FILTER_LINK, "lo"]
-    with open(f"/proc/{pid}/net/route") as f:
-        routes = [line.split()[:3] for line in list(f)[1:]]
-    assert routes == [[netplan.FILTER_LINK, "0003000A", "00000000"]]  # 10.0.3.0/30 on the link, no gateway
-    with open(f"/proc/{pid}/net/if_inet6") as f:
-        assert netplan.FILTER_LINK not in f.read()  # IPv4 only: neither kernel sends on it unasked
-    counted = ("Ip:InReceives", "Udp:InDatagrams", "Ip:ReasmOKs")
-    before = _counters(pid, "snmp", counted)
-    p = sb.exec("python3", "-c", PROBE, at, "")
-    assert p.wait() == 0 and p.stdout.read() == "", p.stderr.read()
-    assert _counters(pid, "snmp", counted) == before  # not one packet reached the filter's namespace
-    p = sb.exec("python3", "-c", PROBE, at, "fragment")
-    assert p.wait() == 0 and p.stdout.read() == "", p.stderr.read()
-    after = _counters(pid, "snmp", counted)
-    assert after["Udp:InDatagrams"] == before["Udp:InDatagrams"] and after["Ip:ReasmOKs"] == before["Ip:ReasmOKs"]
-    assert _counters(pid, "snmp6", ["Ip6InReceives"]) == {"Ip6InReceives": 0}
+    with _filter_namespace(_filter(sb).pid) as read:
+        assert sorted(line.split(":")[0].strip() for line in read("dev").splitlines()[2:]) == \
+            [netplan.FILTER_LINK, "lo"]
+        routes = [line.split()[:3] for line in read("route").splitlines()[1:]]
+        assert routes == [[netplan.FILTER_LINK, "0003000A", "00000000"]]  # 10.0.3.0/30 on the link, no gateway
+        assert netplan.FILTER_LINK not in read("if_inet6")  # IPv4 only: neither kernel sends on it unasked
+        counted = ("Ip:InReceives", "Udp:InDatagrams", "Ip:ReasmOKs")
+        before = _counters(read, "snmp", counted)
+        p = sb.exec("python3", "-c", PROBE, at, "")
+        assert p.wait() == 0 and p.stdout.read() == "", p.stderr.read()
+        assert _counters(read, "snmp", counted) == before  # not one packet reached the filter's namespace
+        p = sb.exec("python3", "-c", PROBE, at, "fragment")
+        assert p.wait() == 0 and p.stdout.read() == "", p.stderr.read()
+        after = _counters(read, "snmp", counted)
+        assert after["Udp:InDatagrams"] == before["Udp:InDatagrams"]
+        assert after["Ip:ReasmOKs"] == before["Ip:ReasmOKs"]
+        assert _counters(read, "snmp6", ["Ip6InReceives"]) == {"Ip6InReceives": 0}
     assert exchange(sb, [OK], at) == [[0, 1]] and dns.asked == ["ok.test", "ok.test"]
 
 

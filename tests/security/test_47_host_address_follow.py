@@ -302,7 +302,8 @@ def test_an_address_on_two_interfaces_counts_once_against_the_bound(sandboxes, m
     # hostaddr.c stops collecting at twice the bound *before* duplicates go (f.over at 2 * max raw dump entries):
     # an address held by k interfaces comes 2k times (k addresses, k local routes). A host whose distinct
     # addresses fit the bound, with one address on several interfaces (unnumbered links, anycast /32s on lo and
-    # an uplink), fails closed: no sandbox with the default network starts (found).
+    # an uplink), failed closed: no sandbox with the default network started (found; fixed: the prefixes are
+    # compacted, duplicates and prefixes within another gone, whenever the room fills and before the count).
     monkeypatch.delenv("PYSANDBOX_NETWORK_REACHES_HOST")
     shared = "198.18.96.1"
     links = [link["ifname"] for link in json.loads(_ip("-j", "link").stdout)][:2]

@@ -1,15 +1,15 @@
-"""red7: the DNS filter out of the sandbox's cgroups (red6's fix) does not help where there is no pids cgroup.
+"""Red team (red7), fixed: the DNS filter out of the sandbox's cgroups (red6's fix) did not help where there is no
+pids cgroup.
 
 An unprivileged caller on a host without a delegated pids controller (cgroup v1, or v2 without delegation) gets
 the RLIMIT_NPROC fallback (runtime/limits.py): the supervisor's runner sets it before it makes the sandbox's user
 namespace, and the kernel enforces a user namespace's RLIMIT_NPROC of its creator on every task inside it
-(ucounts, Linux 5.14+). The DNS filter joins that user namespace (dnsfilter.c start: setns CLONE_NEWUSER), so
-sandbox code holding every task its limit allows makes the filter's forks fail again: a policy change is refused
-(this test), and the host-address updates fail ("updating the host's addresses ... failed", retried every second):
-an address the host gains meanwhile is reachable for as long as the sandbox holds its pids (reproduced by hand as
-pysbtest, the address added by root: see the red7 report). Run it as the unprivileged user:
-PYSANDBOX_ROOTLESS_TAG=red7 bash .ci/rootless tests/security/test_48_filter_nproc_rootless.py
-"""
+(ucounts, Linux 5.14+). The DNS filter joined that user namespace, so sandbox code holding every task its limit
+allows made the filter's forks fail again: a policy change was refused (this test), and the host-address updates
+failed: an address the host gained meanwhile was reachable for as long as the sandbox held its pids. The filter
+now never joins the sandbox's namespaces: a child made its resolver socket there, and each nft run joins them
+after its fork, which counts as the caller's (dnsfilter.c enter_sandbox_netns). Run it as the unprivileged user:
+PYSANDBOX_ROOTLESS_TAG=x bash .ci/rootless tests/security/test_48_filter_nproc_rootless.py"""
 
 import pytest
 
