@@ -59,3 +59,21 @@ def py_ok(sb, code, *args):
     code_, out = py(sb, code, *args)
     assert code_ == 0, out
     return out
+
+
+# Sandbox code holding every task its pids limit allows (a thread is one; RLIMIT_NPROC where there is no pids
+# cgroup), until a line on its stdin; it prints "full N" once it holds them. Scripts append what follows.
+HOLD_TASKS = r"""
+import json, socket, sys, threading
+hold = threading.Event()
+threads = 0
+while True:
+    t = threading.Thread(target=hold.wait, daemon=True)
+    try:
+        t.start()
+    except RuntimeError:
+        break
+    threads += 1
+print("full", threads, flush=True)
+sys.stdin.readline()
+"""

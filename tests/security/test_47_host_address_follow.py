@@ -21,6 +21,7 @@ import pytest
 from pysandbox.exception import Error, ExecutionError
 
 from ..listeners import Listener, connect_from, host_address
+from ._inside import HOLD_TASKS
 from .test_12_network_egress import _until_refused
 
 pytestmark = [pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None,
@@ -80,19 +81,7 @@ def _lines(stream):
             yield line
 
 
-HOLD_PIDS = r"""
-import json, socket, sys, threading
-hold = threading.Event()
-threads = 0
-while True:  # every pid the sandbox's pids limit allows (a thread is one): the DNS filter shares the cgroup
-    t = threading.Thread(target=hold.wait, daemon=True)
-    try:
-        t.start()
-    except RuntimeError:
-        break
-    threads += 1
-print("full", threads, flush=True)
-sys.stdin.readline()
+HOLD_PIDS = HOLD_TASKS + r"""
 host, port = json.loads(sys.argv[1])
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 s.settimeout(3)
@@ -264,8 +253,9 @@ def test_every_host_address_under_the_cap_is_refused(sandboxes, service, monkeyp
 
 def test_sandbox_code_cannot_veto_a_tighter_policy_by_holding_its_pids(sandboxes, monkeypatch, runner):
     # The same stall against the control plane (fixed with it): a policy change is one more nft run forked by
-    # the DNS filter, which was in the sandbox's cgroup. Sandbox code holding every pid makes it fail ("the old policy stays"): the caller
-    # cutting a misbehaving sandbox's network off gets an error and the sandbox keeps its wider policy.
+    # the DNS filter, which was in the sandbox's cgroup. Sandbox code holding every pid made it fail ("the old
+    # policy stays"): the caller cutting a misbehaving sandbox's network off got an error and the sandbox kept
+    # its wider policy.
     if runner == "gvisor":
         pytest.skip("gVisor's sandbox processes are not host processes of the cgroup")
     echo = _Echo()  # the tests' "internet" is the host's address (PYSANDBOX_NETWORK_REACHES_HOST=1)

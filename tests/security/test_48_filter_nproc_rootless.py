@@ -15,23 +15,11 @@ import pytest
 
 from pysandbox.exception import ExecutionError
 
+from ._inside import HOLD_TASKS
+
 pytestmark = pytest.mark.rootless
 
-HOLD = r"""
-import sys, threading
-hold = threading.Event()
-n = 0
-while True:  # every task the sandbox's pids limit allows (RLIMIT_NPROC where there is no pids cgroup)
-    t = threading.Thread(target=hold.wait, daemon=True)
-    try:
-        t.start()
-    except RuntimeError:
-        break
-    n += 1
-print("full", n, flush=True)
-sys.stdin.readline()
-hold.set()
-"""
+HOLD = HOLD_TASKS + "hold.set()\n"
 
 
 def test_sandbox_code_cannot_veto_a_tighter_policy_by_holding_its_nproc(sandboxes, runner):
