@@ -25,7 +25,8 @@ ARCHITECTURES = ("x86_64", "aarch64")  # what native/init/seccomp.c has a table 
 BINARIES = {  # sources in native/; native/common/ is on the include path
     "sandbox-init": ["init/init.c", "init/init_exec.c", "init/init_fs.c", "init/init_entry.c", "init/caps.c",
                      "init/initconfig.c", "init/mkdirs.c", "init/netsync.c", "init/seccomp.c", "init/env.c",
-                     "init/spawn.c", "init/proto.c", "init/watch.c", "init/init_handoff.c", "common/handoff.c",
+                     "init/spawn.c", "init/proto.c", "init/watch.c", "init/init_handoff.c", "init/init_tree.c",
+                     "common/handoff.c", "common/tree.c",
                      "common/opts.c", "common/fdutil.c",
                      "common/util.c"],
     "sandbox-supervisor": ["supervisor/supervisor.c", "supervisor/output.c", "supervisor/stage.c",
@@ -33,7 +34,10 @@ BINARIES = {  # sources in native/; native/common/ is on the include path
                            "supervisor/hostaddr.c", "supervisor/cgroup.c", "common/handoff.c",
                            "common/opts.c", "common/fdutil.c", "common/util.c"],
     "sandbox-probe": ["probe/probe.c", "common/opts.c", "common/util.c"],
-    "sandbox-mount": ["mount/mount_main.c", "common/opts.c", "common/fdutil.c", "common/util.c"],
+    "sandbox-mount": ["mount/mount_main.c", "common/tree.c", "common/report.c", "common/opts.c", "common/fdutil.c",
+                      "common/util.c"],
+    "sandbox-untree": ["untree/untree_main.c", "common/tree.c", "common/report.c", "common/opts.c", "common/fdutil.c",
+                       "common/util.c"],
     "sandbox-rmtree": ["rmtree/rmtree_main.c", "common/rmtree.c", "common/userns.c", "common/fdutil.c",
                        "common/util.c"],
 }

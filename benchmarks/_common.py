@@ -32,12 +32,16 @@ def median_ms(func, runs, warmup=5):
     return statistics.median(samples)
 
 
-def interleaved(funcs, runs, warmup=5):
+def interleaved(funcs, runs, warmup=5, rotate=False):
     """Median ms of each function (a dict of them), run in turn `runs` times after a warm-up,
-    so that all of them see the same machine load."""
+    so that all of them see the same machine load. `rotate`: each round starts one function
+    later, so that none always runs right after the same other (what one leaves behind, such
+    as a process's exit or a hang-up to handle, lands on the next one's time)."""
     samples = {key: [] for key in funcs}
+    items = list(funcs.items())
     for i in range(runs + warmup):
-        for key, func in funcs.items():
+        start = i % len(items) if rotate else 0
+        for key, func in items[start:] + items[:start]:
             elapsed = timed(func)
             if i >= warmup:
                 samples[key].append(elapsed)

@@ -3,14 +3,14 @@ subprocess.run(["/bin/true"]) (exec does not go through the runner: sandbox-init
 the process, so the baseline is the same for both), and against a bare client that makes
 pysandbox's syscalls with no pysandbox object (the floor of this protocol from Python: what
 lies between it and pysandbox is pysandbox's Python). All run interleaved, so that all see
-the same machine load.
+the same machine load, each round starting one function later (whichever runs right after the
+bare client, on bwrap's sandbox, was 1-5% slower: what ran before it lands on its time).
 
 Bar (issue 19): median at most 1.1x subprocess.run.
 
 Usage: bench_exec.py [RUNS]   (default 1000)
 """
 
-import fcntl
 import os
 import select
 import socket
@@ -27,16 +27,16 @@ REQUEST = agent.message(agent.REQ_EXEC, agent.exec_body(("true",), [], "", 0))
 
 
 def bare_client(socket_path):
-    """exec(true)+wait as pysandbox does it, syscall for syscall: three pipes (stdout's at
-    1 MiB, our read ends non-blocking), the request with the process's ends, a wait before
-    each reply (select here, poll there), the pipes watched with the connection until EXITED."""
+    """exec(true)+wait as pysandbox does it, syscall for syscall: three pipes (our read ends
+    non-blocking; stdout grows only once a read finds it full, which `true` never fills), the
+    request with the process's ends, a wait before each reply (select here, poll there), the
+    pipes watched with the connection until EXITED."""
     path = os.fsencode(socket_path)
 
     def run():
         stdin_read, stdin_write = os.pipe2(os.O_CLOEXEC)
         out_read, out_write = os.pipe2(os.O_CLOEXEC)
         err_read, err_write = os.pipe2(os.O_CLOEXEC)
-        fcntl.fcntl(out_read, fcntl.F_SETPIPE_SZ, 1 << 20)
         os.set_blocking(out_read, False)
         os.set_blocking(err_read, False)
         with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC) as conn:
@@ -68,7 +68,7 @@ def main():
         funcs = {"subprocess": lambda: subprocess.run(["/bin/true"]),
                  "bare": bare_client(sandboxes[RUNNERS[0]]._client().socket_path)}
         funcs.update({runner: (lambda sb=sb: sb.exec("true").wait()) for runner, sb in sandboxes.items()})
-        medians = interleaved(funcs, RUNS, warmup=20)
+        medians = interleaved(funcs, RUNS, warmup=20, rotate=True)
         for runner in RUNNERS:
             report(f"{runner}: exec(true)+wait", medians[runner], "subprocess.run(/bin/true)", medians["subprocess"],
                    bar=1.1)

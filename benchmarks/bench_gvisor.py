@@ -4,14 +4,16 @@
   against its bare runner running /bin/true (`bwrap ...`, `nsjail -Mo ...`, `runsc --network=none do`, with
   `--rootless` for an unprivileged caller);
 * exec: exec("true") + wait in a running sandbox, each runner against bwrap's (aim: gVisor within 2x); and
-  with pty=True (gVisor: init makes the terminal and relays it, after refusing the host's);
+  with pty=True (every runner: init makes the terminal and relays it);
 * stdout throughput: exec("head -c 64M /dev/zero") read in bytes mode;
 * files: sb.filesystem.read_bytes of 4 KiB, and of 16 MiB, each runner against bwrap's (gVisor: init relays
   the file, a round trip per 64 KiB; the others pass its descriptor);
 * idle memory: USS of an idle sandbox's host processes (supervisor, runner, init; under gVisor also runsc's
   gofer and Sentry, which holds the sandbox's own memory);
 * snapshot_filesystem of the same changes (200 small files, 4 MiB, a deletion) in a debian_slim sandbox of
-  each runner, against bwrap's (the copy runs under bwrap for every one: image/snapshot.py).
+  each runner, against bwrap's (the copy runs under bwrap for every one: image/snapshot.py); and
+  snapshot_directory of its 200 files and 4 MiB (gVisor: init streams the tree out, and a bwrap helper
+  sandbox makes the layer: image/treestream.py).
 
 Runs of what is compared are interleaved (medians), so they see the same machine load.
 Usage: bench_gvisor.py [LIFECYCLE_RUNS] [EXEC_RUNS].
@@ -118,6 +120,11 @@ def snapshots(the_app):
         for runner in RUNNERS:
             report(f"{runner}: snapshot_filesystem (200 files, 4 MiB, a deletion)", took[runner],
                    "the same under bwrap", took["bwrap"])
+        took = interleaved({runner: lambda sb=sb: sb.snapshot_directory("/srv/tree")
+                            for runner, sb in sandboxes.items()}, SNAPSHOT_RUNS, warmup=1)
+        for runner in RUNNERS:
+            report(f"{runner}: snapshot_directory (200 files, 4 MiB)", took[runner], "the same under bwrap",
+                   took["bwrap"])
     finally:
         for sb in sandboxes.values():
             sb.terminate(wait=True)

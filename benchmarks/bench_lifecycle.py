@@ -10,10 +10,19 @@ _common.bare_teardown_ms). The sandboxes have block_network=True, like the basel
 network namespace (benchmarks/bench_network.py prices the default network). The runner is
 chosen per sandbox (experimental_options), and the runs of all ten are interleaved so
 they see the same machine load.
+
+Also the caller's own CPU per cycle (time.process_time(): user + system of the calling
+process, its threads included, the supervisor and runner not), against the bare runner's
+spawn and wait from Python: on a busy machine every ms of it is a ms of wall time. Its
+split into user and system time (getrusage, whose split the kernel samples per tick: summed
+over all cycles, not per cycle) shows how much is the state disk's: with the state directory
+on ext4, the system time grows with the inodes recently freed there (docs/ARCHITECTURE.md).
 """
 
+import resource
 import statistics
 import sys
+import time
 
 from _common import (
     RUNNERS,
@@ -39,17 +48,39 @@ def lifecycle(the_app, runner, wait):
     sb.terminate(wait=wait)
 
 
+def cpu_of(func, samples, split=None):
+    """func, with the caller's CPU time it took (ms) appended to samples, and its user and
+    system seconds added to `split` (a two-item list), if given."""
+    def measured():
+        start, usage = time.process_time(), resource.getrusage(resource.RUSAGE_SELF)
+        func()
+        samples.append((time.process_time() - start) * 1000)
+        if split is not None:
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            split[0] += after.ru_utime - usage.ru_utime
+            split[1] += after.ru_stime - usage.ru_stime
+    return measured
+
+
+def cpu_median(samples):
+    return statistics.median(samples[WARMUP:])
+
+
 def main():
     the_app = app()
     bare = {"bwrap": bare_bwrap_argv(), "nsjail": bare_nsjail_argv()}
     argv_of = {"bwrap": bare_bwrap_argv, "nsjail": bare_nsjail_argv}
     teardowns = {runner: [] for runner in RUNNERS}  # each call's own figure, without its setup
     funcs = {}
+    cpu = {}  # the caller's CPU of each call, in ms
+    split = {runner: [0.0, 0.0] for runner in RUNNERS}  # the caller's user and system seconds, all cycles
     for runner in RUNNERS:
-        funcs["bare", runner] = lambda runner=runner: spawn_and_wait(bare[runner])
+        cpu["bare", runner], cpu["terminate()", runner] = [], []
+        funcs["bare", runner] = cpu_of(lambda runner=runner: spawn_and_wait(bare[runner]), cpu["bare", runner])
         funcs["teardown", runner] = lambda runner=runner: teardowns[runner].append(bare_teardown_ms(argv_of[runner]))
-        for ending, wait in ENDINGS.items():
-            funcs[ending, runner] = lambda runner=runner, wait=wait: lifecycle(the_app, runner, wait)
+        funcs["terminate()", runner] = cpu_of(lambda runner=runner: lifecycle(the_app, runner, False),
+                                              cpu["terminate()", runner], split[runner])
+        funcs["terminate(wait=True)", runner] = lambda runner=runner: lifecycle(the_app, runner, True)
     medians = interleaved(funcs, RUNS, warmup=WARMUP)
     teardown = {runner: statistics.median(values[WARMUP:]) for runner, values in teardowns.items()}
     for runner in RUNNERS:
@@ -64,6 +95,13 @@ def main():
                "the same under bwrap", medians[ending, "bwrap"])
     report("bare nsjail vs bare bwrap: /bin/true", medians["bare", "nsjail"], "bare bwrap",
            medians["bare", "bwrap"])
+    for runner in RUNNERS:
+        report(f"{runner}: the caller's CPU per create+exec(true)+wait+terminate()",
+               cpu_median(cpu["terminate()", runner]), f"its CPU to spawn and wait for bare {runner}",
+               cpu_median(cpu["bare", runner]))
+        cycles = len(cpu["terminate()", runner])
+        print(f"{runner}: the caller's CPU per cycle, all cycles: user {split[runner][0] / cycles * 1000:.3f} ms, "
+              f"system {split[runner][1] / cycles * 1000:.3f} ms", flush=True)
 
 
 if __name__ == "__main__":

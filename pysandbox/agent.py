@@ -14,12 +14,13 @@ import os
 import select
 import socket
 import struct
+import sys
 import threading
 import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from . import _aio
+from . import _aio, bounds, exception
 
 MAGIC = 0x31425350
 VERSION = 1
@@ -40,11 +41,13 @@ FILE_READ, FILE_PEEK, FILE_WRITE, FILE_SEEK = 1, 2, 3, 4
 FILE_CHUNK = 64 * 1024  # the most one FILE request reads or writes
 COUNT = struct.Struct("=q")  # FILE's WRITE and SEEK reply: bytes written, the new offset
 FSOP_MKDIR, FSOP_UNLINK, FSOP_RMDIR, FSOP_LIST, FSOP_STAT, FSOP_WATCH = 1, 2, 3, 4, 5, 6
+FSOP_TREE = 7  # with a SOCK_STREAM socket: init writes the directory's tree into it (native/common/tree.h)
+TREE_RECORD = struct.Struct("=8I2qQ")  # tree.h's struct tree_record: one per entry, and one per file chunk
+TREE_CHUNK = 64 * 1024  # the most file data one record carries
 WATCH_RECURSIVE = 1
 REP_OK, REP_STARTED, REP_EXITED, REP_FD, REP_ERROR = 100, 101, 102, 103, 199
 EXIT_CODE, EXIT_SIGNAL, EXIT_TIMEOUT = 0, 1, 2
-EXEC_FLAG_PTY = 1
-EXEC_FLAG_PTY_INSIDE = 2  # init makes the terminal and relays it (the gVisor runner)
+EXEC_FLAG_PTY = 2  # init makes the terminal inside and relays it; 1 is retired (a host terminal), refused (EINVAL)
 
 _SUN_PATH_MAX = 107
 # Plain ints: or-ing the socket module's IntFlag members costs more than the syscall they go with.
@@ -78,8 +81,9 @@ def connect(socket_path: Path) -> socket.socket:
 
 
 def _connect(sock: socket.socket, path: Path) -> None:
-    if len(os.fsencode(path)) <= _SUN_PATH_MAX:
-        sock.connect(os.fsencode(path))
+    address = os.fsencode(path)
+    if len(address) <= _SUN_PATH_MAX:
+        sock.connect(address)
         return
     # A deep state directory: reach the socket through a short /proc path.
     dirfd = os.open(path.parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -108,9 +112,14 @@ def message(kind: int, body: bytes = b"") -> bytes:
     return HEADER.pack(MAGIC, VERSION, kind, HEADER.size + len(body)) + body
 
 
+# os.fsencode's codec, looked up once: exec_body encodes all its strings in one call.
+_FS_CODEC = (sys.getfilesystemencoding(), sys.getfilesystemencodeerrors())
+
+
 def exec_body(argv: Sequence[str], env: Sequence[str], cwd: str, timeout_ms: int, flags: int = 0) -> bytes:
-    strings = [cwd, *argv, *env]
-    packed = b"".join(os.fsencode(s) + b"\0" for s in strings)
+    # Each string NUL-terminated, the same bytes as os.fsencode(s) + b"\0" each (no string holds a NUL:
+    # ExecSpec and the env checks refuse them) for one encode of them all.
+    packed = "\0".join([cwd, *argv, *env, ""]).encode(*_FS_CODEC)
     return EXEC.pack(flags, timeout_ms, len(argv), len(env)) + packed
 
 
@@ -232,7 +241,22 @@ async def call(socket_path: Path, kind: int, body: bytes = b"", fds: Sequence[in
 async def request(sock: socket.socket, kind: int, body: bytes = b"", fds: Sequence[int] = ()) -> Reply:
     """A request on `sock` and its reply (AgentError if init answered with an error)."""
     send(sock, message(kind, body), fds)
-    return (await receive(sock)).raise_for_error()
+    return await reply_to(sock)
+
+
+async def reply_to(sock: socket.socket) -> Reply:
+    """The one reply to the request just sent on `sock` (AgentError if init answered with an error),
+    within PYSANDBOX_INIT_REPLY_TIMEOUT: init answers at once, but sandbox code can hold it up (it may
+    stop an exec's process before its exec, which init waits for), and a read from the sandbox is
+    bounded in time."""
+    timeout = bounds.get("init_reply_s")
+    reply = await receive(sock, timeout)
+    if reply is None:
+        raise exception.TimeoutError(f"sandbox-init did not answer within {timeout} s "
+                                     f"({bounds.variable('init_reply_s')}): code in the sandbox may be holding it up, "
+                                     "e.g. a process it started, stopped before it ran. terminate() the sandbox, or "
+                                     "raise the setting.")
+    return reply.raise_for_error()
 
 
 def request_blocking(sock: socket.socket, kind: int, body: bytes, timeout: float) -> Optional[Reply]:

@@ -44,6 +44,11 @@ BOUNDS: Dict[str, Bound] = {
     "dev_shm": Bound(
         "PYSANDBOX_DEV_SHM_MAX", 256 * _MiB,
         "bytes of /dev/shm, a tmpfs (no larger than the memory limit)"),
+    "ptys": Bound(
+        "PYSANDBOX_PTYS_MAX", 256,
+        "terminals a sandbox's devpts holds at once (1 to 1048576): exec(pty=True)'s, create(pty=True)'s and any "
+        "its code opens, of the host's kernel.pty.max less kernel.pty.reserve that all containers share; under "
+        "gVisor, whose terminals are its own, none"),
     "file_read": Bound(
         "PYSANDBOX_FILE_READ_MAX", 1 * _GiB,
         "bytes one sb.filesystem.read_bytes() or read_text() returns; a larger file is "
@@ -52,6 +57,11 @@ BOUNDS: Dict[str, Bound] = {
         "PYSANDBOX_FILE_COPY_MAX", 16 * _GiB,
         "bytes one copy out of a sandbox or a volume writes on the host (sb.filesystem.copy_to_local, "
         "Volume.read_file, copy_files, `pysandbox volume get`); a larger file is refused"),
+    "init_reply_s": Bound(
+        "PYSANDBOX_INIT_REPLY_TIMEOUT", 60,
+        "seconds the host waits for sandbox-init's one reply to a request (an exec's start, a file operation) "
+        "before the call fails with TimeoutError: init answers at once, unless sandbox code holds it up (e.g. "
+        "stops an exec's process before it runs)"),
     "file_relay_s": Bound(
         "PYSANDBOX_FILE_RELAY_TIMEOUT", 60,
         "seconds one read, write or seek of a file open in a gVisor sandbox (sb.open, sb.filesystem) may wait for "
@@ -70,7 +80,11 @@ BOUNDS: Dict[str, Bound] = {
     "registry_retries": Bound(
         "PYSANDBOX_REGISTRY_RETRIES", 5,
         "retries of one registry request after a transient failure (connection reset, HTTP 429 or 5xx, a blob "
-        "cut short), with exponential backoff from 0.25 s up to 8 s (a Retry-After is honoured up to 8 s)"),
+        "cut short), with exponential backoff from 0.25 s up to PYSANDBOX_REGISTRY_BACKOFF_MAX"),
+    "registry_backoff_max_s": Bound(
+        "PYSANDBOX_REGISTRY_BACKOFF_MAX", 8,
+        "seconds of the longest wait before a retry of a registry request: the backoff's cap, and how much of "
+        "a Retry-After is honoured (0: retry at once)"),
     "credential_helper_output": Bound(
         "PYSANDBOX_CREDENTIAL_HELPER_OUTPUT_MAX", 64 * 1024,
         "bytes read from a Docker credential helper (docker-credential-<name> get) answering for a registry"),

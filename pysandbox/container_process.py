@@ -15,15 +15,20 @@ from __future__ import annotations
 
 import socket
 import struct
-import uuid
-from typing import Dict, Generic, Optional
+from typing import TYPE_CHECKING, Dict, Generic, Optional
 
 from . import _aio, _fork, agent
 from ._aio import synchronized
 from ._core.spec import ExecSpec
+from ._lazy import LazyModule
 from .exception import InvalidError
 from .io_streams import _RECHECK_S, OutputPipes, StreamReader, StreamWriter, T
 from .stream_type import StreamType
+
+if TYPE_CHECKING:
+    import uuid
+else:
+    uuid = LazyModule("uuid")  # imported when a process_id is first asked for: few callers ask
 
 EXEC_TIMEOUT_RETURNCODE = -1
 KILLED_RETURNCODE = 137  # init is gone: the sandbox ended and took the process with it
@@ -46,7 +51,7 @@ class ContainerProcess(Generic[T]):
 
     def __init__(
         self, conn: socket.socket, pid: int, stdin: StreamWriter, pipes: OutputPipes, spec: ExecSpec,
-        terminal: bool = False, window: Optional[socket.socket] = None,
+        window: Optional[socket.socket] = None,
     ) -> None:
         self._conn: Optional[socket.socket] = conn
         self._pid = pid
@@ -56,8 +61,7 @@ class ContainerProcess(Generic[T]):
         self._outputs, self._text = (spec.stdout, spec.stderr), spec.text
         self._by_line = spec.bufsize == 1 and spec.text
         self._readers: Dict[int, StreamReader[T]] = {}  # made on first use: most callers only wait
-        self._terminal = terminal  # exec(pty=True): stdout's read end is the pty master, unless...
-        self._window = window  # ...init relays a terminal of its own (gVisor): its size goes here (_core/exec.py)
+        self._window = window  # exec(pty=True): the terminal's size goes to init's relay here (_core/exec.py)
         self._returncode: Optional[int] = None
         self._owner = _fork.pid
         self._inherited = False
@@ -100,8 +104,6 @@ class ContainerProcess(Generic[T]):
                 self._window.send(size)
             except OSError:
                 pass  # the relay is gone, and with it the terminal
-        elif self._terminal:
-            self._pipes.set_window_size(size)
 
     @property
     def returncode(self) -> int:

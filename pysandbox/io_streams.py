@@ -14,7 +14,6 @@ import errno
 import fcntl
 import io
 import os
-import termios
 import threading
 from pathlib import Path
 from typing import (
@@ -38,6 +37,7 @@ from .exception import InvalidError, ResourceExhaustedError
 from .stream_type import StreamType
 
 CHUNK = 1 << 20
+_PIPE_DEFAULT = 1 << 16  # a new pipe's size (Linux)
 STDIN_BUFFER_LIMIT = 16 << 20
 _FOLLOW_POLL_MIN, _FOLLOW_POLL_MAX = 0.005, 0.05
 # A wait that leaves a pipe to its reader looks again this often: the reader may stop.
@@ -88,12 +88,15 @@ class Source:
 class _Pipe:
     """One read end, and what was moved out of it while nobody read it."""
 
-    __slots__ = ("fd", "name", "backlog", "kept", "dropped", "cut", "readers")
+    __slots__ = ("fd", "name", "backlog", "kept", "dropped", "cut", "readers", "small")
 
     def __init__(self, fd: int, name: str) -> None:
         os.set_blocking(fd, False)
         self.fd: Optional[int] = fd
         self.name = name
+        # stdout is raised to CHUNK once a read finds it full, not at the exec: most execs write
+        # little, and the resize (F_SETPIPE_SZ) costs about 1% of an exec("true").
+        self.small = name == "stdout"
         self.backlog: Deque[bytes] = collections.deque()
         self.kept = 0  # bytes in the backlog
         self.dropped = 0  # bytes thrown away past the bound
@@ -106,13 +109,18 @@ class _Pipe:
             data = os.read(self.fd, CHUNK)
         except BlockingIOError:
             return None
-        except OSError as exc:
-            if exc.errno != errno.EIO:
-                raise
-            data = b""  # a pty master once the terminal's last user is gone
         if not data:
             self.close()
+        elif self.small and len(data) >= _PIPE_DEFAULT:
+            self._grow()
         return data
+
+    def _grow(self) -> None:
+        self.small = False
+        try:
+            fcntl.fcntl(self.fd, fcntl.F_SETPIPE_SZ, CHUNK)
+        except OSError:
+            pass  # over the per-user pipe quota: its size still works
 
     def close(self) -> None:
         fd, self.fd = self.fd, None
@@ -224,14 +232,6 @@ class OutputPipes:
             if data:
                 pipe.backlog.append(data)
                 pipe.kept += len(data)
-
-    def set_window_size(self, packed: bytes) -> None:
-        """TIOCSWINSZ on stream 0 while it is open (it is the pty master with exec(pty=True))."""
-        self._check_owner()
-        with self._lock:
-            pipe = self._pipes[0]
-            if pipe is not None and pipe.fd is not None:
-                fcntl.ioctl(pipe.fd, termios.TIOCSWINSZ, packed)
 
     def close(self, index: int) -> None:
         self._check_owner()

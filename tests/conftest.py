@@ -119,10 +119,17 @@ def _deselected(item) -> bool:
     return runner in OPT_IN_RUNNERS and item.get_closest_marker(runner) is None
 
 
+# debian_slim is built once per session (the cold build takes ~35 s on a quiet machine, minutes on a loaded
+# one): the whole test that first needs it, whichever that is, may take this long.
+DEBIAN_BUILD_TIMEOUT_S = 900
+
+
 def pytest_collection_modifyitems(config, items):
     kept, dropped = [], []
     for item in items:
         (dropped if _deselected(item) else kept).append(item)
+        if "debian" in getattr(item, "fixturenames", ()) and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(DEBIAN_BUILD_TIMEOUT_S))
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
@@ -181,6 +188,12 @@ def state_home(tmp_path_factory):
     os.environ["PYSANDBOX_HOME"] = str(home)
     yield home
     _restore("PYSANDBOX_HOME", previous)
+
+
+@pytest.fixture(scope="session")
+def debian(state_home):
+    """debian_slim, built once per session in the session's state directory."""
+    return modal.Image.debian_slim().build()
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 """Check the release artifacts tools/build-wheels made: python3 tools/check_wheels.py DIST [AGAIN].
 
-Each wheel: tagged py3-none-<manylinux and musllinux of one architecture>, carrying the four
-native helpers as executable, static, stripped ELF binaries of that architecture, py.typed,
+Each wheel: tagged py3-none-<manylinux and musllinux of one architecture>, carrying the
+native helpers (setup.BINARIES) as executable, static, stripped ELF binaries of that architecture, py.typed,
 the LICENSE and the package's version. The sdist: the C sources, setup.py and LICENSE.
 With AGAIN (a second build of a wheel): the same wheel, byte for byte.
 """
@@ -14,7 +14,7 @@ import tarfile
 import zipfile
 from pathlib import Path
 
-HELPERS = ("sandbox-init", "sandbox-supervisor", "sandbox-probe", "sandbox-rmtree")
+HELPERS = ("sandbox-init", "sandbox-supervisor", "sandbox-probe", "sandbox-rmtree", "sandbox-mount", "sandbox-untree")
 ELF_MACHINES = {"x86_64": 62, "aarch64": 183}
 PT_INTERP, PT_DYNAMIC, SHT_SYMTAB = 3, 2, 2
 ROOT = Path(__file__).resolve().parent.parent

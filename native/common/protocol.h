@@ -38,7 +38,8 @@ enum {
   /* 5 was a PING no client sent: now an unknown type, as any other number. */
   PSB_REQ_OPEN = 6,  /* body: psb_open + path; reply PSB_REP_FD with the open file */
   PSB_REQ_FSOP = 7,  /* body: psb_fsop + path; reply PSB_REP_OK (LIST: with entries) */
-  PSB_REQ_PIDFD = 8, /* no body; reply PSB_REP_FD with a pidfd of init (mount_image: the host joins its namespaces) */
+  PSB_REQ_PIDFD = 8, /* no body; reply PSB_REP_FD with a pidfd of init (mount_image: the host joins its namespaces),
+                        the connection's one reply: init then closes it */
   PSB_REQ_FILE = 9,  /* body: psb_file (+ data for WRITE); on a connection whose OPEN init relays (below) */
 };
 
@@ -46,19 +47,20 @@ enum {
 enum {
   PSB_REP_OK = 100,      /* no body */
   PSB_REP_STARTED = 101, /* body: uint32 pid (in the sandbox's pid namespace) */
-  PSB_REP_EXITED = 102,  /* body: psb_exited */
+  PSB_REP_EXITED = 102,  /* body: psb_exited; the connection's last message: init then closes it */
   PSB_REP_FD = 103,      /* no body; one fd attached */
   PSB_REP_ERROR = 199,   /* body: int32 errno, then a NUL-terminated message */
 };
 
-#define PSB_EXEC_FLAG_PTY 1u /* the 3 fds are one terminal: make it the controlling tty */
-/* init makes the terminal, from the sandbox's devpts, and a process of init's
- * relays it: the 3 fds are the read end of the process's input, the write end
- * for its output (stdout and stderr merged), and a SOCK_SEQPACKET socket whose
- * datagrams are struct winsize, the terminal's size (the first, sent before
- * the request, its size at the start; 24x80 without one).  For gVisor, which
- * cannot make a host terminal a controlling one (init_handoff.h). */
-#define PSB_EXEC_FLAG_PTY_INSIDE 2u
+/* exec(pty=True): init makes the terminal, from the sandbox's devpts (so the
+ * process can name it: tty, ttyname), and a process of init's relays it: the 3
+ * fds are the read end of the process's input, the write end for its output
+ * (stdout and stderr merged), and a SOCK_SEQPACKET socket whose datagrams are
+ * struct winsize, the terminal's size (the first, sent before the request, its
+ * size at the start; 24x80 without one).  Bit 1u is retired (a terminal of the
+ * host's, which the sandbox's devpts does not show): init refuses it as any
+ * unknown flag, with EINVAL. */
+#define PSB_EXEC_FLAG_PTY 2u
 
 struct psb_exec {
   uint32_t flags;
@@ -112,6 +114,9 @@ enum {
                          1 fd, a SOCK_SEQPACKET socket: reply PSB_REP_OK with the same body, and a
                          process of init's sends each read of the inotify fd into it as one
                          datagram until the client closes it (gVisor) */
+  PSB_FSOP_TREE = 7,  /* 1 fd, a SOCK_STREAM socket: reply PSB_REP_OK once the directory is open, and a
+                         process of init's writes its tree into the socket as common/tree.h's stream
+                         (snapshot_directory under gVisor, whose namespaces the host cannot join) */
 };
 
 #define PSB_WATCH_RECURSIVE 1u

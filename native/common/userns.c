@@ -89,8 +89,9 @@ static int write_map(pid_t pid, const char *which, const struct id_range *r, siz
   return 0;
 }
 
-/* newuidmap PID INSIDE OUTSIDE COUNT... (setuid root: checks /etc/subuid). */
-static int run_newidmap(const char *helper, pid_t pid, const struct id_range *r, size_t n)
+/* Starts newuidmap PID INSIDE OUTSIDE COUNT... (setuid root: checks /etc/subuid).
+ * Its pid, or -1. */
+static pid_t start_newidmap(const char *helper, pid_t pid, const struct id_range *r, size_t n)
 {
   char args[1 + 1 + 3 * USERNS_MAX_RANGES][24];
   char *argv[2 + 3 * USERNS_MAX_RANGES + 1];
@@ -107,18 +108,23 @@ static int run_newidmap(const char *helper, pid_t pid, const struct id_range *r,
   }
   argv[k] = NULL;
   pid_t child = fork();
-  if (child < 0)
-    return -1;
   if (child == 0) {
     execve(helper, argv, host_env);
     pwarnf("exec %s", helper);
     _exit(127);
   }
+  if (child < 0)
+    pwarnf("fork %s", helper);
+  return child;
+}
+
+static int finish_newidmap(const char *helper, pid_t child)
+{
   int st;
-  while (waitpid(child, &st, 0) < 0)
+  while (child > 0 && waitpid(child, &st, 0) < 0)
     if (errno != EINTR)
       return -1;
-  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+  if (child < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
     warnf("%s failed (is there a range for this user in /etc/subuid and /etc/subgid?)", helper);
     return -1;
   }
@@ -235,7 +241,7 @@ static int map_inner(pid_t inner, const struct userns_plan *p)
 
 /* The outer namespace's maker (a child), as the sandbox identity. */
 static noreturn void outer_main(const struct userns_plan *p, userns_identity_fn enter_identity, int ready_w, int go_r,
-                                int sock)
+                                int sock, bool detach)
 {
   /* Dumpable again after the uid change: the inner child inherits it, and a
    * non-dumpable process's /proc files belong to host root, so we could not
@@ -261,21 +267,27 @@ static noreturn void outer_main(const struct userns_plan *p, userns_identity_fn 
   char path[64];
   snprintf(path, sizeof path, "/proc/%d/ns/user", (int)inner);
   int ns = -1;
-  int rc = map_inner(inner, p) == 0 && (ns = open(path, O_RDONLY | O_CLOEXEC)) >= 0 && fd_send(sock, ns) == 0 ? 0 : 127;
-  close(hold_w);
-  int st;
-  while (waitpid(inner, &st, 0) < 0 && errno == EINTR)
-    ;
-  _exit(rc);
+  bool sent = map_inner(inner, p) == 0 && (ns = open(path, O_RDONLY | O_CLOEXEC)) >= 0 && fd_send(sock, ns) == 0;
+  /* The fd sent is the namespace's hold on it: the holder ends with us. Detached, it is an
+   * orphan the supervisor (a subreaper) collects, and nobody waits for it (a hand-off between
+   * processes on every create); else our caller's nearest reaper may collect only its own
+   * children (a subreaper, a container's pid 1), so we wait for it. */
+  if (!detach) {
+    close(hold_w);
+    while (waitpid(inner, NULL, 0) < 0 && errno == EINTR)
+      ;
+  }
+  _exit(sent ? 0 : 127);
 }
 
 static int map_outer(const struct userns_plan *p, pid_t outer)
 {
-  if (p->newuidmap != NULL)
-    return run_newidmap(p->newuidmap, outer, p->uids, p->nuids) == 0 &&
-            run_newidmap(p->newgidmap, outer, p->gids, p->ngids) == 0
-        ? 0
-        : -1;
+  if (p->newuidmap != NULL) { /* both at once: each is a setuid program's start, waited for */
+    pid_t uids = start_newidmap(p->newuidmap, outer, p->uids, p->nuids);
+    pid_t gids = start_newidmap(p->newgidmap, outer, p->gids, p->ngids);
+    int uid_rc = finish_newidmap(p->newuidmap, uids);
+    return finish_newidmap(p->newgidmap, gids) == 0 && uid_rc == 0 ? 0 : -1;
+  }
   if (geteuid() != 0) { /* mapping only ourselves: setgroups must be denied first */
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/setgroups", (int)outer);
@@ -298,7 +310,8 @@ int userns_enter(const struct userns_plan *p)
 {
   sigset_t mask;
   sigprocmask(SIG_SETMASK, NULL, &mask);
-  int ns = userns_prepare(p, own_identity, &mask);
+  struct userns_maker m;
+  int ns = userns_start(&m, p, own_identity, &mask, false) < 0 ? -1 : userns_finish(&m, p);
   if (ns < 0)
     return -1;
   int r = setns(ns, CLONE_NEWUSER);
@@ -308,15 +321,17 @@ int userns_enter(const struct userns_plan *p)
   return r;
 }
 
-int userns_prepare(const struct userns_plan *p, userns_identity_fn enter_identity, const sigset_t *mask)
+int userns_start(struct userns_maker *m, const struct userns_plan *p, userns_identity_fn enter_identity,
+                 const sigset_t *mask, bool detach)
 {
   int ready[2], go[2], sock[2];
   if (pipe2(ready, O_CLOEXEC) < 0 || pipe2(go, O_CLOEXEC) < 0 ||
-      socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sock) < 0) {
+      socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sock) < 0) {
     pwarnf("user namespace setup");
     return -1;
   }
-  pid_t outer = fork();
+  /* Detached, the maker is our parent's child, which reaps it (the raw system call, as in spawn_inner). */
+  pid_t outer = detach ? (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0) : fork();
   if (outer < 0) {
     pwarnf("fork");
     return -1;
@@ -327,21 +342,29 @@ int userns_prepare(const struct userns_plan *p, userns_identity_fn enter_identit
     close(ready[0]); /* only the ends it uses, so each side sees the other give up */
     close(go[1]);
     close(sock[0]);
-    outer_main(p, enter_identity, ready[1], go[0], sock[1]);
+    outer_main(p, enter_identity, ready[1], go[0], sock[1], detach);
   }
   close(ready[1]);
   close(go[0]);
   close(sock[1]);
+  *m = (struct userns_maker){outer, ready[0], go[1], sock[0], detach};
+  return 0;
+}
+
+int userns_finish(struct userns_maker *m, const struct userns_plan *p)
+{
   int ns = -1;
-  if (fd_expect_byte(ready[0], 'u') == 0 && map_outer(p, outer) == 0 && send_byte(go[1], 'm') == 0)
-    ns = fd_receive(sock[0]);
-  close(ready[0]);
-  close(go[1]);
-  close(sock[0]);
-  int st;
-  while (waitpid(outer, &st, 0) < 0 && errno == EINTR)
+  if (fd_expect_byte(m->ready_r, 'u') == 0 && map_outer(p, m->pid) == 0 && send_byte(m->go_w, 'm') == 0)
+    ns = fd_receive(m->sock_r); /* sent last: its arrival is the maker's success, its end of file (a
+                                   * seqpacket pair) the maker's failure once it and its holder exited */
+  close(m->ready_r);
+  close(m->go_w);
+  close(m->sock_r);
+  int st = 0;
+  pid_t reaped = 0;
+  while (!m->detach && (reaped = waitpid(m->pid, &st, 0)) < 0 && errno == EINTR)
     ;
-  if (ns >= 0 && (!WIFEXITED(st) || WEXITSTATUS(st) != 0)) {
+  if (ns >= 0 && !m->detach && (reaped < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)) {
     close(ns);
     ns = -1;
   }

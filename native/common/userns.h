@@ -46,9 +46,25 @@ struct userns_plan {
  * enter_identity): its uid owns the namespaces.  0 or -1 with errno. */
 typedef int (*userns_identity_fn)(void);
 
-/* Makes the two namespaces and returns an fd of the inner one (close-on-exec),
- * or -1 after saying why on stderr.  `mask`: the signal mask for children. */
-int userns_prepare(const struct userns_plan *p, userns_identity_fn enter_identity, const sigset_t *mask);
+/* The outer namespace's maker, started (userns_start) and not yet done with (userns_finish). */
+struct userns_maker {
+  pid_t pid;
+  int ready_r, go_w, sock_r;
+  bool detach;
+};
+
+/* Starts making the two namespaces: the outer one's maker takes the identity and
+ * unshares meanwhile (the supervisor's runner child stages its mounts).  `mask`:
+ * the signal mask for children.  `detach`: the maker is made our parent's child,
+ * which must reap it (the supervisor, a subreaper that collects every orphan),
+ * and userns_finish goes on once its namespace arrives rather than wait for it to
+ * exit; else it is ours, waited for.  0, or -1 after saying why on stderr. */
+int userns_start(struct userns_maker *m, const struct userns_plan *p, userns_identity_fn enter_identity,
+                 const sigset_t *mask, bool detach);
+
+/* Maps the outer namespace and returns an fd of the inner one (close-on-exec),
+ * or -1 after saying why on stderr. */
+int userns_finish(struct userns_maker *m, const struct userns_plan *p);
 
 /* One of the options that describe a plan (the supervisor's and sandbox-rmtree's):
  * --userns-uid IN:OUT:N, --userns-gid IN:OUT:N (repeated, at most

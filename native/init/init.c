@@ -128,6 +128,8 @@ static bool conns_reserve(void)
   return true;
 }
 
+static void handle_conn(struct conn *c);
+
 static bool accepting(void)
 {
   return accept_resume == 0 && nlive < exec_slots + ACCEPT_SLACK;
@@ -159,6 +161,12 @@ static void accept_conns(void)
     *c = (struct conn){.fd = fd, .file = -1};
     conns[nconns++] = c;
     nlive++;
+    /* A client sends its request right after connecting: serve it now rather
+     * than after another poll (if it has not arrived, poll will see it).  Not
+     * with every exec slot taken: the next poll first sees the hang-ups of
+     * connections the client closed before this one, which free slots. */
+    if (nlive <= exec_slots)
+      handle_conn(c);
   }
 }
 
@@ -208,8 +216,11 @@ static void handle_pidfd(struct conn *c)
     reply_error(c, errno, "pidfd_open");
     return;
   }
-  reply(c, PSB_REP_FD, fd);
+  /* The connection's one reply (protocol.h): closing it here, not at the
+   * client's hang-up, keeps init's fd count flat however late init polls. */
+  proto_send(c->fd, PSB_REP_FD, NULL, 0, fd);
   close(fd);
+  conn_drop(c);
 }
 
 static void handle_conn(struct conn *c)
@@ -355,6 +366,17 @@ static void root_dir(const struct opt *o, char **values)
   d[0] = (char *)o->name, d[1] = values[0], d[2] = values[1];
 }
 
+/* bwrap's --devpts-options (caps.h): checked here, before anything is done with them. */
+static const char *devpts_options;
+
+static void devpts_option(const struct opt *o, char **values)
+{
+  const char *why = caps_devpts_refused(values[0]);
+  if (why != NULL)
+    usage_die("bad %s (%s): %s", o->name, why, values[0]);
+  devpts_options = values[0];
+}
+
 int main(int argc, char **argv)
 {
   bool pty = false;
@@ -365,6 +387,8 @@ int main(int argc, char **argv)
       {.name = "--sandbox", .values = "ID", .kind = OPT_STRING, .to = &sandbox_id},
       {.name = "--idle-timeout-ms", .values = "N", .kind = OPT_NUMBER, .to = &idle, .max = UINT32_MAX},
       {.name = "--pty", .values = NULL, .kind = OPT_FLAG, .to = &pty},
+      /* bwrap's: the options, max= the bound, that /dev/pts is remounted with (caps.h) */
+      {.name = "--devpts-options", .values = "OPTIONS", .kind = OPT_CALL, .call = devpts_option},
       {.name = "--dir", .values = "MODE PATH", .kind = OPT_CALL, .call = root_dir, .nvalues = 2, .many = true},
       {.name = "--chmod", .values = "MODE PATH", .kind = OPT_CALL, .call = root_dir, .nvalues = 2, .many = true},
       {.name = "--chdir", .values = "PATH", .kind = OPT_STRING, .to = &cwd},
@@ -377,6 +401,11 @@ int main(int argc, char **argv)
   if (i < argc)
     opts_usage_die(&opts, "unexpected argument: %s", argv[i]);
   idle_ms = (int64_t)idle;
+  /* First of all, while nothing else runs in the sandbox: the one use of CAP_SYS_ADMIN, then
+   * every capability beyond the kept ones gone, from init and from all the sandbox's processes. */
+  if (devpts_options != NULL)
+    caps_bound_ptys(devpts_options);
+  caps_limit();
   if (handoff)
     handoff_receive();
   struct init_config config;
@@ -386,8 +415,7 @@ int main(int argc, char **argv)
   init_config_check_volumes(&config); /* before anything is made in them */
   make_root_dirs(dirs, ndirs, cwd);
 
-  /* First, before anything is served: the entrypoint and every exec inherit them. */
-  caps_limit();
+  /* Before anything is served: the entrypoint and every exec inherit it. */
   if (seccomp_install() < 0)
     pdie("installing the seccomp filter");
   netsync_wait(FD_NET_SYNC); /* the network is connected before anything runs */

@@ -19,6 +19,7 @@
 #include "util.h"
 
 static int entry_stdin = -1;
+static int entry_keys = -1; /* --pty under gVisor: its relays' end of the terminal's keys socket */
 int entry_tty = -1;
 bool entry_tty_hungup;
 pid_t entry_pid;
@@ -27,7 +28,7 @@ pid_t entry_pid;
  * terminal end in *slave (both close-on-exec), or -1 with errno set.  For
  * --pty (the entrypoint's: its output, stdout and stderr merged as on Modal,
  * is copied by the main loop into the stdout file; the master is what
- * ENTRY_STDIN hands out) and exec's PSB_EXEC_FLAG_PTY_INSIDE. */
+ * ENTRY_STDIN hands out) and exec's PSB_EXEC_FLAG_PTY. */
 int open_terminal(const struct winsize *ws, int *slave)
 {
   int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
@@ -83,15 +84,17 @@ bool tty_pending(void)
 
 void start_entrypoint(char **argv, bool pty)
 {
-  int p[2];
+  int p[2], keys[2] = {-1, -1};
   if (pty) {
     static const struct winsize ws = {.ws_row = 24, .ws_col = 80};
-    if ((entry_tty = open_terminal(&ws, &p[0])) < 0)
+    if ((entry_tty = open_terminal(&ws, &p[0])) < 0) /* ENOSPC's line and exit 1: records.ENTRY_TERMINAL_ENOSPC */
       pdie("allocating a terminal");
     if ((p[1] = fcntl(entry_tty, F_DUPFD_CLOEXEC, 0)) < 0)
       pdie("dup");
     fcntl(entry_tty, F_SETFL, O_NONBLOCK);
     fcntl(FD_ENTRY_OUT, F_SETFL, fcntl(FD_ENTRY_OUT, F_GETFL) | O_NONBLOCK);
+    if (handoff_keys(keys) < 0)
+      pdie("socketpair");
   } else if (pipe2(p, O_CLOEXEC) < 0) {
     pdie("pipe");
   }
@@ -102,6 +105,7 @@ void start_entrypoint(char **argv, bool pty)
       .cwd_fd = -1,
       .fds = {p[0], pty ? p[0] : FD_ENTRY_OUT, pty ? p[0] : FD_ENTRY_ERR},
       .pty = pty,
+      .keys_fd = keys[1],
   };
   int err = spawn(&a, &entry_pid);
   if (err != 0) {
@@ -109,7 +113,10 @@ void start_entrypoint(char **argv, bool pty)
     exit(spawn_failure_code(err));
   }
   close(p[0]);
+  if (keys[1] >= 0)
+    close(keys[1]);
   entry_stdin = p[1];
+  entry_keys = keys[0];
 }
 
 void handle_entry_stdin(struct conn *c, struct request *req)
@@ -121,10 +128,10 @@ void handle_entry_stdin(struct conn *c, struct request *req)
   } else {
     /* A relay copies the client's pipe into the entrypoint's stdin until either side closes; into
      * its terminal, it turns the keys ISIG makes signals into signals (handoff_relay). */
-    pid_t pid = handoff_fork_relay((int[]){req->fds[0], entry_stdin}, 2);
+    pid_t pid = handoff_fork_relay((int[]){req->fds[0], entry_stdin, entry_keys}, entry_keys >= 0 ? 3 : 2);
     if (pid == 0) {
       static struct relay_copy in = {.from = 0, .to = 1, .ends_relay = true, .open = true};
-      struct relay_terminal t = {.size_fd = -1, .tty = 1, .end_fd = -1, .pgid = entry_pid};
+      struct relay_terminal t = {.size_fd = -1, .tty = 1, .end_fd = -1, .keys_fd = entry_keys >= 0 ? 2 : -1};
       handoff_relay(&in, 1, entry_tty >= 0 ? &t : NULL);
     }
     if (pid < 0)
@@ -137,6 +144,10 @@ void handle_entry_stdin(struct conn *c, struct request *req)
 
 void handle_entry_stdin_close(struct conn *c)
 {
+  if (handoff && entry_tty >= 0) { /* refused before anything is done: the client says why (initclient.py) */
+    reply_error(c, EPROTONOSUPPORT, HANDOFF_NO_EOF_WHY);
+    return;
+  }
   if (entry_stdin >= 0 && entry_tty >= 0) {
     ssize_t unused = write(entry_stdin, "\x04", 1); /* a terminal's end of input is ^D */
     (void)unused;

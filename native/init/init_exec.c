@@ -28,7 +28,7 @@ struct child {
   int64_t deadline; /* CLOCK_MONOTONIC ms; 0: none, or already enforced */
   bool timed_out;
   struct conn *conn; /* NULL once the client went away */
-  int relay_end;     /* PSB_EXEC_FLAG_PTY_INSIDE: closed when it ends, to end its relay; else -1 */
+  int relay_end;     /* PSB_EXEC_FLAG_PTY: closed when it ends, to end its relay; else -1 */
   pid_t relay;       /* and that relay, while it runs; else 0 */
 };
 
@@ -55,8 +55,10 @@ void reap(void)
     handoff_reaped(pid);
     for (size_t i = 0; i < nchildren; i++)
       if (children[i].relay == pid) { /* its terminal is gone: a hang-up, which gVisor's does not send */
-        kill(-children[i].pid, SIGHUP);
-        kill(-children[i].pid, SIGCONT);
+        if (handoff) {
+          kill(-children[i].pid, SIGHUP);
+          kill(-children[i].pid, SIGCONT);
+        }
         children[i].relay = 0;
       }
     if (pid == entry_pid) {
@@ -87,8 +89,10 @@ void reap(void)
         kind = PSB_EXIT_SIGNAL;
         value = WTERMSIG(st);
       }
-      if (proto_send_exited(ch.conn->fd, kind, value) < 0)
-        conn_drop(ch.conn);
+      /* EXITED is the connection's last message (protocol.h): closing it now,
+       * rather than on the client's hang-up, spares init a wake-up per exec. */
+      proto_send_exited(ch.conn->fd, kind, value);
+      conn_drop(ch.conn);
       break;
     }
     /* Anything else was an orphan reparented to us: reaping is all it needs. */
@@ -145,56 +149,68 @@ static void exec_failed(struct conn *c, int errfd, int err, const char *what, co
   }
   if (n > 0)
     write_nonblock(errfd, buf, (size_t)n);
-  if (proto_send_started(c->fd, 0) < 0 || proto_send_exited(c->fd, PSB_EXIT_CODE, spawn_failure_code(err)) < 0)
-    conn_drop(c);
+  if (proto_send_started(c->fd, 0) == 0)
+    proto_send_exited(c->fd, PSB_EXIT_CODE, spawn_failure_code(err));
+  conn_drop(c); /* EXITED is its last message */
 }
 
-/* The relay of PSB_EXEC_FLAG_PTY_INSIDE (protocol.h): fd 0 the client's
- * input, 1 its output, 2 the size socket, 3 the terminal's master, 4 the end
- * socket (init_handoff.h).  The input's end stops only the input, as write_eof
- * leaves a host terminal open under the other runners. */
-static _Noreturn void relay_terminal(void)
+/* The relay of PSB_EXEC_FLAG_PTY (protocol.h): fd 0 the client's input, 1 its
+ * output, 2 the size socket, 3 the terminal's master, 4 the end socket, 5
+ * with keys the witness's socket (init_handoff.h).  The input's end stops only
+ * the input: write_eof leaves the terminal open, as closing one of its writers
+ * would. */
+static _Noreturn void relay_terminal(bool keys)
 {
   static struct relay_copy copies[2] = {
       {.from = 0, .to = 3, .open = true},
       {.from = 3, .to = 1, .ends_relay = true, .open = true},
   };
-  static struct relay_terminal t = {.size_fd = 2, .tty = 3, .end_fd = 4};
+  static struct relay_terminal t = {.size_fd = 2, .tty = 3, .end_fd = 4, .keys_fd = -1};
+  if (keys)
+    t.keys_fd = 5;
   handoff_relay(copies, 2, &t);
 }
 
-/* PSB_EXEC_FLAG_PTY_INSIDE: a terminal whose master a relay holds, sized by
+static void close_open(const int *fds, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    if (fds[i] >= 0)
+      close(fds[i]);
+}
+
+/* PSB_EXEC_FLAG_PTY: a terminal whose master a relay holds, sized by
  * the first datagram already on the size socket.  Returns its terminal end,
- * in *relay the relay and in *end the socket to close when the process ends, or
- * -1 with the reply sent. */
-static int terminal_inside(struct conn *c, const struct request *req, pid_t *relay, int *end)
+ * in *relay the relay, in *end the socket to close when the process ends and
+ * in *keys its witness's socket (or -1), or -1 with the reply sent. */
+static int terminal(struct conn *c, const struct request *req, pid_t *relay, int *end, int *keys)
 {
   struct winsize ws;
   if (recv(req->fds[2], &ws, sizeof ws, MSG_DONTWAIT) != (ssize_t)sizeof ws)
     ws = (struct winsize){.ws_row = 24, .ws_col = 80};
-  int slave, ends[2], master = open_terminal(&ws, &slave);
+  int slave, ends[2] = {-1, -1}, witness[2], master = open_terminal(&ws, &slave);
   if (master < 0) {
     reply_error(c, errno, "allocating a terminal");
     return -1;
   }
   pid_t pid = -1;
   /* a socket, not a pipe: sandbox root under gVisor can open a pipe of the relay's through /proc/<relay>/fd,
-   * never a socket (ENXIO); the pid it carries must be init's word alone */
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ends) == 0) {
-    pid = handoff_fork_relay((int[]){req->fds[0], req->fds[1], req->fds[2], master, ends[0]}, 5);
+   * never a socket (ENXIO); its end must be init's word alone */
+  if (handoff_keys(witness) == 0 && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ends) == 0) {
+    int fds[] = {req->fds[0], req->fds[1], req->fds[2], master, ends[0], witness[0]};
+    pid = handoff_fork_relay(fds, witness[0] >= 0 ? 6 : 5);
     if (pid == 0)
-      relay_terminal();
+      relay_terminal(witness[0] >= 0);
   }
   int err = errno;
-  close(master);
+  close_open((int[]){master, ends[0], witness[0]}, 3);
   if (pid < 0) {
-    close(slave);
+    close_open((int[]){slave, ends[1], witness[1]}, 3);
     reply_error(c, err, err == EMFILE ? "too many terminals relayed out of the sandbox at once" : "fork");
     return -1;
   }
-  close(ends[0]);
   *relay = pid;
   *end = ends[1];
+  *keys = witness[1];
   return slave;
 }
 
@@ -234,9 +250,9 @@ void handle_exec(struct conn *c, struct request *req)
     children_cap = cap;
   }
 
-  int slave = -1, relay_end = -1;
+  int slave = -1, relay_end = -1, keys = -1;
   pid_t relay = 0;
-  if ((x.flags & PSB_EXEC_FLAG_PTY_INSIDE) != 0 && (slave = terminal_inside(c, req, &relay, &relay_end)) < 0) {
+  if ((x.flags & PSB_EXEC_FLAG_PTY) != 0 && (slave = terminal(c, req, &relay, &relay_end, &keys)) < 0) {
     proto_close_fds(req);
     proto_free_exec(&x);
     return;
@@ -266,7 +282,8 @@ void handle_exec(struct conn *c, struct request *req)
       .path = env_get(envp, "PATH"),
       .cwd_fd = cwd_fd,
       .fds = {fds[0], fds[1], fds[2]},
-      .pty = (x.flags & (PSB_EXEC_FLAG_PTY | PSB_EXEC_FLAG_PTY_INSIDE)) != 0,
+      .pty = slave >= 0,
+      .keys_fd = keys,
   };
   pid_t pid;
   err = spawn(&a, &pid);
@@ -279,10 +296,6 @@ void handle_exec(struct conn *c, struct request *req)
     goto out;
   }
   int64_t deadline = x.timeout_ms != 0 ? now_ms() + x.timeout_ms : 0;
-  if (relay_end >= 0) { /* the pid, for the terminal's keys: into an empty socket, so it never waits */
-    ssize_t unused = write(relay_end, &pid, sizeof pid);
-    (void)unused;
-  }
   children[nchildren++] =
       (struct child){.pid = pid, .deadline = deadline, .conn = c, .relay_end = relay_end, .relay = relay};
   relay_end = -1;
@@ -295,6 +308,8 @@ out:
     close(cwd_fd);
   if (slave >= 0)
     close(slave);
+  if (keys >= 0)
+    close(keys);
   if (relay_end >= 0) /* it did not start: the relay sends what the terminal holds (the error) and ends */
     close(relay_end);
   proto_close_fds(req);

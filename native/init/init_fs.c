@@ -1,5 +1,5 @@
 /* init_fs.c: sandbox-init's file requests, OPEN, FILE and FSOP (MKDIR,
- * UNLINK, RMDIR, LIST, STAT, WATCH): done by pid 1 as the sandbox's user, on
+ * UNLINK, RMDIR, LIST, STAT, WATCH, TREE): done by pid 1 as the sandbox's user, on
  * paths that resolve in the sandbox's own root. */
 #define _GNU_SOURCE 1
 #include <dirent.h>     /* opendir, readdir */
@@ -15,6 +15,7 @@
 #include "init.h"
 #include "init_handoff.h"
 #include "proto.h"
+#include "init_tree.h"
 #include "util.h"
 #include "watch.h"
 
@@ -269,8 +270,8 @@ static void fsop(struct conn *c, const struct request *req)
     reply_error(c, EINVAL, "bad fsop path or mode");
     return;
   }
-  if (req->nfds != 0 && o.op != PSB_FSOP_WATCH) {
-    reply_error(c, EINVAL, "only a watch takes a descriptor");
+  if (req->nfds != 0 && o.op != PSB_FSOP_WATCH && o.op != PSB_FSOP_TREE) {
+    reply_error(c, EINVAL, "only a watch or a tree takes a descriptor");
     return;
   }
   last_activity = now_ms();
@@ -293,6 +294,9 @@ static void fsop(struct conn *c, const struct request *req)
     return;
   case PSB_FSOP_WATCH:
     reply_watch(c, path, (o.mode & PSB_WATCH_RECURSIVE) != 0, req->nfds == 1 ? req->fds[0] : -1);
+    return;
+  case PSB_FSOP_TREE:
+    reply_tree(c, path, req->nfds == 1 ? req->fds[0] : -1);
     return;
   default:
     reply_error(c, EINVAL, "unknown fsop");

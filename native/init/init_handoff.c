@@ -11,8 +11,9 @@
 #include <termios.h>    /* tcgetattr, ISIG, V* */
 #include <sys/ioctl.h>  /* ioctl, TIOCSWINSZ, struct winsize */
 #include <sys/prctl.h>  /* prctl, PR_SET_PDEATHSIG */
-#include <sys/socket.h> /* recv, MSG_DONTWAIT */
-#include <unistd.h>     /* dup2, close, close_range, fork, getppid */
+#include <sys/socket.h> /* recv, send, MSG_* */
+#include <sys/wait.h>   /* waitpid, WIFEXITED, WEXITSTATUS */
+#include <unistd.h>     /* dup2, close, close_range, fork, getppid, getsid, setpgid, tcgetpgrp */
 
 #include "fds.h"
 #include "handoff.h"
@@ -70,11 +71,6 @@ bool handoff_refuses(const struct request *req)
     memcpy(&f, req->body, sizeof f);
     return f.op == PSB_FSOP_WATCH && req->nfds == 0; /* without the socket init relays events into */
   }
-  if (req->type == PSB_REQ_EXEC) { /* gVisor cannot make a host terminal a controlling one: PTY_INSIDE */
-    struct psb_exec e;
-    memcpy(&e, req->body, sizeof e);
-    return (e.flags & PSB_EXEC_FLAG_PTY) != 0;
-  }
   if (req->type == PSB_REQ_ENTRY_STDIN) /* without the read end of a pipe init relays */
     return req->nfds == 0;
   return req->type == PSB_REQ_PIDFD;
@@ -120,30 +116,86 @@ pid_t handoff_fork_relay(const int *fds, int n)
 
 enum copy_state { COPY_OVER, COPY_IDLE, COPY_BUSY };
 
-/* What a terminal's line discipline does with ISIG, which gVisor's (runsc
- * 20221219) does not: ^C, ^\ and ^Z in the input become SIGINT, SIGQUIT and
- * SIGTSTP for the process's group (the master cannot tell the foreground
- * group there: TIOCGPGRP fails), and are dropped.  Returns the length left. */
+/* What a terminal's line discipline does with ISIG, which gVisor's does not:
+ * ^C, ^\ and ^Z in the input become SIGINT, SIGQUIT and SIGTSTP, which the
+ * terminal's witness sends to its foreground group (handoff_start_witness),
+ * and are dropped.  Returns the length left.  A witness that does not take
+ * them (stopped, or killed by sandbox code) loses them: the relay never
+ * waits.  Linux's own (the other runners: keys_fd -1) signals the foreground
+ * group itself: the keys go to it untouched. */
 static size_t signal_keys(const struct relay_terminal *t, char *buf, size_t len)
 {
   struct termios tio;
-  if (t->pgid <= 0 || tcgetattr(t->tty, &tio) < 0 || !(tio.c_lflag & ISIG))
+  if (t->keys_fd < 0 || tcgetattr(t->tty, &tio) < 0 || !(tio.c_lflag & ISIG))
     return len;
   static const struct {
-    int cc, sig;
+    int cc;
+    unsigned char sig;
   } keys[] = {{VINTR, SIGINT}, {VQUIT, SIGQUIT}, {VSUSP, SIGTSTP}};
   size_t kept = 0;
   for (size_t i = 0; i < len; i++) {
     bool key = false;
     for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
       if (tio.c_cc[keys[k].cc] != _POSIX_VDISABLE && (cc_t)buf[i] == tio.c_cc[keys[k].cc]) {
-        kill(-t->pgid, keys[k].sig);
+        send(t->keys_fd, &keys[k].sig, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
         key = true;
       }
     if (!key)
       buf[kept++] = buf[i];
   }
   return kept;
+}
+
+/* The witness's loop: fd 0 the terminal (its controlling one), 3 the keys.
+ * The foreground group is the session's say: signalled only while its leader
+ * is a process of this session (gVisor's TIOCSPGRP takes only a group of the
+ * session, but the group may have ended since and its id gone elsewhere;
+ * gVisor reuses no id a group or session holds, and hands ids out in turn). */
+static _Noreturn void witness(void)
+{
+  static const int ignored[] = {SIGINT, SIGQUIT, SIGTSTP, SIGHUP, SIGTTIN, SIGTTOU};
+  for (size_t i = 0; i < sizeof ignored / sizeof ignored[0]; i++)
+    signal(ignored[i], SIG_IGN); /* its own group may be made the foreground one */
+  pid_t sid = getsid(0);
+  for (;;) {
+    unsigned char sig;
+    ssize_t got = recv(3, &sig, 1, 0);
+    if (got < 0 && errno == EINTR)
+      continue;
+    if (got <= 0)
+      _exit(0);
+    pid_t fg = tcgetpgrp(0);
+    if ((sig == SIGINT || sig == SIGQUIT || sig == SIGTSTP) && fg > 1 && getsid(fg) == sid)
+      kill(-fg, sig);
+  }
+}
+
+int handoff_keys(int keys[2])
+{
+  keys[0] = keys[1] = -1;
+  if (!handoff || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, keys) == 0)
+    return 0;
+  keys[0] = keys[1] = -1;
+  return -1;
+}
+
+int handoff_start_witness(int keys_fd)
+{
+  pid_t mid = fork();
+  if (mid == 0) { /* the middle child: its exit makes the witness init's */
+    pid_t pid = fork();
+    if (pid == 0) {
+      if (dup2(keys_fd, 3) == 3 && close_range(4, INT_MAX, 0) == 0 && close_range(1, 2, 0) == 0 && setpgid(0, 0) == 0)
+        witness();
+      _exit(1);
+    }
+    _exit(pid < 0 ? errno : 0);
+  }
+  int st;
+  if (mid < 0 || waitpid(mid, &st, 0) < 0)
+    return -1;
+  errno = WIFEXITED(st) ? WEXITSTATUS(st) : EINVAL;
+  return errno == 0 ? 0 : -1;
 }
 
 /* One direction's step: moves what `from` has into `to` through the buffer,
@@ -196,21 +248,20 @@ static bool take_sizes(const struct relay_terminal *t)
   }
 }
 
-/* From the end socket: the process's pid (its group's id), then its end. */
-static bool read_end(struct relay_terminal *t)
+/* Whether init closed the end socket: the process has ended. */
+static bool ended(const struct relay_terminal *t)
 {
-  pid_t pid;
-  ssize_t got = read(t->end_fd, &pid, sizeof pid);
-  if (got == (ssize_t)sizeof pid && t->pgid == 0) {
-    t->pgid = pid;
-    return false;
-  }
+  char c;
+  ssize_t got = read(t->end_fd, &c, 1);
   return !(got < 0 && (errno == EAGAIN || errno == EINTR));
 }
 
 _Noreturn void handoff_relay(struct relay_copy *copies, size_t n, struct relay_terminal *t)
 {
-  struct pollfd p[RELAY_COPIES_MAX + 2];
+  /* per copy what it waits for; the size socket; the end socket; per copy that ends the relay, its `to` while
+   * idle, whose reader letting go (the host's, of an exec's output) ends the relay at once, not at the next
+   * write: a silent process then loses its terminal, as when the host held the terminal's master */
+  struct pollfd p[2 * RELAY_COPIES_MAX + 2];
   bool sizes = t != NULL && t->size_fd >= 0;
   for (size_t i = 0; i < n; i++)
     if (fcntl(copies[i].from, F_SETFL, O_NONBLOCK) < 0 || fcntl(copies[i].to, F_SETFL, O_NONBLOCK) < 0)
@@ -227,13 +278,17 @@ _Noreturn void handoff_relay(struct relay_copy *copies, size_t n, struct relay_t
       }
       bool waiting = c->sent < c->len; /* for room in `to`, else for data in `from` */
       p[i] = (struct pollfd){.fd = c->open ? (waiting ? c->to : c->from) : -1, .events = waiting ? POLLOUT : POLLIN};
+      p[n + 2 + i] = (struct pollfd){.fd = c->open && c->ends_relay && !waiting ? c->to : -1, .events = 0};
     }
     sizes = sizes && take_sizes(t);
     p[n] = (struct pollfd){.fd = sizes ? t->size_fd : -1, .events = POLLIN};
     p[n + 1] = (struct pollfd){.fd = t != NULL ? t->end_fd : -1, .events = POLLIN}; /* -1: none */
-    if (poll(p, n + 2, -1) < 0 && errno != EINTR)
+    if (poll(p, 2 * n + 2, -1) < 0 && errno != EINTR)
       _exit(1);
-    if (p[n + 1].revents != 0 && read_end(t))
+    for (size_t i = 0; i < n; i++)
+      if ((p[n + 2 + i].revents & (POLLERR | POLLHUP)) != 0)
+        _exit(0);
+    if (p[n + 1].revents != 0 && ended(t))
       for (size_t i = 0; i < n; i++)
         if (copies[i].ends_relay)
           drain(&copies[i]);

@@ -30,7 +30,7 @@ int handoff_accept(void);
  * run out: a recursive watch over a tree that grows adds one per new
  * directory). */
 #define HANDOFF_RELAYS_MAX 64
-#define RELAY_FDS_MAX 5
+#define RELAY_FDS_MAX 6
 pid_t handoff_fork_relay(const int *fds, int n);
 
 /* One direction a relay copies (handoff_relay).  The relay ends when a copy
@@ -45,19 +45,36 @@ struct relay_copy {
 #define RELAY_COPIES_MAX 2
 
 /* A relayed terminal's other descriptors (-1: none): a socket whose struct
- * winsize datagrams set the size of the terminal tty, and end_fd, a socket on which
- * init writes the process's pid (pgid, for the keys ISIG turns into signals),
- * then closes once the process has ended: what the terminal holds then goes
- * out and the relay ends, as gVisor's terminal does not hang up. */
+ * winsize datagrams set the size of the terminal tty; end_fd, a socket init
+ * closes once the process has ended: what the terminal holds then goes out and
+ * the relay ends, as gVisor's terminal does not hang up; keys_fd, the socket
+ * of the terminal's key witness (handoff_start_witness), under gVisor. */
 struct relay_terminal {
-  int size_fd, tty, end_fd;
-  pid_t pgid; /* 0 until init sent it */
+  int size_fd, tty, end_fd, keys_fd;
 };
 
 /* A relay's loop: runs the copies (at most RELAY_COPIES_MAX, each fd made
  * non-blocking, so that one side waiting never holds up the other), and the
  * terminal's sizes, keys and end when t is not NULL.  Exits once it is over. */
 _Noreturn void handoff_relay(struct relay_copy *copies, size_t n, struct relay_terminal *t);
+
+/* gVisor's line discipline (runsc 20221219) turns no key into a signal, and
+ * tells a terminal's foreground group only to a process of the session it
+ * controls (TIOCGPGRP on the master, or from elsewhere, fails; /proc's tpgid
+ * is 0).  So, under gVisor, the child that becomes a terminal's session leader
+ * calls this once the terminal is its controlling one, before it execs: it
+ * starts a witness in that session, a grandchild (init's once the middle
+ * child is gone, so the process never sees it) in a process group of its own,
+ * which reads a signal number at a time from keys_fd (SIGINT, SIGQUIT or
+ * SIGTSTP: the relay's, for ^C, ^\ and ^Z) and sends it to the terminal's
+ * foreground group, as Linux's line discipline does.  It ends when the other
+ * end of keys_fd closes.  0, or -1 with errno set (EAGAIN: no process). */
+int handoff_start_witness(int keys_fd);
+
+/* A terminal's keys socket under gVisor: keys[0] for its relays, keys[1] for
+ * handoff_start_witness, both close-on-exec; both -1 under another runner.
+ * 0, or -1 with errno set. */
+int handoff_keys(int keys[2]);
 
 /* From init's reaping, for every child it collects: a relay's ends. */
 void handoff_reaped(pid_t pid);
@@ -67,11 +84,15 @@ void handoff_reaped(pid_t pid);
  * and FSOP_WATCH sent with the client's end of the relay; the other requests
  * answered with a descriptor (PIDFD, and those two without an end) are
  * refused, with EPROTONOSUPPORT and this message (the client says which call
- * it was); so is an exec with a host terminal (PSB_EXEC_FLAG_PTY), before it
- * starts: gVisor cannot make one a controlling terminal, so the client sends
- * pipes instead (PSB_EXEC_FLAG_PTY_INSIDE) and init relays a terminal of its
- * own (init_exec.c). */
+ * it was). */
 #define HANDOFF_REFUSED_WHY "the gVisor runner cannot hand a descriptor out of the sandbox"
 bool handoff_refuses(const struct request *req);
+
+/* And gVisor's terminal (runsc 20221219) has no end of input: its line
+ * discipline drops a ^D at the start of a line, and a read of the terminal
+ * never returns 0 (not even once its master is closed).  So ENTRY_STDIN_CLOSE
+ * under --pty, which would send that ^D, is refused with EPROTONOSUPPORT and
+ * this message, and the entrypoint's stdin stays open. */
+#define HANDOFF_NO_EOF_WHY "the gVisor runner's terminal has no end of input"
 
 #endif

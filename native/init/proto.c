@@ -88,7 +88,7 @@ enum proto_result proto_recv(int fd, struct request *req, int *err, const char *
   case PSB_REQ_FSOP:
     if (body_len < sizeof(struct psb_fsop) + 2 || inbuf[n - 1] != '\0')
       return bad(req, EPROTO, "fsop needs an op, a mode and a NUL-terminated path", err, why);
-    want_fds = req->nfds > 0 ? 1 : 0; /* WATCH: none, or the socket init relays events into */
+    want_fds = req->nfds > 0 ? 1 : 0; /* WATCH: none, or the socket init relays events into; TREE: its socket */
     break;
   case PSB_REQ_OPEN:
     if (body_len < sizeof(struct psb_open) + 2 || inbuf[n - 1] != '\0')
@@ -147,8 +147,7 @@ int proto_parse_exec(const struct request *req, struct exec_request *x, const ch
   const unsigned char *end = req->body + req->body_len;
 
   *x = (struct exec_request){.flags = e.flags, .timeout_ms = e.timeout_ms};
-  if ((e.flags & ~(PSB_EXEC_FLAG_PTY | PSB_EXEC_FLAG_PTY_INSIDE)) != 0 ||
-      e.flags == (PSB_EXEC_FLAG_PTY | PSB_EXEC_FLAG_PTY_INSIDE)) {
+  if ((e.flags & ~PSB_EXEC_FLAG_PTY) != 0) {
     *why = "unknown exec flags";
     return EINVAL;
   }

@@ -16,6 +16,7 @@
 #include <sys/wait.h>  /* waitpid */
 #include <unistd.h>    /* faccessat, X_OK, fork, setsid, dup2, close_range */
 
+#include "init_handoff.h"
 #include "util.h"
 
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -45,10 +46,87 @@ void spawn_init(void)
   }
 }
 
+/* Calls try on each file PATH names for a->argv[0], as execvp searches, but
+ * over the child's PATH (execvp and posix_spawnp would use init's): until one
+ * starts (0) or fails for a reason other than not being there or not being
+ * executable, whose errno is returned; else EACCES if one was found but not
+ * executable, ENOENT if none was. */
+typedef int try_fn(const char *file, const struct spawn_args *a, pid_t *pid);
+static int search_path(const struct spawn_args *a, try_fn *try, pid_t *pid)
+{
+  const char *name = a->argv[0];
+  if (*name == '\0')
+    return ENOENT;
+  size_t namelen = strlen(name);
+  bool eacces = false;
+  for (const char *p = a->path != NULL ? a->path : DEFAULT_PATH;; p++) {
+    const char *colon = strchrnul(p, ':');
+    size_t dirlen = (size_t)(colon - p);
+    char file[PATH_MAX];
+    /* An empty element means the current directory, as in execvp. */
+    if (dirlen + 1 + namelen < sizeof file) {
+      size_t off = 0;
+      if (dirlen > 0) {
+        memcpy(file, p, dirlen);
+        file[dirlen] = '/';
+        off = dirlen + 1;
+      }
+      memcpy(file + off, name, namelen + 1);
+      int err = try(file, a, pid);
+      if (err != ENOENT && err != ENOTDIR && err != EACCES)
+        return err;
+      eacces |= err == EACCES;
+    }
+    if (*colon == '\0')
+      break;
+    p = colon;
+  }
+  return eacces ? EACCES : ENOENT;
+}
+
+/* In the child of fork_with_terminal, which already runs in its cwd. */
+static int exec_file(const char *file, const struct spawn_args *a, pid_t *pid)
+{
+  (void)pid;
+  execve(file, a->argv, a->envp);
+  return errno;
+}
+
+/* A file of PATH, in that child: skipped by the rule spawn_candidate's search
+ * follows (a file faccessat refuses, for whatever reason, is not there), so that
+ * a PATH entry too long or a symlink loop ends neither search. */
+static int exec_candidate(const char *file, const struct spawn_args *a, pid_t *pid)
+{
+  if (faccessat(AT_FDCWD, file, X_OK, AT_EACCESS) < 0)
+    return errno == EACCES ? EACCES : ENOENT;
+  return exec_file(file, a, pid);
+}
+
+/* fork_with_terminal's child: returns only with the errno of what failed. */
+static int terminal_child(const struct spawn_args *a)
+{
+  sigset_t none;
+  sigemptyset(&none);
+  for (int sig = 1; sig < NSIG; sig++)
+    signal(sig, SIG_DFL); /* fails harmlessly for SIGKILL, SIGSTOP and glibc's own */
+  if (sigprocmask(SIG_SETMASK, &none, NULL) < 0 || setsid() < 0)
+    return errno;
+  for (int i = 0; i < 3; i++)
+    if (dup2(a->fds[i], i) < 0)
+      return errno;
+  if (ioctl(0, TIOCSCTTY, 0) < 0 || (a->keys_fd >= 0 && handoff_start_witness(a->keys_fd) < 0) ||
+      (a->cwd_fd >= 0 && fchdir(a->cwd_fd) < 0) || close_range(3, INT_MAX, CLOSE_RANGE_CLOEXEC) < 0)
+    return errno;
+  return strchr(a->argv[0], '/') != NULL ? exec_file(a->argv[0], a, NULL) : search_path(a, exec_candidate, NULL);
+}
+
 /* exec(pty=True): the child must make its terminal the controlling one
  * (TIOCSCTTY), which posix_spawn cannot do, so these few take the slower
- * fork.  An exec failure comes back through a close-on-exec pipe. */
-static int fork_with_terminal(const char *file, const struct spawn_args *a, pid_t *pid)
+ * fork.  The one child tries each file of PATH in turn: a second child would
+ * need the terminal in a second session, which gVisor refuses (a terminal
+ * keeps its first session there for good).  An exec failure comes back
+ * through a close-on-exec pipe. */
+static int fork_with_terminal(const struct spawn_args *a, pid_t *pid)
 {
   int ep[2];
   if (pipe2(ep, O_CLOEXEC) < 0)
@@ -61,21 +139,7 @@ static int fork_with_terminal(const char *file, const struct spawn_args *a, pid_
     return err;
   }
   if (child == 0) {
-    sigset_t none;
-    sigemptyset(&none);
-    for (int sig = 1; sig < NSIG; sig++)
-      signal(sig, SIG_DFL); /* fails harmlessly for SIGKILL, SIGSTOP and glibc's own */
-    if (sigprocmask(SIG_SETMASK, &none, NULL) < 0 || setsid() < 0)
-      goto fail;
-    for (int i = 0; i < 3; i++)
-      if (dup2(a->fds[i], i) < 0)
-        goto fail;
-    if (ioctl(0, TIOCSCTTY, 0) < 0 || (a->cwd_fd >= 0 && fchdir(a->cwd_fd) < 0) ||
-        close_range(3, INT_MAX, CLOSE_RANGE_CLOEXEC) < 0)
-      goto fail;
-    execve(file, a->argv, a->envp);
-  fail:;
-    int err = errno;
+    int err = terminal_child(a);
     ssize_t unused = write(ep[1], &err, sizeof err);
     (void)unused;
     _exit(127);
@@ -96,8 +160,6 @@ static int fork_with_terminal(const char *file, const struct spawn_args *a, pid_
 
 static int spawn_file(const char *file, const struct spawn_args *a, pid_t *pid)
 {
-  if (a->pty)
-    return fork_with_terminal(file, a, pid);
   posix_spawn_file_actions_t fa;
   int err = posix_spawn_file_actions_init(&fa);
   if (err != 0)
@@ -116,47 +178,22 @@ static int spawn_file(const char *file, const struct spawn_args *a, pid_t *pid)
   return err;
 }
 
+/* A file of PATH, checked with faccessat first: every failed posix_spawn
+ * costs a clone, a successful faccessat costs nothing. */
+static int spawn_candidate(const char *file, const struct spawn_args *a, pid_t *pid)
+{
+  if (faccessat(a->cwd_fd >= 0 ? a->cwd_fd : AT_FDCWD, file, X_OK, AT_EACCESS) < 0)
+    return errno == EACCES ? EACCES : ENOENT; /* whatever else it was, the search goes on */
+  return spawn_file(file, a, pid);
+}
+
 int spawn(const struct spawn_args *a, pid_t *pid)
 {
-  const char *name = a->argv[0];
-  if (strchr(name, '/') != NULL)
-    return spawn_file(name, a, pid);
-  if (*name == '\0')
-    return ENOENT;
-
-  /* execvp's search, but over the child's PATH (posix_spawnp would use
-   * init's).  Candidates are checked with faccessat first: every failed
-   * posix_spawn costs a clone, a successful faccessat costs nothing. */
-  size_t namelen = strlen(name);
-  int dirfd = a->cwd_fd >= 0 ? a->cwd_fd : AT_FDCWD;
-  bool eacces = false;
-  for (const char *p = a->path != NULL ? a->path : DEFAULT_PATH;; p++) {
-    const char *colon = strchrnul(p, ':');
-    size_t dirlen = (size_t)(colon - p);
-    char file[PATH_MAX];
-    /* An empty element means the current directory, as in execvp. */
-    if (dirlen + 1 + namelen < sizeof file) {
-      size_t off = 0;
-      if (dirlen > 0) {
-        memcpy(file, p, dirlen);
-        file[dirlen] = '/';
-        off = dirlen + 1;
-      }
-      memcpy(file + off, name, namelen + 1);
-      if (faccessat(dirfd, file, X_OK, AT_EACCESS) == 0) {
-        int err = spawn_file(file, a, pid);
-        if (err != ENOENT && err != ENOTDIR && err != EACCES)
-          return err;
-        eacces |= err == EACCES;
-      } else {
-        eacces |= errno == EACCES;
-      }
-    }
-    if (*colon == '\0')
-      break;
-    p = colon;
-  }
-  return eacces ? EACCES : ENOENT;
+  if (a->pty)
+    return fork_with_terminal(a, pid);
+  if (strchr(a->argv[0], '/') != NULL)
+    return spawn_file(a->argv[0], a, pid);
+  return search_path(a, spawn_candidate, pid);
 }
 
 int spawn_failure_code(int err)

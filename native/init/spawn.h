@@ -11,6 +11,7 @@ struct spawn_args {
   int cwd_fd;       /* directory to run in, or -1 for init's cwd */
   int fds[3];       /* become the child's 0, 1, 2; all >= 3 */
   int pty;          /* fds[0] is a terminal: make it the controlling one */
+  int keys_fd;      /* with pty, under gVisor: the socket of the terminal's key witness (init_handoff.h); else -1 */
 };
 
 /* Prepares the spawn attributes shared by every child.  Dies on failure. */

@@ -20,20 +20,17 @@
  *   Prints the mount's id.
  * --detach: lazily unmounts PATH, only if the mount there has id --mnt-id (one
  *   --attach made): never a volume, /proc or a mask the runner put there.
- * --copy: copies the directory PATH of the sandbox into --dest: directories,
- *   regular files, symlinks (as symlinks) and FIFOs with their modes, owners
- *   and times; never crossing into another mount; at most --max-bytes of file
- *   data and --max-entries entries (exit 3 past either).
+ * --copy: copies the directory PATH of the sandbox into --dest, as
+ *   common/tree.h's walk does (never following a symlink of the source, never
+ *   crossing into another mount); at most --max-bytes of file data and
+ *   --max-entries entries (exit 3 past either).
  *
  * Every PATH resolves in the sandbox's root (openat2 RESOLVE_IN_ROOT, no magic
- * links): a symlink planted in the sandbox can only lead inside it.  Source
- * entries of --copy are opened one name at a time with O_NOFOLLOW, relative to
- * their directory's fd, so a tree changed under the copy cannot redirect it.
+ * links): a symlink planted in the sandbox can only lead inside it.
  *
- * Exit 0; 2 for a bad command line; 3 for a bound; 1 for anything else, after
- * printing "E <errno> <what>" on stdout for the caller's exception. */
+ * Exit 0; 2 for a bad command line; else 3 for a bound or 1 for anything
+ * else, with its report on stdout for the caller's exception (report.h). */
 #define _GNU_SOURCE 1
-#include <dirent.h>        /* fdopendir, readdir */
 #include <errno.h>         /* errno */
 #include <fcntl.h>         /* open, openat, O_* */
 #include <grp.h>           /* setgroups */
@@ -43,12 +40,14 @@
 #include <sched.h>         /* setns, unshare, CLONE_* */
 #include <stdio.h>         /* printf, snprintf */
 #include <string.h>        /* strcmp, strchr */
-#include <sys/stat.h>      /* statx, mkdirat, fchmod, mkfifoat */
+#include <sys/stat.h>      /* statx, mkdirat */
 #include <sys/syscall.h>   /* SYS_* */
 #include <unistd.h>        /* syscall, setresuid, fchown, read, write */
 
 #include "fdutil.h"
 #include "opts.h"
+#include "report.h"
+#include "tree.h"
 #include "util.h"
 
 const char *const progname = "sandbox-mount";
@@ -58,31 +57,12 @@ const char *const progname = "sandbox-mount";
 #define UMOUNT_NOFOLLOW 8
 #endif
 #define MAX_LOWERS 128
-#define MAX_DEPTH 256 /* directories open at once while copying */
-#define EXIT_BOUND 3
 
 static uint64_t pidfd, mnt_id, dest, max_bytes, max_entries;
 static bool as_sandbox_root;
 static const char *lowers[MAX_LOWERS];
 static unsigned nlowers;
 static const char *attach_path, *detach_path, *copy_path, *upper, *work;
-static uint64_t copied_bytes, copied_entries;
-
-/* A failure the caller turns into an exception: its errno and what failed. */
-static void fail(int err, const char *what)
-{
-  printf("E %d %s\n", err, what);
-  fflush(stdout);
-  msg(err, "%s", what);
-  exit(1);
-}
-
-static void bound(const char *which)
-{
-  printf("B %s\n", which);
-  fflush(stdout);
-  exit(EXIT_BOUND);
-}
 
 static void add_lower(const struct opt *o, char **values)
 {
@@ -95,7 +75,7 @@ static void add_lower(const struct opt *o, char **values)
 static void enter_userns(void)
 {
   if (setns((int)pidfd, CLONE_NEWUSER) < 0)
-    fail(errno, "joining the sandbox's user namespace");
+    report_fail(errno, "joining the sandbox's user namespace");
 }
 
 /* Host root joined with its own ids, which the namespace does not map: from
@@ -103,7 +83,7 @@ static void enter_userns(void)
 static void become_sandbox_root(void)
 {
   if (as_sandbox_root && (setgroups(0, NULL) < 0 || setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0))
-    fail(errno, "becoming the sandbox's root");
+    report_fail(errno, "becoming the sandbox's root");
 }
 
 /* "/proc/self/fd/N" of the directory `path` (a host path the caller made). */
@@ -111,14 +91,14 @@ static void open_host_dir(const char *path, char *out, size_t size)
 {
   int fd = open(path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0)
-    fail(errno, path);
+    report_fail(errno, path);
   snprintf(out, size, "/proc/self/fd/%d", fd);
 }
 
 static void enter_mountns(void)
 {
   if (setns((int)pidfd, CLONE_NEWNS) < 0)
-    fail(errno, "joining the sandbox's mount namespace");
+    report_fail(errno, "joining the sandbox's mount namespace");
 }
 
 /* openat2 with RESOLVE_IN_ROOT answers EAGAIN when any rename or mount on the host raced the
@@ -143,9 +123,9 @@ static int sandbox_dir(const char *path, bool create)
 {
   int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (root < 0)
-    fail(errno, "opening the sandbox's root");
+    report_fail(errno, "opening the sandbox's root");
   if (strlen(path) >= PATH_MAX)
-    fail(ENAMETOOLONG, path);
+    report_fail(ENAMETOOLONG, path);
   char prefix[PATH_MAX];
   int dir = dup(root);
   const char *p = path;
@@ -163,11 +143,11 @@ static int sandbox_dir(const char *path, bool create)
     int next = open_in_root(root, prefix, O_PATH | O_DIRECTORY);
     if (next < 0 && errno == ENOENT && create && strcmp(name, "..") != 0) {
       if (mkdirat(dir, name, 0755) < 0 && errno != EEXIST)
-        fail(errno, prefix);
+        report_fail(errno, prefix);
       next = open_in_root(root, prefix, O_PATH | O_DIRECTORY);
     }
     if (next < 0)
-      fail(errno, prefix);
+      report_fail(errno, prefix);
     close(dir);
     dir = next;
     p = end;
@@ -185,7 +165,7 @@ static void kernel_says(int fsfd, const char *what)
     line[n] = '\0';
     warnf("%s", line);
   }
-  fail(err, what);
+  report_fail(err, what);
 }
 
 static int attach(void)
@@ -196,7 +176,7 @@ static int attach(void)
    * we may create the overlay, whose layers must be mounts of the namespace
    * it is created in (so opened here, not inherited). */
   if (unshare(CLONE_NEWNS) < 0)
-    fail(errno, "a private mount namespace");
+    report_fail(errno, "a private mount namespace");
   for (unsigned i = 0; i < nlowers; i++) {
     open_host_dir(lowers[i], one, sizeof one);
     size_t used = strlen(lowerdir);
@@ -207,7 +187,7 @@ static int attach(void)
   become_sandbox_root();
   int fsfd = (int)syscall(SYS_fsopen, "overlay", FSOPEN_CLOEXEC);
   if (fsfd < 0)
-    fail(errno, "fsopen overlay");
+    report_fail(errno, "fsopen overlay");
   if (syscall(SYS_fsconfig, fsfd, FSCONFIG_SET_STRING, "lowerdir", lowerdir, 0) < 0 ||
       syscall(SYS_fsconfig, fsfd, FSCONFIG_SET_STRING, "upperdir", upperdir, 0) < 0 ||
       syscall(SYS_fsconfig, fsfd, FSCONFIG_SET_STRING, "workdir", workdir, 0) < 0 ||
@@ -221,10 +201,10 @@ static int attach(void)
   umask(022);
   int target = sandbox_dir(attach_path, true);
   if (syscall(SYS_move_mount, mfd, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
-    fail(errno, attach_path);
+    report_fail(errno, attach_path);
   struct statx sx;
   if (statx(mfd, "", AT_EMPTY_PATH, STATX_MNT_ID, &sx) < 0 || !(sx.stx_mask & STATX_MNT_ID))
-    fail(errno ? errno : ENOSYS, "the mount's id");
+    report_fail(errno ? errno : ENOSYS, "the mount's id");
   printf("%llu\n", (unsigned long long)sx.stx_mnt_id);
   return 0;
 }
@@ -237,125 +217,13 @@ static int detach(void)
   int dir = sandbox_dir(detach_path, false);
   struct statx sx;
   if (statx(dir, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &sx) < 0)
-    fail(errno, detach_path);
+    report_fail(errno, detach_path);
   if (!(sx.stx_mask & STATX_MNT_ID) || sx.stx_mnt_id != mnt_id ||
       !(sx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT & sx.stx_attributes))
-    fail(EINVAL, "not the mount mount_image made there");
+    report_fail(EINVAL, "not the mount mount_image made there");
   if (fchdir(dir) < 0 || syscall(SYS_umount2, ".", MNT_DETACH | UMOUNT_NOFOLLOW) < 0)
-    fail(errno, detach_path);
+    report_fail(errno, detach_path);
   return 0;
-}
-
-/* Ownership, mode and times of `name` in `dir` (or of `fd` itself when name
- * is NULL), as the source had them; an owner this namespace cannot map (a
- * single-uid sandbox) stays the copier's. */
-static void keep_attributes(int fd, int dir, const char *name, const struct stat *st)
-{
-  struct timespec times[2] = {st->st_atim, st->st_mtim};
-  if (name == NULL) {
-    if (fchown(fd, st->st_uid, st->st_gid) < 0 && errno != EINVAL && errno != EPERM)
-      fail(errno, "chown");
-    if (fchmod(fd, st->st_mode & 07777) < 0)
-      fail(errno, "chmod");
-    futimens(fd, times);
-    return;
-  }
-  if (fchownat(dir, name, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW) < 0 && errno != EINVAL && errno != EPERM)
-    fail(errno, "chown");
-  if (!S_ISLNK(st->st_mode) && fchmodat(dir, name, st->st_mode & 07777, 0) < 0)
-    fail(errno, "chmod");
-  utimensat(dir, name, times, AT_SYMLINK_NOFOLLOW);
-}
-
-static void copy_file(int src, int dst)
-{
-  char buf[1 << 16];
-  ssize_t n;
-  while ((n = read(src, buf, sizeof buf)) != 0) {
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      fail(errno, "reading a file");
-    }
-    copied_bytes += (uint64_t)n;
-    if (copied_bytes > max_bytes)
-      bound("bytes");
-    if (write_all(dst, buf, (size_t)n) < 0)
-      fail(errno, "writing a file");
-  }
-}
-
-static void copy_tree(int src, int dst, unsigned depth)
-{
-  if (depth > MAX_DEPTH)
-    fail(ELOOP, "directories nested deeper than 256");
-  int listfd = dup(src);
-  DIR *d = listfd < 0 ? NULL : fdopendir(listfd);
-  if (d == NULL)
-    fail(errno, "listing a directory");
-  struct dirent *e;
-  while ((errno = 0, e = readdir(d)) != NULL) {
-    const char *name = e->d_name;
-    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
-      continue;
-    if (++copied_entries > max_entries)
-      bound("entries");
-    struct statx sx;
-    struct stat st;
-    if (statx(src, name, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &sx) < 0 ||
-        fstatat(src, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-      if (errno == ENOENT)
-        continue; /* removed while we copy */
-      fail(errno, name);
-    }
-    if (S_ISDIR(st.st_mode)) {
-      if (sx.stx_attributes_mask & sx.stx_attributes & STATX_ATTR_MOUNT_ROOT)
-        continue; /* another mount (a volume, an image): not this directory's */
-      int s = openat(src, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-      if (s < 0)
-        continue; /* replaced by something else meanwhile */
-      if (mkdirat(dst, name, 0700) < 0)
-        fail(errno, name);
-      int t = openat(dst, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-      if (t < 0)
-        fail(errno, name);
-      copy_tree(s, t, depth + 1);
-      keep_attributes(t, -1, NULL, &st);
-      close(s);
-      close(t);
-    } else if (S_ISREG(st.st_mode)) {
-      int s = openat(src, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-      struct stat now;
-      if (s < 0 || fstat(s, &now) < 0 || !S_ISREG(now.st_mode)) {
-        if (s >= 0)
-          close(s);
-        continue; /* replaced by something that is no file meanwhile */
-      }
-      int t = openat(dst, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-      if (t < 0)
-        fail(errno, name);
-      copy_file(s, t);
-      keep_attributes(t, -1, NULL, &now);
-      close(s);
-      close(t);
-    } else if (S_ISLNK(st.st_mode)) {
-      char target[PATH_MAX];
-      ssize_t n = readlinkat(src, name, target, sizeof target - 1);
-      if (n < 0)
-        continue;
-      target[n] = '\0';
-      if (symlinkat(target, dst, name) < 0)
-        fail(errno, name);
-      keep_attributes(-1, dst, name, &st);
-    } else if (S_ISFIFO(st.st_mode)) {
-      if (mkfifoat(dst, name, 0600) < 0)
-        fail(errno, name);
-      keep_attributes(-1, dst, name, &st);
-    } /* devices and sockets are not an image's content */
-  }
-  if (errno != 0)
-    fail(errno, "listing a directory");
-  closedir(d);
 }
 
 static int copy(void)
@@ -365,15 +233,15 @@ static int copy(void)
   enter_mountns();
   int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (root < 0)
-    fail(errno, "opening the sandbox's root");
+    report_fail(errno, "opening the sandbox's root");
   int src = open_in_root(root, copy_path, O_RDONLY | O_DIRECTORY);
   if (src < 0)
-    fail(errno, copy_path);
-  struct stat st;
-  if (fstat(src, &st) < 0)
-    fail(errno, copy_path);
-  copy_tree(src, (int)dest, 0);
-  keep_attributes((int)dest, -1, NULL, &st);
+    report_fail(errno, copy_path);
+  int refused = tree_source_refused(src);
+  if (refused != 0)
+    report_fail(refused, copy_path);
+  struct tree_bounds b = {.max_bytes = max_bytes, .max_entries = max_entries};
+  tree_walk(src, (int)dest, &tree_local, NULL, &b);
   return 0;
 }
 

@@ -14,6 +14,7 @@
  * Python's shutil.rmtree cannot promise against a tree that changes under it.
  * Exits 0, or 1 after saying what it could not remove. */
 #define _GNU_SOURCE 1
+#include <signal.h> /* signal, SIGCHLD */
 #include <string.h> /* strcmp */
 
 #include "rmtree.h"
@@ -24,6 +25,9 @@ const char *const progname = "sandbox-rmtree";
 
 int main(int argc, char **argv)
 {
+  /* An ignored SIGCHLD survives exec (a server that ignores it to reap nothing): the
+   * kernel would then reap the namespace's maker before userns_finish can. */
+  signal(SIGCHLD, SIG_DFL);
   struct userns_plan plan = {0};
   int i = 1;
   while (i + 1 < argc && userns_option(&plan, argv[i], argv[i + 1]))

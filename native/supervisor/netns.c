@@ -398,11 +398,18 @@ static int wait_connected(int sock)
 /* runsc refuses to serve the host's network namespace, which it recognises by a sysctl only that one
  * shows: /proc/sys/net/core/rmem_default, in the runsc of Debian 12 (20221219), which every namespace has
  * since Linux 6.x.  The namespace joined is the sandbox's, never the host's (made above), so in a mount
- * namespace of the runner's own that directory is hidden from it; the sandbox's /proc is gVisor's. */
+ * namespace of the runner's own that directory is hidden from it; the sandbox's /proc is gVisor's.
+ * What covers it is /proc itself, bound without its submounts: a proc mount with nothing over it, which
+ * the kernel requires to exist before runsc's gofer, in a user namespace of its own, may mount a proc
+ * (mount_too_revealing; a tmpfs there left no such mount, and Linux 6.18 refused the gofer's).  Where
+ * /proc has a submount (systemd's binfmt_misc) and this namespace is a user namespace's (a rootless
+ * caller), the copied mounts are locked to their children and only a recursive bind takes /proc (EINVAL
+ * otherwise); a submount on an empty directory, as binfmt_misc is, still counts as nothing over it. */
 static int hide_root_netns_probe(void)
 {
   if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0 ||
-      mount("tmpfs", "/proc/sys/net/core", "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k") < 0) {
+      (mount("/proc", "/proc/sys/net/core", NULL, MS_BIND, NULL) < 0 &&
+       (errno != EINVAL || mount("/proc", "/proc/sys/net/core", NULL, MS_BIND | MS_REC, NULL) < 0))) {
     pwarnf("hiding /proc/sys/net/core from the runner");
     return -1;
   }

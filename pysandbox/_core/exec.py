@@ -4,41 +4,32 @@ and the ContainerProcess that reads and waits for it."""
 from __future__ import annotations
 
 import errno
-import fcntl
 import io
 import os
 import resource
 import socket
 import struct
 import sys
-import termios
 import threading
 from pathlib import Path
 from typing import Any, List, Optional
 
-from .. import agent, bounds, exception
+from .. import agent, bounds, exception, ptypool
 from .._state import records
 from ..container_process import ContainerProcess
 from ..exception import InvalidError
 from ..io_streams import OutputPipes, StreamWriter
 from .spec import ExecSpec
 
-_PIPE_SIZE = 1 << 20
 
-
-def _output_end(kind: str, fd_number: int):
-    """(our read end or None, the end handed to the process) for stdout/stderr (spec.OUTPUTS)."""
+def _output_end(kind: str):
+    """(our read end or None, the end handed to the process) for stdout/stderr (spec.OUTPUTS). A pipe
+    starts at the default size: its reader raises stdout's once it fills (io_streams._Pipe)."""
+    if kind == "pipe":
+        return os.pipe2(os.O_CLOEXEC)
     if kind == "devnull":
         return None, os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
-    if kind == "stdout":
-        return None, _local_stdout()
-    read_end, write_end = os.pipe2(os.O_CLOEXEC)
-    if fd_number == 1:
-        try:
-            fcntl.fcntl(read_end, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
-        except OSError:
-            pass  # over the per-user pipe quota: the default size still works
-    return read_end, write_end
+    return None, _local_stdout()
 
 
 def _local_stdout() -> int:
@@ -63,8 +54,8 @@ def _pipes(spec: ExecSpec):
     made: List[Optional[int]] = []
     try:
         made += os.pipe2(os.O_CLOEXEC)
-        made += _output_end(spec.stdout, 1)
-        made += _output_end(spec.stderr, 2)
+        made += _output_end(spec.stdout)
+        made += _output_end(spec.stderr)
     except BaseException:
         _close_fds(made)
         raise
@@ -73,27 +64,14 @@ def _pipes(spec: ExecSpec):
 
 
 def _terminal():
-    """A pty: the process gets the terminal end as 0, 1 and 2 (stderr merged into
-    stdout, as on Modal); we keep the master for its stdin and stdout."""
-    master, terminal = os.openpty()
-    try:
-        os.set_inheritable(master, False)
-        os.set_inheritable(terminal, False)
-        fcntl.ioctl(master, termios.TIOCSWINSZ, _window_size())
-        return (terminal, terminal, terminal), (os.dup(master), master, None), None
-    except BaseException:
-        _close_fds([master, terminal])
-        raise
-
-
-def _terminal_inside():
-    """For init that makes the terminal itself and relays it (agent.EXEC_FLAG_PTY_INSIDE, the gVisor runner): a
-    pipe for its input, one for its output (stderr merged), and a socket for its size, which carries the first."""
+    """For a terminal init makes inside the sandbox, from its own devpts, and relays (agent.EXEC_FLAG_PTY): a pipe
+    for its input, one for its output (stderr merged, as on Modal), and a socket for its size, which carries the
+    first."""
     made: List[Optional[int]] = []
     sockets: List[socket.socket] = []
     try:
         made += os.pipe2(os.O_CLOEXEC)
-        made += _output_end("pipe", 1)
+        made += _output_end("pipe")
         sockets += socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
         window, theirs = sockets
         window.send(_window_size())
@@ -117,14 +95,10 @@ def _window_size() -> bytes:
     return struct.pack("HHHH", rows, cols, 0, 0)
 
 
-class HostTerminalRefused(Exception):
-    """init cannot make a host terminal the process's controlling one (the gVisor runner, init_handoff.h):
-    ask again with agent.EXEC_FLAG_PTY_INSIDE."""
-
-
-async def start_process(socket_path: Path, sandbox_id: str, spec: ExecSpec, flags: int = 0) -> ContainerProcess[Any]:
-    """Start `spec` in the sandbox whose init listens on `socket_path`; returns once it runs. flags: 0 (pipes),
-    agent.EXEC_FLAG_PTY (a host terminal: HostTerminalRefused under gVisor) or agent.EXEC_FLAG_PTY_INSIDE."""
+async def start_process(socket_path: Path, sandbox_id: str, spec: ExecSpec, pty: bool = False) -> ContainerProcess[Any]:
+    """Start `spec` in the sandbox whose init listens on `socket_path`, on pipes or with `pty` on a terminal init
+    makes; returns once it runs."""
+    flags = agent.EXEC_FLAG_PTY if pty else 0
     env = [f"{k}={v}" for k, v in spec.env.items()]
     timeout_ms = 0 if spec.timeout is None else max(1, int(spec.timeout * 1000))
     request = agent.message(agent.REQ_EXEC, agent.exec_body(spec.args, env, spec.workdir or "", timeout_ms, flags))
@@ -134,8 +108,7 @@ async def start_process(socket_path: Path, sandbox_id: str, spec: ExecSpec, flag
     keep = bounds.get("exec_unread_output")
     try:
         # (the 3 fds the request carries; our stdin write end, stdout and stderr read ends; the size socket or None)
-        child_ends, (stdin_write, out_read, err_read), window = (
-            _pipes(spec) if flags == 0 else _terminal() if flags == agent.EXEC_FLAG_PTY else _terminal_inside())
+        child_ends, (stdin_write, out_read, err_read), window = _terminal() if pty else _pipes(spec)
     except OSError as exc:
         raise _out_of_fds(exc) or exc
     # Owned from here on: dropping these closes our ends.
@@ -146,7 +119,7 @@ async def start_process(socket_path: Path, sandbox_id: str, spec: ExecSpec, flag
         agent.send(conn, request, child_ends)
         _close_fds(child_ends)
         child_ends = ()
-        reply = (await agent.receive(conn)).raise_for_error()
+        reply = await agent.reply_to(conn)
     except BaseException as exc:
         _close_fds(child_ends)
         if conn is not None:
@@ -157,8 +130,9 @@ async def start_process(socket_path: Path, sandbox_id: str, spec: ExecSpec, flag
         pipes.close_all()
         if isinstance(exc, agent.AgentGone):
             raise await records.finished_error(sandbox_id) from None
-        if flags == agent.EXEC_FLAG_PTY and isinstance(exc, agent.AgentError) and exc.errno == errno.EPROTONOSUPPORT:
-            raise HostTerminalRefused() from None
+        if pty and isinstance(exc, agent.AgentError) and exc.errno == errno.ENOSPC:
+            raise ptypool.exhausted(f"Sandbox {sandbox_id} cannot start {spec.args[0]!r} on a terminal",
+                                 records.read_record(sandbox_id).ptys_max) from None
         if isinstance(exc, agent.AgentError) and exc.errno in _HELD_BY:
             raise exception.ResourceExhaustedError(
                 f"Sandbox {sandbox_id} cannot start {spec.args[0]!r}: {exc}. {_HELD_BY[exc.errno]}") from None
@@ -166,7 +140,7 @@ async def start_process(socket_path: Path, sandbox_id: str, spec: ExecSpec, flag
             raise _out_of_fds(exc) or exc
         raise
     pid = int.from_bytes(reply.body[:4], sys.byteorder)
-    return ContainerProcess(conn, pid, stdin, pipes, spec, terminal=flags != 0, window=window)
+    return ContainerProcess(conn, pid, stdin, pipes, spec, window=window)
 
 
 # init's refusals for lack of room, and what holds that room.

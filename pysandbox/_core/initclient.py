@@ -23,7 +23,7 @@ from .. import agent
 from .._state import records
 from ..container_process import ContainerProcess
 from ..exception import ConflictError, InvalidError
-from .exec import HostTerminalRefused, start_process
+from .exec import start_process
 from .filerelay import RelayFile
 from .fserrors import os_error
 from .spec import ExecSpec
@@ -32,13 +32,31 @@ from .spec import ExecSpec
 # (EPROTONOSUPPORT, native/init/init_handoff.h), as gVisor hands no descriptor out of the sandbox. OPEN,
 # ENTRY_STDIN and FSOP_WATCH are not among them: init relays those instead, as it does an exec's terminal (exec).
 _NEEDS_A_DESCRIPTOR = {
-    agent.REQ_PIDFD: "mount_image(), unmount_image() and snapshot_directory()",
+    agent.REQ_PIDFD: "mount_image() and unmount_image()",
 }
 
 
 def _refused(sandbox_id: str, kind: int, exc: agent.AgentError) -> Optional[InvalidError]:
-    if exc.errno != errno.EPROTONOSUPPORT or kind not in _NEEDS_A_DESCRIPTOR:
+    if exc.errno != errno.EPROTONOSUPPORT:
         return None
+    if kind == agent.REQ_ENTRY_STDIN_CLOSE:  # init_handoff.h: HANDOFF_NO_EOF_WHY
+        return InvalidError(
+            f"Sandbox {sandbox_id}: stdin.write_eof() cannot end the input of a pty=True sandbox under the gVisor "
+            "runner: this gVisor's terminal has no end of input (its line discipline drops the ^D a terminal's "
+            "end of input is, and a read of it never returns 0; docs/RUNNERS.md). Instead of write_eof(), end the "
+            "program through its input (e.g. 'exit\\n' to a shell), or terminate() the sandbox, or create it "
+            "without pty=True or under the bwrap or nsjail runner.")
+    return refusal(sandbox_id, kind) if kind in _NEEDS_A_DESCRIPTOR else None
+
+
+def mounts_refused(sandbox_id: str) -> InvalidError:
+    """The error for mount_image() and unmount_image() under the gVisor runner: the API raises it
+    before any work, init answers their request with EPROTONOSUPPORT all the same."""
+    return refusal(sandbox_id, agent.REQ_PIDFD)
+
+
+def refusal(sandbox_id: str, kind: int) -> InvalidError:
+    """The error for a request init refuses under the gVisor runner (_NEEDS_A_DESCRIPTOR)."""
     return InvalidError(f"Sandbox {sandbox_id}: the gVisor runner cannot give {_NEEDS_A_DESCRIPTOR[kind]}: it cannot "
                         "hand a descriptor out of the sandbox (docs/RUNNERS.md). Use the bwrap or nsjail runner for "
                         "it, or exec() a command that reads or writes the file.")
@@ -58,24 +76,17 @@ class Stat(NamedTuple):
 class InitClient:
     """Requests to the init of the sandbox `sandbox_id`, which listens on `socket_path`."""
 
-    __slots__ = ("socket_path", "sandbox_id", "_terminal_inside")
+    __slots__ = ("socket_path", "sandbox_id")
 
     def __init__(self, socket_path: Path, sandbox_id: str) -> None:
         self.socket_path, self.sandbox_id = socket_path, sandbox_id
-        self._terminal_inside = False  # init refused a host terminal once (gVisor): it makes the terminal
 
     # Processes -----------------------------------------------------------
 
     async def exec(self, spec: ExecSpec, pty: bool = False) -> ContainerProcess[Any]:
-        """Start `spec` in the sandbox; returns once it runs. With `pty` on a host terminal, or under gVisor,
-        which cannot make one a controlling terminal, on one init makes inside and relays."""
-        if pty and not self._terminal_inside:
-            try:
-                return await start_process(self.socket_path, self.sandbox_id, spec, agent.EXEC_FLAG_PTY)
-            except HostTerminalRefused:
-                self._terminal_inside = True
-        flags = agent.EXEC_FLAG_PTY_INSIDE if pty else 0
-        return await start_process(self.socket_path, self.sandbox_id, spec, flags)
+        """Start `spec` in the sandbox; returns once it runs. With `pty` on a terminal init makes inside the
+        sandbox (so the process can name it) and relays."""
+        return await start_process(self.socket_path, self.sandbox_id, spec, pty)
 
     async def passes(self, argv: Sequence[str]) -> bool:
         """Whether `argv` (a readiness probe) runs to exit code 0; False if init cannot start it."""
@@ -106,7 +117,8 @@ class InitClient:
         return (await self._call(agent.REQ_PIDFD)).fds[0]
 
     async def close_entry_stdin(self) -> None:
-        """Close the entrypoint's stdin (init keeps its write end until told); a no-op once the sandbox ended."""
+        """Close the entrypoint's stdin (init keeps its write end until told); a no-op once the sandbox ended.
+        InvalidError under gVisor with pty=True, whose terminal has no end of input (init refuses)."""
         await self._call(agent.REQ_ENTRY_STDIN_CLOSE, finished_ok=True)
 
     async def _call(self, kind: int, finished_ok: bool = False, fds: Sequence[int] = (),
@@ -257,6 +269,19 @@ class InitClient:
             raise
         ours.setblocking(False)
         return ours.detach(), watches
+
+
+    async def tree(self, path: str) -> socket.socket:
+        """A socket from which the directory `path`'s tree reads as native/common/tree.h's stream, written by a
+        process of init's (the gVisor runner, whose namespaces the host cannot join: image/treestream.py)."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            with theirs:
+                await self._fs_op(agent.FSOP_TREE, path, fds=[theirs.fileno()])
+        except BaseException:
+            ours.close()
+            raise
+        return ours
 
 
 def parse_watches(body: bytes, base: str) -> Dict[int, str]:

@@ -56,6 +56,7 @@ def start(spec: SandboxSpec, app_id: str, app_name: Optional[str], tethered: boo
             image_id="host" if spec.rootfs is None else spec.rootfs.image_id, verbose=spec.verbose,
             tunnels=[list(t) for t in launched.tunnels],
             readiness_probe=None if spec.readiness_probe is None else spec.readiness_probe.to_json(),
+            runner=spec.runner, ptys_max=launched.ptys_max,  # an exec out of terminals names it
         )
         records.write_record(record)
         if not tethered:

@@ -157,17 +157,32 @@ async def _helper(client: InitClient, argv: List[str], fds: List[int], what: str
 
 
 def _error(result: subprocess.CompletedProcess, what: str) -> Exception:
-    words = result.stdout.split(maxsplit=2)
-    if result.returncode == 3 and len(words) == 2:  # a bound: "B bytes" or "B entries"
-        name = f"snapshot_directory_{words[1]}"
-        return ResourceExhaustedError(f"{what} copies more than {bounds.get(name)} {words[1]}, the bound "
-                                      f"{bounds.variable(name)}; raise it or snapshot a smaller directory.")
+    return helper_error(result.stdout, result.returncode, result.stderr, what)
+
+
+def helper_error(stdout: str, code: int, stderr: str, what: str) -> Exception:
+    """The exception for a helper's failure: sandbox-mount's, or sandbox-untree's (the same report on stdout)."""
+    words = stdout.split(maxsplit=2)
+    if code == 3 and len(words) == 2:  # a bound: "B bytes" or "B entries"
+        return bound_error(words[1], what)
     if len(words) == 3 and words[0] == "E" and words[1].isdigit():
-        err, where = int(words[1]), words[2].strip()
-        reason = {errno.EROFS: "it is on a read-only part of the sandbox (on the host image, system "
-                               "directories are; use a path such as /mnt/x, /data or /tmp/x)",
-                  errno.ENOTDIR: "it or one of its parents is not a directory",
-                  errno.ENOENT: "it does not exist (or a symlink on the way leads nowhere)",
-                  errno.ELOOP: "a symlink on the way loops or leaves through /proc"}.get(err, os.strerror(err))
-        return InvalidError(f"{what} failed at {where}: {reason}")
-    return InvalidError(f"{what} failed: {result.stderr.strip() or result.returncode}")
+        return path_error(int(words[1]), words[2].strip(), what)
+    return InvalidError(f"{what} failed: {stderr.strip() or code}")
+
+
+def bound_error(which: str, what: str) -> ResourceExhaustedError:
+    """snapshot_directory's bound `which` ("bytes" or "entries") passed."""
+    name = f"snapshot_directory_{which}"
+    return ResourceExhaustedError(f"{what} copies more than {bounds.get(name)} {which}, the bound "
+                                  f"{bounds.variable(name)}; raise it or snapshot a smaller directory.")
+
+
+def path_error(err: int, where: str, what: str) -> InvalidError:
+    reason = {errno.EROFS: "it is on a read-only part of the sandbox (on the host image, system "
+                           "directories are; use a path such as /mnt/x, /data or /tmp/x)",
+              errno.ENOTDIR: "it or one of its parents is not a directory",
+              errno.ENOENT: "it does not exist (or a symlink on the way leads nowhere)",
+              errno.ELOOP: "a symlink on the way loops or leaves through /proc",
+              errno.EOPNOTSUPP: "it is on /proc or /sys, the kernel's views of processes and devices, which are "
+                                "not copied: snapshot a directory of files"}.get(err, os.strerror(err))
+    return InvalidError(f"{what} failed at {where}: {reason}")

@@ -15,6 +15,7 @@ import json
 import math
 import os
 import secrets
+import stat
 import string
 import subprocess
 import threading
@@ -26,10 +27,18 @@ from ..exception import Error, ExecutionError, InvalidError, ResourceExhaustedEr
 
 _ID_ALPHABET = string.ascii_letters + string.digits
 _ID_LENGTH = 22
+_ID_BYTE_LIMIT = 256 // len(_ID_ALPHABET) * len(_ID_ALPHABET)
 
 
 def new_id(prefix: str) -> str:
-    return prefix + "".join(secrets.choice(_ID_ALPHABET) for _ in range(_ID_LENGTH))
+    """`prefix` and _ID_LENGTH characters of _ID_ALPHABET, uniformly at random, from one read of the
+    kernel's random bytes (secrets.choice made a system call per character, 22 per create)."""
+    chars: List[str] = []
+    while len(chars) < _ID_LENGTH:
+        # Only bytes below a multiple of the alphabet's size, so that every character is equally likely.
+        chars += [_ID_ALPHABET[b % len(_ID_ALPHABET)] for b in secrets.token_bytes(2 * _ID_LENGTH)
+                  if b < _ID_BYTE_LIMIT]
+    return prefix + "".join(chars[:_ID_LENGTH])
 
 
 def is_well_formed_id(object_id: Any, prefix: str) -> bool:
@@ -141,9 +150,23 @@ _private_roots_lock = threading.Lock()
 
 def ensure_dir(path: Path, mode: int = 0o700) -> Path:
     """`path` (in the state directory) and its parents."""
-    private_state_dir()
+    root = private_state_dir()
+    if not _still_private(root):
+        # Removed since this process made it private (a reset by hand), and made again by someone, or
+        # missing: made private, or refused, again before anything goes in it.
+        with _private_roots_lock:
+            _private_roots.discard(str(root))
+        private_state_dir()
     path.mkdir(mode=mode, parents=True, exist_ok=True)
     return path
+
+
+def _still_private(root: Path) -> bool:
+    try:
+        info = os.stat(root)  # as _make_private checks it
+    except FileNotFoundError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid() and not info.st_mode & 0o077
 
 
 def private_state_dir() -> Path:

@@ -67,7 +67,7 @@ def claim_holder_running(sandbox_id: str, creator: Optional[ProcessRef]) -> bool
 def claim_name(app_id: str, name: str, sandbox_id: str) -> None:
     """Reserve `name` in the app for `sandbox_id`; AlreadyExistsError if a running sandbox has it."""
     with locked():
-        _claim(app_id, name, sandbox_id, ProcessRef.of(os.getpid()))
+        _claim(app_id, name, sandbox_id, ProcessRef.current())
 
 
 def _claim(app_id: str, name: str, sandbox_id: str, creator: Optional[ProcessRef]) -> None:

@@ -9,7 +9,8 @@
                                       a sandbox directory being made (records.staging_name())
     sandboxes/<sb-id>/                one sandbox (SandboxDir):
         creator                       the process creating the sandbox (until its record exists),
-                                      padded: on a full disk the exit record is written over it
+                                      padded: once the record exists (or on a full disk) the supervisor
+                                      writes its exit record over it (renamed to exit: no new inode)
         record.json                   the sandbox's spec, owner process and metadata (records.py)
         exit                          written once by the supervisor, after teardown (or by
                                       runtime/reconcile.py for a supervisor that died without a word)
@@ -19,6 +20,7 @@
         mounts/                       images mounted into the running sandbox (_core/mounts.py):
                                       <n>/{rootfs,work,empty} per mount, table.json (path, mount id)
         terminating                   present once terminate() has signalled the supervisor
+                                      (a second name of record.json: no inode of its own)
         supervisor.log                the supervisor's, runner's and init's own output; its lock
                                       says whether any of them still runs (records.held())
         cgroup.json                   the sandbox's cgroup (runtime/cgroups)

@@ -60,6 +60,14 @@ class ProcessRef:
         return cls(pid, int(found[1][19]), boot_id())
 
     @classmethod
+    def current(cls) -> "ProcessRef":
+        """This process (read once per process: a create names its creator, a claim its claimant)."""
+        global _current
+        if _current is None or _current.pid != os.getpid():  # a forked child is another process
+            _current = cls.of(os.getpid())
+        return _current
+
+    @classmethod
     def from_json(cls, data: Any) -> "ProcessRef":
         """ValueError unless `data` is what to_json() wrote (or an older record without a boot id)."""
         if not (isinstance(data, dict) and is_int(data.get("pid"), 1) and is_int(data.get("start_time"))
@@ -83,3 +91,6 @@ class ProcessRef:
         if int(fields[19]) != self.start_time or fields[0] in (b"Z", b"X"):
             return False
         return program is None or name == os.path.basename(program)[:15]  # the kernel keeps 15 bytes
+
+
+_current: Optional[ProcessRef] = None  # ProcessRef.current()

@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import attrs
 
-from .. import _aio
+from .. import _aio, ptypool
 from ..exception import ConflictError, Error, ExecutionError, NotFoundError
 from ..probe import Probe
 from .files import (
@@ -29,6 +29,7 @@ from .files import (
     is_int,
     is_number,
     is_well_formed_id,
+    private_state_dir,
     read_json,
     remove_tree,
     write_all,
@@ -45,6 +46,11 @@ LOG_LINES_MAX = 50
 LOG_LINE_MAX = 500
 SUPERVISOR_PROGRAM = b"sandbox-supervisor"  # what a record's supervisor process must be running
 _STATUSES = ("exited", "timeout", "terminated", "idle_timeout", "failed")
+# init's line when it found no terminal for a create(pty=True) entrypoint (native/init/init_entry.c, exit 1): the
+# host's pool or the sandbox's devpts bound used up after create's own check. Only init writes the log's first
+# lines (pid 1 is not dumpable: no sandbox process reaches its stderr, tests/security/test_56); were it forged,
+# all that would change is the class of the error for that sandbox's own end, worded from host state alone.
+ENTRY_TERMINAL_ENOSPC = "sandbox-init: allocating a terminal: No space left on device"
 
 
 def _is_str_list(value: Any) -> bool:
@@ -99,6 +105,8 @@ _RECORD_FIELDS: Dict[str, Tuple[str, Callable[[Any], bool], bool]] = {
     "verbose": ("true or false", lambda v: isinstance(v, bool), False),
     "tunnels": ("a list of [port, port, encrypted]", _is_tunnels, False),
     "readiness_probe": ("a probe or null", _is_probe, False),
+    "runner": ("a runner's name", lambda v: isinstance(v, str), False),
+    "ptys_max": ("a number or null", lambda v: v is None or is_int(v, 1), False),
 }
 
 
@@ -118,6 +126,8 @@ class SandboxRecord:
     verbose: bool = False
     tunnels: list = attrs.field(factory=list)  # [sandbox port, host port, encrypted], see runtime/netplan.py
     readiness_probe: Optional[dict] = None  # Probe.to_json()
+    runner: str = "bwrap"  # what runs it (settings.RUNNERS); a record older than the field ran under bwrap
+    ptys_max: Optional[int] = None  # its devpts's bound (runtime/ptys.py); None under gVisor, or in an older record
 
     def to_json(self) -> dict:
         data = attrs.asdict(self)
@@ -166,12 +176,16 @@ def make_sandbox_dir(sandbox_id: str) -> Path:
     creator (so gc never takes a create in progress for an abandoned one). The creator file is
     padded with spaces (valid JSON still) to the size of an exit record: on a full disk the
     supervisor writes its exit record over those bytes, so teardown still records the end."""
-    ensure_dir(sandboxes_dir(), 0o711)
+    private_state_dir()  # (once per process)
     directory = sandbox_dir(sandbox_id)
-    creator = ProcessRef.of(os.getpid())
+    creator = ProcessRef.current()
     staging = directory.with_name(staging_name(sandbox_id, creator))
     try:
-        os.mkdir(staging, 0o700)
+        try:
+            os.mkdir(staging, 0o700)
+        except FileNotFoundError:  # the first sandbox here: only then the mkdir and stat of ensure_dir
+            ensure_dir(sandboxes_dir(), 0o711)
+            os.mkdir(staging, 0o700)
         # Written in place: nobody sees the staging directory before it is complete.
         fd = os.open(SandboxDir(staging).creator, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         try:
@@ -234,9 +248,10 @@ def read_exit(sandbox_id: str, path: Optional[Path] = None) -> Optional[ExitStat
                       **{key: data.get(key) for key in usage})
 
 
-async def finished_error(sandbox_id: str) -> ConflictError:
-    """The error for using a sandbox that has ended; for one that never started (its workdir
-    unusable, its runner not executable, its network not set up), with why, from its log."""
+async def finished_error(sandbox_id: str) -> Error:
+    """The error for using a sandbox that has ended, a ConflictError; for one that never started (its
+    workdir unusable, its runner not executable, its network not set up), with why, from its log; a
+    ResourceExhaustedError (ptypool.exhausted) for one whose entrypoint init found no terminal for."""
     message = f"Sandbox {sandbox_id} already finished"
     try:
         lines = log_lines(sandbox_id)
@@ -245,12 +260,21 @@ async def finished_error(sandbox_id: str) -> ConflictError:
         while lines and status is None and time.monotonic() < deadline:  # something went wrong: the
             await _aio.sleep(0.01)  # record saying whether it failed to start follows within milliseconds
             status = read_exit(sandbox_id)
-    except (OSError, ExecutionError):
+        no_terminal = _no_entry_terminal(lines, status)
+        bound = read_record(sandbox_id).ptys_max if no_terminal else None
+    except (OSError, ExecutionError, NotFoundError):
         return ConflictError(message)
     cause = f" ({failure_cause(lines)})" if lines else ""
+    if no_terminal:
+        return ptypool.exhausted(f"{message}: it could not give its entrypoint a terminal{cause}", bound)
     if status is not None and status.status == "failed":
         return ConflictError(f"{message}: it failed to start{cause}")
     return ConflictError(message + cause)
+
+
+def _no_entry_terminal(lines: List[str], status: Optional[ExitStatus]) -> bool:
+    return (status is not None and status.status == "exited" and status.code == 1 and bool(lines)
+            and failure_cause(lines) == ENTRY_TERMINAL_ENOSPC)
 
 
 def log_lines(sandbox_id: str) -> List[str]:
@@ -267,12 +291,20 @@ def log_lines(sandbox_id: str) -> List[str]:
 _HELPER_PROGRESS = ("sent tapfd=", "received tapfd=")
 
 
+# init's words when the supervisor gave up on the network first (native/init/netsync.c): the
+# supervisor's own line says why (e.g. "raise PYSANDBOX_HOST_ADDRESSES_MAX"), whichever came first.
+_INIT_AFTER_SUPERVISOR = ("sandbox-init: network handshake:", "sandbox-init: the supervisor did not connect")
+
+
 def failure_cause(lines: List[str]) -> str:
     """The line that says why: the runner's or init's own message, before the supervisor's
     summary of its consequence (e.g. init's "--dir /etc/passwd: Not a directory", not
-    "the sandbox's network could not be set up") and the network helper's progress."""
-    own = [line for line in lines if not line.startswith(("sandbox-supervisor:", *_HELPER_PROGRESS))]
-    return (own or lines)[0]
+    "the sandbox's network could not be set up") and the network helper's progress; the
+    supervisor's first line when init's says only that the supervisor gave up."""
+    own = [line for line in lines if not line.startswith(("sandbox-supervisor:", *_HELPER_PROGRESS,
+                                                          *_INIT_AFTER_SUPERVISOR))]
+    supervisor = [line for line in lines if line.startswith("sandbox-supervisor:")]
+    return (own or supervisor or lines)[0]
 
 
 def printable(text: str) -> str:
@@ -300,10 +332,13 @@ def finished(record: SandboxRecord) -> Optional[ExitStatus]:
 def mark_terminating(sandbox_id: str) -> None:
     """Record that terminate() has signalled the supervisor, so the sandbox leaves list() and
     frees its name at once rather than when its supervisor has finished tearing it down."""
+    sandbox = SandboxDir.of(sandbox_id)
     try:
-        os.close(os.open(SandboxDir.of(sandbox_id).terminating, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+        # A second name of the record, not a file of its own: only its existence counts, and on ext4 a
+        # new inode costs ~0.3 ms of system time (docs/ARCHITECTURE.md, issue 19).
+        os.link(sandbox.record, sandbox.terminating, follow_symlinks=False)
     except OSError:
-        pass  # removed by gc, or a read-only disk: the sandbox ends all the same
+        pass  # marked already, removed by gc, or a read-only disk: the sandbox ends all the same
 
 
 def terminating(sandbox_id: str) -> bool:
@@ -344,7 +379,7 @@ class _Seen:
     """What listings learned of one sandbox directory, so that a later one reads only what changed.
 
     markers: whether it held an exit record and a terminating marker, by the directory's identity
-    (inode, mtime, ctime): both only ever appear by a create or a rename in it, which change its
+    (inode, mtime, ctime): both only ever appear by a create, a link or a rename in it, which change its
     mtime, so a later listing that finds the directory unchanged stats neither again. Kept only for
     a directory unchanged for _SETTLED_NS before the listing: timestamps are coarse (a clock tick, a
     second on some filesystems), and a change within the tick of the stat would keep the identity.

@@ -8,16 +8,21 @@ RootFS (pysandbox/_core/spec.py)."""
 
 from __future__ import annotations
 
-from typing import Any, Tuple
+from typing import TYPE_CHECKING, Any, Tuple
 
 import attrs
 
+from .._lazy import LazyModule
 from ..exception import InvalidError
-from .dockerfile import AUTO_DOCKERIGNORE
+from .local import AUTO_DOCKERIGNORE
 from .recipe import Image
-from .steps import Scratch
 
-__all__ = ["AUTO_DOCKERIGNORE", "Image", "apply", "mountable_layers"]
+if TYPE_CHECKING:
+    from . import steps
+else:
+    steps = LazyModule(f"{__package__}.steps")  # a build's, imported when a sandbox first mounts an image
+
+__all__ = ["AUTO_DOCKERIGNORE", "Image", "apply", "check_mountable", "mountable_layers"]
 
 
 def apply(spec, image: Any):
@@ -33,9 +38,14 @@ def apply(spec, image: Any):
                         workdir=spec.workdir or rootfs.workdir)
 
 
-def mountable_layers(image: Any, method: str) -> Tuple[str, ...]:
-    """The layer directories (bottom first) of an image Modal lets `method` mount: one with an
-    id (built, from_id, a snapshot) or from_scratch(), never one with local files still to add."""
+def mountable_layers(image: Any) -> Tuple[str, ...]:
+    """The layer directories (bottom first) of an image check_mountable() let through."""
+    return image._resolve().lowers
+
+
+def check_mountable(image: Any, method: str) -> None:
+    """Refuse, before any work, an image Modal does not let `method` mount: it takes one with an id
+    (built, from_id, a snapshot) or from_scratch(), never one with local files still to add."""
     if not isinstance(image, Image):
         raise TypeError(f"{method}(image=...) expects an Image object, got {image!r}")
     if any(step.mounted for step in image._steps):
@@ -44,10 +54,9 @@ def mountable_layers(image: Any, method: str) -> Tuple[str, ...]:
             f"and call `.build()` before passing the image to `mount_image()`:\n\nE.g.\n"
             'img = modal.Image.debian_slim().add_local_file("foo", "/foo", copy=True).build()\n'
             f"{method}(path, img)")
-    if image.object_id is None and not all(isinstance(step, Scratch) for step in image._steps):
+    if image.object_id is None and not all(isinstance(step, steps.Scratch) for step in image._steps):
         raise InvalidError(
             f"{method}() currently only supports Images that are either:\n"
             "- prebuilt using `image.build()`\n"
             "- referenced by id, e.g. `Image.from_id()`\n"
             "- filesystem/directory snapshots e.g. created by `.snapshot_directory()` or `.snapshot_filesystem()`\n")
-    return image._resolve().lowers

@@ -20,7 +20,7 @@ from typing import Callable, List, Optional, Sequence
 
 import attrs
 
-from .. import bounds, output
+from .. import bounds, output, settings
 from .._core import oneshot
 from .._core.spec import BASE_ENV, Bind, RootFS, SandboxSpec
 from .._state import files
@@ -232,13 +232,22 @@ class BuildContext:
 
     def in_sandbox(self, argv, what: str, *, env: dict, rootfs: Optional[RootFS], workdir: Optional[str],
                    volumes: tuple, network: str, on_line: Optional[Callable[[str], None]] = None,
-                   runner: Optional[str] = None) -> None:
-        spec = SandboxSpec((), env=env, workdir=workdir, timeout=BUILD_TIMEOUT, network=network, runner=runner)
+                   runner: Optional[str] = None, timeout: float = BUILD_TIMEOUT) -> None:
+        """SandboxTimeoutError past `timeout` seconds."""
+        spec = SandboxSpec((), env=env, workdir=workdir, timeout=timeout, network=network, runner=runner)
         log = self.log if on_line is None else (lambda line: (self.log(line), on_line(line)))
         outcome = oneshot.run(attrs.evolve(spec, rootfs=rootfs, volumes=volumes), argv, what, log)
         if outcome.code != 0:
             raise StepFailed(f"Image build step failed with exit code {outcome.code}: {what}\n"
                              + "\n".join(outcome.tail), outcome.code, outcome.tail)
+
+
+def copy_runner() -> str:
+    """The runner of a sandbox that copies a tree into a layer (image/snapshot.py, treestream.py):
+    PYSANDBOX_RUNNER's, but bwrap for gvisor, whose gofer cannot make the whiteouts (character devices
+    0/0) a snapshot's copy holds. The copy is pysandbox's own step on the host image."""
+    chosen = settings.runner()
+    return "bwrap" if chosen == "gvisor" else chosen
 
 
 def build_description(steps: Sequence) -> str:

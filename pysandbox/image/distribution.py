@@ -10,7 +10,7 @@ exactly its declared size with its sha256 checked as it streams, and a blob
 reaches its final name only once it matched.
 
 Transient failures (a connection reset or timed out, HTTP 429 or 5xx, a blob cut
-short) are retried with bounded exponential backoff (bounds.py registry_retries);
+short) are retried with bounded exponential backoff (bounds.py registry_retries, registry_backoff_max_s);
 an interrupted blob resumes with a Range request where the registry allows it,
 else starts over; a refused connection or an unknown host fails at once.
 
@@ -65,7 +65,7 @@ def platform_wanted() -> dict:
 
 
 CHUNK = 1 << 20
-BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.25, 8.0
+BACKOFF_FIRST_S = 0.25
 _PERMANENT = (ConnectionRefusedError, socket.gaierror, ssl.SSLCertVerificationError)  # retrying changes nothing
 _TOKEN = re.compile(r"^[\x21-\x7e]+\Z")  # it becomes a header value: no spaces, no CR/LF
 
@@ -120,7 +120,7 @@ class Client:
         delay = BACKOFF_FIRST_S * 2 ** failures
         if retry_after is not None and retry_after.strip().isdigit():
             delay = max(delay, int(retry_after))  # the registry's own pace, within our cap
-        time.sleep(min(delay, BACKOFF_MAX_S))
+        time.sleep(min(delay, bounds.get("registry_backoff_max_s")))
         return failures + 1
 
     def _basic(self) -> Optional[str]:

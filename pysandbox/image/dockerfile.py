@@ -34,6 +34,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from ..exception import InvalidError
 from .ignore import DockerIgnore, read_dockerignore
+from .local import AUTO_DOCKERIGNORE
 
 ACCEPTED_WITHOUT_EFFECT = ("LABEL", "EXPOSE", "MAINTAINER", "STOPSIGNAL", "HEALTHCHECK", "VOLUME", "ONBUILD")
 DEFAULT_SHELL = ("/bin/sh", "-c")
@@ -63,19 +64,6 @@ class Instruction(NamedTuple):
 
     op: str
     args: tuple
-
-
-class _AutoDockerIgnoreSentinel:
-    """Modal's default `ignore`: the .dockerignore of the Dockerfile or of the context."""
-
-    def __repr__(self) -> str:
-        return "modal._image.AUTO_DOCKERIGNORE"
-
-    def __call__(self, _: Path) -> bool:
-        raise NotImplementedError("AUTO_DOCKERIGNORE is a placeholder: it is never called")
-
-
-AUTO_DOCKERIGNORE = _AutoDockerIgnoreSentinel()
 
 
 # Lexing --------------------------------------------------------------------

@@ -27,6 +27,20 @@ from ..exception import InvalidError
 Ignore = Union[Sequence[str], Callable[[Path], bool]]
 
 
+class _AutoDockerIgnoreSentinel:
+    """Modal's default `ignore`: the .dockerignore of the Dockerfile or of the context
+    (image/dockerfile.py). Defined here, not there, so that Image's signatures need no Dockerfile parser."""
+
+    def __repr__(self) -> str:
+        return "modal._image.AUTO_DOCKERIGNORE"
+
+    def __call__(self, _: Path) -> bool:
+        raise NotImplementedError("AUTO_DOCKERIGNORE is a placeholder: it is never called")
+
+
+AUTO_DOCKERIGNORE = _AutoDockerIgnoreSentinel()
+
+
 def _digest(path: str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

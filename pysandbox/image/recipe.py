@@ -9,26 +9,26 @@ import os
 import shlex
 import warnings
 from pathlib import PurePosixPath
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
-
-try:
-    import tomllib
-except ImportError:  # Python 3.10
-    try:
-        import tomli as tomllib
-    except ImportError:
-        tomllib = None
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from .._aio import offload, synchronized, synchronized_static
 from .._core.spec import RootFS
+from .._lazy import LazyModule
 from .._validate import env_mapping
 from ..exception import ExecutionError, InvalidError, UnimplementedError
 from ..secret import Secret, merge_env
-from . import build, debian, dockerfile, dockerfile_steps, reference, store
-from .dockerfile import AUTO_DOCKERIGNORE
-from .local import AddLocal, Ignore
-from .pull import FromRegistry, credentials_of
-from .steps import AddPython, Config, DebianSlim, Existing, Run, Scratch, env_pairs
+from .local import AUTO_DOCKERIGNORE, Ignore
+
+# What building, pulling and Dockerfiles need is imported when an Image first needs it, not by
+# `import pysandbox` (a third of its import time went to them: benchmarks/bench_import.py).
+if TYPE_CHECKING:
+    from . import build, debian, dockerfile, dockerfile_steps, pull, reference, steps, store
+    from . import local as localfiles
+else:
+    build, debian, dockerfile, dockerfile_steps, localfiles, pull, reference, steps, store = (
+        LazyModule(f"{__package__}.{name}")
+        for name in ("build", "debian", "dockerfile", "dockerfile_steps", "local", "pull", "reference", "steps",
+                     "store"))
 
 
 def NON_PYTHON_FILES(path) -> bool:
@@ -73,7 +73,7 @@ def _check_env(env: Optional[Dict[str, Optional[str]]], method: str) -> Dict[str
 
 def _secret_env(secrets: Optional[Sequence[Secret]], env: Optional[Dict[str, Optional[str]]] = None
                 ) -> Tuple[Tuple[str, str], ...]:
-    return env_pairs(merge_env(env, secrets))  # the sandbox's rules for secrets, names and values
+    return steps.env_pairs(merge_env(env, secrets))  # the sandbox's rules for secrets, names and values
 
 
 # What Modal's from_registry passes on through **kwargs to its image constructor, and which work here.
@@ -117,15 +117,15 @@ class Image:
         python_version: None = this Python's major.minor, as on Modal."""
         suite = debian.suite()
         series = python_version or debian.local_python_version()
-        steps: Tuple[Any, ...] = (DebianSlim(suite),)
+        chain: Tuple[Any, ...] = (steps.DebianSlim(suite),)
         if series != debian.SUITE_PYTHON.get(suite):
-            steps += (AddPython(series, "python_version"),)
-        return Image(steps, 0 if force_build else None)
+            chain += (steps.AddPython(series, "python_version"),)
+        return Image(chain, 0 if force_build else None)
 
     @staticmethod
     def from_scratch(force_build: bool = False) -> "Image":
         """An empty image."""
-        return Image((Scratch(),), 0 if force_build else None)
+        return Image((steps.Scratch(),), 0 if force_build else None)
 
     @staticmethod
     def from_registry(tag: str, secret: Optional[Secret] = None, *, setup_dockerfile_commands: List[str] = [],
@@ -135,9 +135,10 @@ class Image:
         (Dockerfile lines, no FROM), as Modal orders them. kwargs, as Modal's: secrets (for RUN
         lines), build_args (for ARG lines), gpu_config (no local meaning)."""
         options = _registry_kwargs("from_registry", kwargs)
-        image = Image((FromRegistry(reference.parse(tag), credentials_of(secret)),), 0 if force_build else None)
+        pulled = pull.FromRegistry(reference.parse(tag), pull.credentials_of(secret))
+        image = Image((pulled,), 0 if force_build else None)
         if add_python is not None:
-            image = image._extend(AddPython(add_python))
+            image = image._extend(steps.AddPython(add_python))
         if not isinstance(setup_dockerfile_commands, (list, tuple)):
             raise InvalidError("from_registry(setup_dockerfile_commands=...) takes a list of Dockerfile lines")
         commands = _flatten(setup_dockerfile_commands, "setup_dockerfile_commands")
@@ -170,7 +171,7 @@ class Image:
         parsed = dockerfile.parse(path, context_dir, build_args, ignore)  # the last stage, FROM first
         image = Image._stage(parsed, secrets, env, registry_secret)
         if add_python is not None:
-            image = image._extend(AddPython(add_python))
+            image = image._extend(steps.AddPython(add_python))
         return Image(image._steps, 0) if force_build else image
 
     @staticmethod
@@ -188,7 +189,7 @@ class Image:
     async def from_id(image_id: str, client: Any = None) -> "Image":
         """An image built before (by id), from any process: hydrated at once, as on Modal
         (object_id set; NotFoundError for an id nothing was built under)."""
-        image = Image((Existing(store.layer_of(image_id)),))
+        image = Image((steps.Existing(store.layer_of(image_id)),))
         image._resolve()
         return image
 
@@ -223,7 +224,7 @@ class Image:
         image = self
         for instruction in parsed:
             if instruction.op == "RUN":
-                image = image._extend(Run(instruction.args[0], (), hidden))
+                image = image._extend(steps.Run(instruction.args[0], (), hidden))
             elif instruction.op == "COPY_FROM":
                 stage, paths, dest = instruction.args
                 source = Image._stage(stage, secrets, env, registry_secret)._steps
@@ -240,9 +241,9 @@ class Image:
                      gpu: Optional[str] = None, force_build: bool = False) -> "Image":
         """Each command runs in /bin/sh as its own layer."""
         _check_step_options("run_commands", gpu, volumes=volumes)
-        env_ = env_pairs(_check_env(env, "run_commands"))
+        env_ = steps.env_pairs(_check_env(env, "run_commands"))
         hidden = _secret_env(secrets)
-        return self._extend(*(Run(c, env_, hidden) for c in _flatten(commands, "run_commands() commands")),
+        return self._extend(*(steps.Run(c, env_, hidden) for c in _flatten(commands, "run_commands() commands")),
                             force=force_build)
 
     def dockerfile_commands(self, *dockerfile_commands: Any, context_files: Dict[str, str] = {},
@@ -271,7 +272,7 @@ class Image:
             return self
         options = _pip_options(find_links, index_url, extra_index_url, pre, extra_options)
         command = f"python -m pip install {shlex.join(sorted(names))}{options}"
-        return self._extend(Run(command, env_pairs(_check_env(env, "pip_install")), _secret_env(secrets)),
+        return self._extend(steps.Run(command, steps.env_pairs(_check_env(env, "pip_install")), _secret_env(secrets)),
                             force=force_build)
 
     def pip_install_from_requirements(self, requirements_txt: str, find_links: Optional[str] = None, *,
@@ -286,9 +287,10 @@ class Image:
         if not os.path.isfile(local):
             raise InvalidError(f"pip_install_from_requirements: {requirements_txt} is not a file")
         options = _pip_options(find_links, index_url, extra_index_url, pre, extra_options)
-        run = Run(f"python -m pip install -r /.requirements.txt{options}",
-                  env_pairs(_check_env(env, "pip_install_from_requirements")), _secret_env(secrets))
-        return self._extend(AddLocal(os.path.abspath(local), "/.requirements.txt", True), run, force=force_build)
+        run = steps.Run(f"python -m pip install -r /.requirements.txt{options}",
+                        steps.env_pairs(_check_env(env, "pip_install_from_requirements")), _secret_env(secrets))
+        requirements = localfiles.AddLocal(os.path.abspath(local), "/.requirements.txt", True)
+        return self._extend(requirements, run, force=force_build)
 
     def pip_install_from_pyproject(self, pyproject_toml: str, optional_dependencies: List[str] = [], *,
                                    find_links: Optional[str] = None, index_url: Optional[str] = None,
@@ -335,7 +337,7 @@ class Image:
         options = _pip_options(find_links, index_url, extra_index_url, pre, extra_options)
         command = (f"python -m pip install {uv} && python -m uv pip install --system --break-system-packages "
                    f"{shlex.join(sorted(names))}{options}")
-        return self._extend(Run(command, env_pairs(_check_env(env, "uv_pip_install")),
+        return self._extend(steps.Run(command, steps.env_pairs(_check_env(env, "uv_pip_install")),
                                 _secret_env(secrets)), force=force_build)
 
     def uv_sync(self, uv_project_dir: str = "./", *, force_build: bool = False, groups: Optional[List[str]] = None,
@@ -360,7 +362,7 @@ class Image:
         command = ("apt-get update -q && apt-get install -y -q --no-install-recommends "
                    f"{shlex.join(names)} && apt-get clean && rm -rf /var/lib/apt/lists/*")
         env_ = {"DEBIAN_FRONTEND": "noninteractive", **_check_env(env, "apt_install")}
-        return self._extend(Run(command, env_pairs(env_), _secret_env(secrets)), force=force_build)
+        return self._extend(steps.Run(command, steps.env_pairs(env_), _secret_env(secrets)), force=force_build)
 
     def run_function(self, raw_f: Callable[..., Any], *, env: Optional[Dict[str, Optional[str]]] = None,
                      secrets: Optional[Sequence[Secret]] = None, volumes: dict = {},
@@ -377,22 +379,22 @@ class Image:
 
     def env(self, vars: Dict[str, str]) -> "Image":
         """ENV: variables for later build steps and for sandboxes."""
-        return self._extend(Config("env", env_pairs(_check_env(vars, "env()"))))
+        return self._extend(steps.Config("env", steps.env_pairs(_check_env(vars, "env()"))))
 
     def workdir(self, path: Any) -> "Image":
         """WORKDIR: the directory later build steps and sandboxes start in."""
         path = str(PurePosixPath(path)) if isinstance(path, PurePosixPath) else path
         if not isinstance(path, str) or not path.startswith("/") or "\0" in path:
             raise InvalidError(f"Image.workdir() needs an absolute path, got {path!r}")
-        return self._extend(Config("workdir", path))
+        return self._extend(steps.Config("workdir", path))
 
     def entrypoint(self, entrypoint_commands: List[str]) -> "Image":
         """ENTRYPOINT: what a sandbox runs, with its arguments (or CMD) appended."""
-        return self._extend(Config("entrypoint", _command_list(entrypoint_commands, "entrypoint")))
+        return self._extend(steps.Config("entrypoint", _command_list(entrypoint_commands, "entrypoint")))
 
     def cmd(self, cmd: List[str]) -> "Image":
         """CMD: what a sandbox created without arguments runs."""
-        return self._extend(Config("cmd", _command_list(cmd, "cmd")))
+        return self._extend(steps.Config("cmd", _command_list(cmd, "cmd")))
 
     def add_local_file(self, local_path: Any, remote_path: str, *, copy: bool = False) -> "Image":
         """Put a local file into the image (remote_path ending in '/' keeps the file's name)."""
@@ -401,7 +403,7 @@ class Image:
         local = os.path.abspath(os.fspath(local_path))
         if remote_path.endswith("/"):
             remote_path += os.path.basename(local)
-        return self._extend(AddLocal(local, remote_path, bool(copy)))
+        return self._extend(localfiles.AddLocal(local, remote_path, bool(copy)))
 
     def add_local_dir(self, local_path: Any, remote_path: str, *, copy: bool = False,
                       ignore: Ignore = []) -> "Image":
@@ -411,7 +413,8 @@ class Image:
         patterns = isinstance(ignore, (list, tuple)) and all(isinstance(p, str) for p in ignore)
         if not callable(ignore) and not patterns:
             raise InvalidError("ignore must be a list of glob patterns or a function of a Path")
-        return self._extend(AddLocal(os.path.abspath(os.fspath(local_path)), remote_path, bool(copy), ignore))
+        source = os.path.abspath(os.fspath(local_path))
+        return self._extend(localfiles.AddLocal(source, remote_path, bool(copy), ignore))
 
     def add_local_python_source(self, *modules: str, copy: bool = False,
                                 ignore: Ignore = NON_PYTHON_FILES) -> "Image":
@@ -475,8 +478,21 @@ _REPLAY: Dict[str, Callable[..., Image]] = {
     "COPY_FILE": lambda image, local, dest: image.add_local_file(local, dest, copy=True),
     "WRITE_FILE": lambda image, dest, text: image._extend(dockerfile_steps.WriteFile(dest, text)),
     "ADD_ARCHIVE": lambda image, local, dest: image._extend(dockerfile_steps.AddArchive(str(local), dest)),
-    "ENV_LATE": lambda image, pairs: image._extend(dockerfile_steps.LateEnv(env_pairs(pairs))),
+    "ENV_LATE": lambda image, pairs: image._extend(dockerfile_steps.LateEnv(steps.env_pairs(pairs))),
 }
+
+def _tomllib() -> Any:
+    """Python 3.11's tomllib, else tomli (imported here, on pip_install_from_pyproject's first use)."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        try:
+            import tomli as tomllib
+        except ImportError:
+            raise UnimplementedError(
+                "pip_install_from_pyproject() needs Python 3.11+ (tomllib) or `pip install tomli`.") from None
+    return tomllib
+
 
 def _command_list(value: Any, what: str) -> List[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) and "\0" not in v for v in value):
@@ -485,8 +501,7 @@ def _command_list(value: Any, what: str) -> List[str]:
 
 
 def _pyproject_dependencies(pyproject_toml: Any, optional_dependencies: List[str]) -> List[str]:
-    if tomllib is None:
-        raise UnimplementedError("pip_install_from_pyproject() needs Python 3.11+ (tomllib) or `pip install tomli`.")
+    tomllib = _tomllib()
     path = os.path.expanduser(os.fspath(pyproject_toml))
     try:
         with open(path, "rb") as f:

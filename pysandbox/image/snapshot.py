@@ -10,12 +10,13 @@ same, written by the host's overlayfs beneath runsc's gofer (whiteouts and opaqu
 directories included), and runsc's gofer writes through: a write, chmod or chown, and
 a shared mapping's pages, are on the host when the call returns (tests/sandbox/test_gvisor.py
 holds it), so nothing needs flushing first. The copying sandbox never runs under gVisor
-(_copy_runner).
+(build.copy_runner).
 
 A directory may live anywhere in the sandbox (its overlay, the host image's tmpfs root, a
 mounted image), so snapshot_directory reads it from inside the sandbox's namespaces, one
 name at a time beneath the directory's fd and never following a symlink (_core/mounts.py,
-sandbox-mount --copy), and the copy becomes a layer with no parent.
+sandbox-mount --copy), and the copy becomes a layer with no parent. Under gVisor, whose namespaces
+the host cannot join, init walks it the same way and streams the tree out (image/treestream.py).
 """
 
 from __future__ import annotations
@@ -25,13 +26,13 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from .. import settings
 from .._core import mounts
 from .._core.initclient import InitClient
 from .._core.spec import Bind
 from .._state import paths
 from ..exception import ConflictError, UnimplementedError
-from . import build, store
+from ..runtime import gvisor
+from . import build, store, treestream
 from .recipe import Image
 
 
@@ -50,7 +51,7 @@ def snapshot_filesystem(sandbox_id: str, image_id: str, running: bool) -> Image:
         context = build.BuildContext(temp, None, lambda line: None)
         volumes = (Bind(str(upper), "/src", True), Bind(str(temp / "rootfs"), "/dst"))
         context.in_sandbox(("cp", "-a", "/src/.", "/dst/"), "snapshot", env={}, rootfs=None, workdir="/",
-                           volumes=volumes, network="none", runner=_copy_runner())
+                           volumes=volumes, network="none", runner=build.copy_runner())
         store.publish(temp, layer, {
             "parent": parent["id"], "step": {"kind": "snapshot", "sandbox": sandbox_id},
             "description": f"snapshot of {sandbox_id}", "chain": parent["chain"] + [layer],
@@ -64,7 +65,10 @@ async def snapshot_directory(client: InitClient, path: str, timeout: float) -> I
     definition = {"kind": "directory snapshot", "sandbox": client.sandbox_id, "path": path}
     layer = store.layer_id(None, {**definition, "at": time.time()})
     with _new_layer(layer) as temp:
-        await mounts.copy_directory(client, path, temp / "rootfs", timeout)
+        if gvisor.runs(str(paths.SandboxDir.of(client.sandbox_id).path)):
+            await treestream.copy_directory(client, path, temp, timeout)
+        else:
+            await mounts.copy_directory(client, path, temp / "rootfs", timeout)
         store.publish(temp, layer, {
             "parent": None, "step": definition, "description": f"snapshot of {path} in {client.sandbox_id}",
             "chain": [layer], "lowers": [layer], "config": {},
@@ -72,23 +76,18 @@ async def snapshot_directory(client: InitClient, path: str, timeout: float) -> I
     return _remembered(layer, f"snapshot of {path} in {client.sandbox_id}")
 
 
-def _copy_runner() -> str:
-    """The runner of the copying sandbox: PYSANDBOX_RUNNER's, but bwrap for gvisor, whose gofer cannot make the
-    whiteouts (character devices 0/0) the copy holds. The copy is pysandbox's own step on the host image."""
-    chosen = settings.runner()
-    return "bwrap" if chosen == "gvisor" else chosen
-
-
 @contextlib.contextmanager
 def _new_layer(layer: str) -> Iterator[Path]:
-    """A temporary directory for `layer`, removed if the block fails before publishing it."""
-    store.ensure_dirs()
-    temp = store.new_temp(layer)
-    try:
-        yield temp
-    except BaseException:
-        build._remove_quietly(temp)
-        raise
+    """A temporary directory for `layer`, removed if the block fails before publishing it. The layer's
+    lock is held meanwhile, as a build holds it: garbage collection (which a create starts in the
+    background) removes a temporary directory whose lock is free as a crashed build's."""
+    with store.building(layer):
+        temp = store.new_temp(layer)
+        try:
+            yield temp
+        except BaseException:
+            build._remove_quietly(temp)
+            raise
 
 
 def _remembered(layer: str, description: str) -> Image:

@@ -30,14 +30,17 @@ from .layout import (
     RunnerInputs,
     python_links,
 )
+from .ptys import devpts_options
 
 # No --unshare-user, no --unshare-net: bwrap runs in the sandbox's user namespace
 # (native/common/userns.h) and network namespace (native/supervisor/netns.h), both the supervisor's.
+# CAP_SYS_ADMIN is init's alone, for remounting the devpts --dev made with --devpts-options (bwrap takes
+# no options for it): init drops it from every set before anything of the sandbox runs (native/init/caps.c).
 ISOLATION = (
     "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
     "--hostname", "sandbox",
     "--die-with-parent", "--as-pid-1", "--new-session",
-    "--cap-drop", "ALL", *(arg for cap in SANDBOX_ROOT_CAPS for arg in ("--cap-add", f"CAP_{cap}")),
+    "--cap-drop", "ALL", *(arg for cap in (*SANDBOX_ROOT_CAPS, "SYS_ADMIN") for arg in ("--cap-add", f"CAP_{cap}")),
 )
 
 
@@ -110,4 +113,5 @@ def command(inputs: RunnerInputs, binary: str) -> RunnerCommand:
     for mount in inputs.mounts:
         argv += mount_args(mount, source, inputs.dest(mount.dest))
     argv += ["--ro-bind", source(inputs.init), inputs.dest(INIT_PATH), "--"]
-    return RunnerCommand(argv + inputs.init_argv(inputs.init_dirs()))
+    init_options = ["--devpts-options", devpts_options(inputs.ptys_max), *inputs.init_dirs()]
+    return RunnerCommand(argv + inputs.init_argv(init_options))

@@ -11,7 +11,8 @@ with what differs:
   a socket that is the runner's stdin (`--handoff`, native/common/handoff.h). gVisor passes
   a host socket's SCM_RIGHTS into the sandbox but not out: init relays sb.open's file on its
   connection, the entrypoint's stdin from a pipe and watch()'s events into a socket the host
-  sends in, and refuses the other requests answered with a descriptor (mount_image;
+  sends in, writes snapshot_directory's tree into a socket the host sends (image/treestream.py), and refuses the
+  other requests answered with a descriptor (mount_image;
   init_handoff.h, initclient.py says which call); exec(pty=True) runs on a terminal init makes
   and relays. gVisor lets sandbox code reopen init's descriptors through /proc/1/fd, but not
   a socket: its event channel and runsc's stdout and stderr are sockets (the supervisor
@@ -131,9 +132,10 @@ SUPPORTED = "the host image and image=: exec, streams, stdin (the entrypoint's r
             "and watch (relayed by init), create(pty=True) but its write_eof, exec(pty=True) (relayed by init), " \
             "volumes, limits, timeouts, names and tags, ephemeral_disk, block_network, the default network, " \
             "outbound_cidr_allowlist, outbound_domain_allowlist (at run time: in a sandbox created with one), " \
-            "ports and tunnels, snapshot_filesystem, unprivileged callers with a subordinate id range"
+            "ports and tunnels, snapshot_filesystem, snapshot_directory (streamed out by init), unprivileged callers " \
+            "with a subordinate id range"
 UNSUPPORTED = "outbound_domain_allowlist at run time in a sandbox created without one, mount_image and " \
-              "snapshot_directory, unprivileged callers without a subordinate id range"
+              "unmount_image, unprivileged callers without a subordinate id range"
 
 
 def platform(binary: str) -> str:

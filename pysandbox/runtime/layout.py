@@ -18,7 +18,7 @@ from typing import Callable, FrozenSet, Iterable, List, Optional, Sequence, Tupl
 
 import attrs
 
-from .. import settings
+from .. import bounds, settings
 from .._core.spec import BASE_ENV
 from .._state.files import ensure_dir, write_atomic
 from ..exception import InvalidError
@@ -86,6 +86,7 @@ class RunnerInputs:
     overlay: Optional[OverlayRoot] = None  # an image's layers; None: the host image
     tmp_bytes: int = 1 << 30  # /tmp, a tmpfs of its own when the root is not one (sizes.py)
     shm_bytes: int = 64 << 20  # /dev/shm
+    ptys_max: int = bounds.BOUNDS["ptys"].default  # the devpts's max= (runtime/ptys.py)
     # On init's command line, so the runner's names the sandbox (runtime/reconcile._kill_strays).
     sandbox_id: str = "sb-unknown"
     # Where a path of the sandbox lies in its root, for the mount points a runner makes: an

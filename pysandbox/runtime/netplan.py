@@ -193,8 +193,9 @@ def _to(addresses: Sequence[str], verdict: str) -> List[str]:
 
 
 def egress_rules(cidrs: Names, domains: Names, guest_ports: Sequence[int] = (), own_stack: bool = False,
-                 filter_link: bool = False) -> str:
-    """The nftables transaction that (re)places the ruleset of a sandbox's network namespace. `cidrs`
+                 filter_link: bool = False, replace: bool = True) -> str:
+    """The nftables transaction that replaces the ruleset of a sandbox's network namespace (or, not
+    `replace`, loads the first into the new namespace, which has none). `cidrs`
     and `domains` as outbound_policy() gives them (None: no restriction); `guest_ports`: the tunnels'
     ports in the sandbox, whose replies pass. `own_stack`: the filter sits on TAP (_link_hook), for a
     runner with a stack of its own. The sets host4 and host6 hold the host's own addresses, refused whatever
@@ -225,8 +226,10 @@ def egress_rules(cidrs: Names, domains: Names, guest_ports: Sequence[int] = (), 
     body = "\n".join(f"    {rule}" for rule in rules)
     table = f"table {hook.family} pysandbox"
     link = _filter_link_rules() if filter_link else ""
-    return (f"{table}\ndelete {table}\n"  # one transaction: declared, gone, replaced
-            f"{table} {{\n{sets}  chain egress {{\n    {hook.chain}\n{body}\n  }}\n{link}}}\n")
+    ruleset = f"{table} {{\n{sets}  chain egress {{\n    {hook.chain}\n{body}\n  }}\n{link}}}\n"
+    # A replacement is one transaction: declared, gone, replaced. A first load deletes nothing: a deleted
+    # table made nft's exit wait for the kernel's release of it (~11 ms here, on every create's start).
+    return f"{table}\ndelete {table}\n{ruleset}" if replace else ruleset
 
 
 def resolv_conf(domains: Names, filter_link: bool = False) -> bytes:
@@ -318,7 +321,8 @@ class NetworkPlan:
         filter_link = own_stack and self.policy[1] is not None
         if filter_link:
             (self.net_dir / "resolv.conf").write_bytes(resolv_conf(self.policy[1], filter_link))
-        rules = egress_rules(*self.policy, [guest for guest, _, _ in self.tunnels], own_stack, filter_link)
+        rules = egress_rules(*self.policy, [guest for guest, _, _ in self.tunnels], own_stack, filter_link,
+                             replace=False)
         argv = ["--net-helper", tool(HELPER), "--net-dir", str(self.net_dir), "--net-filter", tool(NFT),
                 "--net-rules", rules, "--cleanup", str(self.net_dir), *_dns_args(self.policy[1])]
         if not settings.network_reaches_host():  # slirp4netns connects from the host's namespace: refuse its addresses

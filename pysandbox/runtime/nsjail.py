@@ -49,6 +49,7 @@ from .layout import (
     overlay_options,
     python_links,
 )
+from .ptys import devpts_options
 
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 # bwrap --dev's links, so /dev looks the same under either runner.
@@ -134,13 +135,14 @@ def mount_point(mount: Mount, source: Callable[[str], str], dest: str) -> MountP
     raise ValueError(f"unknown mount kind {mount.kind!r}")
 
 
-def dev_mounts(shm_bytes: int, at: str = "/dev") -> List[MountPoint]:
+def dev_mounts(shm_bytes: int, devpts: str, at: str = "/dev") -> List[MountPoint]:
     """bwrap's --dev, read-only (nsjail remounts read-only mounts after the last one), with
-    a sized /dev/shm. The device nodes are binds of the host's, the only mounts with devices."""
+    a sized /dev/shm and a devpts of options `devpts` (runtime/ptys.py: at most PYSANDBOX_PTYS_MAX
+    terminals). The device nodes are binds of the host's, the only mounts with devices."""
     mounts = [_tmpfs(at, f"mode=755,size={DEV_BYTES}", rw=False)]
     mounts += [_bind(f"/dev/{name}", f"{at}/{name}", rw=True, nodev=False) for name in DEVICES]
-    mounts += [MountPoint(f"{at}/pts", fstype="devpts", options="newinstance,ptmxmode=0666,mode=620", rw=True,
-                          nodev=False),
+    mounts += [MountPoint(f"{at}/pts", fstype="devpts", options=devpts,
+                          rw=True, nodev=False),
                _tmpfs(f"{at}/shm", f"mode=1777,size={shm_bytes}")]
     return mounts + [MountPoint(at + link[len("/dev"):], target, is_symlink=True) for target, link in DEV_LINKS]
 
@@ -175,7 +177,8 @@ def configuration(inputs: RunnerInputs) -> bytes:
     mounts = [root_mount(inputs)]
     mounts += [MountPoint(f"{BIN_DIR}/{name}", target, is_symlink=True)
                for name, target in (python_links() if inputs.overlay is None else ())]
-    mounts += [*proc_mounts(inputs.dest("/proc")), *dev_mounts(inputs.shm_bytes, inputs.dest("/dev"))]
+    mounts += [*proc_mounts(inputs.dest("/proc")),
+               *dev_mounts(inputs.shm_bytes, devpts_options(inputs.ptys_max), inputs.dest("/dev"))]
     if inputs.disk_bytes is None:
         mounts.append(_tmpfs(inputs.dest("/tmp"), f"mode=1777,size={inputs.tmp_bytes}"))
     mounts += [mount_point(mount, source, inputs.dest(mount.dest)) for mount in inputs.mounts]

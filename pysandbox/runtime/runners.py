@@ -20,17 +20,21 @@ from types import ModuleType
 from typing import Dict
 
 from .._core.spec import SandboxSpec
-from . import bwrap, gvisor, nsjail
+from . import bwrap, gvisor, nsjail, ptys
 
 RUNNERS: Dict[str, ModuleType] = {"bwrap": bwrap, "nsjail": nsjail, "gvisor": gvisor}
 
 
 def check(name: str) -> None:
     """Refuse, before any work, a sandbox the runner `name` (a validated config.RUNNERS name)
-    cannot start on this host."""
+    cannot start on this host, or a bad PYSANDBOX_PTYS_MAX under any runner, used or not."""
     RUNNERS[name].check()
+    ptys.ptys_max()
 
 
 def refuse(spec: SandboxSpec) -> None:
-    """Refuse, before any work, what `spec` asks of its runner that it cannot give."""
+    """Refuse, before any work, what `spec` asks of its runner that it cannot give; create(pty=True)
+    when the host has no terminal left for its entrypoint (ResourceExhaustedError)."""
     RUNNERS[spec.runner].refuse(spec)
+    if spec.pty:
+        ptys.check_free(spec.runner)

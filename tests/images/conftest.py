@@ -1,5 +1,4 @@
-"""Image fixtures: debian_slim is built once per session (the cold build takes ~35 s on a
-quiet machine, minutes on a loaded one)."""
+"""Image fixtures (debian_slim's, `debian`, is tests/conftest.py's)."""
 
 import gzip
 
@@ -10,20 +9,6 @@ from pysandbox._core import oneshot
 from pysandbox.image import store
 
 from .. import oci
-
-DEBIAN_BUILD_TIMEOUT_S = 900  # the whole test, whichever first needs the image and so builds it
-
-
-def pytest_collection_modifyitems(items):
-    for item in items:
-        if "debian" in getattr(item, "fixturenames", ()) and item.get_closest_marker("timeout") is None:
-            item.add_marker(pytest.mark.timeout(DEBIAN_BUILD_TIMEOUT_S))
-
-
-@pytest.fixture(scope="session")
-def debian(state_home):
-    return modal.Image.debian_slim().build()
-
 
 DEBIAN_CONFIG = {"architecture": "amd64", "os": "linux",
                  "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],

@@ -7,9 +7,12 @@ import stat
 import pytest
 
 import pysandbox as modal
+from pysandbox import identity, settings
 from pysandbox._state import paths
 from pysandbox.exception import InvalidError, NotFoundError, UnimplementedError
 from pysandbox.image import store
+
+from ..hoststate import host_id
 
 pytestmark = pytest.mark.rootless
 
@@ -84,6 +87,7 @@ def test_a_built_image_mounts_and_scratch_is_empty_and_writable(debian, sandboxe
     assert run(sb, "ls -A /scratch | wc -l; echo x > /scratch/f && cat /scratch/f") == "0\nx\n"
 
 
+@pytest.mark.gvisor
 def test_image_ids(debian, sandboxes, tmp_path):
     assert modal.Image.from_id(debian.object_id).object_id == debian.object_id
     with pytest.raises(NotFoundError):
@@ -94,6 +98,7 @@ def test_image_ids(debian, sandboxes, tmp_path):
     assert image.object_id.startswith("im-")  # built for the sandbox
 
 
+@pytest.mark.gvisor
 def test_bad_arguments_fail_before_any_work(sandboxes, tmp_path):
     sb = sandboxes()
     (tmp_path / "f").write_text("x")
@@ -125,9 +130,45 @@ def test_paths_the_sandbox_cannot_hold_a_mount(sandboxes):
         sb.mount_image("/usr/project", modal.Image.from_scratch())  # host image: /usr is the host's, read-only
     with pytest.raises(InvalidError, match="not a directory"):
         sb.mount_image("/file/x", modal.Image.from_scratch())
-    with pytest.raises(InvalidError):
-        sb.snapshot_directory("/missing")
     assert list(paths.SandboxDir.of(sb.object_id).mounts.glob("[0-9]*")) == []  # failed mounts leave no layer
+
+
+@pytest.mark.gvisor
+def test_snapshot_directory_of_what_is_no_directory(sandboxes):
+    sb = sandboxes()
+    run(sb, "echo x > /file && ln -s /nowhere /dangling")
+    with pytest.raises(InvalidError, match="does not exist"):
+        sb.snapshot_directory("/missing")
+    with pytest.raises(InvalidError, match="does not exist"):
+        sb.snapshot_directory("/dangling")
+    with pytest.raises(InvalidError, match="not a directory"):
+        sb.snapshot_directory("/file")
+
+
+@pytest.mark.gvisor
+def test_snapshot_directory_keeps_the_tree(sandboxes):
+    # Under gVisor the tree comes out as a stream (image/treestream.py): the same layer as the others make.
+    sb = sandboxes()
+    run(sb, "mkdir -p /t/sub/deeper /t/empty && echo data > /t/sub/deeper/f && head -c 200000 /dev/urandom > /t/big "
+            "&& mkdir -m 0700 /t/private && chown 1000:1001 /t/private && chmod 4755 /t/sub && ln -s ../big /t/sub/l "
+            "&& mkfifo -m 0640 /t/fifo && chmod 0751 /t && touch -d @1000000000 /t/sub/deeper/f")
+    digest = run(sb, "md5sum < /t/big")
+    image = sb.snapshot_directory("/t")
+    rootfs = store.layer_dir(image.object_id[3:]) / "rootfs"
+    modes = {str(path.relative_to(rootfs)): oct(path.lstat().st_mode) for path in rootfs.rglob("*")}
+    assert modes == {"big": "0o100644", "empty": "0o40755", "fifo": "0o10640", "private": "0o40700",
+                     "sub": "0o44755", "sub/deeper": "0o40755", "sub/deeper/f": "0o100644", "sub/l": "0o120777"}
+    assert oct(rootfs.stat().st_mode) == "0o40751" and os.readlink(rootfs / "sub/l") == "../big"
+    assert (rootfs / "sub/deeper/f").stat().st_mtime == 1000000000
+    owner = settings.sandbox_owner()
+    assert (rootfs.stat().st_uid, rootfs.stat().st_gid) == owner
+    private = (rootfs / "private").stat()
+    assert (private.st_uid, private.st_gid) == (host_id(identity.current().uids, 1000),
+                                               host_id(identity.current().gids, 1001))
+    reader = sandboxes(experimental_options={"runner": "bwrap"})  # mount_image is not the gVisor runner's
+    reader.mount_image("/t", image)
+    assert run(reader, "md5sum < /t/big; cat /t/sub/deeper/f; stat -c '%a %u:%g' /t/private") == \
+        digest + "data\n700 1000:1001\n"
 
 
 def test_snapshot_directory_of_a_mounted_image_and_of_an_image_root(project, debian, sandboxes):

@@ -98,3 +98,22 @@ def test_prune_never_pulls_layers_from_under_a_running_sandbox(debian, sandboxes
     p = sb.exec("cat", "/in-use")
     assert p.stdout.read() == "in-use\n" and p.wait() == 0
     assert store.read_meta(store.layer_of(image.object_id)) is not None
+
+
+def test_garbage_collection_during_a_snapshot_leaves_its_build_directory(debian, sandboxes, monkeypatch):
+    # A create starts garbage collection in the background, which removes build directories whose layer
+    # lock is free as crashed builds': a snapshot being made holds its lock (CI lost one to a concurrent gc).
+    from pysandbox.image import snapshot
+    sb = sandboxes(image=debian)
+    assert sb.exec("sh", "-c", "echo kept > /kept").wait() == 0
+    swept = []
+    publish = store.publish
+
+    def publish_after_a_sweep(temp, layer, meta):
+        swept.append(temp)
+        store.remove_stale_temps()  # what the background collection does meanwhile
+        return publish(temp, layer, meta)
+    monkeypatch.setattr(snapshot.store, "publish", publish_after_a_sweep)
+    image = sb.snapshot_filesystem()
+    assert swept and not swept[0].exists()  # published: the directory became the layer
+    assert (store.layer_dir(store.layer_of(image.object_id)) / "rootfs" / "kept").read_text() == "kept\n"

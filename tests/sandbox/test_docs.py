@@ -13,13 +13,14 @@ import pytest
 import pysandbox as modal
 from pysandbox.runtime import cgroups
 
+from ..conftest import DEBIAN_BUILD_TIMEOUT_S
+
 ROOT = Path(__file__).resolve().parents[2]
 GUIDE = ROOT / "docs" / "GUIDE.md"
 NO_RUN = re.compile(r"<!--\s*no-run:\s*(?P<why>[^>]*?)\s*-->\s*\n```python\n", re.M)
 BLOCK = re.compile(r"^```python\n(?P<code>.*?)^```$", re.M | re.S)
 BLOCK_TIMEOUT_S = 120
 pytestmark = pytest.mark.rootless  # users run pysandbox rootless: the guide and examples must hold there too
-DEBIAN_BUILD_TIMEOUT_S = 900  # as tests/images/conftest.py: the first to need debian_slim builds it
 
 
 def guide_blocks(text):
@@ -53,20 +54,13 @@ def _needs_debian(code):
     return "debian_slim()" in code
 
 
-@pytest.fixture(scope="session")
-def guide_debian(state_home):
-    """debian_slim, built once per session in the session's state directory (a cache hit when
-    tests/images built it first), so the guide's image blocks only reuse it."""
-    return modal.Image.debian_slim().build()
-
-
-@pytest.mark.timeout(DEBIAN_BUILD_TIMEOUT_S + BLOCK_TIMEOUT_S)
+@pytest.mark.timeout(DEBIAN_BUILD_TIMEOUT_S + BLOCK_TIMEOUT_S)  # the first to need debian_slim builds it
 @pytest.mark.parametrize("heading,code", [
     pytest.param(heading, code, id=name, marks=[needs_cgroups] if re.search(r"\b(cpu|memory)=", code) else [])
     for (heading, code), name in zip(RUNNABLE, _ids([(h, c, None) for h, c in RUNNABLE]))])
 def test_guide_block_runs(runner, state_home, request, heading, code):
     if _needs_debian(code):
-        request.getfixturevalue("guide_debian")
+        request.getfixturevalue("debian")  # built once per session (tests/conftest.py)
     env = dict(os.environ, PYSANDBOX_HOME=str(state_home),
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     done = subprocess.run([sys.executable, "-c", code], cwd=str(ROOT), env=env, capture_output=True, text=True,

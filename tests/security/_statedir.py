@@ -12,6 +12,8 @@ from pathlib import Path
 
 import psutil
 
+from pysandbox import _aio
+from pysandbox._core import lifecycle
 from pysandbox._state import paths, records
 from pysandbox._state.files import ensure_dir
 from pysandbox._state.proc import ProcessRef
@@ -69,7 +71,8 @@ def assert_left_nothing(sandbox_id, record=None):
     cgroup = cgroups.load(directory)
     assert cgroup is None or not any(os.path.exists(p) for p in cgroup.unique_dirs()), "cgroup leaked"
     assert not stray_sandbox_processes([sandbox_id]), holders(sandbox_id)
-    if record is not None:
+    if record is not None:  # it exits right after its record: the wait wait() itself does, bounded
+        _aio.run_sync(lifecycle.settled(record))
         assert not record.supervisor.alive()
 
 

@@ -20,55 +20,81 @@ from ._statedir import assert_left_nothing, python, run_all, stray_sandbox_proce
 
 pytestmark = pytest.mark.rootless
 
-RACE_NAME = textwrap.dedent(
-    """
-    import sys, time
+# The racers of a script that ends with this: one interpreter imports the library once (fifty imports
+# would cost the machine more than the race itself) and forks argv[1] processes, each its own from then
+# on, that wait on a pipe the parent closes once all are forked, so that they start together. Each
+# writes the line its work(i) returns, or its traceback (and then fails the script).
+FORKED = """
+import os, sys, traceback
+start, go = os.pipe()
+racers = []
+for i in range(int(sys.argv[1])):
+    pid = os.fork()
+    if pid == 0:
+        os.close(go)
+        os.read(start, 1)  # end of file: the parent closed its end
+        code = 0
+        try:
+            line = work(i)
+        except BaseException:
+            code, line = 1, traceback.format_exc()
+        os.write(1, (line + "\\n").encode())  # one write: the racers' lines never mix
+        os._exit(code)
+    racers.append(pid)
+os.close(go)
+failed = [pid for pid in racers if os.waitpid(pid, 0)[1] != 0]
+sys.exit(1 if failed else 0)
+"""
+
+
+def forked_lines(script, count):
+    """The lines of `count` racers running `script`'s work(i), once all succeeded."""
+    return run_all(textwrap.dedent(script) + FORKED, [[str(count)]])[0].splitlines()
+
+
+RACE_NAME = """
     import pysandbox as modal
     from pysandbox.exception import AlreadyExistsError
     app = modal.App.lookup("race-app", create_if_missing=True)
-    start = float(sys.argv[1])
-    time.sleep(max(0, start - time.time()))
-    try:
-        sb = modal.Sandbox.create("sleep", "60", app=app, name="contested", timeout=60)
-        print("won", sb.object_id)
-    except AlreadyExistsError:
-        print("lost")
-    """
-)
 
-CHURN = textwrap.dedent(
+    def work(i):
+        try:
+            return "won " + modal.Sandbox.create("sleep", "60", app=app, name="contested", timeout=60).object_id
+        except AlreadyExistsError:
+            return "lost"
     """
-    import json, sys
+
+CHURN = """
+    import json
     import pysandbox as modal
     app = modal.App.lookup("churn-app", create_if_missing=True)
-    worker = sys.argv[1]
-    made = []
-    for i in range(10):
-        sb = modal.Sandbox.create(app=app, tags={"worker": worker}, timeout=120)
-        sb.set_tags({"worker": worker, "i": str(i)})
-        made.append(sb.object_id)
-        listed = {s.object_id for s in modal.Sandbox.list(app_id=app.app_id, tags={"worker": worker})}
-        assert set(made[-1:]) <= listed, "own sandbox missing from list"
-        if i % 2:
-            sb.terminate()
-    print(json.dumps(made))
+
+    def work(w):
+        worker, made = str(w), []
+        for i in range(10):
+            sb = modal.Sandbox.create(app=app, tags={"worker": worker}, timeout=120)
+            sb.set_tags({"worker": worker, "i": str(i)})
+            made.append(sb.object_id)
+            listed = {s.object_id for s in modal.Sandbox.list(app_id=app.app_id, tags={"worker": worker})}
+            assert set(made[-1:]) <= listed, "own sandbox missing from list"
+            if i % 2:
+                sb.terminate()
+        return json.dumps(made)
     """
-)
 
 
 def test_fifty_processes_race_for_one_name():
-    start = time.time() + 3
-    outs = run_all(RACE_NAME, [[str(start)]] * 50)
+    outs = forked_lines(RACE_NAME, 50)
     winners = [o.split()[1] for o in outs if o.startswith("won")]
     assert len(winners) == 1, outs
-    assert sum(o.strip() == "lost" for o in outs) == 49
+    assert outs.count("lost") == 49, outs
     app = modal.App.lookup("race-app")
     assert [sb.object_id for sb in modal.Sandbox.list(app_id=app.app_id)] == winners
     modal.Sandbox.from_id(winners[0]).terminate(wait=True)
 
 
 def test_twenty_processes_churn_two_hundred_sandboxes():
-    outs = run_all(CHURN, [[str(w)] for w in range(20)])
+    outs = forked_lines(CHURN, 20)
     made = [sid for out in outs for sid in json.loads(out)]
     assert len(made) == 200 and len(set(made)) == 200
     app = modal.App.lookup("churn-app")
@@ -88,22 +114,28 @@ def test_twenty_processes_churn_two_hundred_sandboxes():
 
 # Garbage collection against busy clients (item 9) ----------------------------------------
 
-SOAK_SECONDS = 40
+# Each client's cycles: every way one ends (i % 4); client w's cycles are numbers 4w+1 to 4w+4, so that
+# the five together end each way with a name and without (i % 3). benchmarks/bench_registry_soak.py is
+# the long version.
+CLIENT_CYCLES = 4
 
+# The soak's processes run until the file named by their last argument exists (clients stop sooner,
+# after their cycles): the lister and the collectors keep working for as long as the clients do.
 CLIENT = """
-import json, sys, time, traceback
+import json, os, sys, time, traceback
 import pysandbox as modal
 app = modal.App.lookup("soak-app", create_if_missing=True)
-worker, until = sys.argv[1], float(sys.argv[2])
-done, failures, made = 0, [], []
+worker, cycles, stop = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+done, failures, made, cycle_ms = 0, [], [], []
 
 def check(ok, what):
     if not ok:
         raise AssertionError(what)
 
-i = 0
-while time.time() < until:
+i = int(worker) * cycles
+while i < (int(worker) + 1) * cycles and not os.path.exists(stop):
     i += 1
+    began = time.perf_counter()
     try:
         name = f"w{worker}-{i}" if i % 3 == 0 else None
         ending = i % 4
@@ -132,19 +164,21 @@ while time.time() < until:
                     time.sleep(0.01)
                 check(sb.returncode == 137, "terminate() from another handle, then poll()")
         done += 1
+        cycle_ms.append((time.perf_counter() - began) * 1000)
     except Exception:
         failures.append(traceback.format_exc())
-print(json.dumps({"done": done, "failures": failures, "made": made}))
+print(json.dumps({"done": done, "failures": failures, "made": made, "cycle_ms": cycle_ms}))
 """
 
 LISTER = """
-import contextlib, io, json, sys, time, traceback
+import contextlib, io, json, os, sys, traceback
 import pysandbox as modal
 from pysandbox import cli
 app = modal.App.lookup("soak-app", create_if_missing=True)
-until = float(sys.argv[1])
+stop = sys.argv[1]
 done, failures = 0, []
-while time.time() < until:
+print("ready", flush=True)
+while not os.path.exists(stop):
     try:
         list(modal.Sandbox.list(app_id=app.app_id))
         out = io.StringIO()
@@ -158,11 +192,12 @@ print(json.dumps({"done": done, "failures": failures}))
 """
 
 COLLECTOR = """
-import json, sys, time, traceback
+import json, os, sys, traceback
 from pysandbox import garbage
-until = float(sys.argv[1])
+stop = sys.argv[1]
 rounds, removed, problems, failures = 0, 0, [], []
-while time.time() < until:
+print("ready", flush=True)
+while not os.path.exists(stop):
     try:
         found = garbage.collect()  # on demand: finished sandboxes go at once
         rounds += 1
@@ -174,23 +209,37 @@ print(json.dumps({"rounds": rounds, "removed": removed, "problems": problems, "f
 """
 
 
+def run_soak(stop, cycles, busy=True):
+    """Five clients of `cycles` cycles each and, if `busy`, a lister and two collectors beside them, until
+    the clients are done (then `stop` is created). Their results: the clients', then the others'."""
+    others = [python(LISTER, stop, stdout=-1, text=True)] + [python(COLLECTOR, stop, stdout=-1, text=True)
+                                                            for _ in range(2)] if busy else []
+    outs = []
+    try:
+        for p in others:  # the clients start once the lister and the collectors are at work
+            assert p.stdout.readline() == "ready\n", "a lister or a collector did not start"
+        clients = [python(CLIENT, worker, cycles, stop, stdout=-1, text=True) for worker in range(5)]
+        outs += [p.communicate(timeout=600)[0] for p in clients]
+    finally:
+        stop.touch()  # whatever happened to the clients, the others end
+        outs += [p.communicate(timeout=120)[0] for p in others]
+    return [json.loads(out) for out in outs]
+
+
 @pytest.mark.timeout(600)
-def test_gc_against_busy_clients_fails_none_of_them():
-    until = time.time() + SOAK_SECONDS
-    clients = [python(CLIENT, worker, until, stdout=-1, text=True) for worker in range(5)]
-    others = [python(LISTER, until, stdout=-1, text=True)] + [python(COLLECTOR, until, stdout=-1, text=True)
-                                                             for _ in range(2)]
-    results = [json.loads(p.communicate(timeout=SOAK_SECONDS + 240)[0]) for p in clients + others]
+def test_gc_against_busy_clients_fails_none_of_them(tmp_path):
+    garbage.collect()  # what earlier tests left: the collectors' rounds are spent on the soak's sandboxes
+    results = run_soak(tmp_path / "stop", CLIENT_CYCLES)
     client_results, lister, collectors = results[:5], results[5], results[6:]
     failures = [f for r in results for f in r["failures"]]
     assert failures == [], "\n".join(failures[:5])
-    assert all(r["done"] >= 4 for r in client_results), [r["done"] for r in client_results]  # it did work
+    assert [r["done"] for r in client_results] == [CLIENT_CYCLES] * 5  # it did all its work
     assert lister["done"] > 0 and sum(c["rounds"] for c in collectors) > 10
     assert sum(c["removed"] for c in collectors) > 0 and [p for c in collectors for p in c["problems"]] == []
     made = [sid for r in client_results for sid in r["made"]]
-    print(f"soak: {sum(r['done'] for r in client_results)} client cycles ({len(made)} sandboxes), "
-          f"{lister['done']} listings, {sum(c['rounds'] for c in collectors)} gc rounds removing "
-          f"{sum(c['removed'] for c in collectors)} sandboxes in {SOAK_SECONDS}s: 0 failures")
+    print(f"soak: {len(made)} sandboxes in {5 * CLIENT_CYCLES} client cycles, {lister['done']} listings, "
+          f"{sum(c['rounds'] for c in collectors)} gc rounds removing {sum(c['removed'] for c in collectors)}: "
+          "0 failures")
     assert not stray_sandbox_processes(made)
     garbage.collect()
     assert not [sid for sid in made if paths.sandbox_dir(sid).exists()]
@@ -199,16 +248,24 @@ def test_gc_against_busy_clients_fails_none_of_them():
 # terminate() right after create, and a terminate() cut short (item 11) --------------------------
 
 
+TERMINATED_AT_ONCE = 40  # benchmarks/bench_registry_soak.py terminates hundreds so
+
+
 def test_create_then_terminate_at_once_leaves_nothing_behind(app):
     # The supervisor starts with SIGTERM blocked, so a terminate() that comes before it has set up
     # its signal handling waits for it instead of killing it before any teardown.
+    for sb in create_then_terminate(app, TERMINATED_AT_ONCE):
+        assert_ended_by_its_supervisor(sb)
+
+
+def create_then_terminate(app, count):
+    """`count` sandboxes, each terminated as soon as create returned it."""
     made = []
-    for _ in range(120):
+    for _ in range(count):
         sb = modal.Sandbox.create("sleep", "60", app=app, block_network=True)
         sb.terminate()
         made.append(sb)
-    for sb in made:
-        assert_ended_by_its_supervisor(sb)
+    return made
 
 
 def assert_ended_by_its_supervisor(sb):

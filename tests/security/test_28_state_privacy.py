@@ -6,6 +6,7 @@ through the supervisor's staged binds, so sandboxes keep working.
 
 import os
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -100,3 +101,42 @@ def test_a_state_directory_of_another_user_is_refused(monkeypatch, tmp_path):
     with pytest.raises(modal.exception.InvalidError, match="belongs to uid .*PYSANDBOX_HOME at a directory of your own"):
         modal.App.lookup("not-in-their-state", create_if_missing=True)
     assert not os.path.exists(theirs / "apps")
+
+
+
+# In a fresh interpreter (the privacy check runs once per process): make one sandbox directory.
+MAKE_SANDBOX_DIR = """
+from pysandbox._state import files, records
+print(records.make_sandbox_dir(files.new_id("sb-")))
+"""
+
+
+def _make_sandbox_dir_in(home):
+    """make_sandbox_dir in a fresh process, with `home` (whose sandboxes/ exists) as the state directory:
+    it skips making sandboxes/ when it is there (a mkdir and a stat fewer per create), and must check
+    the state directory all the same, before it writes anything in it."""
+    return subprocess.run([sys.executable, "-c", MAKE_SANDBOX_DIR], env={**os.environ, "PYSANDBOX_HOME": str(home)},
+                          capture_output=True, text=True)
+
+
+def _home_with_sandboxes(tmp_path):
+    home = tmp_path / "home"
+    (home / paths.SANDBOXES_NAME).mkdir(parents=True)
+    os.chmod(home, 0o755)
+    return home
+
+
+@pytest.mark.rootless
+def test_a_create_closes_an_open_state_directory_whose_sandboxes_directory_exists(tmp_path):
+    home = _home_with_sandboxes(tmp_path)
+    made = _make_sandbox_dir_in(home)
+    assert made.returncode == 0, made.stderr
+    assert os.stat(home).st_mode & 0o777 == 0o700 and os.path.isdir(made.stdout.strip())
+
+
+def test_a_create_refuses_another_users_state_directory_whose_sandboxes_directory_exists(tmp_path):
+    home = _home_with_sandboxes(tmp_path)
+    os.chown(home, STRANGER, STRANGER)
+    made = _make_sandbox_dir_in(home)
+    assert made.returncode != 0 and "PYSANDBOX_HOME at a directory of your own" in made.stderr
+    assert os.listdir(home / paths.SANDBOXES_NAME) == []

@@ -159,8 +159,9 @@ def test_a_credential_helper_that_hangs_is_killed(tmp_path, monkeypatch):
 
 def test_a_registry_answering_429_forever(monkeypatch):
     monkeypatch.setenv("PYSANDBOX_REGISTRY_RETRIES", "2")
+    monkeypatch.setenv("PYSANDBOX_REGISTRY_BACKOFF_MAX", "1")  # the default cap, 8 s, would take 16 s here
     with oci.ScriptedServer() as server:
         server.routes["/v2/busy/app/manifests/1"] = (429, {"Retry-After": "3600"}, b"slow down")
         with pytest.raises(ImageBuildError, match="still failing after 2 retries.*HTTP 429.*PYSANDBOX_REGISTRY_RETRIES"):
             modal.Image.from_registry(f"{server.host}/busy/app:1").build()
-        assert len(server.requests) == 3  # the first try and two retries, each within the 8 s cap
+        assert len(server.requests) == 3  # the first try and two retries, each after the 1 s cap, not 3600 s

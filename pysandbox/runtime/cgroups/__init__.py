@@ -23,7 +23,7 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 import attrs
 
@@ -146,21 +146,44 @@ def create(sandbox_id: str, resources: Resources, found: Optional[Host] = None,
     if listed_in is not None:
         save(cgroup, listed_in)
     try:
-        module.prepare_parents(found)
-        for path in cgroup.unique_dirs():
-            os.mkdir(path, 0o755)
-        for controller, name, value in module.limit_writes(resources):
-            if controller not in cgroup.dirs:
-                continue
-            path = Path(cgroup.dirs[controller], name)
-            if name not in OPTIONAL_FILES or path.exists():
-                write(path, value)
+        key = (found.version, tuple(sorted(found.parents.items())))
+        if key not in _prepared:
+            module.prepare_parents(found)
+            _prepared.add(key)
+        made: List[str] = []
+        try:
+            _make(cgroup, module.limit_writes(resources), made)
+        except (FileNotFoundError, InvalidError):
+            # A parent removed, or (v2) its controllers turned off, since this process made it ready
+            # (a limit's file missing: write() raised InvalidError): once more, after making sure.
+            module.prepare_parents(found)
+            _make(cgroup, module.limit_writes(resources), made)
     except BaseException:
         remove(cgroup)
         if listed_in is not None:
             os.unlink(SandboxDir(listed_in).cgroup_json)
         raise
     return cgroup
+
+
+# The parents (`pysandbox/`, v2: with the controllers on) this process made ready, by host: nothing of
+# pysandbox removes them, so each create need not make sure again (on cgroup v1, twelve system calls
+# on every create); one removed since is made again by create().
+_prepared: Set[Tuple[int, Tuple[Tuple[str, str], ...]]] = set()
+
+
+def _make(cgroup: SandboxCgroup, writes: List[Tuple[str, str, str]], made: List[str]) -> None:
+    """The sandbox's directories (those not in `made` yet, listed there as made) and its limits."""
+    for path in cgroup.unique_dirs():
+        if path not in made:
+            os.mkdir(path, 0o755)
+            made.append(path)
+    for controller, name, value in writes:
+        if controller not in cgroup.dirs:
+            continue
+        path = Path(cgroup.dirs[controller], name)
+        if name not in OPTIONAL_FILES or path.exists():
+            write(path, value)
 
 
 def save(cgroup: SandboxCgroup, directory: Path) -> None:

@@ -147,22 +147,3 @@ def test_one_table_for_both_apis(err, modal_15, modal_16):
 def test_a_finished_sandbox_is_not_found_for_modal_16():
     error = filesystem_error(ConflictError("Sandbox sb-x already finished"))
     assert isinstance(error, NotFoundError) and "unavailable" in str(error)
-
-
-def test_a_refused_host_terminal_is_asked_for_once(monkeypatch):
-    """Under gVisor init refuses an exec with a host terminal: the handle then asks for one init makes
-    inside (agent.EXEC_FLAG_PTY_INSIDE), at once for every later pty exec; an exec without one is unchanged."""
-    asked = []
-
-    async def start_process(socket_path, sandbox_id, spec, flags=0):
-        asked.append(flags)
-        if flags == agent.EXEC_FLAG_PTY:
-            raise initclient.HostTerminalRefused()
-        return flags
-
-    monkeypatch.setattr(initclient, "start_process", start_process)
-    client = InitClient(Path("/nonexistent/agent.sock"), "sb-" + "a" * 22)
-    spec = initclient.ExecSpec(["true"])
-    runs = [_aio.run_sync(client.exec(spec, pty=pty)) for pty in (False, True, True, False)]
-    assert runs == [0, agent.EXEC_FLAG_PTY_INSIDE, agent.EXEC_FLAG_PTY_INSIDE, 0]
-    assert asked == [0, agent.EXEC_FLAG_PTY, agent.EXEC_FLAG_PTY_INSIDE, agent.EXEC_FLAG_PTY_INSIDE, 0]

@@ -1,5 +1,6 @@
 """StreamReader/StreamWriter logic over real pipes and files, with generated inputs."""
 
+import fcntl
 import os
 import threading
 
@@ -9,7 +10,7 @@ from hypothesis import strategies as st
 
 from pysandbox import _aio
 from pysandbox.exception import InvalidError, ResourceExhaustedError
-from pysandbox.io_streams import FollowSource, OutputPipes, Source, StreamReader, StreamType, StreamWriter
+from pysandbox.io_streams import CHUNK, FollowSource, OutputPipes, Source, StreamReader, StreamType, StreamWriter
 
 KEEP = 64 << 20
 
@@ -311,3 +312,22 @@ def test_follow_source_has_its_own_position_across_fork(tmp_path):
     assert next(iter(reader)) == "one\n"
     assert in_forked_child(lambda: reader.read()) == 0
     assert reader.read() == "two\n"
+
+
+def test_stdout_grows_to_a_chunk_once_a_read_finds_it_full_and_stderr_stays():
+    """A pipe starts at the default size (the resize costs ~1% of an exec("true")); stdout's grows
+    to CHUNK at the first read of a full pipe, so a process writing much blocks less often."""
+    (out_r, out_w), (err_r, err_w) = os.pipe(), os.pipe()
+    pipes = OutputPipes((out_r, err_r), KEEP)
+    source, errors = pipes.source(0), pipes.source(1)
+    default = fcntl.fcntl(out_r, fcntl.F_GETPIPE_SZ)
+    os.write(out_w, b"x" * 100)
+    assert _aio.run_sync(source.read()) == b"x" * 100
+    assert fcntl.fcntl(out_r, fcntl.F_GETPIPE_SZ) == default  # a short read: no resize
+    for w, reader in ((out_w, source), (err_w, errors)):
+        os.write(w, b"y" * default)
+        assert _aio.run_sync(reader.read()) == b"y" * default
+    assert fcntl.fcntl(out_r, fcntl.F_GETPIPE_SZ) == CHUNK
+    assert fcntl.fcntl(err_r, fcntl.F_GETPIPE_SZ) == default
+    os.close(out_w)
+    os.close(err_w)

@@ -51,3 +51,16 @@ def test_protocol_numbers_agree():
     python = {name: getattr(agent, name) for name in native if hasattr(agent, name)}
     assert python == native
     assert {name for name in vars(agent) if re.fullmatch(r"(REQ|REP|FSOP|FILE|EXIT)_[A-Z_]+", name)} <= set(native)
+
+
+def test_tree_stream_record_agrees():
+    """agent.TREE_RECORD and TREE_CHUNK are common/tree.h's struct tree_record and TREE_CHUNK (image/treestream.py
+    bounds the stream by them)."""
+    header = (NATIVE / "common" / "tree.h").read_text()
+    body = re.search(r"struct tree_record \{(.*?)\};", header, re.S).group(1)
+    codes = {"uint32_t": "I", "int64_t": "q", "uint64_t": "Q"}
+    fields = "".join(codes[kind] * (line.count(",") + 1) for kind, line in
+                     re.findall(r"^\s*(u?int\d+_t) ([^;]+);", body, re.M))
+    expanded = "".join(code * int(count or 1) for count, code in re.findall(r"(\d*)([A-Za-z])", agent.TREE_RECORD.format))
+    assert expanded == fields
+    assert int(re.search(r"#define TREE_CHUNK (\d+)", header).group(1)) == agent.TREE_CHUNK

@@ -7,6 +7,7 @@ import subprocess
 import pytest
 
 from pysandbox import settings
+from pysandbox.runtime.ptys import devpts_options, ptys_max
 
 SUPERVISOR = ["--dir", "/nonexistent", "--timeout-ms", "5", "--output-max", "65536"]
 
@@ -56,6 +57,15 @@ REFUSED = [
     ("sandbox-init", ["--pty", "extra"], "unexpected argument: extra"),
     ("sandbox-init", ["--dir", "755"], "--dir needs MODE PATH"),
     ("sandbox-init", ["--idle-timeout-ms", str(2**32)], "bad --idle-timeout-ms"),
+    # devpts takes max=0 as no bound at all: init uses only what it checked (caps.c)
+    ("sandbox-init", ["--devpts-options", "newinstance,max=0"], "bad --devpts-options (a value out of range)"),
+    ("sandbox-init", ["--devpts-options", f"max={2**20 + 1}"], "bad --devpts-options (a value out of range)"),
+    ("sandbox-init", ["--devpts-options", "newinstance,mode=620"], "bad --devpts-options (no max=)"),
+    ("sandbox-init", ["--devpts-options", "max=5,max=6"], "bad --devpts-options (an option given twice)"),
+    ("sandbox-init", ["--devpts-options", "max=5,mode=999"], "bad --devpts-options (a value that is no number)"),
+    ("sandbox-init", ["--devpts-options", "max=5,uid=0"], "bad --devpts-options (an option other than"),
+    ("sandbox-init", ["--devpts-options", "max=5,,mode=620"], "bad --devpts-options (an option other than"),
+    ("sandbox-init", ["--devpts-options", "max=5," + "mode=620," * 20], "bad --devpts-options (too long)"),
     ("sandbox-init", ["--chmod", "1", "/a"] * 7, "more than 6 --dir and --chmod"),
     ("sandbox-probe", [], "PORT must be a number in 1..65535"),
     ("sandbox-probe", ["0"], "PORT must be a number in 1..65535"),
@@ -93,7 +103,7 @@ USAGE = {
                           "[--net-forward HOSTPORT:PORT]... [--net-dns-upstream ADDRESS] [--net-dns-port PORT] "
                           "[--net-domains NAMES] [--net-dns-qps N] [--net-dns-addresses N] "
                           "[--net-dns-min-ttl SECONDS] [--net-dns-max-ttl SECONDS] [--net-host-max N] -- RUNNER ARGV...",
-    "sandbox-init": "[--sandbox ID] [--idle-timeout-ms N] [--pty] [--dir MODE PATH]... [--chmod MODE PATH]... "
+    "sandbox-init": "[--sandbox ID] [--idle-timeout-ms N] [--pty] [--devpts-options OPTIONS] [--dir MODE PATH]... [--chmod MODE PATH]... "
                     "[--chdir PATH] [--handoff]",
     "sandbox-probe": "PORT",
     "sandbox-mount": "--pidfd FD [--as-sandbox-root] [--attach PATH] [--upper DIR] [--work DIR] [--lower DIR]... "
@@ -104,3 +114,10 @@ USAGE = {
 @pytest.mark.parametrize("binary", sorted(USAGE))
 def test_usage_line_lists_every_option(binary):
     assert f"{binary}: usage: {binary} {USAGE[binary]}\n" in _run(binary, ["--no-such-option"]).stderr
+
+
+def test_init_takes_the_devpts_options_the_runtime_makes():
+    """runtime/ptys.py's options pass init's check (native/init/caps.c) as they are: only the word after them is
+    refused."""
+    result = _run("sandbox-init", ["--devpts-options", devpts_options(ptys_max()), "extra"])
+    assert result.returncode == 2 and "sandbox-init: unexpected argument: extra" in result.stderr, result.stderr

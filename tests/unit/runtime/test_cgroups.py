@@ -2,6 +2,7 @@
 (pyfakefs); the real v1 hierarchies of this host are exercised in tests/sandbox/test_limits.py."""
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -252,3 +253,22 @@ def test_the_cgroup_is_listed_before_it_is_made(fs, monkeypatch):
     monkeypatch.setattr(v1, "prepare_parents", spy)
     cgroup = cgroups.create("sb-11", Resources(pids_limit=10), cgroups.probe(), listed_in=Path("/state/sb-11"))
     assert listed_first == [cgroup] and os.path.isdir("/sys/fs/cgroup/pids/pysandbox/sb-11")
+
+
+def test_the_parents_are_made_once_per_process_and_again_once_removed(fs, monkeypatch):
+    """Each create used to make sure of `pysandbox/` in every hierarchy (twelve system calls on v1);
+    now once per process, and again when making the sandbox's cgroup finds its parent gone."""
+    fake_proc(fs, HYBRID_MOUNTINFO, "0::/\n")
+    fs.create_dir("/sys/fs/cgroup/pids")
+    monkeypatch.setattr(cgroups, "_prepared", set())
+    prepared = []
+    prepare = v1.prepare_parents
+    monkeypatch.setattr(v1, "prepare_parents", lambda host: prepared.append(host) or prepare(host))
+    found = cgroups.probe()
+    for sandbox_id in ("sb-20", "sb-21"):
+        cgroups.create(sandbox_id, Resources(pids_limit=10), found)
+    assert len(prepared) == 1
+    shutil.rmtree("/sys/fs/cgroup/pids/pysandbox")  # by hand, after this process made it (a fake tree)
+    cgroup = cgroups.create("sb-22", Resources(pids_limit=10), found)
+    assert len(prepared) == 2 and cgroup.dirs == {"pids": "/sys/fs/cgroup/pids/pysandbox/sb-22"}
+    assert Path("/sys/fs/cgroup/pids/pysandbox/sb-22/pids.max").read_text() == "10"

@@ -244,8 +244,11 @@ HOST_UPDATE = "flush set {table} host4; flush set {table} host6; " + HOST_ELEMEN
 def test_every_ruleset_is_one_nft_accepts(cidrs, domains, own_stack):
     # nft's own check, in a network namespace of the test's: a ruleset it refuses fails every create.
     table = "netdev pysandbox" if own_stack else "inet pysandbox"
-    rules = netplan.egress_rules(cidrs, domains, [8080, 80], own_stack, filter_link=own_stack and domains is not None)
-    for text in (rules, f"{rules}\n{HOST_ELEMENTS.format(table=table)}\n",
-                 f"{rules}\n{HOST_ELEMENTS.format(table=table)}\n{HOST_UPDATE.format(table=table)}\n"):
+    filter_link = own_stack and domains is not None
+    rules = netplan.egress_rules(cidrs, domains, [8080, 80], own_stack, filter_link=filter_link)
+    first = netplan.egress_rules(cidrs, domains, [8080, 80], own_stack, filter_link=filter_link, replace=False)
+    for text in (rules, f"{first}\n{HOST_ELEMENTS.format(table=table)}\n",
+                 f"{first}\n{HOST_ELEMENTS.format(table=table)}\n{HOST_UPDATE.format(table=table)}\n",
+                 f"{first}\n{rules}\n"):  # the first load, then a replacement of it
         checked = subprocess.run(["unshare", "-rn", "nft", "-c", "-f", "-"], input=text, text=True, capture_output=True)
         assert checked.returncode == 0, checked.stderr

