@@ -67,9 +67,10 @@ def _host_side(sb):
     processes = [supervisor]
     for process in supervisor.children(recursive=True):
         try:
-            argv0 = process.cmdline()[0] if process.cmdline() else ""
+            argv = process.cmdline()  # read once: a process that exits meanwhile reads as []
         except psutil.Error:
             continue
+        argv0 = argv[0] if argv else ""
         if os.path.basename(argv0) in ("bwrap", "nsjail", "init", "slirp4netns", "nft") or argv0.endswith("/init"):
             processes.append(process)
     return processes
