@@ -6,6 +6,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import time
 
 import psutil
 import pytest
@@ -43,6 +44,7 @@ def test_a_runner_child_stranded_mid_setup_is_killed_by_whoever_waits(sandboxes,
         [f"--root={gvisor.runsc_root(str(paths.sandbox_dir(sb.object_id)))}", "gofer"]
     stray = subprocess.Popen([stand_in, "-c", "sleep 600; :", "sh", *names], executable="/bin/sh",
                              start_new_session=True)
+    _until_exec_done(stray.pid, stand_in)
     supervisor = psutil.Process(sb._record.supervisor.pid)
     supervisor.kill()
     supervisor.wait(10)
@@ -60,3 +62,17 @@ def test_a_runner_child_stranded_mid_setup_is_killed_by_whoever_waits(sandboxes,
         with contextlib.suppress(ProcessLookupError):  # killed before it started its sleep: nothing left
             os.killpg(stray.pid, signal.SIGKILL)  # the stand-in and its sleep
         stray.wait()
+
+
+def _until_exec_done(pid, program):
+    """Until the process's command line reads as `program`'s. Popen returns once the child's
+    close-on-exec descriptors closed, which the kernel does before it sets up the new command
+    line: until then /proc/<pid>/cmdline reads empty, and no scan can know the stand-in (on a
+    busy machine that window lasted past the repair once). A real stranded runner child is a
+    fork of the runner, whose command line it has from its first instant."""
+    for _ in range(1000):
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            if f.read().split(b"\0", 1)[0] == program.encode():
+                return
+        time.sleep(0.01)
+    pytest.fail(f"the stand-in {pid} never showed its command line")
