@@ -141,14 +141,7 @@ void run_timers(int64_t now)
  * with pid 0 and EXITED 127 (126 when found but not executable). */
 static void exec_failed(struct conn *c, int errfd, int err, const char *what, const char *name)
 {
-  char buf[512];
-  int n = snprintf(buf, sizeof buf, "pysandbox: exec: %s%s: %s\n", what, name, strerror(err));
-  if (n >= (int)sizeof buf) {
-    n = sizeof buf - 1;
-    buf[n - 1] = '\n';
-  }
-  if (n > 0)
-    write_nonblock(errfd, buf, (size_t)n);
+  spawn_say_failure(errfd, err, what, name);
   if (proto_send_started(c->fd, 0) == 0)
     proto_send_exited(c->fd, PSB_EXIT_CODE, spawn_failure_code(err));
   conn_drop(c); /* EXITED is its last message */
@@ -284,6 +277,10 @@ void handle_exec(struct conn *c, struct request *req)
       .fds = {fds[0], fds[1], fds[2]},
       .pty = slave >= 0,
       .keys_fd = keys,
+      /* Not under gVisor: there a pty child set up while init goes on costs the Sentry more host
+       * threads (ptrace stubs), which its pids limit counts, and 64 terminals would end the whole
+       * sandbox (docs/RUNNERS.md).  There a stopped child holds init until the host's bound. */
+      .detached = !handoff,
   };
   pid_t pid;
   err = spawn(&a, &pid);

@@ -11,11 +11,13 @@
 #include <limits.h>    /* PATH_MAX, INT_MAX */
 #include <signal.h>    /* sigset_t, sigemptyset */
 #include <spawn.h>     /* posix_spawn* */
+#include <stdio.h>     /* snprintf */
 #include <string.h>    /* strchr, strchrnul, strlen, memcpy, memset */
 #include <sys/ioctl.h> /* ioctl, TIOCSCTTY */
 #include <sys/wait.h>  /* waitpid */
 #include <unistd.h>    /* faccessat, X_OK, fork, setsid, dup2, close_range */
 
+#include "fdutil.h"
 #include "init_handoff.h"
 #include "util.h"
 
@@ -124,25 +126,38 @@ static int terminal_child(const struct spawn_args *a)
  * (TIOCSCTTY), which posix_spawn cannot do, so these few take the slower
  * fork.  The one child tries each file of PATH in turn: a second child would
  * need the terminal in a second session, which gVisor refuses (a terminal
- * keeps its first session there for good).  An exec failure comes back
- * through a close-on-exec pipe. */
+ * keeps its first session there for good).  A detached child (an exec's) says
+ * itself why it failed and exits: sandbox code can SIGSTOP it before its exec
+ * (it runs as the same uid), and init must never wait on what sandbox code can
+ * stop.  Otherwise (the entrypoint, before any sandbox code runs) an exec
+ * failure comes back through a close-on-exec pipe. */
 static int fork_with_terminal(const struct spawn_args *a, pid_t *pid)
 {
-  int ep[2];
-  if (pipe2(ep, O_CLOEXEC) < 0)
+  int ep[2] = {-1, -1};
+  if (!a->detached && pipe2(ep, O_CLOEXEC) < 0)
     return errno;
   pid_t child = fork();
   if (child < 0) {
     int err = errno;
-    close(ep[0]);
-    close(ep[1]);
+    if (!a->detached) {
+      close(ep[0]);
+      close(ep[1]);
+    }
     return err;
   }
   if (child == 0) {
     int err = terminal_child(a);
+    if (a->detached) {
+      spawn_say_failure(a->fds[2], err, "", a->argv[0]);
+      _exit(spawn_failure_code(err));
+    }
     ssize_t unused = write(ep[1], &err, sizeof err);
     (void)unused;
     _exit(127);
+  }
+  if (a->detached) {
+    *pid = child;
+    return 0;
   }
   close(ep[1]);
   int err = 0;
@@ -208,4 +223,16 @@ int spawn_failure_code(int err)
   default:
     return 127;
   }
+}
+
+void spawn_say_failure(int fd, int err, const char *what, const char *name)
+{
+  char buf[512];
+  int n = snprintf(buf, sizeof buf, "pysandbox: exec: %s%s: %s\n", what, name, strerror(err));
+  if (n >= (int)sizeof buf) {
+    n = sizeof buf - 1;
+    buf[n - 1] = '\n';
+  }
+  if (n > 0)
+    write_nonblock(fd, buf, (size_t)n);
 }

@@ -2,6 +2,7 @@
 #if !defined(PSB_SPAWN_H)
 #define PSB_SPAWN_H
 
+#include <stdbool.h>   /* bool */
 #include <sys/types.h> /* pid_t */
 
 struct spawn_args {
@@ -12,6 +13,8 @@ struct spawn_args {
   int fds[3];       /* become the child's 0, 1, 2; all >= 3 */
   int pty;          /* fds[0] is a terminal: make it the controlling one */
   int keys_fd;      /* with pty, under gVisor: the socket of the terminal's key witness (init_handoff.h); else -1 */
+  bool detached;    /* with pty: the child says why it failed on its fds[2] and exits with
+                     * spawn_failure_code(); spawn() does not wait to learn of it */
 };
 
 /* Prepares the spawn attributes shared by every child.  Dies on failure. */
@@ -23,5 +26,8 @@ int spawn(const struct spawn_args *a, pid_t *pid);
 
 /* Exit status a shell would report for a command that failed to start. */
 int spawn_failure_code(int err);
+
+/* Writes "pysandbox: exec: <what><name>: <strerror(err)>" to fd, without blocking. */
+void spawn_say_failure(int fd, int err, const char *what, const char *name);
 
 #endif
