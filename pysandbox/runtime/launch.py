@@ -361,9 +361,16 @@ def _staged_runner(runner: str, stager: Stager) -> str:
     fewer, in the supervisor's runner child, on every create)."""
     if not stager.active or world_traversable(runner, stager.traversable):
         return runner
-    python = Path(layout.caller_python()[0])
-    base = python if python in Path(runner).parents else Path(runner).parents[2]
-    return str(Path(stager(str(base))) / Path(runner).relative_to(base))
+    base, rest = _runner_base(runner, layout.caller_python()[0])
+    return os.path.join(stager(base), rest)
+
+
+@functools.lru_cache(maxsize=8)
+def _runner_base(runner: str, python: str) -> Tuple[str, str]:
+    """(the directory _staged_runner stages for `runner`, the runner's path below it): computed from the
+    two paths' text alone, so once per process, not on every create."""
+    base = Path(python) if Path(python) in Path(runner).parents else Path(runner).parents[2]
+    return str(base), str(Path(runner).relative_to(base))
 
 
 class Launched:

