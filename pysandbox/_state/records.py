@@ -130,8 +130,9 @@ class SandboxRecord:
     ptys_max: Optional[int] = None  # its devpts's bound (runtime/ptys.py); None under gVisor, or in an older record
 
     def to_json(self) -> dict:
-        data = attrs.asdict(self)
-        data["entrypoint"] = list(self.entrypoint)
+        # Not recursing: only the supervisor is an attrs class (the rest is JSON already, and only dumped).
+        data = attrs.asdict(self, recurse=False)
+        data.update(supervisor=self.supervisor.to_json(), entrypoint=list(self.entrypoint))
         return data
 
     @classmethod

@@ -87,14 +87,15 @@ class Stager:
 def world_traversable(path: str, known: Dict[str, bool]) -> bool:
     """Whether a stranger can reach `path`: every ancestor directory is o+x. `known` holds the answers
     for the directories already looked at: a launch's paths share most of their ancestors (one stat
-    each, where a walk per path made some 40 per create)."""
+    each, where a walk per path made some 40 per create). Looked at from / down: below a directory
+    a stranger cannot pass, nothing needs a stat (the host image's Python under /root: one, not nine)."""
     return _traversable_dir(os.path.dirname(os.path.abspath(path)), known)
 
 
 def _traversable_dir(directory: str, known: Dict[str, bool]) -> bool:
     if directory not in known:
-        known[directory] = bool(os.stat(directory).st_mode & stat.S_IXOTH) and \
-            (directory == "/" or _traversable_dir(os.path.dirname(directory), known))
+        known[directory] = (directory == "/" or _traversable_dir(os.path.dirname(directory), known)) and \
+            bool(os.stat(directory).st_mode & stat.S_IXOTH)
     return known[directory]
 
 
