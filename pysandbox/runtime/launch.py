@@ -100,12 +100,18 @@ def _traversable_dir(directory: str, known: Dict[str, bool]) -> bool:
 
 
 def _ensure_stage_dir() -> None:
+    # Looked at first, made only when missing: it is there on every create but the first, and a mkdir
+    # that fails takes /run's lock (and raises) where an lstat does not.
     try:
-        os.mkdir(layout.STAGE_DIR, 0o755)
-    except FileExistsError:
         info = os.lstat(layout.STAGE_DIR)
-        if not stat.S_ISDIR(info.st_mode) or info.st_uid != 0:
-            raise RuntimeError(f"{layout.STAGE_DIR} must be a directory owned by root; remove it and retry.") from None
+    except FileNotFoundError:
+        try:
+            os.mkdir(layout.STAGE_DIR, 0o755)
+            return
+        except FileExistsError:
+            info = os.lstat(layout.STAGE_DIR)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != 0:
+        raise RuntimeError(f"{layout.STAGE_DIR} must be a directory owned by root; remove it and retry.")
 
 
 def _prepare_upper(upper: Path) -> None:

@@ -2,6 +2,9 @@
 Each launch looks at each directory once (world_traversable's `known`), whatever the order of its paths."""
 
 import os
+import stat
+
+import pytest
 
 from pysandbox.runtime import launch
 
@@ -81,3 +84,27 @@ def test_the_runners_staged_layout_is_keyed_by_both_paths(tmp_path, monkeypatch)
         stager = launch.Stager(active=True)
         assert launch._staged_runner(str(runner), stager) == str(runner)
         assert stager.binds == {}
+
+
+def test_the_stage_directory_is_made_when_missing_and_refused_unless_a_root_owned_directory(tmp_path, monkeypatch):
+    stage = tmp_path / "stage"
+    monkeypatch.setattr(launch.layout, "STAGE_DIR", str(stage))
+    launch._ensure_stage_dir()  # missing: made
+    assert stage.is_dir() and stat.S_IMODE(stage.stat().st_mode) == 0o755 & ~_umask()
+    if os.geteuid() == 0:
+        launch._ensure_stage_dir()  # there, root's: kept
+    stage.rmdir()
+    (tmp_path / "elsewhere").mkdir()
+    stage.symlink_to(tmp_path / "elsewhere")  # never followed
+    with pytest.raises(RuntimeError, match="must be a directory owned by root"):
+        launch._ensure_stage_dir()
+    stage.unlink()
+    stage.write_text("")
+    with pytest.raises(RuntimeError, match="must be a directory owned by root"):
+        launch._ensure_stage_dir()
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
