@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import time
@@ -190,7 +191,7 @@ def make_sandbox_dir(sandbox_id: str) -> Path:
         # Written in place: nobody sees the staging directory before it is complete.
         fd = os.open(SandboxDir(staging).creator, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         try:
-            write_all(fd, json.dumps(creator.to_json()).encode().ljust(EXIT_RESERVED_BYTES))
+            write_all(fd, _creator_file(creator))
         finally:
             os.close(fd)
         os.rename(staging, directory)
@@ -201,6 +202,13 @@ def make_sandbox_dir(sandbox_id: str) -> Path:
             raise write_error(staging, exc) from None
         raise
     return directory
+
+
+@functools.lru_cache(maxsize=4)
+def _creator_file(creator: ProcessRef) -> bytes:
+    """The creator file's bytes: the same for every create of one process (a forked child is another
+    ProcessRef), so made once."""
+    return json.dumps(creator.to_json()).encode().ljust(EXIT_RESERVED_BYTES)
 
 
 def staging_name(sandbox_id: str, creator: ProcessRef) -> str:
