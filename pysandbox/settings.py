@@ -108,9 +108,9 @@ def _address(text: str, variable: str = "/etc/resolv.conf's nameserver") -> str:
 
 
 def native_binary(name: str) -> str:
-    path = NATIVE_DIR / name
+    path = os.path.join(NATIVE_DIR, name)  # (a str: a create asks for two or three, and wants strings)
     if os.access(path, os.X_OK):
-        return str(path)
+        return path
     checkout = NATIVE_DIR.parent.parent
     if (checkout / "setup.py").exists() and (checkout / "native").is_dir():
         raise InvalidError(f"pysandbox runs from the source checkout {checkout}, whose native helpers were never "
