@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import signal
 import sys
 import time
 import warnings
@@ -474,7 +473,7 @@ class Sandbox:
         flag(wait, "wait")
         # Signal first, then mark: a caller killed in between leaves a sandbox that ends
         # anyway, never a running one that list() and from_name pass over.
-        signalled = self._refresh() is None and lifecycle.signal_supervisor(self._record.supervisor, signal.SIGTERM)
+        signalled = self._exit is None and lifecycle.signal_running(self._record)
         if signalled:
             records.mark_terminating(self.object_id)
         tether = _tethers.pop(self.object_id, None)

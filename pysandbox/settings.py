@@ -51,20 +51,22 @@ def state_dir() -> Path:
         return pinned
     environ = os.environ
     home = environ.get("PYSANDBOX_HOME")
-    relative = home and not home.startswith("/")
-    return _state_dir(home, os.getcwd() if relative else None, os.geteuid(), environ.get("XDG_STATE_HOME"),
-                      environ.get("HOME"))
+    if home:  # only the variables each case reads are read (a create asks ~9 times)
+        return _state_dir(home, None if home.startswith("/") else os.getcwd(), None, None)
+    if os.geteuid() == 0:
+        return _ROOT_STATE_DIR
+    return _state_dir(None, None, environ.get("XDG_STATE_HOME"), environ.get("HOME"))
+
+
+_ROOT_STATE_DIR = Path("/var/lib/pysandbox")
 
 
 @functools.lru_cache(maxsize=8)
-def _state_dir(home: Optional[str], cwd: Optional[str], euid: int, xdg: Optional[str],
-               user_home: Optional[str]) -> Path:
-    """state_dir() of these settings (cwd: for a relative PYSANDBOX_HOME; user_home: what `~` is): one Path
-    per setting, not one per call (a create asks for it ~9 times)."""
+def _state_dir(home: Optional[str], cwd: Optional[str], xdg: Optional[str], user_home: Optional[str]) -> Path:
+    """state_dir() of these settings (PYSANDBOX_HOME; cwd: for a relative one; else an unprivileged caller's
+    XDG_STATE_HOME, and user_home: what `~` is): one Path per setting, not one per call."""
     if home:
         return Path(cwd or "/", home)
-    if euid == 0:
-        return Path("/var/lib/pysandbox")
     xdg = xdg or os.path.join(user_home or os.path.expanduser("~"), ".local", "state")
     return Path(xdg) / "pysandbox"
 
@@ -106,9 +108,9 @@ def _address(text: str, variable: str = "/etc/resolv.conf's nameserver") -> str:
 
 
 def native_binary(name: str) -> str:
-    path = NATIVE_DIR / name
+    path = os.path.join(NATIVE_DIR, name)  # (a str: a create asks for two or three, and wants strings)
     if os.access(path, os.X_OK):
-        return str(path)
+        return path
     checkout = NATIVE_DIR.parent.parent
     if (checkout / "setup.py").exists() and (checkout / "native").is_dir():
         raise InvalidError(f"pysandbox runs from the source checkout {checkout}, whose native helpers were never "

@@ -90,6 +90,14 @@ def finished(record: records.SandboxRecord) -> Optional[records.ExitStatus]:
     return records.finished(record)
 
 
+def signal_running(record: records.SandboxRecord) -> bool:
+    """terminate()'s signal: SIGTERM to the supervisor of a sandbox without an exit record; False if it has
+    one or its supervisor is gone (then finished() says how it ended). Whether the supervisor still runs is
+    signal_supervisor's own check, made once after opening its pidfd (finished() would make it a second time)."""
+    launch.reap_finished()
+    return records.read_exit(record.sandbox_id) is None and signal_supervisor(record.supervisor, signal.SIGTERM)
+
+
 async def wait(record: records.SandboxRecord) -> records.ExitStatus:
     """The exit status, once the sandbox has finished (the teardown of a lost supervisor repaired)."""
     status = finished(record)

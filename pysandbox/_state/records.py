@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import time
@@ -130,8 +131,9 @@ class SandboxRecord:
     ptys_max: Optional[int] = None  # its devpts's bound (runtime/ptys.py); None under gVisor, or in an older record
 
     def to_json(self) -> dict:
-        data = attrs.asdict(self)
-        data["entrypoint"] = list(self.entrypoint)
+        # Not recursing: only the supervisor is an attrs class (the rest is JSON already, and only dumped).
+        data = attrs.asdict(self, recurse=False)
+        data.update(supervisor=self.supervisor.to_json(), entrypoint=list(self.entrypoint))
         return data
 
     @classmethod
@@ -189,7 +191,7 @@ def make_sandbox_dir(sandbox_id: str) -> Path:
         # Written in place: nobody sees the staging directory before it is complete.
         fd = os.open(SandboxDir(staging).creator, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         try:
-            write_all(fd, json.dumps(creator.to_json()).encode().ljust(EXIT_RESERVED_BYTES))
+            write_all(fd, _creator_file(creator))
         finally:
             os.close(fd)
         os.rename(staging, directory)
@@ -200,6 +202,13 @@ def make_sandbox_dir(sandbox_id: str) -> Path:
             raise write_error(staging, exc) from None
         raise
     return directory
+
+
+@functools.lru_cache(maxsize=4)
+def _creator_file(creator: ProcessRef) -> bytes:
+    """The creator file's bytes: the same for every create of one process (a forked child is another
+    ProcessRef), so made once."""
+    return json.dumps(creator.to_json()).encode().ljust(EXIT_RESERVED_BYTES)
 
 
 def staging_name(sandbox_id: str, creator: ProcessRef) -> str:

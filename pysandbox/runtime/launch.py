@@ -87,24 +87,31 @@ class Stager:
 def world_traversable(path: str, known: Dict[str, bool]) -> bool:
     """Whether a stranger can reach `path`: every ancestor directory is o+x. `known` holds the answers
     for the directories already looked at: a launch's paths share most of their ancestors (one stat
-    each, where a walk per path made some 40 per create)."""
+    each, where a walk per path made some 40 per create). Looked at from / down: below a directory
+    a stranger cannot pass, nothing needs a stat (the host image's Python under /root: one, not nine)."""
     return _traversable_dir(os.path.dirname(os.path.abspath(path)), known)
 
 
 def _traversable_dir(directory: str, known: Dict[str, bool]) -> bool:
     if directory not in known:
-        known[directory] = bool(os.stat(directory).st_mode & stat.S_IXOTH) and \
-            (directory == "/" or _traversable_dir(os.path.dirname(directory), known))
+        known[directory] = (directory == "/" or _traversable_dir(os.path.dirname(directory), known)) and \
+            bool(os.stat(directory).st_mode & stat.S_IXOTH)
     return known[directory]
 
 
 def _ensure_stage_dir() -> None:
+    # Looked at first, made only when missing: it is there on every create but the first, and a mkdir
+    # that fails takes /run's lock (and raises) where an lstat does not.
     try:
-        os.mkdir(layout.STAGE_DIR, 0o755)
-    except FileExistsError:
         info = os.lstat(layout.STAGE_DIR)
-        if not stat.S_ISDIR(info.st_mode) or info.st_uid != 0:
-            raise RuntimeError(f"{layout.STAGE_DIR} must be a directory owned by root; remove it and retry.") from None
+    except FileNotFoundError:
+        try:
+            os.mkdir(layout.STAGE_DIR, 0o755)
+            return
+        except FileExistsError:
+            info = os.lstat(layout.STAGE_DIR)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != 0:
+        raise RuntimeError(f"{layout.STAGE_DIR} must be a directory owned by root; remove it and retry.")
 
 
 def _prepare_upper(upper: Path) -> None:
@@ -361,9 +368,16 @@ def _staged_runner(runner: str, stager: Stager) -> str:
     fewer, in the supervisor's runner child, on every create)."""
     if not stager.active or world_traversable(runner, stager.traversable):
         return runner
-    python = Path(layout.caller_python()[0])
-    base = python if python in Path(runner).parents else Path(runner).parents[2]
-    return str(Path(stager(str(base))) / Path(runner).relative_to(base))
+    base, rest = _runner_base(runner, layout.caller_python()[0])
+    return os.path.join(stager(base), rest)
+
+
+@functools.lru_cache(maxsize=8)
+def _runner_base(runner: str, python: str) -> Tuple[str, str]:
+    """(the directory _staged_runner stages for `runner`, the runner's path below it): computed from the
+    two paths' text alone, so once per process, not on every create."""
+    base = Path(python) if Path(python) in Path(runner).parents else Path(runner).parents[2]
+    return str(base), str(Path(runner).relative_to(base))
 
 
 class Launched:

@@ -226,14 +226,22 @@ def clean_python_mounts() -> Tuple[Mount, ...]:
     ensurepip still work. One file per interpreter, written once to the state directory."""
     if settings.host_site_packages():
         return ()
-    prefix, executable = caller_python()
+    name, text = _venv_cfg()
+    path = os.path.join(settings.state_dir(), "python", name)
+    if not os.path.exists(path):
+        ensure_dir(Path(path).parent, 0o755)
+        write_atomic(Path(path), text, durable=False)  # rewritten if a crash lost it
+    return (Mount("ro-bind", path, VENV_CFG_PATH),)
+
+
+@functools.lru_cache(maxsize=None)
+def _venv_cfg() -> Tuple[str, bytes]:
+    """(file name, contents) of clean_python_mounts' pyvenv.cfg: the calling interpreter's, the same for
+    the whole process (the state directory it goes in is looked up on every create)."""
+    _, executable = caller_python()
     text = (f"home = {os.path.dirname(executable)}\ninclude-system-site-packages = false\n"
-            f"version = {'.'.join(map(str, sys.version_info[:3]))}\n")
-    path = settings.state_dir() / "python" / f"{hashlib.sha256(text.encode()).hexdigest()[:16]}.cfg"
-    if not path.exists():
-        ensure_dir(path.parent, 0o755)
-        write_atomic(path, text.encode(), durable=False)  # rewritten if a crash lost it
-    return (Mount("ro-bind", str(path), VENV_CFG_PATH),)
+            f"version = {'.'.join(map(str, sys.version_info[:3]))}\n").encode()
+    return f"{hashlib.sha256(text).hexdigest()[:16]}.cfg", text
 
 
 def host_read_only_dirs() -> Tuple[str, ...]:

