@@ -13,7 +13,9 @@ against bare `runsc --network=none do /bin/true` and against bwrap with the defa
 
 Bar (issue 19): create+exec(true)+terminate() with the default network at most 1.6x bare
 bwrap. The supervisor starts the network's helpers while the runner sets the sandbox up
-(native/supervisor/netns.h), so their start overlaps the runner's.
+(native/supervisor/netns.h), all of them before it waits for any, so their start overlaps the
+runner's; what is left is their CPU (docs/ARCHITECTURE.md, issue 19, session 12). On the 2-core
+machine it was measured on, block_network=True alone was already above the bar (2.2x bare bwrap).
 """
 
 import statistics

@@ -867,9 +867,10 @@ static void start(const struct net_options *opt, int userns, int netns, int read
 }
 
 pid_t dns_filter_start(const struct net_options *opt, int userns, int netns, int exit_r, const struct host_watch *hosts,
-                       const sigset_t *mask, enter_identity_fn enter_identity)
+                       const sigset_t *mask, enter_identity_fn enter_identity, int *ready_r)
 {
   int ready[2];
+  *ready_r = -1;
   if (pipe2(ready, O_CLOEXEC) < 0) {
     pwarnf("pipe");
     return -1;
@@ -888,15 +889,26 @@ pid_t dns_filter_start(const struct net_options *opt, int userns, int netns, int
     start(opt, userns, netns, ready[1]);
     _exit(127);
   }
-  if (pid < 0)
-    pwarnf("fork");
   close(ready[1]);
+  if (pid < 0) {
+    pwarnf("fork");
+    close(ready[0]);
+    return -1;
+  }
+  *ready_r = ready[0];
+  return pid;
+}
+
+int dns_filter_ready(int ready_r)
+{
   char byte = 0;
-  ssize_t n = pid < 0 ? -1 : read(ready[0], &byte, 1);
-  close(ready[0]);
+  ssize_t n;
+  while ((n = read(ready_r, &byte, 1)) < 0 && errno == EINTR)
+    ;
+  close(ready_r);
   if (n != 1) {
     warnf("the sandbox's DNS filter did not start");
     return -1; /* if it is still there, teardown kills it with the other children */
   }
-  return pid;
+  return 0;
 }

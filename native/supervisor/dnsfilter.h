@@ -39,8 +39,14 @@ struct dns_options {
  * the host, then serves until `exit_r` reaches end of file; with `hosts`
  * (sockets in the host's network namespace, hostaddr.h; NULL: none), it keeps
  * the egress filter's host4 and host6 sets equal to the host's addresses.
- * Returns its pid once it is listening, or -1 after saying why. */
+ * Returns its pid at once, *ready_r the pipe on which dns_filter_ready waits
+ * until it listens (so that the caller starts the other helpers meanwhile), or
+ * -1 after saying why. */
 pid_t dns_filter_start(const struct net_options *opt, int userns, int netns, int exit_r, const struct host_watch *hosts,
-                       const sigset_t *mask, int (*enter_identity)(void));
+                       const sigset_t *mask, int (*enter_identity)(void), int *ready_r);
+
+/* Waits until the filter started on `ready_r` listens (and closes it): 0, or -1
+ * after saying it did not start. */
+int dns_filter_ready(int ready_r);
 
 #endif

@@ -288,16 +288,23 @@ int net_connect(const struct net_options *opt, int netns, const sigset_t *mask, 
   }
   const char *ruleset = rules != NULL ? rules : opt->rules;
   hosts.armed = armed[0];
+  /* Every helper starts before any is waited for, the egress filter's load first: it is the longest
+   * (an exec of nft, its cache, the transaction), and it loads while the others come up.  One on tap0
+   * (own_stack) needs the link: it waits for the helper. */
+  pid_t filter = !opt->own_stack ? start_filter(opt, ruleset, userns, netns, mask, enter_sandbox) : -1;
   int rc = spawn_helper(opt, (int[4]){ex[0], ready[1], userns, netns}, mask, enter_sandbox) < 0 ? -1 : 0;
   /* Outside the sandbox's cgroups: sandbox code holding its pids or memory must not stop the filter's
    * updates of the host's addresses or a policy change (red team); its memory is fixed at start, its
    * work rate-limited. */
-  if (rc == 0 && dns_filter_start(opt, userns, netns, ex[0], rules != NULL ? &hosts : NULL, mask, enter_identity) < 0)
+  int dns_ready = -1;
+  if (rc == 0 &&
+      dns_filter_start(opt, userns, netns, ex[0], rules != NULL ? &hosts : NULL, mask, enter_identity, &dns_ready) < 0)
     rc = -1;
   close(ready[1]);
   *exit_w = ex[1]; /* slirp4netns exits once this closes: with us, at the latest */
-  /* The filter loads while the helper comes up, but one on tap0 (own_stack) needs the link. */
-  pid_t filter = rc == 0 && !opt->own_stack ? start_filter(opt, ruleset, userns, netns, mask, enter_sandbox) : -1;
+  /* The DNS filter listens on the sandbox's port 53 before init is released (sandbox code could take it). */
+  if (rc == 0)
+    rc = dns_filter_ready(dns_ready);
   if (rc == 0)
     rc = wait_ready(ready[0]);
   if (rc == 0 && opt->own_stack)

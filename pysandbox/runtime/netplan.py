@@ -46,7 +46,7 @@ import shutil
 import socket
 import sys
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import attrs
 
@@ -80,8 +80,23 @@ logger = logging.getLogger("pysandbox")
 _warned: List[bool] = []
 
 
+_found: Dict[Tuple[str, str], str] = {}  # (name, search path) -> where tool() found it
+
+
 def tool(name: str) -> Optional[str]:
-    return shutil.which(name, path=f"{os.environ.get('PATH', '')}:{_SEARCH_PATH}")
+    """Where `name` is on PATH (or the system's directories). A path found is kept while it is still an
+    executable there: every create with the default network asks for both helpers (a search of PATH
+    costs ~50 us each time, one access() a few)."""
+    search = f"{os.environ.get('PATH', '')}:{_SEARCH_PATH}"
+    found = _found.get((name, search))
+    if found is not None and os.access(found, os.X_OK):
+        return found
+    found = shutil.which(name, path=search)
+    if found is None:
+        _found.pop((name, search), None)
+    else:
+        _found[name, search] = found
+    return found
 
 
 def available() -> bool:

@@ -97,6 +97,23 @@ def test_host_wildcard_service_is_unreachable_through_the_hosts_own_address(sand
     assert service.wait_for(1, timeout=2) == 0, outcome
 
 
+def test_the_first_program_is_filtered_from_its_first_packet(sandboxes, listeners, monkeypatch, runner):
+    # The supervisor starts every network helper (nft, slirp4netns, the DNS filter) before it waits for any,
+    # while the runner still works (native/supervisor/netns.c): init is released once all are ready, the
+    # filter loaded. The entrypoint, the first program sandbox code runs, connects before anything else:
+    # to a host service that slirp4netns would reach (the host's own address, wildcard-bound) and that only
+    # the filter refuses. Refused, not unreachable: tap0 and its route were already up, the filter already
+    # loaded (without it: "connected"; without the route: OSError).
+    monkeypatch.delenv("PYSANDBOX_NETWORK_REACHES_HOST")
+    service = listeners(socket.AF_INET, ("0.0.0.0", 0))
+    targets = [[host_address(), service.address[1]], ["169.254.169.254", 80]]
+    sb = sandboxes("python3", "-S", "-c", ATTACK, json.dumps(targets))
+    sb.wait(raise_on_termination=False)
+    assert sb.returncode == 0, sb.stderr.read()
+    assert json.loads(sb.stdout.read()) == [refused(runner), refused(runner)]
+    assert service.wait_for(1, timeout=2) == 0
+
+
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None, reason="adds a route to the host (root, ip)")
 def test_a_host_local_route_wider_than_one_address_is_unreachable(sandboxes, listeners, monkeypatch):
     # Red team finding (fixed): host_addresses read /proc/net/fib_trie's "/32 host LOCAL" entries only. A local

@@ -213,6 +213,24 @@ def test_without_a_helper_default_falls_back_to_loopback_with_one_warning(tmp_pa
     assert not (tmp_path / "net").exists()
 
 
+def test_a_helper_found_is_kept_while_it_is_there(tmp_path, monkeypatch):
+    first, second = tmp_path / "first", tmp_path / "second"
+    for directory in (first, second):
+        directory.mkdir()
+        (directory / "pysb-test-helper").write_text("#!/bin/sh\n")
+    (first / "pysb-test-helper").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{first}:{second}")
+    assert netplan.tool("pysb-test-helper") == str(first / "pysb-test-helper")
+    (second / "pysb-test-helper").chmod(0o755)  # earlier on PATH is still the first: kept
+    assert netplan.tool("pysb-test-helper") == str(first / "pysb-test-helper")
+    (first / "pysb-test-helper").unlink()  # gone: searched again
+    assert netplan.tool("pysb-test-helper") == str(second / "pysb-test-helper")
+    (second / "pysb-test-helper").chmod(0o644)  # no longer executable: not found
+    assert netplan.tool("pysb-test-helper") is None
+    monkeypatch.setenv("PATH", str(first))  # another PATH: its own search
+    assert netplan.tool("pysb-test-helper") is None
+
+
 def test_gvisors_default_network_is_refused_on_a_kernel_without_the_egress_hook(monkeypatch):
     monkeypatch.setattr(gvisor, "_kernel", lambda: (5, 15))
     with pytest.raises(InvalidError, match="needs Linux 5.16"):
