@@ -56,7 +56,11 @@ def test_ending_the_terminal_relay_stalls_nothing(sandboxes):
     assert sh(sb, "echo serving") == (0, "serving\n")
 
 
-def test_more_terminals_than_relays_is_a_clear_error(sandboxes):
+def test_more_terminals_than_relays_is_a_clear_error(sandboxes, monkeypatch):
+    # Under gVisor the pids cgroup counts the Sentry's ptrace stubs' threads (docs/RUNNERS.md): 64 terminals
+    # with their relays and witnesses hold ~1,650 at rest, and their ending at once on a loaded host took the
+    # default 2048 (the whole sandbox ended, status 2). This test is about the relays' bound, not that one.
+    monkeypatch.setenv("PYSANDBOX_PIDS_LIMIT", "8192")
     sb = sandboxes("sleep", "300")
     held = []
     with pytest.raises(ResourceExhaustedError, match="too many terminals relayed"):
