@@ -1,0 +1,35 @@
+"""Red team (red12): sandbox code that stops a child of init in the first microseconds after its fork.
+
+Pids in the sandbox's pid namespace come in order: a process that sends SIGSTOP, over and over, to the next
+few pids stops each new process within a few microseconds of its fork. It lets go (SIGCONT) of every one but
+the kind it waits for, prints that one's pid and exits, leaving it stopped. TARGET "pty": a pty exec's child
+(init's program, in init's session: before its setsid), forked right after that exec's relay (also init's
+program and session, the pid before it); "pipe": a pipe exec's child (posix_spawn's, init's program and session:
+before its setsid and exec, while init waits on it)."""
+
+SPINNER = r"""
+import os, signal, sys
+TARGET = sys.argv[1]
+
+def stat(pid):
+    try:
+        text = open(f"/proc/{pid}/stat").read()
+    except OSError:
+        return None
+    rest = text[text.rindex(")") + 2:].split()
+    return text[text.index("(") + 1:text.rindex(")")], int(rest[1]), int(rest[3])  # comm, ppid, session
+
+base = max(int(name) for name in os.listdir("/proc") if name.isdigit())
+while True:
+    for pid in range(base + 1, base + 4):
+        try:
+            os.kill(pid, signal.SIGSTOP)
+        except ProcessLookupError:
+            continue
+        if stat(pid) == ("init", 1, 1) and (TARGET == "pipe" or stat(pid - 1) == ("init", 1, 1)):
+            print(pid, flush=True)
+            sys.exit(0)
+        os.kill(pid, signal.SIGCONT)
+        base = pid
+        break
+"""
