@@ -10,7 +10,7 @@
 #include <stdlib.h>     /* exit, realloc, free */
 #include <string.h>     /* strerror */
 #include <sys/ioctl.h>  /* struct winsize */
-#include <sys/socket.h> /* recv, socketpair, MSG_DONTWAIT */
+#include <sys/socket.h> /* recv, send, socketpair, MSG_DONTWAIT, MSG_NOSIGNAL */
 #include <sys/wait.h>   /* waitpid, W* */
 #include <unistd.h>     /* close, faccessat, write */
 
@@ -28,7 +28,7 @@ struct child {
   int64_t deadline; /* CLOCK_MONOTONIC ms; 0: none, or already enforced */
   bool timed_out;
   struct conn *conn; /* NULL once the client went away */
-  int relay_end;     /* PSB_EXEC_FLAG_PTY: closed when it ends, to end its relay; else -1 */
+  int relay_end;     /* PSB_EXEC_FLAG_PTY: signalled and closed when it ends, to end its relay (end_relay); else -1 */
   pid_t relay;       /* and that relay, while it runs; else 0 */
 };
 
@@ -45,6 +45,18 @@ void children_forget_conn(const struct conn *c)
   for (size_t i = 0; i < nchildren; i++)
     if (children[i].conn == c)
       children[i].conn = NULL;
+}
+
+/* Tells a pty exec's relay that its process ended: a byte, then the close.  Not the close
+ * alone: a child of init that sandbox code stopped before its exec holds a copy of the socket
+ * (fork_with_terminal's detached child), and that copy would hold back the end of file. */
+static void end_relay(int relay_end)
+{
+  if (relay_end < 0)
+    return;
+  ssize_t unused = send(relay_end, "e", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+  (void)unused;
+  close(relay_end);
 }
 
 void reap(void)
@@ -74,8 +86,7 @@ void reap(void)
         continue;
       struct child ch = children[i];
       children[i] = children[--nchildren];
-      if (ch.relay_end >= 0)
-        close(ch.relay_end);
+      end_relay(ch.relay_end);
       last_activity = now_ms();
       if (ch.conn == NULL)
         break;
@@ -119,8 +130,10 @@ void run_timers(int64_t now)
   for (size_t i = 0; i < nchildren; i++) {
     struct child *ch = &children[i];
     if (ch->deadline != 0 && now >= ch->deadline) {
-      /* The child leads its own process group (setsid): take the group. */
+      /* The child leads its own process group (setsid): take the group, and the child itself,
+       * which sandbox code may have stopped before its setsid (then it leads no group). */
       kill(-ch->pid, SIGKILL);
+      kill(ch->pid, SIGKILL);
       ch->timed_out = true;
       ch->deadline = 0;
     }
@@ -307,8 +320,7 @@ out:
     close(slave);
   if (keys >= 0)
     close(keys);
-  if (relay_end >= 0) /* it did not start: the relay sends what the terminal holds (the error) and ends */
-    close(relay_end);
+  end_relay(relay_end); /* it did not start: the relay sends what the terminal holds (the error) and ends */
   proto_close_fds(req);
   proto_free_exec(&x);
 }

@@ -89,7 +89,7 @@ def tool(name: str) -> Optional[str]:
     costs ~50 us each time, one access() a few)."""
     search = f"{os.environ.get('PATH', '')}:{_SEARCH_PATH}"
     found = _found.get((name, search))
-    if found is not None and os.access(found, os.X_OK):
+    if found is not None and os.access(found, os.X_OK) and not os.path.isdir(found):  # shutil.which's test
         return found
     found = shutil.which(name, path=search)
     if found is None:

@@ -14,7 +14,8 @@ Fixed on both sides: the host's wait for init's reply is bounded (agent.reply_to
 and init no longer waits on a pty child (native/init/spawn.c, fork_with_terminal): an exec's child says itself
 why it failed to start and exits with the shell's code, so a stopped child stalls only its own exec.
 A pipe exec's child (posix_spawn, vfork semantics) still holds init until its exec: a window of microseconds,
-with nothing of the caller's in it that could widen it."""
+but sandbox code that stops every next pid catches it (red12: tests/security/test_59_red12_pipe_spawn_child_freezes_init,
+a strict xfail)."""
 
 import time
 

@@ -15,7 +15,6 @@ import pytest
 from pysandbox.runtime import netplan
 
 
-@pytest.mark.xfail(strict=True, reason="red12: the cache keeps a path that became a directory")
 def test_a_helper_replaced_by_a_directory_is_searched_for_again(tmp_path, monkeypatch):
     first, second = tmp_path / "first", tmp_path / "second"
     for directory in (first, second):

@@ -27,7 +27,6 @@ from ._red12_spinner import SPINNER
 pytestmark = pytest.mark.rootless
 
 
-@pytest.mark.xfail(strict=True, reason="red12: a pty child stopped before its setsid escapes its exec's timeout")
 def test_a_pty_exec_stopped_before_its_setsid_still_ends_at_its_timeout(sb):
     spinner = sb.exec("python3", "-S", "-c", SPINNER, "pty")
     time.sleep(1)  # python's start: the spinner looks at the pids from the next one on

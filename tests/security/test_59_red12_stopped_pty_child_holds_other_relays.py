@@ -64,7 +64,6 @@ def test_a_pty_exec_output_ends_with_its_process_though_its_terminal_is_held(sb)
     assert _output_ends(process, 20)
 
 
-@pytest.mark.xfail(strict=True, reason="red12: a stopped pty child holds the end socket of every other pty exec")
 def test_a_stopped_pty_child_does_not_hold_back_another_execs_output(sb):
     process, _holder = _exec_with_held_terminal(sb)
     # While that exec runs, sandbox code stops a later pty exec's child before its exec (test_58's stopper).
