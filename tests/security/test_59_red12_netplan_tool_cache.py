@@ -8,9 +8,9 @@ program there instead, so this is robustness, not isolation: informational. (By 
 tests/unit/runtime/test_network.py, a helper installed earlier on PATH is not seen while the one found stays.)
 
 Suggested fix: keep the path only while it is still a regular executable file: os.stat() it and check
-S_ISREG besides the X_OK (or compare its (st_dev, st_ino) with the ones seen when found)."""
+S_ISREG besides the X_OK (or compare its (st_dev, st_ino) with the ones seen when found).
 
-import pytest
+Fixed: the path is kept only while it is not a directory (shutil.which's own test)."""
 
 from pysandbox.runtime import netplan
 

@@ -15,7 +15,9 @@ exec(timeout=) is the bound a host relies on to never wait on sandbox code for l
 Before f7e11a1 the same stop froze init itself (test_58). Suggested fix: at the deadline (and wherever init
 kills an exec's group) also kill the pid itself: kill(-pid, SIGKILL) then kill(pid, SIGKILL) (a stopped process
 dies of SIGKILL), or have the child setsid first of all (it still has a window, but no code of its own before
-it) and fall back on kill(pid) when the group is not there."""
+it) and fall back on kill(pid) when the group is not there.
+
+Fixed: at the deadline init kills the child itself as well as its group (run_timers)."""
 
 import threading
 import time

@@ -18,7 +18,9 @@ Suggested fix: make the end signal something a copy cannot hold back: init write
 closing it (ended() already treats any byte as the end), or the relay learns of the end from a pidfd/an
 explicit message rather than from an end of file. Closing init's other fds at the start of the detached child
 (close_range(3, ~0U, 0) but the child's own fds) only narrows the window: sandbox code can stop the child at
-any instant after its fork."""
+any instant after its fork.
+
+Fixed: init ends a relay with a byte on its end socket, then the close (init_exec.c, end_relay)."""
 
 import threading
 import time
