@@ -2,6 +2,7 @@
 
 import platform
 import textwrap
+import time
 
 # Syscall numbers the attacks use, per architecture (x86-64: asm/unistd_64.h;
 # aarch64: asm-generic/unistd.h).
@@ -77,3 +78,20 @@ while True:
 print("full", threads, flush=True)
 sys.stdin.readline()
 """
+
+
+def start_while(running, start, seconds=60):
+    """Calls start() (an exec) until running() is false or `seconds` have passed; returns the handles of the
+    execs still running. A finished one's handle is dropped as the loop goes, after its code is checked (0):
+    each holds up to four of this process's descriptors, and a loop that kept them all for a minute on a
+    busy host ran this process out of them."""
+    started, deadline = [], time.monotonic() + seconds
+    while running() and time.monotonic() < deadline:
+        running_now = []
+        for process in started:
+            code = process.poll()
+            assert code in (None, 0), code
+            if code is None:
+                running_now.append(process)
+        started = running_now + [start()]
+    return started

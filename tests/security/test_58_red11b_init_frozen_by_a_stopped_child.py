@@ -17,11 +17,11 @@ A pipe exec's child (posix_spawn, vfork semantics) still holds init until its ex
 but sandbox code that stops every next pid catches it (red12: tests/security/test_59_red12_pipe_spawn_child_freezes_init,
 a strict xfail)."""
 
-import time
-
 import pytest
 
 from pysandbox import bounds
+
+from ._inside import start_while
 
 pytestmark = pytest.mark.rootless
 
@@ -52,9 +52,8 @@ def test_a_stopped_pty_child_stalls_only_its_own_exec(sb, monkeypatch):
     # TimeoutError: none may. The stopped exec starts (its pid is known), and the sandbox goes on serving.
     monkeypatch.setenv(bounds.variable("init_reply_s"), "20")
     stopper = sb.exec("sh", "-c", STOPPER)
-    started, deadline = [], time.monotonic() + 60
-    while stopper.poll() is None and time.monotonic() < deadline:
-        started.append(sb.exec("true", pty=True, env={"PATH": LONG_PATH}))  # returns once init said STARTED
+    # Each exec() returns once init said STARTED: had init waited on the stopped child, one would not.
+    started = start_while(lambda: stopper.poll() is None, lambda: sb.exec("true", pty=True, env={"PATH": LONG_PATH}))
     assert stopper.wait() == 0, "the stopper never caught a child of init before its exec"
     caught = stopper.stdout.read().split()
     assert sb.exec("cat", f"/proc/{caught[-1]}/stat").stdout.read().split()[2] == "T"

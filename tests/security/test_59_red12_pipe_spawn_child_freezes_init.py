@@ -23,6 +23,7 @@ import pytest
 from pysandbox import bounds
 from pysandbox.exception import TimeoutError as SandboxTimeoutError
 
+from ._inside import start_while
 from ._red12_spinner import SPINNER
 
 pytestmark = pytest.mark.rootless
@@ -33,10 +34,9 @@ def test_init_serves_the_sandbox_while_a_pipe_execs_child_is_stopped_before_its_
     monkeypatch.setenv(bounds.variable("init_reply_s"), "10")
     spinner = sb.exec("python3", "-S", "-c", SPINNER, "pipe")
     time.sleep(1)  # python's start: the spinner looks at the pids from the next one on
-    started, deadline, frozen = [], time.monotonic() + 60, False
+    frozen = False
     try:
-        while spinner.poll() is None and time.monotonic() < deadline:
-            started.append(sb.exec("true"))
+        start_while(lambda: spinner.poll() is None, lambda: sb.exec("true"))
     except SandboxTimeoutError:
         frozen = True  # init stopped answering: the spinner caught a child inside posix_spawn
     if not frozen and spinner.poll() is None:

@@ -24,6 +24,7 @@ import time
 
 import pytest
 
+from ._inside import start_while
 from ._red12_spinner import SPINNER
 
 pytestmark = pytest.mark.rootless
@@ -32,9 +33,7 @@ pytestmark = pytest.mark.rootless
 def test_a_pty_exec_stopped_before_its_setsid_still_ends_at_its_timeout(sb):
     spinner = sb.exec("python3", "-S", "-c", SPINNER, "pty")
     time.sleep(1)  # python's start: the spinner looks at the pids from the next one on
-    started, deadline = [], time.monotonic() + 60
-    while spinner.poll() is None and time.monotonic() < deadline:
-        started.append(sb.exec("true", pty=True, timeout=2))  # kept: a dropped handle ends its exec
+    started = start_while(lambda: spinner.poll() is None, lambda: sb.exec("true", pty=True, timeout=2))
     if spinner.poll() is None:
         pytest.skip("the spinner never caught a pty child before its setsid (a race)")
     caught = spinner.stdout.read().split()

@@ -23,10 +23,10 @@ any instant after its fork.
 Fixed: init ends a relay with a byte on its end socket, then the close (init_exec.c, end_relay)."""
 
 import threading
-import time
 
 import pytest
 
+from ._inside import start_while
 from .test_58_red11b_init_frozen_by_a_stopped_child import LONG_PATH, STOPPER
 
 pytestmark = pytest.mark.rootless
@@ -70,9 +70,8 @@ def test_a_stopped_pty_child_does_not_hold_back_another_execs_output(sb):
     process, _holder = _exec_with_held_terminal(sb)
     # While that exec runs, sandbox code stops a later pty exec's child before its exec (test_58's stopper).
     stopper = sb.exec("sh", "-c", STOPPER)
-    started, deadline = [], time.monotonic() + 60
-    while stopper.poll() is None and time.monotonic() < deadline:
-        started.append(sb.exec("true", pty=True, env={"PATH": LONG_PATH}))  # kept: a dropped handle kills it
+    # Kept: a dropped handle would kill the stopped exec.
+    _held = start_while(lambda: stopper.poll() is None, lambda: sb.exec("true", pty=True, env={"PATH": LONG_PATH}))
     assert stopper.wait() == 0, "the stopper never caught a child of init before its exec"
     assert process.wait() == 0  # it ended, and init closed its end socket
     assert _output_ends(process, 20)
