@@ -80,11 +80,11 @@ sys.stdin.readline()
 """
 
 
-def start_while(running, start, seconds=60):
-    """Calls start() (an exec) until running() is false or `seconds` have passed; returns the handles of the
-    execs still running. A finished one's handle is dropped as the loop goes, after its code is checked (0):
-    each holds up to four of this process's descriptors, and a loop that kept them all for a minute on a
-    busy host ran this process out of them."""
+def start_while(running, start, seconds=60, at_once=16):
+    """Calls start() (an exec) until running() is false or `seconds` have passed, with at most `at_once` of
+    them running; returns the handles of those still running. A finished one's handle is dropped as the loop
+    goes, after its code is checked (0): each holds up to four of this process's descriptors (a loop that kept
+    them all for a minute on a busy host ran this process out of them), and a pty exec one of init's 64 relays."""
     started, deadline = [], time.monotonic() + seconds
     while running() and time.monotonic() < deadline:
         running_now = []
@@ -93,5 +93,9 @@ def start_while(running, start, seconds=60):
             assert code in (None, 0), code
             if code is None:
                 running_now.append(process)
-        started = running_now + [start()]
+        started = running_now
+        if len(started) < at_once:
+            started.append(start())
+        else:
+            time.sleep(0.01)
     return started

@@ -58,7 +58,11 @@ def _init_fds(sb):
     init is not dumpable, so only root sees its fds)."""
     supervisor = psutil.Process(sb._record.supervisor.pid)
     for process in supervisor.children(recursive=True):
-        if process.name() in ("init", "sandbox-init"):  # bwrap runs it as /__pysandbox/init
+        try:
+            name = process.name()
+        except psutil.NoSuchProcess:
+            continue  # one of the supervisor's short-lived helpers (the user namespaces' makers), gone meanwhile
+        if name in ("init", "sandbox-init"):  # bwrap runs it as /__pysandbox/init
             try:
                 return len(os.listdir(f"/proc/{process.pid}/fd"))
             except PermissionError:
