@@ -213,13 +213,19 @@ def test_without_a_helper_default_falls_back_to_loopback_with_one_warning(tmp_pa
     assert not (tmp_path / "net").exists()
 
 
-def test_a_helper_found_is_kept_while_it_is_there(tmp_path, monkeypatch):
+def _helper_twice(tmp_path, monkeypatch):
+    """Two directories on PATH, each with a script `pysb-test-helper` (not yet executable)."""
     first, second = tmp_path / "first", tmp_path / "second"
     for directory in (first, second):
         directory.mkdir()
         (directory / "pysb-test-helper").write_text("#!/bin/sh\n")
-    (first / "pysb-test-helper").chmod(0o755)
     monkeypatch.setenv("PATH", f"{first}:{second}")
+    return first, second
+
+
+def test_a_helper_found_is_kept_while_it_is_there(tmp_path, monkeypatch):
+    first, second = _helper_twice(tmp_path, monkeypatch)
+    (first / "pysb-test-helper").chmod(0o755)
     assert netplan.tool("pysb-test-helper") == str(first / "pysb-test-helper")
     (second / "pysb-test-helper").chmod(0o755)  # earlier on PATH is still the first: kept
     assert netplan.tool("pysb-test-helper") == str(first / "pysb-test-helper")
@@ -229,6 +235,17 @@ def test_a_helper_found_is_kept_while_it_is_there(tmp_path, monkeypatch):
     assert netplan.tool("pysb-test-helper") is None
     monkeypatch.setenv("PATH", str(first))  # another PATH: its own search
     assert netplan.tool("pysb-test-helper") is None
+
+
+def test_a_helper_replaced_by_a_directory_is_searched_for_again(tmp_path, monkeypatch):
+    # red12: os.access(X_OK) holds for a directory too; the cache keeps a path only by shutil.which's test.
+    first, second = _helper_twice(tmp_path, monkeypatch)
+    for directory in (first, second):
+        (directory / "pysb-test-helper").chmod(0o755)
+    assert netplan.tool("pysb-test-helper") == str(first / "pysb-test-helper")
+    (first / "pysb-test-helper").unlink()
+    (first / "pysb-test-helper").mkdir()  # a directory now: no program to run there
+    assert netplan.tool("pysb-test-helper") == str(second / "pysb-test-helper")
 
 
 def test_gvisors_default_network_is_refused_on_a_kernel_without_the_egress_hook(monkeypatch):
