@@ -869,10 +869,6 @@ int main(int argc, char **argv)
       connect_network(runner, &oldmask);
     supervise(runner, opt.timeout_ms != 0 ? start + opt.timeout_ms : 0);
   }
-  if (opt.handoff) { /* the sandbox is gone: waiting clients hear end of file */
-    close(FD_LISTEN);
-    close(handoff_sock[0]);
-  }
   close(fp[0]);
 
   /* Nothing of the sandbox may outlive the report.  bwrap's --die-with-parent
@@ -887,8 +883,13 @@ int main(int argc, char **argv)
    * record says there is no more. */
   for (int k = 0; k < 2; k++)
     output_drain(&entry_out[k]);
-  if (opt.handoff)
+  if (opt.handoff) {
+    /* The log first: a client that hears the end reads it for why (records.finished_error), and a
+     * runner that said why and exited while we forwarded a connection is not yet in it. */
     output_drain(&runner_log);
+    close(FD_LISTEN); /* the sandbox is gone: waiting clients hear end of file */
+    close(handoff_sock[0]);
+  }
   remove_cleanup_paths();
   /* Last before the exit record: while the cgroup exists its stats are live. */
   struct cgroup_totals totals = {0};

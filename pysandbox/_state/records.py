@@ -263,12 +263,8 @@ async def finished_error(sandbox_id: str) -> Error:
     ResourceExhaustedError (ptypool.exhausted) for one whose entrypoint init found no terminal for."""
     message = f"Sandbox {sandbox_id} already finished"
     try:
-        lines = log_lines(sandbox_id)
-        status = read_exit(sandbox_id)
-        deadline = time.monotonic() + EXIT_PATIENCE_S
-        while lines and status is None and time.monotonic() < deadline:  # something went wrong: the
-            await _aio.sleep(0.01)  # record saying whether it failed to start follows within milliseconds
-            status = read_exit(sandbox_id)
+        status = await _exit_soon(sandbox_id)
+        lines = log_lines(sandbox_id)  # complete once the record is there: the supervisor drains it first
         no_terminal = _no_entry_terminal(lines, status)
         bound = read_record(sandbox_id).ptys_max if no_terminal else None
     except (OSError, ExecutionError, NotFoundError):
@@ -279,6 +275,20 @@ async def finished_error(sandbox_id: str) -> Error:
     if status is not None and status.status == "failed":
         return ConflictError(f"{message}: it failed to start{cause}")
     return ConflictError(message + cause)
+
+
+async def _exit_soon(sandbox_id: str) -> Optional[ExitStatus]:
+    """The exit record of a sandbox whose init went away, which its supervisor writes within milliseconds
+    (after the log: a runner's last words may reach a client's hang-up first); None if its supervisor died."""
+    status = read_exit(sandbox_id)
+    if status is not None:
+        return status
+    supervisor = read_record(sandbox_id).supervisor
+    deadline = time.monotonic() + EXIT_PATIENCE_S
+    while status is None and time.monotonic() < deadline and supervisor.alive(SUPERVISOR_PROGRAM):
+        await _aio.sleep(0.005)
+        status = read_exit(sandbox_id)
+    return read_exit(sandbox_id) if status is None else status
 
 
 def _no_entry_terminal(lines: List[str], status: Optional[ExitStatus]) -> bool:

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -16,11 +17,11 @@ from hypothesis import given
 from hypothesis import settings as examples
 from hypothesis import strategies as st
 
-from pysandbox import identity, settings
+from pysandbox import _aio, identity, settings
 from pysandbox._state import apps, names, paths, records
 from pysandbox._state.files import ensure_dir, is_well_formed_id, new_id, remove_tree, write_json_atomic
 from pysandbox._state.proc import ProcessRef, boot_id
-from pysandbox.exception import Error, ExecutionError, NotFoundError, ResourceExhaustedError
+from pysandbox.exception import ConflictError, Error, ExecutionError, NotFoundError, ResourceExhaustedError
 from pysandbox.probe import Probe
 from pysandbox.runtime import reconcile
 
@@ -280,6 +281,51 @@ def test_a_supervisor_is_known_by_its_program(tmp_path):
         proc.kill()
         proc.wait()
     assert not ref.alive(records.SUPERVISOR_PROGRAM)
+
+
+def _finished_error(sid):
+    return _aio.run_sync(records.finished_error(sid))
+
+
+def test_a_finished_error_waits_for_the_exit_record_and_then_reads_the_log(real_home, tmp_path):
+    """A client can hear init's end before the supervisor copied a runner's last words into the log (the
+    gVisor runner's log is a socket it copies): the cause is read once the exit record, written after the
+    log's last byte, is there."""
+    proc, ref = fake_supervisor(tmp_path)
+    sid = new_id("sb-")
+    ensure_dir(paths.sandbox_dir(sid))
+    records.write_record(record(sid, supervisor=ref))
+    paths.SandboxDir.of(sid).log.write_bytes(b"")
+
+    def supervisor_ends():
+        time.sleep(0.2)
+        paths.SandboxDir.of(sid).log.write_bytes(b"runsc: cannot start the sandbox\n")
+        write_json_atomic(paths.sandbox_dir(sid) / "exit", {"status": "failed", "code": 127, "finished_at": 2.0})
+    ender = threading.Thread(target=supervisor_ends)
+    ender.start()
+    try:
+        error = _finished_error(sid)
+    finally:
+        ender.join()
+        proc.kill()
+        proc.wait()
+    assert isinstance(error, ConflictError)
+    assert str(error) == f"Sandbox {sid} already finished: it failed to start (runsc: cannot start the sandbox)"
+
+
+def test_a_finished_error_does_not_wait_on_a_dead_supervisor(real_home, monkeypatch):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    ref = ProcessRef.of(dead.pid)
+    dead.wait()
+    sid = new_id("sb-")
+    ensure_dir(paths.sandbox_dir(sid))
+    records.write_record(record(sid, supervisor=ref))
+    paths.SandboxDir.of(sid).log.write_bytes(b"")
+
+    async def no_wait(seconds):
+        raise AssertionError("it waited for a record a dead supervisor will never write")
+    monkeypatch.setattr(records._aio, "sleep", no_wait)
+    assert str(_finished_error(sid)) == f"Sandbox {sid} already finished"
 
 
 # Reads never write -------------------------------------------------------------
