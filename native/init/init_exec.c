@@ -49,7 +49,7 @@ void children_forget_conn(const struct conn *c)
 
 /* Tells a pty exec's relay that its process ended: a byte, then the close.  Not the close
  * alone: a child of init that sandbox code stopped before its exec holds a copy of the socket
- * (fork_with_terminal's detached child), and that copy would hold back the end of file. */
+ * (spawn.c: a detached child), and that copy would hold back the end of file. */
 static void end_relay(int relay_end)
 {
   if (relay_end < 0)
@@ -290,7 +290,7 @@ void handle_exec(struct conn *c, struct request *req)
       .fds = {fds[0], fds[1], fds[2]},
       .pty = slave >= 0,
       .keys_fd = keys,
-      /* Not under gVisor: there a pty child set up while init goes on costs the Sentry more host
+      /* Not under gVisor: there a child set up while init goes on costs the Sentry more host
        * threads (ptrace stubs), which its pids limit counts, and 64 terminals would end the whole
        * sandbox (docs/RUNNERS.md).  There a stopped child holds init until the host's bound. */
       .detached = !handoff,

@@ -1,8 +1,11 @@
-/* spawn.c: starting processes from pid 1 with posix_spawn.
+/* spawn.c: starting processes from pid 1.
  *
- * posix_spawn rather than fork: glibc implements it with CLONE_VM|CLONE_VFORK,
- * which does not copy init's page tables; fork of a static binary is several
- * times slower and exec latency is what clients measure. */
+ * An exec's child is forked and says itself why it failed to start (detached):
+ * sandbox code runs as the same uid and can SIGSTOP it before its exec, and
+ * init must never wait on what sandbox code can stop.  posix_spawn (glibc's
+ * CLONE_VM|CLONE_VFORK, no page tables copied) keeps its caller waiting until
+ * the child's exec, so it starts only what no sandbox code can reach yet: the
+ * entrypoint, and under gVisor every pipe exec (docs/RUNNERS.md). */
 #define _GNU_SOURCE 1
 #include "spawn.h"
 
@@ -86,7 +89,7 @@ static int search_path(const struct spawn_args *a, try_fn *try, pid_t *pid)
   return eacces ? EACCES : ENOENT;
 }
 
-/* In the child of fork_with_terminal, which already runs in its cwd. */
+/* In the child of fork_child, which already runs in its cwd. */
 static int exec_file(const char *file, const struct spawn_args *a, pid_t *pid)
 {
   (void)pid;
@@ -104,8 +107,8 @@ static int exec_candidate(const char *file, const struct spawn_args *a, pid_t *p
   return exec_file(file, a, pid);
 }
 
-/* fork_with_terminal's child: returns only with the errno of what failed. */
-static int terminal_child(const struct spawn_args *a)
+/* fork_child's child: returns only with the errno of what failed. */
+static int child_start(const struct spawn_args *a)
 {
   sigset_t none;
   sigemptyset(&none);
@@ -116,22 +119,19 @@ static int terminal_child(const struct spawn_args *a)
   for (int i = 0; i < 3; i++)
     if (dup2(a->fds[i], i) < 0)
       return errno;
-  if (ioctl(0, TIOCSCTTY, 0) < 0 || (a->keys_fd >= 0 && handoff_start_witness(a->keys_fd) < 0) ||
+  if ((a->pty && ioctl(0, TIOCSCTTY, 0) < 0) || (a->keys_fd >= 0 && handoff_start_witness(a->keys_fd) < 0) ||
       (a->cwd_fd >= 0 && fchdir(a->cwd_fd) < 0) || close_range(3, INT_MAX, CLOSE_RANGE_CLOEXEC) < 0)
     return errno;
   return strchr(a->argv[0], '/') != NULL ? exec_file(a->argv[0], a, NULL) : search_path(a, exec_candidate, NULL);
 }
 
-/* exec(pty=True): the child must make its terminal the controlling one
- * (TIOCSCTTY), which posix_spawn cannot do, so these few take the slower
- * fork.  The one child tries each file of PATH in turn: a second child would
- * need the terminal in a second session, which gVisor refuses (a terminal
- * keeps its first session there for good).  A detached child (an exec's) says
- * itself why it failed and exits: sandbox code can SIGSTOP it before its exec
- * (it runs as the same uid), and init must never wait on what sandbox code can
- * stop.  Otherwise (the entrypoint, before any sandbox code runs) an exec
- * failure comes back through a close-on-exec pipe. */
-static int fork_with_terminal(const struct spawn_args *a, pid_t *pid)
+/* A detached child, or one on a terminal, which it must make its controlling
+ * one (TIOCSCTTY: posix_spawn cannot).  The one child tries each file of PATH
+ * in turn: a second child would need the terminal in a second session, which
+ * gVisor refuses (a terminal keeps its first session there for good).  A
+ * detached child says itself why it failed and exits; otherwise (under gVisor,
+ * and the entrypoint) a failure comes back through a close-on-exec pipe. */
+static int fork_child(const struct spawn_args *a, pid_t *pid)
 {
   int ep[2] = {-1, -1};
   if (!a->detached && pipe2(ep, O_CLOEXEC) < 0)
@@ -146,7 +146,7 @@ static int fork_with_terminal(const struct spawn_args *a, pid_t *pid)
     return err;
   }
   if (child == 0) {
-    int err = terminal_child(a);
+    int err = child_start(a);
     if (a->detached) {
       spawn_say_failure(a->fds[2], err, "", a->argv[0]);
       _exit(spawn_failure_code(err));
@@ -204,8 +204,8 @@ static int spawn_candidate(const char *file, const struct spawn_args *a, pid_t *
 
 int spawn(const struct spawn_args *a, pid_t *pid)
 {
-  if (a->pty)
-    return fork_with_terminal(a, pid);
+  if (a->pty || a->detached)
+    return fork_child(a, pid);
   if (strchr(a->argv[0], '/') != NULL)
     return spawn_file(a->argv[0], a, pid);
   return search_path(a, spawn_candidate, pid);

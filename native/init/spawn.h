@@ -1,4 +1,4 @@
-/* spawn.h: starting processes from pid 1 with posix_spawn. */
+/* spawn.h: starting processes from pid 1 (spawn.c). */
 #if !defined(PSB_SPAWN_H)
 #define PSB_SPAWN_H
 
@@ -13,8 +13,8 @@ struct spawn_args {
   int fds[3];       /* become the child's 0, 1, 2; all >= 3 */
   int pty;          /* fds[0] is a terminal: make it the controlling one */
   int keys_fd;      /* with pty, under gVisor: the socket of the terminal's key witness (init_handoff.h); else -1 */
-  bool detached;    /* with pty: the child says why it failed on its fds[2] and exits with
-                     * spawn_failure_code(); spawn() does not wait to learn of it */
+  bool detached;    /* forked: the child says why it failed on its fds[2] and exits with
+                     * spawn_failure_code(); spawn() does not wait for its exec */
 };
 
 /* Prepares the spawn attributes shared by every child.  Dies on failure. */

@@ -4,8 +4,7 @@ Pids in the sandbox's pid namespace come in order: a process that sends SIGSTOP,
 few pids stops each new process within a few microseconds of its fork. It lets go (SIGCONT) of every one but
 the kind it waits for, prints that one's pid and exits, leaving it stopped. TARGET "pty": a pty exec's child
 (init's program, in init's session: before its setsid), forked right after that exec's relay (also init's
-program and session, the pid before it); "pipe": a pipe exec's child (posix_spawn's, init's program and session:
-before its setsid and exec, while init waits on it)."""
+program and session, the pid before it); "pipe": a pipe exec's child (init's program, before its exec)."""
 
 SPINNER = r"""
 import os, signal, sys
@@ -26,7 +25,9 @@ while True:
             os.kill(pid, signal.SIGSTOP)
         except ProcessLookupError:
             continue
-        if stat(pid) == ("init", 1, 1) and (TARGET == "pipe" or stat(pid - 1) == ("init", 1, 1)):
+        found = stat(pid)
+        if (found is not None and found[:2] == ("init", 1) and TARGET == "pipe"
+                or found == ("init", 1, 1) and stat(pid - 1) == ("init", 1, 1)):
             print(pid, flush=True)
             sys.exit(0)
         os.kill(pid, signal.SIGCONT)

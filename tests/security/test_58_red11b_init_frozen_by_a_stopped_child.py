@@ -13,9 +13,9 @@ pool lost a worker per frozen call.
 Fixed on both sides: the host's wait for init's reply is bounded (agent.reply_to, PYSANDBOX_INIT_REPLY_TIMEOUT),
 and init no longer waits on a pty child (native/init/spawn.c, fork_with_terminal): an exec's child says itself
 why it failed to start and exits with the shell's code, so a stopped child stalls only its own exec.
-A pipe exec's child (posix_spawn, vfork semantics) still holds init until its exec: a window of microseconds,
-but sandbox code that stops every next pid catches it (red12: tests/security/test_59_red12_pipe_spawn_child_freezes_init,
-a strict xfail)."""
+A pipe exec's child (posix_spawn, vfork semantics) still held init until its exec: a window of microseconds,
+but sandbox code that stops every next pid caught it (red12: tests/security/test_59_red12_pipe_spawn_child_freezes_init).
+It is forked and left to itself now too."""
 
 import pytest
 
