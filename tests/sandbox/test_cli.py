@@ -337,6 +337,12 @@ def test_logs_follow_with_timestamps(sandboxes):
     The sandbox writes its later lines only once logs has printed the earlier ones (/tmp/go)."""
     sb = sandboxes("sh", "-c", "echo before; echo early >&2; while [ ! -e /tmp/go ]; do sleep 0.05; done; "
                                "echo after; echo late >&2")
+    # Both earlier lines written before logs starts (on a busy host the sandbox may not have run yet).
+    files = paths.SandboxDir.of(sb.object_id)
+    deadline = time.monotonic() + 60
+    while (files.stdout.read_bytes(), files.stderr.read_bytes()) != (b"before\n", b"early\n"):
+        assert time.monotonic() < deadline, "the sandbox never wrote its first lines"
+        time.sleep(0.01)
     proc = subprocess.Popen([sys.executable, "-m", "pysandbox", "logs", "-f", "-t", sb.object_id],
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ)
     try:
