@@ -65,7 +65,10 @@ const char *const progname = "sandbox-init";
 #define ACCEPT_SLACK 16
 
 static struct conn **conns;
-static struct pollfd *pfds; /* sigfd, listener, entrypoint terminal, then one per conn */
+/* sigfd, listener, entrypoint terminal, each conn's socket, then the start pipes of those in starting:
+ * no more entries than open fds, as poll requires (EINVAL past RLIMIT_NOFILE) */
+static struct pollfd *pfds;
+static struct conn **starting;
 static size_t nconns, conns_cap;
 
 static int sigfd;
@@ -82,6 +85,9 @@ void conn_drop(struct conn *c)
 {
   close(c->fd);
   c->fd = -1;
+  if (c->start_fd >= 0)
+    close(c->start_fd);
+  c->start_fd = -1;
   if (c->file >= 0)
     close(c->file);
   c->file = -1;
@@ -120,10 +126,14 @@ static bool conns_reserve(void)
   if (c == NULL)
     return false;
   conns = c;
-  struct pollfd *p = realloc(pfds, (cap + 3) * sizeof *p);
+  struct pollfd *p = realloc(pfds, (2 * cap + 3) * sizeof *p);
   if (p == NULL)
     return false;
   pfds = p;
+  c = realloc(starting, cap * sizeof *c);
+  if (c == NULL)
+    return false;
+  starting = c;
   conns_cap = cap;
   return true;
 }
@@ -158,7 +168,7 @@ static void accept_conns(void)
       accept_resume = now_ms() + ACCEPT_BACKOFF_MS;
       return;
     }
-    *c = (struct conn){.fd = fd, .file = -1};
+    *c = (struct conn){.fd = fd, .start_fd = -1, .file = -1};
     conns[nconns++] = c;
     nlive++;
     /* A client sends its request right after connecting: serve it now rather
@@ -433,9 +443,15 @@ int main(int argc, char **argv)
     pfds[1] = (struct pollfd){.fd = accepting() ? FD_LISTEN : -1, .events = POLLIN};
     pfds[2] = tty_pending() ? (struct pollfd){.fd = FD_ENTRY_OUT, .events = POLLOUT}
                             : (struct pollfd){.fd = entry_tty_hungup ? -1 : entry_tty, .events = POLLIN};
-    for (size_t k = 0; k < n; k++)
+    size_t m = 0;
+    for (size_t k = 0; k < n; k++) {
       pfds[3 + k] = (struct pollfd){.fd = conns[k]->fd, .events = POLLIN};
-    int r = poll(pfds, n + 3, poll_timeout(now_ms()));
+      if (conns[k]->start_fd >= 0)
+        starting[m++] = conns[k];
+    }
+    for (size_t j = 0; j < m; j++)
+      pfds[3 + n + j] = (struct pollfd){.fd = starting[j]->start_fd, .events = POLLIN};
+    int r = poll(pfds, 3 + n + m, poll_timeout(now_ms()));
     if (r < 0) {
       if (errno != EINTR)
         pdie("poll");
@@ -448,6 +464,9 @@ int main(int argc, char **argv)
       accept_conns();
     if (pfds[2].revents && entry_tty >= 0 && (tty_pending() || !entry_tty_hungup))
       copy_terminal_output();
+    for (size_t j = 0; j < m; j++)
+      if (pfds[3 + n + j].revents && starting[j]->start_fd >= 0) /* not one reap() saw end meanwhile */
+        exec_started(starting[j]);
     for (size_t k = 0; k < n; k++)
       if (conns[k]->fd >= 0 && pfds[3 + k].revents)
         handle_conn(conns[k]);

@@ -16,9 +16,10 @@
 struct winsize;
 
 struct conn {
-  int fd;    /* -1 once dropped; freed at the end of the poll round */
-  pid_t pid; /* the process this connection started, until it is reaped */
-  int file;  /* --handoff: the file an OPEN on it holds open for FILE requests (init_fs.c), or -1 */
+  int fd;       /* -1 once dropped; freed at the end of the poll round */
+  pid_t pid;    /* the process this connection started, until it is reaped */
+  int start_fd; /* until that process exec'd or ended, the pipe that says so (spawn.h); else -1 */
+  int file;     /* --handoff: the file an OPEN on it holds open for FILE requests (init_fs.c), or -1 */
   bool file_append;
   int64_t file_offset; /* the client's, not the file's: sandbox code may hold the same open file */
 };
@@ -42,6 +43,7 @@ void reap(void);
 int poll_timeout(int64_t now);
 void run_timers(int64_t now);
 void handle_exec(struct conn *c, struct request *req);
+void exec_started(struct conn *c);
 
 /* init_fs.c */
 void handle_open(struct conn *c, const struct request *req);

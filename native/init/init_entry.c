@@ -107,7 +107,7 @@ void start_entrypoint(char **argv, bool pty)
       .pty = pty,
       .keys_fd = keys[1],
   };
-  int err = spawn(&a, &entry_pid);
+  int err = spawn(&a, &entry_pid, NULL);
   if (err != 0) {
     dprintf(FD_ENTRY_ERR, "sandbox-init: %s: %s\n", argv[0], strerror(err));
     exit(spawn_failure_code(err));

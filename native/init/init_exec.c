@@ -88,7 +88,9 @@ void reap(void)
       children[i] = children[--nchildren];
       end_relay(ch.relay_end);
       last_activity = now_ms();
-      if (ch.conn == NULL)
+      if (ch.conn != NULL && ch.conn->start_fd >= 0)
+        exec_started(ch.conn); /* it ended before its exec (its own report said why) or before we polled */
+      if (ch.conn == NULL || ch.conn->fd < 0)
         break;
       ch.conn->pid = 0;
       uint32_t kind = PSB_EXIT_CODE;
@@ -147,6 +149,15 @@ void run_timers(int64_t now)
   }
   if (accept_resume != 0 && now >= accept_resume)
     accept_resume = 0;
+}
+
+/* STARTED, once the process exec'd (or ended: then EXITED follows). */
+void exec_started(struct conn *c)
+{
+  close(c->start_fd);
+  c->start_fd = -1;
+  if (proto_send_started(c->fd, (uint32_t)c->pid) < 0)
+    conn_drop(c); /* the process keeps running; only its report is lost */
 }
 
 /* Tells the client its process could not start, the way a shell would:
@@ -290,13 +301,14 @@ void handle_exec(struct conn *c, struct request *req)
       .fds = {fds[0], fds[1], fds[2]},
       .pty = slave >= 0,
       .keys_fd = keys,
-      /* Not under gVisor: there a child set up while init goes on costs the Sentry more host
-       * threads (ptrace stubs), which its pids limit counts, and 64 terminals would end the whole
-       * sandbox (docs/RUNNERS.md).  There a stopped child holds init until the host's bound. */
-      .detached = !handoff,
   };
   pid_t pid;
-  err = spawn(&a, &pid);
+  int started = -1;
+  /* Not waiting for the exec, except under gVisor: there a child set up while init goes on costs
+   * the Sentry more host threads (ptrace stubs), which its pids limit counts, and 64 terminals
+   * would end the whole sandbox (docs/RUNNERS.md).  There a stopped child holds init until the
+   * host's bound. */
+  err = spawn(&a, &pid, handoff ? NULL : &started);
   if (err == EAGAIN) { /* no fork: the pids limit, not the command */
     reply_error(c, EAGAIN, "it runs as many processes as its pids limit allows (PYSANDBOX_PIDS_LIMIT)");
     goto out;
@@ -310,7 +322,8 @@ void handle_exec(struct conn *c, struct request *req)
       (struct child){.pid = pid, .deadline = deadline, .conn = c, .relay_end = relay_end, .relay = relay};
   relay_end = -1;
   c->pid = pid;
-  if (proto_send_started(c->fd, (uint32_t)pid) < 0)
+  c->start_fd = started;
+  if (started < 0 && proto_send_started(c->fd, (uint32_t)pid) < 0)
     conn_drop(c); /* the process keeps running; only its report is lost */
 out:
   free(envp);

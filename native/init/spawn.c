@@ -1,8 +1,9 @@
 /* spawn.c: starting processes from pid 1.
  *
- * An exec's child is forked and says itself why it failed to start (detached):
- * sandbox code runs as the same uid and can SIGSTOP it before its exec, and
- * init must never wait on what sandbox code can stop.  posix_spawn (glibc's
+ * An exec's child is forked and says itself why it failed to start: sandbox
+ * code runs as the same uid and can SIGSTOP it before its exec, and init must
+ * never wait on what sandbox code can stop; it learns of the exec from a
+ * close-on-exec pipe among the others it polls.  posix_spawn (glibc's
  * CLONE_VM|CLONE_VFORK, no page tables copied) keeps its caller waiting until
  * the child's exec, so it starts only what no sandbox code can reach yet: the
  * entrypoint, and under gVisor every pipe exec (docs/RUNNERS.md). */
@@ -125,29 +126,27 @@ static int child_start(const struct spawn_args *a)
   return strchr(a->argv[0], '/') != NULL ? exec_file(a->argv[0], a, NULL) : search_path(a, exec_candidate, NULL);
 }
 
-/* A detached child, or one on a terminal, which it must make its controlling
- * one (TIOCSCTTY: posix_spawn cannot).  The one child tries each file of PATH
- * in turn: a second child would need the terminal in a second session, which
- * gVisor refuses (a terminal keeps its first session there for good).  A
- * detached child says itself why it failed and exits; otherwise (under gVisor,
- * and the entrypoint) a failure comes back through a close-on-exec pipe. */
-static int fork_child(const struct spawn_args *a, pid_t *pid)
+/* An exec's child (`started`), or one on a terminal, which it must make its
+ * controlling one (TIOCSCTTY: posix_spawn cannot).  The one child tries each
+ * file of PATH in turn: a second child would need the terminal in a second
+ * session, which gVisor refuses (a terminal keeps its first session there for
+ * good).  The close-on-exec pipe ends at its exec; without `started` (under
+ * gVisor, and the entrypoint) a failure's errno comes back on it. */
+static int fork_child(const struct spawn_args *a, pid_t *pid, int *started)
 {
-  int ep[2] = {-1, -1};
-  if (!a->detached && pipe2(ep, O_CLOEXEC) < 0)
+  int ep[2];
+  if (pipe2(ep, O_CLOEXEC) < 0)
     return errno;
   pid_t child = fork();
   if (child < 0) {
     int err = errno;
-    if (!a->detached) {
-      close(ep[0]);
-      close(ep[1]);
-    }
+    close(ep[0]);
+    close(ep[1]);
     return err;
   }
   if (child == 0) {
     int err = child_start(a);
-    if (a->detached) {
+    if (started != NULL) {
       spawn_say_failure(a->fds[2], err, "", a->argv[0]);
       _exit(spawn_failure_code(err));
     }
@@ -155,11 +154,12 @@ static int fork_child(const struct spawn_args *a, pid_t *pid)
     (void)unused;
     _exit(127);
   }
-  if (a->detached) {
-    *pid = child;
+  close(ep[1]);
+  *pid = child;
+  if (started != NULL) {
+    *started = ep[0];
     return 0;
   }
-  close(ep[1]);
   int err = 0;
   ssize_t n;
   while ((n = read(ep[0], &err, sizeof err)) < 0 && errno == EINTR)
@@ -169,7 +169,6 @@ static int fork_child(const struct spawn_args *a, pid_t *pid)
     waitpid(child, NULL, 0);
     return err;
   }
-  *pid = child;
   return 0;
 }
 
@@ -202,10 +201,10 @@ static int spawn_candidate(const char *file, const struct spawn_args *a, pid_t *
   return spawn_file(file, a, pid);
 }
 
-int spawn(const struct spawn_args *a, pid_t *pid)
+int spawn(const struct spawn_args *a, pid_t *pid, int *started)
 {
-  if (a->pty || a->detached)
-    return fork_child(a, pid);
+  if (a->pty || started != NULL)
+    return fork_child(a, pid, started);
   if (strchr(a->argv[0], '/') != NULL)
     return spawn_file(a->argv[0], a, pid);
   return search_path(a, spawn_candidate, pid);

@@ -2,7 +2,6 @@
 #if !defined(PSB_SPAWN_H)
 #define PSB_SPAWN_H
 
-#include <stdbool.h>   /* bool */
 #include <sys/types.h> /* pid_t */
 
 struct spawn_args {
@@ -13,16 +12,18 @@ struct spawn_args {
   int fds[3];       /* become the child's 0, 1, 2; all >= 3 */
   int pty;          /* fds[0] is a terminal: make it the controlling one */
   int keys_fd;      /* with pty, under gVisor: the socket of the terminal's key witness (init_handoff.h); else -1 */
-  bool detached;    /* forked: the child says why it failed on its fds[2] and exits with
-                     * spawn_failure_code(); spawn() does not wait for its exec */
 };
 
 /* Prepares the spawn attributes shared by every child.  Dies on failure. */
 void spawn_init(void);
 
 /* Starts a child in a new session with default signal dispositions, an empty
- * signal mask and only fds 0..2.  Returns 0 with *pid set, or an errno. */
-int spawn(const struct spawn_args *a, pid_t *pid);
+ * signal mask and only fds 0..2.  Returns 0 with *pid set, or an errno.
+ * With `started` (an exec's child, which sandbox code can stop before its
+ * exec) it returns without waiting for the exec: the child says itself why it
+ * failed to start, on its fds[2], and exits with spawn_failure_code(), and
+ * *started is a pipe that reads end of file once the child exec'd or ended. */
+int spawn(const struct spawn_args *a, pid_t *pid, int *started);
 
 /* Exit status a shell would report for a command that failed to start. */
 int spawn_failure_code(int err);
