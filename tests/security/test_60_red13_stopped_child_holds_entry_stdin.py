@@ -66,8 +66,8 @@ def test_write_eof_ends_the_entrypoints_input(sandboxes, monkeypatch):
     assert sb.returncode == 0
 
 
-@pytest.mark.xfail(strict=True, reason="red13: a pipe exec's child stopped before its exec holds the entrypoint's "
-                                       "stdin write end, and write_eof() never ends the entrypoint's input")
+@pytest.mark.xfail(strict=True, reason="red13: an exec's child (pipe or pty) stopped before its exec holds the "
+                                       "entrypoint's stdin write end: write_eof() never ends the entrypoint's input")
 @pytest.mark.parametrize("kind", ["pipe", "pty"])
 def test_a_stopped_exec_child_does_not_hold_back_the_entrypoints_end_of_input(sandboxes, monkeypatch, kind):
     sb = _entrypoint_reading_stdin(sandboxes, monkeypatch)

@@ -43,10 +43,11 @@ def test_a_stopped_pipe_child_ends_at_its_exec_timeout_and_with_the_sandbox(sb, 
     started, caught = _catch(sb, timeout=20)
     codes = [p.wait() for p in started]
     assert EXEC_TIMEOUT_RETURNCODE in codes and set(codes) <= {0, EXEC_TIMEOUT_RETURNCODE}, codes
-    assert sb.exec("sh", "-c", f"test -e /proc/{caught}").wait() != 0
+    assert sb.exec("sh", "-c", f"test -e /proc/{caught}").wait() != 0, f"{caught} outlived its exec's timeout"
     # One more left stopped, its exec's handle kept: terminate() takes it with the sandbox.
     _held, caught = _catch(sb)
-    assert sb.exec("cat", f"/proc/{caught}/stat").stdout.read().split()[2] == "T"
+    stat = sb.exec("cat", f"/proc/{caught}/stat").stdout.read()
+    assert stat.split()[2] == "T", stat
     descendants = psutil.Process(sb._record.supervisor.pid).children(recursive=True)
     sb.terminate()
     sb.wait(raise_on_termination=False)
