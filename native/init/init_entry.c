@@ -3,22 +3,30 @@
  * clients take or feed through a relay (ENTRY_STDIN) and close
  * (ENTRY_STDIN_CLOSE). */
 #define _GNU_SOURCE 1
-#include <errno.h>     /* errno, EAGAIN, EINTR, ENOENT */
-#include <fcntl.h>     /* open, fcntl, O_* */
-#include <stdio.h>     /* dprintf */
-#include <stdlib.h>    /* exit, posix_openpt, grantpt, unlockpt, ptsname_r */
-#include <string.h>    /* strerror */
-#include <sys/ioctl.h> /* ioctl, TIOCSWINSZ, struct winsize */
-#include <unistd.h>    /* close, pipe2, read, write */
+#include <errno.h>      /* errno, EAGAIN, EINTR, ENOENT */
+#include <fcntl.h>      /* open, fcntl, O_* */
+#include <stdio.h>      /* dprintf */
+#include <stdlib.h>     /* exit, posix_openpt, grantpt, unlockpt, ptsname_r */
+#include <string.h>     /* strerror */
+#include <sys/ioctl.h>  /* ioctl, TIOCSWINSZ, struct winsize */
+#include <sys/socket.h> /* socketpair, MSG_DONTWAIT */
+#include <unistd.h>     /* close, pipe2, read, write */
 
 #include "env.h"
 #include "fds.h"
+#include "handoff.h"
 #include "init.h"
 #include "init_handoff.h"
 #include "spawn.h"
 #include "util.h"
 
-static int entry_stdin = -1;
+/* The entrypoint's stdin is kept parked: in flight on a socket pair of init's own (SCM_RIGHTS), taken
+ * back only while a request uses it.  Every child init forks holds a copy of init's descriptors until its
+ * exec (spawn.c), and sandbox code can stop one there: a copy of the pipe's write end would hold back the
+ * end of input write_eof() gives; a copy of the socket pair holds none of it (red13). */
+static int entry_stdin = -1; /* while in hand */
+static bool stdin_parked;
+static int stdin_park[2] = {-1, -1};
 static int entry_keys = -1; /* --pty under gVisor: its relays' end of the terminal's keys socket */
 int entry_tty = -1;
 bool entry_tty_hungup;
@@ -82,6 +90,26 @@ bool tty_pending(void)
   return tty_sent < tty_len;
 }
 
+/* The entrypoint's stdin in hand (-1: it has none, or it was closed). */
+static int take_stdin(void)
+{
+  if (stdin_parked && handoff_recv(stdin_park[0], &entry_stdin, 1, MSG_DONTWAIT) != 1)
+    entry_stdin = -1; /* cannot happen: it was sent on a socket only init holds */
+  stdin_parked = false;
+  return entry_stdin;
+}
+
+/* Back in flight, if it is in hand; kept in hand if it cannot be sent (only a stopped child could then
+ * hold it). */
+static void park_stdin(void)
+{
+  if (entry_stdin >= 0 && handoff_send(stdin_park[1], &entry_stdin, 1, MSG_DONTWAIT) == 0) {
+    close(entry_stdin);
+    entry_stdin = -1;
+    stdin_parked = true;
+  }
+}
+
 void start_entrypoint(char **argv, bool pty)
 {
   int p[2], keys[2] = {-1, -1};
@@ -117,11 +145,14 @@ void start_entrypoint(char **argv, bool pty)
     close(keys[1]);
   entry_stdin = p[1];
   entry_keys = keys[0];
+  if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, stdin_park) < 0)
+    pdie("socketpair");
+  park_stdin();
 }
 
 void handle_entry_stdin(struct conn *c, struct request *req)
 {
-  if (entry_stdin < 0) {
+  if (take_stdin() < 0) {
     reply_error(c, ENOENT, "the entrypoint has no open stdin");
   } else if (req->nfds == 0) {
     reply(c, PSB_REP_FD, entry_stdin); /* the receiver gets its own copy */
@@ -139,6 +170,7 @@ void handle_entry_stdin(struct conn *c, struct request *req)
     else
       reply(c, PSB_REP_OK, -1);
   }
+  park_stdin();
   proto_close_fds(req);
 }
 
@@ -148,7 +180,7 @@ void handle_entry_stdin_close(struct conn *c)
     reply_error(c, EPROTONOSUPPORT, HANDOFF_NO_EOF_WHY);
     return;
   }
-  if (entry_stdin >= 0 && entry_tty >= 0) {
+  if (take_stdin() >= 0 && entry_tty >= 0) {
     ssize_t unused = write(entry_stdin, "\x04", 1); /* a terminal's end of input is ^D */
     (void)unused;
   }

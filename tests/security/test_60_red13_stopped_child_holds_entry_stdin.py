@@ -25,7 +25,11 @@ does not close it (the spinner stops a child within microseconds of its fork). W
 cannot hold the end back, as the relay's end socket got (end_relay: a byte, then the close), i.e. give the
 entrypoint its stdin through a relay process or a socket whose end is a message, or fork the exec's child
 from a small helper process of init's that holds nothing but what children need (a "spawner" that init
-passes each request's fds to), so that a stopped child holds only its own exec's descriptors."""
+passes each request's fds to), so that a stopped child holds only its own exec's descriptors.
+
+Fixed: init keeps the entrypoint's stdin parked, in flight on a socket pair of its own (SCM_RIGHTS), and takes
+it back only while a request uses it (native/init/init_entry.c): a stopped child holds copies of that socket
+pair, none of the pipe. A pty exec's child whose exec() gave up is hung up with its terminal as well."""
 
 import threading
 
@@ -66,8 +70,6 @@ def test_write_eof_ends_the_entrypoints_input(sandboxes, monkeypatch):
     assert sb.returncode == 0
 
 
-@pytest.mark.xfail(strict=True, reason="red13: an exec's child (pipe or pty) stopped before its exec holds the "
-                                       "entrypoint's stdin write end: write_eof() never ends the entrypoint's input")
 @pytest.mark.parametrize("kind", ["pipe", "pty"])
 def test_a_stopped_exec_child_does_not_hold_back_the_entrypoints_end_of_input(sandboxes, monkeypatch, kind):
     sb = _entrypoint_reading_stdin(sandboxes, monkeypatch)
