@@ -31,7 +31,8 @@ _NUMBERS = {
 NR = _NUMBERS[platform.machine()]
 
 # Prepended to every Python attack: `call(name_or_nr, *args)` returns the
-# syscall's result, or the errno name it failed with.
+# syscall's result, or the errno name it failed with; `attempt(func)` "ok", or
+# the errno name of the OSError func() raised.
 PRELUDE = f"""
 import ctypes, errno, os, sys
 NR = {NR!r}
@@ -41,6 +42,12 @@ def call(nr, *args):
     nr = NR[nr] if isinstance(nr, str) else nr
     r = _libc.syscall(ctypes.c_long(nr), *[ctypes.c_ulong(a) if isinstance(a, int) else a for a in args])
     return errno.errorcode[ctypes.get_errno()] if r == -1 else r
+def attempt(func):
+    try:
+        func()
+        return "ok"
+    except OSError as e:
+        return errno.errorcode[e.errno]
 """
 
 

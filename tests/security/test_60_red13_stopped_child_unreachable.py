@@ -24,12 +24,6 @@ pytestmark = pytest.mark.rootless
 PTRACE_ATTACH, PTRACE_SEIZE = 16, 0x4206
 
 ATTACK_CHILD = f"""
-def attempt(func):
-    try:
-        func()
-        return "ok"
-    except OSError as e:
-        return errno.errorcode[e.errno]
 pid = int(sys.argv[1])
 state = open(f"/proc/{{pid}}/stat").read().rsplit(")", 1)[1].split()[0]
 fds = []
