@@ -342,8 +342,8 @@ static void setup(void)
   sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
   if (sigfd < 0)
     pdie("signalfd");
-  spawn_init();
   raise_fd_limit();
+  spawn_init();
   if (!conns_reserve())
     die("out of memory");
 }

@@ -3,23 +3,25 @@
  * An exec's child is forked and says itself why it failed to start: sandbox
  * code runs as the same uid and can SIGSTOP it before its exec, and init must
  * never wait on what sandbox code can stop; it learns of the exec from a
- * close-on-exec pipe among the others it polls.  posix_spawn (glibc's
+ * close-on-exec pipe among the others it polls.  The entrypoint is forked too,
+ * for its RLIMIT_NOFILE (children_nofile).  posix_spawn (glibc's
  * CLONE_VM|CLONE_VFORK, no page tables copied) keeps its caller waiting until
- * the child's exec, so it starts only what no sandbox code can reach yet: the
- * entrypoint, and under gVisor every pipe exec (docs/RUNNERS.md). */
+ * the child's exec, and sets no rlimit: it starts the entrypoint and the pipe
+ * execs under gVisor only (docs/RUNNERS.md). */
 #define _GNU_SOURCE 1
 #include "spawn.h"
 
-#include <errno.h>     /* ENOENT, ENOTDIR, EACCES, ... */
-#include <fcntl.h>     /* AT_FDCWD, AT_EACCESS */
-#include <limits.h>    /* PATH_MAX, INT_MAX */
-#include <signal.h>    /* sigset_t, sigemptyset */
-#include <spawn.h>     /* posix_spawn* */
-#include <stdio.h>     /* snprintf */
-#include <string.h>    /* strchr, strchrnul, strlen, memcpy, memset */
-#include <sys/ioctl.h> /* ioctl, TIOCSCTTY */
-#include <sys/wait.h>  /* waitpid */
-#include <unistd.h>    /* faccessat, X_OK, fork, setsid, dup2, close_range */
+#include <errno.h>        /* ENOENT, ENOTDIR, EACCES, ... */
+#include <fcntl.h>        /* AT_FDCWD, AT_EACCESS */
+#include <limits.h>       /* PATH_MAX, INT_MAX */
+#include <signal.h>       /* sigset_t, sigemptyset */
+#include <spawn.h>        /* posix_spawn* */
+#include <stdio.h>        /* snprintf */
+#include <string.h>       /* strchr, strchrnul, strlen, memcpy, memset */
+#include <sys/ioctl.h>    /* ioctl, TIOCSCTTY */
+#include <sys/resource.h> /* getrlimit, setrlimit, RLIMIT_NOFILE */
+#include <sys/wait.h>     /* waitpid */
+#include <unistd.h>       /* faccessat, X_OK, fork, setsid, dup2, close_range */
 
 #include "fdutil.h"
 #include "init_handoff.h"
@@ -29,8 +31,29 @@
 
 static posix_spawnattr_t attr;
 
+/* Sandbox code's RLIMIT_NOFILE, hard limit included, is init's less this margin.  The kernel
+ * refuses a process's SCM_RIGHTS once its uid has more descriptors in flight than that process's
+ * soft RLIMIT_NOFILE, and every sandbox of a caller runs as one uid: sandbox code holding
+ * descriptors in flight (253 a message past its own limit at most) must leave init, and the
+ * supervisor's helpers, which run at the same hard limit, room to pass theirs (red13b). */
+#define NOFILE_MARGIN 512
+static struct rlimit children_nofile;
+
+static void children_nofile_init(void)
+{
+  if (getrlimit(RLIMIT_NOFILE, &children_nofile) < 0)
+    pdie("getrlimit");
+  rlim_t max = children_nofile.rlim_max;
+  if (max != RLIM_INFINITY)
+    max = max > 2 * NOFILE_MARGIN ? max - NOFILE_MARGIN : max / 2;
+  children_nofile.rlim_max = max;
+  if (children_nofile.rlim_cur > max)
+    children_nofile.rlim_cur = max;
+}
+
 void spawn_init(void)
 {
+  children_nofile_init();
   sigset_t none, all;
   sigemptyset(&none);
   /* Every signal back to SIG_DFL: ignored dispositions survive exec, and the
@@ -115,7 +138,7 @@ static int child_start(const struct spawn_args *a)
   sigemptyset(&none);
   for (int sig = 1; sig < NSIG; sig++)
     signal(sig, SIG_DFL); /* fails harmlessly for SIGKILL, SIGSTOP and glibc's own */
-  if (sigprocmask(SIG_SETMASK, &none, NULL) < 0 || setsid() < 0)
+  if (sigprocmask(SIG_SETMASK, &none, NULL) < 0 || setsid() < 0 || setrlimit(RLIMIT_NOFILE, &children_nofile) < 0)
     return errno;
   for (int i = 0; i < 3; i++)
     if (dup2(a->fds[i], i) < 0)
@@ -203,7 +226,8 @@ static int spawn_candidate(const char *file, const struct spawn_args *a, pid_t *
 
 int spawn(const struct spawn_args *a, pid_t *pid, int *started)
 {
-  if (a->pty || started != NULL)
+  /* posix_spawn sets no rlimit: only under gVisor, whose kernel keeps the sandbox's sockets. */
+  if (a->pty || started != NULL || !handoff)
     return fork_child(a, pid, started);
   if (strchr(a->argv[0], '/') != NULL)
     return spawn_file(a->argv[0], a, pid);

@@ -14,7 +14,9 @@ struct spawn_args {
   int keys_fd;      /* with pty, under gVisor: the socket of the terminal's key witness (init_handoff.h); else -1 */
 };
 
-/* Prepares the spawn attributes shared by every child.  Dies on failure. */
+/* Prepares the spawn attributes shared by every child, sandbox code's
+ * RLIMIT_NOFILE among them (from init's own: call it after init took its
+ * limit).  Dies on failure. */
 void spawn_init(void);
 
 /* Starts a child in a new session with default signal dispositions, an empty

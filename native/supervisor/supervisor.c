@@ -51,7 +51,7 @@
 #include <stdnoreturn.h>  /* noreturn */
 #include <string.h>       /* strcmp, strchr, strrchr, memchr */
 #include <sys/prctl.h>    /* prctl, PR_* */
-#include <sys/resource.h> /* setrlimit, RLIMIT_NPROC */
+#include <sys/resource.h> /* getrlimit, setrlimit, RLIMIT_NPROC, RLIMIT_NOFILE */
 #include <sys/signalfd.h> /* signalfd */
 #include <sys/stat.h>     /* fstatat */
 #include <sys/socket.h>   /* socketpair, send */
@@ -776,6 +776,16 @@ int main(int argc, char **argv)
   if (dirfd < 0) {
     pwarnf("--dir %s", opt.dir);
     exit(2);
+  }
+
+  /* Our helpers pass descriptors (the namespaces, the DNS filter's socket) as a uid sandbox code
+   * shares, whose descriptors in flight the kernel bounds by the sender's soft RLIMIT_NOFILE: at
+   * the hard limit, above what sandbox code may take (native/init/spawn.c, children_nofile). */
+  struct rlimit nofile;
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &nofile) < 0)
+      pwarnf("setrlimit RLIMIT_NOFILE");
   }
 
   /* Orphans of the sandbox (init once bwrap is gone) become our children,

@@ -70,13 +70,14 @@ def test_write_eof_ends_the_entrypoints_input(sandboxes, monkeypatch):
     assert sb.returncode == 0
 
 
-@pytest.mark.parametrize("kind", ["pipe", "pty"])
-def test_a_stopped_exec_child_does_not_hold_back_the_entrypoints_end_of_input(sandboxes, monkeypatch, kind):
-    sb = _entrypoint_reading_stdin(sandboxes, monkeypatch)
+def stopped_child_then_write_eof(sb, kind):
+    """Sandbox code stops a fresh `kind` exec child before its exec, then write_eof(): asserts that the
+    entrypoint reads its end of input, and lets the child go either way."""
     spinner = sb.exec("python3", "-S", "-c", SPINNER, kind)
     started = start_while(lambda: spinner.poll() is None,
                           lambda: sb.exec("true", env={"PATH": LONG_PATH}, pty=kind == "pty"))
-    assert spinner.wait() == 0, "the spinner never caught a pipe exec's child before its exec"
+    if spinner.wait() != 0:
+        pytest.fail(f"the spinner never caught a {kind} exec's child before its exec")
     caught = spinner.stdout.read().split()
     sb.stdin.write_eof()
     sb.stdin.drain()
@@ -88,3 +89,8 @@ def test_a_stopped_exec_child_does_not_hold_back_the_entrypoints_end_of_input(sa
             assert _ends_within(sb, 30)
             for process in started:
                 process.wait()
+
+
+@pytest.mark.parametrize("kind", ["pipe", "pty"])
+def test_a_stopped_exec_child_does_not_hold_back_the_entrypoints_end_of_input(sandboxes, monkeypatch, kind):
+    stopped_child_then_write_eof(_entrypoint_reading_stdin(sandboxes, monkeypatch), kind)
