@@ -11,6 +11,7 @@ from __future__ import annotations
 import array
 import errno
 import os
+import resource
 import select
 import socket
 import struct
@@ -135,6 +136,20 @@ def send(sock: socket.socket, data: bytes, fds: Sequence[int] = ()) -> None:
             _send(sock, data, fds)
     except (BrokenPipeError, ConnectionResetError) as exc:
         raise AgentGone(str(exc)) from None
+    except OSError as exc:
+        if exc.errno != errno.ETOOMANYREFS:
+            raise
+        raise _too_many_in_flight() from None
+
+
+def _too_many_in_flight() -> exception.ResourceExhaustedError:
+    """The kernel refused to pass descriptors: this user's processes hold more in flight on unix sockets than
+    this process's soft RLIMIT_NOFILE (a rootless caller's sandboxes run as its own uid: docs/SECURITY.md)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return exception.ResourceExhaustedError(
+        f"The kernel refused to pass this request's descriptors (ETOOMANYREFS): processes of this user, a sandbox's "
+        f"perhaps, hold more descriptors in flight than this process's soft RLIMIT_NOFILE ({soft}) allows. Raise it "
+        f"toward its hard limit ({hard}) with `ulimit -n` or resource.setrlimit, or end what holds them.")
 
 
 def _send(sock: socket.socket, data: bytes, fds: Sequence[int]) -> None:

@@ -98,8 +98,14 @@ void conn_drop(struct conn *c)
 
 void reply(struct conn *c, uint16_t type, int passfd)
 {
-  if (proto_send(c->fd, type, NULL, 0, passfd) < 0)
-    conn_drop(c);
+  if (proto_send(c->fd, type, NULL, 0, passfd) == 0)
+    return;
+  /* The kernel's bound on this uid's descriptors in flight, which sandbox code shares
+   * (spawn.c, children_nofile): an error that says so, not a hang-up that reads as our end. */
+  if (passfd >= 0 && errno == ETOOMANYREFS &&
+      proto_send_error(c->fd, ETOOMANYREFS, "the kernel refused to pass a descriptor: too many in flight") == 0)
+    return;
+  conn_drop(c);
 }
 
 void reply_error(struct conn *c, int err, const char *why)

@@ -44,6 +44,8 @@ Left open: rootless, sandbox root is the caller's own uid, so a caller whose sof
 sandbox code may reach can still be denied its own exec() requests (three descriptors each); and sandbox code
 can lower its own init's limit (prlimit: the same uid), which denies only its own sandbox."""
 
+import errno
+
 import pytest
 
 pytestmark = pytest.mark.rootless
@@ -113,3 +115,22 @@ def test_fds_held_in_flight_by_one_sandbox_do_not_deny_anothers_calls(sandboxes)
     victim.stdin.write_eof()
     victim.stdin.drain()
     assert victim.stdout.read() == "hi\n"
+
+
+# Sandbox code lowers its own init's soft limit (prlimit: the same uid), below what it then holds in flight.
+LOWER_INITS_LIMIT = "import resource; resource.prlimit(1, resource.RLIMIT_NOFILE, (600, resource.prlimit(1, resource.RLIMIT_NOFILE)[1]))"
+
+
+def test_a_descriptor_init_cannot_pass_is_an_error_that_says_so_not_the_sandboxs_end(sb):
+    # Its own sandbox only: init answers the request with ETOOMANYREFS instead of hanging up, which the
+    # host read as "already finished" although the sandbox runs.
+    assert sb.exec("python3", "-c", LOWER_INITS_LIMIT).wait() == 0
+    holder, held = hold_in_flight(sb)
+    try:
+        assert held[:1] == ["ETOOMANYREFS"], held
+        with pytest.raises(OSError) as refused:
+            sb.open("/etc/hostname")
+        assert refused.value.errno == errno.ETOOMANYREFS, refused.value
+    finally:
+        let_go(holder)
+    assert sb.open("/etc/hostname").read() is not None and sb.poll() is None

@@ -17,6 +17,7 @@ from pysandbox._core.initclient import InitClient, parse_watches
 from pysandbox.exception import (
     ConflictError,
     NotFoundError,
+    ResourceExhaustedError,
     SandboxFilesystemDirectoryNotEmptyError,
     SandboxFilesystemError,
     SandboxFilesystemNotFoundError,
@@ -147,3 +148,14 @@ def test_one_table_for_both_apis(err, modal_15, modal_16):
 def test_a_finished_sandbox_is_not_found_for_modal_16():
     error = filesystem_error(ConflictError("Sandbox sb-x already finished"))
     assert isinstance(error, NotFoundError) and "unavailable" in str(error)
+
+
+def test_descriptors_the_kernel_will_not_pass_are_a_resource_error_that_says_why(monkeypatch):
+    """ETOOMANYREFS: this user's processes hold more descriptors in flight than our soft RLIMIT_NOFILE
+    (rootless, a sandbox of ours can: tests/security/test_61_red13b_*). Not a bare OSError."""
+    def refused(*args):
+        raise OSError(errno.ETOOMANYREFS, os.strerror(errno.ETOOMANYREFS))
+    monkeypatch.setattr(agent.socket, "send_fds", refused)
+    ours, theirs = agent.socket.socketpair(agent.socket.AF_UNIX, agent.socket.SOCK_SEQPACKET)
+    with ours, theirs, pytest.raises(ResourceExhaustedError, match=r"ETOOMANYREFS.*soft RLIMIT_NOFILE \(\d+\).*ulimit -n"):
+        agent.send(ours, b"request", [0])
