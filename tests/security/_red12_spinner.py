@@ -30,7 +30,10 @@ while True:
                 or found == ("init", 1, 1) and stat(pid - 1) == ("init", 1, 1)):
             print(pid, flush=True)
             sys.exit(0)
-        os.kill(pid, signal.SIGCONT)
+        try:
+            os.kill(pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass  # it ended meanwhile: init's timer killed it, or it was reaped
         base = pid
         break
 """

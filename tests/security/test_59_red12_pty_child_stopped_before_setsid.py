@@ -37,6 +37,7 @@ def test_a_pty_exec_stopped_before_its_setsid_still_ends_at_its_timeout(sb):
     started = start_while(lambda: spinner.poll() is None, lambda: sb.exec("true", pty=True, timeout=2))
     if spinner.poll() is None:
         pytest.skip("the spinner never caught a pty child before its setsid (a race)")
+    assert spinner.wait() == 0, spinner.stderr.read()
     caught = spinner.stdout.read().split()
     codes = []
     waiter = threading.Thread(target=lambda: codes.append([p.wait() for p in started]), daemon=True)
