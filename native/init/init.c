@@ -96,9 +96,9 @@ void conn_drop(struct conn *c)
   accept_resume = 0; /* an fd came free */
 }
 
-void reply(struct conn *c, uint16_t type, int passfd)
+void reply_body(struct conn *c, uint16_t type, const void *body, size_t len, int passfd)
 {
-  if (proto_send(c->fd, type, NULL, 0, passfd) == 0)
+  if (proto_send(c->fd, type, body, len, passfd) == 0)
     return;
   /* The kernel's bound on this uid's descriptors in flight, which sandbox code shares
    * (spawn.c, children_nofile): an error that says so, not a hang-up that reads as our end. */
@@ -106,6 +106,11 @@ void reply(struct conn *c, uint16_t type, int passfd)
       proto_send_error(c->fd, ETOOMANYREFS, "the kernel refused to pass a descriptor: too many in flight") == 0)
     return;
   conn_drop(c);
+}
+
+void reply(struct conn *c, uint16_t type, int passfd)
+{
+  reply_body(c, type, NULL, 0, passfd);
 }
 
 void reply_error(struct conn *c, int err, const char *why)
@@ -234,9 +239,10 @@ static void handle_pidfd(struct conn *c)
   }
   /* The connection's one reply (protocol.h): closing it here, not at the
    * client's hang-up, keeps init's fd count flat however late init polls. */
-  proto_send(c->fd, PSB_REP_FD, NULL, 0, fd);
+  reply(c, PSB_REP_FD, fd);
   close(fd);
-  conn_drop(c);
+  if (c->fd >= 0)
+    conn_drop(c);
 }
 
 static void handle_conn(struct conn *c)

@@ -34,6 +34,7 @@ extern size_t exec_slots;     /* MAX_EXECS, or what the fd limit allows */
 extern char exec_limit_why[160];
 extern size_t nlive; /* connections open */
 void conn_drop(struct conn *c);
+void reply_body(struct conn *c, uint16_t type, const void *body, size_t len, int passfd);
 void reply(struct conn *c, uint16_t type, int passfd);
 void reply_error(struct conn *c, int err, const char *why);
 

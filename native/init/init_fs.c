@@ -256,8 +256,8 @@ static void reply_watch(struct conn *c, const char *path, bool recursive, int re
     relay_events();
   if (pid < 0)
     reply_error(c, errno, errno == EMFILE ? "too many watches relayed out of the sandbox at once" : "fork");
-  else if (proto_send(c->fd, relay >= 0 ? PSB_REP_OK : PSB_REP_FD, out, used, relay >= 0 ? -1 : fd) < 0)
-    conn_drop(c);
+  else
+    reply_body(c, relay >= 0 ? PSB_REP_OK : PSB_REP_FD, out, used, relay >= 0 ? -1 : fd);
   close(fd);
 }
 

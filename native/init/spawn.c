@@ -227,7 +227,7 @@ static int spawn_candidate(const char *file, const struct spawn_args *a, pid_t *
 int spawn(const struct spawn_args *a, pid_t *pid, int *started)
 {
   /* posix_spawn sets no rlimit: only under gVisor, whose kernel keeps the sandbox's sockets. */
-  if (a->pty || started != NULL || !handoff)
+  if (a->pty || !handoff) /* `started` comes only with !handoff (init_exec.c) */
     return fork_child(a, pid, started);
   if (strchr(a->argv[0], '/') != NULL)
     return spawn_file(a->argv[0], a, pid);
