@@ -17,6 +17,8 @@ from pysandbox.exception import InvalidError
 from pysandbox.runtime import cgroups, gvisor
 from pysandbox.settings import RUNNERS
 
+from .procs import alive
+
 # Everything under these talks to real sandboxes, and runs once per runner (docs/RUNNERS.md).
 BEHAVIOUR_DIRS = ("sandbox", "security", "seed", "images")
 
@@ -232,7 +234,7 @@ def sandboxes(app, runner):
         except modal.exception.SandboxTimeoutError:
             pass
         assert_torn_down(sb.object_id, sb._record.supervisor)
-        assert not [p for p in descendants if _alive(p)], "sandbox processes survived terminate()"
+        assert not [p for p in descendants if alive(p)], "sandbox processes survived terminate()"
 
 
 @pytest.fixture
@@ -245,13 +247,6 @@ def _descendants(pid):
         return psutil.Process(pid).children(recursive=True)
     except psutil.Error:
         return []
-
-
-def _alive(proc):
-    try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
 
 
 @pytest.fixture

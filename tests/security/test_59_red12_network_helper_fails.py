@@ -21,6 +21,8 @@ import pytest
 
 from pysandbox import settings
 
+from ..procs import alive
+
 pytestmark = pytest.mark.rootless
 
 FAILS_LATE = "#!/bin/sh\n" + shutil.which("sleep") + " 2\nexit 1\n"
@@ -70,18 +72,11 @@ def test_a_helper_failing_while_the_others_run_fails_the_sandbox_and_leaks_nothi
     # the failing helper, slirp4netns and the DNS filter (a second sandbox-supervisor) were all up at once
     assert helper in names and "slirp4netns" in names and names.count("sandbox-supervisor") >= 2, names
     deadline = time.monotonic() + 10
-    alive = {pid: p for pid, (p, _) in seen.items()}
-    while alive and time.monotonic() < deadline:
-        alive = {pid: p for pid, p in alive.items() if _alive(p)}
+    running = {pid: p for pid, (p, _) in seen.items()}
+    while running and time.monotonic() < deadline:
+        running = {pid: p for pid, p in running.items() if alive(p)}
         time.sleep(0.1)
-    assert not alive, [(p.pid, p.name()) for p in alive.values()]
-
-
-def _alive(p):
-    try:
-        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
+    assert not running, [(p.pid, p.name()) for p in running.values()]
 
 
 def _name(p):

@@ -18,8 +18,7 @@ a pid namespace or with credentials sandbox code cannot signal), at the cost of 
 
 Fixed: a pipe exec's child is forked, as a pty exec's (native/init/spawn.c): it searches PATH and says why it
 failed to start itself, and init learns of its exec from a close-on-exec pipe it polls with the rest. posix_spawn
-starts only the entrypoint, before any sandbox code runs, and under gVisor every exec (there init still waits:
-docs/RUNNERS.md)."""
+starts processes under gVisor only (there init still waits: docs/RUNNERS.md)."""
 
 import pytest
 

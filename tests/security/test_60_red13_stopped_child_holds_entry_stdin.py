@@ -2,7 +2,7 @@
 entrypoint's stdin write end, and `sb.stdin.write_eof()` no longer ends the entrypoint's input.
 
 Since cd5c66c every exec's child (pipe execs too, not only pty execs) is forked and left to itself
-(native/init/spawn.c, fork_child, `detached`). Until its exec that child holds a copy of every descriptor init
+(native/init/spawn.c, fork_child). Until its exec that child holds a copy of every descriptor init
 had when it forked: child_start only marks them close-on-exec (close_range(CLOSE_RANGE_CLOEXEC)). One of them
 is the write end of the entrypoint's stdin pipe, which init keeps until ENTRY_STDIN_CLOSE (init_entry.c,
 `entry_stdin`): write_eof() closes the host's copy and asks init to close its own, and the entrypoint then reads

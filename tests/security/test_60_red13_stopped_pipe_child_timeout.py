@@ -15,6 +15,7 @@ import pytest
 from pysandbox import bounds
 from pysandbox.container_process import EXEC_TIMEOUT_RETURNCODE
 
+from ..procs import alive
 from ._inside import start_while
 from ._red12_spinner import SPINNER
 from .test_58_red11b_init_frozen_by_a_stopped_child import LONG_PATH
@@ -46,11 +47,4 @@ def test_a_stopped_pipe_child_ends_at_its_exec_timeout_and_with_the_sandbox(sb, 
     descendants = psutil.Process(sb._record.supervisor.pid).children(recursive=True)
     sb.terminate()
     sb.wait(raise_on_termination=False)
-    assert not [p for p in descendants if _alive(p)], "a process of the sandbox survived terminate()"
-
-
-def _alive(process):
-    try:
-        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
+    assert not [p for p in descendants if alive(p)], "a process of the sandbox survived terminate()"
