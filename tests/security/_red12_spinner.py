@@ -4,7 +4,16 @@ Pids in the sandbox's pid namespace come in order: a process that sends SIGSTOP,
 few pids stops each new process within a few microseconds of its fork. It lets go (SIGCONT) of every one but
 the kind it waits for, prints that one's pid and exits, leaving it stopped. TARGET "pty": a pty exec's child
 (init's program, in init's session: before its setsid), forked right after that exec's relay (also init's
-program and session, the pid before it); "pipe": a pipe exec's child (init's program, before its exec)."""
+program and session, the pid before it); "pipe": a pipe exec's child (init's program, before its exec).
+
+catch_stopped_child() runs it beside execs whose child searches a long PATH before its exec: a window it cannot
+miss."""
+
+from ._inside import start_while
+
+# A child's long search of PATH: a wide window. Under the kernel's bound on one string of an execve's environment
+# (MAX_ARG_STRLEN, 128 KiB), so that the search ends in `true` once the child is let go.
+LONG_PATH = ":".join(["/nonexistent"] * 9000 + ["/usr/bin", "/bin"])
 
 SPINNER = r"""
 import os, signal, sys
@@ -37,3 +46,13 @@ while True:
         base = pid
         break
 """
+
+
+def catch_stopped_child(sb, kind, **exec_kwargs):
+    """Execs of `true` (a pty one for `kind` "pty") searching LONG_PATH, until the spinner stopped the child of
+    one before its exec: the handles of those still running, and the pids it caught."""
+    spinner = sb.exec("python3", "-S", "-c", SPINNER, kind)
+    started = start_while(lambda: spinner.poll() is None,
+                          lambda: sb.exec("true", env={"PATH": LONG_PATH}, pty=kind == "pty", **exec_kwargs))
+    assert spinner.poll() == 0, f"the spinner never caught a {kind} exec's child before its exec"
+    return started, spinner.stdout.read().split()

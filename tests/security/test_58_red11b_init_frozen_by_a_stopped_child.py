@@ -22,6 +22,7 @@ import pytest
 from pysandbox import bounds
 
 from ._inside import start_while
+from ._red12_spinner import LONG_PATH
 
 pytestmark = pytest.mark.rootless
 
@@ -42,11 +43,6 @@ while :; do
   done
 done
 """
-# A pty child's long search: a wide window. Under the kernel's bound on one string of an execve's environment
-# (MAX_ARG_STRLEN, 128 KiB), so that the search ends in `true` once the child is let go.
-LONG_PATH = ":".join(["/nonexistent"] * 9000 + ["/usr/bin", "/bin"])
-
-
 def stalls_only_its_own_exec(sb, caught, started):
     """What a child stopped before its exec (`caught`, pids, seen stopped) may deny: only its own exec, whose
     exec() call start_while saw time out. init serves the sandbox meanwhile: a pipe exec, a file write and read,

@@ -24,9 +24,8 @@ import pytest
 
 from pysandbox import bounds
 
-from ._inside import start_while
-from ._red12_spinner import SPINNER
-from .test_58_red11b_init_frozen_by_a_stopped_child import LONG_PATH, stalls_only_its_own_exec
+from ._red12_spinner import catch_stopped_child
+from .test_58_red11b_init_frozen_by_a_stopped_child import stalls_only_its_own_exec
 
 pytestmark = pytest.mark.rootless
 
@@ -34,8 +33,5 @@ pytestmark = pytest.mark.rootless
 def test_init_serves_the_sandbox_while_a_pipe_execs_child_is_stopped_before_its_exec(sb, monkeypatch):
     # The caught exec's exec() times out after this bound (its STARTED waits for the exec); no other call may.
     monkeypatch.setenv(bounds.variable("init_reply_s"), "5")
-    spinner = sb.exec("python3", "-S", "-c", SPINNER, "pipe")
-    # The child's search of a long PATH: a window the spinner cannot miss.
-    started = start_while(lambda: spinner.poll() is None, lambda: sb.exec("true", env={"PATH": LONG_PATH}))
-    assert spinner.poll() == 0, "the spinner never caught a pipe exec's child before its exec"
-    stalls_only_its_own_exec(sb, spinner.stdout.read().split(), started)
+    started, caught = catch_stopped_child(sb, "pipe")
+    stalls_only_its_own_exec(sb, caught, started)

@@ -29,7 +29,8 @@ import pytest
 from pysandbox import bounds
 
 from ._inside import start_while
-from .test_58_red11b_init_frozen_by_a_stopped_child import LONG_PATH, STOPPER
+from ._red12_spinner import LONG_PATH
+from .test_58_red11b_init_frozen_by_a_stopped_child import STOPPER
 
 pytestmark = pytest.mark.rootless
 

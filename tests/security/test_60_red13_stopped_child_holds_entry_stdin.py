@@ -37,9 +37,7 @@ import pytest
 
 from pysandbox import bounds
 
-from ._inside import start_while
-from ._red12_spinner import SPINNER
-from .test_58_red11b_init_frozen_by_a_stopped_child import LONG_PATH
+from ._red12_spinner import catch_stopped_child
 
 pytestmark = pytest.mark.rootless
 
@@ -73,12 +71,7 @@ def test_write_eof_ends_the_entrypoints_input(sandboxes, monkeypatch):
 def stopped_child_then_write_eof(sb, kind):
     """Sandbox code stops a fresh `kind` exec child before its exec, then write_eof(): asserts that the
     entrypoint reads its end of input, and lets the child go either way."""
-    spinner = sb.exec("python3", "-S", "-c", SPINNER, kind)
-    started = start_while(lambda: spinner.poll() is None,
-                          lambda: sb.exec("true", env={"PATH": LONG_PATH}, pty=kind == "pty"))
-    if spinner.wait() != 0:
-        pytest.fail(f"the spinner never caught a {kind} exec's child before its exec")
-    caught = spinner.stdout.read().split()
+    started, caught = catch_stopped_child(sb, kind)
     sb.stdin.write_eof()
     sb.stdin.drain()
     try:

@@ -15,9 +15,8 @@ import pytest
 
 from pysandbox import bounds
 
-from ._inside import py_ok, start_while
-from ._red12_spinner import SPINNER
-from .test_58_red11b_init_frozen_by_a_stopped_child import LONG_PATH
+from ._inside import py_ok
+from ._red12_spinner import catch_stopped_child
 
 pytestmark = pytest.mark.rootless
 
@@ -43,10 +42,8 @@ print(state, len(fds) > 3, sorted(set(results)))
 
 def test_a_stopped_exec_child_before_its_exec_is_unreachable(sb, monkeypatch):
     monkeypatch.setenv(bounds.variable("init_reply_s"), "10")
-    spinner = sb.exec("python3", "-S", "-c", SPINNER, "pipe")
-    started = start_while(lambda: spinner.poll() is None, lambda: sb.exec("true", env={"PATH": LONG_PATH}))
-    assert spinner.wait() == 0, "the spinner never caught a pipe exec's child before its exec"
-    caught = spinner.stdout.read().split()[-1]
+    started, caught = catch_stopped_child(sb, "pipe")
+    caught = caught[-1]
     out = py_ok(sb, ATTACK_CHILD, caught)
     # Stopped; its fds can be counted (sandbox root owns a non-dumpable process's /proc entries here), not reached.
     assert out == "T True ['EACCES', 'EPERM']\n", out

@@ -16,32 +16,23 @@ from pysandbox import bounds
 from pysandbox.container_process import EXEC_TIMEOUT_RETURNCODE
 
 from ..procs import alive
-from ._inside import start_while
-from ._red12_spinner import SPINNER
-from .test_58_red11b_init_frozen_by_a_stopped_child import LONG_PATH
+from ._red12_spinner import catch_stopped_child
 
 pytestmark = pytest.mark.rootless
-
-
-def _catch(sb, **exec_kwargs):
-    """Execs of `true` with a long PATH search until the spinner stopped one's child before its exec: the
-    handles still running and the stopped pid."""
-    spinner = sb.exec("python3", "-S", "-c", SPINNER, "pipe")
-    started = start_while(lambda: spinner.poll() is None, lambda: sb.exec("true", env={"PATH": LONG_PATH}, **exec_kwargs))
-    assert spinner.poll() == 0, "the spinner never caught a pipe exec's child before its exec"
-    return started, spinner.stdout.read().split()[-1]
 
 
 def test_a_stopped_pipe_child_ends_at_its_exec_timeout_and_with_the_sandbox(sb, monkeypatch):
     # The caught exec's start is reported when its timeout ends it: within this bound.
     monkeypatch.setenv(bounds.variable("init_reply_s"), "30")
-    started, caught = _catch(sb, timeout=3)
+    started, caught = catch_stopped_child(sb, "pipe", timeout=3)
+    caught = caught[-1]
     codes = [p.wait() for p in started]
     assert EXEC_TIMEOUT_RETURNCODE in codes and set(codes) <= {0, EXEC_TIMEOUT_RETURNCODE}, codes
     assert sb.exec("sh", "-c", f"test -e /proc/{caught}").wait() != 0, f"{caught} outlived its exec's timeout"
     # One more left stopped, its exec() given up after this bound: terminate() takes it with the sandbox.
     monkeypatch.setenv(bounds.variable("init_reply_s"), "3")
-    _held, caught = _catch(sb)
+    _held, caught = catch_stopped_child(sb, "pipe")
+    caught = caught[-1]
     stat = sb.exec("cat", f"/proc/{caught}/stat").stdout.read()
     assert stat.split()[2] == "T", stat
     descendants = psutil.Process(sb._record.supervisor.pid).children(recursive=True)
