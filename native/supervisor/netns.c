@@ -20,6 +20,7 @@
 #include <net/if.h>        /* struct ifreq, IFF_UP */
 #include <poll.h>          /* poll */
 #include <sched.h>         /* setns, unshare, CLONE_NEW* */
+#include <signal.h>        /* SIGCHLD */
 #include <stdio.h>         /* snprintf, sscanf */
 #include <stdlib.h>        /* malloc, free */
 #include <string.h>        /* strstr, strchr, memchr, memcpy */
@@ -28,10 +29,11 @@
 #include <sys/prctl.h>     /* prctl, PR_SET_PDEATHSIG */
 #include <sys/socket.h>    /* socket, connect, send, shutdown */
 #include <sys/stat.h>      /* mknod, chmod, S_IFCHR */
+#include <sys/syscall.h>   /* SYS_clone */
 #include <sys/sysmacros.h> /* makedev */
 #include <sys/un.h>        /* sockaddr_un */
 #include <sys/wait.h>      /* waitpid */
-#include <unistd.h>        /* fork, execve, chdir, read, close, pipe2 */
+#include <unistd.h>        /* fork, syscall, execve, chdir, read, close, pipe2 */
 
 #include "fdutil.h"
 #include "hostaddr.h"
@@ -105,26 +107,49 @@ void net_child_prepare(const sigset_t *mask, enter_identity_fn enter_identity, p
   }
   if (enter_identity() < 0)
     _exit(127);
-  /* After the uid change, which clears it; getppid() closes the race. */
-  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != parent)
+  /* After the uid change, which clears it; getppid() closes the race.  In a pid namespace of its
+   * own (net_fork_helper) the parent has no pid (0): there the exit pipe, which every helper
+   * watches, ends it if the supervisor died first. */
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != (getpid() == 1 ? 0 : parent))
     _exit(127);
 }
 
-/* In the helper's child, still root (a root caller's): slirp4netns opens /dev/net/tun as the
- * sandbox identity, and the host's node is often root's alone (0600).  A mount namespace of
- * the child's own gets a tmpfs over /dev/net holding a fresh tun node open to it; the host's
- * device and its permissions stay as they are, and no sandbox process sees this node. */
-static int private_tun(void)
+/* The helpers that parse what sandbox code sends (slirp4netns, the DNS filter) run as the sandbox
+ * identity: the host ids the processes of every sandbox of this caller run as, and own their user
+ * namespaces.  A memory bug in one, driven from one sandbox, must not reach another's processes
+ * (their environment, their memory, a signal).  A root caller's helper runs in a pid namespace of
+ * its own, with a /proc of that namespace, where no other process has a pid to open, trace or
+ * signal (tests/security/test_63); slirp4netns's seccomp filter (--enable-seccomp) refuses
+ * ptrace, process_vm_* and pidfd_getfd besides.  An unprivileged caller's can make no pid
+ * namespace: only the filter holds there (docs/SECURITY.md). */
+pid_t net_fork_helper(void)
 {
   if (geteuid() != 0)
-    return 0; /* an unprivileged caller: the host's node, which doctor checks */
-  if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0 ||
-      mount("tmpfs", "/dev/net", "tmpfs", MS_NOSUID | MS_NOEXEC, "size=4k,mode=0755") < 0 ||
-      mknod("/dev/net/tun", S_IFCHR | 0600, makedev(10, 200)) < 0 || chmod("/dev/net/tun", 0666) < 0) {
-    pwarnf("a private /dev/net/tun for %s", "slirp4netns");
-    return -1;
-  }
+    return fork();
+  /* fork()'s semantics (a copy of this stack).  glibc's fork would also store the child's thread id
+   * in its thread block; the helpers are single-threaded, and glibc asks the kernel for its own id
+   * where it signals itself. */
+  return (pid_t)syscall(SYS_clone, SIGCHLD | CLONE_NEWPID | CLONE_NEWNS, NULL, NULL, NULL, 0);
+}
+
+int net_helper_mounts(bool tun)
+{
+  if (geteuid() != 0)
+    return 0; /* an unprivileged caller: nothing forked apart, the host's tun node (doctor checks it) */
+  if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0 ||
+      mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+    goto fail;
+  /* slirp4netns opens /dev/net/tun as the sandbox identity, and the host's node is often root's
+   * alone (0600): a tmpfs over /dev/net holds a fresh node open to it.  The host's device and its
+   * permissions stay as they are; no sandbox process sees this node. */
+  if (tun &&
+      (mount("tmpfs", "/dev/net", "tmpfs", MS_NOSUID | MS_NOEXEC, "size=4k,mode=0755") < 0 ||
+       mknod("/dev/net/tun", S_IFCHR | 0600, makedev(10, 200)) < 0 || chmod("/dev/net/tun", 0666) < 0))
+    goto fail;
   return 0;
+fail:
+  pwarnf("the mounts of a network helper");
+  return -1;
 }
 
 static pid_t spawn_helper(const struct net_options *opt, const int fds[4], const sigset_t *mask,
@@ -142,6 +167,7 @@ static pid_t spawn_helper(const struct net_options *opt, const int fds[4], const
   argv[n++] = "--configure";
   argv[n++] = "--mtu=65520";
   argv[n++] = "--disable-host-loopback";
+  argv[n++] = "--enable-seccomp";
   argv[n++] = exit_arg;
   argv[n++] = ready_arg;
   argv[n++] = userns_arg;
@@ -153,7 +179,7 @@ static pid_t spawn_helper(const struct net_options *opt, const int fds[4], const
   argv[n] = NULL;
 
   pid_t parent = getpid();
-  pid_t pid = fork();
+  pid_t pid = net_fork_helper();
   if (pid != 0) {
     if (pid < 0)
       pwarnf("fork");
@@ -163,7 +189,7 @@ static pid_t spawn_helper(const struct net_options *opt, const int fds[4], const
     pwarnf("chdir %s", opt->dir);
     _exit(127);
   }
-  if (private_tun() < 0)
+  if (net_helper_mounts(true) < 0)
     _exit(127);
   net_child_prepare(mask, enter_identity, parent);
   for (int i = 0; i < 4; i++)

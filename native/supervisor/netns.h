@@ -32,6 +32,15 @@ struct net_options {
  * (drop root, when the supervisor runs as root).  Returns -1 with errno. */
 typedef int (*enter_identity_fn)(void);
 
+/* fork() for a helper that parses what sandbox code sends; for a root caller, a child in a pid
+ * and a mount namespace of its own (see netns.c), which then calls net_helper_mounts. */
+pid_t net_fork_helper(void);
+
+/* In net_fork_helper's child, still root: a /proc of its pid namespace, and with `tun` a private
+ * /dev/net/tun open to the sandbox identity.  Nothing for an unprivileged caller.  0, or -1 after
+ * saying why. */
+int net_helper_mounts(bool tun);
+
 /* In a forked child, before it execs or serves: /dev/null as stdin, the
  * supervisor's original signal mask, the sandbox identity, death with
  * `parent`.  Exits the child on failure. */
