@@ -881,7 +881,7 @@ pid_t dns_filter_start(const struct net_options *opt, int userns, int netns, int
       pwarnf("chdir %s", opt->dir);
       _exit(127);
     }
-    if (net_helper_mounts(false) < 0)
+    if (geteuid() == 0 && net_helper_mounts(false) < 0) /* in the pid namespace net_fork_helper made */
       _exit(127);
     net_child_prepare(mask, enter_identity, parent);
     f.host.watch = hosts != NULL ? *hosts : (struct host_watch){-1, -1, -1, NULL};

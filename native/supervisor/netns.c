@@ -116,12 +116,14 @@ void net_child_prepare(const sigset_t *mask, enter_identity_fn enter_identity, p
 
 /* The helpers that parse what sandbox code sends (slirp4netns, the DNS filter) run as the sandbox
  * identity: the host ids the processes of every sandbox of this caller run as, and own their user
- * namespaces.  A memory bug in one, driven from one sandbox, must not reach another's processes
- * (their environment, their memory, a signal).  A root caller's helper runs in a pid namespace of
- * its own, with a /proc of that namespace, where no other process has a pid to open, trace or
- * signal (tests/security/test_63); slirp4netns's seccomp filter (--enable-seccomp) refuses
- * ptrace, process_vm_* and pidfd_getfd besides.  An unprivileged caller's can make no pid
- * namespace: only the filter holds there (docs/SECURITY.md). */
+ * namespaces (an unprivileged caller's: the caller's own uid).  A memory bug in one, driven from
+ * one sandbox, must not reach another's processes, or the caller's (their environment, their
+ * memory, a signal).  So they run in a pid namespace of their own, with a /proc of that namespace,
+ * where no other process has a pid to open, trace or signal (tests/security/test_63), and
+ * slirp4netns's seccomp filter (--enable-seccomp) refuses ptrace, process_vm_* and pidfd_getfd
+ * besides.  A root caller's are cloned into one; an unprivileged caller's slirp4netns goes into
+ * one from the sandbox's user namespace (enter_userns_pidns); its DNS filter, which runs nft in
+ * that user namespace, stays where it is (docs/SECURITY.md). */
 pid_t net_fork_helper(void)
 {
   if (geteuid() != 0)
@@ -134,8 +136,6 @@ pid_t net_fork_helper(void)
 
 int net_helper_mounts(bool tun)
 {
-  if (geteuid() != 0)
-    return 0; /* an unprivileged caller: nothing forked apart, the host's tun node (doctor checks it) */
   if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0 ||
       mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
     goto fail;
@@ -150,6 +150,27 @@ int net_helper_mounts(bool tun)
 fail:
   pwarnf("the mounts of a network helper");
   return -1;
+}
+
+/* An unprivileged caller can make a pid namespace only in a user namespace it owns: the helper's
+ * child joins the sandbox's, where it is root, forks the helper into a pid and a mount namespace
+ * owned there, and exits.  The helper is then the supervisor's (its subreaper), killed and reaped
+ * with its other children; a parent-death signal set before that would fire at this exit, so the
+ * exit pipe alone ends it if the supervisor dies.  There it needs no --userns-path.  Returns in
+ * the helper. */
+static void enter_userns_pidns(int userns)
+{
+  if (setns(userns, CLONE_NEWUSER) < 0 || unshare(CLONE_NEWPID | CLONE_NEWNS) < 0) {
+    pwarnf("a pid namespace for %s", "slirp4netns");
+    _exit(127);
+  }
+  pid_t pid = fork();
+  if (pid < 0) {
+    pwarnf("fork");
+    _exit(127);
+  }
+  if (pid > 0)
+    _exit(0);
 }
 
 static pid_t spawn_helper(const struct net_options *opt, const int fds[4], const sigset_t *mask,
@@ -170,7 +191,9 @@ static pid_t spawn_helper(const struct net_options *opt, const int fds[4], const
   argv[n++] = "--enable-seccomp";
   argv[n++] = exit_arg;
   argv[n++] = ready_arg;
-  argv[n++] = userns_arg;
+  bool root = geteuid() == 0;
+  if (root) /* else it runs in that user namespace (enter_userns_pidns) */
+    argv[n++] = userns_arg;
   argv[n++] = "--netns-type=path";
   if (opt->nforwards > 0)
     argv[n++] = "--api-socket=api.sock"; /* relative: the identity may not traverse the path */
@@ -189,11 +212,16 @@ static pid_t spawn_helper(const struct net_options *opt, const int fds[4], const
     pwarnf("chdir %s", opt->dir);
     _exit(127);
   }
-  if (net_helper_mounts(true) < 0)
+  if (root && net_helper_mounts(true) < 0) /* in the pid namespace net_fork_helper made */
     _exit(127);
   net_child_prepare(mask, enter_identity, parent);
+  if (!root) {
+    enter_userns_pidns(fds[USERNS]);
+    if (net_helper_mounts(false) < 0) /* the host's tun node: doctor checks it */
+      _exit(127);
+  }
   for (int i = 0; i < 4; i++)
-    if (fd_set_cloexec(fds[i], false) < 0)
+    if ((root || i != USERNS) && fd_set_cloexec(fds[i], false) < 0)
       _exit(127);
   execve(opt->helper, argv, host_env);
   pwarnf("exec %s", opt->helper);

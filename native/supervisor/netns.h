@@ -33,12 +33,12 @@ struct net_options {
 typedef int (*enter_identity_fn)(void);
 
 /* fork() for a helper that parses what sandbox code sends; for a root caller, a child in a pid
- * and a mount namespace of its own (see netns.c), which then calls net_helper_mounts. */
+ * and a mount namespace of its own (see netns.c). */
 pid_t net_fork_helper(void);
 
-/* In net_fork_helper's child, still root: a /proc of its pid namespace, and with `tun` a private
- * /dev/net/tun open to the sandbox identity.  Nothing for an unprivileged caller.  0, or -1 after
- * saying why. */
+/* In a helper's pid and mount namespace, with the capabilities of its user namespace: a /proc
+ * of that pid namespace, and with `tun` (a root caller's) a private /dev/net/tun open to the
+ * sandbox identity.  0, or -1 after saying why. */
 int net_helper_mounts(bool tun);
 
 /* In a forked child, before it execs or serves: /dev/null as stdin, the

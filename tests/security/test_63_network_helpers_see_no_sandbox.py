@@ -3,10 +3,11 @@ identity: the host ids the processes of every sandbox of the caller run as, and 
 docs/SECURITY.md's Known gaps had it that a memory bug in one of them, driven from sandbox A, could read the
 environment and memory of sandbox B's processes (its secrets) or signal them, from the host's pid namespace.
 
-Now a root caller's helpers run in a pid namespace of their own with a /proc of it (native/supervisor/netns.c,
-net_fork_helper): no other process has a pid there to open, trace or signal. slirp4netns also runs under its
-own seccomp filter (--enable-seccomp: no ptrace, process_vm_*, pidfd_getfd, execve), an unprivileged caller's
-too, whose helpers can make no pid namespace.
+Now they run in a pid namespace of their own with a /proc of it (native/supervisor/netns.c): no other process has
+a pid there to open, trace or signal. A root caller's are cloned into one; an unprivileged caller's slirp4netns
+goes into one made in the sandbox's user namespace (its DNS filter, which runs nft in that user namespace, stays
+in the caller's: docs/SECURITY.md). slirp4netns also runs under its own seccomp filter (--enable-seccomp: no
+ptrace, process_vm_*, pidfd_getfd, execve).
 
 The compromised helper is played by a fake slirp4netns, first on the caller's PATH (as test_59's failing
 helpers): it tries another sandbox's process, records what it reached, and execs the real one."""
@@ -45,6 +46,7 @@ def _victim_pid(sb, name):
     raise AssertionError(f"no {name} in the sandbox")
 
 
+@pytest.mark.rootless
 def test_a_compromised_slirp4netns_reaches_no_process_of_another_sandbox(sandboxes, request, monkeypatch):
     victim = sandboxes("sleep", "300", secrets=[modal.Secret.from_dict({"RED_MARK": "hunter2"})])
     fake = Path(tempfile.mkdtemp(prefix="red-helper-"))
