@@ -140,8 +140,8 @@ def _print_tunnels(sb: Sandbox, ports) -> None:
 def cmd_run(args) -> int:
     """As `docker run`: the command (after the image's ENTRYPOINT; none: its CMD) is the sandbox's
     entrypoint, so `pysandbox logs` has its output afterwards and the sandbox ends with it."""
-    if not args.command and args.image in (None, "host"):
-        command_of(args.command)  # the host image has no command of its own
+    if not args.command and not args.detach and args.image in (None, "host"):
+        command_of(args.command)  # the host image has no command of its own (-d alone: it idles)
     options = _create_options(args)
     with Interrupts() as interrupts:
         if args.detach:

@@ -170,6 +170,22 @@ def test_run_detached_keeps_running_until_terminated_by_name():
     assert_torn_down(sandbox_id, sb._record.supervisor)
 
 
+def test_run_detached_without_a_command_idles_for_exec():
+    """As run's help and docs/CLI.md say: `run -d` with no command leaves an idle sandbox."""
+    app_name = f"cli-idle-{uuid.uuid4().hex[:8]}"
+    r = cli("run", "-d", "--app", app_name, "--timeout", "60")
+    assert r.returncode == 0, r.stderr
+    sandbox_id = r.stdout.decode().strip()
+    assert sandbox_id.startswith("sb-")
+    sb = modal.Sandbox.from_id(sandbox_id)
+    try:
+        assert sb.poll() is None
+        assert cli("exec", sandbox_id, "--", "echo", "idle").stdout == b"idle\n"
+    finally:
+        assert cli("terminate", "--wait", sandbox_id).returncode == 0
+    assert_torn_down(sandbox_id, sb._record.supervisor)
+
+
 def test_ls_quiet_into_terminate_ends_everything_listed():
     app_name = f"cli-xargs-{uuid.uuid4().hex[:8]}"
     ids = [cli("run", "-d", "--app", app_name, "--", "sleep", "100").stdout.decode().strip() for _ in range(3)]
