@@ -12,7 +12,7 @@ or interrupted:
   option) names it: an image id (im-...), a Dockerfile path or a registry reference;
   `Image.debian_slim()` by default.
 
-Options: `--sandbox-runner bwrap|nsjail` picks the runner of those sandboxes; `--modal=pysandbox`
+Options: `--sandbox-runner bwrap|nsjail|gvisor` picks the runner of those sandboxes; `--modal=pysandbox`
 runs a test suite written for Modal against pysandbox: `import modal` in the tests (and in
 conftest.py files, which load later) resolves to pysandbox. The default, `--modal=modal`, leaves
 imports alone. Works with pytest-xdist (each worker's sandboxes are tethered to it). pysandbox
@@ -34,7 +34,7 @@ def pytest_addoption(parser) -> None:
     group.addoption("--modal", choices=CHOICES, default="modal",
                     help="what `import modal` gives the tests: modal (the default, untouched) or pysandbox")
     group.addoption("--sandbox-runner", default=None, metavar="RUNNER",
-                    help="the runner of the plugin's sandboxes: bwrap or nsjail (default: PYSANDBOX_RUNNER's)")
+                    help="the runner of the plugin's sandboxes: bwrap, nsjail or gvisor (default: PYSANDBOX_RUNNER's)")
     group.addoption("--sandbox-image", default=None, metavar="IMAGE",
                     help="the `sandbox_image` fixture's image: an image id, a Dockerfile path or a registry "
                          "reference (default: the sandbox_image ini option, else Image.debian_slim())")
