@@ -10,7 +10,7 @@ import pytest
 
 import pysandbox as modal
 from pysandbox.exception import ImageBuildError, InvalidError, NotFoundError
-from pysandbox.image import reference, store
+from pysandbox.image import distribution, reference, store
 
 from .. import oci
 from ..oci import HOST_FILES
@@ -73,9 +73,21 @@ def test_bad_references_and_unreachable_registries(registry, monkeypatch):
         modal.Image.from_registry(f"127.0.0.1:{_free_port()}/test/tiny:1").build()
     with pytest.raises(InvalidError, match="add_python='3.12.1'"):  # a series, checked before any pull
         modal.Image.from_registry(f"127.0.0.1:{_free_port()}/test/tiny:1", add_python="3.12.1").build()
+    monkeypatch.setenv("PYSANDBOX_REGISTRY_MIRROR", f"http://127.0.0.1:{_free_port()}")
+    with pytest.raises(ImageBuildError, match=r"Cannot reach .*\(PYSANDBOX_REGISTRY_MIRROR.*check that it is running"):
+        modal.Image.from_registry("python:3.12-slim").build()
     monkeypatch.setenv("PYSANDBOX_REGISTRY_MIRROR", "http://mirror.example.com:5000")
     with pytest.raises(InvalidError, match="plain HTTP"):
         modal.Image.from_registry("python:3.12-slim").build()
+
+
+def test_an_unreachable_registry_says_what_to_do():
+    hub = reference.parse("python:3.12-slim")
+    assert "set PYSANDBOX_REGISTRY_MIRROR" in distribution.unreachable(hub, reference.base_url(hub), "no DNS")
+    assert "check that it is running" in distribution.unreachable(hub, "http://127.0.0.1:5000", "refused")
+    other = reference.parse("ghcr.io/org/app:1")
+    message = distribution.unreachable(other, reference.base_url(other), "no DNS")
+    assert message.startswith("Cannot reach the registry https://ghcr.io: no DNS; check the registry's name")
 
 
 def test_reference_normalisation():
