@@ -546,6 +546,18 @@ def test_volume_put_from_stdin_and_get_to_stdout():
     assert cli("volume", "get", "cli-pipe", "/dir/blob", "-").stdout == b"x"
 
 
+def test_volume_and_secret_errors_say_what_to_run():
+    assert_one_error_line(cli("volume", "ls", "cli-absent"), "`pysandbox volume create cli-absent`")
+    assert cli("volume", "create", "cli-errors").returncode == 0
+    assert cli("volume", "put", "cli-errors", "-", "/dir/file", input=b"x").returncode == 0
+    assert_one_error_line(cli("volume", "get", "cli-errors", "/dir", "-"), "/dir is a directory", "ls -r", code=2)
+    assert_one_error_line(cli("volume", "get", "cli-errors", "/nothing", "-"), "has no file /nothing")
+    assert cli("secret", "create", "cli-errors", "K=V").returncode == 0
+    assert_one_error_line(cli("secret", "create", "cli-errors", "K=W"), "already exists", "--force")
+    assert cli("secret", "create", "--force", "cli-errors", "K=W").returncode == 0
+    assert cli("secret", "rm", "cli-errors").returncode == 0
+
+
 def test_bash_completion_names_the_commands_and_options():
     r = cli("completion", "bash")
     assert r.returncode == 0
