@@ -17,7 +17,7 @@ STDIO = "-"
 
 
 def cmd_secret_create(args) -> int:
-    Secret.objects.create(args.name, parse_env(args.pairs), allow_existing=args.force)
+    Secret.objects.create(args.name, parse_env(args.pairs, "secret create"), allow_existing=args.force)
     print(args.name)
     return 0
 
