@@ -118,6 +118,9 @@ def _create_options(args) -> Dict[str, Any]:
         raise UsageError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
     if args.tty and not stdin_is_tty():
         raise UsageError("-t needs a terminal on stdin (drop -t to pipe input)")
+    for port in args.port or ():
+        if not 1 <= port <= 65535:
+            raise UsageError(f"-p expects a port from 1 to 65535, got {port}")
     if args.port and args.block_network:
         raise UsageError("-p cannot be used with --block-network: a tunnel needs the network")
     return dict(

@@ -112,6 +112,7 @@ def test_run_rejects_unknown_images_and_bad_options_with_125():
     assert_one_error_line(cli("run", "-t", "--", "true"), "-t needs a terminal", code=125)
     assert_one_error_line(cli("run", "-p", "80", "--block-network", "--", "true"), "-p cannot be used", code=125)
     assert_one_error_line(cli("run", "--cpu", "lots", "--", "true"), "--cpu expects cores", code=125)
+    assert_one_error_line(cli("run", "-p", "70000", "--", "true"), "-p expects a port", code=125)  # named -p
 
 
 def _app_sandboxes(app_name):
