@@ -64,7 +64,7 @@ def test_docker_hub_names_through_the_mirror(registry, sandboxes, monkeypatch):
 
 
 def test_bad_references_and_unreachable_registries(registry, monkeypatch):
-    for bad in ("UPPER/case", "python:bad tag", "a@sha256:short", ""):
+    for bad in ("UPPER/case", "python:bad tag", "a@sha256:short", "", "../dir", ".hidden/x", "a..b/c", "-h.io/x"):
         with pytest.raises(InvalidError):
             modal.Image.from_registry(bad)
     with pytest.raises(NotFoundError):
@@ -97,6 +97,10 @@ def test_reference_normalisation():
     assert (ref.registry, ref.repository, ref.digest) == ("ghcr.io", "org/app", "sha256:" + "a" * 64)
     assert reference.base_url(reference.parse("localhost:5000/x")) == "http://localhost:5000"
     assert reference.base_url(reference.parse("registry.example.com/x")) == "https://registry.example.com"
+    assert reference.parse("[::1]:5000/x").registry == "[::1]:5000"
+    assert reference.parse("my-registry.example.com:443/org/app:1").registry == "my-registry.example.com:443"
+    with pytest.raises(InvalidError, match="'..' is not a registry host"):  # was a UnicodeError from idna
+        reference.parse("../dir")
 
 
 def test_from_dockerfile(registry, sandboxes, tmp_path):
