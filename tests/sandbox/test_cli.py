@@ -553,6 +553,7 @@ def test_volume_and_secret_errors_say_what_to_run():
     assert cli("volume", "put", "cli-errors", "-", "/dir/file", input=b"x").returncode == 0
     assert_one_error_line(cli("volume", "get", "cli-errors", "/dir", "-"), "/dir is a directory", "ls -r", code=2)
     assert_one_error_line(cli("volume", "get", "cli-errors", "/nothing", "-"), "has no file /nothing")
+    assert_one_error_line(cli("volume", "put", "cli-errors", "-", "/dir/file", input=b"y"), "exists", "--force")
     assert cli("secret", "create", "cli-errors", "K=V").returncode == 0
     assert_one_error_line(cli("secret", "create", "cli-errors", "K=W"), "already exists", "--force")
     assert cli("secret", "create", "--force", "cli-errors", "K=W").returncode == 0
