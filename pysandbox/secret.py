@@ -59,7 +59,8 @@ class _SecretManager:
         path = _secret_path(name)
         with names.locked():
             if path.exists() and not allow_existing:
-                raise AlreadyExistsError(f"Secret {name!r} already exists; pass allow_existing=True to replace it.")
+                raise AlreadyExistsError(f"Secret {name!r} already exists; pass allow_existing=True to replace it "
+                                         "(`pysandbox secret create --force`).")
             _write_named(name, {"name": name, "created_at": time.time(), "env": env})
 
     @synchronized_static

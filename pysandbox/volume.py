@@ -115,7 +115,8 @@ class Volume:
             directory = store.path(self._name)
             if not directory.exists():
                 if not self._create_if_missing:
-                    raise NotFoundError(f"Volume {self._name!r} not found; pass create_if_missing=True to create it.")
+                    raise NotFoundError(f"Volume {self._name!r} not found; pass create_if_missing=True to create it "
+                                        f"(or run `pysandbox volume create {self._name}`).")
                 store.create(self._name)  # unless another caller just did
             return directory
         directory = store.find_by_id(self._volume_id)

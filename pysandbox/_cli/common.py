@@ -73,12 +73,13 @@ class Interrupts:
             raise Stopped(signum)
 
 
-def parse_env(pairs: Optional[Sequence[str]]) -> Dict[str, str]:
+def parse_env(pairs: Optional[Sequence[str]], option: str = "-e") -> Dict[str, str]:
+    """KEY=VALUE pairs, as `option` (named in the error) takes them."""
     env = {}
     for pair in pairs or ():
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise UsageError(f"-e expects KEY=VALUE, got {pair!r}")
+            raise UsageError(f"{option} expects KEY=VALUE, got {pair!r}")
         env[key] = value
     return env
 

@@ -3,19 +3,21 @@ stdin (put) or stdout (get)."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 
 from .._beneath import replacing_path
+from ..exception import NotFoundError
 from ..secret import Secret
 from ..volume import FileEntryType, Volume
-from .common import parse_env
+from .common import UsageError, parse_env
 
 STDIO = "-"
 
 
 def cmd_secret_create(args) -> int:
-    Secret.objects.create(args.name, parse_env(args.pairs), allow_existing=args.force)
+    Secret.objects.create(args.name, parse_env(args.pairs, "secret create"), allow_existing=args.force)
     print(args.name)
     return 0
 
@@ -66,7 +68,15 @@ def cmd_volume_put(args) -> int:
 
 
 def cmd_volume_get(args) -> int:
-    chunks = Volume.from_name(args.name).read_file(args.remote)
+    chunks = iter(Volume.from_name(args.name).read_file(args.remote))
+    try:
+        chunks = itertools.chain([next(chunks, b"")], chunks)  # opened here: its errors before any output
+    except IsADirectoryError:
+        raise UsageError(f"{args.remote} is a directory of volume {args.name!r}: `volume get` copies one file "
+                         f"(`pysandbox volume ls -r {args.name} {args.remote}` lists its files)") from None
+    except FileNotFoundError:
+        raise NotFoundError(f"Volume {args.name!r} has no file {args.remote} "
+                            f"(`pysandbox volume ls -r {args.name}` lists its files)") from None
     if args.local == STDIO:
         for chunk in chunks:
             sys.stdout.buffer.write(chunk)
