@@ -328,6 +328,22 @@ def test_a_finished_error_does_not_wait_on_a_dead_supervisor(real_home, monkeypa
     assert str(_finished_error(sid)) == f"Sandbox {sid} already finished"
 
 
+@pytest.mark.parametrize("status", ["terminated", "exited"])
+def test_a_sandbox_that_ended_normally_is_already_finished_without_a_cause(real_home, status):
+    """Modal's message is "Sandbox already finished" (or the task's exception): the network helper's
+    progress, all the log of a sandbox that ran and ended, is no cause (it was: "(sent tapfd=6 for tap0)")."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    ref = ProcessRef.of(dead.pid)
+    dead.wait()
+    sid = new_id("sb-")
+    ensure_dir(paths.sandbox_dir(sid))
+    records.write_record(record(sid, supervisor=ref))
+    paths.SandboxDir.of(sid).log.write_bytes(b"sent tapfd=6 for tap0\nreceived tapfd=6\n")
+    write_json_atomic(paths.sandbox_dir(sid) / "exit", {"status": status, "code": 137, "finished_at": 2.0})
+    error = _finished_error(sid)
+    assert isinstance(error, ConflictError) and str(error) == f"Sandbox {sid} already finished"
+
+
 # Reads never write -------------------------------------------------------------
 
 
