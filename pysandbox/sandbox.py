@@ -580,18 +580,21 @@ class Sandbox:
 
     @property
     def stdout(self) -> StreamReader[str]:
+        self._ensure_attached()  # as Modal's three stdio properties and filesystem: ClientClosed once detached
         if self._stdout is None:
             self._stdout = self._entry_reader(paths.SandboxDir(self._dir).stdout, 1)
         return self._stdout
 
     @property
     def stderr(self) -> StreamReader[str]:
+        self._ensure_attached()
         if self._stderr is None:
             self._stderr = self._entry_reader(paths.SandboxDir(self._dir).stderr, 2)
         return self._stderr
 
     @property
     def stdin(self) -> StreamWriter:
+        self._ensure_attached()
         if self._stdin is None:
             self._stdin = StreamWriter(open_fd=self._entry_stdin, close_remote=self._init.close_entry_stdin)
         return self._stdin
@@ -604,6 +607,7 @@ class Sandbox:
     @property
     def filesystem(self) -> SandboxFilesystem:
         """Modal 1.6's file API: read_bytes, write_text, copy_to_local, list_files, ..."""
+        self._ensure_attached()
         if self._filesystem is None:
             self._filesystem = SandboxFilesystem(self._client)
         return self._filesystem
