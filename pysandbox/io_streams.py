@@ -540,6 +540,8 @@ class StreamReader(Generic[T]):
             self._source.close()
         self._eof = True
 
+    aclose = close  # Modal's name for it (hidden there): reader.aclose(), await reader.aclose.aio()
+
 
 class StreamWriter:
     """Buffers data for a process's stdin; drain() sends it (and the EOF)."""

@@ -117,6 +117,11 @@ def test_a_reader_is_its_own_iterator_as_modals(sb):
         return first, [line async for line in q.stdout]
 
     assert asyncio.run(main()) == ("x\n", ["y\n"])
+    closing = sb.exec("echo", "z")
+    asyncio.run(closing.stdout.aclose.aio())  # Modal's (hidden) aclose, blocking or .aio, as close
+    closing.stderr.aclose()
+    assert closing.stdout.read() == ""
+    closing.wait()  # 0, or 1 where echo wrote after the close (EPIPE): a race either way
     with pytest.raises(ValueError):
         next(sb.exec("true", stdout=modal.stream_type.StreamType.DEVNULL).stdout)
 
