@@ -7,7 +7,7 @@ import os
 import sys
 
 from .._beneath import replacing_path
-from ..secret import Secret
+from ..secret import Secret, store
 from ..volume import FileEntryType, Volume
 from .common import parse_env
 
@@ -15,7 +15,7 @@ STDIO = "-"
 
 
 def cmd_secret_create(args) -> int:
-    Secret.objects.create(args.name, parse_env(args.pairs), allow_existing=args.force)
+    store(args.name, parse_env(args.pairs), existing="replace" if args.force else "raise")
     print(args.name)
     return 0
 
