@@ -48,7 +48,7 @@ def _write_named(name: str, record: dict) -> None:
     files.write_json_atomic(_secret_path(name), record, mode=0o600)
 
 
-def store(name: str, env_dict: Dict[str, Optional[str]], *, existing: str = "raise") -> None:
+def store(name: str, env_dict: Mapping[str, Optional[str]], *, existing: str = "raise") -> None:
     """Write the named secret `name`. One that exists already is, by `existing`: "raise" an
     AlreadyExistsError, "keep" it as it is (Modal's allow_existing=True: a no-op), or "replace" it
     (`pysandbox secret create --force`)."""
