@@ -307,8 +307,10 @@ def log_lines(sandbox_id: str) -> List[str]:
 
 
 # slirp4netns's progress on stderr: it starts while the runner sets the sandbox up, so these
-# may come before what the runner or init says on a failed start.
-_HELPER_PROGRESS = ("sent tapfd=", "received tapfd=")
+# may come before what the runner or init says on a failed start; with ports, its API socket's
+# requests; run with --enable-seccomp, its warning that the filter is experimental. None is a cause.
+_HELPER_PROGRESS = ("sent tapfd=", "received tapfd=", "apifd event", "api_handler: ",
+                    "WARNING: Support for seccomp is experimental")
 
 
 # init's words when the supervisor gave up on the network first (native/init/netsync.c): the

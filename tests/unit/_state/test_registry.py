@@ -336,8 +336,11 @@ def test_a_finished_error_does_not_wait_on_a_dead_supervisor(real_home, monkeypa
 @pytest.mark.parametrize("status", ["terminated", "exited"])
 def test_a_sandbox_that_ended_normally_is_already_finished_without_a_cause(real_home, status):
     """Modal's message is "Sandbox already finished" (or the task's exception): the network helper's
-    progress, all the log of a sandbox that ran and ended, is no cause (it was: "(sent tapfd=6 for tap0)")."""
-    sid = _sandbox_of_a_dead_supervisor(b"sent tapfd=6 for tap0\nreceived tapfd=6\n")
+    progress (its tap device, its API socket's requests with ports, its seccomp warning), all the log of a
+    sandbox that ran and ended, is no cause (it was: "(sent tapfd=6 for tap0)", "(apifd event)")."""
+    sid = _sandbox_of_a_dead_supervisor(
+        b"sent tapfd=6 for tap0\nWARNING: Support for seccomp is experimental\nreceived tapfd=6\napifd event\n"
+        b'api_handler: got request: {"execute": "add_hostfwd", "arguments": {"proto": "tcp"}}\n')
     write_json_atomic(paths.sandbox_dir(sid) / "exit", {"status": status, "code": 137, "finished_at": 2.0})
     error = _finished_error(sid)
     assert isinstance(error, ConflictError) and str(error) == f"Sandbox {sid} already finished"
