@@ -187,6 +187,9 @@ class ContainerProcess(Generic[T]):
     def __del__(self) -> None:
         if getattr(self, "_conn", None) is not None:
             self._close_conn()
+        window = getattr(self, "_window", None)
+        if window is not None:
+            window.close()  # exec(pty=True) dropped before it ended: its window socket goes with it
 
     def __repr__(self) -> str:
         return f"ContainerProcess(process_id={self.process_id!r})"

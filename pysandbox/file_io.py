@@ -32,10 +32,12 @@ def parse_mode(mode: str):
     """(os.open flags, readable, writable, binary) for a Modal FileIO mode."""
     if not isinstance(mode, str) or not any(c in mode for c in "rwax"):
         raise ValueError(f"Invalid file mode: {mode}")
-    if any(c not in "rwaxb+" for c in mode) or len(set(mode)) != len(mode):
+    if any(c not in "rwaxb+" for c in mode):
         raise ValueError(f"Invalid file mode: {mode}")
-    if sum(c in mode for c in "rwax") != 1:
+    if sum(c in "rwax" for c in mode) != 1:  # counted per character: "rr" says this too, as Modal's
         raise ValueError("must have exactly one of create/read/write/append mode")
+    if len(set(mode)) != len(mode):
+        raise ValueError(f"Invalid file mode: {mode}")
     base = {"r": 0, "w": os.O_CREAT | os.O_TRUNC, "a": os.O_CREAT | os.O_APPEND, "x": os.O_CREAT | os.O_EXCL}
     kind = next(c for c in mode if c in "rwax")
     plus = "+" in mode

@@ -510,11 +510,37 @@ class StreamReader(Generic[T]):
     def __aiter__(self) -> AsyncIterator[T]:
         return _aio.iterate_async(self._items())
 
+    async def _next(self) -> T:
+        """One item, for next(reader): Modal's reader is its own iterator (deprecated there, still
+        there), so `next(p.stdout)` and `await anext(p.stdout)` work; the position is the one read()
+        and iteration share."""
+        self._check_readable()
+        self._claim(+1)
+        try:
+            item = await self._next_item()
+        finally:
+            self._claim(-1)
+        if item is None:
+            self._raise_cut(self._empty)
+            raise StopAsyncIteration
+        return item  # type: ignore[no-any-return]
+
+    def __next__(self) -> T:
+        try:
+            return _aio.run_sync(self._next())  # type: ignore[no-any-return]
+        except StopAsyncIteration:
+            raise StopIteration from None
+
+    async def __anext__(self) -> T:
+        return await _aio.run_async(self._next())  # type: ignore[no-any-return]
+
     @synchronized
     async def close(self) -> None:
         if self._source is not None:
             self._source.close()
         self._eof = True
+
+    aclose = close  # Modal's name for it (hidden there): reader.aclose(), await reader.aclose.aio()
 
 
 class StreamWriter:

@@ -288,8 +288,10 @@ class Volume:
                     _beneath.write_file(root, remote, local, mode, force, _adopt)
                     continue
                 with open(local, "rb") as source:
-                    _beneath.write_file(root, remote, source.fileno(), mode, force, _adopt,
-                                        size=os.fstat(source.fileno()).st_size)
+                    info = os.fstat(source.fileno())
+                    # Modal: a local file keeps its own mode (a script stays executable); never set-id bits here.
+                    _beneath.write_file(root, remote, source.fileno(), info.st_mode & 0o777 if mode is None else mode,
+                                        force, _adopt, size=info.st_size)
 
     @synchronized_static
     async def rename(old_name: str, new_name: str, *, client: Any = None,

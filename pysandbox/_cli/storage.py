@@ -9,7 +9,7 @@ import sys
 
 from .._beneath import replacing_path
 from ..exception import NotFoundError
-from ..secret import Secret
+from ..secret import Secret, store
 from ..volume import FileEntryType, Volume
 from .common import UsageError, parse_env
 
@@ -17,7 +17,7 @@ STDIO = "-"
 
 
 def cmd_secret_create(args) -> int:
-    Secret.objects.create(args.name, parse_env(args.pairs, "secret create"), allow_existing=args.force)
+    store(args.name, parse_env(args.pairs, "secret create"), existing="replace" if args.force else "raise")
     print(args.name)
     return 0
 
