@@ -9,7 +9,7 @@ import sys
 from .._beneath import replacing_path
 from ..secret import Secret
 from ..volume import FileEntryType, Volume
-from .common import parse_env
+from .common import escape_name, parse_env
 
 STDIO = "-"
 
@@ -39,7 +39,7 @@ def cmd_volume_ls(args) -> int:
         return 0
     for entry in Volume.from_name(args.name).listdir(args.path, recursive=args.recursive):
         suffix = "/" if entry.type == FileEntryType.DIRECTORY else ""
-        print(f"{entry.size:>12}  {entry.path}{suffix}")
+        print(f"{entry.size:>12}  {escape_name(entry.path)}{suffix}")  # sandboxes name the files
     return 0
 
 
