@@ -9,9 +9,10 @@ a sandbox created by a process whose hard RLIMIT_NOFILE is 20000 (this test suit
 container: 1048576) gets code that may hold 19488 + 253 in flight, while one created by a service started
 with `LimitNOFILE=1024` (or `ulimit -Hn 1024`, or Python's resource.setrlimit) has an init, a namespace maker
 and network helpers at 1024. Sandbox code of the first then denies the second every reply that passes a
-descriptor (`sb.open`, `sb.filesystem.*`, stdin, mount_image: "[Errno 109] Too many references"), and its
-init can no longer park its entrypoint's stdin (red13's stopped-child hold returns), for as long as it
-likes. Reproduced as root under bubblewrap, holding only 1771 descriptors in flight (far below what the other
+descriptor (`sb.open`, `sb.filesystem.*`, stdin, mount_image: "[Errno 109] Too many references"), its
+init can no longer park its entrypoint's stdin (red13's stopped-child hold returns), and every new sandbox
+such a process creates fails to start ("the sandbox's user namespace could not be made": the namespace maker
+passes the namespace at its creator's limit), for as long as the attacker likes. Reproduced as root under bubblewrap, holding only 1771 descriptors in flight (far below what the other
 sandboxes of the host can take, so the test disturbs no one else). Severity: medium (sandbox code denies
 other sandboxes' calls; needs creators with different limits, which a shared host has).
 
