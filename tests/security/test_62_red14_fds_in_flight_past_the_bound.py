@@ -81,8 +81,13 @@ LIMIT, SENDERS = 64, 20
                    "check, and sandbox code holds any number in flight (needs a kernel uid per sandbox)")
 def test_sandbox_code_holds_no_more_in_flight_than_its_limit_and_a_message(sb):
     holder = sb.exec("python3", "-S", "-c", BYPASS, str(LIMIT), str(SENDERS))
+    said = ""
     try:
-        in_flight, refused = map(int, next(iter(holder.stdout)).split())
+        for chunk in holder.stdout:
+            said += chunk
+            if "\n" in said:
+                break
+        in_flight, refused = map(int, said.split())
     finally:
         holder.stdin.write_eof()
         holder.stdin.drain()
