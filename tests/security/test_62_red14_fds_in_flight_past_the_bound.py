@@ -29,16 +29,20 @@ pytestmark = pytest.mark.rootless
 
 # Sandbox code: descriptors in flight past its own limit (argv: the limit it sets itself, the senders).
 BYPASS = r"""
-import array, os, resource, socket, sys, threading, time
+import array, os, resource, socket, struct, sys, threading, time
 limit, senders = int(sys.argv[1]), int(sys.argv[2])
 resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
 qlen = int(open("/proc/sys/net/unix/max_dgram_qlen").read())
 r, w = os.pipe()
-held, refused, receivers, threads = [], [], [], []
+held, refused, receivers, threads, sending = [], [], [], [], []
 
 def send(path):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     s.connect(path)
+    # One that came too late for a place (a busy host) gives up instead of waiting for ever: the kernel's own
+    # timeout, the socket still blocking (Python's settimeout would retry, and check again).
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", 10, 0))
+    sending.append(s)
     try:
         s.sendmsg([b"x"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [r] * 253))])
         held.append(s)
@@ -63,7 +67,9 @@ for i in range((senders + qlen - 1) // qlen):
     for j in range(min(qlen, senders - i * qlen)):
         threads.append(threading.Thread(target=send, args=(path,)))
         threads[-1].start()
-time.sleep(1)
+while len(sending) < senders:
+    time.sleep(0.05)
+time.sleep(1)  # each is in its sendmsg: attached (checked), waiting for a place
 for rx, n, _ in receivers:
     for _ in range(n):
         rx.recv(16)
