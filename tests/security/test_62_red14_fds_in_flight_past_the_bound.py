@@ -9,7 +9,9 @@ whose receiver's queue is full (net.unix.max_dgram_qlen, 10) attaches and passes
 (unix_wait_for_peer) and never checks again. So sandbox code fills a few receivers' queues with empty datagrams,
 starts N senders of 253 descriptors each (threads: they passed the check while the count was low), then reads
 the fillers: every sender queues, and N * 253 descriptors are in flight whatever its limit. Reproduced here with
-a limit of 64 and 20 senders: 5060 in flight (this test, harmless beside other sandboxes); with 80 senders past
+a limit of 64 and 20 senders: 5060 in flight (this test, harmless beside other sandboxes); end to end as a
+rootless caller (pysbtest5, its limits 20000/20000): 100 senders held 25300, and the caller's other sandbox's
+`open` failed ("[Errno 109] Too many references") and a new sandbox failed to start. With 80 senders past
 every init's 20000, which denies all the other sandboxes of root (one uid, 131072) their `sb.open`,
 `sb.filesystem`, stdin and mount_image replies, and every new sandbox its start ("the sandbox's user namespace
 could not be made"), for as long as it holds them (tests/security/test_61_red13b_* with the bound bypassed);
