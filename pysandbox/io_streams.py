@@ -14,6 +14,8 @@ import errno
 import fcntl
 import io
 import os
+import select
+import sys
 import threading
 from pathlib import Path
 from typing import (
@@ -326,6 +328,73 @@ class FollowSource(Source):
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+class LocalStdout:
+    """An exec's output shown on this process's stdout (StreamType.STDOUT): the process writes into a pipe whose
+    read end a thread of ours copies there. Never this process's own stdout descriptor handed into the sandbox:
+    sandbox code holding it could keep it past the exec, read the terminal it is (what its user types next),
+    change that terminal's modes, or truncate and overwrite the file it is (red14).
+
+    `write_end` goes to the process (its holder closes it once sent); `flush()` copies what the pipe holds now,
+    so that output written before the process ended is shown before wait() returns."""
+
+    def __init__(self) -> None:
+        self._fd, self.write_end = os.pipe2(os.O_CLOEXEC)
+        os.set_blocking(self._fd, False)
+        sys.stdout.flush()
+        try:
+            self._target: Optional[int] = os.dup(sys.stdout.fileno())
+        except (AttributeError, io.UnsupportedOperation, ValueError, OSError):
+            self._target = None  # sys.stdout is a Python-level object: written as text
+        self._lock = threading.Lock()
+        self._eof = False
+        threading.Thread(target=self._run, daemon=True, name="pysandbox-stdout").start()
+
+    def flush(self) -> None:
+        with self._lock:
+            if not self._eof:
+                self._move()
+
+    def _run(self) -> None:
+        try:
+            while not self._eof:
+                select.select([self._fd], [], [])
+                with self._lock:
+                    self._move()
+        finally:
+            with self._lock:
+                self._eof = True
+                os.close(self._fd)
+                if self._target is not None:
+                    os.close(self._target)
+
+    def _move(self) -> None:
+        """Copy what the pipe holds (under the lock); at its end, note it."""
+        while True:
+            try:
+                chunk = os.read(self._fd, CHUNK)
+            except BlockingIOError:
+                return
+            if not chunk:
+                self._eof = True
+                return
+            try:
+                self._write(chunk)
+            except (OSError, ValueError):
+                pass  # our stdout is gone: the output is dropped, the process never blocks on it
+
+    def _write(self, chunk: bytes) -> None:
+        if self._target is None:
+            sys.stdout.write(chunk.decode(errors="replace"))
+            sys.stdout.flush()
+            return
+        view = memoryview(chunk)
+        while view:
+            try:
+                view = view[os.write(self._target, view):]
+            except BlockingIOError:
+                select.select([], [self._target], [])
 
 
 def read_kept(fd: int, offset: int, size: int) -> Tuple[int, bytes]:

@@ -626,7 +626,7 @@ class Sandbox:
         self._ensure_attached()
         _check_snapshot_options(timeout, ttl)
         return await _aio.offload(snapshot.snapshot_filesystem, self.object_id, self._record.image_id,
-                                  self.returncode is None)
+                                  self.returncode is None, timeout)
 
     @synchronized
     async def snapshot_directory(self, path: Any, *, timeout: int = 55, ttl: Optional[int] = 30 * 24 * 3600,

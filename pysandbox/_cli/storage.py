@@ -11,7 +11,7 @@ from .._beneath import replacing_path
 from ..exception import NotFoundError
 from ..secret import Secret, store
 from ..volume import FileEntryType, Volume
-from .common import UsageError, parse_env
+from .common import UsageError, escape_name, parse_env
 
 STDIO = "-"
 
@@ -41,7 +41,7 @@ def cmd_volume_ls(args) -> int:
         return 0
     for entry in Volume.from_name(args.name).listdir(args.path, recursive=args.recursive):
         suffix = "/" if entry.type == FileEntryType.DIRECTORY else ""
-        print(f"{entry.size:>12}  {entry.path}{suffix}")
+        print(f"{entry.size:>12}  {escape_name(entry.path)}{suffix}")  # sandboxes name the files
     return 0
 
 
