@@ -37,6 +37,10 @@ import pytest
 import pysandbox as modal
 
 from .test_61_red13b_fds_in_flight_deny_other_sandboxes import let_go
+from .test_62_red14_fds_in_flight_past_the_bound import AS_ITS_OWN_USER
+
+# Every sandbox of one rootless caller is that caller's uid, as every root sandbox is 131072.
+pytestmark = [pytest.mark.rootless, AS_ITS_OWN_USER]
 
 # Sandbox code: the pipe's read end in flight, `cap` descriptors (a few messages past a victim's 1024), held
 # until its stdin ends.
