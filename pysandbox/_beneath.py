@@ -286,7 +286,8 @@ def write_file(root_fd: int, remote: str, source, mode: Optional[int], force: bo
                 os.fchmod(fd, mode)
             adopt(fd)
     except FileExistsError:
-        raise FileExistsError(f"{remote} exists in the volume; pass force=True to overwrite it") from None
+        raise FileExistsError(f"{remote} exists in the volume; pass force=True to overwrite it "
+                              "(`pysandbox volume put --force`)") from None
     finally:
         os.close(parent)
 

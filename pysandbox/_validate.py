@@ -7,17 +7,35 @@ to pass, before any work starts.
 from __future__ import annotations
 
 import math
+import os
 import re
+import sys
+import warnings
 from collections import abc
 from typing import Any, Dict, Optional
 
-from .exception import InvalidError
+from .exception import DeprecationError, InvalidError
 
 MAX_SECONDS = (1 << 32) // 1000 - 1  # a timeout travels to init in milliseconds, as 32 bits
 # Modal's object names; also file names in the state directory, so "." and ".." are not names.
 _OBJECT_NAME = re.compile(r"^(?!\.{1,2}\Z)[A-Za-z0-9._-]{1,64}\Z")
 _ID_PREFIXES = {"ap-": "an App", "vo-": "a Volume"}  # names that would read as these ids are refused
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def deprecated(date: str, message: str) -> None:
+    """Modal's deprecation_warning: a DeprecationError (a UserWarning) whose message starts with the
+    date Modal deprecated the call on, attributed to the first line outside pysandbox (the caller's,
+    through either way of calling: blocking or .aio)."""
+    frame = sys._getframe(1)
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame = frame.f_back
+    warnings.warn_explicit(f"{date}: {message}", DeprecationError, frame.f_code.co_filename, frame.f_lineno,
+                           module=frame.f_globals.get("__name__"), registry=frame.f_globals.setdefault(
+                               "__warningregistry__", {}))
 
 
 def positive_seconds(value: Any, what: str = "timeout", *, allow_none: bool = False,

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import socket
 import struct
-from typing import TYPE_CHECKING, Dict, Generic, Optional
+from typing import TYPE_CHECKING, Dict, Generic, Optional, Sequence
 
 from . import _aio, _fork, agent
 from ._aio import synchronized
 from ._core.spec import ExecSpec
 from ._lazy import LazyModule
 from .exception import InvalidError
-from .io_streams import _RECHECK_S, OutputPipes, StreamReader, StreamWriter, T
+from .io_streams import _RECHECK_S, LocalStdout, OutputPipes, StreamReader, StreamWriter, T
 from .stream_type import StreamType
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ class ContainerProcess(Generic[T]):
 
     def __init__(
         self, conn: socket.socket, pid: int, stdin: StreamWriter, pipes: OutputPipes, spec: ExecSpec,
-        window: Optional[socket.socket] = None,
+        window: Optional[socket.socket] = None, shown: Sequence[LocalStdout] = (),
     ) -> None:
         self._conn: Optional[socket.socket] = conn
         self._pid = pid
@@ -62,6 +62,7 @@ class ContainerProcess(Generic[T]):
         self._by_line = spec.bufsize == 1 and spec.text
         self._readers: Dict[int, StreamReader[T]] = {}  # made on first use: most callers only wait
         self._window = window  # exec(pty=True): the terminal's size goes to init's relay here (_core/exec.py)
+        self._shown = shown  # StreamType.STDOUT's copies to our stdout
         self._returncode: Optional[int] = None
         self._owner = _fork.pid
         self._inherited = False
@@ -126,6 +127,8 @@ class ContainerProcess(Generic[T]):
             self._window.close()
         self._stdin.release()
         self._pipes.drain_unclaimed()  # takes what is left; a pipe at EOF closes here
+        for shown in self._shown:
+            shown.flush()  # what it wrote before it ended, shown before wait() returns
         return code
 
     def _check_reply(self, reply: Optional[agent.Reply]) -> Optional[int]:
@@ -187,6 +190,9 @@ class ContainerProcess(Generic[T]):
     def __del__(self) -> None:
         if getattr(self, "_conn", None) is not None:
             self._close_conn()
+        window = getattr(self, "_window", None)
+        if window is not None:
+            window.close()  # exec(pty=True) dropped before it ended: its window socket goes with it
 
     def __repr__(self) -> str:
         return f"ContainerProcess(process_id={self.process_id!r})"

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import grp
 import logging
 import os
 import pwd
@@ -181,6 +182,7 @@ def root_range_start() -> int:
             raise InvalidError(f"PYSANDBOX_SANDBOX_UID={configured!r} must be the first of {RANGE} free host uids.")
         start = int(configured)
         check_free(start)
+        _check_no_accounts(start)
         return start
     found = _reserved()
     if found is not None:
@@ -214,6 +216,19 @@ def check_free(start: int) -> None:
             raise InvalidError(f"Root's sandbox ids {start}..{start + RANGE - 1} overlap {name}'s range "
                                f"{first}..{first + count - 1} in {path}: that user could become root's sandbox "
                                f"users. Give one of them another range.")
+
+
+def _check_no_accounts(start: int) -> None:
+    """InvalidError if a user or group of this host has an id in root's range (PYSANDBOX_SANDBOX_UID's
+    "free host ids"): that account would own the sandboxes' files and be their users on the host."""
+    end = start + RANGE
+    taken = [("user", entry.pw_name, entry.pw_uid) for entry in pwd.getpwall() if start <= entry.pw_uid < end]
+    taken += [("group", entry.gr_name, entry.gr_gid) for entry in grp.getgrall() if start <= entry.gr_gid < end]
+    if taken:
+        kind, name, number = min(taken, key=lambda t: t[2])
+        raise InvalidError(f"PYSANDBOX_SANDBOX_UID={start}: sandbox ids would be host ids {start}..{end - 1}, "
+                           f"which hold the {kind} {name} ({number}); give the first of {RANGE} ids no user or "
+                           f"group has, or unset it to use the range reserved for pysandbox.")
 
 
 @contextlib.contextmanager

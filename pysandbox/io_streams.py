@@ -14,6 +14,8 @@ import errno
 import fcntl
 import io
 import os
+import select
+import sys
 import threading
 from pathlib import Path
 from typing import (
@@ -328,6 +330,73 @@ class FollowSource(Source):
             self._fd = None
 
 
+class LocalStdout:
+    """An exec's output shown on this process's stdout (StreamType.STDOUT): the process writes into a pipe whose
+    read end a thread of ours copies there. Never this process's own stdout descriptor handed into the sandbox:
+    sandbox code holding it could keep it past the exec, read the terminal it is (what its user types next),
+    change that terminal's modes, or truncate and overwrite the file it is (red14).
+
+    `write_end` goes to the process (its holder closes it once sent); `flush()` copies what the pipe holds now,
+    so that output written before the process ended is shown before wait() returns."""
+
+    def __init__(self) -> None:
+        self._fd, self.write_end = os.pipe2(os.O_CLOEXEC)
+        os.set_blocking(self._fd, False)
+        sys.stdout.flush()
+        try:
+            self._target: Optional[int] = os.dup(sys.stdout.fileno())
+        except (AttributeError, io.UnsupportedOperation, ValueError, OSError):
+            self._target = None  # sys.stdout is a Python-level object: written as text
+        self._lock = threading.Lock()
+        self._eof = False
+        threading.Thread(target=self._run, daemon=True, name="pysandbox-stdout").start()
+
+    def flush(self) -> None:
+        with self._lock:
+            if not self._eof:
+                self._move()
+
+    def _run(self) -> None:
+        try:
+            while not self._eof:
+                select.select([self._fd], [], [])
+                with self._lock:
+                    self._move()
+        finally:
+            with self._lock:
+                self._eof = True
+                os.close(self._fd)
+                if self._target is not None:
+                    os.close(self._target)
+
+    def _move(self) -> None:
+        """Copy what the pipe holds (under the lock); at its end, note it."""
+        while True:
+            try:
+                chunk = os.read(self._fd, CHUNK)
+            except BlockingIOError:
+                return
+            if not chunk:
+                self._eof = True
+                return
+            try:
+                self._write(chunk)
+            except (OSError, ValueError):
+                pass  # our stdout is gone: the output is dropped, the process never blocks on it
+
+    def _write(self, chunk: bytes) -> None:
+        if self._target is None:
+            sys.stdout.write(chunk.decode(errors="replace"))
+            sys.stdout.flush()
+            return
+        view = memoryview(chunk)
+        while view:
+            try:
+                view = view[os.write(self._target, view):]
+            except BlockingIOError:
+                select.select([], [self._target], [])
+
+
 def read_kept(fd: int, offset: int, size: int) -> Tuple[int, bytes]:
     """(where the data starts, up to `size` bytes of it) of an entrypoint's output file at or
     after `offset`, skipping what the supervisor released to keep the file within its bound
@@ -510,11 +579,37 @@ class StreamReader(Generic[T]):
     def __aiter__(self) -> AsyncIterator[T]:
         return _aio.iterate_async(self._items())
 
+    async def _next(self) -> T:
+        """One item, for next(reader): Modal's reader is its own iterator (deprecated there, still
+        there), so `next(p.stdout)` and `await anext(p.stdout)` work; the position is the one read()
+        and iteration share."""
+        self._check_readable()
+        self._claim(+1)
+        try:
+            item = await self._next_item()
+        finally:
+            self._claim(-1)
+        if item is None:
+            self._raise_cut(self._empty)
+            raise StopAsyncIteration
+        return item  # type: ignore[no-any-return]
+
+    def __next__(self) -> T:
+        try:
+            return _aio.run_sync(self._next())  # type: ignore[no-any-return]
+        except StopAsyncIteration:
+            raise StopIteration from None
+
+    async def __anext__(self) -> T:
+        return await _aio.run_async(self._next())  # type: ignore[no-any-return]
+
     @synchronized
     async def close(self) -> None:
         if self._source is not None:
             self._source.close()
         self._eof = True
+
+    aclose = close  # Modal's name for it (hidden there): reader.aclose(), await reader.aclose.aio()
 
 
 class StreamWriter:

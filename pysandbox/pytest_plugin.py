@@ -9,10 +9,11 @@ or interrupted:
 * `sandbox_factory`: `sandbox_factory(*args, **create_options)` creates as many as a test needs.
 * `sandbox_app`: the App they belong to (`pytest`).
 * `sandbox_image`: an image built once per session: `--sandbox-image` (or the `sandbox_image` ini
-  option) names it: an image id (im-...), a Dockerfile path or a registry reference;
-  `Image.debian_slim()` by default.
+  option) names it: an image id (im-...), a Dockerfile or a directory holding one (its directory is
+  the build context, as for `pysandbox run --image`) or a registry reference; `Image.debian_slim()`
+  by default.
 
-Options: `--sandbox-runner bwrap|nsjail` picks the runner of those sandboxes; `--modal=pysandbox`
+Options: `--sandbox-runner bwrap|nsjail|gvisor` picks the runner of those sandboxes; `--modal=pysandbox`
 runs a test suite written for Modal against pysandbox: `import modal` in the tests (and in
 conftest.py files, which load later) resolves to pysandbox. The default, `--modal=modal`, leaves
 imports alone. Works with pytest-xdist (each worker's sandboxes are tethered to it). pysandbox
@@ -34,10 +35,11 @@ def pytest_addoption(parser) -> None:
     group.addoption("--modal", choices=CHOICES, default="modal",
                     help="what `import modal` gives the tests: modal (the default, untouched) or pysandbox")
     group.addoption("--sandbox-runner", default=None, metavar="RUNNER",
-                    help="the runner of the plugin's sandboxes: bwrap or nsjail (default: PYSANDBOX_RUNNER's)")
+                    help="the runner of the plugin's sandboxes: bwrap, nsjail or gvisor (default: PYSANDBOX_RUNNER's)")
     group.addoption("--sandbox-image", default=None, metavar="IMAGE",
-                    help="the `sandbox_image` fixture's image: an image id, a Dockerfile path or a registry "
-                         "reference (default: the sandbox_image ini option, else Image.debian_slim())")
+                    help="the `sandbox_image` fixture's image: an image id, a Dockerfile or a directory holding one "
+                         "(its directory is the build context), or a registry reference (default: the "
+                         "sandbox_image ini option, else Image.debian_slim())")
     parser.addini("sandbox_image", "the `sandbox_image` fixture's image (see --sandbox-image)", default="")
 
 
@@ -98,8 +100,9 @@ def sandbox_image(request):
         image = pysandbox.Image.debian_slim()
     elif name.startswith("im-"):
         image = pysandbox.Image.from_id(name)
-    elif os.path.isfile(name):
-        image = pysandbox.Image.from_dockerfile(name)
+    elif os.path.isdir(name) or os.path.isfile(name):  # as `pysandbox run --image` and `docker build`:
+        path = os.path.join(name, "Dockerfile") if os.path.isdir(name) else name  # the build context is
+        image = pysandbox.Image.from_dockerfile(path, context_dir=os.path.dirname(os.path.abspath(path)))  # its dir
     else:
         image = pysandbox.Image.from_registry(name)
     return image.build()

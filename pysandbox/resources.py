@@ -61,7 +61,7 @@ def check_pids_limit(value: Any) -> Optional[int]:
 def default_pids_limit() -> int:
     """PYSANDBOX_PIDS_LIMIT, else DEFAULT_PIDS_LIMIT."""
     configured = os.environ.get("PYSANDBOX_PIDS_LIMIT")
-    if configured is None:
+    if not configured:
         return DEFAULT_PIDS_LIMIT
     if not configured.isdigit():
         raise InvalidError(f"PYSANDBOX_PIDS_LIMIT={configured!r} must be a whole number of at least {MIN_PIDS_LIMIT}.")

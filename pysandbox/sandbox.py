@@ -28,7 +28,7 @@ from ._core.spec import ExecSpec, SandboxSpec, check_experimental_options, check
 from ._exec_types import typed_exec
 from ._lazy import LazyModule
 from ._state import apps, files, names, paths, records
-from ._validate import flag, object_name, positive_seconds
+from ._validate import deprecated, flag, object_name, positive_seconds
 from .app import App
 from .container_process import ContainerProcess
 from .exception import (
@@ -297,8 +297,17 @@ class Sandbox:
         cidr_allowlist: Optional[Sequence[str]] = None,
     ) -> "Sandbox":
         """Create a sandbox running `args` (or nothing) and return its handle at once."""
+        if environment_name is not None:
+            deprecated("2025-07-16", "Passing `environment_name` to `Sandbox.create` is deprecated and will be removed "
+                       "in a future release. A sandbox's environment is determined by the app it is associated with.")
+        if pty_info is not None:
+            deprecated("2025-09-12", "The `pty_info` parameter is deprecated and will be removed in a future release. "
+                       "Set the `pty` parameter to `True` instead.")
         if cidr_allowlist is not None and outbound_cidr_allowlist is not None:
             raise InvalidError("Cannot specify both `cidr_allowlist` and `outbound_cidr_allowlist`; use the latter.")
+        if cidr_allowlist is not None:
+            deprecated("2026-05-11", "The `cidr_allowlist` parameter has been renamed to `outbound_cidr_allowlist`. "
+                       "`cidr_allowlist` will be removed in a future release.")
         outbound_cidr_allowlist = outbound_cidr_allowlist if cidr_allowlist is None else cidr_allowlist
         if runtime is not None and runtime not in _RUNTIMES:
             raise InvalidError(f"runtime must be one of {_RUNTIMES}, got {runtime!r}")
@@ -571,18 +580,21 @@ class Sandbox:
 
     @property
     def stdout(self) -> StreamReader[str]:
+        self._ensure_attached()  # as Modal's three stdio properties and filesystem: ClientClosed once detached
         if self._stdout is None:
             self._stdout = self._entry_reader(paths.SandboxDir(self._dir).stdout, 1)
         return self._stdout
 
     @property
     def stderr(self) -> StreamReader[str]:
+        self._ensure_attached()
         if self._stderr is None:
             self._stderr = self._entry_reader(paths.SandboxDir(self._dir).stderr, 2)
         return self._stderr
 
     @property
     def stdin(self) -> StreamWriter:
+        self._ensure_attached()
         if self._stdin is None:
             self._stdin = StreamWriter(open_fd=self._entry_stdin, close_remote=self._init.close_entry_stdin)
         return self._stdin
@@ -595,6 +607,7 @@ class Sandbox:
     @property
     def filesystem(self) -> SandboxFilesystem:
         """Modal 1.6's file API: read_bytes, write_text, copy_to_local, list_files, ..."""
+        self._ensure_attached()
         if self._filesystem is None:
             self._filesystem = SandboxFilesystem(self._client)
         return self._filesystem
@@ -603,6 +616,8 @@ class Sandbox:
     async def open(self, path: str, mode: str = "r") -> FileIO:
         """Open a file in the sandbox (Modal 1.5's API): modes r w a x, with b and +.
         A relative path is relative to the sandbox's working directory."""
+        deprecated("2026-03-09", "`Sandbox.open()` is deprecated. Use the `Sandbox.filesystem` APIs instead for "
+                   "improved reliability.")
         return await FileIO._open(self._client(), path, mode, self._record.verbose)
 
     @synchronized
@@ -611,7 +626,7 @@ class Sandbox:
         self._ensure_attached()
         _check_snapshot_options(timeout, ttl)
         return await _aio.offload(snapshot.snapshot_filesystem, self.object_id, self._record.image_id,
-                                  self.returncode is None)
+                                  self.returncode is None, timeout)
 
     @synchronized
     async def snapshot_directory(self, path: Any, *, timeout: int = 55, ttl: Optional[int] = 30 * 24 * 3600,
@@ -658,16 +673,22 @@ class Sandbox:
     @synchronized
     async def ls(self, path: str) -> List[str]:
         """Names of the entries of a directory in the sandbox."""
+        deprecated("2026-04-15", "`Sandbox.ls()` is deprecated. Use `Sandbox.filesystem.list_files()` instead for "
+                   "improved reliability.")
         return [name for name, _ in await self._client().list_dir(path)]
 
     @synchronized
     async def mkdir(self, path: str, parents: bool = False) -> None:
         """Create a directory in the sandbox; parents=True behaves like `mkdir -p`."""
+        deprecated("2026-04-15", "`Sandbox.mkdir()` is deprecated. Use `Sandbox.filesystem.make_directory()` instead "
+                   "for improved reliability.")
         await self._client().make_dirs(path, parents)
 
     @synchronized
     async def rm(self, path: str, recursive: bool = False) -> None:
         """Remove a file or an empty directory (a whole tree with recursive=True)."""
+        deprecated("2026-04-15", "`Sandbox.rm()` is deprecated. Use `Sandbox.filesystem.remove()` instead for "
+                   "improved reliability.")
         await self._client().remove(path, recursive)
 
     @synchronized
@@ -675,6 +696,8 @@ class Sandbox:
                     recursive: Optional[bool] = None,
                     timeout: Optional[int] = None) -> AsyncGenerator[FileWatchEvent, None]:
         """Events on `path` in the sandbox (Modal 1.5's API); `filter` keeps only those types."""
+        deprecated("2026-05-08", "`Sandbox.watch()` is deprecated. Use `Sandbox.filesystem.watch()` instead for "
+                   "improved reliability.")
         client = self._client()
         check_watch_args(filter, timeout)
         async for event in watch_events(client, path, filter, bool(recursive), timeout):
@@ -700,6 +723,9 @@ class Sandbox:
         pty_info: Any = None,
     ) -> ContainerProcess[Any]:
         """Run a command in the sandbox; returns as soon as it has started."""
+        if pty_info is not None or _pty_info is not None:
+            deprecated("2025-09-12", "The `_pty_info` and `pty_info` parameters are deprecated and will be removed "
+                       "in a future release. Set the `pty` parameter to `True` instead.")
         client = self._client()
         spec = ExecSpec(args, merge_env(env, secrets), workdir, timeout, output_of(stdout, "stdout"),
                         output_of(stderr, "stderr"), text, bufsize)

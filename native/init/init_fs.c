@@ -2,15 +2,17 @@
  * UNLINK, RMDIR, LIST, STAT, WATCH, TREE): done by pid 1 as the sandbox's user, on
  * paths that resolve in the sandbox's own root. */
 #define _GNU_SOURCE 1
-#include <dirent.h>     /* opendir, readdir */
-#include <errno.h>      /* errno, EINVAL, E2BIG */
-#include <fcntl.h>      /* open, O_* */
-#include <limits.h>     /* PATH_MAX */
-#include <poll.h>       /* poll */
-#include <string.h>     /* strcmp, strlen, memcpy */
-#include <sys/socket.h> /* send, MSG_NOSIGNAL */
-#include <sys/stat.h>   /* mkdir, lstat, S_ISLNK */
-#include <unistd.h>     /* close, unlink, rmdir, readlink, read, pread, write, lseek */
+#include <dirent.h>        /* opendir, readdir */
+#include <errno.h>         /* errno, EINVAL, E2BIG */
+#include <fcntl.h>         /* open, O_* */
+#include <limits.h>        /* PATH_MAX */
+#include <linux/openat2.h> /* struct open_how, RESOLVE_NO_MAGICLINKS */
+#include <poll.h>          /* poll */
+#include <string.h>        /* strcmp, strlen, memcpy */
+#include <sys/socket.h>    /* send, MSG_NOSIGNAL */
+#include <sys/stat.h>      /* mkdir, lstat, S_ISLNK */
+#include <sys/syscall.h>   /* SYS_openat2 */
+#include <unistd.h>        /* close, unlink, rmdir, readlink, read, pread, write, lseek */
 
 #include "init.h"
 #include "init_handoff.h"
@@ -61,6 +63,21 @@ static void relay_open(struct conn *c, int fd, bool append, const char *path)
     conn_drop(c);
 }
 
+/* open(path), following no magic link (/proc/<pid>/fd/N, /proc/<pid>/cwd, ...): pid 1 may open its
+ * own descriptors through /proc/1/fd or /proc/self/fd, which sandbox code may not (init is not
+ * dumpable), and among them are the host's supervisor.log (its stdout and stderr), which a link
+ * planted at a path the host then opens led it to (red14: a rootless caller's write truncated
+ * it).  open() where the kernel has no openat2 (ENOSYS). */
+static int open_no_magic(const char *path, int flags, mode_t mode)
+{
+  struct open_how how = {
+      .flags = (uint64_t)flags, .mode = (flags & O_CREAT) != 0 ? mode : 0, .resolve = RESOLVE_NO_MAGICLINKS};
+  int fd = (int)syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof how);
+  if (fd < 0 && errno == ENOSYS)
+    fd = open(path, flags, mode);
+  return fd;
+}
+
 /* O_NONBLOCK so that a FIFO planted at the path cannot block pid 1; the
  * client clears it on the descriptor it receives. */
 void handle_open(struct conn *c, const struct request *req)
@@ -73,7 +90,7 @@ void handle_open(struct conn *c, const struct request *req)
     reply_error(c, EINVAL, "bad open flags, mode or path");
     return;
   }
-  int fd = open(path, (int)o.flags | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, (mode_t)o.mode);
+  int fd = open_no_magic(path, (int)o.flags | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, (mode_t)o.mode);
   if (fd < 0) {
     reply_error(c, errno, path);
     return;

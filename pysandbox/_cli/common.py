@@ -19,6 +19,7 @@ PROG = "pysandbox"
 EXIT_EXEC_TIMEOUT = 124
 ERROR_MAX = 2000  # characters of an error line
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0 but \t and \n, DEL, C1
+_NAME_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL, C1
 
 
 class UsageError(Exception):
@@ -73,12 +74,13 @@ class Interrupts:
             raise Stopped(signum)
 
 
-def parse_env(pairs: Optional[Sequence[str]]) -> Dict[str, str]:
+def parse_env(pairs: Optional[Sequence[str]], option: str = "-e") -> Dict[str, str]:
+    """KEY=VALUE pairs, as `option` (named in the error) takes them."""
     env = {}
     for pair in pairs or ():
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise UsageError(f"-e expects KEY=VALUE, got {pair!r}")
+            raise UsageError(f"{option} expects KEY=VALUE, got {pair!r}")
         env[key] = value
     return env
 
@@ -104,6 +106,14 @@ def escape(text: str) -> str:
     """Control characters (escape sequences included) as visible \\xNN, so printed text cannot move
     the cursor, retitle or clear the terminal; tabs and newlines stay."""
     return _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}", text)
+
+
+def escape_name(name: str) -> str:
+    """A file name a sandbox chose, on one line: every control character (tab and newline too) as \\xNN,
+    and bytes that are not UTF-8 (os.fsdecode's surrogates) as \\xNN, so a name can neither reprogram
+    the terminal nor pass for more than one line of a listing."""
+    name = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return _NAME_CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}", name)
 
 
 def one_line(exc: BaseException) -> str:

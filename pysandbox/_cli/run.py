@@ -118,6 +118,9 @@ def _create_options(args) -> Dict[str, Any]:
         raise UsageError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
     if args.tty and not stdin_is_tty():
         raise UsageError("-t needs a terminal on stdin (drop -t to pipe input)")
+    for port in args.port or ():
+        if not 1 <= port <= 65535:
+            raise UsageError(f"-p expects a port from 1 to 65535, got {port}")
     if args.port and args.block_network:
         raise UsageError("-p cannot be used with --block-network: a tunnel needs the network")
     return dict(
@@ -140,8 +143,8 @@ def _print_tunnels(sb: Sandbox, ports) -> None:
 def cmd_run(args) -> int:
     """As `docker run`: the command (after the image's ENTRYPOINT; none: its CMD) is the sandbox's
     entrypoint, so `pysandbox logs` has its output afterwards and the sandbox ends with it."""
-    if not args.command and args.image in (None, "host"):
-        command_of(args.command)  # the host image has no command of its own
+    if not args.command and not args.detach and args.image in (None, "host"):
+        command_of(args.command)  # the host image has no command of its own (-d alone: it idles)
     options = _create_options(args)
     with Interrupts() as interrupts:
         if args.detach:

@@ -117,7 +117,7 @@ def _print_format(rows: List[dict], template: str) -> None:
 
 
 def cmd_ls(args) -> int:
-    tags = parse_env(args.tag) if args.tag else {}
+    tags = parse_env(args.tag, "--tag") if args.tag else {}
     fmt = "json" if args.json else args.format
     if fmt not in ("json", "table"):
         _check_format(fmt)

@@ -3,19 +3,21 @@ stdin (put) or stdout (get)."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 
 from .._beneath import replacing_path
-from ..secret import Secret
+from ..exception import NotFoundError
+from ..secret import Secret, store
 from ..volume import FileEntryType, Volume
-from .common import parse_env
+from .common import UsageError, escape_name, parse_env
 
 STDIO = "-"
 
 
 def cmd_secret_create(args) -> int:
-    Secret.objects.create(args.name, parse_env(args.pairs), allow_existing=args.force)
+    store(args.name, parse_env(args.pairs, "secret create"), existing="replace" if args.force else "raise")
     print(args.name)
     return 0
 
@@ -39,7 +41,7 @@ def cmd_volume_ls(args) -> int:
         return 0
     for entry in Volume.from_name(args.name).listdir(args.path, recursive=args.recursive):
         suffix = "/" if entry.type == FileEntryType.DIRECTORY else ""
-        print(f"{entry.size:>12}  {entry.path}{suffix}")
+        print(f"{entry.size:>12}  {escape_name(entry.path)}{suffix}")  # sandboxes name the files
     return 0
 
 
@@ -66,7 +68,15 @@ def cmd_volume_put(args) -> int:
 
 
 def cmd_volume_get(args) -> int:
-    chunks = Volume.from_name(args.name).read_file(args.remote)
+    chunks = iter(Volume.from_name(args.name).read_file(args.remote))
+    try:
+        chunks = itertools.chain([next(chunks, b"")], chunks)  # opened here: its errors before any output
+    except IsADirectoryError:
+        raise UsageError(f"{args.remote} is a directory of volume {args.name!r}: `volume get` copies one file "
+                         f"(`pysandbox volume ls -r {args.name} {args.remote}` lists its files)") from None
+    except FileNotFoundError:
+        raise NotFoundError(f"Volume {args.name!r} has no file {args.remote} "
+                            f"(`pysandbox volume ls -r {args.name}` lists its files)") from None
     if args.local == STDIO:
         for chunk in chunks:
             sys.stdout.buffer.write(chunk)

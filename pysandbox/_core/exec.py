@@ -10,7 +10,6 @@ import resource
 import socket
 import struct
 import sys
-import threading
 from pathlib import Path
 from typing import Any, List, Optional
 
@@ -18,44 +17,29 @@ from .. import agent, bounds, exception, ptypool
 from .._state import records
 from ..container_process import ContainerProcess
 from ..exception import InvalidError
-from ..io_streams import OutputPipes, StreamWriter
+from ..io_streams import LocalStdout, OutputPipes, StreamWriter
 from .spec import ExecSpec
 
 
-def _output_end(kind: str):
+def _output_end(kind: str, shown: List[LocalStdout]):
     """(our read end or None, the end handed to the process) for stdout/stderr (spec.OUTPUTS). A pipe
-    starts at the default size: its reader raises stdout's once it fills (io_streams._Pipe)."""
+    starts at the default size: its reader raises stdout's once it fills (io_streams._Pipe). StreamType.STDOUT
+    is a pipe too, which a thread of ours copies to our stdout (io_streams.LocalStdout), added to `shown`."""
     if kind == "pipe":
         return os.pipe2(os.O_CLOEXEC)
     if kind == "devnull":
         return None, os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
-    return None, _local_stdout()
+    shown.append(LocalStdout())
+    return None, shown[-1].write_end
 
 
-def _local_stdout() -> int:
-    """An fd writing to this process's stdout (sys.stdout may be a Python-level object)."""
-    sys.stdout.flush()
-    try:
-        return os.dup(sys.stdout.fileno())
-    except (AttributeError, io.UnsupportedOperation, ValueError):
-        read_end, write_end = os.pipe2(os.O_CLOEXEC)
-        threading.Thread(target=_copy_to_stdout, args=(read_end,), daemon=True).start()
-        return write_end
-
-
-def _copy_to_stdout(fd: int) -> None:
-    with os.fdopen(fd, "rb", buffering=0) as source:
-        for chunk in iter(lambda: source.read(65536), b""):
-            sys.stdout.write(chunk.decode(errors="replace"))
-
-
-def _pipes(spec: ExecSpec):
+def _pipes(spec: ExecSpec, shown: List[LocalStdout]):
     """(fds for the process's 0, 1, 2; our stdin write end, stdout and stderr read ends; no size socket)."""
     made: List[Optional[int]] = []
     try:
         made += os.pipe2(os.O_CLOEXEC)
-        made += _output_end(spec.stdout)
-        made += _output_end(spec.stderr)
+        made += _output_end(spec.stdout, shown)
+        made += _output_end(spec.stderr, shown)
     except BaseException:
         _close_fds(made)
         raise
@@ -71,7 +55,7 @@ def _terminal():
     sockets: List[socket.socket] = []
     try:
         made += os.pipe2(os.O_CLOEXEC)
-        made += _output_end("pipe")
+        made += _output_end("pipe", [])
         sockets += socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
         window, theirs = sockets
         window.send(_window_size())
@@ -108,7 +92,8 @@ async def start_process(socket_path: Path, sandbox_id: str, spec: ExecSpec, pty:
     keep = bounds.get("exec_unread_output")
     try:
         # (the 3 fds the request carries; our stdin write end, stdout and stderr read ends; the size socket or None)
-        child_ends, (stdin_write, out_read, err_read), window = _terminal() if pty else _pipes(spec)
+        shown: List[LocalStdout] = []  # StreamType.STDOUT: their write ends are among child_ends
+        child_ends, (stdin_write, out_read, err_read), window = _terminal() if pty else _pipes(spec, shown)
     except OSError as exc:
         raise _out_of_fds(exc) or exc
     # Owned from here on: dropping these closes our ends.
@@ -140,7 +125,7 @@ async def start_process(socket_path: Path, sandbox_id: str, spec: ExecSpec, pty:
             raise _out_of_fds(exc) or exc
         raise
     pid = int.from_bytes(reply.body[:4], sys.byteorder)
-    return ContainerProcess(conn, pid, stdin, pipes, spec, window=window)
+    return ContainerProcess(conn, pid, stdin, pipes, spec, window=window, shown=shown)
 
 
 # init's refusals for lack of room, and what holds that room.

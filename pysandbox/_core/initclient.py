@@ -220,22 +220,38 @@ class InitClient:
 
     async def remove(self, path: str, recursive: bool) -> None:
         """A file or an empty directory; with `recursive`, a whole tree."""
+        if await self._unlinked(path):
+            return
+        if recursive:
+            # Depth first with a stack of our own, not by recursion: sandbox code nests a tree as deep as a
+            # path can name (red14: 1500 levels raised RecursionError). Each directory: (path, entries left).
+            stack: List[Tuple[str, List[Tuple[str, bool]]]] = [(path, await self.list_dir(path))]
+            while stack:
+                current, entries = stack[-1]
+                if not entries:
+                    stack.pop()
+                    if stack:
+                        await self._fs_op(agent.FSOP_RMDIR, current)
+                    continue
+                name, is_dir = entries.pop()
+                child = f"{current.rstrip('/')}/{name}"
+                if not is_dir:
+                    await self._fs_op(agent.FSOP_UNLINK, child)
+                elif not await self._unlinked(child):
+                    stack.append((child, await self.list_dir(child)))
+        await self._fs_op(agent.FSOP_RMDIR, path)
+
+    async def _unlinked(self, path: str) -> bool:
+        """Unlinks `path` unless it is a directory (False)."""
         try:
             await self._fs_op(agent.FSOP_UNLINK, path)
-            return
+            return True
         except IsADirectoryError:
-            pass
+            return False
         except PermissionError as exc:  # unlink of a directory is EISDIR, or EPERM on some filesystems
             if exc.errno != errno.EPERM:
                 raise
-        if recursive:
-            for name, is_dir in await self.list_dir(path):
-                child = f"{path.rstrip('/')}/{name}"
-                if is_dir:
-                    await self.remove(child, True)
-                else:
-                    await self._fs_op(agent.FSOP_UNLINK, child)
-        await self._fs_op(agent.FSOP_RMDIR, path)
+            return False
 
     async def watch(self, path: str, recursive: bool) -> Tuple[int, Dict[int, str]]:
         """(a non-blocking descriptor whose reads are inotify events on `path`, or with `recursive`

@@ -269,7 +269,8 @@ async def finished_error(sandbox_id: str) -> Error:
         bound = read_record(sandbox_id).ptys_max if no_terminal else None
     except (OSError, ExecutionError, NotFoundError):
         return ConflictError(message)
-    cause = f" ({failure_cause(lines)})" if lines else ""
+    cause = failure_cause(lines)
+    cause = f" ({cause})" if cause else ""
     if no_terminal:
         return ptypool.exhausted(f"{message}: it could not give its entrypoint a terminal{cause}", bound)
     if status is not None and status.status == "failed":
@@ -306,8 +307,10 @@ def log_lines(sandbox_id: str) -> List[str]:
 
 
 # slirp4netns's progress on stderr: it starts while the runner sets the sandbox up, so these
-# may come before what the runner or init says on a failed start.
-_HELPER_PROGRESS = ("sent tapfd=", "received tapfd=")
+# may come before what the runner or init says on a failed start; with ports, its API socket's
+# requests; run with --enable-seccomp, its warning that the filter is experimental. None is a cause.
+_HELPER_PROGRESS = ("sent tapfd=", "received tapfd=", "apifd event", "api_handler: ",
+                    "WARNING: Support for seccomp is experimental")
 
 
 # init's words when the supervisor gave up on the network first (native/init/netsync.c): the
@@ -319,11 +322,12 @@ def failure_cause(lines: List[str]) -> str:
     """The line that says why: the runner's or init's own message, before the supervisor's
     summary of its consequence (e.g. init's "--dir /etc/passwd: Not a directory", not
     "the sandbox's network could not be set up") and the network helper's progress; the
-    supervisor's first line when init's says only that the supervisor gave up."""
-    own = [line for line in lines if not line.startswith(("sandbox-supervisor:", *_HELPER_PROGRESS,
-                                                          *_INIT_AFTER_SUPERVISOR))]
-    supervisor = [line for line in lines if line.startswith("sandbox-supervisor:")]
-    return (own or supervisor or lines)[0]
+    supervisor's first line when init's says only that the supervisor gave up; "" when the log holds
+    nothing but the helper's progress (a sandbox that ended normally: there is no cause to give)."""
+    said = [line for line in lines if not line.startswith(_HELPER_PROGRESS)]
+    own = [line for line in said if not line.startswith(("sandbox-supervisor:", *_INIT_AFTER_SUPERVISOR))]
+    supervisor = [line for line in said if line.startswith("sandbox-supervisor:")]
+    return next(iter(own or supervisor or said), "")
 
 
 def printable(text: str) -> str:

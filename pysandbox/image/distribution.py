@@ -45,7 +45,7 @@ from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 from .. import bounds
 from ..exception import ImageBuildError, InvalidError, NotFoundError
 from . import docker_config
-from .reference import DIGEST, Reference, base_url, plain_http_allowed
+from .reference import DIGEST, DOCKER_HUB, Reference, base_url, plain_http_allowed
 
 MANIFEST_TYPES = (
     "application/vnd.oci.image.index.v1+json",
@@ -73,6 +73,17 @@ _TOKEN = re.compile(r"^[\x21-\x7e]+\Z")  # it becomes a header value: no spaces,
 class Descriptor(NamedTuple):
     digest: str
     size: int
+
+
+def unreachable(ref: Reference, base: str, reason: object) -> str:
+    """Why a registry could not be reached, and what to do about it."""
+    message = f"Cannot reach the registry {base}: {reason}"
+    if ref.registry != DOCKER_HUB:
+        return f"{message}; check the registry's name and this host's network."
+    if base != f"https://{DOCKER_HUB}":
+        return f"{message} (PYSANDBOX_REGISTRY_MIRROR, which serves Docker Hub names): check that it is running."
+    return (f"{message}; check this host's network, or set PYSANDBOX_REGISTRY_MIRROR to a registry that serves "
+            "Docker Hub's images (e.g. http://127.0.0.1:5000).")
 
 
 class Client:
@@ -108,7 +119,7 @@ class Client:
             except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
                 reason = getattr(exc, "reason", exc)
                 if isinstance(reason, _PERMANENT) or isinstance(reason, str):
-                    raise ImageBuildError(f"Cannot reach the registry {self.base}: {reason}") from None
+                    raise ImageBuildError(unreachable(self.ref, self.base, reason)) from None
                 failures = self._backoff(failures, f"cannot reach it: {reason}")
 
     def _backoff(self, failures: int, what: str, retry_after: Optional[str] = None) -> int:

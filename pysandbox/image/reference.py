@@ -24,6 +24,8 @@ _HUB_NAMES = ("docker.io", "index.docker.io", DOCKER_HUB)
 _COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*\Z")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}\Z")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_HOST = re.compile(rf"^(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{{1,5}})?\Z")  # docker's domain
 
 
 @attrs.frozen
@@ -56,6 +58,9 @@ def parse(text: str) -> Reference:
     parts = rest.split("/")
     if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"):
         registry, parts = parts[0], parts[1:]
+        if not _HOST.match(registry):
+            raise InvalidError(f"Invalid image reference {text!r}: {registry!r} is not a registry host[:port] "
+                               "(for a Dockerfile or a local path, use Image.from_dockerfile)")
     else:
         registry = DOCKER_HUB
     if registry in _HUB_NAMES:

@@ -30,14 +30,17 @@ from .._core import mounts
 from .._core.initclient import InitClient
 from .._core.spec import Bind
 from .._state import paths
-from ..exception import ConflictError, UnimplementedError
+from ..exception import ConflictError, SandboxTimeoutError, TimeoutError, UnimplementedError
 from ..runtime import gvisor
 from . import build, store, treestream
 from .recipe import Image
 
 
-def snapshot_filesystem(sandbox_id: str, image_id: str, running: bool) -> Image:
-    """The sandbox's filesystem now (the sandbox `sandbox_id`, started from `image_id`), as a new Image."""
+def snapshot_filesystem(sandbox_id: str, image_id: str, running: bool, timeout: float) -> Image:
+    """The sandbox's filesystem now (the sandbox `sandbox_id`, started from `image_id`), as a new Image;
+    TimeoutError if the copy takes more than `timeout` seconds (sandbox code chooses what it copies: a
+    file it grows as fast as the copy reads it, millions of entries; red14: the copy ran an hour, the
+    build bound, whatever the caller's timeout)."""
     if not image_id.startswith(store.IMAGE_PREFIX):
         raise UnimplementedError("snapshot_filesystem() needs a sandbox created from an Image; the host image "
                                  "cannot be snapshotted. Pass image=modal.Image.debian_slim() (or another).")
@@ -50,8 +53,11 @@ def snapshot_filesystem(sandbox_id: str, image_id: str, running: bool) -> Image:
     with _new_layer(layer) as temp:
         context = build.BuildContext(temp, None, lambda line: None)
         volumes = (Bind(str(upper), "/src", True), Bind(str(temp / "rootfs"), "/dst"))
-        context.in_sandbox(("cp", "-a", "/src/.", "/dst/"), "snapshot", env={}, rootfs=None, workdir="/",
-                           volumes=volumes, network="none", runner=build.copy_runner())
+        try:
+            context.in_sandbox(("cp", "-a", "/src/.", "/dst/"), "snapshot", env={}, rootfs=None, workdir="/",
+                               volumes=volumes, network="none", runner=build.copy_runner(), timeout=timeout)
+        except SandboxTimeoutError:
+            raise TimeoutError(f"snapshot_filesystem() did not finish within {timeout}s.") from None
         store.publish(temp, layer, {
             "parent": parent["id"], "step": {"kind": "snapshot", "sandbox": sandbox_id},
             "description": f"snapshot of {sandbox_id}", "chain": parent["chain"] + [layer],

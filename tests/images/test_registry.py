@@ -10,7 +10,7 @@ import pytest
 
 import pysandbox as modal
 from pysandbox.exception import ImageBuildError, InvalidError, NotFoundError
-from pysandbox.image import reference, store
+from pysandbox.image import distribution, reference, store
 
 from .. import oci
 from ..oci import HOST_FILES
@@ -64,7 +64,7 @@ def test_docker_hub_names_through_the_mirror(registry, sandboxes, monkeypatch):
 
 
 def test_bad_references_and_unreachable_registries(registry, monkeypatch):
-    for bad in ("UPPER/case", "python:bad tag", "a@sha256:short", ""):
+    for bad in ("UPPER/case", "python:bad tag", "a@sha256:short", "", "../dir", ".hidden/x", "a..b/c", "-h.io/x"):
         with pytest.raises(InvalidError):
             modal.Image.from_registry(bad)
     with pytest.raises(NotFoundError):
@@ -73,9 +73,21 @@ def test_bad_references_and_unreachable_registries(registry, monkeypatch):
         modal.Image.from_registry(f"127.0.0.1:{_free_port()}/test/tiny:1").build()
     with pytest.raises(InvalidError, match="add_python='3.12.1'"):  # a series, checked before any pull
         modal.Image.from_registry(f"127.0.0.1:{_free_port()}/test/tiny:1", add_python="3.12.1").build()
+    monkeypatch.setenv("PYSANDBOX_REGISTRY_MIRROR", f"http://127.0.0.1:{_free_port()}")
+    with pytest.raises(ImageBuildError, match=r"Cannot reach .*\(PYSANDBOX_REGISTRY_MIRROR.*check that it is running"):
+        modal.Image.from_registry("python:3.12-slim").build()
     monkeypatch.setenv("PYSANDBOX_REGISTRY_MIRROR", "http://mirror.example.com:5000")
     with pytest.raises(InvalidError, match="plain HTTP"):
         modal.Image.from_registry("python:3.12-slim").build()
+
+
+def test_an_unreachable_registry_says_what_to_do():
+    hub = reference.parse("python:3.12-slim")
+    assert "set PYSANDBOX_REGISTRY_MIRROR" in distribution.unreachable(hub, reference.base_url(hub), "no DNS")
+    assert "check that it is running" in distribution.unreachable(hub, "http://127.0.0.1:5000", "refused")
+    other = reference.parse("ghcr.io/org/app:1")
+    message = distribution.unreachable(other, reference.base_url(other), "no DNS")
+    assert message.startswith("Cannot reach the registry https://ghcr.io: no DNS; check the registry's name")
 
 
 def test_reference_normalisation():
@@ -85,6 +97,10 @@ def test_reference_normalisation():
     assert (ref.registry, ref.repository, ref.digest) == ("ghcr.io", "org/app", "sha256:" + "a" * 64)
     assert reference.base_url(reference.parse("localhost:5000/x")) == "http://localhost:5000"
     assert reference.base_url(reference.parse("registry.example.com/x")) == "https://registry.example.com"
+    assert reference.parse("[::1]:5000/x").registry == "[::1]:5000"
+    assert reference.parse("my-registry.example.com:443/org/app:1").registry == "my-registry.example.com:443"
+    with pytest.raises(InvalidError, match="'..' is not a registry host"):  # was a UnicodeError from idna
+        reference.parse("../dir")
 
 
 def test_from_dockerfile(registry, sandboxes, tmp_path):

@@ -112,6 +112,7 @@ def test_run_rejects_unknown_images_and_bad_options_with_125():
     assert_one_error_line(cli("run", "-t", "--", "true"), "-t needs a terminal", code=125)
     assert_one_error_line(cli("run", "-p", "80", "--block-network", "--", "true"), "-p cannot be used", code=125)
     assert_one_error_line(cli("run", "--cpu", "lots", "--", "true"), "--cpu expects cores", code=125)
+    assert_one_error_line(cli("run", "-p", "70000", "--", "true"), "-p expects a port", code=125)  # named -p
 
 
 def _app_sandboxes(app_name):
@@ -167,6 +168,22 @@ def test_run_detached_keeps_running_until_terminated_by_name():
     assert cli("logs", "web", "--app", app_name).stdout == b"started\n"
     r = cli("terminate", "web", "--app", app_name, "--wait")
     assert (r.returncode, r.stdout) == (0, f"{sandbox_id} 137\n".encode())
+    assert_torn_down(sandbox_id, sb._record.supervisor)
+
+
+def test_run_detached_without_a_command_idles_for_exec():
+    """As run's help and docs/CLI.md say: `run -d` with no command leaves an idle sandbox."""
+    app_name = f"cli-idle-{uuid.uuid4().hex[:8]}"
+    r = cli("run", "-d", "--app", app_name, "--timeout", "60")
+    assert r.returncode == 0, r.stderr
+    sandbox_id = r.stdout.decode().strip()
+    assert sandbox_id.startswith("sb-")
+    sb = modal.Sandbox.from_id(sandbox_id)
+    try:
+        assert sb.poll() is None
+        assert cli("exec", sandbox_id, "--", "echo", "idle").stdout == b"idle\n"
+    finally:
+        assert cli("terminate", "--wait", sandbox_id).returncode == 0
     assert_torn_down(sandbox_id, sb._record.supervisor)
 
 
@@ -528,6 +545,19 @@ def test_volume_put_from_stdin_and_get_to_stdout():
     assert cli("volume", "put", "cli-pipe", "-", "/dir/blob", input=b"x").returncode == 1  # exists: --force
     assert cli("volume", "put", "--force", "cli-pipe", "-", "/dir/blob", input=b"x").returncode == 0
     assert cli("volume", "get", "cli-pipe", "/dir/blob", "-").stdout == b"x"
+
+
+def test_volume_and_secret_errors_say_what_to_run():
+    assert_one_error_line(cli("volume", "ls", "cli-absent"), "`pysandbox volume create cli-absent`")
+    assert cli("volume", "create", "cli-errors").returncode == 0
+    assert cli("volume", "put", "cli-errors", "-", "/dir/file", input=b"x").returncode == 0
+    assert_one_error_line(cli("volume", "get", "cli-errors", "/dir", "-"), "/dir is a directory", "ls -r", code=2)
+    assert_one_error_line(cli("volume", "get", "cli-errors", "/nothing", "-"), "has no file /nothing")
+    assert_one_error_line(cli("volume", "put", "cli-errors", "-", "/dir/file", input=b"y"), "exists", "--force")
+    assert cli("secret", "create", "cli-errors", "K=V").returncode == 0
+    assert_one_error_line(cli("secret", "create", "cli-errors", "K=W"), "already exists", "--force")
+    assert cli("secret", "create", "--force", "cli-errors", "K=W").returncode == 0
+    assert cli("secret", "rm", "cli-errors").returncode == 0
 
 
 def test_bash_completion_names_the_commands_and_options():

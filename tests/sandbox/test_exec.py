@@ -102,6 +102,31 @@ def test_iteration_and_read_share_position(sb):
 
 
 @pytest.mark.gvisor
+def test_a_reader_is_its_own_iterator_as_modals(sb):
+    """Modal's StreamReader has __next__ and __anext__ (deprecated there, still there): next(p.stdout)
+    takes one item at the position read() and iteration share, and StopIteration at EOF."""
+    p = sb.exec("printf", "one\\ntwo\\nthree", bufsize=1)
+    assert next(p.stdout) == "one\n"
+    assert list(p.stdout) == ["two\n", "three"]
+    with pytest.raises(StopIteration):
+        next(p.stdout)
+
+    async def main():
+        q = await sb.exec.aio("printf", "x\\ny\\n", bufsize=1)
+        first = await q.stdout.__anext__()
+        return first, [line async for line in q.stdout]
+
+    assert asyncio.run(main()) == ("x\n", ["y\n"])
+    closing = sb.exec("echo", "z")
+    asyncio.run(closing.stdout.aclose.aio())  # Modal's (hidden) aclose, blocking or .aio, as close
+    closing.stderr.aclose()
+    assert closing.stdout.read() == ""
+    closing.wait()  # 0, or 1 where echo wrote after the close (EPIPE): a race either way
+    with pytest.raises(ValueError):
+        next(sb.exec("true", stdout=modal.stream_type.StreamType.DEVNULL).stdout)
+
+
+@pytest.mark.gvisor
 def test_readers_made_after_the_process_ended_are_one_each_and_read_all(sb):
     # A ContainerProcess makes its readers on first use: one each, whoever asks first and however often.
     p = sb.exec("sh", "-c", "printf 'a\\nb\\n'; printf err >&2", bufsize=1)

@@ -2,12 +2,15 @@
 
 import asyncio
 import io
+import re
 
 import pytest
 
 from pysandbox._state import paths
+from pysandbox.exception import DeprecationError
 
-pytestmark = pytest.mark.rootless
+# Modal 1.5.5 warns at each call of this API (tests below check that); here it is the subject.
+pytestmark = [pytest.mark.rootless, pytest.mark.filterwarnings("ignore::pysandbox.exception.DeprecationError")]
 
 
 @pytest.mark.gvisor
@@ -139,3 +142,24 @@ def test_ls_mkdir_rm(sb):
     assert "passwd" in sb.ls("/etc")
     with pytest.raises(FileNotFoundError):
         sb.rm("/w")
+
+
+@pytest.mark.filterwarnings("default::pysandbox.exception.DeprecationError")
+def test_each_call_of_the_old_file_api_warns_as_modals(sb):
+    """Modal 1.5.5: open, ls, mkdir, rm and watch each raise a dated DeprecationError (a UserWarning)
+    naming what replaces it, at the caller's line; blocking or .aio alike."""
+    async def listing():
+        return await sb.ls.aio("/tmp")
+
+    calls = [
+        ("2026-03-09", "`Sandbox.open()` is deprecated", lambda: sb.open("/tmp/old", "w").close()),
+        ("2026-04-15", "`Sandbox.ls()` is deprecated", lambda: sb.ls("/tmp")),
+        ("2026-04-15", "`Sandbox.mkdir()` is deprecated", lambda: sb.mkdir("/tmp/olddir")),
+        ("2026-04-15", "`Sandbox.rm()` is deprecated", lambda: sb.rm("/tmp/olddir")),
+        ("2026-05-08", "`Sandbox.watch()` is deprecated", lambda: list(sb.watch("/tmp", timeout=1))),
+        ("2026-04-15", "`Sandbox.ls()` is deprecated", lambda: asyncio.run(listing())),
+    ]
+    for date, words, call in calls:
+        with pytest.warns(DeprecationError, match=f"^{date}: {re.escape(words)}") as caught:
+            call()
+        assert [w.filename for w in caught] == [__file__], words

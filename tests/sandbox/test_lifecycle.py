@@ -122,6 +122,9 @@ def test_detach(sb):
         sb.exec("true")
     with pytest.raises(ClientClosed):
         sb.terminate()
+    for name in ("stdout", "stderr", "stdin", "filesystem"):  # Modal's properties check too (_ensure_attached)
+        with pytest.raises(ClientClosed):
+            getattr(sb, name)
     assert sb.returncode is None
     other = modal.Sandbox.from_id(sb.object_id)
     other.terminate(wait=True)

@@ -90,3 +90,23 @@ def test_a_runtime_asked_for_is_never_silently_replaced(sandboxes):
 def test_modals_own_experimental_options_are_unimplemented(app):
     with pytest.raises(UnimplementedError, match="enable_docker_in_gvisor"):
         modal.Sandbox.create("true", app=app, experimental_options={"enable_docker_in_gvisor": True})
+
+
+@pytest.mark.parametrize("options, date, words", [
+    ({"environment_name": "main"}, "2025-07-16", "Passing `environment_name` to `Sandbox.create` is deprecated"),
+    ({"pty_info": object()}, "2025-09-12", "The `pty_info` parameter is deprecated"),
+    ({"cidr_allowlist": ["10.0.0.0/8"]}, "2026-05-11", "`cidr_allowlist` parameter has been renamed"),
+])
+def test_a_deprecated_create_parameter_warns_as_modals(sandboxes, options, date, words):
+    """Modal's deprecation_warning: a DeprecationError (a UserWarning) dated, at the caller's line."""
+    with pytest.warns(modal.exception.DeprecationError, match=f"^{date}: .*{re.escape(words)}") as caught:
+        sandboxes("true", **options)
+    assert [Path(w.filename).name for w in caught] == ["conftest.py"]  # the line that called create: the fixture's
+
+
+@pytest.mark.parametrize("name", ["pty_info", "_pty_info"])
+def test_a_deprecated_exec_parameter_warns_as_modals(sb, name):
+    with pytest.warns(modal.exception.DeprecationError,
+                      match=r"^2025-09-12: The `_pty_info` and `pty_info` parameters are deprecated") as caught:
+        p = sb.exec("true", **{name: object()})
+    assert p.wait() == 0 and [w.filename for w in caught] == [__file__]

@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import warnings
 from pathlib import Path
 
 import pytest
@@ -132,6 +133,18 @@ def test_a_dropped_pty_exec_hangs_up_its_process(sb):
     assert sb.exec("sh", "-c", "until pgrep -x cat >/dev/null; do sleep 0.01; done").wait() == 0
     del p
     assert sb.exec("sh", "-c", "while pgrep -x cat >/dev/null; do sleep 0.05; done", timeout=60).wait() == 0
+
+
+@pytest.mark.gvisor
+def test_a_dropped_pty_exec_closes_its_window_socket(sb):
+    """As the module says of every handle: dropping it closes what it owns at once, the terminal's window
+    socket too (it was left to the garbage collector, with a ResourceWarning)."""
+    p = sb.exec("true", pty=True)
+    window = p._window
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        del p
+    assert window.fileno() == -1
 
 
 @pytest.mark.gvisor

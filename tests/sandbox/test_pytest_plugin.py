@@ -63,6 +63,22 @@ def test_a_killed_run_takes_its_sandboxes_with_it(runner, state_home, tmp_path):
     assert _running_in_the_plugins_app() == []
 
 
+@pytest.mark.parametrize("given", ["docker", "docker/Dockerfile"])
+def test_sandbox_image_from_a_dockerfile_builds_in_its_directory(runner, state_home, tmp_path, given):
+    """--sandbox-image names a Dockerfile or its directory; its COPY reads beside it, as `pysandbox run --image`
+    (a directory was taken for a registry reference, a Dockerfile built with the working directory as context)."""
+    (tmp_path / "docker").mkdir()
+    (tmp_path / "docker" / "marker.txt").write_text("beside the Dockerfile\n")
+    (tmp_path / "docker" / "Dockerfile").write_text("FROM scratch\nCOPY marker.txt /marker.txt\n")
+    (tmp_path / "test_image.py").write_text(textwrap.dedent("""
+        def test_image(sandbox_image):
+            assert sandbox_image.object_id.startswith("im-")
+    """))
+    run = _pytest(runner, "--sandbox-image", given, "test_image.py", cwd=tmp_path)
+    out, _ = run.communicate(timeout=300)
+    assert run.returncode == 0 and "1 passed" in out, out
+
+
 def test_a_tether_must_be_a_bool(app):
     with pytest.raises(modal.exception.InvalidError, match="tether must be True or False"):
         modal.Sandbox.create(app=app, experimental_options={"tether": "yes"})

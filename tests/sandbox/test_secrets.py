@@ -19,6 +19,9 @@ def test_named_secret_lifecycle(sandboxes):
     modal.Secret.objects.create("db-creds", {"DB_USER": "admin", "DB_PASS": "s3cr3t-value"})
     with pytest.raises(AlreadyExistsError):
         modal.Secret.objects.create("db-creds", {"X": "y"})
+    # Modal: allow_existing=True makes it a no-op, "existing values are kept" (it replaced them).
+    modal.Secret.objects.create("db-creds", {"X": "y"}, allow_existing=True)
+    assert modal.Secret.from_name("db-creds").info().keys == ["DB_PASS", "DB_USER"]
     path = settings.state_dir() / "secrets" / "db-creds.json"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     secret = modal.Secret.from_name("db-creds", required_keys=["DB_USER"])
@@ -63,8 +66,9 @@ def test_secret_cli_never_prints_values(state_home):
 
     assert cli("secret", "create", "cli-secret", "TOKEN=abc123", "OTHER=x").returncode == 0
     assert cli("secret", "create", "cli-secret", "TOKEN=y").returncode == 1
+    assert cli("secret", "create", "--force", "cli-secret", "TOKEN=abc123", "NEW=x").returncode == 0  # replaced
     listing = cli("secret", "ls")
-    assert "cli-secret\tOTHER,TOKEN" in listing.stdout and "abc123" not in listing.stdout
+    assert "cli-secret\tNEW,TOKEN" in listing.stdout and "abc123" not in listing.stdout
     assert cli("secret", "rm", "cli-secret").returncode == 0
     gone = cli("secret", "rm", "cli-secret")
     assert gone.returncode == 1 and gone.stderr.count("\n") == 1 and "Traceback" not in gone.stderr

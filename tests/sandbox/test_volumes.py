@@ -80,6 +80,26 @@ def test_host_api(tmp_path):
     assert modal.Volume.from_id(vol.object_id).info().name == "api-vol"
 
 
+def test_an_uploaded_local_file_keeps_its_mode(sandboxes, tmp_path):
+    """Modal's put_file of a local path takes the file's own mode (a script stays executable); a file object,
+    or an explicit mode=, gives 0o644 or that mode. pysandbox made every path 0o644. Set-id bits stay out."""
+    (tmp_path / "tree").mkdir()
+    for name, mode in [("run.sh", 0o755), ("private", 0o600), ("sticky", 0o4755)]:
+        (tmp_path / "tree" / name).write_text("#!/bin/sh\necho ran\n")
+        os.chmod(tmp_path / "tree" / name, mode)
+    with modal.Volume.ephemeral() as vol:
+        with vol.batch_upload() as batch:
+            batch.put_directory(tmp_path / "tree", "/tree")
+            batch.put_file(str(tmp_path / "tree" / "run.sh"), "/as-str.sh")
+            batch.put_file(tmp_path / "tree" / "run.sh", "/explicit", mode=0o640)
+            batch.put_file(io.BytesIO(b"x"), "/object")
+        sb = sandboxes(volumes={"/v": vol})
+        modes = sb.exec("sh", "-c", "cd /v && stat -c '%n %a' tree/run.sh tree/private tree/sticky as-str.sh "
+                                    "explicit object && ./tree/run.sh").stdout.read().splitlines()
+    assert modes == ["tree/run.sh 755", "tree/private 600", "tree/sticky 755", "as-str.sh 755", "explicit 640",
+                     "object 644", "ran"]
+
+
 def test_volume_objects_and_ephemeral(app):
     modal.Volume.objects.create("made-vol")
     with pytest.raises(AlreadyExistsError):

@@ -153,7 +153,7 @@ modal.App.lookup("before", create_if_missing=True)
 filler = fill()
 errors = {}
 for what, write in [("volume", lambda: modal.Volume.objects.create("new-volume")),
-                    ("secret", lambda: modal.Secret.objects.create("kept", {"A": "2" * 100000}, allow_existing=True)),
+                    ("secret", lambda: modal.Secret.from_name("kept").update({"A": "2" * 100000})),
                     ("app", lambda: modal.App.lookup("after", create_if_missing=True))]:
     try:
         write()

@@ -143,6 +143,17 @@ def test_as_modal_usage():
     assert result.returncode == 2 and "usage: python -m pysandbox.as_modal" in result.stderr
 
 
+def test_as_modal_a_missing_script_or_module_is_one_line_as_python_says_it(tmp_path):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    for args, code, said in ((["absent.py"], 2, f"can't open file '{tmp_path / 'absent.py'}'"),
+                             (["-m", "absent_module"], 1, "No module named absent_module"),
+                             (["-m", "absent_package.module"], 1, "No module named absent_package.module")):
+        result = subprocess.run([sys.executable, "-m", "pysandbox.as_modal", *args], env=env, cwd=str(tmp_path),
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == code and said in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1
+
+
 def test_pytest_plugin_is_an_entry_point():
     text = (ROOT / "setup.cfg").read_text()
     assert "pytest11 =\n    pysandbox = pysandbox.pytest_plugin" in text

@@ -80,8 +80,10 @@ def test_volume_mounts_are_refused_unless_volume_path_and_ro(mount):
 def test_env_pairs():
     assert parse_env(["A=1", "B=x=y", "C="]) == {"A": "1", "B": "x=y", "C": ""}
     for bad in ("A", "=1"):
-        with pytest.raises(UsageError, match="KEY=VALUE"):
+        with pytest.raises(UsageError, match="^-e expects KEY=VALUE"):
             parse_env([bad])
+        with pytest.raises(UsageError, match="^--tag expects KEY=VALUE"):  # `ls --tag` named -e
+            parse_env([bad], "--tag")
 
 
 def test_a_stop_signal_is_held_until_the_block_ends():

@@ -1,6 +1,7 @@
 """identity.py: choosing and reserving root's range, the maps, and adopting an old state directory."""
 
 import os
+import pwd
 
 import pytest
 from hypothesis import given
@@ -24,6 +25,22 @@ def test_the_chosen_range_overlaps_no_entry(taken):
     assert start % RANGE == 0 and start >= 100000
     for _, first, count in entries:
         assert start + RANGE <= first or first + count <= start
+
+
+def test_a_configured_range_holding_a_host_account_is_refused(monkeypatch):
+    """PYSANDBOX_SANDBOX_UID=1000 was taken: sandbox root became uid 1000 and sandbox uid 3 uid 1003, real users."""
+    monkeypatch.setattr(identity, "_read_entries", lambda path: [])
+    monkeypatch.setattr(identity.pwd, "getpwall", lambda: [pwd_entry("alice", 1003)])
+    monkeypatch.setattr(identity.grp, "getgrall", lambda: [])
+    monkeypatch.setenv("PYSANDBOX_SANDBOX_UID", "1000")
+    with pytest.raises(InvalidError, match=r"PYSANDBOX_SANDBOX_UID=1000: .* the user alice \(1003\)"):
+        identity.root_range_start()
+    monkeypatch.setenv("PYSANDBOX_SANDBOX_UID", str(1003 + 1))  # just past it: free
+    assert identity.root_range_start() == 1004
+
+
+def pwd_entry(name, uid):
+    return pwd.struct_passwd((name, "x", uid, uid, "", "/home/" + name, "/bin/sh"))
 
 
 def test_a_full_space_is_refused():

