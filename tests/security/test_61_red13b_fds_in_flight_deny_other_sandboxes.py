@@ -50,17 +50,18 @@ import pytest
 
 pytestmark = pytest.mark.rootless
 
-# Sandbox code: the pipe's read end in flight until the kernel refuses (its count is past our RLIMIT_NOFILE),
-# then it says so and holds everything until its stdin ends.
+# Sandbox code: the pipe's read end in flight until the kernel refuses (its count is past our RLIMIT_NOFILE), or
+# past argv[1] descriptors if given, then it says so and holds everything until its stdin ends.
 HOLD_IN_FLIGHT = r"""
 import array, errno, os, socket, sys
+cap = int(sys.argv[1]) if len(sys.argv) > 1 else float("inf")
 r, w = os.pipe()
 held, n, err = [], 0, None
-while err is None and len(held) < 2048:
+while err is None and len(held) < 2048 and n < cap:
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
     a.setblocking(False)
     held.append((a, b))
-    while True:
+    while n < cap:
         try:
             a.sendmsg([b"x"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [r] * 253))])
             n += 253

@@ -36,35 +36,11 @@ import pytest
 
 import pysandbox as modal
 
-from .test_61_red13b_fds_in_flight_deny_other_sandboxes import let_go
+from .test_61_red13b_fds_in_flight_deny_other_sandboxes import HOLD_IN_FLIGHT, let_go
 from .test_62_red14_fds_in_flight_past_the_bound import AS_ITS_OWN_USER
 
 # Every sandbox of one rootless caller is that caller's uid, as every root sandbox is 131072.
 pytestmark = [pytest.mark.rootless, AS_ITS_OWN_USER]
-
-# Sandbox code: the pipe's read end in flight, `cap` descriptors (a few messages past a victim's 1024), held
-# until its stdin ends.
-HOLD_CAPPED = r"""
-import array, errno, os, socket, sys
-cap = int(sys.argv[1])
-r, w = os.pipe()
-held, n, err = [], 0, None
-while err is None and n < cap:
-    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
-    a.setblocking(False)
-    held.append((a, b))
-    while n < cap:
-        try:
-            a.sendmsg([b"x"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [r] * 253))])
-            n += 253
-        except BlockingIOError:
-            break
-        except OSError as e:
-            err = errno.errorcode[e.errno]
-            break
-print(err, n, flush=True)
-sys.stdin.read()
-"""
 
 VICTIM_LIMIT = 1024
 
@@ -95,7 +71,7 @@ def test_a_higher_limit_sandbox_cannot_deny_a_lower_limit_creators_sandbox(sandb
     try:
         assert victim.open("/etc/hostname").read() is not None  # served before the attack
         attacker = sandboxes("sleep", "300", timeout=300)
-        holder = attacker.exec("python3", "-S", "-c", HOLD_CAPPED, str(VICTIM_LIMIT + 3 * 253))
+        holder = attacker.exec("python3", "-S", "-c", HOLD_IN_FLIGHT, str(VICTIM_LIMIT + 3 * 253))
         said = ""
         for chunk in holder.stdout:
             said += chunk
