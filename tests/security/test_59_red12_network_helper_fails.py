@@ -29,12 +29,14 @@ FAILS_LATE = "#!/bin/sh\n" + shutil.which("sleep") + " 2\nexit 1\n"
 
 
 def _watch(stop, found):
-    """Every process of a supervisor of this checkout (its binary), and its descendants, until `stop` is set."""
+    """Every supervisor this process started (a child running this checkout's binary), and its descendants, until
+    `stop` is set. Only this process's: CI's other root suite runs sandboxes of the same checkout meanwhile."""
     supervisor = os.path.realpath(settings.native_binary("sandbox-supervisor"))
+    me = psutil.Process()
     while not stop.is_set():
-        for p in psutil.process_iter(["exe"]):
+        for p in me.children():
             try:
-                if p.info["exe"] == supervisor:
+                if p.exe() == supervisor:
                     for c in [p, *p.children(recursive=True)]:
                         found.setdefault(c.pid, (c, _name(c)))
             except psutil.Error:
