@@ -122,8 +122,8 @@ void net_child_prepare(const sigset_t *mask, enter_identity_fn enter_identity, p
  * where no other process has a pid to open, trace or signal (tests/security/test_63), and
  * slirp4netns's seccomp filter (--enable-seccomp) refuses ptrace, process_vm_* and pidfd_getfd
  * besides.  A root caller's are cloned into one; an unprivileged caller's slirp4netns goes into
- * one from the sandbox's user namespace (enter_userns_pidns); its DNS filter, which runs nft in
- * that user namespace, stays where it is (docs/SECURITY.md). */
+ * one from the sandbox's user namespace (enter_userns_pidns); its DNS filter stays where it is:
+ * its forks of nft must not count against that namespace's process limit (dnsfilter.c). */
 pid_t net_fork_helper(void)
 {
   if (geteuid() != 0)
