@@ -875,14 +875,12 @@ pid_t dns_filter_start(const struct net_options *opt, int userns, int netns, int
     pwarnf("pipe");
     return -1;
   }
-  pid_t parent = getpid(), pid = net_fork_helper();
+  pid_t parent = getpid(), pid = net_fork_helper(false);
   if (pid == 0) {
     if (chdir(opt->dir) < 0) { /* before dropping root, which may not reach it */
       pwarnf("chdir %s", opt->dir);
       _exit(127);
     }
-    if (geteuid() == 0 && net_helper_mounts(false) < 0) /* in the pid namespace net_fork_helper made */
-      _exit(127);
     net_child_prepare(mask, enter_identity, parent);
     f.host.watch = hosts != NULL ? *hosts : (struct host_watch){-1, -1, -1, NULL};
     close_others((int[7]){exit_r, userns, netns, ready[1], f.host.watch.events, f.host.watch.query, f.host.watch.armed},

@@ -114,27 +114,10 @@ void net_child_prepare(const sigset_t *mask, enter_identity_fn enter_identity, p
     _exit(127);
 }
 
-/* The helpers that parse what sandbox code sends (slirp4netns, the DNS filter) run as the sandbox
- * identity: the host ids the processes of every sandbox of this caller run as, and own their user
- * namespaces (an unprivileged caller's: the caller's own uid).  A memory bug in one, driven from
- * one sandbox, must not reach another's processes, or the caller's (their environment, their
- * memory, a signal).  So they run in a pid namespace of their own, with a /proc of that namespace,
- * where no other process has a pid to open, trace or signal (tests/security/test_63), and
- * slirp4netns's seccomp filter (--enable-seccomp) refuses ptrace, process_vm_* and pidfd_getfd
- * besides.  A root caller's are cloned into one; an unprivileged caller's slirp4netns goes into
- * one from the sandbox's user namespace (enter_userns_pidns); its DNS filter stays where it is:
- * its forks of nft must not count against that namespace's process limit (dnsfilter.c). */
-pid_t net_fork_helper(void)
-{
-  if (geteuid() != 0)
-    return fork();
-  /* fork()'s semantics (a copy of this stack).  glibc's fork would also store the child's thread id
-   * in its thread block; the helpers are single-threaded, and glibc asks the kernel for its own id
-   * where it signals itself. */
-  return (pid_t)syscall(SYS_clone, SIGCHLD | CLONE_NEWPID | CLONE_NEWNS, NULL, NULL, NULL, 0);
-}
-
-int net_helper_mounts(bool tun)
+/* In a helper's pid and mount namespace, with the capabilities of its user namespace: a /proc of
+ * that pid namespace, and with `tun` (a root caller's) a private /dev/net/tun open to the sandbox
+ * identity.  0, or -1 after saying why. */
+static int helper_mounts(bool tun)
 {
   if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0 ||
       mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
@@ -150,6 +133,29 @@ int net_helper_mounts(bool tun)
 fail:
   pwarnf("the mounts of a network helper");
   return -1;
+}
+
+/* The helpers that parse what sandbox code sends (slirp4netns, the DNS filter) run as the sandbox
+ * identity: the host ids the processes of every sandbox of this caller run as, and own their user
+ * namespaces (an unprivileged caller's: the caller's own uid).  A memory bug in one, driven from
+ * one sandbox, must not reach another's processes, or the caller's (their environment, their
+ * memory, a signal).  So they run in a pid namespace of their own, with a /proc of that namespace,
+ * where no other process has a pid to open, trace or signal (tests/security/test_63), and
+ * slirp4netns's seccomp filter (--enable-seccomp) refuses ptrace, process_vm_* and pidfd_getfd
+ * besides.  A root caller's are cloned into one; an unprivileged caller's slirp4netns goes into
+ * one from the sandbox's user namespace (enter_userns_pidns); its DNS filter stays where it is:
+ * its forks of nft must not count against that namespace's process limit (dnsfilter.c). */
+pid_t net_fork_helper(bool tun)
+{
+  if (geteuid() != 0)
+    return fork();
+  /* fork()'s semantics (a copy of this stack).  glibc's fork would also store the child's thread id
+   * in its thread block; the helpers are single-threaded, and glibc asks the kernel for its own id
+   * where it signals itself. */
+  pid_t pid = (pid_t)syscall(SYS_clone, SIGCHLD | CLONE_NEWPID | CLONE_NEWNS, NULL, NULL, NULL, 0);
+  if (pid == 0 && helper_mounts(tun) < 0)
+    _exit(127);
+  return pid;
 }
 
 /* An unprivileged caller can make a pid namespace only in a user namespace it owns: the helper's
@@ -202,7 +208,7 @@ static pid_t spawn_helper(const struct net_options *opt, const int fds[4], const
   argv[n] = NULL;
 
   pid_t parent = getpid();
-  pid_t pid = net_fork_helper();
+  pid_t pid = net_fork_helper(true);
   if (pid != 0) {
     if (pid < 0)
       pwarnf("fork");
@@ -212,12 +218,10 @@ static pid_t spawn_helper(const struct net_options *opt, const int fds[4], const
     pwarnf("chdir %s", opt->dir);
     _exit(127);
   }
-  if (root && net_helper_mounts(true) < 0) /* in the pid namespace net_fork_helper made */
-    _exit(127);
   net_child_prepare(mask, enter_identity, parent);
   if (!root) {
     enter_userns_pidns(fds[USERNS]);
-    if (net_helper_mounts(false) < 0) /* the host's tun node: doctor checks it */
+    if (helper_mounts(false) < 0) /* the host's tun node: doctor checks it */
       _exit(127);
   }
   for (int i = 0; i < 4; i++)

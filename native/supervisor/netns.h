@@ -33,13 +33,9 @@ struct net_options {
 typedef int (*enter_identity_fn)(void);
 
 /* fork() for a helper that parses what sandbox code sends; for a root caller, a child in a pid
- * and a mount namespace of its own (see netns.c). */
-pid_t net_fork_helper(void);
-
-/* In a helper's pid and mount namespace, with the capabilities of its user namespace: a /proc
- * of that pid namespace, and with `tun` (a root caller's) a private /dev/net/tun open to the
- * sandbox identity.  0, or -1 after saying why. */
-int net_helper_mounts(bool tun);
+ * and a mount namespace of its own, with a /proc of that namespace and with `tun` a private
+ * /dev/net/tun open to the sandbox identity (see netns.c).  The child exits if those fail. */
+pid_t net_fork_helper(bool tun);
 
 /* In a forked child, before it execs or serves: /dev/null as stdin, the
  * supervisor's original signal mask, the sandbox identity, death with
