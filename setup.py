@@ -31,7 +31,7 @@ BINARIES = {  # sources in native/; native/common/ is on the include path
                      "common/util.c"],
     "sandbox-supervisor": ["supervisor/supervisor.c", "supervisor/output.c", "supervisor/stage.c",
                            "common/userns.c", "common/rmtree.c", "supervisor/netns.c", "supervisor/dnsfilter.c",
-                           "supervisor/hostaddr.c", "supervisor/cgroup.c", "common/handoff.c",
+                           "supervisor/hostaddr.c", "supervisor/cgroup.c", "supervisor/spare.c", "common/handoff.c",
                            "common/opts.c", "common/fdutil.c", "common/util.c"],
     "sandbox-probe": ["probe/probe.c", "common/opts.c", "common/util.c"],
     "sandbox-mount": ["mount/mount_main.c", "common/tree.c", "common/report.c", "common/opts.c", "common/fdutil.c",

@@ -26,6 +26,7 @@ from ._cli.common import PROG, Stopped, UsageError, one_line
 from ._version import __version__
 from .exception import Error
 from .image import cli as image_cli
+from .runtime import spare
 
 EXIT_PYSANDBOX_FAILED = 125  # of the commands that pass a command's status through
 
@@ -272,7 +273,8 @@ def _error_status(args: argparse.Namespace, usage: int) -> int:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        return args.func(args)
+        with spare.one_shot():  # each command makes at most one sandbox: a spare would go unused
+            return args.func(args)
     except KeyboardInterrupt:
         return 130
     except Stopped as stop:  # SIGINT, SIGTERM or SIGHUP, after what `run` made was ended

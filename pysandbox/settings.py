@@ -189,6 +189,12 @@ def host_site_packages() -> bool:
     return os.environ.get("PYSANDBOX_HOST_SITE_PACKAGES", "") == "1"
 
 
+def warm_spare() -> bool:
+    """Whether a create starts a spare supervisor for the next one (runtime/spare.py): on unless
+    PYSANDBOX_WARM_SPARE=0."""
+    return os.environ.get("PYSANDBOX_WARM_SPARE", "") != "0"
+
+
 def network_reaches_host() -> bool:
     """Whether the default network reaches the host's own addresses (PYSANDBOX_NETWORK_REACHES_HOST=1), and
     with them every service the host binds to the wildcard address: off, as Modal's reach no host of theirs."""

@@ -4,6 +4,7 @@
 
 #include <errno.h>       /* errno */
 #include <fcntl.h>       /* open, O_* */
+#include <grp.h>         /* setgroups */
 #include <sched.h>       /* unshare, CLONE_NEWUSER */
 #include <stdio.h>       /* snprintf */
 #include <stdlib.h>      /* strtoul */
@@ -13,7 +14,7 @@
 #include <sys/socket.h>  /* socketpair, sendmsg, recvmsg */
 #include <sys/syscall.h> /* SYS_clone */
 #include <sys/wait.h>    /* waitpid */
-#include <unistd.h>      /* fork, pipe2, read, write, close, execve */
+#include <unistd.h>      /* fork, pipe2, read, write, close, execve, setres[ug]id */
 
 #include "fdutil.h"
 #include "util.h"
@@ -299,6 +300,31 @@ static int map_outer(const struct userns_plan *p, pid_t outer)
   return write_map(outer, "uid_map", p->uids, p->nuids) == 0 && write_map(outer, "gid_map", p->gids, p->ngids) == 0
       ? 0
       : -1;
+}
+
+int identity_drop(uid_t uid, gid_t gid)
+{
+  if (setgroups(0, NULL) < 0) {
+    pwarnf("setgroups");
+    return -1;
+  }
+  if (setresgid(gid, gid, gid) < 0) {
+    pwarnf("setresgid");
+    return -1;
+  }
+  if (setresuid(uid, uid, uid) < 0) {
+    pwarnf("setresuid");
+    return -1;
+  }
+  uid_t r, e, s;
+  gid_t rg, eg, sg;
+  if (getresuid(&r, &e, &s) < 0 || getresgid(&rg, &eg, &sg) < 0 || r != uid || e != uid || s != uid || rg != gid ||
+      eg != gid || sg != gid || getgroups(0, NULL) != 0) {
+    errno = EPERM;
+    pwarnf("dropping privileges did not stick");
+    return -1;
+  }
+  return 0;
 }
 
 static int own_identity(void)

@@ -46,6 +46,10 @@ struct userns_plan {
  * enter_identity): its uid owns the namespaces.  0 or -1 with errno. */
 typedef int (*userns_identity_fn)(void);
 
+/* Drops root for good: no supplementary groups, every uid and gid `uid` and
+ * `gid`, checked to have stuck.  0, or -1 with errno after saying why. */
+int identity_drop(uid_t uid, gid_t gid);
+
 /* The outer namespace's maker, started (userns_start) and not yet done with (userns_finish). */
 struct userns_maker {
   pid_t pid;

@@ -400,6 +400,22 @@ static unsigned long mapped_from_zero(const char *map)
   return covered;
 }
 
+/* Sends the network namespace we are in on `sock` (-1: nobody asked).  0, or -1 after saying why. */
+static int send_namespace(int sock)
+{
+  if (sock < 0)
+    return 0;
+  int ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (ns < 0 || fd_send(sock, ns) < 0) {
+    pwarnf("handing the sandbox's network namespace to the supervisor");
+    if (ns >= 0)
+      close(ns);
+    return -1;
+  }
+  close(ns);
+  return 0;
+}
+
 /* Sandbox root has no CAP_NET_RAW (layout.py: a packet socket would pass beside
  * the egress filter), so ping needs ICMP datagram sockets, which the filter sees:
  * the namespace admits the groups its user namespace maps from 0 (the identity's
@@ -420,8 +436,15 @@ static void allow_ping(void)
     pwarnf("admitting the sandbox's groups to ICMP datagram sockets (ping)");
 }
 
-int net_make_namespace(int sock)
+int net_make_namespace(int premade, int sock)
 {
+  if (premade >= 0) {
+    if (setns(premade, CLONE_NEWNET) < 0) {
+      pwarnf("joining the sandbox's network namespace");
+      return -1;
+    }
+    return send_namespace(sock);
+  }
   if (unshare(CLONE_NEWNET) < 0) {
     pwarnf("unshare the sandbox's network namespace");
     return -1;
@@ -438,15 +461,7 @@ int net_make_namespace(int sock)
     return -1;
   }
   allow_ping();
-  if (sock < 0)
-    return 0;
-  int ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-  if (ns < 0 || fd_send(sock, ns) < 0) {
-    pwarnf("handing the sandbox's network namespace to the supervisor");
-    return -1;
-  }
-  close(ns);
-  return 0;
+  return send_namespace(sock);
 }
 
 /* Holds the runner child until the supervisor has connected the namespace: 'g', or end of file when
@@ -486,7 +501,7 @@ int net_own_stack_ready(int sock)
   return hide_root_netns_probe() < 0 ? -1 : wait_connected(sock);
 }
 
-int net_make_namespace_for_root(int userns, int sock)
+int net_namespace_in(int userns)
 {
   int pair[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0) {
@@ -496,7 +511,7 @@ int net_make_namespace_for_root(int userns, int sock)
   pid_t pid = fork();
   if (pid == 0) { /* joins the user namespace for good: a child's to lose */
     close(pair[0]);
-    _exit(setns(userns, CLONE_NEWUSER) < 0 || net_make_namespace(pair[1]) < 0 ? 127 : 0);
+    _exit(setns(userns, CLONE_NEWUSER) < 0 || net_make_namespace(-1, pair[1]) < 0 ? 127 : 0);
   }
   close(pair[1]);
   int ns = pid < 0 ? -1 : fd_receive(pair[0]);
@@ -504,16 +519,27 @@ int net_make_namespace_for_root(int userns, int sock)
   int st = 1;
   while (pid > 0 && waitpid(pid, &st, 0) < 0 && errno == EINTR)
     ;
-  int rc = -1;
-  if (ns < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+  if (ns >= 0 && (!WIFEXITED(st) || WEXITSTATUS(st) != 0)) {
+    close(ns);
+    ns = -1;
+  }
+  if (ns < 0)
     warnf("making the sandbox's network namespace failed");
-  else if (setns(ns, CLONE_NEWNET) < 0)
+  return ns;
+}
+
+int net_make_namespace_for_root(int userns, int sock)
+{
+  int ns = net_namespace_in(userns);
+  if (ns < 0)
+    return -1;
+  int rc = -1;
+  if (setns(ns, CLONE_NEWNET) < 0)
     pwarnf("joining the sandbox's network namespace");
   else if (fd_send(sock, ns) < 0)
     pwarnf("handing the sandbox's network namespace to the supervisor");
   else
     rc = net_own_stack_ready(sock);
-  if (ns >= 0)
-    close(ns);
+  close(ns);
   return rc;
 }

@@ -44,16 +44,21 @@ void net_child_prepare(const sigset_t *mask, enter_identity_fn enter_identity, p
 
 /* In the supervisor's runner child, in the sandbox's user namespace, before it
  * execs the runner: a new network namespace with loopback up, which the runner
- * keeps (it makes none of its own, whatever the mode).  With the default network,
+ * keeps (it makes none of its own, whatever the mode), or, `premade` (else -1),
+ * one a spare made so beforehand (spare.h), joined.  With the default network,
  * `sock` (the handshake socket; else -1) carries it to the supervisor, which
  * connects it while the runner sets up the rest.  0, or -1 after saying why. */
-int net_make_namespace(int sock);
+int net_make_namespace(int premade, int sock);
 
 /* For a runner that runs its own TCP/IP stack on the namespace's links (gVisor's runsc, which copies the
  * links, addresses and routes it finds when it starts), in the runner child, in the namespace handed over
  * on `sock`: hides what runsc takes for the host's namespace (hide_root_netns_probe) and waits until the
  * supervisor has connected it and its egress filter holds.  0, or -1 after saying why. */
 int net_own_stack_ready(int sock);
+
+/* A new network namespace made in `userns` (by a child that joins it), loopback up: its fd
+ * (close-on-exec), or -1 after saying why. */
+int net_namespace_in(int userns);
 
 /* net_make_namespace and net_own_stack_ready for such a runner run as root outside the sandbox's user
  * namespace (runsc for a root caller, which makes its own): the namespace is made in `userns` (so the

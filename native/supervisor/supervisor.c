@@ -67,6 +67,7 @@
 #include "opts.h"
 #include "output.h"
 #include "rmtree.h"
+#include "spare.h"
 #include "stage.h"
 #include "userns.h"
 #include "util.h"
@@ -114,6 +115,9 @@ static struct output runner_log = {.pipe = -1};
  * runner as FD_ENTRY_OUT/ERR, and their copies into the files. */
 static int entry_pipe_w[2] = {-1, -1};
 static struct output entry_out[2];
+
+/* --spare: the namespaces it made beforehand, for the runner child (spare.h). */
+static struct spare spare = {.userns = -1, .netns = -1};
 
 /* The first reason the sandbox ended wins. */
 static const char *status;
@@ -337,32 +341,10 @@ static noreturn void child_fail(int fail_w, bool quiet, const char *what)
 }
 
 /* The sandbox identity, for the runner and the network helpers: with
- * --as-uid, drop root for good and check that it stuck.  -1 with errno. */
+ * --as-uid, drop root for good (userns.h: identity_drop).  -1 with errno. */
 static int enter_identity(void)
 {
-  if (!opt.as_user)
-    return 0;
-  if (setgroups(0, NULL) < 0) {
-    pwarnf("setgroups");
-    return -1;
-  }
-  if (setresgid(opt.gid, opt.gid, opt.gid) < 0) {
-    pwarnf("setresgid");
-    return -1;
-  }
-  if (setresuid(opt.uid, opt.uid, opt.uid) < 0) {
-    pwarnf("setresuid");
-    return -1;
-  }
-  uid_t r, e, s;
-  gid_t rg, eg, sg;
-  if (getresuid(&r, &e, &s) < 0 || getresgid(&rg, &eg, &sg) < 0 || r != opt.uid || e != opt.uid || s != opt.uid ||
-      rg != opt.gid || eg != opt.gid || sg != opt.gid || getgroups(0, NULL) != 0) {
-    errno = EPERM;
-    pwarnf("dropping privileges did not stick");
-    return -1;
-  }
-  return 0;
+  return opt.as_user ? identity_drop(opt.uid, opt.gid) : 0;
 }
 
 /* The --cleanup paths.  An unprivileged caller whose sandboxes have its
@@ -480,11 +462,12 @@ static noreturn void run_runner(const sigset_t *mask, int event_w, int fail_w, p
   bool root_in_userns = opt.handoff && opt.userns.nested > 0; /* gVisor for an unprivileged caller */
   /* The user namespaces' maker first: its start (a fork, an identity, an unshare) overlaps the stage's mounts. */
   struct userns_maker maker;
-  if (opt.userns.nuids > 0 && userns_start(&maker, &opt.userns, enter_identity, mask, true) < 0)
+  bool make_userns = opt.userns.nuids > 0 && spare.userns < 0;
+  if (make_userns && userns_start(&maker, &opt.userns, enter_identity, mask, true) < 0)
     child_fail(fail_w, true, NULL);
   if (!root_in_userns && stage() < 0)
     child_fail(fail_w, true, NULL);
-  int userns = opt.userns.nuids > 0 ? userns_finish(&maker, &opt.userns) : -1;
+  int userns = make_userns ? userns_finish(&maker, &opt.userns) : spare.userns;
   if (opt.userns.nuids > 0 && userns < 0)
     child_fail(fail_w, true, NULL);
   int sync = opt.net.helper != NULL ? net_sync[1] : -1;
@@ -509,7 +492,7 @@ static noreturn void run_runner(const sigset_t *mask, int event_w, int fail_w, p
       child_fail(fail_w, true, NULL);
     /* Its network namespace, whatever the mode, made here and not by the runner: with
      * the default network, the supervisor connects it while the runner works (netns.h). */
-    if (net_make_namespace(sync) < 0 || (opt.net.own_stack && net_own_stack_ready(sync) < 0))
+    if (net_make_namespace(spare.netns, sync) < 0 || (opt.net.own_stack && net_own_stack_ready(sync) < 0))
       child_fail(fail_w, true, NULL);
   }
   /* After the uid and namespace changes, which clear it.  The getppid() check closes
@@ -764,13 +747,20 @@ static void write_exit_file(int dirfd, const struct cgroup_totals *t)
 
 int main(int argc, char **argv)
 {
+  bool spared = argc > 1 && strcmp(argv[1], "--spare") == 0;
+  if (spared)
+    for (argv = spare_wait(argv, &spare), argc = 0; argv[argc] != NULL; argc++)
+      ;
   parse_args(argc, argv);
+  if (!spare_fits(&spare, opt.as_user, opt.uid, opt.gid, &opt.userns) || opt.handoff || opt.net.own_stack)
+    spare_release(&spare);
   for (int fd = FD_LISTEN; fd <= FD_INIT_CONFIG; fd = fd == FD_ENTRY_ERR ? FD_INIT_CONFIG : fd + 1)
     if (!fd_is_open(fd))
       usage_die("fd %d is not open", fd);
-  /* Nothing else of the caller's reaches the sandbox. */
+  /* Nothing else of the caller's reaches the sandbox (a spare kept nothing else of its creator's). */
   close_range(FD_EVENT, FD_NET_SYNC, 0);
-  close_range(FD_RUNNER_CONFIG + 1, ~0U, 0);
+  if (!spared)
+    close_range(FD_RUNNER_CONFIG + 1, ~0U, 0);
   bool runner_config = fd_is_open(FD_RUNNER_CONFIG);
   int dirfd = dir_fd = open(opt.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dirfd < 0) {
@@ -839,6 +829,7 @@ int main(int argc, char **argv)
   pid_t runner = cgroup_fork(opt.cgroups, opt.ncgroups, &placed);
   if (runner == 0)
     run_runner(&oldmask, ev[1], fp[1], self, placed);
+  spare_release(&spare); /* the runner child's alone: no helper of ours inherits them */
 
   /* The listener must live only in the sandbox: if we kept it, connect()
    * would still succeed after the sandbox died and clients would hang.  With

@@ -44,7 +44,7 @@ from .._state.proc import ProcessRef
 from ..exception import InvalidError
 from ..probe import PROBE_PATH
 from ..resources import Resources
-from . import cgroups, fds, initconfig, layout, limits, netplan, ptys, sizes
+from . import cgroups, fds, initconfig, layout, limits, netplan, ptys, sizes, spare
 from .runners import RUNNERS
 
 # The supervisor starts with these blocked (and at their default action): one sent before it
@@ -165,10 +165,14 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str], tethered: bo
         _check_mount_points(inputs, volumes)
         command = runner.command(inputs, _staged_runner(binary, root.stager))
     options = _supervisor_options(directory, spec, root, net, tethered, command)  # after command(): it staged its paths
+    # A self-isolating runner makes its own namespaces: nothing for a spare to make ahead.
+    identity_options = None if command.self_isolating else _identity_options(root)
     launched = _spawn_in_cgroup(directory, spec.resources, root.owner[0], [supervisor, *options], command,
-                                _init_config(spec, env, command.self_isolating))
+                                _init_config(spec, env, command.self_isolating), identity_options)
     launched.tunnels = net.tunnels
     launched.ptys_max = ptys.sandbox_bound(spec.runner, ptys_max)
+    if identity_options is not None:  # the next create's, made while this sandbox starts
+        _remember(spare.start(supervisor, identity_options, SUPERVISOR_SIGNALS))
     return launched
 
 
@@ -250,10 +254,12 @@ def _supervisor_options(directory: Path, spec: SandboxSpec, root: _Root, net: ne
                "--output-max", str(bounds.get("entrypoint_output"))]
     if command.self_isolating:
         options += ["--handoff", "--log-max", str(bounds.get("runner_log"))]
+    if not command.self_isolating:
+        options += _identity_options(root)
     # A self-isolating runner run as root needs no identity of the supervisor's; its network helpers do.
-    if root.as_root and (not command.self_isolating or net.mode == "default"):
+    elif root.as_root and net.mode == "default":
         options += ["--as-uid", str(root.owner[0]), "--as-gid", str(root.owner[1])]
-    if not command.self_isolating or command.nested_userns is not None or net.mode == "default":
+    if command.self_isolating and (command.nested_userns is not None or net.mode == "default"):
         options += identity.current().supervisor_args()
     if command.nested_userns:
         options += ["--userns-nested", str(command.nested_userns)]
@@ -270,6 +276,13 @@ def _supervisor_options(directory: Path, spec: SandboxSpec, root: _Root, net: ne
     return options + ["--confirm-fd", "0", *([] if tethered else ["--confirmed-by", paths.RECORD_NAME])]
 
 
+def _identity_options(root: _Root) -> List[str]:
+    """The sandbox identity (a root caller's --as-uid/--as-gid) and its user namespace's ranges: a
+    supervisor's, and the spare's it may be handed to."""
+    as_uid = ["--as-uid", str(root.owner[0]), "--as-gid", str(root.owner[1])] if root.as_root else []
+    return as_uid + identity.current().supervisor_args()
+
+
 def _init_config(spec: SandboxSpec, env: Dict[str, str], self_isolating: bool) -> bytes:
     """init's configuration: the environment, the entrypoint, the volumes it must find mounted. Under a
     self-isolating runner (gVisor) init sees its kernel's device numbers, not the host's: the supervisor's
@@ -280,11 +293,13 @@ def _init_config(spec: SandboxSpec, env: Dict[str, str], self_isolating: bool) -
 
 
 def _spawn_in_cgroup(directory: Path, resources: Resources, uid: int, supervisor: List[str],
-                     command: layout.RunnerCommand, init_config: bytes) -> "Launched":
+                     command: layout.RunnerCommand, init_config: bytes,
+                     identity_options: Optional[List[str]]) -> "Launched":
     """The sandbox's cgroup (or RLIMIT_NPROC), made last and removed if the supervisor never starts."""
     limit_options, cgroup = limits.supervisor_options(directory, resources, uid)
     try:
-        return _spawn(directory, [*supervisor, *limit_options, "--", *command.argv], init_config, command.config)
+        return _spawn(directory, [*supervisor, *limit_options, "--", *command.argv], init_config, command.config,
+                      identity_options)
     except BaseException:
         if cgroup is not None:
             cgroups.remove(cgroup)
@@ -405,7 +420,15 @@ class Launched:
             self._confirm_fd = -1
 
 
-def _spawn(directory: Path, argv: List[str], init_config: bytes, runner_config: Optional[bytes]) -> Launched:
+def _remember(pid: Optional[int]) -> None:
+    """A supervisor (or spare) we started: our child, reaped by reap_finished."""
+    if pid is not None:
+        _spawned.add(pid)
+
+
+def _spawn(directory: Path, argv: List[str], init_config: bytes, runner_config: Optional[bytes],
+           identity_options: Optional[List[str]]) -> Launched:
+    """The supervisor: this process's spare, if one waits for this identity (runtime/spare.py), else a new one."""
     sandbox = paths.SandboxDir(directory)
     listener = agent.listen(sandbox.socket)
     created = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
@@ -431,9 +454,13 @@ def _spawn(directory: Path, argv: List[str], init_config: bytes, runner_config: 
         (os.POSIX_SPAWN_DUP2, init, fds.INIT_CONFIG),
         *((os.POSIX_SPAWN_DUP2, fd, fds.RUNNER_CONFIG) for fd in runner),
     ]
+    waiting = None if identity_options is None else spare.take(argv[0], identity_options)
     try:
-        pid = os.posix_spawn(argv[0], argv, settings.HOST_ENV, file_actions=actions, setsid=True,
-                             setsigmask=SUPERVISOR_SIGNALS, setsigdef=SUPERVISOR_SIGNALS)
+        if waiting is not None and waiting.claim(argv, [confirm, log, listen, out, err, init, *runner]):
+            pid = waiting.pid
+        else:
+            pid = os.posix_spawn(argv[0], argv, settings.HOST_ENV, file_actions=actions, setsid=True,
+                                 setsigmask=SUPERVISOR_SIGNALS, setsigdef=SUPERVISOR_SIGNALS)
     except BaseException:
         os.close(confirm_write)
         raise
@@ -441,5 +468,5 @@ def _spawn(directory: Path, argv: List[str], init_config: bytes, runner_config: 
         listener.close()
         for fd in opened + high:
             os.close(fd)
-    _spawned.add(pid)
+    _remember(pid)
     return Launched(ProcessRef.of(pid), confirm_write)

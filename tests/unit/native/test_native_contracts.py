@@ -64,3 +64,11 @@ def test_tree_stream_record_agrees():
     expanded = "".join(code * int(count or 1) for count, code in re.findall(r"(\d*)([A-Za-z])", agent.TREE_RECORD.format))
     assert expanded == fields
     assert int(re.search(r"#define TREE_CHUNK (\d+)", header).group(1)) == agent.TREE_CHUNK
+
+
+def test_spare_claim_bound_agrees():
+    from pysandbox.runtime import spare
+
+    source = (NATIVE / "supervisor" / "spare.c").read_text()
+    size, unit = re.search(r"CLAIM_MAX = (\d+) \* (\d+),", source).groups()
+    assert int(size) * int(unit) == spare.CLAIM_MAX

@@ -1,0 +1,135 @@
+"""A warm spare: a supervisor started ahead of this process's next create (native/supervisor/spare.h).
+
+After a create, launch starts one supervisor that is no sandbox's yet. It makes the user and network
+namespaces a sandbox of this caller's identity runs in, then waits on a socket. The next create hands it
+its command line and descriptors (claim) instead of spawning a supervisor, so neither the supervisor's
+start nor the namespaces are on that create's path. A spare serves one sandbox; the next is started
+after it is claimed.
+
+A spare holds nothing of any sandbox until claimed: no directory, record, cgroup or file. It ends
+when the socket's other end closes: when this process exits, or when it is let go because the caller's
+identity changed since it started. A forked child never uses its parent's spare (it closes its copy of
+the socket at once). PYSANDBOX_WARM_SPARE=0 starts none.
+"""
+
+from __future__ import annotations
+
+import array
+import atexit
+import contextlib
+import os
+import select
+import socket
+import threading
+from typing import Iterator, Optional, Sequence, Tuple
+
+from .. import _fork, settings
+
+ROOM = 16384  # bytes of /proc/PID/cmdline the claim's command line may fill (spare.h --room)
+CLAIM_MAX = 64 * 1024  # the longest command line a spare takes (spare.c CLAIM_MAX)
+
+_lock = threading.Lock()
+_waiting: Optional["Spare"] = None  # this process's spare, not yet claimed
+_one_shot = 0  # > 0: inside one_shot(), no spare is started
+
+
+class Spare:
+    """A started spare: its pid, the identity options it was started with, its socket."""
+
+    def __init__(self, pid: int, key: Tuple[str, ...], sock: socket.socket) -> None:
+        self.pid, self.key, self._sock = pid, key, sock
+        _fork.track(self)
+
+    def usable(self, key: Tuple[str, ...]) -> bool:
+        """Started as `key` says (the supervisor's path, the identity options), and still waiting (its end of
+        the socket open)."""
+        if self._sock.fileno() < 0 or key != self.key:
+            return False
+        poller = select.poll()
+        poller.register(self._sock, select.POLLIN)  # POLLHUP and POLLERR come unasked
+        return not poller.poll(0)
+
+    def claim(self, argv: Sequence[str], fds: Sequence[int]) -> bool:
+        """Hands the spare its sandbox: the supervisor's command line and descriptors (spare.h's order).
+        False if it could not take them (gone meanwhile, or the command line too long): start one then."""
+        data = b"".join(os.fsencode(word) + b"\0" for word in argv)
+        try:
+            if len(data) > CLAIM_MAX:
+                return False
+            self._sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+            return True
+        except OSError:
+            return False
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Lets it go, if unclaimed: it sees end of file and exits."""
+        self._sock.close()
+
+    def _after_fork_in_child(self) -> None:
+        self._sock.close()  # the parent's: only its end of file may end the spare
+
+
+def take(supervisor: str, identity: Sequence[str]) -> Optional[Spare]:
+    """This process's spare, if one of this supervisor waits for this identity (any other is let go)."""
+    spare = _let_go()
+    if spare is not None and spare.usable((supervisor, *identity)):
+        return spare
+    if spare is not None:
+        spare.close()
+    return None
+
+
+@contextlib.contextmanager
+def one_shot() -> Iterator[None]:
+    """Starts no spare meanwhile: for a caller that makes one sandbox and ends (the CLI)."""
+    global _one_shot
+    _one_shot += 1
+    try:
+        yield
+    finally:
+        _one_shot -= 1
+
+
+def _let_go() -> Optional[Spare]:
+    """The waiting spare, which no longer waits here."""
+    global _waiting
+    with _lock:
+        spare, _waiting = _waiting, None
+    return spare
+
+
+def start(supervisor: str, identity: Sequence[str], signals: Sequence[int]) -> Optional[int]:
+    """Starts this process's next spare, unless one waits or spares are off; its pid (a child of ours, for
+    the caller to reap), or None. `signals`: blocked and at their default action, as for a supervisor."""
+    global _waiting
+    if not settings.warm_spare() or _one_shot or _waiting is not None:
+        return None
+    ours, its = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        pid = os.posix_spawn(supervisor, [supervisor, "--spare", "--room", " " * ROOM, *identity],
+                             settings.HOST_ENV, setsid=True, setsigmask=signals, setsigdef=signals,
+                             file_actions=[(os.POSIX_SPAWN_DUP2, its.fileno(), 0),
+                                           (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                                           (os.POSIX_SPAWN_DUP2, 1, 2)])
+    except OSError:
+        ours.close()
+        return None  # the next create starts its supervisor itself
+    finally:
+        its.close()
+    spare = Spare(pid, (supervisor, *identity), ours)
+    with _lock:
+        if _waiting is None:
+            _waiting, spare = spare, None
+    if spare is not None:  # another thread's came first
+        spare.close()
+    return pid
+
+
+
+@atexit.register
+def _at_exit() -> None:
+    spare = _let_go()
+    if spare is not None:
+        spare.close()

@@ -1,0 +1,146 @@
+"""A warm spare (native/supervisor/spare.h) takes exactly one well-formed claim, and its namespaces
+belong to the sandbox identity.
+
+The spare is a supervisor that waits, root for a root caller, with a user and a network namespace
+made for the next sandbox. Whatever reaches its socket other than a whole claim (a command line of
+NUL-ended words and six or seven descriptors) ends it before it starts anything; end of file ends it
+quietly. The namespaces it made are owned by the sandbox identity (as the runner child makes them),
+never by host root, so the sandbox's runner holds its capabilities there and nowhere else."""
+
+import array
+import fcntl
+import os
+import socket
+import struct
+import subprocess
+import time
+
+import pytest
+
+from pysandbox import identity, settings
+from pysandbox.runtime import spare
+
+pytestmark = pytest.mark.rootless
+
+NS_GET_OWNER_UID = 0xB704  # linux/nsfs.h: _IO(0xb7, 0x4)
+
+
+def identity_options():
+    options = identity.current().supervisor_args()
+    if os.geteuid() == 0:
+        uid, gid = settings.sandbox_owner()
+        options = ["--as-uid", str(uid), "--as-gid", str(gid), *options]
+    return options
+
+
+def start_spare(*extra):
+    ours, its = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    supervisor = settings.native_binary("sandbox-supervisor")
+    process = subprocess.Popen([supervisor, "--spare", "--room", " " * 64, *identity_options(), *extra],
+                               stdin=its, stderr=subprocess.PIPE, env=settings.HOST_ENV)
+    its.close()
+    return process, ours
+
+
+def wait_ready(process, timeout=30):
+    """Until it holds its two namespaces (six descriptors: 0-2, its socket, the namespaces)."""
+    deadline = time.monotonic() + timeout
+    while len(os.listdir(f"/proc/{process.pid}/fd")) != 6 and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def finish(process, timeout=30):
+    _, err = process.communicate(timeout=timeout)
+    return process.returncode, err.decode()
+
+
+def null_fds(count):
+    return [os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC) for _ in range(count)]
+
+
+@pytest.mark.parametrize("words, nfds", [
+    (b"/bin/true\0--dir", 6),  # the last word not NUL-ended
+    (b"/bin/true\0", 2),  # too few descriptors
+    (b"/bin/true\0", 0),
+    (b"x" * (spare.CLAIM_MAX + 1) + b"\0", 6),  # longer than a claim may be: cut short
+])
+def test_a_malformed_claim_ends_the_spare_before_anything(words, nfds):
+    process, sock = start_spare()
+    fds = null_fds(nfds)
+    try:
+        ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else []
+        sock.sendmsg([words], ancillary)
+        code, err = finish(process)
+    finally:
+        sock.close()
+        for fd in fds:
+            os.close(fd)
+    assert code == 1 and "a claim must be" in err, (code, err)
+
+
+def test_too_many_descriptors_end_the_spare():
+    process, sock = start_spare()
+    fds = null_fds(8)
+    try:
+        sock.sendmsg([b"/bin/true\0"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+        code, err = finish(process)
+    finally:
+        sock.close()
+        for fd in fds:
+            os.close(fd)
+    assert code == 1 and "a claim must be" in err, (code, err)
+
+
+def test_a_claim_that_is_no_supervisor_command_line_starts_nothing():
+    process, sock = start_spare()
+    fds = null_fds(6)
+    try:
+        sock.sendmsg([b"sandbox-supervisor\0--no-such-option\0"],
+                     [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+        code, _ = finish(process)
+    finally:
+        sock.close()
+        for fd in fds:
+            os.close(fd)
+    assert code == 2  # a usage error: nothing started
+
+
+def test_end_of_file_ends_the_spare_quietly():
+    process, sock = start_spare()
+    wait_ready(process)
+    sock.close()
+    assert finish(process) == (0, "")
+
+
+def test_unknown_spare_options_are_refused():
+    process, sock = start_spare("--dir", "/tmp")
+    sock.close()
+    code, err = finish(process)
+    assert code == 2 and "--dir" in err
+
+
+def test_the_namespaces_belong_to_the_sandbox_identity():
+    process, sock = start_spare()
+    try:
+        wait_ready(process)
+        owners = {}
+        for fd in os.listdir(f"/proc/{process.pid}/fd"):
+            target = os.readlink(f"/proc/{process.pid}/fd/{fd}")
+            kind = target.split(":")[0]
+            if kind not in ("user", "net"):
+                continue
+            ns = os.open(f"/proc/{process.pid}/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                if kind == "net":  # its owner is a user namespace: that one's owner is what counts
+                    user = fcntl.ioctl(ns, 0xB701)  # NS_GET_USERNS: an fd of the owning namespace
+                    os.close(ns)
+                    ns = user
+                buf = fcntl.ioctl(ns, NS_GET_OWNER_UID, b"\0" * 4)
+            finally:
+                os.close(ns)
+            owners[kind] = struct.unpack("I", buf)[0]
+    finally:
+        sock.close()
+        finish(process)
+    expected = settings.sandbox_owner()[0] if os.geteuid() == 0 else os.geteuid()
+    assert owners == {"user": expected, "net": expected}, owners
