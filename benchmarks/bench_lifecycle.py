@@ -8,8 +8,10 @@ in the supervisor), the median at most 1.3x the bare runner; with `terminate(wai
 own teardown of the bare runner's namespaces (its pid 1 killed, until the runner exits:
 _common.bare_teardown_ms). The sandboxes have block_network=True, like the baselines' new
 network namespace (benchmarks/bench_network.py prices the default network). The runner is
-chosen per sandbox (experimental_options), and the runs of all ten are interleaved so
-they see the same machine load.
+chosen per sandbox (experimental_options), and the runs of all twelve are interleaved so
+they see the same machine load. A create takes the warm spare the one before started
+(runtime/spare.py); the cycle without it (PYSANDBOX_WARM_SPARE=0) is measured in the same
+rounds.
 
 Also the caller's own CPU per cycle (time.process_time(): user + system of the calling
 process, its threads included, the supervisor and runner not), against the bare runner's
@@ -19,6 +21,7 @@ over all cycles, not per cycle) shows how much is the state disk's: with the sta
 on ext4, the system time grows with the inodes recently freed there (docs/ARCHITECTURE.md).
 """
 
+import os
 import resource
 import statistics
 import sys
@@ -46,6 +49,19 @@ def lifecycle(the_app, runner, wait):
     sb = modal.Sandbox.create(app=the_app, block_network=True, experimental_options={"runner": runner})
     sb.exec("true").wait()
     sb.terminate(wait=wait)
+
+
+def without_spare(the_app, runner):
+    """The terminate() cycle with PYSANDBOX_WARM_SPARE=0: a supervisor spawned by the create, its
+    namespaces made on the create's path (the spare waiting meanwhile is left for the next cycle)."""
+    previous = os.environ.get("PYSANDBOX_WARM_SPARE")
+    os.environ["PYSANDBOX_WARM_SPARE"] = "0"
+    try:
+        lifecycle(the_app, runner, False)
+    finally:
+        os.environ.pop("PYSANDBOX_WARM_SPARE")
+        if previous is not None:
+            os.environ["PYSANDBOX_WARM_SPARE"] = previous
 
 
 def cpu_of(func, samples, split=None):
@@ -81,6 +97,7 @@ def main():
         funcs["terminate()", runner] = cpu_of(lambda runner=runner: lifecycle(the_app, runner, False),
                                               cpu["terminate()", runner], split[runner])
         funcs["terminate(wait=True)", runner] = lambda runner=runner: lifecycle(the_app, runner, True)
+        funcs["no spare", runner] = lambda runner=runner: without_spare(the_app, runner)
     medians = interleaved(funcs, RUNS, warmup=WARMUP)
     teardown = {runner: statistics.median(values[WARMUP:]) for runner, values in teardowns.items()}
     for runner in RUNNERS:
@@ -90,6 +107,9 @@ def main():
               flush=True)
         report(f"{runner}: create+exec(true)+wait+terminate(wait=True)", medians["terminate(wait=True)", runner],
                "the terminate() cycle + that teardown", medians["terminate()", runner] + teardown[runner], bar=1.2)
+    for runner in RUNNERS:
+        report(f"{runner}: create+exec(true)+wait+terminate(), the warm spare", medians["terminate()", runner],
+               "the same with PYSANDBOX_WARM_SPARE=0", medians["no spare", runner])
     for ending in ENDINGS:
         report(f"nsjail vs bwrap: create+exec(true)+wait+{ending}", medians[ending, "nsjail"],
                "the same under bwrap", medians[ending, "bwrap"])

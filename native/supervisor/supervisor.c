@@ -492,7 +492,9 @@ static noreturn void run_runner(const sigset_t *mask, int event_w, int fail_w, p
       child_fail(fail_w, true, NULL);
     /* Its network namespace, whatever the mode, made here and not by the runner: with
      * the default network, the supervisor connects it while the runner works (netns.h). */
-    if (net_make_namespace(spare.netns, sync) < 0 || (opt.net.own_stack && net_own_stack_ready(sync) < 0))
+    /* A spare's namespace the supervisor has already: nothing to send. */
+    if (net_make_namespace(spare.netns, spare.netns >= 0 ? -1 : sync) < 0 ||
+        (opt.net.own_stack && net_own_stack_ready(sync) < 0))
       child_fail(fail_w, true, NULL);
   }
   /* After the uid and namespace changes, which clear it.  The getppid() check closes
@@ -599,24 +601,31 @@ static int enter_sandbox(void)
   return enter_identity();
 }
 
-/* The runner child sent the network namespace before it exec'd the runner, so
- * it is connected while the runner sets up the rest.  Init waits in the
- * handshake until both are done; on failure the runner is killed before init
- * is released. */
-static void connect_network(pid_t runner, const sigset_t *mask)
+/* Starts the network helpers on the sandbox's namespace: `netns`, a spare's (taken, closed here), or
+ * else the one the runner child sends before it execs the runner; so they start while the runner
+ * sets up the rest.  Whether they started. */
+static bool start_network(const sigset_t *mask, int netns)
 {
-  int netns = fd_receive(net_sync[0]);
-  /* A runner with its own stack starts once connected: init runs nothing before that. */
-  if (netns < 0 || net_connect(&opt.net, netns, mask, enter_sandbox, enter_identity, &net_exit_w) < 0 ||
-      (!opt.net.own_stack && net_wait_init(net_sync[0]) < 0)) {
+  if (netns < 0)
+    netns = fd_receive(net_sync[0]);
+  bool started = netns >= 0 && net_connect(&opt.net, netns, mask, enter_sandbox, enter_identity, &net_exit_w) == 0;
+  if (netns >= 0)
+    close(netns);
+  return started;
+}
+
+/* Init waits in the handshake until the helpers started and the runner is done (a runner with its
+ * own stack starts once connected: init runs nothing before that); on failure the runner is killed
+ * before init is released. */
+static void connect_network(pid_t runner, bool started)
+{
+  if (!started || (!opt.net.own_stack && net_wait_init(net_sync[0]) < 0)) {
     warnf("the sandbox's network could not be set up");
     set_status("failed", 127);
     kill(runner, SIGKILL);
   } else {
     send(net_sync[0], "g", 1, MSG_NOSIGNAL); /* fails only if the sandbox is gone */
   }
-  if (netns >= 0)
-    close(netns);
   close(net_sync[0]);
 }
 
@@ -829,7 +838,12 @@ int main(int argc, char **argv)
   pid_t runner = cgroup_fork(opt.cgroups, opt.ncgroups, &placed);
   if (runner == 0)
     run_runner(&oldmask, ev[1], fp[1], self, placed);
-  spare_release(&spare); /* the runner child's alone: no helper of ours inherits them */
+  /* The spare's network namespace is ours to connect (main's); the rest the runner child's alone:
+   * no helper of ours inherits them. */
+  int premade_netns = opt.net.helper != NULL ? spare.netns : -1;
+  if (premade_netns >= 0)
+    spare.netns = -1;
+  spare_release(&spare);
 
   /* The listener must live only in the sandbox: if we kept it, connect()
    * would still succeed after the sandbox died and clients would hang.  With
@@ -861,13 +875,14 @@ int main(int argc, char **argv)
     int err;
     ssize_t n;
     if (opt.net.own_stack) /* the runner child execs the runner once it is connected */
-      connect_network(runner, &oldmask);
+      connect_network(runner, start_network(&oldmask, -1));
+    bool started = premade_netns >= 0 && start_network(&oldmask, premade_netns);
     while ((n = read(fp[0], &err, sizeof err)) < 0 && errno == EINTR)
       ;
     if (n == (ssize_t)sizeof err)
       set_status("failed", 127); /* the child already said why */
     else if (opt.net.helper != NULL && !opt.net.own_stack)
-      connect_network(runner, &oldmask);
+      connect_network(runner, premade_netns >= 0 ? started : start_network(&oldmask, -1));
     supervise(runner, opt.timeout_ms != 0 ? start + opt.timeout_ms : 0);
   }
   close(fp[0]);

@@ -9,7 +9,7 @@ after it is claimed.
 A spare holds nothing of any sandbox until claimed: no directory, record, cgroup or file. It ends
 when the socket's other end closes: when this process exits, or when it is let go because the caller's
 identity changed since it started. A forked child never uses its parent's spare (it closes its copy of
-the socket at once). PYSANDBOX_WARM_SPARE=0 starts none.
+the socket at once). With PYSANDBOX_WARM_SPARE=0 creates start and take none.
 """
 
 from __future__ import annotations
@@ -72,7 +72,10 @@ class Spare:
 
 
 def take(supervisor: str, identity: Sequence[str]) -> Optional[Spare]:
-    """This process's spare, if one of this supervisor waits for this identity (any other is let go)."""
+    """This process's spare, if one of this supervisor waits for this identity (any other is let go), and
+    spares are on (else one waiting waits on)."""
+    if not settings.warm_spare():
+        return None
     spare = _let_go()
     if spare is not None and spare.usable((supervisor, *identity)):
         return spare
@@ -120,9 +123,10 @@ def start(supervisor: str, identity: Sequence[str], signals: Sequence[int]) -> O
         its.close()
     spare = Spare(pid, (supervisor, *identity), ours)
     with _lock:
-        if _waiting is None:
-            _waiting, spare = spare, None
-    if spare is not None:  # another thread's came first
+        kept = _waiting is None
+        if kept:
+            _waiting = spare
+    if not kept:  # another thread's came first
         spare.close()
     return pid
 

@@ -146,10 +146,11 @@ def test_a_spare_ends_with_its_creator(app):
 
 
 def test_no_spare_when_turned_off_or_one_shot(sandboxes, monkeypatch):
-    sandboxes()  # takes whatever waited, then starts one
-    with spare.one_shot():
-        sandboxes()  # takes it; starts none
-        assert spare._waiting is None
+    waiting = waiting_spare(sandboxes)
     monkeypatch.setenv("PYSANDBOX_WARM_SPARE", "0")
-    sandboxes()
-    assert spare._waiting is None
+    sb = sandboxes()  # neither takes the spare waiting nor starts one
+    assert sb._record.supervisor.pid != waiting.pid and spare._waiting is waiting
+    monkeypatch.delenv("PYSANDBOX_WARM_SPARE")
+    with spare.one_shot():
+        assert sandboxes()._record.supervisor.pid == waiting.pid  # takes it; starts none
+        assert spare._waiting is None

@@ -30,15 +30,19 @@ FAILS_LATE = "#!/bin/sh\n" + shutil.which("sleep") + " 2\nexit 1\n"
 
 def _watch(stop, found):
     """Every supervisor this process started (a child running this checkout's binary), and its descendants, until
-    `stop` is set. Only this process's: CI's other root suite runs sandboxes of the same checkout meanwhile."""
+    `stop` is set. Only this process's: CI's other root suite runs sandboxes of the same checkout meanwhile. A
+    warm spare (runtime/spare.py) is no sandbox's until claimed: it waits on, for the next create."""
     supervisor = os.path.realpath(settings.native_binary("sandbox-supervisor"))
     me = psutil.Process()
     while not stop.is_set():
         for p in me.children():
             try:
-                if p.exe() == supervisor:
+                if p.exe() == supervisor and p.cmdline()[1:2] != ["--spare"]:
                     for c in [p, *p.children(recursive=True)]:
-                        found.setdefault(c.pid, (c, _name(c)))
+                        # The name it runs under now: a helper is first a fork of the supervisor, until its exec.
+                        name = _name(c)
+                        if c.pid not in found or name != "?":
+                            found[c.pid] = (found.get(c.pid, (c,))[0], name)
             except psutil.Error:
                 pass
         time.sleep(0.02)
