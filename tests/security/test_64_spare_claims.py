@@ -54,55 +54,35 @@ def finish(process, timeout=30):
     return process.returncode, err.decode()
 
 
-def null_fds(count):
-    return [os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC) for _ in range(count)]
+def claim(words, nfds):
+    """A spare sent `words` with `nfds` descriptors: its exit status and what it said."""
+    process, sock = start_spare()
+    fds = [os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC) for _ in range(nfds)]
+    try:
+        ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else []
+        sock.sendmsg([words], ancillary)
+        return finish(process)
+    finally:
+        sock.close()
+        for fd in fds:
+            os.close(fd)
 
 
 @pytest.mark.parametrize("words, nfds", [
     (b"/bin/true\0--dir", 6),  # the last word not NUL-ended
     (b"/bin/true\0", 2),  # too few descriptors
     (b"/bin/true\0", 0),
+    (b"/bin/true\0", 8),  # one too many: the control buffer has room for it, the check not
+    (b"/bin/true\0", 9),  # more than the control buffer holds: cut short
     (b"x" * (spare.CLAIM_MAX + 1) + b"\0", 6),  # longer than a claim may be: cut short
 ])
 def test_a_malformed_claim_ends_the_spare_before_anything(words, nfds):
-    process, sock = start_spare()
-    fds = null_fds(nfds)
-    try:
-        ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else []
-        sock.sendmsg([words], ancillary)
-        code, err = finish(process)
-    finally:
-        sock.close()
-        for fd in fds:
-            os.close(fd)
-    assert code == 1 and "a claim must be" in err, (code, err)
-
-
-def test_too_many_descriptors_end_the_spare():
-    process, sock = start_spare()
-    fds = null_fds(8)
-    try:
-        sock.sendmsg([b"/bin/true\0"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
-        code, err = finish(process)
-    finally:
-        sock.close()
-        for fd in fds:
-            os.close(fd)
+    code, err = claim(words, nfds)
     assert code == 1 and "a claim must be" in err, (code, err)
 
 
 def test_a_claim_that_is_no_supervisor_command_line_starts_nothing():
-    process, sock = start_spare()
-    fds = null_fds(6)
-    try:
-        sock.sendmsg([b"sandbox-supervisor\0--no-such-option\0"],
-                     [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
-        code, _ = finish(process)
-    finally:
-        sock.close()
-        for fd in fds:
-            os.close(fd)
-    assert code == 2  # a usage error: nothing started
+    assert claim(b"sandbox-supervisor\0--no-such-option\0", 6)[0] == 2  # a usage error: nothing started
 
 
 def test_end_of_file_ends_the_spare_quietly():
