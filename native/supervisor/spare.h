@@ -18,8 +18,9 @@
  * is cut short there.
  *
  * The namespaces are the sandbox's only if its options name the same identity
- * (spare_fits); otherwise, or when making them failed, the runner child makes
- * them as a supervisor started without a spare does.  Each is used once: a
+ * (spare_fits) and it sets no RLIMIT_NPROC (--nproc: a user namespace keeps
+ * its creator's, which the spare's was not); otherwise, or when making them
+ * failed, the runner child makes them as a supervisor started without a spare does.  Each is used once: a
  * spare serves one sandbox. */
 #if !defined(PSB_SPARE_H)
 #define PSB_SPARE_H
