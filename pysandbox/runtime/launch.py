@@ -172,7 +172,11 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str], tethered: bo
     launched.tunnels = net.tunnels
     launched.ptys_max = ptys.sandbox_bound(spec.runner, ptys_max)
     if identity_options is not None:  # the next create's, made while this sandbox starts
-        _remember(spare.start(supervisor, identity_options, SUPERVISOR_SIGNALS))
+        try:
+            _remember(spare.start(supervisor, identity_options, SUPERVISOR_SIGNALS))
+        except BaseException:  # an interrupt: the caller never gets `launched`, so its supervisor ends here
+            launched.abandon()
+            raise
     return launched
 
 

@@ -106,7 +106,10 @@ def start(supervisor: str, identity: Sequence[str], signals: Sequence[int]) -> O
     global _waiting
     if not settings.warm_spare() or _one_shot or _waiting is not None:
         return None
-    ours, its = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        ours, its = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    except OSError:
+        return None  # out of descriptors: a head start for the next create, never this one's failure
     try:
         pid = os.posix_spawn(supervisor, [supervisor, "--spare", "--room", " " * ROOM, *identity],
                              settings.HOST_ENV, setsid=True, setsigmask=signals, setsigdef=signals,
