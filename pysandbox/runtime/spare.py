@@ -36,14 +36,14 @@ _one_shot = 0  # > 0: inside one_shot(), no spare is started
 class Spare:
     """A started spare: its pid, the identity options it was started with, its socket."""
 
-    def __init__(self, pid: int, key: Tuple[str, ...], sock: socket.socket) -> None:
-        self.pid, self.key, self._sock = pid, key, sock
+    def __init__(self, pid: int, key: Tuple[str, ...], sock: socket.socket, inherited: Tuple[str, ...] = ()) -> None:
+        self.pid, self.key, self._sock, self.inherited = pid, key, sock, inherited
         _fork.track(self)
 
-    def usable(self, key: Tuple[str, ...]) -> bool:
-        """Started as `key` says (the supervisor's path, the identity options), and still waiting (its end of
-        the socket open)."""
-        if self._sock.fileno() < 0 or key != self.key:
+    def usable(self, key: Tuple[str, ...], inherited: Tuple[str, ...] = ()) -> bool:
+        """Started as `key` says (the supervisor's path, the identity options) and with what a supervisor
+        spawned now would inherit (_inherited), and still waiting (its end of the socket open)."""
+        if self._sock.fileno() < 0 or key != self.key or inherited != self.inherited:
             return False
         poller = select.poll()
         poller.register(self._sock, select.POLLIN)  # POLLHUP and POLLERR come unasked
@@ -74,7 +74,7 @@ class Spare:
 def take(supervisor: str, identity: Sequence[str]) -> Optional[Spare]:
     """This process's spare, if one of this supervisor waits for this identity (any other is let go)."""
     spare = _let_go()
-    if spare is not None and spare.usable((supervisor, *identity)):
+    if spare is not None and spare.usable((supervisor, *identity), _inherited()):
         return spare
     if spare is not None:
         spare.close()
@@ -107,6 +107,7 @@ def start(supervisor: str, identity: Sequence[str], signals: Sequence[int]) -> O
     if not settings.warm_spare() or _one_shot or _waiting is not None:
         return None
     try:
+        inherited = _inherited()
         ours, its = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     except OSError:
         return None  # out of descriptors: a head start for the next create, never this one's failure
@@ -121,7 +122,7 @@ def start(supervisor: str, identity: Sequence[str], signals: Sequence[int]) -> O
         return None  # the next create starts its supervisor itself
     finally:
         its.close()
-    spare = Spare(pid, (supervisor, *identity), ours)
+    spare = Spare(pid, (supervisor, *identity), ours, inherited)
     with _lock:
         if _waiting is None:
             _waiting, spare = spare, None
@@ -129,6 +130,31 @@ def start(supervisor: str, identity: Sequence[str], signals: Sequence[int]) -> O
         spare.close()
     return pid
 
+
+
+# Of this thread's /proc status: what a process it spawns keeps, posix_spawn's signal settings aside.
+_STATUS_INHERITED = ("Umask", "SigIgn", "NoNewPrivs", "Seccomp", "Seccomp_filters", "Cpus_allowed_list",
+                     "Mems_allowed_list")
+
+
+def _inherited() -> Tuple[str, ...]:
+    """What a supervisor spawned by this thread now inherits and hands down to its sandbox: the resource
+    limits, umask, ignored signals, no_new_privs, seccomp filters, CPU and memory nodes, cgroup, OOM score
+    adjustment, nice value and working directory. A spare started under others is let go, as a fresh
+    supervisor would take the caller's new ones (tests/security/test_65_red15_spare_stale_inheritance.py).
+    Unreadable: a value no spare has."""
+    try:
+        with open("/proc/thread-self/status") as f:
+            status = tuple(line for line in f.read().splitlines() if line.split(":")[0] in _STATUS_INHERITED)
+        with open("/proc/self/limits") as f:
+            limits = f.read()
+        with open("/proc/self/cgroup") as f:
+            cgroup = f.read()
+        with open("/proc/self/oom_score_adj") as f:
+            oom = f.read()
+        return (*status, limits, cgroup, oom, str(os.getpriority(os.PRIO_PROCESS, 0)), os.getcwd())
+    except OSError as exc:
+        return ("unreadable", str(exc), str(object()))
 
 
 @atexit.register
