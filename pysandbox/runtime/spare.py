@@ -133,16 +133,16 @@ def start(supervisor: str, identity: Sequence[str], signals: Sequence[int]) -> O
 
 
 # Of this thread's /proc status: what a process it spawns keeps, posix_spawn's signal settings aside.
-_STATUS_INHERITED = ("Umask", "SigIgn", "NoNewPrivs", "Seccomp", "Seccomp_filters", "Cpus_allowed_list",
-                     "Mems_allowed_list")
+_STATUS_INHERITED = ("Umask", "Uid", "Gid", "Groups", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "SigIgn",
+                     "NoNewPrivs", "Seccomp", "Seccomp_filters", "Cpus_allowed_list", "Mems_allowed_list")
 
 
 def _inherited() -> Tuple[str, ...]:
     """What a supervisor spawned by this thread now inherits and hands down to its sandbox: the resource
-    limits, umask, ignored signals, no_new_privs, seccomp filters, CPU and memory nodes, cgroup, OOM score
-    adjustment, nice value and working directory. A spare started under others is let go, as a fresh
-    supervisor would take the caller's new ones (tests/security/test_65_red15_spare_stale_inheritance.py).
-    Unreadable: a value no spare has."""
+    limits, umask, credentials and capability sets, ignored signals, no_new_privs, seccomp filters, CPU and
+    memory nodes, cgroup, OOM score adjustment, nice value and working directory. A spare started under
+    others is let go, as a fresh supervisor would take the caller's new ones
+    (tests/security/test_65_red15_spare_stale_inheritance.py). Unreadable: a value no spare has."""
     try:
         with open("/proc/thread-self/status") as f:
             status = tuple(line for line in f.read().splitlines() if line.split(":")[0] in _STATUS_INHERITED)
