@@ -31,6 +31,11 @@ CLAIM_MAX = 64 * 1024  # the longest command line a spare takes (spare.c CLAIM_M
 _lock = threading.Lock()
 _waiting: Optional["Spare"] = None  # this process's spare, not yet claimed
 _one_shot = 0  # > 0: inside one_shot(), no spare is started
+# Held from a spare's socketpair until its Spare is tracked (_fork), and by every os.fork() meanwhile: a child
+# forked by another thread in between would keep an untracked copy of our end, and the spare would outlive us.
+_starting = threading.Lock()
+os.register_at_fork(before=_starting.acquire, after_in_parent=_starting.release,
+                    after_in_child=_starting.release)
 
 
 class Spare:
@@ -106,23 +111,24 @@ def start(supervisor: str, identity: Sequence[str], signals: Sequence[int]) -> O
     global _waiting
     if not settings.warm_spare() or _one_shot or _waiting is not None:
         return None
-    try:
-        inherited = _inherited()
-        ours, its = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    except OSError:
-        return None  # out of descriptors: a head start for the next create, never this one's failure
-    try:
-        pid = os.posix_spawn(supervisor, [supervisor, "--spare", "--room", " " * ROOM, *identity],
-                             settings.HOST_ENV, setsid=True, setsigmask=signals, setsigdef=signals,
-                             file_actions=[(os.POSIX_SPAWN_DUP2, its.fileno(), 0),
-                                           (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
-                                           (os.POSIX_SPAWN_DUP2, 1, 2)])
-    except OSError:
-        ours.close()
-        return None  # the next create starts its supervisor itself
-    finally:
-        its.close()
-    spare = Spare(pid, (supervisor, *identity), ours, inherited)
+    inherited = _inherited()
+    with _starting:  # no fork until the socket is tracked: a child must never keep an untracked end
+        try:
+            ours, its = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        except OSError:
+            return None  # out of descriptors: a head start for the next create, never this one's failure
+        try:
+            pid = os.posix_spawn(supervisor, [supervisor, "--spare", "--room", " " * ROOM, *identity],
+                                 settings.HOST_ENV, setsid=True, setsigmask=signals, setsigdef=signals,
+                                 file_actions=[(os.POSIX_SPAWN_DUP2, its.fileno(), 0),
+                                               (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                                               (os.POSIX_SPAWN_DUP2, 1, 2)])
+        except OSError:
+            ours.close()
+            return None  # the next create starts its supervisor itself
+        finally:
+            its.close()
+        spare = Spare(pid, (supervisor, *identity), ours, inherited)
     with _lock:
         if _waiting is None:
             _waiting, spare = spare, None
