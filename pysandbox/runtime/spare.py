@@ -77,9 +77,10 @@ class Spare:
 
 
 def take(supervisor: str, identity: Sequence[str]) -> Optional[Spare]:
-    """This process's spare, if one of this supervisor waits for this identity (any other is let go)."""
+    """This process's spare, if one of this supervisor waits for this identity and spares are on (any other
+    is let go)."""
     spare = _let_go()
-    if spare is not None and spare.usable((supervisor, *identity), _inherited()):
+    if spare is not None and settings.warm_spare() and spare.usable((supervisor, *identity), _inherited()):
         return spare
     if spare is not None:
         spare.close()
