@@ -129,7 +129,7 @@ def start(supervisor: str, identity: Sequence[str], signals: Sequence[int]) -> O
             return None  # the next create starts its supervisor itself
         finally:
             its.close()
-        spare = Spare(pid, (supervisor, *identity), ours, inherited)
+        spare: Optional[Spare] = Spare(pid, (supervisor, *identity), ours, inherited)
     with _lock:
         if _waiting is None:
             _waiting, spare = spare, None
