@@ -138,7 +138,6 @@ def start(supervisor: str, identity: Sequence[str], signals: Sequence[int]) -> O
     return pid
 
 
-
 # Of this thread's /proc status: what a process it spawns keeps, posix_spawn's signal settings aside.
 _STATUS_INHERITED = ("Umask", "Uid", "Gid", "Groups", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "SigIgn",
                      "NoNewPrivs", "Seccomp", "Seccomp_filters", "Cpus_allowed_list", "Mems_allowed_list")
@@ -147,9 +146,10 @@ _STATUS_INHERITED = ("Umask", "Uid", "Gid", "Groups", "CapInh", "CapPrm", "CapEf
 def _inherited() -> Tuple[str, ...]:
     """What a supervisor spawned by this thread now inherits and hands down to its sandbox: the resource
     limits, umask, credentials and capability sets, ignored signals, no_new_privs, seccomp filters, CPU and
-    memory nodes, cgroup, OOM score adjustment, nice value and working directory. A spare started under
-    others is let go, as a fresh supervisor would take the caller's new ones
-    (tests/security/test_65_red15_spare_stale_inheritance.py). Unreadable: a value no spare has."""
+    memory nodes, cgroup, OOM score adjustment and nice value (not the working directory, which the sandbox
+    never sees: a deleted one would make every spare unusable). A spare started under others is let go, as
+    a fresh supervisor would take the caller's new ones (tests/security/test_65_red15_spare_stale_inheritance.py).
+    Unreadable: a value no spare has."""
     try:
         with open("/proc/thread-self/status") as f:
             status = tuple(line for line in f.read().splitlines() if line.split(":")[0] in _STATUS_INHERITED)
@@ -159,7 +159,7 @@ def _inherited() -> Tuple[str, ...]:
             cgroup = f.read()
         with open("/proc/self/oom_score_adj") as f:
             oom = f.read()
-        return (*status, limits, cgroup, oom, str(os.getpriority(os.PRIO_PROCESS, 0)), os.getcwd())
+        return (*status, limits, cgroup, oom, str(os.getpriority(os.PRIO_PROCESS, 0)))
     except OSError as exc:
         return ("unreadable", str(exc), str(object()))
 
