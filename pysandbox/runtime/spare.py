@@ -39,10 +39,12 @@ os.register_at_fork(before=_starting.acquire, after_in_parent=_starting.release,
 
 
 class Spare:
-    """A started spare: its pid, the identity options it was started with, its socket."""
+    """A started spare: its pid, the identity options it was started with, its socket, a pidfd of it
+    (-1: none could be opened)."""
 
-    def __init__(self, pid: int, key: Tuple[str, ...], sock: socket.socket, inherited: Tuple[str, ...] = ()) -> None:
-        self.pid, self.key, self._sock, self.inherited = pid, key, sock, inherited
+    def __init__(self, pid: int, key: Tuple[str, ...], sock: socket.socket, inherited: Tuple[str, ...] = (),
+                 pidfd: int = -1) -> None:
+        self.pid, self.key, self._sock, self.inherited, self._pidfd = pid, key, sock, inherited, pidfd
         _fork.track(self)
 
     def usable(self, key: Tuple[str, ...], inherited: Tuple[str, ...] = ()) -> bool:
@@ -62,18 +64,30 @@ class Spare:
             if len(data) > CLAIM_MAX:
                 return False
             self._sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
-            return True
+            # Its children hold its end of the socket too while they make the namespaces: sent is not
+            # taken if it died meanwhile (then the claim's copies go with them, and ours start a supervisor).
+            return not self._exited()
         except OSError:
             return False
         finally:
             self.close()
 
+    def _exited(self) -> bool:
+        if self._pidfd < 0:
+            return False  # not known: as before pidfds
+        poller = select.poll()
+        poller.register(self._pidfd, select.POLLIN)  # readable once it has exited
+        return bool(poller.poll(0))
+
     def close(self) -> None:
         """Lets it go, if unclaimed: it sees end of file and exits."""
         self._sock.close()
+        if self._pidfd >= 0:
+            os.close(self._pidfd)
+            self._pidfd = -1
 
     def _after_fork_in_child(self) -> None:
-        self._sock.close()  # the parent's: only its end of file may end the spare
+        self.close()  # the parent's: only its end of file may end the spare
 
 
 def take(supervisor: str, identity: Sequence[str]) -> Optional[Spare]:
@@ -129,7 +143,11 @@ def start(supervisor: str, identity: Sequence[str], signals: Sequence[int]) -> O
             return None  # the next create starts its supervisor itself
         finally:
             its.close()
-        spare: Optional[Spare] = Spare(pid, (supervisor, *identity), ours, inherited)
+        try:
+            pidfd = os.pidfd_open(pid)  # our child, not reaped yet: its pid is its own
+        except OSError:
+            pidfd = -1
+        spare: Optional[Spare] = Spare(pid, (supervisor, *identity), ours, inherited, pidfd)
     with _lock:
         if _waiting is None:
             _waiting, spare = spare, None
