@@ -15,8 +15,11 @@ import subprocess
 
 import pytest
 
+from pysandbox import settings
 from pysandbox._state import paths
-from pysandbox.runtime import cgroups, spare
+from pysandbox.runtime import cgroups, launch, spare
+
+from .test_64_spare_claims import identity_options
 
 pytestmark = pytest.mark.rootless
 
@@ -50,6 +53,8 @@ def test_a_spare_made_sandbox_keeps_its_pids_limit_without_a_pids_cgroup(sandbox
     cgroup = cgroups.load(paths.sandbox_dir(first.object_id))
     if cgroup is not None and "pids" in cgroup.dirs:
         pytest.skip("a pids cgroup bounds the sandbox: no RLIMIT_NPROC fallback here")
+    if spare._waiting is None:  # none starts under the fallback now: one that waits all the same
+        spare.start(settings.native_binary("sandbox-supervisor"), identity_options(), launch.SUPERVISOR_SIGNALS)
     waiting = spare._waiting
     assert waiting is not None
     host = [subprocess.Popen(["sleep", "120"]) for _ in range(HOST_PROCESSES)]
