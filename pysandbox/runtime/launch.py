@@ -171,10 +171,7 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str], tethered: bo
                                 _init_config(spec, env, command.self_isolating), identity_options)
     launched.tunnels = net.tunnels
     launched.ptys_max = ptys.sandbox_bound(spec.runner, ptys_max)
-    # For start_spare: the next create's, made while this sandbox starts. None under RLIMIT_NPROC (no pids
-    # cgroup): the runner child makes the namespaces after setting it (spare.h), and the spare's own start
-    # (its namespaces' makers, newuidmap) would count against the uid's limit this sandbox is starting under.
-    if identity_options is not None and not launched.nproc_bound:
+    if identity_options is not None:  # for start_spare: the next create's, made while this sandbox starts
         launched.spare_for = (supervisor, identity_options)
     return launched
 
@@ -308,14 +305,12 @@ def _spawn_in_cgroup(directory: Path, resources: Resources, uid: int, supervisor
     """The sandbox's cgroup (or RLIMIT_NPROC), made last and removed if the supervisor never starts."""
     limit_options, cgroup = limits.supervisor_options(directory, resources, uid)
     try:
-        launched = _spawn(directory, [*supervisor, *limit_options, "--", *command.argv], init_config,
-                          command.config, identity_options)
+        return _spawn(directory, [*supervisor, *limit_options, "--", *command.argv], init_config, command.config,
+                      identity_options)
     except BaseException:
         if cgroup is not None:
             cgroups.remove(cgroup)
         raise
-    launched.nproc_bound = "--nproc" in limit_options
-    return launched
 
 
 @contextlib.contextmanager
@@ -417,7 +412,6 @@ class Launched:
         self.tunnels: tuple = ()  # (sandbox port, host port, encrypted), see netplan
         self.ptys_max: Optional[int] = None  # its devpts's bound, for its record (runtime/ptys.py)
         self.spare_for: Optional[Tuple[str, List[str]]] = None  # a spare's supervisor and identity (start_spare)
-        self.nproc_bound = False  # its pids limit is RLIMIT_NPROC (limits.supervisor_options: --nproc)
 
     def confirm(self) -> None:
         try:
