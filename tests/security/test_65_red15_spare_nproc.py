@@ -24,7 +24,10 @@ from .test_64_spare_claims import identity_options
 pytestmark = pytest.mark.rootless
 
 PIDS_LIMIT = 32  # room for a sandbox's start beside the next spare's (its makers count against the uid too)
-HOST_PROCESSES = 40  # of the caller's uid, besides the sandbox: what the fallback's limit adds
+HOST_PROCESSES = 60  # of the caller's uid, besides the sandbox: what the fallback's limit adds
+# Other processes of the uid that end meanwhile (a spare's makers, a torn-down sandbox's) leave the sandbox
+# their room: the fallback bounds the uid's whole count, not the sandbox's (tests/security/test_01).
+SLACK = 16
 
 FORK_ALL = """
 import os, signal, time
@@ -68,5 +71,6 @@ def test_a_spare_made_sandbox_keeps_its_pids_limit_without_a_pids_cgroup(sandbox
         for process in host:
             process.kill()
             process.wait()
-    # init, the exec's python and the forks: at most the limit (bwrap and init count too).
-    assert forked <= PIDS_LIMIT, f"{forked} processes forked in a sandbox limited to {PIDS_LIMIT}"
+    # init, the exec's python and the forks: at most the limit (bwrap and init count too), give or take
+    # what ended meanwhile; not the host uid's processes on top of it.
+    assert forked <= PIDS_LIMIT + SLACK, f"{forked} processes forked in a sandbox limited to {PIDS_LIMIT}"
