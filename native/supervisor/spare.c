@@ -4,7 +4,8 @@
 
 #include <errno.h>      /* errno, EINTR */
 #include <fcntl.h>      /* open, fcntl, F_DUPFD_CLOEXEC, O_* */
-#include <signal.h>     /* sigprocmask, sigdelset */
+#include <poll.h>       /* ppoll */
+#include <signal.h>     /* sigprocmask, sigdelset, sigaddset */
 #include <stdint.h>     /* UINT32_MAX */
 #include <stdlib.h>     /* calloc, exit */
 #include <string.h>     /* memcpy, memset, strcmp, strdup, strlen */
@@ -195,7 +196,21 @@ char **spare_wait(char **argv, struct spare *s)
   if (ctl < 0 || null < 0 || dup2(null, FD_CONFIRM) < 0)
     pdie("the spare's descriptors");
   close(null);
+  /* Its creator spawned it with the supervisor's termination signals blocked (at their default action), for
+   * the supervisor it becomes; one sent while it waits ends it unclaimed (the creator sees its end of the
+   * socket close) rather than stay pending and end the next sandbox at once.  Blocked again once claimed. */
+  sigset_t ends;
+  sigemptyset(&ends);
+  sigaddset(&ends, SIGTERM);
+  sigaddset(&ends, SIGINT);
+  sigaddset(&ends, SIGHUP);
+  sigset_t waiting;
+  sigprocmask(SIG_UNBLOCK, &ends, NULL);
   make_namespaces(s);
+  sigprocmask(SIG_BLOCK, &ends, &waiting); /* delivered only in ppoll: none once the claim is being read */
+  struct pollfd ready = {.fd = ctl, .events = POLLIN};
+  while (ppoll(&ready, 1, NULL, &waiting) < 0 && errno == EINTR)
+    ;
   int fds[CLAIM_FDS_MAX], nfds;
   size_t len;
   char *claim = receive_claim(ctl, fds, &nfds, &len);

@@ -11,15 +11,17 @@
  * (argv[0] first, each word NUL-ended) with the descriptors fds.h gives a
  * supervisor, in this order: 0, 1 (which is 2 too), 3, 4, 5, 8 and, if sent,
  * 9.  It puts them in place and goes on as that supervisor.  End of file first
- * (its creator is gone, or let it go): it exits, having started nothing.
+ * (its creator is gone, or let it go), or SIGTERM, SIGINT or SIGHUP while it
+ * waits: it exits, having started nothing.
  *
  * --room: its length is the room for that command line in /proc/PID/cmdline,
  * where ps and the tests find a supervisor's sandbox (its --dir); a longer one
  * is cut short there.
  *
  * The namespaces are the sandbox's only if its options name the same identity
- * (spare_fits); otherwise, or when making them failed, the runner child makes
- * them as a supervisor started without a spare does.  Each is used once: a
+ * (spare_fits) and it sets no RLIMIT_NPROC (--nproc: a user namespace keeps
+ * its creator's, which the spare's was not); otherwise, or when making them
+ * failed, the runner child makes them as a supervisor started without a spare does.  Each is used once: a
  * spare serves one sandbox. */
 #if !defined(PSB_SPARE_H)
 #define PSB_SPARE_H

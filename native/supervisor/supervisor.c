@@ -761,7 +761,11 @@ int main(int argc, char **argv)
     for (argv = spare_wait(argv, &spare), argc = 0; argv[argc] != NULL; argc++)
       ;
   parse_args(argc, argv);
-  if (!spare_fits(&spare, opt.as_user, opt.uid, opt.gid, &opt.userns) || opt.handoff || opt.net.own_stack)
+  /* --nproc: the kernel keeps a user namespace's RLIMIT_NPROC of its creator and bounds the host uid's
+   * whole count by it; the spare made its namespaces before it knew the limit, so the runner child makes
+   * them, after setting it (tests/security/test_65_red15_spare_nproc.py). */
+  if (!spare_fits(&spare, opt.as_user, opt.uid, opt.gid, &opt.userns) || opt.handoff || opt.net.own_stack ||
+      opt.nproc > 0)
     spare_release(&spare);
   for (int fd = FD_LISTEN; fd <= FD_INIT_CONFIG; fd = fd == FD_ENTRY_ERR ? FD_INIT_CONFIG : fd + 1)
     if (!fd_is_open(fd))

@@ -49,6 +49,7 @@ def start(spec: SandboxSpec, app_id: str, app_name: Optional[str], tethered: boo
             names.claim_name(app_id, spec.name, sandbox_id)
             claimed = True
         launched = launch.launch(directory, spec, env, tethered)
+        launch.start_spare(launched)  # the next create's, once an interrupt there would find `launched`
         record = records.SandboxRecord(
             sandbox_id=sandbox_id, app_id=app_id, app_name=app_name, name=spec.name, tags=spec.tags,
             created_at=time.time(), timeout=spec.timeout, supervisor=launched.supervisor,

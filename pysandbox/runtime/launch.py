@@ -171,9 +171,16 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str], tethered: bo
                                 _init_config(spec, env, command.self_isolating), identity_options)
     launched.tunnels = net.tunnels
     launched.ptys_max = ptys.sandbox_bound(spec.runner, ptys_max)
-    if identity_options is not None:  # the next create's, made while this sandbox starts
-        _remember(spare.start(supervisor, identity_options, SUPERVISOR_SIGNALS))
+    if identity_options is not None:  # for start_spare: the next create's, made while this sandbox starts
+        launched.spare_for = (supervisor, identity_options)
     return launched
+
+
+def start_spare(launched: "Launched") -> None:
+    """The next create's spare (runtime/spare.py), once the caller holds `launched`: an interrupt meanwhile
+    must find it to end its sandbox (a spare started inside launch() lost it, red15)."""
+    if launched.spare_for is not None:
+        _remember(spare.start(*launched.spare_for, SUPERVISOR_SIGNALS))
 
 
 @attrs.frozen
@@ -404,6 +411,7 @@ class Launched:
         self.supervisor, self._confirm_fd = supervisor, confirm_fd
         self.tunnels: tuple = ()  # (sandbox port, host port, encrypted), see netplan
         self.ptys_max: Optional[int] = None  # its devpts's bound, for its record (runtime/ptys.py)
+        self.spare_for: Optional[Tuple[str, List[str]]] = None  # a spare's supervisor and identity (start_spare)
 
     def confirm(self) -> None:
         try:

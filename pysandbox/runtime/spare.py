@@ -31,19 +31,26 @@ CLAIM_MAX = 64 * 1024  # the longest command line a spare takes (spare.c CLAIM_M
 _lock = threading.Lock()
 _waiting: Optional["Spare"] = None  # this process's spare, not yet claimed
 _one_shot = 0  # > 0: inside one_shot(), no spare is started
+# Held from a spare's socketpair until its Spare is tracked (_fork), and by every os.fork() meanwhile: a child
+# forked by another thread in between would keep an untracked copy of our end, and the spare would outlive us.
+_starting = threading.Lock()
+os.register_at_fork(before=_starting.acquire, after_in_parent=_starting.release,
+                    after_in_child=_starting.release)
 
 
 class Spare:
-    """A started spare: its pid, the identity options it was started with, its socket."""
+    """A started spare: its pid, the identity options it was started with, its socket, a pidfd of it
+    (-1: none could be opened)."""
 
-    def __init__(self, pid: int, key: Tuple[str, ...], sock: socket.socket) -> None:
-        self.pid, self.key, self._sock = pid, key, sock
+    def __init__(self, pid: int, key: Tuple[str, ...], sock: socket.socket, inherited: Tuple[str, ...] = (),
+                 pidfd: int = -1) -> None:
+        self.pid, self.key, self._sock, self.inherited, self._pidfd = pid, key, sock, inherited, pidfd
         _fork.track(self)
 
-    def usable(self, key: Tuple[str, ...]) -> bool:
-        """Started as `key` says (the supervisor's path, the identity options), and still waiting (its end of
-        the socket open)."""
-        if self._sock.fileno() < 0 or key != self.key:
+    def usable(self, key: Tuple[str, ...], inherited: Tuple[str, ...] = ()) -> bool:
+        """Started as `key` says (the supervisor's path, the identity options) and with what a supervisor
+        spawned now would inherit (_inherited), and still waiting (its end of the socket open)."""
+        if self._sock.fileno() < 0 or key != self.key or inherited != self.inherited:
             return False
         poller = select.poll()
         poller.register(self._sock, select.POLLIN)  # POLLHUP and POLLERR come unasked
@@ -57,27 +64,39 @@ class Spare:
             if len(data) > CLAIM_MAX:
                 return False
             self._sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
-            return True
+            # Its children hold its end of the socket too while they make the namespaces: sent is not
+            # taken if it died meanwhile (then the claim's copies go with them, and ours start a supervisor).
+            return not self._exited()
         except OSError:
             return False
         finally:
             self.close()
 
+    def _exited(self) -> bool:
+        if self._pidfd < 0:
+            return False  # not known: as before pidfds
+        poller = select.poll()
+        poller.register(self._pidfd, select.POLLIN)  # readable once it has exited
+        return bool(poller.poll(0))
+
     def close(self) -> None:
         """Lets it go, if unclaimed: it sees end of file and exits."""
         self._sock.close()
+        if self._pidfd >= 0:
+            os.close(self._pidfd)
+            self._pidfd = -1
 
     def _after_fork_in_child(self) -> None:
-        self._sock.close()  # the parent's: only its end of file may end the spare
+        self.close()  # the parent's: only its end of file may end the spare
 
 
 def take(supervisor: str, identity: Sequence[str]) -> Optional[Spare]:
-    """This process's spare, if one of this supervisor waits for this identity (any other is let go), and
-    spares are on (else one waiting waits on)."""
+    """This process's spare, if one of this supervisor waits for this identity and what a supervisor spawned
+    now would inherit (any other is let go), and spares are on (else one waiting waits on)."""
     if not settings.warm_spare():
         return None
     spare = _let_go()
-    if spare is not None and spare.usable((supervisor, *identity)):
+    if spare is not None and spare.usable((supervisor, *identity), _inherited()):
         return spare
     if spare is not None:
         spare.close()
@@ -109,19 +128,28 @@ def start(supervisor: str, identity: Sequence[str], signals: Sequence[int]) -> O
     global _waiting
     if not settings.warm_spare() or _one_shot or _waiting is not None:
         return None
-    ours, its = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    try:
-        pid = os.posix_spawn(supervisor, [supervisor, "--spare", "--room", " " * ROOM, *identity],
-                             settings.HOST_ENV, setsid=True, setsigmask=signals, setsigdef=signals,
-                             file_actions=[(os.POSIX_SPAWN_DUP2, its.fileno(), 0),
-                                           (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
-                                           (os.POSIX_SPAWN_DUP2, 1, 2)])
-    except OSError:
-        ours.close()
-        return None  # the next create starts its supervisor itself
-    finally:
-        its.close()
-    spare = Spare(pid, (supervisor, *identity), ours)
+    inherited = _inherited()
+    with _starting:  # no fork until the socket is tracked: a child must never keep an untracked end
+        try:
+            ours, its = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        except OSError:
+            return None  # out of descriptors: a head start for the next create, never this one's failure
+        try:
+            pid = os.posix_spawn(supervisor, [supervisor, "--spare", "--room", " " * ROOM, *identity],
+                                 settings.HOST_ENV, setsid=True, setsigmask=signals, setsigdef=signals,
+                                 file_actions=[(os.POSIX_SPAWN_DUP2, its.fileno(), 0),
+                                               (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                                               (os.POSIX_SPAWN_DUP2, 1, 2)])
+        except OSError:
+            ours.close()
+            return None  # the next create starts its supervisor itself
+        finally:
+            its.close()
+        try:
+            pidfd = os.pidfd_open(pid)  # our child, not reaped yet: its pid is its own
+        except OSError:
+            pidfd = -1
+        spare = Spare(pid, (supervisor, *identity), ours, inherited, pidfd)
     with _lock:
         kept = _waiting is None
         if kept:
@@ -130,6 +158,31 @@ def start(supervisor: str, identity: Sequence[str], signals: Sequence[int]) -> O
         spare.close()
     return pid
 
+
+# Of this thread's /proc status: what a process it spawns keeps, posix_spawn's signal settings aside.
+_STATUS_INHERITED = ("Umask", "Uid", "Gid", "Groups", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "SigIgn",
+                     "NoNewPrivs", "Seccomp", "Seccomp_filters", "Cpus_allowed_list", "Mems_allowed_list")
+
+
+def _inherited() -> Tuple[str, ...]:
+    """What a supervisor spawned by this thread now inherits and hands down to its sandbox: the resource
+    limits, umask, credentials and capability sets, ignored signals, no_new_privs, seccomp filters, CPU and
+    memory nodes, cgroup, OOM score adjustment and nice value (not the working directory, which the sandbox
+    never sees: a deleted one would make every spare unusable). A spare started under others is let go, as
+    a fresh supervisor would take the caller's new ones (tests/security/test_65_red15_spare_stale_inheritance.py).
+    Unreadable: a value no spare has."""
+    try:
+        with open("/proc/thread-self/status") as f:
+            status = tuple(line for line in f.read().splitlines() if line.split(":")[0] in _STATUS_INHERITED)
+        with open("/proc/self/limits") as f:
+            limits = f.read()
+        with open("/proc/self/cgroup") as f:
+            cgroup = f.read()
+        with open("/proc/self/oom_score_adj") as f:
+            oom = f.read()
+        return (*status, limits, cgroup, oom, str(os.getpriority(os.PRIO_PROCESS, 0)))
+    except OSError as exc:
+        return ("unreadable", str(exc), str(object()))
 
 
 @atexit.register
