@@ -35,12 +35,13 @@ static void identity_option(const struct opt *o, char **values)
   userns_option(&parsing->plan, o->name, values[0]);
 }
 
-static void parse_spare_args(char **argv, struct spare *s, const char **room)
+static void parse_spare_args(char **argv, struct spare *s, const char **room, bool *no_namespaces)
 {
   parsing = s;
   uint64_t uid = 0, gid = 0;
   struct opt table[] = {
       {.name = "--room", .values = "TEXT", .kind = OPT_STRING, .to = room, .required = true},
+      {.name = "--no-namespaces", .values = NULL, .kind = OPT_FLAG, .to = no_namespaces},
       {.name = "--as-uid", .values = "U", .kind = OPT_NUMBER, .to = &uid, .max = UINT32_MAX - 1},
       {.name = "--as-gid", .values = "G", .kind = OPT_NUMBER, .to = &gid, .max = UINT32_MAX - 1},
       {.name = "--userns-uid", .values = "IN:OUT:N", .kind = OPT_CALL, .call = identity_option, .many = true},
@@ -188,7 +189,8 @@ char **spare_wait(char **argv, struct spare *s)
 {
   *s = (struct spare){.userns = -1, .netns = -1};
   const char *room = NULL;
-  parse_spare_args(argv, s, &room);
+  bool no_namespaces = false;
+  parse_spare_args(argv, s, &room, &no_namespaces);
   (void)room;
   close_range(3, ~0U, 0); /* nothing of the creator's but the socket */
   int ctl = fcntl(FD_CONFIRM, F_DUPFD_CLOEXEC, FD_HIGH);
@@ -206,7 +208,8 @@ char **spare_wait(char **argv, struct spare *s)
   sigaddset(&ends, SIGHUP);
   sigset_t waiting;
   sigprocmask(SIG_UNBLOCK, &ends, NULL);
-  make_namespaces(s);
+  if (!no_namespaces)
+    make_namespaces(s);
   sigprocmask(SIG_BLOCK, &ends, &waiting); /* delivered only in ppoll: none once the claim is being read */
   struct pollfd ready = {.fd = ctl, .events = POLLIN};
   while (ppoll(&ready, 1, NULL, &waiting) < 0 && errno == EINTR)

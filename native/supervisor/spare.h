@@ -1,6 +1,6 @@
 /* spare.h: a warm spare, a supervisor started before its sandbox is asked for.
  *
- *   sandbox-supervisor --spare --room TEXT [IDENTITY-OPTION...]
+ *   sandbox-supervisor --spare --room TEXT [--no-namespaces] [IDENTITY-OPTION...]
  *
  * A creator starts one after a create, so that its next create skips a
  * supervisor's start and the making of the sandbox's namespaces.  The spare
@@ -20,9 +20,11 @@
  *
  * The namespaces are the sandbox's only if its options name the same identity
  * (spare_fits) and it sets no RLIMIT_NPROC (--nproc: a user namespace keeps
- * its creator's, which the spare's was not); otherwise, or when making them
- * failed, the runner child makes them as a supervisor started without a spare does.  Each is used once: a
- * spare serves one sandbox. */
+ * its creator's, which the spare's was not); otherwise, when making them
+ * failed, or with --no-namespaces (its creator's last sandbox had --nproc:
+ * so will the next, most likely), the runner child makes them as a
+ * supervisor started without a spare does.  Each is used once: a spare
+ * serves one sandbox. */
 #if !defined(PSB_SPARE_H)
 #define PSB_SPARE_H
 

@@ -171,8 +171,6 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str], tethered: bo
                                 _init_config(spec, env, command.self_isolating), identity_options)
     launched.tunnels = net.tunnels
     launched.ptys_max = ptys.sandbox_bound(spec.runner, ptys_max)
-    if identity_options is not None:  # for start_spare: the next create's, made while this sandbox starts
-        launched.spare_for = (supervisor, identity_options)
     return launched
 
 
@@ -180,7 +178,8 @@ def start_spare(launched: "Launched") -> None:
     """The next create's spare (runtime/spare.py), once the caller holds `launched`: an interrupt meanwhile
     must find it to end its sandbox (a spare started inside launch() lost it, red15)."""
     if launched.spare_for is not None:
-        _remember(spare.start(*launched.spare_for, SUPERVISOR_SIGNALS))
+        supervisor, identity_options, namespaces = launched.spare_for
+        _remember(spare.start(supervisor, identity_options, SUPERVISOR_SIGNALS, namespaces))
 
 
 @attrs.frozen
@@ -305,12 +304,16 @@ def _spawn_in_cgroup(directory: Path, resources: Resources, uid: int, supervisor
     """The sandbox's cgroup (or RLIMIT_NPROC), made last and removed if the supervisor never starts."""
     limit_options, cgroup = limits.supervisor_options(directory, resources, uid)
     try:
-        return _spawn(directory, [*supervisor, *limit_options, "--", *command.argv], init_config, command.config,
-                      identity_options)
+        launched = _spawn(directory, [*supervisor, *limit_options, "--", *command.argv], init_config,
+                          command.config, identity_options)
     except BaseException:
         if cgroup is not None:
             cgroups.remove(cgroup)
         raise
+    if identity_options is not None:  # for start_spare: the next create's, made while this sandbox starts
+        # Under --nproc the runner child makes the namespaces (spare.h): a spare need not make them ahead.
+        launched.spare_for = (supervisor[0], identity_options, "--nproc" not in limit_options)
+    return launched
 
 
 @contextlib.contextmanager
@@ -411,7 +414,8 @@ class Launched:
         self.supervisor, self._confirm_fd = supervisor, confirm_fd
         self.tunnels: tuple = ()  # (sandbox port, host port, encrypted), see netplan
         self.ptys_max: Optional[int] = None  # its devpts's bound, for its record (runtime/ptys.py)
-        self.spare_for: Optional[Tuple[str, List[str]]] = None  # a spare's supervisor and identity (start_spare)
+        # (supervisor, identity options, whether to make namespaces): the next create's spare (start_spare)
+        self.spare_for: Optional[Tuple[str, List[str], bool]] = None
 
     def confirm(self) -> None:
         try:

@@ -122,9 +122,10 @@ def _let_go() -> Optional[Spare]:
     return spare
 
 
-def start(supervisor: str, identity: Sequence[str], signals: Sequence[int]) -> Optional[int]:
+def start(supervisor: str, identity: Sequence[str], signals: Sequence[int], namespaces: bool = True) -> Optional[int]:
     """Starts this process's next spare, unless one waits or spares are off; its pid (a child of ours, for
-    the caller to reap), or None. `signals`: blocked and at their default action, as for a supervisor."""
+    the caller to reap), or None. `signals`: blocked and at their default action, as for a supervisor.
+    `namespaces`: whether it makes them ahead (not where the runner child must: spare.h)."""
     global _waiting
     if not settings.warm_spare() or _one_shot or _waiting is not None:
         return None
@@ -135,7 +136,8 @@ def start(supervisor: str, identity: Sequence[str], signals: Sequence[int]) -> O
         except OSError:
             return None  # out of descriptors: a head start for the next create, never this one's failure
         try:
-            pid = os.posix_spawn(supervisor, [supervisor, "--spare", "--room", " " * ROOM, *identity],
+            argv = [supervisor, "--spare", "--room", " " * ROOM, *([] if namespaces else ["--no-namespaces"])]
+            pid = os.posix_spawn(supervisor, [*argv, *identity],
                                  settings.HOST_ENV, setsid=True, setsigmask=signals, setsigdef=signals,
                                  file_actions=[(os.POSIX_SPAWN_DUP2, its.fileno(), 0),
                                                (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),

@@ -18,7 +18,7 @@ import pytest
 
 import pysandbox as modal
 from pysandbox._state import paths
-from pysandbox.runtime import launch, spare
+from pysandbox.runtime import cgroups, launch, spare
 
 pytestmark = pytest.mark.rootless
 
@@ -73,6 +73,7 @@ def test_a_spare_holds_nothing_of_its_creator(sandboxes):
     or of another sandbox; and the host processes' fixed environment."""
     waiting = waiting_spare(sandboxes)
     process = psutil.Process(waiting.pid)
+
     def targets():
         return sorted(os.readlink(f"/proc/{waiting.pid}/fd/{fd}") for fd in os.listdir(f"/proc/{waiting.pid}/fd"))
 
@@ -80,10 +81,21 @@ def test_a_spare_holds_nothing_of_its_creator(sandboxes):
         return [target.split(":")[0] for target in targets()]
 
     # Once the namespaces are made: six descriptors show up before that too (the network namespace's
-    # maker's socket beside the user namespace, red15), so it waits for these six.
-    expected = ["/dev/null"] * 3 + ["net", "socket", "user"]
+    # maker's socket beside the user namespace, red15), so it waits for these six. None under --nproc.
+    made = "--no-namespaces" not in process.cmdline()
+    expected = ["/dev/null"] * 3 + (["net", "socket", "user"] if made else ["socket"])
     assert eventually(lambda: kinds() == expected), targets()
     assert process.environ() == {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
+
+
+def test_a_spare_makes_namespaces_only_where_they_are_used(sandboxes):
+    """Without a pids cgroup (RLIMIT_NPROC instead: --nproc) the runner child makes them after setting the
+    limit, which a user namespace keeps of its maker (red15): the spare's would go unused."""
+    sb = sandboxes()
+    cgroup = cgroups.load(paths.sandbox_dir(sb.object_id))
+    nproc = cgroup is None or "pids" not in cgroup.dirs
+    assert spare._waiting is not None
+    assert ("--no-namespaces" in psutil.Process(spare._waiting.pid).cmdline()) == nproc
 
 
 def test_a_spare_for_another_identity_or_supervisor_is_let_go(sandboxes):
