@@ -754,8 +754,22 @@ static void write_exit_file(int dirfd, const struct cgroup_totals *t)
   }
 }
 
+/* Our helpers (a spare's too) pass descriptors (the namespaces, the DNS filter's socket) as a uid
+ * sandbox code shares, whose descriptors in flight the kernel bounds by the sender's soft RLIMIT_NOFILE:
+ * at the hard limit, above what sandbox code may take (native/init/spawn.c, children_nofile). */
+static void raise_nofile(void)
+{
+  struct rlimit nofile;
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &nofile) < 0)
+      pwarnf("setrlimit RLIMIT_NOFILE");
+  }
+}
+
 int main(int argc, char **argv)
 {
+  raise_nofile();
   bool spared = argc > 1 && strcmp(argv[1], "--spare") == 0;
   if (spared)
     for (argv = spare_wait(argv, &spare), argc = 0; argv[argc] != NULL; argc++)
@@ -779,16 +793,6 @@ int main(int argc, char **argv)
   if (dirfd < 0) {
     pwarnf("--dir %s", opt.dir);
     exit(2);
-  }
-
-  /* Our helpers pass descriptors (the namespaces, the DNS filter's socket) as a uid sandbox code
-   * shares, whose descriptors in flight the kernel bounds by the sender's soft RLIMIT_NOFILE: at
-   * the hard limit, above what sandbox code may take (native/init/spawn.c, children_nofile). */
-  struct rlimit nofile;
-  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
-    nofile.rlim_cur = nofile.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &nofile) < 0)
-      pwarnf("setrlimit RLIMIT_NOFILE");
   }
 
   /* Orphans of the sandbox (init once bwrap is gone) become our children,
