@@ -8,8 +8,9 @@ after it is claimed.
 
 A spare holds nothing of any sandbox until claimed: no directory, record, cgroup or file. It ends
 when the socket's other end closes: when this process exits, or when it is let go because the caller's
-identity changed since it started. A forked child never uses its parent's spare (it closes its copy of
-the socket at once). With PYSANDBOX_WARM_SPARE=0 creates start and take none.
+identity, or what a supervisor inherits from the caller (_inherited), changed since it started. A forked
+child never uses its parent's spare (it closes its copy of the socket at once). With
+PYSANDBOX_WARM_SPARE=0 creates start and take none.
 """
 
 from __future__ import annotations
