@@ -2,15 +2,16 @@
 #define _GNU_SOURCE 1
 #include "spare.h"
 
-#include <errno.h>      /* errno, EINTR */
-#include <fcntl.h>      /* open, fcntl, F_DUPFD_CLOEXEC, O_* */
-#include <poll.h>       /* ppoll */
-#include <signal.h>     /* sigprocmask, sigdelset, sigaddset */
-#include <stdint.h>     /* UINT32_MAX */
-#include <stdlib.h>     /* calloc, exit */
-#include <string.h>     /* memcpy, memset, strcmp, strdup, strlen */
-#include <sys/socket.h> /* recvmsg, CMSG_* */
-#include <unistd.h>     /* close, close_range, dup2 */
+#include <errno.h>        /* errno, EINTR */
+#include <fcntl.h>        /* open, fcntl, F_DUPFD_CLOEXEC, O_* */
+#include <poll.h>         /* poll */
+#include <signal.h>       /* sigprocmask, sigdelset, sigaddset */
+#include <stdint.h>       /* UINT32_MAX */
+#include <stdlib.h>       /* calloc, exit */
+#include <string.h>       /* memcpy, memset, strcmp, strdup, strlen */
+#include <sys/signalfd.h> /* signalfd */
+#include <sys/socket.h>   /* recvmsg, CMSG_* */
+#include <unistd.h>       /* close, close_range, dup2 */
 
 #include "fds.h"
 #include "netns.h"
@@ -185,6 +186,32 @@ static char **split(char *buf, size_t len)
   return argv;
 }
 
+/* Until the claim (or end of file) is there to read.  Its creator spawned it with the supervisor's
+ * termination signals blocked, for the supervisor it becomes: one that comes while it waits with no claim
+ * sent is no sandbox's terminate(), and ends it unclaimed (its creator sees its end of the socket close).
+ * One that comes with the claim there may be (a terminate() right after the create returned): it stays
+ * pending, for the supervisor's signalfd. */
+static void wait_for_claim(int ctl)
+{
+  sigset_t ends;
+  sigemptyset(&ends);
+  sigaddset(&ends, SIGTERM);
+  sigaddset(&ends, SIGINT);
+  sigaddset(&ends, SIGHUP);
+  int sigfd = signalfd(-1, &ends, SFD_CLOEXEC); /* polled, never read: what it reports stays pending */
+  for (;;) {
+    struct pollfd p[2] = {{.fd = ctl, .events = POLLIN}, {.fd = sigfd, .events = POLLIN}};
+    if (poll(p, 2, -1) < 0 && errno != EINTR)
+      pdie("waiting for the sandbox");
+    if (p[0].revents != 0)
+      break;
+    if (p[1].revents != 0 && poll(p, 1, 0) == 0) /* a signal, and still no claim */
+      exit(0);
+  }
+  if (sigfd >= 0)
+    close(sigfd);
+}
+
 char **spare_wait(char **argv, struct spare *s)
 {
   *s = (struct spare){.userns = -1, .netns = -1};
@@ -198,22 +225,9 @@ char **spare_wait(char **argv, struct spare *s)
   if (ctl < 0 || null < 0 || dup2(null, FD_CONFIRM) < 0)
     pdie("the spare's descriptors");
   close(null);
-  /* Its creator spawned it with the supervisor's termination signals blocked (at their default action), for
-   * the supervisor it becomes; one sent while it waits ends it unclaimed (the creator sees its end of the
-   * socket close) rather than stay pending and end the next sandbox at once.  Blocked again once claimed. */
-  sigset_t ends;
-  sigemptyset(&ends);
-  sigaddset(&ends, SIGTERM);
-  sigaddset(&ends, SIGINT);
-  sigaddset(&ends, SIGHUP);
-  sigset_t waiting;
-  sigprocmask(SIG_UNBLOCK, &ends, NULL);
   if (!no_namespaces)
     make_namespaces(s);
-  sigprocmask(SIG_BLOCK, &ends, &waiting); /* delivered only in ppoll: none once the claim is being read */
-  struct pollfd ready = {.fd = ctl, .events = POLLIN};
-  while (ppoll(&ready, 1, NULL, &waiting) < 0 && errno == EINTR)
-    ;
+  wait_for_claim(ctl);
   int fds[CLAIM_FDS_MAX], nfds;
   size_t len;
   char *claim = receive_claim(ctl, fds, &nfds, &len);

@@ -365,7 +365,8 @@ def test_logs_follow_with_timestamps(sandboxes):
     try:
         assert proc.stdout.readline().split() == [b"-", b"before"]
         assert proc.stderr.readline().split() == [b"-", b"early"]
-        assert sb.exec("touch", "/tmp/go").wait() == 0
+        # 137: the entrypoint saw the file and ended the sandbox before init could report touch's exit (CI).
+        assert sb.exec("touch", "/tmp/go").wait() in (0, 137)
         (stamp, after), (stamp_err, late) = proc.stdout.read().split(), proc.stderr.read().split()
         assert proc.wait(timeout=60) == 0
     finally:

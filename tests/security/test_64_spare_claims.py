@@ -13,6 +13,7 @@ import os
 import socket
 import struct
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -34,10 +35,13 @@ def identity_options():
 
 
 def start_spare(*extra):
+    """A spare, its stderr a file (a pipe would wait for its namespaces' makers too, which inherit it)."""
     ours, its = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     supervisor = settings.native_binary("sandbox-supervisor")
+    err = tempfile.TemporaryFile()
     process = subprocess.Popen([supervisor, "--spare", "--room", " " * 64, *identity_options(), *extra],
-                               stdin=its, stderr=subprocess.PIPE, env=settings.HOST_ENV)
+                               stdin=its, stderr=err, env=settings.HOST_ENV)
+    process.said = err
     its.close()
     return process, ours
 
@@ -59,8 +63,18 @@ def wait_ready(process, timeout=30):
 
 
 def finish(process, timeout=30):
-    _, err = process.communicate(timeout=timeout)
-    return process.returncode, err.decode()
+    """Its exit status and what it said, once it exited."""
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise
+    finally:
+        process.said.seek(0)
+        said = process.said.read().decode()
+        process.said.close()
+    return process.returncode, said
 
 
 def claim(words, nfds):
