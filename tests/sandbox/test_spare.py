@@ -69,8 +69,8 @@ def test_each_sandbox_gets_namespaces_of_its_own(sandboxes):
 
 
 def test_a_spare_holds_nothing_of_its_creator(sandboxes):
-    """Only its socket, /dev/null and the two namespaces it made: no file, pipe or socket of the caller's
-    or of another sandbox; and the host processes' fixed environment."""
+    """Only its socket, /dev/null, the signalfd it polls and the two namespaces it made: no file, pipe or
+    socket of the caller's or of another sandbox; and the host processes' fixed environment."""
     waiting = waiting_spare(sandboxes)
     process = psutil.Process(waiting.pid)
 
@@ -83,7 +83,7 @@ def test_a_spare_holds_nothing_of_its_creator(sandboxes):
     # Once the namespaces are made: six descriptors show up before that too (the network namespace's
     # maker's socket beside the user namespace, red15), so it waits for these six. None under --nproc.
     made = "--no-namespaces" not in process.cmdline()
-    expected = ["/dev/null"] * 3 + (["net", "socket", "user"] if made else ["socket"])
+    expected = ["/dev/null"] * 3 + ["anon_inode"] + (["net", "socket", "user"] if made else ["socket"])
     assert eventually(lambda: kinds() == expected), targets()
     assert process.environ() == {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
 
