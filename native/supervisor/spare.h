@@ -11,8 +11,10 @@
  * (argv[0] first, each word NUL-ended) with the descriptors fds.h gives a
  * supervisor, in this order: 0, 1 (which is 2 too), 3, 4, 5, 8 and, if sent,
  * 9.  It puts them in place and goes on as that supervisor.  End of file first
- * (its creator is gone, or let it go), or SIGTERM, SIGINT or SIGHUP while it
- * waits: it exits, having started nothing.
+ * (its creator is gone, or let it go), or SIGTERM, SIGINT or SIGHUP while no
+ * claim is there to read: it exits, having started nothing.  One that comes
+ * with the claim (a terminate() right after the create) stays pending for the
+ * supervisor it becomes.
  *
  * --room: its length is the room for that command line in /proc/PID/cmdline,
  * where ps and the tests find a supervisor's sandbox (its --dir); a longer one
