@@ -91,9 +91,7 @@ static void make_namespaces(struct spare *s)
     return;
   sigset_t mask; /* as main() gives children: the creator's signals back */
   sigprocmask(SIG_BLOCK, NULL, &mask);
-  sigdelset(&mask, SIGTERM);
-  sigdelset(&mask, SIGINT);
-  sigdelset(&mask, SIGHUP);
+  termination_signals(&mask, false);
   identity_of = s;
   struct userns_maker maker;
   int userns =
@@ -186,6 +184,13 @@ static char **split(char *buf, size_t len)
   return argv;
 }
 
+void termination_signals(sigset_t *set, bool add)
+{
+  static const int ends[] = {SIGTERM, SIGINT, SIGHUP};
+  for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++)
+    (add ? sigaddset : sigdelset)(set, ends[i]);
+}
+
 /* Until the claim (or end of file) is there to read.  Its creator spawned it with the supervisor's
  * termination signals blocked, for the supervisor it becomes: one that comes while it waits with no claim
  * sent is no sandbox's terminate(), and ends it unclaimed (its creator sees its end of the socket close).
@@ -195,9 +200,7 @@ static void wait_for_claim(int ctl)
 {
   sigset_t ends;
   sigemptyset(&ends);
-  sigaddset(&ends, SIGTERM);
-  sigaddset(&ends, SIGINT);
-  sigaddset(&ends, SIGHUP);
+  termination_signals(&ends, true);
   int sigfd = signalfd(-1, &ends, SFD_CLOEXEC); /* polled, never read: what it reports stays pending */
   for (;;) {
     struct pollfd p[2] = {{.fd = ctl, .events = POLLIN}, {.fd = sigfd, .events = POLLIN}};

@@ -30,6 +30,7 @@
 #if !defined(PSB_SPARE_H)
 #define PSB_SPARE_H
 
+#include <signal.h>    /* sigset_t */
 #include <stdbool.h>   /* bool */
 #include <sys/types.h> /* uid_t, gid_t */
 
@@ -49,6 +50,10 @@ char **spare_wait(char **argv, struct spare *s);
 
 /* Whether the namespaces fit a supervisor with this identity and plan. */
 bool spare_fits(const struct spare *s, bool as_user, uid_t uid, gid_t gid, const struct userns_plan *p);
+
+/* Adds (or removes) a supervisor's termination signals, SIGTERM, SIGINT and SIGHUP, to `set`: its creator
+ * starts it, spare or not, with them blocked (launch.SUPERVISOR_SIGNALS); its children get them back. */
+void termination_signals(sigset_t *set, bool add);
 
 /* Closes the namespaces (the supervisor once its runner child has them, or when they do not fit). */
 void spare_release(struct spare *s);

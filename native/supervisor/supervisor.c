@@ -802,17 +802,11 @@ int main(int argc, char **argv)
   signal(SIGCHLD, SIG_DFL); /* SIG_IGN would auto-reap and hide the exit code */
   sigset_t set, oldmask;
   sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGHUP);
+  termination_signals(&set, true);
   sigaddset(&set, SIGCHLD);
   if (sigprocmask(SIG_BLOCK, &set, &oldmask) < 0)
     pdie("sigprocmask");
-  /* The creator starts us with these blocked (launch.SUPERVISOR_SIGNALS); our
-   * children get them unblocked. */
-  sigdelset(&oldmask, SIGTERM);
-  sigdelset(&oldmask, SIGINT);
-  sigdelset(&oldmask, SIGHUP);
+  termination_signals(&oldmask, false); /* for our children */
   sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
   if (sigfd < 0)
     pdie("signalfd");

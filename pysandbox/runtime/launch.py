@@ -456,21 +456,15 @@ def _spawn(directory: Path, argv: List[str], init_config: bytes, runner_config: 
     fcntl.flock(opened[0], fcntl.LOCK_SH)  # held by whatever inherits the log: see records.held()
     high = [_high_dup(fd) for fd in (listener.fileno(), *opened)]
     listen, log, out, err, confirm, init, *runner = high
-    actions = [
-        (os.POSIX_SPAWN_DUP2, confirm, fds.CONFIRM),
-        (os.POSIX_SPAWN_DUP2, log, 1),
-        (os.POSIX_SPAWN_DUP2, log, 2),
-        (os.POSIX_SPAWN_DUP2, listen, fds.LISTEN),
-        (os.POSIX_SPAWN_DUP2, out, fds.ENTRY_OUT),
-        (os.POSIX_SPAWN_DUP2, err, fds.ENTRY_ERR),
-        (os.POSIX_SPAWN_DUP2, init, fds.INIT_CONFIG),
-        *((os.POSIX_SPAWN_DUP2, fd, fds.RUNNER_CONFIG) for fd in runner),
-    ]
+    # Where each goes in the supervisor (fds.h), in the order a spare's claim sends them; 2 is the log too.
+    placed = [(confirm, fds.CONFIRM), (log, 1), (listen, fds.LISTEN), (out, fds.ENTRY_OUT), (err, fds.ENTRY_ERR),
+              (init, fds.INIT_CONFIG), *((fd, fds.RUNNER_CONFIG) for fd in runner)]
     waiting = None if identity_options is None else spare.take(argv[0], identity_options)
     try:
-        if waiting is not None and waiting.claim(argv, [confirm, log, listen, out, err, init, *runner]):
+        if waiting is not None and waiting.claim(argv, [fd for fd, _ in placed]):
             pid = waiting.pid
         else:
+            actions = [(os.POSIX_SPAWN_DUP2, fd, target) for fd, target in [*placed, (log, 2)]]
             pid = os.posix_spawn(argv[0], argv, settings.HOST_ENV, file_actions=actions, setsid=True,
                                  setsigmask=SUPERVISOR_SIGNALS, setsigdef=SUPERVISOR_SIGNALS)
     except BaseException:
