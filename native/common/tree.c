@@ -233,11 +233,14 @@ static void walk_entry(int src, dev_t dev, int dst, const char *name, const stru
     int s = openat(src, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
     if (s < 0 && errno != ENOENT && errno != ELOOP && errno != ENXIO)
       tree_fail(errno, name); /* never a file silently left out */
+    if (s < 0)
+      return; /* removed, or replaced by a link or a socket meanwhile */
     struct stat now;
-    if (s < 0 || fstat(s, &now) < 0 || !S_ISREG(now.st_mode)) {
-      if (s >= 0)
-        close(s);
-      return; /* removed, or replaced by something that is no file (a link, a socket) meanwhile */
+    if (fstat(s, &now) < 0)
+      tree_fail(errno, name);
+    if (!S_ISREG(now.st_mode)) {
+      close(s);
+      return; /* replaced by something that is no file meanwhile */
     }
     int t = ops->file(ctx, dst, name);
     walk_file(s, t, ops, ctx, b);

@@ -82,6 +82,7 @@ def test_a_growing_file_and_a_directory_swapped_for_a_link_during_the_walk(sandb
             assert os.geteuid() != 0 and "grow: Invalid argument" in str(exc), exc
             continue
         assert found <= allowed, found - allowed  # never what `/` holds, through the swapped-in link
+        assert (rootfs / "grow").is_file(), (found, rootfs.is_dir())  # the file existed throughout the walk
         assert (rootfs / "grow").stat().st_size <= 8 << 20
         assert not (rootfs / "d").is_symlink() or os.readlink(rootfs / "d") == "/"
 

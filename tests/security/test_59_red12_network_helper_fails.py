@@ -28,16 +28,18 @@ pytestmark = pytest.mark.rootless
 FAILS_LATE = "#!/bin/sh\n" + shutil.which("sleep") + " 2\nexit 1\n"
 
 
-def _watch(stop, found):
+def _watch(stop, found, earlier):
     """Every supervisor this process started (a child running this checkout's binary), and its descendants, until
     `stop` is set. Only this process's: CI's other root suite runs sandboxes of the same checkout meanwhile. A
-    warm spare (runtime/spare.py) is no sandbox's until claimed: it waits on, for the next create."""
+    warm spare (runtime/spare.py) is no sandbox's until claimed: it waits on, for the next create. A sandbox's
+    supervisor in `earlier` (another test's, a module fixture's: running before this test's create) is not this
+    test's."""
     supervisor = os.path.realpath(settings.native_binary("sandbox-supervisor"))
     me = psutil.Process()
     while not stop.is_set():
         for p in me.children():
             try:
-                if p.exe() == supervisor and p.cmdline()[1:2] != ["--spare"]:
+                if p.pid not in earlier and _serving(p, supervisor):
                     for c in [p, *p.children(recursive=True)]:
                         # The name it runs under now: a helper is first a fork of the supervisor, until its exec.
                         name = _name(c)
@@ -62,7 +64,9 @@ def test_a_helper_failing_while_the_others_run_fails_the_sandbox_and_leaks_nothi
     (fake / helper).chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
     seen, stop = {}, threading.Event()
-    watcher = threading.Thread(target=_watch, args=(stop, seen))
+    supervisor = os.path.realpath(settings.native_binary("sandbox-supervisor"))
+    earlier = {p.pid for p in psutil.Process().children() if _serving(p, supervisor)}
+    watcher = threading.Thread(target=_watch, args=(stop, seen, earlier))
     watcher.start()
     try:
         sb = sandboxes("sh", "-c", "echo entrypoint-ran")
@@ -83,6 +87,14 @@ def test_a_helper_failing_while_the_others_run_fails_the_sandbox_and_leaks_nothi
         running = {pid: p for pid, p in running.items() if alive(p)}
         time.sleep(0.1)
     assert not running, [(p.pid, p.name()) for p in running.values()]
+
+
+def _serving(p, supervisor):
+    """Whether `p` runs `supervisor` for a sandbox: not a spare waiting for one."""
+    try:
+        return p.exe() == supervisor and p.cmdline()[1:2] != ["--spare"]
+    except psutil.Error:
+        return False
 
 
 def _name(p):
