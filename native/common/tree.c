@@ -207,6 +207,14 @@ static void walk_file(int src, int file, const struct tree_ops *ops, void *ctx, 
 
 static void walk(int src, int dst, const struct tree_ops *ops, void *ctx, struct tree_bounds *b, unsigned depth);
 
+/* Whether opening an entry failed with `err` because sandbox code removed it or made it something else since
+ * it was listed (a link: ELOOP; a socket: ENXIO; a file: ENOTDIR): the walk goes on without it. Any other
+ * error ends the walk, naming the entry. */
+static bool replaced(int err)
+{
+  return err == ENOENT || err == ELOOP || err == ENXIO || err == ENOTDIR;
+}
+
 /* One entry `name` of the directory `src` (on the device `dev`), into `dst`. */
 static void walk_entry(int src, dev_t dev, int dst, const char *name, const struct tree_ops *ops, void *ctx,
                        struct tree_bounds *b, unsigned depth)
@@ -225,16 +233,18 @@ static void walk_entry(int src, dev_t dev, int dst, const char *name, const stru
     if ((sx.stx_attributes_mask & sx.stx_attributes & STATX_ATTR_MOUNT_ROOT) || st.st_dev != dev)
       return;
     int s = openat(src, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (s < 0 && !replaced(errno))
+      tree_fail(errno, name);
     if (s < 0)
-      return; /* replaced by something else meanwhile */
+      return;
     walk(s, ops->enter(ctx, dst, name), ops, ctx, b, depth + 1);
     close(s);
   } else if (S_ISREG(st.st_mode)) {
     int s = openat(src, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-    if (s < 0 && errno != ENOENT && errno != ELOOP && errno != ENXIO)
+    if (s < 0 && !replaced(errno))
       tree_fail(errno, name); /* never a file silently left out */
     if (s < 0)
-      return; /* removed, or replaced by a link or a socket meanwhile */
+      return;
     struct stat now;
     if (fstat(s, &now) < 0)
       tree_fail(errno, name);
@@ -249,13 +259,19 @@ static void walk_entry(int src, dev_t dev, int dst, const char *name, const stru
   } else if (S_ISLNK(st.st_mode)) {
     char target[PATH_MAX];
     ssize_t n = readlinkat(src, name, target, sizeof target - 1);
+    if (n < 0 && !replaced(errno) && errno != EINVAL) /* EINVAL: no longer a link */
+      tree_fail(errno, name);
     if (n < 0)
       return;
     target[n] = '\0';
     ops->symlink(ctx, dst, name, target, &st);
   } else if (S_ISFIFO(st.st_mode)) {
     ops->fifo(ctx, dst, name, &st);
-  } /* devices and sockets are not an image's content */
+  } else if (!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode) && !S_ISSOCK(st.st_mode)) {
+    /* Devices and sockets are not an image's content; a type no file system should report is no reason to
+     * leave an entry out silently. */
+    tree_fail(EIO, name);
+  }
 }
 
 static void walk(int src, int dst, const struct tree_ops *ops, void *ctx, struct tree_bounds *b, unsigned depth)
