@@ -48,6 +48,14 @@ def waiting_spare(sandboxes):
     return spare._waiting
 
 
+def argv_of(pid):
+    """A process's command line, once the kernel shows it: right after an exec, the new one is empty for a
+    moment (the caller's posix_spawn returns before the kernel has set it)."""
+    process = psutil.Process(pid)
+    assert eventually(lambda: process.cmdline() != [])
+    return process.cmdline()
+
+
 def test_the_next_create_is_handed_to_the_spare(sandboxes):
     waiting = waiting_spare(sandboxes)
     sb = sandboxes()
@@ -88,7 +96,7 @@ def test_a_spare_holds_nothing_of_its_creator(sandboxes):
 
     # Once the namespaces are made: six descriptors show up before that too (the network namespace's
     # maker's socket beside the user namespace, red15), so it waits for these six. None under --nproc.
-    made = "--no-namespaces" not in process.cmdline()
+    made = "--no-namespaces" not in argv_of(waiting.pid)
     expected = ["/dev/null"] * 3 + ["anon_inode"] + (["net", "socket", "user"] if made else ["socket"])
     assert eventually(lambda: kinds() == expected), targets()
     assert process.environ() == {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
@@ -101,7 +109,7 @@ def test_a_spare_makes_namespaces_only_where_they_are_used(sandboxes):
     cgroup = cgroups.load(paths.sandbox_dir(sb.object_id))
     nproc = cgroup is None or "pids" not in cgroup.dirs
     assert spare._waiting is not None
-    assert ("--no-namespaces" in psutil.Process(spare._waiting.pid).cmdline()) == nproc
+    assert ("--no-namespaces" in argv_of(spare._waiting.pid)) == nproc
 
 
 def test_a_spare_for_another_identity_or_supervisor_is_let_go(sandboxes):

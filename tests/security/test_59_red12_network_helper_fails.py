@@ -90,9 +90,11 @@ def test_a_helper_failing_while_the_others_run_fails_the_sandbox_and_leaks_nothi
 
 
 def _serving(p, supervisor):
-    """Whether `p` runs `supervisor` for a sandbox: not a spare waiting for one."""
+    """Whether `p` runs `supervisor` for a sandbox: not a spare waiting for one (nor one just spawned, whose
+    command line the kernel shows empty for a moment after its exec: asked again on the next round)."""
     try:
-        return p.exe() == supervisor and p.cmdline()[1:2] != ["--spare"]
+        argv = p.cmdline()
+        return p.exe() == supervisor and argv[1:2] not in ([], ["--spare"])
     except psutil.Error:
         return False
 
