@@ -13,6 +13,8 @@ import resource
 
 import pytest
 
+from pysandbox._state import paths
+from pysandbox.exception import ConflictError
 from pysandbox.runtime import spare
 
 pytestmark = pytest.mark.rootless
@@ -21,7 +23,11 @@ SOFT_FSIZE = 1 << 30
 
 
 def inside_limits(sb):
-    return sb.exec("sh", "-c", "grep 'Max file size' /proc/self/limits; umask").stdout.read().split()
+    try:
+        return sb.exec("sh", "-c", "grep 'Max file size' /proc/self/limits; umask").stdout.read().split()
+    except ConflictError:  # it ended at once (CI D, CI I: once in a few runs): what its supervisor said
+        log = paths.SandboxDir.of(sb.object_id).log
+        pytest.fail(f"{sb.object_id} ended before its first exec; its supervisor.log:\n{log.read_text()[-4000:]}")
 
 
 def test_a_limit_set_after_a_spare_started_binds_the_next_sandbox(sandboxes, monkeypatch):
