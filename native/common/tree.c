@@ -207,12 +207,13 @@ static void walk_file(int src, int file, const struct tree_ops *ops, void *ctx, 
 
 static void walk(int src, int dst, const struct tree_ops *ops, void *ctx, struct tree_bounds *b, unsigned depth);
 
-/* Whether opening an entry failed with `err` because sandbox code removed it or made it something else since
- * it was listed (a link: ELOOP; a socket: ENXIO; a file: ENOTDIR): the walk goes on without it. Any other
- * error ends the walk, naming the entry. */
-static bool replaced(int err)
+/* An entry that could not be opened (`err`): left out if sandbox code removed it or made it something else
+ * since it was listed (a link: ELOOP; a socket: ENXIO; a file: ENOTDIR); any other error ends the walk,
+ * naming the entry. */
+static void unless_replaced(int err, const char *name)
 {
-  return err == ENOENT || err == ELOOP || err == ENXIO || err == ENOTDIR;
+  if (err != ENOENT && err != ELOOP && err != ENXIO && err != ENOTDIR)
+    tree_fail(err, name);
 }
 
 /* One entry `name` of the directory `src` (on the device `dev`), into `dst`. */
@@ -233,18 +234,18 @@ static void walk_entry(int src, dev_t dev, int dst, const char *name, const stru
     if ((sx.stx_attributes_mask & sx.stx_attributes & STATX_ATTR_MOUNT_ROOT) || st.st_dev != dev)
       return;
     int s = openat(src, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (s < 0 && !replaced(errno))
-      tree_fail(errno, name);
-    if (s < 0)
+    if (s < 0) {
+      unless_replaced(errno, name);
       return;
+    }
     walk(s, ops->enter(ctx, dst, name), ops, ctx, b, depth + 1);
     close(s);
   } else if (S_ISREG(st.st_mode)) {
     int s = openat(src, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-    if (s < 0 && !replaced(errno))
-      tree_fail(errno, name); /* never a file silently left out */
-    if (s < 0)
+    if (s < 0) {
+      unless_replaced(errno, name); /* never a file silently left out */
       return;
+    }
     struct stat now;
     if (fstat(s, &now) < 0)
       tree_fail(errno, name);
@@ -259,10 +260,11 @@ static void walk_entry(int src, dev_t dev, int dst, const char *name, const stru
   } else if (S_ISLNK(st.st_mode)) {
     char target[PATH_MAX];
     ssize_t n = readlinkat(src, name, target, sizeof target - 1);
-    if (n < 0 && !replaced(errno) && errno != EINVAL) /* EINVAL: no longer a link */
-      tree_fail(errno, name);
-    if (n < 0)
+    if (n < 0) {
+      if (errno != EINVAL) /* EINVAL: no longer a link */
+        unless_replaced(errno, name);
       return;
+    }
     target[n] = '\0';
     ops->symlink(ctx, dst, name, target, &st);
   } else if (S_ISFIFO(st.st_mode)) {

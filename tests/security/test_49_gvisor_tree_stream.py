@@ -91,7 +91,7 @@ def test_a_growing_file_and_a_directory_swapped_for_a_link_during_the_walk(sandb
             continue
         assert (rootfs / "grow").stat().st_size <= 8 << 20
     if left_out:
-        # An open bug, not a pass: on a loaded host (the full CI, 4 of its last 6 runs; never alone, in about
+        # An open bug, not a pass: on a loaded host (the full CI, 4 of its last 7 runs; never alone, in about
         # 1,200 walks) the walk went into the renamed directory but its regular files, `grow` and `e/inner/f`,
         # were neither in the layer nor named by an error. Every assertion above held for every walk.
         pytest.xfail(f"open: a walk under gVisor left out the regular files silently: {left_out}")

@@ -28,13 +28,12 @@ pytestmark = pytest.mark.rootless
 FAILS_LATE = "#!/bin/sh\n" + shutil.which("sleep") + " 2\nexit 1\n"
 
 
-def _watch(stop, found, earlier):
-    """Every supervisor this process started (a child running this checkout's binary), and its descendants, until
+def _watch(stop, found, supervisor, earlier):
+    """Every supervisor this process started (a child running `supervisor`, this checkout's binary), and its descendants, until
     `stop` is set. Only this process's: CI's other root suite runs sandboxes of the same checkout meanwhile. A
     warm spare (runtime/spare.py) is no sandbox's until claimed: it waits on, for the next create. A sandbox's
     supervisor in `earlier` (another test's, a module fixture's: running before this test's create) is not this
     test's."""
-    supervisor = os.path.realpath(settings.native_binary("sandbox-supervisor"))
     me = psutil.Process()
     while not stop.is_set():
         for p in me.children():
@@ -66,7 +65,7 @@ def test_a_helper_failing_while_the_others_run_fails_the_sandbox_and_leaks_nothi
     seen, stop = {}, threading.Event()
     supervisor = os.path.realpath(settings.native_binary("sandbox-supervisor"))
     earlier = {p.pid for p in psutil.Process().children() if _serving(p, supervisor)}
-    watcher = threading.Thread(target=_watch, args=(stop, seen, earlier))
+    watcher = threading.Thread(target=_watch, args=(stop, seen, supervisor, earlier))
     watcher.start()
     try:
         sb = sandboxes("sh", "-c", "echo entrypoint-ran")
