@@ -43,12 +43,12 @@ class Spare:
     """A started spare: its pid, the identity options it was started with, its socket, a pidfd of it
     (-1: none could be opened)."""
 
-    def __init__(self, pid: int, key: Tuple[str, ...], sock: socket.socket, inherited: Tuple[str, ...] = (),
+    def __init__(self, pid: int, key: Tuple[str, ...], sock: socket.socket, inherited: Tuple[object, ...] = (),
                  pidfd: int = -1) -> None:
         self.pid, self.key, self._sock, self.inherited, self._pidfd = pid, key, sock, inherited, pidfd
         _fork.track(self)
 
-    def usable(self, key: Tuple[str, ...], inherited: Tuple[str, ...] = ()) -> bool:
+    def usable(self, key: Tuple[str, ...], inherited: Tuple[object, ...] = ()) -> bool:
         """Started as `key` says (the supervisor's path, the identity options) and with what a supervisor
         spawned now would inherit (_inherited), and still waiting (its end of the socket open)."""
         if self._sock.fileno() < 0 or key != self.key or inherited != self.inherited:
@@ -60,7 +60,7 @@ class Spare:
     def claim(self, argv: Sequence[str], fds: Sequence[int]) -> bool:
         """Hands the spare its sandbox: the supervisor's command line and descriptors (spare.h's order).
         False if it could not take them (gone meanwhile, or the command line too long): start one then."""
-        data = b"".join(os.fsencode(word) + b"\0" for word in argv)
+        data = os.fsencode("\0".join(argv) + "\0")  # one encode: a claim's argv has some 160 words
         try:
             if len(data) > CLAIM_MAX:
                 return False
@@ -163,11 +163,13 @@ def start(supervisor: str, identity: Sequence[str], signals: Sequence[int], name
 
 
 # Of this thread's /proc status: what a process it spawns keeps, posix_spawn's signal settings aside.
-_STATUS_INHERITED = ("Umask", "Uid", "Gid", "Groups", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "SigIgn",
-                     "NoNewPrivs", "Seccomp", "Seccomp_filters", "Cpus_allowed_list", "Mems_allowed_list")
+_STATUS_INHERITED = frozenset([b"Umask", b"Uid", b"Gid", b"Groups", b"CapInh", b"CapPrm", b"CapEff", b"CapBnd",
+                               b"CapAmb", b"SigIgn", b"NoNewPrivs", b"Seccomp", b"Seccomp_filters",
+                               b"Cpus_allowed_list", b"Mems_allowed_list"])
+_PROC_READ_MAX = 1 << 16  # a /proc file below is a few KiB; one read() takes it whole
 
 
-def _inherited() -> Tuple[str, ...]:
+def _inherited() -> Tuple[object, ...]:
     """What a supervisor spawned by this thread now inherits and hands down to its sandbox: the resource
     limits, umask, credentials and capability sets, ignored signals, no_new_privs, seccomp filters, CPU and
     memory nodes, cgroup, OOM score adjustment and nice value (not the working directory, which the sandbox
@@ -175,17 +177,21 @@ def _inherited() -> Tuple[str, ...]:
     a fresh supervisor would take the caller's new ones (tests/security/test_65_red15_spare_stale_inheritance.py).
     Unreadable: a value no spare has."""
     try:
-        with open("/proc/thread-self/status") as f:
-            status = tuple(line for line in f.read().splitlines() if line.split(":")[0] in _STATUS_INHERITED)
-        with open("/proc/self/limits") as f:
-            limits = f.read()
-        with open("/proc/self/cgroup") as f:
-            cgroup = f.read()
-        with open("/proc/self/oom_score_adj") as f:
-            oom = f.read()
-        return (*status, limits, cgroup, oom, str(os.getpriority(os.PRIO_PROCESS, 0)))
+        status = tuple(line for line in _read_proc("/proc/thread-self/status").splitlines()
+                       if line.partition(b":")[0] in _STATUS_INHERITED)
+        return (*status, *map(_read_proc, ("/proc/self/limits", "/proc/self/cgroup", "/proc/self/oom_score_adj")),
+                os.getpriority(os.PRIO_PROCESS, 0))
     except OSError as exc:
         return ("unreadable", str(exc), str(object()))
+
+
+def _read_proc(path: str) -> bytes:
+    """A /proc file of this process, raw (twice per create: no text layer, no buffering)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.read(fd, _PROC_READ_MAX)
+    finally:
+        os.close(fd)
 
 
 @atexit.register

@@ -18,6 +18,8 @@ import pytest
 from pysandbox import _fork, garbage
 from pysandbox.exception import InvalidError, ResourceExhaustedError
 
+from ..procs import eventually
+
 pytestmark = pytest.mark.rootless
 
 SOAK_EXECS = 500  # a leak of one fd, handle or process per exec shows at any count; the benchmark runs 10,000
@@ -38,14 +40,6 @@ def sandbox_processes(sb):
         return len(psutil.Process(sb._record.supervisor.pid).children(recursive=True))
     except psutil.Error:
         return 0
-
-
-def eventually(predicate, timeout=30):
-    """Whether `predicate()` holds within `timeout` s (processes take a moment to start or die)."""
-    deadline = time.monotonic() + timeout
-    while not predicate() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return predicate()
 
 
 def soak(sb, use):

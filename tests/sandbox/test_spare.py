@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import psutil
@@ -20,16 +19,11 @@ import pysandbox as modal
 from pysandbox._state import paths
 from pysandbox.runtime import cgroups, launch, spare
 
+from ..procs import eventually
+
 pytestmark = pytest.mark.rootless
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def eventually(predicate, timeout=30):
-    deadline = time.monotonic() + timeout
-    while not predicate() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return predicate()
 
 
 def ended(pid):
