@@ -10,10 +10,11 @@ attributes than the creator's now must be let go, as one for another identity is
 
 import os
 import resource
+import time
 
 import pytest
 
-from pysandbox._state import paths
+from pysandbox._state import paths, records
 from pysandbox.exception import ConflictError
 from pysandbox.runtime import spare
 
@@ -25,9 +26,11 @@ SOFT_FSIZE = 1 << 30
 def inside_limits(sb):
     try:
         return sb.exec("sh", "-c", "grep 'Max file size' /proc/self/limits; umask").stdout.read().split()
-    except ConflictError:  # it ended at once (CI D, CI I: once in a few runs): what its supervisor said
+    except ConflictError as exc:  # it ended at once (CI D, CI I: once in a few runs): what its supervisor said
         log = paths.SandboxDir.of(sb.object_id).log
-        pytest.fail(f"{sb.object_id} ended before its first exec; its supervisor.log:\n{log.read_text()[-4000:]}")
+        pytest.fail(f"{sb.object_id} ended before its first exec ({exc.__context__!r}; "
+                    f"{records.read_exit(sb.object_id)}, created "
+                    f"{time.time() - sb._record.created_at:.3f} s ago); its supervisor.log:\n{log.read_text()[-4000:]}")
 
 
 def test_a_limit_set_after_a_spare_started_binds_the_next_sandbox(sandboxes, monkeypatch):
