@@ -16,9 +16,6 @@ bwrap. The supervisor starts the network's helpers while the runner sets the san
 (native/supervisor/netns.h), all of them before it waits for any, so their start overlaps the
 runner's; what is left is their CPU (docs/ARCHITECTURE.md, issue 19, session 12). On the 2-core
 machine it was measured on, block_network=True alone was already above the bar (2.2x bare bwrap).
-
-Each mode's timed cycles follow an untimed create of that mode (cycle()): the steady state of a caller that
-makes many sandboxes alike, not the first create after a change of network.
 """
 
 import statistics
@@ -37,10 +34,7 @@ BAR = 1.6  # issue 19: the bwrap cycle with terminate(), default network, agains
 
 
 def cycle(the_app, runner, kwargs):
-    """(start ms, whole cycle ms) with terminate(), then the same with terminate(wait=True). After a create of
-    the same kind, untimed: a caller making many sandboxes alike, whose spare has their network's egress filter
-    loaded (runtime/spare.py: after two creates in a row that asked for it)."""
-    modal.Sandbox.create(app=the_app, experimental_options={"runner": runner}, **kwargs).terminate(wait=True)
+    """(start ms, whole cycle ms) with terminate(), then the same with terminate(wait=True)."""
     results = []
     for wait in (False, True):
         begin = time.perf_counter()

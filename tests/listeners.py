@@ -1,6 +1,7 @@
 """Network test helpers: the host's own address, host sockets that count the connections
 they accepted, and what a TCP connection from inside a sandbox gets."""
 
+import contextlib
 import json
 import os
 import socket
@@ -28,7 +29,8 @@ class Listener:
         self.port = self.address[1] if isinstance(self.address, tuple) else None
         self.accepted = 0
         self._changed = threading.Condition()
-        threading.Thread(target=self._serve, daemon=True).start()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
 
     def _serve(self):
         while True:
@@ -50,6 +52,13 @@ class Listener:
             return self.accepted
 
     def close(self):
+        # Wake the thread before the close: close(2) does not end an accept(2) blocked in another thread,
+        # which would wait on for ever, and a signal that interrupts it (a SIGCHLD, handed to it while the
+        # main thread blocks every signal in posix_spawn) restarts it on the same fd number, by then another
+        # socket's: a later sandbox's agent.sock listener (launch._spawn), whose first exec it took and closed.
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)  # accept(2) fails at once (EINVAL): _serve returns
+        self._thread.join(timeout=5)
         self.sock.close()
         if isinstance(self.address, str) and self.address.startswith("/"):
             os.unlink(self.address)

@@ -146,8 +146,14 @@ def echo():
             threading.Thread(target=lambda c=conn: [c.sendall(b) for b in iter(lambda: c.recv(1), b"")],
                              daemon=True).start()
 
-    threading.Thread(target=serve, daemon=True).start()
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
     yield sock.getsockname()[1]
+    try:
+        sock.shutdown(socket.SHUT_RDWR)  # wakes serve's accept (tests/listeners.py, Listener.close)
+    except OSError:
+        pass
+    thread.join(timeout=5)
     sock.close()
 
 

@@ -26,7 +26,7 @@ SOFT_FSIZE = 1 << 30
 def inside_limits(sb):
     try:
         return sb.exec("sh", "-c", "grep 'Max file size' /proc/self/limits; umask").stdout.read().split()
-    except ConflictError as exc:  # it ended at once (CI D, CI I: once in a few runs): what its supervisor said
+    except ConflictError as exc:  # what ended it (CI D, CI I: a test helper took the exec, tests/listeners.py)
         log = paths.SandboxDir.of(sb.object_id).log
         pytest.fail(f"{sb.object_id} ended before its first exec ({exc.__context__!r}; "
                     f"{records.read_exit(sb.object_id)}, created "
