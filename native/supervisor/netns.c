@@ -332,59 +332,11 @@ static char *rules_with_host(const struct net_options *opt, struct host_watch *h
   return text;
 }
 
-static const struct host_watch no_watch = {-1, -1, -1, NULL};
-
-int net_preload(struct net_preloaded *p, int netns, const sigset_t *mask, enter_identity_fn enter_identity)
-{
-  const struct net_options o = {.nft = p->nft, .rules = p->rules, .host_max = p->host_max};
-  p->hosts = no_watch;
-  p->text = p->host_max > 0 ? rules_with_host(&o, &p->hosts) : NULL;
-  int userns = ioctl(netns, NS_GET_USERNS);
-  int rc = -1;
-  if (userns < 0)
-    pwarnf("the spare's user namespace");
-  else if (p->host_max == 0 || p->text != NULL)
-    rc = filter_loaded(start_filter(&o, p->text != NULL ? p->text : p->rules, userns, netns, mask, enter_identity));
-  if (userns >= 0)
-    close(userns);
-  if (rc < 0)
-    net_preload_release(p);
-  return rc;
-}
-
-bool net_preload_fits(struct net_preloaded *p, const struct net_options *opt)
-{
-  if (opt->helper == NULL || opt->own_stack || strcmp(p->nft, opt->nft) != 0 || strcmp(p->rules, opt->rules) != 0 ||
-      p->host_max != opt->host_max)
-    return false;
-  /* A change the sets may not hold: the filter is made again, with the host's addresses of now. */
-  if (p->hosts.events >= 0 && host_watch_changed(p->hosts.events)) {
-    warnf("an address of the host changed after the spare loaded the egress filter: it is loaded again");
-    return false;
-  }
-  return true;
-}
-
-void net_preload_release(struct net_preloaded *p)
-{
-  host_watch_close(&p->hosts);
-  free(p->text);
-  p->text = NULL;
-}
-
 int net_connect(const struct net_options *opt, int netns, const sigset_t *mask, enter_identity_fn enter_sandbox,
-                enter_identity_fn enter_identity, int *exit_w, struct net_preloaded *preloaded)
+                enter_identity_fn enter_identity, int *exit_w)
 {
-  struct host_watch hosts = no_watch;
-  char *rules = NULL;
-  if (preloaded != NULL) { /* taken over: freed and closed below, with what this call makes */
-    hosts = preloaded->hosts;
-    rules = preloaded->text;
-    preloaded->hosts = no_watch;
-    preloaded->text = NULL;
-  } else if (opt->host_max > 0) {
-    rules = rules_with_host(opt, &hosts);
-  }
+  struct host_watch hosts = {-1, -1, -1, NULL};
+  char *rules = opt->host_max > 0 ? rules_with_host(opt, &hosts) : NULL;
   int userns = ioctl(netns, NS_GET_USERNS); /* close-on-exec, per the kernel */
   int ex[2] = {-1, -1}, ready[2] = {-1, -1}, armed[2] = {-1, -1};
   if ((opt->host_max > 0 && (rules == NULL || pipe2(armed, O_CLOEXEC) < 0)) || userns < 0 || pipe2(ex, O_CLOEXEC) < 0 ||
@@ -397,8 +349,7 @@ int net_connect(const struct net_options *opt, int netns, const sigset_t *mask, 
   /* Every helper starts before any is waited for, the egress filter's load first: it is the longest
    * (an exec of nft, its cache, the transaction), and it loads while the others come up.  One on tap0
    * (own_stack) needs the link: it waits for the helper. */
-  pid_t filter =
-      preloaded == NULL && !opt->own_stack ? start_filter(opt, ruleset, userns, netns, mask, enter_sandbox) : -1;
+  pid_t filter = !opt->own_stack ? start_filter(opt, ruleset, userns, netns, mask, enter_sandbox) : -1;
   int rc = spawn_helper(opt, (int[4]){ex[0], ready[1], userns, netns}, mask, enter_sandbox) < 0 ? -1 : 0;
   /* Outside the sandbox's cgroups: sandbox code holding its pids or memory must not stop the filter's
    * updates of the host's addresses or a policy change (red team); its memory is fixed at start, its
@@ -418,7 +369,7 @@ int net_connect(const struct net_options *opt, int netns, const sigset_t *mask, 
     filter = start_filter(opt, ruleset, userns, netns, mask, enter_sandbox);
   for (size_t i = 0; rc == 0 && i < opt->nforwards; i++)
     rc = add_forward(opt->dir, &opt->forwards[i]);
-  if (preloaded == NULL && filter_loaded(filter) < 0) /* reaps it in any case */
+  if (filter_loaded(filter) < 0) /* reaps it in any case */
     rc = -1;
   if (rc == 0 && armed[1] >= 0 && write(armed[1], "1", 1) != 1) /* the DNS filter may update the host's sets */
     rc = -1;

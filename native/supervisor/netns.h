@@ -9,7 +9,6 @@
 #include <sys/types.h> /* pid_t */
 
 #include "dnsfilter.h"
-#include "hostaddr.h"
 
 struct net_forward {
   unsigned host_port;  /* on the host's 127.0.0.1 */
@@ -67,27 +66,6 @@ int net_namespace_in(int userns);
  * 0, or -1 after saying why. */
 int net_make_namespace_for_root(int userns, int sock);
 
-/* An egress filter a spare loaded ahead into its network namespace (spare.h): what it was loaded with (nft,
- * rules, host_max as in net_options), and the host watch (hostaddr.h) opened before the host's addresses were
- * read for its sets (all -1 without them). */
-struct net_preloaded {
-  const char *nft, *rules;
-  uint64_t host_max;
-  struct host_watch hosts;
-  char *text; /* the ruleset as loaded, which hosts.loaded points into; NULL: rules as given */
-};
-
-/* Loads p's ruleset into `netns` (with the host's current addresses, if p->host_max), as
- * `enter_identity`, the way net_connect does.  0, or -1 after saying why (nothing is kept then). */
-int net_preload(struct net_preloaded *p, int netns, const sigset_t *mask, enter_identity_fn enter_identity);
-
-/* Whether `p` is the filter `opt` asks for (the same nft, ruleset and host bound, no stack of the runner's)
- * and the host's addresses have not changed since it was loaded (its queued notifications read). */
-bool net_preload_fits(struct net_preloaded *p, const struct net_options *opt);
-
-/* Closes and frees what `p` holds of its own (not nft and rules); again, it does nothing. */
-void net_preload_release(struct net_preloaded *p);
-
 /* Connects `netns` (the sandbox's, from net_make_namespace; its init is held in
  * the handshake of netsync.c until the supervisor releases it) to the outside:
  * starts the helper on it, adds the port forwards, loads the egress filter (with
@@ -95,11 +73,10 @@ void net_preload_release(struct net_preloaded *p);
  * current), all as the sandbox identity: the helper and the first load through
  * `enter_sandbox` (in the sandbox's cgroups too), the DNS filter through
  * `enter_identity` only.  The helper exits when *exit_w is closed (and is
- * killed at teardown with the other children).  `preloaded` (else NULL): the
- * filter is in the namespace already (net_preload_fits held); it is released here.
+ * killed at teardown with the other children).
  * Returns 0, or -1 after saying on stderr what failed. */
 int net_connect(const struct net_options *opt, int netns, const sigset_t *mask, enter_identity_fn enter_sandbox,
-                enter_identity_fn enter_identity, int *exit_w, struct net_preloaded *preloaded);
+                enter_identity_fn enter_identity, int *exit_w);
 
 /* Waits for the sandbox's init to report on `sock` (netsync.c): 0, or -1 if the
  * sandbox failed first or the setup timeout passed. */

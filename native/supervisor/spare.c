@@ -49,14 +49,6 @@ static void parse_spare_args(char **argv, struct spare *s, const char **room, bo
       {.name = "--userns-gid", .values = "IN:OUT:N", .kind = OPT_CALL, .call = identity_option, .many = true},
       {.name = "--newuidmap", .values = "PATH", .kind = OPT_CALL, .call = identity_option},
       {.name = "--newgidmap", .values = "PATH", .kind = OPT_CALL, .call = identity_option},
-      {.name = "--net-filter", .values = "NFT", .kind = OPT_STRING, .to = &s->filter.nft, .absolute = true},
-      {.name = "--net-rules", .values = "RULESET", .kind = OPT_STRING, .to = &s->filter.rules},
-      {.name = "--net-host-max",
-       .values = "N",
-       .kind = OPT_NUMBER,
-       .to = &s->filter.host_max,
-       .min = 1,
-       .max = 1000000},
       {.name = NULL},
   };
   const struct opts opts = {table, ""};
@@ -69,13 +61,9 @@ static void parse_spare_args(char **argv, struct spare *s, const char **room, bo
   s->uid = (uid_t)uid;
   s->gid = (gid_t)gid;
   userns_check_plan(&s->plan);
-  if ((s->filter.nft != NULL) != (s->filter.rules != NULL) || (s->filter.host_max > 0 && s->filter.nft == NULL))
-    usage_die("--net-filter and --net-rules go together (and --net-host-max needs them)");
   /* The command line's words are overwritten with the claim's (name_claim). */
   if ((s->plan.newuidmap != NULL && (s->plan.newuidmap = strdup(s->plan.newuidmap)) == NULL) ||
-      (s->plan.newgidmap != NULL && (s->plan.newgidmap = strdup(s->plan.newgidmap)) == NULL) ||
-      (s->filter.nft != NULL &&
-       ((s->filter.nft = strdup(s->filter.nft)) == NULL || (s->filter.rules = strdup(s->filter.rules)) == NULL)))
+      (s->plan.newgidmap != NULL && (s->plan.newgidmap = strdup(s->plan.newgidmap)) == NULL))
     die("out of memory");
 }
 
@@ -93,13 +81,6 @@ static int high(int fd)
   int moved = fcntl(fd, F_DUPFD_CLOEXEC, FD_HIGH);
   close(fd);
   return moved;
-}
-
-/* The filter's host watch (hostaddr.h), out of the way of the claim's descriptors (place): false if it could
- * not be moved (what is left open of it, net_preload_release closes). */
-static bool watch_high(struct host_watch *w)
-{
-  return (w->events < 0 || (w->events = high(w->events)) >= 0) && (w->query < 0 || (w->query = high(w->query)) >= 0);
 }
 
 /* The namespaces, as the runner child would make them; none if that fails (it says why in a
@@ -122,16 +103,7 @@ static void make_namespaces(struct spare *s)
     return;
   }
   s->userns = userns;
-  /* A filter that failed to load leaves no namespace: nothing half-made is handed on. */
-  s->filtered = s->filter.rules != NULL && net_preload(&s->filter, netns, &mask, spare_identity) == 0;
-  if (s->filtered && !watch_high(&s->filter.hosts)) {
-    net_preload_release(&s->filter);
-    s->filtered = false;
-  }
-  if (s->filter.rules != NULL && !s->filtered)
-    close(netns);
-  else
-    s->netns = netns;
+  s->netns = netns;
 }
 
 /* Receives the claim: its command line (heap), its descriptors in fds; exits on end of file. */
@@ -245,7 +217,7 @@ static void wait_for_claim(int ctl)
 
 char **spare_wait(char **argv, struct spare *s)
 {
-  *s = (struct spare)SPARE_NONE;
+  *s = (struct spare){.userns = -1, .netns = -1};
   const char *room = NULL;
   bool no_namespaces = false;
   parse_spare_args(argv, s, &room, &no_namespaces);
@@ -290,37 +262,11 @@ bool spare_fits(const struct spare *s, bool as_user, uid_t uid, gid_t gid, const
       same_path(p->newgidmap, q->newgidmap) && p->nested == 0;
 }
 
-static void drop_network(struct spare *s)
-{
-  if (s->netns >= 0)
-    close(s->netns);
-  s->netns = -1;
-  net_preload_release(&s->filter);
-  s->filtered = false;
-}
-
 void spare_release(struct spare *s)
 {
   if (s->userns >= 0)
     close(s->userns);
-  s->userns = -1;
-  drop_network(s);
-}
-
-bool spare_filter_fits(struct spare *s, const struct net_options *net)
-{
-  if (!s->filtered)
-    return false;
-  if (s->netns >= 0 && net_preload_fits(&s->filter, net))
-    return true;
-  drop_network(s);
-  return false;
-}
-
-void spare_take_filter(struct spare *s, struct net_preloaded *out)
-{
-  *out = s->filter;
-  s->filter.text = NULL;
-  s->filter.hosts = (struct host_watch){-1, -1, -1, NULL};
-  s->filtered = false;
+  if (s->netns >= 0)
+    close(s->netns);
+  s->userns = s->netns = -1;
 }

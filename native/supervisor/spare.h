@@ -26,16 +26,7 @@
  * failed, or with --no-namespaces (its creator's last sandbox had --nproc:
  * so will the next, most likely), the runner child makes them as a
  * supervisor started without a spare does.  Each is used once: a spare
- * serves one sandbox.
- *
- * With --net-filter NFT --net-rules RULESET [--net-host-max N] (its creator's
- * last sandbox had the default network: so will the next, most likely) it
- * also loads that egress filter into the network namespace, as the sandbox
- * identity, the way the supervisor does (netns.h: net_preload), taking nft's
- * exec and transaction off the next create's path.  The namespace is the
- * sandbox's only if the claim asks for that very filter and the host's
- * addresses did not change meanwhile (net_preload_fits; the host watch was
- * opened before they were read): else the runner child makes a fresh one. */
+ * serves one sandbox. */
 #if !defined(PSB_SPARE_H)
 #define PSB_SPARE_H
 
@@ -43,7 +34,6 @@
 #include <stdbool.h>   /* bool */
 #include <sys/types.h> /* uid_t, gid_t */
 
-#include "netns.h"
 #include "userns.h"
 
 struct spare {
@@ -51,16 +41,8 @@ struct spare {
   bool as_user;
   uid_t uid;
   gid_t gid;
-  struct userns_plan plan;     /* what they were made for */
-  struct net_preloaded filter; /* filter.rules NULL: none asked for */
-  bool filtered;               /* loaded into netns */
+  struct userns_plan plan; /* what they were made for */
 };
-
-/* A supervisor's before, and without, a spare: nothing held. */
-#define SPARE_NONE \
-  { \
-    .userns = -1, .netns = -1, .filter = {.hosts = {-1, -1, -1, NULL} } \
-  }
 
 /* The spare's whole life up to its claim (argv: its own command line): returns
  * the claim's command line, with its descriptors in place; exits on end of file. */
@@ -75,12 +57,5 @@ void termination_signals(sigset_t *set, bool add);
 
 /* Closes the namespaces (the supervisor once its runner child has them, or when they do not fit). */
 void spare_release(struct spare *s);
-
-/* Whether the network namespace holds the egress filter `net` asks for (net_preload_fits).  If it holds
- * another (or one loaded before the host's addresses changed), it is closed: the runner child makes one. */
-bool spare_filter_fits(struct spare *s, const struct net_options *net);
-
-/* Moves the loaded filter's state to `out` (the supervisor's, for net_connect). */
-void spare_take_filter(struct spare *s, struct net_preloaded *out);
 
 #endif

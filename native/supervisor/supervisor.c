@@ -117,7 +117,7 @@ static int entry_pipe_w[2] = {-1, -1};
 static struct output entry_out[2];
 
 /* --spare: the namespaces it made beforehand, for the runner child (spare.h). */
-static struct spare spare = SPARE_NONE;
+static struct spare spare = {.userns = -1, .netns = -1};
 
 /* The first reason the sandbox ended wins. */
 static const char *status;
@@ -604,12 +604,11 @@ static int enter_sandbox(void)
 /* Starts the network helpers on the sandbox's namespace: `netns`, a spare's (taken, closed here), or
  * else the one the runner child sends before it execs the runner; so they start while the runner
  * sets up the rest.  Whether they started. */
-static bool start_network(const sigset_t *mask, int netns, struct net_preloaded *preloaded)
+static bool start_network(const sigset_t *mask, int netns)
 {
   if (netns < 0)
     netns = fd_receive(net_sync[0]);
-  bool started =
-      netns >= 0 && net_connect(&opt.net, netns, mask, enter_sandbox, enter_identity, &net_exit_w, preloaded) == 0;
+  bool started = netns >= 0 && net_connect(&opt.net, netns, mask, enter_sandbox, enter_identity, &net_exit_w) == 0;
   if (netns >= 0)
     close(netns);
   return started;
@@ -782,11 +781,6 @@ int main(int argc, char **argv)
   if (!spare_fits(&spare, opt.as_user, opt.uid, opt.gid, &opt.userns) || opt.handoff || opt.net.own_stack ||
       opt.nproc > 0)
     spare_release(&spare);
-  /* Its network namespace holds an egress filter already: this sandbox's only if it asks for that one. */
-  struct net_preloaded filter = {.hosts = {-1, -1, -1, NULL}};
-  bool preloaded = spare_filter_fits(&spare, &opt.net);
-  if (preloaded)
-    spare_take_filter(&spare, &filter);
   for (int fd = FD_LISTEN; fd <= FD_INIT_CONFIG; fd = fd == FD_ENTRY_ERR ? FD_INIT_CONFIG : fd + 1)
     if (!fd_is_open(fd))
       usage_die("fd %d is not open", fd);
@@ -883,14 +877,14 @@ int main(int argc, char **argv)
     int err;
     ssize_t n;
     if (opt.net.own_stack) /* the runner child execs the runner once it is connected */
-      connect_network(runner, start_network(&oldmask, -1, NULL));
-    bool started = premade_netns >= 0 && start_network(&oldmask, premade_netns, preloaded ? &filter : NULL);
+      connect_network(runner, start_network(&oldmask, -1));
+    bool started = premade_netns >= 0 && start_network(&oldmask, premade_netns);
     while ((n = read(fp[0], &err, sizeof err)) < 0 && errno == EINTR)
       ;
     if (n == (ssize_t)sizeof err)
       set_status("failed", 127); /* the child already said why */
     else if (opt.net.helper != NULL && !opt.net.own_stack)
-      connect_network(runner, premade_netns >= 0 ? started : start_network(&oldmask, -1, NULL));
+      connect_network(runner, premade_netns >= 0 ? started : start_network(&oldmask, -1));
     supervise(runner, opt.timeout_ms != 0 ? start + opt.timeout_ms : 0);
   }
   close(fp[0]);

@@ -169,8 +169,6 @@ def launch(directory: Path, spec: SandboxSpec, env: Dict[str, str], tethered: bo
     identity_options = None if command.self_isolating else _identity_options(root)
     launched = _spawn_in_cgroup(directory, spec.resources, root.owner[0], [supervisor, *options], command,
                                 _init_config(spec, env, command.self_isolating), identity_options)
-    if launched.spare_for is not None:  # the next create's, most likely alike: its network's filter loaded ahead
-        launched.spare_for = (*launched.spare_for, net.spare_args(command.own_netstack))
     launched.tunnels = net.tunnels
     launched.ptys_max = ptys.sandbox_bound(spec.runner, ptys_max)
     return launched
@@ -180,8 +178,8 @@ def start_spare(launched: "Launched") -> None:
     """The next create's spare (runtime/spare.py), once the caller holds `launched`: an interrupt meanwhile
     must find it to end its sandbox (a spare started inside launch() lost it, red15)."""
     if launched.spare_for is not None:
-        supervisor, identity_options, namespaces, network = launched.spare_for
-        _remember(spare.start(supervisor, identity_options, SUPERVISOR_SIGNALS, namespaces, network))
+        supervisor, identity_options, namespaces = launched.spare_for
+        _remember(spare.start(supervisor, identity_options, SUPERVISOR_SIGNALS, namespaces))
 
 
 @attrs.frozen
@@ -416,9 +414,8 @@ class Launched:
         self.supervisor, self._confirm_fd = supervisor, confirm_fd
         self.tunnels: tuple = ()  # (sandbox port, host port, encrypted), see netplan
         self.ptys_max: Optional[int] = None  # its devpts's bound, for its record (runtime/ptys.py)
-        # (supervisor, identity options, whether to make namespaces, the network's filter to load ahead): the next
-        # create's spare (start_spare)
-        self.spare_for: Optional[tuple] = None
+        # (supervisor, identity options, whether to make namespaces): the next create's spare (start_spare)
+        self.spare_for: Optional[Tuple[str, List[str], bool]] = None
 
     def confirm(self) -> None:
         try:

@@ -207,13 +207,6 @@ def _to(addresses: Sequence[str], verdict: str) -> List[str]:
         ([f"ip6 daddr {{ {', '.join(v6)} }} {verdict}"] if v6 else [])
 
 
-def _new_mark() -> str:
-    return f"0x{secrets.randbits(31) | 1:08x}"
-
-
-_FIRST_LOAD_MARK = _new_mark()
-
-
 def egress_rules(cidrs: Names, domains: Names, guest_ports: Sequence[int] = (), own_stack: bool = False,
                  filter_link: bool = False, replace: bool = True) -> str:
     """The nftables transaction that replaces the ruleset of a sandbox's network namespace (or, not
@@ -224,10 +217,7 @@ def egress_rules(cidrs: Names, domains: Names, guest_ports: Sequence[int] = (), 
     the allowlists say, as the metadata address is: the supervisor fills them as it loads the ruleset, and
     the DNS filter keeps them current (native/supervisor/hostaddr.c). `filter_link`: the sandbox has the DNS
     filter's link (own_stack only), which its own chain holds to DNS, whatever the policy."""
-    # This policy's: connections of another are judged again. A first load's is this process's one: the same
-    # policy gives the same ruleset, which a spare loads ahead (native/supervisor/spare.h), and a mark only
-    # tells one policy of a sandbox (its own namespace and connections) from the next.
-    mark = _FIRST_LOAD_MARK if not replace else _new_mark()
+    mark = f"0x{secrets.randbits(31) | 1:08x}"  # this policy's: connections of another are judged again
     hook = _link_hook(guest_ports) if own_stack else _output_hook(mark, guest_ports)
     accept = hook.accept
     # Refused before an established connection passes: one made to an address the host gained, before the
@@ -346,27 +336,16 @@ class NetworkPlan:
         filter_link = own_stack and self.policy[1] is not None
         if filter_link:
             (self.net_dir / "resolv.conf").write_bytes(resolv_conf(self.policy[1], filter_link))
-        argv = ["--net-helper", tool(HELPER), "--net-dir", str(self.net_dir),
-                *self._filter_args(own_stack, filter_link), "--cleanup", str(self.net_dir), *_dns_args(self.policy[1])]
+        rules = egress_rules(*self.policy, [guest for guest, _, _ in self.tunnels], own_stack, filter_link,
+                             replace=False)
+        argv = ["--net-helper", tool(HELPER), "--net-dir", str(self.net_dir), "--net-filter", tool(NFT),
+                "--net-rules", rules, "--cleanup", str(self.net_dir), *_dns_args(self.policy[1])]
+        if not settings.network_reaches_host():  # slirp4netns connects from the host's namespace: refuse its addresses
+            argv += ["--net-host-max", str(max(1, bounds.get("host_addresses")))]
         argv += ["--net-own-stack"] if own_stack else []
         argv += ["--net-dns-link"] if filter_link else []
         for guest, host, _ in self.tunnels:
             argv += ["--net-forward", f"{host}:{guest}"]
-        return argv
-
-
-    def spare_args(self, own_stack: bool) -> List[str]:
-        """For the next create's spare (runtime/spare.py): this sandbox's egress filter, which it loads ahead into its
-        network namespace, for a sandbox that asks for the same (none under a runner with its own stack)."""
-        return [] if self.mode != "default" or own_stack else self._filter_args(own_stack, False)
-
-    def _filter_args(self, own_stack: bool, filter_link: bool) -> List[str]:
-        """The egress filter's first load, and the bound on the host's addresses its sets refuse."""
-        rules = egress_rules(*self.policy, [guest for guest, _, _ in self.tunnels], own_stack, filter_link,
-                             replace=False)
-        argv = ["--net-filter", tool(NFT), "--net-rules", rules]
-        if not settings.network_reaches_host():  # slirp4netns connects from the host's namespace: refuse its addresses
-            argv += ["--net-host-max", str(max(1, bounds.get("host_addresses")))]
         return argv
 
 

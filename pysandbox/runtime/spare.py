@@ -32,7 +32,6 @@ CLAIM_MAX = 64 * 1024  # the longest command line a spare takes (spare.c CLAIM_M
 _lock = threading.Lock()
 _waiting: Optional["Spare"] = None  # this process's spare, not yet claimed
 _one_shot = 0  # > 0: inside one_shot(), no spare is started
-_last_network: Tuple[str, ...] = ()  # the network filter options the last create asked for (start)
 # Held from a spare's socketpair until its Spare is tracked (_fork), and by every os.fork() meanwhile: a child
 # forked by another thread in between would keep an untracked copy of our end, and the spare would outlive us.
 _starting = threading.Lock()
@@ -124,18 +123,11 @@ def _let_go() -> Optional[Spare]:
     return spare
 
 
-def start(supervisor: str, identity: Sequence[str], signals: Sequence[int], namespaces: bool = True,
-          network: Sequence[str] = ()) -> Optional[int]:
+def start(supervisor: str, identity: Sequence[str], signals: Sequence[int], namespaces: bool = True) -> Optional[int]:
     """Starts this process's next spare, unless one waits or spares are off; its pid (a child of ours, for
     the caller to reap), or None. `signals`: blocked and at their default action, as for a supervisor.
-    `namespaces`: whether it makes them ahead (not where the runner child must: spare.h). `network`: the egress
-    filter it loads into its network namespace (--net-filter, --net-rules, --net-host-max), which serves a claim
-    that asks for the same; no part of what a claim must match to take the spare. Loaded only after two creates
-    in a row asked for it: a caller that alternates kinds of network would waste the load and the namespace (a
-    claim for another network gets a fresh one) on every create."""
-    global _waiting, _last_network
-    with _lock:
-        repeated, _last_network = tuple(network) == _last_network, tuple(network)
+    `namespaces`: whether it makes them ahead (not where the runner child must: spare.h)."""
+    global _waiting
     if not settings.warm_spare() or _one_shot or _waiting is not None:
         return None
     inherited = _inherited()
@@ -145,8 +137,7 @@ def start(supervisor: str, identity: Sequence[str], signals: Sequence[int], name
         except OSError:
             return None  # out of descriptors: a head start for the next create, never this one's failure
         try:
-            argv = [supervisor, "--spare", "--room", " " * ROOM,
-                    *((network if repeated else []) if namespaces else ["--no-namespaces"])]
+            argv = [supervisor, "--spare", "--room", " " * ROOM, *([] if namespaces else ["--no-namespaces"])]
             pid = os.posix_spawn(supervisor, [*argv, *identity],
                                  settings.HOST_ENV, setsid=True, setsigmask=signals, setsigdef=signals,
                                  file_actions=[(os.POSIX_SPAWN_DUP2, its.fileno(), 0),
