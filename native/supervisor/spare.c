@@ -10,7 +10,7 @@
 #include <stdlib.h>       /* calloc, exit */
 #include <string.h>       /* memcpy, memset, strcmp, strdup, strlen */
 #include <sys/signalfd.h> /* signalfd */
-#include <sys/socket.h>   /* recvmsg, CMSG_* */
+#include <sys/socket.h>   /* recvmsg, send, CMSG_* */
 #include <unistd.h>       /* close, close_range, dup2 */
 
 #include "fds.h"
@@ -234,6 +234,8 @@ char **spare_wait(char **argv, struct spare *s)
   int fds[CLAIM_FDS_MAX], nfds;
   size_t len;
   char *claim = receive_claim(ctl, fds, &nfds, &len);
+  /* Taken, before anything starts: a creator that finds us ended must not start the sandbox again. */
+  (void)send(ctl, "t", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
   close(ctl);
   place(fds, nfds);
   name_claim(argv, claim, len);

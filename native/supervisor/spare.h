@@ -10,7 +10,9 @@
  * SOCK_SEQPACKET socket, for one message: a supervisor's whole command line
  * (argv[0] first, each word NUL-ended) with the descriptors fds.h gives a
  * supervisor, in this order: 0, 1 (which is 2 too), 3, 4, 5, 8 and, if sent,
- * 9.  It puts them in place and goes on as that supervisor.  End of file first
+ * 9.  It answers one byte, 't' (taken), puts them in place and goes on as
+ * that supervisor: a creator that finds it already ended (a sandbox that ran
+ * and exited at once) tells so from one that died before taking the claim.  End of file first
  * (its creator is gone, or let it go), or SIGTERM, SIGINT or SIGHUP while no
  * claim is there to read: it exits, having started nothing.  One that comes
  * with the claim (a terminate() right after the create) stays pending for the

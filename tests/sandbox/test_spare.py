@@ -7,6 +7,7 @@ its creator, in a fork's child and when let go, and a create whose spare is gone
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -180,3 +181,34 @@ def test_no_spare_when_turned_off_or_one_shot(sandboxes, monkeypatch):
     with spare.one_shot():
         assert sandboxes()._record.supervisor.pid == waiting.pid  # takes it; starts none
         assert spare._waiting is None
+
+
+# A stand-in for a spare (spare.h): takes the claim and answers 't', or takes nothing; then ends at once.
+STAND_IN = """
+import socket, sys
+s = socket.socket(fileno=0)
+if sys.argv[1] == "takes":
+    s.recvmsg(65536, 4096)
+    s.send(b"t")
+"""
+
+
+@pytest.mark.parametrize("takes", [True, False])
+def test_a_spare_that_took_its_claim_and_ended_is_not_replaced(takes, monkeypatch):
+    # A spare that took the claim and ran its sandbox to the end before the creator looked (`sh -c "exit 3"` on a
+    # loaded host) read as one that died without it: the create spawned a second supervisor for the same sandbox,
+    # which found the cgroup the first had removed and recorded the sandbox as failed (test_19's soak, session 17).
+    ours, its = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    stand_in = subprocess.Popen([sys.executable, "-c", STAND_IN, "takes" if takes else "dies"], stdin=its.fileno())
+    its.close()
+    waiting = spare.Spare(stand_in.pid, ("stand-in",), ours, (), os.pidfd_open(stand_in.pid))
+    looked = spare.Spare._exited
+    monkeypatch.setattr(spare.Spare, "_exited", lambda self: stand_in.wait(timeout=30) is not None and looked(self))
+    if not takes:
+        stand_in.wait(timeout=30)
+    fds = [os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC) for _ in range(6)]
+    try:
+        assert waiting.claim(["sandbox-supervisor", "--dir", "/nonexistent"], fds) is takes
+    finally:
+        for fd in fds:
+            os.close(fd)
