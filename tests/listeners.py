@@ -52,16 +52,21 @@ class Listener:
             return self.accepted
 
     def close(self):
-        # Wake the thread before the close: close(2) does not end an accept(2) blocked in another thread,
-        # which would wait on for ever, and a signal that interrupts it (a SIGCHLD, handed to it while the
-        # main thread blocks every signal in posix_spawn) restarts it on the same fd number, by then another
-        # socket's: a later sandbox's agent.sock listener (launch._spawn), whose first exec it took and closed.
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)  # accept(2) fails at once (EINVAL): _serve returns
-        self._thread.join(timeout=5)
-        self.sock.close()
+        stop_serving(self.sock, self._thread)
         if isinstance(self.address, str) and self.address.startswith("/"):
             os.unlink(self.address)
+
+
+def stop_serving(sock, thread):
+    """Ends `thread`'s accept loop on the listening `sock`, then closes it. The thread is woken first: close(2)
+    does not end an accept(2) blocked in another thread, which would wait on for ever, and a signal that
+    interrupts it (a SIGCHLD, handed to it while the main thread blocks every signal in posix_spawn) restarts it
+    on the same fd number, by then another socket's: a later sandbox's agent.sock listener (launch._spawn), whose
+    first exec it took and closed."""
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)  # accept(2) fails at once (EINVAL): the loop ends
+    thread.join(timeout=5)
+    sock.close()
 
 
 # TCP connections from inside a sandbox, all at once: a refusal under gVisor is a connection that times out

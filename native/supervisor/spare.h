@@ -12,11 +12,11 @@
  * supervisor, in this order: 0, 1 (which is 2 too), 3, 4, 5, 8 and, if sent,
  * 9.  It answers one byte, 't' (taken), puts them in place and goes on as
  * that supervisor: a creator that finds it already ended (a sandbox that ran
- * and exited at once) tells so from one that died before taking the claim.  End of file first
- * (its creator is gone, or let it go), or SIGTERM, SIGINT or SIGHUP while no
- * claim is there to read: it exits, having started nothing.  One that comes
- * with the claim (a terminate() right after the create) stays pending for the
- * supervisor it becomes.
+ * and exited at once) tells so from one that died before taking the claim.
+ * End of file first (its creator is gone, or let it go), or SIGTERM, SIGINT
+ * or SIGHUP while no claim is there to read: it exits, having started
+ * nothing.  One that comes with the claim (a terminate() right after the
+ * create) stays pending for the supervisor it becomes.
  *
  * --room: its length is the room for that command line in /proc/PID/cmdline,
  * where ps and the tests find a supervisor's sandbox (its --dir); a longer one

@@ -25,6 +25,7 @@ import threading
 from typing import Iterator, Optional, Sequence, Tuple
 
 from .. import _fork, settings
+from .._state.files import read_whole
 
 ROOM = 16384  # bytes of /proc/PID/cmdline the claim's command line may fill (spare.h --room)
 CLAIM_MAX = 64 * 1024  # the longest command line a spare takes (spare.c CLAIM_MAX)
@@ -175,7 +176,6 @@ def start(supervisor: str, identity: Sequence[str], signals: Sequence[int], name
 _STATUS_INHERITED = frozenset([b"Umask", b"Uid", b"Gid", b"Groups", b"CapInh", b"CapPrm", b"CapEff", b"CapBnd",
                                b"CapAmb", b"SigIgn", b"NoNewPrivs", b"Seccomp", b"Seccomp_filters",
                                b"Cpus_allowed_list", b"Mems_allowed_list"])
-_PROC_READ_MAX = 1 << 16  # a /proc file below is a few KiB; one read() takes it whole
 
 
 def _inherited() -> Tuple[object, ...]:
@@ -186,21 +186,12 @@ def _inherited() -> Tuple[object, ...]:
     a fresh supervisor would take the caller's new ones (tests/security/test_65_red15_spare_stale_inheritance.py).
     Unreadable: a value no spare has."""
     try:
-        status = tuple(line for line in _read_proc("/proc/thread-self/status").splitlines()
+        status = tuple(line for line in read_whole("/proc/thread-self/status").splitlines()
                        if line.partition(b":")[0] in _STATUS_INHERITED)
-        return (*status, *map(_read_proc, ("/proc/self/limits", "/proc/self/cgroup", "/proc/self/oom_score_adj")),
+        return (*status, *map(read_whole, ("/proc/self/limits", "/proc/self/cgroup", "/proc/self/oom_score_adj")),
                 os.getpriority(os.PRIO_PROCESS, 0))
     except OSError as exc:
         return ("unreadable", str(exc), str(object()))
-
-
-def _read_proc(path: str) -> bytes:
-    """A /proc file of this process, raw (twice per create: no text layer, no buffering)."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        return os.read(fd, _PROC_READ_MAX)
-    finally:
-        os.close(fd)
 
 
 @atexit.register

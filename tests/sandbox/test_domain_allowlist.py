@@ -15,7 +15,7 @@ from pysandbox.exception import InvalidError
 from pysandbox.runtime import netplan
 
 from ..dnsserver import DNSServer
-from ..listeners import Listener, connect_all_from, connect_from, host_address, refused
+from ..listeners import Listener, connect_all_from, connect_from, host_address, refused, stop_serving
 
 pytestmark = [pytest.mark.rootless, pytest.mark.gvisor]
 
@@ -149,12 +149,7 @@ def echo():
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     yield sock.getsockname()[1]
-    try:
-        sock.shutdown(socket.SHUT_RDWR)  # wakes serve's accept (tests/listeners.py, Listener.close)
-    except OSError:
-        pass
-    thread.join(timeout=5)
-    sock.close()
+    stop_serving(sock, thread)
 
 
 def test_changing_the_policy_at_run_time(sandboxes, dns, server, echo, runner):
